@@ -1,0 +1,571 @@
+'use strict';
+// warren interop scenarios 01..15 with amqplib (promise API).
+// stdout: exactly one line per scenario; everything else goes to stderr.
+
+const amqp = require('amqplib');
+const crypto = require('node:crypto');
+const assert = require('node:assert/strict');
+
+const URL_ARG = process.argv[2] || 'amqp://guest:guest@127.0.0.1:5682/%2f';
+const ONLY = process.argv.slice(3); // optional scenario numbers to run
+const TIMEOUT_MS = 20000;
+const P = 'interop.node.';
+const RUN_ID = `${process.pid}.${Date.now() % 100000}`;
+
+const log = (...a) => console.error('[node]', ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Every connection opened by the current scenario, so a timeout can tear them down.
+let openConns = [];
+
+function withQuery(url, extra) {
+  const u = new URL(url);
+  for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, String(v));
+  return u.toString();
+}
+
+async function connect(extra = {}) {
+  const conn = await amqp.connect(withQuery(URL_ARG, extra));
+  conn.on('error', (e) => log('connection error:', e.message));
+  openConns.push(conn);
+  return conn;
+}
+
+async function channel(conn, confirm = false) {
+  const ch = confirm ? await conn.createConfirmChannel() : await conn.createChannel();
+  ch.on('error', (e) => log('channel error:', e.message));
+  return ch;
+}
+
+async function closeAll() {
+  const conns = openConns;
+  openConns = [];
+  for (const c of conns) {
+    try {
+      await Promise.race([c.close(), sleep(2000)]);
+    } catch (_e) {
+      /* already closed */
+    }
+    try {
+      c.connection.stream.destroy();
+    } catch (_e) {
+      /* ignore */
+    }
+  }
+}
+
+// Resolves when pred() becomes true, polling; rejects after ms.
+async function waitFor(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+// Drain a queue with basic.get, returning bodies as strings.
+async function drain(ch, q) {
+  const out = [];
+  for (let i = 0; i < 1000; i++) {
+    const m = await ch.get(q, { noAck: true });
+    if (m === false) break;
+    out.push(m.content.toString());
+  }
+  return out.sort();
+}
+
+const scenarios = {};
+
+// 01 connect
+scenarios['01'] = async () => {
+  const conn = await connect({ heartbeat: 10, frameMax: 65536 });
+  const c = conn.connection;
+  assert.equal(c.heartbeat, 10, `negotiated heartbeat ${c.heartbeat}`);
+  assert.equal(c.frameMax, 65536, `negotiated frameMax ${c.frameMax}`);
+  log('01 server properties:', JSON.stringify(c.serverProperties));
+  const ch = await channel(conn);
+  await ch.close();
+  await conn.close();
+};
+
+// 02 declare / publish / get
+scenarios['02'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const q = `${P}02.q`;
+  const ok = await ch.assertQueue(q, { exclusive: true });
+  assert.equal(ok.queue, q);
+  assert.equal(ok.messageCount, 0);
+  ch.sendToQueue(q, Buffer.from('hello 02'));
+  ch.sendToQueue(q, Buffer.from('second 02'));
+  const m = await ch.get(q, { noAck: false });
+  assert.ok(m, 'first get returned empty');
+  assert.equal(m.content.toString(), 'hello 02');
+  assert.equal(m.fields.routingKey, q);
+  assert.equal(m.fields.exchange, '');
+  assert.equal(m.fields.redelivered, false);
+  assert.equal(m.fields.messageCount, 1, `message_count ${m.fields.messageCount}`);
+  ch.ack(m);
+  const m2 = await ch.get(q, { noAck: true });
+  assert.ok(m2, 'second get returned empty');
+  assert.equal(m2.content.toString(), 'second 02');
+  assert.equal(m2.fields.messageCount, 0);
+  const m3 = await ch.get(q);
+  assert.equal(m3, false, 'expected get-empty');
+  const del = await ch.deleteQueue(q);
+  assert.equal(del.messageCount, 0);
+  await conn.close();
+};
+
+// 03 consume with manual ack
+scenarios['03'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const q = `${P}03.q`;
+  await ch.assertQueue(q, { exclusive: true });
+  for (let i = 0; i < 10; i++) ch.sendToQueue(q, Buffer.from(`m${i}`));
+  const got = [];
+  const { consumerTag } = await ch.consume(
+    q,
+    (msg) => {
+      if (msg === null) return;
+      got.push(msg.content.toString());
+      ch.ack(msg);
+    },
+    { noAck: false },
+  );
+  await waitFor(() => got.length >= 10, 10000, '10 deliveries');
+  await sleep(100);
+  assert.deepEqual(
+    got,
+    Array.from({ length: 10 }, (_, i) => `m${i}`),
+  );
+  await ch.cancel(consumerTag);
+  const chk = await ch.checkQueue(q);
+  assert.equal(chk.messageCount, 0, `passive declare shows ${chk.messageCount}`);
+  assert.equal(chk.consumerCount, 0);
+  await conn.close();
+};
+
+// 04 fanout to three queues
+scenarios['04'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn, true);
+  const ex = `${P}04.fanout`;
+  await ch.assertExchange(ex, 'fanout', { durable: false, autoDelete: false });
+  const qs = [1, 2, 3].map((i) => `${P}04.q${i}`);
+  for (const q of qs) {
+    await ch.assertQueue(q, { exclusive: true });
+    await ch.bindQueue(q, ex, 'ignored');
+  }
+  ch.publish(ex, 'whatever', Buffer.from('fan 04'));
+  await ch.waitForConfirms();
+  for (const q of qs) {
+    const m = await ch.get(q, { noAck: true });
+    assert.ok(m, `queue ${q} empty`);
+    assert.equal(m.content.toString(), 'fan 04');
+    assert.equal(m.fields.exchange, ex);
+    assert.equal(m.fields.routingKey, 'whatever');
+    assert.equal(await ch.get(q), false, `queue ${q} has more than one`);
+  }
+  await ch.deleteExchange(ex);
+  await conn.close();
+};
+
+// 05 topic routing
+scenarios['05'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn, true);
+  const ex = `${P}05.topic`;
+  await ch.assertExchange(ex, 'topic', { durable: false });
+  const bindings = { q1: 'a.*', q2: 'a.#', q3: '#.z', q4: '*.b.*' };
+  for (const [name, pat] of Object.entries(bindings)) {
+    await ch.assertQueue(`${P}05.${name}`, { exclusive: true });
+    await ch.bindQueue(`${P}05.${name}`, ex, pat);
+  }
+  const keys = ['a.b', 'a.b.c', 'x.y.z', 'a', 'q.b.r', 'z', 'a.z', 'b.a', 'a.b.z'];
+  for (const k of keys) ch.publish(ex, k, Buffer.from(k));
+  await ch.waitForConfirms();
+  const expected = {
+    q1: ['a.b', 'a.z'],
+    q2: ['a', 'a.b', 'a.b.c', 'a.b.z', 'a.z'],
+    q3: ['a.b.z', 'a.z', 'x.y.z', 'z'],
+    q4: ['a.b.c', 'a.b.z', 'q.b.r'],
+  };
+  for (const name of Object.keys(bindings)) {
+    const got = await drain(ch, `${P}05.${name}`);
+    assert.deepEqual(got, expected[name].slice().sort(), `${name} (${bindings[name]}) got ${got}`);
+  }
+  await ch.deleteExchange(ex);
+  await conn.close();
+};
+
+// 06 headers routing
+scenarios['06'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn, true);
+  const ex = `${P}06.headers`;
+  await ch.assertExchange(ex, 'headers', { durable: false });
+  const qAll = `${P}06.all`;
+  const qAny = `${P}06.any`;
+  const qAllEmpty = `${P}06.allempty`;
+  await ch.assertQueue(qAll, { exclusive: true });
+  await ch.assertQueue(qAny, { exclusive: true });
+  await ch.assertQueue(qAllEmpty, { exclusive: true });
+  await ch.bindQueue(qAll, ex, '', { 'x-match': 'all', format: 'pdf', type: 'report' });
+  await ch.bindQueue(qAny, ex, '', { 'x-match': 'any', format: 'pdf', type: 'report' });
+  // x-match all with no other keys matches every message
+  await ch.bindQueue(qAllEmpty, ex, '', { 'x-match': 'all' });
+  const msgs = {
+    m1: { format: 'pdf', type: 'report' },
+    m2: { format: 'pdf', type: 'log' },
+    m3: { format: 'zip', type: 'log' },
+    m4: { format: 'pdf' },
+    m5: { format: 'pdf', type: 'report', extra: 1 },
+    m6: undefined,
+    m7: { type: 'report' },
+  };
+  for (const [body, headers] of Object.entries(msgs)) {
+    ch.publish(ex, 'rk', Buffer.from(body), headers ? { headers } : {});
+  }
+  await ch.waitForConfirms();
+  assert.deepEqual(await drain(ch, qAll), ['m1', 'm5'], 'x-match all');
+  assert.deepEqual(await drain(ch, qAny), ['m1', 'm2', 'm4', 'm5', 'm7'], 'x-match any');
+  assert.deepEqual(await drain(ch, qAllEmpty), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'], 'x-match all (no keys)');
+  await ch.deleteExchange(ex);
+  await conn.close();
+};
+
+// 07 publisher confirms
+scenarios['07'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn, true);
+  const q = `${P}07.q`;
+  await ch.assertQueue(q, { exclusive: true });
+  let acks = 0;
+  let nacks = 0;
+  let acked = 0; // via callbacks
+  let multiples = 0;
+  ch.on('ack', (f) => {
+    acks++;
+    if (f.multiple) multiples++;
+  });
+  ch.on('nack', () => nacks++);
+  const N = 1000;
+  for (let i = 0; i < N; i++) {
+    ch.sendToQueue(q, Buffer.from(`c${i}`), {}, (err) => {
+      if (err) nacks++;
+      else acked++;
+    });
+  }
+  await ch.waitForConfirms();
+  assert.equal(nacks, 0, `${nacks} nacks`);
+  assert.equal(acked, N, `${acked} of ${N} confirmed`);
+  log(`07 ${acks} basic.ack frames (${multiples} with multiple=true) for ${N} messages`);
+  const chk = await ch.checkQueue(q);
+  assert.equal(chk.messageCount, N);
+  await conn.close();
+};
+
+// 08 transactions
+scenarios['08'] = null; // n/a: see NA below
+
+// 09 reject / nack with requeue
+scenarios['09'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const q = `${P}09.q`;
+  await ch.assertQueue(q, { exclusive: true });
+  ch.sendToQueue(q, Buffer.from('requeue me'));
+  const seen = [];
+  await ch.consume(
+    q,
+    (msg) => {
+      if (msg === null) return;
+      seen.push({ body: msg.content.toString(), redelivered: msg.fields.redelivered });
+      if (seen.length === 1) ch.reject(msg, true);
+      else if (seen.length === 2) ch.nack(msg, false, true);
+      else ch.ack(msg);
+    },
+    { noAck: false },
+  );
+  await waitFor(() => seen.length >= 3, 10000, '3 deliveries');
+  await sleep(300);
+  assert.equal(seen.length, 3, `${seen.length} deliveries`);
+  assert.deepEqual(seen, [
+    { body: 'requeue me', redelivered: false },
+    { body: 'requeue me', redelivered: true },
+    { body: 'requeue me', redelivered: true },
+  ]);
+  const chk = await ch.checkQueue(q);
+  assert.equal(chk.messageCount, 0);
+  await conn.close();
+};
+
+// 10 mandatory unroutable
+scenarios['10'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const ex = `${P}10.direct`;
+  await ch.assertExchange(ex, 'direct', { durable: false });
+  let returned = null;
+  ch.on('return', (m) => {
+    returned = m;
+  });
+  const body = Buffer.from('nobody wants me');
+  ch.publish(ex, 'no.such.key', body, { mandatory: true, messageId: 'r10' });
+  await waitFor(() => returned !== null, 10000, 'basic.return');
+  assert.equal(returned.fields.replyCode, 312);
+  assert.equal(returned.fields.replyText, 'NO_ROUTE');
+  assert.equal(returned.fields.exchange, ex);
+  assert.equal(returned.fields.routingKey, 'no.such.key');
+  assert.ok(returned.content.equals(body), 'returned body differs');
+  assert.equal(returned.properties.messageId, 'r10');
+  await ch.deleteExchange(ex);
+  await conn.close();
+};
+
+// 11 passive declare of a missing queue
+scenarios['11'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  let closed = false;
+  ch.on('close', () => {
+    closed = true;
+  });
+  const missing = `${P}11.missing.${RUN_ID}`;
+  let err = null;
+  try {
+    await ch.checkQueue(missing);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, 'passive declare of a missing queue succeeded');
+  log('11 error:', err.message);
+  assert.equal(err.code, 404, `code ${err.code}`);
+  assert.ok(err.message.includes(`NOT_FOUND - no queue '${missing}'`), `message: ${err.message}`);
+  await waitFor(() => closed, 5000, 'channel close');
+  const ch2 = await channel(conn);
+  const q = `${P}11.q`;
+  await ch2.assertQueue(q, { exclusive: true });
+  ch2.sendToQueue(q, Buffer.from('after 404'));
+  const m = await ch2.get(q, { noAck: true });
+  assert.ok(m && m.content.toString() === 'after 404', 'new channel could not use queue');
+  await conn.close();
+};
+
+// 12 10 MiB message
+scenarios['12'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const q = `${P}12.q`;
+  await ch.assertQueue(q, { exclusive: true });
+  const body = crypto.randomBytes(10 * 1024 * 1024);
+  ch.sendToQueue(q, body);
+  let m = false;
+  for (let i = 0; i < 200 && m === false; i++) {
+    m = await ch.get(q, { noAck: true });
+    if (m === false) await sleep(50);
+  }
+  assert.ok(m, 'big message never arrived');
+  assert.equal(m.content.length, body.length);
+  assert.ok(m.content.equals(body), 'body differs');
+  await conn.close();
+};
+
+// 13 RPC over direct reply-to
+scenarios['13'] = async () => {
+  const reqConn = await connect();
+  const srvConn = await connect();
+  const srvCh = await channel(srvConn);
+  const reqCh = await channel(reqConn);
+  const sq = `${P}13.rpc`;
+  await srvCh.assertQueue(sq, { exclusive: true });
+  let seenReplyTo = null;
+  await srvCh.consume(
+    sq,
+    (msg) => {
+      if (msg === null) return;
+      seenReplyTo = msg.properties.replyTo;
+      srvCh.publish('', msg.properties.replyTo, Buffer.from(`reply to ${msg.content.toString()}`), {
+        correlationId: msg.properties.correlationId,
+      });
+      srvCh.ack(msg);
+    },
+    { noAck: false },
+  );
+  let reply = null;
+  await reqCh.consume(
+    'amq.rabbitmq.reply-to',
+    (msg) => {
+      if (msg !== null) reply = msg;
+    },
+    { noAck: true },
+  );
+  const corr = `corr-${RUN_ID}`;
+  reqCh.sendToQueue(sq, Buffer.from('ping'), { replyTo: 'amq.rabbitmq.reply-to', correlationId: corr });
+  await waitFor(() => reply !== null, 10000, 'rpc reply');
+  log('13 responder saw reply_to =', seenReplyTo);
+  assert.ok(seenReplyTo.startsWith('amq.rabbitmq.reply-to.'), `reply_to ${seenReplyTo}`);
+  assert.equal(reply.properties.correlationId, corr);
+  assert.equal(reply.content.toString(), 'reply to ping');
+  await reqConn.close();
+  await srvConn.close();
+};
+
+// 14 prefetch
+scenarios['14'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const q = `${P}14.q`;
+  await ch.assertQueue(q, { exclusive: true });
+  await ch.prefetch(5);
+  for (let i = 0; i < 20; i++) ch.sendToQueue(q, Buffer.from(`p${i}`));
+  const got = [];
+  await ch.consume(
+    q,
+    (msg) => {
+      if (msg !== null) got.push(msg);
+    },
+    { noAck: false },
+  );
+  await waitFor(() => got.length >= 5, 10000, '5 deliveries');
+  await sleep(500);
+  assert.equal(got.length, 5, `${got.length} unacked deliveries with prefetch 5`);
+  ch.ack(got[4], true);
+  await waitFor(() => got.length >= 10, 10000, 'next 5 deliveries');
+  await sleep(500);
+  assert.equal(got.length, 10, `${got.length} deliveries after acking 5`);
+  assert.deepEqual(
+    got.map((m) => m.content.toString()),
+    Array.from({ length: 10 }, (_, i) => `p${i}`),
+  );
+  await conn.close();
+};
+
+// 15 properties and headers round-trip
+scenarios['15'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const q = `${P}15.q`;
+  await ch.assertQueue(q, { exclusive: true });
+  const headers = {
+    str: 'hello ✓',
+    empty: '',
+    i8: { '!': 'int8', value: -100 },
+    u8: { '!': 'uint8', value: 200 },
+    i16: { '!': 'int16', value: -30000 },
+    u16: { '!': 'uint16', value: 60000 },
+    i32: { '!': 'int32', value: -2000000000 },
+    u32: { '!': 'uint32', value: 4000000000 },
+    i64: { '!': 'int64', value: -1234567890123 },
+    boolT: true,
+    boolF: false,
+    flt: { '!': 'float', value: 1.5 },
+    dbl: { '!': 'double', value: 3.141592653589793 },
+    dec: { '!': 'decimal', value: { places: 2, digits: 12345 } },
+    ts: { '!': 'timestamp', value: 1700000000 },
+    table: { inner: 'x', n: 42, deeper: { z: true } },
+    array: ['a', 1, true, null, { k: 'v' }, [1, 2]],
+    nul: null,
+    bytes: Buffer.from([0, 1, 2, 254, 255]),
+  };
+  const props = {
+    contentType: 'application/octet-stream',
+    contentEncoding: 'identity',
+    headers,
+    deliveryMode: 2,
+    priority: 7,
+    correlationId: 'corr-15',
+    replyTo: 'reply.queue.15',
+    expiration: '600000',
+    messageId: 'msg-15',
+    timestamp: 1700000001,
+    type: 'interop.type',
+    userId: 'guest',
+    appId: 'interop.node',
+    // clusterId: amqplib hard-codes it to undefined on publish
+  };
+  const body = Buffer.from('properties 15');
+  ch.sendToQueue(q, body, props);
+  const m = await ch.get(q, { noAck: true });
+  assert.ok(m, 'message not found');
+  assert.ok(m.content.equals(body));
+  const p = m.properties;
+  for (const k of Object.keys(props)) {
+    if (k === 'headers') continue;
+    assert.deepEqual(p[k], props[k], `property ${k}: ${JSON.stringify(p[k])}`);
+  }
+  assert.equal(p.clusterId, undefined);
+  const expectedHeaders = {
+    str: 'hello ✓',
+    empty: '',
+    i8: -100,
+    u8: 200,
+    i16: -30000,
+    u16: 60000,
+    i32: -2000000000,
+    u32: 4000000000,
+    i64: -1234567890123,
+    boolT: true,
+    boolF: false,
+    flt: 1.5,
+    dbl: 3.141592653589793,
+    dec: { '!': 'decimal', value: { places: 2, digits: 12345 } },
+    ts: { '!': 'timestamp', value: 1700000000 },
+    table: { inner: 'x', n: 42, deeper: { z: true } },
+    array: ['a', 1, true, null, { k: 'v' }, [1, 2]],
+    nul: null,
+    bytes: Buffer.from([0, 1, 2, 254, 255]),
+  };
+  const gotH = { ...p.headers };
+  for (const k of Object.keys(gotH)) if (Buffer.isBuffer(gotH[k])) gotH[k] = Buffer.from(gotH[k]);
+  assert.deepEqual(Object.keys(gotH).sort(), Object.keys(expectedHeaders).sort(), 'header keys');
+  for (const k of Object.keys(expectedHeaders)) {
+    assert.deepEqual(gotH[k], expectedHeaders[k], `header ${k}: ${JSON.stringify(gotH[k])}`);
+  }
+  await conn.close();
+};
+
+const NA = {
+  '08': 'amqplib has no transaction API (tx.select/commit/rollback are not exposed)',
+};
+
+function shortReason(e) {
+  let s = e && e.message ? e.message : String(e);
+  s = s.replace(/\s+/g, ' ').trim();
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
+}
+
+async function runOne(num) {
+  if (NA[num]) return `${num} n/a ${NA[num]}`;
+  let timer;
+  try {
+    await Promise.race([
+      scenarios[num](),
+      new Promise((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`timeout after ${TIMEOUT_MS / 1000}s`)), TIMEOUT_MS);
+      }),
+    ]);
+    return `${num} pass`;
+  } catch (e) {
+    log(`${num} failed:`, e && e.stack ? e.stack : e);
+    return `${num} FAIL ${shortReason(e)}`;
+  } finally {
+    clearTimeout(timer);
+    await closeAll();
+  }
+}
+
+process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.message ? e.message : e));
+process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
+
+(async () => {
+  const nums = Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0'));
+  for (const n of nums) {
+    if (ONLY.length && !ONLY.includes(n)) continue;
+    const line = await runOne(n);
+    process.stdout.write(`${line}\n`);
+  }
+  process.exit(0);
+})();
