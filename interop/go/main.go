@@ -974,13 +974,13 @@ func s15(e *env) error {
 		return errors.New("message not found")
 	}
 	type props struct {
-		ContentType, ContentEncoding      string
-		DeliveryMode, Priority            uint8
+		ContentType, ContentEncoding       string
+		DeliveryMode, Priority             uint8
 		CorrelationId, ReplyTo, Expiration string
-		MessageId                         string
-		Timestamp                         int64
-		Type, UserId, AppId               string
-		Body                              string
+		MessageId                          string
+		Timestamp                          int64
+		Type, UserId, AppId                string
+		Body                               string
 	}
 	want := props{pub.ContentType, pub.ContentEncoding, pub.DeliveryMode, pub.Priority, pub.CorrelationId, pub.ReplyTo,
 		pub.Expiration, pub.MessageId, pub.Timestamp.Unix(), pub.Type, pub.UserId, pub.AppId, string(pub.Body)}
