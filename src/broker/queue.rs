@@ -1,0 +1,259 @@
+//! A queue: its ready messages in order, its consumers in a ring, and dispatch.
+//!
+//! Called by publishing channels (publish), by consuming channels (consume, cancel, get,
+//! settle, requeue) and by the vhost (declare, delete, purge). All state sits behind one
+//! std `Mutex`, held for a few pushes and pops and never across an `.await`; inside it the
+//! only thing done to the outside world is a non-blocking send into a consumer's outbox.
+//! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
+//! locks at once.
+
+use super::consumer::{Consumer, Delivery, Outgoing};
+use super::message::Message;
+use crate::codec::ShortStr;
+use crate::error::Exception;
+use amq_protocol::types::FieldTable;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A message waiting in (or taken from) a queue. `seq` orders the queue: requeued
+/// messages go back to the place their sequence number gives them.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub seq: u64,
+    pub msg: Arc<Message>,
+    pub redelivered: bool,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    pub id: u64,
+    pub name: ShortStr,
+    pub vhost: String,
+    pub durable: bool,
+    /// The connection that declared it exclusive, if it is.
+    pub exclusive_owner: Option<u64>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    ready: VecDeque<Queued>,
+    next_seq: u64,
+    consumers: Vec<Consumer>,
+    next_consumer: usize,
+    deleted: bool,
+}
+
+/// What removing a consumer left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsumerRemoved {
+    NotFound,
+    Removed,
+    /// The last consumer of an auto-delete queue went: the caller deletes the queue.
+    RemovedLastOfAutoDelete,
+}
+
+impl PartialEq for Queue {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Queue {
+    pub fn new(
+        name: ShortStr,
+        vhost: &str,
+        durable: bool,
+        exclusive_owner: Option<u64>,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> Arc<Queue> {
+        Arc::new(Queue {
+            id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            vhost: vhost.to_owned(),
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            state: Mutex::new(QueueState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic while holding this lock would be a bug; the state itself stays
+        // consistent (every mutation is a single push/pop), so keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// RESOURCE_LOCKED unless `connection` may use this queue.
+    pub fn check_exclusive(&self, connection: u64) -> Result<(), Exception> {
+        match self.exclusive_owner {
+            Some(owner) if owner != connection => Err(self.locked()),
+            _ => Ok(()),
+        }
+    }
+
+    /// RabbitMQ's RESOURCE_LOCKED for an exclusive queue used from elsewhere, or declared
+    /// again with another exclusive flag.
+    pub fn locked(&self) -> Exception {
+        Exception::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
+             originally declared on another connection or the exclusive property value does \
+             not match that of the original declaration.",
+            self.name, self.vhost
+        ))
+    }
+
+    /// Enqueues a message and hands it to a consumer if one has credit. Returns false if
+    /// the queue was deleted meanwhile.
+    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) -> bool {
+        let mut st = self.lock();
+        if st.deleted {
+            return false;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.ready.push_back(Queued { seq, msg, redelivered: false });
+        self.dispatch_locked(&mut st);
+        true
+    }
+
+    /// basic.get: the head message and how many remain after it.
+    pub fn get(&self) -> Option<(Queued, u32)> {
+        let mut st = self.lock();
+        let item = st.ready.pop_front()?;
+        Some((item, st.ready.len() as u32))
+    }
+
+    /// Puts messages back where their sequence numbers place them; `redelivered` marks
+    /// those a client has seen. Then feeds consumers.
+    pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = Queued>, redelivered: bool) {
+        let mut st = self.lock();
+        if st.deleted {
+            return;
+        }
+        for mut item in items {
+            item.redelivered |= redelivered;
+            // Requeues are usually of the oldest messages: search from the front.
+            let at = st.ready.partition_point(|q| q.seq < item.seq);
+            st.ready.insert(at, item);
+        }
+        self.dispatch_locked(&mut st);
+    }
+
+    pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), Exception> {
+        let mut st = self.lock();
+        if st.consumers.iter().any(|c| c.exclusive) {
+            return Err(Exception::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.name, self.vhost
+            )));
+        }
+        if consumer.exclusive && !st.consumers.is_empty() {
+            return Err(Exception::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.name, self.vhost
+            )));
+        }
+        st.consumers.push(consumer);
+        self.dispatch_locked(&mut st);
+        Ok(())
+    }
+
+    pub fn remove_consumer(&self, connection: u64, channel: u16, tag: &str) -> ConsumerRemoved {
+        let mut st = self.lock();
+        let Some(at) = st.consumers.iter().position(|c| {
+            c.connection.id == connection && c.info.channel == channel && c.info.tag.as_str() == tag
+        }) else {
+            return ConsumerRemoved::NotFound;
+        };
+        st.consumers.remove(at);
+        if st.next_consumer > at {
+            st.next_consumer -= 1;
+        }
+        if self.auto_delete && st.consumers.is_empty() && !st.deleted {
+            ConsumerRemoved::RemovedLastOfAutoDelete
+        } else {
+            ConsumerRemoved::Removed
+        }
+    }
+
+    /// Feeds consumers that got credit back.
+    pub fn dispatch(self: &Arc<Self>) {
+        let mut st = self.lock();
+        self.dispatch_locked(&mut st);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        while !st.ready.is_empty() && !st.consumers.is_empty() {
+            let n = st.consumers.len();
+            let start = st.next_consumer % n;
+            let Some(idx) = (0..n).map(|i| (start + i) % n).find(|&i| st.consumers[i].try_take_credit())
+            else {
+                return;
+            };
+            st.next_consumer = (idx + 1) % n;
+            let Some(item) = st.ready.pop_front() else { return };
+            let consumer = &st.consumers[idx];
+            let delivery = Delivery { consumer: consumer.info.clone(), queue: self.clone(), item };
+            if let Err(failed) = consumer.connection.outbox.send(Outgoing::Deliver(delivery)) {
+                // The consumer's connection is gone without cancelling: take the message
+                // back and forget the consumer; its connection cleanup finds nothing left.
+                consumer.info.give_back();
+                if let Outgoing::Deliver(d) = failed.0 {
+                    st.ready.push_front(d.item);
+                }
+                st.consumers.remove(idx);
+                st.next_consumer = 0;
+            }
+        }
+    }
+
+    /// Drops every ready message; returns how many there were.
+    pub fn purge(&self) -> u32 {
+        let mut st = self.lock();
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        n
+    }
+
+    pub fn message_count(&self) -> u32 {
+        self.lock().ready.len() as u32
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        self.lock().consumers.len() as u32
+    }
+
+    /// Counts for declare-ok: (messages ready, consumers).
+    pub fn counts(&self) -> (u32, u32) {
+        let st = self.lock();
+        (st.ready.len() as u32, st.consumers.len() as u32)
+    }
+
+    /// Marks the queue deleted, drops its messages and tells its consumers (on other
+    /// connections too) that they are cancelled. Returns the number of messages dropped.
+    pub(super) fn mark_deleted(&self) -> u32 {
+        let mut st = self.lock();
+        st.deleted = true;
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        for c in st.consumers.drain(..) {
+            let _ = c.connection.outbox.send(Outgoing::Cancel {
+                channel: c.info.channel,
+                consumer_tag: c.info.tag.clone(),
+            });
+        }
+        n
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.lock().deleted
+    }
+}

@@ -1,0 +1,472 @@
+//! A virtual host: its topology (exchanges, queues, bindings) and the operations that
+//! change it, with RabbitMQ's checks and reply texts.
+//!
+//! Called by channels. The topology sits behind one std `RwLock`: publishing routes under
+//! the read lock, declares and deletes take the write lock; neither is held across an
+//! `.await` nor while waiting on a queue for long (queue locks are taken inside it only
+//! for short reads and for marking a queue deleted).
+
+use super::exchange::{Exchange, ExchangeKind};
+use super::message::Message;
+use super::queue::Queue;
+use crate::codec::ShortStr;
+use crate::error::Exception;
+use amq_protocol::types::{AMQPValue, FieldTable};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The exchanges every vhost starts with, as RabbitMQ predeclares them.
+const PREDECLARED: [(&str, ExchangeKind); 7] = [
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic),
+];
+
+/// Queue arguments RabbitMQ compares when a queue is declared again.
+const COMPARED_QUEUE_ARGS: [&str; 17] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+];
+
+#[derive(Debug)]
+pub struct VHost {
+    pub name: String,
+    topology: RwLock<Topology>,
+}
+
+#[derive(Debug, Default)]
+struct Topology {
+    exchanges: HashMap<String, Exchange>,
+    queues: HashMap<String, Arc<Queue>>,
+}
+
+/// exchange.declare, as the channel received it.
+#[derive(Debug)]
+pub struct ExchangeDeclare<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: &'a FieldTable,
+}
+
+/// queue.declare, as the channel received it (an empty name already replaced by the
+/// channel's last queue for passive declares).
+#[derive(Debug)]
+pub struct QueueDeclare<'a> {
+    pub name: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: &'a FieldTable,
+}
+
+/// What queue.declare-ok reports.
+#[derive(Debug)]
+pub struct Declared {
+    pub queue: Arc<Queue>,
+    pub message_count: u32,
+    pub consumer_count: u32,
+}
+
+impl VHost {
+    pub fn new(name: &str) -> Self {
+        let mut topology = Topology::default();
+        for (ex, kind) in PREDECLARED {
+            let internal = ex == "amq.rabbitmq.trace";
+            topology
+                .exchanges
+                .insert(ex.to_owned(), Exchange::new(ex, kind, true, false, internal, FieldTable::default()));
+        }
+        VHost { name: name.to_owned(), topology: RwLock::new(topology) }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Topology> {
+        // Poisoning would need a panic inside a short critical section; the topology is
+        // still consistent (each change is made whole before the guard drops).
+        self.topology.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Topology> {
+        self.topology.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn describe_queue(&self, name: &str) -> String {
+        format!("queue '{name}' in vhost '{}'", self.name)
+    }
+
+    fn describe_exchange(&self, name: &str) -> String {
+        format!("exchange '{name}' in vhost '{}'", self.name)
+    }
+
+    fn no_queue(&self, name: &str) -> Exception {
+        Exception::not_found(format!("no queue '{name}' in vhost '{}'", self.name))
+    }
+
+    fn no_exchange(&self, name: &str) -> Exception {
+        Exception::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+    }
+
+    fn default_exchange_refused() -> Exception {
+        Exception::access_refused("operation not permitted on the default exchange")
+    }
+
+    pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
+        let name = canonical_exchange(d.name);
+        if d.passive {
+            if name.is_empty() {
+                return Err(Self::default_exchange_refused());
+            }
+            return if self.read().exchanges.contains_key(name) { Ok(()) } else { Err(self.no_exchange(name)) };
+        }
+        let kind = ExchangeKind::parse(d.kind)
+            .ok_or_else(|| Exception::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
+        if name.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let mut topo = self.write();
+        if let Some(x) = topo.exchanges.get(name) {
+            let fail = |field: &str, received: &dyn std::fmt::Display, current: &dyn std::fmt::Display| {
+                Exception::precondition_failed(format!(
+                    "inequivalent arg '{field}' for {}: received '{received}' but current is '{current}'",
+                    self.describe_exchange(name)
+                ))
+            };
+            if x.kind != kind {
+                return Err(fail("type", &kind.name(), &x.kind.name()));
+            }
+            if x.durable != d.durable {
+                return Err(fail("durable", &d.durable, &x.durable));
+            }
+            if x.auto_delete != d.auto_delete {
+                return Err(fail("auto_delete", &d.auto_delete, &x.auto_delete));
+            }
+            if x.internal != d.internal {
+                return Err(fail("internal", &d.internal, &x.internal));
+            }
+            return assert_args_equivalent(&x.arguments, d.arguments, &["alternate-exchange"], &self.describe_exchange(name));
+        }
+        if name.starts_with("amq.") {
+            return Err(Exception::access_refused(format!(
+                "exchange name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        topo.exchanges.insert(
+            name.to_owned(),
+            Exchange::new(name, kind, d.durable, d.auto_delete, d.internal, d.arguments.clone()),
+        );
+        Ok(())
+    }
+
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
+        let name = canonical_exchange(name);
+        if name.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(Exception::access_refused(format!(
+                "operation not permitted on {}",
+                self.describe_exchange(name)
+            )));
+        }
+        let mut topo = self.write();
+        match topo.exchanges.get(name) {
+            None => Ok(()),
+            Some(x) if if_unused && x.has_bindings() => Err(Exception::precondition_failed(format!(
+                "{} in use",
+                self.describe_exchange(name)
+            ))),
+            Some(_) => {
+                topo.exchanges.remove(name);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn declare_queue(&self, d: &QueueDeclare, connection: u64) -> Result<Declared, Exception> {
+        if d.passive {
+            let queue = self.queue(d.name, connection)?;
+            let (message_count, consumer_count) = queue.counts();
+            return Ok(Declared { queue, message_count, consumer_count });
+        }
+        let generated;
+        let name = if d.name.is_empty() {
+            generated = server_generated_name("amq.gen-");
+            generated.as_str()
+        } else {
+            if d.name.starts_with("amq.") {
+                return Err(Exception::access_refused(format!(
+                    "queue name '{}' contains reserved prefix 'amq.*'",
+                    d.name
+                )));
+            }
+            d.name
+        };
+        let mut topo = self.write();
+        if let Some(queue) = topo.queues.get(name) {
+            let owner = d.exclusive.then_some(connection);
+            if queue.exclusive_owner != owner {
+                return Err(queue.locked());
+            }
+            let describe = self.describe_queue(name);
+            let fail = |field: &str, received: bool, current: bool| {
+                Exception::precondition_failed(format!(
+                    "inequivalent arg '{field}' for {describe}: received '{received}' but current is '{current}'"
+                ))
+            };
+            if queue.durable != d.durable {
+                return Err(fail("durable", d.durable, queue.durable));
+            }
+            if queue.auto_delete != d.auto_delete {
+                return Err(fail("auto_delete", d.auto_delete, queue.auto_delete));
+            }
+            assert_args_equivalent(&queue.arguments, d.arguments, &COMPARED_QUEUE_ARGS, &describe)?;
+            let (message_count, consumer_count) = queue.counts();
+            return Ok(Declared { queue: queue.clone(), message_count, consumer_count });
+        }
+        let queue = Queue::new(
+            ShortStr::from(name),
+            &self.name,
+            d.durable,
+            d.exclusive.then_some(connection),
+            d.auto_delete,
+            d.arguments.clone(),
+        );
+        topo.queues.insert(name.to_owned(), queue.clone());
+        Ok(Declared { queue, message_count: 0, consumer_count: 0 })
+    }
+
+    /// Looks a queue up for use by `connection` (exclusive queues of others are locked).
+    pub fn queue(&self, name: &str, connection: u64) -> Result<Arc<Queue>, Exception> {
+        let queue = self.read().queues.get(name).cloned().ok_or_else(|| self.no_queue(name))?;
+        queue.check_exclusive(connection)?;
+        Ok(queue)
+    }
+
+    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, connection: u64) -> Result<u32, Exception> {
+        let mut topo = self.write();
+        let Some(queue) = topo.queues.get(name).cloned() else { return Ok(0) };
+        queue.check_exclusive(connection)?;
+        let (messages, consumers) = queue.counts();
+        if if_unused && consumers > 0 {
+            return Err(Exception::precondition_failed(format!("{} in use", self.describe_queue(name))));
+        }
+        if if_empty && messages > 0 {
+            return Err(Exception::precondition_failed(format!("{} not empty", self.describe_queue(name))));
+        }
+        Ok(remove_queue_locked(&mut topo, &queue))
+    }
+
+    /// Deletes a queue without conditions (its exclusive owner closed, or the last
+    /// consumer of an auto-delete queue went). Returns how many messages it dropped.
+    pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let mut topo = self.write();
+        match topo.queues.get(queue.name.as_str()) {
+            Some(q) if q.id == queue.id => remove_queue_locked(&mut topo, queue),
+            _ => 0,
+        }
+    }
+
+    pub fn purge_queue(&self, name: &str, connection: u64) -> Result<u32, Exception> {
+        Ok(self.queue(name, connection)?.purge())
+    }
+
+    pub fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: &FieldTable,
+        connection: u64,
+    ) -> Result<(), Exception> {
+        let exchange = canonical_exchange(exchange);
+        if exchange.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let mut topo = self.write();
+        let q = topo.queues.get(queue).cloned().ok_or_else(|| self.no_queue(queue))?;
+        let x = topo.exchanges.get_mut(exchange).ok_or_else(|| self.no_exchange(exchange))?;
+        q.check_exclusive(connection)?;
+        x.bind(&q, key, arguments)
+    }
+
+    pub fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: &FieldTable,
+        connection: u64,
+    ) -> Result<(), Exception> {
+        let exchange = canonical_exchange(exchange);
+        if exchange.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let mut topo = self.write();
+        let q = topo.queues.get(queue).cloned().ok_or_else(|| self.no_queue(queue))?;
+        let x = topo.exchanges.get_mut(exchange).ok_or_else(|| self.no_exchange(exchange))?;
+        q.check_exclusive(connection)?;
+        x.unbind(&q, key, arguments);
+        if x.auto_delete && !x.has_bindings() {
+            topo.exchanges.remove(exchange);
+        }
+        Ok(())
+    }
+
+    /// Routes a message published to `exchange`; `out` gets each target queue once.
+    pub fn route(&self, exchange: &str, msg: &Message, out: &mut Vec<Arc<Queue>>) -> Result<(), Exception> {
+        let exchange = canonical_exchange(exchange);
+        let topo = self.read();
+        if exchange.is_empty() {
+            if let Some(q) = topo.queues.get(msg.routing_key.as_str()) {
+                out.push(q.clone());
+            }
+            return Ok(());
+        }
+        let x = topo.exchanges.get(exchange).ok_or_else(|| self.no_exchange(exchange))?;
+        if x.internal {
+            return Err(Exception::access_refused(format!(
+                "cannot publish to internal {}",
+                self.describe_exchange(exchange)
+            )));
+        }
+        x.route(msg, out);
+        drop(topo);
+        if out.len() > 1 {
+            out.sort_unstable_by_key(|q| q.id);
+            out.dedup_by_key(|q| q.id);
+        }
+        Ok(())
+    }
+
+    pub fn exchange_exists(&self, name: &str) -> bool {
+        self.read().exchanges.contains_key(canonical_exchange(name))
+    }
+}
+
+fn remove_queue_locked(topo: &mut Topology, queue: &Arc<Queue>) -> u32 {
+    topo.queues.remove(queue.name.as_str());
+    let mut emptied = Vec::new();
+    for x in topo.exchanges.values_mut() {
+        if x.remove_queue(queue) > 0 && x.auto_delete && !x.has_bindings() {
+            emptied.push(x.name.clone());
+        }
+    }
+    for name in emptied {
+        topo.exchanges.remove(&name);
+    }
+    queue.mark_deleted()
+}
+
+/// RabbitMQ accepts `amq.default` as another name of the default exchange.
+fn canonical_exchange(name: &str) -> &str {
+    if name == "amq.default" {
+        ""
+    } else {
+        name
+    }
+}
+
+/// `amq.gen-` or `amq.ctag-` followed by 22 URL-safe base64 characters of randomness.
+pub fn server_generated_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let state = std::collections::hash_map::RandomState::new();
+    let mut name = String::with_capacity(prefix.len() + 22);
+    name.push_str(prefix);
+    let mut bits = 0u64;
+    for i in 0..22 {
+        if i % 10 == 0 {
+            let mut h = state.build_hasher();
+            h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+            bits = h.finish();
+        }
+        name.push(ALPHABET[(bits & 63) as usize] as char);
+        bits >>= 6;
+    }
+    name
+}
+
+/// RabbitMQ's argument equivalence: only `keys` are compared; integers of any width are
+/// alike when their values are.
+fn assert_args_equivalent(current: &FieldTable, received: &FieldTable, keys: &[&str], describe: &str) -> Result<(), Exception> {
+    for key in keys {
+        let (cur, new) = (current.inner().get(*key), received.inner().get(*key));
+        let same = match (cur, new) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a == b || matches!((as_int(a), as_int(b)), (Some(x), Some(y)) if x == y),
+            _ => false,
+        };
+        if !same {
+            return Err(Exception::precondition_failed(format!(
+                "inequivalent arg '{key}' for {describe}: received {} but current is {}",
+                describe_value(new),
+                describe_value(cur)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn as_int(v: &AMQPValue) -> Option<i128> {
+    Some(match v {
+        AMQPValue::ShortShortInt(i) => *i as i128,
+        AMQPValue::ShortShortUInt(i) => *i as i128,
+        AMQPValue::ShortInt(i) => *i as i128,
+        AMQPValue::ShortUInt(i) => *i as i128,
+        AMQPValue::LongInt(i) => *i as i128,
+        AMQPValue::LongUInt(i) => *i as i128,
+        AMQPValue::LongLongInt(i) => *i as i128,
+        _ => return None,
+    })
+}
+
+/// How RabbitMQ prints an argument in an inequivalence error.
+fn describe_value(v: Option<&AMQPValue>) -> String {
+    let Some(v) = v else { return "none".to_owned() };
+    let (value, kind) = match v {
+        AMQPValue::Boolean(b) => (b.to_string(), "bool"),
+        AMQPValue::ShortShortInt(i) => (i.to_string(), "byte"),
+        AMQPValue::ShortShortUInt(i) => (i.to_string(), "unsignedbyte"),
+        AMQPValue::ShortInt(i) => (i.to_string(), "short"),
+        AMQPValue::ShortUInt(i) => (i.to_string(), "unsignedshort"),
+        AMQPValue::LongInt(i) => (i.to_string(), "signedint"),
+        AMQPValue::LongUInt(i) => (i.to_string(), "unsignedint"),
+        AMQPValue::LongLongInt(i) => (i.to_string(), "long"),
+        AMQPValue::Float(f) => (f.to_string(), "float"),
+        AMQPValue::Double(f) => (f.to_string(), "double"),
+        AMQPValue::ShortString(s) => (s.to_string(), "shortstr"),
+        AMQPValue::LongString(s) => (String::from_utf8_lossy(s.as_bytes()).into_owned(), "longstr"),
+        AMQPValue::Timestamp(t) => (t.to_string(), "timestamp"),
+        AMQPValue::FieldTable(_) => ("...".to_owned(), "table"),
+        AMQPValue::FieldArray(_) => ("...".to_owned(), "array"),
+        AMQPValue::ByteArray(_) => ("...".to_owned(), "binary"),
+        AMQPValue::DecimalValue(d) => (format!("{d:?}"), "decimal"),
+        AMQPValue::Void => ("undefined".to_owned(), "void"),
+    };
+    format!("the value '{value}' of type '{kind}'")
+}

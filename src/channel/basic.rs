@@ -1,0 +1,208 @@
+//! The basic class on a channel: publish and confirms, qos, consume and cancel, get,
+//! ack / nack / reject and recover.
+//!
+//! Called by `Channel::handle_method` and the content assembler. Publishing routes under
+//! the vhost's read lock, then pushes into each queue; acknowledging gives credit back
+//! and marks the channel so its queues dispatch again after the current batch.
+
+use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx};
+use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
+use crate::broker::message::Message;
+use crate::broker::queue::ConsumerRemoved;
+use crate::broker::vhost::server_generated_name;
+use crate::codec::{self, Publish, ShortStr};
+use crate::error::{Exception, ReplyCode};
+use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
+use bytes::Bytes;
+use std::sync::Arc;
+
+impl Channel {
+    pub(super) fn start_publish(&mut self, publish: Publish) -> Result<(), Exception> {
+        if publish.immediate {
+            return Err(Exception::not_implemented("immediate=true"));
+        }
+        self.content = super::Content::Header(publish);
+        Ok(())
+    }
+
+    /// A whole message arrived: route it, enqueue it, return or confirm it.
+    pub(super) fn publish(&mut self, ctx: &mut Ctx, publish: Publish, properties: Bytes, body: Bytes) -> Result<(), Exception> {
+        let msg = Arc::new(Message {
+            exchange: publish.exchange,
+            routing_key: publish.routing_key,
+            properties,
+            body,
+        });
+        let mut targets = std::mem::take(&mut self.route_buf);
+        let routed = ctx.vhost.route(msg.exchange.as_str(), &msg, &mut targets);
+        if let Err(e) = routed {
+            self.route_buf = targets;
+            return Err(e.on(60, 40));
+        }
+        if targets.is_empty() {
+            if publish.mandatory {
+                codec::encode_return(
+                    ctx.out,
+                    self.id,
+                    ReplyCode::NoRoute as u16,
+                    "NO_ROUTE",
+                    msg.exchange.as_str(),
+                    msg.routing_key.as_str(),
+                );
+                codec::encode_content(ctx.out, self.id, &msg.properties, &msg.body, ctx.frame_max);
+            }
+        } else {
+            for queue in targets.drain(..) {
+                queue.publish(msg.clone());
+            }
+        }
+        self.route_buf = targets;
+        if let Some(confirms) = &mut self.confirms {
+            confirms.pending_ack = Some(confirms.next_seq);
+            confirms.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    pub(super) fn confirm_select(&mut self) {
+        self.confirms.get_or_insert_with(|| Confirms { next_seq: 1, ..Confirms::default() });
+    }
+
+    pub(super) fn qos(&mut self, ctx: &mut Ctx, prefetch_size: u32, prefetch_count: u16, global: bool) -> Result<(), Exception> {
+        if prefetch_size != 0 {
+            return Err(Exception::not_implemented(format!("prefetch_size!=0 ({prefetch_size})")));
+        }
+        if global {
+            self.channel_credit.set_limit(prefetch_count as u32);
+            self.credit_returned = true;
+        } else {
+            self.consumer_prefetch = prefetch_count as u32;
+        }
+        ctx.send(self.id, AMQPClass::Basic(amqp_basic::AMQPMethod::QosOk(amqp_basic::QosOk {})));
+        Ok(())
+    }
+
+    /// The queue an empty name stands for: the last one declared on this channel.
+    pub(super) fn queue_name(&self, name: &str) -> Result<ShortStr, Exception> {
+        if !name.is_empty() {
+            return Ok(ShortStr::from(name));
+        }
+        self.last_queue.clone().ok_or_else(|| Exception::not_found("no previously declared queue"))
+    }
+
+    pub(super) fn consume(&mut self, ctx: &mut Ctx, m: amqp_basic::Consume) -> Result<(), Exception> {
+        let name = self.queue_name(m.queue.as_str())?;
+        let tag = if m.consumer_tag.as_str().is_empty() {
+            ShortStr::from(server_generated_name("amq.ctag-"))
+        } else {
+            ShortStr::from(m.consumer_tag.as_str())
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(Exception::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let queue = ctx.vhost.queue(&name, ctx.connection)?;
+        let limit = if m.no_ack { NO_ACK_WINDOW } else { self.consumer_prefetch };
+        let info = Arc::new(ConsumerInfo {
+            tag: tag.clone(),
+            channel: self.id,
+            no_ack: m.no_ack,
+            credit: Credit::new(limit),
+            channel_credit: self.channel_credit.clone(),
+        });
+        let consumer = Consumer { info: info.clone(), connection: ctx.handle.clone(), exclusive: m.exclusive };
+        queue.add_consumer(consumer)?;
+        // consume-ok still goes out before the first delivery: deliveries wait in the
+        // outbox until the connection drains it, after this handler returns.
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                AMQPClass::Basic(amqp_basic::AMQPMethod::ConsumeOk(amqp_basic::ConsumeOk {
+                    consumer_tag: tag.as_str().into(),
+                })),
+            );
+        }
+        self.consumers.insert(tag, ChannelConsumer { info, queue });
+        Ok(())
+    }
+
+    pub(super) fn cancel(&mut self, ctx: &mut Ctx, m: amqp_basic::Cancel) -> Result<(), Exception> {
+        let tag = m.consumer_tag.as_str();
+        if let Some(c) = self.consumers.remove(tag) {
+            if c.queue.remove_consumer(ctx.connection, self.id, tag) == ConsumerRemoved::RemovedLastOfAutoDelete {
+                ctx.vhost.remove_queue(&c.queue);
+            }
+        }
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                AMQPClass::Basic(amqp_basic::AMQPMethod::CancelOk(amqp_basic::CancelOk {
+                    consumer_tag: m.consumer_tag,
+                })),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn get(&mut self, ctx: &mut Ctx, m: amqp_basic::Get) -> Result<(), Exception> {
+        let name = self.queue_name(m.queue.as_str())?;
+        let queue = ctx.vhost.queue(&name, ctx.connection)?;
+        let Some((item, remaining)) = queue.get() else {
+            ctx.send(self.id, AMQPClass::Basic(amqp_basic::AMQPMethod::GetEmpty(amqp_basic::GetEmpty {})));
+            return Ok(());
+        };
+        let tag = self.next_tag();
+        codec::encode_get_ok(
+            ctx.out,
+            self.id,
+            tag,
+            item.redelivered,
+            item.msg.exchange.as_str(),
+            item.msg.routing_key.as_str(),
+            remaining,
+        );
+        codec::encode_content(ctx.out, self.id, &item.msg.properties, &item.msg.body, ctx.frame_max);
+        if !m.no_ack {
+            self.unacked.push(tag, super::Entry { queue, item, consumer: None });
+        }
+        Ok(())
+    }
+
+    fn unknown_tag(tag: u64) -> Exception {
+        Exception::precondition_failed(format!("unknown delivery tag {tag}"))
+    }
+
+    pub(super) fn ack(&mut self, tag: u64, multiple: bool) -> Result<(), Exception> {
+        let entries = self.unacked.take(tag, multiple).ok_or_else(|| Self::unknown_tag(tag))?;
+        for e in entries {
+            if let Some(c) = &e.consumer {
+                c.give_back();
+                self.credit_returned = true;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn reject(&mut self, tag: u64, multiple: bool, requeue: bool) -> Result<(), Exception> {
+        let entries = self.unacked.take(tag, multiple).ok_or_else(|| Self::unknown_tag(tag))?;
+        self.credit_returned = true;
+        if requeue {
+            requeue_entries(entries);
+        } else {
+            for e in entries {
+                if let Some(c) = &e.consumer {
+                    c.give_back();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn recover(&mut self, requeue: bool) -> Result<(), Exception> {
+        if !requeue {
+            return Err(Exception::not_implemented("requeue=false"));
+        }
+        self.credit_returned = true;
+        requeue_entries(self.unacked.take_all());
+        Ok(())
+    }
+}

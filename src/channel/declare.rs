@@ -1,0 +1,116 @@
+//! The exchange and queue classes on a channel: declare, delete, bind, unbind, purge.
+//!
+//! Called by `Channel::handle_method`; the checks and texts live in the vhost, this file
+//! translates methods to vhost calls and writes the -ok replies (unless nowait).
+
+use super::{Channel, Ctx};
+use crate::broker::vhost::{ExchangeDeclare, QueueDeclare};
+use crate::error::Exception;
+use amq_protocol::protocol::{exchange as amqp_exchange, queue as amqp_queue, AMQPClass};
+
+impl Channel {
+    pub(super) fn exchange_method(&mut self, ctx: &mut Ctx, method: amqp_exchange::AMQPMethod) -> Result<(), Exception> {
+        use amqp_exchange::AMQPMethod as X;
+        let (reply, nowait) = match method {
+            X::Declare(m) => {
+                ctx.vhost.declare_exchange(&ExchangeDeclare {
+                    name: m.exchange.as_str(),
+                    kind: m.kind.as_str(),
+                    passive: m.passive,
+                    durable: m.durable,
+                    auto_delete: m.auto_delete,
+                    internal: m.internal,
+                    arguments: &m.arguments,
+                })?;
+                (X::DeclareOk(amqp_exchange::DeclareOk {}), m.nowait)
+            }
+            X::Delete(m) => {
+                ctx.vhost.delete_exchange(m.exchange.as_str(), m.if_unused)?;
+                (X::DeleteOk(amqp_exchange::DeleteOk {}), m.nowait)
+            }
+            X::Bind(_) | X::Unbind(_) => {
+                return Err(Exception::not_implemented("exchange-to-exchange bindings"))
+            }
+            other => return Err(unexpected(AMQPClass::Exchange(other))),
+        };
+        if !nowait {
+            ctx.send(self.id, AMQPClass::Exchange(reply));
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_method(&mut self, ctx: &mut Ctx, method: amqp_queue::AMQPMethod) -> Result<(), Exception> {
+        use amqp_queue::AMQPMethod as Q;
+        let (reply, nowait) = match method {
+            Q::Declare(m) => {
+                let passive_name;
+                let name = if m.passive && m.queue.as_str().is_empty() {
+                    passive_name = self.queue_name("")?;
+                    passive_name.as_str()
+                } else {
+                    m.queue.as_str()
+                };
+                let declared = ctx.vhost.declare_queue(
+                    &QueueDeclare {
+                        name,
+                        passive: m.passive,
+                        durable: m.durable,
+                        exclusive: m.exclusive,
+                        auto_delete: m.auto_delete,
+                        arguments: &m.arguments,
+                    },
+                    ctx.connection,
+                )?;
+                let queue = declared.queue;
+                if queue.exclusive_owner == Some(ctx.connection)
+                    && !ctx.exclusive_queues.iter().any(|q| q.id == queue.id)
+                {
+                    ctx.exclusive_queues.push(queue.clone());
+                }
+                self.last_queue = Some(queue.name.clone());
+                (
+                    Q::DeclareOk(amqp_queue::DeclareOk {
+                        queue: queue.name.as_str().into(),
+                        message_count: declared.message_count,
+                        consumer_count: declared.consumer_count,
+                    }),
+                    m.nowait,
+                )
+            }
+            Q::Bind(m) => {
+                let name = self.queue_name(m.queue.as_str())?;
+                ctx.vhost.bind_queue(&name, m.exchange.as_str(), m.routing_key.as_str(), &m.arguments, ctx.connection)?;
+                (Q::BindOk(amqp_queue::BindOk {}), m.nowait)
+            }
+            Q::Unbind(m) => {
+                let name = self.queue_name(m.queue.as_str())?;
+                ctx.vhost.unbind_queue(&name, m.exchange.as_str(), m.routing_key.as_str(), &m.arguments, ctx.connection)?;
+                (Q::UnbindOk(amqp_queue::UnbindOk {}), false)
+            }
+            Q::Purge(m) => {
+                let name = self.queue_name(m.queue.as_str())?;
+                let message_count = ctx.vhost.purge_queue(&name, ctx.connection)?;
+                (Q::PurgeOk(amqp_queue::PurgeOk { message_count }), m.nowait)
+            }
+            Q::Delete(m) => {
+                let name = self.queue_name(m.queue.as_str())?;
+                let message_count = ctx.vhost.delete_queue(&name, m.if_unused, m.if_empty, ctx.connection)?;
+                ctx.exclusive_queues.retain(|q| q.name.as_str() != name.as_str());
+                (Q::DeleteOk(amqp_queue::DeleteOk { message_count }), m.nowait)
+            }
+            other => return Err(unexpected(AMQPClass::Queue(other))),
+        };
+        if !nowait {
+            ctx.send(self.id, AMQPClass::Queue(reply));
+        }
+        Ok(())
+    }
+}
+
+fn unexpected(class: AMQPClass) -> Exception {
+    Exception::command_invalid(format!(
+        "method {}.{} is not one a client sends",
+        class.get_amqp_class_id(),
+        class.get_amqp_method_id()
+    ))
+}

@@ -1,0 +1,384 @@
+//! One AMQP channel: its state machine, content assembly, consumers, unacked deliveries
+//! and confirms.
+//!
+//! Owned by its connection task as a plain struct (no lock); the connection hands it each
+//! frame with a `Ctx` that gives access to the vhost and the connection's write buffer.
+//! Handlers return `Result<_, Exception>`; the connection decides what an error closes.
+//! A channel never blocks and never awaits: what it sends is appended to the write buffer
+//! in order, what it asks of other connections goes through their outboxes.
+
+mod basic;
+mod declare;
+mod unacked;
+
+use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
+use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
+use crate::broker::vhost::VHost;
+use crate::codec::{self, Method, Publish, ShortStr};
+use crate::error::Exception;
+use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+pub use unacked::{Entry, Unacked};
+
+/// RabbitMQ's default `max_message_size` (128 MiB).
+pub const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
+
+/// What a channel handler may reach beyond the channel itself.
+pub struct Ctx<'a> {
+    pub connection: u64,
+    pub vhost: &'a Arc<VHost>,
+    pub out: &'a mut BytesMut,
+    pub frame_max: u32,
+    pub handle: &'a ConnectionHandle,
+    /// Exclusive queues this connection declared, deleted when it closes.
+    pub exclusive_queues: &'a mut Vec<Arc<Queue>>,
+}
+
+impl Ctx<'_> {
+    pub fn send(&mut self, channel: u16, method: AMQPClass) {
+        codec::encode_method(self.out, channel, &method);
+    }
+}
+
+/// Where the channel is in assembling a published message.
+#[derive(Debug, Default)]
+enum Content {
+    #[default]
+    Idle,
+    Header(Publish),
+    Body { publish: Publish, properties: Bytes, size: u64, body: Body },
+}
+
+/// Body frames received so far: one frame is kept as is; more are joined.
+#[derive(Debug)]
+enum Body {
+    Empty,
+    One(Bytes),
+    Joined(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len() as u64,
+            Body::Joined(b) => b.len() as u64,
+        }
+    }
+
+    fn push(self, part: Bytes, size: u64) -> Body {
+        match self {
+            Body::Empty => Body::One(part),
+            Body::One(first) => {
+                // A body split over frames is joined once, so that queues and consumers
+                // see one contiguous buffer.
+                let mut joined = BytesMut::with_capacity(size as usize);
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&part);
+                Body::Joined(joined)
+            }
+            Body::Joined(mut joined) => {
+                joined.extend_from_slice(&part);
+                Body::Joined(joined)
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Joined(b) => b.freeze(),
+        }
+    }
+}
+
+/// A consumer as its channel knows it.
+#[derive(Debug)]
+struct ChannelConsumer {
+    info: Arc<ConsumerInfo>,
+    queue: Arc<Queue>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChannelState {
+    Open,
+    /// We sent channel.close and discard everything but close-ok.
+    Closing,
+}
+
+/// Publisher confirm bookkeeping: sequence numbers and confirms not yet written.
+#[derive(Debug, Default)]
+struct Confirms {
+    next_seq: u64,
+    /// The highest sequence number confirmed but not yet sent (sent coalesced).
+    pending_ack: Option<u64>,
+    /// The last sequence number already sent in an ack.
+    acked_upto: u64,
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub id: u16,
+    pub state: ChannelState,
+    content: Content,
+    next_delivery_tag: u64,
+    unacked: Unacked,
+    consumers: HashMap<ShortStr, ChannelConsumer>,
+    /// basic.qos global=false: the prefetch given to consumers started after it.
+    consumer_prefetch: u32,
+    /// basic.qos global=true: shared by all consumers of the channel.
+    channel_credit: Arc<Credit>,
+    /// The last queue declared on this channel, which an empty queue name refers to.
+    last_queue: Option<ShortStr>,
+    confirms: Option<Confirms>,
+    /// Reused routing buffer: no allocation per publish.
+    route_buf: Vec<Arc<Queue>>,
+    /// Credit came back (ack, reject, no-ack write): queues should dispatch again.
+    credit_returned: bool,
+}
+
+impl Channel {
+    pub fn new(id: u16) -> Self {
+        Channel {
+            id,
+            state: ChannelState::Open,
+            content: Content::Idle,
+            next_delivery_tag: 1,
+            unacked: Unacked::default(),
+            consumers: HashMap::new(),
+            consumer_prefetch: 0,
+            channel_credit: Arc::new(Credit::new(0)),
+            last_queue: None,
+            confirms: None,
+            route_buf: Vec::new(),
+            credit_returned: false,
+        }
+    }
+
+    /// A method frame on this (open) channel.
+    pub fn handle_method(&mut self, ctx: &mut Ctx, method: Method) -> Result<(), Exception> {
+        let (class_id, method_id) = method.ids();
+        if !matches!(self.content, Content::Idle) {
+            return Err(self.content_expected().on(class_id, method_id));
+        }
+        let result = match method {
+            Method::Publish(publish) => self.start_publish(publish),
+            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple),
+            Method::Qos { prefetch_size, prefetch_count, global } => self.qos(ctx, prefetch_size, prefetch_count, global),
+            Method::Other(class) => self.dispatch(ctx, *class),
+        };
+        result.map_err(|e| e.or_on(class_id, method_id))
+    }
+
+    fn content_expected(&self) -> Exception {
+        match self.content {
+            Content::Header(_) => Exception::unexpected_frame(
+                "expected content header for class 60, got non content header frame instead",
+            ),
+            _ => Exception::unexpected_frame("expected content body, got non content body frame instead"),
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &mut Ctx, class: AMQPClass) -> Result<(), Exception> {
+        use amqp_basic::AMQPMethod as B;
+        match class {
+            AMQPClass::Channel(amqp_channel::AMQPMethod::Open(_)) => {
+                Err(Exception::channel_error("second 'channel.open' seen"))
+            }
+            AMQPClass::Channel(amqp_channel::AMQPMethod::Flow(f)) => {
+                ctx.send(self.id, AMQPClass::Channel(amqp_channel::AMQPMethod::FlowOk(amqp_channel::FlowOk { active: f.active })));
+                Ok(())
+            }
+            AMQPClass::Exchange(m) => self.exchange_method(ctx, m),
+            AMQPClass::Queue(m) => self.queue_method(ctx, m),
+            AMQPClass::Basic(B::Consume(m)) => self.consume(ctx, m),
+            AMQPClass::Basic(B::Cancel(m)) => self.cancel(ctx, m),
+            AMQPClass::Basic(B::Get(m)) => self.get(ctx, m),
+            AMQPClass::Basic(B::Reject(m)) => self.reject(m.delivery_tag, false, m.requeue),
+            AMQPClass::Basic(B::Nack(m)) => self.reject(m.delivery_tag, m.multiple, m.requeue),
+            AMQPClass::Basic(B::Recover(m)) => {
+                self.recover(m.requeue)?;
+                ctx.send(self.id, AMQPClass::Basic(B::RecoverOk(amqp_basic::RecoverOk {})));
+                Ok(())
+            }
+            AMQPClass::Basic(B::RecoverAsync(m)) => self.recover(m.requeue),
+            AMQPClass::Basic(B::Publish(_) | B::Ack(_) | B::Qos(_)) => {
+                Err(Exception::internal_error("hot-path method reached the generic parser"))
+            }
+            AMQPClass::Confirm(amq_protocol::protocol::confirm::AMQPMethod::Select(m)) => {
+                self.confirm_select();
+                if !m.nowait {
+                    ctx.send(
+                        self.id,
+                        AMQPClass::Confirm(amq_protocol::protocol::confirm::AMQPMethod::SelectOk(
+                            amq_protocol::protocol::confirm::SelectOk {},
+                        )),
+                    );
+                }
+                Ok(())
+            }
+            other => Err(Exception::command_invalid(format!(
+                "unexpected method {}.{} on channel {}",
+                other.get_amqp_class_id(),
+                other.get_amqp_method_id(),
+                self.id
+            ))),
+        }
+    }
+
+    /// A content header frame.
+    pub fn handle_header(&mut self, ctx: &mut Ctx, class_id: u16, size: u64, properties: Bytes) -> Result<(), Exception> {
+        let Content::Header(publish) = std::mem::take(&mut self.content) else {
+            return Err(match self.content {
+                Content::Idle => Exception::unexpected_frame("expected method frame, got non method frame instead"),
+                _ => self.content_expected(),
+            });
+        };
+        if class_id != 60 {
+            return Err(Exception::unexpected_frame(format!(
+                "expected content header for class 60, got one for class {class_id} instead"
+            )));
+        }
+        if size > MAX_MESSAGE_SIZE {
+            return Err(Exception::precondition_failed(format!(
+                "message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
+            ))
+            .on(60, 40));
+        }
+        if size == 0 {
+            return self.publish(ctx, publish, properties, Bytes::new());
+        }
+        self.content = Content::Body { publish, properties, size, body: Body::Empty };
+        Ok(())
+    }
+
+    /// A content body frame.
+    pub fn handle_body(&mut self, ctx: &mut Ctx, payload: Bytes) -> Result<(), Exception> {
+        let Content::Body { publish, properties, size, body } = std::mem::take(&mut self.content) else {
+            return Err(match self.content {
+                Content::Idle => Exception::unexpected_frame("expected method frame, got non method frame instead"),
+                _ => self.content_expected(),
+            });
+        };
+        let body = body.push(payload, size);
+        match body.len().cmp(&size) {
+            std::cmp::Ordering::Less => {
+                self.content = Content::Body { publish, properties, size, body };
+                Ok(())
+            }
+            std::cmp::Ordering::Equal => self.publish(ctx, publish, properties, body.into_bytes()),
+            std::cmp::Ordering::Greater => Err(Exception::frame_error(format!(
+                "content body is {} bytes, longer than the {size} the header announced",
+                body.len()
+            ))),
+        }
+    }
+
+    /// After a batch of frames or deliveries: feed the queues whose consumers on this
+    /// channel got credit back, and write coalesced confirms.
+    pub fn flush(&mut self, ctx: &mut Ctx) {
+        if std::mem::take(&mut self.credit_returned) {
+            for c in self.consumers.values() {
+                c.queue.dispatch();
+            }
+        }
+        if let Some(confirms) = &mut self.confirms {
+            if let Some(upto) = confirms.pending_ack.take() {
+                let multiple = upto > confirms.acked_upto + 1;
+                codec::encode_ack(ctx.out, self.id, upto, multiple);
+                confirms.acked_upto = upto;
+            }
+        }
+    }
+
+    /// Next delivery tag on this channel.
+    fn next_tag(&mut self) -> u64 {
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        tag
+    }
+
+    /// A delivery from one of this channel's consumers' queues. Returns it when the
+    /// consumer is gone (cancelled, channel closing) so the caller puts it back.
+    pub fn deliver(&mut self, ctx: &mut Ctx, consumer: Arc<ConsumerInfo>, queue: Arc<Queue>, item: Queued) -> Result<(), (Arc<Queue>, Queued)> {
+        let current = self.consumers.get(&consumer.tag).is_some_and(|c| Arc::ptr_eq(&c.info, &consumer));
+        if self.state != ChannelState::Open || !current {
+            consumer.give_back();
+            return Err((queue, item));
+        }
+        let tag = self.next_tag();
+        codec::encode_deliver(
+            ctx.out,
+            self.id,
+            consumer.tag.as_str(),
+            tag,
+            item.redelivered,
+            item.msg.exchange.as_str(),
+            item.msg.routing_key.as_str(),
+        );
+        codec::encode_content(ctx.out, self.id, &item.msg.properties, &item.msg.body, ctx.frame_max);
+        if consumer.no_ack {
+            // Written: the no-ack window opens again.
+            consumer.give_back();
+            self.credit_returned = true;
+        } else {
+            self.unacked.push(tag, Entry { queue, item, consumer: Some(consumer) });
+        }
+        Ok(())
+    }
+
+    /// The server cancels a consumer whose queue was deleted.
+    pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
+        if self.consumers.remove(&consumer_tag).is_some() && notify && self.state == ChannelState::Open {
+            ctx.send(
+                self.id,
+                AMQPClass::Basic(amqp_basic::AMQPMethod::Cancel(amqp_basic::Cancel {
+                    consumer_tag: consumer_tag.as_str().into(),
+                    nowait: true,
+                })),
+            );
+        }
+    }
+
+    /// Releases everything the channel holds: consumers are cancelled, unacked messages
+    /// go back to their queues in order, auto-delete queues left without consumers go.
+    pub fn release(&mut self, ctx: &mut Ctx) {
+        for (tag, c) in self.consumers.drain() {
+            if c.queue.remove_consumer(ctx.connection, self.id, tag.as_str()) == ConsumerRemoved::RemovedLastOfAutoDelete {
+                ctx.vhost.remove_queue(&c.queue);
+            }
+        }
+        requeue_entries(self.unacked.take_all());
+        self.content = Content::Idle;
+    }
+}
+
+/// Gives credit back and puts settled-by-requeue entries back in their queues, one call
+/// per run of entries from the same queue (they arrive in tag order).
+fn requeue_entries(entries: Vec<Entry>) {
+    let mut run: Vec<Queued> = Vec::new();
+    let mut run_queue: Option<Arc<Queue>> = None;
+    for e in entries {
+        if let Some(c) = &e.consumer {
+            c.give_back();
+        }
+        if run_queue.as_ref().is_some_and(|q| q.id != e.queue.id) {
+            if let Some(q) = run_queue.take() {
+                q.requeue(std::mem::take(&mut run), true);
+            }
+        }
+        run_queue.get_or_insert(e.queue);
+        run.push(e.item);
+    }
+    if let Some(q) = run_queue {
+        q.requeue(run, true);
+    }
+}
+
+/// Frame on an unknown channel, or a channel opened twice: RabbitMQ's connection errors.
+pub fn channel_open_ok(ctx: &mut Ctx, id: u16) {
+    ctx.send(id, AMQPClass::Channel(amqp_channel::AMQPMethod::OpenOk(amqp_channel::OpenOk {})));
+}

@@ -1,0 +1,186 @@
+//! The connection handshake: connection.start with RabbitMQ-like server properties,
+//! start-ok and SASL (PLAIN, AMQPLAIN), tune / tune-ok negotiation, connection.open.
+//!
+//! Pure functions called by the connection task; they build methods or check what the
+//! client sent, and never touch the socket.
+
+use crate::broker::{Broker, LoginRefused};
+use crate::error::Exception;
+use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amq_protocol::types::parsing::parse_field_table;
+use std::net::IpAddr;
+
+pub const CHANNEL_MAX: u16 = 2047;
+pub const FRAME_MAX: u32 = 131_072;
+/// RabbitMQ's FRAME_MIN_SIZE: smaller frame_max values are refused.
+pub const FRAME_MIN: u32 = 4096;
+pub const HEARTBEAT: u16 = 60;
+
+/// What the server advertises in connection.start's `capabilities`: only what works.
+const CAPABILITIES: [&str; 5] = [
+    "publisher_confirms",
+    "basic.nack",
+    "consumer_cancel_notify",
+    "authentication_failure_close",
+    "per_consumer_qos",
+];
+
+fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(v))
+}
+
+pub fn start() -> AMQPClass {
+    let mut capabilities = FieldTable::default();
+    for c in CAPABILITIES {
+        capabilities.insert(ShortString::from(c), AMQPValue::Boolean(true));
+    }
+    let mut props = FieldTable::default();
+    props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
+    props.insert("cluster_name".into(), s("warren"));
+    props.insert("copyright".into(), s("Copyright (c) the warren authors"));
+    props.insert("information".into(), s("Licensed under the Apache License 2.0"));
+    props.insert("platform".into(), s("Rust"));
+    props.insert("product".into(), s("warren"));
+    props.insert("version".into(), s(env!("CARGO_PKG_VERSION")));
+    AMQPClass::Connection(amqp_connection::AMQPMethod::Start(amqp_connection::Start {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: props,
+        mechanisms: "PLAIN AMQPLAIN".into(),
+        locales: "en_US".into(),
+    }))
+}
+
+/// What the client told us about itself.
+#[derive(Debug, Default)]
+pub struct ClientInfo {
+    pub user: String,
+    pub consumer_cancel_notify: bool,
+}
+
+/// Checks start-ok: mechanism, credentials, and the guest-from-loopback rule.
+pub fn start_ok(broker: &Broker, m: &amqp_connection::StartOk, peer: IpAddr) -> Result<ClientInfo, Exception> {
+    let mechanism = m.mechanism.as_str();
+    let (user, password) = match mechanism {
+        "PLAIN" => parse_plain(m.response.as_bytes()),
+        "AMQPLAIN" => parse_amqplain(m.response.as_bytes()),
+        other => {
+            return Err(Exception::command_invalid(format!("unknown authentication mechanism '{other}'")))
+        }
+    }
+    .ok_or_else(|| {
+        Exception::access_refused(format!(
+            "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+        ))
+    })?;
+    match broker.authenticate(&user, &password, peer) {
+        Ok(()) => {}
+        Err(LoginRefused::BadCredentials) => {
+            return Err(Exception::access_refused(format!(
+                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+            )))
+        }
+        Err(LoginRefused::LoopbackOnly) => {
+            return Err(Exception::access_refused(format!(
+                "{mechanism} login refused: user '{user}' can only connect via localhost"
+            )))
+        }
+    }
+    let consumer_cancel_notify = match m.client_properties.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get("consumer_cancel_notify"), Some(AMQPValue::Boolean(true)))
+        }
+        _ => false,
+    };
+    Ok(ClientInfo { user, consumer_cancel_notify })
+}
+
+/// PLAIN: `[authzid] NUL user NUL password`.
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let password = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    parts.next().is_none().then_some((user, password))
+}
+
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = Vec::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
+    framed.extend_from_slice(response);
+    let (_, table) = parse_field_table(&framed[..]).ok()?;
+    let text = |key: &str| match table.inner().get(key)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok().map(str::to_owned),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+pub fn tune() -> AMQPClass {
+    AMQPClass::Connection(amqp_connection::AMQPMethod::Tune(amqp_connection::Tune {
+        channel_max: CHANNEL_MAX,
+        frame_max: FRAME_MAX,
+        heartbeat: HEARTBEAT,
+    }))
+}
+
+/// The negotiated (channel_max, frame_max, heartbeat), with RabbitMQ's refusals.
+pub fn tune_ok(m: &amqp_connection::TuneOk) -> Result<(u16, u32, u16), Exception> {
+    check_negotiated("frame_max", m.frame_max as u64, FRAME_MIN as u64, FRAME_MAX as u64)?;
+    check_negotiated("channel_max", m.channel_max as u64, 1, CHANNEL_MAX as u64)?;
+    Ok((m.channel_max, m.frame_max, m.heartbeat))
+}
+
+fn check_negotiated(field: &str, value: u64, min: u64, max: u64) -> Result<(), Exception> {
+    if value != 0 && value < min {
+        return Err(Exception::not_allowed(format!(
+            "negotiated {field} = {value} is lower than the minimum allowed value ({min})"
+        ))
+        .on(10, 31));
+    }
+    if value == 0 || value > max {
+        let detail = if value == 0 { " (no limit)" } else { "" };
+        return Err(Exception::not_allowed(format!(
+            "negotiated {field} = {value}{detail} is higher than the maximum allowed value ({max})"
+        ))
+        .on(10, 31));
+    }
+    Ok(())
+}
+
+pub fn open_ok() -> AMQPClass {
+    AMQPClass::Connection(amqp_connection::AMQPMethod::OpenOk(amqp_connection::OpenOk {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_amqplain_responses_parse() {
+        assert_eq!(parse_plain(b"\0guest\0secret"), Some(("guest".into(), "secret".into())));
+        assert_eq!(parse_plain(b"guest"), None);
+        let mut t = Vec::new();
+        for (k, v) in [("LOGIN", "guest"), ("PASSWORD", "guest")] {
+            t.push(k.len() as u8);
+            t.extend_from_slice(k.as_bytes());
+            t.push(b'S');
+            t.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            t.extend_from_slice(v.as_bytes());
+        }
+        assert_eq!(parse_amqplain(&t), Some(("guest".into(), "guest".into())));
+    }
+
+    #[test]
+    fn tune_ok_values_are_checked_like_rabbitmq() {
+        let ok = amqp_connection::TuneOk { channel_max: 2047, frame_max: 4096, heartbeat: 0 };
+        assert_eq!(tune_ok(&ok), Ok((2047, 4096, 0)));
+        let small = amqp_connection::TuneOk { frame_max: 1024, ..ok.clone() };
+        assert!(tune_ok(&small).is_err_and(|e| e.text.contains("lower than the minimum")));
+        let big = amqp_connection::TuneOk { frame_max: 1 << 20, ..ok };
+        assert!(tune_ok(&big).is_err());
+    }
+}

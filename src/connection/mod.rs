@@ -1,0 +1,561 @@
+//! The connection task: one per client socket. It owns both socket halves, the read and
+//! write buffers, the channels, the outbox and the heartbeat timer.
+//!
+//! Spawned by the server's accept loop. One `select!` serves the socket, the outbox
+//! (deliveries and cancels from queues), writes, heartbeats and shutdown; every arm is
+//! cancel-safe. Reading and draining the outbox pause while the write buffer is above the
+//! high-water mark: that is the backpressure. The task never blocks and never holds a
+//! lock across an `.await`; on every exit path it gives back what it holds.
+
+mod handshake;
+
+use crate::broker::consumer::{ConnectionHandle, Outgoing};
+use crate::broker::queue::Queue;
+use crate::broker::vhost::VHost;
+use crate::broker::Broker;
+use crate::channel::{channel_open_ok, Channel, ChannelState, Ctx};
+use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
+use crate::error::{ConnectionError, Exception};
+use amq_protocol::protocol::{channel as amqp_channel, connection as amqp_connection, AMQPClass};
+use bytes::BytesMut;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, Instrument};
+
+/// Above this many unwritten bytes the connection stops reading and stops taking
+/// deliveries until the socket drains.
+const HIGH_WATER: usize = 1 << 20;
+const READ_CHUNK: usize = 64 * 1024;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long we wait for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Deliveries taken from the outbox per wake-up.
+const OUTBOX_BATCH: usize = 256;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    ProtocolHeader,
+    StartOk,
+    TuneOk,
+    Open,
+    Running,
+    /// We sent connection.close; only close-ok (or close) is read until the deadline.
+    Closing(Instant),
+    /// Done: flush what is written and end.
+    Done,
+}
+
+struct Connection {
+    id: u64,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    phase: Phase,
+    vhost: Option<Arc<VHost>>,
+    consumer_cancel_notify: bool,
+    channel_max: u16,
+    frame_max: u32,
+    heartbeat: u16,
+    channels: HashMap<u16, Channel>,
+    out: BytesMut,
+    handle: ConnectionHandle,
+    exclusive_queues: Vec<Arc<Queue>>,
+    started: Instant,
+    last_read: Instant,
+    last_write: Instant,
+}
+
+/// Serves one client until it leaves, fails, or the broker shuts down.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let id = broker.next_connection_id();
+    let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
+    async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let mut conn = Connection {
+            id,
+            peer,
+            broker,
+            phase: Phase::ProtocolHeader,
+            vhost: None,
+            consumer_cancel_notify: false,
+            channel_max: handshake::CHANNEL_MAX,
+            frame_max: handshake::FRAME_MAX,
+            heartbeat: 0,
+            channels: HashMap::new(),
+            out: BytesMut::with_capacity(16 * 1024),
+            handle: ConnectionHandle { id, outbox: tx },
+            exclusive_queues: Vec::new(),
+            started: now,
+            last_read: now,
+            last_write: now,
+        };
+        debug!("accepted");
+        match conn.run(stream, rx, shutdown).await {
+            Ok(()) => debug!("closed"),
+            Err(e) => info!(error = %e, "connection ended"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        stream: TcpStream,
+        mut outbox: mpsc::UnboundedReceiver<Outgoing>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ConnectionError> {
+        let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        let (mut reader, mut writer) = stream.split();
+        let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut batch = Vec::with_capacity(OUTBOX_BATCH);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            if self.phase == Phase::Done && self.out.is_empty() {
+                break Ok(());
+            }
+            let backlogged = self.out.len() >= HIGH_WATER;
+            let reading = !backlogged && self.phase != Phase::Done;
+            if inbuf.capacity() - inbuf.len() < 4096 {
+                inbuf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if self.phase == Phase::Running || self.phase == Phase::Open {
+                        let e = Exception::new(crate::error::ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'");
+                        self.close_connection(e);
+                    } else if !matches!(self.phase, Phase::Closing(_)) {
+                        self.phase = Phase::Done;
+                    }
+                }
+                written = writer.write_buf(&mut self.out), if !self.out.is_empty() => {
+                    match written {
+                        Ok(0) => break Err(ConnectionError::PeerClosed),
+                        Ok(_) => self.last_write = Instant::now(),
+                        Err(e) => break Err(e.into()),
+                    }
+                }
+                read = reader.read_buf(&mut inbuf), if reading => {
+                    match read {
+                        Ok(0) => break Err(ConnectionError::PeerClosed),
+                        Ok(_) => {
+                            self.last_read = Instant::now();
+                            if let Err(e) = self.process_input(&mut inbuf) {
+                                break Err(e);
+                            }
+                        }
+                        Err(e) => break Err(e.into()),
+                    }
+                }
+                n = outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() => {
+                    if n > 0 {
+                        self.process_outbox(&mut batch);
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.on_tick() {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        self.release(&mut outbox);
+        if result.is_ok() {
+            let _ = writer.shutdown().await;
+        }
+        result
+    }
+
+    fn on_tick(&mut self) -> Result<(), ConnectionError> {
+        let now = Instant::now();
+        match self.phase {
+            Phase::Closing(deadline) if now >= deadline => {
+                self.phase = Phase::Done;
+                self.out.clear();
+            }
+            Phase::ProtocolHeader | Phase::StartOk | Phase::TuneOk | Phase::Open
+                if now - self.started >= HANDSHAKE_TIMEOUT =>
+            {
+                return Err(ConnectionError::HandshakeTimeout);
+            }
+            Phase::Running if self.heartbeat > 0 => {
+                let interval = Duration::from_secs(self.heartbeat as u64);
+                if now - self.last_read > interval * 2 {
+                    return Err(ConnectionError::MissedHeartbeats);
+                }
+                // Send when nothing else went out for about half the interval.
+                if self.out.is_empty() && now - self.last_write >= interval / 2 - interval / 10 {
+                    codec::encode_heartbeat(&mut self.out);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Parses and handles every complete frame in the read buffer.
+    fn process_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnectionError> {
+        if self.phase == Phase::ProtocolHeader {
+            if inbuf.len() < PROTOCOL_HEADER.len() {
+                return if PROTOCOL_HEADER.starts_with(&inbuf[..]) { Ok(()) } else { self.refuse_header() };
+            }
+            if &inbuf[..8] != PROTOCOL_HEADER {
+                return self.refuse_header();
+            }
+            let _ = inbuf.split_to(8);
+            codec::encode_method(&mut self.out, 0, &handshake::start());
+            self.phase = Phase::StartOk;
+        }
+        while !matches!(self.phase, Phase::Done) {
+            let frame = match codec::decode(inbuf, self.frame_max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be resynchronised after a framing error.
+                    inbuf.clear();
+                    self.close_connection(e);
+                    break;
+                }
+            };
+            let channel = frame_channel(&frame);
+            if let Err(e) = self.handle_frame(frame) {
+                self.fail(channel, e);
+            }
+        }
+        self.flush_channels();
+        Ok(())
+    }
+
+    fn refuse_header(&mut self) -> Result<(), ConnectionError> {
+        self.out.extend_from_slice(PROTOCOL_HEADER);
+        self.phase = Phase::Done;
+        debug!("refused protocol header");
+        Ok(())
+    }
+
+    /// Routes an exception to channel.close (soft, on a channel) or connection.close.
+    fn fail(&mut self, channel: u16, e: Exception) {
+        if e.closes_connection(channel) || !self.channels.contains_key(&channel) {
+            self.close_connection(e);
+            return;
+        }
+        debug!(channel, code = e.code as u16, text = %e.text, "closing channel");
+        self.with_channel(channel, |ch, ctx| {
+            ch.release(ctx);
+            ch.state = ChannelState::Closing;
+            ctx.send(
+                ch.id,
+                AMQPClass::Channel(amqp_channel::AMQPMethod::Close(amqp_channel::Close {
+                    reply_code: e.code as u16,
+                    reply_text: e.text.as_str().into(),
+                    class_id: e.class_id,
+                    method_id: e.method_id,
+                })),
+            );
+        });
+    }
+
+    fn close_connection(&mut self, e: Exception) {
+        if matches!(self.phase, Phase::Closing(_) | Phase::Done) {
+            return;
+        }
+        info!(code = e.code as u16, text = %e.text, "closing connection");
+        codec::encode_method(
+            &mut self.out,
+            0,
+            &AMQPClass::Connection(amqp_connection::AMQPMethod::Close(amqp_connection::Close {
+                reply_code: e.code as u16,
+                reply_text: e.text.as_str().into(),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            })),
+        );
+        self.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
+    }
+
+    /// Runs `f` on one channel with a context borrowed from the connection's other fields.
+    fn with_channel<R>(&mut self, id: u16, f: impl FnOnce(&mut Channel, &mut Ctx) -> R) -> Option<R> {
+        let vhost = self.vhost.as_ref()?;
+        let ch = self.channels.get_mut(&id)?;
+        let mut ctx = Ctx {
+            connection: self.id,
+            vhost,
+            out: &mut self.out,
+            frame_max: self.frame_max,
+            handle: &self.handle,
+            exclusive_queues: &mut self.exclusive_queues,
+        };
+        Some(f(ch, &mut ctx))
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), Exception> {
+        match self.phase {
+            Phase::Running => {}
+            Phase::Closing(_) => {
+                if let Frame::Method { channel: 0, method: Method::Other(class) } = frame {
+                    match *class {
+                        AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(_)) => self.phase = Phase::Done,
+                        AMQPClass::Connection(amqp_connection::AMQPMethod::Close(_)) => {
+                            self.send_close_ok();
+                        }
+                        _ => {}
+                    }
+                }
+                return Ok(());
+            }
+            Phase::Done | Phase::ProtocolHeader => return Ok(()),
+            Phase::StartOk | Phase::TuneOk | Phase::Open => return self.handshake_frame(frame),
+        }
+        match frame {
+            Frame::Heartbeat { .. } => Ok(()),
+            Frame::Method { channel: 0, method } => self.connection_method(method),
+            Frame::Method { channel, method } => self.channel_method(channel, method),
+            Frame::Header { channel: 0, .. } | Frame::Body { channel: 0, .. } => {
+                Err(Exception::unexpected_frame("content frame on channel 0"))
+            }
+            Frame::Header { channel, class_id, body_size, properties } => {
+                self.open_channel_frame(channel, |ch, ctx| ch.handle_header(ctx, class_id, body_size, properties))
+            }
+            Frame::Body { channel, payload } => self.open_channel_frame(channel, |ch, ctx| ch.handle_body(ctx, payload)),
+        }
+    }
+
+    /// A content frame for a channel: discarded while it closes, an error if it is unknown.
+    fn open_channel_frame(
+        &mut self,
+        channel: u16,
+        f: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), Exception>,
+    ) -> Result<(), Exception> {
+        match self.channels.get(&channel).map(|c| &c.state) {
+            None => Err(Exception::channel_error(format!("expected 'channel.open' on channel {channel}"))),
+            Some(ChannelState::Closing) => Ok(()),
+            Some(ChannelState::Open) => self.with_channel(channel, f).unwrap_or(Ok(())),
+        }
+    }
+
+    fn handshake_frame(&mut self, frame: Frame) -> Result<(), Exception> {
+        use amqp_connection::AMQPMethod as C;
+        let class = match frame {
+            Frame::Heartbeat { .. } => return Ok(()),
+            Frame::Method { channel: 0, method: Method::Other(class) } => *class,
+            _ => return Err(Exception::command_invalid("only connection methods are allowed during the handshake")),
+        };
+        match (&self.phase, class) {
+            (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
+                let client = handshake::start_ok(&self.broker, &m, self.peer.ip()).map_err(|e| e.or_on(10, 11))?;
+                tracing::Span::current().record("user", client.user.as_str());
+                self.consumer_cancel_notify = client.consumer_cancel_notify;
+                codec::encode_method(&mut self.out, 0, &handshake::tune());
+                self.phase = Phase::TuneOk;
+                Ok(())
+            }
+            (Phase::TuneOk, AMQPClass::Connection(C::TuneOk(m))) => {
+                let (channel_max, frame_max, heartbeat) = handshake::tune_ok(&m)?;
+                self.channel_max = channel_max;
+                self.frame_max = frame_max;
+                self.heartbeat = heartbeat;
+                self.phase = Phase::Open;
+                Ok(())
+            }
+            (Phase::Open, AMQPClass::Connection(C::Open(m))) => {
+                let name = m.virtual_host.as_str();
+                let vhost = self
+                    .broker
+                    .vhost(name)
+                    .ok_or_else(|| Exception::not_allowed(format!("vhost {name} not found")).on(10, 40))?;
+                tracing::Span::current().record("vhost", name);
+                self.vhost = Some(vhost);
+                codec::encode_method(&mut self.out, 0, &handshake::open_ok());
+                self.phase = Phase::Running;
+                Ok(())
+            }
+            (_, AMQPClass::Connection(C::Close(_))) => {
+                self.send_close_ok();
+                Ok(())
+            }
+            (_, other) => Err(Exception::command_invalid(format!(
+                "unexpected method {}.{} during the handshake",
+                other.get_amqp_class_id(),
+                other.get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn send_close_ok(&mut self) {
+        codec::encode_method(
+            &mut self.out,
+            0,
+            &AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(amqp_connection::CloseOk {})),
+        );
+        self.phase = Phase::Done;
+    }
+
+    fn connection_method(&mut self, method: Method) -> Result<(), Exception> {
+        use amqp_connection::AMQPMethod as C;
+        let (class_id, method_id) = method.ids();
+        let Method::Other(class) = method else {
+            return Err(Exception::command_invalid("basic methods are not allowed on channel 0").on(class_id, method_id));
+        };
+        match *class {
+            AMQPClass::Connection(C::Close(_)) => {
+                self.send_close_ok();
+                Ok(())
+            }
+            AMQPClass::Connection(C::CloseOk(_)) => Ok(()),
+            _ => Err(Exception::command_invalid(format!("unexpected method {class_id}.{method_id} on channel 0"))
+                .on(class_id, method_id)),
+        }
+    }
+
+    fn channel_method(&mut self, channel: u16, method: Method) -> Result<(), Exception> {
+        use amqp_channel::AMQPMethod as Ch;
+        let (class_id, method_id) = method.ids();
+        let state = self.channels.get(&channel).map(|c| &c.state);
+        let class = match (state, method) {
+            (None, Method::Other(class)) => *class,
+            (None, _) => {
+                return Err(Exception::channel_error(format!("expected 'channel.open' on channel {channel}"))
+                    .on(class_id, method_id))
+            }
+            (Some(ChannelState::Closing), Method::Other(class)) => {
+                match *class {
+                    AMQPClass::Channel(Ch::CloseOk(_)) => {
+                        self.channels.remove(&channel);
+                    }
+                    AMQPClass::Channel(Ch::Close(_)) => {
+                        self.send_channel_close_ok(channel);
+                        self.channels.remove(&channel);
+                    }
+                    _ => {}
+                }
+                return Ok(());
+            }
+            (Some(ChannelState::Closing), _) => return Ok(()),
+            (Some(ChannelState::Open), method @ (Method::Publish(_) | Method::Ack { .. } | Method::Qos { .. })) => {
+                return self.with_channel(channel, |ch, ctx| ch.handle_method(ctx, method)).unwrap_or(Ok(()));
+            }
+            (Some(ChannelState::Open), Method::Other(class)) => *class,
+        };
+        match class {
+            AMQPClass::Channel(Ch::Open(_)) if !self.channels.contains_key(&channel) => {
+                if channel > self.channel_max {
+                    return Err(Exception::channel_error(format!(
+                        "channel number {channel} is above the negotiated channel_max {}",
+                        self.channel_max
+                    ))
+                    .on(20, 10));
+                }
+                self.channels.insert(channel, Channel::new(channel));
+                self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
+                Ok(())
+            }
+            _ if !self.channels.contains_key(&channel) => {
+                Err(Exception::channel_error(format!("expected 'channel.open' on channel {channel}")).on(class_id, method_id))
+            }
+            AMQPClass::Channel(Ch::Close(_)) => {
+                self.with_channel(channel, |ch, ctx| ch.release(ctx));
+                self.channels.remove(&channel);
+                self.send_channel_close_ok(channel);
+                Ok(())
+            }
+            AMQPClass::Channel(Ch::CloseOk(_)) => Ok(()),
+            other => self
+                .with_channel(channel, |ch, ctx| ch.handle_method(ctx, Method::Other(Box::new(other))))
+                .unwrap_or(Ok(())),
+        }
+    }
+
+    fn send_channel_close_ok(&mut self, channel: u16) {
+        codec::encode_method(
+            &mut self.out,
+            channel,
+            &AMQPClass::Channel(amqp_channel::AMQPMethod::CloseOk(amqp_channel::CloseOk {})),
+        );
+    }
+
+    /// Writes deliveries and server cancels taken from the outbox.
+    fn process_outbox(&mut self, batch: &mut Vec<Outgoing>) {
+        let notify = self.consumer_cancel_notify;
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Deliver(d) => {
+                    let channel = d.consumer.channel;
+                    let (consumer, queue, queued) = (d.consumer, d.queue, d.item);
+                    let undelivered = match self.with_channel(channel, |ch, ctx| ch.deliver(ctx, consumer.clone(), queue.clone(), queued.clone())) {
+                        Some(Ok(())) => None,
+                        Some(Err(back)) => Some(back),
+                        None => {
+                            consumer.give_back();
+                            Some((queue, queued))
+                        }
+                    };
+                    if let Some((queue, item)) = undelivered {
+                        queue.requeue([item], false);
+                    }
+                }
+                Outgoing::Cancel { channel, consumer_tag } => {
+                    self.with_channel(channel, |ch, ctx| ch.server_cancel(ctx, consumer_tag, notify));
+                }
+            }
+        }
+        self.flush_channels();
+    }
+
+    fn flush_channels(&mut self) {
+        let Some(vhost) = self.vhost.as_ref() else { return };
+        let mut ctx = Ctx {
+            connection: self.id,
+            vhost,
+            out: &mut self.out,
+            frame_max: self.frame_max,
+            handle: &self.handle,
+            exclusive_queues: &mut self.exclusive_queues,
+        };
+        for ch in self.channels.values_mut() {
+            ch.flush(&mut ctx);
+        }
+    }
+
+    /// Gives back everything: consumers, unacked and undelivered messages, exclusive queues.
+    fn release(&mut self, outbox: &mut mpsc::UnboundedReceiver<Outgoing>) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.with_channel(id, |ch, ctx| ch.release(ctx));
+        }
+        self.channels.clear();
+        outbox.close();
+        while let Ok(item) = outbox.try_recv() {
+            if let Outgoing::Deliver(d) = item {
+                d.consumer.give_back();
+                d.queue.requeue([d.item], false);
+            }
+        }
+        if let Some(vhost) = &self.vhost {
+            for q in self.exclusive_queues.drain(..) {
+                vhost.remove_queue(&q);
+            }
+        }
+        if !matches!(self.phase, Phase::Done) {
+            debug!("connection released without an orderly close");
+        }
+    }
+}
+
+fn frame_channel(frame: &Frame) -> u16 {
+    match frame {
+        Frame::Method { channel, .. }
+        | Frame::Header { channel, .. }
+        | Frame::Body { channel, .. }
+        | Frame::Heartbeat { channel } => *channel,
+    }
+}

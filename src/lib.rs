@@ -1,0 +1,29 @@
+//! warren: an AMQP 0-9-1 message broker that speaks the protocol exactly as RabbitMQ does.
+//!
+//! How a message flows:
+//!
+//! ```text
+//! socket -> read buffer -> codec::decode (frames split by hand; publish/ack parsed by hand)
+//!   connection task: channel 0 -> connection methods; channel n -> &mut Channel
+//!   channel: basic.publish + header + body -> Arc<Message>
+//!     -> VHost::route (topology read lock; the exchange kind decides)
+//!     -> Queue::publish (queue lock; push; hand to a consumer with credit)
+//!     -> the consumer connection's outbox (the only hop between tasks)
+//!   consumer's connection: delivery tag, unacked entry, basic.deliver written by hand with
+//!     the publisher's raw property bytes -> write buffer -> socket
+//!   basic.ack -> unacked settled -> credit back -> queue dispatches more
+//! ```
+//!
+//! Embedding: `warren::start(Config::local(dir)).await?` returns a [`Server`] with the bound
+//! address and a shutdown handle.
+
+pub mod broker;
+pub mod channel;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod server;
+
+pub use config::Config;
+pub use server::{start, Server};

@@ -1,0 +1,80 @@
+//! The accept loop and graceful shutdown.
+//!
+//! `start` binds the listener, spawns the accept loop and returns a `Server` with the
+//! bound address and a shutdown handle. Shutdown stops accepting, asks every connection
+//! to close with 320 CONNECTION_FORCED, and waits (bounded) for them to finish.
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::connection;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// A running broker.
+pub struct Server {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Sender<bool>,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a broker as `config` says and returns once it accepts connections.
+pub async fn start(config: Config) -> io::Result<Server> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let listener = TcpListener::bind((config.bind, config.port)).await?;
+    let addr = listener.local_addr()?;
+    let broker = Arc::new(Broker::new());
+    let (shutdown, rx) = watch::channel(false);
+    let accept_loop = tokio::spawn(accept(listener, broker.clone(), rx));
+    Ok(Server { addr, broker, shutdown, accept_loop })
+}
+
+async fn accept(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection::serve(stream, peer, broker.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        warn!("connections did not close in time; aborting them");
+        connections.abort_all();
+    }
+}
+
+impl Server {
+    /// The address the broker listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Closes every connection with CONNECTION_FORCED and waits for them to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_loop.await;
+        info!("stopped");
+    }
+}
