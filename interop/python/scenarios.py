@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+"""The 15 interop scenarios (see interop/README.md) with pika's BlockingConnection.
+
+Usage: scenarios.py URL            run 01..15, one line each on stdout
+       scenarios.py URL --one NN   run one scenario in this process (used internally)
+
+Each scenario runs in its own child process with a hard timeout, so a hanging
+broker gives FAIL and never a stall. Diagnostics go to stderr.
+"""
+import datetime
+import decimal
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pika
+from pika import exceptions as pexc
+
+SCENARIO_TIMEOUT = float(os.environ.get("INTEROP_SCENARIO_TIMEOUT", "20"))
+P = "interop.python."
+
+
+class NA(Exception):
+    """The library cannot express this scenario."""
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def params(url, **kw):
+    p = pika.URLParameters(url)
+    p.socket_timeout = 10
+    p.blocked_connection_timeout = 10
+    p.connection_attempts = 1
+    for k, v in kw.items():
+        setattr(p, k, v)
+    return p
+
+
+def connect(url, **kw):
+    return pika.BlockingConnection(params(url, **kw))
+
+
+def count(ch, queue):
+    return ch.queue_declare(queue=queue, passive=True).method.message_count
+
+
+def wait_until(conn, pred, timeout):
+    end = time.time() + timeout
+    while not pred() and time.time() < end:
+        conn.process_data_events(time_limit=0.05)
+    return pred()
+
+
+# --------------------------------------------------------------------------
+
+def s01(url):
+    conn = connect(url, heartbeat=10, frame_max=65536)
+    try:
+        neg = conn._impl.params  # pika stores the negotiated values here
+        check(neg.heartbeat == 10, "negotiated heartbeat %r, expected 10" % neg.heartbeat)
+        check(neg.frame_max == 65536, "negotiated frame_max %r, expected 65536" % neg.frame_max)
+        check(neg.channel_max > 0, "negotiated channel_max %r" % neg.channel_max)
+        ch = conn.channel()
+        check(ch.is_open, "channel not open")
+        ch.close()
+    finally:
+        conn.close()
+    check(conn.is_closed, "connection not closed")
+
+
+def s02(url):
+    q = P + "02"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.basic_publish(exchange="", routing_key=q, body=b"hello 02",
+                         properties=pika.BasicProperties(content_type="text/plain"))
+        end = time.time() + 5
+        m = (None, None, None)
+        while time.time() < end:
+            m = ch.basic_get(queue=q, auto_ack=True)
+            if m[0] is not None:
+                break
+            time.sleep(0.02)
+        method, props, body = m
+        check(method is not None, "basic.get returned empty")
+        check(body == b"hello 02", "body %r" % body)
+        check(method.routing_key == q, "routing key %r" % method.routing_key)
+        check(method.exchange == "", "exchange %r" % method.exchange)
+        check(method.message_count == 0, "message_count %r" % method.message_count)
+        check(method.redelivered is False, "redelivered %r" % method.redelivered)
+        check(props.content_type == "text/plain", "content_type %r" % props.content_type)
+        method, _, _ = ch.basic_get(queue=q, auto_ack=True)
+        check(method is None, "second basic.get not empty")
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def s03(url):
+    q = P + "03"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        for i in range(10):
+            ch.basic_publish(exchange="", routing_key=q, body=("m%d" % i).encode())
+        got = []
+        for method, props, body in ch.consume(queue=q, auto_ack=False, inactivity_timeout=5):
+            check(method is not None, "timed out after %d messages" % len(got))
+            got.append(body)
+            ch.basic_ack(method.delivery_tag)
+            if len(got) == 10:
+                break
+        ch.cancel()
+        check(got == [("m%d" % i).encode() for i in range(10)], "order/content %r" % got)
+        check(count(ch, q) == 0, "queue not empty afterwards")
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def s04(url):
+    x = P + "04.fanout"
+    qs = [P + "04.q%d" % i for i in range(3)]
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange=x, exchange_type="fanout", auto_delete=False)
+        for q in qs:
+            ch.queue_declare(queue=q, exclusive=True)
+            ch.queue_bind(queue=q, exchange=x, routing_key="ignored.%s" % q)
+        ch.confirm_delivery()
+        ch.basic_publish(exchange=x, routing_key="anything", body=b"fan")
+        for q in qs:
+            method, _, body = ch.basic_get(queue=q, auto_ack=True)
+            check(method is not None, "%s got nothing" % q)
+            check(body == b"fan", "%s body %r" % (q, body))
+            check(method.exchange == x and method.routing_key == "anything",
+                  "%s exchange/key %r/%r" % (q, method.exchange, method.routing_key))
+            check(ch.basic_get(queue=q, auto_ack=True)[0] is None, "%s got more than one" % q)
+        for q in qs:
+            ch.queue_delete(queue=q)
+        ch.exchange_delete(exchange=x)
+    finally:
+        conn.close()
+
+
+def drain(ch, q):
+    out = set()
+    while True:
+        method, _, body = ch.basic_get(queue=q, auto_ack=True)
+        if method is None:
+            return out
+        out.add(body.decode())
+
+
+def s05(url):
+    x = P + "05.topic"
+    binds = {"A": "a.*", "B": "a.#", "C": "#.z", "D": "*.b.*"}
+    keys = ["a.b", "a.b.c", "x.y.z", "a", "q.b.r", "a.z", "z", "b", "a.b.z", "x.b.y.z"]
+    expect = {
+        "A": {"a.b", "a.z"},
+        "B": {"a.b", "a.b.c", "a", "a.z", "a.b.z"},
+        "C": {"x.y.z", "a.z", "z", "a.b.z", "x.b.y.z"},
+        "D": {"a.b.c", "q.b.r", "a.b.z"},
+    }
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange=x, exchange_type="topic")
+        for name, pattern in binds.items():
+            q = P + "05." + name
+            ch.queue_declare(queue=q, exclusive=True)
+            ch.queue_bind(queue=q, exchange=x, routing_key=pattern)
+        ch.confirm_delivery()
+        for k in keys:
+            ch.basic_publish(exchange=x, routing_key=k, body=k.encode())
+        for name in binds:
+            got = drain(ch, P + "05." + name)
+            check(got == expect[name], "queue %s (%s) got %s, expected %s"
+                  % (name, binds[name], sorted(got), sorted(expect[name])))
+        for name in binds:
+            ch.queue_delete(queue=P + "05." + name)
+        ch.exchange_delete(exchange=x)
+    finally:
+        conn.close()
+
+
+def s06(url):
+    x = P + "06.headers"
+    qall, qany = P + "06.all", P + "06.any"
+    msgs = {
+        "m1": {"a": "1", "b": "2"},
+        "m2": {"a": "1"},
+        "m3": {"a": "1", "b": "3"},
+        "m4": {"c": "1"},
+        "m5": {"a": "1", "b": "2", "c": "3"},
+        "m6": {"b": "2"},
+        "m7": None,
+        "m8": {"a": "2", "b": "1"},
+    }
+    expect_all = {"m1", "m5"}
+    expect_any = {"m1", "m2", "m3", "m5", "m6"}
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange=x, exchange_type="headers")
+        ch.queue_declare(queue=qall, exclusive=True)
+        ch.queue_declare(queue=qany, exclusive=True)
+        ch.queue_bind(queue=qall, exchange=x, arguments={"x-match": "all", "a": "1", "b": "2"})
+        ch.queue_bind(queue=qany, exchange=x, arguments={"x-match": "any", "a": "1", "b": "2"})
+        ch.confirm_delivery()
+        for name, h in msgs.items():
+            ch.basic_publish(exchange=x, routing_key="", body=name.encode(),
+                             properties=pika.BasicProperties(headers=h))
+        got_all, got_any = drain(ch, qall), drain(ch, qany)
+        check(got_all == expect_all, "x-match all got %s, expected %s" % (sorted(got_all), sorted(expect_all)))
+        check(got_any == expect_any, "x-match any got %s, expected %s" % (sorted(got_any), sorted(expect_any)))
+        ch.queue_delete(queue=qall)
+        ch.queue_delete(queue=qany)
+        ch.exchange_delete(exchange=x)
+    finally:
+        conn.close()
+
+
+def s07(url):
+    q = P + "07"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.confirm_delivery()
+        acked = 0
+        for i in range(1000):
+            try:
+                # with confirms on, basic_publish waits for basic.ack and raises on nack
+                ch.basic_publish(exchange="", routing_key=q, body=b"c%d" % i)
+                acked += 1
+            except pexc.NackError:
+                raise Fail("message %d nacked" % i)
+        check(acked == 1000, "acked %d" % acked)
+        check(count(ch, q) == 1000, "queue has %d" % count(ch, q))
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def s08(url):
+    q = P + "08"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.tx_select()
+        ch.basic_publish(exchange="", routing_key=q, body=b"t1")
+        ch.basic_publish(exchange="", routing_key=q, body=b"t2")
+        check(count(ch, q) == 0, "uncommitted messages visible")
+        ch.tx_commit()
+        check(count(ch, q) == 2, "after commit %d" % count(ch, q))
+        ch.basic_publish(exchange="", routing_key=q, body=b"t3")
+        ch.tx_rollback()
+        check(count(ch, q) == 2, "after rollback %d" % count(ch, q))
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def s09(url):
+    q = P + "09"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.basic_publish(exchange="", routing_key=q, body=b"again")
+        seen = []
+        for method, props, body in ch.consume(queue=q, auto_ack=False, inactivity_timeout=5):
+            check(method is not None, "timed out after %d deliveries" % len(seen))
+            check(body == b"again", "body %r" % body)
+            seen.append(method.redelivered)
+            if len(seen) == 1:
+                ch.basic_reject(method.delivery_tag, requeue=True)
+            elif len(seen) == 2:
+                ch.basic_nack(method.delivery_tag, multiple=False, requeue=True)
+            else:
+                ch.basic_ack(method.delivery_tag)
+                break
+        ch.cancel()
+        check(seen == [False, True, True], "redelivered flags %r" % seen)
+        check(count(ch, q) == 0, "queue not empty")
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def s10(url):
+    x = P + "10.direct"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange=x, exchange_type="direct")
+        returned = []
+        ch.add_on_return_callback(lambda c, m, p, b: returned.append((m, b)))
+        ch.basic_publish(exchange=x, routing_key="no.binding", body=b"bounce", mandatory=True)
+        wait_until(conn, lambda: returned, 5)
+        check(returned, "no basic.return")
+        m, b = returned[0]
+        check(m.reply_code == 312, "reply code %r" % m.reply_code)
+        check(m.reply_text == "NO_ROUTE", "reply text %r" % m.reply_text)
+        check(b == b"bounce", "body %r" % b)
+        check(m.exchange == x and m.routing_key == "no.binding", "exchange/key %r/%r"
+              % (m.exchange, m.routing_key))
+        ch.exchange_delete(exchange=x)
+    finally:
+        conn.close()
+
+
+def s11(url):
+    q = P + "11.missing"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        try:
+            ch.queue_declare(queue=q, passive=True)
+            raise Fail("passive declare of a missing queue succeeded")
+        except pexc.ChannelClosedByBroker as e:
+            check(e.reply_code == 404, "reply code %r" % e.reply_code)
+            check(e.reply_text.startswith("NOT_FOUND - no queue '"), "reply text %r" % e.reply_text)
+        check(ch.is_closed, "channel still open")
+        check(conn.is_open, "connection closed")
+        ch2 = conn.channel()
+        q2 = P + "11.ok"
+        ch2.queue_declare(queue=q2, exclusive=True)
+        ch2.basic_publish(exchange="", routing_key=q2, body=b"after")
+        method, _, body = ch2.basic_get(queue=q2, auto_ack=True)
+        check(method is not None and body == b"after", "new channel unusable")
+        ch2.queue_delete(queue=q2)
+    finally:
+        conn.close()
+
+
+def s12(url):
+    q = P + "12"
+    body = random.Random(12).randbytes(10 * 1024 * 1024)
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.confirm_delivery()
+        ch.basic_publish(exchange="", routing_key=q, body=body)
+        method, _, got = ch.basic_get(queue=q, auto_ack=True)
+        check(method is not None, "basic.get empty")
+        check(len(got) == len(body), "length %d, expected %d" % (len(got), len(body)))
+        check(got == body, "body differs")
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def s13(url):
+    server_q = P + "13.rpc"
+    requester = connect(url)
+    responder = connect(url)
+    try:
+        rch = responder.channel()
+        rch.queue_declare(queue=server_q, exclusive=True)
+        served = []
+
+        def on_request(c, m, props, body):
+            served.append(props.reply_to)
+            c.basic_publish(exchange="", routing_key=props.reply_to, body=b"reply:" + body,
+                            properties=pika.BasicProperties(correlation_id=props.correlation_id))
+            c.basic_ack(m.delivery_tag)
+
+        rch.basic_consume(queue=server_q, on_message_callback=on_request, auto_ack=False)
+
+        qch = requester.channel()
+        replies = []
+        qch.basic_consume(queue="amq.rabbitmq.reply-to", auto_ack=True,
+                          on_message_callback=lambda c, m, p, b: replies.append((p, b)))
+        qch.basic_publish(exchange="", routing_key=server_q, body=b"ping",
+                          properties=pika.BasicProperties(reply_to="amq.rabbitmq.reply-to",
+                                                          correlation_id="corr-13"))
+        end = time.time() + 10
+        while not replies and time.time() < end:
+            responder.process_data_events(time_limit=0.02)
+            requester.process_data_events(time_limit=0.02)
+        check(served, "responder got no request")
+        check(served[0].startswith("amq.rabbitmq.reply-to."), "reply_to seen by server %r" % served[0])
+        check(replies, "no reply")
+        p, b = replies[0]
+        check(b == b"reply:ping", "reply body %r" % b)
+        check(p.correlation_id == "corr-13", "correlation_id %r" % p.correlation_id)
+        rch.queue_delete(queue=server_q)
+    finally:
+        requester.close()
+        responder.close()
+
+
+def s14(url):
+    q = P + "14"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.basic_qos(prefetch_count=5)
+        for i in range(20):
+            ch.basic_publish(exchange="", routing_key=q, body=b"p%d" % i)
+        got = []
+        ch.basic_consume(queue=q, auto_ack=False,
+                         on_message_callback=lambda c, m, p, b: got.append((m.delivery_tag, b)))
+        wait_until(conn, lambda: len(got) >= 5, 5)
+        conn.process_data_events(time_limit=0.5)
+        check(len(got) == 5, "first window: %d deliveries" % len(got))
+        check([b for _, b in got] == [b"p%d" % i for i in range(5)], "first window order")
+        ch.basic_ack(got[-1][0], multiple=True)
+        wait_until(conn, lambda: len(got) >= 10, 5)
+        conn.process_data_events(time_limit=0.5)
+        check(len(got) == 10, "after ack: %d deliveries in total" % len(got))
+        check([b for _, b in got[5:]] == [b"p%d" % i for i in range(5, 10)], "second window order")
+        ch.basic_ack(got[-1][0], multiple=True)
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+def same(a, b, path="headers"):
+    """Equal values of the same Python types, recursively."""
+    if isinstance(a, int) and not isinstance(a, bool):
+        # pika decodes signed 64-bit values as its int subclass `long`
+        check(isinstance(b, int) and not isinstance(b, bool),
+              "%s: type %s, expected an integer (%r)" % (path, type(b).__name__, b))
+    elif type(a) is not type(b):
+        raise Fail("%s: type %s, expected %s (%r vs %r)" % (path, type(b).__name__,
+                                                            type(a).__name__, b, a))
+    if isinstance(a, dict):
+        check(set(a) == set(b), "%s: keys %s, expected %s" % (path, sorted(b), sorted(a)))
+        for k in a:
+            same(a[k], b[k], path + "." + k)
+    elif isinstance(a, list):
+        check(len(a) == len(b), "%s: length %d, expected %d" % (path, len(b), len(a)))
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, "%s[%d]" % (path, i))
+    else:
+        check(a == b, "%s: %r, expected %r" % (path, b, a))
+
+
+def s15(url):
+    q = P + "15"
+    # Field types pika can send: S longstr, x byte array, t bool, l int64 (pika sends
+    # every Python int as 'l'), D decimal, T timestamp, F table, A array, V void.
+    # pika has no encoder for float/double or narrower ints.
+    headers = {
+        "str": "h\u00e9llo",
+        "empty": "",
+        "bytes": b"\x00\x01\xfe\xff",
+        "true": True,
+        "false": False,
+        "int": 42,
+        "neg": -7,
+        "i64max": 2 ** 63 - 1,
+        "i64min": -2 ** 63,
+        "dec": decimal.Decimal("3.14"),
+        "decint": decimal.Decimal("12"),
+        "ts": datetime.datetime(2020, 5, 17, 12, 34, 56, tzinfo=datetime.timezone.utc),
+        "void": None,
+        "table": {"inner": "v", "n": 1, "deeper": {"x": [1, "two", None]}},
+        "array": [1, "two", True, None, b"\x07", decimal.Decimal("0.5"),
+                  {"k": "v"}, [3, 4]],
+        "emptytable": {},
+        "emptyarray": [],
+    }
+    props = pika.BasicProperties(
+        content_type="application/octet-stream",
+        content_encoding="identity",
+        headers=headers,
+        delivery_mode=2,
+        priority=7,
+        correlation_id="corr-15",
+        reply_to="interop.python.15.reply",
+        expiration="600000",
+        message_id="msg-15",
+        timestamp=1589718896,
+        type="interop.type",
+        user_id="guest",
+        app_id="interop.python",
+        cluster_id="cluster-15",
+    )
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.confirm_delivery()
+        ch.basic_publish(exchange="", routing_key=q, body=b"props", properties=props)
+        method, got, body = ch.basic_get(queue=q, auto_ack=True)
+        check(method is not None, "basic.get empty")
+        check(body == b"props", "body %r" % body)
+        for name in ("content_type", "content_encoding", "delivery_mode", "priority",
+                     "correlation_id", "reply_to", "expiration", "message_id", "timestamp",
+                     "type", "user_id", "app_id", "cluster_id"):
+            same(getattr(props, name), getattr(got, name), name)
+        same(headers, got.headers)
+        ch.queue_delete(queue=q)
+    finally:
+        conn.close()
+
+
+SCENARIOS = [("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
+
+
+def short(e):
+    s = "%s: %s" % (type(e).__name__, e) if not isinstance(e, Fail) else str(e)
+    s = " ".join(s.split())
+    return s[:200]
+
+
+def run_one(url, nn):
+    fn = dict(SCENARIOS)[nn]
+    try:
+        fn(url)
+        return "%s pass" % nn
+    except NA as e:
+        return "%s n/a %s" % (nn, short(e))
+    except Exception as e:  # any failure is a FAIL line
+        return "%s FAIL %s" % (nn, short(e))
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    url = argv[1]
+    if "--one" in argv:
+        print(run_one(url, argv[argv.index("--one") + 1]), flush=True)
+        return 0
+    only = os.environ.get("ONLY")
+    wanted = set(only.split(",")) if only else None
+    print("pika %s, python %s" % (pika.__version__, sys.version.split()[0]), file=sys.stderr)
+    for nn, _ in SCENARIOS:
+        if wanted and nn not in wanted:
+            continue
+        t0 = time.time()
+        try:
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), url, "--one", nn],
+                               stdout=subprocess.PIPE, timeout=SCENARIO_TIMEOUT)
+            lines = [l for l in r.stdout.decode(errors="replace").splitlines()
+                     if l.startswith(nn + " ")]
+            line = lines[-1] if lines else "%s FAIL no result (exit status %s)" % (nn, r.returncode)
+        except subprocess.TimeoutExpired:
+            line = "%s FAIL timeout after %gs" % (nn, SCENARIO_TIMEOUT)
+        print("  %s took %.2fs" % (nn, time.time() - t0), file=sys.stderr)
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
