@@ -1,0 +1,498 @@
+//! The two roles every scenario is made of: a pipelined publisher and a counting consumer,
+//! plus an admin connection for declaring and deleting the scenario's queues.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amq_protocol::protocol::{basic, confirm, exchange, queue, AMQPClass};
+use amq_protocol::types::FieldTable;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, Notify};
+
+use crate::amqp::*;
+
+/// Declares and deletes queues/exchanges on its own connection.
+pub struct Admin {
+    conn: Conn,
+}
+
+impl Admin {
+    pub async fn open(t: &Target) -> Res<Admin> {
+        let mut conn = Conn::open(t, 64 * 1024).await?;
+        conn.open_channel(1).await?;
+        Ok(Admin { conn })
+    }
+
+    pub async fn declare_queue(&mut self, name: &str, durable: bool) -> Res<()> {
+        self.queue_declare(name, durable, false).await.map(|_| ())
+    }
+
+    /// Messages ready in `name` (passive declare).
+    pub async fn queue_count(&mut self, name: &str) -> Res<u32> {
+        self.queue_declare(name, false, true).await
+    }
+
+    async fn queue_declare(&mut self, name: &str, durable: bool, passive: bool) -> Res<u32> {
+        let m = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: name.into(),
+            passive,
+            durable,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        }));
+        match self.conn.rpc(1, m).await? {
+            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Ok(ok.message_count),
+            m => Err(err(format!("expected queue.declare-ok, got {m:?}"))),
+        }
+    }
+
+    pub async fn declare_exchange(&mut self, name: &str, kind: &str) -> Res<()> {
+        let m = AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
+            exchange: name.into(),
+            kind: kind.into(),
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        }));
+        match self.conn.rpc(1, m).await? {
+            AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(_)) => Ok(()),
+            m => Err(err(format!("expected exchange.declare-ok, got {m:?}"))),
+        }
+    }
+
+    pub async fn bind(&mut self, q: &str, x: &str, key: &str) -> Res<()> {
+        let m = AMQPClass::Queue(queue::AMQPMethod::Bind(queue::Bind {
+            queue: q.into(),
+            exchange: x.into(),
+            routing_key: key.into(),
+            nowait: false,
+            arguments: FieldTable::default(),
+        }));
+        match self.conn.rpc(1, m).await? {
+            AMQPClass::Queue(queue::AMQPMethod::BindOk(_)) => Ok(()),
+            m => Err(err(format!("expected queue.bind-ok, got {m:?}"))),
+        }
+    }
+
+    pub async fn delete_queue(&mut self, name: &str) -> Res<()> {
+        let m = AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+            queue: name.into(),
+            if_unused: false,
+            if_empty: false,
+            nowait: false,
+        }));
+        match self.conn.rpc(1, m).await? {
+            AMQPClass::Queue(queue::AMQPMethod::DeleteOk(_)) => Ok(()),
+            m => Err(err(format!("expected queue.delete-ok, got {m:?}"))),
+        }
+    }
+
+    pub async fn delete_exchange(&mut self, name: &str) -> Res<()> {
+        let m = AMQPClass::Exchange(exchange::AMQPMethod::Delete(exchange::Delete {
+            exchange: name.into(),
+            if_unused: false,
+            nowait: false,
+        }));
+        match self.conn.rpc(1, m).await? {
+            AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(_)) => Ok(()),
+            m => Err(err(format!("expected exchange.delete-ok, got {m:?}"))),
+        }
+    }
+
+    pub async fn close(self) {
+        self.conn.close().await
+    }
+}
+
+pub struct PubSpec {
+    pub exchange: String,
+    pub routing_key: String,
+    pub size: usize,
+    pub persistent: bool,
+    pub max_msgs: u64,
+    pub seconds: f64,
+    /// Publisher confirms with at most this many unconfirmed messages.
+    pub window: Option<u64>,
+    /// Fixed rate in messages per second (unpaced when None).
+    pub rate: Option<f64>,
+    /// Write a timestamp (ns since `epoch`) into the first 8 body bytes.
+    pub stamp: Option<Instant>,
+    /// After publishing, a passive declare of this queue marks the point where the broker has
+    /// taken everything in (and reports how many messages it holds).
+    pub sync_queue: Option<String>,
+    /// Set to the number of messages sent once publishing stops (consumers wait for it).
+    pub done: Option<Arc<AtomicU64>>,
+}
+
+pub struct PubOut {
+    pub sent: u64,
+    pub start: Instant,
+    /// Start until the broker acknowledged having processed everything (sync reply / last confirm).
+    pub secs: f64,
+    pub nacked: u64,
+    pub queued: Option<u32>,
+}
+
+struct Confirms {
+    confirmed: AtomicU64,
+    nacked: AtomicU64,
+    dead: AtomicBool,
+    notify: Notify,
+}
+
+/// Reads everything the broker sends a publisher: confirms are counted, other methods are
+/// forwarded (replies to the final synchronous call), a close is fatal.
+async fn publisher_reader(mut rd: FrameReader, sh: Arc<Confirms>, tx: mpsc::UnboundedSender<Result<AMQPClass, String>>) {
+    let mut floor = 0u64;
+    let mut singles = BTreeSet::new();
+    loop {
+        let f = match rd.next().await {
+            Ok(f) => f,
+            Err(e) => {
+                sh.dead.store(true, Relaxed);
+                sh.notify.notify_one();
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        if f.typ != FRAME_METHOD {
+            continue;
+        }
+        match f.class_method() {
+            (60, cm @ (80 | 120)) if f.payload.len() >= 13 => {
+                let tag = u64::from_be_bytes(f.payload[4..12].try_into().unwrap());
+                let multiple = f.payload[12] & 1 != 0;
+                let newly = if multiple {
+                    if tag > floor {
+                        let removed = singles.range(..=tag).count() as u64;
+                        singles = singles.split_off(&(tag + 1));
+                        let n = tag - floor - removed;
+                        floor = tag;
+                        n
+                    } else {
+                        0
+                    }
+                } else if tag > floor && singles.insert(tag) {
+                    1
+                } else {
+                    0
+                };
+                while singles.remove(&(floor + 1)) {
+                    floor += 1;
+                }
+                if cm == 120 {
+                    sh.nacked.fetch_add(newly, Relaxed);
+                }
+                sh.confirmed.fetch_add(newly, Relaxed);
+                sh.notify.notify_one();
+            }
+            _ => {
+                let class = match parse_full(f.full) {
+                    Ok(amq_protocol::frame::AMQPFrame::Method(_, c)) => c,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        continue;
+                    }
+                };
+                if let Some(e) = close_error(&class) {
+                    sh.dead.store(true, Relaxed);
+                    sh.notify.notify_one();
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+                let _ = tx.send(Ok(class));
+            }
+        }
+    }
+}
+
+async fn reply(rx: &mut mpsc::UnboundedReceiver<Result<AMQPClass, String>>, what: &str) -> Res<AMQPClass> {
+    match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+        Ok(Some(Ok(c))) => Ok(c),
+        Ok(Some(Err(e))) => Err(err(e)),
+        Ok(None) => Err(err(format!("connection lost waiting for {what}"))),
+        Err(_) => Err(err(format!("no {what} within 60 s"))),
+    }
+}
+
+pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
+    let mut c = Conn::open(t, 256 * 1024).await?;
+    c.open_channel(1).await?;
+    if spec.window.is_some() {
+        match c.rpc(1, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false }))).await? {
+            AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_)) => {}
+            m => return Err(err(format!("expected confirm.select-ok, got {m:?}"))),
+        }
+    }
+    let (one, body_off) = publish_message(1, &spec.exchange, &spec.routing_key, spec.size, spec.persistent, c.frame_max);
+    let mut batch = Batch::new(one, body_off, 512 * 1024);
+    let stamp = spec.stamp.filter(|_| spec.size >= 8);
+    let Conn { rd, mut wr, .. } = c;
+    let sh = Arc::new(Confirms {
+        confirmed: AtomicU64::new(0),
+        nacked: AtomicU64::new(0),
+        dead: AtomicBool::new(false),
+        notify: Notify::new(),
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(publisher_reader(rd, sh.clone(), tx));
+
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(spec.seconds);
+    let mut sent = 0u64;
+    'outer: while sent < spec.max_msgs {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if sh.dead.load(Relaxed) {
+            break;
+        }
+        let mut n = (batch.count as u64).min(spec.max_msgs - sent);
+        if let Some(w) = spec.window {
+            loop {
+                let inflight = sent - sh.confirmed.load(Relaxed);
+                if inflight < w {
+                    n = n.min(w - inflight);
+                    break;
+                }
+                if sh.dead.load(Relaxed) {
+                    break 'outer;
+                }
+                if tokio::time::timeout_at(deadline.into(), sh.notify.notified()).await.is_err() {
+                    break 'outer;
+                }
+            }
+        }
+        if let Some(rate) = spec.rate {
+            let due = ((now - start).as_secs_f64() * rate) as u64 + 1;
+            if due <= sent {
+                let next = start + Duration::from_secs_f64(sent as f64 / rate);
+                tokio::time::sleep_until(next.min(deadline).into()).await;
+                continue;
+            }
+            n = n.min(due - sent);
+        }
+        if let Some(epoch) = stamp {
+            let ts = epoch.elapsed().as_nanos() as u64;
+            for i in 0..n as usize {
+                batch.stamp(i, ts);
+            }
+        }
+        wr.write_all(batch.bytes(n as usize)).await?;
+        sent += n;
+    }
+    if let Some(d) = &spec.done {
+        d.store(sent, Relaxed);
+    }
+    if spec.window.is_some() {
+        let until = Instant::now() + Duration::from_secs(60);
+        while sh.confirmed.load(Relaxed) < sent && !sh.dead.load(Relaxed) {
+            if tokio::time::timeout_at(until.into(), sh.notify.notified()).await.is_err() {
+                return Err(err(format!("only {} of {sent} confirms within 60 s", sh.confirmed.load(Relaxed))));
+            }
+        }
+    }
+    // Synchronous round trip: every publish before it has been taken in by the broker.
+    let mut out = Vec::new();
+    let queued = if let Some(q) = &spec.sync_queue {
+        encode(
+            &method(
+                1,
+                AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                    queue: q.as_str().into(),
+                    passive: true,
+                    durable: false,
+                    exclusive: false,
+                    auto_delete: false,
+                    nowait: false,
+                    arguments: FieldTable::default(),
+                })),
+            ),
+            &mut out,
+        );
+        wr.write_all(&out).await?;
+        match reply(&mut rx, "queue.declare-ok").await? {
+            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Some(ok.message_count),
+            m => return Err(err(format!("expected queue.declare-ok, got {m:?}"))),
+        }
+    } else {
+        encode(
+            &method(1, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 0, global: false }))),
+            &mut out,
+        );
+        wr.write_all(&out).await?;
+        reply(&mut rx, "basic.qos-ok").await?;
+        None
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let nacked = sh.nacked.load(Relaxed);
+    // close
+    out.clear();
+    encode(
+        &method(
+            0,
+            AMQPClass::Connection(amq_protocol::protocol::connection::AMQPMethod::Close(
+                amq_protocol::protocol::connection::Close {
+                    reply_code: 200,
+                    reply_text: "bye".into(),
+                    class_id: 0,
+                    method_id: 0,
+                },
+            )),
+        ),
+        &mut out,
+    );
+    let _ = wr.write_all(&out).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+    reader.abort();
+    Ok(PubOut { sent, start, secs, nacked, queued })
+}
+
+pub struct ConsSpec {
+    pub queue: String,
+    pub no_ack: bool,
+    pub prefetch: u16,
+    pub ack_every: u64,
+    /// Record latency from the timestamp in the body (ns since this epoch).
+    pub latency: Option<Instant>,
+}
+
+pub struct ConsOut {
+    pub received: u64,
+    pub first: Option<Instant>,
+    pub last: Option<Instant>,
+    pub lat_ns: Vec<u64>,
+    pub cancelled: bool,
+}
+
+/// Open a connection and subscribe; returns once consume-ok arrived.
+pub async fn start_consumer(t: &Target, spec: &ConsSpec) -> Res<Conn> {
+    let mut c = Conn::open(t, 1024 * 1024).await?;
+    c.open_channel(1).await?;
+    if !spec.no_ack {
+        match c
+            .rpc(1, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: spec.prefetch, global: false })))
+            .await?
+        {
+            AMQPClass::Basic(basic::AMQPMethod::QosOk(_)) => {}
+            m => return Err(err(format!("expected basic.qos-ok, got {m:?}"))),
+        }
+    }
+    let m = AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+        queue: spec.queue.as_str().into(),
+        consumer_tag: "".into(),
+        no_local: false,
+        no_ack: spec.no_ack,
+        exclusive: false,
+        nowait: false,
+        arguments: FieldTable::default(),
+    }));
+    match c.rpc(1, m).await? {
+        AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_)) => Ok(c),
+        m => Err(err(format!("expected basic.consume-ok, got {m:?}"))),
+    }
+}
+
+/// Count deliveries until `target` (set by the publisher when it stops) is reached or the hard
+/// deadline passes. Acks (multiple) every `ack_every` deliveries in manual-ack mode.
+pub async fn consume(mut c: Conn, spec: ConsSpec, target: Arc<AtomicU64>, hard_deadline: Instant) -> Res<ConsOut> {
+    let mut o = ConsOut { received: 0, first: None, last: None, lat_ns: Vec::new(), cancelled: false };
+    let mut ackbuf = Vec::with_capacity(32);
+    let mut tag = 0u64;
+    let mut remaining = 0u64;
+    let mut first_body = false;
+    let mut unacked = 0u64;
+    loop {
+        if o.received >= target.load(Relaxed) {
+            break;
+        }
+        let f = if c.rd.has_frame() {
+            c.rd.next().await?
+        } else {
+            match tokio::time::timeout(Duration::from_millis(50), c.rd.next()).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    if Instant::now() >= hard_deadline {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        };
+        let mut complete = false;
+        match f.typ {
+            FRAME_METHOD => match f.class_method() {
+                (60, 60) => {
+                    tag = deliver_tag(f.payload).ok_or_else(|| err("short basic.deliver"))?;
+                }
+                (60, 30) => {
+                    o.cancelled = true;
+                    break;
+                }
+                _ => {
+                    if let amq_protocol::frame::AMQPFrame::Method(_, class) = parse_full(f.full)? {
+                        if let Some(e) = close_error(&class) {
+                            return Err(e);
+                        }
+                    }
+                }
+            },
+            FRAME_HEADER => {
+                remaining = header_body_size(f.payload).ok_or_else(|| err("short content header"))?;
+                first_body = true;
+                complete = remaining == 0;
+            }
+            FRAME_BODY => {
+                if first_body {
+                    first_body = false;
+                    if let Some(epoch) = spec.latency {
+                        if f.payload.len() >= 8 {
+                            let ts = u64::from_be_bytes(f.payload[..8].try_into().unwrap());
+                            let now = epoch.elapsed().as_nanos() as u64;
+                            o.lat_ns.push(now.saturating_sub(ts));
+                        }
+                    }
+                }
+                remaining = remaining.saturating_sub(f.payload.len() as u64);
+                complete = remaining == 0;
+            }
+            _ => {}
+        }
+        if complete {
+            let now = Instant::now();
+            if o.first.is_none() {
+                o.first = Some(now);
+            }
+            o.last = Some(now);
+            o.received += 1;
+            if now >= hard_deadline {
+                break;
+            }
+            if !spec.no_ack {
+                unacked += 1;
+                if unacked >= spec.ack_every {
+                    unacked = 0;
+                    ackbuf.clear();
+                    ack_frame(1, tag, &mut ackbuf);
+                    c.wr.write_all(&ackbuf).await?;
+                }
+            }
+        }
+    }
+    if !spec.no_ack && unacked > 0 {
+        ackbuf.clear();
+        ack_frame(1, tag, &mut ackbuf);
+        let _ = c.wr.write_all(&ackbuf).await;
+    }
+    c.close().await;
+    Ok(o)
+}

@@ -1,0 +1,178 @@
+//! warren-bench: an AMQP 0-9-1 load generator built so that the client is never the
+//! bottleneck (pipelined publishing from pre-encoded batches, allocation-free delivery
+//! parsing). See benches/README.md for the scenarios and how to compare brokers.
+
+mod amqp;
+mod client;
+mod scenarios;
+mod sink;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use scenarios::{Opts, Record, ALL};
+
+#[derive(Parser, Debug)]
+#[command(name = "warren-bench", about = "AMQP 0-9-1 load generator (issue 5)")]
+struct Cli {
+    /// Broker URL.
+    #[arg(long, env = "WARREN_BENCH_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    url: String,
+    /// Scenario(s), comma separated: publish, noack, ack, confirm, fanout, latency,
+    /// connections, backlog, sink (the generator's own ceiling), all (everything but sink).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    scenario: Vec<String>,
+    /// Body size(s) in bytes, comma separated (e.g. 16,4096,65536).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    size: Vec<usize>,
+    /// Message bound per scenario (defaults: 50M, latency rate*seconds, backlog 1M).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Time bound per scenario in seconds (defaults: 10; backlog 120 per phase; connections
+    /// hold time 5; sink 5).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// One JSON object per result line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// confirm: delivery mode 2 into a durable queue.
+    #[arg(long)]
+    persistent: bool,
+    /// ack: basic.qos prefetch count.
+    #[arg(long, default_value_t = 1000)]
+    prefetch: u16,
+    /// ack: one basic.ack (multiple) every N deliveries.
+    #[arg(long, default_value_t = 100)]
+    ack_every: u64,
+    /// confirm: unconfirmed messages allowed in flight.
+    #[arg(long, default_value_t = 1000)]
+    window: u64,
+    /// latency: fixed publish rate in messages per second.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// connections: how many idle connections to open and hold.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// fanout: number of queues (each with its own consumer).
+    #[arg(long, default_value_t = 10)]
+    queues: usize,
+    /// Broker process id: sample its VmRSS in the connections and backlog scenarios.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// Free-form label added to every JSON line (e.g. the broker's name).
+    #[arg(long)]
+    label: Option<String>,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn json_line(r: &Record, label: Option<&str>) -> String {
+    let mut s = String::from("{");
+    if let Some(l) = label {
+        s.push_str(&format!("\"label\":\"{}\",", l.replace('\\', "\\\\").replace('"', "\\\"")));
+    }
+    s.push_str(&format!(
+        "\"scenario\":\"{}\",\"size\":{},\"msgs\":{},\"secs\":{:.4},\"rate\":{:.1}",
+        r.scenario, r.size, r.msgs, r.secs, r.rate
+    ));
+    for (k, v) in &r.extra {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            s.push_str(&format!(",\"{k}\":{}", *v as i64));
+        } else {
+            s.push_str(&format!(",\"{k}\":{v:.1}"));
+        }
+    }
+    s.push('}');
+    s
+}
+
+fn table_line(r: &Record) -> String {
+    let extra: Vec<String> = r
+        .extra
+        .iter()
+        .map(|(k, v)| if v.fract() == 0.0 { format!("{k}={}", *v as i64) } else { format!("{k}={v:.1}") })
+        .collect();
+    format!("{:<20} {:>6} {:>11} {:>8.3} {:>13.0}  {}", r.scenario, r.size, r.msgs, r.secs, r.rate, extra.join(" "))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let target = match amqp::Target::parse(&cli.url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("warren-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut list: Vec<String> = Vec::new();
+    for s in &cli.scenario {
+        if s == "all" {
+            list.extend(ALL.iter().map(|s| s.to_string()));
+        } else {
+            list.push(s.clone());
+        }
+    }
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let opts = Opts {
+        target,
+        messages: cli.messages,
+        seconds: cli.seconds,
+        persistent: cli.persistent,
+        prefetch: cli.prefetch,
+        ack_every: cli.ack_every.max(1),
+        window: cli.window.max(1),
+        rate: cli.rate,
+        connections: cli.connections,
+        queues: cli.queues.max(1),
+        broker_pid: cli.broker_pid,
+        run_id: format!("{}.{:x}", std::process::id(), nanos % 0xffff_ffff),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if !cli.json {
+        println!("{:<20} {:>6} {:>11} {:>8} {:>13}  extra", "scenario", "size", "msgs", "secs", "rate/s");
+    }
+    let mut failed = false;
+    for sc in &list {
+        // connections ignores the body size; run it once
+        let sizes: Vec<usize> = if sc == "connections" { vec![0] } else { cli.size.clone() };
+        for &size in &sizes {
+            // a scenario never runs unbounded: its own limits plus a generous hard stop
+            let hard = Duration::from_secs_f64(cli.seconds.unwrap_or(120.0) * 3.0 + 120.0);
+            let res = rt.block_on(async { tokio::time::timeout(hard, scenarios::run(&opts, sc, size)).await });
+            match res {
+                Ok(Ok(records)) => {
+                    for r in &records {
+                        if cli.json {
+                            println!("{}", json_line(r, cli.label.as_deref()));
+                        } else {
+                            println!("{}", table_line(r));
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    failed = true;
+                    eprintln!("warren-bench: {sc} (size {size}) failed: {e}");
+                    if cli.json {
+                        println!(
+                            "{{{}\"scenario\":\"{sc}\",\"size\":{size},\"error\":\"{}\"}}",
+                            cli.label.as_deref().map(|l| format!("\"label\":\"{l}\",")).unwrap_or_default(),
+                            e.to_string().replace('\\', "\\\\").replace('"', "'")
+                        );
+                    }
+                }
+                Err(_) => {
+                    failed = true;
+                    eprintln!("warren-bench: {sc} (size {size}) exceeded its hard time limit");
+                }
+            }
+        }
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(if failed { 1 } else { 0 });
+}
