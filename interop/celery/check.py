@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Celery end-to-end check: check.py AMQP_URL prints `celery pass` or `celery FAIL <reason>`.
+
+Starts a real Celery worker (transport pyamqp, result backend rpc://) as a child
+process against the broker, sends tasks, reads their results back, then stops the
+worker by its PID. Everything is bounded by timeouts. Worker output goes to stderr.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+DIR = os.path.dirname(os.path.abspath(__file__))
+OVERALL = float(os.environ.get("INTEROP_CELERY_TIMEOUT", "90"))
+
+
+def broker_url(url):
+    if url.startswith("amqp://"):
+        return "pyamqp://" + url[len("amqp://"):]
+    return url
+
+
+def stop(proc):
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)  # warm shutdown
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    os.environ["INTEROP_CELERY_BROKER"] = broker_url(argv[1])
+    sys.path.insert(0, DIR)
+    try:
+        import celery
+        from interop_celery_tasks import add, app, echo
+    except Exception as e:
+        print("celery FAIL cannot import celery: %s" % e, flush=True)
+        return 0
+    print("celery %s, kombu transport pyamqp" % celery.__version__, file=sys.stderr)
+    start = time.time()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "interop_celery_tasks", "worker",
+         "--pool=solo", "--concurrency=1", "-Q", "interop.celery.tasks",
+         "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-n", "interop-celery@%h", "--loglevel=INFO"],
+        cwd=DIR, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=DIR + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    result = "celery FAIL unknown"
+    try:
+        left = lambda: max(1.0, OVERALL - (time.time() - start))
+        r1 = add.apply_async((2, 3))
+        v1 = r1.get(timeout=min(60, left()))
+        if v1 != 5:
+            raise AssertionError("add(2, 3) returned %r" % (v1,))
+        if worker.poll() is not None:
+            raise AssertionError("worker exited with %s" % worker.returncode)
+        rs = [echo.apply_async(("m%d" % i,)) for i in range(5)]
+        vs = [r.get(timeout=min(30, left())) for r in rs]
+        if [v["echo"] for v in vs] != ["m%d" % i for i in range(5)]:
+            raise AssertionError("echo results %r" % vs)
+        if any(v["pid"] != worker.pid for v in vs):
+            raise AssertionError("tasks not run by the worker process %d: %r" % (worker.pid, vs))
+        if r1.state != "SUCCESS":
+            raise AssertionError("state %s" % r1.state)
+        print("tasks done after %.1fs" % (time.time() - start), file=sys.stderr)
+        result = "celery pass"
+    except Exception as e:
+        msg = " ".join(("%s: %s" % (type(e).__name__, e)).split())[:200]
+        result = "celery FAIL " + msg
+    finally:
+        t = time.time()
+        stop(worker)
+        print("worker stopped in %.1fs" % (time.time() - t), file=sys.stderr)
+        try:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+                ch = conn.channel()
+                ch.queue_delete("interop.celery.tasks")
+                ch.exchange_delete("interop.celery.tasks")
+        except Exception as e:
+            print("cleanup: %s" % e, file=sys.stderr)
+    print(result, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
