@@ -144,7 +144,7 @@ impl VHost {
             return if self.read().exchanges.contains_key(name) { Ok(()) } else { Err(self.no_exchange(name)) };
         }
         let kind = ExchangeKind::parse(d.kind)
-            .ok_or_else(|| Exception::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
+            .ok_or_else(|| Exception::command_invalid(format!("invalid exchange type '{}'", d.kind)))?;
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -189,7 +189,7 @@ impl VHost {
         }
         if name.starts_with("amq.") {
             return Err(Exception::access_refused(format!(
-                "operation not permitted on {}",
+                "deletion of system {} not allowed",
                 self.describe_exchange(name)
             )));
         }
@@ -326,10 +326,12 @@ impl VHost {
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
         }
+        // RabbitMQ answers unbind-ok when the queue, the exchange or the binding is
+        // missing, and does not check exclusivity here.
+        let _ = connection;
         let mut topo = self.write();
-        let q = topo.queues.get(queue).cloned().ok_or_else(|| self.no_queue(queue))?;
-        let x = topo.exchanges.get_mut(exchange).ok_or_else(|| self.no_exchange(exchange))?;
-        q.check_exclusive(connection)?;
+        let Some(q) = topo.queues.get(queue).cloned() else { return Ok(()) };
+        let Some(x) = topo.exchanges.get_mut(exchange) else { return Ok(()) };
         x.unbind(&q, key, arguments);
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(exchange);
@@ -422,10 +424,15 @@ fn assert_args_equivalent(current: &FieldTable, received: &FieldTable, keys: &[&
             _ => false,
         };
         if !same {
+            // RabbitMQ prints bare values when both sides have the same type.
+            let (received, current) = match (new, cur) {
+                (Some(a), Some(b)) if type_name(a) == type_name(b) => {
+                    (format!("'{}'", value_text(a)), format!("'{}'", value_text(b)))
+                }
+                _ => (describe_value(new), describe_value(cur)),
+            };
             return Err(Exception::precondition_failed(format!(
-                "inequivalent arg '{key}' for {describe}: received {} but current is {}",
-                describe_value(new),
-                describe_value(cur)
+                "inequivalent arg '{key}' for {describe}: received {received} but current is {current}"
             )));
         }
     }
@@ -447,26 +454,53 @@ fn as_int(v: &AMQPValue) -> Option<i128> {
 
 /// How RabbitMQ prints an argument in an inequivalence error.
 fn describe_value(v: Option<&AMQPValue>) -> String {
-    let Some(v) = v else { return "none".to_owned() };
-    let (value, kind) = match v {
-        AMQPValue::Boolean(b) => (b.to_string(), "bool"),
-        AMQPValue::ShortShortInt(i) => (i.to_string(), "byte"),
-        AMQPValue::ShortShortUInt(i) => (i.to_string(), "unsignedbyte"),
-        AMQPValue::ShortInt(i) => (i.to_string(), "short"),
-        AMQPValue::ShortUInt(i) => (i.to_string(), "unsignedshort"),
-        AMQPValue::LongInt(i) => (i.to_string(), "signedint"),
-        AMQPValue::LongUInt(i) => (i.to_string(), "unsignedint"),
-        AMQPValue::LongLongInt(i) => (i.to_string(), "long"),
-        AMQPValue::Float(f) => (f.to_string(), "float"),
-        AMQPValue::Double(f) => (f.to_string(), "double"),
-        AMQPValue::ShortString(s) => (s.to_string(), "shortstr"),
-        AMQPValue::LongString(s) => (String::from_utf8_lossy(s.as_bytes()).into_owned(), "longstr"),
-        AMQPValue::Timestamp(t) => (t.to_string(), "timestamp"),
-        AMQPValue::FieldTable(_) => ("...".to_owned(), "table"),
-        AMQPValue::FieldArray(_) => ("...".to_owned(), "array"),
-        AMQPValue::ByteArray(_) => ("...".to_owned(), "binary"),
-        AMQPValue::DecimalValue(d) => (format!("{d:?}"), "decimal"),
-        AMQPValue::Void => ("undefined".to_owned(), "void"),
-    };
-    format!("the value '{value}' of type '{kind}'")
+    match v {
+        None => "none".to_owned(),
+        Some(v) => format!("the value '{}' of type '{}'", value_text(v), type_name(v)),
+    }
+}
+
+/// RabbitMQ's name for a field type.
+fn type_name(v: &AMQPValue) -> &'static str {
+    match v {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::Void => "void",
+    }
+}
+
+fn value_text(v: &AMQPValue) -> String {
+    match v {
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(i) => i.to_string(),
+        AMQPValue::ShortShortUInt(i) => i.to_string(),
+        AMQPValue::ShortInt(i) => i.to_string(),
+        AMQPValue::ShortUInt(i) => i.to_string(),
+        AMQPValue::LongInt(i) => i.to_string(),
+        AMQPValue::LongUInt(i) => i.to_string(),
+        AMQPValue::LongLongInt(i) => i.to_string(),
+        AMQPValue::Float(f) => f.to_string(),
+        AMQPValue::Double(f) => f.to_string(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::Timestamp(t) => t.to_string(),
+        AMQPValue::DecimalValue(d) => format!("{d:?}"),
+        AMQPValue::Void => "undefined".to_owned(),
+        AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) | AMQPValue::ByteArray(_) => "...".to_owned(),
+    }
 }

@@ -188,8 +188,13 @@ impl Channel {
             AMQPClass::Channel(amqp_channel::AMQPMethod::Open(_)) => {
                 Err(Exception::channel_error("second 'channel.open' seen"))
             }
-            AMQPClass::Channel(amqp_channel::AMQPMethod::Flow(f)) => {
-                ctx.send(self.id, AMQPClass::Channel(amqp_channel::AMQPMethod::FlowOk(amqp_channel::FlowOk { active: f.active })));
+            // RabbitMQ 3.x refuses to stop deliveries with channel.flow (prefetch is the
+            // way to throttle a consumer) and accepts active=true as a no-op.
+            AMQPClass::Channel(amqp_channel::AMQPMethod::Flow(f)) if !f.active => {
+                Err(Exception::not_implemented("active=false"))
+            }
+            AMQPClass::Channel(amqp_channel::AMQPMethod::Flow(_)) => {
+                ctx.send(self.id, AMQPClass::Channel(amqp_channel::AMQPMethod::FlowOk(amqp_channel::FlowOk { active: true })));
                 Ok(())
             }
             AMQPClass::Exchange(m) => self.exchange_method(ctx, m),

@@ -77,10 +77,10 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     // RabbitMQ accepts a payload of up to frame_max bytes (it allows the 8 bytes of
     // framing as slack); anything above is refused before we wait for it.
-    if frame_max != 0 && size > frame_max as usize {
+    let max_payload = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
+    if frame_max != 0 && size > max_payload {
         return Err(Exception::frame_error(format!(
-            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
-            frame_max as usize - FRAME_OVERHEAD
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{max_payload}}}"
         )));
     }
     let total = size + FRAME_OVERHEAD;
@@ -90,7 +90,8 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     }
     if buf[total - 1] != FRAME_END {
         return Err(Exception::frame_error(format!(
-            "type {kind}, channel {channel}: frame end byte 0x{:02x}, expected 0xce",
+            "type {kind}, all octets = {}: {{invalid_frame_end_marker,{}}}",
+            erlang_binary(&buf[FRAME_HEADER_SIZE..total - 1]),
             buf[total - 1]
         )));
     }
@@ -101,14 +102,23 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
         FRAME_METHOD => Frame::Method { channel, method: parse_method(payload)? },
         FRAME_HEADER => parse_header(channel, payload)?,
         FRAME_BODY => Frame::Body { channel, payload },
-        FRAME_HEARTBEAT => Frame::Heartbeat { channel },
+        FRAME_HEARTBEAT if channel == 0 => Frame::Heartbeat { channel },
+        FRAME_HEARTBEAT => {
+            return Err(Exception::unexpected_frame(format!("type {kind}, all octets = <<>>")))
+        }
         other => {
-            return Err(Exception::frame_error(format!(
-                "type {other}, channel {channel}: unknown frame type"
-            )))
+            return Err(Exception::frame_error(format!("type {other}, all octets = <<>>: unknown_frame")))
         }
     };
     Ok(Some(frame))
+}
+
+/// Bytes as Erlang prints a binary, as RabbitMQ's frame errors show them.
+fn erlang_binary(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(32)];
+    let list: Vec<String> = shown.iter().map(|b| b.to_string()).collect();
+    let more = if bytes.len() > shown.len() { ",..." } else { "" };
+    format!("<<{}{more}>>", list.join(","))
 }
 
 fn parse_method(payload: Bytes) -> Result<Method, Exception> {

@@ -87,12 +87,7 @@ pub fn start_ok(broker: &Broker, m: &amqp_connection::StartOk, peer: IpAddr) -> 
             )))
         }
     }
-    let consumer_cancel_notify = match m.client_properties.inner().get("capabilities") {
-        Some(AMQPValue::FieldTable(caps)) => {
-            matches!(caps.inner().get("consumer_cancel_notify"), Some(AMQPValue::Boolean(true)))
-        }
-        _ => false,
-    };
+    let consumer_cancel_notify = client_capability(&m.client_properties, "consumer_cancel_notify");
     Ok(ClientInfo { user, consumer_cancel_notify })
 }
 
@@ -117,6 +112,19 @@ fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
         _ => None,
     };
     Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+/// Whether the client announced `authentication_failure_close` (then a refused login
+/// gets connection.close 403 instead of a closed socket).
+pub fn wants_failure_close(m: &amqp_connection::StartOk) -> bool {
+    client_capability(&m.client_properties, "authentication_failure_close")
+}
+
+fn client_capability(props: &FieldTable, name: &str) -> bool {
+    match props.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true))),
+        _ => false,
+    }
 }
 
 pub fn tune() -> AMQPClass {

@@ -207,9 +207,10 @@ impl Connection {
     fn process_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnectionError> {
         if self.phase == Phase::ProtocolHeader {
             if inbuf.len() < PROTOCOL_HEADER.len() {
-                return if PROTOCOL_HEADER.starts_with(&inbuf[..]) { Ok(()) } else { self.refuse_header() };
+                return if b"AMQP".starts_with(&inbuf[..inbuf.len().min(4)]) { Ok(()) } else { self.refuse_header() };
             }
-            if &inbuf[..8] != PROTOCOL_HEADER {
+            // RabbitMQ also accepts the legacy 0-9 header `AMQP 1 1 0 9`.
+            if &inbuf[..8] != PROTOCOL_HEADER && &inbuf[..8] != b"AMQP\x01\x01\x00\x09" {
                 return self.refuse_header();
             }
             let _ = inbuf.split_to(8);
@@ -337,7 +338,7 @@ impl Connection {
         f: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), Exception>,
     ) -> Result<(), Exception> {
         match self.channels.get(&channel).map(|c| &c.state) {
-            None => Err(Exception::channel_error(format!("expected 'channel.open' on channel {channel}"))),
+            None => Err(Exception::channel_error("expected 'channel.open'")),
             Some(ChannelState::Closing) => Ok(()),
             Some(ChannelState::Open) => self.with_channel(channel, f).unwrap_or(Ok(())),
         }
@@ -352,7 +353,19 @@ impl Connection {
         };
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
-                let client = handshake::start_ok(&self.broker, &m, self.peer.ip()).map_err(|e| e.or_on(10, 11))?;
+                let client = match handshake::start_ok(&self.broker, &m, self.peer.ip()) {
+                    Ok(client) => client,
+                    // RabbitMQ tells only clients that announce authentication_failure_close;
+                    // the others (and unknown mechanisms) just see the socket close.
+                    Err(e) if e.code == crate::error::ReplyCode::AccessRefused && handshake::wants_failure_close(&m) => {
+                        return Err(e)
+                    }
+                    Err(e) => {
+                        info!(text = %e.text, "login refused");
+                        self.phase = Phase::Done;
+                        return Ok(());
+                    }
+                };
                 tracing::Span::current().record("user", client.user.as_str());
                 self.consumer_cancel_notify = client.consumer_cancel_notify;
                 codec::encode_method(&mut self.out, 0, &handshake::tune());
@@ -360,7 +373,15 @@ impl Connection {
                 Ok(())
             }
             (Phase::TuneOk, AMQPClass::Connection(C::TuneOk(m))) => {
-                let (channel_max, frame_max, heartbeat) = handshake::tune_ok(&m)?;
+                let (channel_max, frame_max, heartbeat) = match handshake::tune_ok(&m) {
+                    Ok(tuned) => tuned,
+                    Err(e) => {
+                        // As RabbitMQ: no close method before the connection is open.
+                        info!(text = %e.text, "negotiation refused");
+                        self.phase = Phase::Done;
+                        return Ok(());
+                    }
+                };
                 self.channel_max = channel_max;
                 self.frame_max = frame_max;
                 self.heartbeat = heartbeat;
@@ -404,7 +425,7 @@ impl Connection {
         use amqp_connection::AMQPMethod as C;
         let (class_id, method_id) = method.ids();
         let Method::Other(class) = method else {
-            return Err(Exception::command_invalid("basic methods are not allowed on channel 0").on(class_id, method_id));
+            return Err(Exception::channel_error("unexpected method in connection state running").on(class_id, method_id));
         };
         match *class {
             AMQPClass::Connection(C::Close(_)) => {
@@ -412,8 +433,7 @@ impl Connection {
                 Ok(())
             }
             AMQPClass::Connection(C::CloseOk(_)) => Ok(()),
-            _ => Err(Exception::command_invalid(format!("unexpected method {class_id}.{method_id} on channel 0"))
-                .on(class_id, method_id)),
+            _ => Err(Exception::channel_error("unexpected method in connection state running").on(class_id, method_id)),
         }
     }
 
@@ -423,10 +443,7 @@ impl Connection {
         let state = self.channels.get(&channel).map(|c| &c.state);
         let class = match (state, method) {
             (None, Method::Other(class)) => *class,
-            (None, _) => {
-                return Err(Exception::channel_error(format!("expected 'channel.open' on channel {channel}"))
-                    .on(class_id, method_id))
-            }
+            (None, _) => return Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id)),
             (Some(ChannelState::Closing), Method::Other(class)) => {
                 match *class {
                     AMQPClass::Channel(Ch::CloseOk(_)) => {
@@ -448,19 +465,20 @@ impl Connection {
         };
         match class {
             AMQPClass::Channel(Ch::Open(_)) if !self.channels.contains_key(&channel) => {
-                if channel > self.channel_max {
-                    return Err(Exception::channel_error(format!(
-                        "channel number {channel} is above the negotiated channel_max {}",
+                // RabbitMQ limits how many channels are open, not their numbers.
+                if self.channels.len() >= self.channel_max as usize {
+                    return Err(Exception::not_allowed(format!(
+                        "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                        self.channels.len(),
                         self.channel_max
-                    ))
-                    .on(20, 10));
+                    )));
                 }
                 self.channels.insert(channel, Channel::new(channel));
                 self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
                 Ok(())
             }
             _ if !self.channels.contains_key(&channel) => {
-                Err(Exception::channel_error(format!("expected 'channel.open' on channel {channel}")).on(class_id, method_id))
+                Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id))
             }
             AMQPClass::Channel(Ch::Close(_)) => {
                 self.with_channel(channel, |ch, ctx| ch.release(ctx));
