@@ -34,7 +34,26 @@ def stop(proc):
         pass
 
 
+class Aborted(Exception):
+    pass
+
+
+WORKER = None
+
+
+def on_term(signum, frame):
+    # stop the worker at once: the runner is aborting
+    if WORKER is not None and WORKER.poll() is None:
+        try:
+            os.kill(WORKER.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    raise Aborted("signal %d" % signum)
+
+
 def main(argv):
+    global WORKER
+    signal.signal(signal.SIGTERM, on_term)
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -55,6 +74,7 @@ def main(argv):
          "-n", "interop-celery@%h", "--loglevel=INFO"],
         cwd=DIR, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL,
         env=dict(os.environ, PYTHONPATH=DIR + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    WORKER = worker
     result = "celery FAIL unknown"
     try:
         left = lambda: max(1.0, OVERALL - (time.time() - start))
@@ -74,12 +94,20 @@ def main(argv):
             raise AssertionError("state %s" % r1.state)
         print("tasks done after %.1fs" % (time.time() - start), file=sys.stderr)
         result = "celery pass"
+    except Aborted as e:
+        result = "celery FAIL aborted by %s" % e
+        if worker.poll() is None:
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=5)
     except Exception as e:
         msg = " ".join(("%s: %s" % (type(e).__name__, e)).split())[:200]
         result = "celery FAIL " + msg
     finally:
         t = time.time()
-        stop(worker)
+        try:
+            stop(worker)
+        except Aborted:
+            result = "celery FAIL aborted while stopping the worker"
         print("worker stopped in %.1fs" % (time.time() - t), file=sys.stderr)
         try:
             with app.connection_for_write() as conn:

@@ -10,7 +10,7 @@ if ! "$PY" -c 'import celery' >/dev/null 2>&1; then
   exit 1
 fi
 if command -v timeout >/dev/null 2>&1; then
-  out="$(timeout -k 5 150 "$PY" "$DIR/check.py" "$URL")"
+  out="$(timeout --foreground -k 5 150 "$PY" "$DIR/check.py" "$URL")"
 else
   out="$("$PY" "$DIR/check.py" "$URL")"
 fi

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Interop runner: runs every interop/<lang>/run.sh (and the Rust interop test) against
+# one broker and prints a matrix of scenario results.
+#
+# Usage: interop/run.sh [--url URL] [--only lang,lang] [--timeout SECONDS]
+#
+# Without --url it builds warren (cargo build --release), starts
+# target/release/warren --port 0 --bind 127.0.0.1, waits (30 s at most) for the
+# stdout line `warren <version> ready on amqp://HOST:PORT` and uses
+# amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
+# also on Ctrl-C or error.
+#
+# The last line is `N passed, N failed` (`, N skipped` added when some cells are n/a).
+# Exit status: 0 when nothing failed, 1 when something failed, 2 when it could not run.
+set -u
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+ORDER="python celery node go java ruby php c"
+LANG_TIMEOUT=300
+RUST_TIMEOUT=900
+URL=""
+ONLY=""
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --url) [ $# -ge 2 ] || usage; URL="$2"; shift 2 ;;
+    --url=*) URL="${1#--url=}"; shift ;;
+    --only) [ $# -ge 2 ] || usage; ONLY="$2"; shift 2 ;;
+    --only=*) ONLY="${1#--only=}"; shift ;;
+    --timeout) [ $# -ge 2 ] || usage; LANG_TIMEOUT="$2"; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+done
+
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/warren-interop.XXXXXX")"
+BROKER_PID=""
+CHILD_PID=""
+
+cleanup() {
+  if [ -n "$CHILD_PID" ] && kill -0 "$CHILD_PID" 2>/dev/null; then
+    kill -TERM "$CHILD_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$CHILD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$CHILD_PID" 2>/dev/null
+  fi
+  CHILD_PID=""
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -TERM "$BROKER_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+  fi
+  BROKER_PID=""
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM HUP
+
+# ---------------------------------------------------------------- which columns
+selected() {  # selected NAME -> true when --only is empty or lists NAME
+  [ -z "$ONLY" ] && return 0
+  case ",$ONLY," in *",$1,"*) return 0 ;; esac
+  return 1
+}
+
+COLUMNS_LIST=()
+for l in $ORDER; do
+  [ -f "$HERE/$l/run.sh" ] && selected "$l" && COLUMNS_LIST+=("$l")
+done
+for d in "$HERE"/*/; do
+  l="$(basename "$d")"
+  case " $ORDER " in *" $l "*) continue ;; esac
+  [ -f "$HERE/$l/run.sh" ] && selected "$l" && COLUMNS_LIST+=("$l")
+done
+HAVE_RUST=0
+if [ -f "$ROOT/tests/interop.rs" ] && selected rust; then
+  HAVE_RUST=1
+  COLUMNS_LIST+=("rust")
+fi
+if [ -n "$ONLY" ]; then
+  IFS=',' read -r -a wanted <<<"$ONLY"
+  for w in "${wanted[@]}"; do
+    found=0
+    for c in "${COLUMNS_LIST[@]}"; do [ "$c" = "$w" ] && found=1; done
+    [ $found = 1 ] || echo "warning: no runnable column '$w' (no interop/$w/run.sh, or tests/interop.rs missing for rust)" >&2
+  done
+fi
+if [ ${#COLUMNS_LIST[@]} -eq 0 ]; then
+  echo "nothing to run" >&2
+  exit 2
+fi
+
+# ---------------------------------------------------------------- the broker
+if [ -z "$URL" ]; then
+  echo "building warren (cargo build --release) ..." >&2
+  if ! (cd "$ROOT" && cargo build --release) >"$LOGDIR/build.log" 2>&1; then
+    tail -n 30 "$LOGDIR/build.log" >&2
+    echo "cargo build --release failed (log: $LOGDIR/build.log)" >&2
+    exit 2
+  fi
+  BIN="$ROOT/target/release/warren"
+  [ -x "$BIN" ] || { echo "no binary $BIN" >&2; exit 2; }
+  "$BIN" --port 0 --bind 127.0.0.1 >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
+  BROKER_PID=$!
+  PORT=""
+  for _ in $(seq 1 300); do  # 30 s
+    line="$(grep -m1 -E '^warren [^ ]+ ready on amqp://[^ ]+:[0-9]+' "$LOGDIR/warren.out" 2>/dev/null)"
+    if [ -n "$line" ]; then
+      PORT="$(printf '%s\n' "$line" | sed -E 's|.*ready on amqp://[^ ]*:([0-9]+).*|\1|')"
+      break
+    fi
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$PORT" ]; then
+    echo "warren did not report 'ready' within 30 s (stdout/stderr in $LOGDIR):" >&2
+    tail -n 20 "$LOGDIR/warren.out" "$LOGDIR/warren.err" >&2
+    exit 2
+  fi
+  URL="amqp://guest:guest@127.0.0.1:$PORT/%2f"
+  echo "warren (pid $BROKER_PID) ready on port $PORT" >&2
+fi
+echo "broker: $URL   logs: $LOGDIR" >&2
+
+# ---------------------------------------------------------------- run
+declare -A RES=()     # "col|row" -> pass|FAIL|n/a
+declare -A REASON=()  # "col|row" -> reason text
+declare -A NOTE=()    # col -> why the whole column may be missing
+
+rows_of() {  # rows_of COL -> the rows this column must report
+  if [ "$1" = celery ]; then echo celery; else seq -f '%02g' 1 15; fi
+}
+
+collect() {  # collect COL FILE: read result lines from FILE
+  local col="$1" file="$2" row status reason
+  while IFS= read -r line; do
+    line="${line%$'\r'}"
+    if [[ "$line" =~ ^([0-9][0-9]|celery)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
+      row="${BASH_REMATCH[1]}"; status="${BASH_REMATCH[2]}"; reason="${BASH_REMATCH[4]}"
+      [ -n "${RES[$col|$row]+x}" ] && continue  # first line wins
+      RES[$col|$row]="$status"
+      REASON[$col|$row]="$reason"
+    fi
+  done <"$file"
+}
+
+run_with_timeout() {  # run_with_timeout SECONDS OUT ERR CMD... ; sets RC
+  local secs="$1" out="$2" err="$3"; shift 3
+  # timeout (without --foreground) signals the whole process group of the command
+  timeout -k 10 "$secs" "$@" >"$out" 2>"$err" </dev/null &
+  CHILD_PID=$!
+  wait "$CHILD_PID"
+  RC=$?
+  CHILD_PID=""
+}
+
+for col in "${COLUMNS_LIST[@]}"; do
+  start=$(date +%s)
+  if [ "$col" = rust ]; then
+    echo "== rust (cargo test --release --test interop)" >&2
+    run_with_timeout "$RUST_TIMEOUT" "$LOGDIR/rust.out" "$LOGDIR/rust.err" \
+      env WARREN_INTEROP_URL="$URL" bash -c 'cd "$1" && cargo test --release --test interop -- --nocapture 2>&1' _ "$ROOT"
+    grep -E '^[0-9][0-9] (pass|FAIL|n/a)' "$LOGDIR/rust.out" >"$LOGDIR/rust.lines"
+    collect rust "$LOGDIR/rust.lines"
+    secs="$RUST_TIMEOUT"
+  else
+    echo "== $col" >&2
+    run_with_timeout "$LANG_TIMEOUT" "$LOGDIR/$col.out" "$LOGDIR/$col.err" \
+      bash "$HERE/$col/run.sh" "$URL"
+    collect "$col" "$LOGDIR/$col.out"
+    secs="$LANG_TIMEOUT"
+  fi
+  case "$RC" in
+    0) ;;
+    124|137) NOTE[$col]="timed out after ${secs}s" ;;
+    *) NOTE[$col]="exited with status $RC" ;;
+  esac
+  echo "   $col: done in $(( $(date +%s) - start ))s${NOTE[$col]:+ (${NOTE[$col]})}; stderr: $LOGDIR/$col.err" >&2
+done
+
+cleanup  # stop the broker before printing
+
+# ---------------------------------------------------------------- report
+ALL_ROWS="$(seq -f '%02g' 1 15) celery"
+w=6
+for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
+
+printf '%-8s' "scenario"
+for col in "${COLUMNS_LIST[@]}"; do printf " %-${w}s" "$col"; done
+printf '\n'
+passed=0; failed=0; skipped=0
+REPORT=()
+for row in $ALL_ROWS; do
+  # skip the celery row when no celery column
+  if [ "$row" = celery ]; then
+    has=0; for col in "${COLUMNS_LIST[@]}"; do [ "$col" = celery ] && has=1; done
+    [ $has = 1 ] || continue
+  fi
+  printf '%-8s' "$row"
+  for col in "${COLUMNS_LIST[@]}"; do
+    if ! rows_of "$col" | grep -qx "$row"; then
+      printf " %-${w}s" ""
+      continue
+    fi
+    cell="${RES[$col|$row]:--}"
+    printf " %-${w}s" "$cell"
+    case "$cell" in
+      pass) passed=$((passed + 1)) ;;
+      n/a) skipped=$((skipped + 1)); REPORT+=("n/a  $col $row: ${REASON[$col|$row]}") ;;
+      FAIL) failed=$((failed + 1)); REPORT+=("FAIL $col $row: ${REASON[$col|$row]}") ;;
+      *) failed=$((failed + 1)); REPORT+=("FAIL $col $row: no result line${NOTE[$col]:+ (run.sh ${NOTE[$col]})}") ;;
+    esac
+  done
+  printf '\n'
+done
+if [ ${#REPORT[@]} -gt 0 ]; then
+  printf '\n'
+  # failures first, then n/a
+  for r in "${REPORT[@]}"; do case "$r" in FAIL*) printf '%s\n' "$r" ;; esac; done
+  for r in "${REPORT[@]}"; do case "$r" in n/a*) printf '%s\n' "$r" ;; esac; done
+fi
+printf '\n'
+if [ $skipped -gt 0 ]; then
+  printf '%d passed, %d failed, %d skipped\n' $passed $failed $skipped
+else
+  printf '%d passed, %d failed\n' $passed $failed
+fi
+[ $failed -eq 0 ] || exit 1
+exit 0
