@@ -519,7 +519,13 @@ SCENARIOS = [("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
 
 
 def short(e):
-    s = "%s: %s" % (type(e).__name__, e) if not isinstance(e, Fail) else str(e)
+    if isinstance(e, Fail):
+        s = str(e)
+    else:
+        detail = str(e) or "; ".join(repr(a) for a in e.args)
+        if not detail and e.__cause__ is not None:
+            detail = repr(e.__cause__)
+        s = "%s: %s" % (type(e).__name__, detail)
     s = " ".join(s.split())
     return s[:200]
 
