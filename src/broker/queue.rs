@@ -239,7 +239,7 @@ impl Queue {
 
     /// Marks the queue deleted, drops its messages and tells its consumers (on other
     /// connections too) that they are cancelled. Returns the number of messages dropped.
-    pub(super) fn mark_deleted(&self) -> u32 {
+    pub fn mark_deleted(&self) -> u32 {
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready.len() as u32;

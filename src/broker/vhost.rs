@@ -15,7 +15,12 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The pseudo-queue clients consume from for direct reply-to.
+pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// Prefix of the per-channel reply addresses that publishers' reply_to is rewritten to.
+pub const REPLY_PREFIX: &str = "amq.rabbitmq.reply-to.";
 
 /// The exchanges every vhost starts with, as RabbitMQ predeclares them.
 const PREDECLARED: [(&str, ExchangeKind); 7] = [
@@ -53,6 +58,9 @@ const COMPARED_QUEUE_ARGS: [&str; 17] = [
 pub struct VHost {
     pub name: String,
     topology: RwLock<Topology>,
+    /// Direct reply-to: one hidden queue per replying channel, by its reply address.
+    /// Never held together with the topology lock.
+    replies: Mutex<HashMap<String, Arc<Queue>>>,
 }
 
 #[derive(Debug, Default)]
@@ -102,7 +110,7 @@ impl VHost {
                 .exchanges
                 .insert(ex.to_owned(), Exchange::new(ex, kind, true, false, internal, FieldTable::default()));
         }
-        VHost { name: name.to_owned(), topology: RwLock::new(topology) }
+        VHost { name: name.to_owned(), topology: RwLock::new(topology), replies: Mutex::new(HashMap::new()) }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Topology> {
@@ -281,9 +289,22 @@ impl VHost {
         Ok(remove_queue_locked(&mut topo, &queue))
     }
 
+    /// A hidden queue for a channel's direct reply-to consumer: reachable through the
+    /// default exchange by its address, never listed, gone with its consumer.
+    pub fn create_reply_queue(&self) -> Arc<Queue> {
+        let name = server_generated_name(REPLY_PREFIX);
+        let queue = Queue::new(ShortStr::from(name.as_str()), &self.name, false, None, true, FieldTable::default());
+        self.replies.lock().unwrap_or_else(|e| e.into_inner()).insert(name, queue.clone());
+        queue
+    }
+
     /// Deletes a queue without conditions (its exclusive owner closed, or the last
     /// consumer of an auto-delete queue went). Returns how many messages it dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        if queue.name.starts_with(REPLY_PREFIX) {
+            self.replies.lock().unwrap_or_else(|e| e.into_inner()).remove(queue.name.as_str());
+            return queue.mark_deleted();
+        }
         let mut topo = self.write();
         match topo.queues.get(queue.name.as_str()) {
             Some(q) if q.id == queue.id => remove_queue_locked(&mut topo, queue),
@@ -344,8 +365,14 @@ impl VHost {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         if exchange.is_empty() {
-            if let Some(q) = topo.queues.get(msg.routing_key.as_str()) {
+            let key = msg.routing_key.as_str();
+            if let Some(q) = topo.queues.get(key) {
                 out.push(q.clone());
+            } else if key.starts_with(REPLY_PREFIX) {
+                drop(topo);
+                if let Some(q) = self.replies.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+                    out.push(q.clone());
+                }
             }
             return Ok(());
         }

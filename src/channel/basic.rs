@@ -5,11 +5,12 @@
 //! the vhost's read lock, then pushes into each queue; acknowledging gives credit back
 //! and marks the channel so its queues dispatch again after the current batch.
 
-use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx};
+use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
 use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
 use crate::broker::message::Message;
 use crate::broker::queue::ConsumerRemoved;
-use crate::broker::vhost::server_generated_name;
+use crate::broker::vhost::{server_generated_name, REPLY_TO};
+use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
 use crate::error::{Exception, ReplyCode};
 use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
@@ -27,6 +28,7 @@ impl Channel {
 
     /// A whole message arrived: route it, enqueue it, return or confirm it.
     pub(super) fn publish(&mut self, ctx: &mut Ctx, publish: Publish, properties: Bytes, body: Bytes) -> Result<(), Exception> {
+        let properties = self.check_properties(ctx, properties).map_err(|e| e.on(60, 40))?;
         let msg = Arc::new(Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
@@ -51,6 +53,8 @@ impl Channel {
                 );
                 codec::encode_content(ctx.out, self.id, &msg.properties, &msg.body, ctx.frame_max);
             }
+        } else if let Some(tx) = &mut self.tx {
+            tx.publishes.push((msg, targets.drain(..).collect()));
         } else {
             for queue in targets.drain(..) {
                 queue.publish(msg.clone());
@@ -62,6 +66,29 @@ impl Channel {
             confirms.next_seq += 1;
         }
         Ok(())
+    }
+
+    /// RabbitMQ's checks of user_id, and direct reply-to's rewrite of reply_to. Most
+    /// messages set neither flag and pass untouched.
+    fn check_properties(&self, ctx: &Ctx, properties: Bytes) -> Result<Bytes, Exception> {
+        let flags = props::flags(&properties);
+        if flags & props::USER_ID != 0 {
+            let user_id = props::short_str(&properties, props::USER_ID).unwrap_or_default();
+            if user_id != ctx.user {
+                return Err(Exception::precondition_failed(format!(
+                    "user_id property set to '{user_id}' but authenticated user was '{}'",
+                    ctx.user
+                )));
+            }
+        }
+        if flags & props::REPLY_TO != 0 && props::short_str(&properties, props::REPLY_TO) == Some(REPLY_TO) {
+            let queue = self
+                .reply_queue
+                .as_ref()
+                .ok_or_else(|| Exception::precondition_failed("fast reply consumer does not exist"))?;
+            return Ok(props::replace_short_str(&properties, props::REPLY_TO, queue.name.as_str()).unwrap_or(properties));
+        }
+        Ok(properties)
     }
 
     pub(super) fn confirm_select(&mut self) {
@@ -100,7 +127,19 @@ impl Channel {
         if self.consumers.contains_key(&tag) {
             return Err(Exception::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        let queue = ctx.vhost.queue(&name, ctx.connection)?;
+        let queue = if name.as_str() == REPLY_TO {
+            if !m.no_ack {
+                return Err(Exception::precondition_failed("reply consumer cannot acknowledge"));
+            }
+            if self.reply_queue.is_some() {
+                return Err(Exception::precondition_failed("reply consumer already set"));
+            }
+            let queue = ctx.vhost.create_reply_queue();
+            self.reply_queue = Some(queue.clone());
+            queue
+        } else {
+            ctx.vhost.queue(&name, ctx.connection)?
+        };
         let limit = if m.no_ack { NO_ACK_WINDOW } else { self.consumer_prefetch };
         let info = Arc::new(ConsumerInfo {
             tag: tag.clone(),
@@ -130,6 +169,9 @@ impl Channel {
         if let Some(c) = self.consumers.remove(tag) {
             if c.queue.remove_consumer(ctx.connection, self.id, tag) == ConsumerRemoved::RemovedLastOfAutoDelete {
                 ctx.vhost.remove_queue(&c.queue);
+            }
+            if self.reply_queue.as_ref().is_some_and(|q| q.id == c.queue.id) {
+                self.reply_queue = None;
             }
         }
         if !m.nowait {
@@ -173,28 +215,33 @@ impl Channel {
 
     pub(super) fn ack(&mut self, tag: u64, multiple: bool) -> Result<(), Exception> {
         let entries = self.unacked.take(tag, multiple).ok_or_else(|| Self::unknown_tag(tag))?;
-        for e in entries {
-            if let Some(c) = &e.consumer {
-                c.give_back();
-                self.credit_returned = true;
-            }
-        }
+        self.settle(entries, Settle::Ack);
         Ok(())
     }
 
     pub(super) fn reject(&mut self, tag: u64, multiple: bool, requeue: bool) -> Result<(), Exception> {
         let entries = self.unacked.take(tag, multiple).ok_or_else(|| Self::unknown_tag(tag))?;
+        self.settle(entries, if requeue { Settle::Requeue } else { Settle::Drop });
+        Ok(())
+    }
+
+    /// Settles deliveries now, or at commit inside a transaction.
+    pub(super) fn settle(&mut self, entries: Vec<(u64, Entry)>, how: Settle) {
+        if let Some(tx) = &mut self.tx {
+            tx.settles.push((entries, how));
+            return;
+        }
         self.credit_returned = true;
-        if requeue {
-            requeue_entries(entries);
-        } else {
-            for e in entries {
-                if let Some(c) = &e.consumer {
-                    c.give_back();
+        match how {
+            Settle::Requeue => requeue_entries(entries),
+            Settle::Ack | Settle::Drop => {
+                for (_, e) in entries {
+                    if let Some(c) = &e.consumer {
+                        c.give_back();
+                    }
                 }
             }
         }
-        Ok(())
     }
 
     pub(super) fn recover(&mut self, requeue: bool) -> Result<(), Exception> {

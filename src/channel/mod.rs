@@ -9,6 +9,7 @@
 
 mod basic;
 mod declare;
+mod tx;
 mod unacked;
 
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
@@ -28,6 +29,8 @@ pub const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
 /// What a channel handler may reach beyond the channel itself.
 pub struct Ctx<'a> {
     pub connection: u64,
+    /// The authenticated user (publishers' user_id must match it).
+    pub user: &'a str,
     pub vhost: &'a Arc<VHost>,
     pub out: &'a mut BytesMut,
     pub frame_max: u32,
@@ -119,6 +122,21 @@ struct Confirms {
     acked_upto: u64,
 }
 
+/// How a delivery is settled (at once, or when its transaction commits).
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    Ack,
+    Requeue,
+    Drop,
+}
+
+/// What a transaction holds until commit: routed publishes and settlements.
+#[derive(Debug, Default)]
+struct Transaction {
+    publishes: Vec<(Arc<crate::broker::message::Message>, Vec<Arc<Queue>>)>,
+    settles: Vec<(Vec<(u64, Entry)>, Settle)>,
+}
+
 #[derive(Debug)]
 pub struct Channel {
     pub id: u16,
@@ -134,6 +152,9 @@ pub struct Channel {
     /// The last queue declared on this channel, which an empty queue name refers to.
     last_queue: Option<ShortStr>,
     confirms: Option<Confirms>,
+    tx: Option<Transaction>,
+    /// The hidden queue of this channel's direct reply-to consumer.
+    reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
     route_buf: Vec<Arc<Queue>>,
     /// Credit came back (ack, reject, no-ack write): queues should dispatch again.
@@ -153,6 +174,8 @@ impl Channel {
             channel_credit: Arc::new(Credit::new(0)),
             last_queue: None,
             confirms: None,
+            tx: None,
+            reply_queue: None,
             route_buf: Vec::new(),
             credit_returned: false,
         }
@@ -213,7 +236,11 @@ impl Channel {
             AMQPClass::Basic(B::Publish(_) | B::Ack(_) | B::Qos(_)) => {
                 Err(Exception::internal_error("hot-path method reached the generic parser"))
             }
+            AMQPClass::Tx(m) => self.tx_method(ctx, m),
             AMQPClass::Confirm(amq_protocol::protocol::confirm::AMQPMethod::Select(m)) => {
+                if self.tx.is_some() {
+                    return Err(Exception::precondition_failed("cannot switch from tx to confirm mode"));
+                }
                 self.confirm_select();
                 if !m.nowait {
                     ctx.send(
@@ -351,9 +378,16 @@ impl Channel {
     /// Releases everything the channel holds: consumers are cancelled, unacked messages
     /// go back to their queues in order, auto-delete queues left without consumers go.
     pub fn release(&mut self, ctx: &mut Ctx) {
+        self.reply_queue = None;
         for (tag, c) in self.consumers.drain() {
             if c.queue.remove_consumer(ctx.connection, self.id, tag.as_str()) == ConsumerRemoved::RemovedLastOfAutoDelete {
                 ctx.vhost.remove_queue(&c.queue);
+            }
+        }
+        if let Some(tx) = self.tx.take() {
+            // Settlements of an unfinished transaction never happened.
+            for (entries, _) in tx.settles {
+                self.unacked.restore(entries);
             }
         }
         requeue_entries(self.unacked.take_all());
@@ -363,10 +397,10 @@ impl Channel {
 
 /// Gives credit back and puts settled-by-requeue entries back in their queues, one call
 /// per run of entries from the same queue (they arrive in tag order).
-fn requeue_entries(entries: Vec<Entry>) {
+fn requeue_entries(entries: Vec<(u64, Entry)>) {
     let mut run: Vec<Queued> = Vec::new();
     let mut run_queue: Option<Arc<Queue>> = None;
-    for e in entries {
+    for (_, e) in entries {
         if let Some(c) = &e.consumer {
             c.give_back();
         }

@@ -39,16 +39,16 @@ impl Unacked {
 
     /// Takes the entry with `tag` (and, with `multiple`, every older one), in tag order.
     /// `tag` 0 with `multiple` takes everything. `None` when `tag` is not outstanding.
-    pub fn take(&mut self, tag: u64, multiple: bool) -> Option<Vec<Entry>> {
+    pub fn take(&mut self, tag: u64, multiple: bool) -> Option<Vec<(u64, Entry)>> {
         if multiple && tag == 0 {
             return Some(self.take_all());
         }
         let at = self.entries.binary_search_by_key(&tag, |(t, _)| *t).ok()?;
         self.entries[at].1.as_ref()?;
-        let taken: Vec<Entry> = if multiple {
-            self.entries.range_mut(..=at).filter_map(|(_, e)| e.take()).collect()
+        let taken: Vec<(u64, Entry)> = if multiple {
+            self.entries.range_mut(..=at).filter_map(|(t, e)| Some((*t, e.take()?))).collect()
         } else {
-            self.entries[at].1.take().into_iter().collect()
+            self.entries[at].1.take().map(|e| (tag, e)).into_iter().collect()
         };
         self.live -= taken.len();
         while matches!(self.entries.front(), Some((_, None))) {
@@ -57,9 +57,20 @@ impl Unacked {
         Some(taken)
     }
 
-    pub fn take_all(&mut self) -> Vec<Entry> {
+    /// Puts back entries taken by a transaction that was rolled back.
+    pub fn restore(&mut self, entries: Vec<(u64, Entry)>) {
+        for (tag, entry) in entries {
+            self.live += 1;
+            match self.entries.binary_search_by_key(&tag, |(t, _)| *t) {
+                Ok(at) => self.entries[at].1 = Some(entry),
+                Err(at) => self.entries.insert(at, (tag, Some(entry))),
+            }
+        }
+    }
+
+    pub fn take_all(&mut self) -> Vec<(u64, Entry)> {
         self.live = 0;
-        self.entries.drain(..).filter_map(|(_, e)| e).collect()
+        self.entries.drain(..).filter_map(|(t, e)| Some((t, e?))).collect()
     }
 }
 
@@ -90,8 +101,11 @@ mod tests {
         assert!(u.take(3, false).is_none(), "never delivered");
         assert_eq!(u.take(4, false).map(|v| v.len()), Some(1));
         assert!(u.take(4, false).is_none(), "acked twice");
-        let older: Vec<u64> = u.take(5, true).unwrap_or_default().iter().map(|e| e.item.seq).collect();
+        let older: Vec<u64> = u.take(5, true).unwrap_or_default().iter().map(|(_, e)| e.item.seq).collect();
         assert_eq!(older, vec![1, 2, 5]);
+        assert_eq!(u.len(), 1);
+        let two = u.take(7, false).unwrap_or_default();
+        u.restore(two);
         assert_eq!(u.len(), 1);
         assert_eq!(u.take(0, true).map(|v| v.len()), Some(1));
         assert!(u.is_empty());

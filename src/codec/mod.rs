@@ -9,6 +9,7 @@
 //! never touches broker state and never panics on input.
 
 mod hot;
+pub mod properties;
 mod shortstr;
 
 pub use hot::{

@@ -18,7 +18,8 @@ pub const FRAME_MIN: u32 = 4096;
 pub const HEARTBEAT: u16 = 60;
 
 /// What the server advertises in connection.start's `capabilities`: only what works.
-const CAPABILITIES: [&str; 5] = [
+const CAPABILITIES: [&str; 6] = [
+    "direct_reply_to",
     "publisher_confirms",
     "basic.nack",
     "consumer_cancel_notify",

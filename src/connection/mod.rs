@@ -57,6 +57,7 @@ struct Connection {
     broker: Arc<Broker>,
     phase: Phase,
     vhost: Option<Arc<VHost>>,
+    user: String,
     consumer_cancel_notify: bool,
     channel_max: u16,
     frame_max: u32,
@@ -83,6 +84,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shu
             broker,
             phase: Phase::ProtocolHeader,
             vhost: None,
+            user: String::new(),
             consumer_cancel_notify: false,
             channel_max: handshake::CHANNEL_MAX,
             frame_max: handshake::FRAME_MAX,
@@ -290,6 +292,7 @@ impl Connection {
         let ch = self.channels.get_mut(&id)?;
         let mut ctx = Ctx {
             connection: self.id,
+            user: &self.user,
             vhost,
             out: &mut self.out,
             frame_max: self.frame_max,
@@ -368,6 +371,7 @@ impl Connection {
                 };
                 tracing::Span::current().record("user", client.user.as_str());
                 self.consumer_cancel_notify = client.consumer_cancel_notify;
+                self.user = client.user;
                 codec::encode_method(&mut self.out, 0, &handshake::tune());
                 self.phase = Phase::TuneOk;
                 Ok(())
@@ -533,6 +537,7 @@ impl Connection {
         let Some(vhost) = self.vhost.as_ref() else { return };
         let mut ctx = Ctx {
             connection: self.id,
+            user: &self.user,
             vhost,
             out: &mut self.out,
             frame_max: self.frame_max,
