@@ -6,7 +6,7 @@
 //! `.await` nor while waiting on a queue for long (queue locks are taken inside it only
 //! for short reads and for marking a queue deleted).
 
-use super::exchange::{Exchange, ExchangeKind};
+use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::queue::Queue;
 use crate::codec::ShortStr;
@@ -210,6 +210,7 @@ impl VHost {
             ))),
             Some(_) => {
                 topo.exchanges.remove(name);
+                remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
                 Ok(())
             }
         }
@@ -332,7 +333,35 @@ impl VHost {
         let q = topo.queues.get(queue).cloned().ok_or_else(|| self.no_queue(queue))?;
         let x = topo.exchanges.get_mut(exchange).ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
-        x.bind(&q, key, arguments)
+        x.bind(&Destination::Queue(q), key, arguments)
+    }
+
+    /// exchange.bind: messages routed by `source` with this key also go through `destination`.
+    pub fn bind_exchange(&self, destination: &str, source: &str, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
+        let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
+        if destination.is_empty() || source.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let mut topo = self.write();
+        if !topo.exchanges.contains_key(destination) {
+            return Err(self.no_exchange(destination));
+        }
+        let x = topo.exchanges.get_mut(source).ok_or_else(|| self.no_exchange(source))?;
+        x.bind(&Destination::Exchange(Arc::from(destination)), key, arguments)
+    }
+
+    pub fn unbind_exchange(&self, destination: &str, source: &str, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
+        let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
+        if destination.is_empty() || source.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let mut topo = self.write();
+        let Some(x) = topo.exchanges.get_mut(source) else { return Ok(()) };
+        x.unbind(&Destination::Exchange(Arc::from(destination)), key, arguments);
+        if x.auto_delete && !x.has_bindings() {
+            topo.exchanges.remove(source);
+        }
+        Ok(())
     }
 
     pub fn unbind_queue(
@@ -353,7 +382,7 @@ impl VHost {
         let mut topo = self.write();
         let Some(q) = topo.queues.get(queue).cloned() else { return Ok(()) };
         let Some(x) = topo.exchanges.get_mut(exchange) else { return Ok(()) };
-        x.unbind(&q, key, arguments);
+        x.unbind(&Destination::Queue(q), key, arguments);
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(exchange);
         }
@@ -383,7 +412,40 @@ impl VHost {
                 self.describe_exchange(exchange)
             )));
         }
-        x.route(msg, out);
+        // Exchange-to-exchange bindings and alternate exchanges: visit each exchange once
+        // (bindings may form cycles). Both vectors stay empty, unallocated, without them.
+        let mut pending: Vec<Arc<str>> = Vec::new();
+        let mut visited: Vec<Arc<str>> = Vec::new();
+        let mut current = x;
+        loop {
+            let mut routed = false;
+            current.route(msg, &mut |d| {
+                routed = true;
+                match d {
+                    Destination::Queue(q) => out.push(q.clone()),
+                    Destination::Exchange(name) => pending.push(name.clone()),
+                }
+            });
+            if !routed {
+                if let Some(ae) = &current.alternate {
+                    pending.push(ae.clone());
+                }
+            }
+            let next = loop {
+                let Some(name) = pending.pop() else { break None };
+                if name.as_ref() == exchange || visited.contains(&name) {
+                    continue;
+                }
+                visited.push(name.clone());
+                if let Some(x) = topo.exchanges.get(name.as_ref()) {
+                    break Some(x);
+                }
+            };
+            match next {
+                Some(x) => current = x,
+                None => break,
+            }
+        }
         drop(topo);
         if out.len() > 1 {
             out.sort_unstable_by_key(|q| q.id);
@@ -399,16 +461,22 @@ impl VHost {
 
 fn remove_queue_locked(topo: &mut Topology, queue: &Arc<Queue>) -> u32 {
     topo.queues.remove(queue.name.as_str());
+    remove_destination_locked(topo, &Destination::Queue(queue.clone()));
+    queue.mark_deleted()
+}
+
+/// Removes every binding to `dest`, and the auto-delete exchanges this leaves unbound.
+fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
     let mut emptied = Vec::new();
     for x in topo.exchanges.values_mut() {
-        if x.remove_queue(queue) > 0 && x.auto_delete && !x.has_bindings() {
+        if x.remove_destination(dest) > 0 && x.auto_delete && !x.has_bindings() {
             emptied.push(x.name.clone());
         }
     }
     for name in emptied {
         topo.exchanges.remove(&name);
+        remove_destination_locked(topo, &Destination::Exchange(Arc::from(name.as_str())));
     }
-    queue.mark_deleted()
 }
 
 /// RabbitMQ accepts `amq.default` as another name of the default exchange.

@@ -28,8 +28,13 @@ impl Channel {
                 ctx.vhost.delete_exchange(m.exchange.as_str(), m.if_unused)?;
                 (X::DeleteOk(amqp_exchange::DeleteOk {}), m.nowait)
             }
-            X::Bind(_) | X::Unbind(_) => {
-                return Err(Exception::not_implemented("exchange-to-exchange bindings"))
+            X::Bind(m) => {
+                ctx.vhost.bind_exchange(m.destination.as_str(), m.source.as_str(), m.routing_key.as_str(), &m.arguments)?;
+                (X::BindOk(amqp_exchange::BindOk {}), m.nowait)
+            }
+            X::Unbind(m) => {
+                ctx.vhost.unbind_exchange(m.destination.as_str(), m.source.as_str(), m.routing_key.as_str(), &m.arguments)?;
+                (X::UnbindOk(amqp_exchange::UnbindOk {}), m.nowait)
             }
             other => return Err(unexpected(AMQPClass::Exchange(other))),
         };

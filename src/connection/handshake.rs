@@ -18,8 +18,9 @@ pub const FRAME_MIN: u32 = 4096;
 pub const HEARTBEAT: u16 = 60;
 
 /// What the server advertises in connection.start's `capabilities`: only what works.
-const CAPABILITIES: [&str; 6] = [
+const CAPABILITIES: [&str; 7] = [
     "direct_reply_to",
+    "exchange_exchange_bindings",
     "publisher_confirms",
     "basic.nack",
     "consumer_cancel_notify",

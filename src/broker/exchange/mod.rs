@@ -12,7 +12,7 @@ pub mod topic;
 use super::message::Message;
 use super::queue::Queue;
 use crate::error::Exception;
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use headers::HeadersBinding;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,19 +47,36 @@ impl ExchangeKind {
     }
 }
 
+/// Where a binding leads: a queue, or another exchange (exchange-to-exchange binding).
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Queue(Arc<Queue>),
+    Exchange(Arc<str>),
+}
+
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Destination::Queue(a), Destination::Queue(b)) => a.id == b.id,
+            (Destination::Exchange(a), Destination::Exchange(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Binding {
-    pub queue: Arc<Queue>,
+    pub destination: Destination,
     pub routing_key: String,
     pub arguments: FieldTable,
 }
 
 #[derive(Debug)]
 enum Routes {
-    Direct(HashMap<String, Vec<Arc<Queue>>>),
-    Fanout(Vec<Arc<Queue>>),
-    Topic(TopicTable<Arc<Queue>>),
-    Headers(Vec<(HeadersBinding, Arc<Queue>)>),
+    Direct(HashMap<String, Vec<Destination>>),
+    Fanout(Vec<Destination>),
+    Topic(TopicTable<Destination>),
+    Headers(Vec<(HeadersBinding, Destination)>),
 }
 
 #[derive(Debug)]
@@ -70,6 +87,8 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// The `alternate-exchange` argument: where messages this exchange cannot route go.
+    pub alternate: Option<Arc<str>>,
     bindings: Vec<Binding>,
     routes: Routes,
 }
@@ -89,6 +108,11 @@ impl Exchange {
             ExchangeKind::Topic => Routes::Topic(TopicTable::new()),
             ExchangeKind::Headers => Routes::Headers(Vec::new()),
         };
+        let alternate = match arguments.inner().get("alternate-exchange") {
+            Some(AMQPValue::LongString(s)) => Some(Arc::from(String::from_utf8_lossy(s.as_bytes()).as_ref())),
+            Some(AMQPValue::ShortString(s)) => Some(Arc::from(s.as_str())),
+            _ => None,
+        };
         Exchange {
             name: name.to_owned(),
             kind,
@@ -96,6 +120,7 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
+            alternate,
             bindings: Vec::new(),
             routes,
         }
@@ -109,45 +134,45 @@ impl Exchange {
         &self.bindings
     }
 
-    /// Adds a binding; binding the same (queue, key, arguments) again changes nothing.
-    pub fn bind(&mut self, queue: &Arc<Queue>, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
-        if self.find(queue, key, arguments).is_some() {
+    /// Adds a binding; binding the same (destination, key, arguments) again changes nothing.
+    pub fn bind(&mut self, dest: &Destination, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
+        if self.find(dest, key, arguments).is_some() {
             return Ok(());
         }
         match &mut self.routes {
-            Routes::Direct(map) => map.entry(key.to_owned()).or_default().push(queue.clone()),
-            Routes::Fanout(list) => list.push(queue.clone()),
-            Routes::Topic(trie) => trie.bind(key, queue.clone()),
+            Routes::Direct(map) => map.entry(key.to_owned()).or_default().push(dest.clone()),
+            Routes::Fanout(list) => list.push(dest.clone()),
+            Routes::Topic(trie) => trie.bind(key, dest.clone()),
             Routes::Headers(list) => {
                 let matcher = HeadersBinding::parse(arguments).map_err(|text| {
                     let detail = text.strip_prefix("PRECONDITION_FAILED - ").unwrap_or(&text);
                     Exception::precondition_failed(detail)
                 })?;
-                list.push((matcher, queue.clone()));
+                list.push((matcher, dest.clone()));
             }
         }
         self.bindings.push(Binding {
-            queue: queue.clone(),
+            destination: dest.clone(),
             routing_key: key.to_owned(),
             arguments: arguments.clone(),
         });
         Ok(())
     }
 
-    fn find(&self, queue: &Queue, key: &str, arguments: &FieldTable) -> Option<usize> {
+    fn find(&self, dest: &Destination, key: &str, arguments: &FieldTable) -> Option<usize> {
         self.bindings
             .iter()
-            .position(|b| b.queue.id == queue.id && b.routing_key == key && &b.arguments == arguments)
+            .position(|b| &b.destination == dest && b.routing_key == key && &b.arguments == arguments)
     }
 
     /// Removes one binding; returns whether it existed.
-    pub fn unbind(&mut self, queue: &Queue, key: &str, arguments: &FieldTable) -> bool {
-        let Some(at) = self.find(queue, key, arguments) else { return false };
-        let binding = self.bindings.remove(at);
+    pub fn unbind(&mut self, dest: &Destination, key: &str, arguments: &FieldTable) -> bool {
+        let Some(at) = self.find(dest, key, arguments) else { return false };
+        self.bindings.remove(at);
         match &mut self.routes {
             Routes::Direct(map) => {
                 if let Some(list) = map.get_mut(key) {
-                    if let Some(i) = list.iter().position(|q| q.id == queue.id) {
+                    if let Some(i) = list.iter().position(|d| d == dest) {
                         list.swap_remove(i);
                     }
                     if list.is_empty() {
@@ -156,17 +181,18 @@ impl Exchange {
                 }
             }
             Routes::Fanout(list) => {
-                if let Some(i) = list.iter().position(|q| q.id == queue.id) {
+                if let Some(i) = list.iter().position(|d| d == dest) {
                     list.swap_remove(i);
                 }
             }
             Routes::Topic(trie) => {
-                trie.unbind(key, &binding.queue);
+                trie.unbind(key, dest);
             }
             Routes::Headers(list) => {
                 // Bindings and matchers were pushed in the same order.
-                let nth = self.bindings[..at].iter().filter(|b| b.queue.id == queue.id).count();
-                if let Some(i) = list.iter().enumerate().filter(|(_, (_, q))| q.id == queue.id).nth(nth).map(|(i, _)| i) {
+                let nth = self.bindings[..at].iter().filter(|b| &b.destination == dest).count();
+                let found = list.iter().enumerate().filter(|(_, (_, d))| d == dest).nth(nth).map(|(i, _)| i);
+                if let Some(i) = found {
                     list.remove(i);
                 }
             }
@@ -174,45 +200,45 @@ impl Exchange {
         true
     }
 
-    /// Removes every binding to a deleted queue; returns how many there were.
-    pub fn remove_queue(&mut self, queue: &Arc<Queue>) -> usize {
+    /// Removes every binding to a deleted queue or exchange; returns how many there were.
+    pub fn remove_destination(&mut self, dest: &Destination) -> usize {
         let before = self.bindings.len();
-        self.bindings.retain(|b| b.queue.id != queue.id);
+        self.bindings.retain(|b| &b.destination != dest);
         match &mut self.routes {
             Routes::Direct(map) => {
                 map.retain(|_, list| {
-                    list.retain(|q| q.id != queue.id);
+                    list.retain(|d| d != dest);
                     !list.is_empty()
                 });
             }
-            Routes::Fanout(list) => list.retain(|q| q.id != queue.id),
+            Routes::Fanout(list) => list.retain(|d| d != dest),
             Routes::Topic(trie) => {
-                trie.remove_destination(queue);
+                trie.remove_destination(dest);
             }
-            Routes::Headers(list) => list.retain(|(_, q)| q.id != queue.id),
+            Routes::Headers(list) => list.retain(|(_, d)| d != dest),
         }
         before - self.bindings.len()
     }
 
-    /// Appends the queues this message goes to (possibly with repeats: the caller
+    /// Reports the destinations this message goes to (possibly with repeats: the caller
     /// de-duplicates).
-    pub fn route(&self, msg: &Message, out: &mut Vec<Arc<Queue>>) {
+    pub fn route(&self, msg: &Message, out: &mut dyn FnMut(&Destination)) {
         match &self.routes {
             Routes::Direct(map) => {
-                if let Some(list) = map.get(msg.routing_key.as_str()) {
-                    out.extend(list.iter().cloned());
+                for d in map.get(msg.routing_key.as_str()).into_iter().flatten() {
+                    out(d);
                 }
             }
-            Routes::Fanout(list) => out.extend(list.iter().cloned()),
-            Routes::Topic(trie) => trie.route(msg.routing_key.as_str(), &mut |q: &Arc<Queue>| out.push(q.clone())),
+            Routes::Fanout(list) => list.iter().for_each(out),
+            Routes::Topic(trie) => trie.route(msg.routing_key.as_str(), out),
             Routes::Headers(list) => {
                 if list.is_empty() {
                     return;
                 }
                 let headers = msg.headers();
-                for (matcher, q) in list {
+                for (matcher, d) in list {
                     if matcher.matches(headers.as_ref()) {
-                        out.push(q.clone());
+                        out(d);
                     }
                 }
             }
