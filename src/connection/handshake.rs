@@ -84,9 +84,11 @@ pub fn start_ok(broker: &Broker, m: &amqp_connection::StartOk, peer: IpAddr) -> 
             )))
         }
         Err(LoginRefused::LoopbackOnly) => {
+            // RabbitMQ logs the reason but tells the client only its usual text.
+            tracing::info!(user, "login refused: user can only connect via localhost");
             return Err(Exception::access_refused(format!(
-                "{mechanism} login refused: user '{user}' can only connect via localhost"
-            )))
+                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+            )));
         }
     }
     let consumer_cancel_notify = client_capability(&m.client_properties, "consumer_cancel_notify");

@@ -119,9 +119,21 @@ impl Connection {
         let (mut reader, mut writer) = stream.split();
         let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut batch = Vec::with_capacity(OUTBOX_BATCH);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick_period = Duration::from_secs(1);
+        let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
+            // Heartbeats are checked twice per interval once negotiated; the handshake
+            // timeout and the close deadline need only a coarse tick.
+            let period = match self.heartbeat {
+                0 => Duration::from_secs(1),
+                hb => Duration::from_millis(hb as u64 * 500),
+            };
+            if period != tick_period {
+                tick_period = period;
+                tick = tokio::time::interval_at(Instant::now() + period, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             if self.phase == Phase::Done && self.out.is_empty() {
                 break Ok(());
             }
