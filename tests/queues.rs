@@ -337,9 +337,12 @@ async fn declare_ok_counts_ready_messages_and_consumers() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
     declare(&ch, "queues.counts", QueueDeclareOptions::default()).await.unwrap();
-    for body in [b"1", b"2", b"3"] {
+    for body in [b"0", b"1", b"2", b"3"] {
         publish(&ch, "", "queues.counts", body).await;
     }
+    // RabbitMQ answers queue.declare ahead of deliveries still on their way to the queue; a
+    // basic.get is answered after them, so all four are in when it returns.
+    assert_eq!(get(&ch, "queues.counts").await.unwrap().as_deref(), Some(&b"0"[..]));
     let q = declare(&ch, "queues.counts", QueueDeclareOptions::default()).await.unwrap();
     assert_eq!((q.message_count(), q.consumer_count()), (3, 0));
     // One consumer holding one unacked message: two ready, one consumer.
