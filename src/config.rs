@@ -31,6 +31,11 @@ impl Config {
     /// Listen on 127.0.0.1 on a free port, with a data directory of the caller's choice:
     /// what tests and embedders usually want.
     pub fn local(data_dir: impl Into<PathBuf>) -> Self {
-        Config { bind: IpAddr::from([127, 0, 0, 1]), port: 0, data_dir: data_dir.into(), log: "warn".into() }
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            data_dir: data_dir.into(),
+            log: "warn".into(),
+        }
     }
 }

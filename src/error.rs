@@ -91,7 +91,12 @@ impl Exception {
             }
             text.truncate(end);
         }
-        Exception { code, text, class_id: 0, method_id: 0 }
+        Exception {
+            code,
+            text,
+            class_id: 0,
+            method_id: 0,
+        }
     }
 
     /// Records the method that failed (sent back in the close method).
@@ -169,6 +174,8 @@ pub enum ConnectionError {
     MissedHeartbeats,
     HandshakeTimeout,
     BadProtocolHeader,
+    /// A method RabbitMQ does not know: it drops the connection without a close method.
+    UnknownMethod,
 }
 
 impl fmt::Display for ConnectionError {
@@ -179,6 +186,7 @@ impl fmt::Display for ConnectionError {
             ConnectionError::MissedHeartbeats => f.write_str("missed heartbeats from client"),
             ConnectionError::HandshakeTimeout => f.write_str("handshake timeout"),
             ConnectionError::BadProtocolHeader => f.write_str("unsupported protocol header"),
+            ConnectionError::UnknownMethod => f.write_str("unknown method"),
         }
     }
 }

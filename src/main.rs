@@ -9,8 +9,14 @@ fn main() -> ExitCode {
     let config = Config::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warren: cannot start the runtime: {e}");
@@ -21,13 +27,24 @@ fn main() -> ExitCode {
         let server = match warren::start(config.clone()).await {
             Ok(server) => server,
             Err(e) => {
-                eprintln!("warren: cannot listen on {}:{}: {e}", config.bind, config.port);
+                eprintln!(
+                    "warren: cannot listen on {}:{}: {e}",
+                    config.bind, config.port
+                );
                 return ExitCode::FAILURE;
             }
         };
         let addr = server.local_addr();
-        let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
-        println!("warren {} ready on amqp://{host}:{}", env!("CARGO_PKG_VERSION"), addr.port());
+        let host = if addr.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        println!(
+            "warren {} ready on amqp://{host}:{}",
+            env!("CARGO_PKG_VERSION"),
+            addr.port()
+        );
         wait_for_signal().await;
         server.shutdown().await;
         ExitCode::SUCCESS

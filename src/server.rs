@@ -32,7 +32,12 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let broker = Arc::new(Broker::new());
     let (shutdown, rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept(listener, broker.clone(), rx));
-    Ok(Server { addr, broker, shutdown, accept_loop })
+    Ok(Server {
+        addr,
+        broker,
+        shutdown,
+        accept_loop,
+    })
 }
 
 async fn accept(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -55,7 +60,10 @@ async fn accept(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch:
     }
     drop(listener);
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
         warn!("connections did not close in time; aborting them");
         connections.abort_all();
     }

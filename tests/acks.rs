@@ -12,35 +12,56 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 async fn declare(ch: &Channel, queue: &str) {
-    within(ch.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()))
-        .await
-        .expect("queue.declare");
+    within(ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("queue.declare");
 }
 
 async fn publish_numbered(ch: &Channel, queue: &str, n: usize) {
     for i in 1..=n {
-        ch.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), format!("m{i}").as_bytes(), BasicProperties::default())
-            .await
-            .expect("basic.publish");
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            format!("m{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .expect("basic.publish");
     }
 }
 
 async fn consume(ch: &Channel, queue: &str, options: BasicConsumeOptions) -> Consumer {
-    within(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default())).await.expect("basic.consume")
+    within(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default()))
+        .await
+        .expect("basic.consume")
 }
 
 /// Receives `n` deliveries (the broker sends m1..mn in order).
 async fn receive(consumer: &mut Consumer, n: usize) -> Vec<Delivery> {
     let mut got = Vec::new();
     for _ in 0..n {
-        got.push(within(consumer.next()).await.expect("stream ended").expect("delivery"));
+        got.push(
+            within(consumer.next())
+                .await
+                .expect("stream ended")
+                .expect("delivery"),
+        );
     }
     got
 }
 
 /// A queue with m1..mn published and a consumer (unlimited prefetch, manual ack) holding them
 /// all unacknowledged; the consumer is cancelled so requeued messages stay in the queue.
-async fn holding(broker: &TestBroker, queue: &str, n: usize) -> (Connection, Channel, Vec<Delivery>) {
+async fn holding(
+    broker: &TestBroker,
+    queue: &str,
+    n: usize,
+) -> (Connection, Channel, Vec<Delivery>) {
     let (conn, ch) = broker.channel().await;
     declare(&ch, queue).await;
     publish_numbered(&ch, queue, n).await;
@@ -50,15 +71,23 @@ async fn holding(broker: &TestBroker, queue: &str, n: usize) -> (Connection, Cha
         assert_eq!(d.data, format!("m{}", i + 1).as_bytes());
         assert_eq!(d.delivery_tag, i as u64 + 1);
     }
-    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await.unwrap();
+    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
+        .await
+        .unwrap();
     (conn, ch, got)
 }
 
 /// Empties `queue` with basic.get no-ack: (body, redelivered) in queue order.
 async fn drain(ch: &Channel, queue: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
-    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.expect("basic.get") {
-        out.push((String::from_utf8(m.delivery.data).unwrap(), m.delivery.redelivered));
+    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
+        .await
+        .expect("basic.get")
+    {
+        out.push((
+            String::from_utf8(m.delivery.data).unwrap(),
+            m.delivery.redelivered,
+        ));
     }
     out
 }
@@ -68,10 +97,17 @@ fn expect(list: &[(&str, bool)]) -> Vec<(String, bool)> {
 }
 
 async fn ready(ch: &Channel, queue: &str) -> u32 {
-    within(ch.queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()))
-        .await
-        .expect("passive queue.declare")
-        .message_count()
+    within(ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .expect("passive queue.declare")
+    .message_count()
 }
 
 /// The reply code and text of the AMQP error the broker closed with.
@@ -94,18 +130,29 @@ async fn next_error(events: &mut (impl Stream<Item = Event> + Unpin)) -> lapin::
 
 /// Gets `prepare` messages (unacked) on a fresh channel, sends `settle`, and checks the broker
 /// closes just that channel with 406 and `text`; `requeued` messages then come back.
-async fn assert_settle_refused<F, Fut>(broker: &TestBroker, prepare: usize, settle: F, text: &str, requeued: u32)
-where
+async fn assert_settle_refused<F, Fut>(
+    broker: &TestBroker,
+    prepare: usize,
+    settle: F,
+    text: &str,
+    requeued: u32,
+) where
     F: FnOnce(Channel) -> Fut,
     Fut: std::future::Future<Output = lapin::Result<()>>,
 {
     let (conn, ch) = broker.channel().await;
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let queue = format!("acks.refused.{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let queue = format!(
+        "acks.refused.{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     declare(&ch, &queue).await;
     publish_numbered(&ch, &queue, prepare).await;
     for _ in 0..prepare {
-        within(ch.basic_get(queue.as_str().into(), BasicGetOptions::default())).await.unwrap().expect("get-ok");
+        within(ch.basic_get(queue.as_str().into(), BasicGetOptions::default()))
+            .await
+            .unwrap()
+            .expect("get-ok");
     }
     let mut events = Box::pin(conn.events_listener());
     settle(ch.clone()).await.expect("sent");
@@ -114,17 +161,26 @@ where
     assert!(!ch.status().connected(), "channel closed");
     assert!(conn.status().connected(), "connection survives");
     let other = within(conn.create_channel()).await.unwrap();
-    assert_eq!(ready(&other, &queue).await, requeued, "the closed channel's unacked messages are back");
+    assert_eq!(
+        ready(&other, &queue).await,
+        requeued,
+        "the closed channel's unacked messages are back"
+    );
 }
 
 #[tokio::test]
 async fn ack_single_settles_only_that_delivery() {
     let broker = TestBroker::start().await;
     let (conn, ch, got) = holding(&broker, "acks.single", 3).await;
-    within(ch.basic_ack(got[1].delivery_tag, BasicAckOptions { multiple: false })).await.unwrap();
+    within(ch.basic_ack(got[1].delivery_tag, BasicAckOptions { multiple: false }))
+        .await
+        .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(drain(&ch, "acks.single").await, expect(&[("m1", true), ("m3", true)]));
+    assert_eq!(
+        drain(&ch, "acks.single").await,
+        expect(&[("m1", true), ("m3", true)])
+    );
     broker.stop().await;
 }
 
@@ -132,10 +188,15 @@ async fn ack_single_settles_only_that_delivery() {
 async fn ack_multiple_settles_up_to_the_tag() {
     let broker = TestBroker::start().await;
     let (conn, ch, got) = holding(&broker, "acks.multiple", 5).await;
-    within(ch.basic_ack(got[2].delivery_tag, BasicAckOptions { multiple: true })).await.unwrap();
+    within(ch.basic_ack(got[2].delivery_tag, BasicAckOptions { multiple: true }))
+        .await
+        .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(drain(&ch, "acks.multiple").await, expect(&[("m4", true), ("m5", true)]));
+    assert_eq!(
+        drain(&ch, "acks.multiple").await,
+        expect(&[("m4", true), ("m5", true)])
+    );
     broker.stop().await;
 }
 
@@ -143,7 +204,9 @@ async fn ack_multiple_settles_up_to_the_tag() {
 async fn ack_multiple_with_tag_zero_settles_everything() {
     let broker = TestBroker::start().await;
     let (conn, ch, _got) = holding(&broker, "acks.zero", 5).await;
-    within(ch.basic_ack(0, BasicAckOptions { multiple: true })).await.unwrap();
+    within(ch.basic_ack(0, BasicAckOptions { multiple: true }))
+        .await
+        .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     assert_eq!(drain(&ch, "acks.zero").await, expect(&[]));
@@ -154,8 +217,12 @@ async fn ack_multiple_with_tag_zero_settles_everything() {
 async fn ack_multiple_with_tag_zero_and_nothing_outstanding_is_fine() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    within(ch.basic_ack(0, BasicAckOptions { multiple: true })).await.unwrap();
-    within(ch.basic_qos(0, BasicQosOptions::default())).await.expect("channel still open");
+    within(ch.basic_ack(0, BasicAckOptions { multiple: true }))
+        .await
+        .unwrap();
+    within(ch.basic_qos(0, BasicQosOptions::default()))
+        .await
+        .expect("channel still open");
     broker.stop().await;
 }
 
@@ -164,12 +231,28 @@ async fn nack_and_reject_requeue_put_messages_back_in_their_place() {
     // RabbitMQ: requeued messages keep their original position and come back redelivered.
     let broker = TestBroker::start().await;
     let (conn, ch, got) = holding(&broker, "acks.requeue", 5).await;
-    within(ch.basic_nack(got[1].delivery_tag, BasicNackOptions { multiple: false, requeue: true })).await.unwrap();
-    within(ch.basic_reject(got[3].delivery_tag, BasicRejectOptions { requeue: true })).await.unwrap();
+    within(ch.basic_nack(
+        got[1].delivery_tag,
+        BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        },
+    ))
+    .await
+    .unwrap();
+    within(ch.basic_reject(got[3].delivery_tag, BasicRejectOptions { requeue: true }))
+        .await
+        .unwrap();
     let other = conn.create_channel().await.unwrap();
-    assert_eq!(drain(&other, "acks.requeue").await, expect(&[("m2", true), ("m4", true)]));
+    assert_eq!(
+        drain(&other, "acks.requeue").await,
+        expect(&[("m2", true), ("m4", true)])
+    );
     within(ch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(drain(&other, "acks.requeue").await, expect(&[("m1", true), ("m3", true), ("m5", true)]));
+    assert_eq!(
+        drain(&other, "acks.requeue").await,
+        expect(&[("m1", true), ("m3", true), ("m5", true)])
+    );
     broker.stop().await;
 }
 
@@ -182,10 +265,16 @@ async fn requeued_messages_go_before_later_ones_in_publish_order() {
     publish_numbered(&ch, "acks.position", 5).await;
     let mut tags = Vec::new();
     for _ in 0..3 {
-        let m = within(ch.basic_get("acks.position".into(), BasicGetOptions::default())).await.unwrap().unwrap();
+        let m = within(ch.basic_get("acks.position".into(), BasicGetOptions::default()))
+            .await
+            .unwrap()
+            .unwrap();
         tags.push(m.delivery.delivery_tag);
     }
-    let requeue = BasicNackOptions { multiple: false, requeue: true };
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
     within(ch.basic_nack(tags[1], requeue)).await.unwrap();
     within(ch.basic_nack(tags[0], requeue)).await.unwrap();
     assert_eq!(
@@ -199,14 +288,25 @@ async fn requeued_messages_go_before_later_ones_in_publish_order() {
 async fn nack_multiple_requeues_up_to_the_tag() {
     let broker = TestBroker::start().await;
     let (conn, ch, got) = holding(&broker, "acks.nackmulti", 5).await;
-    within(ch.basic_nack(got[3].delivery_tag, BasicNackOptions { multiple: true, requeue: true })).await.unwrap();
+    within(ch.basic_nack(
+        got[3].delivery_tag,
+        BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        },
+    ))
+    .await
+    .unwrap();
     let other = conn.create_channel().await.unwrap();
     assert_eq!(
         drain(&other, "acks.nackmulti").await,
         expect(&[("m1", true), ("m2", true), ("m3", true), ("m4", true)])
     );
     within(ch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(drain(&other, "acks.nackmulti").await, expect(&[("m5", true)]));
+    assert_eq!(
+        drain(&other, "acks.nackmulti").await,
+        expect(&[("m5", true)])
+    );
     broker.stop().await;
 }
 
@@ -214,10 +314,21 @@ async fn nack_multiple_requeues_up_to_the_tag() {
 async fn nack_multiple_without_requeue_drops() {
     let broker = TestBroker::start().await;
     let (conn, ch, got) = holding(&broker, "acks.nackdrop", 4).await;
-    within(ch.basic_nack(got[2].delivery_tag, BasicNackOptions { multiple: true, requeue: false })).await.unwrap();
+    within(ch.basic_nack(
+        got[2].delivery_tag,
+        BasicNackOptions {
+            multiple: true,
+            requeue: false,
+        },
+    ))
+    .await
+    .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let other = conn.create_channel().await.unwrap();
-    assert_eq!(drain(&other, "acks.nackdrop").await, expect(&[("m4", true)]));
+    assert_eq!(
+        drain(&other, "acks.nackdrop").await,
+        expect(&[("m4", true)])
+    );
     broker.stop().await;
 }
 
@@ -225,11 +336,16 @@ async fn nack_multiple_without_requeue_drops() {
 async fn reject_without_requeue_drops_the_message() {
     let broker = TestBroker::start().await;
     let (conn, ch, got) = holding(&broker, "acks.rejectdrop", 2).await;
-    within(ch.basic_reject(got[0].delivery_tag, BasicRejectOptions { requeue: false })).await.unwrap();
+    within(ch.basic_reject(got[0].delivery_tag, BasicRejectOptions { requeue: false }))
+        .await
+        .unwrap();
     let other = conn.create_channel().await.unwrap();
     assert_eq!(ready(&other, "acks.rejectdrop").await, 0);
     within(ch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(drain(&other, "acks.rejectdrop").await, expect(&[("m2", true)]));
+    assert_eq!(
+        drain(&other, "acks.rejectdrop").await,
+        expect(&[("m2", true)])
+    );
     broker.stop().await;
 }
 
@@ -253,7 +369,10 @@ async fn reject_and_nack_of_unknown_delivery_tags_406() {
     assert_settle_refused(
         &broker,
         1,
-        |ch| async move { ch.basic_reject(3, BasicRejectOptions { requeue: true }).await },
+        |ch| async move {
+            ch.basic_reject(3, BasicRejectOptions { requeue: true })
+                .await
+        },
         "PRECONDITION_FAILED - unknown delivery tag 3",
         1,
     )
@@ -261,7 +380,16 @@ async fn reject_and_nack_of_unknown_delivery_tags_406() {
     assert_settle_refused(
         &broker,
         1,
-        |ch| async move { ch.basic_nack(4, BasicNackOptions { multiple: false, requeue: true }).await },
+        |ch| async move {
+            ch.basic_nack(
+                4,
+                BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                },
+            )
+            .await
+        },
         "PRECONDITION_FAILED - unknown delivery tag 4",
         1,
     )
@@ -320,11 +448,22 @@ async fn ack_of_a_no_ack_delivery_406() {
     let (conn, ch) = broker.channel().await;
     declare(&ch, "acks.noack").await;
     publish_numbered(&ch, "acks.noack", 1).await;
-    let m = within(ch.basic_get("acks.noack".into(), BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
+    let m = within(ch.basic_get("acks.noack".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap()
+        .unwrap();
     let mut events = Box::pin(conn.events_listener());
-    within(ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())).await.unwrap();
+    within(ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default()))
+        .await
+        .unwrap();
     let err = next_error(&mut events).await;
-    assert_eq!(amqp_error(&err), (406, "PRECONDITION_FAILED - unknown delivery tag 1".to_owned()));
+    assert_eq!(
+        amqp_error(&err),
+        (
+            406,
+            "PRECONDITION_FAILED - unknown delivery tag 1".to_owned()
+        )
+    );
     assert!(conn.status().connected());
     broker.stop().await;
 }
@@ -339,8 +478,12 @@ async fn closing_a_channel_requeues_its_unacked_messages_in_order() {
     let mut consumer = consume(&cch, "acks.chclose", BasicConsumeOptions::default()).await;
     let got = receive(&mut consumer, 6).await;
     // Settle some so the requeued set has holes: m2 acked, m5 rejected (dropped).
-    within(cch.basic_ack(got[1].delivery_tag, BasicAckOptions::default())).await.unwrap();
-    within(cch.basic_reject(got[4].delivery_tag, BasicRejectOptions { requeue: false })).await.unwrap();
+    within(cch.basic_ack(got[1].delivery_tag, BasicAckOptions::default()))
+        .await
+        .unwrap();
+    within(cch.basic_reject(got[4].delivery_tag, BasicRejectOptions { requeue: false }))
+        .await
+        .unwrap();
     within(cch.close(200, "bye".into())).await.unwrap();
     assert_eq!(
         drain(&ch, "acks.chclose").await,
@@ -358,8 +501,12 @@ async fn closing_a_connection_requeues_its_unacked_messages_in_order() {
     let (consumer_conn, cch) = broker.channel().await;
     let mut consumer = consume(&cch, "acks.connclose", BasicConsumeOptions::default()).await;
     let got = receive(&mut consumer, 5).await;
-    within(cch.basic_ack(got[2].delivery_tag, BasicAckOptions::default())).await.unwrap();
-    within(consumer_conn.close(200, "bye".into())).await.unwrap();
+    within(cch.basic_ack(got[2].delivery_tag, BasicAckOptions::default()))
+        .await
+        .unwrap();
+    within(consumer_conn.close(200, "bye".into()))
+        .await
+        .unwrap();
     assert_eq!(
         drain(&ch, "acks.connclose").await,
         expect(&[("m1", true), ("m2", true), ("m4", true), ("m5", true)])
@@ -376,12 +523,21 @@ async fn losing_the_tcp_connection_requeues_unacked_messages_in_order() {
     // The consumer reaches the broker through a proxy that the test cuts.
     let proxy = Proxy::start(broker.addr).await;
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
-    let consumer_conn = within(Connection::connect(&url, lapin::ConnectionProperties::default())).await.unwrap();
+    let consumer_conn = within(Connection::connect(
+        &url,
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap();
     let cch = within(consumer_conn.create_channel()).await.unwrap();
     let mut consumer = consume(&cch, "acks.tcpdrop", BasicConsumeOptions::default()).await;
     let got = receive(&mut consumer, 5).await;
-    within(cch.basic_ack(got[0].delivery_tag, BasicAckOptions::default())).await.unwrap();
-    within(cch.basic_qos(0, BasicQosOptions::default())).await.unwrap(); // the ack went through
+    within(cch.basic_ack(got[0].delivery_tag, BasicAckOptions::default()))
+        .await
+        .unwrap();
+    within(cch.basic_qos(0, BasicQosOptions::default()))
+        .await
+        .unwrap(); // the ack went through
     proxy.cut();
     // The broker notices the EOF; the messages come back as soon as it has.
     let mut back = Vec::new();
@@ -392,7 +548,10 @@ async fn losing_the_tcp_connection_requeues_unacked_messages_in_order() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(back, expect(&[("m2", true), ("m3", true), ("m4", true), ("m5", true)]));
+    assert_eq!(
+        back,
+        expect(&[("m2", true), ("m3", true), ("m4", true), ("m5", true)])
+    );
     broker.stop().await;
 }
 
@@ -405,12 +564,19 @@ async fn recover_with_requeue_redelivers_in_order() {
     let mut consumer = consume(&ch, "acks.recover", BasicConsumeOptions::default()).await;
     let first = receive(&mut consumer, 3).await;
     assert!(first.iter().all(|d| !d.redelivered));
-    within(ch.basic_recover(BasicRecoverOptions { requeue: true })).await.expect("recover-ok");
+    within(ch.basic_recover(BasicRecoverOptions { requeue: true }))
+        .await
+        .expect("recover-ok");
     let again = receive(&mut consumer, 3).await;
-    let bodies: Vec<_> = again.iter().map(|d| (String::from_utf8(d.data.clone()).unwrap(), d.redelivered)).collect();
+    let bodies: Vec<_> = again
+        .iter()
+        .map(|d| (String::from_utf8(d.data.clone()).unwrap(), d.redelivered))
+        .collect();
     assert_eq!(bodies, expect(&[("m1", true), ("m2", true), ("m3", true)]));
     assert!(again[0].delivery_tag > 3, "new delivery tags");
-    within(ch.basic_ack(0, BasicAckOptions { multiple: true })).await.unwrap();
+    within(ch.basic_ack(0, BasicAckOptions { multiple: true }))
+        .await
+        .unwrap();
     assert_eq!(ready(&ch, "acks.recover").await, 0);
     broker.stop().await;
 }
@@ -419,8 +585,13 @@ async fn recover_with_requeue_redelivers_in_order() {
 async fn recover_without_requeue_is_not_implemented_540() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    let err = within(ch.basic_recover(BasicRecoverOptions { requeue: false })).await.unwrap_err();
-    assert_eq!(amqp_error(&err), (540, "NOT_IMPLEMENTED - requeue=false".to_owned()));
+    let err = within(ch.basic_recover(BasicRecoverOptions { requeue: false }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        amqp_error(&err),
+        (540, "NOT_IMPLEMENTED - requeue=false".to_owned())
+    );
     assert!(!conn.status().connected(), "a connection error");
     broker.stop().await;
 }
@@ -430,11 +601,19 @@ async fn publisher_confirms_ack_every_publish() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
     declare(&ch, "acks.confirms").await;
-    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .unwrap();
     let mut pending = Vec::new();
     for i in 0..100 {
         let confirm = ch
-            .basic_publish("".into(), "acks.confirms".into(), BasicPublishOptions::default(), format!("m{i}").as_bytes(), BasicProperties::default())
+            .basic_publish(
+                "".into(),
+                "acks.confirms".into(),
+                BasicPublishOptions::default(),
+                format!("m{i}").as_bytes(),
+                BasicProperties::default(),
+            )
             .await
             .unwrap();
         pending.push(confirm);
@@ -445,7 +624,13 @@ async fn publisher_confirms_ack_every_publish() {
     assert_eq!(ready(&ch, "acks.confirms").await, 100);
     // A publish routed nowhere (not mandatory) is confirmed too.
     let confirm = ch
-        .basic_publish("".into(), "acks.nowhere".into(), BasicPublishOptions::default(), b"lost", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            "acks.nowhere".into(),
+            BasicPublishOptions::default(),
+            b"lost",
+            BasicProperties::default(),
+        )
         .await
         .unwrap();
     assert_eq!(within(confirm).await.unwrap(), Confirmation::Ack(None));
@@ -456,12 +641,17 @@ async fn publisher_confirms_ack_every_publish() {
 async fn mandatory_unroutable_is_returned_before_its_confirm() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .unwrap();
     let confirm = ch
         .basic_publish(
             "".into(),
             "acks.nowhere".into(),
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             b"bounced",
             BasicProperties::default().with_message_id("id-1".into()),
         )
@@ -476,7 +666,15 @@ async fn mandatory_unroutable_is_returned_before_its_confirm() {
     assert_eq!(returned.delivery.exchange.as_str(), "");
     assert_eq!(returned.delivery.routing_key.as_str(), "acks.nowhere");
     assert_eq!(returned.delivery.data, b"bounced");
-    assert_eq!(returned.delivery.properties.message_id().as_ref().map(|s| s.as_str()), Some("id-1"));
+    assert_eq!(
+        returned
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some("id-1")
+    );
     broker.stop().await;
 }
 
@@ -491,8 +689,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            let Ok((mut client, _)) = listener.accept().await else { return };
-            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                return;
+            };
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
         });
         Proxy { addr, task }

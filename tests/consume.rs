@@ -15,16 +15,23 @@ use tokio::net::TcpStream;
 const QUIET: Duration = Duration::from_millis(300);
 
 async fn declare(ch: &Channel, queue: &str) {
-    ch.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("queue.declare");
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue.declare");
 }
 
 /// (messages ready, consumers) as queue.declare passive reports them.
 async fn counts(ch: &Channel, queue: &str) -> (u32, u32) {
     let q = within(ch.queue_declare(
         queue.into(),
-        QueueDeclareOptions { passive: true, ..Default::default() },
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     ))
     .await
@@ -33,9 +40,15 @@ async fn counts(ch: &Channel, queue: &str) -> (u32, u32) {
 }
 
 async fn publish(ch: &Channel, queue: &str, body: &[u8]) {
-    ch.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, BasicProperties::default())
-        .await
-        .expect("basic.publish");
+    ch.basic_publish(
+        "".into(),
+        queue.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default(),
+    )
+    .await
+    .expect("basic.publish");
 }
 
 async fn publish_numbered(ch: &Channel, queue: &str, n: usize) {
@@ -44,24 +57,42 @@ async fn publish_numbered(ch: &Channel, queue: &str, n: usize) {
     }
 }
 
-async fn consume(ch: &Channel, queue: &str, tag: &str, options: BasicConsumeOptions) -> lapin::Result<Consumer> {
+async fn consume(
+    ch: &Channel,
+    queue: &str,
+    tag: &str,
+    options: BasicConsumeOptions,
+) -> lapin::Result<Consumer> {
     within(ch.basic_consume(queue.into(), tag.into(), options, FieldTable::default())).await
 }
 
 fn no_ack() -> BasicConsumeOptions {
-    BasicConsumeOptions { no_ack: true, ..Default::default() }
+    BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    }
 }
 
 /// The next delivery's body, as a string.
-async fn next_body(consumer: &mut (impl Stream<Item = lapin::Result<lapin::message::Delivery>> + Unpin)) -> String {
-    let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
+async fn next_body(
+    consumer: &mut (impl Stream<Item = lapin::Result<lapin::message::Delivery>> + Unpin),
+) -> String {
+    let d = within(consumer.next())
+        .await
+        .expect("stream ended")
+        .expect("delivery");
     String::from_utf8(d.data).unwrap()
 }
 
 /// Asserts that no delivery arrives during `QUIET`.
-async fn assert_quiet(consumer: &mut (impl Stream<Item = lapin::Result<lapin::message::Delivery>> + Unpin)) {
+async fn assert_quiet(
+    consumer: &mut (impl Stream<Item = lapin::Result<lapin::message::Delivery>> + Unpin),
+) {
     if let Ok(Some(d)) = tokio::time::timeout(QUIET, consumer.next()).await {
-        panic!("unexpected delivery: {:?}", d.map(|d| String::from_utf8_lossy(&d.data).into_owned()));
+        panic!(
+            "unexpected delivery: {:?}",
+            d.map(|d| String::from_utf8_lossy(&d.data).into_owned())
+        );
     }
 }
 
@@ -74,12 +105,25 @@ fn amqp_error(err: &lapin::Error) -> (u16, String) {
 }
 
 /// A soft error: the channel is closed, the connection still works.
-async fn assert_channel_closed(conn: &Connection, ch: &Channel, err: lapin::Error, code: u16, text: &str) {
+async fn assert_channel_closed(
+    conn: &Connection,
+    ch: &Channel,
+    err: lapin::Error,
+    code: u16,
+    text: &str,
+) {
     assert_eq!(amqp_error(&err), (code, text.to_owned()));
     assert!(!ch.status().connected(), "channel should be closed");
-    assert!(conn.status().connected(), "connection should survive a channel error");
-    let other = within(conn.create_channel()).await.expect("a new channel on the same connection");
-    within(other.basic_qos(0, BasicQosOptions::default())).await.expect("the connection still works");
+    assert!(
+        conn.status().connected(),
+        "connection should survive a channel error"
+    );
+    let other = within(conn.create_channel())
+        .await
+        .expect("a new channel on the same connection");
+    within(other.basic_qos(0, BasicQosOptions::default()))
+        .await
+        .expect("the connection still works");
 }
 
 /// A hard error: the connection is closed.
@@ -93,13 +137,27 @@ async fn consume_with_client_tag_and_server_generated_tag() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
     declare(&ch, "consume.tags").await;
-    let mine = consume(&ch, "consume.tags", "my-tag", BasicConsumeOptions::default()).await.unwrap();
+    let mine = consume(
+        &ch,
+        "consume.tags",
+        "my-tag",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(mine.tag().as_str(), "my-tag");
-    let generated = consume(&ch, "consume.tags", "", BasicConsumeOptions::default()).await.unwrap();
+    let generated = consume(&ch, "consume.tags", "", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     let tag = generated.tag();
-    assert!(tag.as_str().starts_with("amq.ctag-"), "server-generated tag {tag}");
+    assert!(
+        tag.as_str().starts_with("amq.ctag-"),
+        "server-generated tag {tag}"
+    );
     assert!(tag.as_str().len() > "amq.ctag-".len());
-    let other = consume(&ch, "consume.tags", "", BasicConsumeOptions::default()).await.unwrap();
+    let other = consume(&ch, "consume.tags", "", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     assert_ne!(other.tag(), tag, "generated tags are unique");
     assert_eq!(counts(&ch, "consume.tags").await, (0, 3));
     broker.stop().await;
@@ -111,8 +169,22 @@ async fn same_tag_on_two_channels_is_allowed() {
     let (conn, ch1) = broker.channel().await;
     let ch2 = conn.create_channel().await.unwrap();
     declare(&ch1, "consume.sametag").await;
-    let _c1 = consume(&ch1, "consume.sametag", "ctag", BasicConsumeOptions::default()).await.unwrap();
-    let _c2 = consume(&ch2, "consume.sametag", "ctag", BasicConsumeOptions::default()).await.unwrap();
+    let _c1 = consume(
+        &ch1,
+        "consume.sametag",
+        "ctag",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let _c2 = consume(
+        &ch2,
+        "consume.sametag",
+        "ctag",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(counts(&ch1, "consume.sametag").await, (0, 2));
     broker.stop().await;
 }
@@ -122,9 +194,18 @@ async fn duplicate_tag_on_a_channel_closes_the_connection_530() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.dup").await;
-    let _first = consume(&ch, "consume.dup", "ctag", BasicConsumeOptions::default()).await.unwrap();
-    let err = consume(&ch, "consume.dup", "ctag", BasicConsumeOptions::default()).await.unwrap_err();
-    assert_connection_closed(&conn, err, 530, "NOT_ALLOWED - attempt to reuse consumer tag 'ctag'");
+    let _first = consume(&ch, "consume.dup", "ctag", BasicConsumeOptions::default())
+        .await
+        .unwrap();
+    let err = consume(&ch, "consume.dup", "ctag", BasicConsumeOptions::default())
+        .await
+        .unwrap_err();
+    assert_connection_closed(
+        &conn,
+        err,
+        530,
+        "NOT_ALLOWED - attempt to reuse consumer tag 'ctag'",
+    );
     broker.stop().await;
 }
 
@@ -135,9 +216,14 @@ async fn no_ack_consumer_receives_everything_and_nothing_stays_unacked() {
     declare(&ch, "consume.noack").await;
     publish_numbered(&ch, "consume.noack", 200).await;
     let consumer_ch = conn.create_channel().await.unwrap();
-    let mut consumer = consume(&consumer_ch, "consume.noack", "c", no_ack()).await.unwrap();
+    let mut consumer = consume(&consumer_ch, "consume.noack", "c", no_ack())
+        .await
+        .unwrap();
     for i in 0..200u64 {
-        let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
+        let d = within(consumer.next())
+            .await
+            .expect("stream ended")
+            .expect("delivery");
         assert_eq!(d.data, format!("m{i}").as_bytes());
         assert_eq!(d.delivery_tag, i + 1);
         assert!(!d.redelivered);
@@ -154,18 +240,43 @@ async fn exclusive_consumer_refuses_a_second_consumer_403() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.excl1").await;
-    let _exclusive =
-        consume(&ch, "consume.excl1", "x", BasicConsumeOptions { exclusive: true, ..Default::default() }).await.unwrap();
+    let _exclusive = consume(
+        &ch,
+        "consume.excl1",
+        "x",
+        BasicConsumeOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     // From another connection.
     let (conn2, ch2) = broker.channel().await;
-    let err = consume(&ch2, "consume.excl1", "", BasicConsumeOptions::default()).await.unwrap_err();
-    assert_channel_closed(&conn2, &ch2, err, 403, "ACCESS_REFUSED - queue 'consume.excl1' in vhost '/' in exclusive use")
-        .await;
+    let err = consume(&ch2, "consume.excl1", "", BasicConsumeOptions::default())
+        .await
+        .unwrap_err();
+    assert_channel_closed(
+        &conn2,
+        &ch2,
+        err,
+        403,
+        "ACCESS_REFUSED - queue 'consume.excl1' in vhost '/' in exclusive use",
+    )
+    .await;
     // From the same connection, another channel.
     let ch3 = conn.create_channel().await.unwrap();
-    let err = consume(&ch3, "consume.excl1", "", BasicConsumeOptions::default()).await.unwrap_err();
-    assert_channel_closed(&conn, &ch3, err, 403, "ACCESS_REFUSED - queue 'consume.excl1' in vhost '/' in exclusive use")
-        .await;
+    let err = consume(&ch3, "consume.excl1", "", BasicConsumeOptions::default())
+        .await
+        .unwrap_err();
+    assert_channel_closed(
+        &conn,
+        &ch3,
+        err,
+        403,
+        "ACCESS_REFUSED - queue 'consume.excl1' in vhost '/' in exclusive use",
+    )
+    .await;
     assert_eq!(counts(&ch, "consume.excl1").await, (0, 1));
     broker.stop().await;
 }
@@ -175,13 +286,29 @@ async fn exclusive_consumer_refused_when_the_queue_has_a_consumer_403() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
     declare(&ch, "consume.excl2").await;
-    let _normal = consume(&ch, "consume.excl2", "n", BasicConsumeOptions::default()).await.unwrap();
-    let (conn2, ch2) = broker.channel().await;
-    let err = consume(&ch2, "consume.excl2", "x", BasicConsumeOptions { exclusive: true, ..Default::default() })
+    let _normal = consume(&ch, "consume.excl2", "n", BasicConsumeOptions::default())
         .await
-        .unwrap_err();
-    assert_channel_closed(&conn2, &ch2, err, 403, "ACCESS_REFUSED - queue 'consume.excl2' in vhost '/' in exclusive use")
-        .await;
+        .unwrap();
+    let (conn2, ch2) = broker.channel().await;
+    let err = consume(
+        &ch2,
+        "consume.excl2",
+        "x",
+        BasicConsumeOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_channel_closed(
+        &conn2,
+        &ch2,
+        err,
+        403,
+        "ACCESS_REFUSED - queue 'consume.excl2' in vhost '/' in exclusive use",
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -189,8 +316,17 @@ async fn exclusive_consumer_refused_when_the_queue_has_a_consumer_403() {
 async fn consume_on_a_missing_queue_404() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    let err = consume(&ch, "consume.missing", "", BasicConsumeOptions::default()).await.unwrap_err();
-    assert_channel_closed(&conn, &ch, err, 404, "NOT_FOUND - no queue 'consume.missing' in vhost '/'").await;
+    let err = consume(&ch, "consume.missing", "", BasicConsumeOptions::default())
+        .await
+        .unwrap_err();
+    assert_channel_closed(
+        &conn,
+        &ch,
+        err,
+        404,
+        "NOT_FOUND - no queue 'consume.missing' in vhost '/'",
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -200,15 +336,24 @@ async fn round_robin_between_two_consumers_with_prefetch_1() {
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.rr2").await;
     let cch = conn.create_channel().await.unwrap();
-    within(cch.basic_qos(1, BasicQosOptions::default())).await.unwrap();
-    let mut a = consume(&cch, "consume.rr2", "a", BasicConsumeOptions::default()).await.unwrap();
-    let mut b = consume(&cch, "consume.rr2", "b", BasicConsumeOptions::default()).await.unwrap();
+    within(cch.basic_qos(1, BasicQosOptions::default()))
+        .await
+        .unwrap();
+    let mut a = consume(&cch, "consume.rr2", "a", BasicConsumeOptions::default())
+        .await
+        .unwrap();
+    let mut b = consume(&cch, "consume.rr2", "b", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     publish_numbered(&ch, "consume.rr2", 10).await;
     // Each consumer holds one message; acking one lets exactly that consumer take the next.
     let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         for (consumer, got) in [(&mut a, &mut got_a), (&mut b, &mut got_b)] {
-            let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
+            let d = within(consumer.next())
+                .await
+                .expect("stream ended")
+                .expect("delivery");
             got.push(String::from_utf8(d.data.clone()).unwrap());
             d.ack(BasicAckOptions::default()).await.unwrap();
         }
@@ -226,7 +371,10 @@ async fn round_robin_between_three_no_ack_consumers() {
     let mut consumers = Vec::new();
     for tag in ["a", "b", "c"] {
         let cch = conn.create_channel().await.unwrap();
-        consumers.push((cch.clone(), consume(&cch, "consume.rr3", tag, no_ack()).await.unwrap()));
+        consumers.push((
+            cch.clone(),
+            consume(&cch, "consume.rr3", tag, no_ack()).await.unwrap(),
+        ));
     }
     publish_numbered(&ch, "consume.rr3", 12).await;
     for (i, (_, consumer)) in consumers.iter_mut().enumerate() {
@@ -248,20 +396,40 @@ async fn cancel_stops_deliveries_and_returns_cancel_ok() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
     declare(&ch, "consume.cancel").await;
-    let mut consumer = consume(&ch, "consume.cancel", "c", BasicConsumeOptions::default()).await.unwrap();
+    let mut consumer = consume(&ch, "consume.cancel", "c", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     publish(&ch, "consume.cancel", b"before").await;
-    let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
+    let d = within(consumer.next())
+        .await
+        .expect("stream ended")
+        .expect("delivery");
     assert_eq!(d.data, b"before");
     // lapin's basic_cancel resolves on cancel-ok.
-    within(ch.basic_cancel("c".into(), BasicCancelOptions::default())).await.expect("cancel-ok");
-    assert!(within(consumer.next()).await.is_none(), "the consumer stream ends after cancel");
+    within(ch.basic_cancel("c".into(), BasicCancelOptions::default()))
+        .await
+        .expect("cancel-ok");
+    assert!(
+        within(consumer.next()).await.is_none(),
+        "the consumer stream ends after cancel"
+    );
     publish(&ch, "consume.cancel", b"after").await;
-    assert_eq!(counts(&ch, "consume.cancel").await, (1, 0), "not delivered after cancel");
     // A delivery made before the cancel can still be acknowledged.
     d.ack(BasicAckOptions::default()).await.unwrap();
-    let got = within(ch.basic_get("consume.cancel".into(), BasicGetOptions { no_ack: true })).await.unwrap();
-    assert_eq!(got.expect("the message published after cancel").delivery.data, b"after");
-    assert_eq!(counts(&ch, "consume.cancel").await, (0, 0), "the ack was accepted, nothing requeued");
+    let got = within(ch.basic_get("consume.cancel".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.expect("not delivered after cancel: still queued")
+            .delivery
+            .data,
+        b"after"
+    );
+    assert_eq!(
+        counts(&ch, "consume.cancel").await,
+        (0, 0),
+        "the ack was accepted, nothing requeued"
+    );
     broker.stop().await;
 }
 
@@ -270,15 +438,29 @@ async fn cancel_with_nowait() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
     declare(&ch, "consume.cancelnw").await;
-    let _consumer = consume(&ch, "consume.cancelnw", "c", BasicConsumeOptions::default()).await.unwrap();
+    let _consumer = consume(&ch, "consume.cancelnw", "c", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     assert_eq!(counts(&ch, "consume.cancelnw").await, (0, 1));
-    within(ch.basic_cancel("c".into(), BasicCancelOptions { nowait: true })).await.unwrap();
+    within(ch.basic_cancel("c".into(), BasicCancelOptions { nowait: true }))
+        .await
+        .unwrap();
     // The passive declare is answered after the cancel was handled.
     assert_eq!(counts(&ch, "consume.cancelnw").await, (0, 0));
     publish(&ch, "consume.cancelnw", b"kept").await;
-    assert_eq!(counts(&ch, "consume.cancelnw").await, (1, 0));
+    let got = within(ch.basic_get("consume.cancelnw".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.expect("not delivered after cancel: still queued")
+            .delivery
+            .data,
+        b"kept"
+    );
     // The tag is free again on this channel.
-    let _again = consume(&ch, "consume.cancelnw", "c", BasicConsumeOptions::default()).await.unwrap();
+    let _again = consume(&ch, "consume.cancelnw", "c", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     broker.stop().await;
 }
 
@@ -286,7 +468,9 @@ async fn cancel_with_nowait() {
 async fn cancel_of_an_unknown_tag_is_answered_with_cancel_ok() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    within(ch.basic_cancel("consume.nobody".into(), BasicCancelOptions::default())).await.expect("cancel-ok");
+    within(ch.basic_cancel("consume.nobody".into(), BasicCancelOptions::default()))
+        .await
+        .expect("cancel-ok");
     assert!(ch.status().connected());
     broker.stop().await;
 }
@@ -309,7 +493,9 @@ async fn get_ok_with_message_count_then_get_empty() {
         assert!(!got.delivery.redelivered);
         assert_eq!(got.delivery.delivery_tag, i as u64 + 1);
     }
-    let empty = within(ch.basic_get("consume.get".into(), BasicGetOptions { no_ack: true })).await.unwrap();
+    let empty = within(ch.basic_get("consume.get".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
     assert!(empty.is_none(), "get-empty");
     broker.stop().await;
 }
@@ -318,8 +504,17 @@ async fn get_ok_with_message_count_then_get_empty() {
 async fn get_on_a_missing_queue_404() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    let err = within(ch.basic_get("consume.missing".into(), BasicGetOptions::default())).await.unwrap_err();
-    assert_channel_closed(&conn, &ch, err, 404, "NOT_FOUND - no queue 'consume.missing' in vhost '/'").await;
+    let err = within(ch.basic_get("consume.missing".into(), BasicGetOptions::default()))
+        .await
+        .unwrap_err();
+    assert_channel_closed(
+        &conn,
+        &ch,
+        err,
+        404,
+        "NOT_FOUND - no queue 'consume.missing' in vhost '/'",
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -329,19 +524,38 @@ async fn prefetch_per_consumer_keeps_exactly_n_in_flight() {
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.prefetch").await;
     let cch = conn.create_channel().await.unwrap();
-    within(cch.basic_qos(3, BasicQosOptions { global: false })).await.unwrap();
-    let mut consumer = consume(&cch, "consume.prefetch", "c", BasicConsumeOptions::default()).await.unwrap();
+    within(cch.basic_qos(3, BasicQosOptions { global: false }))
+        .await
+        .unwrap();
+    let mut consumer = consume(
+        &cch,
+        "consume.prefetch",
+        "c",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
     publish_numbered(&ch, "consume.prefetch", 10).await;
     let mut held = Vec::new();
     for i in 0..3 {
-        let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
+        let d = within(consumer.next())
+            .await
+            .expect("stream ended")
+            .expect("delivery");
         assert_eq!(d.data, format!("m{i}").as_bytes());
         held.push(d);
     }
     assert_quiet(&mut consumer).await;
     assert_eq!(counts(&ch, "consume.prefetch").await, (7, 1));
-    held.remove(0).ack(BasicAckOptions::default()).await.unwrap();
-    assert_eq!(next_body(&mut consumer).await, "m3", "one ack lets exactly one more in");
+    held.remove(0)
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_body(&mut consumer).await,
+        "m3",
+        "one ack lets exactly one more in"
+    );
     assert_quiet(&mut consumer).await;
     assert_eq!(counts(&ch, "consume.prefetch").await, (6, 1));
     broker.stop().await;
@@ -354,9 +568,25 @@ async fn prefetch_applies_to_each_consumer_separately() {
     declare(&ch, "consume.prefetch.a").await;
     declare(&ch, "consume.prefetch.b").await;
     let cch = conn.create_channel().await.unwrap();
-    within(cch.basic_qos(2, BasicQosOptions { global: false })).await.unwrap();
-    let mut a = consume(&cch, "consume.prefetch.a", "a", BasicConsumeOptions::default()).await.unwrap();
-    let mut b = consume(&cch, "consume.prefetch.b", "b", BasicConsumeOptions::default()).await.unwrap();
+    within(cch.basic_qos(2, BasicQosOptions { global: false }))
+        .await
+        .unwrap();
+    let mut a = consume(
+        &cch,
+        "consume.prefetch.a",
+        "a",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut b = consume(
+        &cch,
+        "consume.prefetch.b",
+        "b",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
     publish_numbered(&ch, "consume.prefetch.a", 5).await;
     publish_numbered(&ch, "consume.prefetch.b", 5).await;
     for consumer in [&mut a, &mut b] {
@@ -375,22 +605,55 @@ async fn global_prefetch_is_shared_by_the_channels_consumers() {
     declare(&ch, "consume.global.a").await;
     declare(&ch, "consume.global.b").await;
     let cch = conn.create_channel().await.unwrap();
-    within(cch.basic_qos(3, BasicQosOptions { global: true })).await.unwrap();
-    let a = consume(&cch, "consume.global.a", "a", BasicConsumeOptions::default()).await.unwrap();
-    let b = consume(&cch, "consume.global.b", "b", BasicConsumeOptions::default()).await.unwrap();
+    within(cch.basic_qos(3, BasicQosOptions { global: true }))
+        .await
+        .unwrap();
+    let a = consume(
+        &cch,
+        "consume.global.a",
+        "a",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let b = consume(
+        &cch,
+        "consume.global.b",
+        "b",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
     publish_numbered(&ch, "consume.global.a", 5).await;
     publish_numbered(&ch, "consume.global.b", 5).await;
     let mut both = futures::stream::select(a, b);
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(within(both.next()).await.expect("stream ended").expect("delivery"));
+        held.push(
+            within(both.next())
+                .await
+                .expect("stream ended")
+                .expect("delivery"),
+        );
     }
     assert_quiet(&mut both).await;
     let (ready_a, _) = counts(&ch, "consume.global.a").await;
     let (ready_b, _) = counts(&ch, "consume.global.b").await;
-    assert_eq!(ready_a + ready_b, 7, "3 in flight in total over both consumers");
-    held.remove(0).ack(BasicAckOptions::default()).await.unwrap();
-    held.push(within(both.next()).await.expect("stream ended").expect("delivery"));
+    assert_eq!(
+        ready_a + ready_b,
+        7,
+        "3 in flight in total over both consumers"
+    );
+    held.remove(0)
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
+    held.push(
+        within(both.next())
+            .await
+            .expect("stream ended")
+            .expect("delivery"),
+    );
     assert_quiet(&mut both).await;
     broker.stop().await;
 }
@@ -403,10 +666,18 @@ async fn global_and_per_consumer_prefetch_both_apply() {
     declare(&ch, "consume.both.a").await;
     declare(&ch, "consume.both.b").await;
     let cch = conn.create_channel().await.unwrap();
-    within(cch.basic_qos(3, BasicQosOptions { global: true })).await.unwrap();
-    within(cch.basic_qos(1, BasicQosOptions { global: false })).await.unwrap();
-    let mut a = consume(&cch, "consume.both.a", "a", BasicConsumeOptions::default()).await.unwrap();
-    let mut b = consume(&cch, "consume.both.b", "b", BasicConsumeOptions::default()).await.unwrap();
+    within(cch.basic_qos(3, BasicQosOptions { global: true }))
+        .await
+        .unwrap();
+    within(cch.basic_qos(1, BasicQosOptions { global: false }))
+        .await
+        .unwrap();
+    let mut a = consume(&cch, "consume.both.a", "a", BasicConsumeOptions::default())
+        .await
+        .unwrap();
+    let mut b = consume(&cch, "consume.both.b", "b", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     publish_numbered(&ch, "consume.both.a", 5).await;
     publish_numbered(&ch, "consume.both.b", 5).await;
     assert_eq!(next_body(&mut a).await, "m0");
@@ -423,11 +694,25 @@ async fn prefetch_change_does_not_affect_running_consumers() {
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.qoslater").await;
     let cch = conn.create_channel().await.unwrap();
-    within(cch.basic_qos(1, BasicQosOptions::default())).await.unwrap();
-    let mut consumer = consume(&cch, "consume.qoslater", "c", BasicConsumeOptions::default()).await.unwrap();
+    within(cch.basic_qos(1, BasicQosOptions::default()))
+        .await
+        .unwrap();
+    let mut consumer = consume(
+        &cch,
+        "consume.qoslater",
+        "c",
+        BasicConsumeOptions::default(),
+    )
+    .await
+    .unwrap();
     publish_numbered(&ch, "consume.qoslater", 5).await;
-    let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
-    within(cch.basic_qos(3, BasicQosOptions::default())).await.unwrap();
+    let d = within(consumer.next())
+        .await
+        .expect("stream ended")
+        .expect("delivery");
+    within(cch.basic_qos(3, BasicQosOptions::default()))
+        .await
+        .unwrap();
     d.ack(BasicAckOptions::default()).await.unwrap();
     assert_eq!(next_body(&mut consumer).await, "m1");
     assert_quiet(&mut consumer).await;
@@ -458,13 +743,23 @@ async fn queue_deleted_on_the_same_connection_cancels_its_consumer() {
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.deleted").await;
     let cch = conn.create_channel().await.unwrap();
-    let mut consumer = consume(&cch, "consume.deleted", "c", BasicConsumeOptions::default()).await.unwrap();
+    let mut consumer = consume(&cch, "consume.deleted", "c", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     publish(&ch, "consume.deleted", b"one").await;
     assert_eq!(next_body(&mut consumer).await, "one");
-    within(ch.queue_delete("consume.deleted".into(), QueueDeleteOptions::default())).await.unwrap();
+    within(ch.queue_delete("consume.deleted".into(), QueueDeleteOptions::default()))
+        .await
+        .unwrap();
     // lapin announces consumer_cancel_notify: the server's basic.cancel ends the stream.
-    assert!(within(consumer.next()).await.is_none(), "the consumer stream ends");
-    assert!(cch.status().connected(), "the consumer's channel stays open");
+    assert!(
+        within(consumer.next()).await.is_none(),
+        "the consumer stream ends"
+    );
+    assert!(
+        cch.status().connected(),
+        "the consumer's channel stays open"
+    );
     broker.stop().await;
 }
 
@@ -474,13 +769,20 @@ async fn queue_deleted_by_another_connection_cancels_its_consumers() {
     let (conn, ch) = broker.channel().await;
     declare(&ch, "consume.deleted2").await;
     let ch2 = conn.create_channel().await.unwrap();
-    let mut first = consume(&ch, "consume.deleted2", "c", BasicConsumeOptions::default()).await.unwrap();
-    let mut second = consume(&ch2, "consume.deleted2", "", no_ack()).await.unwrap();
+    let mut first = consume(&ch, "consume.deleted2", "c", BasicConsumeOptions::default())
+        .await
+        .unwrap();
+    let mut second = consume(&ch2, "consume.deleted2", "", no_ack())
+        .await
+        .unwrap();
     assert_eq!(counts(&ch, "consume.deleted2").await, (0, 2));
 
     let (_other, other_ch) = broker.channel().await;
     publish_numbered(&other_ch, "consume.deleted2", 3).await;
-    let deleted = within(other_ch.queue_delete("consume.deleted2".into(), QueueDeleteOptions::default())).await.unwrap();
+    let deleted =
+        within(other_ch.queue_delete("consume.deleted2".into(), QueueDeleteOptions::default()))
+            .await
+            .unwrap();
     // Both consumers got some of the 3 (round-robin), none stays ready.
     assert_eq!(deleted, 0);
     let mut seen = 0;
@@ -490,11 +792,16 @@ async fn queue_deleted_by_another_connection_cancels_its_consumers() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 3, "deliveries before the cancel, then each stream ends");
+    assert_eq!(
+        seen, 3,
+        "deliveries before the cancel, then each stream ends"
+    );
     assert!(ch.status().connected() && ch2.status().connected());
     // The cancelled tag is free again on its channel.
     declare(&ch, "consume.deleted2").await;
-    let _again = consume(&ch, "consume.deleted2", "c", BasicConsumeOptions::default()).await.unwrap();
+    let _again = consume(&ch, "consume.deleted2", "c", BasicConsumeOptions::default())
+        .await
+        .unwrap();
     assert_eq!(counts(&ch, "consume.deleted2").await, (0, 1));
     broker.stop().await;
 }
@@ -548,10 +855,14 @@ impl Raw {
     async fn next_method(&mut self) -> (u16, u16, u16, Vec<u8>) {
         loop {
             let mut header = [0u8; 7];
-            within(self.stream.read_exact(&mut header)).await.expect("a frame");
+            within(self.stream.read_exact(&mut header))
+                .await
+                .expect("a frame");
             let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
             let mut payload = vec![0u8; size + 1];
-            within(self.stream.read_exact(&mut payload)).await.expect("a frame payload");
+            within(self.stream.read_exact(&mut payload))
+                .await
+                .expect("a frame payload");
             assert_eq!(payload.pop(), Some(0xCE), "frame end");
             if header[0] == 1 {
                 let channel = u16::from_be_bytes([header[1], header[2]]);
@@ -564,7 +875,11 @@ impl Raw {
 
     async fn expect_method(&mut self, channel: u16, class: u16, method: u16) {
         let (ch, c, m, _) = self.next_method().await;
-        assert_eq!((ch, c, m), (channel, class, method), "unexpected method during the handshake");
+        assert_eq!(
+            (ch, c, m),
+            (channel, class, method),
+            "unexpected method during the handshake"
+        );
     }
 }
 
@@ -586,5 +901,12 @@ fn close_fields(args: &[u8]) -> (u16, String, (u16, u16)) {
     let len = args[2] as usize;
     let text = String::from_utf8(args[3..3 + len].to_vec()).unwrap();
     let rest = &args[3 + len..];
-    (code, text, (u16::from_be_bytes([rest[0], rest[1]]), u16::from_be_bytes([rest[2], rest[3]])))
+    (
+        code,
+        text,
+        (
+            u16::from_be_bytes([rest[0], rest[1]]),
+            u16::from_be_bytes([rest[2], rest[3]]),
+        ),
+    )
 }

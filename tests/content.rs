@@ -16,45 +16,77 @@ const MIB: usize = 1024 * 1024;
 const MAX_MESSAGE_SIZE: usize = 128 * MIB;
 
 async fn declare(ch: &Channel, queue: &str) {
-    within(ch.queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default()))
-        .await
-        .expect("queue.declare");
+    within(ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("queue.declare");
 }
 
 /// Like `within`, for transfers of many MiB.
 async fn within_secs<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), fut).await.expect("timed out")
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .expect("timed out")
 }
 
 /// Publishes through the default exchange and takes the message back with basic.get.
-async fn round_trip(ch: &Channel, queue: &str, body: &[u8], properties: BasicProperties, secs: u64) -> lapin::message::Delivery {
-    ch.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
-        .await
-        .expect("basic.publish");
-    within_secs(secs, ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
-        .await
-        .expect("basic.get")
-        .expect("get-ok")
-        .delivery
+async fn round_trip(
+    ch: &Channel,
+    queue: &str,
+    body: &[u8],
+    properties: BasicProperties,
+    secs: u64,
+) -> lapin::message::Delivery {
+    ch.basic_publish(
+        "".into(),
+        queue.into(),
+        BasicPublishOptions::default(),
+        body,
+        properties,
+    )
+    .await
+    .expect("basic.publish");
+    within_secs(
+        secs,
+        ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }),
+    )
+    .await
+    .expect("basic.get")
+    .expect("get-ok")
+    .delivery
 }
 
 /// A connection whose frames are at most 4096 bytes, so bodies span many frames.
 async fn small_frames(broker: &TestBroker) -> (Connection, Channel) {
     let url = format!("{}?frame_max=4096", broker.url());
-    let conn = within(Connection::connect(&url, ConnectionProperties::default())).await.expect("connect");
-    assert_eq!(conn.configuration().frame_max(), 4096, "negotiated frame_max");
+    let conn = within(Connection::connect(&url, ConnectionProperties::default()))
+        .await
+        .expect("connect");
+    assert_eq!(
+        conn.configuration().frame_max(),
+        4096,
+        "negotiated frame_max"
+    );
     let ch = within(conn.create_channel()).await.expect("channel");
     (conn, ch)
 }
 
 /// A body whose every byte depends on its offset, so a lost or reordered frame shows.
 fn patterned(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
 }
 
 fn all_properties() -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert("x-origin".into(), AMQPValue::LongString("content-test".into()));
+    headers.insert(
+        "x-origin".into(),
+        AMQPValue::LongString("content-test".into()),
+    );
     BasicProperties::default()
         .with_content_type("application/json".into())
         .with_content_encoding("gzip".into())
@@ -104,17 +136,38 @@ fn every_field_type() -> FieldTable {
     t.insert("i64".into(), AMQPValue::LongLongInt(i64::MIN));
     t.insert("f32".into(), AMQPValue::Float(1.5));
     t.insert("f64".into(), AMQPValue::Double(-2.25e300));
-    t.insert("decimal".into(), AMQPValue::DecimalValue(DecimalValue { scale: 2, value: 12345 }));
-    t.insert("long-string".into(), AMQPValue::LongString("héllo wörld".into()));
-    t.insert("binary-long-string".into(), AMQPValue::LongString(LongString::from(vec![0u8, 255, 1, 0xCE, 0])));
+    t.insert(
+        "decimal".into(),
+        AMQPValue::DecimalValue(DecimalValue {
+            scale: 2,
+            value: 12345,
+        }),
+    );
+    t.insert(
+        "long-string".into(),
+        AMQPValue::LongString("héllo wörld".into()),
+    );
+    t.insert(
+        "binary-long-string".into(),
+        AMQPValue::LongString(LongString::from(vec![0u8, 255, 1, 0xCE, 0])),
+    );
     t.insert("empty-string".into(), AMQPValue::LongString("".into()));
     t.insert("timestamp".into(), AMQPValue::Timestamp(1_700_000_000));
     t.insert("table".into(), AMQPValue::FieldTable(nested));
-    t.insert("empty-table".into(), AMQPValue::FieldTable(FieldTable::default()));
+    t.insert(
+        "empty-table".into(),
+        AMQPValue::FieldTable(FieldTable::default()),
+    );
     t.insert("array".into(), AMQPValue::FieldArray(array));
-    t.insert("empty-array".into(), AMQPValue::FieldArray(FieldArray::default()));
+    t.insert(
+        "empty-array".into(),
+        AMQPValue::FieldArray(FieldArray::default()),
+    );
     t.insert("void".into(), AMQPValue::Void);
-    t.insert("bytes".into(), AMQPValue::ByteArray(ByteArray::from(vec![0u8, 1, 2, 0xCE, 0xFF])));
+    t.insert(
+        "bytes".into(),
+        AMQPValue::ByteArray(ByteArray::from(vec![0u8, 1, 2, 0xCE, 0xFF])),
+    );
     t
 }
 
@@ -128,18 +181,30 @@ async fn all_fourteen_properties_round_trip() {
     assert_eq!(got.properties, props, "basic.get");
 
     // And through a consumer (basic.deliver).
-    ch.basic_publish("".into(), "content.props".into(), BasicPublishOptions::default(), b"{}", props.clone())
-        .await
-        .unwrap();
+    ch.basic_publish(
+        "".into(),
+        "content.props".into(),
+        BasicPublishOptions::default(),
+        b"{}",
+        props.clone(),
+    )
+    .await
+    .unwrap();
     let mut consumer = within(ch.basic_consume(
         "content.props".into(),
         "".into(),
-        BasicConsumeOptions { no_ack: true, ..Default::default() },
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
         FieldTable::default(),
     ))
     .await
     .unwrap();
-    let d = within(consumer.next()).await.expect("stream ended").expect("delivery");
+    let d = within(consumer.next())
+        .await
+        .expect("stream ended")
+        .expect("delivery");
     assert_eq!(d.properties, props, "basic.deliver");
     broker.stop().await;
 }
@@ -176,7 +241,17 @@ async fn bodies_around_the_frame_size_round_trip_over_small_frames() {
     let (_conn, ch) = small_frames(&broker).await;
     declare(&ch, "content.bodies").await;
     // frame_max 4096: a body frame carries at most 4096 - 8 = 4088 bytes.
-    for len in [0, 1, 4087, 4088, 4089, 2 * 4088, 2 * 4088 + 1, MIB, 10 * MIB] {
+    for len in [
+        0,
+        1,
+        4087,
+        4088,
+        4089,
+        2 * 4088,
+        2 * 4088 + 1,
+        MIB,
+        10 * MIB,
+    ] {
         let body = patterned(len);
         let got = round_trip(&ch, "content.bodies", &body, BasicProperties::default(), 30).await;
         assert_eq!(got.data.len(), len);
@@ -199,10 +274,19 @@ async fn large_body_round_trips_through_a_consumer_over_small_frames() {
     .await
     .unwrap();
     let body = patterned(10 * MIB + 3);
-    ch.basic_publish("".into(), "content.consumed".into(), BasicPublishOptions::default(), &body, BasicProperties::default())
+    ch.basic_publish(
+        "".into(),
+        "content.consumed".into(),
+        BasicPublishOptions::default(),
+        &body,
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let d = within_secs(30, consumer.next())
         .await
-        .unwrap();
-    let d = within_secs(30, consumer.next()).await.expect("stream ended").expect("delivery");
+        .expect("stream ended")
+        .expect("delivery");
     assert!(d.data == body, "10 MiB body differs");
     d.ack(BasicAckOptions::default()).await.unwrap();
     broker.stop().await;
@@ -218,7 +302,10 @@ async fn body_of_exactly_128_mib_round_trips_over_small_frames() {
     let got = round_trip(&ch, "content.max", &body, BasicProperties::default(), 180).await;
     assert_eq!(got.data.len(), MAX_MESSAGE_SIZE);
     assert!(got.data == body, "128 MiB body differs");
-    eprintln!("128 MiB round trip over 4096-byte frames: {:?}", started.elapsed());
+    eprintln!(
+        "128 MiB round trip over 4096-byte frames: {:?}",
+        started.elapsed()
+    );
     broker.stop().await;
 }
 
@@ -254,7 +341,10 @@ async fn body_above_128_mib_is_refused_406() {
     assert_eq!((channel, class, method), (1, 20, 40), "channel.close");
     let (code, text, failing) = close_fields(&args);
     assert_eq!(code, 406);
-    assert_eq!(text, "PRECONDITION_FAILED - message size 134217729 is larger than configured max size 134217728");
+    assert_eq!(
+        text,
+        "PRECONDITION_FAILED - message size 134217729 is larger than configured max size 134217728"
+    );
     assert_eq!(failing, (60, 40));
     broker.stop().await;
 }
@@ -271,7 +361,12 @@ async fn header_table_bytes_come_back_unchanged() {
     raw.expect_method(1, 50, 11).await;
 
     let mut table = Vec::new();
-    for (key, value) in [("zeta", &b"t\x01"[..]), ("alpha", b"I\x00\x00\x00\x07"), ("mid", b"S\x00\x00\x00\x02hi"), ("short", b"s\xff\xfe")] {
+    for (key, value) in [
+        ("zeta", &b"t\x01"[..]),
+        ("alpha", b"I\x00\x00\x00\x07"),
+        ("mid", b"S\x00\x00\x00\x02hi"),
+        ("short", b"s\xff\xfe"),
+    ] {
         table.extend(short_str(key));
         table.extend_from_slice(value);
     }
@@ -347,12 +442,16 @@ impl Raw {
     }
 
     async fn frame(&mut self, kind: u8, channel: u16, payload: &[u8]) {
-        within(self.stream.write_all(&Self::encode(kind, channel, payload))).await.unwrap();
+        within(self.stream.write_all(&Self::encode(kind, channel, payload)))
+            .await
+            .unwrap();
     }
 
     /// Writes a frame; false if the broker has closed the socket.
     async fn try_frame(&mut self, kind: u8, channel: u16, payload: &[u8]) -> bool {
-        within(self.stream.write_all(&Self::encode(kind, channel, payload))).await.is_ok()
+        within(self.stream.write_all(&Self::encode(kind, channel, payload)))
+            .await
+            .is_ok()
     }
 
     async fn method(&mut self, channel: u16, class: u16, method: u16, args: &[u8]) {
@@ -365,12 +464,20 @@ impl Raw {
     /// The next frame: type, channel, payload.
     async fn next_frame(&mut self) -> (u8, u16, Vec<u8>) {
         let mut header = [0u8; 7];
-        within(self.stream.read_exact(&mut header)).await.expect("a frame");
+        within(self.stream.read_exact(&mut header))
+            .await
+            .expect("a frame");
         let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
         let mut payload = vec![0u8; size + 1];
-        within(self.stream.read_exact(&mut payload)).await.expect("a frame payload");
+        within(self.stream.read_exact(&mut payload))
+            .await
+            .expect("a frame payload");
         assert_eq!(payload.pop(), Some(0xCE), "frame end");
-        (header[0], u16::from_be_bytes([header[1], header[2]]), payload)
+        (
+            header[0],
+            u16::from_be_bytes([header[1], header[2]]),
+            payload,
+        )
     }
 
     /// The next method frame (other frames skipped): channel, class, method, args.
@@ -409,5 +516,12 @@ fn close_fields(args: &[u8]) -> (u16, String, (u16, u16)) {
     let len = args[2] as usize;
     let text = String::from_utf8(args[3..3 + len].to_vec()).unwrap();
     let rest = &args[3 + len..];
-    (code, text, (u16::from_be_bytes([rest[0], rest[1]]), u16::from_be_bytes([rest[2], rest[3]])))
+    (
+        code,
+        text,
+        (
+            u16::from_be_bytes([rest[0], rest[1]]),
+            u16::from_be_bytes([rest[2], rest[3]]),
+        ),
+    )
 }

@@ -8,23 +8,42 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, ExchangeKind};
 
 async fn count(ch: &lapin::Channel, q: &str) -> u32 {
-    ch.queue_declare(q.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
-        .await
-        .expect("passive declare")
-        .message_count()
+    ch.queue_declare(
+        q.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("passive declare")
+    .message_count()
 }
 
 async fn publish(ch: &lapin::Channel, ex: &str, key: &str, body: &[u8]) {
-    ch.basic_publish(ex.into(), key.into(), BasicPublishOptions::default(), body, BasicProperties::default())
-        .await
-        .expect("publish");
+    ch.basic_publish(
+        ex.into(),
+        key.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default(),
+    )
+    .await
+    .expect("publish");
 }
 
 #[tokio::test]
 async fn tx_commit_applies_and_rollback_discards_publishes_and_acks() {
     let broker = TestBroker::start().await;
     let (_c, ch) = broker.channel().await;
-    ch.queue_declare("txq".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    ch.queue_declare(
+        "txq".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     within(ch.tx_select()).await.unwrap();
     publish(&ch, "", "txq", b"a").await;
     publish(&ch, "", "txq", b"b").await;
@@ -36,7 +55,10 @@ async fn tx_commit_applies_and_rollback_discards_publishes_and_acks() {
     assert_eq!(count(&ch, "txq").await, 2, "rolled back publish is gone");
 
     // an ack inside a rolled-back transaction does not happen
-    let got = within(ch.basic_get("txq".into(), BasicGetOptions::default())).await.unwrap().expect("msg");
+    let got = within(ch.basic_get("txq".into(), BasicGetOptions::default()))
+        .await
+        .unwrap()
+        .expect("msg");
     got.delivery.ack(BasicAckOptions::default()).await.unwrap();
     within(ch.tx_rollback()).await.unwrap();
     got.delivery.ack(BasicAckOptions::default()).await.unwrap();
@@ -50,7 +72,11 @@ async fn tx_commit_without_select_is_precondition_failed() {
     let broker = TestBroker::start().await;
     let (_c, ch) = broker.channel().await;
     let err = within(ch.tx_commit()).await.expect_err("not transactional");
-    assert!(err.to_string().contains("PRECONDITION_FAILED - channel is not transactional"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("PRECONDITION_FAILED - channel is not transactional"),
+        "{err}"
+    );
     broker.stop().await;
 }
 
@@ -59,29 +85,76 @@ async fn exchange_bindings_route_once_through_cycles() {
     let broker = TestBroker::start().await;
     let (_c, ch) = broker.channel().await;
     for x in ["e1", "e2"] {
-        ch.exchange_declare(x.into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
-            .await
-            .unwrap();
+        ch.exchange_declare(
+            x.into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     }
-    ch.exchange_bind("e2".into(), "e1".into(), "".into(), ExchangeBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
-    ch.exchange_bind("e1".into(), "e2".into(), "".into(), ExchangeBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
-    ch.queue_declare("e2q".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
-    ch.queue_bind("e2q".into(), "e2".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
-    ch.queue_bind("e2q".into(), "e1".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.exchange_bind(
+        "e2".into(),
+        "e1".into(),
+        "".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.exchange_bind(
+        "e1".into(),
+        "e2".into(),
+        "".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        "e2q".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "e2q".into(),
+        "e2".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "e2q".into(),
+        "e1".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     publish(&ch, "e1", "k", b"x").await;
-    assert_eq!(count(&ch, "e2q").await, 1, "delivered once despite two paths and a cycle");
-    ch.exchange_unbind("e2".into(), "e1".into(), "".into(), ExchangeUnbindOptions::default(), FieldTable::default())
+    assert_eq!(
+        count(&ch, "e2q").await,
+        1,
+        "delivered once despite two paths and a cycle"
+    );
+    ch.exchange_unbind(
+        "e2".into(),
+        "e1".into(),
+        "".into(),
+        ExchangeUnbindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_unbind("e2q".into(), "e1".into(), "".into(), FieldTable::default())
         .await
         .unwrap();
-    ch.queue_unbind("e2q".into(), "e1".into(), "".into(), FieldTable::default()).await.unwrap();
     publish(&ch, "e1", "k", b"y").await;
     assert_eq!(count(&ch, "e2q").await, 1, "unbound: nothing more arrives");
     broker.stop().await;
@@ -91,16 +164,43 @@ async fn exchange_bindings_route_once_through_cycles() {
 async fn alternate_exchange_takes_unroutable_messages() {
     let broker = TestBroker::start().await;
     let (_c, ch) = broker.channel().await;
-    ch.exchange_declare("ae".into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.exchange_declare(
+        "ae".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("alternate-exchange"), AMQPValue::LongString("ae".into()));
-    ch.exchange_declare("main".into(), ExchangeKind::Direct, ExchangeDeclareOptions::default(), args).await.unwrap();
-    ch.queue_declare("aeq".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
-    ch.queue_bind("aeq".into(), "ae".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    args.insert(
+        ShortString::from("alternate-exchange"),
+        AMQPValue::LongString("ae".into()),
+    );
+    ch.exchange_declare(
+        "main".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        args,
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        "aeq".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "aeq".into(),
+        "ae".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     publish(&ch, "main", "nobody", b"lost?").await;
     assert_eq!(count(&ch, "aeq").await, 1);
     broker.stop().await;
@@ -111,12 +211,22 @@ async fn direct_reply_to_round_trip_and_misuse() {
     let broker = TestBroker::start().await;
     let (_c, requester) = broker.channel().await;
     let (_c2, responder) = broker.channel().await;
-    responder.queue_declare("rpc".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    responder
+        .queue_declare(
+            "rpc".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     let mut replies = requester
         .basic_consume(
             "amq.rabbitmq.reply-to".into(),
             "".into(),
-            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -127,12 +237,23 @@ async fn direct_reply_to_round_trip_and_misuse() {
             "rpc".into(),
             BasicPublishOptions::default(),
             b"ping",
-            BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to".into()).with_correlation_id("c1".into()),
+            BasicProperties::default()
+                .with_reply_to("amq.rabbitmq.reply-to".into())
+                .with_correlation_id("c1".into()),
         )
         .await
         .unwrap();
-    let req = within(responder.basic_get("rpc".into(), BasicGetOptions { no_ack: true })).await.unwrap().expect("request");
-    let reply_to = req.delivery.properties.reply_to().clone().expect("reply_to").to_string();
+    let req = within(responder.basic_get("rpc".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap()
+        .expect("request");
+    let reply_to = req
+        .delivery
+        .properties
+        .reply_to()
+        .clone()
+        .expect("reply_to")
+        .to_string();
     assert!(reply_to.starts_with("amq.rabbitmq.reply-to."), "{reply_to}");
     responder
         .basic_publish(
@@ -159,16 +280,31 @@ async fn direct_reply_to_round_trip_and_misuse() {
         .await;
     let closed = match err {
         Err(e) => e.to_string(),
-        Ok(_) => within(responder.basic_qos(1, BasicQosOptions::default())).await.expect_err("closed").to_string(),
+        Ok(_) => within(responder.basic_qos(1, BasicQosOptions::default()))
+            .await
+            .expect_err("closed")
+            .to_string(),
     };
-    assert!(closed.contains("fast reply consumer does not exist"), "{closed}");
+    assert!(
+        closed.contains("fast reply consumer does not exist"),
+        "{closed}"
+    );
 
     // consuming replies with acknowledgements
     let (_c3, ch) = broker.channel().await;
     let err = ch
-        .basic_consume("amq.rabbitmq.reply-to".into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            "amq.rabbitmq.reply-to".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .expect_err("ack mode refused");
-    assert!(err.to_string().contains("reply consumer cannot acknowledge"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("reply consumer cannot acknowledge"),
+        "{err}"
+    );
     broker.stop().await;
 }

@@ -30,7 +30,10 @@ fn watch_panics() {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if info.location().is_some_and(|l| l.file().starts_with("src/")) {
+            if info
+                .location()
+                .is_some_and(|l| l.file().starts_with("src/"))
+            {
                 BROKER_PANICS.fetch_add(1, Ordering::SeqCst);
             }
             default(info);
@@ -46,11 +49,19 @@ async fn start() -> TestBroker {
 /// The broker still takes a new lapin connection and answers on it, and nothing panicked.
 async fn assert_healthy(broker: &TestBroker) {
     let (conn, ch) = within(broker.channel()).await;
-    within(ch.queue_declare("malformed.alive".into(), QueueDeclareOptions::default(), Default::default()))
-        .await
-        .expect("queue.declare on a fresh connection");
+    within(ch.queue_declare(
+        "malformed.alive".into(),
+        QueueDeclareOptions::default(),
+        Default::default(),
+    ))
+    .await
+    .expect("queue.declare on a fresh connection");
     within(conn.close(200, "bye".into())).await.expect("close");
-    assert_eq!(BROKER_PANICS.load(Ordering::SeqCst), 0, "broker code panicked");
+    assert_eq!(
+        BROKER_PANICS.load(Ordering::SeqCst),
+        0,
+        "broker code panicked"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -69,7 +80,10 @@ struct Raw {
 }
 
 fn encode(frame: &AMQPFrame) -> Vec<u8> {
-    gen_frame(frame)(WriteContext::from(Vec::new())).expect("encode frame").into_inner().0
+    gen_frame(frame)(WriteContext::from(Vec::new()))
+        .expect("encode frame")
+        .into_inner()
+        .0
 }
 
 /// A frame of any type with any payload, written by hand.
@@ -87,7 +101,11 @@ fn method_frame(channel: u16, method: AMQPClass) -> Vec<u8> {
 }
 
 fn header_frame(channel: u16, body_size: u64) -> Vec<u8> {
-    let header = AMQPContentHeader { class_id: 60, body_size, properties: BasicProperties::default() };
+    let header = AMQPContentHeader {
+        class_id: 60,
+        body_size,
+        properties: BasicProperties::default(),
+    };
     encode(&AMQPFrame::Header(channel, header))
 }
 
@@ -113,7 +131,10 @@ fn passive_declare_amq_direct() -> AMQPClass {
 }
 
 fn queue_declare(name: &str) -> AMQPClass {
-    AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare { queue: name.into(), ..Default::default() }))
+    AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+        queue: name.into(),
+        ..Default::default()
+    }))
 }
 
 /// Erlang's rendering of a binary: `<<0,60,0,10>>`.
@@ -126,7 +147,10 @@ impl Raw {
     async fn connect(addr: SocketAddr) -> Raw {
         let sock = within(TcpStream::connect(addr)).await.expect("tcp connect");
         sock.set_nodelay(true).unwrap();
-        Raw { sock, buf: Vec::new() }
+        Raw {
+            sock,
+            buf: Vec::new(),
+        }
     }
 
     async fn bytes(&mut self, data: &[u8]) {
@@ -147,7 +171,8 @@ impl Raw {
                 if self.buf.len() >= size + 8 {
                     let rest = self.buf.split_off(size + 8);
                     let bytes = std::mem::replace(&mut self.buf, rest);
-                    let (_, frame) = parse_frame(&bytes[..]).expect("the server sent a frame amq-protocol cannot parse");
+                    let (_, frame) = parse_frame(&bytes[..])
+                        .expect("the server sent a frame amq-protocol cannot parse");
                     return Next::Frame(frame);
                 }
             }
@@ -179,7 +204,10 @@ impl Raw {
             }
         })
         .await;
-        assert!(read.is_ok(), "the server did not close the socket within {bound:?} (sent {got:?})");
+        assert!(
+            read.is_ok(),
+            "the server did not close the socket within {bound:?} (sent {got:?})"
+        );
         got
     }
 
@@ -187,7 +215,10 @@ impl Raw {
     async fn expect_closed_within(&mut self, bound: Duration) -> Duration {
         let t0 = Instant::now();
         let got = self.all_bytes_until_closed(bound).await;
-        assert!(got.is_empty(), "expected the socket to close with nothing sent, got {got:?}");
+        assert!(
+            got.is_empty(),
+            "expected the socket to close with nothing sent, got {got:?}"
+        );
         t0.elapsed()
     }
 
@@ -201,7 +232,11 @@ impl Raw {
             ),
             other => panic!("expected connection.close {code}, got {other:?}"),
         }
-        self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}))).await;
+        self.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+        )
+        .await;
         self.expect_closed_within(Duration::from_secs(2)).await;
     }
 
@@ -214,7 +249,10 @@ impl Raw {
             other => panic!("expected connection.start, got {other:?}"),
         }
         let mut caps = FieldTable::default();
-        caps.insert("authentication_failure_close".into(), AMQPValue::Boolean(true));
+        caps.insert(
+            "authentication_failure_close".into(),
+            AMQPValue::Boolean(true),
+        );
         let mut props = FieldTable::default();
         props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
         let start_ok = connection::StartOk {
@@ -223,20 +261,40 @@ impl Raw {
             response: LongString::from(b"\0guest\0guest".to_vec()),
             locale: "en_US".into(),
         };
-        raw.send(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok))).await;
+        raw.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)),
+        )
+        .await;
         match raw.method().await {
             (0, AMQPClass::Connection(connection::AMQPMethod::Tune(_))) => {}
             other => panic!("expected connection.tune, got {other:?}"),
         }
-        let tune_ok = connection::TuneOk { channel_max: 2047, frame_max, heartbeat: 0 };
-        raw.send(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok))).await;
-        let open = connection::Open { virtual_host: "/".into(), ..Default::default() };
-        raw.send(0, AMQPClass::Connection(connection::AMQPMethod::Open(open))).await;
+        let tune_ok = connection::TuneOk {
+            channel_max: 2047,
+            frame_max,
+            heartbeat: 0,
+        };
+        raw.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)),
+        )
+        .await;
+        let open = connection::Open {
+            virtual_host: "/".into(),
+            ..Default::default()
+        };
+        raw.send(0, AMQPClass::Connection(connection::AMQPMethod::Open(open)))
+            .await;
         match raw.method().await {
             (0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))) => {}
             other => panic!("expected connection.open-ok, got {other:?}"),
         }
-        raw.send(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open::default()))).await;
+        raw.send(
+            1,
+            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open::default())),
+        )
+        .await;
         match raw.method().await {
             (1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => {}
             other => panic!("expected channel.open-ok, got {other:?}"),
@@ -275,16 +333,21 @@ async fn case(bytes: &[u8], code: u16, text: &str, class_id: u16, method_id: u16
 async fn bad_protocol_headers_are_answered_with_0_9_1_and_closed() {
     let broker = start().await;
     for header in [
-        &b"AMQP\x00\x00\x09\x02"[..],       // AMQP 0-9-2
+        &b"AMQP\x00\x00\x09\x02"[..],         // AMQP 0-9-2
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", // HTTP
-        b"AMQP\x00\x01\x00\x00",             // AMQP 1.0
-        b"AMQP\x03\x01\x00\x00",             // AMQP 1.0 SASL
+        b"AMQP\x00\x01\x00\x00",              // AMQP 1.0
+        b"AMQP\x03\x01\x00\x00",              // AMQP 1.0 SASL
         b"XXXXXXXXXX",
     ] {
         let mut raw = Raw::connect(broker.addr).await;
         raw.bytes(header).await;
         let got = raw.all_bytes_until_closed(Duration::from_secs(2)).await;
-        assert_eq!(got, PROTOCOL_HEADER, "reply to {:?}", String::from_utf8_lossy(header));
+        assert_eq!(
+            got,
+            PROTOCOL_HEADER,
+            "reply to {:?}",
+            String::from_utf8_lossy(header)
+        );
     }
     assert_healthy(&broker).await;
     broker.stop().await;
@@ -321,7 +384,10 @@ async fn handshake_times_out_after_10_seconds() {
     };
     let (silent, partial) = tokio::join!(silent, partial);
     for waited in [silent, partial] {
-        assert!(waited >= Duration::from_secs(9), "closed after {waited:?}, before the 10 s handshake timeout");
+        assert!(
+            waited >= Duration::from_secs(9),
+            "closed after {waited:?}, before the 10 s handshake timeout"
+        );
     }
     assert_healthy(&broker).await;
     broker.stop().await;
@@ -335,7 +401,10 @@ async fn bad_frame_end_is_a_frame_error() {
     // basic.qos prefetch_count=1 on channel 1, with 0x00 where 0xCE belongs.
     let mut frame = method_frame(
         1,
-        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, ..Default::default() })),
+        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+            prefetch_count: 1,
+            ..Default::default()
+        })),
     );
     *frame.last_mut().unwrap() = 0;
     case(&frame, 501, "FRAME_ERROR - type 1, all octets = <<0,60,0,10,0,0,0,0,0,1,0>>: {invalid_frame_end_marker,0}", 0, 0).await;
@@ -350,12 +419,24 @@ async fn oversized_frame_is_refused_before_its_payload() {
     raw.send(1, publish("nokey")).await;
     raw.bytes(&header_frame(1, 5000)).await;
     raw.bytes(b"\x03\x00\x01\x00\x00\x13\x88").await; // body frame, size 5000
-    raw.expect_close(501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,5000,4088}", 0, 0).await;
+    raw.expect_close(
+        501,
+        "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,5000,4088}",
+        0,
+        0,
+    )
+    .await;
 
     // With the default frame_max 131072, a method frame announcing 200000 bytes.
     let mut raw = Raw::open(broker.addr).await;
     raw.bytes(b"\x01\x00\x01\x00\x03\x0d\x40").await;
-    raw.expect_close(501, "FRAME_ERROR - type 1, all octets = <<>>: {frame_too_large,200000,131064}", 0, 0).await;
+    raw.expect_close(
+        501,
+        "FRAME_ERROR - type 1, all octets = <<>>: {frame_too_large,200000,131064}",
+        0,
+        0,
+    )
+    .await;
     assert_healthy(&broker).await;
     broker.stop().await;
 }
@@ -373,26 +454,52 @@ async fn a_payload_of_frame_max_bytes_is_accepted() {
     raw.send(1, publish("nokey")).await;
     raw.bytes(&header_frame(1, 4097)).await;
     raw.bytes(&body_frame(1, &[7u8; 4097])).await;
-    raw.expect_close(501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}", 0, 0).await;
+    raw.expect_close(
+        501,
+        "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}",
+        0,
+        0,
+    )
+    .await;
     broker.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_frame_type_is_a_frame_error() {
-    case(&raw_frame(9, 1, b""), 501, "FRAME_ERROR - type 9, all octets = <<>>: unknown_frame", 0, 0).await;
+    case(
+        &raw_frame(9, 1, b""),
+        501,
+        "FRAME_ERROR - type 9, all octets = <<>>: unknown_frame",
+        0,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn heartbeat_on_a_channel_is_an_unexpected_frame() {
-    case(&raw_frame(8, 1, b""), 505, "UNEXPECTED_FRAME - type 8, all octets = <<>>", 0, 0).await;
+    case(
+        &raw_frame(8, 1, b""),
+        505,
+        "UNEXPECTED_FRAME - type 8, all octets = <<>>",
+        0,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn content_header_on_channel_0_is_an_unexpected_frame() {
     let header = header_frame(0, 3);
     let payload = &header[7..header.len() - 1];
-    let text = format!("UNEXPECTED_FRAME - type 2, all octets = {}", erlang_binary(payload));
-    assert_eq!(text, "UNEXPECTED_FRAME - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,3,0,0>>");
+    let text = format!(
+        "UNEXPECTED_FRAME - type 2, all octets = {}",
+        erlang_binary(payload)
+    );
+    assert_eq!(
+        text,
+        "UNEXPECTED_FRAME - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,3,0,0>>"
+    );
     case(&header, 505, &text, 0, 0).await;
 }
 
@@ -401,12 +508,26 @@ async fn content_header_on_channel_0_is_an_unexpected_frame() {
 
 #[tokio::test]
 async fn body_without_publish_is_an_unexpected_frame() {
-    case(&body_frame(1, b"abc"), 505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0).await;
+    case(
+        &body_frame(1, b"abc"),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        0,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn content_header_without_publish_is_an_unexpected_frame() {
-    case(&header_frame(1, 3), 505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0).await;
+    case(
+        &header_frame(1, 3),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        0,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -423,7 +544,14 @@ async fn method_in_the_middle_of_a_body_is_an_unexpected_frame() {
     bytes.extend(header_frame(1, 10));
     bytes.extend(body_frame(1, b"abc"));
     bytes.extend(method_frame(1, passive_declare_amq_direct()));
-    case(&bytes, 505, "UNEXPECTED_FRAME - expected content body, got non content body frame instead", 60, 40).await;
+    case(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        60,
+        40,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -431,7 +559,14 @@ async fn second_content_header_is_an_unexpected_frame() {
     let mut bytes = method_frame(1, publish("nokey"));
     bytes.extend(header_frame(1, 3));
     bytes.extend(header_frame(1, 3));
-    case(&bytes, 505, "UNEXPECTED_FRAME - expected content body, got non content body frame instead", 60, 40).await;
+    case(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        60,
+        40,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -440,7 +575,14 @@ async fn body_after_a_complete_content_is_an_unexpected_frame() {
     bytes.extend(header_frame(1, 3));
     bytes.extend(body_frame(1, b"abc"));
     bytes.extend(body_frame(1, b"abc"));
-    case(&bytes, 505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0).await;
+    case(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        0,
+        0,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -448,28 +590,49 @@ async fn body_after_a_complete_content_is_an_unexpected_frame() {
 
 #[tokio::test]
 async fn method_on_a_never_opened_channel_is_a_channel_error() {
-    case(&method_frame(3, queue_declare("malformed.never")), 504, "CHANNEL_ERROR - expected 'channel.open'", 50, 10).await;
+    case(
+        &method_frame(3, queue_declare("malformed.never")),
+        504,
+        "CHANNEL_ERROR - expected 'channel.open'",
+        50,
+        10,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn method_on_a_closed_channel_is_a_channel_error() {
     let broker = start().await;
     let mut raw = Raw::open(broker.addr).await;
-    let close = channel::Close { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
-    raw.send(1, AMQPClass::Channel(channel::AMQPMethod::Close(close))).await;
+    let close = channel::Close {
+        reply_code: 200,
+        reply_text: "bye".into(),
+        class_id: 0,
+        method_id: 0,
+    };
+    raw.send(1, AMQPClass::Channel(channel::AMQPMethod::Close(close)))
+        .await;
     match raw.method().await {
         (1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {}
         other => panic!("expected channel.close-ok, got {other:?}"),
     }
     raw.send(1, queue_declare("malformed.never")).await;
-    raw.expect_close(504, "CHANNEL_ERROR - expected 'channel.open'", 50, 10).await;
+    raw.expect_close(504, "CHANNEL_ERROR - expected 'channel.open'", 50, 10)
+        .await;
     assert_healthy(&broker).await;
     broker.stop().await;
 }
 
 #[tokio::test]
 async fn content_on_a_never_opened_channel_is_an_unexpected_frame() {
-    case(&body_frame(5, b"abc"), 505, "UNEXPECTED_FRAME - expected method frame, got non method frame instead", 0, 0).await;
+    case(
+        &body_frame(5, b"abc"),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        0,
+        0,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -480,12 +643,26 @@ async fn truncated_method_arguments_are_a_frame_error() {
     // queue.declare cut after the length byte of its queue name: ticket 0, then 11.
     let full = method_frame(1, queue_declare("malformed.x"));
     let cut = &full[7..14];
-    case(&raw_frame(1, 1, cut), 501, "FRAME_ERROR - cannot decode <<0,0,11>>", 50, 10).await;
+    case(
+        &raw_frame(1, 1, cut),
+        501,
+        "FRAME_ERROR - cannot decode <<0,0,11>>",
+        50,
+        10,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn channel_open_without_arguments_is_a_frame_error() {
-    case(&raw_frame(1, 2, b"\x00\x14\x00\x0a"), 501, "FRAME_ERROR - cannot decode <<>>", 20, 10).await;
+    case(
+        &raw_frame(1, 2, b"\x00\x14\x00\x0a"),
+        501,
+        "FRAME_ERROR - cannot decode <<>>",
+        20,
+        10,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -493,13 +670,23 @@ async fn trailing_bytes_after_the_arguments_are_a_frame_error() {
     let full = method_frame(1, passive_declare_amq_direct());
     let mut payload = full[7..full.len() - 1].to_vec();
     payload.extend_from_slice(&[0, 0, 0]);
-    let text = format!("FRAME_ERROR - cannot decode {}", erlang_binary(&payload[4..]));
+    let text = format!(
+        "FRAME_ERROR - cannot decode {}",
+        erlang_binary(&payload[4..])
+    );
     case(&raw_frame(1, 1, &payload), 501, &text, 40, 10).await;
 }
 
 #[tokio::test]
 async fn method_payload_shorter_than_its_ids_is_a_frame_error() {
-    case(&raw_frame(1, 1, b"\x00\x32"), 501, "FRAME_ERROR - type 1, all octets = <<0,50>>: unknown_frame", 0, 0).await;
+    case(
+        &raw_frame(1, 1, b"\x00\x32"),
+        501,
+        "FRAME_ERROR - type 1, all octets = <<0,50>>: unknown_frame",
+        0,
+        0,
+    )
+    .await;
 }
 
 /// RabbitMQ sends no close method for an unknown class or method id: it drops the socket.
@@ -529,7 +716,9 @@ async fn server_closes_the_socket_when_close_ok_never_comes() {
     let mut raw = Raw::open(broker.addr).await;
     raw.bytes(&raw_frame(9, 1, b"")).await;
     match raw.method().await {
-        (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => assert_eq!(c.reply_code, 501),
+        (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
+            assert_eq!(c.reply_code, 501)
+        }
         other => panic!("expected connection.close, got {other:?}"),
     }
     raw.expect_closed_within(Duration::from_secs(5)).await;
@@ -557,13 +746,22 @@ async fn clients_vanishing_mid_frame_leave_the_broker_healthy() {
         raw.bytes(&frame[..frame.len() / 2]).await;
     }
     let (conn, ch) = within(broker.channel()).await;
-    ch.queue_declare("malformed.partial".into(), QueueDeclareOptions::default(), Default::default()).await.unwrap();
+    ch.queue_declare(
+        "malformed.partial".into(),
+        QueueDeclareOptions::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     {
         let mut raw = Raw::open(broker.addr).await;
-        let mut bytes = method_frame(1, AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            routing_key: "malformed.partial".into(),
-            ..Default::default()
-        })));
+        let mut bytes = method_frame(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                routing_key: "malformed.partial".into(),
+                ..Default::default()
+            })),
+        );
         bytes.extend(header_frame(1, 10));
         bytes.extend(body_frame(1, b"abcde"));
         let body = body_frame(1, b"fghij");
@@ -573,7 +771,10 @@ async fn clients_vanishing_mid_frame_leave_the_broker_healthy() {
     assert_healthy(&broker).await;
     let q = within(ch.queue_declare(
         "malformed.partial".into(),
-        QueueDeclareOptions { passive: true, ..Default::default() },
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
         Default::default(),
     ))
     .await

@@ -13,11 +13,17 @@ use std::future::Future;
 use std::time::Duration;
 
 fn passive() -> QueueDeclareOptions {
-    QueueDeclareOptions { passive: true, ..Default::default() }
+    QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    }
 }
 
 fn exclusive() -> QueueDeclareOptions {
-    QueueDeclareOptions { exclusive: true, ..Default::default() }
+    QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    }
 }
 
 fn args(entries: &[(&str, AMQPValue)]) -> FieldTable {
@@ -32,22 +38,52 @@ async fn declare(ch: &Channel, name: &str, options: QueueDeclareOptions) -> lapi
     declare_with(ch, name, options, FieldTable::default()).await
 }
 
-async fn declare_with(ch: &Channel, name: &str, options: QueueDeclareOptions, arguments: FieldTable) -> lapin::Result<Queue> {
+async fn declare_with(
+    ch: &Channel,
+    name: &str,
+    options: QueueDeclareOptions,
+    arguments: FieldTable,
+) -> lapin::Result<Queue> {
     within(ch.queue_declare(name.into(), options, arguments)).await
 }
 
-async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str, arguments: FieldTable) -> lapin::Result<()> {
-    within(ch.queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), arguments)).await
+async fn bind(
+    ch: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+    arguments: FieldTable,
+) -> lapin::Result<()> {
+    within(ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        arguments,
+    ))
+    .await
 }
 
 async fn consume(ch: &Channel, queue: &str, tag: &str) -> lapin::Result<Consumer> {
-    within(ch.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())).await
+    within(ch.basic_consume(
+        queue.into(),
+        tag.into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
 }
 
 async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
-    within(ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, BasicProperties::default()))
-        .await
-        .unwrap();
+    within(ch.basic_publish(
+        exchange.into(),
+        key.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
 }
 
 /// The body of the next message of `queue` (no-ack), or None when it is empty.
@@ -69,10 +105,19 @@ fn amqp_error<T>(result: lapin::Result<T>) -> (u16, String) {
 
 /// Runs a request that RabbitMQ refuses with channel.close `code` / `text`: the channel
 /// ends, the connection stays usable.
-async fn expect_channel_error<T>(conn: &Connection, ch: &Channel, request: impl Future<Output = lapin::Result<T>>, code: u16, text: &str) {
+async fn expect_channel_error<T>(
+    conn: &Connection,
+    ch: &Channel,
+    request: impl Future<Output = lapin::Result<T>>,
+    code: u16,
+    text: &str,
+) {
     assert_eq!(amqp_error(within(request).await), (code, text.to_string()));
     assert!(!ch.status().connected(), "the channel should be closed");
-    assert!(conn.status().connected(), "the connection should survive a channel error");
+    assert!(
+        conn.status().connected(),
+        "the connection should survive a channel error"
+    );
 }
 
 /// Whether `queue` exists, asked with a passive declare on a throwaway channel.
@@ -110,17 +155,22 @@ fn locked(queue: &str) -> String {
 }
 
 fn inequivalent(arg: &str, queue: &str, detail: &str) -> String {
-    format!("PRECONDITION_FAILED - inequivalent arg '{arg}' for queue '{queue}' in vhost '/': {detail}")
+    format!(
+        "PRECONDITION_FAILED - inequivalent arg '{arg}' for queue '{queue}' in vhost '/': {detail}"
+    )
 }
 
-const DEFAULT_EXCHANGE_REFUSED: &str = "ACCESS_REFUSED - operation not permitted on the default exchange";
+const DEFAULT_EXCHANGE_REFUSED: &str =
+    "ACCESS_REFUSED - operation not permitted on the default exchange";
 const NO_PREVIOUS_QUEUE: &str = "NOT_FOUND - no previously declared queue";
 
 #[tokio::test]
 async fn server_named_queues() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    let a = declare(&ch, "", QueueDeclareOptions::default()).await.unwrap();
+    let a = declare(&ch, "", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     let b = declare(&ch, "", exclusive()).await.unwrap();
     for q in [&a, &b] {
         let name = q.name().as_str();
@@ -131,7 +181,10 @@ async fn server_named_queues() {
     assert_ne!(a.name(), b.name());
     // A server-named queue is a queue like any other: reachable by its name.
     publish(&ch, "", a.name().as_str(), b"hello").await;
-    assert_eq!(get(&ch, a.name().as_str()).await.unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        get(&ch, a.name().as_str()).await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
     broker.stop().await;
 }
 
@@ -139,7 +192,14 @@ async fn server_named_queues() {
 async fn passive_declare_of_missing_queue_is_404() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    expect_channel_error(&conn, &ch, declare(&ch, "queues.missing", passive()), 404, &not_found("queues.missing")).await;
+    expect_channel_error(
+        &conn,
+        &ch,
+        declare(&ch, "queues.missing", passive()),
+        404,
+        &not_found("queues.missing"),
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -147,22 +207,57 @@ async fn passive_declare_of_missing_queue_is_404() {
 async fn flags_are_kept_and_equivalent_redeclare_succeeds() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    let with_args = args(&[("x-max-length", AMQPValue::LongInt(10)), ("x-message-ttl", AMQPValue::LongInt(1000))]);
+    let with_args = args(&[
+        ("x-max-length", AMQPValue::LongInt(10)),
+        ("x-message-ttl", AMQPValue::LongInt(1000)),
+    ]);
     let cases = [
-        ("queues.plain", QueueDeclareOptions::default(), FieldTable::default()),
-        ("queues.durable", QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default()),
+        (
+            "queues.plain",
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+        (
+            "queues.durable",
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
         ("queues.exclusive", exclusive(), FieldTable::default()),
-        ("queues.ad", QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default()),
+        (
+            "queues.ad",
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ),
         ("queues.args", QueueDeclareOptions::default(), with_args),
     ];
     for (name, options, arguments) in cases {
-        declare_with(&ch, name, options, arguments.clone()).await.unwrap();
-        declare_with(&ch, name, options, arguments).await.unwrap_or_else(|e| panic!("redeclare {name}: {e:?}"));
-        // A passive declare ignores the flags and arguments it carries.
-        let odd = QueueDeclareOptions { passive: true, durable: !options.durable, auto_delete: !options.auto_delete, ..options };
-        declare_with(&ch, name, odd, args(&[("x-max-length", AMQPValue::LongInt(99))]))
+        declare_with(&ch, name, options, arguments.clone())
             .await
-            .unwrap_or_else(|e| panic!("passive {name}: {e:?}"));
+            .unwrap();
+        declare_with(&ch, name, options, arguments)
+            .await
+            .unwrap_or_else(|e| panic!("redeclare {name}: {e:?}"));
+        // A passive declare ignores the flags and arguments it carries.
+        let odd = QueueDeclareOptions {
+            passive: true,
+            durable: !options.durable,
+            auto_delete: !options.auto_delete,
+            ..options
+        };
+        declare_with(
+            &ch,
+            name,
+            odd,
+            args(&[("x-max-length", AMQPValue::LongInt(99))]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("passive {name}: {e:?}"));
     }
     broker.stop().await;
 }
@@ -178,57 +273,98 @@ async fn redeclare_with_other_properties_is_406() {
         (
             "queues.durable",
             FieldTable::default(),
-            QueueDeclareOptions { durable: true, ..plain },
+            QueueDeclareOptions {
+                durable: true,
+                ..plain
+            },
             FieldTable::default(),
-            inequivalent("durable", "queues.durable", "received 'true' but current is 'false'"),
+            inequivalent(
+                "durable",
+                "queues.durable",
+                "received 'true' but current is 'false'",
+            ),
         ),
         (
             "queues.ad",
             FieldTable::default(),
-            QueueDeclareOptions { auto_delete: true, ..plain },
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..plain
+            },
             FieldTable::default(),
-            inequivalent("auto_delete", "queues.ad", "received 'true' but current is 'false'"),
+            inequivalent(
+                "auto_delete",
+                "queues.ad",
+                "received 'true' but current is 'false'",
+            ),
         ),
         (
             "queues.len",
             ten(),
             plain,
             args(&[("x-max-length", AMQPValue::LongInt(20))]),
-            inequivalent("x-max-length", "queues.len", "received '20' but current is '10'"),
+            inequivalent(
+                "x-max-length",
+                "queues.len",
+                "received '20' but current is '10'",
+            ),
         ),
         (
             "queues.len2",
             ten(),
             plain,
             FieldTable::default(),
-            inequivalent("x-max-length", "queues.len2", "received none but current is the value '10' of type 'signedint'"),
+            inequivalent(
+                "x-max-length",
+                "queues.len2",
+                "received none but current is the value '10' of type 'signedint'",
+            ),
         ),
         (
             "queues.len3",
             FieldTable::default(),
             plain,
             ten(),
-            inequivalent("x-max-length", "queues.len3", "received the value '10' of type 'signedint' but current is none"),
+            inequivalent(
+                "x-max-length",
+                "queues.len3",
+                "received the value '10' of type 'signedint' but current is none",
+            ),
         ),
         (
             "queues.ttl",
             ttl(1000),
             plain,
             ttl(2000),
-            inequivalent("x-message-ttl", "queues.ttl", "received '2000' but current is '1000'"),
+            inequivalent(
+                "x-message-ttl",
+                "queues.ttl",
+                "received '2000' but current is '1000'",
+            ),
         ),
         (
             "queues.ttl2",
             ttl(1000),
             plain,
             FieldTable::default(),
-            inequivalent("x-message-ttl", "queues.ttl2", "received none but current is the value '1000' of type 'signedint'"),
+            inequivalent(
+                "x-message-ttl",
+                "queues.ttl2",
+                "received none but current is the value '1000' of type 'signedint'",
+            ),
         ),
     ];
     for (name, first_args, options, second_args, text) in cases {
         let ch = conn.create_channel().await.unwrap();
         declare_with(&ch, name, plain, first_args).await.unwrap();
-        expect_channel_error(&conn, &ch, declare_with(&ch, name, options, second_args), 406, &text).await;
+        expect_channel_error(
+            &conn,
+            &ch,
+            declare_with(&ch, name, options, second_args),
+            406,
+            &text,
+        )
+        .await;
     }
     broker.stop().await;
 }
@@ -238,8 +374,17 @@ async fn exclusive_flag_must_match_on_redeclare() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
-    declare(&ch, "queues.shared", QueueDeclareOptions::default()).await.unwrap();
-    expect_channel_error(&conn, &ch, declare(&ch, "queues.shared", exclusive()), 405, &locked("queues.shared")).await;
+    declare(&ch, "queues.shared", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    expect_channel_error(
+        &conn,
+        &ch,
+        declare(&ch, "queues.shared", exclusive()),
+        405,
+        &locked("queues.shared"),
+    )
+    .await;
     let ch = conn.create_channel().await.unwrap();
     declare(&ch, "queues.mine", exclusive()).await.unwrap();
     let request = declare(&ch, "queues.mine", QueueDeclareOptions::default());
@@ -251,7 +396,9 @@ async fn exclusive_flag_must_match_on_redeclare() {
 async fn exclusive_queue_is_locked_for_other_connections() {
     let broker = TestBroker::start().await;
     let (owner, owner_ch) = broker.channel().await;
-    declare(&owner_ch, "queues.locked", exclusive()).await.unwrap();
+    declare(&owner_ch, "queues.locked", exclusive())
+        .await
+        .unwrap();
     publish(&owner_ch, "", "queues.locked", b"kept").await;
     let other = broker.connect().await;
     let q = "queues.locked";
@@ -272,12 +419,27 @@ async fn exclusive_queue_is_locked_for_other_connections() {
     refused!(ch => ch.queue_delete(q.into(), QueueDeleteOptions::default()));
     // Not refused: unbind (nothing to unbind) and publishing to it.
     let ch = other.create_channel().await.unwrap();
-    within(ch.queue_unbind(q.into(), "amq.direct".into(), "k".into(), FieldTable::default())).await.unwrap();
+    within(ch.queue_unbind(
+        q.into(),
+        "amq.direct".into(),
+        "k".into(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     publish(&ch, "", q, b"from other").await;
-    within(ch.basic_qos(1, BasicQosOptions::default())).await.unwrap(); // a round trip after the publish
-    // The owner still has it, with both messages.
-    assert_eq!(get(&owner_ch, q).await.unwrap().as_deref(), Some(&b"kept"[..]));
-    assert_eq!(get(&owner_ch, q).await.unwrap().as_deref(), Some(&b"from other"[..]));
+    within(ch.basic_qos(1, BasicQosOptions::default()))
+        .await
+        .unwrap(); // a round trip after the publish
+                   // The owner still has it, with both messages.
+    assert_eq!(
+        get(&owner_ch, q).await.unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert_eq!(
+        get(&owner_ch, q).await.unwrap().as_deref(),
+        Some(&b"from other"[..])
+    );
     drop(owner);
     broker.stop().await;
 }
@@ -289,12 +451,21 @@ async fn exclusive_queue_dies_with_its_connection() {
     declare(&ch, "queues.excl", exclusive()).await.unwrap();
     let watcher = broker.connect().await;
     let other_ch = watcher.create_channel().await.unwrap();
-    expect_channel_error(&watcher, &other_ch, declare(&other_ch, "queues.excl", passive()), 405, &locked("queues.excl")).await;
+    expect_channel_error(
+        &watcher,
+        &other_ch,
+        declare(&other_ch, "queues.excl", passive()),
+        405,
+        &locked("queues.excl"),
+    )
+    .await;
     within(owner.close(200, "bye".into())).await.unwrap();
     wait_until_gone(&watcher, "queues.excl").await;
     // The name is free again, for anyone.
     let ch = watcher.create_channel().await.unwrap();
-    declare(&ch, "queues.excl", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.excl", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     broker.stop().await;
 }
 
@@ -302,7 +473,10 @@ async fn exclusive_queue_dies_with_its_connection() {
 async fn auto_delete_queue_dies_with_its_last_consumer_only() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    let auto_delete = QueueDeclareOptions { auto_delete: true, ..Default::default() };
+    let auto_delete = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
     declare(&ch, "queues.ad", auto_delete).await.unwrap();
     // Never consumed: it stays, whatever else happens to it.
     publish(&ch, "", "queues.ad", b"m").await;
@@ -311,10 +485,16 @@ async fn auto_delete_queue_dies_with_its_last_consumer_only() {
     assert!(exists(&conn, "queues.ad").await);
     let _c1 = consume(&ch, "queues.ad", "c1").await.unwrap();
     let _c2 = consume(&ch, "queues.ad", "c2").await.unwrap();
-    within(ch.basic_cancel("c1".into(), BasicCancelOptions::default())).await.unwrap();
-    let q = declare(&ch, "queues.ad", passive()).await.expect("one consumer left");
+    within(ch.basic_cancel("c1".into(), BasicCancelOptions::default()))
+        .await
+        .unwrap();
+    let q = declare(&ch, "queues.ad", passive())
+        .await
+        .expect("one consumer left");
     assert_eq!(q.consumer_count(), 1);
-    within(ch.basic_cancel("c2".into(), BasicCancelOptions::default())).await.unwrap();
+    within(ch.basic_cancel("c2".into(), BasicCancelOptions::default()))
+        .await
+        .unwrap();
     wait_until_gone(&conn, "queues.ad").await;
     broker.stop().await;
 }
@@ -323,7 +503,10 @@ async fn auto_delete_queue_dies_with_its_last_consumer_only() {
 async fn auto_delete_queue_dies_when_its_consumers_channel_closes() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    let auto_delete = QueueDeclareOptions { auto_delete: true, ..Default::default() };
+    let auto_delete = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
     declare(&ch, "queues.ad2", auto_delete).await.unwrap();
     let consumer_ch = conn.create_channel().await.unwrap();
     let _c = consume(&consumer_ch, "queues.ad2", "c").await.unwrap();
@@ -336,18 +519,27 @@ async fn auto_delete_queue_dies_when_its_consumers_channel_closes() {
 async fn declare_ok_counts_ready_messages_and_consumers() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "queues.counts", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.counts", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     for body in [b"0", b"1", b"2", b"3"] {
         publish(&ch, "", "queues.counts", body).await;
     }
     // RabbitMQ answers queue.declare ahead of deliveries still on their way to the queue; a
     // basic.get is answered after them, so all four are in when it returns.
-    assert_eq!(get(&ch, "queues.counts").await.unwrap().as_deref(), Some(&b"0"[..]));
-    let q = declare(&ch, "queues.counts", QueueDeclareOptions::default()).await.unwrap();
+    assert_eq!(
+        get(&ch, "queues.counts").await.unwrap().as_deref(),
+        Some(&b"0"[..])
+    );
+    let q = declare(&ch, "queues.counts", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     assert_eq!((q.message_count(), q.consumer_count()), (3, 0));
     // One consumer holding one unacked message: two ready, one consumer.
     let consumer_ch = conn.create_channel().await.unwrap();
-    within(consumer_ch.basic_qos(1, BasicQosOptions::default())).await.unwrap();
+    within(consumer_ch.basic_qos(1, BasicQosOptions::default()))
+        .await
+        .unwrap();
     let mut consumer = consume(&consumer_ch, "queues.counts", "c").await.unwrap();
     let first = within(consumer.next()).await.expect("a delivery").unwrap();
     assert_eq!(first.data, b"1");
@@ -360,12 +552,24 @@ async fn declare_ok_counts_ready_messages_and_consumers() {
 async fn purge_returns_the_count() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "queues.purge", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.purge", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     for body in [b"1", b"2", b"3"] {
         publish(&ch, "", "queues.purge", body).await;
     }
-    assert_eq!(within(ch.queue_purge("queues.purge".into(), QueuePurgeOptions::default())).await.unwrap(), 3);
-    assert_eq!(within(ch.queue_purge("queues.purge".into(), QueuePurgeOptions::default())).await.unwrap(), 0);
+    assert_eq!(
+        within(ch.queue_purge("queues.purge".into(), QueuePurgeOptions::default()))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        within(ch.queue_purge("queues.purge".into(), QueuePurgeOptions::default()))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(get(&ch, "queues.purge").await.unwrap().is_none());
     broker.stop().await;
 }
@@ -384,34 +588,60 @@ async fn delete_if_unused_and_if_empty() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
-    declare(&ch, "queues.del", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.del", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     publish(&ch, "", "queues.del", b"1").await;
     publish(&ch, "", "queues.del", b"2").await;
     let consumer_ch = conn.create_channel().await.unwrap();
-    within(consumer_ch.basic_qos(1, BasicQosOptions::default())).await.unwrap();
+    within(consumer_ch.basic_qos(1, BasicQosOptions::default()))
+        .await
+        .unwrap();
     let mut consumer = consume(&consumer_ch, "queues.del", "c").await.unwrap();
     within(consumer.next()).await.expect("a delivery").unwrap();
 
-    let if_unused = QueueDeleteOptions { if_unused: true, ..Default::default() };
+    let if_unused = QueueDeleteOptions {
+        if_unused: true,
+        ..Default::default()
+    };
     let request = ch.queue_delete("queues.del".into(), if_unused);
     let text = "PRECONDITION_FAILED - queue 'queues.del' in vhost '/' in use";
     expect_channel_error(&conn, &ch, request, 406, text).await;
 
     let ch = conn.create_channel().await.unwrap();
-    let if_empty = QueueDeleteOptions { if_empty: true, ..Default::default() };
+    let if_empty = QueueDeleteOptions {
+        if_empty: true,
+        ..Default::default()
+    };
     let request = ch.queue_delete("queues.del".into(), if_empty);
     let text = "PRECONDITION_FAILED - queue 'queues.del' in vhost '/' not empty";
     expect_channel_error(&conn, &ch, request, 406, text).await;
 
     // Plain delete: the count is the ready messages (the unacked one is not counted).
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(within(ch.queue_delete("queues.del".into(), QueueDeleteOptions::default())).await.unwrap(), 1);
+    assert_eq!(
+        within(ch.queue_delete("queues.del".into(), QueueDeleteOptions::default()))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(!exists(&conn, "queues.del").await);
 
     // if-unused and if-empty both hold on an idle empty queue.
-    declare(&ch, "queues.idle", QueueDeclareOptions::default()).await.unwrap();
-    let both = QueueDeleteOptions { if_unused: true, if_empty: true, ..Default::default() };
-    assert_eq!(within(ch.queue_delete("queues.idle".into(), both)).await.unwrap(), 0);
+    declare(&ch, "queues.idle", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let both = QueueDeleteOptions {
+        if_unused: true,
+        if_empty: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        within(ch.queue_delete("queues.idle".into(), both))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(!exists(&conn, "queues.idle").await);
     broker.stop().await;
 }
@@ -420,9 +650,23 @@ async fn delete_if_unused_and_if_empty() {
 async fn delete_of_missing_queue_is_ok_with_count_0() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    assert_eq!(within(ch.queue_delete("queues.missing".into(), QueueDeleteOptions::default())).await.unwrap(), 0);
-    let both = QueueDeleteOptions { if_unused: true, if_empty: true, ..Default::default() };
-    assert_eq!(within(ch.queue_delete("queues.missing".into(), both)).await.unwrap(), 0);
+    assert_eq!(
+        within(ch.queue_delete("queues.missing".into(), QueueDeleteOptions::default()))
+            .await
+            .unwrap(),
+        0
+    );
+    let both = QueueDeleteOptions {
+        if_unused: true,
+        if_empty: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        within(ch.queue_delete("queues.missing".into(), both))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(ch.status().connected());
     broker.stop().await;
 }
@@ -433,9 +677,23 @@ async fn amq_prefix_is_reserved() {
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
     let text = "ACCESS_REFUSED - queue name 'amq.foo' contains reserved prefix 'amq.*'";
-    expect_channel_error(&conn, &ch, declare(&ch, "amq.foo", QueueDeclareOptions::default()), 403, text).await;
+    expect_channel_error(
+        &conn,
+        &ch,
+        declare(&ch, "amq.foo", QueueDeclareOptions::default()),
+        403,
+        text,
+    )
+    .await;
     let ch = conn.create_channel().await.unwrap();
-    expect_channel_error(&conn, &ch, declare(&ch, "amq.foo", passive()), 404, &not_found("amq.foo")).await;
+    expect_channel_error(
+        &conn,
+        &ch,
+        declare(&ch, "amq.foo", passive()),
+        404,
+        &not_found("amq.foo"),
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -443,24 +701,63 @@ async fn amq_prefix_is_reserved() {
 async fn bind_and_unbind_with_arguments() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    within(ch.exchange_declare("queues.x".into(), lapin::ExchangeKind::Direct, Default::default(), FieldTable::default()))
+    within(ch.exchange_declare(
+        "queues.x".into(),
+        lapin::ExchangeKind::Direct,
+        Default::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    declare(&ch, "queues.bound", QueueDeclareOptions::default())
         .await
         .unwrap();
-    declare(&ch, "queues.bound", QueueDeclareOptions::default()).await.unwrap();
     let a1 = || args(&[("a", AMQPValue::LongInt(1))]);
-    bind(&ch, "queues.bound", "queues.x", "k", a1()).await.unwrap();
-    bind(&ch, "queues.bound", "queues.x", "k", a1()).await.expect("binding twice is fine");
+    bind(&ch, "queues.bound", "queues.x", "k", a1())
+        .await
+        .unwrap();
+    bind(&ch, "queues.bound", "queues.x", "k", a1())
+        .await
+        .expect("binding twice is fine");
     // The arguments are part of the binding: unbinding without them removes nothing.
-    within(ch.queue_unbind("queues.bound".into(), "queues.x".into(), "k".into(), FieldTable::default())).await.unwrap();
+    within(ch.queue_unbind(
+        "queues.bound".into(),
+        "queues.x".into(),
+        "k".into(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     publish(&ch, "queues.x", "k", b"1").await;
-    assert_eq!(get(&ch, "queues.bound").await.unwrap().as_deref(), Some(&b"1"[..]));
-    within(ch.queue_unbind("queues.bound".into(), "queues.x".into(), "k".into(), a1())).await.unwrap();
+    assert_eq!(
+        get(&ch, "queues.bound").await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    within(ch.queue_unbind("queues.bound".into(), "queues.x".into(), "k".into(), a1()))
+        .await
+        .unwrap();
     publish(&ch, "queues.x", "k", b"2").await;
     assert!(get(&ch, "queues.bound").await.unwrap().is_none());
     // Unbinding what is not bound, or from / to what does not exist, is not an error.
-    within(ch.queue_unbind("queues.bound".into(), "queues.x".into(), "k".into(), a1())).await.unwrap();
-    within(ch.queue_unbind("queues.missing".into(), "queues.x".into(), "k".into(), FieldTable::default())).await.unwrap();
-    within(ch.queue_unbind("queues.bound".into(), "queues.missing".into(), "k".into(), FieldTable::default())).await.unwrap();
+    within(ch.queue_unbind("queues.bound".into(), "queues.x".into(), "k".into(), a1()))
+        .await
+        .unwrap();
+    within(ch.queue_unbind(
+        "queues.missing".into(),
+        "queues.x".into(),
+        "k".into(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    within(ch.queue_unbind(
+        "queues.bound".into(),
+        "queues.missing".into(),
+        "k".into(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     assert!(ch.status().connected());
     broker.stop().await;
 }
@@ -470,11 +767,18 @@ async fn default_exchange_refuses_bind_and_unbind() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
-    declare(&ch, "queues.q", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.q", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     let request = bind(&ch, "queues.q", "", "queues.q", FieldTable::default());
     expect_channel_error(&conn, &ch, request, 403, DEFAULT_EXCHANGE_REFUSED).await;
     let ch = conn.create_channel().await.unwrap();
-    let request = ch.queue_unbind("queues.q".into(), "".into(), "queues.q".into(), FieldTable::default());
+    let request = ch.queue_unbind(
+        "queues.q".into(),
+        "".into(),
+        "queues.q".into(),
+        FieldTable::default(),
+    );
     expect_channel_error(&conn, &ch, request, 403, DEFAULT_EXCHANGE_REFUSED).await;
     broker.stop().await;
 }
@@ -484,14 +788,31 @@ async fn bind_to_missing_exchange_or_queue_is_404() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
-    declare(&ch, "queues.q", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.q", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     let cases = [
-        ("queues.q", "queues.missingx", "NOT_FOUND - no exchange 'queues.missingx' in vhost '/'"),
-        ("queues.missing", "amq.direct", "NOT_FOUND - no queue 'queues.missing' in vhost '/'"),
+        (
+            "queues.q",
+            "queues.missingx",
+            "NOT_FOUND - no exchange 'queues.missingx' in vhost '/'",
+        ),
+        (
+            "queues.missing",
+            "amq.direct",
+            "NOT_FOUND - no queue 'queues.missing' in vhost '/'",
+        ),
     ];
     for (queue, exchange, text) in cases {
         let ch = conn.create_channel().await.unwrap();
-        expect_channel_error(&conn, &ch, bind(&ch, queue, exchange, "k", FieldTable::default()), 404, text).await;
+        expect_channel_error(
+            &conn,
+            &ch,
+            bind(&ch, queue, exchange, "k", FieldTable::default()),
+            404,
+            text,
+        )
+        .await;
     }
     broker.stop().await;
 }
@@ -500,8 +821,21 @@ async fn bind_to_missing_exchange_or_queue_is_404() {
 async fn bind_with_both_missing_reports_the_exchange() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    let request = bind(&ch, "queues.missing", "queues.missingx", "k", FieldTable::default());
-    expect_channel_error(&conn, &ch, request, 404, "NOT_FOUND - no exchange 'queues.missingx' in vhost '/'").await;
+    let request = bind(
+        &ch,
+        "queues.missing",
+        "queues.missingx",
+        "k",
+        FieldTable::default(),
+    );
+    expect_channel_error(
+        &conn,
+        &ch,
+        request,
+        404,
+        "NOT_FOUND - no exchange 'queues.missingx' in vhost '/'",
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -510,8 +844,19 @@ async fn every_queue_is_reachable_through_the_default_exchange() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
     let names = ["queues.d1", "queues.d2", "queues.d3"];
-    declare(&ch, names[0], QueueDeclareOptions::default()).await.unwrap();
-    declare(&ch, names[1], QueueDeclareOptions { durable: true, ..Default::default() }).await.unwrap();
+    declare(&ch, names[0], QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    declare(
+        &ch,
+        names[1],
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     declare(&ch, names[2], exclusive()).await.unwrap();
     for name in names {
         publish(&ch, "", name, name.as_bytes()).await;
@@ -519,8 +864,14 @@ async fn every_queue_is_reachable_through_the_default_exchange() {
     // To a queue that does not exist: dropped, no error.
     publish(&ch, "", "queues.nobody", b"lost").await;
     for name in names {
-        assert_eq!(get(&ch, name).await.unwrap().as_deref(), Some(name.as_bytes()));
-        assert!(get(&ch, name).await.unwrap().is_none(), "{name} got only its own message");
+        assert_eq!(
+            get(&ch, name).await.unwrap().as_deref(),
+            Some(name.as_bytes())
+        );
+        assert!(
+            get(&ch, name).await.unwrap().is_none(),
+            "{name} got only its own message"
+        );
     }
     assert!(ch.status().connected());
     broker.stop().await;
@@ -530,19 +881,31 @@ async fn every_queue_is_reachable_through_the_default_exchange() {
 async fn empty_queue_name_means_the_last_declared_queue() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "queues.first", QueueDeclareOptions::default()).await.unwrap();
+    declare(&ch, "queues.first", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     let last = declare(&ch, "", exclusive()).await.unwrap();
     let last = last.name().as_str();
-    bind(&ch, "", "amq.direct", "queues.k", FieldTable::default()).await.unwrap();
+    bind(&ch, "", "amq.direct", "queues.k", FieldTable::default())
+        .await
+        .unwrap();
     publish(&ch, "amq.direct", "queues.k", b"1").await;
     publish(&ch, "amq.direct", "queues.k", b"2").await;
     publish(&ch, "amq.direct", "queues.k", b"3").await;
     assert_eq!(get(&ch, "").await.unwrap().as_deref(), Some(&b"1"[..]));
-    assert_eq!(within(ch.queue_purge("".into(), QueuePurgeOptions::default())).await.unwrap(), 2);
+    assert_eq!(
+        within(ch.queue_purge("".into(), QueuePurgeOptions::default()))
+            .await
+            .unwrap(),
+        2
+    );
     publish(&ch, "amq.direct", "queues.k", b"4").await;
     let mut consumer = consume(&ch, "", "c").await.unwrap();
     let d = within(consumer.next()).await.expect("a delivery").unwrap();
-    assert_eq!((d.data.as_slice(), d.routing_key.as_str()), (&b"4"[..], "queues.k"));
+    assert_eq!(
+        (d.data.as_slice(), d.routing_key.as_str()),
+        (&b"4"[..], "queues.k")
+    );
     // The named queue declared first saw none of it.
     assert!(get(&ch, "queues.first").await.unwrap().is_none());
     let q = declare(&ch, last, passive()).await.unwrap();
@@ -555,22 +918,43 @@ async fn empty_queue_name_without_a_declared_queue_is_404() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
-    expect_channel_error(&conn, &ch, bind(&ch, "", "amq.direct", "k", FieldTable::default()), 404, NO_PREVIOUS_QUEUE).await;
+    expect_channel_error(
+        &conn,
+        &ch,
+        bind(&ch, "", "amq.direct", "k", FieldTable::default()),
+        404,
+        NO_PREVIOUS_QUEUE,
+    )
+    .await;
     let ch = conn.create_channel().await.unwrap();
     expect_channel_error(&conn, &ch, consume(&ch, "", "c"), 404, NO_PREVIOUS_QUEUE).await;
     let ch = conn.create_channel().await.unwrap();
     expect_channel_error(&conn, &ch, get(&ch, ""), 404, NO_PREVIOUS_QUEUE).await;
     let ch = conn.create_channel().await.unwrap();
-    expect_channel_error(&conn, &ch, ch.queue_purge("".into(), QueuePurgeOptions::default()), 404, NO_PREVIOUS_QUEUE).await;
+    expect_channel_error(
+        &conn,
+        &ch,
+        ch.queue_purge("".into(), QueuePurgeOptions::default()),
+        404,
+        NO_PREVIOUS_QUEUE,
+    )
+    .await;
     let ch = conn.create_channel().await.unwrap();
     let request = ch.queue_delete("".into(), QueueDeleteOptions::default());
     expect_channel_error(&conn, &ch, request, 404, NO_PREVIOUS_QUEUE).await;
     let ch = conn.create_channel().await.unwrap();
-    let request = ch.queue_unbind("".into(), "amq.direct".into(), "k".into(), FieldTable::default());
+    let request = ch.queue_unbind(
+        "".into(),
+        "amq.direct".into(),
+        "k".into(),
+        FieldTable::default(),
+    );
     expect_channel_error(&conn, &ch, request, 404, NO_PREVIOUS_QUEUE).await;
     // The last declared queue is per channel: a queue declared on another channel does not count.
     let other = conn.create_channel().await.unwrap();
-    declare(&other, "queues.elsewhere", QueueDeclareOptions::default()).await.unwrap();
+    declare(&other, "queues.elsewhere", QueueDeclareOptions::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
     expect_channel_error(&conn, &ch, get(&ch, ""), 404, NO_PREVIOUS_QUEUE).await;
     broker.stop().await;

@@ -24,7 +24,10 @@ pub struct Credit {
 
 impl Credit {
     pub fn new(limit: u32) -> Self {
-        Credit { limit: AtomicU32::new(limit), used: AtomicU32::new(0) }
+        Credit {
+            limit: AtomicU32::new(limit),
+            used: AtomicU32::new(0),
+        }
     }
 
     pub fn set_limit(&self, limit: u32) {
@@ -40,14 +43,18 @@ impl Credit {
     pub fn try_take(&self) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (limit == 0 || u < limit).then_some(u + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (limit == 0 || u < limit).then_some(u + 1)
+            })
             .is_ok()
     }
 
     pub fn give_back(&self, n: u32) {
         let _ = self
             .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
     }
 }
 
@@ -117,5 +124,8 @@ pub struct Delivery {
 pub enum Outgoing {
     Deliver(Delivery),
     /// The server cancels a consumer (its queue was deleted).
-    Cancel { channel: u16, consumer_tag: ShortStr },
+    Cancel {
+        channel: u16,
+        consumer_tag: ShortStr,
+    },
 }

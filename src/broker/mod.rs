@@ -49,19 +49,38 @@ impl Broker {
         let mut vhosts = HashMap::new();
         vhosts.insert("/".to_owned(), Arc::new(VHost::new("/")));
         let mut users = HashMap::new();
-        users.insert("guest".to_owned(), User { password: "guest".to_owned(), loopback_only: true });
-        Broker { vhosts: RwLock::new(vhosts), users, next_connection_id: AtomicU64::new(1) }
+        users.insert(
+            "guest".to_owned(),
+            User {
+                password: "guest".to_owned(),
+                loopback_only: true,
+            },
+        );
+        Broker {
+            vhosts: RwLock::new(vhosts),
+            users,
+            next_connection_id: AtomicU64::new(1),
+        }
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
-        self.vhosts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Result<(), LoginRefused> {
+    pub fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<(), LoginRefused> {
         match self.users.get(user) {
             Some(u) if u.password == password => {
                 if u.loopback_only && !peer.is_loopback() && !is_mapped_loopback(peer) {

@@ -119,7 +119,11 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready.push_back(Queued { seq, msg, redelivered: false });
+        st.ready.push_back(Queued {
+            seq,
+            msg,
+            redelivered: false,
+        });
         self.dispatch_locked(&mut st);
         true
     }
@@ -194,14 +198,22 @@ impl Queue {
         while !st.ready.is_empty() && !st.consumers.is_empty() {
             let n = st.consumers.len();
             let start = st.next_consumer % n;
-            let Some(idx) = (0..n).map(|i| (start + i) % n).find(|&i| st.consumers[i].try_take_credit())
+            let Some(idx) = (0..n)
+                .map(|i| (start + i) % n)
+                .find(|&i| st.consumers[i].try_take_credit())
             else {
                 return;
             };
             st.next_consumer = (idx + 1) % n;
-            let Some(item) = st.ready.pop_front() else { return };
+            let Some(item) = st.ready.pop_front() else {
+                return;
+            };
             let consumer = &st.consumers[idx];
-            let delivery = Delivery { consumer: consumer.info.clone(), queue: self.clone(), item };
+            let delivery = Delivery {
+                consumer: consumer.info.clone(),
+                queue: self.clone(),
+                item,
+            };
             if let Err(failed) = consumer.connection.outbox.send(Outgoing::Deliver(delivery)) {
                 // The consumer's connection is gone without cancelling: take the message
                 // back and forget the consumer; its connection cleanup finds nothing left.

@@ -106,11 +106,16 @@ impl VHost {
         let mut topology = Topology::default();
         for (ex, kind) in PREDECLARED {
             let internal = ex == "amq.rabbitmq.trace";
-            topology
-                .exchanges
-                .insert(ex.to_owned(), Exchange::new(ex, kind, true, false, internal, FieldTable::default()));
+            topology.exchanges.insert(
+                ex.to_owned(),
+                Exchange::new(ex, kind, true, false, internal, FieldTable::default()),
+            );
         }
-        VHost { name: name.to_owned(), topology: RwLock::new(topology), replies: Mutex::new(HashMap::new()) }
+        VHost {
+            name: name.to_owned(),
+            topology: RwLock::new(topology),
+            replies: Mutex::new(HashMap::new()),
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Topology> {
@@ -149,16 +154,23 @@ impl VHost {
             if name.is_empty() {
                 return Err(Self::default_exchange_refused());
             }
-            return if self.read().exchanges.contains_key(name) { Ok(()) } else { Err(self.no_exchange(name)) };
+            return if self.read().exchanges.contains_key(name) {
+                Ok(())
+            } else {
+                Err(self.no_exchange(name))
+            };
         }
-        let kind = ExchangeKind::parse(d.kind)
-            .ok_or_else(|| Exception::command_invalid(format!("invalid exchange type '{}'", d.kind)))?;
+        let kind = ExchangeKind::parse(d.kind).ok_or_else(|| {
+            Exception::command_invalid(format!("invalid exchange type '{}'", d.kind))
+        })?;
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
         if let Some(x) = topo.exchanges.get(name) {
-            let fail = |field: &str, received: &dyn std::fmt::Display, current: &dyn std::fmt::Display| {
+            let fail = |field: &str,
+                        received: &dyn std::fmt::Display,
+                        current: &dyn std::fmt::Display| {
                 Exception::precondition_failed(format!(
                     "inequivalent arg '{field}' for {}: received '{received}' but current is '{current}'",
                     self.describe_exchange(name)
@@ -176,7 +188,12 @@ impl VHost {
             if x.internal != d.internal {
                 return Err(fail("internal", &d.internal, &x.internal));
             }
-            return assert_args_equivalent(&x.arguments, d.arguments, &["alternate-exchange"], &self.describe_exchange(name));
+            return assert_args_equivalent(
+                &x.arguments,
+                d.arguments,
+                &["alternate-exchange"],
+                &self.describe_exchange(name),
+            );
         }
         if name.starts_with("amq.") {
             return Err(Exception::access_refused(format!(
@@ -185,7 +202,14 @@ impl VHost {
         }
         topo.exchanges.insert(
             name.to_owned(),
-            Exchange::new(name, kind, d.durable, d.auto_delete, d.internal, d.arguments.clone()),
+            Exchange::new(
+                name,
+                kind,
+                d.durable,
+                d.auto_delete,
+                d.internal,
+                d.arguments.clone(),
+            ),
         );
         Ok(())
     }
@@ -204,10 +228,9 @@ impl VHost {
         let mut topo = self.write();
         match topo.exchanges.get(name) {
             None => Ok(()),
-            Some(x) if if_unused && x.has_bindings() => Err(Exception::precondition_failed(format!(
-                "{} in use",
-                self.describe_exchange(name)
-            ))),
+            Some(x) if if_unused && x.has_bindings() => Err(Exception::precondition_failed(
+                format!("{} in use", self.describe_exchange(name)),
+            )),
             Some(_) => {
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
@@ -220,7 +243,11 @@ impl VHost {
         if d.passive {
             let queue = self.queue(d.name, connection)?;
             let (message_count, consumer_count) = queue.counts();
-            return Ok(Declared { queue, message_count, consumer_count });
+            return Ok(Declared {
+                queue,
+                message_count,
+                consumer_count,
+            });
         }
         let generated;
         let name = if d.name.is_empty() {
@@ -253,9 +280,18 @@ impl VHost {
             if queue.auto_delete != d.auto_delete {
                 return Err(fail("auto_delete", d.auto_delete, queue.auto_delete));
             }
-            assert_args_equivalent(&queue.arguments, d.arguments, &COMPARED_QUEUE_ARGS, &describe)?;
+            assert_args_equivalent(
+                &queue.arguments,
+                d.arguments,
+                &COMPARED_QUEUE_ARGS,
+                &describe,
+            )?;
             let (message_count, consumer_count) = queue.counts();
-            return Ok(Declared { queue: queue.clone(), message_count, consumer_count });
+            return Ok(Declared {
+                queue: queue.clone(),
+                message_count,
+                consumer_count,
+            });
         }
         let queue = Queue::new(
             ShortStr::from(name),
@@ -266,26 +302,49 @@ impl VHost {
             d.arguments.clone(),
         );
         topo.queues.insert(name.to_owned(), queue.clone());
-        Ok(Declared { queue, message_count: 0, consumer_count: 0 })
+        Ok(Declared {
+            queue,
+            message_count: 0,
+            consumer_count: 0,
+        })
     }
 
     /// Looks a queue up for use by `connection` (exclusive queues of others are locked).
     pub fn queue(&self, name: &str, connection: u64) -> Result<Arc<Queue>, Exception> {
-        let queue = self.read().queues.get(name).cloned().ok_or_else(|| self.no_queue(name))?;
+        let queue = self
+            .read()
+            .queues
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.no_queue(name))?;
         queue.check_exclusive(connection)?;
         Ok(queue)
     }
 
-    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, connection: u64) -> Result<u32, Exception> {
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection: u64,
+    ) -> Result<u32, Exception> {
         let mut topo = self.write();
-        let Some(queue) = topo.queues.get(name).cloned() else { return Ok(0) };
+        let Some(queue) = topo.queues.get(name).cloned() else {
+            return Ok(0);
+        };
         queue.check_exclusive(connection)?;
         let (messages, consumers) = queue.counts();
         if if_unused && consumers > 0 {
-            return Err(Exception::precondition_failed(format!("{} in use", self.describe_queue(name))));
+            return Err(Exception::precondition_failed(format!(
+                "{} in use",
+                self.describe_queue(name)
+            )));
         }
         if if_empty && messages > 0 {
-            return Err(Exception::precondition_failed(format!("{} not empty", self.describe_queue(name))));
+            return Err(Exception::precondition_failed(format!(
+                "{} not empty",
+                self.describe_queue(name)
+            )));
         }
         Ok(remove_queue_locked(&mut topo, &queue))
     }
@@ -294,8 +353,18 @@ impl VHost {
     /// default exchange by its address, never listed, gone with its consumer.
     pub fn create_reply_queue(&self) -> Arc<Queue> {
         let name = server_generated_name(REPLY_PREFIX);
-        let queue = Queue::new(ShortStr::from(name.as_str()), &self.name, false, None, true, FieldTable::default());
-        self.replies.lock().unwrap_or_else(|e| e.into_inner()).insert(name, queue.clone());
+        let queue = Queue::new(
+            ShortStr::from(name.as_str()),
+            &self.name,
+            false,
+            None,
+            true,
+            FieldTable::default(),
+        );
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, queue.clone());
         queue
     }
 
@@ -303,7 +372,10 @@ impl VHost {
     /// consumer of an auto-delete queue went). Returns how many messages it dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
         if queue.name.starts_with(REPLY_PREFIX) {
-            self.replies.lock().unwrap_or_else(|e| e.into_inner()).remove(queue.name.as_str());
+            self.replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(queue.name.as_str());
             return queue.mark_deleted();
         }
         let mut topo = self.write();
@@ -330,14 +402,27 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
-        let q = topo.queues.get(queue).cloned().ok_or_else(|| self.no_queue(queue))?;
-        let x = topo.exchanges.get_mut(exchange).ok_or_else(|| self.no_exchange(exchange))?;
+        let q = topo
+            .queues
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| self.no_queue(queue))?;
+        let x = topo
+            .exchanges
+            .get_mut(exchange)
+            .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
         x.bind(&Destination::Queue(q), key, arguments)
     }
 
     /// exchange.bind: messages routed by `source` with this key also go through `destination`.
-    pub fn bind_exchange(&self, destination: &str, source: &str, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
+    pub fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), Exception> {
         let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -346,18 +431,37 @@ impl VHost {
         if !topo.exchanges.contains_key(destination) {
             return Err(self.no_exchange(destination));
         }
-        let x = topo.exchanges.get_mut(source).ok_or_else(|| self.no_exchange(source))?;
-        x.bind(&Destination::Exchange(Arc::from(destination)), key, arguments)
+        let x = topo
+            .exchanges
+            .get_mut(source)
+            .ok_or_else(|| self.no_exchange(source))?;
+        x.bind(
+            &Destination::Exchange(Arc::from(destination)),
+            key,
+            arguments,
+        )
     }
 
-    pub fn unbind_exchange(&self, destination: &str, source: &str, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
+    pub fn unbind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), Exception> {
         let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
-        let Some(x) = topo.exchanges.get_mut(source) else { return Ok(()) };
-        x.unbind(&Destination::Exchange(Arc::from(destination)), key, arguments);
+        let Some(x) = topo.exchanges.get_mut(source) else {
+            return Ok(());
+        };
+        x.unbind(
+            &Destination::Exchange(Arc::from(destination)),
+            key,
+            arguments,
+        );
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(source);
         }
@@ -380,8 +484,12 @@ impl VHost {
         // missing, and does not check exclusivity here.
         let _ = connection;
         let mut topo = self.write();
-        let Some(q) = topo.queues.get(queue).cloned() else { return Ok(()) };
-        let Some(x) = topo.exchanges.get_mut(exchange) else { return Ok(()) };
+        let Some(q) = topo.queues.get(queue).cloned() else {
+            return Ok(());
+        };
+        let Some(x) = topo.exchanges.get_mut(exchange) else {
+            return Ok(());
+        };
         x.unbind(&Destination::Queue(q), key, arguments);
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(exchange);
@@ -390,7 +498,12 @@ impl VHost {
     }
 
     /// Routes a message published to `exchange`; `out` gets each target queue once.
-    pub fn route(&self, exchange: &str, msg: &Message, out: &mut Vec<Arc<Queue>>) -> Result<(), Exception> {
+    pub fn route(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         if exchange.is_empty() {
@@ -399,13 +512,21 @@ impl VHost {
                 out.push(q.clone());
             } else if key.starts_with(REPLY_PREFIX) {
                 drop(topo);
-                if let Some(q) = self.replies.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+                if let Some(q) = self
+                    .replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(key)
+                {
                     out.push(q.clone());
                 }
             }
             return Ok(());
         }
-        let x = topo.exchanges.get(exchange).ok_or_else(|| self.no_exchange(exchange))?;
+        let x = topo
+            .exchanges
+            .get(exchange)
+            .ok_or_else(|| self.no_exchange(exchange))?;
         if x.internal {
             return Err(Exception::access_refused(format!(
                 "cannot publish to internal {}",
@@ -432,7 +553,9 @@ impl VHost {
                 }
             }
             let next = loop {
-                let Some(name) = pending.pop() else { break None };
+                let Some(name) = pending.pop() else {
+                    break None;
+                };
                 if name.as_ref() == exchange || visited.contains(&name) {
                     continue;
                 }
@@ -510,20 +633,28 @@ pub fn server_generated_name(prefix: &str) -> String {
 
 /// RabbitMQ's argument equivalence: only `keys` are compared; integers of any width are
 /// alike when their values are.
-fn assert_args_equivalent(current: &FieldTable, received: &FieldTable, keys: &[&str], describe: &str) -> Result<(), Exception> {
+fn assert_args_equivalent(
+    current: &FieldTable,
+    received: &FieldTable,
+    keys: &[&str],
+    describe: &str,
+) -> Result<(), Exception> {
     for key in keys {
         let (cur, new) = (current.inner().get(*key), received.inner().get(*key));
         let same = match (cur, new) {
             (None, None) => true,
-            (Some(a), Some(b)) => a == b || matches!((as_int(a), as_int(b)), (Some(x), Some(y)) if x == y),
+            (Some(a), Some(b)) => {
+                a == b || matches!((as_int(a), as_int(b)), (Some(x), Some(y)) if x == y)
+            }
             _ => false,
         };
         if !same {
             // RabbitMQ prints bare values when both sides have the same type.
             let (received, current) = match (new, cur) {
-                (Some(a), Some(b)) if type_name(a) == type_name(b) => {
-                    (format!("'{}'", value_text(a)), format!("'{}'", value_text(b)))
-                }
+                (Some(a), Some(b)) if type_name(a) == type_name(b) => (
+                    format!("'{}'", value_text(a)),
+                    format!("'{}'", value_text(b)),
+                ),
                 _ => (describe_value(new), describe_value(cur)),
             };
             return Err(Exception::precondition_failed(format!(
@@ -596,6 +727,8 @@ fn value_text(v: &AMQPValue) -> String {
         AMQPValue::Timestamp(t) => t.to_string(),
         AMQPValue::DecimalValue(d) => format!("{d:?}"),
         AMQPValue::Void => "undefined".to_owned(),
-        AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) | AMQPValue::ByteArray(_) => "...".to_owned(),
+        AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) | AMQPValue::ByteArray(_) => {
+            "...".to_owned()
+        }
     }
 }

@@ -27,8 +27,16 @@ impl Channel {
     }
 
     /// A whole message arrived: route it, enqueue it, return or confirm it.
-    pub(super) fn publish(&mut self, ctx: &mut Ctx, publish: Publish, properties: Bytes, body: Bytes) -> Result<(), Exception> {
-        let properties = self.check_properties(ctx, properties).map_err(|e| e.on(60, 40))?;
+    pub(super) fn publish(
+        &mut self,
+        ctx: &mut Ctx,
+        publish: Publish,
+        properties: Bytes,
+        body: Bytes,
+    ) -> Result<(), Exception> {
+        let properties = self
+            .check_properties(ctx, properties)
+            .map_err(|e| e.on(60, 40))?;
         let msg = Arc::new(Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
@@ -81,23 +89,38 @@ impl Channel {
                 )));
             }
         }
-        if flags & props::REPLY_TO != 0 && props::short_str(&properties, props::REPLY_TO) == Some(REPLY_TO) {
-            let queue = self
-                .reply_queue
-                .as_ref()
-                .ok_or_else(|| Exception::precondition_failed("fast reply consumer does not exist"))?;
-            return Ok(props::replace_short_str(&properties, props::REPLY_TO, queue.name.as_str()).unwrap_or(properties));
+        if flags & props::REPLY_TO != 0
+            && props::short_str(&properties, props::REPLY_TO) == Some(REPLY_TO)
+        {
+            let queue = self.reply_queue.as_ref().ok_or_else(|| {
+                Exception::precondition_failed("fast reply consumer does not exist")
+            })?;
+            return Ok(
+                props::replace_short_str(&properties, props::REPLY_TO, queue.name.as_str())
+                    .unwrap_or(properties),
+            );
         }
         Ok(properties)
     }
 
     pub(super) fn confirm_select(&mut self) {
-        self.confirms.get_or_insert_with(|| Confirms { next_seq: 1, ..Confirms::default() });
+        self.confirms.get_or_insert_with(|| Confirms {
+            next_seq: 1,
+            ..Confirms::default()
+        });
     }
 
-    pub(super) fn qos(&mut self, ctx: &mut Ctx, prefetch_size: u32, prefetch_count: u16, global: bool) -> Result<(), Exception> {
+    pub(super) fn qos(
+        &mut self,
+        ctx: &mut Ctx,
+        prefetch_size: u32,
+        prefetch_count: u16,
+        global: bool,
+    ) -> Result<(), Exception> {
         if prefetch_size != 0 {
-            return Err(Exception::not_implemented(format!("prefetch_size!=0 ({prefetch_size})")));
+            return Err(Exception::not_implemented(format!(
+                "prefetch_size!=0 ({prefetch_size})"
+            )));
         }
         if global {
             self.channel_credit.set_limit(prefetch_count as u32);
@@ -105,7 +128,10 @@ impl Channel {
         } else {
             self.consumer_prefetch = prefetch_count as u32;
         }
-        ctx.send(self.id, AMQPClass::Basic(amqp_basic::AMQPMethod::QosOk(amqp_basic::QosOk {})));
+        ctx.send(
+            self.id,
+            AMQPClass::Basic(amqp_basic::AMQPMethod::QosOk(amqp_basic::QosOk {})),
+        );
         Ok(())
     }
 
@@ -114,10 +140,16 @@ impl Channel {
         if !name.is_empty() {
             return Ok(ShortStr::from(name));
         }
-        self.last_queue.clone().ok_or_else(|| Exception::not_found("no previously declared queue"))
+        self.last_queue
+            .clone()
+            .ok_or_else(|| Exception::not_found("no previously declared queue"))
     }
 
-    pub(super) fn consume(&mut self, ctx: &mut Ctx, m: amqp_basic::Consume) -> Result<(), Exception> {
+    pub(super) fn consume(
+        &mut self,
+        ctx: &mut Ctx,
+        m: amqp_basic::Consume,
+    ) -> Result<(), Exception> {
         let name = self.queue_name(m.queue.as_str())?;
         let tag = if m.consumer_tag.as_str().is_empty() {
             ShortStr::from(server_generated_name("amq.ctag-"))
@@ -125,11 +157,15 @@ impl Channel {
             ShortStr::from(m.consumer_tag.as_str())
         };
         if self.consumers.contains_key(&tag) {
-            return Err(Exception::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+            return Err(Exception::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
         }
         let queue = if name.as_str() == REPLY_TO {
             if !m.no_ack {
-                return Err(Exception::precondition_failed("reply consumer cannot acknowledge"));
+                return Err(Exception::precondition_failed(
+                    "reply consumer cannot acknowledge",
+                ));
             }
             if self.reply_queue.is_some() {
                 return Err(Exception::precondition_failed("reply consumer already set"));
@@ -140,7 +176,11 @@ impl Channel {
         } else {
             ctx.vhost.queue(&name, ctx.connection)?
         };
-        let limit = if m.no_ack { NO_ACK_WINDOW } else { self.consumer_prefetch };
+        let limit = if m.no_ack {
+            NO_ACK_WINDOW
+        } else {
+            self.consumer_prefetch
+        };
         let info = Arc::new(ConsumerInfo {
             tag: tag.clone(),
             channel: self.id,
@@ -148,7 +188,11 @@ impl Channel {
             credit: Credit::new(limit),
             channel_credit: self.channel_credit.clone(),
         });
-        let consumer = Consumer { info: info.clone(), connection: ctx.handle.clone(), exclusive: m.exclusive };
+        let consumer = Consumer {
+            info: info.clone(),
+            connection: ctx.handle.clone(),
+            exclusive: m.exclusive,
+        };
         queue.add_consumer(consumer)?;
         // consume-ok still goes out before the first delivery: deliveries wait in the
         // outbox until the connection drains it, after this handler returns.
@@ -167,10 +211,16 @@ impl Channel {
     pub(super) fn cancel(&mut self, ctx: &mut Ctx, m: amqp_basic::Cancel) -> Result<(), Exception> {
         let tag = m.consumer_tag.as_str();
         if let Some(c) = self.consumers.remove(tag) {
-            if c.queue.remove_consumer(ctx.connection, self.id, tag) == ConsumerRemoved::RemovedLastOfAutoDelete {
+            if c.queue.remove_consumer(ctx.connection, self.id, tag)
+                == ConsumerRemoved::RemovedLastOfAutoDelete
+            {
                 ctx.vhost.remove_queue(&c.queue);
             }
-            if self.reply_queue.as_ref().is_some_and(|q| q.id == c.queue.id) {
+            if self
+                .reply_queue
+                .as_ref()
+                .is_some_and(|q| q.id == c.queue.id)
+            {
                 self.reply_queue = None;
             }
         }
@@ -189,7 +239,10 @@ impl Channel {
         let name = self.queue_name(m.queue.as_str())?;
         let queue = ctx.vhost.queue(&name, ctx.connection)?;
         let Some((item, remaining)) = queue.get() else {
-            ctx.send(self.id, AMQPClass::Basic(amqp_basic::AMQPMethod::GetEmpty(amqp_basic::GetEmpty {})));
+            ctx.send(
+                self.id,
+                AMQPClass::Basic(amqp_basic::AMQPMethod::GetEmpty(amqp_basic::GetEmpty {})),
+            );
             return Ok(());
         };
         let tag = self.next_tag();
@@ -202,9 +255,22 @@ impl Channel {
             item.msg.routing_key.as_str(),
             remaining,
         );
-        codec::encode_content(ctx.out, self.id, &item.msg.properties, &item.msg.body, ctx.frame_max);
+        codec::encode_content(
+            ctx.out,
+            self.id,
+            &item.msg.properties,
+            &item.msg.body,
+            ctx.frame_max,
+        );
         if !m.no_ack {
-            self.unacked.push(tag, super::Entry { queue, item, consumer: None });
+            self.unacked.push(
+                tag,
+                super::Entry {
+                    queue,
+                    item,
+                    consumer: None,
+                },
+            );
         }
         Ok(())
     }
@@ -214,14 +280,32 @@ impl Channel {
     }
 
     pub(super) fn ack(&mut self, tag: u64, multiple: bool) -> Result<(), Exception> {
-        let entries = self.unacked.take(tag, multiple).ok_or_else(|| Self::unknown_tag(tag))?;
+        let entries = self
+            .unacked
+            .take(tag, multiple)
+            .ok_or_else(|| Self::unknown_tag(tag))?;
         self.settle(entries, Settle::Ack);
         Ok(())
     }
 
-    pub(super) fn reject(&mut self, tag: u64, multiple: bool, requeue: bool) -> Result<(), Exception> {
-        let entries = self.unacked.take(tag, multiple).ok_or_else(|| Self::unknown_tag(tag))?;
-        self.settle(entries, if requeue { Settle::Requeue } else { Settle::Drop });
+    pub(super) fn reject(
+        &mut self,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> Result<(), Exception> {
+        let entries = self
+            .unacked
+            .take(tag, multiple)
+            .ok_or_else(|| Self::unknown_tag(tag))?;
+        self.settle(
+            entries,
+            if requeue {
+                Settle::Requeue
+            } else {
+                Settle::Drop
+            },
+        );
         Ok(())
     }
 

@@ -9,7 +9,11 @@ use crate::error::Exception;
 use amq_protocol::protocol::{exchange as amqp_exchange, queue as amqp_queue, AMQPClass};
 
 impl Channel {
-    pub(super) fn exchange_method(&mut self, ctx: &mut Ctx, method: amqp_exchange::AMQPMethod) -> Result<(), Exception> {
+    pub(super) fn exchange_method(
+        &mut self,
+        ctx: &mut Ctx,
+        method: amqp_exchange::AMQPMethod,
+    ) -> Result<(), Exception> {
         use amqp_exchange::AMQPMethod as X;
         let (reply, nowait) = match method {
             X::Declare(m) => {
@@ -25,15 +29,26 @@ impl Channel {
                 (X::DeclareOk(amqp_exchange::DeclareOk {}), m.nowait)
             }
             X::Delete(m) => {
-                ctx.vhost.delete_exchange(m.exchange.as_str(), m.if_unused)?;
+                ctx.vhost
+                    .delete_exchange(m.exchange.as_str(), m.if_unused)?;
                 (X::DeleteOk(amqp_exchange::DeleteOk {}), m.nowait)
             }
             X::Bind(m) => {
-                ctx.vhost.bind_exchange(m.destination.as_str(), m.source.as_str(), m.routing_key.as_str(), &m.arguments)?;
+                ctx.vhost.bind_exchange(
+                    m.destination.as_str(),
+                    m.source.as_str(),
+                    m.routing_key.as_str(),
+                    &m.arguments,
+                )?;
                 (X::BindOk(amqp_exchange::BindOk {}), m.nowait)
             }
             X::Unbind(m) => {
-                ctx.vhost.unbind_exchange(m.destination.as_str(), m.source.as_str(), m.routing_key.as_str(), &m.arguments)?;
+                ctx.vhost.unbind_exchange(
+                    m.destination.as_str(),
+                    m.source.as_str(),
+                    m.routing_key.as_str(),
+                    &m.arguments,
+                )?;
                 (X::UnbindOk(amqp_exchange::UnbindOk {}), m.nowait)
             }
             other => return Err(unexpected(AMQPClass::Exchange(other))),
@@ -44,7 +59,11 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_method(&mut self, ctx: &mut Ctx, method: amqp_queue::AMQPMethod) -> Result<(), Exception> {
+    pub(super) fn queue_method(
+        &mut self,
+        ctx: &mut Ctx,
+        method: amqp_queue::AMQPMethod,
+    ) -> Result<(), Exception> {
         use amqp_queue::AMQPMethod as Q;
         let (reply, nowait) = match method {
             Q::Declare(m) => {
@@ -84,12 +103,24 @@ impl Channel {
             }
             Q::Bind(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
-                ctx.vhost.bind_queue(&name, m.exchange.as_str(), m.routing_key.as_str(), &m.arguments, ctx.connection)?;
+                ctx.vhost.bind_queue(
+                    &name,
+                    m.exchange.as_str(),
+                    m.routing_key.as_str(),
+                    &m.arguments,
+                    ctx.connection,
+                )?;
                 (Q::BindOk(amqp_queue::BindOk {}), m.nowait)
             }
             Q::Unbind(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
-                ctx.vhost.unbind_queue(&name, m.exchange.as_str(), m.routing_key.as_str(), &m.arguments, ctx.connection)?;
+                ctx.vhost.unbind_queue(
+                    &name,
+                    m.exchange.as_str(),
+                    m.routing_key.as_str(),
+                    &m.arguments,
+                    ctx.connection,
+                )?;
                 (Q::UnbindOk(amqp_queue::UnbindOk {}), false)
             }
             Q::Purge(m) => {
@@ -99,9 +130,15 @@ impl Channel {
             }
             Q::Delete(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
-                let message_count = ctx.vhost.delete_queue(&name, m.if_unused, m.if_empty, ctx.connection)?;
-                ctx.exclusive_queues.retain(|q| q.name.as_str() != name.as_str());
-                (Q::DeleteOk(amqp_queue::DeleteOk { message_count }), m.nowait)
+                let message_count =
+                    ctx.vhost
+                        .delete_queue(&name, m.if_unused, m.if_empty, ctx.connection)?;
+                ctx.exclusive_queues
+                    .retain(|q| q.name.as_str() != name.as_str());
+                (
+                    Q::DeleteOk(amqp_queue::DeleteOk { message_count }),
+                    m.nowait,
+                )
             }
             other => return Err(unexpected(AMQPClass::Queue(other))),
         };

@@ -51,7 +51,12 @@ enum Content {
     #[default]
     Idle,
     Header(Publish),
-    Body { publish: Publish, properties: Bytes, size: u64, body: Body },
+    Body {
+        publish: Publish,
+        properties: Bytes,
+        size: u64,
+        body: Body,
+    },
 }
 
 /// Body frames received so far: one frame is kept as is; more are joined.
@@ -185,12 +190,20 @@ impl Channel {
     pub fn handle_method(&mut self, ctx: &mut Ctx, method: Method) -> Result<(), Exception> {
         let (class_id, method_id) = method.ids();
         if !matches!(self.content, Content::Idle) {
-            return Err(self.content_expected().on(class_id, method_id));
+            // RabbitMQ blames the publish whose content was cut short.
+            return Err(self.content_expected().on(60, 40));
         }
         let result = match method {
             Method::Publish(publish) => self.start_publish(publish),
-            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple),
-            Method::Qos { prefetch_size, prefetch_count, global } => self.qos(ctx, prefetch_size, prefetch_count, global),
+            Method::Ack {
+                delivery_tag,
+                multiple,
+            } => self.ack(delivery_tag, multiple),
+            Method::Qos {
+                prefetch_size,
+                prefetch_count,
+                global,
+            } => self.qos(ctx, prefetch_size, prefetch_count, global),
             Method::Other(class) => self.dispatch(ctx, *class),
         };
         result.map_err(|e| e.or_on(class_id, method_id))
@@ -201,7 +214,9 @@ impl Channel {
             Content::Header(_) => Exception::unexpected_frame(
                 "expected content header for class 60, got non content header frame instead",
             ),
-            _ => Exception::unexpected_frame("expected content body, got non content body frame instead"),
+            _ => Exception::unexpected_frame(
+                "expected content body, got non content body frame instead",
+            ),
         }
     }
 
@@ -217,7 +232,12 @@ impl Channel {
                 Err(Exception::not_implemented("active=false"))
             }
             AMQPClass::Channel(amqp_channel::AMQPMethod::Flow(_)) => {
-                ctx.send(self.id, AMQPClass::Channel(amqp_channel::AMQPMethod::FlowOk(amqp_channel::FlowOk { active: true })));
+                ctx.send(
+                    self.id,
+                    AMQPClass::Channel(amqp_channel::AMQPMethod::FlowOk(amqp_channel::FlowOk {
+                        active: true,
+                    })),
+                );
                 Ok(())
             }
             AMQPClass::Exchange(m) => self.exchange_method(ctx, m),
@@ -229,17 +249,22 @@ impl Channel {
             AMQPClass::Basic(B::Nack(m)) => self.reject(m.delivery_tag, m.multiple, m.requeue),
             AMQPClass::Basic(B::Recover(m)) => {
                 self.recover(m.requeue)?;
-                ctx.send(self.id, AMQPClass::Basic(B::RecoverOk(amqp_basic::RecoverOk {})));
+                ctx.send(
+                    self.id,
+                    AMQPClass::Basic(B::RecoverOk(amqp_basic::RecoverOk {})),
+                );
                 Ok(())
             }
             AMQPClass::Basic(B::RecoverAsync(m)) => self.recover(m.requeue),
-            AMQPClass::Basic(B::Publish(_) | B::Ack(_) | B::Qos(_)) => {
-                Err(Exception::internal_error("hot-path method reached the generic parser"))
-            }
+            AMQPClass::Basic(B::Publish(_) | B::Ack(_) | B::Qos(_)) => Err(
+                Exception::internal_error("hot-path method reached the generic parser"),
+            ),
             AMQPClass::Tx(m) => self.tx_method(ctx, m),
             AMQPClass::Confirm(amq_protocol::protocol::confirm::AMQPMethod::Select(m)) => {
                 if self.tx.is_some() {
-                    return Err(Exception::precondition_failed("cannot switch from tx to confirm mode"));
+                    return Err(Exception::precondition_failed(
+                        "cannot switch from tx to confirm mode",
+                    ));
                 }
                 self.confirm_select();
                 if !m.nowait {
@@ -262,12 +287,24 @@ impl Channel {
     }
 
     /// A content header frame.
-    pub fn handle_header(&mut self, ctx: &mut Ctx, class_id: u16, size: u64, properties: Bytes) -> Result<(), Exception> {
+    pub fn handle_header(
+        &mut self,
+        ctx: &mut Ctx,
+        class_id: u16,
+        size: u64,
+        properties: Bytes,
+    ) -> Result<(), Exception> {
+        match self.content {
+            Content::Header(_) => {}
+            Content::Idle => {
+                return Err(Exception::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                ))
+            }
+            Content::Body { .. } => return Err(self.content_expected().on(60, 40)),
+        }
         let Content::Header(publish) = std::mem::take(&mut self.content) else {
-            return Err(match self.content {
-                Content::Idle => Exception::unexpected_frame("expected method frame, got non method frame instead"),
-                _ => self.content_expected(),
-            });
+            return Ok(());
         };
         if class_id != 60 {
             return Err(Exception::unexpected_frame(format!(
@@ -283,22 +320,44 @@ impl Channel {
         if size == 0 {
             return self.publish(ctx, publish, properties, Bytes::new());
         }
-        self.content = Content::Body { publish, properties, size, body: Body::Empty };
+        self.content = Content::Body {
+            publish,
+            properties,
+            size,
+            body: Body::Empty,
+        };
         Ok(())
     }
 
     /// A content body frame.
     pub fn handle_body(&mut self, ctx: &mut Ctx, payload: Bytes) -> Result<(), Exception> {
-        let Content::Body { publish, properties, size, body } = std::mem::take(&mut self.content) else {
-            return Err(match self.content {
-                Content::Idle => Exception::unexpected_frame("expected method frame, got non method frame instead"),
-                _ => self.content_expected(),
-            });
+        match self.content {
+            Content::Body { .. } => {}
+            Content::Idle => {
+                return Err(Exception::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                ))
+            }
+            Content::Header(_) => return Err(self.content_expected().on(60, 40)),
+        }
+        let Content::Body {
+            publish,
+            properties,
+            size,
+            body,
+        } = std::mem::take(&mut self.content)
+        else {
+            return Ok(());
         };
         let body = body.push(payload, size);
         match body.len().cmp(&size) {
             std::cmp::Ordering::Less => {
-                self.content = Content::Body { publish, properties, size, body };
+                self.content = Content::Body {
+                    publish,
+                    properties,
+                    size,
+                    body,
+                };
                 Ok(())
             }
             std::cmp::Ordering::Equal => self.publish(ctx, publish, properties, body.into_bytes()),
@@ -335,8 +394,17 @@ impl Channel {
 
     /// A delivery from one of this channel's consumers' queues. Returns it when the
     /// consumer is gone (cancelled, channel closing) so the caller puts it back.
-    pub fn deliver(&mut self, ctx: &mut Ctx, consumer: Arc<ConsumerInfo>, queue: Arc<Queue>, item: Queued) -> Result<(), (Arc<Queue>, Queued)> {
-        let current = self.consumers.get(&consumer.tag).is_some_and(|c| Arc::ptr_eq(&c.info, &consumer));
+    pub fn deliver(
+        &mut self,
+        ctx: &mut Ctx,
+        consumer: Arc<ConsumerInfo>,
+        queue: Arc<Queue>,
+        item: Queued,
+    ) -> Result<(), (Arc<Queue>, Queued)> {
+        let current = self
+            .consumers
+            .get(&consumer.tag)
+            .is_some_and(|c| Arc::ptr_eq(&c.info, &consumer));
         if self.state != ChannelState::Open || !current {
             consumer.give_back();
             return Err((queue, item));
@@ -351,20 +419,36 @@ impl Channel {
             item.msg.exchange.as_str(),
             item.msg.routing_key.as_str(),
         );
-        codec::encode_content(ctx.out, self.id, &item.msg.properties, &item.msg.body, ctx.frame_max);
+        codec::encode_content(
+            ctx.out,
+            self.id,
+            &item.msg.properties,
+            &item.msg.body,
+            ctx.frame_max,
+        );
         if consumer.no_ack {
             // Written: the no-ack window opens again.
             consumer.give_back();
             self.credit_returned = true;
         } else {
-            self.unacked.push(tag, Entry { queue, item, consumer: Some(consumer) });
+            self.unacked.push(
+                tag,
+                Entry {
+                    queue,
+                    item,
+                    consumer: Some(consumer),
+                },
+            );
         }
         Ok(())
     }
 
     /// The server cancels a consumer whose queue was deleted.
     pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
-        if self.consumers.remove(&consumer_tag).is_some() && notify && self.state == ChannelState::Open {
+        if self.consumers.remove(&consumer_tag).is_some()
+            && notify
+            && self.state == ChannelState::Open
+        {
             ctx.send(
                 self.id,
                 AMQPClass::Basic(amqp_basic::AMQPMethod::Cancel(amqp_basic::Cancel {
@@ -380,7 +464,10 @@ impl Channel {
     pub fn release(&mut self, ctx: &mut Ctx) {
         self.reply_queue = None;
         for (tag, c) in self.consumers.drain() {
-            if c.queue.remove_consumer(ctx.connection, self.id, tag.as_str()) == ConsumerRemoved::RemovedLastOfAutoDelete {
+            if c.queue
+                .remove_consumer(ctx.connection, self.id, tag.as_str())
+                == ConsumerRemoved::RemovedLastOfAutoDelete
+            {
                 ctx.vhost.remove_queue(&c.queue);
             }
         }
@@ -419,5 +506,8 @@ fn requeue_entries(entries: Vec<(u64, Entry)>) {
 
 /// Frame on an unknown channel, or a channel opened twice: RabbitMQ's connection errors.
 pub fn channel_open_ok(ctx: &mut Ctx, id: u16) {
-    ctx.send(id, AMQPClass::Channel(amqp_channel::AMQPMethod::OpenOk(amqp_channel::OpenOk {})));
+    ctx.send(
+        id,
+        AMQPClass::Channel(amqp_channel::AMQPMethod::OpenOk(amqp_channel::OpenOk {})),
+    );
 }

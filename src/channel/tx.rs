@@ -11,12 +11,18 @@ use crate::error::Exception;
 use amq_protocol::protocol::{tx as amqp_tx, AMQPClass};
 
 impl Channel {
-    pub(super) fn tx_method(&mut self, ctx: &mut Ctx, method: amqp_tx::AMQPMethod) -> Result<(), Exception> {
+    pub(super) fn tx_method(
+        &mut self,
+        ctx: &mut Ctx,
+        method: amqp_tx::AMQPMethod,
+    ) -> Result<(), Exception> {
         use amqp_tx::AMQPMethod as T;
         let reply = match method {
             T::Select(_) => {
                 if self.confirms.is_some() {
-                    return Err(Exception::precondition_failed("cannot switch from confirm to tx mode"));
+                    return Err(Exception::precondition_failed(
+                        "cannot switch from confirm to tx mode",
+                    ));
                 }
                 self.tx.get_or_insert_with(Transaction::default);
                 T::SelectOk(amqp_tx::SelectOk {})

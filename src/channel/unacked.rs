@@ -46,9 +46,17 @@ impl Unacked {
         let at = self.entries.binary_search_by_key(&tag, |(t, _)| *t).ok()?;
         self.entries[at].1.as_ref()?;
         let taken: Vec<(u64, Entry)> = if multiple {
-            self.entries.range_mut(..=at).filter_map(|(t, e)| Some((*t, e.take()?))).collect()
+            self.entries
+                .range_mut(..=at)
+                .filter_map(|(t, e)| Some((*t, e.take()?)))
+                .collect()
         } else {
-            self.entries[at].1.take().map(|e| (tag, e)).into_iter().collect()
+            self.entries[at]
+                .1
+                .take()
+                .map(|e| (tag, e))
+                .into_iter()
+                .collect()
         };
         self.live -= taken.len();
         while matches!(self.entries.front(), Some((_, None))) {
@@ -70,7 +78,10 @@ impl Unacked {
 
     pub fn take_all(&mut self) -> Vec<(u64, Entry)> {
         self.live = 0;
-        self.entries.drain(..).filter_map(|(t, e)| Some((t, e?))).collect()
+        self.entries
+            .drain(..)
+            .filter_map(|(t, e)| Some((t, e?)))
+            .collect()
     }
 }
 
@@ -88,7 +99,15 @@ mod tests {
             properties: Bytes::from_static(&[0, 0]),
             body: Bytes::new(),
         });
-        Entry { queue: queue.clone(), item: Queued { seq, msg, redelivered: false }, consumer: None }
+        Entry {
+            queue: queue.clone(),
+            item: Queued {
+                seq,
+                msg,
+                redelivered: false,
+            },
+            consumer: None,
+        }
     }
 
     #[test]
@@ -101,7 +120,12 @@ mod tests {
         assert!(u.take(3, false).is_none(), "never delivered");
         assert_eq!(u.take(4, false).map(|v| v.len()), Some(1));
         assert!(u.take(4, false).is_none(), "acked twice");
-        let older: Vec<u64> = u.take(5, true).unwrap_or_default().iter().map(|(_, e)| e.item.seq).collect();
+        let older: Vec<u64> = u
+            .take(5, true)
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, e)| e.item.seq)
+            .collect();
         assert_eq!(older, vec![1, 2, 5]);
         assert_eq!(u.len(), 1);
         let two = u.take(7, false).unwrap_or_default();

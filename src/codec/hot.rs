@@ -5,7 +5,9 @@
 //! nothing (the caller's write buffer grows), and write the publisher's property bytes back
 //! verbatim. Unit tests in `codec::tests` check every byte against amq-protocol's generator.
 
-use super::{ShortStr, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_OVERHEAD};
+use super::{
+    ShortStr, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_OVERHEAD,
+};
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::{gen_class, AMQPClass};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -39,7 +41,12 @@ pub(super) fn parse_publish(payload: &Bytes) -> Option<Publish> {
     if pos + 1 != payload.len() {
         return None;
     }
-    Some(Publish { exchange, routing_key, mandatory: flags & 1 != 0, immediate: flags & 2 != 0 })
+    Some(Publish {
+        exchange,
+        routing_key,
+        mandatory: flags & 1 != 0,
+        immediate: flags & 2 != 0,
+    })
 }
 
 /// `args` is the method payload after the class and method ids.
@@ -49,7 +56,10 @@ pub(super) fn parse_ack(args: &[u8]) -> Option<super::Method> {
     }
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&args[..8]);
-    Some(super::Method::Ack { delivery_tag: u64::from_be_bytes(tag), multiple: args[8] & 1 != 0 })
+    Some(super::Method::Ack {
+        delivery_tag: u64::from_be_bytes(tag),
+        multiple: args[8] & 1 != 0,
+    })
 }
 
 /// `args` is the method payload after the class and method ids.
@@ -169,8 +179,18 @@ pub fn encode_nack(buf: &mut BytesMut, channel: u16, delivery_tag: u64, multiple
 
 /// The content header (with the publisher's raw property bytes) and the body, split into
 /// body frames that fit `frame_max`.
-pub fn encode_content(buf: &mut BytesMut, channel: u16, properties: &[u8], body: &[u8], frame_max: u32) {
-    let chunk = if frame_max == 0 { usize::MAX } else { frame_max as usize - FRAME_OVERHEAD };
+pub fn encode_content(
+    buf: &mut BytesMut,
+    channel: u16,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
+    let chunk = if frame_max == 0 {
+        usize::MAX
+    } else {
+        frame_max as usize - FRAME_OVERHEAD
+    };
     let frames = body.len().div_ceil(chunk.max(1));
     buf.reserve(FRAME_OVERHEAD + 12 + properties.len() + body.len() + frames * FRAME_OVERHEAD);
     let at = begin_frame(buf, FRAME_HEADER, channel);

@@ -37,21 +37,41 @@ pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// One frame, parsed as far as the connection needs.
 #[derive(Debug)]
 pub enum Frame {
-    Method { channel: u16, method: Method },
+    Method {
+        channel: u16,
+        method: Method,
+    },
     /// A content header; `properties` is the raw property flags and list, kept verbatim so
     /// that consumers get exactly the bytes the publisher sent.
-    Header { channel: u16, class_id: u16, body_size: u64, properties: Bytes },
-    Body { channel: u16, payload: Bytes },
-    Heartbeat { channel: u16 },
+    Header {
+        channel: u16,
+        class_id: u16,
+        body_size: u64,
+        properties: Bytes,
+    },
+    Body {
+        channel: u16,
+        payload: Bytes,
+    },
+    Heartbeat {
+        channel: u16,
+    },
 }
 
 /// A method: the hot ones parsed by hand, the rest by amq-protocol.
 #[derive(Debug)]
 pub enum Method {
     Publish(Publish),
-    Ack { delivery_tag: u64, multiple: bool },
+    Ack {
+        delivery_tag: u64,
+        multiple: bool,
+    },
     /// basic.qos by hand: amq-protocol drops prefetch_size, which RabbitMQ refuses if set.
-    Qos { prefetch_size: u32, prefetch_count: u16, global: bool },
+    Qos {
+        prefetch_size: u32,
+        prefetch_count: u16,
+        global: bool,
+    },
     Other(Box<AMQPClass>),
 }
 
@@ -78,8 +98,10 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     // RabbitMQ accepts a payload of up to frame_max bytes (it allows the 8 bytes of
     // framing as slack); anything above is refused before we wait for it.
+    // RabbitMQ accepts a payload of frame_max bytes (it allows the framing as slack) but
+    // names frame_max - 8 as the limit when it refuses one.
     let max_payload = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
-    if frame_max != 0 && size > max_payload {
+    if frame_max != 0 && size > frame_max as usize {
         return Err(Exception::frame_error(format!(
             "type {kind}, all octets = <<>>: {{frame_too_large,{size},{max_payload}}}"
         )));
@@ -100,31 +122,45 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     let payload = buf.split_to(size).freeze();
     buf.advance(1);
     let frame = match kind {
-        FRAME_METHOD => Frame::Method { channel, method: parse_method(payload)? },
+        FRAME_METHOD => Frame::Method {
+            channel,
+            method: parse_method(payload)?,
+        },
         FRAME_HEADER => parse_header(channel, payload)?,
         FRAME_BODY => Frame::Body { channel, payload },
         FRAME_HEARTBEAT if channel == 0 => Frame::Heartbeat { channel },
         FRAME_HEARTBEAT => {
-            return Err(Exception::unexpected_frame(format!("type {kind}, all octets = <<>>")))
+            return Err(Exception::unexpected_frame(format!(
+                "type {kind}, all octets = <<>>"
+            )))
         }
         other => {
-            return Err(Exception::frame_error(format!("type {other}, all octets = <<>>: unknown_frame")))
+            return Err(Exception::frame_error(format!(
+                "type {other}, all octets = <<>>: unknown_frame"
+            )))
         }
     };
     Ok(Some(frame))
 }
 
 /// Bytes as Erlang prints a binary, as RabbitMQ's frame errors show them.
-fn erlang_binary(bytes: &[u8]) -> String {
+pub fn erlang_binary(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(32)];
     let list: Vec<String> = shown.iter().map(|b| b.to_string()).collect();
-    let more = if bytes.len() > shown.len() { ",..." } else { "" };
+    let more = if bytes.len() > shown.len() {
+        ",..."
+    } else {
+        ""
+    };
     format!("<<{}{more}>>", list.join(","))
 }
 
 fn parse_method(payload: Bytes) -> Result<Method, Exception> {
     if payload.len() < 4 {
-        return Err(Exception::frame_error("method frame too short"));
+        return Err(Exception::frame_error(format!(
+            "type 1, all octets = {}: unknown_frame",
+            erlang_binary(&payload)
+        )));
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let method_id = u16::from_be_bytes([payload[2], payload[3]]);
@@ -145,19 +181,41 @@ fn parse_method(payload: Bytes) -> Result<Method, Exception> {
         },
     };
     parsed.ok_or_else(|| {
-        Exception::frame_error(format!("cannot decode method {{{class_id},{method_id}}}"))
+        Exception::frame_error(format!("cannot decode {}", erlang_binary(&payload[4..])))
             .on(class_id, method_id)
     })
 }
 
 fn is_known_method(class_id: u16, method_id: u16) -> bool {
     match class_id {
-        10 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71),
+        10 => matches!(
+            method_id,
+            10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71
+        ),
         20 => matches!(method_id, 10 | 11 | 20 | 21 | 40 | 41),
         30 => matches!(method_id, 10 | 11),
         40 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 51),
         50 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51),
-        60 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60 | 70 | 71 | 72 | 80 | 90 | 100 | 110 | 111 | 120),
+        60 => matches!(
+            method_id,
+            10 | 11
+                | 20
+                | 21
+                | 30
+                | 31
+                | 40
+                | 50
+                | 60
+                | 70
+                | 71
+                | 72
+                | 80
+                | 90
+                | 100
+                | 110
+                | 111
+                | 120
+        ),
         85 => matches!(method_id, 10 | 11),
         90 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31),
         _ => false,
@@ -171,10 +229,21 @@ fn parse_header(channel: u16, payload: Bytes) -> Result<Frame, Exception> {
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let body_size = u64::from_be_bytes([
-        payload[4], payload[5], payload[6], payload[7], payload[8], payload[9], payload[10],
+        payload[4],
+        payload[5],
+        payload[6],
+        payload[7],
+        payload[8],
+        payload[9],
+        payload[10],
         payload[11],
     ]);
-    Ok(Frame::Header { channel, class_id, body_size, properties: payload.slice(12..) })
+    Ok(Frame::Header {
+        channel,
+        class_id,
+        body_size,
+        properties: payload.slice(12..),
+    })
 }
 
 #[cfg(test)]

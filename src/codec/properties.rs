@@ -113,15 +113,24 @@ mod tests {
             .with_timestamp(5)
             .with_user_id("guest".into())
             .with_cluster_id("c".into());
-        let raw = gen_properties(&props)(WriteContext::from(Vec::new())).map(|c| c.write).unwrap_or_default();
+        let raw = gen_properties(&props)(WriteContext::from(Vec::new()))
+            .map(|c| c.write)
+            .unwrap_or_default();
         assert_eq!(short_str(&raw, REPLY_TO), Some("amq.rabbitmq.reply-to"));
         assert_eq!(short_str(&raw, USER_ID), Some("guest"));
         assert_eq!(short_str(&raw, EXPIRATION), None);
-        let replaced = replace_short_str(&raw, REPLY_TO, "amq.rabbitmq.reply-to.abc").unwrap_or_default();
+        let replaced =
+            replace_short_str(&raw, REPLY_TO, "amq.rabbitmq.reply-to.abc").unwrap_or_default();
         let (_, parsed) = parse_properties(&replaced[..]).expect("parses");
-        assert_eq!(parsed.reply_to().as_ref().map(|s| s.as_str()), Some("amq.rabbitmq.reply-to.abc"));
+        assert_eq!(
+            parsed.reply_to().as_ref().map(|s| s.as_str()),
+            Some("amq.rabbitmq.reply-to.abc")
+        );
         assert_eq!(parsed.headers(), props.headers());
         assert_eq!(parsed.cluster_id(), props.cluster_id());
-        assert!(short_str(&raw[..raw.len() - 3], 1 << 2).is_none(), "truncated input is refused");
+        assert!(
+            short_str(&raw[..raw.len() - 3], 1 << 2).is_none(),
+            "truncated input is refused"
+        );
     }
 }

@@ -7,7 +7,9 @@ use amq_protocol::protocol::{basic, BasicProperties};
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 fn generated(frame: &AMQPFrame) -> Vec<u8> {
-    gen_frame(frame)(WriteContext::from(Vec::new())).map(|c| c.write).expect("generate")
+    gen_frame(frame)(WriteContext::from(Vec::new()))
+        .map(|c| c.write)
+        .expect("generate")
 }
 
 fn props() -> BasicProperties {
@@ -32,10 +34,16 @@ fn publish_is_parsed_like_amq_protocol_generates_it() {
             mandatory,
             immediate,
         };
-        let bytes = generated(&AMQPFrame::Method(3, AMQPClass::Basic(basic::AMQPMethod::Publish(method))));
+        let bytes = generated(&AMQPFrame::Method(
+            3,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(method)),
+        ));
         let mut buf = BytesMut::from(&bytes[..]);
         match decode(&mut buf, 131072) {
-            Ok(Some(Frame::Method { channel: 3, method: Method::Publish(p) })) => {
+            Ok(Some(Frame::Method {
+                channel: 3,
+                method: Method::Publish(p),
+            })) => {
                 assert_eq!(p.exchange.as_str(), "amq.topic");
                 assert_eq!(p.routing_key.as_str(), "a.b.c");
                 assert_eq!((p.mandatory, p.immediate), (mandatory, immediate));
@@ -48,11 +56,24 @@ fn publish_is_parsed_like_amq_protocol_generates_it() {
 
 #[test]
 fn ack_is_parsed_like_amq_protocol_generates_it() {
-    let method = basic::Ack { delivery_tag: 0x0102_0304_0506_0708, multiple: true };
-    let bytes = generated(&AMQPFrame::Method(9, AMQPClass::Basic(basic::AMQPMethod::Ack(method))));
+    let method = basic::Ack {
+        delivery_tag: 0x0102_0304_0506_0708,
+        multiple: true,
+    };
+    let bytes = generated(&AMQPFrame::Method(
+        9,
+        AMQPClass::Basic(basic::AMQPMethod::Ack(method)),
+    ));
     let mut buf = BytesMut::from(&bytes[..]);
     match decode(&mut buf, 131072) {
-        Ok(Some(Frame::Method { channel: 9, method: Method::Ack { delivery_tag, multiple } })) => {
+        Ok(Some(Frame::Method {
+            channel: 9,
+            method:
+                Method::Ack {
+                    delivery_tag,
+                    multiple,
+                },
+        })) => {
             assert_eq!(delivery_tag, 0x0102_0304_0506_0708);
             assert!(multiple);
         }
@@ -110,7 +131,10 @@ fn get_ok_return_ack_nack_match_amq_protocol() {
     encode_ack(&mut buf, 4, 1000, true);
     let expected = generated(&AMQPFrame::Method(
         4,
-        AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: 1000, multiple: true })),
+        AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+            delivery_tag: 1000,
+            multiple: true,
+        })),
     ));
     assert_eq!(&buf[..], &expected[..]);
 
@@ -132,7 +156,11 @@ fn content_matches_amq_protocol_and_splits_at_frame_max() {
     let properties = props();
     let header = AMQPFrame::Header(
         7,
-        AMQPContentHeader { class_id: 60, body_size: 10_000, properties: properties.clone() },
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: 10_000,
+            properties: properties.clone(),
+        },
     );
     let header_bytes = generated(&header);
     // the raw property bytes are what follows class, weight and body size in the payload
@@ -172,12 +200,21 @@ fn empty_body_sends_no_body_frame() {
 fn header_frame_keeps_raw_properties() {
     let header = AMQPFrame::Header(
         1,
-        AMQPContentHeader { class_id: 60, body_size: 3, properties: props() },
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: 3,
+            properties: props(),
+        },
     );
     let bytes = generated(&header);
     let mut buf = BytesMut::from(&bytes[..]);
     match decode(&mut buf, 131072) {
-        Ok(Some(Frame::Header { channel: 1, class_id: 60, body_size: 3, properties })) => {
+        Ok(Some(Frame::Header {
+            channel: 1,
+            class_id: 60,
+            body_size: 3,
+            properties,
+        })) => {
             assert_eq!(&properties[..], &bytes[7 + 12..bytes.len() - 1]);
         }
         other => panic!("unexpected {other:?}"),
@@ -214,7 +251,10 @@ fn bad_frame_end_is_a_frame_error() {
 fn truncated_method_is_a_frame_error_and_unknown_method_command_invalid() {
     // basic.publish with a routing key longer than the payload
     let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 8, 0, 60, 0, 40, 0, 0, 0, 9, 0xCE][..]);
-    assert_eq!(decode(&mut buf, 131072).expect_err("short").code, crate::error::ReplyCode::FrameError);
+    assert_eq!(
+        decode(&mut buf, 131072).expect_err("short").code,
+        crate::error::ReplyCode::FrameError
+    );
     let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 4, 0, 99, 0, 1, 0xCE][..]);
     assert_eq!(
         decode(&mut buf, 131072).expect_err("unknown").code,

@@ -7,8 +7,8 @@
 use crate::broker::{Broker, LoginRefused};
 use crate::error::Exception;
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use amq_protocol::types::parsing::parse_field_table;
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use std::net::IpAddr;
 
 pub const CHANNEL_MAX: u16 = 2047;
@@ -41,7 +41,10 @@ pub fn start() -> AMQPClass {
     props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
     props.insert("cluster_name".into(), s("warren"));
     props.insert("copyright".into(), s("Copyright (c) the warren authors"));
-    props.insert("information".into(), s("Licensed under the Apache License 2.0"));
+    props.insert(
+        "information".into(),
+        s("Licensed under the Apache License 2.0"),
+    );
     props.insert("platform".into(), s("Rust"));
     props.insert("product".into(), s("warren"));
     props.insert("version".into(), s(env!("CARGO_PKG_VERSION")));
@@ -62,7 +65,11 @@ pub struct ClientInfo {
 }
 
 /// Checks start-ok: mechanism, credentials, and the guest-from-loopback rule.
-pub fn start_ok(broker: &Broker, m: &amqp_connection::StartOk, peer: IpAddr) -> Result<ClientInfo, Exception> {
+pub fn start_ok(
+    broker: &Broker,
+    m: &amqp_connection::StartOk,
+    peer: IpAddr,
+) -> Result<ClientInfo, Exception> {
     let mechanism = m.mechanism.as_str();
     let (user, password) = match mechanism {
         "PLAIN" => parse_plain(m.response.as_bytes()),
@@ -92,7 +99,10 @@ pub fn start_ok(broker: &Broker, m: &amqp_connection::StartOk, peer: IpAddr) -> 
         }
     }
     let consumer_cancel_notify = client_capability(&m.client_properties, "consumer_cancel_notify");
-    Ok(ClientInfo { user, consumer_cancel_notify })
+    Ok(ClientInfo {
+        user,
+        consumer_cancel_notify,
+    })
 }
 
 /// PLAIN: `[authzid] NUL user NUL password`.
@@ -126,7 +136,9 @@ pub fn wants_failure_close(m: &amqp_connection::StartOk) -> bool {
 
 fn client_capability(props: &FieldTable, name: &str) -> bool {
     match props.inner().get("capabilities") {
-        Some(AMQPValue::FieldTable(caps)) => matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true))),
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
+        }
         _ => false,
     }
 }
@@ -141,7 +153,12 @@ pub fn tune() -> AMQPClass {
 
 /// The negotiated (channel_max, frame_max, heartbeat), with RabbitMQ's refusals.
 pub fn tune_ok(m: &amqp_connection::TuneOk) -> Result<(u16, u32, u16), Exception> {
-    check_negotiated("frame_max", m.frame_max as u64, FRAME_MIN as u64, FRAME_MAX as u64)?;
+    check_negotiated(
+        "frame_max",
+        m.frame_max as u64,
+        FRAME_MIN as u64,
+        FRAME_MAX as u64,
+    )?;
     check_negotiated("channel_max", m.channel_max as u64, 1, CHANNEL_MAX as u64)?;
     Ok((m.channel_max, m.frame_max, m.heartbeat))
 }
@@ -164,7 +181,9 @@ fn check_negotiated(field: &str, value: u64, min: u64, max: u64) -> Result<(), E
 }
 
 pub fn open_ok() -> AMQPClass {
-    AMQPClass::Connection(amqp_connection::AMQPMethod::OpenOk(amqp_connection::OpenOk {}))
+    AMQPClass::Connection(amqp_connection::AMQPMethod::OpenOk(
+        amqp_connection::OpenOk {},
+    ))
 }
 
 #[cfg(test)]
@@ -173,7 +192,10 @@ mod tests {
 
     #[test]
     fn plain_and_amqplain_responses_parse() {
-        assert_eq!(parse_plain(b"\0guest\0secret"), Some(("guest".into(), "secret".into())));
+        assert_eq!(
+            parse_plain(b"\0guest\0secret"),
+            Some(("guest".into(), "secret".into()))
+        );
         assert_eq!(parse_plain(b"guest"), None);
         let mut t = Vec::new();
         for (k, v) in [("LOGIN", "guest"), ("PASSWORD", "guest")] {
@@ -188,11 +210,21 @@ mod tests {
 
     #[test]
     fn tune_ok_values_are_checked_like_rabbitmq() {
-        let ok = amqp_connection::TuneOk { channel_max: 2047, frame_max: 4096, heartbeat: 0 };
+        let ok = amqp_connection::TuneOk {
+            channel_max: 2047,
+            frame_max: 4096,
+            heartbeat: 0,
+        };
         assert_eq!(tune_ok(&ok), Ok((2047, 4096, 0)));
-        let small = amqp_connection::TuneOk { frame_max: 1024, ..ok.clone() };
+        let small = amqp_connection::TuneOk {
+            frame_max: 1024,
+            ..ok.clone()
+        };
         assert!(tune_ok(&small).is_err_and(|e| e.text.contains("lower than the minimum")));
-        let big = amqp_connection::TuneOk { frame_max: 1 << 20, ..ok };
+        let big = amqp_connection::TuneOk {
+            frame_max: 1 << 20,
+            ..ok
+        };
         assert!(tune_ok(&big).is_err());
     }
 }

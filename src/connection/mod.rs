@@ -72,7 +72,12 @@ struct Connection {
 }
 
 /// Serves one client until it leaves, fails, or the broker shuts down.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
     let id = broker.next_connection_id();
     let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
     async move {
@@ -221,7 +226,11 @@ impl Connection {
     fn process_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnectionError> {
         if self.phase == Phase::ProtocolHeader {
             if inbuf.len() < PROTOCOL_HEADER.len() {
-                return if b"AMQP".starts_with(&inbuf[..inbuf.len().min(4)]) { Ok(()) } else { self.refuse_header() };
+                return if b"AMQP".starts_with(&inbuf[..inbuf.len().min(4)]) {
+                    Ok(())
+                } else {
+                    self.refuse_header()
+                };
             }
             // RabbitMQ also accepts the legacy 0-9 header `AMQP 1 1 0 9`.
             if &inbuf[..8] != PROTOCOL_HEADER && &inbuf[..8] != b"AMQP\x01\x01\x00\x09" {
@@ -235,6 +244,12 @@ impl Connection {
             let frame = match codec::decode(inbuf, self.frame_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
+                // decode() answers COMMAND_INVALID only for unknown class/method ids, which
+                // RabbitMQ answers by dropping the connection.
+                Err(e) if e.code == crate::error::ReplyCode::CommandInvalid => {
+                    debug!(text = %e.text, "unknown method");
+                    return Err(ConnectionError::UnknownMethod);
+                }
                 Err(e) => {
                     // The stream cannot be resynchronised after a framing error.
                     inbuf.clear();
@@ -299,7 +314,11 @@ impl Connection {
     }
 
     /// Runs `f` on one channel with a context borrowed from the connection's other fields.
-    fn with_channel<R>(&mut self, id: u16, f: impl FnOnce(&mut Channel, &mut Ctx) -> R) -> Option<R> {
+    fn with_channel<R>(
+        &mut self,
+        id: u16,
+        f: impl FnOnce(&mut Channel, &mut Ctx) -> R,
+    ) -> Option<R> {
         let vhost = self.vhost.as_ref()?;
         let ch = self.channels.get_mut(&id)?;
         let mut ctx = Ctx {
@@ -318,9 +337,15 @@ impl Connection {
         match self.phase {
             Phase::Running => {}
             Phase::Closing(_) => {
-                if let Frame::Method { channel: 0, method: Method::Other(class) } = frame {
+                if let Frame::Method {
+                    channel: 0,
+                    method: Method::Other(class),
+                } = frame
+                {
                     match *class {
-                        AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(_)) => self.phase = Phase::Done,
+                        AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(_)) => {
+                            self.phase = Phase::Done
+                        }
                         AMQPClass::Connection(amqp_connection::AMQPMethod::Close(_)) => {
                             self.send_close_ok();
                         }
@@ -336,13 +361,40 @@ impl Connection {
             Frame::Heartbeat { .. } => Ok(()),
             Frame::Method { channel: 0, method } => self.connection_method(method),
             Frame::Method { channel, method } => self.channel_method(channel, method),
-            Frame::Header { channel: 0, .. } | Frame::Body { channel: 0, .. } => {
-                Err(Exception::unexpected_frame("content frame on channel 0"))
+            Frame::Header {
+                channel: 0,
+                class_id,
+                body_size,
+                properties,
+            } => {
+                let mut octets = Vec::with_capacity(12 + properties.len());
+                octets.extend_from_slice(&class_id.to_be_bytes());
+                octets.extend_from_slice(&[0, 0]);
+                octets.extend_from_slice(&body_size.to_be_bytes());
+                octets.extend_from_slice(&properties);
+                Err(Exception::unexpected_frame(format!(
+                    "type 2, all octets = {}",
+                    codec::erlang_binary(&octets)
+                )))
             }
-            Frame::Header { channel, class_id, body_size, properties } => {
-                self.open_channel_frame(channel, |ch, ctx| ch.handle_header(ctx, class_id, body_size, properties))
+            Frame::Body {
+                channel: 0,
+                payload,
+            } => Err(Exception::unexpected_frame(format!(
+                "type 3, all octets = {}",
+                codec::erlang_binary(&payload)
+            ))),
+            Frame::Header {
+                channel,
+                class_id,
+                body_size,
+                properties,
+            } => self.open_channel_frame(channel, |ch, ctx| {
+                ch.handle_header(ctx, class_id, body_size, properties)
+            }),
+            Frame::Body { channel, payload } => {
+                self.open_channel_frame(channel, |ch, ctx| ch.handle_body(ctx, payload))
             }
-            Frame::Body { channel, payload } => self.open_channel_frame(channel, |ch, ctx| ch.handle_body(ctx, payload)),
         }
     }
 
@@ -353,7 +405,9 @@ impl Connection {
         f: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), Exception>,
     ) -> Result<(), Exception> {
         match self.channels.get(&channel).map(|c| &c.state) {
-            None => Err(Exception::channel_error("expected 'channel.open'")),
+            None => Err(Exception::unexpected_frame(
+                "expected method frame, got non method frame instead",
+            )),
             Some(ChannelState::Closing) => Ok(()),
             Some(ChannelState::Open) => self.with_channel(channel, f).unwrap_or(Ok(())),
         }
@@ -363,8 +417,15 @@ impl Connection {
         use amqp_connection::AMQPMethod as C;
         let class = match frame {
             Frame::Heartbeat { .. } => return Ok(()),
-            Frame::Method { channel: 0, method: Method::Other(class) } => *class,
-            _ => return Err(Exception::command_invalid("only connection methods are allowed during the handshake")),
+            Frame::Method {
+                channel: 0,
+                method: Method::Other(class),
+            } => *class,
+            _ => {
+                return Err(Exception::command_invalid(
+                    "only connection methods are allowed during the handshake",
+                ))
+            }
         };
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
@@ -372,7 +433,10 @@ impl Connection {
                     Ok(client) => client,
                     // RabbitMQ tells only clients that announce authentication_failure_close;
                     // the others (and unknown mechanisms) just see the socket close.
-                    Err(e) if e.code == crate::error::ReplyCode::AccessRefused && handshake::wants_failure_close(&m) => {
+                    Err(e)
+                        if e.code == crate::error::ReplyCode::AccessRefused
+                            && handshake::wants_failure_close(&m) =>
+                    {
                         return Err(e)
                     }
                     Err(e) => {
@@ -406,10 +470,9 @@ impl Connection {
             }
             (Phase::Open, AMQPClass::Connection(C::Open(m))) => {
                 let name = m.virtual_host.as_str();
-                let vhost = self
-                    .broker
-                    .vhost(name)
-                    .ok_or_else(|| Exception::not_allowed(format!("vhost {name} not found")).on(10, 40))?;
+                let vhost = self.broker.vhost(name).ok_or_else(|| {
+                    Exception::not_allowed(format!("vhost {name} not found")).on(10, 40)
+                })?;
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);
                 codec::encode_method(&mut self.out, 0, &handshake::open_ok());
@@ -432,7 +495,9 @@ impl Connection {
         codec::encode_method(
             &mut self.out,
             0,
-            &AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(amqp_connection::CloseOk {})),
+            &AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(
+                amqp_connection::CloseOk {},
+            )),
         );
         self.phase = Phase::Done;
     }
@@ -441,7 +506,10 @@ impl Connection {
         use amqp_connection::AMQPMethod as C;
         let (class_id, method_id) = method.ids();
         let Method::Other(class) = method else {
-            return Err(Exception::channel_error("unexpected method in connection state running").on(class_id, method_id));
+            return Err(
+                Exception::channel_error("unexpected method in connection state running")
+                    .on(class_id, method_id),
+            );
         };
         match *class {
             AMQPClass::Connection(C::Close(_)) => {
@@ -449,7 +517,10 @@ impl Connection {
                 Ok(())
             }
             AMQPClass::Connection(C::CloseOk(_)) => Ok(()),
-            _ => Err(Exception::channel_error("unexpected method in connection state running").on(class_id, method_id)),
+            _ => Err(
+                Exception::channel_error("unexpected method in connection state running")
+                    .on(class_id, method_id),
+            ),
         }
     }
 
@@ -459,7 +530,11 @@ impl Connection {
         let state = self.channels.get(&channel).map(|c| &c.state);
         let class = match (state, method) {
             (None, Method::Other(class)) => *class,
-            (None, _) => return Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id)),
+            (None, _) => {
+                return Err(
+                    Exception::channel_error("expected 'channel.open'").on(class_id, method_id)
+                )
+            }
             (Some(ChannelState::Closing), Method::Other(class)) => {
                 match *class {
                     AMQPClass::Channel(Ch::CloseOk(_)) => {
@@ -474,8 +549,13 @@ impl Connection {
                 return Ok(());
             }
             (Some(ChannelState::Closing), _) => return Ok(()),
-            (Some(ChannelState::Open), method @ (Method::Publish(_) | Method::Ack { .. } | Method::Qos { .. })) => {
-                return self.with_channel(channel, |ch, ctx| ch.handle_method(ctx, method)).unwrap_or(Ok(()));
+            (
+                Some(ChannelState::Open),
+                method @ (Method::Publish(_) | Method::Ack { .. } | Method::Qos { .. }),
+            ) => {
+                return self
+                    .with_channel(channel, |ch, ctx| ch.handle_method(ctx, method))
+                    .unwrap_or(Ok(()));
             }
             (Some(ChannelState::Open), Method::Other(class)) => *class,
         };
@@ -504,7 +584,9 @@ impl Connection {
             }
             AMQPClass::Channel(Ch::CloseOk(_)) => Ok(()),
             other => self
-                .with_channel(channel, |ch, ctx| ch.handle_method(ctx, Method::Other(Box::new(other))))
+                .with_channel(channel, |ch, ctx| {
+                    ch.handle_method(ctx, Method::Other(Box::new(other)))
+                })
                 .unwrap_or(Ok(())),
         }
     }
@@ -525,7 +607,9 @@ impl Connection {
                 Outgoing::Deliver(d) => {
                     let channel = d.consumer.channel;
                     let (consumer, queue, queued) = (d.consumer, d.queue, d.item);
-                    let undelivered = match self.with_channel(channel, |ch, ctx| ch.deliver(ctx, consumer.clone(), queue.clone(), queued.clone())) {
+                    let undelivered = match self.with_channel(channel, |ch, ctx| {
+                        ch.deliver(ctx, consumer.clone(), queue.clone(), queued.clone())
+                    }) {
                         Some(Ok(())) => None,
                         Some(Err(back)) => Some(back),
                         None => {
@@ -537,8 +621,13 @@ impl Connection {
                         queue.requeue([item], false);
                     }
                 }
-                Outgoing::Cancel { channel, consumer_tag } => {
-                    self.with_channel(channel, |ch, ctx| ch.server_cancel(ctx, consumer_tag, notify));
+                Outgoing::Cancel {
+                    channel,
+                    consumer_tag,
+                } => {
+                    self.with_channel(channel, |ch, ctx| {
+                        ch.server_cancel(ctx, consumer_tag, notify)
+                    });
                 }
             }
         }
@@ -546,7 +635,9 @@ impl Connection {
     }
 
     fn flush_channels(&mut self) {
-        let Some(vhost) = self.vhost.as_ref() else { return };
+        let Some(vhost) = self.vhost.as_ref() else {
+            return;
+        };
         let mut ctx = Ctx {
             connection: self.id,
             user: &self.user,

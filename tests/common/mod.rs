@@ -23,9 +23,15 @@ impl TestBroker {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let server = warren::start(warren::Config::local(&data_dir)).await.expect("start broker");
+        let server = warren::start(warren::Config::local(&data_dir))
+            .await
+            .expect("start broker");
         let addr = server.local_addr();
-        TestBroker { server, addr, data_dir }
+        TestBroker {
+            server,
+            addr,
+            data_dir,
+        }
     }
 
     /// amqp://guest:guest@127.0.0.1:PORT/%2f
@@ -34,7 +40,9 @@ impl TestBroker {
     }
 
     pub async fn connect(&self) -> Connection {
-        Connection::connect(&self.url(), ConnectionProperties::default()).await.expect("connect")
+        Connection::connect(&self.url(), ConnectionProperties::default())
+            .await
+            .expect("connect")
     }
 
     pub async fn channel(&self) -> (Connection, Channel) {
@@ -51,5 +59,7 @@ impl TestBroker {
 
 /// Fails the test instead of hanging when `fut` takes longer than 10 s.
 pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), fut).await.expect("timed out")
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("timed out")
 }

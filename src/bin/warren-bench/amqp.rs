@@ -8,7 +8,9 @@ use std::io;
 use std::str::FromStr;
 use std::time::Duration;
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion, WriteContext};
+use amq_protocol::frame::{
+    gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, ProtocolVersion, WriteContext,
+};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass, BasicProperties};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use amq_protocol::uri::AMQPUri;
@@ -58,7 +60,8 @@ impl Target {
 /// Serialise one frame with amq-protocol, appending to `out`.
 pub fn encode(frame: &AMQPFrame, out: &mut Vec<u8>) {
     let buf = std::mem::take(out);
-    let ctx = gen_frame(frame)(WriteContext::from(buf)).expect("frame generation cannot fail on a Vec");
+    let ctx =
+        gen_frame(frame)(WriteContext::from(buf)).expect("frame generation cannot fail on a Vec");
     *out = ctx.into_inner().0;
 }
 
@@ -105,7 +108,12 @@ pub struct FrameReader {
 
 impl FrameReader {
     pub fn new(rd: OwnedReadHalf, cap: usize) -> Self {
-        FrameReader { rd, buf: vec![0; cap], start: 0, end: 0 }
+        FrameReader {
+            rd,
+            buf: vec![0; cap],
+            start: 0,
+            end: 0,
+        }
     }
 
     /// Read exactly `n` raw bytes (used for the protocol header a server receives).
@@ -129,14 +137,19 @@ impl FrameReader {
             self.end -= self.start;
             self.start = 0;
             self.buf = nb;
-        } else if self.start + need > self.buf.len() || self.buf.len() - self.end < self.buf.len() / 4 {
+        } else if self.start + need > self.buf.len()
+            || self.buf.len() - self.end < self.buf.len() / 4
+        {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
         let n = self.rd.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed the connection",
+            ));
         }
         self.end += n;
         Ok(())
@@ -163,7 +176,10 @@ impl FrameReader {
                 need = size + 8;
                 if avail >= need {
                     if b[size + 7] != FRAME_END {
-                        return Err(err(format!("frame end octet missing (type {}, size {size})", b[0])));
+                        return Err(err(format!(
+                            "frame end octet missing (type {}, size {size})",
+                            b[0]
+                        )));
                     }
                     let s = self.start;
                     self.start += need;
@@ -217,23 +233,38 @@ pub struct Conn {
 impl Conn {
     /// TCP connect and full handshake (start/start-ok, tune/tune-ok, open/open-ok), heartbeats off.
     pub async fn open(t: &Target, read_buf: usize) -> Res<Conn> {
-        let tcp = TcpStream::connect(t.addr()).await.map_err(|e| err(format!("connect {}: {e}", t.addr())))?;
+        let tcp = TcpStream::connect(t.addr())
+            .await
+            .map_err(|e| err(format!("connect {}: {e}", t.addr())))?;
         tcp.set_nodelay(true)?;
         let (rd, wr) = tcp.into_split();
-        let mut c = Conn { rd: FrameReader::new(rd, read_buf), wr, frame_max: OUR_FRAME_MAX };
+        let mut c = Conn {
+            rd: FrameReader::new(rd, read_buf),
+            wr,
+            frame_max: OUR_FRAME_MAX,
+        };
         let mut out = Vec::new();
-        encode(&AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1()), &mut out);
+        encode(
+            &AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1()),
+            &mut out,
+        );
         c.wr.write_all(&out).await?;
         match c.recv_method().await? {
             (0, AMQPClass::Connection(connection::AMQPMethod::Start(s))) => {
-                if !String::from_utf8_lossy(s.mechanisms.as_bytes()).split(' ').any(|m| m == "PLAIN") {
+                if !String::from_utf8_lossy(s.mechanisms.as_bytes())
+                    .split(' ')
+                    .any(|m| m == "PLAIN")
+                {
                     return Err(err("server does not offer PLAIN"));
                 }
             }
             (_, m) => return Err(err(format!("expected connection.start, got {m:?}"))),
         }
         let mut props = FieldTable::default();
-        props.insert("product".into(), AMQPValue::LongString(LongString::from("warren-bench")));
+        props.insert(
+            "product".into(),
+            AMQPValue::LongString(LongString::from("warren-bench")),
+        );
         let mut caps = FieldTable::default();
         caps.insert("publisher_confirms".into(), AMQPValue::Boolean(true));
         caps.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(true));
@@ -253,8 +284,16 @@ impl Conn {
             (0, AMQPClass::Connection(connection::AMQPMethod::Tune(t))) => t,
             (_, m) => return Err(err(format!("expected connection.tune, got {m:?}"))),
         };
-        c.frame_max = if tune.frame_max == 0 { OUR_FRAME_MAX } else { tune.frame_max.min(OUR_FRAME_MAX) };
-        let channel_max = if tune.channel_max == 0 { 2047 } else { tune.channel_max };
+        c.frame_max = if tune.frame_max == 0 {
+            OUR_FRAME_MAX
+        } else {
+            tune.frame_max.min(OUR_FRAME_MAX)
+        };
+        let channel_max = if tune.channel_max == 0 {
+            2047
+        } else {
+            tune.channel_max
+        };
         c.send(method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
@@ -297,9 +336,9 @@ impl Conn {
             if let AMQPFrame::Method(_, class) = parsed {
                 if let Some(text) = close_text(&class) {
                     let ok = match class {
-                        AMQPClass::Connection(_) => {
-                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}))
-                        }
+                        AMQPClass::Connection(_) => AMQPClass::Connection(
+                            connection::AMQPMethod::CloseOk(connection::CloseOk {}),
+                        ),
                         _ => AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
                     };
                     let _ = self.send(method(ch, ok)).await;
@@ -312,7 +351,11 @@ impl Conn {
 
     /// Send a synchronous method and wait for its reply on the same channel.
     pub async fn rpc(&mut self, ch: u16, class: AMQPClass) -> Res<AMQPClass> {
-        let what = format!("{}.{}", class.get_amqp_class_id(), class.get_amqp_method_id());
+        let what = format!(
+            "{}.{}",
+            class.get_amqp_class_id(),
+            class.get_amqp_method_id()
+        );
         self.send(method(ch, class)).await?;
         let fut = async {
             loop {
@@ -329,7 +372,13 @@ impl Conn {
     }
 
     pub async fn open_channel(&mut self, ch: u16) -> Res<()> {
-        match self.rpc(ch, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await? {
+        match self
+            .rpc(
+                ch,
+                AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
+            )
+            .await?
+        {
             AMQPClass::Channel(channel::AMQPMethod::OpenOk(_)) => Ok(()),
             m => Err(err(format!("expected channel.open-ok, got {m:?}"))),
         }
@@ -362,9 +411,22 @@ impl Conn {
 }
 
 /// Append content header + body frames (split at frame_max) for a message.
-pub fn encode_content(ch: u16, props: BasicProperties, body: &[u8], frame_max: u32, out: &mut Vec<u8>) {
+pub fn encode_content(
+    ch: u16,
+    props: BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+    out: &mut Vec<u8>,
+) {
     encode(
-        &AMQPFrame::Header(ch, AMQPContentHeader { class_id: 60, body_size: body.len() as u64, properties: props }),
+        &AMQPFrame::Header(
+            ch,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties: props,
+            },
+        ),
         out,
     );
     let max = (frame_max as usize).saturating_sub(8).max(1);
@@ -390,7 +452,12 @@ impl Batch {
         for _ in 0..count {
             buf.extend_from_slice(&one);
         }
-        Batch { buf, msg_len, count, stamp_at: body_offset }
+        Batch {
+            buf,
+            msg_len,
+            count,
+            stamp_at: body_offset,
+        }
     }
 
     /// Write a u64 (nanoseconds) into the first 8 body bytes of message `i`.
@@ -426,12 +493,21 @@ pub fn publish_message(
         ),
         &mut out,
     );
-    let props = if persistent { BasicProperties::default().with_delivery_mode(2) } else { BasicProperties::default() };
+    let props = if persistent {
+        BasicProperties::default().with_delivery_mode(2)
+    } else {
+        BasicProperties::default()
+    };
     let body = vec![b'x'; size];
     let start = out.len();
     encode_content(ch, props, &body, frame_max, &mut out);
     // first body frame follows the header frame; find it by walking frame sizes
-    let hdr_size = u32::from_be_bytes([out[start + 3], out[start + 4], out[start + 5], out[start + 6]]) as usize;
+    let hdr_size = u32::from_be_bytes([
+        out[start + 3],
+        out[start + 4],
+        out[start + 5],
+        out[start + 6],
+    ]) as usize;
     let body_off = start + 8 + hdr_size + 7;
     (out, body_off)
 }

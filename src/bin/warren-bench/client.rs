@@ -149,7 +149,11 @@ struct Confirms {
 
 /// Reads everything the broker sends a publisher: confirms are counted, other methods are
 /// forwarded (replies to the final synchronous call), a close is fatal.
-async fn publisher_reader(mut rd: FrameReader, sh: Arc<Confirms>, tx: mpsc::UnboundedSender<Result<AMQPClass, String>>) {
+async fn publisher_reader(
+    mut rd: FrameReader,
+    sh: Arc<Confirms>,
+    tx: mpsc::UnboundedSender<Result<AMQPClass, String>>,
+) {
     let mut floor = 0u64;
     let mut singles = BTreeSet::new();
     loop {
@@ -214,7 +218,10 @@ async fn publisher_reader(mut rd: FrameReader, sh: Arc<Confirms>, tx: mpsc::Unbo
     }
 }
 
-async fn reply(rx: &mut mpsc::UnboundedReceiver<Result<AMQPClass, String>>, what: &str) -> Res<AMQPClass> {
+async fn reply(
+    rx: &mut mpsc::UnboundedReceiver<Result<AMQPClass, String>>,
+    what: &str,
+) -> Res<AMQPClass> {
     match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
         Ok(Some(Ok(c))) => Ok(c),
         Ok(Some(Err(e))) => Err(err(e)),
@@ -227,12 +234,27 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
     let mut c = Conn::open(t, 256 * 1024).await?;
     c.open_channel(1).await?;
     if spec.window.is_some() {
-        match c.rpc(1, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false }))).await? {
+        match c
+            .rpc(
+                1,
+                AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
+                    nowait: false,
+                })),
+            )
+            .await?
+        {
             AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_)) => {}
             m => return Err(err(format!("expected confirm.select-ok, got {m:?}"))),
         }
     }
-    let (one, body_off) = publish_message(1, &spec.exchange, &spec.routing_key, spec.size, spec.persistent, c.frame_max);
+    let (one, body_off) = publish_message(
+        1,
+        &spec.exchange,
+        &spec.routing_key,
+        spec.size,
+        spec.persistent,
+        c.frame_max,
+    );
     let mut batch = Batch::new(one, body_off, 512 * 1024);
     let stamp = spec.stamp.filter(|_| spec.size >= 8);
     let Conn { rd, mut wr, .. } = c;
@@ -267,7 +289,10 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
                 if sh.dead.load(Relaxed) {
                     break 'outer;
                 }
-                if tokio::time::timeout_at(deadline.into(), sh.notify.notified()).await.is_err() {
+                if tokio::time::timeout_at(deadline.into(), sh.notify.notified())
+                    .await
+                    .is_err()
+                {
                     break 'outer;
                 }
             }
@@ -296,8 +321,14 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
     if spec.window.is_some() {
         let until = Instant::now() + Duration::from_secs(60);
         while sh.confirmed.load(Relaxed) < sent && !sh.dead.load(Relaxed) {
-            if tokio::time::timeout_at(until.into(), sh.notify.notified()).await.is_err() {
-                return Err(err(format!("only {} of {sent} confirms within 60 s", sh.confirmed.load(Relaxed))));
+            if tokio::time::timeout_at(until.into(), sh.notify.notified())
+                .await
+                .is_err()
+            {
+                return Err(err(format!(
+                    "only {} of {sent} confirms within 60 s",
+                    sh.confirmed.load(Relaxed)
+                )));
             }
         }
     }
@@ -326,7 +357,13 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
         }
     } else {
         encode(
-            &method(1, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 0, global: false }))),
+            &method(
+                1,
+                AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+                    prefetch_count: 0,
+                    global: false,
+                })),
+            ),
             &mut out,
         );
         wr.write_all(&out).await?;
@@ -354,7 +391,13 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
     let _ = wr.write_all(&out).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
     reader.abort();
-    Ok(PubOut { sent, start, secs, nacked, queued })
+    Ok(PubOut {
+        sent,
+        start,
+        secs,
+        nacked,
+        queued,
+    })
 }
 
 pub struct ConsSpec {
@@ -380,7 +423,13 @@ pub async fn start_consumer(t: &Target, spec: &ConsSpec) -> Res<Conn> {
     c.open_channel(1).await?;
     if !spec.no_ack {
         match c
-            .rpc(1, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: spec.prefetch, global: false })))
+            .rpc(
+                1,
+                AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+                    prefetch_count: spec.prefetch,
+                    global: false,
+                })),
+            )
             .await?
         {
             AMQPClass::Basic(basic::AMQPMethod::QosOk(_)) => {}
@@ -404,8 +453,19 @@ pub async fn start_consumer(t: &Target, spec: &ConsSpec) -> Res<Conn> {
 
 /// Count deliveries until `target` (set by the publisher when it stops) is reached or the hard
 /// deadline passes. Acks (multiple) every `ack_every` deliveries in manual-ack mode.
-pub async fn consume(mut c: Conn, spec: ConsSpec, target: Arc<AtomicU64>, hard_deadline: Instant) -> Res<ConsOut> {
-    let mut o = ConsOut { received: 0, first: None, last: None, lat_ns: Vec::new(), cancelled: false };
+pub async fn consume(
+    mut c: Conn,
+    spec: ConsSpec,
+    target: Arc<AtomicU64>,
+    hard_deadline: Instant,
+) -> Res<ConsOut> {
+    let mut o = ConsOut {
+        received: 0,
+        first: None,
+        last: None,
+        lat_ns: Vec::new(),
+        cancelled: false,
+    };
     let mut ackbuf = Vec::with_capacity(32);
     let mut tag = 0u64;
     let mut remaining = 0u64;
@@ -447,7 +507,8 @@ pub async fn consume(mut c: Conn, spec: ConsSpec, target: Arc<AtomicU64>, hard_d
                 }
             },
             FRAME_HEADER => {
-                remaining = header_body_size(f.payload).ok_or_else(|| err("short content header"))?;
+                remaining =
+                    header_body_size(f.payload).ok_or_else(|| err("short content header"))?;
                 first_body = true;
                 complete = remaining == 0;
             }

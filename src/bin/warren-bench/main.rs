@@ -17,7 +17,11 @@ use scenarios::{Opts, Record, ALL};
 #[command(name = "warren-bench", about = "AMQP 0-9-1 load generator (issue 5)")]
 struct Cli {
     /// Broker URL.
-    #[arg(long, env = "WARREN_BENCH_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "WARREN_BENCH_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     url: String,
     /// Scenario(s), comma separated: publish, noack, ack, confirm, fanout, latency,
     /// connections, backlog, sink (the generator's own ceiling), all (everything but sink).
@@ -71,7 +75,10 @@ struct Cli {
 fn json_line(r: &Record, label: Option<&str>) -> String {
     let mut s = String::from("{");
     if let Some(l) = label {
-        s.push_str(&format!("\"label\":\"{}\",", l.replace('\\', "\\\\").replace('"', "\\\"")));
+        s.push_str(&format!(
+            "\"label\":\"{}\",",
+            l.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
     }
     s.push_str(&format!(
         "\"scenario\":\"{}\",\"size\":{},\"msgs\":{},\"secs\":{:.4},\"rate\":{:.1}",
@@ -92,9 +99,23 @@ fn table_line(r: &Record) -> String {
     let extra: Vec<String> = r
         .extra
         .iter()
-        .map(|(k, v)| if v.fract() == 0.0 { format!("{k}={}", *v as i64) } else { format!("{k}={v:.1}") })
+        .map(|(k, v)| {
+            if v.fract() == 0.0 {
+                format!("{k}={}", *v as i64)
+            } else {
+                format!("{k}={v:.1}")
+            }
+        })
         .collect();
-    format!("{:<20} {:>6} {:>11} {:>8.3} {:>13.0}  {}", r.scenario, r.size, r.msgs, r.secs, r.rate, extra.join(" "))
+    format!(
+        "{:<20} {:>6} {:>11} {:>8.3} {:>13.0}  {}",
+        r.scenario,
+        r.size,
+        r.msgs,
+        r.secs,
+        r.rate,
+        extra.join(" ")
+    )
 }
 
 fn main() {
@@ -114,7 +135,10 @@ fn main() {
             list.push(s.clone());
         }
     }
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let opts = Opts {
         target,
         messages: cli.messages,
@@ -135,16 +159,25 @@ fn main() {
         .build()
         .expect("tokio runtime");
     if !cli.json {
-        println!("{:<20} {:>6} {:>11} {:>8} {:>13}  extra", "scenario", "size", "msgs", "secs", "rate/s");
+        println!(
+            "{:<20} {:>6} {:>11} {:>8} {:>13}  extra",
+            "scenario", "size", "msgs", "secs", "rate/s"
+        );
     }
     let mut failed = false;
     for sc in &list {
         // connections ignores the body size; run it once
-        let sizes: Vec<usize> = if sc == "connections" { vec![0] } else { cli.size.clone() };
+        let sizes: Vec<usize> = if sc == "connections" {
+            vec![0]
+        } else {
+            cli.size.clone()
+        };
         for &size in &sizes {
             // a scenario never runs unbounded: its own limits plus a generous hard stop
             let hard = Duration::from_secs_f64(cli.seconds.unwrap_or(120.0) * 3.0 + 120.0);
-            let res = rt.block_on(async { tokio::time::timeout(hard, scenarios::run(&opts, sc, size)).await });
+            let res = rt.block_on(async {
+                tokio::time::timeout(hard, scenarios::run(&opts, sc, size)).await
+            });
             match res {
                 Ok(Ok(records)) => {
                     for r in &records {
@@ -161,7 +194,10 @@ fn main() {
                     if cli.json {
                         println!(
                             "{{{}\"scenario\":\"{sc}\",\"size\":{size},\"error\":\"{}\"}}",
-                            cli.label.as_deref().map(|l| format!("\"label\":\"{l}\",")).unwrap_or_default(),
+                            cli.label
+                                .as_deref()
+                                .map(|l| format!("\"label\":\"{l}\","))
+                                .unwrap_or_default(),
                             e.to_string().replace('\\', "\\\\").replace('"', "'")
                         );
                     }

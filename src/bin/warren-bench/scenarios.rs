@@ -35,7 +35,16 @@ pub struct Record {
     pub extra: Vec<(&'static str, f64)>,
 }
 
-pub const ALL: &[&str] = &["publish", "noack", "ack", "confirm", "fanout", "latency", "connections", "backlog"];
+pub const ALL: &[&str] = &[
+    "publish",
+    "noack",
+    "ack",
+    "confirm",
+    "fanout",
+    "latency",
+    "connections",
+    "backlog",
+];
 
 /// VmRSS of a process in KiB.
 pub fn rss_kb(pid: u32) -> Option<u64> {
@@ -45,7 +54,9 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
 }
 
 fn secs_between(a: Instant, b: Option<Instant>) -> f64 {
-    b.map(|b| b.saturating_duration_since(a).as_secs_f64()).unwrap_or(0.0).max(1e-9)
+    b.map(|b| b.saturating_duration_since(a).as_secs_f64())
+        .unwrap_or(0.0)
+        .max(1e-9)
 }
 
 impl Opts {
@@ -71,7 +82,10 @@ pub async fn run(o: &Opts, scenario: &str, size: usize) -> Res<Vec<Record>> {
         "connections" => connections(o).await,
         "backlog" => backlog(o, size).await,
         "sink" => sink_ceiling(o, size).await,
-        s => Err(err(format!("unknown scenario {s:?}; known: {}, sink, all", ALL.join(", ")))),
+        s => Err(err(format!(
+            "unknown scenario {s:?}; known: {}, sink, all",
+            ALL.join(", ")
+        ))),
     }
 }
 
@@ -124,7 +138,10 @@ async fn pub_and_consume(
     for (c, cs) in consumers {
         tasks.push(tokio::spawn(consume(c, cs, done.clone(), hard)));
     }
-    let spec = PubSpec { done: Some(done.clone()), ..spec };
+    let spec = PubSpec {
+        done: Some(done.clone()),
+        ..spec
+    };
     let t = o.target.clone();
     let p = tokio::spawn(async move { run_publisher(&t, spec).await });
     let pr = p.await.map_err(|e| err(e.to_string()))?;
@@ -145,7 +162,13 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
-        let cs = ConsSpec { queue: q.clone(), no_ack, prefetch: o.prefetch, ack_every: o.ack_every, latency: None };
+        let cs = ConsSpec {
+            queue: q.clone(),
+            no_ack,
+            prefetch: o.prefetch,
+            ack_every: o.ack_every,
+            latency: None,
+        };
         let c = start_consumer(&o.target, &cs).await?;
         let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
         pub_and_consume(o, spec, vec![(c, cs)], secs).await
@@ -156,16 +179,30 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     let (p, cs) = res?;
     let c = &cs[0];
     let s = secs_between(p.start, c.last);
-    let mut extra = vec![("published", p.sent as f64), ("publish_rate", p.sent as f64 / p.secs)];
+    let mut extra = vec![
+        ("published", p.sent as f64),
+        ("publish_rate", p.sent as f64 / p.secs),
+    ];
     if !no_ack {
         extra.push(("prefetch", o.prefetch as f64));
         extra.push(("ack_every", o.ack_every as f64));
     }
-    Ok(vec![Record { scenario: name.into(), size, msgs: c.received, secs: s, rate: c.received as f64 / s, extra }])
+    Ok(vec![Record {
+        scenario: name.into(),
+        size,
+        msgs: c.received,
+        secs: s,
+        rate: c.received as f64 / s,
+        extra,
+    }])
 }
 
 async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
-    let name = if o.persistent { "confirm-persistent" } else { "confirm" };
+    let name = if o.persistent {
+        "confirm-persistent"
+    } else {
+        "confirm"
+    };
     let q = o.name(name);
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, o.persistent).await?;
@@ -190,7 +227,9 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
 async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let x = o.name("fanout");
     let secs = o.secs(10.0);
-    let qs: Vec<String> = (0..o.queues).map(|i| o.name(&format!("fanout.{i}"))).collect();
+    let qs: Vec<String> = (0..o.queues)
+        .map(|i| o.name(&format!("fanout.{i}")))
+        .collect();
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_exchange(&x, "fanout").await?;
     let res = async {
@@ -198,7 +237,13 @@ async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
         for q in &qs {
             admin.declare_queue(q, false).await?;
             admin.bind(q, &x, "").await?;
-            let cs = ConsSpec { queue: q.clone(), no_ack: true, prefetch: 0, ack_every: 1, latency: None };
+            let cs = ConsSpec {
+                queue: q.clone(),
+                no_ack: true,
+                prefetch: 0,
+                ack_every: 1,
+                latency: None,
+            };
             consumers.push((start_consumer(&o.target, &cs).await?, cs));
         }
         let spec = pub_spec(o, &x, "", size, o.msgs(50_000_000), secs);
@@ -238,7 +283,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 async fn latency(o: &Opts, size: usize) -> Res<Vec<Record>> {
     if size < 8 {
-        return Err(err("latency needs --size >= 8 (the timestamp lives in the body)"));
+        return Err(err(
+            "latency needs --size >= 8 (the timestamp lives in the body)",
+        ));
     }
     let q = o.name("latency");
     let secs = o.secs(10.0);
@@ -246,7 +293,13 @@ async fn latency(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
-        let cs = ConsSpec { queue: q.clone(), no_ack: true, prefetch: 0, ack_every: 1, latency: Some(epoch) };
+        let cs = ConsSpec {
+            queue: q.clone(),
+            no_ack: true,
+            prefetch: 0,
+            ack_every: 1,
+            latency: Some(epoch),
+        };
         let c = start_consumer(&o.target, &cs).await?;
         let mut spec = pub_spec(o, "", &q, size, o.msgs((o.rate * secs) as u64), secs);
         spec.rate = Some(o.rate);
@@ -305,7 +358,10 @@ async fn connections(o: &Opts) -> Res<Vec<Record>> {
             }
             Ok(None) => break,
             Err(_) => {
-                failure = Some(err(format!("opening connections stalled at {} of {n}", open.len())));
+                failure = Some(err(format!(
+                    "opening connections stalled at {} of {n}",
+                    open.len()
+                )));
                 break;
             }
         }
@@ -362,7 +418,13 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss1 = o.broker_pid.and_then(rss_kb);
-        let cs = ConsSpec { queue: q.clone(), no_ack: true, prefetch: 0, ack_every: 1, latency: None };
+        let cs = ConsSpec {
+            queue: q.clone(),
+            no_ack: true,
+            prefetch: 0,
+            ack_every: 1,
+            latency: None,
+        };
         let drain_start = Instant::now();
         let c = start_consumer(&o.target, &cs).await?;
         let target = Arc::new(AtomicU64::new(queued));
@@ -418,10 +480,22 @@ async fn sink_ceiling(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let total = o.msgs(500_000_000);
     let port = sink::start(SinkMode::Stream { msgs: total, size }).await?;
     let t = sink_target(port);
-    let cs = ConsSpec { queue: "sink".into(), no_ack: true, prefetch: 0, ack_every: 1, latency: None };
+    let cs = ConsSpec {
+        queue: "sink".into(),
+        no_ack: true,
+        prefetch: 0,
+        ack_every: 1,
+        latency: None,
+    };
     let c = start_consumer(&t, &cs).await?;
     let start = Instant::now();
-    let d = consume(c, cs, Arc::new(AtomicU64::new(total)), start + Duration::from_secs_f64(secs)).await?;
+    let d = consume(
+        c,
+        cs,
+        Arc::new(AtomicU64::new(total)),
+        start + Duration::from_secs_f64(secs),
+    )
+    .await?;
     let ds = secs_between(start, d.last);
     Ok(vec![
         Record {

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, AMQPClass, BasicProperties};
+use amq_protocol::protocol::{
+    basic, channel, confirm, connection, exchange, queue, AMQPClass, BasicProperties,
+};
 use amq_protocol::types::{FieldTable, LongString};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -17,7 +19,10 @@ use crate::amqp::*;
 pub enum SinkMode {
     Discard,
     /// Stream this many deliveries of this body size after basic.consume.
-    Stream { msgs: u64, size: usize },
+    Stream {
+        msgs: u64,
+        size: usize,
+    },
 }
 
 /// Bind 127.0.0.1:0 and serve in the background; returns the port.
@@ -71,46 +76,66 @@ async fn serve(s: tokio::net::TcpStream, mode: SinkMode) -> Res<()> {
             use AMQPClass as C;
             let mut consume = None;
             let reply = match class {
-                C::Connection(connection::AMQPMethod::StartOk(_)) => {
-                    Some(C::Connection(connection::AMQPMethod::Tune(connection::Tune {
+                C::Connection(connection::AMQPMethod::StartOk(_)) => Some(C::Connection(
+                    connection::AMQPMethod::Tune(connection::Tune {
                         channel_max: 2047,
                         frame_max: OUR_FRAME_MAX,
                         heartbeat: 0,
-                    })))
-                }
-                C::Connection(connection::AMQPMethod::Open(_)) => {
-                    Some(C::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
-                }
+                    }),
+                )),
+                C::Connection(connection::AMQPMethod::Open(_)) => Some(C::Connection(
+                    connection::AMQPMethod::OpenOk(connection::OpenOk {}),
+                )),
                 C::Connection(connection::AMQPMethod::Close(_)) => {
                     out.clear();
-                    encode(&method(0, C::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}))), &mut out);
+                    encode(
+                        &method(
+                            0,
+                            C::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                        ),
+                        &mut out,
+                    );
                     let _ = wr.write_all(&out).await;
                     return Ok(());
                 }
-                C::Channel(channel::AMQPMethod::Open(_)) => Some(C::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {}))),
-                C::Channel(channel::AMQPMethod::Close(_)) => Some(C::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))),
-                C::Queue(queue::AMQPMethod::Declare(d)) => Some(C::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
-                    queue: d.queue,
-                    message_count: 0,
-                    consumer_count: 0,
-                }))),
-                C::Queue(queue::AMQPMethod::Bind(_)) => Some(C::Queue(queue::AMQPMethod::BindOk(queue::BindOk {}))),
+                C::Channel(channel::AMQPMethod::Open(_)) => {
+                    Some(C::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})))
+                }
+                C::Channel(channel::AMQPMethod::Close(_)) => Some(C::Channel(
+                    channel::AMQPMethod::CloseOk(channel::CloseOk {}),
+                )),
+                C::Queue(queue::AMQPMethod::Declare(d)) => {
+                    Some(C::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                        queue: d.queue,
+                        message_count: 0,
+                        consumer_count: 0,
+                    })))
+                }
+                C::Queue(queue::AMQPMethod::Bind(_)) => {
+                    Some(C::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})))
+                }
                 C::Queue(queue::AMQPMethod::Delete(_)) => {
-                    Some(C::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: 0 })))
+                    Some(C::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                        message_count: 0,
+                    })))
                 }
-                C::Exchange(exchange::AMQPMethod::Declare(_)) => {
-                    Some(C::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})))
+                C::Exchange(exchange::AMQPMethod::Declare(_)) => Some(C::Exchange(
+                    exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {}),
+                )),
+                C::Exchange(exchange::AMQPMethod::Delete(_)) => Some(C::Exchange(
+                    exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {}),
+                )),
+                C::Basic(basic::AMQPMethod::Qos(_)) => {
+                    Some(C::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})))
                 }
-                C::Exchange(exchange::AMQPMethod::Delete(_)) => {
-                    Some(C::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})))
-                }
-                C::Basic(basic::AMQPMethod::Qos(_)) => Some(C::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))),
-                C::Confirm(confirm::AMQPMethod::Select(_)) => {
-                    Some(C::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})))
-                }
+                C::Confirm(confirm::AMQPMethod::Select(_)) => Some(C::Confirm(
+                    confirm::AMQPMethod::SelectOk(confirm::SelectOk {}),
+                )),
                 C::Basic(basic::AMQPMethod::Consume(_)) => {
                     consume = Some(());
-                    Some(C::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk { consumer_tag: "sink-ctag".into() })))
+                    Some(C::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                        consumer_tag: "sink-ctag".into(),
+                    })))
                 }
                 _ => None,
             };
@@ -127,7 +152,12 @@ async fn serve(s: tokio::net::TcpStream, mode: SinkMode) -> Res<()> {
     }
 }
 
-async fn stream(wr: &mut tokio::net::tcp::OwnedWriteHalf, ch: u16, msgs: u64, size: usize) -> Res<()> {
+async fn stream(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    ch: u16,
+    msgs: u64,
+    size: usize,
+) -> Res<()> {
     let mut one = Vec::new();
     encode(
         &method(
@@ -142,7 +172,13 @@ async fn stream(wr: &mut tokio::net::tcp::OwnedWriteHalf, ch: u16, msgs: u64, si
         ),
         &mut one,
     );
-    encode_content(ch, BasicProperties::default(), &vec![b'x'; size], OUR_FRAME_MAX, &mut one);
+    encode_content(
+        ch,
+        BasicProperties::default(),
+        &vec![b'x'; size],
+        OUR_FRAME_MAX,
+        &mut one,
+    );
     let batch = Batch::new(one, 0, 512 * 1024);
     let mut sent = 0u64;
     while sent < msgs {

@@ -84,7 +84,10 @@ impl HeadersBinding {
                 (Box::from(name), condition)
             })
             .collect();
-        Ok(HeadersBinding { x_match, conditions })
+        Ok(HeadersBinding {
+            x_match,
+            conditions,
+        })
     }
 
     pub fn matches(&self, headers: Option<&FieldTable>) -> bool {
@@ -203,9 +206,13 @@ fn erlang_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
                     .zip(y.inner())
                     .all(|((k, v), (l, w))| k == l && typed_equal(v, w))
         }
-        (Term::Array(x), Term::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| typed_equal(v, w)),
+        (Term::Array(x), Term::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| typed_equal(v, w))
+        }
         // Both are Erlang lists, and the empty ones are the same term `[]`.
-        (Term::Table(t), Term::Array(a)) | (Term::Array(a), Term::Table(t)) => t.inner().is_empty() && a.is_empty(),
+        (Term::Table(t), Term::Array(a)) | (Term::Array(a), Term::Table(t)) => {
+            t.inner().is_empty() && a.is_empty()
+        }
         (Term::Undefined, Term::Undefined) => true,
         _ => false,
     }
@@ -307,7 +314,9 @@ fn erlang_float(f: f64) -> String {
     }
     // `{:e}` yields the shortest round-trip digits, as "d[.ddd]e[-]x".
     let scientific = format!("{:e}", f.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let sign = if f.is_sign_negative() { "-" } else { "" };
@@ -323,7 +332,10 @@ fn erlang_float(f: f64) -> String {
     let point = exponent + 1;
     let len = digits.len() as i32;
     let decimal = if point <= 0 {
-        format!("{sign}0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        format!(
+            "{sign}0.{}{digits}",
+            "0".repeat(point.unsigned_abs() as usize)
+        )
     } else if point >= len {
         format!("{sign}{digits}{}.0", "0".repeat((point - len) as usize))
     } else {
@@ -382,8 +394,14 @@ mod tests {
         assert_eq!(bind(&[("a", int(1))]).x_match(), XMatch::All);
         assert_eq!(bind(&[("x-match", s("all"))]).x_match(), XMatch::All);
         assert_eq!(bind(&[("x-match", s("any"))]).x_match(), XMatch::Any);
-        assert_eq!(bind(&[("x-match", s("all-with-x"))]).x_match(), XMatch::AllWithX);
-        assert_eq!(bind(&[("x-match", s("any-with-x"))]).x_match(), XMatch::AnyWithX);
+        assert_eq!(
+            bind(&[("x-match", s("all-with-x"))]).x_match(),
+            XMatch::AllWithX
+        );
+        assert_eq!(
+            bind(&[("x-match", s("any-with-x"))]).x_match(),
+            XMatch::AnyWithX
+        );
         let short = AMQPValue::ShortString(ShortString::from("any"));
         assert_eq!(bind(&[("x-match", short)]).x_match(), XMatch::Any);
     }
@@ -425,9 +443,15 @@ mod tests {
             (AMQPValue::LongLongInt(5), type_error("long", "5")),
             (AMQPValue::ShortShortInt(5), type_error("byte", "5")),
             (AMQPValue::Double(1.5), type_error("double", "1.5")),
-            (AMQPValue::Float(0.1), type_error("float", "0.10000000149011612")),
             (
-                AMQPValue::DecimalValue(DecimalValue { scale: 1, value: 15 }),
+                AMQPValue::Float(0.1),
+                type_error("float", "0.10000000149011612"),
+            ),
+            (
+                AMQPValue::DecimalValue(DecimalValue {
+                    scale: 1,
+                    value: 15,
+                }),
                 type_error("decimal", "{1,15}"),
             ),
             (
@@ -450,7 +474,10 @@ mod tests {
 
     #[test]
     fn invalid_utf8_in_x_match_degrades_without_panicking() {
-        let text = refusal(&[("x-match", AMQPValue::LongString(LongString::from(vec![0xFF, 0xFE])))]);
+        let text = refusal(&[(
+            "x-match",
+            AMQPValue::LongString(LongString::from(vec![0xFF, 0xFE])),
+        )]);
         assert!(text.starts_with("PRECONDITION_FAILED - Invalid x-match field value <<\""));
     }
 
@@ -525,7 +552,10 @@ mod tests {
     #[test]
     fn x_arguments_ignored_unless_with_x() {
         assert!(hits(&[("x-match", s("all")), ("x-a", int(1))], &[]));
-        assert!(!hits(&[("x-match", s("any")), ("x-a", int(1))], &[("x-a", int(1))]));
+        assert!(!hits(
+            &[("x-match", s("any")), ("x-a", int(1))],
+            &[("x-a", int(1))]
+        ));
         assert!(hits(
             &[("x-match", s("all-with-x")), ("x-a", int(1))],
             &[("x-a", int(1))]
@@ -586,7 +616,11 @@ mod tests {
             (AMQPValue::Double(-0.0), AMQPValue::Double(0.0), true),
             (int(1), AMQPValue::Boolean(true), false),
             (AMQPValue::Boolean(true), AMQPValue::Boolean(true), true),
-            (s("v"), AMQPValue::ByteArray(ByteArray::from(b"v".to_vec())), true),
+            (
+                s("v"),
+                AMQPValue::ByteArray(ByteArray::from(b"v".to_vec())),
+                true,
+            ),
             (s("1"), int(1), false),
             (d(1, 15), d(1, 15), true),
             (d(1, 15), AMQPValue::Double(1.5), false),
@@ -610,7 +644,11 @@ mod tests {
                 AMQPValue::FieldArray(FieldArray::from(vec![int(1), s("s")])),
                 true,
             ),
-            (AMQPValue::FieldArray(FieldArray::from(vec![int(1)])), s("1"), false),
+            (
+                AMQPValue::FieldArray(FieldArray::from(vec![int(1)])),
+                s("1"),
+                false,
+            ),
             (
                 AMQPValue::FieldTable(FieldTable::default()),
                 AMQPValue::FieldArray(FieldArray::default()),
@@ -646,7 +684,10 @@ mod tests {
             &AMQPValue::Timestamp(u64::MAX),
             &AMQPValue::LongLongInt(-1)
         ));
-        assert!(erlang_equal(&AMQPValue::LongLongInt(-7), &AMQPValue::ShortShortInt(-7)));
+        assert!(erlang_equal(
+            &AMQPValue::LongLongInt(-7),
+            &AMQPValue::ShortShortInt(-7)
+        ));
         assert!(!erlang_equal(
             &AMQPValue::Double(f64::NAN),
             &AMQPValue::Double(f64::NAN)
@@ -655,14 +696,24 @@ mod tests {
             &AMQPValue::Double(f64::INFINITY),
             &AMQPValue::LongLongInt(i64::MAX)
         ));
-        assert!(erlang_equal(&AMQPValue::Double(-9.0), &AMQPValue::ShortInt(-9)));
-        assert!(!erlang_equal(&AMQPValue::Double(0.5), &AMQPValue::ShortInt(0)));
+        assert!(erlang_equal(
+            &AMQPValue::Double(-9.0),
+            &AMQPValue::ShortInt(-9)
+        ));
+        assert!(!erlang_equal(
+            &AMQPValue::Double(0.5),
+            &AMQPValue::ShortInt(0)
+        ));
     }
 
     #[test]
     fn nested_values_compare_types_too() {
-        let nested =
-            |v: AMQPValue| AMQPValue::FieldTable(table(&[("t", AMQPValue::FieldArray(FieldArray::from(vec![v])))]));
+        let nested = |v: AMQPValue| {
+            AMQPValue::FieldTable(table(&[(
+                "t",
+                AMQPValue::FieldArray(FieldArray::from(vec![v])),
+            )]))
+        };
         assert!(erlang_equal(&nested(s("x")), &nested(s("x"))));
         assert!(!erlang_equal(
             &nested(s("x")),

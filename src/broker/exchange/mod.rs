@@ -109,7 +109,9 @@ impl Exchange {
             ExchangeKind::Headers => Routes::Headers(Vec::new()),
         };
         let alternate = match arguments.inner().get("alternate-exchange") {
-            Some(AMQPValue::LongString(s)) => Some(Arc::from(String::from_utf8_lossy(s.as_bytes()).as_ref())),
+            Some(AMQPValue::LongString(s)) => {
+                Some(Arc::from(String::from_utf8_lossy(s.as_bytes()).as_ref()))
+            }
             Some(AMQPValue::ShortString(s)) => Some(Arc::from(s.as_str())),
             _ => None,
         };
@@ -135,7 +137,12 @@ impl Exchange {
     }
 
     /// Adds a binding; binding the same (destination, key, arguments) again changes nothing.
-    pub fn bind(&mut self, dest: &Destination, key: &str, arguments: &FieldTable) -> Result<(), Exception> {
+    pub fn bind(
+        &mut self,
+        dest: &Destination,
+        key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), Exception> {
         if self.find(dest, key, arguments).is_some() {
             return Ok(());
         }
@@ -160,14 +167,16 @@ impl Exchange {
     }
 
     fn find(&self, dest: &Destination, key: &str, arguments: &FieldTable) -> Option<usize> {
-        self.bindings
-            .iter()
-            .position(|b| &b.destination == dest && b.routing_key == key && &b.arguments == arguments)
+        self.bindings.iter().position(|b| {
+            &b.destination == dest && b.routing_key == key && &b.arguments == arguments
+        })
     }
 
     /// Removes one binding; returns whether it existed.
     pub fn unbind(&mut self, dest: &Destination, key: &str, arguments: &FieldTable) -> bool {
-        let Some(at) = self.find(dest, key, arguments) else { return false };
+        let Some(at) = self.find(dest, key, arguments) else {
+            return false;
+        };
         self.bindings.remove(at);
         match &mut self.routes {
             Routes::Direct(map) => {
@@ -190,8 +199,16 @@ impl Exchange {
             }
             Routes::Headers(list) => {
                 // Bindings and matchers were pushed in the same order.
-                let nth = self.bindings[..at].iter().filter(|b| &b.destination == dest).count();
-                let found = list.iter().enumerate().filter(|(_, (_, d))| d == dest).nth(nth).map(|(i, _)| i);
+                let nth = self.bindings[..at]
+                    .iter()
+                    .filter(|b| &b.destination == dest)
+                    .count();
+                let found = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, d))| d == dest)
+                    .nth(nth)
+                    .map(|(i, _)| i);
                 if let Some(i) = found {
                     list.remove(i);
                 }

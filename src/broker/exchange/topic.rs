@@ -285,7 +285,8 @@ impl<D: Clone + PartialEq> TopicTable<D> {
                 return;
             }
             let parent = node.parent;
-            let edge = std::mem::replace(&mut self.nodes[at], Node::new(NO_PARENT, Edge::Root)).edge;
+            let edge =
+                std::mem::replace(&mut self.nodes[at], Node::new(NO_PARENT, Edge::Root)).edge;
             let up = &mut self.nodes[parent];
             match edge {
                 Edge::Word(w) => {
@@ -369,7 +370,8 @@ mod tests {
         match pattern.split_first() {
             None => key.is_empty(),
             Some((&"#", rest)) => {
-                reference_match(rest, key) || (!key.is_empty() && reference_match(pattern, &key[1..]))
+                reference_match(rest, key)
+                    || (!key.is_empty() && reference_match(pattern, &key[1..]))
             }
             Some((&"*", rest)) => !key.is_empty() && reference_match(rest, &key[1..]),
             Some((word, rest)) => key.first() == Some(word) && reference_match(rest, &key[1..]),
@@ -468,7 +470,10 @@ mod tests {
             for (i, p) in patterns.iter().enumerate() {
                 table.bind(p, i);
             }
-            let got: BTreeSet<&str> = routed(&table, key).into_iter().map(|i| patterns[i]).collect();
+            let got: BTreeSet<&str> = routed(&table, key)
+                .into_iter()
+                .map(|i| patterns[i])
+                .collect();
             let want: BTreeSet<&str> = expected.iter().copied().collect();
             assert_eq!(got, want, "patterns {patterns:?}, key {key:?}");
             for (p, want) in patterns.iter().map(|p| (p, want.contains(p))) {
@@ -485,12 +490,15 @@ mod tests {
     #[test]
     fn matches_observed_rabbitmq_routing() {
         let patterns = [
-            "#", "*", "", "a", "a.*", "a.#", "#.a", "*.a", "a.#.b", "#.#", "*.#", "#.*", "a.*.b", ".", "*.*", "a.",
-            ".a", "#.", ".#", "a..b", "a.*.*", "#.a.#", "a#", "*a", "a.#.#.b",
+            "#", "*", "", "a", "a.*", "a.#", "#.a", "*.a", "a.#.b", "#.#", "*.#", "#.*", "a.*.b",
+            ".", "*.*", "a.", ".a", "#.", ".#", "a..b", "a.*.*", "#.a.#", "a#", "*a", "a.#.#.b",
         ];
         let observed: &[(&str, &[&str])] = &[
             ("", &["#", "", "#.#"]),
-            ("a", &["#", "*", "a", "a.#", "#.a", "#.#", "*.#", "#.*", "#.a.#"]),
+            (
+                "a",
+                &["#", "*", "a", "a.#", "#.a", "#.#", "*.#", "#.*", "#.a.#"],
+            ),
             (
                 "a.b",
                 &[
@@ -510,37 +518,54 @@ mod tests {
             (
                 "a..b",
                 &[
-                    "#", "a.#", "a.#.b", "#.#", "*.#", "#.*", "a.*.b", "a..b", "a.*.*", "#.a.#", "a.#.#.b",
+                    "#", "a.#", "a.#.b", "#.#", "*.#", "#.*", "a.*.b", "a..b", "a.*.*", "#.a.#",
+                    "a.#.#.b",
                 ],
             ),
             (".", &["#", "#.#", "*.#", "#.*", ".", "*.*", "#.", ".#"]),
             ("..", &["#", "#.#", "*.#", "#.*", "#.", ".#"]),
             (
                 "a.",
-                &["#", "a.*", "a.#", "#.#", "*.#", "#.*", "*.*", "a.", "#.", "#.a.#"],
+                &[
+                    "#", "a.*", "a.#", "#.#", "*.#", "#.*", "*.*", "a.", "#.", "#.a.#",
+                ],
             ),
             (
                 ".a",
-                &["#", "#.a", "*.a", "#.#", "*.#", "#.*", "*.*", ".a", ".#", "#.a.#"],
+                &[
+                    "#", "#.a", "*.a", "#.#", "*.#", "#.*", "*.*", ".a", ".#", "#.a.#",
+                ],
             ),
             ("b", &["#", "*", "#.#", "*.#", "#.*"]),
             (
                 "a.a",
-                &["#", "a.*", "a.#", "#.a", "*.a", "#.#", "*.#", "#.*", "*.*", "#.a.#"],
+                &[
+                    "#", "a.*", "a.#", "#.a", "*.a", "#.#", "*.#", "#.*", "*.*", "#.a.#",
+                ],
             ),
             ("#", &["#", "*", "#.#", "*.#", "#.*"]),
             ("*", &["#", "*", "#.#", "*.#", "#.*"]),
             ("a#", &["#", "*", "#.#", "*.#", "#.*", "a#"]),
             ("x.a.y", &["#", "#.#", "*.#", "#.*", "#.a.#"]),
-            ("a.b.c", &["#", "a.#", "#.#", "*.#", "#.*", "a.*.*", "#.a.#"]),
+            (
+                "a.b.c",
+                &["#", "a.#", "#.#", "*.#", "#.*", "a.*.*", "#.a.#"],
+            ),
         ];
         let mut table = TopicTable::new();
         for (i, p) in patterns.iter().enumerate() {
             table.bind(p, i);
         }
         for (key, expected) in observed {
-            let got: BTreeSet<&str> = routed(&table, key).into_iter().map(|i| patterns[i]).collect();
-            assert_eq!(got, expected.iter().copied().collect::<BTreeSet<_>>(), "key {key:?}");
+            let got: BTreeSet<&str> = routed(&table, key)
+                .into_iter()
+                .map(|i| patterns[i])
+                .collect();
+            assert_eq!(
+                got,
+                expected.iter().copied().collect::<BTreeSet<_>>(),
+                "key {key:?}"
+            );
         }
     }
 
@@ -569,7 +594,12 @@ mod tests {
         }
     }
 
-    fn check_against_reference(table: &TopicTable<usize>, bound: &[Option<String>], rng: &mut Rng, keys: usize) {
+    fn check_against_reference(
+        table: &TopicTable<usize>,
+        bound: &[Option<String>],
+        rng: &mut Rng,
+        keys: usize,
+    ) {
         for _ in 0..keys {
             let key = rng.words(&["a", "b", "", "*", "#"], 6);
             let want: BTreeSet<usize> = bound
