@@ -402,6 +402,10 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        // With both missing, RabbitMQ names the exchange.
+        if !topo.exchanges.contains_key(exchange) {
+            return Err(self.no_exchange(exchange));
+        }
         let q = topo
             .queues
             .get(queue)
