@@ -8,7 +8,6 @@ use lapin::message::Delivery;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer, ErrorKind, Event};
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 async fn declare(ch: &Channel, queue: &str) {
@@ -77,23 +76,42 @@ async fn holding(
     (conn, ch, got)
 }
 
-/// Empties `queue` with basic.get no-ack: (body, redelivered) in queue order.
-async fn drain(ch: &Channel, queue: &str) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
-        .await
-        .expect("basic.get")
-    {
-        out.push((
-            String::from_utf8(m.delivery.data).unwrap(),
-            m.delivery.redelivered,
-        ));
+/// Asserts that `queue` holds exactly `expected` (body, redelivered), in order, and empties
+/// it. Requeues may land a moment after the close or nack that caused them (RabbitMQ does
+/// them asynchronously), so the messages are awaited through a no-ack consumer.
+async fn assert_queue(ch: &Channel, queue: &str, expected: &[(&str, bool)]) {
+    let mut got = Vec::new();
+    if !expected.is_empty() {
+        let mut consumer = consume(
+            ch,
+            queue,
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        for d in receive(&mut consumer, expected.len()).await {
+            got.push((String::from_utf8(d.data).unwrap(), d.redelivered));
+        }
+        within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
+            .await
+            .unwrap();
+        while let Some(d) = within(consumer.next()).await {
+            let d = d.expect("delivery");
+            got.push((String::from_utf8(d.data).unwrap(), d.redelivered));
+        }
     }
-    out
-}
-
-fn expect(list: &[(&str, bool)]) -> Vec<(String, bool)> {
-    list.iter().map(|(b, r)| (b.to_string(), *r)).collect()
+    let want: Vec<(String, bool)> = expected.iter().map(|(b, r)| (b.to_string(), *r)).collect();
+    assert_eq!(got, want);
+    let rest = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
+        .await
+        .expect("basic.get");
+    assert!(
+        rest.is_none(),
+        "unexpected message left: {:?}",
+        rest.map(|m| m.delivery.data)
+    );
 }
 
 async fn ready(ch: &Channel, queue: &str) -> u32 {
@@ -177,10 +195,7 @@ async fn ack_single_settles_only_that_delivery() {
         .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(
-        drain(&ch, "acks.single").await,
-        expect(&[("m1", true), ("m3", true)])
-    );
+    assert_queue(&ch, "acks.single", &[("m1", true), ("m3", true)]).await;
     broker.stop().await;
 }
 
@@ -193,10 +208,7 @@ async fn ack_multiple_settles_up_to_the_tag() {
         .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(
-        drain(&ch, "acks.multiple").await,
-        expect(&[("m4", true), ("m5", true)])
-    );
+    assert_queue(&ch, "acks.multiple", &[("m4", true), ("m5", true)]).await;
     broker.stop().await;
 }
 
@@ -209,7 +221,7 @@ async fn ack_multiple_with_tag_zero_settles_everything() {
         .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(drain(&ch, "acks.zero").await, expect(&[]));
+    assert_queue(&ch, "acks.zero", &[]).await;
     broker.stop().await;
 }
 
@@ -244,15 +256,14 @@ async fn nack_and_reject_requeue_put_messages_back_in_their_place() {
         .await
         .unwrap();
     let other = conn.create_channel().await.unwrap();
-    assert_eq!(
-        drain(&other, "acks.requeue").await,
-        expect(&[("m2", true), ("m4", true)])
-    );
+    assert_queue(&other, "acks.requeue", &[("m2", true), ("m4", true)]).await;
     within(ch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(
-        drain(&other, "acks.requeue").await,
-        expect(&[("m1", true), ("m3", true), ("m5", true)])
-    );
+    assert_queue(
+        &other,
+        "acks.requeue",
+        &[("m1", true), ("m3", true), ("m5", true)],
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -277,10 +288,12 @@ async fn requeued_messages_go_before_later_ones_in_publish_order() {
     };
     within(ch.basic_nack(tags[1], requeue)).await.unwrap();
     within(ch.basic_nack(tags[0], requeue)).await.unwrap();
-    assert_eq!(
-        drain(&ch, "acks.position").await,
-        expect(&[("m1", true), ("m2", true), ("m4", false), ("m5", false)])
-    );
+    assert_queue(
+        &ch,
+        "acks.position",
+        &[("m1", true), ("m2", true), ("m4", false), ("m5", false)],
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -298,15 +311,14 @@ async fn nack_multiple_requeues_up_to_the_tag() {
     .await
     .unwrap();
     let other = conn.create_channel().await.unwrap();
-    assert_eq!(
-        drain(&other, "acks.nackmulti").await,
-        expect(&[("m1", true), ("m2", true), ("m3", true), ("m4", true)])
-    );
+    assert_queue(
+        &other,
+        "acks.nackmulti",
+        &[("m1", true), ("m2", true), ("m3", true), ("m4", true)],
+    )
+    .await;
     within(ch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(
-        drain(&other, "acks.nackmulti").await,
-        expect(&[("m5", true)])
-    );
+    assert_queue(&other, "acks.nackmulti", &[("m5", true)]).await;
     broker.stop().await;
 }
 
@@ -325,10 +337,7 @@ async fn nack_multiple_without_requeue_drops() {
     .unwrap();
     within(ch.close(200, "bye".into())).await.unwrap();
     let other = conn.create_channel().await.unwrap();
-    assert_eq!(
-        drain(&other, "acks.nackdrop").await,
-        expect(&[("m4", true)])
-    );
+    assert_queue(&other, "acks.nackdrop", &[("m4", true)]).await;
     broker.stop().await;
 }
 
@@ -342,10 +351,7 @@ async fn reject_without_requeue_drops_the_message() {
     let other = conn.create_channel().await.unwrap();
     assert_eq!(ready(&other, "acks.rejectdrop").await, 0);
     within(ch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(
-        drain(&other, "acks.rejectdrop").await,
-        expect(&[("m2", true)])
-    );
+    assert_queue(&other, "acks.rejectdrop", &[("m2", true)]).await;
     broker.stop().await;
 }
 
@@ -485,10 +491,12 @@ async fn closing_a_channel_requeues_its_unacked_messages_in_order() {
         .await
         .unwrap();
     within(cch.close(200, "bye".into())).await.unwrap();
-    assert_eq!(
-        drain(&ch, "acks.chclose").await,
-        expect(&[("m1", true), ("m3", true), ("m4", true), ("m6", true)])
-    );
+    assert_queue(
+        &ch,
+        "acks.chclose",
+        &[("m1", true), ("m3", true), ("m4", true), ("m6", true)],
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -507,10 +515,12 @@ async fn closing_a_connection_requeues_its_unacked_messages_in_order() {
     within(consumer_conn.close(200, "bye".into()))
         .await
         .unwrap();
-    assert_eq!(
-        drain(&ch, "acks.connclose").await,
-        expect(&[("m1", true), ("m2", true), ("m4", true), ("m5", true)])
-    );
+    assert_queue(
+        &ch,
+        "acks.connclose",
+        &[("m1", true), ("m2", true), ("m4", true), ("m5", true)],
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -539,19 +549,13 @@ async fn losing_the_tcp_connection_requeues_unacked_messages_in_order() {
         .await
         .unwrap(); // the ack went through
     proxy.cut();
-    // The broker notices the EOF; the messages come back as soon as it has.
-    let mut back = Vec::new();
-    for _ in 0..100 {
-        back = drain(&ch, "acks.tcpdrop").await;
-        if !back.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        back,
-        expect(&[("m2", true), ("m3", true), ("m4", true), ("m5", true)])
-    );
+    // The broker notices the EOF and requeues; the consumer below waits for that.
+    assert_queue(
+        &ch,
+        "acks.tcpdrop",
+        &[("m2", true), ("m3", true), ("m4", true), ("m5", true)],
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -570,9 +574,9 @@ async fn recover_with_requeue_redelivers_in_order() {
     let again = receive(&mut consumer, 3).await;
     let bodies: Vec<_> = again
         .iter()
-        .map(|d| (String::from_utf8(d.data.clone()).unwrap(), d.redelivered))
+        .map(|d| (d.data.as_slice(), d.redelivered))
         .collect();
-    assert_eq!(bodies, expect(&[("m1", true), ("m2", true), ("m3", true)]));
+    assert_eq!(bodies, [(&b"m1"[..], true), (b"m2", true), (b"m3", true)]);
     assert!(again[0].delivery_tag > 3, "new delivery tags");
     within(ch.basic_ack(0, BasicAckOptions { multiple: true }))
         .await
