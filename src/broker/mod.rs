@@ -4,6 +4,7 @@
 //! connection tasks call into it. Users are checked here (password, and RabbitMQ's rule
 //! that `guest` may log in from loopback only).
 
+pub mod arguments;
 pub mod consumer;
 pub mod exchange;
 pub mod message;

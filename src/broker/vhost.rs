@@ -6,12 +6,13 @@
 //! `.await` nor while waiting on a queue for long (queue locks are taken inside it only
 //! for short reads and for marking a queue deleted).
 
+use super::arguments::{assert_args_equivalent, validate_queue_args, COMPARED_QUEUE_ARGS};
 use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,27 +32,6 @@ const PREDECLARED: [(&str, ExchangeKind); 7] = [
     ("amq.headers", ExchangeKind::Headers),
     ("amq.match", ExchangeKind::Headers),
     ("amq.rabbitmq.trace", ExchangeKind::Topic),
-];
-
-/// Queue arguments RabbitMQ compares when a queue is declared again.
-const COMPARED_QUEUE_ARGS: [&str; 17] = [
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-quorum-initial-group-size",
-    "x-delivery-limit",
-    "x-queue-master-locator",
-    "x-queue-leader-locator",
 ];
 
 #[derive(Debug)]
@@ -250,6 +230,12 @@ impl VHost {
             });
         }
         let generated;
+        let describe_name = if d.name.is_empty() {
+            "amq.gen-"
+        } else {
+            d.name
+        };
+        validate_queue_args(d.arguments, &self.describe_queue(describe_name))?;
         let name = if d.name.is_empty() {
             generated = server_generated_name("amq.gen-");
             generated.as_str()
@@ -633,106 +619,4 @@ pub fn server_generated_name(prefix: &str) -> String {
         bits >>= 6;
     }
     name
-}
-
-/// RabbitMQ's argument equivalence: only `keys` are compared; integers of any width are
-/// alike when their values are.
-fn assert_args_equivalent(
-    current: &FieldTable,
-    received: &FieldTable,
-    keys: &[&str],
-    describe: &str,
-) -> Result<(), Exception> {
-    for key in keys {
-        let (cur, new) = (current.inner().get(*key), received.inner().get(*key));
-        let same = match (cur, new) {
-            (None, None) => true,
-            (Some(a), Some(b)) => {
-                a == b || matches!((as_int(a), as_int(b)), (Some(x), Some(y)) if x == y)
-            }
-            _ => false,
-        };
-        if !same {
-            // RabbitMQ prints bare values when both sides have the same type.
-            let (received, current) = match (new, cur) {
-                (Some(a), Some(b)) if type_name(a) == type_name(b) => (
-                    format!("'{}'", value_text(a)),
-                    format!("'{}'", value_text(b)),
-                ),
-                _ => (describe_value(new), describe_value(cur)),
-            };
-            return Err(Exception::precondition_failed(format!(
-                "inequivalent arg '{key}' for {describe}: received {received} but current is {current}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn as_int(v: &AMQPValue) -> Option<i128> {
-    Some(match v {
-        AMQPValue::ShortShortInt(i) => *i as i128,
-        AMQPValue::ShortShortUInt(i) => *i as i128,
-        AMQPValue::ShortInt(i) => *i as i128,
-        AMQPValue::ShortUInt(i) => *i as i128,
-        AMQPValue::LongInt(i) => *i as i128,
-        AMQPValue::LongUInt(i) => *i as i128,
-        AMQPValue::LongLongInt(i) => *i as i128,
-        _ => return None,
-    })
-}
-
-/// How RabbitMQ prints an argument in an inequivalence error.
-fn describe_value(v: Option<&AMQPValue>) -> String {
-    match v {
-        None => "none".to_owned(),
-        Some(v) => format!("the value '{}' of type '{}'", value_text(v), type_name(v)),
-    }
-}
-
-/// RabbitMQ's name for a field type.
-fn type_name(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::Void => "void",
-    }
-}
-
-fn value_text(v: &AMQPValue) -> String {
-    match v {
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::ShortShortInt(i) => i.to_string(),
-        AMQPValue::ShortShortUInt(i) => i.to_string(),
-        AMQPValue::ShortInt(i) => i.to_string(),
-        AMQPValue::ShortUInt(i) => i.to_string(),
-        AMQPValue::LongInt(i) => i.to_string(),
-        AMQPValue::LongUInt(i) => i.to_string(),
-        AMQPValue::LongLongInt(i) => i.to_string(),
-        AMQPValue::Float(f) => f.to_string(),
-        AMQPValue::Double(f) => f.to_string(),
-        AMQPValue::ShortString(s) => s.to_string(),
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::Timestamp(t) => t.to_string(),
-        AMQPValue::DecimalValue(d) => format!("{d:?}"),
-        AMQPValue::Void => "undefined".to_owned(),
-        AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) | AMQPValue::ByteArray(_) => {
-            "...".to_owned()
-        }
-    }
 }

@@ -6,6 +6,7 @@
 //! and marks the channel so its queues dispatch again after the current batch.
 
 use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
+use crate::broker::arguments::parse_expiration;
 use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
 use crate::broker::message::Message;
 use crate::broker::queue::ConsumerRemoved;
@@ -88,6 +89,9 @@ impl Channel {
                     ctx.user
                 )));
             }
+        }
+        if flags & props::EXPIRATION != 0 {
+            parse_expiration(props::short_str(&properties, props::EXPIRATION).unwrap_or_default())?;
         }
         if flags & props::REPLY_TO != 0
             && props::short_str(&properties, props::REPLY_TO) == Some(REPLY_TO)

@@ -57,6 +57,13 @@ enum Content {
         size: u64,
         body: Body,
     },
+    /// Body frames are read and dropped, as RabbitMQ does: `remaining` bytes of a message
+    /// over the size limit (then `error` is raised), or, after a body frame longer than
+    /// announced, everything until the next method (which gets UNEXPECTED_FRAME).
+    Discard {
+        remaining: u64,
+        error: Option<Exception>,
+    },
 }
 
 /// Body frames received so far: one frame is kept as is; more are joined.
@@ -301,7 +308,9 @@ impl Channel {
                     "expected method frame, got non method frame instead",
                 ))
             }
-            Content::Body { .. } => return Err(self.content_expected().on(60, 40)),
+            Content::Body { .. } | Content::Discard { .. } => {
+                return Err(self.content_expected().on(60, 40))
+            }
         }
         let Content::Header(publish) = std::mem::take(&mut self.content) else {
             return Ok(());
@@ -312,10 +321,16 @@ impl Channel {
             )));
         }
         if size > MAX_MESSAGE_SIZE {
-            return Err(Exception::precondition_failed(format!(
+            // RabbitMQ reads the whole body before refusing it; we drop it as it comes.
+            let error = Exception::precondition_failed(format!(
                 "message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
             ))
-            .on(60, 40));
+            .on(60, 40);
+            self.content = Content::Discard {
+                remaining: size,
+                error: Some(error),
+            };
+            return Ok(());
         }
         if size == 0 {
             return self.publish(ctx, publish, properties, Bytes::new());
@@ -331,8 +346,17 @@ impl Channel {
 
     /// A content body frame.
     pub fn handle_body(&mut self, ctx: &mut Ctx, payload: Bytes) -> Result<(), Exception> {
-        match self.content {
+        match &mut self.content {
             Content::Body { .. } => {}
+            Content::Discard { remaining, error } => {
+                *remaining = remaining.saturating_sub(payload.len() as u64);
+                if *remaining == 0 {
+                    let error = error.take();
+                    self.content = Content::Idle;
+                    return error.map_or(Ok(()), Err);
+                }
+                return Ok(());
+            }
             Content::Idle => {
                 return Err(Exception::unexpected_frame(
                     "expected method frame, got non method frame instead",
@@ -361,10 +385,15 @@ impl Channel {
                 Ok(())
             }
             std::cmp::Ordering::Equal => self.publish(ctx, publish, properties, body.into_bytes()),
-            std::cmp::Ordering::Greater => Err(Exception::frame_error(format!(
-                "content body is {} bytes, longer than the {size} the header announced",
-                body.len()
-            ))),
+            std::cmp::Ordering::Greater => {
+                // Not an error by itself in RabbitMQ: the message never completes and the
+                // next method frame is refused.
+                self.content = Content::Discard {
+                    remaining: u64::MAX,
+                    error: None,
+                };
+                Ok(())
+            }
         }
     }
 

@@ -35,6 +35,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// RabbitMQ waits this long before dropping a client whose login or tuning it refused
+/// without a close method (it slows down password guessing).
+const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 /// Deliveries taken from the outbox per wake-up.
 const OUTBOX_BATCH: usize = 256;
 
@@ -63,6 +66,9 @@ struct Connection {
     frame_max: u32,
     heartbeat: u16,
     channels: HashMap<u16, Channel>,
+    /// End with a TCP reset instead of an orderly shutdown, as RabbitMQ does after a
+    /// refusal it does not explain.
+    reset: bool,
     out: BytesMut,
     handle: ConnectionHandle,
     exclusive_queues: Vec<Arc<Queue>>,
@@ -95,6 +101,7 @@ pub async fn serve(
             frame_max: handshake::FRAME_MAX,
             heartbeat: 0,
             channels: HashMap::new(),
+            reset: false,
             out: BytesMut::with_capacity(16 * 1024),
             handle: ConnectionHandle { id, outbox: tx },
             exclusive_queues: Vec::new(),
@@ -189,7 +196,9 @@ impl Connection {
             }
         };
         self.release(&mut outbox);
-        if result.is_ok() {
+        if self.reset || matches!(result, Err(ConnectionError::UnknownMethod)) {
+            let _ = stream.set_zero_linger();
+        } else if result.is_ok() {
             let _ = writer.shutdown().await;
         }
         result
@@ -441,7 +450,7 @@ impl Connection {
                     }
                     Err(e) => {
                         info!(text = %e.text, "login refused");
-                        self.phase = Phase::Done;
+                        self.silent_close();
                         return Ok(());
                     }
                 };
@@ -458,7 +467,7 @@ impl Connection {
                     Err(e) => {
                         // As RabbitMQ: no close method before the connection is open.
                         info!(text = %e.text, "negotiation refused");
-                        self.phase = Phase::Done;
+                        self.silent_close();
                         return Ok(());
                     }
                 };
@@ -489,6 +498,12 @@ impl Connection {
                 other.get_amqp_method_id()
             ))),
         }
+    }
+
+    /// Drops the client after RabbitMQ's delay, with no close method.
+    fn silent_close(&mut self) {
+        self.reset = true;
+        self.phase = Phase::Closing(Instant::now() + SILENT_CLOSE_DELAY);
     }
 
     fn send_close_ok(&mut self) {

@@ -1,0 +1,221 @@
+//! Queue and exchange arguments: RabbitMQ's validation of the ones it knows, its
+//! equivalence check on redeclare, and how it prints values in those errors; and the
+//! per-message expiration property.
+//!
+//! Pure functions, called by the vhost (declare) and channels (publish).
+
+use crate::error::Exception;
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+/// Queue arguments RabbitMQ compares when a queue is declared again.
+pub const COMPARED_QUEUE_ARGS: [&str; 17] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+];
+
+/// What RabbitMQ requires of each argument it knows.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// An integer above zero.
+    Positive,
+    /// An integer, zero or more.
+    NonNegative,
+    /// An integer from 0 to 255.
+    Priority,
+}
+
+const VALIDATED_QUEUE_ARGS: [(&str, Rule); 5] = [
+    ("x-expires", Rule::Positive),
+    ("x-message-ttl", Rule::NonNegative),
+    ("x-max-length", Rule::NonNegative),
+    ("x-max-length-bytes", Rule::NonNegative),
+    ("x-max-priority", Rule::Priority),
+];
+
+/// PRECONDITION_FAILED for a known argument of the wrong type or out of range, with
+/// RabbitMQ's wording (`{value_negative,-1}`, `"expected integer, got longstr"`).
+pub fn validate_queue_args(args: &FieldTable, describe: &str) -> Result<(), Exception> {
+    for (key, rule) in VALIDATED_QUEUE_ARGS {
+        let Some(value) = args.inner().get(key) else {
+            continue;
+        };
+        let problem = match (as_int(value), rule) {
+            (None, _) => format!("\"expected integer, got {}\"", type_name(value)),
+            (Some(n), _) if n < 0 => format!("{{value_negative,{n}}}"),
+            (Some(0), Rule::Positive) => "{value_zero,0}".to_owned(),
+            (Some(n), Rule::Priority) if n > 255 => format!("{{max_value_exceeded,{n}}}"),
+            _ => continue,
+        };
+        return Err(Exception::precondition_failed(format!(
+            "invalid arg '{key}' for {describe}: {problem}"
+        )));
+    }
+    Ok(())
+}
+
+/// The expiration property: milliseconds as a decimal string, as RabbitMQ accepts it.
+pub fn parse_expiration(text: &str) -> Result<u64, Exception> {
+    let invalid =
+        |why: String| Exception::precondition_failed(format!("invalid expiration '{text}': {why}"));
+    let n: i64 = text.parse().map_err(|_| invalid("no_integer".to_owned()))?;
+    if n < 0 {
+        return Err(invalid(format!("{{value_negative,{n}}}")));
+    }
+    Ok(n as u64)
+}
+
+/// RabbitMQ's argument equivalence: only `keys` are compared; integers of any width are
+/// alike when their values are.
+pub fn assert_args_equivalent(
+    current: &FieldTable,
+    received: &FieldTable,
+    keys: &[&str],
+    describe: &str,
+) -> Result<(), Exception> {
+    for key in keys {
+        let (cur, new) = (current.inner().get(*key), received.inner().get(*key));
+        let same = match (cur, new) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a == b || matches!((as_int(a), as_int(b)), (Some(x), Some(y)) if x == y)
+            }
+            _ => false,
+        };
+        if !same {
+            // RabbitMQ prints bare values when both sides have the same type.
+            let (received, current) = match (new, cur) {
+                (Some(a), Some(b)) if type_name(a) == type_name(b) => (
+                    format!("'{}'", value_text(a)),
+                    format!("'{}'", value_text(b)),
+                ),
+                _ => (describe_value(new), describe_value(cur)),
+            };
+            return Err(Exception::precondition_failed(format!(
+                "inequivalent arg '{key}' for {describe}: received {received} but current is {current}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn as_int(v: &AMQPValue) -> Option<i128> {
+    Some(match v {
+        AMQPValue::ShortShortInt(i) => *i as i128,
+        AMQPValue::ShortShortUInt(i) => *i as i128,
+        AMQPValue::ShortInt(i) => *i as i128,
+        AMQPValue::ShortUInt(i) => *i as i128,
+        AMQPValue::LongInt(i) => *i as i128,
+        AMQPValue::LongUInt(i) => *i as i128,
+        AMQPValue::LongLongInt(i) => *i as i128,
+        _ => return None,
+    })
+}
+
+/// How RabbitMQ prints an argument in an inequivalence error.
+fn describe_value(v: Option<&AMQPValue>) -> String {
+    match v {
+        None => "none".to_owned(),
+        Some(v) => format!("the value '{}' of type '{}'", value_text(v), type_name(v)),
+    }
+}
+
+/// RabbitMQ's name for a field type.
+fn type_name(v: &AMQPValue) -> &'static str {
+    match v {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::Void => "void",
+    }
+}
+
+fn value_text(v: &AMQPValue) -> String {
+    match v {
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(i) => i.to_string(),
+        AMQPValue::ShortShortUInt(i) => i.to_string(),
+        AMQPValue::ShortInt(i) => i.to_string(),
+        AMQPValue::ShortUInt(i) => i.to_string(),
+        AMQPValue::LongInt(i) => i.to_string(),
+        AMQPValue::LongUInt(i) => i.to_string(),
+        AMQPValue::LongLongInt(i) => i.to_string(),
+        AMQPValue::Float(f) => f.to_string(),
+        AMQPValue::Double(f) => f.to_string(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::Timestamp(t) => t.to_string(),
+        AMQPValue::DecimalValue(d) => format!("{d:?}"),
+        AMQPValue::Void => "undefined".to_owned(),
+        AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) | AMQPValue::ByteArray(_) => {
+            "...".to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_arguments_are_validated_like_rabbitmq() {
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongInt(-1));
+        let e = validate_queue_args(&args, "queue 'q' in vhost '/'").expect_err("negative");
+        assert_eq!(e.text, "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}");
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongString("10".into()));
+        let e = validate_queue_args(&args, "queue 'q' in vhost '/'").expect_err("string");
+        assert!(
+            e.text.ends_with(": \"expected integer, got longstr\""),
+            "{}",
+            e.text
+        );
+        let mut args = FieldTable::default();
+        args.insert("x-expires".into(), AMQPValue::LongInt(0));
+        assert!(validate_queue_args(&args, "q").is_err());
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(1000));
+        assert!(validate_queue_args(&args, "q").is_ok());
+    }
+
+    #[test]
+    fn expiration_is_a_non_negative_integer() {
+        assert_eq!(parse_expiration("60000").ok(), Some(60000));
+        assert_eq!(
+            parse_expiration("abc").map_err(|e| e.text).err().as_deref(),
+            Some("PRECONDITION_FAILED - invalid expiration 'abc': no_integer")
+        );
+        assert_eq!(
+            parse_expiration("-1").map_err(|e| e.text).err().as_deref(),
+            Some("PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}")
+        );
+    }
+}
