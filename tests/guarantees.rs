@@ -308,3 +308,15 @@ async fn direct_reply_to_round_trip_and_misuse() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn update_secret_is_acknowledged_and_the_connection_goes_on() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    within(conn.update_secret("guest".into(), "refresh".into())).await.expect("update-secret-ok");
+    let ch = conn.create_channel().await.expect("still usable");
+    ch.queue_declare("after-secret".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("declare");
+    broker.stop().await;
+}

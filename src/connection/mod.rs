@@ -532,6 +532,17 @@ impl Connection {
                 Ok(())
             }
             AMQPClass::Connection(C::CloseOk(_)) => Ok(()),
+            // RabbitMQ 3.10 with its internal user database accepts any new secret (the
+            // internal backend keeps no expiring credential to refresh); so do we.
+            AMQPClass::Connection(C::UpdateSecret(m)) => {
+                info!(reason = %m.reason, "secret updated");
+                codec::encode_method(
+                    &mut self.out,
+                    0,
+                    &AMQPClass::Connection(C::UpdateSecretOk(amqp_connection::UpdateSecretOk {})),
+                );
+                Ok(())
+            }
             _ => Err(
                 Exception::channel_error("unexpected method in connection state running")
                     .on(class_id, method_id),

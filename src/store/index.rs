@@ -68,6 +68,8 @@ impl IdList {
 #[derive(Debug)]
 pub(crate) struct SegMeta {
     pub(crate) first_id: u64,
+    /// One past the highest id this segment can hold: the next segment's first id.
+    end_id: u64,
     /// (message, queue) pairs not yet settled.
     pub(crate) live: u64,
     queues: HashMap<u32, IdList>,
@@ -107,12 +109,26 @@ impl Index {
     pub(crate) fn open_segment(&mut self, segno: u64, first_id: u64) {
         self.segments.insert(
             segno,
-            SegMeta { first_id, live: 0, queues: HashMap::new(), carried: Vec::new(), deleting: false },
+            SegMeta {
+                first_id,
+                end_id: u64::MAX,
+                live: 0,
+                queues: HashMap::new(),
+                carried: Vec::new(),
+                deleting: false,
+            },
         );
+        // Two segments can share a first id only if the older holds no message; the id
+        // range belongs to the newer one.
         self.by_first_id.insert(first_id, segno);
         let old = std::mem::replace(&mut self.current, segno);
-        if self.segments.get(&old).is_some_and(|m| m.live == 0) && old != segno {
-            self.candidates.insert(old);
+        if old != segno {
+            if let Some(m) = self.segments.get_mut(&old) {
+                m.end_id = first_id;
+                if m.live == 0 {
+                    self.candidates.insert(old);
+                }
+            }
         }
     }
 
@@ -121,8 +137,15 @@ impl Index {
         self.segments.get(&self.current).is_some_and(|m| id >= m.first_id && id - m.first_id < MAX_SPAN)
     }
 
+    /// The segment whose id range holds `id`, if that segment is still tracked.
     fn segment_of(&self, id: u64) -> Option<u64> {
-        self.by_first_id.range(..=id).next_back().map(|(_, &s)| s)
+        let (_, &segno) = self.by_first_id.range(..=id).next_back()?;
+        self.segments.get(&segno).filter(|m| id < m.end_id).map(|_| segno)
+    }
+
+    /// The number of a queue name seen before, without remembering new names.
+    pub(crate) fn find_queue(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
     }
 
     /// Registers a message of the current segment. Returns false if its id cannot be
@@ -257,7 +280,9 @@ impl Index {
     /// Forgets a segment whose file is gone.
     pub(crate) fn remove_segment(&mut self, segno: u64) {
         if let Some(seg) = self.segments.remove(&segno) {
-            self.by_first_id.remove(&seg.first_id);
+            if self.by_first_id.get(&seg.first_id) == Some(&segno) {
+                self.by_first_id.remove(&seg.first_id);
+            }
         }
     }
 
