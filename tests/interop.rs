@@ -785,7 +785,8 @@ async fn s11_passive_declare_missing(url: String) -> R<Outcome> {
         ));
     };
     same("reply code", amqp.get_id(), 404)?;
-    let want = format!("NOT_FOUND - no queue '{missing}' in vhost '/'");
+    let vhost = conn.status().vhost();
+    let want = format!("NOT_FOUND - no queue '{missing}' in vhost '{vhost}'");
     let got = amqp.get_message().to_string();
     ensure!(
         got.starts_with("NOT_FOUND - no queue '"),
@@ -1024,6 +1025,7 @@ fn every_field_type() -> FieldTable {
 /// 15 all 14 basic properties and a header of every field type come back exactly.
 async fn s15_properties_and_headers(url: String) -> R<Outcome> {
     let q = name("15");
+    let (conn, ch) = open(&url).await?;
     let sent = BasicProperties::default()
         .with_content_type("application/x-interop".into())
         .with_content_encoding("identity".into())
@@ -1036,10 +1038,10 @@ async fn s15_properties_and_headers(url: String) -> R<Outcome> {
         .with_message_id("msg-15".into())
         .with_timestamp(1_700_000_015)
         .with_type("interop.kind".into())
-        .with_user_id("guest".into())
+        // RabbitMQ refuses a user_id other than the login.
+        .with_user_id(conn.status().username().as_str().into())
         .with_app_id("interop-rust".into())
         .with_cluster_id("cluster-15".into());
-    let (conn, ch) = open(&url).await?;
     declare_exclusive(&ch, &q).await?;
     publish_with(
         &ch,
