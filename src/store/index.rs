@@ -42,7 +42,10 @@ struct IdList {
 impl IdList {
     fn find(&self, off: u32) -> Option<usize> {
         let slice = self.offs.get(self.head..)?;
-        slice.binary_search_by_key(&off, |o| o & !SETTLED).ok().map(|i| i + self.head)
+        slice
+            .binary_search_by_key(&off, |o| o & !SETTLED)
+            .ok()
+            .map(|i| i + self.head)
     }
 
     fn settle_at(&mut self, i: usize) -> bool {
@@ -134,13 +137,18 @@ impl Index {
 
     /// Whether `id` may be appended to the current segment.
     pub(crate) fn fits_current(&self, id: u64) -> bool {
-        self.segments.get(&self.current).is_some_and(|m| id >= m.first_id && id - m.first_id < MAX_SPAN)
+        self.segments
+            .get(&self.current)
+            .is_some_and(|m| id >= m.first_id && id - m.first_id < MAX_SPAN)
     }
 
     /// The segment whose id range holds `id`, if that segment is still tracked.
     fn segment_of(&self, id: u64) -> Option<u64> {
         let (_, &segno) = self.by_first_id.range(..=id).next_back()?;
-        self.segments.get(&segno).filter(|m| id < m.end_id).map(|_| segno)
+        self.segments
+            .get(&segno)
+            .filter(|m| id < m.end_id)
+            .map(|_| segno)
     }
 
     /// The number of a queue name seen before, without remembering new names.
@@ -154,7 +162,9 @@ impl Index {
         if !self.fits_current(id) {
             return false;
         }
-        let Some(seg) = self.segments.get_mut(&self.current) else { return false };
+        let Some(seg) = self.segments.get_mut(&self.current) else {
+            return false;
+        };
         let off = (id - seg.first_id) as u32;
         for &q in queues {
             let list = seg.queues.entry(q).or_default();
@@ -169,23 +179,38 @@ impl Index {
     }
 
     pub(crate) fn is_live(&self, q: u32, id: u64) -> bool {
-        let Some(seg) = self.segment_of(id).and_then(|s| self.segments.get(&s)) else { return false };
-        let Some(list) = seg.queues.get(&q) else { return false };
+        let Some(seg) = self.segment_of(id).and_then(|s| self.segments.get(&s)) else {
+            return false;
+        };
+        let Some(list) = seg.queues.get(&q) else {
+            return false;
+        };
         let off = id.wrapping_sub(seg.first_id);
-        off < MAX_SPAN && list.find(off as u32).is_some_and(|i| list.offs[i] & SETTLED == 0)
+        off < MAX_SPAN
+            && list
+                .find(off as u32)
+                .is_some_and(|i| list.offs[i] & SETTLED == 0)
     }
 
     /// Settles `id` in queue `q`; false if it was not live there.
     pub(crate) fn settle(&mut self, q: u32, id: u64) -> bool {
-        let Some(segno) = self.segment_of(id) else { return false };
+        let Some(segno) = self.segment_of(id) else {
+            return false;
+        };
         let current = self.current;
-        let Some(seg) = self.segments.get_mut(&segno) else { return false };
+        let Some(seg) = self.segments.get_mut(&segno) else {
+            return false;
+        };
         let off = id.wrapping_sub(seg.first_id);
         if off >= MAX_SPAN {
             return false;
         }
-        let Some(list) = seg.queues.get_mut(&q) else { return false };
-        let Some(i) = list.find(off as u32) else { return false };
+        let Some(list) = seg.queues.get_mut(&q) else {
+            return false;
+        };
+        let Some(i) = list.find(off as u32) else {
+            return false;
+        };
         if !list.settle_at(i) {
             return false;
         }
@@ -208,7 +233,9 @@ impl Index {
             if seg.first_id > up_to {
                 break;
             }
-            let Some(list) = seg.queues.get_mut(&q) else { continue };
+            let Some(list) = seg.queues.get_mut(&q) else {
+                continue;
+            };
             let limit = up_to - seg.first_id;
             for i in list.head..list.offs.len() {
                 let o = list.offs[i];
@@ -240,7 +267,9 @@ impl Index {
     /// Remembers that segment `segno` holds `c`, if `c` concerns an older segment.
     pub(crate) fn note(&mut self, segno: u64, c: Carried) {
         let keep = match c {
-            Carried::Ack(_, id) | Carried::Delivered(_, id) => self.segment_of(id).is_some_and(|t| t < segno),
+            Carried::Ack(_, id) | Carried::Delivered(_, id) => {
+                self.segment_of(id).is_some_and(|t| t < segno)
+            }
             Carried::Drop(..) => self.segments.range(..segno).next().is_some(),
         };
         if keep {
@@ -256,7 +285,9 @@ impl Index {
         let mut out = Vec::new();
         let candidates = std::mem::take(&mut self.candidates);
         for segno in candidates {
-            let Some(seg) = self.segments.get_mut(&segno) else { continue };
+            let Some(seg) = self.segments.get_mut(&segno) else {
+                continue;
+            };
             if seg.live != 0 || seg.deleting || segno == self.current {
                 continue;
             }
@@ -312,7 +343,10 @@ impl Index {
 
     /// Queue ids that hold at least one live message.
     pub(crate) fn queues_with_messages(&self) -> BTreeSet<u32> {
-        self.segments.values().flat_map(|s| s.queues.keys().copied()).collect()
+        self.segments
+            .values()
+            .flat_map(|s| s.queues.keys().copied())
+            .collect()
     }
 }
 
@@ -329,7 +363,10 @@ mod tests {
         assert!(ix.add_message(2, &[a]));
         ix.open_segment(2, 3);
         assert!(ix.add_message(3, &[b]));
-        assert!(!ix.add_message(2, &[b]), "ids below the current segment are refused");
+        assert!(
+            !ix.add_message(2, &[b]),
+            "ids below the current segment are refused"
+        );
         assert!(ix.settle(a, 1));
         assert!(!ix.settle(a, 1), "second ack is a no-op");
         assert!(ix.take_deletable().is_empty());
@@ -360,6 +397,9 @@ mod tests {
         ix.open_segment(3, 4);
         assert!(ix.settle(q, 3));
         let del = ix.take_deletable();
-        assert_eq!(del, vec![(2, vec![Carried::Ack(q, 1), Carried::Delivered(q, 2)])]);
+        assert_eq!(
+            del,
+            vec![(2, vec![Carried::Ack(q, 1), Carried::Delivered(q, 2)])]
+        );
     }
 }

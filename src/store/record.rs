@@ -47,9 +47,18 @@ pub(crate) enum Record<'a> {
         properties: &'a [u8],
         body: &'a [u8],
     },
-    Ack { queue: &'a str, id: u64 },
-    Delivered { queue: &'a str, id: u64 },
-    Drop { queue: &'a str, up_to: u64 },
+    Ack {
+        queue: &'a str,
+        id: u64,
+    },
+    Delivered {
+        queue: &'a str,
+        id: u64,
+    },
+    Drop {
+        queue: &'a str,
+        up_to: u64,
+    },
 }
 
 pub(crate) fn encode_header(out: &mut Vec<u8>, first_id: u64) {
@@ -245,7 +254,14 @@ fn decode_payload(body: &[u8]) -> Option<Record<'_>> {
             let plen = c.u32()? as usize;
             let properties = c.take(plen)?;
             let body = c.0;
-            Some(Record::Message { id, exchange, routing_key, queues, properties, body })
+            Some(Record::Message {
+                id,
+                exchange,
+                routing_key,
+                queues,
+                properties,
+                body,
+            })
         }
         KIND_ACK | KIND_DELIVERED | KIND_DROP => {
             let n = c.u64()?;
@@ -308,9 +324,18 @@ mod tests {
                     properties: &[0x80, 0, 1, 2],
                     body: b"hello body",
                 },
-                Record::Ack { queue: "q2", id: 42 },
-                Record::Delivered { queue: "3:/vhq1", id: 42 },
-                Record::Drop { queue: "q2", up_to: 99 },
+                Record::Ack {
+                    queue: "q2",
+                    id: 42
+                },
+                Record::Delivered {
+                    queue: "3:/vhq1",
+                    id: 42
+                },
+                Record::Drop {
+                    queue: "q2",
+                    up_to: 99
+                },
             ]
         );
     }
@@ -321,12 +346,18 @@ mod tests {
         encode_message(&mut buf, 7, &sample(), &["q".to_string()]);
         for cut in 0..buf.len() {
             let r = next(&buf[..cut], 0);
-            assert!(matches!(r, Next::Torn(_) | Next::End | Next::Bad(_)), "cut {cut}: {r:?}");
+            assert!(
+                matches!(r, Next::Torn(_) | Next::End | Next::Bad(_)),
+                "cut {cut}: {r:?}"
+            );
         }
         for i in 0..buf.len() {
             let mut b = buf.clone();
             b[i] ^= 0x10;
-            assert!(!matches!(next(&b, 0), Next::Record(..)), "flip at {i} went unnoticed");
+            assert!(
+                !matches!(next(&b, 0), Next::Record(..)),
+                "flip at {i} went unnoticed"
+            );
         }
         let mut zeros = vec![0u8; 64];
         assert_eq!(next(&zeros, 0), Next::Bad("impossible record length"));

@@ -50,7 +50,11 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
             found => {
                 if is_last && data.len() < record::HEADER_LEN {
                     // Created but its header never reached the disk: nothing was in it.
-                    tracing::warn!(segment = segno, bytes = data.len(), "removing a segment with a torn header");
+                    tracing::warn!(
+                        segment = segno,
+                        bytes = data.len(),
+                        "removing a segment with a torn header"
+                    );
                     std::fs::remove_file(segment::path(dir, segno))?;
                 } else {
                     let to = segment::set_aside(dir, segno)?;
@@ -73,7 +77,15 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
         let stop = loop {
             match record::next(&data, pos) {
                 Next::Record(rec, after) => {
-                    if !apply(&mut ix, segno, rec, &mut pending, &mut delivered, &mut next_id, &mut counts) {
+                    if !apply(
+                        &mut ix,
+                        segno,
+                        rec,
+                        &mut pending,
+                        &mut delivered,
+                        &mut next_id,
+                        &mut counts,
+                    ) {
                         break Some("message id out of order");
                     }
                     pos = after;
@@ -82,7 +94,12 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
                 Next::Torn(why) | Next::Bad(why) => break Some(why),
             }
         };
-        tracing::debug!(segment = segno, messages = counts[0], acks = counts[1], "segment replayed");
+        tracing::debug!(
+            segment = segno,
+            messages = counts[0],
+            acks = counts[1],
+            "segment replayed"
+        );
         if let Some(why) = stop {
             let dropped = data.len() - pos;
             if is_last {
@@ -113,7 +130,11 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
             .into_iter()
             .filter_map(|id| {
                 let p = pending.get(&id)?;
-                Some(RecoveredMessage { id, msg: p.msg.clone(), redelivered: delivered.contains(&(q, id)) })
+                Some(RecoveredMessage {
+                    id,
+                    msg: p.msg.clone(),
+                    redelivered: delivered.contains(&(q, id)),
+                })
             })
             .collect();
         if !list.is_empty() {
@@ -121,7 +142,12 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
         }
     }
     let next_segno = highest.max(last.unwrap_or(0)) + 1;
-    Ok(Replayed { index: ix, queues, next_id, next_segno })
+    Ok(Replayed {
+        index: ix,
+        queues,
+        next_id,
+        next_segno,
+    })
 }
 
 /// Applies one record to the index exactly as the writer did when it appended it. False
@@ -137,7 +163,14 @@ fn apply(
     counts: &mut [u64; 4],
 ) -> bool {
     match rec {
-        Record::Message { id, exchange, routing_key, queues, properties, body } => {
+        Record::Message {
+            id,
+            exchange,
+            routing_key,
+            queues,
+            properties,
+            body,
+        } => {
             if id < *next_id {
                 return false;
             }

@@ -30,7 +30,9 @@ pub(crate) fn list(dir: &Path) -> io::Result<(Vec<u64>, u64)> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some((num, rest)) = name.split_once('.') else { continue };
+        let Some((num, rest)) = name.split_once('.') else {
+            continue;
+        };
         let Ok(n) = num.parse::<u64>() else { continue };
         highest = highest.max(n);
         if rest == "seg" {
@@ -81,10 +83,19 @@ impl OpenSegment {
     /// Creates a new segment file with its header, durable (file and directory entry)
     /// before this returns, so the id counter in the header survives a crash.
     pub(crate) fn create(dir: &Path, segno: u64, first_id: u64) -> io::Result<OpenSegment> {
-        let file = OpenOptions::new().write(true).create_new(true).open(path(dir, segno))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path(dir, segno))?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
         record::encode_header(&mut buf, first_id);
-        let mut seg = OpenSegment { segno, file, buf, len: record::HEADER_LEN as u64, unsynced: false };
+        let mut seg = OpenSegment {
+            segno,
+            file,
+            buf,
+            len: record::HEADER_LEN as u64,
+            unsynced: false,
+        };
         seg.write_out()?;
         seg.sync()?;
         sync_dir(dir)?;

@@ -1,0 +1,342 @@
+//! Durable storage: the data-directory lock, the message store (segment files with group
+//! commit) and the definitions file.
+//!
+//! Called by the broker: once at start (`StoreHandle::open`, `definitions::load`), then by
+//! publishing channels (`append` for persistent messages routed to durable queues),
+//! consuming channels (`delivered`, `ack`), the vhost (`drop_queue` on purge or delete,
+//! `definitions::save` when durable topology changes) and shutdown (`flush`). It never
+//! calls back into the broker, never blocks an async task (every disk write happens on
+//! the writer thread; the handle only takes a short lock to number and enqueue), and
+//! never panics: damage found on disk is logged and skipped, I/O failures are returned.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! <data_dir>/LOCK              held (flock) by the running broker; holds its pid
+//! <data_dir>/definitions.json  RabbitMQ's definitions format (see `definitions`)
+//! <data_dir>/msgs/NNNNNNNNNN.seg   message store segments (see `record` for the layout)
+//! ```
+//!
+//! Queue names in the store are opaque keys; use [`queue_key`] so that equal queue names
+//! in different vhosts never meet. A message is written once however many durable queues
+//! it went to; each queue settles it with `ack` (or all at once with `drop_queue`), and a
+//! segment file is deleted once everything in it is settled.
+
+mod crc;
+pub mod definitions;
+pub mod fieldvalue;
+mod index;
+mod record;
+mod recovery;
+mod segment;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use writer::{Request, Shared, Writer};
+
+/// A persistent message as stored: what a consumer needs to receive it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub exchange: String,
+    pub routing_key: String,
+    /// Property flags and list exactly as the publisher sent them.
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+/// What was in the store at start-up.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Per queue key, its unsettled messages in publish order.
+    pub queues: HashMap<String, Vec<RecoveredMessage>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredMessage {
+    /// The id to pass to `ack`/`delivered` for this message.
+    pub id: u64,
+    pub msg: StoredMessage,
+    /// It had been delivered from this queue and not acknowledged before the restart.
+    pub redelivered: bool,
+}
+
+/// Tuning for [`StoreHandle::open_with`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// A segment file is closed and a new one started past this size (default 64 MiB).
+    pub segment_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            segment_bytes: segment::SEGMENT_BYTES,
+        }
+    }
+}
+
+/// The store key of queue `name` in `vhost`. Length-prefixed, so no two (vhost, name)
+/// pairs share a key whatever characters they hold.
+pub fn queue_key(vhost: &str, name: &str) -> String {
+    format!("{}:{}{}", vhost.len(), vhost, name)
+}
+
+/// Splits a key made by [`queue_key`] back into (vhost, name).
+pub fn split_queue_key(key: &str) -> Option<(&str, &str)> {
+    let (len, rest) = key.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    if len > rest.len() || !rest.is_char_boundary(len) {
+        return None;
+    }
+    Some(rest.split_at(len))
+}
+
+/// The broker's handle on the message store. Cheap to clone; `Send + Sync`. Dropping the
+/// last clone lets the writer thread sync and exit, which releases the directory lock.
+#[derive(Clone)]
+pub struct StoreHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The next message id. Ids are assigned and enqueued under this lock so the writer
+    /// receives them in increasing order (segments hold contiguous id ranges).
+    next_id: Mutex<u64>,
+    tx: Sender<Request>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl StoreHandle {
+    /// Locks `data_dir` (creating it if needed), replays the message store and starts the
+    /// writer thread. Fails with `ErrorKind::ResourceBusy` if another process (or another
+    /// open in this process) holds the directory; otherwise only if the directory cannot
+    /// be read or written. Damaged segments never make it fail (see `recovery`).
+    pub fn open(data_dir: &Path) -> io::Result<(StoreHandle, Recovered)> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    /// `open` with explicit options.
+    pub fn open_with(data_dir: &Path, opts: StoreOptions) -> io::Result<(StoreHandle, Recovered)> {
+        let msgs = data_dir.join("msgs");
+        std::fs::create_dir_all(&msgs)?;
+        let lock = lock_dir(data_dir)?;
+        let rep = recovery::replay(&msgs)?;
+        let seg = segment::OpenSegment::create(&msgs, rep.next_segno, rep.next_id)?;
+        let mut ix = rep.index;
+        ix.open_segment(seg.segno, rep.next_id);
+        ix.collect_empty();
+        let shared = Arc::new(Shared::default());
+        let mut w = Writer {
+            dir: msgs,
+            ix,
+            seg,
+            next_segno: rep.next_segno + 1,
+            segment_bytes: opts.segment_bytes.max(4096),
+            next_id: rep.next_id,
+            shared: shared.clone(),
+            _lock: lock,
+        };
+        // Settled segments left by the previous run go now, before anything new arrives.
+        let dels = w.carry_forward()?;
+        w.seg.sync()?;
+        w.unlink(dels);
+
+        let recovered: usize = rep.queues.values().map(Vec::len).sum();
+        tracing::info!(
+            queues = rep.queues.len(),
+            messages = recovered,
+            next_id = rep.next_id,
+            segments = w.ix.segments.len(),
+            "message store recovered"
+        );
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("warren-store".into())
+            .spawn(move || w.run(rx))?;
+        let inner = Inner {
+            next_id: Mutex::new(rep.next_id),
+            tx,
+            shared,
+            thread: Mutex::new(Some(thread)),
+        };
+        Ok((
+            StoreHandle {
+                inner: Arc::new(inner),
+            },
+            Recovered { queues: rep.queues },
+        ))
+    }
+
+    /// Stores `msg` once for all `queues` (queue keys) and returns its id at once. `done`
+    /// receives the id after the fdatasync that covers the record: send the publisher
+    /// confirm then. If the store has failed, `done` is dropped instead (its receiver
+    /// gets an error): nack. With no queues nothing is written and `done` fires at once.
+    pub fn append(
+        &self,
+        msg: StoredMessage,
+        queues: Vec<String>,
+        done: Option<oneshot::Sender<u64>>,
+    ) -> u64 {
+        let mut next = lock(&self.inner.next_id);
+        let id = *next;
+        *next += 1;
+        if queues.is_empty() {
+            drop(next);
+            if let Some(done) = done {
+                let _ = done.send(id);
+            }
+            return id;
+        }
+        self.inner
+            .shared
+            .queued_bytes
+            .fetch_add(msg.body.len() as u64, Ordering::Relaxed);
+        // A send error means the writer is gone; dropping `done` tells the caller.
+        let _ = self.inner.tx.send(Request::Append {
+            id,
+            msg,
+            queues,
+            done,
+        });
+        id
+    }
+
+    /// Message `id` is settled in `queue` (acked, or rejected/expired without requeue).
+    /// Durable with the next sync; no completion.
+    pub fn ack(&self, queue: &str, id: u64) {
+        let _ = self.inner.tx.send(Request::Ack {
+            queue: queue.to_owned(),
+            id,
+        });
+    }
+
+    /// Message `id` was handed to a consumer of `queue`; after a restart it comes back
+    /// with redelivered=true unless acked. Needed only the first time it is delivered.
+    pub fn delivered(&self, queue: &str, id: u64) {
+        let _ = self.inner.tx.send(Request::Delivered {
+            queue: queue.to_owned(),
+            id,
+        });
+    }
+
+    /// Settles every message of `queue` stored so far (queue deleted, or purged). Call it
+    /// while holding the queue's lock so no append for this queue slips in between;
+    /// for a purge that must spare later messages, use [`StoreHandle::drop_queue_up_to`].
+    pub fn drop_queue(&self, queue: &str) {
+        let next = lock(&self.inner.next_id);
+        let up_to = next.saturating_sub(1);
+        // Sent under the id lock: every message with id <= up_to is already enqueued.
+        let _ = self.inner.tx.send(Request::Drop {
+            queue: queue.to_owned(),
+            up_to,
+        });
+    }
+
+    /// Settles the messages of `queue` whose id is at most `up_to` (a purge that knows the
+    /// highest id it removed).
+    pub fn drop_queue_up_to(&self, queue: &str, up_to: u64) {
+        let _ = self.inner.tx.send(Request::Drop {
+            queue: queue.to_owned(),
+            up_to,
+        });
+    }
+
+    /// Waits until everything sent so far is written and fdatasynced. Err if the store
+    /// has failed (then nothing more will become durable).
+    pub async fn flush(&self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.inner.tx.send(Request::Flush(tx));
+        rx.await
+            .map_err(|_| io::Error::other("message store has failed; see the log"))
+    }
+
+    /// `flush` for code outside an async runtime (it blocks the calling thread; never
+    /// call it from an async task).
+    pub fn flush_blocking(&self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.inner.tx.send(Request::Flush(tx));
+        rx.blocking_recv()
+            .map_err(|_| io::Error::other("message store has failed; see the log"))
+    }
+
+    /// True once a write or sync failed; persistent publishes can no longer be confirmed.
+    pub fn is_failed(&self) -> bool {
+        self.inner.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Body bytes handed to `append` and not yet written: a signal for publisher flow
+    /// control when the disk falls behind.
+    pub fn queued_bytes(&self) -> u64 {
+        self.inner.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Batch fdatasyncs done so far (a metric; appends per sync is the mean batch size).
+    pub fn sync_count(&self) -> u64 {
+        self.inner.shared.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Drops this handle; if it was the last one, waits (blocking) for the writer to sync
+    /// and exit, so the directory lock is free when this returns. Call `flush` first to
+    /// learn whether the final writes succeeded.
+    pub fn close(self) {
+        if let Ok(inner) = Arc::try_unwrap(self.inner) {
+            let Inner { tx, thread, .. } = inner;
+            drop(tx);
+            let handle = thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded values are plain counters/handles, valid even if a holder panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the exclusive lock on `<data_dir>/LOCK`; refuses if someone else has it.
+fn lock_dir(data_dir: &Path) -> io::Result<File> {
+    let path = data_dir.join("LOCK");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "data directory {} is in use by another warren (lock {} is held{}); \
+                     stop it or choose another --data-dir",
+                    data_dir.display(),
+                    path.display(),
+                    match holder.trim() {
+                        "" => String::new(),
+                        pid => format!(" by pid {pid}"),
+                    }
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    f.set_len(0)?;
+    writeln!(f, "{}", std::process::id())?;
+    Ok(f)
+}

@@ -1,0 +1,484 @@
+//! Message-store tests: real files in temporary directories, the store closed and opened
+//! again as a restart would, segments damaged by hand.
+
+use super::*;
+use std::path::PathBuf;
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("warren-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn msg(body: &str) -> StoredMessage {
+    StoredMessage {
+        exchange: "ex".into(),
+        routing_key: "rk".into(),
+        properties: Bytes::from_static(&[0x10, 0x00, 0x02]),
+        body: Bytes::copy_from_slice(body.as_bytes()),
+    }
+}
+
+fn q(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Appends and waits for the confirm.
+fn put(h: &StoreHandle, body: &str, queues: &[&str]) -> u64 {
+    let (tx, rx) = oneshot::channel();
+    let id = h.append(msg(body), q(queues), Some(tx));
+    assert_eq!(rx.blocking_recv().expect("confirmed"), id);
+    id
+}
+
+fn open(dir: &Path) -> (StoreHandle, Recovered) {
+    StoreHandle::open(dir).expect("open")
+}
+
+fn open_small(dir: &Path) -> (StoreHandle, Recovered) {
+    StoreHandle::open_with(
+        dir,
+        StoreOptions {
+            segment_bytes: 4096,
+        },
+    )
+    .expect("open")
+}
+
+fn restart(h: StoreHandle, dir: &Path) -> (StoreHandle, Recovered) {
+    h.flush_blocking().expect("flush");
+    h.close();
+    open(dir)
+}
+
+fn bodies(r: &Recovered, queue: &str) -> Vec<(String, bool)> {
+    r.queues
+        .get(queue)
+        .map(|v| {
+            v.iter()
+                .map(|m| {
+                    (
+                        String::from_utf8_lossy(&m.msg.body).into_owned(),
+                        m.redelivered,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn plain(r: &Recovered, queue: &str) -> Vec<String> {
+    bodies(r, queue).into_iter().map(|(b, _)| b).collect()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("msgs"))
+        .expect("msgs dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The last segment that holds records (the newest one may be empty: a restart starts
+/// a fresh segment).
+fn last_with_records(dir: &Path) -> PathBuf {
+    segments(dir)
+        .into_iter()
+        .rev()
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.len() > record::HEADER_LEN as u64)
+                .unwrap_or(false)
+        })
+        .expect("a segment with records")
+}
+
+#[test]
+fn append_ack_recover_in_order() {
+    let dir = temp("order");
+    let (h, r) = open(&dir);
+    assert!(r.queues.is_empty());
+    let ids: Vec<u64> = (1..=5).map(|i| put(&h, &format!("m{i}"), &["q"])).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    h.ack("q", ids[1]);
+    h.ack("q", ids[3]);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(
+        bodies(&r, "q"),
+        vec![
+            ("m1".into(), false),
+            ("m3".into(), false),
+            ("m5".into(), false)
+        ]
+    );
+    assert_eq!(
+        r.queues["q"].iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2], ids[4]]
+    );
+    assert_eq!(r.queues["q"][0].msg, msg("m1"));
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn message_in_two_queues_is_stored_once_and_kept_until_both_ack() {
+    let dir = temp("twoq");
+    let (h, _) = open(&dir);
+    let id = put(&h, "shared-body-0123456789", &["a", "b"]);
+    let (h, r) = restart(h, &dir);
+    let all: Vec<u8> = segments(&dir)
+        .iter()
+        .flat_map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    let needle = b"shared-body-0123456789";
+    assert_eq!(
+        all.windows(needle.len()).filter(|w| w == needle).count(),
+        1,
+        "written once"
+    );
+    assert_eq!(plain(&r, "a"), vec!["shared-body-0123456789"]);
+    assert_eq!(plain(&r, "b"), vec!["shared-body-0123456789"]);
+    h.ack("a", id);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(plain(&r, "a"), Vec::<String>::new());
+    assert_eq!(plain(&r, "b"), vec!["shared-body-0123456789"]);
+    h.ack("b", r.queues["b"][0].id);
+    let (h, r) = restart(h, &dir);
+    assert!(r.queues.is_empty());
+    // Everything settled: only the fresh segment of this run is left.
+    assert_eq!(segments(&dir).len(), 1);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redelivered_flags_follow_delivered_and_unacked() {
+    let dir = temp("redeliv");
+    let (h, _) = open(&dir);
+    let m1 = put(&h, "m1", &["q", "r"]);
+    let m2 = put(&h, "m2", &["q"]);
+    let _m3 = put(&h, "m3", &["q"]);
+    h.delivered("q", m1);
+    h.delivered("q", m2);
+    h.ack("q", m2);
+    h.delivered("nosuchqueue", m1);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(
+        bodies(&r, "q"),
+        vec![("m1".into(), true), ("m3".into(), false)]
+    );
+    assert_eq!(
+        bodies(&r, "r"),
+        vec![("m1".into(), false)],
+        "delivery is per queue"
+    );
+    // Still redelivered after another restart, even without a new delivered mark.
+    let (h, r) = restart(h, &dir);
+    assert_eq!(
+        bodies(&r, "q"),
+        vec![("m1".into(), true), ("m3".into(), false)]
+    );
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn settled_segments_are_deleted() {
+    let dir = temp("delete");
+    let (h, _) = open_small(&dir);
+    let body = "x".repeat(500);
+    let ids: Vec<u64> = (0..40).map(|_| put(&h, &body, &["q"])).collect();
+    assert!(
+        segments(&dir).len() >= 5,
+        "small segments roll: {}",
+        segments(&dir).len()
+    );
+    for &id in &ids {
+        h.ack("q", id);
+    }
+    h.flush_blocking().expect("flush");
+    // Settling happens in the writer; one more batch runs the deletions.
+    h.flush_blocking().expect("flush");
+    assert_eq!(segments(&dir).len(), 1, "only the current segment is left");
+    let (h, r) = restart(h, &dir);
+    assert!(r.queues.is_empty());
+    assert_eq!(segments(&dir).len(), 1);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn acks_survive_deletion_of_the_segment_holding_them() {
+    // The first message stays unacked, pinning segment 1; acks for the rest of segment 1
+    // are written in later segments, which empty out and are deleted. Those acks must be
+    // carried forward, or the acked messages of segment 1 would come back.
+    let dir = temp("carry");
+    let (h, _) = open_small(&dir);
+    let body = "y".repeat(700);
+    let ids: Vec<u64> = (0..30)
+        .map(|i| put(&h, &format!("{i:02}{body}"), &["q"]))
+        .collect();
+    h.delivered("q", ids[0]);
+    for &id in &ids[1..] {
+        h.ack("q", id);
+        put(&h, "filler", &["f"]);
+        h.ack("f", ids.last().copied().unwrap_or(0) + 1); // a no-op ack, harmless
+    }
+    h.drop_queue("f");
+    h.flush_blocking().expect("flush");
+    h.flush_blocking().expect("flush");
+    let n = segments(&dir).len();
+    assert!(n <= 3, "settled segments were deleted, {n} left");
+    let (h, r) = restart(h, &dir);
+    assert_eq!(
+        r.queues.len(),
+        1,
+        "{:?}",
+        r.queues.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(r.queues["q"].len(), 1);
+    assert_eq!(r.queues["q"][0].id, ids[0]);
+    assert!(r.queues["q"][0].redelivered);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(r.queues["q"].len(), 1);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn torn_tail_keeps_the_good_prefix() {
+    let dir = temp("torn");
+    let (h, _) = open(&dir);
+    for i in 0..10 {
+        put(&h, &format!("m{i}"), &["q"]);
+    }
+    h.close();
+    let last = last_with_records(&dir);
+    let len = std::fs::metadata(&last).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open seg");
+    f.set_len(len - 5).expect("truncate");
+    drop(f);
+    let (h, r) = open(&dir);
+    assert_eq!(
+        plain(&r, "q"),
+        (0..9).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    put(&h, "after", &["q"]);
+    let (h, r) = restart(h, &dir);
+    let mut want: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
+    want.push("after".into());
+    assert_eq!(plain(&r, "q"), want);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flipped_byte_in_last_record_drops_only_it() {
+    let dir = temp("flip");
+    let (h, _) = open(&dir);
+    for i in 0..10 {
+        put(&h, &format!("m{i}"), &["q"]);
+    }
+    h.close();
+    let last = last_with_records(&dir);
+    let mut data = std::fs::read(&last).expect("read");
+    let n = data.len();
+    data[n - 1] ^= 0x40; // last byte of the last body
+    std::fs::write(&last, &data).expect("write");
+    let (h, r) = open(&dir);
+    assert_eq!(
+        plain(&r, "q"),
+        (0..9).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert!(
+        std::fs::metadata(&last).expect("meta").len() < n as u64,
+        "truncated at the bad record"
+    );
+    // Zeros after the good prefix (a file extended but never written) are a tail too.
+    h.close();
+    let last = last_with_records(&dir);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .expect("open");
+    f.write_all(&[0u8; 100]).expect("zeros");
+    drop(f);
+    let (h, r) = open(&dir);
+    assert_eq!(plain(&r, "q").len(), 9);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corrupt_record_in_an_earlier_segment_skips_the_rest_of_it() {
+    let dir = temp("earlier");
+    let (h, _) = open_small(&dir);
+    let body = "z".repeat(900);
+    for i in 0..12 {
+        put(&h, &format!("{i:02}{body}"), &["q"]);
+    }
+    h.close();
+    let segs = segments(&dir);
+    assert!(segs.len() >= 3);
+    // Damage the second record of the first segment.
+    let mut data = std::fs::read(&segs[0]).expect("read");
+    let first_len = u32::from_le_bytes([data[20], data[21], data[22], data[23]]) as usize;
+    let second = record::HEADER_LEN + record::RECORD_HEAD + first_len;
+    data[second + 30] ^= 1;
+    std::fs::write(&segs[0], &data).expect("write");
+    let (h, r) = open_small(&dir);
+    let got: Vec<String> = plain(&r, "q").iter().map(|b| b[..2].to_string()).collect();
+    assert_eq!(got[0], "00");
+    assert!(!got.contains(&"01".to_string()));
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("11"),
+        "later segments intact: {got:?}"
+    );
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn restart_after_restart_keeps_ids_increasing() {
+    let dir = temp("restarts");
+    let (h, _) = open(&dir);
+    let a = put(&h, "a", &["q"]);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(plain(&r, "q"), vec!["a"]);
+    let b = put(&h, "b", &["q"]);
+    assert!(b > a);
+    h.ack("q", a);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(plain(&r, "q"), vec!["b"]);
+    h.ack("q", b);
+    let (h, r) = restart(h, &dir);
+    assert!(r.queues.is_empty());
+    // Everything was deleted; the id counter still must not go back.
+    let c = put(&h, "c", &["q"]);
+    assert!(c > b, "{c} > {b}");
+    let (h, r) = restart(h, &dir);
+    assert_eq!(plain(&r, "q"), vec!["c"]);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn drop_queue_settles_only_what_came_before() {
+    let dir = temp("drop");
+    let (h, _) = open(&dir);
+    put(&h, "q1", &["q", "r"]);
+    put(&h, "q2", &["q"]);
+    h.drop_queue("q");
+    put(&h, "q3", &["q"]);
+    let (h, r) = restart(h, &dir);
+    assert_eq!(plain(&r, "q"), vec!["q3"]);
+    assert_eq!(plain(&r, "r"), vec!["q1"]);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn second_open_of_a_locked_directory_is_refused() {
+    let dir = temp("lock");
+    let (h, _) = open(&dir);
+    let err = StoreHandle::open(&dir).err().expect("refused");
+    assert_eq!(err.kind(), io::ErrorKind::ResourceBusy);
+    assert!(
+        err.to_string().contains("in use by another warren"),
+        "{err}"
+    );
+    h.close();
+    let (h, _) = open(&dir);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn queue_keys_split_back() {
+    let k = queue_key("a/b:c", "q:1");
+    assert_eq!(split_queue_key(&k), Some(("a/b:c", "q:1")));
+    assert_ne!(queue_key("ab", "c"), queue_key("a", "bc"));
+    assert_eq!(split_queue_key("9:abc"), None);
+}
+
+/// Throughput of appends with 1000 in flight and the fdatasync latency of this disk.
+/// `cargo test --release -- --ignored --nocapture bench_`
+#[test]
+#[ignore]
+fn bench_group_commit() {
+    let dir = temp("bench");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let probe = dir.join("probe");
+    let mut f = std::fs::File::create(&probe).expect("probe");
+    let mut lat = Vec::new();
+    for _ in 0..2000 {
+        let t = std::time::Instant::now();
+        f.write_all(&[7u8; 64]).expect("write");
+        f.sync_data().expect("sync");
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    lat.sort_unstable();
+    println!(
+        "fdatasync after a 64-byte append: p50 {} us, p90 {} us, p99 {} us, mean {} us",
+        lat[lat.len() / 2],
+        lat[lat.len() * 9 / 10],
+        lat[lat.len() * 99 / 100],
+        lat.iter().sum::<u64>() / lat.len() as u64
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    for with_acks in [false, true] {
+        let (h, _) = open(&dir.join(format!("data-{with_acks}")));
+        let total = 300_000u64;
+        rt.block_on(async {
+        let body = Bytes::from_static(b"0123456789abcdef");
+        let mut inflight = std::collections::VecDeque::new();
+        let t = std::time::Instant::now();
+        let mut sent = 0u64;
+        let mut done = 0u64;
+        while done < total {
+            while inflight.len() < 1000 && sent < total {
+                let (tx, rx) = oneshot::channel();
+                let m = StoredMessage {
+                    exchange: "bench".into(),
+                    routing_key: "k".into(),
+                    properties: Bytes::from_static(&[0x10, 0x00, 0x02]),
+                    body: body.clone(),
+                };
+                h.append(m, vec!["1:/bench.q".into()], Some(tx));
+                inflight.push_back(rx);
+                sent += 1;
+            }
+            if let Some(rx) = inflight.pop_front() {
+                let id = rx.await.expect("confirmed");
+                if with_acks {
+                    h.ack("1:/bench.q", id);
+                }
+                done += 1;
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "group commit, 16-byte bodies, 1000 in flight, acks {}: {} appends+completions in {:.2}s = {:.0}/s, {} fdatasyncs ({:.0} per batch)",
+            if with_acks { "too" } else { "none" },
+            total,
+            secs,
+            total as f64 / secs,
+            h.sync_count(),
+            total as f64 / h.sync_count().max(1) as f64
+        );
+    });
+        h.close();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
