@@ -269,25 +269,19 @@ async fn direct_reply_to_round_trip_and_misuse() {
     assert_eq!(reply.data, b"pong");
 
     // publishing with reply_to set on a channel that does not consume replies
-    let err = responder
-        .basic_publish(
-            "".into(),
-            "rpc".into(),
-            BasicPublishOptions::default(),
-            b"x",
-            BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to".into()),
-        )
-        .await;
-    let closed = match err {
-        Err(e) => e.to_string(),
-        Ok(_) => within(responder.basic_qos(1, BasicQosOptions::default()))
-            .await
-            .expect_err("closed")
-            .to_string(),
-    };
+    let publish = responder.basic_publish(
+        "".into(),
+        "rpc".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to".into()),
+    );
+    let err =
+        common::channel_close_error(&responder, async move { publish.await.map(|_| ()) }).await;
     assert!(
-        closed.contains("fast reply consumer does not exist"),
-        "{closed}"
+        err.to_string()
+            .contains("fast reply consumer does not exist"),
+        "{err}"
     );
 
     // consuming replies with acknowledgements
@@ -313,10 +307,16 @@ async fn direct_reply_to_round_trip_and_misuse() {
 async fn update_secret_is_acknowledged_and_the_connection_goes_on() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    within(conn.update_secret("guest".into(), "refresh".into())).await.expect("update-secret-ok");
-    let ch = conn.create_channel().await.expect("still usable");
-    ch.queue_declare("after-secret".into(), QueueDeclareOptions::default(), FieldTable::default())
+    within(conn.update_secret("guest".into(), "refresh".into()))
         .await
-        .expect("declare");
+        .expect("update-secret-ok");
+    let ch = conn.create_channel().await.expect("still usable");
+    ch.queue_declare(
+        "after-secret".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("declare");
     broker.stop().await;
 }

@@ -1,32 +1,198 @@
 //! A message as it travels from a publisher through exchanges and queues to consumers.
 //!
-//! Built once by the publishing channel's content assembler and shared as `Arc<Message>`
-//! by every queue it is routed to. It holds the publisher's raw property bytes, which are
-//! written back verbatim to consumers; they are decoded only when routing needs them
-//! (the headers exchange). Never mutated after it is built.
+//! Built once by the publishing channel's content assembler and shared (a cheap clone)
+//! by every queue it is routed to; never mutated after it is built. Exchange, routing
+//! key, the publisher's raw property bytes (written back verbatim to consumers) and the
+//! body sit back to back in ONE reference-counted allocation: a queued message costs
+//! its bytes plus a 16-byte header, and frees the read buffer it arrived in. The body is
+//! copied once into it (as frames arrive) and once out of it (into a consumer's write
+//! buffer). Properties are decoded only when routing needs them (headers exchange).
 
-use crate::codec::ShortStr;
 use amq_protocol::protocol::basic::{parse_properties, AMQPProperties};
 use amq_protocol::types::FieldTable;
-use bytes::Bytes;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
 
-#[derive(Debug)]
+/// Layout: [exchange len: u8][exchange][routing key len: u8][routing key]
+///         [properties len: u32 BE][properties][body]
+#[derive(Clone)]
 pub struct Message {
-    pub exchange: ShortStr,
-    pub routing_key: ShortStr,
-    /// Property flags and property list, exactly as the publisher sent them.
-    pub properties: Bytes,
-    pub body: Bytes,
+    data: Arc<[u8]>,
 }
 
 impl Message {
+    /// A whole message at once (tests, recovery, small bodies).
+    pub fn new(exchange: &str, routing_key: &str, properties: &[u8], body: &[u8]) -> Message {
+        let mut b = MessageBuilder::new(exchange, routing_key, properties, body.len());
+        b.push_body(body);
+        b.finish()
+    }
+
+    fn exchange_end(&self) -> usize {
+        1 + self.data[0] as usize
+    }
+
+    fn routing_key_end(&self) -> usize {
+        let at = self.exchange_end();
+        at + 1 + self.data[at] as usize
+    }
+
+    fn properties_range(&self) -> (usize, usize) {
+        let at = self.routing_key_end();
+        let len = u32::from_be_bytes([
+            self.data[at],
+            self.data[at + 1],
+            self.data[at + 2],
+            self.data[at + 3],
+        ]);
+        (at + 4, at + 4 + len as usize)
+    }
+
+    pub fn exchange(&self) -> &str {
+        // SAFETY: the builder copied these bytes from a `&str`.
+        unsafe { std::str::from_utf8_unchecked(&self.data[1..self.exchange_end()]) }
+    }
+
+    pub fn routing_key(&self) -> &str {
+        let start = self.exchange_end() + 1;
+        // SAFETY: the builder copied these bytes from a `&str`.
+        unsafe { std::str::from_utf8_unchecked(&self.data[start..self.routing_key_end()]) }
+    }
+
+    /// Property flags and property list, exactly as the publisher sent them.
+    pub fn properties(&self) -> &[u8] {
+        let (start, end) = self.properties_range();
+        &self.data[start..end]
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.data[self.properties_range().1..]
+    }
+
     /// Decodes the properties; `None` when the publisher sent bytes that do not decode.
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
-        parse_properties(&self.properties[..]).ok().map(|(_, p)| p)
+        parse_properties(self.properties()).ok().map(|(_, p)| p)
     }
 
     /// The headers table, decoded on demand for headers-exchange routing.
     pub fn headers(&self) -> Option<FieldTable> {
         self.decode_properties().and_then(|p| p.headers().clone())
+    }
+
+    /// Whether two handles share one message (fanout shares one allocation).
+    pub fn same(&self, other: &Message) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("exchange", &self.exchange())
+            .field("routing_key", &self.routing_key())
+            .field("body_len", &self.body().len())
+            .finish()
+    }
+}
+
+/// Fills a message's allocation as its body frames arrive.
+#[derive(Debug)]
+pub struct MessageBuilder {
+    data: Arc<[MaybeUninit<u8>]>,
+    filled: usize,
+}
+
+impl MessageBuilder {
+    /// Allocates room for the whole message (the body size is known from the content
+    /// header) and copies the head in. Names are at most 255 bytes (short strings).
+    pub fn new(
+        exchange: &str,
+        routing_key: &str,
+        properties: &[u8],
+        body_size: usize,
+    ) -> MessageBuilder {
+        let exchange = &exchange.as_bytes()[..exchange.len().min(255)];
+        let routing_key = &routing_key.as_bytes()[..routing_key.len().min(255)];
+        let len = 2 + exchange.len() + routing_key.len() + 4 + properties.len() + body_size;
+        let mut b = MessageBuilder {
+            data: Arc::new_uninit_slice(len),
+            filled: 0,
+        };
+        b.put(&[exchange.len() as u8]);
+        b.put(exchange);
+        b.put(&[routing_key.len() as u8]);
+        b.put(routing_key);
+        b.put(&(properties.len() as u32).to_be_bytes());
+        b.put(properties);
+        b
+    }
+
+    /// Bytes of body still expected.
+    pub fn remaining(&self) -> usize {
+        self.data.len() - self.filled
+    }
+
+    /// Appends body bytes; anything beyond the announced size is ignored (the caller
+    /// checks sizes against `remaining` first).
+    pub fn push_body(&mut self, part: &[u8]) {
+        let part = &part[..part.len().min(self.remaining())];
+        self.put(part);
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let Some(slots) = Arc::get_mut(&mut self.data) else {
+            return;
+        };
+        let Some(dst) = slots.get_mut(self.filled..self.filled + bytes.len()) else {
+            return;
+        };
+        for (d, s) in dst.iter_mut().zip(bytes) {
+            d.write(*s);
+        }
+        self.filled += bytes.len();
+    }
+
+    /// The finished message. The assembler finishes only complete bodies; a short one
+    /// would be padded with zeros rather than expose uninitialised memory.
+    pub fn finish(mut self) -> Message {
+        if self.remaining() != 0 {
+            let missing = vec![0u8; self.remaining()];
+            self.put(&missing);
+        }
+        // SAFETY: every byte is written: `filled` counts the bytes written from the start,
+        // and the padding above brought it to the full length. `put` only fails to write
+        // when the Arc is shared, which it never is before this point.
+        let data = unsafe { self.data.assume_init() };
+        Message { data }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_back_from_one_allocation() {
+        let m = Message::new("amq.topic", "a.b", &[0x10, 0], b"hello");
+        assert_eq!(m.exchange(), "amq.topic");
+        assert_eq!(m.routing_key(), "a.b");
+        assert_eq!(m.properties(), &[0x10, 0]);
+        assert_eq!(m.body(), b"hello");
+        let empty = Message::new("", "", &[], b"");
+        assert_eq!(
+            (empty.exchange(), empty.routing_key(), empty.body()),
+            ("", "", &b""[..])
+        );
+    }
+
+    #[test]
+    fn builder_fills_the_body_in_parts() {
+        let mut b = MessageBuilder::new("", "q", &[0, 0], 6);
+        b.push_body(b"abc");
+        assert_eq!(b.remaining(), 3);
+        b.push_body(b"defgh");
+        assert_eq!(b.remaining(), 0);
+        assert_eq!(b.finish().body(), b"abcdef");
     }
 }

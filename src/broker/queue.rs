@@ -23,7 +23,7 @@ static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone, Debug)]
 pub struct Queued {
     pub seq: u64,
-    pub msg: Arc<Message>,
+    pub msg: Message,
     pub redelivered: bool,
 }
 
@@ -112,7 +112,7 @@ impl Queue {
 
     /// Enqueues a message and hands it to a consumer if one has credit. Returns false if
     /// the queue was deleted meanwhile.
-    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) -> bool {
+    pub fn publish(self: &Arc<Self>, msg: Message) -> bool {
         let mut st = self.lock();
         if st.deleted {
             return false;

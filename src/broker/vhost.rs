@@ -497,7 +497,7 @@ impl VHost {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         if exchange.is_empty() {
-            let key = msg.routing_key.as_str();
+            let key = msg.routing_key();
             if let Some(q) = topo.queues.get(key) {
                 out.push(q.clone());
             } else if key.starts_with(REPLY_PREFIX) {

@@ -32,20 +32,10 @@ impl Channel {
         &mut self,
         ctx: &mut Ctx,
         publish: Publish,
-        properties: Bytes,
-        body: Bytes,
+        msg: Message,
     ) -> Result<(), Exception> {
-        let properties = self
-            .check_properties(ctx, properties)
-            .map_err(|e| e.on(60, 40))?;
-        let msg = Arc::new(Message {
-            exchange: publish.exchange,
-            routing_key: publish.routing_key,
-            properties,
-            body,
-        });
         let mut targets = std::mem::take(&mut self.route_buf);
-        let routed = ctx.vhost.route(msg.exchange.as_str(), &msg, &mut targets);
+        let routed = ctx.vhost.route(msg.exchange(), &msg, &mut targets);
         if let Err(e) = routed {
             self.route_buf = targets;
             return Err(e.on(60, 40));
@@ -57,10 +47,16 @@ impl Channel {
                     self.id,
                     ReplyCode::NoRoute as u16,
                     "NO_ROUTE",
-                    msg.exchange.as_str(),
-                    msg.routing_key.as_str(),
+                    msg.exchange(),
+                    msg.routing_key(),
                 );
-                codec::encode_content(ctx.out, self.id, &msg.properties, &msg.body, ctx.frame_max);
+                codec::encode_content(
+                    ctx.out,
+                    self.id,
+                    msg.properties(),
+                    msg.body(),
+                    ctx.frame_max,
+                );
             }
         } else if let Some(tx) = &mut self.tx {
             tx.publishes.push((msg, targets.drain(..).collect()));
@@ -79,7 +75,11 @@ impl Channel {
 
     /// RabbitMQ's checks of user_id, and direct reply-to's rewrite of reply_to. Most
     /// messages set neither flag and pass untouched.
-    fn check_properties(&self, ctx: &Ctx, properties: Bytes) -> Result<Bytes, Exception> {
+    pub(super) fn check_properties(
+        &self,
+        ctx: &Ctx,
+        properties: Bytes,
+    ) -> Result<Bytes, Exception> {
         let flags = props::flags(&properties);
         if flags & props::USER_ID != 0 {
             let user_id = props::short_str(&properties, props::USER_ID).unwrap_or_default();
@@ -255,15 +255,15 @@ impl Channel {
             self.id,
             tag,
             item.redelivered,
-            item.msg.exchange.as_str(),
-            item.msg.routing_key.as_str(),
+            item.msg.exchange(),
+            item.msg.routing_key(),
             remaining,
         );
         codec::encode_content(
             ctx.out,
             self.id,
-            &item.msg.properties,
-            &item.msg.body,
+            item.msg.properties(),
+            item.msg.body(),
             ctx.frame_max,
         );
         if !m.no_ack {

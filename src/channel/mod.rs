@@ -13,6 +13,7 @@ mod tx;
 mod unacked;
 
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
+use crate::broker::message::{Message, MessageBuilder};
 use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
 use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
@@ -51,11 +52,10 @@ enum Content {
     #[default]
     Idle,
     Header(Publish),
+    /// The message is allocated at its full size; body frames are copied into it.
     Body {
         publish: Publish,
-        properties: Bytes,
-        size: u64,
-        body: Body,
+        message: MessageBuilder,
     },
     /// Body frames are read and dropped, as RabbitMQ does: `remaining` bytes of a message
     /// over the size limit (then `error` is raised), or, after a body frame longer than
@@ -64,50 +64,6 @@ enum Content {
         remaining: u64,
         error: Option<Exception>,
     },
-}
-
-/// Body frames received so far: one frame is kept as is; more are joined.
-#[derive(Debug)]
-enum Body {
-    Empty,
-    One(Bytes),
-    Joined(BytesMut),
-}
-
-impl Body {
-    fn len(&self) -> u64 {
-        match self {
-            Body::Empty => 0,
-            Body::One(b) => b.len() as u64,
-            Body::Joined(b) => b.len() as u64,
-        }
-    }
-
-    fn push(self, part: Bytes, size: u64) -> Body {
-        match self {
-            Body::Empty => Body::One(part),
-            Body::One(first) => {
-                // A body split over frames is joined once, so that queues and consumers
-                // see one contiguous buffer.
-                let mut joined = BytesMut::with_capacity(size as usize);
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&part);
-                Body::Joined(joined)
-            }
-            Body::Joined(mut joined) => {
-                joined.extend_from_slice(&part);
-                Body::Joined(joined)
-            }
-        }
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Body::Empty => Bytes::new(),
-            Body::One(b) => b,
-            Body::Joined(b) => b.freeze(),
-        }
-    }
 }
 
 /// A consumer as its channel knows it.
@@ -145,7 +101,7 @@ enum Settle {
 /// What a transaction holds until commit: routed publishes and settlements.
 #[derive(Debug, Default)]
 struct Transaction {
-    publishes: Vec<(Arc<crate::broker::message::Message>, Vec<Arc<Queue>>)>,
+    publishes: Vec<(Message, Vec<Arc<Queue>>)>,
     settles: Vec<(Vec<(u64, Entry)>, Settle)>,
 }
 
@@ -332,15 +288,19 @@ impl Channel {
             };
             return Ok(());
         }
+        let properties = self
+            .check_properties(ctx, properties)
+            .map_err(|e| e.on(60, 40))?;
+        let message = MessageBuilder::new(
+            publish.exchange.as_str(),
+            publish.routing_key.as_str(),
+            &properties,
+            size as usize,
+        );
         if size == 0 {
-            return self.publish(ctx, publish, properties, Bytes::new());
+            return self.publish(ctx, publish, message.finish());
         }
-        self.content = Content::Body {
-            publish,
-            properties,
-            size,
-            body: Body::Empty,
-        };
+        self.content = Content::Body { publish, message };
         Ok(())
     }
 
@@ -366,35 +326,26 @@ impl Channel {
         }
         let Content::Body {
             publish,
-            properties,
-            size,
-            body,
+            mut message,
         } = std::mem::take(&mut self.content)
         else {
             return Ok(());
         };
-        let body = body.push(payload, size);
-        match body.len().cmp(&size) {
-            std::cmp::Ordering::Less => {
-                self.content = Content::Body {
-                    publish,
-                    properties,
-                    size,
-                    body,
-                };
-                Ok(())
-            }
-            std::cmp::Ordering::Equal => self.publish(ctx, publish, properties, body.into_bytes()),
-            std::cmp::Ordering::Greater => {
-                // Not an error by itself in RabbitMQ: the message never completes and the
-                // next method frame is refused.
-                self.content = Content::Discard {
-                    remaining: u64::MAX,
-                    error: None,
-                };
-                Ok(())
-            }
+        if payload.len() > message.remaining() {
+            // Not an error by itself in RabbitMQ: the message never completes and the next
+            // method frame is refused.
+            self.content = Content::Discard {
+                remaining: u64::MAX,
+                error: None,
+            };
+            return Ok(());
         }
+        message.push_body(&payload);
+        if message.remaining() > 0 {
+            self.content = Content::Body { publish, message };
+            return Ok(());
+        }
+        self.publish(ctx, publish, message.finish())
     }
 
     /// After a batch of frames or deliveries: feed the queues whose consumers on this
@@ -445,14 +396,14 @@ impl Channel {
             consumer.tag.as_str(),
             tag,
             item.redelivered,
-            item.msg.exchange.as_str(),
-            item.msg.routing_key.as_str(),
+            item.msg.exchange(),
+            item.msg.routing_key(),
         );
         codec::encode_content(
             ctx.out,
             self.id,
-            &item.msg.properties,
-            &item.msg.body,
+            item.msg.properties(),
+            item.msg.body(),
             ctx.frame_max,
         );
         if consumer.no_ack {

@@ -90,15 +90,9 @@ mod tests {
     use super::*;
     use crate::broker::message::Message;
     use amq_protocol::types::FieldTable;
-    use bytes::Bytes;
 
     fn entry(queue: &Arc<Queue>, seq: u64) -> Entry {
-        let msg = Arc::new(Message {
-            exchange: "".into(),
-            routing_key: "q".into(),
-            properties: Bytes::from_static(&[0, 0]),
-            body: Bytes::new(),
-        });
+        let msg = Message::new("", "q", &[0, 0], b"");
         Entry {
             queue: queue.clone(),
             item: Queued {

@@ -38,6 +38,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// RabbitMQ waits this long before dropping a client whose login or tuning it refused
 /// without a close method (it slows down password guessing).
 const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
+/// How long a client may keep its socket open after our close-ok (RabbitMQ: 30 s).
+const CLOSE_OK_LINGER: Duration = Duration::from_secs(30);
 /// Deliveries taken from the outbox per wake-up.
 const OUTBOX_BATCH: usize = 256;
 
@@ -50,6 +52,9 @@ enum Phase {
     Running,
     /// We sent connection.close; only close-ok (or close) is read until the deadline.
     Closing(Instant),
+    /// We answered the client's connection.close; like RabbitMQ we leave closing the
+    /// socket to the client, and reset it if it has not by the deadline.
+    CloseOkSent(Instant),
     /// Done: flush what is written and end.
     Done,
 }
@@ -173,11 +178,17 @@ impl Connection {
                 }
                 read = reader.read_buf(&mut inbuf), if reading => {
                     match read {
+                        Ok(0) if matches!(self.phase, Phase::CloseOkSent(_)) => break Ok(()),
                         Ok(0) => break Err(ConnectionError::PeerClosed),
                         Ok(_) => {
                             self.last_read = Instant::now();
                             if let Err(e) = self.process_input(&mut inbuf) {
                                 break Err(e);
+                            }
+                            if matches!(self.phase, Phase::CloseOkSent(_)) {
+                                // The connection is over for the client: give back what it
+                                // held now, not when it gets round to closing the socket.
+                                self.release(&mut outbox);
                             }
                         }
                         Err(e) => break Err(e.into()),
@@ -210,6 +221,10 @@ impl Connection {
             Phase::Closing(deadline) if now >= deadline => {
                 self.phase = Phase::Done;
                 self.out.clear();
+            }
+            Phase::CloseOkSent(deadline) if now >= deadline => {
+                self.reset = true;
+                self.phase = Phase::Done;
             }
             Phase::ProtocolHeader | Phase::StartOk | Phase::TuneOk | Phase::Open
                 if now - self.started >= HANDSHAKE_TIMEOUT =>
@@ -305,7 +320,10 @@ impl Connection {
     }
 
     fn close_connection(&mut self, e: Exception) {
-        if matches!(self.phase, Phase::Closing(_) | Phase::Done) {
+        if matches!(
+            self.phase,
+            Phase::Closing(_) | Phase::Done | Phase::CloseOkSent(_)
+        ) {
             return;
         }
         info!(code = e.code as u16, text = %e.text, "closing connection");
@@ -363,7 +381,7 @@ impl Connection {
                 }
                 return Ok(());
             }
-            Phase::Done | Phase::ProtocolHeader => return Ok(()),
+            Phase::Done | Phase::ProtocolHeader | Phase::CloseOkSent(_) => return Ok(()),
             Phase::StartOk | Phase::TuneOk | Phase::Open => return self.handshake_frame(frame),
         }
         match frame {
@@ -514,7 +532,7 @@ impl Connection {
                 amqp_connection::CloseOk {},
             )),
         );
-        self.phase = Phase::Done;
+        self.phase = Phase::CloseOkSent(Instant::now() + CLOSE_OK_LINGER);
     }
 
     fn connection_method(&mut self, method: Method) -> Result<(), Exception> {
@@ -697,7 +715,7 @@ impl Connection {
                 vhost.remove_queue(&q);
             }
         }
-        if !matches!(self.phase, Phase::Done) {
+        if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }
     }

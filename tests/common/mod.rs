@@ -63,3 +63,43 @@ pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
         .await
         .expect("timed out")
 }
+
+/// Runs `action`, which should make the server close `ch` asynchronously (a bad publish),
+/// and returns the error the channel was closed with. A consumer on a private queue
+/// receives that error whenever the close arrives, before or after the next request.
+pub async fn channel_close_error<Fut>(ch: &Channel, action: Fut) -> lapin::Error
+where
+    Fut: std::future::Future<Output = lapin::Result<()>>,
+{
+    use futures::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let watch = within(ch.queue_declare(
+        "".into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .expect("private queue");
+    let mut watcher = within(ch.basic_consume(
+        watch.name().clone(),
+        "close-watch".into(),
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .expect("watch consumer");
+    if let Err(e) = within(action).await {
+        return e;
+    }
+    match within(watcher.next()).await {
+        Some(Err(e)) => e,
+        other => panic!("the channel was not closed with an error: {other:?}"),
+    }
+}

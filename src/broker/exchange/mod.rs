@@ -242,12 +242,12 @@ impl Exchange {
     pub fn route(&self, msg: &Message, out: &mut dyn FnMut(&Destination)) {
         match &self.routes {
             Routes::Direct(map) => {
-                for d in map.get(msg.routing_key.as_str()).into_iter().flatten() {
+                for d in map.get(msg.routing_key()).into_iter().flatten() {
                     out(d);
                 }
             }
             Routes::Fanout(list) => list.iter().for_each(out),
-            Routes::Topic(trie) => trie.route(msg.routing_key.as_str(), out),
+            Routes::Topic(trie) => trie.route(msg.routing_key(), out),
             Routes::Headers(list) => {
                 if list.is_empty() {
                     return;
