@@ -160,9 +160,9 @@ run_with_timeout() {  # run_with_timeout SECONDS OUT ERR CMD... ; sets RC
 for col in "${COLUMNS_LIST[@]}"; do
   start=$(date +%s)
   if [ "$col" = rust ]; then
-    echo "== rust (cargo test --release --test interop)" >&2
+    echo "== rust (cargo test --test interop)" >&2
     run_with_timeout "$RUST_TIMEOUT" "$LOGDIR/rust.out" "$LOGDIR/rust.err" \
-      env WARREN_INTEROP_URL="$URL" bash -c 'cd "$1" && cargo test --release --test interop -- --nocapture 2>&1' _ "$ROOT"
+      env WARREN_INTEROP_URL="$URL" bash -c 'cd "$1" && cargo test --test interop -- --nocapture 2>&1' _ "$ROOT"
     grep -E '^[0-9][0-9] (pass|FAIL|n/a)' "$LOGDIR/rust.out" >"$LOGDIR/rust.lines"
     collect rust "$LOGDIR/rust.lines"
     secs="$RUST_TIMEOUT"
