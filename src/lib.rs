@@ -5,7 +5,8 @@
 //! ```text
 //! socket -> read buffer -> codec::decode (frames split by hand; publish/ack parsed by hand)
 //!   connection task: channel 0 -> connection methods; channel n -> &mut Channel
-//!   channel: basic.publish + header + body -> Arc<Message>
+//!   channel: basic.publish + header -> Message allocated at full size; body frames
+//!     copied into it (one allocation per message, shared by every queue it reaches)
 //!     -> VHost::route (topology read lock; the exchange kind decides)
 //!     -> Queue::publish (queue lock; push; hand to a consumer with credit)
 //!     -> the consumer connection's outbox (the only hop between tasks)

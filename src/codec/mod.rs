@@ -5,7 +5,8 @@
 //! end byte is checked before anything is parsed. The messaging hot path (basic.publish,
 //! basic.ack, content header and body in; basic.deliver / get-ok / return, confirms and
 //! content out) is parsed and written by hand in `hot`; every other method goes through
-//! amq-protocol. Payloads stay `Bytes` slices of the read buffer: no copy. This module
+//! amq-protocol. Payloads come out as `Bytes` slices of the read buffer (no copy here;
+//! the channel copies a body once, into its message). This module
 //! never touches broker state and never panics on input.
 
 mod hot;
