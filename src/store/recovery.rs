@@ -15,6 +15,7 @@ use super::segment;
 use super::{RecoveredMessage, StoredMessage};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::path::Path;
 
@@ -28,6 +29,30 @@ pub(crate) struct Replayed {
     pub(crate) next_segno: u64,
 }
 
+/// Message ids are already well spread; SipHash would be a large part of replay time.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).rotate_left(32);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<(u32, u64), BuildHasherDefault<IdHasher>>;
+
 struct Pending {
     msg: StoredMessage,
     /// Queues still holding it; dropped from memory at zero.
@@ -37,8 +62,8 @@ struct Pending {
 pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
     let (segnos, highest) = segment::list(dir)?;
     let mut ix = Index::default();
-    let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut delivered: HashSet<(u32, u64)> = HashSet::new();
+    let mut pending: IdMap<Pending> = IdMap::default();
+    let mut delivered = IdSet::default();
     let mut next_id: u64 = 1;
     let last = segnos.last().copied();
 
@@ -129,11 +154,20 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
             .live_ids(q)
             .into_iter()
             .filter_map(|id| {
-                let p = pending.get(&id)?;
+                let redelivered = delivered.contains(&(q, id));
+                // Moved out at its last queue; cloned (two short strings, two refcounts)
+                // for the others.
+                let p = pending.get_mut(&id)?;
+                p.holders = p.holders.saturating_sub(1);
+                let msg = if p.holders == 0 {
+                    pending.remove(&id)?.msg
+                } else {
+                    p.msg.clone()
+                };
                 Some(RecoveredMessage {
                     id,
-                    msg: p.msg.clone(),
-                    redelivered: delivered.contains(&(q, id)),
+                    msg,
+                    redelivered,
                 })
             })
             .collect();
@@ -157,8 +191,8 @@ fn apply(
     ix: &mut Index,
     segno: u64,
     rec: Record<'_>,
-    pending: &mut HashMap<u64, Pending>,
-    delivered: &mut HashSet<(u32, u64)>,
+    pending: &mut IdMap<Pending>,
+    delivered: &mut IdSet,
     next_id: &mut u64,
     counts: &mut [u64; 4],
 ) -> bool {
@@ -190,7 +224,7 @@ fn apply(
                 properties: Bytes::copy_from_slice(properties),
                 body: Bytes::copy_from_slice(body),
             };
-            let holders = qs.iter().filter(|&&q| ix.is_live(q, id)).count() as u32;
+            let holders = qs.len() as u32;
             if holders > 0 {
                 pending.insert(id, Pending { msg, holders });
             }
@@ -225,7 +259,7 @@ fn apply(
     true
 }
 
-fn release(pending: &mut HashMap<u64, Pending>, id: u64) {
+fn release(pending: &mut IdMap<Pending>, id: u64) {
     if let Some(p) = pending.get_mut(&id) {
         p.holders = p.holders.saturating_sub(1);
         if p.holders == 0 {

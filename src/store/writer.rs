@@ -80,6 +80,9 @@ struct Batch {
     sync: bool,
     appended: Vec<(oneshot::Sender<u64>, u64)>,
     flushes: Vec<oneshot::Sender<()>>,
+    /// Delivered marks, written at the end of the batch unless an ack in the same batch
+    /// made them pointless (the common case for a consumer that keeps up).
+    delivered: Vec<(u32, u64)>,
 }
 
 impl Writer {
@@ -175,12 +178,8 @@ impl Writer {
                 }
             }
             Request::Delivered { queue, id } => {
-                let Some(q) = self.ix.find_queue(&queue) else {
-                    return Ok(());
-                };
-                self.make_room(record::RECORD_HEAD + 9 + queue.len(), None)?;
-                if self.ix.is_live(q, id) {
-                    self.append_carried(Carried::Delivered(q, id));
+                if let Some(q) = self.ix.find_queue(&queue) {
+                    batch.delivered.push((q, id));
                 }
             }
             Request::Drop { queue, up_to } => {
@@ -251,6 +250,11 @@ impl Writer {
     fn finish_batch(&mut self, batch: Batch) {
         let mut deleted = Vec::new();
         if !self.is_failed() {
+            if let Err(e) = self.write_delivered(&batch.delivered) {
+                self.fail("append", &e);
+            }
+        }
+        if !self.is_failed() {
             match self.carry_forward() {
                 Ok(d) => deleted = d,
                 Err(e) => self.fail("carrying records forward", &e),
@@ -283,6 +287,16 @@ impl Writer {
             let _ = done.send(());
         }
         self.unlink(deleted);
+    }
+
+    fn write_delivered(&mut self, marks: &[(u32, u64)]) -> std::io::Result<()> {
+        for &(q, id) in marks {
+            if self.ix.is_live(q, id) {
+                self.make_room(record::RECORD_HEAD + 9 + self.ix.queue_name(q).len(), None)?;
+                self.append_carried(Carried::Delivered(q, id));
+            }
+        }
+        Ok(())
     }
 
     /// Re-appends what emptied segments carry; returns their numbers.
