@@ -32,6 +32,8 @@ mod segment;
 mod writer;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 use bytes::Bytes;
