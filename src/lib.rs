@@ -25,6 +25,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use server::{start, Server};

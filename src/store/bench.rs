@@ -53,7 +53,7 @@ fn bench_group_commit() {
                     properties: Bytes::from_static(&[0x10, 0x00, 0x02]),
                     body: body.clone(),
                 };
-                h.append(m, vec!["1:/bench.q".into()], Some(tx));
+                h.append(m, vec!["1:/bench.q".into()], Some(tx.into()));
                 inflight.push_back(rx);
                 sent += 1;
             }

@@ -73,6 +73,42 @@ pub struct RecoveredMessage {
     pub redelivered: bool,
 }
 
+/// What to do once an append is durable: called with the message id after the
+/// fdatasync that covers it, or with `None` if it never can be (the store failed; the
+/// caller nacks). Dropping it uncalled counts as `None`, so no path forgets a publisher.
+pub struct Done(Option<Box<dyn FnOnce(Option<u64>) + Send>>);
+
+impl Done {
+    pub fn new(f: impl FnOnce(Option<u64>) + Send + 'static) -> Done {
+        Done(Some(Box::new(f)))
+    }
+
+    pub(crate) fn complete(mut self, id: u64) {
+        if let Some(f) = self.0.take() {
+            f(Some(id));
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(None);
+        }
+    }
+}
+
+impl From<oneshot::Sender<u64>> for Done {
+    /// The id on success; a dropped sender (receiver error) on failure.
+    fn from(tx: oneshot::Sender<u64>) -> Done {
+        Done::new(move |id| {
+            if let Some(id) = id {
+                let _ = tx.send(id);
+            }
+        })
+    }
+}
+
 /// Tuning for [`StoreHandle::open_with`].
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -189,7 +225,7 @@ impl StoreHandle {
         &self,
         msg: StoredMessage,
         queues: Vec<String>,
-        done: Option<oneshot::Sender<u64>>,
+        done: Option<Done>,
     ) -> u64 {
         let mut next = lock(&self.inner.next_id);
         let id = *next;
@@ -197,7 +233,7 @@ impl StoreHandle {
         if queues.is_empty() {
             drop(next);
             if let Some(done) = done {
-                let _ = done.send(id);
+                done.complete(id);
             }
             return id;
         }

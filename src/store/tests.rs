@@ -26,7 +26,7 @@ fn q(names: &[&str]) -> Vec<String> {
 /// Appends and waits for the confirm.
 fn put(h: &StoreHandle, body: &str, queues: &[&str]) -> u64 {
     let (tx, rx) = oneshot::channel();
-    let id = h.append(msg(body), q(queues), Some(tx));
+    let id = h.append(msg(body), q(queues), Some(tx.into()));
     assert_eq!(rx.blocking_recv().expect("confirmed"), id);
     id
 }

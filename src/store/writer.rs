@@ -33,7 +33,7 @@ pub(crate) enum Request {
         id: u64,
         msg: StoredMessage,
         queues: Vec<String>,
-        done: Option<oneshot::Sender<u64>>,
+        done: Option<super::Done>,
     },
     Ack {
         queue: String,
@@ -78,7 +78,7 @@ pub(crate) struct Writer {
 #[derive(Default)]
 struct Batch {
     sync: bool,
-    appended: Vec<(oneshot::Sender<u64>, u64)>,
+    appended: Vec<(super::Done, u64)>,
     flushes: Vec<oneshot::Sender<()>>,
     /// Delivered marks, written at the end of the batch unless an ack in the same batch
     /// made them pointless (the common case for a consumer that keeps up).
@@ -281,7 +281,7 @@ impl Writer {
             return; // dropping the batch drops the completions
         }
         for (done, id) in batch.appended {
-            let _ = done.send(id);
+            done.complete(id);
         }
         for done in batch.flushes {
             let _ = done.send(());
