@@ -27,9 +27,9 @@ pub struct Server {
 /// Starts a broker as `config` says and returns once it accepts connections.
 pub async fn start(config: Config) -> io::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)?;
+    let broker = Arc::new(Broker::open(&config.data_dir)?);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
-    let broker = Arc::new(Broker::new());
     let (shutdown, rx) = watch::channel(false);
     let accept_loop = tokio::spawn(accept(listener, broker.clone(), rx));
     Ok(Server {
@@ -83,6 +83,7 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
+        self.broker.flush().await;
         info!("stopped");
     }
 }

@@ -123,6 +123,12 @@ pub struct Delivery {
 #[derive(Debug)]
 pub enum Outgoing {
     Deliver(Delivery),
+    /// The message store made a persistent publish durable (or failed to): confirm it.
+    Stored {
+        channel: u16,
+        seq: u64,
+        ok: bool,
+    },
     /// The server cancels a consumer (its queue was deleted).
     Cancel {
         channel: u16,

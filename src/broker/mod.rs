@@ -8,11 +8,17 @@ pub mod arguments;
 pub mod consumer;
 pub mod exchange;
 pub mod message;
+pub mod persist;
 pub mod queue;
 pub mod vhost;
 
+use crate::store::{split_queue_key, StoreHandle};
+use message::Message;
+use persist::Persistence;
 use std::collections::HashMap;
+use std::io;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use vhost::VHost;
@@ -29,6 +35,7 @@ pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: HashMap<String, User>,
     next_connection_id: AtomicU64,
+    persist: Option<Arc<Persistence>>,
 }
 
 /// Why a login was refused.
@@ -47,8 +54,69 @@ impl Default for Broker {
 impl Broker {
     /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
     pub fn new() -> Self {
-        let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_owned(), Arc::new(VHost::new("/")));
+        Self::build(None)
+    }
+
+    /// A broker whose durable topology and persistent messages live in `data_dir`: it
+    /// locks the directory, loads the definitions and recovers the stored messages.
+    pub fn open(data_dir: &Path) -> io::Result<Self> {
+        let (store, recovered) = StoreHandle::open(data_dir)?;
+        let persist = Persistence::new(store, data_dir.join("definitions.json"));
+        let defs = persist.load_definitions()?;
+        let broker = Self::build(Some(persist.clone()));
+        for v in &defs.vhosts {
+            broker.add_vhost(&v.name);
+        }
+        for vhost in broker
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            vhost.restore(&defs);
+        }
+        let mut messages = 0usize;
+        for (key, items) in recovered.queues {
+            let Some((vhost, queue)) = split_queue_key(&key) else {
+                continue;
+            };
+            let Some(v) = broker.vhost(vhost) else {
+                tracing::warn!(
+                    vhost,
+                    queue,
+                    dropped = items.len(),
+                    "stored messages of a vhost that no longer exists"
+                );
+                continue;
+            };
+            messages += items.len();
+            let items = items
+                .into_iter()
+                .map(|r| {
+                    let m = Message::new(
+                        &r.msg.exchange,
+                        &r.msg.routing_key,
+                        &r.msg.properties,
+                        &r.msg.body,
+                    );
+                    (m, r.id, r.redelivered)
+                })
+                .collect();
+            v.recover_messages(queue, items);
+        }
+        tracing::info!(
+            queues = defs.queues.len(),
+            exchanges = defs.exchanges.len(),
+            bindings = defs.bindings.len(),
+            messages,
+            "recovered"
+        );
+        // Start from what was recovered, in the current format.
+        persist.save_definitions();
+        Ok(broker)
+    }
+
+    fn build(persist: Option<Arc<Persistence>>) -> Self {
         let mut users = HashMap::new();
         users.insert(
             "guest".to_owned(),
@@ -57,10 +125,33 @@ impl Broker {
                 loopback_only: true,
             },
         );
-        Broker {
-            vhosts: RwLock::new(vhosts),
+        let broker = Broker {
+            vhosts: RwLock::new(HashMap::new()),
             users,
             next_connection_id: AtomicU64::new(1),
+            persist,
+        };
+        broker.add_vhost("/");
+        broker
+    }
+
+    fn add_vhost(&self, name: &str) {
+        let mut vhosts = self.vhosts.write().unwrap_or_else(|e| e.into_inner());
+        if !vhosts.contains_key(name) {
+            let vhost = Arc::new(VHost::with_persistence(name, self.persist.clone()));
+            if let Some(p) = &self.persist {
+                p.register(&vhost);
+            }
+            vhosts.insert(name.to_owned(), vhost);
+        }
+    }
+
+    /// Waits until every persistent message and settlement so far is on disk.
+    pub async fn flush(&self) {
+        if let Some(p) = &self.persist {
+            if let Err(e) = p.store.flush().await {
+                tracing::error!(error = %e, "message store failed before shutdown");
+            }
         }
     }
 

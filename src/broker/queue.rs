@@ -9,6 +9,7 @@
 
 use super::consumer::{Consumer, Delivery, Outgoing};
 use super::message::Message;
+use super::persist::QueueStore;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::FieldTable;
@@ -25,6 +26,8 @@ pub struct Queued {
     pub seq: u64,
     pub msg: Message,
     pub redelivered: bool,
+    /// The message store's id when this copy is persistent in a durable queue, else 0.
+    pub store_id: u64,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub struct Queue {
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// Durable queues with a data directory record their persistent messages here.
+    pub store: Option<QueueStore>,
     state: Mutex<QueueState>,
 }
 
@@ -72,6 +77,7 @@ impl Queue {
         exclusive_owner: Option<u64>,
         auto_delete: bool,
         arguments: FieldTable,
+        store: Option<QueueStore>,
     ) -> Arc<Queue> {
         Arc::new(Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
@@ -81,6 +87,7 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             arguments,
+            store,
             state: Mutex::new(QueueState::default()),
         })
     }
@@ -110,9 +117,11 @@ impl Queue {
         ))
     }
 
-    /// Enqueues a message and hands it to a consumer if one has credit. Returns false if
-    /// the queue was deleted meanwhile.
-    pub fn publish(self: &Arc<Self>, msg: Message) -> bool {
+    /// Enqueues a message and hands it to a consumer if one has credit. `store_id` is the
+    /// message store's id when the message is persistent (ignored by transient queues).
+    /// Returns false if the queue was deleted meanwhile.
+    pub fn publish(self: &Arc<Self>, msg: Message, store_id: u64) -> bool {
+        let store_id = if self.store.is_some() { store_id } else { 0 };
         let mut st = self.lock();
         if st.deleted {
             return false;
@@ -123,9 +132,41 @@ impl Queue {
             seq,
             msg,
             redelivered: false,
+            store_id,
         });
         self.dispatch_locked(&mut st);
         true
+    }
+
+    /// Messages read back from the store at start, in order.
+    pub fn recover(self: &Arc<Self>, items: impl IntoIterator<Item = (Message, u64, bool)>) {
+        let mut st = self.lock();
+        for (msg, store_id, redelivered) in items {
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.ready.push_back(Queued {
+                seq,
+                msg,
+                redelivered,
+                store_id,
+            });
+        }
+    }
+
+    /// A message of this queue is settled for good (acked, rejected without requeue,
+    /// delivered with no-ack, purged): the store forgets it.
+    pub fn settled(&self, item: &Queued) {
+        if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
+            s.store.ack(&s.key, id);
+        }
+    }
+
+    /// A message goes to a client for the first time: after a restart it comes back
+    /// with redelivered=true unless acked.
+    pub fn delivered(&self, item: &Queued) {
+        if let (Some(s), id @ 1.., false) = (&self.store, item.store_id, item.redelivered) {
+            s.store.delivered(&s.key, id);
+        }
     }
 
     /// basic.get: the head message and how many remain after it.
@@ -231,7 +272,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.lock();
         let n = st.ready.len() as u32;
-        st.ready.clear();
+        for item in st.ready.drain(..) {
+            self.settled(&item);
+        }
         n
     }
 
@@ -256,6 +299,10 @@ impl Queue {
         st.deleted = true;
         let n = st.ready.len() as u32;
         st.ready.clear();
+        if let Some(s) = &self.store {
+            // Under the queue lock: no append for this queue can slip in after it.
+            s.store.drop_queue(&s.key);
+        }
         for c in st.consumers.drain(..) {
             let _ = c.connection.outbox.send(Outgoing::Cancel {
                 channel: c.info.channel,

@@ -9,9 +9,12 @@
 use super::arguments::{assert_args_equivalent, validate_queue_args, COMPARED_QUEUE_ARGS};
 use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::message::Message;
+use super::persist::{Persistence, QueueStore};
 use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
+use crate::store::definitions::{BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef};
+use crate::store::fieldvalue::{json_to_table, table_to_json};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -41,12 +44,16 @@ pub struct VHost {
     /// Direct reply-to: one hidden queue per replying channel, by its reply address.
     /// Never held together with the topology lock.
     replies: Mutex<HashMap<String, Arc<Queue>>>,
+    /// Where durable topology and persistent messages go (none: in memory only).
+    persist: Option<Arc<Persistence>>,
 }
 
 #[derive(Debug, Default)]
 struct Topology {
     exchanges: HashMap<String, Exchange>,
     queues: HashMap<String, Arc<Queue>>,
+    /// A durable object or binding changed: the definitions file must be rewritten.
+    dirty: bool,
 }
 
 /// exchange.declare, as the channel received it.
@@ -83,6 +90,10 @@ pub struct Declared {
 
 impl VHost {
     pub fn new(name: &str) -> Self {
+        Self::with_persistence(name, None)
+    }
+
+    pub fn with_persistence(name: &str, persist: Option<Arc<Persistence>>) -> Self {
         let mut topology = Topology::default();
         for (ex, kind) in PREDECLARED {
             let internal = ex == "amq.rabbitmq.trace";
@@ -95,7 +106,23 @@ impl VHost {
             name: name.to_owned(),
             topology: RwLock::new(topology),
             replies: Mutex::new(HashMap::new()),
+            persist,
         }
+    }
+
+    /// Rewrites the definitions file if the last operation changed durable topology.
+    /// Called after the topology lock is released (saving reads the topology again).
+    fn save_if_dirty(&self) {
+        let dirty = std::mem::take(&mut self.write().dirty);
+        if let (true, Some(p)) = (dirty, &self.persist) {
+            p.save_definitions();
+        }
+    }
+
+    /// The store handle for a new queue that is durable and not exclusive.
+    fn queue_store(&self, name: &str, durable: bool, exclusive: bool) -> Option<QueueStore> {
+        let p = self.persist.as_ref().filter(|_| durable && !exclusive)?;
+        Some(QueueStore::new(&p.store, &self.name, name))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Topology> {
@@ -129,6 +156,12 @@ impl VHost {
     }
 
     pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
+        let result = self.declare_exchange_inner(d);
+        self.save_if_dirty();
+        result
+    }
+
+    fn declare_exchange_inner(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
         let name = canonical_exchange(d.name);
         if d.passive {
             if name.is_empty() {
@@ -180,6 +213,7 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        topo.dirty |= d.durable;
         topo.exchanges.insert(
             name.to_owned(),
             Exchange::new(
@@ -195,6 +229,12 @@ impl VHost {
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
+        let result = self.delete_exchange_inner(name, if_unused);
+        self.save_if_dirty();
+        result
+    }
+
+    fn delete_exchange_inner(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
         let name = canonical_exchange(name);
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -211,7 +251,8 @@ impl VHost {
             Some(x) if if_unused && x.has_bindings() => Err(Exception::precondition_failed(
                 format!("{} in use", self.describe_exchange(name)),
             )),
-            Some(_) => {
+            Some(x) => {
+                topo.dirty |= x.durable;
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
                 Ok(())
@@ -220,6 +261,16 @@ impl VHost {
     }
 
     pub fn declare_queue(&self, d: &QueueDeclare, connection: u64) -> Result<Declared, Exception> {
+        let result = self.declare_queue_inner(d, connection);
+        self.save_if_dirty();
+        result
+    }
+
+    fn declare_queue_inner(
+        &self,
+        d: &QueueDeclare,
+        connection: u64,
+    ) -> Result<Declared, Exception> {
         if d.passive {
             let queue = self.queue(d.name, connection)?;
             let (message_count, consumer_count) = queue.counts();
@@ -286,7 +337,9 @@ impl VHost {
             d.exclusive.then_some(connection),
             d.auto_delete,
             d.arguments.clone(),
+            self.queue_store(name, d.durable, d.exclusive),
         );
+        topo.dirty |= queue.store.is_some();
         topo.queues.insert(name.to_owned(), queue.clone());
         Ok(Declared {
             queue,
@@ -308,6 +361,18 @@ impl VHost {
     }
 
     pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection: u64,
+    ) -> Result<u32, Exception> {
+        let result = self.delete_queue_inner(name, if_unused, if_empty, connection);
+        self.save_if_dirty();
+        result
+    }
+
+    fn delete_queue_inner(
         &self,
         name: &str,
         if_unused: bool,
@@ -346,6 +411,7 @@ impl VHost {
             None,
             true,
             FieldTable::default(),
+            None,
         );
         self.replies
             .lock()
@@ -357,6 +423,12 @@ impl VHost {
     /// Deletes a queue without conditions (its exclusive owner closed, or the last
     /// consumer of an auto-delete queue went). Returns how many messages it dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let result = self.remove_queue_inner(queue);
+        self.save_if_dirty();
+        result
+    }
+
+    fn remove_queue_inner(&self, queue: &Arc<Queue>) -> u32 {
         if queue.name.starts_with(REPLY_PREFIX) {
             self.replies
                 .lock()
@@ -383,6 +455,19 @@ impl VHost {
         arguments: &FieldTable,
         connection: u64,
     ) -> Result<(), Exception> {
+        let result = self.bind_queue_inner(queue, exchange, key, arguments, connection);
+        self.save_if_dirty();
+        result
+    }
+
+    fn bind_queue_inner(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: &FieldTable,
+        connection: u64,
+    ) -> Result<(), Exception> {
         let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -402,11 +487,26 @@ impl VHost {
             .get_mut(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
-        x.bind(&Destination::Queue(q), key, arguments)
+        let durable = x.durable && q.store.is_some();
+        x.bind(&Destination::Queue(q), key, arguments)?;
+        topo.dirty |= durable;
+        Ok(())
     }
 
     /// exchange.bind: messages routed by `source` with this key also go through `destination`.
     pub fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), Exception> {
+        let result = self.bind_exchange_inner(destination, source, key, arguments);
+        self.save_if_dirty();
+        result
+    }
+
+    fn bind_exchange_inner(
         &self,
         destination: &str,
         source: &str,
@@ -425,14 +525,29 @@ impl VHost {
             .exchanges
             .get_mut(source)
             .ok_or_else(|| self.no_exchange(source))?;
+        let durable = x.durable;
         x.bind(
             &Destination::Exchange(Arc::from(destination)),
             key,
             arguments,
-        )
+        )?;
+        topo.dirty |= durable;
+        Ok(())
     }
 
     pub fn unbind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: &FieldTable,
+    ) -> Result<(), Exception> {
+        let result = self.unbind_exchange_inner(destination, source, key, arguments);
+        self.save_if_dirty();
+        result
+    }
+
+    fn unbind_exchange_inner(
         &self,
         destination: &str,
         source: &str,
@@ -447,18 +562,33 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(source) else {
             return Ok(());
         };
-        x.unbind(
+        let removed = x.unbind(
             &Destination::Exchange(Arc::from(destination)),
             key,
             arguments,
         );
+        let durable = x.durable;
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(source);
         }
+        topo.dirty |= removed && durable;
         Ok(())
     }
 
     pub fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: &FieldTable,
+        connection: u64,
+    ) -> Result<(), Exception> {
+        let result = self.unbind_queue_inner(queue, exchange, key, arguments, connection);
+        self.save_if_dirty();
+        result
+    }
+
+    fn unbind_queue_inner(
         &self,
         queue: &str,
         exchange: &str,
@@ -480,11 +610,130 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(exchange) else {
             return Ok(());
         };
-        x.unbind(&Destination::Queue(q), key, arguments);
+        let durable = x.durable && q.store.is_some();
+        let removed = x.unbind(&Destination::Queue(q), key, arguments);
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(exchange);
         }
+        topo.dirty |= removed && durable;
         Ok(())
+    }
+
+    /// Appends this vhost's durable exchanges, queues and bindings to `defs`.
+    pub fn durable_definitions(&self, defs: &mut Definitions) {
+        let topo = self.read();
+        let durable_queue = |q: &Queue| q.store.is_some();
+        for x in topo.exchanges.values() {
+            if x.durable && !x.name.is_empty() && !PREDECLARED.iter().any(|(n, _)| *n == x.name) {
+                defs.exchanges.push(ExchangeDef {
+                    name: x.name.clone(),
+                    vhost: self.name.clone(),
+                    kind: x.kind.name().to_owned(),
+                    durable: true,
+                    auto_delete: x.auto_delete,
+                    internal: x.internal,
+                    arguments: table_to_json(&x.arguments),
+                    extra: Default::default(),
+                });
+            }
+            if !x.durable {
+                continue;
+            }
+            for b in x.bindings() {
+                let (destination, destination_type) = match &b.destination {
+                    Destination::Queue(q) if durable_queue(q) => {
+                        (q.name.to_string(), DestinationType::Queue)
+                    }
+                    Destination::Exchange(name)
+                        if topo.exchanges.get(name.as_ref()).is_some_and(|d| d.durable) =>
+                    {
+                        (name.to_string(), DestinationType::Exchange)
+                    }
+                    _ => continue,
+                };
+                defs.bindings.push(BindingDef {
+                    source: x.name.clone(),
+                    vhost: self.name.clone(),
+                    destination,
+                    destination_type,
+                    routing_key: b.routing_key.clone(),
+                    arguments: table_to_json(&b.arguments),
+                    extra: Default::default(),
+                });
+            }
+        }
+        for q in topo.queues.values().filter(|q| durable_queue(q)) {
+            defs.queues.push(QueueDef::new(
+                &self.name,
+                &q.name,
+                true,
+                q.auto_delete,
+                table_to_json(&q.arguments),
+            ));
+        }
+    }
+
+    /// Recreates this vhost's durable topology from the definitions file (at start, before
+    /// any client connects). Entries that no longer make sense are logged and skipped.
+    pub fn restore(&self, defs: &Definitions) {
+        let mine = |v: &str| v == self.name;
+        let mut topo = self.write();
+        for x in defs.exchanges.iter().filter(|x| mine(&x.vhost)) {
+            let Some(kind) = ExchangeKind::parse(&x.kind) else {
+                tracing::warn!(exchange = %x.name, kind = %x.kind, "unknown exchange type in definitions");
+                continue;
+            };
+            topo.exchanges.entry(x.name.clone()).or_insert_with(|| {
+                Exchange::new(
+                    &x.name,
+                    kind,
+                    true,
+                    x.auto_delete,
+                    x.internal,
+                    json_to_table(&x.arguments),
+                )
+            });
+        }
+        for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
+            let queue = Queue::new(
+                ShortStr::from(q.name.as_str()),
+                &self.name,
+                true,
+                None,
+                q.auto_delete,
+                json_to_table(&q.arguments),
+                self.queue_store(&q.name, true, false),
+            );
+            topo.queues.insert(q.name.clone(), queue);
+        }
+        for b in defs.bindings.iter().filter(|b| mine(&b.vhost)) {
+            let destination = match b.destination_type {
+                DestinationType::Queue => match topo.queues.get(&b.destination) {
+                    Some(q) => Destination::Queue(q.clone()),
+                    None => continue,
+                },
+                DestinationType::Exchange => {
+                    Destination::Exchange(Arc::from(b.destination.as_str()))
+                }
+            };
+            if let Some(x) = topo.exchanges.get_mut(&b.source) {
+                if let Err(e) = x.bind(&destination, &b.routing_key, &json_to_table(&b.arguments)) {
+                    tracing::warn!(source = %b.source, text = %e.text, "binding in definitions refused");
+                }
+            }
+        }
+    }
+
+    /// Puts recovered persistent messages back into their queue.
+    pub fn recover_messages(&self, queue: &str, items: Vec<(Message, u64, bool)>) {
+        match self.read().queues.get(queue) {
+            Some(q) => q.recover(items),
+            None => tracing::warn!(
+                queue,
+                dropped = items.len(),
+                "stored messages of a queue that no longer exists"
+            ),
+        }
     }
 
     /// Routes a message published to `exchange`; `out` gets each target queue once.
@@ -574,6 +823,7 @@ impl VHost {
 
 fn remove_queue_locked(topo: &mut Topology, queue: &Arc<Queue>) -> u32 {
     topo.queues.remove(queue.name.as_str());
+    topo.dirty |= queue.store.is_some();
     remove_destination_locked(topo, &Destination::Queue(queue.clone()));
     queue.mark_deleted()
 }
@@ -587,7 +837,9 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
         }
     }
     for name in emptied {
-        topo.exchanges.remove(&name);
+        if let Some(x) = topo.exchanges.remove(&name) {
+            topo.dirty |= x.durable;
+        }
         remove_destination_locked(topo, &Destination::Exchange(Arc::from(name.as_str())));
     }
 }

@@ -7,6 +7,7 @@
 
 use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
 use crate::broker::arguments::parse_expiration;
+use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
 use crate::broker::message::Message;
 use crate::broker::queue::ConsumerRemoved;
@@ -14,6 +15,7 @@ use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
 use crate::error::{Exception, ReplyCode};
+use crate::store::{Done, StoredMessage};
 use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -58,17 +60,38 @@ impl Channel {
                     ctx.frame_max,
                 );
             }
+        }
+        let seq = self.confirms.as_mut().map(Confirms::next);
+        let mut stored = false;
+        if targets.is_empty() {
         } else if let Some(tx) = &mut self.tx {
             tx.publishes.push((msg, targets.drain(..).collect()));
         } else {
+            // A persistent message in durable queues is written once, for all of them;
+            // its confirm waits for the fdatasync that covers it.
+            let done = seq.map(|seq| {
+                let (outbox, channel) = (ctx.handle.outbox.clone(), self.id);
+                Done::new(move |id| {
+                    let _ = outbox.send(Outgoing::Stored {
+                        channel,
+                        seq,
+                        ok: id.is_some(),
+                    });
+                })
+            });
+            let store_id = persist(&msg, &targets, done);
+            stored = store_id != 0;
             for queue in targets.drain(..) {
-                queue.publish(msg.clone());
+                queue.publish(msg.clone(), store_id);
             }
         }
         self.route_buf = targets;
-        if let Some(confirms) = &mut self.confirms {
-            confirms.pending_ack = Some(confirms.next_seq);
-            confirms.next_seq += 1;
+        if let (Some(confirms), Some(seq)) = (&mut self.confirms, seq) {
+            if stored {
+                confirms.wait_for_store(seq);
+            } else {
+                confirms.confirm_now(seq);
+            }
         }
         Ok(())
     }
@@ -108,10 +131,7 @@ impl Channel {
     }
 
     pub(super) fn confirm_select(&mut self) {
-        self.confirms.get_or_insert_with(|| Confirms {
-            next_seq: 1,
-            ..Confirms::default()
-        });
+        self.confirms.get_or_insert_with(Confirms::default);
     }
 
     pub(super) fn qos(
@@ -266,7 +286,10 @@ impl Channel {
             item.msg.body(),
             ctx.frame_max,
         );
-        if !m.no_ack {
+        if m.no_ack {
+            queue.settled(&item);
+        } else {
+            queue.delivered(&item);
             self.unacked.push(
                 tag,
                 super::Entry {
@@ -327,6 +350,7 @@ impl Channel {
                     if let Some(c) = &e.consumer {
                         c.give_back();
                     }
+                    e.queue.settled(&e.item);
                 }
             }
         }
@@ -340,4 +364,35 @@ impl Channel {
         requeue_entries(self.unacked.take_all());
         Ok(())
     }
+}
+
+/// Writes `msg` to the message store if it is persistent (delivery mode 2) and reached
+/// a durable queue, and returns its store id; `done` then fires after the fdatasync.
+/// Returns 0 when nothing was stored (`done` is dropped unused and callers confirm at
+/// once).
+pub(super) fn persist(
+    msg: &Message,
+    targets: &[Arc<crate::broker::queue::Queue>],
+    done: Option<Done>,
+) -> u64 {
+    if props::delivery_mode(msg.properties()) != Some(2) {
+        return 0;
+    }
+    let mut keys = Vec::new();
+    let mut store = None;
+    for q in targets {
+        if let Some(s) = &q.store {
+            keys.push(s.key.clone());
+            store.get_or_insert(&s.store);
+        }
+    }
+    let Some(store) = store else { return 0 };
+    let stored = StoredMessage {
+        exchange: msg.exchange().to_owned(),
+        routing_key: msg.routing_key().to_owned(),
+        // The store keeps its own copy: it writes on another thread, after we moved on.
+        properties: Bytes::copy_from_slice(msg.properties()),
+        body: Bytes::copy_from_slice(msg.body()),
+    };
+    store.append(stored, keys, done)
 }

@@ -8,6 +8,7 @@
 //! in order, what it asks of other connections goes through their outboxes.
 
 mod basic;
+mod confirms;
 mod declare;
 mod tx;
 mod unacked;
@@ -20,6 +21,7 @@ use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
+use confirms::Confirms;
 use std::collections::HashMap;
 use std::sync::Arc;
 pub use unacked::{Entry, Unacked};
@@ -78,16 +80,6 @@ pub enum ChannelState {
     Open,
     /// We sent channel.close and discard everything but close-ok.
     Closing,
-}
-
-/// Publisher confirm bookkeeping: sequence numbers and confirms not yet written.
-#[derive(Debug, Default)]
-struct Confirms {
-    next_seq: u64,
-    /// The highest sequence number confirmed but not yet sent (sent coalesced).
-    pending_ack: Option<u64>,
-    /// The last sequence number already sent in an ack.
-    acked_upto: u64,
 }
 
 /// How a delivery is settled (at once, or when its transaction commits).
@@ -357,11 +349,14 @@ impl Channel {
             }
         }
         if let Some(confirms) = &mut self.confirms {
-            if let Some(upto) = confirms.pending_ack.take() {
-                let multiple = upto > confirms.acked_upto + 1;
-                codec::encode_ack(ctx.out, self.id, upto, multiple);
-                confirms.acked_upto = upto;
-            }
+            confirms.flush(ctx.out, self.id);
+        }
+    }
+
+    /// The message store answered for a persistent publish.
+    pub fn stored(&mut self, seq: u64, ok: bool) {
+        if let Some(c) = &mut self.confirms {
+            c.stored(seq, ok);
         }
     }
 
@@ -407,10 +402,12 @@ impl Channel {
             ctx.frame_max,
         );
         if consumer.no_ack {
-            // Written: the no-ack window opens again.
+            // Written: the no-ack window opens again, and the message is settled.
             consumer.give_back();
             self.credit_returned = true;
+            queue.settled(&item);
         } else {
+            queue.delivered(&item);
             self.unacked.push(
                 tag,
                 Entry {

@@ -6,6 +6,7 @@
 //! applied only at commit; a rollback discards the publishes and puts the settled
 //! deliveries back as unacked.
 
+use super::basic::persist;
 use super::{Channel, Ctx, Transaction};
 use crate::error::Exception;
 use amq_protocol::protocol::{tx as amqp_tx, AMQPClass};
@@ -30,10 +31,24 @@ impl Channel {
             T::Commit(_) => {
                 let tx = self.tx.as_mut().ok_or_else(not_transactional)?;
                 let work = std::mem::take(tx);
+                let mut stored = None;
                 for (msg, queues) in work.publishes {
-                    for queue in queues {
-                        queue.publish(msg.clone());
+                    let store_id = persist(&msg, &queues, None);
+                    if store_id != 0 {
+                        stored = queues
+                            .iter()
+                            .find_map(|q| q.store.as_ref().map(|s| s.store.clone()));
                     }
+                    for queue in queues {
+                        queue.publish(msg.clone(), store_id);
+                    }
+                }
+                // commit-ok promises the persistent publishes are on disk. Blocking this
+                // worker for one fdatasync is the price of transactions, as in RabbitMQ.
+                if let Some(store) = stored {
+                    store.flush_blocking().map_err(|e| {
+                        Exception::internal_error(format!("message store failed: {e}"))
+                    })?;
                 }
                 // Applied outside the transaction: `settle` would only buffer them again.
                 let tx = self.tx.take();

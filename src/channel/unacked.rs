@@ -99,6 +99,7 @@ mod tests {
                 seq,
                 msg,
                 redelivered: false,
+                store_id: 0,
             },
             consumer: None,
         }
@@ -106,7 +107,15 @@ mod tests {
 
     #[test]
     fn settles_single_multiple_and_all_in_order() {
-        let q = Queue::new("q".into(), "/", false, None, false, FieldTable::default());
+        let q = Queue::new(
+            "q".into(),
+            "/",
+            false,
+            None,
+            false,
+            FieldTable::default(),
+            None,
+        );
         let mut u = Unacked::default();
         for tag in [1, 2, 4, 5, 7] {
             u.push(tag, entry(&q, tag));

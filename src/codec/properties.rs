@@ -7,6 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub const DELIVERY_MODE: u16 = 1 << 12;
 pub const REPLY_TO: u16 = 1 << 9;
 pub const EXPIRATION: u16 = 1 << 8;
 pub const USER_ID: u16 = 1 << 4;
@@ -73,6 +74,12 @@ fn span(props: &[u8], bit: u16) -> Option<(usize, usize)> {
         pos += len;
     }
     None
+}
+
+/// The delivery-mode property (2 = persistent), if set.
+pub fn delivery_mode(props: &[u8]) -> Option<u8> {
+    let (start, _) = span(props, DELIVERY_MODE)?;
+    props.get(start).copied()
 }
 
 /// A short-string property (`REPLY_TO`, `USER_ID`, `EXPIRATION`), if set and UTF-8.

@@ -665,6 +665,11 @@ impl Connection {
                         queue.requeue([item], false);
                     }
                 }
+                Outgoing::Stored { channel, seq, ok } => {
+                    if let Some(ch) = self.channels.get_mut(&channel) {
+                        ch.stored(seq, ok);
+                    }
+                }
                 Outgoing::Cancel {
                     channel,
                     consumer_tag,

@@ -221,12 +221,7 @@ impl StoreHandle {
     /// receives the id after the fdatasync that covers the record: send the publisher
     /// confirm then. If the store has failed, `done` is dropped instead (its receiver
     /// gets an error): nack. With no queues nothing is written and `done` fires at once.
-    pub fn append(
-        &self,
-        msg: StoredMessage,
-        queues: Vec<String>,
-        done: Option<Done>,
-    ) -> u64 {
+    pub fn append(&self, msg: StoredMessage, queues: Vec<String>, done: Option<Done>) -> u64 {
         let mut next = lock(&self.inner.next_id);
         let id = *next;
         *next += 1;
@@ -329,13 +324,19 @@ impl StoreHandle {
     /// and exit, so the directory lock is free when this returns. Call `flush` first to
     /// learn whether the final writes succeeded.
     pub fn close(self) {
-        if let Ok(inner) = Arc::try_unwrap(self.inner) {
-            let Inner { tx, thread, .. } = inner;
-            drop(tx);
-            let handle = thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(h) = handle {
-                let _ = h.join();
-            }
+        drop(self);
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: let the writer sync what it holds and exit, and wait for
+    /// it, so the directory lock is free once the broker is dropped.
+    fn drop(&mut self) {
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
         }
     }
 }
