@@ -103,7 +103,7 @@ if [ -z "$URL" ]; then
   fi
   BIN="$ROOT/target/release/warren"
   [ -x "$BIN" ] || { echo "no binary $BIN" >&2; exit 2; }
-  "$BIN" --port 0 --bind 127.0.0.1 >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
+  "$BIN" --port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!
   PORT=""
   for _ in $(seq 1 300); do  # 30 s
