@@ -8,6 +8,7 @@
 mod common;
 
 use common::within;
+use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
@@ -457,6 +458,35 @@ async fn graceful_restart_keeps_durable_topology_and_persistent_messages() {
     // Round trip so the ack of m1 is processed before the stop.
     assert_eq!(passive_queue(&conn, "dur.msgs").await, Ok(4));
 
+    // The same through a consumer (prefetch 2): c1 acked, c2 delivered and unacked, c3
+    // never delivered.
+    declare_queue(&ch, "dur.consumed", durable(), FieldTable::default()).await;
+    for body in ["c1", "c2", "c3"] {
+        publish(&ch, "", "dur.consumed", body, persistent()).await;
+    }
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    within(consumer_ch.basic_qos(2, BasicQosOptions::default()))
+        .await
+        .unwrap();
+    let mut consumer = within(consumer_ch.basic_consume(
+        "dur.consumed".into(),
+        "dur.consumer".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let c1 = within(consumer.next()).await.expect("c1").expect("c1");
+    let c2 = within(consumer.next()).await.expect("c2").expect("c2");
+    assert_eq!(
+        (c1.data.as_slice(), c2.data.as_slice()),
+        (&b"c1"[..], &b"c2"[..])
+    );
+    within(c1.ack(BasicAckOptions::default())).await.unwrap();
+    // c1's ack frees a prefetch slot: c3 arrives, and is left unacked as well.
+    let c3 = within(consumer.next()).await.expect("c3").expect("c3");
+    assert_eq!(c3.data, b"c3");
+
     warren.terminate().await;
     let warren = Warren::start(&mut dir).await;
     let (conn, ch) = warren.confirm_channel().await;
@@ -495,6 +525,10 @@ async fn graceful_restart_keeps_durable_topology_and_persistent_messages() {
             ("m6".to_string(), false),
             ("m7".to_string(), false)
         ]
+    );
+    assert_eq!(
+        drain(&ch, "dur.consumed", 10).await,
+        vec![("c2".to_string(), true), ("c3".to_string(), true)]
     );
 
     // Drained messages stay gone after another restart.
@@ -1024,6 +1058,8 @@ async fn definitions_file_has_rabbitmq_shape_after_restart() {
     warren.terminate().await;
 
     let warren = Warren::start(&mut dir).await;
+    let conn = warren.connect().await;
+    assert_eq!(passive_queue(&conn, "dur.defs.q").await, Ok(0));
     let text =
         std::fs::read_to_string(dir.data.join("definitions.json")).expect("definitions.json");
     let defs: serde_json::Value = serde_json::from_str(&text).expect("definitions.json is JSON");
@@ -1109,11 +1145,40 @@ async fn definitions_file_has_rabbitmq_shape_after_restart() {
 // ---- the ready line and SIGTERM ----
 
 /// Once the ready line is out, SIGTERM must mean a graceful stop (flush, exit 0), however
-/// soon it comes.
+/// soon it comes. A shell waits, already started, to send the signal the moment the line
+/// is read, so the signal lands as early as a supervisor's could.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_right_after_the_ready_line_stops_gracefully() {
-    let mut dir = TempRoot::new("sigterm");
-    for _ in 0..10 {
-        Warren::start(&mut dir).await.terminate().await;
+    use tokio::io::AsyncWriteExt;
+    let dir = TempRoot::new("sigterm");
+    for round in 0..20 {
+        let mut child = warren_command(&dir.data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn warren");
+        let pid = child.id().expect("pid").to_string();
+        let mut killer = Command::new("sh")
+            .args(["-c", "read _ && kill -TERM \"$0\"", &pid])
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sh");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line)).await;
+        assert!(matches!(read, Ok(Ok(n)) if n > 0), "no ready line");
+        let mut go = killer.stdin.take().expect("sh stdin");
+        go.write_all(b"go\n").await.expect("tell sh to signal");
+        drop(go);
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("warren did not exit in time")
+            .expect("wait for warren");
+        let _ = killer.wait().await;
+        assert!(
+            status.success(),
+            "round {round}: warren exited with {status} on a SIGTERM just after its ready line"
+        );
     }
 }
