@@ -382,6 +382,34 @@ async fn auto_delete_queue_lives_until_its_last_consumer_goes_by_any_path() {
 }
 
 #[tokio::test]
+async fn closing_the_declaring_channel_keeps_exclusive_queues_and_ends_auto_delete_ones() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = broker.channel().await;
+    let excl = declare(&ch, "", exclusive()).await;
+    let ad = declare(&ch, "", auto_delete()).await;
+    let _c1 = consume(&ch, &excl, BasicConsumeOptions::default()).await;
+    let _c2 = consume(&ch, &ad, BasicConsumeOptions::default()).await;
+    publish(&ch, "", &excl, b"held").await;
+    within(ch.close(200, "bye".into())).await.unwrap();
+    // exclusivity belongs to the connection, not to the channel
+    wait_queue_gone(&conn, &ad).await;
+    let ch2 = within(conn.create_channel()).await.unwrap();
+    wait_until("the closed channel's delivery is requeued", || async {
+        counts(&ch2, &excl).await == (1, 0)
+    })
+    .await;
+    let got = within(ch2.basic_get(excl.as_str().into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap()
+        .expect("get-ok");
+    assert_eq!(
+        (got.delivery.data.as_slice(), got.delivery.redelivered),
+        (&b"held"[..], true)
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn auto_delete_queue_never_consumed_outlives_its_connection() {
     let broker = TestBroker::start().await;
     let (watcher, _wch) = broker.channel().await;
