@@ -22,6 +22,11 @@ pub struct Config {
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
     pub data_dir: PathBuf,
 
+    /// Memory high watermark in bytes: above it, publishers are blocked until consumers
+    /// catch up (RabbitMQ's vm_memory_high_watermark). Default: 40% of the machine's memory.
+    #[arg(long, env = "WARREN_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -35,6 +40,7 @@ impl Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             data_dir: data_dir.into(),
+            memory_limit: None,
             log: "warn".into(),
         }
     }

@@ -24,13 +24,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Signals are watched before the ready line, so a SIGTERM sent the moment it
+        // appears still stops the broker gracefully.
+        let stop = match stop_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("warren: cannot watch for signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let server = match warren::start(config.clone()).await {
             Ok(server) => server,
             Err(e) => {
-                eprintln!(
-                    "warren: cannot listen on {}:{}: {e}",
-                    config.bind, config.port
-                );
+                eprintln!("warren: cannot start: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -45,30 +51,30 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             addr.port()
         );
-        wait_for_signal().await;
+        stop.await;
         server.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed at once.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -27,7 +27,10 @@ pub struct Server {
 /// Starts a broker as `config` says and returns once it accepts connections.
 pub async fn start(config: Config) -> io::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let broker = Arc::new(Broker::open(&config.data_dir)?);
+    let limit = config
+        .memory_limit
+        .unwrap_or_else(crate::broker::memory::default_limit);
+    let broker = Arc::new(Broker::open(&config.data_dir, limit)?);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);

@@ -66,6 +66,11 @@ impl Message {
         &self.data[start..end]
     }
 
+    /// Bytes the message holds (what memory accounting counts).
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn body(&self) -> &[u8] {
         &self.data[self.properties_range().1..]
     }

@@ -7,12 +7,14 @@
 pub mod arguments;
 pub mod consumer;
 pub mod exchange;
+pub mod memory;
 pub mod message;
 pub mod persist;
 pub mod queue;
 pub mod vhost;
 
 use crate::store::{split_queue_key, StoreHandle};
+use memory::Memory;
 use message::Message;
 use persist::Persistence;
 use std::collections::HashMap;
@@ -36,6 +38,7 @@ pub struct Broker {
     users: HashMap<String, User>,
     next_connection_id: AtomicU64,
     persist: Option<Arc<Persistence>>,
+    pub memory: Arc<Memory>,
 }
 
 /// Why a login was refused.
@@ -54,16 +57,16 @@ impl Default for Broker {
 impl Broker {
     /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
     pub fn new() -> Self {
-        Self::build(None)
+        Self::build(None, memory::default_limit())
     }
 
     /// A broker whose durable topology and persistent messages live in `data_dir`: it
     /// locks the directory, loads the definitions and recovers the stored messages.
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    pub fn open(data_dir: &Path, memory_limit: u64) -> io::Result<Self> {
         let (store, recovered) = StoreHandle::open(data_dir)?;
         let persist = Persistence::new(store, data_dir.join("definitions.json"));
         let defs = persist.load_definitions()?;
-        let broker = Self::build(Some(persist.clone()));
+        let broker = Self::build(Some(persist.clone()), memory_limit);
         for v in &defs.vhosts {
             broker.add_vhost(&v.name);
         }
@@ -116,7 +119,7 @@ impl Broker {
         Ok(broker)
     }
 
-    fn build(persist: Option<Arc<Persistence>>) -> Self {
+    fn build(persist: Option<Arc<Persistence>>, memory_limit: u64) -> Self {
         let mut users = HashMap::new();
         users.insert(
             "guest".to_owned(),
@@ -130,6 +133,7 @@ impl Broker {
             users,
             next_connection_id: AtomicU64::new(1),
             persist,
+            memory: Memory::new(memory_limit),
         };
         broker.add_vhost("/");
         broker
@@ -138,7 +142,7 @@ impl Broker {
     fn add_vhost(&self, name: &str) {
         let mut vhosts = self.vhosts.write().unwrap_or_else(|e| e.into_inner());
         if !vhosts.contains_key(name) {
-            let vhost = Arc::new(VHost::with_persistence(name, self.persist.clone()));
+            let vhost = Arc::new(VHost::new(name, self.persist.clone(), self.memory.clone()));
             if let Some(p) = &self.persist {
                 p.register(&vhost);
             }

@@ -8,6 +8,7 @@
 //! locks at once.
 
 use super::consumer::{Consumer, Delivery, Outgoing};
+use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
 use crate::codec::ShortStr;
@@ -42,6 +43,7 @@ pub struct Queue {
     pub arguments: FieldTable,
     /// Durable queues with a data directory record their persistent messages here.
     pub store: Option<QueueStore>,
+    memory: Arc<Memory>,
     state: Mutex<QueueState>,
 }
 
@@ -78,6 +80,7 @@ impl Queue {
         auto_delete: bool,
         arguments: FieldTable,
         store: Option<QueueStore>,
+        memory: Arc<Memory>,
     ) -> Arc<Queue> {
         Arc::new(Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
@@ -88,6 +91,7 @@ impl Queue {
             auto_delete,
             arguments,
             store,
+            memory,
             state: Mutex::new(QueueState::default()),
         })
     }
@@ -128,6 +132,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        self.memory.add(msg.size());
         st.ready.push_back(Queued {
             seq,
             msg,
@@ -142,6 +147,7 @@ impl Queue {
     pub fn recover(self: &Arc<Self>, items: impl IntoIterator<Item = (Message, u64, bool)>) {
         let mut st = self.lock();
         for (msg, store_id, redelivered) in items {
+            self.memory.add(msg.size());
             let seq = st.next_seq;
             st.next_seq += 1;
             st.ready.push_back(Queued {
@@ -156,6 +162,7 @@ impl Queue {
     /// A message of this queue is settled for good (acked, rejected without requeue,
     /// delivered with no-ack, purged): the store forgets it.
     pub fn settled(&self, item: &Queued) {
+        self.memory.sub(item.msg.size());
         if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
             s.store.ack(&s.key, id);
         }
@@ -181,6 +188,10 @@ impl Queue {
     pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = Queued>, redelivered: bool) {
         let mut st = self.lock();
         if st.deleted {
+            // Nowhere to go back to: the messages are gone with their queue.
+            for item in items {
+                self.memory.sub(item.msg.size());
+            }
             return;
         }
         for mut item in items {
@@ -298,7 +309,9 @@ impl Queue {
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready.len() as u32;
-        st.ready.clear();
+        for item in st.ready.drain(..) {
+            self.memory.sub(item.msg.size());
+        }
         if let Some(s) = &self.store {
             // Under the queue lock: no append for this queue can slip in after it.
             s.store.drop_queue(&s.key);

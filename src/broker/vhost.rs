@@ -8,13 +8,14 @@
 
 use super::arguments::{assert_args_equivalent, validate_queue_args, COMPARED_QUEUE_ARGS};
 use super::exchange::{Destination, Exchange, ExchangeKind};
+use super::memory::Memory;
 use super::message::Message;
 use super::persist::{Persistence, QueueStore};
 use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use crate::store::definitions::{BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef};
-use crate::store::fieldvalue::{json_to_table, table_to_json};
+use crate::store::fieldvalue::{table_to_json, typed_extra, typed_table};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -46,6 +47,7 @@ pub struct VHost {
     replies: Mutex<HashMap<String, Arc<Queue>>>,
     /// Where durable topology and persistent messages go (none: in memory only).
     persist: Option<Arc<Persistence>>,
+    memory: Arc<Memory>,
 }
 
 #[derive(Debug, Default)]
@@ -89,11 +91,7 @@ pub struct Declared {
 }
 
 impl VHost {
-    pub fn new(name: &str) -> Self {
-        Self::with_persistence(name, None)
-    }
-
-    pub fn with_persistence(name: &str, persist: Option<Arc<Persistence>>) -> Self {
+    pub fn new(name: &str, persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
         let mut topology = Topology::default();
         for (ex, kind) in PREDECLARED {
             let internal = ex == "amq.rabbitmq.trace";
@@ -107,6 +105,7 @@ impl VHost {
             topology: RwLock::new(topology),
             replies: Mutex::new(HashMap::new()),
             persist,
+            memory,
         }
     }
 
@@ -338,6 +337,7 @@ impl VHost {
             d.auto_delete,
             d.arguments.clone(),
             self.queue_store(name, d.durable, d.exclusive),
+            self.memory.clone(),
         );
         topo.dirty |= queue.store.is_some();
         topo.queues.insert(name.to_owned(), queue.clone());
@@ -412,6 +412,7 @@ impl VHost {
             true,
             FieldTable::default(),
             None,
+            self.memory.clone(),
         );
         self.replies
             .lock()
@@ -633,7 +634,7 @@ impl VHost {
                     auto_delete: x.auto_delete,
                     internal: x.internal,
                     arguments: table_to_json(&x.arguments),
-                    extra: Default::default(),
+                    extra: typed_extra(&x.arguments),
                 });
             }
             if !x.durable {
@@ -658,18 +659,20 @@ impl VHost {
                     destination_type,
                     routing_key: b.routing_key.clone(),
                     arguments: table_to_json(&b.arguments),
-                    extra: Default::default(),
+                    extra: typed_extra(&b.arguments),
                 });
             }
         }
         for q in topo.queues.values().filter(|q| durable_queue(q)) {
-            defs.queues.push(QueueDef::new(
+            let mut def = QueueDef::new(
                 &self.name,
                 &q.name,
                 true,
                 q.auto_delete,
                 table_to_json(&q.arguments),
-            ));
+            );
+            def.extra = typed_extra(&q.arguments);
+            defs.queues.push(def);
         }
     }
 
@@ -690,7 +693,7 @@ impl VHost {
                     true,
                     x.auto_delete,
                     x.internal,
-                    json_to_table(&x.arguments),
+                    typed_table(&x.arguments, &x.extra),
                 )
             });
         }
@@ -701,8 +704,9 @@ impl VHost {
                 true,
                 None,
                 q.auto_delete,
-                json_to_table(&q.arguments),
+                typed_table(&q.arguments, &q.extra),
                 self.queue_store(&q.name, true, false),
+                self.memory.clone(),
             );
             topo.queues.insert(q.name.clone(), queue);
         }
@@ -717,7 +721,11 @@ impl VHost {
                 }
             };
             if let Some(x) = topo.exchanges.get_mut(&b.source) {
-                if let Err(e) = x.bind(&destination, &b.routing_key, &json_to_table(&b.arguments)) {
+                if let Err(e) = x.bind(
+                    &destination,
+                    &b.routing_key,
+                    &typed_table(&b.arguments, &b.extra),
+                ) {
                     tracing::warn!(source = %b.source, text = %e.text, "binding in definitions refused");
                 }
             }

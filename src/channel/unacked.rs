@@ -115,6 +115,7 @@ mod tests {
             false,
             FieldTable::default(),
             None,
+            crate::broker::memory::Memory::new(u64::MAX),
         );
         let mut u = Unacked::default();
         for tag in [1, 2, 4, 5, 7] {

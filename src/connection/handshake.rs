@@ -18,9 +18,10 @@ pub const FRAME_MIN: u32 = 4096;
 pub const HEARTBEAT: u16 = 60;
 
 /// What the server advertises in connection.start's `capabilities`: only what works.
-const CAPABILITIES: [&str; 7] = [
+const CAPABILITIES: [&str; 8] = [
     "direct_reply_to",
     "exchange_exchange_bindings",
+    "connection.blocked",
     "publisher_confirms",
     "basic.nack",
     "consumer_cancel_notify",
@@ -62,6 +63,7 @@ pub fn start() -> AMQPClass {
 pub struct ClientInfo {
     pub user: String,
     pub consumer_cancel_notify: bool,
+    pub connection_blocked: bool,
 }
 
 /// Checks start-ok: mechanism, credentials, and the guest-from-loopback rule.
@@ -99,9 +101,11 @@ pub fn start_ok(
         }
     }
     let consumer_cancel_notify = client_capability(&m.client_properties, "consumer_cancel_notify");
+    let connection_blocked = client_capability(&m.client_properties, "connection.blocked");
     Ok(ClientInfo {
         user,
         consumer_cancel_notify,
+        connection_blocked,
     })
 }
 

@@ -67,6 +67,12 @@ struct Connection {
     vhost: Option<Arc<VHost>>,
     user: String,
     consumer_cancel_notify: bool,
+    /// The client asked to hear connection.blocked / unblocked.
+    blocked_notify: bool,
+    /// This connection has published: the memory alarm stops reading from it.
+    publisher: bool,
+    /// We told the client it is blocked and owe it an unblocked.
+    blocked_sent: bool,
     channel_max: u16,
     frame_max: u32,
     heartbeat: u16,
@@ -102,6 +108,9 @@ pub async fn serve(
             vhost: None,
             user: String::new(),
             consumer_cancel_notify: false,
+            blocked_notify: false,
+            publisher: false,
+            blocked_sent: false,
             channel_max: handshake::CHANNEL_MAX,
             frame_max: handshake::FRAME_MAX,
             heartbeat: 0,
@@ -136,6 +145,7 @@ impl Connection {
         let (mut reader, mut writer) = stream.split();
         let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut batch = Vec::with_capacity(OUTBOX_BATCH);
+        let mut alarm = self.broker.memory.subscribe();
         let mut tick_period = Duration::from_secs(1);
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -155,7 +165,9 @@ impl Connection {
                 break Ok(());
             }
             let backlogged = self.out.len() >= HIGH_WATER;
-            let reading = !backlogged && self.phase != Phase::Done;
+            let flow_blocked = self.flow_blocked();
+            self.announce_flow(flow_blocked);
+            let reading = !backlogged && !flow_blocked && self.phase != Phase::Done;
             if inbuf.capacity() - inbuf.len() < 4096 {
                 inbuf.reserve(READ_CHUNK);
             }
@@ -199,6 +211,7 @@ impl Connection {
                         self.process_outbox(&mut batch);
                     }
                 }
+                _ = alarm.changed() => {}
                 _ = tick.tick() => {
                     if let Err(e) = self.on_tick() {
                         break Err(e);
@@ -213,6 +226,31 @@ impl Connection {
             let _ = writer.shutdown().await;
         }
         result
+    }
+
+    /// The memory alarm is on and this connection publishes: stop reading it.
+    fn flow_blocked(&self) -> bool {
+        self.publisher && self.phase == Phase::Running && self.broker.memory.alarmed()
+    }
+
+    /// Tells clients that asked (capability connection.blocked) when they are blocked
+    /// and unblocked, as RabbitMQ does.
+    fn announce_flow(&mut self, blocked: bool) {
+        use amqp_connection::AMQPMethod as C;
+        if blocked && self.blocked_notify && !self.blocked_sent {
+            self.blocked_sent = true;
+            let m = C::Blocked(amqp_connection::Blocked {
+                reason: "low on memory".into(),
+            });
+            codec::encode_method(&mut self.out, 0, &AMQPClass::Connection(m));
+        } else if !blocked && self.blocked_sent {
+            self.blocked_sent = false;
+            codec::encode_method(
+                &mut self.out,
+                0,
+                &AMQPClass::Connection(C::Unblocked(amqp_connection::Unblocked {})),
+            );
+        }
     }
 
     fn on_tick(&mut self) -> Result<(), ConnectionError> {
@@ -233,6 +271,10 @@ impl Connection {
             }
             Phase::Running if self.heartbeat > 0 => {
                 let interval = Duration::from_secs(self.heartbeat as u64);
+                // A blocked connection is not read, so its heartbeats go unseen.
+                if self.flow_blocked() {
+                    self.last_read = now;
+                }
                 if now - self.last_read > interval * 2 {
                     return Err(ConnectionError::MissedHeartbeats);
                 }
@@ -387,7 +429,10 @@ impl Connection {
         match frame {
             Frame::Heartbeat { .. } => Ok(()),
             Frame::Method { channel: 0, method } => self.connection_method(method),
-            Frame::Method { channel, method } => self.channel_method(channel, method),
+            Frame::Method { channel, method } => {
+                self.publisher |= matches!(method, Method::Publish(_));
+                self.channel_method(channel, method)
+            }
             Frame::Header {
                 channel: 0,
                 class_id,
@@ -474,6 +519,7 @@ impl Connection {
                 };
                 tracing::Span::current().record("user", client.user.as_str());
                 self.consumer_cancel_notify = client.consumer_cancel_notify;
+                self.blocked_notify = client.connection_blocked;
                 self.user = client.user;
                 codec::encode_method(&mut self.out, 0, &handshake::tune());
                 self.phase = Phase::TuneOk;

@@ -192,3 +192,90 @@ mod tests {
         );
     }
 }
+
+/// The field types JSON loses, per top-level key: integers of each width, timestamps,
+/// floats and byte arrays, named as RabbitMQ names them ("signedint", "long", ...).
+/// Saved beside the arguments so a restart gives back the types the client declared.
+pub fn table_types(t: &FieldTable) -> Value {
+    let mut m = Map::new();
+    for (k, v) in t.inner() {
+        let name = match v {
+            AMQPValue::ShortShortInt(_) => "byte",
+            AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+            AMQPValue::ShortInt(_) => "short",
+            AMQPValue::ShortUInt(_) => "unsignedshort",
+            AMQPValue::LongInt(_) => "signedint",
+            AMQPValue::LongUInt(_) => "unsignedint",
+            AMQPValue::Timestamp(_) => "timestamp",
+            AMQPValue::Float(_) => "float",
+            AMQPValue::ByteArray(_) => "binary",
+            AMQPValue::ShortString(_) => "shortstr",
+            _ => continue,
+        };
+        m.insert(k.as_str().to_owned(), Value::String(name.to_owned()));
+    }
+    Value::Object(m)
+}
+
+/// Gives values read back from JSON the types `table_types` recorded.
+pub fn retype_table(t: &mut FieldTable, types: Option<&Value>) {
+    let Some(Value::Object(types)) = types else {
+        return;
+    };
+    let mut fixed = Vec::new();
+    for (k, v) in t.inner() {
+        let Some(Value::String(name)) = types.get(k.as_str()) else {
+            continue;
+        };
+        let int = match v {
+            AMQPValue::LongLongInt(i) => Some(*i),
+            _ => None,
+        };
+        let value = match (name.as_str(), int, v) {
+            ("byte", Some(i), _) => i8::try_from(i).ok().map(AMQPValue::ShortShortInt),
+            ("unsignedbyte", Some(i), _) => u8::try_from(i).ok().map(AMQPValue::ShortShortUInt),
+            ("short", Some(i), _) => i16::try_from(i).ok().map(AMQPValue::ShortInt),
+            ("unsignedshort", Some(i), _) => u16::try_from(i).ok().map(AMQPValue::ShortUInt),
+            ("signedint", Some(i), _) => i32::try_from(i).ok().map(AMQPValue::LongInt),
+            ("unsignedint", Some(i), _) => u32::try_from(i).ok().map(AMQPValue::LongUInt),
+            ("timestamp", Some(i), _) => u64::try_from(i).ok().map(AMQPValue::Timestamp),
+            ("float", _, AMQPValue::Double(f)) => Some(AMQPValue::Float(*f as f32)),
+            ("binary", _, AMQPValue::LongString(s)) => {
+                Some(AMQPValue::ByteArray(s.as_bytes().to_vec().into()))
+            }
+            ("shortstr", _, AMQPValue::LongString(s)) => std::str::from_utf8(s.as_bytes())
+                .ok()
+                .and_then(|s| ShortString::try_new(s).ok())
+                .map(AMQPValue::ShortString),
+            _ => None,
+        };
+        if let Some(value) = value {
+            fixed.push((k.clone(), value));
+        }
+    }
+    for (k, v) in fixed {
+        t.insert(k, v);
+    }
+}
+
+/// The key under which `table_types` is saved beside an entry's arguments.
+pub const TYPES_KEY: &str = "warren_argument_types";
+
+/// The extra keys to save beside arguments: their types, when JSON would lose them.
+pub fn typed_extra(t: &FieldTable) -> Map<String, Value> {
+    let mut extra = Map::new();
+    match table_types(t) {
+        Value::Object(m) if m.is_empty() => {}
+        types => {
+            extra.insert(TYPES_KEY.to_owned(), types);
+        }
+    }
+    extra
+}
+
+/// Arguments read back from an entry: the JSON values with the types saved beside them.
+pub fn typed_table(arguments: &Value, extra: &Map<String, Value>) -> FieldTable {
+    let mut t = json_to_table(arguments);
+    retype_table(&mut t, extra.get(TYPES_KEY));
+    t
+}

@@ -1,0 +1,117 @@
+//! Memory accounting and the memory alarm, RabbitMQ's `vm_memory_high_watermark`.
+//!
+//! Queues add the size of every message they take and subtract it when the message is
+//! settled for good (acked, dropped, purged, deleted). Above the limit the alarm goes
+//! off: connections that publish stop being read (and are told with connection.blocked
+//! if they asked for it) until consumers bring usage back under 90% of the limit.
+//! Called from queue code under queue locks: everything here is atomic or non-blocking.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// RabbitMQ's default high watermark: 40% of the machine's memory.
+const DEFAULT_FRACTION: f64 = 0.4;
+
+#[derive(Debug)]
+pub struct Memory {
+    used: AtomicU64,
+    limit: u64,
+    alarmed: AtomicBool,
+    alarm: watch::Sender<bool>,
+}
+
+impl Memory {
+    pub fn new(limit: u64) -> Arc<Memory> {
+        let (alarm, _) = watch::channel(false);
+        Arc::new(Memory {
+            used: AtomicU64::new(0),
+            limit,
+            alarmed: AtomicBool::new(false),
+            alarm,
+        })
+    }
+
+    pub fn add(&self, bytes: usize) {
+        let used = self.used.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
+        if used > self.limit && !self.alarmed.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                used,
+                limit = self.limit,
+                "memory alarm set: publishers are blocked"
+            );
+            self.alarm.send_replace(true);
+        }
+    }
+
+    pub fn sub(&self, bytes: usize) {
+        let before = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(bytes as u64))
+            })
+            .unwrap_or(0);
+        let used = before.saturating_sub(bytes as u64);
+        if used < self.limit / 10 * 9
+            && self.alarmed.load(Ordering::Acquire)
+            && self.alarmed.swap(false, Ordering::AcqRel)
+        {
+            tracing::warn!(used, limit = self.limit, "memory alarm cleared");
+            self.alarm.send_replace(false);
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Whether the alarm is on now; connections watch changes through `subscribe`.
+    pub fn alarmed(&self) -> bool {
+        self.alarmed.load(Ordering::Acquire)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.alarm.subscribe()
+    }
+}
+
+/// 40% of the machine's memory (from /proc/meminfo), or 1 GiB where that is unknown.
+pub fn default_limit() -> u64 {
+    let total_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+        });
+    match total_kb {
+        Some(kb) => (kb as f64 * 1024.0 * DEFAULT_FRACTION) as u64,
+        None => 1 << 30,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alarm_sets_above_the_limit_and_clears_below_ninety_percent() {
+        let m = Memory::new(1000);
+        let rx = m.subscribe();
+        m.add(900);
+        assert!(!m.alarmed());
+        m.add(200);
+        assert!(m.alarmed() && *rx.borrow());
+        m.sub(150);
+        assert!(m.alarmed(), "950 is above 90%");
+        m.sub(100);
+        assert!(!m.alarmed() && !*rx.borrow());
+        m.sub(10_000);
+        assert_eq!(m.used(), 0);
+    }
+}
