@@ -7,13 +7,14 @@
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
 
+use super::arguments::as_int;
 use super::consumer::{Consumer, Delivery, Outgoing};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
 use crate::codec::ShortStr;
 use crate::error::Exception;
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,16 +45,116 @@ pub struct Queue {
     /// Durable queues with a data directory record their persistent messages here.
     pub store: Option<QueueStore>,
     memory: Arc<Memory>,
+    limits: Limits,
     state: Mutex<QueueState>,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
-    ready: VecDeque<Queued>,
+    ready: Ready,
     next_seq: u64,
     consumers: Vec<Consumer>,
     next_consumer: usize,
     deleted: bool,
+}
+
+/// The ready messages in queue order, with their body bytes (for x-max-length-bytes).
+#[derive(Debug, Default)]
+struct Ready {
+    items: VecDeque<Queued>,
+    bytes: u64,
+}
+
+impl Ready {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn push_back(&mut self, item: Queued) {
+        self.bytes += item.msg.body().len() as u64;
+        self.items.push_back(item);
+    }
+
+    fn push_front(&mut self, item: Queued) {
+        self.bytes += item.msg.body().len() as u64;
+        self.items.push_front(item);
+    }
+
+    /// Puts a requeued message back at the place its sequence number gives it.
+    fn insert_in_order(&mut self, item: Queued) {
+        self.bytes += item.msg.body().len() as u64;
+        // Requeues are usually of the oldest messages: search from the front.
+        let at = self.items.partition_point(|q| q.seq < item.seq);
+        self.items.insert(at, item);
+    }
+
+    fn pop_front(&mut self) -> Option<Queued> {
+        let item = self.items.pop_front()?;
+        self.bytes -= item.msg.body().len() as u64;
+        Some(item)
+    }
+
+    fn take_all(&mut self) -> VecDeque<Queued> {
+        self.bytes = 0;
+        std::mem::take(&mut self.items)
+    }
+}
+
+/// x-max-length, x-max-length-bytes and x-overflow, read once from the arguments.
+#[derive(Debug, Default)]
+struct Limits {
+    max_length: Option<u64>,
+    max_bytes: Option<u64>,
+    /// x-overflow reject-publish(-dlx): refuse new messages instead of dropping old ones.
+    reject_publish: bool,
+}
+
+impl Limits {
+    fn from_arguments(args: &FieldTable) -> Limits {
+        let int = |key: &str| {
+            args.inner()
+                .get(key)
+                .and_then(as_int)
+                .and_then(|n| u64::try_from(n).ok())
+        };
+        let overflow = match args.inner().get("x-overflow") {
+            Some(AMQPValue::LongString(s)) => s.as_bytes().starts_with(b"reject-publish"),
+            Some(AMQPValue::ShortString(s)) => s.as_str().starts_with("reject-publish"),
+            _ => false,
+        };
+        Limits {
+            max_length: int("x-max-length"),
+            max_bytes: int("x-max-length-bytes"),
+            reject_publish: overflow,
+        }
+    }
+
+    fn over(&self, ready: &Ready) -> bool {
+        self.max_length.is_some_and(|m| ready.len() as u64 > m)
+            || self.max_bytes.is_some_and(|m| ready.bytes > m)
+    }
+
+    /// Whether one more message of `body` bytes would not fit.
+    fn full_for(&self, ready: &Ready, body: usize) -> bool {
+        self.max_length.is_some_and(|m| ready.len() as u64 + 1 > m)
+            || self
+                .max_bytes
+                .is_some_and(|m| ready.bytes + body as u64 > m)
+    }
+}
+
+/// What became of a published message in one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Yes,
+    /// x-overflow reject-publish and the queue is full: the publisher gets a nack.
+    Refused,
+    /// The queue was deleted meanwhile.
+    Gone,
 }
 
 /// What removing a consumer left behind.
@@ -82,6 +183,7 @@ impl Queue {
         store: Option<QueueStore>,
         memory: Arc<Memory>,
     ) -> Arc<Queue> {
+        let limits = Limits::from_arguments(&arguments);
         Arc::new(Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -92,6 +194,7 @@ impl Queue {
             arguments,
             store,
             memory,
+            limits,
             state: Mutex::new(QueueState::default()),
         })
     }
@@ -124,23 +227,35 @@ impl Queue {
     /// Enqueues a message and hands it to a consumer if one has credit. `store_id` is the
     /// message store's id when the message is persistent (ignored by transient queues).
     /// Returns false if the queue was deleted meanwhile.
-    pub fn publish(self: &Arc<Self>, msg: Message, store_id: u64) -> bool {
+    pub fn publish(self: &Arc<Self>, msg: Message, store_id: u64) -> Enqueued {
         let store_id = if self.store.is_some() { store_id } else { 0 };
         let mut st = self.lock();
         if st.deleted {
-            return false;
+            return Enqueued::Gone;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        self.memory.add(msg.size());
-        st.ready.push_back(Queued {
+        let item = Queued {
             seq,
             msg,
             redelivered: false,
             store_id,
-        });
+        };
+        self.memory.add(item.msg.size());
+        if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
+            self.settled(&item);
+            return Enqueued::Refused;
+        }
+        st.ready.push_back(item);
         self.dispatch_locked(&mut st);
-        true
+        // x-overflow drop-head: the oldest ready messages make room.
+        while self.limits.over(&st.ready) {
+            let Some(old) = st.ready.pop_front() else {
+                break;
+            };
+            self.settled(&old);
+        }
+        Enqueued::Yes
     }
 
     /// Messages read back from the store at start, in order.
@@ -196,9 +311,7 @@ impl Queue {
         }
         for mut item in items {
             item.redelivered |= redelivered;
-            // Requeues are usually of the oldest messages: search from the front.
-            let at = st.ready.partition_point(|q| q.seq < item.seq);
-            st.ready.insert(at, item);
+            st.ready.insert_in_order(item);
         }
         self.dispatch_locked(&mut st);
     }
@@ -283,7 +396,7 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.lock();
         let n = st.ready.len() as u32;
-        for item in st.ready.drain(..) {
+        for item in st.ready.take_all() {
             self.settled(&item);
         }
         n
@@ -309,7 +422,7 @@ impl Queue {
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready.len() as u32;
-        for item in st.ready.drain(..) {
+        for item in st.ready.take_all() {
             self.memory.sub(item.msg.size());
         }
         if let Some(s) = &self.store {

@@ -10,7 +10,7 @@ use crate::broker::arguments::parse_expiration;
 use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
 use crate::broker::message::Message;
-use crate::broker::queue::ConsumerRemoved;
+use crate::broker::queue::{ConsumerRemoved, Enqueued};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
@@ -62,7 +62,7 @@ impl Channel {
             }
         }
         let seq = self.confirms.as_mut().map(Confirms::next);
-        let mut stored = false;
+        let (mut stored, mut refused) = (false, false);
         if targets.is_empty() {
         } else if let Some(tx) = &mut self.tx {
             tx.publishes.push((msg, targets.drain(..).collect()));
@@ -82,15 +82,19 @@ impl Channel {
             let store_id = persist(&msg, &targets, done);
             stored = store_id != 0;
             for queue in targets.drain(..) {
-                queue.publish(msg.clone(), store_id);
+                refused |= queue.publish(msg.clone(), store_id) == Enqueued::Refused;
             }
         }
         self.route_buf = targets;
         if let (Some(confirms), Some(seq)) = (&mut self.confirms, seq) {
-            if stored {
+            // A queue that refused it (x-overflow reject-publish) makes it a nack, as in
+            // RabbitMQ; a later answer from the store for it is then ignored.
+            if refused {
+                confirms.settle_now(seq, false);
+            } else if stored {
                 confirms.wait_for_store(seq);
             } else {
-                confirms.confirm_now(seq);
+                confirms.settle_now(seq, true);
             }
         }
         Ok(())

@@ -44,9 +44,10 @@ impl Confirms {
         seq
     }
 
-    /// The publish is enqueued (or unroutable): confirm it with the next flush.
-    pub fn confirm_now(&mut self, seq: u64) {
-        self.ready.push((seq, true));
+    /// The publish is enqueued or unroutable (`ok`), or refused by a queue: answer it
+    /// with the next flush.
+    pub fn settle_now(&mut self, seq: u64, ok: bool) {
+        self.ready.push((seq, ok));
     }
 
     /// The publish waits for the message store.
@@ -135,20 +136,20 @@ mod tests {
     fn contiguous_acks_coalesce_and_stored_ones_come_on_their_own() {
         let mut c = Confirms::default();
         let (a, b, p, d) = (c.next(), c.next(), c.next(), c.next());
-        c.confirm_now(a);
-        c.confirm_now(b);
+        c.settle_now(a, true);
+        c.settle_now(b, true);
         c.wait_for_store(p);
-        c.confirm_now(d);
+        c.settle_now(d, true);
         assert_eq!(written(&mut c), vec![(true, 2, true), (true, 4, false)]);
         c.stored(p, true);
         // 3 closes the gap below the already answered 4: one multiple ack covers both.
         assert_eq!(written(&mut c), vec![(true, 4, true)]);
         let e = c.next();
-        c.confirm_now(e);
+        c.settle_now(e, true);
         assert_eq!(written(&mut c), vec![(true, 5, false)]);
         let (f, g) = (c.next(), c.next());
         c.wait_for_store(f);
-        c.confirm_now(g);
+        c.settle_now(g, true);
         c.stored(f, false);
         assert_eq!(written(&mut c), vec![(false, 6, false), (true, 7, false)]);
     }

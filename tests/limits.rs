@@ -1,0 +1,118 @@
+//! Queue length limits: x-max-length, x-max-length-bytes, x-overflow drop-head and
+//! reject-publish (a refused publish is nacked to a confirming publisher).
+mod common;
+
+use common::{within, TestBroker};
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::BasicProperties;
+use lapin::Confirmation;
+
+fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert(ShortString::from(*k), v.clone());
+    }
+    t
+}
+
+async fn bodies(ch: &lapin::Channel, q: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(m) = within(ch.basic_get(q.into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap()
+    {
+        out.push(m.delivery.data);
+    }
+    out
+}
+
+async fn publish(ch: &lapin::Channel, q: &str, body: &[u8]) -> Confirmation {
+    within(async {
+        ch.basic_publish(
+            "".into(),
+            q.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn max_length_drops_the_oldest_messages() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "len".into(),
+        QueueDeclareOptions::default(),
+        args(&[("x-max-length", AMQPValue::LongInt(3))]),
+    )
+    .await
+    .unwrap();
+    for b in [b"1", b"2", b"3", b"4", b"5"] {
+        assert!(publish(&ch, "len", b).await.is_ack());
+    }
+    assert_eq!(
+        bodies(&ch, "len").await,
+        vec![b"3".to_vec(), b"4".to_vec(), b"5".to_vec()]
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn max_length_bytes_counts_bodies() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let a = args(&[("x-max-length-bytes", AMQPValue::LongInt(10))]);
+    ch.queue_declare("bytes".into(), QueueDeclareOptions::default(), a)
+        .await
+        .unwrap();
+    for b in [b"aaaa", b"bbbb", b"cccc", b"dddd"] {
+        publish(&ch, "bytes", b).await;
+    }
+    assert_eq!(
+        bodies(&ch, "bytes").await,
+        vec![b"cccc".to_vec(), b"dddd".to_vec()]
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn reject_publish_nacks_what_does_not_fit() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let a = args(&[
+        ("x-max-length", AMQPValue::LongInt(2)),
+        ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+    ]);
+    ch.queue_declare("full".into(), QueueDeclareOptions::default(), a)
+        .await
+        .unwrap();
+    assert!(publish(&ch, "full", b"1").await.is_ack());
+    assert!(publish(&ch, "full", b"2").await.is_ack());
+    assert!(
+        publish(&ch, "full", b"3").await.is_nack(),
+        "the queue is full"
+    );
+    assert_eq!(
+        bodies(&ch, "full").await,
+        vec![b"1".to_vec(), b"2".to_vec()]
+    );
+    assert!(publish(&ch, "full", b"4").await.is_ack(), "room again");
+    broker.stop().await;
+}
