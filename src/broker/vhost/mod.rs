@@ -14,13 +14,13 @@ use super::persist::{Persistence, QueueStore};
 use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
-use crate::store::definitions::{BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef};
-use crate::store::fieldvalue::{table_to_json, typed_extra, typed_table};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+mod durable;
 
 /// The pseudo-queue clients consume from for direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -110,7 +110,7 @@ impl VHost {
     }
 
     /// Rewrites the definitions file if the last operation changed durable topology.
-    /// Called after the topology lock is released (saving reads the topology again).
+    /// Runs after the topology lock is released (saving reads the topology again).
     fn save_if_dirty(&self) {
         let dirty = std::mem::take(&mut self.write().dirty);
         if let (true, Some(p)) = (dirty, &self.persist) {
@@ -155,12 +155,7 @@ impl VHost {
     }
 
     pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
-        let result = self.declare_exchange_inner(d);
-        self.save_if_dirty();
-        result
-    }
-
-    fn declare_exchange_inner(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
+        let _save = SaveOnDrop(self);
         let name = canonical_exchange(d.name);
         if d.passive {
             if name.is_empty() {
@@ -228,12 +223,7 @@ impl VHost {
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
-        let result = self.delete_exchange_inner(name, if_unused);
-        self.save_if_dirty();
-        result
-    }
-
-    fn delete_exchange_inner(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
+        let _save = SaveOnDrop(self);
         let name = canonical_exchange(name);
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -260,16 +250,7 @@ impl VHost {
     }
 
     pub fn declare_queue(&self, d: &QueueDeclare, connection: u64) -> Result<Declared, Exception> {
-        let result = self.declare_queue_inner(d, connection);
-        self.save_if_dirty();
-        result
-    }
-
-    fn declare_queue_inner(
-        &self,
-        d: &QueueDeclare,
-        connection: u64,
-    ) -> Result<Declared, Exception> {
+        let _save = SaveOnDrop(self);
         if d.passive {
             let queue = self.queue(d.name, connection)?;
             let (message_count, consumer_count) = queue.counts();
@@ -367,18 +348,7 @@ impl VHost {
         if_empty: bool,
         connection: u64,
     ) -> Result<u32, Exception> {
-        let result = self.delete_queue_inner(name, if_unused, if_empty, connection);
-        self.save_if_dirty();
-        result
-    }
-
-    fn delete_queue_inner(
-        &self,
-        name: &str,
-        if_unused: bool,
-        if_empty: bool,
-        connection: u64,
-    ) -> Result<u32, Exception> {
+        let _save = SaveOnDrop(self);
         let mut topo = self.write();
         let Some(queue) = topo.queues.get(name).cloned() else {
             return Ok(0);
@@ -424,12 +394,7 @@ impl VHost {
     /// Deletes a queue without conditions (its exclusive owner closed, or the last
     /// consumer of an auto-delete queue went). Returns how many messages it dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
-        let result = self.remove_queue_inner(queue);
-        self.save_if_dirty();
-        result
-    }
-
-    fn remove_queue_inner(&self, queue: &Arc<Queue>) -> u32 {
+        let _save = SaveOnDrop(self);
         if queue.name.starts_with(REPLY_PREFIX) {
             self.replies
                 .lock()
@@ -456,19 +421,7 @@ impl VHost {
         arguments: &FieldTable,
         connection: u64,
     ) -> Result<(), Exception> {
-        let result = self.bind_queue_inner(queue, exchange, key, arguments, connection);
-        self.save_if_dirty();
-        result
-    }
-
-    fn bind_queue_inner(
-        &self,
-        queue: &str,
-        exchange: &str,
-        key: &str,
-        arguments: &FieldTable,
-        connection: u64,
-    ) -> Result<(), Exception> {
+        let _save = SaveOnDrop(self);
         let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -502,18 +455,7 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let result = self.bind_exchange_inner(destination, source, key, arguments);
-        self.save_if_dirty();
-        result
-    }
-
-    fn bind_exchange_inner(
-        &self,
-        destination: &str,
-        source: &str,
-        key: &str,
-        arguments: &FieldTable,
-    ) -> Result<(), Exception> {
+        let _save = SaveOnDrop(self);
         let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -543,18 +485,7 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let result = self.unbind_exchange_inner(destination, source, key, arguments);
-        self.save_if_dirty();
-        result
-    }
-
-    fn unbind_exchange_inner(
-        &self,
-        destination: &str,
-        source: &str,
-        key: &str,
-        arguments: &FieldTable,
-    ) -> Result<(), Exception> {
+        let _save = SaveOnDrop(self);
         let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -584,19 +515,7 @@ impl VHost {
         arguments: &FieldTable,
         connection: u64,
     ) -> Result<(), Exception> {
-        let result = self.unbind_queue_inner(queue, exchange, key, arguments, connection);
-        self.save_if_dirty();
-        result
-    }
-
-    fn unbind_queue_inner(
-        &self,
-        queue: &str,
-        exchange: &str,
-        key: &str,
-        arguments: &FieldTable,
-        connection: u64,
-    ) -> Result<(), Exception> {
+        let _save = SaveOnDrop(self);
         let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -618,130 +537,6 @@ impl VHost {
         }
         topo.dirty |= removed && durable;
         Ok(())
-    }
-
-    /// Appends this vhost's durable exchanges, queues and bindings to `defs`.
-    pub fn durable_definitions(&self, defs: &mut Definitions) {
-        let topo = self.read();
-        let durable_queue = |q: &Queue| q.store.is_some();
-        for x in topo.exchanges.values() {
-            if x.durable && !x.name.is_empty() && !PREDECLARED.iter().any(|(n, _)| *n == x.name) {
-                defs.exchanges.push(ExchangeDef {
-                    name: x.name.clone(),
-                    vhost: self.name.clone(),
-                    kind: x.kind.name().to_owned(),
-                    durable: true,
-                    auto_delete: x.auto_delete,
-                    internal: x.internal,
-                    arguments: table_to_json(&x.arguments),
-                    extra: typed_extra(&x.arguments),
-                });
-            }
-            if !x.durable {
-                continue;
-            }
-            for b in x.bindings() {
-                let (destination, destination_type) = match &b.destination {
-                    Destination::Queue(q) if durable_queue(q) => {
-                        (q.name.to_string(), DestinationType::Queue)
-                    }
-                    Destination::Exchange(name)
-                        if topo.exchanges.get(name.as_ref()).is_some_and(|d| d.durable) =>
-                    {
-                        (name.to_string(), DestinationType::Exchange)
-                    }
-                    _ => continue,
-                };
-                defs.bindings.push(BindingDef {
-                    source: x.name.clone(),
-                    vhost: self.name.clone(),
-                    destination,
-                    destination_type,
-                    routing_key: b.routing_key.clone(),
-                    arguments: table_to_json(&b.arguments),
-                    extra: typed_extra(&b.arguments),
-                });
-            }
-        }
-        for q in topo.queues.values().filter(|q| durable_queue(q)) {
-            let mut def = QueueDef::new(
-                &self.name,
-                &q.name,
-                true,
-                q.auto_delete,
-                table_to_json(&q.arguments),
-            );
-            def.extra = typed_extra(&q.arguments);
-            defs.queues.push(def);
-        }
-    }
-
-    /// Recreates this vhost's durable topology from the definitions file (at start, before
-    /// any client connects). Entries that no longer make sense are logged and skipped.
-    pub fn restore(&self, defs: &Definitions) {
-        let mine = |v: &str| v == self.name;
-        let mut topo = self.write();
-        for x in defs.exchanges.iter().filter(|x| mine(&x.vhost)) {
-            let Some(kind) = ExchangeKind::parse(&x.kind) else {
-                tracing::warn!(exchange = %x.name, kind = %x.kind, "unknown exchange type in definitions");
-                continue;
-            };
-            topo.exchanges.entry(x.name.clone()).or_insert_with(|| {
-                Exchange::new(
-                    &x.name,
-                    kind,
-                    true,
-                    x.auto_delete,
-                    x.internal,
-                    typed_table(&x.arguments, &x.extra),
-                )
-            });
-        }
-        for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
-            let queue = Queue::new(
-                ShortStr::from(q.name.as_str()),
-                &self.name,
-                true,
-                None,
-                q.auto_delete,
-                typed_table(&q.arguments, &q.extra),
-                self.queue_store(&q.name, true, false),
-                self.memory.clone(),
-            );
-            topo.queues.insert(q.name.clone(), queue);
-        }
-        for b in defs.bindings.iter().filter(|b| mine(&b.vhost)) {
-            let destination = match b.destination_type {
-                DestinationType::Queue => match topo.queues.get(&b.destination) {
-                    Some(q) => Destination::Queue(q.clone()),
-                    None => continue,
-                },
-                DestinationType::Exchange => {
-                    Destination::Exchange(Arc::from(b.destination.as_str()))
-                }
-            };
-            if let Some(x) = topo.exchanges.get_mut(&b.source) {
-                if let Err(e) = x.bind(
-                    &destination,
-                    &b.routing_key,
-                    &typed_table(&b.arguments, &b.extra),
-                ) {
-                    tracing::warn!(source = %b.source, text = %e.text, "binding in definitions refused");
-                }
-            }
-        }
-    }
-
-    /// Puts recovered persistent messages back into their queue.
-    pub fn recover_messages(&self, queue: &str, items: Vec<(Message, u64, bool)>) {
-        match self.read().queues.get(queue) {
-            Some(q) => q.recover(items),
-            None => tracing::warn!(
-                queue,
-                dropped = items.len(),
-                "stored messages of a queue that no longer exists"
-            ),
-        }
     }
 
     /// Routes a message published to `exchange`; `out` gets each target queue once.
@@ -826,6 +621,16 @@ impl VHost {
 
     pub fn exchange_exists(&self, name: &str) -> bool {
         self.read().exchanges.contains_key(canonical_exchange(name))
+    }
+}
+
+/// Saves the definitions, if they changed, when a mutating method returns: declared
+/// first in the method, it drops after the method's topology guard.
+struct SaveOnDrop<'a>(&'a VHost);
+
+impl Drop for SaveOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.save_if_dirty();
     }
 }
 

@@ -1,0 +1,141 @@
+//! A vhost's durable topology, to and from the definitions file.
+//!
+//! Called by `Persistence::save_definitions` (snapshot, under the topology read lock)
+//! and by `Broker::open` at start (restore, before any client connects). Only durable
+//! exchanges, durable non-exclusive queues and bindings between durable objects are
+//! written; argument types JSON would lose are saved beside the arguments.
+
+use super::{VHost, PREDECLARED};
+use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
+use crate::broker::message::Message;
+use crate::broker::queue::Queue;
+use crate::codec::ShortStr;
+use crate::store::definitions::{BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef};
+use crate::store::fieldvalue::{table_to_json, typed_extra, typed_table};
+use std::sync::Arc;
+
+impl VHost {
+    /// Appends this vhost's durable exchanges, queues and bindings to `defs`.
+    pub fn durable_definitions(&self, defs: &mut Definitions) {
+        let topo = self.read();
+        let durable_queue = |q: &Queue| q.store.is_some();
+        for x in topo.exchanges.values() {
+            if x.durable && !x.name.is_empty() && !PREDECLARED.iter().any(|(n, _)| *n == x.name) {
+                defs.exchanges.push(ExchangeDef {
+                    name: x.name.clone(),
+                    vhost: self.name.clone(),
+                    kind: x.kind.name().to_owned(),
+                    durable: true,
+                    auto_delete: x.auto_delete,
+                    internal: x.internal,
+                    arguments: table_to_json(&x.arguments),
+                    extra: typed_extra(&x.arguments),
+                });
+            }
+            if !x.durable {
+                continue;
+            }
+            for b in x.bindings() {
+                let (destination, destination_type) = match &b.destination {
+                    Destination::Queue(q) if durable_queue(q) => {
+                        (q.name.to_string(), DestinationType::Queue)
+                    }
+                    Destination::Exchange(name)
+                        if topo.exchanges.get(name.as_ref()).is_some_and(|d| d.durable) =>
+                    {
+                        (name.to_string(), DestinationType::Exchange)
+                    }
+                    _ => continue,
+                };
+                defs.bindings.push(BindingDef {
+                    source: x.name.clone(),
+                    vhost: self.name.clone(),
+                    destination,
+                    destination_type,
+                    routing_key: b.routing_key.clone(),
+                    arguments: table_to_json(&b.arguments),
+                    extra: typed_extra(&b.arguments),
+                });
+            }
+        }
+        for q in topo.queues.values().filter(|q| durable_queue(q)) {
+            let mut def = QueueDef::new(
+                &self.name,
+                &q.name,
+                true,
+                q.auto_delete,
+                table_to_json(&q.arguments),
+            );
+            def.extra = typed_extra(&q.arguments);
+            defs.queues.push(def);
+        }
+    }
+
+    /// Recreates this vhost's durable topology from the definitions file (at start, before
+    /// any client connects). Entries that no longer make sense are logged and skipped.
+    pub fn restore(&self, defs: &Definitions) {
+        let mine = |v: &str| v == self.name;
+        let mut topo = self.write();
+        for x in defs.exchanges.iter().filter(|x| mine(&x.vhost)) {
+            let Some(kind) = ExchangeKind::parse(&x.kind) else {
+                tracing::warn!(exchange = %x.name, kind = %x.kind, "unknown exchange type in definitions");
+                continue;
+            };
+            topo.exchanges.entry(x.name.clone()).or_insert_with(|| {
+                Exchange::new(
+                    &x.name,
+                    kind,
+                    true,
+                    x.auto_delete,
+                    x.internal,
+                    typed_table(&x.arguments, &x.extra),
+                )
+            });
+        }
+        for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
+            let queue = Queue::new(
+                ShortStr::from(q.name.as_str()),
+                &self.name,
+                true,
+                None,
+                q.auto_delete,
+                typed_table(&q.arguments, &q.extra),
+                self.queue_store(&q.name, true, false),
+                self.memory.clone(),
+            );
+            topo.queues.insert(q.name.clone(), queue);
+        }
+        for b in defs.bindings.iter().filter(|b| mine(&b.vhost)) {
+            let destination = match b.destination_type {
+                DestinationType::Queue => match topo.queues.get(&b.destination) {
+                    Some(q) => Destination::Queue(q.clone()),
+                    None => continue,
+                },
+                DestinationType::Exchange => {
+                    Destination::Exchange(Arc::from(b.destination.as_str()))
+                }
+            };
+            if let Some(x) = topo.exchanges.get_mut(&b.source) {
+                if let Err(e) = x.bind(
+                    &destination,
+                    &b.routing_key,
+                    &typed_table(&b.arguments, &b.extra),
+                ) {
+                    tracing::warn!(source = %b.source, text = %e.text, "binding in definitions refused");
+                }
+            }
+        }
+    }
+
+    /// Puts recovered persistent messages back into their queue.
+    pub fn recover_messages(&self, queue: &str, items: Vec<(Message, u64, bool)>) {
+        match self.read().queues.get(queue) {
+            Some(q) => q.recover(items),
+            None => tracing::warn!(
+                queue,
+                dropped = items.len(),
+                "stored messages of a queue that no longer exists"
+            ),
+        }
+    }
+}
