@@ -24,6 +24,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod server;
 pub mod store;
 

@@ -16,10 +16,9 @@ use crate::broker::Broker;
 use crate::channel::{channel_open_ok, Channel, ChannelState, Ctx};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
 use crate::error::{ConnectionError, Exception};
+use crate::hash::IdMap;
 use amq_protocol::protocol::{channel as amqp_channel, connection as amqp_connection, AMQPClass};
 use bytes::BytesMut;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +76,7 @@ struct Connection {
     channel_max: u16,
     frame_max: u32,
     heartbeat: u16,
-    channels: HashMap<u16, Channel, BuildHasherDefault<ChannelIdHasher>>,
+    channels: IdMap<Channel>,
     /// End with a TCP reset instead of an orderly shutdown, as RabbitMQ does after a
     /// refusal it does not explain.
     reset: bool,
@@ -115,7 +114,7 @@ pub async fn serve(
             channel_max: handshake::CHANNEL_MAX,
             frame_max: handshake::FRAME_MAX,
             heartbeat: 0,
-            channels: HashMap::default(),
+            channels: IdMap::default(),
             reset: false,
             out: BytesMut::with_capacity(16 * 1024),
             handle: ConnectionHandle { id, outbox: tx },
@@ -779,27 +778,5 @@ fn frame_channel(frame: &Frame) -> u16 {
         | Frame::Header { channel, .. }
         | Frame::Body { channel, .. }
         | Frame::Heartbeat { channel } => *channel,
-    }
-}
-
-/// Channel numbers are small integers chosen by the client; every frame looks its channel
-/// up, so a multiplicative hash replaces SipHash there (no secret to protect: a client
-/// can only slow down its own connection).
-#[derive(Default)]
-struct ChannelIdHasher(u64);
-
-impl Hasher for ChannelIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }

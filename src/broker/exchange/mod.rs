@@ -12,9 +12,9 @@ pub mod topic;
 use super::message::Message;
 use super::queue::Queue;
 use crate::error::Exception;
+use crate::hash::NameMap;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use headers::HeadersBinding;
-use std::collections::HashMap;
 use std::sync::Arc;
 use topic::TopicTable;
 
@@ -73,7 +73,7 @@ pub struct Binding {
 
 #[derive(Debug)]
 enum Routes {
-    Direct(HashMap<String, Vec<Destination>>),
+    Direct(NameMap<Vec<Destination>>),
     Fanout(Vec<Destination>),
     Topic(TopicTable<Destination>),
     Headers(Vec<(HeadersBinding, Destination)>),
@@ -103,7 +103,7 @@ impl Exchange {
         arguments: FieldTable,
     ) -> Self {
         let routes = match kind {
-            ExchangeKind::Direct => Routes::Direct(HashMap::new()),
+            ExchangeKind::Direct => Routes::Direct(NameMap::default()),
             ExchangeKind::Fanout => Routes::Fanout(Vec::new()),
             ExchangeKind::Topic => Routes::Topic(TopicTable::new()),
             ExchangeKind::Headers => Routes::Headers(Vec::new()),

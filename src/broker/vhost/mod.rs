@@ -14,6 +14,7 @@ use super::persist::{Persistence, QueueStore};
 use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
+use crate::hash::NameMap;
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -52,8 +53,8 @@ pub struct VHost {
 
 #[derive(Debug, Default)]
 struct Topology {
-    exchanges: HashMap<String, Exchange>,
-    queues: HashMap<String, Arc<Queue>>,
+    exchanges: NameMap<Exchange>,
+    queues: NameMap<Arc<Queue>>,
     /// A durable object or binding changed: the definitions file must be rewritten.
     dirty: bool,
 }
