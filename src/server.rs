@@ -22,6 +22,7 @@ pub struct Server {
     broker: Arc<Broker>,
     shutdown: watch::Sender<bool>,
     accept_loop: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
@@ -34,13 +35,29 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
+    let sweeper = tokio::spawn(expire_messages(broker.clone(), rx.clone()));
     let accept_loop = tokio::spawn(accept(listener, broker.clone(), rx));
     Ok(Server {
         addr,
         broker,
         shutdown,
         accept_loop,
+        sweeper,
     })
+}
+
+/// How often queues drop messages whose TTL passed while nobody consumed them.
+const EXPIRY_SWEEP: Duration = Duration::from_millis(200);
+
+async fn expire_messages(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => broker.expire_messages(),
+        }
+    }
 }
 
 async fn accept(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -86,6 +103,7 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
+        let _ = self.sweeper.await;
         self.broker.flush().await;
         info!("stopped");
     }

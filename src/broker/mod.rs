@@ -150,6 +150,20 @@ impl Broker {
         }
     }
 
+    /// The TTL sweep over every vhost.
+    pub fn expire_messages(&self) {
+        let vhosts: Vec<Arc<VHost>> = self
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for v in vhosts {
+            v.expire_messages();
+        }
+    }
+
     /// Waits until every persistent message and settlement so far is on disk.
     pub async fn flush(&self) {
         if let Some(p) = &self.persist {

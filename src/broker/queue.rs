@@ -12,6 +12,7 @@ use super::consumer::{Consumer, Delivery, Outgoing};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
+use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -30,6 +31,18 @@ pub struct Queued {
     pub redelivered: bool,
     /// The message store's id when this copy is persistent in a durable queue, else 0.
     pub store_id: u64,
+    /// When it expires, in `now_ms` time (x-message-ttl, expiration); 0: never.
+    pub expires_at: u64,
+}
+
+/// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 #[derive(Debug)]
@@ -46,6 +59,8 @@ pub struct Queue {
     pub store: Option<QueueStore>,
     memory: Arc<Memory>,
     limits: Limits,
+    /// A message with an expiry was published: the sweep looks at this queue.
+    may_expire: std::sync::atomic::AtomicBool,
     state: Mutex<QueueState>,
 }
 
@@ -92,6 +107,10 @@ impl Ready {
         self.items.insert(at, item);
     }
 
+    fn front(&self) -> Option<&Queued> {
+        self.items.front()
+    }
+
     fn pop_front(&mut self) -> Option<Queued> {
         let item = self.items.pop_front()?;
         self.bytes -= item.msg.body().len() as u64;
@@ -111,6 +130,8 @@ struct Limits {
     max_bytes: Option<u64>,
     /// x-overflow reject-publish(-dlx): refuse new messages instead of dropping old ones.
     reject_publish: bool,
+    /// x-message-ttl in milliseconds.
+    message_ttl: Option<u64>,
 }
 
 impl Limits {
@@ -130,6 +151,7 @@ impl Limits {
             max_length: int("x-max-length"),
             max_bytes: int("x-max-length-bytes"),
             reject_publish: overflow,
+            message_ttl: int("x-message-ttl"),
         }
     }
 
@@ -195,6 +217,7 @@ impl Queue {
             store,
             memory,
             limits,
+            may_expire: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(QueueState::default()),
         })
     }
@@ -235,11 +258,13 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        let expires_at = self.expiry(&msg);
         let item = Queued {
             seq,
             msg,
             redelivered: false,
             store_id,
+            expires_at,
         };
         self.memory.add(item.msg.size());
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
@@ -258,6 +283,47 @@ impl Queue {
         Enqueued::Yes
     }
 
+    /// When a message published now expires: the shorter of the queue's x-message-ttl
+    /// and the message's expiration property; 0 when neither is set.
+    fn expiry(&self, msg: &Message) -> u64 {
+        let own = match props::short_str(msg.properties(), props::EXPIRATION) {
+            Some(text) => text.parse::<u64>().ok(),
+            None => None,
+        };
+        let ttl = match (self.limits.message_ttl, own) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return 0,
+            },
+        };
+        self.may_expire.store(true, Ordering::Relaxed);
+        now_ms().saturating_add(ttl)
+    }
+
+    /// Drops expired messages from the head, as RabbitMQ does: a message expires when it
+    /// is at the head and its time is past (ones behind an unexpired head wait for it).
+    fn drop_expired(&self, st: &mut QueueState, now: u64) {
+        while st
+            .ready
+            .front()
+            .is_some_and(|q| q.expires_at != 0 && q.expires_at < now)
+        {
+            if let Some(item) = st.ready.pop_front() {
+                self.settled(&item);
+            }
+        }
+    }
+
+    /// The periodic sweep: expire what reached its time at the head, with or without
+    /// consumers. Cheap for queues that never saw a TTL.
+    pub fn expire(&self) {
+        if self.may_expire.load(Ordering::Relaxed) {
+            let mut st = self.lock();
+            self.drop_expired(&mut st, now_ms());
+        }
+    }
+
     /// Messages read back from the store at start, in order.
     pub fn recover(self: &Arc<Self>, items: impl IntoIterator<Item = (Message, u64, bool)>) {
         let mut st = self.lock();
@@ -270,6 +336,7 @@ impl Queue {
                 msg,
                 redelivered,
                 store_id,
+                expires_at: 0,
             });
         }
     }
@@ -294,6 +361,7 @@ impl Queue {
     /// basic.get: the head message and how many remain after it.
     pub fn get(&self) -> Option<(Queued, u32)> {
         let mut st = self.lock();
+        self.drop_expired(&mut st, now_ms());
         let item = st.ready.pop_front()?;
         Some((item, st.ready.len() as u32))
     }
@@ -360,7 +428,18 @@ impl Queue {
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        let now = if self.may_expire.load(Ordering::Relaxed) {
+            now_ms()
+        } else {
+            0
+        };
         while !st.ready.is_empty() && !st.consumers.is_empty() {
+            if now != 0 {
+                self.drop_expired(st, now);
+                if st.ready.is_empty() {
+                    return;
+                }
+            }
             let n = st.consumers.len();
             let start = st.next_consumer % n;
             let Some(idx) = (0..n)

@@ -100,6 +100,7 @@ mod tests {
                 msg,
                 redelivered: false,
                 store_id: 0,
+                expires_at: 0,
             },
             consumer: None,
         }

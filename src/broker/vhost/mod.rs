@@ -620,6 +620,13 @@ impl VHost {
         Ok(())
     }
 
+    /// Drops expired messages at the heads of this vhost's queues (the TTL sweep).
+    pub fn expire_messages(&self) {
+        for q in self.read().queues.values() {
+            q.expire();
+        }
+    }
+
     pub fn exchange_exists(&self, name: &str) -> bool {
         self.read().exchanges.contains_key(canonical_exchange(name))
     }
