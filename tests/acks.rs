@@ -2,23 +2,12 @@
 //! redelivered flags on channel/connection close and TCP loss, basic.recover, publisher confirms.
 mod common;
 
-use common::{within, TestBroker};
-use futures::{Stream, StreamExt};
+use common::proxy::droppable;
+use common::{amqp_error, consume, declare_queue, next_error, ready, within, TestBroker};
+use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::*;
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer, ErrorKind, Event};
-use tokio::net::{TcpListener, TcpStream};
-
-async fn declare(ch: &Channel, queue: &str) {
-    within(ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("queue.declare");
-}
+use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer};
 
 async fn publish_numbered(ch: &Channel, queue: &str, n: usize) {
     for i in 1..=n {
@@ -32,12 +21,6 @@ async fn publish_numbered(ch: &Channel, queue: &str, n: usize) {
         .await
         .expect("basic.publish");
     }
-}
-
-async fn consume(ch: &Channel, queue: &str, options: BasicConsumeOptions) -> Consumer {
-    within(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default()))
-        .await
-        .expect("basic.consume")
 }
 
 /// Receives `n` deliveries (the broker sends m1..mn in order).
@@ -62,7 +45,7 @@ async fn holding(
     n: usize,
 ) -> (Connection, Channel, Vec<Delivery>) {
     let (conn, ch) = broker.channel().await;
-    declare(&ch, queue).await;
+    declare_queue(&ch, queue).await;
     publish_numbered(&ch, queue, n).await;
     let mut consumer = consume(&ch, queue, BasicConsumeOptions::default()).await;
     let got = receive(&mut consumer, n).await;
@@ -114,38 +97,6 @@ async fn assert_queue(ch: &Channel, queue: &str, expected: &[(&str, bool)]) {
     );
 }
 
-async fn ready(ch: &Channel, queue: &str) -> u32 {
-    within(ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .await
-    .expect("passive queue.declare")
-    .message_count()
-}
-
-/// The reply code and text of the AMQP error the broker closed with.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP error from the broker, got {other:?}"),
-    }
-}
-
-/// The next error the connection reports (a channel.close from the broker after an
-/// asynchronous method such as basic.ack).
-async fn next_error(events: &mut (impl Stream<Item = Event> + Unpin)) -> lapin::Error {
-    loop {
-        if let Event::Error(e) = within(events.next()).await.expect("events stream ended") {
-            return e;
-        }
-    }
-}
-
 /// Gets `prepare` messages (unacked) on a fresh channel, sends `settle`, and checks the broker
 /// closes just that channel with 406 and `text`; `requeued` messages then come back.
 async fn assert_settle_refused<F, Fut>(
@@ -164,7 +115,7 @@ async fn assert_settle_refused<F, Fut>(
         "acks.refused.{}",
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    declare(&ch, &queue).await;
+    declare_queue(&ch, &queue).await;
     publish_numbered(&ch, &queue, prepare).await;
     for _ in 0..prepare {
         within(ch.basic_get(queue.as_str().into(), BasicGetOptions::default()))
@@ -272,7 +223,7 @@ async fn requeued_messages_go_before_later_ones_in_publish_order() {
     // Observed on RabbitMQ 3.10.8: get m1..m3, nack m2 then m1 -> m1, m2 (redelivered), m4, m5.
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "acks.position").await;
+    declare_queue(&ch, "acks.position").await;
     publish_numbered(&ch, "acks.position", 5).await;
     let mut tags = Vec::new();
     for _ in 0..3 {
@@ -452,7 +403,7 @@ async fn ack_multiple_above_the_outstanding_tags_406() {
 async fn ack_of_a_no_ack_delivery_406() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "acks.noack").await;
+    declare_queue(&ch, "acks.noack").await;
     publish_numbered(&ch, "acks.noack", 1).await;
     let m = within(ch.basic_get("acks.noack".into(), BasicGetOptions { no_ack: true }))
         .await
@@ -478,7 +429,7 @@ async fn ack_of_a_no_ack_delivery_406() {
 async fn closing_a_channel_requeues_its_unacked_messages_in_order() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "acks.chclose").await;
+    declare_queue(&ch, "acks.chclose").await;
     publish_numbered(&ch, "acks.chclose", 6).await;
     let cch = conn.create_channel().await.unwrap();
     let mut consumer = consume(&cch, "acks.chclose", BasicConsumeOptions::default()).await;
@@ -504,7 +455,7 @@ async fn closing_a_channel_requeues_its_unacked_messages_in_order() {
 async fn closing_a_connection_requeues_its_unacked_messages_in_order() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "acks.connclose").await;
+    declare_queue(&ch, "acks.connclose").await;
     publish_numbered(&ch, "acks.connclose", 5).await;
     let (consumer_conn, cch) = broker.channel().await;
     let mut consumer = consume(&cch, "acks.connclose", BasicConsumeOptions::default()).await;
@@ -528,18 +479,10 @@ async fn closing_a_connection_requeues_its_unacked_messages_in_order() {
 async fn losing_the_tcp_connection_requeues_unacked_messages_in_order() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "acks.tcpdrop").await;
+    declare_queue(&ch, "acks.tcpdrop").await;
     publish_numbered(&ch, "acks.tcpdrop", 5).await;
     // The consumer reaches the broker through a proxy that the test cuts.
-    let proxy = Proxy::start(broker.addr).await;
-    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
-    let consumer_conn = within(Connection::connect(
-        &url,
-        lapin::ConnectionProperties::default(),
-    ))
-    .await
-    .unwrap();
-    let cch = within(consumer_conn.create_channel()).await.unwrap();
+    let (proxy, _consumer_conn, cch) = droppable(&broker).await;
     let mut consumer = consume(&cch, "acks.tcpdrop", BasicConsumeOptions::default()).await;
     let got = receive(&mut consumer, 5).await;
     within(cch.basic_ack(got[0].delivery_tag, BasicAckOptions::default()))
@@ -563,7 +506,7 @@ async fn losing_the_tcp_connection_requeues_unacked_messages_in_order() {
 async fn recover_with_requeue_redelivers_in_order() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "acks.recover").await;
+    declare_queue(&ch, "acks.recover").await;
     publish_numbered(&ch, "acks.recover", 3).await;
     let mut consumer = consume(&ch, "acks.recover", BasicConsumeOptions::default()).await;
     let first = receive(&mut consumer, 3).await;
@@ -604,7 +547,7 @@ async fn recover_without_requeue_is_not_implemented_540() {
 async fn publisher_confirms_ack_every_publish() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "acks.confirms").await;
+    declare_queue(&ch, "acks.confirms").await;
     within(ch.confirm_select(ConfirmSelectOptions::default()))
         .await
         .unwrap();
@@ -680,31 +623,4 @@ async fn mandatory_unroutable_is_returned_before_its_confirm() {
         Some("id-1")
     );
     broker.stop().await;
-}
-
-/// A TCP proxy for one connection; `cut` drops both sockets without any AMQP close.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let Ok(mut server) = TcpStream::connect(upstream).await else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-        });
-        Proxy { addr, task }
-    }
-
-    fn cut(self) {
-        self.task.abort();
-    }
 }

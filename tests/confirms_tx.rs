@@ -3,33 +3,19 @@
 //! including connections dropped in the middle of a transaction or of a confirm window.
 mod common;
 
-use common::{within, TestBroker};
+use common::proxy::droppable;
+use common::wire::{encode_frame, encode_method, read_frame, short_str, Wire};
+use common::{amqp_error, declare, exclusive, ready, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ErrorKind};
+use lapin::{BasicProperties, Channel, Connection, Consumer};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 
 // ---- lapin helpers ----
-
-async fn declare(ch: &Channel, queue: &str, options: QueueDeclareOptions) -> String {
-    within(ch.queue_declare(queue.into(), options, FieldTable::default()))
-        .await
-        .expect("queue.declare")
-        .name()
-        .to_string()
-}
-
-fn exclusive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    }
-}
 
 async fn publish(ch: &Channel, queue: &str, body: &str) {
     within(ch.basic_publish(
@@ -41,20 +27,6 @@ async fn publish(ch: &Channel, queue: &str, body: &str) {
     ))
     .await
     .expect("basic.publish");
-}
-
-async fn ready(ch: &Channel, queue: &str) -> u32 {
-    within(ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .await
-    .expect("passive queue.declare")
-    .message_count()
 }
 
 async fn exists(conn: &Connection, queue: &str) -> bool {
@@ -126,75 +98,21 @@ async fn drain(ch: &Channel, queue: &str, expected: &[(&str, bool)]) {
     assert_eq!(ready(ch, queue).await, 0, "nothing else left");
 }
 
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP error from the broker, got {other:?}"),
-    }
-}
-
-/// A TCP proxy for one connection; `cut` drops both sockets without any AMQP close.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let Ok(mut server) = TcpStream::connect(upstream).await else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-        });
-        Proxy { addr, task }
-    }
-
-    fn cut(self) {
-        self.task.abort();
-    }
-}
-
 // ---- a raw AMQP client, to see every basic.ack / basic.return frame as sent ----
-
-fn short_str(out: &mut Vec<u8>, s: &str) {
-    out.push(s.len() as u8);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn frame(out: &mut Vec<u8>, kind: u8, channel: u16, payload: &[u8]) {
-    out.push(kind);
-    out.extend(channel.to_be_bytes());
-    out.extend((payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-    out.push(0xCE);
-}
-
-fn method(out: &mut Vec<u8>, channel: u16, class: u16, id: u16, args: &[u8]) {
-    let mut payload = class.to_be_bytes().to_vec();
-    payload.extend(id.to_be_bytes());
-    payload.extend_from_slice(args);
-    frame(out, 1, channel, &payload);
-}
 
 /// Appends basic.publish + header + body (no properties) to `out`.
 fn encode_publish(out: &mut Vec<u8>, channel: u16, key: &str, mandatory: bool, body: &[u8]) {
     let mut args = vec![0, 0];
-    short_str(&mut args, "");
-    short_str(&mut args, key);
+    args.extend(short_str(""));
+    args.extend(short_str(key));
     args.push(mandatory as u8);
-    method(out, channel, 60, 40, &args);
+    out.extend(encode_method(channel, 60, 40, &args));
     let mut header = 60u16.to_be_bytes().to_vec();
     header.extend(0u16.to_be_bytes());
     header.extend((body.len() as u64).to_be_bytes());
     header.extend(0u16.to_be_bytes());
-    frame(out, 2, channel, &header);
-    frame(out, 3, channel, body);
+    out.extend(encode_frame(2, channel, &header));
+    out.extend(encode_frame(3, channel, body));
 }
 
 /// What the raw client reads on a channel.
@@ -226,18 +144,10 @@ impl RawReader {
     /// The next method (content and heartbeat frames skipped): (channel, what).
     async fn next(&mut self) -> (u16, Seen) {
         loop {
-            let mut head = [0u8; 7];
-            within(self.0.read_exact(&mut head)).await.expect("a frame");
-            let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
-            let mut payload = vec![0u8; size + 1];
-            within(self.0.read_exact(&mut payload))
-                .await
-                .expect("a frame payload");
-            assert_eq!(payload.pop(), Some(0xCE));
-            if head[0] != 1 {
+            let (kind, channel, payload) = read_frame(&mut self.0).await;
+            if kind != 1 {
                 continue;
             }
-            let channel = u16::from_be_bytes([head[1], head[2]]);
             let class = u16::from_be_bytes([payload[0], payload[1]]);
             let id = u16::from_be_bytes([payload[2], payload[3]]);
             let args = &payload[4..];
@@ -298,9 +208,7 @@ impl RawWriter {
     }
 
     async fn method(&mut self, channel: u16, class: u16, id: u16, args: &[u8]) {
-        let mut out = Vec::new();
-        method(&mut out, channel, class, id, args);
-        self.send(&out).await;
+        self.send(&encode_method(channel, class, id, args)).await;
     }
 }
 
@@ -316,33 +224,8 @@ async fn raw_confirming(broker: &TestBroker, channels: u16) -> (RawReader, RawWr
 
 /// Opens a raw connection with `channels` channels (1..=n).
 async fn raw_open(broker: &TestBroker, channels: u16) -> (RawReader, RawWriter) {
-    let stream = within(TcpStream::connect(broker.addr)).await.unwrap();
-    let (r, w) = stream.into_split();
-    let (mut r, mut w) = (RawReader(r), RawWriter(w));
-    w.send(b"AMQP\x00\x00\x09\x01").await;
-    r.expect(0, 10, 10).await;
-    let mut start_ok = 0u32.to_be_bytes().to_vec(); // no client properties
-    short_str(&mut start_ok, "PLAIN");
-    start_ok.extend(12u32.to_be_bytes());
-    start_ok.extend(b"\0guest\0guest");
-    short_str(&mut start_ok, "en_US");
-    w.method(0, 10, 11, &start_ok).await;
-    r.expect(0, 10, 30).await;
-    let mut tune_ok = 2047u16.to_be_bytes().to_vec();
-    tune_ok.extend(131072u32.to_be_bytes());
-    tune_ok.extend(0u16.to_be_bytes());
-    w.method(0, 10, 31, &tune_ok).await;
-    let mut open = Vec::new();
-    short_str(&mut open, "/");
-    short_str(&mut open, "");
-    open.push(0);
-    w.method(0, 10, 40, &open).await;
-    r.expect(0, 10, 41).await;
-    for ch in 1..=channels {
-        w.method(ch, 20, 10, &[0]).await;
-        r.expect(ch, 20, 11).await;
-    }
-    (r, w)
+    let (r, w) = Wire::open_channels(broker, channels).await.into_split();
+    (RawReader(r), RawWriter(w))
 }
 
 /// Tracks the confirms of one channel: each tag must be confirmed exactly once.
@@ -614,7 +497,7 @@ async fn connection_dropped_in_a_confirm_window_keeps_every_confirmed_message() 
     let (mut r, mut w) = raw_confirming(&broker, 1).await;
     // an exclusive queue shows when the broker has finished with the dropped connection
     let mut args = vec![0, 0];
-    short_str(&mut args, "confirms.window.marker");
+    args.extend(short_str("confirms.window.marker"));
     args.push(0b0000_0100); // exclusive
     args.extend(0u32.to_be_bytes());
     w.method(1, 50, 10, &args).await;
@@ -775,12 +658,7 @@ async fn connection_dropped_in_a_transaction_applies_nothing() {
     for i in 1..=3 {
         publish(&och, "tx.drop", &format!("m{i}")).await;
     }
-    let proxy = Proxy::start(broker.addr).await;
-    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
-    let dropped = within(Connection::connect(&url, ConnectionProperties::default()))
-        .await
-        .unwrap();
-    let ch = within(dropped.create_channel()).await.unwrap();
+    let (proxy, _dropped, ch) = droppable(&broker).await;
     let marker = declare(&ch, "", exclusive()).await;
     let t = get_unacked(&ch, "tx.drop", 3).await;
     within(ch.tx_select()).await.unwrap();

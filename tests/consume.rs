@@ -2,42 +2,16 @@
 //! server side), basic.get, and basic.qos prefetch, checked against RabbitMQ 3.10's replies.
 mod common;
 
-use common::{within, TestBroker};
+use common::wire::{close_fields, Wire};
+use common::{amqp_error, assert_channel_error, counts, declare_queue, within, TestBroker};
 use futures::{Stream, StreamExt};
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, Consumer, ErrorKind};
+use lapin::{BasicProperties, Channel, Connection, Consumer};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// How long a test watches for something that must NOT arrive.
 const QUIET: Duration = Duration::from_millis(300);
-
-async fn declare(ch: &Channel, queue: &str) {
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue.declare");
-}
-
-/// (messages ready, consumers) as queue.declare passive reports them.
-async fn counts(ch: &Channel, queue: &str) -> (u32, u32) {
-    let q = within(ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .await
-    .expect("passive queue.declare");
-    (q.message_count(), q.consumer_count())
-}
 
 async fn publish(ch: &Channel, queue: &str, body: &[u8]) {
     ch.basic_publish(
@@ -96,14 +70,6 @@ async fn assert_quiet(
     }
 }
 
-/// The reply code and text of the AMQP error the broker closed with.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP error from the broker, got {other:?}"),
-    }
-}
-
 /// A soft error: the channel is closed, the connection still works.
 async fn assert_channel_closed(
     conn: &Connection,
@@ -112,12 +78,7 @@ async fn assert_channel_closed(
     code: u16,
     text: &str,
 ) {
-    assert_eq!(amqp_error(&err), (code, text.to_owned()));
-    assert!(!ch.status().connected(), "channel should be closed");
-    assert!(
-        conn.status().connected(),
-        "connection should survive a channel error"
-    );
+    assert_channel_error(conn, ch, &err, code, text);
     let other = within(conn.create_channel())
         .await
         .expect("a new channel on the same connection");
@@ -136,7 +97,7 @@ fn assert_connection_closed(conn: &Connection, err: lapin::Error, code: u16, tex
 async fn consume_with_client_tag_and_server_generated_tag() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "consume.tags").await;
+    declare_queue(&ch, "consume.tags").await;
     let mine = consume(
         &ch,
         "consume.tags",
@@ -168,7 +129,7 @@ async fn same_tag_on_two_channels_is_allowed() {
     let broker = TestBroker::start().await;
     let (conn, ch1) = broker.channel().await;
     let ch2 = conn.create_channel().await.unwrap();
-    declare(&ch1, "consume.sametag").await;
+    declare_queue(&ch1, "consume.sametag").await;
     let _c1 = consume(
         &ch1,
         "consume.sametag",
@@ -193,7 +154,7 @@ async fn same_tag_on_two_channels_is_allowed() {
 async fn duplicate_tag_on_a_channel_closes_the_connection_530() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.dup").await;
+    declare_queue(&ch, "consume.dup").await;
     let _first = consume(&ch, "consume.dup", "ctag", BasicConsumeOptions::default())
         .await
         .unwrap();
@@ -213,7 +174,7 @@ async fn duplicate_tag_on_a_channel_closes_the_connection_530() {
 async fn no_ack_consumer_receives_everything_and_nothing_stays_unacked() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.noack").await;
+    declare_queue(&ch, "consume.noack").await;
     publish_numbered(&ch, "consume.noack", 200).await;
     let consumer_ch = conn.create_channel().await.unwrap();
     let mut consumer = consume(&consumer_ch, "consume.noack", "c", no_ack())
@@ -239,7 +200,7 @@ async fn no_ack_consumer_receives_everything_and_nothing_stays_unacked() {
 async fn exclusive_consumer_refuses_a_second_consumer_403() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.excl1").await;
+    declare_queue(&ch, "consume.excl1").await;
     let _exclusive = consume(
         &ch,
         "consume.excl1",
@@ -285,7 +246,7 @@ async fn exclusive_consumer_refuses_a_second_consumer_403() {
 async fn exclusive_consumer_refused_when_the_queue_has_a_consumer_403() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "consume.excl2").await;
+    declare_queue(&ch, "consume.excl2").await;
     let _normal = consume(&ch, "consume.excl2", "n", BasicConsumeOptions::default())
         .await
         .unwrap();
@@ -334,7 +295,7 @@ async fn consume_on_a_missing_queue_404() {
 async fn round_robin_between_two_consumers_with_prefetch_1() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.rr2").await;
+    declare_queue(&ch, "consume.rr2").await;
     let cch = conn.create_channel().await.unwrap();
     within(cch.basic_qos(1, BasicQosOptions::default()))
         .await
@@ -367,7 +328,7 @@ async fn round_robin_between_two_consumers_with_prefetch_1() {
 async fn round_robin_between_three_no_ack_consumers() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.rr3").await;
+    declare_queue(&ch, "consume.rr3").await;
     let mut consumers = Vec::new();
     for tag in ["a", "b", "c"] {
         let cch = conn.create_channel().await.unwrap();
@@ -395,7 +356,7 @@ async fn round_robin_between_three_no_ack_consumers() {
 async fn cancel_stops_deliveries_and_returns_cancel_ok() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "consume.cancel").await;
+    declare_queue(&ch, "consume.cancel").await;
     let mut consumer = consume(&ch, "consume.cancel", "c", BasicConsumeOptions::default())
         .await
         .unwrap();
@@ -437,7 +398,7 @@ async fn cancel_stops_deliveries_and_returns_cancel_ok() {
 async fn cancel_with_nowait() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "consume.cancelnw").await;
+    declare_queue(&ch, "consume.cancelnw").await;
     let _consumer = consume(&ch, "consume.cancelnw", "c", BasicConsumeOptions::default())
         .await
         .unwrap();
@@ -479,7 +440,7 @@ async fn cancel_of_an_unknown_tag_is_answered_with_cancel_ok() {
 async fn get_ok_with_message_count_then_get_empty() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "consume.get").await;
+    declare_queue(&ch, "consume.get").await;
     publish_numbered(&ch, "consume.get", 3).await;
     for (i, remaining) in [2u32, 1, 0].into_iter().enumerate() {
         let got = within(ch.basic_get("consume.get".into(), BasicGetOptions { no_ack: true }))
@@ -522,7 +483,7 @@ async fn get_on_a_missing_queue_404() {
 async fn prefetch_per_consumer_keeps_exactly_n_in_flight() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.prefetch").await;
+    declare_queue(&ch, "consume.prefetch").await;
     let cch = conn.create_channel().await.unwrap();
     within(cch.basic_qos(3, BasicQosOptions { global: false }))
         .await
@@ -565,8 +526,8 @@ async fn prefetch_per_consumer_keeps_exactly_n_in_flight() {
 async fn prefetch_applies_to_each_consumer_separately() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.prefetch.a").await;
-    declare(&ch, "consume.prefetch.b").await;
+    declare_queue(&ch, "consume.prefetch.a").await;
+    declare_queue(&ch, "consume.prefetch.b").await;
     let cch = conn.create_channel().await.unwrap();
     within(cch.basic_qos(2, BasicQosOptions { global: false }))
         .await
@@ -602,8 +563,8 @@ async fn prefetch_applies_to_each_consumer_separately() {
 async fn global_prefetch_is_shared_by_the_channels_consumers() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.global.a").await;
-    declare(&ch, "consume.global.b").await;
+    declare_queue(&ch, "consume.global.a").await;
+    declare_queue(&ch, "consume.global.b").await;
     let cch = conn.create_channel().await.unwrap();
     within(cch.basic_qos(3, BasicQosOptions { global: true }))
         .await
@@ -663,8 +624,8 @@ async fn global_and_per_consumer_prefetch_both_apply() {
     // RabbitMQ: qos(3, global) then qos(1) gives each new consumer 1, within a shared 3.
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.both.a").await;
-    declare(&ch, "consume.both.b").await;
+    declare_queue(&ch, "consume.both.a").await;
+    declare_queue(&ch, "consume.both.b").await;
     let cch = conn.create_channel().await.unwrap();
     within(cch.basic_qos(3, BasicQosOptions { global: true }))
         .await
@@ -692,7 +653,7 @@ async fn prefetch_change_does_not_affect_running_consumers() {
     // RabbitMQ 3.10: basic.qos global=false applies to consumers started after it.
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.qoslater").await;
+    declare_queue(&ch, "consume.qoslater").await;
     let cch = conn.create_channel().await.unwrap();
     within(cch.basic_qos(1, BasicQosOptions::default()))
         .await
@@ -723,7 +684,7 @@ async fn prefetch_change_does_not_affect_running_consumers() {
 async fn prefetch_size_is_not_implemented_540() {
     // lapin cannot send prefetch_size, so this one speaks raw AMQP.
     let broker = TestBroker::start().await;
-    let mut raw = Raw::open(&broker).await;
+    let mut raw = Wire::open(&broker).await;
     let mut args = 1000u32.to_be_bytes().to_vec(); // prefetch_size
     args.extend_from_slice(&0u16.to_be_bytes()); // prefetch_count
     args.push(0); // global
@@ -741,7 +702,7 @@ async fn prefetch_size_is_not_implemented_540() {
 async fn queue_deleted_on_the_same_connection_cancels_its_consumer() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.deleted").await;
+    declare_queue(&ch, "consume.deleted").await;
     let cch = conn.create_channel().await.unwrap();
     let mut consumer = consume(&cch, "consume.deleted", "c", BasicConsumeOptions::default())
         .await
@@ -767,7 +728,7 @@ async fn queue_deleted_on_the_same_connection_cancels_its_consumer() {
 async fn queue_deleted_by_another_connection_cancels_its_consumers() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "consume.deleted2").await;
+    declare_queue(&ch, "consume.deleted2").await;
     let ch2 = conn.create_channel().await.unwrap();
     let mut first = consume(&ch, "consume.deleted2", "c", BasicConsumeOptions::default())
         .await
@@ -798,115 +759,10 @@ async fn queue_deleted_by_another_connection_cancels_its_consumers() {
     );
     assert!(ch.status().connected() && ch2.status().connected());
     // The cancelled tag is free again on its channel.
-    declare(&ch, "consume.deleted2").await;
+    declare_queue(&ch, "consume.deleted2").await;
     let _again = consume(&ch, "consume.deleted2", "c", BasicConsumeOptions::default())
         .await
         .unwrap();
     assert_eq!(counts(&ch, "consume.deleted2").await, (0, 1));
     broker.stop().await;
-}
-
-// ---- raw AMQP, for what lapin cannot send ----
-
-/// A bare AMQP connection with channel 1 open.
-struct Raw {
-    stream: TcpStream,
-}
-
-impl Raw {
-    async fn open(broker: &TestBroker) -> Raw {
-        let stream = within(TcpStream::connect(broker.addr)).await.unwrap();
-        let mut raw = Raw { stream };
-        raw.stream.write_all(b"AMQP\x00\x00\x09\x01").await.unwrap();
-        raw.expect_method(0, 10, 10).await; // start
-        let mut start_ok = 0u32.to_be_bytes().to_vec(); // empty client properties
-        start_ok.extend(short_str("PLAIN"));
-        start_ok.extend(long_str(b"\0guest\0guest"));
-        start_ok.extend(short_str("en_US"));
-        raw.method(0, 10, 11, &start_ok).await;
-        raw.expect_method(0, 10, 30).await; // tune
-        let mut tune_ok = 2047u16.to_be_bytes().to_vec();
-        tune_ok.extend(131072u32.to_be_bytes());
-        tune_ok.extend(0u16.to_be_bytes());
-        raw.method(0, 10, 31, &tune_ok).await;
-        let mut open = short_str("/");
-        open.extend(short_str(""));
-        open.push(0);
-        raw.method(0, 10, 40, &open).await;
-        raw.expect_method(0, 10, 41).await;
-        raw.method(1, 20, 10, &short_str("")).await;
-        raw.expect_method(1, 20, 11).await;
-        raw
-    }
-
-    async fn method(&mut self, channel: u16, class: u16, method: u16, args: &[u8]) {
-        let mut payload = class.to_be_bytes().to_vec();
-        payload.extend(method.to_be_bytes());
-        payload.extend_from_slice(args);
-        let mut frame = vec![1u8];
-        frame.extend(channel.to_be_bytes());
-        frame.extend((payload.len() as u32).to_be_bytes());
-        frame.extend(payload);
-        frame.push(0xCE);
-        self.stream.write_all(&frame).await.unwrap();
-    }
-
-    /// The next method frame (heartbeats and content skipped): channel, class, method, args.
-    async fn next_method(&mut self) -> (u16, u16, u16, Vec<u8>) {
-        loop {
-            let mut header = [0u8; 7];
-            within(self.stream.read_exact(&mut header))
-                .await
-                .expect("a frame");
-            let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-            let mut payload = vec![0u8; size + 1];
-            within(self.stream.read_exact(&mut payload))
-                .await
-                .expect("a frame payload");
-            assert_eq!(payload.pop(), Some(0xCE), "frame end");
-            if header[0] == 1 {
-                let channel = u16::from_be_bytes([header[1], header[2]]);
-                let class = u16::from_be_bytes([payload[0], payload[1]]);
-                let method = u16::from_be_bytes([payload[2], payload[3]]);
-                return (channel, class, method, payload[4..].to_vec());
-            }
-        }
-    }
-
-    async fn expect_method(&mut self, channel: u16, class: u16, method: u16) {
-        let (ch, c, m, _) = self.next_method().await;
-        assert_eq!(
-            (ch, c, m),
-            (channel, class, method),
-            "unexpected method during the handshake"
-        );
-    }
-}
-
-fn short_str(s: &str) -> Vec<u8> {
-    let mut v = vec![s.len() as u8];
-    v.extend_from_slice(s.as_bytes());
-    v
-}
-
-fn long_str(b: &[u8]) -> Vec<u8> {
-    let mut v = (b.len() as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(b);
-    v
-}
-
-/// reply-code, reply-text and failing (class, method) of a connection/channel.close.
-fn close_fields(args: &[u8]) -> (u16, String, (u16, u16)) {
-    let code = u16::from_be_bytes([args[0], args[1]]);
-    let len = args[2] as usize;
-    let text = String::from_utf8(args[3..3 + len].to_vec()).unwrap();
-    let rest = &args[3 + len..];
-    (
-        code,
-        text,
-        (
-            u16::from_be_bytes([rest[0], rest[1]]),
-            u16::from_be_bytes([rest[2], rest[3]]),
-        ),
-    )
 }

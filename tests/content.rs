@@ -2,28 +2,17 @@
 //! from 0 bytes to 128 MiB split over small frames, plus RabbitMQ's 128 MiB size limit.
 mod common;
 
-use common::{within, TestBroker};
+use common::wire::{close_fields, short_str, Wire, WIRE_FRAME_MAX};
+use common::{declare_queue, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const MIB: usize = 1024 * 1024;
 /// RabbitMQ's default max_message_size.
 const MAX_MESSAGE_SIZE: usize = 128 * MIB;
-
-async fn declare(ch: &Channel, queue: &str) {
-    within(ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("queue.declare");
-}
 
 /// Like `within`, for transfers of many MiB.
 async fn within_secs<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
@@ -175,7 +164,7 @@ fn every_field_type() -> FieldTable {
 async fn all_fourteen_properties_round_trip() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "content.props").await;
+    declare_queue(&ch, "content.props").await;
     let props = all_properties();
     let got = round_trip(&ch, "content.props", b"{}", props.clone(), 10).await;
     assert_eq!(got.properties, props, "basic.get");
@@ -213,7 +202,7 @@ async fn all_fourteen_properties_round_trip() {
 async fn no_properties_round_trip_as_none() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "content.noprops").await;
+    declare_queue(&ch, "content.noprops").await;
     let got = round_trip(&ch, "content.noprops", b"x", BasicProperties::default(), 10).await;
     assert_eq!(got.properties, BasicProperties::default());
     broker.stop().await;
@@ -223,7 +212,7 @@ async fn no_properties_round_trip_as_none() {
 async fn header_table_with_every_field_type_round_trips() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    declare(&ch, "content.headers").await;
+    declare_queue(&ch, "content.headers").await;
     let headers = every_field_type();
     let props = BasicProperties::default().with_headers(headers.clone());
     let got = round_trip(&ch, "content.headers", b"h", props, 10).await;
@@ -239,7 +228,7 @@ async fn header_table_with_every_field_type_round_trips() {
 async fn bodies_around_the_frame_size_round_trip_over_small_frames() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = small_frames(&broker).await;
-    declare(&ch, "content.bodies").await;
+    declare_queue(&ch, "content.bodies").await;
     // frame_max 4096: a body frame carries at most 4096 - 8 = 4088 bytes.
     for len in [
         0,
@@ -264,7 +253,7 @@ async fn bodies_around_the_frame_size_round_trip_over_small_frames() {
 async fn large_body_round_trips_through_a_consumer_over_small_frames() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = small_frames(&broker).await;
-    declare(&ch, "content.consumed").await;
+    declare_queue(&ch, "content.consumed").await;
     let mut consumer = within(ch.basic_consume(
         "content.consumed".into(),
         "".into(),
@@ -296,7 +285,7 @@ async fn large_body_round_trips_through_a_consumer_over_small_frames() {
 async fn body_of_exactly_128_mib_round_trips_over_small_frames() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = small_frames(&broker).await;
-    declare(&ch, "content.max").await;
+    declare_queue(&ch, "content.max").await;
     let body = patterned(MAX_MESSAGE_SIZE);
     let started = Instant::now();
     let got = round_trip(&ch, "content.max", &body, BasicProperties::default(), 180).await;
@@ -315,7 +304,7 @@ async fn body_above_128_mib_is_refused_406() {
     // it closes the channel with 406 (failing method basic.publish). lapin would need 128 MiB
     // in memory and hides the close details, so this speaks raw AMQP.
     let broker = TestBroker::start().await;
-    let mut raw = Raw::open(&broker).await;
+    let mut raw = Wire::open(&broker).await;
     let size = MAX_MESSAGE_SIZE + 1;
     let mut publish = 0u16.to_be_bytes().to_vec();
     publish.extend(short_str(""));
@@ -328,7 +317,7 @@ async fn body_above_128_mib_is_refused_406() {
     header.extend(0u16.to_be_bytes());
     raw.frame(2, 1, &header).await;
     // The broker may answer now or after the body: send the body, then read.
-    let chunk = vec![b'x'; RAW_FRAME_MAX as usize - 8];
+    let chunk = vec![b'x'; WIRE_FRAME_MAX as usize - 8];
     let mut left = size;
     while left > 0 {
         let n = left.min(chunk.len());
@@ -353,7 +342,7 @@ async fn body_above_128_mib_is_refused_406() {
 async fn header_table_bytes_come_back_unchanged() {
     // Key order (not sorted), field types and encoding exactly as the publisher wrote them.
     let broker = TestBroker::start().await;
-    let mut raw = Raw::open(&broker).await;
+    let mut raw = Wire::open(&broker).await;
     let mut declare = 0u16.to_be_bytes().to_vec();
     declare.extend(short_str("content.raw"));
     declare.extend([0, 0, 0, 0, 0]); // flags, empty arguments
@@ -395,133 +384,4 @@ async fn header_table_bytes_come_back_unchanged() {
     assert_eq!(kind, 2, "content header");
     assert_eq!(&payload[12..], &properties[..], "property bytes");
     broker.stop().await;
-}
-
-// ---- raw AMQP, for what lapin cannot show ----
-
-const RAW_FRAME_MAX: u32 = 131072;
-
-/// A bare AMQP connection with channel 1 open.
-struct Raw {
-    stream: TcpStream,
-}
-
-impl Raw {
-    async fn open(broker: &TestBroker) -> Raw {
-        let stream = within(TcpStream::connect(broker.addr)).await.unwrap();
-        let mut raw = Raw { stream };
-        raw.stream.write_all(b"AMQP\x00\x00\x09\x01").await.unwrap();
-        raw.expect_method(0, 10, 10).await; // start
-        let mut start_ok = 0u32.to_be_bytes().to_vec(); // empty client properties
-        start_ok.extend(short_str("PLAIN"));
-        start_ok.extend(long_str(b"\0guest\0guest"));
-        start_ok.extend(short_str("en_US"));
-        raw.method(0, 10, 11, &start_ok).await;
-        raw.expect_method(0, 10, 30).await; // tune
-        let mut tune_ok = 2047u16.to_be_bytes().to_vec();
-        tune_ok.extend(RAW_FRAME_MAX.to_be_bytes());
-        tune_ok.extend(0u16.to_be_bytes());
-        raw.method(0, 10, 31, &tune_ok).await;
-        let mut open = short_str("/");
-        open.extend(short_str(""));
-        open.push(0);
-        raw.method(0, 10, 40, &open).await;
-        raw.expect_method(0, 10, 41).await;
-        raw.method(1, 20, 10, &short_str("")).await;
-        raw.expect_method(1, 20, 11).await;
-        raw
-    }
-
-    fn encode(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
-        let mut frame = vec![kind];
-        frame.extend(channel.to_be_bytes());
-        frame.extend((payload.len() as u32).to_be_bytes());
-        frame.extend_from_slice(payload);
-        frame.push(0xCE);
-        frame
-    }
-
-    async fn frame(&mut self, kind: u8, channel: u16, payload: &[u8]) {
-        within(self.stream.write_all(&Self::encode(kind, channel, payload)))
-            .await
-            .unwrap();
-    }
-
-    /// Writes a frame; false if the broker has closed the socket.
-    async fn try_frame(&mut self, kind: u8, channel: u16, payload: &[u8]) -> bool {
-        within(self.stream.write_all(&Self::encode(kind, channel, payload)))
-            .await
-            .is_ok()
-    }
-
-    async fn method(&mut self, channel: u16, class: u16, method: u16, args: &[u8]) {
-        let mut payload = class.to_be_bytes().to_vec();
-        payload.extend(method.to_be_bytes());
-        payload.extend_from_slice(args);
-        self.frame(1, channel, &payload).await;
-    }
-
-    /// The next frame: type, channel, payload.
-    async fn next_frame(&mut self) -> (u8, u16, Vec<u8>) {
-        let mut header = [0u8; 7];
-        within(self.stream.read_exact(&mut header))
-            .await
-            .expect("a frame");
-        let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-        let mut payload = vec![0u8; size + 1];
-        within(self.stream.read_exact(&mut payload))
-            .await
-            .expect("a frame payload");
-        assert_eq!(payload.pop(), Some(0xCE), "frame end");
-        (
-            header[0],
-            u16::from_be_bytes([header[1], header[2]]),
-            payload,
-        )
-    }
-
-    /// The next method frame (other frames skipped): channel, class, method, args.
-    async fn next_method(&mut self) -> (u16, u16, u16, Vec<u8>) {
-        loop {
-            let (kind, channel, payload) = self.next_frame().await;
-            if kind == 1 {
-                let class = u16::from_be_bytes([payload[0], payload[1]]);
-                let method = u16::from_be_bytes([payload[2], payload[3]]);
-                return (channel, class, method, payload[4..].to_vec());
-            }
-        }
-    }
-
-    async fn expect_method(&mut self, channel: u16, class: u16, method: u16) {
-        let (ch, c, m, _) = self.next_method().await;
-        assert_eq!((ch, c, m), (channel, class, method), "unexpected method");
-    }
-}
-
-fn short_str(s: &str) -> Vec<u8> {
-    let mut v = vec![s.len() as u8];
-    v.extend_from_slice(s.as_bytes());
-    v
-}
-
-fn long_str(b: &[u8]) -> Vec<u8> {
-    let mut v = (b.len() as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(b);
-    v
-}
-
-/// reply-code, reply-text and failing (class, method) of a connection/channel.close.
-fn close_fields(args: &[u8]) -> (u16, String, (u16, u16)) {
-    let code = u16::from_be_bytes([args[0], args[1]]);
-    let len = args[2] as usize;
-    let text = String::from_utf8(args[3..3 + len].to_vec()).unwrap();
-    let rest = &args[3 + len..];
-    (
-        code,
-        text,
-        (
-            u16::from_be_bytes([rest[0], rest[1]]),
-            u16::from_be_bytes([rest[2], rest[3]]),
-        ),
-    )
 }

@@ -7,13 +7,12 @@
 //! came back. Children are killed when their guard drops; every wait is bounded.
 mod common;
 
-use common::within;
+use common::{amqp_error, refusal, table, within};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind,
-    PublisherConfirm,
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm,
 };
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -221,14 +220,6 @@ fn durable_exchange() -> ExchangeDeclareOptions {
     }
 }
 
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in entries {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
 fn long_str(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
 }
@@ -275,17 +266,6 @@ async fn publish(ch: &Channel, exchange: &str, key: &str, body: &str, props: Bas
     );
 }
 
-/// The reply code and text a failed request carries.
-fn amqp_error<T>(result: lapin::Result<T>) -> (u16, String) {
-    match result {
-        Ok(_) => panic!("expected an AMQP error, the request succeeded"),
-        Err(e) => match e.kind() {
-            ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-            other => panic!("expected an AMQP error, got {other:?}"),
-        },
-    }
-}
-
 /// Ready count of `queue` by passive declare (on a fresh channel), or the AMQP error.
 async fn passive_queue(conn: &Connection, queue: &str) -> Result<u32, (u16, String)> {
     let ch = within(conn.create_channel()).await.expect("channel");
@@ -295,7 +275,7 @@ async fn passive_queue(conn: &Connection, queue: &str) -> Result<u32, (u16, Stri
     };
     match within(ch.queue_declare(queue.into(), passive, FieldTable::default())).await {
         Ok(q) => Ok(q.message_count()),
-        Err(e) => Err(amqp_error::<()>(Err(e))),
+        Err(e) => Err(amqp_error(&e)),
     }
 }
 
@@ -313,7 +293,7 @@ async fn passive_exchange(conn: &Connection, exchange: &str) -> Result<(), (u16,
         FieldTable::default(),
     ))
     .await;
-    r.map_err(|e| amqp_error::<()>(Err(e)))
+    r.map_err(|e| amqp_error(&e))
 }
 
 fn no_queue(name: &str) -> (u16, String) {
@@ -543,7 +523,7 @@ async fn graceful_restart_keeps_durable_topology_and_persistent_messages() {
     declare_exchange(&ch, "dur.direct", ExchangeKind::Direct, ae_args).await;
     let ch2 = within(conn.create_channel()).await.unwrap();
     assert_eq!(
-        amqp_error(within(ch2.queue_declare("dur.q".into(), durable(), FieldTable::default())).await),
+        refusal(within(ch2.queue_declare("dur.q".into(), durable(), FieldTable::default())).await),
         (
             406,
             "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'dur.q' in vhost '/': \

@@ -3,11 +3,10 @@
 //! internal exchanges, and auto-delete exchanges, each answered as RabbitMQ 3.10 does.
 mod common;
 
-use common::{within, TestBroker};
-use futures::StreamExt;
+use common::{close_watcher, closed_with, refusal, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ErrorKind, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use std::future::Future;
 
 const SYSTEM_EXCHANGES: [&str; 5] = [
@@ -65,19 +64,8 @@ async fn unbind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
     .unwrap();
 }
 
-/// The reply code and text of the AMQP error `result` must carry.
-fn amqp_error<T>(result: lapin::Result<T>) -> (u16, String) {
-    match result {
-        Ok(_) => panic!("expected an AMQP error, the request succeeded"),
-        Err(e) => match e.kind() {
-            ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-            other => panic!("expected an AMQP error, got {other:?}"),
-        },
-    }
-}
-
 /// Runs a request that RabbitMQ refuses with channel.close `code` / `text`: the channel
-/// ends, the connection stays usable.
+/// ends, the connection stays usable and opens a new channel.
 async fn expect_channel_error<T>(
     conn: &Connection,
     ch: &Channel,
@@ -85,12 +73,7 @@ async fn expect_channel_error<T>(
     code: u16,
     text: &str,
 ) {
-    assert_eq!(amqp_error(within(request).await), (code, text.to_string()));
-    assert!(!ch.status().connected(), "the channel should be closed");
-    assert!(
-        conn.status().connected(),
-        "the connection should survive a channel error"
-    );
+    common::expect_channel_error(conn, ch, request, code, text).await;
     within(conn.create_channel())
         .await
         .expect("a new channel on the same connection");
@@ -112,32 +95,11 @@ async fn publish_then_sync(ch: &Channel, exchange: &str, key: &str) -> lapin::Re
 /// Publishes and returns the error of the channel.close the publish provoked, if any. The
 /// close is asynchronous; a consumer on a private queue receives its error whenever it comes.
 async fn publish_outcome(ch: &Channel, exchange: &str, key: &str) -> lapin::Result<()> {
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    };
-    let watch = within(ch.queue_declare("".into(), exclusive, FieldTable::default()))
-        .await
-        .unwrap();
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    let mut watcher = within(ch.basic_consume(
-        watch.name().clone(),
-        "watch".into(),
-        no_ack,
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let watcher = close_watcher(ch).await;
     if publish_then_sync(ch, exchange, key).await.is_ok() {
         return Ok(());
     }
-    match within(watcher.next()).await {
-        Some(Err(e)) => Err(e),
-        other => panic!("the channel failed without reporting an error: {other:?}"),
-    }
+    Err(closed_with(watcher).await)
 }
 
 fn not_found(exchange: &str) -> String {
@@ -400,7 +362,7 @@ async fn unknown_type_closes_the_connection_with_503() {
     .await;
     let error = result.as_ref().err().cloned();
     assert_eq!(
-        amqp_error(result),
+        refusal(result),
         (
             503,
             "COMMAND_INVALID - invalid exchange type 'foo'".to_string()
@@ -412,7 +374,7 @@ async fn unknown_type_closes_the_connection_with_503() {
     // The exchange was not created.
     let (_conn2, ch2) = broker.channel().await;
     assert_eq!(
-        amqp_error(declare(&ch2, "exchanges.foo", ExchangeKind::Direct, passive()).await).0,
+        refusal(declare(&ch2, "exchanges.foo", ExchangeKind::Direct, passive()).await).0,
         404
     );
     broker.stop().await;
@@ -481,7 +443,7 @@ async fn delete_if_unused_refuses_an_exchange_with_bindings() {
         .await
         .unwrap();
     assert_eq!(
-        amqp_error(declare(&ch, "exchanges.inuse", ExchangeKind::Direct, passive()).await).0,
+        refusal(declare(&ch, "exchanges.inuse", ExchangeKind::Direct, passive()).await).0,
         404
     );
     broker.stop().await;

@@ -1,37 +1,11 @@
 //! Transactions, exchange-to-exchange bindings, alternate exchanges and direct reply-to.
 mod common;
 
-use common::{within, TestBroker};
+use common::{publish, ready, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, ExchangeKind};
-
-async fn count(ch: &lapin::Channel, q: &str) -> u32 {
-    ch.queue_declare(
-        q.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("passive declare")
-    .message_count()
-}
-
-async fn publish(ch: &lapin::Channel, ex: &str, key: &str, body: &[u8]) {
-    ch.basic_publish(
-        ex.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body,
-        BasicProperties::default(),
-    )
-    .await
-    .expect("publish");
-}
 
 #[tokio::test]
 async fn tx_commit_applies_and_rollback_discards_publishes_and_acks() {
@@ -47,12 +21,12 @@ async fn tx_commit_applies_and_rollback_discards_publishes_and_acks() {
     within(ch.tx_select()).await.unwrap();
     publish(&ch, "", "txq", b"a").await;
     publish(&ch, "", "txq", b"b").await;
-    assert_eq!(count(&ch, "txq").await, 0, "nothing before commit");
+    assert_eq!(ready(&ch, "txq").await, 0, "nothing before commit");
     within(ch.tx_commit()).await.unwrap();
-    assert_eq!(count(&ch, "txq").await, 2);
+    assert_eq!(ready(&ch, "txq").await, 2);
     publish(&ch, "", "txq", b"c").await;
     within(ch.tx_rollback()).await.unwrap();
-    assert_eq!(count(&ch, "txq").await, 2, "rolled back publish is gone");
+    assert_eq!(ready(&ch, "txq").await, 2, "rolled back publish is gone");
 
     // an ack inside a rolled-back transaction does not happen
     let got = within(ch.basic_get("txq".into(), BasicGetOptions::default()))
@@ -63,7 +37,7 @@ async fn tx_commit_applies_and_rollback_discards_publishes_and_acks() {
     within(ch.tx_rollback()).await.unwrap();
     got.delivery.ack(BasicAckOptions::default()).await.unwrap();
     within(ch.tx_commit()).await.unwrap();
-    assert_eq!(count(&ch, "txq").await, 1);
+    assert_eq!(ready(&ch, "txq").await, 1);
     broker.stop().await;
 }
 
@@ -139,7 +113,7 @@ async fn exchange_bindings_route_once_through_cycles() {
     .unwrap();
     publish(&ch, "e1", "k", b"x").await;
     assert_eq!(
-        count(&ch, "e2q").await,
+        ready(&ch, "e2q").await,
         1,
         "delivered once despite two paths and a cycle"
     );
@@ -156,7 +130,7 @@ async fn exchange_bindings_route_once_through_cycles() {
         .await
         .unwrap();
     publish(&ch, "e1", "k", b"y").await;
-    assert_eq!(count(&ch, "e2q").await, 1, "unbound: nothing more arrives");
+    assert_eq!(ready(&ch, "e2q").await, 1, "unbound: nothing more arrives");
     broker.stop().await;
 }
 
@@ -202,7 +176,7 @@ async fn alternate_exchange_takes_unroutable_messages() {
     .await
     .unwrap();
     publish(&ch, "main", "nobody", b"lost?").await;
-    assert_eq!(count(&ch, "aeq").await, 1);
+    assert_eq!(ready(&ch, "aeq").await, 1);
     broker.stop().await;
 }
 

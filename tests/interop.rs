@@ -7,7 +7,7 @@
 //! of that scenario only.
 mod common;
 
-use common::TestBroker;
+use common::{table, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString};
@@ -523,14 +523,6 @@ async fn s05_topic(url: String) -> R<Outcome> {
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in entries {
-        t.insert((*k).into(), v.clone());
-    }
-    t
 }
 
 fn long_string(s: &str) -> AMQPValue {

@@ -3,47 +3,20 @@
 //! binding cycles, alternate exchanges with mandatory, internal exchanges.
 mod common;
 
-use common::{within, TestBroker};
-use futures::{Stream, StreamExt};
+use common::proxy::droppable;
+use common::{
+    amqp_error, auto_delete, consume, counts, declare, exclusive, next_error, publish,
+    queue_exists, within, TestBroker,
+};
+use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ErrorKind,
-    Event, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
 
 // ---- helpers ----
-
-fn exclusive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    }
-}
-
-fn auto_delete() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        auto_delete: true,
-        ..Default::default()
-    }
-}
-
-fn passive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    }
-}
-
-async fn declare(ch: &Channel, queue: &str, options: QueueDeclareOptions) -> String {
-    within(ch.queue_declare(queue.into(), options, FieldTable::default()))
-        .await
-        .expect("queue.declare")
-        .name()
-        .to_string()
-}
 
 async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind, options: ExchangeDeclareOptions) {
     exchange_with(ch, name, kind, options, FieldTable::default()).await
@@ -99,59 +72,6 @@ async fn bind_x(ch: &Channel, destination: &str, source: &str, key: &str) {
     ))
     .await
     .expect("exchange.bind")
-}
-
-async fn publish(ch: &Channel, ex: &str, key: &str, body: &[u8]) {
-    within(ch.basic_publish(
-        ex.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body,
-        BasicProperties::default(),
-    ))
-    .await
-    .expect("basic.publish");
-}
-
-async fn consume(ch: &Channel, queue: &str, options: BasicConsumeOptions) -> Consumer {
-    within(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default()))
-        .await
-        .expect("basic.consume")
-}
-
-/// (ready messages, consumers) of `queue`, by a passive declare.
-async fn counts(ch: &Channel, queue: &str) -> (u32, u32) {
-    let q = within(ch.queue_declare(queue.into(), passive(), FieldTable::default()))
-        .await
-        .expect("passive queue.declare");
-    (q.message_count(), q.consumer_count())
-}
-
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP error from the broker, got {other:?}"),
-    }
-}
-
-async fn next_error(events: &mut (impl Stream<Item = Event> + Unpin)) -> lapin::Error {
-    loop {
-        if let Event::Error(e) = within(events.next()).await.expect("events stream ended") {
-            return e;
-        }
-    }
-}
-
-/// Whether the queue exists (passive declare on a throwaway channel; 404 means no).
-async fn queue_exists(conn: &Connection, queue: &str) -> bool {
-    let ch = within(conn.create_channel()).await.unwrap();
-    match within(ch.queue_declare(queue.into(), passive(), FieldTable::default())).await {
-        Ok(_) => true,
-        Err(e) => {
-            assert_eq!(amqp_error(&e).0, 404, "{e}");
-            false
-        }
-    }
 }
 
 async fn exchange_exists(conn: &Connection, name: &str) -> bool {
@@ -212,44 +132,6 @@ fn locked(queue: &str) -> String {
          originally declared on another connection or the exclusive property value does not match that of the \
          original declaration."
     )
-}
-
-/// A TCP proxy for one connection; `cut` drops both sockets without any AMQP close.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            let Ok(mut server) = TcpStream::connect(upstream).await else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-        });
-        Proxy { addr, task }
-    }
-
-    fn cut(self) {
-        self.task.abort();
-    }
-}
-
-/// A connection through a proxy the test can cut, and a channel on it.
-async fn droppable(broker: &TestBroker) -> (Proxy, Connection, Channel) {
-    let proxy = Proxy::start(broker.addr).await;
-    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
-    let conn = within(Connection::connect(&url, ConnectionProperties::default()))
-        .await
-        .expect("connect through the proxy");
-    let ch = within(conn.create_channel()).await.unwrap();
-    (proxy, conn, ch)
 }
 
 // ---- queues ----

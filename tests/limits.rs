@@ -2,19 +2,11 @@
 //! reject-publish (a refused publish is nacked to a confirming publisher).
 mod common;
 
-use common::{within, TestBroker};
+use common::{table, within, TestBroker};
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::AMQPValue;
 use lapin::BasicProperties;
 use lapin::Confirmation;
-
-fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert(ShortString::from(*k), v.clone());
-    }
-    t
-}
 
 async fn bodies(ch: &lapin::Channel, q: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -54,7 +46,7 @@ async fn max_length_drops_the_oldest_messages() {
     ch.queue_declare(
         "len".into(),
         QueueDeclareOptions::default(),
-        args(&[("x-max-length", AMQPValue::LongInt(3))]),
+        table(&[("x-max-length", AMQPValue::LongInt(3))]),
     )
     .await
     .unwrap();
@@ -75,7 +67,7 @@ async fn max_length_bytes_counts_bodies() {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let a = args(&[("x-max-length-bytes", AMQPValue::LongInt(10))]);
+    let a = table(&[("x-max-length-bytes", AMQPValue::LongInt(10))]);
     ch.queue_declare("bytes".into(), QueueDeclareOptions::default(), a)
         .await
         .unwrap();
@@ -96,7 +88,7 @@ async fn reject_publish_nacks_what_does_not_fit() {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let a = args(&[
+    let a = table(&[
         ("x-max-length", AMQPValue::LongInt(2)),
         ("x-overflow", AMQPValue::LongString("reject-publish".into())),
     ]);

@@ -4,20 +4,13 @@
 //! serves a new lapin connection, and that no broker code panicked.
 mod common;
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, channel, connection, exchange, queue, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use common::raw::{body_frame, header_frame, method_frame, raw_frame, Raw, PROTOCOL_HEADER};
 use common::{within, TestBroker};
 use lapin::options::QueueDeclareOptions;
-use lapin::BasicProperties;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------
 // Panic watch: the broker runs in this process, so a panic in its code (a connection task
@@ -64,55 +57,6 @@ async fn assert_healthy(broker: &TestBroker) {
     );
 }
 
-// ---------------------------------------------------------------------------------------
-// A hand-driven AMQP client on a raw socket.
-
-#[derive(Debug)]
-enum Next {
-    Frame(AMQPFrame),
-    /// EOF or reset.
-    Closed,
-}
-
-struct Raw {
-    sock: TcpStream,
-    buf: Vec<u8>,
-}
-
-fn encode(frame: &AMQPFrame) -> Vec<u8> {
-    gen_frame(frame)(WriteContext::from(Vec::new()))
-        .expect("encode frame")
-        .into_inner()
-        .0
-}
-
-/// A frame of any type with any payload, written by hand.
-fn raw_frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![kind];
-    f.extend_from_slice(&channel.to_be_bytes());
-    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    f.extend_from_slice(payload);
-    f.push(0xCE);
-    f
-}
-
-fn method_frame(channel: u16, method: AMQPClass) -> Vec<u8> {
-    encode(&AMQPFrame::Method(channel, method))
-}
-
-fn header_frame(channel: u16, body_size: u64) -> Vec<u8> {
-    let header = AMQPContentHeader {
-        class_id: 60,
-        body_size,
-        properties: BasicProperties::default(),
-    };
-    encode(&AMQPFrame::Header(channel, header))
-}
-
-fn body_frame(channel: u16, body: &[u8]) -> Vec<u8> {
-    encode(&AMQPFrame::Body(channel, body.to_vec()))
-}
-
 fn publish(routing_key: &str) -> AMQPClass {
     AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
         exchange: "amq.direct".into(),
@@ -144,172 +88,25 @@ fn erlang_binary(bytes: &[u8]) -> String {
 }
 
 impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
-        let sock = within(TcpStream::connect(addr)).await.expect("tcp connect");
-        sock.set_nodelay(true).unwrap();
-        Raw {
-            sock,
-            buf: Vec::new(),
-        }
-    }
-
-    async fn bytes(&mut self, data: &[u8]) {
-        // The server may already have closed: what it sent is checked by the caller.
-        let _ = self.sock.write_all(data).await;
-    }
-
-    async fn send(&mut self, channel: u16, method: AMQPClass) {
-        self.bytes(&method_frame(channel, method)).await;
-    }
-
-    /// The next frame (heartbeats included), or Closed. Cancel-safe.
-    async fn next(&mut self) -> Next {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if self.buf.len() >= 7 {
-                let size = u32::from_be_bytes(self.buf[3..7].try_into().unwrap()) as usize;
-                if self.buf.len() >= size + 8 {
-                    let rest = self.buf.split_off(size + 8);
-                    let bytes = std::mem::replace(&mut self.buf, rest);
-                    let (_, frame) = parse_frame(&bytes[..])
-                        .expect("the server sent a frame amq-protocol cannot parse");
-                    return Next::Frame(frame);
-                }
-            }
-            match self.sock.read(&mut chunk).await {
-                Ok(0) | Err(_) => return Next::Closed,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// The next method (bounded by 10 s); panics on anything else.
-    async fn method(&mut self) -> (u16, AMQPClass) {
-        match within(self.next()).await {
-            Next::Frame(AMQPFrame::Method(channel, class)) => (channel, class),
-            other => panic!("expected a method, got {other:?}"),
-        }
-    }
-
-    /// Every byte the server sends until it closes the socket, which must happen within `bound`.
-    async fn all_bytes_until_closed(&mut self, bound: Duration) -> Vec<u8> {
-        let mut got = std::mem::take(&mut self.buf);
-        let read = tokio::time::timeout(bound, async {
-            let mut chunk = [0u8; 4096];
-            loop {
-                match self.sock.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => got.extend_from_slice(&chunk[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(
-            read.is_ok(),
-            "the server did not close the socket within {bound:?} (sent {got:?})"
-        );
-        got
-    }
-
-    /// Asserts the server closes the socket within `bound` without sending a frame.
-    async fn expect_closed_within(&mut self, bound: Duration) -> Duration {
-        let t0 = Instant::now();
-        let got = self.all_bytes_until_closed(bound).await;
-        assert!(
-            got.is_empty(),
-            "expected the socket to close with nothing sent, got {got:?}"
-        );
-        t0.elapsed()
-    }
-
     /// Asserts the next method is this connection.close, answers close-ok and checks that
     /// the server then closes the socket.
     async fn expect_close(&mut self, code: u16, text: &str, class_id: u16, method_id: u16) {
-        match self.method().await {
+        match self.only_method().await {
             (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => assert_eq!(
                 (c.reply_code, c.reply_text.as_str(), c.class_id, c.method_id),
                 (code, text, class_id, method_id)
             ),
             other => panic!("expected connection.close {code}, got {other:?}"),
         }
-        self.send(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
-        )
-        .await;
-        self.expect_closed_within(Duration::from_secs(2)).await;
-    }
-
-    /// A full handshake as guest on "/" with the given frame_max, and channel 1 open.
-    async fn open_with_frame_max(addr: SocketAddr, frame_max: u32) -> Raw {
-        let mut raw = Raw::connect(addr).await;
-        raw.bytes(PROTOCOL_HEADER).await;
-        match raw.method().await {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Start(_))) => {}
-            other => panic!("expected connection.start, got {other:?}"),
-        }
-        let mut caps = FieldTable::default();
-        caps.insert(
-            "authentication_failure_close".into(),
-            AMQPValue::Boolean(true),
-        );
-        let mut props = FieldTable::default();
-        props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
-        let start_ok = connection::StartOk {
-            client_properties: props,
-            mechanism: "PLAIN".into(),
-            response: LongString::from(b"\0guest\0guest".to_vec()),
-            locale: "en_US".into(),
-        };
-        raw.send(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)),
-        )
-        .await;
-        match raw.method().await {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Tune(_))) => {}
-            other => panic!("expected connection.tune, got {other:?}"),
-        }
-        let tune_ok = connection::TuneOk {
-            channel_max: 2047,
-            frame_max,
-            heartbeat: 0,
-        };
-        raw.send(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)),
-        )
-        .await;
-        let open = connection::Open {
-            virtual_host: "/".into(),
-            ..Default::default()
-        };
-        raw.send(0, AMQPClass::Connection(connection::AMQPMethod::Open(open)))
+        self.close_ok().await;
+        self.expect_silent_close_within(Duration::from_secs(2))
             .await;
-        match raw.method().await {
-            (0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))) => {}
-            other => panic!("expected connection.open-ok, got {other:?}"),
-        }
-        raw.send(
-            1,
-            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open::default())),
-        )
-        .await;
-        match raw.method().await {
-            (1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => {}
-            other => panic!("expected channel.open-ok, got {other:?}"),
-        }
-        raw
-    }
-
-    async fn open(addr: SocketAddr) -> Raw {
-        Raw::open_with_frame_max(addr, 131_072).await
     }
 
     /// The channel still answers: a passive declare of amq.direct gets declare-ok.
     async fn expect_channel_alive(&mut self, channel: u16) {
         self.send(channel, passive_declare_amq_direct()).await;
-        match self.method().await {
+        match self.only_method().await {
             (ch, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(_))) if ch == channel => {}
             other => panic!("expected exchange.declare-ok, got {other:?}"),
         }
@@ -319,7 +116,7 @@ impl Raw {
 /// Opens a connection with channel 1, sends `bytes`, and expects this connection.close.
 async fn case(bytes: &[u8], code: u16, text: &str, class_id: u16, method_id: u16) {
     let broker = start().await;
-    let mut raw = Raw::open(broker.addr).await;
+    let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
     raw.bytes(bytes).await;
     raw.expect_close(code, text, class_id, method_id).await;
     assert_healthy(&broker).await;
@@ -359,7 +156,7 @@ async fn legacy_amqp_0_9_header_is_accepted() {
     let broker = start().await;
     let mut raw = Raw::connect(broker.addr).await;
     raw.bytes(b"AMQP\x01\x01\x00\x09").await;
-    match raw.method().await {
+    match raw.only_method().await {
         (0, AMQPClass::Connection(connection::AMQPMethod::Start(s))) => {
             assert_eq!((s.version_major, s.version_minor), (0, 9))
         }
@@ -375,12 +172,14 @@ async fn handshake_times_out_after_10_seconds() {
     let broker = start().await;
     let silent = async {
         let mut raw = Raw::connect(broker.addr).await;
-        raw.expect_closed_within(Duration::from_secs(15)).await
+        raw.expect_silent_close_within(Duration::from_secs(15))
+            .await
     };
     let partial = async {
         let mut raw = Raw::connect(broker.addr).await;
         raw.bytes(b"AMQ").await;
-        raw.expect_closed_within(Duration::from_secs(15)).await
+        raw.expect_silent_close_within(Duration::from_secs(15))
+            .await
     };
     let (silent, partial) = tokio::join!(silent, partial);
     for waited in [silent, partial] {
@@ -415,7 +214,7 @@ async fn bad_frame_end_is_a_frame_error() {
 #[tokio::test]
 async fn oversized_frame_is_refused_before_its_payload() {
     let broker = start().await;
-    let mut raw = Raw::open_with_frame_max(broker.addr, 4096).await;
+    let mut raw = Raw::open_with_channel(broker.addr, 4096).await;
     raw.send(1, publish("nokey")).await;
     raw.bytes(&header_frame(1, 5000)).await;
     raw.bytes(b"\x03\x00\x01\x00\x00\x13\x88").await; // body frame, size 5000
@@ -428,7 +227,7 @@ async fn oversized_frame_is_refused_before_its_payload() {
     .await;
 
     // With the default frame_max 131072, a method frame announcing 200000 bytes.
-    let mut raw = Raw::open(broker.addr).await;
+    let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
     raw.bytes(b"\x01\x00\x01\x00\x03\x0d\x40").await;
     raw.expect_close(
         501,
@@ -445,7 +244,7 @@ async fn oversized_frame_is_refused_before_its_payload() {
 #[tokio::test]
 async fn a_payload_of_frame_max_bytes_is_accepted() {
     let broker = start().await;
-    let mut raw = Raw::open_with_frame_max(broker.addr, 4096).await;
+    let mut raw = Raw::open_with_channel(broker.addr, 4096).await;
     raw.send(1, publish("nokey")).await;
     raw.bytes(&header_frame(1, 4096)).await;
     raw.bytes(&body_frame(1, &[7u8; 4096])).await;
@@ -603,7 +402,7 @@ async fn method_on_a_never_opened_channel_is_a_channel_error() {
 #[tokio::test]
 async fn method_on_a_closed_channel_is_a_channel_error() {
     let broker = start().await;
-    let mut raw = Raw::open(broker.addr).await;
+    let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
     let close = channel::Close {
         reply_code: 200,
         reply_text: "bye".into(),
@@ -612,7 +411,7 @@ async fn method_on_a_closed_channel_is_a_channel_error() {
     };
     raw.send(1, AMQPClass::Channel(channel::AMQPMethod::Close(close)))
         .await;
-    match raw.method().await {
+    match raw.only_method().await {
         (1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {}
         other => panic!("expected channel.close-ok, got {other:?}"),
     }
@@ -698,9 +497,9 @@ async fn unknown_class_or_method_drops_the_connection() {
         (0, b"\x00\x63\x00\x0a"),      // class 99 on channel 0
         (1, b"\x00\x3c\x00\x63"),      // basic.99
     ] {
-        let mut raw = Raw::open(broker.addr).await;
+        let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
         raw.bytes(&raw_frame(1, channel, payload)).await;
-        raw.expect_closed_within(Duration::from_secs(2)).await;
+        raw.expect_silent_close_within(Duration::from_secs(2)).await;
     }
     assert_healthy(&broker).await;
     broker.stop().await;
@@ -713,15 +512,15 @@ async fn unknown_class_or_method_drops_the_connection() {
 #[tokio::test]
 async fn server_closes_the_socket_when_close_ok_never_comes() {
     let broker = start().await;
-    let mut raw = Raw::open(broker.addr).await;
+    let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
     raw.bytes(&raw_frame(9, 1, b"")).await;
-    match raw.method().await {
+    match raw.only_method().await {
         (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
             assert_eq!(c.reply_code, 501)
         }
         other => panic!("expected connection.close, got {other:?}"),
     }
-    raw.expect_closed_within(Duration::from_secs(5)).await;
+    raw.expect_silent_close_within(Duration::from_secs(5)).await;
     assert_healthy(&broker).await;
     broker.stop().await;
 }
@@ -741,7 +540,7 @@ async fn clients_vanishing_mid_frame_leave_the_broker_healthy() {
         raw.bytes(&[1, 0, 0, 0, 0, 0, 40, 0, 10]).await; // start-ok announced, 2 bytes of it
     }
     {
-        let mut raw = Raw::open(broker.addr).await;
+        let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
         let frame = method_frame(1, queue_declare("malformed.half"));
         raw.bytes(&frame[..frame.len() / 2]).await;
     }
@@ -754,7 +553,7 @@ async fn clients_vanishing_mid_frame_leave_the_broker_healthy() {
     .await
     .unwrap();
     {
-        let mut raw = Raw::open(broker.addr).await;
+        let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
         let mut bytes = method_frame(
             1,
             AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {

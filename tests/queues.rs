@@ -4,35 +4,14 @@
 //! "empty name means the channel's last declared queue" rule, each answered as RabbitMQ 3.10 does.
 mod common;
 
-use common::{within, TestBroker};
+use common::{
+    exclusive, expect_channel_error, passive, publish, queue_exists, table, within, TestBroker,
+};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, Consumer, ErrorKind, Queue};
-use std::future::Future;
+use lapin::{Channel, Connection, Consumer, Queue};
 use std::time::Duration;
-
-fn passive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    }
-}
-
-fn exclusive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    }
-}
-
-fn args(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in entries {
-        table.insert((*k).into(), v.clone());
-    }
-    table
-}
 
 async fn declare(ch: &Channel, name: &str, options: QueueDeclareOptions) -> lapin::Result<Queue> {
     declare_with(ch, name, options, FieldTable::default()).await
@@ -74,69 +53,17 @@ async fn consume(ch: &Channel, queue: &str, tag: &str) -> lapin::Result<Consumer
     .await
 }
 
-async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
-    within(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body,
-        BasicProperties::default(),
-    ))
-    .await
-    .unwrap();
-}
-
 /// The body of the next message of `queue` (no-ack), or None when it is empty.
 async fn get(ch: &Channel, queue: &str) -> lapin::Result<Option<Vec<u8>>> {
     let got = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await?;
     Ok(got.map(|m| m.delivery.data))
 }
 
-/// The reply code and text of the AMQP error `result` must carry.
-fn amqp_error<T>(result: lapin::Result<T>) -> (u16, String) {
-    match result {
-        Ok(_) => panic!("expected an AMQP error, the request succeeded"),
-        Err(e) => match e.kind() {
-            ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-            other => panic!("expected an AMQP error, got {other:?}"),
-        },
-    }
-}
-
-/// Runs a request that RabbitMQ refuses with channel.close `code` / `text`: the channel
-/// ends, the connection stays usable.
-async fn expect_channel_error<T>(
-    conn: &Connection,
-    ch: &Channel,
-    request: impl Future<Output = lapin::Result<T>>,
-    code: u16,
-    text: &str,
-) {
-    assert_eq!(amqp_error(within(request).await), (code, text.to_string()));
-    assert!(!ch.status().connected(), "the channel should be closed");
-    assert!(
-        conn.status().connected(),
-        "the connection should survive a channel error"
-    );
-}
-
-/// Whether `queue` exists, asked with a passive declare on a throwaway channel.
-async fn exists(conn: &Connection, queue: &str) -> bool {
-    let ch = within(conn.create_channel()).await.unwrap();
-    match declare(&ch, queue, passive()).await {
-        Ok(_) => true,
-        Err(e) => {
-            assert_eq!(amqp_error::<()>(Err(e)).0, 404);
-            false
-        }
-    }
-}
-
 /// RabbitMQ removes exclusive and auto-delete queues just after the event that ends them
 /// (the queue process stops on its own), so a client may briefly still see them: poll.
 async fn wait_until_gone(conn: &Connection, queue: &str) {
     within(async {
-        while exists(conn, queue).await {
+        while queue_exists(conn, queue).await {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -207,7 +134,7 @@ async fn passive_declare_of_missing_queue_is_404() {
 async fn flags_are_kept_and_equivalent_redeclare_succeeds() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    let with_args = args(&[
+    let with_args = table(&[
         ("x-max-length", AMQPValue::LongInt(10)),
         ("x-message-ttl", AMQPValue::LongInt(1000)),
     ]);
@@ -254,7 +181,7 @@ async fn flags_are_kept_and_equivalent_redeclare_succeeds() {
             &ch,
             name,
             odd,
-            args(&[("x-max-length", AMQPValue::LongInt(99))]),
+            table(&[("x-max-length", AMQPValue::LongInt(99))]),
         )
         .await
         .unwrap_or_else(|e| panic!("passive {name}: {e:?}"));
@@ -267,8 +194,8 @@ async fn redeclare_with_other_properties_is_406() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let plain = QueueDeclareOptions::default();
-    let ten = || args(&[("x-max-length", AMQPValue::LongInt(10))]);
-    let ttl = |ms| args(&[("x-message-ttl", AMQPValue::LongInt(ms))]);
+    let ten = || table(&[("x-max-length", AMQPValue::LongInt(10))]);
+    let ttl = |ms| table(&[("x-message-ttl", AMQPValue::LongInt(ms))]);
     let cases = [
         (
             "queues.durable",
@@ -302,7 +229,7 @@ async fn redeclare_with_other_properties_is_406() {
             "queues.len",
             ten(),
             plain,
-            args(&[("x-max-length", AMQPValue::LongInt(20))]),
+            table(&[("x-max-length", AMQPValue::LongInt(20))]),
             inequivalent(
                 "x-max-length",
                 "queues.len",
@@ -482,7 +409,7 @@ async fn auto_delete_queue_dies_with_its_last_consumer_only() {
     publish(&ch, "", "queues.ad", b"m").await;
     assert!(get(&ch, "queues.ad").await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(exists(&conn, "queues.ad").await);
+    assert!(queue_exists(&conn, "queues.ad").await);
     let _c1 = consume(&ch, "queues.ad", "c1").await.unwrap();
     let _c2 = consume(&ch, "queues.ad", "c2").await.unwrap();
     within(ch.basic_cancel("c1".into(), BasicCancelOptions::default()))
@@ -625,7 +552,7 @@ async fn delete_if_unused_and_if_empty() {
             .unwrap(),
         1
     );
-    assert!(!exists(&conn, "queues.del").await);
+    assert!(!queue_exists(&conn, "queues.del").await);
 
     // if-unused and if-empty both hold on an idle empty queue.
     declare(&ch, "queues.idle", QueueDeclareOptions::default())
@@ -642,7 +569,7 @@ async fn delete_if_unused_and_if_empty() {
             .unwrap(),
         0
     );
-    assert!(!exists(&conn, "queues.idle").await);
+    assert!(!queue_exists(&conn, "queues.idle").await);
     broker.stop().await;
 }
 
@@ -712,7 +639,7 @@ async fn bind_and_unbind_with_arguments() {
     declare(&ch, "queues.bound", QueueDeclareOptions::default())
         .await
         .unwrap();
-    let a1 = || args(&[("a", AMQPValue::LongInt(1))]);
+    let a1 = || table(&[("a", AMQPValue::LongInt(1))]);
     bind(&ch, "queues.bound", "queues.x", "k", a1())
         .await
         .unwrap();

@@ -4,18 +4,10 @@
 //! unroutable messages come back as basic.return 312 NO_ROUTE.
 mod common;
 
-use common::{within, TestBroker};
+use common::{table, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ErrorKind, ExchangeKind};
-
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in entries {
-        table.insert((*k).into(), v.clone());
-    }
-    table
-}
 
 fn s(text: &str) -> AMQPValue {
     AMQPValue::LongString(text.into())

@@ -9,14 +9,29 @@ use lapin::BasicProperties;
 use std::time::Duration;
 
 async fn count(ch: &lapin::Channel, q: &str) -> u32 {
-    within(ch.queue_declare(q.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()))
-        .await
-        .unwrap()
-        .message_count()
+    within(ch.queue_declare(
+        q.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap()
+    .message_count()
 }
 
 async fn publish(ch: &lapin::Channel, q: &str, body: &[u8], props: BasicProperties) {
-    ch.basic_publish("".into(), q.into(), BasicPublishOptions::default(), body, props).await.unwrap();
+    ch.basic_publish(
+        "".into(),
+        q.into(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+    .unwrap();
 }
 
 /// Polls until the queue holds `n` messages (the sweep runs every 200 ms).
@@ -35,12 +50,16 @@ async fn queue_ttl_expires_messages_nobody_consumed() {
     let (_c, ch) = broker.channel().await;
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-message-ttl"), AMQPValue::LongInt(300));
-    ch.queue_declare("ttl.q".into(), QueueDeclareOptions::default(), args).await.unwrap();
+    ch.queue_declare("ttl.q".into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
     publish(&ch, "ttl.q", b"old", BasicProperties::default()).await;
     assert_eq!(count(&ch, "ttl.q").await, 1);
     until_count(&ch, "ttl.q", 0).await;
     publish(&ch, "ttl.q", b"fresh", BasicProperties::default()).await;
-    let got = within(ch.basic_get("ttl.q".into(), BasicGetOptions { no_ack: true })).await.unwrap();
+    let got = within(ch.basic_get("ttl.q".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
     assert_eq!(got.map(|m| m.delivery.data), Some(b"fresh".to_vec()));
     broker.stop().await;
 }
@@ -50,12 +69,25 @@ async fn expiration_property_expires_a_message_and_the_shorter_ttl_wins() {
     let broker = TestBroker::start().await;
     let (_c, ch) = broker.channel().await;
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("x-message-ttl"), AMQPValue::LongInt(60_000));
-    ch.queue_declare("exp.q".into(), QueueDeclareOptions::default(), args).await.unwrap();
-    publish(&ch, "exp.q", b"short", BasicProperties::default().with_expiration("200".into())).await;
+    args.insert(
+        ShortString::from("x-message-ttl"),
+        AMQPValue::LongInt(60_000),
+    );
+    ch.queue_declare("exp.q".into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
+    publish(
+        &ch,
+        "exp.q",
+        b"short",
+        BasicProperties::default().with_expiration("200".into()),
+    )
+    .await;
     publish(&ch, "exp.q", b"long", BasicProperties::default()).await;
     until_count(&ch, "exp.q", 1).await;
-    let got = within(ch.basic_get("exp.q".into(), BasicGetOptions { no_ack: true })).await.unwrap();
+    let got = within(ch.basic_get("exp.q".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
     assert_eq!(got.map(|m| m.delivery.data), Some(b"long".to_vec()));
     broker.stop().await;
 }
@@ -65,14 +97,34 @@ async fn an_expired_message_behind_a_live_head_waits_for_it() {
     // RabbitMQ expires messages only at the head of the queue.
     let broker = TestBroker::start().await;
     let (_c, ch) = broker.channel().await;
-    ch.queue_declare("head.q".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    ch.queue_declare(
+        "head.q".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     publish(&ch, "head.q", b"keeps", BasicProperties::default()).await;
-    publish(&ch, "head.q", b"expires", BasicProperties::default().with_expiration("100".into())).await;
+    publish(
+        &ch,
+        "head.q",
+        b"expires",
+        BasicProperties::default().with_expiration("100".into()),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&ch, "head.q").await, 2, "still behind an unexpired head");
-    let first = within(ch.basic_get("head.q".into(), BasicGetOptions { no_ack: true })).await.unwrap();
+    assert_eq!(
+        count(&ch, "head.q").await,
+        2,
+        "still behind an unexpired head"
+    );
+    let first = within(ch.basic_get("head.q".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
     assert_eq!(first.map(|m| m.delivery.data), Some(b"keeps".to_vec()));
-    let second = within(ch.basic_get("head.q".into(), BasicGetOptions { no_ack: true })).await.unwrap();
+    let second = within(ch.basic_get("head.q".into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap();
     assert!(second.is_none(), "expired once it reached the head");
     broker.stop().await;
 }
@@ -84,13 +136,26 @@ async fn ttl_zero_still_reaches_a_waiting_consumer() {
     let (_c, ch) = broker.channel().await;
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-message-ttl"), AMQPValue::LongInt(0));
-    ch.queue_declare("zero.q".into(), QueueDeclareOptions::default(), args).await.unwrap();
+    ch.queue_declare("zero.q".into(), QueueDeclareOptions::default(), args)
+        .await
+        .unwrap();
     let mut consumer = ch
-        .basic_consume("zero.q".into(), "c".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            "zero.q".into(),
+            "c".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     publish(&ch, "zero.q", b"now", BasicProperties::default()).await;
-    let d = within(consumer.next()).await.expect("delivery").expect("ok");
+    let d = within(consumer.next())
+        .await
+        .expect("delivery")
+        .expect("ok");
     assert_eq!(d.data, b"now");
     broker.stop().await;
 }

@@ -1,7 +1,17 @@
-//! Shared test support: a broker started in-process on 127.0.0.1:0, and lapin helpers.
+//! Shared test support: a broker started in-process on 127.0.0.1:0, lapin helpers, a raw
+//! AMQP client (`raw`, typed frames; `wire`, bytes) and a TCP proxy that can cut (`proxy`).
 #![allow(dead_code)]
 
-use lapin::{Channel, Connection, ConnectionProperties};
+pub mod proxy;
+pub mod raw;
+pub mod wire;
+
+use futures::{Stream, StreamExt};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ErrorKind, Event,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,27 +74,170 @@ pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
         .expect("timed out")
 }
 
-/// Runs `action`, which should make the server close `ch` asynchronously (a bad publish),
-/// and returns the error the channel was closed with. A consumer on a private queue
-/// receives that error whenever the close arrives, before or after the next request.
-pub async fn channel_close_error<Fut>(ch: &Channel, action: Fut) -> lapin::Error
-where
-    Fut: std::future::Future<Output = lapin::Result<()>>,
-{
-    use futures::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
-    let watch = within(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+// ---- declare options and tables ----
+
+pub fn exclusive() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    }
+}
+
+pub fn auto_delete() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    }
+}
+
+pub fn passive() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    }
+}
+
+pub fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in entries {
+        table.insert((*k).into(), v.clone());
+    }
+    table
+}
+
+// ---- small lapin steps, each bounded by `within` ----
+
+/// queue.declare with default flags.
+pub async fn declare_queue(ch: &Channel, queue: &str) {
+    within(ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions::default(),
         FieldTable::default(),
     ))
     .await
-    .expect("private queue");
-    let mut watcher = within(ch.basic_consume(
+    .expect("queue.declare");
+}
+
+/// queue.declare with these flags; the queue's name (server-named for "").
+pub async fn declare(ch: &Channel, queue: &str, options: QueueDeclareOptions) -> String {
+    within(ch.queue_declare(queue.into(), options, FieldTable::default()))
+        .await
+        .expect("queue.declare")
+        .name()
+        .to_string()
+}
+
+pub async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
+    within(ch.basic_publish(
+        exchange.into(),
+        key.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default(),
+    ))
+    .await
+    .expect("basic.publish");
+}
+
+/// basic.consume with a server-generated tag.
+pub async fn consume(ch: &Channel, queue: &str, options: BasicConsumeOptions) -> Consumer {
+    within(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default()))
+        .await
+        .expect("basic.consume")
+}
+
+/// Ready messages of `queue`, by a passive declare.
+pub async fn ready(ch: &Channel, queue: &str) -> u32 {
+    counts(ch, queue).await.0
+}
+
+/// (ready messages, consumers) of `queue`, by a passive declare.
+pub async fn counts(ch: &Channel, queue: &str) -> (u32, u32) {
+    let q = within(ch.queue_declare(queue.into(), passive(), FieldTable::default()))
+        .await
+        .expect("passive queue.declare");
+    (q.message_count(), q.consumer_count())
+}
+
+/// Whether the queue exists (passive declare on a throwaway channel; 404 means no).
+pub async fn queue_exists(conn: &Connection, queue: &str) -> bool {
+    let ch = within(conn.create_channel()).await.unwrap();
+    match within(ch.queue_declare(queue.into(), passive(), FieldTable::default())).await {
+        Ok(_) => true,
+        Err(e) => {
+            assert_eq!(amqp_error(&e).0, 404, "{e}");
+            false
+        }
+    }
+}
+
+// ---- errors ----
+
+/// The reply code and text of the AMQP error the broker closed with.
+pub fn amqp_error(err: &lapin::Error) -> (u16, String) {
+    match err.kind() {
+        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
+        other => panic!("expected an AMQP error from the broker, got {other:?}"),
+    }
+}
+
+/// The reply code and text of the AMQP error a request that must fail carries.
+pub fn refusal<T>(result: lapin::Result<T>) -> (u16, String) {
+    match result {
+        Ok(_) => panic!("expected an AMQP error, the request succeeded"),
+        Err(e) => amqp_error(&e),
+    }
+}
+
+/// The next error the connection reports (a channel.close from the broker after an
+/// asynchronous method such as basic.ack).
+pub async fn next_error(events: &mut (impl Stream<Item = Event> + Unpin)) -> lapin::Error {
+    loop {
+        if let Event::Error(e) = within(events.next()).await.expect("events stream ended") {
+            return e;
+        }
+    }
+}
+
+/// A soft error: `err` is `code` / `text`, the channel is closed, the connection is not.
+pub fn assert_channel_error(
+    conn: &Connection,
+    ch: &Channel,
+    err: &lapin::Error,
+    code: u16,
+    text: &str,
+) {
+    assert_eq!(amqp_error(err), (code, text.to_owned()));
+    assert!(!ch.status().connected(), "the channel should be closed");
+    assert!(
+        conn.status().connected(),
+        "the connection should survive a channel error"
+    );
+}
+
+/// Runs a request that RabbitMQ refuses with channel.close `code` / `text`: the channel
+/// ends, the connection stays usable.
+pub async fn expect_channel_error<T>(
+    conn: &Connection,
+    ch: &Channel,
+    request: impl std::future::Future<Output = lapin::Result<T>>,
+    code: u16,
+    text: &str,
+) {
+    let err = within(request)
+        .await
+        .err()
+        .expect("expected an AMQP error, the request succeeded");
+    assert_channel_error(conn, ch, &err, code, text);
+}
+
+/// A consumer on a private queue of `ch`: it receives the channel's error whenever the
+/// server closes the channel (see `closed_with`).
+pub async fn close_watcher(ch: &Channel) -> Consumer {
+    let watch = within(ch.queue_declare("".into(), exclusive(), FieldTable::default()))
+        .await
+        .expect("private queue");
+    within(ch.basic_consume(
         watch.name().clone(),
         "close-watch".into(),
         BasicConsumeOptions {
@@ -94,12 +247,27 @@ where
         FieldTable::default(),
     ))
     .await
-    .expect("watch consumer");
-    if let Err(e) = within(action).await {
-        return e;
-    }
+    .expect("watch consumer")
+}
+
+/// The error the watched channel was closed with.
+pub async fn closed_with(mut watcher: Consumer) -> lapin::Error {
     match within(watcher.next()).await {
         Some(Err(e)) => e,
         other => panic!("the channel was not closed with an error: {other:?}"),
     }
+}
+
+/// Runs `action`, which should make the server close `ch` asynchronously (a bad publish),
+/// and returns the error the channel was closed with. A consumer on a private queue
+/// receives that error whenever the close arrives, before or after the next request.
+pub async fn channel_close_error<Fut>(ch: &Channel, action: Fut) -> lapin::Error
+where
+    Fut: std::future::Future<Output = lapin::Result<()>>,
+{
+    let watcher = close_watcher(ch).await;
+    if let Err(e) = within(action).await {
+        return e;
+    }
+    closed_with(watcher).await
 }
