@@ -84,11 +84,6 @@ impl Message {
     pub fn headers(&self) -> Option<FieldTable> {
         self.decode_properties().and_then(|p| p.headers().clone())
     }
-
-    /// Whether two handles share one message (fanout shares one allocation).
-    pub fn same(&self, other: &Message) -> bool {
-        Arc::ptr_eq(&self.data, &other.data)
-    }
 }
 
 impl fmt::Debug for Message {

@@ -481,14 +481,6 @@ impl Queue {
         n
     }
 
-    pub fn message_count(&self) -> u32 {
-        self.lock().ready.len() as u32
-    }
-
-    pub fn consumer_count(&self) -> u32 {
-        self.lock().consumers.len() as u32
-    }
-
     /// Counts for declare-ok: (messages ready, consumers).
     pub fn counts(&self) -> (u32, u32) {
         let st = self.lock();
@@ -515,9 +507,5 @@ impl Queue {
             });
         }
         n
-    }
-
-    pub fn is_deleted(&self) -> bool {
-        self.lock().deleted
     }
 }

@@ -626,10 +626,6 @@ impl VHost {
             q.expire();
         }
     }
-
-    pub fn exchange_exists(&self, name: &str) -> bool {
-        self.read().exchanges.contains_key(canonical_exchange(name))
-    }
 }
 
 /// Saves the definitions, if they changed, when a mutating method returns: declared
