@@ -159,3 +159,52 @@ async fn ttl_zero_still_reaches_a_waiting_consumer() {
     assert_eq!(d.data, b"now");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn x_expires_deletes_a_queue_left_unused() {
+    use futures::StreamExt;
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    let mut args = FieldTable::default();
+    args.insert(ShortString::from("x-expires"), AMQPValue::LongInt(400));
+    ch.queue_declare(
+        "lease.q".into(),
+        QueueDeclareOptions::default(),
+        args.clone(),
+    )
+    .await
+    .unwrap();
+    // A consumer keeps it alive however long it stays.
+    let mut consumer = ch
+        .basic_consume(
+            "lease.q".into(),
+            "c".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(count(&ch, "lease.q").await, 0, "still there while consumed");
+    ch.basic_cancel("c".into(), BasicCancelOptions::default())
+        .await
+        .unwrap();
+    assert!(consumer.next().await.is_none());
+    // Unused from now on: gone after the lease (a passive declare would renew it, as
+    // in RabbitMQ, so look only once, after the lease and a sweep).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (_c2, watcher) = broker.channel().await;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let err = within(watcher.queue_declare("lease.q".into(), passive, FieldTable::default()))
+        .await
+        .expect_err("expired");
+    assert!(
+        err.to_string()
+            .contains("NOT_FOUND - no queue 'lease.q' in vhost '/'"),
+        "{err}"
+    );
+    broker.stop().await;
+}

@@ -61,6 +61,8 @@ pub struct Queue {
     limits: Limits,
     /// A message with an expiry was published: the sweep looks at this queue.
     may_expire: std::sync::atomic::AtomicBool,
+    /// When it was last used (declared, consumed from, read with basic.get), for x-expires.
+    last_used: AtomicU64,
     state: Mutex<QueueState>,
 }
 
@@ -132,6 +134,8 @@ struct Limits {
     reject_publish: bool,
     /// x-message-ttl in milliseconds.
     message_ttl: Option<u64>,
+    /// x-expires: the queue is deleted after this many milliseconds unused.
+    expires: Option<u64>,
 }
 
 impl Limits {
@@ -152,6 +156,7 @@ impl Limits {
             max_bytes: int("x-max-length-bytes"),
             reject_publish: overflow,
             message_ttl: int("x-message-ttl"),
+            expires: int("x-expires"),
         }
     }
 
@@ -218,6 +223,7 @@ impl Queue {
             memory,
             limits,
             may_expire: std::sync::atomic::AtomicBool::new(false),
+            last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState::default()),
         })
     }
@@ -324,6 +330,20 @@ impl Queue {
         }
     }
 
+    /// Renews the x-expires lease: a declare, a basic.get, a consumer coming or going.
+    pub fn touch(&self) {
+        self.last_used.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether x-expires has run out: no consumers and unused for that long.
+    pub fn lease_expired(&self, now: u64) -> bool {
+        let Some(expires) = self.limits.expires else {
+            return false;
+        };
+        now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= expires
+            && self.lock().consumers.is_empty()
+    }
+
     /// Messages read back from the store at start, in order.
     pub fn recover(self: &Arc<Self>, items: impl IntoIterator<Item = (Message, u64, bool)>) {
         let mut st = self.lock();
@@ -360,6 +380,7 @@ impl Queue {
 
     /// basic.get: the head message and how many remain after it.
     pub fn get(&self) -> Option<(Queued, u32)> {
+        self.touch();
         let mut st = self.lock();
         self.drop_expired(&mut st, now_ms());
         let item = st.ready.pop_front()?;
@@ -385,6 +406,7 @@ impl Queue {
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), Exception> {
+        self.touch();
         let mut st = self.lock();
         if st.consumers.iter().any(|c| c.exclusive) {
             return Err(Exception::access_refused(format!(
@@ -404,6 +426,7 @@ impl Queue {
     }
 
     pub fn remove_consumer(&self, connection: u64, channel: u16, tag: &str) -> ConsumerRemoved {
+        self.touch();
         let mut st = self.lock();
         let Some(at) = st.consumers.iter().position(|c| {
             c.connection.id == connection && c.info.channel == channel && c.info.tag.as_str() == tag

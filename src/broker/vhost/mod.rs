@@ -254,6 +254,7 @@ impl VHost {
         let _save = SaveOnDrop(self);
         if d.passive {
             let queue = self.queue(d.name, connection)?;
+            queue.touch();
             let (message_count, consumer_count) = queue.counts();
             return Ok(Declared {
                 queue,
@@ -282,6 +283,7 @@ impl VHost {
         };
         let mut topo = self.write();
         if let Some(queue) = topo.queues.get(name) {
+            queue.touch();
             let owner = d.exclusive.then_some(connection);
             if queue.exclusive_owner != owner {
                 return Err(queue.locked());
@@ -620,10 +622,20 @@ impl VHost {
         Ok(())
     }
 
-    /// Drops expired messages at the heads of this vhost's queues (the TTL sweep).
+    /// The sweep: drops expired messages at the heads of this vhost's queues, and deletes
+    /// queues whose x-expires lease ran out.
     pub fn expire_messages(&self) {
+        let now = crate::broker::queue::now_ms();
+        let mut unused = Vec::new();
         for q in self.read().queues.values() {
             q.expire();
+            if q.lease_expired(now) {
+                unused.push(q.clone());
+            }
+        }
+        for q in unused {
+            tracing::debug!(queue = %q.name, "queue expired (x-expires)");
+            self.remove_queue(&q);
         }
     }
 }
