@@ -6,6 +6,7 @@
 
 pub mod arguments;
 pub mod consumer;
+pub mod deadletter;
 pub mod exchange;
 pub mod memory;
 pub mod message;
@@ -146,6 +147,7 @@ impl Broker {
             if let Some(p) = &self.persist {
                 p.register(&vhost);
             }
+            vhost.start_dead_lettering();
             vhosts.insert(name.to_owned(), vhost);
         }
     }

@@ -7,9 +7,14 @@
 //! fsync, rename) by the caller after it released the topology lock: declares are rare
 //! and a declare-ok must not come before the object it announces is on disk.
 
+use super::message::Message;
+use super::queue::Queue;
 use super::vhost::VHost;
+use crate::codec::properties as props;
 use crate::store::definitions::{self, Definitions, PermissionDef, UserDef, VhostDef};
 use crate::store::{queue_key, StoreHandle};
+use crate::store::{Done, StoredMessage};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -121,4 +126,31 @@ impl QueueStore {
             key: queue_key(vhost, name),
         }
     }
+}
+
+/// Writes `msg` to the message store if it is persistent (delivery mode 2) and reached
+/// a durable queue, and returns its store id; `done` then fires after the fdatasync.
+/// Returns 0 when nothing was stored (`done` is dropped unused and callers confirm at
+/// once).
+pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) -> u64 {
+    if props::delivery_mode(msg.properties()) != Some(2) {
+        return 0;
+    }
+    let mut keys = Vec::new();
+    let mut store = None;
+    for q in targets {
+        if let Some(s) = &q.store {
+            keys.push(s.key.clone());
+            store.get_or_insert(&s.store);
+        }
+    }
+    let Some(store) = store else { return 0 };
+    let stored = StoredMessage {
+        exchange: msg.exchange().to_owned(),
+        routing_key: msg.routing_key().to_owned(),
+        // The store keeps its own copy: it writes on another thread, after we moved on.
+        properties: Bytes::copy_from_slice(msg.properties()),
+        body: Bytes::copy_from_slice(msg.body()),
+    };
+    store.append(stored, keys, done)
 }

@@ -9,6 +9,7 @@
 
 use super::arguments::as_int;
 use super::consumer::{Consumer, Delivery, Outgoing};
+use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
@@ -58,6 +59,8 @@ pub struct Queue {
     /// Durable queues with a data directory record their persistent messages here.
     pub store: Option<QueueStore>,
     memory: Arc<Memory>,
+    /// x-dead-letter-exchange: where rejected, expired and dropped messages go.
+    dead_letter: Option<DeadLetterTarget>,
     limits: Limits,
     /// A message with an expiry was published: the sweep looks at this queue.
     may_expire: std::sync::atomic::AtomicBool,
@@ -209,6 +212,7 @@ impl Queue {
         arguments: FieldTable,
         store: Option<QueueStore>,
         memory: Arc<Memory>,
+        dead_letter: Option<DeadLetterTarget>,
     ) -> Arc<Queue> {
         let limits = Limits::from_arguments(&arguments);
         Arc::new(Queue {
@@ -221,6 +225,7 @@ impl Queue {
             arguments,
             store,
             memory,
+            dead_letter,
             limits,
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
@@ -284,7 +289,7 @@ impl Queue {
             let Some(old) = st.ready.pop_front() else {
                 break;
             };
-            self.settled(&old);
+            self.dead_letter(old, Reason::Maxlen);
         }
         Enqueued::Yes
     }
@@ -316,7 +321,7 @@ impl Queue {
             .is_some_and(|q| q.expires_at != 0 && q.expires_at < now)
         {
             if let Some(item) = st.ready.pop_front() {
-                self.settled(&item);
+                self.dead_letter(item, Reason::Expired);
             }
         }
     }
@@ -367,6 +372,21 @@ impl Queue {
         self.memory.sub(item.msg.size());
         if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
             s.store.ack(&s.key, id);
+        }
+    }
+
+    /// A message leaves for good without being consumed (rejected without requeue,
+    /// expired, dropped by a length limit): settled, and dead-lettered if configured.
+    pub fn dead_letter(&self, item: Queued, reason: Reason) {
+        self.settled(&item);
+        if let Some(t) = &self.dead_letter {
+            let _ = t.sink.send(DeadLetter {
+                msg: item.msg,
+                queue: self.name.clone(),
+                reason,
+                exchange: t.exchange.clone(),
+                routing_key: t.routing_key.clone(),
+            });
         }
     }
 

@@ -9,13 +9,15 @@ use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Set
 use crate::broker::arguments::parse_expiration;
 use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
+use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
+use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
 use crate::error::{Exception, ReplyCode};
-use crate::store::{Done, StoredMessage};
+use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -79,7 +81,7 @@ impl Channel {
                     });
                 })
             });
-            let store_id = persist(&msg, &targets, done);
+            let store_id = store_message(&msg, &targets, done);
             stored = store_id != 0;
             for queue in targets.drain(..) {
                 refused |= queue.publish(msg.clone(), store_id) == Enqueued::Refused;
@@ -354,7 +356,11 @@ impl Channel {
                     if let Some(c) = &e.consumer {
                         c.give_back();
                     }
-                    e.queue.settled(&e.item);
+                    if how == Settle::Drop {
+                        e.queue.dead_letter(e.item, Reason::Rejected);
+                    } else {
+                        e.queue.settled(&e.item);
+                    }
                 }
             }
         }
@@ -368,35 +374,4 @@ impl Channel {
         requeue_entries(self.unacked.take_all());
         Ok(())
     }
-}
-
-/// Writes `msg` to the message store if it is persistent (delivery mode 2) and reached
-/// a durable queue, and returns its store id; `done` then fires after the fdatasync.
-/// Returns 0 when nothing was stored (`done` is dropped unused and callers confirm at
-/// once).
-pub(super) fn persist(
-    msg: &Message,
-    targets: &[Arc<crate::broker::queue::Queue>],
-    done: Option<Done>,
-) -> u64 {
-    if props::delivery_mode(msg.properties()) != Some(2) {
-        return 0;
-    }
-    let mut keys = Vec::new();
-    let mut store = None;
-    for q in targets {
-        if let Some(s) = &q.store {
-            keys.push(s.key.clone());
-            store.get_or_insert(&s.store);
-        }
-    }
-    let Some(store) = store else { return 0 };
-    let stored = StoredMessage {
-        exchange: msg.exchange().to_owned(),
-        routing_key: msg.routing_key().to_owned(),
-        // The store keeps its own copy: it writes on another thread, after we moved on.
-        properties: Bytes::copy_from_slice(msg.properties()),
-        body: Bytes::copy_from_slice(msg.body()),
-    };
-    store.append(stored, keys, done)
 }

@@ -83,7 +83,7 @@ pub enum ChannelState {
 }
 
 /// How a delivery is settled (at once, or when its transaction commits).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settle {
     Ack,
     Requeue,

@@ -6,8 +6,8 @@
 //! applied only at commit; a rollback discards the publishes and puts the settled
 //! deliveries back as unacked.
 
-use super::basic::persist;
 use super::{Channel, Ctx, Transaction};
+use crate::broker::persist::store_message;
 use crate::error::Exception;
 use amq_protocol::protocol::{tx as amqp_tx, AMQPClass};
 
@@ -33,7 +33,7 @@ impl Channel {
                 let work = std::mem::take(tx);
                 let mut stored = None;
                 for (msg, queues) in work.publishes {
-                    let store_id = persist(&msg, &queues, None);
+                    let store_id = store_message(&msg, &queues, None);
                     if store_id != 0 {
                         stored = queues
                             .iter()

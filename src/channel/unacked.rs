@@ -117,6 +117,7 @@ mod tests {
             FieldTable::default(),
             None,
             crate::broker::memory::Memory::new(u64::MAX),
+            None,
         );
         let mut u = Unacked::default();
         for tag in [1, 2, 4, 5, 7] {

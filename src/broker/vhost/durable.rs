@@ -93,15 +93,18 @@ impl VHost {
             });
         }
         for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
+            let arguments = typed_table(&q.arguments, &q.extra);
+            let dead_letter = self.dead_letter_target(&arguments);
             let queue = Queue::new(
                 ShortStr::from(q.name.as_str()),
                 &self.name,
                 true,
                 None,
                 q.auto_delete,
-                typed_table(&q.arguments, &q.extra),
+                arguments,
                 self.queue_store(&q.name, true, false),
                 self.memory.clone(),
+                dead_letter,
             );
             topo.queues.insert(q.name.clone(), queue);
         }

@@ -7,6 +7,7 @@
 //! for short reads and for marking a queue deleted).
 
 use super::arguments::{assert_args_equivalent, validate_queue_args, COMPARED_QUEUE_ARGS};
+use super::deadletter::{self, DeadLetter, DeadLetterTarget};
 use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
@@ -15,11 +16,12 @@ use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use crate::hash::NameMap;
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::mpsc;
 
 mod durable;
 
@@ -49,6 +51,9 @@ pub struct VHost {
     /// Where durable topology and persistent messages go (none: in memory only).
     persist: Option<Arc<Persistence>>,
     memory: Arc<Memory>,
+    /// Dead letters from this vhost's queues, to the task that republishes them.
+    dead_letters: mpsc::UnboundedSender<DeadLetter>,
+    dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +98,7 @@ pub struct Declared {
 
 impl VHost {
     pub fn new(name: &str, persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
+        let (dead_letters, dead_letter_rx) = mpsc::unbounded_channel();
         let mut topology = Topology::default();
         for (ex, kind) in PREDECLARED {
             let internal = ex == "amq.rabbitmq.trace";
@@ -107,6 +113,8 @@ impl VHost {
             replies: Mutex::new(HashMap::new()),
             persist,
             memory,
+            dead_letters,
+            dead_letter_rx: Mutex::new(Some(dead_letter_rx)),
         }
     }
 
@@ -117,6 +125,33 @@ impl VHost {
         if let (true, Some(p)) = (dirty, &self.persist) {
             p.save_definitions();
         }
+    }
+
+    /// Starts the task that republishes dead letters (needs a tokio runtime; without one,
+    /// as in some unit tests, dead letters are dropped).
+    pub fn start_dead_lettering(self: &Arc<Self>) {
+        let rx = self
+            .dead_letter_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let (Some(rx), Ok(rt)) = (rx, tokio::runtime::Handle::try_current()) {
+            rt.spawn(deadletter::run(Arc::downgrade(self), rx));
+        }
+    }
+
+    /// The dead-letter settings of a new queue, from its arguments.
+    fn dead_letter_target(&self, arguments: &FieldTable) -> Option<DeadLetterTarget> {
+        let text = |key: &str| match arguments.inner().get(key)? {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        };
+        Some(DeadLetterTarget {
+            exchange: text("x-dead-letter-exchange")?,
+            routing_key: text("x-dead-letter-routing-key"),
+            sink: self.dead_letters.clone(),
+        })
     }
 
     /// The store handle for a new queue that is durable and not exclusive.
@@ -322,6 +357,7 @@ impl VHost {
             d.arguments.clone(),
             self.queue_store(name, d.durable, d.exclusive),
             self.memory.clone(),
+            self.dead_letter_target(d.arguments),
         );
         topo.dirty |= queue.store.is_some();
         topo.queues.insert(name.to_owned(), queue.clone());
@@ -386,6 +422,7 @@ impl VHost {
             FieldTable::default(),
             None,
             self.memory.clone(),
+            None,
         );
         self.replies
             .lock()

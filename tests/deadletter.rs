@@ -1,0 +1,174 @@
+//! Dead-lettering: rejected (no requeue), expired and length-dropped messages go to the
+//! queue's x-dead-letter-exchange with RabbitMQ's x-death history.
+mod common;
+
+use common::{within, TestBroker};
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, ExchangeKind};
+use std::time::Duration;
+
+fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert(ShortString::from(*k), v.clone());
+    }
+    t
+}
+
+fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(v.into())
+}
+
+/// A dead-letter exchange "dlx" (fanout) with its queue "dlq", and a source queue.
+async fn setup(ch: &lapin::Channel, source: &str, extra: &[(&str, AMQPValue)]) {
+    ch.exchange_declare(
+        "dlx".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        "dlq".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "dlq".into(),
+        "dlx".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut pairs = vec![("x-dead-letter-exchange", s("dlx"))];
+    pairs.extend(extra.iter().cloned());
+    ch.queue_declare(source.into(), QueueDeclareOptions::default(), args(&pairs))
+        .await
+        .unwrap();
+}
+
+/// Waits for the dead letter in "dlq" (dead-lettering is asynchronous, as in RabbitMQ).
+async fn dead_letter(ch: &lapin::Channel) -> lapin::message::BasicGetMessage {
+    within(async {
+        loop {
+            if let Some(m) = ch
+                .basic_get("dlq".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+fn death(m: &lapin::message::BasicGetMessage) -> (FieldTable, FieldTable) {
+    let headers = m.delivery.properties.headers().clone().expect("headers");
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death").cloned() else {
+        panic!("no x-death in {headers:?}")
+    };
+    let Some(AMQPValue::FieldTable(first)) = deaths.as_slice().first().cloned() else {
+        panic!("empty x-death")
+    };
+    (headers, first)
+}
+
+#[tokio::test]
+async fn rejected_message_is_dead_lettered_with_its_history() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    setup(&ch, "work", &[]).await;
+    ch.basic_publish(
+        "".into(),
+        "work".into(),
+        BasicPublishOptions::default(),
+        b"job",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let got = within(ch.basic_get("work".into(), BasicGetOptions::default()))
+        .await
+        .unwrap()
+        .expect("job");
+    got.delivery
+        .reject(BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    let m = dead_letter(&ch).await;
+    assert_eq!(m.delivery.data, b"job");
+    assert_eq!(m.delivery.exchange.as_str(), "dlx");
+    assert_eq!(
+        m.delivery.routing_key.as_str(),
+        "work",
+        "the original routing key"
+    );
+    let (headers, first) = death(&m);
+    assert_eq!(first.inner().get("reason"), Some(&s("rejected")));
+    assert_eq!(first.inner().get("queue"), Some(&s("work")));
+    assert_eq!(first.inner().get("exchange"), Some(&s("")));
+    assert_eq!(first.inner().get("count"), Some(&AMQPValue::LongLongInt(1)));
+    assert_eq!(
+        headers.inner().get("x-first-death-reason"),
+        Some(&s("rejected"))
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn expired_message_is_dead_lettered_without_its_expiration() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    setup(&ch, "delay", &[("x-dead-letter-routing-key", s("retry"))]).await;
+    let props = BasicProperties::default().with_expiration("100".into());
+    ch.basic_publish(
+        "".into(),
+        "delay".into(),
+        BasicPublishOptions::default(),
+        b"later",
+        props,
+    )
+    .await
+    .unwrap();
+    let m = dead_letter(&ch).await;
+    assert_eq!(
+        m.delivery.routing_key.as_str(),
+        "retry",
+        "x-dead-letter-routing-key"
+    );
+    assert!(m.delivery.properties.expiration().is_none());
+    let (_, first) = death(&m);
+    assert_eq!(first.inner().get("reason"), Some(&s("expired")));
+    assert_eq!(first.inner().get("original-expiration"), Some(&s("100")));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn message_dropped_by_max_length_is_dead_lettered() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    setup(&ch, "short", &[("x-max-length", AMQPValue::LongInt(1))]).await;
+    for b in [b"first", b"secnd"] {
+        ch.basic_publish(
+            "".into(),
+            "short".into(),
+            BasicPublishOptions::default(),
+            b,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let m = dead_letter(&ch).await;
+    assert_eq!(m.delivery.data, b"first");
+    assert_eq!(death(&m).1.inner().get("reason"), Some(&s("maxlen")));
+    broker.stop().await;
+}
