@@ -1,15 +1,19 @@
 //! The connection handshake: connection.start with RabbitMQ-like server properties,
 //! start-ok and SASL (PLAIN, AMQPLAIN), tune / tune-ok negotiation, connection.open.
 //!
-//! Pure functions called by the connection task; they build methods or check what the
-//! client sent, and never touch the socket.
+//! The free functions build methods or check what the client sent and touch no socket;
+//! `Connection::handshake_frame` drives the phases with them. Refusals that RabbitMQ
+//! does not explain end the connection silently, after its delay.
 
+use super::Phase;
 use crate::broker::{Broker, LoginRefused};
+use crate::codec::{self, Frame, Method};
 use crate::error::Exception;
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use std::net::IpAddr;
+use tracing::info;
 
 pub const CHANNEL_MAX: u16 = 2047;
 pub const FRAME_MAX: u32 = 131_072;
@@ -188,6 +192,88 @@ pub fn open_ok() -> AMQPClass {
     AMQPClass::Connection(amqp_connection::AMQPMethod::OpenOk(
         amqp_connection::OpenOk {},
     ))
+}
+
+/// The connection's side of the handshake: one method per phase, in order.
+impl super::Connection {
+    pub(super) fn handshake_frame(&mut self, frame: Frame) -> Result<(), Exception> {
+        use amqp_connection::AMQPMethod as C;
+        let class = match frame {
+            Frame::Heartbeat { .. } => return Ok(()),
+            Frame::Method {
+                channel: 0,
+                method: Method::Other(class),
+            } => *class,
+            _ => {
+                return Err(Exception::command_invalid(
+                    "only connection methods are allowed during the handshake",
+                ))
+            }
+        };
+        match (&self.phase, class) {
+            (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
+                let client = match start_ok(&self.broker, &m, self.peer.ip()) {
+                    Ok(client) => client,
+                    // RabbitMQ tells only clients that announce authentication_failure_close;
+                    // the others (and unknown mechanisms) just see the socket close.
+                    Err(e)
+                        if e.code == crate::error::ReplyCode::AccessRefused
+                            && wants_failure_close(&m) =>
+                    {
+                        return Err(e)
+                    }
+                    Err(e) => {
+                        info!(text = %e.text, "login refused");
+                        self.silent_close();
+                        return Ok(());
+                    }
+                };
+                tracing::Span::current().record("user", client.user.as_str());
+                self.consumer_cancel_notify = client.consumer_cancel_notify;
+                self.blocked_notify = client.connection_blocked;
+                self.user = client.user;
+                codec::encode_method(&mut self.out, 0, &tune());
+                self.phase = Phase::TuneOk;
+                Ok(())
+            }
+            (Phase::TuneOk, AMQPClass::Connection(C::TuneOk(m))) => {
+                let (channel_max, frame_max, heartbeat) = match tune_ok(&m) {
+                    Ok(tuned) => tuned,
+                    Err(e) => {
+                        // As RabbitMQ: no close method before the connection is open.
+                        info!(text = %e.text, "negotiation refused");
+                        self.silent_close();
+                        return Ok(());
+                    }
+                };
+                self.channel_max = channel_max;
+                self.frame_max = frame_max;
+                self.heartbeat = heartbeat;
+                self.phase = Phase::Open;
+                Ok(())
+            }
+            (Phase::Open, AMQPClass::Connection(C::Open(m))) => {
+                let name = m.virtual_host.as_str();
+                let vhost = self.broker.vhost(name).ok_or_else(|| {
+                    Exception::not_allowed(format!("vhost {name} not found")).on(10, 40)
+                })?;
+                tracing::Span::current().record("vhost", name);
+                self.vhost = Some(vhost);
+                codec::encode_method(&mut self.out, 0, &open_ok());
+                self.phase = Phase::Running;
+                Ok(())
+            }
+            (_, AMQPClass::Connection(C::Close(_))) => {
+                self.send_close_ok();
+                Ok(())
+            }
+            (_, other) => Err(Exception::command_invalid(format!(
+                "unexpected method {}.{} during the handshake",
+                other.get_amqp_class_id(),
+                other.get_amqp_method_id()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! lock across an `.await`; on every exit path it gives back what it holds.
 
 mod handshake;
+mod outbox;
 
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::queue::Queue;
@@ -485,85 +486,6 @@ impl Connection {
         }
     }
 
-    fn handshake_frame(&mut self, frame: Frame) -> Result<(), Exception> {
-        use amqp_connection::AMQPMethod as C;
-        let class = match frame {
-            Frame::Heartbeat { .. } => return Ok(()),
-            Frame::Method {
-                channel: 0,
-                method: Method::Other(class),
-            } => *class,
-            _ => {
-                return Err(Exception::command_invalid(
-                    "only connection methods are allowed during the handshake",
-                ))
-            }
-        };
-        match (&self.phase, class) {
-            (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
-                let client = match handshake::start_ok(&self.broker, &m, self.peer.ip()) {
-                    Ok(client) => client,
-                    // RabbitMQ tells only clients that announce authentication_failure_close;
-                    // the others (and unknown mechanisms) just see the socket close.
-                    Err(e)
-                        if e.code == crate::error::ReplyCode::AccessRefused
-                            && handshake::wants_failure_close(&m) =>
-                    {
-                        return Err(e)
-                    }
-                    Err(e) => {
-                        info!(text = %e.text, "login refused");
-                        self.silent_close();
-                        return Ok(());
-                    }
-                };
-                tracing::Span::current().record("user", client.user.as_str());
-                self.consumer_cancel_notify = client.consumer_cancel_notify;
-                self.blocked_notify = client.connection_blocked;
-                self.user = client.user;
-                codec::encode_method(&mut self.out, 0, &handshake::tune());
-                self.phase = Phase::TuneOk;
-                Ok(())
-            }
-            (Phase::TuneOk, AMQPClass::Connection(C::TuneOk(m))) => {
-                let (channel_max, frame_max, heartbeat) = match handshake::tune_ok(&m) {
-                    Ok(tuned) => tuned,
-                    Err(e) => {
-                        // As RabbitMQ: no close method before the connection is open.
-                        info!(text = %e.text, "negotiation refused");
-                        self.silent_close();
-                        return Ok(());
-                    }
-                };
-                self.channel_max = channel_max;
-                self.frame_max = frame_max;
-                self.heartbeat = heartbeat;
-                self.phase = Phase::Open;
-                Ok(())
-            }
-            (Phase::Open, AMQPClass::Connection(C::Open(m))) => {
-                let name = m.virtual_host.as_str();
-                let vhost = self.broker.vhost(name).ok_or_else(|| {
-                    Exception::not_allowed(format!("vhost {name} not found")).on(10, 40)
-                })?;
-                tracing::Span::current().record("vhost", name);
-                self.vhost = Some(vhost);
-                codec::encode_method(&mut self.out, 0, &handshake::open_ok());
-                self.phase = Phase::Running;
-                Ok(())
-            }
-            (_, AMQPClass::Connection(C::Close(_))) => {
-                self.send_close_ok();
-                Ok(())
-            }
-            (_, other) => Err(Exception::command_invalid(format!(
-                "unexpected method {}.{} during the handshake",
-                other.get_amqp_class_id(),
-                other.get_amqp_method_id()
-            ))),
-        }
-    }
-
     /// Drops the client after RabbitMQ's delay, with no close method.
     fn silent_close(&mut self) {
         self.reset = true;
@@ -687,88 +609,6 @@ impl Connection {
             channel,
             &AMQPClass::Channel(amqp_channel::AMQPMethod::CloseOk(amqp_channel::CloseOk {})),
         );
-    }
-
-    /// Writes deliveries and server cancels taken from the outbox.
-    fn process_outbox(&mut self, batch: &mut Vec<Outgoing>) {
-        let notify = self.consumer_cancel_notify;
-        for item in batch.drain(..) {
-            match item {
-                Outgoing::Deliver(d) => {
-                    let channel = d.consumer.channel;
-                    let (consumer, queue, queued) = (d.consumer, d.queue, d.item);
-                    let undelivered = match self.with_channel(channel, |ch, ctx| {
-                        ch.deliver(ctx, consumer.clone(), queue.clone(), queued.clone())
-                    }) {
-                        Some(Ok(())) => None,
-                        Some(Err(back)) => Some(back),
-                        None => {
-                            consumer.give_back();
-                            Some((queue, queued))
-                        }
-                    };
-                    if let Some((queue, item)) = undelivered {
-                        queue.requeue([item], false);
-                    }
-                }
-                Outgoing::Stored { channel, seq, ok } => {
-                    if let Some(ch) = self.channels.get_mut(&channel) {
-                        ch.stored(seq, ok);
-                    }
-                }
-                Outgoing::Cancel {
-                    channel,
-                    consumer_tag,
-                } => {
-                    self.with_channel(channel, |ch, ctx| {
-                        ch.server_cancel(ctx, consumer_tag, notify)
-                    });
-                }
-            }
-        }
-        self.flush_channels();
-    }
-
-    fn flush_channels(&mut self) {
-        let Some(vhost) = self.vhost.as_ref() else {
-            return;
-        };
-        let mut ctx = Ctx {
-            connection: self.id,
-            user: &self.user,
-            vhost,
-            out: &mut self.out,
-            frame_max: self.frame_max,
-            handle: &self.handle,
-            exclusive_queues: &mut self.exclusive_queues,
-        };
-        for ch in self.channels.values_mut() {
-            ch.flush(&mut ctx);
-        }
-    }
-
-    /// Gives back everything: consumers, unacked and undelivered messages, exclusive queues.
-    fn release(&mut self, outbox: &mut mpsc::UnboundedReceiver<Outgoing>) {
-        let ids: Vec<u16> = self.channels.keys().copied().collect();
-        for id in ids {
-            self.with_channel(id, |ch, ctx| ch.release(ctx));
-        }
-        self.channels.clear();
-        outbox.close();
-        while let Ok(item) = outbox.try_recv() {
-            if let Outgoing::Deliver(d) = item {
-                d.consumer.give_back();
-                d.queue.requeue([d.item], false);
-            }
-        }
-        if let Some(vhost) = &self.vhost {
-            for q in self.exclusive_queues.drain(..) {
-                vhost.remove_queue(&q);
-            }
-        }
-        if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
-            debug!("connection released without an orderly close");
-        }
     }
 }
 

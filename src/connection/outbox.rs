@@ -1,0 +1,95 @@
+//! What other tasks send a connection (deliveries, server cancels, store confirms), and
+//! the release of everything a connection holds when it ends.
+//!
+//! Part of the connection task: these run between socket reads, never block, and put
+//! back into their queues any delivery the connection can no longer hand out.
+
+use super::{Connection, Phase};
+use crate::broker::consumer::Outgoing;
+use crate::channel::Ctx;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+impl Connection {
+    /// Writes deliveries and server cancels taken from the outbox.
+    pub(super) fn process_outbox(&mut self, batch: &mut Vec<Outgoing>) {
+        let notify = self.consumer_cancel_notify;
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Deliver(d) => {
+                    let channel = d.consumer.channel;
+                    let (consumer, queue, queued) = (d.consumer, d.queue, d.item);
+                    let undelivered = match self.with_channel(channel, |ch, ctx| {
+                        ch.deliver(ctx, consumer.clone(), queue.clone(), queued.clone())
+                    }) {
+                        Some(Ok(())) => None,
+                        Some(Err(back)) => Some(back),
+                        None => {
+                            consumer.give_back();
+                            Some((queue, queued))
+                        }
+                    };
+                    if let Some((queue, item)) = undelivered {
+                        queue.requeue([item], false);
+                    }
+                }
+                Outgoing::Stored { channel, seq, ok } => {
+                    if let Some(ch) = self.channels.get_mut(&channel) {
+                        ch.stored(seq, ok);
+                    }
+                }
+                Outgoing::Cancel {
+                    channel,
+                    consumer_tag,
+                } => {
+                    self.with_channel(channel, |ch, ctx| {
+                        ch.server_cancel(ctx, consumer_tag, notify)
+                    });
+                }
+            }
+        }
+        self.flush_channels();
+    }
+
+    pub(super) fn flush_channels(&mut self) {
+        let Some(vhost) = self.vhost.as_ref() else {
+            return;
+        };
+        let mut ctx = Ctx {
+            connection: self.id,
+            user: &self.user,
+            vhost,
+            out: &mut self.out,
+            frame_max: self.frame_max,
+            handle: &self.handle,
+            exclusive_queues: &mut self.exclusive_queues,
+        };
+        for ch in self.channels.values_mut() {
+            ch.flush(&mut ctx);
+        }
+    }
+
+    /// Gives back everything: consumers, unacked and undelivered messages, exclusive queues.
+    pub(super) fn release(&mut self, outbox: &mut mpsc::UnboundedReceiver<Outgoing>) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.with_channel(id, |ch, ctx| ch.release(ctx));
+        }
+        self.channels.clear();
+        outbox.close();
+        while let Ok(item) = outbox.try_recv() {
+            if let Outgoing::Deliver(d) = item {
+                d.consumer.give_back();
+                d.queue.requeue([d.item], false);
+            }
+        }
+        if let Some(vhost) = &self.vhost {
+            for q in self.exclusive_queues.drain(..) {
+                vhost.remove_queue(&q);
+            }
+        }
+        if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
+            debug!("connection released without an orderly close");
+        }
+    }
+}
