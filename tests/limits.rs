@@ -108,3 +108,52 @@ async fn reject_publish_nacks_what_does_not_fit() {
     assert!(publish(&ch, "full", b"4").await.is_ack(), "room again");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn max_priority_serves_higher_priorities_first_fifo_within_one() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let a = table(&[("x-max-priority", AMQPValue::ShortShortUInt(5))]);
+    ch.queue_declare("prio".into(), QueueDeclareOptions::default(), a)
+        .await
+        .unwrap();
+    for (body, priority) in [
+        (b"p1a", Some(1)),
+        (b"p9a", Some(9)),
+        (b"p0a", None),
+        (b"p5a", Some(5)),
+        (b"p1b", Some(1)),
+        (b"p5b", Some(5)),
+    ] {
+        let props = match priority {
+            Some(p) => BasicProperties::default().with_priority(p),
+            None => BasicProperties::default(),
+        };
+        within(async {
+            ch.basic_publish(
+                "".into(),
+                "prio".into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+        })
+        .await;
+    }
+    // 9 is above x-max-priority 5, so it counts as 5; published before the other fives,
+    // it comes first among them.
+    let order: Vec<Vec<u8>> = bodies(&ch, "prio").await;
+    let expected: Vec<Vec<u8>> = [&b"p9a"[..], b"p5a", b"p5b", b"p1a", b"p1b", b"p0a"]
+        .iter()
+        .map(|b| b.to_vec())
+        .collect();
+    assert_eq!(order, expected);
+    broker.stop().await;
+}

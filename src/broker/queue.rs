@@ -34,6 +34,8 @@ pub struct Queued {
     pub store_id: u64,
     /// When it expires, in `now_ms` time (x-message-ttl, expiration); 0: never.
     pub expires_at: u64,
+    /// Its priority level in a queue with x-max-priority (0 elsewhere).
+    pub priority: u8,
 }
 
 /// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
@@ -69,7 +71,7 @@ pub struct Queue {
     state: Mutex<QueueState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueState {
     ready: Ready,
     next_seq: u64,
@@ -79,52 +81,75 @@ struct QueueState {
 }
 
 /// The ready messages in queue order, with their body bytes (for x-max-length-bytes).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Ready {
-    items: VecDeque<Queued>,
+    /// One deque per priority level (x-max-priority + 1 of them; one for other queues),
+    /// each in sequence order; the highest non-empty level is the head.
+    levels: Vec<VecDeque<Queued>>,
+    len: usize,
     bytes: u64,
 }
 
 impl Ready {
+    fn new(levels: usize) -> Ready {
+        Ready {
+            levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            bytes: 0,
+        }
+    }
+
     fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
+    }
+
+    fn level(&mut self, item: &Queued) -> &mut VecDeque<Queued> {
+        self.len += 1;
+        self.bytes += item.msg.body().len() as u64;
+        let top = self.levels.len() - 1;
+        &mut self.levels[(item.priority as usize).min(top)]
     }
 
     fn push_back(&mut self, item: Queued) {
-        self.bytes += item.msg.body().len() as u64;
-        self.items.push_back(item);
+        self.level(&item).push_back(item);
     }
 
     fn push_front(&mut self, item: Queued) {
-        self.bytes += item.msg.body().len() as u64;
-        self.items.push_front(item);
+        self.level(&item).push_front(item);
     }
 
     /// Puts a requeued message back at the place its sequence number gives it.
     fn insert_in_order(&mut self, item: Queued) {
-        self.bytes += item.msg.body().len() as u64;
+        let level = self.level(&item);
         // Requeues are usually of the oldest messages: search from the front.
-        let at = self.items.partition_point(|q| q.seq < item.seq);
-        self.items.insert(at, item);
+        let at = level.partition_point(|q| q.seq < item.seq);
+        level.insert(at, item);
     }
 
     fn front(&self) -> Option<&Queued> {
-        self.items.front()
+        self.levels.iter().rev().find_map(|l| l.front())
     }
 
     fn pop_front(&mut self) -> Option<Queued> {
-        let item = self.items.pop_front()?;
+        let item = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
+        self.len -= 1;
         self.bytes -= item.msg.body().len() as u64;
         Some(item)
     }
 
+    /// Everything, head first.
     fn take_all(&mut self) -> VecDeque<Queued> {
+        self.len = 0;
         self.bytes = 0;
-        std::mem::take(&mut self.items)
+        let mut all = VecDeque::new();
+        for level in self.levels.iter_mut().rev() {
+            all.append(level);
+        }
+        all
     }
 }
 
@@ -139,6 +164,8 @@ struct Limits {
     message_ttl: Option<u64>,
     /// x-expires: the queue is deleted after this many milliseconds unused.
     expires: Option<u64>,
+    /// x-max-priority: messages are served by their priority property, up to this.
+    max_priority: Option<u8>,
 }
 
 impl Limits {
@@ -160,6 +187,7 @@ impl Limits {
             reject_publish: overflow,
             message_ttl: int("x-message-ttl"),
             expires: int("x-expires"),
+            max_priority: int("x-max-priority").map(|p| p.min(255) as u8),
         }
     }
 
@@ -215,6 +243,7 @@ impl Queue {
         dead_letter: Option<DeadLetterTarget>,
     ) -> Arc<Queue> {
         let limits = Limits::from_arguments(&arguments);
+        let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
         Arc::new(Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -229,7 +258,13 @@ impl Queue {
             limits,
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState {
+                ready: Ready::new(levels),
+                next_seq: 0,
+                consumers: Vec::new(),
+                next_consumer: 0,
+                deleted: false,
+            }),
         })
     }
 
@@ -270,12 +305,14 @@ impl Queue {
         let seq = st.next_seq;
         st.next_seq += 1;
         let expires_at = self.expiry(&msg);
+        let priority = self.priority(&msg);
         let item = Queued {
             seq,
             msg,
             redelivered: false,
             store_id,
             expires_at,
+            priority,
         };
         self.memory.add(item.msg.size());
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
@@ -310,6 +347,14 @@ impl Queue {
         };
         self.may_expire.store(true, Ordering::Relaxed);
         now_ms().saturating_add(ttl)
+    }
+
+    /// The message's priority level, clamped to x-max-priority (0 without it).
+    fn priority(&self, msg: &Message) -> u8 {
+        match self.limits.max_priority {
+            Some(max) => props::priority(msg.properties()).unwrap_or(0).min(max),
+            None => 0,
+        }
     }
 
     /// Drops expired messages from the head, as RabbitMQ does: a message expires when it
@@ -356,12 +401,14 @@ impl Queue {
             self.memory.add(msg.size());
             let seq = st.next_seq;
             st.next_seq += 1;
+            let priority = self.priority(&msg);
             st.ready.push_back(Queued {
                 seq,
                 msg,
                 redelivered,
                 store_id,
                 expires_at: 0,
+                priority,
             });
         }
     }

@@ -101,6 +101,7 @@ mod tests {
                 redelivered: false,
                 store_id: 0,
                 expires_at: 0,
+                priority: 0,
             },
             consumer: None,
         }

@@ -8,6 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub const DELIVERY_MODE: u16 = 1 << 12;
+pub const PRIORITY: u16 = 1 << 11;
 pub const REPLY_TO: u16 = 1 << 9;
 pub const EXPIRATION: u16 = 1 << 8;
 pub const USER_ID: u16 = 1 << 4;
@@ -74,6 +75,12 @@ fn span(props: &[u8], bit: u16) -> Option<(usize, usize)> {
         pos += len;
     }
     None
+}
+
+/// The priority property, if set.
+pub fn priority(props: &[u8]) -> Option<u8> {
+    let (start, _) = span(props, PRIORITY)?;
+    props.get(start).copied()
 }
 
 /// The delivery-mode property (2 = persistent), if set.
