@@ -294,3 +294,71 @@ async fn update_secret_is_acknowledged_and_the_connection_goes_on() {
     .expect("declare");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn consumer_priorities_serve_the_highest_consumer_with_room_first() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    ch.queue_declare(
+        "cprio".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let (_c2, high_ch) = broker.channel().await;
+    high_ch
+        .basic_qos(2, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut high_args = FieldTable::default();
+    high_args.insert(ShortString::from("x-priority"), AMQPValue::LongInt(10));
+    let mut high = high_ch
+        .basic_consume(
+            "cprio".into(),
+            "high".into(),
+            BasicConsumeOptions::default(),
+            high_args,
+        )
+        .await
+        .unwrap();
+    let mut low = ch
+        .basic_consume(
+            "cprio".into(),
+            "low".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for i in 0..5u8 {
+        publish(&ch, "", "cprio", &[i]).await;
+    }
+    // The high-priority consumer takes what its prefetch allows; the rest overflow to low.
+    let mut to_high = Vec::new();
+    for _ in 0..2 {
+        to_high.push(
+            within(high.next())
+                .await
+                .expect("delivery")
+                .expect("ok")
+                .data[0],
+        );
+    }
+    let mut to_low = Vec::new();
+    for _ in 0..3 {
+        to_low.push(
+            within(low.next())
+                .await
+                .expect("delivery")
+                .expect("ok")
+                .data[0],
+        );
+    }
+    assert_eq!(to_high, vec![0, 1]);
+    assert_eq!(to_low, vec![2, 3, 4]);
+    broker.stop().await;
+}

@@ -71,6 +71,11 @@ pub struct ConsumerInfo {
 }
 
 impl ConsumerInfo {
+    /// Whether one more delivery fits (without taking it).
+    fn has_room(&self) -> bool {
+        self.credit.has_room() && (self.no_ack || self.channel_credit.has_room())
+    }
+
     fn try_take(&self) -> bool {
         if !self.credit.try_take() {
             return false;
@@ -103,9 +108,15 @@ pub struct Consumer {
     pub info: Arc<ConsumerInfo>,
     pub connection: ConnectionHandle,
     pub exclusive: bool,
+    /// x-priority: higher-priority consumers with credit are served first.
+    pub priority: i64,
 }
 
 impl Consumer {
+    pub(super) fn has_room(&self) -> bool {
+        self.info.has_room()
+    }
+
     pub(super) fn try_take_credit(&self) -> bool {
         self.info.try_take()
     }

@@ -532,9 +532,20 @@ impl Queue {
             }
             let n = st.consumers.len();
             let start = st.next_consumer % n;
+            // Consumer priorities: only the highest priority that has room is served,
+            // round-robin among its consumers.
+            let Some(top) = st
+                .consumers
+                .iter()
+                .filter(|c| c.has_room())
+                .map(|c| c.priority)
+                .max()
+            else {
+                return;
+            };
             let Some(idx) = (0..n)
                 .map(|i| (start + i) % n)
-                .find(|&i| st.consumers[i].try_take_credit())
+                .find(|&i| st.consumers[i].priority == top && st.consumers[i].try_take_credit())
             else {
                 return;
             };

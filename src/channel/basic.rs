@@ -6,7 +6,7 @@
 //! and marks the channel so its queues dispatch again after the current batch.
 
 use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
-use crate::broker::arguments::parse_expiration;
+use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
 use crate::broker::deadletter::Reason;
@@ -218,10 +218,17 @@ impl Channel {
             credit: Credit::new(limit),
             channel_credit: self.channel_credit.clone(),
         });
+        let priority = m
+            .arguments
+            .inner()
+            .get("x-priority")
+            .and_then(as_int)
+            .unwrap_or(0) as i64;
         let consumer = Consumer {
             info: info.clone(),
             connection: ctx.handle.clone(),
             exclusive: m.exclusive,
+            priority,
         };
         queue.add_consumer(consumer)?;
         // consume-ok still goes out before the first delivery: deliveries wait in the

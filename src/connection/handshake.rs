@@ -22,10 +22,11 @@ pub const FRAME_MIN: u32 = 4096;
 pub const HEARTBEAT: u16 = 60;
 
 /// What the server advertises in connection.start's `capabilities`: only what works.
-const CAPABILITIES: [&str; 8] = [
+const CAPABILITIES: [&str; 9] = [
     "direct_reply_to",
     "exchange_exchange_bindings",
     "connection.blocked",
+    "consumer_priorities",
     "publisher_confirms",
     "basic.nack",
     "consumer_cancel_notify",
