@@ -389,9 +389,16 @@ impl Connection {
         id: u16,
         f: impl FnOnce(&mut Channel, &mut Ctx) -> R,
     ) -> Option<R> {
+        let (channels, mut ctx) = self.split()?;
+        let ch = channels.get_mut(&id)?;
+        Some(f(ch, &mut ctx))
+    }
+
+    /// The channels and, beside them, a context borrowed from the connection's other
+    /// fields (none before the vhost is open).
+    fn split(&mut self) -> Option<(&mut IdMap<Channel>, Ctx<'_>)> {
         let vhost = self.vhost.as_ref()?;
-        let ch = self.channels.get_mut(&id)?;
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             connection: self.id,
             user: &self.user,
             vhost,
@@ -400,7 +407,7 @@ impl Connection {
             handle: &self.handle,
             exclusive_queues: &mut self.exclusive_queues,
         };
-        Some(f(ch, &mut ctx))
+        Some((&mut self.channels, ctx))
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<(), Exception> {

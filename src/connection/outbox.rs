@@ -6,7 +6,6 @@
 
 use super::{Connection, Phase};
 use crate::broker::consumer::Outgoing;
-use crate::channel::Ctx;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -52,19 +51,10 @@ impl Connection {
     }
 
     pub(super) fn flush_channels(&mut self) {
-        let Some(vhost) = self.vhost.as_ref() else {
+        let Some((channels, mut ctx)) = self.split() else {
             return;
         };
-        let mut ctx = Ctx {
-            connection: self.id,
-            user: &self.user,
-            vhost,
-            out: &mut self.out,
-            frame_max: self.frame_max,
-            handle: &self.handle,
-            exclusive_queues: &mut self.exclusive_queues,
-        };
-        for ch in self.channels.values_mut() {
+        for ch in channels.values_mut() {
             ch.flush(&mut ctx);
         }
     }
