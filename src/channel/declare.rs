@@ -119,7 +119,6 @@ impl Channel {
                     m.exchange.as_str(),
                     m.routing_key.as_str(),
                     &m.arguments,
-                    ctx.connection,
                 )?;
                 (Q::UnbindOk(amqp_queue::UnbindOk {}), false)
             }

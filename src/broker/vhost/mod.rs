@@ -553,7 +553,6 @@ impl VHost {
         exchange: &str,
         key: &str,
         arguments: &FieldTable,
-        connection: u64,
     ) -> Result<(), Exception> {
         let _save = SaveOnDrop(self);
         let exchange = canonical_exchange(exchange);
@@ -561,8 +560,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         // RabbitMQ answers unbind-ok when the queue, the exchange or the binding is
-        // missing, and does not check exclusivity here.
-        let _ = connection;
+        // missing, and does not check exclusivity here (so no connection is needed).
         let mut topo = self.write();
         let Some(q) = topo.queues.get(queue).cloned() else {
             return Ok(());
