@@ -22,10 +22,17 @@ pub struct Config {
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
     pub data_dir: PathBuf,
 
-    /// Memory high watermark in bytes: above it, publishers are blocked until consumers
-    /// catch up (RabbitMQ's vm_memory_high_watermark). Default: 40% of the machine's memory.
-    #[arg(long, env = "WARREN_MEMORY_LIMIT")]
+    /// Memory high watermark: above it, publishers are blocked until consumers catch up
+    /// (RabbitMQ's vm_memory_high_watermark). Bytes, or with a unit: 2GiB, 512MB.
+    /// Default: 40% of the machine's memory.
+    #[arg(long, env = "WARREN_MEMORY_LIMIT", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
+
+    /// Memory for queued messages: beyond it, queues keep only a short head in memory and
+    /// page the rest to <data-dir>/pages, read back in order. Bytes, or with a unit.
+    #[arg(long, env = "WARREN_QUEUE_MEMORY", value_parser = parse_bytes,
+          default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY)]
+    pub queue_memory: u64,
 
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
@@ -41,7 +48,50 @@ impl Config {
             port: 0,
             data_dir: data_dir.into(),
             memory_limit: None,
+            queue_memory: crate::broker::memory::DEFAULT_QUEUE_MEMORY,
             log: "warn".into(),
         }
+    }
+}
+
+/// A size in bytes: a plain number, or one with a unit (k, M, G, T; KB/MB/GB/TB are
+/// powers of 1000, KiB/MiB/GiB/TiB and the single letters powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 134217728, 128MiB, 2GB)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => return Err(format!("unknown size unit '{other}' in '{text}'")),
+    };
+    Ok((number * scale as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_bytes("1234"), Ok(1234));
+        assert_eq!(parse_bytes("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes(" 64 M "), Ok(64 << 20));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("3 parsecs").is_err());
     }
 }

@@ -31,7 +31,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let limit = config
         .memory_limit
         .unwrap_or_else(crate::broker::memory::default_limit);
-    let broker = Arc::new(Broker::open(&config.data_dir, limit)?);
+    let broker = Arc::new(Broker::open(&config.data_dir, limit, config.queue_memory)?);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);

@@ -1,11 +1,16 @@
-//! Memory accounting and the memory alarm, RabbitMQ's `vm_memory_high_watermark`.
+//! Memory accounting, the paging budget and the memory alarm (RabbitMQ's
+//! `vm_memory_high_watermark`).
 //!
-//! Queues add the size of every message they take and subtract it when the message is
-//! settled for good (acked, dropped, purged, deleted). Above the limit the alarm goes
-//! off: connections that publish stop being read (and are told with connection.blocked
-//! if they asked for it) until consumers bring usage back under 90% of the limit.
-//! Called from queue code under queue locks: everything here is atomic or non-blocking.
+//! Queues add the cost of every message they hold in memory and subtract it when the
+//! message is settled for good (acked, dropped, purged, deleted) or paged out to disk.
+//! Above the paging budget, queues keep new messages on disk behind a short head (see
+//! `queue::paging`), so a backlog of any length stays near the budget. Above the limit
+//! the alarm goes off: connections that publish stop being read (and are told with
+//! connection.blocked if they asked for it) until consumers bring usage back under 90%
+//! of the limit. Called from queue code under queue locks: everything here is atomic or
+//! non-blocking.
 
+use super::queue::paging::PageDir;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -13,23 +18,51 @@ use tokio::sync::watch;
 /// RabbitMQ's default high watermark: 40% of the machine's memory.
 const DEFAULT_FRACTION: f64 = 0.4;
 
+/// Default paging budget: what queued messages may take in memory before queues page.
+pub const DEFAULT_QUEUE_MEMORY: u64 = 128 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct Memory {
     used: AtomicU64,
     limit: u64,
     alarmed: AtomicBool,
     alarm: watch::Sender<bool>,
+    /// Above this, queues page; with no page directory they never do.
+    budget: u64,
+    pages: Option<PageDir>,
 }
 
 impl Memory {
+    /// Accounting with an alarm at `limit` and no paging (everything stays in memory).
     pub fn new(limit: u64) -> Arc<Memory> {
+        Self::with_paging(limit, u64::MAX, None)
+    }
+
+    /// Accounting with an alarm at `limit`; above `budget`, queues page to `pages`.
+    pub fn with_paging(limit: u64, budget: u64, pages: Option<PageDir>) -> Arc<Memory> {
         let (alarm, _) = watch::channel(false);
         Arc::new(Memory {
             used: AtomicU64::new(0),
             limit,
             alarmed: AtomicBool::new(false),
             alarm,
+            budget,
+            pages,
         })
+    }
+
+    /// Where queues page to, when memory is over the paging budget now.
+    pub fn paging(&self) -> Option<&PageDir> {
+        match &self.pages {
+            Some(dir) if self.used() > self.budget => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// The page directory, for a queue that already pages (it keeps paging, to stay in
+    /// order, until its tail is read back).
+    pub fn page_dir(&self) -> Option<&PageDir> {
+        self.pages.as_ref()
     }
 
     pub fn add(&self, bytes: usize) {

@@ -14,6 +14,9 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
+/// Per-message memory beyond its bytes (see `Message::cost`).
+const PER_MESSAGE_OVERHEAD: usize = 96;
+
 /// Layout: [exchange len: u8][exchange][routing key len: u8][routing key]
 ///         [properties len: u32 BE][properties][body]
 #[derive(Clone)]
@@ -66,9 +69,43 @@ impl Message {
         &self.data[start..end]
     }
 
-    /// Bytes the message holds (what memory accounting counts).
+    /// Bytes the message holds.
     pub fn size(&self) -> usize {
         self.data.len()
+    }
+
+    /// What holding it in memory costs, as memory accounting counts it: its bytes plus
+    /// the allocation header, the queue entry and allocator rounding (measured: 1M
+    /// queued 16-byte messages take about 135 MB).
+    pub fn cost(&self) -> usize {
+        self.data.len() + PER_MESSAGE_OVERHEAD
+    }
+
+    /// The whole layout as one slice, for page files; `from_raw` reverses it.
+    pub fn raw(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// A message from bytes `raw` gave, checked so that a damaged page file yields
+    /// `None` rather than a message whose accessors would read out of bounds.
+    pub fn from_raw(raw: &[u8]) -> Option<Message> {
+        let ex_len = *raw.first()? as usize;
+        let exchange = raw.get(1..1 + ex_len)?;
+        let rk_len = *raw.get(1 + ex_len)? as usize;
+        let rk_start = 2 + ex_len;
+        let routing_key = raw.get(rk_start..rk_start + rk_len)?;
+        let at = rk_start + rk_len;
+        let props_len = u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?) as usize;
+        let props_end = (at + 4).checked_add(props_len)?;
+        if props_end > raw.len()
+            || std::str::from_utf8(exchange).is_err()
+            || std::str::from_utf8(routing_key).is_err()
+        {
+            return None;
+        }
+        Some(Message {
+            data: Arc::from(raw),
+        })
     }
 
     pub fn body(&self) -> &[u8] {
@@ -184,6 +221,23 @@ mod tests {
             (empty.exchange(), empty.routing_key(), empty.body()),
             ("", "", &b""[..])
         );
+    }
+
+    #[test]
+    fn raw_round_trips_and_damage_is_refused() {
+        let m = Message::new("x", "rk", &[0x10, 0], b"body");
+        let back = Message::from_raw(m.raw()).unwrap();
+        assert_eq!((back.exchange(), back.routing_key()), ("x", "rk"));
+        assert_eq!(
+            (back.properties(), back.body()),
+            (&[0x10, 0][..], &b"body"[..])
+        );
+        for cut in 0..m.raw().len() - 4 {
+            assert!(Message::from_raw(&m.raw()[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut bad = m.raw().to_vec();
+        bad[1] = 0xff;
+        assert!(Message::from_raw(&bad).is_none(), "exchange name not UTF-8");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::store::{split_queue_key, StoreHandle};
 use memory::Memory;
 use message::Message;
 use persist::Persistence;
+use queue::paging::PageDir;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -58,16 +59,21 @@ impl Default for Broker {
 impl Broker {
     /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
     pub fn new() -> Self {
-        Self::build(None, memory::default_limit())
+        Self::build(None, Memory::new(memory::default_limit()))
     }
 
     /// A broker whose durable topology and persistent messages live in `data_dir`: it
     /// locks the directory, loads the definitions and recovers the stored messages.
-    pub fn open(data_dir: &Path, memory_limit: u64) -> io::Result<Self> {
+    /// Queues page to `<data_dir>/pages` once their messages take more than
+    /// `queue_memory`; publishers are blocked above `memory_limit`.
+    pub fn open(data_dir: &Path, memory_limit: u64, queue_memory: u64) -> io::Result<Self> {
         let (store, recovered) = StoreHandle::open(data_dir)?;
         let persist = Persistence::new(store, data_dir.join("definitions.json"));
         let defs = persist.load_definitions()?;
-        let broker = Self::build(Some(persist.clone()), memory_limit);
+        // After the store's lock: a second broker on this directory must not wipe them.
+        let pages = PageDir::create(&data_dir.join("pages"))?;
+        let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
+        let broker = Self::build(Some(persist.clone()), memory);
         for v in &defs.vhosts {
             broker.add_vhost(&v.name);
         }
@@ -120,7 +126,7 @@ impl Broker {
         Ok(broker)
     }
 
-    fn build(persist: Option<Arc<Persistence>>, memory_limit: u64) -> Self {
+    fn build(persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
         let mut users = HashMap::new();
         users.insert(
             "guest".to_owned(),
@@ -134,7 +140,7 @@ impl Broker {
             users,
             next_connection_id: AtomicU64::new(1),
             persist,
-            memory: Memory::new(memory_limit),
+            memory,
         };
         broker.add_vhost("/");
         broker

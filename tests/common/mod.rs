@@ -28,12 +28,25 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
+        Self::start_with(|c| c).await
+    }
+
+    /// A broker on a fresh data directory, with the settings `adjust` makes.
+    pub async fn start_with(adjust: impl FnOnce(warren::Config) -> warren::Config) -> TestBroker {
         let data_dir = std::env::temp_dir().join(format!(
             "warren-test-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let server = warren::start(warren::Config::local(&data_dir))
+        Self::start_on(data_dir, adjust).await
+    }
+
+    /// A broker on `data_dir` (kept from an earlier broker, to test a restart).
+    pub async fn start_on(
+        data_dir: PathBuf,
+        adjust: impl FnOnce(warren::Config) -> warren::Config,
+    ) -> TestBroker {
+        let server = warren::start(adjust(warren::Config::local(&data_dir)))
             .await
             .expect("start broker");
         let addr = server.local_addr();
@@ -62,8 +75,14 @@ impl TestBroker {
     }
 
     pub async fn stop(self) {
+        let dir = self.restart_later().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Shuts down gracefully and keeps the data directory for `start_on`.
+    pub async fn restart_later(self) -> PathBuf {
         self.server.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        self.data_dir
     }
 }
 

@@ -1,4 +1,5 @@
-//! A queue: its ready messages in order, its consumers in a ring, and dispatch.
+//! A queue: its ready messages in order (`ready`, paged to disk past the memory budget
+//! by `paging`), its consumers in a ring, and dispatch.
 //!
 //! Called by publishing channels (publish), by consuming channels (consume, cancel, get,
 //! settle, requeue) and by the vhost (declare, delete, purge). All state sits behind one
@@ -6,6 +7,9 @@
 //! only thing done to the outside world is a non-blocking send into a consumer's outbox.
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
+
+pub mod paging;
+mod ready;
 
 use super::arguments::as_int;
 use super::consumer::{Consumer, Delivery, Outgoing};
@@ -17,7 +21,7 @@ use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
-use std::collections::VecDeque;
+use ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -78,79 +82,6 @@ struct QueueState {
     consumers: Vec<Consumer>,
     next_consumer: usize,
     deleted: bool,
-}
-
-/// The ready messages in queue order, with their body bytes (for x-max-length-bytes).
-#[derive(Debug)]
-struct Ready {
-    /// One deque per priority level (x-max-priority + 1 of them; one for other queues),
-    /// each in sequence order; the highest non-empty level is the head.
-    levels: Vec<VecDeque<Queued>>,
-    len: usize,
-    bytes: u64,
-}
-
-impl Ready {
-    fn new(levels: usize) -> Ready {
-        Ready {
-            levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(),
-            len: 0,
-            bytes: 0,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn level(&mut self, item: &Queued) -> &mut VecDeque<Queued> {
-        self.len += 1;
-        self.bytes += item.msg.body().len() as u64;
-        let top = self.levels.len() - 1;
-        &mut self.levels[(item.priority as usize).min(top)]
-    }
-
-    fn push_back(&mut self, item: Queued) {
-        self.level(&item).push_back(item);
-    }
-
-    fn push_front(&mut self, item: Queued) {
-        self.level(&item).push_front(item);
-    }
-
-    /// Puts a requeued message back at the place its sequence number gives it.
-    fn insert_in_order(&mut self, item: Queued) {
-        let level = self.level(&item);
-        // Requeues are usually of the oldest messages: search from the front.
-        let at = level.partition_point(|q| q.seq < item.seq);
-        level.insert(at, item);
-    }
-
-    fn front(&self) -> Option<&Queued> {
-        self.levels.iter().rev().find_map(|l| l.front())
-    }
-
-    fn pop_front(&mut self) -> Option<Queued> {
-        let item = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
-        self.len -= 1;
-        self.bytes -= item.msg.body().len() as u64;
-        Some(item)
-    }
-
-    /// Everything, head first.
-    fn take_all(&mut self) -> VecDeque<Queued> {
-        self.len = 0;
-        self.bytes = 0;
-        let mut all = VecDeque::new();
-        for level in self.levels.iter_mut().rev() {
-            all.append(level);
-        }
-        all
-    }
 }
 
 /// x-max-length, x-max-length-bytes and x-overflow, read once from the arguments.
@@ -253,13 +184,13 @@ impl Queue {
             auto_delete,
             arguments,
             store,
-            memory,
+            memory: memory.clone(),
             dead_letter,
             limits,
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
-                ready: Ready::new(levels),
+                ready: Ready::new(levels, memory.clone()),
                 next_seq: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -314,7 +245,7 @@ impl Queue {
             expires_at,
             priority,
         };
-        self.memory.add(item.msg.size());
+        self.memory.add(item.msg.cost());
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
             self.settled(&item);
             return Enqueued::Refused;
@@ -398,7 +329,7 @@ impl Queue {
     pub fn recover(self: &Arc<Self>, items: impl IntoIterator<Item = (Message, u64, bool)>) {
         let mut st = self.lock();
         for (msg, store_id, redelivered) in items {
-            self.memory.add(msg.size());
+            self.memory.add(msg.cost());
             let seq = st.next_seq;
             st.next_seq += 1;
             let priority = self.priority(&msg);
@@ -416,7 +347,7 @@ impl Queue {
     /// A message of this queue is settled for good (acked, rejected without requeue,
     /// delivered with no-ack, purged): the store forgets it.
     pub fn settled(&self, item: &Queued) {
-        self.memory.sub(item.msg.size());
+        self.memory.sub(item.msg.cost());
         if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
             s.store.ack(&s.key, id);
         }
@@ -461,7 +392,7 @@ impl Queue {
         if st.deleted {
             // Nowhere to go back to: the messages are gone with their queue.
             for item in items {
-                self.memory.sub(item.msg.size());
+                self.memory.sub(item.msg.cost());
             }
             return;
         }
@@ -576,10 +507,27 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.lock();
         let n = st.ready.len() as u32;
-        for item in st.ready.take_all() {
+        let (items, tails) = st.ready.take_all();
+        for item in items {
             self.settled(&item);
         }
+        self.settle_paged(tails);
         n
+    }
+
+    /// Settles purged messages that were paged out: persistent ones are acked in the
+    /// store, which means reading their tails back (sequentially, under the queue lock,
+    /// as a purge-ok must not come before the store knows). Transient tails are just
+    /// deleted, unread.
+    fn settle_paged(&self, tails: Vec<paging::Tail>) {
+        let Some(s) = &self.store else { return };
+        for tail in tails.into_iter().filter(paging::Tail::has_stored) {
+            for item in tail.drain() {
+                if item.store_id != 0 {
+                    s.store.ack(&s.key, item.store_id);
+                }
+            }
+        }
     }
 
     /// Counts for declare-ok: (messages ready, consumers).
@@ -594,8 +542,10 @@ impl Queue {
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready.len() as u32;
-        for item in st.ready.take_all() {
-            self.memory.sub(item.msg.size());
+        // Paged tails go with their files; the store forgets the queue as a whole below.
+        let (items, _tails) = st.ready.take_all();
+        for item in items {
+            self.memory.sub(item.msg.cost());
         }
         if let Some(s) = &self.store {
             // Under the queue lock: no append for this queue can slip in after it.

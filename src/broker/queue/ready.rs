@@ -1,0 +1,139 @@
+//! A queue's ready messages in order, per priority level: a head in memory and, behind
+//! it, a tail paged to disk once memory is over the paging budget.
+//!
+//! Owned by `QueueState` and used under the queue lock. Keeps the memory accounting true
+//! as messages move: a message paged out is subtracted, one read back is added again.
+//! Order holds because a level with a non-empty tail appends there, and requeued
+//! messages (which were at the head once) are older than anything in the tail.
+
+use super::paging::Tail;
+use super::Queued;
+use crate::broker::memory::Memory;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// A level keeps new messages in memory, even over budget, while its head is shorter than
+/// this: consumers that keep up are served without a round trip through a page file.
+const HEAD_MIN: usize = 64;
+
+#[derive(Debug, Default)]
+struct Level {
+    head: VecDeque<Queued>,
+    tail: Tail,
+}
+
+#[derive(Debug)]
+pub(super) struct Ready {
+    /// One level per priority (x-max-priority + 1 of them; one for other queues), each
+    /// in sequence order; the highest non-empty level is the head of the queue.
+    levels: Vec<Level>,
+    /// Messages and their body bytes, paged ones included (x-max-length, -bytes).
+    len: usize,
+    pub(super) bytes: u64,
+    memory: Arc<Memory>,
+}
+
+impl Ready {
+    pub(super) fn new(levels: usize, memory: Arc<Memory>) -> Ready {
+        Ready {
+            levels: (0..levels.max(1)).map(|_| Level::default()).collect(),
+            len: 0,
+            bytes: 0,
+            memory,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Counts `item` in and returns its level's index.
+    fn count_in(&mut self, item: &Queued) -> usize {
+        self.len += 1;
+        self.bytes += item.msg.body().len() as u64;
+        (item.priority as usize).min(self.levels.len() - 1)
+    }
+
+    /// Appends a new message: to disk if its level already pages (to stay in order), or
+    /// if memory is over budget and the level's head is long enough; else to memory.
+    pub(super) fn push_back(&mut self, item: Queued) {
+        let i = self.count_in(&item);
+        let level = &mut self.levels[i];
+        let dir = if level.tail.is_empty() {
+            self.memory
+                .paging()
+                .filter(|_| level.head.len() >= HEAD_MIN)
+        } else {
+            self.memory.page_dir()
+        };
+        match dir {
+            Some(dir) => {
+                level.tail.push(&item, dir);
+                self.memory.sub(item.msg.cost());
+            }
+            None => level.head.push_back(item),
+        }
+    }
+
+    /// A message given back before anything else of its level (a failed delivery).
+    pub(super) fn push_front(&mut self, item: Queued) {
+        let i = self.count_in(&item);
+        self.levels[i].head.push_front(item);
+    }
+
+    /// Puts a requeued message back at the place its sequence number gives it. It was in
+    /// the head before, so it is older than the whole tail and goes back into the head.
+    pub(super) fn insert_in_order(&mut self, item: Queued) {
+        let i = self.count_in(&item);
+        let head = &mut self.levels[i].head;
+        // Requeues are usually of the oldest messages: search from the front.
+        let at = head.partition_point(|q| q.seq < item.seq);
+        head.insert(at, item);
+    }
+
+    /// The highest non-empty level, its head refilled from its tail if it ran dry.
+    fn top(&mut self) -> Option<&mut Level> {
+        let level = self
+            .levels
+            .iter_mut()
+            .rev()
+            .find(|l| !l.head.is_empty() || !l.tail.is_empty())?;
+        if level.head.is_empty() {
+            let n = level.tail.refill(&mut level.head);
+            let cost: usize = level.head.iter().rev().take(n).map(|q| q.msg.cost()).sum();
+            self.memory.add(cost);
+        }
+        Some(level)
+    }
+
+    pub(super) fn front(&mut self) -> Option<&Queued> {
+        self.top()?.head.front()
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<Queued> {
+        let item = self.top()?.head.pop_front()?;
+        self.len -= 1;
+        self.bytes -= item.msg.body().len() as u64;
+        Some(item)
+    }
+
+    /// Everything: the in-memory messages head first, and the paged tails (dropping a
+    /// tail deletes its files; `Tail::drain` reads it back).
+    pub(super) fn take_all(&mut self) -> (VecDeque<Queued>, Vec<Tail>) {
+        self.len = 0;
+        self.bytes = 0;
+        let mut all = VecDeque::new();
+        let mut tails = Vec::new();
+        for level in self.levels.iter_mut().rev() {
+            all.append(&mut level.head);
+            if !level.tail.is_empty() {
+                tails.push(std::mem::take(&mut level.tail));
+            }
+        }
+        (all, tails)
+    }
+}
