@@ -34,6 +34,12 @@ pub struct Config {
           default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY)]
     pub queue_memory: u64,
 
+    /// Free disk space limit for the data directory: below it, publishers are blocked
+    /// (RabbitMQ's disk_free_limit). Bytes, or with a unit.
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", value_parser = parse_bytes,
+          default_value_t = crate::broker::disk::DEFAULT_FREE_LIMIT)]
+    pub disk_free_limit: u64,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -49,6 +55,7 @@ impl Config {
             data_dir: data_dir.into(),
             memory_limit: None,
             queue_memory: crate::broker::memory::DEFAULT_QUEUE_MEMORY,
+            disk_free_limit: crate::broker::disk::DEFAULT_FREE_LIMIT,
             log: "warn".into(),
         }
     }

@@ -31,11 +31,16 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let limit = config
         .memory_limit
         .unwrap_or_else(crate::broker::memory::default_limit);
-    let broker = Arc::new(Broker::open(&config.data_dir, limit, config.queue_memory)?);
+    let broker = Arc::new(Broker::open(
+        &config.data_dir,
+        limit,
+        config.queue_memory,
+        config.disk_free_limit,
+    )?);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
-    let sweeper = tokio::spawn(expire_messages(broker.clone(), rx.clone()));
+    let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
     let accept_loop = tokio::spawn(accept(listener, broker.clone(), rx));
     Ok(Server {
         addr,
@@ -48,14 +53,24 @@ pub async fn start(config: Config) -> io::Result<Server> {
 
 /// How often queues drop messages whose TTL passed while nobody consumed them.
 const EXPIRY_SWEEP: Duration = Duration::from_millis(200);
+/// Free disk space is checked every this many sweeps (once a second).
+const DISK_CHECK_EVERY: u32 = 5;
 
-async fn expire_messages(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+/// Timed work of the whole broker: the TTL sweep, and the disk alarm.
+async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(EXPIRY_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u32;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = tick.tick() => broker.expire_messages(),
+            _ = tick.tick() => {
+                broker.expire_messages();
+                n += 1;
+                if n % DISK_CHECK_EVERY == 0 {
+                    broker.check_disk();
+                }
+            }
         }
     }
 }

@@ -118,3 +118,59 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn low_disk_blocks_publishers_but_not_consumers() {
+    // A free-space limit no disk meets: the disk alarm is on from the start.
+    let b = common::TestBroker::start_with(|c| warren::Config {
+        disk_free_limit: u64::MAX,
+        ..c
+    })
+    .await;
+    assert!(b.server.broker().memory.alarmed());
+    assert_eq!(b.server.broker().memory.alarm_reason(), "low on disk");
+
+    let consumer = b.connect().await;
+    let cch = consumer.create_channel().await.unwrap();
+    cch.queue_declare(
+        "disk".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("a connection that has not published is served");
+
+    let publisher = b.connect().await;
+    let pch = publisher.create_channel().await.unwrap();
+    pch.basic_publish(
+        "".into(),
+        "disk".into(),
+        BasicPublishOptions::default(),
+        b"one",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    within(async {
+        while !publisher.status().blocked() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The message read before the block is delivered; the consumer is not blocked.
+    let got = within(async {
+        loop {
+            if let Some(m) = cch
+                .basic_get("disk".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(got.delivery.data, b"one");
+    b.stop().await;
+}

@@ -27,6 +27,9 @@ pub struct Memory {
     limit: u64,
     alarmed: AtomicBool,
     alarm: watch::Sender<bool>,
+    /// Free disk space is below the limit (see `Broker::check_disk`): a second alarm
+    /// with the same effect on publishers.
+    disk_low: AtomicBool,
     /// Above this, queues page; with no page directory they never do.
     budget: u64,
     pages: Option<PageDir>,
@@ -46,6 +49,7 @@ impl Memory {
             limit,
             alarmed: AtomicBool::new(false),
             alarm,
+            disk_low: AtomicBool::new(false),
             budget,
             pages,
         })
@@ -73,7 +77,7 @@ impl Memory {
                 limit = self.limit,
                 "memory alarm set: publishers are blocked"
             );
-            self.alarm.send_replace(true);
+            self.announce();
         }
     }
 
@@ -90,7 +94,7 @@ impl Memory {
             && self.alarmed.swap(false, Ordering::AcqRel)
         {
             tracing::warn!(used, limit = self.limit, "memory alarm cleared");
-            self.alarm.send_replace(false);
+            self.announce();
         }
     }
 
@@ -102,9 +106,38 @@ impl Memory {
         self.limit
     }
 
-    /// Whether the alarm is on now; connections watch changes through `subscribe`.
+    /// Whether an alarm (memory or disk) is on now; connections watch changes through
+    /// `subscribe`.
     pub fn alarmed(&self) -> bool {
-        self.alarmed.load(Ordering::Acquire)
+        self.alarmed.load(Ordering::Acquire) || self.disk_low.load(Ordering::Acquire)
+    }
+
+    /// What connection.blocked says, as RabbitMQ words it.
+    pub fn alarm_reason(&self) -> &'static str {
+        match (
+            self.alarmed.load(Ordering::Acquire),
+            self.disk_low.load(Ordering::Acquire),
+        ) {
+            (true, true) => "low on memory & disk",
+            (false, true) => "low on disk",
+            _ => "low on memory",
+        }
+    }
+
+    /// Sets or clears the disk alarm (free space below the limit).
+    pub fn set_disk_low(&self, low: bool, free: u64, limit: u64) {
+        if self.disk_low.swap(low, Ordering::AcqRel) != low {
+            if low {
+                tracing::warn!(free, limit, "disk alarm set: publishers are blocked");
+            } else {
+                tracing::warn!(free, limit, "disk alarm cleared");
+            }
+            self.announce();
+        }
+    }
+
+    fn announce(&self) {
+        self.alarm.send_replace(self.alarmed());
     }
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {

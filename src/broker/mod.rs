@@ -7,6 +7,7 @@
 pub mod arguments;
 pub mod consumer;
 pub mod deadletter;
+pub mod disk;
 pub mod exchange;
 pub mod memory;
 pub mod message;
@@ -41,6 +42,7 @@ pub struct Broker {
     next_connection_id: AtomicU64,
     persist: Option<Arc<Persistence>>,
     pub memory: Arc<Memory>,
+    disk: Option<disk::DiskMonitor>,
 }
 
 /// Why a login was refused.
@@ -66,14 +68,21 @@ impl Broker {
     /// locks the directory, loads the definitions and recovers the stored messages.
     /// Queues page to `<data_dir>/pages` once their messages take more than
     /// `queue_memory`; publishers are blocked above `memory_limit`.
-    pub fn open(data_dir: &Path, memory_limit: u64, queue_memory: u64) -> io::Result<Self> {
+    pub fn open(
+        data_dir: &Path,
+        memory_limit: u64,
+        queue_memory: u64,
+        disk_free_limit: u64,
+    ) -> io::Result<Self> {
         let (store, recovered) = StoreHandle::open(data_dir)?;
         let persist = Persistence::new(store, data_dir.join("definitions.json"));
         let defs = persist.load_definitions()?;
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
         let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
-        let broker = Self::build(Some(persist.clone()), memory);
+        let mut broker = Self::build(Some(persist.clone()), memory);
+        broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
+        broker.check_disk();
         for v in &defs.vhosts {
             broker.add_vhost(&v.name);
         }
@@ -141,6 +150,7 @@ impl Broker {
             next_connection_id: AtomicU64::new(1),
             persist,
             memory,
+            disk: None,
         };
         broker.add_vhost("/");
         broker
@@ -170,6 +180,19 @@ impl Broker {
         for v in vhosts {
             v.expire_messages();
         }
+    }
+
+    /// Sets or clears the disk alarm from the free space on the data directory now.
+    pub fn check_disk(&self) {
+        if let Some(d) = &self.disk {
+            d.check(&self.memory);
+        }
+    }
+
+    /// Persistent-message bytes handed to the store and not yet written: when the disk
+    /// falls behind, publishers are read more slowly (see the connection loop).
+    pub fn store_backlog(&self) -> u64 {
+        self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
     }
 
     /// Waits until every persistent message and settlement so far is on disk.

@@ -43,6 +43,10 @@ const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 const CLOSE_OK_LINGER: Duration = Duration::from_secs(30);
 /// Deliveries taken from the outbox per wake-up.
 const OUTBOX_BATCH: usize = 256;
+/// Past this many persistent bytes waiting for the disk, publishers are read no faster
+/// than the store writes (checked every `THROTTLE_RECHECK`).
+const STORE_BACKLOG_HIGH: u64 = 32 << 20;
+const THROTTLE_RECHECK: Duration = Duration::from_millis(2);
 
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
@@ -168,7 +172,8 @@ impl Connection {
             let backlogged = self.out.len() >= HIGH_WATER;
             let flow_blocked = self.flow_blocked();
             self.announce_flow(flow_blocked);
-            let reading = !backlogged && !flow_blocked && self.phase != Phase::Done;
+            let throttled = self.throttled();
+            let reading = !backlogged && !flow_blocked && !throttled && self.phase != Phase::Done;
             if inbuf.capacity() - inbuf.len() < 4096 {
                 inbuf.reserve(READ_CHUNK);
             }
@@ -213,6 +218,7 @@ impl Connection {
                     }
                 }
                 _ = alarm.changed() => {}
+                _ = tokio::time::sleep(THROTTLE_RECHECK), if throttled => {}
                 _ = tick.tick() => {
                     if let Err(e) = self.on_tick() {
                         break Err(e);
@@ -229,9 +235,18 @@ impl Connection {
         result
     }
 
-    /// The memory alarm is on and this connection publishes: stop reading it.
+    /// An alarm (memory or disk) is on and this connection publishes: stop reading it.
     fn flow_blocked(&self) -> bool {
         self.publisher && self.phase == Phase::Running && self.broker.memory.alarmed()
+    }
+
+    /// The disk is behind the persistent messages published: read this publisher only
+    /// once the store's backlog is back under the mark (RabbitMQ's silent "flow" state,
+    /// not an alarm: no connection.blocked).
+    fn throttled(&self) -> bool {
+        self.publisher
+            && self.phase == Phase::Running
+            && self.broker.store_backlog() > STORE_BACKLOG_HIGH
     }
 
     /// Tells clients that asked (capability connection.blocked) when they are blocked
@@ -241,7 +256,7 @@ impl Connection {
         if blocked && self.blocked_notify && !self.blocked_sent {
             self.blocked_sent = true;
             let m = C::Blocked(amqp_connection::Blocked {
-                reason: "low on memory".into(),
+                reason: self.broker.memory.alarm_reason().into(),
             });
             codec::encode_method(&mut self.out, 0, &AMQPClass::Connection(m));
         } else if !blocked && self.blocked_sent {
@@ -273,7 +288,7 @@ impl Connection {
             Phase::Running if self.heartbeat > 0 => {
                 let interval = Duration::from_secs(self.heartbeat as u64);
                 // A blocked connection is not read, so its heartbeats go unseen.
-                if self.flow_blocked() {
+                if self.flow_blocked() || self.throttled() {
                     self.last_read = now;
                 }
                 if now - self.last_read > interval * 2 {
