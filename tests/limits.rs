@@ -4,7 +4,7 @@ mod common;
 
 use common::{table, within, TestBroker};
 use lapin::options::*;
-use lapin::types::AMQPValue;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use lapin::Confirmation;
 
@@ -106,6 +106,74 @@ async fn reject_publish_nacks_what_does_not_fit() {
         vec![b"1".to_vec(), b"2".to_vec()]
     );
     assert!(publish(&ch, "full", b"4").await.is_ack(), "room again");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn reject_publish_dlx_nacks_and_dead_letters_what_does_not_fit() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "refused".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let a = table(&[
+        ("x-max-length", AMQPValue::LongInt(1)),
+        (
+            "x-overflow",
+            AMQPValue::LongString("reject-publish-dlx".into()),
+        ),
+        ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString("refused".into()),
+        ),
+    ]);
+    ch.queue_declare("full-dlx".into(), QueueDeclareOptions::default(), a)
+        .await
+        .unwrap();
+    assert!(publish(&ch, "full-dlx", b"1").await.is_ack());
+    assert!(
+        publish(&ch, "full-dlx", b"2").await.is_nack(),
+        "the queue is full"
+    );
+    assert_eq!(bodies(&ch, "full-dlx").await, vec![b"1".to_vec()]);
+    let dead = within(async {
+        loop {
+            if let Some(m) = ch
+                .basic_get("refused".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
+                break m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(dead.delivery.data, b"2");
+    let headers = dead
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else {
+        panic!("x-death missing: {headers:?}");
+    };
+    let Some(AMQPValue::FieldTable(first)) = deaths.as_slice().first() else {
+        panic!("x-death empty");
+    };
+    assert_eq!(
+        first.inner().get("reason"),
+        Some(&AMQPValue::LongString("maxlen".into()))
+    );
     broker.stop().await;
 }
 

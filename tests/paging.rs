@@ -333,3 +333,36 @@ async fn purge_and_delete_remove_paged_messages_for_good() {
     assert_eq!(got, (0..3000).collect::<Vec<_>>());
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_lazy_queue_pages_under_the_budget_too() {
+    // The default budget (128 MiB) is far from reached; x-queue-mode lazy pages anyway.
+    let b = TestBroker::start().await;
+    let (_c, ch) = b.channel().await;
+    let lazy = table(&[("x-queue-mode", AMQPValue::LongString("lazy".into()))]);
+    ch.queue_declare("lazy".into(), QueueDeclareOptions::default(), lazy)
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "eager".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish_numbered(&ch, "eager", 0..2000, BasicProperties::default()).await;
+    assert_eq!(
+        page_files(&b.data_dir),
+        0,
+        "an ordinary queue stays in memory"
+    );
+    publish_numbered(&ch, "lazy", 0..2000, BasicProperties::default()).await;
+    assert!(page_files(&b.data_dir) > 0, "the lazy one is on disk");
+    let got: Vec<u32> = consume_numbers(&ch, "lazy", 2000)
+        .await
+        .into_iter()
+        .map(|g| g.0)
+        .collect();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    b.stop().await;
+}

@@ -91,6 +91,10 @@ struct Limits {
     max_bytes: Option<u64>,
     /// x-overflow reject-publish(-dlx): refuse new messages instead of dropping old ones.
     reject_publish: bool,
+    /// x-overflow reject-publish-dlx: and dead-letter what was refused.
+    dead_letter_refused: bool,
+    /// x-queue-mode lazy: page past a short head whatever the memory budget says.
+    lazy: bool,
     /// x-message-ttl in milliseconds.
     message_ttl: Option<u64>,
     /// x-expires: the queue is deleted after this many milliseconds unused.
@@ -107,15 +111,18 @@ impl Limits {
                 .and_then(as_int)
                 .and_then(|n| u64::try_from(n).ok())
         };
-        let overflow = match args.inner().get("x-overflow") {
-            Some(AMQPValue::LongString(s)) => s.as_bytes().starts_with(b"reject-publish"),
-            Some(AMQPValue::ShortString(s)) => s.as_str().starts_with("reject-publish"),
-            _ => false,
+        let text = |key: &str| match args.inner().get(key) {
+            Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
+            Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
+            _ => Vec::new(),
         };
+        let overflow = text("x-overflow");
         Limits {
             max_length: int("x-max-length"),
             max_bytes: int("x-max-length-bytes"),
-            reject_publish: overflow,
+            reject_publish: overflow.starts_with(b"reject-publish"),
+            dead_letter_refused: overflow == b"reject-publish-dlx",
+            lazy: text("x-queue-mode") == b"lazy",
             message_ttl: int("x-message-ttl"),
             expires: int("x-expires"),
             max_priority: int("x-max-priority").map(|p| p.min(255) as u8),
@@ -175,6 +182,7 @@ impl Queue {
     ) -> Arc<Queue> {
         let limits = Limits::from_arguments(&arguments);
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
+        let ready = Ready::new(levels, memory.clone(), limits.lazy);
         Arc::new(Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -190,7 +198,7 @@ impl Queue {
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
-                ready: Ready::new(levels, memory.clone()),
+                ready,
                 next_seq: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -247,7 +255,11 @@ impl Queue {
         };
         self.memory.add(item.msg.cost());
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
-            self.settled(&item);
+            if self.limits.dead_letter_refused {
+                self.dead_letter(item, Reason::Maxlen);
+            } else {
+                self.settled(&item);
+            }
             return Enqueued::Refused;
         }
         st.ready.push_back(item);

@@ -31,15 +31,18 @@ pub(super) struct Ready {
     len: usize,
     pub(super) bytes: u64,
     memory: Arc<Memory>,
+    /// x-queue-mode lazy: page past `HEAD_MIN` even under the memory budget.
+    lazy: bool,
 }
 
 impl Ready {
-    pub(super) fn new(levels: usize, memory: Arc<Memory>) -> Ready {
+    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool) -> Ready {
         Ready {
             levels: (0..levels.max(1)).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
             memory,
+            lazy,
         }
     }
 
@@ -59,14 +62,17 @@ impl Ready {
     }
 
     /// Appends a new message: to disk if its level already pages (to stay in order), or
-    /// if memory is over budget and the level's head is long enough; else to memory.
+    /// if memory is over budget (or the queue is lazy) and the level's head is long
+    /// enough; else to memory.
     pub(super) fn push_back(&mut self, item: Queued) {
         let i = self.count_in(&item);
         let level = &mut self.levels[i];
         let dir = if level.tail.is_empty() {
-            self.memory
-                .paging()
-                .filter(|_| level.head.len() >= HEAD_MIN)
+            let pages = match self.lazy {
+                true => self.memory.page_dir(),
+                false => self.memory.paging(),
+            };
+            pages.filter(|_| level.head.len() >= HEAD_MIN)
         } else {
             self.memory.page_dir()
         };
