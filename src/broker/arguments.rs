@@ -65,7 +65,70 @@ pub fn validate_queue_args(args: &FieldTable, describe: &str) -> Result<(), Exce
             "invalid arg '{key}' for {describe}: {problem}"
         )));
     }
-    Ok(())
+    validate_text_args(args, describe)
+}
+
+/// The string and boolean arguments, with RabbitMQ 3.10's wording for each refusal.
+fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception> {
+    let get = |key: &str| args.inner().get(key);
+    let invalid = |key: &str, problem: String| {
+        Exception::precondition_failed(format!("invalid arg '{key}' for {describe}: {problem}"))
+    };
+    let unacceptable =
+        |key: &str, v: &AMQPValue| invalid(key, format!("{{unacceptable_type,{}}}", type_name(v)));
+    // A string argument's text, or the refusal for another type.
+    let text = |key: &str| -> Result<Option<String>, Exception> {
+        match get(key) {
+            None => Ok(None),
+            Some(AMQPValue::LongString(s)) => {
+                Ok(Some(String::from_utf8_lossy(s.as_bytes()).into_owned()))
+            }
+            Some(AMQPValue::ShortString(s)) => Ok(Some(s.as_str().to_owned())),
+            Some(v) => Err(unacceptable(key, v)),
+        }
+    };
+    if let Some(v) = get("x-dead-letter-exchange") {
+        if !matches!(v, AMQPValue::LongString(_) | AMQPValue::ShortString(_)) {
+            return Err(Exception::precondition_failed(format!(
+                "invalid type '{}' for arg 'x-dead-letter-exchange' in {describe}",
+                type_name(v)
+            )));
+        }
+    }
+    if text("x-dead-letter-routing-key")?.is_some() && get("x-dead-letter-exchange").is_none() {
+        return Err(invalid(
+            "x-dead-letter-routing-key",
+            "routing_key_but_no_dlx_defined".into(),
+        ));
+    }
+    if let Some(mode) = text("x-overflow")? {
+        if !matches!(
+            mode.as_str(),
+            "drop-head" | "reject-publish" | "reject-publish-dlx"
+        ) {
+            return Err(invalid("x-overflow", "invalid_overflow".into()));
+        }
+    }
+    if let Some(mode) = text("x-queue-mode")? {
+        if !matches!(mode.as_str(), "default" | "lazy") {
+            return Err(invalid(
+                "x-queue-mode",
+                format!("\"unsupported queue mode '{mode}'\""),
+            ));
+        }
+    }
+    if let Some(kind) = text("x-queue-type")? {
+        if !matches!(kind.as_str(), "classic" | "quorum" | "stream") {
+            return Err(invalid(
+                "x-queue-type",
+                format!("\"unsupported queue type '{kind}'\""),
+            ));
+        }
+    }
+    match get("x-single-active-consumer") {
+        None | Some(AMQPValue::Boolean(_)) => Ok(()),
+        Some(v) => Err(unacceptable("x-single-active-consumer", v)),
+    }
 }
 
 /// The expiration property: milliseconds as a decimal string, as RabbitMQ accepts it.
@@ -204,6 +267,67 @@ mod tests {
         assert!(validate_queue_args(&args, "q").is_err());
         args.insert("x-expires".into(), AMQPValue::LongLongInt(1000));
         assert!(validate_queue_args(&args, "q").is_ok());
+    }
+
+    #[test]
+    fn text_arguments_are_validated_like_rabbitmq() {
+        let refusal = |key: &str, value: AMQPValue| {
+            let mut args = FieldTable::default();
+            args.insert(key.into(), value);
+            validate_queue_args(&args, "queue 'a' in vhost '/'")
+                .err()
+                .map(|e| e.text)
+        };
+        let long = |s: &str| AMQPValue::LongString(s.into());
+        let prefix = "PRECONDITION_FAILED - invalid arg";
+        assert_eq!(
+            refusal("x-overflow", long("bogus")).as_deref(),
+            Some(&*format!(
+                "{prefix} 'x-overflow' for queue 'a' in vhost '/': invalid_overflow"
+            ))
+        );
+        assert_eq!(
+            refusal("x-overflow", AMQPValue::LongInt(5)).as_deref(),
+            Some(&*format!(
+                "{prefix} 'x-overflow' for queue 'a' in vhost '/': {{unacceptable_type,signedint}}"
+            ))
+        );
+        assert_eq!(
+            refusal("x-queue-mode", long("bogus")).as_deref(),
+            Some(&*format!(
+                "{prefix} 'x-queue-mode' for queue 'a' in vhost '/': \"unsupported queue mode 'bogus'\""
+            ))
+        );
+        assert_eq!(
+            refusal("x-queue-type", long("bogus")).as_deref(),
+            Some(&*format!(
+                "{prefix} 'x-queue-type' for queue 'a' in vhost '/': \"unsupported queue type 'bogus'\""
+            ))
+        );
+        assert_eq!(
+            refusal("x-dead-letter-exchange", AMQPValue::LongInt(5)).as_deref(),
+            Some("PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in queue 'a' in vhost '/'")
+        );
+        assert_eq!(
+            refusal("x-dead-letter-routing-key", long("x")).as_deref(),
+            Some(&*format!(
+                "{prefix} 'x-dead-letter-routing-key' for queue 'a' in vhost '/': routing_key_but_no_dlx_defined"
+            ))
+        );
+        assert_eq!(
+            refusal("x-single-active-consumer", long("yes")).as_deref(),
+            Some(&*format!(
+                "{prefix} 'x-single-active-consumer' for queue 'a' in vhost '/': {{unacceptable_type,longstr}}"
+            ))
+        );
+        for (key, ok) in [
+            ("x-overflow", long("reject-publish-dlx")),
+            ("x-queue-mode", long("lazy")),
+            ("x-queue-type", long("classic")),
+            ("x-single-active-consumer", AMQPValue::Boolean(true)),
+        ] {
+            assert_eq!(refusal(key, ok), None, "{key}");
+        }
     }
 
     #[test]
