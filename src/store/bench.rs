@@ -82,8 +82,9 @@ fn bench_group_commit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Recovery of 1M persistent 16-byte messages left unacked in one queue: open (pass 1)
-/// and handing every message out (pass 2).
+/// Recovery of 1M persistent messages (16-byte bodies unless `WARREN_BENCH_BODY` says
+/// otherwise) left unacked in one queue: open (pass 1) and handing every message out
+/// (pass 2).
 /// `cargo test --release --lib -- --ignored --nocapture bench_recovery`
 ///
 /// To measure the peak memory of recovery alone, write the data in one process and
@@ -96,6 +97,11 @@ fn bench_recovery() {
     let given = std::env::var_os("WARREN_BENCH_DIR").map(std::path::PathBuf::from);
     let data = given.clone().unwrap_or_else(|| temp("bench-recover"));
     let n = 1_000_000u64;
+    // Body size; 16 unless WARREN_BENCH_BODY says otherwise (1024 gives a 1 GiB backlog).
+    let size: usize = std::env::var("WARREN_BENCH_BODY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
     if phase != "recover" {
         let _ = std::fs::remove_dir_all(&data);
         let (h, _) = StoreHandle::open(&data).expect("open");
@@ -104,7 +110,7 @@ fn bench_recovery() {
                 exchange: "bench".into(),
                 routing_key: "k".into(),
                 properties: Bytes::from_static(&[0x10, 0x00, 0x02]),
-                body: Bytes::copy_from_slice(&i.to_le_bytes().repeat(2)),
+                body: Bytes::from(i.to_le_bytes().repeat(size.div_ceil(8))[..size].to_vec()),
             };
             h.append(m, vec!["1:/bench.q".into()], None);
             if i % 10_000 == 0 {
@@ -131,7 +137,7 @@ fn bench_recovery() {
         bytes += rec.body.len();
     });
     assert_eq!(count, n as usize);
-    assert_eq!(bytes, 16 * n as usize);
+    assert_eq!(bytes, size * n as usize);
     let secs = t.elapsed().as_secs_f64();
     println!(
         "recovery of {n} messages ({} MiB of segments): open {open_secs:.2}s, all handed out {secs:.2}s",
