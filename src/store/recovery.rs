@@ -4,14 +4,17 @@
 //! exists, with the data directory already locked. It reads the segments one at a time,
 //! in order, and rebuilds the index of live messages, the delivered marks and the next
 //! id, copying no message body: memory is the index (4 bytes per live (message, queue)
-//! pair), the delivered set and one segment buffer. It returns, besides the index for the
+//! pair), the delivered set and one read buffer (`segment::Reader`: 1 MiB, more only
+//! while a single record is larger). It returns, besides the index for the
 //! writer, a [`Recovered`]: per segment still holding live messages, where reading it
 //! stopped and the live offsets of each queue (4 bytes per pair, the top bit marking
 //! "delivered before the restart").
 //!
 //! Pass 2 (`Recovered::stream`) is called by the broker once its queues exist, while the
-//! writer already runs. It reads those segments again, one at a time, and hands out each
-//! message some queue still holds, in id order, with its holders. Only settled segments
+//! writer already runs. It reads those segments again, one at a time through the same
+//! kind of buffer, and hands out each message some queue still holds, in id order, with
+//! its holders; besides the buffer it holds that segment's live pairs sorted by id (8
+//! bytes each) while it reads it. Only settled segments
 //! are ever deleted and nothing is settled before the broker listens, so the files are
 //! there; if one vanished or no longer reads anyway, it is logged and skipped.
 //!
