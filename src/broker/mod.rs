@@ -94,35 +94,51 @@ impl Broker {
         {
             vhost.restore(&defs);
         }
-        let mut messages = 0usize;
-        for (key, items) in recovered.queues {
-            let Some((vhost, queue)) = split_queue_key(&key) else {
+        // Each stored queue is looked up once; messages of vhosts or queues that no
+        // longer exist are dropped with one warning per queue.
+        let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();
+        for (key, count) in recovered.queues() {
+            let Some((vhost, queue)) = split_queue_key(key) else {
                 continue;
             };
             let Some(v) = broker.vhost(vhost) else {
                 tracing::warn!(
                     vhost,
                     queue,
-                    dropped = items.len(),
+                    dropped = count,
                     "stored messages of a vhost that no longer exists"
                 );
                 continue;
             };
-            messages += items.len();
-            let items = items
-                .into_iter()
-                .map(|r| {
-                    let m = Message::new(
-                        &r.msg.exchange,
-                        &r.msg.routing_key,
-                        &r.msg.properties,
-                        &r.msg.body,
-                    );
-                    (m, r.id, r.redelivered)
-                })
-                .collect();
-            v.recover_messages(queue, items);
+            match v.queue(queue, 0) {
+                Ok(q) => {
+                    targets.insert(key.to_owned(), q);
+                }
+                Err(e) => tracing::warn!(
+                    vhost,
+                    queue,
+                    dropped = count,
+                    reason = %e.text,
+                    "stored messages of a queue that no longer exists"
+                ),
+            }
         }
+        let mut messages = 0usize;
+        recovered.stream(|rec, holders| {
+            let mut msg: Option<Message> = None;
+            for &(key, redelivered) in holders {
+                if let Some(q) = targets.get(key) {
+                    // One message however many queues hold it; each gets a cheap clone.
+                    let m = msg
+                        .get_or_insert_with(|| {
+                            Message::new(rec.exchange, rec.routing_key, rec.properties, rec.body)
+                        })
+                        .clone();
+                    q.recover_one(m, rec.id, redelivered);
+                    messages += 1;
+                }
+            }
+        });
         tracing::info!(
             queues = defs.queues.len(),
             exchanges = defs.exchanges.len(),

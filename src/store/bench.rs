@@ -1,8 +1,8 @@
 //! Benchmarks run by hand (ignored by `cargo test`): group-commit throughput, the disk's
-//! fdatasync latency, and replay time for a million messages.
+//! fdatasync latency, and recovery time for a million messages.
 //! `cargo test --release -- --ignored --nocapture bench_`
 
-use super::tests::{open, segments, temp};
+use super::tests::{segments, temp};
 use super::*;
 
 /// Throughput of appends with 1000 in flight and the fdatasync latency of this disk.
@@ -36,7 +36,7 @@ fn bench_group_commit() {
         .build()
         .expect("rt");
     for with_acks in [false, true] {
-        let (h, _) = open(&dir.join(format!("data-{with_acks}")));
+        let (h, _) = StoreHandle::open(&dir.join(format!("data-{with_acks}"))).expect("open");
         let total = 300_000u64;
         rt.block_on(async {
         let body = Bytes::from_static(b"0123456789abcdef");
@@ -79,33 +79,72 @@ fn bench_group_commit() {
         h.close();
     }
 
-    // Recovery time: 1M persistent 16-byte messages left unacked in one queue.
-    let data = dir.join("recover");
-    let (h, _) = open(&data);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Recovery of 1M persistent messages (16-byte bodies unless `WARREN_BENCH_BODY` says
+/// otherwise) left unacked in one queue: open (pass 1) and handing every message out
+/// (pass 2).
+/// `cargo test --release --lib -- --ignored --nocapture bench_recovery`
+///
+/// To measure the peak memory of recovery alone, write the data in one process and
+/// recover it in another: `WARREN_BENCH_DIR=/some/dir WARREN_BENCH_PHASE=write` then
+/// `... WARREN_BENCH_PHASE=recover` under `/usr/bin/time -v`.
+#[test]
+#[ignore]
+fn bench_recovery() {
+    let phase = std::env::var("WARREN_BENCH_PHASE").unwrap_or_default();
+    let given = std::env::var_os("WARREN_BENCH_DIR").map(std::path::PathBuf::from);
+    let data = given.clone().unwrap_or_else(|| temp("bench-recover"));
     let n = 1_000_000u64;
-    for i in 0..n {
-        let m = StoredMessage {
-            exchange: "bench".into(),
-            routing_key: "k".into(),
-            properties: Bytes::from_static(&[0x10, 0x00, 0x02]),
-            body: Bytes::copy_from_slice(&i.to_le_bytes().repeat(2)),
-        };
-        h.append(m, vec!["1:/bench.q".into()], None);
+    // Body size; 16 unless WARREN_BENCH_BODY says otherwise (1024 gives a 1 GiB backlog).
+    let size: usize = std::env::var("WARREN_BENCH_BODY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    if phase != "recover" {
+        let _ = std::fs::remove_dir_all(&data);
+        let (h, _) = StoreHandle::open(&data).expect("open");
+        for i in 0..n {
+            let m = StoredMessage {
+                exchange: "bench".into(),
+                routing_key: "k".into(),
+                properties: Bytes::from_static(&[0x10, 0x00, 0x02]),
+                body: Bytes::from(i.to_le_bytes().repeat(size.div_ceil(8))[..size].to_vec()),
+            };
+            h.append(m, vec!["1:/bench.q".into()], None);
+            if i % 10_000 == 0 {
+                h.flush_blocking().expect("flush");
+            }
+        }
+        h.flush_blocking().expect("flush");
+        h.close();
     }
-    h.flush_blocking().expect("flush");
-    h.close();
+    if phase == "write" {
+        return;
+    }
     let disk: u64 = segments(&data)
         .iter()
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let t = std::time::Instant::now();
-    let (h, r) = open(&data);
+    let (h, r) = StoreHandle::open(&data).expect("open");
+    let open_secs = t.elapsed().as_secs_f64();
+    assert_eq!(r.message_count(), n as usize);
+    let (mut count, mut bytes) = (0usize, 0usize);
+    r.stream(|rec, holders| {
+        count += holders.len();
+        bytes += rec.body.len();
+    });
+    assert_eq!(count, n as usize);
+    assert_eq!(bytes, size * n as usize);
     let secs = t.elapsed().as_secs_f64();
-    assert_eq!(r.queues["1:/bench.q"].len(), n as usize);
     println!(
-        "recovery of {n} messages ({} MiB of segments): {secs:.2}s",
+        "recovery of {n} messages ({} MiB of segments): open {open_secs:.2}s, all handed out {secs:.2}s",
         disk >> 20
     );
     h.close();
-    let _ = std::fs::remove_dir_all(&dir);
+    if given.is_none() {
+        let _ = std::fs::remove_dir_all(&data);
+    }
 }

@@ -22,6 +22,9 @@ const SETTLED: u32 = 1 << 31;
 /// A segment never spans more ids than fit below the settled bit.
 pub(crate) const MAX_SPAN: u64 = (SETTLED - 1) as u64;
 
+/// Per queue number, offsets from a segment's first id, ascending.
+pub(crate) type QueueOffsets = Vec<(u32, Vec<u32>)>;
+
 /// A record that must outlive the segment it sits in while its target lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Carried {
@@ -327,6 +330,7 @@ impl Index {
     }
 
     /// Live message ids of queue `q`, in id (publish) order.
+    #[cfg(test)]
     pub(crate) fn live_ids(&self, q: u32) -> Vec<u64> {
         let mut out = Vec::new();
         for seg in self.segments.values() {
@@ -341,12 +345,35 @@ impl Index {
         out
     }
 
-    /// Queue ids that hold at least one live message.
-    pub(crate) fn queues_with_messages(&self) -> BTreeSet<u32> {
-        self.segments
-            .values()
-            .flat_map(|s| s.queues.keys().copied())
-            .collect()
+    /// Every segment holding live messages, oldest first, as (segment number, first id,
+    /// per queue (ascending queue number) the offsets from first id of its live messages,
+    /// ascending). Offsets are below [`MAX_SPAN`], so their top bit is free for the caller.
+    pub(crate) fn live_by_segment(&self) -> Vec<(u64, u64, QueueOffsets)> {
+        let mut out = Vec::new();
+        for (&segno, seg) in &self.segments {
+            if seg.live == 0 {
+                continue;
+            }
+            let mut queues: Vec<(u32, Vec<u32>)> = seg
+                .queues
+                .iter()
+                .map(|(&q, list)| {
+                    let offs: Vec<u32> = list
+                        .offs
+                        .get(list.head..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .copied()
+                        .filter(|o| o & SETTLED == 0)
+                        .collect();
+                    (q, offs)
+                })
+                .filter(|(_, offs)| !offs.is_empty())
+                .collect();
+            queues.sort_unstable_by_key(|&(q, _)| q);
+            out.push((segno, seg.first_id, queues));
+        }
+        out
     }
 }
 

@@ -1,7 +1,8 @@
 //! Durable storage: the data-directory lock, the message store (segment files with group
 //! commit) and the definitions file.
 //!
-//! Called by the broker: once at start (`StoreHandle::open`, `definitions::load`), then by
+//! Called by the broker: once at start (`StoreHandle::open`, `definitions::load`, then
+//! `Recovered::stream` to read the stored messages back once its queues exist), then by
 //! publishing channels (`append` for persistent messages routed to durable queues),
 //! consuming channels (`delivered`, `ack`), the vhost (`drop_queue` on purge or delete,
 //! `definitions::save` when durable topology changes) and shutdown (`flush`). It never
@@ -37,7 +38,6 @@ mod bench;
 mod tests;
 
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
@@ -57,20 +57,31 @@ pub struct StoredMessage {
     pub body: Bytes,
 }
 
-/// What was in the store at start-up.
+/// What was in the store at start-up: which messages each queue still holds, not the
+/// messages themselves. [`Recovered::stream`] reads them back from the segments, one
+/// segment at a time, so a backlog larger than memory can be recovered.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Per queue key, its unsettled messages in publish order.
-    pub queues: HashMap<String, Vec<RecoveredMessage>>,
+    /// The segment directory.
+    dir: std::path::PathBuf,
+    /// Queue keys by the numbers `segments` uses, with their live message counts (0 for
+    /// numbers that hold nothing).
+    queues: Vec<(Box<str>, usize)>,
+    /// Segments holding live messages, oldest first.
+    segments: Vec<recovery::LiveSegment>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecoveredMessage {
+/// One recovered message, borrowing from the segment being read (see
+/// [`Recovered::stream`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveredRecord<'a> {
     /// The id to pass to `ack`/`delivered` for this message.
     pub id: u64,
-    pub msg: StoredMessage,
-    /// It had been delivered from this queue and not acknowledged before the restart.
-    pub redelivered: bool,
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    /// Property flags and list exactly as the publisher sent them.
+    pub properties: &'a [u8],
+    pub body: &'a [u8],
 }
 
 /// What to do once an append is durable: called with the message id after the
@@ -157,8 +168,9 @@ struct Inner {
 }
 
 impl StoreHandle {
-    /// Locks `data_dir` (creating it if needed), replays the message store and starts the
-    /// writer thread. Fails with `ErrorKind::ResourceBusy` if another process (or another
+    /// Locks `data_dir` (creating it if needed), replays the message store (pass 1 of
+    /// recovery: the index only, no message bodies) and starts the writer thread. Read the
+    /// recovered messages with [`Recovered::stream`]. Fails with `ErrorKind::ResourceBusy` if another process (or another
     /// open in this process) holds the directory; otherwise only if the directory cannot
     /// be read or written. Damaged segments never make it fail (see `recovery`).
     pub fn open(data_dir: &Path) -> io::Result<(StoreHandle, Recovered)> {
@@ -191,10 +203,9 @@ impl StoreHandle {
         w.seg.sync()?;
         w.unlink(dels);
 
-        let recovered: usize = rep.queues.values().map(Vec::len).sum();
         tracing::info!(
-            queues = rep.queues.len(),
-            messages = recovered,
+            queues = rep.recovered.queues().count(),
+            messages = rep.recovered.message_count(),
             next_id = rep.next_id,
             segments = w.ix.segments.len(),
             "message store recovered"
@@ -213,7 +224,7 @@ impl StoreHandle {
             StoreHandle {
                 inner: Arc::new(inner),
             },
-            Recovered { queues: rep.queues },
+            rep.recovered,
         ))
     }
 

@@ -1,32 +1,61 @@
-//! Start-up replay: reads every segment in order, rebuilds the index of live messages and
-//! returns, per queue, the messages still held, in publish order, with their redelivered
-//! flags.
+//! Start-up recovery in two passes, so that message bodies are never all in memory.
 //!
-//! Called once by `StoreHandle::open`, before the writer thread exists, with the data
-//! directory already locked. Damage never stops it: a torn or corrupt record in the last
-//! segment truncates the file there; in an earlier segment the rest of that segment is
-//! skipped; a segment whose header is unreadable is renamed `*.seg.corrupt`. Each case is
-//! logged with `tracing::warn!` saying what was dropped. It returns an error only when the
-//! directory itself cannot be read or written.
+//! Pass 1 (`replay`) is called once by `StoreHandle::open`, before the writer thread
+//! exists, with the data directory already locked. It reads the segments one at a time,
+//! in order, and rebuilds the index of live messages, the delivered marks and the next
+//! id, copying no message body: memory is the index (4 bytes per live (message, queue)
+//! pair), the delivered set and one read buffer (`segment::Reader`: 1 MiB, more only
+//! while a single record is larger). It returns, besides the index for the
+//! writer, a [`Recovered`]: per segment still holding live messages, where reading it
+//! stopped and the live offsets of each queue (4 bytes per pair, the top bit marking
+//! "delivered before the restart").
+//!
+//! Pass 2 (`Recovered::stream`) is called by the broker once its queues exist, while the
+//! writer already runs. It reads those segments again, one at a time through the same
+//! kind of buffer, and hands out each message some queue still holds, in id order, with
+//! its holders; besides the buffer it holds that segment's live pairs sorted by id (8
+//! bytes each) while it reads it. Only settled segments
+//! are ever deleted and nothing is settled before the broker listens, so the files are
+//! there; if one vanished or no longer reads anyway, it is logged and skipped.
+//!
+//! Damage never stops pass 1: a torn or corrupt record in the last segment truncates the
+//! file there; in an earlier segment the rest of that segment is skipped (and pass 2
+//! stops at the same place); a segment whose header is unreadable is renamed
+//! `*.seg.corrupt`. Each case is logged with `tracing::warn!` saying what was dropped. It
+//! returns an error only when the directory itself cannot be read or written.
 
-use super::index::{Carried, Index};
+use super::index::{Carried, Index, QueueOffsets};
 use super::record::{self, Next, Record};
 use super::segment;
-use super::{RecoveredMessage, StoredMessage};
-use bytes::Bytes;
+use super::{Recovered, RecoveredRecord};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::path::Path;
 
-/// What a replay produced.
+/// Marks, in a live offset handed to pass 2, a message delivered before the restart.
+const DELIVERED: u32 = 1 << 31;
+
+/// What pass 1 produced.
 pub(crate) struct Replayed {
     pub(crate) index: Index,
-    pub(crate) queues: HashMap<String, Vec<RecoveredMessage>>,
+    pub(crate) recovered: Recovered,
     /// The first id not used by any record or header seen.
     pub(crate) next_id: u64,
     /// The number to give the next segment.
     pub(crate) next_segno: u64,
+}
+
+/// A segment pass 2 must read: it holds live messages.
+#[derive(Debug)]
+pub(crate) struct LiveSegment {
+    segno: u64,
+    first_id: u64,
+    /// Where pass 1 stopped reading it; what follows was not trusted then either.
+    end: u64,
+    /// Per queue (its number in `Recovered::queues`) the offsets from `first_id` of its
+    /// live messages, ascending, with [`DELIVERED`] set on those delivered before.
+    queues: QueueOffsets,
 }
 
 /// Message ids are already well spread; SipHash would be a large part of replay time.
@@ -50,34 +79,31 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 type IdSet = HashSet<(u32, u64), BuildHasherDefault<IdHasher>>;
 
-struct Pending {
-    msg: StoredMessage,
-    /// Queues still holding it; dropped from memory at zero.
-    holders: u32,
-}
-
+/// Pass 1: replays every segment of `dir` into an index, copying no message body.
 pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
     let (segnos, highest) = segment::list(dir)?;
     let mut ix = Index::default();
-    let mut pending: IdMap<Pending> = IdMap::default();
     let mut delivered = IdSet::default();
+    // Where reading each segment stopped.
+    let mut ends: HashMap<u64, u64> = HashMap::new();
     let mut next_id: u64 = 1;
     let last = segnos.last().copied();
 
     for &segno in &segnos {
         let is_last = Some(segno) == last;
-        let data = segment::read(dir, segno)?;
-        let first_id = match record::decode_header(&data) {
+        let file_len = std::fs::metadata(segment::path(dir, segno))?.len();
+        let mut reader = segment::Reader::open(dir, segno, u64::MAX)?;
+        let first_id = match reader.header()? {
             Some(id) if id >= next_id => id,
             found => {
-                if is_last && data.len() < record::HEADER_LEN {
+                drop(reader);
+                if is_last && file_len < record::HEADER_LEN as u64 {
                     // Created but its header never reached the disk: nothing was in it.
                     tracing::warn!(
                         segment = segno,
-                        bytes = data.len(),
+                        bytes = file_len,
                         "removing a segment with a torn header"
                     );
                     std::fs::remove_file(segment::path(dir, segno))?;
@@ -85,7 +111,7 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
                     let to = segment::set_aside(dir, segno)?;
                     tracing::warn!(
                         segment = segno,
-                        bytes = data.len(),
+                        bytes = file_len,
                         header_first_id = ?found,
                         expected_at_least = next_id,
                         moved_to = %to.display(),
@@ -97,28 +123,28 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
         };
         next_id = first_id;
         ix.open_segment(segno, first_id);
-        let mut pos = record::HEADER_LEN;
         let mut counts = [0u64; 4];
         let stop = loop {
-            match record::next(&data, pos) {
-                Next::Record(rec, after) => {
+            match reader.next()? {
+                Next::Record(rec, _) => {
                     if !apply(
                         &mut ix,
                         segno,
                         rec,
-                        &mut pending,
                         &mut delivered,
                         &mut next_id,
                         &mut counts,
                     ) {
                         break Some("message id out of order");
                     }
-                    pos = after;
                 }
                 Next::End => break None,
                 Next::Torn(why) | Next::Bad(why) => break Some(why),
             }
         };
+        let pos = reader.pos();
+        drop(reader);
+        ends.insert(segno, pos);
         tracing::debug!(
             segment = segno,
             messages = counts[0],
@@ -126,7 +152,7 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
             "segment replayed"
         );
         if let Some(why) = stop {
-            let dropped = data.len() - pos;
+            let dropped = file_len.saturating_sub(pos);
             if is_last {
                 tracing::warn!(
                     segment = segno,
@@ -135,7 +161,7 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
                     reason = why,
                     "torn or corrupt tail in the last segment; truncating it there"
                 );
-                segment::truncate(dir, segno, pos as u64)?;
+                segment::truncate(dir, segno, pos)?;
             } else {
                 tracing::warn!(
                     segment = segno,
@@ -148,40 +174,50 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
         }
     }
 
-    let mut queues = HashMap::new();
-    for q in ix.queues_with_messages() {
-        let list: Vec<RecoveredMessage> = ix
-            .live_ids(q)
-            .into_iter()
-            .filter_map(|id| {
-                let redelivered = delivered.contains(&(q, id));
-                // Moved out at its last queue; cloned (two short strings, two refcounts)
-                // for the others.
-                let p = pending.get_mut(&id)?;
-                p.holders = p.holders.saturating_sub(1);
-                let msg = if p.holders == 0 {
-                    pending.remove(&id)?.msg
-                } else {
-                    p.msg.clone()
-                };
-                Some(RecoveredMessage {
-                    id,
-                    msg,
-                    redelivered,
-                })
-            })
-            .collect();
-        if !list.is_empty() {
-            queues.insert(ix.queue_name(q).to_owned(), list);
-        }
-    }
+    let recovered = live_set(&ix, &delivered, &ends, dir);
     let next_segno = highest.max(last.unwrap_or(0)) + 1;
     Ok(Replayed {
         index: ix,
-        queues,
+        recovered,
         next_id,
         next_segno,
     })
+}
+
+/// What pass 2 needs, taken from the index after pass 1.
+fn live_set(ix: &Index, delivered: &IdSet, ends: &HashMap<u64, u64>, dir: &Path) -> Recovered {
+    // Queue numbers of the index are reused as they are; only the names of queues that
+    // hold something are kept (empty names for the others cost 16 bytes each).
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    let mut segments = Vec::new();
+    for (segno, first_id, mut queues) in ix.live_by_segment() {
+        for (q, offs) in &mut queues {
+            *counts.entry(*q).or_default() += offs.len();
+            if !delivered.is_empty() {
+                for o in offs.iter_mut() {
+                    if delivered.contains(&(*q, first_id + u64::from(*o))) {
+                        *o |= DELIVERED;
+                    }
+                }
+            }
+        }
+        segments.push(LiveSegment {
+            segno,
+            first_id,
+            end: ends.get(&segno).copied().unwrap_or(u64::MAX),
+            queues,
+        });
+    }
+    let slots = counts.keys().map(|&q| q as usize + 1).max().unwrap_or(0);
+    let mut names: Vec<(Box<str>, usize)> = vec![(Box::from(""), 0); slots];
+    for (q, n) in counts {
+        names[q as usize] = (ix.queue_name(q).into(), n);
+    }
+    Recovered {
+        dir: dir.to_owned(),
+        queues: names,
+        segments,
+    }
 }
 
 /// Applies one record to the index exactly as the writer did when it appended it. False
@@ -191,20 +227,12 @@ fn apply(
     ix: &mut Index,
     segno: u64,
     rec: Record<'_>,
-    pending: &mut IdMap<Pending>,
     delivered: &mut IdSet,
     next_id: &mut u64,
     counts: &mut [u64; 4],
 ) -> bool {
     match rec {
-        Record::Message {
-            id,
-            exchange,
-            routing_key,
-            queues,
-            properties,
-            body,
-        } => {
+        Record::Message { id, queues, .. } => {
             if id < *next_id {
                 return false;
             }
@@ -216,24 +244,11 @@ fn apply(
             }
             *next_id = id + 1;
             counts[0] += 1;
-            // Copies out of the segment buffer so that one surviving message does not pin
-            // a whole 64 MiB segment in memory.
-            let msg = StoredMessage {
-                exchange: exchange.to_owned(),
-                routing_key: routing_key.to_owned(),
-                properties: Bytes::copy_from_slice(properties),
-                body: Bytes::copy_from_slice(body),
-            };
-            let holders = qs.len() as u32;
-            if holders > 0 {
-                pending.insert(id, Pending { msg, holders });
-            }
         }
         Record::Ack { queue, id } => {
             counts[1] += 1;
             let q = ix.queue_id(queue);
             if ix.settle(q, id) {
-                release(pending, id);
                 delivered.remove(&(q, id));
             }
             ix.note(segno, Carried::Ack(q, id));
@@ -250,7 +265,6 @@ fn apply(
             counts[3] += 1;
             let q = ix.queue_id(queue);
             ix.drop_queue(q, up_to, |id| {
-                release(pending, id);
                 delivered.remove(&(q, id));
             });
             ix.note(segno, Carried::Drop(q, up_to));
@@ -259,11 +273,139 @@ fn apply(
     true
 }
 
-fn release(pending: &mut IdMap<Pending>, id: u64) {
-    if let Some(p) = pending.get_mut(&id) {
-        p.holders = p.holders.saturating_sub(1);
-        if p.holders == 0 {
-            pending.remove(&id);
+impl Recovered {
+    /// (queue key, live message count), for logging and for dropping unknown queues.
+    pub fn queues(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.queues
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (&**k, *n))
+    }
+
+    /// Total live (message, queue) pairs.
+    pub fn message_count(&self) -> usize {
+        self.queues.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Pass 2: reads the segments holding live messages, in order, and calls `each` once
+    /// per stored message that some queue still holds, in ascending id order, with the
+    /// queues holding it (queue key, redelivered flag). At most one segment is in memory
+    /// at a time. A segment that vanished or no longer reads is logged and skipped (never
+    /// a panic, never an error that stops the broker).
+    pub fn stream(self, mut each: impl FnMut(&RecoveredRecord<'_>, &[(&str, bool)])) {
+        let Recovered {
+            dir,
+            queues: names,
+            segments,
+        } = self;
+        let mut holders: Vec<(&str, bool)> = Vec::new();
+        for seg in segments {
+            let want: usize = seg.queues.iter().map(|(_, o)| o.len()).sum();
+            let mut reader = match segment::Reader::open(&dir, seg.segno, seg.end)
+                .and_then(|mut r| r.header().map(|h| (r, h)))
+            {
+                Ok((r, Some(first))) if first == seg.first_id => r,
+                Ok(_) => {
+                    tracing::warn!(
+                        segment = seg.segno,
+                        lost = want,
+                        "message store: a segment with live messages changed since start-up \
+                         (header differs); its messages are skipped"
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        segment = seg.segno,
+                        error = %e,
+                        lost = want,
+                        "message store: a segment with live messages could not be read \
+                         again; its messages are skipped"
+                    );
+                    continue;
+                }
+            };
+            // Every live (offset, queue) pair of this segment, in offset order; the
+            // offsets of each message come together.
+            let mut live: Vec<(u32, u32)> = Vec::with_capacity(want);
+            for (q, offs) in seg.queues {
+                live.extend(offs.into_iter().map(|o| (o, q)));
+            }
+            live.sort_unstable_by_key(|&(o, q)| (o & !DELIVERED, q));
+            let mut at = 0; // next unmatched entry of `live`
+            let mut handed = 0usize; // pairs handed out
+            while at < live.len() {
+                let pos = reader.pos();
+                let rec = match reader.next() {
+                    Ok(Next::Record(rec, _)) => rec,
+                    Ok(Next::End) => break,
+                    Ok(Next::Torn(why) | Next::Bad(why)) => {
+                        tracing::warn!(
+                            segment = seg.segno,
+                            offset = pos,
+                            reason = why,
+                            "message store: a segment no longer reads as it did at start-up; \
+                             the rest of it is skipped"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            segment = seg.segno,
+                            offset = pos,
+                            error = %e,
+                            "message store: reading a segment again failed; the rest of it \
+                             is skipped"
+                        );
+                        break;
+                    }
+                };
+                let Record::Message {
+                    id,
+                    exchange,
+                    routing_key,
+                    properties,
+                    body,
+                    ..
+                } = rec
+                else {
+                    continue;
+                };
+                let Some(off) = id
+                    .checked_sub(seg.first_id)
+                    .and_then(|o| u32::try_from(o).ok())
+                else {
+                    continue;
+                };
+                // Entries below `off` name messages not found where they should be.
+                while live.get(at).is_some_and(|&(o, _)| o & !DELIVERED < off) {
+                    at += 1;
+                }
+                holders.clear();
+                while let Some(&(o, q)) = live.get(at).filter(|&&(o, _)| o & !DELIVERED == off) {
+                    let name = names.get(q as usize).map_or("", |(k, _)| &**k);
+                    holders.push((name, o & DELIVERED != 0));
+                    at += 1;
+                }
+                handed += holders.len();
+                if !holders.is_empty() {
+                    let rec = RecoveredRecord {
+                        id,
+                        exchange,
+                        routing_key,
+                        properties,
+                        body,
+                    };
+                    each(&rec, &holders);
+                }
+            }
+            if handed < want {
+                tracing::warn!(
+                    segment = seg.segno,
+                    lost = want - handed,
+                    "message store: live messages not found again in their segment; skipped"
+                );
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Segment files on disk: naming, listing, the open segment being appended to, and reading
-//! a whole segment back.
+//! a segment back record by record through a bounded buffer.
 //!
 //! Called by recovery (list, read, truncate, rename damaged files) and by the writer thread
 //! (create, append, sync, unlink). Knows nothing about which messages are live (that is
@@ -9,7 +9,7 @@
 
 use super::record;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// A segment is closed and a new one started once it holds this many bytes.
@@ -63,8 +63,109 @@ pub(crate) fn truncate(dir: &Path, segno: u64, len: u64) -> io::Result<()> {
     f.sync_all()
 }
 
-pub(crate) fn read(dir: &Path, segno: u64) -> io::Result<Vec<u8>> {
-    fs::read(path(dir, segno))
+/// Reads a segment's records in order through a buffer of about [`READ_CHUNK`] bytes (more
+/// only while one record is larger), so recovery never holds a whole segment.
+pub(crate) struct Reader {
+    file: io::Take<File>,
+    /// Bytes read and not yet consumed start at `start`.
+    buf: Vec<u8>,
+    start: usize,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// Bytes to read in all: the file's length at open, or less if limited.
+    len: u64,
+    eof: bool,
+}
+
+/// What a [`Reader`] reads from the file at a time.
+pub(crate) const READ_CHUNK: usize = 1 << 20;
+
+impl Reader {
+    /// Opens segment `segno`, reading no further than `limit` bytes into it.
+    pub(crate) fn open(dir: &Path, segno: u64, limit: u64) -> io::Result<Reader> {
+        let file = File::open(path(dir, segno))?;
+        let len = file.metadata()?.len().min(limit);
+        Ok(Reader {
+            file: file.take(limit),
+            buf: Vec::new(),
+            start: 0,
+            base: 0,
+            len,
+            eof: false,
+        })
+    }
+
+    /// The header's `first_id` (`None` if short or damaged). Call once, first.
+    pub(crate) fn header(&mut self) -> io::Result<Option<u64>> {
+        let have = self.fill(record::HEADER_LEN)?;
+        let id = record::decode_header(&self.buf[self.start..self.start + have]);
+        self.start += have;
+        Ok(id)
+    }
+
+    /// The file offset of the next record.
+    pub(crate) fn pos(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    /// The record at [`Reader::pos`], decoded exactly as `record::next` would decode it
+    /// from the whole file; a record's offset is that of the byte after it.
+    pub(crate) fn next(&mut self) -> io::Result<record::Next<'_>> {
+        let have = self.fill(record::RECORD_HEAD)?;
+        let mut want = have;
+        if have == record::RECORD_HEAD {
+            let b = &self.buf[self.start..self.start + 4];
+            let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            if (1..=record::MAX_RECORD).contains(&len) {
+                want = self.fill(record::RECORD_HEAD + len)?;
+            }
+        }
+        let at = self.pos();
+        let slice = &self.buf[self.start..self.start + want];
+        Ok(match record::next(slice, 0) {
+            record::Next::Record(rec, after) => {
+                self.start += after;
+                record::Next::Record(rec, (at + after as u64) as usize)
+            }
+            other => other,
+        })
+    }
+
+    /// Makes `n` unconsumed bytes available if the file has them; returns how many are
+    /// (at most `n`).
+    fn fill(&mut self, n: usize) -> io::Result<usize> {
+        if self.buf.len() - self.start >= n || self.eof {
+            return Ok(n.min(self.buf.len() - self.start));
+        }
+        // Move the unconsumed tail (less than one record) to the front.
+        self.buf.drain(..self.start);
+        self.base += self.start as u64;
+        self.start = 0;
+        if self.buf.capacity() > 4 * READ_CHUNK && n <= READ_CHUNK {
+            self.buf.shrink_to(READ_CHUNK);
+        }
+        // A chunk, but no more than the file should still hold (small segments stay cheap).
+        let left = self.len.saturating_sub(self.base) as usize;
+        let target = n.max(READ_CHUNK.min(left));
+        let mut filled = self.buf.len();
+        self.buf.resize(target, 0);
+        while filled < n {
+            match self.file.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.buf.truncate(filled);
+                    return Err(e);
+                }
+            }
+        }
+        self.buf.truncate(filled);
+        Ok(n.min(filled))
+    }
 }
 
 /// The segment being appended to. Records are encoded straight into `buf`; `write_out`

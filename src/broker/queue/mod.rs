@@ -356,6 +356,23 @@ impl Queue {
         }
     }
 
+    /// One message read back from the store at start; call in id order.
+    pub fn recover_one(&self, msg: Message, store_id: u64, redelivered: bool) {
+        self.memory.add(msg.size());
+        let priority = self.priority(&msg);
+        let mut st = self.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.ready.push_back(Queued {
+            seq,
+            msg,
+            redelivered,
+            store_id,
+            expires_at: 0,
+            priority,
+        });
+    }
+
     /// A message of this queue is settled for good (acked, rejected without requeue,
     /// delivered with no-ack, purged): the store forgets it.
     pub fn settled(&self, item: &Queued) {
