@@ -337,28 +337,9 @@ impl Queue {
             && self.lock().consumers.is_empty()
     }
 
-    /// Messages read back from the store at start, in order.
-    pub fn recover(self: &Arc<Self>, items: impl IntoIterator<Item = (Message, u64, bool)>) {
-        let mut st = self.lock();
-        for (msg, store_id, redelivered) in items {
-            self.memory.add(msg.cost());
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            let priority = self.priority(&msg);
-            st.ready.push_back(Queued {
-                seq,
-                msg,
-                redelivered,
-                store_id,
-                expires_at: 0,
-                priority,
-            });
-        }
-    }
-
     /// One message read back from the store at start; call in id order.
     pub fn recover_one(&self, msg: Message, store_id: u64, redelivered: bool) {
-        self.memory.add(msg.size());
+        self.memory.add(msg.cost());
         let priority = self.priority(&msg);
         let mut st = self.lock();
         let seq = st.next_seq;

@@ -7,7 +7,6 @@
 
 use super::{VHost, PREDECLARED};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
-use crate::broker::message::Message;
 use crate::broker::queue::Queue;
 use crate::codec::ShortStr;
 use crate::store::definitions::{BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef};
@@ -127,18 +126,6 @@ impl VHost {
                     tracing::warn!(source = %b.source, text = %e.text, "binding in definitions refused");
                 }
             }
-        }
-    }
-
-    /// Puts recovered persistent messages back into their queue.
-    pub fn recover_messages(&self, queue: &str, items: Vec<(Message, u64, bool)>) {
-        match self.read().queues.get(queue) {
-            Some(q) => q.recover(items),
-            None => tracing::warn!(
-                queue,
-                dropped = items.len(),
-                "stored messages of a queue that no longer exists"
-            ),
         }
     }
 }
