@@ -77,6 +77,10 @@ fn warren_command(data_dir: &Path) -> Command {
     ])
     .arg(data_dir)
     .env_remove("WARREN_DATA_DIR")
+    // A tiny paging budget: every restart here also pages what it recovers, and the
+    // kill -9 run pages while it publishes, so order and completeness are checked
+    // through the page files too.
+    .env("WARREN_QUEUE_MEMORY", "64KiB")
     .stdin(Stdio::null())
     .kill_on_drop(true);
     cmd
