@@ -57,6 +57,16 @@ pub struct StoredMessage {
     pub body: Bytes,
 }
 
+impl StoredMessage {
+    /// What it costs in memory while it waits for the writer: its bytes plus the request
+    /// around them (queue keys, allocations). Counted by `queued_bytes`.
+    pub(crate) fn queued_cost(&self) -> u64 {
+        (self.exchange.len() + self.routing_key.len() + self.properties.len() + self.body.len())
+            as u64
+            + 160
+    }
+}
+
 /// What was in the store at start-up: which messages each queue still holds, not the
 /// messages themselves. [`Recovered::stream`] reads them back from the segments, one
 /// segment at a time, so a backlog larger than memory can be recovered.
@@ -246,7 +256,7 @@ impl StoreHandle {
         self.inner
             .shared
             .queued_bytes
-            .fetch_add(msg.body.len() as u64, Ordering::Relaxed);
+            .fetch_add(msg.queued_cost(), Ordering::Relaxed);
         // A send error means the writer is gone; dropping `done` tells the caller.
         let _ = self.inner.tx.send(Request::Append {
             id,
@@ -320,8 +330,8 @@ impl StoreHandle {
         self.inner.shared.failed.load(Ordering::Relaxed)
     }
 
-    /// Body bytes handed to `append` and not yet written: a signal for publisher flow
-    /// control when the disk falls behind.
+    /// Memory taken by messages handed to `append` and not yet written: the signal for
+    /// publisher flow control when the disk falls behind.
     pub fn queued_bytes(&self) -> u64 {
         self.inner.shared.queued_bytes.load(Ordering::Relaxed)
     }

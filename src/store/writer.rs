@@ -54,7 +54,7 @@ pub(crate) enum Request {
 #[derive(Default)]
 pub(crate) struct Shared {
     pub(crate) failed: AtomicBool,
-    /// Body bytes sent to the writer and not yet written.
+    /// Memory of the appends sent to the writer and not yet written (`queued_cost`).
     pub(crate) queued_bytes: AtomicU64,
     /// fdatasyncs done for batches (a metric: appends / syncs = mean batch size).
     pub(crate) syncs: AtomicU64,
@@ -127,7 +127,7 @@ impl Writer {
         if let Request::Append { msg, .. } = &req {
             self.shared
                 .queued_bytes
-                .fetch_sub(msg.body.len() as u64, Ordering::Relaxed);
+                .fetch_sub(msg.queued_cost(), Ordering::Relaxed);
         }
         if self.is_failed() {
             return; // completions dropped: callers see the store is gone
