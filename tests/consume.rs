@@ -766,3 +766,68 @@ async fn queue_deleted_by_another_connection_cancels_its_consumers() {
     assert_eq!(counts(&ch, "consume.deleted2").await, (0, 1));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn single_active_consumer_serves_the_first_and_hands_over_in_order() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = broker.channel().await;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-single-active-consumer".into(),
+        lapin::types::AMQPValue::Boolean(true),
+    );
+    within(ch.queue_declare("sac".into(), QueueDeclareOptions::default(), args))
+        .await
+        .unwrap();
+
+    // The first consumer (manual ack, acking nothing) is the active one, even against a
+    // later consumer with a higher x-priority.
+    let first_ch = conn.create_channel().await.unwrap();
+    let mut first = consume(&first_ch, "sac", "first", BasicConsumeOptions::default())
+        .await
+        .unwrap();
+    let mut prio = FieldTable::default();
+    prio.insert("x-priority".into(), lapin::types::AMQPValue::LongInt(10));
+    let second_ch = conn.create_channel().await.unwrap();
+    let mut second = within(second_ch.basic_consume("sac".into(), "second".into(), no_ack(), prio))
+        .await
+        .unwrap();
+    publish_numbered(&ch, "sac", 3).await;
+    for i in 0..3 {
+        assert_eq!(next_body(&mut first).await, format!("m{i}"));
+    }
+    assert_quiet(&mut second).await;
+    assert_eq!(counts(&ch, "sac").await, (0, 2), "both count as consumers");
+
+    // An exclusive consumer cannot join a queue that has consumers.
+    let third_ch = conn.create_channel().await.unwrap();
+    let err = consume(
+        &third_ch,
+        "sac",
+        "third",
+        BasicConsumeOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        amqp_error(&err),
+        (
+            403,
+            "ACCESS_REFUSED - queue 'sac' in vhost '/' in exclusive use".to_owned()
+        )
+    );
+
+    // The active consumer's channel closes: its unacked messages and the new ones go to
+    // the next consumer, in order, the old ones marked redelivered.
+    within(first_ch.close(200, "bye".into())).await.unwrap();
+    publish(&ch, "sac", b"m3").await;
+    for i in 0..4 {
+        let d = within(second.next()).await.unwrap().unwrap();
+        assert_eq!(String::from_utf8(d.data).unwrap(), format!("m{i}"));
+        assert_eq!(d.redelivered, i < 3, "m{i}");
+    }
+    broker.stop().await;
+}

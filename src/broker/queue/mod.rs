@@ -95,6 +95,9 @@ struct Limits {
     dead_letter_refused: bool,
     /// x-queue-mode lazy: page past a short head whatever the memory budget says.
     lazy: bool,
+    /// x-single-active-consumer: only the earliest registered consumer is served; the
+    /// next one takes over when it goes (RabbitMQ 3.10 ignores x-priority here).
+    single_active: bool,
     /// x-message-ttl in milliseconds.
     message_ttl: Option<u64>,
     /// x-expires: the queue is deleted after this many milliseconds unused.
@@ -123,6 +126,10 @@ impl Limits {
             reject_publish: overflow.starts_with(b"reject-publish"),
             dead_letter_refused: overflow == b"reject-publish-dlx",
             lazy: text("x-queue-mode") == b"lazy",
+            single_active: matches!(
+                args.inner().get("x-single-active-consumer"),
+                Some(AMQPValue::Boolean(true))
+            ),
             message_ttl: int("x-message-ttl"),
             expires: int("x-expires"),
             max_priority: int("x-max-priority").map(|p| p.min(255) as u8),
@@ -472,25 +479,33 @@ impl Queue {
                 }
             }
             let n = st.consumers.len();
-            let start = st.next_consumer % n;
-            // Consumer priorities: only the highest priority that has room is served,
-            // round-robin among its consumers.
-            let Some(top) = st
-                .consumers
-                .iter()
-                .filter(|c| c.has_room())
-                .map(|c| c.priority)
-                .max()
-            else {
-                return;
+            let idx = if self.limits.single_active {
+                // Consumers stay in registration order: the first is the active one.
+                if !st.consumers[0].try_take_credit() {
+                    return;
+                }
+                0
+            } else {
+                let start = st.next_consumer % n;
+                // Consumer priorities: only the highest priority that has room is served,
+                // round-robin among its consumers.
+                let Some(top) = st
+                    .consumers
+                    .iter()
+                    .filter(|c| c.has_room())
+                    .map(|c| c.priority)
+                    .max()
+                else {
+                    return;
+                };
+                let Some(idx) = (0..n).map(|i| (start + i) % n).find(|&i| {
+                    st.consumers[i].priority == top && st.consumers[i].try_take_credit()
+                }) else {
+                    return;
+                };
+                st.next_consumer = (idx + 1) % n;
+                idx
             };
-            let Some(idx) = (0..n)
-                .map(|i| (start + i) % n)
-                .find(|&i| st.consumers[i].priority == top && st.consumers[i].try_take_credit())
-            else {
-                return;
-            };
-            st.next_consumer = (idx + 1) % n;
             let Some(item) = st.ready.pop_front() else {
                 return;
             };
