@@ -21,7 +21,6 @@ const DEFAULT_FRACTION: f64 = 0.4;
 /// Default paging budget: what queued messages may take in memory before queues page.
 pub const DEFAULT_QUEUE_MEMORY: u64 = 128 * 1024 * 1024;
 
-#[derive(Debug)]
 pub struct Memory {
     used: AtomicU64,
     limit: u64,
@@ -33,6 +32,20 @@ pub struct Memory {
     /// Above this, queues page; with no page directory they never do.
     budget: u64,
     pages: Option<PageDir>,
+    /// Other memory that grows with the backlog (the message store's index), counted
+    /// against the paging budget too; set once the store is open.
+    also_counted: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("used", &self.used())
+            .field("limit", &self.limit)
+            .field("budget", &self.budget)
+            .field("pages", &self.pages)
+            .finish()
+    }
 }
 
 impl Memory {
@@ -52,15 +65,21 @@ impl Memory {
             disk_low: AtomicBool::new(false),
             budget,
             pages,
+            also_counted: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts `bytes()` against the paging budget as well (once; later calls are
+    /// ignored): memory outside the queues that grows with the backlog.
+    pub fn count_also(&self, bytes: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.also_counted.set(Box::new(bytes));
     }
 
     /// Where queues page to, when memory is over the paging budget now.
     pub fn paging(&self) -> Option<&PageDir> {
-        match &self.pages {
-            Some(dir) if self.used() > self.budget => Some(dir),
-            _ => None,
-        }
+        let dir = self.pages.as_ref()?;
+        let other = self.also_counted.get().map_or(0, |f| f());
+        (self.used() + other > self.budget).then_some(dir)
     }
 
     /// The page directory, for a queue that already pages (it keeps paging, to stay in

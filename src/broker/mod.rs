@@ -80,6 +80,13 @@ impl Broker {
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
         let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
+        // The store's index grows with the backlog, and so does the recovery plan until
+        // it is read through: both count against the paging budget.
+        let recovering = Arc::new(AtomicU64::new(recovered.heap_bytes()));
+        memory.count_also({
+            let (store, recovering) = (persist.store.clone(), recovering.clone());
+            move || store.index_bytes() + recovering.load(Ordering::Relaxed)
+        });
         let mut broker = Self::build(Some(persist.clone()), memory);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
@@ -139,6 +146,7 @@ impl Broker {
                 }
             }
         });
+        recovering.store(0, Ordering::Relaxed);
         tracing::info!(
             queues = defs.queues.len(),
             exchanges = defs.exchanges.len(),

@@ -154,6 +154,21 @@ impl Index {
             .map(|_| segno)
     }
 
+    /// Heap bytes the index holds (offset lists, carried records, per-segment and
+    /// per-queue entries): it grows with the backlog, so the broker counts it against the
+    /// paging budget.
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        let lists: usize = self
+            .segments
+            .values()
+            .map(|m| {
+                let queues: usize = m.queues.values().map(|l| l.offs.capacity() * 4 + 64).sum();
+                queues + m.carried.capacity() * std::mem::size_of::<Carried>() + 160
+            })
+            .sum();
+        (lists + self.names.iter().map(|n| n.len() * 2 + 64).sum::<usize>()) as u64
+    }
+
     /// The number of a queue name seen before, without remembering new names.
     pub(crate) fn find_queue(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()

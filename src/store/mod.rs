@@ -220,6 +220,7 @@ impl StoreHandle {
             segments = w.ix.segments.len(),
             "message store recovered"
         );
+        w.measure();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("warren-store".into())
@@ -334,6 +335,12 @@ impl StoreHandle {
     /// publisher flow control when the disk falls behind.
     pub fn queued_bytes(&self) -> u64 {
         self.inner.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Heap bytes of the store's index of live messages (about 4 per message and queue),
+    /// measured every few batches: memory that grows with the backlog.
+    pub fn index_bytes(&self) -> u64 {
+        self.inner.shared.index_bytes.load(Ordering::Relaxed)
     }
 
     /// Batch fdatasyncs done so far (a metric; appends per sync is the mean batch size).

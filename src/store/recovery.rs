@@ -282,6 +282,20 @@ impl Recovered {
             .map(|(k, n)| (&**k, *n))
     }
 
+    /// Heap bytes this plan holds until `stream` consumes it (4 per live pair).
+    pub fn heap_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| {
+                s.queues
+                    .iter()
+                    .map(|(_, o)| o.capacity() * 4 + 32)
+                    .sum::<usize>()
+                    + 64
+            })
+            .sum::<usize>() as u64
+    }
+
     /// Total live (message, queue) pairs.
     pub fn message_count(&self) -> usize {
         self.queues.iter().map(|(_, n)| n).sum()

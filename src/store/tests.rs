@@ -751,3 +751,26 @@ fn records_straddling_read_chunks_and_larger_than_one_come_back() {
     h.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn index_and_recovery_plan_report_memory_that_grows_with_the_backlog() {
+    let dir = temp("heap");
+    let (h, _) = open(&dir);
+    let empty = h.index_bytes();
+    // Each `put` waits for its batch, so the index is measured many times over.
+    for i in 0..2000 {
+        put(&h, &format!("m{i}"), &["q", "r"]);
+    }
+    let full = h.index_bytes();
+    assert!(
+        full >= empty + 2 * 2000 * 4,
+        "4 bytes per message and queue at least: {empty} -> {full}"
+    );
+    h.close();
+    let (h, r) = StoreHandle::open(&dir).expect("reopen");
+    assert!(r.heap_bytes() >= 2 * 2000 * 4, "{}", r.heap_bytes());
+    assert!(h.index_bytes() >= 2 * 2000 * 4, "measured at open");
+    drop(r);
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}

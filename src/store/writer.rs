@@ -58,7 +58,12 @@ pub(crate) struct Shared {
     pub(crate) queued_bytes: AtomicU64,
     /// fdatasyncs done for batches (a metric: appends / syncs = mean batch size).
     pub(crate) syncs: AtomicU64,
+    /// The index's heap bytes, refreshed every `MEASURE_EVERY` batches.
+    pub(crate) index_bytes: AtomicU64,
 }
+
+/// Batches between two measurements of the index (a walk over its segments).
+const MEASURE_EVERY: u32 = 32;
 
 pub(crate) struct Writer {
     pub(crate) dir: PathBuf,
@@ -87,6 +92,7 @@ struct Batch {
 
 impl Writer {
     pub(crate) fn run(mut self, rx: Receiver<Request>) {
+        let mut batches = 0u32;
         while let Ok(first) = rx.recv() {
             let mut batch = Batch::default();
             let mut next = Some(first);
@@ -99,6 +105,10 @@ impl Writer {
                 }
             }
             self.finish_batch(batch);
+            batches = batches.wrapping_add(1);
+            if batches % MEASURE_EVERY == 0 {
+                self.measure();
+            }
         }
         // Every handle is gone: make what was written durable before the lock goes.
         if !self.is_failed() {
@@ -106,6 +116,12 @@ impl Writer {
                 tracing::error!(error = %e, "message store: final sync failed");
             }
         }
+    }
+
+    pub(crate) fn measure(&self) {
+        self.shared
+            .index_bytes
+            .store(self.ix.heap_bytes(), Ordering::Relaxed);
     }
 
     fn is_failed(&self) -> bool {
