@@ -53,10 +53,12 @@ pub async fn start(config: Config) -> io::Result<Server> {
 
 /// How often queues drop messages whose TTL passed while nobody consumed them.
 const EXPIRY_SWEEP: Duration = Duration::from_millis(200);
-/// Free disk space is checked every this many sweeps (once a second).
+/// Free disk space and resident memory are checked every this many sweeps (once a
+/// second).
 const DISK_CHECK_EVERY: u32 = 5;
 
-/// Timed work of the whole broker: the TTL sweep, and the disk alarm.
+/// Timed work of the whole broker: the TTL sweep, giving freed memory back, the disk
+/// alarm.
 async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(EXPIRY_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -67,7 +69,9 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             _ = tick.tick() => {
                 broker.expire_messages();
                 n += 1;
-                if n % DISK_CHECK_EVERY == 0 {
+                let every_second = n % DISK_CHECK_EVERY == 0;
+                broker.memory.give_back_freed(every_second);
+                if every_second {
                     broker.check_disk();
                 }
             }

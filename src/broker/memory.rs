@@ -18,6 +18,11 @@ use tokio::sync::watch;
 /// RabbitMQ's default high watermark: 40% of the machine's memory.
 const DEFAULT_FRACTION: f64 = 0.4;
 
+/// At most this much of the paging budget is left as headroom (see `Memory::paging`).
+const MAX_HEADROOM: u64 = 16 << 20;
+/// Freed memory is given back to the system after usage fell this much.
+const TRIM_AFTER_DROP: u64 = 16 << 20;
+
 /// Default paging budget: what queued messages may take in memory before queues page.
 pub const DEFAULT_QUEUE_MEMORY: u64 = 128 * 1024 * 1024;
 
@@ -35,6 +40,8 @@ pub struct Memory {
     /// Other memory that grows with the backlog (the message store's index), counted
     /// against the paging budget too; set once the store is open.
     also_counted: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
+    /// The highest `used` since freed memory was last given back.
+    peak_since_trim: AtomicU64,
 }
 
 impl std::fmt::Debug for Memory {
@@ -66,6 +73,7 @@ impl Memory {
             budget,
             pages,
             also_counted: std::sync::OnceLock::new(),
+            peak_since_trim: AtomicU64::new(0),
         })
     }
 
@@ -75,11 +83,40 @@ impl Memory {
         let _ = self.also_counted.set(Box::new(bytes));
     }
 
-    /// Where queues page to, when memory is over the paging budget now.
+    /// Where queues page to, when memory is over the paging budget now. Paging starts
+    /// a little below the budget: I/O buffers and the allocator's slack come on top.
     pub fn paging(&self) -> Option<&PageDir> {
         let dir = self.pages.as_ref()?;
         let other = self.also_counted.get().map_or(0, |f| f());
-        (self.used() + other > self.budget).then_some(dir)
+        let threshold = self.budget - (self.budget / 8).min(MAX_HEADROOM);
+        (self.used() + other > threshold).then_some(dir)
+    }
+
+    /// Gives freed memory back to the system once usage fell well below its last peak,
+    /// or (with `check_resident`) once the process holds much more than it accounts for:
+    /// glibc keeps freed memory otherwise, and a drained backlog would stay resident.
+    /// Called by the broker's housekeeping task, a few times a second.
+    pub fn give_back_freed(&self, check_resident: bool) {
+        let used = self.used();
+        let peak = self
+            .peak_since_trim
+            .fetch_max(used, Ordering::Relaxed)
+            .max(used);
+        let dropped = peak.saturating_sub(used) >= TRIM_AFTER_DROP;
+        let bloated = check_resident
+            && resident_bytes().is_some_and(|rss| {
+                let accounted = used + self.also_counted.get().map_or(0, |f| f());
+                rss > accounted + 2 * TRIM_AFTER_DROP
+            });
+        if dropped || bloated {
+            self.peak_since_trim.store(used, Ordering::Relaxed);
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            tracing::debug!(used, resident = ?resident_bytes(), "gave freed memory back");
+        }
     }
 
     /// The page directory, for a queue that already pages (it keeps paging, to stay in
@@ -162,6 +199,15 @@ impl Memory {
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.alarm.subscribe()
     }
+}
+
+/// This process's resident memory now (from /proc/self/statm), if the system says.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|&p| p > 0)?)
 }
 
 /// 40% of the machine's memory (from /proc/meminfo), or 1 GiB where that is unknown.

@@ -80,12 +80,14 @@ impl Broker {
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
         let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
-        // The store's index grows with the backlog, and so does the recovery plan until
-        // it is read through: both count against the paging budget.
+        // The budget is for the whole process: what it took before any message (code,
+        // runtime, buffers), the store's index, which grows with the backlog, and the
+        // recovery plan until it is read through count against it besides the messages.
+        let baseline = memory::resident_bytes().unwrap_or(0);
         let recovering = Arc::new(AtomicU64::new(recovered.heap_bytes()));
         memory.count_also({
             let (store, recovering) = (persist.store.clone(), recovering.clone());
-            move || store.index_bytes() + recovering.load(Ordering::Relaxed)
+            move || baseline + store.index_bytes() + recovering.load(Ordering::Relaxed)
         });
         let mut broker = Self::build(Some(persist.clone()), memory);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));

@@ -63,7 +63,9 @@ impl Ready {
 
     /// Appends a new message: to disk if its level already pages (to stay in order), or
     /// if memory is over budget (or the queue is lazy) and the level's head is long
-    /// enough; else to memory.
+    /// enough; else to memory. A level that starts paging also moves its head beyond
+    /// `HEAD_MIN` to disk, so what queues hold in memory falls back under the budget
+    /// instead of staying at the level it had reached.
     pub(super) fn push_back(&mut self, item: Queued) {
         let i = self.count_in(&item);
         let level = &mut self.levels[i];
@@ -72,7 +74,16 @@ impl Ready {
                 true => self.memory.page_dir(),
                 false => self.memory.paging(),
             };
-            pages.filter(|_| level.head.len() >= HEAD_MIN)
+            let dir = pages.filter(|_| level.head.len() >= HEAD_MIN);
+            if let Some(dir) = dir {
+                let mut freed = 0;
+                for moved in level.head.drain(HEAD_MIN..) {
+                    freed += moved.msg.cost();
+                    level.tail.push(&moved, dir);
+                }
+                self.memory.sub(freed);
+            }
+            dir
         } else {
             self.memory.page_dir()
         };
