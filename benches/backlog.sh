@@ -7,13 +7,15 @@
 #   drain    one consumer, manual acks -> rate, count and order check, disk before/after
 #
 #   benches/backlog.sh [--messages N] [--size BYTES] [--budget BYTES] [--no-warren]
-#                      [--no-rabbit] [--out DIR] [--log LEVEL] [--keep-data]
+#                      [--no-rabbit] [--out DIR] [--log LEVEL] [--keep-data] [--phase-secs S]
 #
 #   --messages N     default 5000000
 #   --size BYTES     body size, default 1024
 #   --budget BYTES   passed to warren as --queue-memory (default: warren's own default)
 #   --log LEVEL      warren's --log (default info: the recovery lines land in DIR/warren.log)
 #   --keep-data      leave warren's data directory in DIR (deleted by default)
+#   --phase-secs S   bound of each phase (fill, recovery, drain); default N/2000 + 300. A fill
+#                    cut short by it goes on with what was confirmed (the table says how many)
 #
 # Environment: WARREN_BIN, BENCH_BIN (as in compare.sh), RABBIT_URL (default
 # amqp://guest:guest@127.0.0.1:5682/%2f), REFERENCE (default ../shared/tools/reference-rabbitmq).
@@ -32,6 +34,7 @@ use_rabbit=1
 out=""
 log=info
 keep=0
+phase_secs=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) messages=$2; shift ;;
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --log) log=$2; shift ;;
     --keep-data) keep=1 ;;
+    --phase-secs) phase_secs=$2; shift ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -54,7 +58,7 @@ out=$(cd "$out" && pwd)
 results=$out/results.jsonl
 touch "$results"
 # generous bounds: ~5x the slowest rate seen (RabbitMQ, ~10k persistent msg/s) plus slack
-phase_secs=$(( messages / 2000 + 300 ))
+phase_secs=${phase_secs:-$(( messages / 2000 + 300 ))}
 
 tdir=${CARGO_TARGET_DIR:-$root/target}
 pick() { for f in "$@"; do [ -x "$f" ] && { echo "$f"; return; }; done; echo "$1"; }
@@ -154,6 +158,8 @@ run_warren() {
   emit label warren scenario start messages "$messages" rss_kb "$(status_kb "$wpid" VmRSS)"
   bench_run warren $(( phase_secs + 120 )) --url "$url" --scenario fill --messages "$messages" \
     --size "$size" --seconds "$phase_secs" --broker-pid "$wpid" || echo "  fill failed" >&2
+  local queued
+  queued=$(json_field queued); queued=${queued:-$messages}
   sleep 1
   emit label warren scenario disk phase after-fill messages "$messages" \
     bytes "$(du_b "$out/warren-data")" msgs_bytes "$(du_b "$out/warren-data/msgs")" \
@@ -164,13 +170,13 @@ run_warren() {
   # same port again, so the poller can start with the process
   t0=$(now_ms)
   start_warren "$wport"
-  bench_run warren $(( phase_secs + 120 )) --url "$url" --scenario recover --messages "$messages" \
+  bench_run warren $(( phase_secs + 120 )) --url "$url" --scenario recover --messages "$queued" \
     --seconds "$phase_secs" --broker-pid "$wpid" || rc=$?
   local ready hwm rss
   ready=$(json_field ready_unix_ms)
   hwm=$(status_kb "$wpid" VmHWM); rss=$(status_kb "$wpid" VmRSS)
   if [ "$rc" != 0 ] || [ -z "$ready" ]; then
-    echo "  warren did not come back with its $messages messages; see $out/warren.log" >&2
+    echo "  warren did not come back with its $queued messages; see $out/warren.log" >&2
     emit label warren scenario restart messages "$messages" stop_secs "$stop_secs" error "no recovery" \
       hwm_kb "$hwm" rss_kb "$rss"
     return 1
@@ -231,6 +237,8 @@ run_rabbit() {
   emit label rabbitmq scenario start messages "$messages" rss_kb "$(status_kb "$pid" VmRSS)"
   bench_run rabbitmq $(( phase_secs + 120 )) --url "$rabbit_url" --scenario fill --messages "$messages" \
     --size "$size" --seconds "$phase_secs" --broker-pid "$pid" || echo "  fill failed" >&2
+  local queued
+  queued=$(json_field queued); queued=${queued:-$messages}
   sleep 1
   local data
   data=$(rabbit_data)
@@ -243,7 +251,7 @@ run_rabbit() {
   t0=$(now_ms)
   (REFERENCE_PORT=$rabbit_port timeout 900 "$ref" start >"$out/rabbit-start.log" 2>&1 || true) &
   local starter=$!
-  bench_run rabbitmq $(( phase_secs + 120 )) --url "$rabbit_url" --scenario recover --messages "$messages" \
+  bench_run rabbitmq $(( phase_secs + 120 )) --url "$rabbit_url" --scenario recover --messages "$queued" \
     --seconds "$phase_secs" || rc=$?
   local ready
   ready=$(json_field ready_unix_ms)
@@ -252,7 +260,7 @@ run_rabbit() {
   local hwm rss
   hwm=$(status_kb "$pid" VmHWM); rss=$(status_kb "$pid" VmRSS)
   if [ "$rc" != 0 ] || [ -z "$ready" ]; then
-    echo "  RabbitMQ did not come back with its $messages messages" >&2
+    echo "  RabbitMQ did not come back with its $queued messages" >&2
     emit label rabbitmq scenario restart messages "$messages" stop_secs "$stop_secs" error "no recovery"
     return 1
   fi
@@ -308,9 +316,9 @@ lines = [
     ("disk after drain (GB)", lambda l: gb(get(l, "disk", "bytes", "after-drain"))),
 ]
 print(f"\nlarge backlog: {n:,} x {size} B persistent, warren queue memory {budget}; run took {elapsed}s")
-print(f"{'':<30}" + "".join(f"{l:>14}" for l in labels))
+print(f"{'':<30}" + "".join(f"{l:>18}" for l in labels))
 for name, f in lines:
-    print(f"{name:<30}" + "".join(f"{(f(l) or '-'):>14}" for l in labels))
+    print(f"{name:<30}" + "".join(f"{(f(l) or '-'):>18}" for l in labels))
 problems = [r for r in rows if "problem" in r or "error" in r]
 for r in problems:
     print(f"PROBLEM {r.get('label')} {r.get('scenario')}: {r.get('problem') or r.get('error')}")
