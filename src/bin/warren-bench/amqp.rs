@@ -460,7 +460,7 @@ impl Batch {
         }
     }
 
-    /// Write a u64 (nanoseconds) into the first 8 body bytes of message `i`.
+    /// Write a u64 (a timestamp or a sequence number) into the first 8 body bytes of message `i`.
     pub fn stamp(&mut self, i: usize, v: u64) {
         let o = i * self.msg_len + self.stamp_at;
         self.buf[o..o + 8].copy_from_slice(&v.to_be_bytes());
@@ -530,6 +530,16 @@ pub fn deliver_tag(payload: &[u8]) -> Option<u64> {
     let o = 5 + ctag_len;
     let b = payload.get(o..o + 8)?;
     Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Redelivered flag of a basic.deliver payload (the bit after the delivery tag).
+pub fn deliver_redelivered(payload: &[u8]) -> bool {
+    let Some(&ctag_len) = payload.get(4) else {
+        return false;
+    };
+    payload
+        .get(5 + ctag_len as usize + 8)
+        .is_some_and(|b| b & 1 != 0)
 }
 
 /// Body size of a content header payload, read in place.

@@ -29,6 +29,11 @@ impl Admin {
         self.queue_declare(name, durable, false).await.map(|_| ())
     }
 
+    /// Declare (not passive) and return the messages it already holds.
+    pub async fn declare_queue_count(&mut self, name: &str, durable: bool) -> Res<u32> {
+        self.queue_declare(name, durable, false).await
+    }
+
     /// Messages ready in `name` (passive declare).
     pub async fn queue_count(&mut self, name: &str) -> Res<u32> {
         self.queue_declare(name, false, true).await
@@ -129,6 +134,9 @@ pub struct PubSpec {
     pub sync_queue: Option<String>,
     /// Set to the number of messages sent once publishing stops (consumers wait for it).
     pub done: Option<Arc<AtomicU64>>,
+    /// Number the messages: the first 8 body bytes carry this value plus the message's index
+    /// (big endian), so a consumer with `check_seq` can tell loss and reordering apart.
+    pub seq_from: Option<u64>,
 }
 
 pub struct PubOut {
@@ -257,6 +265,7 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
     );
     let mut batch = Batch::new(one, body_off, 512 * 1024);
     let stamp = spec.stamp.filter(|_| spec.size >= 8);
+    let seq_from = spec.seq_from.filter(|_| spec.size >= 8);
     let Conn { rd, mut wr, .. } = c;
     let sh = Arc::new(Confirms {
         confirmed: AtomicU64::new(0),
@@ -310,6 +319,10 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
             let ts = epoch.elapsed().as_nanos() as u64;
             for i in 0..n as usize {
                 batch.stamp(i, ts);
+            }
+        } else if let Some(base) = seq_from {
+            for i in 0..n {
+                batch.stamp(i as usize, base + sent + i);
             }
         }
         wr.write_all(batch.bytes(n as usize)).await?;
@@ -407,6 +420,9 @@ pub struct ConsSpec {
     pub ack_every: u64,
     /// Record latency from the timestamp in the body (ns since this epoch).
     pub latency: Option<Instant>,
+    /// Check the sequence numbers written by a publisher with `seq_from`: each body's number
+    /// must be the previous one plus one.
+    pub check_seq: bool,
 }
 
 pub struct ConsOut {
@@ -415,6 +431,14 @@ pub struct ConsOut {
     pub last: Option<Instant>,
     pub lat_ns: Vec<u64>,
     pub cancelled: bool,
+    /// With `check_seq`: first and last sequence number seen, how many deliveries did not
+    /// follow their predecessor, and the first such (expected, got).
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub seq_breaks: u64,
+    pub first_break: Option<(u64, u64)>,
+    /// Deliveries flagged redelivered.
+    pub redelivered: u64,
 }
 
 /// Open a connection and subscribe; returns once consume-ok arrived.
@@ -465,6 +489,11 @@ pub async fn consume(
         last: None,
         lat_ns: Vec::new(),
         cancelled: false,
+        first_seq: None,
+        last_seq: None,
+        seq_breaks: 0,
+        first_break: None,
+        redelivered: 0,
     };
     let mut ackbuf = Vec::with_capacity(32);
     let mut tag = 0u64;
@@ -493,6 +522,9 @@ pub async fn consume(
             FRAME_METHOD => match f.class_method() {
                 (60, 60) => {
                     tag = deliver_tag(f.payload).ok_or_else(|| err("short basic.deliver"))?;
+                    if deliver_redelivered(f.payload) {
+                        o.redelivered += 1;
+                    }
                 }
                 (60, 30) => {
                     o.cancelled = true;
@@ -521,6 +553,17 @@ pub async fn consume(
                             let now = epoch.elapsed().as_nanos() as u64;
                             o.lat_ns.push(now.saturating_sub(ts));
                         }
+                    } else if spec.check_seq && f.payload.len() >= 8 {
+                        let seq = u64::from_be_bytes(f.payload[..8].try_into().unwrap());
+                        match o.last_seq {
+                            None => o.first_seq = Some(seq),
+                            Some(prev) if seq != prev.wrapping_add(1) => {
+                                o.seq_breaks += 1;
+                                o.first_break.get_or_insert((prev.wrapping_add(1), seq));
+                            }
+                            Some(_) => {}
+                        }
+                        o.last_seq = Some(seq);
                     }
                 }
                 remaining = remaining.saturating_sub(f.payload.len() as u64);

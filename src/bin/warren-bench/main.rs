@@ -1,6 +1,7 @@
 //! warren-bench: an AMQP 0-9-1 load generator built so that the client is never the
 //! bottleneck (pipelined publishing from pre-encoded batches, allocation-free delivery
-//! parsing). See benches/README.md for the scenarios and how to compare brokers.
+//! parsing). See benches/README.md for the scenarios and how to compare brokers, and
+//! benches/backlog.sh for the large-backlog check (fill, restart, recover, drain).
 
 mod amqp;
 mod client;
@@ -24,17 +25,21 @@ struct Cli {
     )]
     url: String,
     /// Scenario(s), comma separated: publish, noack, ack, confirm, fanout, latency,
-    /// connections, backlog, sink (the generator's own ceiling), all (everything but sink).
+    /// connections, backlog, sink (the generator's own ceiling), all (everything but sink and
+    /// the following). Large backlog across a restart: fill (persistent + confirms into the
+    /// durable queue <prefix>backlog-durable, kept), recover (wait until that queue reports
+    /// --messages again), drain (consume it all, check count and order, delete it).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     scenario: Vec<String>,
     /// Body size(s) in bytes, comma separated (e.g. 16,4096,65536).
     #[arg(long, value_delimiter = ',', default_value = "16")]
     size: Vec<usize>,
-    /// Message bound per scenario (defaults: 50M, latency rate*seconds, backlog 1M).
+    /// Message bound per scenario (defaults: 50M, latency rate*seconds, backlog and fill 1M;
+    /// recover: the count to wait for).
     #[arg(long)]
     messages: Option<u64>,
     /// Time bound per scenario in seconds (defaults: 10; backlog 120 per phase; connections
-    /// hold time 5; sink 5).
+    /// hold time 5; sink 5; fill, recover, drain 600).
     #[arg(long)]
     seconds: Option<f64>,
     /// One JSON object per result line instead of a table.
@@ -43,13 +48,13 @@ struct Cli {
     /// confirm: delivery mode 2 into a durable queue.
     #[arg(long)]
     persistent: bool,
-    /// ack: basic.qos prefetch count.
+    /// ack, drain: basic.qos prefetch count.
     #[arg(long, default_value_t = 1000)]
     prefetch: u16,
-    /// ack: one basic.ack (multiple) every N deliveries.
+    /// ack, drain: one basic.ack (multiple) every N deliveries.
     #[arg(long, default_value_t = 100)]
     ack_every: u64,
-    /// confirm: unconfirmed messages allowed in flight.
+    /// confirm, fill: unconfirmed messages allowed in flight.
     #[arg(long, default_value_t = 1000)]
     window: u64,
     /// latency: fixed publish rate in messages per second.
@@ -61,12 +66,19 @@ struct Cli {
     /// fanout: number of queues (each with its own consumer).
     #[arg(long, default_value_t = 10)]
     queues: usize,
-    /// Broker process id: sample its VmRSS in the connections and backlog scenarios.
+    /// Broker process id: sample its VmRSS in the connections and backlog scenarios (and
+    /// VmHWM, the peak, in fill, recover and drain).
     #[arg(long)]
     broker_pid: Option<u32>,
     /// Free-form label added to every JSON line (e.g. the broker's name).
     #[arg(long)]
     label: Option<String>,
+    /// Name prefix of the durable queue used by fill, recover and drain.
+    #[arg(long, default_value = "warren-bench.")]
+    prefix: String,
+    /// drain: consume with no_ack (default: manual acks, see --prefetch and --ack-every).
+    #[arg(long)]
+    no_ack: bool,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -90,6 +102,12 @@ fn json_line(r: &Record, label: Option<&str>) -> String {
         } else {
             s.push_str(&format!(",\"{k}\":{v:.1}"));
         }
+    }
+    if let Some(p) = &r.problem {
+        s.push_str(&format!(
+            ",\"problem\":\"{}\"",
+            p.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
     }
     s.push('}');
     s
@@ -151,6 +169,8 @@ fn main() {
         connections: cli.connections,
         queues: cli.queues.max(1),
         broker_pid: cli.broker_pid,
+        prefix: cli.prefix.clone(),
+        no_ack: cli.no_ack,
         run_id: format!("{}.{:x}", std::process::id(), nanos % 0xffff_ffff),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -166,21 +186,27 @@ fn main() {
     }
     let mut failed = false;
     for sc in &list {
-        // connections ignores the body size; run it once
-        let sizes: Vec<usize> = if sc == "connections" {
+        // connections and recover ignore the body size; run them once
+        let sizes: Vec<usize> = if sc == "connections" || sc == "recover" {
             vec![0]
         } else {
             cli.size.clone()
         };
         for &size in &sizes {
             // a scenario never runs unbounded: its own limits plus a generous hard stop
-            let hard = Duration::from_secs_f64(cli.seconds.unwrap_or(120.0) * 3.0 + 120.0);
+            let long = matches!(sc.as_str(), "fill" | "recover" | "drain");
+            let default_secs = if long { 600.0 } else { 120.0 };
+            let hard = Duration::from_secs_f64(cli.seconds.unwrap_or(default_secs) * 3.0 + 120.0);
             let res = rt.block_on(async {
                 tokio::time::timeout(hard, scenarios::run(&opts, sc, size)).await
             });
             match res {
                 Ok(Ok(records)) => {
                     for r in &records {
+                        if let Some(p) = &r.problem {
+                            failed = true;
+                            eprintln!("warren-bench: {} (size {size}): {p}", r.scenario);
+                        }
                         if cli.json {
                             println!("{}", json_line(r, cli.label.as_deref()));
                         } else {

@@ -1,5 +1,10 @@
 //! The scenarios of issue 5. Each is bounded in messages and in seconds, uses queue names
 //! unique to the run, and deletes what it declared.
+//!
+//! Exceptions, for the large-backlog check of issue 6 (benches/backlog.sh), which spans a
+//! broker restart and so several warren-bench runs: `fill` leaves a durable queue with a
+//! fixed name (`<prefix>backlog-durable`) behind, `recover` waits until a restarted broker
+//! reports it full again, and `drain` empties and deletes it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -24,6 +29,10 @@ pub struct Opts {
     pub queues: usize,
     pub broker_pid: Option<u32>,
     pub run_id: String,
+    /// Name prefix of the backlog queue shared by fill, recover and drain.
+    pub prefix: String,
+    /// drain: consume with no_ack instead of manual acks.
+    pub no_ack: bool,
 }
 
 pub struct Record {
@@ -33,6 +42,9 @@ pub struct Record {
     pub secs: f64,
     pub rate: f64,
     pub extra: Vec<(&'static str, f64)>,
+    /// Set when the figures are in but a check failed (lost or reordered messages, ...):
+    /// printed, and the exit status becomes 1.
+    pub problem: Option<String>,
 }
 
 pub const ALL: &[&str] = &[
@@ -48,8 +60,17 @@ pub const ALL: &[&str] = &[
 
 /// VmRSS of a process in KiB.
 pub fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// VmHWM (peak resident set since the process started) in KiB.
+pub fn hwm_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmHWM:")
+}
+
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -82,8 +103,11 @@ pub async fn run(o: &Opts, scenario: &str, size: usize) -> Res<Vec<Record>> {
         "connections" => connections(o).await,
         "backlog" => backlog(o, size).await,
         "sink" => sink_ceiling(o, size).await,
+        "fill" => fill(o, size).await,
+        "recover" => recover(o).await,
+        "drain" => drain(o, size).await,
         s => Err(err(format!(
-            "unknown scenario {s:?}; known: {}, sink, all",
+            "unknown scenario {s:?}; known: {}, sink, fill, recover, drain, all",
             ALL.join(", ")
         ))),
     }
@@ -102,6 +126,7 @@ fn pub_spec(_o: &Opts, exchange: &str, key: &str, size: usize, max: u64, secs: f
         stamp: None,
         sync_queue: None,
         done: None,
+        seq_from: None,
     }
 }
 
@@ -122,6 +147,7 @@ async fn publish_only(o: &Opts, size: usize) -> Res<Vec<Record>> {
         secs: r.secs,
         rate: r.sent as f64 / r.secs,
         extra: vec![("queued", r.queued.unwrap_or(0) as f64)],
+        problem: None,
     }])
 }
 
@@ -168,6 +194,7 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
             prefetch: o.prefetch,
             ack_every: o.ack_every,
             latency: None,
+            check_seq: false,
         };
         let c = start_consumer(&o.target, &cs).await?;
         let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
@@ -194,6 +221,7 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
         secs: s,
         rate: c.received as f64 / s,
         extra,
+        problem: None,
     }])
 }
 
@@ -221,6 +249,7 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
         secs: r.secs,
         rate: r.sent as f64 / r.secs,
         extra: vec![("window", o.window as f64), ("nacked", r.nacked as f64)],
+        problem: None,
     }])
 }
 
@@ -243,6 +272,7 @@ async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
                 prefetch: 0,
                 ack_every: 1,
                 latency: None,
+                check_seq: false,
             };
             consumers.push((start_consumer(&o.target, &cs).await?, cs));
         }
@@ -270,6 +300,7 @@ async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
             ("published", p.sent as f64),
             ("publish_rate", p.sent as f64 / p.secs),
         ],
+        problem: None,
     }])
 }
 
@@ -299,6 +330,7 @@ async fn latency(o: &Opts, size: usize) -> Res<Vec<Record>> {
             prefetch: 0,
             ack_every: 1,
             latency: Some(epoch),
+            check_seq: false,
         };
         let c = start_consumer(&o.target, &cs).await?;
         let mut spec = pub_spec(o, "", &q, size, o.msgs((o.rate * secs) as u64), secs);
@@ -329,6 +361,7 @@ async fn latency(o: &Opts, size: usize) -> Res<Vec<Record>> {
             ("p999_us", percentile(&l, 0.999)),
             ("max_us", l.last().copied().unwrap_or(0) as f64 / 1000.0),
         ],
+        problem: None,
     }])
 }
 
@@ -396,6 +429,7 @@ async fn connections(o: &Opts) -> Res<Vec<Record>> {
         secs: open_secs,
         rate: opened as f64 / open_secs,
         extra,
+        problem: None,
     }])
 }
 
@@ -424,6 +458,7 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
             prefetch: 0,
             ack_every: 1,
             latency: None,
+            check_seq: false,
         };
         let drain_start = Instant::now();
         let c = start_consumer(&o.target, &cs).await?;
@@ -450,6 +485,7 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
             secs: p.secs,
             rate: p.sent as f64 / p.secs,
             extra,
+            problem: None,
         },
         Record {
             scenario: "backlog-drain".into(),
@@ -458,6 +494,7 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
             secs: ds,
             rate: d.received as f64 / ds,
             extra: vec![],
+            problem: None,
         },
     ])
 }
@@ -486,6 +523,7 @@ async fn sink_ceiling(o: &Opts, size: usize) -> Res<Vec<Record>> {
         prefetch: 0,
         ack_every: 1,
         latency: None,
+        check_seq: false,
     };
     let c = start_consumer(&t, &cs).await?;
     let start = Instant::now();
@@ -505,6 +543,7 @@ async fn sink_ceiling(o: &Opts, size: usize) -> Res<Vec<Record>> {
             secs: p.secs,
             rate: p.sent as f64 / p.secs,
             extra: vec![("mb_per_s", p.sent as f64 * size as f64 / p.secs / 1e6)],
+            problem: None,
         },
         Record {
             scenario: "sink-consume".into(),
@@ -513,6 +552,267 @@ async fn sink_ceiling(o: &Opts, size: usize) -> Res<Vec<Record>> {
             secs: ds,
             rate: d.received as f64 / ds,
             extra: vec![("mb_per_s", d.received as f64 * size as f64 / ds / 1e6)],
+            problem: None,
         },
     ])
+}
+
+fn backlog_queue(o: &Opts) -> String {
+    format!("{}backlog-durable", o.prefix)
+}
+
+/// Samples a process's VmRSS every 100 ms and keeps the highest value, until dropped. A cross
+/// check for VmHWM, which covers the whole life of the process (a long-running broker's peak
+/// may predate the run).
+struct RssWatch {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssWatch {
+    fn start(pid: u32) -> RssWatch {
+        let peak = Arc::new(AtomicU64::new(0));
+        let p = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Some(kb) = rss_kb(pid) {
+                    p.fetch_max(kb, Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        RssWatch { peak, task }
+    }
+
+    fn stop(self) -> u64 {
+        self.task.abort();
+        self.peak.load(Relaxed)
+    }
+}
+
+/// Memory extras for a broker process: VmRSS and VmHWM now, under the given names.
+fn mem_extras(pid: Option<u32>, rss: &'static str, hwm: &'static str) -> Vec<(&'static str, f64)> {
+    let mut v = Vec::new();
+    if let Some(pid) = pid {
+        if let Some(kb) = rss_kb(pid) {
+            v.push((rss, kb as f64));
+        }
+        if let Some(kb) = hwm_kb(pid) {
+            v.push((hwm, kb as f64));
+        }
+    }
+    v
+}
+
+/// Fill the durable backlog queue: persistent messages (delivery mode 2) with publisher
+/// confirms, numbered from what the queue already holds, until the last confirm. The queue is
+/// kept. Extras: what the queue reports afterwards, nacks, the broker's memory.
+async fn fill(o: &Opts, size: usize) -> Res<Vec<Record>> {
+    let q = backlog_queue(o);
+    let mut admin = Admin::open(&o.target).await?;
+    let before = admin.declare_queue_count(&q, true).await? as u64;
+    let mut extra = mem_extras(o.broker_pid, "rss_before_kb", "hwm_before_kb");
+    let watch = o.broker_pid.map(RssWatch::start);
+    let mut spec = pub_spec(o, "", &q, size, o.msgs(1_000_000), o.secs(600.0));
+    spec.persistent = true;
+    spec.window = Some(o.window);
+    spec.sync_queue = Some(q.clone());
+    spec.seq_from = Some(before);
+    let r = run_publisher(&o.target, spec).await;
+    let peak = watch.map(RssWatch::stop);
+    let queued = admin.queue_count(&q).await;
+    admin.close().await;
+    let r = r?;
+    let queued = queued? as u64;
+    extra.extend(mem_extras(o.broker_pid, "rss_kb", "hwm_kb"));
+    if let Some(kb) = peak {
+        extra.push(("rss_peak_sampled_kb", kb as f64));
+    }
+    extra.extend([
+        ("window", o.window as f64),
+        ("nacked", r.nacked as f64),
+        ("held_before", before as f64),
+        ("queued", queued as f64),
+    ]);
+    let problem = (queued != before + r.sent || r.nacked > 0).then(|| {
+        format!(
+            "queue holds {queued} messages, expected {} ({before} before + {} sent; {} nacked)",
+            before + r.sent,
+            r.sent,
+            r.nacked
+        )
+    });
+    Ok(vec![Record {
+        scenario: "fill".into(),
+        size,
+        msgs: r.sent,
+        secs: r.secs,
+        rate: r.sent as f64 / r.secs,
+        extra,
+        problem,
+    }])
+}
+
+/// After a broker (re)start: poll (connect + passive declare every 20 ms) until the backlog
+/// queue reports at least `--messages` messages (any count if not given). `secs` is from the
+/// first attempt; `ready_unix_ms` lets a script measure from the broker's own start instead.
+async fn recover(o: &Opts) -> Res<Vec<Record>> {
+    let q = backlog_queue(o);
+    let want = o.messages.unwrap_or(0);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(o.secs(600.0));
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as f64)
+            .unwrap_or(0.0)
+    };
+    let mut attempts = 0u64;
+    let mut first_connect: Option<f64> = None;
+    let mut admin: Option<Admin> = None;
+    let mut last_seen: Option<u64> = None;
+    let mut last_err = String::new();
+    loop {
+        attempts += 1;
+        if admin.is_none() {
+            match tokio::time::timeout(Duration::from_secs(5), Admin::open(&o.target)).await {
+                Ok(Ok(a)) => {
+                    first_connect.get_or_insert_with(unix_ms);
+                    admin = Some(a);
+                }
+                Ok(Err(e)) => last_err = e.to_string(),
+                Err(_) => last_err = "connection handshake took over 5 s".into(),
+            }
+        }
+        if let Some(a) = admin.as_mut() {
+            match a.queue_count(&q).await {
+                Ok(n) => {
+                    last_seen = Some(n as u64);
+                    if n as u64 >= want {
+                        let secs = start.elapsed().as_secs_f64();
+                        let ready = unix_ms();
+                        if let Some(a) = admin.take() {
+                            a.close().await;
+                        }
+                        let mut extra = vec![
+                            ("ready_unix_ms", ready),
+                            ("attempts", attempts as f64),
+                            ("expected", want as f64),
+                        ];
+                        if let Some(t) = first_connect {
+                            extra.push(("first_connect_unix_ms", t));
+                        }
+                        extra.extend(mem_extras(o.broker_pid, "rss_kb", "hwm_kb"));
+                        return Ok(vec![Record {
+                            scenario: "recover".into(),
+                            size: 0,
+                            msgs: n as u64,
+                            secs,
+                            rate: n as f64 / secs.max(1e-9),
+                            extra,
+                            problem: None,
+                        }]);
+                    }
+                }
+                Err(e) => {
+                    // e.g. 404 while the queue is not recovered yet: the channel is gone
+                    last_err = e.to_string();
+                    admin = None;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(err(format!(
+                "queue {q} not back with {want} messages within {:.0} s ({attempts} attempts, \
+                 last count {last_seen:?}, last error: {last_err})",
+                o.secs(600.0)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Empty the backlog queue with one consumer (manual acks: prefetch `--prefetch`, one
+/// multiple ack every `--ack-every`; or `--no-ack`), check that exactly the count the queue
+/// reported arrived, in publish order, then delete the queue.
+async fn drain(o: &Opts, size: usize) -> Res<Vec<Record>> {
+    let q = backlog_queue(o);
+    let mut admin = Admin::open(&o.target).await?;
+    let held = admin.queue_count(&q).await? as u64;
+    let cs = ConsSpec {
+        queue: q.clone(),
+        no_ack: o.no_ack,
+        prefetch: o.prefetch,
+        ack_every: o.ack_every,
+        latency: None,
+        check_seq: true,
+    };
+    let res = async {
+        let watch = o.broker_pid.map(RssWatch::start);
+        let start = Instant::now();
+        let c = start_consumer(&o.target, &cs).await?;
+        let hard = start + Duration::from_secs_f64(o.secs(600.0));
+        let d = consume(c, cs, Arc::new(AtomicU64::new(held)), hard).await?;
+        Ok::<_, std::io::Error>((start, d, watch.map(RssWatch::stop)))
+    }
+    .await;
+    // what is left once the consumer's connection (and its last ack) is gone
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left = admin.queue_count(&q).await.map(|n| n as u64);
+    if res.is_ok() {
+        admin.delete_queue(&q).await?;
+    }
+    admin.close().await;
+    let (start, d, peak) = res?;
+    let left = left?;
+    let secs = secs_between(start, d.last);
+    let mut extra = vec![
+        ("held", held as f64),
+        ("left", left as f64),
+        ("no_ack", o.no_ack as u8 as f64),
+        ("seq_breaks", d.seq_breaks as f64),
+        ("redelivered", d.redelivered as f64),
+    ];
+    if !o.no_ack {
+        extra.push(("prefetch", o.prefetch as f64));
+        extra.push(("ack_every", o.ack_every as f64));
+    }
+    if let (Some(a), Some(b)) = (d.first_seq, d.last_seq) {
+        extra.push(("first_seq", a as f64));
+        extra.push(("last_seq", b as f64));
+    }
+    extra.extend(mem_extras(o.broker_pid, "rss_kb", "hwm_kb"));
+    if let Some(kb) = peak {
+        extra.push(("rss_peak_sampled_kb", kb as f64));
+    }
+    let mut problems = Vec::new();
+    if d.received != held {
+        problems.push(format!(
+            "received {} of the {held} messages the queue held",
+            d.received
+        ));
+    }
+    if left != 0 {
+        problems.push(format!("{left} messages still queued after the drain"));
+    }
+    if let Some((want, got)) = d.first_break {
+        problems.push(format!(
+            "{} deliveries out of sequence (first: expected {want}, got {got})",
+            d.seq_breaks
+        ));
+    }
+    if let (Some(a), Some(b)) = (d.first_seq, d.last_seq) {
+        if d.seq_breaks == 0 && b - a + 1 != d.received {
+            problems.push(format!("sequence {a}..={b} but {} deliveries", d.received));
+        }
+    }
+    Ok(vec![Record {
+        scenario: "drain".into(),
+        size,
+        msgs: d.received,
+        secs,
+        rate: d.received as f64 / secs,
+        extra,
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+    }])
 }
