@@ -108,7 +108,7 @@ impl Persistence {
 pub struct QueueStore {
     pub store: StoreHandle,
     /// The store's key for this queue (vhost and name).
-    pub key: String,
+    pub key: Arc<str>,
 }
 
 impl std::fmt::Debug for QueueStore {

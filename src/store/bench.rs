@@ -60,7 +60,7 @@ fn bench_group_commit() {
             if let Some(rx) = inflight.pop_front() {
                 let id = rx.await.expect("confirmed");
                 if with_acks {
-                    h.ack("1:/bench.q", id);
+                    h.ack(&"1:/bench.q".into(), id);
                 }
                 done += 1;
             }

@@ -146,9 +146,9 @@ impl Default for StoreOptions {
 }
 
 /// The store key of queue `name` in `vhost`. Length-prefixed, so no two (vhost, name)
-/// pairs share a key whatever characters they hold.
-pub fn queue_key(vhost: &str, name: &str) -> String {
-    format!("{}:{}{}", vhost.len(), vhost, name)
+/// pairs share a key whatever characters they hold. Shared (`Arc`): every ack names it.
+pub fn queue_key(vhost: &str, name: &str) -> Arc<str> {
+    Arc::from(format!("{}:{}{}", vhost.len(), vhost, name))
 }
 
 /// Splits a key made by [`queue_key`] back into (vhost, name).
@@ -243,7 +243,7 @@ impl StoreHandle {
     /// receives the id after the fdatasync that covers the record: send the publisher
     /// confirm then. If the store has failed, `done` is dropped instead (its receiver
     /// gets an error): nack. With no queues nothing is written and `done` fires at once.
-    pub fn append(&self, msg: StoredMessage, queues: Vec<String>, done: Option<Done>) -> u64 {
+    pub fn append(&self, msg: StoredMessage, queues: Vec<Arc<str>>, done: Option<Done>) -> u64 {
         let mut next = lock(&self.inner.next_id);
         let id = *next;
         *next += 1;
@@ -259,29 +259,29 @@ impl StoreHandle {
             .queued_bytes
             .fetch_add(msg.queued_cost(), Ordering::Relaxed);
         // A send error means the writer is gone; dropping `done` tells the caller.
-        let _ = self.inner.tx.send(Request::Append {
+        let _ = self.inner.tx.send(Request::Append(Box::new(writer::Append {
             id,
             msg,
             queues,
             done,
-        });
+        })));
         id
     }
 
     /// Message `id` is settled in `queue` (acked, or rejected/expired without requeue).
     /// Durable with the next sync; no completion.
-    pub fn ack(&self, queue: &str, id: u64) {
+    pub fn ack(&self, queue: &Arc<str>, id: u64) {
         let _ = self.inner.tx.send(Request::Ack {
-            queue: queue.to_owned(),
+            queue: queue.clone(),
             id,
         });
     }
 
     /// Message `id` was handed to a consumer of `queue`; after a restart it comes back
     /// with redelivered=true unless acked. Needed only the first time it is delivered.
-    pub fn delivered(&self, queue: &str, id: u64) {
+    pub fn delivered(&self, queue: &Arc<str>, id: u64) {
         let _ = self.inner.tx.send(Request::Delivered {
-            queue: queue.to_owned(),
+            queue: queue.clone(),
             id,
         });
     }
@@ -289,21 +289,21 @@ impl StoreHandle {
     /// Settles every message of `queue` stored so far (queue deleted, or purged). Call it
     /// while holding the queue's lock so no append for this queue slips in between;
     /// for a purge that must spare later messages, use [`StoreHandle::drop_queue_up_to`].
-    pub fn drop_queue(&self, queue: &str) {
+    pub fn drop_queue(&self, queue: &Arc<str>) {
         let next = lock(&self.inner.next_id);
         let up_to = next.saturating_sub(1);
         // Sent under the id lock: every message with id <= up_to is already enqueued.
         let _ = self.inner.tx.send(Request::Drop {
-            queue: queue.to_owned(),
+            queue: queue.clone(),
             up_to,
         });
     }
 
     /// Settles the messages of `queue` whose id is at most `up_to` (a purge that knows the
     /// highest id it removed).
-    pub fn drop_queue_up_to(&self, queue: &str, up_to: u64) {
+    pub fn drop_queue_up_to(&self, queue: &Arc<str>, up_to: u64) {
         let _ = self.inner.tx.send(Request::Drop {
-            queue: queue.to_owned(),
+            queue: queue.clone(),
             up_to,
         });
     }

@@ -107,7 +107,7 @@ fn put_str16(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Bytes a message record takes, so the writer can decide to roll first.
-pub(crate) fn message_len(msg: &StoredMessage, queues: &[String]) -> usize {
+pub(crate) fn message_len(msg: &StoredMessage, queues: &[std::sync::Arc<str>]) -> usize {
     RECORD_HEAD
         + 1
         + 8
@@ -122,7 +122,12 @@ pub(crate) fn message_len(msg: &StoredMessage, queues: &[String]) -> usize {
         + msg.body.len()
 }
 
-pub(crate) fn encode_message(out: &mut Vec<u8>, id: u64, msg: &StoredMessage, queues: &[String]) {
+pub(crate) fn encode_message(
+    out: &mut Vec<u8>,
+    id: u64,
+    msg: &StoredMessage,
+    queues: &[std::sync::Arc<str>],
+) {
     encode_with(out, |out| {
         out.push(KIND_MESSAGE);
         out.extend_from_slice(&id.to_le_bytes());
@@ -294,7 +299,7 @@ mod tests {
     fn round_trip_every_kind() {
         let mut buf = Vec::new();
         encode_header(&mut buf, 42);
-        let queues = vec!["3:/vhq1".to_string(), "q2".to_string()];
+        let queues: Vec<std::sync::Arc<str>> = vec!["3:/vhq1".into(), "q2".into()];
         encode_message(&mut buf, 42, &sample(), &queues);
         assert_eq!(buf.len() - HEADER_LEN, message_len(&sample(), &queues));
         encode_ack(&mut buf, "q2", 42);
@@ -343,7 +348,7 @@ mod tests {
     #[test]
     fn damage_is_reported_not_panicked() {
         let mut buf = Vec::new();
-        encode_message(&mut buf, 7, &sample(), &["q".to_string()]);
+        encode_message(&mut buf, 7, &sample(), &["q".into()]);
         for cut in 0..buf.len() {
             let r = next(&buf[..cut], 0);
             assert!(

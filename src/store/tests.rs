@@ -20,8 +20,8 @@ fn msg(body: &str) -> StoredMessage {
     }
 }
 
-fn q(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| s.to_string()).collect()
+fn q(names: &[&str]) -> Vec<Arc<str>> {
+    names.iter().map(|&s| Arc::from(s)).collect()
 }
 
 /// Appends and waits for the confirm.
@@ -159,8 +159,8 @@ fn append_ack_recover_in_order() {
     assert!(r.queues.is_empty());
     let ids: Vec<u64> = (1..=5).map(|i| put(&h, &format!("m{i}"), &["q"])).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
-    h.ack("q", ids[1]);
-    h.ack("q", ids[3]);
+    h.ack(&"q".into(), ids[1]);
+    h.ack(&"q".into(), ids[3]);
     let (h, r) = restart(h, &dir);
     assert_eq!(
         bodies(&r, "q"),
@@ -197,11 +197,11 @@ fn message_in_two_queues_is_stored_once_and_kept_until_both_ack() {
     );
     assert_eq!(plain(&r, "a"), vec!["shared-body-0123456789"]);
     assert_eq!(plain(&r, "b"), vec!["shared-body-0123456789"]);
-    h.ack("a", id);
+    h.ack(&"a".into(), id);
     let (h, r) = restart(h, &dir);
     assert_eq!(plain(&r, "a"), Vec::<String>::new());
     assert_eq!(plain(&r, "b"), vec!["shared-body-0123456789"]);
-    h.ack("b", r.queues["b"][0].id);
+    h.ack(&"b".into(), r.queues["b"][0].id);
     let (h, r) = restart(h, &dir);
     assert!(r.queues.is_empty());
     // Everything settled: only the fresh segment of this run is left.
@@ -217,10 +217,10 @@ fn redelivered_flags_follow_delivered_and_unacked() {
     let m1 = put(&h, "m1", &["q", "r"]);
     let m2 = put(&h, "m2", &["q"]);
     let _m3 = put(&h, "m3", &["q"]);
-    h.delivered("q", m1);
-    h.delivered("q", m2);
-    h.ack("q", m2);
-    h.delivered("nosuchqueue", m1);
+    h.delivered(&"q".into(), m1);
+    h.delivered(&"q".into(), m2);
+    h.ack(&"q".into(), m2);
+    h.delivered(&"nosuchqueue".into(), m1);
     let (h, r) = restart(h, &dir);
     assert_eq!(
         bodies(&r, "q"),
@@ -253,7 +253,7 @@ fn settled_segments_are_deleted() {
         segments(&dir).len()
     );
     for &id in &ids {
-        h.ack("q", id);
+        h.ack(&"q".into(), id);
     }
     h.flush_blocking().expect("flush");
     // Settling happens in the writer; one more batch runs the deletions.
@@ -277,13 +277,13 @@ fn acks_survive_deletion_of_the_segment_holding_them() {
     let ids: Vec<u64> = (0..30)
         .map(|i| put(&h, &format!("{i:02}{body}"), &["q"]))
         .collect();
-    h.delivered("q", ids[0]);
+    h.delivered(&"q".into(), ids[0]);
     for &id in &ids[1..] {
-        h.ack("q", id);
+        h.ack(&"q".into(), id);
         put(&h, "filler", &["f"]);
-        h.ack("f", ids.last().copied().unwrap_or(0) + 1); // a no-op ack, harmless
+        h.ack(&"f".into(), ids.last().copied().unwrap_or(0) + 1); // a no-op ack, harmless
     }
-    h.drop_queue("f");
+    h.drop_queue(&"f".into());
     h.flush_blocking().expect("flush");
     h.flush_blocking().expect("flush");
     let n = segments(&dir).len();
@@ -410,10 +410,10 @@ fn restart_after_restart_keeps_ids_increasing() {
     assert_eq!(plain(&r, "q"), vec!["a"]);
     let b = put(&h, "b", &["q"]);
     assert!(b > a);
-    h.ack("q", a);
+    h.ack(&"q".into(), a);
     let (h, r) = restart(h, &dir);
     assert_eq!(plain(&r, "q"), vec!["b"]);
-    h.ack("q", b);
+    h.ack(&"q".into(), b);
     let (h, r) = restart(h, &dir);
     assert!(r.queues.is_empty());
     // Everything was deleted; the id counter still must not go back.
@@ -431,7 +431,7 @@ fn drop_queue_settles_only_what_came_before() {
     let (h, _) = open(&dir);
     put(&h, "q1", &["q", "r"]);
     put(&h, "q2", &["q"]);
-    h.drop_queue("q");
+    h.drop_queue(&"q".into());
     put(&h, "q3", &["q"]);
     let (h, r) = restart(h, &dir);
     assert_eq!(plain(&r, "q"), vec!["q3"]);
@@ -521,7 +521,7 @@ fn random_run(mut seed: u64, steps: usize) {
                 };
                 let id = *live.keys().nth(k).unwrap_or(&0);
                 live.remove(&id);
-                h.ack(qn, id);
+                h.ack(&qn.into(), id);
             }
         } else if op < 92 {
             let live = model.entry(qn).or_default();
@@ -531,11 +531,11 @@ fn random_run(mut seed: u64, steps: usize) {
                 if let Some(e) = live.get_mut(&id) {
                     e.1 = true;
                 }
-                h.delivered(qn, id);
+                h.delivered(&qn.into(), id);
             }
         } else if op < 94 {
             model.entry(qn).or_default().clear();
-            h.drop_queue(qn);
+            h.drop_queue(&qn.into());
         } else if op < 97 {
             h.flush_blocking().expect("flush");
             h.close();
@@ -627,10 +627,10 @@ fn recovery_streams_ids_queues_and_flags_in_order() {
             }
             // Holes: acked in some queues, delivered-and-unacked in others.
             if (n + k) % 3 == 0 || (n > 40 && n < 120) {
-                h.ack(q, id);
+                h.ack(&(*q).into(), id);
                 holders.remove(*q);
             } else if (n + 2 * k) % 5 == 0 {
-                h.delivered(q, id);
+                h.delivered(&(*q).into(), id);
                 holders.insert(q.to_string(), true);
             }
         }

@@ -29,25 +29,29 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 65_536;
 
 pub(crate) enum Request {
-    Append {
-        id: u64,
-        msg: StoredMessage,
-        queues: Vec<String>,
-        done: Option<super::Done>,
-    },
+    /// Boxed: acks and delivered marks are most of the traffic, and every slot of the
+    /// request channel is as large as the largest variant.
+    Append(Box<Append>),
     Ack {
-        queue: String,
+        queue: Arc<str>,
         id: u64,
     },
     Delivered {
-        queue: String,
+        queue: Arc<str>,
         id: u64,
     },
     Drop {
-        queue: String,
+        queue: Arc<str>,
         up_to: u64,
     },
     Flush(oneshot::Sender<()>),
+}
+
+pub(crate) struct Append {
+    pub(crate) id: u64,
+    pub(crate) msg: StoredMessage,
+    pub(crate) queues: Vec<Arc<str>>,
+    pub(crate) done: Option<super::Done>,
 }
 
 /// State shared with the handles.
@@ -140,10 +144,10 @@ impl Writer {
     }
 
     fn handle(&mut self, req: Request, batch: &mut Batch) {
-        if let Request::Append { msg, .. } = &req {
+        if let Request::Append(a) = &req {
             self.shared
                 .queued_bytes
-                .fetch_sub(msg.queued_cost(), Ordering::Relaxed);
+                .fetch_sub(a.msg.queued_cost(), Ordering::Relaxed);
         }
         if self.is_failed() {
             return; // completions dropped: callers see the store is gone
@@ -155,12 +159,13 @@ impl Writer {
 
     fn handle_inner(&mut self, req: Request, batch: &mut Batch) -> std::io::Result<()> {
         match req {
-            Request::Append {
-                id,
-                msg,
-                queues,
-                done,
-            } => {
+            Request::Append(a) => {
+                let Append {
+                    id,
+                    msg,
+                    queues,
+                    done,
+                } = *a;
                 let len = record::message_len(&msg, &queues);
                 self.make_room(len, Some(id))?;
                 let mut qs: Vec<u32> = queues.iter().map(|q| self.ix.queue_id(q)).collect();
