@@ -158,19 +158,7 @@ async fn low_disk_blocks_publishers_but_not_consumers() {
     })
     .await;
     // The message read before the block is delivered; the consumer is not blocked.
-    let got = within(async {
-        loop {
-            if let Some(m) = cch
-                .basic_get("disk".into(), BasicGetOptions { no_ack: true })
-                .await
-                .unwrap()
-            {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let got = common::get_eventually(&cch, "disk").await;
     assert_eq!(got.delivery.data, b"one");
     b.stop().await;
 }

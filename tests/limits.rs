@@ -144,19 +144,7 @@ async fn reject_publish_dlx_nacks_and_dead_letters_what_does_not_fit() {
         "the queue is full"
     );
     assert_eq!(bodies(&ch, "full-dlx").await, vec![b"1".to_vec()]);
-    let dead = within(async {
-        loop {
-            if let Some(m) = ch
-                .basic_get("refused".into(), BasicGetOptions { no_ack: true })
-                .await
-                .unwrap()
-            {
-                break m;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let dead = common::get_eventually(&ch, "refused").await;
     assert_eq!(dead.delivery.data, b"2");
     let headers = dead
         .delivery

@@ -63,8 +63,9 @@ pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>
             continue;
         }
         let store_id = store_message(&msg, &targets, None);
+        let sharers = targets.len();
         for q in targets.drain(..) {
-            q.publish(msg.clone(), store_id);
+            q.publish(msg.clone(), store_id, sharers);
         }
     }
 }

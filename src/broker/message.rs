@@ -81,6 +81,13 @@ impl Message {
         self.data.len() + PER_MESSAGE_OVERHEAD
     }
 
+    /// Its cost when `sharers` queues hold it at once: each counts its share of the bytes
+    /// (so a message fanned out to ten queues is counted once, not ten times) and its own
+    /// entry.
+    pub fn share_cost(&self, sharers: usize) -> usize {
+        self.data.len() / sharers.max(1) + PER_MESSAGE_OVERHEAD
+    }
+
     /// The whole layout as one slice, for page files; `from_raw` reverses it.
     pub fn raw(&self) -> &[u8] {
         &self.data

@@ -143,7 +143,7 @@ impl Broker {
                             Message::new(rec.exchange, rec.routing_key, rec.properties, rec.body)
                         })
                         .clone();
-                    q.recover_one(m, rec.id, redelivered);
+                    q.recover_one(m, rec.id, redelivered, holders.len());
                     messages += 1;
                 }
             }

@@ -83,8 +83,9 @@ impl Channel {
             });
             let store_id = store_message(&msg, &targets, done);
             stored = store_id != 0;
+            let sharers = targets.len();
             for queue in targets.drain(..) {
-                refused |= queue.publish(msg.clone(), store_id) == Enqueued::Refused;
+                refused |= queue.publish(msg.clone(), store_id, sharers) == Enqueued::Refused;
             }
         }
         self.route_buf = targets;

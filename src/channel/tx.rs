@@ -39,8 +39,9 @@ impl Channel {
                             .iter()
                             .find_map(|q| q.store.as_ref().map(|s| s.store.clone()));
                     }
+                    let sharers = queues.len();
                     for queue in queues {
-                        queue.publish(msg.clone(), store_id);
+                        queue.publish(msg.clone(), store_id, sharers);
                     }
                 }
                 // commit-ok promises the persistent publishes are on disk. Blocking this

@@ -102,6 +102,7 @@ mod tests {
                 store_id: 0,
                 expires_at: 0,
                 priority: 0,
+                cost: 0,
             },
             consumer: None,
         }

@@ -93,6 +93,27 @@ pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
         .expect("timed out")
 }
 
+/// The next message basic.get returns from `queue` (no-ack), polling until one is there
+/// (messages that reach a queue through another task, e.g. dead-lettering).
+pub async fn get_eventually(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    within(async {
+        loop {
+            let got = ch
+                .basic_get(
+                    queue.into(),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .expect("basic.get");
+            if let Some(m) = got {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
 // ---- declare options and tables ----
 
 pub fn exclusive() -> QueueDeclareOptions {

@@ -40,6 +40,19 @@ pub struct Queued {
     pub expires_at: u64,
     /// Its priority level in a queue with x-max-priority (0 elsewhere).
     pub priority: u8,
+    /// What this copy counts in memory accounting (`Message::share_cost`).
+    pub cost: u32,
+}
+
+impl Queued {
+    fn cost(&self) -> usize {
+        self.cost as usize
+    }
+}
+
+/// A copy's accounted cost, as `Queued::cost` holds it.
+fn msg_cost(msg: &Message, sharers: usize) -> u32 {
+    u32::try_from(msg.share_cost(sharers)).unwrap_or(u32::MAX)
 }
 
 /// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
@@ -240,9 +253,9 @@ impl Queue {
     }
 
     /// Enqueues a message and hands it to a consumer if one has credit. `store_id` is the
-    /// message store's id when the message is persistent (ignored by transient queues).
-    /// Returns false if the queue was deleted meanwhile.
-    pub fn publish(self: &Arc<Self>, msg: Message, store_id: u64) -> Enqueued {
+    /// message store's id when the message is persistent (ignored by transient queues);
+    /// `sharers` is how many queues it was routed to (memory accounting counts it once).
+    pub fn publish(self: &Arc<Self>, msg: Message, store_id: u64, sharers: usize) -> Enqueued {
         let store_id = if self.store.is_some() { store_id } else { 0 };
         let mut st = self.lock();
         if st.deleted {
@@ -252,6 +265,7 @@ impl Queue {
         st.next_seq += 1;
         let expires_at = self.expiry(&msg);
         let priority = self.priority(&msg);
+        let cost = msg_cost(&msg, sharers);
         let item = Queued {
             seq,
             msg,
@@ -259,8 +273,9 @@ impl Queue {
             store_id,
             expires_at,
             priority,
+            cost,
         };
-        self.memory.add(item.msg.cost());
+        self.memory.add(item.cost());
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
             if self.limits.dead_letter_refused {
                 self.dead_letter(item, Reason::Maxlen);
@@ -344,9 +359,11 @@ impl Queue {
             && self.lock().consumers.is_empty()
     }
 
-    /// One message read back from the store at start; call in id order.
-    pub fn recover_one(&self, msg: Message, store_id: u64, redelivered: bool) {
-        self.memory.add(msg.cost());
+    /// One message read back from the store at start, held by `sharers` queues; call in
+    /// id order.
+    pub fn recover_one(&self, msg: Message, store_id: u64, redelivered: bool, sharers: usize) {
+        let cost = msg_cost(&msg, sharers);
+        self.memory.add(cost as usize);
         let priority = self.priority(&msg);
         let mut st = self.lock();
         let seq = st.next_seq;
@@ -358,13 +375,14 @@ impl Queue {
             store_id,
             expires_at: 0,
             priority,
+            cost,
         });
     }
 
     /// A message of this queue is settled for good (acked, rejected without requeue,
     /// delivered with no-ack, purged): the store forgets it.
     pub fn settled(&self, item: &Queued) {
-        self.memory.sub(item.msg.cost());
+        self.memory.sub(item.cost());
         if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
             s.store.ack(&s.key, id);
         }
@@ -409,7 +427,7 @@ impl Queue {
         if st.deleted {
             // Nowhere to go back to: the messages are gone with their queue.
             for item in items {
-                self.memory.sub(item.msg.cost());
+                self.memory.sub(item.cost());
             }
             return;
         }
@@ -570,7 +588,7 @@ impl Queue {
         // Paged tails go with their files; the store forgets the queue as a whole below.
         let (items, _tails) = st.ready.take_all();
         for item in items {
-            self.memory.sub(item.msg.cost());
+            self.memory.sub(item.cost());
         }
         if let Some(s) = &self.store {
             // Under the queue lock: no append for this queue can slip in after it.

@@ -341,6 +341,7 @@ fn decode(data: &[u8]) -> Option<(Queued, usize)> {
     };
     let msg = Message::from_raw(&data[HEADER..end])?;
     let item = Queued {
+        cost: u32::try_from(msg.cost()).unwrap_or(u32::MAX),
         seq: u64_at(4)?,
         store_id: u64_at(12)?,
         expires_at: u64_at(20)?,
@@ -363,6 +364,7 @@ mod tests {
             store_id: seq % 2,
             expires_at: seq * 10,
             priority: (seq % 5) as u8,
+            cost: 0,
         }
     }
 
@@ -472,6 +474,26 @@ mod tests {
         }
         assert!(total < 600, "the damaged file's messages are gone");
         assert!(t.is_empty(), "and the tail still empties cleanly");
+    }
+
+    #[test]
+    fn when_page_files_cannot_be_written_messages_stay_in_memory_in_order() {
+        let d = dir("unwritable");
+        // The directory is replaced by a plain file: no page file can be created.
+        std::fs::remove_dir_all(&d.path).unwrap();
+        std::fs::write(&d.path, b"in the way").unwrap();
+        let mut t = Tail::default();
+        for seq in 0..1000 {
+            t.push(&item(seq, &[3u8; 1000]), &d);
+        }
+        assert!(t.write_failing && t.files.is_empty());
+        let got: Vec<u64> = t.drain().map(|q| q.seq).collect();
+        assert_eq!(
+            got,
+            (0..1000).collect::<Vec<_>>(),
+            "nothing lost, nothing reordered"
+        );
+        let _ = std::fs::remove_file(&d.path);
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl Ready {
             if let Some(dir) = dir {
                 let mut freed = 0;
                 for moved in level.head.drain(HEAD_MIN..) {
-                    freed += moved.msg.cost();
+                    freed += moved.cost();
                     level.tail.push(&moved, dir);
                 }
                 self.memory.sub(freed);
@@ -90,7 +90,7 @@ impl Ready {
         match dir {
             Some(dir) => {
                 level.tail.push(&item, dir);
-                self.memory.sub(item.msg.cost());
+                self.memory.sub(item.cost());
             }
             None => level.head.push_back(item),
         }
@@ -121,7 +121,8 @@ impl Ready {
             .find(|l| !l.head.is_empty() || !l.tail.is_empty())?;
         if level.head.is_empty() {
             let n = level.tail.refill(&mut level.head);
-            let cost: usize = level.head.iter().rev().take(n).map(|q| q.msg.cost()).sum();
+            // Read back, each copy is an allocation of its own: its full cost counts.
+            let cost: usize = level.head.iter().rev().take(n).map(Queued::cost).sum();
             self.memory.add(cost);
         }
         Some(level)
