@@ -168,13 +168,14 @@ impl Memory {
         self.alarmed.load(Ordering::Acquire) || self.disk_low.load(Ordering::Acquire)
     }
 
-    /// What connection.blocked says, as RabbitMQ words it.
+    /// What connection.blocked says, as RabbitMQ 3.10 words it (with both alarms on, disk
+    /// is named first whichever went off first).
     pub fn alarm_reason(&self) -> &'static str {
         match (
             self.alarmed.load(Ordering::Acquire),
             self.disk_low.load(Ordering::Acquire),
         ) {
-            (true, true) => "low on memory & disk",
+            (true, true) => "low on disk & memory",
             (false, true) => "low on disk",
             _ => "low on memory",
         }
@@ -244,5 +245,18 @@ mod tests {
         assert!(!m.alarmed() && !*rx.borrow());
         m.sub(10_000);
         assert_eq!(m.used(), 0);
+    }
+
+    #[test]
+    fn blocked_reasons_are_rabbitmqs() {
+        let m = Memory::new(100);
+        m.add(200);
+        assert_eq!(m.alarm_reason(), "low on memory");
+        m.set_disk_low(true, 1, 2);
+        assert_eq!(m.alarm_reason(), "low on disk & memory");
+        m.sub(200);
+        assert_eq!(m.alarm_reason(), "low on disk");
+        m.set_disk_low(false, 3, 2);
+        assert!(!m.alarmed());
     }
 }
