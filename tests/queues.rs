@@ -886,3 +886,87 @@ async fn empty_queue_name_without_a_declared_queue_is_404() {
     expect_channel_error(&conn, &ch, get(&ch, ""), 404, NO_PREVIOUS_QUEUE).await;
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn quorum_and_stream_declarations_are_checked_as_rabbitmq_does() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let kind = |k: &str| ("x-queue-type", AMQPValue::LongString(k.into()));
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let cases: Vec<(&str, QueueDeclareOptions, FieldTable, &str)> = vec![
+        (
+            "",
+            durable,
+            table(&[kind("quorum")]),
+            "PRECONDITION_FAILED - Cannot declare a server-named queue for type rabbit_quorum_queue",
+        ),
+        (
+            "qq.ad",
+            QueueDeclareOptions {
+                durable: true,
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            table(&[kind("quorum")]),
+            "PRECONDITION_FAILED - invalid property 'auto-delete' for queue 'qq.ad' in vhost '/'",
+        ),
+        (
+            "qq.ex",
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            table(&[kind("quorum")]),
+            "PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue 'qq.ex' in vhost '/'",
+        ),
+        (
+            "qq.nd",
+            QueueDeclareOptions::default(),
+            table(&[kind("stream")]),
+            "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'qq.nd' in vhost '/'",
+        ),
+        (
+            "qq.prio",
+            durable,
+            table(&[
+                kind("quorum"),
+                ("x-queue-mode", AMQPValue::LongString("lazy".into())),
+                ("x-max-priority", AMQPValue::LongInt(5)),
+            ]),
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'qq.prio' in vhost '/' of queue type rabbit_quorum_queue",
+        ),
+        (
+            "qq.ttl",
+            durable,
+            table(&[kind("stream"), ("x-message-ttl", AMQPValue::LongInt(5))]),
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'qq.ttl' in vhost '/' of queue type rabbit_stream_queue",
+        ),
+    ];
+    for (name, options, args, text) in cases {
+        let ch = conn.create_channel().await.unwrap();
+        expect_channel_error(
+            &conn,
+            &ch,
+            ch.queue_declare(name.into(), options, args),
+            406,
+            text,
+        )
+        .await;
+    }
+    // What RabbitMQ accepts is accepted (and served as a classic queue).
+    let ch = conn.create_channel().await.unwrap();
+    within(ch.queue_declare(
+        "qq.ok".into(),
+        durable,
+        table(&[kind("quorum"), ("x-delivery-limit", AMQPValue::LongInt(5))]),
+    ))
+    .await
+    .expect("a durable quorum queue");
+    publish(&ch, "", "qq.ok", b"m").await;
+    assert_eq!(common::ready(&ch, "qq.ok").await, 1);
+    broker.stop().await;
+}

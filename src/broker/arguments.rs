@@ -68,6 +68,78 @@ pub fn validate_queue_args(args: &FieldTable, describe: &str) -> Result<(), Exce
     validate_text_args(args, describe)
 }
 
+/// The flags a queue was declared with, for the checks that depend on its type.
+pub struct DeclaredFlags {
+    pub server_named: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+}
+
+/// x-queue-type quorum and stream: RabbitMQ's refusals of what those types do not allow.
+/// (warren serves them as classic queues; a declaration RabbitMQ refuses is refused here
+/// too, with the same text.)
+pub fn validate_queue_type(
+    args: &FieldTable,
+    flags: &DeclaredFlags,
+    describe: &str,
+) -> Result<(), Exception> {
+    let kind = match args.inner().get("x-queue-type") {
+        Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
+        Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
+        _ => return Ok(()),
+    };
+    let (type_name, refused_args): (&str, &[&str]) = match kind.as_slice() {
+        b"quorum" => ("rabbit_quorum_queue", &["x-max-priority", "x-queue-mode"]),
+        b"stream" => (
+            "rabbit_stream_queue",
+            &[
+                "x-dead-letter-exchange",
+                "x-dead-letter-routing-key",
+                "x-expires",
+                "x-max-length",
+                "x-max-priority",
+                "x-message-ttl",
+                "x-overflow",
+                "x-queue-mode",
+                "x-single-active-consumer",
+            ],
+        ),
+        _ => return Ok(()),
+    };
+    if flags.server_named {
+        return Err(Exception::precondition_failed(format!(
+            "Cannot declare a server-named queue for type {type_name}"
+        )));
+    }
+    let property = if flags.auto_delete {
+        Some("auto-delete")
+    } else if flags.exclusive {
+        Some("exclusive-owner")
+    } else if !flags.durable {
+        Some("non-durable")
+    } else {
+        None
+    };
+    if let Some(p) = property {
+        return Err(Exception::precondition_failed(format!(
+            "invalid property '{p}' for {describe}"
+        )));
+    }
+    // The table is sorted by key, as RabbitMQ reports the first refused one.
+    if let Some(key) = args
+        .inner()
+        .keys()
+        .find(|k| refused_args.contains(&k.as_str()))
+    {
+        return Err(Exception::precondition_failed(format!(
+            "invalid arg '{}' for {describe} of queue type {type_name}",
+            key.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// The string and boolean arguments, with RabbitMQ 3.10's wording for each refusal.
 fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception> {
     let get = |key: &str| args.inner().get(key);

@@ -6,7 +6,10 @@
 //! `.await` nor while waiting on a queue for long (queue locks are taken inside it only
 //! for short reads and for marking a queue deleted).
 
-use super::arguments::{assert_args_equivalent, validate_queue_args, COMPARED_QUEUE_ARGS};
+use super::arguments::{
+    assert_args_equivalent, validate_queue_args, validate_queue_type, DeclaredFlags,
+    COMPARED_QUEUE_ARGS,
+};
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
 use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
@@ -303,7 +306,15 @@ impl VHost {
         } else {
             d.name
         };
-        validate_queue_args(d.arguments, &self.describe_queue(describe_name))?;
+        let describe = self.describe_queue(describe_name);
+        validate_queue_args(d.arguments, &describe)?;
+        let flags = DeclaredFlags {
+            server_named: d.name.is_empty(),
+            durable: d.durable,
+            exclusive: d.exclusive,
+            auto_delete: d.auto_delete,
+        };
+        validate_queue_type(d.arguments, &flags, &describe)?;
         let name = if d.name.is_empty() {
             generated = server_generated_name("amq.gen-");
             generated.as_str()
