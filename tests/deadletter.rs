@@ -172,3 +172,70 @@ async fn message_dropped_by_max_length_is_dead_lettered() {
     assert_eq!(death(&m).1.inner().get("reason"), Some(&s("maxlen")));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn automatic_dead_letter_cycles_are_dropped_rejections_are_not() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    let declare = |name: &'static str, to: &'static str, ttl: bool| {
+        let ch = ch.clone();
+        async move {
+            let mut a = vec![
+                ("x-dead-letter-exchange", s("")),
+                ("x-dead-letter-routing-key", s(to)),
+            ];
+            if ttl {
+                a.push(("x-message-ttl", AMQPValue::LongInt(20)));
+            }
+            ch.queue_declare(name.into(), QueueDeclareOptions::default(), args(&a))
+                .await
+                .unwrap();
+        }
+    };
+    let publish = |queue: &'static str| {
+        let ch = ch.clone();
+        async move {
+            ch.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                b"m",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // Expiring into itself, and round two queues: once round, the message is dropped
+    // (without the check it would circle forever).
+    declare("cyc.self", "cyc.self", true).await;
+    declare("cyc.a", "cyc.b", true).await;
+    declare("cyc.b", "cyc.a", true).await;
+    publish("cyc.self").await;
+    publish("cyc.a").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(common::ready(&ch, "cyc.self").await, 0);
+    assert_eq!(common::ready(&ch, "cyc.a").await, 0);
+    assert_eq!(common::ready(&ch, "cyc.b").await, 0);
+
+    // A rejection back into the same queue is a client's decision: it comes back.
+    declare("cyc.rj", "cyc.rj", false).await;
+    publish("cyc.rj").await;
+    let got = within(async {
+        loop {
+            let get = ch.basic_get("cyc.rj".into(), BasicGetOptions::default());
+            if let Some(m) = get.await.unwrap() {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    got.delivery
+        .reject(BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    let back = common::get_eventually(&ch, "cyc.rj").await;
+    assert_eq!(back.delivery.data, b"m");
+    broker.stop().await;
+}

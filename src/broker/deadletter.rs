@@ -56,11 +56,23 @@ pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>
     let mut targets: Vec<Arc<Queue>> = Vec::new();
     while let Some(dl) = rx.recv().await {
         let Some(vhost) = vhost.upgrade() else { return };
-        let msg = rewrite(&dl);
+        let (msg, deaths) = rewrite(&dl);
         targets.clear();
         // A missing dead-letter exchange drops the message, as in RabbitMQ.
         if vhost.route(&dl.exchange, &msg, &mut targets).is_err() {
             continue;
+        }
+        // A message that died automatically all the way round back to a queue it died in
+        // before would circle forever: RabbitMQ drops it for that queue. A rejection in
+        // the cycle means a client decided, so the message goes on.
+        if dl.reason != Reason::Rejected {
+            targets.retain(|q| {
+                let cycle = is_automatic_cycle(&q.name, &deaths);
+                if cycle {
+                    tracing::debug!(queue = %q.name, "dead-letter cycle: message dropped");
+                }
+                !cycle
+            });
         }
         let store_id = store_message(&msg, &targets, None);
         let sharers = targets.len();
@@ -70,8 +82,31 @@ pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>
     }
 }
 
-/// The dead-lettered copy: same body, headers with the x-death history, no expiration.
-fn rewrite(dl: &DeadLetter) -> Message {
+/// Whether the x-death history (newest first) shows `queue` earlier on, with no
+/// rejection from that death to this one.
+fn is_automatic_cycle(queue: &str, deaths: &[AMQPValue]) -> bool {
+    let field = |d: &AMQPValue, key: &str| match d {
+        AMQPValue::FieldTable(t) => match t.inner().get(key) {
+            Some(AMQPValue::LongString(s)) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(at) = deaths
+        .iter()
+        .position(|d| field(d, "queue").as_deref() == Some(queue.as_bytes()))
+    else {
+        return false;
+    };
+    deaths[..=at].iter().all(|d| {
+        matches!(d, AMQPValue::FieldTable(_))
+            && field(d, "reason").as_deref() != Some(&b"rejected"[..])
+    })
+}
+
+/// The dead-lettered copy (same body, headers with the x-death history, no expiration)
+/// and that history, newest death first.
+fn rewrite(dl: &DeadLetter) -> (Message, Vec<AMQPValue>) {
     let props = dl.msg.decode_properties().unwrap_or_default();
     let mut headers = props.headers().clone().unwrap_or_default();
     let routing_key = dl
@@ -118,7 +153,7 @@ fn rewrite(dl: &DeadLetter) -> Message {
     deaths.insert(0, AMQPValue::FieldTable(entry));
     headers.insert(
         "x-death".into(),
-        AMQPValue::FieldArray(FieldArray::from(deaths)),
+        AMQPValue::FieldArray(FieldArray::from(deaths.clone())),
     );
     if !headers.contains_key("x-first-death-reason") {
         headers.insert("x-first-death-reason".into(), s(dl.reason.name()));
@@ -149,5 +184,8 @@ fn rewrite(dl: &DeadLetter) -> Message {
     let raw = gen_properties(&rebuilt)(WriteContext::from(Vec::new()))
         .map(|c| c.write)
         .unwrap_or_else(|_| vec![0, 0]);
-    Message::new(&dl.exchange, &routing_key, &raw, dl.msg.body())
+    (
+        Message::new(&dl.exchange, &routing_key, &raw, dl.msg.body()),
+        deaths,
+    )
 }

@@ -42,6 +42,9 @@ pub struct Memory {
     also_counted: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
     /// The highest `used` since freed memory was last given back.
     peak_since_trim: AtomicU64,
+    /// Resident memory right after freed memory was last given back: what is left then
+    /// (connection buffers, fragmentation) is not retried until it grows.
+    resident_after_trim: AtomicU64,
 }
 
 impl std::fmt::Debug for Memory {
@@ -74,6 +77,7 @@ impl Memory {
             pages,
             also_counted: std::sync::OnceLock::new(),
             peak_since_trim: AtomicU64::new(0),
+            resident_after_trim: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +111,7 @@ impl Memory {
             && resident_bytes().is_some_and(|rss| {
                 let accounted = used + self.also_counted.get().map_or(0, |f| f());
                 rss > accounted + 2 * TRIM_AFTER_DROP
+                    && rss > self.resident_after_trim.load(Ordering::Relaxed) + TRIM_AFTER_DROP
             });
         if dropped || bloated {
             self.peak_since_trim.store(used, Ordering::Relaxed);
@@ -115,7 +120,9 @@ impl Memory {
             unsafe {
                 libc::malloc_trim(0);
             }
-            tracing::debug!(used, resident = ?resident_bytes(), "gave freed memory back");
+            let resident = resident_bytes().unwrap_or(0);
+            self.resident_after_trim.store(resident, Ordering::Relaxed);
+            tracing::debug!(used, resident, "gave freed memory back");
         }
     }
 
