@@ -239,3 +239,76 @@ async fn automatic_dead_letter_cycles_are_dropped_rejections_are_not() {
     assert_eq!(back.delivery.data, b"m");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn quorum_queues_count_deliveries_and_dead_letter_past_the_limit() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("qdl.dead".into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+    let a = args(&[
+        ("x-queue-type", s("quorum")),
+        ("x-delivery-limit", AMQPValue::LongInt(2)),
+        ("x-dead-letter-exchange", s("")),
+        ("x-dead-letter-routing-key", s("qdl.dead")),
+    ]);
+    ch.queue_declare("qdl.q".into(), durable, a).await.unwrap();
+    let props = BasicProperties::default().with_headers(args(&[("a", AMQPValue::LongInt(1))]));
+    ch.basic_publish(
+        "".into(),
+        "qdl.q".into(),
+        BasicPublishOptions::default(),
+        b"poison",
+        props,
+    )
+    .await
+    .unwrap();
+    // Delivered with x-delivery-count 0, 1, 2 and returned each time: the third return
+    // passes the limit and the message is dead-lettered, without the count header.
+    for n in 0..3i64 {
+        let m = within(async {
+            loop {
+                let get = ch.basic_get("qdl.q".into(), BasicGetOptions::default());
+                if let Some(m) = get.await.unwrap() {
+                    break m;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+        assert_eq!(
+            headers.inner().get("x-delivery-count"),
+            Some(&AMQPValue::LongLongInt(n))
+        );
+        assert_eq!(m.delivery.redelivered, n > 0);
+        m.delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let dead = common::get_eventually(&ch, "qdl.dead").await;
+    assert_eq!(dead.delivery.data, b"poison");
+    let headers = dead
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    assert!(headers.inner().get("x-delivery-count").is_none());
+    assert_eq!(headers.inner().get("a"), Some(&AMQPValue::LongInt(1)));
+    assert_eq!(
+        headers.inner().get("x-first-death-reason"),
+        Some(&s("delivery_limit"))
+    );
+    assert_eq!(common::ready(&ch, "qdl.q").await, 0);
+    broker.stop().await;
+}

@@ -945,6 +945,12 @@ async fn quorum_and_stream_declarations_are_checked_as_rabbitmq_does() {
             table(&[kind("stream"), ("x-message-ttl", AMQPValue::LongInt(5))]),
             "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'qq.ttl' in vhost '/' of queue type rabbit_stream_queue",
         ),
+        (
+            "qq.cl",
+            QueueDeclareOptions::default(),
+            table(&[("x-delivery-limit", AMQPValue::LongInt(2))]),
+            "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for queue 'qq.cl' in vhost '/' of queue type rabbit_classic_queue",
+        ),
     ];
     for (name, options, args, text) in cases {
         let ch = conn.create_channel().await.unwrap();

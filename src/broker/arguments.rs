@@ -76,37 +76,92 @@ pub struct DeclaredFlags {
     pub auto_delete: bool,
 }
 
-/// x-queue-type quorum and stream: RabbitMQ's refusals of what those types do not allow.
-/// (warren serves them as classic queues; a declaration RabbitMQ refuses is refused here
-/// too, with the same text.)
+/// The queue types, as x-queue-type names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueType {
+    Classic,
+    Quorum,
+    Stream,
+}
+
+impl QueueType {
+    pub fn of(args: &FieldTable) -> QueueType {
+        let kind = match args.inner().get("x-queue-type") {
+            Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
+            Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        match kind.as_slice() {
+            b"quorum" => QueueType::Quorum,
+            b"stream" => QueueType::Stream,
+            _ => QueueType::Classic,
+        }
+    }
+
+    /// RabbitMQ's module name for the type, as its error texts say it.
+    fn module(self) -> &'static str {
+        match self {
+            QueueType::Classic => "rabbit_classic_queue",
+            QueueType::Quorum => "rabbit_quorum_queue",
+            QueueType::Stream => "rabbit_stream_queue",
+        }
+    }
+}
+
+/// Arguments one queue type or another refuses (RabbitMQ 3.10.8, each checked on it);
+/// arguments nobody knows are accepted by all.
+const REFUSED_BY_TYPE: [(&str, &[QueueType]); 19] = {
+    use QueueType::*;
+    [
+        ("x-dead-letter-exchange", &[Stream]),
+        ("x-dead-letter-routing-key", &[Stream]),
+        ("x-dead-letter-strategy", &[Classic]),
+        ("x-delivery-limit", &[Classic, Stream]),
+        ("x-expires", &[Stream]),
+        ("x-initial-cluster-size", &[Classic]),
+        ("x-max-age", &[Classic, Quorum]),
+        ("x-max-in-memory-bytes", &[Classic]),
+        ("x-max-in-memory-length", &[Classic]),
+        ("x-max-length", &[Stream]),
+        ("x-max-priority", &[Quorum, Stream]),
+        ("x-message-ttl", &[Stream]),
+        ("x-overflow", &[Stream]),
+        ("x-queue-leader-locator", &[Classic]),
+        ("x-queue-master-locator", &[Quorum]),
+        ("x-queue-mode", &[Quorum, Stream]),
+        ("x-quorum-initial-group-size", &[Classic]),
+        ("x-single-active-consumer", &[Stream]),
+        ("x-stream-max-segment-size-bytes", &[Classic]),
+    ]
+};
+
+/// What a queue type does not allow, with RabbitMQ's texts: quorum and stream queues
+/// must be durable, named, not exclusive and not auto-delete; each type refuses the
+/// arguments of the others. (warren serves quorum and stream queues as classic queues,
+/// quorum ones with their delivery count; a declaration RabbitMQ refuses is refused here
+/// too.)
 pub fn validate_queue_type(
     args: &FieldTable,
     flags: &DeclaredFlags,
     describe: &str,
 ) -> Result<(), Exception> {
-    let kind = match args.inner().get("x-queue-type") {
-        Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
-        Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
-        _ => return Ok(()),
-    };
-    let (type_name, refused_args): (&str, &[&str]) = match kind.as_slice() {
-        b"quorum" => ("rabbit_quorum_queue", &["x-max-priority", "x-queue-mode"]),
-        b"stream" => (
-            "rabbit_stream_queue",
-            &[
-                "x-dead-letter-exchange",
-                "x-dead-letter-routing-key",
-                "x-expires",
-                "x-max-length",
-                "x-max-priority",
-                "x-message-ttl",
-                "x-overflow",
-                "x-queue-mode",
-                "x-single-active-consumer",
-            ],
-        ),
-        _ => return Ok(()),
-    };
+    let kind = QueueType::of(args);
+    let type_name = kind.module();
+    // The table is sorted by key, as RabbitMQ reports the first refused one.
+    let refused = args.inner().keys().find(|k| {
+        REFUSED_BY_TYPE
+            .iter()
+            .any(|(arg, types)| *arg == k.as_str() && types.contains(&kind))
+    });
+    if kind == QueueType::Classic {
+        return match refused {
+            Some(key) => Err(Exception::precondition_failed(format!(
+                "invalid arg '{}' for {describe} of queue type {type_name}",
+                key.as_str()
+            ))),
+            None => Ok(()),
+        };
+    }
     if flags.server_named {
         return Err(Exception::precondition_failed(format!(
             "Cannot declare a server-named queue for type {type_name}"
@@ -126,12 +181,7 @@ pub fn validate_queue_type(
             "invalid property '{p}' for {describe}"
         )));
     }
-    // The table is sorted by key, as RabbitMQ reports the first refused one.
-    if let Some(key) = args
-        .inner()
-        .keys()
-        .find(|k| refused_args.contains(&k.as_str()))
-    {
+    if let Some(key) = refused {
         return Err(Exception::precondition_failed(format!(
             "invalid arg '{}' for {describe} of queue type {type_name}",
             key.as_str()

@@ -124,6 +124,44 @@ impl Message {
         parse_properties(self.properties()).ok().map(|(_, p)| p)
     }
 
+    /// The same message with header `name` set to `value`, or removed for `None`
+    /// (properties re-encoded, body copied): for what the broker adds on delivery, such as
+    /// a quorum queue's x-delivery-count. Properties that do not decode are left as they
+    /// are.
+    pub fn with_header(
+        &self,
+        name: &str,
+        value: Option<amq_protocol::types::AMQPValue>,
+    ) -> Message {
+        use amq_protocol::frame::WriteContext;
+        use amq_protocol::protocol::basic::gen_properties;
+        let Some(props) = self.decode_properties() else {
+            return self.clone();
+        };
+        let mut headers = props.headers().clone().unwrap_or_default();
+        match value {
+            Some(v) => {
+                headers.insert(name.into(), v);
+            }
+            None if headers.contains_key(name) => {
+                let mut kept = amq_protocol::types::FieldTable::default();
+                for (k, v) in headers.inner() {
+                    if k.as_str() != name {
+                        kept.insert(k.clone(), v.clone());
+                    }
+                }
+                headers = kept;
+            }
+            None => return self.clone(),
+        }
+        let props = props.with_headers(headers);
+        let written = gen_properties(&props)(WriteContext::from(Vec::new())).map(|c| c.write);
+        match written {
+            Ok(raw) => Message::new(self.exchange(), self.routing_key(), &raw, self.body()),
+            Err(_) => self.clone(),
+        }
+    }
+
     /// The headers table, decoded on demand for headers-exchange routing.
     pub fn headers(&self) -> Option<FieldTable> {
         self.decode_properties().and_then(|p| p.headers().clone())

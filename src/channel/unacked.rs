@@ -103,6 +103,7 @@ mod tests {
                 expires_at: 0,
                 priority: 0,
                 cost: 0,
+                deliveries: 0,
             },
             consumer: None,
         }

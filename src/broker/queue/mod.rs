@@ -11,7 +11,7 @@
 pub mod paging;
 mod ready;
 
-use super::arguments::as_int;
+use super::arguments::{as_int, QueueType};
 use super::consumer::{Consumer, Delivery, Outgoing};
 use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
@@ -42,6 +42,8 @@ pub struct Queued {
     pub priority: u8,
     /// What this copy counts in memory accounting (`Message::share_cost`).
     pub cost: u32,
+    /// Times it was delivered and returned (quorum queues: x-delivery-count).
+    pub deliveries: u16,
 }
 
 impl Queued {
@@ -49,6 +51,9 @@ impl Queued {
         self.cost as usize
     }
 }
+
+/// The header a quorum queue puts on every delivery: how often it was returned before.
+const DELIVERY_COUNT: &str = "x-delivery-count";
 
 /// A copy's accounted cost, as `Queued::cost` holds it.
 fn msg_cost(msg: &Message, sharers: usize) -> u32 {
@@ -111,6 +116,11 @@ struct Limits {
     /// x-single-active-consumer: only the earliest registered consumer is served; the
     /// next one takes over when it goes (RabbitMQ 3.10 ignores x-priority here).
     single_active: bool,
+    /// x-queue-type quorum: deliveries carry x-delivery-count.
+    quorum: bool,
+    /// x-delivery-limit (quorum queues): a message returned more often than this is
+    /// dead-lettered (reason delivery_limit) or dropped.
+    delivery_limit: Option<u64>,
     /// x-message-ttl in milliseconds.
     message_ttl: Option<u64>,
     /// x-expires: the queue is deleted after this many milliseconds unused.
@@ -133,6 +143,7 @@ impl Limits {
             _ => Vec::new(),
         };
         let overflow = text("x-overflow");
+        let quorum = QueueType::of(args) == QueueType::Quorum;
         Limits {
             max_length: int("x-max-length"),
             max_bytes: int("x-max-length-bytes"),
@@ -143,6 +154,8 @@ impl Limits {
                 args.inner().get("x-single-active-consumer"),
                 Some(AMQPValue::Boolean(true))
             ),
+            quorum,
+            delivery_limit: int("x-delivery-limit").filter(|_| quorum),
             message_ttl: int("x-message-ttl"),
             expires: int("x-expires"),
             max_priority: int("x-max-priority").map(|p| p.min(255) as u8),
@@ -274,6 +287,7 @@ impl Queue {
             expires_at,
             priority,
             cost,
+            deliveries: 0,
         };
         self.memory.add(item.cost());
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
@@ -376,6 +390,7 @@ impl Queue {
             expires_at: 0,
             priority,
             cost,
+            deliveries: u16::from(redelivered),
         });
     }
 
@@ -393,8 +408,13 @@ impl Queue {
     pub fn dead_letter(&self, item: Queued, reason: Reason) {
         self.settled(&item);
         if let Some(t) = &self.dead_letter {
+            // The delivery count is added on the way to consumers; it does not travel on.
+            let msg = match self.limits.quorum {
+                true => item.msg.with_header(DELIVERY_COUNT, None),
+                false => item.msg,
+            };
             let _ = t.sink.send(DeadLetter {
-                msg: item.msg,
+                msg,
                 queue: self.name.clone(),
                 reason,
                 exchange: t.exchange.clone(),
@@ -416,8 +436,17 @@ impl Queue {
         self.touch();
         let mut st = self.lock();
         self.drop_expired(&mut st, now_ms());
-        let item = st.ready.pop_front()?;
+        let item = self.outgoing(st.ready.pop_front()?);
         Some((item, st.ready.len() as u32))
+    }
+
+    /// A message leaving for a client: a quorum queue tells how often it went before.
+    fn outgoing(&self, mut item: Queued) -> Queued {
+        if self.limits.quorum {
+            let count = AMQPValue::LongLongInt(i64::from(item.deliveries));
+            item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
+        }
+        item
     }
 
     /// Puts messages back where their sequence numbers place them; `redelivered` marks
@@ -433,6 +462,17 @@ impl Queue {
         }
         for mut item in items {
             item.redelivered |= redelivered;
+            if redelivered && self.limits.quorum {
+                item.deliveries = item.deliveries.saturating_add(1);
+                if self
+                    .limits
+                    .delivery_limit
+                    .is_some_and(|limit| u64::from(item.deliveries) > limit)
+                {
+                    self.dead_letter(item, Reason::DeliveryLimit);
+                    continue;
+                }
+            }
             st.ready.insert_in_order(item);
         }
         self.dispatch_locked(&mut st);
@@ -527,6 +567,7 @@ impl Queue {
             let Some(item) = st.ready.pop_front() else {
                 return;
             };
+            let item = self.outgoing(item);
             let consumer = &st.consumers[idx];
             let delivery = Delivery {
                 consumer: consumer.info.clone(),

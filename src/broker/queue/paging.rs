@@ -31,8 +31,9 @@ const FLUSH_BYTES: usize = 256 * 1024;
 const READ_BYTES: usize = 256 * 1024;
 /// A page file takes no more appends past this size; the next write starts a new one.
 const FILE_BYTES: u64 = 64 * 1024 * 1024;
-/// Record header: length (u32), seq, store id, expires_at (u64 each), flags, priority.
-const HEADER: usize = 4 + 8 + 8 + 8 + 1 + 1;
+/// Record header: length (u32), seq, store id, expires_at (u64 each), flags, priority,
+/// deliveries (u16).
+const HEADER: usize = 4 + 8 + 8 + 8 + 1 + 1 + 2;
 const REDELIVERED: u8 = 1;
 
 /// The directory page files live in, and the numbering of new files.
@@ -141,6 +142,8 @@ impl Tail {
         self.buffer
             .push(if item.redelivered { REDELIVERED } else { 0 });
         self.buffer.push(item.priority);
+        self.buffer
+            .extend_from_slice(&item.deliveries.to_be_bytes());
         self.buffer.extend_from_slice(raw);
         let body = item.msg.body().len() as u64;
         self.buffer_messages += 1;
@@ -242,8 +245,8 @@ impl Tail {
             return;
         };
         if f.read >= f.written {
-            // Read through: its space goes back now. (A partly damaged file may still
-            // count messages: they are lost.)
+            // Read through (a partly damaged file may still count messages: they are
+            // lost).
             let (m, b) = (f.messages, f.body_bytes);
             self.files.pop_front();
             if m > 0 {
@@ -289,6 +292,11 @@ impl Tail {
         f.messages -= got.len();
         for item in &got {
             f.body_bytes -= item.msg.body().len() as u64;
+        }
+        if f.read >= f.written && f.messages == 0 {
+            // Read through: its space goes back now, not at the next refill (which may
+            // never come if the queue stays empty).
+            self.files.pop_front();
         }
         for item in got {
             self.took(&item);
@@ -347,6 +355,7 @@ fn decode(data: &[u8]) -> Option<(Queued, usize)> {
         expires_at: u64_at(20)?,
         redelivered: data[28] & REDELIVERED != 0,
         priority: data[29],
+        deliveries: u16::from_be_bytes([data[30], data[31]]),
         msg,
     };
     Some((item, end))
@@ -365,6 +374,7 @@ mod tests {
             expires_at: seq * 10,
             priority: (seq % 5) as u8,
             cost: 0,
+            deliveries: (seq % 7) as u16,
         }
     }
 
@@ -397,6 +407,7 @@ mod tests {
         while t.refill(&mut out) > 0 {
             while let Some(q) = out.pop_front() {
                 let want = item(seen, &body);
+                assert_eq!(q.deliveries, want.deliveries);
                 assert_eq!(
                     (q.seq, q.store_id, q.expires_at, q.redelivered, q.priority),
                     (
@@ -494,6 +505,28 @@ mod tests {
             "nothing lost, nothing reordered"
         );
         let _ = std::fs::remove_file(&d.path);
+    }
+
+    #[test]
+    fn a_file_read_through_is_deleted_even_when_nothing_follows_it() {
+        let d = dir("last");
+        let mut t = Tail::default();
+        let mut seq = 0;
+        // Push until a flush has just emptied the buffer: everything is in the file.
+        loop {
+            t.push(&item(seq, &[1u8; 1000]), &d);
+            seq += 1;
+            if t.buffer.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(files_in(&d), 1);
+        let mut out = VecDeque::new();
+        while !t.is_empty() {
+            t.refill(&mut out);
+        }
+        assert_eq!(out.len() as u64, seq);
+        assert_eq!(files_in(&d), 0, "the queue is empty: so is the disk");
     }
 
     #[test]
