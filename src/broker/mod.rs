@@ -81,9 +81,10 @@ impl Broker {
         let pages = PageDir::create(&data_dir.join("pages"))?;
         let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
         // The budget is for the whole process: what it took before any message (code,
-        // runtime, buffers), the store's index, which grows with the backlog, and the
-        // recovery plan until it is read through count against it besides the messages.
-        let baseline = memory::resident_bytes().unwrap_or(0);
+        // runtime, buffers; at most 16 MiB, as an application embedding the broker is not
+        // the broker), the store's index, which grows with the backlog, and the recovery
+        // plan until it is read through count against it besides the messages.
+        let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let recovering = Arc::new(AtomicU64::new(recovered.heap_bytes()));
         memory.count_also({
             let (store, recovering) = (persist.store.clone(), recovering.clone());
