@@ -74,6 +74,9 @@ impl Broker {
         queue_memory: u64,
         disk_free_limit: u64,
     ) -> io::Result<Self> {
+        // Measured before the store's index and recovery plan exist: they are counted
+        // on their own below.
+        let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let (store, recovered) = StoreHandle::open(data_dir)?;
         let persist = Persistence::new(store, data_dir.join("definitions.json"));
         let defs = persist.load_definitions()?;
@@ -84,7 +87,6 @@ impl Broker {
         // runtime, buffers; at most 16 MiB, as an application embedding the broker is not
         // the broker), the store's index, which grows with the backlog, and the recovery
         // plan until it is read through count against it besides the messages.
-        let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let recovering = Arc::new(AtomicU64::new(recovered.heap_bytes()));
         memory.count_also({
             let (store, recovering) = (persist.store.clone(), recovering.clone());
