@@ -114,16 +114,23 @@ impl Memory {
                     && rss > self.resident_after_trim.load(Ordering::Relaxed) + TRIM_AFTER_DROP
             });
         if dropped || bloated {
-            self.peak_since_trim.store(used, Ordering::Relaxed);
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only walks the allocator's own free lists.
-            unsafe {
-                libc::malloc_trim(0);
-            }
-            let resident = resident_bytes().unwrap_or(0);
-            self.resident_after_trim.store(resident, Ordering::Relaxed);
-            tracing::debug!(used, resident, "gave freed memory back");
+            self.give_back_now();
         }
+    }
+
+    /// Gives freed memory back to the system now (after recovery, and from
+    /// `give_back_freed`).
+    pub fn give_back_now(&self) {
+        let used = self.used();
+        self.peak_since_trim.store(used, Ordering::Relaxed);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only walks the allocator's own free lists.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        let resident = resident_bytes().unwrap_or(0);
+        self.resident_after_trim.store(resident, Ordering::Relaxed);
+        tracing::debug!(used, resident, "gave freed memory back");
     }
 
     /// The page directory, for a queue that already pages (it keeps paging, to stay in

@@ -152,6 +152,9 @@ impl Broker {
             }
         });
         recovering.store(0, Ordering::Relaxed);
+        // The plan and the read buffers are gone: their memory goes back before clients
+        // come.
+        broker.memory.give_back_now();
         tracing::info!(
             queues = defs.queues.len(),
             exchanges = defs.exchanges.len(),
