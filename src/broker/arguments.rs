@@ -86,12 +86,7 @@ pub enum QueueType {
 
 impl QueueType {
     pub fn of(args: &FieldTable) -> QueueType {
-        let kind = match args.inner().get("x-queue-type") {
-            Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
-            Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
-            _ => Vec::new(),
-        };
-        match kind.as_slice() {
+        match text_arg(args, "x-queue-type").unwrap_or_default() {
             b"quorum" => QueueType::Quorum,
             b"stream" => QueueType::Stream,
             _ => QueueType::Classic,
@@ -200,13 +195,10 @@ fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception
         |key: &str, v: &AMQPValue| invalid(key, format!("{{unacceptable_type,{}}}", type_name(v)));
     // A string argument's text, or the refusal for another type.
     let text = |key: &str| -> Result<Option<String>, Exception> {
-        match get(key) {
-            None => Ok(None),
-            Some(AMQPValue::LongString(s)) => {
-                Ok(Some(String::from_utf8_lossy(s.as_bytes()).into_owned()))
-            }
-            Some(AMQPValue::ShortString(s)) => Ok(Some(s.as_str().to_owned())),
-            Some(v) => Err(unacceptable(key, v)),
+        match (get(key), text_arg(args, key)) {
+            (None, _) => Ok(None),
+            (Some(_), Some(t)) => Ok(Some(String::from_utf8_lossy(t).into_owned())),
+            (Some(v), None) => Err(unacceptable(key, v)),
         }
     };
     if let Some(v) = get("x-dead-letter-exchange") {
@@ -296,6 +288,16 @@ pub fn assert_args_equivalent(
         }
     }
     Ok(())
+}
+
+/// The text of a string argument (long or short string); `None` when absent or of
+/// another type.
+pub fn text_arg<'a>(args: &'a FieldTable, key: &str) -> Option<&'a [u8]> {
+    match args.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
+        _ => None,
+    }
 }
 
 pub fn as_int(v: &AMQPValue) -> Option<i128> {

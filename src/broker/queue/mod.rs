@@ -11,7 +11,7 @@
 pub mod paging;
 mod ready;
 
-use super::arguments::{as_int, QueueType};
+use super::arguments::{as_int, text_arg, QueueType};
 use super::consumer::{Consumer, Delivery, Outgoing};
 use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
@@ -137,11 +137,7 @@ impl Limits {
                 .and_then(as_int)
                 .and_then(|n| u64::try_from(n).ok())
         };
-        let text = |key: &str| match args.inner().get(key) {
-            Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
-            Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
-            _ => Vec::new(),
-        };
+        let text = |key: &str| text_arg(args, key).unwrap_or_default();
         let overflow = text("x-overflow");
         let quorum = QueueType::of(args) == QueueType::Quorum;
         Limits {
