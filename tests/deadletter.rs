@@ -221,16 +221,7 @@ async fn automatic_dead_letter_cycles_are_dropped_rejections_are_not() {
     // A rejection back into the same queue is a client's decision: it comes back.
     declare("cyc.rj", "cyc.rj", false).await;
     publish("cyc.rj").await;
-    let got = within(async {
-        loop {
-            let get = ch.basic_get("cyc.rj".into(), BasicGetOptions::default());
-            if let Some(m) = get.await.unwrap() {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let got = common::get_eventually_with(&ch, "cyc.rj", false).await;
     got.delivery
         .reject(BasicRejectOptions { requeue: false })
         .await
@@ -271,16 +262,7 @@ async fn quorum_queues_count_deliveries_and_dead_letter_past_the_limit() {
     // Delivered with x-delivery-count 0, 1, 2 and returned each time: the third return
     // passes the limit and the message is dead-lettered, without the count header.
     for n in 0..3i64 {
-        let m = within(async {
-            loop {
-                let get = ch.basic_get("qdl.q".into(), BasicGetOptions::default());
-                if let Some(m) = get.await.unwrap() {
-                    break m;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
+        let m = common::get_eventually_with(&ch, "qdl.q", false).await;
         let headers = m.delivery.properties.headers().clone().unwrap_or_default();
         assert_eq!(
             headers.inner().get("x-delivery-count"),

@@ -96,13 +96,19 @@ pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
 /// The next message basic.get returns from `queue` (no-ack), polling until one is there
 /// (messages that reach a queue through another task, e.g. dead-lettering).
 pub async fn get_eventually(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    get_eventually_with(ch, queue, true).await
+}
+
+/// `get_eventually`, with manual ack when `no_ack` is false (the caller settles it).
+pub async fn get_eventually_with(
+    ch: &Channel,
+    queue: &str,
+    no_ack: bool,
+) -> lapin::message::BasicGetMessage {
     within(async {
         loop {
             let got = ch
-                .basic_get(
-                    queue.into(),
-                    lapin::options::BasicGetOptions { no_ack: true },
-                )
+                .basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack })
                 .await
                 .expect("basic.get");
             if let Some(m) = got {
