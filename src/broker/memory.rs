@@ -87,11 +87,15 @@ impl Memory {
         let _ = self.also_counted.set(Box::new(bytes));
     }
 
+    fn also_counted_now(&self) -> u64 {
+        self.also_counted.get().map_or(0, |f| f())
+    }
+
     /// Where queues page to, when memory is over the paging budget now. Paging starts
     /// a little below the budget: I/O buffers and the allocator's slack come on top.
     pub fn paging(&self) -> Option<&PageDir> {
         let dir = self.pages.as_ref()?;
-        let other = self.also_counted.get().map_or(0, |f| f());
+        let other = self.also_counted_now();
         let threshold = self.budget - (self.budget / 8).min(MAX_HEADROOM);
         (self.used() + other > threshold).then_some(dir)
     }
@@ -109,7 +113,7 @@ impl Memory {
         let dropped = peak.saturating_sub(used) >= TRIM_AFTER_DROP;
         let bloated = check_resident
             && resident_bytes().is_some_and(|rss| {
-                let accounted = used + self.also_counted.get().map_or(0, |f| f());
+                let accounted = used + self.also_counted_now();
                 rss > accounted + 2 * TRIM_AFTER_DROP
                     && rss > self.resident_after_trim.load(Ordering::Relaxed) + TRIM_AFTER_DROP
             });

@@ -14,7 +14,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-/// Per-message memory beyond its bytes (see `Message::cost`).
+/// Per-message memory beyond its bytes (see `Message::share_cost`).
 const PER_MESSAGE_OVERHEAD: usize = 96;
 
 /// Layout: [exchange len: u8][exchange][routing key len: u8][routing key]
@@ -74,16 +74,11 @@ impl Message {
         self.data.len()
     }
 
-    /// What holding it in memory costs, as memory accounting counts it: its bytes plus
-    /// the allocation header, the queue entry and allocator rounding (measured: 1M
-    /// queued 16-byte messages take about 135 MB).
-    pub fn cost(&self) -> usize {
-        self.data.len() + PER_MESSAGE_OVERHEAD
-    }
-
-    /// Its cost when `sharers` queues hold it at once: each counts its share of the bytes
-    /// (so a message fanned out to ten queues is counted once, not ten times) and its own
-    /// entry.
+    /// What holding it in memory costs, as memory accounting counts it, when `sharers`
+    /// queues hold it at once: each counts its share of the bytes (so a message fanned out
+    /// to ten queues is counted once, not ten times) and its own entry: the allocation
+    /// header, the queue entry and allocator rounding (measured: 1M queued 16-byte
+    /// messages take about 135 MB).
     pub fn share_cost(&self, sharers: usize) -> usize {
         self.data.len() / sharers.max(1) + PER_MESSAGE_OVERHEAD
     }

@@ -270,22 +270,8 @@ impl Queue {
         if st.deleted {
             return Enqueued::Gone;
         }
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        let expires_at = self.expiry(&msg);
-        let priority = self.priority(&msg);
-        let cost = msg_cost(&msg, sharers);
-        let item = Queued {
-            seq,
-            msg,
-            redelivered: false,
-            store_id,
-            expires_at,
-            priority,
-            cost,
-            deliveries: 0,
-        };
-        self.memory.add(item.cost());
+        let mut item = self.new_item(&mut st, msg, store_id, sharers);
+        item.expires_at = self.expiry(&item.msg);
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
             if self.limits.dead_letter_refused {
                 self.dead_letter(item, Reason::Maxlen);
@@ -369,25 +355,33 @@ impl Queue {
             && self.lock().consumers.is_empty()
     }
 
+    /// An entry for `msg` at the back of the queue: the next sequence number, its
+    /// priority level and its accounted cost (counted in now).
+    fn new_item(&self, st: &mut QueueState, msg: Message, store_id: u64, sharers: usize) -> Queued {
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let item = Queued {
+            seq,
+            priority: self.priority(&msg),
+            cost: msg_cost(&msg, sharers),
+            msg,
+            redelivered: false,
+            store_id,
+            expires_at: 0,
+            deliveries: 0,
+        };
+        self.memory.add(item.cost());
+        item
+    }
+
     /// One message read back from the store at start, held by `sharers` queues; call in
     /// id order.
     pub fn recover_one(&self, msg: Message, store_id: u64, redelivered: bool, sharers: usize) {
-        let cost = msg_cost(&msg, sharers);
-        self.memory.add(cost as usize);
-        let priority = self.priority(&msg);
         let mut st = self.lock();
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.ready.push_back(Queued {
-            seq,
-            msg,
-            redelivered,
-            store_id,
-            expires_at: 0,
-            priority,
-            cost,
-            deliveries: u16::from(redelivered),
-        });
+        let mut item = self.new_item(&mut st, msg, store_id, sharers);
+        item.redelivered = redelivered;
+        item.deliveries = u16::from(redelivered);
+        st.ready.push_back(item);
     }
 
     /// A message of this queue is settled for good (acked, rejected without requeue,

@@ -16,7 +16,7 @@
 //! that fails keeps the records in the buffer (retried at the next flush); a read that
 //! fails drops the rest of that file and logs how many messages went with it.
 
-use super::Queued;
+use super::{msg_cost, Queued};
 use crate::broker::message::Message;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -349,7 +349,8 @@ fn decode(data: &[u8]) -> Option<(Queued, usize)> {
     };
     let msg = Message::from_raw(&data[HEADER..end])?;
     let item = Queued {
-        cost: u32::try_from(msg.cost()).unwrap_or(u32::MAX),
+        // Read back, it is an allocation of its own: its whole cost counts.
+        cost: msg_cost(&msg, 1),
         seq: u64_at(4)?,
         store_id: u64_at(12)?,
         expires_at: u64_at(20)?,
