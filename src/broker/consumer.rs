@@ -3,8 +3,12 @@
 //!
 //! Queues hold `Consumer` entries and push `Outgoing` items into the consumer
 //! connection's unbounded outbox while holding only their own lock (a send never blocks).
-//! Credit keeps the outbox bounded: a delivery takes one unit when the queue hands it out
-//! and gives it back on ack (manual ack) or once written (no-ack).
+//! Credit keeps the outbox bounded: every delivery takes one unit of its consumer's
+//! write window when the queue hands it out, given back once the connection wrote it
+//! into its write buffer (which the connection stops filling while the socket is
+//! behind); a manual-ack delivery also takes one unit of prefetch, given back when it is
+//! settled. So a consumer without prefetch (no-ack, or prefetch 0) that stops reading its
+//! socket stops being fed, and its backlog stays in the queue.
 
 use super::queue::{Queue, Queued};
 use crate::codec::ShortStr;
@@ -12,8 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// The window of unwritten deliveries a no-ack consumer may have in its outbox.
-pub const NO_ACK_WINDOW: u32 = 2000;
+/// The window of deliveries a consumer may have in its connection's outbox, not yet
+/// written into the connection's write buffer.
+pub const WRITE_WINDOW: u32 = 2000;
 
 /// A bounded count of in-flight deliveries; limit 0 means unbounded.
 #[derive(Debug, Default)]
@@ -64,34 +69,73 @@ pub struct ConsumerInfo {
     pub tag: ShortStr,
     pub channel: u16,
     pub no_ack: bool,
-    /// Per-consumer prefetch (basic.qos global=false), or the no-ack window.
+    /// Per-consumer prefetch (basic.qos global=false) of a manual-ack consumer; back on
+    /// settle. Unbounded (0) for no-ack consumers.
     pub credit: Credit,
     /// The channel-wide prefetch (basic.qos global=true), shared by its consumers.
     pub channel_credit: Arc<Credit>,
+    /// Deliveries in the outbox not yet written (`WRITE_WINDOW`); back once written.
+    pub window: Credit,
 }
 
 impl ConsumerInfo {
+    pub fn new(
+        tag: ShortStr,
+        channel: u16,
+        no_ack: bool,
+        prefetch: u32,
+        channel_credit: Arc<Credit>,
+    ) -> Self {
+        ConsumerInfo {
+            tag,
+            channel,
+            no_ack,
+            credit: Credit::new(if no_ack { 0 } else { prefetch }),
+            channel_credit,
+            window: Credit::new(WRITE_WINDOW),
+        }
+    }
+
     /// Whether one more delivery fits (without taking it).
     fn has_room(&self) -> bool {
-        self.credit.has_room() && (self.no_ack || self.channel_credit.has_room())
+        self.window.has_room()
+            && (self.no_ack || (self.credit.has_room() && self.channel_credit.has_room()))
     }
 
     fn try_take(&self) -> bool {
-        if !self.credit.try_take() {
+        if !self.window.try_take() {
             return false;
         }
-        if self.no_ack || self.channel_credit.try_take() {
+        if self.no_ack {
             return true;
         }
-        self.credit.give_back(1);
+        if self.credit.try_take() {
+            if self.channel_credit.try_take() {
+                return true;
+            }
+            self.credit.give_back(1);
+        }
+        self.window.give_back(1);
         false
     }
 
-    pub fn give_back(&self) {
-        self.credit.give_back(1);
+    /// A delivery was written into the connection's write buffer: the window opens.
+    pub fn written(&self) {
+        self.window.give_back(1);
+    }
+
+    /// A written delivery was settled (acked, rejected, requeued): prefetch opens.
+    pub fn settled(&self) {
         if !self.no_ack {
+            self.credit.give_back(1);
             self.channel_credit.give_back(1);
         }
+    }
+
+    /// A delivery goes back unwritten: everything it took comes back.
+    pub fn give_back(&self) {
+        self.written();
+        self.settled();
     }
 }
 

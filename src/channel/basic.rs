@@ -8,7 +8,7 @@
 use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::Outgoing;
-use crate::broker::consumer::{Consumer, ConsumerInfo, Credit, NO_ACK_WINDOW};
+use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
@@ -207,18 +207,13 @@ impl Channel {
         } else {
             ctx.vhost.queue(&name, ctx.connection)?
         };
-        let limit = if m.no_ack {
-            NO_ACK_WINDOW
-        } else {
-            self.consumer_prefetch
-        };
-        let info = Arc::new(ConsumerInfo {
-            tag: tag.clone(),
-            channel: self.id,
-            no_ack: m.no_ack,
-            credit: Credit::new(limit),
-            channel_credit: self.channel_credit.clone(),
-        });
+        let info = Arc::new(ConsumerInfo::new(
+            tag.clone(),
+            self.id,
+            m.no_ack,
+            self.consumer_prefetch,
+            self.channel_credit.clone(),
+        ));
         let priority = m
             .arguments
             .inner()
@@ -362,7 +357,7 @@ impl Channel {
             Settle::Ack | Settle::Drop => {
                 for (_, e) in entries {
                     if let Some(c) = &e.consumer {
-                        c.give_back();
+                        c.settled();
                     }
                     if how == Settle::Drop {
                         e.queue.dead_letter(e.item, Reason::Rejected);

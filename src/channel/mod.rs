@@ -117,7 +117,7 @@ pub struct Channel {
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
     route_buf: Vec<Arc<Queue>>,
-    /// Credit came back (ack, reject, no-ack write): queues should dispatch again.
+    /// Credit came back (ack, reject, a delivery written): queues should dispatch again.
     credit_returned: bool,
 }
 
@@ -401,10 +401,10 @@ impl Channel {
             item.msg.body(),
             ctx.frame_max,
         );
+        // Written: the window opens again (prefetch, if any, waits for the ack).
+        consumer.written();
+        self.credit_returned = true;
         if consumer.no_ack {
-            // Written: the no-ack window opens again, and the message is settled.
-            consumer.give_back();
-            self.credit_returned = true;
             queue.settled(&item);
         } else {
             queue.delivered(&item);
@@ -466,7 +466,7 @@ fn requeue_entries(entries: Vec<(u64, Entry)>) {
     let mut run_queue: Option<Arc<Queue>> = None;
     for (_, e) in entries {
         if let Some(c) = &e.consumer {
-            c.give_back();
+            c.settled();
         }
         if run_queue.as_ref().is_some_and(|q| q.id != e.queue.id) {
             if let Some(q) = run_queue.take() {

@@ -2,7 +2,10 @@
 //!
 //! Owned by one channel; no locks. Tags only grow, and clients mostly settle the oldest
 //! first, so entries sit in a deque with tombstones: settling the front is O(1), settling
-//! in the middle is a binary search, and tombstones are swept from the front.
+//! in the middle is a binary search, and tombstones are swept from both ends. A client
+//! that keeps one old delivery and settles everything after it would otherwise grow the
+//! deque with the tag range: once tombstones outnumber live entries the deque is
+//! compacted (amortised O(1) per settle), so memory follows what is unacked.
 
 use crate::broker::consumer::ConsumerInfo;
 use crate::broker::queue::{Queue, Queued};
@@ -22,6 +25,10 @@ pub struct Unacked {
     entries: VecDeque<(u64, Option<Entry>)>,
     live: usize,
 }
+
+/// Tombstones below this many are left for the end sweeps: compacting a short deque
+/// would cost more than it frees.
+const COMPACT_MIN: usize = 64;
 
 impl Unacked {
     pub fn push(&mut self, tag: u64, entry: Entry) {
@@ -59,11 +66,36 @@ impl Unacked {
                 .collect()
         };
         self.live -= taken.len();
+        self.sweep();
+        Some(taken)
+    }
+
+    /// Drops tombstones at both ends, and all of them once they outnumber live entries.
+    fn sweep(&mut self) {
         while matches!(self.entries.front(), Some((_, None))) {
             self.entries.pop_front();
         }
-        Some(taken)
+        while matches!(self.entries.back(), Some((_, None))) {
+            self.entries.pop_back();
+        }
+        let tombstones = self.entries.len() - self.live;
+        if tombstones >= COMPACT_MIN && tombstones > self.live {
+            self.entries.retain(|(_, e)| e.is_some());
+        }
+        // A deque that once held a burst keeps its allocation otherwise.
+        if self.entries.capacity() > 4 * self.entries.len().max(COMPACT_MIN) {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
     }
+
+    /// Slots the deque holds (live entries and tombstones), and its allocation in
+    /// entries: what it costs in memory.
+    pub fn footprint(&self) -> (usize, usize) {
+        (self.entries.len(), self.entries.capacity())
+    }
+
+    /// Bytes one slot of the deque takes.
+    pub const SLOT_BYTES: usize = std::mem::size_of::<(u64, Option<Entry>)>();
 
     /// Puts back entries taken by a transaction that was rolled back.
     pub fn restore(&mut self, entries: Vec<(u64, Entry)>) {
@@ -78,10 +110,13 @@ impl Unacked {
 
     pub fn take_all(&mut self) -> Vec<(u64, Entry)> {
         self.live = 0;
-        self.entries
+        let all = self
+            .entries
             .drain(..)
             .filter_map(|(t, e)| Some((t, e?)))
-            .collect()
+            .collect();
+        self.sweep();
+        all
     }
 }
 
@@ -109,9 +144,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn settles_single_multiple_and_all_in_order() {
-        let q = Queue::new(
+    fn queue() -> Arc<Queue> {
+        Queue::new(
             "q".into(),
             "/",
             false,
@@ -121,7 +155,12 @@ mod tests {
             None,
             crate::broker::memory::Memory::new(u64::MAX),
             None,
-        );
+        )
+    }
+
+    #[test]
+    fn settles_single_multiple_and_all_in_order() {
+        let q = queue();
         let mut u = Unacked::default();
         for tag in [1, 2, 4, 5, 7] {
             u.push(tag, entry(&q, tag));
@@ -141,6 +180,31 @@ mod tests {
         u.restore(two);
         assert_eq!(u.len(), 1);
         assert_eq!(u.take(0, true).map(|v| v.len()), Some(1));
+        assert!(u.is_empty());
+    }
+
+    #[test]
+    fn one_old_delivery_kept_while_later_ones_are_acked_stays_compact() {
+        let q = queue();
+        let mut u = Unacked::default();
+        let mut most = 0;
+        for tag in 1..=100_000u64 {
+            u.push(tag, entry(&q, tag));
+            if tag >= 3 {
+                assert!(u.take(tag - 1, false).is_some());
+            }
+            most = most.max(u.footprint().1);
+        }
+        // Tag 1 and the newest are live; everything between was acked one by one.
+        assert_eq!(u.len(), 2);
+        let (slots, allocated) = u.footprint();
+        assert!(slots <= 2 * COMPACT_MIN, "{slots} slots for 2 unacked");
+        assert!(allocated <= 8 * COMPACT_MIN, "{allocated} slots allocated");
+        assert!(most <= 8 * COMPACT_MIN, "peaked at {most} slots");
+        // Binary search still finds what is left after compactions.
+        assert_eq!(u.take(1, false).map(|v| v.len()), Some(1));
+        assert!(u.take(50_000, false).is_none());
+        assert_eq!(u.take(100_000, true).map(|v| v.len()), Some(1));
         assert!(u.is_empty());
     }
 }
