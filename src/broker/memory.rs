@@ -9,6 +9,12 @@
 //! connection.blocked if they asked for it) until consumers bring usage back under 90%
 //! of the limit. Called from queue code under queue locks: everything here is atomic or
 //! non-blocking.
+//!
+//! What clients hold outside the queues (each connection's read and write buffers and
+//! its channels' unacked tables) is counted too, through one `ClientMemory` per
+//! connection: against the paging budget, so a crowd of connections makes queues page
+//! sooner instead of the process growing past it. It is not counted towards the alarm,
+//! which blocks publishers and would not help against a consumer that stops reading.
 
 use super::queue::paging::PageDir;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +46,8 @@ pub struct Memory {
     /// Other memory that grows with the backlog (the message store's index), counted
     /// against the paging budget too; set once the store is open.
     also_counted: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
+    /// Bytes held by connections (`ClientMemory`), counted against the paging budget.
+    clients: AtomicU64,
     /// The highest `used` since freed memory was last given back.
     peak_since_trim: AtomicU64,
     /// Resident memory right after freed memory was last given back: what is left then
@@ -76,6 +84,7 @@ impl Memory {
             budget,
             pages,
             also_counted: std::sync::OnceLock::new(),
+            clients: AtomicU64::new(0),
             peak_since_trim: AtomicU64::new(0),
             resident_after_trim: AtomicU64::new(0),
         })
@@ -95,7 +104,7 @@ impl Memory {
     /// a little below the budget: I/O buffers and the allocator's slack come on top.
     pub fn paging(&self) -> Option<&PageDir> {
         let dir = self.pages.as_ref()?;
-        let other = self.also_counted_now();
+        let other = self.also_counted_now() + self.clients();
         let threshold = self.budget - (self.budget / 8).min(MAX_HEADROOM);
         (self.used() + other > threshold).then_some(dir)
     }
@@ -176,6 +185,11 @@ impl Memory {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// What connections hold in buffers and unacked tables now (see `ClientMemory`).
+    pub fn clients(&self) -> u64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+
     pub fn limit(&self) -> u64 {
         self.limit
     }
@@ -217,6 +231,40 @@ impl Memory {
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.alarm.subscribe()
+    }
+}
+
+/// One connection's share of `Memory::clients`: set to what it holds whenever that may
+/// have changed (one atomic add when it did), taken back when dropped, whichever way the
+/// connection ends.
+#[derive(Debug)]
+pub struct ClientMemory {
+    memory: Arc<Memory>,
+    bytes: u64,
+}
+
+impl ClientMemory {
+    pub fn new(memory: Arc<Memory>) -> Self {
+        ClientMemory { memory, bytes: 0 }
+    }
+
+    pub fn set(&mut self, bytes: u64) {
+        if bytes > self.bytes {
+            self.memory
+                .clients
+                .fetch_add(bytes - self.bytes, Ordering::Relaxed);
+        } else if bytes < self.bytes {
+            self.memory
+                .clients
+                .fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for ClientMemory {
+    fn drop(&mut self) {
+        self.set(0);
     }
 }
 
@@ -263,6 +311,22 @@ mod tests {
         assert!(!m.alarmed() && !*rx.borrow());
         m.sub(10_000);
         assert_eq!(m.used(), 0);
+    }
+
+    #[test]
+    fn client_memory_counts_until_dropped() {
+        let m = Memory::new(1000);
+        let mut a = ClientMemory::new(m.clone());
+        let mut b = ClientMemory::new(m.clone());
+        a.set(300);
+        b.set(200);
+        a.set(100);
+        assert_eq!(m.clients(), 300);
+        assert_eq!(m.used(), 0, "messages are counted apart");
+        drop(a);
+        assert_eq!(m.clients(), 200);
+        drop(b);
+        assert_eq!(m.clients(), 0);
     }
 
     #[test]

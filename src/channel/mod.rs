@@ -360,6 +360,12 @@ impl Channel {
         }
     }
 
+    /// What the unacked table takes in memory (its entries' messages are counted by
+    /// their queues).
+    pub fn unacked_bytes(&self) -> usize {
+        self.unacked.footprint().1 * Unacked::SLOT_BYTES
+    }
+
     /// Next delivery tag on this channel.
     fn next_tag(&mut self) -> u64 {
         let tag = self.next_delivery_tag;

@@ -11,6 +11,7 @@ mod handshake;
 mod outbox;
 
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
+use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::broker::Broker;
@@ -33,6 +34,12 @@ use tracing::{debug, info, Instrument};
 /// deliveries until the socket drains.
 const HIGH_WATER: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
+/// The write buffer a connection starts with.
+const OUT_INITIAL: usize = 16 * 1024;
+/// An empty write buffer that grew past this (a large message went out, or the socket
+/// fell behind) is replaced by a small one: a burst must not leave the connection holding
+/// its size for good.
+const OUT_KEEP: usize = HIGH_WATER / 4;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -85,7 +92,16 @@ struct Connection {
     /// End with a TCP reset instead of an orderly shutdown, as RabbitMQ does after a
     /// refusal it does not explain.
     reset: bool,
+    /// The read buffer may hold frames not handled yet: the write buffer was full.
+    input_pending: bool,
     out: BytesMut,
+    /// The most the write buffer held since it was last replaced: its allocation, as far
+    /// as `BytesMut` lets us see it.
+    out_allocated: usize,
+    /// This connection's buffers and unacked tables in the broker's accounting.
+    client_memory: ClientMemory,
+    /// The channels' unacked tables, in bytes, as last measured (on the tick).
+    unacked_bytes: usize,
     handle: ConnectionHandle,
     exclusive_queues: Vec<Arc<Queue>>,
     started: Instant,
@@ -105,6 +121,7 @@ pub async fn serve(
     async move {
         let (tx, rx) = mpsc::unbounded_channel();
         let now = Instant::now();
+        let client_memory = ClientMemory::new(broker.memory.clone());
         let mut conn = Connection {
             id,
             peer,
@@ -121,7 +138,11 @@ pub async fn serve(
             heartbeat: 0,
             channels: IdMap::default(),
             reset: false,
-            out: BytesMut::with_capacity(16 * 1024),
+            input_pending: false,
+            out: BytesMut::with_capacity(OUT_INITIAL),
+            out_allocated: 0,
+            client_memory,
+            unacked_bytes: 0,
             handle: ConnectionHandle { id, outbox: tx },
             exclusive_queues: Vec::new(),
             started: now,
@@ -169,11 +190,21 @@ impl Connection {
             if self.phase == Phase::Done && self.out.is_empty() {
                 break Ok(());
             }
+            self.count_memory(&inbuf);
             let backlogged = self.out.len() >= HIGH_WATER;
             let flow_blocked = self.flow_blocked();
             self.announce_flow(flow_blocked);
             let throttled = self.throttled();
             let reading = !backlogged && !flow_blocked && !throttled && self.phase != Phase::Done;
+            if reading && self.input_pending {
+                // Frames left in the read buffer when the write buffer filled up: handle
+                // them now that it drained, without waiting for the socket.
+                if let Err(e) = self.process_input(&mut inbuf) {
+                    break Err(e);
+                }
+                self.after_input(&mut outbox);
+                continue;
+            }
             if inbuf.capacity() - inbuf.len() < 4096 {
                 inbuf.reserve(READ_CHUNK);
             }
@@ -203,11 +234,7 @@ impl Connection {
                             if let Err(e) = self.process_input(&mut inbuf) {
                                 break Err(e);
                             }
-                            if matches!(self.phase, Phase::CloseOkSent(_)) {
-                                // The connection is over for the client: give back what it
-                                // held now, not when it gets round to closing the socket.
-                                self.release(&mut outbox);
-                            }
+                            self.after_input(&mut outbox);
                         }
                         Err(e) => break Err(e.into()),
                     }
@@ -233,6 +260,26 @@ impl Connection {
             let _ = writer.shutdown().await;
         }
         result
+    }
+
+    fn after_input(&mut self, outbox: &mut mpsc::UnboundedReceiver<Outgoing>) {
+        if matches!(self.phase, Phase::CloseOkSent(_)) {
+            // The connection is over for the client: give back what it held now, not
+            // when it gets round to closing the socket.
+            self.release(outbox);
+        }
+    }
+
+    /// Brings this connection's share of the broker's memory accounting up to date (and
+    /// gives back a write buffer that a large message left oversized).
+    fn count_memory(&mut self, inbuf: &BytesMut) {
+        if self.out.is_empty() && self.out_allocated > OUT_KEEP {
+            self.out = BytesMut::with_capacity(OUT_INITIAL);
+            self.out_allocated = 0;
+        }
+        self.out_allocated = self.out_allocated.max(self.out.capacity());
+        let bytes = self.out_allocated + inbuf.capacity() + self.unacked_bytes;
+        self.client_memory.set(bytes as u64);
     }
 
     /// An alarm (memory or disk) is on and this connection publishes: stop reading it.
@@ -271,6 +318,8 @@ impl Connection {
 
     fn on_tick(&mut self) -> Result<(), ConnectionError> {
         let now = Instant::now();
+        // Summed on the tick, not per delivery: a walk over the channels.
+        self.unacked_bytes = self.channels.values().map(Channel::unacked_bytes).sum();
         match self.phase {
             Phase::Closing(deadline) if now >= deadline => {
                 self.phase = Phase::Done;
@@ -304,8 +353,12 @@ impl Connection {
         Ok(())
     }
 
-    /// Parses and handles every complete frame in the read buffer.
+    /// Parses and handles the complete frames in the read buffer, until the write buffer
+    /// reaches the high-water mark: replies (basic.get-ok with its message, say) to
+    /// frames a client pipelines without reading wait in the read buffer instead
+    /// (`input_pending`), and the socket is not read meanwhile.
     fn process_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnectionError> {
+        self.input_pending = false;
         if self.phase == Phase::ProtocolHeader {
             if inbuf.len() < PROTOCOL_HEADER.len() {
                 return if b"AMQP".starts_with(&inbuf[..inbuf.len().min(4)]) {
@@ -323,6 +376,10 @@ impl Connection {
             self.phase = Phase::StartOk;
         }
         while !matches!(self.phase, Phase::Done) {
+            if self.out.len() >= HIGH_WATER {
+                self.input_pending = !inbuf.is_empty();
+                break;
+            }
             let frame = match codec::decode(inbuf, self.frame_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,

@@ -86,6 +86,11 @@ impl Wire {
     /// A handshake as guest on "/" (no heartbeats, `WIRE_FRAME_MAX`) and channels 1..=n open.
     pub async fn open_channels(broker: &TestBroker, channels: u16) -> Wire {
         let stream = within(TcpStream::connect(broker.addr)).await.unwrap();
+        Wire::open_on(stream, channels).await
+    }
+
+    /// `open_channels` on a socket the caller connected (with its own socket options).
+    pub async fn open_on(stream: TcpStream, channels: u16) -> Wire {
         let mut wire = Wire { stream };
         wire.bytes(b"AMQP\x00\x00\x09\x01").await;
         wire.expect_method(0, 10, 10).await; // start

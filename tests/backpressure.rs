@@ -1,0 +1,249 @@
+//! Bounded memory per client: a consumer or a basic.get loop that does not read its
+//! socket gets no more than its write window and the output high-water mark hold, the
+//! rest stays in the queue; the unacked table follows what is unacked, not the range of
+//! delivery tags; and what connections hold is counted in the broker's memory.
+//! The slow clients are raw sockets with a small receive buffer that read nothing until
+//! the test says so.
+mod common;
+
+use common::wire::{encode_frame, encode_method, short_str, Wire};
+use common::{declare_queue, ready, within, TestBroker};
+use lapin::Channel;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+
+/// A body of `size` bytes that says which message it is.
+fn body(n: u32, size: usize) -> Vec<u8> {
+    let mut b = n.to_be_bytes().to_vec();
+    b.resize(size, (n % 251) as u8);
+    b
+}
+
+fn number(data: &[u8]) -> u32 {
+    u32::from_be_bytes(data[..4].try_into().unwrap())
+}
+
+async fn small_budget() -> TestBroker {
+    TestBroker::start_with(|c| warren::Config {
+        queue_memory: 1 << 20,
+        ..c
+    })
+    .await
+}
+
+/// Publishes messages 0..n of `size` bytes to `queue` (in one write, on a connection of
+/// its own) and waits until the queue holds them all.
+async fn fill(broker: &TestBroker, ch: &Channel, queue: &str, n: u32, size: usize) {
+    let mut frames = Vec::new();
+    for i in 0..n {
+        let mut publish = 0u16.to_be_bytes().to_vec();
+        publish.extend(short_str(""));
+        publish.extend(short_str(queue));
+        publish.push(0);
+        frames.extend(encode_method(1, 60, 40, &publish));
+        let mut header = [0, 60, 0, 0].to_vec();
+        header.extend((size as u64).to_be_bytes());
+        header.extend(0u16.to_be_bytes());
+        frames.extend(encode_frame(2, 1, &header));
+        frames.extend(encode_frame(3, 1, &body(i, size)));
+    }
+    let mut publisher = Wire::open(broker).await;
+    publisher.bytes(&frames).await;
+    within(async {
+        while ready(ch, queue).await < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// A connection with channel 1 open whose socket buffers little: what the broker writes
+/// piles up on the broker's side while the test does not read.
+async fn slow_reader(broker: &TestBroker) -> Wire {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = within(socket.connect(broker.addr)).await.unwrap();
+    Wire::open_on(stream, 1).await
+}
+
+/// The ready count of `queue` once it stopped moving (the same over several looks).
+async fn settled_ready(ch: &Channel, queue: &str) -> u32 {
+    let mut last = ready(ch, queue).await;
+    let mut same = 0;
+    while same < 5 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = ready(ch, queue).await;
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+/// basic.consume arguments: manual ack, no qos (prefetch 0), server-named tag.
+fn consume_args(queue: &str) -> Vec<u8> {
+    let mut args = 0u16.to_be_bytes().to_vec();
+    args.extend(short_str(queue));
+    args.extend(short_str(""));
+    args.push(0);
+    args.extend(0u32.to_be_bytes());
+    args
+}
+
+fn get_frame(queue: &str) -> Vec<u8> {
+    let mut args = 0u16.to_be_bytes().to_vec();
+    args.extend(short_str(queue));
+    args.push(0);
+    encode_method(1, 60, 70, &args)
+}
+
+fn ack_frame(tag: u64) -> Vec<u8> {
+    let mut args = tag.to_be_bytes().to_vec();
+    args.push(0);
+    encode_method(1, 60, 80, &args)
+}
+
+/// The next message on channel 1 (basic.deliver or basic.get-ok, its header and its
+/// one body frame): (delivery tag, body).
+async fn next_message(wire: &mut Wire) -> (u64, Vec<u8>) {
+    let (ch, class, method, args) = wire.next_method().await;
+    let tag_at = match (ch, class, method) {
+        (1, 60, 60) => 1 + args[0] as usize,
+        (1, 60, 71) => 0,
+        other => panic!("expected a delivery, got {other:?}"),
+    };
+    let tag = u64::from_be_bytes(args[tag_at..tag_at + 8].try_into().unwrap());
+    let (kind, _, _) = wire.next_frame().await;
+    assert_eq!(kind, 2, "content header");
+    let (kind, _, body) = wire.next_frame().await;
+    assert_eq!(kind, 3, "content body");
+    (tag, body)
+}
+
+#[tokio::test]
+async fn a_prefetch_0_consumer_that_does_not_read_leaves_its_backlog_in_the_queue() {
+    let b = small_budget().await;
+    let (_c, ch) = b.channel().await;
+    declare_queue(&ch, "backlog").await;
+    let (n, size) = (10_000u32, 2048usize);
+    fill(&b, &ch, "backlog", n, size).await;
+
+    let mut wire = slow_reader(&b).await;
+    wire.method(1, 60, 20, &consume_args("backlog")).await;
+    let left = settled_ready(&ch, "backlog").await;
+    assert!(
+        left >= n / 2,
+        "the consumer took {} of {n} messages it has not read",
+        n - left
+    );
+    let used = b.server.broker().memory.used();
+    assert!(
+        used < u64::from(n) * size as u64 / 2,
+        "messages in memory: {used} bytes"
+    );
+
+    // Once it reads, everything arrives, in order, once.
+    wire.expect_method(1, 60, 21).await;
+    for i in 0..n {
+        let (tag, data) = next_message(&mut wire).await;
+        assert_eq!((tag, number(&data)), (u64::from(i) + 1, i), "in order");
+        assert_eq!(data, body(i, size));
+    }
+    let mut ack_all = u64::from(n).to_be_bytes().to_vec();
+    ack_all.push(1);
+    wire.method(1, 60, 80, &ack_all).await;
+    assert_eq!(settled_ready(&ch, "backlog").await, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_basic_gets_wait_while_the_write_buffer_is_full() {
+    let b = small_budget().await;
+    let (_c, ch) = b.channel().await;
+    declare_queue(&ch, "gets").await;
+    let (n, size) = (3_000u32, 8192usize);
+    fill(&b, &ch, "gets", n, size).await;
+
+    // Every basic.get at once, from another task: the broker may stop reading them.
+    let (mut reader, mut writer) = slow_reader(&b).await.into_split();
+    let gets: Vec<u8> = (0..n).flat_map(|_| get_frame("gets")).collect();
+    let sending = tokio::spawn(async move {
+        writer.write_all(&gets).await.unwrap();
+        writer
+    });
+    let left = settled_ready(&ch, "gets").await;
+    assert!(
+        left >= n / 2,
+        "the broker answered {} of {n} gets nobody read",
+        n - left
+    );
+
+    // Reading, the client gets every message, in order.
+    for i in 0..n {
+        let (kind, channel, payload) = common::wire::read_frame(&mut reader).await;
+        assert_eq!((kind, channel, &payload[..4]), (1, 1, &[0, 60, 0, 71][..]));
+        let tag = u64::from_be_bytes(payload[4..12].try_into().unwrap());
+        let (kind, _, _) = common::wire::read_frame(&mut reader).await;
+        assert_eq!(kind, 2);
+        let (_, _, data) = common::wire::read_frame(&mut reader).await;
+        assert_eq!((tag, number(&data)), (u64::from(i) + 1, i));
+    }
+    let mut writer = within(sending).await.unwrap();
+    let mut ack_all = u64::from(n).to_be_bytes().to_vec();
+    ack_all.push(1);
+    writer
+        .write_all(&encode_method(1, 60, 80, &ack_all))
+        .await
+        .unwrap();
+    assert_eq!(settled_ready(&ch, "gets").await, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn one_old_delivery_kept_unacked_does_not_grow_the_unacked_table() {
+    let b = TestBroker::start().await;
+    let (_c, ch) = b.channel().await;
+    declare_queue(&ch, "kept").await;
+    let n = 50_000u32;
+    fill(&b, &ch, "kept", n, 16).await;
+
+    // Keep the first and the last delivery, ack every one between by itself as it comes
+    // (the table cannot shrink from either end).
+    let mut wire = Wire::open(&b).await;
+    let memory = b.server.broker().memory.clone();
+    let before = memory.clients();
+    wire.method(1, 60, 20, &consume_args("kept")).await;
+    wire.expect_method(1, 60, 21).await;
+    let mut acks = Vec::new();
+    for i in 0..n {
+        let (tag, data) = next_message(&mut wire).await;
+        assert_eq!(number(&data), i);
+        if tag > 1 && tag < u64::from(n) {
+            acks.extend(ack_frame(tag));
+        }
+        if acks.len() > 16 * 1024 || i + 1 == n {
+            wire.bytes(&std::mem::take(&mut acks)).await;
+        }
+    }
+    assert_eq!(settled_ready(&ch, "kept").await, 0);
+    // The connections' share of the broker's memory (their buffers and unacked tables,
+    // measured on their tick) comes back down to their buffers: two entries are unacked.
+    // (Without compaction the table would hold 50,000 slots, over 3 MiB.)
+    within(async {
+        while memory.clients() > before + (1 << 20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // And both are still there to settle, once.
+    wire.bytes(&ack_frame(u64::from(n))).await;
+    wire.bytes(&ack_frame(1)).await;
+    wire.bytes(&ack_frame(1)).await;
+    let (_, class, method, args) = wire.next_method().await;
+    assert_eq!((class, method), (20, 40), "the second ack of 1 closes the channel");
+    assert_eq!(
+        common::wire::close_fields(&args).1,
+        "PRECONDITION_FAILED - unknown delivery tag 1"
+    );
+    b.stop().await;
+}
