@@ -41,6 +41,18 @@ pub struct Config {
           default_value_t = crate::broker::disk::DEFAULT_FREE_LIMIT)]
     pub disk_free_limit: u64,
 
+    /// Most client connections served at once (RabbitMQ's connection_max); further
+    /// clients wait, unanswered, until one leaves. Default: no limit.
+    #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Largest message body accepted (RabbitMQ's max_message_size, at most 512 MiB):
+    /// a larger one is read, dropped and refused with 406 PRECONDITION_FAILED.
+    /// Bytes, or with a unit.
+    #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", value_parser = parse_message_size,
+          default_value_t = crate::channel::MAX_MESSAGE_SIZE)]
+    pub max_message_size: u64,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -57,6 +69,8 @@ impl Config {
             memory_limit: None,
             queue_memory: crate::broker::memory::DEFAULT_QUEUE_MEMORY,
             disk_free_limit: crate::broker::disk::DEFAULT_FREE_LIMIT,
+            max_connections: None,
+            max_message_size: crate::channel::MAX_MESSAGE_SIZE,
             log: "warn".into(),
         }
     }
@@ -88,9 +102,28 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok((number * scale as f64) as u64)
 }
 
+/// RabbitMQ refuses a max_message_size above 512 MiB.
+pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 << 20;
+
+fn parse_message_size(text: &str) -> Result<u64, String> {
+    let size = parse_bytes(text)?;
+    if size > MAX_MESSAGE_SIZE_CAP {
+        return Err(format!(
+            "{size} is above the largest message size allowed ({MAX_MESSAGE_SIZE_CAP})"
+        ));
+    }
+    Ok(size)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{parse_bytes, parse_message_size};
+
+    #[test]
+    fn message_sizes_stop_at_512_mib() {
+        assert_eq!(parse_message_size("512MiB"), Ok(512 << 20));
+        assert!(parse_message_size("513MiB").is_err());
+    }
 
     #[test]
     fn sizes_parse_with_and_without_units() {

@@ -3,6 +3,10 @@
 //! `start` binds the listener, spawns the accept loop and returns a `Server` with the
 //! bound address and a shutdown handle. Shutdown stops accepting, asks every connection
 //! to close with 320 CONNECTION_FORCED, and waits (bounded) for them to finish.
+//! With `--max-connections`, the loop stops accepting while that many connections are
+//! served, as RabbitMQ 3.10's listener does with `connection_max` (Ranch's
+//! `max_connections`): further clients wait in the listen backlog, unanswered, until
+//! a connection ends.
 
 use crate::broker::Broker;
 use crate::config::Config;
@@ -31,17 +35,19 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let limit = config
         .memory_limit
         .unwrap_or_else(crate::broker::memory::default_limit);
-    let broker = Arc::new(Broker::open(
+    let mut broker = Broker::open(
         &config.data_dir,
         limit,
         config.queue_memory,
         config.disk_free_limit,
-    )?);
+    )?;
+    broker.max_message_size = config.max_message_size;
+    let broker = Arc::new(broker);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
-    let accept_loop = tokio::spawn(accept(listener, broker.clone(), rx));
+    let accept_loop = tokio::spawn(accept(listener, broker.clone(), config.max_connections, rx));
     Ok(Server {
         addr,
         broker,
@@ -79,12 +85,18 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-async fn accept(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+async fn accept(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    max_connections: Option<usize>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
+        let room = max_connections.is_none_or(|max| connections.len() < max);
         tokio::select! {
             _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if room => match accepted {
                 Ok((stream, peer)) => {
                     connections.spawn(connection::serve(stream, peer, broker.clone(), shutdown.clone()));
                 }

@@ -240,7 +240,11 @@ async fn one_old_delivery_kept_unacked_does_not_grow_the_unacked_table() {
     wire.bytes(&ack_frame(1)).await;
     wire.bytes(&ack_frame(1)).await;
     let (_, class, method, args) = wire.next_method().await;
-    assert_eq!((class, method), (20, 40), "the second ack of 1 closes the channel");
+    assert_eq!(
+        (class, method),
+        (20, 40),
+        "the second ack of 1 closes the channel"
+    );
     assert_eq!(
         common::wire::close_fields(&args).1,
         "PRECONDITION_FAILED - unknown delivery tag 1"

@@ -1,12 +1,20 @@
-//! Queue length limits: x-max-length, x-max-length-bytes, x-overflow drop-head and
-//! reject-publish (a refused publish is nacked to a confirming publisher).
+//! Limits. Queue length limits: x-max-length, x-max-length-bytes, x-overflow drop-head
+//! and reject-publish (a refused publish is nacked to a confirming publisher). And the
+//! broker's limits as RabbitMQ 3.10 has them, each refusal with its code and text:
+//! `--max-connections` (further clients wait unanswered), vhost limits max-connections
+//! and max-queues (from the definitions file, kept across restarts), channel_max in
+//! tune-ok, `--max-message-size`.
 mod common;
 
-use common::{table, within, TestBroker};
+use amq_protocol::protocol::{connection, AMQPClass};
+use common::raw::{plain, Raw, PROTOCOL_HEADER};
+use common::{expect_channel_error, table, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use lapin::Confirmation;
+use std::path::PathBuf;
+use std::time::Duration;
 
 async fn bodies(ch: &lapin::Channel, q: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -212,4 +220,259 @@ async fn max_priority_serves_higher_priorities_first_fifo_within_one() {
         .collect();
     assert_eq!(order, expected);
     broker.stop().await;
+}
+
+// ---- the broker's limits ----
+
+#[tokio::test]
+async fn max_connections_holds_further_clients_until_one_leaves() {
+    let b = TestBroker::start_with(|c| warren::Config {
+        max_connections: Some(1),
+        ..c
+    })
+    .await;
+    let first = b.connect().await;
+    // The kernel completes the TCP handshake; the broker does not take the client on.
+    let mut waiting = Raw::connect(b.addr).await;
+    waiting.bytes(PROTOCOL_HEADER).await;
+    let early = tokio::time::timeout(Duration::from_millis(300), waiting.next()).await;
+    assert!(early.is_err(), "answered over the limit: {early:?}");
+    within(first.close(200, "bye".into())).await.unwrap();
+    match waiting.method().await {
+        (0, AMQPClass::Connection(connection::AMQPMethod::Start(_))) => {}
+        other => panic!("expected connection.start once a slot freed, got {other:?}"),
+    }
+    b.stop().await;
+}
+
+/// A data directory whose definitions give vhost `limited` these limits (the parameter
+/// as RabbitMQ 3.10's export writes it).
+fn limited_vhost_dir(limits: serde_json::Value) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "warren-limits-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let defs = serde_json::json!({
+        "vhosts": [{"name": "/"}, {"name": "limited"}],
+        "parameters": [{
+            "value": limits,
+            "vhost": "limited",
+            "component": "vhost-limits",
+            "name": "limits"
+        }]
+    });
+    std::fs::write(dir.join("definitions.json"), defs.to_string()).unwrap();
+    dir
+}
+
+/// Login as guest and connection.open on `vhost`; the reply is the caller's to read.
+async fn open_on(addr: std::net::SocketAddr, vhost: &str) -> Raw {
+    let (mut raw, _) = Raw::start(addr).await;
+    raw.start_ok("PLAIN", plain("guest", "guest"), true).await;
+    raw.expect_tune().await;
+    raw.tune_ok(2047, 131_072, 0).await;
+    raw.open_vhost(vhost).await;
+    raw
+}
+
+fn lapin_url(b: &TestBroker, vhost: &str) -> String {
+    format!("amqp://guest:guest@{}/{vhost}", b.addr)
+}
+
+#[tokio::test]
+async fn vhost_max_connections_refuses_the_connection_over_it() {
+    let dir = limited_vhost_dir(serde_json::json!({"max-connections": 1}));
+    let b = TestBroker::start_on(dir, |c| c).await;
+    let mut first = open_on(b.addr, "limited").await;
+    first.expect_open_ok().await;
+
+    let mut second = open_on(b.addr, "limited").await;
+    let close = second.expect_connection_close().await;
+    assert_eq!(
+        (close.reply_code, close.reply_text.as_str(), close.class_id, close.method_id),
+        (
+            530,
+            "NOT_ALLOWED - access to vhost 'limited' refused for user 'guest': connection limit (1) is reached",
+            10,
+            40
+        )
+    );
+    second.close_ok_then_closed().await;
+    // Other vhosts are not limited.
+    Raw::open(b.addr).await;
+
+    // The first leaves: its place is free as soon as it closed.
+    first
+        .send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+                reply_code: 200,
+                ..Default::default()
+            })),
+        )
+        .await;
+    match first.method().await {
+        (0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => {}
+        other => panic!("expected close-ok, got {other:?}"),
+    }
+    open_on(b.addr, "limited").await.expect_open_ok().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn vhost_max_queues_refuses_a_new_queue_over_it() {
+    let dir = limited_vhost_dir(serde_json::json!({"max-queues": 2}));
+    let b = TestBroker::start_on(dir, |c| c).await;
+    let conn = within(lapin::Connection::connect(
+        &lapin_url(&b, "limited"),
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for q in ["a", "b"] {
+        common::declare_queue(&ch, q).await;
+    }
+    let refused = "PRECONDITION_FAILED - cannot declare queue 'c': queue limit in vhost 'limited' (2) is reached";
+    expect_channel_error(
+        &conn,
+        &ch,
+        ch.queue_declare(
+            "c".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        ),
+        406,
+        refused,
+    )
+    .await;
+    // Declaring one that exists is not a new queue; a server-named one is.
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "a").await;
+    let err = within(ch.queue_declare(
+        "".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap_err();
+    let (code, text) = common::amqp_error(&err);
+    assert_eq!(code, 406);
+    assert!(
+        text.starts_with("PRECONDITION_FAILED - cannot declare queue 'amq.gen-")
+            && text.ends_with("': queue limit in vhost 'limited' (2) is reached"),
+        "{text}"
+    );
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_delete("a".into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    common::declare_queue(&ch, "c").await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn vhost_limits_are_kept_in_the_definitions_across_a_restart() {
+    let dir = limited_vhost_dir(serde_json::json!({"max-queues": 1, "max-connections": 5}));
+    let b = TestBroker::start_on(dir, |c| c).await;
+    let conn = within(lapin::Connection::connect(
+        &lapin_url(&b, "limited"),
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    common::declare(&ch, "kept", durable).await;
+    drop(conn);
+    let dir = b.restart_later().await;
+
+    let text = std::fs::read_to_string(dir.join("definitions.json")).unwrap();
+    let defs: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        defs["parameters"],
+        serde_json::json!([{
+            "value": {"max-connections": 5, "max-queues": 1},
+            "vhost": "limited",
+            "component": "vhost-limits",
+            "name": "limits"
+        }])
+    );
+    let b = TestBroker::start_on(dir, |c| c).await;
+    let conn = within(lapin::Connection::connect(
+        &lapin_url(&b, "limited"),
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    expect_channel_error(
+        &conn,
+        &ch,
+        ch.queue_declare("more".into(), durable, FieldTable::default()),
+        406,
+        "PRECONDITION_FAILED - cannot declare queue 'more': queue limit in vhost 'limited' (1) is reached",
+    )
+    .await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn tune_ok_channel_max_0_or_above_the_servers_is_refused_without_a_word() {
+    // As RabbitMQ: 0 ("no limit") is above the server's 2047; the socket closes after
+    // the silent-close delay with nothing sent.
+    let b = TestBroker::start().await;
+    let refused = |channel_max: u16| {
+        let addr = b.addr;
+        async move {
+            let (mut raw, _) = Raw::start(addr).await;
+            raw.start_ok("PLAIN", plain("guest", "guest"), true).await;
+            assert_eq!(raw.expect_tune().await.channel_max, 2047);
+            raw.tune_ok(channel_max, 131_072, 0).await;
+            raw.open_vhost("/").await;
+            raw.expect_silent_close_within(Duration::from_secs(6)).await;
+        }
+    };
+    tokio::join!(refused(0), refused(2048));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn max_message_size_is_configurable() {
+    let b = TestBroker::start_with(|c| warren::Config {
+        max_message_size: 1000,
+        ..c
+    })
+    .await;
+    let (_c, ch) = b.channel().await;
+    common::declare_queue(&ch, "sized").await;
+    let mut raw = Raw::open_with_channel(b.addr, 131_072).await;
+    raw.publish(1, "sized", &[1u8; 1000]).await;
+    raw.publish(1, "sized", &[2u8; 1001]).await;
+    match raw.method().await {
+        (1, AMQPClass::Channel(amq_protocol::protocol::channel::AMQPMethod::Close(close))) => {
+            assert_eq!(
+                (close.reply_code, close.reply_text.as_str(), close.class_id, close.method_id),
+                (
+                    406,
+                    "PRECONDITION_FAILED - message size 1001 is larger than configured max size 1000",
+                    60,
+                    40
+                )
+            );
+        }
+        other => panic!("expected channel.close, got {other:?}"),
+    }
+    assert_eq!(
+        common::ready(&ch, "sized").await,
+        1,
+        "the one at the limit went in"
+    );
+    b.stop().await;
 }

@@ -43,6 +43,8 @@ pub struct Broker {
     persist: Option<Arc<Persistence>>,
     pub memory: Arc<Memory>,
     disk: Option<disk::DiskMonitor>,
+    /// Largest message body accepted (`--max-message-size`).
+    pub max_message_size: u64,
 }
 
 /// Why a login was refused.
@@ -183,6 +185,7 @@ impl Broker {
             persist,
             memory,
             disk: None,
+            max_message_size: crate::channel::MAX_MESSAGE_SIZE,
         };
         broker.add_vhost("/");
         broker

@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub vhost: &'a Arc<VHost>,
     pub out: &'a mut BytesMut,
     pub frame_max: u32,
+    /// Largest message body accepted (`Broker::max_message_size`).
+    pub max_message_size: u64,
     pub handle: &'a ConnectionHandle,
     /// Exclusive queues this connection declared, deleted when it closes.
     pub exclusive_queues: &'a mut Vec<Arc<Queue>>,
@@ -268,10 +270,12 @@ impl Channel {
                 "expected content header for class 60, got one for class {class_id} instead"
             )));
         }
-        if size > MAX_MESSAGE_SIZE {
-            // RabbitMQ reads the whole body before refusing it; we drop it as it comes.
+        if size > ctx.max_message_size {
+            // RabbitMQ 3.10 reads the whole body before refusing it; we drop it as it
+            // comes, so it costs no memory.
             let error = Exception::precondition_failed(format!(
-                "message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
+                "message size {size} is larger than configured max size {}",
+                ctx.max_message_size
             ))
             .on(60, 40);
             self.content = Content::Discard {

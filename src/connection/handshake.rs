@@ -258,6 +258,11 @@ impl super::Connection {
                 let vhost = self.broker.vhost(name).ok_or_else(|| {
                     Exception::not_allowed(format!("vhost {name} not found")).on(10, 40)
                 })?;
+                // The vhost's max-connections, counted until this connection ends.
+                let slot = vhost
+                    .admit_connection(&self.user)
+                    .map_err(|e| e.on(10, 40))?;
+                self.vhost_slot = Some(slot);
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);
                 codec::encode_method(&mut self.out, 0, &open_ok());

@@ -13,7 +13,7 @@ mod outbox;
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
-use crate::broker::vhost::VHost;
+use crate::broker::vhost::{ConnectionSlot, VHost};
 use crate::broker::Broker;
 use crate::channel::{channel_open_ok, Channel, ChannelState, Ctx};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
@@ -77,6 +77,8 @@ struct Connection {
     broker: Arc<Broker>,
     phase: Phase,
     vhost: Option<Arc<VHost>>,
+    /// This connection's place in its vhost's max-connections.
+    vhost_slot: Option<ConnectionSlot>,
     user: String,
     consumer_cancel_notify: bool,
     /// The client asked to hear connection.blocked / unblocked.
@@ -128,6 +130,7 @@ pub async fn serve(
             broker,
             phase: Phase::ProtocolHeader,
             vhost: None,
+            vhost_slot: None,
             user: String::new(),
             consumer_cancel_notify: false,
             blocked_notify: false,
@@ -267,6 +270,7 @@ impl Connection {
             // The connection is over for the client: give back what it held now, not
             // when it gets round to closing the socket.
             self.release(outbox);
+            self.vhost_slot = None;
         }
     }
 
@@ -476,6 +480,7 @@ impl Connection {
             vhost,
             out: &mut self.out,
             frame_max: self.frame_max,
+            max_message_size: self.broker.max_message_size,
             handle: &self.handle,
             exclusive_queues: &mut self.exclusive_queues,
         };

@@ -178,6 +178,35 @@ pub struct BindingDef {
     pub extra: Map<String, Value>,
 }
 
+/// The runtime parameter component under which RabbitMQ keeps a vhost's limits (in a
+/// parameter named "limits").
+pub const VHOST_LIMITS: &str = "vhost-limits";
+const VHOST_LIMITS_NAME: &str = "limits";
+
+impl Definitions {
+    /// The value of `vhost`'s limits parameter, e.g. `{"max-queues": 10}`, if it has one.
+    pub fn vhost_limits(&self, vhost: &str) -> Option<&Value> {
+        self.parameters.iter().find_map(|p| {
+            let field = |key: &str| p.get(key).and_then(Value::as_str);
+            (field("component") == Some(VHOST_LIMITS)
+                && field("name") == Some(VHOST_LIMITS_NAME)
+                && field("vhost") == Some(vhost))
+            .then(|| p.get("value"))
+            .flatten()
+        })
+    }
+
+    /// Adds `vhost`'s limits parameter, as RabbitMQ exports it.
+    pub fn push_vhost_limits(&mut self, vhost: &str, value: Value) {
+        let mut p = Map::new();
+        p.insert("value".into(), value);
+        p.insert("vhost".into(), vhost.into());
+        p.insert("component".into(), VHOST_LIMITS.into());
+        p.insert("name".into(), VHOST_LIMITS_NAME.into());
+        self.parameters.push(Value::Object(p));
+    }
+}
+
 fn empty_object() -> Value {
     Value::Object(Map::new())
 }

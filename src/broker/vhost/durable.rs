@@ -1,4 +1,4 @@
-//! A vhost's durable topology, to and from the definitions file.
+//! A vhost's durable topology and its limits, to and from the definitions file.
 //!
 //! Called by `Persistence::save_definitions` (snapshot, under the topology read lock)
 //! and by `Broker::open` at start (restore, before any client connects). Only durable
@@ -57,6 +57,9 @@ impl VHost {
                 });
             }
         }
+        if let Some(value) = self.limits().to_json() {
+            defs.push_vhost_limits(&self.name, value);
+        }
         for q in topo.queues.values().filter(|q| durable_queue(q)) {
             let mut def = QueueDef::new(
                 &self.name,
@@ -74,6 +77,9 @@ impl VHost {
     /// any client connects). Entries that no longer make sense are logged and skipped.
     pub fn restore(&self, defs: &Definitions) {
         let mine = |v: &str| v == self.name;
+        if let Some(value) = defs.vhost_limits(&self.name) {
+            self.store_limits(super::VhostLimits::from_json(&self.name, value));
+        }
         let mut topo = self.write();
         for x in defs.exchanges.iter().filter(|x| mine(&x.vhost)) {
             let Some(kind) = ExchangeKind::parse(&x.kind) else {

@@ -27,6 +27,9 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 
 mod durable;
+mod limits;
+
+pub use limits::{ConnectionSlot, VhostLimits};
 
 /// The pseudo-queue clients consume from for direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -57,6 +60,8 @@ pub struct VHost {
     /// Dead letters from this vhost's queues, to the task that republishes them.
     dead_letters: mpsc::UnboundedSender<DeadLetter>,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
+    /// max-connections and max-queues, and the connections open now.
+    limits: limits::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +123,7 @@ impl VHost {
             memory,
             dead_letters,
             dead_letter_rx: Mutex::new(Some(dead_letter_rx)),
+            limits: limits::Limits::default(),
         }
     }
 
@@ -359,6 +365,7 @@ impl VHost {
                 consumer_count,
             });
         }
+        self.check_queue_limit(topo.queues.len(), name)?;
         let queue = Queue::new(
             ShortStr::from(name),
             &self.name,
