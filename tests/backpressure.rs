@@ -251,3 +251,32 @@ async fn one_old_delivery_kept_unacked_does_not_grow_the_unacked_table() {
     );
     b.stop().await;
 }
+
+#[tokio::test]
+async fn deliveries_taken_from_the_outbox_stop_at_the_high_water_mark() {
+    let b = small_budget().await;
+    let (_c, ch) = b.channel().await;
+    declare_queue(&ch, "large").await;
+    // 300 messages of 120 KiB: all fit in the write window at once.
+    let (n, size) = (300u32, 120 * 1024);
+    fill(&b, &ch, "large", n, size).await;
+
+    let mut wire = slow_reader(&b).await;
+    let memory = b.server.broker().memory.clone();
+    let before = memory.clients();
+    let mut no_ack = consume_args("large");
+    no_ack[2 + 1 + "large".len() + 1] = 2;
+    wire.method(1, 60, 20, &no_ack).await;
+    settled_ready(&ch, "large").await;
+    // Deliveries wait in the outbox while the write buffer is full: the connection holds
+    // about the high-water mark (1 MiB) and a message, not a batch of them (30 MiB).
+    let held = memory.clients() - before;
+    assert!(held < 8 << 20, "the connection holds {held} bytes");
+
+    wire.expect_method(1, 60, 21).await;
+    for i in 0..n {
+        let (_, data) = next_message(&mut wire).await;
+        assert_eq!(number(&data), i, "in order");
+    }
+    b.stop().await;
+}

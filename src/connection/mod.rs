@@ -21,6 +21,7 @@ use crate::error::{ConnectionError, Exception};
 use crate::hash::IdMap;
 use amq_protocol::protocol::{channel as amqp_channel, connection as amqp_connection, AMQPClass};
 use bytes::BytesMut;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,8 @@ struct Connection {
     reset: bool,
     /// The read buffer may hold frames not handled yet: the write buffer was full.
     input_pending: bool,
+    /// Taken from the outbox, not handled yet: the write buffer was full.
+    pending: VecDeque<Outgoing>,
     out: BytesMut,
     /// The most the write buffer held since it was last replaced: its allocation, as far
     /// as `BytesMut` lets us see it.
@@ -142,6 +145,7 @@ pub async fn serve(
             channels: IdMap::default(),
             reset: false,
             input_pending: false,
+            pending: VecDeque::new(),
             out: BytesMut::with_capacity(OUT_INITIAL),
             out_allocated: 0,
             client_memory,
@@ -199,6 +203,11 @@ impl Connection {
             self.announce_flow(flow_blocked);
             let throttled = self.throttled();
             let reading = !backlogged && !flow_blocked && !throttled && self.phase != Phase::Done;
+            if !backlogged && !self.pending.is_empty() {
+                // What the outbox gave before the write buffer filled up.
+                self.process_outbox();
+                continue;
+            }
             if reading && self.input_pending {
                 // Frames left in the read buffer when the write buffer filled up: handle
                 // them now that it drained, without waiting for the socket.
@@ -242,9 +251,10 @@ impl Connection {
                         Err(e) => break Err(e.into()),
                     }
                 }
-                n = outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() => {
+                n = outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() && self.pending.is_empty() => {
                     if n > 0 {
-                        self.process_outbox(&mut batch);
+                        self.pending.extend(batch.drain(..));
+                        self.process_outbox();
                     }
                 }
                 _ = alarm.changed() => {}
@@ -256,6 +266,10 @@ impl Connection {
                 }
             }
         };
+        // Deliveries taken from the outbox and never written go back to their queues.
+        for item in self.pending.drain(..) {
+            outbox::give_back(item);
+        }
         self.release(&mut outbox);
         if self.reset || matches!(result, Err(ConnectionError::UnknownMethod)) {
             let _ = stream.set_zero_linger();

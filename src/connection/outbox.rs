@@ -4,16 +4,21 @@
 //! Part of the connection task: these run between socket reads, never block, and put
 //! back into their queues any delivery the connection can no longer hand out.
 
-use super::{Connection, Phase};
+use super::{Connection, Phase, HIGH_WATER};
 use crate::broker::consumer::Outgoing;
 use tokio::sync::mpsc;
 use tracing::debug;
 
 impl Connection {
-    /// Writes deliveries and server cancels taken from the outbox.
-    pub(super) fn process_outbox(&mut self, batch: &mut Vec<Outgoing>) {
+    /// Writes deliveries and server cancels taken from the outbox, until the write buffer
+    /// reaches the high-water mark: the rest wait in `pending` (still holding their
+    /// consumers' write window) until it drains.
+    pub(super) fn process_outbox(&mut self) {
         let notify = self.consumer_cancel_notify;
-        for item in batch.drain(..) {
+        while self.out.len() < HIGH_WATER {
+            let Some(item) = self.pending.pop_front() else {
+                break;
+            };
             match item {
                 Outgoing::Deliver(d) => {
                     let channel = d.consumer.channel;
@@ -68,10 +73,7 @@ impl Connection {
         self.channels.clear();
         outbox.close();
         while let Ok(item) = outbox.try_recv() {
-            if let Outgoing::Deliver(d) = item {
-                d.consumer.give_back();
-                d.queue.requeue([d.item], false);
-            }
+            give_back(item);
         }
         if let Some(vhost) = &self.vhost {
             for q in self.exclusive_queues.drain(..) {
@@ -81,5 +83,13 @@ impl Connection {
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }
+    }
+}
+
+/// An outbox item that will never be handled: a delivery goes back to its queue.
+pub(super) fn give_back(item: Outgoing) {
+    if let Outgoing::Deliver(d) = item {
+        d.consumer.give_back();
+        d.queue.requeue([d.item], false);
     }
 }
