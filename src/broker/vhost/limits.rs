@@ -181,4 +181,29 @@ mod tests {
         assert_eq!(read(json!({"max-queues": "10"})), VhostLimits::default());
         assert_eq!(VhostLimits::default().to_json(), None);
     }
+
+    #[test]
+    fn connections_are_counted_until_their_slot_drops() {
+        let vhost = Arc::new(VHost::new(
+            "v",
+            None,
+            crate::broker::memory::Memory::new(u64::MAX),
+        ));
+        let first = vhost.admit_connection("guest");
+        assert!(first.is_ok(), "no limit yet");
+        vhost.set_limits(VhostLimits {
+            max_connections: Some(1),
+            max_queues: Some(0),
+        });
+        let refused = vhost.admit_connection("guest").err().map(|e| e.text);
+        assert_eq!(
+            refused.as_deref(),
+            Some("NOT_ALLOWED - access to vhost 'v' refused for user 'guest': connection limit (1) is reached")
+        );
+        drop(first);
+        assert_eq!(vhost.connection_count(), 0);
+        assert!(vhost.admit_connection("guest").is_ok());
+        assert_eq!(vhost.connection_count(), 0, "the slot was dropped at once");
+        assert!(vhost.check_queue_limit(0, "q").is_err());
+    }
 }
