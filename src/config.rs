@@ -28,8 +28,8 @@ pub struct Config {
     #[arg(long, env = "WARREN_MEMORY_LIMIT", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
 
-    /// Memory budget for the backlog (queued messages, the message store's index, the
-    /// process itself): beyond it, queues keep only a short head in memory and page the
+    /// Memory budget for the backlog (queued messages, the message store's index,
+    /// connection buffers and unacked tables, the process itself): beyond it, queues keep only a short head in memory and page the
     /// rest to <data-dir>/pages, read back in order. Bytes, or with a unit.
     #[arg(long, env = "WARREN_QUEUE_MEMORY", value_parser = parse_bytes,
           default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY)]
