@@ -249,24 +249,26 @@ impl Channel {
         size: u64,
         properties: Bytes,
     ) -> Result<(), Exception> {
-        match self.content {
-            Content::Header(_) => {}
+        let publish = match std::mem::take(&mut self.content) {
+            Content::Header(publish) => publish,
             Content::Idle => {
                 return Err(Exception::unexpected_frame(
                     "expected method frame, got non method frame instead",
                 ))
             }
-            Content::Body { .. } | Content::Discard { .. } => {
-                return Err(self.content_expected().on(60, 40))
+            other => {
+                self.content = other;
+                return Err(self.content_expected().on(60, 40));
             }
-        }
-        let Content::Header(publish) = std::mem::take(&mut self.content) else {
-            return Ok(());
         };
         if class_id != 60 {
             return Err(Exception::unexpected_frame(format!(
                 "expected content header for class 60, got one for class {class_id} instead"
             )));
+        }
+        if self.state == ChannelState::Closing {
+            // Framed, then dropped: nothing is published on a closing channel.
+            return self.discard(size, None);
         }
         if size > MAX_MESSAGE_SIZE {
             // RabbitMQ reads the whole body before refusing it; we drop it as it comes.
@@ -274,15 +276,14 @@ impl Channel {
                 "message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
             ))
             .on(60, 40);
-            self.content = Content::Discard {
-                remaining: size,
-                error: Some(error),
-            };
-            return Ok(());
+            return self.discard(size, Some(error));
         }
-        let properties = self
-            .check_properties(ctx, properties)
-            .map_err(|e| e.on(60, 40))?;
+        let properties = match self.check_properties(ctx, properties) {
+            Ok(properties) => properties,
+            // Refused once the whole message is in, as RabbitMQ does: the channel closes
+            // at a frame boundary, with no body frames left to arrive on it.
+            Err(e) => return self.discard(size, Some(e.on(60, 40))),
+        };
         let message = MessageBuilder::new(
             publish.exchange.as_str(),
             publish.routing_key.as_str(),
@@ -294,6 +295,34 @@ impl Channel {
         }
         self.content = Content::Body { publish, message };
         Ok(())
+    }
+
+    /// Reads and drops the `size` body bytes to come, then raises `error` (if any).
+    fn discard(&mut self, size: u64, error: Option<Exception>) -> Result<(), Exception> {
+        if size == 0 {
+            return error.map_or(Ok(()), Err);
+        }
+        self.content = Content::Discard {
+            remaining: size,
+            error,
+        };
+        Ok(())
+    }
+
+    /// A method frame on a closing channel. RabbitMQ's frame assembler runs whatever the
+    /// channel's state: a method may not cut a message short, and a publish must still be
+    /// followed by its content, which is then dropped. Returns the other methods for the
+    /// connection to look at (close, close-ok, open); they do nothing here.
+    pub fn skip_method(&mut self, method: Method) -> Result<Option<AMQPClass>, Exception> {
+        if !matches!(self.content, Content::Idle) {
+            return Err(self.content_expected().on(60, 40));
+        }
+        match method {
+            Method::Publish(publish) => self.content = Content::Header(publish),
+            Method::Other(class) => return Ok(Some(*class)),
+            Method::Ack { .. } | Method::Qos { .. } => {}
+        }
+        Ok(None)
     }
 
     /// A content body frame.

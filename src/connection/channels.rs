@@ -1,6 +1,10 @@
 //! Channels as the connection sees them: opening and closing, the closing state, and
 //! where an error on a channel goes (channel.close or connection.close).
-//! Part of the connection task; moved out of `mod.rs` to keep it under ~600 lines.
+//!
+//! Part of the connection task. A channel we closed stays, in `ChannelState::Closing`,
+//! until the client's close-ok, as RabbitMQ keeps it: a client may have sent its own
+//! channel.close before it saw ours, and then answers ours with close-ok, which must not
+//! find an unknown channel (that would close the whole connection).
 
 use super::Connection;
 use crate::channel::{channel_open_ok, Channel, ChannelState, Ctx};
@@ -32,19 +36,18 @@ impl Connection {
         });
     }
 
-    /// A content frame for a channel: discarded while it closes, an error if it is unknown.
+    /// A content frame for a channel (framed, then dropped while it closes); an error if
+    /// the channel is unknown.
     pub(super) fn open_channel_frame(
         &mut self,
         channel: u16,
         f: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), Exception>,
     ) -> Result<(), Exception> {
-        match self.channels.get(&channel).map(|c| &c.state) {
-            None => Err(Exception::unexpected_frame(
+        self.with_channel(channel, f).unwrap_or_else(|| {
+            Err(Exception::unexpected_frame(
                 "expected method frame, got non method frame instead",
-            )),
-            Some(ChannelState::Closing) => Ok(()),
-            Some(ChannelState::Open) => self.with_channel(channel, f).unwrap_or(Ok(())),
-        }
+            ))
+        })
     }
 
     pub(super) fn channel_method(&mut self, channel: u16, method: Method) -> Result<(), Exception> {
@@ -58,20 +61,7 @@ impl Connection {
                     Exception::channel_error("expected 'channel.open'").on(class_id, method_id)
                 )
             }
-            (Some(ChannelState::Closing), Method::Other(class)) => {
-                match *class {
-                    AMQPClass::Channel(Ch::CloseOk(_)) => {
-                        self.channels.remove(&channel);
-                    }
-                    AMQPClass::Channel(Ch::Close(_)) => {
-                        self.send_channel_close_ok(channel);
-                        self.channels.remove(&channel);
-                    }
-                    _ => {}
-                }
-                return Ok(());
-            }
-            (Some(ChannelState::Closing), _) => return Ok(()),
+            (Some(ChannelState::Closing), method) => return self.closing_method(channel, method),
             (
                 Some(ChannelState::Open),
                 method @ (Method::Publish(_) | Method::Ack { .. } | Method::Qos { .. }),
@@ -105,13 +95,41 @@ impl Connection {
                 self.send_channel_close_ok(channel);
                 Ok(())
             }
-            AMQPClass::Channel(Ch::CloseOk(_)) => Ok(()),
+            // RabbitMQ has no handler for a close-ok it did not ask for.
+            AMQPClass::Channel(Ch::CloseOk(_)) => {
+                Err(Exception::command_invalid("unimplemented method").on(class_id, method_id))
+            }
             other => self
                 .with_channel(channel, |ch, ctx| {
                     ch.handle_method(ctx, Method::Other(Box::new(other)))
                 })
                 .unwrap_or(Ok(())),
         }
+    }
+
+    /// A method on a channel we closed. Like RabbitMQ, we keep the channel until the
+    /// client's close-ok, however its close crossed ours: a close from the client is
+    /// answered with close-ok and the channel still waits, a second open is an error, and
+    /// the rest is ignored once framed.
+    fn closing_method(&mut self, channel: u16, method: Method) -> Result<(), Exception> {
+        use amqp_channel::AMQPMethod as Ch;
+        let (class_id, method_id) = method.ids();
+        let Some(ch) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        match ch.skip_method(method)? {
+            Some(AMQPClass::Channel(Ch::CloseOk(_))) => {
+                self.channels.remove(&channel);
+            }
+            Some(AMQPClass::Channel(Ch::Close(_))) => self.send_channel_close_ok(channel),
+            Some(AMQPClass::Channel(Ch::Open(_))) => {
+                return Err(
+                    Exception::channel_error("second 'channel.open' seen").on(class_id, method_id)
+                )
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     pub(super) fn send_channel_close_ok(&mut self, channel: u16) {
