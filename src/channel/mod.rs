@@ -13,17 +13,21 @@ mod declare;
 mod tx;
 mod unacked;
 
+use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
 use crate::broker::message::{Message, MessageBuilder};
 use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
 use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
+use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use confirms::Confirms;
 use std::collections::HashMap;
 use std::sync::Arc;
+pub use tx::Held;
+use tx::PendingCommit;
 pub use unacked::{Entry, Unacked};
 
 /// RabbitMQ's default `max_message_size` (128 MiB).
@@ -45,6 +49,20 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn send(&mut self, channel: u16, method: AMQPClass) {
         codec::encode_method(self.out, channel, &method);
+    }
+
+    /// A store completion that reports back to this connection as `Outgoing::Stored`
+    /// for `channel` (a confirm's sequence number, or a commit's number).
+    fn answer_from_store(&self, channel: u16, seq: u64) -> Done {
+        let outbox = self.handle.outbox.clone();
+        Done::new(move |id| {
+            // A closed outbox means the connection is gone: nobody to answer.
+            let _ = outbox.send(Outgoing::Stored {
+                channel,
+                seq,
+                ok: id.is_some(),
+            });
+        })
     }
 }
 
@@ -113,6 +131,10 @@ pub struct Channel {
     last_queue: Option<ShortStr>,
     confirms: Option<Confirms>,
     tx: Option<Transaction>,
+    /// Commits made so far (numbers the store's answers).
+    commits: u64,
+    /// A commit waiting for the store, with the frames held behind it.
+    commit: Option<PendingCommit>,
     /// The hidden queue of this channel's direct reply-to consumer.
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
@@ -135,6 +157,8 @@ impl Channel {
             last_queue: None,
             confirms: None,
             tx: None,
+            commits: 0,
+            commit: None,
             reply_queue: None,
             route_buf: Vec::new(),
             credit_returned: false,
@@ -382,10 +406,16 @@ impl Channel {
         }
     }
 
-    /// The message store answered for a persistent publish.
-    pub fn stored(&mut self, seq: u64, ok: bool) {
-        if let Some(c) = &mut self.confirms {
-            c.stored(seq, ok);
+    /// The message store answered for a persistent publish (confirm mode: `seq` is its
+    /// sequence number) or for a commit (tx mode: `seq` is the commit's number). Returns
+    /// the frames a commit held back, for the connection to handle now.
+    pub fn stored(&mut self, ctx: &mut Ctx, seq: u64, ok: bool) -> Result<Held, Exception> {
+        match &mut self.confirms {
+            Some(c) => {
+                c.stored(seq, ok);
+                Ok(Held::new())
+            }
+            None => self.committed(ctx, seq, ok),
         }
     }
 
@@ -468,6 +498,14 @@ impl Channel {
     /// Releases everything the channel holds: consumers are cancelled, unacked messages
     /// go back to their queues in order, auto-delete queues left without consumers go.
     pub fn release(&mut self, ctx: &mut Ctx) {
+        #[cfg(feature = "test-hooks")]
+        if self
+            .consumers
+            .values()
+            .any(|c| c.queue.name.as_str() == crate::connection::test_hooks::PANIC_IN_RELEASE_QUEUE)
+        {
+            panic!("test hook: a channel's release panics on purpose");
+        }
         self.reply_queue = None;
         for (tag, c) in self.consumers.drain() {
             if c.queue

@@ -52,6 +52,8 @@ impl Connection {
 
     pub(super) fn channel_method(&mut self, channel: u16, method: Method) -> Result<(), Exception> {
         use amqp_channel::AMQPMethod as Ch;
+        #[cfg(feature = "test-hooks")]
+        super::test_hooks::on_method(&method);
         let (class_id, method_id) = method.ids();
         let state = self.channels.get(&channel).map(|c| &c.state);
         let class = match (state, method) {

@@ -9,13 +9,18 @@
 
 mod channels;
 mod handshake;
+mod name;
 mod outbox;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+
+pub use name::ConnectionName;
 
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::broker::Broker;
-use crate::channel::{Channel, Ctx};
+use crate::channel::{Channel, Ctx, Held};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
 use crate::error::{ConnectionError, Exception};
 use crate::hash::IdMap;
@@ -68,6 +73,7 @@ enum Phase {
 struct Connection {
     id: u64,
     peer: SocketAddr,
+    name: Arc<ConnectionName>,
     broker: Arc<Broker>,
     phase: Phase,
     vhost: Option<Arc<VHost>>,
@@ -88,20 +94,28 @@ struct Connection {
     reset: bool,
     out: BytesMut,
     handle: ConnectionHandle,
+    /// What other tasks send this connection (the receiving end of `handle`).
+    outbox: mpsc::UnboundedReceiver<Outgoing>,
     exclusive_queues: Vec<Arc<Queue>>,
+    /// Wire bytes of the frames channels hold behind a pending tx.commit; past
+    /// `HIGH_WATER` the socket is not read until commits are answered.
+    held_bytes: usize,
     started: Instant,
     last_read: Instant,
     last_write: Instant,
+    /// `release` ran: what the connection held is given back.
+    released: bool,
 }
 
-/// Serves one client until it leaves, fails, or the broker shuts down.
+/// Serves one client until it leaves, fails, or the broker shuts down. `name` is the
+/// accept loop's handle on the connection's identity, for logging a panic.
 pub async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
+    name: Arc<ConnectionName>,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let id = broker.next_connection_id();
+    let (id, peer) = (name.id, name.peer);
     let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
     async move {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -109,6 +123,7 @@ pub async fn serve(
         let mut conn = Connection {
             id,
             peer,
+            name,
             broker,
             phase: Phase::ProtocolHeader,
             vhost: None,
@@ -124,13 +139,16 @@ pub async fn serve(
             reset: false,
             out: BytesMut::with_capacity(16 * 1024),
             handle: ConnectionHandle { id, outbox: tx },
+            outbox: rx,
             exclusive_queues: Vec::new(),
+            held_bytes: 0,
             started: now,
             last_read: now,
             last_write: now,
+            released: false,
         };
         debug!("accepted");
-        match conn.run(stream, rx, shutdown).await {
+        match conn.run(stream, shutdown).await {
             Ok(()) => debug!("closed"),
             Err(e) => info!(error = %e, "connection ended"),
         }
@@ -143,7 +161,6 @@ impl Connection {
     async fn run(
         &mut self,
         stream: TcpStream,
-        mut outbox: mpsc::UnboundedReceiver<Outgoing>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ConnectionError> {
         let _ = stream.set_nodelay(true);
@@ -174,7 +191,11 @@ impl Connection {
             let flow_blocked = self.flow_blocked();
             self.announce_flow(flow_blocked);
             let throttled = self.throttled();
-            let reading = !backlogged && !flow_blocked && !throttled && self.phase != Phase::Done;
+            let reading = !backlogged
+                && !flow_blocked
+                && !throttled
+                && !self.holding_too_much()
+                && self.phase != Phase::Done;
             if inbuf.capacity() - inbuf.len() < 4096 {
                 inbuf.reserve(READ_CHUNK);
             }
@@ -207,13 +228,13 @@ impl Connection {
                             if matches!(self.phase, Phase::CloseOkSent(_)) {
                                 // The connection is over for the client: give back what it
                                 // held now, not when it gets round to closing the socket.
-                                self.release(&mut outbox);
+                                self.release();
                             }
                         }
                         Err(e) => break Err(e.into()),
                     }
                 }
-                n = outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() => {
+                n = self.outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() => {
                     if n > 0 {
                         self.process_outbox(&mut batch);
                     }
@@ -227,7 +248,7 @@ impl Connection {
                 }
             }
         };
-        self.release(&mut outbox);
+        self.release();
         if self.reset || matches!(result, Err(ConnectionError::UnknownMethod)) {
             let _ = stream.set_zero_linger();
         } else if result.is_ok() {
@@ -289,7 +310,7 @@ impl Connection {
             Phase::Running if self.heartbeat > 0 => {
                 let interval = Duration::from_secs(self.heartbeat as u64);
                 // A blocked connection is not read, so its heartbeats go unseen.
-                if self.flow_blocked() || self.throttled() {
+                if self.flow_blocked() || self.throttled() || self.holding_too_much() {
                     self.last_read = now;
                 }
                 if now - self.last_read > interval * 2 {
@@ -324,6 +345,7 @@ impl Connection {
             self.phase = Phase::StartOk;
         }
         while !matches!(self.phase, Phase::Done) {
+            let before = inbuf.len();
             let frame = match codec::decode(inbuf, self.frame_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -340,13 +362,44 @@ impl Connection {
                     break;
                 }
             };
-            let channel = frame_channel(&frame);
-            if let Err(e) = self.handle_frame(frame) {
-                self.fail(channel, e);
-            }
+            self.frame(frame, before - inbuf.len());
         }
         self.flush_channels();
         Ok(())
+    }
+
+    /// One frame from the client, `size` bytes on the wire: handled now, or held by its
+    /// channel behind a tx.commit that waits for the store.
+    fn frame(&mut self, frame: Frame, size: usize) {
+        let channel = frame_channel(&frame);
+        if self.phase == Phase::Running && !matches!(frame, Frame::Heartbeat { .. }) {
+            if let Some(ch) = self
+                .channels
+                .get_mut(&channel)
+                .filter(|c| c.is_committing())
+            {
+                ch.hold(frame, size);
+                self.held_bytes += size;
+                return;
+            }
+        }
+        if let Err(e) = self.handle_frame(frame) {
+            self.fail(channel, e);
+        }
+    }
+
+    /// Frames held behind a commit that has now been answered, handled in order (a
+    /// later commit among them holds the rest again).
+    fn release_held(&mut self, held: Held) {
+        for (frame, size) in held {
+            self.held_bytes = self.held_bytes.saturating_sub(size);
+            self.frame(frame, size);
+        }
+    }
+
+    /// Channels hold so much behind their commits that reading must wait.
+    fn holding_too_much(&self) -> bool {
+        self.held_bytes >= HIGH_WATER
     }
 
     fn refuse_header(&mut self) -> Result<(), ConnectionError> {
@@ -426,7 +479,13 @@ impl Connection {
                 return Ok(());
             }
             Phase::Done | Phase::ProtocolHeader | Phase::CloseOkSent(_) => return Ok(()),
-            Phase::StartOk | Phase::TuneOk | Phase::Open => return self.handshake_frame(frame),
+            Phase::StartOk | Phase::TuneOk | Phase::Open => {
+                let result = self.handshake_frame(frame);
+                if let (Phase::Running, Some(vhost)) = (&self.phase, &self.vhost) {
+                    self.name.logged_in(&self.user, &vhost.name);
+                }
+                return result;
+            }
         }
         match frame {
             Frame::Heartbeat { .. } => Ok(()),
