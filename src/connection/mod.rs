@@ -5,7 +5,8 @@
 //! (deliveries and cancels from queues), writes, heartbeats and shutdown; every arm is
 //! cancel-safe. Reading and draining the outbox pause while the write buffer is above the
 //! high-water mark: that is the backpressure. The task never blocks and never holds a
-//! lock across an `.await`; on every exit path it gives back what it holds.
+//! lock across an `.await`; on every exit path it gives back what it holds, through a
+//! drop guard (`Drop for Connection`), so also when the task panics.
 
 mod channels;
 mod handshake;
@@ -234,7 +235,8 @@ impl Connection {
                         Err(e) => break Err(e.into()),
                     }
                 }
-                n = self.outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() => {
+                // Not once released: a closed outbox would answer at once, forever.
+                n = self.outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() && !self.released => {
                     if n > 0 {
                         self.process_outbox(&mut batch);
                     }
