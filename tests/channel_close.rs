@@ -171,6 +171,27 @@ async fn content_on_a_closing_channel_is_still_framed() {
     broker.stop().await;
 }
 
+/// The client's own channel.close may not cut a message short either.
+#[tokio::test]
+async fn channel_close_in_the_middle_of_a_message_is_a_connection_error() {
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::open(broker.addr).await;
+    raw.open_channel(1).await;
+    let publish = method_frame(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish::default())),
+    );
+    raw.bytes(&[publish, header_frame(1, 10), close(1)].concat())
+        .await;
+    raw.expect_connection_closed_with(
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        (60, 40),
+    )
+    .await;
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn channel_open_on_a_closing_channel_is_a_connection_error() {
     let broker = TestBroker::start().await;

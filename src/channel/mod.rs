@@ -168,10 +168,7 @@ impl Channel {
     /// A method frame on this (open) channel.
     pub fn handle_method(&mut self, ctx: &mut Ctx, method: Method) -> Result<(), Exception> {
         let (class_id, method_id) = method.ids();
-        if !matches!(self.content, Content::Idle) {
-            // RabbitMQ blames the publish whose content was cut short.
-            return Err(self.content_expected().on(60, 40));
-        }
+        self.expect_method()?;
         let result = match method {
             Method::Publish(publish) => self.start_publish(publish),
             Method::Ack {
@@ -186,6 +183,16 @@ impl Channel {
             Method::Other(class) => self.dispatch(ctx, *class),
         };
         result.map_err(|e| e.or_on(class_id, method_id))
+    }
+
+    /// A method frame may come only between messages, whatever the method and the
+    /// channel's state (RabbitMQ's frame assembler checks it first).
+    pub fn expect_method(&self) -> Result<(), Exception> {
+        match self.content {
+            Content::Idle => Ok(()),
+            // RabbitMQ blames the publish whose content was cut short.
+            _ => Err(self.content_expected().on(60, 40)),
+        }
     }
 
     fn content_expected(&self) -> Exception {
@@ -334,13 +341,11 @@ impl Channel {
     }
 
     /// A method frame on a closing channel. RabbitMQ's frame assembler runs whatever the
-    /// channel's state: a method may not cut a message short, and a publish must still be
-    /// followed by its content, which is then dropped. Returns the other methods for the
+    /// channel's state: a publish must still be followed by its content, which is then
+    /// dropped. Returns the other methods for the
     /// connection to look at (close, close-ok, open); they do nothing here.
     pub fn skip_method(&mut self, method: Method) -> Result<Option<AMQPClass>, Exception> {
-        if !matches!(self.content, Content::Idle) {
-            return Err(self.content_expected().on(60, 40));
-        }
+        self.expect_method()?;
         match method {
             Method::Publish(publish) => self.content = Content::Header(publish),
             Method::Other(class) => return Ok(Some(*class)),

@@ -92,7 +92,12 @@ impl Connection {
                 Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id))
             }
             AMQPClass::Channel(Ch::Close(_)) => {
-                self.with_channel(channel, |ch, ctx| ch.release(ctx));
+                self.with_channel(channel, |ch, ctx| {
+                    ch.expect_method()?;
+                    ch.release(ctx);
+                    Ok(())
+                })
+                .unwrap_or(Ok(()))?;
                 self.channels.remove(&channel);
                 self.send_channel_close_ok(channel);
                 Ok(())
