@@ -69,13 +69,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    within(async {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
         while !done().await {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
-    let _ = what;
+    assert!(waited.is_ok(), "timed out waiting for {what}");
 }
 
 fn persistent() -> BasicProperties {
