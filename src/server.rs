@@ -2,7 +2,9 @@
 //!
 //! `start` binds the listener, spawns the accept loop and returns a `Server` with the
 //! bound address and a shutdown handle. Shutdown stops accepting, asks every connection
-//! to close with 320 CONNECTION_FORCED, and waits (bounded) for them to finish.
+//! to close with 320 CONNECTION_FORCED, and waits (bounded) for them to finish. A
+//! connection task that panics is logged here by name and the broker goes on (its drop
+//! guard released what it held).
 //! With `--max-connections`, the loop stops accepting while that many connections are
 //! served, as RabbitMQ 3.10's listener does with `connection_max` (Ranch's
 //! `max_connections`): further clients wait in the listen backlog, unanswered, until
@@ -10,15 +12,16 @@
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::connection;
+use crate::connection::{self, ConnectionName};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tokio::task::{self, JoinError, JoinSet};
+use tracing::{error, info, warn};
 
 /// A running broker.
 pub struct Server {
@@ -92,13 +95,17 @@ async fn accept(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    // Each running connection's name, to log which one a panicked task served.
+    let mut names: HashMap<task::Id, Arc<ConnectionName>> = HashMap::new();
     loop {
         let room = max_connections.is_none_or(|max| connections.len() < max);
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept(), if room => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection::serve(stream, peer, broker.clone(), shutdown.clone()));
+                    let name = Arc::new(ConnectionName::new(broker.next_connection_id(), peer));
+                    let serve = connection::serve(stream, name.clone(), broker.clone(), shutdown.clone());
+                    names.insert(connections.spawn(serve).id(), name);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
@@ -106,11 +113,17 @@ async fn accept(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(joined) = connections.join_next_with_id(), if !connections.is_empty() => {
+                ended(&mut names, joined);
+            }
         }
     }
     drop(listener);
-    let drain = async { while connections.join_next().await.is_some() {} };
+    let drain = async {
+        while let Some(joined) = connections.join_next_with_id().await {
+            ended(&mut names, joined);
+        }
+    };
     if tokio::time::timeout(Duration::from_secs(5), drain)
         .await
         .is_err()
@@ -118,6 +131,31 @@ async fn accept(
         warn!("connections did not close in time; aborting them");
         connections.abort_all();
     }
+}
+
+/// A connection task ended. A panic is logged with the connection's name; its drop guard
+/// has already given back what it held, and the broker goes on.
+fn ended(
+    names: &mut HashMap<task::Id, Arc<ConnectionName>>,
+    joined: Result<(task::Id, ()), JoinError>,
+) {
+    let id = match &joined {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    };
+    let name = names.remove(&id);
+    let Err(e) = joined else { return };
+    if !e.is_panic() {
+        return; // aborted at shutdown
+    }
+    let payload = e.into_panic();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)");
+    let name = name.map_or_else(|| "an unknown connection".to_owned(), |n| n.to_string());
+    error!(connection = %name, panic = message, "connection task panicked; its resources were released");
 }
 
 impl Server {

@@ -269,9 +269,15 @@ async fn closing_the_declaring_channel_keeps_exclusive_queues_and_ends_auto_dele
     let (conn, ch) = broker.channel().await;
     let excl = declare(&ch, "", exclusive()).await;
     let ad = declare(&ch, "", auto_delete()).await;
-    let _c1 = consume(&ch, &excl, BasicConsumeOptions::default()).await;
+    let mut c1 = consume(&ch, &excl, BasicConsumeOptions::default()).await;
     let _c2 = consume(&ch, &ad, BasicConsumeOptions::default()).await;
     publish(&ch, "", &excl, b"held").await;
+    // Delivered (and unacked) before the close: a delivery still on its way when the
+    // channel closes goes back without the redelivered flag.
+    within(c1.next())
+        .await
+        .expect("delivery")
+        .expect("delivery");
     within(ch.close(200, "bye".into())).await.unwrap();
     // exclusivity belongs to the connection, not to the channel
     wait_queue_gone(&conn, &ad).await;

@@ -7,7 +7,6 @@
 
 use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
 use crate::broker::arguments::{as_int, parse_expiration};
-use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
@@ -17,7 +16,6 @@ use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
 use crate::error::{Exception, ReplyCode};
-use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -71,16 +69,7 @@ impl Channel {
         } else {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.
-            let done = seq.map(|seq| {
-                let (outbox, channel) = (ctx.handle.outbox.clone(), self.id);
-                Done::new(move |id| {
-                    let _ = outbox.send(Outgoing::Stored {
-                        channel,
-                        seq,
-                        ok: id.is_some(),
-                    });
-                })
-            });
+            let done = seq.map(|seq| ctx.answer_from_store(self.id, seq));
             let store_id = store_message(&msg, &targets, done);
             stored = store_id != 0;
             let sharers = targets.len();

@@ -13,17 +13,21 @@ mod declare;
 mod tx;
 mod unacked;
 
+use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
 use crate::broker::message::{Message, MessageBuilder};
 use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
 use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
+use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use confirms::Confirms;
 use std::collections::HashMap;
 use std::sync::Arc;
+pub use tx::Held;
+use tx::PendingCommit;
 pub use unacked::{Entry, Unacked};
 
 /// RabbitMQ's default `max_message_size` (128 MiB).
@@ -47,6 +51,20 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn send(&mut self, channel: u16, method: AMQPClass) {
         codec::encode_method(self.out, channel, &method);
+    }
+
+    /// A store completion that reports back to this connection as `Outgoing::Stored`
+    /// for `channel` (a confirm's sequence number, or a commit's number).
+    fn answer_from_store(&self, channel: u16, seq: u64) -> Done {
+        let outbox = self.handle.outbox.clone();
+        Done::new(move |id| {
+            // A closed outbox means the connection is gone: nobody to answer.
+            let _ = outbox.send(Outgoing::Stored {
+                channel,
+                seq,
+                ok: id.is_some(),
+            });
+        })
     }
 }
 
@@ -115,6 +133,10 @@ pub struct Channel {
     last_queue: Option<ShortStr>,
     confirms: Option<Confirms>,
     tx: Option<Transaction>,
+    /// Commits made so far (numbers the store's answers).
+    commits: u64,
+    /// A commit waiting for the store, with the frames held behind it.
+    commit: Option<PendingCommit>,
     /// The hidden queue of this channel's direct reply-to consumer.
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
@@ -137,6 +159,8 @@ impl Channel {
             last_queue: None,
             confirms: None,
             tx: None,
+            commits: 0,
+            commit: None,
             reply_queue: None,
             route_buf: Vec::new(),
             credit_returned: false,
@@ -146,10 +170,7 @@ impl Channel {
     /// A method frame on this (open) channel.
     pub fn handle_method(&mut self, ctx: &mut Ctx, method: Method) -> Result<(), Exception> {
         let (class_id, method_id) = method.ids();
-        if !matches!(self.content, Content::Idle) {
-            // RabbitMQ blames the publish whose content was cut short.
-            return Err(self.content_expected().on(60, 40));
-        }
+        self.expect_method()?;
         let result = match method {
             Method::Publish(publish) => self.start_publish(publish),
             Method::Ack {
@@ -164,6 +185,16 @@ impl Channel {
             Method::Other(class) => self.dispatch(ctx, *class),
         };
         result.map_err(|e| e.or_on(class_id, method_id))
+    }
+
+    /// A method frame may come only between messages, whatever the method and the
+    /// channel's state (RabbitMQ's frame assembler checks it first).
+    pub fn expect_method(&self) -> Result<(), Exception> {
+        match self.content {
+            Content::Idle => Ok(()),
+            // RabbitMQ blames the publish whose content was cut short.
+            _ => Err(self.content_expected().on(60, 40)),
+        }
     }
 
     fn content_expected(&self) -> Exception {
@@ -251,24 +282,26 @@ impl Channel {
         size: u64,
         properties: Bytes,
     ) -> Result<(), Exception> {
-        match self.content {
-            Content::Header(_) => {}
+        let publish = match std::mem::take(&mut self.content) {
+            Content::Header(publish) => publish,
             Content::Idle => {
                 return Err(Exception::unexpected_frame(
                     "expected method frame, got non method frame instead",
                 ))
             }
-            Content::Body { .. } | Content::Discard { .. } => {
-                return Err(self.content_expected().on(60, 40))
+            other => {
+                self.content = other;
+                return Err(self.content_expected().on(60, 40));
             }
-        }
-        let Content::Header(publish) = std::mem::take(&mut self.content) else {
-            return Ok(());
         };
         if class_id != 60 {
             return Err(Exception::unexpected_frame(format!(
                 "expected content header for class 60, got one for class {class_id} instead"
             )));
+        }
+        if self.state == ChannelState::Closing {
+            // Framed, then dropped: nothing is published on a closing channel.
+            return self.discard(size, None);
         }
         if size > ctx.max_message_size {
             // RabbitMQ 3.10 reads the whole body before refusing it; we drop it as it
@@ -278,15 +311,14 @@ impl Channel {
                 ctx.max_message_size
             ))
             .on(60, 40);
-            self.content = Content::Discard {
-                remaining: size,
-                error: Some(error),
-            };
-            return Ok(());
+            return self.discard(size, Some(error));
         }
-        let properties = self
-            .check_properties(ctx, properties)
-            .map_err(|e| e.on(60, 40))?;
+        let properties = match self.check_properties(ctx, properties) {
+            Ok(properties) => properties,
+            // Refused once the whole message is in, as RabbitMQ does: the channel closes
+            // at a frame boundary, with no body frames left to arrive on it.
+            Err(e) => return self.discard(size, Some(e.on(60, 40))),
+        };
         let message = MessageBuilder::new(
             publish.exchange.as_str(),
             publish.routing_key.as_str(),
@@ -298,6 +330,32 @@ impl Channel {
         }
         self.content = Content::Body { publish, message };
         Ok(())
+    }
+
+    /// Reads and drops the `size` body bytes to come, then raises `error` (if any).
+    fn discard(&mut self, size: u64, error: Option<Exception>) -> Result<(), Exception> {
+        if size == 0 {
+            return error.map_or(Ok(()), Err);
+        }
+        self.content = Content::Discard {
+            remaining: size,
+            error,
+        };
+        Ok(())
+    }
+
+    /// A method frame on a closing channel. RabbitMQ's frame assembler runs whatever the
+    /// channel's state: a publish must still be followed by its content, which is then
+    /// dropped. Returns the other methods for the
+    /// connection to look at (close, close-ok, open); they do nothing here.
+    pub fn skip_method(&mut self, method: Method) -> Result<Option<AMQPClass>, Exception> {
+        self.expect_method()?;
+        match method {
+            Method::Publish(publish) => self.content = Content::Header(publish),
+            Method::Other(class) => return Ok(Some(*class)),
+            Method::Ack { .. } | Method::Qos { .. } => {}
+        }
+        Ok(None)
     }
 
     /// A content body frame.
@@ -357,10 +415,16 @@ impl Channel {
         }
     }
 
-    /// The message store answered for a persistent publish.
-    pub fn stored(&mut self, seq: u64, ok: bool) {
-        if let Some(c) = &mut self.confirms {
-            c.stored(seq, ok);
+    /// The message store answered for a persistent publish (confirm mode: `seq` is its
+    /// sequence number) or for a commit (tx mode: `seq` is the commit's number). Returns
+    /// the frames a commit held back, for the connection to handle now.
+    pub fn stored(&mut self, ctx: &mut Ctx, seq: u64, ok: bool) -> Result<Held, Exception> {
+        match &mut self.confirms {
+            Some(c) => {
+                c.stored(seq, ok);
+                Ok(Held::new())
+            }
+            None => self.committed(ctx, seq, ok),
         }
     }
 
@@ -449,6 +513,14 @@ impl Channel {
     /// Releases everything the channel holds: consumers are cancelled, unacked messages
     /// go back to their queues in order, auto-delete queues left without consumers go.
     pub fn release(&mut self, ctx: &mut Ctx) {
+        #[cfg(feature = "test-hooks")]
+        if self
+            .consumers
+            .values()
+            .any(|c| c.queue.name.as_str() == crate::connection::test_hooks::PANIC_IN_RELEASE_QUEUE)
+        {
+            panic!("test hook: a channel's release panics on purpose");
+        }
         self.reply_queue = None;
         for (tag, c) in self.consumers.drain() {
             if c.queue

@@ -5,11 +5,32 @@
 //! commit, and acks / nacks / rejects are taken out of the unacked set at once but
 //! applied only at commit; a rollback discards the publishes and puts the settled
 //! deliveries back as unacked.
+//!
+//! commit-ok promises that the transaction's persistent messages are on disk, so a commit
+//! that stored any is answered only after the fdatasync that covers them. The connection
+//! task never waits for it: the store calls back through the connection's outbox
+//! (`Outgoing::Stored` with the commit's number). Meanwhile the channel holds every later
+//! frame the client sends on it, and the connection handles them after commit-ok, in
+//! order: a client that pipelines past tx.commit still gets its replies in order, and
+//! the connection's other channels carry on.
 
 use super::{Channel, Ctx, Transaction};
 use crate::broker::persist::store_message;
+use crate::codec::Frame;
 use crate::error::Exception;
 use amq_protocol::protocol::{tx as amqp_tx, AMQPClass};
+use std::collections::VecDeque;
+
+/// Frames held behind a commit, each with its size on the wire.
+pub type Held = VecDeque<(Frame, usize)>;
+
+/// A commit waiting for the message store.
+#[derive(Debug)]
+pub(super) struct PendingCommit {
+    /// Which commit of this channel (the store's answer names it).
+    number: u64,
+    held: Held,
+}
 
 impl Channel {
     pub(super) fn tx_method(
@@ -31,11 +52,11 @@ impl Channel {
             T::Commit(_) => {
                 let tx = self.tx.as_mut().ok_or_else(not_transactional)?;
                 let work = std::mem::take(tx);
-                let mut stored = None;
+                let mut store = None;
                 for (msg, queues) in work.publishes {
                     let store_id = store_message(&msg, &queues, None);
-                    if store_id != 0 {
-                        stored = queues
+                    if store_id != 0 && store.is_none() {
+                        store = queues
                             .iter()
                             .find_map(|q| q.store.as_ref().map(|s| s.store.clone()));
                     }
@@ -44,19 +65,23 @@ impl Channel {
                         queue.publish(msg.clone(), store_id, sharers);
                     }
                 }
-                // commit-ok promises the persistent publishes are on disk. Blocking this
-                // worker for one fdatasync is the price of transactions, as in RabbitMQ.
-                if let Some(store) = stored {
-                    store.flush_blocking().map_err(|e| {
-                        Exception::internal_error(format!("message store failed: {e}"))
-                    })?;
-                }
                 // Applied outside the transaction: `settle` would only buffer them again.
                 let tx = self.tx.take();
                 for (entries, how) in work.settles {
                     self.settle(entries, how);
                 }
                 self.tx = tx;
+                if let Some(store) = store {
+                    // One flush covers the appends above and the acks they settled.
+                    self.commits += 1;
+                    let number = self.commits;
+                    store.flush_then(ctx.answer_from_store(self.id, number));
+                    self.commit = Some(PendingCommit {
+                        number,
+                        held: Held::new(),
+                    });
+                    return Ok(());
+                }
                 T::CommitOk(amqp_tx::CommitOk {})
             }
             T::Rollback(_) => {
@@ -77,6 +102,49 @@ impl Channel {
         };
         ctx.send(self.id, AMQPClass::Tx(reply));
         Ok(())
+    }
+
+    /// A commit waits for the store: frames for this channel must be held.
+    pub fn is_committing(&self) -> bool {
+        self.commit.is_some()
+    }
+
+    /// Keeps a frame until the pending commit is answered.
+    pub fn hold(&mut self, frame: Frame, size: usize) {
+        if let Some(c) = &mut self.commit {
+            c.held.push_back((frame, size));
+        }
+    }
+
+    /// The store answered for commit `number`: commit-ok, then the frames held behind it
+    /// go back to the connection. Only one commit can be pending (every later frame of
+    /// the channel is held), so another number is stale and ignored.
+    pub(super) fn committed(
+        &mut self,
+        ctx: &mut Ctx,
+        number: u64,
+        ok: bool,
+    ) -> Result<Held, Exception> {
+        match self.commit.take() {
+            Some(c) if c.number == number => {
+                if !ok {
+                    return Err(Exception::internal_error(
+                        "message store failed; the transaction's persistent messages may \
+                         not be on disk",
+                    )
+                    .on(90, 20));
+                }
+                ctx.send(
+                    self.id,
+                    AMQPClass::Tx(amqp_tx::AMQPMethod::CommitOk(amqp_tx::CommitOk {})),
+                );
+                Ok(c.held)
+            }
+            other => {
+                self.commit = other;
+                Ok(Held::new())
+            }
+        }
     }
 }
 

@@ -5,21 +5,28 @@
 //! (deliveries and cancels from queues), writes, heartbeats and shutdown; every arm is
 //! cancel-safe. Reading and draining the outbox pause while the write buffer is above the
 //! high-water mark: that is the backpressure. The task never blocks and never holds a
-//! lock across an `.await`; on every exit path it gives back what it holds.
+//! lock across an `.await`; on every exit path it gives back what it holds, through a
+//! drop guard (`Drop for Connection`), so also when the task panics.
 
+mod channels;
 mod handshake;
+mod name;
 mod outbox;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+
+pub use name::ConnectionName;
 
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::{ConnectionSlot, VHost};
 use crate::broker::Broker;
-use crate::channel::{channel_open_ok, Channel, ChannelState, Ctx};
+use crate::channel::{Channel, Ctx, Held};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
 use crate::error::{ConnectionError, Exception};
 use crate::hash::IdMap;
-use amq_protocol::protocol::{channel as amqp_channel, connection as amqp_connection, AMQPClass};
+use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -75,6 +82,7 @@ enum Phase {
 struct Connection {
     id: u64,
     peer: SocketAddr,
+    name: Arc<ConnectionName>,
     broker: Arc<Broker>,
     phase: Phase,
     vhost: Option<Arc<VHost>>,
@@ -108,20 +116,28 @@ struct Connection {
     /// The channels' unacked tables, in bytes, as last measured (on the tick).
     unacked_bytes: usize,
     handle: ConnectionHandle,
+    /// What other tasks send this connection (the receiving end of `handle`).
+    outbox: mpsc::UnboundedReceiver<Outgoing>,
     exclusive_queues: Vec<Arc<Queue>>,
+    /// Wire bytes of the frames channels hold behind a pending tx.commit; past
+    /// `HIGH_WATER` the socket is not read until commits are answered.
+    held_bytes: usize,
     started: Instant,
     last_read: Instant,
     last_write: Instant,
+    /// `release` ran: what the connection held is given back.
+    released: bool,
 }
 
-/// Serves one client until it leaves, fails, or the broker shuts down.
+/// Serves one client until it leaves, fails, or the broker shuts down. `name` is the
+/// accept loop's handle on the connection's identity, for logging a panic.
 pub async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
+    name: Arc<ConnectionName>,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let id = broker.next_connection_id();
+    let (id, peer) = (name.id, name.peer);
     let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
     async move {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -130,6 +146,7 @@ pub async fn serve(
         let mut conn = Connection {
             id,
             peer,
+            name,
             broker,
             phase: Phase::ProtocolHeader,
             vhost: None,
@@ -151,13 +168,16 @@ pub async fn serve(
             client_memory,
             unacked_bytes: 0,
             handle: ConnectionHandle { id, outbox: tx },
+            outbox: rx,
             exclusive_queues: Vec::new(),
+            held_bytes: 0,
             started: now,
             last_read: now,
             last_write: now,
+            released: false,
         };
         debug!("accepted");
-        match conn.run(stream, rx, shutdown).await {
+        match conn.run(stream, shutdown).await {
             Ok(()) => debug!("closed"),
             Err(e) => info!(error = %e, "connection ended"),
         }
@@ -170,7 +190,6 @@ impl Connection {
     async fn run(
         &mut self,
         stream: TcpStream,
-        mut outbox: mpsc::UnboundedReceiver<Outgoing>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ConnectionError> {
         let _ = stream.set_nodelay(true);
@@ -202,7 +221,11 @@ impl Connection {
             let flow_blocked = self.flow_blocked();
             self.announce_flow(flow_blocked);
             let throttled = self.throttled();
-            let reading = !backlogged && !flow_blocked && !throttled && self.phase != Phase::Done;
+            let reading = !backlogged
+                && !flow_blocked
+                && !throttled
+                && !self.holding_too_much()
+                && self.phase != Phase::Done;
             if !backlogged && !self.pending.is_empty() {
                 // What the outbox gave before the write buffer filled up.
                 self.process_outbox();
@@ -214,7 +237,7 @@ impl Connection {
                 if let Err(e) = self.process_input(&mut inbuf) {
                     break Err(e);
                 }
-                self.after_input(&mut outbox);
+                self.after_input();
                 continue;
             }
             if inbuf.capacity() - inbuf.len() < 4096 {
@@ -246,12 +269,13 @@ impl Connection {
                             if let Err(e) = self.process_input(&mut inbuf) {
                                 break Err(e);
                             }
-                            self.after_input(&mut outbox);
+                            self.after_input();
                         }
                         Err(e) => break Err(e.into()),
                     }
                 }
-                n = outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() && self.pending.is_empty() => {
+                // Not once released: a closed outbox would answer at once, forever.
+                n = self.outbox.recv_many(&mut batch, OUTBOX_BATCH), if !backlogged && self.vhost.is_some() && self.pending.is_empty() && !self.released => {
                     if n > 0 {
                         self.pending.extend(batch.drain(..));
                         self.process_outbox();
@@ -266,11 +290,7 @@ impl Connection {
                 }
             }
         };
-        // Deliveries taken from the outbox and never written go back to their queues.
-        for item in self.pending.drain(..) {
-            outbox::give_back(item);
-        }
-        self.release(&mut outbox);
+        self.release();
         if self.reset || matches!(result, Err(ConnectionError::UnknownMethod)) {
             let _ = stream.set_zero_linger();
         } else if result.is_ok() {
@@ -279,12 +299,11 @@ impl Connection {
         result
     }
 
-    fn after_input(&mut self, outbox: &mut mpsc::UnboundedReceiver<Outgoing>) {
+    fn after_input(&mut self) {
         if matches!(self.phase, Phase::CloseOkSent(_)) {
             // The connection is over for the client: give back what it held now, not
             // when it gets round to closing the socket.
-            self.release(outbox);
-            self.vhost_slot = None;
+            self.release();
         }
     }
 
@@ -355,7 +374,7 @@ impl Connection {
             Phase::Running if self.heartbeat > 0 => {
                 let interval = Duration::from_secs(self.heartbeat as u64);
                 // A blocked connection is not read, so its heartbeats go unseen.
-                if self.flow_blocked() || self.throttled() {
+                if self.flow_blocked() || self.throttled() || self.holding_too_much() {
                     self.last_read = now;
                 }
                 if now - self.last_read > interval * 2 {
@@ -398,6 +417,7 @@ impl Connection {
                 self.input_pending = !inbuf.is_empty();
                 break;
             }
+            let before = inbuf.len();
             let frame = match codec::decode(inbuf, self.frame_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -414,13 +434,44 @@ impl Connection {
                     break;
                 }
             };
-            let channel = frame_channel(&frame);
-            if let Err(e) = self.handle_frame(frame) {
-                self.fail(channel, e);
-            }
+            self.frame(frame, before - inbuf.len());
         }
         self.flush_channels();
         Ok(())
+    }
+
+    /// One frame from the client, `size` bytes on the wire: handled now, or held by its
+    /// channel behind a tx.commit that waits for the store.
+    fn frame(&mut self, frame: Frame, size: usize) {
+        let channel = frame_channel(&frame);
+        if self.phase == Phase::Running && !matches!(frame, Frame::Heartbeat { .. }) {
+            if let Some(ch) = self
+                .channels
+                .get_mut(&channel)
+                .filter(|c| c.is_committing())
+            {
+                ch.hold(frame, size);
+                self.held_bytes += size;
+                return;
+            }
+        }
+        if let Err(e) = self.handle_frame(frame) {
+            self.fail(channel, e);
+        }
+    }
+
+    /// Frames held behind a commit that has now been answered, handled in order (a
+    /// later commit among them holds the rest again).
+    fn release_held(&mut self, held: Held) {
+        for (frame, size) in held {
+            self.held_bytes = self.held_bytes.saturating_sub(size);
+            self.frame(frame, size);
+        }
+    }
+
+    /// Channels hold so much behind their commits that reading must wait.
+    fn holding_too_much(&self) -> bool {
+        self.held_bytes >= HIGH_WATER
     }
 
     fn refuse_header(&mut self) -> Result<(), ConnectionError> {
@@ -428,28 +479,6 @@ impl Connection {
         self.phase = Phase::Done;
         debug!("refused protocol header");
         Ok(())
-    }
-
-    /// Routes an exception to channel.close (soft, on a channel) or connection.close.
-    fn fail(&mut self, channel: u16, e: Exception) {
-        if e.closes_connection(channel) || !self.channels.contains_key(&channel) {
-            self.close_connection(e);
-            return;
-        }
-        debug!(channel, code = e.code as u16, text = %e.text, "closing channel");
-        self.with_channel(channel, |ch, ctx| {
-            ch.release(ctx);
-            ch.state = ChannelState::Closing;
-            ctx.send(
-                ch.id,
-                AMQPClass::Channel(amqp_channel::AMQPMethod::Close(amqp_channel::Close {
-                    reply_code: e.code as u16,
-                    reply_text: e.text.as_str().into(),
-                    class_id: e.class_id,
-                    method_id: e.method_id,
-                })),
-            );
-        });
     }
 
     fn close_connection(&mut self, e: Exception) {
@@ -523,7 +552,13 @@ impl Connection {
                 return Ok(());
             }
             Phase::Done | Phase::ProtocolHeader | Phase::CloseOkSent(_) => return Ok(()),
-            Phase::StartOk | Phase::TuneOk | Phase::Open => return self.handshake_frame(frame),
+            Phase::StartOk | Phase::TuneOk | Phase::Open => {
+                let result = self.handshake_frame(frame);
+                if let (Phase::Running, Some(vhost)) = (&self.phase, &self.vhost) {
+                    self.name.logged_in(&self.user, &vhost.name);
+                }
+                return result;
+            }
         }
         match frame {
             Frame::Heartbeat { .. } => Ok(()),
@@ -566,21 +601,6 @@ impl Connection {
             Frame::Body { channel, payload } => {
                 self.open_channel_frame(channel, |ch, ctx| ch.handle_body(ctx, payload))
             }
-        }
-    }
-
-    /// A content frame for a channel: discarded while it closes, an error if it is unknown.
-    fn open_channel_frame(
-        &mut self,
-        channel: u16,
-        f: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), Exception>,
-    ) -> Result<(), Exception> {
-        match self.channels.get(&channel).map(|c| &c.state) {
-            None => Err(Exception::unexpected_frame(
-                "expected method frame, got non method frame instead",
-            )),
-            Some(ChannelState::Closing) => Ok(()),
-            Some(ChannelState::Open) => self.with_channel(channel, f).unwrap_or(Ok(())),
         }
     }
 
@@ -632,81 +652,6 @@ impl Connection {
                     .on(class_id, method_id),
             ),
         }
-    }
-
-    fn channel_method(&mut self, channel: u16, method: Method) -> Result<(), Exception> {
-        use amqp_channel::AMQPMethod as Ch;
-        let (class_id, method_id) = method.ids();
-        let state = self.channels.get(&channel).map(|c| &c.state);
-        let class = match (state, method) {
-            (None, Method::Other(class)) => *class,
-            (None, _) => {
-                return Err(
-                    Exception::channel_error("expected 'channel.open'").on(class_id, method_id)
-                )
-            }
-            (Some(ChannelState::Closing), Method::Other(class)) => {
-                match *class {
-                    AMQPClass::Channel(Ch::CloseOk(_)) => {
-                        self.channels.remove(&channel);
-                    }
-                    AMQPClass::Channel(Ch::Close(_)) => {
-                        self.send_channel_close_ok(channel);
-                        self.channels.remove(&channel);
-                    }
-                    _ => {}
-                }
-                return Ok(());
-            }
-            (Some(ChannelState::Closing), _) => return Ok(()),
-            (
-                Some(ChannelState::Open),
-                method @ (Method::Publish(_) | Method::Ack { .. } | Method::Qos { .. }),
-            ) => {
-                return self
-                    .with_channel(channel, |ch, ctx| ch.handle_method(ctx, method))
-                    .unwrap_or(Ok(()));
-            }
-            (Some(ChannelState::Open), Method::Other(class)) => *class,
-        };
-        match class {
-            AMQPClass::Channel(Ch::Open(_)) if !self.channels.contains_key(&channel) => {
-                // RabbitMQ limits how many channels are open, not their numbers.
-                if self.channels.len() >= self.channel_max as usize {
-                    return Err(Exception::not_allowed(format!(
-                        "number of channels opened ({}) has reached the negotiated channel_max ({})",
-                        self.channels.len(),
-                        self.channel_max
-                    )));
-                }
-                self.channels.insert(channel, Channel::new(channel));
-                self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
-                Ok(())
-            }
-            _ if !self.channels.contains_key(&channel) => {
-                Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id))
-            }
-            AMQPClass::Channel(Ch::Close(_)) => {
-                self.with_channel(channel, |ch, ctx| ch.release(ctx));
-                self.channels.remove(&channel);
-                self.send_channel_close_ok(channel);
-                Ok(())
-            }
-            AMQPClass::Channel(Ch::CloseOk(_)) => Ok(()),
-            other => self
-                .with_channel(channel, |ch, ctx| {
-                    ch.handle_method(ctx, Method::Other(Box::new(other)))
-                })
-                .unwrap_or(Ok(())),
-        }
-    }
-
-    fn send_channel_close_ok(&mut self, channel: u16) {
-        codec::encode_method(
-            &mut self.out,
-            channel,
-            &AMQPClass::Channel(amqp_channel::AMQPMethod::CloseOk(amqp_channel::CloseOk {})),
-        );
     }
 }
 

@@ -1,13 +1,20 @@
-//! What other tasks send a connection (deliveries, server cancels, store confirms), and
-//! the release of everything a connection holds when it ends.
+//! What other tasks send a connection (deliveries, server cancels, store answers), and
+//! the release of everything a connection holds when it ends, also run by its drop guard.
 //!
 //! Part of the connection task: these run between socket reads, never block, and put
 //! back into their queues any delivery the connection can no longer hand out.
+//!
+//! A panic in a connection task is contained: tokio catches it, the task's future is
+//! dropped and `Drop for Connection` releases what it held; the accept loop logs it.
+//! Shared std locks (topology, queues, store, definitions) recover from poisoning with
+//! `into_inner` rather than propagate it: the work under them is short memory work whose
+//! steps each leave the state usable, and a poisoned lock that panicked every later user
+//! would turn one bad connection into a dead broker.
 
 use super::{Connection, Phase, HIGH_WATER};
 use crate::broker::consumer::Outgoing;
-use tokio::sync::mpsc;
-use tracing::debug;
+use std::panic::AssertUnwindSafe;
+use tracing::{debug, error};
 
 impl Connection {
     /// Writes deliveries and server cancels taken from the outbox, until the write buffer
@@ -37,9 +44,13 @@ impl Connection {
                         queue.requeue([item], false);
                     }
                 }
+                // After our connection.close nothing but close-ok may go out.
+                Outgoing::Stored { .. } if self.phase != Phase::Running => {}
                 Outgoing::Stored { channel, seq, ok } => {
-                    if let Some(ch) = self.channels.get_mut(&channel) {
-                        ch.stored(seq, ok);
+                    match self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok)) {
+                        Some(Ok(held)) => self.release_held(held),
+                        Some(Err(e)) => self.fail(channel, e),
+                        None => {}
                     }
                 }
                 Outgoing::Cancel {
@@ -65,24 +76,60 @@ impl Connection {
     }
 
     /// Gives back everything: consumers, unacked and undelivered messages, exclusive queues.
-    pub(super) fn release(&mut self, outbox: &mut mpsc::UnboundedReceiver<Outgoing>) {
+    /// Runs once, when the client is done (close-ok sent) or the task ends, and from
+    /// the drop guard if the task panicked or was aborted. Each step is contained: after
+    /// a panic the state may be half-changed, and a panic here, during unwinding, must
+    /// neither abort the process nor skip the steps after it.
+    pub(super) fn release(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
         let ids: Vec<u16> = self.channels.keys().copied().collect();
         for id in ids {
-            self.with_channel(id, |ch, ctx| ch.release(ctx));
+            contained("releasing a channel", || {
+                self.with_channel(id, |ch, ctx| ch.release(ctx));
+            });
         }
         self.channels.clear();
-        outbox.close();
-        while let Ok(item) = outbox.try_recv() {
-            give_back(item);
-        }
+        self.outbox.close();
+        contained("requeueing undelivered messages", || {
+            for item in self.pending.drain(..) {
+                give_back(item);
+            }
+            while let Ok(item) = self.outbox.try_recv() {
+                give_back(item);
+            }
+        });
         if let Some(vhost) = &self.vhost {
             for q in self.exclusive_queues.drain(..) {
-                vhost.remove_queue(&q);
+                contained("deleting an exclusive queue", || {
+                    vhost.remove_queue(&q);
+                });
             }
         }
+        // The vhost's connection count (its max-connections limit) drops here.
+        self.vhost_slot = None;
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }
+    }
+}
+
+impl Drop for Connection {
+    /// The drop guard: however the task ends (return, panic, abort at shutdown), what the
+    /// connection holds goes back to the broker. On a normal end `release` already ran.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Runs one step of the release; a panic in it is logged and the release goes on.
+fn contained(step: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        error!(
+            step,
+            "panic while releasing a connection; what that step held may stay"
+        );
     }
 }
 

@@ -3,12 +3,13 @@
 //!
 //! Called by the broker: once at start (`StoreHandle::open`, `definitions::load`, then
 //! `Recovered::stream` to read the stored messages back once its queues exist), then by
-//! publishing channels (`append` for persistent messages routed to durable queues),
-//! consuming channels (`delivered`, `ack`), the vhost (`drop_queue` on purge or delete,
-//! `definitions::save` when durable topology changes) and shutdown (`flush`). It never
-//! calls back into the broker, never blocks an async task (every disk write happens on
-//! the writer thread; the handle only takes a short lock to number and enqueue), and
-//! never panics: damage found on disk is logged and skipped, I/O failures are returned.
+//! publishing channels (`append` for persistent messages routed to durable queues,
+//! `flush_then` at tx.commit), consuming channels (`delivered`, `ack`), the vhost
+//! (`drop_queue` on purge or delete, `definitions::save` when durable topology changes)
+//! and shutdown (`flush`). It never calls back into the broker, never blocks an async
+//! task (every disk write happens on the writer thread; the handle only takes a short
+//! lock to number and enqueue; completions are callbacks), and never panics: damage
+//! found on disk is logged and skipped, I/O failures are returned.
 //!
 //! Layout of a data directory:
 //!
@@ -308,21 +309,32 @@ impl StoreHandle {
         });
     }
 
+    /// Calls `done` once everything sent so far is written and fdatasynced (with id 0), or
+    /// drops it (`None`) if the store has failed. For the connection task, which must not
+    /// wait: tx.commit answers from `done`.
+    pub fn flush_then(&self, done: Done) {
+        // A send error means the writer is gone; dropping `done` tells the caller.
+        let _ = self.inner.tx.send(Request::Flush(done));
+    }
+
     /// Waits until everything sent so far is written and fdatasynced. Err if the store
     /// has failed (then nothing more will become durable).
     pub async fn flush(&self) -> io::Result<()> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.inner.tx.send(Request::Flush(tx));
+        self.flush_then(tx.into());
         rx.await
+            .map(|_| ())
             .map_err(|_| io::Error::other("message store has failed; see the log"))
     }
 
-    /// `flush` for code outside an async runtime (it blocks the calling thread; never
-    /// call it from an async task).
-    pub fn flush_blocking(&self) -> io::Result<()> {
+    /// `flush` for the store's own tests, outside any runtime. The broker never blocks a
+    /// thread on the store.
+    #[cfg(test)]
+    pub(crate) fn flush_blocking(&self) -> io::Result<()> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.inner.tx.send(Request::Flush(tx));
+        self.flush_then(tx.into());
         rx.blocking_recv()
+            .map(|_| ())
             .map_err(|_| io::Error::other("message store has failed; see the log"))
     }
 

@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// Requests drained into one batch at most, so completions are not held back forever
 /// under a flood.
@@ -44,7 +43,8 @@ pub(crate) enum Request {
         queue: Arc<str>,
         up_to: u64,
     },
-    Flush(oneshot::Sender<()>),
+    /// Completed (with id 0) after the sync that covers everything sent before it.
+    Flush(super::Done),
 }
 
 pub(crate) struct Append {
@@ -88,7 +88,7 @@ pub(crate) struct Writer {
 struct Batch {
     sync: bool,
     appended: Vec<(super::Done, u64)>,
-    flushes: Vec<oneshot::Sender<()>>,
+    flushes: Vec<super::Done>,
     /// Delivered marks, written at the end of the batch unless an ack in the same batch
     /// made them pointless (the common case for a consumer that keeps up).
     delivered: Vec<(u32, u64)>,
@@ -305,7 +305,7 @@ impl Writer {
             done.complete(id);
         }
         for done in batch.flushes {
-            let _ = done.send(());
+            done.complete(0);
         }
         self.unlink(deleted);
     }
