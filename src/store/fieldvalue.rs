@@ -16,6 +16,11 @@
 //! - void 'V' is null and comes back as void; table keys longer than 255 bytes (not
 //!   valid AMQP) are skipped on the way in.
 //!
+//! The conversions recurse once per nested table or array, and are bounded both ways:
+//! tables come from the wire through `codec::fieldscan` (at most `MAX_DEPTH` levels, chosen
+//! so the file stays readable), and JSON comes from serde_json, which refuses documents
+//! nested more than 128 levels deep.
+//!
 //! RabbitMQ compares redeclared arguments by type class (all integer widths alike), so
 //! the integer and float widening does not change declare equivalence.
 
