@@ -92,7 +92,10 @@ pub fn table_end(bytes: &[u8], pos: usize) -> Result<usize, Invalid> {
                 return Err(Invalid::Truncated);
             }
         }
-        let kind = *bytes.get(at).filter(|_| at < end).ok_or(Invalid::Truncated)?;
+        let kind = *bytes
+            .get(at)
+            .filter(|_| at < end)
+            .ok_or(Invalid::Truncated)?;
         at += 1;
         match kind {
             b'A' | b'F' => {

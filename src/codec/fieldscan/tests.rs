@@ -35,7 +35,11 @@ fn depth_limit_counts_the_outer_table() {
     assert_eq!(check_table(&nested(MAX_DEPTH - 1)), Ok(()));
     assert_eq!(check_table(&nested(MAX_DEPTH)), Err(Invalid::TooDeep));
     assert_eq!(check_table(&nested(3000)), Err(Invalid::TooDeep));
-    assert_eq!(check_table(&nested(100)), Ok(()), "RabbitMQ users send 100 levels");
+    assert_eq!(
+        check_table(&nested(100)),
+        Ok(()),
+        "RabbitMQ users send 100 levels"
+    );
 }
 
 #[test]
@@ -52,7 +56,10 @@ fn lengths_and_types_are_checked() {
         check_table(&[0, 0, 0, 3, 1, b'k', b'Z']),
         Err(Invalid::UnknownType(b'Z'))
     );
-    assert_eq!(check_table(&[0, 0, 0, 3, 1, b'k', b'I']), Err(Invalid::Truncated));
+    assert_eq!(
+        check_table(&[0, 0, 0, 3, 1, b'k', b'I']),
+        Err(Invalid::Truncated)
+    );
     // A string longer than its table.
     assert_eq!(
         check_table(&[0, 0, 0, 7, 1, b'k', b'S', 0, 0, 0, 9]),
@@ -66,14 +73,21 @@ fn lengths_and_types_are_checked() {
     // A key with no value after it.
     assert_eq!(check_table(&[0, 0, 0, 2, 1, b'k']), Err(Invalid::Truncated));
     assert_eq!(check_table(&[0, 0, 0, 0, 1]), Err(Invalid::Trailing));
-    assert_eq!(check_table(&u32::MAX.to_be_bytes()), Err(Invalid::Truncated));
+    assert_eq!(
+        check_table(&u32::MAX.to_be_bytes()),
+        Err(Invalid::Truncated)
+    );
 }
 
 #[test]
 fn properties_are_walked_field_by_field() {
     assert_eq!(check_properties(&[0, 0]), Ok(()));
     assert_eq!(check_properties(&[0]), Err(Invalid::Truncated));
-    assert_eq!(check_properties(&[0x80, 0]), Err(Invalid::Truncated), "flag without field");
+    assert_eq!(
+        check_properties(&[0x80, 0]),
+        Err(Invalid::Truncated),
+        "flag without field"
+    );
     assert_eq!(check_properties(&[0, 0, 1]), Err(Invalid::Trailing));
     let mut deep = vec![0x20, 0];
     deep.extend_from_slice(&nested(MAX_DEPTH));
@@ -93,7 +107,11 @@ fn methods_are_walked_to_their_tables() {
     start_ok.extend_from_slice(&nested(3000));
     assert_eq!(check_method(&start_ok), Err(Invalid::TooDeep));
     assert_eq!(check_method(&[0, 50, 0, 10, 0]), Err(Invalid::Truncated));
-    assert_eq!(check_method(&[0, 20, 0, 10]), Ok(()), "no table: left to the parser");
+    assert_eq!(
+        check_method(&[0, 20, 0, 10]),
+        Ok(()),
+        "no table: left to the parser"
+    );
 }
 
 fn value() -> impl Strategy<Value = AMQPValue> {
