@@ -173,7 +173,7 @@ fn parse_method(payload: Bytes) -> Result<Method, Exception> {
         // The depth walk first: amq-protocol's parser recurses once per nested table.
         _ if fieldscan::check_method(&payload).is_err() => None,
         _ => match parse_class(&payload[..]) {
-            Ok((rest, class)) if rest.is_empty() => Some(Method::Other(Box::new(class))),
+            Ok((&[], class)) => Some(Method::Other(Box::new(class))),
             Ok(_) => None,
             Err(_) if !is_known_method(class_id, method_id) => {
                 return Err(Exception::command_invalid(format!(
