@@ -517,3 +517,56 @@ async fn a_long_name_is_cut_on_a_character_boundary() {
     within(conn.close(200, "bye".into())).await.unwrap();
     broker.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// the fuzzing entry points
+
+mod entry_points {
+    use super::{nested_value, table_bytes};
+    use proptest::prelude::*;
+    use warren::fuzzing::{decode_frames, parse_properties, parse_table};
+
+    /// A method frame for one of the methods that carry a table, with random arguments.
+    fn method_frame(ids: (u16, u16), args: &[u8]) -> Vec<u8> {
+        let mut payload = ids.0.to_be_bytes().to_vec();
+        payload.extend(ids.1.to_be_bytes());
+        payload.extend_from_slice(args);
+        super::encode_frame(1, 0, &payload)
+    }
+
+    #[test]
+    fn deep_inputs_end_without_overflowing_the_stack() {
+        let deep = table_bytes(&[("a", nested_value(50_000))]);
+        parse_table(&deep);
+        let mut props = (1u16 << 13).to_be_bytes().to_vec();
+        props.extend_from_slice(&deep);
+        parse_properties(&props);
+        // 20,000 levels still fit a 128 KiB frame.
+        let mut declare = vec![0, 0, 1, b'q', 0];
+        declare.extend(table_bytes(&[("a", nested_value(20_000))]));
+        decode_frames(&method_frame((50, 10), &declare));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_end_without_panicking(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            decode_frames(&data);
+            parse_properties(&data);
+            parse_table(&data);
+        }
+
+        #[test]
+        fn methods_with_tables_and_random_arguments_end_without_panicking(
+            which in 0usize..9,
+            args in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let ids = [(10, 10), (10, 11), (40, 10), (40, 30), (40, 40), (50, 10), (50, 20), (50, 50), (60, 20)][which];
+            decode_frames(&method_frame(ids, &args));
+            let mut header = 60u16.to_be_bytes().to_vec();
+            header.extend([0, 0]);
+            header.extend(0u64.to_be_bytes());
+            header.extend_from_slice(&args);
+            decode_frames(&super::encode_frame(2, 1, &header));
+        }
+    }
+}
