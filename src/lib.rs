@@ -30,3 +30,45 @@ pub mod store;
 
 pub use config::Config;
 pub use server::{start, Server};
+
+/// Entry points for the fuzz targets: each runs one parser of client bytes on arbitrary
+/// input and returns nothing. Thin wrappers, kept stable for `fuzz/`; every one must end
+/// without panicking, whatever the bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::codec;
+    use amq_protocol::types::parsing::parse_field_table;
+    use bytes::BytesMut;
+
+    /// Splits and parses frames as a connection does (methods, content headers, bodies),
+    /// at the largest frame_max a client can negotiate, until the bytes run out or a
+    /// frame is refused.
+    pub fn decode_frames(data: &[u8]) {
+        // The frame_max warren offers in connection.tune (128 KiB).
+        const FRAME_MAX: u32 = 131_072;
+        let mut buf = BytesMut::from(data);
+        while let Ok(Some(_)) = codec::decode(&mut buf, FRAME_MAX) {}
+    }
+
+    /// A content header's property flags and list, as the broker reads them: checked,
+    /// then decoded, then each single field it looks up.
+    pub fn parse_properties(data: &[u8]) {
+        use codec::properties as p;
+        let message = crate::broker::message::Message::new("", "", data, b"");
+        let _ = message.decode_properties();
+        let _ = message.headers();
+        let _ = (p::priority(data), p::delivery_mode(data));
+        for bit in [p::REPLY_TO, p::USER_ID, p::EXPIRATION] {
+            let _ = p::short_str(data, bit);
+            let _ = p::replace_short_str(data, bit, "amq.rabbitmq.reply-to.x");
+        }
+    }
+
+    /// A field table (4-byte length first) as arguments and headers are read: the depth
+    /// walk, then amq-protocol's parser when the walk passes.
+    pub fn parse_table(data: &[u8]) {
+        if codec::fieldscan::check_table(data).is_ok() {
+            let _ = parse_field_table(data);
+        }
+    }
+}

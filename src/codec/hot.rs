@@ -91,7 +91,7 @@ fn end_frame(buf: &mut BytesMut, size_at: usize) {
 
 fn put_short_str(buf: &mut BytesMut, s: &str) {
     // Names are validated to 255 bytes where they enter; cut defensively all the same.
-    let bytes = &s.as_bytes()[..s.len().min(255)];
+    let bytes = super::truncate(s, 255).as_bytes();
     buf.put_u8(bytes.len() as u8);
     buf.put_slice(bytes);
 }

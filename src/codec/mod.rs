@@ -9,6 +9,7 @@
 //! the channel copies a body once, into its message). This module
 //! never touches broker state and never panics on input.
 
+pub mod fieldscan;
 mod hot;
 pub mod properties;
 mod shortstr;
@@ -17,9 +18,9 @@ pub use hot::{
     encode_ack, encode_content, encode_deliver, encode_get_ok, encode_heartbeat, encode_method,
     encode_nack, encode_return, Publish,
 };
-pub use shortstr::ShortStr;
+pub use shortstr::{truncate, ShortStr};
 
-use crate::error::Exception;
+use crate::error::{Exception, ReplyCode};
 use amq_protocol::protocol::{parse_class, AMQPClass};
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -169,8 +170,10 @@ fn parse_method(payload: Bytes) -> Result<Method, Exception> {
         (60, 40) => hot::parse_publish(&payload).map(Method::Publish),
         (60, 80) => hot::parse_ack(&payload[4..]),
         (60, 10) => hot::parse_qos(&payload[4..]),
+        // The depth walk first: amq-protocol's parser recurses once per nested table.
+        _ if fieldscan::check_method(&payload).is_err() => None,
         _ => match parse_class(&payload[..]) {
-            Ok((rest, class)) if rest.is_empty() => Some(Method::Other(Box::new(class))),
+            Ok((&[], class)) => Some(Method::Other(Box::new(class))),
             Ok(_) => None,
             Err(_) if !is_known_method(class_id, method_id) => {
                 return Err(Exception::command_invalid(format!(
@@ -239,11 +242,23 @@ fn parse_header(channel: u16, payload: Bytes) -> Result<Frame, Exception> {
         payload[10],
         payload[11],
     ]);
+    let properties = payload.slice(12..);
+    // Properties travel verbatim and are decoded later (headers exchange, dead-lettering):
+    // refuse here what could not be decoded then. RabbitMQ fails to decode such a header
+    // and closes the connection with a bare INTERNAL_ERROR.
+    if class_id == 60 && fieldscan::check_properties(&properties).is_err() {
+        return Err(Exception {
+            code: ReplyCode::InternalError,
+            text: ReplyCode::InternalError.name().to_owned(),
+            class_id: 0,
+            method_id: 0,
+        });
+    }
     Ok(Frame::Header {
         channel,
         class_id,
         body_size,
-        properties: payload.slice(12..),
+        properties,
     })
 }
 

@@ -98,7 +98,7 @@ pub fn short_str(props: &[u8], bit: u16) -> Option<&str> {
 /// The same properties with a short-string field replaced; everything else verbatim.
 pub fn replace_short_str(props: &[u8], bit: u16, value: &str) -> Option<Bytes> {
     let (start, end) = span(props, bit)?;
-    let value = &value.as_bytes()[..value.len().min(255)];
+    let value = super::truncate(value, 255).as_bytes();
     let mut out = BytesMut::with_capacity(props.len() + value.len());
     out.put_slice(&props[..start]);
     out.put_u8(value.len() as u8);

@@ -128,6 +128,8 @@ fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
     let mut framed = Vec::with_capacity(response.len() + 4);
     framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
     framed.extend_from_slice(response);
+    // A client-controlled table: walked for depth before the recursive parser reads it.
+    codec::fieldscan::check_table(&framed).ok()?;
     let (_, table) = parse_field_table(&framed[..]).ok()?;
     let text = |key: &str| match table.inner().get(key)? {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok().map(str::to_owned),

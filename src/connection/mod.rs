@@ -157,7 +157,9 @@ pub async fn serve(
             publisher: false,
             blocked_sent: false,
             channel_max: handshake::CHANNEL_MAX,
-            frame_max: handshake::FRAME_MAX,
+            // Until tune-ok, frames are capped at the protocol's minimum frame size, as
+            // RabbitMQ does: a client that has not logged in cannot make us buffer more.
+            frame_max: handshake::FRAME_MIN,
             heartbeat: 0,
             channels: IdMap::default(),
             reset: false,
@@ -430,7 +432,13 @@ impl Connection {
                 Err(e) => {
                     // The stream cannot be resynchronised after a framing error.
                     inbuf.clear();
-                    self.close_connection(e);
+                    if matches!(self.phase, Phase::StartOk | Phase::TuneOk | Phase::Open) {
+                        // As RabbitMQ: no close method before the connection is open.
+                        info!(text = %e.text, "bad frame during the handshake");
+                        self.silent_close();
+                    } else {
+                        self.close_connection(e);
+                    }
                     break;
                 }
             };

@@ -16,6 +16,11 @@
 //! - void 'V' is null and comes back as void; table keys longer than 255 bytes (not
 //!   valid AMQP) are skipped on the way in.
 //!
+//! The conversions recurse once per nested table or array, and are bounded both ways:
+//! tables come from the wire through `codec::fieldscan` (at most `MAX_DEPTH` levels, chosen
+//! so the file stays readable), and JSON comes from serde_json, which refuses documents
+//! nested more than 128 levels deep.
+//!
 //! RabbitMQ compares redeclared arguments by type class (all integer widths alike), so
 //! the integer and float widening does not change declare equivalence.
 
@@ -123,76 +128,6 @@ fn base64(b: &[u8]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use amq_protocol::types::{ByteArray, DecimalValue};
-    use serde_json::json;
-
-    #[test]
-    fn table_round_trip_and_lossy_parts() {
-        let mut inner = FieldTable::default();
-        inner.insert("k".into(), AMQPValue::LongString("v".into()));
-        let mut t = FieldTable::default();
-        t.insert("x-max-length".into(), AMQPValue::LongInt(1000));
-        t.insert("x-bool".into(), AMQPValue::Boolean(true));
-        t.insert("x-str".into(), AMQPValue::LongString("amq.fanout".into()));
-        t.insert("x-short".into(), AMQPValue::ShortString("s".into()));
-        t.insert("x-dbl".into(), AMQPValue::Double(2.25));
-        t.insert(
-            "x-dec".into(),
-            AMQPValue::DecimalValue(DecimalValue {
-                scale: 1,
-                value: 15,
-            }),
-        );
-        t.insert(
-            "x-bytes".into(),
-            AMQPValue::ByteArray(ByteArray::from(vec![1u8, 0xff])),
-        );
-        t.insert(
-            "x-list".into(),
-            AMQPValue::FieldArray(vec![AMQPValue::LongLongInt(1), AMQPValue::Void].into()),
-        );
-        t.insert("x-tab".into(), AMQPValue::FieldTable(inner.clone()));
-        let j = table_to_json(&t);
-        assert_eq!(
-            j,
-            json!({
-                "x-max-length": 1000, "x-bool": true, "x-str": "amq.fanout", "x-short": "s",
-                "x-dbl": 2.25, "x-dec": 1.5, "x-bytes": "Not UTF-8, base64 is: Af8=",
-                "x-list": [1, null], "x-tab": {"k": "v"}
-            })
-        );
-        let back = json_to_table(&j);
-        let get = |k: &str| back.inner().get(k).cloned();
-        assert_eq!(get("x-max-length"), Some(AMQPValue::LongLongInt(1000)));
-        assert_eq!(get("x-short"), Some(AMQPValue::LongString("s".into())));
-        assert_eq!(get("x-dec"), Some(AMQPValue::Double(1.5)));
-        assert_eq!(get("x-tab"), Some(AMQPValue::FieldTable(inner)));
-        assert_eq!(table_to_json(&back), j, "JSON -> table -> JSON is exact");
-    }
-
-    #[test]
-    fn base64_matches_rfc_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-        assert_eq!(json_to_table(&json!([1, 2])), FieldTable::default());
-        assert_eq!(
-            json_to_value(&json!(u64::MAX)),
-            AMQPValue::Double(u64::MAX as f64)
-        );
-    }
-}
-
 /// The field types JSON loses, per top-level key: integers of each width, timestamps,
 /// floats and byte arrays, named as RabbitMQ names them ("signedint", "long", ...).
 /// Saved beside the arguments so a restart gives back the types the client declared.
@@ -278,4 +213,74 @@ pub fn typed_table(arguments: &Value, extra: &Map<String, Value>) -> FieldTable 
     let mut t = json_to_table(arguments);
     retype_table(&mut t, extra.get(TYPES_KEY));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::{ByteArray, DecimalValue};
+    use serde_json::json;
+
+    #[test]
+    fn table_round_trip_and_lossy_parts() {
+        let mut inner = FieldTable::default();
+        inner.insert("k".into(), AMQPValue::LongString("v".into()));
+        let mut t = FieldTable::default();
+        t.insert("x-max-length".into(), AMQPValue::LongInt(1000));
+        t.insert("x-bool".into(), AMQPValue::Boolean(true));
+        t.insert("x-str".into(), AMQPValue::LongString("amq.fanout".into()));
+        t.insert("x-short".into(), AMQPValue::ShortString("s".into()));
+        t.insert("x-dbl".into(), AMQPValue::Double(2.25));
+        t.insert(
+            "x-dec".into(),
+            AMQPValue::DecimalValue(DecimalValue {
+                scale: 1,
+                value: 15,
+            }),
+        );
+        t.insert(
+            "x-bytes".into(),
+            AMQPValue::ByteArray(ByteArray::from(vec![1u8, 0xff])),
+        );
+        t.insert(
+            "x-list".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongLongInt(1), AMQPValue::Void].into()),
+        );
+        t.insert("x-tab".into(), AMQPValue::FieldTable(inner.clone()));
+        let j = table_to_json(&t);
+        assert_eq!(
+            j,
+            json!({
+                "x-max-length": 1000, "x-bool": true, "x-str": "amq.fanout", "x-short": "s",
+                "x-dbl": 2.25, "x-dec": 1.5, "x-bytes": "Not UTF-8, base64 is: Af8=",
+                "x-list": [1, null], "x-tab": {"k": "v"}
+            })
+        );
+        let back = json_to_table(&j);
+        let get = |k: &str| back.inner().get(k).cloned();
+        assert_eq!(get("x-max-length"), Some(AMQPValue::LongLongInt(1000)));
+        assert_eq!(get("x-short"), Some(AMQPValue::LongString("s".into())));
+        assert_eq!(get("x-dec"), Some(AMQPValue::Double(1.5)));
+        assert_eq!(get("x-tab"), Some(AMQPValue::FieldTable(inner)));
+        assert_eq!(table_to_json(&back), j, "JSON -> table -> JSON is exact");
+    }
+
+    #[test]
+    fn base64_matches_rfc_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(json_to_table(&json!([1, 2])), FieldTable::default());
+        assert_eq!(
+            json_to_value(&json!(u64::MAX)),
+            AMQPValue::Double(u64::MAX as f64)
+        );
+    }
 }

@@ -22,6 +22,10 @@
 //!   every message), `any` when at least one does (so no conditions never match); a message
 //!   without headers is a message with an empty table.
 //!
+//! `erlang_equal` and `write_term` recurse into nested tables and arrays; that recursion is
+//! bounded because every table that reaches them (binding arguments, message headers) was
+//! walked by `codec::fieldscan` first, which refuses nesting deeper than `MAX_DEPTH`.
+//!
 //! RabbitMQ 3.13+ compares with `=:=` instead, so there 1 no longer equals 1.0; the
 //! project's reference is 3.10, whose behaviour is kept here.
 
