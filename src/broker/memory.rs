@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(trim.thread().name(), Some("warren-trim"));
         assert_ne!(trim.thread().id(), std::thread::current().id());
         trim.join().unwrap();
-        assert!(!m.trimming.load(Ordering::Acquire), "done: the next may start");
+        assert!(
+            !m.trimming.load(Ordering::Acquire),
+            "done: the next may start"
+        );
         assert_eq!(
             m.peak_since_trim.load(Ordering::Relaxed),
             0,
