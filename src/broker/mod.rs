@@ -235,6 +235,9 @@ impl Broker {
     /// definitions as they are now (for at most `DEFINITIONS_WAIT`: a disk that stays
     /// full must not stop a shutdown).
     pub async fn flush(&self) {
+        // Purges settle paged persistent messages on the page I/O thread: their acks
+        // must reach the store before its last flush.
+        self.page_io_done().await;
         if let Some(p) = &self.persist {
             if let Err(e) = p.store.flush().await {
                 tracing::error!(error = %e, "message store failed before shutdown");
@@ -243,6 +246,14 @@ impl Broker {
                 Ok(Ok(())) => {}
                 _ => tracing::error!("definitions not written before shutdown; see the log"),
             }
+        }
+    }
+
+    /// Resolves once the page I/O thread has done everything it was given so far (page
+    /// writes, deletes, purged tails settled).
+    pub async fn page_io_done(&self) {
+        if let Some(dir) = self.memory.page_dir() {
+            dir.idle().await;
         }
     }
 
