@@ -2,8 +2,8 @@
 //! the one thread that creates, writes and deletes page files.
 //!
 //! Used by `paging::Tail` under the queue lock, so nothing here blocks on the disk on the
-//! caller's thread except reading back a part of a page file that is already written
-//! (`PageFile::read_at`). A write is handed to the I/O thread as a `Chunk` (whole
+//! caller's thread except `PageFile::read_at` of a part that is already written, which
+//! the tail only calls when its `ReadAhead` (a read done on the I/O thread) is not done. A write is handed to the I/O thread as a `Chunk` (whole
 //! records, at the offset they will have in the file) that stays in memory until it is
 //! on disk: a read-back of that range meanwhile is served from the chunk, and a chunk
 //! whose write failed stays in memory until it is read (messages are never lost for a
@@ -274,6 +274,12 @@ impl PageFile {
         }
     }
 
+    /// Whether the bytes at `at` are still in memory (their write is in flight or failed);
+    /// call after `span`.
+    pub(super) fn in_memory(&self, at: u64) -> bool {
+        self.pending.iter().any(|c| c.offset <= at && at < c.end())
+    }
+
     /// Reads `len` bytes at `at` (within `span(at)`): from memory if they are not on
     /// disk yet, else from the file.
     pub(super) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -295,9 +301,94 @@ impl PageFile {
         Ok(buf)
     }
 
+    /// Asks the I/O thread to read `len` bytes at `at` now, so that the refill that
+    /// needs them later finds them in memory (see `ReadAhead`).
+    pub(super) fn read_ahead(&self, at: u64, len: usize, memory: &Arc<Memory>) -> ReadAhead {
+        let cell = Arc::new(Mutex::new(AheadCell::default()));
+        let (slot, weak, memory2) = (self.slot.clone(), Arc::downgrade(&cell), memory.clone());
+        run_on(
+            self.jobs.as_ref(),
+            Box::new(move || {
+                // Nobody waits for it any more (the tail moved on or went): skip the read.
+                let Some(cell) = weak.upgrade() else { return };
+                let mut buf = vec![0u8; len];
+                let result = slot
+                    .file
+                    .get()
+                    .ok_or_else(|| io::Error::other("page file was never created"))
+                    .and_then(|f| f.read_exact_at(&mut buf, at));
+                let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+                if !c.cancelled && result.is_ok() {
+                    memory2.add(buf.len());
+                    c.data = Some(buf);
+                }
+            }),
+        );
+        ReadAhead {
+            slot: self.slot.clone(),
+            at,
+            cell,
+            memory: memory.clone(),
+        }
+    }
+
     #[cfg(test)]
     pub(super) fn file(&self) -> Option<&File> {
         self.slot.file.get()
+    }
+}
+
+/// What a read-ahead job leaves for the tail.
+#[derive(Default)]
+struct AheadCell {
+    data: Option<Vec<u8>>,
+    cancelled: bool,
+}
+
+/// A read of a page file done ahead of time on the I/O thread. The bytes count in the
+/// memory budget from the read until they are taken (or the read-ahead is dropped).
+pub(super) struct ReadAhead {
+    slot: Arc<FileSlot>,
+    at: u64,
+    cell: Arc<Mutex<AheadCell>>,
+    memory: Arc<Memory>,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAhead").field("at", &self.at).finish()
+    }
+}
+
+impl ReadAhead {
+    /// Whether it reads `file` at `at`.
+    pub(super) fn is_for(&self, file: &PageFile, at: u64) -> bool {
+        Arc::ptr_eq(&self.slot, &file.slot) && self.at == at
+    }
+
+    /// The bytes read at `at` of `file`, if this read-ahead is for that place and done.
+    pub(super) fn take(&self, file: &PageFile, at: u64) -> Option<Vec<u8>> {
+        if !self.is_for(file, at) {
+            return None;
+        }
+        let data = self
+            .cell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .data
+            .take()?;
+        self.memory.sub(data.len());
+        Some(data)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        let mut c = self.cell.lock().unwrap_or_else(|e| e.into_inner());
+        c.cancelled = true;
+        if let Some(data) = c.data.take() {
+            self.memory.sub(data.len());
+        }
     }
 }
 

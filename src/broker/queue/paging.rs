@@ -11,15 +11,17 @@
 //! also in the message store (which is what recovery reads); transient ones are gone after
 //! a restart, as in RabbitMQ.
 //!
-//! Owned by the queue and used under its lock. Writes and deletes happen on the I/O
-//! thread; the one disk access left here is a read-back (`READ_BYTES` per refill, of a
-//! file the kernel usually still has cached; records not yet written are read from
-//! memory). It never panics: a write that fails keeps its records in memory, readable
+//! Owned by the queue and used under its lock. Writes, deletes and read-backs happen on
+//! the I/O thread: after each refill (and each write) the tail asks it to read the next
+//! `READ_BYTES` ahead, so the next refill finds them in memory; records whose write is
+//! still in flight are read from memory too. The one disk access left here is a refill
+//! that outruns its read-ahead (a consumer faster than the disk, or the very first
+//! refill of a file): it reads under the lock, as before. It never panics: a write that fails keeps its records in memory, readable
 //! from there; a read that fails drops the rest of that file and logs how many messages
 //! went with it.
 
 pub use super::pagedir::PageDir;
-use super::pagedir::PageFile;
+use super::pagedir::{PageFile, ReadAhead};
 use super::{msg_cost, Queued};
 use crate::broker::memory::Memory;
 use crate::broker::message::Message;
@@ -50,6 +52,11 @@ pub struct Tail {
     body_bytes: u64,
     /// Messages with a store id (persistent in a durable queue): a purge must ack them.
     stored: usize,
+    /// The next read-back, done ahead on the I/O thread so that a refill finds it in
+    /// memory instead of reading under the queue lock.
+    ahead: Option<ReadAhead>,
+    /// Where paged bytes in flight or read ahead are counted (set by the first push).
+    memory: Option<Arc<Memory>>,
 }
 
 impl Tail {
@@ -96,6 +103,9 @@ impl Tail {
         if self.buffer.len() >= FLUSH_BYTES {
             self.flush(dir, memory);
         }
+        if self.memory.is_none() {
+            self.memory = Some(memory.clone());
+        }
     }
 
     /// Hands the buffer to the last page file (a new one when there is none or it is
@@ -112,11 +122,32 @@ impl Tail {
         f.body_bytes += self.buffer_body_bytes;
         self.buffer_messages = 0;
         self.buffer_body_bytes = 0;
+        self.read_ahead();
+    }
+
+    /// Starts reading the next part of the front file on the I/O thread, unless that is
+    /// under way already.
+    fn read_ahead(&mut self) {
+        let (Some(f), Some(memory)) = (self.files.front(), &self.memory) else {
+            return;
+        };
+        if f.read >= f.written || self.ahead.as_ref().is_some_and(|a| a.is_for(f, f.read)) {
+            return;
+        }
+        let len = (f.written - f.read).min(READ_BYTES as u64) as usize;
+        self.ahead = Some(f.read_ahead(f.read, len, memory));
     }
 
     /// Takes messages from the front, about `READ_BYTES` of them (at least one if any),
-    /// into `out`; returns how many.
+    /// into `out`; returns how many. Then starts reading the next part ahead.
     pub fn refill(&mut self, out: &mut VecDeque<Queued>) -> usize {
+        let n = self.take_front(out);
+        self.read_ahead();
+        n
+    }
+
+    /// `refill` without the read-ahead (for `drain`, which runs on the I/O thread).
+    fn take_front(&mut self, out: &mut VecDeque<Queued>) -> usize {
         let before = out.len();
         while out.len() == before && !self.is_empty() {
             if self.files.is_empty() {
@@ -173,16 +204,27 @@ impl Tail {
             }
             return;
         }
-        let result = f
-            .read_at(f.read, left.min(READ_BYTES as u64) as usize)
-            .and_then(|chunk| {
-                // A record larger than the chunk: read exactly that record.
-                let need = record_len(&chunk).unwrap_or(0);
-                if need > chunk.len() && need as u64 <= left {
-                    return f.read_at(f.read, need);
-                }
-                Ok(chunk)
-            });
+        // Read ahead on the I/O thread, if that is done (and the bytes are on disk, not
+        // in a chunk whose write failed); else read now.
+        let ahead = match self.ahead.take() {
+            Some(a) if !f.in_memory(f.read) => a.take(f, f.read),
+            _ => None,
+        };
+        let first = match ahead {
+            Some(mut bytes) => {
+                bytes.truncate(left as usize);
+                Ok(bytes)
+            }
+            None => f.read_at(f.read, left.min(READ_BYTES as u64) as usize),
+        };
+        let result = first.and_then(|chunk| {
+            // A record larger than the chunk: read exactly that record.
+            let need = record_len(&chunk).unwrap_or(0);
+            if need > chunk.len() && need as u64 <= left {
+                return f.read_at(f.read, need);
+            }
+            Ok(chunk)
+        });
         let chunk = result.unwrap_or_else(|e| {
             tracing::error!(error = %e, file = %f.path().display(), "cannot read a page file");
             Vec::new()
@@ -240,7 +282,7 @@ impl Tail {
         let mut chunk = VecDeque::new();
         std::iter::from_fn(move || {
             if chunk.is_empty() {
-                self.refill(&mut chunk);
+                self.take_front(&mut chunk);
             }
             chunk.pop_front()
         })
@@ -403,8 +445,10 @@ mod tests {
         for seq in 0..600 {
             t.push(&item(seq, &[5u8; 1000]), &d, &m);
         }
-        // Overwrite the first file's first record header with garbage.
+        // Overwrite the first file's first record header with garbage (and forget the
+        // read-ahead that already holds it).
         settle(&d);
+        t.ahead = None;
         let first = t.files.front().unwrap();
         std::os::unix::fs::FileExt::write_all_at(first.file().unwrap(), &[0xff; 8], 0).unwrap();
         let mut out = VecDeque::new();
@@ -507,13 +551,46 @@ mod tests {
         }
         release.send(()).unwrap();
         settle(&d);
-        assert_eq!(m.used(), 0, "written: no longer counted");
+        assert!(
+            m.used() <= READ_BYTES as u64,
+            "written: no longer counted (only the next read-ahead is)"
+        );
         // The rest comes from the file now, still in order.
         for q in t.drain() {
             assert_eq!(q.seq, next);
             next += 1;
         }
         assert_eq!(next, 2000);
+        assert_eq!(files_in(&d), 0);
+    }
+
+    #[test]
+    fn the_next_read_back_is_done_ahead_on_the_io_thread() {
+        let d = dir("ahead");
+        let m = Memory::new(u64::MAX);
+        let mut t = Tail::default();
+        for seq in 0..2000 {
+            t.push(&item(seq, &[6u8; 1000]), &d, &m);
+        }
+        settle(&d);
+        assert_eq!(
+            m.used(),
+            READ_BYTES as u64,
+            "written; the front read ahead, counted"
+        );
+        // Spoil what was read ahead on disk: the refill does not read the disk.
+        let file = t.files.front().unwrap().file().unwrap();
+        std::os::unix::fs::FileExt::write_all_at(file, &vec![0xff; READ_BYTES], 0).unwrap();
+        let mut out = VecDeque::new();
+        let n = t.refill(&mut out);
+        assert!(n > 200, "{n} records from the read-ahead");
+        assert!(out.iter().map(|q| q.seq).eq(0..n as u64));
+        assert!(out.iter().all(|q| q.msg.body() == [6u8; 1000]));
+        // The refill started the next read-ahead; dropping the tail gives it back.
+        settle(&d);
+        assert_eq!(m.used(), READ_BYTES as u64);
+        drop(t);
+        assert_eq!(m.used(), 0);
         assert_eq!(files_in(&d), 0);
     }
 }
