@@ -238,7 +238,12 @@ fn run(shared: &Shared, path: &std::path::Path, mut snapshot: Snapshot) {
         // Read after the pause, before the snapshot: the snapshot then shows at least
         // every change up to `target` (each change is made before it is requested).
         let target = shared.requested.load(Ordering::SeqCst);
-        let Some(defs) = snapshot() else { break };
+        let Some(defs) = snapshot() else {
+            // Torn down: stop for good, so that nothing waits for a write that never
+            // comes (later waiters are dropped at once: their confirms become nacks).
+            shared.lock().closed = true;
+            break;
+        };
         let started = Instant::now();
         match definitions::save(path, &defs) {
             Ok(()) => {
