@@ -16,9 +16,9 @@
 //! `READ_BYTES` ahead, so the next refill finds them in memory; records whose write is
 //! still in flight are read from memory too. The one disk access left here is a refill
 //! that outruns its read-ahead (a consumer faster than the disk, or the very first
-//! refill of a file): it reads under the lock, as before. It never panics: a write that fails keeps its records in memory, readable
-//! from there; a read that fails drops the rest of that file and logs how many messages
-//! went with it.
+//! refill of a file): it reads under the lock, as before. It never panics: a write that
+//! fails keeps its records in memory, readable from there; a read that fails drops the
+//! rest of that file and logs how many messages went with it.
 
 pub use super::pagedir::PageDir;
 use super::pagedir::{PageFile, ReadAhead};
@@ -100,11 +100,11 @@ impl Tail {
         self.len += 1;
         self.body_bytes += body;
         self.stored += usize::from(item.store_id != 0);
-        if self.buffer.len() >= FLUSH_BYTES {
-            self.flush(dir, memory);
-        }
         if self.memory.is_none() {
             self.memory = Some(memory.clone());
+        }
+        if self.buffer.len() >= FLUSH_BYTES {
+            self.flush(dir, memory);
         }
     }
 
