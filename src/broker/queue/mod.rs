@@ -592,11 +592,12 @@ impl Queue {
 
     /// Settles purged messages that were paged out: persistent ones are acked in the
     /// store, which means reading their tails back. That is done on the page I/O thread,
-    /// not under the queue lock nor on the caller's runtime worker: purge-ok can come
-    /// before those acks reach the store, so a crash just after a purge may bring back
-    /// paged persistent messages (at least once, as RabbitMQ's own purge, whose index
-    /// is not synced before purge-ok either). Transient tails are just dropped: their
-    /// files are deleted on the I/O thread, unread.
+    /// not under the queue lock nor on the caller's runtime worker. Purge-ok can come
+    /// before those acks reach the store; acks were never synced before purge-ok anyway
+    /// (they ride on the store's next sync), so a crash just after a purge could already
+    /// bring purged persistent messages back (at least once); the window is only longer
+    /// for paged ones. Transient tails are just dropped: their files are deleted on the
+    /// I/O thread, unread.
     fn settle_paged(&self, tails: Vec<paging::Tail>) {
         let Some(s) = &self.store else { return };
         let tails: Vec<paging::Tail> = tails.into_iter().filter(paging::Tail::has_stored).collect();
