@@ -221,6 +221,9 @@ impl PageFile {
     /// Hands `data` (whole records) to the I/O thread, to go at the end of the file. Its
     /// bytes count in `memory` until they are written.
     pub(super) fn append(&mut self, data: Vec<u8>, memory: &Arc<Memory>) {
+        // Chunks written since the last call give their memory back now: a tail that is
+        // only appended to (no consumer) must not keep its whole backlog in memory.
+        self.forget_written();
         let len = data.len();
         let chunk = Arc::new(Chunk {
             offset: self.written,
@@ -330,6 +333,12 @@ impl PageFile {
             cell,
             memory: memory.clone(),
         }
+    }
+
+    /// Bytes of chunks held in memory (in flight, failed, or written and not forgotten).
+    #[cfg(test)]
+    pub(super) fn held_bytes(&self) -> usize {
+        self.pending.iter().map(|c| c.data.len()).sum()
     }
 
     #[cfg(test)]

@@ -593,4 +593,24 @@ mod tests {
         assert_eq!(m.used(), 0);
         assert_eq!(files_in(&d), 0);
     }
+
+    #[test]
+    fn a_tail_only_appended_to_keeps_only_the_last_chunk_in_memory() {
+        let d = dir("appendonly");
+        let m = Memory::new(u64::MAX);
+        let mut t = Tail::default();
+        for seq in 0..20_000 {
+            t.push(&item(seq, &[2u8; 1000]), &d, &m);
+            if seq % 500 == 0 {
+                settle(&d);
+            }
+        }
+        settle(&d);
+        let held: usize = t.files.iter().map(PageFile::held_bytes).sum();
+        assert!(
+            held <= 2 * FLUSH_BYTES,
+            "{held} bytes of a 20 MB backlog still in memory"
+        );
+        assert_eq!(t.drain().count(), 20_000);
+    }
 }
