@@ -225,10 +225,12 @@ impl Broker {
         }
     }
 
-    /// Persistent-message bytes handed to the store and not yet written: when the disk
-    /// falls behind, publishers are read more slowly (see the connection loop).
+    /// Bytes handed to the disk threads and not yet written (persistent messages for the
+    /// store, page-file chunks): when the disk falls behind, publishers are read more
+    /// slowly (see the connection loop).
     pub fn store_backlog(&self) -> u64 {
-        self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
+        let pages = self.memory.page_dir().map_or(0, PageDir::in_flight);
+        pages + self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
     }
 
     /// Waits until every persistent message and settlement so far is on disk, and the

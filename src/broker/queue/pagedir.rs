@@ -8,8 +8,9 @@
 //! on disk: a read-back of that range meanwhile is served from the chunk, and a chunk
 //! whose write failed stays in memory until it is read (messages are never lost for a
 //! full disk, only kept in memory). Bytes in flight count against the memory budget
-//! until they are written, so a disk that falls behind raises the memory alarm instead
-//! of growing the heap unseen. Deleting a file (read through, purged, queue deleted) is
+//! until they are written, and in the disk backlog that slows publishers down (as the
+//! message store's does), so a disk that falls behind throttles publishers instead of
+//! growing the heap unseen. Deleting a file (read through, purged, queue deleted) is
 //! a job for the same thread, queued after that file's writes. Jobs run in order.
 //!
 //! Page files are a cache, not a store: the directory is wiped at start.
@@ -42,6 +43,8 @@ pub struct PageDir {
 struct IoState {
     /// A write failed; logged once until one succeeds again.
     failing: AtomicBool,
+    /// Bytes handed to the thread and not written yet.
+    in_flight: AtomicU64,
 }
 
 impl std::fmt::Debug for PageDir {
@@ -96,6 +99,12 @@ impl PageDir {
         async move {
             let _ = rx.await;
         }
+    }
+
+    /// Bytes handed to the I/O thread and not written yet: with the message store's
+    /// backlog, what makes publishers be read more slowly (`Broker::store_backlog`).
+    pub fn in_flight(&self) -> u64 {
+        self.io.in_flight.load(Ordering::Relaxed)
     }
 
     /// A new page file: numbered now, created on disk by its first write.
@@ -233,6 +242,10 @@ impl PageFile {
         self.written += len as u64;
         self.pending.push_back(chunk.clone());
         memory.add(len);
+        self.slot
+            .io
+            .in_flight
+            .fetch_add(len as u64, Ordering::Relaxed);
         let (slot, memory) = (self.slot.clone(), memory.clone());
         run_on(
             self.jobs.as_ref(),
@@ -256,6 +269,7 @@ impl PageFile {
                     }
                 }
                 memory.sub(len);
+                slot.io.in_flight.fetch_sub(len as u64, Ordering::Relaxed);
             }),
         );
     }
