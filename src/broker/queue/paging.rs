@@ -540,6 +540,7 @@ mod tests {
             m.used() >= FLUSH_BYTES as u64,
             "bytes in flight count as memory"
         );
+        assert_eq!(d.in_flight(), m.used(), "and as disk backlog");
         let mut out = VecDeque::new();
         let mut next = 0;
         while next < 1000 {
@@ -551,6 +552,7 @@ mod tests {
         }
         release.send(()).unwrap();
         settle(&d);
+        assert_eq!(d.in_flight(), 0);
         assert!(
             m.used() <= READ_BYTES as u64,
             "written: no longer counted (only the next read-ahead is)"
