@@ -15,6 +15,13 @@
 //!   basic.ack -> unacked settled -> credit back -> queue dispatches more
 //! ```
 //!
+//! Blocking work never runs on a runtime worker nor under the topology or a queue lock;
+//! it has threads of its own: `warren-store` (message segments, group commit),
+//! `warren-definitions` (definitions.json, rewrites coalesced; a publisher confirm waits
+//! for the definitions generation current when its message was routed, as it waits for
+//! the fdatasync), `warren-pages` (page-file writes, read-aheads, deletes, settling purged
+//! paged messages) and `warren-trim` (giving freed memory back, one trim at a time).
+//!
 //! Embedding: `warren::start(Config::local(dir)).await?` returns a [`Server`] with the bound
 //! address and a shutdown handle.
 

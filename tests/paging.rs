@@ -10,7 +10,6 @@ use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use std::path::Path;
 use std::time::Duration;
 
 const BUDGET: u64 = 256 * 1024;
@@ -34,8 +33,11 @@ fn number(data: &[u8]) -> u32 {
     u32::from_be_bytes(data[..4].try_into().unwrap())
 }
 
-fn page_files(data_dir: &Path) -> usize {
-    std::fs::read_dir(data_dir.join("pages"))
+/// Page files on disk once the page I/O thread has caught up (it writes and deletes
+/// them off the queue lock).
+async fn page_files(b: &TestBroker) -> usize {
+    b.server.broker().page_io_done().await;
+    std::fs::read_dir(b.data_dir.join("pages"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
@@ -102,7 +104,7 @@ async fn a_backlog_beyond_the_budget_is_paged_and_read_back_in_order() {
     let n = 20_000u32; // about 20 MiB, 80 times the budget
     publish_numbered(&ch, "big", 0..n, BasicProperties::default()).await;
     assert_eq!(ready(&ch, "big").await, n, "paged messages are counted");
-    assert!(page_files(&b.data_dir) > 0, "the backlog is on disk");
+    assert!(page_files(&b).await > 0, "the backlog is on disk");
     let used = b.server.broker().memory.used();
     assert!(
         used < 4 * BUDGET,
@@ -114,7 +116,7 @@ async fn a_backlog_beyond_the_budget_is_paged_and_read_back_in_order() {
     assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "in publish order");
     assert_eq!(ready(&ch, "big").await, 0);
     assert_eq!(
-        page_files(&b.data_dir),
+        page_files(&b).await,
         0,
         "read-through page files are deleted"
     );
@@ -176,7 +178,7 @@ async fn priorities_hold_across_paging() {
         .unwrap();
     }
     within(ch.wait_for_confirms()).await.unwrap();
-    assert!(page_files(&b.data_dir) > 0);
+    assert!(page_files(&b).await > 0);
     let got: Vec<u32> = consume_numbers(&ch, "prio", n as usize)
         .await
         .into_iter()
@@ -273,7 +275,7 @@ async fn paged_messages_expire_and_length_limits_count_them() {
         }
     }
     assert_eq!(left, 0, "expired messages are dropped, paged ones too");
-    assert_eq!(page_files(&b.data_dir), 0);
+    assert_eq!(page_files(&b).await, 0);
     b.stop().await;
 }
 
@@ -297,7 +299,7 @@ async fn purge_and_delete_remove_paged_messages_for_good() {
     publish_numbered(&ch, "purged", 0..3000, persistent.clone()).await;
     publish_numbered(&ch, "deleted", 0..3000, persistent.clone()).await;
     publish_numbered(&ch, "kept", 0..3000, persistent).await;
-    assert!(page_files(&b.data_dir) > 0);
+    assert!(page_files(&b).await > 0);
     let purged = ch
         .queue_purge("purged".into(), QueuePurgeOptions::default())
         .await
@@ -351,13 +353,9 @@ async fn a_lazy_queue_pages_under_the_budget_too() {
     .await
     .unwrap();
     publish_numbered(&ch, "eager", 0..2000, BasicProperties::default()).await;
-    assert_eq!(
-        page_files(&b.data_dir),
-        0,
-        "an ordinary queue stays in memory"
-    );
+    assert_eq!(page_files(&b).await, 0, "an ordinary queue stays in memory");
     publish_numbered(&ch, "lazy", 0..2000, BasicProperties::default()).await;
-    assert!(page_files(&b.data_dir) > 0, "the lazy one is on disk");
+    assert!(page_files(&b).await > 0, "the lazy one is on disk");
     let got: Vec<u32> = consume_numbers(&ch, "lazy", 2000)
         .await
         .into_iter()

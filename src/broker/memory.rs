@@ -18,7 +18,7 @@
 
 use super::queue::paging::PageDir;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// RabbitMQ's default high watermark: 40% of the machine's memory.
@@ -53,6 +53,10 @@ pub struct Memory {
     /// Resident memory right after freed memory was last given back: what is left then
     /// (connection buffers, fragmentation) is not retried until it grows.
     resident_after_trim: AtomicU64,
+    /// A trim is running on its thread: the next one waits for a later call.
+    trimming: AtomicBool,
+    /// The last trim thread started (tests join it).
+    trim_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -87,6 +91,8 @@ impl Memory {
             clients: AtomicU64::new(0),
             peak_since_trim: AtomicU64::new(0),
             resident_after_trim: AtomicU64::new(0),
+            trimming: AtomicBool::new(false),
+            trim_thread: Mutex::new(None),
         })
     }
 
@@ -112,8 +118,14 @@ impl Memory {
     /// Gives freed memory back to the system once usage fell well below its last peak,
     /// or (with `check_resident`) once the process holds much more than it accounts for:
     /// glibc keeps freed memory otherwise, and a drained backlog would stay resident.
-    /// Called by the broker's housekeeping task, a few times a second.
-    pub fn give_back_freed(&self, check_resident: bool) {
+    /// Called by the broker's housekeeping task, a few times a second. The trim itself
+    /// runs on a thread of its own, one at a time: `malloc_trim` walks the whole heap
+    /// under the allocator's locks (tens of milliseconds for a large heap), which a
+    /// runtime worker must not spend.
+    pub fn give_back_freed(self: &Arc<Self>, check_resident: bool) {
+        if self.trimming.load(Ordering::Acquire) {
+            return;
+        }
         let used = self.used();
         let peak = self
             .peak_since_trim
@@ -126,13 +138,26 @@ impl Memory {
                 rss > accounted + 2 * TRIM_AFTER_DROP
                     && rss > self.resident_after_trim.load(Ordering::Relaxed) + TRIM_AFTER_DROP
             });
-        if dropped || bloated {
-            self.give_back_now();
+        if (dropped || bloated) && !self.trimming.swap(true, Ordering::AcqRel) {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("warren-trim".into())
+                .spawn(move || {
+                    me.give_back_now();
+                    me.trimming.store(false, Ordering::Release);
+                });
+            match spawned {
+                Ok(t) => *self.trim_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot start a thread to give memory back");
+                    self.trimming.store(false, Ordering::Release);
+                }
+            }
         }
     }
 
-    /// Gives freed memory back to the system now (after recovery, and from
-    /// `give_back_freed`).
+    /// Gives freed memory back to the system now, on the calling thread (after recovery,
+    /// before clients come, and on `give_back_freed`'s thread).
     pub fn give_back_now(&self) {
         let used = self.used();
         self.peak_since_trim.store(used, Ordering::Relaxed);
@@ -340,5 +365,39 @@ mod tests {
         assert_eq!(m.alarm_reason(), "low on disk");
         m.set_disk_low(false, 3, 2);
         assert!(!m.alarmed());
+    }
+
+    fn take_trim_thread(m: &Memory) -> Option<std::thread::JoinHandle<()>> {
+        m.trim_thread.lock().unwrap().take()
+    }
+
+    #[test]
+    fn freed_memory_is_given_back_on_a_thread_of_its_own_one_trim_at_a_time() {
+        let m = Memory::new(u64::MAX);
+        m.add(64 << 20);
+        m.give_back_freed(false);
+        assert!(take_trim_thread(&m).is_none(), "nothing was freed yet");
+        m.sub(64 << 20);
+        // A trim is already running: this call leaves it alone and starts none.
+        m.trimming.store(true, Ordering::Release);
+        m.give_back_freed(false);
+        assert!(take_trim_thread(&m).is_none());
+        m.trimming.store(false, Ordering::Release);
+        m.give_back_freed(false);
+        let trim = take_trim_thread(&m).expect("a trim thread started");
+        assert_eq!(trim.thread().name(), Some("warren-trim"));
+        assert_ne!(trim.thread().id(), std::thread::current().id());
+        trim.join().unwrap();
+        assert!(
+            !m.trimming.load(Ordering::Acquire),
+            "done: the next may start"
+        );
+        assert_eq!(
+            m.peak_since_trim.load(Ordering::Relaxed),
+            0,
+            "the peak restarts from usage at the trim"
+        );
+        m.give_back_freed(false);
+        assert!(take_trim_thread(&m).is_none(), "no new drop, no new trim");
     }
 }

@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use vhost::VHost;
 
+/// How long a graceful stop waits for the definitions writer.
+const DEFINITIONS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug)]
 struct User {
     password: String,
@@ -80,7 +83,7 @@ impl Broker {
         // on their own below.
         let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let (store, recovered) = StoreHandle::open(data_dir)?;
-        let persist = Persistence::new(store, data_dir.join("definitions.json"));
+        let persist = Persistence::new(store, data_dir.join("definitions.json"))?;
         let defs = persist.load_definitions()?;
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
@@ -164,8 +167,9 @@ impl Broker {
             messages,
             "recovered"
         );
-        // Start from what was recovered, in the current format.
-        persist.save_definitions();
+        // Start from what was recovered, in the current format (written by the
+        // definitions writer, before any confirm can depend on it).
+        persist.definitions_changed();
         Ok(broker)
     }
 
@@ -224,19 +228,46 @@ impl Broker {
         }
     }
 
-    /// Persistent-message bytes handed to the store and not yet written: when the disk
-    /// falls behind, publishers are read more slowly (see the connection loop).
+    /// Bytes handed to the disk threads and not yet written (persistent messages for the
+    /// store, page-file chunks): when the disk falls behind, publishers are read more
+    /// slowly (see the connection loop).
     pub fn store_backlog(&self) -> u64 {
-        self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
+        let pages = self.memory.page_dir().map_or(0, PageDir::in_flight);
+        pages + self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
     }
 
-    /// Waits until every persistent message and settlement so far is on disk.
+    /// Waits until every persistent message and settlement so far is on disk, and the
+    /// definitions as they are now (for at most `DEFINITIONS_WAIT`: a disk that stays
+    /// full must not stop a shutdown).
     pub async fn flush(&self) {
+        // Purges settle paged persistent messages on the page I/O thread: their acks
+        // must reach the store before its last flush.
+        self.page_io_done().await;
         if let Some(p) = &self.persist {
             if let Err(e) = p.store.flush().await {
                 tracing::error!(error = %e, "message store failed before shutdown");
             }
+            match tokio::time::timeout(DEFINITIONS_WAIT, p.definitions().wait()).await {
+                Ok(Ok(())) => {}
+                _ => tracing::error!("definitions not written before shutdown; see the log"),
+            }
         }
+    }
+
+    /// Resolves once the page I/O thread has done everything it was given so far (page
+    /// writes, deletes, purged tails settled).
+    pub async fn page_io_done(&self) {
+        if let Some(dir) = self.memory.page_dir() {
+            dir.idle().await;
+        }
+    }
+
+    /// How many times the definitions file was written since start (a metric; tests
+    /// check that a burst of declares is coalesced).
+    pub fn definitions_writes(&self) -> u64 {
+        self.persist
+            .as_ref()
+            .map_or(0, |p| p.definitions().writes())
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

@@ -1,17 +1,20 @@
 //! Durability glue: the broker's side of the message store and the definitions file.
 //!
 //! Built by `Broker::open` when the broker has a data directory. Vhosts call
-//! `save_definitions` after a change to durable topology; queues hold a `QueueStore`
-//! to record what happens to their persistent messages. Disk work happens on the
-//! store's writer thread, except the definitions file, which is written (temp file,
-//! fsync, rename) by the caller after it released the topology lock: declares are rare
-//! and a declare-ok must not come before the object it announces is on disk.
+//! `definitions_changed` when durable topology changed, under their topology write lock
+//! (so that no publish can route to a new queue before its change is numbered); queues
+//! hold a `QueueStore` to record what happens to their persistent messages. Disk work
+//! happens on the store's threads only: messages on the writer thread, the definitions
+//! file on the definitions writer (`store::defwriter`), which coalesces a burst of
+//! changes into a few rewrites. A confirm for a persistent message waits for both the
+//! fdatasync of the message and the definitions generation current when it was routed.
 
 use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
 use crate::codec::properties as props;
 use crate::store::definitions::{self, Definitions, PermissionDef, UserDef, VhostDef};
+use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
 use bytes::Bytes;
@@ -26,27 +29,34 @@ const GUEST_PASSWORD_HASH: &str = "d2Fycg/mEkHejBhwT2TESLC0I72WJK5djSfz+byMJddMQ
 pub struct Persistence {
     pub store: StoreHandle,
     defs_path: PathBuf,
-    /// Serialises snapshot-and-write so an older snapshot never lands after a newer one.
-    defs_lock: Mutex<()>,
-    vhosts: Mutex<Vec<Weak<VHost>>>,
+    defs: DefinitionsWriter,
+    vhosts: Arc<Mutex<Vec<Weak<VHost>>>>,
 }
 
 impl std::fmt::Debug for Persistence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Persistence")
             .field("defs_path", &self.defs_path)
+            .field("defs", &self.defs)
             .finish()
     }
 }
 
 impl Persistence {
-    pub fn new(store: StoreHandle, defs_path: PathBuf) -> Arc<Persistence> {
-        Arc::new(Persistence {
+    /// Starts the definitions writer for `defs_path` (it writes nothing until asked).
+    pub fn new(store: StoreHandle, defs_path: PathBuf) -> std::io::Result<Arc<Persistence>> {
+        let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
+        let snapshot = {
+            let vhosts = vhosts.clone();
+            Box::new(move || snapshot(&vhosts))
+        };
+        let defs = DefinitionsWriter::start(defs_path.clone(), snapshot)?;
+        Ok(Arc::new(Persistence {
             store,
             defs_path,
-            defs_lock: Mutex::new(()),
-            vhosts: Mutex::new(Vec::new()),
-        })
+            defs,
+            vhosts,
+        }))
     }
 
     pub fn register(&self, vhost: &Arc<VHost>) {
@@ -60,47 +70,54 @@ impl Persistence {
         definitions::load(&self.defs_path)
     }
 
-    /// Writes every vhost's durable topology to the definitions file. A failure is
-    /// logged: the broker keeps serving, as RabbitMQ does when its disk fills.
-    pub fn save_definitions(&self) {
-        let _guard = self.defs_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let vhosts: Vec<Arc<VHost>> = self
-            .vhosts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        let mut defs = Definitions {
-            users: vec![UserDef {
-                name: "guest".to_owned(),
-                password_hash: GUEST_PASSWORD_HASH.to_owned(),
-                hashing_algorithm: "rabbit_password_hashing_sha256".to_owned(),
-                tags: vec!["administrator".to_owned()],
-                limits: Value::Object(Map::new()),
-                extra: Map::new(),
-            }],
-            ..Definitions::default()
-        };
-        for vhost in &vhosts {
-            defs.vhosts.push(VhostDef {
-                name: vhost.name.clone(),
-                extra: Map::new(),
-            });
-            defs.permissions.push(PermissionDef {
-                user: "guest".to_owned(),
-                vhost: vhost.name.clone(),
-                configure: ".*".to_owned(),
-                write: ".*".to_owned(),
-                read: ".*".to_owned(),
-                extra: Map::new(),
-            });
-            vhost.durable_definitions(&mut defs);
-        }
-        if let Err(e) = definitions::save(&self.defs_path, &defs) {
-            tracing::error!(error = %e, path = %self.defs_path.display(), "cannot save definitions");
-        }
+    /// Durable topology changed: the definitions writer will rewrite the file soon.
+    /// Non-blocking; called under the topology write lock.
+    pub fn definitions_changed(&self) {
+        self.defs.handle().request();
     }
+
+    /// The definitions writer, for waiting on it.
+    pub fn definitions(&self) -> &DefinitionsHandle {
+        self.defs.handle()
+    }
+}
+
+/// Every vhost's durable topology, as the definitions file holds it. `None` if a vhost
+/// is already gone (the broker is being dropped): a partial file must not be written.
+fn snapshot(vhosts: &Mutex<Vec<Weak<VHost>>>) -> Option<Definitions> {
+    let vhosts: Vec<Arc<VHost>> = vhosts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(Weak::upgrade)
+        .collect::<Option<_>>()?;
+    let mut defs = Definitions {
+        users: vec![UserDef {
+            name: "guest".to_owned(),
+            password_hash: GUEST_PASSWORD_HASH.to_owned(),
+            hashing_algorithm: "rabbit_password_hashing_sha256".to_owned(),
+            tags: vec!["administrator".to_owned()],
+            limits: Value::Object(Map::new()),
+            extra: Map::new(),
+        }],
+        ..Definitions::default()
+    };
+    for vhost in &vhosts {
+        defs.vhosts.push(VhostDef {
+            name: vhost.name.clone(),
+            extra: Map::new(),
+        });
+        defs.permissions.push(PermissionDef {
+            user: "guest".to_owned(),
+            vhost: vhost.name.clone(),
+            configure: ".*".to_owned(),
+            write: ".*".to_owned(),
+            read: ".*".to_owned(),
+            extra: Map::new(),
+        });
+        vhost.durable_definitions(&mut defs);
+    }
+    Some(defs)
 }
 
 /// A durable queue's handle on the message store.
@@ -109,6 +126,8 @@ pub struct QueueStore {
     pub store: StoreHandle,
     /// The store's key for this queue (vhost and name).
     pub key: Arc<str>,
+    /// Confirms of its messages also wait for the definitions that hold it.
+    pub definitions: DefinitionsHandle,
 }
 
 impl std::fmt::Debug for QueueStore {
@@ -120,18 +139,20 @@ impl std::fmt::Debug for QueueStore {
 }
 
 impl QueueStore {
-    pub fn new(store: &StoreHandle, vhost: &str, name: &str) -> QueueStore {
+    pub fn new(persist: &Persistence, vhost: &str, name: &str) -> QueueStore {
         QueueStore {
-            store: store.clone(),
+            store: persist.store.clone(),
             key: queue_key(vhost, name),
+            definitions: persist.definitions().clone(),
         }
     }
 }
 
 /// Writes `msg` to the message store if it is persistent (delivery mode 2) and reached
-/// a durable queue, and returns its store id; `done` then fires after the fdatasync.
-/// Returns 0 when nothing was stored (`done` is dropped unused and callers confirm at
-/// once).
+/// a durable queue, and returns its store id; `done` then fires after the fdatasync and
+/// once the definitions current now (which hold `targets` and the bindings that led
+/// there) are on disk. Returns 0 when nothing was stored (`done` is dropped unused and
+/// callers confirm at once).
 pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) -> u64 {
     if props::delivery_mode(msg.properties()) != Some(2) {
         return 0;
@@ -141,10 +162,11 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
     for q in targets {
         if let Some(s) = &q.store {
             keys.push(s.key.clone());
-            store.get_or_insert(&s.store);
+            store.get_or_insert(s);
         }
     }
     let Some(store) = store else { return 0 };
+    let done = done.map(|d| store.definitions.cover(d));
     let stored = StoredMessage {
         exchange: msg.exchange().to_owned(),
         routing_key: msg.routing_key().to_owned(),
@@ -152,5 +174,5 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
         properties: Bytes::copy_from_slice(msg.properties()),
         body: Bytes::copy_from_slice(msg.body()),
     };
-    store.append(stored, keys, done)
+    store.store.append(stored, keys, done)
 }

@@ -56,9 +56,7 @@ impl Channel {
                 for (msg, queues) in work.publishes {
                     let store_id = store_message(&msg, &queues, None);
                     if store_id != 0 && store.is_none() {
-                        store = queues
-                            .iter()
-                            .find_map(|q| q.store.as_ref().map(|s| s.store.clone()));
+                        store = queues.iter().find_map(|q| q.store.clone());
                     }
                     let sharers = queues.len();
                     for queue in queues {
@@ -72,10 +70,13 @@ impl Channel {
                 }
                 self.tx = tx;
                 if let Some(store) = store {
-                    // One flush covers the appends above and the acks they settled.
+                    // One flush covers the appends above and the acks they settled; like a
+                    // confirm, commit-ok also waits for the definitions that hold the
+                    // queues and bindings these messages went through.
                     self.commits += 1;
                     let number = self.commits;
-                    store.flush_then(ctx.answer_from_store(self.id, number));
+                    let done = store.definitions.cover(ctx.answer_from_store(self.id, number));
+                    store.store.flush_then(done);
                     self.commit = Some(PendingCommit {
                         number,
                         held: Held::new(),

@@ -2,8 +2,8 @@
 //! in RabbitMQ's definitions JSON format (what `rabbitmqctl export_definitions` writes and
 //! `import_definitions` reads), so the same file can move between warren and RabbitMQ.
 //!
-//! Called by the broker at start (`load`) and whenever durable topology or users change
-//! (`save`, from a blocking context: it fsyncs twice). It only converts and stores; which
+//! Called by the broker at start (`load`) and by the definitions writer thread whenever
+//! durable topology or users change (`save`, from `defwriter`: it fsyncs twice). It only converts and stores; which
 //! objects belong in the file (durable ones, never exclusive queues) is the caller's
 //! choice. It never leaves a half-written file behind: `save` writes a temporary file,
 //! fsyncs it, renames it over the old one and fsyncs the directory. Keys it does not know

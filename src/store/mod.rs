@@ -5,11 +5,12 @@
 //! `Recovered::stream` to read the stored messages back once its queues exist), then by
 //! publishing channels (`append` for persistent messages routed to durable queues,
 //! `flush_then` at tx.commit), consuming channels (`delivered`, `ack`), the vhost
-//! (`drop_queue` on purge or delete, `definitions::save` when durable topology changes)
-//! and shutdown (`flush`). It never calls back into the broker, never blocks an async
-//! task (every disk write happens on the writer thread; the handle only takes a short
-//! lock to number and enqueue; completions are callbacks), and never panics: damage
-//! found on disk is logged and skipped, I/O failures are returned.
+//! (`drop_queue` on purge or delete, `defwriter` when durable topology changes: the
+//! definitions file is rewritten on a thread of its own, coalesced) and shutdown
+//! (`flush`). It never calls back into the broker, never blocks an async task (every
+//! disk write happens on the writer threads; the handles only take a short lock to
+//! number and enqueue; completions are callbacks), and never panics: damage found on
+//! disk is logged and skipped, I/O failures are returned.
 //!
 //! Layout of a data directory:
 //!
@@ -26,6 +27,7 @@
 
 mod crc;
 pub mod definitions;
+pub mod defwriter;
 pub mod fieldvalue;
 mod index;
 mod record;

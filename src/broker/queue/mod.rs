@@ -8,6 +8,7 @@
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
 
+pub mod pagedir;
 pub mod paging;
 mod ready;
 
@@ -590,18 +591,27 @@ impl Queue {
     }
 
     /// Settles purged messages that were paged out: persistent ones are acked in the
-    /// store, which means reading their tails back (sequentially, under the queue lock,
-    /// as a purge-ok must not come before the store knows). Transient tails are just
-    /// deleted, unread.
+    /// store, which means reading their tails back. That is done on the page I/O thread,
+    /// not under the queue lock nor on the caller's runtime worker. Purge-ok can come
+    /// before those acks reach the store; acks were never synced before purge-ok anyway
+    /// (they ride on the store's next sync), so a crash just after a purge could already
+    /// bring purged persistent messages back (at least once); the window is only longer
+    /// for paged ones. Transient tails are just dropped: their files are deleted on the
+    /// I/O thread, unread.
     fn settle_paged(&self, tails: Vec<paging::Tail>) {
         let Some(s) = &self.store else { return };
-        for tail in tails.into_iter().filter(paging::Tail::has_stored) {
-            for item in tail.drain() {
+        let tails: Vec<paging::Tail> = tails.into_iter().filter(paging::Tail::has_stored).collect();
+        let Some(dir) = self.memory.page_dir().filter(|_| !tails.is_empty()) else {
+            return;
+        };
+        let (store, key) = (s.store.clone(), s.key.clone());
+        dir.background(move || {
+            for item in tails.into_iter().flat_map(paging::Tail::drain) {
                 if item.store_id != 0 {
-                    s.store.ack(&s.key, item.store_id);
+                    store.ack(&key, item.store_id);
                 }
             }
-        }
+        });
     }
 
     /// Counts for declare-ok: (messages ready, consumers).

@@ -3,29 +3,32 @@
 //! A `Tail` holds the messages behind a queue level's in-memory head: appended at the
 //! back as they are published while memory is over budget, read back from the front in
 //! chunks when the head runs dry. Records go into a write buffer and from there, a few
-//! hundred KiB at a time, into page files under `<data_dir>/pages`; a file is deleted as
-//! soon as it has been read through, so disk use follows the backlog.
+//! hundred KiB at a time, to the page directory's I/O thread, which writes them into
+//! page files under `<data_dir>/pages` (see `pagedir`); a file is deleted as soon as it
+//! has been read through, so disk use follows the backlog.
 //!
 //! Page files are a cache, not a store: they are wiped at start. Persistent messages are
 //! also in the message store (which is what recovery reads); transient ones are gone after
 //! a restart, as in RabbitMQ.
 //!
-//! Owned by the queue and used under its lock. The I/O is synchronous and bounded: one
-//! write of `FLUSH_BYTES` per that many bytes published, one read of `READ_BYTES` per
-//! refill, against files the kernel usually still has cached. It never panics: a write
-//! that fails keeps the records in the buffer (retried at the next flush); a read that
-//! fails drops the rest of that file and logs how many messages went with it.
+//! Owned by the queue and used under its lock. Writes, deletes and read-backs happen on
+//! the I/O thread: after each refill (and each write) the tail asks it to read the next
+//! `READ_BYTES` ahead, so the next refill finds them in memory; records whose write is
+//! still in flight are read from memory too. The one disk access left here is a refill
+//! that outruns its read-ahead (a consumer faster than the disk, or the very first
+//! refill of a file): it reads under the lock, as before. It never panics: a write that
+//! fails keeps its records in memory, readable from there; a read that fails drops the
+//! rest of that file and logs how many messages went with it.
 
+pub use super::pagedir::PageDir;
+use super::pagedir::{PageFile, ReadAhead};
 use super::{msg_cost, Queued};
+use crate::broker::memory::Memory;
 use crate::broker::message::Message;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-/// The write buffer goes to disk once it holds this much.
+/// The write buffer goes to the I/O thread once it holds this much.
 const FLUSH_BYTES: usize = 256 * 1024;
 /// A refill reads about this much from a page file.
 const READ_BYTES: usize = 256 * 1024;
@@ -35,64 +38,6 @@ const FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// deliveries (u16).
 const HEADER: usize = 4 + 8 + 8 + 8 + 1 + 1 + 2;
 const REDELIVERED: u8 = 1;
-
-/// The directory page files live in, and the numbering of new files.
-#[derive(Debug)]
-pub struct PageDir {
-    path: PathBuf,
-    next: AtomicU64,
-}
-
-impl PageDir {
-    /// Empties (or creates) `path`: pages left by an earlier run belong to nobody.
-    pub fn create(path: &Path) -> io::Result<PageDir> {
-        match std::fs::remove_dir_all(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        std::fs::create_dir_all(path)?;
-        Ok(PageDir {
-            path: path.to_owned(),
-            next: AtomicU64::new(1),
-        })
-    }
-
-    fn new_file(&self) -> io::Result<PageFile> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.path.join(format!("{n:010}.page"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(PageFile {
-            file,
-            path,
-            written: 0,
-            read: 0,
-            messages: 0,
-            body_bytes: 0,
-        })
-    }
-}
-
-#[derive(Debug)]
-struct PageFile {
-    file: File,
-    path: PathBuf,
-    written: u64,
-    read: u64,
-    /// Messages written to this file and not read back yet, and their body bytes.
-    messages: usize,
-    body_bytes: u64,
-}
-
-impl Drop for PageFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
 
 /// Messages behind a queue level's head, oldest first: in page files, then in the write
 /// buffer. Dropping it deletes its files.
@@ -107,8 +52,11 @@ pub struct Tail {
     body_bytes: u64,
     /// Messages with a store id (persistent in a durable queue): a purge must ack them.
     stored: usize,
-    /// A write failed; logged once until one succeeds again.
-    write_failing: bool,
+    /// The next read-back, done ahead on the I/O thread so that a refill finds it in
+    /// memory instead of reading under the queue lock.
+    ahead: Option<ReadAhead>,
+    /// Where paged bytes in flight or read ahead are counted (set by the first push).
+    memory: Option<Arc<Memory>>,
 }
 
 impl Tail {
@@ -130,8 +78,9 @@ impl Tail {
         self.stored > 0
     }
 
-    /// Appends `item` at the back; writes the buffer out once it is large enough.
-    pub fn push(&mut self, item: &Queued, dir: &PageDir) {
+    /// Appends `item` at the back; hands the buffer to the I/O thread once it is large
+    /// enough (its bytes count in `memory` until they are written).
+    pub fn push(&mut self, item: &Queued, dir: &PageDir, memory: &Arc<Memory>) {
         let raw = item.msg.raw();
         let len = (HEADER - 4 + raw.len()) as u32;
         self.buffer.extend_from_slice(&len.to_be_bytes());
@@ -151,55 +100,54 @@ impl Tail {
         self.len += 1;
         self.body_bytes += body;
         self.stored += usize::from(item.store_id != 0);
+        if self.memory.is_none() {
+            self.memory = Some(memory.clone());
+        }
         if self.buffer.len() >= FLUSH_BYTES {
-            self.flush(dir);
+            self.flush(dir, memory);
         }
     }
 
-    /// Writes the buffer to the last page file (a new one when there is none or it is
-    /// full). On failure the records stay in the buffer, still readable from there.
-    fn flush(&mut self, dir: &PageDir) {
-        let reuse = self.files.back().is_some_and(|f| f.written < FILE_BYTES);
-        if !reuse {
-            match dir.new_file() {
-                Ok(f) => self.files.push_back(f),
-                Err(e) => return self.write_failed(&e),
-            }
+    /// Hands the buffer to the last page file (a new one when there is none or it is
+    /// full).
+    fn flush(&mut self, dir: &PageDir, memory: &Arc<Memory>) {
+        if self.files.back().is_none_or(|f| f.written >= FILE_BYTES) {
+            self.files.push_back(dir.new_file());
         }
         let Some(f) = self.files.back_mut() else {
             return;
         };
-        if let Err(e) = f.file.write_all(&self.buffer) {
-            return self.write_failed(&e);
-        }
-        f.written += self.buffer.len() as u64;
+        f.append(std::mem::take(&mut self.buffer), memory);
         f.messages += self.buffer_messages;
         f.body_bytes += self.buffer_body_bytes;
-        self.buffer.clear();
         self.buffer_messages = 0;
         self.buffer_body_bytes = 0;
-        if self.write_failing {
-            self.write_failing = false;
-            tracing::info!("page files writable again");
-        }
+        self.read_ahead();
     }
 
-    fn write_failed(&mut self, e: &io::Error) {
-        if !self.write_failing {
-            self.write_failing = true;
-            tracing::error!(error = %e, "cannot write a page file; keeping messages in memory");
+    /// Starts reading the next part of the front file on the I/O thread, unless that is
+    /// under way already.
+    fn read_ahead(&mut self) {
+        let (Some(f), Some(memory)) = (self.files.front(), &self.memory) else {
+            return;
+        };
+        if f.read >= f.written || self.ahead.as_ref().is_some_and(|a| a.is_for(f, f.read)) {
+            return;
         }
-        // A partial write may have left bytes past `written`: cut them, and write the next
-        // attempt where the good data ends.
-        if let Some(f) = self.files.back_mut() {
-            let _ = f.file.set_len(f.written);
-            let _ = std::io::Seek::seek(&mut f.file, io::SeekFrom::Start(f.written));
-        }
+        let len = (f.written - f.read).min(READ_BYTES as u64) as usize;
+        self.ahead = Some(f.read_ahead(f.read, len, memory));
     }
 
     /// Takes messages from the front, about `READ_BYTES` of them (at least one if any),
-    /// into `out`; returns how many.
+    /// into `out`; returns how many. Then starts reading the next part ahead.
     pub fn refill(&mut self, out: &mut VecDeque<Queued>) -> usize {
+        let n = self.take_front(out);
+        self.read_ahead();
+        n
+    }
+
+    /// `refill` without the read-ahead (for `drain`, which runs on the I/O thread).
+    fn take_front(&mut self, out: &mut VecDeque<Queued>) -> usize {
         let before = out.len();
         while out.len() == before && !self.is_empty() {
             if self.files.is_empty() {
@@ -244,7 +192,8 @@ impl Tail {
         let Some(f) = self.files.front_mut() else {
             return;
         };
-        if f.read >= f.written {
+        let left = f.span(f.read);
+        if left == 0 {
             // Read through (a partly damaged file may still count messages: they are
             // lost).
             let (m, b) = (f.messages, f.body_bytes);
@@ -255,32 +204,41 @@ impl Tail {
             }
             return;
         }
-        let left = f.written - f.read;
-        let mut chunk = vec![0u8; left.min(READ_BYTES as u64) as usize];
-        let result = f.file.read_exact_at(&mut chunk, f.read).and_then(|()| {
+        // Read ahead on the I/O thread, if that is done (and the bytes are on disk, not
+        // in a chunk whose write failed); else read now.
+        let ahead = match self.ahead.take() {
+            Some(a) if !f.in_memory(f.read) => a.take(f, f.read),
+            _ => None,
+        };
+        let first = match ahead {
+            Some(mut bytes) => {
+                bytes.truncate(left as usize);
+                Ok(bytes)
+            }
+            None => f.read_at(f.read, left.min(READ_BYTES as u64) as usize),
+        };
+        let result = first.and_then(|chunk| {
             // A record larger than the chunk: read exactly that record.
             let need = record_len(&chunk).unwrap_or(0);
             if need > chunk.len() && need as u64 <= left {
-                chunk.resize(need, 0);
-                f.file.read_exact_at(&mut chunk, f.read)?;
+                return f.read_at(f.read, need);
             }
-            Ok(())
+            Ok(chunk)
         });
-        let mut pos = 0;
-        let mut got = Vec::new();
-        if let Err(e) = &result {
-            tracing::error!(error = %e, file = %f.path.display(), "cannot read a page file");
-        } else {
-            while let Some((item, used)) = decode(&chunk[pos..]) {
-                pos += used;
-                got.push(item);
-            }
+        let chunk = result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, file = %f.path().display(), "cannot read a page file");
+            Vec::new()
+        });
+        let (mut pos, mut got) = (0, Vec::new());
+        while let Some((item, used)) = decode(&chunk[pos..]) {
+            pos += used;
+            got.push(item);
         }
         if got.is_empty() {
             // Unreadable or undecodable at this point: give up the rest of the file.
             let (m, b) = (f.messages, f.body_bytes);
             tracing::error!(
-                file = %f.path.display(),
+                file = %f.path().display(),
                 messages = m,
                 "page file damaged; the rest of its messages are lost"
             );
@@ -324,7 +282,7 @@ impl Tail {
         let mut chunk = VecDeque::new();
         std::iter::from_fn(move || {
             if chunk.is_empty() {
-                self.refill(&mut chunk);
+                self.take_front(&mut chunk);
             }
             chunk.pop_front()
         })
@@ -385,17 +343,26 @@ mod tests {
         PageDir::create(&path).unwrap()
     }
 
+    /// Waits for the I/O thread to run everything handed to it so far.
+    fn settle(d: &PageDir) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        d.background(move || tx.send(()).unwrap());
+        rx.recv().unwrap();
+    }
+
     fn files_in(d: &PageDir) -> usize {
-        std::fs::read_dir(&d.path).unwrap().count()
+        settle(d);
+        std::fs::read_dir(d.path()).unwrap().count()
     }
 
     #[test]
     fn messages_come_back_in_order_with_their_fields() {
         let d = dir("order");
+        let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         let body = vec![7u8; 1000];
         for seq in 0..2000 {
-            t.push(&item(seq, &body), &d);
+            t.push(&item(seq, &body), &d, &m);
         }
         assert_eq!(t.len(), 2000);
         assert_eq!(t.body_bytes(), 2_000_000);
@@ -432,13 +399,14 @@ mod tests {
     #[test]
     fn appends_after_partial_reads_keep_the_order() {
         let d = dir("interleave");
+        let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         let mut next = 0u64;
         let mut expect = 0u64;
         let mut out = VecDeque::new();
         for round in 0..50 {
             for _ in 0..(round * 37 % 400 + 1) {
-                t.push(&item(next, &vec![1u8; (next % 3000) as usize]), &d);
+                t.push(&item(next, &vec![1u8; (next % 3000) as usize]), &d, &m);
                 next += 1;
             }
             t.refill(&mut out);
@@ -458,10 +426,11 @@ mod tests {
     #[test]
     fn a_record_larger_than_a_read_chunk_is_read_whole() {
         let d = dir("large");
+        let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         let big = vec![9u8; 3 * READ_BYTES];
-        t.push(&item(1, &big), &d);
-        t.push(&item(2, b"small"), &d);
+        t.push(&item(1, &big), &d, &m);
+        t.push(&item(2, b"small"), &d, &m);
         let got: Vec<Queued> = t.drain().collect();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].msg.body(), &big[..]);
@@ -471,13 +440,17 @@ mod tests {
     #[test]
     fn a_damaged_file_loses_its_messages_but_not_the_queue() {
         let d = dir("damage");
+        let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..600 {
-            t.push(&item(seq, &[5u8; 1000]), &d);
+            t.push(&item(seq, &[5u8; 1000]), &d, &m);
         }
-        // Overwrite the first file's first record header with garbage.
+        // Overwrite the first file's first record header with garbage (and forget the
+        // read-ahead that already holds it).
+        settle(&d);
+        t.ahead = None;
         let first = t.files.front().unwrap();
-        first.file.write_all_at(&[0xff; 8], 0).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(first.file().unwrap(), &[0xff; 8], 0).unwrap();
         let mut out = VecDeque::new();
         let mut total = 0;
         while t.refill(&mut out) > 0 {
@@ -491,31 +464,34 @@ mod tests {
     #[test]
     fn when_page_files_cannot_be_written_messages_stay_in_memory_in_order() {
         let d = dir("unwritable");
+        let m = Memory::new(u64::MAX);
         // The directory is replaced by a plain file: no page file can be created.
-        std::fs::remove_dir_all(&d.path).unwrap();
-        std::fs::write(&d.path, b"in the way").unwrap();
+        std::fs::remove_dir_all(d.path()).unwrap();
+        std::fs::write(d.path(), b"in the way").unwrap();
         let mut t = Tail::default();
         for seq in 0..1000 {
-            t.push(&item(seq, &[3u8; 1000]), &d);
+            t.push(&item(seq, &[3u8; 1000]), &d, &m);
         }
-        assert!(t.write_failing && t.files.is_empty());
+        settle(&d);
+        assert!(!t.files.is_empty() && t.files.iter().all(|f| f.file().is_none()));
         let got: Vec<u64> = t.drain().map(|q| q.seq).collect();
         assert_eq!(
             got,
             (0..1000).collect::<Vec<_>>(),
             "nothing lost, nothing reordered"
         );
-        let _ = std::fs::remove_file(&d.path);
+        let _ = std::fs::remove_file(d.path());
     }
 
     #[test]
     fn a_file_read_through_is_deleted_even_when_nothing_follows_it() {
         let d = dir("last");
+        let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         let mut seq = 0;
         // Push until a flush has just emptied the buffer: everything is in the file.
         loop {
-            t.push(&item(seq, &[1u8; 1000]), &d);
+            t.push(&item(seq, &[1u8; 1000]), &d, &m);
             seq += 1;
             if t.buffer.is_empty() {
                 break;
@@ -533,12 +509,110 @@ mod tests {
     #[test]
     fn dropping_a_tail_deletes_its_files() {
         let d = dir("drop");
+        let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..1000 {
-            t.push(&item(seq, &[0u8; 1000]), &d);
+            t.push(&item(seq, &[0u8; 1000]), &d, &m);
         }
         assert!(files_in(&d) > 0);
         drop(t);
         assert_eq!(files_in(&d), 0);
+    }
+
+    #[test]
+    fn records_whose_write_is_still_in_flight_are_read_back_from_memory() {
+        let d = dir("inflight");
+        let m = Memory::new(u64::MAX);
+        // Hold the I/O thread: every write queues behind this job.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        d.background(move || {
+            let _ = held.recv();
+        });
+        let mut t = Tail::default();
+        for seq in 0..2000 {
+            t.push(&item(seq, &[4u8; 1000]), &d, &m);
+        }
+        assert!(
+            t.files.len() == 1 && t.files[0].file().is_none(),
+            "nothing on disk yet"
+        );
+        assert!(
+            m.used() >= FLUSH_BYTES as u64,
+            "bytes in flight count as memory"
+        );
+        assert_eq!(d.in_flight(), m.used(), "and as disk backlog");
+        let mut out = VecDeque::new();
+        let mut next = 0;
+        while next < 1000 {
+            t.refill(&mut out);
+            while let Some(q) = out.pop_front() {
+                assert_eq!(q.seq, next);
+                next += 1;
+            }
+        }
+        release.send(()).unwrap();
+        settle(&d);
+        assert_eq!(d.in_flight(), 0);
+        assert!(
+            m.used() <= READ_BYTES as u64,
+            "written: no longer counted (only the next read-ahead is)"
+        );
+        // The rest comes from the file now, still in order.
+        for q in t.drain() {
+            assert_eq!(q.seq, next);
+            next += 1;
+        }
+        assert_eq!(next, 2000);
+        assert_eq!(files_in(&d), 0);
+    }
+
+    #[test]
+    fn the_next_read_back_is_done_ahead_on_the_io_thread() {
+        let d = dir("ahead");
+        let m = Memory::new(u64::MAX);
+        let mut t = Tail::default();
+        for seq in 0..2000 {
+            t.push(&item(seq, &[6u8; 1000]), &d, &m);
+        }
+        settle(&d);
+        assert_eq!(
+            m.used(),
+            READ_BYTES as u64,
+            "written; the front read ahead, counted"
+        );
+        // Spoil what was read ahead on disk: the refill does not read the disk.
+        let file = t.files.front().unwrap().file().unwrap();
+        std::os::unix::fs::FileExt::write_all_at(file, &vec![0xff; READ_BYTES], 0).unwrap();
+        let mut out = VecDeque::new();
+        let n = t.refill(&mut out);
+        assert!(n > 200, "{n} records from the read-ahead");
+        assert!(out.iter().map(|q| q.seq).eq(0..n as u64));
+        assert!(out.iter().all(|q| q.msg.body() == [6u8; 1000]));
+        // The refill started the next read-ahead; dropping the tail gives it back.
+        settle(&d);
+        assert_eq!(m.used(), READ_BYTES as u64);
+        drop(t);
+        assert_eq!(m.used(), 0);
+        assert_eq!(files_in(&d), 0);
+    }
+
+    #[test]
+    fn a_tail_only_appended_to_keeps_only_the_last_chunk_in_memory() {
+        let d = dir("appendonly");
+        let m = Memory::new(u64::MAX);
+        let mut t = Tail::default();
+        for seq in 0..20_000 {
+            t.push(&item(seq, &[2u8; 1000]), &d, &m);
+            if seq % 500 == 0 {
+                settle(&d);
+            }
+        }
+        settle(&d);
+        let held: usize = t.files.iter().map(PageFile::held_bytes).sum();
+        assert!(
+            held <= 2 * FLUSH_BYTES,
+            "{held} bytes of a 20 MB backlog still in memory"
+        );
+        assert_eq!(t.drain().count(), 20_000);
     }
 }

@@ -79,7 +79,7 @@ impl Ready {
                 let mut freed = 0;
                 for moved in level.head.drain(HEAD_MIN..) {
                     freed += moved.cost();
-                    level.tail.push(&moved, dir);
+                    level.tail.push(&moved, dir, &self.memory);
                 }
                 self.memory.sub(freed);
             }
@@ -89,7 +89,7 @@ impl Ready {
         };
         match dir {
             Some(dir) => {
-                level.tail.push(&item, dir);
+                level.tail.push(&item, dir, &self.memory);
                 self.memory.sub(item.cost());
             }
             None => level.head.push_back(item),

@@ -1,6 +1,7 @@
 //! A vhost's durable topology and its limits, to and from the definitions file.
 //!
-//! Called by `Persistence::save_definitions` (snapshot, under the topology read lock)
+//! Called by the definitions writer thread through `persist::snapshot` (under the
+//! topology read lock: memory work only, the file is written after the lock is released)
 //! and by `Broker::open` at start (restore, before any client connects). Only durable
 //! exchanges, durable non-exclusive queues and bindings between durable objects are
 //! written; argument types JSON would lose are saved beside the arguments.

@@ -108,8 +108,8 @@ impl VHost {
     /// them with the definitions.
     pub fn set_limits(&self, limits: VhostLimits) {
         self.store_limits(limits);
+        // The definitions writer picks the change up when the write guard drops.
         self.write().dirty = true;
-        self.save_if_dirty();
     }
 
     pub(super) fn store_limits(&self, limits: VhostLimits) {

@@ -4,7 +4,9 @@
 //! Called by channels. The topology sits behind one std `RwLock`: publishing routes under
 //! the read lock, declares and deletes take the write lock; neither is held across an
 //! `.await` nor while waiting on a queue for long (queue locks are taken inside it only
-//! for short reads and for marking a queue deleted).
+//! for short reads and for marking a queue deleted). A change to durable topology is
+//! numbered under the write lock and written by the definitions writer thread, never
+//! here (see `TopologyWrite`).
 
 use super::arguments::{
     assert_args_equivalent, validate_queue_args, validate_queue_type, DeclaredFlags,
@@ -68,7 +70,8 @@ pub struct VHost {
 struct Topology {
     exchanges: NameMap<Exchange>,
     queues: NameMap<Arc<Queue>>,
-    /// A durable object or binding changed: the definitions file must be rewritten.
+    /// A durable object or binding changed: the definitions file must be rewritten
+    /// (asked for when the write guard drops; see `TopologyWrite`).
     dirty: bool,
 }
 
@@ -127,15 +130,6 @@ impl VHost {
         }
     }
 
-    /// Rewrites the definitions file if the last operation changed durable topology.
-    /// Runs after the topology lock is released (saving reads the topology again).
-    fn save_if_dirty(&self) {
-        let dirty = std::mem::take(&mut self.write().dirty);
-        if let (true, Some(p)) = (dirty, &self.persist) {
-            p.save_definitions();
-        }
-    }
-
     /// Starts the task that republishes dead letters (needs a tokio runtime; without one,
     /// as in some unit tests, dead letters are dropped).
     pub fn start_dead_lettering(self: &Arc<Self>) {
@@ -166,7 +160,7 @@ impl VHost {
     /// The store handle for a new queue that is durable and not exclusive.
     fn queue_store(&self, name: &str, durable: bool, exclusive: bool) -> Option<QueueStore> {
         let p = self.persist.as_ref().filter(|_| durable && !exclusive)?;
-        Some(QueueStore::new(&p.store, &self.name, name))
+        Some(QueueStore::new(p, &self.name, name))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Topology> {
@@ -175,8 +169,11 @@ impl VHost {
         self.topology.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Topology> {
-        self.topology.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> TopologyWrite<'_> {
+        TopologyWrite {
+            topo: self.topology.write().unwrap_or_else(|e| e.into_inner()),
+            persist: self.persist.as_deref(),
+        }
     }
 
     fn describe_queue(&self, name: &str) -> String {
@@ -200,7 +197,6 @@ impl VHost {
     }
 
     pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
-        let _save = SaveOnDrop(self);
         let name = canonical_exchange(d.name);
         if d.passive {
             if name.is_empty() {
@@ -268,7 +264,6 @@ impl VHost {
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
-        let _save = SaveOnDrop(self);
         let name = canonical_exchange(name);
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -295,7 +290,6 @@ impl VHost {
     }
 
     pub fn declare_queue(&self, d: &QueueDeclare, connection: u64) -> Result<Declared, Exception> {
-        let _save = SaveOnDrop(self);
         if d.passive {
             let queue = self.queue(d.name, connection)?;
             queue.touch();
@@ -405,7 +399,6 @@ impl VHost {
         if_empty: bool,
         connection: u64,
     ) -> Result<u32, Exception> {
-        let _save = SaveOnDrop(self);
         let mut topo = self.write();
         let Some(queue) = topo.queues.get(name).cloned() else {
             return Ok(0);
@@ -452,7 +445,6 @@ impl VHost {
     /// Deletes a queue without conditions (its exclusive owner closed, or the last
     /// consumer of an auto-delete queue went). Returns how many messages it dropped.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
-        let _save = SaveOnDrop(self);
         if queue.name.starts_with(REPLY_PREFIX) {
             self.replies
                 .lock()
@@ -479,7 +471,6 @@ impl VHost {
         arguments: &FieldTable,
         connection: u64,
     ) -> Result<(), Exception> {
-        let _save = SaveOnDrop(self);
         let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -513,7 +504,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let _save = SaveOnDrop(self);
         let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -543,7 +533,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let _save = SaveOnDrop(self);
         let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -572,7 +561,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let _save = SaveOnDrop(self);
         let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -693,13 +681,35 @@ impl VHost {
     }
 }
 
-/// Saves the definitions, if they changed, when a mutating method returns: declared
-/// first in the method, it drops after the method's topology guard.
-struct SaveOnDrop<'a>(&'a VHost);
+/// The topology write guard. When it drops after a change to durable topology, it asks
+/// the definitions writer for a rewrite while the lock is still held: a publish that
+/// routes through the change afterwards reads a definitions generation that covers it,
+/// so its confirm waits for the file (see `persist::store_message`).
+struct TopologyWrite<'a> {
+    topo: RwLockWriteGuard<'a, Topology>,
+    persist: Option<&'a Persistence>,
+}
 
-impl Drop for SaveOnDrop<'_> {
+impl std::ops::Deref for TopologyWrite<'_> {
+    type Target = Topology;
+    fn deref(&self) -> &Topology {
+        &self.topo
+    }
+}
+
+impl std::ops::DerefMut for TopologyWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Topology {
+        &mut self.topo
+    }
+}
+
+impl Drop for TopologyWrite<'_> {
     fn drop(&mut self) {
-        self.0.save_if_dirty();
+        if std::mem::take(&mut self.topo.dirty) {
+            if let Some(p) = self.persist {
+                p.definitions_changed();
+            }
+        }
     }
 }
 

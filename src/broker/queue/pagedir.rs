@@ -1,0 +1,430 @@
+//! The page directory and its I/O thread: where queues' paged tails live on disk, and
+//! the one thread that creates, writes and deletes page files.
+//!
+//! Used by `paging::Tail` under the queue lock, so nothing here blocks on the disk on the
+//! caller's thread except `PageFile::read_at` of a part that is already written, which
+//! the tail only calls when its `ReadAhead` (a read done on the I/O thread) is not done. A write is handed to the I/O thread as a `Chunk` (whole
+//! records, at the offset they will have in the file) that stays in memory until it is
+//! on disk: a read-back of that range meanwhile is served from the chunk, and a chunk
+//! whose write failed stays in memory until it is read (messages are never lost for a
+//! full disk, only kept in memory). Bytes in flight count against the memory budget
+//! until they are written, and in the disk backlog that slows publishers down (as the
+//! message store's does), so a disk that falls behind throttles publishers instead of
+//! growing the heap unseen. Deleting a file (read through, purged, queue deleted) is
+//! a job for the same thread, queued after that file's writes. Jobs run in order.
+//!
+//! Page files are a cache, not a store: the directory is wiped at start.
+
+use crate::broker::memory::Memory;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The directory page files live in, the numbering of new files and the I/O thread.
+pub struct PageDir {
+    path: PathBuf,
+    next: AtomicU64,
+    /// To the I/O thread; `None` once dropping.
+    jobs: Mutex<Option<Sender<Job>>>,
+    thread: Option<JoinHandle<()>>,
+    io: Arc<IoState>,
+}
+
+/// What the I/O thread shares with the files it works on.
+#[derive(Default)]
+struct IoState {
+    /// A write failed; logged once until one succeeds again.
+    failing: AtomicBool,
+    /// Bytes handed to the thread and not written yet.
+    in_flight: AtomicU64,
+}
+
+impl std::fmt::Debug for PageDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageDir").field("path", &self.path).finish()
+    }
+}
+
+impl PageDir {
+    /// Empties (or creates) `path` (pages left by an earlier run belong to nobody) and
+    /// starts the I/O thread.
+    pub fn create(path: &Path) -> io::Result<PageDir> {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(path)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("warren-pages".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })?;
+        Ok(PageDir {
+            path: path.to_owned(),
+            next: AtomicU64::new(1),
+            jobs: Mutex::new(Some(tx)),
+            thread: Some(thread),
+            io: Arc::default(),
+        })
+    }
+
+    fn sender(&self) -> Option<Sender<Job>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Runs `job` on the I/O thread after everything handed to it so far (on this
+    /// thread if the I/O thread is gone, which only happens while dropping).
+    pub fn background(&self, job: impl FnOnce() + Send + 'static) {
+        run_on(self.sender().as_ref(), Box::new(job));
+    }
+
+    /// Resolves once every job handed to the I/O thread so far has run.
+    pub fn idle(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.background(move || {
+            let _ = tx.send(());
+        });
+        async move {
+            let _ = rx.await;
+        }
+    }
+
+    /// Bytes handed to the I/O thread and not written yet: with the message store's
+    /// backlog, what makes publishers be read more slowly (`Broker::store_backlog`).
+    pub fn in_flight(&self) -> u64 {
+        self.io.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A new page file: numbered now, created on disk by its first write.
+    pub(super) fn new_file(&self) -> PageFile {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        PageFile {
+            slot: Arc::new(FileSlot {
+                path: self.path.join(format!("{n:010}.page")),
+                file: OnceLock::new(),
+                io: self.io.clone(),
+            }),
+            jobs: self.sender(),
+            written: 0,
+            read: 0,
+            messages: 0,
+            body_bytes: 0,
+            pending: VecDeque::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PageDir {
+    /// Lets the I/O thread finish what it was given (deletes included) and waits for it,
+    /// so a broker opened next on the same directory never sees an old job.
+    fn drop(&mut self) {
+        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(t) = self.thread.take() {
+            // The last owner can go on the I/O thread itself (a job held it): it must
+            // not wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn run_on(jobs: Option<&Sender<Job>>, job: Job) {
+    match jobs {
+        Some(tx) => {
+            if let Err(mpsc::SendError(job)) = tx.send(job) {
+                job();
+            }
+        }
+        None => job(),
+    }
+}
+
+/// A page file's path and handle, shared by the queue's `PageFile` and the jobs on it.
+struct FileSlot {
+    path: PathBuf,
+    /// Set by the I/O thread when its first write creates the file.
+    file: OnceLock<File>,
+    io: Arc<IoState>,
+}
+
+impl FileSlot {
+    /// On the I/O thread: the file, created on first use.
+    fn open(&self) -> io::Result<&File> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&self.path)?;
+        Ok(self.file.get_or_init(|| f))
+    }
+}
+
+const IN_FLIGHT: u8 = 0;
+const WRITTEN: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Whole records handed to the I/O thread, kept until they are on disk.
+struct Chunk {
+    offset: u64,
+    data: Vec<u8>,
+    state: AtomicU8,
+}
+
+impl Chunk {
+    fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// One page file as its tail sees it. Dropping it deletes the file (on the I/O thread,
+/// after its writes).
+pub(super) struct PageFile {
+    slot: Arc<FileSlot>,
+    jobs: Option<Sender<Job>>,
+    /// Bytes handed to the I/O thread (the file's length once they are written).
+    pub(super) written: u64,
+    pub(super) read: u64,
+    /// Messages written to this file and not read back yet, and their body bytes.
+    pub(super) messages: usize,
+    pub(super) body_bytes: u64,
+    /// Chunks not known to be on disk yet, in offset order.
+    pending: VecDeque<Arc<Chunk>>,
+}
+
+impl std::fmt::Debug for PageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageFile")
+            .field("path", &self.slot.path)
+            .field("written", &self.written)
+            .field("read", &self.read)
+            .finish()
+    }
+}
+
+impl PageFile {
+    pub(super) fn path(&self) -> &Path {
+        &self.slot.path
+    }
+
+    /// Hands `data` (whole records) to the I/O thread, to go at the end of the file. Its
+    /// bytes count in `memory` until they are written.
+    pub(super) fn append(&mut self, data: Vec<u8>, memory: &Arc<Memory>) {
+        // Chunks written since the last call give their memory back now: a tail that is
+        // only appended to (no consumer) must not keep its whole backlog in memory.
+        self.forget_written();
+        let len = data.len();
+        let chunk = Arc::new(Chunk {
+            offset: self.written,
+            data,
+            state: AtomicU8::new(IN_FLIGHT),
+        });
+        self.written += len as u64;
+        self.pending.push_back(chunk.clone());
+        memory.add(len);
+        self.slot
+            .io
+            .in_flight
+            .fetch_add(len as u64, Ordering::Relaxed);
+        let (slot, memory) = (self.slot.clone(), memory.clone());
+        run_on(
+            self.jobs.as_ref(),
+            Box::new(move || {
+                let result = slot
+                    .open()
+                    .and_then(|f| f.write_all_at(&chunk.data, chunk.offset));
+                let failing = &slot.io.failing;
+                match result {
+                    Ok(()) => {
+                        chunk.state.store(WRITTEN, Ordering::Release);
+                        if failing.swap(false, Ordering::Relaxed) {
+                            tracing::info!("page files writable again");
+                        }
+                    }
+                    Err(e) => {
+                        chunk.state.store(FAILED, Ordering::Release);
+                        if !failing.swap(true, Ordering::Relaxed) {
+                            tracing::error!(error = %e, "cannot write a page file; keeping messages in memory");
+                        }
+                    }
+                }
+                memory.sub(len);
+                slot.io.in_flight.fetch_sub(len as u64, Ordering::Relaxed);
+            }),
+        );
+    }
+
+    /// Forgets the chunks that are on disk now.
+    fn forget_written(&mut self) {
+        self.pending
+            .retain(|c| c.state.load(Ordering::Acquire) != WRITTEN);
+    }
+
+    /// How many bytes from `at` can be read in one piece: to the end of the chunk still
+    /// in memory that holds `at`, or on disk up to the next such chunk (or the end).
+    pub(super) fn span(&mut self, at: u64) -> u64 {
+        self.forget_written();
+        match self.pending.iter().find(|c| c.end() > at) {
+            Some(c) if c.offset <= at => c.end() - at,
+            Some(c) => c.offset - at,
+            None => self.written.saturating_sub(at),
+        }
+    }
+
+    /// Whether the bytes at `at` are still in memory (their write is in flight or failed);
+    /// call after `span`.
+    pub(super) fn in_memory(&self, at: u64) -> bool {
+        self.pending.iter().any(|c| c.offset <= at && at < c.end())
+    }
+
+    /// Reads `len` bytes at `at` (within `span(at)`): from memory if they are not on
+    /// disk yet, else from the file.
+    pub(super) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
+        if let Some(c) = self.pending.iter().find(|c| c.offset <= at && at < c.end()) {
+            let start = (at - c.offset) as usize;
+            return c
+                .data
+                .get(start..start + len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| io::Error::other("read past a pending chunk"));
+        }
+        let file = self
+            .slot
+            .file
+            .get()
+            .ok_or_else(|| io::Error::other("page file was never created"))?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, at)?;
+        Ok(buf)
+    }
+
+    /// Asks the I/O thread to read `len` bytes at `at` now, so that the refill that
+    /// needs them later finds them in memory (see `ReadAhead`).
+    pub(super) fn read_ahead(&self, at: u64, len: usize, memory: &Arc<Memory>) -> ReadAhead {
+        let cell = Arc::new(Mutex::new(AheadCell::default()));
+        let (slot, weak, memory2) = (self.slot.clone(), Arc::downgrade(&cell), memory.clone());
+        run_on(
+            self.jobs.as_ref(),
+            Box::new(move || {
+                // Nobody waits for it any more (the tail moved on or went): skip the read.
+                let Some(cell) = weak.upgrade() else { return };
+                let mut buf = vec![0u8; len];
+                let result = slot
+                    .file
+                    .get()
+                    .ok_or_else(|| io::Error::other("page file was never created"))
+                    .and_then(|f| f.read_exact_at(&mut buf, at));
+                let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+                if !c.cancelled && result.is_ok() {
+                    memory2.add(buf.len());
+                    c.data = Some(buf);
+                }
+            }),
+        );
+        ReadAhead {
+            slot: self.slot.clone(),
+            at,
+            cell,
+            memory: memory.clone(),
+        }
+    }
+
+    /// Bytes of chunks held in memory (in flight, failed, or written and not forgotten).
+    #[cfg(test)]
+    pub(super) fn held_bytes(&self) -> usize {
+        self.pending.iter().map(|c| c.data.len()).sum()
+    }
+
+    #[cfg(test)]
+    pub(super) fn file(&self) -> Option<&File> {
+        self.slot.file.get()
+    }
+}
+
+/// What a read-ahead job leaves for the tail.
+#[derive(Default)]
+struct AheadCell {
+    data: Option<Vec<u8>>,
+    cancelled: bool,
+}
+
+/// A read of a page file done ahead of time on the I/O thread. The bytes count in the
+/// memory budget from the read until they are taken (or the read-ahead is dropped).
+pub(super) struct ReadAhead {
+    slot: Arc<FileSlot>,
+    at: u64,
+    cell: Arc<Mutex<AheadCell>>,
+    memory: Arc<Memory>,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAhead").field("at", &self.at).finish()
+    }
+}
+
+impl ReadAhead {
+    /// Whether it reads `file` at `at`.
+    pub(super) fn is_for(&self, file: &PageFile, at: u64) -> bool {
+        Arc::ptr_eq(&self.slot, &file.slot) && self.at == at
+    }
+
+    /// The bytes read at `at` of `file`, if this read-ahead is for that place and done.
+    pub(super) fn take(&self, file: &PageFile, at: u64) -> Option<Vec<u8>> {
+        if !self.is_for(file, at) {
+            return None;
+        }
+        let data = self
+            .cell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .data
+            .take()?;
+        self.memory.sub(data.len());
+        Some(data)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        let mut c = self.cell.lock().unwrap_or_else(|e| e.into_inner());
+        c.cancelled = true;
+        if let Some(data) = c.data.take() {
+            self.memory.sub(data.len());
+        }
+    }
+}
+
+impl Drop for PageFile {
+    fn drop(&mut self) {
+        let slot = self.slot.clone();
+        run_on(
+            self.jobs.as_ref(),
+            Box::new(move || {
+                if slot.file.get().is_some() {
+                    let _ = std::fs::remove_file(&slot.path);
+                }
+            }),
+        );
+    }
+}
