@@ -38,6 +38,9 @@ pub struct Opts {
     pub resume_msgs: u64,
     #[arg(long, default_value_t = 20.0)]
     pub resume_secs: f64,
+    /// Publish at most this many messages per second (0: as fast as confirms allow).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
 }
 
 type Outcome = Result<(bool, String, Vec<String>), String>;
@@ -59,12 +62,13 @@ impl Books for Tally {
         self.sent += 1;
     }
     fn settled(&mut self, id: u64, ok: bool, _sent_at: Instant) {
+        // Only a confirm is progress: a broker that nacks everything is full too.
         if ok {
             self.confirmed.push(id);
+            self.last_progress = Some(Instant::now());
         } else {
             self.nacked += 1;
         }
-        self.last_progress = Some(Instant::now());
     }
     fn blocked(&mut self, blocked: bool) {
         if blocked {
@@ -94,7 +98,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         a.close().await;
         let mut p = Publisher::open(&t, QUEUE, o.size, true, o.window, 0).await?;
         let r = p
-            .pump(&mut tally, || true, |_, t| {
+            .pump(&mut tally, |t| o.rate <= 0.0 || due(t.sent, o.rate, begun), |_, t| {
                 let since = t.last_progress.unwrap_or(begun);
                 since.elapsed() > stall || begun.elapsed() > fill_limit
             })
@@ -122,7 +126,8 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
     let _ = std::fs::remove_file(&o.filler);
     let resume_begun = Instant::now();
     let resume_limit = Duration::from_secs_f64(o.resume_secs);
-    let want = full_confirmed + o.resume_msgs as usize;
+    // New messages, beyond those still in flight when the disk filled.
+    let want = full_confirmed + full_unconfirmed + o.resume_msgs as usize;
     let resumed = rt.block_on(async {
         let mut p = match publisher.take() {
             Some(p) => p,
@@ -132,7 +137,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         };
         let publishing = std::cell::Cell::new(true);
         let r = p
-            .pump(&mut tally, || publishing.get(), |p, t| {
+            .pump(&mut tally, |_| publishing.get(), |p, t| {
                 if t.confirmed.len() >= want {
                     publishing.set(false);
                 }
@@ -190,12 +195,13 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         notes.push(format!(
             "publishing did not resume within {} s of the filler's removal ({} of {} more confirms)",
             o.resume_secs,
-            tally.confirmed.len() - full_confirmed,
+            tally.confirmed.len().saturating_sub(full_confirmed + full_unconfirmed),
             o.resume_msgs
         ));
     }
     let line = format!(
-        "{{\"test\":\"diskfull\",\"free_start_kb\":{free_start},\"free_full_kb\":{free_full},\"fill_secs\":{filled_for:.1},\"sent\":{},\"confirmed_full\":{full_confirmed},\"nacked_full\":{full_nacked},\"unconfirmed_full\":{full_unconfirmed},\"blocked\":{},\"unblocked\":{},\"rss_full_kb\":{rss_full},\"up_when_full\":{up_full},\"resumed\":{resumed_ok},\"resume_secs\":{resume_secs:.1},\"confirmed\":{},\"nacked\":{},\"graceful_stop\":{graceful},\"restarted\":{restarted},\"recovered\":{got},\"lost\":{lost},\"duplicated\":{dup},\"damaged\":{bad}}}",
+        "{{\"test\":\"diskfull\",\"rate\":{:.0},\"free_start_kb\":{free_start},\"free_full_kb\":{free_full},\"fill_secs\":{filled_for:.1},\"sent\":{},\"confirmed_full\":{full_confirmed},\"nacked_full\":{full_nacked},\"unconfirmed_full\":{full_unconfirmed},\"blocked\":{},\"unblocked\":{},\"rss_full_kb\":{rss_full},\"up_when_full\":{up_full},\"resumed\":{resumed_ok},\"resume_secs\":{resume_secs:.1},\"confirmed\":{},\"nacked\":{},\"graceful_stop\":{graceful},\"restarted\":{restarted},\"recovered\":{got},\"lost\":{lost},\"duplicated\":{dup},\"damaged\":{bad}}}",
+        o.rate,
         tally.sent,
         tally.blocked,
         tally.unblocked,
@@ -253,6 +259,11 @@ async fn read_back(t: &Target) -> Res<(Vec<u64>, u64)> {
     c.close().await;
     a.close().await;
     Ok((ids, damaged))
+}
+
+/// Whether a publisher that sent `sent` messages since `since` is due another at `rate`.
+fn due(sent: u64, rate: f64, since: Instant) -> bool {
+    (sent as f64) < rate * since.elapsed().as_secs_f64()
 }
 
 /// A new connection, a channel and a passive declare, within 10 seconds.

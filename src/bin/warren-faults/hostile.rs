@@ -225,9 +225,9 @@ fn median(v: &[f64]) -> f64 {
 async fn prefill(t: &Target, n: u64, size: usize) -> Res<()> {
     let mut p = Publisher::open(t, VICTIM, size, false, 2000, 0).await?;
     let mut c = Count::default();
-    p.pump(&mut c, || true, |p, c| c.0 + p.unconfirmed() as u64 >= n)
+    p.pump(&mut c, |_| true, |p, c| c.0 + p.unconfirmed() as u64 >= n)
         .await?;
-    p.pump(&mut c, || false, |p, _| p.unconfirmed() == 0).await?;
+    p.pump(&mut c, |_| false, |p, _| p.unconfirmed() == 0).await?;
     p.close().await;
     Ok(())
 }
@@ -236,7 +236,7 @@ async fn good_publisher(t: Target, stop: Arc<AtomicBool>) -> Res<()> {
     let mut p = Publisher::open(&t, GOOD, 256, false, 100, 0).await?;
     let mut c = Count::default();
     let r = p
-        .pump(&mut c, || !stop.load(Relaxed), |p, _| {
+        .pump(&mut c, |_| !stop.load(Relaxed), |p, _| {
             stop.load(Relaxed) && p.unconfirmed() == 0
         })
         .await;

@@ -247,7 +247,7 @@ async fn publish_session(ctx: &Ctx, p: u32, seq: &mut u64, epoch: u32) -> Res<()
     // Paced so the books stay small over a hundred cycles.
     let due = || (ctx.ledger().sent as f64) < ctx.rate * ctx.began.elapsed().as_secs_f64();
     let r = pubr
-        .pump(&mut books, || !stopping() && due(), |p, _| {
+        .pump(&mut books, |_| !stopping() && due(), |p, _| {
             stopping() && p.unconfirmed() == 0
         })
         .await;

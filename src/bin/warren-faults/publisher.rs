@@ -71,19 +71,19 @@ impl Publisher {
         self.inflight.len()
     }
 
-    /// Publish (unless `publish` says stop) and read confirms until `done` holds; both are
+    /// Publish (while `publish` says so) and read confirms until `done` holds; both are
     /// asked at least every 100 ms. Messages unconfirmed when an error ends it stay
     /// unsettled in the books.
     pub async fn pump<B: Books>(
         &mut self,
         books: &mut B,
-        publish: impl Fn() -> bool,
+        publish: impl Fn(&B) -> bool,
         mut done: impl FnMut(&Publisher, &B) -> bool,
     ) -> Res<()> {
         let mut out = Vec::new();
         while !done(self, books) {
             out.clear();
-            if publish() && self.inflight.len() < self.window {
+            if publish(books) && self.inflight.len() < self.window {
                 // Stamped before the write: "sent after" some instant errs on the safe side.
                 let now = Instant::now();
                 while self.inflight.len() < self.window {
