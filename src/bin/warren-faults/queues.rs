@@ -2,7 +2,7 @@
 //! (pipelined, nowait, with a synchronous declare closing every thousand so the broker
 //! never holds more than a thousand unanswered), then report the broker's resident memory
 //! before and after and its delta per queue, and check it still answers. The queues are
-//! exclusive, so closing the connection deletes them again.
+//! exclusive (closing the connection deletes them again) unless `--shared`.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,10 @@ pub struct Opts {
     /// Seconds to hold them before measuring again and closing.
     #[arg(long, default_value_t = 3.0)]
     pub hold: f64,
+    /// Declare shared (non-exclusive) queues instead; they outlive the connection, so
+    /// use a broker that is thrown away afterwards.
+    #[arg(long)]
+    pub shared: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300.0)]
     pub seconds: f64,
@@ -42,12 +46,12 @@ pub fn run(o: Opts, _cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
     }
 }
 
-fn declare(name: &str, nowait: bool) -> AMQPClass {
+fn declare(name: &str, nowait: bool, exclusive: bool) -> AMQPClass {
     AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
         queue: name.into(),
         passive: false,
         durable: false,
-        exclusive: true,
+        exclusive,
         auto_delete: false,
         nowait,
         arguments: FieldTable::default(),
@@ -67,10 +71,10 @@ async fn declare_all(o: &Opts) -> Res<(bool, String, Vec<String>)> {
         out.clear();
         let end = (i + 1000).min(o.queues);
         for k in i..end - 1 {
-            encode(&method(1, declare(&format!("faults.scale.{k}"), true)), &mut out);
+            encode(&method(1, declare(&format!("faults.scale.{k}"), true, !o.shared)), &mut out);
         }
         c.wr.write_all(&out).await?;
-        match c.rpc(1, declare(&format!("faults.scale.{}", end - 1), false)).await? {
+        match c.rpc(1, declare(&format!("faults.scale.{}", end - 1), false, !o.shared)).await? {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)) => {}
             m => return Err(err(format!("expected queue.declare-ok, got {m:?}"))),
         }
@@ -96,7 +100,8 @@ async fn declare_all(o: &Opts) -> Res<(bool, String, Vec<String>)> {
     c.close().await;
     let per_queue = (rss1 as f64 - rss0 as f64) * 1024.0 / o.queues.max(1) as f64;
     let line = format!(
-        "{{\"test\":\"queues\",\"queues\":{},\"declare_secs\":{secs:.2},\"rate\":{:.0},\"rss_before_kb\":{rss0},\"rss_after_kb\":{rss1},\"bytes_per_queue\":{per_queue:.0},\"probe_connect_ms\":{probe_ms:.1},\"close_secs\":{:.2}}}",
+        "{{\"test\":\"queues\",\"exclusive\":{},\"queues\":{},\"declare_secs\":{secs:.2},\"rate\":{:.0},\"rss_before_kb\":{rss0},\"rss_after_kb\":{rss1},\"bytes_per_queue\":{per_queue:.0},\"probe_connect_ms\":{probe_ms:.1},\"close_secs\":{:.2}}}",
+        !o.shared,
         o.queues,
         o.queues as f64 / secs.max(1e-9),
         closed.elapsed().as_secs_f64()
