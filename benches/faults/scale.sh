@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Scale: hold 10,000 connections (one channel each, warren-bench's `connections`
-# scenario) and then 100,000 queues (exclusive, declared on one connection by
-# warren-faults `queues`) on one broker, and report its resident memory per connection
-# and per queue (VmRSS delta / count). Fails when either cannot be held or the broker
-# stops answering.
+# scenario), then 100,000 queues (declared on one connection by warren-faults `queues`),
+# then N exclusive queues on one connection, each on a fresh broker, and report its
+# resident memory per connection and per queue (VmRSS delta / count). Fails when any
+# cannot be held or the broker stops answering.
 #
-#   benches/faults/scale.sh [--connections N] [--queues N]
+#   benches/faults/scale.sh [--connections N] [--queues N] [--exclusive-queues N]
+#
+# Exclusive queues get their own run because each declare costs more as the connection
+# holds more of them (20,000 by default: 100,000 took 130 s at c54a01c).
 #
 # Environment: see lib.sh. The open-file limit is raised to the hard limit (each side
 # needs one descriptor per connection).
 set -euo pipefail
 connections=10000
 queues=100000
+exclusive=20000
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) connections=$2; shift ;;
     --queues) queues=$2; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --exclusive-queues) exclusive=$2; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -32,7 +37,8 @@ pid=""
 trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$data"' EXIT
 # A fresh broker for each measurement, so each has its own idle baseline.
 start_broker() {
-  rm -rf "${data:?}/data" "$data/out"
+  rm -rf "${data:?}/data"
+  : >"$data/out" # exists before the broker's shell opens it, for the loop below
   "$WARREN_BIN" --port 0 --bind 127.0.0.1 --data-dir "$data/data" --log warn \
     >"$data/out" 2>>"$FAULTS_OUT/scale.log" </dev/null &
   pid=$!
@@ -70,6 +76,12 @@ PY
 stop_broker
 start_broker
 echo "scale: $queues queues" >&2
-faults scale-queues queues --url "$url" --broker-pid "$pid" --queues "$queues" || failed=1
+faults scale-queues queues --url "$url" --broker-pid "$pid" --queues "$queues" --shared \
+  || failed=1
+stop_broker
+start_broker
+echo "scale: $exclusive exclusive queues" >&2
+faults scale-exclusive-queues queues --url "$url" --broker-pid "$pid" --queues "$exclusive" \
+  || failed=1
 stop_broker
 exit $failed
