@@ -93,7 +93,8 @@ impl BrokerCmd {
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(()) => return Ok(broker),
-                Err(mpsc::RecvTimeoutError::Disconnected) | Err(mpsc::RecvTimeoutError::Timeout)
+                Err(mpsc::RecvTimeoutError::Disconnected)
+                | Err(mpsc::RecvTimeoutError::Timeout)
                     if !broker.alive() =>
                 {
                     return Err(err(format!(

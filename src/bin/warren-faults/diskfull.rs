@@ -98,10 +98,14 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         a.close().await;
         let mut p = Publisher::open(&t, QUEUE, o.size, true, o.window, 0).await?;
         let r = p
-            .pump(&mut tally, |t| o.rate <= 0.0 || due(t.sent, o.rate, begun), |_, t| {
-                let since = t.last_progress.unwrap_or(begun);
-                since.elapsed() > stall || begun.elapsed() > fill_limit
-            })
+            .pump(
+                &mut tally,
+                |t| o.rate <= 0.0 || due(t.sent, o.rate, begun),
+                |_, t| {
+                    let since = t.last_progress.unwrap_or(begun);
+                    since.elapsed() > stall || begun.elapsed() > fill_limit
+                },
+            )
             .await;
         Ok::<_, std::io::Error>((p, r))
     });
@@ -131,19 +135,21 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
     let resumed = rt.block_on(async {
         let mut p = match publisher.take() {
             Some(p) => p,
-            None => {
-                Publisher::open(&t, QUEUE, o.size, true, o.window, 1 << 40).await?
-            }
+            None => Publisher::open(&t, QUEUE, o.size, true, o.window, 1 << 40).await?,
         };
         let publishing = std::cell::Cell::new(true);
         let r = p
-            .pump(&mut tally, |_| publishing.get(), |p, t| {
-                if t.confirmed.len() >= want {
-                    publishing.set(false);
-                }
-                (!publishing.get() && p.unconfirmed() == 0)
-                    || resume_begun.elapsed() > resume_limit
-            })
+            .pump(
+                &mut tally,
+                |_| publishing.get(),
+                |p, t| {
+                    if t.confirmed.len() >= want {
+                        publishing.set(false);
+                    }
+                    (!publishing.get() && p.unconfirmed() == 0)
+                        || resume_begun.elapsed() > resume_limit
+                },
+            )
             .await;
         p.close().await;
         r
@@ -178,7 +184,11 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
                             dup += 1;
                         }
                     }
-                    lost = tally.confirmed.iter().filter(|id| !seen.contains(id)).count() as u64;
+                    lost = tally
+                        .confirmed
+                        .iter()
+                        .filter(|id| !seen.contains(id))
+                        .count() as u64;
                 }
                 Err(e) => notes.push(format!("reading back: {e}")),
             }
@@ -186,7 +196,12 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         }
         Err(e) => notes.push(e),
     }
-    let ok = up_full && resumed_ok && restarted && lost == 0 && dup == 0 && bad == 0
+    let ok = up_full
+        && resumed_ok
+        && restarted
+        && lost == 0
+        && dup == 0
+        && bad == 0
         && got >= tally.confirmed.len();
     if !up_full {
         notes.push("the broker was not up and answering once the disk was full".into());

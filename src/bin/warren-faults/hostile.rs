@@ -110,7 +110,9 @@ impl Seen {
 }
 
 pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
-    let mut b = cmd.start(Duration::from_secs(60)).map_err(|e| e.to_string())?;
+    let mut b = cmd
+        .start(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
     let pid = b.pid;
     let t = Target::parse(&format!("amqp://guest:guest@127.0.0.1:{}/%2f", cmd.port))
         .map_err(|e| e.to_string())?;
@@ -120,7 +122,10 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         a.declare_queue(GOOD, false).await?;
         a.declare_queue(VICTIM, false).await?;
         a.close().await;
-        if matches!(o.kind, Kind::NeverReadingNoack | Kind::NeverReadingPrefetch0) {
+        if matches!(
+            o.kind,
+            Kind::NeverReadingNoack | Kind::NeverReadingPrefetch0
+        ) {
             prefill(&t, o.backlog, o.backlog_size).await?;
         }
         let delivered = Arc::new(AtomicU64::new(0));
@@ -132,11 +137,17 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         let before = sample(&delivered, pid, o.before_secs).await;
         let seen = Arc::new(Seen::default());
         let hostile_stop = Arc::new(AtomicBool::new(false));
-        let hostile = tokio::spawn(attack(o.kind, t.clone(), hostile_stop.clone(), seen.clone(), ProtoOpts {
-            channels: o.channels,
-            sockets: o.sockets,
-            drip: Duration::from_millis(o.drip_ms.max(1)),
-        }));
+        let hostile = tokio::spawn(attack(
+            o.kind,
+            t.clone(),
+            hostile_stop.clone(),
+            seen.clone(),
+            ProtoOpts {
+                channels: o.channels,
+                sockets: o.sockets,
+                drip: Duration::from_millis(o.drip_ms.max(1)),
+            },
+        ));
         let during = sample(&delivered, pid, o.during_secs).await;
         hostile_stop.store(true, Relaxed);
         let _ = tokio::time::timeout(Duration::from_secs(10), hostile).await;
@@ -159,7 +170,11 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
     let hwm = status_kb(pid, "VmHWM:").unwrap_or(0);
     b.stop(Duration::from_secs(15));
     let (m_before, m_during) = (median(&before.rates), median(&during.rates));
-    let ratio = if m_before > 0.0 { m_during / m_before } else { 0.0 };
+    let ratio = if m_before > 0.0 {
+        m_during / m_before
+    } else {
+        0.0
+    };
     let peak = before.peak_rss_kb.max(during.peak_rss_kb);
     let limit_kb = o.rss_limit_mb * 1024;
     if ratio < o.min_ratio {
@@ -170,7 +185,11 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         ));
     }
     if peak > limit_kb {
-        notes.push(format!("broker RSS peaked at {} MiB (limit {} MiB)", peak / 1024, o.rss_limit_mb));
+        notes.push(format!(
+            "broker RSS peaked at {} MiB (limit {} MiB)",
+            peak / 1024,
+            o.rss_limit_mb
+        ));
     }
     if !alive || !answers {
         notes.push("the broker was not up and answering after the attack".into());
@@ -227,7 +246,8 @@ async fn prefill(t: &Target, n: u64, size: usize) -> Res<()> {
     let mut c = Count::default();
     p.pump(&mut c, |_| true, |p, c| c.0 + p.unconfirmed() as u64 >= n)
         .await?;
-    p.pump(&mut c, |_| false, |p, _| p.unconfirmed() == 0).await?;
+    p.pump(&mut c, |_| false, |p, _| p.unconfirmed() == 0)
+        .await?;
     p.close().await;
     Ok(())
 }
@@ -236,9 +256,11 @@ async fn good_publisher(t: Target, stop: Arc<AtomicBool>) -> Res<()> {
     let mut p = Publisher::open(&t, GOOD, 256, false, 100, 0).await?;
     let mut c = Count::default();
     let r = p
-        .pump(&mut c, |_| !stop.load(Relaxed), |p, _| {
-            stop.load(Relaxed) && p.unconfirmed() == 0
-        })
+        .pump(
+            &mut c,
+            |_| !stop.load(Relaxed),
+            |p, _| stop.load(Relaxed) && p.unconfirmed() == 0,
+        )
         .await;
     p.close().await;
     r

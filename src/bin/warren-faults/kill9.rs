@@ -69,14 +69,13 @@ impl Ctx {
 }
 
 pub fn run(o: Opts, rt: &tokio::runtime::Runtime) -> Result<Verdict, String> {
-    let target = Target::parse(&format!(
-        "amqp://guest:guest@127.0.0.1:{}/%2f",
-        o.cmd.port
-    ))
-    .map_err(|e| e.to_string())?;
+    let target = Target::parse(&format!("amqp://guest:guest@127.0.0.1:{}/%2f", o.cmd.port))
+        .map_err(|e| e.to_string())?;
     let ctx = Arc::new(Ctx {
         target,
-        queues: (0..o.queues).map(|i| format!("faults.kill9.q{i}")).collect(),
+        queues: (0..o.queues)
+            .map(|i| format!("faults.kill9.q{i}"))
+            .collect(),
         window: o.window,
         prefetch: o.prefetch,
         size: o.size.max(16),
@@ -111,10 +110,15 @@ pub fn run(o: Opts, rt: &tokio::runtime::Runtime) -> Result<Verdict, String> {
     let cons = rt.spawn(consumer(ctx.clone()));
     let started = Instant::now();
     for cycle in 1..=o.cycles {
-        let mut b = o.cmd.start(patience).map_err(|e| format!("cycle {cycle}: {e}"))?;
+        let mut b = o
+            .cmd
+            .start(patience)
+            .map_err(|e| format!("cycle {cycle}: {e}"))?;
         std::thread::sleep(Duration::from_millis(rng.range(o.min_ms, o.max_ms)));
         if !b.alive() {
-            return Err(format!("cycle {cycle}: the broker died on its own (see its log)"));
+            return Err(format!(
+                "cycle {cycle}: the broker died on its own (see its log)"
+            ));
         }
         b.kill();
         ctx.epoch.fetch_add(1, SeqCst);
@@ -131,7 +135,10 @@ pub fn run(o: Opts, rt: &tokio::runtime::Runtime) -> Result<Verdict, String> {
         }
     }
     ctx.stop_publishing.store(true, SeqCst);
-    let mut b = o.cmd.start(patience).map_err(|e| format!("final start: {e}"))?;
+    let mut b = o
+        .cmd
+        .start(patience)
+        .map_err(|e| format!("final start: {e}"))?;
     let drained = rt.block_on(drain(&ctx));
     ctx.stop_consuming.store(true, SeqCst);
     rt.block_on(async {
@@ -143,7 +150,11 @@ pub fn run(o: Opts, rt: &tokio::runtime::Runtime) -> Result<Verdict, String> {
     let (graceful, status) = b.stop(Duration::from_secs(30));
     drop(b);
     let mut v = ctx.ledger().verdict();
-    let mut problems = ctx.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut problems = ctx
+        .problems
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     if let Err(e) = drained {
         problems.push(format!("final drain: {e}"));
     }
@@ -151,14 +162,19 @@ pub fn run(o: Opts, rt: &tokio::runtime::Runtime) -> Result<Verdict, String> {
         problems.push(format!("graceful stop after the drain: {status}"));
     }
     // Everything was acked and the broker stopped cleanly: nothing may come back.
-    let b = o.cmd.start(patience).map_err(|e| format!("check start: {e}"))?;
+    let b = o
+        .cmd
+        .start(patience)
+        .map_err(|e| format!("check start: {e}"))?;
     let left = rt.block_on(counts(&ctx));
     let mut b = b;
     b.stop(Duration::from_secs(30));
     match left {
         Ok(n) if n > 0 => {
             v.duplicated += n;
-            problems.push(format!("{n} acked messages came back after a clean restart"));
+            problems.push(format!(
+                "{n} acked messages came back after a clean restart"
+            ));
         }
         Ok(_) => {}
         Err(e) => problems.push(format!("counting after the clean restart: {e}")),
@@ -247,9 +263,11 @@ async fn publish_session(ctx: &Ctx, p: u32, seq: &mut u64, epoch: u32) -> Res<()
     // Paced so the books stay small over a hundred cycles.
     let due = || (ctx.ledger().sent as f64) < ctx.rate * ctx.began.elapsed().as_secs_f64();
     let r = pubr
-        .pump(&mut books, |_| !stopping() && due(), |p, _| {
-            stopping() && p.unconfirmed() == 0
-        })
+        .pump(
+            &mut books,
+            |_| !stopping() && due(),
+            |p, _| stopping() && p.unconfirmed() == 0,
+        )
         .await;
     *seq += pubr.next_id - first;
     r?;
@@ -309,10 +327,11 @@ async fn consume_session(ctx: &Ctx, epoch: u32) -> Res<()> {
             c.close().await;
             return Ok(());
         }
-        let first = match tokio::time::timeout(Duration::from_millis(200), Frame::read(&mut c)).await {
-            Ok(f) => Some(f?),
-            Err(_) => None,
-        };
+        let first =
+            match tokio::time::timeout(Duration::from_millis(200), Frame::read(&mut c)).await {
+                Ok(f) => Some(f?),
+                Err(_) => None,
+            };
         let quiet = first.is_none();
         let mut next = first;
         while let Some(f) = next.take() {

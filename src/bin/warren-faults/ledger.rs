@@ -184,10 +184,7 @@ impl Ledger {
                 v.lost += 1;
                 note(
                     &mut v,
-                    format!(
-                        "lost {id:#x}: confirmed, deliveries {:?}",
-                        e.deliveries
-                    ),
+                    format!("lost {id:#x}: confirmed, deliveries {:?}", e.deliveries),
                 );
             }
             for pair in e.deliveries.windows(2) {

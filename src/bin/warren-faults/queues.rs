@@ -71,10 +71,19 @@ async fn declare_all(o: &Opts) -> Res<(bool, String, Vec<String>)> {
         out.clear();
         let end = (i + 1000).min(o.queues);
         for k in i..end - 1 {
-            encode(&method(1, declare(&format!("faults.scale.{k}"), true, !o.shared)), &mut out);
+            encode(
+                &method(1, declare(&format!("faults.scale.{k}"), true, !o.shared)),
+                &mut out,
+            );
         }
         c.wr.write_all(&out).await?;
-        match c.rpc(1, declare(&format!("faults.scale.{}", end - 1), false, !o.shared)).await? {
+        match c
+            .rpc(
+                1,
+                declare(&format!("faults.scale.{}", end - 1), false, !o.shared),
+            )
+            .await?
+        {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)) => {}
             m => return Err(err(format!("expected queue.declare-ok, got {m:?}"))),
         }

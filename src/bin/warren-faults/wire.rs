@@ -63,7 +63,9 @@ pub fn qos(prefetch: u16) -> AMQPClass {
 }
 
 pub async fn confirm_select(c: &mut Conn, ch: u16) -> Res<()> {
-    let sel = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false }));
+    let sel = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
+        nowait: false,
+    }));
     match c.rpc(ch, sel).await? {
         AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_)) => Ok(()),
         m => Err(err(format!("expected confirm.select-ok, got {m:?}"))),
