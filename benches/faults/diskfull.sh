@@ -9,10 +9,11 @@
 #
 #   benches/faults/diskfull.sh [--mode alarm|zero|both]
 #
-# alarm: a 160 MiB file system with a 16 MiB filler: 144 MiB free, so the alarm (50 MB)
-#        leaves ~94 MiB of headroom; publishing is paced at 2000 msg/s (8 MiB/s): the
-#        disk check runs once a second, and unpaced warren writes a tmpfs at ~180 MB/s,
-#        so the whole headroom goes between two checks (see README.md);
+# alarm: a 160 MiB file system with a 32 MiB filler: 128 MiB free, so the alarm (50 MB)
+#        leaves ~78 MiB of headroom (removing the filler gives ~30 MiB above it);
+#        publishing is paced at 2000 msg/s (8 MiB/s): the disk check runs once a
+#        second, and unpaced warren writes a tmpfs at ~180 MB/s, so the whole headroom
+#        goes between two checks (see README.md);
 # zero:  a 64 MiB file system with an 8 MiB filler, publishing as fast as it can.
 #
 # Environment: see lib.sh. Exit status 1 when a guarantee is broken in either mode.
@@ -21,7 +22,7 @@ mode=both
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -35,7 +36,7 @@ trap 'mountpoint -q "$mnt" && { umount "$mnt" || umount -l "$mnt"; }; rmdir "$mn
 failed=0
 for m in alarm zero; do
   [ "$mode" = both ] || [ "$mode" = "$m" ] || continue
-  if [ $m = alarm ]; then fs_mb=160 filler_mb=16 rate=2000; else fs_mb=64 filler_mb=8 rate=0; fi
+  if [ $m = alarm ]; then fs_mb=160 filler_mb=32 rate=2000; else fs_mb=64 filler_mb=8 rate=0; fi
   mount -t tmpfs -o "size=${fs_mb}m" tmpfs "$mnt"
   dd if=/dev/zero of="$mnt/filler" bs=1M count="$filler_mb" status=none
   extra=()
