@@ -126,11 +126,10 @@ impl Broker {
     /// SIGTERM, wait up to `patience` for the exit; SIGKILL after that. Returns whether
     /// it stopped on its own and its exit status text.
     pub fn stop(&mut self, patience: Duration) -> (bool, String) {
-        // SAFETY: kill(2) touches no memory of ours; the pid is our own child, not yet
-        // reaped, so it cannot name another process.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
+        // std can only SIGKILL; kill(1) sends the polite signal without unsafe code.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
         let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

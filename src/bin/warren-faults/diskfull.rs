@@ -295,20 +295,19 @@ async fn answers(t: &Target) -> bool {
     )
 }
 
-/// Free space (for root) on the file system holding `dir`, in KiB.
+/// Free space on the file system holding `dir`, in KiB, as df(1) reports it (0 if it
+/// cannot tell).
 fn free_kb(dir: &std::path::Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return 0;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `st` is writable memory of the right type;
-    // statvfs(3) fills it only when it returns 0, and only then is it read.
-    unsafe {
-        if libc::statvfs(c.as_ptr(), st.as_mut_ptr()) != 0 {
-            return 0;
-        }
-        let st = st.assume_init();
-        st.f_bfree as u64 * st.f_frsize as u64 / 1024
-    }
+    std::process::Command::new("df")
+        .args(["--output=avail", "-k"])
+        .arg(dir)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
