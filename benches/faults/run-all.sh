@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Every fault script in turn, with CI budgets by default (about 4 minutes on 2 cores):
 # kill -9 20 cycles, disk full in both modes (skipped without root: it mounts a tmpfs),
-# each hostile client for 10 s, 10,000 connections, 100,000 queues and 20,000 exclusive
-# queues. --full: 100 cycles, 30 s per hostile client, 100,000 exclusive queues.
+# each hostile client for 10 s beside a good client paced at 50,000 msg/s, 10,000
+# connections, 100,000 queues and 20,000 exclusive queues. --full: 100 cycles, 30 s per
+# hostile client beside an unpaced good client, 100,000 exclusive queues.
 # Goes on after a failure; exits 1 if any script failed. Results: $FAULTS_OUT/results.jsonl.
 #
 #   benches/faults/run-all.sh [--full]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cycles=20 during=10 exclusive=20000
-[ "${1:-}" = --full ] && { cycles=100 during=30 exclusive=100000; }
+cycles=20 during=10 exclusive=20000 good_rate=50000
+[ "${1:-}" = --full ] && { cycles=100 during=30 exclusive=100000 good_rate=0; }
 source "$here/lib.sh"
 export NO_BUILD=1 FAULTS_OUT
 failed=()
@@ -24,7 +25,7 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "== diskfull skipped: mounting a tmpfs needs root" >&2
 fi
-run hostile "$here/hostile.sh" --during "$during"
+run hostile "$here/hostile.sh" --during "$during" --good-rate "$good_rate"
 run scale "$here/scale.sh" --exclusive-queues "$exclusive"
 echo "results: $results" >&2
 if [ ${#failed[@]} -gt 0 ]; then

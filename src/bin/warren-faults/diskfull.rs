@@ -14,7 +14,7 @@ use clap::Args;
 use crate::amqp::*;
 use crate::broker::BrokerCmd;
 use crate::client::Admin;
-use crate::publisher::{read_stamp, Books, Publisher};
+use crate::publisher::{due, read_stamp, Books, Publisher};
 use crate::wire::*;
 
 #[derive(Args, Debug)]
@@ -100,7 +100,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         let r = p
             .pump(
                 &mut tally,
-                |t| o.rate <= 0.0 || due(t.sent, o.rate, begun),
+                |t| due(t.sent, o.rate, begun),
                 |_, t| {
                     let since = t.last_progress.unwrap_or(begun);
                     since.elapsed() > stall || begun.elapsed() > fill_limit
@@ -274,11 +274,6 @@ async fn read_back(t: &Target) -> Res<(Vec<u64>, u64)> {
     c.close().await;
     a.close().await;
     Ok((ids, damaged))
-}
-
-/// Whether a publisher that sent `sent` messages since `since` is due another at `rate`.
-fn due(sent: u64, rate: f64, since: Instant) -> bool {
-    (sent as f64) < rate * since.elapsed().as_secs_f64()
 }
 
 /// A new connection, a channel and a passive declare, within 10 seconds.

@@ -1,7 +1,7 @@
 //! One hostile client beside a well-behaved one. The well-behaved client publishes small
-//! messages with confirms to its own queue and consumes them (no-ack); its delivery rate
-//! is sampled every half second, before the hostile client starts and while it runs, as
-//! is the broker's resident memory. Passes when the median rate during the attack keeps
+//! messages with confirms to its own queue (as fast as it can, or at `good_rate`) and
+//! consumes them (no-ack); its delivery rate is sampled every half second, before the
+//! hostile client starts and while it runs, as is the broker's resident memory. Passes when the median rate during the attack keeps
 //! `min_ratio` of the median before, the broker's peak RSS stays under `rss_limit_mb`,
 //! and the broker is still up and takes a new connection at the end.
 //!
@@ -30,7 +30,7 @@ use tokio::net::TcpStream;
 use crate::amqp::*;
 use crate::broker::{status_kb, BrokerCmd};
 use crate::client::Admin;
-use crate::publisher::{Books, Publisher};
+use crate::publisher::{due, Books, Publisher};
 use crate::wire::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,6 +63,10 @@ pub struct Opts {
     pub sockets: usize,
     #[arg(long, default_value_t = 1000)]
     pub drip_ms: u64,
+    /// The good client's offered rate in messages per second (0: as fast as it can, the
+    /// most sensitive to a broker that gives the attacker its CPU, and the noisiest).
+    #[arg(long, default_value_t = 0.0)]
+    pub good_rate: f64,
     /// Fail when the broker's RSS goes above this (MiB).
     #[arg(long, default_value_t = 512)]
     pub rss_limit_mb: u64,
@@ -76,14 +80,19 @@ type Outcome = Result<(bool, String, Vec<String>), String>;
 const GOOD: &str = "faults.good";
 const VICTIM: &str = "faults.hostile";
 
-/// Counts the good publisher's confirms (nothing else is needed of them).
+/// Counts what a publisher sent and what the broker settled.
 #[derive(Default)]
-struct Count(u64);
+struct Count {
+    sent: u64,
+    settled: u64,
+}
 
 impl Books for Count {
-    fn sent(&mut self, _id: u64) {}
+    fn sent(&mut self, _id: u64) {
+        self.sent += 1;
+    }
     fn settled(&mut self, _id: u64, _ok: bool, _at: Instant) {
-        self.0 += 1;
+        self.settled += 1;
     }
 }
 
@@ -130,7 +139,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
         }
         let delivered = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let good_pub = tokio::spawn(good_publisher(t.clone(), stop.clone()));
+        let good_pub = tokio::spawn(good_publisher(t.clone(), stop.clone(), o.good_rate));
         let good_con = tokio::spawn(good_consumer(t.clone(), delivered.clone(), stop.clone()));
         // Warm up one second, then sample.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -199,8 +208,9 @@ pub fn run(o: Opts, cmd: BrokerCmd, rt: &tokio::runtime::Runtime) -> Outcome {
     }
     let ok = ratio >= o.min_ratio && peak <= limit_kb && alive && answers;
     let line = format!(
-        "{{\"test\":\"hostile\",\"kind\":\"{:?}\",\"rate_before\":{m_before:.0},\"rate_during\":{m_during:.0},\"ratio\":{ratio:.2},\"rss_before_kb\":{},\"rss_peak_during_kb\":{},\"rss_end_kb\":{rss_end},\"vm_hwm_kb\":{hwm},\"hostile_amount\":{},\"hostile_closed\":{},\"hostile_closed_after_ms\":{},\"probe_ms\":{:.1}}}",
+        "{{\"test\":\"hostile\",\"kind\":\"{:?}\",\"good_rate\":{:.0},\"rate_before\":{m_before:.0},\"rate_during\":{m_during:.0},\"ratio\":{ratio:.2},\"rss_before_kb\":{},\"rss_peak_during_kb\":{},\"rss_end_kb\":{rss_end},\"vm_hwm_kb\":{hwm},\"hostile_amount\":{},\"hostile_closed\":{},\"hostile_closed_after_ms\":{},\"probe_ms\":{:.1}}}",
         o.kind,
+        o.good_rate,
         before.peak_rss_kb,
         during.peak_rss_kb,
         seen.amount.load(Relaxed),
@@ -244,7 +254,7 @@ fn median(v: &[f64]) -> f64 {
 async fn prefill(t: &Target, n: u64, size: usize) -> Res<()> {
     let mut p = Publisher::open(t, VICTIM, size, false, 2000, 0).await?;
     let mut c = Count::default();
-    p.pump(&mut c, |_| true, |p, c| c.0 + p.unconfirmed() as u64 >= n)
+    p.pump(&mut c, |_| true, |p, c| c.settled + p.unconfirmed() as u64 >= n)
         .await?;
     p.pump(&mut c, |_| false, |p, _| p.unconfirmed() == 0)
         .await?;
@@ -252,13 +262,14 @@ async fn prefill(t: &Target, n: u64, size: usize) -> Res<()> {
     Ok(())
 }
 
-async fn good_publisher(t: Target, stop: Arc<AtomicBool>) -> Res<()> {
+async fn good_publisher(t: Target, stop: Arc<AtomicBool>, rate: f64) -> Res<()> {
     let mut p = Publisher::open(&t, GOOD, 256, false, 100, 0).await?;
     let mut c = Count::default();
+    let began = Instant::now();
     let r = p
         .pump(
             &mut c,
-            |_| !stop.load(Relaxed),
+            |c| !stop.load(Relaxed) && due(c.sent, rate, began),
             |p, _| stop.load(Relaxed) && p.unconfirmed() == 0,
         )
         .await;

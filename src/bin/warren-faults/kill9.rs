@@ -17,7 +17,7 @@ use crate::amqp::*;
 use crate::broker::{BrokerCmd, Rng};
 use crate::client::Admin;
 use crate::ledger::{message_id, Ledger, Verdict};
-use crate::publisher::{read_stamp, Books, Publisher};
+use crate::publisher::{due, read_stamp, Books, Publisher};
 use crate::wire::*;
 
 pub struct Opts {
@@ -261,11 +261,11 @@ async fn publish_session(ctx: &Ctx, p: u32, seq: &mut u64, epoch: u32) -> Res<()
     let mut books = EpochBooks { ctx, epoch };
     let stopping = || ctx.stop_publishing.load(SeqCst);
     // Paced so the books stay small over a hundred cycles.
-    let due = || (ctx.ledger().sent as f64) < ctx.rate * ctx.began.elapsed().as_secs_f64();
+    let paced = || due(ctx.ledger().sent, ctx.rate, ctx.began);
     let r = pubr
         .pump(
             &mut books,
-            |_| !stopping() && due(),
+            |_| !stopping() && paced(),
             |p, _| stopping() && p.unconfirmed() == 0,
         )
         .await;

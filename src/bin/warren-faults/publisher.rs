@@ -43,6 +43,12 @@ pub fn read_stamp(body: &[u8]) -> Option<u64> {
     (check == !id).then_some(id)
 }
 
+/// Whether a publisher that sent `sent` messages since `since` may send another at
+/// `rate` messages per second (always, when `rate` is 0).
+pub fn due(sent: u64, rate: f64, since: Instant) -> bool {
+    rate <= 0.0 || (sent as f64) < rate * since.elapsed().as_secs_f64()
+}
+
 impl Publisher {
     pub async fn open(
         t: &Target,
