@@ -346,20 +346,32 @@ async fn endless_body(t: &Target, stop: &AtomicBool, seen: &Seen) -> Res<()> {
     for _ in 0..16 {
         encode(&AMQPFrame::Body(1, chunk.clone()), &mut out);
     }
+    // `out` holds whole frames; writing it round and round from an offset keeps the
+    // stream valid whatever a single write takes (write_all under a timeout would not).
+    let mut off = 0;
     while !stop.load(Relaxed) {
-        let w = tokio::time::timeout(Duration::from_millis(200), c.wr.write_all(&out)).await;
-        match w {
-            Ok(r) => {
-                r?;
-                seen.amount.fetch_add(out.len() as u64, Relaxed);
+        let w = tokio::time::timeout(Duration::from_millis(200), c.wr.write(&out[off..])).await;
+        // A timeout is the broker's backpressure: fine, keep trying.
+        if let Ok(n) = w {
+            let n = n?;
+            if n == 0 {
+                return Err(err("the broker stopped taking bytes"));
             }
-            // Blocked by the broker's backpressure: fine, keep trying.
-            Err(_) => {}
+            off = (off + n) % out.len();
+            seen.amount.fetch_add(n as u64, Relaxed);
         }
-        // The broker may have said why it stopped reading.
-        if c.rd.has_frame() {
+    }
+    // Whether the broker refused the message (a close) while we were not reading.
+    let said = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
             Frame::read(&mut c).await?;
         }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+    if let Ok(Err(e)) = said {
+        return Err(e);
     }
     Ok(())
 }

@@ -88,7 +88,7 @@ async fn declare_all(o: &Opts) -> Res<(bool, String, Vec<String>)> {
             m => return Err(err(format!("expected queue.declare-ok, got {m:?}"))),
         }
         i = end;
-        if i % 10_000 == 0 {
+        if i.is_multiple_of(10_000) {
             // The rate per ten thousand shows whether a declare costs more as queues grow.
             eprintln!(
                 "queues: {i} declared after {:.1} s",
