@@ -25,6 +25,8 @@ pub enum PubState {
 struct Delivery {
     epoch: u32,
     redelivered: bool,
+    /// When it arrived: warren queues the store's "delivered" mark before writing it.
+    at: Instant,
     /// The ack batch that covered it, if one was sent.
     batch: Option<usize>,
 }
@@ -76,6 +78,9 @@ pub struct Verdict {
     /// Redeliveries without the redelivered flag (informative: after a restart RabbitMQ
     /// sets it only for messages it knows were delivered).
     pub redelivery_flag_missing: u64,
+    /// ... of which the first delivery's "delivered" mark had been synced (a message
+    /// written after it arrived was confirmed): the broker knew and still did not say.
+    pub redelivery_flag_missing_synced: u64,
     pub corrupt: u64,
     pub unknown_ids: u64,
     pub examples: Vec<String>,
@@ -110,6 +115,7 @@ impl Ledger {
             Some(e) if e.state.is_some() => e.deliveries.push(Delivery {
                 epoch,
                 redelivered,
+                at: Instant::now(),
                 batch: None,
             }),
             _ => self.unknown_ids += 1,
@@ -149,6 +155,7 @@ impl Ledger {
             .count() as u64
     }
 
+    /// Whether ack batch `b` is on disk: handled, then covered by a later sync.
     fn synced(&self, b: usize) -> bool {
         let Some(batch) = self.batches.get(b) else {
             return false;
@@ -191,6 +198,9 @@ impl Ledger {
                 let (a, b) = (pair[0], pair[1]);
                 if !b.redelivered {
                     v.redelivery_flag_missing += 1;
+                    if self.synced_until.get(&a.epoch).is_some_and(|s| a.at < *s) {
+                        v.redelivery_flag_missing_synced += 1;
+                    }
                 }
                 let explained = b.epoch > a.epoch
                     && match a.batch {

@@ -150,10 +150,10 @@ fn main() {
                 let ok = v.lost == 0 && v.duplicated == 0 && v.corrupt == 0 && v.unknown_ids == 0
                     && v.confirmed > 0 && v.examples.is_empty();
                 let line = format!(
-                    "{{\"test\":\"kill9\",\"cycles\":{cycles},\"sent\":{},\"confirmed\":{},\"nacked\":{},\"unconfirmed\":{},\"deliveries\":{},\"lost\":{},\"duplicated\":{},\"redelivered_unacked\":{},\"redelivered_ack_in_flight\":{},\"redelivered_ack_unsynced\":{},\"redelivery_flag_missing\":{},\"corrupt\":{},\"unknown_ids\":{}}}",
+                    "{{\"test\":\"kill9\",\"cycles\":{cycles},\"sent\":{},\"confirmed\":{},\"nacked\":{},\"unconfirmed\":{},\"deliveries\":{},\"lost\":{},\"duplicated\":{},\"redelivered_unacked\":{},\"redelivered_ack_in_flight\":{},\"redelivered_ack_unsynced\":{},\"redelivery_flag_missing\":{},\"redelivery_flag_missing_synced\":{},\"corrupt\":{},\"unknown_ids\":{}}}",
                     v.sent, v.confirmed, v.nacked, v.unconfirmed, v.deliveries, v.lost,
                     v.duplicated, v.redelivered_unacked, v.redelivered_ack_in_flight,
-                    v.redelivered_ack_unsynced, v.redelivery_flag_missing, v.corrupt,
+                    v.redelivered_ack_unsynced, v.redelivery_flag_missing, v.redelivery_flag_missing_synced, v.corrupt,
                     v.unknown_ids
                 );
                 (ok, line, v.examples)
