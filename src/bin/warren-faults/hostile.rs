@@ -254,8 +254,12 @@ fn median(v: &[f64]) -> f64 {
 async fn prefill(t: &Target, n: u64, size: usize) -> Res<()> {
     let mut p = Publisher::open(t, VICTIM, size, false, 2000, 0).await?;
     let mut c = Count::default();
-    p.pump(&mut c, |_| true, |p, c| c.settled + p.unconfirmed() as u64 >= n)
-        .await?;
+    p.pump(
+        &mut c,
+        |_| true,
+        |p, c| c.settled + p.unconfirmed() as u64 >= n,
+    )
+    .await?;
     p.pump(&mut c, |_| false, |p, _| p.unconfirmed() == 0)
         .await?;
     p.close().await;
