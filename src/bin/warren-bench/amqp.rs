@@ -268,6 +268,9 @@ impl Conn {
         let mut caps = FieldTable::default();
         caps.insert("publisher_confirms".into(), AMQPValue::Boolean(true));
         caps.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(true));
+        // Alarms are then announced (connection.blocked), as RabbitMQ does for clients
+        // that say they understand it; the fault scripts count them.
+        caps.insert("connection.blocked".into(), AMQPValue::Boolean(true));
         props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
         let response = format!("\0{}\0{}", t.user, t.pass);
         c.send(method(
