@@ -78,7 +78,7 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             _ = tick.tick() => {
                 broker.expire_messages();
                 n += 1;
-                let every_second = n % DISK_CHECK_EVERY == 0;
+                let every_second = n.is_multiple_of(DISK_CHECK_EVERY);
                 broker.memory.give_back_freed(every_second);
                 if every_second {
                     broker.check_disk();

@@ -42,30 +42,28 @@ impl Channel {
             self.route_buf = targets;
             return Err(e.on(60, 40));
         }
-        if targets.is_empty() {
-            if publish.mandatory {
-                codec::encode_return(
-                    ctx.out,
-                    self.id,
-                    ReplyCode::NoRoute as u16,
-                    "NO_ROUTE",
-                    msg.exchange(),
-                    msg.routing_key(),
-                );
-                codec::encode_content(
-                    ctx.out,
-                    self.id,
-                    msg.properties(),
-                    msg.body(),
-                    ctx.frame_max,
-                );
-            }
+        if targets.is_empty() && publish.mandatory {
+            codec::encode_return(
+                ctx.out,
+                self.id,
+                ReplyCode::NoRoute as u16,
+                "NO_ROUTE",
+                msg.exchange(),
+                msg.routing_key(),
+            );
+            codec::encode_content(
+                ctx.out,
+                self.id,
+                msg.properties(),
+                msg.body(),
+                ctx.frame_max,
+            );
         }
         let seq = self.confirms.as_mut().map(Confirms::next);
         let (mut stored, mut refused) = (false, false);
         if targets.is_empty() {
         } else if let Some(tx) = &mut self.tx {
-            tx.publishes.push((msg, targets.drain(..).collect()));
+            tx.publishes.push((msg, std::mem::take(&mut targets)));
         } else {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.

@@ -86,10 +86,12 @@ impl Channel {
                     ctx.connection,
                 )?;
                 let queue = declared.queue;
-                if queue.exclusive_owner == Some(ctx.connection)
-                    && !ctx.exclusive_queues.iter().any(|q| q.id == queue.id)
-                {
-                    ctx.exclusive_queues.push(queue.clone());
+                if queue.exclusive_owner == Some(ctx.connection) {
+                    // Keyed by name: a connection may hold 100,000 of them, and a declare
+                    // or delete must not scan them all. The live queue of that name
+                    // replaces one that went away another way (auto-delete, expiry).
+                    ctx.exclusive_queues
+                        .insert(queue.name.as_str().to_owned(), queue.clone());
                 }
                 self.last_queue = Some(queue.name.clone());
                 (
@@ -132,8 +134,7 @@ impl Channel {
                 let message_count =
                     ctx.vhost
                         .delete_queue(&name, m.if_unused, m.if_empty, ctx.connection)?;
-                ctx.exclusive_queues
-                    .retain(|q| q.name.as_str() != name.as_str());
+                ctx.exclusive_queues.remove(name.as_str());
                 (
                     Q::DeleteOk(amqp_queue::DeleteOk { message_count }),
                     m.nowait,

@@ -20,6 +20,7 @@ use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
 use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
+use crate::hash::NameMap;
 use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
@@ -45,7 +46,7 @@ pub struct Ctx<'a> {
     pub max_message_size: u64,
     pub handle: &'a ConnectionHandle,
     /// Exclusive queues this connection declared, deleted when it closes.
-    pub exclusive_queues: &'a mut Vec<Arc<Queue>>,
+    pub exclusive_queues: &'a mut NameMap<Arc<Queue>>,
 }
 
 impl Ctx<'_> {

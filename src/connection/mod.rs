@@ -25,7 +25,7 @@ use crate::broker::Broker;
 use crate::channel::{Channel, Ctx, Held};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
 use crate::error::{ConnectionError, Exception};
-use crate::hash::IdMap;
+use crate::hash::{IdMap, NameMap};
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -118,7 +118,7 @@ struct Connection {
     handle: ConnectionHandle,
     /// What other tasks send this connection (the receiving end of `handle`).
     outbox: mpsc::UnboundedReceiver<Outgoing>,
-    exclusive_queues: Vec<Arc<Queue>>,
+    exclusive_queues: NameMap<Arc<Queue>>,
     /// Wire bytes of the frames channels hold behind a pending tx.commit; past
     /// `HIGH_WATER` the socket is not read until commits are answered.
     held_bytes: usize,
@@ -171,7 +171,7 @@ pub async fn serve(
             unacked_bytes: 0,
             handle: ConnectionHandle { id, outbox: tx },
             outbox: rx,
-            exclusive_queues: Vec::new(),
+            exclusive_queues: NameMap::default(),
             held_bytes: 0,
             started: now,
             last_read: now,

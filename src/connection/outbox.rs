@@ -101,7 +101,7 @@ impl Connection {
             }
         });
         if let Some(vhost) = &self.vhost {
-            for q in self.exclusive_queues.drain(..) {
+            for (_, q) in self.exclusive_queues.drain() {
                 contained("deleting an exclusive queue", || {
                     vhost.remove_queue(&q);
                 });
