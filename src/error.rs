@@ -173,7 +173,6 @@ pub enum ConnectionError {
     PeerClosed,
     MissedHeartbeats,
     HandshakeTimeout,
-    BadProtocolHeader,
     /// A method RabbitMQ does not know: it drops the connection without a close method.
     UnknownMethod,
 }
@@ -185,7 +184,6 @@ impl fmt::Display for ConnectionError {
             ConnectionError::PeerClosed => f.write_str("peer closed the socket"),
             ConnectionError::MissedHeartbeats => f.write_str("missed heartbeats from client"),
             ConnectionError::HandshakeTimeout => f.write_str("handshake timeout"),
-            ConnectionError::BadProtocolHeader => f.write_str("unsupported protocol header"),
             ConnectionError::UnknownMethod => f.write_str("unknown method"),
         }
     }

@@ -25,18 +25,32 @@
 //! Embedding: `warren::start(Config::local(dir)).await?` returns a [`Server`] with the bound
 //! address and a shutdown handle.
 
-pub mod broker;
-pub mod channel;
-pub mod codec;
-pub mod config;
-pub mod connection;
-pub mod error;
-pub mod hash;
-pub mod server;
-pub mod store;
+// Everything is crate-internal but what an embedding application, the tests and the
+// fuzz targets use: so the compiler reports code nothing reaches.
+pub(crate) mod broker;
+pub(crate) mod channel;
+pub(crate) mod codec;
+pub(crate) mod config;
+pub(crate) mod connection;
+pub(crate) mod error;
+pub(crate) mod hash;
+pub(crate) mod server;
+pub(crate) mod store;
 
 pub use config::Config;
 pub use server::{start, Server};
+
+/// What the integration tests look at inside a running broker (memory accounting,
+/// definitions writes, page I/O) and the hooks that make a connection panic on purpose.
+/// Not an API: kept out of the docs.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::broker::memory::Memory;
+    pub use crate::broker::{Broker, LoginRefused};
+    pub use crate::codec::fieldscan::MAX_DEPTH;
+    #[cfg(feature = "test-hooks")]
+    pub use crate::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
+}
 
 /// Entry points for the fuzz targets: each runs one parser of client bytes on arbitrary
 /// input and returns nothing. Thin wrappers, kept stable for `fuzz/`; every one must end

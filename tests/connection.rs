@@ -234,11 +234,11 @@ async fn amqplain_with_a_wrong_password_is_refused() {
 /// non-loopback address on this machine; without one only the unit check runs.
 #[tokio::test]
 async fn guest_is_refused_from_a_non_loopback_address() {
-    let broker = warren::broker::Broker::new();
+    let broker = warren::testing::Broker::new();
     let remote: IpAddr = "192.0.2.7".parse().unwrap();
     assert_eq!(
         broker.authenticate("guest", "guest", remote),
-        Err(warren::broker::LoginRefused::LoopbackOnly)
+        Err(warren::testing::LoginRefused::LoopbackOnly)
     );
     assert_eq!(
         broker.authenticate("guest", "guest", "127.0.0.1".parse().unwrap()),

@@ -12,7 +12,7 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldArray, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
 use std::time::Duration;
-use warren::codec::fieldscan::MAX_DEPTH;
+use warren::testing::MAX_DEPTH;
 
 /// RabbitMQ drops a refused handshake after about 3 s; allow for a slow machine.
 const SILENT_CLOSE_BOUND: Duration = Duration::from_secs(8);

@@ -23,7 +23,7 @@ use lapin::{BasicProperties, Connection};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use warren::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
+use warren::testing::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
 
 // ---- what the broker logs, captured (this test binary's global subscriber) ----
 

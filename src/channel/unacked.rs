@@ -36,10 +36,12 @@ impl Unacked {
         self.live += 1;
     }
 
+    #[cfg(test)] // tests look; the broker does not need to
     pub fn len(&self) -> usize {
         self.live
     }
 
+    #[cfg(test)] // tests look; the broker does not need to
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }

@@ -110,6 +110,7 @@ impl HeadersBinding {
         }
     }
 
+    #[cfg(test)] // tests look; the broker does not need to
     pub fn x_match(&self) -> XMatch {
         self.x_match
     }

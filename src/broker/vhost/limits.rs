@@ -50,7 +50,7 @@ impl VhostLimits {
     }
 
     /// The parameter's value as RabbitMQ writes it; `None` when nothing is limited.
-    pub fn to_json(&self) -> Option<Value> {
+    pub fn to_json(self) -> Option<Value> {
         let mut value = Map::new();
         if let Some(n) = self.max_connections {
             value.insert(MAX_CONNECTIONS.into(), n.into());
