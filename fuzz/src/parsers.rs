@@ -1,0 +1,87 @@
+//! The parsers of client bytes, called the way the broker calls them.
+//!
+//! These mirror `warren::fuzzing` (decode_frames, parse_properties, parse_table), which
+//! another branch adds to the crate; once it is on main the targets can call it directly
+//! and this file shrinks to re-exports. Each function only parses: results are dropped.
+
+use amq_protocol::protocol::basic::parse_properties as amqp_properties;
+use amq_protocol::types::parsing::parse_field_table;
+use bytes::BytesMut;
+use warren::codec::{self, properties, Frame};
+
+/// The stack of the broker's runtime workers (tokio's default), where these parsers run.
+const WORKER_STACK: usize = 2 << 20;
+/// Below this many bytes nesting is too shallow to matter, and a thread per input would
+/// cost most of the fuzzer's speed.
+const DEEP_INPUT: usize = 4096;
+
+/// Runs `parse` on a thread with a worker's stack when the input is large enough to nest
+/// deeply, so that recursion which would overflow a broker worker overflows here too
+/// (see `overflow`: the fault is reported and the process aborts, which libFuzzer records).
+pub fn on_worker_stack(data: &[u8], parse: fn(&[u8])) {
+    if data.len() < DEEP_INPUT {
+        return parse(data);
+    }
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .stack_size(WORKER_STACK)
+            .spawn_scoped(s, || {
+                crate::overflow::guard_this_thread();
+                parse(data)
+            })
+            .unwrap_or_else(|e| panic!("fuzz harness: no thread: {e}"));
+        if let Err(panic) = worker.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+/// frame_max values the broker decodes with: before tune (0 is "not yet negotiated" in
+/// the codec), the protocol minimum, the default, and a tiny one.
+const FRAME_MAX: [u32; 4] = [0, 4096, 131072, 16];
+
+/// Splits `data` into frames as the connection task does, fed in chunks so that partial
+/// frames are exercised too. The first byte picks frame_max and the chunk size.
+pub fn decode_frames(data: &[u8]) {
+    let Some((&knob, data)) = data.split_first() else {
+        return;
+    };
+    let frame_max = FRAME_MAX[(knob & 3) as usize];
+    let chunk = 1 + (knob >> 2) as usize * 37;
+    let mut buf = BytesMut::new();
+    for piece in data.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec::decode(&mut buf, frame_max) {
+                Ok(Some(frame)) => inspect(&frame),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// What the connection does next with a frame that only the codec has read.
+fn inspect(frame: &Frame) {
+    if let Frame::Header { properties, .. } = frame {
+        parse_properties(properties);
+    }
+}
+
+/// Content-header property bytes: amq-protocol's full decode (what the broker uses for
+/// headers, dead-lettering and expiry) and warren's single-field readers.
+pub fn parse_properties(data: &[u8]) {
+    let _ = amqp_properties(data);
+    let _ = properties::priority(data);
+    let _ = properties::delivery_mode(data);
+    for bit in [properties::REPLY_TO, properties::EXPIRATION, properties::USER_ID] {
+        let _ = properties::short_str(data, bit);
+        let _ = properties::replace_short_str(data, bit, "amq.rabbitmq.reply-to.g1h2");
+    }
+}
+
+/// A field table as it arrives in method arguments (queue, exchange and consume
+/// arguments, client properties) or in the headers property.
+pub fn parse_table(data: &[u8]) {
+    let _ = parse_field_table(data);
+}
