@@ -4,7 +4,10 @@
 //! another branch adds to the crate; once it is on main the targets can call it directly
 //! and this file shrinks to re-exports. Each function only parses: results are dropped.
 
+use crate::session::Session;
+use crate::values::{Props, Table};
 use amq_protocol::protocol::basic::parse_properties as amqp_properties;
+use arbitrary::{Arbitrary, Unstructured};
 use amq_protocol::types::parsing::parse_field_table;
 use bytes::BytesMut;
 use warren::codec::{self, properties, Frame};
@@ -34,6 +37,44 @@ pub fn on_worker_stack(data: &[u8], parse: fn(&[u8])) {
             std::panic::resume_unwind(panic);
         }
     });
+}
+
+/// First byte of an input that is structured (decoded with `arbitrary` and encoded
+/// well-formed: nesting of any depth, lengths that agree) rather than raw bytes. Raw
+/// tables never start with it (it would announce a table over 2 GiB).
+pub const STRUCTURED: u8 = b'~';
+
+/// The bytes to parse: `data` itself, or, if it starts with STRUCTURED, the encoding of
+/// the `T` the rest decodes to (`encode` turns it into bytes).
+pub fn raw_or_structured<'a, T: Arbitrary<'a>>(
+    data: &'a [u8],
+    encode: impl FnOnce(&T) -> Vec<u8>,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    match data.split_first() {
+        Some((&STRUCTURED, rest)) => {
+            let value = T::arbitrary_take_rest(Unstructured::new(rest)).ok()?;
+            Some(encode(&value).into())
+        }
+        _ => Some(data.into()),
+    }
+}
+
+/// A structured input's bytes for each parser target.
+pub fn table_bytes(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    raw_or_structured(data, Table::encode)
+}
+
+pub fn properties_bytes(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    raw_or_structured(data, Props::encode)
+}
+
+/// For frames the structured form is a whole client session (with a knob byte first).
+pub fn frames_bytes(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    raw_or_structured(data, |session: &(u8, Session)| {
+        let mut bytes = vec![session.0];
+        bytes.extend(session.1.bytes());
+        bytes
+    })
 }
 
 /// frame_max values the broker decodes with: before tune (0 is "not yet negotiated" in
