@@ -175,6 +175,9 @@ pub enum Value {
     Array(Vec<Value>),
     Table(Table),
     Raw(u8, Vec<u8>),
+    /// Arrays (or single-entry tables) nested `depth` deep around a value: the shape of a
+    /// stack-exhaustion attack, cheap for the fuzzer to say.
+    Deep { depth: u16, tables: bool, inner: Box<Value> },
 }
 
 #[derive(Arbitrary, Debug, Default)]
@@ -225,6 +228,22 @@ impl Value {
             }
             Value::Table(t) => a.u8(b'F').raw(&t.encode()),
             Value::Raw(tag, bytes) => a.u8(*tag).raw(bytes),
+            Value::Deep { depth, tables, inner } => {
+                let mut leaf = Vec::new();
+                inner.encode(&mut leaf);
+                // Written outside in, each level's length known up front: linear in depth.
+                let depth = u32::from(*depth) % 20_000;
+                let per_level: u32 = if *tables { 7 } else { 5 };
+                for level in (0..depth).rev() {
+                    let len = leaf.len() as u32 + per_level * level;
+                    a = if *tables {
+                        a.u8(b'F').u32(len + 2).short(b"k")
+                    } else {
+                        a.u8(b'A').u32(len)
+                    };
+                }
+                a.raw(&leaf)
+            }
         };
         *out = a.0;
     }
