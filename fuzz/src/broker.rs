@@ -32,6 +32,7 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 const CLEANUP_EVERY: u64 = 64;
 
 fn start() -> Running {
+    crate::overflow::remember_fuzzer_thread();
     let dir = std::env::temp_dir().join(format!("warren-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()

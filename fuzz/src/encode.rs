@@ -7,8 +7,8 @@ pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// A frame: type, channel, payload size, payload, frame-end.
 pub fn frame(out: &mut Vec<u8>, kind: u8, channel: u16, payload: &[u8]) {
     out.push(kind);
-    out.extend(channel.to_be_bytes());
-    out.extend((payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(payload);
     out.push(0xCE);
 }
@@ -16,8 +16,8 @@ pub fn frame(out: &mut Vec<u8>, kind: u8, channel: u16, payload: &[u8]) {
 /// A method frame with its class and method ids before the arguments.
 pub fn method(out: &mut Vec<u8>, channel: u16, class: u16, method: u16, args: &[u8]) {
     let mut payload = Vec::with_capacity(args.len() + 4);
-    payload.extend(class.to_be_bytes());
-    payload.extend(method.to_be_bytes());
+    payload.extend_from_slice(&class.to_be_bytes());
+    payload.extend_from_slice(&method.to_be_bytes());
     payload.extend_from_slice(args);
     frame(out, 1, channel, &payload);
 }
@@ -32,15 +32,15 @@ impl Args {
         self
     }
     pub fn u16(mut self, v: u16) -> Self {
-        self.0.extend(v.to_be_bytes());
+        self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
     pub fn u32(mut self, v: u32) -> Self {
-        self.0.extend(v.to_be_bytes());
+        self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
     pub fn u64(mut self, v: u64) -> Self {
-        self.0.extend(v.to_be_bytes());
+        self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
     /// Consecutive bits share one octet, lowest first, as the protocol packs them.
@@ -60,7 +60,7 @@ impl Args {
         self
     }
     pub fn long(mut self, s: &[u8]) -> Self {
-        self.0.extend((s.len() as u32).to_be_bytes());
+        self.0.extend_from_slice(&(s.len() as u32).to_be_bytes());
         self.0.extend_from_slice(s);
         self
     }

@@ -4,16 +4,21 @@
 //! installed, and libFuzzer's SIGSEGV handler runs on the very stack that overflowed and
 //! dies silently, leaving no crash file. Instead, every thread that runs broker or parser
 //! code gets an alternate signal stack, and SIGSEGV/SIGBUS go to a handler on that stack
-//! that says what happened and aborts; libFuzzer's SIGABRT handler then saves the input.
+//! that says what happened and has libFuzzer's thread abort (SIGABRT), whose handler then
+//! saves the input. Not on the faulting thread: it may have overflowed inside malloc,
+//! holding the lock that the crash report needs.
 //! Run with `-handle_segv=0 -handle_bus=0` (fuzz/run.sh does) so that libFuzzer leaves
 //! these two signals to us.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
 const ALT_STACK: usize = 64 << 10;
 
 static INSTALL: Once = Once::new();
+/// libFuzzer's thread (pthread_t), set by `remember_fuzzer_thread`; 0 until then.
+static FUZZER_THREAD: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static ALT: RefCell<Option<AltStack>> = const { RefCell::new(None) };
@@ -39,11 +44,26 @@ impl Drop for AltStack {
 
 extern "C" fn on_fault(_signal: libc::c_int) {
     const MSG: &[u8] = b"\n==warren-fuzz== SIGSEGV/SIGBUS: stack overflow (or bad access); aborting\n";
-    // SAFETY: write(2) and abort(3) are async-signal-safe; MSG is a static buffer.
+    let fuzzer = FUZZER_THREAD.load(Ordering::Relaxed) as libc::pthread_t;
+    // SAFETY: write, pthread_self, pthread_kill, pause and abort are async-signal-safe;
+    // MSG is a static buffer; `fuzzer` is a live thread (libFuzzer's, which never exits).
     unsafe {
         libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        if fuzzer != 0 && libc::pthread_self() != fuzzer {
+            libc::pthread_kill(fuzzer, libc::SIGABRT);
+            loop {
+                libc::pause();
+            }
+        }
         libc::abort();
     }
+}
+
+/// Records the calling thread as libFuzzer's: call it from the fuzz target's thread.
+pub fn remember_fuzzer_thread() {
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as u64;
+    FUZZER_THREAD.store(me, Ordering::Relaxed);
 }
 
 /// Installs the fault handler (once per process) and gives the calling thread an

@@ -25,6 +25,7 @@ pub fn on_worker_stack(data: &[u8], parse: fn(&[u8])) {
     if data.len() < DEEP_INPUT {
         return parse(data);
     }
+    crate::overflow::remember_fuzzer_thread();
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .stack_size(WORKER_STACK)
@@ -77,9 +78,11 @@ pub fn frames_bytes(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     })
 }
 
-/// frame_max values the broker decodes with: before tune (0 is "not yet negotiated" in
-/// the codec), the protocol minimum, the default, and a tiny one.
-const FRAME_MAX: [u32; 4] = [0, 4096, 131072, 16];
+/// frame_max values the broker decodes with: the protocol minimum (before tune-ok, and
+/// the least a client may negotiate), the default, and two in between. Never 0: the
+/// broker refuses "no limit", and the codec would then reserve whatever size a frame
+/// header announces.
+const FRAME_MAX: [u32; 4] = [4096, 131072, 8192, 65536];
 
 /// Splits `data` into frames as the connection task does, fed in chunks so that partial
 /// frames are exercised too. The first byte picks frame_max and the chunk size.

@@ -274,8 +274,8 @@ impl Op {
             Op::RawFrame { kind, channel, size_delta, payload, end } => {
                 let size = (payload.len() as i64 + i64::from(*size_delta)).max(0) as u32;
                 out.push(*kind);
-                out.extend(channel.to_be_bytes());
-                out.extend(size.to_be_bytes());
+                out.extend_from_slice(&channel.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
                 out.extend_from_slice(payload);
                 out.push(*end);
             }

@@ -234,6 +234,7 @@ impl Value {
                 // Written outside in, each level's length known up front: linear in depth.
                 let depth = u32::from(*depth) % 20_000;
                 let per_level: u32 = if *tables { 7 } else { 5 };
+                a.0.reserve((per_level * depth) as usize + leaf.len());
                 for level in (0..depth).rev() {
                     let len = leaf.len() as u32 + per_level * level;
                     a = if *tables {
