@@ -33,6 +33,7 @@ const CLEANUP_EVERY: u64 = 64;
 
 fn start() -> Running {
     crate::overflow::remember_fuzzer_thread();
+    remove_stale_data_dirs();
     let dir = std::env::temp_dir().join(format!("warren-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,6 +50,23 @@ fn start() -> Running {
         addr: server.local_addr(),
         _server: server,
         _runtime: runtime,
+    }
+}
+
+/// Data directories of earlier fuzzing processes that are gone: a crash aborts before
+/// any cleanup, and a long run with -fork restarts the broker thousands of times.
+fn remove_stale_data_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("warren-fuzz-")) else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
