@@ -66,9 +66,27 @@ pub mod fuzzing {
     /// frame is refused.
     pub fn decode_frames(data: &[u8]) {
         // The frame_max warren offers in connection.tune (128 KiB).
-        const FRAME_MAX: u32 = 131_072;
-        let mut buf = BytesMut::from(data);
-        while let Ok(Some(_)) = codec::decode(&mut buf, FRAME_MAX) {}
+        decode_frames_in_chunks(data, 131_072, data.len());
+    }
+
+    /// The same, with the bytes arriving `chunk` at a time (so frames split across reads
+    /// are exercised) and a given frame_max; content headers' properties are then read
+    /// as the channel reads them.
+    pub fn decode_frames_in_chunks(data: &[u8], frame_max: u32, chunk: usize) {
+        let mut buf = BytesMut::new();
+        for piece in data.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                match codec::decode(&mut buf, frame_max) {
+                    Ok(Some(codec::Frame::Header { properties, .. })) => {
+                        parse_properties(&properties)
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+        }
     }
 
     /// A content header's property flags and list, as the broker reads them: checked,
