@@ -9,6 +9,7 @@
 //! drop guard (`Drop for Connection`), so also when the task panics.
 
 mod channels;
+mod flow;
 mod handshake;
 mod name;
 mod outbox;
@@ -44,10 +45,6 @@ const HIGH_WATER: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 /// The write buffer a connection starts with.
 const OUT_INITIAL: usize = 16 * 1024;
-/// An empty write buffer that grew past this (a large message went out, or the socket
-/// fell behind) is replaced by a small one: a burst must not leave the connection holding
-/// its size for good.
-const OUT_KEEP: usize = HIGH_WATER / 4;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -58,9 +55,6 @@ const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 const CLOSE_OK_LINGER: Duration = Duration::from_secs(30);
 /// Deliveries taken from the outbox per wake-up.
 const OUTBOX_BATCH: usize = 256;
-/// Past this many persistent bytes waiting for the disk, publishers are read no faster
-/// than the store writes (checked every `THROTTLE_RECHECK`).
-const STORE_BACKLOG_HIGH: u64 = 32 << 20;
 const THROTTLE_RECHECK: Duration = Duration::from_millis(2);
 
 #[derive(Debug, PartialEq, Eq)]
@@ -309,52 +303,6 @@ impl Connection {
         }
     }
 
-    /// Brings this connection's share of the broker's memory accounting up to date (and
-    /// gives back a write buffer that a large message left oversized).
-    fn count_memory(&mut self, inbuf: &BytesMut) {
-        if self.out.is_empty() && self.out_allocated > OUT_KEEP {
-            self.out = BytesMut::with_capacity(OUT_INITIAL);
-            self.out_allocated = 0;
-        }
-        self.out_allocated = self.out_allocated.max(self.out.capacity());
-        let bytes = self.out_allocated + inbuf.capacity() + self.unacked_bytes;
-        self.client_memory.set(bytes as u64);
-    }
-
-    /// An alarm (memory or disk) is on and this connection publishes: stop reading it.
-    fn flow_blocked(&self) -> bool {
-        self.publisher && self.phase == Phase::Running && self.broker.memory.alarmed()
-    }
-
-    /// The disk is behind the persistent messages published: read this publisher only
-    /// once the store's backlog is back under the mark (RabbitMQ's silent "flow" state,
-    /// not an alarm: no connection.blocked).
-    fn throttled(&self) -> bool {
-        self.publisher
-            && self.phase == Phase::Running
-            && self.broker.store_backlog() > STORE_BACKLOG_HIGH
-    }
-
-    /// Tells clients that asked (capability connection.blocked) when they are blocked
-    /// and unblocked, as RabbitMQ does.
-    fn announce_flow(&mut self, blocked: bool) {
-        use amqp_connection::AMQPMethod as C;
-        if blocked && self.blocked_notify && !self.blocked_sent {
-            self.blocked_sent = true;
-            let m = C::Blocked(amqp_connection::Blocked {
-                reason: self.broker.memory.alarm_reason().into(),
-            });
-            codec::encode_method(&mut self.out, 0, &AMQPClass::Connection(m));
-        } else if !blocked && self.blocked_sent {
-            self.blocked_sent = false;
-            codec::encode_method(
-                &mut self.out,
-                0,
-                &AMQPClass::Connection(C::Unblocked(amqp_connection::Unblocked {})),
-            );
-        }
-    }
-
     fn on_tick(&mut self) -> Result<(), ConnectionError> {
         let now = Instant::now();
         // Summed on the tick, not per delivery: a walk over the channels.
@@ -475,11 +423,6 @@ impl Connection {
             self.held_bytes = self.held_bytes.saturating_sub(size);
             self.frame(frame, size);
         }
-    }
-
-    /// Channels hold so much behind their commits that reading must wait.
-    fn holding_too_much(&self) -> bool {
-        self.held_bytes >= HIGH_WATER
     }
 
     fn refuse_header(&mut self) -> Result<(), ConnectionError> {
