@@ -60,28 +60,35 @@ pub async fn start(config: Config) -> io::Result<Server> {
     })
 }
 
-/// How often queues drop messages whose TTL passed while nobody consumed them.
-const EXPIRY_SWEEP: Duration = Duration::from_millis(200);
-/// Free disk space and resident memory are checked every this many sweeps (once a
-/// second).
-const DISK_CHECK_EVERY: u32 = 5;
+/// The housekeeping tick: free disk space is checked this often while it is near the
+/// limit (or a write failed), since a fast publisher fills a lot of disk in a second.
+const TICK: Duration = Duration::from_millis(100);
+/// Queues drop messages whose TTL passed while nobody consumed them every this many
+/// ticks (200 ms).
+const EXPIRY_EVERY: u32 = 2;
+/// Free disk space (when not near the limit) and resident memory are checked every this
+/// many ticks (once a second).
+const SLOW_CHECK_EVERY: u32 = 10;
 
 /// Timed work of the whole broker: the TTL sweep, giving freed memory back, the disk
 /// alarm.
 async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = 0u32;
+    let mut disk_near = false;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
-                broker.expire_messages();
-                n += 1;
-                let every_second = n % DISK_CHECK_EVERY == 0;
-                broker.memory.give_back_freed(every_second);
-                if every_second {
-                    broker.check_disk();
+                n = n.wrapping_add(1);
+                let every_second = n % SLOW_CHECK_EVERY == 0;
+                if n % EXPIRY_EVERY == 0 {
+                    broker.expire_messages();
+                    broker.memory.give_back_freed(every_second);
+                }
+                if every_second || disk_near {
+                    disk_near = broker.check_disk();
                 }
             }
         }

@@ -97,6 +97,11 @@ impl Broker {
             let (store, recovering) = (persist.store.clone(), recovering.clone());
             move || baseline + store.index_bytes() + recovering.load(Ordering::Relaxed)
         });
+        // A failed store write raises the disk alarm at once (see `disk`).
+        persist.store.on_write_failure({
+            let memory = memory.clone();
+            move |_| memory.disk_write_failed()
+        });
         let mut broker = Self::build(Some(persist.clone()), memory);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
@@ -222,10 +227,9 @@ impl Broker {
     }
 
     /// Sets or clears the disk alarm from the free space on the data directory now.
-    pub fn check_disk(&self) {
-        if let Some(d) = &self.disk {
-            d.check(&self.memory);
-        }
+    /// Returns whether the disk is near trouble, so the caller checks again soon.
+    pub fn check_disk(&self) -> bool {
+        self.disk.as_ref().is_some_and(|d| d.check(&self.memory))
     }
 
     /// Bytes handed to the disk threads and not yet written (persistent messages for the
