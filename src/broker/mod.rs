@@ -97,10 +97,15 @@ impl Broker {
             let (store, recovering) = (persist.store.clone(), recovering.clone());
             move || baseline + store.index_bytes() + recovering.load(Ordering::Relaxed)
         });
-        // A failed store write raises the disk alarm at once (see `disk`).
+        // A failed store write raises the disk alarm at once (see `disk`). Weak: the
+        // memory holds the store (its index is counted), which holds this hook.
         persist.store.on_write_failure({
-            let memory = memory.clone();
-            move |_| memory.disk_write_failed()
+            let memory = Arc::downgrade(&memory);
+            move |_| {
+                if let Some(m) = memory.upgrade() {
+                    m.disk_write_failed();
+                }
+            }
         });
         let mut broker = Self::build(Some(persist.clone()), memory);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
