@@ -92,6 +92,10 @@ pub(crate) struct Shared {
     pub(crate) index_bytes: AtomicU64,
 }
 
+/// Settlement records kept for a redo (`Writer::written`) before a batch syncs even
+/// though it holds only acks: bounds that memory when nothing else syncs.
+const MAX_UNSYNCED_RECORDS: usize = 65_536;
+
 /// Batches between two measurements of the index (a walk over its segments).
 const MEASURE_EVERY: u32 = 32;
 
@@ -130,7 +134,8 @@ struct Batch {
     /// Delivered marks, written at the end of the batch unless an ack in the same batch
     /// made them pointless (the common case for a consumer that keeps up).
     delivered: Vec<(u32, u64)>,
-    /// The first write error; the rest of the batch is nacked or deferred.
+    /// The first write error: the batch ends there (deferred requests that follow it
+    /// are deferred again).
     failed: Option<io::Error>,
 }
 
@@ -158,7 +163,8 @@ impl Writer {
             while let Some(req) = next.take() {
                 self.handle(req, &mut batch);
                 n += 1;
-                if n < MAX_BATCH {
+                // A failed batch ends at once: what comes next is tried in a new one.
+                if n < MAX_BATCH && batch.failed.is_none() {
                     next = rx.try_recv().ok();
                 }
             }
@@ -343,6 +349,7 @@ impl Writer {
         // a failure is left as it is: recovery stops reading it at the damage.
         if !self.must_roll {
             self.seg.sync()?;
+            self.written.clear();
         }
         let segno = self.next_segno;
         let first_id = id.map_or(self.next_id, |id| id.max(self.next_id));
@@ -408,7 +415,7 @@ impl Writer {
     fn write_out_batch(&mut self, batch: &Batch, deleted: &mut Vec<u64>) -> io::Result<bool> {
         self.write_delivered(&batch.delivered)?;
         self.carry_forward(deleted)?;
-        if batch.sync || !deleted.is_empty() {
+        if batch.sync || !deleted.is_empty() || self.written.len() >= MAX_UNSYNCED_RECORDS {
             self.shared.syncs.fetch_add(1, Ordering::Relaxed);
             self.seg.sync()?;
             Ok(true)
