@@ -82,8 +82,8 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
                 n = n.wrapping_add(1);
-                let every_second = n % SLOW_CHECK_EVERY == 0;
-                if n % EXPIRY_EVERY == 0 {
+                let every_second = n.is_multiple_of(SLOW_CHECK_EVERY);
+                if n.is_multiple_of(EXPIRY_EVERY) {
                     broker.expire_messages();
                     broker.memory.give_back_freed(every_second);
                 }

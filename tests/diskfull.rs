@@ -81,10 +81,14 @@ async fn a_full_disk_nacks_blocks_and_resumes_without_losing_a_confirmed_message
     })
     .await;
     let (conn, ch) = broker.channel().await;
-    declare(&ch, "diskfull", lapin::options::QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    })
+    declare(
+        &ch,
+        "diskfull",
+        lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+    )
     .await;
     within(ch.confirm_select(ConfirmSelectOptions::default()))
         .await
@@ -117,12 +121,19 @@ async fn a_full_disk_nacks_blocks_and_resumes_without_losing_a_confirmed_message
         .expect("get")
     {
         let body = String::from_utf8_lossy(&m.delivery.data).into_owned();
-        assert!(body.ends_with('.') && body.len() == 1024, "undamaged: {body:.8}");
+        assert!(
+            body.ends_with('.') && body.len() == 1024,
+            "undamaged: {body:.8}"
+        );
         got.push(body[1..6].parse::<u32>().expect("id"));
     }
     let unique: BTreeSet<u32> = got.iter().copied().collect();
     assert_eq!(unique.len(), got.len(), "no message twice");
-    let missing: Vec<u32> = confirmed.iter().filter(|i| !unique.contains(i)).copied().collect();
+    let missing: Vec<u32> = confirmed
+        .iter()
+        .filter(|i| !unique.contains(i))
+        .copied()
+        .collect();
     assert!(missing.is_empty(), "confirmed and lost: {missing:?}");
     broker.stop().await;
 }

@@ -145,7 +145,10 @@ mod tests {
         // in place of the directory makes statvfs work and the probe fail.
         let file = dir.join("not-a-dir");
         std::fs::write(&file, b"x").expect("file");
-        assert!(DiskMonitor::new(&file, 0).check(&memory), "checked again soon");
+        assert!(
+            DiskMonitor::new(&file, 0).check(&memory),
+            "checked again soon"
+        );
         assert!(memory.alarmed(), "the probe failed: still on");
 
         assert!(ok.check(&memory), "this check ran the probe");

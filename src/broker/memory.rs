@@ -263,7 +263,9 @@ impl Memory {
     pub fn disk_write_failed(&self) {
         self.write_failures.fetch_add(1, Ordering::AcqRel);
         if !self.disk_low.swap(true, Ordering::AcqRel) {
-            tracing::warn!("disk alarm set: a write to the data directory failed; publishers are blocked");
+            tracing::warn!(
+                "disk alarm set: a write to the data directory failed; publishers are blocked"
+            );
             self.announce();
         }
     }

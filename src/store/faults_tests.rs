@@ -53,7 +53,13 @@ fn failed_write_is_nacked_cut_back_and_the_next_batch_is_confirmed() {
 
     let (_h, got) = restart(h, &dir);
     assert_eq!(plain(&got, "q"), ["a", "c"]);
-    assert_eq!(segments(&dir).iter().filter(|p| p.extension().is_some_and(|x| x != "seg")).count(), 0);
+    assert_eq!(
+        segments(&dir)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x != "seg"))
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -154,7 +160,11 @@ fn settled_segments_are_deleted_after_a_failed_batch() {
     h.flush_blocking().expect("writes succeed again");
     // Files are unlinked after the completions fire: one more batch waits for that.
     h.flush_blocking().expect("flushed");
-    assert!(segments(&dir).len() < before, "emptied segments went after all: {before} {:?}", segments(&dir));
+    assert!(
+        segments(&dir).len() < before,
+        "emptied segments went after all: {before} {:?}",
+        segments(&dir)
+    );
     let (_h, got) = restart(h, &dir);
     assert_eq!(plain(&got, "q").len(), 2);
 }

@@ -200,7 +200,8 @@ pub(crate) struct Faults {
 impl Faults {
     fn take(n: &std::sync::atomic::AtomicU32) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1)).is_ok()
+        n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
+            .is_ok()
     }
 }
 
@@ -271,7 +272,11 @@ impl OpenSegment {
             return Ok(());
         }
         #[cfg(test)]
-        if self.faults.as_ref().is_some_and(|f| Faults::take(&f.writes)) {
+        if self
+            .faults
+            .as_ref()
+            .is_some_and(|f| Faults::take(&f.writes))
+        {
             self.unsynced = true;
             self.file.write_all(&self.buf[..self.buf.len() / 2])?;
             return Err(no_space());
@@ -317,4 +322,3 @@ impl OpenSegment {
         Ok(())
     }
 }
-

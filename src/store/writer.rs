@@ -170,7 +170,7 @@ impl Writer {
             }
             self.finish_batch(batch);
             batches = batches.wrapping_add(1);
-            if batches % MEASURE_EVERY == 0 {
+            if batches.is_multiple_of(MEASURE_EVERY) {
                 self.measure();
             }
         }
