@@ -1,5 +1,5 @@
 //! The disk alarm: RabbitMQ's `disk_free_limit`. Free space on the data directory's file
-//! system is checked by the server's housekeeping task, once a second, and every 100 ms
+//! system is checked by the server's housekeeping task every 100 ms, and every 20 ms
 //! while it is within twice the limit or a write has failed (statvfs: cheap); below the
 //! limit, the memory module's alarm blocks publishers (reason "low on disk") until space
 //! comes back. Consumers keep going, so draining queues (and deleting page files) is
