@@ -11,9 +11,9 @@
 #
 # alarm: a 160 MiB file system with a 32 MiB filler: 128 MiB free, so the alarm (50 MB)
 #        leaves ~78 MiB of headroom (removing the filler gives ~30 MiB above it);
-#        publishing is paced at 2000 msg/s (8 MiB/s): the disk check runs once a
-#        second, and unpaced warren writes a tmpfs at ~180 MB/s, so the whole headroom
-#        goes between two checks (see README.md);
+#        publishing is paced at 2000 msg/s (8 MiB/s) to test the alarm itself (the
+#        disk is checked every 100 ms, 20 ms near the limit; `warren-faults diskfull
+#        --rate 0` runs it unpaced, see README.md);
 # zero:  a 64 MiB file system with an 8 MiB filler, publishing as fast as it can.
 #
 # Environment: see lib.sh. Exit status 1 when a guarantee is broken in either mode.

@@ -1,19 +1,38 @@
 //! The disk alarm: RabbitMQ's `disk_free_limit`. Free space on the data directory's file
-//! system is checked about once a second by the server's housekeeping task; below the
+//! system is checked by the server's housekeeping task every 100 ms, and every 20 ms
+//! while it is within twice the limit or a write has failed (statvfs: cheap); below the
 //! limit, the memory module's alarm blocks publishers (reason "low on disk") until space
 //! comes back. Consumers keep going, so draining queues (and deleting page files) is
 //! what frees space.
+//!
+//! A failed write (the message store or a page file, `Memory::disk_write_failed`) sets
+//! the same alarm at once: a fast publisher can fill the headroom between two checks, and
+//! with `--disk-free-limit 0` the check never fires. That alarm clears only once free
+//! space is above the limit again and a probe write of [`PROBE_BYTES`] (written,
+//! fdatasynced and removed on a blocking thread, never on a runtime worker) succeeds.
 
 use super::memory::Memory;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// RabbitMQ's default: 50 MB.
 pub const DEFAULT_FREE_LIMIT: u64 = 50_000_000;
+
+/// What a probe writes: one of the store's write chunks, so a disk that takes it can
+/// take the next batch.
+pub const PROBE_BYTES: usize = 1 << 20;
+
+/// The probe's file in the data directory.
+const PROBE_FILE: &str = "disk-probe";
 
 #[derive(Debug)]
 pub struct DiskMonitor {
     path: PathBuf,
     limit: u64,
+    /// A probe write is running.
+    probing: Arc<AtomicBool>,
 }
 
 impl DiskMonitor {
@@ -21,16 +40,58 @@ impl DiskMonitor {
         DiskMonitor {
             path: path.to_owned(),
             limit,
+            probing: Arc::default(),
         }
     }
 
-    /// Sets or clears the disk alarm on `memory` from the free space now. A file system
-    /// that cannot be asked leaves the alarm as it is.
-    pub fn check(&self, memory: &Memory) {
-        if let Some(free) = free_bytes(&self.path) {
-            memory.set_disk_low(free < self.limit, free, self.limit);
+    /// Sets or clears the disk alarm on `memory` from the free space now (after a write
+    /// failure, clearing waits for a probe write). A file system that cannot be asked
+    /// leaves the alarm as it is. Returns whether the disk is near trouble (free space
+    /// within twice the limit, or a write failure not yet probed): check again soon.
+    pub fn check(&self, memory: &Arc<Memory>) -> bool {
+        let Some(free) = free_bytes(&self.path) else {
+            return false;
+        };
+        let low = free < self.limit;
+        let unprobed = memory.unprobed_write_failures();
+        match unprobed {
+            _ if low => memory.set_disk_low(true, free, self.limit),
+            None => memory.set_disk_low(false, free, self.limit),
+            Some(failures) => self.probe(memory, failures, free),
+        }
+        unprobed.is_some() || free / 2 < self.limit
+    }
+
+    /// Starts a probe write unless one runs; on success it clears the alarm.
+    fn probe(&self, memory: &Arc<Memory>, failures: u64, free: u64) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (path, limit) = (self.path.join(PROBE_FILE), self.limit);
+        let (memory, probing) = (memory.clone(), self.probing.clone());
+        let work = move || {
+            match probe_write(&path) {
+                Ok(()) => memory.write_probe_succeeded(failures, true, free, limit),
+                Err(e) => tracing::debug!(error = %e, "disk probe write failed"),
+            }
+            probing.store(false, Ordering::Release);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(work)),
+            Err(_) => work(), // not on a runtime (tests, start-up): this thread may block
         }
     }
+}
+
+/// Writes `PROBE_BYTES` to `path`, fdatasyncs and removes it; the file is gone after an
+/// error too.
+fn probe_write(path: &Path) -> std::io::Result<()> {
+    let written = std::fs::File::create(path).and_then(|mut f| {
+        f.write_all(&vec![0u8; PROBE_BYTES])?;
+        f.sync_data()
+    });
+    let removed = std::fs::remove_file(path);
+    written.and(removed)
 }
 
 /// Bytes available to this (unprivileged) process on the file system holding `path`.
@@ -68,5 +129,38 @@ mod tests {
         DiskMonitor::new(&dir, 1).check(&memory);
         assert!(!memory.alarmed() && !*rx.borrow());
         assert_eq!(free_bytes(Path::new("/no/such/dir")), None);
+    }
+
+    #[test]
+    fn a_write_failure_sets_the_alarm_until_a_probe_write_succeeds() {
+        let dir = std::env::temp_dir().join(format!("warren-disk-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let memory = Memory::new(u64::MAX);
+        let rx = memory.subscribe();
+        let ok = DiskMonitor::new(&dir, 0);
+        assert!(!ok.check(&memory), "plenty of space, no failure: not near");
+
+        memory.disk_write_failed();
+        assert!(memory.alarmed() && *rx.borrow(), "set at once");
+        assert_eq!(memory.alarm_reason(), "low on disk");
+        // Free space alone does not clear it: the probe must be written. A regular file
+        // in place of the directory makes statvfs work and the probe fail.
+        let file = dir.join("not-a-dir");
+        std::fs::write(&file, b"x").expect("file");
+        assert!(
+            DiskMonitor::new(&file, 0).check(&memory),
+            "checked again soon"
+        );
+        assert!(memory.alarmed(), "the probe failed: still on");
+
+        assert!(ok.check(&memory), "this check ran the probe");
+        assert!(!memory.alarmed() && !*rx.borrow(), "cleared by the probe");
+        assert!(!dir.join(PROBE_FILE).exists(), "the probe file is removed");
+        assert!(!ok.check(&memory));
+        // Near the limit means checking more often.
+        let free = free_bytes(&dir).expect("statvfs");
+        assert!(DiskMonitor::new(&dir, free / 2 + free / 4).check(&memory));
+        assert!(!memory.alarmed());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -37,9 +37,14 @@ pub struct Memory {
     limit: u64,
     alarmed: AtomicBool,
     alarm: watch::Sender<bool>,
-    /// Free disk space is below the limit (see `Broker::check_disk`): a second alarm
-    /// with the same effect on publishers.
+    /// Free disk space is below the limit (see `Broker::check_disk`), or a write to the
+    /// disk failed: a second alarm with the same effect on publishers.
     disk_low: AtomicBool,
+    /// Writes that failed (message store, page files), counted; the disk alarm stays on
+    /// until a probe write started after the last of them succeeds (`disk::DiskMonitor`).
+    write_failures: AtomicU64,
+    /// The count of `write_failures` that the last successful probe covered.
+    write_failures_probed: AtomicU64,
     /// Above this, queues page; with no page directory they never do.
     budget: u64,
     pages: Option<PageDir>,
@@ -85,6 +90,8 @@ impl Memory {
             alarmed: AtomicBool::new(false),
             alarm,
             disk_low: AtomicBool::new(false),
+            write_failures: AtomicU64::new(0),
+            write_failures_probed: AtomicU64::new(0),
             budget,
             pages,
             also_counted: std::sync::OnceLock::new(),
@@ -247,6 +254,36 @@ impl Memory {
                 tracing::warn!(free, limit, "disk alarm cleared");
             }
             self.announce();
+        }
+    }
+
+    /// A write to the data directory failed (a full disk): the disk alarm goes on at once,
+    /// whatever the free space says, so publishers stop instead of filling memory with
+    /// messages the disk refuses. Non-blocking: called from the store's threads.
+    pub fn disk_write_failed(&self) {
+        self.write_failures.fetch_add(1, Ordering::AcqRel);
+        if !self.disk_low.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "disk alarm set: a write to the data directory failed; publishers are blocked"
+            );
+            self.announce();
+        }
+    }
+
+    /// Write failures not yet covered by a successful probe write: `Some(count)` to hand
+    /// to `write_probe_succeeded` (the probe must start after this call).
+    pub fn unprobed_write_failures(&self) -> Option<u64> {
+        let failures = self.write_failures.load(Ordering::Acquire);
+        (failures != self.write_failures_probed.load(Ordering::Acquire)).then_some(failures)
+    }
+
+    /// A probe write started after `failures` write failures succeeded. The disk alarm
+    /// clears if free space is above the limit (`free_ok`) and no write failed since.
+    pub fn write_probe_succeeded(&self, failures: u64, free_ok: bool, free: u64, limit: u64) {
+        self.write_failures_probed
+            .fetch_max(failures, Ordering::AcqRel);
+        if free_ok && self.unprobed_write_failures().is_none() {
+            self.set_disk_low(false, free, limit);
         }
     }
 

@@ -97,6 +97,16 @@ impl Broker {
             let (store, recovering) = (persist.store.clone(), recovering.clone());
             move || baseline + store.index_bytes() + recovering.load(Ordering::Relaxed)
         });
+        // A failed store write raises the disk alarm at once (see `disk`). Weak: the
+        // memory holds the store (its index is counted), which holds this hook.
+        persist.store.on_write_failure({
+            let memory = Arc::downgrade(&memory);
+            move |_| {
+                if let Some(m) = memory.upgrade() {
+                    m.disk_write_failed();
+                }
+            }
+        });
         let mut broker = Self::build(Some(persist.clone()), memory);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
@@ -222,10 +232,9 @@ impl Broker {
     }
 
     /// Sets or clears the disk alarm from the free space on the data directory now.
-    pub fn check_disk(&self) {
-        if let Some(d) = &self.disk {
-            d.check(&self.memory);
-        }
+    /// Returns whether the disk is near trouble, so the caller checks again soon.
+    pub fn check_disk(&self) -> bool {
+        self.disk.as_ref().is_some_and(|d| d.check(&self.memory))
     }
 
     /// Bytes handed to the disk threads and not yet written (persistent messages for the

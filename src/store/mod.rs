@@ -38,6 +38,8 @@ mod writer;
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
+mod faults_tests;
+#[cfg(test)]
 mod tests;
 
 use bytes::Bytes;
@@ -98,7 +100,7 @@ pub struct RecoveredRecord<'a> {
 }
 
 /// What to do once an append is durable: called with the message id after the
-/// fdatasync that covers it, or with `None` if it never can be (the store failed; the
+/// fdatasync that covers it, or with `None` if its write or sync failed (a full disk; the
 /// caller nacks). Dropping it uncalled counts as `None`, so no path forgets a publisher.
 pub struct Done(Option<Box<dyn FnOnce(Option<u64>) + Send>>);
 
@@ -201,6 +203,12 @@ impl StoreHandle {
         ix.open_segment(seg.segno, rep.next_id);
         ix.collect_empty();
         let shared = Arc::new(Shared::default());
+        #[cfg(test)]
+        let seg = {
+            let mut seg = seg;
+            seg.faults = Some(shared.faults.clone());
+            seg
+        };
         let mut w = Writer {
             dir: msgs,
             ix,
@@ -210,10 +218,17 @@ impl StoreHandle {
             next_id: rep.next_id,
             shared: shared.clone(),
             _lock: lock,
+            written: Vec::new(),
+            redo: Vec::new(),
+            deferred: Vec::new(),
+            unlink_later: Vec::new(),
+            must_roll: false,
         };
         // Settled segments left by the previous run go now, before anything new arrives.
-        let dels = w.carry_forward()?;
+        let mut dels = Vec::new();
+        w.carry_forward(&mut dels)?;
         w.seg.sync()?;
+        w.written.clear();
         w.unlink(dels);
 
         tracing::info!(
@@ -244,8 +259,8 @@ impl StoreHandle {
 
     /// Stores `msg` once for all `queues` (queue keys) and returns its id at once. `done`
     /// receives the id after the fdatasync that covers the record: send the publisher
-    /// confirm then. If the store has failed, `done` is dropped instead (its receiver
-    /// gets an error): nack. With no queues nothing is written and `done` fires at once.
+    /// confirm then. If that write or sync fails, `done` is dropped instead (its receiver
+    /// gets an error): nack. The id stays valid for `ack` and `delivered` either way. With no queues nothing is written and `done` fires at once.
     pub fn append(&self, msg: StoredMessage, queues: Vec<Arc<str>>, done: Option<Done>) -> u64 {
         let mut next = lock(&self.inner.next_id);
         let id = *next;
@@ -312,15 +327,15 @@ impl StoreHandle {
     }
 
     /// Calls `done` once everything sent so far is written and fdatasynced (with id 0), or
-    /// drops it (`None`) if the store has failed. For the connection task, which must not
+    /// drops it (`None`) if a write or sync failed meanwhile. For the connection task, which must not
     /// wait: tx.commit answers from `done`.
     pub fn flush_then(&self, done: Done) {
         // A send error means the writer is gone; dropping `done` tells the caller.
         let _ = self.inner.tx.send(Request::Flush(done));
     }
 
-    /// Waits until everything sent so far is written and fdatasynced. Err if the store
-    /// has failed (then nothing more will become durable).
+    /// Waits until everything sent so far is written and fdatasynced. Err if a write or
+    /// sync failed meanwhile (some of it is not durable).
     pub async fn flush(&self) -> io::Result<()> {
         let (tx, rx) = oneshot::channel();
         self.flush_then(tx.into());
@@ -340,9 +355,22 @@ impl StoreHandle {
             .map_err(|_| io::Error::other("message store has failed; see the log"))
     }
 
-    /// True once a write or sync failed; persistent publishes can no longer be confirmed.
+    /// True while writes fail: the last batch failed and none has synced since.
     pub fn is_failed(&self) -> bool {
         self.inner.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Sets what the writer thread calls at every failed write or sync (the broker raises
+    /// its disk alarm). It runs on the writer thread and must not block. Only the first
+    /// hook set is kept.
+    pub fn on_write_failure(&self, hook: impl Fn(&io::Error) + Send + Sync + 'static) {
+        let _ = self.inner.shared.on_failure.set(Box::new(hook));
+    }
+
+    /// The failures to inject into this store's writes (tests only).
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> &segment::Faults {
+        &self.inner.shared.faults
     }
 
     /// Memory taken by messages handed to `append` and not yet written: the signal for

@@ -5,11 +5,12 @@
 //! (create, append, sync, unlink). Knows nothing about which messages are live (that is
 //! `index`) nor about the record layout beyond the header (that is `record`). Never
 //! rewrites bytes in the middle of a file: segments are append-only, and the only other
-//! changes are truncating a torn tail, renaming a damaged file aside, and unlinking.
+//! changes are truncating a torn tail (at recovery, or by the writer after a failed write
+//! or sync: `OpenSegment::cut_back`), renaming a damaged file aside, and unlinking.
 
 use super::record;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A segment is closed and a new one started once it holds this many bytes.
@@ -178,29 +179,87 @@ pub(crate) struct OpenSegment {
     pub(crate) len: u64,
     /// Bytes written to the file since the last sync.
     unsynced: bool,
+    /// The file's length at the last successful sync: everything before it is whole
+    /// records, durable. A failed write or sync cuts the file back to it.
+    synced_len: u64,
+    /// Failures to inject (tests only; see `faults_tests`).
+    #[cfg(test)]
+    pub(crate) faults: Option<std::sync::Arc<Faults>>,
+}
+
+/// Write and sync failures a test asks for: each counter is how many of the next calls
+/// fail. A failed write first writes half its bytes, as a disk that fills mid-write does.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    pub(crate) writes: std::sync::atomic::AtomicU32,
+    pub(crate) syncs: std::sync::atomic::AtomicU32,
+}
+
+#[cfg(test)]
+impl Faults {
+    fn take(n: &std::sync::atomic::AtomicU32) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
 impl OpenSegment {
     /// Creates a new segment file with its header, durable (file and directory entry)
     /// before this returns, so the id counter in the header survives a crash.
+    /// A file that could not be completed (a full disk) is removed again, so the same
+    /// number can be tried later.
     pub(crate) fn create(dir: &Path, segno: u64, first_id: u64) -> io::Result<OpenSegment> {
+        Self::open_new(dir, segno, first_id)?.made_durable(dir)
+    }
+
+    /// `create`, with failures injected from the start.
+    #[cfg(test)]
+    pub(crate) fn create_with(
+        dir: &Path,
+        segno: u64,
+        first_id: u64,
+        faults: std::sync::Arc<Faults>,
+    ) -> io::Result<OpenSegment> {
+        let mut seg = Self::open_new(dir, segno, first_id)?;
+        seg.faults = Some(faults);
+        seg.made_durable(dir)
+    }
+
+    fn open_new(dir: &Path, segno: u64, first_id: u64) -> io::Result<OpenSegment> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path(dir, segno))?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
         record::encode_header(&mut buf, first_id);
-        let mut seg = OpenSegment {
+        Ok(OpenSegment {
             segno,
             file,
             buf,
             len: record::HEADER_LEN as u64,
             unsynced: false,
-        };
-        seg.write_out()?;
-        seg.sync()?;
-        sync_dir(dir)?;
-        Ok(seg)
+            synced_len: 0,
+            #[cfg(test)]
+            faults: None,
+        })
+    }
+
+    /// Writes the header and makes file and directory entry durable, or removes the file.
+    fn made_durable(mut self, dir: &Path) -> io::Result<OpenSegment> {
+        if let Err(e) = self.sync().and_then(|()| sync_dir(dir)) {
+            let segno = self.segno;
+            drop(self);
+            let _ = fs::remove_file(path(dir, segno));
+            return Err(e);
+        }
+        Ok(self)
     }
 
     pub(crate) fn note_appended(&mut self, bytes: usize) {
@@ -211,6 +270,16 @@ impl OpenSegment {
     pub(crate) fn write_out(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
+        }
+        #[cfg(test)]
+        if self
+            .faults
+            .as_ref()
+            .is_some_and(|f| Faults::take(&f.writes))
+        {
+            self.unsynced = true;
+            self.file.write_all(&self.buf[..self.buf.len() / 2])?;
+            return Err(no_space());
         }
         self.file.write_all(&self.buf)?;
         self.unsynced = true;
@@ -227,9 +296,29 @@ impl OpenSegment {
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.write_out()?;
         if self.unsynced {
+            #[cfg(test)]
+            if self.faults.as_ref().is_some_and(|f| Faults::take(&f.syncs)) {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
             self.file.sync_data()?;
             self.unsynced = false;
         }
+        self.synced_len = self.len;
+        Ok(())
+    }
+
+    /// After a failed write or sync: drops what is buffered and cuts the file back to its
+    /// length at the last successful sync, so no torn or half-written record stays where
+    /// later records would follow it (recovery would skip everything after it). What was
+    /// cut was never confirmed. Err if the file cannot be cut: then nothing more may be
+    /// appended to it (the writer starts a new segment).
+    pub(crate) fn cut_back(&mut self) -> io::Result<()> {
+        self.buf.clear();
+        self.len = self.synced_len;
+        // Synced again next time, so the new length is durable before anything after it.
+        self.unsynced = true;
+        self.file.set_len(self.synced_len)?;
+        self.file.seek(SeekFrom::Start(self.synced_len))?;
         Ok(())
     }
 }

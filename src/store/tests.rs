@@ -11,7 +11,7 @@ pub(super) fn temp(name: &str) -> PathBuf {
     d
 }
 
-fn msg(body: &str) -> StoredMessage {
+pub(super) fn msg(body: &str) -> StoredMessage {
     StoredMessage {
         exchange: "ex".into(),
         routing_key: "rk".into(),
@@ -20,12 +20,12 @@ fn msg(body: &str) -> StoredMessage {
     }
 }
 
-fn q(names: &[&str]) -> Vec<Arc<str>> {
+pub(super) fn q(names: &[&str]) -> Vec<Arc<str>> {
     names.iter().map(|&s| Arc::from(s)).collect()
 }
 
 /// Appends and waits for the confirm.
-fn put(h: &StoreHandle, body: &str, queues: &[&str]) -> u64 {
+pub(super) fn put(h: &StoreHandle, body: &str, queues: &[&str]) -> u64 {
     let (tx, rx) = oneshot::channel();
     let id = h.append(msg(body), q(queues), Some(tx.into()));
     assert_eq!(rx.blocking_recv().expect("confirmed"), id);
@@ -34,12 +34,12 @@ fn put(h: &StoreHandle, body: &str, queues: &[&str]) -> u64 {
 
 /// A recovery read back in full through [`Recovered::stream`].
 #[derive(Debug, Default)]
-struct Got {
-    queues: HashMap<String, Vec<Msg>>,
+pub(super) struct Got {
+    pub(super) queues: HashMap<String, Vec<Msg>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Msg {
+pub(super) struct Msg {
     id: u64,
     msg: StoredMessage,
     redelivered: bool,
@@ -47,7 +47,7 @@ struct Msg {
 
 /// Streams `r`, checking what every stream must satisfy: ids strictly ascending, each
 /// message with at least one holder and no queue twice, and counts as announced.
-fn read_all(r: Recovered) -> Got {
+pub(super) fn read_all(r: Recovered) -> Got {
     let announced: HashMap<String, usize> = r.queues().map(|(k, n)| (k.to_owned(), n)).collect();
     let total = r.message_count();
     assert_eq!(announced.values().sum::<usize>(), total);
@@ -82,12 +82,12 @@ fn read_all(r: Recovered) -> Got {
     got
 }
 
-fn open(dir: &Path) -> (StoreHandle, Got) {
+pub(super) fn open(dir: &Path) -> (StoreHandle, Got) {
     let (h, r) = StoreHandle::open(dir).expect("open");
     (h, read_all(r))
 }
 
-fn open_small_raw(dir: &Path) -> (StoreHandle, Recovered) {
+pub(super) fn open_small_raw(dir: &Path) -> (StoreHandle, Recovered) {
     StoreHandle::open_with(
         dir,
         StoreOptions {
@@ -97,12 +97,12 @@ fn open_small_raw(dir: &Path) -> (StoreHandle, Recovered) {
     .expect("open")
 }
 
-fn open_small(dir: &Path) -> (StoreHandle, Got) {
+pub(super) fn open_small(dir: &Path) -> (StoreHandle, Got) {
     let (h, r) = open_small_raw(dir);
     (h, read_all(r))
 }
 
-fn restart(h: StoreHandle, dir: &Path) -> (StoreHandle, Got) {
+pub(super) fn restart(h: StoreHandle, dir: &Path) -> (StoreHandle, Got) {
     h.flush_blocking().expect("flush");
     h.close();
     open(dir)
@@ -124,7 +124,7 @@ fn bodies(r: &Got, queue: &str) -> Vec<(String, bool)> {
         .unwrap_or_default()
 }
 
-fn plain(r: &Got, queue: &str) -> Vec<String> {
+pub(super) fn plain(r: &Got, queue: &str) -> Vec<String> {
     bodies(r, queue).into_iter().map(|(b, _)| b).collect()
 }
 

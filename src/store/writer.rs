@@ -8,24 +8,45 @@
 //! comes back (at-least-once), and the next sync covers them anyway.
 //!
 //! It also rolls segments at 64 MiB and deletes settled ones. It never blocks on anything
-//! but its own disk I/O and never panics. After a write or sync error it stops writing
-//! for good (after a failed fsync the kernel may have dropped the data, so retrying
-//! could confirm messages that are lost): the store is marked failed and every later
-//! completion is dropped, which the caller sees as the sender going away.
+//! but its own disk I/O and never panics.
+//!
+//! A failed write or sync (a full disk) fails the batch, not the writer: the batch's
+//! completions are dropped (publishers get a nack, tx.commit an error), the segment is
+//! cut back to its length at the last good sync (so no torn record sits where later
+//! records follow; after a failed fsync the kernel may have dropped those pages, so they
+//! are never trusted), the failure hook raises the disk alarm, and the writer goes on:
+//! the settlement records (acks, drops, delivered marks, records carried forward) of the
+//! failed batch are written again with the next one, which comes with the next request
+//! or after [`RETRY`]. A message whose record was cut keeps its place in the index: its
+//! copy in memory (enqueued before the sync, as publishing does) is still a message of
+//! that queue, delivered and acked as usual, only not durable; the nack told the
+//! publisher the broker did not take responsibility for it, so it is gone after a
+//! restart (or back, if a segment roll had already synced it), either of which a nacked
+//! message may be.
 
 use super::index::{Carried, Index};
 use super::record;
 use super::segment::{self, OpenSegment, WRITE_CHUNK};
 use super::StoredMessage;
 use std::fs::File;
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Requests drained into one batch at most, so completions are not held back forever
 /// under a flood.
 const MAX_BATCH: usize = 65_536;
+
+/// After a failed batch, how long the writer waits for a request before it tries the
+/// failed batch's settlement records (and deletions) again on its own.
+pub(crate) const RETRY: Duration = Duration::from_secs(1);
+
+/// Called on the writer thread at every failed write or sync (the broker raises its disk
+/// alarm); must not block.
+pub(crate) type FailureHook = Box<dyn Fn(&io::Error) + Send + Sync>;
 
 pub(crate) enum Request {
     /// Boxed: acks and delivered marks are most of the traffic, and every slot of the
@@ -57,7 +78,12 @@ pub(crate) struct Append {
 /// State shared with the handles.
 #[derive(Default)]
 pub(crate) struct Shared {
+    /// The last batch failed (cleared by the next one that syncs).
     pub(crate) failed: AtomicBool,
+    pub(crate) on_failure: OnceLock<FailureHook>,
+    /// Failures to inject into the segments (tests only).
+    #[cfg(test)]
+    pub(crate) faults: Arc<super::segment::Faults>,
     /// Memory of the appends sent to the writer and not yet written (`queued_cost`).
     pub(crate) queued_bytes: AtomicU64,
     /// fdatasyncs done for batches (a metric: appends / syncs = mean batch size).
@@ -65,6 +91,10 @@ pub(crate) struct Shared {
     /// The index's heap bytes, refreshed every `MEASURE_EVERY` batches.
     pub(crate) index_bytes: AtomicU64,
 }
+
+/// Settlement records kept for a redo (`Writer::written`) before a batch syncs even
+/// though it holds only acks: bounds that memory when nothing else syncs.
+const MAX_UNSYNCED_RECORDS: usize = 65_536;
 
 /// Batches between two measurements of the index (a walk over its segments).
 const MEASURE_EVERY: u32 = 32;
@@ -81,6 +111,18 @@ pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
     /// Held (locked) for as long as the writer runs.
     pub(crate) _lock: File,
+    /// Settlement records encoded since the current segment's last sync: written again
+    /// if that sync fails.
+    pub(crate) written: Vec<Carried>,
+    /// Settlement records of a failed batch, to write with the next one.
+    pub(crate) redo: Vec<Carried>,
+    /// Acks and drops that arrived in a batch after it failed, for the next one.
+    pub(crate) deferred: Vec<Request>,
+    /// Segments chosen for deletion by a failed batch: unlinked after the next sync.
+    pub(crate) unlink_later: Vec<u64>,
+    /// The current segment could not be cut back after a failure: nothing more may be
+    /// appended to it.
+    pub(crate) must_roll: bool,
 }
 
 /// Completions waiting for the batch's sync.
@@ -92,19 +134,37 @@ struct Batch {
     /// Delivered marks, written at the end of the batch unless an ack in the same batch
     /// made them pointless (the common case for a consumer that keeps up).
     delivered: Vec<(u32, u64)>,
+    /// The first write error: the batch ends there (deferred requests that follow it
+    /// are deferred again).
+    failed: Option<io::Error>,
 }
 
 impl Writer {
     pub(crate) fn run(mut self, rx: Receiver<Request>) {
         let mut batches = 0u32;
-        while let Ok(first) = rx.recv() {
-            let mut batch = Batch::default();
-            let mut next = Some(first);
+        loop {
+            // With work left by a failed batch, try again after a while even if no
+            // request comes.
+            let first = if self.has_leftovers() {
+                match rx.recv_timeout(RETRY) {
+                    Ok(req) => Some(req),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(req) => Some(req),
+                    Err(_) => break,
+                }
+            };
+            let mut batch = self.begin_batch();
+            let mut next = first;
             let mut n = 0;
             while let Some(req) = next.take() {
                 self.handle(req, &mut batch);
                 n += 1;
-                if n < MAX_BATCH {
+                // A failed batch ends at once: what comes next is tried in a new one.
+                if n < MAX_BATCH && batch.failed.is_none() {
                     next = rx.try_recv().ok();
                 }
             }
@@ -115,11 +175,31 @@ impl Writer {
             }
         }
         // Every handle is gone: make what was written durable before the lock goes.
-        if !self.is_failed() {
-            if let Err(e) = self.seg.sync() {
-                tracing::error!(error = %e, "message store: final sync failed");
+        let mut last = self.begin_batch();
+        last.sync = true;
+        self.finish_batch(last);
+    }
+
+    fn has_leftovers(&self) -> bool {
+        !(self.redo.is_empty() && self.deferred.is_empty() && self.unlink_later.is_empty())
+    }
+
+    /// A new batch, starting with what a failed one left: its deferred requests, then its
+    /// settlement records again.
+    fn begin_batch(&mut self) -> Batch {
+        let mut batch = Batch {
+            sync: self.has_leftovers(),
+            ..Batch::default()
+        };
+        for req in std::mem::take(&mut self.deferred) {
+            self.handle(req, &mut batch);
+        }
+        if batch.failed.is_none() {
+            if let Err(e) = self.write_redo() {
+                batch.failed = Some(e);
             }
         }
+        batch
     }
 
     pub(crate) fn measure(&self) {
@@ -128,18 +208,17 @@ impl Writer {
             .store(self.ix.heap_bytes(), Ordering::Relaxed);
     }
 
-    fn is_failed(&self) -> bool {
-        self.shared.failed.load(Ordering::Relaxed)
-    }
-
-    fn fail(&self, what: &str, e: &std::io::Error) {
+    /// A batch failed: raise the alarm, log the first failure of a run of them.
+    fn note_failure(&self, e: &io::Error) {
         if !self.shared.failed.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 error = %e,
-                during = what,
                 dir = %self.dir.display(),
-                "message store failed; persistent messages can no longer be confirmed"
+                "message store: write failed; persistent messages are nacked until writes succeed again"
             );
+        }
+        if let Some(hook) = self.shared.on_failure.get() {
+            hook(e);
         }
     }
 
@@ -149,11 +228,16 @@ impl Writer {
                 .queued_bytes
                 .fetch_sub(a.msg.queued_cost(), Ordering::Relaxed);
         }
-        if self.is_failed() {
-            return; // completions dropped: callers see the store is gone
+        if batch.failed.is_some() {
+            match req {
+                // Completions dropped: the publisher is nacked, tx.commit fails.
+                Request::Append(_) | Request::Flush(_) => {}
+                settlement => self.deferred.push(settlement),
+            }
+            return;
         }
         if let Err(e) = self.handle_inner(req, batch) {
-            self.fail("append", &e);
+            batch.failed = Some(e);
         }
     }
 
@@ -193,7 +277,10 @@ impl Writer {
                 let Some(q) = self.ix.find_queue(&queue) else {
                     return Ok(());
                 };
-                self.make_room(record::RECORD_HEAD + 9 + queue.len(), None)?;
+                if let Err(e) = self.make_room(record::RECORD_HEAD + 9 + queue.len(), None) {
+                    self.deferred.push(Request::Ack { queue, id });
+                    return Err(e);
+                }
                 if self.ix.settle(q, id) {
                     self.append_carried(Carried::Ack(q, id));
                 }
@@ -207,7 +294,10 @@ impl Writer {
                 let Some(q) = self.ix.find_queue(&queue) else {
                     return Ok(());
                 };
-                self.make_room(record::RECORD_HEAD + 9 + queue.len(), None)?;
+                if let Err(e) = self.make_room(record::RECORD_HEAD + 9 + queue.len(), None) {
+                    self.deferred.push(Request::Drop { queue, up_to });
+                    return Err(e);
+                }
                 if self.ix.drop_queue(q, up_to, |_| {}) > 0 {
                     self.append_carried(Carried::Drop(q, up_to));
                 }
@@ -226,6 +316,7 @@ impl Writer {
     /// Encodes an ack, delivered mark or drop into the current segment and tells the
     /// index that this segment now holds it.
     fn append_carried(&mut self, c: Carried) {
+        self.written.push(c.clone());
         let before = self.seg.buf.len();
         match &c {
             Carried::Ack(q, id) => {
@@ -250,16 +341,24 @@ impl Writer {
         let has_records = self.seg.len > record::HEADER_LEN as u64;
         let full = has_records && self.seg.len + len as u64 > self.segment_bytes;
         let misfit = id.is_some_and(|id| !self.ix.fits_current(id));
-        if !(full || misfit) {
+        if !(full || misfit || self.must_roll) {
             return Ok(());
         }
         // The old segment's records become durable now; their completions still wait for
-        // the batch's own sync, which comes after.
-        self.seg.sync()?;
+        // the batch's own sync, which comes after. One that could not be cut back after
+        // a failure is left as it is: recovery stops reading it at the damage.
+        if !self.must_roll {
+            self.seg.sync()?;
+            self.written.clear();
+        }
         let segno = self.next_segno;
         let first_id = id.map_or(self.next_id, |id| id.max(self.next_id));
+        #[cfg(not(test))]
         let new = OpenSegment::create(&self.dir, segno, first_id)?;
+        #[cfg(test)]
+        let new = OpenSegment::create_with(&self.dir, segno, first_id, self.shared.faults.clone())?;
         self.next_segno += 1;
+        self.must_roll = false;
         self.seg = new;
         self.ix.open_segment(segno, first_id);
         tracing::debug!(segment = segno, first_id, "message store: new segment");
@@ -267,47 +366,63 @@ impl Writer {
     }
 
     /// Copies forward what emptied segments still carry, syncs, fires completions, then
-    /// unlinks the emptied segments.
-    fn finish_batch(&mut self, batch: Batch) {
-        let mut deleted = Vec::new();
-        if !self.is_failed() {
-            if let Err(e) = self.write_delivered(&batch.delivered) {
-                self.fail("append", &e);
+    /// unlinks the emptied segments. On a failure it cuts the segment back and keeps the
+    /// settlement records and deletions for the next batch; the completions are dropped.
+    fn finish_batch(&mut self, mut batch: Batch) {
+        let mut deleted = std::mem::take(&mut self.unlink_later);
+        let result = match batch.failed.take() {
+            Some(e) => {
+                // Not written yet: the marks go with the redo.
+                let marks = batch.delivered.iter();
+                self.redo
+                    .extend(marks.map(|&(q, id)| Carried::Delivered(q, id)));
+                Err(e)
             }
-        }
-        if !self.is_failed() {
-            match self.carry_forward() {
-                Ok(d) => deleted = d,
-                Err(e) => self.fail("carrying records forward", &e),
-            }
-        }
-        let synced = if self.is_failed() {
-            false
-        } else {
-            let r = if batch.sync || !deleted.is_empty() {
-                self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-                self.seg.sync()
-            } else {
-                self.seg.write_out()
-            };
-            match r {
-                Ok(()) => true,
-                Err(e) => {
-                    self.fail("fdatasync", &e);
-                    false
-                }
-            }
+            None => self.write_out_batch(&batch, &mut deleted),
         };
-        if !synced {
-            return; // dropping the batch drops the completions
+        match result {
+            Ok(synced) => {
+                if synced {
+                    self.written.clear();
+                    if self.shared.failed.swap(false, Ordering::Relaxed) {
+                        tracing::info!("message store: writes succeed again");
+                    }
+                }
+                for (done, id) in batch.appended {
+                    done.complete(id);
+                }
+                for done in batch.flushes {
+                    done.complete(0);
+                }
+                self.unlink(deleted);
+            }
+            Err(e) => {
+                self.note_failure(&e);
+                if let Err(e) = self.seg.cut_back() {
+                    tracing::error!(segment = self.seg.segno, error = %e, "message store: cannot cut a segment back after a failed write; starting a new one");
+                    self.must_roll = true;
+                }
+                self.redo.append(&mut self.written);
+                self.unlink_later = deleted;
+                // Dropping `batch` drops its completions.
+            }
         }
-        for (done, id) in batch.appended {
-            done.complete(id);
+    }
+
+    /// The end of a batch that has not failed so far: delivered marks, records carried
+    /// forward, then the sync (or only a write when nothing needs one). Returns whether
+    /// it synced.
+    fn write_out_batch(&mut self, batch: &Batch, deleted: &mut Vec<u64>) -> io::Result<bool> {
+        self.write_delivered(&batch.delivered)?;
+        self.carry_forward(deleted)?;
+        if batch.sync || !deleted.is_empty() || self.written.len() >= MAX_UNSYNCED_RECORDS {
+            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+            self.seg.sync()?;
+            Ok(true)
+        } else {
+            self.seg.write_out()?;
+            Ok(false)
         }
-        for done in batch.flushes {
-            done.complete(0);
-        }
-        self.unlink(deleted);
     }
 
     fn write_delivered(&mut self, marks: &[(u32, u64)]) -> std::io::Result<()> {
@@ -320,18 +435,34 @@ impl Writer {
         Ok(())
     }
 
-    /// Re-appends what emptied segments carry; returns their numbers.
-    pub(crate) fn carry_forward(&mut self) -> std::io::Result<Vec<u64>> {
-        let dels = self.ix.take_deletable();
-        let mut out = Vec::with_capacity(dels.len());
-        for (segno, carried) in dels {
-            for c in carried {
-                self.make_room(record::RECORD_HEAD + 9 + 255, None)?;
-                self.append_carried(c);
-            }
-            out.push(segno);
+    /// Re-appends what emptied segments carry and adds their numbers to `deleted` (to
+    /// unlink after the sync). If a write fails, what was not appended stays in `redo`.
+    pub(crate) fn carry_forward(&mut self, deleted: &mut Vec<u64>) -> std::io::Result<()> {
+        for (segno, carried) in self.ix.take_deletable() {
+            self.redo.extend(carried);
+            deleted.push(segno);
         }
-        Ok(out)
+        self.write_redo()
+    }
+
+    /// Appends the records waiting in `redo` (a delivered mark only if still useful).
+    fn write_redo(&mut self) -> std::io::Result<()> {
+        while let Some(c) = self.redo.pop() {
+            if let Carried::Delivered(q, id) = c {
+                if !self.ix.is_live(q, id) {
+                    continue;
+                }
+            }
+            if let Err(e) = self.make_room(record::RECORD_HEAD + 9 + 255, None) {
+                self.redo.push(c);
+                return Err(e);
+            }
+            self.append_carried(c);
+        }
+        if self.seg.buf.len() >= WRITE_CHUNK {
+            self.seg.write_out()?;
+        }
+        Ok(())
     }
 
     /// Removes segment files whose carried records are durable elsewhere.

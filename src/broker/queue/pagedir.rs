@@ -263,6 +263,8 @@ impl PageFile {
                     }
                     Err(e) => {
                         chunk.state.store(FAILED, Ordering::Release);
+                        // The chunk stays in memory: stop publishers before that grows.
+                        memory.disk_write_failed();
                         if !failing.swap(true, Ordering::Relaxed) {
                             tracing::error!(error = %e, "cannot write a page file; keeping messages in memory");
                         }
