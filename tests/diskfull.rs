@@ -98,15 +98,20 @@ async fn a_full_disk_nacks_blocks_and_resumes_without_losing_a_confirmed_message
 
     // The disk is "full" a few records on.
     set_file_size_limit(largest_segment(&broker.data_dir) + 4096);
-    let (acked, nacked) = publish(&ch, 10..40).await;
-    assert!(!nacked.is_empty(), "writes past the limit are nacked");
-    confirmed.extend(acked);
+    // In a task of its own: lapin holds publishes back while the connection is blocked.
+    let publishing = tokio::spawn({
+        let ch = ch.clone();
+        async move { publish(&ch, 10..40).await }
+    });
     wait_blocked(&conn, true).await;
     assert!(broker.server.broker().memory.alarmed());
 
     // Space is back: the next probe write clears the alarm and publishing resumes.
     set_file_size_limit(libc::RLIM_INFINITY);
     wait_blocked(&conn, false).await;
+    let (acked, nacked) = within(publishing).await.expect("publishing task");
+    assert!(!nacked.is_empty(), "writes past the limit are nacked");
+    confirmed.extend(acked);
     let (acked, nacked) = publish(&ch, 40..50).await;
     assert_eq!((acked.len(), nacked.len()), (10, 0), "publishing resumed");
     confirmed.extend(acked);
