@@ -75,7 +75,9 @@ impl Channel {
                     // queues and bindings these messages went through.
                     self.commits += 1;
                     let number = self.commits;
-                    let done = store.definitions.cover(ctx.answer_from_store(self.id, number));
+                    let done = store
+                        .definitions
+                        .cover(ctx.answer_from_store(self.id, number));
                     store.store.flush_then(done);
                     self.commit = Some(PendingCommit {
                         number,
