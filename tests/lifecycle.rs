@@ -6,7 +6,7 @@ mod common;
 use common::proxy::droppable;
 use common::{
     amqp_error, auto_delete, consume, counts, declare, exclusive, next_error, publish,
-    queue_exists, within, TestBroker,
+    queue_exists, wait_until, within, TestBroker,
 };
 use futures::StreamExt;
 use lapin::options::*;
@@ -94,22 +94,6 @@ async fn exchange_exists(conn: &Connection, name: &str) -> bool {
             false
         }
     }
-}
-
-/// RabbitMQ removes exclusive / auto-delete entities just after the event that ends them
-/// (asynchronously), so a client may briefly still see them: poll, bounded.
-async fn wait_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        while !done().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "timed out waiting until {what}");
 }
 
 async fn wait_queue_gone(conn: &Connection, queue: &str) {

@@ -12,8 +12,8 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, queue, tx, AMQPClass};
 use common::raw::{body_frame, encode, method_frame, Raw};
 use common::{
-    auto_delete, consume, declare, declare_queue, exclusive, publish, queue_exists, ready, within,
-    TestBroker,
+    auto_delete, consume, declare, declare_queue, exclusive, publish, queue_exists, ready,
+    wait_until, within, TestBroker,
 };
 use lapin::options::{
     BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions,
@@ -22,7 +22,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 use warren::testing::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
 
 // ---- what the broker logs, captured (this test binary's global subscriber) ----
@@ -62,20 +61,6 @@ fn logged(words: &[&str]) -> Vec<String> {
         .filter(|l| words.iter().all(|w| l.contains(w)))
         .map(str::to_owned)
         .collect()
-}
-
-async fn wait_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        while !done().await {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "timed out waiting for {what}");
 }
 
 fn persistent() -> BasicProperties {

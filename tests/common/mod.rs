@@ -317,3 +317,21 @@ where
     }
     closed_with(watcher).await
 }
+
+/// Polls `done` every 10 ms until it holds, failing after 10 s with `what`. For effects
+/// that follow an event asynchronously (RabbitMQ, too, removes exclusive and auto-delete
+/// entities just after the event that ends them), so a client may briefly still see the
+/// old state.
+pub async fn wait_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting for {what}");
+}
