@@ -278,8 +278,17 @@ async fn open_on(addr: std::net::SocketAddr, vhost: &str) -> Raw {
     raw
 }
 
-fn lapin_url(b: &TestBroker, vhost: &str) -> String {
-    format!("amqp://guest:guest@{}/{vhost}", b.addr)
+/// A lapin connection to the vhost "limited" and a channel on it.
+async fn limited_channel(b: &TestBroker) -> (lapin::Connection, lapin::Channel) {
+    let url = format!("amqp://guest:guest@{}/limited", b.addr);
+    let conn = within(lapin::Connection::connect(
+        &url,
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    (conn, ch)
 }
 
 #[tokio::test]
@@ -326,13 +335,7 @@ async fn vhost_max_connections_refuses_the_connection_over_it() {
 async fn vhost_max_queues_refuses_a_new_queue_over_it() {
     let dir = limited_vhost_dir(serde_json::json!({"max-queues": 2}));
     let b = TestBroker::start_on(dir, |c| c).await;
-    let conn = within(lapin::Connection::connect(
-        &lapin_url(&b, "limited"),
-        lapin::ConnectionProperties::default(),
-    ))
-    .await
-    .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = limited_channel(&b).await;
     for q in ["a", "b"] {
         common::declare_queue(&ch, q).await;
     }
@@ -378,13 +381,7 @@ async fn vhost_max_queues_refuses_a_new_queue_over_it() {
 async fn vhost_limits_are_kept_in_the_definitions_across_a_restart() {
     let dir = limited_vhost_dir(serde_json::json!({"max-queues": 1, "max-connections": 5}));
     let b = TestBroker::start_on(dir, |c| c).await;
-    let conn = within(lapin::Connection::connect(
-        &lapin_url(&b, "limited"),
-        lapin::ConnectionProperties::default(),
-    ))
-    .await
-    .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = limited_channel(&b).await;
     let durable = QueueDeclareOptions {
         durable: true,
         ..Default::default()
@@ -405,13 +402,7 @@ async fn vhost_limits_are_kept_in_the_definitions_across_a_restart() {
         }])
     );
     let b = TestBroker::start_on(dir, |c| c).await;
-    let conn = within(lapin::Connection::connect(
-        &lapin_url(&b, "limited"),
-        lapin::ConnectionProperties::default(),
-    ))
-    .await
-    .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = limited_channel(&b).await;
     expect_channel_error(
         &conn,
         &ch,
