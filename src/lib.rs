@@ -36,8 +36,11 @@ pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod server;
 pub(crate) mod store;
+pub(crate) mod tls;
 
 pub use config::Config;
+pub use connection::Mechanism;
+pub use tls::Verify as TlsVerify;
 pub use server::{start, Server};
 
 /// What the integration tests look at inside a running broker (memory accounting,

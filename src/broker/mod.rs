@@ -48,6 +48,8 @@ pub struct Broker {
     disk: Option<disk::DiskMonitor>,
     /// Largest message body accepted (`--max-message-size`).
     pub max_message_size: u64,
+    /// SASL mechanisms offered, in order (`--auth-mechanisms`).
+    pub auth_mechanisms: Vec<crate::connection::Mechanism>,
 }
 
 /// Why a login was refused.
@@ -200,6 +202,10 @@ impl Broker {
             memory,
             disk: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
+            auth_mechanisms: vec![
+                crate::connection::Mechanism::Plain,
+                crate::connection::Mechanism::Amqplain,
+            ],
         };
         broker.add_vhost("/");
         broker
@@ -306,6 +312,18 @@ impl Broker {
                 }
             }
             _ => Err(LoginRefused::BadCredentials),
+        }
+    }
+
+    /// A login without a password (SASL EXTERNAL, the TLS certificate vouches for the
+    /// name): the user must exist, and the loopback rule still applies.
+    pub fn authenticate_external(&self, user: &str, peer: IpAddr) -> Result<(), LoginRefused> {
+        match self.users.get(user) {
+            Some(u) if u.loopback_only && !peer.is_loopback() && !is_mapped_loopback(peer) => {
+                Err(LoginRefused::LoopbackOnly)
+            }
+            Some(_) => Ok(()),
+            None => Err(LoginRefused::BadCredentials),
         }
     }
 }

@@ -12,11 +12,16 @@ mod channels;
 mod flow;
 mod handshake;
 mod name;
+mod mechanism;
 mod outbox;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
+mod transport;
 
+pub use mechanism::Mechanism;
 pub use name::ConnectionName;
+pub use transport::Accepted;
+use transport::{Stream, TlsPeer};
 
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
@@ -33,8 +38,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, Instrument};
@@ -83,6 +87,8 @@ struct Connection {
     /// This connection's place in its vhost's max-connections.
     vhost_slot: Option<ConnectionSlot>,
     user: String,
+    /// Set on a TLS connection: the client's certificate, for SASL EXTERNAL.
+    tls: Option<TlsPeer>,
     consumer_cancel_notify: bool,
     /// The client asked to hear connection.blocked / unblocked.
     blocked_notify: bool,
@@ -123,17 +129,30 @@ struct Connection {
     released: bool,
 }
 
-/// Serves one client until it leaves, fails, or the broker shuts down. `name` is the
-/// accept loop's handle on the connection's identity, for logging a panic.
+/// Serves one client until it leaves, fails, or the broker shuts down; on the TLS
+/// listener, after the TLS handshake. `name` is the accept loop's handle on the
+/// connection's identity, for logging a panic.
 pub async fn serve(
-    stream: TcpStream,
+    accepted: Accepted,
     name: Arc<ConnectionName>,
     broker: Arc<Broker>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let (id, peer) = (name.id, name.peer);
     let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
     async move {
+        let (stream, tls) = match accepted {
+            Accepted::Plain(tcp) => (Stream::Plain(tcp), None),
+            Accepted::Tls(tcp, acceptor) => {
+                match transport::tls_handshake(tcp, acceptor, &mut shutdown).await {
+                    Ok((stream, peer)) => (stream, Some(peer)),
+                    Err(e) => {
+                        info!(error = %e, "TLS handshake failed; socket closed");
+                        return;
+                    }
+                }
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let client_memory = ClientMemory::new(broker.memory.clone());
@@ -146,6 +165,7 @@ pub async fn serve(
             vhost: None,
             vhost_slot: None,
             user: String::new(),
+            tls,
             consumer_cancel_notify: false,
             blocked_notify: false,
             publisher: false,
@@ -183,21 +203,64 @@ pub async fn serve(
 }
 
 impl Connection {
+    /// Serves the stream until the connection ends, then closes it: with a reset after
+    /// a refusal RabbitMQ does not explain, with an orderly shutdown (TLS close_notify
+    /// first) otherwise. Plain sockets are split into borrowed halves at no cost; a TLS
+    /// stream, which cannot be, through tokio's split.
     async fn run(
         &mut self,
-        stream: TcpStream,
-        mut shutdown: watch::Receiver<bool>,
+        stream: Stream,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<(), ConnectionError> {
-        let _ = stream.set_nodelay(true);
-        let mut stream = stream;
-        let (mut reader, mut writer) = stream.split();
+        match stream {
+            Stream::Plain(mut tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let (mut reader, mut writer) = tcp.split();
+                let result = self.pump(&mut reader, &mut writer, shutdown).await;
+                if self.ends_with_reset(&result) {
+                    let _ = tcp.set_zero_linger();
+                } else if result.is_ok() {
+                    let _ = writer.shutdown().await;
+                }
+                result
+            }
+            Stream::Tls(tls) => {
+                let (mut reader, mut writer) = tokio::io::split(*tls);
+                let result = self.pump(&mut reader, &mut writer, shutdown).await;
+                if self.ends_with_reset(&result) {
+                    let _ = reader.unsplit(writer).get_ref().0.set_zero_linger();
+                } else if result.is_ok() {
+                    let _ = writer.shutdown().await;
+                }
+                result
+            }
+        }
+    }
+
+    /// Releases what the connection held; true when the socket should end with a reset.
+    fn ends_with_reset(&mut self, result: &Result<(), ConnectionError>) -> bool {
+        self.release();
+        self.reset || matches!(result, Err(ConnectionError::UnknownMethod))
+    }
+
+    /// The connection loop over a stream's two halves.
+    async fn pump<R, W>(
+        &mut self,
+        reader: &mut R,
+        writer: &mut W,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ConnectionError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut batch = Vec::with_capacity(OUTBOX_BATCH);
         let mut alarm = self.broker.memory.subscribe();
         let mut tick_period = Duration::from_secs(1);
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let result = loop {
+        loop {
             // Heartbeats are checked twice per interval once negotiated; the handshake
             // timeout and the close deadline need only a coarse tick.
             let period = match self.heartbeat {
@@ -285,14 +348,7 @@ impl Connection {
                     }
                 }
             }
-        };
-        self.release();
-        if self.reset || matches!(result, Err(ConnectionError::UnknownMethod)) {
-            let _ = stream.set_zero_linger();
-        } else if result.is_ok() {
-            let _ = writer.shutdown().await;
         }
-        result
     }
 
     fn after_input(&mut self) {
@@ -359,7 +415,8 @@ impl Connection {
                 return self.refuse_header();
             }
             let _ = inbuf.split_to(8);
-            codec::encode_method(&mut self.out, 0, &handshake::start());
+            let mechanisms = mechanism::offered(&self.broker.auth_mechanisms, self.tls.is_some());
+            codec::encode_method(&mut self.out, 0, &handshake::start(&mechanisms));
             self.phase = Phase::StartOk;
         }
         while !matches!(self.phase, Phase::Done) {
