@@ -96,6 +96,38 @@ fn any(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::common_name;
+    use rcgen::{CertificateParams, DnType, DnValue, KeyPair};
+
+    fn certificate_with_cn(cn: Option<DnValue>) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "warren");
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        params.distinguished_name.push(DnType::CountryName, "NL");
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn the_subjects_common_name_is_read_in_each_string_type() {
+        let utf8 = certificate_with_cn(Some(DnValue::Utf8String("zoë".into())));
+        assert_eq!(common_name(&utf8).as_deref(), Some("zoë"));
+        let printable = DnValue::PrintableString("svc-orders".try_into().unwrap());
+        assert_eq!(
+            common_name(&certificate_with_cn(Some(printable))).as_deref(),
+            Some("svc-orders")
+        );
+        let bmp = DnValue::BmpString("zoë".try_into().unwrap());
+        assert_eq!(
+            common_name(&certificate_with_cn(Some(bmp))).as_deref(),
+            Some("zoë")
+        );
+        assert_eq!(common_name(&certificate_with_cn(None)), None);
+    }
 
     #[test]
     fn garbage_has_no_common_name() {
