@@ -86,8 +86,12 @@ pub struct Config {
     /// SASL mechanisms offered, in order (RabbitMQ's auth_mechanisms): PLAIN, AMQPLAIN,
     /// EXTERNAL. EXTERNAL (login as the client certificate's CN) is offered on TLS
     /// connections only.
-    #[arg(long, env = "WARREN_AUTH_MECHANISMS", value_delimiter = ',',
-          default_value = "PLAIN,AMQPLAIN")]
+    #[arg(
+        long,
+        env = "WARREN_AUTH_MECHANISMS",
+        value_delimiter = ',',
+        default_value = "PLAIN,AMQPLAIN"
+    )]
     pub auth_mechanisms: Vec<Mechanism>,
 
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").

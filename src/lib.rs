@@ -40,8 +40,8 @@ pub(crate) mod tls;
 
 pub use config::Config;
 pub use connection::Mechanism;
-pub use tls::Verify as TlsVerify;
 pub use server::{start, Server};
+pub use tls::Verify as TlsVerify;
 
 /// What the integration tests look at inside a running broker (memory accounting,
 /// definitions writes, page I/O) and the hooks that make a connection panic on purpose.

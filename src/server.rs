@@ -73,8 +73,16 @@ pub async fn start(config: Config) -> io::Result<Server> {
     };
     let (shutdown, rx) = watch::channel(false);
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
-    let listeners = Listeners { plain: listener, tls };
-    let accept_loop = tokio::spawn(accept(listeners, broker.clone(), config.max_connections, rx));
+    let listeners = Listeners {
+        plain: listener,
+        tls,
+    };
+    let accept_loop = tokio::spawn(accept(
+        listeners,
+        broker.clone(),
+        config.max_connections,
+        rx,
+    ));
     Ok(Server {
         addr,
         tls: tls_addr,

@@ -199,7 +199,12 @@ async fn expect_external_refused(proxy: &TlsProxy) {
     raw.start_ok("EXTERNAL", Vec::new(), true).await;
     let close = raw.expect_connection_close().await;
     assert_eq!(
-        (close.reply_code, close.reply_text.as_str(), close.class_id, close.method_id),
+        (
+            close.reply_code,
+            close.reply_text.as_str(),
+            close.class_id,
+            close.method_id
+        ),
         (403, REFUSED_EXTERNAL, 0, 0)
     );
 }
@@ -219,7 +224,8 @@ async fn external_refuses_unknown_users_and_missing_certificates() {
     // Without authentication_failure_close, RabbitMQ just closes the socket.
     let (mut raw, _) = Raw::start(setup.proxy(Some(&mallory)).await.addr).await;
     raw.start_ok("EXTERNAL", Vec::new(), false).await;
-    raw.expect_silent_close_within(Duration::from_secs(10)).await;
+    raw.expect_silent_close_within(Duration::from_secs(10))
+        .await;
     setup.stop().await;
 }
 
@@ -230,7 +236,8 @@ async fn external_on_the_plain_port_is_an_invalid_mechanism() {
     // and the socket closed without a close method, whatever the client announced.
     let (mut raw, _) = Raw::start(setup.broker.addr).await;
     raw.start_ok("EXTERNAL", Vec::new(), true).await;
-    raw.expect_silent_close_within(Duration::from_secs(10)).await;
+    raw.expect_silent_close_within(Duration::from_secs(10))
+        .await;
     // Plain logins still work there.
     let (mut raw, _) = Raw::start(setup.broker.addr).await;
     raw.start_ok("PLAIN", plain("guest", "guest"), true).await;
@@ -267,7 +274,10 @@ async fn a_stalled_tls_handshake_is_closed_while_others_are_served() {
     let setup = Setup::start(|c| c).await;
     // Half a ClientHello, then nothing.
     let mut stalled = TcpStream::connect(setup.tls_addr()).await.unwrap();
-    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
     let proxy = setup.proxy(None).await;
     let conn = lapin(&proxy.url()).await;
     // The broker gives up on the stalled client (RabbitMQ's 5 s handshake timeout).
@@ -303,7 +313,10 @@ async fn max_connections_counts_both_listeners() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "handshake served over the limit");
     within(first.close(200, "bye".into())).await.unwrap();
-    let mut tls = within(waiting).await.unwrap().expect("handshake once a slot freed");
+    let mut tls = within(waiting)
+        .await
+        .unwrap()
+        .expect("handshake once a slot freed");
     tls.write_all(PROTOCOL_HEADER).await.unwrap();
     let mut head = [0u8; 1];
     within(tls.read_exact(&mut head)).await.unwrap();
@@ -347,7 +360,10 @@ async fn bad_tls_settings_stop_the_start_with_a_reason() {
         ..files.configure(warren::Config::local(&dir))
     };
     let e = start(config).await.expect("refused");
-    assert!(e.to_string().contains("--tls-verify peer needs --tls-ca"), "{e}");
+    assert!(
+        e.to_string().contains("--tls-verify peer needs --tls-ca"),
+        "{e}"
+    );
     // A missing file is named.
     let config = warren::Config {
         tls_cert: Some(files.dir.join("missing.pem")),
@@ -360,7 +376,10 @@ async fn bad_tls_settings_stop_the_start_with_a_reason() {
     let e = start(files.configure(warren::Config::local(&dir)))
         .await
         .expect("refused");
-    assert!(e.to_string().contains("does not match the certificate"), "{e}");
+    assert!(
+        e.to_string().contains("does not match the certificate"),
+        "{e}"
+    );
     // A TLS port without a certificate.
     let config = warren::Config {
         tls_port: Some(0),

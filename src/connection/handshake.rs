@@ -104,9 +104,7 @@ pub fn start_ok(
     };
     let user = match mechanism {
         // The response is not read: the certificate says who the client is.
-        Mechanism::External => {
-            mechanism::external_login(broker, tls, peer).ok_or_else(refused)?
-        }
+        Mechanism::External => mechanism::external_login(broker, tls, peer).ok_or_else(refused)?,
         Mechanism::Plain | Mechanism::Amqplain => {
             let (user, password) = if mechanism == Mechanism::Plain {
                 parse_plain(m.response.as_bytes())
@@ -237,28 +235,23 @@ impl super::Connection {
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
                 let offered = &self.broker.auth_mechanisms;
-                let client = match start_ok(
-                    &self.broker,
-                    &m,
-                    self.peer.ip(),
-                    offered,
-                    self.tls.as_ref(),
-                ) {
-                    Ok(client) => client,
-                    // RabbitMQ tells only clients that announce authentication_failure_close;
-                    // the others (and unknown mechanisms) just see the socket close.
-                    Err(e)
-                        if e.code == crate::error::ReplyCode::AccessRefused
-                            && wants_failure_close(&m) =>
-                    {
-                        return Err(e)
-                    }
-                    Err(e) => {
-                        info!(text = %e.text, "login refused");
-                        self.silent_close();
-                        return Ok(());
-                    }
-                };
+                let client =
+                    match start_ok(&self.broker, &m, self.peer.ip(), offered, self.tls.as_ref()) {
+                        Ok(client) => client,
+                        // RabbitMQ tells only clients that announce authentication_failure_close;
+                        // the others (and unknown mechanisms) just see the socket close.
+                        Err(e)
+                            if e.code == crate::error::ReplyCode::AccessRefused
+                                && wants_failure_close(&m) =>
+                        {
+                            return Err(e)
+                        }
+                        Err(e) => {
+                            info!(text = %e.text, "login refused");
+                            self.silent_close();
+                            return Ok(());
+                        }
+                    };
                 tracing::Span::current().record("user", client.user.as_str());
                 self.consumer_cancel_notify = client.consumer_cancel_notify;
                 self.blocked_notify = client.connection_blocked;

@@ -60,11 +60,7 @@ pub fn offered(configured: &[Mechanism], tls: bool) -> String {
 
 /// EXTERNAL: the user is the verified client certificate's CN, and must exist; None
 /// when refused (the reason goes to the log only, as RabbitMQ does).
-pub fn external_login(
-    broker: &Broker,
-    tls: Option<&TlsPeer>,
-    peer: IpAddr,
-) -> Option<String> {
+pub fn external_login(broker: &Broker, tls: Option<&TlsPeer>, peer: IpAddr) -> Option<String> {
     let refused = |reason: &str| {
         info!(reason, "EXTERNAL login refused");
         None

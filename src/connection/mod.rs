@@ -11,8 +11,8 @@
 mod channels;
 mod flow;
 mod handshake;
-mod name;
 mod mechanism;
+mod name;
 mod outbox;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

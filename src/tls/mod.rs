@@ -113,9 +113,9 @@ fn server_config(files: &TlsFiles) -> io::Result<ServerConfig> {
             };
             let mut roots = RootCertStore::empty();
             for cert in certificates(ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| bad_file(ca, &format!("holds an unusable CA certificate ({e})")))?;
+                roots.add(cert).map_err(|e| {
+                    bad_file(ca, &format!("holds an unusable CA certificate ({e})"))
+                })?;
             }
             if roots.is_empty() {
                 return Err(bad_file(ca, "holds no PEM certificate"));
