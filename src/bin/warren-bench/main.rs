@@ -7,7 +7,6 @@ mod amqp;
 mod client;
 mod scenarios;
 mod sink;
-mod transport;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -142,7 +141,7 @@ fn table_line(r: &Record) -> String {
 
 fn main() {
     let cli = Cli::parse();
-    let target = match amqp::Target::parse(&cli.url, cli.tls_ca.as_deref()) {
+    let target = match amqp::Target::parse_with_ca(&cli.url, cli.tls_ca.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("warren-bench: {e}");
