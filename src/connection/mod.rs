@@ -320,6 +320,12 @@ impl Connection {
                     }
                 }
                 read = reader.read_buf(&mut inbuf), if reading => {
+                    // Most TLS clients close the socket without a close_notify, which
+                    // rustls reports as UnexpectedEof: the same end as a plain EOF.
+                    let read = match read {
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                        other => other,
+                    };
                     match read {
                         Ok(0) if matches!(self.phase, Phase::CloseOkSent(_)) => break Ok(()),
                         Ok(0) => break Err(ConnectionError::PeerClosed),

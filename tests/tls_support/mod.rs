@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, SupportedProtocolVersion};
 use tokio_rustls::TlsConnector;
@@ -156,8 +157,35 @@ pub fn client_config(
     client: Option<&Leaf>,
     versions: &[&'static SupportedProtocolVersion],
 ) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.der()).unwrap();
+    let identity = client.map(|leaf| (vec![leaf.cert.clone()], leaf.key()));
+    build_client_config(vec![ca.der()], identity, versions)
+}
+
+/// The same from PEM files: the CA to trust, and a client certificate and key if given.
+pub fn client_config_from_pem(ca: &Path, client: Option<(&Path, &Path)>) -> Arc<ClientConfig> {
+    let roots = CertificateDer::pem_file_iter(ca)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let identity = client.map(|(cert, key)| {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (chain, PrivateKeyDer::from_pem_file(key).unwrap())
+    });
+    build_client_config(roots, identity, &[])
+}
+
+fn build_client_config(
+    roots: Vec<CertificateDer<'static>>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root).unwrap();
+    }
     #[allow(deprecated)] // ring, as the broker uses
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions = if versions.is_empty() {
@@ -168,11 +196,9 @@ pub fn client_config(
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .unwrap()
-        .with_root_certificates(roots);
-    let config = match client {
-        Some(leaf) => builder
-            .with_client_auth_cert(vec![leaf.cert.clone()], leaf.key())
-            .unwrap(),
+        .with_root_certificates(store);
+    let config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
         None => builder.with_no_client_auth(),
     };
     Arc::new(config)
