@@ -166,16 +166,17 @@ async fn external_is_offered_on_tls_connections_only_when_configured() {
     let setup = Setup::start(|c| with_external(verify_peer(false)(c))).await;
     let proxy = setup.proxy(None).await;
     let (_raw, start) = Raw::start(proxy.addr).await;
-    assert_eq!(start.mechanisms.to_string(), "PLAIN AMQPLAIN EXTERNAL");
+    // RabbitMQ's order (its registry's), not the configured one.
+    assert_eq!(start.mechanisms.to_string(), "AMQPLAIN PLAIN EXTERNAL");
     let (_raw, start) = Raw::start(setup.broker.addr).await;
-    assert_eq!(start.mechanisms.to_string(), "PLAIN AMQPLAIN");
+    assert_eq!(start.mechanisms.to_string(), "AMQPLAIN PLAIN");
     setup.stop().await;
 
     // Not configured (RabbitMQ's default auth_mechanisms): not offered over TLS either.
     let setup = Setup::start(verify_peer(false)).await;
     let proxy = setup.proxy(None).await;
     let (_raw, start) = Raw::start(proxy.addr).await;
-    assert_eq!(start.mechanisms.to_string(), "PLAIN AMQPLAIN");
+    assert_eq!(start.mechanisms.to_string(), "AMQPLAIN PLAIN");
     setup.stop().await;
 }
 

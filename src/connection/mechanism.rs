@@ -48,12 +48,13 @@ impl Mechanism {
 }
 
 /// connection.start's `mechanisms`: the configured ones this connection can use,
-/// space-separated.
+/// space-separated, in RabbitMQ's order whatever the configured order (its registry's:
+/// "AMQPLAIN PLAIN" by default, "AMQPLAIN PLAIN EXTERNAL" on TLS with all three).
 pub fn offered(configured: &[Mechanism], tls: bool) -> String {
-    let names: Vec<&str> = configured
-        .iter()
-        .filter(|m| m.offered_on(tls))
-        .map(|m| m.name())
+    let names: Vec<&str> = [Mechanism::Amqplain, Mechanism::Plain, Mechanism::External]
+        .into_iter()
+        .filter(|m| configured.contains(m) && m.offered_on(tls))
+        .map(Mechanism::name)
         .collect();
     names.join(" ")
 }

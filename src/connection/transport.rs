@@ -68,6 +68,9 @@ pub(super) async fn tls_handshake(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(Stream, TlsPeer), HandshakeFailed> {
     let _ = tcp.set_nodelay(true);
+    // As RabbitMQ: a handshake that fails or times out ends with a reset (after any
+    // alert rustls wrote); an orderly close once TLS is up.
+    let _ = tcp.set_zero_linger();
     let accept = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
     let tls = tokio::select! {
         done = accept => match done {
@@ -77,6 +80,10 @@ pub(super) async fn tls_handshake(
         },
         _ = shutdown.changed() => return Err(HandshakeFailed::Shutdown),
     };
+    // Deprecated because a non-zero linger blocks on drop; None turns SO_LINGER off,
+    // which cannot.
+    #[allow(deprecated)]
+    let _ = tls.get_ref().0.set_linger(None);
     let certificate = tls
         .get_ref()
         .1

@@ -49,7 +49,11 @@ pub async fn stls(_url: String) -> R<Outcome> {
         .ctx("channel.open")?;
     step(
         "queue.declare",
-        ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()),
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        ),
     )
     .await?
     .ctx("queue.declare")?;
