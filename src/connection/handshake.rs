@@ -73,13 +73,12 @@ pub struct ClientInfo {
     pub connection_blocked: bool,
 }
 
-/// Checks start-ok: mechanism (one of those `offered`), credentials, and the
+/// Checks start-ok: mechanism (one offered on this connection), credentials, and the
 /// guest-from-loopback rule. `tls` is what the TLS handshake told, on a TLS connection.
 pub fn start_ok(
     broker: &Broker,
     m: &amqp_connection::StartOk,
     peer: IpAddr,
-    offered: &[Mechanism],
     tls: Option<&TlsPeer>,
 ) -> Result<ClientInfo, Exception> {
     let name = m.mechanism.as_str();
@@ -89,7 +88,11 @@ pub fn start_ok(
         ))
     };
     let mechanism = match Mechanism::from_name(name) {
-        Some(known) if offered.contains(&known) && known.offered_on(tls.is_some()) => known,
+        Some(known)
+            if broker.auth_mechanisms.contains(&known) && known.offered_on(tls.is_some()) =>
+        {
+            known
+        }
         // As RabbitMQ: a mechanism it knows but did not offer here is "invalid".
         Some(_) => {
             return Err(Exception::command_invalid(format!(
@@ -234,24 +237,22 @@ impl super::Connection {
         };
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
-                let offered = &self.broker.auth_mechanisms;
-                let client =
-                    match start_ok(&self.broker, &m, self.peer.ip(), offered, self.tls.as_ref()) {
-                        Ok(client) => client,
-                        // RabbitMQ tells only clients that announce authentication_failure_close;
-                        // the others (and unknown mechanisms) just see the socket close.
-                        Err(e)
-                            if e.code == crate::error::ReplyCode::AccessRefused
-                                && wants_failure_close(&m) =>
-                        {
-                            return Err(e)
-                        }
-                        Err(e) => {
-                            info!(text = %e.text, "login refused");
-                            self.silent_close();
-                            return Ok(());
-                        }
-                    };
+                let client = match start_ok(&self.broker, &m, self.peer.ip(), self.tls.as_ref()) {
+                    Ok(client) => client,
+                    // RabbitMQ tells only clients that announce authentication_failure_close;
+                    // the others (and unknown mechanisms) just see the socket close.
+                    Err(e)
+                        if e.code == crate::error::ReplyCode::AccessRefused
+                            && wants_failure_close(&m) =>
+                    {
+                        return Err(e)
+                    }
+                    Err(e) => {
+                        info!(text = %e.text, "login refused");
+                        self.silent_close();
+                        return Ok(());
+                    }
+                };
                 tracing::Span::current().record("user", client.user.as_str());
                 self.consumer_cancel_notify = client.consumer_cancel_notify;
                 self.blocked_notify = client.connection_blocked;
