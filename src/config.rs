@@ -90,6 +90,7 @@ pub struct Config {
         long,
         env = "WARREN_AUTH_MECHANISMS",
         value_delimiter = ',',
+        ignore_case = true,
         default_value = "PLAIN,AMQPLAIN"
     )]
     pub auth_mechanisms: Vec<Mechanism>,
@@ -189,6 +190,19 @@ fn parse_message_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::{parse_bytes, parse_message_size};
+
+    #[test]
+    fn auth_mechanisms_are_rabbitmqs_names_in_any_case() {
+        use super::{Config, Mechanism};
+        use clap::Parser;
+        let config = Config::try_parse_from(["warren", "--auth-mechanisms", "plain,EXTERNAL"])
+            .expect("parsed");
+        assert_eq!(
+            config.auth_mechanisms,
+            [Mechanism::Plain, Mechanism::External]
+        );
+        assert!(Config::try_parse_from(["warren", "--auth-mechanisms", "CRAM-MD5"]).is_err());
+    }
 
     #[test]
     fn message_sizes_stop_at_512_mib() {

@@ -38,6 +38,17 @@ pub struct Server {
 
 /// Starts a broker as `config` says and returns once it accepts connections.
 pub async fn start(config: Config) -> io::Result<Server> {
+    // TLS settings are checked before anything is opened or created.
+    let tls = match config.tls_files() {
+        Some(files) => Some(Arc::new(Tls::load(files)?)),
+        None if config.tls_port.is_some() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--tls-port needs --tls-cert and --tls-key",
+            ))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)?;
     let limit = config
         .memory_limit
@@ -53,18 +64,8 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let broker = Arc::new(broker);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
-    let tls = match (config.tls_files(), config.tls_listener_port()) {
-        (Some(files), Some(port)) => {
-            let tls = Arc::new(Tls::load(files)?);
-            let listener = TcpListener::bind((config.bind, port)).await?;
-            Some((listener, tls))
-        }
-        _ if config.tls_port.is_some() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--tls-port needs --tls-cert and --tls-key",
-            ))
-        }
+    let tls = match (tls, config.tls_listener_port()) {
+        (Some(tls), Some(port)) => Some((TcpListener::bind((config.bind, port)).await?, tls)),
         _ => None,
     };
     let tls_addr = match &tls {

@@ -381,6 +381,8 @@ async fn bad_tls_settings_stop_the_start_with_a_reason() {
     };
     let e = start(config).await.expect("refused");
     assert!(e.to_string().contains("--tls-port needs --tls-cert"), "{e}");
+    // Each was refused before anything was created.
+    assert!(!dir.exists(), "a refused start created the data directory");
     let _ = std::fs::remove_dir_all(&files.dir);
 }
 
