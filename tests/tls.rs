@@ -450,3 +450,42 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&files.dir);
 }
+
+/// A TLS client that reads slowly: the broker's socket fills, rustls keeps the records it
+/// could not write, and they must still go out once the client reads again, with no
+/// further write to push them (a flush), or the stream stalls short of the end.
+#[tokio::test]
+async fn deliveries_to_a_slow_tls_reader_all_arrive() {
+    use amq_protocol::frame::AMQPFrame;
+    use amq_protocol::protocol::{basic, AMQPClass};
+    const MESSAGES: usize = 200;
+    const SIZE: usize = 100_003;
+    let setup = Setup::start(|c| c).await;
+    let (_conn, ch) = setup.broker.channel().await;
+    declare_queue(&ch, "slow.reader").await;
+    let proxy = setup.proxy(None).await;
+    let mut raw = Raw::open_with_channel(proxy.addr, 131_072).await;
+    let consume = basic::Consume {
+        queue: "slow.reader".into(),
+        no_ack: true,
+        ..Default::default()
+    };
+    raw.send(1, AMQPClass::Basic(basic::AMQPMethod::Consume(consume)))
+        .await;
+    // Not read while the broker pushes: its writes to the TLS socket block.
+    for _ in 0..MESSAGES {
+        publish(&ch, "", "slow.reader", &vec![1u8; SIZE]).await;
+    }
+    let mut bytes = 0;
+    within(async {
+        while bytes < MESSAGES * SIZE {
+            match raw.next().await {
+                Next::Frame(AMQPFrame::Body(_, body)) => bytes += body.len(),
+                Next::Frame(_) => {}
+                Next::Closed => panic!("closed after {bytes} body bytes"),
+            }
+        }
+    })
+    .await;
+    setup.stop().await;
+}

@@ -216,7 +216,7 @@ impl Connection {
             Stream::Plain(mut tcp) => {
                 let _ = tcp.set_nodelay(true);
                 let (mut reader, mut writer) = tcp.split();
-                let result = self.pump(&mut reader, &mut writer, shutdown).await;
+                let result = self.pump(&mut reader, &mut writer, shutdown, false).await;
                 if self.ends_with_reset(&result) {
                     let _ = tcp.set_zero_linger();
                 } else if result.is_ok() {
@@ -226,7 +226,7 @@ impl Connection {
             }
             Stream::Tls(tls) => {
                 let (mut reader, mut writer) = tokio::io::split(*tls);
-                let result = self.pump(&mut reader, &mut writer, shutdown).await;
+                let result = self.pump(&mut reader, &mut writer, shutdown, true).await;
                 if self.ends_with_reset(&result) {
                     let _ = reader.unsplit(writer).get_ref().0.set_zero_linger();
                 } else if result.is_ok() {
@@ -243,12 +243,15 @@ impl Connection {
         self.reset || matches!(result, Err(ConnectionError::UnknownMethod))
     }
 
-    /// The connection loop over a stream's two halves.
+    /// The connection loop over a stream's two halves. With `flushes` (TLS), a write that
+    /// emptied the write buffer is followed by a flush: rustls takes bytes it cannot send
+    /// yet when the socket is full, and only a later write or a flush sends them.
     async fn pump<R, W>(
         &mut self,
         reader: &mut R,
         writer: &mut W,
         mut shutdown: watch::Receiver<bool>,
+        flushes: bool,
     ) -> Result<(), ConnectionError>
     where
         R: AsyncRead + Unpin,
@@ -260,6 +263,7 @@ impl Connection {
         let mut tick_period = Duration::from_secs(1);
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unflushed = false;
         loop {
             // Heartbeats are checked twice per interval once negotiated; the handshake
             // timeout and the close deadline need only a coarse tick.
@@ -272,7 +276,7 @@ impl Connection {
                 tick = tokio::time::interval_at(Instant::now() + period, period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
-            if self.phase == Phase::Done && self.out.is_empty() {
+            if self.phase == Phase::Done && self.out.is_empty() && !unflushed {
                 break Ok(());
             }
             self.count_memory(&inbuf);
@@ -312,10 +316,14 @@ impl Connection {
                         self.phase = Phase::Done;
                     }
                 }
-                written = writer.write_buf(&mut self.out), if !self.out.is_empty() => {
+                written = write_or_flush(writer, &mut self.out), if !self.out.is_empty() || unflushed => {
                     match written {
-                        Ok(0) => break Err(ConnectionError::PeerClosed),
-                        Ok(_) => self.last_write = Instant::now(),
+                        Ok(Some(0)) => break Err(ConnectionError::PeerClosed),
+                        Ok(Some(_)) => {
+                            self.last_write = Instant::now();
+                            unflushed = flushes;
+                        }
+                        Ok(None) => unflushed = false,
                         Err(e) => break Err(e.into()),
                     }
                 }
@@ -666,6 +674,18 @@ impl Connection {
                     .on(class_id, method_id),
             ),
         }
+    }
+}
+
+/// Writes what the buffer holds (Some(bytes written)), or flushes when it is empty (None).
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if out.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(out).await.map(Some)
     }
 }
 

@@ -6,6 +6,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::crypto::ring;
@@ -60,7 +64,51 @@ pub async fn connect(t: &Target) -> Res<(ReadSide, WriteSide)> {
                 .await
                 .map_err(|e| err(format!("TLS handshake with {}: {e}", t.addr())))?;
             let (rd, wr) = tokio::io::split(tls);
-            Ok((Box::new(rd), Box::new(wr)))
+            Ok((
+                Box::new(rd),
+                Box::new(Flushed {
+                    inner: wr,
+                    written: None,
+                }),
+            ))
         }
+    }
+}
+
+/// A TLS write half whose writes complete only once rustls has sent them: when the socket
+/// is full rustls keeps bytes it took, and the client (write, then wait for the reply)
+/// would otherwise wait forever for a reply to bytes never sent.
+struct Flushed<W> {
+    inner: W,
+    /// Accepted by the last poll_write, not yet flushed (the caller polls again with the
+    /// same bytes after Pending, as write_all does).
+    written: Option<usize>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Flushed<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = match self.written {
+            Some(n) => n,
+            None => {
+                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+                self.written = Some(n);
+                n
+            }
+        };
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        self.written = None;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
