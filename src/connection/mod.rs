@@ -18,6 +18,7 @@ pub mod test_hooks;
 
 pub use name::ConnectionName;
 
+use crate::access::sessions::UserSlot;
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
@@ -82,6 +83,9 @@ struct Connection {
     vhost: Option<Arc<VHost>>,
     /// This connection's place in its vhost's max-connections.
     vhost_slot: Option<ConnectionSlot>,
+    /// This connection and its channels among its user's (max-connections,
+    /// max-channels; closing them when the user is deleted).
+    user_slot: Option<UserSlot>,
     user: String,
     consumer_cancel_notify: bool,
     /// The client asked to hear connection.blocked / unblocked.
@@ -145,6 +149,7 @@ pub async fn serve(
             phase: Phase::ProtocolHeader,
             vhost: None,
             vhost_slot: None,
+            user_slot: None,
             user: String::new(),
             consumer_cancel_notify: false,
             blocked_notify: false,

@@ -61,6 +61,7 @@ impl Connection {
                         ch.server_cancel(ctx, consumer_tag, notify)
                     });
                 }
+                Outgoing::Close(e) => self.close_connection(e),
             }
         }
         self.flush_channels();
@@ -107,8 +108,10 @@ impl Connection {
                 });
             }
         }
-        // The vhost's connection count (its max-connections limit) drops here.
+        // The vhost's connection count (its max-connections limit) drops here, and the
+        // user's count of connections and channels.
         self.vhost_slot = None;
+        self.user_slot = None;
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }
