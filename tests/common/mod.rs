@@ -227,6 +227,17 @@ pub fn amqp_error(err: &lapin::Error) -> (u16, String) {
     }
 }
 
+/// The address this machine would use to reach the outside (no packet is sent): a
+/// client connecting from it is not on loopback.
+pub fn non_loopback_ipv4() -> Option<std::net::IpAddr> {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    sock.connect("192.0.2.1:9")
+        .or_else(|_| sock.connect("8.8.8.8:53"))
+        .ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 /// The reply code and text of the AMQP error a request that must fail carries.
 pub fn refusal<T>(result: lapin::Result<T>) -> (u16, String) {
     match result {
