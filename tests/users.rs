@@ -280,7 +280,7 @@ async fn sha512_and_md5_hashes_from_definitions_log_in() {
             {"name": "s512", "hashing_algorithm": "rabbit_password_hashing_sha512", "tags": [],
              "password_hash": "AQIDBPhTH2L5HGYB1LWOrn+YpvuQmVOXKGqgsuiJRIZTILRoEvblSJo/WAsym3IZTfuaIaK5KR2o5KwFfTv6KsxfMIE="},
             {"name": "md5", "hashing_algorithm": "rabbit_password_hashing_md5", "tags": [],
-             "password_hash": "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU="},
+             "password_hash": "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=", "x-note": {"kept": true}},
             {"name": "clear", "password": "secret", "tags": ["management"]}
         ],
         "vhosts": [{"name": "/"}]
