@@ -537,7 +537,8 @@ async fn an_imported_definitions_file_is_merged_at_every_start() {
         "rabbit_version": "3.10.8",
         "users": [{"name": "svc", "tags": ["management"], "limits": {"max-connections": 2},
                    "hashing_algorithm": "rabbit_password_hashing_sha256",
-                   "password_hash": "8i3vTR9eVfB2bb5LpI0PswTahgStSCv8qo+bVRHBeqoRpsG7"}],
+                   "password_hash": "8i3vTR9eVfB2bb5LpI0PswTahgStSCv8qo+bVRHBeqoRpsG7"},
+                  {"name": "hand-written", "password": "clear", "tags": []}],
         "vhosts": [{"name": "/"}, {"name": "svc-vhost"}],
         "permissions": [{"user": "svc", "vhost": "svc-vhost", "configure": ".*", "write": ".*", "read": ".*"}],
         "queues": [{"name": "svc.q", "vhost": "svc-vhost", "durable": true, "auto_delete": false, "arguments": {}}]
@@ -576,6 +577,7 @@ async fn an_imported_definitions_file_is_merged_at_every_start() {
         );
     }
     assert!(user_entry(&twice, "later").is_some());
+    assert!(login(broker.addr, "hand-written", "clear").await.is_ok());
     assert!(login_as(broker.addr, "PLAIN", "svc", "pw", "svc-vhost")
         .await
         .is_ok());

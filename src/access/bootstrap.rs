@@ -71,7 +71,7 @@ impl Bootstrap {
                     format!("definitions file {}: {e}", path.display()),
                 )
             })?;
-            users::normalize(&mut file).map_err(io::Error::other)?;
+            users::normalize(&mut file, &defs.users).map_err(io::Error::other)?;
             tracing::info!(
                 path = %path.display(),
                 users = file.users.len(),

@@ -81,14 +81,23 @@ fn hash_of(password: Option<&str>) -> Result<String, UserError> {
 /// Makes users read from a definitions file usable as RabbitMQ's import does: a
 /// cleartext `password` (allowed in hand-written files) becomes a hash, and a missing
 /// `hashing_algorithm` is MD5 for files from RabbitMQ before 3.6 and SHA-256 otherwise.
-pub fn normalize(defs: &mut Definitions) -> Result<(), UserError> {
+/// A cleartext password that a user in `existing` already has keeps that user's hash,
+/// so importing the same file at every start does not rewrite it with a new salt.
+pub fn normalize(defs: &mut Definitions, existing: &[UserDef]) -> Result<(), UserError> {
     let old = ["3.0.", "3.1.", "3.2.", "3.3.", "3.4.", "3.5."]
         .iter()
         .any(|v| defs.rabbit_version.starts_with(v));
     for user in &mut defs.users {
         if let Some(Value::String(cleartext)) = user.extra.remove("password") {
-            user.password_hash = hash_of(Some(&cleartext))?;
-            user.hashing_algorithm = password::SHA256.to_owned();
+            let same = existing.iter().find(|e| {
+                e.name == user.name
+                    && Credential::decode(&e.password_hash, &e.hashing_algorithm)
+                        .matches(&cleartext)
+            });
+            (user.password_hash, user.hashing_algorithm) = match same {
+                Some(e) => (e.password_hash.clone(), e.hashing_algorithm.clone()),
+                None => (hash_of(Some(&cleartext))?, password::SHA256.to_owned()),
+            };
         }
         if user.hashing_algorithm.is_empty() {
             user.hashing_algorithm = if old { password::MD5 } else { password::SHA256 }.to_owned();
@@ -477,7 +486,8 @@ mod tests {
             ]
         }))
         .expect("definitions");
-        normalize(&mut defs).expect("normalize");
+        let imported = defs.clone();
+        normalize(&mut defs, &[]).expect("normalize");
         assert_eq!(defs.users[0].hashing_algorithm, password::MD5);
         assert_eq!(defs.users[1].hashing_algorithm, password::SHA256);
         assert!(
@@ -488,9 +498,13 @@ mod tests {
         let here: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(users.authenticate("old", "secret", here), Ok(()));
         assert_eq!(users.authenticate("plain", "secret", here), Ok(()));
+        // Imported again: the cleartext password keeps the hash it got the first time.
+        let mut again = imported;
+        normalize(&mut again, &defs.users).expect("normalize");
+        assert_eq!(again.users[1].password_hash, defs.users[1].password_hash);
         defs.rabbit_version = "3.10.8".into();
         defs.users[0].hashing_algorithm.clear();
-        normalize(&mut defs).expect("normalize");
+        normalize(&mut defs, &[]).expect("normalize");
         assert_eq!(defs.users[0].hashing_algorithm, password::SHA256);
     }
 }
