@@ -596,3 +596,67 @@ async fn a_missing_definitions_file_stops_the_start() {
     assert!(err.to_string().contains("no-such-file.json"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The binary reads RABBITMQ_DEFAULT_USER/PASS/VHOST, as the rabbitmq image does, and a
+/// WARREN_DEFAULT_* variable wins over its RABBITMQ_DEFAULT_* twin.
+#[tokio::test]
+async fn the_binary_takes_the_default_user_from_rabbitmq_variables() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::temp_dir().join(format!("warren-users-env-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--log",
+            "warn",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("RABBITMQ_DEFAULT_USER", "from-rabbitmq")
+        .env("WARREN_DEFAULT_USER", "from-warren")
+        .env("RABBITMQ_DEFAULT_PASS", "compose-pass")
+        .env("RABBITMQ_DEFAULT_VHOST", "compose-vhost")
+        .env_remove("WARREN_DEFAULT_PASS")
+        .env_remove("WARREN_DEFAULT_VHOST")
+        .env_remove("WARREN_DEFINITIONS")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn warren");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    within(tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("ready line");
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(login_as(
+        addr,
+        "PLAIN",
+        "from-warren",
+        "compose-pass",
+        "compose-vhost"
+    )
+    .await
+    .is_ok());
+    for user in ["from-rabbitmq", "guest"] {
+        assert_eq!(
+            login_as(addr, "PLAIN", user, "compose-pass", "compose-vhost")
+                .await
+                .err(),
+            Some(refused("PLAIN")),
+            "{user}"
+        );
+    }
+    child.kill().await.expect("kill");
+    let _ = std::fs::remove_dir_all(&dir);
+}
