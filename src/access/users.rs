@@ -312,11 +312,9 @@ impl Users {
         password: &str,
         peer: IpAddr,
     ) -> Result<(), LoginRefused> {
-        let known = self
-            .read()
-            .get(name)
-            .is_some_and(|u| u.credential.matches(password));
-        if !known {
+        // The digest is computed after the lock is released.
+        let credential = self.read().get(name).map(|u| u.credential.clone());
+        if !credential.is_some_and(|c| c.matches(password)) {
             return Err(LoginRefused::BadCredentials);
         }
         if self.loopback.iter().any(|u| u == name) && !is_loopback(peer) {
