@@ -6,25 +6,13 @@ mod common;
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
 use amq_protocol::types::AMQPValue;
+use common::login::amqplain;
 use common::raw::{encode, plain, Next, Raw};
 use common::{amqp_error, non_loopback_ipv4, within, TestBroker};
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-/// AMQPLAIN: a field table without its length prefix, LOGIN and PASSWORD as long strings.
-fn amqplain(user: &str, password: &str) -> Vec<u8> {
-    let mut table = Vec::new();
-    for (key, value) in [("LOGIN", user), ("PASSWORD", password)] {
-        table.push(key.len() as u8);
-        table.extend_from_slice(key.as_bytes());
-        table.push(b'S');
-        table.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        table.extend_from_slice(value.as_bytes());
-    }
-    table
-}
 
 /// (reply code, reply text, class id, method id) of a close method, for one assert_eq.
 fn close_parts(close: &connection::Close) -> (u16, &str, u16, u16) {
