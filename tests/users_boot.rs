@@ -17,6 +17,22 @@ fn reference_export() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rabbitmq-3.10.8-users.json")
 }
 
+/// `defs` written to a definitions file of its own (in a directory `remove_file_dir`
+/// removes).
+fn write_definitions(name: &str, defs: serde_json::Value) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warren-users-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("defs.json");
+    std::fs::write(&file, defs.to_string()).expect("write");
+    file
+}
+
+fn remove_file_dir(file: &Path) {
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// The definitions file in a broker's data directory, once written.
 async fn saved_definitions(broker: &TestBroker) -> serde_json::Value {
     let text = std::fs::read(broker.data_dir.join("definitions.json")).expect("definitions.json");
@@ -63,23 +79,22 @@ async fn users_exported_by_rabbitmq_log_in_with_their_passwords() {
 /// `base64.b64encode(salt + hashlib.sha512(salt + b"secret").digest())`, and md5.
 #[tokio::test]
 async fn sha512_and_md5_hashes_from_definitions_log_in() {
-    let dir = std::env::temp_dir().join(format!("warren-users-hashes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("defs.json");
-    let defs = json!({
-        "rabbit_version": "3.10.8",
-        "users": [
-            {"name": "s512", "hashing_algorithm": "rabbit_password_hashing_sha512", "tags": [],
-             "password_hash": "AQIDBPhTH2L5HGYB1LWOrn+YpvuQmVOXKGqgsuiJRIZTILRoEvblSJo/WAsym3IZTfuaIaK5KR2o5KwFfTv6KsxfMIE="},
-            {"name": "md5", "hashing_algorithm": "rabbit_password_hashing_md5", "tags": [],
-             "password_hash": "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=", "x-note": {"kept": true}},
-            {"name": "clear", "password": "secret", "tags": ["management"]}
-        ],
-        "vhosts": [{"name": "/"}]
-    });
-    std::fs::write(&file, defs.to_string()).expect("write");
+    let file = write_definitions(
+        "hashes",
+        json!({
+            "rabbit_version": "3.10.8",
+            "users": [
+                {"name": "s512", "hashing_algorithm": "rabbit_password_hashing_sha512", "tags": [],
+                 "password_hash": "AQIDBPhTH2L5HGYB1LWOrn+YpvuQmVOXKGqgsuiJRIZTILRoEvblSJo/WAsym3IZTfuaIaK5KR2o5KwFfTv6KsxfMIE="},
+                {"name": "md5", "hashing_algorithm": "rabbit_password_hashing_md5", "tags": [],
+                 "password_hash": "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=", "x-note": {"kept": true}},
+                {"name": "clear", "password": "secret", "tags": ["management"]}
+            ],
+            "vhosts": [{"name": "/"}]
+        }),
+    );
     let broker = TestBroker::start_with(|c| warren::Config {
-        definitions: Some(file),
+        definitions: Some(file.clone()),
         ..c
     })
     .await;
@@ -101,8 +116,13 @@ async fn sha512_and_md5_hashes_from_definitions_log_in() {
         md5["hashing_algorithm"], "rabbit_password_hashing_md5",
         "kept as read"
     );
+    assert_eq!(
+        md5["x-note"],
+        json!({"kept": true}),
+        "unknown fields are kept"
+    );
     broker.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_file_dir(&file);
 }
 
 // ---- persistence, defaults, import ----
@@ -175,20 +195,19 @@ async fn the_default_user_and_vhost_are_made_on_the_first_start_only() {
 
 #[tokio::test]
 async fn an_imported_definitions_file_is_merged_at_every_start() {
-    let dir = std::env::temp_dir().join(format!("warren-users-import-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("defs.json");
-    let defs = json!({
-        "rabbit_version": "3.10.8",
-        "users": [{"name": "svc", "tags": ["management"], "limits": {"max-connections": 2},
-                   "hashing_algorithm": "rabbit_password_hashing_sha256",
-                   "password_hash": "8i3vTR9eVfB2bb5LpI0PswTahgStSCv8qo+bVRHBeqoRpsG7"},
-                  {"name": "hand-written", "password": "clear", "tags": []}],
-        "vhosts": [{"name": "/"}, {"name": "svc-vhost"}],
-        "permissions": [{"user": "svc", "vhost": "svc-vhost", "configure": ".*", "write": ".*", "read": ".*"}],
-        "queues": [{"name": "svc.q", "vhost": "svc-vhost", "durable": true, "auto_delete": false, "arguments": {}}]
-    });
-    std::fs::write(&file, defs.to_string()).expect("write");
+    let file = write_definitions(
+        "import",
+        json!({
+            "rabbit_version": "3.10.8",
+            "users": [{"name": "svc", "tags": ["management"], "limits": {"max-connections": 2},
+                       "hashing_algorithm": "rabbit_password_hashing_sha256",
+                       "password_hash": "8i3vTR9eVfB2bb5LpI0PswTahgStSCv8qo+bVRHBeqoRpsG7"},
+                      {"name": "hand-written", "password": "clear", "tags": []}],
+            "vhosts": [{"name": "/"}, {"name": "svc-vhost"}],
+            "permissions": [{"user": "svc", "vhost": "svc-vhost", "configure": ".*", "write": ".*", "read": ".*"}],
+            "queues": [{"name": "svc.q", "vhost": "svc-vhost", "durable": true, "auto_delete": false, "arguments": {}}]
+        }),
+    );
     let with_file = |c: warren::Config| warren::Config {
         definitions: Some(file.clone()),
         ..c
@@ -227,7 +246,7 @@ async fn an_imported_definitions_file_is_merged_at_every_start() {
         .await
         .is_ok());
     broker.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_file_dir(&file);
 }
 
 #[tokio::test]
@@ -249,17 +268,12 @@ async fn the_binary_takes_the_default_user_from_rabbitmq_variables() {
     use tokio::io::AsyncBufReadExt;
     let dir = std::env::temp_dir().join(format!("warren-users-env-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // Everything from the environment, as a compose file would give it.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--log",
-            "warn",
-            "--data-dir",
-        ])
-        .arg(&dir)
+        .env("WARREN_PORT", "0")
+        .env("WARREN_BIND", "127.0.0.1")
+        .env("WARREN_LOG", "warn")
+        .env("WARREN_DATA_DIR", &dir)
         .env("RABBITMQ_DEFAULT_USER", "from-rabbitmq")
         .env("WARREN_DEFAULT_USER", "from-warren")
         .env("RABBITMQ_DEFAULT_PASS", "compose-pass")
