@@ -92,7 +92,10 @@ async fn vhosts_are_added_listed_and_found_as_rabbitmqctl_does() {
         broker.add_vhost("v2", metadata("", &[], Some("foo"))),
         Err(VhostError::InvalidQueueType)
     );
-    assert_eq!(VhostError::InvalidQueueType.to_string(), "invalid_queue_type");
+    assert_eq!(
+        VhostError::InvalidQueueType.to_string(),
+        "invalid_queue_type"
+    );
     assert_eq!(broker.add_vhost("v0", VhostMetadata::default()), Ok(true));
     let names: Vec<String> = broker.list_vhosts().into_iter().map(|v| v.name).collect();
     assert_eq!(names, ["/", "v0", "v1"]);
@@ -186,7 +189,10 @@ async fn deleting_a_vhost_closes_its_connections_with_320_and_spares_the_others(
     let err = amqp_error(&next_error(&mut consumer_events).await);
     assert_eq!(
         err,
-        (320, "CONNECTION_FORCED - vhost 'doomed' is deleted".to_owned())
+        (
+            320,
+            "CONNECTION_FORCED - vhost 'doomed' is deleted".to_owned()
+        )
     );
     assert!(!publisher_conn.status().connected());
 
@@ -218,16 +224,14 @@ async fn deleting_a_vhost_closes_its_connections_with_320_and_spares_the_others(
         .expect("add again");
     let (_again, ch) = connect_to(&b, "doomed").await;
     let e = refusal(
-        within(ch.queue_declare(
-            "work".into(),
-            common::passive(),
-            FieldTable::default(),
-        ))
-        .await,
+        within(ch.queue_declare("work".into(), common::passive(), FieldTable::default())).await,
     );
     assert_eq!(
         e,
-        (404, "NOT_FOUND - no queue 'work' in vhost 'doomed'".to_owned())
+        (
+            404,
+            "NOT_FOUND - no queue 'work' in vhost 'doomed'".to_owned()
+        )
     );
     b.stop().await;
 }
@@ -297,7 +301,11 @@ async fn a_deleted_vhost_leaves_nothing_on_disk_and_nothing_comes_back() {
     assert!(bytes_in(&msgs) > 200 * 16 * 1024, "the messages are stored");
     assert!(bytes_in(&b.data_dir.join("pages")) > 0, "part is paged");
     let defs = definitions(&b.data_dir);
-    assert!(defs["queues"].as_array().unwrap().iter().any(|q| q["vhost"] == "big"));
+    assert!(defs["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["vhost"] == "big"));
 
     within(broker.delete_vhost("big")).await.expect("delete");
     // When delete_vhost returns, the definitions file and the page files show it.
@@ -320,7 +328,11 @@ async fn a_deleted_vhost_leaves_nothing_on_disk_and_nothing_comes_back() {
     let names: Vec<String> = broker.list_vhosts().into_iter().map(|v| v.name).collect();
     assert_eq!(names, ["/"]);
     let (_c, ch) = b.channel().await;
-    assert_eq!(ready(&ch, "mine").await, 0, "the other vhost's queue is back");
+    assert_eq!(
+        ready(&ch, "mine").await,
+        0,
+        "the other vhost's queue is back"
+    );
     // The segments that held the deleted vhost's messages are gone: what is left is the
     // new, near-empty segment.
     let left = bytes_in(&b.data_dir.join("msgs"));
@@ -332,7 +344,9 @@ async fn a_deleted_vhost_leaves_nothing_on_disk_and_nothing_comes_back() {
 async fn limits_set_at_runtime_refuse_with_rabbitmq_texts_and_can_be_cleared() {
     let b = TestBroker::start().await;
     let broker = b.server.broker().clone();
-    broker.add_vhost("lim", VhostMetadata::default()).expect("add");
+    broker
+        .add_vhost("lim", VhostMetadata::default())
+        .expect("add");
     let (conn, ch) = connect_to(&b, "lim").await;
     declare_queue(&ch, "first").await;
 
@@ -392,7 +406,11 @@ async fn limits_set_at_runtime_refuse_with_rabbitmq_texts_and_can_be_cleared() {
     );
 
     // Refusals, as rabbitmqctl words them.
-    let set = |v: serde_json::Value| broker.set_vhost_limits("lim", &v).map_err(|e| e.to_string());
+    let set = |v: serde_json::Value| {
+        broker
+            .set_vhost_limits("lim", &v)
+            .map_err(|e| e.to_string())
+    };
     assert_eq!(
         set(json!({"foo": 1})),
         Err("Validation failed\n\nUnrecognised terms [{<<\"foo\">>,1}] in limits".into())
@@ -529,5 +547,56 @@ async fn stored_messages_of_a_vhost_missing_from_the_definitions_are_reclaimed()
     let b = TestBroker::start_on(dir, |c| c).await;
     let left = bytes_in(&b.data_dir.join("msgs"));
     assert!(left < 64 * 1024, "{left} bytes left in the message store");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_follows_the_320_when_a_backlogged_consumer_s_vhost_is_deleted() {
+    use amq_protocol::frame::AMQPFrame;
+    use amq_protocol::protocol::{basic, connection, AMQPClass};
+    use common::raw::Next;
+    let b = TestBroker::start().await;
+    let broker = b.server.broker().clone();
+    broker
+        .add_vhost("busy", VhostMetadata::default())
+        .expect("add");
+    let (_p, ch) = connect_to(&b, "busy").await;
+    declare_queue(&ch, "flood").await;
+    // A no-ack consumer that does not read: its socket and write buffer fill up, and
+    // deliveries wait in its outbox when the vhost goes.
+    let mut raw = open_on(&b, "busy").await;
+    raw.expect_open_ok().await;
+    raw.open_channel(1).await;
+    let consume = basic::Consume {
+        queue: "flood".into(),
+        consumer_tag: "c".into(),
+        no_ack: true,
+        ..Default::default()
+    };
+    raw.send(1, AMQPClass::Basic(basic::AMQPMethod::Consume(consume)))
+        .await;
+    let body = vec![3u8; 4096];
+    for _ in 0..3000 {
+        publish(&ch, "", "flood", &body).await;
+    }
+    within(ch.queue_declare("flood".into(), common::passive(), FieldTable::default()))
+        .await
+        .expect("the publishes are handled");
+    within(broker.delete_vhost("busy")).await.expect("delete");
+    // Deliveries written before the close, then the close, then nothing but the end.
+    loop {
+        match raw.recv().await {
+            Next::Frame(AMQPFrame::Method(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+            )) => {
+                assert_eq!(c.reply_code, 320);
+                break;
+            }
+            Next::Frame(_) => {}
+            Next::Closed => panic!("closed without connection.close"),
+        }
+    }
+    raw.close_ok_then_closed().await;
     b.stop().await;
 }

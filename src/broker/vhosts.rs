@@ -55,9 +55,7 @@ impl Broker {
     /// Adds a vhost. As `rabbitmqctl add_vhost`, adding one that exists is not an error
     /// and leaves it (and its metadata) as it was: returns whether it was created.
     pub fn add_vhost(&self, name: &str, metadata: VhostMetadata) -> Result<bool, VhostError> {
-        metadata
-            .check()
-            .map_err(|_| VhostError::InvalidQueueType)?;
+        metadata.check().map_err(|_| VhostError::InvalidQueueType)?;
         let created = self.create_vhost(name, metadata).is_some();
         if created {
             self.definitions_changed();

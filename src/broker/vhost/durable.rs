@@ -7,11 +7,11 @@
 //! exchanges, durable non-exclusive queues and bindings between durable objects are
 //! written; argument types JSON would lose are saved beside the arguments.
 
+use super::VhostMetadata;
 use super::{VHost, PREDECLARED};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::queue::Queue;
 use crate::codec::ShortStr;
-use super::VhostMetadata;
 use crate::store::definitions::{
     BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef, VhostDef,
 };

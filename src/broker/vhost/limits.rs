@@ -51,7 +51,9 @@ impl VhostLimits {
     pub fn parse(value: &Value) -> Result<VhostLimits, String> {
         let Value::Object(map) = value else {
             // RabbitMQ crashes here (badmap); a plain sentence is kinder.
-            return Err(format!("limits must be a JSON object, actually was {value}"));
+            return Err(format!(
+                "limits must be a JSON object, actually was {value}"
+            ));
         };
         let unknown: Vec<String> = map
             .iter()
@@ -59,7 +61,10 @@ impl VhostLimits {
             .map(|(k, v)| format!("{{<<\"{k}\">>,{}}}", erlang_term(v)))
             .collect();
         if !unknown.is_empty() {
-            return Err(format!("Unrecognised terms [{}] in limits", unknown.join(",")));
+            return Err(format!(
+                "Unrecognised terms [{}] in limits",
+                unknown.join(",")
+            ));
         }
         let limit = |key: &str| match map.get(key) {
             None => Ok(None),
@@ -144,7 +149,9 @@ impl Default for Limits {
 
 /// A limit as enforced: negative and absent are no limit.
 fn enforced(limit: Option<i64>) -> u64 {
-    limit.and_then(|n| u64::try_from(n).ok()).unwrap_or(UNLIMITED)
+    limit
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(UNLIMITED)
 }
 
 impl VHost {
@@ -277,7 +284,10 @@ mod tests {
             max_connections: Some(1),
             max_queues: Some(0),
         }));
-        let refused = vhost.admit_connection("guest", 2, &signal).err().map(|e| e.text);
+        let refused = vhost
+            .admit_connection("guest", 2, &signal)
+            .err()
+            .map(|e| e.text);
         assert_eq!(
             refused.as_deref(),
             Some("NOT_ALLOWED - access to vhost 'v' refused for user 'guest': connection limit (1) is reached")
