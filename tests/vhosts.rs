@@ -600,3 +600,38 @@ async fn nothing_follows_the_320_when_a_backlogged_consumer_s_vhost_is_deleted()
     raw.close_ok_then_closed().await;
     b.stop().await;
 }
+
+/// Resident memory of this process, from /proc (Linux).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A measurement, not a check: resident memory taken by 1,000 empty vhosts. Run alone:
+/// `cargo test --test vhosts memory_per_vhost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn memory_per_vhost() {
+    let b = TestBroker::start().await;
+    let broker = b.server.broker().clone();
+    broker.flush().await;
+    let before = resident_bytes();
+    for i in 0..1000 {
+        broker
+            .add_vhost(&format!("mem-{i}"), VhostMetadata::default())
+            .expect("add");
+    }
+    broker.flush().await;
+    let after = resident_bytes();
+    println!(
+        "1000 empty vhosts: {} KiB resident, {} bytes per vhost",
+        (after - before) / 1024,
+        (after - before) / 1000
+    );
+    drop(broker);
+    b.stop().await;
+}
