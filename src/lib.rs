@@ -48,6 +48,8 @@ pub use server::{start, Server};
 pub mod testing {
     pub use crate::access::{LoginRefused, UserError, Users};
     pub use crate::broker::memory::Memory;
+    pub use crate::broker::vhost::{VhostLimits, VhostMetadata};
+    pub use crate::broker::vhosts::{VhostError, VhostInfo};
     pub use crate::broker::Broker;
     pub use crate::codec::fieldscan::MAX_DEPTH;
     #[cfg(feature = "test-hooks")]

@@ -6,9 +6,10 @@
 //! ends; the slot counts its channels and gives everything back when dropped, however
 //! the connection ends. The map lock is taken at open, at close and at user deletion,
 //! never per frame; channel counting is one atomic. Never blocks and never waits on a
-//! connection: closing one is a message to its outbox.
+//! connection: closing one is its `CloseSignal` (the one its vhost also holds), sent
+//! after the lock is released.
 
-use crate::broker::consumer::{ConnectionHandle, Outgoing};
+use crate::broker::vhost::CloseSignal;
 use crate::error::Exception;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,7 @@ pub struct Sessions {
 
 #[derive(Debug, Default)]
 struct Live {
-    connections: HashMap<u64, ConnectionHandle>,
+    connections: HashMap<u64, Arc<CloseSignal>>,
     /// Channels open on all of them.
     channels: Arc<AtomicU64>,
 }
@@ -33,12 +34,14 @@ impl Sessions {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// connection.open by `user` on connection `handle`: a slot, or RabbitMQ's
-    /// NOT_ALLOWED when `max_connections` of theirs are open already (0: none at all).
+    /// connection.open by `user` on connection `id` (closed by `signal`): a slot, or
+    /// RabbitMQ's NOT_ALLOWED when `max_connections` of theirs are open already (0: none
+    /// at all).
     pub fn admit(
         self: &Arc<Self>,
         user: &str,
-        handle: ConnectionHandle,
+        id: u64,
+        signal: &Arc<CloseSignal>,
         max_connections: Option<u64>,
     ) -> Result<UserSlot, Exception> {
         let mut live = self.lock();
@@ -49,8 +52,7 @@ impl Sessions {
             )));
         }
         let entry = live.entry(user.to_owned()).or_default();
-        let id = handle.id;
-        entry.connections.insert(id, handle);
+        entry.connections.insert(id, signal.clone());
         Ok(UserSlot {
             sessions: self.clone(),
             user: user.to_owned(),
@@ -63,16 +65,15 @@ impl Sessions {
     /// Asks every open connection of `user` to close with `reason` (each sends
     /// connection.close itself); returns how many were asked.
     pub fn close_all(&self, user: &str, reason: &Exception) -> usize {
-        let handles: Vec<ConnectionHandle> = self
+        let signals: Vec<Arc<CloseSignal>> = self
             .lock()
             .get(user)
             .map(|l| l.connections.values().cloned().collect())
             .unwrap_or_default();
-        for h in &handles {
-            // A connection that is ending already has closed its outbox: nothing to do.
-            let _ = h.outbox.send(Outgoing::Close(reason.clone()));
+        for s in &signals {
+            s.close(reason.clone());
         }
-        handles.len()
+        signals.len()
     }
 
     /// Connections `user` has open now.
@@ -144,22 +145,19 @@ impl Drop for UserSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc;
+    use crate::broker::vhost::CloseListener;
 
-    fn handle(id: u64) -> (ConnectionHandle, mpsc::UnboundedReceiver<Outgoing>) {
-        let (outbox, rx) = mpsc::unbounded_channel();
-        (ConnectionHandle { id, outbox }, rx)
+    fn signal() -> (Arc<CloseSignal>, CloseListener) {
+        CloseSignal::new()
     }
 
     #[test]
     fn connections_and_channels_are_counted_per_user_until_dropped() {
         let s = Arc::new(Sessions::default());
-        let (h1, _r1) = handle(1);
-        let (h2, _r2) = handle(2);
-        let (h3, _r3) = handle(3);
-        let mut a = s.admit("u", h1, Some(2)).expect("first");
-        let mut b = s.admit("u", h2, Some(2)).expect("second");
-        let refused = s.admit("u", h3.clone(), Some(2)).unwrap_err();
+        let (sig, _listener) = signal();
+        let mut a = s.admit("u", 1, &sig, Some(2)).expect("first");
+        let mut b = s.admit("u", 2, &sig, Some(2)).expect("second");
+        let refused = s.admit("u", 3, &sig, Some(2)).unwrap_err();
         assert_eq!(
             refused.text,
             "NOT_ALLOWED - connection refused for user 'u': user connection limit (2) is reached"
@@ -187,7 +185,7 @@ mod tests {
             "no entry left for a user with no connection"
         );
         assert_eq!(
-            s.admit("u", h3, Some(0)).unwrap_err().text,
+            s.admit("u", 3, &sig, Some(0)).unwrap_err().text,
             "NOT_ALLOWED - connection refused for user 'u': user connection limit (0) is reached"
         );
     }
@@ -195,17 +193,17 @@ mod tests {
     #[test]
     fn close_all_reaches_every_connection_of_the_user() {
         let s = Arc::new(Sessions::default());
-        let (h1, mut r1) = handle(1);
-        let (h2, mut r2) = handle(2);
-        let (h3, mut r3) = handle(3);
-        let _a = s.admit("u", h1, None).expect("admit");
-        let _b = s.admit("u", h2, None).expect("admit");
-        let _c = s.admit("other", h3, None).expect("admit");
+        let (s1, r1) = signal();
+        let (s2, r2) = signal();
+        let (s3, r3) = signal();
+        let _a = s.admit("u", 1, &s1, None).expect("admit");
+        let _b = s.admit("u", 2, &s2, None).expect("admit");
+        let _c = s.admit("other", 3, &s3, None).expect("admit");
         let reason = Exception::new(crate::error::ReplyCode::ConnectionForced, "bye");
         assert_eq!(s.close_all("u", &reason), 2);
-        for r in [&mut r1, &mut r2] {
-            assert!(matches!(r.try_recv(), Ok(Outgoing::Close(e)) if e == reason));
+        for r in [&r1, &r2] {
+            assert_eq!(*r.borrow(), Some(reason.clone()));
         }
-        assert!(r3.try_recv().is_err());
+        assert_eq!(*r3.borrow(), None);
     }
 }

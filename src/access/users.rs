@@ -12,8 +12,8 @@ use super::limits::{self, UserLimits};
 use super::password::{self, Credential};
 use super::sessions::{Sessions, UserSlot};
 use super::{LoginRefused, UserError};
-use crate::broker::consumer::ConnectionHandle;
 use crate::broker::persist::Persistence;
+use crate::broker::vhost::CloseSignal;
 use crate::error::{Exception, ReplyCode};
 use crate::store::definitions::{Definitions, UserDef};
 use serde_json::{Map, Value};
@@ -326,9 +326,14 @@ impl Users {
     /// connection.open by `name` (after the vhost's own limit, as RabbitMQ orders
     /// them): a slot held until the connection ends, or 530 NOT_ALLOWED at the
     /// user's max-connections.
-    pub fn admit(&self, name: &str, handle: ConnectionHandle) -> Result<UserSlot, Exception> {
+    pub fn admit(
+        &self,
+        name: &str,
+        connection: u64,
+        signal: &Arc<CloseSignal>,
+    ) -> Result<UserSlot, Exception> {
         let max = self.read().get(name).and_then(|u| u.limits.max_connections);
-        self.sessions.admit(name, handle, max)
+        self.sessions.admit(name, connection, signal, max)
     }
 
     /// The user's max-channels, checked at every channel.open.

@@ -189,7 +189,4 @@ pub enum Outgoing {
         channel: u16,
         consumer_tag: ShortStr,
     },
-    /// The broker closes the connection with this connection.close (e.g. 320
-    /// CONNECTION_FORCED: its user was deleted).
-    Close(crate::error::Exception),
 }

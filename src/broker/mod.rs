@@ -13,6 +13,7 @@ pub mod message;
 pub mod persist;
 pub mod queue;
 pub mod vhost;
+pub mod vhosts;
 
 use crate::access::{Bootstrap, LoginRefused, Users};
 use crate::store::{split_queue_key, StoreHandle};
@@ -58,7 +59,7 @@ impl Broker {
             .unwrap_or_default();
         let users = Users::new(&defs.users, boot.loopback_users, None);
         let broker = Self::build(None, users, Memory::new(memory::default_limit()));
-        broker.add_vhost(&boot.default_vhost);
+        broker.create_vhost(&boot.default_vhost, vhost::VhostMetadata::default_vhost());
         broker
     }
 
@@ -111,14 +112,9 @@ impl Broker {
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         for v in &defs.vhosts {
-            broker.add_vhost(&v.name);
+            broker.create_vhost(&v.name, vhost::VhostMetadata::default());
         }
-        for vhost in broker
-            .vhosts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for vhost in broker.all_vhosts() {
             vhost.restore(&defs);
         }
         // Each stored queue is looked up once; messages of vhosts or queues that no
@@ -135,19 +131,24 @@ impl Broker {
                     dropped = count,
                     "stored messages of a vhost that no longer exists"
                 );
+                // Settled, so that their segments are reclaimed.
+                persist.store.drop_queue(&Arc::from(key));
                 continue;
             };
             match v.queue(queue, 0) {
                 Ok(q) => {
                     targets.insert(key.to_owned(), q);
                 }
-                Err(e) => tracing::warn!(
-                    vhost,
-                    queue,
-                    dropped = count,
-                    reason = %e.text,
-                    "stored messages of a queue that no longer exists"
-                ),
+                Err(e) => {
+                    tracing::warn!(
+                        vhost,
+                        queue,
+                        dropped = count,
+                        reason = %e.text,
+                        "stored messages of a queue that no longer exists"
+                    );
+                    persist.store.drop_queue(&Arc::from(key));
+                }
             }
         }
         let mut messages = 0usize;
@@ -199,28 +200,19 @@ impl Broker {
         }
     }
 
-    fn add_vhost(&self, name: &str) {
-        let mut vhosts = self.vhosts.write().unwrap_or_else(|e| e.into_inner());
-        if !vhosts.contains_key(name) {
-            let vhost = Arc::new(VHost::new(name, self.persist.clone(), self.memory.clone()));
-            if let Some(p) = &self.persist {
-                p.register(&vhost);
-            }
-            vhost.start_dead_lettering();
-            vhosts.insert(name.to_owned(), vhost);
-        }
-    }
-
-    /// The TTL sweep over every vhost.
-    pub fn expire_messages(&self) {
-        let vhosts: Vec<Arc<VHost>> = self
-            .vhosts
+    /// Every vhost now (a copy: the map's lock is not held while they are used).
+    fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+        self.vhosts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect();
-        for v in vhosts {
+            .collect()
+    }
+
+    /// The TTL sweep over every vhost.
+    pub fn expire_messages(&self) {
+        for v in self.all_vhosts() {
             v.expire_messages();
         }
     }

@@ -14,7 +14,7 @@ use super::queue::Queue;
 use super::vhost::VHost;
 use crate::access::Users;
 use crate::codec::properties as props;
-use crate::store::definitions::{self, Definitions, PermissionDef, VhostDef};
+use crate::store::definitions::{self, Definitions, PermissionDef};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
@@ -71,6 +71,15 @@ impl Persistence {
             .push(Arc::downgrade(vhost));
     }
 
+    /// A deleted vhost leaves the definitions file with the next write (asked for here).
+    pub fn unregister(&self, vhost: &Arc<VHost>) {
+        self.vhosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|v| !std::ptr::eq(v.as_ptr(), Arc::as_ptr(vhost)));
+        self.definitions_changed();
+    }
+
     pub fn load_definitions(&self) -> std::io::Result<Definitions> {
         definitions::load(&self.defs_path)
     }
@@ -105,10 +114,6 @@ fn snapshot(
         ..Definitions::default()
     };
     for vhost in &vhosts {
-        defs.vhosts.push(VhostDef {
-            name: vhost.name.clone(),
-            extra: Map::new(),
-        });
         // Until permissions are kept, every user may do everything everywhere: the
         // file says so, so that it imports into RabbitMQ with the same effect.
         for user in &defs.users {

@@ -263,14 +263,14 @@ impl super::Connection {
                 })?;
                 // The vhost's max-connections, counted until this connection ends.
                 let slot = vhost
-                    .admit_connection(&self.user)
+                    .admit_connection(&self.user, self.id, &self.close_signal)
                     .map_err(|e| e.on(10, 40))?;
                 self.vhost_slot = Some(slot);
                 // Then the user's max-connections, as RabbitMQ orders the checks.
                 let user_slot = self
                     .broker
                     .users()
-                    .admit(&self.user, self.handle.clone())
+                    .admit(&self.user, self.id, &self.close_signal)
                     .map_err(|e| e.on(10, 40))?;
                 self.user_slot = Some(user_slot);
                 tracing::Span::current().record("vhost", name);
