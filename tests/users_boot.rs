@@ -193,6 +193,27 @@ async fn the_default_user_and_vhost_are_made_on_the_first_start_only() {
     broker.stop().await;
 }
 
+/// The defaults are made when the data directory is new, not whenever they are missing:
+/// a deleted "/" stays deleted (RabbitMQ seeds only an empty database).
+#[tokio::test]
+async fn a_deleted_default_vhost_is_not_made_again_at_the_next_start() {
+    let broker = TestBroker::start().await;
+    broker
+        .server
+        .broker()
+        .delete_vhost("/")
+        .await
+        .expect("delete /");
+    let dir = broker.restart_later().await;
+    let broker = TestBroker::start_on(dir, |c| c).await;
+    assert!(broker.server.broker().vhost_info("/").is_none());
+    assert_eq!(
+        login(broker.addr, "guest", "guest").await.err(),
+        Some((530, "NOT_ALLOWED - vhost / not found".to_owned(), 10, 40))
+    );
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn an_imported_definitions_file_is_merged_at_every_start() {
     let file = write_definitions(
