@@ -6,7 +6,8 @@
 //! does not explain end the connection silently, after its delay.
 
 use super::Phase;
-use crate::broker::{Broker, LoginRefused};
+use crate::access::LoginRefused;
+use crate::broker::Broker;
 use crate::codec::{self, Frame, Method};
 use crate::error::Exception;
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
@@ -265,6 +266,13 @@ impl super::Connection {
                     .admit_connection(&self.user, self.id, &self.close_signal)
                     .map_err(|e| e.on(10, 40))?;
                 self.vhost_slot = Some(slot);
+                // Then the user's max-connections, as RabbitMQ orders the checks.
+                let user_slot = self
+                    .broker
+                    .users()
+                    .admit(&self.user, self.id, &self.close_signal)
+                    .map_err(|e| e.on(10, 40))?;
+                self.user_slot = Some(user_slot);
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);
                 codec::encode_method(&mut self.out, 0, &open_ok());
