@@ -27,6 +27,7 @@
 
 // Everything is crate-internal but what an embedding application, the tests and the
 // fuzz targets use: so the compiler reports code nothing reaches.
+pub(crate) mod access;
 pub(crate) mod broker;
 pub(crate) mod channel;
 pub(crate) mod codec;
@@ -45,6 +46,8 @@ pub use server::{start, Server};
 /// Not an API: kept out of the docs.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::access::grants::PermissionError;
+    pub use crate::access::permissions::{PermissionEntry, TopicPermissionEntry};
     pub use crate::broker::memory::Memory;
     pub use crate::broker::{Broker, LoginRefused};
     pub use crate::codec::fieldscan::MAX_DEPTH;

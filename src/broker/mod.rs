@@ -15,6 +15,8 @@ pub mod persist;
 pub mod queue;
 pub mod vhost;
 
+use crate::access::permissions::Permissions;
+use crate::store::definitions::Definitions;
 use crate::store::{split_queue_key, StoreHandle};
 use memory::Memory;
 use message::Message;
@@ -48,6 +50,8 @@ pub struct Broker {
     disk: Option<disk::DiskMonitor>,
     /// Largest message body accepted (`--max-message-size`).
     pub max_message_size: u64,
+    /// Who may do what in which vhost (see `access`).
+    pub(crate) permissions: Arc<Permissions>,
 }
 
 /// Why a login was refused.
@@ -66,7 +70,13 @@ impl Default for Broker {
 impl Broker {
     /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
     pub fn new() -> Self {
-        Self::build(None, Memory::new(memory::default_limit()))
+        let broker = Self::build(
+            None,
+            Memory::new(memory::default_limit()),
+            Arc::default(),
+        );
+        broker.grant_default_user(&Definitions::default());
+        broker
     }
 
     /// A broker whose durable topology and persistent messages live in `data_dir`: it
@@ -83,7 +93,12 @@ impl Broker {
         // on their own below.
         let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let (store, recovered) = StoreHandle::open(data_dir)?;
-        let persist = Persistence::new(store, data_dir.join("definitions.json"))?;
+        let permissions: Arc<Permissions> = Arc::default();
+        let persist = Persistence::new(
+            store,
+            data_dir.join("definitions.json"),
+            permissions.clone(),
+        )?;
         let defs = persist.load_definitions()?;
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
@@ -107,7 +122,7 @@ impl Broker {
                 }
             }
         });
-        let mut broker = Self::build(Some(persist.clone()), memory);
+        let mut broker = Self::build(Some(persist.clone()), memory, permissions);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         for v in &defs.vhosts {
@@ -121,6 +136,8 @@ impl Broker {
         {
             vhost.restore(&defs);
         }
+        broker.permissions.restore(&defs);
+        broker.grant_default_user(&defs);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
         let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();
@@ -183,7 +200,11 @@ impl Broker {
         Ok(broker)
     }
 
-    fn build(persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
+    fn build(
+        persist: Option<Arc<Persistence>>,
+        memory: Arc<Memory>,
+        permissions: Arc<Permissions>,
+    ) -> Self {
         let mut users = HashMap::new();
         users.insert(
             "guest".to_owned(),
@@ -200,9 +221,37 @@ impl Broker {
             memory,
             disk: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
+            permissions,
         };
         broker.add_vhost("/");
         broker
+    }
+
+    /// First start (definitions with neither users nor permissions): guest gets `.* .*
+    /// .*` on `/`, as RabbitMQ grants its default user. Also on every other vhost such a
+    /// file lists: warren let any user anywhere before it had permissions, and a
+    /// hand-written file of vhosts keeps working.
+    fn grant_default_user(&self, defs: &Definitions) {
+        if !defs.users.is_empty() || !defs.permissions.is_empty() {
+            return;
+        }
+        let vhosts = std::iter::once("/").chain(defs.vhosts.iter().map(|v| v.name.as_str()));
+        for vhost in vhosts {
+            // Constant patterns: they compile.
+            let _ = self.permissions.grant("guest", vhost, ".*", ".*", ".*");
+        }
+    }
+
+    /// Whether `name` is a user (set_permissions refuses unknown users).
+    pub fn user_exists(&self, name: &str) -> bool {
+        self.users.contains_key(name)
+    }
+
+    /// Users, vhosts or permissions changed: the definitions file will be rewritten.
+    pub(crate) fn definitions_changed(&self) {
+        if let Some(p) = &self.persist {
+            p.definitions_changed();
+        }
     }
 
     fn add_vhost(&self, name: &str) {

@@ -13,7 +13,8 @@ use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
 use crate::codec::properties as props;
-use crate::store::definitions::{self, Definitions, PermissionDef, UserDef, VhostDef};
+use crate::access::permissions::Permissions;
+use crate::store::definitions::{self, Definitions, UserDef, VhostDef};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
@@ -44,11 +45,15 @@ impl std::fmt::Debug for Persistence {
 
 impl Persistence {
     /// Starts the definitions writer for `defs_path` (it writes nothing until asked).
-    pub fn new(store: StoreHandle, defs_path: PathBuf) -> std::io::Result<Arc<Persistence>> {
+    pub fn new(
+        store: StoreHandle,
+        defs_path: PathBuf,
+        permissions: Arc<Permissions>,
+    ) -> std::io::Result<Arc<Persistence>> {
         let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
         let snapshot = {
             let vhosts = vhosts.clone();
-            Box::new(move || snapshot(&vhosts))
+            Box::new(move || snapshot(&vhosts, &permissions))
         };
         let defs = DefinitionsWriter::start(defs_path.clone(), snapshot)?;
         Ok(Arc::new(Persistence {
@@ -84,7 +89,7 @@ impl Persistence {
 
 /// Every vhost's durable topology, as the definitions file holds it. `None` if a vhost
 /// is already gone (the broker is being dropped): a partial file must not be written.
-fn snapshot(vhosts: &Mutex<Vec<Weak<VHost>>>) -> Option<Definitions> {
+fn snapshot(vhosts: &Mutex<Vec<Weak<VHost>>>, permissions: &Permissions) -> Option<Definitions> {
     let vhosts: Vec<Arc<VHost>> = vhosts
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -107,16 +112,9 @@ fn snapshot(vhosts: &Mutex<Vec<Weak<VHost>>>) -> Option<Definitions> {
             name: vhost.name.clone(),
             extra: Map::new(),
         });
-        defs.permissions.push(PermissionDef {
-            user: "guest".to_owned(),
-            vhost: vhost.name.clone(),
-            configure: ".*".to_owned(),
-            write: ".*".to_owned(),
-            read: ".*".to_owned(),
-            extra: Map::new(),
-        });
         vhost.durable_definitions(&mut defs);
     }
+    permissions.export(&mut defs);
     Some(defs)
 }
 
