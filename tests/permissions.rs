@@ -73,8 +73,13 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Re
 }
 
 async fn unbind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
-    within(ch.queue_unbind(queue.into(), exchange.into(), key.into(), FieldTable::default()))
-        .await
+    within(ch.queue_unbind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        FieldTable::default(),
+    ))
+    .await
 }
 
 async fn bind_x(ch: &Channel, dst: &str, src: &str, key: &str) -> lapin::Result<()> {
@@ -99,7 +104,12 @@ async fn unbind_x(ch: &Channel, dst: &str, src: &str, key: &str) -> lapin::Resul
     .await
 }
 
-async fn declare_x(ch: &Channel, name: &str, kind: ExchangeKind, args: FieldTable) -> lapin::Result<()> {
+async fn declare_x(
+    ch: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    args: FieldTable,
+) -> lapin::Result<()> {
     within(ch.exchange_declare(name.into(), kind, Default::default(), args)).await
 }
 
@@ -125,22 +135,26 @@ where
     assert!(conn.status().connected(), "a 403 closes only the channel");
 }
 
-/// Publishes on a fresh channel and returns the error the channel was closed with. The
-/// watcher is a direct reply-to consumer, which needs no permission.
-async fn publish_refusal(conn: &Connection, exchange: &str, key: &str) -> (u16, String) {
-    let ch = channel(conn).await;
-    let no_ack = BasicConsumeOptions {
+fn no_ack() -> BasicConsumeOptions {
+    BasicConsumeOptions {
         no_ack: true,
         ..Default::default()
-    };
-    let watcher = within(ch.basic_consume(
-        "amq.rabbitmq.reply-to".into(),
-        "watch".into(),
-        no_ack,
-        FieldTable::default(),
-    ))
-    .await
-    .expect("reply-to consumer needs no permission");
+    }
+}
+
+/// A direct reply-to consumer on `ch` (it needs no permission): it receives the error
+/// the channel is closed with (see `common::closed_with`).
+async fn reply_to_watcher(ch: &Channel) -> lapin::Consumer {
+    let queue = "amq.rabbitmq.reply-to".into();
+    within(ch.basic_consume(queue, "watch".into(), no_ack(), FieldTable::default()))
+        .await
+        .expect("reply-to consumer")
+}
+
+/// Publishes on a fresh channel and returns the error the channel was closed with.
+async fn publish_refusal(conn: &Connection, exchange: &str, key: &str) -> (u16, String) {
+    let ch = channel(conn).await;
+    let watcher = reply_to_watcher(&ch).await;
     let _ = within(ch.basic_publish(
         exchange.into(),
         key.into(),
@@ -231,7 +245,8 @@ async fn declares_and_deletes_need_configure() {
         })
         .await;
     }
-    let system = "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed";
+    let system =
+        "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed";
     expect_refusal(&conn, (403, system.into()), |ch| async move {
         within(ch.exchange_delete("amq.direct".into(), Default::default())).await
     })
@@ -257,7 +272,9 @@ async fn server_named_and_exclusive_queues_are_checked_by_their_names() {
     let (b, conn) = setup().await;
     allow(&b, "^excl\\.", "", "");
     let ch = channel(&conn).await;
-    declare_q(&ch, "excl.1", FieldTable::default()).await.unwrap();
+    declare_q(&ch, "excl.1", FieldTable::default())
+        .await
+        .unwrap();
     let err = refusal(declare_q(&channel(&conn).await, "", FieldTable::default()).await);
     let prefix = "ACCESS_REFUSED - access to queue 'amq.gen-";
     assert!(err.0 == 403 && err.1.starts_with(prefix), "{err:?}");
@@ -268,8 +285,7 @@ async fn server_named_and_exclusive_queues_are_checked_by_their_names() {
         .unwrap();
     assert_eq!(q.name().as_str(), "excl.2");
     expect_refusal(&conn, refused("queue", "other"), |ch| async move {
-        within(ch.queue_declare("other".into(), common::exclusive(), FieldTable::default()))
-            .await
+        within(ch.queue_declare("other".into(), common::exclusive(), FieldTable::default())).await
     })
     .await;
     b.stop().await;
@@ -285,10 +301,18 @@ async fn passive_declares_need_no_permission() {
         passive: true,
         ..Default::default()
     };
-    within(ch.exchange_declare("p.topic".into(), ExchangeKind::Topic, passive, FieldTable::default()))
-        .await
-        .unwrap();
-    let missing = (404, "NOT_FOUND - no queue 'p.missing' in vhost '/'".to_owned());
+    within(ch.exchange_declare(
+        "p.topic".into(),
+        ExchangeKind::Topic,
+        passive,
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let missing = (
+        404,
+        "NOT_FOUND - no queue 'p.missing' in vhost '/'".to_owned(),
+    );
     expect_refusal(&conn, missing, |ch| async move {
         within(ch.queue_declare("p.missing".into(), common::passive(), FieldTable::default())).await
     })
@@ -321,25 +345,21 @@ async fn consume_get_and_purge_need_read_direct_reply_to_needs_nothing() {
     })
     .await;
     expect_refusal(&conn, refused("queue", "p.q"), |ch| async move {
-        within(ch.basic_consume("p.q".into(), "".into(), Default::default(), FieldTable::default()))
-            .await
+        within(ch.basic_consume(
+            "p.q".into(),
+            "".into(),
+            Default::default(),
+            FieldTable::default(),
+        ))
+        .await
     })
     .await;
     expect_refusal(&conn, refused("queue", "p.q"), |ch| async move {
         within(ch.queue_purge("p.q".into(), Default::default())).await
     })
     .await;
-    // Direct reply-to: consuming and publishing the reply (write on the default
-    // exchange) is all it needs.
-    allow(&b, "", "^amq\\.default$", "");
-    let ch = channel(&conn).await;
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    within(ch.basic_consume("amq.rabbitmq.reply-to".into(), "".into(), no_ack, FieldTable::default()))
-        .await
-        .unwrap();
+    // Consuming from direct reply-to needs no permission.
+    reply_to_watcher(&channel(&conn).await).await;
     b.stop().await;
 }
 
@@ -361,9 +381,19 @@ async fn bindings_need_write_on_the_destination_and_read_on_the_source() {
     })
     .await;
     allow(&b, "", "^p\\.(q|dst)$", "");
-    let default = (403, "ACCESS_REFUSED - operation not permitted on the default exchange".to_owned());
-    expect_refusal(&conn, default, |ch| async move { bind(&ch, "p.q", "", "k").await }).await;
-    for (unbinding, x) in [(false, "p.direct"), (true, "p.direct"), (false, "p.missing")] {
+    let default = (
+        403,
+        "ACCESS_REFUSED - operation not permitted on the default exchange".to_owned(),
+    );
+    expect_refusal(&conn, default, |ch| async move {
+        bind(&ch, "p.q", "", "k").await
+    })
+    .await;
+    for (unbinding, x) in [
+        (false, "p.direct"),
+        (true, "p.direct"),
+        (false, "p.missing"),
+    ] {
         expect_refusal(&conn, refused("exchange", x), |ch| async move {
             if unbinding {
                 unbind(&ch, "p.q", x, "k").await
@@ -384,9 +414,14 @@ async fn bindings_need_write_on_the_destination_and_read_on_the_source() {
     bind_x(&ch, "p.dst", "p.direct", "k").await.unwrap();
     unbind_x(&ch, "p.dst", "p.direct", "k").await.unwrap();
     // Allowed, then the missing exchange is reported.
-    let missing = (404, "NOT_FOUND - no exchange 'p.missing' in vhost '/'".to_owned());
-    expect_refusal(&conn, missing, |ch| async move { bind(&ch, "p.q", "p.missing", "k").await })
-        .await;
+    let missing = (
+        404,
+        "NOT_FOUND - no exchange 'p.missing' in vhost '/'".to_owned(),
+    );
+    expect_refusal(&conn, missing, |ch| async move {
+        bind(&ch, "p.q", "p.missing", "k").await
+    })
+    .await;
     b.stop().await;
 }
 
@@ -420,12 +455,16 @@ async fn alternate_and_dead_letter_exchanges_need_read_and_write_on_creation() {
     .await;
     allow(&b, mine, "^p\\.direct$", mine);
     let ch = channel(&conn).await;
-    declare_x(&ch, "p.ae", ExchangeKind::Fanout, ae()).await.unwrap();
+    declare_x(&ch, "p.ae", ExchangeKind::Fanout, ae())
+        .await
+        .unwrap();
     declare_q(&ch, "p.dl", dlx()).await.unwrap();
     // Redeclaring what exists needs configure only.
     allow(&b, mine, "", "");
     let ch = channel(&conn).await;
-    declare_x(&ch, "p.ae", ExchangeKind::Fanout, ae()).await.unwrap();
+    declare_x(&ch, "p.ae", ExchangeKind::Fanout, ae())
+        .await
+        .unwrap();
     declare_q(&ch, "p.dl", dlx()).await.unwrap();
     b.stop().await;
 }
@@ -435,7 +474,13 @@ async fn topic_permissions_check_routing_and_binding_keys_with_expansion() {
     let (b, conn) = setup().await;
     let broker = b.server.broker();
     broker
-        .set_topic_permissions("guest", "/", "p.topic", "^{username}\\.", "^({username}|{vhost})\\.")
+        .set_topic_permissions(
+            "guest",
+            "/",
+            "p.topic",
+            "^{username}\\.",
+            "^({username}|{vhost})\\.",
+        )
         .unwrap();
     let ch = channel(&conn).await;
     bind(&ch, "p.q", "p.topic", "guest.#").await.unwrap();
@@ -444,7 +489,9 @@ async fn topic_permissions_check_routing_and_binding_keys_with_expansion() {
         publish_refusal(&conn, "p.topic", "other.x").await,
         topic_refused("other.x", "p.topic")
     );
-    bind(&channel(&conn).await, "p.q", "p.topic", "/.x").await.unwrap();
+    bind(&channel(&conn).await, "p.q", "p.topic", "/.x")
+        .await
+        .unwrap();
     expect_refusal(&conn, topic_refused("x.#", "p.topic"), |ch| async move {
         bind(&ch, "p.q", "p.topic", "x.#").await
     })
@@ -531,17 +578,7 @@ async fn changes_reach_open_connections_at_their_next_operation() {
         refused("exchange", "amq.default")
     );
     // The channel that published before (its cache allowed it) is refused too.
-    let watcher = within(ch.basic_consume(
-        "amq.rabbitmq.reply-to".into(),
-        "w".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let watcher = reply_to_watcher(&ch).await;
     common::publish(&ch, "", "p.q", b"x").await;
     assert_eq!(
         amqp_error(&closed_with(watcher).await),
@@ -581,19 +618,39 @@ async fn the_api_answers_as_rabbitmqctl() {
     let no_vhost = PermissionError::NoSuchVhost("nowhere".into());
     assert_eq!(no_user.to_string(), "User nobody does not exist");
     assert_eq!(no_vhost.to_string(), "Virtual host nowhere does not exist");
-    assert_eq!(broker.set_permissions("nobody", "/", ".*", ".*", ".*"), Err(no_user.clone()));
-    assert_eq!(broker.set_permissions("guest", "nowhere", ".*", ".*", ".*"), Err(no_vhost.clone()));
+    assert_eq!(
+        broker.set_permissions("nobody", "/", ".*", ".*", ".*"),
+        Err(no_user.clone())
+    );
+    assert_eq!(
+        broker.set_permissions("guest", "nowhere", ".*", ".*", ".*"),
+        Err(no_vhost.clone())
+    );
     // The user is checked before the vhost, the patterns before both.
-    assert_eq!(broker.set_permissions("nobody", "nowhere", ".*", ".*", ".*"), Err(no_user.clone()));
-    let bad = broker.set_permissions("nobody", "/", ".*", "(", ".*").unwrap_err();
+    assert_eq!(
+        broker.set_permissions("nobody", "nowhere", ".*", ".*", ".*"),
+        Err(no_user.clone())
+    );
+    let bad = broker
+        .set_permissions("nobody", "/", ".*", "(", ".*")
+        .unwrap_err();
     assert_eq!(bad.to_string(), "regular expression '(' is invalid");
     assert_eq!(
         broker.set_topic_permissions("guest", "/", "amq.topic", "(", ""),
         Err(PermissionError::InvalidRegex("(".into()))
     );
-    assert_eq!(broker.clear_permissions("nobody", "/"), Err(no_user.clone()));
-    assert_eq!(broker.clear_permissions("guest", "nowhere"), Err(no_vhost.clone()));
-    assert_eq!(broker.list_vhost_permissions("nowhere"), Err(no_vhost.clone()));
+    assert_eq!(
+        broker.clear_permissions("nobody", "/"),
+        Err(no_user.clone())
+    );
+    assert_eq!(
+        broker.clear_permissions("guest", "nowhere"),
+        Err(no_vhost.clone())
+    );
+    assert_eq!(
+        broker.list_vhost_permissions("nowhere"),
+        Err(no_vhost.clone())
+    );
     assert_eq!(broker.list_user_permissions("nobody"), Err(no_user.clone()));
     assert_eq!(broker.list_user_permissions("guest").unwrap().len(), 1);
     assert_eq!(broker.list_vhost_permissions("/").unwrap().len(), 1);
@@ -611,8 +668,16 @@ async fn the_api_answers_as_rabbitmqctl() {
         write: "^w".into(),
         read: "^r".into(),
     };
-    assert_eq!(broker.list_user_topic_permissions("guest", Some("/")).unwrap(), vec![entry.clone()]);
-    assert_eq!(broker.list_vhost_topic_permissions("/").unwrap(), vec![entry]);
+    assert_eq!(
+        broker
+            .list_user_topic_permissions("guest", Some("/"))
+            .unwrap(),
+        vec![entry.clone()]
+    );
+    assert_eq!(
+        broker.list_vhost_topic_permissions("/").unwrap(),
+        vec![entry]
+    );
     // Forgetting a vhost or user takes everything of it.
     broker.forget_vhost_permissions("/");
     assert!(broker.list_permissions().is_empty() && broker.list_topic_permissions().is_empty());

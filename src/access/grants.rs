@@ -116,9 +116,7 @@ impl Broker {
         vhost: &str,
     ) -> Result<Vec<PermissionEntry>, PermissionError> {
         self.check_vhost(vhost)?;
-        let mut all = self.permissions.list();
-        all.retain(|e| e.vhost == vhost);
-        Ok(all)
+        Ok(only(self.permissions.list(), |e| e.vhost == vhost))
     }
 
     /// `rabbitmqctl list_user_permissions USER`.
@@ -127,9 +125,7 @@ impl Broker {
         user: &str,
     ) -> Result<Vec<PermissionEntry>, PermissionError> {
         self.check_user(user)?;
-        let mut all = self.permissions.list();
-        all.retain(|e| e.user == user);
-        Ok(all)
+        Ok(only(self.permissions.list(), |e| e.user == user))
     }
 
     /// `rabbitmqctl set_topic_permissions -p VHOST USER EXCHANGE WRITE READ`. The
@@ -176,9 +172,7 @@ impl Broker {
         vhost: &str,
     ) -> Result<Vec<TopicPermissionEntry>, PermissionError> {
         self.check_vhost(vhost)?;
-        let mut all = self.permissions.list_topics();
-        all.retain(|e| e.vhost == vhost);
-        Ok(all)
+        Ok(only(self.permissions.list_topics(), |e| e.vhost == vhost))
     }
 
     /// `rabbitmqctl list_user_topic_permissions USER`, or only those in `vhost` (the
@@ -192,9 +186,10 @@ impl Broker {
         if let Some(v) = vhost {
             self.check_vhost(v)?;
         }
-        let mut all = self.permissions.list_topics();
-        all.retain(|e| e.user == user && vhost.is_none_or(|v| e.vhost == v));
-        Ok(all)
+        let listed = self.permissions.list_topics();
+        Ok(only(listed, |e| {
+            e.user == user && vhost.is_none_or(|v| e.vhost == v)
+        }))
     }
 
     /// Forgets every permission of a deleted user (the user deletion calls it).
@@ -208,4 +203,10 @@ impl Broker {
         self.permissions.forget_vhost(vhost);
         self.definitions_changed();
     }
+}
+
+/// The entries of a listing that `keep` selects.
+fn only<T>(mut all: Vec<T>, keep: impl FnMut(&T) -> bool) -> Vec<T> {
+    all.retain(keep);
+    all
 }

@@ -328,8 +328,7 @@ impl Permissions {
             }
         }
         for p in &defs.topic_permissions {
-            if let Err(e) = self.grant_topic(&p.user, &p.vhost, &p.exchange, &p.write, &p.read)
-            {
+            if let Err(e) = self.grant_topic(&p.user, &p.vhost, &p.exchange, &p.write, &p.read) {
                 tracing::warn!(user = %p.user, vhost = %p.vhost, exchange = %p.exchange, error = %e, "topic permissions not restored");
             }
         }

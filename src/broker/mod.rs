@@ -70,11 +70,7 @@ impl Default for Broker {
 impl Broker {
     /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
     pub fn new() -> Self {
-        let broker = Self::build(
-            None,
-            Memory::new(memory::default_limit()),
-            Arc::default(),
-        );
+        let broker = Self::build(None, Memory::new(memory::default_limit()), Arc::default());
         broker.grant_default_user(&Definitions::default());
         broker
     }

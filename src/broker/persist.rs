@@ -12,8 +12,8 @@
 use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
-use crate::codec::properties as props;
 use crate::access::permissions::Permissions;
+use crate::codec::properties as props;
 use crate::store::definitions::{self, Definitions, UserDef, VhostDef};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
