@@ -172,6 +172,8 @@ mod tests {
         // Bytes, not characters, as PCRE without UTF-8 mode.
         let two = Pattern::compile("^..$").unwrap();
         assert!(two.matches("é"));
+        let accented = Pattern::compile("^café\\.").unwrap();
+        assert!(accented.matches("café.q") && !accented.matches("cafe.q"));
         // Braces that open no quantifier are literal, as in PCRE.
         let braces = Pattern::compile("^{username}-w").unwrap();
         assert!(braces.matches("{username}-w") && !braces.matches("u-w"));
