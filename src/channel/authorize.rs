@@ -12,6 +12,7 @@ use crate::access::cache::Who;
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::exchange::ExchangeKind;
 use crate::broker::vhost::{canonical_exchange as canonical, VHost};
+use crate::codec::Publish;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
 
@@ -55,16 +56,23 @@ impl Channel {
     }
 
     /// basic.publish: write on the exchange (the default one as `amq.default`), then
-    /// topic write on the routing key.
+    /// topic write on the routing key. The hot path: a publish to the same exchange as
+    /// the last one allowed, permissions unchanged, is not checked again.
     pub(super) fn authorize_publish(
         &mut self,
         ctx: &Ctx,
-        exchange: &str,
-        routing_key: &str,
+        publish: &Publish,
     ) -> Result<(), Exception> {
-        let exchange = canonical(exchange);
+        let sent = publish.exchange.as_bytes();
+        if self.access.publish_allowed(ctx.permissions, sent) {
+            return Ok(());
+        }
+        let exchange = canonical(publish.exchange.as_str());
         self.authorize(ctx, Resource::Exchange, exchange, Permission::Write)?;
-        self.authorize_topic(ctx, exchange, routing_key, Permission::Write)
+        let key = publish.routing_key.as_str();
+        self.authorize_topic(ctx, exchange, key, Permission::Write)?;
+        self.access.allowed_publish(sent, exchange);
+        Ok(())
     }
 
     /// queue.bind / unbind and exchange.bind / unbind: write on the destination, then

@@ -323,9 +323,7 @@ impl Channel {
             return self.discard(size, Some(error));
         }
         // RabbitMQ checks the write permission after the size, before the properties.
-        let allowed =
-            self.authorize_publish(ctx, publish.exchange.as_str(), publish.routing_key.as_str());
-        if let Err(e) = allowed {
+        if let Err(e) = self.authorize_publish(ctx, &publish) {
             return self.discard(size, Some(e.on(60, 40)));
         }
         let properties = match self.check_properties(ctx, properties) {
