@@ -46,6 +46,8 @@ pub use server::{start, Server};
 /// Not an API: kept out of the docs.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::access::grants::PermissionError;
+    pub use crate::access::permissions::{PermissionEntry, TopicPermissionEntry};
     pub use crate::access::{LoginRefused, UserError, Users};
     pub use crate::broker::memory::Memory;
     pub use crate::broker::vhost::{VhostLimits, VhostMetadata};

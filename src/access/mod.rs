@@ -1,5 +1,7 @@
 //! Access control: users and their passwords, tags and limits, who may log in from
-//! where, and (beside it, in its own files) permissions.
+//! where, and permissions: `permissions` is the broker's table, `pattern` its compiled
+//! regular expressions, `cache` the per-channel check every handler calls, `grants` the
+//! broker's API to set, clear and list them with rabbitmqctl's errors.
 //!
 //! The broker owns one `Users` store; the connection handshake asks it to check a login
 //! and to admit a connection, the management API and CLI will call its methods, and the
@@ -7,8 +9,12 @@
 //! they share; it does no work.
 
 pub mod bootstrap;
+pub(crate) mod cache;
+pub(crate) mod grants;
 pub mod limits;
 pub mod password;
+pub(crate) mod pattern;
+pub(crate) mod permissions;
 pub mod sessions;
 pub mod users;
 

@@ -10,6 +10,7 @@
 
 use super::limits::{self, UserLimits};
 use super::password::{self, Credential};
+use super::permissions::Permissions;
 use super::sessions::{Sessions, UserSlot};
 use super::{LoginRefused, UserError};
 use crate::broker::persist::Persistence;
@@ -114,6 +115,8 @@ pub struct Users {
     sessions: Arc<Sessions>,
     /// Where changes are saved (none: in memory only).
     persist: Option<Arc<Persistence>>,
+    /// A deleted user's permissions go with them.
+    permissions: Arc<Permissions>,
 }
 
 impl Users {
@@ -122,6 +125,7 @@ impl Users {
         users: &[UserDef],
         loopback: Vec<String>,
         persist: Option<Arc<Persistence>>,
+        permissions: Arc<Permissions>,
     ) -> Users {
         let map = users
             .iter()
@@ -132,6 +136,7 @@ impl Users {
             loopback,
             sessions: Arc::default(),
             persist,
+            permissions,
         }
     }
 
@@ -205,8 +210,9 @@ impl Users {
         if self.write().remove(name).is_none() {
             return Err(UserError::NoSuchUser(name.to_owned()));
         }
-        // access: permissions of a deleted user (forget their permissions and topic
-        // permissions on every vhost, as RabbitMQ's delete_user does).
+        // Their permissions and topic permissions on every vhost go too, as RabbitMQ's
+        // delete_user does.
+        self.permissions.forget_user(name);
         self.changed();
         let reason = Exception::new(
             ReplyCode::ConnectionForced,
@@ -362,7 +368,7 @@ mod tests {
     use serde_json::json;
 
     fn store() -> Users {
-        Users::new(&[], vec!["guest".into()], None)
+        Users::new(&[], vec!["guest".into()], None, Arc::default())
     }
 
     #[test]
@@ -497,7 +503,7 @@ mod tests {
             !defs.users[1].extra.contains_key("password"),
             "no cleartext kept"
         );
-        let users = Users::new(&defs.users, vec![], None);
+        let users = Users::new(&defs.users, vec![], None, Arc::default());
         let here: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(users.authenticate("old", "secret", here), Ok(()));
         assert_eq!(users.authenticate("plain", "secret", here), Ok(()));

@@ -15,6 +15,7 @@ pub mod queue;
 pub mod vhost;
 pub mod vhosts;
 
+use crate::access::permissions::Permissions;
 use crate::access::{Bootstrap, LoginRefused, Users};
 use crate::store::{split_queue_key, StoreHandle};
 use memory::Memory;
@@ -42,6 +43,8 @@ pub struct Broker {
     disk: Option<disk::DiskMonitor>,
     /// Largest message body accepted (`--max-message-size`).
     pub max_message_size: u64,
+    /// Who may do what in which vhost (see `access`).
+    pub(crate) permissions: Arc<Permissions>,
 }
 
 impl Default for Broker {
@@ -57,8 +60,15 @@ impl Broker {
         let defs = boot
             .prepare(crate::store::definitions::Definitions::default())
             .unwrap_or_default();
-        let users = Users::new(&defs.users, boot.loopback_users, None);
-        let broker = Self::build(None, users, Memory::new(memory::default_limit()));
+        let permissions: Arc<Permissions> = Arc::default();
+        permissions.restore(&defs);
+        let users = Users::new(&defs.users, boot.loopback_users, None, permissions.clone());
+        let broker = Self::build(
+            None,
+            users,
+            Memory::new(memory::default_limit()),
+            permissions,
+        );
         broker.create_vhost(&boot.default_vhost, vhost::VhostMetadata::default_vhost());
         broker
     }
@@ -79,7 +89,12 @@ impl Broker {
         // on their own below.
         let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let (store, recovered) = StoreHandle::open(data_dir)?;
-        let persist = Persistence::new(store, data_dir.join("definitions.json"))?;
+        let permissions: Arc<Permissions> = Arc::default();
+        let persist = Persistence::new(
+            store,
+            data_dir.join("definitions.json"),
+            permissions.clone(),
+        )?;
         let defs = boot.prepare(persist.load_definitions()?)?;
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
@@ -107,8 +122,9 @@ impl Broker {
             &defs.users,
             boot.loopback_users.clone(),
             Some(persist.clone()),
+            permissions.clone(),
         );
-        let mut broker = Self::build(Some(persist.clone()), users, memory);
+        let mut broker = Self::build(Some(persist.clone()), users, memory, permissions);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         for v in &defs.vhosts {
@@ -117,6 +133,7 @@ impl Broker {
         for vhost in broker.all_vhosts() {
             vhost.restore(&defs);
         }
+        broker.permissions.restore(&defs);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
         let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();
@@ -184,7 +201,12 @@ impl Broker {
         Ok(broker)
     }
 
-    fn build(persist: Option<Arc<Persistence>>, users: Users, memory: Arc<Memory>) -> Self {
+    fn build(
+        persist: Option<Arc<Persistence>>,
+        users: Users,
+        memory: Arc<Memory>,
+        permissions: Arc<Permissions>,
+    ) -> Self {
         let users = Arc::new(users);
         if let Some(p) = &persist {
             p.register_users(&users);
@@ -197,6 +219,19 @@ impl Broker {
             memory,
             disk: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
+            permissions,
+        }
+    }
+
+    /// Whether `name` is a user (set_permissions refuses unknown users).
+    pub fn user_exists(&self, name: &str) -> bool {
+        self.users.get(name).is_some()
+    }
+
+    /// Users, vhosts or permissions changed: the definitions file will be rewritten.
+    pub(crate) fn definitions_changed(&self) {
+        if let Some(p) = &self.persist {
+            p.definitions_changed();
         }
     }
 

@@ -12,14 +12,14 @@
 use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
+use crate::access::permissions::Permissions;
 use crate::access::Users;
 use crate::codec::properties as props;
-use crate::store::definitions::{self, Definitions, PermissionDef};
+use crate::store::definitions::{self, Definitions};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
 use bytes::Bytes;
-use serde_json::Map;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -42,12 +42,16 @@ impl std::fmt::Debug for Persistence {
 
 impl Persistence {
     /// Starts the definitions writer for `defs_path` (it writes nothing until asked).
-    pub fn new(store: StoreHandle, defs_path: PathBuf) -> std::io::Result<Arc<Persistence>> {
+    pub fn new(
+        store: StoreHandle,
+        defs_path: PathBuf,
+        permissions: Arc<Permissions>,
+    ) -> std::io::Result<Arc<Persistence>> {
         let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
         let users: Arc<OnceLock<Weak<Users>>> = Arc::default();
         let snapshot = {
             let (vhosts, users) = (vhosts.clone(), users.clone());
-            Box::new(move || snapshot(&vhosts, &users))
+            Box::new(move || snapshot(&vhosts, &users, &permissions))
         };
         let defs = DefinitionsWriter::start(defs_path.clone(), snapshot)?;
         Ok(Arc::new(Persistence {
@@ -101,6 +105,7 @@ impl Persistence {
 fn snapshot(
     vhosts: &Mutex<Vec<Weak<VHost>>>,
     users: &OnceLock<Weak<Users>>,
+    permissions: &Permissions,
 ) -> Option<Definitions> {
     let vhosts: Vec<Arc<VHost>> = vhosts
         .lock()
@@ -114,20 +119,9 @@ fn snapshot(
         ..Definitions::default()
     };
     for vhost in &vhosts {
-        // Until permissions are kept, every user may do everything everywhere: the
-        // file says so, so that it imports into RabbitMQ with the same effect.
-        for user in &defs.users {
-            defs.permissions.push(PermissionDef {
-                user: user.name.clone(),
-                vhost: vhost.name.clone(),
-                configure: ".*".to_owned(),
-                write: ".*".to_owned(),
-                read: ".*".to_owned(),
-                extra: Map::new(),
-            });
-        }
         vhost.durable_definitions(&mut defs);
     }
+    permissions.export(&mut defs);
     Some(defs)
 }
 

@@ -261,6 +261,14 @@ impl super::Connection {
                 let vhost = self.broker.vhost(name).ok_or_else(|| {
                     Exception::not_allowed(format!("vhost {name} not found")).on(10, 40)
                 })?;
+                // RabbitMQ's vhost access check: any permissions there let the user in.
+                if !self.broker.permissions().may_enter(&self.user, name) {
+                    return Err(Exception::not_allowed(format!(
+                        "access to vhost '{name}' refused for user '{}'",
+                        self.user
+                    ))
+                    .on(10, 40));
+                }
                 // The vhost's max-connections, counted until this connection ends.
                 let slot = vhost
                     .admit_connection(&self.user, self.id, &self.close_signal)

@@ -493,6 +493,7 @@ impl Connection {
             out: &mut self.out,
             frame_max: self.frame_max,
             max_message_size: self.broker.max_message_size,
+            permissions: self.broker.permissions(),
             handle: &self.handle,
             exclusive_queues: &mut self.exclusive_queues,
         };

@@ -39,7 +39,7 @@ pub fn merge(into: &mut Definitions, file: Definitions) {
         (p.user.clone(), p.vhost.clone())
     });
     upsert(&mut into.topic_permissions, topic_permissions, |p| {
-        fields(p, &["user", "vhost", "exchange"])
+        (p.user.clone(), p.vhost.clone(), p.exchange.clone())
     });
     upsert(&mut into.parameters, parameters, |p| {
         fields(p, &["vhost", "component", "name"])
