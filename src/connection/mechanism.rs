@@ -7,7 +7,8 @@
 //! is then refused with a reason in the log rather than left without a mechanism.
 
 use super::TlsPeer;
-use crate::broker::{Broker, LoginRefused};
+use crate::access::LoginRefused;
+use crate::broker::Broker;
 use crate::tls;
 use std::net::IpAddr;
 use tracing::info;

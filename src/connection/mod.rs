@@ -23,10 +23,11 @@ pub use name::ConnectionName;
 pub use transport::Accepted;
 use transport::{Stream, TlsPeer};
 
+use crate::access::sessions::UserSlot;
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
-use crate::broker::vhost::{ConnectionSlot, VHost};
+use crate::broker::vhost::{CloseListener, CloseSignal, ConnectionSlot, VHost};
 use crate::broker::Broker;
 use crate::channel::{Channel, Ctx, Held};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
@@ -84,8 +85,14 @@ struct Connection {
     broker: Arc<Broker>,
     phase: Phase,
     vhost: Option<Arc<VHost>>,
-    /// This connection's place in its vhost's max-connections.
+    /// This connection's place in its vhost's registry (and max-connections).
     vhost_slot: Option<ConnectionSlot>,
+    /// How the vhost makes this connection close (its deletion); registered with the
+    /// vhost at connection.open.
+    close_signal: Arc<CloseSignal>,
+    /// This connection and its channels among its user's (max-connections,
+    /// max-channels; closing them when the user is deleted).
+    user_slot: Option<UserSlot>,
     user: String,
     /// Set on a TLS connection: the client's certificate, for SASL EXTERNAL.
     tls: Option<TlsPeer>,
@@ -154,6 +161,7 @@ pub async fn serve(
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let (close_signal, close_requests) = CloseSignal::new();
         let now = Instant::now();
         let client_memory = ClientMemory::new(broker.memory.clone());
         let mut conn = Connection {
@@ -164,6 +172,8 @@ pub async fn serve(
             phase: Phase::ProtocolHeader,
             vhost: None,
             vhost_slot: None,
+            close_signal,
+            user_slot: None,
             user: String::new(),
             tls,
             consumer_cancel_notify: false,
@@ -193,7 +203,7 @@ pub async fn serve(
             released: false,
         };
         debug!("accepted");
-        match conn.run(stream, shutdown).await {
+        match conn.run(stream, shutdown, close_requests).await {
             Ok(()) => debug!("closed"),
             Err(e) => info!(error = %e, "connection ended"),
         }
@@ -211,12 +221,15 @@ impl Connection {
         &mut self,
         stream: Stream,
         shutdown: watch::Receiver<bool>,
+        close_requests: CloseListener,
     ) -> Result<(), ConnectionError> {
         match stream {
             Stream::Plain(mut tcp) => {
                 let _ = tcp.set_nodelay(true);
                 let (mut reader, mut writer) = tcp.split();
-                let result = self.pump(&mut reader, &mut writer, shutdown, false).await;
+                let result = self
+                    .pump(&mut reader, &mut writer, shutdown, close_requests, false)
+                    .await;
                 if self.ends_with_reset(&result) {
                     let _ = tcp.set_zero_linger();
                 } else if result.is_ok() {
@@ -226,7 +239,9 @@ impl Connection {
             }
             Stream::Tls(tls) => {
                 let (mut reader, mut writer) = tokio::io::split(*tls);
-                let result = self.pump(&mut reader, &mut writer, shutdown, true).await;
+                let result = self
+                    .pump(&mut reader, &mut writer, shutdown, close_requests, true)
+                    .await;
                 if self.ends_with_reset(&result) {
                     let _ = reader.unsplit(writer).get_ref().0.set_zero_linger();
                 } else if result.is_ok() {
@@ -251,6 +266,7 @@ impl Connection {
         reader: &mut R,
         writer: &mut W,
         mut shutdown: watch::Receiver<bool>,
+        mut close_requests: CloseListener,
         flushes: bool,
     ) -> Result<(), ConnectionError>
     where
@@ -314,6 +330,13 @@ impl Connection {
                         self.close_connection(e);
                     } else if !matches!(self.phase, Phase::Closing(_)) {
                         self.phase = Phase::Done;
+                    }
+                }
+                // Never an error: `self.close_signal` keeps the sender alive.
+                Ok(()) = close_requests.changed() => {
+                    let reason = close_requests.borrow_and_update().clone();
+                    if let (Some(e), Phase::Running) = (reason, &self.phase) {
+                        self.close_connection(e);
                     }
                 }
                 written = write_or_flush(writer, &mut self.out), if !self.out.is_empty() || unflushed => {
@@ -546,6 +569,7 @@ impl Connection {
             out: &mut self.out,
             frame_max: self.frame_max,
             max_message_size: self.broker.max_message_size,
+            permissions: self.broker.permissions(),
             handle: &self.handle,
             exclusive_queues: &mut self.exclusive_queues,
         };

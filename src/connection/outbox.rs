@@ -27,6 +27,13 @@ impl Connection {
                 break;
             };
             match item {
+                // After our connection.close (the vhost was deleted, the broker stops)
+                // nothing but close-ok may go out: deliveries go back to their queues.
+                item @ (Outgoing::Deliver(_) | Outgoing::Cancel { .. })
+                    if self.phase != Phase::Running =>
+                {
+                    give_back(item)
+                }
                 Outgoing::Deliver(d) => {
                     let channel = d.consumer.channel;
                     let (consumer, queue, queued) = (d.consumer, d.queue, d.item);
@@ -107,8 +114,10 @@ impl Connection {
                 });
             }
         }
-        // The vhost's connection count (its max-connections limit) drops here.
+        // The vhost's connection count (its max-connections limit) drops here, and the
+        // user's count of connections and channels.
         self.vhost_slot = None;
+        self.user_slot = None;
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }

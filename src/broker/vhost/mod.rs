@@ -28,10 +28,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 
+mod connections;
 mod durable;
 mod limits;
+mod meta;
+mod teardown;
 
-pub use limits::{ConnectionSlot, VhostLimits};
+pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
+pub use limits::VhostLimits;
+pub use meta::VhostMetadata;
 
 /// The pseudo-queue clients consume from for direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -62,8 +67,12 @@ pub struct VHost {
     /// Dead letters from this vhost's queues, to the task that republishes them.
     dead_letters: mpsc::UnboundedSender<DeadLetter>,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
-    /// max-connections and max-queues, and the connections open now.
+    /// max-connections and max-queues.
     limits: limits::Limits,
+    /// The connections open now, each with its close signal.
+    connections: connections::Connections,
+    /// Description, tags, default queue type.
+    metadata: Mutex<VhostMetadata>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +82,8 @@ struct Topology {
     /// A durable object or binding changed: the definitions file must be rewritten
     /// (asked for when the write guard drops; see `TopologyWrite`).
     dirty: bool,
+    /// The vhost was deleted: nothing may be declared, bound or published any more.
+    deleted: bool,
 }
 
 /// exchange.declare, as the channel received it.
@@ -97,6 +108,8 @@ pub struct QueueDeclare<'a> {
     pub exclusive: bool,
     pub auto_delete: bool,
     pub arguments: &'a FieldTable,
+    /// `name` was generated for a declare without one (so its `amq.` prefix is ours).
+    pub server_named: bool,
 }
 
 /// What queue.declare-ok reports.
@@ -127,7 +140,21 @@ impl VHost {
             dead_letters,
             dead_letter_rx: Mutex::new(Some(dead_letter_rx)),
             limits: limits::Limits::default(),
+            connections: connections::Connections::default(),
+            metadata: Mutex::new(VhostMetadata::default()),
         }
+    }
+
+    pub fn metadata(&self) -> VhostMetadata {
+        self.metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the metadata; the caller asks for the definitions to be written.
+    pub fn set_metadata(&self, metadata: VhostMetadata) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = metadata;
     }
 
     /// Starts the task that republishes dead letters (needs a tokio runtime; without one,
@@ -192,7 +219,7 @@ impl VHost {
         Exception::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
     }
 
-    fn default_exchange_refused() -> Exception {
+    pub(crate) fn default_exchange_refused() -> Exception {
         Exception::access_refused("operation not permitted on the default exchange")
     }
 
@@ -215,6 +242,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         if let Some(x) = topo.exchanges.get(name) {
             let fail = |field: &str,
                         received: &dyn std::fmt::Display,
@@ -301,15 +329,12 @@ impl VHost {
             });
         }
         let generated;
-        let describe_name = if d.name.is_empty() {
-            "amq.gen-"
-        } else {
-            d.name
-        };
+        let server_named = d.server_named || d.name.is_empty();
+        let describe_name = if server_named { "amq.gen-" } else { d.name };
         let describe = self.describe_queue(describe_name);
         validate_queue_args(d.arguments, &describe)?;
         let flags = DeclaredFlags {
-            server_named: d.name.is_empty(),
+            server_named,
             durable: d.durable,
             exclusive: d.exclusive,
             auto_delete: d.auto_delete,
@@ -319,7 +344,7 @@ impl VHost {
             generated = server_generated_name("amq.gen-");
             generated.as_str()
         } else {
-            if d.name.starts_with("amq.") {
+            if !server_named && d.name.starts_with("amq.") {
                 return Err(Exception::access_refused(format!(
                     "queue name '{}' contains reserved prefix 'amq.*'",
                     d.name
@@ -328,6 +353,7 @@ impl VHost {
             d.name
         };
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         if let Some(queue) = topo.queues.get(name) {
             queue.touch();
             let owner = d.exclusive.then_some(connection);
@@ -378,6 +404,17 @@ impl VHost {
             message_count: 0,
             consumer_count: 0,
         })
+    }
+
+    /// The kind of exchange `name` and whether it is internal, if it exists.
+    pub fn exchange_kind(&self, name: &str) -> Option<(ExchangeKind, bool)> {
+        let topo = self.read();
+        let x = topo.exchanges.get(canonical_exchange(name))?;
+        Some((x.kind, x.internal))
+    }
+
+    pub fn has_queue(&self, name: &str) -> bool {
+        self.read().queues.contains_key(name)
     }
 
     /// Looks a queue up for use by `connection` (exclusive queues of others are locked).
@@ -476,6 +513,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         // With both missing, RabbitMQ names the exchange.
         if !topo.exchanges.contains_key(exchange) {
             return Err(self.no_exchange(exchange));
@@ -509,6 +547,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         if !topo.exchanges.contains_key(destination) {
             return Err(self.no_exchange(destination));
         }
@@ -592,6 +631,7 @@ impl VHost {
     ) -> Result<(), Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
+        self.check_alive(&topo)?;
         if exchange.is_empty() {
             let key = msg.routing_key();
             if let Some(q) = topo.queues.get(key) {
@@ -737,7 +777,7 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
 }
 
 /// RabbitMQ accepts `amq.default` as another name of the default exchange.
-fn canonical_exchange(name: &str) -> &str {
+pub(crate) fn canonical_exchange(name: &str) -> &str {
     if name == "amq.default" {
         ""
     } else {
