@@ -16,6 +16,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use warren::testing::UserError;
 
+/// `rabbitmqctl add_user` then `set_permissions -p / NAME ".*" ".*" ".*"`: a user that
+/// can open a connection on `/` (`None`: passwordless).
+fn add_user(broker: &TestBroker, name: &str, password: Option<&str>) {
+    let b = broker.server.broker();
+    b.users().add(name, password).expect("add user");
+    b.set_permissions(name, "/", ".*", ".*", ".*")
+        .expect("set permissions");
+}
+
 const REFUSED_PLAIN: &str = "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.";
 
 // ---- logins ----
@@ -23,12 +32,9 @@ const REFUSED_PLAIN: &str = "ACCESS_REFUSED - Login was refused using authentica
 #[tokio::test]
 async fn users_log_in_with_their_password_only() {
     let broker = TestBroker::start().await;
-    let users = broker.server.broker().users();
-    users.add("u1", Some("pw1")).expect("add u1");
-    users.add("nopw", None).expect("add passwordless");
-    users
-        .add("empty", Some(""))
-        .expect("add with an empty password");
+    add_user(&broker, "u1", Some("pw1"));
+    add_user(&broker, "nopw", None);
+    add_user(&broker, "empty", Some(""));
     let addr = broker.addr;
     assert!(login(addr, "u1", "pw1").await.is_ok());
     assert!(login_as(addr, "AMQPLAIN", "u1", "pw1", "/").await.is_ok());
@@ -73,7 +79,7 @@ async fn users_log_in_with_their_password_only() {
 async fn a_changed_or_cleared_password_applies_to_the_next_login() {
     let broker = TestBroker::start().await;
     let users = broker.server.broker().users();
-    users.add("u", Some("old")).expect("add");
+    add_user(&broker, "u", Some("old"));
     let open = login(broker.addr, "u", "old").await.expect("old password");
     users.change_password("u", "new").expect("change");
     assert_eq!(
@@ -111,12 +117,7 @@ async fn loopback_users_are_refused_from_another_address() {
     };
     // The default: guest from loopback only; other users from anywhere.
     let broker = TestBroker::start_with(on_all("guest")).await;
-    broker
-        .server
-        .broker()
-        .users()
-        .add("u1", Some("pw"))
-        .expect("add");
+    add_user(&broker, "u1", Some("pw"));
     let remote = SocketAddr::new(ip, broker.addr.port());
     assert_eq!(
         login(remote, "guest", "guest").await.err(),
@@ -136,12 +137,7 @@ async fn loopback_users_are_refused_from_another_address() {
     broker.stop().await;
     // A list: each named user is held to loopback.
     let broker = TestBroker::start_with(on_all("u1, guest")).await;
-    broker
-        .server
-        .broker()
-        .users()
-        .add("u1", Some("pw"))
-        .expect("add");
+    add_user(&broker, "u1", Some("pw"));
     let remote = SocketAddr::new(ip, broker.addr.port());
     assert_eq!(
         login(remote, "u1", "pw").await.err(),
@@ -157,7 +153,7 @@ async fn loopback_users_are_refused_from_another_address() {
 async fn user_max_connections_refuses_with_530_at_connection_open() {
     let broker = TestBroker::start().await;
     let users = broker.server.broker().users();
-    users.add("u", Some("pw")).expect("add");
+    add_user(&broker, "u", Some("pw"));
     users
         .set_limits("u", &json!({"max-connections": 1}))
         .expect("limit");
@@ -201,7 +197,7 @@ async fn user_max_connections_refuses_with_530_at_connection_open() {
 async fn user_max_channels_counts_every_connection_of_the_user() {
     let broker = TestBroker::start().await;
     let users = broker.server.broker().users();
-    users.add("u", Some("pw")).expect("add");
+    add_user(&broker, "u", Some("pw"));
     users
         .set_limits("u", &json!({"max-channels": 2}))
         .expect("limit");
@@ -246,7 +242,7 @@ async fn user_max_channels_counts_every_connection_of_the_user() {
 async fn deleting_a_user_closes_their_connections_with_320() {
     let broker = TestBroker::start().await;
     let users = broker.server.broker().users();
-    users.add("doomed", Some("pw")).expect("add");
+    add_user(&broker, "doomed", Some("pw"));
     let mut one = login(broker.addr, "doomed", "pw").await.expect("one");
     one.open_channel(1).await;
     let mut two = login(broker.addr, "doomed", "pw").await.expect("two");

@@ -90,7 +90,12 @@ async fn sha512_and_md5_hashes_from_definitions_log_in() {
                  "password_hash": "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=", "x-note": {"kept": true}},
                 {"name": "clear", "password": "secret", "tags": ["management"]}
             ],
-            "vhosts": [{"name": "/"}]
+            "vhosts": [{"name": "/"}],
+            "permissions": [
+                {"user": "s512", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+                {"user": "md5", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+                {"user": "clear", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+            ]
         }),
     );
     let broker = TestBroker::start_with(|c| warren::Config {
@@ -132,6 +137,11 @@ async fn users_tags_and_limits_survive_a_restart() {
     let broker = TestBroker::start().await;
     let users = broker.server.broker().users();
     users.add("keep", Some("pw")).expect("add");
+    broker
+        .server
+        .broker()
+        .set_permissions("keep", "/", ".*", ".*", ".*")
+        .expect("permissions");
     users
         .set_tags("keep", vec!["monitoring".into(), "my-tag".into()])
         .expect("tags");
@@ -225,7 +235,8 @@ async fn an_imported_definitions_file_is_merged_at_every_start() {
                        "password_hash": "8i3vTR9eVfB2bb5LpI0PswTahgStSCv8qo+bVRHBeqoRpsG7"},
                       {"name": "hand-written", "password": "clear", "tags": []}],
             "vhosts": [{"name": "/"}, {"name": "svc-vhost"}],
-            "permissions": [{"user": "svc", "vhost": "svc-vhost", "configure": ".*", "write": ".*", "read": ".*"}],
+            "permissions": [{"user": "svc", "vhost": "svc-vhost", "configure": ".*", "write": ".*", "read": ".*"},
+                            {"user": "hand-written", "vhost": "/", "configure": "", "write": "", "read": ""}],
             "queues": [{"name": "svc.q", "vhost": "svc-vhost", "durable": true, "auto_delete": false, "arguments": {}}]
         }),
     );
