@@ -194,6 +194,24 @@ async fn external_logs_in_as_the_certificates_common_name() {
     setup.stop().await;
 }
 
+#[tokio::test]
+async fn external_logs_in_a_passwordless_user_of_the_store() {
+    let setup = Setup::start(|c| with_external(verify_peer(true)(c))).await;
+    // rabbitmqctl add_user without a password, then set_permissions: EXTERNAL needs none.
+    let b = setup.broker.server.broker();
+    b.users().add("svc-orders", None).expect("add user");
+    b.set_permissions("svc-orders", "/", ".*", ".*", ".*")
+        .expect("set permissions");
+    let cert = setup.ca.client("svc-orders");
+    let proxy = setup.proxy(Some(&cert)).await;
+    let url = format!("amqp://{}/%2f?auth_mechanism=external", proxy.addr);
+    let conn = lapin(&url).await;
+    let ch = within(conn.create_channel()).await.unwrap();
+    declare_queue(&ch, "svc-orders.q").await;
+    within(conn.close(200, "bye".into())).await.unwrap();
+    setup.stop().await;
+}
+
 /// EXTERNAL through `proxy` with authentication_failure_close: the exact refusal.
 async fn expect_external_refused(proxy: &TlsProxy) {
     let (mut raw, _) = Raw::start(proxy.addr).await;
