@@ -9,7 +9,10 @@
 # (scenario 17's user `interop` and vhost `interop-vh`), waits (30 s at most) for the
 # stdout line `warren <version> ready on amqp://HOST:PORT` and uses
 # amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
-# also on Ctrl-C or error.
+# also on Ctrl-C or error. It also makes throwaway certificates (interop/tls-certs.sh),
+# opens warren's amqps listener (peer verification, EXTERNAL offered) and passes it to
+# the columns as WARREN_INTEROP_TLS_URL, _CA, _CERT, _KEY for the `tls` row (python,
+# node, go, rust). With --url the tls row is n/a unless those variables are set.
 #
 # The last line is `N passed, N failed` (`, N skipped` added when some cells are n/a).
 # Exit status: 0 when nothing failed, 1 when something failed, 2 when it could not run.
@@ -18,6 +21,7 @@ set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c"
+TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -104,8 +108,17 @@ if [ -z "$URL" ]; then
   fi
   BIN="$ROOT/target/release/warren"
   [ -x "$BIN" ] || { echo "no binary $BIN" >&2; exit 2; }
-  "$BIN" --port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" \
-    --definitions "$HERE/definitions.json" >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
+  TLS="$LOGDIR/tls"
+  TLS_ARGS=()
+  if bash "$HERE/tls-certs.sh" "$TLS" >"$LOGDIR/tls-certs.log" 2>&1; then
+    TLS_ARGS=(--tls-port 0 --tls-cert "$TLS/server.pem" --tls-key "$TLS/server.key"
+              --tls-ca "$TLS/ca.pem" --tls-verify peer --auth-mechanisms PLAIN,AMQPLAIN,EXTERNAL)
+  else
+    echo "could not make TLS certificates (openssl?): no TLS listener, the tls row is n/a (log: $LOGDIR/tls-certs.log)" >&2
+  fi
+  "$BIN" --port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
+    --definitions "$HERE/definitions.json" \
+    >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!
   PORT=""
   for _ in $(seq 1 300); do  # 30 s
@@ -123,7 +136,13 @@ if [ -z "$URL" ]; then
     exit 2
   fi
   URL="amqp://guest:guest@127.0.0.1:$PORT/%2f"
-  echo "warren (pid $BROKER_PID) ready on port $PORT" >&2
+  TLS_PORT="$(printf '%s\n' "$line" | sed -nE 's|.* and amqps://[^ ]*:([0-9]+).*|\1|p')"
+  if [ -n "$TLS_PORT" ]; then
+    export WARREN_INTEROP_TLS_URL="amqps://127.0.0.1:$TLS_PORT/%2f"
+    export WARREN_INTEROP_TLS_CA="$TLS/ca.pem" WARREN_INTEROP_TLS_CERT="$TLS/client.pem" \
+      WARREN_INTEROP_TLS_KEY="$TLS/client.key"
+  fi
+  echo "warren (pid $BROKER_PID) ready on port $PORT${TLS_PORT:+, amqps on $TLS_PORT}" >&2
 fi
 echo "broker: $URL   logs: $LOGDIR" >&2
 
@@ -142,13 +161,14 @@ rows_of() {  # rows_of COL -> the rows this column must report
     rust) seq -f '%02g' 1 15 ;;
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
+  case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
 }
 
 collect() {  # collect COL FILE: read result lines from FILE
   local col="$1" file="$2" row status reason
   while IFS= read -r line; do
     line="${line%$'\r'}"
-    if [[ "$line" =~ ^([0-9][0-9]|celery)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
+    if [[ "$line" =~ ^([0-9][0-9]|celery|tls)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
       row="${BASH_REMATCH[1]}"; status="${BASH_REMATCH[2]}"; reason="${BASH_REMATCH[4]}"
       [ -n "${RES[$col|$row]+x}" ] && continue  # first line wins
       RES[$col|$row]="$status"
@@ -173,7 +193,7 @@ for col in "${COLUMNS_LIST[@]}"; do
     echo "== rust (cargo test --test interop)" >&2
     run_with_timeout "$RUST_TIMEOUT" "$LOGDIR/rust.out" "$LOGDIR/rust.err" \
       env WARREN_INTEROP_URL="$URL" bash -c 'cd "$1" && cargo test --test interop -- --nocapture 2>&1' _ "$ROOT"
-    grep -E '^[0-9][0-9] (pass|FAIL|n/a)' "$LOGDIR/rust.out" >"$LOGDIR/rust.lines"
+    grep -E '^([0-9][0-9]|tls) (pass|FAIL|n/a)' "$LOGDIR/rust.out" >"$LOGDIR/rust.lines"
     collect rust "$LOGDIR/rust.lines"
     secs="$RUST_TIMEOUT"
   else
@@ -194,7 +214,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS celery"
+ALL_ROWS="$SCENARIO_ROWS tls celery"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 
@@ -204,9 +224,9 @@ printf '\n'
 passed=0; failed=0; skipped=0
 REPORT=()
 for row in $ALL_ROWS; do
-  # skip the celery row when no celery column
-  if [ "$row" = celery ]; then
-    has=0; for col in "${COLUMNS_LIST[@]}"; do [ "$col" = celery ] && has=1; done
+  # skip the celery and tls rows when no column covers them
+  if [ "$row" = celery ] || [ "$row" = tls ]; then
+    has=0; for col in "${COLUMNS_LIST[@]}"; do rows_of "$col" | grep -qx "$row" && has=1; done
     [ $has = 1 ] || continue
   fi
   printf '%-8s' "$row"

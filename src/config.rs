@@ -2,6 +2,8 @@
 //!
 //! Read once by `main`; the library takes a `Config` so tests can build one in code.
 
+pub use crate::connection::Mechanism;
+pub use crate::tls::Verify;
 use clap::Parser;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -53,6 +55,45 @@ pub struct Config {
           default_value_t = crate::channel::MAX_MESSAGE_SIZE)]
     pub max_message_size: u64,
 
+    /// amqps port (RabbitMQ's ssl listener). Default: 5671 when --tls-cert is given, no
+    /// TLS listener otherwise; 0 picks a free port. The plain port stays open beside it.
+    #[arg(long, env = "WARREN_TLS_PORT")]
+    pub tls_port: Option<u16>,
+
+    /// Server certificate chain, PEM (RabbitMQ's ssl_options.certfile).
+    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1 (ssl_options.keyfile).
+    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates that client certificates must chain to, PEM
+    /// (ssl_options.cacertfile); needed by --tls-verify peer.
+    #[arg(long, env = "WARREN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificates: none (not asked for) or peer (asked for and verified
+    /// against --tls-ca); RabbitMQ's ssl_options.verify.
+    #[arg(long, env = "WARREN_TLS_VERIFY", value_enum, default_value_t = Verify::None)]
+    pub tls_verify: Verify,
+
+    /// With --tls-verify peer, refuse the TLS handshake of a client that sends no
+    /// certificate (ssl_options.fail_if_no_peer_cert); without it such a client is let in.
+    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT")]
+    pub tls_fail_if_no_peer_cert: bool,
+
+    /// SASL mechanisms offered, in order (RabbitMQ's auth_mechanisms): PLAIN, AMQPLAIN,
+    /// EXTERNAL. EXTERNAL (login as the client certificate's CN) is offered on TLS
+    /// connections only.
+    #[arg(
+        long,
+        env = "WARREN_AUTH_MECHANISMS",
+        value_delimiter = ',',
+        ignore_case = true,
+        default_value = "PLAIN,AMQPLAIN"
+    )]
+    pub auth_mechanisms: Vec<Mechanism>,
     /// User created on first start (empty data directory, no --definitions), with the
     /// administrator tag and full permissions on the default vhost. Also read from
     /// RABBITMQ_DEFAULT_USER (WARREN_DEFAULT_USER wins). Default: guest.
@@ -97,6 +138,13 @@ impl Config {
             disk_free_limit: crate::broker::disk::DEFAULT_FREE_LIMIT,
             max_connections: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
+            tls_port: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_verify: Verify::None,
+            tls_fail_if_no_peer_cert: false,
+            auth_mechanisms: vec![Mechanism::Plain, Mechanism::Amqplain],
             default_user: None,
             default_pass: None,
             default_vhost: None,
@@ -134,6 +182,29 @@ pub fn loopback_users(text: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+impl Config {
+    /// The amqps port, when a TLS listener is configured (RabbitMQ's 5671 unless set).
+    pub fn tls_listener_port(&self) -> Option<u16> {
+        self.tls_cert
+            .as_ref()
+            .map(|_| self.tls_port.unwrap_or(DEFAULT_TLS_PORT))
+    }
+
+    /// The TLS files, when a certificate is configured.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            ca: self.tls_ca.clone(),
+            verify: self.tls_verify,
+            fail_if_no_peer_cert: self.tls_fail_if_no_peer_cert,
+        })
+    }
+}
+
+/// RabbitMQ's amqps port.
+pub const DEFAULT_TLS_PORT: u16 = 5671;
 
 /// A size in bytes: a plain number, or one with a unit (k, M, G, T; KB/MB/GB/TB are
 /// powers of 1000, KiB/MiB/GiB/TiB and the single letters powers of 1024).
@@ -204,6 +275,19 @@ mod tests {
         assert_eq!(loopback_users(" a, b ,"), ["a", "b"]);
         assert!(loopback_users("").is_empty());
         assert!(loopback_users("none").is_empty());
+    }
+
+    #[test]
+    fn auth_mechanisms_are_rabbitmqs_names_in_any_case() {
+        use super::{Config, Mechanism};
+        use clap::Parser;
+        let config = Config::try_parse_from(["warren", "--auth-mechanisms", "plain,EXTERNAL"])
+            .expect("parsed");
+        assert_eq!(
+            config.auth_mechanisms,
+            [Mechanism::Plain, Mechanism::External]
+        );
+        assert!(Config::try_parse_from(["warren", "--auth-mechanisms", "CRAM-MD5"]).is_err());
     }
 
     #[test]

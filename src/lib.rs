@@ -37,9 +37,12 @@ pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod server;
 pub(crate) mod store;
+pub(crate) mod tls;
 
 pub use config::Config;
+pub use connection::Mechanism;
 pub use server::{start, Server};
+pub use tls::Verify as TlsVerify;
 
 /// What the integration tests look at inside a running broker (memory accounting,
 /// definitions writes, page I/O) and the hooks that make a connection panic on purpose.

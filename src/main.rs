@@ -1,5 +1,6 @@
 //! The `warren` binary: parse the configuration, set up logging, serve until SIGINT or
-//! SIGTERM, then close every connection with CONNECTION_FORCED and exit 0.
+//! SIGTERM, then close every connection with CONNECTION_FORCED and exit 0. SIGHUP
+//! reloads the TLS certificate, key and CA files.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Before the ready line too: SIGHUP's default action would end the process.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        #[cfg(not(unix))]
+        let hup = None;
         let server = match warren::start(config.clone()).await {
             Ok(server) => server,
             Err(e) => {
@@ -46,15 +52,55 @@ fn main() -> ExitCode {
         } else {
             addr.ip().to_string()
         };
+        // Scripts read the plain port from this line's start; the amqps one follows.
+        let tls = server
+            .tls_addr()
+            .map(|a| format!(" and amqps://{host}:{}", a.port()))
+            .unwrap_or_default();
         println!(
-            "warren {} ready on amqp://{host}:{}",
+            "warren {} ready on amqp://{host}:{}{tls}",
             env!("CARGO_PKG_VERSION"),
             addr.port()
         );
-        stop.await;
+        serve_until(stop, hup, &server).await;
         server.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = ();
+
+/// Waits for `stop`, reloading the TLS files on each SIGHUP meanwhile.
+async fn serve_until(
+    stop: impl std::future::Future<Output = ()>,
+    hup: Option<Hangup>,
+    server: &warren::Server,
+) {
+    #[cfg(unix)]
+    {
+        let mut stop = std::pin::pin!(stop);
+        let Some(mut hup) = hup else {
+            eprintln!("warren: cannot watch for SIGHUP; TLS files will not be reloaded");
+            return stop.await;
+        };
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = hup.recv() => match server.reload_tls().await {
+                    Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the previous ones stay in use"),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (hup, server);
+        stop.await
+    }
 }
 
 /// A future that completes on SIGINT or SIGTERM; the handlers are installed at once.

@@ -8,17 +8,19 @@
 //! With `--max-connections`, the loop stops accepting while that many connections are
 //! served, as RabbitMQ 3.10's listener does with `connection_max` (Ranch's
 //! `max_connections`): further clients wait in the listen backlog, unanswered, until
-//! a connection ends.
+//! a connection ends. The limit covers the plain and the TLS listener together (a TLS
+//! connection counts from accept, through its TLS handshake).
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::connection::{self, ConnectionName};
+use crate::connection::{self, Accepted, ConnectionName};
+use crate::tls::Tls;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{self, JoinError, JoinSet};
 use tracing::{error, info, warn};
@@ -26,6 +28,8 @@ use tracing::{error, info, warn};
 /// A running broker.
 pub struct Server {
     addr: SocketAddr,
+    /// The amqps listener's address and TLS configuration, when one is on.
+    tls: Option<(SocketAddr, Arc<Tls>)>,
     broker: Arc<Broker>,
     shutdown: watch::Sender<bool>,
     accept_loop: tokio::task::JoinHandle<()>,
@@ -34,6 +38,17 @@ pub struct Server {
 
 /// Starts a broker as `config` says and returns once it accepts connections.
 pub async fn start(config: Config) -> io::Result<Server> {
+    // TLS settings are checked before anything is opened or created.
+    let tls = match config.tls_files() {
+        Some(files) => Some(Arc::new(Tls::load(files)?)),
+        None if config.tls_port.is_some() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--tls-port needs --tls-cert and --tls-key",
+            ))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)?;
     let limit = config
         .memory_limit
@@ -46,14 +61,33 @@ pub async fn start(config: Config) -> io::Result<Server> {
         &crate::access::Bootstrap::from_config(&config),
     )?;
     broker.max_message_size = config.max_message_size;
+    broker.auth_mechanisms = config.auth_mechanisms.clone();
     let broker = Arc::new(broker);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
+    let tls = match (tls, config.tls_listener_port()) {
+        (Some(tls), Some(port)) => Some((TcpListener::bind((config.bind, port)).await?, tls)),
+        _ => None,
+    };
+    let tls_addr = match &tls {
+        Some((listener, config)) => Some((listener.local_addr()?, config.clone())),
+        None => None,
+    };
     let (shutdown, rx) = watch::channel(false);
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
-    let accept_loop = tokio::spawn(accept(listener, broker.clone(), config.max_connections, rx));
+    let listeners = Listeners {
+        plain: listener,
+        tls,
+    };
+    let accept_loop = tokio::spawn(accept(
+        listeners,
+        broker.clone(),
+        config.max_connections,
+        rx,
+    ));
     Ok(Server {
         addr,
+        tls: tls_addr,
         broker,
         shutdown,
         accept_loop,
@@ -98,8 +132,38 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
+/// The listeners one accept loop serves.
+struct Listeners {
+    plain: TcpListener,
+    tls: Option<(TcpListener, Arc<Tls>)>,
+}
+
+impl Listeners {
+    /// The next client on either listener, with the TLS acceptor for one on the amqps
+    /// port (the configuration current at accept time). Cancel-safe.
+    async fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
+        let tls = async {
+            match &self.tls {
+                Some((listener, tls)) => {
+                    let (stream, peer) = listener.accept().await?;
+                    Ok((Accepted::Tls(stream, tls.acceptor()), peer))
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let plain = async {
+            let (stream, peer): (TcpStream, SocketAddr) = self.plain.accept().await?;
+            Ok((Accepted::Plain(stream), peer))
+        };
+        tokio::select! {
+            accepted = plain => accepted,
+            accepted = tls => accepted,
+        }
+    }
+}
+
 async fn accept(
-    listener: TcpListener,
+    listeners: Listeners,
     broker: Arc<Broker>,
     max_connections: Option<usize>,
     mut shutdown: watch::Receiver<bool>,
@@ -111,10 +175,10 @@ async fn accept(
         let room = max_connections.is_none_or(|max| connections.len() < max);
         tokio::select! {
             _ = shutdown.changed() => break,
-            accepted = listener.accept(), if room => match accepted {
-                Ok((stream, peer)) => {
+            accepted = listeners.accept(), if room => match accepted {
+                Ok((accepted, peer)) => {
                     let name = Arc::new(ConnectionName::new(broker.next_connection_id(), peer));
-                    let serve = connection::serve(stream, name.clone(), broker.clone(), shutdown.clone());
+                    let serve = connection::serve(accepted, name.clone(), broker.clone(), shutdown.clone());
                     names.insert(connections.spawn(serve).id(), name);
                 }
                 Err(e) => {
@@ -128,7 +192,7 @@ async fn accept(
             }
         }
     }
-    drop(listener);
+    drop(listeners);
     let drain = async {
         while let Some(joined) = connections.join_next_with_id().await {
             ended(&mut names, joined);
@@ -172,6 +236,21 @@ impl Server {
     /// The address the broker listens on (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The amqps listener's address, when TLS is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Reads the TLS certificate, key and CA files again (on SIGHUP): connections
+    /// accepted afterwards use them, open ones keep theirs. On error (logged by the
+    /// caller) the running configuration stays. Without TLS there is nothing to do.
+    pub async fn reload_tls(&self) -> io::Result<()> {
+        match &self.tls {
+            Some((_, tls)) => tls.reload().await,
+            None => Ok(()),
+        }
     }
 
     pub fn broker(&self) -> &Arc<Broker> {

@@ -109,11 +109,8 @@ async fn connection_start_carries_rabbitmq_like_server_properties() {
         );
         assert_eq!(value, &AMQPValue::Boolean(true), "capability {name}");
     }
-    // RabbitMQ sends "AMQPLAIN PLAIN"; clients only look for their mechanism in the list.
-    let mechanisms = String::from_utf8_lossy(start.mechanisms.as_bytes()).into_owned();
-    let mut mechanisms: Vec<&str> = mechanisms.split(' ').collect();
-    mechanisms.sort();
-    assert_eq!(mechanisms, ["AMQPLAIN", "PLAIN"]);
+    // RabbitMQ's order (its registry's), whatever the configured one.
+    assert_eq!(start.mechanisms.as_bytes(), b"AMQPLAIN PLAIN");
     assert_eq!(start.locales.as_bytes(), b"en_US");
     broker.stop().await;
 }

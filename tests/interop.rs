@@ -1,11 +1,15 @@
-//! The Rust (lapin) column of the interop matrix: scenarios 01..15 of interop/README.md,
-//! against `WARREN_INTEROP_URL` when set (interop/run.sh sets it), else an in-process broker.
+//! The Rust (lapin) column of the interop matrix: scenarios 01..15 and `tls` of
+//! interop/README.md, against `WARREN_INTEROP_URL` when set (interop/run.sh sets it, and
+//! the `WARREN_INTEROP_TLS_*` variables for `tls`), else an in-process broker.
 //!
 //! One test, `scenarios`, runs them in order and prints exactly one line per scenario on
 //! stdout (`NN pass`, `NN FAIL <reason>`, `NN n/a <reason>`), then fails if any failed.
 //! Each scenario runs in its own task with a 20 s timeout, so a panic or a hang is a FAIL
 //! of that scenario only.
 mod common;
+#[path = "interop/tls.rs"]
+mod tls_scenario;
+mod tls_support;
 
 use common::{table, TestBroker};
 use futures::StreamExt;
@@ -19,6 +23,7 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
+use tls_scenario::stls;
 
 /// Scenario names are `interop.rust.NN...`.
 const PREFIX: &str = "interop.rust.";
@@ -30,7 +35,6 @@ const QUIET: Duration = Duration::from_millis(500);
 
 type R<T> = Result<T, String>;
 
-#[allow(dead_code)] // every scenario is expressible with lapin, so none is n/a today
 enum Outcome {
     Pass,
     NotApplicable(String),
@@ -139,6 +143,7 @@ async fn run_all(url: &str) -> Vec<&'static str> {
     run!("13", s13_direct_reply_to);
     run!("14", s14_prefetch);
     run!("15", s15_properties_and_headers);
+    run!("tls", stls);
     failed
 }
 

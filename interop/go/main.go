@@ -1,4 +1,4 @@
-// warren interop scenarios 01..15 and 17 with github.com/rabbitmq/amqp091-go.
+// warren interop scenarios 01..15, 17 and tls (tls.go) with github.com/rabbitmq/amqp091-go.
 // stdout: exactly one line per scenario; everything else goes to stderr.
 package main
 
@@ -1174,5 +1174,13 @@ func main() {
 			continue
 		}
 		fmt.Println(runOne(num, f))
+	}
+	if len(only) == 0 || only["tls"] {
+		if os.Getenv("WARREN_INTEROP_TLS_URL") == "" {
+			notApplicable["tls"] = "no amqps URL (WARREN_INTEROP_TLS_URL)"
+			fmt.Println(runOne("tls", nil))
+		} else {
+			fmt.Println(runOne("tls", stls))
+		}
 	}
 }

@@ -550,6 +550,42 @@ scenarios['15'] = async () => {
   await conn.close();
 };
 
+// tls: amqps, the server's certificate verified against the CA; PLAIN without a client
+// certificate, then EXTERNAL with one (CN=guest). Needs WARREN_INTEROP_TLS_* (run.sh).
+scenarios.tls = async () => {
+  const fs = require('node:fs');
+  const env = process.env;
+  const ca = [fs.readFileSync(env.WARREN_INTEROP_TLS_CA)];
+  const q = `${P}tls`;
+  const plain = await amqp.connect(env.WARREN_INTEROP_TLS_URL, {
+    ca,
+    credentials: amqp.credentials.plain('guest', 'guest'),
+  });
+  openConns.push(plain);
+  const ch = await channel(plain);
+  await ch.assertQueue(q, { autoDelete: false });
+  ch.sendToQueue(q, Buffer.from('over TLS'));
+  await ch.close(); // after the publish on the same channel; a connection close could overtake it
+  await plain.close();
+  const external = await amqp.connect(env.WARREN_INTEROP_TLS_URL, {
+    ca,
+    cert: fs.readFileSync(env.WARREN_INTEROP_TLS_CERT),
+    key: fs.readFileSync(env.WARREN_INTEROP_TLS_KEY),
+    credentials: amqp.credentials.external(),
+  });
+  openConns.push(external);
+  const ch2 = await channel(external);
+  let m = false;
+  for (let i = 0; i < 100 && m === false; i++) {
+    m = await ch2.get(q, { noAck: true });
+    if (m === false) await sleep(10);
+  }
+  assert.ok(m !== false, 'no message over EXTERNAL');
+  assert.equal(m.content.toString(), 'over TLS');
+  await ch2.deleteQueue(q);
+  await external.close();
+};
+
 // 17 a non-guest user on its own vhost (interop/definitions.json creates them;
 // INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference),
 // then the same user refused on "/" with 530 at connection.open.
@@ -595,6 +631,7 @@ scenarios['17'] = async () => {
 };
 
 const NA = {};
+if (!process.env.WARREN_INTEROP_TLS_URL) NA.tls = 'no amqps URL (WARREN_INTEROP_TLS_URL)';
 
 function shortReason(e) {
   let s = e && e.message ? e.message : String(e);
@@ -626,7 +663,7 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17'];
+  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', 'tls'];
   for (const n of nums) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The interop scenarios 01..15 and 17 (see interop/README.md) with pika's BlockingConnection.
+"""The interop scenarios 01..15 and 17 (see interop/README.md) with pika's BlockingConnection,
+and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
-Usage: scenarios.py URL            run 01..15 and 17, one line each on stdout
+Usage: scenarios.py URL            run 01..15, 17 and tls, one line each on stdout
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
 Each scenario runs in its own child process with a hard timeout, so a hanging
@@ -515,6 +516,35 @@ def s15(url):
         conn.close()
 
 
+def stls(url):
+    """amqps: the server's certificate verified against the CA; PLAIN without a client
+    certificate, then EXTERNAL with one (CN=guest)."""
+    import ssl
+
+    env = os.environ
+    tls_url = env.get("WARREN_INTEROP_TLS_URL")
+    if not tls_url:
+        raise NA("no amqps URL (WARREN_INTEROP_TLS_URL)")
+    ctx = ssl.create_default_context(cafile=env["WARREN_INTEROP_TLS_CA"])
+    q = P + "tls"
+    conn = connect(tls_url, ssl_options=pika.SSLOptions(ctx, "127.0.0.1"),
+                   credentials=pika.PlainCredentials("guest", "guest"))
+    ch = conn.channel()
+    ch.queue_declare(queue=q, auto_delete=False)
+    ch.basic_publish(exchange="", routing_key=q, body=b"over TLS")
+    conn.close()
+
+    ctx = ssl.create_default_context(cafile=env["WARREN_INTEROP_TLS_CA"])
+    ctx.load_cert_chain(env["WARREN_INTEROP_TLS_CERT"], env["WARREN_INTEROP_TLS_KEY"])
+    conn = connect(tls_url, ssl_options=pika.SSLOptions(ctx, "127.0.0.1"),
+                   credentials=pika.credentials.ExternalCredentials())
+    ch = conn.channel()
+    method, _, body = ch.basic_get(queue=q, auto_ack=True)
+    check(method is not None and body == b"over TLS", "got %r over EXTERNAL" % (body,))
+    ch.queue_delete(queue=q)
+    conn.close()
+
+
 # Scenario 17: a non-guest user on its own vhost (interop/definitions.json creates them;
 # INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference).
 USER = os.environ.get("INTEROP_USER", "interop")
@@ -563,7 +593,8 @@ def s17(url):
         check("(530)" in text and expected in text, "refused with %s" % text)
 
 
-SCENARIOS = [("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)] + [("17", s17)]
+SCENARIOS = ([("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
+             + [("17", s17), ("tls", stls)])
 
 
 def short(e):

@@ -329,6 +329,19 @@ impl Users {
         Ok(())
     }
 
+    /// SASL EXTERNAL: the TLS client certificate vouches for `name`, so no password;
+    /// the user must exist (with or without a password, as RabbitMQ's internal
+    /// backend), then the `loopback_users` rule.
+    pub fn authenticate_external(&self, name: &str, peer: IpAddr) -> Result<(), LoginRefused> {
+        if self.read().get(name).is_none() {
+            return Err(LoginRefused::BadCredentials);
+        }
+        if self.loopback.iter().any(|u| u == name) && !is_loopback(peer) {
+            return Err(LoginRefused::LoopbackOnly);
+        }
+        Ok(())
+    }
+
     /// connection.open by `name` (after the vhost's own limit, as RabbitMQ orders
     /// them): a slot held until the connection ends, or 530 NOT_ALLOWED at the
     /// user's max-connections.

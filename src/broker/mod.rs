@@ -43,6 +43,8 @@ pub struct Broker {
     disk: Option<disk::DiskMonitor>,
     /// Largest message body accepted (`--max-message-size`).
     pub max_message_size: u64,
+    /// SASL mechanisms offered (`--auth-mechanisms`).
+    pub auth_mechanisms: Vec<crate::connection::Mechanism>,
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
 }
@@ -219,6 +221,10 @@ impl Broker {
             memory,
             disk: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
+            auth_mechanisms: vec![
+                crate::connection::Mechanism::Plain,
+                crate::connection::Mechanism::Amqplain,
+            ],
             permissions,
         }
     }
@@ -324,5 +330,11 @@ impl Broker {
         peer: IpAddr,
     ) -> Result<(), LoginRefused> {
         self.users.authenticate(user, password, peer)
+    }
+
+    /// A login without a password (SASL EXTERNAL: the verified TLS certificate names
+    /// the user): the user must exist; the loopback rule still applies.
+    pub fn authenticate_external(&self, user: &str, peer: IpAddr) -> Result<(), LoginRefused> {
+        self.users.authenticate_external(user, peer)
     }
 }

@@ -1,11 +1,12 @@
 //! The connection handshake: connection.start with RabbitMQ-like server properties,
-//! start-ok and SASL (PLAIN, AMQPLAIN), tune / tune-ok negotiation, connection.open.
+//! start-ok and SASL (PLAIN, AMQPLAIN, EXTERNAL on TLS), tune / tune-ok negotiation, connection.open.
 //!
 //! The free functions build methods or check what the client sent and touch no socket;
 //! `Connection::handshake_frame` drives the phases with them. Refusals that RabbitMQ
 //! does not explain end the connection silently, after its delay.
 
-use super::Phase;
+use super::mechanism::{self, Mechanism};
+use super::{Phase, TlsPeer};
 use crate::access::LoginRefused;
 use crate::broker::Broker;
 use crate::codec::{self, Frame, Method};
@@ -39,7 +40,8 @@ fn s(v: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(v))
 }
 
-pub fn start() -> AMQPClass {
+/// connection.start, offering `mechanisms` (space-separated).
+pub fn start(mechanisms: &str) -> AMQPClass {
     let mut capabilities = FieldTable::default();
     for c in CAPABILITIES {
         capabilities.insert(ShortString::from(c), AMQPValue::Boolean(true));
@@ -59,7 +61,7 @@ pub fn start() -> AMQPClass {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: "PLAIN AMQPLAIN".into(),
+        mechanisms: mechanisms.into(),
         locales: "en_US".into(),
     }))
 }
@@ -72,40 +74,60 @@ pub struct ClientInfo {
     pub connection_blocked: bool,
 }
 
-/// Checks start-ok: mechanism, credentials, and the guest-from-loopback rule.
+/// Checks start-ok: mechanism (one offered on this connection), credentials, and the
+/// guest-from-loopback rule. `tls` is what the TLS handshake told, on a TLS connection.
 pub fn start_ok(
     broker: &Broker,
     m: &amqp_connection::StartOk,
     peer: IpAddr,
+    tls: Option<&TlsPeer>,
 ) -> Result<ClientInfo, Exception> {
-    let mechanism = m.mechanism.as_str();
-    let (user, password) = match mechanism {
-        "PLAIN" => parse_plain(m.response.as_bytes()),
-        "AMQPLAIN" => parse_amqplain(m.response.as_bytes()),
-        other => {
-            return Err(Exception::command_invalid(format!("unknown authentication mechanism '{other}'")))
-        }
-    }
-    .ok_or_else(|| {
+    let name = m.mechanism.as_str();
+    let refused = || {
         Exception::access_refused(format!(
-            "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+            "Login was refused using authentication mechanism {name}. For details see the broker logfile."
         ))
-    })?;
-    match broker.authenticate(&user, &password, peer) {
-        Ok(()) => {}
-        Err(LoginRefused::BadCredentials) => {
-            return Err(Exception::access_refused(format!(
-                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+    };
+    let mechanism = match Mechanism::from_name(name) {
+        Some(known)
+            if broker.auth_mechanisms.contains(&known) && known.offered_on(tls.is_some()) =>
+        {
+            known
+        }
+        // As RabbitMQ: a mechanism it knows but did not offer here is "invalid".
+        Some(_) => {
+            return Err(Exception::command_invalid(format!(
+                "invalid authentication mechanism '{name}'"
             )))
         }
-        Err(LoginRefused::LoopbackOnly) => {
-            // RabbitMQ logs the reason but tells the client only its usual text.
-            tracing::info!(user, "login refused: user can only connect via localhost");
-            return Err(Exception::access_refused(format!(
-                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
-            )));
+        None => {
+            return Err(Exception::command_invalid(format!(
+                "unknown authentication mechanism '{name}'"
+            )))
         }
-    }
+    };
+    let user = match mechanism {
+        // The response is not read: the certificate says who the client is.
+        Mechanism::External => mechanism::external_login(broker, tls, peer).ok_or_else(refused)?,
+        Mechanism::Plain | Mechanism::Amqplain => {
+            let (user, password) = if mechanism == Mechanism::Plain {
+                parse_plain(m.response.as_bytes())
+            } else {
+                parse_amqplain(m.response.as_bytes())
+            }
+            .ok_or_else(refused)?;
+            match broker.authenticate(&user, &password, peer) {
+                Ok(()) => {}
+                Err(LoginRefused::BadCredentials) => return Err(refused()),
+                Err(LoginRefused::LoopbackOnly) => {
+                    // RabbitMQ logs the reason but tells the client only its usual text.
+                    tracing::info!(user, "login refused: user can only connect via localhost");
+                    return Err(refused());
+                }
+            }
+            user
+        }
+    };
     let consumer_cancel_notify = client_capability(&m.client_properties, "consumer_cancel_notify");
     let connection_blocked = client_capability(&m.client_properties, "connection.blocked");
     Ok(ClientInfo {
@@ -216,7 +238,7 @@ impl super::Connection {
         };
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
-                let client = match start_ok(&self.broker, &m, self.peer.ip()) {
+                let client = match start_ok(&self.broker, &m, self.peer.ip(), self.tls.as_ref()) {
                     Ok(client) => client,
                     // RabbitMQ tells only clients that announce authentication_failure_close;
                     // the others (and unknown mechanisms) just see the socket close.

@@ -11,12 +11,17 @@
 mod channels;
 mod flow;
 mod handshake;
+mod mechanism;
 mod name;
 mod outbox;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
+mod transport;
 
+pub use mechanism::Mechanism;
 pub use name::ConnectionName;
+pub use transport::Accepted;
+use transport::{Stream, TlsPeer};
 
 use crate::access::sessions::UserSlot;
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
@@ -34,8 +39,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, Instrument};
@@ -90,6 +94,8 @@ struct Connection {
     /// max-channels; closing them when the user is deleted).
     user_slot: Option<UserSlot>,
     user: String,
+    /// Set on a TLS connection: the client's certificate, for SASL EXTERNAL.
+    tls: Option<TlsPeer>,
     consumer_cancel_notify: bool,
     /// The client asked to hear connection.blocked / unblocked.
     blocked_notify: bool,
@@ -130,17 +136,30 @@ struct Connection {
     released: bool,
 }
 
-/// Serves one client until it leaves, fails, or the broker shuts down. `name` is the
-/// accept loop's handle on the connection's identity, for logging a panic.
+/// Serves one client until it leaves, fails, or the broker shuts down; on the TLS
+/// listener, after the TLS handshake. `name` is the accept loop's handle on the
+/// connection's identity, for logging a panic.
 pub async fn serve(
-    stream: TcpStream,
+    accepted: Accepted,
     name: Arc<ConnectionName>,
     broker: Arc<Broker>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let (id, peer) = (name.id, name.peer);
     let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
     async move {
+        let (stream, tls) = match accepted {
+            Accepted::Plain(tcp) => (Stream::Plain(tcp), None),
+            Accepted::Tls(tcp, acceptor) => {
+                match transport::tls_handshake(tcp, acceptor, &mut shutdown).await {
+                    Ok((stream, peer)) => (stream, Some(peer)),
+                    Err(e) => {
+                        info!(error = %e, "TLS handshake failed; socket closed");
+                        return;
+                    }
+                }
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let (close_signal, close_requests) = CloseSignal::new();
         let now = Instant::now();
@@ -156,6 +175,7 @@ pub async fn serve(
             close_signal,
             user_slot: None,
             user: String::new(),
+            tls,
             consumer_cancel_notify: false,
             blocked_notify: false,
             publisher: false,
@@ -193,22 +213,74 @@ pub async fn serve(
 }
 
 impl Connection {
+    /// Serves the stream until the connection ends, then closes it: with a reset after
+    /// a refusal RabbitMQ does not explain, with an orderly shutdown (TLS close_notify
+    /// first) otherwise. Plain sockets are split into borrowed halves at no cost; a TLS
+    /// stream, which cannot be, through tokio's split.
     async fn run(
         &mut self,
-        stream: TcpStream,
+        stream: Stream,
+        shutdown: watch::Receiver<bool>,
+        close_requests: CloseListener,
+    ) -> Result<(), ConnectionError> {
+        match stream {
+            Stream::Plain(mut tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let (mut reader, mut writer) = tcp.split();
+                let result = self
+                    .pump(&mut reader, &mut writer, shutdown, close_requests, false)
+                    .await;
+                if self.ends_with_reset(&result) {
+                    let _ = tcp.set_zero_linger();
+                } else if result.is_ok() {
+                    let _ = writer.shutdown().await;
+                }
+                result
+            }
+            Stream::Tls(tls) => {
+                let (mut reader, mut writer) = tokio::io::split(*tls);
+                let result = self
+                    .pump(&mut reader, &mut writer, shutdown, close_requests, true)
+                    .await;
+                if self.ends_with_reset(&result) {
+                    let _ = reader.unsplit(writer).get_ref().0.set_zero_linger();
+                } else if result.is_ok() {
+                    let _ = writer.shutdown().await;
+                }
+                result
+            }
+        }
+    }
+
+    /// Releases what the connection held; true when the socket should end with a reset.
+    fn ends_with_reset(&mut self, result: &Result<(), ConnectionError>) -> bool {
+        self.release();
+        self.reset || matches!(result, Err(ConnectionError::UnknownMethod))
+    }
+
+    /// The connection loop over a stream's two halves. With `flushes` (TLS), a write that
+    /// emptied the write buffer is followed by a flush: rustls takes bytes it cannot send
+    /// yet when the socket is full, and only a later write or a flush sends them.
+    async fn pump<R, W>(
+        &mut self,
+        reader: &mut R,
+        writer: &mut W,
         mut shutdown: watch::Receiver<bool>,
         mut close_requests: CloseListener,
-    ) -> Result<(), ConnectionError> {
-        let _ = stream.set_nodelay(true);
-        let mut stream = stream;
-        let (mut reader, mut writer) = stream.split();
+        flushes: bool,
+    ) -> Result<(), ConnectionError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut batch = Vec::with_capacity(OUTBOX_BATCH);
         let mut alarm = self.broker.memory.subscribe();
         let mut tick_period = Duration::from_secs(1);
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let result = loop {
+        let mut unflushed = false;
+        loop {
             // Heartbeats are checked twice per interval once negotiated; the handshake
             // timeout and the close deadline need only a coarse tick.
             let period = match self.heartbeat {
@@ -220,7 +292,7 @@ impl Connection {
                 tick = tokio::time::interval_at(Instant::now() + period, period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
-            if self.phase == Phase::Done && self.out.is_empty() {
+            if self.phase == Phase::Done && self.out.is_empty() && !unflushed {
                 break Ok(());
             }
             self.count_memory(&inbuf);
@@ -267,14 +339,24 @@ impl Connection {
                         self.close_connection(e);
                     }
                 }
-                written = writer.write_buf(&mut self.out), if !self.out.is_empty() => {
+                written = write_or_flush(writer, &mut self.out), if !self.out.is_empty() || unflushed => {
                     match written {
-                        Ok(0) => break Err(ConnectionError::PeerClosed),
-                        Ok(_) => self.last_write = Instant::now(),
+                        Ok(Some(0)) => break Err(ConnectionError::PeerClosed),
+                        Ok(Some(_)) => {
+                            self.last_write = Instant::now();
+                            unflushed = flushes;
+                        }
+                        Ok(None) => unflushed = false,
                         Err(e) => break Err(e.into()),
                     }
                 }
                 read = reader.read_buf(&mut inbuf), if reading => {
+                    // Most TLS clients close the socket without a close_notify, which
+                    // rustls reports as UnexpectedEof: the same end as a plain EOF.
+                    let read = match read {
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                        other => other,
+                    };
                     match read {
                         Ok(0) if matches!(self.phase, Phase::CloseOkSent(_)) => break Ok(()),
                         Ok(0) => break Err(ConnectionError::PeerClosed),
@@ -303,14 +385,7 @@ impl Connection {
                     }
                 }
             }
-        };
-        self.release();
-        if self.reset || matches!(result, Err(ConnectionError::UnknownMethod)) {
-            let _ = stream.set_zero_linger();
-        } else if result.is_ok() {
-            let _ = writer.shutdown().await;
         }
-        result
     }
 
     fn after_input(&mut self) {
@@ -377,7 +452,8 @@ impl Connection {
                 return self.refuse_header();
             }
             let _ = inbuf.split_to(8);
-            codec::encode_method(&mut self.out, 0, &handshake::start());
+            let mechanisms = mechanism::offered(&self.broker.auth_mechanisms, self.tls.is_some());
+            codec::encode_method(&mut self.out, 0, &handshake::start(&mechanisms));
             self.phase = Phase::StartOk;
         }
         while !matches!(self.phase, Phase::Done) {
@@ -622,6 +698,18 @@ impl Connection {
                     .on(class_id, method_id),
             ),
         }
+    }
+}
+
+/// Writes what the buffer holds (Some(bytes written)), or flushes when it is empty (None).
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if out.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_buf(out).await.map(Some)
     }
 }
 

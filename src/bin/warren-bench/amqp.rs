@@ -13,10 +13,13 @@ use amq_protocol::frame::{
 };
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass, BasicProperties};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
-use amq_protocol::uri::AMQPUri;
+use amq_protocol::uri::{AMQPScheme, AMQPUri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+
+// A submodule by path, so that warren-faults, which includes this file, gets it too.
+#[path = "transport.rs"]
+mod transport;
+use transport::{ReadSide, WriteSide};
 
 pub type Res<T> = Result<T, io::Error>;
 
@@ -39,12 +42,31 @@ pub struct Target {
     pub user: String,
     pub pass: String,
     pub vhost: String,
+    /// Set for amqps:// URLs.
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Target {
+    /// The broker an amqp:// URL names (warren-faults' entry; warren-bench takes --tls-ca).
+    #[allow(dead_code)]
     pub fn parse(url: &str) -> Res<Target> {
+        Self::parse_with_ca(url, None)
+    }
+
+    /// The broker an amqp:// or amqps:// URL names; amqps needs the CA to trust.
+    pub fn parse_with_ca(url: &str, tls_ca: Option<&std::path::Path>) -> Res<Target> {
         let uri = AMQPUri::from_str(url).map_err(|e| err(format!("bad --url {url}: {e}")))?;
+        let tls = match (uri.scheme, tls_ca) {
+            (AMQPScheme::AMQP, _) => None,
+            (AMQPScheme::AMQPS, Some(ca)) => Some(transport::client_config(ca)?),
+            (AMQPScheme::AMQPS, None) => {
+                return Err(err(format!(
+                    "{url}: amqps needs --tls-ca (the CA that signed the broker's certificate)"
+                )))
+            }
+        };
         Ok(Target {
+            tls,
             host: uri.authority.host,
             port: uri.authority.port,
             user: uri.authority.userinfo.username,
@@ -100,14 +122,14 @@ impl RawFrame<'_> {
 
 /// Reads frames out of a large buffer; one read syscall typically yields thousands of frames.
 pub struct FrameReader {
-    rd: OwnedReadHalf,
+    rd: ReadSide,
     buf: Vec<u8>,
     start: usize,
     end: usize,
 }
 
 impl FrameReader {
-    pub fn new(rd: OwnedReadHalf, cap: usize) -> Self {
+    pub fn new(rd: ReadSide, cap: usize) -> Self {
         FrameReader {
             rd,
             buf: vec![0; cap],
@@ -226,18 +248,15 @@ pub fn close_error(class: &AMQPClass) -> Option<io::Error> {
 /// An open AMQP connection.
 pub struct Conn {
     pub rd: FrameReader,
-    pub wr: OwnedWriteHalf,
+    pub wr: WriteSide,
     pub frame_max: u32,
 }
 
 impl Conn {
-    /// TCP connect and full handshake (start/start-ok, tune/tune-ok, open/open-ok), heartbeats off.
+    /// TCP (or TLS) connect and full handshake (start/start-ok, tune/tune-ok,
+    /// open/open-ok), heartbeats off.
     pub async fn open(t: &Target, read_buf: usize) -> Res<Conn> {
-        let tcp = TcpStream::connect(t.addr())
-            .await
-            .map_err(|e| err(format!("connect {}: {e}", t.addr())))?;
-        tcp.set_nodelay(true)?;
-        let (rd, wr) = tcp.into_split();
+        let (rd, wr) = transport::connect(t).await?;
         let mut c = Conn {
             rd: FrameReader::new(rd, read_buf),
             wr,

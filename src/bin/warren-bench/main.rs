@@ -17,7 +17,7 @@ use scenarios::{Opts, Record, ALL};
 #[derive(Parser, Debug)]
 #[command(name = "warren-bench", about = "AMQP 0-9-1 load generator (issue 5)")]
 struct Cli {
-    /// Broker URL.
+    /// Broker URL: amqp://, or amqps:// (TLS; give --tls-ca).
     #[arg(
         long,
         env = "WARREN_BENCH_URL",
@@ -79,6 +79,9 @@ struct Cli {
     /// drain: consume with no_ack (default: manual acks, see --prefetch and --ack-every).
     #[arg(long)]
     no_ack: bool,
+    /// amqps: the CA certificate (PEM) that signed the broker's certificate.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -138,7 +141,7 @@ fn table_line(r: &Record) -> String {
 
 fn main() {
     let cli = Cli::parse();
-    let target = match amqp::Target::parse(&cli.url) {
+    let target = match amqp::Target::parse_with_ca(&cli.url, cli.tls_ca.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("warren-bench: {e}");

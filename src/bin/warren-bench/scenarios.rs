@@ -508,6 +508,7 @@ async fn sink_ceiling(o: &Opts, size: usize) -> Res<Vec<Record>> {
         user: "guest".into(),
         pass: "guest".into(),
         vhost: "/".into(),
+        tls: None,
     };
     let port = sink::start(SinkMode::Discard).await?;
     let mut spec = pub_spec(o, "", "sink", size, o.msgs(500_000_000), secs);

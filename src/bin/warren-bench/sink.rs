@@ -42,7 +42,7 @@ pub async fn start(mode: SinkMode) -> Res<u16> {
 
 async fn serve(s: tokio::net::TcpStream, mode: SinkMode) -> Res<()> {
     let (rd, mut wr) = s.into_split();
-    let mut rd = FrameReader::new(rd, 1024 * 1024);
+    let mut rd = FrameReader::new(Box::new(rd), 1024 * 1024);
     let hdr = rd.read_raw(8).await?;
     if &hdr[..4] != b"AMQP" {
         return Err(err("not AMQP"));

@@ -1,0 +1,94 @@
+//! The socket under a connection: plain TCP, or TLS over TCP once the TLS handshake has
+//! succeeded, and what the handshake told about the client (its certificate).
+//!
+//! `serve` calls `tls_handshake` before any AMQP byte; the connection loop then runs on
+//! either kind of stream (`Connection::run` picks the halves). A handshake that fails,
+//! stalls or meets plain AMQP ends here, logged, without touching the broker.
+
+use std::io;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// RabbitMQ's `ssl_handshake_timeout` default: a client has this long to finish the TLS
+/// handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An accepted socket, with the TLS configuration of the listener it came from.
+pub enum Accepted {
+    Plain(TcpStream),
+    Tls(TcpStream, TlsAcceptor),
+}
+
+/// The stream the connection loop serves.
+pub(super) enum Stream {
+    Plain(TcpStream),
+    // Boxed: the TLS state is large and the plain variant should not pay for it.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// What TLS told about the client, for SASL EXTERNAL.
+#[derive(Debug)]
+pub(super) struct TlsPeer {
+    /// The client's leaf certificate, verified against the CA; None when the client
+    /// sent none (or none was asked for).
+    pub certificate: Option<CertificateDer<'static>>,
+}
+
+/// Why a TLS connection ended before AMQP.
+#[derive(Debug)]
+pub(super) enum HandshakeFailed {
+    Tls(io::Error),
+    Timeout,
+    Shutdown,
+}
+
+impl std::fmt::Display for HandshakeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeFailed::Tls(e) => write!(f, "{e}"),
+            HandshakeFailed::Timeout => write!(
+                f,
+                "no TLS handshake within {} s",
+                TLS_HANDSHAKE_TIMEOUT.as_secs()
+            ),
+            HandshakeFailed::Shutdown => f.write_str("broker shutting down"),
+        }
+    }
+}
+
+/// Runs the server side of the TLS handshake, bounded in time and by shutdown. Dropping
+/// the half-done handshake on failure closes the socket.
+pub(super) async fn tls_handshake(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(Stream, TlsPeer), HandshakeFailed> {
+    let _ = tcp.set_nodelay(true);
+    // As RabbitMQ: a handshake that fails or times out ends with a reset (after any
+    // alert rustls wrote); an orderly close once TLS is up.
+    let _ = tcp.set_zero_linger();
+    let accept = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+    let tls = tokio::select! {
+        done = accept => match done {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return Err(HandshakeFailed::Tls(e)),
+            Err(_) => return Err(HandshakeFailed::Timeout),
+        },
+        _ = shutdown.changed() => return Err(HandshakeFailed::Shutdown),
+    };
+    // Deprecated because a non-zero linger blocks on drop; None turns SO_LINGER off,
+    // which cannot.
+    #[allow(deprecated)]
+    let _ = tls.get_ref().0.set_linger(None);
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.clone().into_owned());
+    Ok((Stream::Tls(Box::new(tls)), TlsPeer { certificate }))
+}
