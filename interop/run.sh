@@ -152,13 +152,12 @@ declare -A REASON=()  # "col|row" -> reason text
 declare -A NOTE=()    # col -> why the whole column may be missing
 
 # Scenario rows: 01..15, and 17 (a non-guest user on its own vhost: every language column
-# and celery; not the Rust column, whose in-process fallback broker has no such user).
+# and celery).
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 
 rows_of() {  # rows_of COL -> the rows this column must report
   case "$1" in
     celery) printf 'celery\n17\n' ;;
-    rust) seq -f '%02g' 1 15 ;;
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac

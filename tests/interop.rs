@@ -1,6 +1,7 @@
-//! The Rust (lapin) column of the interop matrix: scenarios 01..15 and `tls` of
+//! The Rust (lapin) column of the interop matrix: scenarios 01..15, 17 and `tls` of
 //! interop/README.md, against `WARREN_INTEROP_URL` when set (interop/run.sh sets it, and
-//! the `WARREN_INTEROP_TLS_*` variables for `tls`), else an in-process broker.
+//! the `WARREN_INTEROP_TLS_*` variables for `tls`), else an in-process broker that
+//! loads interop/definitions.json (scenario 17's user and vhost) as run.sh's does.
 //!
 //! One test, `scenarios`, runs them in order and prints exactly one line per scenario on
 //! stdout (`NN pass`, `NN FAIL <reason>`, `NN n/a <reason>`), then fails if any failed.
@@ -81,7 +82,13 @@ async fn scenarios() {
     let (url, broker) = match std::env::var("WARREN_INTEROP_URL") {
         Ok(url) if !url.is_empty() => (url, None),
         _ => {
-            let broker = TestBroker::start().await;
+            let definitions =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/definitions.json");
+            let broker = TestBroker::start_with(|c| warren::Config {
+                definitions: Some(definitions),
+                ..c
+            })
+            .await;
             (broker.url(), Some(broker))
         }
     };
@@ -143,6 +150,7 @@ async fn run_all(url: &str) -> Vec<&'static str> {
     run!("13", s13_direct_reply_to);
     run!("14", s14_prefetch);
     run!("15", s15_properties_and_headers);
+    run!("17", s17_own_user_and_vhost);
     run!("tls", stls);
     failed
 }
@@ -1101,4 +1109,58 @@ fn compare_tables(path: &str, got: &FieldTable, want: &FieldTable) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// `url` with other credentials and vhost (the host and port kept).
+fn as_user(url: &str, user: &str, password: &str, vhost: &str) -> R<String> {
+    let rest = url.split_once("://").ctx("scheme in the URL")?.1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split(['/', '?']).next().unwrap_or(host);
+    let vhost = if vhost == "/" { "%2f" } else { vhost };
+    Ok(format!("amqp://{user}:{password}@{host}/{vhost}"))
+}
+
+/// 17 a non-guest user on its own vhost (interop/definitions.json, or INTEROP_USER,
+/// INTEROP_PASS, INTEROP_VHOST): declare, publish, consume and ack there; the same user
+/// is refused on `/` with 530 at connection.open.
+async fn s17_own_user_and_vhost(url: String) -> R<Outcome> {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let (user, password) = (
+        var("INTEROP_USER", "interop"),
+        var("INTEROP_PASS", "interop-pw"),
+    );
+    let vhost = var("INTEROP_VHOST", "interop-vh");
+    let q = name("17");
+    let (conn, ch) = open(&as_user(&url, &user, &password, &vhost)?).await?;
+    same("vhost", conn.status().vhost().as_str(), vhost.as_str())?;
+    declare_exclusive(&ch, &q).await?;
+    publish(&ch, "", &q, b"own vhost").await?;
+    let mut consumer = consume(&ch, &q, false).await?;
+    let d = next(&mut consumer, "delivery").await?;
+    same("body", text(&d), "own vhost".to_owned())?;
+    step("basic.ack", d.ack(BasicAckOptions::default()))
+        .await?
+        .ctx("basic.ack")?;
+    close(conn).await?;
+    let refused = step(
+        "connect to /",
+        Connection::connect(
+            &as_user(&url, &user, &password, "/")?,
+            ConnectionProperties::default(),
+        ),
+    )
+    .await?;
+    let err = match refused {
+        Ok(_) => return Err("connection.open on / accepted".into()),
+        Err(e) => e,
+    };
+    let ErrorKind::ProtocolError(amqp) = err.kind() else {
+        return Err(format!(
+            "expected a connection.close from the broker, got {err}"
+        ));
+    };
+    same("reply code", amqp.get_id(), 530)?;
+    let want = format!("NOT_ALLOWED - access to vhost '/' refused for user '{user}'");
+    same("reply text", amqp.get_message().as_str(), want.as_str())?;
+    Ok(Outcome::Pass)
 }
