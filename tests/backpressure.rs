@@ -280,3 +280,48 @@ async fn deliveries_taken_from_the_outbox_stop_at_the_high_water_mark() {
     }
     b.stop().await;
 }
+
+/// Queues count in the memory accounting: a client that declares queues in a loop is
+/// held back (connection.blocked, its socket not read) once memory is crowded, before the
+/// alarm, while other clients go on publishing, consuming and redeclaring what exists;
+/// it is read again once memory is no longer crowded. RabbitMQ blocks only publishers
+/// (and bounds queues with the vhost's max-queues); this is warren's extension.
+#[tokio::test]
+async fn a_client_declaring_queues_in_a_loop_is_held_back_before_the_alarm() {
+    let b = TestBroker::start_with(|c| warren::Config {
+        memory_limit: Some(2 << 20),
+        ..c
+    })
+    .await;
+    let memory = b.server.broker().memory.clone();
+    let (declarer, dch) = b.channel().await;
+    let mut declared = 0;
+    // The declare that crowds memory is still answered; the client hears it is blocked.
+    while !memory.crowded() {
+        declare_queue(&dch, &format!("q{declared}")).await;
+        declared += 1;
+    }
+    assert!(declared > 1000, "{declared} queues crowd 2 MiB");
+    common::wait_until("connection.blocked", || async { declarer.status().blocked() }).await;
+    assert!(!memory.alarmed(), "records alone do not raise the alarm");
+    let late = tokio::spawn({
+        let dch = dch.clone();
+        async move { declare_queue(&dch, "late").await }
+    });
+
+    let (other, och) = b.channel().await;
+    declare_queue(&och, "q0").await;
+    common::publish(&och, "", "q0", b"still flowing").await;
+    let got = common::get_eventually(&och, "q0").await;
+    assert_eq!(got.delivery.data, b"still flowing");
+    assert!(!other.status().blocked() && !memory.alarmed());
+    assert!(!late.is_finished(), "a held client's declare was answered");
+
+    for i in 0..declared {
+        within(och.queue_delete(format!("q{i}").as_str().into(), Default::default()))
+            .await
+            .expect("queue.delete");
+    }
+    within(late).await.expect("the held declare is answered");
+    assert!(!memory.crowded() && !declarer.status().blocked());
+}

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod message;
 pub mod persist;
 pub mod queue;
+pub mod records;
 pub mod vhost;
 
 use crate::store::{split_queue_key, StoreHandle};

@@ -88,6 +88,9 @@ struct Connection {
     blocked_notify: bool,
     /// This connection has published: the memory alarm stops reading from it.
     publisher: bool,
+    /// This connection created a record (queue, exchange, binding) while memory was
+    /// crowded: it is not read until memory is no longer crowded (see `memory`).
+    creator_held: bool,
     /// We told the client it is blocked and owe it an unblocked.
     blocked_sent: bool,
     channel_max: u16,
@@ -149,6 +152,7 @@ pub async fn serve(
             consumer_cancel_notify: false,
             blocked_notify: false,
             publisher: false,
+            creator_held: false,
             blocked_sent: false,
             channel_max: handshake::CHANNEL_MAX,
             // Until tune-ok, frames are capped at the protocol's minimum frame size, as
@@ -516,7 +520,12 @@ impl Connection {
             Frame::Method { channel: 0, method } => self.connection_method(method),
             Frame::Method { channel, method } => {
                 self.publisher |= matches!(method, Method::Publish(_));
-                self.channel_method(channel, method)
+                let created = crate::broker::records::created_here();
+                let result = self.channel_method(channel, method);
+                if crate::broker::records::created_here() != created {
+                    self.creator_held |= self.broker.memory.crowded();
+                }
+                result
             }
             Frame::Header {
                 channel: 0,

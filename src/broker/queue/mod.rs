@@ -18,6 +18,7 @@ use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
+use super::records::{self, RecordCharge};
 use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -97,6 +98,10 @@ pub struct Queue {
 #[derive(Debug)]
 struct QueueState {
     ready: Ready,
+    /// The queue's record and its consumers in the memory accounting.
+    charge: RecordCharge,
+    /// What the record takes without consumers.
+    record_bytes: u64,
     next_seq: u64,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -198,6 +203,15 @@ impl PartialEq for Queue {
     }
 }
 
+impl QueueState {
+    /// Brings the queue's charge up to date with its consumers (serving a queue is not
+    /// creating a record: a consumer that comes to drain is never held back for it).
+    fn consumers_changed(&mut self) {
+        let consumers = self.consumers.len() as u64 * records::CONSUMER_BYTES;
+        self.charge.set(self.record_bytes + consumers, false);
+    }
+}
+
 impl Queue {
     // Every argument is a separate fact of the declaration; the vhost is the only caller.
     #[allow(clippy::too_many_arguments)]
@@ -215,6 +229,8 @@ impl Queue {
         let limits = Limits::from_arguments(&arguments);
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
         let ready = Ready::new(levels, memory.clone(), limits.lazy);
+        let record_bytes = records::QUEUE_BYTES + 2 * records::named(name.as_str(), &arguments);
+        let charge = RecordCharge::new(memory.clone(), record_bytes);
         Arc::new(Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -231,6 +247,8 @@ impl Queue {
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
                 ready,
+                charge,
+                record_bytes,
                 next_seq: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -487,6 +505,7 @@ impl Queue {
             )));
         }
         st.consumers.push(consumer);
+        st.consumers_changed();
         self.dispatch_locked(&mut st);
         Ok(())
     }
@@ -500,6 +519,7 @@ impl Queue {
             return ConsumerRemoved::NotFound;
         };
         st.consumers.remove(at);
+        st.consumers_changed();
         if st.next_consumer > at {
             st.next_consumer -= 1;
         }
@@ -575,6 +595,7 @@ impl Queue {
                     st.ready.push_front(d.item);
                 }
                 st.consumers.remove(idx);
+                st.consumers_changed();
                 st.next_consumer = 0;
             }
         }
@@ -643,6 +664,7 @@ impl Queue {
                 consumer_tag: c.info.tag.clone(),
             });
         }
+        st.consumers_changed();
         n
     }
 }

@@ -96,6 +96,7 @@ impl VHost {
                     x.internal,
                     typed_table(&x.arguments, &x.extra),
                 )
+                .charged(&self.memory)
             });
         }
         for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
