@@ -401,14 +401,15 @@ impl Connection {
     }
 
     /// One frame from the client, `size` bytes on the wire: handled now, or held by its
-    /// channel behind a tx.commit that waits for the store.
+    /// channel behind a tx.commit that waits for the store (or a basic.get that waits
+    /// for a page file).
     fn frame(&mut self, frame: Frame, size: usize) {
         let channel = frame_channel(&frame);
         if self.phase == Phase::Running && !matches!(frame, Frame::Heartbeat { .. }) {
             if let Some(ch) = self
                 .channels
                 .get_mut(&channel)
-                .filter(|c| c.is_committing())
+                .filter(|c| c.is_waiting())
             {
                 ch.hold(frame, size);
                 self.held_bytes += size;

@@ -13,7 +13,7 @@ pub mod paging;
 mod ready;
 
 use super::arguments::{as_int, text_arg, QueueType};
-use super::consumer::{Consumer, Delivery, Outgoing};
+use super::consumer::{ConnectionHandle, Consumer, Delivery, Outgoing};
 use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
@@ -24,8 +24,9 @@ use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
 use ready::Ready;
+use paging::Wake;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -98,6 +99,8 @@ pub struct Queue {
 #[derive(Debug)]
 struct QueueState {
     ready: Ready,
+    /// basic.gets waiting for a read-back from a page file: (connection, channel).
+    getters: Vec<(ConnectionHandle, u16)>,
     /// The queue's record and its consumers in the memory accounting.
     charge: RecordCharge,
     /// What the record takes without consumers.
@@ -203,6 +206,30 @@ impl PartialEq for Queue {
     }
 }
 
+/// What basic.get finds.
+#[derive(Debug)]
+pub enum Get {
+    /// The head message and how many remain after it.
+    Message(Queued, u32),
+    Empty,
+    /// The head is being read back from a page file (see `Queue::get`).
+    Wait,
+}
+
+/// What a page file's read-ahead calls when it is done (on the I/O thread): the queue's
+/// `read_back`, on the runtime, never on the I/O thread (which may run it under this
+/// queue's lock while the page directory is dropped). Without a runtime (unit tests that
+/// drive refills themselves) there is nothing to wake.
+fn read_back_waker(me: &Weak<Queue>) -> Option<Wake> {
+    let rt = tokio::runtime::Handle::try_current().ok()?;
+    let me = me.clone();
+    Some(Wake(Arc::new(move || {
+        if let Some(q) = me.upgrade() {
+            rt.spawn(async move { q.read_back() });
+        }
+    })))
+}
+
 impl QueueState {
     /// Brings the queue's charge up to date with its consumers (serving a queue is not
     /// creating a record: a consumer that comes to drain is never held back for it).
@@ -227,11 +254,11 @@ impl Queue {
         dead_letter: Option<DeadLetterTarget>,
     ) -> Arc<Queue> {
         let limits = Limits::from_arguments(&arguments);
+        let lazy = limits.lazy;
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
-        let ready = Ready::new(levels, memory.clone(), limits.lazy);
         let record_bytes = records::QUEUE_BYTES + 2 * records::named(name.as_str(), &arguments);
         let charge = RecordCharge::new(memory.clone(), record_bytes);
-        Arc::new(Queue {
+        Arc::new_cyclic(|me: &Weak<Queue>| Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             name,
             vhost: vhost.to_owned(),
@@ -246,7 +273,8 @@ impl Queue {
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
-                ready,
+                ready: Ready::new(levels, memory.clone(), lazy, read_back_waker(me)),
+                getters: Vec::new(),
                 charge,
                 record_bytes,
                 next_seq: 0,
@@ -442,13 +470,31 @@ impl Queue {
         }
     }
 
-    /// basic.get: the head message and how many remain after it.
-    pub fn get(&self) -> Option<(Queued, u32)> {
+    /// basic.get: the head message and how many remain after it; or, when the head waits
+    /// for a read-back from a page file, `Wait`: `getter` is told (`Outgoing::GetReady`)
+    /// once it is done, to ask again.
+    pub fn get(&self, getter: &ConnectionHandle, channel: u16) -> Get {
         self.touch();
         let mut st = self.lock();
         self.drop_expired(&mut st, now_ms());
-        let item = self.outgoing(st.ready.pop_front()?);
-        Some((item, st.ready.len() as u32))
+        match st.ready.pop_front() {
+            Some(item) => Get::Message(self.outgoing(item), st.ready.len() as u32),
+            None if st.ready.is_empty() => Get::Empty,
+            None => {
+                st.getters.push((getter.clone(), channel));
+                Get::Wait
+            }
+        }
+    }
+
+    /// A read-back from a page file is done (on the runtime, woken by the I/O thread):
+    /// consumers are served and waiting basic.gets asked again.
+    fn read_back(self: &Arc<Self>) {
+        let mut st = self.lock();
+        self.dispatch_locked(&mut st);
+        for (getter, channel) in st.getters.drain(..) {
+            let _ = getter.outbox.send(Outgoing::GetReady { channel });
+        }
     }
 
     /// A message leaving for a client: a quorum queue tells how often it went before.
@@ -545,9 +591,11 @@ impl Queue {
         while !st.ready.is_empty() && !st.consumers.is_empty() {
             if now != 0 {
                 self.drop_expired(st, now);
-                if st.ready.is_empty() {
-                    return;
-                }
+            }
+            // Nothing left, or the head waits for a read-back from a page file (it wakes
+            // the queue when done): no credit is taken for nothing.
+            if st.ready.front().is_none() {
+                return;
             }
             let n = st.consumers.len();
             let idx = if self.limits.single_active {
@@ -665,6 +713,10 @@ impl Queue {
             });
         }
         st.consumers_changed();
+        // A basic.get waiting for a read-back asks again, and finds the queue gone.
+        for (getter, channel) in st.getters.drain(..) {
+            let _ = getter.outbox.send(Outgoing::GetReady { channel });
+        }
         n
     }
 }

@@ -6,7 +6,7 @@
 //! Order holds because a level with a non-empty tail appends there, and requeued
 //! messages (which were at the head once) are older than anything in the tail.
 
-use super::paging::Tail;
+use super::paging::{Tail, Wake};
 use super::Queued;
 use crate::broker::memory::Memory;
 use std::collections::VecDeque;
@@ -33,16 +33,19 @@ pub(super) struct Ready {
     memory: Arc<Memory>,
     /// x-queue-mode lazy: page past `HEAD_MIN` even under the memory budget.
     lazy: bool,
+    /// Serves the queue again when a read-back it waits for is done.
+    wake: Option<Wake>,
 }
 
 impl Ready {
-    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool) -> Ready {
+    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool, wake: Option<Wake>) -> Ready {
         Ready {
             levels: (0..levels.max(1)).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
             memory,
             lazy,
+            wake,
         }
     }
 
@@ -79,7 +82,7 @@ impl Ready {
                 let mut freed = 0;
                 for moved in level.head.drain(HEAD_MIN..) {
                     freed += moved.cost();
-                    level.tail.push(&moved, dir, &self.memory);
+                    level.tail.push(&moved, dir, &self.memory, &self.wake);
                 }
                 self.memory.sub(freed);
             }
@@ -89,7 +92,7 @@ impl Ready {
         };
         match dir {
             Some(dir) => {
-                level.tail.push(&item, dir, &self.memory);
+                level.tail.push(&item, dir, &self.memory, &self.wake);
                 self.memory.sub(item.cost());
             }
             None => level.head.push_back(item),
@@ -112,7 +115,9 @@ impl Ready {
         head.insert(at, item);
     }
 
-    /// The highest non-empty level, its head refilled from its tail if it ran dry.
+    /// The highest non-empty level, its head refilled from its tail if it ran dry (and
+    /// still empty if the tail waits for a read-back: the queue waits with it, so that
+    /// order holds).
     fn top(&mut self) -> Option<&mut Level> {
         let level = self
             .levels
