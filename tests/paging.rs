@@ -386,7 +386,12 @@ async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
 
     // Hold the page I/O thread: no read-back can finish until released.
     let (release, held) = std::sync::mpsc::channel::<()>();
-    let pages = b.server.broker().memory.page_dir().expect("a page directory");
+    let pages = b
+        .server
+        .broker()
+        .memory
+        .page_dir()
+        .expect("a page directory");
     pages.background(move || {
         let _ = held.recv();
     });
@@ -429,6 +434,10 @@ async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
         next += 1;
     }
     assert_eq!(ready(&ch, "fast").await, 0);
-    assert_eq!(page_files(&b).await, 0, "read-through page files are deleted");
+    assert_eq!(
+        page_files(&b).await,
+        0,
+        "read-through page files are deleted"
+    );
     b.stop().await;
 }

@@ -185,7 +185,9 @@ pub enum Outgoing {
         ok: bool,
     },
     /// A basic.get on `channel` waited for a read-back from a page file: ask again.
-    GetReady { channel: u16 },
+    GetReady {
+        channel: u16,
+    },
     /// The server cancels a consumer (its queue was deleted).
     Cancel {
         channel: u16,

@@ -210,8 +210,7 @@ impl Memory {
             );
             self.announce();
         }
-        if used > self.limit / 100 * CROWDED_PERCENT && !self.crowded.swap(true, Ordering::AcqRel)
-        {
+        if used > self.limit / 100 * CROWDED_PERCENT && !self.crowded.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 used,
                 limit = self.limit,

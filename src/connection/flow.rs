@@ -22,7 +22,8 @@ const OUT_KEEP: usize = HIGH_WATER / 4;
 const CHANNEL_BYTES: usize = 1024;
 
 impl Connection {
-    /// Brings this connection's share of the broker's memory accounting up to date (and
+    /// Brings this connection's share of the broker's memory accounting up to date: its
+    /// buffers, unacked tables, channels and the frames held behind commits (and
     /// gives back a write buffer that a large message left oversized).
     pub(super) fn count_memory(&mut self, inbuf: &BytesMut) {
         if self.out.is_empty() && self.out_allocated > OUT_KEEP {
@@ -33,6 +34,7 @@ impl Connection {
         let bytes = self.out_allocated
             + inbuf.capacity()
             + self.unacked_bytes
+            + self.held_bytes
             + self.channels.len() * CHANNEL_BYTES;
         self.client_memory.set(bytes as u64);
     }
@@ -43,8 +45,7 @@ impl Connection {
     pub(super) fn flow_blocked(&mut self) -> bool {
         let memory = &self.broker.memory;
         self.creator_held &= memory.crowded();
-        self.phase == Phase::Running
-            && ((self.publisher && memory.alarmed()) || self.creator_held)
+        self.phase == Phase::Running && ((self.publisher && memory.alarmed()) || self.creator_held)
     }
 
     /// The disk is behind the persistent messages published: read this publisher only

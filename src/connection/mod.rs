@@ -406,11 +406,7 @@ impl Connection {
     fn frame(&mut self, frame: Frame, size: usize) {
         let channel = frame_channel(&frame);
         if self.phase == Phase::Running && !matches!(frame, Frame::Heartbeat { .. }) {
-            if let Some(ch) = self
-                .channels
-                .get_mut(&channel)
-                .filter(|c| c.is_waiting())
-            {
+            if let Some(ch) = self.channels.get_mut(&channel).filter(|c| c.is_waiting()) {
                 ch.hold(frame, size);
                 self.held_bytes += size;
                 return;

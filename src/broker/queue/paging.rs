@@ -85,7 +85,13 @@ impl Tail {
 
     /// Appends `item` at the back; hands the buffer to the I/O thread once it is large
     /// enough (its bytes count in `memory` until they are written).
-    pub fn push(&mut self, item: &Queued, dir: &PageDir, memory: &Arc<Memory>, wake: &Option<Wake>) {
+    pub fn push(
+        &mut self,
+        item: &Queued,
+        dir: &PageDir,
+        memory: &Arc<Memory>,
+        wake: &Option<Wake>,
+    ) {
         let raw = item.msg.raw();
         let len = (HEADER - 4 + raw.len()) as u32;
         self.buffer.extend_from_slice(&len.to_be_bytes());
@@ -445,7 +451,12 @@ mod tests {
         let mut out = VecDeque::new();
         for round in 0..50 {
             for _ in 0..(round * 37 % 400 + 1) {
-                t.push(&item(next, &vec![1u8; (next % 3000) as usize]), &d, &m, &None);
+                t.push(
+                    &item(next, &vec![1u8; (next % 3000) as usize]),
+                    &d,
+                    &m,
+                    &None,
+                );
                 next += 1;
             }
             refill_waiting(&mut t, &d, &mut out);
@@ -660,7 +671,11 @@ mod tests {
         let first = t.refill(&mut out);
         assert!(first > 0, "the front was read ahead already");
         let woken_before = woken.load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(t.refill(&mut out), 0, "nothing read under the caller's lock");
+        assert_eq!(
+            t.refill(&mut out),
+            0,
+            "nothing read under the caller's lock"
+        );
         assert!(!t.is_empty());
         release.send(()).unwrap();
         settle(&d);
