@@ -30,23 +30,44 @@ pub struct VhostLimits {
 }
 
 impl VhostLimits {
-    /// From the value of a "vhost-limits" parameter, e.g. `{"max-queues": 10}`. Values
-    /// that are not integers are ignored, with a warning.
+    /// From the value of a "vhost-limits" parameter, e.g. `{"max-queues": 10}`, validated
+    /// as RabbitMQ 3.10 validates it (`rabbitmqctl set_vhost_limits`, definitions import):
+    /// an object of `max-connections` and `max-queues` with integer values, a negative
+    /// one meaning no limit and an absent key no limit. A string, a float (even 3.0), an
+    /// array, an object or null as a value, an unknown key, or a value that is not an
+    /// object, and RabbitMQ refuses the whole parameter: it is ignored, with a warning,
+    /// and the vhost has no limits. (An integer too large for 64 bits reaches us as a
+    /// float; RabbitMQ takes it as a limit no one reaches, so it is read as no limit.)
     pub fn from_json(vhost: &str, value: &Value) -> VhostLimits {
-        let limit = |key: &str| match value.get(key)? {
-            Value::Number(n) => match n.as_i64() {
-                Some(n) => u64::try_from(n).ok(),
-                None => n.as_u64(),
-            },
-            other => {
-                tracing::warn!(vhost, key, value = %other, "vhost limit is not an integer; ignored");
-                None
-            }
+        Self::validate(value).unwrap_or_else(|why| {
+            tracing::warn!(vhost, value = %value, why, "vhost limits refused, as RabbitMQ refuses them; no limits");
+            VhostLimits::default()
+        })
+    }
+
+    fn validate(value: &Value) -> Result<VhostLimits, String> {
+        let Value::Object(map) = value else {
+            return Err(format!("limits not a list {value}"));
         };
-        VhostLimits {
-            max_connections: limit(MAX_CONNECTIONS),
-            max_queues: limit(MAX_QUEUES),
+        let mut limits = VhostLimits::default();
+        for (key, v) in map {
+            let not_a_number = || format!("{key} should be a number, actually was {v}");
+            let limit = match v {
+                Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                    (Some(i), _, _) => u64::try_from(i).ok(),
+                    (None, Some(u), _) => Some(u),
+                    (None, None, Some(f)) if f.fract() == 0.0 && f.abs() >= i64::MAX as f64 => None,
+                    _ => return Err(not_a_number()),
+                },
+                _ => return Err(not_a_number()),
+            };
+            match key.as_str() {
+                MAX_CONNECTIONS => limits.max_connections = limit,
+                MAX_QUEUES => limits.max_queues = limit,
+                _ => return Err(format!("Unrecognised terms [{key}] in limits")),
+            }
         }
+        Ok(limits)
     }
 
     /// The parameter's value as RabbitMQ writes it; `None` when nothing is limited.
@@ -178,8 +199,40 @@ mod tests {
         let odd = read(json!({"max-connections": -1, "max-queues": 0}));
         assert_eq!(odd.max_connections, None);
         assert_eq!(odd.max_queues, Some(0));
-        assert_eq!(read(json!({"max-queues": "10"})), VhostLimits::default());
         assert_eq!(VhostLimits::default().to_json(), None);
+    }
+
+    #[test]
+    fn malformed_limits_are_refused_whole_as_rabbitmq_refuses_them() {
+        let read = |v: Value| VhostLimits::from_json("v", &v);
+        let none = VhostLimits::default();
+        // Each value RabbitMQ 3.10's set_vhost_limits and import refuse, beside a good key
+        // that goes with it.
+        for bad in [
+            json!("10"),
+            json!(2.5),
+            json!(3.0),
+            json!({"a": 1}),
+            json!([1]),
+            json!(null),
+            json!(true),
+        ] {
+            assert_eq!(read(json!({"max-connections": 5, "max-queues": bad})), none);
+        }
+        assert_eq!(
+            read(json!({"max-connections": 5, "foo": 1})),
+            none,
+            "unknown key"
+        );
+        assert_eq!(read(json!(7)), none, "not an object");
+        assert_eq!(read(json!([1])), none);
+        assert_eq!(read(json!({})), none, "absent keys: no limit");
+        let only = read(json!({"max-queues": 4}));
+        assert_eq!((only.max_connections, only.max_queues), (None, Some(4)));
+        let negative = read(json!({"max-queues": -5, "max-connections": -1}));
+        assert_eq!(negative, none, "negative: no limit");
+        let huge: Value = serde_json::from_str(r#"{"max-queues": 99999999999999999999}"#).unwrap();
+        assert_eq!(read(huge), none, "beyond 64 bits: no one reaches it");
     }
 
     #[test]
