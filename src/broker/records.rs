@@ -3,9 +3,10 @@
 //!
 //! A client can create records in unbounded numbers (a loop of exclusive queue declares
 //! reaches two million queues in ten seconds), so they are counted like queued messages:
-//! they raise the memory alarm and make queues page sooner. Each record's owner (the
-//! queue's state, the exchange) holds a `RecordCharge` set to what it takes now and
-//! given back when dropped, whichever way the record goes.
+//! they raise the memory alarm and make queues page sooner. An exchange holds a
+//! `RecordCharge` set to what it and its bindings take now and given back when dropped;
+//! a queue, many and small, counts its record and consumers itself and gives them back
+//! in its `Drop`.
 //!
 //! The connection that created a record learns it through a per-thread counter
 //! (`created_here`): a frame is handled synchronously on one runtime thread, so the
@@ -52,6 +53,13 @@ pub fn named(name: &str, arguments: &FieldTable) -> u64 {
             .sum::<u64>()
 }
 
+/// A record that takes `bytes` was created by the frame being handled: counted in
+/// `memory` (its owner gives them back when it drops, as `Queue` does).
+pub fn created(memory: &Memory, bytes: u64) {
+    memory.add(bytes as usize);
+    CREATED.with(|c| c.set(c.get() + 1));
+}
+
 /// One record's share of the accounted memory (`Memory::add` / `sub`).
 #[derive(Debug)]
 pub struct RecordCharge {
@@ -70,11 +78,10 @@ impl RecordCharge {
     /// The record takes `bytes` now; `created` when it grew because the client created
     /// something (a binding), not when it only serves one (a consumer).
     pub fn set(&mut self, bytes: u64, created: bool) {
-        if bytes > self.bytes {
+        if bytes > self.bytes && created {
+            self::created(&self.memory, bytes - self.bytes);
+        } else if bytes > self.bytes {
             self.memory.add((bytes - self.bytes) as usize);
-            if created {
-                CREATED.with(|c| c.set(c.get() + 1));
-            }
         } else if bytes < self.bytes {
             self.memory.sub((self.bytes - bytes) as usize);
         }

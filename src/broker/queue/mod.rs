@@ -18,7 +18,7 @@ use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
-use super::records::{self, RecordCharge};
+use super::records;
 use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -86,6 +86,8 @@ pub struct Queue {
     /// Durable queues with a data directory record their persistent messages here.
     pub store: Option<QueueStore>,
     memory: Arc<Memory>,
+    /// What the record takes in the memory accounting, given back when it drops.
+    record_bytes: u32,
     /// x-dead-letter-exchange: where rejected, expired and dropped messages go.
     dead_letter: Option<DeadLetterTarget>,
     limits: Limits,
@@ -100,11 +102,10 @@ pub struct Queue {
 struct QueueState {
     ready: Ready,
     /// basic.gets waiting for a read-back from a page file: (connection, channel).
-    getters: Vec<(ConnectionHandle, u16)>,
-    /// The queue's record and its consumers in the memory accounting.
-    charge: RecordCharge,
-    /// What the record takes without consumers.
-    record_bytes: u64,
+    /// Boxed: most queues never have one, and a queue record should stay small.
+    getters: Option<Box<Vec<(ConnectionHandle, u16)>>>,
+    /// Consumers counted in the memory accounting (`consumers_changed`).
+    consumers_charged: u32,
     next_seq: u64,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -200,6 +201,14 @@ pub enum ConsumerRemoved {
     RemovedLastOfAutoDelete,
 }
 
+impl Drop for Queue {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let consumers = u64::from(st.consumers_charged) * records::CONSUMER_BYTES;
+        self.memory.sub(self.record_bytes as usize + consumers as usize);
+    }
+}
+
 impl PartialEq for Queue {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id
@@ -233,9 +242,21 @@ fn read_back_waker(me: &Weak<Queue>) -> Option<Wake> {
 impl QueueState {
     /// Brings the queue's charge up to date with its consumers (serving a queue is not
     /// creating a record: a consumer that comes to drain is never held back for it).
-    fn consumers_changed(&mut self) {
-        let consumers = self.consumers.len() as u64 * records::CONSUMER_BYTES;
-        self.charge.set(self.record_bytes + consumers, false);
+    fn consumers_changed(&mut self, memory: &Memory) {
+        let now = u32::try_from(self.consumers.len()).unwrap_or(u32::MAX);
+        let bytes = |n: u32| (u64::from(n) * records::CONSUMER_BYTES) as usize;
+        if now > self.consumers_charged {
+            memory.add(bytes(now - self.consumers_charged));
+        } else {
+            memory.sub(bytes(self.consumers_charged - now));
+        }
+        self.consumers_charged = now;
+    }
+
+    fn wake_getters(&mut self) {
+        for (getter, channel) in self.getters.take().into_iter().flat_map(|g| *g) {
+            let _ = getter.outbox.send(Outgoing::GetReady { channel });
+        }
     }
 }
 
@@ -257,7 +278,8 @@ impl Queue {
         let lazy = limits.lazy;
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
         let record_bytes = records::QUEUE_BYTES + 2 * records::named(name.as_str(), &arguments);
-        let charge = RecordCharge::new(memory.clone(), record_bytes);
+        records::created(&memory, record_bytes);
+        let record_bytes = u32::try_from(record_bytes).unwrap_or(u32::MAX);
         Arc::new_cyclic(|me: &Weak<Queue>| Queue {
             id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -268,15 +290,15 @@ impl Queue {
             arguments,
             store,
             memory: memory.clone(),
+            record_bytes,
             dead_letter,
             limits,
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels, memory.clone(), lazy, read_back_waker(me)),
-                getters: Vec::new(),
-                charge,
-                record_bytes,
+                getters: None,
+                consumers_charged: 0,
                 next_seq: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -481,7 +503,9 @@ impl Queue {
             Some(item) => Get::Message(self.outgoing(item), st.ready.len() as u32),
             None if st.ready.is_empty() => Get::Empty,
             None => {
-                st.getters.push((getter.clone(), channel));
+                st.getters
+                    .get_or_insert_with(Box::default)
+                    .push((getter.clone(), channel));
                 Get::Wait
             }
         }
@@ -492,9 +516,7 @@ impl Queue {
     fn read_back(self: &Arc<Self>) {
         let mut st = self.lock();
         self.dispatch_locked(&mut st);
-        for (getter, channel) in st.getters.drain(..) {
-            let _ = getter.outbox.send(Outgoing::GetReady { channel });
-        }
+        st.wake_getters();
     }
 
     /// A message leaving for a client: a quorum queue tells how often it went before.
@@ -551,7 +573,7 @@ impl Queue {
             )));
         }
         st.consumers.push(consumer);
-        st.consumers_changed();
+        st.consumers_changed(&self.memory);
         self.dispatch_locked(&mut st);
         Ok(())
     }
@@ -565,7 +587,7 @@ impl Queue {
             return ConsumerRemoved::NotFound;
         };
         st.consumers.remove(at);
-        st.consumers_changed();
+        st.consumers_changed(&self.memory);
         if st.next_consumer > at {
             st.next_consumer -= 1;
         }
@@ -643,7 +665,7 @@ impl Queue {
                     st.ready.push_front(d.item);
                 }
                 st.consumers.remove(idx);
-                st.consumers_changed();
+                st.consumers_changed(&self.memory);
                 st.next_consumer = 0;
             }
         }
@@ -712,11 +734,9 @@ impl Queue {
                 consumer_tag: c.info.tag.clone(),
             });
         }
-        st.consumers_changed();
+        st.consumers_changed(&self.memory);
         // A basic.get waiting for a read-back asks again, and finds the queue gone.
-        for (getter, channel) in st.getters.drain(..) {
-            let _ = getter.outbox.send(Outgoing::GetReady { channel });
-        }
+        st.wake_getters();
         n
     }
 }
