@@ -102,7 +102,9 @@ pub struct Queue {
 struct QueueState {
     ready: Ready,
     /// basic.gets waiting for a read-back from a page file: (connection, channel).
-    /// Boxed: most queues never have one, and a queue record should stay small.
+    /// Boxed: most queues never have one, and a queue record should stay small (8 bytes
+    /// instead of a Vec's 24 in each of 100,000 queues).
+    #[allow(clippy::box_collection)]
     getters: Option<Box<Vec<(ConnectionHandle, u16)>>>,
     /// Consumers counted in the memory accounting (`consumers_changed`).
     consumers_charged: u32,
@@ -205,7 +207,8 @@ impl Drop for Queue {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let consumers = u64::from(st.consumers_charged) * records::CONSUMER_BYTES;
-        self.memory.sub(self.record_bytes as usize + consumers as usize);
+        self.memory
+            .sub(self.record_bytes as usize + consumers as usize);
     }
 }
 
@@ -296,7 +299,7 @@ impl Queue {
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
-                ready: Ready::new(levels, memory.clone(), lazy, read_back_waker(me)),
+                ready: Ready::new(levels, memory.clone(), lazy, me.clone()),
                 getters: None,
                 consumers_charged: 0,
                 next_seq: 0,

@@ -84,13 +84,14 @@ impl Tail {
     }
 
     /// Appends `item` at the back; hands the buffer to the I/O thread once it is large
-    /// enough (its bytes count in `memory` until they are written).
+    /// enough (its bytes count in `memory` until they are written). The first push asks
+    /// `wake` for what its read-aheads call when done.
     pub fn push(
         &mut self,
         item: &Queued,
         dir: &PageDir,
         memory: &Arc<Memory>,
-        wake: &Option<Wake>,
+        wake: &dyn Fn() -> Option<Wake>,
     ) {
         let raw = item.msg.raw();
         let len = (HEADER - 4 + raw.len()) as u32;
@@ -113,7 +114,7 @@ impl Tail {
         self.stored += usize::from(item.store_id != 0);
         if self.memory.is_none() {
             self.memory = Some(memory.clone());
-            self.wake.clone_from(wake);
+            self.wake = wake();
         }
         if self.buffer.len() >= FLUSH_BYTES {
             self.flush(dir, memory);
@@ -407,7 +408,7 @@ mod tests {
         let mut t = Tail::default();
         let body = vec![7u8; 1000];
         for seq in 0..2000 {
-            t.push(&item(seq, &body), &d, &m, &None);
+            t.push(&item(seq, &body), &d, &m, &|| None);
         }
         assert_eq!(t.len(), 2000);
         assert_eq!(t.body_bytes(), 2_000_000);
@@ -455,7 +456,7 @@ mod tests {
                     &item(next, &vec![1u8; (next % 3000) as usize]),
                     &d,
                     &m,
-                    &None,
+                    &|| None,
                 );
                 next += 1;
             }
@@ -479,8 +480,8 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         let big = vec![9u8; 3 * READ_BYTES];
-        t.push(&item(1, &big), &d, &m, &None);
-        t.push(&item(2, b"small"), &d, &m, &None);
+        t.push(&item(1, &big), &d, &m, &|| None);
+        t.push(&item(2, b"small"), &d, &m, &|| None);
         let got: Vec<Queued> = t.drain().collect();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].msg.body(), &big[..]);
@@ -493,7 +494,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..600 {
-            t.push(&item(seq, &[5u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[5u8; 1000]), &d, &m, &|| None);
         }
         // Overwrite the first file's first record header with garbage (and forget the
         // read-ahead that already holds it).
@@ -520,7 +521,7 @@ mod tests {
         std::fs::write(d.path(), b"in the way").unwrap();
         let mut t = Tail::default();
         for seq in 0..1000 {
-            t.push(&item(seq, &[3u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[3u8; 1000]), &d, &m, &|| None);
         }
         settle(&d);
         assert!(!t.files.is_empty() && t.files.iter().all(|f| f.file().is_none()));
@@ -541,7 +542,7 @@ mod tests {
         let mut seq = 0;
         // Push until a flush has just emptied the buffer: everything is in the file.
         loop {
-            t.push(&item(seq, &[1u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[1u8; 1000]), &d, &m, &|| None);
             seq += 1;
             if t.buffer.is_empty() {
                 break;
@@ -562,7 +563,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..1000 {
-            t.push(&item(seq, &[0u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[0u8; 1000]), &d, &m, &|| None);
         }
         assert!(files_in(&d) > 0);
         drop(t);
@@ -580,7 +581,7 @@ mod tests {
         });
         let mut t = Tail::default();
         for seq in 0..2000 {
-            t.push(&item(seq, &[4u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[4u8; 1000]), &d, &m, &|| None);
         }
         assert!(
             t.files.len() == 1 && t.files[0].file().is_none(),
@@ -622,7 +623,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..2000 {
-            t.push(&item(seq, &[6u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[6u8; 1000]), &d, &m, &|| None);
         }
         settle(&d);
         assert_eq!(
@@ -659,7 +660,7 @@ mod tests {
         }));
         let mut t = Tail::default();
         for seq in 0..2000 {
-            t.push(&item(seq, &[8u8; 1000]), &d, &m, &Some(wake.clone()));
+            t.push(&item(seq, &[8u8; 1000]), &d, &m, &|| Some(wake.clone()));
         }
         settle(&d);
         // Hold the I/O thread: the read-ahead the first refill starts queues behind this.
@@ -701,7 +702,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..20_000 {
-            t.push(&item(seq, &[2u8; 1000]), &d, &m, &None);
+            t.push(&item(seq, &[2u8; 1000]), &d, &m, &|| None);
             if seq % 500 == 0 {
                 settle(&d);
             }

@@ -6,11 +6,12 @@
 //! Order holds because a level with a non-empty tail appends there, and requeued
 //! messages (which were at the head once) are older than anything in the tail.
 
-use super::paging::{Tail, Wake};
+use super::paging::Tail;
 use super::Queued;
+use super::{read_back_waker, Queue};
 use crate::broker::memory::Memory;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// A level keeps new messages in memory, even over budget, while its head is shorter than
 /// this: consumers that keep up are served without a round trip through a page file.
@@ -33,19 +34,20 @@ pub(super) struct Ready {
     memory: Arc<Memory>,
     /// x-queue-mode lazy: page past `HEAD_MIN` even under the memory budget.
     lazy: bool,
-    /// Serves the queue again when a read-back it waits for is done.
-    wake: Option<Wake>,
+    /// The queue, for the `Wake` a level's tail gets when it starts paging (made then:
+    /// most queues never page, and a queue record should stay small).
+    me: Weak<Queue>,
 }
 
 impl Ready {
-    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool, wake: Option<Wake>) -> Ready {
+    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool, me: Weak<Queue>) -> Ready {
         Ready {
             levels: (0..levels.max(1)).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
             memory,
             lazy,
-            wake,
+            me,
         }
     }
 
@@ -82,7 +84,9 @@ impl Ready {
                 let mut freed = 0;
                 for moved in level.head.drain(HEAD_MIN..) {
                     freed += moved.cost();
-                    level.tail.push(&moved, dir, &self.memory, &self.wake);
+                    level
+                        .tail
+                        .push(&moved, dir, &self.memory, &|| read_back_waker(&self.me));
                 }
                 self.memory.sub(freed);
             }
@@ -92,7 +96,9 @@ impl Ready {
         };
         match dir {
             Some(dir) => {
-                level.tail.push(&item, dir, &self.memory, &self.wake);
+                level
+                    .tail
+                    .push(&item, dir, &self.memory, &|| read_back_waker(&self.me));
                 self.memory.sub(item.cost());
             }
             None => level.head.push_back(item),
