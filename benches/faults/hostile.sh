@@ -3,7 +3,7 @@
 # is sampled every 0.5 s before and during the attack (medians compared), while the
 # broker's RSS is watched. The broker runs with --queue-memory 64MiB and --memory-limit
 # 112MiB (queues, exchanges and bindings count there: a client that creates them while
-# usage is past 90% of it is held back); it must stay under --rss-limit-mb (default 160:
+# usage is past 80% of it is held back); it must stay under --rss-limit-mb (default 160:
 # the 64 MiB budget plus 96 MiB for the process, its connections and buffers) and the
 # good client must keep half its rate (--min-ratio).
 #

@@ -12,10 +12,12 @@
 //!
 //! Records clients create (queues, exchanges, bindings, consumers; see `records`) are
 //! counted here too, like messages. They cannot be paged, and RabbitMQ bounds them only
-//! with per-vhost limits, so warren goes one step further than RabbitMQ: past 90% of the
+//! with per-vhost limits, so warren goes one step further than RabbitMQ: past 80% of the
 //! limit memory is *crowded*, and a connection that creates a record then is held back
-//! like a blocked publisher until usage falls under 80%. Held that early, records alone
-//! never raise the alarm, so one client declaring in a loop does not block everyone's
+//! like a blocked publisher until usage falls under 70%. Held that early, records alone
+//! never raise the alarm, nor keep it on: they stay clear of the 90% under which it
+//! clears (messages in flight to page files or read back can take the rest for a while,
+//! and give it back), so one client declaring in a loop does not block everyone's
 //! publishing.
 //!
 //! What clients hold outside the queues (each connection's read and write buffers and
@@ -35,9 +37,14 @@ const DEFAULT_FRACTION: f64 = 0.4;
 /// At most this much of the paging budget is left as headroom (see `Memory::paging`).
 const MAX_HEADROOM: u64 = 16 << 20;
 /// Past this share of the limit, connections that create records are held back ...
-const CROWDED_PERCENT: u64 = 90;
+const CROWDED_PERCENT: u64 = 80;
 /// ... until usage falls under this share.
-const UNCROWDED_PERCENT: u64 = 80;
+const UNCROWDED_PERCENT: u64 = 70;
+/// The alarm clears under this share of the limit.
+const ALARM_CLEAR_PERCENT: u64 = 90;
+// Records held back at `CROWDED_PERCENT` must leave room under the alarm's clearing point,
+// or records alone would keep the alarm on (and everyone's publishers blocked) for good.
+const _: () = assert!(CROWDED_PERCENT + 10 <= ALARM_CLEAR_PERCENT);
 /// Freed memory is given back to the system after usage fell this much.
 const TRIM_AFTER_DROP: u64 = 16 << 20;
 
@@ -228,7 +235,7 @@ impl Memory {
             })
             .unwrap_or(0);
         let used = before.saturating_sub(bytes as u64);
-        if used < self.limit / 10 * 9
+        if used < self.limit / 100 * ALARM_CLEAR_PERCENT
             && self.alarmed.load(Ordering::Acquire)
             && self.alarmed.swap(false, Ordering::AcqRel)
         {
@@ -413,17 +420,17 @@ mod tests {
     }
 
     #[test]
-    fn crowded_from_ninety_percent_until_under_eighty() {
+    fn crowded_from_eighty_percent_until_under_seventy() {
         let m = Memory::new(1000);
         let mut rx = m.subscribe();
-        m.add(900);
+        m.add(800);
         assert!(!m.crowded());
         m.add(10);
         assert!(m.crowded() && !m.alarmed());
         assert!(rx.has_changed().unwrap(), "connections are woken");
         rx.borrow_and_update();
         m.sub(100);
-        assert!(m.crowded(), "810 is above 80%");
+        assert!(m.crowded(), "710 is above 70%");
         m.sub(20);
         assert!(!m.crowded() && rx.has_changed().unwrap());
     }
