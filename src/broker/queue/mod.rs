@@ -10,6 +10,7 @@
 
 pub mod pagedir;
 pub mod paging;
+mod readback;
 mod ready;
 
 use super::arguments::{as_int, text_arg, QueueType};
@@ -23,7 +24,8 @@ use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
-use paging::Wake;
+use readback::read_back_waker;
+pub use readback::Get;
 use ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -218,30 +220,6 @@ impl PartialEq for Queue {
     }
 }
 
-/// What basic.get finds.
-#[derive(Debug)]
-pub enum Get {
-    /// The head message and how many remain after it.
-    Message(Queued, u32),
-    Empty,
-    /// The head is being read back from a page file (see `Queue::get`).
-    Wait,
-}
-
-/// What a page file's read-ahead calls when it is done (on the I/O thread): the queue's
-/// `read_back`, on the runtime, never on the I/O thread (which may run it under this
-/// queue's lock while the page directory is dropped). Without a runtime (unit tests that
-/// drive refills themselves) there is nothing to wake.
-fn read_back_waker(me: &Weak<Queue>) -> Option<Wake> {
-    let rt = tokio::runtime::Handle::try_current().ok()?;
-    let me = me.clone();
-    Some(Wake(Arc::new(move || {
-        if let Some(q) = me.upgrade() {
-            rt.spawn(async move { q.read_back() });
-        }
-    })))
-}
-
 impl QueueState {
     /// Brings the queue's charge up to date with its consumers (serving a queue is not
     /// creating a record: a consumer that comes to drain is never held back for it).
@@ -254,12 +232,6 @@ impl QueueState {
             memory.sub(bytes(self.consumers_charged - now));
         }
         self.consumers_charged = now;
-    }
-
-    fn wake_getters(&mut self) {
-        for (getter, channel) in self.getters.take().into_iter().flat_map(|g| *g) {
-            let _ = getter.outbox.send(Outgoing::GetReady { channel });
-        }
     }
 }
 
@@ -493,33 +465,6 @@ impl Queue {
         if let (Some(s), id @ 1.., false) = (&self.store, item.store_id, item.redelivered) {
             s.store.delivered(&s.key, id);
         }
-    }
-
-    /// basic.get: the head message and how many remain after it; or, when the head waits
-    /// for a read-back from a page file, `Wait`: `getter` is told (`Outgoing::GetReady`)
-    /// once it is done, to ask again.
-    pub fn get(&self, getter: &ConnectionHandle, channel: u16) -> Get {
-        self.touch();
-        let mut st = self.lock();
-        self.drop_expired(&mut st, now_ms());
-        match st.ready.pop_front() {
-            Some(item) => Get::Message(self.outgoing(item), st.ready.len() as u32),
-            None if st.ready.is_empty() => Get::Empty,
-            None => {
-                st.getters
-                    .get_or_insert_with(Box::default)
-                    .push((getter.clone(), channel));
-                Get::Wait
-            }
-        }
-    }
-
-    /// A read-back from a page file is done (on the runtime, woken by the I/O thread):
-    /// consumers are served and waiting basic.gets asked again.
-    fn read_back(self: &Arc<Self>) {
-        let mut st = self.lock();
-        self.dispatch_locked(&mut st);
-        st.wake_getters();
     }
 
     /// A message leaving for a client: a quorum queue tells how often it went before.
