@@ -46,6 +46,8 @@ pub use server::{start, Server};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::broker::memory::Memory;
+    pub use crate::broker::vhost::{VhostLimits, VhostMetadata};
+    pub use crate::broker::vhosts::{VhostError, VhostInfo};
     pub use crate::broker::{Broker, LoginRefused};
     pub use crate::codec::fieldscan::MAX_DEPTH;
     #[cfg(feature = "test-hooks")]

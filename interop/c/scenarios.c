@@ -959,6 +959,64 @@ static void s15(void) {
 
 /* ------------------------------------------------------------------- main */
 
+/* 17: a non-guest user on its own vhost (interop/definitions.json creates them;
+ * INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference),
+ * then the same user refused on "/" with 530 at connection.open. */
+static const char *env_or(const char *key, const char *def) {
+  const char *v = getenv(key);
+  return v && *v ? v : def;
+}
+
+/* Logs in as the scenario user on `vhost` (host and port from the URL); the login's reply
+ * is returned, *out holds the connection. */
+static amqp_rpc_reply_t login_as(const char *vhost, amqp_connection_state_t *out) {
+  struct amqp_connection_info ci;
+  char *u = strdup(url_arg);
+  amqp_default_connection_info(&ci);
+  if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) fail("cannot parse URL %s", url_arg);
+  amqp_connection_state_t c = amqp_new_connection();
+  amqp_socket_t *s = amqp_tcp_socket_new(c);
+  CHECK(s != NULL, "cannot create socket");
+  struct timeval to = tv_of(5);
+  st_ok(amqp_socket_open_noblock(s, ci.host, ci.port, &to), "socket open");
+  struct timeval rpc_to = tv_of(10);
+  amqp_set_rpc_timeout(c, &rpc_to);
+  amqp_rpc_reply_t r = amqp_login(c, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN,
+                                  env_or("INTEROP_USER", "interop"),
+                                  env_or("INTEROP_PASS", "interop-pw"));
+  free(u);
+  *out = c;
+  return r;
+}
+
+static void s17(void) {
+  rpc_fail(login_as(env_or("INTEROP_VHOST", "interop-vh"), &conn), "login on own vhost");
+  open_channel(1);
+  const char *q = P "17";
+  declare_excl(1, q);
+  publish_s(1, "", q, "own vhost");
+  consume(1, q, 0);
+  amqp_envelope_t env;
+  CHECK(next_delivery(&env, 10), "no delivery");
+  CHECK(bytes_eq(env.message.body, "own vhost"), "got %s", bstr(env.message.body));
+  st_ok(amqp_basic_ack(conn, 1, env.delivery_tag, 0), "basic.ack");
+  amqp_destroy_envelope(&env);
+  close_all();
+  /* librabbitmq reports the server's connection.close to connection.open as a server
+   * exception carrying the decoded close. */
+  amqp_connection_state_t refused;
+  amqp_rpc_reply_t r = login_as("/", &refused);
+  CHECK(r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD,
+        "connection.open on / gave reply type %d", (int)r.reply_type);
+  amqp_connection_close_t *m = r.reply.decoded;
+  char expected[256];
+  snprintf(expected, sizeof expected, "NOT_ALLOWED - access to vhost '/' refused for user '%s'",
+           env_or("INTEROP_USER", "interop"));
+  CHECK(m->reply_code == 530 && bytes_eq(m->reply_text, expected), "refused with %u %s",
+        m->reply_code, bstr(m->reply_text));
+  amqp_destroy_connection(refused);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s URL NN\n", argv[0]);
@@ -971,9 +1029,9 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGALRM, on_alarm);
   alarm(19);
-  static void (*const fns[])(void) = {NULL, s01, s02, s03, s04, s05, s06, s07,
-                                      s08,  s09, s10, s11, s12, s13, s14, s15};
-  if (n < 1 || n > 15) {
+  static void (*const fns[])(void) = {NULL, s01, s02, s03, s04, s05, s06, s07, s08,
+                                      s09,  s10, s11, s12, s13, s14, s15, NULL, s17};
+  if (n < 1 || n > 17 || fns[n] == NULL) {
     printf("%s n/a no such scenario\n", scen);
     return 0;
   }

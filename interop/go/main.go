@@ -1,4 +1,4 @@
-// warren interop scenarios 01..15 with github.com/rabbitmq/amqp091-go.
+// warren interop scenarios 01..15 and 17 with github.com/rabbitmq/amqp091-go.
 // stdout: exactly one line per scenario; everything else goes to stderr.
 package main
 
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net"
+	neturl "net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -35,6 +36,8 @@ func logf(format string, a ...interface{}) {
 
 // env tracks the sockets one scenario opened, so a timeout can tear them down.
 type env struct {
+	// url, when set, is dialled instead of amqpURL (scenario 17's user and vhost).
+	url   string
 	mu    sync.Mutex
 	socks []net.Conn
 	conns []*amqp.Connection
@@ -53,7 +56,11 @@ func (e *env) dial(cfg amqp.Config) (*amqp.Connection, error) {
 	if cfg.Locale == "" {
 		cfg.Locale = "en_US"
 	}
-	conn, err := amqp.DialConfig(amqpURL, cfg)
+	url := amqpURL
+	if e.url != "" {
+		url = e.url
+	}
+	conn, err := amqp.DialConfig(url, cfg)
 	if err == nil {
 		e.mu.Lock()
 		e.conns = append(e.conns, conn)
@@ -1072,6 +1079,78 @@ func runOne(num string, f func(*env) error) string {
 	return num + " FAIL " + reason
 }
 
+// 17: a non-guest user on its own vhost (interop/definitions.json creates them;
+// INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared
+// reference), then the same user refused on "/" at connection.open.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// asUser is amqpURL with the scenario user's credentials and vhost.
+func asUser(vhost string) (string, error) {
+	u, err := neturl.Parse(amqpURL)
+	if err != nil {
+		return "", err
+	}
+	u.User = neturl.UserPassword(envOr("INTEROP_USER", "interop"), envOr("INTEROP_PASS", "interop-pw"))
+	u.Path = "/" + vhost
+	u.RawPath = "/" + neturl.PathEscape(vhost)
+	return u.String(), nil
+}
+
+func s17(e *env) error {
+	own, err := asUser(envOr("INTEROP_VHOST", "interop-vh"))
+	if err != nil {
+		return err
+	}
+	e.url = own
+	conn, err := e.connect()
+	if err != nil {
+		return fmt.Errorf("connect to own vhost: %w", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	q := prefix + "17." + runID
+	if err := declareExclusive(ch, q); err != nil {
+		return err
+	}
+	if err := publish(ch, "", q, false, text("own vhost")); err != nil {
+		return err
+	}
+	deliveries, err := ch.Consume(q, "", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	select {
+	case d := <-deliveries:
+		if err := check(string(d.Body) == "own vhost", "got %q", d.Body); err != nil {
+			return err
+		}
+		if err := d.Ack(false); err != nil {
+			return err
+		}
+	case <-time.After(10 * time.Second):
+		return errors.New("no delivery")
+	}
+	if err := conn.Close(); err != nil {
+		return err
+	}
+	root, err := asUser("/")
+	if err != nil {
+		return err
+	}
+	e.url = root
+	_, err = e.connect()
+	// amqp091-go answers any refusal of connection.open with its ErrVhost (403 "no
+	// access to this vhost"): the server's 530 and text are not passed on.
+	return check(errors.Is(err, amqp.ErrVhost), "connection.open on / gave %v", err)
+}
+
 var notApplicable = map[string]string{}
 
 func main() {
@@ -1083,8 +1162,14 @@ func main() {
 		only[a] = true
 	}
 	scenarios := []func(*env) error{s01, s02, s03, s04, s05, s06, s07, s08, s09, s10, s11, s12, s13, s14, s15}
+	nums := []string{}
+	for i := range scenarios {
+		nums = append(nums, fmt.Sprintf("%02d", i+1))
+	}
+	scenarios = append(scenarios, s17)
+	nums = append(nums, "17")
 	for i, f := range scenarios {
-		num := fmt.Sprintf("%02d", i+1)
+		num := nums[i]
 		if len(only) > 0 && !only[num] {
 			continue
 		}

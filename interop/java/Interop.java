@@ -1,4 +1,4 @@
-// Interop scenarios 01..15 for the RabbitMQ Java client (Debian librabbitmq-client-java).
+// Interop scenarios 01..15 and 17 for the RabbitMQ Java client (Debian librabbitmq-client-java).
 // Usage: java -cp ... Interop AMQP_URL
 // Prints exactly one line per scenario on stdout: "NN pass", "NN FAIL reason" or "NN n/a reason".
 
@@ -33,8 +33,12 @@ public class Interop {
         final List<Connection> conns = new CopyOnWriteArrayList<>();
 
         Connection connect() throws Exception {
+            return connect(url);
+        }
+
+        Connection connect(String uri) throws Exception {
             ConnectionFactory f = new ConnectionFactory();
-            f.setUri(url);
+            f.setUri(uri);
             f.setAutomaticRecoveryEnabled(false);
             f.setTopologyRecoveryEnabled(false);
             f.setRequestedHeartbeat(10);
@@ -651,6 +655,57 @@ public class Interop {
         c.close();
     }
 
+    // 17: a non-guest user on its own vhost (interop/definitions.json creates them;
+    // INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared
+    // reference), then the same user refused on "/" with 530 at connection.open.
+    static String env(String key, String def) {
+        String v = System.getenv(key);
+        return v == null || v.isEmpty() ? def : v;
+    }
+
+    static final String USER = env("INTEROP_USER", "interop");
+
+    /** url with the scenario user's credentials and the given vhost. */
+    static String asUser(String vhost) throws Exception {
+        java.net.URI u = new java.net.URI(url);
+        String enc = java.nio.charset.StandardCharsets.UTF_8.name();
+        String userInfo = java.net.URLEncoder.encode(USER, enc) + ":"
+                + java.net.URLEncoder.encode(env("INTEROP_PASS", "interop-pw"), enc);
+        return u.getScheme() + "://" + userInfo + "@" + u.getHost() + ":" + u.getPort() + "/"
+                + java.net.URLEncoder.encode(vhost, enc);
+    }
+
+    static void s17(Ctx ctx) throws Exception {
+        Connection c = ctx.connect(asUser(env("INTEROP_VHOST", "interop-vh")));
+        Channel ch = c.createChannel();
+        String q = freshQueue(ch, P + "17");
+        ch.basicPublish("", q, null, b("own vhost"));
+        BlockingQueue<String> got = new LinkedBlockingQueue<>();
+        ch.basicConsume(q, false, new DefaultConsumer(ch) {
+            @Override
+            public void handleDelivery(String tag, Envelope env, AMQP.BasicProperties props, byte[] body) throws IOException {
+                got.add(s(body));
+                getChannel().basicAck(env.getDeliveryTag(), false);
+            }
+        });
+        String body = got.poll(10, TimeUnit.SECONDS);
+        check("own vhost".equals(body), "got " + body);
+        c.close();
+        // The Java client throws an IOException whose cause is the server's connection.close.
+        String expected = "NOT_ALLOWED - access to vhost '/' refused for user '" + USER + "'";
+        try {
+            ctx.connect(asUser("/"));
+            throw new Fail("connection.open on / accepted");
+        } catch (IOException e) {
+            check(e.getCause() instanceof ShutdownSignalException, "refused with " + e);
+            Object reason = ((ShutdownSignalException) e.getCause()).getReason();
+            check(reason instanceof AMQP.Connection.Close, "refused with " + reason);
+            AMQP.Connection.Close close = (AMQP.Connection.Close) reason;
+            check(close.getReplyCode() == 530 && expected.equals(close.getReplyText()),
+                    "refused with " + close.getReplyCode() + " " + close.getReplyText());
+        }
+    }
+
     // ---------------------------------------------------------------- runner
 
     public static void main(String[] args) throws Exception {
@@ -661,10 +716,11 @@ public class Interop {
         url = args[0];
         Scenario[] all = {Interop::s01, Interop::s02, Interop::s03, Interop::s04, Interop::s05,
                 Interop::s06, Interop::s07, Interop::s08, Interop::s09, Interop::s10,
-                Interop::s11, Interop::s12, Interop::s13, Interop::s14, Interop::s15};
+                Interop::s11, Interop::s12, Interop::s13, Interop::s14, Interop::s15, Interop::s17};
+        String[] numbers = {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15", "17"};
         String only = System.getenv("ONLY"); // optional: comma-separated scenario numbers
         for (int i = 0; i < all.length; i++) {
-            String nn = String.format("%02d", i + 1);
+            String nn = numbers[i];
             if (only != null && !only.isEmpty() && !Arrays.asList(only.split(",")).contains(nn)) continue;
             String result = runOne(all[i]);
             System.out.println(nn + " " + result);

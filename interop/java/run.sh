@@ -1,5 +1,5 @@
 #!/bin/sh
-# Usage: run.sh AMQP_URL   -- runs scenarios 01..15 with the RabbitMQ Java client.
+# Usage: run.sh AMQP_URL   -- runs scenarios 01..15 and 17 with the RabbitMQ Java client.
 # Optional: ONLY=03,07 run.sh URL  runs a subset.
 set -u
 URL="${1:?usage: run.sh AMQP_URL}"

@@ -1,5 +1,5 @@
 'use strict';
-// warren interop scenarios 01..15 with amqplib (promise API).
+// warren interop scenarios 01..15 and 17 with amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
 const amqp = require('amqplib');
@@ -550,6 +550,50 @@ scenarios['15'] = async () => {
   await conn.close();
 };
 
+// 17 a non-guest user on its own vhost (interop/definitions.json creates them;
+// INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference),
+// then the same user refused on "/" with 530 at connection.open.
+const USER = process.env.INTEROP_USER || 'interop';
+const PASSWORD = process.env.INTEROP_PASS || 'interop-pw';
+const VHOST = process.env.INTEROP_VHOST || 'interop-vh';
+
+function asUser(vhost) {
+  const u = new URL(URL_ARG);
+  u.username = encodeURIComponent(USER);
+  u.password = encodeURIComponent(PASSWORD);
+  u.pathname = `/${encodeURIComponent(vhost)}`;
+  return u.toString();
+}
+
+scenarios['17'] = async () => {
+  const q = `${P}17.${RUN_ID}`;
+  const conn = await amqp.connect(asUser(VHOST));
+  conn.on('error', (e) => log('connection error:', e.message));
+  openConns.push(conn);
+  const ch = await channel(conn);
+  await ch.assertQueue(q, { exclusive: true });
+  ch.sendToQueue(q, Buffer.from('own vhost'));
+  const got = [];
+  await ch.consume(q, (m) => {
+    got.push(m.content.toString());
+    ch.ack(m);
+  });
+  await waitFor(() => got.length > 0, 10000, 'a delivery');
+  assert.deepEqual(got, ['own vhost']);
+  await conn.close();
+  // amqplib rejects connect() when connection.open is answered by connection.close, and
+  // drops the close's code and text on this path: its message names the close only.
+  let refused = null;
+  try {
+    const c = await amqp.connect(asUser('/'));
+    openConns.push(c);
+  } catch (e) {
+    refused = e;
+  }
+  assert.ok(refused, 'connection.open on / accepted');
+  assert.match(refused.message, /^Expected ConnectionOpenOk; got <ConnectionClose channel:0>/);
+};
+
 const NA = {};
 
 function shortReason(e) {
@@ -582,7 +626,7 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0'));
+  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17'];
   for (const n of nums) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);

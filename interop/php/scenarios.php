@@ -629,6 +629,51 @@ function s15(string $url): void
     $c->close();
 }
 
+// 17: a non-guest user on its own vhost (interop/definitions.json creates them;
+// INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference),
+// then the same user refused on "/" with 530 at connection.open.
+function env_or(string $key, string $default): string
+{
+    $v = getenv($key);
+    return ($v === false || $v === '') ? $default : $v;
+}
+
+/** $url with the scenario user's credentials and $vhost. */
+function as_user(string $url, string $vhost): string
+{
+    $u = parse_url($url);
+    $port = isset($u['port']) ? (int) $u['port'] : 5672;
+    return sprintf('amqp://%s:%s@%s:%d/%s', rawurlencode(env_or('INTEROP_USER', 'interop')),
+        rawurlencode(env_or('INTEROP_PASS', 'interop-pw')), $u['host'], $port, rawurlencode($vhost));
+}
+
+function s17(string $url): void
+{
+    $c = connect(as_user($url, env_or('INTEROP_VHOST', 'interop-vh')));
+    $ch = $c->channel();
+    $q = P . '17';
+    $ch->queue_declare($q, false, false, true, false);
+    $ch->basic_publish(new AMQPMessage('own vhost'), '', $q);
+    $got = null;
+    $ch->basic_consume($q, '', false, false, false, false, function (AMQPMessage $m) use (&$got) {
+        $got = $m->getBody();
+        $m->ack();
+    });
+    wait_until($ch, function () use (&$got) { return $got !== null; }, 10, 'delivery');
+    check($got === 'own vhost', "got $got");
+    $c->close();
+    // php-amqplib throws AMQPConnectionClosedException: the close's text with the failing
+    // method appended, and its reply code as the exception's code.
+    $expected = "NOT_ALLOWED - access to vhost '/' refused for user '" . env_or('INTEROP_USER', 'interop') . "'";
+    try {
+        connect(as_user($url, '/'));
+        fail('connection.open on / accepted');
+    } catch (\PhpAmqpLib\Exception\AMQPConnectionClosedException $e) {
+        check($e->getCode() === 530 && $e->getMessage() === "$expected(10, 40)",
+            'refused with ' . $e->getCode() . ' ' . $e->getMessage());
+    }
+}
+
 // ---------------------------------------------------------------- main
 
 if ($argc < 3) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The 15 interop scenarios (see interop/README.md) with pika's BlockingConnection.
+"""The interop scenarios 01..15 and 17 (see interop/README.md) with pika's BlockingConnection.
 
-Usage: scenarios.py URL            run 01..15, one line each on stdout
+Usage: scenarios.py URL            run 01..15 and 17, one line each on stdout
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
 Each scenario runs in its own child process with a hard timeout, so a hanging
@@ -515,7 +515,55 @@ def s15(url):
         conn.close()
 
 
-SCENARIOS = [("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
+# Scenario 17: a non-guest user on its own vhost (interop/definitions.json creates them;
+# INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference).
+USER = os.environ.get("INTEROP_USER", "interop")
+PASSWORD = os.environ.get("INTEROP_PASS", "interop-pw")
+VHOST = os.environ.get("INTEROP_VHOST", "interop-vh")
+
+
+def as_user(url, vhost):
+    """URL with the scenario user's credentials and `vhost`, on URL's host and port."""
+    from urllib.parse import quote, urlsplit
+    u = urlsplit(url)
+    hostport = u.netloc.rsplit("@", 1)[-1]
+    return "%s://%s:%s@%s/%s" % (u.scheme, quote(USER, safe=""), quote(PASSWORD, safe=""),
+                                 hostport, quote(vhost, safe=""))
+
+
+def s17(url):
+    q = P + "17"
+    conn = connect(as_user(url, VHOST))
+    try:
+        ch = conn.channel()
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.basic_publish(exchange="", routing_key=q, body=b"own vhost")
+        got = []
+
+        def on_message(c, method, props, body):
+            got.append(body)
+            c.basic_ack(method.delivery_tag)
+        ch.basic_consume(queue=q, on_message_callback=on_message)
+        check(wait_until(conn, lambda: got, 10), "no delivery")
+        check(got == [b"own vhost"], "got %r" % got)
+    finally:
+        conn.close()
+    # The same user has no permissions on "/": connection.open is refused with 530.
+    expected = "NOT_ALLOWED - access to vhost '/' refused for user '%s'" % USER
+    try:
+        connect(as_user(url, "/")).close()
+        raise Fail("connection.open on / accepted")
+    except pexc.ConnectionClosedByBroker as e:
+        check((e.reply_code, e.reply_text) == (530, expected),
+              "refused with %r %r" % (e.reply_code, e.reply_text))
+    except pexc.AMQPConnectionError as e:
+        # pika reports a close during the handshake as ProbableAccessDeniedError, with
+        # the broker's close inside: 'ConnectionClosedByBroker: (530) "NOT_ALLOWED ..."'.
+        text = str(e)
+        check("(530)" in text and expected in text, "refused with %s" % text)
+
+
+SCENARIOS = [("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)] + [("17", s17)]
 
 
 def short(e):

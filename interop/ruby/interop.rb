@@ -1,4 +1,4 @@
-# Interop scenarios 01..15 with bunny (Debian ruby-bunny).
+# Interop scenarios 01..15 and 17 with bunny (Debian ruby-bunny).
 # Usage: ruby interop.rb AMQP_URL
 # Prints exactly one line per scenario on stdout: "NN pass", "NN FAIL reason" or "NN n/a reason".
 # Everything else goes to stderr.
@@ -26,8 +26,8 @@ class Ctx
     @conns = []
   end
 
-  def connect
-    c = Bunny.new(URL,
+  def connect(url = URL)
+    c = Bunny.new(url,
                   heartbeat: 10,
                   frame_max: 65536,
                   automatically_recover: false,
@@ -539,6 +539,42 @@ def s15(ctx)
   c.close
 end
 
+# 17: a non-guest user on its own vhost (interop/definitions.json creates them;
+# INTEROP_USER, INTEROP_PASS and INTEROP_VHOST name others, e.g. on a shared reference),
+# then the same user refused on "/" with 530 at connection.open.
+USER = ENV.fetch("INTEROP_USER", "interop")
+
+def as_user(vhost)
+  require "uri"
+  u = URI.parse(URL)
+  esc = ->(s) { URI.encode_www_form_component(s).gsub("+", "%20") }
+  "#{u.scheme}://#{esc.(USER)}:#{esc.(ENV.fetch("INTEROP_PASS", "interop-pw"))}@#{u.host}:#{u.port}/#{esc.(vhost)}"
+end
+
+def s17(ctx)
+  conn = ctx.connect(as_user(ENV.fetch("INTEROP_VHOST", "interop-vh")))
+  ch = conn.create_channel
+  q = fresh_queue(ch, P + "17")
+  ch.default_exchange.publish("own vhost", routing_key: q.name)
+  got = Queue.new
+  q.subscribe(manual_ack: true) do |di, _props, body|
+    got << body
+    ch.ack(di.delivery_tag)
+  end
+  body = Timeout.timeout(10) { got.pop }
+  check(body == "own vhost", "got #{body.inspect}")
+  conn.close
+  expected = "NOT_ALLOWED - access to vhost '/' refused for user '#{USER}'"
+  begin
+    ctx.connect(as_user("/"))
+    raise Fail, "connection.open on / accepted"
+  rescue Bunny::NotAllowedError => e
+    close = e.connection_close
+    check(close.reply_code == 530 && close.reply_text == expected,
+          "refused with #{close.reply_code} #{close.reply_text}")
+  end
+end
+
 # ------------------------------------------------------------------ runner
 
 def run_one(name)
@@ -572,8 +608,7 @@ def run_one(name)
 end
 
 only = (ENV["ONLY"] || "").split(",").map(&:strip).reject(&:empty?)
-(1..15).each do |i|
-  nn = format("%02d", i)
+((1..15).map { |i| format("%02d", i) } + ["17"]).each do |nn|
   next unless only.empty? || only.include?(nn)
   line = begin
     run_one(:"s#{nn}")

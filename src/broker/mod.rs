@@ -15,6 +15,7 @@ pub mod persist;
 pub mod queue;
 pub mod records;
 pub mod vhost;
+pub mod vhosts;
 
 use crate::store::{split_queue_key, StoreHandle};
 use memory::Memory;
@@ -112,14 +113,9 @@ impl Broker {
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         for v in &defs.vhosts {
-            broker.add_vhost(&v.name);
+            broker.create_vhost(&v.name, vhost::VhostMetadata::default());
         }
-        for vhost in broker
-            .vhosts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for vhost in broker.all_vhosts() {
             vhost.restore(&defs);
         }
         // Each stored queue is looked up once; messages of vhosts or queues that no
@@ -136,19 +132,24 @@ impl Broker {
                     dropped = count,
                     "stored messages of a vhost that no longer exists"
                 );
+                // Settled, so that their segments are reclaimed.
+                persist.store.drop_queue(&Arc::from(key));
                 continue;
             };
             match v.queue(queue, 0) {
                 Ok(q) => {
                     targets.insert(key.to_owned(), q);
                 }
-                Err(e) => tracing::warn!(
-                    vhost,
-                    queue,
-                    dropped = count,
-                    reason = %e.text,
-                    "stored messages of a queue that no longer exists"
-                ),
+                Err(e) => {
+                    tracing::warn!(
+                        vhost,
+                        queue,
+                        dropped = count,
+                        reason = %e.text,
+                        "stored messages of a queue that no longer exists"
+                    );
+                    persist.store.drop_queue(&Arc::from(key));
+                }
             }
         }
         let mut messages = 0usize;
@@ -202,32 +203,23 @@ impl Broker {
             disk: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
         };
-        broker.add_vhost("/");
+        broker.create_vhost("/", vhost::VhostMetadata::default_vhost());
         broker
     }
 
-    fn add_vhost(&self, name: &str) {
-        let mut vhosts = self.vhosts.write().unwrap_or_else(|e| e.into_inner());
-        if !vhosts.contains_key(name) {
-            let vhost = Arc::new(VHost::new(name, self.persist.clone(), self.memory.clone()));
-            if let Some(p) = &self.persist {
-                p.register(&vhost);
-            }
-            vhost.start_dead_lettering();
-            vhosts.insert(name.to_owned(), vhost);
-        }
-    }
-
-    /// The TTL sweep over every vhost.
-    pub fn expire_messages(&self) {
-        let vhosts: Vec<Arc<VHost>> = self
-            .vhosts
+    /// Every vhost now (a copy: the map's lock is not held while they are used).
+    fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+        self.vhosts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect();
-        for v in vhosts {
+            .collect()
+    }
+
+    /// The TTL sweep over every vhost.
+    pub fn expire_messages(&self) {
+        for v in self.all_vhosts() {
             v.expire_messages();
         }
     }

@@ -13,7 +13,7 @@ use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
 use crate::codec::properties as props;
-use crate::store::definitions::{self, Definitions, PermissionDef, UserDef, VhostDef};
+use crate::store::definitions::{self, Definitions, PermissionDef, UserDef};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
@@ -66,6 +66,15 @@ impl Persistence {
             .push(Arc::downgrade(vhost));
     }
 
+    /// A deleted vhost leaves the definitions file with the next write (asked for here).
+    pub fn unregister(&self, vhost: &Arc<VHost>) {
+        self.vhosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|v| !std::ptr::eq(v.as_ptr(), Arc::as_ptr(vhost)));
+        self.definitions_changed();
+    }
+
     pub fn load_definitions(&self) -> std::io::Result<Definitions> {
         definitions::load(&self.defs_path)
     }
@@ -103,10 +112,6 @@ fn snapshot(vhosts: &Mutex<Vec<Weak<VHost>>>) -> Option<Definitions> {
         ..Definitions::default()
     };
     for vhost in &vhosts {
-        defs.vhosts.push(VhostDef {
-            name: vhost.name.clone(),
-            extra: Map::new(),
-        });
         defs.permissions.push(PermissionDef {
             user: "guest".to_owned(),
             vhost: vhost.name.clone(),

@@ -262,7 +262,7 @@ impl super::Connection {
                 })?;
                 // The vhost's max-connections, counted until this connection ends.
                 let slot = vhost
-                    .admit_connection(&self.user)
+                    .admit_connection(&self.user, self.id, &self.close_signal)
                     .map_err(|e| e.on(10, 40))?;
                 self.vhost_slot = Some(slot);
                 tracing::Span::current().record("vhost", name);

@@ -21,7 +21,7 @@ pub use name::ConnectionName;
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
-use crate::broker::vhost::{ConnectionSlot, VHost};
+use crate::broker::vhost::{CloseListener, CloseSignal, ConnectionSlot, VHost};
 use crate::broker::Broker;
 use crate::channel::{Channel, Ctx, Held};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
@@ -80,8 +80,11 @@ struct Connection {
     broker: Arc<Broker>,
     phase: Phase,
     vhost: Option<Arc<VHost>>,
-    /// This connection's place in its vhost's max-connections.
+    /// This connection's place in its vhost's registry (and max-connections).
     vhost_slot: Option<ConnectionSlot>,
+    /// How the vhost makes this connection close (its deletion); registered with the
+    /// vhost at connection.open.
+    close_signal: Arc<CloseSignal>,
     user: String,
     consumer_cancel_notify: bool,
     /// The client asked to hear connection.blocked / unblocked.
@@ -138,6 +141,7 @@ pub async fn serve(
     let span = tracing::info_span!("connection", id, %peer, user = tracing::field::Empty, vhost = tracing::field::Empty);
     async move {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (close_signal, close_requests) = CloseSignal::new();
         let now = Instant::now();
         let client_memory = ClientMemory::new(broker.memory.clone());
         let mut conn = Connection {
@@ -148,6 +152,7 @@ pub async fn serve(
             phase: Phase::ProtocolHeader,
             vhost: None,
             vhost_slot: None,
+            close_signal,
             user: String::new(),
             consumer_cancel_notify: false,
             blocked_notify: false,
@@ -177,7 +182,7 @@ pub async fn serve(
             released: false,
         };
         debug!("accepted");
-        match conn.run(stream, shutdown).await {
+        match conn.run(stream, shutdown, close_requests).await {
             Ok(()) => debug!("closed"),
             Err(e) => info!(error = %e, "connection ended"),
         }
@@ -191,6 +196,7 @@ impl Connection {
         &mut self,
         stream: TcpStream,
         mut shutdown: watch::Receiver<bool>,
+        mut close_requests: CloseListener,
     ) -> Result<(), ConnectionError> {
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
@@ -251,6 +257,13 @@ impl Connection {
                         self.close_connection(e);
                     } else if !matches!(self.phase, Phase::Closing(_)) {
                         self.phase = Phase::Done;
+                    }
+                }
+                // Never an error: `self.close_signal` keeps the sender alive.
+                Ok(()) = close_requests.changed() => {
+                    let reason = close_requests.borrow_and_update().clone();
+                    if let (Some(e), Phase::Running) = (reason, &self.phase) {
+                        self.close_connection(e);
                     }
                 }
                 written = writer.write_buf(&mut self.out), if !self.out.is_empty() => {

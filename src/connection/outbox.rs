@@ -29,6 +29,13 @@ impl Connection {
                 break;
             };
             match item {
+                // After our connection.close (the vhost was deleted, the broker stops)
+                // nothing but close-ok may go out: deliveries go back to their queues.
+                item @ (Outgoing::Deliver(_) | Outgoing::Cancel { .. })
+                    if self.phase != Phase::Running =>
+                {
+                    give_back(item)
+                }
                 Outgoing::Deliver(d) => {
                     let channel = d.consumer.channel;
                     let (consumer, queue, queued) = (d.consumer, d.queue, d.item);

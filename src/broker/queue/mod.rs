@@ -314,6 +314,11 @@ impl Queue {
         let store_id = if self.store.is_some() { store_id } else { 0 };
         let mut st = self.lock();
         if st.deleted {
+            // Stored after the deletion settled this queue in the store (the publish
+            // routed before it): settle it too, or its segment is never reclaimed.
+            if let (Some(s), true) = (&self.store, store_id != 0) {
+                s.store.ack(&s.key, store_id);
+            }
             return Enqueued::Gone;
         }
         let mut item = self.new_item(&mut st, msg, store_id, sharers);

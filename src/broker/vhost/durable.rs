@@ -1,4 +1,5 @@
-//! A vhost's durable topology and its limits, to and from the definitions file.
+//! A vhost's entry (metadata, limits) and durable topology, to and from the definitions
+//! file.
 //!
 //! Called by the definitions writer thread through `persist::snapshot` (under the
 //! topology read lock: memory work only, the file is written after the lock is released)
@@ -6,17 +7,32 @@
 //! exchanges, durable non-exclusive queues and bindings between durable objects are
 //! written; argument types JSON would lose are saved beside the arguments.
 
+use super::VhostMetadata;
 use super::{VHost, PREDECLARED};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::queue::Queue;
 use crate::codec::ShortStr;
-use crate::store::definitions::{BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef};
+use crate::store::definitions::{
+    BindingDef, Definitions, DestinationType, ExchangeDef, QueueDef, VhostDef,
+};
 use crate::store::fieldvalue::{table_to_json, typed_extra, typed_table};
+use serde_json::Map;
 use std::sync::Arc;
 
 impl VHost {
-    /// Appends this vhost's durable exchanges, queues and bindings to `defs`.
+    /// Appends this vhost, with its metadata and limits, and its durable exchanges,
+    /// queues and bindings to `defs`.
     pub fn durable_definitions(&self, defs: &mut Definitions) {
+        let mut extra = Map::new();
+        // As RabbitMQ 3.10.8 exports a vhost: limits as pairs (informational: they are
+        // read back from the "vhost-limits" parameter) and metadata.
+        let pairs = self.limits().unwrap_or_default().to_pairs();
+        extra.insert("limits".into(), pairs);
+        extra.insert("metadata".into(), self.metadata().to_json());
+        defs.vhosts.push(VhostDef {
+            name: self.name.clone(),
+            extra,
+        });
         let topo = self.read();
         let durable_queue = |q: &Queue| q.store.is_some();
         for x in topo.exchanges.values() {
@@ -58,8 +74,8 @@ impl VHost {
                 });
             }
         }
-        if let Some(value) = self.limits().to_json() {
-            defs.push_vhost_limits(&self.name, value);
+        if let Some(limits) = self.limits() {
+            defs.push_vhost_limits(&self.name, limits.to_json());
         }
         for q in topo.queues.values().filter(|q| durable_queue(q)) {
             let mut def = QueueDef::new(
@@ -80,6 +96,14 @@ impl VHost {
         let mine = |v: &str| v == self.name;
         if let Some(value) = defs.vhost_limits(&self.name) {
             self.store_limits(super::VhostLimits::from_json(&self.name, value));
+        }
+        if let Some(metadata) = defs
+            .vhosts
+            .iter()
+            .find(|v| mine(&v.name))
+            .and_then(|v| v.extra.get("metadata"))
+        {
+            self.set_metadata(VhostMetadata::from_json(metadata));
         }
         let mut topo = self.write();
         for x in defs.exchanges.iter().filter(|x| mine(&x.vhost)) {

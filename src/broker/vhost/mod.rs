@@ -28,10 +28,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 
+mod connections;
 mod durable;
 mod limits;
+mod meta;
+mod teardown;
 
-pub use limits::{ConnectionSlot, VhostLimits};
+pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
+pub use limits::VhostLimits;
+pub use meta::VhostMetadata;
 
 /// The pseudo-queue clients consume from for direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -62,8 +67,12 @@ pub struct VHost {
     /// Dead letters from this vhost's queues, to the task that republishes them.
     dead_letters: mpsc::UnboundedSender<DeadLetter>,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
-    /// max-connections and max-queues, and the connections open now.
+    /// max-connections and max-queues.
     limits: limits::Limits,
+    /// The connections open now, each with its close signal.
+    connections: connections::Connections,
+    /// Description, tags, default queue type.
+    metadata: Mutex<VhostMetadata>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +82,8 @@ struct Topology {
     /// A durable object or binding changed: the definitions file must be rewritten
     /// (asked for when the write guard drops; see `TopologyWrite`).
     dirty: bool,
+    /// The vhost was deleted: nothing may be declared, bound or published any more.
+    deleted: bool,
 }
 
 /// exchange.declare, as the channel received it.
@@ -128,7 +139,21 @@ impl VHost {
             dead_letters,
             dead_letter_rx: Mutex::new(Some(dead_letter_rx)),
             limits: limits::Limits::default(),
+            connections: connections::Connections::default(),
+            metadata: Mutex::new(VhostMetadata::default()),
         }
+    }
+
+    pub fn metadata(&self) -> VhostMetadata {
+        self.metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the metadata; the caller asks for the definitions to be written.
+    pub fn set_metadata(&self, metadata: VhostMetadata) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = metadata;
     }
 
     /// Starts the task that republishes dead letters (needs a tokio runtime; without one,
@@ -216,6 +241,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         if let Some(x) = topo.exchanges.get(name) {
             let fail = |field: &str,
                         received: &dyn std::fmt::Display,
@@ -330,6 +356,7 @@ impl VHost {
             d.name
         };
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         if let Some(queue) = topo.queues.get(name) {
             queue.touch();
             let owner = d.exclusive.then_some(connection);
@@ -478,6 +505,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         // With both missing, RabbitMQ names the exchange.
         if !topo.exchanges.contains_key(exchange) {
             return Err(self.no_exchange(exchange));
@@ -511,6 +539,7 @@ impl VHost {
             return Err(Self::default_exchange_refused());
         }
         let mut topo = self.write();
+        self.check_alive(&topo)?;
         if !topo.exchanges.contains_key(destination) {
             return Err(self.no_exchange(destination));
         }
@@ -594,6 +623,7 @@ impl VHost {
     ) -> Result<(), Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
+        self.check_alive(&topo)?;
         if exchange.is_empty() {
             let key = msg.routing_key();
             if let Some(q) = topo.queues.get(key) {
