@@ -116,4 +116,47 @@ mod tests {
         let other = std::thread::spawn(created_here).join().unwrap();
         assert_eq!(other, 0, "the counter is per thread");
     }
+
+    #[test]
+    fn queues_exchanges_and_bindings_are_counted_until_they_go() {
+        use crate::broker::vhost::{ExchangeDeclare, QueueDeclare, VHost};
+        let m = Memory::new(u64::MAX);
+        let vhost = VHost::new("v", None, m.clone());
+        let empty = m.used();
+        assert!(
+            empty >= 7 * EXCHANGE_BYTES,
+            "the predeclared exchanges count"
+        );
+        let args = FieldTable::default();
+        let before = created_here();
+        vhost
+            .declare_exchange(&ExchangeDeclare {
+                name: "x",
+                kind: "direct",
+                passive: false,
+                durable: false,
+                auto_delete: false,
+                internal: false,
+                arguments: &args,
+            })
+            .unwrap();
+        let q = QueueDeclare {
+            name: "q",
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: &args,
+        };
+        vhost.declare_queue(&q, 1).unwrap();
+        vhost.bind_queue("q", "x", "k", &args, 1).unwrap();
+        assert_eq!(created_here(), before + 3, "exchange, queue, binding");
+        assert!(m.used() >= empty + EXCHANGE_BYTES + QUEUE_BYTES + BINDING_BYTES);
+        vhost.declare_queue(&q, 1).unwrap();
+        vhost.bind_queue("q", "x", "k", &args, 1).unwrap();
+        assert_eq!(created_here(), before + 3, "redeclaring creates nothing");
+        vhost.delete_queue("q", false, false, 1).unwrap();
+        vhost.delete_exchange("x", false).unwrap();
+        assert_eq!(m.used(), empty, "all given back");
+    }
 }
