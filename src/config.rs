@@ -53,6 +53,32 @@ pub struct Config {
           default_value_t = crate::channel::MAX_MESSAGE_SIZE)]
     pub max_message_size: u64,
 
+    /// User created on first start (empty data directory, no --definitions), with the
+    /// administrator tag and full permissions on the default vhost. Also read from
+    /// RABBITMQ_DEFAULT_USER (WARREN_DEFAULT_USER wins). Default: guest.
+    #[arg(long, env = "WARREN_DEFAULT_USER")]
+    pub default_user: Option<String>,
+
+    /// Password of the default user. Also RABBITMQ_DEFAULT_PASS. Default: guest.
+    #[arg(long, env = "WARREN_DEFAULT_PASS", hide_env_values = true)]
+    pub default_pass: Option<String>,
+
+    /// Vhost created on first start. Also RABBITMQ_DEFAULT_VHOST. Default: /.
+    #[arg(long, env = "WARREN_DEFAULT_VHOST")]
+    pub default_vhost: Option<String>,
+
+    /// A RabbitMQ definitions file (as rabbitmqctl export_definitions writes) imported
+    /// at every start: its users, vhosts, permissions, queues, exchanges, bindings,
+    /// policies and parameters are created or updated; what the data directory holds
+    /// besides is kept. When set, no default user or vhost is created.
+    #[arg(long, env = "WARREN_DEFINITIONS")]
+    pub definitions: Option<PathBuf>,
+
+    /// Users that may log in from the local machine only (RabbitMQ's loopback_users):
+    /// a comma-separated list; "" or "none" for none.
+    #[arg(long, env = "WARREN_LOOPBACK_USERS", default_value = "guest")]
+    pub loopback_users: String,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -71,9 +97,42 @@ impl Config {
             disk_free_limit: crate::broker::disk::DEFAULT_FREE_LIMIT,
             max_connections: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
+            default_user: None,
+            default_pass: None,
+            default_vhost: None,
+            definitions: None,
+            loopback_users: "guest".into(),
             log: "warn".into(),
         }
     }
+
+    /// Fills the default user, password and vhost not given by flag or `WARREN_*`
+    /// variable from RabbitMQ's `RABBITMQ_DEFAULT_*` variables (as `lookup` finds
+    /// them), so an environment written for the rabbitmq image works unchanged.
+    pub fn with_rabbitmq_env(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        for (field, var) in [
+            (&mut self.default_user, "RABBITMQ_DEFAULT_USER"),
+            (&mut self.default_pass, "RABBITMQ_DEFAULT_PASS"),
+            (&mut self.default_vhost, "RABBITMQ_DEFAULT_VHOST"),
+        ] {
+            if field.is_none() {
+                *field = lookup(var);
+            }
+        }
+        self
+    }
+}
+
+/// `--loopback-users` as a list: comma-separated names; "" or "none" is none.
+pub fn loopback_users(text: &str) -> Vec<String> {
+    if text.trim() == "none" {
+        return Vec::new();
+    }
+    text.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A size in bytes: a plain number, or one with a unit (k, M, G, T; KB/MB/GB/TB are
@@ -117,7 +176,35 @@ fn parse_message_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_bytes, parse_message_size};
+    use super::{loopback_users, parse_bytes, parse_message_size, Config};
+    use clap::Parser;
+
+    #[test]
+    fn default_user_flags_then_warren_env_then_rabbitmq_env() {
+        let rabbit = |var: &str| Some(format!("rabbit-{var}"));
+        let c = Config::try_parse_from(["warren", "--default-user", "flag"])
+            .expect("parse")
+            .with_rabbitmq_env(rabbit);
+        assert_eq!(c.default_user.as_deref(), Some("flag"));
+        assert_eq!(
+            c.default_pass.as_deref(),
+            Some("rabbit-RABBITMQ_DEFAULT_PASS")
+        );
+        assert_eq!(
+            c.default_vhost.as_deref(),
+            Some("rabbit-RABBITMQ_DEFAULT_VHOST")
+        );
+        let none = Config::local("d").with_rabbitmq_env(|_| None);
+        assert_eq!(none.default_user, None);
+    }
+
+    #[test]
+    fn loopback_users_list() {
+        assert_eq!(loopback_users("guest"), ["guest"]);
+        assert_eq!(loopback_users(" a, b ,"), ["a", "b"]);
+        assert!(loopback_users("").is_empty());
+        assert!(loopback_users("none").is_empty());
+    }
 
     #[test]
     fn message_sizes_stop_at_512_mib() {

@@ -27,6 +27,7 @@
 
 // Everything is crate-internal but what an embedding application, the tests and the
 // fuzz targets use: so the compiler reports code nothing reaches.
+pub(crate) mod access;
 pub(crate) mod broker;
 pub(crate) mod channel;
 pub(crate) mod codec;
@@ -45,10 +46,13 @@ pub use server::{start, Server};
 /// Not an API: kept out of the docs.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::access::grants::PermissionError;
+    pub use crate::access::permissions::{PermissionEntry, TopicPermissionEntry};
+    pub use crate::access::{LoginRefused, UserError, Users};
     pub use crate::broker::memory::Memory;
     pub use crate::broker::vhost::{VhostLimits, VhostMetadata};
     pub use crate::broker::vhosts::{VhostError, VhostInfo};
-    pub use crate::broker::{Broker, LoginRefused};
+    pub use crate::broker::Broker;
     pub use crate::codec::fieldscan::MAX_DEPTH;
     #[cfg(feature = "test-hooks")]
     pub use crate::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};

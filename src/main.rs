@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use warren::Config;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::parse().with_rabbitmq_env(|var| std::env::var(var).ok());
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

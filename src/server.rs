@@ -43,6 +43,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
         limit,
         config.queue_memory,
         config.disk_free_limit,
+        &crate::access::Bootstrap::from_config(&config),
     )?;
     broker.max_message_size = config.max_message_size;
     let broker = Arc::new(broker);

@@ -6,25 +6,13 @@ mod common;
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
 use amq_protocol::types::AMQPValue;
+use common::login::amqplain;
 use common::raw::{encode, plain, Next, Raw};
-use common::{amqp_error, within, TestBroker};
+use common::{amqp_error, non_loopback_ipv4, within, TestBroker};
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-/// AMQPLAIN: a field table without its length prefix, LOGIN and PASSWORD as long strings.
-fn amqplain(user: &str, password: &str) -> Vec<u8> {
-    let mut table = Vec::new();
-    for (key, value) in [("LOGIN", user), ("PASSWORD", password)] {
-        table.push(key.len() as u8);
-        table.extend_from_slice(key.as_bytes());
-        table.push(b'S');
-        table.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        table.extend_from_slice(value.as_bytes());
-    }
-    table
-}
 
 /// (reply code, reply text, class id, method id) of a close method, for one assert_eq.
 fn close_parts(close: &connection::Close) -> (u16, &str, u16, u16) {
@@ -275,16 +263,6 @@ async fn guest_is_refused_from_a_non_loopback_address() {
     assert_eq!(text, "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.");
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The address this machine would use to reach the outside (no packet is sent).
-fn non_loopback_ipv4() -> Option<IpAddr> {
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    sock.connect("192.0.2.1:9")
-        .or_else(|_| sock.connect("8.8.8.8:53"))
-        .ok()?;
-    let ip = sock.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 // ---------------------------------------------------------------------------------------

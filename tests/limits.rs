@@ -256,8 +256,17 @@ fn limited_vhost_dir(limits: serde_json::Value) -> PathBuf {
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    // A data directory with vhosts has its users too (none are made up at start, as in
+    // RabbitMQ): guest/guest, hashed as RabbitMQ 3.10 exported it.
     let defs = serde_json::json!({
+        "users": [{"name": "guest", "tags": ["administrator"],
+                   "password_hash": "fX3lwz8qM4mbIXz2UMvaidgXG36aJ43+f+OHJc2SUlsY2eoF",
+                   "hashing_algorithm": "rabbit_password_hashing_sha256"}],
         "vhosts": [{"name": "/"}, {"name": "limited"}],
+        "permissions": [
+            {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+            {"user": "guest", "vhost": "limited", "configure": ".*", "write": ".*", "read": ".*"}
+        ],
         "parameters": [{
             "value": limits,
             "vhost": "limited",

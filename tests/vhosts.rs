@@ -14,7 +14,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::json;
 use std::path::Path;
-use warren::testing::{VhostError, VhostLimits, VhostMetadata};
+use warren::testing::{Broker, VhostError, VhostLimits, VhostMetadata};
 
 fn metadata(description: &str, tags: &[&str], queue_type: Option<&str>) -> VhostMetadata {
     VhostMetadata {
@@ -22,6 +22,15 @@ fn metadata(description: &str, tags: &[&str], queue_type: Option<&str>) -> Vhost
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         default_queue_type: queue_type.map(str::to_owned),
     }
+}
+
+/// `rabbitmqctl add_vhost NAME` then `set_permissions -p NAME guest ".*" ".*" ".*"`, so
+/// that guest can connect to it.
+fn add_vhost_for_guest(broker: &Broker, name: &str, metadata: VhostMetadata) {
+    broker.add_vhost(name, metadata).expect("add vhost");
+    broker
+        .set_permissions("guest", name, ".*", ".*", ".*")
+        .expect("permissions");
 }
 
 /// A lapin connection as guest to `vhost` (a name without characters to escape).
@@ -104,7 +113,10 @@ async fn vhosts_are_added_listed_and_found_as_rabbitmqctl_does() {
     assert_eq!((v1.limits, v1.connections), (None, 0));
     assert!(broker.vhost_info("v2").is_none());
 
-    // A client can use it at once, and it is counted.
+    // A client with permissions there can use it at once, and it is counted.
+    broker
+        .set_permissions("guest", "v1", ".*", ".*", ".*")
+        .expect("permissions");
     let (conn, ch) = connect_to(&b, "v1").await;
     declare_queue(&ch, "q").await;
     assert_eq!(broker.vhost_info("v1").map(|v| v.connections), Some(1));
@@ -116,9 +128,7 @@ async fn vhosts_are_added_listed_and_found_as_rabbitmqctl_does() {
 async fn deleting_a_vhost_closes_its_connections_with_320_and_spares_the_others() {
     let b = TestBroker::start().await;
     let broker = b.server.broker().clone();
-    broker
-        .add_vhost("doomed", VhostMetadata::default())
-        .expect("add");
+    add_vhost_for_guest(&broker, "doomed", VhostMetadata::default());
 
     // On the doomed vhost: a raw client (to see the exact close), a lapin consumer
     // with an unacked delivery, and a publisher that keeps publishing.
@@ -219,9 +229,7 @@ async fn deleting_a_vhost_closes_its_connections_with_320_and_spares_the_others(
     assert_eq!(got.data, b"still here");
     assert!(other_conn.status().connected());
     // A vhost of the same name starts empty.
-    broker
-        .add_vhost("doomed", VhostMetadata::default())
-        .expect("add again");
+    add_vhost_for_guest(&broker, "doomed", VhostMetadata::default());
     let (_again, ch) = connect_to(&b, "doomed").await;
     let e = refusal(
         within(ch.queue_declare("work".into(), common::passive(), FieldTable::default())).await,
@@ -245,9 +253,7 @@ async fn a_deleted_vhost_leaves_nothing_on_disk_and_nothing_comes_back() {
     })
     .await;
     let broker = b.server.broker().clone();
-    broker
-        .add_vhost("big", metadata("to go", &[], None))
-        .expect("add");
+    add_vhost_for_guest(&broker, "big", metadata("to go", &[], None));
     {
         let (_conn, ch) = connect_to(&b, "big").await;
         within(ch.confirm_select(ConfirmSelectOptions::default()))
@@ -344,9 +350,7 @@ async fn a_deleted_vhost_leaves_nothing_on_disk_and_nothing_comes_back() {
 async fn limits_set_at_runtime_refuse_with_rabbitmq_texts_and_can_be_cleared() {
     let b = TestBroker::start().await;
     let broker = b.server.broker().clone();
-    broker
-        .add_vhost("lim", VhostMetadata::default())
-        .expect("add");
+    add_vhost_for_guest(&broker, "lim", VhostMetadata::default());
     let (conn, ch) = connect_to(&b, "lim").await;
     declare_queue(&ch, "first").await;
 
@@ -502,10 +506,7 @@ async fn metadata_and_limits_are_saved_as_rabbitmq_exports_them_and_survive_a_re
 #[tokio::test]
 async fn stored_messages_of_a_vhost_missing_from_the_definitions_are_reclaimed() {
     let b = TestBroker::start().await;
-    b.server
-        .broker()
-        .add_vhost("edited", VhostMetadata::default())
-        .expect("add");
+    add_vhost_for_guest(b.server.broker(), "edited", VhostMetadata::default());
     {
         let (_conn, ch) = connect_to(&b, "edited").await;
         within(ch.confirm_select(ConfirmSelectOptions::default()))
@@ -557,9 +558,7 @@ async fn nothing_follows_the_320_when_a_backlogged_consumer_s_vhost_is_deleted()
     use common::raw::Next;
     let b = TestBroker::start().await;
     let broker = b.server.broker().clone();
-    broker
-        .add_vhost("busy", VhostMetadata::default())
-        .expect("add");
+    add_vhost_for_guest(&broker, "busy", VhostMetadata::default());
     let (_p, ch) = connect_to(&b, "busy").await;
     declare_queue(&ch, "flood").await;
     // A no-ack consumer that does not read: its socket and write buffer fill up, and

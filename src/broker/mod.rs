@@ -1,8 +1,7 @@
 //! The broker: vhosts and users, shared by every connection.
 //!
 //! Built once at start and shared as `Arc<Broker>`. It owns no socket and no task; the
-//! connection tasks call into it. Users are checked here (password, and RabbitMQ's rule
-//! that `guest` may log in from loopback only).
+//! connection tasks call into it. Users live in its `access::Users` store.
 
 pub mod arguments;
 pub mod consumer;
@@ -17,6 +16,8 @@ pub mod records;
 pub mod vhost;
 pub mod vhosts;
 
+use crate::access::permissions::Permissions;
+use crate::access::{Bootstrap, LoginRefused, Users};
 use crate::store::{split_queue_key, StoreHandle};
 use memory::Memory;
 use message::Message;
@@ -34,29 +35,17 @@ use vhost::VHost;
 const DEFINITIONS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug)]
-struct User {
-    password: String,
-    /// RabbitMQ's `loopback_users`: `guest` may only connect from the local machine.
-    loopback_only: bool,
-}
-
-#[derive(Debug)]
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    users: HashMap<String, User>,
+    users: Arc<Users>,
     next_connection_id: AtomicU64,
     persist: Option<Arc<Persistence>>,
     pub memory: Arc<Memory>,
     disk: Option<disk::DiskMonitor>,
     /// Largest message body accepted (`--max-message-size`).
     pub max_message_size: u64,
-}
-
-/// Why a login was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LoginRefused {
-    BadCredentials,
-    LoopbackOnly,
+    /// Who may do what in which vhost (see `access`).
+    pub(crate) permissions: Arc<Permissions>,
 }
 
 impl Default for Broker {
@@ -68,25 +57,46 @@ impl Default for Broker {
 impl Broker {
     /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
     pub fn new() -> Self {
-        Self::build(None, Memory::new(memory::default_limit()))
+        let boot = Bootstrap::default();
+        let defs = boot
+            .prepare(crate::store::definitions::Definitions::default())
+            .unwrap_or_default();
+        let permissions: Arc<Permissions> = Arc::default();
+        permissions.restore(&defs);
+        let users = Users::new(&defs.users, boot.loopback_users, None, permissions.clone());
+        let broker = Self::build(
+            None,
+            users,
+            Memory::new(memory::default_limit()),
+            permissions,
+        );
+        broker.create_vhost(&boot.default_vhost, vhost::VhostMetadata::default_vhost());
+        broker
     }
 
     /// A broker whose durable topology and persistent messages live in `data_dir`: it
     /// locks the directory, loads the definitions and recovers the stored messages.
     /// Queues page to `<data_dir>/pages` once their messages take more than
-    /// `queue_memory`; publishers are blocked above `memory_limit`.
+    /// `queue_memory`; publishers are blocked above `memory_limit`. `boot` says what
+    /// to import, or to create on a first start.
     pub fn open(
         data_dir: &Path,
         memory_limit: u64,
         queue_memory: u64,
         disk_free_limit: u64,
+        boot: &Bootstrap,
     ) -> io::Result<Self> {
         // Measured before the store's index and recovery plan exist: they are counted
         // on their own below.
         let baseline = memory::resident_bytes().unwrap_or(0).min(16 << 20);
         let (store, recovered) = StoreHandle::open(data_dir)?;
-        let persist = Persistence::new(store, data_dir.join("definitions.json"))?;
-        let defs = persist.load_definitions()?;
+        let permissions: Arc<Permissions> = Arc::default();
+        let persist = Persistence::new(
+            store,
+            data_dir.join("definitions.json"),
+            permissions.clone(),
+        )?;
+        let defs = boot.prepare(persist.load_definitions()?)?;
         // After the store's lock: a second broker on this directory must not wipe them.
         let pages = PageDir::create(&data_dir.join("pages"))?;
         let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
@@ -109,7 +119,13 @@ impl Broker {
                 }
             }
         });
-        let mut broker = Self::build(Some(persist.clone()), memory);
+        let users = Users::new(
+            &defs.users,
+            boot.loopback_users.clone(),
+            Some(persist.clone()),
+            permissions.clone(),
+        );
+        let mut broker = Self::build(Some(persist.clone()), users, memory, permissions);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         for v in &defs.vhosts {
@@ -118,6 +134,7 @@ impl Broker {
         for vhost in broker.all_vhosts() {
             vhost.restore(&defs);
         }
+        broker.permissions.restore(&defs);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
         let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();
@@ -185,16 +202,17 @@ impl Broker {
         Ok(broker)
     }
 
-    fn build(persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
-        let mut users = HashMap::new();
-        users.insert(
-            "guest".to_owned(),
-            User {
-                password: "guest".to_owned(),
-                loopback_only: true,
-            },
-        );
-        let broker = Broker {
+    fn build(
+        persist: Option<Arc<Persistence>>,
+        users: Users,
+        memory: Arc<Memory>,
+        permissions: Arc<Permissions>,
+    ) -> Self {
+        let users = Arc::new(users);
+        if let Some(p) = &persist {
+            p.register_users(&users);
+        }
+        Broker {
             vhosts: RwLock::new(HashMap::new()),
             users,
             next_connection_id: AtomicU64::new(1),
@@ -202,9 +220,20 @@ impl Broker {
             memory,
             disk: None,
             max_message_size: crate::channel::MAX_MESSAGE_SIZE,
-        };
-        broker.create_vhost("/", vhost::VhostMetadata::default_vhost());
-        broker
+            permissions,
+        }
+    }
+
+    /// Whether `name` is a user (set_permissions refuses unknown users).
+    pub fn user_exists(&self, name: &str) -> bool {
+        self.users.get(name).is_some()
+    }
+
+    /// Users, vhosts or permissions changed: the definitions file will be rewritten.
+    pub(crate) fn definitions_changed(&self) {
+        if let Some(p) = &self.persist {
+            p.definitions_changed();
+        }
     }
 
     /// Every vhost now (a copy: the map's lock is not held while they are used).
@@ -299,28 +328,17 @@ impl Broker {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The users: logins, and the in-process API the management API and CLI call.
+    pub fn users(&self) -> &Arc<Users> {
+        &self.users
+    }
+
     pub fn authenticate(
         &self,
         user: &str,
         password: &str,
         peer: IpAddr,
     ) -> Result<(), LoginRefused> {
-        match self.users.get(user) {
-            Some(u) if u.password == password => {
-                if u.loopback_only && !peer.is_loopback() && !is_mapped_loopback(peer) {
-                    Err(LoginRefused::LoopbackOnly)
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Err(LoginRefused::BadCredentials),
-        }
-    }
-}
-
-fn is_mapped_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        IpAddr::V4(_) => false,
+        self.users.authenticate(user, password, peer)
     }
 }

@@ -12,25 +12,23 @@
 use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
+use crate::access::permissions::Permissions;
+use crate::access::Users;
 use crate::codec::properties as props;
-use crate::store::definitions::{self, Definitions, PermissionDef, UserDef};
+use crate::store::definitions::{self, Definitions};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
 use bytes::Bytes;
-use serde_json::{Map, Value};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
-
-/// RabbitMQ's salted SHA-256 of "guest" (salt "warr"), as its definitions files hold
-/// passwords; written so the file imports into RabbitMQ with the same login.
-const GUEST_PASSWORD_HASH: &str = "d2Fycg/mEkHejBhwT2TESLC0I72WJK5djSfz+byMJddMQLtL";
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 pub struct Persistence {
     pub store: StoreHandle,
     defs_path: PathBuf,
     defs: DefinitionsWriter,
     vhosts: Arc<Mutex<Vec<Weak<VHost>>>>,
+    users: Arc<OnceLock<Weak<Users>>>,
 }
 
 impl std::fmt::Debug for Persistence {
@@ -44,11 +42,16 @@ impl std::fmt::Debug for Persistence {
 
 impl Persistence {
     /// Starts the definitions writer for `defs_path` (it writes nothing until asked).
-    pub fn new(store: StoreHandle, defs_path: PathBuf) -> std::io::Result<Arc<Persistence>> {
+    pub fn new(
+        store: StoreHandle,
+        defs_path: PathBuf,
+        permissions: Arc<Permissions>,
+    ) -> std::io::Result<Arc<Persistence>> {
         let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
+        let users: Arc<OnceLock<Weak<Users>>> = Arc::default();
         let snapshot = {
-            let vhosts = vhosts.clone();
-            Box::new(move || snapshot(&vhosts))
+            let (vhosts, users) = (vhosts.clone(), users.clone());
+            Box::new(move || snapshot(&vhosts, &users, &permissions))
         };
         let defs = DefinitionsWriter::start(defs_path.clone(), snapshot)?;
         Ok(Arc::new(Persistence {
@@ -56,7 +59,13 @@ impl Persistence {
             defs_path,
             defs,
             vhosts,
+            users,
         }))
+    }
+
+    /// The user store whose users the file holds (set once, by the broker).
+    pub fn register_users(&self, users: &Arc<Users>) {
+        let _ = self.users.set(Arc::downgrade(users));
     }
 
     pub fn register(&self, vhost: &Arc<VHost>) {
@@ -93,35 +102,26 @@ impl Persistence {
 
 /// Every vhost's durable topology, as the definitions file holds it. `None` if a vhost
 /// is already gone (the broker is being dropped): a partial file must not be written.
-fn snapshot(vhosts: &Mutex<Vec<Weak<VHost>>>) -> Option<Definitions> {
+fn snapshot(
+    vhosts: &Mutex<Vec<Weak<VHost>>>,
+    users: &OnceLock<Weak<Users>>,
+    permissions: &Permissions,
+) -> Option<Definitions> {
     let vhosts: Vec<Arc<VHost>> = vhosts
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .map(Weak::upgrade)
         .collect::<Option<_>>()?;
+    let users = users.get()?.upgrade()?.definitions();
     let mut defs = Definitions {
-        users: vec![UserDef {
-            name: "guest".to_owned(),
-            password_hash: GUEST_PASSWORD_HASH.to_owned(),
-            hashing_algorithm: "rabbit_password_hashing_sha256".to_owned(),
-            tags: vec!["administrator".to_owned()],
-            limits: Value::Object(Map::new()),
-            extra: Map::new(),
-        }],
+        users,
         ..Definitions::default()
     };
     for vhost in &vhosts {
-        defs.permissions.push(PermissionDef {
-            user: "guest".to_owned(),
-            vhost: vhost.name.clone(),
-            configure: ".*".to_owned(),
-            write: ".*".to_owned(),
-            read: ".*".to_owned(),
-            extra: Map::new(),
-        });
         vhost.durable_definitions(&mut defs);
     }
+    permissions.export(&mut defs);
     Some(defs)
 }
 

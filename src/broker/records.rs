@@ -146,6 +146,7 @@ mod tests {
             durable: false,
             exclusive: false,
             auto_delete: false,
+            server_named: false,
             arguments: &args,
         };
         vhost.declare_queue(&q, 1).unwrap();

@@ -103,11 +103,12 @@ impl Broker {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
             .ok_or_else(|| VhostError::NotFound(name.to_owned()))?;
+        // Before the definitions are rewritten without the vhost: its permissions go too.
+        self.permissions.forget_vhost(name);
         if let Some(p) = &self.persist {
             p.unregister(&vhost);
         }
         let (closed, queues) = vhost.delete_contents();
-        // access: forget permissions of the deleted vhost
         tracing::info!(vhost = name, connections = closed, queues, "vhost deleted");
         self.flush().await;
         Ok(closed)
@@ -148,12 +149,6 @@ impl Broker {
     fn existing(&self, name: &str) -> Result<Arc<VHost>, VhostError> {
         self.vhost(name)
             .ok_or_else(|| VhostError::NotFound(name.to_owned()))
-    }
-
-    fn definitions_changed(&self) {
-        if let Some(p) = &self.persist {
-            p.definitions_changed();
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! and marks the channel so its queues dispatch again after the current batch.
 
 use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Held, Settle};
+use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::deadletter::Reason;
@@ -192,6 +193,7 @@ impl Channel {
             self.reply_queue = Some(queue.clone());
             queue
         } else {
+            self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
             ctx.vhost.queue(&name, ctx.connection)?
         };
         let info = Arc::new(ConsumerInfo::new(
@@ -273,6 +275,7 @@ impl Channel {
 
     pub(super) fn get(&mut self, ctx: &mut Ctx, m: amqp_basic::Get) -> Result<(), Exception> {
         let name = self.queue_name(m.queue.as_str())?;
+        self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
         let queue = ctx.vhost.queue(&name, ctx.connection)?;
         let (item, remaining) = match queue.get(ctx.handle, self.id) {
             Get::Message(item, remaining) => (item, remaining),

@@ -4,7 +4,8 @@
 //! translates methods to vhost calls and writes the -ok replies (unless nowait).
 
 use super::{Channel, Ctx};
-use crate::broker::vhost::{ExchangeDeclare, QueueDeclare};
+use crate::access::permissions::{Permission, Resource};
+use crate::broker::vhost::{server_generated_name, ExchangeDeclare, QueueDeclare};
 use crate::error::Exception;
 use amq_protocol::protocol::{exchange as amqp_exchange, queue as amqp_queue, AMQPClass};
 
@@ -17,6 +18,10 @@ impl Channel {
         use amqp_exchange::AMQPMethod as X;
         let (reply, nowait) = match method {
             X::Declare(m) => {
+                if !m.passive {
+                    let (name, kind) = (m.exchange.as_str(), m.kind.as_str());
+                    self.authorize_exchange_declare(ctx, name, kind, &m.arguments)?;
+                }
                 ctx.vhost.declare_exchange(&ExchangeDeclare {
                     name: m.exchange.as_str(),
                     kind: m.kind.as_str(),
@@ -29,11 +34,15 @@ impl Channel {
                 (X::DeclareOk(amqp_exchange::DeclareOk {}), m.nowait)
             }
             X::Delete(m) => {
+                self.authorize_exchange_delete(ctx, m.exchange.as_str())?;
                 ctx.vhost
                     .delete_exchange(m.exchange.as_str(), m.if_unused)?;
                 (X::DeleteOk(amqp_exchange::DeleteOk {}), m.nowait)
             }
             X::Bind(m) => {
+                let destination = (Resource::Exchange, m.destination.as_str());
+                let (source, key) = (m.source.as_str(), m.routing_key.as_str());
+                self.authorize_binding(ctx, destination, source, key)?;
                 ctx.vhost.bind_exchange(
                     m.destination.as_str(),
                     m.source.as_str(),
@@ -43,6 +52,9 @@ impl Channel {
                 (X::BindOk(amqp_exchange::BindOk {}), m.nowait)
             }
             X::Unbind(m) => {
+                let destination = (Resource::Exchange, m.destination.as_str());
+                let (source, key) = (m.source.as_str(), m.routing_key.as_str());
+                self.authorize_binding(ctx, destination, source, key)?;
                 ctx.vhost.unbind_exchange(
                     m.destination.as_str(),
                     m.source.as_str(),
@@ -67,13 +79,21 @@ impl Channel {
         use amqp_queue::AMQPMethod as Q;
         let (reply, nowait) = match method {
             Q::Declare(m) => {
-                let passive_name;
+                let (passive_name, generated);
+                let server_named = !m.passive && m.queue.as_str().is_empty();
                 let name = if m.passive && m.queue.as_str().is_empty() {
                     passive_name = self.queue_name("")?;
                     passive_name.as_str()
+                } else if server_named {
+                    // Named here: the configure permission is checked on this name.
+                    generated = server_generated_name("amq.gen-");
+                    generated.as_str()
                 } else {
                     m.queue.as_str()
                 };
+                if !m.passive {
+                    self.authorize_queue_declare(ctx, name, server_named, &m.arguments)?;
+                }
                 let declared = ctx.vhost.declare_queue(
                     &QueueDeclare {
                         name,
@@ -82,6 +102,7 @@ impl Channel {
                         exclusive: m.exclusive,
                         auto_delete: m.auto_delete,
                         arguments: &m.arguments,
+                        server_named,
                     },
                     ctx.connection,
                 )?;
@@ -105,6 +126,8 @@ impl Channel {
             }
             Q::Bind(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
+                let (source, key) = (m.exchange.as_str(), m.routing_key.as_str());
+                self.authorize_binding(ctx, (Resource::Queue, &name), source, key)?;
                 ctx.vhost.bind_queue(
                     &name,
                     m.exchange.as_str(),
@@ -116,6 +139,8 @@ impl Channel {
             }
             Q::Unbind(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
+                let (source, key) = (m.exchange.as_str(), m.routing_key.as_str());
+                self.authorize_binding(ctx, (Resource::Queue, &name), source, key)?;
                 ctx.vhost.unbind_queue(
                     &name,
                     m.exchange.as_str(),
@@ -126,11 +151,13 @@ impl Channel {
             }
             Q::Purge(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
+                self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
                 let message_count = ctx.vhost.purge_queue(&name, ctx.connection)?;
                 (Q::PurgeOk(amqp_queue::PurgeOk { message_count }), m.nowait)
             }
             Q::Delete(m) => {
                 let name = self.queue_name(m.queue.as_str())?;
+                self.authorize(ctx, Resource::Queue, &name, Permission::Configure)?;
                 let message_count =
                     ctx.vhost
                         .delete_queue(&name, m.if_unused, m.if_empty, ctx.connection)?;

@@ -7,12 +7,15 @@
 //! A channel never blocks and never awaits: what it sends is appended to the write buffer
 //! in order, what it asks of other connections goes through their outboxes.
 
+mod authorize;
 mod basic;
 mod confirms;
 mod declare;
 mod tx;
 mod unacked;
 
+use crate::access::cache::AccessCache;
+use crate::access::permissions::Permissions;
 use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
 use crate::broker::message::{Message, MessageBuilder};
@@ -44,6 +47,8 @@ pub struct Ctx<'a> {
     pub frame_max: u32,
     /// Largest message body accepted (`Broker::max_message_size`).
     pub max_message_size: u64,
+    /// Who may do what: read through each channel's `AccessCache`.
+    pub permissions: &'a Permissions,
     pub handle: &'a ConnectionHandle,
     /// Exclusive queues this connection declared, deleted when it closes.
     pub exclusive_queues: &'a mut NameMap<Arc<Queue>>,
@@ -147,6 +152,8 @@ pub struct Channel {
     route_buf: Vec<Arc<Queue>>,
     /// Credit came back (ack, reject, a delivery written): queues should dispatch again.
     credit_returned: bool,
+    /// The user's permissions in this vhost and the answers given lately.
+    access: AccessCache,
 }
 
 impl Channel {
@@ -169,6 +176,7 @@ impl Channel {
             reply_queue: None,
             route_buf: Vec::new(),
             credit_returned: false,
+            access: AccessCache::default(),
         }
     }
 
@@ -317,6 +325,10 @@ impl Channel {
             ))
             .on(60, 40);
             return self.discard(size, Some(error));
+        }
+        // RabbitMQ checks the write permission after the size, before the properties.
+        if let Err(e) = self.authorize_publish(ctx, &publish) {
+            return self.discard(size, Some(e.on(60, 40)));
         }
         let properties = match self.check_properties(ctx, properties) {
             Ok(properties) => properties,

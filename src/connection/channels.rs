@@ -84,6 +84,11 @@ impl Connection {
                         self.channel_max
                     )));
                 }
+                // Then the user's max-channels, over all their connections.
+                let max = self.broker.users().max_channels(&self.user);
+                if let Some(slot) = &mut self.user_slot {
+                    slot.open_channel(max)?;
+                }
                 self.channels.insert(channel, Channel::new(channel));
                 self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
                 Ok(())
@@ -98,7 +103,7 @@ impl Connection {
                     Ok(())
                 })
                 .unwrap_or(Ok(()))?;
-                self.channels.remove(&channel);
+                self.forget_channel(channel);
                 self.send_channel_close_ok(channel);
                 Ok(())
             }
@@ -125,9 +130,7 @@ impl Connection {
             return Ok(());
         };
         match ch.skip_method(method)? {
-            Some(AMQPClass::Channel(Ch::CloseOk(_))) => {
-                self.channels.remove(&channel);
-            }
+            Some(AMQPClass::Channel(Ch::CloseOk(_))) => self.forget_channel(channel),
             Some(AMQPClass::Channel(Ch::Close(_))) => self.send_channel_close_ok(channel),
             Some(AMQPClass::Channel(Ch::Open(_))) => {
                 return Err(
@@ -137,6 +140,15 @@ impl Connection {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A closed channel leaves the connection and its user's channel count.
+    fn forget_channel(&mut self, channel: u16) {
+        if self.channels.remove(&channel).is_some() {
+            if let Some(slot) = &mut self.user_slot {
+                slot.close_channel();
+            }
+        }
     }
 
     pub(super) fn send_channel_close_ok(&mut self, channel: u16) {

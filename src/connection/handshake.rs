@@ -6,7 +6,8 @@
 //! does not explain end the connection silently, after its delay.
 
 use super::Phase;
-use crate::broker::{Broker, LoginRefused};
+use crate::access::LoginRefused;
+use crate::broker::Broker;
 use crate::codec::{self, Frame, Method};
 use crate::error::Exception;
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
@@ -260,11 +261,26 @@ impl super::Connection {
                 let vhost = self.broker.vhost(name).ok_or_else(|| {
                     Exception::not_allowed(format!("vhost {name} not found")).on(10, 40)
                 })?;
+                // RabbitMQ's vhost access check: any permissions there let the user in.
+                if !self.broker.permissions().may_enter(&self.user, name) {
+                    return Err(Exception::not_allowed(format!(
+                        "access to vhost '{name}' refused for user '{}'",
+                        self.user
+                    ))
+                    .on(10, 40));
+                }
                 // The vhost's max-connections, counted until this connection ends.
                 let slot = vhost
                     .admit_connection(&self.user, self.id, &self.close_signal)
                     .map_err(|e| e.on(10, 40))?;
                 self.vhost_slot = Some(slot);
+                // Then the user's max-connections, as RabbitMQ orders the checks.
+                let user_slot = self
+                    .broker
+                    .users()
+                    .admit(&self.user, self.id, &self.close_signal)
+                    .map_err(|e| e.on(10, 40))?;
+                self.user_slot = Some(user_slot);
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);
                 codec::encode_method(&mut self.out, 0, &open_ok());

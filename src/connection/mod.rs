@@ -18,6 +18,7 @@ pub mod test_hooks;
 
 pub use name::ConnectionName;
 
+use crate::access::sessions::UserSlot;
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
@@ -85,6 +86,9 @@ struct Connection {
     /// How the vhost makes this connection close (its deletion); registered with the
     /// vhost at connection.open.
     close_signal: Arc<CloseSignal>,
+    /// This connection and its channels among its user's (max-connections,
+    /// max-channels; closing them when the user is deleted).
+    user_slot: Option<UserSlot>,
     user: String,
     consumer_cancel_notify: bool,
     /// The client asked to hear connection.blocked / unblocked.
@@ -153,6 +157,7 @@ pub async fn serve(
             vhost: None,
             vhost_slot: None,
             close_signal,
+            user_slot: None,
             user: String::new(),
             consumer_cancel_notify: false,
             blocked_notify: false,
@@ -489,6 +494,7 @@ impl Connection {
             out: &mut self.out,
             frame_max: self.frame_max,
             max_message_size: self.broker.max_message_size,
+            permissions: self.broker.permissions(),
             handle: &self.handle,
             exclusive_queues: &mut self.exclusive_queues,
         };

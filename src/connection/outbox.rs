@@ -128,8 +128,10 @@ impl Connection {
                 });
             }
         }
-        // The vhost's connection count (its max-connections limit) drops here.
+        // The vhost's connection count (its max-connections limit) drops here, and the
+        // user's count of connections and channels.
         self.vhost_slot = None;
+        self.user_slot = None;
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }

@@ -33,7 +33,7 @@ pub struct Definitions {
     pub users: Vec<UserDef>,
     pub vhosts: Vec<VhostDef>,
     pub permissions: Vec<PermissionDef>,
-    pub topic_permissions: Vec<Value>,
+    pub topic_permissions: Vec<TopicPermissionDef>,
     pub parameters: Vec<Value>,
     pub global_parameters: Vec<Value>,
     pub policies: Vec<Value>,
@@ -93,6 +93,18 @@ pub struct PermissionDef {
     pub user: String,
     pub vhost: String,
     pub configure: String,
+    pub write: String,
+    pub read: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A topic permission: write and read patterns on routing keys of one exchange.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopicPermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
     pub write: String,
     pub read: String,
     #[serde(flatten)]

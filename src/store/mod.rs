@@ -29,6 +29,7 @@ mod crc;
 pub mod definitions;
 pub mod defwriter;
 pub mod fieldvalue;
+pub mod import;
 mod index;
 mod record;
 mod recovery;

@@ -2,6 +2,7 @@
 //! AMQP client (`raw`, typed frames; `wire`, bytes) and a TCP proxy that can cut (`proxy`).
 #![allow(dead_code)]
 
+pub mod login;
 pub mod proxy;
 pub mod raw;
 pub mod wire;
@@ -225,6 +226,17 @@ pub fn amqp_error(err: &lapin::Error) -> (u16, String) {
         ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
         other => panic!("expected an AMQP error from the broker, got {other:?}"),
     }
+}
+
+/// The address this machine would use to reach the outside (no packet is sent): a
+/// client connecting from it is not on loopback.
+pub fn non_loopback_ipv4() -> Option<std::net::IpAddr> {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    sock.connect("192.0.2.1:9")
+        .or_else(|_| sock.connect("8.8.8.8:53"))
+        .ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// The reply code and text of the AMQP error a request that must fail carries.

@@ -703,7 +703,10 @@ mod tests {
         let mut t = Tail::default();
         for seq in 0..20_000 {
             t.push(&item(seq, &[2u8; 1000]), &d, &m, &|| None);
-            if seq % 500 == 0 {
+            // Less than a chunk between two waits for the I/O thread: each append finds
+            // every earlier chunk written, however slow the thread (it used to wait
+            // every 500, so on a loaded machine up to three chunks were in flight).
+            if seq % 200 == 0 {
                 settle(&d);
             }
         }

@@ -108,6 +108,8 @@ pub struct QueueDeclare<'a> {
     pub exclusive: bool,
     pub auto_delete: bool,
     pub arguments: &'a FieldTable,
+    /// `name` was generated for a declare without one (so its `amq.` prefix is ours).
+    pub server_named: bool,
 }
 
 /// What queue.declare-ok reports.
@@ -218,7 +220,7 @@ impl VHost {
         Exception::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
     }
 
-    fn default_exchange_refused() -> Exception {
+    pub(crate) fn default_exchange_refused() -> Exception {
         Exception::access_refused("operation not permitted on the default exchange")
     }
 
@@ -329,15 +331,12 @@ impl VHost {
             });
         }
         let generated;
-        let describe_name = if d.name.is_empty() {
-            "amq.gen-"
-        } else {
-            d.name
-        };
+        let server_named = d.server_named || d.name.is_empty();
+        let describe_name = if server_named { "amq.gen-" } else { d.name };
         let describe = self.describe_queue(describe_name);
         validate_queue_args(d.arguments, &describe)?;
         let flags = DeclaredFlags {
-            server_named: d.name.is_empty(),
+            server_named,
             durable: d.durable,
             exclusive: d.exclusive,
             auto_delete: d.auto_delete,
@@ -347,7 +346,7 @@ impl VHost {
             generated = server_generated_name("amq.gen-");
             generated.as_str()
         } else {
-            if d.name.starts_with("amq.") {
+            if !server_named && d.name.starts_with("amq.") {
                 return Err(Exception::access_refused(format!(
                     "queue name '{}' contains reserved prefix 'amq.*'",
                     d.name
@@ -407,6 +406,17 @@ impl VHost {
             message_count: 0,
             consumer_count: 0,
         })
+    }
+
+    /// The kind of exchange `name` and whether it is internal, if it exists.
+    pub fn exchange_kind(&self, name: &str) -> Option<(ExchangeKind, bool)> {
+        let topo = self.read();
+        let x = topo.exchanges.get(canonical_exchange(name))?;
+        Some((x.kind, x.internal))
+    }
+
+    pub fn has_queue(&self, name: &str) -> bool {
+        self.read().queues.contains_key(name)
     }
 
     /// Looks a queue up for use by `connection` (exclusive queues of others are locked).
@@ -769,7 +779,7 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
 }
 
 /// RabbitMQ accepts `amq.default` as another name of the default exchange.
-fn canonical_exchange(name: &str) -> &str {
+pub(crate) fn canonical_exchange(name: &str) -> &str {
     if name == "amq.default" {
         ""
     } else {
