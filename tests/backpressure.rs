@@ -1,7 +1,9 @@
 //! Bounded memory per client: a consumer or a basic.get loop that does not read its
 //! socket gets no more than its write window and the output high-water mark hold, the
 //! rest stays in the queue; the unacked table follows what is unacked, not the range of
-//! delivery tags; and what connections hold is counted in the broker's memory.
+//! delivery tags; what connections hold is counted in the broker's memory (frames held
+//! behind a commit included, up to the high-water mark); and queues count too, so a
+//! client that declares them in a loop is held back before the memory alarm.
 //! The slow clients are raw sockets with a small receive buffer that read nothing until
 //! the test says so.
 mod common;
@@ -279,4 +281,148 @@ async fn deliveries_taken_from_the_outbox_stop_at_the_high_water_mark() {
         assert_eq!(number(&data), i, "in order");
     }
     b.stop().await;
+}
+
+/// Queues count in the memory accounting: a client that declares queues in a loop is
+/// held back (connection.blocked, its socket not read) once memory is crowded, before the
+/// alarm, while other clients go on publishing, consuming and redeclaring what exists;
+/// it is read again once memory is no longer crowded. RabbitMQ blocks only publishers
+/// (and bounds queues with the vhost's max-queues); this is warren's extension.
+#[tokio::test]
+async fn a_client_declaring_queues_in_a_loop_is_held_back_before_the_alarm() {
+    let b = TestBroker::start_with(|c| warren::Config {
+        memory_limit: Some(2 << 20),
+        ..c
+    })
+    .await;
+    let memory = b.server.broker().memory.clone();
+    let (declarer, dch) = b.channel().await;
+    let mut declared = 0;
+    // The declare that crowds memory is still answered; the client hears it is blocked.
+    while !memory.crowded() {
+        declare_queue(&dch, &format!("q{declared}")).await;
+        declared += 1;
+    }
+    assert!(declared > 1000, "{declared} queues crowd 2 MiB");
+    common::wait_until("connection.blocked", || async {
+        declarer.status().blocked()
+    })
+    .await;
+    assert!(!memory.alarmed(), "records alone do not raise the alarm");
+    let late = tokio::spawn({
+        let dch = dch.clone();
+        async move { declare_queue(&dch, "late").await }
+    });
+
+    let (other, och) = b.channel().await;
+    declare_queue(&och, "q0").await;
+    common::publish(&och, "", "q0", b"still flowing").await;
+    let got = common::get_eventually(&och, "q0").await;
+    assert_eq!(got.delivery.data, b"still flowing");
+    assert!(!other.status().blocked() && !memory.alarmed());
+    assert!(!late.is_finished(), "a held client's declare was answered");
+
+    for i in 0..declared {
+        within(och.queue_delete(format!("q{i}").as_str().into(), Default::default()))
+            .await
+            .expect("queue.delete");
+    }
+    within(late).await.expect("the held declare is answered");
+    assert!(!memory.crowded() && !declarer.status().blocked());
+}
+
+/// A client that pipelines far more than 1 MiB behind a tx.commit that waits for the disk
+/// (the store held still) is read only until the frames held behind the commit reach the
+/// high-water mark: what it holds stays bounded (and counted), another client goes on
+/// publishing and consuming meanwhile, and once the disk answers every commit is
+/// answered and every message is in the queue, in order.
+#[tokio::test]
+async fn far_more_than_a_mib_pipelined_behind_a_waiting_commit_is_held_to_the_cap() {
+    use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+    use amq_protocol::protocol::{basic, tx, AMQPClass, BasicProperties};
+    use common::raw::{body_frame, encode, header_frame, method_frame, Raw};
+
+    let b = TestBroker::start().await;
+    let memory = b.server.broker().memory.clone();
+    let (_c, ch) = b.channel().await;
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    common::declare(&ch, "tx.held", durable).await;
+    declare_queue(&ch, "tx.other").await;
+    let mut raw = Raw::open(b.addr).await;
+    raw.open_channel(1).await;
+    raw.send(1, AMQPClass::Tx(tx::AMQPMethod::Select(tx::Select {})))
+        .await;
+    raw.method().await;
+
+    let publish = |body: &[u8], persistent: bool| {
+        let method = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            routing_key: "tx.held".into(),
+            ..Default::default()
+        }));
+        let mut bytes = method_frame(1, method);
+        if persistent {
+            let header = AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties: BasicProperties::default().with_delivery_mode(2),
+            };
+            bytes.extend(encode(&AMQPFrame::Header(1, header)));
+        } else {
+            bytes.extend(header_frame(1, body.len() as u64));
+        }
+        bytes.extend(body_frame(1, body));
+        bytes
+    };
+    let commit = method_frame(1, AMQPClass::Tx(tx::AMQPMethod::Commit(tx::Commit {})));
+    // A persistent message and its commit (which waits for the store), then 8 MiB more.
+    const MORE: u32 = 2000;
+    let mut pipeline = publish(&body(0, 4096), true);
+    pipeline.extend(&commit);
+    for n in 1..=MORE {
+        pipeline.extend(publish(&body(n, 4096), false));
+    }
+    pipeline.extend(&commit);
+
+    let before = memory.clients();
+    let release = b.server.broker().hold_store();
+    let other = async {
+        wait_until_held(&memory, before).await;
+        // Another client is served meanwhile.
+        for i in 0..200u32 {
+            common::publish(&ch, "", "tx.other", &body(i, 256)).await;
+            let bound = memory.clients().saturating_sub(before);
+            assert!(bound < 3 << 20, "the pipelining client holds {bound} bytes");
+        }
+        for i in 0..200u32 {
+            let got = common::get_eventually(&ch, "tx.other").await;
+            assert_eq!(number(&got.delivery.data), i);
+        }
+        release.send(()).unwrap();
+    };
+    within(async { tokio::join!(raw.bytes(&pipeline), other) }).await;
+
+    for _ in 0..2 {
+        match raw.method().await {
+            (1, AMQPClass::Tx(tx::AMQPMethod::CommitOk(_))) => {}
+            other => panic!("expected tx.commit-ok, got {other:?}"),
+        }
+    }
+    assert_eq!(ready(&ch, "tx.held").await, MORE + 1, "nothing lost");
+    for n in 0..=MORE {
+        let got = common::get_eventually(&ch, "tx.held").await;
+        assert_eq!(got.delivery.data, body(n, 4096), "in order");
+    }
+    b.stop().await;
+}
+
+/// Waits until the connection pipelining behind a commit holds about the high-water
+/// mark (1 MiB) in frames.
+async fn wait_until_held(memory: &warren::testing::Memory, before: u64) {
+    common::wait_until("frames held behind the commit", || async {
+        memory.clients().saturating_sub(before) >= 1 << 20
+    })
+    .await;
 }

@@ -2,7 +2,8 @@
 //! and reject-publish (a refused publish is nacked to a confirming publisher). And the
 //! broker's limits as RabbitMQ 3.10 has them, each refusal with its code and text:
 //! `--max-connections` (further clients wait unanswered), vhost limits max-connections
-//! and max-queues (from the definitions file, kept across restarts), channel_max in
+//! and max-queues (from the definitions file, kept across restarts; malformed ones refused
+//! whole, as RabbitMQ refuses them), channel_max in
 //! tune-ok, `--max-message-size`.
 mod common;
 
@@ -475,4 +476,34 @@ async fn max_message_size_is_configurable() {
         "the one at the limit went in"
     );
     b.stop().await;
+}
+
+/// Malformed vhost limits in the definitions file (a string, a float, a nested object, an
+/// unknown key, a value that is not an object) load without a panic and, as RabbitMQ 3.10
+/// refuses such a parameter whole (set_vhost_limits and import_definitions), leave the
+/// vhost without limits; negative values and absent keys are no limit.
+#[tokio::test]
+async fn malformed_vhost_limits_in_the_definitions_are_refused_whole() {
+    use serde_json::json;
+    // (the parameter, whether RabbitMQ takes it)
+    for (limits, taken) in [
+        (json!({"max-queues": 1, "max-connections": "1"}), false),
+        (json!({"max-queues": 1, "max-connections": 1.5}), false),
+        (json!({"max-queues": 1, "max-connections": {"n": 1}}), false),
+        (json!({"max-queues": 1, "foo": 1}), false),
+        (json!([{"max-queues": 1}]), false),
+        (json!("max-queues"), false),
+        (json!({"max-queues": -1, "max-connections": -7}), true),
+        (json!({}), true),
+    ] {
+        let b = TestBroker::start_on(limited_vhost_dir(limits.clone()), |c| c).await;
+        let vhost = b.server.broker().vhost("limited").expect("vhost loaded");
+        assert_eq!(vhost.limits().is_some(), taken, "{limits}");
+        // Two connections and two queues: no limit holds them back.
+        let (_c1, ch) = limited_channel(&b).await;
+        let (_c2, _) = limited_channel(&b).await;
+        common::declare_queue(&ch, "one").await;
+        common::declare_queue(&ch, "two").await;
+        b.stop().await;
+    }
 }

@@ -1,8 +1,9 @@
 //! Queues larger than the memory budget: past `queue_memory`, queues keep a short head in
 //! memory and page the rest to `<data-dir>/pages`, read back in order. Covered: order and
 //! contents, the memory staying near the budget, priorities, requeue, TTL, length limits,
-//! purge and delete (files gone, persistent messages settled) and recovery across a
-//! restart with a backlog larger than the budget.
+//! purge and delete (files gone, persistent messages settled), recovery across a
+//! restart with a backlog larger than the budget, and no disk read under the queue lock:
+//! consumers and basic.get faster than the disk wait for the page I/O thread.
 mod common;
 
 use common::{passive, ready, table, within, TestBroker};
@@ -362,5 +363,142 @@ async fn a_lazy_queue_pages_under_the_budget_too() {
         .map(|g| g.0)
         .collect();
     assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    b.stop().await;
+}
+
+/// A consumer faster than the disk (no-ack: nothing limits it) outruns the read-ahead:
+/// the queue waits for the page I/O thread instead of reading under its lock, so it
+/// stays responsive meanwhile (here with the I/O thread held still), and the whole
+/// backlog still comes back, in order.
+#[tokio::test]
+async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
+    let b = small_budget().await;
+    let (_c, ch) = b.channel().await;
+    ch.queue_declare(
+        "fast".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let n = 20_000u32;
+    publish_numbered(&ch, "fast", 0..n, BasicProperties::default()).await;
+    assert!(page_files(&b).await > 0, "the backlog is on disk");
+
+    // Hold the page I/O thread: no read-back can finish until released.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let pages = b
+        .server
+        .broker()
+        .memory
+        .page_dir()
+        .expect("a page directory");
+    pages.background(move || {
+        let _ = held.recv();
+    });
+    let (_c2, consumer_ch) = b.channel().await;
+    let mut consumer = consumer_ch
+        .basic_consume(
+            "fast".into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut next = 0u32;
+    // What was in memory (the head and what was read ahead) comes at once ...
+    while next < 64 {
+        let d = within(consumer.next()).await.unwrap().unwrap();
+        assert_eq!(number(&d.data), next);
+        next += 1;
+    }
+    // ... then the queue waits for the disk, and answers others meanwhile.
+    let (_c3, other) = b.channel().await;
+    let count = within(other.queue_declare("fast".into(), passive(), FieldTable::default()))
+        .await
+        .expect("the waiting queue answers")
+        .message_count();
+    // Nothing beyond the head and one read-ahead left the queue: it did not read the
+    // disk itself (the I/O thread is held).
+    assert!(count > n - 1000, "{count} left while the disk is held");
+    common::publish(&other, "", "fast", &body(n)).await;
+
+    release.send(()).unwrap();
+    while next <= n {
+        let d = within(consumer.next()).await.unwrap().unwrap();
+        assert_eq!(number(&d.data), next, "in order");
+        assert_eq!(d.data, body(next), "body intact");
+        next += 1;
+    }
+    assert_eq!(ready(&ch, "fast").await, 0);
+    assert_eq!(
+        page_files(&b).await,
+        0,
+        "read-through page files are deleted"
+    );
+    b.stop().await;
+}
+
+/// basic.get on a paged queue whose head waits for the disk (the page I/O thread held
+/// still) is not answered get-empty: the channel waits and answers once the read-back is
+/// done, and what the client sent after it on that channel comes after, in order.
+#[tokio::test]
+async fn basic_get_waits_for_a_read_back_instead_of_answering_empty() {
+    let b = small_budget().await;
+    let (_c, ch) = b.channel().await;
+    ch.queue_declare(
+        "getwait".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let n = 3000u32;
+    publish_numbered(&ch, "getwait", 0..n, BasicProperties::default()).await;
+    assert!(page_files(&b).await > 0, "the backlog is on disk");
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let pages = b
+        .server
+        .broker()
+        .memory
+        .page_dir()
+        .expect("a page directory");
+    pages.background(move || {
+        let _ = held.recv();
+    });
+    let (_c2, getter) = b.channel().await;
+    let getting = tokio::spawn(async move {
+        for i in 0..n {
+            let m = getter
+                .basic_get("getwait".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("get-empty at {i} while {} are queued", n - i));
+            assert_eq!(number(&m.delivery.data), i, "in order");
+        }
+    });
+    // The head and one read-ahead come from memory; then a get must wait for the disk.
+    let passive_count = || async {
+        within(ch.queue_declare("getwait".into(), passive(), FieldTable::default()))
+            .await
+            .unwrap()
+            .message_count()
+    };
+    common::wait_until("the in-memory part taken", || async {
+        passive_count().await < n - 64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !getting.is_finished(),
+        "gets went on while the disk was held"
+    );
+    assert!(passive_count().await > n - 1000);
+    release.send(()).unwrap();
+    within(getting).await.unwrap();
     b.stop().await;
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Hostile clients, one at a time, each beside a well-behaved client whose delivery rate
 # is sampled every 0.5 s before and during the attack (medians compared), while the
-# broker's RSS is watched. The broker runs with --queue-memory 64MiB; it must stay under
-# --rss-limit-mb (default 160: the 64 MiB budget plus 96 MiB for the process, its
-# connections and buffers) and the good client must keep half its rate (--min-ratio).
+# broker's RSS is watched. The broker runs with --queue-memory 64MiB and --memory-limit
+# 112MiB (queues, exchanges and bindings count there: a client that creates them while
+# usage is past 80% of it is held back); it must stay under --rss-limit-mb (default 160:
+# the 64 MiB budget plus 96 MiB for the process, its connections and buffers) and the
+# good client must keep half its rate (--min-ratio).
 #
 #   benches/faults/hostile.sh [--during SECS] [--kinds k1,k2,...] [--sockets N]
 #                             [--backlog N] [--rss-limit-mb MB] [--min-ratio R]
@@ -49,7 +51,7 @@ for k in ${kinds//,/ }; do
   echo "hostile: $k for $secs s" >&2
   rm -rf "${data:?}/data"
   faults "hostile-$k" --data-dir "$data/data" --log "$FAULTS_OUT/hostile-$k.log" \
-    --broker-arg=--queue-memory=64MiB \
+    --broker-arg=--queue-memory=64MiB --broker-arg=--memory-limit=112MiB \
     hostile --kind "$k" --during-secs "$secs" --sockets "$sockets" --backlog "$backlog" \
     --rss-limit-mb "$rss_limit" --min-ratio "$min_ratio" --good-rate "$good_rate" || failed=1
 done

@@ -184,6 +184,10 @@ pub enum Outgoing {
         seq: u64,
         ok: bool,
     },
+    /// A basic.get on `channel` waited for a read-back from a page file: ask again.
+    GetReady {
+        channel: u16,
+    },
     /// The server cancels a consumer (its queue was deleted).
     Cancel {
         channel: u16,

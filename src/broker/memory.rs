@@ -10,8 +10,18 @@
 //! of the limit. Called from queue code under queue locks: everything here is atomic or
 //! non-blocking.
 //!
+//! Records clients create (queues, exchanges, bindings, consumers; see `records`) are
+//! counted here too, like messages. They cannot be paged, and RabbitMQ bounds them only
+//! with per-vhost limits, so warren goes one step further than RabbitMQ: past 80% of the
+//! limit memory is *crowded*, and a connection that creates a record then is held back
+//! like a blocked publisher until usage falls under 70%. Held that early, records alone
+//! never raise the alarm, nor keep it on: they stay clear of the 90% under which it
+//! clears (messages in flight to page files or read back can take the rest for a while,
+//! and give it back), so one client declaring in a loop does not block everyone's
+//! publishing.
+//!
 //! What clients hold outside the queues (each connection's read and write buffers and
-//! its channels' unacked tables) is counted too, through one `ClientMemory` per
+//! its channels and their unacked tables) is counted too, through one `ClientMemory` per
 //! connection: against the paging budget, so a crowd of connections makes queues page
 //! sooner instead of the process growing past it. It is not counted towards the alarm,
 //! which blocks publishers and would not help against a consumer that stops reading.
@@ -26,6 +36,15 @@ const DEFAULT_FRACTION: f64 = 0.4;
 
 /// At most this much of the paging budget is left as headroom (see `Memory::paging`).
 const MAX_HEADROOM: u64 = 16 << 20;
+/// Past this share of the limit, connections that create records are held back ...
+const CROWDED_PERCENT: u64 = 80;
+/// ... until usage falls under this share.
+const UNCROWDED_PERCENT: u64 = 70;
+/// The alarm clears under this share of the limit.
+const ALARM_CLEAR_PERCENT: u64 = 90;
+// Records held back at `CROWDED_PERCENT` must leave room under the alarm's clearing point,
+// or records alone would keep the alarm on (and everyone's publishers blocked) for good.
+const _: () = assert!(CROWDED_PERCENT + 10 <= ALARM_CLEAR_PERCENT);
 /// Freed memory is given back to the system after usage fell this much.
 const TRIM_AFTER_DROP: u64 = 16 << 20;
 
@@ -36,6 +55,9 @@ pub struct Memory {
     used: AtomicU64,
     limit: u64,
     alarmed: AtomicBool,
+    /// Usage went past `CROWDED_PERCENT` of the limit and has not yet fallen under
+    /// `UNCROWDED_PERCENT`: connections that create records are held back.
+    crowded: AtomicBool,
     alarm: watch::Sender<bool>,
     /// Free disk space is below the limit (see `Broker::check_disk`), or a write to the
     /// disk failed: a second alarm with the same effect on publishers.
@@ -88,6 +110,7 @@ impl Memory {
             used: AtomicU64::new(0),
             limit,
             alarmed: AtomicBool::new(false),
+            crowded: AtomicBool::new(false),
             alarm,
             disk_low: AtomicBool::new(false),
             write_failures: AtomicU64::new(0),
@@ -194,6 +217,14 @@ impl Memory {
             );
             self.announce();
         }
+        if used > self.limit / 100 * CROWDED_PERCENT && !self.crowded.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                used,
+                limit = self.limit,
+                "memory crowded: connections that create queues, exchanges or bindings are blocked"
+            );
+            self.announce();
+        }
     }
 
     pub fn sub(&self, bytes: usize) {
@@ -204,13 +235,26 @@ impl Memory {
             })
             .unwrap_or(0);
         let used = before.saturating_sub(bytes as u64);
-        if used < self.limit / 10 * 9
+        if used < self.limit / 100 * ALARM_CLEAR_PERCENT
             && self.alarmed.load(Ordering::Acquire)
             && self.alarmed.swap(false, Ordering::AcqRel)
         {
             tracing::warn!(used, limit = self.limit, "memory alarm cleared");
             self.announce();
         }
+        if used < self.limit / 100 * UNCROWDED_PERCENT
+            && self.crowded.load(Ordering::Acquire)
+            && self.crowded.swap(false, Ordering::AcqRel)
+        {
+            tracing::warn!(used, limit = self.limit, "memory no longer crowded");
+            self.announce();
+        }
+    }
+
+    /// Whether a connection that creates records now is held back (see the module
+    /// paragraph); connections watch changes through `subscribe`.
+    pub fn crowded(&self) -> bool {
+        self.crowded.load(Ordering::Acquire)
     }
 
     pub fn used(&self) -> u64 {
@@ -373,6 +417,22 @@ mod tests {
         assert!(!m.alarmed() && !*rx.borrow());
         m.sub(10_000);
         assert_eq!(m.used(), 0);
+    }
+
+    #[test]
+    fn crowded_from_eighty_percent_until_under_seventy() {
+        let m = Memory::new(1000);
+        let mut rx = m.subscribe();
+        m.add(800);
+        assert!(!m.crowded());
+        m.add(10);
+        assert!(m.crowded() && !m.alarmed());
+        assert!(rx.has_changed().unwrap(), "connections are woken");
+        rx.borrow_and_update();
+        m.sub(100);
+        assert!(m.crowded(), "710 is above 70%");
+        m.sub(20);
+        assert!(!m.crowded() && rx.has_changed().unwrap());
     }
 
     #[test]

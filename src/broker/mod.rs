@@ -12,6 +12,7 @@ pub mod memory;
 pub mod message;
 pub mod persist;
 pub mod queue;
+pub mod records;
 pub mod vhost;
 pub mod vhosts;
 
@@ -288,6 +289,21 @@ impl Broker {
                 _ => tracing::error!("definitions not written before shutdown; see the log"),
             }
         }
+    }
+
+    /// Test builds only (feature `test-hooks`): holds the message store's writer, as a
+    /// disk that does not answer would, until the returned sender is used or dropped.
+    /// Everything sent to the store meanwhile (commits, confirms) waits behind it.
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_store(&self) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        if let Some(p) = &self.persist {
+            // A flush's callback runs on the writer thread: it blocks it.
+            p.store.flush_then(crate::store::Done::new(move |_| {
+                let _ = held.recv();
+            }));
+        }
+        release
     }
 
     /// Resolves once the page I/O thread has done everything it was given so far (page

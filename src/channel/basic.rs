@@ -5,14 +5,14 @@
 //! the vhost's read lock, then pushes into each queue; acknowledging gives credit back
 //! and marks the channel so its queues dispatch again after the current batch.
 
-use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Settle};
+use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Held, Settle};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
-use crate::broker::queue::{ConsumerRemoved, Enqueued};
+use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
@@ -257,16 +257,42 @@ impl Channel {
         Ok(())
     }
 
+    /// The queue read back what a waiting basic.get needs: it asks again. Returns the
+    /// frames held behind it for the connection to handle now (none if it waits again).
+    pub fn get_ready(&mut self, ctx: &mut Ctx) -> Result<Held, Exception> {
+        let Some((m, held)) = self.waiting_get.take() else {
+            return Ok(Held::new());
+        };
+        self.get(ctx, m)?;
+        match &mut self.waiting_get {
+            Some((_, again)) => {
+                *again = held;
+                Ok(Held::new())
+            }
+            None => Ok(held),
+        }
+    }
+
     pub(super) fn get(&mut self, ctx: &mut Ctx, m: amqp_basic::Get) -> Result<(), Exception> {
         let name = self.queue_name(m.queue.as_str())?;
         self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
         let queue = ctx.vhost.queue(&name, ctx.connection)?;
-        let Some((item, remaining)) = queue.get() else {
-            ctx.send(
-                self.id,
-                AMQPClass::Basic(amqp_basic::AMQPMethod::GetEmpty(amqp_basic::GetEmpty {})),
-            );
-            return Ok(());
+        let (item, remaining) = match queue.get(ctx.handle, self.id) {
+            Get::Message(item, remaining) => (item, remaining),
+            Get::Empty => {
+                ctx.send(
+                    self.id,
+                    AMQPClass::Basic(amqp_basic::AMQPMethod::GetEmpty(amqp_basic::GetEmpty {})),
+                );
+                return Ok(());
+            }
+            // The head is being read back from a page file: get-empty would deny messages
+            // the queue has, so the channel waits (holding what the client sends after)
+            // and asks again when the queue says (`get_ready`).
+            Get::Wait => {
+                self.waiting_get = Some((m, Held::new()));
+                return Ok(());
+            }
         };
         let tag = self.next_tag();
         codec::encode_get_ok(

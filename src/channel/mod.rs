@@ -143,6 +143,9 @@ pub struct Channel {
     commits: u64,
     /// A commit waiting for the store, with the frames held behind it.
     commit: Option<PendingCommit>,
+    /// A basic.get waiting for a read-back from a page file, with the frames held
+    /// behind it.
+    waiting_get: Option<(amqp_basic::Get, Held)>,
     /// The hidden queue of this channel's direct reply-to consumer.
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
@@ -169,6 +172,7 @@ impl Channel {
             tx: None,
             commits: 0,
             commit: None,
+            waiting_get: None,
             reply_queue: None,
             route_buf: Vec::new(),
             credit_returned: false,

@@ -107,15 +107,18 @@ impl Channel {
         Ok(())
     }
 
-    /// A commit waits for the store: frames for this channel must be held.
-    pub fn is_committing(&self) -> bool {
-        self.commit.is_some()
+    /// A commit waits for the store (or a basic.get for a page file, see `basic`):
+    /// frames for this channel must be held.
+    pub fn is_waiting(&self) -> bool {
+        self.commit.is_some() || self.waiting_get.is_some()
     }
 
-    /// Keeps a frame until the pending commit is answered.
+    /// Keeps a frame until the pending commit (or basic.get) is answered.
     pub fn hold(&mut self, frame: Frame, size: usize) {
         if let Some(c) = &mut self.commit {
             c.held.push_back((frame, size));
+        } else if let Some((_, held)) = &mut self.waiting_get {
+            held.push_back((frame, size));
         }
     }
 

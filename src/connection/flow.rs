@@ -1,5 +1,5 @@
 //! One connection's flow control and memory accounting: when it stops being read (an
-//! alarm is on and it publishes, the store is behind its persistent messages, or its
+//! alarm is on and it publishes, memory is crowded and it created a record, the store is behind its persistent messages, or its
 //! channels hold too much behind tx.commit), how it tells the client (connection.blocked
 //! / unblocked), and its share of the broker's memory budget.
 //!
@@ -18,9 +18,12 @@ const STORE_BACKLOG_HIGH: u64 = 32 << 20;
 /// fell behind) is replaced by a small one: a burst must not leave the connection holding
 /// its size for good.
 const OUT_KEEP: usize = HIGH_WATER / 4;
+/// An open channel: its struct, maps and map entry (a client may open channel_max).
+const CHANNEL_BYTES: usize = 1024;
 
 impl Connection {
-    /// Brings this connection's share of the broker's memory accounting up to date (and
+    /// Brings this connection's share of the broker's memory accounting up to date: its
+    /// buffers, unacked tables, channels and the frames held behind commits (and
     /// gives back a write buffer that a large message left oversized).
     pub(super) fn count_memory(&mut self, inbuf: &BytesMut) {
         if self.out.is_empty() && self.out_allocated > OUT_KEEP {
@@ -28,13 +31,21 @@ impl Connection {
             self.out_allocated = 0;
         }
         self.out_allocated = self.out_allocated.max(self.out.capacity());
-        let bytes = self.out_allocated + inbuf.capacity() + self.unacked_bytes;
+        let bytes = self.out_allocated
+            + inbuf.capacity()
+            + self.unacked_bytes
+            + self.held_bytes
+            + self.channels.len() * CHANNEL_BYTES;
         self.client_memory.set(bytes as u64);
     }
 
-    /// An alarm (memory or disk) is on and this connection publishes: stop reading it.
-    pub(super) fn flow_blocked(&self) -> bool {
-        self.publisher && self.phase == Phase::Running && self.broker.memory.alarmed()
+    /// An alarm (memory or disk) is on and this connection publishes, or memory is
+    /// crowded and this connection created a record then: stop reading it. A held
+    /// creator is let go once memory is no longer crowded.
+    pub(super) fn flow_blocked(&mut self) -> bool {
+        let memory = &self.broker.memory;
+        self.creator_held &= memory.crowded();
+        self.phase == Phase::Running && ((self.publisher && memory.alarmed()) || self.creator_held)
     }
 
     /// The disk is behind the persistent messages published: read this publisher only

@@ -101,6 +101,9 @@ struct Connection {
     blocked_notify: bool,
     /// This connection has published: the memory alarm stops reading from it.
     publisher: bool,
+    /// This connection created a record (queue, exchange, binding) while memory was
+    /// crowded: it is not read until memory is no longer crowded (see `memory`).
+    creator_held: bool,
     /// We told the client it is blocked and owe it an unblocked.
     blocked_sent: bool,
     channel_max: u16,
@@ -179,6 +182,7 @@ pub async fn serve(
             consumer_cancel_notify: false,
             blocked_notify: false,
             publisher: false,
+            creator_held: false,
             blocked_sent: false,
             channel_max: handshake::CHANNEL_MAX,
             // Until tune-ok, frames are capped at the protocol's minimum frame size, as
@@ -491,15 +495,12 @@ impl Connection {
     }
 
     /// One frame from the client, `size` bytes on the wire: handled now, or held by its
-    /// channel behind a tx.commit that waits for the store.
+    /// channel behind a tx.commit that waits for the store (or a basic.get that waits
+    /// for a page file).
     fn frame(&mut self, frame: Frame, size: usize) {
         let channel = frame_channel(&frame);
         if self.phase == Phase::Running && !matches!(frame, Frame::Heartbeat { .. }) {
-            if let Some(ch) = self
-                .channels
-                .get_mut(&channel)
-                .filter(|c| c.is_committing())
-            {
+            if let Some(ch) = self.channels.get_mut(&channel).filter(|c| c.is_waiting()) {
                 ch.hold(frame, size);
                 self.held_bytes += size;
                 return;
@@ -611,7 +612,12 @@ impl Connection {
             Frame::Method { channel: 0, method } => self.connection_method(method),
             Frame::Method { channel, method } => {
                 self.publisher |= matches!(method, Method::Publish(_));
-                self.channel_method(channel, method)
+                let created = crate::broker::records::created_here();
+                let result = self.channel_method(channel, method);
+                if crate::broker::records::created_here() != created {
+                    self.creator_held |= self.broker.memory.crowded();
+                }
+                result
             }
             Frame::Header {
                 channel: 0,

@@ -13,6 +13,8 @@
 
 use super::{Connection, Phase, HIGH_WATER};
 use crate::broker::consumer::Outgoing;
+use crate::channel::Held;
+use crate::error::Exception;
 use std::panic::AssertUnwindSafe;
 use tracing::{debug, error};
 
@@ -54,11 +56,13 @@ impl Connection {
                 // After our connection.close nothing but close-ok may go out.
                 Outgoing::Stored { .. } if self.phase != Phase::Running => {}
                 Outgoing::Stored { channel, seq, ok } => {
-                    match self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok)) {
-                        Some(Ok(held)) => self.release_held(held),
-                        Some(Err(e)) => self.fail(channel, e),
-                        None => {}
-                    }
+                    let answer = self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
+                    self.answered(channel, answer);
+                }
+                Outgoing::GetReady { .. } if self.phase != Phase::Running => {}
+                Outgoing::GetReady { channel } => {
+                    let answer = self.with_channel(channel, |ch, ctx| ch.get_ready(ctx));
+                    self.answered(channel, answer);
                 }
                 Outgoing::Cancel {
                     channel,
@@ -71,6 +75,16 @@ impl Connection {
             }
         }
         self.flush_channels();
+    }
+
+    /// A channel's wait (a commit, a basic.get) was answered: the frames it held are
+    /// handled now, in order.
+    fn answered(&mut self, channel: u16, answer: Option<Result<Held, Exception>>) {
+        match answer {
+            Some(Ok(held)) => self.release_held(held),
+            Some(Err(e)) => self.fail(channel, e),
+            None => {}
+        }
     }
 
     pub(super) fn flush_channels(&mut self) {

@@ -9,8 +9,10 @@
 pub mod headers;
 pub mod topic;
 
+use super::memory::Memory;
 use super::message::Message;
 use super::queue::Queue;
+use super::records::{self, RecordCharge};
 use crate::error::Exception;
 use crate::hash::NameMap;
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -91,6 +93,10 @@ pub struct Exchange {
     pub alternate: Option<Arc<str>>,
     bindings: Vec<Binding>,
     routes: Routes,
+    /// The exchange and its bindings in the memory accounting (none until `charged`).
+    charge: Option<RecordCharge>,
+    /// What the bindings take, for `charge`.
+    binding_bytes: u64,
 }
 
 impl Exchange {
@@ -125,7 +131,28 @@ impl Exchange {
             alternate,
             bindings: Vec::new(),
             routes,
+            charge: None,
+            binding_bytes: 0,
         }
+    }
+
+    /// Counts this exchange and, from now on, its bindings in `memory`.
+    pub fn charged(mut self, memory: &Arc<Memory>) -> Self {
+        let bytes = records::EXCHANGE_BYTES + records::named(&self.name, &self.arguments);
+        self.charge = Some(RecordCharge::new(memory.clone(), bytes));
+        self
+    }
+
+    fn bindings_changed(&mut self, change: i64) {
+        self.binding_bytes = self.binding_bytes.saturating_add_signed(change);
+        if let Some(c) = &mut self.charge {
+            let base = records::EXCHANGE_BYTES + records::named(&self.name, &self.arguments);
+            c.set(base + self.binding_bytes, change > 0);
+        }
+    }
+
+    fn binding_bytes(b: &Binding) -> i64 {
+        (records::BINDING_BYTES + records::named(&b.routing_key, &b.arguments)) as i64
     }
 
     pub fn has_bindings(&self) -> bool {
@@ -158,11 +185,13 @@ impl Exchange {
                 list.push((matcher, dest.clone()));
             }
         }
-        self.bindings.push(Binding {
+        let binding = Binding {
             destination: dest.clone(),
             routing_key: key.to_owned(),
             arguments: arguments.clone(),
-        });
+        };
+        self.bindings_changed(Self::binding_bytes(&binding));
+        self.bindings.push(binding);
         Ok(())
     }
 
@@ -177,7 +206,8 @@ impl Exchange {
         let Some(at) = self.find(dest, key, arguments) else {
             return false;
         };
-        self.bindings.remove(at);
+        let gone = self.bindings.remove(at);
+        self.bindings_changed(-Self::binding_bytes(&gone));
         match &mut self.routes {
             Routes::Direct(map) => {
                 if let Some(list) = map.get_mut(key) {
@@ -220,7 +250,15 @@ impl Exchange {
     /// Removes every binding to a deleted queue or exchange; returns how many there were.
     pub fn remove_destination(&mut self, dest: &Destination) -> usize {
         let before = self.bindings.len();
-        self.bindings.retain(|b| &b.destination != dest);
+        let mut freed = 0;
+        self.bindings.retain(|b| {
+            let keep = &b.destination != dest;
+            if !keep {
+                freed += Self::binding_bytes(b);
+            }
+            keep
+        });
+        self.bindings_changed(-freed);
         match &mut self.routes {
             Routes::Direct(map) => {
                 map.retain(|_, list| {

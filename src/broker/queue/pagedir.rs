@@ -1,9 +1,10 @@
 //! The page directory and its I/O thread: where queues' paged tails live on disk, and
 //! the one thread that creates, writes and deletes page files.
 //!
-//! Used by `paging::Tail` under the queue lock, so nothing here blocks on the disk on the
-//! caller's thread except `PageFile::read_at` of a part that is already written, which
-//! the tail only calls when its `ReadAhead` (a read done on the I/O thread) is not done. A write is handed to the I/O thread as a `Chunk` (whole
+//! Used by `paging::Tail` under the queue lock, so nothing here touches the disk on the
+//! caller's thread: reads are `ReadAhead`s done on the I/O thread, which wake the queue
+//! when they are done (`PageFile::read_at` reads the file directly only for
+//! `Tail::drain`, which runs on the I/O thread itself). A write is handed to the I/O thread as a `Chunk` (whole
 //! records, at the offset they will have in the file) that stays in memory until it is
 //! on disk: a read-back of that range meanwhile is served from the chunk, and a chunk
 //! whose write failed stays in memory until it is read (messages are never lost for a
@@ -300,7 +301,7 @@ impl PageFile {
     }
 
     /// Reads `len` bytes at `at` (within `span(at)`): from memory if they are not on
-    /// disk yet, else from the file.
+    /// disk yet, else from the file (only on the I/O thread, or when `in_memory(at)`).
     pub(super) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
         if let Some(c) = self.pending.iter().find(|c| c.offset <= at && at < c.end()) {
             let start = (at - c.offset) as usize;
@@ -320,26 +321,49 @@ impl PageFile {
         Ok(buf)
     }
 
-    /// Asks the I/O thread to read `len` bytes at `at` now, so that the refill that
-    /// needs them later finds them in memory (see `ReadAhead`).
-    pub(super) fn read_ahead(&self, at: u64, len: usize, memory: &Arc<Memory>) -> ReadAhead {
+    /// Asks the I/O thread to read `len` bytes at `at` now (bytes on disk: within
+    /// `span(at)` when asked), or the whole first record there if it is longer and ends
+    /// within `max`, so that the refill that needs them finds them in memory (see
+    /// `ReadAhead`); `wake` is called once they are there.
+    pub(super) fn read_ahead(
+        &self,
+        at: u64,
+        (len, max): (usize, u64),
+        memory: &Arc<Memory>,
+        wake: Option<Wake>,
+    ) -> ReadAhead {
         let cell = Arc::new(Mutex::new(AheadCell::default()));
         let (slot, weak, memory2) = (self.slot.clone(), Arc::downgrade(&cell), memory.clone());
         run_on(
             self.jobs.as_ref(),
             Box::new(move || {
+                // Whatever happens, the queue is woken: a basic.get waiting for this read
+                // must be answered even if the tail went (a purge) or moved on.
+                let _wake = WakeOnDrop(wake);
                 // Nobody waits for it any more (the tail moved on or went): skip the read.
                 let Some(cell) = weak.upgrade() else { return };
-                let mut buf = vec![0u8; len];
-                let result = slot
-                    .file
-                    .get()
-                    .ok_or_else(|| io::Error::other("page file was never created"))
-                    .and_then(|f| f.read_exact_at(&mut buf, at));
-                let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
-                if !c.cancelled && result.is_ok() {
-                    memory2.add(buf.len());
-                    c.data = Some(buf);
+                let read = |len: usize| {
+                    let mut buf = vec![0u8; len];
+                    slot.file
+                        .get()
+                        .ok_or_else(|| io::Error::other("page file was never created"))
+                        .and_then(|f| f.read_exact_at(&mut buf, at))
+                        .map(|()| buf)
+                };
+                let result = read(len).and_then(|buf| match super::paging::record_len(&buf) {
+                    // A record larger than the chunk: read exactly that record.
+                    Some(need) if need > buf.len() && need as u64 <= max => read(need),
+                    _ => Ok(buf),
+                });
+                {
+                    let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+                    if c.cancelled {
+                        return;
+                    }
+                    if let Ok(buf) = &result {
+                        memory2.add(buf.len());
+                    }
+                    c.done = Some(result);
                 }
             }),
         );
@@ -363,10 +387,34 @@ impl PageFile {
     }
 }
 
+/// Called on the I/O thread when a read-ahead is done: the queue serves its consumers
+/// (and basic.gets) that waited for it. Must not take the queue's lock on this thread
+/// synchronously (the I/O thread runs jobs inline while its directory is dropped, under
+/// a queue lock): it hands the work to the runtime.
+#[derive(Clone)]
+pub struct Wake(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wake")
+    }
+}
+
+/// Calls its `Wake` when dropped: at the end of a read-ahead job, on every path.
+struct WakeOnDrop(Option<Wake>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Some(wake) = &self.0 {
+            (wake.0)();
+        }
+    }
+}
+
 /// What a read-ahead job leaves for the tail.
 #[derive(Default)]
 struct AheadCell {
-    data: Option<Vec<u8>>,
+    done: Option<io::Result<Vec<u8>>>,
     cancelled: bool,
 }
 
@@ -391,19 +439,18 @@ impl ReadAhead {
         Arc::ptr_eq(&self.slot, &file.slot) && self.at == at
     }
 
-    /// The bytes read at `at` of `file`, if this read-ahead is for that place and done.
-    pub(super) fn take(&self, file: &PageFile, at: u64) -> Option<Vec<u8>> {
-        if !self.is_for(file, at) {
-            return None;
-        }
-        let data = self
+    /// What was read, once the read is done (`None` until then).
+    pub(super) fn take(&self) -> Option<io::Result<Vec<u8>>> {
+        let done = self
             .cell
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .data
+            .done
             .take()?;
-        self.memory.sub(data.len());
-        Some(data)
+        if let Ok(data) = &done {
+            self.memory.sub(data.len());
+        }
+        Some(done)
     }
 }
 
@@ -411,7 +458,7 @@ impl Drop for ReadAhead {
     fn drop(&mut self) {
         let mut c = self.cell.lock().unwrap_or_else(|e| e.into_inner());
         c.cancelled = true;
-        if let Some(data) = c.data.take() {
+        if let Some(Ok(data)) = c.done.take() {
             self.memory.sub(data.len());
         }
     }

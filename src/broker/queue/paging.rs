@@ -11,16 +11,17 @@
 //! also in the message store (which is what recovery reads); transient ones are gone after
 //! a restart, as in RabbitMQ.
 //!
-//! Owned by the queue and used under its lock. Writes, deletes and read-backs happen on
-//! the I/O thread: after each refill (and each write) the tail asks it to read the next
-//! `READ_BYTES` ahead, so the next refill finds them in memory; records whose write is
-//! still in flight are read from memory too. The one disk access left here is a refill
-//! that outruns its read-ahead (a consumer faster than the disk, or the very first
-//! refill of a file): it reads under the lock, as before. It never panics: a write that
+//! Owned by the queue and used under its lock, where it never touches the disk. Writes,
+//! deletes and read-backs happen on the I/O thread: after each refill (and each write)
+//! the tail asks it to read the next `READ_BYTES` ahead, so the next refill finds them in
+//! memory; records whose write is still in flight are read from memory too. A refill that
+//! outruns its read-ahead (a consumer faster than the disk) takes nothing and the queue
+//! waits: the read-ahead wakes it when it is done (`Wake`), and meanwhile the queue's
+//! lock stays free for publishers and everyone else. It never panics: a write that
 //! fails keeps its records in memory, readable from there; a read that fails drops the
 //! rest of that file and logs how many messages went with it.
 
-pub use super::pagedir::PageDir;
+pub use super::pagedir::{PageDir, Wake};
 use super::pagedir::{PageFile, ReadAhead};
 use super::{msg_cost, Queued};
 use crate::broker::memory::Memory;
@@ -57,6 +58,8 @@ pub struct Tail {
     ahead: Option<ReadAhead>,
     /// Where paged bytes in flight or read ahead are counted (set by the first push).
     memory: Option<Arc<Memory>>,
+    /// Called when a read-ahead is done (set by the first push).
+    wake: Option<Wake>,
 }
 
 impl Tail {
@@ -81,8 +84,15 @@ impl Tail {
     }
 
     /// Appends `item` at the back; hands the buffer to the I/O thread once it is large
-    /// enough (its bytes count in `memory` until they are written).
-    pub fn push(&mut self, item: &Queued, dir: &PageDir, memory: &Arc<Memory>) {
+    /// enough (its bytes count in `memory` until they are written). The first push asks
+    /// `wake` for what its read-aheads call when done.
+    pub fn push(
+        &mut self,
+        item: &Queued,
+        dir: &PageDir,
+        memory: &Arc<Memory>,
+        wake: &dyn Fn() -> Option<Wake>,
+    ) {
         let raw = item.msg.raw();
         let len = (HEADER - 4 + raw.len()) as u32;
         self.buffer.extend_from_slice(&len.to_be_bytes());
@@ -104,6 +114,7 @@ impl Tail {
         self.stored += usize::from(item.store_id != 0);
         if self.memory.is_none() {
             self.memory = Some(memory.clone());
+            self.wake = wake();
         }
         if self.buffer.len() >= FLUSH_BYTES {
             self.flush(dir, memory);
@@ -127,35 +138,45 @@ impl Tail {
         self.read_ahead();
     }
 
-    /// Starts reading the next part of the front file on the I/O thread, unless that is
-    /// under way already.
+    /// Starts reading the next part of the front file on the I/O thread (what is on
+    /// disk of it), unless that is under way already.
     fn read_ahead(&mut self) {
-        let (Some(f), Some(memory)) = (self.files.front(), &self.memory) else {
+        let (Some(f), Some(memory)) = (self.files.front_mut(), &self.memory) else {
             return;
         };
-        if f.read >= f.written || self.ahead.as_ref().is_some_and(|a| a.is_for(f, f.read)) {
+        let on_disk = f.span(f.read);
+        if on_disk == 0
+            || f.in_memory(f.read)
+            || self.ahead.as_ref().is_some_and(|a| a.is_for(f, f.read))
+        {
             return;
         }
-        let len = (f.written - f.read).min(READ_BYTES as u64) as usize;
-        self.ahead = Some(f.read_ahead(f.read, len, memory));
+        let len = on_disk.min(READ_BYTES as u64) as usize;
+        self.ahead = Some(f.read_ahead(f.read, (len, on_disk), memory, self.wake.clone()));
     }
 
-    /// Takes messages from the front, about `READ_BYTES` of them (at least one if any),
-    /// into `out`; returns how many. Then starts reading the next part ahead.
+    /// Takes messages from the front, about `READ_BYTES` of them, into `out`; returns how
+    /// many. None while the front is on disk and its read-ahead is not done yet: the
+    /// read-ahead calls `wake` when it is. Then starts reading the next part ahead.
     pub fn refill(&mut self, out: &mut VecDeque<Queued>) -> usize {
-        let n = self.take_front(out);
+        let n = self.take_front(out, false);
         self.read_ahead();
         n
     }
 
-    /// `refill` without the read-ahead (for `drain`, which runs on the I/O thread).
-    fn take_front(&mut self, out: &mut VecDeque<Queued>) -> usize {
+    /// Takes at least one message from the front if any is left; with `on_io_thread`
+    /// (`drain`) it reads the file itself, else it waits for the read-ahead instead.
+    fn take_front(&mut self, out: &mut VecDeque<Queued>, on_io_thread: bool) -> usize {
         let before = out.len();
         while out.len() == before && !self.is_empty() {
-            if self.files.is_empty() {
+            let progress = if self.files.is_empty() {
                 self.refill_from_buffer(out);
+                true
             } else {
-                self.refill_from_file(out);
+                self.refill_from_file(out, on_io_thread)
+            };
+            if !progress {
+                break;
             }
         }
         out.len() - before
@@ -190,9 +211,11 @@ impl Tail {
         self.buffer.drain(..pos);
     }
 
-    fn refill_from_file(&mut self, out: &mut VecDeque<Queued>) {
+    /// Reads the next records of the front file into `out`; false when they are on disk
+    /// and must wait for the read-ahead (asked for here if it was not yet).
+    fn refill_from_file(&mut self, out: &mut VecDeque<Queued>, on_io_thread: bool) -> bool {
         let Some(f) = self.files.front_mut() else {
-            return;
+            return true;
         };
         let left = f.span(f.read);
         if left == 0 {
@@ -204,29 +227,38 @@ impl Tail {
                 tracing::error!(messages = m, "page file ended early; messages lost");
                 self.lost(m, b);
             }
-            return;
+            return true;
         }
-        // Read ahead on the I/O thread, if that is done (and the bytes are on disk, not
-        // in a chunk whose write failed); else read now.
-        let ahead = match self.ahead.take() {
-            Some(a) if !f.in_memory(f.read) => a.take(f, f.read),
-            _ => None,
-        };
-        let first = match ahead {
-            Some(mut bytes) => {
-                bytes.truncate(left as usize);
-                Ok(bytes)
+        let result = if f.in_memory(f.read) || on_io_thread {
+            // In a chunk whose write is in flight or failed (memory), or on this thread
+            // that may touch the disk.
+            self.ahead = None;
+            f.read_at(f.read, left.min(READ_BYTES as u64) as usize)
+                .and_then(|chunk| match record_len(&chunk) {
+                    // A record larger than the chunk: read exactly that record.
+                    Some(need) if need > chunk.len() && need as u64 <= left => {
+                        f.read_at(f.read, need)
+                    }
+                    _ => Ok(chunk),
+                })
+        } else {
+            let Some(ahead) = self.ahead.take().filter(|a| a.is_for(f, f.read)) else {
+                let len = left.min(READ_BYTES as u64) as usize;
+                let memory = self.memory.clone().unwrap_or_else(|| Memory::new(u64::MAX));
+                self.ahead = Some(f.read_ahead(f.read, (len, left), &memory, self.wake.clone()));
+                return false;
+            };
+            match ahead.take() {
+                Some(done) => done.map(|mut bytes| {
+                    bytes.truncate(left as usize);
+                    bytes
+                }),
+                None => {
+                    self.ahead = Some(ahead);
+                    return false;
+                }
             }
-            None => f.read_at(f.read, left.min(READ_BYTES as u64) as usize),
         };
-        let result = first.and_then(|chunk| {
-            // A record larger than the chunk: read exactly that record.
-            let need = record_len(&chunk).unwrap_or(0);
-            if need > chunk.len() && need as u64 <= left {
-                return f.read_at(f.read, need);
-            }
-            Ok(chunk)
-        });
         let chunk = result.unwrap_or_else(|e| {
             tracing::error!(error = %e, file = %f.path().display(), "cannot read a page file");
             Vec::new()
@@ -246,7 +278,7 @@ impl Tail {
             );
             self.files.pop_front();
             self.lost(m, b);
-            return;
+            return true;
         }
         f.read += pos as u64;
         f.messages -= got.len();
@@ -262,6 +294,7 @@ impl Tail {
             self.took(&item);
             out.push_back(item);
         }
+        true
     }
 
     fn took(&mut self, item: &Queued) {
@@ -284,7 +317,7 @@ impl Tail {
         let mut chunk = VecDeque::new();
         std::iter::from_fn(move || {
             if chunk.is_empty() {
-                self.take_front(&mut chunk);
+                self.take_front(&mut chunk, true);
             }
             chunk.pop_front()
         })
@@ -292,7 +325,7 @@ impl Tail {
 }
 
 /// The length of the record at the start of `data`, when its length field is there.
-fn record_len(data: &[u8]) -> Option<usize> {
+pub(super) fn record_len(data: &[u8]) -> Option<usize> {
     let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
     Some(4 + len)
 }
@@ -352,6 +385,17 @@ mod tests {
         rx.recv().unwrap();
     }
 
+    /// `refill`, waiting for the I/O thread when the tail waits for a read-ahead.
+    fn refill_waiting(t: &mut Tail, d: &PageDir, out: &mut VecDeque<Queued>) -> usize {
+        loop {
+            let n = t.refill(out);
+            if n > 0 || t.is_empty() {
+                return n;
+            }
+            settle(d);
+        }
+    }
+
     fn files_in(d: &PageDir) -> usize {
         settle(d);
         std::fs::read_dir(d.path()).unwrap().count()
@@ -364,7 +408,7 @@ mod tests {
         let mut t = Tail::default();
         let body = vec![7u8; 1000];
         for seq in 0..2000 {
-            t.push(&item(seq, &body), &d, &m);
+            t.push(&item(seq, &body), &d, &m, &|| None);
         }
         assert_eq!(t.len(), 2000);
         assert_eq!(t.body_bytes(), 2_000_000);
@@ -374,7 +418,7 @@ mod tests {
         );
         let mut out = VecDeque::new();
         let mut seen = 0;
-        while t.refill(&mut out) > 0 {
+        while refill_waiting(&mut t, &d, &mut out) > 0 {
             while let Some(q) = out.pop_front() {
                 let want = item(seen, &body);
                 assert_eq!(q.deliveries, want.deliveries);
@@ -408,10 +452,15 @@ mod tests {
         let mut out = VecDeque::new();
         for round in 0..50 {
             for _ in 0..(round * 37 % 400 + 1) {
-                t.push(&item(next, &vec![1u8; (next % 3000) as usize]), &d, &m);
+                t.push(
+                    &item(next, &vec![1u8; (next % 3000) as usize]),
+                    &d,
+                    &m,
+                    &|| None,
+                );
                 next += 1;
             }
-            t.refill(&mut out);
+            refill_waiting(&mut t, &d, &mut out);
             while let Some(q) = out.pop_front() {
                 assert_eq!(q.seq, expect);
                 expect += 1;
@@ -431,8 +480,8 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         let big = vec![9u8; 3 * READ_BYTES];
-        t.push(&item(1, &big), &d, &m);
-        t.push(&item(2, b"small"), &d, &m);
+        t.push(&item(1, &big), &d, &m, &|| None);
+        t.push(&item(2, b"small"), &d, &m, &|| None);
         let got: Vec<Queued> = t.drain().collect();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].msg.body(), &big[..]);
@@ -445,7 +494,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..600 {
-            t.push(&item(seq, &[5u8; 1000]), &d, &m);
+            t.push(&item(seq, &[5u8; 1000]), &d, &m, &|| None);
         }
         // Overwrite the first file's first record header with garbage (and forget the
         // read-ahead that already holds it).
@@ -455,7 +504,7 @@ mod tests {
         std::os::unix::fs::FileExt::write_all_at(first.file().unwrap(), &[0xff; 8], 0).unwrap();
         let mut out = VecDeque::new();
         let mut total = 0;
-        while t.refill(&mut out) > 0 {
+        while refill_waiting(&mut t, &d, &mut out) > 0 {
             total += out.len();
             out.clear();
         }
@@ -472,7 +521,7 @@ mod tests {
         std::fs::write(d.path(), b"in the way").unwrap();
         let mut t = Tail::default();
         for seq in 0..1000 {
-            t.push(&item(seq, &[3u8; 1000]), &d, &m);
+            t.push(&item(seq, &[3u8; 1000]), &d, &m, &|| None);
         }
         settle(&d);
         assert!(!t.files.is_empty() && t.files.iter().all(|f| f.file().is_none()));
@@ -493,7 +542,7 @@ mod tests {
         let mut seq = 0;
         // Push until a flush has just emptied the buffer: everything is in the file.
         loop {
-            t.push(&item(seq, &[1u8; 1000]), &d, &m);
+            t.push(&item(seq, &[1u8; 1000]), &d, &m, &|| None);
             seq += 1;
             if t.buffer.is_empty() {
                 break;
@@ -502,7 +551,7 @@ mod tests {
         assert_eq!(files_in(&d), 1);
         let mut out = VecDeque::new();
         while !t.is_empty() {
-            t.refill(&mut out);
+            refill_waiting(&mut t, &d, &mut out);
         }
         assert_eq!(out.len() as u64, seq);
         assert_eq!(files_in(&d), 0, "the queue is empty: so is the disk");
@@ -514,7 +563,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..1000 {
-            t.push(&item(seq, &[0u8; 1000]), &d, &m);
+            t.push(&item(seq, &[0u8; 1000]), &d, &m, &|| None);
         }
         assert!(files_in(&d) > 0);
         drop(t);
@@ -532,7 +581,7 @@ mod tests {
         });
         let mut t = Tail::default();
         for seq in 0..2000 {
-            t.push(&item(seq, &[4u8; 1000]), &d, &m);
+            t.push(&item(seq, &[4u8; 1000]), &d, &m, &|| None);
         }
         assert!(
             t.files.len() == 1 && t.files[0].file().is_none(),
@@ -546,7 +595,7 @@ mod tests {
         let mut out = VecDeque::new();
         let mut next = 0;
         while next < 1000 {
-            t.refill(&mut out);
+            refill_waiting(&mut t, &d, &mut out);
             while let Some(q) = out.pop_front() {
                 assert_eq!(q.seq, next);
                 next += 1;
@@ -574,7 +623,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..2000 {
-            t.push(&item(seq, &[6u8; 1000]), &d, &m);
+            t.push(&item(seq, &[6u8; 1000]), &d, &m, &|| None);
         }
         settle(&d);
         assert_eq!(
@@ -599,12 +648,61 @@ mod tests {
     }
 
     #[test]
+    fn a_refill_that_outruns_the_read_ahead_waits_for_it_and_is_woken() {
+        let d = dir("outrun");
+        let m = Memory::new(u64::MAX);
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let wake = Wake(Arc::new({
+            let woken = woken.clone();
+            move || {
+                woken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }));
+        let mut t = Tail::default();
+        for seq in 0..2000 {
+            t.push(&item(seq, &[8u8; 1000]), &d, &m, &|| Some(wake.clone()));
+        }
+        settle(&d);
+        // Hold the I/O thread: the read-ahead the first refill starts queues behind this.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        d.background(move || {
+            let _ = held.recv();
+        });
+        let mut out = VecDeque::new();
+        let first = t.refill(&mut out);
+        assert!(first > 0, "the front was read ahead already");
+        let woken_before = woken.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            t.refill(&mut out),
+            0,
+            "nothing read under the caller's lock"
+        );
+        assert!(!t.is_empty());
+        release.send(()).unwrap();
+        settle(&d);
+        assert!(woken.load(std::sync::atomic::Ordering::SeqCst) > woken_before);
+        let mut next = 0;
+        loop {
+            while let Some(q) = out.pop_front() {
+                assert_eq!(q.seq, next);
+                next += 1;
+            }
+            if refill_waiting(&mut t, &d, &mut out) == 0 {
+                break;
+            }
+        }
+        assert_eq!(next, 2000, "all of them, in order");
+        drop(t);
+        assert_eq!(m.used(), 0);
+    }
+
+    #[test]
     fn a_tail_only_appended_to_keeps_only_the_last_chunk_in_memory() {
         let d = dir("appendonly");
         let m = Memory::new(u64::MAX);
         let mut t = Tail::default();
         for seq in 0..20_000 {
-            t.push(&item(seq, &[2u8; 1000]), &d, &m);
+            t.push(&item(seq, &[2u8; 1000]), &d, &m, &|| None);
             // Less than a chunk between two waits for the I/O thread: each append finds
             // every earlier chunk written, however slow the thread (it used to wait
             // every 500, so on a loaded machine up to three chunks were in flight).

@@ -8,9 +8,10 @@
 
 use super::paging::Tail;
 use super::Queued;
+use super::{read_back_waker, Queue};
 use crate::broker::memory::Memory;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// A level keeps new messages in memory, even over budget, while its head is shorter than
 /// this: consumers that keep up are served without a round trip through a page file.
@@ -33,16 +34,20 @@ pub(super) struct Ready {
     memory: Arc<Memory>,
     /// x-queue-mode lazy: page past `HEAD_MIN` even under the memory budget.
     lazy: bool,
+    /// The queue, for the `Wake` a level's tail gets when it starts paging (made then:
+    /// most queues never page, and a queue record should stay small).
+    me: Weak<Queue>,
 }
 
 impl Ready {
-    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool) -> Ready {
+    pub(super) fn new(levels: usize, memory: Arc<Memory>, lazy: bool, me: Weak<Queue>) -> Ready {
         Ready {
             levels: (0..levels.max(1)).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
             memory,
             lazy,
+            me,
         }
     }
 
@@ -79,7 +84,9 @@ impl Ready {
                 let mut freed = 0;
                 for moved in level.head.drain(HEAD_MIN..) {
                     freed += moved.cost();
-                    level.tail.push(&moved, dir, &self.memory);
+                    level
+                        .tail
+                        .push(&moved, dir, &self.memory, &|| read_back_waker(&self.me));
                 }
                 self.memory.sub(freed);
             }
@@ -89,7 +96,9 @@ impl Ready {
         };
         match dir {
             Some(dir) => {
-                level.tail.push(&item, dir, &self.memory);
+                level
+                    .tail
+                    .push(&item, dir, &self.memory, &|| read_back_waker(&self.me));
                 self.memory.sub(item.cost());
             }
             None => level.head.push_back(item),
@@ -112,7 +121,9 @@ impl Ready {
         head.insert(at, item);
     }
 
-    /// The highest non-empty level, its head refilled from its tail if it ran dry.
+    /// The highest non-empty level, its head refilled from its tail if it ran dry (and
+    /// still empty if the tail waits for a read-back: the queue waits with it, so that
+    /// order holds).
     fn top(&mut self) -> Option<&mut Level> {
         let level = self
             .levels

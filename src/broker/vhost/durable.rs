@@ -95,7 +95,7 @@ impl VHost {
     pub fn restore(&self, defs: &Definitions) {
         let mine = |v: &str| v == self.name;
         if let Some(value) = defs.vhost_limits(&self.name) {
-            self.store_limits(Some(super::VhostLimits::from_json(&self.name, value)));
+            self.store_limits(super::VhostLimits::from_json(&self.name, value));
         }
         if let Some(metadata) = defs
             .vhosts
@@ -120,6 +120,7 @@ impl VHost {
                     x.internal,
                     typed_table(&x.arguments, &x.extra),
                 )
+                .charged(&self.memory)
             });
         }
         for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {

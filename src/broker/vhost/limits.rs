@@ -30,20 +30,17 @@ pub struct VhostLimits {
 }
 
 impl VhostLimits {
-    /// From the value of a "vhost-limits" parameter, e.g. `{"max-queues": 10}`, as read
-    /// from a definitions file: values that are not integers are ignored, with a warning.
-    pub fn from_json(vhost: &str, value: &Value) -> VhostLimits {
-        let limit = |key: &str| match value.get(key)? {
-            Value::Number(n) if n.as_i64().is_some() => n.as_i64(),
-            other => {
-                tracing::warn!(vhost, key, value = %other, "vhost limit is not an integer; ignored");
-                None
-            }
-        };
-        VhostLimits {
-            max_connections: limit(MAX_CONNECTIONS),
-            max_queues: limit(MAX_QUEUES),
-        }
+    /// From the value of a "vhost-limits" parameter in a definitions file, validated as
+    /// RabbitMQ 3.10 validates an import (the checks of `parse`): a value that is not an
+    /// integer (a string, a float even 3.0, an array, an object, null, a boolean), an
+    /// unknown key or a value that is not an object refuses the whole parameter: `None`,
+    /// with a warning, and the vhost has no limits. Negative or absent is no limit.
+    pub fn from_json(vhost: &str, value: &Value) -> Option<VhostLimits> {
+        Self::parse(value)
+            .map_err(|why| {
+                tracing::warn!(vhost, value = %value, why, "vhost limits refused, as RabbitMQ refuses them; no limits");
+            })
+            .ok()
     }
 
     /// A limits definition given at runtime (`rabbitmqctl set_vhost_limits`), checked as
@@ -216,7 +213,7 @@ mod tests {
 
     #[test]
     fn limits_read_and_write_as_rabbitmq_exports_them() {
-        let read = |v: Value| VhostLimits::from_json("v", &v);
+        let read = |v: Value| VhostLimits::from_json("v", &v).expect("valid limits");
         let both = read(json!({"max-connections": 1, "max-queues": 2}));
         assert_eq!(
             both,
@@ -233,12 +230,11 @@ mod tests {
             both.to_pairs(),
             json!([["max-connections", 1], ["max-queues", 2]])
         );
-        // Negative is kept as set (and is no limit); other types are ignored.
+        // Negative is kept as set (and is no limit).
         let odd = read(json!({"max-connections": -1, "max-queues": 0}));
         assert_eq!(odd.max_connections, Some(-1));
         assert_eq!(enforced(odd.max_connections), UNLIMITED);
         assert_eq!(enforced(odd.max_queues), 0);
-        assert_eq!(read(json!({"max-queues": "10"})), VhostLimits::default());
         assert_eq!(VhostLimits::default().to_json(), json!({}));
     }
 
@@ -268,6 +264,45 @@ mod tests {
             parse(json!({"max-connections": true})),
             Err("max-connections should be a number, actually was true".to_owned())
         );
+    }
+
+    #[test]
+    fn malformed_limits_are_refused_whole_as_rabbitmq_refuses_them() {
+        let read = |v: Value| VhostLimits::from_json("v", &v);
+        // Each value RabbitMQ 3.10's set_vhost_limits and import refuse, beside a good key
+        // that goes with it: the whole parameter is refused.
+        for bad in [
+            json!("10"),
+            json!(2.5),
+            json!(3.0),
+            json!({"a": 1}),
+            json!([1]),
+            json!(null),
+            json!(true),
+        ] {
+            assert_eq!(read(json!({"max-connections": 5, "max-queues": bad})), None);
+        }
+        assert_eq!(
+            read(json!({"max-connections": 5, "foo": 1})),
+            None,
+            "unknown key"
+        );
+        assert_eq!(read(json!(7)), None, "not an object");
+        assert_eq!(read(json!([1])), None);
+        assert_eq!(
+            read(json!({})),
+            Some(VhostLimits::default()),
+            "absent: no limit"
+        );
+        let only = read(json!({"max-queues": 4})).unwrap();
+        assert_eq!((only.max_connections, only.max_queues), (None, Some(4)));
+        let negative = read(json!({"max-queues": -5, "max-connections": -1})).unwrap();
+        assert_eq!(
+            enforced(negative.max_queues),
+            UNLIMITED,
+            "negative: no limit"
+        );
+        assert_eq!(enforced(negative.max_connections), UNLIMITED);
     }
 
     #[test]

@@ -128,7 +128,8 @@ impl VHost {
             let internal = ex == "amq.rabbitmq.trace";
             topology.exchanges.insert(
                 ex.to_owned(),
-                Exchange::new(ex, kind, true, false, internal, FieldTable::default()),
+                Exchange::new(ex, kind, true, false, internal, FieldTable::default())
+                    .charged(&memory),
             );
         }
         VHost {
@@ -286,7 +287,8 @@ impl VHost {
                 d.auto_delete,
                 d.internal,
                 d.arguments.clone(),
-            ),
+            )
+            .charged(&self.memory),
         );
         Ok(())
     }
