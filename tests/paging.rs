@@ -366,26 +366,23 @@ async fn a_lazy_queue_pages_under_the_budget_too() {
     b.stop().await;
 }
 
-/// A consumer faster than the disk (no-ack: nothing limits it) outruns the read-ahead:
-/// the queue waits for the page I/O thread instead of reading under its lock, so it
-/// stays responsive meanwhile (here with the I/O thread held still), and the whole
-/// backlog still comes back, in order.
-#[tokio::test]
-async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
-    let b = small_budget().await;
-    let (_c, ch) = b.channel().await;
+/// Declares `queue`, pages `n` numbered messages into it, then holds the page I/O thread
+/// still: no read-back finishes until the returned sender is used (or dropped).
+async fn paged_with_disk_held(
+    b: &TestBroker,
+    ch: &Channel,
+    queue: &str,
+    n: u32,
+) -> std::sync::mpsc::Sender<()> {
     ch.queue_declare(
-        "fast".into(),
+        queue.into(),
         QueueDeclareOptions::default(),
         FieldTable::default(),
     )
     .await
     .unwrap();
-    let n = 20_000u32;
-    publish_numbered(&ch, "fast", 0..n, BasicProperties::default()).await;
-    assert!(page_files(&b).await > 0, "the backlog is on disk");
-
-    // Hold the page I/O thread: no read-back can finish until released.
+    publish_numbered(ch, queue, 0..n, BasicProperties::default()).await;
+    assert!(page_files(b).await > 0, "the backlog is on disk");
     let (release, held) = std::sync::mpsc::channel::<()>();
     let pages = b
         .server
@@ -396,6 +393,19 @@ async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
     pages.background(move || {
         let _ = held.recv();
     });
+    release
+}
+
+/// A consumer faster than the disk (no-ack: nothing limits it) outruns the read-ahead:
+/// the queue waits for the page I/O thread instead of reading under its lock, so it
+/// stays responsive meanwhile (here with the I/O thread held still), and the whole
+/// backlog still comes back, in order.
+#[tokio::test]
+async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
+    let b = small_budget().await;
+    let (_c, ch) = b.channel().await;
+    let n = 20_000u32;
+    let release = paged_with_disk_held(&b, &ch, "fast", n).await;
     let (_c2, consumer_ch) = b.channel().await;
     let mut consumer = consumer_ch
         .basic_consume(
@@ -450,26 +460,8 @@ async fn a_consumer_faster_than_the_disk_drains_a_paged_queue_in_order() {
 async fn basic_get_waits_for_a_read_back_instead_of_answering_empty() {
     let b = small_budget().await;
     let (_c, ch) = b.channel().await;
-    ch.queue_declare(
-        "getwait".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
     let n = 3000u32;
-    publish_numbered(&ch, "getwait", 0..n, BasicProperties::default()).await;
-    assert!(page_files(&b).await > 0, "the backlog is on disk");
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let pages = b
-        .server
-        .broker()
-        .memory
-        .page_dir()
-        .expect("a page directory");
-    pages.background(move || {
-        let _ = held.recv();
-    });
+    let release = paged_with_disk_held(&b, &ch, "getwait", n).await;
     let (_c2, getter) = b.channel().await;
     let getting = tokio::spawn(async move {
         for i in 0..n {

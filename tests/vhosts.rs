@@ -6,7 +6,7 @@
 //! reclaimed), and limits set and cleared at runtime.
 mod common;
 
-use common::raw::{plain, Raw};
+use common::raw::Raw;
 use common::{amqp_error, declare_queue, next_error, publish, ready, refusal, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
@@ -45,16 +45,27 @@ async fn connect_to(b: &TestBroker, vhost: &str) -> (Connection, Channel) {
 
 /// Login as guest and connection.open on `vhost`; the reply is the caller's to read.
 async fn open_on(b: &TestBroker, vhost: &str) -> Raw {
-    let (mut raw, _) = Raw::start(b.addr).await;
-    raw.start_ok("PLAIN", plain("guest", "guest"), true).await;
-    raw.expect_tune().await;
-    raw.tune_ok(2047, 131_072, 0).await;
-    raw.open_vhost(vhost).await;
-    raw
+    common::login::open_on(b.addr, vhost).await
 }
 
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)
+}
+
+/// Publishes `body` persistent `times` times on a confirming channel, each confirmed.
+async fn publish_confirmed(ch: &Channel, exchange: &str, key: &str, body: &[u8], times: usize) {
+    for _ in 0..times {
+        let confirm = within(ch.basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body,
+            persistent(),
+        ))
+        .await
+        .expect("publish");
+        assert!(within(confirm).await.expect("confirm").is_ack());
+    }
 }
 
 fn durable() -> QueueDeclareOptions {
@@ -282,19 +293,7 @@ async fn a_deleted_vhost_leaves_nothing_on_disk_and_nothing_comes_back() {
         ))
         .await
         .expect("bind");
-        let body = vec![7u8; 16 * 1024];
-        for _ in 0..200 {
-            let confirm = within(ch.basic_publish(
-                "x".into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                &body,
-                persistent(),
-            ))
-            .await
-            .expect("publish");
-            assert!(within(confirm).await.expect("confirm").is_ack());
-        }
+        publish_confirmed(&ch, "x", "", &[7u8; 16 * 1024], 200).await;
         assert_eq!(ready(&ch, "stored").await, 200);
     }
     // "/" keeps a durable queue (empty: a live message would keep its segment).
@@ -515,19 +514,7 @@ async fn stored_messages_of_a_vhost_missing_from_the_definitions_are_reclaimed()
         within(ch.queue_declare("q".into(), durable(), FieldTable::default()))
             .await
             .expect("declare");
-        let body = vec![1u8; 64 * 1024];
-        for _ in 0..20 {
-            let confirm = within(ch.basic_publish(
-                "".into(),
-                "q".into(),
-                BasicPublishOptions::default(),
-                &body,
-                persistent(),
-            ))
-            .await
-            .expect("publish");
-            assert!(within(confirm).await.expect("confirm").is_ack());
-        }
+        publish_confirmed(&ch, "", "q", &[1u8; 64 * 1024], 20).await;
     }
     let dir = b.restart_later().await;
     // The vhost is taken out of the file while the broker is stopped.

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use crate::common;
-use crate::common::raw::{plain, Raw};
+use crate::common::raw::Raw;
 use crate::common::{amqp_error, closed_with, ready, refusal, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
@@ -172,12 +172,7 @@ pub async fn publish_counted(ch: &Channel, exchange: &str, key: &str) -> u32 {
 
 /// Logs in as guest and sends connection.open for `vhost`.
 pub async fn open_on(b: &TestBroker, vhost: &str) -> Raw {
-    let (mut raw, _) = Raw::start(b.addr).await;
-    raw.start_ok("PLAIN", plain("guest", "guest"), true).await;
-    raw.expect_tune().await;
-    raw.tune_ok(2047, 131_072, 0).await;
-    raw.open_vhost(vhost).await;
-    raw
+    crate::common::login::open_on(b.addr, vhost).await
 }
 
 /// A data directory whose definitions.json is `defs`.

@@ -64,6 +64,17 @@ pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Raw, 
     login_as(addr, "PLAIN", user, password, "/").await
 }
 
+/// Logs in as guest and sends connection.open for `vhost`; the reply is the caller's to
+/// read.
+pub async fn open_on(addr: SocketAddr, vhost: &str) -> Raw {
+    let (mut raw, _) = Raw::start(addr).await;
+    raw.start_ok("PLAIN", plain("guest", "guest"), true).await;
+    raw.expect_tune().await;
+    raw.tune_ok(2047, 131_072, 0).await;
+    raw.open_vhost(vhost).await;
+    raw
+}
+
 /// RabbitMQ's close for every refused login, to clients that announce
 /// authentication_failure_close.
 pub fn refused(mechanism: &str) -> Close {
