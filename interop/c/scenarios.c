@@ -120,18 +120,26 @@ static void st_ok(int status, const char *what) {
   if (status != AMQP_STATUS_OK) fail("%s: %s", what, amqp_error_string2(status));
 }
 
-static amqp_connection_state_t connect_url(int frame_max, int heartbeat) {
-  struct amqp_connection_info ci;
-  char *u = strdup(url_arg);
-  amqp_default_connection_info(&ci);
-  if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) fail("cannot parse URL %s", url_arg);
+/* A connection whose socket is open to the URL's host and port, not yet logged in; *ci
+ * holds the parsed URL, whose strings live in *u (the caller frees it). */
+static amqp_connection_state_t open_socket(struct amqp_connection_info *ci, char **u) {
+  *u = strdup(url_arg);
+  amqp_default_connection_info(ci);
+  if (amqp_parse_url(*u, ci) != AMQP_STATUS_OK) fail("cannot parse URL %s", url_arg);
   amqp_connection_state_t c = amqp_new_connection();
   amqp_socket_t *s = amqp_tcp_socket_new(c);
   CHECK(s != NULL, "cannot create socket");
   struct timeval to = tv_of(5);
-  st_ok(amqp_socket_open_noblock(s, ci.host, ci.port, &to), "socket open");
+  st_ok(amqp_socket_open_noblock(s, ci->host, ci->port, &to), "socket open");
   struct timeval rpc_to = tv_of(10);
   amqp_set_rpc_timeout(c, &rpc_to);
+  return c;
+}
+
+static amqp_connection_state_t connect_url(int frame_max, int heartbeat) {
+  struct amqp_connection_info ci;
+  char *u;
+  amqp_connection_state_t c = open_socket(&ci, &u);
   amqp_rpc_reply_t r = amqp_login(c, ci.vhost, 0, frame_max, heartbeat, AMQP_SASL_METHOD_PLAIN,
                                   ci.user, ci.password);
   rpc_fail(r, "login");
@@ -971,16 +979,8 @@ static const char *env_or(const char *key, const char *def) {
  * is returned, *out holds the connection. */
 static amqp_rpc_reply_t login_as(const char *vhost, amqp_connection_state_t *out) {
   struct amqp_connection_info ci;
-  char *u = strdup(url_arg);
-  amqp_default_connection_info(&ci);
-  if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) fail("cannot parse URL %s", url_arg);
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t *s = amqp_tcp_socket_new(c);
-  CHECK(s != NULL, "cannot create socket");
-  struct timeval to = tv_of(5);
-  st_ok(amqp_socket_open_noblock(s, ci.host, ci.port, &to), "socket open");
-  struct timeval rpc_to = tv_of(10);
-  amqp_set_rpc_timeout(c, &rpc_to);
+  char *u;
+  amqp_connection_state_t c = open_socket(&ci, &u);
   amqp_rpc_reply_t r = amqp_login(c, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN,
                                   env_or("INTEROP_USER", "interop"),
                                   env_or("INTEROP_PASS", "interop-pw"));
