@@ -136,4 +136,21 @@ mod tests {
         assert_eq!(common_name(&[0x30, 0x03, 0x30, 0x01]), None);
         assert_eq!(common_name(&[0x02, 0x01, 0x00]), None);
     }
+
+    /// Every cut and every single-byte change of a real certificate is read without a
+    /// panic (a CA may sign odd subjects; the walk must stay total).
+    #[test]
+    fn damaged_certificates_are_read_without_panicking() {
+        let der = certificate_with_cn(Some(DnValue::Utf8String("svc".into())));
+        for end in 0..der.len() {
+            let _ = common_name(&der[..end]);
+        }
+        for at in 0..der.len() {
+            for value in [0x00, 0x7f, 0x80, 0x84, 0xff] {
+                let mut bad = der.clone();
+                bad[at] = value;
+                let _ = common_name(&bad);
+            }
+        }
+    }
 }
