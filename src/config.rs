@@ -120,6 +120,18 @@ pub struct Config {
     #[arg(long, env = "WARREN_LOOPBACK_USERS", default_value = "guest")]
     pub loopback_users: String,
 
+    /// Management HTTP API (RabbitMQ's rabbitmq_management listener); 0 turns it off.
+    /// Listens on --bind, as AMQP does.
+    #[arg(long, env = "WARREN_MANAGEMENT_PORT", value_parser = parse_listener_port,
+          default_value = "15672")]
+    pub management_port: ListenerPort,
+
+    /// Prometheus metrics at /metrics (RabbitMQ's rabbitmq_prometheus listener); 0 turns
+    /// it off. Listens on --bind.
+    #[arg(long, env = "WARREN_PROMETHEUS_PORT", value_parser = parse_listener_port,
+          default_value = "15692")]
+    pub prometheus_port: ListenerPort,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -150,6 +162,8 @@ impl Config {
             default_vhost: None,
             definitions: None,
             loopback_users: "guest".into(),
+            management_port: ListenerPort::Off,
+            prometheus_port: ListenerPort::Off,
             log: "warn".into(),
         }
     }
@@ -200,6 +214,34 @@ impl Config {
             verify: self.tls_verify,
             fail_if_no_peer_cert: self.tls_fail_if_no_peer_cert,
         })
+    }
+}
+
+/// Where an optional HTTP listener listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerPort {
+    /// No listener (0 on the command line).
+    Off,
+    /// This port; `On(0)`, which only code can ask for, picks a free one (tests).
+    On(u16),
+}
+
+impl ListenerPort {
+    /// The port to bind, when the listener is on.
+    pub fn port(self) -> Option<u16> {
+        match self {
+            ListenerPort::Off => None,
+            ListenerPort::On(port) => Some(port),
+        }
+    }
+}
+
+/// A listener's port on the command line: a number, 0 for no listener.
+fn parse_listener_port(text: &str) -> Result<ListenerPort, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) => Ok(ListenerPort::Off),
+        Ok(port) => Ok(ListenerPort::On(port)),
+        Err(_) => Err(format!("'{text}' is not a port (1-65535, or 0 for none)")),
     }
 }
 

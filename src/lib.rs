@@ -35,11 +35,12 @@ pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod error;
 pub(crate) mod hash;
+pub(crate) mod http;
 pub(crate) mod server;
 pub(crate) mod store;
 pub(crate) mod tls;
 
-pub use config::Config;
+pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
 pub use server::{start, Server};
 pub use tls::Verify as TlsVerify;

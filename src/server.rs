@@ -14,6 +14,7 @@
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection::{self, Accepted, ConnectionName};
+use crate::http;
 use crate::tls::Tls;
 use std::collections::HashMap;
 use std::io;
@@ -34,6 +35,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     accept_loop: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
+    /// The management listener's address and task, when it is on.
+    management: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
@@ -73,7 +76,43 @@ pub async fn start(config: Config) -> io::Result<Server> {
         Some((listener, config)) => Some((listener.local_addr()?, config.clone())),
         None => None,
     };
+    let management = match config.management_port.port() {
+        Some(port) => Some(TcpListener::bind((config.bind, port)).await?),
+        None => None,
+    };
+    let mut listeners = vec![http::Listener {
+        protocol: "amqp",
+        ip: config.bind,
+        port: addr.port(),
+    }];
+    if let Some((tls_addr, _)) = &tls_addr {
+        listeners.push(http::Listener {
+            protocol: "amqp/ssl",
+            ip: config.bind,
+            port: tls_addr.port(),
+        });
+    }
+    if let Some(listener) = &management {
+        listeners.push(http::Listener {
+            protocol: "http",
+            ip: config.bind,
+            port: listener.local_addr()?.port(),
+        });
+    }
+    let node = Arc::new(http::Node::new(config.clone(), listeners));
     let (shutdown, rx) = watch::channel(false);
+    let management = match management {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let api = http::Api {
+                broker: broker.clone(),
+                node: node.clone(),
+            };
+            let task = tokio::spawn(http::serve(listener, http::router(api), rx.clone()));
+            Some((addr, task))
+        }
+        None => None,
+    };
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
     let listeners = Listeners {
         plain: listener,
@@ -92,6 +131,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
         shutdown,
         accept_loop,
         sweeper,
+        management,
     })
 }
 
@@ -253,6 +293,11 @@ impl Server {
         }
     }
 
+    /// The management API's address, when its listener is on.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().map(|(addr, _)| *addr)
+    }
+
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }
@@ -262,6 +307,9 @@ impl Server {
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
         let _ = self.sweeper.await;
+        if let Some((_, task)) = self.management {
+            let _ = task.await;
+        }
         self.broker.flush().await;
         info!("stopped");
     }

@@ -2,6 +2,7 @@
 //! AMQP client (`raw`, typed frames; `wire`, bytes) and a TCP proxy that can cut (`proxy`).
 #![allow(dead_code)]
 
+pub mod http;
 pub mod login;
 pub mod proxy;
 pub mod raw;
@@ -56,6 +57,24 @@ impl TestBroker {
             addr,
             data_dir,
         }
+    }
+
+    /// A broker with its management listener on (a free port): `http()` calls it.
+    pub async fn start_with_management() -> TestBroker {
+        Self::start_with(|c| warren::Config {
+            management_port: warren::ListenerPort::On(0),
+            ..c
+        })
+        .await
+    }
+
+    /// The management API as guest/guest (the broker must have its listener on).
+    pub fn http(&self) -> http::Http {
+        http::Http::new(
+            self.server
+                .management_addr()
+                .expect("the management listener is on"),
+        )
     }
 
     /// amqp://guest:guest@127.0.0.1:PORT/%2f

@@ -1,0 +1,81 @@
+//! The management API's errors, as RabbitMQ's management plugin writes them: a status
+//! code and a JSON body `{"error": ..., "reason": ...}`; a 401 also carries the
+//! `WWW-Authenticate` header that makes a browser or a client ask for credentials.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// One failed API call. Handlers return `Result<_, ApiError>`; nothing on the way
+/// panics or answers without a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// RabbitMQ's short error kind: "not_authorised", "bad_request", "Object Not Found"...
+    pub error: String,
+    /// The sentence a user reads.
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// 404 for an object (vhost, queue, user, ...) that does not exist, in RabbitMQ's words.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Object Not Found", "Not Found")
+    }
+
+    /// 400 with RabbitMQ's "bad_request" kind.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", reason)
+    }
+
+    /// 401 for a caller who logged in but may not do this ("Not administrator user",
+    /// "User not authorised to access virtual host", ...).
+    pub fn not_authorised(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "not_authorised", reason)
+    }
+
+    /// 401 for a failed login (RabbitMQ spells this one "not_authorized").
+    pub fn login_failed() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "not_authorized", "Login failed")
+    }
+
+    /// 405 for a method the path does not have.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+            "Method Not Allowed",
+        )
+    }
+
+    /// 500 for a failure inside the broker (a write that failed, ...): the reason says
+    /// which; the client did nothing wrong.
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "reason": self.reason});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"RabbitMQ Management\""),
+            );
+        }
+        response
+    }
+}
+
+/// A handler's result: JSON, or RabbitMQ's error.
+pub type ApiResult<T = Response> = Result<T, ApiError>;
