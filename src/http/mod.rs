@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod list;
+pub mod prometheus;
 
 use crate::broker::Broker;
 use crate::config::Config;
