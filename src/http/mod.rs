@@ -86,11 +86,16 @@ fn hostname() -> String {
     name.split('.').next().unwrap_or("localhost").to_owned()
 }
 
+/// The largest request body read (RabbitMQ's management.http_max_body_size default):
+/// a definitions file or a published message larger than this gets 413.
+pub const MAX_BODY: usize = 20 << 20;
+
 /// Every endpoint of the API.
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
 }
 
