@@ -472,3 +472,52 @@ async fn policies_survive_a_restart_and_apply_to_the_restored_queues() {
     assert_eq!(op["value"]["definition"], json!({"max-length": 1}));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn policies_are_imported_from_a_definitions_file_as_the_reference_exports_them() {
+    // The shape of `rabbitmqctl export_definitions` on RabbitMQ 3.10.8: policies in
+    // their section, operator policies as "operator_policy" runtime parameters.
+    let defs = json!({
+        "rabbit_version": "3.10.8",
+        "users": [{"name": "guest", "password_hash": "fX3lwz8qM4mbIXz2UMvaidgXG36aJ43+f+OHJc2SUlsY2eoF", "hashing_algorithm":
+                   "rabbit_password_hashing_sha256", "tags": ["administrator"], "limits": {}}],
+        "vhosts": [{"name": "/"}],
+        "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*",
+                         "read": ".*"}],
+        "parameters": [{"value": {"pattern": "^imp", "definition": {"max-length": 2},
+                                  "priority": 0, "apply-to": "all"},
+                        "vhost": "/", "component": "operator_policy", "name": "imp-op"}],
+        "policies": [{"vhost": "/", "name": "imp", "pattern": "^imp", "apply-to": "queues",
+                      "definition": {"max-length": 3, "overflow": "reject-publish"},
+                      "priority": 0},
+                     {"vhost": "/", "name": "broken", "pattern": "^x",
+                      "definition": {"max-length": -1}, "priority": 0}],
+        "queues": [{"name": "imp.q", "vhost": "/", "durable": true, "auto_delete": false,
+                    "arguments": {}}],
+        "exchanges": [], "bindings": []
+    });
+    let file = std::env::temp_dir().join(format!("warren-policies-{}.json", std::process::id()));
+    std::fs::write(&file, defs.to_string()).expect("write definitions");
+    let path = file.clone();
+    let broker = TestBroker::start_with(move |c| warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        definitions: Some(path),
+        ..c
+    })
+    .await;
+    let _ = std::fs::remove_file(&file);
+    let listed = broker.http().get("/api/policies").await.json();
+    assert_eq!(
+        listed,
+        json!([{"vhost": "/", "name": "imp", "pattern": "^imp", "apply-to": "queues",
+                "definition": {"max-length": 3, "overflow": "reject-publish"}, "priority": 0}]),
+        "the invalid one is skipped"
+    );
+    let (_c, ch) = confirming_channel(&broker).await;
+    fill(&ch, "imp.q", 2).await;
+    assert!(
+        send(&ch, "", "imp.q", b"over").await.is_nack(),
+        "the operator's 2 holds"
+    );
+    broker.stop().await;
+}

@@ -89,11 +89,12 @@ impl Policy {
     }
 
     fn applies(&self, target: Target, name: &str) -> bool {
-        let kind = match (self.apply_to, target) {
-            (ApplyTo::All, _) => true,
-            (ApplyTo::Queues, Target::Queue) | (ApplyTo::Exchanges, Target::Exchange) => true,
-            _ => false,
-        };
+        let kind = matches!(
+            (self.apply_to, target),
+            (ApplyTo::All, _)
+                | (ApplyTo::Queues, Target::Queue)
+                | (ApplyTo::Exchanges, Target::Exchange)
+        );
         kind && self.matcher.matches(name)
     }
 
@@ -381,5 +382,38 @@ mod tests {
             Some(AMQPValue::LongString("arg".into()))
         );
         assert_eq!(get("x-expires"), Some(AMQPValue::LongLongInt(5000)));
+    }
+
+    #[test]
+    fn the_api_fields_read_as_the_references() {
+        let mut q = Map::new();
+        Applied::default().queue_fields(&mut q);
+        assert_eq!(
+            Value::Object(q),
+            json!({"policy": null, "operator_policy": null, "effective_policy_definition": {}})
+        );
+        let mut x = Map::new();
+        Applied::default().exchange_fields(&mut x);
+        assert!(
+            x.is_empty(),
+            "no policy: no field, as RabbitMQ leaves it out"
+        );
+        let applied = Applied {
+            policy: Some("p".into()),
+            operator_policy: Some("o".into()),
+            definition: json!({"max-length": 3})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let mut q = Map::new();
+        applied.queue_fields(&mut q);
+        assert_eq!(
+            Value::Object(q),
+            json!({"policy": "p", "operator_policy": "o",
+                   "effective_policy_definition": {"max-length": 3}})
+        );
+        applied.exchange_fields(&mut x);
+        assert_eq!(Value::Object(x), json!({"policy": "p"}));
     }
 }
