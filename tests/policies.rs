@@ -135,11 +135,21 @@ async fn a_max_length_policy_drops_the_excess_at_once_and_dead_letters_it() {
 }
 
 #[tokio::test]
-async fn reject_publish_from_a_policy_keeps_what_is_there_and_refuses_new_messages() {
+async fn reject_publish_from_a_policy_refuses_new_messages_and_keeps_or_drops_as_rabbitmq() {
     let broker = TestBroker::start_with_management().await;
     let (_c, ch) = confirming_channel(&broker).await;
     declare_queue(&ch, "rp").await;
+    declare_queue(&ch, "both").await;
     fill(&ch, "rp", 4).await;
+    fill(&ch, "both", 4).await;
+    let def = json!({"overflow": "reject-publish"});
+    set_policy(
+        &broker,
+        "policies",
+        "rp",
+        json!({"pattern": "^rp$", "definition": def}),
+    )
+    .await;
     let def = json!({"max-length": 2, "overflow": "reject-publish"});
     set_policy(
         &broker,
@@ -148,9 +158,21 @@ async fn reject_publish_from_a_policy_keeps_what_is_there_and_refuses_new_messag
         json!({"pattern": "^rp$", "definition": def}),
     )
     .await;
-    // As RabbitMQ: reject-publish does not drop what is already over the limit.
+    // As RabbitMQ: a queue already in reject-publish mode keeps what is over its new
+    // limit; one that gets the limit and the mode at once drops the excess (RabbitMQ
+    // applies the limit first, under the mode it had).
     assert_eq!(common::ready(&ch, "rp").await, 4);
     assert!(send(&ch, "", "rp", b"refused").await.is_nack());
+    let def = json!({"max-length": 2, "overflow": "reject-publish"});
+    set_policy(
+        &broker,
+        "policies",
+        "both",
+        json!({"pattern": "^both$", "definition": def}),
+    )
+    .await;
+    assert_eq!(bodies_peek(&ch, "both").await, ["m2", "m3"]);
+    assert!(send(&ch, "", "both", b"refused").await.is_nack());
     // Cleared: the queue takes messages again.
     clear_policy(&broker, "policies", "rp").await;
     assert!(send(&ch, "", "rp", b"taken").await.is_ack());

@@ -368,10 +368,13 @@ impl Queue {
 
     /// The policies now applying to this queue: its effective settings become
     /// `effective` (the declared arguments with the policies' settings) and its
-    /// dead-letter target `dead_letter`. A lower length limit under drop-head drops the
-    /// excess at once (dead-lettered as maxlen); reject-publish keeps it and refuses new
-    /// messages. Messages already queued keep the expiry they were given, as in
-    /// RabbitMQ. Memory work only, under the queue lock.
+    /// dead-letter target `dead_letter`. A lower length limit drops the excess at once
+    /// (dead-lettered as maxlen, to the new target) unless the queue was already in
+    /// reject-publish mode: RabbitMQ 3.10 applies the new limit before the new overflow
+    /// mode, so a policy bringing both drops (checked on the reference), one changing
+    /// the limit of a reject-publish queue keeps the excess and refuses new messages.
+    /// Messages already queued keep the expiry they were given, as in RabbitMQ. Memory
+    /// work only, under the queue lock.
     pub fn apply_policy(
         &self,
         applied: Applied,
@@ -387,13 +390,14 @@ impl Queue {
             return;
         }
         let limits = Limits::from_arguments(effective);
+        let drops = !st.limits.reject_publish;
         st.ready.set_lazy(limits.lazy);
         self.expires
             .store(limits.expires.unwrap_or(0), Ordering::Relaxed);
         *self.dead_letter.write().unwrap_or_else(|e| e.into_inner()) = dead_letter;
         st.limits = limits;
         st.applied = (applied != Applied::default()).then(|| Box::new(applied));
-        if !st.limits.reject_publish {
+        if drops {
             self.drop_head(&mut st);
         }
     }
