@@ -543,3 +543,24 @@ async fn policies_are_imported_from_a_definitions_file_as_the_reference_exports_
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn an_expires_policy_deletes_a_queue_left_unused() {
+    let broker = TestBroker::start_with_management().await;
+    let (_conn, ch) = broker.channel().await;
+    declare_queue(&ch, "exp.unused").await;
+    declare_queue(&ch, "kept.unused").await;
+    let body = json!({"pattern": "^exp\\.", "definition": {"expires": 50}});
+    set_policy(&broker, "policies", "exp", body).await;
+    // Looked at from inside: a passive declare would renew the lease it watches.
+    let exists = |name: &str| {
+        broker
+            .server
+            .broker()
+            .vhost("/")
+            .is_some_and(|v| v.has_queue(name))
+    };
+    wait_until("the queue expires", || async { !exists("exp.unused") }).await;
+    assert!(exists("kept.unused"));
+    broker.stop().await;
+}

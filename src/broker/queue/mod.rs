@@ -391,6 +391,10 @@ impl Queue {
         }
         let limits = Limits::from_arguments(effective);
         let drops = !st.limits.reject_publish;
+        if limits.expires != st.limits.expires {
+            // A new x-expires counts from now, as RabbitMQ restarts its timer.
+            self.touch();
+        }
         st.ready.set_lazy(limits.lazy);
         self.expires
             .store(limits.expires.unwrap_or(0), Ordering::Relaxed);

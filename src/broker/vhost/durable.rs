@@ -135,7 +135,7 @@ impl VHost {
                 true,
                 None,
                 q.auto_delete,
-                arguments,
+                arguments.clone(),
                 self.queue_store(&q.name, true, false),
                 self.memory.clone(),
                 settings.dead_letter,

@@ -20,16 +20,18 @@ use crate::broker::policy::{
 use crate::store::definitions::Definitions;
 use amq_protocol::types::FieldTable;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The runtime parameter component RabbitMQ exports operator policies under.
 const OPERATOR_COMPONENT: &str = "operator_policy";
 
 /// What a queue gets from the policies at declaration or when they change.
-pub(super) struct QueueSettings {
+pub(super) struct QueueSettings<'a> {
     pub applied: Applied,
-    /// The declared arguments with the policies' settings.
-    pub effective: FieldTable,
+    /// The declared arguments with the policies' settings (borrowed when no policy
+    /// applies, the common case: no copy per declaration).
+    pub effective: Cow<'a, FieldTable>,
     pub dead_letter: Option<DeadLetterTarget>,
 }
 
@@ -65,17 +67,17 @@ impl VHost {
     }
 
     /// A queue's settings under the current policies (called under the topology lock).
-    pub(super) fn queue_settings(
+    pub(super) fn queue_settings<'a>(
         &self,
         policies: &Policies,
         name: &str,
-        arguments: &FieldTable,
-    ) -> QueueSettings {
+        arguments: &'a FieldTable,
+    ) -> QueueSettings<'a> {
         let applied = policies.applied(Target::Queue, name);
         let effective = if applied == Applied::default() {
-            arguments.clone()
+            Cow::Borrowed(arguments)
         } else {
-            effective_queue_arguments(arguments, &applied)
+            Cow::Owned(effective_queue_arguments(arguments, &applied))
         };
         QueueSettings {
             dead_letter: self.dead_letter_target(&effective),
