@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod memory;
 pub mod message;
 pub mod persist;
+pub mod policy;
 pub mod queue;
 pub mod records;
 pub mod vhost;

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod list;
+pub mod policies;
 pub mod prometheus;
 
 use crate::broker::Broker;
@@ -94,6 +95,7 @@ pub const MAX_BODY: usize = 20 << 20;
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
+        .merge(policies::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
