@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod list;
+pub mod objects;
 
 use crate::broker::Broker;
 use crate::config::Config;
@@ -89,6 +90,7 @@ fn hostname() -> String {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
+        .merge(objects::routes())
         .fallback(|| async { ApiError::not_found() })
         .with_state(api)
 }
