@@ -31,7 +31,7 @@ pub struct QueueFigures {
     pub consumers: Vec<ConsumerFigures>,
     /// With x-single-active-consumer, the active one's tag.
     pub single_active_tag: Option<String>,
-    /// Last declare, consume or get, in ms since the epoch.
+    /// Last declare, consume or get, in ms since the Unix epoch (wall clock).
     pub last_used_ms: u64,
 }
 
@@ -62,7 +62,15 @@ impl Queue {
             bytes_ready: st.ready.bytes,
             consumers,
             single_active_tag,
-            last_used_ms: self.last_used.load(Ordering::Relaxed),
+            last_used_ms: wall_clock_ms(self.last_used.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// A time on the queue's monotonic clock (`now_ms`) as wall-clock ms since the epoch.
+fn wall_clock_ms(monotonic: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now.saturating_sub(super::now_ms().saturating_sub(monotonic))
 }

@@ -67,7 +67,11 @@ pub fn binding_json(vhost: &str, b: &BindingInfo) -> Map<String, Value> {
 pub fn properties_key(key: &str, arguments: &FieldTable) -> String {
     let quoted = quote_plus(key);
     if arguments.inner().is_empty() {
-        return if key.is_empty() { "~".to_owned() } else { quoted };
+        return if key.is_empty() {
+            "~".to_owned()
+        } else {
+            quoted
+        };
     }
     let text = table_to_json(arguments).to_string();
     // FNV-1a, 32 bits: stable across runs and builds, as a URL needs.
@@ -182,13 +186,7 @@ async fn list_between(
 }
 
 /// The caller's checks for a bind or unbind, as a channel makes them.
-fn permit_binding(
-    api: &Api,
-    v: &VHost,
-    caller: &Caller,
-    ends: &Ends,
-    key: &str,
-) -> ApiResult<()> {
+fn permit_binding(api: &Api, v: &VHost, caller: &Caller, ends: &Ends, key: &str) -> ApiResult<()> {
     let kind = if ends.to_queue {
         Resource::Queue
     } else {
@@ -198,7 +196,14 @@ fn permit_binding(
         true => ends.destination.as_str(),
         false => canonical_exchange(&ends.destination),
     };
-    permit_change(api, caller, &ends.vhost, kind, destination, Permission::Write)?;
+    permit_change(
+        api,
+        caller,
+        &ends.vhost,
+        kind,
+        destination,
+        Permission::Write,
+    )?;
     if ends.source.is_empty() || destination.is_empty() {
         return Err(ApiError::not_authorised("Access refused."));
     }
@@ -317,7 +322,10 @@ mod tests {
         let mut args = FieldTable::default();
         args.insert("k".into(), AMQPValue::LongLongInt(1));
         let key = properties_key("a.b", &args);
-        assert!(key.starts_with("a.b~") && key.len() == "a.b~".len() + 6, "{key}");
+        assert!(
+            key.starts_with("a.b~") && key.len() == "a.b~".len() + 6,
+            "{key}"
+        );
         assert_eq!(key, properties_key("a.b", &args));
     }
 }

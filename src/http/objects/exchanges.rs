@@ -143,12 +143,33 @@ async fn declare(
             "unknown exchange type '{kind}'"
         )));
     }
-    permit_change(&api, &caller, &vhost, Resource::Exchange, canonical, Permission::Configure)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Exchange,
+        canonical,
+        Permission::Configure,
+    )?;
     let existed = v.exchange_info(canonical).is_some();
     if let (false, Some(ae)) = (existed, alternate(&args)) {
-        permit_change(&api, &caller, &vhost, Resource::Exchange, canonical, Permission::Read)?;
+        permit_change(
+            &api,
+            &caller,
+            &vhost,
+            Resource::Exchange,
+            canonical,
+            Permission::Read,
+        )?;
         let ae = canonical_exchange(&ae).to_owned();
-        permit_change(&api, &caller, &vhost, Resource::Exchange, &ae, Permission::Write)?;
+        permit_change(
+            &api,
+            &caller,
+            &vhost,
+            Resource::Exchange,
+            &ae,
+            Permission::Write,
+        )?;
     }
     v.declare_exchange(&ExchangeDeclare {
         name: canonical,
@@ -194,7 +215,14 @@ async fn delete(
         return Err(ApiError::not_authorised("Access refused."));
     }
     v.exchange_info(canonical).ok_or_else(ApiError::not_found)?;
-    permit_change(&api, &caller, &vhost, Resource::Exchange, canonical, Permission::Configure)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Exchange,
+        canonical,
+        Permission::Configure,
+    )?;
     v.delete_exchange(canonical, query_flag(&query, "if-unused"))
         .map_err(refused)?;
     Ok(StatusCode::NO_CONTENT.into_response())

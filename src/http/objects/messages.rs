@@ -134,7 +134,9 @@ async fn publish(
     }
     // A persistent message in a durable queue: answer once it is on disk.
     if store_id != 0 && !rx.await.unwrap_or(false) {
-        return Err(ApiError::internal("the message store failed to write the message"));
+        return Err(ApiError::internal(
+            "the message store failed to write the message",
+        ));
     }
     Ok(Json(json!({"routed": routed})))
 }
@@ -205,10 +207,20 @@ async fn get(
                 .ok_or_else(|| reason_pair("not_int", json!("truncate")))?,
         ),
     };
-    permit(&api, &caller, &vhost, Resource::Queue, &name, Permission::Read).map_err(get_refused)?;
-    let queue = v
-        .queue_any(&name)
-        .ok_or_else(|| get_refused(Exception::not_found(format!("no queue '{name}' in vhost '{vhost}'"))))?;
+    permit(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Read,
+    )
+    .map_err(get_refused)?;
+    let queue = v.queue_any(&name).ok_or_else(|| {
+        get_refused(Exception::not_found(format!(
+            "no queue '{name}' in vhost '{vhost}'"
+        )))
+    })?;
     // Like basic.get on a connection of the API's own: another connection's exclusive
     // queue is locked.
     let (outbox, mut ready) = tokio::sync::mpsc::unbounded_channel();
@@ -252,7 +264,12 @@ async fn get(
 }
 
 /// One message as `get` answers it.
-fn message_json(item: &Queued, remaining: u32, truncate: Option<u64>, base64_always: bool) -> Value {
+fn message_json(
+    item: &Queued,
+    remaining: u32,
+    truncate: Option<u64>,
+    base64_always: bool,
+) -> Value {
     let body = item.msg.body();
     let shown = match truncate {
         Some(t) if (t as usize) < body.len() => &body[..t as usize],

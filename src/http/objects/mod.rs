@@ -125,9 +125,7 @@ pub(crate) fn permit_change(
 
 /// The text after RabbitMQ's `NAME - ` prefix.
 pub(crate) fn detail(e: &Exception) -> &str {
-    e.text
-        .split_once(" - ")
-        .map_or(e.text.as_str(), |(_, d)| d)
+    e.text.split_once(" - ").map_or(e.text.as_str(), |(_, d)| d)
 }
 
 /// A declare, delete or bind the broker refused, as the management plugin answers it:

@@ -52,7 +52,11 @@ pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value>
         QueueType::Stream => "stream",
     };
     let consumers = f.consumers.len();
-    let exclusive_tag = f.consumers.iter().find(|c| c.exclusive).map(|c| c.tag.clone());
+    let exclusive_tag = f
+        .consumers
+        .iter()
+        .find(|c| c.exclusive)
+        .map(|c| c.tag.clone());
     let rate = || json!({"rate": 0.0});
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -217,12 +221,33 @@ async fn declare(
     if name.starts_with("amq.") || name.is_empty() {
         return Err(ApiError::not_authorised("Access refused."));
     }
-    permit_change(&api, &caller, &vhost, Resource::Queue, &name, Permission::Configure)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Configure,
+    )?;
     let existed = v.has_queue(&name);
     if let (false, Some(dlx)) = (existed, dead_letter_exchange(&args)) {
-        permit_change(&api, &caller, &vhost, Resource::Queue, &name, Permission::Read)?;
+        permit_change(
+            &api,
+            &caller,
+            &vhost,
+            Resource::Queue,
+            &name,
+            Permission::Read,
+        )?;
         let dlx = crate::broker::vhost::canonical_exchange(&dlx).to_owned();
-        permit_change(&api, &caller, &vhost, Resource::Exchange, &dlx, Permission::Write)?;
+        permit_change(
+            &api,
+            &caller,
+            &vhost,
+            Resource::Exchange,
+            &dlx,
+            Permission::Write,
+        )?;
     }
     v.declare_queue(
         &QueueDeclare {
@@ -258,7 +283,14 @@ async fn delete_queue(
     let (vhost, name) = segments(path)?;
     let v = acting_vhost(&api, &caller, &vhost)?;
     let queue = v.queue_any(&name).ok_or_else(ApiError::not_found)?;
-    permit_change(&api, &caller, &vhost, Resource::Queue, &name, Permission::Configure)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Configure,
+    )?;
     // The API may delete an exclusive queue: it acts for its owner.
     let owner = queue.exclusive_owner.unwrap_or(0);
     v.delete_queue(
@@ -279,7 +311,14 @@ async fn purge(
     let (vhost, name) = segments(path)?;
     let v = acting_vhost(&api, &caller, &vhost)?;
     let queue = v.queue_any(&name).ok_or_else(ApiError::not_found)?;
-    permit_change(&api, &caller, &vhost, Resource::Queue, &name, Permission::Read)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Read,
+    )?;
     queue.purge();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -334,6 +373,9 @@ mod tests {
             super::iso8601(1_796_437_320_745),
             "2026-12-05T02:22:00.745+00:00"
         );
-        assert_eq!(super::iso8601(951_782_400_001), "2000-02-29T00:00:00.001+00:00");
+        assert_eq!(
+            super::iso8601(951_782_400_001),
+            "2000-02-29T00:00:00.001+00:00"
+        );
     }
 }
