@@ -19,7 +19,7 @@ use crate::http::Api;
 use crate::store::fieldvalue::{json_to_table, table_to_json};
 use amq_protocol::types::FieldTable;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -232,12 +232,12 @@ async fn bind(
     State(api): State<Api>,
     caller: Caller,
     path: Result<Path<FourSegments>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let (vhost, source, kind, destination) = segments(path)?;
     let ends = Ends::read(vhost, source, &kind, destination)?;
     let v = acting_vhost(&api, &caller, &ends.vhost)?;
-    let body = object_body(&body)?;
+    let body = object_body(body)?;
     let key = match body.get("routing_key") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),

@@ -17,7 +17,7 @@ use crate::http::list::ListQuery;
 use crate::http::Api;
 use crate::store::fieldvalue::{json_to_table, table_to_json};
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -119,12 +119,12 @@ async fn declare(
     State(api): State<Api>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let (vhost, name) = segments(path)?;
     let v = acting_vhost(&api, &caller, &vhost)?;
     check_name("exchange", &name)?;
-    let body = object_body(&body)?;
+    let body = object_body(body)?;
     let kind = match body.get("type") {
         None | Some(Value::Null) => "direct".to_owned(),
         Some(Value::String(s)) => s.clone(),

@@ -27,7 +27,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::Api;
 use crate::store::Done;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -52,11 +52,11 @@ async fn publish(
     State(api): State<Api>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let (vhost, name) = segments(path)?;
     let v = super::acting_vhost(&api, &caller, &vhost)?;
-    let body = object_body(&body)?;
+    let body = object_body(body)?;
     let key = match required(&body, "routing_key")? {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -177,11 +177,11 @@ async fn get(
     State(api): State<Api>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let (vhost, name) = segments(path)?;
     let v = super::acting_vhost(&api, &caller, &vhost)?;
-    let body = object_body(&body)?;
+    let body = object_body(body)?;
     let count = required(&body, "count")?
         .as_u64()
         .ok_or_else(|| reason_pair("not_int", json!("count")))?;

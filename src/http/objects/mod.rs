@@ -29,8 +29,8 @@ use crate::access::permissions::{Permission, Resource};
 use crate::broker::vhost::VHost;
 use crate::error::{Exception, ReplyCode};
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::Path;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{Map, Value};
@@ -43,6 +43,7 @@ pub fn routes() -> Router<Api> {
         .merge(queues::routes())
         .merge(bindings::routes())
         .merge(messages::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// Path segments, or a 400 for a path axum cannot decode (a percent-encoding that is
@@ -139,12 +140,22 @@ pub(crate) fn refused(e: Exception) -> ApiError {
     }
 }
 
-/// A body that must be a JSON object (RabbitMQ: `not_json` otherwise).
-pub(crate) fn object_body(body: &Bytes) -> ApiResult<Map<String, Value>> {
+/// The largest request body, as RabbitMQ's `management.http.max_body_size` default.
+pub(crate) const MAX_BODY: usize = 20_000_000;
+
+/// A body that must be a JSON object (RabbitMQ: `not_json` otherwise); one over
+/// `MAX_BODY` is RabbitMQ's 400.
+pub(crate) fn object_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<String, Value>> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::bad_request("Exceeded HTTP request body size limit")
+        }
+        _ => ApiError::bad_request(e.body_text()),
+    })?;
     if body.is_empty() {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(body) {
+    match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(ApiError::bad_request("not_json")),
     }

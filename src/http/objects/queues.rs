@@ -19,7 +19,7 @@ use crate::http::list::ListQuery;
 use crate::http::Api;
 use crate::store::fieldvalue::{json_to_table, table_to_json};
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -206,12 +206,12 @@ async fn declare(
     State(api): State<Api>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let (vhost, name) = segments(path)?;
     let v = acting_vhost(&api, &caller, &vhost)?;
     check_name("queue", &name)?;
-    let body = object_body(&body)?;
+    let body = object_body(body)?;
     let durable = flag(&body, "durable", false)?;
     let auto_delete = flag(&body, "auto_delete", false)?;
     // Checked, then ignored: RabbitMQ declares it on the API's own short-lived
@@ -347,12 +347,12 @@ async fn actions(
     State(api): State<Api>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let (vhost, name) = segments(path)?;
     let v = acting_vhost(&api, &caller, &vhost)?;
     v.queue_any(&name).ok_or_else(ApiError::not_found)?;
-    let body = object_body(&body)?;
+    let body = object_body(body)?;
     match body.get("action") {
         Some(Value::String(a)) if a == "sync" || a == "cancel_sync" => {
             Ok(StatusCode::NO_CONTENT.into_response())
