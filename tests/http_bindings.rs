@@ -236,3 +236,58 @@ async fn bind_refusals_are_rabbitmqs() {
     assert_eq!(reply.json(), json!([]));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn topic_permissions_apply_to_binds_and_publishes() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    user(
+        &broker,
+        "topical",
+        &["management"],
+        Some((".*", ".*", ".*")),
+    );
+    broker
+        .server
+        .broker()
+        .set_topic_permissions("topical", "/", "amq.topic", "^ok", "^ok")
+        .expect("topic permissions");
+    let topical = http.as_user(Some(("topical", "pw")));
+    topical.put("/api/queues/%2f/tq", &json!({})).await;
+    let reply = topical
+        .post(
+            "/api/bindings/%2f/e/amq.topic/q/tq",
+            &json!({"routing_key": "bad"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "not_authorised", "reason": "Access refused."})
+        )
+    );
+    let reply = topical
+        .post(
+            "/api/bindings/%2f/e/amq.topic/q/tq",
+            &json!({"routing_key": "ok"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let publish = |key: &str| json!({"routing_key": key, "payload": "x", "payload_encoding": "string", "properties": {}});
+    let reply = topical
+        .post("/api/exchanges/%2f/amq.topic/publish", &publish("bad"))
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request", "reason": "403 ACCESS_REFUSED - access to topic 'bad' in exchange 'amq.topic' in vhost '/' refused for user 'topical'"})
+        )
+    );
+    let reply = topical
+        .post("/api/exchanges/%2f/amq.topic/publish", &publish("ok"))
+        .await;
+    assert_eq!(reply.json(), json!({"routed": true}));
+    broker.stop().await;
+}

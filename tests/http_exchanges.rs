@@ -385,12 +385,18 @@ async fn a_payload_over_the_message_size_limit_is_refused() {
 async fn a_body_over_rabbitmqs_limit_is_a_400_and_one_under_it_is_served() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
-    for (size, status) in [(3_000_000, StatusCode::OK), (25_000_000, StatusCode::BAD_REQUEST)] {
+    for (size, status) in [
+        (3_000_000, StatusCode::OK),
+        (25_000_000, StatusCode::BAD_REQUEST),
+    ] {
         let body = json!({"routing_key": "none", "payload": "x".repeat(size), "payload_encoding": "string", "properties": {}});
         let (got, reply) = publish(&http, "amq.default", body).await;
         assert_eq!(got, status, "{size}");
         if status == StatusCode::BAD_REQUEST {
-            assert_eq!(reply, json!({"error": "bad_request", "reason": "Exceeded HTTP request body size limit"}));
+            assert_eq!(
+                reply,
+                json!({"error": "bad_request", "reason": "Exceeded HTTP request body size limit"})
+            );
         }
     }
     broker.stop().await;

@@ -7,7 +7,7 @@
 //! from the `Arc`, by `Queue::snapshot`).
 
 use super::VHost;
-use crate::broker::exchange::{Destination, ExchangeKind};
+use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::queue::Queue;
 use amq_protocol::types::FieldTable;
 use std::sync::Arc;
@@ -34,6 +34,19 @@ pub struct BindingInfo {
     pub arguments: FieldTable,
 }
 
+impl ExchangeInfo {
+    fn of(x: &Exchange) -> ExchangeInfo {
+        ExchangeInfo {
+            name: x.name.clone(),
+            kind: x.kind,
+            durable: x.durable,
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            arguments: x.arguments.clone(),
+        }
+    }
+}
+
 impl VHost {
     /// Every exchange, by name.
     pub fn exchange_infos(&self) -> Vec<ExchangeInfo> {
@@ -41,14 +54,7 @@ impl VHost {
             .read()
             .exchanges
             .values()
-            .map(|x| ExchangeInfo {
-                name: x.name.clone(),
-                kind: x.kind,
-                durable: x.durable,
-                auto_delete: x.auto_delete,
-                internal: x.internal,
-                arguments: x.arguments.clone(),
-            })
+            .map(ExchangeInfo::of)
             .collect();
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         out
@@ -58,14 +64,7 @@ impl VHost {
     pub fn exchange_info(&self, name: &str) -> Option<ExchangeInfo> {
         let topo = self.read();
         let x = topo.exchanges.get(super::canonical_exchange(name))?;
-        Some(ExchangeInfo {
-            name: x.name.clone(),
-            kind: x.kind,
-            durable: x.durable,
-            auto_delete: x.auto_delete,
-            internal: x.internal,
-            arguments: x.arguments.clone(),
-        })
+        Some(ExchangeInfo::of(x))
     }
 
     /// Every queue (reply-to queues are not listed), by name.

@@ -8,9 +8,7 @@
 //! arguments, the `properties_key`, computed here and nowhere else.
 
 use super::{acting_vhost, listed_vhosts, object_body, permit_change, refused, segments};
-use crate::access::cache::{AccessCache, Who};
 use crate::access::permissions::{Permission, Resource};
-use crate::broker::exchange::ExchangeKind;
 use crate::broker::vhost::{canonical_exchange, BindingInfo, VHost};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
@@ -215,16 +213,7 @@ fn permit_binding(api: &Api, v: &VHost, caller: &Caller, ends: &Ends, key: &str)
         &ends.source,
         Permission::Read,
     )?;
-    let who = Who {
-        permissions: &api.broker.permissions,
-        user: &caller.name,
-        vhost: &ends.vhost,
-    };
-    AccessCache::default()
-        .check_topic(&who, &ends.source, key, Permission::Read, || {
-            v.exchange_kind(&ends.source)
-                .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
-        })
+    super::permit_topic(api, caller, v, &ends.source, key, Permission::Read)
         .map_err(|_| ApiError::not_authorised("Access refused."))
 }
 

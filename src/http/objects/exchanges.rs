@@ -11,6 +11,7 @@ use super::{
 };
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::vhost::{canonical_exchange, ExchangeDeclare, ExchangeInfo};
+use crate::channel::authorize::exchange_argument;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::list::ListQuery;
@@ -152,7 +153,7 @@ async fn declare(
         Permission::Configure,
     )?;
     let existed = v.exchange_info(canonical).is_some();
-    if let (false, Some(ae)) = (existed, alternate(&args)) {
+    if let (false, Some(ae)) = (existed, exchange_argument(&args, "alternate-exchange")) {
         permit_change(
             &api,
             &caller,
@@ -161,7 +162,7 @@ async fn declare(
             canonical,
             Permission::Read,
         )?;
-        let ae = canonical_exchange(&ae).to_owned();
+        let ae = canonical_exchange(ae);
         permit_change(
             &api,
             &caller,
@@ -190,15 +191,6 @@ pub(crate) fn created(existed: bool) -> Response {
         StatusCode::NO_CONTENT.into_response()
     } else {
         StatusCode::CREATED.into_response()
-    }
-}
-
-fn alternate(args: &amq_protocol::types::FieldTable) -> Option<String> {
-    match args.inner().get("alternate-exchange")? {
-        amq_protocol::types::AMQPValue::LongString(s) => {
-            Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-        }
-        _ => None,
     }
 }
 

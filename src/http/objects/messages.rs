@@ -11,12 +11,10 @@
 //! duplicated.
 
 use super::properties;
-use super::{detail, object_body, permit, reason_pair, required, segments};
-use crate::access::cache::{AccessCache, Who};
+use super::{detail, object_body, permit, permit_topic, reason_pair, required, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::consumer::ConnectionHandle;
 use crate::broker::deadletter::Reason;
-use crate::broker::exchange::ExchangeKind;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{Get, Queue, Queued};
@@ -92,21 +90,16 @@ async fn publish(
     }
     let raw = properties::encode(&props)?;
     let exchange = canonical_exchange(&name);
-    let who = Who {
-        permissions: &api.broker.permissions,
-        user: &caller.name,
-        vhost: &vhost,
-    };
-    let mut access = AccessCache::default();
-    access
-        .check(&who, Resource::Exchange, exchange, Permission::Write)
-        .and_then(|()| {
-            access.check_topic(&who, exchange, &key, Permission::Write, || {
-                v.exchange_kind(exchange)
-                    .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
-            })
-        })
-        .map_err(publish_refused)?;
+    permit(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Exchange,
+        exchange,
+        Permission::Write,
+    )
+    .and_then(|()| permit_topic(&api, &caller, &v, exchange, &key, Permission::Write))
+    .map_err(publish_refused)?;
     if let Some(user_id) = props.get("user_id").and_then(Value::as_str) {
         if user_id != caller.name {
             return Err(publish_refused(Exception::precondition_failed(format!(

@@ -26,6 +26,7 @@ use super::error::{ApiError, ApiResult};
 use super::Api;
 use crate::access::cache::{AccessCache, Who};
 use crate::access::permissions::{Permission, Resource};
+use crate::broker::exchange::ExchangeKind;
 use crate::broker::vhost::VHost;
 use crate::error::{Exception, ReplyCode};
 use axum::body::Bytes;
@@ -108,6 +109,27 @@ pub(crate) fn permit(
         vhost,
     };
     AccessCache::default().check(&who, resource, name, permission)
+}
+
+/// Topic authorisation of `key` on `exchange` (a topic exchange with a topic
+/// permission for the caller), as a channel of theirs would check it.
+pub(crate) fn permit_topic(
+    api: &Api,
+    caller: &Caller,
+    v: &VHost,
+    exchange: &str,
+    key: &str,
+    permission: Permission,
+) -> Result<(), Exception> {
+    let who = Who {
+        permissions: &api.broker.permissions,
+        user: &caller.name,
+        vhost: &v.name,
+    };
+    AccessCache::default().check_topic(&who, exchange, key, permission, || {
+        v.exchange_kind(exchange)
+            .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
+    })
 }
 
 /// The management plugin's own check before a declare, delete, bind or purge: the

@@ -13,6 +13,7 @@ use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::QueueType;
 use crate::broker::queue::{Queue, QueueFigures};
 use crate::broker::vhost::QueueDeclare;
+use crate::channel::authorize::exchange_argument;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::list::ListQuery;
@@ -230,7 +231,7 @@ async fn declare(
         Permission::Configure,
     )?;
     let existed = v.has_queue(&name);
-    if let (false, Some(dlx)) = (existed, dead_letter_exchange(&args)) {
+    if let (false, Some(dlx)) = (existed, exchange_argument(&args, "x-dead-letter-exchange")) {
         permit_change(
             &api,
             &caller,
@@ -239,7 +240,7 @@ async fn declare(
             &name,
             Permission::Read,
         )?;
-        let dlx = crate::broker::vhost::canonical_exchange(&dlx).to_owned();
+        let dlx = crate::broker::vhost::canonical_exchange(dlx);
         permit_change(
             &api,
             &caller,
@@ -263,15 +264,6 @@ async fn declare(
     )
     .map_err(refused)?;
     Ok(super::exchanges::created(existed))
-}
-
-fn dead_letter_exchange(args: &amq_protocol::types::FieldTable) -> Option<String> {
-    match args.inner().get("x-dead-letter-exchange")? {
-        amq_protocol::types::AMQPValue::LongString(s) => {
-            Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-        }
-        _ => None,
-    }
 }
 
 async fn delete_queue(
