@@ -530,3 +530,62 @@ async fn get_reads_a_paged_queue_back_in_order() {
     assert_eq!(counts(&ch, "q1").await.0, 0);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn hostile_paths_and_bodies_get_a_400_with_a_json_reason() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    http.put("/api/queues/%2f/q1", &json!({})).await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"not json".to_vec(),
+        vec![0xff, 0xfe, 0x00],
+        b"\"a string\"".to_vec(),
+        b"{\"arguments\": ".to_vec(),
+        deep.into_bytes(),
+    ];
+    let writes = [
+        (Method::PUT, "/api/queues/%2f/q2"),
+        (Method::PUT, "/api/exchanges/%2f/x2"),
+        (Method::POST, "/api/bindings/%2f/e/amq.direct/q/q1"),
+        (Method::POST, "/api/exchanges/%2f/amq.default/publish"),
+        (Method::POST, "/api/queues/%2f/q1/get"),
+        (Method::POST, "/api/queues/%2f/q1/actions"),
+    ];
+    for (method, path) in &writes {
+        for body in &bodies {
+            let reply = http
+                .request(method.clone(), path, &[], Some(body.clone()))
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{method} {path} {:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(reply.json()["error"], "bad_request");
+        }
+    }
+    for body in [
+        json!({"count": -1, "ackmode": "ack_requeue_true", "encoding": "auto"}),
+        json!({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": "x"}),
+        json!({"count": 1, "ackmode": 5, "encoding": "auto"}),
+    ] {
+        let reply = http.post("/api/queues/%2f/q1/get", &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    for path in [
+        "/api/queues/%ff",
+        "/api/queues/%2f/%c3%28",
+        "/api/exchanges/%2f/%ff/bindings/source",
+        "/api/bindings/%2f/e/%ff/q/q1",
+        "/api/bindings/%2f/e/amq.direct/q/q1/%ff",
+    ] {
+        let reply = http.get(path).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(reply.json()["error"], "bad_request", "{path}");
+    }
+    // The broker still serves.
+    assert_eq!(http.get("/api/queues/%2f/q1").await.status, StatusCode::OK);
+    broker.stop().await;
+}
