@@ -401,3 +401,46 @@ async fn a_body_over_rabbitmqs_limit_is_a_400_and_one_under_it_is_served() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_alternate_or_dead_letter_exchange_needs_write_on_it() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    user(
+        &broker,
+        "own",
+        &["management"],
+        Some(("^own", "^own", "^own")),
+    );
+    let own = http.as_user(Some(("own", "pw")));
+    let refused = (
+        StatusCode::UNAUTHORIZED,
+        json!({"error": "not_authorised", "reason": "Access refused."}),
+    );
+    let reply = own
+        .put(
+            "/api/queues/%2f/own-dl",
+            &json!({"arguments": {"x-dead-letter-exchange": "amq.direct"}}),
+        )
+        .await;
+    assert_eq!((reply.status, reply.json()), refused.clone());
+    let reply = own
+        .put(
+            "/api/exchanges/%2f/own-ae",
+            &json!({"arguments": {"alternate-exchange": "amq.direct"}}),
+        )
+        .await;
+    assert_eq!((reply.status, reply.json()), refused);
+    let reply = own
+        .put(
+            "/api/exchanges/%2f/own-ae",
+            &json!({"arguments": {"alternate-exchange": "own-x"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        http.get("/api/queues/%2f/own-dl").await.status,
+        StatusCode::NOT_FOUND
+    );
+    broker.stop().await;
+}

@@ -168,7 +168,7 @@ async fn declare(
             &caller,
             &vhost,
             Resource::Exchange,
-            &ae,
+            ae,
             Permission::Write,
         )?;
     }

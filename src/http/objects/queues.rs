@@ -246,7 +246,7 @@ async fn declare(
             &caller,
             &vhost,
             Resource::Exchange,
-            &dlx,
+            dlx,
             Permission::Write,
         )?;
     }
