@@ -589,3 +589,65 @@ async fn hostile_paths_and_bodies_get_a_400_with_a_json_reason() {
     assert_eq!(http.get("/api/queues/%2f/q1").await.status, StatusCode::OK);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn consumers_and_exclusive_queues_are_shown_and_locked_to_the_api() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let (conn, ch) = broker.channel().await;
+    common::declare(&ch, "mine", common::exclusive()).await;
+    ch.basic_qos(7, Default::default()).await.expect("qos");
+    let _c = common::consume(
+        &ch,
+        "mine",
+        BasicConsumeOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let q = http.get("/api/queues/%2f/mine").await.json();
+    assert_eq!(q["exclusive"], true);
+    assert_eq!(q["consumers"], 1);
+    let tag = q["consumer_details"][0]["consumer_tag"]
+        .as_str()
+        .expect("tag")
+        .to_owned();
+    assert_eq!(q["exclusive_consumer_tag"], tag.as_str());
+    assert_eq!(q["consumer_details"][0]["ack_required"], true);
+    assert_eq!(q["consumer_details"][0]["prefetch_count"], 7);
+    assert_eq!(
+        q["consumer_details"][0]["queue"],
+        json!({"name": "mine", "vhost": "/"})
+    );
+    assert!(
+        q.get("idle_since").is_none(),
+        "a queue with a consumer is not idle"
+    );
+    // Another connection's exclusive queue is locked to the API, as RabbitMQ answers.
+    let locked = "cannot obtain exclusive access to locked queue 'mine' in vhost '/'. It could be \
+                  originally declared on another connection or the exclusive property value does \
+                  not match that of the original declaration.";
+    let bad = |reason: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request", "reason": reason}),
+        )
+    };
+    let reply = http.delete("/api/queues/%2f/mine").await;
+    assert_eq!((reply.status, reply.json()), bad(locked.to_owned()));
+    let reply = http.delete("/api/queues/%2f/mine/contents").await;
+    assert_eq!((reply.status, reply.json()), bad(locked.to_owned()));
+    let reply = http
+        .post(
+            "/api/queues/%2f/mine/get",
+            &json!({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        bad(format!("405 RESOURCE_LOCKED - {locked}"))
+    );
+    assert!(common::queue_exists(&conn, "mine").await);
+    broker.stop().await;
+}

@@ -235,11 +235,13 @@ async fn bind(
     let args = json_to_table(&super::arguments(&body)?);
     permit_binding(&api, &v, &caller, &ends, &key)?;
     if ends.to_queue {
-        let owner = v
-            .queue_any(&ends.destination)
-            .and_then(|q| q.exclusive_owner)
-            .unwrap_or(0);
-        v.bind_queue(&ends.destination, &ends.source, &key, &args, owner)
+        v.bind_queue(
+            &ends.destination,
+            &ends.source,
+            &key,
+            &args,
+            super::API_CONNECTION,
+        )
     } else {
         v.bind_exchange(&ends.destination, &ends.source, &key, &args)
     }

@@ -11,7 +11,7 @@
 //! duplicated.
 
 use super::properties;
-use super::{detail, object_body, permit, permit_topic, reason_pair, required, segments};
+use super::{object_body, permit, permit_topic, reason_pair, required, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::consumer::ConnectionHandle;
 use crate::broker::deadletter::Reason;
@@ -162,7 +162,7 @@ fn get_refused(e: Exception) -> ApiError {
     match e.code {
         ReplyCode::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.text),
         ReplyCode::AccessRefused => ApiError::not_authorised(e.text),
-        _ => ApiError::bad_request(detail(&e)),
+        _ => publish_refused(e),
     }
 }
 

@@ -47,6 +47,10 @@ pub fn routes() -> Router<Api> {
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
+/// The connection id the API acts as where a vhost function asks for one: no client
+/// connection has it (ids start at 1), so exclusive queues are locked to the API.
+pub(crate) const API_CONNECTION: u64 = 0;
+
 /// Path segments, or a 400 for a path axum cannot decode (a percent-encoding that is
 /// not UTF-8, ...).
 pub(crate) fn segments<T>(path: Result<Path<T>, PathRejection>) -> ApiResult<T> {

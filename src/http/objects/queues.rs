@@ -7,7 +7,7 @@
 
 use super::{
     acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
-    query_flag, refused, segments, visible_vhost,
+    query_flag, refused, segments, visible_vhost, API_CONNECTION,
 };
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::QueueType;
@@ -274,7 +274,7 @@ async fn delete_queue(
 ) -> ApiResult<Response> {
     let (vhost, name) = segments(path)?;
     let v = acting_vhost(&api, &caller, &vhost)?;
-    let queue = v.queue_any(&name).ok_or_else(ApiError::not_found)?;
+    v.queue_any(&name).ok_or_else(ApiError::not_found)?;
     permit_change(
         &api,
         &caller,
@@ -283,13 +283,13 @@ async fn delete_queue(
         &name,
         Permission::Configure,
     )?;
-    // The API may delete an exclusive queue: it acts for its owner.
-    let owner = queue.exclusive_owner.unwrap_or(0);
+    // The API is no connection: another connection's exclusive queue is locked to it,
+    // as RabbitMQ answers.
     v.delete_queue(
         &name,
         query_flag(&query, "if-unused"),
         query_flag(&query, "if-empty"),
-        owner,
+        API_CONNECTION,
     )
     .map_err(refused)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -311,6 +311,7 @@ async fn purge(
         &name,
         Permission::Read,
     )?;
+    queue.check_exclusive(API_CONNECTION).map_err(refused)?;
     queue.purge();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
