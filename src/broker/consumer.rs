@@ -35,6 +35,11 @@ impl Credit {
         }
     }
 
+    /// The limit now (0: unbounded), as the management API shows a prefetch count.
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
     pub fn set_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::Relaxed);
     }

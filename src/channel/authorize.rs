@@ -17,8 +17,9 @@ use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
 
 /// A string argument (alternate-exchange, x-dead-letter-exchange) naming an exchange;
-/// other types are the declare's own error to report.
-fn exchange_argument<'a>(arguments: &'a FieldTable, key: &str) -> Option<&'a str> {
+/// other types are the declare's own error to report. (The management API's declares
+/// ask the same.)
+pub(crate) fn exchange_argument<'a>(arguments: &'a FieldTable, key: &str) -> Option<&'a str> {
     match arguments.inner().get(key)? {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
         AMQPValue::ShortString(s) => Some(s.as_str()),

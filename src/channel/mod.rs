@@ -7,7 +7,7 @@
 //! A channel never blocks and never awaits: what it sends is appended to the write buffer
 //! in order, what it asks of other connections goes through their outboxes.
 
-mod authorize;
+pub(crate) mod authorize;
 mod basic;
 mod confirms;
 mod declare;

@@ -65,7 +65,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.error, "reason": self.reason});
+        // RabbitMQ sends some reasons as an Erlang term, `["not_boolean", "yes"]`:
+        // those (built by `objects::reason_pair`) go out as the JSON array they are.
+        let reason = match self.reason.starts_with("[\"") {
+            true => serde_json::from_str::<serde_json::Value>(&self.reason)
+                .ok()
+                .filter(serde_json::Value::is_array)
+                .unwrap_or_else(|| json!(self.reason)),
+            false => json!(self.reason),
+        };
+        let body = json!({"error": self.error, "reason": reason});
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod list;
+pub mod objects;
 pub mod policies;
 pub mod prometheus;
 
@@ -87,15 +88,17 @@ fn hostname() -> String {
     name.split('.').next().unwrap_or("localhost").to_owned()
 }
 
-/// The largest request body read (RabbitMQ's management.http_max_body_size default):
-/// a definitions file or a published message larger than this gets 413.
-pub const MAX_BODY: usize = 20 << 20;
+/// The largest request body read (RabbitMQ's management.http.max_body_size default): a
+/// definitions file or a published message larger than this is refused with RabbitMQ's
+/// 400 (see `objects::object_body`).
+pub const MAX_BODY: usize = 20_000_000;
 
 /// Every endpoint of the API.
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
         .merge(policies::routes())
+        .merge(objects::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)

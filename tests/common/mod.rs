@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod login;
+pub mod objects;
 pub mod proxy;
 pub mod raw;
 pub mod wire;

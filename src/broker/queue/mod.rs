@@ -8,6 +8,7 @@
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
 
+mod figures;
 pub mod pagedir;
 pub mod paging;
 mod readback;
@@ -25,6 +26,7 @@ use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
+pub use figures::QueueFigures;
 use readback::read_back_waker;
 pub use readback::Get;
 use ready::Ready;

@@ -34,11 +34,13 @@ mod durable;
 mod limits;
 mod meta;
 mod policies;
+mod snapshot;
 mod teardown;
 
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
+pub use snapshot::{BindingInfo, ExchangeInfo};
 
 /// The pseudo-queue clients consume from for direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";

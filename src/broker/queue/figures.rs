@@ -1,0 +1,76 @@
+//! What the management API shows of a queue beyond its declaration: ready messages and
+//! their bytes, consumers with their settings, whether it is deleted, when it was last
+//! used. Copied under the queue lock (a few counters and one entry per consumer), so
+//! the caller builds its JSON without any lock.
+//!
+//! Called by `http::objects`, one queue at a time, never under the topology lock.
+
+use super::Queue;
+use std::sync::atomic::Ordering;
+
+/// One consumer of a queue, as `consumer_details` lists it.
+#[derive(Clone, Debug)]
+pub struct ConsumerFigures {
+    pub tag: String,
+    pub channel: u16,
+    /// The connection's id (the conns slice names it).
+    pub connection: u64,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    /// basic.qos prefetch of the consumer (0: none).
+    pub prefetch: u32,
+    pub priority: i64,
+}
+
+/// A queue's figures at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct QueueFigures {
+    pub messages_ready: u64,
+    /// Body bytes of the ready messages, paged ones included.
+    pub bytes_ready: u64,
+    pub consumers: Vec<ConsumerFigures>,
+    /// With x-single-active-consumer, the active one's tag.
+    pub single_active_tag: Option<String>,
+    /// Last declare, consume or get, in ms since the Unix epoch (wall clock).
+    pub last_used_ms: u64,
+}
+
+impl Queue {
+    /// This queue's figures now.
+    pub fn figures(&self) -> QueueFigures {
+        let st = self.lock();
+        let consumers: Vec<ConsumerFigures> = st
+            .consumers
+            .iter()
+            .map(|c| ConsumerFigures {
+                tag: c.info.tag.to_string(),
+                channel: c.info.channel,
+                connection: c.connection.id,
+                ack_required: !c.info.no_ack,
+                exclusive: c.exclusive,
+                prefetch: c.info.credit.limit(),
+                priority: c.priority,
+            })
+            .collect();
+        let single_active_tag = self
+            .limits
+            .single_active
+            .then(|| consumers.first().map(|c| c.tag.clone()))
+            .flatten();
+        QueueFigures {
+            messages_ready: st.ready.len() as u64,
+            bytes_ready: st.ready.bytes,
+            consumers,
+            single_active_tag,
+            last_used_ms: wall_clock_ms(self.last_used.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A time on the queue's monotonic clock (`now_ms`) as wall-clock ms since the epoch.
+fn wall_clock_ms(monotonic: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now.saturating_sub(super::now_ms().saturating_sub(monotonic))
+}

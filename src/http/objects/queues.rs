@@ -1,0 +1,374 @@
+//! `/api/queues...`: list, get, declare (PUT), delete (if-empty, if-unused), purge
+//! (DELETE contents), a queue's bindings, and the mirroring actions.
+//!
+//! Called by the router. Changes go through the vhost's functions after the caller's
+//! permission checks (configure to declare or delete, read to purge). The figures
+//! come from `Queue::figures`, read one queue at a time after the topology snapshot.
+
+use super::{
+    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
+    query_flag, refused, segments, visible_vhost, API_CONNECTION,
+};
+use crate::access::permissions::{Permission, Resource};
+use crate::broker::arguments::QueueType;
+use crate::broker::queue::{Queue, QueueFigures};
+use crate::broker::vhost::QueueDeclare;
+use crate::channel::authorize::exchange_argument;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::list::ListQuery;
+use crate::http::Api;
+use crate::store::fieldvalue::{json_to_table, table_to_json};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/queues", get(list_all))
+        .route("/api/queues/{vhost}", get(list_vhost))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(get_one).put(declare).delete(delete_queue),
+        )
+        .route("/api/queues/{vhost}/{name}/bindings", get(bindings))
+        .route("/api/queues/{vhost}/{name}/contents", delete(purge))
+        .route("/api/queues/{vhost}/{name}/actions", post(actions))
+}
+
+/// One queue as the API shows it in lists. The one place a queue's JSON is built:
+/// statistics (`message_stats`, `*_details` rates, unacknowledged counts) and
+/// policies (`policy`, `operator_policy`, `effective_policy_definition`) are set here.
+pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value> {
+    let kind = match QueueType::of(&q.arguments) {
+        QueueType::Classic => "classic",
+        QueueType::Quorum => "quorum",
+        QueueType::Stream => "stream",
+    };
+    let consumers = f.consumers.len();
+    let exclusive_tag = f
+        .consumers
+        .iter()
+        .find(|c| c.exclusive)
+        .map(|c| c.tag.clone());
+    let rate = || json!({"rate": 0.0});
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_owned(), v);
+    };
+    put("name", json!(q.name.as_str()));
+    put("vhost", json!(q.vhost));
+    put("durable", json!(q.durable));
+    put("auto_delete", json!(q.auto_delete));
+    put("exclusive", json!(q.exclusive_owner.is_some()));
+    put("arguments", table_to_json(&q.arguments));
+    put("type", json!(kind));
+    put("state", json!("running"));
+    put("node", json!(node));
+    put("messages", json!(f.messages_ready));
+    put("messages_details", rate());
+    put("messages_ready", json!(f.messages_ready));
+    put("messages_ready_details", rate());
+    put("messages_unacknowledged", json!(0));
+    put("messages_unacknowledged_details", rate());
+    put("messages_ram", json!(f.messages_ready));
+    put("messages_ready_ram", json!(f.messages_ready));
+    put("messages_unacknowledged_ram", json!(0));
+    put("messages_persistent", json!(0));
+    put("messages_paged_out", json!(0));
+    put("message_bytes", json!(f.bytes_ready));
+    put("message_bytes_ready", json!(f.bytes_ready));
+    put("message_bytes_unacknowledged", json!(0));
+    put("message_bytes_ram", json!(f.bytes_ready));
+    put("message_bytes_persistent", json!(0));
+    put("message_bytes_paged_out", json!(0));
+    put("consumers", json!(consumers));
+    let utilisation = if consumers > 0 { json!(1.0) } else { json!(0) };
+    put("consumer_capacity", utilisation.clone());
+    put("consumer_utilisation", utilisation);
+    put("memory", json!(0));
+    if consumers == 0 {
+        put("idle_since", json!(iso8601(f.last_used_ms)));
+    }
+    put("exclusive_consumer_tag", json!(exclusive_tag));
+    put("single_active_consumer_tag", json!(f.single_active_tag));
+    put("head_message_timestamp", Value::Null);
+    put("recoverable_slaves", Value::Null);
+    put("policy", Value::Null);
+    put("operator_policy", Value::Null);
+    put("effective_policy_definition", json!({}));
+    m
+}
+
+/// Milliseconds since the epoch as RabbitMQ writes `idle_since`:
+/// `2026-12-05T02:22:00.745+00:00`.
+fn iso8601(ms: u64) -> String {
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The single GET's extras: each consumer, and the (empty) per-publisher figures.
+fn consumer_details(q: &Queue, f: &QueueFigures) -> Value {
+    let list: Vec<Value> = f
+        .consumers
+        .iter()
+        .map(|c| {
+            json!({
+                "consumer_tag": c.tag,
+                "exclusive": c.exclusive,
+                "ack_required": c.ack_required,
+                "prefetch_count": c.prefetch,
+                "active": f.single_active_tag.as_ref().is_none_or(|t| *t == c.tag),
+                "activity_status": "up",
+                "arguments": if c.priority != 0 { json!({"x-priority": c.priority}) } else { json!({}) },
+                "channel_details": {"number": c.channel, "connection_id": c.connection},
+                "queue": {"name": q.name.as_str(), "vhost": q.vhost},
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+async fn list_all(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    list(&api, &caller, None, &q)
+}
+
+async fn list_vhost(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let vhost = segments(path)?;
+    list(&api, &caller, Some(&vhost), &q)
+}
+
+fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
+    let mut items = Vec::new();
+    for v in listed_vhosts(api, caller, vhost)? {
+        for queue in v.queue_list() {
+            let f = queue.figures();
+            items.push(Value::Object(queue_json(&api.node.name, &queue, &f)));
+        }
+    }
+    Ok(Json(q.respond(items)?))
+}
+
+/// The queue a path names, for a caller who may see its vhost.
+fn find(api: &Api, caller: &Caller, vhost: &str, name: &str) -> ApiResult<Arc<Queue>> {
+    let v = visible_vhost(api, caller, vhost)?;
+    v.queue_any(name).ok_or_else(ApiError::not_found)
+}
+
+async fn get_one(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let (vhost, name) = segments(path)?;
+    let queue = find(&api, &caller, &vhost, &name)?;
+    let f = queue.figures();
+    let mut m = queue_json(&api.node.name, &queue, &f);
+    m.insert("consumer_details".into(), consumer_details(&queue, &f));
+    m.insert("deliveries".into(), json!([]));
+    m.insert("incoming".into(), json!([]));
+    Ok(Json(q.cut_one(Value::Object(m))))
+}
+
+async fn declare(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let (vhost, name) = segments(path)?;
+    let v = acting_vhost(&api, &caller, &vhost)?;
+    check_name("queue", &name)?;
+    let body = object_body(body)?;
+    let durable = flag(&body, "durable", false)?;
+    let auto_delete = flag(&body, "auto_delete", false)?;
+    // Checked, then ignored: RabbitMQ declares it on the API's own short-lived
+    // connection, and the queue it leaves is not exclusive.
+    flag(&body, "exclusive", false)?;
+    let args = json_to_table(&arguments(&body)?);
+    if name.starts_with("amq.") || name.is_empty() {
+        return Err(ApiError::not_authorised("Access refused."));
+    }
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Configure,
+    )?;
+    let existed = v.has_queue(&name);
+    if let (false, Some(dlx)) = (existed, exchange_argument(&args, "x-dead-letter-exchange")) {
+        permit_change(
+            &api,
+            &caller,
+            &vhost,
+            Resource::Queue,
+            &name,
+            Permission::Read,
+        )?;
+        let dlx = crate::broker::vhost::canonical_exchange(dlx);
+        permit_change(
+            &api,
+            &caller,
+            &vhost,
+            Resource::Exchange,
+            dlx,
+            Permission::Write,
+        )?;
+    }
+    v.declare_queue(
+        &QueueDeclare {
+            name: &name,
+            passive: false,
+            durable,
+            exclusive: false,
+            auto_delete,
+            arguments: &args,
+            server_named: false,
+        },
+        0,
+    )
+    .map_err(refused)?;
+    Ok(super::exchanges::created(existed))
+}
+
+async fn delete_queue(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let (vhost, name) = segments(path)?;
+    let v = acting_vhost(&api, &caller, &vhost)?;
+    v.queue_any(&name).ok_or_else(ApiError::not_found)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Configure,
+    )?;
+    // The API is no connection: another connection's exclusive queue is locked to it,
+    // as RabbitMQ answers.
+    v.delete_queue(
+        &name,
+        query_flag(&query, "if-unused"),
+        query_flag(&query, "if-empty"),
+        API_CONNECTION,
+    )
+    .map_err(refused)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn purge(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Response> {
+    let (vhost, name) = segments(path)?;
+    let v = acting_vhost(&api, &caller, &vhost)?;
+    let queue = v.queue_any(&name).ok_or_else(ApiError::not_found)?;
+    permit_change(
+        &api,
+        &caller,
+        &vhost,
+        Resource::Queue,
+        &name,
+        Permission::Read,
+    )?;
+    queue.check_exclusive(API_CONNECTION).map_err(refused)?;
+    queue.purge();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn bindings(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let (vhost, name) = segments(path)?;
+    let v = visible_vhost(&api, &caller, &vhost)?;
+    v.queue_any(&name).ok_or_else(ApiError::not_found)?;
+    let items = v
+        .binding_infos()
+        .into_iter()
+        .filter(|b| b.to_queue && b.destination == name)
+        .map(|b| Value::Object(super::binding_json(&v.name, &b)))
+        .collect();
+    Ok(Json(q.respond(items)?))
+}
+
+/// `sync` and `cancel_sync` are for mirrored queues; for a classic queue RabbitMQ
+/// 3.10 answers 204 and does nothing, and so does warren.
+async fn actions(
+    State(api): State<Api>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let (vhost, name) = segments(path)?;
+    let v = acting_vhost(&api, &caller, &vhost)?;
+    v.queue_any(&name).ok_or_else(ApiError::not_found)?;
+    let body = object_body(body)?;
+    match body.get("action") {
+        Some(Value::String(a)) if a == "sync" || a == "cancel_sync" => {
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        other => Err(super::reason_pair(
+            "unknown",
+            other.cloned().unwrap_or(Value::Null),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn idle_since_is_written_as_rabbitmq_writes_it() {
+        assert_eq!(super::iso8601(0), "1970-01-01T00:00:00.000+00:00");
+        assert_eq!(
+            super::iso8601(1_796_437_320_745),
+            "2026-12-05T02:22:00.745+00:00"
+        );
+        assert_eq!(
+            super::iso8601(951_782_400_001),
+            "2000-02-29T00:00:00.001+00:00"
+        );
+    }
+}
