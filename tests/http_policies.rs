@@ -368,3 +368,58 @@ async fn lists_page_and_filter_like_every_list() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn queues_and_exchanges_show_the_policies_that_apply_to_them() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let put = |path: &'static str, body: Value| {
+        let http = http.clone();
+        async move { http.put(path, &body).await.status }
+    };
+    assert_eq!(
+        put("/api/queues/%2f/pq", json!({})).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put("/api/exchanges/%2f/px", json!({"type": "fanout"})).await,
+        StatusCode::CREATED
+    );
+    let queue = http.get("/api/queues/%2f/pq").await.json();
+    assert_eq!(
+        (
+            &queue["policy"],
+            &queue["operator_policy"],
+            &queue["effective_policy_definition"]
+        ),
+        (&Value::Null, &Value::Null, &json!({}))
+    );
+    assert!(http
+        .get("/api/exchanges/%2f/px")
+        .await
+        .json()
+        .get("policy")
+        .is_none());
+    let body =
+        json!({"pattern": "^p", "definition": {"max-length": 7, "alternate-exchange": "ae"}});
+    assert_eq!(
+        put("/api/policies/%2f/lim", body).await,
+        StatusCode::CREATED
+    );
+    let op = json!({"pattern": "^pq$", "definition": {"max-length": 3}, "apply-to": "queues"});
+    assert_eq!(
+        put("/api/operator-policies/%2f/cap", op).await,
+        StatusCode::CREATED
+    );
+    let queue = http.get("/api/queues/%2f/pq").await.json();
+    assert_eq!(queue["policy"], "lim");
+    assert_eq!(queue["operator_policy"], "cap");
+    assert_eq!(queue["effective_policy_definition"]["max-length"], 3);
+    let listed = http.get("/api/queues/%2f?columns=name,policy").await.json();
+    assert_eq!(listed, json!([{"name": "pq", "policy": "lim"}]));
+    assert_eq!(
+        http.get("/api/exchanges/%2f/px").await.json()["policy"],
+        "lim"
+    );
+    broker.stop().await;
+}

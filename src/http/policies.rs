@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 pub fn routes() -> Router<Api> {
@@ -39,30 +39,6 @@ pub fn routes() -> Router<Api> {
             "/api/operator-policies/{vhost}/{name}",
             get(get_operator).put(put_operator).delete(delete_operator),
         )
-}
-
-/// The hook for `GET /api/queues/...`: fills in `policy`, `operator_policy` and
-/// `effective_policy_definition` for queue `name` (nothing if it does not exist).
-// Called by the queue and exchange endpoints once they are merged in.
-#[allow(dead_code)]
-pub fn queue_policy_fields(api: &Api, vhost: &str, name: &str, into: &mut Map<String, Value>) {
-    if let Some(applied) = api.broker.vhost(vhost).and_then(|v| v.queue_policy(name)) {
-        applied.queue_fields(into);
-    }
-}
-
-/// The hook for `GET /api/exchanges/...`: fills in `policy` for exchange `name` when a
-/// policy applies to it (RabbitMQ leaves the field out otherwise).
-// Called by the queue and exchange endpoints once they are merged in.
-#[allow(dead_code)]
-pub fn exchange_policy_fields(api: &Api, vhost: &str, name: &str, into: &mut Map<String, Value>) {
-    if let Some(applied) = api
-        .broker
-        .vhost(vhost)
-        .and_then(|v| v.exchange_policy(name))
-    {
-        applied.exchange_fields(into);
-    }
 }
 
 /// The policies of `kind` in `vhosts`, as the API lists them.

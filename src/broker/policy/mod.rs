@@ -150,13 +150,6 @@ impl Applied {
         );
     }
 
-    /// The fields on an exchange: `policy`, present only when one applies.
-    pub fn exchange_fields(&self, into: &mut Map<String, Value>) {
-        if let Some(name) = &self.policy {
-            into.insert("policy".into(), Value::String(name.clone()));
-        }
-    }
-
     /// The policy value of `key`, if the merged definition sets it.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.definition.get(key)
@@ -392,12 +385,6 @@ mod tests {
             Value::Object(q),
             json!({"policy": null, "operator_policy": null, "effective_policy_definition": {}})
         );
-        let mut x = Map::new();
-        Applied::default().exchange_fields(&mut x);
-        assert!(
-            x.is_empty(),
-            "no policy: no field, as RabbitMQ leaves it out"
-        );
         let applied = Applied {
             policy: Some("p".into()),
             operator_policy: Some("o".into()),
@@ -413,7 +400,5 @@ mod tests {
             json!({"policy": "p", "operator_policy": "o",
                    "effective_policy_definition": {"max-length": 3}})
         );
-        applied.exchange_fields(&mut x);
-        assert_eq!(Value::Object(x), json!({"policy": "p"}));
     }
 }

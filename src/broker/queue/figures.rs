@@ -52,7 +52,7 @@ impl Queue {
                 priority: c.priority,
             })
             .collect();
-        let single_active_tag = self
+        let single_active_tag = st
             .limits
             .single_active
             .then(|| consumers.first().map(|c| c.tag.clone()))

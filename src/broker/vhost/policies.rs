@@ -99,22 +99,6 @@ impl VHost {
         topo.dirty = true;
     }
 
-    /// The policies applied to queue `name`, if it exists (for the management API).
-    pub fn queue_policy(&self, name: &str) -> Option<Applied> {
-        let queue = self.read().queues.get(name).cloned()?;
-        Some(queue.applied_policy())
-    }
-
-    /// The policy applied to exchange `name`, if it exists (for the management API).
-    pub fn exchange_policy(&self, name: &str) -> Option<Applied> {
-        let topo = self.read();
-        let x = topo.exchanges.get(name)?;
-        Some(Applied {
-            policy: x.policy.clone(),
-            ..Applied::default()
-        })
-    }
-
     /// Appends the policies to `defs`: policies in their section, operator policies as
     /// runtime parameters, as RabbitMQ 3.10.8 exports them.
     pub(super) fn export_policies(&self, defs: &mut Definitions) {

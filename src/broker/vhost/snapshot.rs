@@ -21,6 +21,8 @@ pub struct ExchangeInfo {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// The policy applied to it, if any.
+    pub policy: Option<String>,
 }
 
 /// One binding, named as RabbitMQ lists it.
@@ -43,6 +45,7 @@ impl ExchangeInfo {
             auto_delete: x.auto_delete,
             internal: x.internal,
             arguments: x.arguments.clone(),
+            policy: x.policy.clone(),
         }
     }
 }

@@ -67,6 +67,10 @@ pub fn exchange_json(vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
     m.insert("auto_delete".into(), json!(x.auto_delete));
     m.insert("internal".into(), json!(x.internal));
     m.insert("arguments".into(), table_to_json(&x.arguments));
+    // RabbitMQ shows `policy` only when one applies.
+    if let Some(policy) = &x.policy {
+        m.insert("policy".into(), json!(policy));
+    }
     if PREDECLARED.contains(&x.name.as_str()) {
         m.insert("user_who_performed_action".into(), json!("rmq-internal"));
     }

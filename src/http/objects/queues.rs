@@ -101,9 +101,7 @@ pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value>
     put("single_active_consumer_tag", json!(f.single_active_tag));
     put("head_message_timestamp", Value::Null);
     put("recoverable_slaves", Value::Null);
-    put("policy", Value::Null);
-    put("operator_policy", Value::Null);
-    put("effective_policy_definition", json!({}));
+    q.applied_policy().queue_fields(&mut m);
     m
 }
 
