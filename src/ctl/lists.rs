@@ -297,8 +297,13 @@ pub(crate) async fn run(args: &Args, client: &Client) -> Result<bool, CtlError> 
     let items = match response.status {
         200 => response.json(),
         // rabbitmqctl lists nothing for a missing vhost, but says so (65) for the lists
-        // that name the vhost in quotes.
+        // that name the vhost in quotes. A 404 for a vhost that exists is an API
+        // without this list: say so rather than print an empty one.
         404 if list.path.contains("{vhost}") => {
+            let vhost = client.get(&format!("/api/vhosts/{}", seg(&args.vhost))).await?;
+            if vhost.ok() {
+                return Err(client.unexpected(&response));
+            }
             if matches!(list.what, "permissions" | "policies") {
                 return Err(CtlError::bare(
                     EX_DATAERR,

@@ -258,7 +258,8 @@ async fn status(args: &Args, client: &Client, out: &Out<'_>) -> Result<(), CtlEr
     Ok(())
 }
 
-/// Polls the API until it answers 200 on /api/overview, or the timeout (rabbitmqctl's
+/// Polls the API until it answers 200 on /api/whoami (the cheapest authenticated
+/// endpoint, served as soon as the listener is), or the timeout (rabbitmqctl's
 /// default, 300 s) passes: 75. A refused login (77) ends it at once: waiting will not
 /// fix the credentials.
 async fn await_startup(args: &Args, client: &Client) -> Result<(), CtlError> {
@@ -277,7 +278,7 @@ async fn await_startup(args: &Args, client: &Client) -> Result<(), CtlError> {
         }
         let mut attempt = client.clone();
         attempt.timeout = left.min(Duration::from_secs(10));
-        match attempt.get("/api/overview").await {
+        match attempt.get("/api/whoami").await {
             Ok(response) if response.ok() => return Ok(()),
             Err(e) if e.code == super::EX_NOPERM => return Err(e),
             _ => {}
