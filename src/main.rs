@@ -68,6 +68,10 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             addr.port()
         );
+        // On a line of its own after the ready line, which scripts and tests read whole.
+        if let Some(api) = server.management_addr() {
+            println!("warren management API on http://{host}:{}", api.port());
+        }
         serve_until(stop, hup, &server).await;
         server.shutdown().await;
         ExitCode::SUCCESS

@@ -80,6 +80,13 @@ impl Client {
             None => authority.contains(':'),
         };
         let authority = if has_port {
+            let port = authority.rsplit(':').next().unwrap_or("");
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(CtlError::new(
+                    EX_USAGE,
+                    format!("--url {url}: the port is not a number from 1 to 65535"),
+                ));
+            }
             authority.to_owned()
         } else {
             format!("{authority}:80")
