@@ -160,6 +160,19 @@ async fn list_queues_prints_the_chosen_columns_under_rabbitmqctls_header() {
         .await
         .expect("published");
     }
+    // Both publishes have landed once a passive declare on the same channel counts them.
+    let declared = ch
+        .queue_declare(
+            "ctl-q1".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("passive");
+    assert_eq!(declared.message_count(), 2);
     let run = ok(&broker, &["list_queues"]).await;
     assert_eq!(
         run.lines(),
