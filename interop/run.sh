@@ -122,8 +122,8 @@ if [ -z "$URL" ]; then
   fi
   # --management-port 0 turns the API off: take a free port (released just before).
   HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 15672)"
-  "$BIN" --port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
-    --management-port "$HTTP_PORT" \
+  "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
+    --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
     --definitions "$HERE/definitions.json" \
     >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!

@@ -68,9 +68,13 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             addr.port()
         );
-        // On a line of its own after the ready line, which scripts and tests read whole.
+        // On a line of its own after the ready line, which scripts and tests read whole
+        // (interop/run.sh takes the API's port from it).
         if let Some(api) = server.management_addr() {
             println!("warren management API on http://{host}:{}", api.port());
+        }
+        if let Some(a) = server.prometheus_addr() {
+            tracing::info!("Prometheus metrics on http://{host}:{}/metrics", a.port());
         }
         serve_until(stop, hup, &server).await;
         server.shutdown().await;

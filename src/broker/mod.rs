@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod memory;
 pub mod message;
 pub mod persist;
+pub mod policy;
 pub mod queue;
 pub mod records;
 pub mod vhost;
@@ -48,6 +49,8 @@ pub struct Broker {
     pub auth_mechanisms: Vec<crate::connection::Mechanism>,
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
+    /// Logins so far, per protocol (Prometheus).
+    pub auth_attempts: crate::access::attempts::AuthAttempts,
 }
 
 impl Default for Broker {
@@ -227,6 +230,7 @@ impl Broker {
                 crate::connection::Mechanism::Amqplain,
             ],
             permissions,
+            auth_attempts: Default::default(),
         }
     }
 
@@ -263,6 +267,12 @@ impl Broker {
     /// Returns whether the disk is near trouble, so the caller checks again soon.
     pub fn check_disk(&self) -> bool {
         self.disk.as_ref().is_some_and(|d| d.check(&self.memory))
+    }
+
+    /// Free bytes on the data directory's file system now (None: in memory only, or the
+    /// file system does not say).
+    pub fn disk_free(&self) -> Option<u64> {
+        self.disk.as_ref().and_then(disk::DiskMonitor::free)
     }
 
     /// Bytes handed to the disk threads and not yet written (persistent messages for the
