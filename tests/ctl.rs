@@ -76,10 +76,16 @@ fn closed_port() -> SocketAddr {
 async fn usage_errors_are_64_before_any_request() {
     let api = format!("http://{}", closed_port());
     for (args, text) in [
-        (&["no_such_command"][..], "command 'no_such_command' not found"),
+        (
+            &["no_such_command"][..],
+            "command 'no_such_command' not found",
+        ),
         (&["--bogus", "list_users"], "unknown option --bogus"),
         (&["list_queues", "-p"], "option -p needs a value"),
-        (&["add_user", "only-a-name"], "add_user takes a user name and a password"),
+        (
+            &["add_user", "only-a-name"],
+            "add_user takes a user name and a password",
+        ),
         (
             &["list_queues", "name", "nosuchcol"],
             "Error (argument validation): Info key(s) nosuchcol are not supported",
@@ -105,7 +111,10 @@ async fn an_unreachable_api_is_69_and_await_startup_gives_up_with_75() {
     );
     let run = ctl_at(api, &["await_startup", "--timeout", "0.5"]).await;
     assert_eq!(run.code, 75, "{run:?}");
-    assert!(run.stderr.contains("did not answer within 0.5 seconds"), "{run:?}");
+    assert!(
+        run.stderr.contains("did not answer within 0.5 seconds"),
+        "{run:?}"
+    );
 }
 
 #[tokio::test]
@@ -248,21 +257,35 @@ async fn exchanges_bindings_consumers_channels_and_connections_list() {
         "source_name\tsource_kind\tdestination_name\tdestination_kind\trouting_key\targuments"
     );
     assert!(
-        run.lines().contains(&"\texchange\tctl-q2\tqueue\tctl-q2\t[]"),
+        run.lines()
+            .contains(&"\texchange\tctl-q2\tqueue\tctl-q2\t[]"),
         "{run:?}"
     );
 
     let run = ok(
         &broker,
-        &["-q", "list_consumers", "queue_name", "consumer_tag", "ack_required"],
+        &[
+            "-q",
+            "list_consumers",
+            "queue_name",
+            "consumer_tag",
+            "ack_required",
+        ],
     )
     .await;
     assert_eq!(
         run.lines(),
-        ["queue_name\tconsumer_tag\tack_required", "ctl-q2\tctl-tag\ttrue"]
+        [
+            "queue_name\tconsumer_tag\tack_required",
+            "ctl-q2\tctl-tag\ttrue"
+        ]
     );
 
-    let run = ok(&broker, &["list_channels", "user", "number", "consumer_count"]).await;
+    let run = ok(
+        &broker,
+        &["list_channels", "user", "number", "consumer_count"],
+    )
+    .await;
     assert_eq!(
         run.lines(),
         [
@@ -329,11 +352,31 @@ async fn users_tags_passwords_and_permissions() {
     assert!(!run.stdout.contains("ctl-u1"), "{run:?}");
 
     for (args, code, text) in [
-        (&["delete_user", "ctl-none"][..], 67, "User \"ctl-none\" does not exist"),
-        (&["change_password", "ctl-none", "x"], 67, "User \"ctl-none\" does not exist"),
-        (&["set_user_tags", "ctl-none", "x"], 67, "User \"ctl-none\" does not exist"),
-        (&["set_permissions", "ctl-none", "a", "b", "c"], 67, "User ctl-none does not exist"),
-        (&["clear_permissions", "ctl-none"], 67, "User ctl-none does not exist"),
+        (
+            &["delete_user", "ctl-none"][..],
+            67,
+            "User \"ctl-none\" does not exist",
+        ),
+        (
+            &["change_password", "ctl-none", "x"],
+            67,
+            "User \"ctl-none\" does not exist",
+        ),
+        (
+            &["set_user_tags", "ctl-none", "x"],
+            67,
+            "User \"ctl-none\" does not exist",
+        ),
+        (
+            &["set_permissions", "ctl-none", "a", "b", "c"],
+            67,
+            "User ctl-none does not exist",
+        ),
+        (
+            &["clear_permissions", "ctl-none"],
+            67,
+            "User ctl-none does not exist",
+        ),
         (
             &["set_permissions", "-p", "ctl-nov", "ctl-u1", "a", "b", "c"],
             69,
@@ -395,7 +438,9 @@ async fn policies_are_set_listed_and_cleared() {
     .await;
     assert_eq!(
         run.lines(),
-        [r#"Setting policy "ctl-p1" for pattern "^ctl" to "{"max-length":5}" with priority "3" for vhost "/" ..."#]
+        [
+            r#"Setting policy "ctl-p1" for pattern "^ctl" to "{"max-length":5}" with priority "3" for vhost "/" ..."#
+        ]
     );
     let run = ok(&broker, &["list_policies"]).await;
     assert_eq!(
@@ -489,11 +534,16 @@ async fn close_connection_closes_it_with_320_and_the_reason() {
     let run = ok(&broker, &["close_connection", &name, "ctl says bye"]).await;
     assert_eq!(
         run.lines(),
-        [format!("Closing connection {name}, reason: ctl says bye...")]
+        [format!(
+            "Closing connection {name}, reason: ctl says bye..."
+        )]
     );
     let close = raw.expect_connection_close().await;
     assert_eq!(close.reply_code, 320);
-    assert_eq!(close.reply_text.as_str(), "CONNECTION_FORCED - ctl says bye");
+    assert_eq!(
+        close.reply_text.as_str(),
+        "CONNECTION_FORCED - ctl says bye"
+    );
     fails(
         &broker,
         &["close_connection", "no such", "x"],
@@ -523,7 +573,9 @@ async fn definitions_export_to_a_file_and_import_back() {
     let run = ok(&broker, &["export_definitions", path]).await;
     assert_eq!(
         run.lines(),
-        [format!("Exporting definitions in JSON to a file at \"{path}\" ...")]
+        [format!(
+            "Exporting definitions in JSON to a file at \"{path}\" ..."
+        )]
     );
     let exported: Value =
         serde_json::from_slice(&std::fs::read(&file).expect("file")).expect("JSON");
@@ -556,7 +608,10 @@ async fn definitions_export_to_a_file_and_import_back() {
 async fn status_names_the_node_and_its_listeners() {
     let broker = TestBroker::start_with_management().await;
     let run = ok(&broker, &["status"]).await;
-    assert!(run.lines()[0].starts_with("Status of node rabbit@"), "{run:?}");
+    assert!(
+        run.lines()[0].starts_with("Status of node rabbit@"),
+        "{run:?}"
+    );
     let amqp = format!("port: {}, protocol: amqp", broker.addr.port());
     assert!(run.stdout.contains(&amqp), "{run:?}");
     let run = ok(&broker, &["status", "--formatter", "json"]).await;
@@ -574,7 +629,15 @@ async fn a_user_without_the_administrator_tag_is_refused_with_77() {
     ok(&broker, &["set_user_tags", "ctl-mon", "monitoring"]).await;
     fails(
         &broker,
-        &["--user", "ctl-mon", "--password", "pw", "add_user", "x", "y"],
+        &[
+            "--user",
+            "ctl-mon",
+            "--password",
+            "pw",
+            "add_user",
+            "x",
+            "y",
+        ],
         77,
         "Not administrator user",
     )

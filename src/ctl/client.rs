@@ -247,13 +247,29 @@ mod tests {
     #[test]
     fn urls_with_and_without_port_and_prefix() {
         let c = client("http://localhost").expect("no port");
-        assert_eq!((c.authority.as_str(), c.prefix.as_str()), ("localhost:80", ""));
+        assert_eq!(
+            (c.authority.as_str(), c.prefix.as_str()),
+            ("localhost:80", "")
+        );
         let c = client("http://127.0.0.1:15672/").expect("root");
-        assert_eq!((c.authority.as_str(), c.prefix.as_str()), ("127.0.0.1:15672", ""));
+        assert_eq!(
+            (c.authority.as_str(), c.prefix.as_str()),
+            ("127.0.0.1:15672", "")
+        );
         let c = client("http://[::1]:8080/rabbit/").expect("prefix");
-        assert_eq!((c.authority.as_str(), c.prefix.as_str()), ("[::1]:8080", "/rabbit"));
+        assert_eq!(
+            (c.authority.as_str(), c.prefix.as_str()),
+            ("[::1]:8080", "/rabbit")
+        );
         assert_eq!(c.authorization, "Basic Z3Vlc3Q6Z3Vlc3Q=");
-        for bad in ["https://h:1", "ftp://h", "http://", "http://h:", "http://h:0", "http://h:99999"] {
+        for bad in [
+            "https://h:1",
+            "ftp://h",
+            "http://",
+            "http://h:",
+            "http://h:0",
+            "http://h:99999",
+        ] {
             assert_eq!(client(bad).expect_err(bad).code, EX_USAGE, "{bad}");
         }
     }

@@ -300,7 +300,9 @@ pub(crate) async fn run(args: &Args, client: &Client) -> Result<bool, CtlError> 
         // that name the vhost in quotes. A 404 for a vhost that exists is an API
         // without this list: say so rather than print an empty one.
         404 if list.path.contains("{vhost}") => {
-            let vhost = client.get(&format!("/api/vhosts/{}", seg(&args.vhost))).await?;
+            let vhost = client
+                .get(&format!("/api/vhosts/{}", seg(&args.vhost)))
+                .await?;
             if vhost.ok() {
                 return Err(client.unexpected(&response));
             }
