@@ -9,10 +9,13 @@
 # (scenario 17's user `interop` and vhost `interop-vh`), waits (30 s at most) for the
 # stdout line `warren <version> ready on amqp://HOST:PORT` and uses
 # amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
-# also on Ctrl-C or error. It also makes throwaway certificates (interop/tls-certs.sh),
-# opens warren's amqps listener (peer verification, EXTERNAL offered) and passes it to
-# the columns as WARREN_INTEROP_TLS_URL, _CA, _CERT, _KEY for the `tls` row (python,
-# node, go, rust). With --url the tls row is n/a unless those variables are set.
+# also on Ctrl-C or error. Its management API (--management-port on a free port, the line
+# `warren management API on http://HOST:PORT`) is passed as WARREN_INTEROP_HTTP_URL
+# (guest/guest) for the `admin` row (rabbitmqadmin) and scenario 18 (the HTTP API from
+# each language); with --url they are n/a unless that variable is set. It also makes
+# throwaway certificates (interop/tls-certs.sh), opens warren's amqps listener (peer
+# verification, EXTERNAL offered) and passes it to the columns as WARREN_INTEROP_TLS_URL,
+# _CA, _CERT, _KEY for the `tls` row (python, node, go, rust). With --url the tls row is n/a unless those variables are set.
 #
 # The last line is `N passed, N failed` (`, N skipped` added when some cells are n/a).
 # Exit status: 0 when nothing failed, 1 when something failed, 2 when it could not run.
@@ -20,14 +23,15 @@ set -u
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-ORDER="python celery node go java ruby php c"
+ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
+HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
 ONLY=""
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -116,7 +120,10 @@ if [ -z "$URL" ]; then
   else
     echo "could not make TLS certificates (openssl?): no TLS listener, the tls row is n/a (log: $LOGDIR/tls-certs.log)" >&2
   fi
-  "$BIN" --port 0 --management-port 0 --prometheus-port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
+  # --management-port 0 turns the API off: take a free port (released just before).
+  HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 15672)"
+  "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
+    --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
     --definitions "$HERE/definitions.json" \
     >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!
@@ -142,7 +149,18 @@ if [ -z "$URL" ]; then
     export WARREN_INTEROP_TLS_CA="$TLS/ca.pem" WARREN_INTEROP_TLS_CERT="$TLS/client.pem" \
       WARREN_INTEROP_TLS_KEY="$TLS/client.key"
   fi
-  echo "warren (pid $BROKER_PID) ready on port $PORT${TLS_PORT:+, amqps on $TLS_PORT}" >&2
+  # The management API's line follows the ready line.
+  for _ in $(seq 1 50); do
+    HTTP_PORT="$(sed -nE 's|^warren management API on http://[^ ]*:([0-9]+).*|\1|p' "$LOGDIR/warren.out")"
+    [ -n "$HTTP_PORT" ] && break
+    sleep 0.1
+  done
+  if [ -n "$HTTP_PORT" ]; then
+    export WARREN_INTEROP_HTTP_URL="http://127.0.0.1:$HTTP_PORT"
+  else
+    echo "warren printed no management API line: the admin and 18 rows are n/a" >&2
+  fi
+  echo "warren (pid $BROKER_PID) ready on port $PORT${TLS_PORT:+, amqps on $TLS_PORT}${HTTP_PORT:+, management API on $HTTP_PORT}" >&2
 fi
 echo "broker: $URL   logs: $LOGDIR" >&2
 
@@ -152,14 +170,17 @@ declare -A REASON=()  # "col|row" -> reason text
 declare -A NOTE=()    # col -> why the whole column may be missing
 
 # Scenario rows: 01..15, and 17 (a non-guest user on its own vhost: every language column
-# and celery).
+# and celery). Row 18 (the management HTTP API as that ecosystem uses it) comes from the
+# HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 
 rows_of() {  # rows_of COL -> the rows this column must report
   case "$1" in
     celery) printf 'celery\n17\n' ;;
+    rabbitmqadmin) echo admin; return ;;
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
+  case " $HTTP_COLUMNS " in *" $1 "*) echo 18 ;; esac
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
 }
 
@@ -167,7 +188,7 @@ collect() {  # collect COL FILE: read result lines from FILE
   local col="$1" file="$2" row status reason
   while IFS= read -r line; do
     line="${line%$'\r'}"
-    if [[ "$line" =~ ^([0-9][0-9]|celery|tls)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
+    if [[ "$line" =~ ^([0-9][0-9]|celery|tls|admin)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
       row="${BASH_REMATCH[1]}"; status="${BASH_REMATCH[2]}"; reason="${BASH_REMATCH[4]}"
       [ -n "${RES[$col|$row]+x}" ] && continue  # first line wins
       RES[$col|$row]="$status"
@@ -213,7 +234,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS tls celery"
+ALL_ROWS="$SCENARIO_ROWS 18 tls celery admin"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 
@@ -223,11 +244,9 @@ printf '\n'
 passed=0; failed=0; skipped=0
 REPORT=()
 for row in $ALL_ROWS; do
-  # skip the celery and tls rows when no column covers them
-  if [ "$row" = celery ] || [ "$row" = tls ]; then
-    has=0; for col in "${COLUMNS_LIST[@]}"; do rows_of "$col" | grep -qx "$row" && has=1; done
-    [ $has = 1 ] || continue
-  fi
+  # skip the rows no column covers (celery, tls, 18, admin; any with --only)
+  has=0; for col in "${COLUMNS_LIST[@]}"; do rows_of "$col" | grep -qx "$row" && has=1; done
+  [ $has = 1 ] || continue
   printf '%-8s' "$row"
   for col in "${COLUMNS_LIST[@]}"; do
     if ! rows_of "$col" | grep -qx "$row"; then

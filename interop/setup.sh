@@ -4,7 +4,7 @@
 # Goes on when one fails; exit status 1 if any failed.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ORDER="python celery node go java ruby php c"
+ORDER="python celery node go java ruby php c rabbitmqadmin"
 ONLY=""
 case "${1:-}" in
   --only) ONLY="${2:-}" ;;

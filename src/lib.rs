@@ -33,6 +33,7 @@ pub(crate) mod channel;
 pub(crate) mod codec;
 pub(crate) mod config;
 pub(crate) mod connection;
+pub(crate) mod ctl;
 pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod http;
@@ -42,6 +43,7 @@ pub(crate) mod tls;
 
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
+pub use ctl::run_ctl;
 pub use server::{start, Server};
 pub use tls::Verify as TlsVerify;
 

@@ -1,12 +1,18 @@
 //! The `warren` binary: parse the configuration, set up logging, serve until SIGINT or
 //! SIGTERM, then close every connection with CONNECTION_FORCED and exit 0. SIGHUP
-//! reloads the TLS certificate, key and CA files.
+//! reloads the TLS certificate, key and CA files. `warren ctl ...` is the operator's
+//! command line instead (src/ctl/): it talks to a running broker's management API.
 
 use clap::Parser;
 use std::process::ExitCode;
 use warren::Config;
 
 fn main() -> ExitCode {
+    // `ctl` comes before the broker's flags are parsed: its options are its own.
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("ctl") {
+        return warren::run_ctl(argv.collect());
+    }
     let config = Config::parse().with_rabbitmq_env(|var| std::env::var(var).ok());
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -62,8 +68,10 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             addr.port()
         );
-        if let Some(a) = server.management_addr() {
-            tracing::info!("management API on http://{host}:{}/api/", a.port());
+        // On a line of its own after the ready line, which scripts and tests read whole
+        // (interop/run.sh takes the API's port from it).
+        if let Some(api) = server.management_addr() {
+            println!("warren management API on http://{host}:{}", api.port());
         }
         if let Some(a) = server.prometheus_addr() {
             tracing::info!("Prometheus metrics on http://{host}:{}/metrics", a.port());

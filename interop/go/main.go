@@ -1,4 +1,5 @@
-// warren interop scenarios 01..15, 17 and tls (tls.go) with github.com/rabbitmq/amqp091-go.
+// warren interop scenarios 01..15, 17, 18 (http.go: the management HTTP API) and tls
+// (tls.go) with github.com/rabbitmq/amqp091-go.
 // stdout: exactly one line per scenario; everything else goes to stderr.
 package main
 
@@ -1191,6 +1192,14 @@ func main() {
 			continue
 		}
 		fmt.Println(runOne(num, f))
+	}
+	if len(only) == 0 || only["18"] {
+		if os.Getenv("WARREN_INTEROP_HTTP_URL") == "" {
+			notApplicable["18"] = "no management API URL (WARREN_INTEROP_HTTP_URL)"
+			fmt.Println(runOne("18", nil))
+		} else {
+			fmt.Println(runOne("18", s18))
+		}
 	}
 	if len(only) == 0 || only["tls"] {
 		if os.Getenv("WARREN_INTEROP_TLS_URL") == "" {

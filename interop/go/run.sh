@@ -11,5 +11,5 @@ mkdir -p build
 export GOPROXY=off GOSUMDB=off GOFLAGS=-mod=mod GOTOOLCHAIN=local GO111MODULE=on
 export GOPATH="$PWD/build/gopath" GOCACHE="$PWD/build/gocache"
 go build -o build/interop-go . >&2 || { echo "go build failed" >&2; exit 2; }
-# Whole-run guard: 16 scenarios x 20 s each at most, plus slack.
-exec timeout -k 10 380 ./build/interop-go "$URL" "$@"
+# Whole-run guard: 18 scenarios x 20 s each at most, plus slack.
+exec timeout -k 10 420 ./build/interop-go "$URL" "$@"

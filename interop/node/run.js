@@ -1,5 +1,6 @@
 'use strict';
-// warren interop scenarios 01..15 and 17 with amqplib (promise API).
+// warren interop scenarios 01..15, 17 and 18 (http.js: the management HTTP API) with
+// amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
 const amqp = require('amqplib');
@@ -630,8 +631,17 @@ scenarios['17'] = async () => {
   assert.match(refused.message, /^Expected ConnectionOpenOk; got <ConnectionClose channel:0>/);
 };
 
+scenarios['18'] = require('./http.js')({
+  api: (process.env.WARREN_INTEROP_HTTP_URL || '').replace(/\/+$/, ''),
+  amqpUrl: URL_ARG,
+  prefix: P,
+  runId: RUN_ID,
+  track: (c) => openConns.push(c),
+});
+
 const NA = {};
 if (!process.env.WARREN_INTEROP_TLS_URL) NA.tls = 'no amqps URL (WARREN_INTEROP_TLS_URL)';
+if (!process.env.WARREN_INTEROP_HTTP_URL) NA['18'] = 'no management API URL (WARREN_INTEROP_HTTP_URL)';
 
 function shortReason(e) {
   let s = e && e.message ? e.message : String(e);
@@ -663,7 +673,7 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', 'tls'];
+  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', 'tls'];
   for (const n of nums) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);

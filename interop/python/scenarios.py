@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The interop scenarios 01..15 and 17 (see interop/README.md) with pika's BlockingConnection,
-and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
+18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
+set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
-Usage: scenarios.py URL            run 01..15, 17 and tls, one line each on stdout
+Usage: scenarios.py URL            run 01..15, 17, 18 and tls, one line each on stdout
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
 Each scenario runs in its own child process with a hard timeout, so a hanging
@@ -593,8 +594,18 @@ def s17(url):
         check("(530)" in text and expected in text, "refused with %s" % text)
 
 
+def s18(url):
+    """The management HTTP API with requests (http_api.py)."""
+    api = os.environ.get("WARREN_INTEROP_HTTP_URL")
+    if not api:
+        raise NA("no management API URL (WARREN_INTEROP_HTTP_URL)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import http_api
+    http_api.scenario(url, api.rstrip("/"), connect, check, P)
+
+
 SCENARIOS = ([("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
-             + [("17", s17), ("tls", stls)])
+             + [("17", s17), ("18", s18), ("tls", stls)])
 
 
 def short(e):

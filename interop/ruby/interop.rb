@@ -1,4 +1,5 @@
-# Interop scenarios 01..15 and 17 with bunny (Debian ruby-bunny).
+# Interop scenarios 01..15, 17 and 18 (http_api.rb: the management HTTP API) with bunny
+# (Debian ruby-bunny).
 # Usage: ruby interop.rb AMQP_URL
 # Prints exactly one line per scenario on stdout: "NN pass", "NN FAIL reason" or "NN n/a reason".
 # Everything else goes to stderr.
@@ -6,6 +7,7 @@
 require "bunny"
 require "bigdecimal"
 require "timeout"
+require_relative "http_api"
 
 $stdout.sync = true
 URL = ARGV[0] or abort("usage: interop.rb AMQP_URL")
@@ -608,10 +610,14 @@ def run_one(name)
 end
 
 only = (ENV["ONLY"] || "").split(",").map(&:strip).reject(&:empty?)
-((1..15).map { |i| format("%02d", i) } + ["17"]).each do |nn|
+((1..15).map { |i| format("%02d", i) } + %w[17 18]).each do |nn|
   next unless only.empty? || only.include?(nn)
   line = begin
-    run_one(:"s#{nn}")
+    if nn == "18" && ENV["WARREN_INTEROP_HTTP_URL"].to_s.empty?
+      "n/a no management API URL (WARREN_INTEROP_HTTP_URL)"
+    else
+      run_one(:"s#{nn}")
+    end
   rescue Exception => e
     "FAIL runner: #{e.class}: #{e.message}"
   end
