@@ -6,8 +6,10 @@
 pub mod arguments;
 pub mod consumer;
 pub mod deadletter;
+pub mod definitions;
 pub mod disk;
 pub mod exchange;
+pub mod globals;
 pub mod memory;
 pub mod message;
 pub mod persist;
@@ -48,6 +50,8 @@ pub struct Broker {
     pub auth_mechanisms: Vec<crate::connection::Mechanism>,
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
+    /// Global runtime parameters (cluster_name, ...; see `globals`).
+    pub globals: globals::GlobalParameters,
 }
 
 impl Default for Broker {
@@ -227,6 +231,7 @@ impl Broker {
                 crate::connection::Mechanism::Amqplain,
             ],
             permissions,
+            globals: globals::GlobalParameters::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! paging, sorting, filtering and columns every list endpoint shares. Each group of
 //! endpoints is a module with a `routes()` merged into `router` here.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod list;
@@ -89,6 +90,7 @@ fn hostname() -> String {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
+        .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })
         .with_state(api)
 }
