@@ -138,3 +138,31 @@ async fn certificate_expiration_reads_the_listeners_certificates() {
     broker.stop().await;
     let _ = std::fs::remove_dir_all(&files.dir);
 }
+
+#[tokio::test]
+async fn an_alarm_fails_the_alarm_checks_with_rabbitmqs_body() {
+    // No disk has this much free space: the disk alarm is on from the start.
+    let broker = TestBroker::start_with(|c| warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        disk_free_limit: u64::MAX / 2,
+        ..c
+    })
+    .await;
+    let http = broker.http();
+    common::wait_until("the disk alarm", || async {
+        broker.server.broker().memory.alarmed()
+    })
+    .await;
+    for (path, reason) in [
+        ("alarms", "There are alarms in effect in the cluster"),
+        ("local-alarms", "There are alarms in effect on the node"),
+    ] {
+        let reply = http.get(&format!("/api/health/checks/{path}")).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        let body = reply.json();
+        assert_eq!((body["status"].clone(), body["reason"].clone()), (json!("failed"), json!(reason)));
+        assert_eq!(body["alarms"][0]["resource"], "disk");
+        assert!(body["alarms"][0]["node"].as_str().expect("node").starts_with("rabbit@"));
+    }
+    broker.stop().await;
+}
