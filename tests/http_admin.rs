@@ -14,9 +14,14 @@ use serde_json::{json, Value};
 fn user_with(broker: &TestBroker, name: &str, tags: &[&str]) -> Http {
     let b = broker.server.broker();
     b.users()
-        .add_with_tags(name, Some("pw"), tags.iter().map(|t| t.to_string()).collect())
+        .add_with_tags(
+            name,
+            Some("pw"),
+            tags.iter().map(|t| t.to_string()).collect(),
+        )
         .expect("add user");
-    b.set_permissions(name, "/", ".*", ".*", ".*").expect("perms");
+    b.set_permissions(name, "/", ".*", ".*", ".*")
+        .expect("perms");
     broker.http().as_user(Some((name, "pw")))
 }
 
@@ -33,7 +38,10 @@ async fn vhosts_are_created_listed_updated_and_deleted() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
     let reply = http
-        .put("/api/vhosts/v1", &json!({"description": "first", "tags": "a,b", "tracing": false}))
+        .put(
+            "/api/vhosts/v1",
+            &json!({"description": "first", "tags": "a,b", "tracing": false}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let v = http.get("/api/vhosts/v1").await.json();
@@ -41,28 +49,57 @@ async fn vhosts_are_created_listed_updated_and_deleted() {
     assert_eq!(v["description"], "first");
     assert_eq!(v["tags"], json!(["a", "b"]));
     assert_eq!(v["default_queue_type"], "undefined");
-    assert_eq!(v["metadata"], json!({"description": "first", "tags": ["a", "b"]}));
+    assert_eq!(
+        v["metadata"],
+        json!({"description": "first", "tags": ["a", "b"]})
+    );
     assert_eq!(v["tracing"], false);
     let state = v["cluster_state"].as_object().expect("cluster_state");
     assert_eq!(state.values().collect::<Vec<_>>(), [&json!("running")]);
     // A PUT on an existing vhost replaces description and tags: 204.
     let reply = http
-        .put("/api/vhosts/v1", &json!({"description": "second", "tags": ["x"], "defaultqueuetype": "quorum"}))
+        .put(
+            "/api/vhosts/v1",
+            &json!({"description": "second", "tags": ["x"], "defaultqueuetype": "quorum"}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let v = http.get("/api/vhosts/v1").await.json();
-    assert_eq!((v["description"].clone(), v["tags"].clone()), (json!("second"), json!(["x"])));
+    assert_eq!(
+        (v["description"].clone(), v["tags"].clone()),
+        (json!("second"), json!(["x"]))
+    );
     assert_eq!(v["default_queue_type"], "quorum");
-    let names: Vec<Value> = http.get("/api/vhosts").await.json().as_array().expect("list").iter().map(|v| v["name"].clone()).collect();
+    let names: Vec<Value> = http
+        .get("/api/vhosts")
+        .await
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v["name"].clone())
+        .collect();
     assert_eq!(names, [json!("/"), json!("v1")]);
     // Paging and columns go through the shared list code.
-    let page = http.get("/api/vhosts?page=1&page_size=1&columns=name").await.json();
+    let page = http
+        .get("/api/vhosts?page=1&page_size=1&columns=name")
+        .await
+        .json();
     assert_eq!(page["items"], json!([{"name": "/"}]));
     assert_eq!(page["total_count"], 2);
-    assert_eq!(http.delete("/api/vhosts/v1").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.delete("/api/vhosts/v1").await.status,
+        StatusCode::NO_CONTENT
+    );
     let gone = http.get("/api/vhosts/v1").await;
-    assert_eq!((gone.status, gone.json()), (StatusCode::NOT_FOUND, not_found()));
-    assert_eq!(http.delete("/api/vhosts/v1").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (gone.status, gone.json()),
+        (StatusCode::NOT_FOUND, not_found())
+    );
+    assert_eq!(
+        http.delete("/api/vhosts/v1").await.status,
+        StatusCode::NOT_FOUND
+    );
     broker.stop().await;
 }
 
@@ -71,16 +108,26 @@ async fn vhost_bodies_that_are_not_json_objects_or_types_are_refused() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
     for body in [&b"notjson"[..], b"[1]", b"{\"a\":"] {
-        let reply = http.request(Method::PUT, "/api/vhosts/bad", &[], Some(body.to_vec())).await;
+        let reply = http
+            .request(Method::PUT, "/api/vhosts/bad", &[], Some(body.to_vec()))
+            .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-        assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "not_json"}));
+        assert_eq!(
+            reply.json(),
+            json!({"error": "bad_request", "reason": "not_json"})
+        );
     }
-    let reply = http.put("/api/vhosts/bad", &json!({"defaultqueuetype": "foo"})).await;
+    let reply = http
+        .put("/api/vhosts/bad", &json!({"defaultqueuetype": "foo"}))
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.json()["reason"], "invalid_queue_type");
     let reply = http.put("/api/vhosts/bad", &json!({"tags": 5})).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(broker.server.broker().vhost("bad").is_none(), "nothing half-made");
+    assert!(
+        broker.server.broker().vhost("bad").is_none(),
+        "nothing half-made"
+    );
     broker.stop().await;
 }
 
@@ -88,7 +135,12 @@ async fn vhost_bodies_that_are_not_json_objects_or_types_are_refused() {
 async fn users_are_put_with_a_password_or_a_hash_and_deleted() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
-    let reply = http.put("/api/users/alice", &json!({"password": "secret", "tags": "management,monitoring"})).await;
+    let reply = http
+        .put(
+            "/api/users/alice",
+            &json!({"password": "secret", "tags": "management,monitoring"}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let u = http.get("/api/users/alice").await.json();
     assert_eq!(u["tags"], json!(["management", "monitoring"]));
@@ -105,35 +157,82 @@ async fn users_are_put_with_a_password_or_a_hash_and_deleted() {
         .put("/api/users/alice", &json!({"password_hash": hash, "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}))
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.get("/api/users/alice").await.json()["password_hash"], hash);
-    assert_eq!(http.as_user(Some(("alice", "guest"))).get("/api/whoami").await.status, StatusCode::OK);
+    assert_eq!(
+        http.get("/api/users/alice").await.json()["password_hash"],
+        hash
+    );
+    assert_eq!(
+        http.as_user(Some(("alice", "guest")))
+            .get("/api/whoami")
+            .await
+            .status,
+        StatusCode::OK
+    );
     // Refusals, each RabbitMQ's.
     let cases = [
         (json!({"password": "x"}), json!("tags_not_present")),
-        (json!({"password": "x", "password_hash": "", "tags": ""}), json!("both_password_and_password_hash_are_provided")),
-        (json!({"password_hash": "abc", "tags": ""}), json!(["not_base64", "abc"])),
-        (json!({"password_hash": 5, "tags": ""}), json!(["not_base64", 5])),
+        (
+            json!({"password": "x", "password_hash": "", "tags": ""}),
+            json!("both_password_and_password_hash_are_provided"),
+        ),
+        (
+            json!({"password_hash": "abc", "tags": ""}),
+            json!(["not_base64", "abc"]),
+        ),
+        (
+            json!({"password_hash": 5, "tags": ""}),
+            json!(["not_base64", 5]),
+        ),
     ];
     for (body, reason) in cases {
         let reply = http.put("/api/users/bob", &body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(reply.json(), json!({"error": "bad_request", "reason": reason}));
+        assert_eq!(
+            reply.json(),
+            json!({"error": "bad_request", "reason": reason})
+        );
     }
     let reply = http
         .put("/api/users/bob", &json!({"password_hash": hash, "hashing_algorithm": "rabbit_password_hashing_nope", "tags": ""}))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(reply.json()["reason"].as_str().expect("text").contains("rabbit_password_hashing_nope"));
-    for body in [json!({"password": 5, "tags": ""}), json!({"password": "x", "tags": 5}), json!({"password": "x", "tags": [1]})] {
-        assert_eq!(http.put("/api/users/bob", &body).await.status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(reply.json()["reason"]
+        .as_str()
+        .expect("text")
+        .contains("rabbit_password_hashing_nope"));
+    for body in [
+        json!({"password": 5, "tags": ""}),
+        json!({"password": "x", "tags": 5}),
+        json!({"password": "x", "tags": [1]}),
+    ] {
+        assert_eq!(
+            http.put("/api/users/bob", &body).await.status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
     }
-    assert_eq!(http.get("/api/users/bob").await.status, StatusCode::NOT_FOUND, "no refused PUT made bob");
+    assert_eq!(
+        http.get("/api/users/bob").await.status,
+        StatusCode::NOT_FOUND,
+        "no refused PUT made bob"
+    );
     // Without a password the user has none.
-    assert_eq!(http.put("/api/users/bob", &json!({"tags": ""})).await.status, StatusCode::CREATED);
+    assert_eq!(
+        http.put("/api/users/bob", &json!({"tags": ""}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     assert_eq!(http.get("/api/users/bob").await.json()["password_hash"], "");
-    assert_eq!(http.delete("/api/users/bob").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.delete("/api/users/bob").await.status,
+        StatusCode::NO_CONTENT
+    );
     let reply = http.delete("/api/users/bob").await;
-    assert_eq!((reply.status, reply.json()), (StatusCode::NOT_FOUND, not_found()));
+    assert_eq!(
+        (reply.status, reply.json()),
+        (StatusCode::NOT_FOUND, not_found())
+    );
     broker.stop().await;
 }
 
@@ -142,20 +241,76 @@ async fn bulk_delete_and_users_without_permissions() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
     for u in ["a", "b", "c"] {
-        assert_eq!(http.put(&format!("/api/users/{u}"), &json!({"password": "p", "tags": ""})).await.status, StatusCode::CREATED);
+        assert_eq!(
+            http.put(
+                &format!("/api/users/{u}"),
+                &json!({"password": "p", "tags": ""})
+            )
+            .await
+            .status,
+            StatusCode::CREATED
+        );
     }
-    assert_eq!(http.put("/api/permissions/%2f/a", &json!({"configure": ".*", "write": ".*", "read": ".*"})).await.status, StatusCode::CREATED);
-    let names: Vec<Value> = http.get("/api/users/without-permissions").await.json().as_array().expect("list").iter().map(|u| u["name"].clone()).collect();
+    assert_eq!(
+        http.put(
+            "/api/permissions/%2f/a",
+            &json!({"configure": ".*", "write": ".*", "read": ".*"})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    let names: Vec<Value> = http
+        .get("/api/users/without-permissions")
+        .await
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|u| u["name"].clone())
+        .collect();
     assert_eq!(names, [json!("b"), json!("c")]);
-    let reply = http.post("/api/users/bulk-delete", &json!({"users": ["b", "nosuch", "c"]})).await;
+    let reply = http
+        .post(
+            "/api/users/bulk-delete",
+            &json!({"users": ["b", "nosuch", "c"]}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": ["no_such_user", "nosuch"]}));
-    assert_eq!(http.get("/api/users/b").await.status, StatusCode::NOT_FOUND, "deleted before the unknown one, as RabbitMQ");
-    assert_eq!(http.post("/api/users/bulk-delete", &json!({"users": ["c"]})).await.status, StatusCode::NO_CONTENT);
-    let reply = http.post("/api/users/bulk-delete", &json!({"user": []})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "[{key_missing,users}]"}));
-    assert_eq!(http.post("/api/users/bulk-delete", &json!({"users": 5})).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(http.post("/api/users/bulk-delete", &json!({"users": [5]})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": ["no_such_user", "nosuch"]})
+    );
+    assert_eq!(
+        http.get("/api/users/b").await.status,
+        StatusCode::NOT_FOUND,
+        "deleted before the unknown one, as RabbitMQ"
+    );
+    assert_eq!(
+        http.post("/api/users/bulk-delete", &json!({"users": ["c"]}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let reply = http
+        .post("/api/users/bulk-delete", &json!({"user": []}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "[{key_missing,users}]"})
+    );
+    assert_eq!(
+        http.post("/api/users/bulk-delete", &json!({"users": 5}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        http.post("/api/users/bulk-delete", &json!({"users": [5]}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
     broker.stop().await;
 }
 
@@ -163,31 +318,79 @@ async fn bulk_delete_and_users_without_permissions() {
 async fn permissions_round_trip_and_refuse_as_rabbitmq() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
-    http.put("/api/users/u", &json!({"password": "p", "tags": ""})).await;
+    http.put("/api/users/u", &json!({"password": "p", "tags": ""}))
+        .await;
     http.put("/api/vhosts/v", &json!({})).await;
     let perms = json!({"configure": "^c", "write": "^w", "read": "^r"});
-    assert_eq!(http.put("/api/permissions/v/u", &perms).await.status, StatusCode::CREATED);
-    assert_eq!(http.put("/api/permissions/v/u", &perms).await.status, StatusCode::NO_CONTENT);
-    let expected = json!({"user": "u", "vhost": "v", "configure": "^c", "write": "^w", "read": "^r"});
+    assert_eq!(
+        http.put("/api/permissions/v/u", &perms).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        http.put("/api/permissions/v/u", &perms).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let expected =
+        json!({"user": "u", "vhost": "v", "configure": "^c", "write": "^w", "read": "^r"});
     assert_eq!(http.get("/api/permissions/v/u").await.json(), expected);
-    assert!(http.get("/api/permissions").await.json().as_array().expect("list").contains(&expected));
-    assert_eq!(http.get("/api/vhosts/v/permissions").await.json(), json!([expected]));
-    assert_eq!(http.get("/api/users/u/permissions").await.json(), json!([expected]));
-    let reply = http.put("/api/permissions/v/u", &json!({"configure": ".*"})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "[{key_missing,write},{key_missing,read}]"}));
+    assert!(http
+        .get("/api/permissions")
+        .await
+        .json()
+        .as_array()
+        .expect("list")
+        .contains(&expected));
+    assert_eq!(
+        http.get("/api/vhosts/v/permissions").await.json(),
+        json!([expected])
+    );
+    assert_eq!(
+        http.get("/api/users/u/permissions").await.json(),
+        json!([expected])
+    );
+    let reply = http
+        .put("/api/permissions/v/u", &json!({"configure": ".*"}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "[{key_missing,write},{key_missing,read}]"})
+    );
     for path in ["/api/permissions/v/nosuch", "/api/permissions/nosuch/u"] {
         let reply = http.put(path, &perms).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-        assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "vhost_or_user_not_found"}));
+        assert_eq!(
+            reply.json(),
+            json!({"error": "bad_request", "reason": "vhost_or_user_not_found"})
+        );
     }
-    let reply = http.put("/api/permissions/v/u", &json!({"configure": "(", "write": "", "read": ""})).await;
+    let reply = http
+        .put(
+            "/api/permissions/v/u",
+            &json!({"configure": "(", "write": "", "read": ""}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(http.get("/api/permissions/v/u").await.json(), expected, "a refused PUT changes nothing");
-    for path in ["/api/vhosts/nosuch/permissions", "/api/users/nosuch/permissions", "/api/users/nosuch/topic-permissions", "/api/permissions/v/nosuch"] {
+    assert_eq!(
+        http.get("/api/permissions/v/u").await.json(),
+        expected,
+        "a refused PUT changes nothing"
+    );
+    for path in [
+        "/api/vhosts/nosuch/permissions",
+        "/api/users/nosuch/permissions",
+        "/api/users/nosuch/topic-permissions",
+        "/api/permissions/v/nosuch",
+    ] {
         assert_eq!(http.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
-    assert_eq!(http.delete("/api/permissions/v/u").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.delete("/api/permissions/v/u").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        http.delete("/api/permissions/v/u").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete("/api/permissions/v/u").await.status,
+        StatusCode::NOT_FOUND
+    );
     broker.stop().await;
 }
 
@@ -195,20 +398,54 @@ async fn permissions_round_trip_and_refuse_as_rabbitmq() {
 async fn topic_permissions_round_trip() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
-    http.put("/api/users/u", &json!({"password": "p", "tags": ""})).await;
+    http.put("/api/users/u", &json!({"password": "p", "tags": ""}))
+        .await;
     let body = json!({"exchange": "amq.topic", "write": "^a", "read": ".*"});
-    assert_eq!(http.put("/api/topic-permissions/%2f/u", &body).await.status, StatusCode::CREATED);
-    assert_eq!(http.put("/api/topic-permissions/%2f/u", &body).await.status, StatusCode::NO_CONTENT);
-    let expected = json!([{"user": "u", "vhost": "/", "exchange": "amq.topic", "write": "^a", "read": ".*"}]);
-    assert_eq!(http.get("/api/topic-permissions/%2f/u").await.json(), expected);
+    assert_eq!(
+        http.put("/api/topic-permissions/%2f/u", &body).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        http.put("/api/topic-permissions/%2f/u", &body).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let expected =
+        json!([{"user": "u", "vhost": "/", "exchange": "amq.topic", "write": "^a", "read": ".*"}]);
+    assert_eq!(
+        http.get("/api/topic-permissions/%2f/u").await.json(),
+        expected
+    );
     assert_eq!(http.get("/api/topic-permissions").await.json(), expected);
-    assert_eq!(http.get("/api/vhosts/%2f/topic-permissions").await.json(), expected);
-    assert_eq!(http.get("/api/users/u/topic-permissions").await.json(), expected);
-    let reply = http.put("/api/topic-permissions/%2f/u", &json!({"write": "", "read": ""})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "[{key_missing,exchange}]"}));
-    assert_eq!(http.delete("/api/topic-permissions/%2f/u").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.delete("/api/topic-permissions/%2f/u").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(http.get("/api/topic-permissions/%2f/u").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        http.get("/api/vhosts/%2f/topic-permissions").await.json(),
+        expected
+    );
+    assert_eq!(
+        http.get("/api/users/u/topic-permissions").await.json(),
+        expected
+    );
+    let reply = http
+        .put(
+            "/api/topic-permissions/%2f/u",
+            &json!({"write": "", "read": ""}),
+        )
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "[{key_missing,exchange}]"})
+    );
+    assert_eq!(
+        http.delete("/api/topic-permissions/%2f/u").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete("/api/topic-permissions/%2f/u").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        http.get("/api/topic-permissions/%2f/u").await.status,
+        StatusCode::NOT_FOUND
+    );
     broker.stop().await;
 }
 
@@ -217,42 +454,141 @@ async fn vhost_and_user_limits_are_set_one_at_a_time() {
     let broker = TestBroker::start_with_management().await;
     let http = broker.http();
     assert_eq!(http.get("/api/vhost-limits").await.json(), json!([]));
-    assert_eq!(http.put("/api/vhost-limits/%2f/max-connections", &json!({"value": 10})).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.put("/api/vhost-limits/%2f/max-queues", &json!({"value": 5})).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.put(
+            "/api/vhost-limits/%2f/max-connections",
+            &json!({"value": 10})
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.put("/api/vhost-limits/%2f/max-queues", &json!({"value": 5}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     let expected = json!([{"vhost": "/", "value": {"max-connections": 10, "max-queues": 5}}]);
     assert_eq!(http.get("/api/vhost-limits").await.json(), expected);
     assert_eq!(http.get("/api/vhost-limits/%2f").await.json(), expected);
     let p = json!([{"value": {"max-connections": 10, "max-queues": 5}, "vhost": "/", "component": "vhost-limits", "name": "limits"}]);
     assert_eq!(http.get("/api/parameters").await.json(), p);
     assert_eq!(http.get("/api/parameters/vhost-limits/%2f").await.json(), p);
-    let reply = http.put("/api/vhost-limits/%2f/max-queues", &json!({"value": "x"})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "Validation failed\n\nmax-queues should be a number, actually was <<\"x\">>\n"}));
-    let reply = http.put("/api/vhost-limits/%2f/max-foo", &json!({"value": 1})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "Validation failed\n\nUnrecognised terms [{<<\"max-foo\">>,1}] in limits\n"}));
-    let reply = http.put("/api/vhost-limits/%2f/max-queues", &json!({})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "[{key_missing,value}]"}));
-    let reply = http.put("/api/vhost-limits/nosuch/max-queues", &json!({"value": 1})).await;
-    assert_eq!((reply.status, reply.json()), (StatusCode::NOT_FOUND, json!({"error": "not_found", "reason": "vhost_not_found"})));
-    assert_eq!(http.get("/api/vhost-limits/%2f").await.json(), expected, "refusals changed nothing");
-    assert_eq!(http.delete("/api/vhost-limits/%2f/max-connections").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.delete("/api/vhost-limits/%2f/max-connections").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.get("/api/vhost-limits/%2f").await.json(), json!([{"vhost": "/", "value": {"max-queues": 5}}]));
-    assert_eq!(http.get("/api/vhost-limits/nosuch").await.status, StatusCode::NOT_FOUND);
+    let reply = http
+        .put("/api/vhost-limits/%2f/max-queues", &json!({"value": "x"}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "Validation failed\n\nmax-queues should be a number, actually was <<\"x\">>\n"})
+    );
+    let reply = http
+        .put("/api/vhost-limits/%2f/max-foo", &json!({"value": 1}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "Validation failed\n\nUnrecognised terms [{<<\"max-foo\">>,1}] in limits\n"})
+    );
+    let reply = http
+        .put("/api/vhost-limits/%2f/max-queues", &json!({}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "[{key_missing,value}]"})
+    );
+    let reply = http
+        .put("/api/vhost-limits/nosuch/max-queues", &json!({"value": 1}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": "not_found", "reason": "vhost_not_found"})
+        )
+    );
+    assert_eq!(
+        http.get("/api/vhost-limits/%2f").await.json(),
+        expected,
+        "refusals changed nothing"
+    );
+    assert_eq!(
+        http.delete("/api/vhost-limits/%2f/max-connections")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete("/api/vhost-limits/%2f/max-connections")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get("/api/vhost-limits/%2f").await.json(),
+        json!([{"vhost": "/", "value": {"max-queues": 5}}])
+    );
+    assert_eq!(
+        http.get("/api/vhost-limits/nosuch").await.status,
+        StatusCode::NOT_FOUND
+    );
 
-    http.put("/api/users/u", &json!({"password": "p", "tags": ""})).await;
-    assert_eq!(http.put("/api/user-limits/u/max-connections", &json!({"value": 3})).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.get("/api/user-limits").await.json(), json!([{"user": "u", "value": {"max-connections": 3}}]));
-    assert_eq!(http.get("/api/user-limits/u").await.json(), json!([{"user": "u", "value": {"max-connections": 3}}]));
-    assert_eq!(http.get("/api/users/u").await.json()["limits"], json!({"max-connections": 3}));
-    let reply = http.put("/api/user-limits/u/max-foo", &json!({"value": 3})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "Unrecognised terms [{<<\"max-foo\">>,3}] in user-limits"}));
-    let reply = http.put("/api/user-limits/nosuch/max-channels", &json!({"value": 3})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": ["no_such_user", "nosuch"]}));
-    assert_eq!(http.put("/api/user-limits/u/max-channels", &json!({"value": "x"})).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(http.delete("/api/user-limits/u/max-connections").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.delete("/api/user-limits/u/max-connections").await.status, StatusCode::NO_CONTENT);
+    http.put("/api/users/u", &json!({"password": "p", "tags": ""}))
+        .await;
+    assert_eq!(
+        http.put("/api/user-limits/u/max-connections", &json!({"value": 3}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get("/api/user-limits").await.json(),
+        json!([{"user": "u", "value": {"max-connections": 3}}])
+    );
+    assert_eq!(
+        http.get("/api/user-limits/u").await.json(),
+        json!([{"user": "u", "value": {"max-connections": 3}}])
+    );
+    assert_eq!(
+        http.get("/api/users/u").await.json()["limits"],
+        json!({"max-connections": 3})
+    );
+    let reply = http
+        .put("/api/user-limits/u/max-foo", &json!({"value": 3}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "Unrecognised terms [{<<\"max-foo\">>,3}] in user-limits"})
+    );
+    let reply = http
+        .put("/api/user-limits/nosuch/max-channels", &json!({"value": 3}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": ["no_such_user", "nosuch"]})
+    );
+    assert_eq!(
+        http.put("/api/user-limits/u/max-channels", &json!({"value": "x"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        http.delete("/api/user-limits/u/max-connections")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete("/api/user-limits/u/max-connections")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(http.get("/api/user-limits/u").await.json(), json!([]));
-    assert_eq!(http.get("/api/user-limits/nosuch").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        http.get("/api/user-limits/nosuch").await.status,
+        StatusCode::NOT_FOUND
+    );
     broker.stop().await;
 }
 
@@ -262,37 +598,110 @@ async fn parameters_global_parameters_and_the_cluster_name() {
     let http = broker.http();
     let globals = http.get("/api/global-parameters").await.json();
     assert_eq!(globals[0]["name"], "internal_cluster_id");
-    assert!(globals[0]["value"].as_str().expect("id").starts_with("rabbitmq-cluster-id-"));
+    assert!(globals[0]["value"]
+        .as_str()
+        .expect("id")
+        .starts_with("rabbitmq-cluster-id-"));
     let name = http.get("/api/cluster-name").await.json()["name"].clone();
     assert!(name.as_str().expect("name").starts_with("rabbit@"));
-    assert_eq!(http.put("/api/cluster-name", &json!({"name": "warren-test"})).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.get("/api/cluster-name").await.json(), json!({"name": "warren-test"}));
-    assert_eq!(http.get("/api/global-parameters/cluster_name").await.json(), json!({"name": "cluster_name", "value": "warren-test"}));
+    assert_eq!(
+        http.put("/api/cluster-name", &json!({"name": "warren-test"}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get("/api/cluster-name").await.json(),
+        json!({"name": "warren-test"})
+    );
+    assert_eq!(
+        http.get("/api/global-parameters/cluster_name").await.json(),
+        json!({"name": "cluster_name", "value": "warren-test"})
+    );
     let reply = http.put("/api/cluster-name", &json!({"nam": "x"})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "[{key_missing,name}]"}));
-    assert_eq!(http.put("/api/global-parameters/g", &json!({"value": {"a": 1}})).await.status, StatusCode::CREATED);
-    assert_eq!(http.put("/api/global-parameters/g", &json!({"value": 2})).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.get("/api/global-parameters/g").await.json(), json!({"name": "g", "value": 2}));
-    assert_eq!(http.delete("/api/global-parameters/g").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.delete("/api/global-parameters/g").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "[{key_missing,name}]"})
+    );
+    assert_eq!(
+        http.put("/api/global-parameters/g", &json!({"value": {"a": 1}}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        http.put("/api/global-parameters/g", &json!({"value": 2}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get("/api/global-parameters/g").await.json(),
+        json!({"name": "g", "value": 2})
+    );
+    assert_eq!(
+        http.delete("/api/global-parameters/g").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete("/api/global-parameters/g").await.status,
+        StatusCode::NOT_FOUND
+    );
     // Components of plugins warren does not have: empty lists, a PUT refused.
     assert_eq!(http.get("/api/parameters/shovel").await.json(), json!([]));
-    assert_eq!(http.get("/api/parameters/shovel/%2f").await.json(), json!([]));
-    assert_eq!(http.get("/api/parameters/shovel/%2f/x").await.status, StatusCode::NOT_FOUND);
-    let reply = http.put("/api/parameters/shovel/%2f/x", &json!({"value": 1})).await;
-    assert_eq!(reply.json(), json!({"error": "bad_request", "reason": "Validation failed\n\ncomponent shovel not found\n"}));
-    // vhost-limits as a parameter.
-    assert_eq!(http.put("/api/parameters/vhost-limits/%2f/limits", &json!({"value": {"max-queues": 5}})).await.status, StatusCode::CREATED);
     assert_eq!(
-        http.get("/api/parameters/vhost-limits/%2f/limits").await.json(),
+        http.get("/api/parameters/shovel/%2f").await.json(),
+        json!([])
+    );
+    assert_eq!(
+        http.get("/api/parameters/shovel/%2f/x").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let reply = http
+        .put("/api/parameters/shovel/%2f/x", &json!({"value": 1}))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"error": "bad_request", "reason": "Validation failed\n\ncomponent shovel not found\n"})
+    );
+    // vhost-limits as a parameter.
+    assert_eq!(
+        http.put(
+            "/api/parameters/vhost-limits/%2f/limits",
+            &json!({"value": {"max-queues": 5}})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        http.get("/api/parameters/vhost-limits/%2f/limits")
+            .await
+            .json(),
         json!({"value": {"max-queues": 5}, "vhost": "/", "component": "vhost-limits", "name": "limits"})
     );
-    assert_eq!(http.delete("/api/parameters/vhost-limits/%2f/limits").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(http.delete("/api/parameters/vhost-limits/%2f/limits").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(http.get("/api/parameters/vhost-limits/nosuch").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        http.delete("/api/parameters/vhost-limits/%2f/limits")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete("/api/parameters/vhost-limits/%2f/limits")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        http.get("/api/parameters/vhost-limits/nosuch").await.status,
+        StatusCode::NOT_FOUND
+    );
     // /api/auth needs no login; extensions: none (no UI).
     let auth = http.as_user(None).get("/api/auth").await;
-    assert_eq!(auth.json(), json!({"enable_uaa": false, "uaa_client_id": "", "uaa_location": ""}));
+    assert_eq!(
+        auth.json(),
+        json!({"enable_uaa": false, "uaa_client_id": "", "uaa_location": ""})
+    );
     assert_eq!(http.get("/api/extensions").await.json(), json!([]));
     broker.stop().await;
 }
@@ -301,17 +710,36 @@ async fn parameters_global_parameters_and_the_cluster_name() {
 async fn each_tag_gets_what_rabbitmq_gives_it() {
     let broker = TestBroker::start_with_management().await;
     let admin_only = [
-        "/api/vhosts/%2f", "/api/users", "/api/users/guest", "/api/users/without-permissions",
-        "/api/permissions", "/api/vhosts/%2f/permissions", "/api/users/guest/permissions",
-        "/api/topic-permissions", "/api/definitions", "/api/definitions/%2f",
+        "/api/vhosts/%2f",
+        "/api/users",
+        "/api/users/guest",
+        "/api/users/without-permissions",
+        "/api/permissions",
+        "/api/vhosts/%2f/permissions",
+        "/api/users/guest/permissions",
+        "/api/topic-permissions",
+        "/api/definitions",
+        "/api/definitions/%2f",
     ];
-    let anyone = ["/api/vhosts", "/api/vhost-limits", "/api/vhost-limits/%2f", "/api/user-limits",
-        "/api/cluster-name", "/api/extensions", "/api/aliveness-test/%2f", "/api/health/checks/alarms"];
+    let anyone = [
+        "/api/vhosts",
+        "/api/vhost-limits",
+        "/api/vhost-limits/%2f",
+        "/api/user-limits",
+        "/api/cluster-name",
+        "/api/extensions",
+        "/api/aliveness-test/%2f",
+        "/api/health/checks/alarms",
+    ];
     for tag in ["management", "monitoring", "policymaker"] {
         let http = user_with(&broker, &format!("u-{tag}"), &[tag]);
         for path in admin_only {
             let reply = http.get(path).await;
-            assert_eq!((reply.status, reply.json()), (StatusCode::UNAUTHORIZED, not_admin()), "{tag} {path}");
+            assert_eq!(
+                (reply.status, reply.json()),
+                (StatusCode::UNAUTHORIZED, not_admin()),
+                "{tag} {path}"
+            );
         }
         for path in anyone {
             assert_eq!(http.get(path).await.status, StatusCode::OK, "{tag} {path}");
@@ -319,34 +747,89 @@ async fn each_tag_gets_what_rabbitmq_gives_it() {
         let params = http.get("/api/parameters").await;
         let globals = http.get("/api/global-parameters").await;
         if tag == "policymaker" {
-            assert_eq!((params.status, globals.status), (StatusCode::OK, StatusCode::OK));
+            assert_eq!(
+                (params.status, globals.status),
+                (StatusCode::OK, StatusCode::OK)
+            );
         } else {
             let refused = json!({"error": "not_authorised", "reason": "User not authorised to access object"});
-            assert_eq!((params.status, params.json()), (StatusCode::UNAUTHORIZED, refused.clone()), "{tag}");
+            assert_eq!(
+                (params.status, params.json()),
+                (StatusCode::UNAUTHORIZED, refused.clone()),
+                "{tag}"
+            );
             assert_eq!(globals.json(), refused, "{tag}");
         }
         let writes = [
             (Method::PUT, "/api/vhosts/x", json!({})),
             (Method::DELETE, "/api/vhosts/%2f", json!({})),
             (Method::PUT, "/api/users/x", json!({"tags": ""})),
-            (Method::PUT, "/api/permissions/%2f/guest", json!({"configure": "", "write": "", "read": ""})),
-            (Method::PUT, "/api/vhost-limits/%2f/max-queues", json!({"value": 1})),
-            (Method::PUT, "/api/user-limits/guest/max-channels", json!({"value": 1})),
+            (
+                Method::PUT,
+                "/api/permissions/%2f/guest",
+                json!({"configure": "", "write": "", "read": ""}),
+            ),
+            (
+                Method::PUT,
+                "/api/vhost-limits/%2f/max-queues",
+                json!({"value": 1}),
+            ),
+            (
+                Method::PUT,
+                "/api/user-limits/guest/max-channels",
+                json!({"value": 1}),
+            ),
             (Method::PUT, "/api/cluster-name", json!({"name": "x"})),
             (Method::POST, "/api/definitions", json!({})),
-            (Method::POST, "/api/users/bulk-delete", json!({"users": ["guest"]})),
+            (
+                Method::POST,
+                "/api/users/bulk-delete",
+                json!({"users": ["guest"]}),
+            ),
         ];
         for (method, path, body) in writes {
-            let reply = http.request(method.clone(), path, &[], Some(body.to_string().into_bytes())).await;
-            assert_eq!((reply.status, reply.json()), (StatusCode::UNAUTHORIZED, not_admin()), "{tag} {method} {path}");
+            let reply = http
+                .request(
+                    method.clone(),
+                    path,
+                    &[],
+                    Some(body.to_string().into_bytes()),
+                )
+                .await;
+            assert_eq!(
+                (reply.status, reply.json()),
+                (StatusCode::UNAUTHORIZED, not_admin()),
+                "{tag} {method} {path}"
+            );
         }
     }
     // A management user sees only the vhosts they have permissions in.
-    broker.server.broker().add_vhost("hidden", Default::default()).expect("vhost");
+    broker
+        .server
+        .broker()
+        .add_vhost("hidden", Default::default())
+        .expect("vhost");
     let http = broker.http().as_user(Some(("u-management", "pw")));
-    let names: Vec<Value> = http.get("/api/vhosts").await.json().as_array().expect("list").iter().map(|v| v["name"].clone()).collect();
+    let names: Vec<Value> = http
+        .get("/api/vhosts")
+        .await
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v["name"].clone())
+        .collect();
     assert_eq!(names, [json!("/")]);
     let monitor = broker.http().as_user(Some(("u-monitoring", "pw")));
-    assert_eq!(monitor.get("/api/vhosts").await.json().as_array().expect("list").len(), 2);
+    assert_eq!(
+        monitor
+            .get("/api/vhosts")
+            .await
+            .json()
+            .as_array()
+            .expect("list")
+            .len(),
+        2
+    );
     broker.stop().await;
 }

@@ -53,11 +53,21 @@ async fn a_file_exported_by_rabbitmq_imports_and_works() {
         json!([{"vhost": "admin-fx", "value": {"max-queues": 50}}])
     );
     assert_eq!(
-        http.get("/api/permissions/admin-fx/admin-fx-user").await.json(),
+        http.get("/api/permissions/admin-fx/admin-fx-user")
+            .await
+            .json(),
         json!({"user": "admin-fx-user", "vhost": "admin-fx", "configure": "^fx-.*", "write": ".*", "read": ".*"})
     );
-    assert_eq!(http.get("/api/topic-permissions/admin-fx/admin-fx-user").await.json()[0]["write"], "^fx\\.");
-    assert_eq!(http.get("/api/cluster-name").await.json(), json!({"name": "warren-ref-5682@vm"}));
+    assert_eq!(
+        http.get("/api/topic-permissions/admin-fx/admin-fx-user")
+            .await
+            .json()[0]["write"],
+        "^fx\\."
+    );
+    assert_eq!(
+        http.get("/api/cluster-name").await.json(),
+        json!({"name": "warren-ref-5682@vm"})
+    );
     // The topology routes: fx-topic -> fx-orders by key; fx-topic -> fx-headers ->
     // fx-plain by header.
     let url = format!("amqp://guest:guest@{}/admin-fx", broker.addr);
@@ -81,17 +91,33 @@ async fn a_file_exported_by_rabbitmq_imports_and_works() {
     .expect("publish")
     .await
     .expect("published");
-    assert_eq!(common::get_eventually(&ch, "fx-orders").await.data, b"order");
+    assert_eq!(
+        common::get_eventually(&ch, "fx-orders").await.data,
+        b"order"
+    );
     assert_eq!(common::get_eventually(&ch, "fx-plain").await.data, b"h");
     // The queue's arguments came along (x-max-length 100 is enforced as declared).
-    let (_, q) = conn.create_channel().await.expect("channel").queue_declare(
-        "fx-orders".into(),
-        lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
-        Default::default(),
-    ).await.map(|q| ((), q)).expect("passive declare");
+    let (_, q) = conn
+        .create_channel()
+        .await
+        .expect("channel")
+        .queue_declare(
+            "fx-orders".into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .map(|q| ((), q))
+        .expect("passive declare");
     assert_eq!(q.message_count(), 0);
     // Importing the same file again changes nothing and is fine.
-    assert_eq!(http.post("/api/definitions", &fixture()).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.post("/api/definitions", &fixture()).await.status,
+        StatusCode::NO_CONTENT
+    );
     broker.stop().await;
 }
 
@@ -99,7 +125,10 @@ async fn a_file_exported_by_rabbitmq_imports_and_works() {
 async fn export_wipe_import_export_again_is_the_same() {
     let first = TestBroker::start_with_management().await;
     let http = first.http();
-    assert_eq!(http.post("/api/definitions", &fixture()).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.post("/api/definitions", &fixture()).await.status,
+        StatusCode::NO_CONTENT
+    );
     let exported = http.get("/api/definitions").await.json();
     // The shape of RabbitMQ's export: the same keys at the top.
     let mut keys: Vec<&String> = exported.as_object().expect("object").keys().collect();
@@ -113,7 +142,10 @@ async fn export_wipe_import_export_again_is_the_same() {
 
     let second = TestBroker::start_with_management().await;
     let http = second.http();
-    assert_eq!(http.post("/api/definitions", &exported).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.post("/api/definitions", &exported).await.status,
+        StatusCode::NO_CONTENT
+    );
     let again = http.get("/api/definitions").await.json();
     assert_eq!(canonical(again), canonical(exported.clone()));
     // And it survives a restart (the data directory's definitions file holds it).
@@ -124,8 +156,21 @@ async fn export_wipe_import_export_again_is_the_same() {
     })
     .await;
     let after = third.http().get("/api/definitions").await.json();
-    for key in ["users", "vhosts", "permissions", "topic_permissions", "queues", "exchanges", "bindings", "parameters"] {
-        assert_eq!(canonical(after.clone())[key], canonical(exported.clone())[key], "{key}");
+    for key in [
+        "users",
+        "vhosts",
+        "permissions",
+        "topic_permissions",
+        "queues",
+        "exchanges",
+        "bindings",
+        "parameters",
+    ] {
+        assert_eq!(
+            canonical(after.clone())[key],
+            canonical(exported.clone())[key],
+            "{key}"
+        );
     }
     third.stop().await;
 }
@@ -136,24 +181,52 @@ async fn one_vhost_is_exported_and_imported_without_its_name() {
     let http = broker.http();
     http.post("/api/definitions", &fixture()).await;
     let reply = http.get("/api/definitions/admin-fx?download=fx.json").await;
-    assert_eq!(reply.header("content-disposition"), Some("attachment; filename=fx.json"));
+    assert_eq!(
+        reply.header("content-disposition"),
+        Some("attachment; filename=fx.json")
+    );
     let one = reply.json();
     let mut keys: Vec<&String> = one.as_object().expect("object").keys().collect();
     keys.sort();
-    assert_eq!(keys, ["bindings", "exchanges", "parameters", "policies", "queues", "rabbit_version"]);
+    assert_eq!(
+        keys,
+        [
+            "bindings",
+            "exchanges",
+            "parameters",
+            "policies",
+            "queues",
+            "rabbit_version"
+        ]
+    );
     assert_eq!(one["queues"].as_array().expect("queues").len(), 2);
     assert!(one["queues"][0].get("vhost").is_none());
     assert_eq!(one["parameters"][0]["vhost"], "admin-fx");
     // Into another vhost: everything lands there.
     http.put("/api/vhosts/copy", &json!({})).await;
-    assert_eq!(http.post("/api/definitions/copy", &one).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.post("/api/definitions/copy", &one).await.status,
+        StatusCode::NO_CONTENT
+    );
     let copy = http.get("/api/definitions/copy").await.json();
-    assert_eq!(canonical(copy["queues"].clone()), canonical(one["queues"].clone()));
+    assert_eq!(
+        canonical(copy["queues"].clone()),
+        canonical(one["queues"].clone())
+    );
     assert_eq!(copy["bindings"].as_array().expect("bindings").len(), 3);
     assert_eq!(copy["parameters"][0]["vhost"], "copy");
     let reply = http.post("/api/definitions/nosuch", &json!({})).await;
-    assert_eq!((reply.status, reply.json()), (StatusCode::NOT_FOUND, json!({"error": "not_found", "reason": "vhost_not_found"})));
-    assert_eq!(http.get("/api/definitions/nosuch").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (reply.status, reply.json()),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": "not_found", "reason": "vhost_not_found"})
+        )
+    );
+    assert_eq!(
+        http.get("/api/definitions/nosuch").await.status,
+        StatusCode::NOT_FOUND
+    );
     broker.stop().await;
 }
 
@@ -165,21 +238,47 @@ async fn the_form_upload_of_the_ui_and_rabbitmqadmin_is_taken() {
         let file = json!({"vhosts": [{"name": vhost}]}).to_string();
         let mut body = format!("--B0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.json\"\r\nContent-Type: application/json\r\n\r\n{file}\r\n");
         if with_redirect {
-            body.push_str("--B0und\r\nContent-Disposition: form-data; name=\"redirect\"\r\n\r\n../../\r\n");
+            body.push_str(
+                "--B0und\r\nContent-Disposition: form-data; name=\"redirect\"\r\n\r\n../../\r\n",
+            );
         }
         body.push_str("--B0und--\r\n");
         body.into_bytes()
     };
     let ct = [("content-type", "multipart/form-data; boundary=B0und")];
-    let reply = http.request(Method::POST, "/api/definitions", &ct, Some(form(false, "f1"))).await;
+    let reply = http
+        .request(
+            Method::POST,
+            "/api/definitions",
+            &ct,
+            Some(form(false, "f1")),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    let reply = http.request(Method::POST, "/api/definitions", &ct, Some(form(true, "f2"))).await;
+    let reply = http
+        .request(
+            Method::POST,
+            "/api/definitions",
+            &ct,
+            Some(form(true, "f2")),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.header("location"), Some("../../"));
     for v in ["f1", "f2"] {
-        assert_eq!(http.get(&format!("/api/vhosts/{v}")).await.status, StatusCode::OK);
+        assert_eq!(
+            http.get(&format!("/api/vhosts/{v}")).await.status,
+            StatusCode::OK
+        );
     }
-    let reply = http.request(Method::POST, "/api/definitions", &ct, Some(b"--B0und\r\nbroken".to_vec())).await;
+    let reply = http
+        .request(
+            Method::POST,
+            "/api/definitions",
+            &ct,
+            Some(b"--B0und\r\nbroken".to_vec()),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     broker.stop().await;
 }
@@ -193,39 +292,86 @@ async fn hostile_files_are_refused_whole() {
     let failed = json!({"error": "bad_request", "reason": "failed_to_parse_json"});
     for body in [&b"notjson"[..], b"[1]", b"5", b"{\"users\": [}"] {
         let reply = raw(body.to_vec()).await;
-        assert_eq!((reply.status, reply.json()), (StatusCode::BAD_REQUEST, failed.clone()));
+        assert_eq!(
+            (reply.status, reply.json()),
+            (StatusCode::BAD_REQUEST, failed.clone())
+        );
     }
     // Deep nesting: past serde_json's limit, a 400, never a stack overflow.
-    let deep = format!("{{\"vhosts\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "{{\"vhosts\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     assert_eq!(raw(deep.into_bytes()).await.status, StatusCode::BAD_REQUEST);
     // Huge: past RabbitMQ's 20 MiB body limit.
     let huge = format!("{{\"x\": \"{}\"}}", "a".repeat(21 << 20));
-    assert_eq!(raw(huge.into_bytes()).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        raw(huge.into_bytes()).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     // Wrong types anywhere.
-    for body in [json!({"users": 5}), json!({"queues": [{"name": 1, "vhost": "/"}]}), json!({"vhosts": [{"name": null}]})] {
-        assert_eq!(http.post("/api/definitions", &body).await.status, StatusCode::BAD_REQUEST, "{body}");
+    for body in [
+        json!({"users": 5}),
+        json!({"queues": [{"name": 1, "vhost": "/"}]}),
+        json!({"vhosts": [{"name": null}]}),
+    ] {
+        assert_eq!(
+            http.post("/api/definitions", &body).await.status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
     }
     // Each file below also creates a user and a vhost: a refusal must create neither.
     let user = json!({"name": "half", "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []});
     let cases = [
-        (json!({"queues": [{"name": "q", "vhost": "nope", "durable": true}]}), json!(["no_such_vhost", "nope"])),
-        (json!({"permissions": [{"user": "ghost", "vhost": "/", "configure": "", "write": "", "read": ""}]}), json!(["no_such_user", "ghost"])),
-        (json!({"permissions": [{"user": "half", "vhost": "/", "configure": "(", "write": "", "read": ""}]}), Value::Null),
-        (json!({"exchanges": [{"name": "x", "vhost": "/", "type": "x-nope", "durable": true}]}), Value::Null),
-        (json!({"parameters": [{"component": "vhost-limits", "vhost": "/", "name": "limits", "value": {"max-queues": "x"}}]}), Value::Null),
-        (json!({"parameters": [{"component": "shovel", "vhost": "/", "name": "s", "value": {}}]}), Value::Null),
-        (json!({"users": [{"name": "odd", "password_hash": "abcdefgh", "hashing_algorithm": "nope"}]}), Value::Null),
+        (
+            json!({"queues": [{"name": "q", "vhost": "nope", "durable": true}]}),
+            json!(["no_such_vhost", "nope"]),
+        ),
+        (
+            json!({"permissions": [{"user": "ghost", "vhost": "/", "configure": "", "write": "", "read": ""}]}),
+            json!(["no_such_user", "ghost"]),
+        ),
+        (
+            json!({"permissions": [{"user": "half", "vhost": "/", "configure": "(", "write": "", "read": ""}]}),
+            Value::Null,
+        ),
+        (
+            json!({"exchanges": [{"name": "x", "vhost": "/", "type": "x-nope", "durable": true}]}),
+            Value::Null,
+        ),
+        (
+            json!({"parameters": [{"component": "vhost-limits", "vhost": "/", "name": "limits", "value": {"max-queues": "x"}}]}),
+            Value::Null,
+        ),
+        (
+            json!({"parameters": [{"component": "shovel", "vhost": "/", "name": "s", "value": {}}]}),
+            Value::Null,
+        ),
+        (
+            json!({"users": [{"name": "odd", "password_hash": "abcdefgh", "hashing_algorithm": "nope"}]}),
+            Value::Null,
+        ),
     ];
     for (mut body, reason) in cases {
         let o = body.as_object_mut().expect("object");
-        o.entry("users").or_insert(json!([])).as_array_mut().expect("users").push(user.clone());
+        o.entry("users")
+            .or_insert(json!([]))
+            .as_array_mut()
+            .expect("users")
+            .push(user.clone());
         o.insert("vhosts".into(), json!([{"name": "half-vhost"}]));
         let reply = http.post("/api/definitions", &body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
         if !reason.is_null() {
             assert_eq!(reply.json()["reason"], reason);
         }
-        assert_eq!(canonical(http.get("/api/definitions").await.json()), before, "{body} changed something");
+        assert_eq!(
+            canonical(http.get("/api/definitions").await.json()),
+            before,
+            "{body} changed something"
+        );
     }
     broker.stop().await;
 }

@@ -100,7 +100,8 @@ impl Broker {
             }
         }
         for p in &defs.global_parameters {
-            if let (Some(name), Some(value)) = (p.get("name").and_then(Value::as_str), p.get("value"))
+            if let (Some(name), Some(value)) =
+                (p.get("name").and_then(Value::as_str), p.get("value"))
             {
                 self.globals.set(name, value.clone());
             }
@@ -112,7 +113,8 @@ impl Broker {
 
     /// Everything an import could refuse, before anything changes.
     fn check_import(&self, defs: &Definitions) -> Result<(), ImportError> {
-        let mut vhosts: HashSet<String> = self.all_vhosts().iter().map(|v| v.name.clone()).collect();
+        let mut vhosts: HashSet<String> =
+            self.all_vhosts().iter().map(|v| v.name.clone()).collect();
         for v in &defs.vhosts {
             if v.name.is_empty() {
                 return Err(ImportError::text("vhost name cannot be empty"));
@@ -145,9 +147,8 @@ impl Broker {
             let mut scratch = Map::new();
             match &u.limits {
                 Value::Object(m) if m.is_empty() => {}
-                limits => crate::access::limits::set(&mut scratch, limits).map_err(|e| {
-                    ImportError::text(format!("user {}: {e}", u.name))
-                })?,
+                limits => crate::access::limits::set(&mut scratch, limits)
+                    .map_err(|e| ImportError::text(format!("user {}: {e}", u.name)))?,
             }
             users.insert(u.name.clone());
         }
@@ -192,9 +193,8 @@ impl Broker {
             match field("component") {
                 VHOST_LIMITS => {
                     let value = p.get("value").unwrap_or(&Value::Null);
-                    VhostLimits::parse(value).map_err(|e| {
-                        ImportError::text(format!("Validation failed\n\n{e}\n"))
-                    })?;
+                    VhostLimits::parse(value)
+                        .map_err(|e| ImportError::text(format!("Validation failed\n\n{e}\n")))?;
                 }
                 OPERATOR_POLICY => {}
                 other => {

@@ -117,8 +117,16 @@ mod tests {
     #[test]
     fn times_convert_both_ways() {
         assert_eq!(time(UTC_TIME, "700101000000Z"), Some(0));
-        assert_eq!(time(GENERALIZED_TIME, "20500101120000Z").map(format).as_deref(), Some("2050-01-01 12:00:00"));
-        assert_eq!(time(UTC_TIME, "491231235959Z").map(format).as_deref(), Some("2049-12-31 23:59:59"));
+        assert_eq!(
+            time(GENERALIZED_TIME, "20500101120000Z")
+                .map(format)
+                .as_deref(),
+            Some("2050-01-01 12:00:00")
+        );
+        assert_eq!(
+            time(UTC_TIME, "491231235959Z").map(format).as_deref(),
+            Some("2049-12-31 23:59:59")
+        );
         assert_eq!(time(UTC_TIME, "70010100000Z"), None);
         assert_eq!(time(UTC_TIME, "701301000000Z"), None);
     }

@@ -31,7 +31,10 @@ const VHOST_KEYS: [&str; 5] = ["parameters", "policies", "queues", "exchanges", 
 pub(super) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/definitions", get(export_all).post(import_all))
-        .route("/api/definitions/{vhost}", get(export_vhost).post(import_vhost))
+        .route(
+            "/api/definitions/{vhost}",
+            get(export_vhost).post(import_vhost),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -44,9 +47,14 @@ struct Download {
 fn answer(body: Value, download: Option<String>) -> Response {
     let mut response = Json(body).into_response();
     if let Some(name) = download.filter(|n| !n.is_empty()) {
-        let value = format!("attachment; filename={}", name.replace(['"', '\r', '\n'], ""));
+        let value = format!(
+            "attachment; filename={}",
+            name.replace(['"', '\r', '\n'], "")
+        );
         if let Ok(v) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
         }
     }
     response
@@ -155,7 +163,8 @@ async fn import(
         scope_to_vhost(&mut map, vhost);
     }
     let defs: crate::store::definitions::Definitions =
-        serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        serde_json::from_value(Value::Object(map))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let broker = api.broker.clone();
     let result = tokio::task::spawn_blocking(move || broker.import_definitions(defs))
         .await
@@ -165,9 +174,7 @@ async fn import(
     }
     Ok(match redirect.filter(|r| !r.is_empty()) {
         Some(to) => match HeaderValue::from_str(&to) {
-            Ok(location) => {
-                (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
-            }
+            Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
             Err(_) => StatusCode::NO_CONTENT.into_response(),
         },
         None => StatusCode::NO_CONTENT.into_response(),
@@ -192,7 +199,11 @@ fn scope_to_vhost(map: &mut Map<String, Value>, vhost: &str) {
 /// The boundary of a `multipart/form-data` content type.
 fn boundary(content_type: &str) -> Option<String> {
     let mut parts = content_type.split(';');
-    if !parts.next()?.trim().eq_ignore_ascii_case("multipart/form-data") {
+    if !parts
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
         return None;
     }
     parts.find_map(|p| {
@@ -221,7 +232,13 @@ fn form_parts(body: &[u8], boundary: &str) -> Option<Vec<(String, Vec<u8>)>> {
         let name = head
             .split(';')
             .find_map(|p| p.trim().strip_prefix("name="))
-            .map(|n| n.split("\r\n").next().unwrap_or(n).trim_matches('"').to_owned())?;
+            .map(|n| {
+                n.split("\r\n")
+                    .next()
+                    .unwrap_or(n)
+                    .trim_matches('"')
+                    .to_owned()
+            })?;
         parts.push((name, part[head_end + 4..].to_vec()));
         at = next + d.len();
     }

@@ -31,7 +31,10 @@ pub(super) fn routes() -> Router<Api> {
         .route("/api/health/checks/alarms", get(alarms))
         .route("/api/health/checks/local-alarms", get(local_alarms))
         .route("/api/health/checks/virtual-hosts", get(virtual_hosts))
-        .route("/api/health/checks/port-listener/{port}", get(port_listener))
+        .route(
+            "/api/health/checks/port-listener/{port}",
+            get(port_listener),
+        )
         .route(
             "/api/health/checks/protocol-listener/{protocol}",
             get(protocol_listener),
@@ -40,8 +43,14 @@ pub(super) fn routes() -> Router<Api> {
             "/api/health/checks/certificate-expiration/{within}/{unit}",
             get(certificate_expiration),
         )
-        .route("/api/health/checks/node-is-quorum-critical", get(single_node))
-        .route("/api/health/checks/node-is-mirror-sync-critical", get(single_node))
+        .route(
+            "/api/health/checks/node-is-quorum-critical",
+            get(single_node),
+        )
+        .route(
+            "/api/health/checks/node-is-mirror-sync-critical",
+            get(single_node),
+        )
 }
 
 fn ok(extra: Value) -> Response {
@@ -111,14 +120,20 @@ fn alarm_list(api: &Api) -> Vec<Value> {
 async fn alarms(State(api): State<Api>, _caller: Caller) -> Response {
     match alarm_list(&api) {
         a if a.is_empty() => ok(json!({})),
-        a => failed("There are alarms in effect in the cluster", json!({"alarms": a})),
+        a => failed(
+            "There are alarms in effect in the cluster",
+            json!({"alarms": a}),
+        ),
     }
 }
 
 async fn local_alarms(State(api): State<Api>, _caller: Caller) -> Response {
     match alarm_list(&api) {
         a if a.is_empty() => ok(json!({})),
-        a => failed("There are alarms in effect on the node", json!({"alarms": a})),
+        a => failed(
+            "There are alarms in effect on the node",
+            json!({"alarms": a}),
+        ),
     }
 }
 
@@ -142,7 +157,10 @@ async fn port_listener(
     Ok(if ports.contains(&port) {
         ok(json!({"port": port}))
     } else {
-        failed("No active listener", json!({"missing": port, "ports": ports}))
+        failed(
+            "No active listener",
+            json!({"missing": port, "ports": ports}),
+        )
     })
 }
 
@@ -150,8 +168,8 @@ async fn port_listener(
 fn normalize_protocol(protocol: &str) -> String {
     let p = protocol.to_lowercase();
     match p.as_str() {
-        "amqp091" | "amqp0.9.1" | "amqp0-9-1" | "amqp0_9_1" | "amqp10" | "amqp1.0"
-        | "amqp1-0" | "amqp1_0" => "amqp".to_owned(),
+        "amqp091" | "amqp0.9.1" | "amqp0-9-1" | "amqp0_9_1" | "amqp10" | "amqp1.0" | "amqp1-0"
+        | "amqp1_0" => "amqp".to_owned(),
         "amqps" => "amqp/ssl".to_owned(),
         "http1" | "http1.1" | "http_api" | "management" | "management_ui" | "ui" => {
             "http".to_owned()
@@ -247,7 +265,10 @@ async fn certificate_expiration(
                    "certfile_expires_on": cert, "cacertfile_expires_on": ca})
         })
         .collect();
-    Ok(failed("Certificates expiring", json!({"expired": listeners})))
+    Ok(failed(
+        "Certificates expiring",
+        json!({"expired": listeners}),
+    ))
 }
 
 /// The expiry dates before `deadline` of the certificates in `path`, as RabbitMQ

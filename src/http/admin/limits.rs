@@ -87,7 +87,10 @@ async fn vhost_put(
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
     let value = limit_value(&body)?;
-    let current = api.broker.vhost_limits(&vhost).map_err(|_| vhost_not_found())?;
+    let current = api
+        .broker
+        .vhost_limits(&vhost)
+        .map_err(|_| vhost_not_found())?;
     let mut merged = match current.unwrap_or_default().to_json() {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -107,7 +110,10 @@ async fn vhost_delete(
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
-    let current = api.broker.vhost_limits(&vhost).map_err(|_| ApiError::not_found())?;
+    let current = api
+        .broker
+        .vhost_limits(&vhost)
+        .map_err(|_| ApiError::not_found())?;
     let Some(current) = current else {
         return Ok(StatusCode::NO_CONTENT);
     };

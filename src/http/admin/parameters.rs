@@ -126,7 +126,11 @@ async fn global(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     require_parameters(&caller)?;
-    let value = api.broker.globals.get(&name).ok_or_else(ApiError::not_found)?;
+    let value = api
+        .broker
+        .globals
+        .get(&name)
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(global_json(&name, &value)))
 }
 

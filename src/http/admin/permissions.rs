@@ -58,7 +58,12 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let items = api.broker.list_permissions().iter().map(permission_json).collect();
+    let items = api
+        .broker
+        .list_permissions()
+        .iter()
+        .map(permission_json)
+        .collect();
     Ok(Json(q.respond(items)?))
 }
 

@@ -30,7 +30,10 @@ pub(super) fn routes() -> Router<Api> {
         .route("/api/users/bulk-delete", post(bulk_delete))
         .route("/api/users/{user}", get(one).put(put).delete(delete))
         .route("/api/users/{user}/permissions", get(permissions))
-        .route("/api/users/{user}/topic-permissions", get(topic_permissions))
+        .route(
+            "/api/users/{user}/topic-permissions",
+            get(topic_permissions),
+        )
 }
 
 fn user_json(u: &UserDef) -> Value {
@@ -79,7 +82,11 @@ async fn one(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let user = api.broker.users().get(&name).ok_or_else(ApiError::not_found)?;
+    let user = api
+        .broker
+        .users()
+        .get(&name)
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(q.cut_one(user_json(&user))))
 }
 
@@ -127,9 +134,7 @@ async fn put(
                 }
             };
             match hash {
-                Value::String(h)
-                    if base64::engine::general_purpose::STANDARD.decode(h).is_ok() =>
-                {
+                Value::String(h) if base64::engine::general_purpose::STANDARD.decode(h).is_ok() => {
                     (h.clone(), algorithm)
                 }
                 other => return Ok(bad_request_term(json!(["not_base64", other]))),
@@ -168,11 +173,7 @@ async fn delete(
 
 /// `{"users": [...]}`: deletes each in turn; an unknown name stops there with
 /// RabbitMQ's `["no_such_user", name]` (those before it stay deleted, as there).
-async fn bulk_delete(
-    State(api): State<Api>,
-    caller: Caller,
-    body: Bytes,
-) -> ApiResult<Response> {
+async fn bulk_delete(State(api): State<Api>, caller: Caller, body: Bytes) -> ApiResult<Response> {
     caller.require_administrator()?;
     let body = object_body(&body)?;
     super::require_keys(&body, &["users"])?;
@@ -209,7 +210,10 @@ async fn permissions(
         .broker
         .list_user_permissions(&name)
         .map_err(|_| ApiError::not_found())?;
-    let items = list.iter().map(super::permissions::permission_json).collect();
+    let items = list
+        .iter()
+        .map(super::permissions::permission_json)
+        .collect();
     Ok(Json(q.respond(items)?))
 }
 

@@ -25,7 +25,10 @@ pub(super) fn routes() -> Router<Api> {
         .route("/api/vhosts", get(list))
         .route("/api/vhosts/{vhost}", get(one).put(put).delete(delete))
         .route("/api/vhosts/{vhost}/permissions", get(permissions))
-        .route("/api/vhosts/{vhost}/topic-permissions", get(topic_permissions))
+        .route(
+            "/api/vhosts/{vhost}/topic-permissions",
+            get(topic_permissions),
+        )
 }
 
 /// A vhost as `/api/vhosts` shows it.
@@ -37,12 +40,18 @@ pub(super) fn vhost_json(api: &Api, info: &VhostInfo) -> Value {
     v.insert("tags".into(), json!(m.tags));
     v.insert(
         "default_queue_type".into(),
-        m.default_queue_type.as_deref().unwrap_or("undefined").into(),
+        m.default_queue_type
+            .as_deref()
+            .unwrap_or("undefined")
+            .into(),
     );
     v.insert("metadata".into(), m.to_json());
     // Message tracing (the firehose) is not implemented: always off.
     v.insert("tracing".into(), false.into());
-    v.insert("cluster_state".into(), json!({ api.node.name.as_str(): "running" }));
+    v.insert(
+        "cluster_state".into(),
+        json!({ api.node.name.as_str(): "running" }),
+    );
     add_statistics(api, &info.name, &mut v);
     Value::Object(v)
 }
@@ -74,7 +83,10 @@ async fn one(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let info = api.broker.vhost_info(&name).ok_or_else(ApiError::not_found)?;
+    let info = api
+        .broker
+        .vhost_info(&name)
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(q.cut_one(vhost_json(&api, &info))))
 }
 
@@ -142,7 +154,10 @@ async fn permissions(
         .broker
         .list_vhost_permissions(&name)
         .map_err(|_| ApiError::not_found())?;
-    let items = list.iter().map(super::permissions::permission_json).collect();
+    let items = list
+        .iter()
+        .map(super::permissions::permission_json)
+        .collect();
     Ok(Json(q.respond(items)?))
 }
 
