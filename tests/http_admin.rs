@@ -833,3 +833,48 @@ async fn each_tag_gets_what_rabbitmq_gives_it() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn the_cluster_name_and_global_parameters_survive_a_restart() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let id = http
+        .get("/api/global-parameters/internal_cluster_id")
+        .await
+        .json();
+    assert_eq!(
+        http.put("/api/cluster-name", &json!({"name": "kept"}))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.put("/api/global-parameters/g", &json!({"value": [1, 2]}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let dir = broker.restart_later().await;
+    let broker = TestBroker::start_on(dir, |c| warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        ..c
+    })
+    .await;
+    let http = broker.http();
+    assert_eq!(
+        http.get("/api/cluster-name").await.json(),
+        json!({"name": "kept"})
+    );
+    assert_eq!(
+        http.get("/api/global-parameters/g").await.json(),
+        json!({"name": "g", "value": [1, 2]})
+    );
+    assert_eq!(
+        http.get("/api/global-parameters/internal_cluster_id")
+            .await
+            .json(),
+        id,
+        "the id stays"
+    );
+    broker.stop().await;
+}

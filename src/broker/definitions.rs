@@ -53,12 +53,7 @@ impl Broker {
             v.durable_definitions(&mut defs);
         }
         self.permissions.export(&mut defs);
-        defs.global_parameters = self
-            .globals
-            .list()
-            .into_iter()
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect();
+        defs.global_parameters = self.globals.definitions();
         self.export_policies(&mut defs);
         defs
     }
@@ -99,13 +94,7 @@ impl Broker {
                 tracing::warn!(user = p.user, vhost = p.vhost, error = %e, "imported topic permission refused");
             }
         }
-        for p in &defs.global_parameters {
-            if let (Some(name), Some(value)) =
-                (p.get("name").and_then(Value::as_str), p.get("value"))
-            {
-                self.globals.set(name, value.clone());
-            }
-        }
+        self.globals.restore(&defs.global_parameters);
         self.apply_policies(&defs);
         self.definitions_changed();
         Ok(())

@@ -3,9 +3,9 @@
 //! (`/api/global-parameters`, the `global_parameters` of a definitions file).
 //!
 //! Owned by the `Broker`; the management API reads and changes it, the definitions
-//! import fills it. Plain values behind one short lock; nothing here routes or blocks.
-//! Kept in memory: they are not written to the data directory's definitions file (the
-//! definitions writer's snapshot does not see the broker).
+//! import fills it, and the definitions file keeps it (restored at start, written by
+//! the definitions writer's snapshot). Plain values behind one short lock; nothing here
+//! routes, blocks or writes.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -45,6 +45,27 @@ impl GlobalParameters {
     pub fn get(&self, name: &str) -> Option<Value> {
         let values = self.values.read().unwrap_or_else(|e| e.into_inner());
         values.get(name).cloned()
+    }
+
+    /// The parameters a definitions file held (the stored `internal_cluster_id` replaces
+    /// the one made at start, so the id stays the same across restarts).
+    pub fn restore(&self, stored: &[Value]) {
+        let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+        for p in stored {
+            if let (Some(name), Some(value)) =
+                (p.get("name").and_then(Value::as_str), p.get("value"))
+            {
+                values.insert(name.to_owned(), value.clone());
+            }
+        }
+    }
+
+    /// Every parameter as the definitions file holds it: `{"name": .., "value": ..}`.
+    pub fn definitions(&self) -> Vec<Value> {
+        self.list()
+            .into_iter()
+            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+            .collect()
     }
 
     /// Sets `name`; returns whether it is new.

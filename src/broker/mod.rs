@@ -51,7 +51,7 @@ pub struct Broker {
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
     /// Global runtime parameters (cluster_name, ...; see `globals`).
-    pub globals: globals::GlobalParameters,
+    pub globals: Arc<globals::GlobalParameters>,
 }
 
 impl Default for Broker {
@@ -141,6 +141,7 @@ impl Broker {
             vhost.restore(&defs);
         }
         broker.permissions.restore(&defs);
+        broker.globals.restore(&defs.global_parameters);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
         let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();
@@ -215,8 +216,10 @@ impl Broker {
         permissions: Arc<Permissions>,
     ) -> Self {
         let users = Arc::new(users);
+        let globals: Arc<globals::GlobalParameters> = Arc::default();
         if let Some(p) = &persist {
             p.register_users(&users);
+            p.register_globals(&globals);
         }
         Broker {
             vhosts: RwLock::new(HashMap::new()),
@@ -231,7 +234,7 @@ impl Broker {
                 crate::connection::Mechanism::Amqplain,
             ],
             permissions,
-            globals: globals::GlobalParameters::default(),
+            globals,
         }
     }
 

@@ -78,6 +78,7 @@ async fn put_cluster_name(
     match body.get("name") {
         Some(Value::String(name)) if !name.is_empty() => {
             api.broker.globals.set(CLUSTER_NAME, name.as_str().into());
+            api.broker.definitions_changed();
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(ApiError::bad_request("name must be a non-empty string")),
@@ -144,7 +145,9 @@ async fn put_global(
     let body = object_body(&body)?;
     require_keys(&body, &["value"])?;
     let value = body.get("value").cloned().unwrap_or(Value::Null);
-    Ok(put_status(api.broker.globals.set(&name, value)))
+    let created = api.broker.globals.set(&name, value);
+    api.broker.definitions_changed();
+    Ok(put_status(created))
 }
 
 async fn delete_global(
@@ -154,6 +157,7 @@ async fn delete_global(
 ) -> ApiResult<StatusCode> {
     require_parameters(&caller)?;
     if api.broker.globals.clear(&name) {
+        api.broker.definitions_changed();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
