@@ -878,3 +878,35 @@ async fn the_cluster_name_and_global_parameters_survive_a_restart() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn limits_are_shown_to_management_users_as_rabbitmq_shows_them() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let m = user_with(&broker, "m", &["management"]);
+    http.put("/api/users/other", &json!({"password": "p", "tags": ""}))
+        .await;
+    http.put(
+        "/api/user-limits/other/max-connections",
+        &json!({"value": 7}),
+    )
+    .await;
+    http.put("/api/vhosts/private", &json!({})).await;
+    http.put("/api/vhost-limits/private/max-queues", &json!({"value": 1}))
+        .await;
+    // Every user's limits, even another's.
+    let expected = json!([{"user": "other", "value": {"max-connections": 7}}]);
+    assert_eq!(m.get("/api/user-limits").await.json(), expected);
+    assert_eq!(m.get("/api/user-limits/other").await.json(), expected);
+    // Only the vhosts they may enter.
+    assert_eq!(m.get("/api/vhost-limits").await.json(), json!([]));
+    let reply = m.get("/api/vhost-limits/private").await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "not_authorised", "reason": "User not authorised to access virtual host"})
+        )
+    );
+    broker.stop().await;
+}
