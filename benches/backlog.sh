@@ -132,7 +132,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_warren() { # [port]; sets wpid (does not wait)
-  local args=(--port "${1:-0}" --bind 127.0.0.1 --data-dir "$out/warren-data" --log "$log")
+  local args=(--port "${1:-0}" --management-port 0 --prometheus-port 0 --bind 127.0.0.1 --data-dir "$out/warren-data" --log "$log")
   [ -n "$budget" ] && args+=(--queue-memory "$budget")
   echo "--- start $(date -u +%FT%TZ): $warren ${args[*]}" >>"$out/warren.log"
   "$warren" "${args[@]}" >"$out/warren.stdout" 2>>"$out/warren.log" &

@@ -113,7 +113,7 @@ start_warren() {
   stop_warren
   local t0 port=""
   t0=$(date +%s%N)
-  rm -rf "$out/warren-data"; "$warren" --port 0 --bind 127.0.0.1 --data-dir "$out/warren-data" >"$out/warren.stdout" 2>>"$out/warren.stderr" &
+  rm -rf "$out/warren-data"; "$warren" --port 0 --management-port 0 --prometheus-port 0 --bind 127.0.0.1 --data-dir "$out/warren-data" >"$out/warren.stdout" 2>>"$out/warren.stderr" &
   warren_pid=$!
   for _ in $(seq 5000); do
     port=$(sed -nE 's#^warren .* ready on amqp://[^:]+:([0-9]+).*#\1#p' "$out/warren.stdout" | head -1)

@@ -56,7 +56,7 @@ stop_warren() {
   fi
 }
 trap stop_warren EXIT
-"$warren" --port 0 --bind 127.0.0.1 --data-dir "$out/warren-data" \
+"$warren" --port 0 --management-port 0 --prometheus-port 0 --bind 127.0.0.1 --data-dir "$out/warren-data" \
   --tls-port 0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" \
   >"$out/warren.stdout" 2>"$out/warren.stderr" &
 warren_pid=$!

@@ -116,7 +116,7 @@ if [ -z "$URL" ]; then
   else
     echo "could not make TLS certificates (openssl?): no TLS listener, the tls row is n/a (log: $LOGDIR/tls-certs.log)" >&2
   fi
-  "$BIN" --port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
+  "$BIN" --port 0 --management-port 0 --prometheus-port 0 --bind 127.0.0.1 --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
     --definitions "$HERE/definitions.json" \
     >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!

@@ -62,6 +62,12 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             addr.port()
         );
+        if let Some(a) = server.management_addr() {
+            tracing::info!("management API on http://{host}:{}/api/", a.port());
+        }
+        if let Some(a) = server.prometheus_addr() {
+            tracing::info!("Prometheus metrics on http://{host}:{}/metrics", a.port());
+        }
         serve_until(stop, hup, &server).await;
         server.shutdown().await;
         ExitCode::SUCCESS

@@ -37,6 +37,8 @@ pub struct Server {
     sweeper: tokio::task::JoinHandle<()>,
     /// The management listener's address and task, when it is on.
     management: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    /// The Prometheus listener's, when it is on.
+    prometheus: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
@@ -76,10 +78,8 @@ pub async fn start(config: Config) -> io::Result<Server> {
         Some((listener, config)) => Some((listener.local_addr()?, config.clone())),
         None => None,
     };
-    let management = match config.management_port.port() {
-        Some(port) => Some(TcpListener::bind((config.bind, port)).await?),
-        None => None,
-    };
+    let management = bind_optional(config.bind, config.management_port).await?;
+    let prometheus = bind_optional(config.bind, config.prometheus_port).await?;
     let mut listeners = vec![http::Listener {
         protocol: "amqp",
         ip: config.bind,
@@ -92,27 +92,31 @@ pub async fn start(config: Config) -> io::Result<Server> {
             port: tls_addr.port(),
         });
     }
-    if let Some(listener) = &management {
-        listeners.push(http::Listener {
-            protocol: "http",
-            ip: config.bind,
-            port: listener.local_addr()?.port(),
-        });
-    }
-    let node = Arc::new(http::Node::new(config.clone(), listeners));
-    let (shutdown, rx) = watch::channel(false);
-    let management = match management {
-        Some(listener) => {
-            let addr = listener.local_addr()?;
-            let api = http::Api {
-                broker: broker.clone(),
-                node: node.clone(),
-            };
-            let task = tokio::spawn(http::serve(listener, http::router(api), rx.clone()));
-            Some((addr, task))
+    for (listener, protocol) in [(&management, "http"), (&prometheus, "http/prometheus")] {
+        if let Some(listener) = listener {
+            listeners.push(http::Listener {
+                protocol,
+                ip: config.bind,
+                port: listener.local_addr()?.port(),
+            });
         }
-        None => None,
+    }
+    let api = http::Api {
+        broker: broker.clone(),
+        node: Arc::new(http::Node::new(config.clone(), listeners)),
     };
+    let (shutdown, rx) = watch::channel(false);
+    let serve_http = |listener: Option<TcpListener>, router: fn(http::Api) -> axum::Router| {
+        listener
+            .map(|listener| -> io::Result<_> {
+                let addr = listener.local_addr()?;
+                let task = tokio::spawn(http::serve(listener, router(api.clone()), rx.clone()));
+                Ok((addr, task))
+            })
+            .transpose()
+    };
+    let management = serve_http(management, http::router)?;
+    let prometheus = serve_http(prometheus, http::prometheus::router)?;
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
     let listeners = Listeners {
         plain: listener,
@@ -132,7 +136,19 @@ pub async fn start(config: Config) -> io::Result<Server> {
         accept_loop,
         sweeper,
         management,
+        prometheus,
     })
+}
+
+/// A listener on `port` of `bind` when it is on.
+async fn bind_optional(
+    bind: std::net::IpAddr,
+    port: crate::config::ListenerPort,
+) -> io::Result<Option<TcpListener>> {
+    match port.port() {
+        Some(port) => Ok(Some(TcpListener::bind((bind, port)).await?)),
+        None => Ok(None),
+    }
 }
 
 /// How often queues drop messages whose TTL passed while nobody consumed them.
@@ -298,6 +314,11 @@ impl Server {
         self.management.as_ref().map(|(addr, _)| *addr)
     }
 
+    /// The Prometheus listener's address, when it is on.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(|(addr, _)| *addr)
+    }
+
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }
@@ -307,7 +328,7 @@ impl Server {
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
         let _ = self.sweeper.await;
-        if let Some((_, task)) = self.management {
+        for (_, task) in self.management.into_iter().chain(self.prometheus) {
             let _ = task.await;
         }
         self.broker.flush().await;

@@ -73,6 +73,11 @@ fn warren_command(data_dir: &Path) -> Command {
         "127.0.0.1",
         "--log",
         "warn",
+        // Tests run side by side: no fixed HTTP ports.
+        "--management-port",
+        "0",
+        "--prometheus-port",
+        "0",
         "--data-dir",
     ])
     .arg(data_dir)

@@ -419,6 +419,10 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
             "127.0.0.1",
             "--log",
             "warn",
+            "--management-port",
+            "0",
+            "--prometheus-port",
+            "0",
             "--tls-port",
             "0",
         ])

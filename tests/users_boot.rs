@@ -305,6 +305,8 @@ async fn the_binary_takes_the_default_user_from_rabbitmq_variables() {
         .env("WARREN_PORT", "0")
         .env("WARREN_BIND", "127.0.0.1")
         .env("WARREN_LOG", "warn")
+        .env("WARREN_MANAGEMENT_PORT", "0")
+        .env("WARREN_PROMETHEUS_PORT", "0")
         .env("WARREN_DATA_DIR", &dir)
         .env("RABBITMQ_DEFAULT_USER", "from-rabbitmq")
         .env("WARREN_DEFAULT_USER", "from-warren")

@@ -39,7 +39,7 @@ trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm
 start_broker() {
   rm -rf "${data:?}/data"
   : >"$data/out" # exists before the broker's shell opens it, for the loop below
-  "$WARREN_BIN" --port 0 --bind 127.0.0.1 --data-dir "$data/data" --log warn \
+  "$WARREN_BIN" --port 0 --management-port 0 --prometheus-port 0 --bind 127.0.0.1 --data-dir "$data/data" --log warn \
     >"$data/out" 2>>"$FAULTS_OUT/scale.log" </dev/null &
   pid=$!
   port=""

@@ -8,6 +8,7 @@
 //! definitions writer reads it. This module only declares the parts and the types
 //! they share; it does no work.
 
+pub mod attempts;
 pub mod bootstrap;
 pub(crate) mod cache;
 pub(crate) mod grants;

@@ -44,6 +44,11 @@ impl DiskMonitor {
         }
     }
 
+    /// Free bytes on the monitored file system now.
+    pub fn free(&self) -> Option<u64> {
+        free_bytes(&self.path)
+    }
+
     /// Sets or clears the disk alarm on `memory` from the free space now (after a write
     /// failure, clearing waits for a probe write). A file system that cannot be asked
     /// leaves the alarm as it is. Returns whether the disk is near trouble (free space

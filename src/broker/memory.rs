@@ -276,6 +276,17 @@ impl Memory {
         self.alarmed.load(Ordering::Acquire) || self.disk_low.load(Ordering::Acquire)
     }
 
+    /// The memory alarm alone (RabbitMQ's `mem_alarm`).
+    pub fn memory_alarm(&self) -> bool {
+        self.alarmed.load(Ordering::Acquire)
+    }
+
+    /// The disk alarm alone (RabbitMQ's `disk_free_alarm`): free space under the limit,
+    /// or a failed write not yet probed.
+    pub fn disk_alarm(&self) -> bool {
+        self.disk_low.load(Ordering::Acquire)
+    }
+
     /// What connection.blocked says, as RabbitMQ 3.10 words it (with both alarms on, disk
     /// is named first whichever went off first).
     pub fn alarm_reason(&self) -> &'static str {

@@ -52,6 +52,8 @@ pub struct Broker {
     pub(crate) permissions: Arc<Permissions>,
     /// Global runtime parameters (cluster_name, ...; see `globals`).
     pub globals: Arc<globals::GlobalParameters>,
+    /// Logins so far, per protocol (Prometheus).
+    pub auth_attempts: crate::access::attempts::AuthAttempts,
 }
 
 impl Default for Broker {
@@ -235,6 +237,7 @@ impl Broker {
             ],
             permissions,
             globals,
+            auth_attempts: Default::default(),
         }
     }
 
@@ -271,6 +274,12 @@ impl Broker {
     /// Returns whether the disk is near trouble, so the caller checks again soon.
     pub fn check_disk(&self) -> bool {
         self.disk.as_ref().is_some_and(|d| d.check(&self.memory))
+    }
+
+    /// Free bytes on the data directory's file system now (None: in memory only, or the
+    /// file system does not say).
+    pub fn disk_free(&self) -> Option<u64> {
+        self.disk.as_ref().and_then(disk::DiskMonitor::free)
     }
 
     /// Bytes handed to the disk threads and not yet written (persistent messages for the

@@ -7,6 +7,7 @@
 
 use super::mechanism::{self, Mechanism};
 use super::{Phase, TlsPeer};
+use crate::access::attempts::Protocol;
 use crate::access::LoginRefused;
 use crate::broker::Broker;
 use crate::codec::{self, Frame, Method};
@@ -238,7 +239,11 @@ impl super::Connection {
         };
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
-                let client = match start_ok(&self.broker, &m, self.peer.ip(), self.tls.as_ref()) {
+                let login = start_ok(&self.broker, &m, self.peer.ip(), self.tls.as_ref());
+                self.broker
+                    .auth_attempts
+                    .record(Protocol::Amqp, login.is_ok());
+                let client = match login {
                     Ok(client) => client,
                     // RabbitMQ tells only clients that announce authentication_failure_close;
                     // the others (and unknown mechanisms) just see the socket close.

@@ -9,6 +9,7 @@
 
 use super::error::ApiError;
 use super::Api;
+use crate::access::attempts::Protocol;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -95,7 +96,10 @@ impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
-        let (name, password) = basic_credentials(parts).ok_or_else(ApiError::login_failed)?;
+        let Some((name, password)) = basic_credentials(parts) else {
+            api.broker.auth_attempts.record(Protocol::Http, false);
+            return Err(ApiError::login_failed());
+        };
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -103,9 +107,11 @@ impl FromRequestParts<Api> for Caller {
             // Without the peer (a router driven in-process), only the loopback rule
             // could differ: treat the call as remote, the stricter case.
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let login = api.broker.authenticate(&name, &password, peer);
         api.broker
-            .authenticate(&name, &password, peer)
-            .map_err(|_| ApiError::login_failed())?;
+            .auth_attempts
+            .record(Protocol::Http, login.is_ok());
+        login.map_err(|_| ApiError::login_failed())?;
         let tags = api
             .broker
             .users()

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod list;
+pub mod prometheus;
 
 use crate::broker::Broker;
 use crate::config::Config;
@@ -86,12 +87,17 @@ fn hostname() -> String {
     name.split('.').next().unwrap_or("localhost").to_owned()
 }
 
+/// The largest request body read (RabbitMQ's management.http_max_body_size default):
+/// a definitions file or a published message larger than this gets 413.
+pub const MAX_BODY: usize = 20 << 20;
+
 /// Every endpoint of the API.
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
 }
 

@@ -77,6 +77,16 @@ impl TestBroker {
         )
     }
 
+    /// The Prometheus listener (no credentials; the broker must have it on).
+    pub fn prometheus(&self) -> http::Http {
+        http::Http::new(
+            self.server
+                .prometheus_addr()
+                .expect("the Prometheus listener is on"),
+        )
+        .as_user(None)
+    }
+
     /// amqp://guest:guest@127.0.0.1:PORT/%2f
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.addr)

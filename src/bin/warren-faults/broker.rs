@@ -67,6 +67,8 @@ impl BrokerCmd {
             .open(&self.log)?;
         let mut child = Command::new(&self.bin)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            // Several brokers may run at once: no fixed HTTP ports.
+            .args(["--management-port", "0", "--prometheus-port", "0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra)

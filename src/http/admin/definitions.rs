@@ -6,24 +6,21 @@
 //! The work is the broker's (`Broker::export_definitions`, `import_definitions`); this
 //! module reads the body, scopes a per-vhost file to its vhost, runs the import on a
 //! blocking thread and answers 204, 303 (with `redirect`) or RabbitMQ's 400s. Bodies
-//! are limited to RabbitMQ's default 20 MiB; deeper nesting than serde_json's limit is
-//! a 400 too.
+//! are limited by the router (`http::MAX_BODY`, RabbitMQ's default 20 MiB); deeper
+//! nesting than serde_json's limit is a 400 too.
 
 use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::Api;
 use super::vhost_not_found;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-/// RabbitMQ's default `management.http.max_body_size`.
-const MAX_BODY: usize = 20 << 20;
 
 /// The keys of a per-vhost export, and the only ones a per-vhost import reads.
 const VHOST_KEYS: [&str; 5] = ["parameters", "policies", "queues", "exchanges", "bindings"];
@@ -35,7 +32,6 @@ pub(super) fn routes() -> Router<Api> {
             "/api/definitions/{vhost}",
             get(export_vhost).post(import_vhost),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,159 @@
+//! The node's families: process facts (memory, file descriptors, start time), the
+//! limits that raise alarms, the alarms themselves, and who this node is.
+
+use super::text::{Exposition, Kind};
+use crate::access::attempts::Protocol;
+use crate::http::Api;
+use std::time::UNIX_EPOCH;
+
+/// The RabbitMQ release whose behaviour and metric names warren follows.
+pub const RABBITMQ_VERSION: &str = "3.10.8";
+
+pub fn write(api: &Api, out: &mut Exposition) {
+    let memory = &api.broker.memory;
+    let started = api
+        .node
+        .started
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    out.family(
+        "process_start_time_seconds",
+        Kind::Gauge,
+        "When the broker process started, in seconds since the Unix epoch",
+    )
+    .value("process_start_time_seconds", started as f64);
+    let alarms = [
+        (
+            "rabbitmq_alarms_file_descriptor_limit",
+            "1 while the file descriptor alarm is on (warren has none: always 0)",
+            false,
+        ),
+        (
+            "rabbitmq_alarms_free_disk_space_watermark",
+            "1 while the disk alarm is on (free space under the limit, or a failed write)",
+            memory.disk_alarm(),
+        ),
+        (
+            "rabbitmq_alarms_memory_used_watermark",
+            "1 while the memory alarm is on (publishers blocked)",
+            memory.memory_alarm(),
+        ),
+    ];
+    for (name, help, on) in alarms {
+        out.family(name, Kind::Untyped, help)
+            .value(name, u8::from(on));
+    }
+    let (open_fds, max_fds) = file_descriptors();
+    let gauges: [(&str, &str, f64); 6] = [
+        (
+            "rabbitmq_process_open_fds",
+            "File descriptors the process has open",
+            open_fds as f64,
+        ),
+        (
+            "rabbitmq_process_max_fds",
+            "The most file descriptors the process may open (soft limit)",
+            max_fds as f64,
+        ),
+        (
+            "rabbitmq_process_resident_memory_bytes",
+            "Resident memory of the process, bytes",
+            crate::broker::memory::resident_bytes().unwrap_or(0) as f64,
+        ),
+        (
+            "rabbitmq_resident_memory_limit_bytes",
+            "Memory limit above which publishers are blocked, bytes",
+            memory.limit() as f64,
+        ),
+        (
+            "rabbitmq_disk_space_available_bytes",
+            "Free space on the data directory's file system, bytes",
+            api.broker.disk_free().unwrap_or(0) as f64,
+        ),
+        (
+            "rabbitmq_disk_space_available_limit_bytes",
+            "Free space under which publishers are blocked, bytes",
+            api.node.config.disk_free_limit as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        out.family(name, Kind::Gauge, help).value(name, value);
+    }
+    write_auth_attempts(api, out);
+    let version = env!("CARGO_PKG_VERSION");
+    out.family(
+        "rabbitmq_build_info",
+        Kind::Untyped,
+        "Versions: the RabbitMQ release followed, and warren's own",
+    )
+    .sample(
+        "rabbitmq_build_info",
+        &[
+            ("rabbitmq_version", RABBITMQ_VERSION),
+            ("prometheus_plugin_version", version),
+            ("prometheus_client_version", version),
+            ("erlang_version", "none"),
+            ("product_name", "warren"),
+            ("product_version", version),
+        ],
+        1u8,
+    );
+    out.family(
+        "rabbitmq_identity_info",
+        Kind::Untyped,
+        "This node's name and its cluster's",
+    )
+    .sample(
+        "rabbitmq_identity_info",
+        &[
+            ("rabbitmq_node", &api.node.name),
+            ("rabbitmq_cluster", &api.node.name),
+            ("rabbitmq_cluster_permanent_id", &api.node.name),
+        ],
+        1u8,
+    );
+}
+
+/// Open file descriptors (entries of /proc/self/fd) and the soft limit.
+fn file_descriptors() -> (u64, u64) {
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        0
+    };
+    (open, max)
+}
+
+/// Logins per protocol: attempted, succeeded, failed.
+fn write_auth_attempts(api: &Api, out: &mut Exposition) {
+    let families: [(&str, &str, fn((u64, u64)) -> u64); 3] = [
+        (
+            "rabbitmq_auth_attempts_total",
+            "Logins attempted",
+            |(ok, failed)| ok + failed,
+        ),
+        (
+            "rabbitmq_auth_attempts_succeeded_total",
+            "Logins that succeeded",
+            |(ok, _)| ok,
+        ),
+        (
+            "rabbitmq_auth_attempts_failed_total",
+            "Logins refused",
+            |(_, failed)| failed,
+        ),
+    ];
+    for (name, help, pick) in families {
+        out.family(name, Kind::Counter, help);
+        for protocol in [Protocol::Http, Protocol::Amqp] {
+            let value = pick(api.broker.auth_attempts.get(protocol));
+            out.sample(name, &[("protocol", protocol.label())], value as f64);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The Prometheus listener: rabbitmq_prometheus's families, kinds and labels in the text
+//! format, without a login.
+
+mod common;
+
+use common::TestBroker;
+use hyper::StatusCode;
+use std::collections::HashMap;
+
+async fn broker_with_metrics() -> TestBroker {
+    TestBroker::start_with(|c| warren::Config {
+        prometheus_port: warren::ListenerPort::On(0),
+        management_port: warren::ListenerPort::On(0),
+        ..c
+    })
+    .await
+}
+
+/// The scrape as (sample line without value → value), and each family's kind.
+async fn scrape(
+    broker: &TestBroker,
+    path: &str,
+) -> (HashMap<String, f64>, HashMap<String, String>) {
+    let reply = broker.prometheus().get(path).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let (mut samples, mut kinds) = (HashMap::new(), HashMap::new());
+    for line in reply.text().lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line");
+            kinds.insert(name.to_owned(), kind.to_owned());
+        } else if !line.starts_with('#') {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let value = if value == "NaN" {
+                f64::NAN
+            } else {
+                value.parse().expect("number")
+            };
+            samples.insert(series.to_owned(), value);
+        }
+    }
+    (samples, kinds)
+}
+
+#[tokio::test]
+async fn node_families_have_rabbitmqs_names_and_kinds() {
+    let broker = broker_with_metrics().await;
+    let (samples, kinds) = scrape(&broker, "/metrics").await;
+    for (family, kind) in [
+        ("rabbitmq_process_resident_memory_bytes", "gauge"),
+        ("rabbitmq_resident_memory_limit_bytes", "gauge"),
+        ("rabbitmq_disk_space_available_bytes", "gauge"),
+        ("rabbitmq_disk_space_available_limit_bytes", "gauge"),
+        ("rabbitmq_process_open_fds", "gauge"),
+        ("rabbitmq_process_max_fds", "gauge"),
+        ("rabbitmq_alarms_memory_used_watermark", "untyped"),
+        ("rabbitmq_alarms_free_disk_space_watermark", "untyped"),
+        ("rabbitmq_identity_info", "untyped"),
+        ("rabbitmq_build_info", "untyped"),
+        ("rabbitmq_auth_attempts_total", "counter"),
+    ] {
+        assert_eq!(
+            kinds.get(family).map(String::as_str),
+            Some(kind),
+            "{family}"
+        );
+    }
+    assert!(samples["rabbitmq_process_resident_memory_bytes"] > 1_000_000.0);
+    assert!(samples["rabbitmq_process_open_fds"] >= 3.0);
+    assert_eq!(samples["rabbitmq_alarms_memory_used_watermark"], 0.0);
+    let identity = samples
+        .keys()
+        .find(|k| k.starts_with("rabbitmq_identity_info{rabbitmq_node=\"rabbit@"))
+        .expect("identity with the node name");
+    assert_eq!(samples[identity], 1.0);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn logins_are_counted_per_protocol() {
+    let broker = broker_with_metrics().await;
+    let _conn = broker.connect().await;
+    let refused = broker
+        .http()
+        .as_user(Some(("guest", "nope")))
+        .get("/api/whoami")
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    broker.http().get("/api/whoami").await;
+    let (samples, _) = scrape(&broker, "/metrics").await;
+    let get = |name: &str, protocol: &str| samples[&format!("{name}{{protocol=\"{protocol}\"}}")];
+    assert_eq!(
+        get("rabbitmq_auth_attempts_succeeded_total", "amqp091"),
+        1.0
+    );
+    assert_eq!(get("rabbitmq_auth_attempts_failed_total", "amqp091"), 0.0);
+    assert_eq!(get("rabbitmq_auth_attempts_succeeded_total", "http"), 1.0);
+    assert_eq!(get("rabbitmq_auth_attempts_failed_total", "http"), 1.0);
+    assert_eq!(get("rabbitmq_auth_attempts_total", "http"), 2.0);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_metrics_paths_answer() {
+    let broker = broker_with_metrics().await;
+    assert_eq!(
+        broker.prometheus().get("/api/whoami").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        broker.prometheus().get("/metrics/per-object").await.status,
+        StatusCode::OK
+    );
+    broker.stop().await;
+}
