@@ -113,10 +113,21 @@ async fn a_file_exported_by_rabbitmq_imports_and_works() {
         .map(|q| ((), q))
         .expect("passive declare");
     assert_eq!(q.message_count(), 0);
-    // Importing the same file again changes nothing and is fine.
+    // Importing the same file again keeps the queues as they are, messages included.
+    common::publish(&ch, "fx-topic", "fx.orders.2", b"kept").await;
+    common::wait_until("the message is queued", || async {
+        common::ready(&ch, "fx-orders").await == 1
+    })
+    .await;
     assert_eq!(
         http.post("/api/definitions", &fixture()).await.status,
         StatusCode::NO_CONTENT
+    );
+    assert_eq!(common::get_eventually(&ch, "fx-orders").await.data, b"kept");
+    common::publish(&ch, "fx-topic", "fx.orders.3", b"still routed").await;
+    assert_eq!(
+        common::get_eventually(&ch, "fx-orders").await.data,
+        b"still routed"
     );
     broker.stop().await;
 }
