@@ -386,3 +386,54 @@ async fn hostile_files_are_refused_whole() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn policies_and_operator_policies_travel_with_the_definitions() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let file = json!({
+        "policies": [{"vhost": "/", "name": "ttl", "pattern": "^p\\.", "apply-to": "queues",
+                      "definition": {"message-ttl": 1000}, "priority": 1}],
+        "parameters": [{"vhost": "/", "component": "operator_policy", "name": "cap",
+                        "value": {"pattern": ".*", "apply-to": "queues",
+                                  "definition": {"max-length": 10}, "priority": 0}}],
+        "queues": [{"name": "p.q", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}}]
+    });
+    assert_eq!(
+        http.post("/api/definitions", &file).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get("/api/policies/%2f/ttl").await.json()["definition"],
+        json!({"message-ttl": 1000})
+    );
+    let params = http.get("/api/parameters/operator_policy").await.json();
+    assert_eq!(params[0]["name"], "cap");
+    assert_eq!(params[0]["value"]["definition"], json!({"max-length": 10}));
+    let exported = http.get("/api/definitions").await.json();
+    assert_eq!(exported["policies"], file["policies"]);
+    assert!(exported["parameters"]
+        .as_array()
+        .expect("parameters")
+        .contains(&file["parameters"][0]));
+    // An invalid policy refuses the whole file.
+    let bad = json!({
+        "vhosts": [{"name": "not-made"}],
+        "policies": [{"vhost": "/", "name": "bad", "pattern": "x", "definition": {"message-ttl": "soon"}}]
+    });
+    let reply = http.post("/api/definitions", &bad).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.json()["reason"]
+        .as_str()
+        .expect("text")
+        .starts_with("Validation failed"));
+    assert_eq!(
+        http.get("/api/vhosts/not-made").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let reply = http
+        .post("/api/definitions", &json!({"policies": [{"vhost": "nope", "name": "p", "pattern": "x", "definition": {}}]}))
+        .await;
+    assert_eq!(reply.json()["reason"], json!(["no_such_vhost", "nope"]));
+    broker.stop().await;
+}

@@ -8,8 +8,8 @@
 //! goes through the paths a start uses for `--definitions`: `users::normalize` for
 //! the users, `VHost::restore` for limits, metadata, exchanges, queues and bindings
 //! (what exists is kept, as `store::import::merge` keeps it), the permission table for
-//! permissions. Policies belong to the policies slice: `check_policies`,
-//! `apply_policies` and `export_policies` are where they plug in.
+//! permissions. Policies travel with their vhost (`VHost::durable_definitions` and
+//! `restore`); `check_policies` refuses the ones restore would skip.
 
 use super::vhost::{VhostLimits, VhostMetadata};
 use super::Broker;
@@ -17,6 +17,8 @@ use crate::access::password::Algorithm;
 use crate::access::pattern::Pattern;
 use crate::access::permissions::Permissions;
 use crate::broker::exchange::ExchangeKind;
+use crate::broker::policy::validate;
+use crate::broker::policy::PolicyKind;
 use crate::store::definitions::{Definitions, VHOST_LIMITS};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashSet};
@@ -54,7 +56,6 @@ impl Broker {
         }
         self.permissions.export(&mut defs);
         defs.global_parameters = self.globals.definitions();
-        self.export_policies(&mut defs);
         defs
     }
 
@@ -95,7 +96,6 @@ impl Broker {
             }
         }
         self.globals.restore(&defs.global_parameters);
-        self.apply_policies(&defs);
         self.definitions_changed();
         Ok(())
     }
@@ -176,6 +176,9 @@ impl Broker {
         for b in &defs.bindings {
             vhost(&b.vhost)?;
         }
+        for p in &defs.policies {
+            vhost(p.get("vhost").and_then(Value::as_str).unwrap_or(""))?;
+        }
         for p in &defs.parameters {
             let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
             vhost(field("vhost"))?;
@@ -201,18 +204,34 @@ impl Broker {
         self.check_policies(defs)
     }
 
-    /// Hook for the policies slice: refuse policies and operator policies (in
-    /// `defs.policies` and the "operator_policy" parameters) it would not set.
-    fn check_policies(&self, _defs: &Definitions) -> Result<(), ImportError> {
+    /// Policies and operator policies (in `defs.policies` and the "operator_policy"
+    /// parameters) checked as `VHost::restore` will set them, with the policies'
+    /// validation texts.
+    fn check_policies(&self, defs: &Definitions) -> Result<(), ImportError> {
+        let name = |v: &Value| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let operator = defs.parameters.iter().filter_map(|p| {
+            (p.get("component").and_then(Value::as_str) == Some(OPERATOR_POLICY)).then(|| {
+                (
+                    PolicyKind::Operator,
+                    name(p),
+                    p.get("value").unwrap_or(&Value::Null),
+                )
+            })
+        });
+        let policies = defs
+            .policies
+            .iter()
+            .map(|p| (PolicyKind::Policy, name(p), p));
+        for (kind, name, body) in policies.chain(operator) {
+            validate::parse(kind, &name, body).map_err(|e| ImportError::text(e.reason(false)))?;
+        }
         Ok(())
     }
-
-    /// Hook for the policies slice: set the imported policies and operator policies.
-    fn apply_policies(&self, _defs: &Definitions) {}
-
-    /// Hook for the policies slice: add every policy to `defs.policies` and operator
-    /// policies to `defs.parameters` (component "operator_policy").
-    fn export_policies(&self, _defs: &mut Definitions) {}
 }
 
 /// Every vhost an import touches, once each.
@@ -224,6 +243,7 @@ fn named_vhosts(defs: &Definitions) -> BTreeSet<String> {
     names.extend(
         defs.parameters
             .iter()
+            .chain(&defs.policies)
             .filter_map(|p| p.get("vhost").and_then(Value::as_str).map(str::to_owned)),
     );
     names

@@ -13,6 +13,7 @@ pub mod globals;
 pub mod memory;
 pub mod message;
 pub mod persist;
+pub mod policy;
 pub mod queue;
 pub mod records;
 pub mod vhost;

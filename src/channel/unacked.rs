@@ -157,6 +157,7 @@ mod tests {
             None,
             crate::broker::memory::Memory::new(u64::MAX),
             None,
+            (Default::default(), &FieldTable::default()),
         )
     }
 

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod list;
+pub mod policies;
 pub mod prometheus;
 
 use crate::broker::Broker;
@@ -96,6 +97,7 @@ pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
         .merge(admin::routes())
+        .merge(policies::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)

@@ -91,6 +91,8 @@ pub struct Exchange {
     pub arguments: FieldTable,
     /// The `alternate-exchange` argument: where messages this exchange cannot route go.
     pub alternate: Option<Arc<str>>,
+    /// The policy applied to it, if any (its alternate exchange may come from it).
+    pub policy: Option<String>,
     bindings: Vec<Binding>,
     routes: Routes,
     /// The exchange and its bindings in the memory accounting (none until `charged`).
@@ -129,6 +131,7 @@ impl Exchange {
             internal,
             arguments,
             alternate,
+            policy: None,
             bindings: Vec::new(),
             routes,
             charge: None,

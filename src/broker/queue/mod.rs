@@ -19,6 +19,7 @@ use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::QueueStore;
+use super::policy::Applied;
 use super::records;
 use crate::codec::properties as props;
 use crate::codec::ShortStr;
@@ -28,7 +29,7 @@ use readback::read_back_waker;
 pub use readback::Get;
 use ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -90,9 +91,16 @@ pub struct Queue {
     memory: Arc<Memory>,
     /// What the record takes in the memory accounting, given back when it drops.
     record_bytes: u32,
-    /// x-dead-letter-exchange: where rejected, expired and dropped messages go.
-    dead_letter: Option<DeadLetterTarget>,
-    limits: Limits,
+    /// x-dead-letter-exchange: where rejected, expired and dropped messages go. Set
+    /// again when a policy changes it; a leaf lock (taken under the queue lock).
+    dead_letter: RwLock<Option<DeadLetterTarget>>,
+    /// x-queue-type quorum: deliveries carry x-delivery-count (fixed at declaration).
+    quorum: bool,
+    /// x-max-priority (not a policy key, so fixed at declaration).
+    max_priority: Option<u8>,
+    /// The effective x-expires in milliseconds, 0 for none: read by the sweep without
+    /// the queue lock.
+    expires: AtomicU64,
     /// A message with an expiry was published: the sweep looks at this queue.
     may_expire: std::sync::atomic::AtomicBool,
     /// When it was last used (declared, consumed from, read with basic.get), for x-expires.
@@ -114,9 +122,14 @@ struct QueueState {
     consumers: Vec<Consumer>,
     next_consumer: usize,
     deleted: bool,
+    /// The effective settings: arguments, policy and operator policy together.
+    limits: Limits,
+    /// The policies applied, when any (boxed: most queues have none).
+    applied: Option<Box<Applied>>,
 }
 
-/// x-max-length, x-max-length-bytes and x-overflow, read once from the arguments.
+/// x-max-length, x-max-length-bytes, x-overflow and the others, read from the effective
+/// arguments (the declared ones with the policies' settings, `policy::effective_queue_arguments`).
 #[derive(Debug, Default)]
 struct Limits {
     max_length: Option<u64>,
@@ -248,8 +261,10 @@ impl Queue {
         store: Option<QueueStore>,
         memory: Arc<Memory>,
         dead_letter: Option<DeadLetterTarget>,
+        policy: (Applied, &FieldTable),
     ) -> Arc<Queue> {
-        let limits = Limits::from_arguments(&arguments);
+        let (applied, effective) = policy;
+        let limits = Limits::from_arguments(effective);
         let lazy = limits.lazy;
         let levels = limits.max_priority.map_or(1, |p| p as usize + 1);
         let record_bytes = records::QUEUE_BYTES + 2 * records::named(name.as_str(), &arguments);
@@ -266,8 +281,10 @@ impl Queue {
             store,
             memory: memory.clone(),
             record_bytes,
-            dead_letter,
-            limits,
+            dead_letter: RwLock::new(dead_letter),
+            quorum: limits.quorum,
+            max_priority: limits.max_priority,
+            expires: AtomicU64::new(limits.expires.unwrap_or(0)),
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             state: Mutex::new(QueueState {
@@ -278,6 +295,8 @@ impl Queue {
                 consumers: Vec::new(),
                 next_consumer: 0,
                 deleted: false,
+                limits,
+                applied: (applied != Applied::default()).then(|| Box::new(applied)),
             }),
         })
     }
@@ -322,9 +341,9 @@ impl Queue {
             return Enqueued::Gone;
         }
         let mut item = self.new_item(&mut st, msg, store_id, sharers);
-        item.expires_at = self.expiry(&item.msg);
-        if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
-            if self.limits.dead_letter_refused {
+        item.expires_at = self.expiry(st.limits.message_ttl, &item.msg);
+        if st.limits.reject_publish && st.limits.full_for(&st.ready, item.msg.body().len()) {
+            if st.limits.dead_letter_refused {
                 self.dead_letter(item, Reason::Maxlen);
             } else {
                 self.settled(&item);
@@ -333,24 +352,73 @@ impl Queue {
         }
         st.ready.push_back(item);
         self.dispatch_locked(&mut st);
-        // x-overflow drop-head: the oldest ready messages make room.
-        while self.limits.over(&st.ready) {
+        self.drop_head(&mut st);
+        Enqueued::Yes
+    }
+
+    /// x-overflow drop-head: the oldest ready messages make room.
+    fn drop_head(&self, st: &mut QueueState) {
+        while st.limits.over(&st.ready) {
             let Some(old) = st.ready.pop_front() else {
                 break;
             };
             self.dead_letter(old, Reason::Maxlen);
         }
-        Enqueued::Yes
+    }
+
+    /// The policies now applying to this queue: its effective settings become
+    /// `effective` (the declared arguments with the policies' settings) and its
+    /// dead-letter target `dead_letter`. A lower length limit drops the excess at once
+    /// (dead-lettered as maxlen, to the new target) unless the queue was already in
+    /// reject-publish mode: RabbitMQ 3.10 applies the new limit before the new overflow
+    /// mode, so a policy bringing both drops (checked on the reference), one changing
+    /// the limit of a reject-publish queue keeps the excess and refuses new messages.
+    /// Messages already queued keep the expiry they were given, as in RabbitMQ. Memory
+    /// work only, under the queue lock.
+    pub fn apply_policy(
+        &self,
+        applied: Applied,
+        effective: &FieldTable,
+        dead_letter: Option<DeadLetterTarget>,
+    ) {
+        let mut st = self.lock();
+        let unchanged = match &st.applied {
+            Some(a) => **a == applied,
+            None => applied == Applied::default(),
+        };
+        if unchanged || st.deleted {
+            return;
+        }
+        let limits = Limits::from_arguments(effective);
+        let drops = !st.limits.reject_publish;
+        if limits.expires != st.limits.expires {
+            // A new x-expires counts from now, as RabbitMQ restarts its timer.
+            self.touch();
+        }
+        st.ready.set_lazy(limits.lazy);
+        self.expires
+            .store(limits.expires.unwrap_or(0), Ordering::Relaxed);
+        *self.dead_letter.write().unwrap_or_else(|e| e.into_inner()) = dead_letter;
+        st.limits = limits;
+        st.applied = (applied != Applied::default()).then(|| Box::new(applied));
+        if drops {
+            self.drop_head(&mut st);
+        }
+    }
+
+    /// The policies applied to this queue (none: the default).
+    pub fn applied_policy(&self) -> Applied {
+        self.lock().applied.as_deref().cloned().unwrap_or_default()
     }
 
     /// When a message published now expires: the shorter of the queue's x-message-ttl
     /// and the message's expiration property; 0 when neither is set.
-    fn expiry(&self, msg: &Message) -> u64 {
+    fn expiry(&self, message_ttl: Option<u64>, msg: &Message) -> u64 {
         let own = match props::short_str(msg.properties(), props::EXPIRATION) {
             Some(text) => text.parse::<u64>().ok(),
             None => None,
         };
-        let ttl = match (self.limits.message_ttl, own) {
+        let ttl = match (message_ttl, own) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => match a.or(b) {
                 Some(t) => t,
@@ -363,7 +431,7 @@ impl Queue {
 
     /// The message's priority level, clamped to x-max-priority (0 without it).
     fn priority(&self, msg: &Message) -> u8 {
-        match self.limits.max_priority {
+        match self.max_priority {
             Some(max) => props::priority(msg.properties()).unwrap_or(0).min(max),
             None => 0,
         }
@@ -399,9 +467,10 @@ impl Queue {
 
     /// Whether x-expires has run out: no consumers and unused for that long.
     pub fn lease_expired(&self, now: u64) -> bool {
-        let Some(expires) = self.limits.expires else {
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 {
             return false;
-        };
+        }
         now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= expires
             && self.lock().consumers.is_empty()
     }
@@ -448,9 +517,10 @@ impl Queue {
     /// expired, dropped by a length limit): settled, and dead-lettered if configured.
     pub fn dead_letter(&self, item: Queued, reason: Reason) {
         self.settled(&item);
-        if let Some(t) = &self.dead_letter {
+        let target = self.dead_letter.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = target.as_ref() {
             // The delivery count is added on the way to consumers; it does not travel on.
-            let msg = match self.limits.quorum {
+            let msg = match self.quorum {
                 true => item.msg.with_header(DELIVERY_COUNT, None),
                 false => item.msg,
             };
@@ -474,7 +544,7 @@ impl Queue {
 
     /// A message leaving for a client: a quorum queue tells how often it went before.
     fn outgoing(&self, mut item: Queued) -> Queued {
-        if self.limits.quorum {
+        if self.quorum {
             let count = AMQPValue::LongLongInt(i64::from(item.deliveries));
             item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
         }
@@ -494,9 +564,9 @@ impl Queue {
         }
         for mut item in items {
             item.redelivered |= redelivered;
-            if redelivered && self.limits.quorum {
+            if redelivered && self.quorum {
                 item.deliveries = item.deliveries.saturating_add(1);
-                if self
+                if st
                     .limits
                     .delivery_limit
                     .is_some_and(|limit| u64::from(item.deliveries) > limit)
@@ -573,7 +643,7 @@ impl Queue {
                 return;
             }
             let n = st.consumers.len();
-            let idx = if self.limits.single_active {
+            let idx = if st.limits.single_active {
                 // Consumers stay in registration order: the first is the active one.
                 if !st.consumers[0].try_take_credit() {
                     return;

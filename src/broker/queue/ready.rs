@@ -51,6 +51,11 @@ impl Ready {
         }
     }
 
+    /// A policy changed x-queue-mode: from the next push on.
+    pub(super) fn set_lazy(&mut self, lazy: bool) {
+        self.lazy = lazy;
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len
     }

@@ -77,6 +77,7 @@ impl VHost {
         if let Some(limits) = self.limits() {
             defs.push_vhost_limits(&self.name, limits.to_json());
         }
+        self.export_policies(defs);
         for q in topo.queues.values().filter(|q| durable_queue(q)) {
             let mut def = QueueDef::new(
                 &self.name,
@@ -107,6 +108,8 @@ impl VHost {
         {
             self.set_metadata(VhostMetadata::from_json(metadata));
         }
+        self.restore_policies(defs);
+        let policies = self.policies();
         let mut topo = self.write();
         for x in defs.exchanges.iter().filter(|x| mine(&x.vhost)) {
             let Some(kind) = ExchangeKind::parse(&x.kind) else {
@@ -132,20 +135,22 @@ impl VHost {
                 continue;
             }
             let arguments = typed_table(&q.arguments, &q.extra);
-            let dead_letter = self.dead_letter_target(&arguments);
+            let settings = self.queue_settings(&policies, &q.name, &arguments);
             let queue = Queue::new(
                 ShortStr::from(q.name.as_str()),
                 &self.name,
                 true,
                 None,
                 q.auto_delete,
-                arguments,
+                arguments.clone(),
                 self.queue_store(&q.name, true, false),
                 self.memory.clone(),
-                dead_letter,
+                settings.dead_letter,
+                (settings.applied, &settings.effective),
             );
             topo.queues.insert(q.name.clone(), queue);
         }
+        super::policies::apply_to_exchanges(&mut topo, &policies);
         for b in defs.bindings.iter().filter(|b| mine(&b.vhost)) {
             let destination = match b.destination_type {
                 DestinationType::Queue => match topo.queues.get(&b.destination) {

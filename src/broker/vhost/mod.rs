@@ -17,6 +17,7 @@ use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::{Persistence, QueueStore};
+use super::policy::{Applied, Policies};
 use super::queue::Queue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -32,6 +33,7 @@ mod connections;
 mod durable;
 mod limits;
 mod meta;
+mod policies;
 mod teardown;
 
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
@@ -73,6 +75,8 @@ pub struct VHost {
     connections: connections::Connections,
     /// Description, tags, default queue type.
     metadata: Mutex<VhostMetadata>,
+    /// Policies and operator policies (see `policies` for the lock order).
+    policies: RwLock<Arc<Policies>>,
 }
 
 #[derive(Debug, Default)]
@@ -143,6 +147,7 @@ impl VHost {
             limits: limits::Limits::default(),
             connections: connections::Connections::default(),
             metadata: Mutex::new(VhostMetadata::default()),
+            policies: RwLock::new(Arc::default()),
         }
     }
 
@@ -278,18 +283,17 @@ impl VHost {
             )));
         }
         topo.dirty |= d.durable;
-        topo.exchanges.insert(
-            name.to_owned(),
-            Exchange::new(
-                name,
-                kind,
-                d.durable,
-                d.auto_delete,
-                d.internal,
-                d.arguments.clone(),
-            )
-            .charged(&self.memory),
-        );
+        let mut x = Exchange::new(
+            name,
+            kind,
+            d.durable,
+            d.auto_delete,
+            d.internal,
+            d.arguments.clone(),
+        )
+        .charged(&self.memory);
+        policies::apply_to_exchange(&mut x, &self.policies());
+        topo.exchanges.insert(name.to_owned(), x);
         Ok(())
     }
 
@@ -388,6 +392,7 @@ impl VHost {
             });
         }
         self.check_queue_limit(topo.queues.len(), name)?;
+        let settings = self.queue_settings(&self.policies(), name, d.arguments);
         let queue = Queue::new(
             ShortStr::from(name),
             &self.name,
@@ -397,7 +402,8 @@ impl VHost {
             d.arguments.clone(),
             self.queue_store(name, d.durable, d.exclusive),
             self.memory.clone(),
-            self.dead_letter_target(d.arguments),
+            settings.dead_letter,
+            (settings.applied, &settings.effective),
         );
         topo.dirty |= queue.store.is_some();
         topo.queues.insert(name.to_owned(), queue.clone());
@@ -473,6 +479,7 @@ impl VHost {
             None,
             self.memory.clone(),
             None,
+            (Applied::default(), &FieldTable::default()),
         );
         self.replies
             .lock()

@@ -2,9 +2,9 @@
 //! `/api/parameters[/{component}[/{vhost}[/{name}]]]`, `/api/global-parameters[/{name}]`,
 //! `/api/cluster-name` (GET, PUT), `/api/auth` and `/api/extensions`.
 //!
-//! The only vhost-scoped component warren has is "vhost-limits" (its one parameter,
-//! "limits", is the vhost's limits); operator policies also show as parameters in
-//! RabbitMQ, and `policy_parameters` is where the policies slice adds them. Components
+//! The only vhost-scoped component warren sets here is "vhost-limits" (its one
+//! parameter, "limits", is the vhost's limits); operator policies are listed as
+//! parameters too, as RabbitMQ lists them (set through /api/operator-policies). Components
 //! RabbitMQ has as plugins (shovel, federation-upstream, ...) do not exist here: lists
 //! are empty and a PUT is refused, as the reference answers for an unknown component.
 //! Parameters are for policymakers (in the vhosts they may enter) and administrators.
@@ -15,6 +15,7 @@ use super::super::list::ListQuery;
 use super::super::Api;
 use super::{object_body, put_status, require_keys};
 use crate::broker::globals::CLUSTER_NAME;
+use crate::broker::policy::PolicyKind;
 use crate::store::definitions::VHOST_LIMITS;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -25,6 +26,8 @@ use serde_json::{json, Value};
 
 /// The name of the one "vhost-limits" parameter of a vhost.
 const LIMITS: &str = "limits";
+/// The component operator policies are listed under.
+const OPERATOR_POLICY: &str = "operator_policy";
 
 pub(super) fn routes() -> Router<Api> {
     Router::new()
@@ -185,10 +188,27 @@ fn parameters(api: &Api, caller: &Caller) -> Vec<Value> {
     items
 }
 
-/// Hook for the policies slice: operator policies as RabbitMQ lists them among the
-/// parameters (component "operator_policy"), those the caller may see. None until wired.
-fn policy_parameters(_api: &Api, _caller: &Caller) -> Vec<Value> {
-    Vec::new()
+/// Operator policies, which RabbitMQ lists among the parameters (component
+/// "operator_policy"), in the vhosts the caller may see.
+fn policy_parameters(api: &Api, caller: &Caller) -> Vec<Value> {
+    let mut items = Vec::new();
+    for info in api.broker.list_vhosts() {
+        if !(caller.is_administrator() || caller.may_act_in(api, &info.name)) {
+            continue;
+        }
+        let Some(vhost) = api.broker.vhost(&info.name) else {
+            continue;
+        };
+        for p in vhost.policies().list(PolicyKind::Operator) {
+            items.push(parameter_json(
+                OPERATOR_POLICY,
+                &info.name,
+                &p.name,
+                p.parameter_value(),
+            ));
+        }
+    }
+    items
 }
 
 fn field<'a>(item: &'a Value, key: &str) -> &'a str {
