@@ -214,15 +214,14 @@ impl Broker {
                 .unwrap_or("")
                 .to_owned()
         };
-        let operator = defs.parameters.iter().filter_map(|p| {
-            (p.get("component").and_then(Value::as_str) == Some(OPERATOR_POLICY)).then(|| {
-                (
-                    PolicyKind::Operator,
-                    name(p),
-                    p.get("value").unwrap_or(&Value::Null),
-                )
-            })
-        });
+        let operator = defs
+            .parameters
+            .iter()
+            .filter(|p| p.get("component").and_then(Value::as_str) == Some(OPERATOR_POLICY))
+            .map(|p| {
+                let value = p.get("value").unwrap_or(&Value::Null);
+                (PolicyKind::Operator, name(p), value)
+            });
         let policies = defs
             .policies
             .iter()
