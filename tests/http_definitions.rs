@@ -437,3 +437,23 @@ async fn policies_and_operator_policies_travel_with_the_definitions() {
     assert_eq!(reply.json()["reason"], json!(["no_such_vhost", "nope"]));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn an_imported_policy_applies_to_queues_that_already_exist() {
+    let broker = TestBroker::start_with_management().await;
+    let (_conn, ch) = broker.channel().await;
+    common::declare_queue(&ch, "p.existing").await;
+    let file = json!({
+        "policies": [{"vhost": "/", "name": "ttl", "pattern": "^p\\.", "apply-to": "queues",
+                      "definition": {"message-ttl": 1000}, "priority": 0}]
+    });
+    let http = broker.http();
+    assert_eq!(
+        http.post("/api/definitions", &file).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let vhost = broker.server.broker().vhost("/").expect("vhost");
+    let applied = vhost.queue_policy("p.existing").expect("queue");
+    assert_eq!(applied.policy.as_deref(), Some("ttl"));
+    broker.stop().await;
+}

@@ -77,9 +77,19 @@ impl Broker {
                 tracing::info!(vhost = v.name, "vhost created by a definitions import");
             }
         }
+        let policies = !defs.policies.is_empty()
+            || defs
+                .parameters
+                .iter()
+                .any(|p| p.get("component").and_then(Value::as_str) == Some(OPERATOR_POLICY));
         for name in named_vhosts(&defs) {
             if let Some(v) = self.vhost(&name) {
                 v.restore(&defs);
+                // Restore sets the policies for what it creates; queues and exchanges
+                // that were there before the import take them too.
+                if policies {
+                    v.reapply_policies();
+                }
             }
         }
         for p in &defs.permissions {
