@@ -250,6 +250,50 @@ impl Users {
         })
     }
 
+    /// The management API's `PUT /api/users/NAME`: creates the user, or replaces an
+    /// existing user's stored hash, algorithm and tags (limits stay). The hash is made
+    /// by the caller (before any lock). Returns whether the user is new.
+    pub fn put(
+        &self,
+        name: &str,
+        password_hash: String,
+        hashing_algorithm: String,
+        tags: Vec<String>,
+    ) -> Result<bool, UserError> {
+        if name.is_empty() {
+            return Err(UserError::EmptyName);
+        }
+        let created = {
+            let mut users = self.write();
+            let mut def = match users.get(name) {
+                Some(u) => u.def.clone(),
+                None => new_def(name, String::new(), Vec::new()),
+            };
+            def.password_hash = password_hash;
+            def.hashing_algorithm = hashing_algorithm;
+            def.tags = tags;
+            users.insert(name.to_owned(), User::new(def)).is_none()
+        };
+        self.changed();
+        Ok(created)
+    }
+
+    /// A definitions import: each user is created or replaced whole (hash, tags and
+    /// limits), as RabbitMQ's import does; the users' passwords are already hashed
+    /// (`normalize`).
+    pub fn import(&self, defs: &[UserDef]) {
+        if defs.is_empty() {
+            return;
+        }
+        {
+            let mut users = self.write();
+            for def in defs {
+                users.insert(def.name.clone(), User::new(def.clone()));
+            }
+        }
+        self.changed();
+    }
+
     /// `list_users`, with everything the definitions file holds for each.
     pub fn list(&self) -> Vec<UserDef> {
         self.read().values().map(|u| u.def.clone()).collect()

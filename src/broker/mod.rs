@@ -6,8 +6,10 @@
 pub mod arguments;
 pub mod consumer;
 pub mod deadletter;
+pub mod definitions;
 pub mod disk;
 pub mod exchange;
+pub mod globals;
 pub mod memory;
 pub mod message;
 pub mod persist;
@@ -49,6 +51,8 @@ pub struct Broker {
     pub auth_mechanisms: Vec<crate::connection::Mechanism>,
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
+    /// Global runtime parameters (cluster_name, ...; see `globals`).
+    pub globals: Arc<globals::GlobalParameters>,
     /// Logins so far, per protocol (Prometheus).
     pub auth_attempts: crate::access::attempts::AuthAttempts,
 }
@@ -140,6 +144,7 @@ impl Broker {
             vhost.restore(&defs);
         }
         broker.permissions.restore(&defs);
+        broker.globals.restore(&defs.global_parameters);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
         let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();
@@ -214,8 +219,10 @@ impl Broker {
         permissions: Arc<Permissions>,
     ) -> Self {
         let users = Arc::new(users);
+        let globals: Arc<globals::GlobalParameters> = Arc::default();
         if let Some(p) = &persist {
             p.register_users(&users);
+            p.register_globals(&globals);
         }
         Broker {
             vhosts: RwLock::new(HashMap::new()),
@@ -230,6 +237,7 @@ impl Broker {
                 crate::connection::Mechanism::Amqplain,
             ],
             permissions,
+            globals,
             auth_attempts: Default::default(),
         }
     }

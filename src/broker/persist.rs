@@ -9,6 +9,7 @@
 //! changes into a few rewrites. A confirm for a persistent message waits for both the
 //! fdatasync of the message and the definitions generation current when it was routed.
 
+use super::globals::GlobalParameters;
 use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
@@ -29,6 +30,7 @@ pub struct Persistence {
     defs: DefinitionsWriter,
     vhosts: Arc<Mutex<Vec<Weak<VHost>>>>,
     users: Arc<OnceLock<Weak<Users>>>,
+    globals: Arc<OnceLock<Weak<GlobalParameters>>>,
 }
 
 impl std::fmt::Debug for Persistence {
@@ -49,9 +51,10 @@ impl Persistence {
     ) -> std::io::Result<Arc<Persistence>> {
         let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
         let users: Arc<OnceLock<Weak<Users>>> = Arc::default();
+        let globals: Arc<OnceLock<Weak<GlobalParameters>>> = Arc::default();
         let snapshot = {
-            let (vhosts, users) = (vhosts.clone(), users.clone());
-            Box::new(move || snapshot(&vhosts, &users, &permissions))
+            let (vhosts, users, globals) = (vhosts.clone(), users.clone(), globals.clone());
+            Box::new(move || snapshot(&vhosts, &users, &globals, &permissions))
         };
         let defs = DefinitionsWriter::start(defs_path.clone(), snapshot)?;
         Ok(Arc::new(Persistence {
@@ -60,12 +63,18 @@ impl Persistence {
             defs,
             vhosts,
             users,
+            globals,
         }))
     }
 
     /// The user store whose users the file holds (set once, by the broker).
     pub fn register_users(&self, users: &Arc<Users>) {
         let _ = self.users.set(Arc::downgrade(users));
+    }
+
+    /// The global parameters the file holds (set once, by the broker).
+    pub fn register_globals(&self, globals: &Arc<GlobalParameters>) {
+        let _ = self.globals.set(Arc::downgrade(globals));
     }
 
     pub fn register(&self, vhost: &Arc<VHost>) {
@@ -105,6 +114,7 @@ impl Persistence {
 fn snapshot(
     vhosts: &Mutex<Vec<Weak<VHost>>>,
     users: &OnceLock<Weak<Users>>,
+    globals: &OnceLock<Weak<GlobalParameters>>,
     permissions: &Permissions,
 ) -> Option<Definitions> {
     let vhosts: Vec<Arc<VHost>> = vhosts
@@ -122,6 +132,9 @@ fn snapshot(
         vhost.durable_definitions(&mut defs);
     }
     permissions.export(&mut defs);
+    if let Some(g) = globals.get().and_then(Weak::upgrade) {
+        defs.global_parameters = g.definitions();
+    }
     Some(defs)
 }
 

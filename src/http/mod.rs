@@ -7,6 +7,7 @@
 //! paging, sorting, filtering and columns every list endpoint shares. Each group of
 //! endpoints is a module with a `routes()` merged into `router` here.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod list;
@@ -97,6 +98,7 @@ pub const MAX_BODY: usize = 20_000_000;
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
+        .merge(admin::routes())
         .merge(policies::routes())
         .merge(objects::routes())
         .fallback(|| async { ApiError::not_found() })

@@ -8,6 +8,7 @@
 //! configuration that works. Never holds its lock across an `.await` or file I/O.
 
 mod subject;
+pub mod validity;
 
 pub use subject::common_name;
 

@@ -67,12 +67,12 @@ fn string(tag: u8, bytes: &[u8]) -> Option<String> {
 }
 
 /// One DER element with the expected tag: (tag, contents, what follows).
-fn element(input: &[u8], tag: u8) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn element(input: &[u8], tag: u8) -> Option<(u8, &[u8], &[u8])> {
     any(input).filter(|(t, _, _)| *t == tag)
 }
 
 /// One DER element of any (single-byte) tag: (tag, contents, what follows).
-fn any(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn any(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

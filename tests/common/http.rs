@@ -79,7 +79,8 @@ impl Http {
             .await
     }
 
-    /// Any request: extra headers, and a raw body (sent as application/json).
+    /// Any request: extra headers, and a raw body (sent as application/json unless the
+    /// headers name another content type).
     pub async fn request(
         &self,
         method: Method,
@@ -102,7 +103,10 @@ impl Http {
         if let Some((user, password)) = &self.credentials {
             request = request.header("authorization", basic(user, password));
         }
-        if body.is_some() {
+        let typed = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             request = request.header("content-type", "application/json");
         }
         for (name, value) in headers {

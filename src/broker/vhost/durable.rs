@@ -92,7 +92,9 @@ impl VHost {
     }
 
     /// Recreates this vhost's durable topology from the definitions file (at start, before
-    /// any client connects). Entries that no longer make sense are logged and skipped.
+    /// any client connects), or adds what an imported file names (the management API's
+    /// definitions import: what exists is kept). Entries that no longer make sense are
+    /// logged and skipped.
     pub fn restore(&self, defs: &Definitions) {
         let mine = |v: &str| v == self.name;
         if let Some(value) = defs.vhost_limits(&self.name) {
@@ -127,6 +129,11 @@ impl VHost {
             });
         }
         for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
+            // A definitions import at runtime keeps a queue that exists, with its
+            // messages and arguments, as RabbitMQ's import does.
+            if topo.queues.contains_key(&q.name) {
+                continue;
+            }
             let arguments = typed_table(&q.arguments, &q.extra);
             let settings = self.queue_settings(&policies, &q.name, &arguments);
             let queue = Queue::new(

@@ -88,7 +88,7 @@ impl VHost {
 
     /// Every queue and exchange takes the policies as they are now; the definitions
     /// file is rewritten (it holds the policies).
-    fn reapply_policies(&self) {
+    pub(crate) fn reapply_policies(&self) {
         let mut topo = self.write();
         let policies = self.policies();
         apply_to_exchanges(&mut topo, &policies);

@@ -1,0 +1,127 @@
+//! The management API's administration endpoints, as RabbitMQ 3.10 serves them: vhosts,
+//! users, permissions and topic permissions, vhost and user limits, definitions export
+//! and import, the aliveness test and health checks, and runtime parameters
+//! (`/api/parameters`, `/api/global-parameters`, `/api/cluster-name`, `/api/auth`,
+//! `/api/extensions`).
+//!
+//! `routes()` is merged by `http::router`; each group is a submodule. Handlers call the
+//! broker's in-process API (`Broker::add_vhost`, `Users::put`, `Broker::set_permissions`,
+//! ...) with the same checks rabbitmqctl gets, and answer with RabbitMQ's status codes,
+//! JSON and texts. The helpers here are the body checks those endpoints share. Nothing
+//! here holds a broker lock across an `.await`.
+
+mod definitions;
+mod health;
+mod limits;
+mod parameters;
+mod permissions;
+mod users;
+mod vhosts;
+
+use super::error::ApiError;
+use super::Api;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+/// Every administration endpoint.
+pub fn routes() -> Router<Api> {
+    Router::new()
+        .merge(vhosts::routes())
+        .merge(users::routes())
+        .merge(permissions::routes())
+        .merge(limits::routes())
+        .merge(definitions::routes())
+        .merge(health::routes())
+        .merge(parameters::routes())
+}
+
+/// A PUT's answer: 201 for a new object, 204 for one that was replaced.
+fn put_status(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+/// A PUT or POST body as a JSON object; anything else is RabbitMQ's 400 "not_json".
+fn object_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::bad_request("not_json")),
+    }
+}
+
+/// RabbitMQ's 400 for keys a body must have: "[{key_missing,write},{key_missing,read}]".
+fn require_keys(body: &Map<String, Value>, keys: &[&str]) -> Result<(), ApiError> {
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|k| !body.contains_key(**k))
+        .map(|k| format!("{{key_missing,{k}}}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("[{}]", missing.join(","))))
+    }
+}
+
+/// A string field of a body, or a 400 naming it.
+fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+    match body.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key} must be a string, actually was {other}"
+        ))),
+        None => Err(ApiError::bad_request(format!("[{{key_missing,{key}}}]"))),
+    }
+}
+
+/// Tags as RabbitMQ's API takes them: a comma-separated string ("a,b") or a list.
+fn tags_field(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(split(s)),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| match t {
+                Value::String(s) => Ok(s.trim().to_owned()),
+                other => Err(ApiError::bad_request(format!(
+                    "tags must be strings, actually was {other}"
+                ))),
+            })
+            .filter(|t| !matches!(t, Ok(s) if s.is_empty()))
+            .collect(),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "tags must be a string or a list, actually was {other}"
+        ))),
+    }
+}
+
+/// A 400 whose reason is an Erlang term RabbitMQ renders as JSON (e.g.
+/// `["no_such_user","bob"]`): the same body, for clients that read it.
+fn bad_request_term(reason: Value) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": "bad_request", "reason": reason})),
+    )
+        .into_response()
+}
+
+/// RabbitMQ's 404 for a vhost named in a path of a limits or import endpoint.
+fn vhost_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "vhost_not_found")
+}

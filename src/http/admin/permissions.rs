@@ -1,0 +1,197 @@
+//! `/api/permissions` and `/api/topic-permissions`, whole and per vhost and user (GET,
+//! PUT, DELETE), as RabbitMQ 3.10: administrators only; a PUT names a user and a vhost
+//! that exist (400 "vhost_or_user_not_found" otherwise) and patterns that compile.
+//!
+//! Changes go through `Broker::set_permissions` and friends, the same checks and
+//! definitions writes as rabbitmqctl's commands. The JSON of one entry is built here
+//! for every endpoint that lists them (users' and vhosts' lists too).
+
+use super::super::auth::Caller;
+use super::super::error::{ApiError, ApiResult};
+use super::super::list::ListQuery;
+use super::super::Api;
+use super::{object_body, put_status, require_keys, text_field};
+use crate::access::permissions::{PermissionEntry, TopicPermissionEntry};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub(super) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/permissions", get(list))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(one).put(put).delete(delete),
+        )
+        .route("/api/topic-permissions", get(list_topic))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(one_topic).put(put_topic).delete(delete_topic),
+        )
+}
+
+pub(super) fn permission_json(p: &PermissionEntry) -> Value {
+    json!({"user": p.user, "vhost": p.vhost, "configure": p.configure,
+           "write": p.write, "read": p.read})
+}
+
+pub(super) fn topic_permission_json(p: &TopicPermissionEntry) -> Value {
+    json!({"user": p.user, "vhost": p.vhost, "exchange": p.exchange,
+           "write": p.write, "read": p.read})
+}
+
+/// RabbitMQ's 400 for a PUT naming a user or a vhost that does not exist.
+fn check_user_and_vhost(api: &Api, user: &str, vhost: &str) -> Result<(), ApiError> {
+    if api.broker.user_exists(user) && api.broker.vhost(vhost).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("vhost_or_user_not_found"))
+    }
+}
+
+async fn list(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require_administrator()?;
+    let items = api
+        .broker
+        .list_permissions()
+        .iter()
+        .map(permission_json)
+        .collect();
+    Ok(Json(q.respond(items)?))
+}
+
+fn entry(api: &Api, vhost: &str, user: &str) -> Option<PermissionEntry> {
+    api.broker
+        .list_permissions()
+        .into_iter()
+        .find(|p| p.vhost == vhost && p.user == user)
+}
+
+async fn one(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require_administrator()?;
+    let p = entry(&api, &vhost, &user).ok_or_else(ApiError::not_found)?;
+    Ok(Json(permission_json(&p)))
+}
+
+async fn put(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    caller.require_administrator()?;
+    let body = object_body(&body)?;
+    require_keys(&body, &["configure", "write", "read"])?;
+    let (configure, write, read) = (
+        text_field(&body, "configure")?,
+        text_field(&body, "write")?,
+        text_field(&body, "read")?,
+    );
+    check_user_and_vhost(&api, &user, &vhost)?;
+    let created = entry(&api, &vhost, &user).is_none();
+    api.broker
+        .set_permissions(&user, &vhost, configure, write, read)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(put_status(created))
+}
+
+async fn delete(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_administrator()?;
+    entry(&api, &vhost, &user).ok_or_else(ApiError::not_found)?;
+    api.broker
+        .clear_permissions(&user, &vhost)
+        .map_err(|_| ApiError::not_found())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_topic(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require_administrator()?;
+    let items = api
+        .broker
+        .list_topic_permissions()
+        .iter()
+        .map(topic_permission_json)
+        .collect();
+    Ok(Json(q.respond(items)?))
+}
+
+/// The user's topic permissions in the vhost (none: the user or vhost is unknown, or
+/// nothing is set).
+fn topic_entries(api: &Api, vhost: &str, user: &str) -> Vec<TopicPermissionEntry> {
+    api.broker
+        .list_user_topic_permissions(user, Some(vhost))
+        .unwrap_or_default()
+}
+
+async fn one_topic(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require_administrator()?;
+    let entries = topic_entries(&api, &vhost, &user);
+    if entries.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(Value::Array(
+        entries.iter().map(topic_permission_json).collect(),
+    )))
+}
+
+async fn put_topic(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    caller.require_administrator()?;
+    let body = object_body(&body)?;
+    require_keys(&body, &["exchange", "write", "read"])?;
+    let (exchange, write, read) = (
+        text_field(&body, "exchange")?,
+        text_field(&body, "write")?,
+        text_field(&body, "read")?,
+    );
+    check_user_and_vhost(&api, &user, &vhost)?;
+    let created = !topic_entries(&api, &vhost, &user)
+        .iter()
+        .any(|e| e.exchange == exchange);
+    api.broker
+        .set_topic_permissions(&user, &vhost, exchange, write, read)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(put_status(created))
+}
+
+async fn delete_topic(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_administrator()?;
+    if topic_entries(&api, &vhost, &user).is_empty() {
+        return Err(ApiError::not_found());
+    }
+    api.broker
+        .clear_topic_permissions(&user, &vhost, None)
+        .map_err(|_| ApiError::not_found())?;
+    Ok(StatusCode::NO_CONTENT)
+}
