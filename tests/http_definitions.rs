@@ -452,8 +452,7 @@ async fn an_imported_policy_applies_to_queues_that_already_exist() {
         http.post("/api/definitions", &file).await.status,
         StatusCode::NO_CONTENT
     );
-    let vhost = broker.server.broker().vhost("/").expect("vhost");
-    let applied = vhost.queue_policy("p.existing").expect("queue");
-    assert_eq!(applied.policy.as_deref(), Some("ttl"));
+    let queue = http.get("/api/queues/%2f/p.existing").await.json();
+    assert_eq!(queue["policy"], "ttl");
     broker.stop().await;
 }
