@@ -47,15 +47,6 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "not_authorized", "Login failed")
     }
 
-    /// 405 for a method the path does not have.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method Not Allowed",
-            "Method Not Allowed",
-        )
-    }
-
     /// 500 for a failure inside the broker (a write that failed, ...): the reason says
     /// which; the client did nothing wrong.
     pub fn internal(reason: impl Into<String>) -> Self {

@@ -38,11 +38,6 @@ fn is_true(flag: &Option<String>) -> bool {
 }
 
 impl ListQuery {
-    /// Whether the caller asked for a page (and so for the object around it).
-    pub fn paged(&self) -> bool {
-        self.page.is_some()
-    }
-
     /// The whole answer for `items`: an array, or with `page` the paging object.
     pub fn respond(&self, items: Vec<Value>) -> Result<Value, ApiError> {
         let mut items = items;

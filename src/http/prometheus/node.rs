@@ -132,27 +132,16 @@ fn file_descriptors() -> (u64, u64) {
 
 /// Logins per protocol: attempted, succeeded, failed.
 fn write_auth_attempts(api: &Api, out: &mut Exposition) {
-    let families: [(&str, &str, fn((u64, u64)) -> u64); 3] = [
-        (
-            "rabbitmq_auth_attempts_total",
-            "Logins attempted",
-            |(ok, failed)| ok + failed,
-        ),
-        (
-            "rabbitmq_auth_attempts_succeeded_total",
-            "Logins that succeeded",
-            |(ok, _)| ok,
-        ),
-        (
-            "rabbitmq_auth_attempts_failed_total",
-            "Logins refused",
-            |(_, failed)| failed,
-        ),
+    let families = [
+        ("rabbitmq_auth_attempts_total", "Logins attempted"),
+        ("rabbitmq_auth_attempts_succeeded_total", "Logins that succeeded"),
+        ("rabbitmq_auth_attempts_failed_total", "Logins refused"),
     ];
-    for (name, help, pick) in families {
+    for (i, (name, help)) in families.into_iter().enumerate() {
         out.family(name, Kind::Counter, help);
         for protocol in [Protocol::Http, Protocol::Amqp] {
-            let value = pick(api.broker.auth_attempts.get(protocol));
+            let (ok, failed) = api.broker.auth_attempts.get(protocol);
+            let value = [ok + failed, ok, failed][i];
             out.sample(name, &[("protocol", protocol.label())], value as f64);
         }
     }
