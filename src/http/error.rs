@@ -4,7 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// One failed API call. Handlers return `Result<_, ApiError>`; nothing on the way
 /// panics or answers without a body.
@@ -15,6 +15,9 @@ pub struct ApiError {
     pub error: String,
     /// The sentence a user reads.
     pub reason: String,
+    /// Where RabbitMQ sends an Erlang term as the reason (`["not_boolean", "yes"]`):
+    /// that term, sent instead of `reason`.
+    pub term: Option<Value>,
 }
 
 impl ApiError {
@@ -23,6 +26,16 @@ impl ApiError {
             status,
             error: error.into(),
             reason: reason.into(),
+            term: None,
+        }
+    }
+
+    /// 400 whose reason is RabbitMQ's `[kind, value]` term, sent as a JSON array.
+    pub fn bad_request_term(kind: &str, value: Value) -> Self {
+        let term = Value::Array(vec![Value::String(kind.to_owned()), value]);
+        ApiError {
+            term: Some(term.clone()),
+            ..Self::bad_request(term.to_string())
         }
     }
 
@@ -56,15 +69,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // RabbitMQ sends some reasons as an Erlang term, `["not_boolean", "yes"]`:
-        // those (built by `objects::reason_pair`) go out as the JSON array they are.
-        let reason = match self.reason.starts_with("[\"") {
-            true => serde_json::from_str::<serde_json::Value>(&self.reason)
-                .ok()
-                .filter(serde_json::Value::is_array)
-                .unwrap_or_else(|| json!(self.reason)),
-            false => json!(self.reason),
-        };
+        let reason = self.term.unwrap_or(Value::String(self.reason));
         let body = json!({"error": self.error, "reason": reason});
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

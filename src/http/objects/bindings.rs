@@ -230,7 +230,7 @@ async fn bind(
     let key = match body.get("routing_key") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(super::reason_pair("not_string", other.clone())),
+        Some(other) => return Err(ApiError::bad_request_term("not_string", other.clone())),
     };
     let args = json_to_table(&super::arguments(&body)?);
     permit_binding(&api, &v, &caller, &ends, &key)?;

@@ -133,7 +133,7 @@ async fn declare(
     let kind = match body.get("type") {
         None | Some(Value::Null) => "direct".to_owned(),
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(super::reason_pair("not_string", other.clone())),
+        Some(other) => return Err(ApiError::bad_request_term("not_string", other.clone())),
     };
     let durable = flag(&body, "durable", false)?;
     let auto_delete = flag(&body, "auto_delete", false)?;

@@ -11,7 +11,7 @@
 //! duplicated.
 
 use super::properties;
-use super::{object_body, permit, permit_topic, reason_pair, required, segments};
+use super::{object_body, permit, permit_topic, required, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::consumer::ConnectionHandle;
 use crate::broker::deadletter::Reason;
@@ -72,8 +72,13 @@ async fn publish(
         Some("string") => payload.as_bytes().to_vec(),
         Some("base64") => base64::engine::general_purpose::STANDARD
             .decode(payload.as_bytes())
-            .map_err(|_| reason_pair("not_base64", json!(payload)))?,
-        _ => return Err(reason_pair("unsupported_encoding", encoding.clone())),
+            .map_err(|_| ApiError::bad_request_term("not_base64", json!(payload)))?,
+        _ => {
+            return Err(ApiError::bad_request_term(
+                "unsupported_encoding",
+                encoding.clone(),
+            ))
+        }
     };
     if key.len() > 255 {
         return Err(publish_refused(Exception::new(
@@ -177,12 +182,17 @@ async fn get(
     let body = object_body(body)?;
     let count = required(&body, "count")?
         .as_u64()
-        .ok_or_else(|| reason_pair("not_int", json!("count")))?;
+        .ok_or_else(|| ApiError::bad_request_term("not_int", json!("count")))?;
     let mode = match required(&body, "ackmode")?.as_str() {
         Some("ack_requeue_true") | Some("reject_requeue_true") => AckMode::Requeue,
         Some("ack_requeue_false") => AckMode::Ack,
         Some("reject_requeue_false") => AckMode::Reject,
-        _ => return Err(reason_pair("unknown_ackmode", body["ackmode"].clone())),
+        _ => {
+            return Err(ApiError::bad_request_term(
+                "unknown_ackmode",
+                body["ackmode"].clone(),
+            ))
+        }
     };
     let base64_always = match required(&body, "encoding")?.as_str() {
         Some("auto") => false,
@@ -197,7 +207,7 @@ async fn get(
         None | Some(Value::Null) => None,
         Some(t) => Some(
             t.as_u64()
-                .ok_or_else(|| reason_pair("not_int", json!("truncate")))?,
+                .ok_or_else(|| ApiError::bad_request_term("not_int", json!("truncate")))?,
         ),
     };
     permit(

@@ -191,14 +191,8 @@ pub(crate) fn flag(body: &Map<String, Value>, key: &str, default: bool) -> ApiRe
         Some(Value::Bool(b)) => Ok(*b),
         Some(Value::String(s)) if s == "true" => Ok(true),
         Some(Value::String(s)) if s == "false" => Ok(false),
-        Some(other) => Err(reason_pair("not_boolean", other.clone())),
+        Some(other) => Err(ApiError::bad_request_term("not_boolean", other.clone())),
     }
-}
-
-/// A 400 whose reason is RabbitMQ's `[kind, value]` pair.
-pub(crate) fn reason_pair(kind: &str, value: Value) -> ApiError {
-    let reason = Value::Array(vec![Value::String(kind.to_owned()), value]);
-    ApiError::bad_request(reason.to_string())
 }
 
 /// A required field, or RabbitMQ's `[{key_missing,name}]`.

@@ -5,7 +5,6 @@
 //! Called by `messages` (publish reads them, get writes them). Pure functions; a wrong
 //! type is RabbitMQ's 400 `["not_int", name]` / `["not_string", name]`, never a panic.
 
-use super::reason_pair;
 use crate::http::error::{ApiError, ApiResult};
 use crate::store::fieldvalue::{json_to_table, table_to_json};
 use amq_protocol::frame::WriteContext;
@@ -22,15 +21,15 @@ pub(super) fn encode(props: &Map<String, Value>) -> ApiResult<Vec<u8>> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => ShortString::try_new(s.as_str())
                 .map(Some)
-                .map_err(|_| reason_pair("too_long", json!(name))),
-            Some(_) => Err(reason_pair("not_string", json!(name))),
+                .map_err(|_| ApiError::bad_request_term("too_long", json!(name))),
+            Some(_) => Err(ApiError::bad_request_term("not_string", json!(name))),
         }
     };
     let int = |name: &str| -> ApiResult<Option<u64>> {
         match props.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-            Some(_) => Err(reason_pair("not_int", json!(name))),
+            Some(_) => Err(ApiError::bad_request_term("not_int", json!(name))),
         }
     };
     if let Some(v) = text("content_type")? {
@@ -42,7 +41,7 @@ pub(super) fn encode(props: &Map<String, Value>) -> ApiResult<Vec<u8>> {
     match props.get("headers") {
         None | Some(Value::Null) => {}
         Some(h @ Value::Object(_)) => p = p.with_headers(json_to_table(h)),
-        Some(_) => return Err(reason_pair("not_table", json!("headers"))),
+        Some(_) => return Err(ApiError::bad_request_term("not_table", json!("headers"))),
     }
     if let Some(v) = int("delivery_mode")? {
         // RabbitMQ keeps the low byte of an out-of-range value.

@@ -348,7 +348,7 @@ async fn actions(
         Some(Value::String(a)) if a == "sync" || a == "cancel_sync" => {
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        other => Err(super::reason_pair(
+        other => Err(ApiError::bad_request_term(
             "unknown",
             other.cloned().unwrap_or(Value::Null),
         )),

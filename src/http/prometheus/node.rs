@@ -134,7 +134,10 @@ fn file_descriptors() -> (u64, u64) {
 fn write_auth_attempts(api: &Api, out: &mut Exposition) {
     let families = [
         ("rabbitmq_auth_attempts_total", "Logins attempted"),
-        ("rabbitmq_auth_attempts_succeeded_total", "Logins that succeeded"),
+        (
+            "rabbitmq_auth_attempts_succeeded_total",
+            "Logins that succeeded",
+        ),
         ("rabbitmq_auth_attempts_failed_total", "Logins refused"),
     ];
     for (i, (name, help)) in families.into_iter().enumerate() {
