@@ -37,6 +37,7 @@ pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod http;
 pub(crate) mod server;
+pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod tls;
 

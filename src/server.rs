@@ -114,6 +114,12 @@ pub async fn start(config: Config) -> io::Result<Server> {
         None => None,
     };
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
+    // Detached: it ends with the shutdown signal.
+    tokio::spawn(crate::stats::collector::run(
+        broker.clone(),
+        Duration::from_millis(config.stats_interval),
+        rx.clone(),
+    ));
     let listeners = Listeners {
         plain: listener,
         tls,

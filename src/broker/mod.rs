@@ -48,6 +48,8 @@ pub struct Broker {
     pub auth_mechanisms: Vec<crate::connection::Mechanism>,
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
+    /// Connections, channels and message counters as the management API shows them.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl Default for Broker {
@@ -227,6 +229,7 @@ impl Broker {
                 crate::connection::Mechanism::Amqplain,
             ],
             permissions,
+            stats: Arc::default(),
         }
     }
 
@@ -240,6 +243,11 @@ impl Broker {
         if let Some(p) = &self.persist {
             p.definitions_changed();
         }
+    }
+
+    /// Every vhost now, for the statistics collector.
+    pub fn vhost_list(&self) -> Vec<Arc<VHost>> {
+        self.all_vhosts()
     }
 
     /// Every vhost now (a copy: the map's lock is not held while they are used).

@@ -97,6 +97,9 @@ pub struct Queue {
     may_expire: std::sync::atomic::AtomicBool,
     /// When it was last used (declared, consumed from, read with basic.get), for x-expires.
     last_used: AtomicU64,
+    /// publish, deliver, get, ack, redeliver of this queue (the management API's
+    /// message_stats), bumped beside the work on the queue.
+    pub stats: crate::stats::Counters,
     state: Mutex<QueueState>,
 }
 
@@ -270,6 +273,7 @@ impl Queue {
             limits,
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
+            stats: Default::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels, memory.clone(), lazy, me.clone()),
                 getters: None,

@@ -34,6 +34,20 @@ mod limits;
 mod meta;
 mod teardown;
 
+impl VHost {
+    /// Every queue now (a copy of the `Arc`s: the topology lock is released before
+    /// they are read), for the statistics collector.
+    pub fn queue_list(&self) -> Vec<Arc<Queue>> {
+        self.topology
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .queues
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
