@@ -28,6 +28,7 @@ use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use confirms::Confirms;
+use crate::stats::{ChannelStats, ExchangeTally, Gauge, Key};
 use std::collections::HashMap;
 use std::sync::Arc;
 pub use tx::Held;
@@ -154,10 +155,15 @@ pub struct Channel {
     credit_returned: bool,
     /// The user's permissions in this vhost and the answers given lately.
     access: AccessCache,
+    /// What the management API shows of this channel; written only by this task.
+    pub stats: Arc<ChannelStats>,
+    /// The tally of the exchange published to last: the registry's lock is taken
+    /// only when a publisher changes exchange.
+    last_exchange: Option<(ShortStr, Arc<ExchangeTally>)>,
 }
 
 impl Channel {
-    pub fn new(id: u16) -> Self {
+    pub fn new(id: u16, stats: Arc<ChannelStats>) -> Self {
         Channel {
             id,
             state: ChannelState::Open,
@@ -177,6 +183,8 @@ impl Channel {
             route_buf: Vec::new(),
             credit_returned: false,
             access: AccessCache::default(),
+            stats,
+            last_exchange: None,
         }
     }
 
@@ -430,6 +438,13 @@ impl Channel {
         if let Some(confirms) = &mut self.confirms {
             confirms.flush(ctx.out, self.id);
         }
+        // Gauges, once per batch rather than per message.
+        self.stats.set(Gauge::Unacked, self.unacked.len() as u64);
+        if let Some(tx) = &self.tx {
+            self.stats.set(Gauge::Uncommitted, tx.publishes.len() as u64);
+            let acks = tx.settles.iter().map(|(e, _)| e.len() as u64).sum();
+            self.stats.set(Gauge::AcksUncommitted, acks);
+        }
     }
 
     /// The message store answered for a persistent publish (confirm mode: `seq` is its
@@ -495,6 +510,13 @@ impl Channel {
         // Written: the window opens again (prefetch, if any, waits for the ack).
         consumer.written();
         self.credit_returned = true;
+        let key = if consumer.no_ack { Key::DeliverNoAck } else { Key::Deliver };
+        self.stats.counters.bump(key, 1);
+        queue.stats.add(key, 1);
+        if item.redelivered {
+            self.stats.counters.bump(Key::Redeliver, 1);
+            queue.stats.add(Key::Redeliver, 1);
+        }
         if consumer.no_ack {
             queue.settled(&item);
         } else {
@@ -513,6 +535,7 @@ impl Channel {
 
     /// The server cancels a consumer whose queue was deleted.
     pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
+        self.stats.remove_consumer(consumer_tag.as_str());
         if self.consumers.remove(&consumer_tag).is_some()
             && notify
             && self.state == ChannelState::Open

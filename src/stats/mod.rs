@@ -11,6 +11,7 @@
 
 pub mod collector;
 pub mod counters;
+pub mod fieldtable;
 pub mod json;
 pub mod registry;
 

@@ -325,6 +325,8 @@ impl Queue {
             }
             return Enqueued::Gone;
         }
+        // Beside the queue lock this publish already holds.
+        self.stats.add(crate::stats::Key::Publish, 1);
         let mut item = self.new_item(&mut st, msg, store_id, sharers);
         item.expires_at = self.expiry(&item.msg);
         if self.limits.reject_publish && self.limits.full_for(&st.ready, item.msg.body().len()) {
