@@ -8,8 +8,11 @@
 //! endpoints is a module with a `routes()` merged into `router` here.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod list;
+pub mod overview;
+pub mod views;
 
 use crate::broker::Broker;
 use crate::config::Config;
@@ -89,6 +92,8 @@ fn hostname() -> String {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
+        .merge(connections::routes())
+        .merge(overview::routes())
         .fallback(|| async { ApiError::not_found() })
         .with_state(api)
 }

@@ -46,6 +46,15 @@ impl VHost {
             .cloned()
             .collect()
     }
+
+    /// How many exchanges the vhost has (object_totals).
+    pub fn exchange_count(&self) -> usize {
+        self.topology
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .exchanges
+            .len()
+    }
 }
 
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
