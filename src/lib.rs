@@ -59,6 +59,7 @@ pub mod testing {
     pub use crate::broker::vhosts::{VhostError, VhostInfo};
     pub use crate::broker::Broker;
     pub use crate::codec::fieldscan::MAX_DEPTH;
+    pub use crate::stats::Stats;
     #[cfg(feature = "test-hooks")]
     pub use crate::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
 }

@@ -15,7 +15,7 @@ pub mod fieldtable;
 pub mod json;
 pub mod registry;
 
-use registry::{lock, ConnStats, Retired};
+use registry::{ConnStats, Retired};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
