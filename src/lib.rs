@@ -59,9 +59,9 @@ pub mod testing {
     pub use crate::broker::vhosts::{VhostError, VhostInfo};
     pub use crate::broker::Broker;
     pub use crate::codec::fieldscan::MAX_DEPTH;
-    pub use crate::stats::Stats;
     #[cfg(feature = "test-hooks")]
     pub use crate::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
+    pub use crate::stats::Stats;
 }
 
 /// Entry points for the fuzz targets: each runs one parser of client bytes on arbitrary

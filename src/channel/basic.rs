@@ -140,7 +140,14 @@ impl Channel {
         let c = &self.stats.counters;
         c.bump(Key::Publish, 1);
         if !routed {
-            c.bump(if mandatory { Key::ReturnUnroutable } else { Key::DropUnroutable }, 1);
+            c.bump(
+                if mandatory {
+                    Key::ReturnUnroutable
+                } else {
+                    Key::DropUnroutable
+                },
+                1,
+            );
         }
         match &self.last_exchange {
             Some((name, tally)) if name.as_str() == exchange => tally.bump(routed),
@@ -167,7 +174,8 @@ impl Channel {
         if global {
             self.channel_credit.set_limit(prefetch_count as u32);
             self.credit_returned = true;
-            self.stats.set(Gauge::GlobalPrefetchCount, prefetch_count as u64);
+            self.stats
+                .set(Gauge::GlobalPrefetchCount, prefetch_count as u64);
         } else {
             self.consumer_prefetch = prefetch_count as u32;
             self.stats.set(Gauge::PrefetchCount, prefetch_count as u64);

@@ -24,11 +24,11 @@ use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
 use crate::hash::NameMap;
+use crate::stats::{ChannelStats, ExchangeTally, Gauge, Key};
 use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use confirms::Confirms;
-use crate::stats::{ChannelStats, ExchangeTally, Gauge, Key};
 use std::collections::HashMap;
 use std::sync::Arc;
 pub use tx::Held;
@@ -437,11 +437,14 @@ impl Channel {
         }
         if let Some(confirms) = &mut self.confirms {
             confirms.flush(ctx.out, self.id);
+            self.stats
+                .set(Gauge::Unconfirmed, confirms.unconfirmed() as u64);
         }
         // Gauges, once per batch rather than per message.
         self.stats.set(Gauge::Unacked, self.unacked.len() as u64);
         if let Some(tx) = &self.tx {
-            self.stats.set(Gauge::Uncommitted, tx.publishes.len() as u64);
+            self.stats
+                .set(Gauge::Uncommitted, tx.publishes.len() as u64);
             let acks = tx.settles.iter().map(|(e, _)| e.len() as u64).sum();
             self.stats.set(Gauge::AcksUncommitted, acks);
         }
@@ -510,7 +513,11 @@ impl Channel {
         // Written: the window opens again (prefetch, if any, waits for the ack).
         consumer.written();
         self.credit_returned = true;
-        let key = if consumer.no_ack { Key::DeliverNoAck } else { Key::Deliver };
+        let key = if consumer.no_ack {
+            Key::DeliverNoAck
+        } else {
+            Key::Deliver
+        };
         self.stats.counters.bump(key, 1);
         queue.stats.add(key, 1);
         if item.redelivered {

@@ -306,10 +306,10 @@ impl super::Connection {
                     .map_err(|e| e.on(10, 40))?;
                 self.user_slot = Some(user_slot);
                 let info = self.conn_info(name);
-                let registration = self
-                    .broker
-                    .stats
-                    .register(self.id, info, self.close_signal.clone());
+                let registration =
+                    self.broker
+                        .stats
+                        .register(self.id, info, self.close_signal.clone());
                 self.registration = Some(registration);
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);

@@ -86,7 +86,11 @@ fn connections_json(api: &Api, caller: &Caller, keep: impl Fn(&ConnStats) -> boo
 fn channels_json(api: &Api, caller: &Caller, keep: impl Fn(&ConnStats) -> bool) -> Vec<Value> {
     let stats = &api.broker.stats;
     let mut out = Vec::new();
-    for c in stats.connections().iter().filter(|c| sees(caller, c) && keep(c)) {
+    for c in stats
+        .connections()
+        .iter()
+        .filter(|c| sees(caller, c) && keep(c))
+    {
         for ch in c.channels() {
             out.push(views::channel(stats, &api.node.name, c, &ch));
         }
@@ -109,7 +113,9 @@ async fn vhost_connections(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     check_vhost(&api, &caller, &vhost)?;
-    Ok(Json(q.respond(connections_json(&api, &caller, |c| c.info.vhost == vhost))?))
+    Ok(Json(q.respond(connections_json(&api, &caller, |c| {
+        c.info.vhost == vhost
+    }))?))
 }
 
 async fn get_connection(
@@ -232,7 +238,9 @@ async fn vhost_channels(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     check_vhost(&api, &caller, &vhost)?;
-    Ok(Json(q.respond(channels_json(&api, &caller, |c| c.info.vhost == vhost))?))
+    Ok(Json(q.respond(channels_json(&api, &caller, |c| {
+        c.info.vhost == vhost
+    }))?))
 }
 
 async fn get_channel(
@@ -285,5 +293,9 @@ async fn vhost_consumers(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     check_vhost(&api, &caller, &vhost)?;
-    Ok(Json(q.respond(consumers_json(&api, &caller, Some(&vhost)))?))
+    Ok(Json(q.respond(consumers_json(
+        &api,
+        &caller,
+        Some(&vhost),
+    ))?))
 }

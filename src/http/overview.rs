@@ -29,13 +29,15 @@ pub fn routes() -> Router<Api> {
 }
 
 fn exchange_types() -> Value {
-    let t = |name: &str| {
-        json!({"name": name, "description": "AMQP ".to_owned() + name + " exchange, as per the AMQP specification", "enabled": true})
-    };
+    let t = |name: &str| json!({"name": name, "description": "AMQP ".to_owned() + name + " exchange, as per the AMQP specification", "enabled": true});
     json!([t("direct"), t("fanout"), t("headers"), t("topic")])
 }
 
-async fn overview(caller: Caller, State(api): State<Api>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+async fn overview(
+    caller: Caller,
+    State(api): State<Api>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let stats = &api.broker.stats;
     let monitor = caller.is_monitoring();
     let mut m = json!({
@@ -75,20 +77,35 @@ async fn overview(caller: Caller, State(api): State<Api>, Query(q): Query<ListQu
             total.add(c);
         }
     }
-    map.insert("message_stats".into(), sj::message_stats(stats, &total, key::OVERALL));
+    map.insert(
+        "message_stats".into(),
+        sj::message_stats(stats, &total, key::OVERALL),
+    );
     let mut churn = Map::new();
-    sj::fill(&mut churn, &CHURN_NAMES, &stats.churn_counts(), stats.rates(key::CHURN).as_deref());
+    sj::fill(
+        &mut churn,
+        &CHURN_NAMES,
+        &stats.churn_counts(),
+        stats.rates(key::CHURN).as_deref(),
+    );
     map.insert("churn_rates".into(), Value::Object(churn));
     let mut totals = Map::new();
     let names = ["messages", "messages_ready", "messages_unacknowledged"];
     let sums = vhosts.iter().fold([0u64; 3], |mut acc, v| {
-        let t = stats.sampled(&key::vhost_totals(&v.name)).unwrap_or_default();
+        let t = stats
+            .sampled(&key::vhost_totals(&v.name))
+            .unwrap_or_default();
         for (a, b) in acc.iter_mut().zip(t) {
             *a += b;
         }
         acc
     });
-    sj::fill(&mut totals, &names, &sums, stats.rates(key::QUEUE_TOTALS).as_deref());
+    sj::fill(
+        &mut totals,
+        &names,
+        &sums,
+        stats.rates(key::QUEUE_TOTALS).as_deref(),
+    );
     map.insert("queue_totals".into(), Value::Object(totals));
     let conns: Vec<_> = stats
         .connections()
@@ -103,7 +120,10 @@ async fn overview(caller: Caller, State(api): State<Api>, Query(q): Query<ListQu
         "queues": vhosts.iter().map(|v| v.queue_list().len()).sum::<usize>(),
     });
     if monitor {
-        objects["consumers"] = json!(channels.iter().map(|ch| ch.consumers().len()).sum::<usize>());
+        objects["consumers"] = json!(channels
+            .iter()
+            .map(|ch| ch.consumers().len())
+            .sum::<usize>());
         let node = &api.node;
         map.insert("node".into(), json!(node.name));
         let listeners: Vec<Value> = node
@@ -136,12 +156,21 @@ fn contexts(api: &Api) -> Value {
     )
 }
 
-async fn nodes(caller: Caller, State(api): State<Api>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+async fn nodes(
+    caller: Caller,
+    State(api): State<Api>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
     caller.require_monitoring()?;
     Ok(Json(q.respond(vec![node_json(&api)])?))
 }
 
-async fn node(caller: Caller, State(api): State<Api>, Path(name): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+async fn node(
+    caller: Caller,
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
     caller.require_monitoring()?;
     // RabbitMQ 3.10 answers 500 for a node it does not know; 404 says what happened.
     if name != api.node.name {
@@ -199,7 +228,12 @@ fn node_json(api: &Api) -> Value {
         "contexts": contexts(api),
     });
     if let Value::Object(map) = &mut m {
-        sj::fill(map, &CHURN_NAMES, &stats.churn_counts(), stats.rates(key::CHURN).as_deref());
+        sj::fill(
+            map,
+            &CHURN_NAMES,
+            &stats.churn_counts(),
+            stats.rates(key::CHURN).as_deref(),
+        );
     }
     m
 }

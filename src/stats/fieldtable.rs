@@ -49,9 +49,15 @@ mod tests {
         caps.insert("publisher_confirms".into(), AMQPValue::Boolean(true));
         let mut t = FieldTable::default();
         t.insert("capabilities".into(), AMQPValue::FieldTable(caps));
-        t.insert("product".into(), AMQPValue::LongString(LongString::from("pika")));
+        t.insert(
+            "product".into(),
+            AMQPValue::LongString(LongString::from("pika")),
+        );
         t.insert("n".into(), AMQPValue::LongInt(-3));
-        t.insert("bad".into(), AMQPValue::LongString(LongString::from(&b"\xff"[..])));
+        t.insert(
+            "bad".into(),
+            AMQPValue::LongString(LongString::from(&b"\xff"[..])),
+        );
         t.insert(
             "list".into(),
             AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::Void])),

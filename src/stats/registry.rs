@@ -285,7 +285,11 @@ impl Stats {
         let counts = ch.counters.snapshot();
         let exchanges = ch.exchange_counts();
         let mut retired = lock(&self.retired);
-        retired.vhosts.entry(vhost.to_owned()).or_default().add(&counts);
+        retired
+            .vhosts
+            .entry(vhost.to_owned())
+            .or_default()
+            .add(&counts);
         for (exchange, [i, o]) in exchanges {
             let e = retired
                 .exchanges
@@ -345,5 +349,87 @@ impl Drop for Registration {
         v[1] += b[Bytes::SendOct as usize];
         drop(retired);
         self.stats.churn(super::Churn::ConnectionClosed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Churn, Key};
+
+    fn info(name: &str, vhost: &str) -> ConnInfo {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        ConnInfo {
+            name: name.into(),
+            peer: addr,
+            local: addr,
+            user: "u".into(),
+            vhost: vhost.into(),
+            ssl: false,
+            auth_mechanism: "PLAIN".into(),
+            client_properties: Value::Null,
+            channel_max: 1,
+            frame_max: 4096,
+            timeout: 0,
+            connected_at: 0,
+        }
+    }
+
+    #[test]
+    fn sums_survive_channels_and_connections_closing() {
+        let stats = Arc::new(Stats::default());
+        let (signal, _rx) = CloseSignal::new();
+        let a = stats.register(1, info("a", "/"), signal.clone());
+        let b = stats.register(2, info("b", "/"), signal);
+        let (ca, cb) = (a.open_channel(1), b.open_channel(1));
+        for (ch, n) in [(&ca, 2), (&cb, 3)] {
+            ch.counters.bump(Key::Publish, n);
+            for _ in 0..n {
+                ch.exchange_tally("x").bump(true);
+            }
+        }
+        ca.exchange_tally("y").bump(false);
+        a.conn.count(Bytes::RecvOct, 100);
+        assert_eq!(stats.overall_counts().get(Key::Publish), 5);
+        let key = ("/".to_owned(), "x".to_owned());
+        assert_eq!(stats.exchange_counts()[&key], [5, 5]);
+        a.close_channel(1);
+        drop(b);
+        assert_eq!(stats.connections().len(), 1);
+        assert_eq!(
+            stats.overall_counts().get(Key::Publish),
+            5,
+            "retired counts stay"
+        );
+        assert_eq!(stats.exchange_counts()[&key], [5, 5]);
+        assert_eq!(stats.exchange_counts()[&("/".into(), "y".into())], [1, 0]);
+        drop(a);
+        assert!(stats.connections().is_empty());
+        assert_eq!(stats.vhost_bytes()["/"], [100, 0]);
+        let churn = stats.churn_counts();
+        assert_eq!(churn[Churn::ConnectionCreated as usize], 2);
+        assert_eq!(churn[Churn::ConnectionClosed as usize], 2);
+        assert_eq!(churn[Churn::ChannelCreated as usize], 2);
+        assert_eq!(churn[Churn::ChannelClosed as usize], 2);
+    }
+
+    #[test]
+    fn consumers_and_gauges_are_kept_per_channel() {
+        let ch = ChannelStats::detached(3);
+        let view = |tag: &str| ConsumerView {
+            tag: tag.into(),
+            queue: "q".into(),
+            ack_required: true,
+            exclusive: false,
+            prefetch_count: 0,
+            arguments: Value::Null,
+        };
+        ch.add_consumer(view("a"));
+        ch.add_consumer(view("b"));
+        ch.remove_consumer("a");
+        assert_eq!(ch.gauge(Gauge::ConsumerCount), 1);
+        assert_eq!(ch.consumers()[0].tag, "b");
+        ch.set(Gauge::PrefetchCount, 7);
+        assert_eq!(ch.gauge(Gauge::PrefetchCount), 7);
     }
 }
