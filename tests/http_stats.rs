@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{publish, within, TestBroker};
+use common::{within, TestBroker};
 use futures::StreamExt;
 use hyper::StatusCode;
 use lapin::options::{
