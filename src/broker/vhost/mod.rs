@@ -96,6 +96,8 @@ pub struct VHost {
     connections: connections::Connections,
     /// Description, tags, default queue type.
     metadata: Mutex<VhostMetadata>,
+    /// The broker's statistics (queue churn), set once by the broker that made it.
+    stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +168,19 @@ impl VHost {
             limits: limits::Limits::default(),
             connections: connections::Connections::default(),
             metadata: Mutex::new(VhostMetadata::default()),
+            stats: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where this vhost counts queue churn (the broker's statistics).
+    pub fn set_stats(&self, stats: Arc<crate::stats::Stats>) {
+        let _ = self.stats.set(stats);
+    }
+
+    /// One queue declared, created or deleted, for `churn_rates`.
+    fn churn(&self, what: crate::stats::Churn) {
+        if let Some(s) = self.stats.get() {
+            s.churn(what);
         }
     }
 
@@ -347,6 +362,7 @@ impl VHost {
             let queue = self.queue(d.name, connection)?;
             queue.touch();
             let (message_count, consumer_count) = queue.counts();
+            self.churn(crate::stats::Churn::QueueDeclared);
             return Ok(Declared {
                 queue,
                 message_count,
@@ -404,6 +420,7 @@ impl VHost {
                 &describe,
             )?;
             let (message_count, consumer_count) = queue.counts();
+            self.churn(crate::stats::Churn::QueueDeclared);
             return Ok(Declared {
                 queue: queue.clone(),
                 message_count,
@@ -424,6 +441,8 @@ impl VHost {
         );
         topo.dirty |= queue.store.is_some();
         topo.queues.insert(name.to_owned(), queue.clone());
+        self.churn(crate::stats::Churn::QueueDeclared);
+        self.churn(crate::stats::Churn::QueueCreated);
         Ok(Declared {
             queue,
             message_count: 0,
@@ -479,6 +498,7 @@ impl VHost {
                 self.describe_queue(name)
             )));
         }
+        self.churn(crate::stats::Churn::QueueDeleted);
         Ok(remove_queue_locked(&mut topo, &queue))
     }
 
@@ -516,7 +536,10 @@ impl VHost {
         }
         let mut topo = self.write();
         match topo.queues.get(queue.name.as_str()) {
-            Some(q) if q.id == queue.id => remove_queue_locked(&mut topo, queue),
+            Some(q) if q.id == queue.id => {
+                self.churn(crate::stats::Churn::QueueDeleted);
+                remove_queue_locked(&mut topo, queue)
+            }
             _ => 0,
         }
     }
