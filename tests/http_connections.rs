@@ -3,6 +3,7 @@
 //! DELETE closing a connection with 320 CONNECTION_FORCED and the X-Reason text.
 
 mod common;
+mod tls_support;
 
 use common::login::{login, parts};
 use common::{amqp_error, next_error, wait_until, within, TestBroker};
@@ -485,4 +486,35 @@ async fn a_panicking_connection_leaves_no_entry() {
     assert_eq!(overview["object_totals"]["connections"], 0);
     assert_eq!(overview["churn_rates"]["connection_closed"], 1);
     broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_tls_connection_shows_its_session() {
+    use tls_support::{client_config, Ca, ServerFiles, TlsProxy};
+    let ca = Ca::new("warren stats CA");
+    let files = ServerFiles::write(&ca, &ca.server());
+    let broker = TestBroker::start_with(|c| {
+        files.configure(warren::Config {
+            management_port: warren::ListenerPort::On(0),
+            ..c
+        })
+    })
+    .await;
+    let tls_addr = broker.server.tls_addr().expect("TLS listener");
+    let proxy = TlsProxy::start(tls_addr, client_config(&ca, None, &[])).await;
+    let _conn = within(Connection::connect(
+        &proxy.url(),
+        ConnectionProperties::default(),
+    ))
+    .await
+    .expect("connect over TLS");
+    let c = connection_of(&broker, "guest").await;
+    assert_eq!(c["ssl"], true);
+    assert_eq!(c["port"], tls_addr.port());
+    assert_eq!(c["ssl_protocol"], "tlsv1.3");
+    assert_eq!(c["ssl_key_exchange"], "any");
+    assert!(c["ssl_cipher"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(c["ssl_hash"].as_str().is_some_and(|s| s.starts_with("sha")));
+    broker.stop().await;
+    let _ = std::fs::remove_dir_all(&files.dir);
 }

@@ -30,6 +30,11 @@ impl Connection {
             user: self.user.clone(),
             vhost: vhost.to_owned(),
             ssl: self.tls.is_some(),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| t.session.clone())
+                .unwrap_or_default(),
             auth_mechanism: self.auth_mechanism.clone(),
             client_properties: self.client_properties.clone(),
             channel_max: self.channel_max,

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use counters::{Counters, Counts, Key};
-pub use registry::{ChannelStats, ConnInfo, ConsumerView, ExchangeTally, Gauge, Registration};
+pub use registry::{
+    ChannelStats, ConnInfo, ConsumerView, ExchangeTally, Gauge, Registration, TlsSession,
+};
 
 /// Object churn, as `churn_rates` names it.
 #[derive(Debug, Clone, Copy)]

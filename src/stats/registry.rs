@@ -35,6 +35,8 @@ pub struct ConnInfo {
     pub user: String,
     pub vhost: String,
     pub ssl: bool,
+    /// On a TLS connection: what was negotiated.
+    pub tls: TlsSession,
     pub auth_mechanism: String,
     /// The client's properties as RabbitMQ encodes a field table in JSON.
     pub client_properties: Value,
@@ -44,6 +46,19 @@ pub struct ConnInfo {
     pub timeout: u16,
     /// Milliseconds since the Unix epoch.
     pub connected_at: u64,
+}
+
+/// A TLS session in RabbitMQ's words (all None on a plain connection).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSession {
+    /// "tlsv1.3".
+    pub protocol: Option<String>,
+    /// "any" (TLS 1.3), "ecdhe_rsa"...
+    pub key_exchange: Option<String>,
+    /// "aes_256_gcm".
+    pub cipher: Option<String>,
+    /// "sha384".
+    pub hash: Option<String>,
 }
 
 /// Byte counters of a connection, in `Bytes` order.
@@ -366,6 +381,7 @@ mod tests {
             user: "u".into(),
             vhost: vhost.into(),
             ssl: false,
+            tls: TlsSession::default(),
             auth_mechanism: "PLAIN".into(),
             client_properties: Value::Null,
             channel_max: 1,
