@@ -160,6 +160,8 @@ pub struct Channel {
     /// The tally of the exchange published to last: the registry's lock is taken
     /// only when a publisher changes exchange.
     last_exchange: Option<(ShortStr, Arc<ExchangeTally>)>,
+    /// A method or delivery since the last flush: `idle_since` moves (once per batch).
+    active: bool,
 }
 
 impl Channel {
@@ -185,6 +187,7 @@ impl Channel {
             access: AccessCache::default(),
             stats,
             last_exchange: None,
+            active: false,
         }
     }
 
@@ -192,6 +195,7 @@ impl Channel {
     pub fn handle_method(&mut self, ctx: &mut Ctx, method: Method) -> Result<(), Exception> {
         let (class_id, method_id) = method.ids();
         self.expect_method()?;
+        self.active = true;
         let result = match method {
             Method::Publish(publish) => self.start_publish(publish),
             Method::Ack {
@@ -442,6 +446,9 @@ impl Channel {
         }
         // Gauges, once per batch rather than per message.
         self.stats.set(Gauge::Unacked, self.unacked.len() as u64);
+        if std::mem::take(&mut self.active) {
+            self.stats.touch();
+        }
         if let Some(tx) = &self.tx {
             self.stats
                 .set(Gauge::Uncommitted, tx.publishes.len() as u64);
@@ -513,6 +520,7 @@ impl Channel {
         // Written: the window opens again (prefetch, if any, waits for the ack).
         consumer.written();
         self.credit_returned = true;
+        self.active = true;
         let key = if consumer.no_ack {
             Key::DeliverNoAck
         } else {
