@@ -44,7 +44,7 @@ impl Channel {
             self.route_buf = targets;
             return Err(e.on(60, 40));
         }
-        self.count_publish(msg.exchange(), !targets.is_empty(), publish.mandatory);
+        self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
         if targets.is_empty() && publish.mandatory {
             codec::encode_return(
                 ctx.out,
@@ -136,7 +136,7 @@ impl Channel {
 
     /// A message published to `exchange` (routed to some queue or not): the channel's
     /// counters and its tally for the exchange.
-    fn count_publish(&mut self, exchange: &str, routed: bool, mandatory: bool) {
+    fn count_publish(&mut self, exchange: &ShortStr, routed: bool, mandatory: bool) {
         let c = &self.stats.counters;
         c.bump(Key::Publish, 1);
         if !routed {
@@ -150,11 +150,11 @@ impl Channel {
             );
         }
         match &self.last_exchange {
-            Some((name, tally)) if name.as_str() == exchange => tally.bump(routed),
+            Some((name, tally)) if name == exchange => tally.bump(routed),
             _ => {
-                let tally = self.stats.exchange_tally(exchange);
+                let tally = self.stats.exchange_tally(exchange.as_str());
                 tally.bump(routed);
-                self.last_exchange = Some((ShortStr::from(exchange), tally));
+                self.last_exchange = Some((exchange.clone(), tally));
             }
         }
     }

@@ -160,7 +160,8 @@ pub struct Channel {
     /// The tally of the exchange published to last: the registry's lock is taken
     /// only when a publisher changes exchange.
     last_exchange: Option<(ShortStr, Arc<ExchangeTally>)>,
-    /// A method or delivery since the last flush: `idle_since` moves (once per batch).
+    /// A method or delivery since the last tick: `idle_since` moves on the
+    /// connection's tick (at most once a second), not per message.
     active: bool,
 }
 
@@ -446,9 +447,6 @@ impl Channel {
         }
         // Gauges, once per batch rather than per message.
         self.stats.set(Gauge::Unacked, self.unacked.len() as u64);
-        if std::mem::take(&mut self.active) {
-            self.stats.touch();
-        }
         if let Some(tx) = &self.tx {
             self.stats
                 .set(Gauge::Uncommitted, tx.publishes.len() as u64);
@@ -467,6 +465,13 @@ impl Channel {
                 Ok(Held::new())
             }
             None => self.committed(ctx, seq, ok),
+        }
+    }
+
+    /// The connection's tick: a channel that worked since the last one is not idle.
+    pub fn tick(&mut self) {
+        if std::mem::take(&mut self.active) {
+            self.stats.touch();
         }
     }
 

@@ -426,6 +426,7 @@ impl Connection {
         let now = Instant::now();
         // Summed on the tick, not per delivery: a walk over the channels.
         self.unacked_bytes = self.channels.values().map(Channel::unacked_bytes).sum();
+        self.channels.values_mut().for_each(Channel::tick);
         match self.phase {
             Phase::Closing(deadline) if now >= deadline => {
                 self.phase = Phase::Done;
