@@ -128,6 +128,10 @@ async fn connections_channels_and_consumers_have_rabbitmqs_shapes() {
     }
     assert!(c["recv_oct"].as_u64().unwrap() > 0);
     assert!(c["recv_oct_details"]["rate"].is_f64());
+    assert!(
+        c.get("recv_cnt_details").is_none(),
+        "as the reference: no rate for counts"
+    );
     let http = broker.http();
     let one = http.get(&format!("/api/connections/{}", enc(&name))).await;
     assert_eq!(one.status, StatusCode::OK);

@@ -77,10 +77,12 @@ async fn overview(
             total.add(c);
         }
     }
-    map.insert(
-        "message_stats".into(),
-        sj::message_stats(stats, &total, key::OVERALL),
-    );
+    let mut ms = sj::message_stats(stats, &total, key::OVERALL);
+    if let Value::Object(ms) = &mut ms {
+        // The message store's reads and writes are not counted yet: RabbitMQ's keys, 0.
+        sj::fill(ms, &["disk_reads", "disk_writes"], &[0, 0], None);
+    }
+    map.insert("message_stats".into(), ms);
     let mut churn = Map::new();
     sj::fill(
         &mut churn,
@@ -234,9 +236,47 @@ fn node_json(api: &Api) -> Value {
             &stats.churn_counts(),
             stats.rates(key::CHURN).as_deref(),
         );
+        // Gauges get RabbitMQ's `_details` (no history is kept for them: rate 0).
+        for k in [
+            "mem_used",
+            "fd_used",
+            "sockets_used",
+            "proc_used",
+            "disk_free",
+        ] {
+            map.insert(format!("{k}_details"), json!({"rate": 0.0}));
+        }
+        // Erlang VM and Mnesia figures warren has no equivalent of: RabbitMQ's keys, 0.
+        sj::fill(map, &ERLANG_ONLY, &[0; ERLANG_ONLY.len()], None);
+        map.insert("metrics_gc_queue_length".into(), json!({}));
+        map.insert("ra_open_file_metrics".into(), json!({}));
     }
     m
 }
+
+/// Counters of RabbitMQ's node object with no warren equivalent (kept for shape).
+const ERLANG_ONLY: [&str; 20] = [
+    "context_switches",
+    "gc_num",
+    "gc_bytes_reclaimed",
+    "io_read_count",
+    "io_read_bytes",
+    "io_read_avg_time",
+    "io_write_count",
+    "io_write_bytes",
+    "io_write_avg_time",
+    "io_sync_count",
+    "io_sync_avg_time",
+    "io_seek_count",
+    "io_seek_avg_time",
+    "io_reopen_count",
+    "mnesia_ram_tx_count",
+    "mnesia_disk_tx_count",
+    "msg_store_read_count",
+    "msg_store_write_count",
+    "queue_index_read_count",
+    "queue_index_write_count",
+];
 
 /// Open file descriptors of this process (/proc/self/fd), 0 where unknown.
 fn fd_used() -> usize {

@@ -45,7 +45,16 @@ pub fn connection(stats: &Stats, node: &str, c: &ConnStats) -> Value {
     });
     if let Value::Object(map) = &mut m {
         let k = key::connection(&i.name);
-        sj::fill(map, &BYTE_NAMES, &c.bytes(), stats.rates(&k).as_deref());
+        let (bytes, rates) = (c.bytes(), stats.rates(&k).unwrap_or_default());
+        // RabbitMQ gives rates for the octets only; the counts go plain.
+        for (i, name) in BYTE_NAMES.iter().enumerate() {
+            if name.ends_with("_oct") {
+                let rate = rates.get(i..=i);
+                sj::fill(map, &[name], &bytes[i..=i], rate);
+            } else {
+                map.insert((*name).to_owned(), json!(bytes[i]));
+            }
+        }
     }
     m
 }
