@@ -132,6 +132,12 @@ pub struct Config {
           default_value = "15692")]
     pub prometheus_port: ListenerPort,
 
+    /// How often the management statistics are sampled for rates, in milliseconds
+    /// (RabbitMQ's collect_statistics_interval).
+    #[arg(long, env = "WARREN_STATS_INTERVAL", default_value_t = crate::stats::DEFAULT_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub stats_interval: u64,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -164,6 +170,7 @@ impl Config {
             loopback_users: "guest".into(),
             management_port: ListenerPort::Off,
             prometheus_port: ListenerPort::Off,
+            stats_interval: crate::stats::DEFAULT_INTERVAL_MS,
             log: "warn".into(),
         }
     }

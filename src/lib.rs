@@ -38,6 +38,7 @@ pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod http;
 pub(crate) mod server;
+pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod tls;
 
@@ -62,6 +63,7 @@ pub mod testing {
     pub use crate::codec::fieldscan::MAX_DEPTH;
     #[cfg(feature = "test-hooks")]
     pub use crate::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
+    pub use crate::stats::Stats;
 }
 
 /// Entry points for the fuzz targets: each runs one parser of client bytes on arbitrary

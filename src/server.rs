@@ -118,6 +118,12 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let management = serve_http(management, http::router)?;
     let prometheus = serve_http(prometheus, http::prometheus::router)?;
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
+    // Detached: it ends with the shutdown signal.
+    tokio::spawn(crate::stats::collector::run(
+        broker.clone(),
+        Duration::from_millis(config.stats_interval),
+        rx.clone(),
+    ));
     let listeners = Listeners {
         plain: listener,
         tls,

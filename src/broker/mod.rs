@@ -55,6 +55,8 @@ pub struct Broker {
     pub globals: Arc<globals::GlobalParameters>,
     /// Logins so far, per protocol (Prometheus).
     pub auth_attempts: crate::access::attempts::AuthAttempts,
+    /// Connections, channels and message counters as the management API shows them.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl Default for Broker {
@@ -239,6 +241,7 @@ impl Broker {
             permissions,
             globals,
             auth_attempts: Default::default(),
+            stats: Arc::default(),
         }
     }
 
@@ -252,6 +255,11 @@ impl Broker {
         if let Some(p) = &self.persist {
             p.definitions_changed();
         }
+    }
+
+    /// Every vhost now, for the statistics collector.
+    pub fn vhost_list(&self) -> Vec<Arc<VHost>> {
+        self.all_vhosts()
     }
 
     /// Every vhost now (a copy: the map's lock is not held while they are used).

@@ -72,6 +72,7 @@ impl Broker {
         }
         let vhost = Arc::new(VHost::new(name, self.persist.clone(), self.memory.clone()));
         vhost.set_metadata(metadata);
+        vhost.set_stats(self.stats.clone());
         if let Some(p) = &self.persist {
             p.register(&vhost);
         }

@@ -17,6 +17,7 @@ use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
 use crate::error::{Exception, ReplyCode};
+use crate::stats::{ConsumerView, Gauge, Key};
 use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ impl Channel {
             self.route_buf = targets;
             return Err(e.on(60, 40));
         }
+        self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
         if targets.is_empty() && publish.mandatory {
             codec::encode_return(
                 ctx.out,
@@ -80,6 +82,8 @@ impl Channel {
         if let (Some(confirms), Some(seq)) = (&mut self.confirms, seq) {
             // A queue that refused it (x-overflow reject-publish) makes it a nack, as in
             // RabbitMQ; a later answer from the store for it is then ignored.
+            // Counted when settled here or sent to the store, not when the ack goes out.
+            self.stats.counters.bump(Key::Confirm, 1);
             if refused {
                 confirms.settle_now(seq, false);
             } else if stored {
@@ -127,6 +131,32 @@ impl Channel {
 
     pub(super) fn confirm_select(&mut self) {
         self.confirms.get_or_insert_with(Confirms::default);
+        self.stats.set(Gauge::Confirm, 1);
+    }
+
+    /// A message published to `exchange` (routed to some queue or not): the channel's
+    /// counters and its tally for the exchange.
+    fn count_publish(&mut self, exchange: &ShortStr, routed: bool, mandatory: bool) {
+        let c = &self.stats.counters;
+        c.bump(Key::Publish, 1);
+        if !routed {
+            c.bump(
+                if mandatory {
+                    Key::ReturnUnroutable
+                } else {
+                    Key::DropUnroutable
+                },
+                1,
+            );
+        }
+        match &self.last_exchange {
+            Some((name, tally)) if name == exchange => tally.bump(routed),
+            _ => {
+                let tally = self.stats.exchange_tally(exchange.as_str());
+                tally.bump(routed);
+                self.last_exchange = Some((exchange.clone(), tally));
+            }
+        }
     }
 
     pub(super) fn qos(
@@ -144,8 +174,11 @@ impl Channel {
         if global {
             self.channel_credit.set_limit(prefetch_count as u32);
             self.credit_returned = true;
+            self.stats
+                .set(Gauge::GlobalPrefetchCount, prefetch_count as u64);
         } else {
             self.consumer_prefetch = prefetch_count as u32;
+            self.stats.set(Gauge::PrefetchCount, prefetch_count as u64);
         }
         ctx.send(
             self.id,
@@ -226,6 +259,14 @@ impl Channel {
                 })),
             );
         }
+        self.stats.add_consumer(ConsumerView {
+            tag: tag.to_string(),
+            queue: queue.name.to_string(),
+            ack_required: !m.no_ack,
+            exclusive: m.exclusive,
+            prefetch_count: self.consumer_prefetch,
+            arguments: crate::stats::fieldtable::to_json(&m.arguments),
+        });
         self.consumers.insert(tag, ChannelConsumer { info, queue });
         Ok(())
     }
@@ -233,6 +274,7 @@ impl Channel {
     pub(super) fn cancel(&mut self, ctx: &mut Ctx, m: amqp_basic::Cancel) -> Result<(), Exception> {
         let tag = m.consumer_tag.as_str();
         if let Some(c) = self.consumers.remove(tag) {
+            self.stats.remove_consumer(tag);
             if c.queue.remove_consumer(ctx.connection, self.id, tag)
                 == ConsumerRemoved::RemovedLastOfAutoDelete
             {
@@ -280,6 +322,8 @@ impl Channel {
         let (item, remaining) = match queue.get(ctx.handle, self.id) {
             Get::Message(item, remaining) => (item, remaining),
             Get::Empty => {
+                self.stats.counters.bump(Key::GetEmpty, 1);
+                queue.stats.add(Key::GetEmpty, 1);
                 ctx.send(
                     self.id,
                     AMQPClass::Basic(amqp_basic::AMQPMethod::GetEmpty(amqp_basic::GetEmpty {})),
@@ -294,6 +338,13 @@ impl Channel {
                 return Ok(());
             }
         };
+        let key = if m.no_ack { Key::GetNoAck } else { Key::Get };
+        self.stats.counters.bump(key, 1);
+        queue.stats.add(key, 1);
+        if item.redelivered {
+            self.stats.counters.bump(Key::Redeliver, 1);
+            queue.stats.add(Key::Redeliver, 1);
+        }
         let tag = self.next_tag();
         codec::encode_get_ok(
             ctx.out,
@@ -371,7 +422,13 @@ impl Channel {
         match how {
             Settle::Requeue => requeue_entries(entries),
             Settle::Ack | Settle::Drop => {
+                if how == Settle::Ack {
+                    self.stats.counters.bump(Key::Ack, entries.len() as u64);
+                }
                 for (_, e) in entries {
+                    if how == Settle::Ack {
+                        e.queue.stats.add(Key::Ack, 1);
+                    }
                     if let Some(c) = &e.consumer {
                         c.settled();
                     }

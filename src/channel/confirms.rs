@@ -50,6 +50,11 @@ impl Confirms {
         self.ready.push((seq, ok));
     }
 
+    /// Publishes not answered yet (the management API's messages_unconfirmed).
+    pub fn unconfirmed(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The publish waits for the message store.
     pub fn wait_for_store(&mut self, seq: u64) {
         self.pending.insert(seq);

@@ -24,6 +24,7 @@ use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
 use crate::hash::NameMap;
+use crate::stats::{ChannelStats, ExchangeTally, Gauge, Key};
 use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
 use bytes::{Bytes, BytesMut};
@@ -154,10 +155,18 @@ pub struct Channel {
     credit_returned: bool,
     /// The user's permissions in this vhost and the answers given lately.
     access: AccessCache,
+    /// What the management API shows of this channel; written only by this task.
+    pub stats: Arc<ChannelStats>,
+    /// The tally of the exchange published to last: the registry's lock is taken
+    /// only when a publisher changes exchange.
+    last_exchange: Option<(ShortStr, Arc<ExchangeTally>)>,
+    /// A method or delivery since the last tick: `idle_since` moves on the
+    /// connection's tick (at most once a second), not per message.
+    active: bool,
 }
 
 impl Channel {
-    pub fn new(id: u16) -> Self {
+    pub fn new(id: u16, stats: Arc<ChannelStats>) -> Self {
         Channel {
             id,
             state: ChannelState::Open,
@@ -177,6 +186,9 @@ impl Channel {
             route_buf: Vec::new(),
             credit_returned: false,
             access: AccessCache::default(),
+            stats,
+            last_exchange: None,
+            active: false,
         }
     }
 
@@ -184,6 +196,7 @@ impl Channel {
     pub fn handle_method(&mut self, ctx: &mut Ctx, method: Method) -> Result<(), Exception> {
         let (class_id, method_id) = method.ids();
         self.expect_method()?;
+        self.active = true;
         let result = match method {
             Method::Publish(publish) => self.start_publish(publish),
             Method::Ack {
@@ -429,6 +442,16 @@ impl Channel {
         }
         if let Some(confirms) = &mut self.confirms {
             confirms.flush(ctx.out, self.id);
+            self.stats
+                .set(Gauge::Unconfirmed, confirms.unconfirmed() as u64);
+        }
+        // Gauges, once per batch rather than per message.
+        self.stats.set(Gauge::Unacked, self.unacked.len() as u64);
+        if let Some(tx) = &self.tx {
+            self.stats
+                .set(Gauge::Uncommitted, tx.publishes.len() as u64);
+            let acks = tx.settles.iter().map(|(e, _)| e.len() as u64).sum();
+            self.stats.set(Gauge::AcksUncommitted, acks);
         }
     }
 
@@ -442,6 +465,13 @@ impl Channel {
                 Ok(Held::new())
             }
             None => self.committed(ctx, seq, ok),
+        }
+    }
+
+    /// The connection's tick: a channel that worked since the last one is not idle.
+    pub fn tick(&mut self) {
+        if std::mem::take(&mut self.active) {
+            self.stats.touch();
         }
     }
 
@@ -495,6 +525,18 @@ impl Channel {
         // Written: the window opens again (prefetch, if any, waits for the ack).
         consumer.written();
         self.credit_returned = true;
+        self.active = true;
+        let key = if consumer.no_ack {
+            Key::DeliverNoAck
+        } else {
+            Key::Deliver
+        };
+        self.stats.counters.bump(key, 1);
+        queue.stats.add(key, 1);
+        if item.redelivered {
+            self.stats.counters.bump(Key::Redeliver, 1);
+            queue.stats.add(Key::Redeliver, 1);
+        }
         if consumer.no_ack {
             queue.settled(&item);
         } else {
@@ -513,6 +555,7 @@ impl Channel {
 
     /// The server cancels a consumer whose queue was deleted.
     pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
+        self.stats.remove_consumer(consumer_tag.as_str());
         if self.consumers.remove(&consumer_tag).is_some()
             && notify
             && self.state == ChannelState::Open

@@ -47,6 +47,7 @@ impl Channel {
                     ));
                 }
                 self.tx.get_or_insert_with(Transaction::default);
+                self.stats.set(crate::stats::Gauge::Transactional, 1);
                 T::SelectOk(amqp_tx::SelectOk {})
             }
             T::Commit(_) => {

@@ -36,7 +36,7 @@ impl Unacked {
         self.live += 1;
     }
 
-    #[cfg(test)] // tests look; the broker does not need to
+    /// Deliveries not settled yet (the management API's messages_unacknowledged).
     pub fn len(&self) -> usize {
         self.live
     }

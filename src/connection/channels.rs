@@ -89,7 +89,11 @@ impl Connection {
                 if let Some(slot) = &mut self.user_slot {
                     slot.open_channel(max)?;
                 }
-                self.channels.insert(channel, Channel::new(channel));
+                let stats = match &self.registration {
+                    Some(r) => r.open_channel(channel),
+                    None => crate::stats::ChannelStats::detached(channel),
+                };
+                self.channels.insert(channel, Channel::new(channel, stats));
                 self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
                 Ok(())
             }
@@ -147,6 +151,9 @@ impl Connection {
         if self.channels.remove(&channel).is_some() {
             if let Some(slot) = &mut self.user_slot {
                 slot.close_channel();
+            }
+            if let Some(r) = &self.registration {
+                r.close_channel(channel);
             }
         }
     }

@@ -263,6 +263,8 @@ impl super::Connection {
                 self.consumer_cancel_notify = client.consumer_cancel_notify;
                 self.blocked_notify = client.connection_blocked;
                 self.user = client.user;
+                self.client_properties = crate::stats::fieldtable::to_json(&m.client_properties);
+                self.auth_mechanism = m.mechanism.to_string();
                 codec::encode_method(&mut self.out, 0, &tune());
                 self.phase = Phase::TuneOk;
                 Ok(())
@@ -308,6 +310,12 @@ impl super::Connection {
                     .admit(&self.user, self.id, &self.close_signal)
                     .map_err(|e| e.on(10, 40))?;
                 self.user_slot = Some(user_slot);
+                let info = self.conn_info(name);
+                let registration =
+                    self.broker
+                        .stats
+                        .register(self.id, info, self.close_signal.clone());
+                self.registration = Some(registration);
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);
                 codec::encode_method(&mut self.out, 0, &open_ok());

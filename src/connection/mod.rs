@@ -14,6 +14,7 @@ mod handshake;
 mod mechanism;
 mod name;
 mod outbox;
+mod registry;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 mod transport;
@@ -33,6 +34,8 @@ use crate::channel::{Channel, Ctx, Held};
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
 use crate::error::{ConnectionError, Exception};
 use crate::hash::{IdMap, NameMap};
+use crate::stats::registry::Bytes as StatBytes;
+use crate::stats::Registration;
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -137,6 +140,13 @@ struct Connection {
     last_write: Instant,
     /// `release` ran: what the connection held is given back.
     released: bool,
+    /// This connection in the management API's registry, from connection.open.
+    registration: Option<Registration>,
+    /// Our end of the socket (the connection's name, "peer -> local").
+    local: Option<SocketAddr>,
+    /// What start-ok said, kept for the registry.
+    client_properties: serde_json::Value,
+    auth_mechanism: String,
 }
 
 /// Serves one client until it leaves, fails, or the broker shuts down; on the TLS
@@ -205,6 +215,10 @@ pub async fn serve(
             last_read: now,
             last_write: now,
             released: false,
+            registration: None,
+            local: None,
+            client_properties: serde_json::Value::Null,
+            auth_mechanism: String::new(),
         };
         debug!("accepted");
         match conn.run(stream, shutdown, close_requests).await {
@@ -230,6 +244,7 @@ impl Connection {
         match stream {
             Stream::Plain(mut tcp) => {
                 let _ = tcp.set_nodelay(true);
+                self.local = tcp.local_addr().ok();
                 let (mut reader, mut writer) = tcp.split();
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, false)
@@ -242,6 +257,7 @@ impl Connection {
                 result
             }
             Stream::Tls(tls) => {
+                self.local = tls.get_ref().0.local_addr().ok();
                 let (mut reader, mut writer) = tokio::io::split(*tls);
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, true)
@@ -346,7 +362,10 @@ impl Connection {
                 written = write_or_flush(writer, &mut self.out), if !self.out.is_empty() || unflushed => {
                     match written {
                         Ok(Some(0)) => break Err(ConnectionError::PeerClosed),
-                        Ok(Some(_)) => {
+                        Ok(Some(n)) => {
+                            if let Some(r) = &self.registration {
+                                r.conn.count(StatBytes::SendOct, n);
+                            }
                             self.last_write = Instant::now();
                             unflushed = flushes;
                         }
@@ -364,7 +383,10 @@ impl Connection {
                     match read {
                         Ok(0) if matches!(self.phase, Phase::CloseOkSent(_)) => break Ok(()),
                         Ok(0) => break Err(ConnectionError::PeerClosed),
-                        Ok(_) => {
+                        Ok(n) => {
+                            if let Some(r) = &self.registration {
+                                r.conn.count(StatBytes::RecvOct, n);
+                            }
                             self.last_read = Instant::now();
                             if let Err(e) = self.process_input(&mut inbuf) {
                                 break Err(e);
@@ -404,6 +426,7 @@ impl Connection {
         let now = Instant::now();
         // Summed on the tick, not per delivery: a walk over the channels.
         self.unacked_bytes = self.channels.values().map(Channel::unacked_bytes).sum();
+        self.channels.values_mut().for_each(Channel::tick);
         match self.phase {
             Phase::Closing(deadline) if now >= deadline => {
                 self.phase = Phase::Done;

@@ -112,6 +112,8 @@ impl Connection {
             });
         }
         self.channels.clear();
+        // Out of the management API's lists; the channels' counts join the totals.
+        self.registration = None;
         self.outbox.close();
         contained("requeueing undelivered messages", || {
             for item in self.pending.drain(..) {

@@ -36,6 +36,8 @@ pub(super) struct TlsPeer {
     /// The client's leaf certificate, verified against the CA; None when the client
     /// sent none (or none was asked for).
     pub certificate: Option<CertificateDer<'static>>,
+    /// What was negotiated, as the management API shows it.
+    pub session: crate::stats::TlsSession,
 }
 
 /// Why a TLS connection ended before AMQP.
@@ -90,5 +92,68 @@ pub(super) async fn tls_handshake(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|c| c.clone().into_owned());
-    Ok((Stream::Tls(Box::new(tls)), TlsPeer { certificate }))
+    let conn = tls.get_ref().1;
+    let session = session_of(
+        conn.protocol_version().and_then(|v| v.as_str()),
+        conn.negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str()),
+    );
+    Ok((
+        Stream::Tls(Box::new(tls)),
+        TlsPeer {
+            certificate,
+            session,
+        },
+    ))
+}
+
+/// rustls' names ("TLSv1_3", "TLS13_AES_256_GCM_SHA384",
+/// "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256") in RabbitMQ's words: "tlsv1.3", key
+/// exchange "any" (TLS 1.3) or "ecdhe_rsa", cipher "aes_256_gcm", hash "sha384".
+fn session_of(version: Option<&str>, suite: Option<&str>) -> crate::stats::TlsSession {
+    let protocol = version.map(|v| v.to_ascii_lowercase().replace('_', "."));
+    let (key_exchange, rest) = match suite {
+        Some(s) if s.starts_with("TLS13_") => (Some("any".to_owned()), Some(&s[6..])),
+        Some(s) => match s.trim_start_matches("TLS_").split_once("_WITH_") {
+            Some((kx, rest)) => (Some(kx.to_ascii_lowercase()), Some(rest)),
+            None => (None, Some(s)),
+        },
+        None => (None, None),
+    };
+    let (cipher, hash) = match rest.and_then(|r| r.rsplit_once('_')) {
+        Some((cipher, hash)) => (
+            Some(cipher.to_ascii_lowercase()),
+            Some(hash.to_ascii_lowercase()),
+        ),
+        None => (None, None),
+    };
+    crate::stats::TlsSession {
+        protocol,
+        key_exchange,
+        cipher,
+        hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_of;
+
+    #[test]
+    fn rustls_names_read_as_rabbitmq_writes_them() {
+        let s = session_of(Some("TLSv1_3"), Some("TLS13_AES_256_GCM_SHA384"));
+        assert_eq!(s.protocol.as_deref(), Some("tlsv1.3"));
+        assert_eq!(s.key_exchange.as_deref(), Some("any"));
+        assert_eq!(s.cipher.as_deref(), Some("aes_256_gcm"));
+        assert_eq!(s.hash.as_deref(), Some("sha384"));
+        let s = session_of(
+            Some("TLSv1_2"),
+            Some("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+        );
+        assert_eq!(s.protocol.as_deref(), Some("tlsv1.2"));
+        assert_eq!(s.key_exchange.as_deref(), Some("ecdhe_rsa"));
+        assert_eq!(s.cipher.as_deref(), Some("chacha20_poly1305"));
+        assert_eq!(s.hash.as_deref(), Some("sha256"));
+        assert_eq!(session_of(None, None).cipher, None);
+    }
 }

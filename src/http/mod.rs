@@ -9,11 +9,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod list;
 pub mod objects;
+pub mod overview;
 pub mod policies;
 pub mod prometheus;
+pub mod views;
 
 use crate::broker::Broker;
 use crate::config::Config;
@@ -101,6 +104,8 @@ pub fn router(api: Api) -> Router {
         .merge(admin::routes())
         .merge(policies::routes())
         .merge(objects::routes())
+        .merge(connections::routes())
+        .merge(overview::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)

@@ -107,6 +107,9 @@ pub struct Queue {
     may_expire: std::sync::atomic::AtomicBool,
     /// When it was last used (declared, consumed from, read with basic.get), for x-expires.
     last_used: AtomicU64,
+    /// publish, deliver, get, ack, redeliver of this queue (the management API's
+    /// message_stats), bumped beside the work on the queue.
+    pub stats: crate::stats::Counters,
     state: Mutex<QueueState>,
 }
 
@@ -289,6 +292,7 @@ impl Queue {
             expires: AtomicU64::new(limits.expires.unwrap_or(0)),
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
+            stats: Default::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels, memory.clone(), lazy, me.clone()),
                 getters: None,
@@ -342,6 +346,8 @@ impl Queue {
             }
             return Enqueued::Gone;
         }
+        // Beside the queue lock this publish already holds.
+        self.stats.add(crate::stats::Key::Publish, 1);
         let mut item = self.new_item(&mut st, msg, store_id, sharers);
         item.expires_at = self.expiry(st.limits.message_ttl, &item.msg);
         if st.limits.reject_publish && st.limits.full_for(&st.ready, item.msg.body().len()) {

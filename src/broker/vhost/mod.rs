@@ -37,6 +37,7 @@ mod policies;
 mod snapshot;
 mod teardown;
 
+
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
@@ -79,6 +80,8 @@ pub struct VHost {
     metadata: Mutex<VhostMetadata>,
     /// Policies and operator policies (see `policies` for the lock order).
     policies: RwLock<Arc<Policies>>,
+    /// The broker's statistics (queue churn), set once by the broker that made it.
+    stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
 }
 
 #[derive(Debug, Default)]
@@ -150,6 +153,19 @@ impl VHost {
             connections: connections::Connections::default(),
             metadata: Mutex::new(VhostMetadata::default()),
             policies: RwLock::new(Arc::default()),
+            stats: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where this vhost counts queue churn (the broker's statistics).
+    pub fn set_stats(&self, stats: Arc<crate::stats::Stats>) {
+        let _ = self.stats.set(stats);
+    }
+
+    /// One queue declared, created or deleted, for `churn_rates`.
+    fn churn(&self, what: crate::stats::Churn) {
+        if let Some(s) = self.stats.get() {
+            s.churn(what);
         }
     }
 
@@ -330,6 +346,7 @@ impl VHost {
             let queue = self.queue(d.name, connection)?;
             queue.touch();
             let (message_count, consumer_count) = queue.counts();
+            self.churn(crate::stats::Churn::QueueDeclared);
             return Ok(Declared {
                 queue,
                 message_count,
@@ -387,6 +404,7 @@ impl VHost {
                 &describe,
             )?;
             let (message_count, consumer_count) = queue.counts();
+            self.churn(crate::stats::Churn::QueueDeclared);
             return Ok(Declared {
                 queue: queue.clone(),
                 message_count,
@@ -409,6 +427,8 @@ impl VHost {
         );
         topo.dirty |= queue.store.is_some();
         topo.queues.insert(name.to_owned(), queue.clone());
+        self.churn(crate::stats::Churn::QueueDeclared);
+        self.churn(crate::stats::Churn::QueueCreated);
         Ok(Declared {
             queue,
             message_count: 0,
@@ -464,6 +484,7 @@ impl VHost {
                 self.describe_queue(name)
             )));
         }
+        self.churn(crate::stats::Churn::QueueDeleted);
         Ok(remove_queue_locked(&mut topo, &queue))
     }
 
@@ -502,7 +523,10 @@ impl VHost {
         }
         let mut topo = self.write();
         match topo.queues.get(queue.name.as_str()) {
-            Some(q) if q.id == queue.id => remove_queue_locked(&mut topo, queue),
+            Some(q) if q.id == queue.id => {
+                self.churn(crate::stats::Churn::QueueDeleted);
+                remove_queue_locked(&mut topo, queue)
+            }
             _ => 0,
         }
     }

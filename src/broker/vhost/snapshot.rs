@@ -77,6 +77,11 @@ impl VHost {
         out
     }
 
+    /// How many exchanges the vhost has (object_totals).
+    pub fn exchange_count(&self) -> usize {
+        self.read().exchanges.len()
+    }
+
     /// One queue by name, whoever owns it (the API sees exclusive queues too).
     pub fn queue_any(&self, name: &str) -> Option<Arc<Queue>> {
         self.read().queues.get(name).cloned()

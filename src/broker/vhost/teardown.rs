@@ -53,6 +53,9 @@ impl VHost {
             .map(|(_, q)| q)
             .collect();
         let deleted = queues.len();
+        for _ in 0..deleted {
+            self.churn(crate::stats::Churn::QueueDeleted);
+        }
         for q in queues.into_iter().chain(replies) {
             // Drops ready and paged messages; stored ones are settled in the store.
             q.mark_deleted();

@@ -1,0 +1,405 @@
+//! Statistics in the management API: /api/overview and /api/nodes in RabbitMQ 3.10.8's
+//! shapes (keys compared side by side with the reference), per-tag visibility, and
+//! counts and rates that move when messages flow (a short --stats-interval; waits on
+//! the collector's sample counter and on events, never on a fixed sleep).
+
+mod common;
+
+use common::{within, TestBroker};
+use futures::StreamExt;
+use hyper::StatusCode;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn broker(interval_ms: u64) -> TestBroker {
+    let broker = TestBroker::start_with(|c| warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        stats_interval: interval_ms,
+        ..c
+    })
+    .await;
+    let b = broker.server.broker();
+    for (user, tag) in [("mgmt", "management"), ("mon", "monitoring")] {
+        b.users().add(user, Some("pw")).expect("add user");
+        b.users().set_tags(user, vec![tag.into()]).expect("tags");
+        b.set_permissions(user, "/", ".*", ".*", ".*")
+            .expect("permissions");
+    }
+    broker
+}
+
+/// Waits until the collector has taken `n` more samples than now.
+async fn samples(broker: &TestBroker, n: u64) {
+    let stats = &broker.server.broker().stats;
+    let target = stats.samples() + n;
+    within(async {
+        while stats.samples() < target {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn overview_has_every_key_the_reference_returns() {
+    let broker = broker(5000).await;
+    let http = broker.http();
+    let o = http.get("/api/overview").await;
+    assert_eq!(o.status, StatusCode::OK);
+    let o = o.json();
+    // The keys RabbitMQ 3.10.8 returns to an administrator (curl on the reference).
+    let mut expected = vec![
+        "churn_rates",
+        "cluster_name",
+        "contexts",
+        "disable_stats",
+        "enable_queue_totals",
+        "erlang_full_version",
+        "erlang_version",
+        "exchange_types",
+        "listeners",
+        "management_version",
+        "message_stats",
+        "node",
+        "object_totals",
+        "product_name",
+        "product_version",
+        "queue_totals",
+        "rabbitmq_version",
+        "rates_mode",
+        "release_series_support_status",
+        "sample_retention_policies",
+        "statistics_db_event_queue",
+    ];
+    expected.sort();
+    assert_eq!(keys(&o), expected);
+    assert_eq!(o["rabbitmq_version"], "3.10.8");
+    assert_eq!(o["management_version"], "3.10.8");
+    assert_eq!(o["product_name"], "warren");
+    assert_eq!(o["rates_mode"], "basic");
+    assert_eq!(o["exchange_types"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        keys(&o["object_totals"]),
+        [
+            "channels",
+            "connections",
+            "consumers",
+            "exchanges",
+            "queues"
+        ]
+    );
+    assert_eq!(
+        o["object_totals"]["exchanges"], 7,
+        "the predeclared exchanges of /"
+    );
+    assert_eq!(
+        keys(&o["queue_totals"]),
+        [
+            "messages",
+            "messages_details",
+            "messages_ready",
+            "messages_ready_details",
+            "messages_unacknowledged",
+            "messages_unacknowledged_details"
+        ]
+    );
+    assert_eq!(keys(&o["churn_rates"]).len(), 14);
+    assert_eq!(
+        keys(&o["message_stats"]).len(),
+        28,
+        "the reference's 28, disk_reads/writes included"
+    );
+    let protocols: Vec<&str> = o["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["protocol"].as_str().unwrap())
+        .collect();
+    assert_eq!(protocols, ["amqp", "http"]);
+    assert_eq!(o["listeners"][0]["port"], broker.addr.port());
+    assert_eq!(o["contexts"][0]["description"], "RabbitMQ Management");
+    // A management user: no node, listeners, contexts or consumer total (as the
+    // reference answers stats-m).
+    let m = http
+        .as_user(Some(("mgmt", "pw")))
+        .get("/api/overview")
+        .await
+        .json();
+    for k in ["node", "listeners", "contexts"] {
+        assert!(m.get(k).is_none(), "{k}");
+    }
+    assert_eq!(
+        keys(&m["object_totals"]),
+        ["channels", "connections", "exchanges", "queues"]
+    );
+    // columns cuts the single object.
+    let cut = http
+        .get("/api/overview?columns=rabbitmq_version,object_totals.queues")
+        .await
+        .json();
+    assert_eq!(
+        cut,
+        json!({"rabbitmq_version": "3.10.8", "object_totals": {"queues": 0}})
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_show_real_figures_to_monitoring_users_only() {
+    let broker = broker(5000).await;
+    let http = broker.http();
+    let list = http.get("/api/nodes").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let nodes = list.json();
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1));
+    let node = &nodes[0];
+    let name = node["name"].as_str().unwrap();
+    assert!(name.starts_with("rabbit@"));
+    assert_eq!(http.get("/api/overview").await.json()["node"], json!(name));
+    for k in [
+        "mem_used",
+        "mem_limit",
+        "disk_free",
+        "disk_free_limit",
+        "fd_used",
+        "fd_total",
+        "proc_used",
+        "proc_total",
+        "processors",
+        "sockets_total",
+    ] {
+        assert!(node[k].as_u64().is_some_and(|n| n > 0), "{k}: {}", node[k]);
+    }
+    for (k, v) in [
+        ("mem_alarm", json!(false)),
+        ("disk_free_alarm", json!(false)),
+        ("running", json!(true)),
+        ("type", json!("disc")),
+        ("partitions", json!([])),
+        ("sockets_used", json!(0)),
+        ("run_queue", json!(0)),
+    ] {
+        assert_eq!(node[k], v, "{k}");
+    }
+    assert!(node["uptime"].is_u64());
+    assert_eq!(
+        node["io_read_count_details"]["rate"], 0.0,
+        "RabbitMQ's keys, kept"
+    );
+    assert_eq!(node["mem_used_details"]["rate"], 0.0);
+    assert!(node["connection_created_details"]["rate"].is_f64());
+    let one = http.get(&format!("/api/nodes/{name}")).await;
+    assert_eq!(
+        (one.status, one.json()["name"].clone()),
+        (StatusCode::OK, json!(name))
+    );
+    let missing = http.get("/api/nodes/rabbit@nowhere").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let mon = http.as_user(Some(("mon", "pw")));
+    assert_eq!(mon.get("/api/nodes").await.status, StatusCode::OK);
+    let mgmt = http.as_user(Some(("mgmt", "pw")));
+    for path in [
+        "/api/nodes".to_owned(),
+        format!("/api/nodes/{name}"),
+        "/api/nodes/x".into(),
+    ] {
+        let r = mgmt.get(&path).await;
+        assert_eq!(
+            (r.status, r.json()),
+            (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "not_authorised", "reason": "Not monitor user"})
+            ),
+            "{path}"
+        );
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn counts_move_and_rates_follow_when_messages_flow() {
+    let broker = broker(50).await;
+    let http = broker.http();
+    let (conn, ch) = broker.channel().await;
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .expect("confirm");
+    common::declare_queue(&ch, "flow").await;
+    for _ in 0..5 {
+        within(ch.basic_publish(
+            "".into(),
+            "flow".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            BasicProperties::default(),
+        ))
+        .await
+        .expect("publish")
+        .await
+        .expect("confirmed");
+    }
+    // One returned (mandatory), one dropped, both unroutable.
+    let mandatory = BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
+    within(ch.basic_publish(
+        "".into(),
+        "nowhere".into(),
+        mandatory,
+        b"r",
+        BasicProperties::default(),
+    ))
+    .await
+    .expect("publish")
+    .await
+    .expect("confirmed");
+    within(ch.basic_publish(
+        "".into(),
+        "nowhere".into(),
+        BasicPublishOptions::default(),
+        b"d",
+        BasicProperties::default(),
+    ))
+    .await
+    .expect("publish")
+    .await
+    .expect("confirmed");
+    let got = within(ch.basic_get("flow".into(), BasicGetOptions::default()))
+        .await
+        .expect("get")
+        .expect("a message");
+    within(got.delivery.ack(BasicAckOptions::default()))
+        .await
+        .expect("ack");
+    assert!(
+        within(ch.basic_get("nowhere-q".into(), BasicGetOptions::default()))
+            .await
+            .is_err()
+    );
+    let ch = within(conn.create_channel()).await.expect("channel");
+    let mut consumer = within(ch.basic_consume(
+        "flow".into(),
+        "c".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("consume");
+    for _ in 0..4 {
+        let d = within(consumer.next())
+            .await
+            .expect("delivery")
+            .expect("ok");
+        within(d.ack(BasicAckOptions::default()))
+            .await
+            .expect("ack");
+    }
+    samples(&broker, 2).await;
+    let o = http.get("/api/overview").await.json();
+    let ms = &o["message_stats"];
+    for (k, v) in [
+        ("publish", 7),
+        ("confirm", 7),
+        ("return_unroutable", 1),
+        ("drop_unroutable", 1),
+        ("get", 1),
+        ("deliver", 4),
+        ("ack", 5),
+        ("deliver_get", 5),
+        ("redeliver", 0),
+    ] {
+        assert_eq!(ms[k], v, "overview {k}");
+    }
+    assert_eq!(o["object_totals"]["consumers"], 1);
+    assert_eq!(o["object_totals"]["queues"], 1);
+    assert_eq!(
+        o["churn_rates"]["channel_created"], 2,
+        "the closed channel counts too"
+    );
+    assert_eq!(o["churn_rates"]["channel_closed"], 1);
+    assert_eq!(o["churn_rates"]["queue_declared"], 1);
+    assert_eq!(o["churn_rates"]["queue_created"], 1);
+    assert_eq!(o["churn_rates"]["queue_deleted"], 0);
+    assert_eq!(o["queue_totals"]["messages"], 0);
+    // The channel's own counters (the consumer's channel delivered and acked 4).
+    let channels = http.get("/api/channels?sort=number").await.json();
+    let consuming = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["consumer_count"] == 1)
+        .expect("consumer channel");
+    assert_eq!(consuming["message_stats"]["deliver"], 4);
+    assert_eq!(consuming["message_stats"]["ack"], 4);
+    assert_eq!(consuming["message_stats"]["publish"], 0);
+    // Rates: a publisher keeps publishing until a sample shows a publish rate above 0
+    // (in the overview and on the connection's byte counters).
+    let publisher = within(conn.create_channel()).await.expect("channel");
+    let flowing = tokio::spawn(async move {
+        loop {
+            if publish_once(&publisher).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    within(async {
+        loop {
+            samples(&broker, 1).await;
+            let o = http.get("/api/overview").await.json();
+            let c = http.get("/api/connections").await.json();
+            let publish_rate = o["message_stats"]["publish_details"]["rate"]
+                .as_f64()
+                .unwrap_or(0.0);
+            let recv_rate = c[0]["recv_oct_details"]["rate"].as_f64().unwrap_or(0.0);
+            if publish_rate > 0.0 && recv_rate > 0.0 {
+                break;
+            }
+        }
+    })
+    .await;
+    flowing.abort();
+    within(ch.queue_delete("flow".into(), Default::default()))
+        .await
+        .expect("delete");
+    let o = http.get("/api/overview").await.json();
+    assert_eq!(o["churn_rates"]["queue_deleted"], 1);
+    assert_eq!(o["object_totals"]["queues"], 0);
+    broker.stop().await;
+}
+
+async fn publish_once(ch: &lapin::Channel) -> lapin::Result<()> {
+    ch.basic_publish(
+        "".into(),
+        "flow".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default(),
+    )
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_stats_interval_below_10_ms_is_refused() {
+    use clap::Parser;
+    let refused = warren::Config::try_parse_from(["warren", "--stats-interval", "5"]);
+    assert!(refused.is_err());
+    let ok = warren::Config::try_parse_from(["warren", "--stats-interval", "250"]).expect("parses");
+    assert_eq!(ok.stats_interval, 250);
+    let default = warren::Config::try_parse_from(["warren"]).expect("parses");
+    assert_eq!(default.stats_interval, 5000);
+}
