@@ -58,12 +58,6 @@ impl Caller {
             .ok_or_else(|| ApiError::not_authorised("Not monitor user"))
     }
 
-    pub fn require_policymaker(&self) -> Result<(), ApiError> {
-        self.is_policymaker()
-            .then_some(())
-            .ok_or_else(|| ApiError::not_authorised("Not policymaker user"))
-    }
-
     /// May this caller see `vhost` at all: administrators and monitoring users see every
     /// vhost; the others those they have permissions in (as RabbitMQ's management
     /// plugin lists them).

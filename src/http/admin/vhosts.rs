@@ -52,14 +52,9 @@ pub(super) fn vhost_json(api: &Api, info: &VhostInfo) -> Value {
         "cluster_state".into(),
         json!({ api.node.name.as_str(): "running" }),
     );
-    add_statistics(api, &info.name, &mut v);
+    crate::stats::json::fill_vhost(&api.broker.stats, &info.name, &mut v);
     Value::Object(v)
 }
-
-/// Hook for the statistics slice: messages, messages_ready, messages_unacknowledged
-/// (with their `_details`), message_stats, recv_oct and send_oct of vhost `name`, as
-/// RabbitMQ adds them once the vhost has statistics. Adds nothing until wired.
-fn add_statistics(_api: &Api, _name: &str, _vhost: &mut Map<String, Value>) {}
 
 async fn list(
     State(api): State<Api>,

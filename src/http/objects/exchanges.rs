@@ -58,7 +58,7 @@ const PREDECLARED: [&str; 7] = [
 
 /// One exchange as the API shows it in lists. The one place an exchange's JSON is
 /// built: statistics (`message_stats`) and policies (`policy`) are added here.
-pub fn exchange_json(vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
+pub fn exchange_json(api: &Api, vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(x.name));
     m.insert("vhost".into(), json!(vhost));
@@ -74,6 +74,7 @@ pub fn exchange_json(vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
     if PREDECLARED.contains(&x.name.as_str()) {
         m.insert("user_who_performed_action".into(), json!("rmq-internal"));
     }
+    crate::stats::json::fill_exchange(&api.broker.stats, vhost, &x.name, &mut m);
     m
 }
 
@@ -99,7 +100,7 @@ fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiRe
     let mut items = Vec::new();
     for v in listed_vhosts(api, caller, vhost)? {
         for x in v.exchange_infos() {
-            items.push(Value::Object(exchange_json(&v.name, &x)));
+            items.push(Value::Object(exchange_json(&api, &v.name, &x)));
         }
     }
     Ok(Json(q.respond(items)?))
@@ -114,7 +115,7 @@ async fn get_one(
     let (vhost, name) = segments(path)?;
     let v = visible_vhost(&api, &caller, &vhost)?;
     let x = v.exchange_info(&name).ok_or_else(ApiError::not_found)?;
-    let mut m = exchange_json(&v.name, &x);
+    let mut m = exchange_json(&api, &v.name, &x);
     m.insert("incoming".into(), json!([]));
     m.insert("outgoing".into(), json!([]));
     Ok(Json(q.cut_one(Value::Object(m))))

@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<Api> {
 /// One queue as the API shows it in lists. The one place a queue's JSON is built:
 /// statistics (`message_stats`, `*_details` rates, unacknowledged counts) and
 /// policies (`policy`, `operator_policy`, `effective_policy_definition`) are set here.
-pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value> {
+pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> {
     let kind = match QueueType::of(&q.arguments) {
         QueueType::Classic => "classic",
         QueueType::Quorum => "quorum",
@@ -71,7 +71,7 @@ pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value>
     put("arguments", table_to_json(&q.arguments));
     put("type", json!(kind));
     put("state", json!("running"));
-    put("node", json!(node));
+    put("node", json!(api.node.name));
     put("messages", json!(f.messages_ready));
     put("messages_details", rate());
     put("messages_ready", json!(f.messages_ready));
@@ -102,6 +102,7 @@ pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value>
     put("head_message_timestamp", Value::Null);
     put("recoverable_slaves", Value::Null);
     q.applied_policy().queue_fields(&mut m);
+    crate::stats::json::fill_queue(&api.broker.stats, q, &mut m);
     m
 }
 
@@ -173,7 +174,7 @@ fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiRe
     for v in listed_vhosts(api, caller, vhost)? {
         for queue in v.queue_list() {
             let f = queue.figures();
-            items.push(Value::Object(queue_json(&api.node.name, &queue, &f)));
+            items.push(Value::Object(queue_json(&api, &queue, &f)));
         }
     }
     Ok(Json(q.respond(items)?))
@@ -194,7 +195,7 @@ async fn get_one(
     let (vhost, name) = segments(path)?;
     let queue = find(&api, &caller, &vhost, &name)?;
     let f = queue.figures();
-    let mut m = queue_json(&api.node.name, &queue, &f);
+    let mut m = queue_json(&api, &queue, &f);
     m.insert("consumer_details".into(), consumer_details(&queue, &f));
     m.insert("deliveries".into(), json!([]));
     m.insert("incoming".into(), json!([]));
