@@ -25,7 +25,7 @@ struct QueueRow {
 struct ChannelRow {
     name: String,
     counts: Counts,
-    gauges: [u64; 6],
+    gauges: [u64; 7],
 }
 
 /// One connection's values.
@@ -36,7 +36,7 @@ struct ConnectionRow {
 }
 
 /// Channel gauges as rabbitmq_prometheus names them.
-const CHANNEL_GAUGES: [(&str, &str, Gauge); 6] = [
+const CHANNEL_GAUGES: [(&str, &str, Gauge); 7] = [
     (
         "rabbitmq_channel_consumers",
         "Consumers on a channel",
@@ -61,6 +61,11 @@ const CHANNEL_GAUGES: [(&str, &str, Gauge); 6] = [
         "rabbitmq_channel_acks_uncommitted",
         "Acks in an open transaction",
         Gauge::AcksUncommitted,
+    ),
+    (
+        "rabbitmq_consumer_prefetch",
+        "The prefetch count consumers on a channel get",
+        Gauge::PrefetchCount,
     ),
     (
         "rabbitmq_channel_prefetch",
@@ -292,7 +297,7 @@ fn family<R>(
 fn write_queues(rows: &[QueueRow], per_object: bool, out: &mut Exposition) {
     let labels = |q: &QueueRow| vec![("vhost", q.vhost.clone()), ("queue", q.name.clone())];
     type Value = fn(&QueueRow) -> f64;
-    let gauges: [(&str, &str, Value); 5] = [
+    let gauges: [(&str, &str, Value); 7] = [
         (
             "rabbitmq_queue_messages_ready",
             "Messages ready for consumers",
@@ -313,6 +318,17 @@ fn write_queues(rows: &[QueueRow], per_object: bool, out: &mut Exposition) {
             "rabbitmq_queue_messages_ready_bytes",
             "Body bytes of ready messages",
             |q| q.figures.bytes_ready as f64,
+        ),
+        // As the queue JSON: a queue with consumers can always deliver at once.
+        (
+            "rabbitmq_queue_consumer_utilisation",
+            "Share of time the queue can deliver to its consumers at once",
+            |q| f64::from(u8::from(!q.figures.consumers.is_empty())),
+        ),
+        (
+            "rabbitmq_queue_consumer_capacity",
+            "Share of time the queue can deliver to its consumers at once",
+            |q| f64::from(u8::from(!q.figures.consumers.is_empty())),
         ),
     ];
     for (name, help, value) in gauges {
