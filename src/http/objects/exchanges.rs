@@ -100,7 +100,7 @@ fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiRe
     let mut items = Vec::new();
     for v in listed_vhosts(api, caller, vhost)? {
         for x in v.exchange_infos() {
-            items.push(Value::Object(exchange_json(&api, &v.name, &x)));
+            items.push(Value::Object(exchange_json(api, &v.name, &x)));
         }
     }
     Ok(Json(q.respond(items)?))

@@ -174,7 +174,7 @@ fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiRe
     for v in listed_vhosts(api, caller, vhost)? {
         for queue in v.queue_list() {
             let f = queue.figures();
-            items.push(Value::Object(queue_json(&api, &queue, &f)));
+            items.push(Value::Object(queue_json(api, &queue, &f)));
         }
     }
     Ok(Json(q.respond(items)?))
