@@ -291,3 +291,43 @@ async fn topic_permissions_apply_to_binds_and_publishes() {
     assert_eq!(reply.json(), json!({"routed": true}));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_properties_key_is_found_escaped_once_or_twice() {
+    // rabbitmqadmin escapes the routing key once (`a.%2A`, which arrives as `a.*`);
+    // a client that took the listed key (`a.%2A`) and escaped it again sends `a.%252A`.
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    http.put("/api/queues/%2f/pk", &json!({})).await;
+    for key in ["a.*", "b.*"] {
+        let reply = http
+            .post(
+                "/api/bindings/%2f/e/amq.topic/q/pk",
+                &json!({"routing_key": key}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let base = "/api/bindings/%2f/e/amq.topic/q/pk";
+    assert_eq!(
+        http.get(&format!("{base}/a.%2A")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        http.get(&format!("{base}/a.%252A")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        http.delete(&format!("{base}/a.%2A")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete(&format!("{base}/b.%252A")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get(&format!("{base}/a.%2A")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    broker.stop().await;
+}

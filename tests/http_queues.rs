@@ -651,3 +651,29 @@ async fn consumers_and_exclusive_queues_are_shown_and_locked_to_the_api() {
     assert!(common::queue_exists(&conn, "mine").await);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn get_takes_its_count_as_a_number_or_a_string_of_digits() {
+    // rabbitmqadmin sends "count": "1"; RabbitMQ reads either.
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    http.put("/api/queues/%2f/gc", &json!({})).await;
+    let publish = json!({"routing_key": "gc", "payload": "m", "payload_encoding": "string", "properties": {}});
+    for _ in 0..3 {
+        http.post("/api/exchanges/%2f/amq.default/publish", &publish)
+            .await;
+    }
+    let get =
+        |count: Value| json!({"count": count, "ackmode": "ack_requeue_false", "encoding": "auto"});
+    let reply = http.post("/api/queues/%2f/gc/get", &get(json!("2"))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json().as_array().map(Vec::len), Some(2));
+    let reply = http.post("/api/queues/%2f/gc/get", &get(json!(1))).await;
+    assert_eq!(reply.json().as_array().map(Vec::len), Some(1));
+    let reply = http
+        .post("/api/queues/%2f/gc/get", &get(json!("two")))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json()["reason"], json!(["not_int", "count"]));
+    broker.stop().await;
+}

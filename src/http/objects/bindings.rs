@@ -257,11 +257,18 @@ async fn bind(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
-/// The binding a `properties_key` names, if it exists.
+/// The binding a `properties_key` names, if it exists. The path segment arrives decoded
+/// once: a client that escaped the listed key again (`a.%252A`) sends the key itself, one
+/// that escaped the routing key only (rabbitmqadmin: `a.%2A`) sends it unquoted (`a.*`),
+/// so the key part is quoted again and both forms match, as on RabbitMQ.
 fn find(v: &Arc<VHost>, ends: &Ends, props: &str) -> ApiResult<BindingInfo> {
+    let mut forms = vec![props.to_owned(), quote_plus(props)];
+    if let Some((key, hash)) = props.rsplit_once('~').filter(|(k, _)| !k.is_empty()) {
+        forms.push(format!("{}~{hash}", quote_plus(key)));
+    }
     v.binding_infos()
         .into_iter()
-        .find(|b| ends.matches(b) && properties_key(&b.routing_key, &b.arguments) == props)
+        .find(|b| ends.matches(b) && forms.contains(&properties_key(&b.routing_key, &b.arguments)))
         .ok_or_else(ApiError::not_found)
 }
 
