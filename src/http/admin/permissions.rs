@@ -43,6 +43,18 @@ pub(super) fn topic_permission_json(p: &TopicPermissionEntry) -> Value {
            "write": p.write, "read": p.read})
 }
 
+/// A user's or a vhost's permission list through `q`: 404 when `list` failed (the
+/// user or vhost is unknown), as RabbitMQ's `/api/users/{user}/permissions` and
+/// `/api/vhosts/{vhost}/permissions` (and their topic-permission twins) answer.
+pub(super) fn owned_list<T, E>(
+    list: Result<Vec<T>, E>,
+    to_json: fn(&T) -> Value,
+    q: &ListQuery,
+) -> ApiResult<Json<Value>> {
+    let list = list.map_err(|_| ApiError::not_found())?;
+    Ok(Json(q.respond(list.iter().map(to_json).collect())?))
+}
+
 /// RabbitMQ's 400 for a PUT naming a user or a vhost that does not exist.
 fn check_user_and_vhost(api: &Api, user: &str, vhost: &str) -> Result<(), ApiError> {
     if api.broker.user_exists(user) && api.broker.vhost(vhost).is_some() {
