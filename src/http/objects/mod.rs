@@ -23,6 +23,7 @@ use bindings::binding_json;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::list::ListQuery;
 use super::Api;
 use crate::access::cache::{AccessCache, Who};
 use crate::access::permissions::{Permission, Resource};
@@ -33,7 +34,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::Router;
+use axum::{Json, Router};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -95,6 +96,45 @@ pub(crate) fn listed_vhosts(
             Ok(names.iter().filter_map(|n| api.broker.vhost(n)).collect())
         }
     }
+}
+
+/// A list endpoint over vhosts (all the caller sees, or the one named): `items` gives
+/// one vhost's objects, and the whole goes through the query's paging and sorting.
+pub(crate) fn list_in_vhosts(
+    api: &Api,
+    caller: &Caller,
+    vhost: Option<&str>,
+    q: &ListQuery,
+    items: impl Fn(&VHost) -> Vec<Value>,
+) -> ApiResult<Json<Value>> {
+    let mut all = Vec::new();
+    for v in listed_vhosts(api, caller, vhost)? {
+        all.extend(items(&v));
+    }
+    Ok(Json(q.respond(all)?))
+}
+
+/// A new object whose arguments name an exchange (a queue's dead-letter exchange, an
+/// exchange's alternate exchange): as a channel's declare, the caller must read the
+/// object and write to that exchange.
+pub(crate) fn permit_named_exchange(
+    api: &Api,
+    caller: &Caller,
+    vhost: &str,
+    resource: Resource,
+    name: &str,
+    exchange: &str,
+) -> ApiResult<()> {
+    permit_change(api, caller, vhost, resource, name, Permission::Read)?;
+    let exchange = crate::broker::vhost::canonical_exchange(exchange);
+    permit_change(
+        api,
+        caller,
+        vhost,
+        Resource::Exchange,
+        exchange,
+        Permission::Write,
+    )
 }
 
 /// The caller's permission check, as a channel of theirs would make it.

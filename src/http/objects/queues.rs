@@ -6,8 +6,8 @@
 //! come from `Queue::figures`, read one queue at a time after the topology snapshot.
 
 use super::{
-    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
-    query_flag, refused, segments, visible_vhost, API_CONNECTION,
+    acting_vhost, arguments, check_name, flag, list_in_vhosts, object_body, permit_change,
+    permit_named_exchange, query_flag, refused, segments, visible_vhost, API_CONNECTION,
 };
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::QueueType;
@@ -162,14 +162,12 @@ async fn list_vhost(
 }
 
 fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
-    let mut items = Vec::new();
-    for v in listed_vhosts(api, caller, vhost)? {
-        for queue in v.queue_list() {
-            let f = queue.figures();
-            items.push(Value::Object(queue_json(&api.node.name, &queue, &f)));
-        }
-    }
-    Ok(Json(q.respond(items)?))
+    list_in_vhosts(api, caller, vhost, q, |v| {
+        v.queue_list()
+            .iter()
+            .map(|queue| Value::Object(queue_json(&api.node.name, queue, &queue.figures())))
+            .collect()
+    })
 }
 
 /// The queue a path names, for a caller who may see its vhost.
@@ -223,23 +221,7 @@ async fn declare(
     )?;
     let existed = v.has_queue(&name);
     if let (false, Some(dlx)) = (existed, exchange_argument(&args, "x-dead-letter-exchange")) {
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Queue,
-            &name,
-            Permission::Read,
-        )?;
-        let dlx = crate::broker::vhost::canonical_exchange(dlx);
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Exchange,
-            dlx,
-            Permission::Write,
-        )?;
+        permit_named_exchange(&api, &caller, &vhost, Resource::Queue, &name, dlx)?;
     }
     v.declare_queue(
         &QueueDeclare {
