@@ -137,6 +137,15 @@ pub(crate) fn permit_named_exchange(
     )
 }
 
+/// The caller, in the vhost, for the access checks a channel of theirs would make.
+fn who<'a>(api: &'a Api, caller: &'a Caller, vhost: &'a str) -> Who<'a> {
+    Who {
+        permissions: &api.broker.permissions,
+        user: &caller.name,
+        vhost,
+    }
+}
+
 /// The caller's permission check, as a channel of theirs would make it.
 pub(crate) fn permit(
     api: &Api,
@@ -146,12 +155,7 @@ pub(crate) fn permit(
     name: &str,
     permission: Permission,
 ) -> Result<(), Exception> {
-    let who = Who {
-        permissions: &api.broker.permissions,
-        user: &caller.name,
-        vhost,
-    };
-    AccessCache::default().check(&who, resource, name, permission)
+    AccessCache::default().check(&who(api, caller, vhost), resource, name, permission)
 }
 
 /// Topic authorisation of `key` on `exchange` (a topic exchange with a topic
@@ -164,15 +168,16 @@ pub(crate) fn permit_topic(
     key: &str,
     permission: Permission,
 ) -> Result<(), Exception> {
-    let who = Who {
-        permissions: &api.broker.permissions,
-        user: &caller.name,
-        vhost: &v.name,
-    };
-    AccessCache::default().check_topic(&who, exchange, key, permission, || {
-        v.exchange_kind(exchange)
-            .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
-    })
+    AccessCache::default().check_topic(
+        &who(api, caller, &v.name),
+        exchange,
+        key,
+        permission,
+        || {
+            v.exchange_kind(exchange)
+                .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
+        },
+    )
 }
 
 /// The management plugin's own check before a declare, delete, bind or purge: the
