@@ -51,7 +51,11 @@ pub(super) fn owned_list<T, E>(
     to_json: fn(&T) -> Value,
     q: &ListQuery,
 ) -> ApiResult<Json<Value>> {
-    let list = list.map_err(|_| ApiError::not_found())?;
+    each(&list.map_err(|_| ApiError::not_found())?, to_json, q)
+}
+
+/// Entries as a list endpoint answers them: each one's JSON, through `q`.
+fn each<T>(list: &[T], to_json: fn(&T) -> Value, q: &ListQuery) -> ApiResult<Json<Value>> {
     Ok(Json(q.respond(list.iter().map(to_json).collect())?))
 }
 
@@ -70,13 +74,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let items = api
-        .broker
-        .list_permissions()
-        .iter()
-        .map(permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    each(&api.broker.list_permissions(), permission_json, &q)
 }
 
 fn entry(api: &Api, vhost: &str, user: &str) -> Option<PermissionEntry> {
@@ -137,13 +135,11 @@ async fn list_topic(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let items = api
-        .broker
-        .list_topic_permissions()
-        .iter()
-        .map(topic_permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    each(
+        &api.broker.list_topic_permissions(),
+        topic_permission_json,
+        &q,
+    )
 }
 
 /// The user's topic permissions in the vhost (none: the user or vhost is unknown, or
