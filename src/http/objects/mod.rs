@@ -84,17 +84,11 @@ pub(crate) fn listed_vhosts(
 ) -> ApiResult<Vec<Arc<VHost>>> {
     match name {
         Some(name) => Ok(vec![visible_vhost(api, caller, name)?]),
-        None => {
-            let mut names: Vec<String> = api
-                .broker
-                .list_vhosts()
-                .into_iter()
-                .map(|v| v.name)
-                .filter(|v| caller.sees_vhost(api, v))
-                .collect();
-            names.sort();
-            Ok(names.iter().filter_map(|n| api.broker.vhost(n)).collect())
-        }
+        None => Ok(caller
+            .seen_vhosts(api)
+            .iter()
+            .filter_map(|v| api.broker.vhost(&v.name))
+            .collect()),
     }
 }
 
