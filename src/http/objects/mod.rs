@@ -213,13 +213,7 @@ pub(crate) fn object_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<
         }
         _ => ApiError::bad_request(e.body_text()),
     })?;
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::bad_request("not_json")),
-    }
+    super::object_body(&body)
 }
 
 /// A boolean field (`default` when absent), or RabbitMQ's `["not_boolean", value]`.
