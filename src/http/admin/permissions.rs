@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 pub(super) fn routes() -> Router<Api> {
     Router::new()
@@ -57,6 +57,17 @@ pub(super) fn owned_list<T, E>(
 /// Entries as a list endpoint answers them: each one's JSON, through `q`.
 fn each<T>(list: &[T], to_json: fn(&T) -> Value, q: &ListQuery) -> ApiResult<Json<Value>> {
     Ok(Json(q.respond(list.iter().map(to_json).collect())?))
+}
+
+/// The three strings a permission PUT must carry: RabbitMQ's 400 naming every missing
+/// key first, then the first that is not a string.
+fn patterns<'a>(body: &'a Map<String, Value>, keys: [&str; 3]) -> ApiResult<[&'a str; 3]> {
+    require_keys(body, &keys)?;
+    Ok([
+        text_field(body, keys[0])?,
+        text_field(body, keys[1])?,
+        text_field(body, keys[2])?,
+    ])
 }
 
 /// RabbitMQ's 400 for a PUT naming a user or a vhost that does not exist.
@@ -102,12 +113,7 @@ async fn put(
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
     let body = object_body(&body)?;
-    require_keys(&body, &["configure", "write", "read"])?;
-    let (configure, write, read) = (
-        text_field(&body, "configure")?,
-        text_field(&body, "write")?,
-        text_field(&body, "read")?,
-    );
+    let [configure, write, read] = patterns(&body, ["configure", "write", "read"])?;
     check_user_and_vhost(&api, &user, &vhost)?;
     let created = entry(&api, &vhost, &user).is_none();
     api.broker
@@ -173,12 +179,7 @@ async fn put_topic(
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
     let body = object_body(&body)?;
-    require_keys(&body, &["exchange", "write", "read"])?;
-    let (exchange, write, read) = (
-        text_field(&body, "exchange")?,
-        text_field(&body, "write")?,
-        text_field(&body, "read")?,
-    );
+    let [exchange, write, read] = patterns(&body, ["exchange", "write", "read"])?;
     check_user_and_vhost(&api, &user, &vhost)?;
     let created = !topic_entries(&api, &vhost, &user)
         .iter()
