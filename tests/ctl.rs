@@ -505,16 +505,7 @@ async fn close_connection_closes_it_with_320_and_the_reason() {
 async fn definitions_export_to_a_file_and_import_back() {
     let broker = TestBroker::start_with_management().await;
     let (_conn, ch) = broker.channel().await;
-    ch.queue_declare(
-        "ctl-q4".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare");
+    common::declare(&ch, "ctl-q4", common::durable()).await;
     let file = broker.data_dir.join("ctl-export.json");
     let path = file.to_str().expect("utf-8 path");
     let run = ok(&broker, &["export_definitions", path]).await;
