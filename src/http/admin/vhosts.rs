@@ -61,11 +61,9 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let items = api
-        .broker
-        .list_vhosts()
+    let items = caller
+        .seen_vhosts(&api)
         .iter()
-        .filter(|v| caller.sees_vhost(&api, &v.name))
         .map(|v| vhost_json(&api, v))
         .collect();
     Ok(Json(q.respond(items)?))
@@ -145,15 +143,11 @@ async fn permissions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let list = api
-        .broker
-        .list_vhost_permissions(&name)
-        .map_err(|_| ApiError::not_found())?;
-    let items = list
-        .iter()
-        .map(super::permissions::permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    super::permissions::owned_list(
+        api.broker.list_vhost_permissions(&name),
+        super::permissions::permission_json,
+        &q,
+    )
 }
 
 async fn topic_permissions(
@@ -163,13 +157,9 @@ async fn topic_permissions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let list = api
-        .broker
-        .list_vhost_topic_permissions(&name)
-        .map_err(|_| ApiError::not_found())?;
-    let items = list
-        .iter()
-        .map(super::permissions::topic_permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    super::permissions::owned_list(
+        api.broker.list_vhost_topic_permissions(&name),
+        super::permissions::topic_permission_json,
+        &q,
+    )
 }

@@ -7,7 +7,7 @@
 //! have no name in AMQP; RabbitMQ names one by its routing key and a hash of its
 //! arguments, the `properties_key`, computed here and nowhere else.
 
-use super::{acting_vhost, listed_vhosts, object_body, permit_change, refused, segments};
+use super::{acting_vhost, list_in_vhosts, object_body, permit_change, refused, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::vhost::{canonical_exchange, BindingInfo, VHost};
 use crate::http::auth::Caller;
@@ -133,13 +133,13 @@ fn list(
     q: &ListQuery,
     keep: impl Fn(&BindingInfo) -> bool,
 ) -> ApiResult<Json<Value>> {
-    let mut items = Vec::new();
-    for v in listed_vhosts(api, caller, vhost)? {
-        for b in v.binding_infos().iter().filter(|b| keep(b)) {
-            items.push(Value::Object(binding_json(&v.name, b)));
-        }
-    }
-    Ok(Json(q.respond(items)?))
+    list_in_vhosts(api, caller, vhost, q, |v| {
+        v.binding_infos()
+            .iter()
+            .filter(|b| keep(b))
+            .map(|b| Value::Object(binding_json(&v.name, b)))
+            .collect()
+    })
 }
 
 /// `/e/{source}/q/{queue}` or `/e/{source}/e/{exchange}`, read from a path.

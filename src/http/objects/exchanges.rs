@@ -6,8 +6,8 @@
 //! exchange, the same extra checks a channel makes).
 
 use super::{
-    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
-    query_flag, refused, segments, visible_vhost,
+    acting_vhost, arguments, check_name, flag, list_in_vhosts, object_body, permit_change,
+    permit_named_exchange, query_flag, refused, segments, visible_vhost,
 };
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::vhost::{canonical_exchange, ExchangeDeclare, ExchangeInfo};
@@ -97,13 +97,12 @@ async fn list_vhost(
 }
 
 fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
-    let mut items = Vec::new();
-    for v in listed_vhosts(api, caller, vhost)? {
-        for x in v.exchange_infos() {
-            items.push(Value::Object(exchange_json(api, &v.name, &x)));
-        }
-    }
-    Ok(Json(q.respond(items)?))
+    list_in_vhosts(api, caller, vhost, q, |v| {
+        v.exchange_infos()
+            .iter()
+            .map(|x| Value::Object(exchange_json(api, &v.name, x)))
+            .collect()
+    })
 }
 
 async fn get_one(
@@ -159,23 +158,7 @@ async fn declare(
     )?;
     let existed = v.exchange_info(canonical).is_some();
     if let (false, Some(ae)) = (existed, exchange_argument(&args, "alternate-exchange")) {
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Exchange,
-            canonical,
-            Permission::Read,
-        )?;
-        let ae = canonical_exchange(ae);
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Exchange,
-            ae,
-            Permission::Write,
-        )?;
+        permit_named_exchange(&api, &caller, &vhost, Resource::Exchange, canonical, ae)?;
     }
     v.declare_exchange(&ExchangeDeclare {
         name: canonical,
