@@ -519,3 +519,40 @@ async fn the_export_lists_transient_objects_but_not_exclusive_queues() {
         .any(|b| b["source"] == "t-x"));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn transient_queues_and_exchanges_are_imported_as_transient() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let file = serde_json::json!({
+        "queues": [{"name": "imp-t", "vhost": "/", "durable": false, "auto_delete": false, "arguments": {}},
+                   {"name": "imp-d", "vhost": "/", "auto_delete": false, "arguments": {}}],
+        "exchanges": [{"name": "imp-x", "vhost": "/", "type": "fanout", "durable": false,
+                       "auto_delete": false, "internal": false, "arguments": {}}],
+        "bindings": [{"source": "imp-x", "vhost": "/", "destination": "imp-t",
+                      "destination_type": "queue", "routing_key": "", "arguments": {}}]
+    });
+    assert_eq!(
+        http.post("/api/definitions", &file).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get("/api/queues/%2f/imp-t").await.json()["durable"],
+        false
+    );
+    // A queue without "durable" (a hand-written file) is durable.
+    assert_eq!(
+        http.get("/api/queues/%2f/imp-d").await.json()["durable"],
+        true
+    );
+    assert_eq!(
+        http.get("/api/exchanges/%2f/imp-x").await.json()["durable"],
+        false
+    );
+    let bound = http
+        .get("/api/exchanges/%2f/imp-x/bindings/source")
+        .await
+        .json();
+    assert_eq!(bound.as_array().map(Vec::len), Some(1), "{bound}");
+    broker.stop().await;
+}

@@ -115,7 +115,9 @@ pub struct TopicPermissionDef {
 pub struct QueueDef {
     pub name: String,
     pub vhost: String,
-    #[serde(default)]
+    /// Absent in a hand-written file: durable, as the definitions file was read before
+    /// transient objects could be imported.
+    #[serde(default = "yes")]
     pub durable: bool,
     #[serde(default)]
     pub auto_delete: bool,
@@ -157,7 +159,9 @@ pub struct ExchangeDef {
     /// direct, fanout, topic, headers, ...
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
+    /// Absent in a hand-written file: durable, as the definitions file was read before
+    /// transient objects could be imported.
+    #[serde(default = "yes")]
     pub durable: bool,
     #[serde(default)]
     pub auto_delete: bool,
@@ -217,6 +221,10 @@ impl Definitions {
         p.insert("name".into(), VHOST_LIMITS_NAME.into());
         self.parameters.push(Value::Object(p));
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn empty_object() -> Value {

@@ -140,7 +140,7 @@ impl VHost {
                 Exchange::new(
                     &x.name,
                     kind,
-                    true,
+                    x.durable,
                     x.auto_delete,
                     x.internal,
                     typed_table(&x.arguments, &x.extra),
@@ -148,7 +148,9 @@ impl VHost {
                 .charged(&self.memory)
             });
         }
-        for q in defs.queues.iter().filter(|q| mine(&q.vhost) && q.durable) {
+        // Transient queues and exchanges come from an import only (the definitions file
+        // holds durable ones): declared as given, as RabbitMQ imports them.
+        for q in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             // A definitions import at runtime keeps a queue that exists, with its
             // messages and arguments, as RabbitMQ's import does.
             if topo.queues.contains_key(&q.name) {
@@ -159,11 +161,11 @@ impl VHost {
             let queue = Queue::new(
                 ShortStr::from(q.name.as_str()),
                 &self.name,
-                true,
+                q.durable,
                 None,
                 q.auto_delete,
                 arguments.clone(),
-                self.queue_store(&q.name, true, false),
+                self.queue_store(&q.name, q.durable, false),
                 self.memory.clone(),
                 settings.dead_letter,
                 (settings.applied, &settings.effective),
