@@ -37,7 +37,6 @@ mod policies;
 mod snapshot;
 mod teardown;
 
-
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
