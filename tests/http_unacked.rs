@@ -255,7 +255,6 @@ async fn a_dropped_connection_puts_its_unacked_messages_back() {
     let get = basic::Get {
         queue: "q".into(),
         no_ack: false,
-        ..Default::default()
     };
     raw.send(1, AMQPClass::Basic(basic::AMQPMethod::Get(get)))
         .await;
