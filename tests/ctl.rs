@@ -8,9 +8,8 @@ mod common;
 
 use common::login::login;
 use common::{within, TestBroker};
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::BasicProperties;
 use serde_json::Value;
 use std::net::SocketAddr;
 
@@ -157,31 +156,10 @@ async fn list_queues_prints_the_chosen_columns_under_rabbitmqctls_header() {
     .await
     .expect("declare");
     for body in [&b"a"[..], b"b"] {
-        ch.basic_publish(
-            "".into(),
-            "ctl-q1".into(),
-            BasicPublishOptions::default(),
-            body,
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("published");
+        common::publish(&ch, "", "ctl-q1", body).await;
     }
     // Both publishes have landed once a passive declare on the same channel counts them.
-    let declared = ch
-        .queue_declare(
-            "ctl-q1".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("passive");
-    assert_eq!(declared.message_count(), 2);
+    assert_eq!(common::ready(&ch, "ctl-q1").await, 2);
     let run = ok(&broker, &["list_queues"]).await;
     assert_eq!(
         run.lines(),
@@ -229,13 +207,7 @@ async fn list_queues_prints_the_chosen_columns_under_rabbitmqctls_header() {
 async fn exchanges_bindings_consumers_channels_and_connections_list() {
     let broker = TestBroker::start_with_management().await;
     let (_conn, ch) = broker.channel().await;
-    ch.queue_declare(
-        "ctl-q2".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare");
+    common::declare_queue(&ch, "ctl-q2").await;
     let _consumer = ch
         .basic_consume(
             "ctl-q2".into(),
@@ -473,35 +445,10 @@ async fn policies_are_set_listed_and_cleared() {
 async fn queues_are_purged_and_deleted_with_their_conditions() {
     let broker = TestBroker::start_with_management().await;
     let (_conn, ch) = broker.channel().await;
-    ch.queue_declare(
-        "ctl-q3".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare");
-    ch.basic_publish(
-        "".into(),
-        "ctl-q3".into(),
-        BasicPublishOptions::default(),
-        b"x",
-        BasicProperties::default(),
-    )
-    .await
-    .expect("publish");
+    common::declare_queue(&ch, "ctl-q3").await;
+    common::publish(&ch, "", "ctl-q3", b"x").await;
     // The publish has landed once a passive declare (same channel, later) counts it.
-    let declared = ch
-        .queue_declare(
-            "ctl-q3".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("passive");
-    assert_eq!(declared.message_count(), 1);
+    assert_eq!(common::ready(&ch, "ctl-q3").await, 1);
     fails(
         &broker,
         &["delete_queue", "ctl-q3", "--if-empty"],
@@ -558,16 +505,7 @@ async fn close_connection_closes_it_with_320_and_the_reason() {
 async fn definitions_export_to_a_file_and_import_back() {
     let broker = TestBroker::start_with_management().await;
     let (_conn, ch) = broker.channel().await;
-    ch.queue_declare(
-        "ctl-q4".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare");
+    common::declare(&ch, "ctl-q4", common::durable()).await;
     let file = broker.data_dir.join("ctl-export.json");
     let path = file.to_str().expect("utf-8 path");
     let run = ok(&broker, &["export_definitions", path]).await;

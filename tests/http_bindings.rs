@@ -55,18 +55,8 @@ async fn bind_answers_201_with_a_location_ending_in_the_properties_key() {
     let (_conn, ch) = broker.channel().await;
     publish(&ch, "x1", "a.b", b"m").await;
     common::get_eventually(&ch, "q1").await;
-    assert_eq!(
-        http.delete(&format!("/api/bindings/%2f/e/x1/q/q1/{props}"))
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        http.delete(&format!("/api/bindings/%2f/e/x1/q/q1/{props}"))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    http.delete_once(&format!("/api/bindings/%2f/e/x1/q/q1/{props}"))
+        .await;
     assert_eq!(
         http.get("/api/bindings/%2f/e/x1/q/q1/zzz").await.status,
         StatusCode::NOT_FOUND
@@ -289,5 +279,45 @@ async fn topic_permissions_apply_to_binds_and_publishes() {
         .post("/api/exchanges/%2f/amq.topic/publish", &publish("ok"))
         .await;
     assert_eq!(reply.json(), json!({"routed": true}));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_properties_key_is_found_escaped_once_or_twice() {
+    // rabbitmqadmin escapes the routing key once (`a.%2A`, which arrives as `a.*`);
+    // a client that took the listed key (`a.%2A`) and escaped it again sends `a.%252A`.
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    http.put("/api/queues/%2f/pk", &json!({})).await;
+    for key in ["a.*", "b.*"] {
+        let reply = http
+            .post(
+                "/api/bindings/%2f/e/amq.topic/q/pk",
+                &json!({"routing_key": key}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let base = "/api/bindings/%2f/e/amq.topic/q/pk";
+    assert_eq!(
+        http.get(&format!("{base}/a.%2A")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        http.get(&format!("{base}/a.%252A")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        http.delete(&format!("{base}/a.%2A")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.delete(&format!("{base}/b.%252A")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        http.get(&format!("{base}/a.%2A")).await.status,
+        StatusCode::NOT_FOUND
+    );
     broker.stop().await;
 }

@@ -456,3 +456,66 @@ async fn an_imported_policy_applies_to_queues_that_already_exist() {
     assert_eq!(queue["policy"], "ttl");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn the_export_lists_transient_objects_but_not_exclusive_queues() {
+    // As RabbitMQ's GET /api/definitions: transient and auto-delete queues and exchanges
+    // are exported (the definitions file keeps durable ones only); exclusive queues not.
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let (_conn, ch) = broker.channel().await;
+    let transient = lapin::options::QueueDeclareOptions::default();
+    let exclusive = lapin::options::QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    let fields = lapin::types::FieldTable::default;
+    ch.queue_declare("t-q".into(), transient, fields())
+        .await
+        .expect("declare");
+    ch.queue_declare("x-q".into(), exclusive, fields())
+        .await
+        .expect("declare");
+    ch.exchange_declare(
+        "t-x".into(),
+        lapin::ExchangeKind::Fanout,
+        Default::default(),
+        fields(),
+    )
+    .await
+    .expect("declare");
+    ch.queue_bind(
+        "t-q".into(),
+        "t-x".into(),
+        "".into(),
+        Default::default(),
+        fields(),
+    )
+    .await
+    .expect("bind");
+    let defs = http.get("/api/definitions").await.json();
+    let names = |kind: &str| -> Vec<String> {
+        defs[kind]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|o| o["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert!(names("queues").contains(&"t-q".to_owned()), "{defs}");
+    assert!(!names("queues").contains(&"x-q".to_owned()), "{defs}");
+    assert!(names("exchanges").contains(&"t-x".to_owned()), "{defs}");
+    let queue = defs["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "t-q")
+        .cloned();
+    assert_eq!(queue.expect("t-q")["durable"], false);
+    assert!(defs["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .any(|b| b["source"] == "t-x"));
+    broker.stop().await;
+}

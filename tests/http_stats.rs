@@ -403,3 +403,75 @@ async fn a_stats_interval_below_10_ms_is_refused() {
     let default = warren::Config::try_parse_from(["warren"]).expect("parses");
     assert_eq!(default.stats_interval, 5000);
 }
+
+#[tokio::test]
+async fn queues_exchanges_and_vhosts_carry_their_message_stats() {
+    let broker = broker(20).await;
+    let http = broker.http();
+    let (_conn, ch) = broker.channel().await;
+    ch.queue_declare("ms-q".into(), Default::default(), FieldTable::default())
+        .await
+        .expect("declare");
+    // No traffic yet: RabbitMQ shows no message_stats on the queue.
+    let q = http.get("/api/queues/%2f/ms-q").await.json();
+    assert!(q.get("message_stats").is_none(), "{q}");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    for _ in 0..3 {
+        ch.basic_publish(
+            "amq.direct".into(),
+            "ms-q".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    }
+    ch.queue_bind(
+        "ms-q".into(),
+        "amq.direct".into(),
+        "ms-q".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    for _ in 0..2 {
+        ch.basic_publish(
+            "amq.direct".into(),
+            "ms-q".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    }
+    let got = ch
+        .basic_get("ms-q".into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("get");
+    assert!(got.is_some());
+    samples(&broker, 2).await;
+    let q = http.get("/api/queues/%2f/ms-q").await.json();
+    assert_eq!(q["message_stats"]["publish"], 2, "{q}");
+    assert_eq!(q["message_stats"]["get_no_ack"], 1, "{q}");
+    assert!(
+        q["message_stats"].get("ack").is_none(),
+        "only counters that moved: {q}"
+    );
+    let x = http.get("/api/exchanges/%2f/amq.direct").await.json();
+    assert_eq!(x["message_stats"]["publish_in"], 5, "{x}");
+    assert_eq!(x["message_stats"]["publish_out"], 2, "{x}");
+    let v = http.get("/api/vhosts/%2f").await.json();
+    assert_eq!(v["message_stats"]["publish"], 5, "{v}");
+    assert_eq!(v["messages"], 1, "{v}");
+    assert!(v["recv_oct"].as_u64().unwrap_or(0) > 0, "{v}");
+    broker.stop().await;
+}

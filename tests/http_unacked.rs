@@ -332,3 +332,38 @@ async fn the_apis_get_counts_nothing_once_it_has_answered() {
         assert_eq!(figures(&http, "q").await, expected(ready, 0), "{mode}");
     }
 }
+
+#[tokio::test]
+async fn prometheus_shows_each_queues_unacked_messages_and_bytes() {
+    let broker = TestBroker::start_with(|c| warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        prometheus_port: warren::ListenerPort::On(0),
+        ..c
+    })
+    .await;
+    let (_conn, ch) = broker.channel().await;
+    queue_with(&broker, &ch, "q", 3).await;
+    get(&ch, "q").await;
+    get(&ch, "q").await;
+    shows(&broker.http(), "q", 1, 2).await;
+    let text = broker.prometheus().get("/metrics/per-object").await.text();
+    let sample = |family: &str| {
+        let series = format!("{family}{{vhost=\"/\",queue=\"q\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map(str::to_owned)
+    };
+    let size = BODY.len();
+    for (family, value) in [
+        ("rabbitmq_queue_messages", "3".to_owned()),
+        ("rabbitmq_queue_messages_ready", "1".to_owned()),
+        ("rabbitmq_queue_messages_unacked", "2".to_owned()),
+        ("rabbitmq_queue_messages_bytes", (3 * size).to_string()),
+        (
+            "rabbitmq_queue_messages_unacked_bytes",
+            (2 * size).to_string(),
+        ),
+    ] {
+        assert_eq!(sample(family), Some(value), "{family}");
+    }
+}

@@ -439,16 +439,7 @@ async fn the_highest_priority_wins_and_ties_go_to_the_name_that_sorts_last() {
 async fn policies_survive_a_restart_and_apply_to_the_restored_queues() {
     let broker = TestBroker::start_with_management().await;
     let (c, ch) = confirming_channel(&broker).await;
-    ch.queue_declare(
-        "kept".into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare");
+    common::declare(&ch, "kept", common::durable()).await;
     set_policy(
         &broker,
         "policies",

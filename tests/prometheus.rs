@@ -116,3 +116,107 @@ async fn only_the_metrics_paths_answer() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn queues_channels_connections_and_global_counters_are_exported() {
+    use futures::StreamExt;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+    };
+    use lapin::types::FieldTable;
+    let broker = broker_with_metrics().await;
+    let (_conn, ch) = broker.channel().await;
+    ch.queue_declare("pm-q".into(), Default::default(), FieldTable::default())
+        .await
+        .expect("declare");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    for _ in 0..4 {
+        ch.basic_publish(
+            "".into(),
+            "pm-q".into(),
+            BasicPublishOptions::default(),
+            b"hello",
+            Default::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    }
+    ch.basic_publish(
+        "".into(),
+        "nowhere".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        Default::default(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirm");
+    let (samples, kinds) = scrape(&broker, "/metrics/per-object").await;
+    let q = |family: &str| samples[&format!("{family}{{vhost=\"/\",queue=\"pm-q\"}}")];
+    assert_eq!(q("rabbitmq_queue_messages_ready"), 4.0);
+    assert_eq!(q("rabbitmq_queue_messages_ready_bytes"), 20.0);
+    assert_eq!(q("rabbitmq_queue_messages_published_total"), 4.0);
+    assert_eq!(kinds["rabbitmq_queue_messages_published_total"], "counter");
+    let channel = samples
+        .keys()
+        .find(|k| k.starts_with("rabbitmq_channel_messages_published_total{channel=\""))
+        .expect("a channel sample")
+        .clone();
+    assert_eq!(samples[&channel], 5.0);
+    assert!(samples
+        .keys()
+        .any(|k| k.starts_with("rabbitmq_connection_incoming_bytes_total{channel=\"127.0.0.1:")));
+    // A consumer that acks two, then the aggregated view.
+    let mut consumer = ch
+        .basic_consume(
+            "pm-q".into(),
+            "c".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    for _ in 0..4 {
+        let d = common::within(consumer.next())
+            .await
+            .expect("delivery")
+            .expect("ok");
+        d.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+    let (samples, _) = scrape(&broker, "/metrics").await;
+    assert_eq!(samples["rabbitmq_queues"], 1.0);
+    assert_eq!(samples["rabbitmq_connections"], 1.0);
+    assert_eq!(samples["rabbitmq_channels"], 1.0);
+    assert_eq!(samples["rabbitmq_consumers"], 1.0);
+    assert_eq!(samples["rabbitmq_channel_messages_published_total"], 5.0);
+    assert_eq!(samples["rabbitmq_channel_messages_confirmed_total"], 5.0);
+    assert_eq!(
+        samples["rabbitmq_channel_messages_unroutable_dropped_total"],
+        1.0
+    );
+    assert_eq!(
+        samples["rabbitmq_channel_messages_delivered_ack_total"],
+        4.0
+    );
+    assert_eq!(samples["rabbitmq_channel_messages_acked_total"], 4.0);
+    assert_eq!(samples["rabbitmq_queue_messages_ready"], 0.0);
+    assert_eq!(samples["rabbitmq_queues_created_total"], 1.0);
+    assert_eq!(
+        samples["rabbitmq_global_messages_received_total{protocol=\"amqp091\"}"],
+        5.0
+    );
+    assert_eq!(
+        samples["rabbitmq_global_messages_routed_total{protocol=\"amqp091\"}"],
+        4.0
+    );
+    assert_eq!(
+        samples["rabbitmq_global_messages_delivered_consume_manual_ack_total{protocol=\"amqp091\",queue_type=\"rabbit_classic_queue\"}"],
+        4.0
+    );
+    broker.stop().await;
+}

@@ -425,10 +425,6 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
             "0",
             "--tls-port",
             "0",
-            "--management-port",
-            "0",
-            "--prometheus-port",
-            "0",
         ])
         .arg("--data-dir")
         .arg(files.dir.join("data"))

@@ -52,7 +52,7 @@ impl Broker {
         let mut vhosts = self.all_vhosts();
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         for v in &vhosts {
-            v.durable_definitions(&mut defs);
+            v.exported_definitions(&mut defs);
         }
         self.permissions.export(&mut defs);
         defs.global_parameters = self.globals.definitions();

@@ -10,6 +10,7 @@
 use super::error::ApiError;
 use super::Api;
 use crate::access::attempts::Protocol;
+use crate::broker::vhosts::VhostInfo;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -58,17 +59,18 @@ impl Caller {
             .ok_or_else(|| ApiError::not_authorised("Not monitor user"))
     }
 
-    pub fn require_policymaker(&self) -> Result<(), ApiError> {
-        self.is_policymaker()
-            .then_some(())
-            .ok_or_else(|| ApiError::not_authorised("Not policymaker user"))
-    }
-
     /// May this caller see `vhost` at all: administrators and monitoring users see every
     /// vhost; the others those they have permissions in (as RabbitMQ's management
     /// plugin lists them).
     pub fn sees_vhost(&self, api: &Api, vhost: &str) -> bool {
         self.is_monitoring() || api.broker.permissions.may_enter(&self.name, vhost)
+    }
+
+    /// The vhosts this caller sees (`sees_vhost`), sorted by name.
+    pub fn seen_vhosts(&self, api: &Api) -> Vec<VhostInfo> {
+        let mut all = api.broker.list_vhosts();
+        all.retain(|v| self.sees_vhost(api, &v.name));
+        all
     }
 
     /// May this caller act in `vhost` (declare, delete, publish, get...): any user with

@@ -25,7 +25,7 @@ use axum::body::Bytes;
 use axum::routing::get;
 use axum::{Json, Router};
 use error::{ApiError, ApiResult};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -122,6 +122,18 @@ pub fn json_body(body: &Bytes) -> ApiResult<Value> {
         return Ok(Value::Object(Default::default()));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// A PUT or POST body that must be a JSON object: an empty body is an empty object,
+/// anything else (whitespace alone too) RabbitMQ's 400 "not_json".
+pub(crate) fn object_body(body: &Bytes) -> ApiResult<Map<String, Value>> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::bad_request("not_json")),
+    }
 }
 
 /// How long a stop waits for HTTP requests in flight.

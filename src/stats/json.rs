@@ -45,7 +45,6 @@ pub fn message_stats(stats: &Stats, c: &Counts, rate_key: &str) -> Value {
 
 /// The counters a queue shows (RabbitMQ's queue message_stats has no confirm or
 /// unroutable counts).
-#[allow(dead_code)]
 const QUEUE_KEYS: [&str; 8] = [
     "publish",
     "deliver",
@@ -57,19 +56,21 @@ const QUEUE_KEYS: [&str; 8] = [
     "redeliver",
 ];
 
-/// Hook for the queue endpoints: `message_stats` (counts and rates) into `map`, a
+/// For the queue endpoints: `message_stats` (counts and rates) into `map`, a
 /// queue's JSON object.
-// Wired by the lead into the objects and admin endpoints at merge.
-#[allow(dead_code)]
 pub fn fill_queue(stats: &Stats, queue: &Queue, map: &mut Map<String, Value>) {
     let all = message_stats(
         stats,
         &queue.stats.snapshot(),
         &key::queue(&queue.vhost, &queue.name),
     );
+    // As RabbitMQ: only the counters that moved, and no message_stats before any did.
     let mut ms = Map::new();
     if let Value::Object(all) = all {
         for name in QUEUE_KEYS.iter().chain(["deliver_get"].iter()) {
+            if all.get(*name).and_then(Value::as_u64).unwrap_or(0) == 0 {
+                continue;
+            }
             for k in [name.to_string(), format!("{name}_details")] {
                 if let Some(v) = all.get(&k) {
                     ms.insert(k, v.clone());
@@ -77,13 +78,13 @@ pub fn fill_queue(stats: &Stats, queue: &Queue, map: &mut Map<String, Value>) {
             }
         }
     }
-    map.insert("message_stats".into(), Value::Object(ms));
+    if !ms.is_empty() {
+        map.insert("message_stats".into(), Value::Object(ms));
+    }
 }
 
-/// Hook for the exchange endpoints: `message_stats` with `publish_in` / `publish_out`
+/// For the exchange endpoints: `message_stats` with `publish_in` / `publish_out`
 /// (as of the collector's last sample, as RabbitMQ shows them) into `map`.
-// Wired by the lead into the objects and admin endpoints at merge.
-#[allow(dead_code)]
 pub fn fill_exchange(stats: &Stats, vhost: &str, name: &str, map: &mut Map<String, Value>) {
     let k = key::exchange(vhost, name);
     let Some(values) = stats.sampled(&k) else {
@@ -100,11 +101,9 @@ pub fn fill_exchange(stats: &Stats, vhost: &str, name: &str, map: &mut Map<Strin
     map.insert("message_stats".into(), Value::Object(ms));
 }
 
-/// Hook for the vhost endpoints: `message_stats`, `recv_oct`/`send_oct` and the
+/// For the vhost endpoints: `message_stats`, `recv_oct`/`send_oct` and the
 /// `messages`, `messages_ready`, `messages_unacknowledged` totals (as of the last
 /// sample), with rates, into `map`.
-// Wired by the lead into the objects and admin endpoints at merge.
-#[allow(dead_code)]
 pub fn fill_vhost(stats: &Stats, vhost: &str, map: &mut Map<String, Value>) {
     let counts = stats.vhost_counts().remove(vhost).unwrap_or_default();
     map.insert(

@@ -74,8 +74,20 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `seconds` since the epoch as RabbitMQ prints an expiry: `2027-03-01 9:05:00` (UTC).
-pub fn format(seconds: i64) -> String {
+/// A UTC instant broken into its calendar fields (proleptic Gregorian).
+pub struct Civil {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+}
+
+/// `seconds` since the epoch as calendar fields, the inverse of `days_from_civil`
+/// (Howard Hinnant's algorithm). Shared with the management API's dates, so both
+/// print the same calendar.
+pub fn civil(seconds: i64) -> Civil {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let z = days + 719_468;
@@ -86,12 +98,22 @@ pub fn format(seconds: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year: yoe + era * 400 + i64::from(month <= 2),
+        month,
+        day,
+        hour: secs / 3600,
+        minute: secs % 3600 / 60,
+        second: secs % 60,
+    }
+}
+
+/// `seconds` since the epoch as RabbitMQ prints an expiry: `2027-03-01 9:05:00` (UTC).
+pub fn format(seconds: i64) -> String {
+    let c = civil(seconds);
     format!(
-        "{year}-{month:02}-{day:02} {}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{}-{:02}-{:02} {}:{:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
 

@@ -42,6 +42,16 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The `name` of each object of a JSON list body, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.json()
+            .as_array()
+            .expect("a JSON list")
+            .iter()
+            .filter_map(|item| item["name"].as_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 impl Http {
@@ -67,6 +77,21 @@ impl Http {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.request(Method::DELETE, path, &[], None).await
+    }
+
+    /// DELETE `path` twice: the first removes the object (204), the second finds
+    /// nothing (404), as RabbitMQ answers.
+    pub async fn delete_once(&self, path: &str) {
+        assert_eq!(
+            self.delete(path).await.status,
+            StatusCode::NO_CONTENT,
+            "{path}"
+        );
+        assert_eq!(
+            self.delete(path).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Reply {

@@ -167,6 +167,13 @@ pub fn auto_delete() -> QueueDeclareOptions {
     }
 }
 
+pub fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
 pub fn passive() -> QueueDeclareOptions {
     QueueDeclareOptions {
         passive: true,

@@ -21,8 +21,18 @@ use std::sync::Arc;
 
 impl VHost {
     /// Appends this vhost, with its metadata and limits, and its durable exchanges,
-    /// queues and bindings to `defs`.
+    /// queues and bindings to `defs` (the definitions file).
     pub fn durable_definitions(&self, defs: &mut Definitions) {
+        self.definitions(defs, false);
+    }
+
+    /// The same with transient exchanges and queues too, exclusive queues aside: what
+    /// RabbitMQ's `GET /api/definitions` exports.
+    pub fn exported_definitions(&self, defs: &mut Definitions) {
+        self.definitions(defs, true);
+    }
+
+    fn definitions(&self, defs: &mut Definitions, transient: bool) {
         let mut extra = Map::new();
         // As RabbitMQ 3.10.8 exports a vhost: limits as pairs (informational: they are
         // read back from the "vhost-limits" parameter) and metadata.
@@ -34,21 +44,28 @@ impl VHost {
             extra,
         });
         let topo = self.read();
-        let durable_queue = |q: &Queue| q.store.is_some();
+        let durable_queue = |q: &Queue| match transient {
+            true => q.exclusive_owner.is_none(),
+            false => q.store.is_some(),
+        };
+        let durable_exchange = |x: &Exchange| x.durable || transient;
         for x in topo.exchanges.values() {
-            if x.durable && !x.name.is_empty() && !PREDECLARED.iter().any(|(n, _)| *n == x.name) {
+            if durable_exchange(x)
+                && !x.name.is_empty()
+                && !PREDECLARED.iter().any(|(n, _)| *n == x.name)
+            {
                 defs.exchanges.push(ExchangeDef {
                     name: x.name.clone(),
                     vhost: self.name.clone(),
                     kind: x.kind.name().to_owned(),
-                    durable: true,
+                    durable: x.durable,
                     auto_delete: x.auto_delete,
                     internal: x.internal,
                     arguments: table_to_json(&x.arguments),
                     extra: typed_extra(&x.arguments),
                 });
             }
-            if !x.durable {
+            if !durable_exchange(x) {
                 continue;
             }
             for b in x.bindings() {
@@ -57,7 +74,10 @@ impl VHost {
                         (q.name.to_string(), DestinationType::Queue)
                     }
                     Destination::Exchange(name)
-                        if topo.exchanges.get(name.as_ref()).is_some_and(|d| d.durable) =>
+                        if topo
+                            .exchanges
+                            .get(name.as_ref())
+                            .is_some_and(durable_exchange) =>
                     {
                         (name.to_string(), DestinationType::Exchange)
                     }
@@ -82,7 +102,7 @@ impl VHost {
             let mut def = QueueDef::new(
                 &self.name,
                 &q.name,
-                true,
+                q.durable,
                 q.auto_delete,
                 table_to_json(&q.arguments),
             );

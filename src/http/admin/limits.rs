@@ -47,11 +47,9 @@ async fn vhost_list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let items = api
-        .broker
-        .list_vhosts()
+    let items = caller
+        .seen_vhosts(&api)
         .into_iter()
-        .filter(|v| caller.sees_vhost(&api, &v.name))
         .filter_map(|v| Some(vhost_item(&v.name, v.limits?)))
         .collect();
     Ok(Json(q.respond(items)?))

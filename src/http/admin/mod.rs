@@ -19,8 +19,8 @@ mod users;
 mod vhosts;
 
 use super::error::ApiError;
+use super::object_body;
 use super::Api;
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -44,17 +44,6 @@ fn put_status(created: bool) -> StatusCode {
         StatusCode::CREATED
     } else {
         StatusCode::NO_CONTENT
-    }
-}
-
-/// A PUT or POST body as a JSON object; anything else is RabbitMQ's 400 "not_json".
-fn object_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ApiError::bad_request("not_json")),
     }
 }
 

@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 pub(super) fn routes() -> Router<Api> {
     Router::new()
@@ -43,6 +43,33 @@ pub(super) fn topic_permission_json(p: &TopicPermissionEntry) -> Value {
            "write": p.write, "read": p.read})
 }
 
+/// A user's or a vhost's permission list through `q`: 404 when `list` failed (the
+/// user or vhost is unknown), as RabbitMQ's `/api/users/{user}/permissions` and
+/// `/api/vhosts/{vhost}/permissions` (and their topic-permission twins) answer.
+pub(super) fn owned_list<T, E>(
+    list: Result<Vec<T>, E>,
+    to_json: fn(&T) -> Value,
+    q: &ListQuery,
+) -> ApiResult<Json<Value>> {
+    each(&list.map_err(|_| ApiError::not_found())?, to_json, q)
+}
+
+/// Entries as a list endpoint answers them: each one's JSON, through `q`.
+fn each<T>(list: &[T], to_json: fn(&T) -> Value, q: &ListQuery) -> ApiResult<Json<Value>> {
+    Ok(Json(q.respond(list.iter().map(to_json).collect())?))
+}
+
+/// The three strings a permission PUT must carry: RabbitMQ's 400 naming every missing
+/// key first, then the first that is not a string.
+fn patterns<'a>(body: &'a Map<String, Value>, keys: [&str; 3]) -> ApiResult<[&'a str; 3]> {
+    require_keys(body, &keys)?;
+    Ok([
+        text_field(body, keys[0])?,
+        text_field(body, keys[1])?,
+        text_field(body, keys[2])?,
+    ])
+}
+
 /// RabbitMQ's 400 for a PUT naming a user or a vhost that does not exist.
 fn check_user_and_vhost(api: &Api, user: &str, vhost: &str) -> Result<(), ApiError> {
     if api.broker.user_exists(user) && api.broker.vhost(vhost).is_some() {
@@ -58,13 +85,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let items = api
-        .broker
-        .list_permissions()
-        .iter()
-        .map(permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    each(&api.broker.list_permissions(), permission_json, &q)
 }
 
 fn entry(api: &Api, vhost: &str, user: &str) -> Option<PermissionEntry> {
@@ -92,12 +113,7 @@ async fn put(
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
     let body = object_body(&body)?;
-    require_keys(&body, &["configure", "write", "read"])?;
-    let (configure, write, read) = (
-        text_field(&body, "configure")?,
-        text_field(&body, "write")?,
-        text_field(&body, "read")?,
-    );
+    let [configure, write, read] = patterns(&body, ["configure", "write", "read"])?;
     check_user_and_vhost(&api, &user, &vhost)?;
     let created = entry(&api, &vhost, &user).is_none();
     api.broker
@@ -125,13 +141,11 @@ async fn list_topic(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let items = api
-        .broker
-        .list_topic_permissions()
-        .iter()
-        .map(topic_permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    each(
+        &api.broker.list_topic_permissions(),
+        topic_permission_json,
+        &q,
+    )
 }
 
 /// The user's topic permissions in the vhost (none: the user or vhost is unknown, or
@@ -165,12 +179,7 @@ async fn put_topic(
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
     let body = object_body(&body)?;
-    require_keys(&body, &["exchange", "write", "read"])?;
-    let (exchange, write, read) = (
-        text_field(&body, "exchange")?,
-        text_field(&body, "write")?,
-        text_field(&body, "read")?,
-    );
+    let [exchange, write, read] = patterns(&body, ["exchange", "write", "read"])?;
     check_user_and_vhost(&api, &user, &vhost)?;
     let created = !topic_entries(&api, &vhost, &user)
         .iter()

@@ -206,15 +206,11 @@ async fn permissions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let list = api
-        .broker
-        .list_user_permissions(&name)
-        .map_err(|_| ApiError::not_found())?;
-    let items = list
-        .iter()
-        .map(super::permissions::permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    super::permissions::owned_list(
+        api.broker.list_user_permissions(&name),
+        super::permissions::permission_json,
+        &q,
+    )
 }
 
 async fn topic_permissions(
@@ -224,13 +220,9 @@ async fn topic_permissions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let list = api
-        .broker
-        .list_user_topic_permissions(&name, None)
-        .map_err(|_| ApiError::not_found())?;
-    let items = list
-        .iter()
-        .map(super::permissions::topic_permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    super::permissions::owned_list(
+        api.broker.list_user_topic_permissions(&name, None),
+        super::permissions::topic_permission_json,
+        &q,
+    )
 }

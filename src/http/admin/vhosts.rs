@@ -52,25 +52,18 @@ pub(super) fn vhost_json(api: &Api, info: &VhostInfo) -> Value {
         "cluster_state".into(),
         json!({ api.node.name.as_str(): "running" }),
     );
-    add_statistics(api, &info.name, &mut v);
+    crate::stats::json::fill_vhost(&api.broker.stats, &info.name, &mut v);
     Value::Object(v)
 }
-
-/// Hook for the statistics slice: messages, messages_ready, messages_unacknowledged
-/// (with their `_details`), message_stats, recv_oct and send_oct of vhost `name`, as
-/// RabbitMQ adds them once the vhost has statistics. Adds nothing until wired.
-fn add_statistics(_api: &Api, _name: &str, _vhost: &mut Map<String, Value>) {}
 
 async fn list(
     State(api): State<Api>,
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let items = api
-        .broker
-        .list_vhosts()
+    let items = caller
+        .seen_vhosts(&api)
         .iter()
-        .filter(|v| caller.sees_vhost(&api, &v.name))
         .map(|v| vhost_json(&api, v))
         .collect();
     Ok(Json(q.respond(items)?))
@@ -150,15 +143,11 @@ async fn permissions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let list = api
-        .broker
-        .list_vhost_permissions(&name)
-        .map_err(|_| ApiError::not_found())?;
-    let items = list
-        .iter()
-        .map(super::permissions::permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    super::permissions::owned_list(
+        api.broker.list_vhost_permissions(&name),
+        super::permissions::permission_json,
+        &q,
+    )
 }
 
 async fn topic_permissions(
@@ -168,13 +157,9 @@ async fn topic_permissions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
-    let list = api
-        .broker
-        .list_vhost_topic_permissions(&name)
-        .map_err(|_| ApiError::not_found())?;
-    let items = list
-        .iter()
-        .map(super::permissions::topic_permission_json)
-        .collect();
-    Ok(Json(q.respond(items)?))
+    super::permissions::owned_list(
+        api.broker.list_vhost_topic_permissions(&name),
+        super::permissions::topic_permission_json,
+        &q,
+    )
 }

@@ -7,7 +7,7 @@
 //! have no name in AMQP; RabbitMQ names one by its routing key and a hash of its
 //! arguments, the `properties_key`, computed here and nowhere else.
 
-use super::{acting_vhost, listed_vhosts, object_body, permit_change, refused, segments};
+use super::{acting_vhost, list_in_vhosts, object_body, permit_change, refused, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::vhost::{canonical_exchange, BindingInfo, VHost};
 use crate::http::auth::Caller;
@@ -133,13 +133,13 @@ fn list(
     q: &ListQuery,
     keep: impl Fn(&BindingInfo) -> bool,
 ) -> ApiResult<Json<Value>> {
-    let mut items = Vec::new();
-    for v in listed_vhosts(api, caller, vhost)? {
-        for b in v.binding_infos().iter().filter(|b| keep(b)) {
-            items.push(Value::Object(binding_json(&v.name, b)));
-        }
-    }
-    Ok(Json(q.respond(items)?))
+    list_in_vhosts(api, caller, vhost, q, |v| {
+        v.binding_infos()
+            .iter()
+            .filter(|b| keep(b))
+            .map(|b| Value::Object(binding_json(&v.name, b)))
+            .collect()
+    })
 }
 
 /// `/e/{source}/q/{queue}` or `/e/{source}/e/{exchange}`, read from a path.
@@ -257,11 +257,18 @@ async fn bind(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
-/// The binding a `properties_key` names, if it exists.
+/// The binding a `properties_key` names, if it exists. The path segment arrives decoded
+/// once: a client that escaped the listed key again (`a.%252A`) sends the key itself, one
+/// that escaped the routing key only (rabbitmqadmin: `a.%2A`) sends it unquoted (`a.*`),
+/// so the key part is quoted again and both forms match, as on RabbitMQ.
 fn find(v: &Arc<VHost>, ends: &Ends, props: &str) -> ApiResult<BindingInfo> {
+    let mut forms = vec![props.to_owned(), quote_plus(props)];
+    if let Some((key, hash)) = props.rsplit_once('~').filter(|(k, _)| !k.is_empty()) {
+        forms.push(format!("{}~{hash}", quote_plus(key)));
+    }
     v.binding_infos()
         .into_iter()
-        .find(|b| ends.matches(b) && properties_key(&b.routing_key, &b.arguments) == props)
+        .find(|b| ends.matches(b) && forms.contains(&properties_key(&b.routing_key, &b.arguments)))
         .ok_or_else(ApiError::not_found)
 }
 

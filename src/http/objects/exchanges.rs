@@ -6,8 +6,8 @@
 //! exchange, the same extra checks a channel makes).
 
 use super::{
-    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
-    query_flag, refused, segments, visible_vhost,
+    acting_vhost, arguments, check_name, flag, list_in_vhosts, object_body, permit_change,
+    permit_named_exchange, query_flag, refused, segments, visible_vhost,
 };
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::vhost::{canonical_exchange, ExchangeDeclare, ExchangeInfo};
@@ -58,7 +58,7 @@ const PREDECLARED: [&str; 7] = [
 
 /// One exchange as the API shows it in lists. The one place an exchange's JSON is
 /// built: statistics (`message_stats`) and policies (`policy`) are added here.
-pub fn exchange_json(vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
+pub fn exchange_json(api: &Api, vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(x.name));
     m.insert("vhost".into(), json!(vhost));
@@ -74,6 +74,7 @@ pub fn exchange_json(vhost: &str, x: &ExchangeInfo) -> Map<String, Value> {
     if PREDECLARED.contains(&x.name.as_str()) {
         m.insert("user_who_performed_action".into(), json!("rmq-internal"));
     }
+    crate::stats::json::fill_exchange(&api.broker.stats, vhost, &x.name, &mut m);
     m
 }
 
@@ -96,13 +97,12 @@ async fn list_vhost(
 }
 
 fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
-    let mut items = Vec::new();
-    for v in listed_vhosts(api, caller, vhost)? {
-        for x in v.exchange_infos() {
-            items.push(Value::Object(exchange_json(&v.name, &x)));
-        }
-    }
-    Ok(Json(q.respond(items)?))
+    list_in_vhosts(api, caller, vhost, q, |v| {
+        v.exchange_infos()
+            .iter()
+            .map(|x| Value::Object(exchange_json(api, &v.name, x)))
+            .collect()
+    })
 }
 
 async fn get_one(
@@ -114,7 +114,7 @@ async fn get_one(
     let (vhost, name) = segments(path)?;
     let v = visible_vhost(&api, &caller, &vhost)?;
     let x = v.exchange_info(&name).ok_or_else(ApiError::not_found)?;
-    let mut m = exchange_json(&v.name, &x);
+    let mut m = exchange_json(&api, &v.name, &x);
     m.insert("incoming".into(), json!([]));
     m.insert("outgoing".into(), json!([]));
     Ok(Json(q.cut_one(Value::Object(m))))
@@ -158,23 +158,7 @@ async fn declare(
     )?;
     let existed = v.exchange_info(canonical).is_some();
     if let (false, Some(ae)) = (existed, exchange_argument(&args, "alternate-exchange")) {
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Exchange,
-            canonical,
-            Permission::Read,
-        )?;
-        let ae = canonical_exchange(ae);
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Exchange,
-            ae,
-            Permission::Write,
-        )?;
+        permit_named_exchange(&api, &caller, &vhost, Resource::Exchange, canonical, ae)?;
     }
     v.declare_exchange(&ExchangeDeclare {
         name: canonical,

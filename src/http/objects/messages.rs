@@ -170,6 +170,12 @@ fn get_refused(e: Exception) -> ApiError {
     }
 }
 
+/// A count as RabbitMQ reads it: a JSON number, or a string of digits (rabbitmqadmin
+/// sends `"count": "1"`).
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())
+}
+
 async fn get(
     State(api): State<Api>,
     caller: Caller,
@@ -179,8 +185,7 @@ async fn get(
     let (vhost, name) = segments(path)?;
     let v = super::acting_vhost(&api, &caller, &vhost)?;
     let body = object_body(body)?;
-    let count = required(&body, "count")?
-        .as_u64()
+    let count = whole_number(required(&body, "count")?)
         .ok_or_else(|| ApiError::bad_request_term("not_int", json!("count")))?;
     let mode = match required(&body, "ackmode")?.as_str() {
         Some("ack_requeue_true") | Some("reject_requeue_true") => AckMode::Requeue,
@@ -205,7 +210,7 @@ async fn get(
     let truncate = match body.get("truncate") {
         None | Some(Value::Null) => None,
         Some(t) => Some(
-            t.as_u64()
+            whole_number(t)
                 .ok_or_else(|| ApiError::bad_request_term("not_int", json!("truncate")))?,
         ),
     };

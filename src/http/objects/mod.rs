@@ -23,6 +23,7 @@ use bindings::binding_json;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::list::ListQuery;
 use super::Api;
 use crate::access::cache::{AccessCache, Who};
 use crate::access::permissions::{Permission, Resource};
@@ -33,7 +34,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::Router;
+use axum::{Json, Router};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -83,17 +84,59 @@ pub(crate) fn listed_vhosts(
 ) -> ApiResult<Vec<Arc<VHost>>> {
     match name {
         Some(name) => Ok(vec![visible_vhost(api, caller, name)?]),
-        None => {
-            let mut names: Vec<String> = api
-                .broker
-                .list_vhosts()
-                .into_iter()
-                .map(|v| v.name)
-                .filter(|v| caller.sees_vhost(api, v))
-                .collect();
-            names.sort();
-            Ok(names.iter().filter_map(|n| api.broker.vhost(n)).collect())
-        }
+        None => Ok(caller
+            .seen_vhosts(api)
+            .iter()
+            .filter_map(|v| api.broker.vhost(&v.name))
+            .collect()),
+    }
+}
+
+/// A list endpoint over vhosts (all the caller sees, or the one named): `items` gives
+/// one vhost's objects, and the whole goes through the query's paging and sorting.
+pub(crate) fn list_in_vhosts(
+    api: &Api,
+    caller: &Caller,
+    vhost: Option<&str>,
+    q: &ListQuery,
+    items: impl Fn(&VHost) -> Vec<Value>,
+) -> ApiResult<Json<Value>> {
+    let mut all = Vec::new();
+    for v in listed_vhosts(api, caller, vhost)? {
+        all.extend(items(&v));
+    }
+    Ok(Json(q.respond(all)?))
+}
+
+/// A new object whose arguments name an exchange (a queue's dead-letter exchange, an
+/// exchange's alternate exchange): as a channel's declare, the caller must read the
+/// object and write to that exchange.
+pub(crate) fn permit_named_exchange(
+    api: &Api,
+    caller: &Caller,
+    vhost: &str,
+    resource: Resource,
+    name: &str,
+    exchange: &str,
+) -> ApiResult<()> {
+    permit_change(api, caller, vhost, resource, name, Permission::Read)?;
+    let exchange = crate::broker::vhost::canonical_exchange(exchange);
+    permit_change(
+        api,
+        caller,
+        vhost,
+        Resource::Exchange,
+        exchange,
+        Permission::Write,
+    )
+}
+
+/// The caller, in the vhost, for the access checks a channel of theirs would make.
+fn who<'a>(api: &'a Api, caller: &'a Caller, vhost: &'a str) -> Who<'a> {
+    Who {
+        permissions: &api.broker.permissions,
+        user: &caller.name,
+        vhost,
     }
 }
 
@@ -106,12 +149,7 @@ pub(crate) fn permit(
     name: &str,
     permission: Permission,
 ) -> Result<(), Exception> {
-    let who = Who {
-        permissions: &api.broker.permissions,
-        user: &caller.name,
-        vhost,
-    };
-    AccessCache::default().check(&who, resource, name, permission)
+    AccessCache::default().check(&who(api, caller, vhost), resource, name, permission)
 }
 
 /// Topic authorisation of `key` on `exchange` (a topic exchange with a topic
@@ -124,15 +162,16 @@ pub(crate) fn permit_topic(
     key: &str,
     permission: Permission,
 ) -> Result<(), Exception> {
-    let who = Who {
-        permissions: &api.broker.permissions,
-        user: &caller.name,
-        vhost: &v.name,
-    };
-    AccessCache::default().check_topic(&who, exchange, key, permission, || {
-        v.exchange_kind(exchange)
-            .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
-    })
+    AccessCache::default().check_topic(
+        &who(api, caller, &v.name),
+        exchange,
+        key,
+        permission,
+        || {
+            v.exchange_kind(exchange)
+                .is_some_and(|(k, internal)| k == ExchangeKind::Topic && !internal)
+        },
+    )
 }
 
 /// The management plugin's own check before a declare, delete, bind or purge: the
@@ -174,13 +213,7 @@ pub(crate) fn object_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<
         }
         _ => ApiError::bad_request(e.body_text()),
     })?;
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::bad_request("not_json")),
-    }
+    super::object_body(&body)
 }
 
 /// A boolean field (`default` when absent), or RabbitMQ's `["not_boolean", value]`.

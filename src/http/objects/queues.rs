@@ -6,8 +6,8 @@
 //! come from `Queue::figures`, read one queue at a time after the topology snapshot.
 
 use super::{
-    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
-    query_flag, refused, segments, visible_vhost, API_CONNECTION,
+    acting_vhost, arguments, check_name, flag, list_in_vhosts, object_body, permit_change,
+    permit_named_exchange, query_flag, refused, segments, visible_vhost, API_CONNECTION,
 };
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::QueueType;
@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<Api> {
 /// One queue as the API shows it in lists. The one place a queue's JSON is built:
 /// statistics (`message_stats`, `*_details` rates, unacknowledged counts) and
 /// policies (`policy`, `operator_policy`, `effective_policy_definition`) are set here.
-pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value> {
+pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> {
     let kind = match QueueType::of(&q.arguments) {
         QueueType::Classic => "classic",
         QueueType::Quorum => "quorum",
@@ -71,7 +71,7 @@ pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value>
     put("arguments", table_to_json(&q.arguments));
     put("type", json!(kind));
     put("state", json!("running"));
-    put("node", json!(node));
+    put("node", json!(api.node.name));
     let (messages, bytes) = (
         f.messages_ready + f.messages_unacked,
         f.bytes_ready + f.bytes_unacked,
@@ -106,29 +106,23 @@ pub fn queue_json(node: &str, q: &Queue, f: &QueueFigures) -> Map<String, Value>
     put("head_message_timestamp", Value::Null);
     put("recoverable_slaves", Value::Null);
     q.applied_policy().queue_fields(&mut m);
+    crate::stats::json::fill_queue(&api.broker.stats, q, &mut m);
     m
 }
 
 /// Milliseconds since the epoch as RabbitMQ writes `idle_since`:
 /// `2026-12-05T02:22:00.745+00:00`.
 fn iso8601(ms: u64) -> String {
-    let (secs, millis) = (ms / 1000, ms % 1000);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = crate::tls::validity::civil((ms / 1000) as i64);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        ms % 1000
     )
 }
 
@@ -173,14 +167,12 @@ async fn list_vhost(
 }
 
 fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
-    let mut items = Vec::new();
-    for v in listed_vhosts(api, caller, vhost)? {
-        for queue in v.queue_list() {
-            let f = queue.figures();
-            items.push(Value::Object(queue_json(&api.node.name, &queue, &f)));
-        }
-    }
-    Ok(Json(q.respond(items)?))
+    list_in_vhosts(api, caller, vhost, q, |v| {
+        v.queue_list()
+            .iter()
+            .map(|queue| Value::Object(queue_json(api, queue, &queue.figures())))
+            .collect()
+    })
 }
 
 /// The queue a path names, for a caller who may see its vhost.
@@ -198,7 +190,7 @@ async fn get_one(
     let (vhost, name) = segments(path)?;
     let queue = find(&api, &caller, &vhost, &name)?;
     let f = queue.figures();
-    let mut m = queue_json(&api.node.name, &queue, &f);
+    let mut m = queue_json(&api, &queue, &f);
     m.insert("consumer_details".into(), consumer_details(&queue, &f));
     m.insert("deliveries".into(), json!([]));
     m.insert("incoming".into(), json!([]));
@@ -234,23 +226,7 @@ async fn declare(
     )?;
     let existed = v.has_queue(&name);
     if let (false, Some(dlx)) = (existed, exchange_argument(&args, "x-dead-letter-exchange")) {
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Queue,
-            &name,
-            Permission::Read,
-        )?;
-        let dlx = crate::broker::vhost::canonical_exchange(dlx);
-        permit_change(
-            &api,
-            &caller,
-            &vhost,
-            Resource::Exchange,
-            dlx,
-            Permission::Write,
-        )?;
+        permit_named_exchange(&api, &caller, &vhost, Resource::Queue, &name, dlx)?;
     }
     v.declare_queue(
         &QueueDeclare {

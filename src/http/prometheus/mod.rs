@@ -9,6 +9,7 @@
 //! `objects` the queue, channel, connection and global ones.
 
 mod node;
+mod objects;
 pub mod text;
 
 use super::Api;
@@ -43,6 +44,6 @@ async fn per_object(State(api): State<Api>) -> impl IntoResponse {
 pub fn scrape(api: &Api, per_object: bool) -> String {
     let mut out = Exposition::default();
     node::write(api, &mut out);
-    let _ = per_object;
+    objects::write(api, per_object, &mut out);
     out.finish()
 }

@@ -44,7 +44,12 @@ pub fn write(api: &Api, out: &mut Exposition) {
             .value(name, u8::from(on));
     }
     let (open_fds, max_fds) = file_descriptors();
-    let gauges: [(&str, &str, f64); 6] = [
+    let max_sockets = api
+        .node
+        .config
+        .max_connections
+        .map_or(max_fds, |m| m as u64);
+    let gauges: [(&str, &str, f64); 7] = [
         (
             "rabbitmq_process_open_fds",
             "File descriptors the process has open",
@@ -54,6 +59,11 @@ pub fn write(api: &Api, out: &mut Exposition) {
             "rabbitmq_process_max_fds",
             "The most file descriptors the process may open (soft limit)",
             max_fds as f64,
+        ),
+        (
+            "rabbitmq_process_max_tcp_sockets",
+            "The most client connections served at once (--max-connections, else the fd limit)",
+            max_sockets as f64,
         ),
         (
             "rabbitmq_process_resident_memory_bytes",
