@@ -9,7 +9,6 @@ use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Hel
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
-use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
@@ -319,7 +318,7 @@ impl Channel {
         let name = self.queue_name(m.queue.as_str())?;
         self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
         let queue = ctx.vhost.queue(&name, ctx.connection)?;
-        let (item, remaining) = match queue.get(ctx.handle, self.id) {
+        let (item, remaining) = match queue.get(ctx.handle, self.id, !m.no_ack) {
             Get::Message(item, remaining) => (item, remaining),
             Get::Empty => {
                 self.stats.counters.bump(Key::GetEmpty, 1);
@@ -433,9 +432,9 @@ impl Channel {
                         c.settled();
                     }
                     if how == Settle::Drop {
-                        e.queue.dead_letter(e.item, Reason::Rejected);
+                        e.queue.rejected(e.item);
                     } else {
-                        e.queue.settled(&e.item);
+                        e.queue.acked(&e.item);
                     }
                 }
             }

@@ -612,14 +612,14 @@ fn requeue_entries(entries: Vec<(u64, Entry)>) {
         }
         if run_queue.as_ref().is_some_and(|q| q.id != e.queue.id) {
             if let Some(q) = run_queue.take() {
-                q.requeue(std::mem::take(&mut run), true);
+                q.requeue(std::mem::take(&mut run));
             }
         }
         run_queue.get_or_insert(e.queue);
         run.push(e.item);
     }
     if let Some(q) = run_queue {
-        q.requeue(run, true);
+        q.requeue(run);
     }
 }
 

@@ -39,6 +39,7 @@ impl Connection {
                 Outgoing::Deliver(d) => {
                     let channel = d.consumer.channel;
                     let (consumer, queue, queued) = (d.consumer, d.queue, d.item);
+                    let counted = !consumer.no_ack;
                     let undelivered = match self.with_channel(channel, |ch, ctx| {
                         ch.deliver(ctx, consumer.clone(), queue.clone(), queued.clone())
                     }) {
@@ -50,7 +51,7 @@ impl Connection {
                         }
                     };
                     if let Some((queue, item)) = undelivered {
-                        queue.requeue([item], false);
+                        queue.unsent(item, counted);
                     }
                 }
                 // After our connection.close nothing but close-ok may go out.
@@ -162,6 +163,6 @@ fn contained(step: &str, f: impl FnOnce()) {
 pub(super) fn give_back(item: Outgoing) {
     if let Outgoing::Deliver(d) = item {
         d.consumer.give_back();
-        d.queue.requeue([d.item], false);
+        d.queue.unsent(d.item, !d.consumer.no_ack);
     }
 }

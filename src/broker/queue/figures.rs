@@ -1,6 +1,6 @@
-//! What the management API shows of a queue beyond its declaration: ready messages and
-//! their bytes, consumers with their settings, whether it is deleted, when it was last
-//! used. Copied under the queue lock (a few counters and one entry per consumer), so
+//! What the management API shows of a queue beyond its declaration: ready and unacked
+//! messages and their bytes, consumers with their settings, whether it is deleted, when
+//! it was last used. Copied under the queue lock (a few counters and one entry per consumer), so
 //! the caller builds its JSON without any lock.
 //!
 //! Called by `http::objects`, one queue at a time, never under the topology lock.
@@ -28,6 +28,9 @@ pub struct QueueFigures {
     pub messages_ready: u64,
     /// Body bytes of the ready messages, paged ones included.
     pub bytes_ready: u64,
+    /// Messages out with clients waiting for an acknowledgement, and their body bytes.
+    pub messages_unacked: u64,
+    pub bytes_unacked: u64,
     pub consumers: Vec<ConsumerFigures>,
     /// With x-single-active-consumer, the active one's tag.
     pub single_active_tag: Option<String>,
@@ -57,7 +60,10 @@ impl Queue {
             .single_active
             .then(|| consumers.first().map(|c| c.tag.clone()))
             .flatten();
+        let (messages_unacked, bytes_unacked) = st.handed.unacked(&self.returned);
         QueueFigures {
+            messages_unacked,
+            bytes_unacked,
             messages_ready: st.ready.len() as u64,
             bytes_ready: st.ready.bytes,
             consumers,

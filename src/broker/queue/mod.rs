@@ -9,6 +9,7 @@
 //! locks at once.
 
 mod figures;
+mod outstanding;
 pub mod pagedir;
 pub mod paging;
 mod readback;
@@ -110,6 +111,9 @@ pub struct Queue {
     /// publish, deliver, get, ack, redeliver of this queue (the management API's
     /// message_stats), bumped beside the work on the queue.
     pub stats: crate::stats::Counters,
+    /// Messages acked or rejected for good by clients, counted without the queue lock
+    /// (`outstanding`).
+    returned: outstanding::Returned,
     state: Mutex<QueueState>,
 }
 
@@ -123,6 +127,8 @@ struct QueueState {
     getters: Option<Box<Vec<(ConnectionHandle, u16)>>>,
     /// Consumers counted in the memory accounting (`consumers_changed`).
     consumers_charged: u32,
+    /// Messages handed out for acknowledgement, less those put back (`outstanding`).
+    handed: outstanding::Handed,
     next_seq: u64,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -293,10 +299,12 @@ impl Queue {
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             stats: Default::default(),
+            returned: Default::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels, memory.clone(), lazy, me.clone()),
                 getters: None,
                 consumers_charged: 0,
+                handed: Default::default(),
                 next_seq: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -521,6 +529,18 @@ impl Queue {
         }
     }
 
+    /// A message a client had to acknowledge is acked (or the API's get settles it).
+    pub fn acked(&self, item: &Queued) {
+        self.returned.settled(item);
+        self.settled(item);
+    }
+
+    /// A message a client had to acknowledge is rejected or nacked without requeue.
+    pub fn rejected(&self, item: Queued) {
+        self.returned.settled(&item);
+        self.dead_letter(item, Reason::Rejected);
+    }
+
     /// A message leaves for good without being consumed (rejected without requeue,
     /// expired, dropped by a length limit): settled, and dead-lettered if configured.
     pub fn dead_letter(&self, item: Queued, reason: Reason) {
@@ -559,18 +579,42 @@ impl Queue {
         item
     }
 
+    /// Puts back messages a client had to acknowledge (nack or reject with requeue,
+    /// basic.recover, its channel or connection gone): they come back redelivered.
+    pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = Queued>) {
+        self.put_back(items, true, true);
+    }
+
+    /// Puts back a delivery that never reached its client (its consumer or connection
+    /// went first); `counted`: it was for a manual-ack consumer.
+    pub fn unsent(self: &Arc<Self>, item: Queued, counted: bool) {
+        self.put_back([item], false, counted);
+    }
+
     /// Puts messages back where their sequence numbers place them; `redelivered` marks
-    /// those a client has seen. Then feeds consumers.
-    pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = Queued>, redelivered: bool) {
+    /// those a client has seen; `counted`: they were handed out for acknowledgement.
+    /// Then feeds consumers.
+    fn put_back(
+        self: &Arc<Self>,
+        items: impl IntoIterator<Item = Queued>,
+        redelivered: bool,
+        counted: bool,
+    ) {
         let mut st = self.lock();
         if st.deleted {
             // Nowhere to go back to: the messages are gone with their queue.
             for item in items {
+                if counted {
+                    st.handed.back(&item);
+                }
                 self.memory.sub(item.cost());
             }
             return;
         }
         for mut item in items {
+            if counted {
+                st.handed.back(&item);
+            }
             item.redelivered |= redelivered;
             if redelivered && self.quorum {
                 item.deliveries = item.deliveries.saturating_add(1);
@@ -682,6 +726,11 @@ impl Queue {
                 return;
             };
             let item = self.outgoing(item);
+            // Counted before the send moves it, and taken back if the send fails.
+            let counted = !st.consumers[idx].info.no_ack;
+            if counted {
+                st.handed.out(&item);
+            }
             let consumer = &st.consumers[idx];
             let delivery = Delivery {
                 consumer: consumer.info.clone(),
@@ -693,6 +742,9 @@ impl Queue {
                 // back and forget the consumer; its connection cleanup finds nothing left.
                 consumer.info.give_back();
                 if let Outgoing::Deliver(d) = failed.0 {
+                    if counted {
+                        st.handed.back(&d.item);
+                    }
                     st.ready.push_front(d.item);
                 }
                 st.consumers.remove(idx);

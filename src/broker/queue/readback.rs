@@ -46,13 +46,19 @@ impl QueueState {
 impl Queue {
     /// basic.get: the head message and how many remain after it; or, when the head waits
     /// for a read-back from a page file, `Wait`: `getter` is told (`Outgoing::GetReady`)
-    /// once it is done, to ask again.
-    pub fn get(&self, getter: &ConnectionHandle, channel: u16) -> Get {
+    /// once it is done, to ask again. `ack`: the message waits for an acknowledgement
+    /// (counted as unacked until then).
+    pub fn get(&self, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
         self.touch();
         let mut st = self.lock();
         self.drop_expired(&mut st, now_ms());
         match st.ready.pop_front() {
-            Some(item) => Get::Message(self.outgoing(item), st.ready.len() as u32),
+            Some(item) => {
+                if ack {
+                    st.handed.out(&item);
+                }
+                Get::Message(self.outgoing(item), st.ready.len() as u32)
+            }
             None if st.ready.is_empty() => Get::Empty,
             None => {
                 st.getters

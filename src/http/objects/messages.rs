@@ -14,7 +14,6 @@ use super::properties;
 use super::{object_body, permit, permit_topic, required, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::consumer::ConnectionHandle;
-use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{Get, Queue, Queued};
@@ -157,7 +156,7 @@ struct Taken {
 impl Drop for Taken {
     fn drop(&mut self) {
         if !self.items.is_empty() {
-            self.queue.requeue(std::mem::take(&mut self.items), true);
+            self.queue.requeue(std::mem::take(&mut self.items));
         }
     }
 }
@@ -243,7 +242,7 @@ async fn get(
     };
     let mut answer = Vec::new();
     while (answer.len() as u64) < count {
-        let (item, remaining) = match queue.get(&handle, 0) {
+        let (item, remaining) = match queue.get(&handle, 0, true) {
             Get::Message(item, remaining) => (item, remaining),
             Get::Empty => break,
             // The head is on its way back from a page file; the queue says when.
@@ -262,11 +261,9 @@ async fn get(
     }
     let items = std::mem::take(&mut taken.items);
     match mode {
-        AckMode::Requeue => queue.requeue(items, true),
-        AckMode::Ack => items.iter().for_each(|item| queue.settled(item)),
-        AckMode::Reject => items
-            .into_iter()
-            .for_each(|item| queue.dead_letter(item, Reason::Rejected)),
+        AckMode::Requeue => queue.requeue(items),
+        AckMode::Ack => items.iter().for_each(|item| queue.acked(item)),
+        AckMode::Reject => items.into_iter().for_each(|item| queue.rejected(item)),
     }
     Ok(Json(Value::Array(answer)))
 }

@@ -72,21 +72,25 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
     put("type", json!(kind));
     put("state", json!("running"));
     put("node", json!(api.node.name));
-    put("messages", json!(f.messages_ready));
+    let (messages, bytes) = (
+        f.messages_ready + f.messages_unacked,
+        f.bytes_ready + f.bytes_unacked,
+    );
+    put("messages", json!(messages));
     put("messages_details", rate());
     put("messages_ready", json!(f.messages_ready));
     put("messages_ready_details", rate());
-    put("messages_unacknowledged", json!(0));
+    put("messages_unacknowledged", json!(f.messages_unacked));
     put("messages_unacknowledged_details", rate());
-    put("messages_ram", json!(f.messages_ready));
+    put("messages_ram", json!(messages));
     put("messages_ready_ram", json!(f.messages_ready));
-    put("messages_unacknowledged_ram", json!(0));
+    put("messages_unacknowledged_ram", json!(f.messages_unacked));
     put("messages_persistent", json!(0));
     put("messages_paged_out", json!(0));
-    put("message_bytes", json!(f.bytes_ready));
+    put("message_bytes", json!(bytes));
     put("message_bytes_ready", json!(f.bytes_ready));
-    put("message_bytes_unacknowledged", json!(0));
-    put("message_bytes_ram", json!(f.bytes_ready));
+    put("message_bytes_unacknowledged", json!(f.bytes_unacked));
+    put("message_bytes_ram", json!(bytes));
     put("message_bytes_persistent", json!(0));
     put("message_bytes_paged_out", json!(0));
     put("consumers", json!(consumers));

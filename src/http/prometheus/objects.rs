@@ -297,22 +297,32 @@ fn family<R>(
 fn write_queues(rows: &[QueueRow], per_object: bool, out: &mut Exposition) {
     let labels = |q: &QueueRow| vec![("vhost", q.vhost.clone()), ("queue", q.name.clone())];
     type Value = fn(&QueueRow) -> f64;
-    let gauges: [(&str, &str, Value); 7] = [
+    let gauges: [(&str, &str, Value); 9] = [
         (
             "rabbitmq_queue_messages_ready",
             "Messages ready for consumers",
             |q| q.figures.messages_ready as f64,
         ),
         ("rabbitmq_queue_messages", "Messages in queues", |q| {
-            q.figures.messages_ready as f64
+            (q.figures.messages_ready + q.figures.messages_unacked) as f64
         }),
+        (
+            "rabbitmq_queue_messages_unacked",
+            "Messages delivered to consumers but not yet acknowledged",
+            |q| q.figures.messages_unacked as f64,
+        ),
         ("rabbitmq_queue_consumers", "Consumers on queues", |q| {
             q.figures.consumers.len() as f64
         }),
         (
             "rabbitmq_queue_messages_bytes",
             "Body bytes of the messages in queues",
-            |q| q.figures.bytes_ready as f64,
+            |q| (q.figures.bytes_ready + q.figures.bytes_unacked) as f64,
+        ),
+        (
+            "rabbitmq_queue_messages_unacked_bytes",
+            "Body bytes of messages delivered to consumers but not yet acknowledged",
+            |q| q.figures.bytes_unacked as f64,
         ),
         (
             "rabbitmq_queue_messages_ready_bytes",
