@@ -13,19 +13,6 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{json, Value};
 
-fn enc(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// A broker with the API on, a user `mgmt` (management tag) and `mon` (monitoring),
 /// both with permissions on "/".
 async fn broker() -> TestBroker {
@@ -133,11 +120,19 @@ async fn connections_channels_and_consumers_have_rabbitmqs_shapes() {
         "as the reference: no rate for counts"
     );
     let http = broker.http();
-    let one = http.get(&format!("/api/connections/{}", enc(&name))).await;
+    let one = http
+        .get(&format!(
+            "/api/connections/{}",
+            common::http::segment(&name)
+        ))
+        .await;
     assert_eq!(one.status, StatusCode::OK);
     assert_eq!(one.json()["name"], json!(name));
     let channels = http
-        .get(&format!("/api/connections/{}/channels", enc(&name)))
+        .get(&format!(
+            "/api/connections/{}/channels",
+            common::http::segment(&name)
+        ))
         .await
         .json();
     let chan = &channels[0];
@@ -162,7 +157,10 @@ async fn connections_channels_and_consumers_have_rabbitmqs_shapes() {
     assert_eq!(chan["message_stats"]["publish"], 0);
     assert!(chan["message_stats"]["deliver_get_details"]["rate"].is_f64());
     let single = http
-        .get(&format!("/api/channels/{}", enc(&chan_name)))
+        .get(&format!(
+            "/api/channels/{}",
+            common::http::segment(&chan_name)
+        ))
         .await;
     assert_eq!(single.status, StatusCode::OK);
     assert_eq!(single.json()["name"], json!(chan_name));
@@ -281,7 +279,7 @@ async fn management_users_see_only_their_own_connections() {
     );
     let refused =
         json!({"error": "not_authorised", "reason": "User not authorised to access object"});
-    let guest_path = format!("/api/connections/{}", enc(&guest_name));
+    let guest_path = format!("/api/connections/{}", common::http::segment(&guest_name));
     for reply in [
         mgmt.get(&guest_path).await,
         mgmt.get(&format!("{guest_path}/channels")).await,
@@ -297,9 +295,12 @@ async fn management_users_see_only_their_own_connections() {
         );
     }
     assert_eq!(
-        mgmt.get(&format!("/api/connections/{}", enc(&own_name)))
-            .await
-            .status,
+        mgmt.get(&format!(
+            "/api/connections/{}",
+            common::http::segment(&own_name)
+        ))
+        .await
+        .status,
         StatusCode::OK
     );
     assert_eq!(mon.get(&guest_path).await.status, StatusCode::OK);
@@ -324,9 +325,12 @@ async fn management_users_see_only_their_own_connections() {
     );
     // A management user may close their own connection.
     assert_eq!(
-        mgmt.delete(&format!("/api/connections/{}", enc(&own_name)))
-            .await
-            .status,
+        mgmt.delete(&format!(
+            "/api/connections/{}",
+            common::http::segment(&own_name)
+        ))
+        .await
+        .status,
         StatusCode::NO_CONTENT
     );
     broker.stop().await;
@@ -345,7 +349,7 @@ async fn delete_closes_a_lapin_connection_with_320_and_the_reason() {
         .http()
         .request(
             Method::DELETE,
-            &format!("/api/connections/{}", enc(&name)),
+            &format!("/api/connections/{}", common::http::segment(&name)),
             &[("x-reason", "bye now")],
             None,
         )
@@ -392,7 +396,7 @@ async fn delete_without_a_reason_and_with_odd_reasons() {
             .as_str()
             .unwrap()
             .to_owned();
-        let path = format!("/api/connections/{}", enc(&name));
+        let path = format!("/api/connections/{}", common::http::segment(&name));
         let reply = match &reason {
             None => http.delete(&path).await.status,
             Some(bytes) => raw_delete(&broker, &path, bytes).await,

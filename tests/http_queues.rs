@@ -613,6 +613,24 @@ async fn consumers_and_exclusive_queues_are_shown_and_locked_to_the_api() {
         q["consumer_details"][0]["queue"],
         json!({"name": "mine", "vhost": "/"})
     );
+    // The consumer's channel as /api/channels names it, with its connection.
+    let details = &q["consumer_details"][0]["channel_details"];
+    let connection = details["connection_name"]
+        .as_str()
+        .expect("connection name");
+    assert!(connection.starts_with("127.0.0.1:"), "{details}");
+    assert_eq!(
+        details["name"],
+        format!("{connection} ({})", details["number"])
+    );
+    assert_eq!(details["user"], "guest");
+    let channel = http
+        .get(&format!(
+            "/api/channels/{}",
+            common::http::segment(details["name"].as_str().unwrap_or_default())
+        ))
+        .await;
+    assert_eq!(channel.status, StatusCode::OK, "{}", channel.text());
     assert!(
         q.get("idle_since").is_none(),
         "a queue with a consumer is not idle"

@@ -121,30 +121,17 @@ pub fn consumer(node: &str, c: &ConnStats, ch: &ChannelStats, v: &ConsumerView) 
 /// Milliseconds since the epoch as RabbitMQ writes `idle_since`:
 /// "2026-12-05T02:21:46.881+00:00".
 pub fn iso8601(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, mo, d) = civil_from_days(days as i64);
+    let c = crate::tls::validity::civil((ms / 1000) as i64);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
         ms % 1000
     )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) of the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -155,6 +142,6 @@ mod tests {
     fn idle_since_is_written_like_rabbitmq() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000+00:00");
         assert_eq!(iso8601(1_796_437_306_881), "2026-12-05T02:21:46.881+00:00");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000+00:00");
+        assert_eq!(iso8601(951_782_400_001), "2000-02-29T00:00:00.001+00:00");
     }
 }

@@ -182,3 +182,17 @@ pub fn basic(user: &str, password: &str) -> String {
     }
     format!("Basic {out}")
 }
+
+/// A path segment percent-encoded (connection and channel names hold spaces, `>`, `()`).
+pub fn segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
