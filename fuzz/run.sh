@@ -30,7 +30,9 @@ case "$target" in
   connection) max_len=65536 ;;
   # What one frame can carry at the default frame_max: enough to nest tables deeply.
   frames | properties | table) max_len=131072 ;;
-  *) echo "unknown target $target (connection, frames, properties, table)" >&2; exit 2 ;;
+  # A header line and a form body: a few KiB covers several parts.
+  http) max_len=16384 ;;
+  *) echo "unknown target $target (connection, frames, properties, table, http)" >&2; exit 2 ;;
 esac
 mkdir -p "work/$target" "corpus/$target" "artifacts/$target"
 # The broker's runtime workers have 2 MiB stacks; the fuzzer's main thread gets the same,

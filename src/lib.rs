@@ -117,6 +117,21 @@ pub mod fuzzing {
         }
     }
 
+    /// What the management listener parses itself (hyper parses HTTP, serde the JSON):
+    /// the first line of `data` as an `Authorization` value and as a content type, the
+    /// rest as a form upload's body (the content type's boundary, or `XyZ`).
+    pub fn parse_http(data: &[u8]) {
+        let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+        let (head, body) = (
+            String::from_utf8_lossy(&data[..split]),
+            data.get(split + 1..).unwrap_or(&[]),
+        );
+        let _ = crate::http::auth::basic(&head);
+        let boundary =
+            crate::http::admin::definitions::boundary(&head).unwrap_or_else(|| "XyZ".into());
+        let _ = crate::http::admin::definitions::form_parts(body, &boundary);
+    }
+
     /// A field table (4-byte length first) as arguments and headers are read: the depth
     /// walk, then amq-protocol's parser when the walk passes.
     pub fn parse_table(data: &[u8]) {

@@ -130,7 +130,11 @@ impl FromRequestParts<Api> for Caller {
 
 /// The user and password of an `Authorization: Basic ...` header.
 fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    basic(parts.headers.get(AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// An `Authorization` value's user and password, when it is `Basic` with both.
+pub(crate) fn basic(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

@@ -193,7 +193,7 @@ fn scope_to_vhost(map: &mut Map<String, Value>, vhost: &str) {
 }
 
 /// The boundary of a `multipart/form-data` content type.
-fn boundary(content_type: &str) -> Option<String> {
+pub(crate) fn boundary(content_type: &str) -> Option<String> {
     let mut parts = content_type.split(';');
     if !parts
         .next()?
@@ -211,7 +211,7 @@ fn boundary(content_type: &str) -> Option<String> {
 }
 
 /// The fields of a multipart form body, by name; `None` when it is not one.
-fn form_parts(body: &[u8], boundary: &str) -> Option<Vec<(String, Vec<u8>)>> {
+pub(crate) fn form_parts(body: &[u8], boundary: &str) -> Option<Vec<(String, Vec<u8>)>> {
     let delimiter = format!("--{boundary}");
     let d = delimiter.as_bytes();
     let mut at = find(body, d, 0)? + d.len();

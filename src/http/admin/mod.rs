@@ -10,7 +10,7 @@
 //! JSON and texts. The helpers here are the body checks those endpoints share. Nothing
 //! here holds a broker lock across an `.await`.
 
-mod definitions;
+pub(crate) mod definitions;
 mod health;
 mod limits;
 mod parameters;
