@@ -21,9 +21,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 /// A queue: its struct, state and ready levels, its name twice (topology map and the
-/// queue), the vhost's name, map entries. Measured: ~750-800 B of resident memory per
-/// queue with 100,000 queues held (benches/faults/scale.sh).
-pub const QUEUE_BYTES: u64 = 800;
+/// queue), the vhost's name, map entries, its statistics counters and unacked count.
+/// Measured: ~990 B of resident memory per queue with 100,000 queues held
+/// (benches/faults/scale.sh, 2026-12-05, with the management statistics).
+pub const QUEUE_BYTES: u64 = 990;
 /// An exchange with its route table, before any binding.
 pub const EXCHANGE_BYTES: u64 = 400;
 /// A binding: its entry in the exchange's list and in the route table.

@@ -223,12 +223,13 @@ pub fn sample(broker: &Broker) -> HashMap<String, Vec<u64>> {
     for vhost in broker.vhost_list() {
         let mut vt = [0u64; 3];
         for q in vhost.queue_list() {
-            let ready = q.counts().0 as u64;
-            values.insert(
-                key::queue(&vhost.name, &q.name),
-                with_deliver_get(&q.stats.snapshot()),
-            );
-            vt[1] += ready;
+            vt[1] += u64::from(q.counts().0);
+            // A queue nothing went through has no rates to keep: 100,000 idle queues
+            // would otherwise hold ~100 MB of samples nobody reads.
+            let counts = q.stats.snapshot();
+            if counts.0.iter().any(|&n| n != 0) {
+                values.insert(key::queue(&vhost.name, &q.name), with_deliver_get(&counts));
+            }
         }
         vt[2] = unacked.get(&vhost.name).copied().unwrap_or(0);
         vt[0] = vt[1] + vt[2];
@@ -262,5 +263,38 @@ pub async fn run(broker: Arc<Broker>, interval: Duration, mut shutdown: watch::R
                 broker.stats.rates.record(Instant::now(), values);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{key, sample};
+    use crate::broker::vhost::QueueDeclare;
+    use crate::broker::Broker;
+    use crate::stats::Key;
+    use amq_protocol::types::FieldTable;
+
+    #[test]
+    fn only_queues_something_went_through_are_sampled() {
+        let broker = Broker::new();
+        let vhost = broker.vhost("/").expect("default vhost");
+        let arguments = FieldTable::default();
+        for name in ["idle", "busy"] {
+            let d = QueueDeclare {
+                name,
+                passive: false,
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                arguments: &arguments,
+                server_named: false,
+            };
+            vhost.declare_queue(&d, 1).expect("declare");
+        }
+        let busy = vhost.queue("busy", 1).expect("queue");
+        busy.stats.add(Key::Publish, 3);
+        let values = sample(&broker);
+        assert!(!values.contains_key(&key::queue("/", "idle")));
+        assert_eq!(values[&key::queue("/", "busy")][0], 3);
     }
 }
