@@ -12,6 +12,7 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::list::ListQuery;
+use super::objects::visible_vhost;
 use super::{views, Api};
 use crate::error::{Exception, ReplyCode};
 use crate::stats::registry::ConnStats;
@@ -65,14 +66,6 @@ fn find(api: &Api, caller: &Caller, name: &str) -> ApiResult<Arc<ConnStats>> {
     Ok(c)
 }
 
-/// 404 unless `vhost` exists, 401 unless the caller sees it.
-fn check_vhost(api: &Api, caller: &Caller, vhost: &str) -> ApiResult<()> {
-    if api.broker.vhost(vhost).is_none() {
-        return Err(ApiError::not_found());
-    }
-    caller.require_vhost(api, vhost)
-}
-
 fn connections_json(api: &Api, caller: &Caller, keep: impl Fn(&ConnStats) -> bool) -> Vec<Value> {
     let stats = &api.broker.stats;
     stats
@@ -112,7 +105,7 @@ async fn vhost_connections(
     Path(vhost): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    check_vhost(&api, &caller, &vhost)?;
+    visible_vhost(&api, &caller, &vhost)?;
     Ok(Json(q.respond(connections_json(&api, &caller, |c| {
         c.info.vhost == vhost
     }))?))
@@ -237,7 +230,7 @@ async fn vhost_channels(
     Path(vhost): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    check_vhost(&api, &caller, &vhost)?;
+    visible_vhost(&api, &caller, &vhost)?;
     Ok(Json(q.respond(channels_json(&api, &caller, |c| {
         c.info.vhost == vhost
     }))?))
@@ -292,7 +285,7 @@ async fn vhost_consumers(
     Path(vhost): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    check_vhost(&api, &caller, &vhost)?;
+    visible_vhost(&api, &caller, &vhost)?;
     Ok(Json(q.respond(consumers_json(
         &api,
         &caller,
