@@ -202,7 +202,10 @@ pub fn write(api: &Api, per_object: bool, out: &mut Exposition) {
     let (connections, channels) = connection_rows(stats);
     write_churn(stats, out);
     write_queues(&queues, per_object, out);
-    write_channels(stats, &channels, per_object, out);
+    // Totals since start, closed channels included: the summed channel counters and
+    // the global ones read the same figures.
+    let overall = stats.overall_counts();
+    write_channels(&overall, &channels, per_object, out);
     write_connections(&connections, per_object, out);
     let consumers: u64 = queues
         .iter()
@@ -227,7 +230,7 @@ pub fn write(api: &Api, per_object: bool, out: &mut Exposition) {
         out.family(name, Kind::Gauge, help)
             .value(name, value as f64);
     }
-    write_global(stats, &channels, consumers, out);
+    write_global(stats, &overall, &channels, consumers, out);
 }
 
 fn queue_rows(api: &Api) -> Vec<QueueRow> {
@@ -365,7 +368,7 @@ fn write_queues(rows: &[QueueRow], per_object: bool, out: &mut Exposition) {
     );
 }
 
-fn write_channels(stats: &Stats, rows: &[ChannelRow], per_object: bool, out: &mut Exposition) {
+fn write_channels(overall: &Counts, rows: &[ChannelRow], per_object: bool, out: &mut Exposition) {
     let labels = |c: &ChannelRow| vec![("channel", c.name.clone())];
     for (i, (name, help, _)) in CHANNEL_GAUGES.iter().enumerate() {
         family(
@@ -378,7 +381,6 @@ fn write_channels(stats: &Stats, rows: &[ChannelRow], per_object: bool, out: &mu
         );
     }
     // Aggregated counters are the totals since start, closed channels included.
-    let overall = stats.overall_counts();
     for (name, help, key) in CHANNEL_COUNTERS {
         if per_object {
             family(out, (name, Kind::Counter, help), rows, true, labels, |c| {
@@ -421,8 +423,13 @@ fn write_connections(rows: &[ConnectionRow], per_object: bool, out: &mut Exposit
 
 /// The `rabbitmq_global_*` counters of 3.10, for AMQP 0-9-1 (every queue counted as
 /// classic: warren does not split them by queue type).
-fn write_global(stats: &Stats, channels: &[ChannelRow], consumers: u64, out: &mut Exposition) {
-    let c = stats.overall_counts();
+fn write_global(
+    stats: &Stats,
+    c: &Counts,
+    channels: &[ChannelRow],
+    consumers: u64,
+    out: &mut Exposition,
+) {
     let routed: u64 = stats.exchange_counts().values().map(|[_, out]| out).sum();
     let protocol = [("protocol", "amqp091")];
     let by_type = [
