@@ -32,10 +32,18 @@ impl ApiError {
 
     /// 400 whose reason is RabbitMQ's `[kind, value]` term, sent as a JSON array.
     pub fn bad_request_term(kind: &str, value: Value) -> Self {
-        let term = Value::Array(vec![Value::String(kind.to_owned()), value]);
+        Self::bad_request_reason(Value::Array(vec![Value::String(kind.to_owned()), value]))
+    }
+
+    /// 400 whose reason is any JSON value (a term, or an import's sentence), sent as is.
+    pub fn bad_request_reason(reason: Value) -> Self {
+        let text = match &reason {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
         ApiError {
-            term: Some(term.clone()),
-            ..Self::bad_request(term.to_string())
+            term: Some(reason),
+            ..Self::bad_request(text)
         }
     }
 

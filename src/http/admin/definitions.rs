@@ -166,7 +166,7 @@ async fn import(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     if let Err(e) = result {
-        return Ok(super::bad_request_term(e.0));
+        return Err(ApiError::bad_request_reason(e.0));
     }
     Ok(match redirect.filter(|r| !r.is_empty()) {
         Some(to) => match HeaderValue::from_str(&to) {

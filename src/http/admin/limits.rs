@@ -11,7 +11,7 @@ use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::list::ListQuery;
 use super::super::Api;
-use super::{bad_request_term, object_body, require_keys, vhost_not_found};
+use super::{object_body, require_keys, vhost_not_found};
 use crate::access::limits::{MAX_CHANNELS, MAX_CONNECTIONS};
 use crate::broker::vhost::VhostLimits;
 use axum::body::Bytes;
@@ -171,7 +171,7 @@ async fn user_put(
     caller.require_administrator()?;
     let value = limit_value(&body)?;
     if !api.broker.user_exists(&user) {
-        return Ok(bad_request_term(json!(["no_such_user", user])));
+        return Err(ApiError::bad_request_term("no_such_user", json!(user)));
     }
     if name != MAX_CONNECTIONS && name != MAX_CHANNELS {
         return Err(ApiError::bad_request(format!(

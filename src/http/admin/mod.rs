@@ -22,9 +22,8 @@ use super::error::ApiError;
 use super::object_body;
 use super::Api;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Every administration endpoint.
 pub fn routes() -> Router<Api> {
@@ -98,16 +97,6 @@ fn tags_field(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
             "tags must be a string or a list, actually was {other}"
         ))),
     }
-}
-
-/// A 400 whose reason is an Erlang term RabbitMQ renders as JSON (e.g.
-/// `["no_such_user","bob"]`): the same body, for clients that read it.
-fn bad_request_term(reason: Value) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(json!({"error": "bad_request", "reason": reason})),
-    )
-        .into_response()
 }
 
 /// RabbitMQ's 404 for a vhost named in a path of a limits or import endpoint.

@@ -11,7 +11,7 @@ use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::list::ListQuery;
 use super::super::Api;
-use super::{bad_request_term, object_body, put_status, tags_field};
+use super::{object_body, put_status, tags_field};
 use crate::access::password::{self, Algorithm};
 use crate::store::definitions::UserDef;
 use axum::body::Bytes;
@@ -137,7 +137,7 @@ async fn put(
                 Value::String(h) if base64::engine::general_purpose::STANDARD.decode(h).is_ok() => {
                     (h.clone(), algorithm)
                 }
-                other => return Ok(bad_request_term(json!(["not_base64", other]))),
+                other => return Err(ApiError::bad_request_term("not_base64", other.clone())),
             }
         }
         (None, None) => (String::new(), password::SHA256),
@@ -193,7 +193,7 @@ async fn bulk_delete(State(api): State<Api>, caller: Caller, body: Bytes) -> Api
     }
     for name in todo {
         if api.broker.users().delete(name).is_err() {
-            return Ok(bad_request_term(json!(["no_such_user", name])));
+            return Err(ApiError::bad_request_term("no_such_user", json!(name)));
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
