@@ -52,6 +52,12 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "Object Not Found", "Not Found")
     }
 
+    /// 404 for a vhost named in the path of an endpoint that changes something in it
+    /// (declare, publish, limits, policies, import): RabbitMQ's `vhost_not_found`.
+    pub fn vhost_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "vhost_not_found")
+    }
+
     /// 400 with RabbitMQ's "bad_request" kind.
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", reason)

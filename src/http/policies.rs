@@ -149,7 +149,7 @@ fn put_one(
     let v = api
         .broker
         .vhost(vhost)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "vhost_not_found"))?;
+        .ok_or_else(ApiError::vhost_not_found)?;
     may_manage(api, caller, vhost, kind)?;
     let body = json_body(body)?;
     let policy = validate::parse(kind, name, &body)

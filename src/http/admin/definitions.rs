@@ -12,7 +12,6 @@
 use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::Api;
-use super::vhost_not_found;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -124,7 +123,7 @@ async fn import_vhost(
 ) -> ApiResult<Response> {
     caller.require_administrator()?;
     if api.broker.vhost(&vhost).is_none() {
-        return Err(vhost_not_found());
+        return Err(ApiError::vhost_not_found());
     }
     import(api, &headers, &body, Some(vhost)).await
 }

@@ -11,7 +11,7 @@ use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::list::ListQuery;
 use super::super::Api;
-use super::{object_body, require_keys, vhost_not_found};
+use super::{object_body, require_keys};
 use crate::access::limits::{MAX_CHANNELS, MAX_CONNECTIONS};
 use crate::broker::vhost::VhostLimits;
 use axum::body::Bytes;
@@ -88,7 +88,7 @@ async fn vhost_put(
     let current = api
         .broker
         .vhost_limits(&vhost)
-        .map_err(|_| vhost_not_found())?;
+        .map_err(|_| ApiError::vhost_not_found())?;
     let mut merged = match current.unwrap_or_default().to_json() {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -98,8 +98,3 @@ fn tags_field(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
         ))),
     }
 }
-
-/// RabbitMQ's 404 for a vhost named in a path of a limits or import endpoint.
-fn vhost_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "vhost_not_found")
-}

@@ -71,7 +71,7 @@ pub(crate) fn acting_vhost(api: &Api, caller: &Caller, name: &str) -> ApiResult<
     let vhost = api
         .broker
         .vhost(name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "vhost_not_found"))?;
+        .ok_or_else(ApiError::vhost_not_found)?;
     caller.require_act_in(api, name)?;
     Ok(vhost)
 }
