@@ -1,0 +1,351 @@
+"""Fixtures for warren's browser tests (pytest + Selenium 4 + Debian's headless Chromium).
+
+Run them with interop/ui/run.sh (after interop/ui/setup.sh). One warren and one browser
+serve the whole session; each test names what it creates with its own prefix
+(e.g. "ui-login-") so tests do not see each other's objects by accident.
+
+Fixtures
+  warren (session)   a warren started for the session from target/release/warren
+                     (WARREN_BIN overrides; WARREN_UI_DIR passes through, so a debug
+                     build can serve the assets from disk) with --port 0, a free
+                     --management-port, --prometheus-port 0, --bind 127.0.0.1, a fresh
+                     --data-dir and --stats-interval 1000; stopped (by PID) at the end.
+                     .amqp_url, .http_url, .amqp_port, .http_port
+                     .api(method, path, body=None, user=("guest", "guest"), query=None)
+                         -> (status, JSON or text or None); path as the API spells it
+                         ("/api/queues/%2F/q"; quote(name) from this file encodes a name)
+                     .pika(user=("guest", "guest"), vhost="/") -> pika.BlockingConnection
+                     .wait_api(path, predicate, timeout=15) -> the JSON once predicate(json)
+  browser (session)  a Chromium driven by Selenium, 1280x800, logged in as guest.
+  page(hash)         goes to "#/..." ("queues", "#/queues/%2F/q", ...) and waits until
+                     the page has rendered (the shell's ready mark, see READY below);
+                     returns the driver.
+  wait_for(css, text=None, timeout=10, visible=True)
+                     the first element matching css (whose text contains `text`), once
+                     there; fails the test with what was there instead.
+  wait_gone(css, text=None, timeout=10)
+  shot(name)         saves a PNG of the window to $UI_SCREENSHOTS/name.png (default
+                     target/ui-screenshots/), returns the path.
+  new_browser()      (factory) another Chromium, NOT logged in, closed after the test:
+                     for tests of the login itself, dark mode, or a second user.
+  ui_login(driver, user, password)  fills and submits the login form (no waiting).
+
+Ready mark: the shell sets `document.body.dataset.ready = "1"` once a page's first live
+refresh has drawn it, and clears it when the route changes (READY_JS below). Page load
+times (test_pages_perf.py) are measured from navigation start to that mark, recorded by a
+MutationObserver installed before any page script runs (READY_RECORDER).
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SCREENSHOTS = os.environ.get("UI_SCREENSHOTS") or os.path.join(ROOT, "target", "ui-screenshots")
+WIDTH, HEIGHT = 1280, 800
+NARROW = 420
+
+READY_JS = "return !!(document.body && document.body.dataset.ready === '1')"
+# Installed into every document before its scripts: records performance.now() the first
+# time the ready mark appears (window.__warrenReadyAt) and the number of times it was set.
+READY_RECORDER = """
+(() => {
+  const seen = () => {
+    const b = document.body;
+    if (b && b.dataset.ready === '1' && window.__warrenReadyAt === undefined) {
+      window.__warrenReadyAt = performance.now();
+    }
+  };
+  new MutationObserver(seen).observe(document, {subtree: true, childList: true,
+    attributes: true, attributeFilter: ['data-ready']});
+})();
+"""
+
+
+def quote(name):
+    """A name as one path segment of the API or a UI hash ("/" is "%2F")."""
+    return urllib.parse.quote(name, safe="")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Warren:
+    """One warren process; see the module docstring."""
+
+    def __init__(self):
+        self.bin = os.environ.get("WARREN_BIN") or os.path.join(ROOT, "target", "release", "warren")
+        if not os.access(self.bin, os.X_OK):
+            pytest.exit(f"no warren binary at {self.bin} (cargo build --release, or set WARREN_BIN)", 2)
+        self.dir = tempfile.mkdtemp(prefix="warren-ui.")
+        self.proc = None
+        self.session = requests.Session()
+
+    def start(self):
+        # --management-port 0 turns the API off, so take a free port; another process
+        # may grab it in between: then try again with another.
+        for attempt in range(5):
+            self.http_port = free_port()
+            out = open(os.path.join(self.dir, "warren.out"), "w")
+            err = open(os.path.join(self.dir, "warren.err"), "w")
+            self.proc = subprocess.Popen(
+                [self.bin, "--port", "0", "--management-port", str(self.http_port),
+                 "--prometheus-port", "0", "--bind", "127.0.0.1",
+                 "--data-dir", os.path.join(self.dir, f"data{attempt}"),
+                 "--stats-interval", "1000"],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            out.close()
+            err.close()
+            if self._wait_ready():
+                return
+        pytest.exit(f"warren did not start; its output is in {self.dir}", 2)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(os.path.join(self.dir, "warren.out")) as f:
+                text = f.read()
+            amqp = http = None
+            for line in text.splitlines():
+                if line.startswith("warren ") and " ready on amqp://" in line:
+                    amqp = int(line.split(" ready on amqp://", 1)[1].split()[0].rsplit(":", 1)[1])
+                if line.startswith("warren management API on http://"):
+                    http = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+            if amqp and http:
+                self.amqp_port, self.http_port = amqp, http
+                self.amqp_url = f"amqp://guest:guest@127.0.0.1:{amqp}/%2f"
+                self.http_url = f"http://127.0.0.1:{http}"
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        self.stop()
+        return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def api(self, method, path, body=None, user=("guest", "guest"), query=None):
+        """(status, body): JSON when the body is JSON, else its text, None when empty."""
+        r = self.session.request(method, self.http_url + path, params=query, auth=user,
+                                 json=body, timeout=60)
+        if not r.content:
+            return r.status_code, None
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+    def wait_api(self, path, predicate, timeout=15, user=("guest", "guest")):
+        """Polls GET path until predicate(json) holds (statistics refresh every second)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            status, last = self.api("GET", path, user=user)
+            if status == 200 and predicate(last):
+                return last
+            time.sleep(0.2)
+        raise AssertionError(f"GET {path} never satisfied the condition; last: {str(last)[:500]}")
+
+    def pika(self, user=("guest", "guest"), vhost="/", **params):
+        import pika
+        return pika.BlockingConnection(pika.ConnectionParameters(
+            host="127.0.0.1", port=self.amqp_port, virtual_host=vhost,
+            credentials=pika.PlainCredentials(*user), **params))
+
+
+@pytest.fixture(scope="session")
+def warren():
+    w = Warren()
+    w.start()
+    yield w
+    w.stop()
+    shutil.rmtree(w.dir, ignore_errors=True)
+
+
+def make_driver(width=WIDTH, height=HEIGHT):
+    """A headless Chromium; Debian's binaries, never a download (SE_OFFLINE)."""
+    os.environ.setdefault("SE_OFFLINE", "true")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    profile = tempfile.mkdtemp(prefix="warren-ui-chromium.")
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--hide-scrollbars",
+                 f"--window-size={width},{height}", f"--user-data-dir={profile}"]:
+        opts.add_argument(flag)
+    service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(options=opts, service=service)
+    driver._warren_profile = profile
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": READY_RECORDER})
+    set_viewport(driver, width, height)
+    return driver
+
+
+def set_viewport(driver, width, height):
+    """The page's viewport exactly width x height (window chrome aside)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+
+def quit_driver(driver):
+    try:
+        driver.quit()
+    finally:
+        shutil.rmtree(getattr(driver, "_warren_profile", ""), ignore_errors=True)
+
+
+def wait_until(fn, timeout=10, what="condition", interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def find(driver, css, text=None, visible=True):
+    from selenium.common.exceptions import StaleElementReferenceException
+    try:
+        for el in driver.find_elements("css selector", css):
+            if visible and not el.is_displayed():
+                continue
+            if text is not None and text not in el.text:
+                continue
+            return el
+    except StaleElementReferenceException:
+        return None
+    return None
+
+
+def wait_for_in(driver, css, text=None, timeout=10, visible=True):
+    try:
+        return wait_until(lambda: find(driver, css, text, visible), timeout,
+                          f"{css!r}" + (f" containing {text!r}" if text is not None else ""))
+    except AssertionError as e:
+        found = [el.text[:80] for el in driver.find_elements("css selector", css)][:5]
+        raise AssertionError(f"{e}; found {len(found)} {css!r}: {found}; "
+                             f"at {driver.current_url}") from None
+
+
+def wait_ready(driver, timeout=15):
+    wait_until(lambda: driver.execute_script(READY_JS), timeout,
+               f"the page's ready mark at {driver.current_url}")
+
+
+def go(driver, base_url, hash_, timeout=15):
+    """Shows #/hash_ and waits for its ready mark."""
+    target = "#/" + hash_.lstrip("#").lstrip("/")
+    current = driver.execute_script("return location.href")
+    if not current.startswith(base_url):
+        driver.get(base_url + "/" + target)
+    elif driver.execute_script("return location.hash") == target:
+        driver.refresh()
+    else:
+        # The shell clears the mark when the route changes; clear it here too, so the
+        # old page's mark is never mistaken for the new one's.
+        driver.execute_script(
+            "if (document.body) delete document.body.dataset.ready; location.hash = arguments[0]",
+            target)
+    wait_ready(driver, timeout)
+    return driver
+
+
+def ui_login(driver, user, password):
+    """Fills the shell's login form and submits it."""
+    form = wait_for_in(driver, '[data-test="login-form"]')
+    name = form.find_element("css selector", '[data-test="login-username"]')
+    word = form.find_element("css selector", '[data-test="login-password"]')
+    name.clear()
+    name.send_keys(user)
+    word.clear()
+    word.send_keys(password)
+    form.find_element("css selector", '[data-test="login-submit"]').click()
+
+
+@pytest.fixture(scope="session")
+def browser(warren):
+    driver = make_driver()
+    driver.get(warren.http_url + "/")
+    ui_login(driver, "guest", "guest")
+    wait_ready(driver)
+    yield driver
+    quit_driver(driver)
+
+
+@pytest.fixture
+def page(browser, warren):
+    return lambda hash_, timeout=15: go(browser, warren.http_url, hash_, timeout)
+
+
+@pytest.fixture
+def wait_for(browser):
+    return lambda css, text=None, timeout=10, visible=True: wait_for_in(
+        browser, css, text, timeout, visible)
+
+
+@pytest.fixture
+def wait_gone(browser):
+    def gone(css, text=None, timeout=10):
+        wait_until(lambda: find(browser, css, text, visible=False) is None, timeout,
+                   f"{css!r} to go")
+    return gone
+
+
+def save_shot(driver, name):
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    path = os.path.join(SCREENSHOTS, name + ".png")
+    driver.save_screenshot(path)
+    return path
+
+
+@pytest.fixture
+def shot(browser):
+    return lambda name: save_shot(browser, name)
+
+
+@pytest.fixture
+def new_browser():
+    made = []
+
+    def make(width=WIDTH, height=HEIGHT):
+        driver = make_driver(width, height)
+        made.append(driver)
+        return driver
+    yield make
+    for driver in made:
+        quit_driver(driver)
+
+
+@pytest.fixture(name="ui_login")
+def ui_login_fixture():
+    return ui_login
+
+
+def pytest_report_header(config):
+    return [f"screenshots: {SCREENSHOTS}"]
