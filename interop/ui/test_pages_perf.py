@@ -1,0 +1,227 @@
+"""Page load times with 10,000 queues and 1,000 connections (reported, not asserted),
+and the size of the queue list's live poll (asserted: it fetches only the shown rows).
+
+A warren of its own (so the other tests' screenshots do not show 10,000 queues): the
+queues come in one definitions import into vhost "ui-perf"; the connections are plain
+sockets that did the AMQP handshake and opened one channel, held open by this process
+(no client library, no thread per connection). Each page is loaded 5 times from
+about:blank (a full load: HTML, CSS, modules, API calls); its time runs from navigation
+start to the page's ready mark (see conftest.py); the median goes into a table printed
+and written to $UI_SCREENSHOTS/load-times.txt.
+"""
+
+import os
+import socket
+import statistics
+import struct
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import (SCREENSHOTS, Warren, make_driver, quit_driver, quote, ui_login,
+                      wait_ready, wait_until)
+
+QUEUES = 10_000
+CONNECTIONS = 1_000
+LOADS = 5
+VHOST = "ui-perf"
+
+
+# ------------------------------------------------------------- raw AMQP connections
+
+def _frame(kind, channel, payload):
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + b"\xce"
+
+
+def _method(class_id, method_id, args):
+    return _frame(1, 0 if class_id == 10 else 1, struct.pack(">HH", class_id, method_id) + args)
+
+
+def _shortstr(s):
+    b = s.encode()
+    return bytes([len(b)]) + b
+
+
+def _longstr(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def _read_method(sock, buf):
+    """The next method frame's (class, method, args); buf keeps what was read ahead."""
+    while True:
+        if len(buf) >= 7:
+            kind, _, size = struct.unpack(">BHI", buf[:7])
+            if len(buf) >= 8 + size:
+                payload = bytes(buf[7:7 + size])
+                del buf[:8 + size]
+                if kind == 1:
+                    cls, meth = struct.unpack(">HH", payload[:4])
+                    return cls, meth, payload[4:]
+                continue  # heartbeats and anything else: not expected, skipped
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the broker closed the connection during the handshake")
+        buf.extend(chunk)
+
+
+def amqp_connect(port, vhost, name):
+    """A socket past connection.open-ok and channel.open-ok on channel 1."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    buf = bytearray()
+    sock.sendall(b"AMQP\x00\x00\x09\x01")
+    cls, meth, _ = _read_method(sock, buf)
+    assert (cls, meth) == (10, 10), f"expected connection.start, got {cls}.{meth}"
+    props = b"".join(_shortstr(k) + b"S" + _longstr(v.encode()) for k, v in [
+        ("product", "warren-ui-perf"), ("version", "1.0"), ("connection_name", name)])
+    sock.sendall(_method(10, 11, _longstr(props) + _shortstr("PLAIN")
+                         + _longstr(b"\0guest\0guest") + _shortstr("en_US")))
+    cls, meth, args = _read_method(sock, buf)
+    assert (cls, meth) == (10, 30), f"expected connection.tune, got {cls}.{meth}"
+    channel_max, frame_max, _ = struct.unpack(">HIH", args[:8])
+    sock.sendall(_method(10, 31, struct.pack(">HIH", channel_max, frame_max, 0))
+                 + _method(10, 40, _shortstr(vhost) + _shortstr("") + b"\0")
+                 + _method(20, 10, _shortstr("")))
+    cls, meth, _ = _read_method(sock, buf)
+    assert (cls, meth) == (10, 41), f"expected connection.open-ok, got {cls}.{meth}"
+    cls, meth, _ = _read_method(sock, buf)
+    assert (cls, meth) == (20, 11), f"expected channel.open-ok, got {cls}.{meth}"
+    return sock
+
+
+# ------------------------------------------------------------- the loaded broker
+
+@pytest.fixture(scope="module")
+def loaded():
+    """(warren, browser, sockets): 10,000 queues, 1,000 connections, guest logged in."""
+    w = Warren()
+    w.start()
+    sockets = []
+    driver = None
+    try:
+        started = time.monotonic()
+        defs = {
+            "vhosts": [{"name": VHOST}],
+            "permissions": [{"user": "guest", "vhost": VHOST, "configure": ".*",
+                             "write": ".*", "read": ".*"}],
+            "queues": [{"name": f"perf-{i:05d}", "vhost": VHOST, "durable": i % 2 == 0,
+                        "auto_delete": False, "arguments": {}} for i in range(QUEUES)],
+            "exchanges": [{"name": f"perf-x{i}", "vhost": VHOST, "type": "topic",
+                           "durable": True, "auto_delete": False, "internal": False,
+                           "arguments": {}} for i in range(20)],
+            "bindings": [{"source": f"perf-x{i % 20}", "vhost": VHOST,
+                          "destination": f"perf-{i:05d}", "destination_type": "queue",
+                          "routing_key": f"k.{i}", "arguments": {}} for i in range(200)],
+        }
+        status, body = w.api("POST", "/api/definitions", defs)
+        assert status in (200, 201, 204), (status, body)
+        for i in range(CONNECTIONS):
+            sockets.append(amqp_connect(w.amqp_port, VHOST, f"perf-conn-{i:04d}"))
+        # A few messages so the queue pages have numbers.
+        conn = w.pika(vhost=VHOST)
+        ch = conn.channel()
+        for i in range(50):
+            ch.basic_publish("", "perf-00000", f'{{"n": {i}, "text": "perf message"}}'.encode())
+        conn.close()
+        w.wait_api("/api/overview", lambda o: o["object_totals"]["connections"] >= CONNECTIONS
+                   and o["object_totals"]["queues"] >= QUEUES, timeout=60)
+        setup_secs = time.monotonic() - started
+        driver = make_driver()
+        driver.get(w.http_url + "/")
+        ui_login(driver, "guest", "guest")
+        wait_ready(driver, timeout=60)
+        yield w, driver, sockets, setup_secs
+    finally:
+        if driver is not None:
+            quit_driver(driver)
+        for s in sockets:
+            s.close()
+        w.stop()
+
+
+def nav_hashes(driver):
+    """Every page the header's navigation links to, in its order."""
+    hrefs = driver.execute_script(
+        "return [...document.querySelectorAll('header a[href^=\"#/\"], nav a[href^=\"#/\"]')]"
+        ".map(a => a.getAttribute('href'))")
+    seen = []
+    for h in hrefs:
+        if h not in seen:
+            seen.append(h)
+    return seen
+
+
+def load(driver, url, timeout=60):
+    """A full load of url from about:blank: (ms to the ready mark, API requests, API KB)."""
+    driver.get("about:blank")
+    driver.get(url)
+    wait_until(lambda: driver.execute_script("return window.__warrenReadyAt !== undefined"),
+               timeout, f"the ready mark of {url}")
+    ms, n, size = driver.execute_script("""
+        const api = performance.getEntriesByType('resource')
+          .filter(e => new URL(e.name).pathname.startsWith('/api/'));
+        return [window.__warrenReadyAt, api.length,
+                api.reduce((s, e) => s + (e.encodedBodySize || 0), 0)];""")
+    return ms, n, size / 1024
+
+
+def test_page_load_times(loaded):
+    w, driver, _, setup_secs = loaded
+    pages = nav_hashes(driver)
+    assert pages, "the header links to no page"
+    # And one of each kind of object page, where one can be found.
+    details = [f"#/queues/{quote(VHOST)}/perf-00000", f"#/exchanges/{quote(VHOST)}/perf-x0"]
+    status, conns = w.api("GET", "/api/connections", query={"page": 1, "page_size": 1})
+    if status == 200 and conns.get("items"):
+        details.append("#/connections/" + quote(conns["items"][0]["name"]))
+    status, chans = w.api("GET", "/api/channels", query={"page": 1, "page_size": 1})
+    if status == 200 and chans.get("items"):
+        details.append("#/channels/" + quote(chans["items"][0]["name"]))
+    details += ["#/admin/users/guest", f"#/admin/vhosts/{quote(VHOST)}"]
+    rows = []
+    for h in pages + [d for d in details if d not in pages]:
+        times, reqs, kb = [], 0, 0.0
+        for _ in range(LOADS):
+            ms, reqs, kb = load(driver, w.http_url + "/" + h)
+            times.append(ms)
+        rows.append((h, statistics.median(times), min(times), max(times), reqs, kb))
+    lines = [f"warren UI page load times: {QUEUES:,} queues, {CONNECTIONS:,} connections "
+             f"(and as many channels), guest, 1280x800 headless Chromium;",
+             f"navigation start to the page's ready mark, {LOADS} full loads each "
+             f"(setup took {setup_secs:.1f} s)",
+             "",
+             f"{'page':<44} {'median ms':>9} {'min':>7} {'max':>7} {'API calls':>9} {'API KB':>8}"]
+    for h, med, lo, hi, reqs, kb in rows:
+        lines.append(f"{urllib.parse.unquote(h):<44} {med:>9.0f} {lo:>7.0f} {hi:>7.0f} "
+                     f"{reqs:>9} {kb:>8.1f}")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    with open(os.path.join(SCREENSHOTS, "load-times.txt"), "w") as f:
+        f.write(text)
+
+
+def test_queue_list_poll_fetches_only_shown_rows(loaded):
+    w, driver, _, _ = loaded
+    driver.get("about:blank")
+    driver.get(w.http_url + "/#/queues")
+    wait_ready(driver, timeout=60)
+    listing = """return performance.getEntriesByType('resource')
+        .filter(e => /^\\/api\\/queues(\\/[^/]*)?$/.test(new URL(e.name).pathname))
+        .map(e => [e.name, e.encodedBodySize || 0]);"""
+    first = driver.execute_script(listing)
+    assert first, "the queue list made no /api/queues request"
+    # The live refresh: wait for the next request (every 5 s while the page is shown).
+    polls = wait_until(lambda: (lambda e: e if len(e) > len(first) else None)(
+        driver.execute_script(listing)), 15, "the queue list's 5 s refresh")
+    url, size = polls[-1]
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+    assert "page_size" in query, f"the poll asks for every queue: {url}"
+    page_size = int(query["page_size"][0])
+    assert page_size <= 500, f"the poll asks for {page_size} rows: {url}"
+    rows = driver.execute_script(
+        "return document.querySelectorAll('[data-test=\"queues-table\"] tbody tr[data-name]').length")
+    assert 0 < rows <= page_size, (rows, page_size)
+    # 10,000 queues are several MB as JSON; one page of them is a small fraction.
+    assert size < 400 * 1024, f"the poll downloaded {size} bytes: {url}"
+    print(f"\nqueue list poll: {url} ({size / 1024:.1f} KB, {rows} rows shown)")
