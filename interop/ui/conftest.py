@@ -30,8 +30,10 @@ Fixtures
                      for tests of the login itself, dark mode, or a second user.
   ui_login(driver, user, password)  fills and submits the login form (no waiting).
 
-Ready mark: the shell sets `document.body.dataset.ready = "1"` once a page's first live
-refresh has drawn it, and clears it when the route changes (READY_JS below). Page load
+Ready mark: the shell (js/app.js) sets `document.body.dataset.ready` to "0" when a route
+starts rendering and to "1" once the page's first live refresh has drawn it (also when it
+shows the login form, so a page counts as ready only when `#main > .page` exists too:
+IS_READY below). The overview is the route "" (`page("")`, `#/`). Page load
 times (test_pages_perf.py) are measured from navigation start to that mark, recorded by a
 MutationObserver installed before any page script runs (READY_RECORDER).
 """
@@ -55,21 +57,24 @@ SCREENSHOTS = os.environ.get("UI_SCREENSHOTS") or os.path.join(ROOT, "target", "
 WIDTH, HEIGHT = 1280, 800
 NARROW = 420
 
-READY_JS = "return !!(document.body && document.body.dataset.ready === '1')"
-# Installed into every document before its scripts: records performance.now() the first
-# time the ready mark appears (window.__warrenReadyAt) and the number of times it was set.
+# Ready: the mark is "1" and a page (not the login form) is in <main>. The shell sets
+# the mark to "1" also when it shows the login form, and to "0" when a route starts.
+IS_READY = ("document.body && document.body.dataset.ready === '1' "
+            "&& !!document.querySelector('#main > .page')")
+READY_JS = f"return !!({IS_READY})"
+# Installed into every document before its scripts: records performance.now() (time
+# since navigation start) the first time a page is ready, as window.__warrenReadyAt.
 READY_RECORDER = """
 (() => {
   const seen = () => {
-    const b = document.body;
-    if (b && b.dataset.ready === '1' && window.__warrenReadyAt === undefined) {
+    if (window.__warrenReadyAt === undefined && (%s)) {
       window.__warrenReadyAt = performance.now();
     }
   };
   new MutationObserver(seen).observe(document, {subtree: true, childList: true,
     attributes: true, attributeFilter: ['data-ready']});
 })();
-"""
+""" % IS_READY
 
 
 def quote(name):
@@ -279,8 +284,8 @@ def go(driver, base_url, hash_, timeout=15):
 def ui_login(driver, user, password):
     """Fills the shell's login form and submits it."""
     form = wait_for_in(driver, '[data-test="login-form"]')
-    name = form.find_element("css selector", '[data-test="login-username"]')
-    word = form.find_element("css selector", '[data-test="login-password"]')
+    name = form.find_element("css selector", '[data-test="login-user"]')
+    word = form.find_element("css selector", '[data-test="login-pass"]')
     name.clear()
     name.send_keys(user)
     word.clear()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the browser tests of warren's web UI (pytest + Selenium + headless Chromium).
-# Usage: interop/ui/run.sh [PYTEST ARGS...]   e.g. interop/ui/run.sh -k login
+# Usage: interop/ui/run.sh [PYTEST ARGS...]   e.g. interop/ui/run.sh test_login.py -x
 #
 # Installs nothing (interop/ui/setup.sh does). Uses target/release/warren (WARREN_BIN
 # overrides); builds it with cargo build --release only when it is missing. Each test
@@ -25,8 +25,9 @@ export WARREN_BIN="$BIN"
 LOG="$(mktemp "${TMPDIR:-/tmp}/warren-ui-pytest.XXXXXX")"
 start=$(date +%s)
 # pytest's own output on stderr as it goes; the log is kept for the summary line.
-timeout -k 10 "${UI_TIMEOUT:-600}" "$PY" -m pytest -p no:cacheprovider -q -rfEs \
-  --rootdir "$HERE" "$HERE" "$@" </dev/null 2>&1 | tee "$LOG" >&2
+# From interop/ui/, so "run.sh test_login.py" names a file there.
+(cd "$HERE" && exec timeout -k 10 "${UI_TIMEOUT:-600}" "$PY" -m pytest -p no:cacheprovider \
+  -q -rfEs --rootdir "$HERE" "$@") </dev/null 2>&1 | tee "$LOG" >&2
 rc=${PIPESTATUS[0]}
 secs=$(( $(date +%s) - start ))
 summary="$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped)|no tests ran' "$LOG" | tail -n 1)"

@@ -133,13 +133,13 @@ def detail_pages(warren):
 
 
 def test_every_page_screenshot(warren, browser, page, shot, scene):
-    page("overview")
+    page("")
     nav = browser.execute_script(
         "return [...new Set([...document.querySelectorAll('header a[href^=\"#/\"], "
         "nav a[href^=\"#/\"]')].map(a => a.getAttribute('href')))]")
     assert nav, "the header links to no page"
     # The overview's charts: a few samples of the traffic first.
-    page("overview")
+    page("")
     shots = []
     for h in nav + [p for p in detail_pages(warren) if p not in nav]:
         page(h)
@@ -152,7 +152,7 @@ def test_every_page_screenshot(warren, browser, page, shot, scene):
 def test_overview_narrow(browser, page, shot, scene):
     set_viewport(browser, NARROW, HEIGHT)
     try:
-        page("overview")
+        page("")
         width = browser.execute_script("return document.documentElement.scrollWidth")
         shot("overview-narrow")
         # Readable at 420 px: nothing wider than the window (no sideways scrolling).
