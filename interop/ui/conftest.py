@@ -38,12 +38,10 @@ times (test_pages_perf.py) are measured from navigation start to that mark, reco
 MutationObserver installed before any page script runs (READY_RECORDER).
 """
 
-import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse

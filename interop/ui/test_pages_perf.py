@@ -142,7 +142,7 @@ def loaded():
 def nav_hashes(driver):
     """Every page the header's navigation links to, in its order."""
     hrefs = driver.execute_script(
-        "return [...document.querySelectorAll('header a[href^=\"#/\"], nav a[href^=\"#/\"]')]"
+        "return [...document.querySelectorAll('#nav a[href^=\"#/\"]')]"
         ".map(a => a.getAttribute('href'))")
     seen = []
     for h in hrefs:
@@ -157,6 +157,9 @@ def load(driver, url, timeout=60):
     driver.get(url)
     wait_until(lambda: driver.execute_script("return window.__warrenReadyAt !== undefined"),
                timeout, f"the ready mark of {url}")
+    heading = driver.execute_script(
+        "const h1 = document.querySelector('#main h1'); return h1 ? h1.textContent : ''")
+    assert heading != "Not found", f"no page at {url}"
     ms, n, size = driver.execute_script("""
         const api = performance.getEntriesByType('resource')
           .filter(e => new URL(e.name).pathname.startsWith('/api/'));
@@ -185,14 +188,15 @@ def test_page_load_times(loaded):
             ms, reqs, kb = load(driver, w.http_url + "/" + h)
             times.append(ms)
         rows.append((h, statistics.median(times), min(times), max(times), reqs, kb))
+    width = max(len(urllib.parse.unquote(r[0])) for r in rows) + 1
     lines = [f"warren UI page load times: {QUEUES:,} queues, {CONNECTIONS:,} connections "
              f"(and as many channels), guest, 1280x800 headless Chromium;",
              f"navigation start to the page's ready mark, {LOADS} full loads each "
              f"(setup took {setup_secs:.1f} s)",
              "",
-             f"{'page':<44} {'median ms':>9} {'min':>7} {'max':>7} {'API calls':>9} {'API KB':>8}"]
+             f"{'page':<{width}} {'median ms':>9} {'min':>7} {'max':>7} {'API calls':>9} {'API KB':>8}"]
     for h, med, lo, hi, reqs, kb in rows:
-        lines.append(f"{urllib.parse.unquote(h):<44} {med:>9.0f} {lo:>7.0f} {hi:>7.0f} "
+        lines.append(f"{urllib.parse.unquote(h):<{width}} {med:>9.0f} {lo:>7.0f} {hi:>7.0f} "
                      f"{reqs:>9} {kb:>8.1f}")
     text = "\n".join(lines) + "\n"
     print("\n" + text)

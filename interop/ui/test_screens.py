@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import HEIGHT, NARROW, WIDTH, quote, set_viewport, wait_until
+from conftest import HEIGHT, NARROW, WIDTH, quote, set_viewport
 
 VHOST = "screens-vh"
 
@@ -69,7 +69,7 @@ def scene(warren):
     put(f"/api/vhosts/{VHOST}", {"description": "screenshots", "tags": "dev"})
     put(f"/api/permissions/{VHOST}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
     put("/api/users/screens-dev", {"password": "screens-pw", "tags": "management"})
-    put(f"/api/permissions/%2F/screens-dev", {"configure": "^screens-", "write": ".*", "read": ".*"})
+    put("/api/permissions/%2F/screens-dev", {"configure": "^screens-", "write": ".*", "read": ".*"})
     put("/api/exchanges/%2F/screens-events", {"type": "topic", "durable": True})
     put("/api/exchanges/%2F/screens-dlx", {"type": "fanout", "durable": True})
     put("/api/queues/%2F/screens-orders", {"durable": True})
@@ -114,39 +114,51 @@ def scene(warren):
 
 
 def detail_pages(warren):
-    pages = ["#/queues/%2F/screens-orders", "#/queues/%2F/screens-invoices",
-             "#/exchanges/%2F/screens-events", "#/admin/users/screens-dev",
-             f"#/admin/vhosts/{VHOST}"]
+    """(hash, screenshot name) of one page of each kind of object."""
+    pages = [("#/queues/%2F/screens-orders", "queue"),
+             ("#/queues/%2F/screens-invoices", "queue-with-arguments"),
+             ("#/exchanges/%2F/screens-events", "exchange"),
+             ("#/admin/users/screens-dev", "user"),
+             (f"#/admin/vhosts/{VHOST}", "vhost")]
     status, conns = warren.api("GET", "/api/connections")
     assert status == 200, conns
     publisher = [c["name"] for c in conns
                  if c.get("client_properties", {}).get("connection_name") == "screens-publisher"]
     assert publisher, "the publisher's connection is not listed"
-    pages.append("#/connections/" + quote(publisher[0]))
+    pages.append(("#/connections/" + quote(publisher[0]), "connection"))
     status, chans = warren.api("GET", "/api/channels")
     assert status == 200, chans
     mine = [c["name"] for c in chans
             if c.get("connection_details", {}).get("name") == publisher[0]]
     assert mine, "the publisher's channel is not listed"
-    pages.append("#/channels/" + quote(mine[0]))
+    pages.append(("#/channels/" + quote(mine[0]), "channel"))
     return pages
+
+
+def shown(browser, page, h):
+    """Shows h and checks it is a page, not the shell's "Not found" or an error."""
+    page(h)
+    heading = browser.execute_script(
+        "const h1 = document.querySelector('#main h1'); return h1 ? h1.textContent : ''")
+    assert heading != "Not found", f"no page at {h}"
+    errors = [e.text for e in browser.find_elements("css selector", '[data-test="page-error"]')
+              if e.is_displayed()]
+    assert not errors, f"{h}: {errors}"
 
 
 def test_every_page_screenshot(warren, browser, page, shot, scene):
     page("")
     nav = browser.execute_script(
-        "return [...new Set([...document.querySelectorAll('header a[href^=\"#/\"], "
-        "nav a[href^=\"#/\"]')].map(a => a.getAttribute('href')))]")
+        "return [...new Set([...document.querySelectorAll('#nav a[href^=\"#/\"]')]"
+        ".map(a => a.getAttribute('href')))]")
     assert nav, "the header links to no page"
-    # The overview's charts: a few samples of the traffic first.
-    page("")
-    shots = []
-    for h in nav + [p for p in detail_pages(warren) if p not in nav]:
-        page(h)
-        assert not browser.find_elements("css selector", '[data-test="page-error"]'), h
-        shots.append(shot(shot_name(h)))
+    pages = [(h, shot_name(h)) for h in nav]
+    pages += [(h, name) for h, name in detail_pages(warren) if h not in nav]
+    pages.append(("#/search?q=screens", "search"))
+    for h, name in pages:
+        shown(browser, page, h)
+        shot(name)
     assert scene.error is None, scene.error
-    assert len(shots) >= len(nav)
 
 
 def test_overview_narrow(browser, page, shot, scene):
