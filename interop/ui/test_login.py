@@ -6,7 +6,7 @@ is left alone. Users made here are named "ui-login-*" and deleted afterwards.
 
 import pytest
 
-from conftest import READY_JS, ui_login, wait_for_in, wait_ready, wait_until
+from conftest import READY_JS, save_shot, ui_login, wait_for_in, wait_ready, wait_until
 
 LOGIN_FORM = '[data-test="login-form"]'
 LOGIN_ERROR = '[data-test="login-error"]'
@@ -42,6 +42,7 @@ def test_bad_password_is_refused_with_login_failed(warren, new_browser):
     ui_login(d, "guest", "not-the-password")
     error = wait_for_in(d, LOGIN_ERROR, "Login failed")
     assert "Login failed" in error.text
+    save_shot(d, "login-failed")
     # Still on the form, nothing stored: a reload asks again.
     assert wait_for_in(d, LOGIN_FORM).is_displayed()
     d.refresh()
@@ -73,7 +74,7 @@ def test_management_user_logs_in_and_out(warren, new_browser, user):
     ui_login(d, name, "ui-login-pw")
     wait_ready(d)
     assert logged_in(d)
-    assert wait_for_in(d, "header", name).is_displayed()  # who is logged in is shown
+    assert wait_for_in(d, '[data-test="who"]', name).is_displayed()  # who is logged in
     wait_for_in(d, LOGOUT).click()
     wait_for_in(d, LOGIN_FORM)
     # The credentials are gone: a reload shows the form again, not the page.
@@ -91,7 +92,7 @@ def test_deep_link_before_login_lands_there_after_login(warren, new_browser):
         ui_login(d, "guest", "guest")
         wait_ready(d)
         assert d.execute_script("return location.hash") == "#/queues/%2F/ui-login-deep"
-        wait_for_in(d, "main, #main, [data-test=view]", "ui-login-deep")
+        wait_for_in(d, "#main h1", "ui-login-deep")
     finally:
         warren.api("DELETE", "/api/queues/%2F/ui-login-deep")
 
@@ -124,6 +125,7 @@ def test_dark_mode_follows_the_system_setting(warren, new_browser):
         "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
     wait_until(lambda: luminance(background(d)) < 0.25, 5,
                "a dark background under prefers-color-scheme: dark")
+    save_shot(d, "overview-dark")
     text = d.execute_script("return getComputedStyle(document.body).color")
     assert luminance(text) > 0.6, f"text on the dark background is {text}"
     d.execute_cdp_cmd("Emulation.setEmulatedMedia", {
