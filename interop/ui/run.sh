@@ -16,6 +16,10 @@ export UI_SCREENSHOTS="${UI_SCREENSHOTS:-$ROOT/target/ui-screenshots}"
 mkdir -p "$UI_SCREENSHOTS"
 
 BIN="${WARREN_BIN:-$ROOT/target/release/warren}"
+# The tests run from interop/ui/: paths given relative to here are made absolute.
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+case "${WARREN_UI_DIR:-/}" in /*) ;; *) export WARREN_UI_DIR="$PWD/$WARREN_UI_DIR" ;; esac
+case "$UI_SCREENSHOTS" in /*) ;; *) UI_SCREENSHOTS="$PWD/$UI_SCREENSHOTS" ;; esac
 if [ ! -x "$BIN" ]; then
   echo "no $BIN: cargo build --release ..." >&2
   (cd "$ROOT" && cargo build --release) >&2 || { echo "cargo build --release failed" >&2; exit 2; }

@@ -43,6 +43,8 @@ def test_bad_password_is_refused_with_login_failed(warren, new_browser):
     error = wait_for_in(d, LOGIN_ERROR, "Login failed")
     assert "Login failed" in error.text
     save_shot(d, "login-failed")
+    # Logged out, the header (navigation, search, "Log out") is not shown.
+    assert not d.find_element("css selector", "header").is_displayed()
     # Still on the form, nothing stored: a reload asks again.
     assert wait_for_in(d, LOGIN_FORM).is_displayed()
     d.refresh()
@@ -57,7 +59,7 @@ def test_user_without_management_tag_is_refused(warren, new_browser, user):
     name = user("ui-login-notag", "ui-login-pw", "")
     # The API refuses it as RabbitMQ does.
     status, body = warren.api("GET", "/api/whoami", user=(name, "ui-login-pw"))
-    assert (status, body) == (401, {"error": "not_authorized", "reason": "Not management user"})
+    assert (status, body) == (401, {"error": "not_authorised", "reason": "Not management user"})
     d = new_browser()
     d.get(warren.http_url + "/")
     ui_login(d, name, "ui-login-pw")
