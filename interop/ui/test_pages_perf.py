@@ -152,14 +152,16 @@ def nav_hashes(driver):
 
 
 def load(driver, url, timeout=60):
-    """A full load of url from about:blank: (ms to the ready mark, API requests, API KB)."""
+    """A full load of url from about:blank: (ms to the ready mark, API requests, API KB),
+    or None when the shell has no page there."""
     driver.get("about:blank")
     driver.get(url)
     wait_until(lambda: driver.execute_script("return window.__warrenReadyAt !== undefined"),
                timeout, f"the ready mark of {url}")
     heading = driver.execute_script(
         "const h1 = document.querySelector('#main h1'); return h1 ? h1.textContent : ''")
-    assert heading != "Not found", f"no page at {url}"
+    if heading == "Not found":
+        return None
     ms, n, size = driver.execute_script("""
         const api = performance.getEntriesByType('resource')
           .filter(e => new URL(e.name).pathname.startsWith('/api/'));
@@ -172,60 +174,73 @@ def test_page_load_times(loaded):
     w, driver, _, setup_secs = loaded
     pages = nav_hashes(driver)
     assert pages, "the header links to no page"
-    # And one of each kind of object page, where one can be found.
+    # And one page of each kind of object.
     details = [f"#/queues/{quote(VHOST)}/perf-00000", f"#/exchanges/{quote(VHOST)}/perf-x0"]
-    status, conns = w.api("GET", "/api/connections", query={"page": 1, "page_size": 1})
-    if status == 200 and conns.get("items"):
-        details.append("#/connections/" + quote(conns["items"][0]["name"]))
-    status, chans = w.api("GET", "/api/channels", query={"page": 1, "page_size": 1})
-    if status == 200 and chans.get("items"):
-        details.append("#/channels/" + quote(chans["items"][0]["name"]))
+    for kind in ("connections", "channels"):
+        status, listed = w.api("GET", f"/api/{kind}", query={"page": 1, "page_size": 1})
+        assert status == 200 and listed["items"], (kind, status, listed)
+        details.append(f"#/{kind}/" + quote(listed["items"][0]["name"]))
     details += ["#/admin/users/guest", f"#/admin/vhosts/{quote(VHOST)}"]
-    rows = []
+    rows, missing = [], []
     for h in pages + [d for d in details if d not in pages]:
-        times, reqs, kb = [], 0, 0.0
+        times = []
         for _ in range(LOADS):
-            ms, reqs, kb = load(driver, w.http_url + "/" + h)
+            got = load(driver, w.http_url + "/" + h)
+            if got is None:
+                missing.append(h)
+                break
+            ms, reqs, kb = got
             times.append(ms)
-        rows.append((h, statistics.median(times), min(times), max(times), reqs, kb))
-    width = max(len(urllib.parse.unquote(r[0])) for r in rows) + 1
+        if times:
+            rows.append((h, f"{statistics.median(times):>9.0f} {min(times):>7.0f} "
+                            f"{max(times):>7.0f} {reqs:>9} {kb:>8.1f}"))
+        else:
+            rows.append((h, f"{'no page':>9}"))
+    width = max(len(urllib.parse.unquote(h)) for h, _ in rows) + 1
     lines = [f"warren UI page load times: {QUEUES:,} queues, {CONNECTIONS:,} connections "
              f"(and as many channels), guest, 1280x800 headless Chromium;",
              f"navigation start to the page's ready mark, {LOADS} full loads each "
              f"(setup took {setup_secs:.1f} s)",
              "",
              f"{'page':<{width}} {'median ms':>9} {'min':>7} {'max':>7} {'API calls':>9} {'API KB':>8}"]
-    for h, med, lo, hi, reqs, kb in rows:
-        lines.append(f"{urllib.parse.unquote(h):<{width}} {med:>9.0f} {lo:>7.0f} {hi:>7.0f} "
-                     f"{reqs:>9} {kb:>8.1f}")
+    lines += [f"{urllib.parse.unquote(h):<{width}} {cells}" for h, cells in rows]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     os.makedirs(SCREENSHOTS, exist_ok=True)
     with open(os.path.join(SCREENSHOTS, "load-times.txt"), "w") as f:
         f.write(text)
+    assert not missing, f"no page at {missing}"
 
 
-def test_queue_list_poll_fetches_only_shown_rows(loaded):
+LISTS = [("queues", "queues-table"), ("connections", "connections-table"),
+         ("channels", "channels-table")]
+
+
+@pytest.mark.parametrize("kind,table", LISTS)
+def test_list_poll_fetches_only_shown_rows(loaded, kind, table):
+    """The 5 s refresh of a long list asks the server for one page, not for everything."""
     w, driver, _, _ = loaded
     driver.get("about:blank")
-    driver.get(w.http_url + "/#/queues")
+    driver.get(f"{w.http_url}/#/{kind}")
     wait_ready(driver, timeout=60)
     listing = """return performance.getEntriesByType('resource')
-        .filter(e => /^\\/api\\/queues(\\/[^/]*)?$/.test(new URL(e.name).pathname))
+        .filter(e => new RegExp('^/api/' + arguments[0] + '(/[^/]*)?$').test(new URL(e.name).pathname))
         .map(e => [e.name, e.encodedBodySize || 0]);"""
-    first = driver.execute_script(listing)
-    assert first, "the queue list made no /api/queues request"
+    first = driver.execute_script(listing, kind)
+    assert first, f"the {kind} list made no /api/{kind} request"
     # The live refresh: wait for the next request (every 5 s while the page is shown).
     polls = wait_until(lambda: (lambda e: e if len(e) > len(first) else None)(
-        driver.execute_script(listing)), 15, "the queue list's 5 s refresh")
+        driver.execute_script(listing, kind)), 15, f"the {kind} list's 5 s refresh")
     url, size = polls[-1]
     query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
-    assert "page_size" in query, f"the poll asks for every queue: {url}"
+    assert "page_size" in query, f"the poll asks for every row: {url}"
     page_size = int(query["page_size"][0])
     assert page_size <= 500, f"the poll asks for {page_size} rows: {url}"
     rows = driver.execute_script(
-        "return document.querySelectorAll('[data-test=\"queues-table\"] tbody tr[data-name]').length")
+        "return document.querySelectorAll(`[data-test=\"${arguments[0]}\"] tbody tr[data-name]`).length",
+        table)
     assert 0 < rows <= page_size, (rows, page_size)
-    # 10,000 queues are several MB as JSON; one page of them is a small fraction.
+    # Every row of 10,000 queues (1,000 connections) is megabytes of JSON; one page is
+    # a small fraction.
     assert size < 400 * 1024, f"the poll downloaded {size} bytes: {url}"
-    print(f"\nqueue list poll: {url} ({size / 1024:.1f} KB, {rows} rows shown)")
+    print(f"\n{kind} list poll: {url} ({size / 1024:.1f} KB, {rows} rows shown)")

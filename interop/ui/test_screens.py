@@ -135,15 +135,16 @@ def detail_pages(warren):
     return pages
 
 
-def shown(browser, page, h):
-    """Shows h and checks it is a page, not the shell's "Not found" or an error."""
+def problem(browser, page, h):
+    """Shows h; what is wrong with it (the shell's "Not found", a page error), or None."""
     page(h)
     heading = browser.execute_script(
         "const h1 = document.querySelector('#main h1'); return h1 ? h1.textContent : ''")
-    assert heading != "Not found", f"no page at {h}"
+    if heading == "Not found":
+        return f"{h}: no page"
     errors = [e.text for e in browser.find_elements("css selector", '[data-test="page-error"]')
               if e.is_displayed()]
-    assert not errors, f"{h}: {errors}"
+    return f"{h}: {errors}" if errors else None
 
 
 def test_every_page_screenshot(warren, browser, page, shot, scene):
@@ -155,10 +156,12 @@ def test_every_page_screenshot(warren, browser, page, shot, scene):
     pages = [(h, shot_name(h)) for h in nav]
     pages += [(h, name) for h, name in detail_pages(warren) if h not in nav]
     pages.append(("#/search?q=screens", "search"))
+    problems = []
     for h, name in pages:
-        shown(browser, page, h)
+        problems.append(problem(browser, page, h))
         shot(name)
     assert scene.error is None, scene.error
+    assert not [p for p in problems if p], [p for p in problems if p]
 
 
 def test_overview_narrow(browser, page, shot, scene):
