@@ -24,6 +24,8 @@ Fixtures
                      the first element matching css (whose text contains `text`), once
                      there; fails the test with what was there instead.
   wait_gone(css, text=None, timeout=10)
+  refresh(times=1)   runs the shown page's live refresh now, `times` times, each to its
+                     end (rather than waiting 5 s for it): then assert what it shows.
   shot(name)         saves a PNG of the window to $UI_SCREENSHOTS/name.png (default
                      target/ui-screenshots/), returns the path.
   new_browser()      (factory) another Chromium, NOT logged in, closed after the test:
@@ -279,6 +281,18 @@ def go(driver, base_url, hash_, timeout=15):
     return driver
 
 
+def refresh_now(driver, times=1):
+    """Runs the shown page's live refresh `times` times, each to its end, instead of
+    waiting 5 s: the shell refreshes at once when the tab comes back to the front and
+    counts the refreshes that finished in body's data-refreshed."""
+    count = "return Number(document.body.dataset.refreshed || 0)"
+    for _ in range(times):
+        before = driver.execute_script(count)
+        driver.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
+        wait_until(lambda: driver.execute_script(count) > before, 10,
+                   "the page's refresh to finish")
+
+
 def ui_login(driver, user, password):
     """Fills the shell's login form and submits it."""
     form = wait_for_in(driver, '[data-test="login-form"]')
@@ -304,6 +318,11 @@ def browser(warren):
 @pytest.fixture
 def page(browser, warren):
     return lambda hash_, timeout=15: go(browser, warren.http_url, hash_, timeout)
+
+
+@pytest.fixture
+def refresh(browser):
+    return lambda times=1: refresh_now(browser, times)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import HEIGHT, NARROW, WIDTH, quote, set_viewport
+from conftest import HEIGHT, NARROW, WIDTH, go, quote, refresh_now, set_viewport
 
 VHOST = "screens-vh"
 
@@ -147,21 +147,70 @@ def problem(browser, page, h):
     return f"{h}: {errors}" if errors else None
 
 
-def test_every_page_screenshot(warren, browser, page, shot, scene):
-    page("")
+@pytest.fixture(scope="module")
+def pages(warren, browser, scene):
+    """(hash, screenshot name) of every page: the header's links, one page of each kind
+    of object, and the search results."""
+    go(browser, warren.http_url, "")
     nav = browser.execute_script(
         "return [...new Set([...document.querySelectorAll('#nav a[href^=\"#/\"]')]"
         ".map(a => a.getAttribute('href')))]")
     assert nav, "the header links to no page"
-    pages = [(h, shot_name(h)) for h in nav]
-    pages += [(h, name) for h, name in detail_pages(warren) if h not in nav]
-    pages.append(("#/search?q=screens", "search"))
+    found = [(h, shot_name(h)) for h in nav]
+    found += [(h, name) for h, name in detail_pages(warren) if h not in nav]
+    found.append(("#/search?q=screens", "search"))
+    return found
+
+
+def test_every_page_screenshot(browser, page, shot, scene, pages):
     problems = []
     for h, name in pages:
         problems.append(problem(browser, page, h))
         shot(name)
     assert scene.error is None, scene.error
     assert not [p for p in problems if p], [p for p in problems if p]
+
+
+# Form controls without a name a screen reader can read: no <label for>, no wrapping
+# <label>, no aria-label / aria-labelledby / title.
+UNLABELLED = """
+return [...document.querySelectorAll('input, select, textarea')]
+  .filter(el => el.type !== 'hidden' && el.type !== 'submit' && el.type !== 'button'
+    && el.offsetParent !== null)
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !el.getAttribute('aria-labelledby') && !el.title)
+  .map(el => el.outerHTML.slice(0, 120));
+"""
+
+
+def test_every_input_has_a_label(browser, page, pages):
+    missing = {}
+    for h, _ in pages:
+        page(h)
+        found = browser.execute_script(UNLABELLED)
+        if found:
+            missing[h] = found
+    assert not missing, missing
+
+
+# Elements outside charts' SVG (a chart keeps a bounded history of points).
+ELEMENTS = "return document.querySelectorAll('body *:not(svg *)').length"
+
+
+def test_pages_do_not_grow_per_refresh(browser, page, pages):
+    """Live refresh updates in place: the page's element count is steady across
+    refreshes (after two, so lazily built parts are there)."""
+    grew = {}
+    for h, _ in pages:
+        if problem(browser, page, h):
+            continue  # test_every_page_screenshot reports it
+        refresh_now(browser, 2)
+        first = browser.execute_script(ELEMENTS)
+        refresh_now(browser, 4)
+        second = browser.execute_script(ELEMENTS)
+        if second > first:
+            grew[h] = (first, second)
+    assert not grew, f"elements before and after 4 refreshes: {grew}"
 
 
 def test_overview_narrow(browser, page, shot, scene):
