@@ -26,8 +26,9 @@ Fixtures
   wait_gone(css, text=None, timeout=10)
   refresh(times=1)   runs the shown page's live refresh now, `times` times, each to its
                      end (rather than waiting 5 s for it): then assert what it shows.
-  shot(name)         saves a PNG of the window to $UI_SCREENSHOTS/name.png (default
-                     target/ui-screenshots/), returns the path.
+  site_pages(driver, base_url)  every list page (header links and their sub-pages).
+  shot(name, full=False)  saves a PNG of the window (full=True: of the whole page) to
+                     $UI_SCREENSHOTS/name.png (default target/ui-screenshots/); the path.
   new_browser()      (factory) another Chromium, NOT logged in, closed after the test:
                      for tests of the login itself, dark mode, or a second user.
   ui_login(driver, user, password)  fills and submits the login form (no waiting).
@@ -40,6 +41,7 @@ times (test_pages_perf.py) are measured from navigation start to that mark, reco
 MutationObserver installed before any page script runs (READY_RECORDER).
 """
 
+import base64
 import os
 import shutil
 import socket
@@ -293,6 +295,27 @@ def refresh_now(driver, times=1):
                    "the page's refresh to finish")
 
 
+def site_pages(driver, base_url):
+    """Every list page: the header's links, and beside each the sibling pages its own
+    page links to (admin/users links admin/vhosts, admin/policies, ...), in order."""
+    go(driver, base_url, "")
+    links = """return [...document.querySelectorAll(arguments[0])]
+        .map(a => a.getAttribute('href')).filter(h => !h.includes('?'))"""
+    found = []
+    for h in driver.execute_script(links, '#nav a[href^="#/"]'):
+        if h in found:
+            continue
+        found.append(h)
+        parent = h.rsplit("/", 1)[0] + "/"
+        if parent == "#/":
+            continue
+        go(driver, base_url, h)
+        for sub in driver.execute_script(links, f'#main a[href^="{parent}"]'):
+            if sub not in found and sub.count("/") == h.count("/"):
+                found.append(sub)
+    return found
+
+
 def ui_login(driver, user, password):
     """Fills the shell's login form and submits it."""
     form = wait_for_in(driver, '[data-test="login-form"]')
@@ -339,16 +362,27 @@ def wait_gone(browser):
     return gone
 
 
-def save_shot(driver, name):
+def save_shot(driver, name, full=False):
+    """A PNG of the viewport, or with full=True of the whole page (as tall as it is,
+    capped at 8,000 px), into SCREENSHOTS."""
     os.makedirs(SCREENSHOTS, exist_ok=True)
     path = os.path.join(SCREENSHOTS, name + ".png")
-    driver.save_screenshot(path)
+    if not full:
+        driver.save_screenshot(path)
+        return path
+    width, height = driver.execute_script(
+        "return [window.innerWidth, Math.min(8000, document.documentElement.scrollHeight)]")
+    png = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(png["data"]))
     return path
 
 
 @pytest.fixture
 def shot(browser):
-    return lambda name: save_shot(browser, name)
+    return lambda name, full=False: save_shot(browser, name, full)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import (SCREENSHOTS, Warren, make_driver, quit_driver, quote, ui_login,
-                      wait_ready, wait_until)
+from conftest import (SCREENSHOTS, Warren, make_driver, quit_driver, quote, site_pages,
+                      ui_login, wait_ready, wait_until)
 
 QUEUES = 10_000
 CONNECTIONS = 1_000
@@ -139,18 +139,6 @@ def loaded():
         w.stop()
 
 
-def nav_hashes(driver):
-    """Every page the header's navigation links to, in its order."""
-    hrefs = driver.execute_script(
-        "return [...document.querySelectorAll('#nav a[href^=\"#/\"]')]"
-        ".map(a => a.getAttribute('href'))")
-    seen = []
-    for h in hrefs:
-        if h not in seen:
-            seen.append(h)
-    return seen
-
-
 def load(driver, url, timeout=60):
     """A full load of url from about:blank: (ms to the ready mark, API requests, API KB),
     or None when the shell has no page there."""
@@ -172,7 +160,7 @@ def load(driver, url, timeout=60):
 
 def test_page_load_times(loaded):
     w, driver, _, setup_secs = loaded
-    pages = nav_hashes(driver)
+    pages = site_pages(driver, w.http_url)
     assert pages, "the header links to no page"
     # And one page of each kind of object.
     details = [f"#/queues/{quote(VHOST)}/perf-00000", f"#/exchanges/{quote(VHOST)}/perf-x0"]

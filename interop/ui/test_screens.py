@@ -13,7 +13,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import HEIGHT, NARROW, WIDTH, go, quote, refresh_now, set_viewport
+from conftest import (HEIGHT, NARROW, WIDTH, quote, refresh_now, set_viewport, site_pages,
+                      wait_until)
 
 VHOST = "screens-vh"
 
@@ -151,10 +152,7 @@ def problem(browser, page, h):
 def pages(warren, browser, scene):
     """(hash, screenshot name) of every page: the header's links, one page of each kind
     of object, and the search results."""
-    go(browser, warren.http_url, "")
-    nav = browser.execute_script(
-        "return [...new Set([...document.querySelectorAll('#nav a[href^=\"#/\"]')]"
-        ".map(a => a.getAttribute('href')))]")
+    nav = site_pages(browser, warren.http_url)
     assert nav, "the header links to no page"
     found = [(h, shot_name(h)) for h in nav]
     found += [(h, name) for h, name in detail_pages(warren) if h not in nav]
@@ -162,11 +160,26 @@ def pages(warren, browser, scene):
     return found
 
 
+# Object pages whose charts fill from their own 5 s refreshes (the overview's come with
+# history from the server): shot after two, so the charts have a line to show.
+CHARTED = {"queue", "exchange"}
+
+
+def live_refreshes(browser, n):
+    count = "return Number(document.body.dataset.refreshed || 0)"
+    start = browser.execute_script(count)
+    wait_until(lambda: browser.execute_script(count) >= start + n, 5 * n + 5,
+               f"{n} live refreshes")
+
+
 def test_every_page_screenshot(browser, page, shot, scene, pages):
     problems = []
     for h, name in pages:
         problems.append(problem(browser, page, h))
+        if name in CHARTED:
+            live_refreshes(browser, 2)
         shot(name)
+        shot(name + "-full", full=True)
     assert scene.error is None, scene.error
     assert not [p for p in problems if p], [p for p in problems if p]
 
