@@ -26,6 +26,7 @@ Fixtures
   wait_gone(css, text=None, timeout=10)
   refresh(times=1)   runs the shown page's live refresh now, `times` times, each to its
                      end (rather than waiting 5 s for it): then assert what it shows.
+  js_errors(driver)  uncaught exceptions and console.error lines since the last call.
   site_pages(driver, base_url)  every list page (header links and their sub-pages).
   shot(name, full=False)  saves a PNG of the window (full=True: of the whole page) to
                      $UI_SCREENSHOTS/name.png (default target/ui-screenshots/); the path.
@@ -204,12 +205,20 @@ def make_driver(width=WIDTH, height=HEIGHT):
                  "--disable-dev-shm-usage", "--hide-scrollbars",
                  f"--window-size={width},{height}", f"--user-data-dir={profile}"]:
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # js_errors() reads it
     service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
     driver = webdriver.Chrome(options=opts, service=service)
     driver._warren_profile = profile
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": READY_RECORDER})
     set_viewport(driver, width, height)
     return driver
+
+
+def js_errors(driver):
+    """The page's uncaught exceptions and console.error lines since the last call (the
+    browser log is read once)."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e.get("level") == "SEVERE" and e.get("source") in ("javascript", "console-api")]
 
 
 def set_viewport(driver, width, height):

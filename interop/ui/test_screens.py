@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (HEIGHT, NARROW, WIDTH, quote, refresh_now, set_viewport, site_pages,
+from conftest import (HEIGHT, NARROW, WIDTH, js_errors, quote, refresh_now, set_viewport, site_pages,
                       wait_until)
 
 VHOST = "screens-vh"
@@ -174,14 +174,19 @@ def live_refreshes(browser, n):
 
 def test_every_page_screenshot(browser, page, shot, scene, pages):
     problems = []
+    js_errors(browser)  # what came before is not these pages'
     for h, name in pages:
         problems.append(problem(browser, page, h))
+        errors = js_errors(browser)
+        if errors:
+            problems.append(f"{h}: script errors {errors}")
         if name in CHARTED:
             live_refreshes(browser, 2)
         shot(name)
         shot(name + "-full", full=True)
     assert scene.error is None, scene.error
-    assert not [p for p in problems if p], [p for p in problems if p]
+    bad = [p for p in problems if p]
+    assert not bad, "\n".join(bad)
 
 
 # Form controls without a name a screen reader can read: no <label for>, no wrapping
@@ -203,7 +208,7 @@ def test_every_input_has_a_label(browser, page, pages):
         found = browser.execute_script(UNLABELLED)
         if found:
             missing[h] = found
-    assert not missing, missing
+    assert not missing, "\n".join(f"{h}: {found}" for h, found in missing.items())
 
 
 # Elements outside charts' SVG (a chart keeps a bounded history of points).
