@@ -52,6 +52,13 @@ function exchangeLink(name, vhost) {
   return h('a', { href: href('exchanges', vhost, name === '' ? 'amq.default' : name) }, label);
 }
 
+/** "3 times, in 2 queues": what x-death's counts add up to. */
+function deathCount(deaths) {
+  const n = deaths.reduce((sum, d) => sum + (Number(d.count) || 0), 0);
+  const queues = new Set(deaths.map((d) => d.queue)).size;
+  return `${fmt.num(n)} time${n === 1 ? '' : 's'}${queues > 1 ? `, in ${queues} queues` : ''}`;
+}
+
 /** x-death entries, oldest first (the broker keeps the most recent one first). */
 function deathHistory(deaths, vhost) {
   const rows = [...deaths].reverse();
@@ -127,7 +134,7 @@ export function renderMessage(msg, { vhost, title } = {}) {
     msg.routed_queues && ['Routed to', msg.routed_queues.length ? msg.routed_queues.join(', ') : 'unroutable'],
     msg.redelivered !== undefined && ['Redelivered', h('span', { class: msg.redelivered ? 'warn' : null, dataset: { test: 'redelivered' } }, fmt.bool(msg.redelivered))],
     deliveryCount !== undefined && ['Delivery count', h('span', { class: Number(deliveryCount) > 1 ? 'warn' : null, dataset: { test: 'delivery-count' } }, valueText(deliveryCount))],
-    deaths.length && ['Dead-lettered', `${fmt.num(deaths.reduce((n, d) => n + (Number(d.count) || 0), 0))} times (${deaths.length} queue/reason pairs)`],
+    deaths.length && ['Dead-lettered', deathCount(deaths)],
     msg.message_count !== undefined && ['Left in queue', fmt.num(msg.message_count)],
   ];
   const properties = PROPERTIES.filter(([k]) => props[k] !== undefined && props[k] !== null).map(([k, label]) => [label, propertyValue(k, props[k])]);
