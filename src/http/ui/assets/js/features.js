@@ -46,7 +46,8 @@ export function featureTags(obj) {
     known.add(key);
     if (!(key in args) || short === null) continue;
     const v = args[key];
-    const shown = key === 'x-message-ttl' || key === 'x-expires' ? millis(v) : valueText(v);
+    // The default exchange's name is empty: a DLX of "" still needs something to show.
+    const shown = key === 'x-message-ttl' || key === 'x-expires' ? millis(v) : (v === '' ? '(default)' : valueText(v));
     out.push(tag(key === 'x-queue-mode' ? short : `${short} ${shown}`, `${key}: ${valueText(v)}`, `feature-${key}`));
   }
   const others = Object.keys(args).filter((k) => !known.has(k));
