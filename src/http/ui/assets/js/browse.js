@@ -33,7 +33,7 @@ export function messageCard(msg, vhost, open, title) {
  * JSON on every page refresh (for the ready count and the first automatic load).
  */
 export function browsePanel(vhost, name) {
-  const state = { from: 0, count: 20, search: '', limit: 1000, loaded: false, failed: false, shown: 0 };
+  const state = { from: 0, count: 20, search: '', limit: 1000, loaded: false, failed: false, shown: 0, after: 0 };
   const from = input('from', { type: 'number', value: '0', test: 'browse-from' });
   from.min = '0';
   const count = input('count', { options: ['10', '20', '50', '100'], value: '20', test: 'browse-count' });
@@ -44,7 +44,8 @@ export function browsePanel(vhost, name) {
   const list = h('div', { class: 'messages', dataset: { test: 'browse-messages' } });
   const ready = h('span', { dataset: { test: 'browse-ready' } }, '–');
   const prev = h('button', { type: 'button', class: 'secondary', dataset: { test: 'browse-prev' }, onclick: () => go(Math.max(0, state.from - state.count)) }, '‹ Previous');
-  const next = h('button', { type: 'button', class: 'secondary', dataset: { test: 'browse-next' }, onclick: () => go(state.from + state.count) }, 'Next ›');
+  // Searching, the next page starts after the last match; browsing, after the page.
+  const next = h('button', { type: 'button', class: 'secondary', dataset: { test: 'browse-next' }, onclick: () => go(state.after) }, 'Next ›');
 
   async function load() {
     state.count = Number(count.value) || 20;
@@ -57,6 +58,8 @@ export function browsePanel(vhost, name) {
     } catch (e) {
       // No automatic retry every 5 s after a refusal: the Browse button retries.
       state.failed = true;
+      state.shown = 0;
+      fill(list);
       fill(status, h('span', { class: 'error' }, `Cannot browse: ${e.message}`));
       return;
     }
@@ -75,8 +78,10 @@ export function browsePanel(vhost, name) {
       const first = messages[0].position ?? state.from;
       fill(status, `Positions ${fmt.num(first)}–${fmt.num(first + messages.length - 1)} of ${fmt.num(total)} ready messages.`);
     }
+    const lastShown = messages.length ? (messages[messages.length - 1].position ?? state.from + messages.length - 1) : state.from;
+    state.after = state.search ? lastShown + 1 : state.from + state.count;
     prev.disabled = state.from <= 0;
-    next.disabled = state.search ? true : state.from + messages.length >= total;
+    next.disabled = state.search ? messages.length < state.count : state.from + messages.length >= total;
   }
 
   function go(position) {
