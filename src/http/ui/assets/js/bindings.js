@@ -45,6 +45,7 @@ function bindingList({ view, path, other, test }) {
     {
       key: 'unbind', title: '', render: (b) => (b.source === '' ? '' : h('button', {
         type: 'button', class: 'secondary', dataset: { test: 'unbind' },
+        'aria-label': `Unbind ${b.source} → ${b.destination} (${b.routing_key})`,
         onclick: async (e) => { await unbind(e.currentTarget, b); view.refresh(); },
       }, 'Unbind')),
     },

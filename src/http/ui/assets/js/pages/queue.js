@@ -57,7 +57,8 @@ function figures(q) {
       stat('Unacked', fmt.num(q.messages_unacknowledged), 'queue-unacked'),
       stat('Total', fmt.num(q.messages), 'queue-total'),
       stat('Bytes', fmt.bytes(q.message_bytes), 'queue-bytes')),
-    kv(RATES.map(([k, label]) => [label, `${fmt.rate(rate(ms, k))} (${fmt.num(ms?.[k] ?? 0)} in all)`])));
+    h('div', { style: { marginTop: '.6em' } },
+      kv(RATES.map(([k, label]) => [label, `${fmt.rate(rate(ms, k))} (${fmt.num(ms?.[k] ?? 0)} in all)`]))));
 }
 
 function consumerRows(q) {
