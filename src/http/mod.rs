@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod connections;
 pub mod error;
+pub mod finder;
 pub mod list;
 pub mod objects;
 pub mod overview;
@@ -106,6 +107,7 @@ pub fn router(api: Api) -> Router {
         .merge(objects::routes())
         .merge(connections::routes())
         .merge(overview::routes())
+        .merge(finder::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
