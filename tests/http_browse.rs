@@ -346,6 +346,53 @@ async fn a_queue_consumed_while_it_is_browsed_loses_nothing() {
     b.stop().await;
 }
 
+#[tokio::test]
+async fn an_answer_shows_at_most_64_mib_of_payload() {
+    let b = TestBroker::start_with_management().await;
+    let http = b.http();
+    let (_c, ch) = b.channel().await;
+    declare(&ch, "large", FieldTable::default()).await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    const MIB: usize = 1024 * 1024;
+    for n in 0..5u8 {
+        let body = vec![b'a' + n; 17 * MIB];
+        ch.basic_publish(
+            "".into(),
+            "large".into(),
+            BasicPublishOptions::default(),
+            &body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    within(ch.wait_for_confirms()).await.unwrap();
+    let answer = browse(&http, "large", "truncate=1000000000").await;
+    let shown: Vec<(u64, usize)> = answer["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let payload = m["payload"].as_str().unwrap().len();
+            (m["payload_bytes"].as_u64().unwrap(), payload)
+        })
+        .collect();
+    let full = (17 * MIB) as u64;
+    assert_eq!(
+        shown,
+        [
+            (full, 17 * MIB),
+            (full, 17 * MIB),
+            (full, 17 * MIB),
+            (full, 13 * MIB)
+        ],
+        "three whole, the fourth cut at 64 MiB in all, the fifth left out"
+    );
+    b.stop().await;
+}
+
 /// (status, error, reason) of a refused call.
 async fn refusal(http: &Http, path: &str) -> (StatusCode, String, String) {
     let r = http.get(path).await;

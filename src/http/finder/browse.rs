@@ -6,7 +6,8 @@
 //! `search` with `search_limit` (default 1000, at most `MAX_SEARCH_LIMIT`): scan that
 //! many messages from `from` and answer the first `count` that match (`matching`).
 //! Each message is what RabbitMQ's get answers for it (less `message_count`) plus its
-//! `position`. Access as get: the caller acts in the vhost and may read the queue.
+//! `position`; the payloads shown are bounded in all (`MAX_ANSWER_PAYLOAD`). Access as
+//! get: the caller acts in the vhost and may read the queue.
 //!
 //! Called by the router. The queue is copied under its lock (`Queue::browse`), and the
 //! messages are read, matched and turned into JSON on a blocking thread.
@@ -31,6 +32,10 @@ use std::collections::HashMap;
 pub const MAX_COUNT: u64 = 500;
 /// The most messages one search scans.
 pub const MAX_SEARCH_LIMIT: u64 = crate::broker::queue::browse::MAX_BROWSE as u64;
+/// The most payload bytes one answer shows, all messages together: past it, the
+/// message that reaches it is cut there (its `payload_bytes` still tells its size) and
+/// no more follow. 500 messages of the default 50,000 bytes fit; 500 of 100 MB do not.
+pub const MAX_ANSWER_PAYLOAD: u64 = 64 * 1024 * 1024;
 const DEFAULT_COUNT: u64 = 20;
 const DEFAULT_TRUNCATE: u64 = 50_000;
 const DEFAULT_SEARCH_LIMIT: u64 = 1000;
@@ -115,6 +120,7 @@ impl Params {
     /// runs on a blocking thread.
     fn collect(&self, seen: &Browse) -> (Vec<Value>, u64) {
         let (mut out, mut scanned) = (Vec::new(), 0);
+        let mut budget = MAX_ANSWER_PAYLOAD;
         if self.count == 0 {
             return (out, 0);
         }
@@ -125,11 +131,13 @@ impl Params {
                 None => true,
             };
             if wanted {
-                let mut m = message_json(&item, Some(self.truncate), self.base64_always);
+                let shown = self.truncate.min(budget);
+                budget -= shown.min(item.msg.body().len() as u64);
+                let mut m = message_json(&item, Some(shown), self.base64_always);
                 m.insert("position".into(), json!(position));
                 out.push(Value::Object(m));
             }
-            (out.len() as u64) < self.count
+            (out.len() as u64) < self.count && budget > 0
         });
         (out, scanned)
     }
