@@ -228,6 +228,61 @@ async fn paged_out_messages_are_read_back_for_the_view_and_stay_paged() {
 }
 
 #[tokio::test]
+async fn paged_priority_levels_and_requeued_messages_show_as_consumers_get_them() {
+    let b = TestBroker::start_with(|c| warren::Config {
+        queue_memory: 256 * 1024,
+        management_port: warren::ListenerPort::On(0),
+        ..c
+    })
+    .await;
+    let http = b.http();
+    let (_c, ch) = b.channel().await;
+    declare(
+        &ch,
+        "levels",
+        table(&[("x-max-priority", AMQPValue::ShortShortUInt(2))]),
+    )
+    .await;
+    let n = 3000u32;
+    publish(&ch, "levels", 0..n, |i| {
+        BasicProperties::default().with_priority((i % 3) as u8)
+    })
+    .await;
+    assert!(page_files(&b).await > 0, "the levels page");
+    // Two taken, then given back: they are redelivered now, back at their places.
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        let m = ch
+            .basic_get("levels".into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+            .unwrap();
+        taken.push(m);
+    }
+    for m in taken {
+        m.delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut shown = Vec::new();
+    for from in (0..n).step_by(500) {
+        let answer = browse(&http, "levels", &format!("from={from}&count=500")).await;
+        shown.extend(seen(&answer));
+    }
+    let positions: Vec<u64> = shown.iter().map(|s| s.0).collect();
+    assert_eq!(positions, (0..n as u64).collect::<Vec<_>>());
+    let shown: Vec<(u32, bool)> = shown.into_iter().map(|s| (s.1, s.2)).collect();
+    let got = consume(&ch, "levels", n as usize).await;
+    assert_eq!(shown, got, "the order and flags consumers get");
+    assert_eq!(got.iter().filter(|g| g.1).count(), 2);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn lazy_quorum_typed_and_priority_queues_show_delivery_order() {
     let b = TestBroker::start_with_management().await;
     let http = b.http();
