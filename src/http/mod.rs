@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod connections;
 pub mod error;
+pub mod finder;
 pub mod list;
 pub mod objects;
 pub mod overview;
@@ -107,6 +108,7 @@ pub fn router(api: Api) -> Router {
         .merge(objects::routes())
         .merge(connections::routes())
         .merge(overview::routes())
+        .merge(finder::routes())
         .merge(ui::routes())
         .fallback(ui::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -8,6 +8,7 @@
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
 
+pub mod browse;
 mod figures;
 mod outstanding;
 pub mod pagedir;
@@ -67,6 +68,15 @@ const DELIVERY_COUNT: &str = "x-delivery-count";
 /// A copy's accounted cost, as `Queued::cost` holds it.
 fn msg_cost(msg: &Message, sharers: usize) -> u32 {
     u32::try_from(msg.share_cost(sharers)).unwrap_or(u32::MAX)
+}
+
+/// A message as a consumer gets it: from a quorum queue, with how often it went before.
+fn as_delivered(quorum: bool, mut item: Queued) -> Queued {
+    if quorum {
+        let count = AMQPValue::LongLongInt(i64::from(item.deliveries));
+        item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
+    }
+    item
 }
 
 /// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
@@ -571,12 +581,8 @@ impl Queue {
     }
 
     /// A message leaving for a client: a quorum queue tells how often it went before.
-    fn outgoing(&self, mut item: Queued) -> Queued {
-        if self.quorum {
-            let count = AMQPValue::LongLongInt(i64::from(item.deliveries));
-            item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
-        }
-        item
+    fn outgoing(&self, item: Queued) -> Queued {
+        as_delivered(self.quorum, item)
     }
 
     /// Puts back messages a client had to acknowledge (nack or reject with requeue,
