@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod auth;
 pub mod connections;
+pub mod diagnostics;
 pub mod error;
 pub mod list;
 pub mod objects;
@@ -106,6 +107,7 @@ pub fn router(api: Api) -> Router {
         .merge(objects::routes())
         .merge(connections::routes())
         .merge(overview::routes())
+        .merge(diagnostics::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
