@@ -50,7 +50,10 @@ fn unroutable(broker: &Broker) -> Vec<Finding> {
         let probe = Message::new(&e.exchange, &e.routing_key, &[0, 0], &[]);
         targets.clear();
         match vhost.route(&e.exchange, &probe, &mut targets) {
-            Ok(()) if targets.is_empty() => out.push(unroutable_finding(&e)),
+            Ok(()) if targets.is_empty() => {
+                let open = broker.stats.connection(&e.connection).is_some();
+                out.push(unroutable_finding(&e, open));
+            }
             _ => gone.push(hash),
         }
     }
@@ -60,7 +63,15 @@ fn unroutable(broker: &Broker) -> Vec<Finding> {
     out
 }
 
-fn unroutable_finding(e: &Unroutable) -> Finding {
+/// "1 message", "3 messages".
+fn messages(n: u64) -> String {
+    format!("{n} message{}", if n == 1 { "" } else { "s" })
+}
+
+/// `open`: the publishing connection is still open (else its objects say closed, and
+/// the UI shows them without a link).
+fn unroutable_finding(e: &Unroutable, open: bool) -> Finding {
+    let closed = if open { Value::Null } else { json!({"closed": true}) };
     let (x, k, v) = (&e.exchange, &e.routing_key, &e.vhost);
     let all_mandatory = e.mandatory == e.count;
     let told = if all_mandatory {
@@ -73,9 +84,10 @@ fn unroutable_finding(e: &Unroutable) -> Finding {
     let (summary, hint) = if x.is_empty() || x == "amq.default" {
         (
             format!(
-                "{} messages published to the default exchange with routing key '{k}' in \
-                 vhost '{v}' found no queue named '{k}' ({told}), from connection '{}'",
-                e.count, e.connection
+                "{} published to the default exchange with routing key '{k}' in vhost '{v}' \
+                 found no queue named '{k}' ({told}), from connection '{}'",
+                messages(e.count),
+                e.connection
             ),
             format!("no queue is named '{k}': declare it before publishing, or fix the routing key"),
         )
@@ -87,9 +99,11 @@ fn unroutable_finding(e: &Unroutable) -> Finding {
         };
         (
             format!(
-                "{} messages published to exchange '{x}' with routing key '{k}' in vhost \
-                 '{v}' were routed to no queue ({told}), from connection '{}'",
-                e.count, e.connection
+                "{} published to exchange '{x}' with routing key '{k}' in vhost '{v}' {} \
+                 routed to no queue ({told}), from connection '{}'",
+                messages(e.count),
+                if e.count == 1 { "was" } else { "were" },
+                e.connection
             ),
             format!("no queue is bound to exchange '{x}' with routing key '{k}': {tail}"),
         )
@@ -106,8 +120,8 @@ fn unroutable_finding(e: &Unroutable) -> Finding {
         hint,
         objects: vec![
             object("exchange", v, x, json!({"routing_key": k})),
-            object("connection", v, &e.connection, Value::Null),
-            object("channel", v, &e.channel, Value::Null),
+            object("connection", v, &e.connection, closed.clone()),
+            object("channel", v, &e.channel, closed),
         ],
         since: e.first,
         details: json!({
