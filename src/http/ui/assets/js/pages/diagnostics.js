@@ -149,6 +149,7 @@ export function diagnosticsBadge() {
     if (badge !== el) {
       // A new header (signed in again) has its own badge.
       clearInterval(timer);
+      document.removeEventListener('visibilitychange', poll);
       return;
     }
     // The diagnostics page showing every vhost counts for the badge itself.
@@ -160,6 +161,8 @@ export function diagnosticsBadge() {
     } catch { /* the shell reports a refused login; the badge waits for the next poll */ }
   };
   const timer = setInterval(poll, REFRESH_MS);
+  // A tab brought back to the front counts at once, as the shell refreshes the page.
+  document.addEventListener('visibilitychange', poll);
   // The first count once the header is in place.
   setTimeout(poll, 0);
   return el;
