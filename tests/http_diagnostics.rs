@@ -9,8 +9,8 @@ use common::{within, TestBroker};
 use futures::StreamExt;
 use hyper::StatusCode;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueBindOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
@@ -114,7 +114,14 @@ async fn unroutable_publishes_are_named_until_a_binding_routes_them() {
     .expect("exchange.declare");
     assert!(findings(&broker, "unroutable").await.is_empty());
     for mandatory in [false, false, true] {
-        publish(&ch, "diag.x", "nowhere", mandatory, BasicProperties::default()).await;
+        publish(
+            &ch,
+            "diag.x",
+            "nowhere",
+            mandatory,
+            BasicProperties::default(),
+        )
+        .await;
     }
     publish(&ch, "", "no-such-queue", false, BasicProperties::default()).await;
 
@@ -134,7 +141,10 @@ async fn unroutable_publishes_are_named_until_a_binding_routes_them() {
         "no queue is bound to exchange 'diag.x' with routing key 'nowhere': bind one, or \
          publish with mandatory to be told"
     );
-    assert!(f["summary"].as_str().expect("summary").contains("3 messages"));
+    assert!(f["summary"]
+        .as_str()
+        .expect("summary")
+        .contains("3 messages"));
     assert_eq!(
         object(f, "exchange"),
         &json!({"type": "exchange", "vhost": "/", "name": "diag.x", "routing_key": "nowhere"})
@@ -202,7 +212,10 @@ async fn findings_follow_the_callers_vhost_access() {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let guest = broker.http().get("/api/diagnostics/%2F").await.json();
     assert_eq!(guest[0]["kind"], "unroutable");
-    assert_eq!(guest[0]["severity"], "info", "mandatory: the publisher was told");
+    assert_eq!(
+        guest[0]["severity"], "info",
+        "mandatory: the publisher was told"
+    );
     broker.stop().await;
 }
 
@@ -261,10 +274,20 @@ async fn a_consumer_without_prefetch_piling_up_unacked_is_named_until_it_acks() 
     for _ in 0..3 {
         for _ in 0..30 {
             publish(&ch, "", "diag.np", false, BasicProperties::default()).await;
-            publish(&limited, "", "diag.limited", false, BasicProperties::default()).await;
+            publish(
+                &limited,
+                "",
+                "diag.limited",
+                false,
+                BasicProperties::default(),
+            )
+            .await;
         }
         for _ in 0..30 {
-            let d = within(consumer.next()).await.expect("delivery").expect("ok");
+            let d = within(consumer.next())
+                .await
+                .expect("delivery")
+                .expect("ok");
             last_tag = d.delivery_tag;
         }
         samples(&broker, 1).await;
@@ -274,16 +297,19 @@ async fn a_consumer_without_prefetch_piling_up_unacked_is_named_until_it_acks() 
     let f = &found[0];
     assert_eq!(f["details"]["messages_unacknowledged"], 90);
     let c = object(f, "consumer");
-    assert_eq!((c["name"].as_str(), c["queue"].as_str()), (Some("np-tag"), Some("diag.np")));
+    assert_eq!(
+        (c["name"].as_str(), c["queue"].as_str()),
+        (Some("np-tag"), Some("diag.np"))
+    );
     assert_eq!(object(f, "queue")["name"], "diag.np");
-    assert!(object(f, "channel")["name"].as_str().expect("name").ends_with("(1)"));
+    assert!(object(f, "channel")["name"]
+        .as_str()
+        .expect("name")
+        .ends_with("(1)"));
     assert!(f["hint"].as_str().expect("hint").contains("prefetch"));
-    ch.basic_ack(
-        last_tag,
-        BasicAckOptions { multiple: true },
-    )
-    .await
-    .expect("ack");
+    ch.basic_ack(last_tag, BasicAckOptions { multiple: true })
+        .await
+        .expect("ack");
     eventually(&broker, "consumer_no_prefetch", false, "acked").await;
     broker.stop().await;
 }
@@ -329,7 +355,9 @@ async fn short_lived_connections_are_churn_until_they_stop() {
     assert_eq!(f["details"]["peer_host"], "127.0.0.1");
     assert_eq!(f["details"]["user"], "guest");
     assert_eq!(f["details"]["short_lived"], 12);
-    assert!(f["details"]["client_product"].as_str().is_some_and(|p| !p.is_empty()));
+    assert!(f["details"]["client_product"]
+        .as_str()
+        .is_some_and(|p| !p.is_empty()));
     let c = object(f, "connection");
     assert_eq!(c["closed"], true);
     // Quiet for a whole window: no longer churning.
@@ -365,7 +393,10 @@ async fn a_message_requeued_over_and_over_is_poison_until_acked() {
     }
     // The ninth requeue is done once the message can be got again.
     let got = common::get_eventually_with(&ch, "diag.poison", false).await;
-    assert!(findings(&broker, "poison_message").await.is_empty(), "9 < 10");
+    assert!(
+        findings(&broker, "poison_message").await.is_empty(),
+        "9 < 10"
+    );
     within(ch.basic_nack(
         got.delivery.delivery_tag,
         BasicNackOptions {

@@ -86,3 +86,38 @@ impl PoisonList {
         self.0.as_deref().cloned().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::Message;
+
+    fn item(seq: u64, deliveries: u16) -> Queued {
+        Queued {
+            seq,
+            msg: Message::new("x", "k", &[0, 0], b"body"),
+            redelivered: true,
+            store_id: 0,
+            expires_at: 0,
+            priority: 0,
+            cost: 0,
+            deliveries,
+        }
+    }
+
+    #[test]
+    fn keeps_at_most_per_queue_and_forgets_settled_ones() {
+        let mut list = PoisonList::default();
+        for seq in 0..PER_QUEUE as u64 + 3 {
+            list.returned(&item(seq, POISON_DELIVERIES));
+        }
+        assert_eq!(list.list().len(), PER_QUEUE);
+        list.returned(&item(5, POISON_DELIVERIES + 1));
+        let five = list.list().into_iter().find(|p| p.seq == 5).expect("seq 5");
+        assert_eq!((five.deliveries, five.routing_key.as_str()), (11, "k"));
+        list.forget(5);
+        assert_eq!(list.list().len(), PER_QUEUE - 1);
+        list.clear();
+        assert!(list.0.is_none(), "nothing held once empty");
+    }
+}

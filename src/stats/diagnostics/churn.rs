@@ -136,4 +136,14 @@ mod tests {
         assert_eq!((found[0].0.user.as_str(), found[0].1.total), ("u", 10));
         assert!(s.churning(200, 100).is_empty(), "quiet for a window: gone");
     }
+
+    #[test]
+    fn at_most_max_groups_are_kept_the_least_recent_making_room() {
+        let mut s = ShortLived::default();
+        for i in 0..MAX_GROUPS as u64 + 1 {
+            s.closed(group(&i.to_string()), "c", 5, i);
+        }
+        assert_eq!(s.groups.len(), MAX_GROUPS);
+        assert!(!s.groups.contains_key(&group("0")), "the least recent went");
+    }
 }

@@ -162,6 +162,8 @@ impl Diagnostics {
     }
 
     fn window_ms(&self, samples: u64) -> u64 {
-        self.interval_ms.load(Ordering::Relaxed).saturating_mul(samples)
+        self.interval_ms
+            .load(Ordering::Relaxed)
+            .saturating_mul(samples)
     }
 }

@@ -71,7 +71,11 @@ fn messages(n: u64) -> String {
 /// `open`: the publishing connection is still open (else its objects say closed, and
 /// the UI shows them without a link).
 fn unroutable_finding(e: &Unroutable, open: bool) -> Finding {
-    let closed = if open { Value::Null } else { json!({"closed": true}) };
+    let closed = if open {
+        Value::Null
+    } else {
+        json!({"closed": true})
+    };
     let (x, k, v) = (&e.exchange, &e.routing_key, &e.vhost);
     let all_mandatory = e.mandatory == e.count;
     let told = if all_mandatory {
@@ -89,7 +93,9 @@ fn unroutable_finding(e: &Unroutable, open: bool) -> Finding {
                 messages(e.count),
                 e.connection
             ),
-            format!("no queue is named '{k}': declare it before publishing, or fix the routing key"),
+            format!(
+                "no queue is named '{k}': declare it before publishing, or fix the routing key"
+            ),
         )
     } else {
         let tail = if all_mandatory {

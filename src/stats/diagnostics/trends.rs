@@ -118,6 +118,11 @@ impl Trends {
     }
 
     #[cfg(test)]
+    fn len(&self) -> usize {
+        self.followed.len()
+    }
+
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.followed.is_empty()
     }
@@ -138,7 +143,10 @@ mod tests {
         assert!(trend.growing());
         assert_eq!((trend.low, trend.last, trend.since), (1, 3, 0));
         t.update(vec![(q.clone(), 2)], 9);
-        assert!(!t.get(&q).expect("followed").growing(), "a fall starts over");
+        assert!(
+            !t.get(&q).expect("followed").growing(),
+            "a fall starts over"
+        );
         for v in [3, 4] {
             t.update(vec![(q.clone(), v)], 10);
         }
@@ -149,5 +157,19 @@ mod tests {
         assert!(!t.get(&q).expect("followed").growing(), "growth stopped");
         t.update(vec![], 12);
         assert!(t.is_empty(), "no longer a candidate: dropped");
+    }
+
+    #[test]
+    fn at_most_max_tracked_objects_are_followed() {
+        let mut t = Trends::default();
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| (Subject::Channel(i.to_string()), 1))
+                .collect()
+        };
+        t.update(many(MAX_TRACKED + 5), 0);
+        assert_eq!(t.len(), MAX_TRACKED);
+        t.update(many(MAX_TRACKED + 5), 1);
+        assert_eq!(t.len(), MAX_TRACKED, "followed ones stay, new ones wait");
     }
 }
