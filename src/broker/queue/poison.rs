@@ -36,6 +36,8 @@ pub struct Poisoned {
 }
 
 /// The poison messages of one queue (none in nearly every queue: no allocation then).
+/// Boxed: 8 bytes in every queue's state instead of a Vec's 24.
+#[allow(clippy::box_collection)]
 #[derive(Debug, Default)]
 pub(super) struct PoisonList(Option<Box<Vec<Poisoned>>>);
 
