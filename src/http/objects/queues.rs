@@ -6,7 +6,7 @@
 //! come from `Queue::figures`, read one queue at a time after the topology snapshot.
 
 use super::{
-    acting_vhost, arguments, check_name, flag, list_in_vhosts, object_body, permit_change,
+    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
     permit_named_exchange, query_flag, refused, segments, visible_vhost, API_CONNECTION,
 };
 use crate::access::permissions::{Permission, Resource};
@@ -16,7 +16,7 @@ use crate::broker::vhost::QueueDeclare;
 use crate::channel::authorize::exchange_argument;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::list::ListQuery;
+use crate::http::list::{ListQuery, Row};
 use crate::http::Api;
 use crate::store::fieldvalue::{json_to_table, table_to_json};
 use axum::body::Bytes;
@@ -113,8 +113,9 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
     m
 }
 
-/// The single GET's extras: each consumer, and the (empty) per-publisher figures.
-fn consumer_details(api: &Api, q: &Queue, f: &QueueFigures) -> Value {
+/// The single GET's extras: each consumer, the exclusive owner's connection (RabbitMQ's
+/// `owner_pid_details`, which the UI links to), and the (empty) per-publisher figures.
+fn connection_details(api: &Api, q: &Queue, f: &QueueFigures, m: &mut Map<String, Value>) {
     let connections: HashMap<u64, _> = api
         .broker
         .stats
@@ -122,6 +123,16 @@ fn consumer_details(api: &Api, q: &Queue, f: &QueueFigures) -> Value {
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
+    if let Some(owner) = q.exclusive_owner.and_then(|id| connections.get(&id)) {
+        m.insert(
+            "owner_pid_details".into(),
+            json!({
+                "name": owner.info.name,
+                "peer_host": owner.info.peer.ip().to_string(),
+                "peer_port": owner.info.peer.port(),
+            }),
+        );
+    }
     let list: Vec<Value> = f
         .consumers
         .iter()
@@ -150,7 +161,7 @@ fn consumer_details(api: &Api, q: &Queue, f: &QueueFigures) -> Value {
             })
         })
         .collect();
-    Value::Array(list)
+    m.insert("consumer_details".into(), Value::Array(list));
 }
 
 async fn list_all(
@@ -172,12 +183,56 @@ async fn list_vhost(
 }
 
 fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
-    list_in_vhosts(api, caller, vhost, q, |v| {
-        v.queue_list()
-            .iter()
-            .map(|queue| Value::Object(queue_json(api, queue, &queue.figures())))
-            .collect()
-    })
+    let mut rows = Vec::new();
+    for v in listed_vhosts(api, caller, vhost)? {
+        rows.extend(
+            v.queue_list()
+                .into_iter()
+                .map(|queue| QueueRow { api, queue }),
+        );
+    }
+    Ok(Json(q.respond_rows(rows)?))
+}
+
+/// A queue in a list: its JSON is built only if its page is shown.
+struct QueueRow<'a> {
+    api: &'a Api,
+    queue: Arc<Queue>,
+}
+
+impl Row for QueueRow<'_> {
+    fn name(&self) -> &str {
+        self.queue.name.as_str()
+    }
+
+    /// The keys a list is usually sorted by, read without building the JSON (the
+    /// message counts take the queue's lock once each).
+    fn sort_key(&self, path: &[&str]) -> Option<Value> {
+        let q = &self.queue;
+        let figures = || q.figures();
+        Some(match path {
+            ["name"] => json!(q.name.as_str()),
+            ["vhost"] => json!(q.vhost),
+            ["durable"] => json!(q.durable),
+            ["auto_delete"] => json!(q.auto_delete),
+            ["exclusive"] => json!(q.exclusive_owner.is_some()),
+            ["messages"] => {
+                let f = figures();
+                json!(f.messages_ready + f.messages_unacked)
+            }
+            ["messages_ready"] => json!(figures().messages_ready),
+            ["messages_unacknowledged"] => json!(figures().messages_unacked),
+            ["consumers"] => json!(figures().consumers.len()),
+            ["message_stats", rest @ ..] => {
+                crate::stats::json::queue_stat(&self.api.broker.stats, q, rest)
+            }
+            _ => return None,
+        })
+    }
+
+    fn json(&self) -> Value {
+        Value::Object(queue_json(self.api, &self.queue, &self.queue.figures()))
+    }
 }
 
 /// The queue a path names, for a caller who may see its vhost.
@@ -196,10 +251,7 @@ async fn get_one(
     let queue = find(&api, &caller, &vhost, &name)?;
     let f = queue.figures();
     let mut m = queue_json(&api, &queue, &f);
-    m.insert(
-        "consumer_details".into(),
-        consumer_details(&api, &queue, &f),
-    );
+    connection_details(&api, &queue, &f, &mut m);
     m.insert("deliveries".into(), json!([]));
     m.insert("incoming".into(), json!([]));
     Ok(Json(q.cut_one(Value::Object(m))))
