@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod auth;
 pub mod connections;
+pub mod diagnostics;
 pub mod error;
 pub mod finder;
 pub mod list;
@@ -109,6 +110,7 @@ pub fn router(api: Api) -> Router {
         .merge(connections::routes())
         .merge(overview::routes())
         .merge(finder::routes())
+        .merge(diagnostics::routes())
         .merge(ui::routes())
         .fallback(ui::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -11,6 +11,7 @@
 
 pub mod collector;
 pub mod counters;
+pub mod diagnostics;
 pub mod fieldtable;
 pub mod json;
 pub mod registry;
@@ -59,6 +60,8 @@ pub struct Stats {
     churn: [AtomicU64; 7],
     /// The collector's latest rates and how many samples it took.
     rates: collector::Rates,
+    /// Developer diagnostics (unroutable publishes, churn, growth, poison messages).
+    pub diagnostics: diagnostics::Diagnostics,
 }
 
 impl Stats {
