@@ -260,6 +260,7 @@ pub async fn run(broker: Arc<Broker>, interval: Duration, mut shutdown: watch::R
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
                 let values = sample(&broker);
+                broker.stats.history.record(super::now_ms(), &values);
                 broker.stats.rates.record(Instant::now(), values);
             }
         }

@@ -9,10 +9,12 @@
 use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::list::ListQuery;
+use super::super::ranges::Ranges;
 use super::super::Api;
 use super::{object_body, put_status, tags_field};
 use crate::broker::vhost::VhostMetadata;
 use crate::broker::vhosts::VhostInfo;
+use crate::stats::history::VhostCharts;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -74,13 +76,24 @@ async fn one(
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
+    let ranges = Ranges::parse(&pairs)?;
     let info = api
         .broker
         .vhost_info(&name)
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(q.cut_one(vhost_json(&api, &info))))
+    let mut v = vhost_json(&api, &info);
+    if let Value::Object(m) = &mut v {
+        let charts = VhostCharts {
+            history: api.broker.stats.history(),
+            vhosts: &[info.name.as_str()],
+            now_ms: crate::stats::now_ms(),
+        };
+        charts.vhost(m, ranges.msg_rates, ranges.lengths, ranges.data_rates);
+    }
+    Ok(Json(q.cut_one(v)))
 }
 
 /// Creates the vhost (201) or replaces its description and tags (204). RabbitMQ 3.10
