@@ -231,6 +231,10 @@ fn node_json(api: &Api) -> Value {
         "mem_limit": memory.limit(),
         "mem_alarm": mem_alarm,
         "mem_calculation_strategy": "rss",
+        // warren's own: what queued messages hold against the --queue-memory budget,
+        // past which queues page their tails to disk.
+        "queue_memory_used": memory.used(),
+        "queue_memory_limit": node.config.queue_memory,
         "disk_free": disk_free,
         "disk_free_limit": node.config.disk_free_limit,
         "disk_free_alarm": disk_alarm,
