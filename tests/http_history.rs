@@ -283,3 +283,28 @@ async fn a_vhost_has_its_own_samples_and_the_overview_only_the_callers_vhosts() 
         .iter()
         .all(|s| s.1 == 0));
 }
+
+#[tokio::test]
+async fn nodes_say_the_queue_memory_budget_and_its_use() {
+    let broker = TestBroker::start_with(|c| warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        queue_memory: 64 << 20,
+        ..c
+    })
+    .await;
+    let (_conn, ch) = broker.channel().await;
+    declare_queue(&ch, "mem").await;
+    publish(&ch, "", "mem", &[7u8; 10_000]).await;
+    let http = broker.http();
+    let n = &until(&broker, "/api/nodes", |n| {
+        n[0]["queue_memory_used"].as_u64().is_some_and(|u| u >= 10_000)
+    })
+    .await[0];
+    assert_eq!(n["queue_memory_limit"], json!(64u64 << 20));
+    // Monitoring figures: a management user is refused, as for every node figure.
+    let b = broker.server.broker();
+    b.users().add("mgmt", Some("pw")).expect("add user");
+    b.users().set_tags("mgmt", vec!["management".into()]).expect("tags");
+    let r = http.as_user(Some(("mgmt", "pw"))).get("/api/nodes").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
