@@ -297,14 +297,18 @@ async fn nodes_say_the_queue_memory_budget_and_its_use() {
     publish(&ch, "", "mem", &[7u8; 10_000]).await;
     let http = broker.http();
     let n = &until(&broker, "/api/nodes", |n| {
-        n[0]["queue_memory_used"].as_u64().is_some_and(|u| u >= 10_000)
+        n[0]["queue_memory_used"]
+            .as_u64()
+            .is_some_and(|u| u >= 10_000)
     })
     .await[0];
     assert_eq!(n["queue_memory_limit"], json!(64u64 << 20));
     // Monitoring figures: a management user is refused, as for every node figure.
     let b = broker.server.broker();
     b.users().add("mgmt", Some("pw")).expect("add user");
-    b.users().set_tags("mgmt", vec!["management".into()]).expect("tags");
+    b.users()
+        .set_tags("mgmt", vec!["management".into()])
+        .expect("tags");
     let r = http.as_user(Some(("mgmt", "pw"))).get("/api/nodes").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

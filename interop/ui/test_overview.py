@@ -52,7 +52,7 @@ def test_overview_numbers_move_while_a_publisher_runs(warren, page, wait_for, sh
         assert "free" in wait_for('[data-test="node-disk"]').text
         assert "warren" in facts.text and "3.10.8" in facts.text
         # The fullest queue links to its page (where its messages are).
-        row = wait_for(f'[data-test="top-queues-table"] tr[data-name="/{Q}"]', timeout=20)
+        row = wait_for(f'[data-test="top-queues-table"] tr[data-name="//{Q}"]', timeout=20)
         assert row.find_element("css selector", "a").get_attribute("href").endswith(f"#/queues/%2F/{Q}")
         assert number(wait_for('[data-test="total-queues"]')) >= 1
         shot("overview")

@@ -96,7 +96,7 @@ async fn one(
     Ok(Json(q.cut_one(v)))
 }
 
-/// Creates the vhost (201) or replaces its description and tags (204). RabbitMQ 3.10
+/// Creates the vhost (201, its creator given full permissions in it) or replaces its description and tags (204). RabbitMQ 3.10
 /// reads the default queue type from `defaultqueuetype`; `default_queue_type` (the
 /// later versions' key) is taken too.
 async fn put(
@@ -123,7 +123,13 @@ async fn put(
         .broker
         .add_vhost(&name, metadata.clone())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !created {
+    if created {
+        // As RabbitMQ's management plugin: whoever creates a vhost may use it at once
+        // (full permissions for the creator), so a UI can go on to add a policy in it.
+        api.broker
+            .set_permissions(&caller.name, &name, ".*", ".*", ".*")
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    } else {
         let vhost = api.broker.vhost(&name).ok_or_else(ApiError::not_found)?;
         let old = vhost.metadata();
         vhost.set_metadata(VhostMetadata {
