@@ -16,6 +16,11 @@ def fill(d, test, text):
     el.send_keys(text)
 
 
+def click(d, el):
+    """A click that a toast in the corner cannot intercept."""
+    d.execute_script("arguments[0].click()", el)
+
+
 def submit(d, form):
     d.find_element("css selector", f'[data-test="{form}-submit"]').click()
 
@@ -62,17 +67,17 @@ def test_admin_adds_and_deletes_user_vhost_permission_policy(warren, page, wait_
     status, pol = warren.api("GET", f"/api/policies/{VHOST}/{POLICY}")
     assert status == 200 and pol["definition"] == {"max-length": 1000} and pol["apply-to"] == "queues"
     shot("admin-policies")
-    d.find_element("css selector", f'[data-test="policies-table"] tr[data-name="{VHOST}/{POLICY}"] [data-test="delete-policy"]').click()
+    click(d, d.find_element("css selector", f'[data-test="policies-table"] tr[data-name="{VHOST}/{POLICY}"] [data-test="delete-policy"]'))
     wait_until(lambda: warren.api("GET", f"/api/policies/{VHOST}/{POLICY}")[0] == 404, what="the policy deleted")
 
     page(f"admin/users/{USER}")
     d.execute_script("window.confirm = () => true")
-    wait_for('[data-test="permissions-table"] tr', text=VHOST).find_element("css selector", '[data-test="clear-permission"]').click()
+    click(d, wait_for('[data-test="permissions-table"] tr', text=VHOST).find_element("css selector", '[data-test="clear-permission"]'))
     wait_until(lambda: warren.api("GET", f"/api/permissions/{VHOST}/{USER}")[0] == 404, what="the permission cleared")
-    wait_for('[data-test="delete-user"]').click()
+    click(d, wait_for('[data-test="delete-user"]'))
     wait_until(lambda: warren.api("GET", f"/api/users/{USER}")[0] == 404, what="the user deleted")
 
     page(f"admin/vhosts/{quote(VHOST)}")
     d.execute_script("window.confirm = () => true")
-    wait_for('[data-test="delete-vhost"]').click()
+    click(d, wait_for('[data-test="delete-vhost"]'))
     wait_until(lambda: warren.api("GET", f"/api/vhosts/{VHOST}")[0] == 404, what="the vhost deleted")
