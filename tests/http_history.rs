@@ -310,5 +310,9 @@ async fn nodes_say_the_queue_memory_budget_and_its_use() {
         .set_tags("mgmt", vec!["management".into()])
         .expect("tags");
     let r = http.as_user(Some(("mgmt", "pw"))).get("/api/nodes").await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json(),
+        json!({"error": "not_authorised", "reason": "Not monitor user"})
+    );
 }
