@@ -18,6 +18,7 @@ pub mod objects;
 pub mod overview;
 pub mod policies;
 pub mod prometheus;
+pub mod ranges;
 pub mod ui;
 pub mod views;
 

@@ -265,6 +265,7 @@ pub async fn run(broker: Arc<Broker>, interval: Duration, mut shutdown: watch::R
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
                 let values = sample(&broker);
+                broker.stats.history.record(super::now_ms(), &values);
                 // Before the sample counts: whoever waits on it sees this tick's findings.
                 super::diagnostics::tick(&broker);
                 broker.stats.rates.record(Instant::now(), values);

@@ -13,6 +13,7 @@ pub mod collector;
 pub mod counters;
 pub mod diagnostics;
 pub mod fieldtable;
+pub mod history;
 pub mod json;
 pub mod registry;
 
@@ -62,6 +63,8 @@ pub struct Stats {
     rates: collector::Rates,
     /// Developer diagnostics (unroutable publishes, churn, growth, poison messages).
     pub diagnostics: diagnostics::Diagnostics,
+    /// The last minutes of samples, for charts (`history`).
+    history: history::History,
 }
 
 impl Stats {
@@ -77,6 +80,11 @@ impl Stats {
     /// Samples the collector has taken (tests wait on it rather than sleeping).
     pub fn samples(&self) -> u64 {
         self.rates.samples()
+    }
+
+    /// The recent samples kept for charts.
+    pub fn history(&self) -> &history::History {
+        &self.history
     }
 }
 
