@@ -49,7 +49,7 @@ fn not_yours() -> ApiError {
 }
 
 /// Whether `caller` sees connection `c` (and its channels) in lists.
-fn sees(caller: &Caller, c: &ConnStats) -> bool {
+pub(crate) fn sees(caller: &Caller, c: &ConnStats) -> bool {
     caller.is_monitoring() || c.info.user == caller.name
 }
 
