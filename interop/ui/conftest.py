@@ -26,6 +26,7 @@ Fixtures
   wait_gone(css, text=None, timeout=10)
   refresh(times=1)   runs the shown page's live refresh now, `times` times, each to its
                      end (rather than waiting 5 s for it): then assert what it shows.
+  accept_alert(driver)  accepts the confirm() a click opened, once it is open.
   js_errors(driver)  uncaught exceptions and console.error lines since the last call.
   site_pages(driver, base_url)  every list page (header links and their sub-pages).
   shot(name, full=False)  saves a PNG of the window (full=True: of the whole page) to
@@ -290,6 +291,22 @@ def go(driver, base_url, hash_, timeout=15):
             target)
     wait_ready(driver, timeout)
     return driver
+
+
+def accept_alert(driver, timeout=5):
+    """Accepts the confirm()/alert() a click opened, once it is open (it opens after
+    the click returns); returns its text."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    def opened():
+        try:
+            return driver.switch_to.alert
+        except NoAlertPresentException:
+            return None
+    alert = wait_until(opened, timeout, "a confirm dialog")
+    text = alert.text
+    alert.accept()
+    return text
 
 
 def refresh_now(driver, times=1):
