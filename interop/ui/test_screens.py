@@ -182,6 +182,8 @@ def test_every_page_screenshot(browser, page, shot, scene, pages):
             problems.append(f"{h}: script errors {errors}")
         if name in CHARTED:
             live_refreshes(browser, 2)
+        # Toasts of earlier tests' actions are not part of this page.
+        browser.execute_script("document.getElementById('toasts')?.replaceChildren()")
         shot(name)
         shot(name + "-full", full=True)
     assert scene.error is None, scene.error
