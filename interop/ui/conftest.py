@@ -17,7 +17,8 @@ Fixtures
                      .pika(user=("guest", "guest"), vhost="/") -> pika.BlockingConnection
                      .wait_api(path, predicate, timeout=15) -> the JSON once predicate(json)
   browser (session)  a Chromium driven by Selenium, 1280x800, logged in as guest.
-  page(hash)         goes to "#/..." ("queues", "#/queues/%2F/q", ...) and waits until
+  page(hash)         (the fixture reloads the UI first, so each test starts clean)
+                     goes to "#/..." ("queues", "#/queues/%2F/q", ...) and waits until
                      the page has rendered (the shell's ready mark, see READY below);
                      returns the driver.
   wait_for(css, text=None, timeout=10, visible=True)
@@ -366,6 +367,11 @@ def browser(warren):
 
 @pytest.fixture
 def page(browser, warren):
+    # Each test starts from a freshly loaded document: what an earlier test left in the
+    # page (a stubbed window.confirm, toasts, a vhost chosen in memory) is gone.
+    browser.execute_script("sessionStorage.removeItem('warren.vhost')")
+    browser.get(warren.http_url + "/#/")
+    wait_ready(browser)
     return lambda hash_, timeout=15: go(browser, warren.http_url, hash_, timeout)
 
 
