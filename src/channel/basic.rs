@@ -12,6 +12,7 @@ use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
+use crate::broker::tracer::Origin;
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
@@ -43,6 +44,13 @@ impl Channel {
             self.route_buf = targets;
             return Err(e.on(60, 40));
         }
+        let (stats, number) = (&self.stats, self.id);
+        ctx.vhost
+            .tracing
+            .published(msg.exchange(), &msg, &targets, || Origin::Channel {
+                name: &stats.name,
+                number,
+            });
         self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
         if targets.is_empty() && publish.mandatory {
             codec::encode_return(

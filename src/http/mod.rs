@@ -16,6 +16,7 @@ pub mod objects;
 pub mod overview;
 pub mod policies;
 pub mod prometheus;
+pub mod tracer;
 pub mod views;
 
 use crate::broker::Broker;
@@ -106,6 +107,7 @@ pub fn router(api: Api) -> Router {
         .merge(objects::routes())
         .merge(connections::routes())
         .merge(overview::routes())
+        .merge(tracer::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)

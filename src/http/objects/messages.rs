@@ -17,6 +17,7 @@ use crate::broker::consumer::ConnectionHandle;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{Get, Queue, Queued};
+use crate::broker::tracer::Origin;
 use crate::broker::vhost::canonical_exchange;
 use crate::error::{Exception, ReplyCode};
 use crate::http::auth::Caller;
@@ -119,6 +120,8 @@ async fn publish(
     let mut targets: Vec<Arc<Queue>> = Vec::new();
     v.route(exchange, &msg, &mut targets)
         .map_err(publish_refused)?;
+    v.tracing
+        .published(exchange, &msg, &targets, || Origin::Management);
     let routed = !targets.is_empty();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let done = Done::new(move |id| {
