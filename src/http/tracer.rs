@@ -50,12 +50,21 @@ pub fn routes() -> Router<Api> {
 }
 
 /// An optional whole-number field within `min..=max`, `default` when absent.
-fn bounded(body: &Map<String, Value>, key: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
+fn bounded(
+    body: &Map<String, Value>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> ApiResult<u64> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => v.as_u64().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
-            ApiError::bad_request(format!("{key} must be an integer from {min} to {max}"))
-        }),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{key} must be an integer from {min} to {max}"))
+            }),
     }
 }
 
@@ -97,8 +106,7 @@ async fn start(
     let (resource, name) = named_target(&body)?;
     let bounds = Bounds {
         max_messages: bounded(&body, "max_messages", 100, 1, MAX_MESSAGES as u64)? as usize,
-        payload_bytes: bounded(&body, "payload_bytes", 256, 0, MAX_PAYLOAD_BYTES as u64)?
-            as usize,
+        payload_bytes: bounded(&body, "payload_bytes", 256, 0, MAX_PAYLOAD_BYTES as u64)? as usize,
         seconds: bounded(&body, "seconds", 600, 1, MAX_SECONDS)?,
     };
     // Watching messages is reading them: as a queue bound to the exchange would, or as
@@ -109,7 +117,7 @@ async fn start(
             let name = canonical_exchange(&name);
             if !name.is_empty() && v.exchange_kind(name).is_none() {
                 return Err(refused(Exception::not_found(format!(
-                    "NOT_FOUND - no exchange '{name}' in vhost '{vhost}'"
+                    "no exchange '{name}' in vhost '{vhost}'"
                 ))));
             }
             Target::Exchange(name.to_owned())
@@ -117,7 +125,7 @@ async fn start(
         _ => {
             let q = v.queue_any(&name).ok_or_else(|| {
                 refused(Exception::not_found(format!(
-                    "NOT_FOUND - no queue '{name}' in vhost '{vhost}'"
+                    "no queue '{name}' in vhost '{vhost}'"
                 )))
             })?;
             Target::Queue { name, id: q.id }
