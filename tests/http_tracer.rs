@@ -9,6 +9,7 @@ mod common;
 use common::http::Http;
 use common::objects::user;
 use common::{publish, wait_until, TestBroker};
+use futures::StreamExt;
 use hyper::{Method, StatusCode};
 use lapin::options::{
     BasicPublishOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -598,4 +599,58 @@ async fn a_trace_ends_when_its_lifetime_runs_out() {
     // A round trip on the same channel: the publish was handled before it.
     common::declare_queue(&ch, "sync").await;
     assert_eq!(http.get(&path).await.json()["captured"], 0);
+}
+
+#[tokio::test]
+async fn a_queue_trace_shows_deliveries_to_consumers_and_gets() {
+    let broker = TestBroker::start_with_management().await;
+    let http = broker.http();
+    let (_conn, ch) = broker.channel().await;
+    common::declare_queue(&ch, "work").await;
+    let id = start(&http, "%2f", json!({"queue": "work"})).await;
+    publish(&ch, "", "work", b"one").await;
+    common::get_eventually(&ch, "work").await;
+    let mut consumer = ch
+        .basic_consume(
+            "work".into(),
+            "c1".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    publish(&ch, "", "work", b"two").await;
+    common::within(consumer.next())
+        .await
+        .expect("a delivery")
+        .expect("delivery");
+    let trace = captured(&http, "%2f", &id, 4).await;
+    let seen: Vec<(Value, Value, Value)> = trace["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["event"].clone(),
+                e["payload"].clone(),
+                e.get("consumer_tag").cloned().unwrap_or(json!("-")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("publish"), json!("one"), json!("-")),
+            (json!("deliver"), json!("one"), Value::Null),
+            (json!("publish"), json!("two"), json!("-")),
+            (json!("deliver"), json!("two"), json!("c1")),
+        ]
+    );
+    let deliver = &trace["events"][3];
+    assert_eq!(deliver["redelivered"], false);
+    assert_eq!(deliver["unroutable"], false);
+    assert_eq!(deliver["channel"], 1);
 }

@@ -352,6 +352,15 @@ impl Channel {
             self.stats.counters.bump(Key::Redeliver, 1);
             queue.stats.add(Key::Redeliver, 1);
         }
+        let (stats, number) = (&self.stats, self.id);
+        ctx.vhost
+            .tracing
+            .delivered(&queue, &item.msg, None, item.redelivered, || {
+                Origin::Channel {
+                    name: &stats.name,
+                    number,
+                }
+            });
         let tag = self.next_tag();
         codec::encode_get_ok(
             ctx.out,

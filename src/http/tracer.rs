@@ -17,7 +17,7 @@ use super::Api;
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::message::Message;
 use crate::broker::tracer::{
-    Bounds, Event, Snapshot, Target, Trace, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MAX_SECONDS,
+    Bounds, Event, Kind, Snapshot, Target, Trace, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MAX_SECONDS,
     MAX_TRACES,
 };
 use crate::broker::vhost::{canonical_exchange, server_generated_name, VHost};
@@ -252,8 +252,16 @@ fn event_json(e: &Event) -> Value {
         None => json!({}),
     };
     let (payload, encoding) = preview(&e.payload);
-    json!({
+    let (event, consumer_tag, redelivered) = match &e.kind {
+        Kind::Publish => ("publish", None, None),
+        Kind::Deliver {
+            consumer_tag,
+            redelivered,
+        } => ("deliver", consumer_tag.as_deref(), Some(*redelivered)),
+    };
+    let mut m = json!({
         "seq": e.seq,
+        "event": event,
         "timestamp": e.timestamp,
         "exchange": e.exchange,
         "routing_key": e.routing_key,
@@ -265,11 +273,16 @@ fn event_json(e: &Event) -> Value {
         "payload_truncated": e.payload.len() < e.payload_bytes,
         "routed_to": e.routed_to,
         "routed_count": e.routed_count,
-        "unroutable": e.routed_count == 0,
+        "unroutable": event == "publish" && e.routed_count == 0,
         "origin": e.origin,
         "connection": e.connection,
         "channel": e.channel,
-    })
+    });
+    if event == "deliver" {
+        m["consumer_tag"] = json!(consumer_tag);
+        m["redelivered"] = json!(redelivered);
+    }
+    m
 }
 
 /// A payload preview as text when it is UTF-8 (a character the cut split in two is

@@ -11,7 +11,7 @@
 
 mod trace;
 
-pub use trace::{Bounds, Event, Snapshot, Stop, Target, Trace};
+pub use trace::{Bounds, Event, Kind, Snapshot, Stop, Target, Trace};
 
 use crate::broker::message::Message;
 use crate::broker::queue::{now_ms, Queue};
@@ -79,22 +79,46 @@ impl Tracing {
         if self.active.load(Ordering::Relaxed) == 0 {
             return;
         }
-        self.capture(exchange, msg, targets, &origin());
+        let origin = origin();
+        let exchange = canonical_exchange(exchange);
+        self.capture(
+            |t| t.watches(exchange, targets),
+            |t, now| t.record(Kind::Publish, exchange, msg, targets, &origin, now),
+        );
     }
 
+    /// `queue` handed `msg` to a consumer (`consumer_tag`) or to a get (`None`). Costs
+    /// one relaxed load with no trace on.
+    #[inline]
+    pub fn delivered<'a>(
+        &self,
+        queue: &Queue,
+        msg: &Message,
+        consumer_tag: Option<&str>,
+        redelivered: bool,
+        origin: impl FnOnce() -> Origin<'a>,
+    ) {
+        if self.active.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let origin = origin();
+        let kind = Kind::Deliver {
+            consumer_tag: consumer_tag.map(str::to_owned),
+            redelivered,
+        };
+        self.capture(
+            |t| matches!(t.target, Target::Queue { id, .. } if id == queue.id),
+            |t, now| t.record(kind.clone(), msg.exchange(), msg, &[], &origin, now),
+        );
+    }
+
+    /// Records into every capturing trace that `watches`; a trace whose lifetime ran
+    /// out, or that `record` filled, stops.
     #[cold]
-    fn capture(&self, exchange: &str, msg: &Message, targets: &[Arc<Queue>], origin: &Origin) {
-        let exchange = canonical_exchange(exchange);
+    fn capture(&self, watches: impl Fn(&Trace) -> bool, record: impl Fn(&Trace, u64) -> bool) {
         let now = now_ms();
-        for t in self.list().iter() {
-            if !t.watches(exchange, targets) {
-                continue;
-            }
-            if t.expire(now) {
-                self.active.fetch_sub(1, Ordering::Relaxed);
-                continue;
-            }
-            if t.record(exchange, msg, targets, origin, now) {
+        for t in self.list().iter().filter(|t| watches(t)) {
+            if t.expire(now) || record(t, now) {
                 self.active.fetch_sub(1, Ordering::Relaxed);
             }
         }

@@ -63,10 +63,23 @@ pub struct Bounds {
     pub seconds: u64,
 }
 
+/// What happened to a captured message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// It was published (to the traced exchange, or routed into the traced queue).
+    Publish,
+    /// The traced queue handed it to a consumer (its tag) or to a get (`None`).
+    Deliver {
+        consumer_tag: Option<String>,
+        redelivered: bool,
+    },
+}
+
 /// One captured message.
 #[derive(Debug)]
 pub struct Event {
     pub seq: u64,
+    pub kind: Kind,
     /// Wall clock, milliseconds since the epoch.
     pub timestamp: u64,
     pub exchange: String,
@@ -170,6 +183,7 @@ impl Trace {
     /// Records one message; returns true when this event filled the trace (it stopped).
     pub(super) fn record(
         &self,
+        kind: Kind,
         exchange: &str,
         msg: &Message,
         targets: &[Arc<Queue>],
@@ -182,6 +196,7 @@ impl Trace {
         let (origin_name, connection, channel) = origin.parts();
         let mut event = Event {
             seq: 0,
+            kind,
             timestamp: crate::stats::now_ms(),
             exchange: exchange.to_owned(),
             routing_key: msg.routing_key().to_owned(),

@@ -256,6 +256,10 @@ async fn get(
                 continue;
             }
         };
+        v.tracing
+            .delivered(&queue, &item.msg, None, item.redelivered, || {
+                Origin::Management
+            });
         answer.push(message_json(&item, remaining, truncate, base64_always));
         if mode == AckMode::Requeue {
             queue.delivered(&item);
