@@ -80,7 +80,7 @@ pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>
         }
         vhost
             .tracing
-            .published(&dl.exchange, &msg, &targets, || Origin::DeadLetter);
+            .published(&msg, &targets, || Origin::DeadLetter);
         let store_id = store_message(&msg, &targets, None);
         let sharers = targets.len();
         for q in targets.drain(..) {

@@ -12,7 +12,7 @@ use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
-use crate::broker::tracer::Origin;
+use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
@@ -47,7 +47,7 @@ impl Channel {
         let (stats, number) = (&self.stats, self.id);
         ctx.vhost
             .tracing
-            .published(msg.exchange(), &msg, &targets, || Origin::Channel {
+            .published(&msg, &targets, || Origin::Channel {
                 name: &stats.name,
                 number,
             });
@@ -353,14 +353,14 @@ impl Channel {
             queue.stats.add(Key::Redeliver, 1);
         }
         let (stats, number) = (&self.stats, self.id);
-        ctx.vhost
-            .tracing
-            .delivered(&queue, &item.msg, None, item.redelivered, || {
-                Origin::Channel {
-                    name: &stats.name,
-                    number,
-                }
-            });
+        ctx.vhost.tracing.delivered(&queue, &item.msg, || Delivery {
+            consumer_tag: None,
+            redelivered: item.redelivered,
+            origin: Origin::Channel {
+                name: &stats.name,
+                number,
+            },
+        });
         let tag = self.next_tag();
         codec::encode_get_ok(
             ctx.out,

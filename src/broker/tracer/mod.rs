@@ -53,6 +53,15 @@ impl Origin<'_> {
     }
 }
 
+/// A delivery as a trace shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The consumer's tag; `None` for a get.
+    pub consumer_tag: Option<&'a str>,
+    pub redelivered: bool,
+    pub origin: Origin<'a>,
+}
+
 /// One vhost's traces.
 #[derive(Debug, Default)]
 pub struct Tracing {
@@ -66,12 +75,12 @@ impl Tracing {
         self.traces.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A message was routed: `exchange` is where it was published,
-    /// `targets` the queues it reached. `origin` is asked only when a trace is on.
+    /// A message was routed: `targets` are the queues it reached (the exchange it was
+    /// published to is the message's own). `origin` is asked only when a trace is on;
+    /// nothing else is computed before the check.
     #[inline]
     pub fn published<'a>(
         &self,
-        exchange: &str,
         msg: &Message,
         targets: &[Arc<Queue>],
         origin: impl FnOnce() -> Origin<'a>,
@@ -80,35 +89,33 @@ impl Tracing {
             return;
         }
         let origin = origin();
-        let exchange = canonical_exchange(exchange);
+        let exchange = canonical_exchange(msg.exchange());
         self.capture(
             |t| t.watches(exchange, targets),
             |t, now| t.record(Kind::Publish, exchange, msg, targets, &origin, now),
         );
     }
 
-    /// `queue` handed `msg` to a consumer (`consumer_tag`) or to a get (`None`). Costs
-    /// one relaxed load with no trace on.
+    /// `queue` handed `msg` to a consumer or to a get. `delivery` is asked only when a
+    /// trace is on: with none, this is one relaxed load.
     #[inline]
     pub fn delivered<'a>(
         &self,
         queue: &Queue,
         msg: &Message,
-        consumer_tag: Option<&str>,
-        redelivered: bool,
-        origin: impl FnOnce() -> Origin<'a>,
+        delivery: impl FnOnce() -> Delivery<'a>,
     ) {
         if self.active.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let origin = origin();
+        let d = delivery();
         let kind = Kind::Deliver {
-            consumer_tag: consumer_tag.map(str::to_owned),
-            redelivered,
+            consumer_tag: d.consumer_tag.map(str::to_owned),
+            redelivered: d.redelivered,
         };
         self.capture(
             |t| matches!(t.target, Target::Queue { id, .. } if id == queue.id),
-            |t, now| t.record(kind.clone(), msg.exchange(), msg, &[], &origin, now),
+            |t, now| t.record(kind.clone(), msg.exchange(), msg, &[], &d.origin, now),
         );
     }
 

@@ -17,7 +17,7 @@ use crate::broker::consumer::ConnectionHandle;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{Get, Queue, Queued};
-use crate::broker::tracer::Origin;
+use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::canonical_exchange;
 use crate::error::{Exception, ReplyCode};
 use crate::http::auth::Caller;
@@ -120,8 +120,7 @@ async fn publish(
     let mut targets: Vec<Arc<Queue>> = Vec::new();
     v.route(exchange, &msg, &mut targets)
         .map_err(publish_refused)?;
-    v.tracing
-        .published(exchange, &msg, &targets, || Origin::Management);
+    v.tracing.published(&msg, &targets, || Origin::Management);
     let routed = !targets.is_empty();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let done = Done::new(move |id| {
@@ -256,10 +255,11 @@ async fn get(
                 continue;
             }
         };
-        v.tracing
-            .delivered(&queue, &item.msg, None, item.redelivered, || {
-                Origin::Management
-            });
+        v.tracing.delivered(&queue, &item.msg, || Delivery {
+            consumer_tag: None,
+            redelivered: item.redelivered,
+            origin: Origin::Management,
+        });
         answer.push(message_json(&item, remaining, truncate, base64_always));
         if mode == AckMode::Requeue {
             queue.delivered(&item);
