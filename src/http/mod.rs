@@ -17,6 +17,7 @@ pub mod overview;
 pub mod policies;
 pub mod prometheus;
 pub mod tracer;
+pub mod ui;
 pub mod views;
 
 use crate::broker::Broker;
@@ -108,7 +109,8 @@ pub fn router(api: Api) -> Router {
         .merge(connections::routes())
         .merge(overview::routes())
         .merge(tracer::routes())
-        .fallback(|| async { ApiError::not_found() })
+        .merge(ui::routes())
+        .fallback(ui::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
 }

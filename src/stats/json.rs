@@ -83,6 +83,40 @@ pub fn fill_queue(stats: &Stats, queue: &Queue, map: &mut Map<String, Value>) {
     }
 }
 
+/// One value of a queue's `message_stats` (the path below it: `["publish"]` or
+/// `["publish_details", "rate"]`), as `fill_queue` would put it there, without building
+/// the rest: lists sort on it. Null where `fill_queue` puts nothing.
+pub fn queue_stat(stats: &Stats, queue: &Queue, path: &[&str]) -> Value {
+    let (name, rate) = match path {
+        [name] => (*name, false),
+        [details, "rate"] => match details.strip_suffix("_details") {
+            Some(name) => (name, true),
+            None => return Value::Null,
+        },
+        _ => return Value::Null,
+    };
+    // Only the counters a queue shows; their values in the order `values_of` gives.
+    if !QUEUE_KEYS.contains(&name) && name != "deliver_get" {
+        return Value::Null;
+    }
+    let Some(index) = NAMES
+        .iter()
+        .chain(["deliver_get"].iter())
+        .position(|k| *k == name)
+    else {
+        return Value::Null;
+    };
+    let counts = values_of(&queue.stats.snapshot());
+    let Some(&count) = counts.get(index).filter(|&&c| c > 0) else {
+        return Value::Null;
+    };
+    if !rate {
+        return json!(count);
+    }
+    let rates = stats.rates(&key::queue(&queue.vhost, &queue.name));
+    json!(rates.and_then(|r| r.get(index).copied()).unwrap_or(0.0))
+}
+
 /// For the exchange endpoints: `message_stats` with `publish_in` / `publish_out`
 /// (as of the collector's last sample, as RabbitMQ shows them) into `map`.
 pub fn fill_exchange(stats: &Stats, vhost: &str, name: &str, map: &mut Map<String, Value>) {

@@ -6,7 +6,7 @@
 //! come from `Queue::figures`, read one queue at a time after the topology snapshot.
 
 use super::{
-    acting_vhost, arguments, check_name, flag, list_in_vhosts, object_body, permit_change,
+    acting_vhost, arguments, check_name, flag, listed_vhosts, object_body, permit_change,
     permit_named_exchange, query_flag, refused, segments, visible_vhost, API_CONNECTION,
 };
 use crate::access::permissions::{Permission, Resource};
@@ -16,7 +16,7 @@ use crate::broker::vhost::QueueDeclare;
 use crate::channel::authorize::exchange_argument;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::list::ListQuery;
+use crate::http::list::{ListQuery, Row};
 use crate::http::Api;
 use crate::store::fieldvalue::{json_to_table, table_to_json};
 use axum::body::Bytes;
@@ -172,12 +172,56 @@ async fn list_vhost(
 }
 
 fn list(api: &Api, caller: &Caller, vhost: Option<&str>, q: &ListQuery) -> ApiResult<Json<Value>> {
-    list_in_vhosts(api, caller, vhost, q, |v| {
-        v.queue_list()
-            .iter()
-            .map(|queue| Value::Object(queue_json(api, queue, &queue.figures())))
-            .collect()
-    })
+    let mut rows = Vec::new();
+    for v in listed_vhosts(api, caller, vhost)? {
+        rows.extend(
+            v.queue_list()
+                .into_iter()
+                .map(|queue| QueueRow { api, queue }),
+        );
+    }
+    Ok(Json(q.respond_rows(rows)?))
+}
+
+/// A queue in a list: its JSON is built only if its page is shown.
+struct QueueRow<'a> {
+    api: &'a Api,
+    queue: Arc<Queue>,
+}
+
+impl Row for QueueRow<'_> {
+    fn name(&self) -> &str {
+        self.queue.name.as_str()
+    }
+
+    /// The keys a list is usually sorted by, read without building the JSON (the
+    /// message counts take the queue's lock once each).
+    fn sort_key(&self, path: &[&str]) -> Option<Value> {
+        let q = &self.queue;
+        let figures = || q.figures();
+        Some(match path {
+            ["name"] => json!(q.name.as_str()),
+            ["vhost"] => json!(q.vhost),
+            ["durable"] => json!(q.durable),
+            ["auto_delete"] => json!(q.auto_delete),
+            ["exclusive"] => json!(q.exclusive_owner.is_some()),
+            ["messages"] => {
+                let f = figures();
+                json!(f.messages_ready + f.messages_unacked)
+            }
+            ["messages_ready"] => json!(figures().messages_ready),
+            ["messages_unacknowledged"] => json!(figures().messages_unacked),
+            ["consumers"] => json!(figures().consumers.len()),
+            ["message_stats", rest @ ..] => {
+                crate::stats::json::queue_stat(&self.api.broker.stats, q, rest)
+            }
+            _ => return None,
+        })
+    }
+
+    fn json(&self) -> Value {
+        Value::Object(queue_json(self.api, &self.queue, &self.queue.figures()))
+    }
 }
 
 /// The queue a path names, for a caller who may see its vhost.

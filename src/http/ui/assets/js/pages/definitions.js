@@ -1,0 +1,7 @@
+// Placeholder until its page lands (issue 13): the route exists so the nav is whole.
+import { h } from '../dom.js';
+
+export const routes = [{
+  path: 'definitions', nav: 'definitions', navLabel: 'Definitions', title: 'Definitions',
+  render(view) { view.el.append(h('h1', null, 'Definitions')); },
+}];
