@@ -113,8 +113,9 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
     m
 }
 
-/// The single GET's extras: each consumer, and the (empty) per-publisher figures.
-fn consumer_details(api: &Api, q: &Queue, f: &QueueFigures) -> Value {
+/// The single GET's extras: each consumer, the exclusive owner's connection (RabbitMQ's
+/// `owner_pid_details`, which the UI links to), and the (empty) per-publisher figures.
+fn connection_details(api: &Api, q: &Queue, f: &QueueFigures, m: &mut Map<String, Value>) {
     let connections: HashMap<u64, _> = api
         .broker
         .stats
@@ -122,6 +123,16 @@ fn consumer_details(api: &Api, q: &Queue, f: &QueueFigures) -> Value {
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
+    if let Some(owner) = q.exclusive_owner.and_then(|id| connections.get(&id)) {
+        m.insert(
+            "owner_pid_details".into(),
+            json!({
+                "name": owner.info.name,
+                "peer_host": owner.info.peer.ip().to_string(),
+                "peer_port": owner.info.peer.port(),
+            }),
+        );
+    }
     let list: Vec<Value> = f
         .consumers
         .iter()
@@ -150,7 +161,7 @@ fn consumer_details(api: &Api, q: &Queue, f: &QueueFigures) -> Value {
             })
         })
         .collect();
-    Value::Array(list)
+    m.insert("consumer_details".into(), Value::Array(list));
 }
 
 async fn list_all(
@@ -240,10 +251,7 @@ async fn get_one(
     let queue = find(&api, &caller, &vhost, &name)?;
     let f = queue.figures();
     let mut m = queue_json(&api, &queue, &f);
-    m.insert(
-        "consumer_details".into(),
-        consumer_details(&api, &queue, &f),
-    );
+    connection_details(&api, &queue, &f, &mut m);
     m.insert("deliveries".into(), json!([]));
     m.insert("incoming".into(), json!([]));
     Ok(Json(q.cut_one(Value::Object(m))))

@@ -72,10 +72,25 @@ export async function request(method, apiPath, body, { headers = {}, signal, raw
     try { json = JSON.parse(text); } catch { json = { reason: text }; }
   }
   if (!response.ok) {
-    if (response.status === 401) unauthorised.forEach((fn) => fn(json));
+    // RabbitMQ answers 401 both for bad credentials and for an action the user's tags
+    // or permissions do not allow: only the first signs the user out.
+    if (response.status === 401 && credentials && !(await stillSignedIn(apiPath))) {
+      unauthorised.forEach((fn) => fn(json));
+    }
     throw new ApiError(response.status, json);
   }
   return json;
+}
+
+/** Whether the credentials are still good after a 401 on `apiPath`. */
+async function stillSignedIn(apiPath) {
+  if (apiPath === '/whoami') return false;
+  try {
+    const r = await fetch('api/whoami', { headers: { authorization: `Basic ${credentials}` }, cache: 'no-store' });
+    return r.ok;
+  } catch {
+    return true;
+  }
 }
 
 export const get = (p, params, opts) => request('GET', p + query(params), undefined, opts);

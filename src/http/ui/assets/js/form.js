@@ -94,8 +94,9 @@ export function argumentsEditor(name, helpers = []) {
     return out;
   };
   el.append(
+    // Node.append would turn a null into the text "null": an empty text node instead.
     helpers.length ? h('div', { class: 'helpers' }, h('span', { class: 'muted' }, 'Add:'),
-      helpers.map((a) => h('button', { type: 'button', class: 'secondary', title: a.key, onclick: () => addRow(a.key, a.value ?? '', a.type || 'string').querySelector('[data-test=arg-value]').focus() }, a.label))) : null,
+      helpers.map((a) => h('button', { type: 'button', class: 'secondary', title: a.key, onclick: () => addRow(a.key, a.value ?? '', a.type || 'string').querySelector('[data-test=arg-value]').focus() }, a.label))) : '',
     rows,
     h('button', { type: 'button', class: 'secondary', onclick: () => addRow().querySelector('input').focus() }, '+ argument'),
   );

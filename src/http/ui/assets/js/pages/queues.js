@@ -1,19 +1,23 @@
 // Queues: the list (paged, sorted and filtered by the server) and the form to add one.
-// The queue page itself (#/queues/:vhost/:name) is built in this module too.
+// The queue page itself (#/queues/:vhost/:name) is built by pages/queue.js; its route is
+// listed here so app.js knows one module per nav entry.
 
 import * as api from '../api.js';
 import { h, fmt, link, rate } from '../dom.js';
 import { serverTable } from '../table.js';
 import { form, field, input, argumentsEditor } from '../form.js';
+import { featureTags, FEATURE_FIELDS } from '../features.js';
+import { vhostSelect } from '../vhosts.js';
+import { queuePage } from './queue.js';
 
-/** Arguments a developer reaches for when adding a queue. */
+/** Arguments a developer reaches for when adding a queue (the type has its own field). */
 export const QUEUE_ARGUMENTS = [
-  { key: 'x-queue-type', label: 'Type', value: 'classic' },
   { key: 'x-message-ttl', label: 'Message TTL', type: 'number', value: '60000' },
   { key: 'x-expires', label: 'Auto expire', type: 'number', value: '1800000' },
   { key: 'x-max-length', label: 'Max length', type: 'number' },
   { key: 'x-max-length-bytes', label: 'Max length bytes', type: 'number' },
   { key: 'x-overflow', label: 'Overflow', value: 'reject-publish' },
+  { key: 'x-delivery-limit', label: 'Delivery limit (quorum)', type: 'number', value: '5' },
   { key: 'x-dead-letter-exchange', label: 'Dead letter exchange' },
   { key: 'x-dead-letter-routing-key', label: 'Dead letter routing key' },
   { key: 'x-max-priority', label: 'Max priority', type: 'number', value: '10' },
@@ -26,6 +30,7 @@ function list(view) {
     { key: 'vhost', title: 'Vhost', fields: ['vhost'] },
     { key: 'name', title: 'Name', fields: ['name', 'vhost'], render: (q) => link(q.name, 'queues', q.vhost, q.name) },
     { key: 'type', title: 'Type' },
+    { key: 'features', title: 'Features', sort: false, fields: FEATURE_FIELDS, render: featureTags },
     { key: 'state', title: 'State', render: (q) => h('span', { class: `state-${q.state}` }, q.state) },
     { key: 'consumers', title: 'Consumers', num: true },
     { key: 'messages_ready', title: 'Ready', num: true },
@@ -48,16 +53,13 @@ function list(view) {
 }
 
 function addQueue(view) {
-  const vhosts = h('select', { name: 'vhost', dataset: { test: 'queue-vhost' } });
-  api.get('/vhosts', { columns: 'name' }).then((vs) => {
-    vhosts.replaceChildren(...vs.map((v) => h('option', { value: v.name, selected: v.name === (api.session.vhost || '/') }, v.name)));
-  }).catch(() => {});
   return h('section', { class: 'panel' }, h('h2', null, 'Add a queue'), form({
     test: 'add-queue',
     submit: 'Add queue',
     fields: [
       h('div', { class: 'row' },
-        field('Virtual host', vhosts),
+        field('Virtual host', vhostSelect('queue-vhost')),
+        field('Type', input('type', { options: ['classic', 'quorum', 'stream'], value: 'classic', test: 'queue-type' })),
         field('Name', input('name', { required: true, test: 'queue-name' })),
         field('Durability', input('durable', { options: [['true', 'Durable'], ['false', 'Transient']], test: 'queue-durable' })),
         field('Auto delete', input('auto_delete', { options: [['false', 'No'], ['true', 'Yes']], test: 'queue-auto-delete' }))),
@@ -65,7 +67,8 @@ function addQueue(view) {
     ],
     async onSubmit(v) {
       await api.put(api.path`/queues/${v.vhost}/${v.name}`, {
-        durable: v.durable === 'true', auto_delete: v.auto_delete === 'true', arguments: v.arguments,
+        durable: v.durable === 'true', auto_delete: v.auto_delete === 'true',
+        arguments: { 'x-queue-type': v.type, ...v.arguments },
       });
       view.refresh();
       return `Queue '${v.name}' added.`;
@@ -75,4 +78,5 @@ function addQueue(view) {
 
 export const routes = [
   { path: 'queues', nav: 'queues', navLabel: 'Queues', title: 'Queues', render: list },
+  { path: 'queues/:vhost/:name', nav: 'queues', title: (p) => `queue ${p.name}`, render: queuePage },
 ];
