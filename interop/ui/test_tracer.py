@@ -58,6 +58,10 @@ def test_an_exchange_trace_shows_routed_and_unroutable_messages(warren, page, wa
     # JSON payloads are shown pretty-printed.
     payload = routed.find_element(CSS, '[data-test="payload"]').text
     assert '"order": 1' in payload and '\n' in payload
+    # Opened, an event shows the message as the queue page does: headers, hex...
+    routed.find_element(CSS, '[data-test="trace-details"] > summary').click()
+    header = wait_for('[data-test="trace-event"][data-routing-key="new"] [data-test="message-headers"] tr[data-name="tenant"]')
+    assert "acme" in header.text
     lost = wait_for('[data-test="trace-event"][data-routing-key="nobody"]')
     assert lost.get_attribute("data-unroutable") == "true"
     assert lost.find_element(CSS, '[data-test="unroutable"]').text == "unroutable"
@@ -67,9 +71,9 @@ def test_an_exchange_trace_shows_routed_and_unroutable_messages(warren, page, wa
 
     # The list of traces links to it.
     page("tracer")
-    row = wait_for('[data-test="traces-table"] tr[data-name]')
     trace_id = trace_url.rsplit("/", 1)[1]
-    assert row.get_attribute("data-name") == trace_id
+    row = wait_for(f'[data-test="traces-table"] tr[data-name="{trace_id}"]')
+    assert EXCHANGE in row.text
     shot("tracer")
 
     # Stop and delete: gone from the API, the events stay on the page.

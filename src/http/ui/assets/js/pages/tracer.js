@@ -9,6 +9,7 @@ import * as api from '../api.js';
 import { h, fill, fmt, href, link, act, decodePayload, toast } from '../dom.js';
 import { table, hashParams } from '../table.js';
 import { form, field, input } from '../form.js';
+import { renderMessage } from '../message.js';
 
 /** Events a trace page keeps (oldest dropped first): the page never grows past it. */
 const KEEP = 500;
@@ -213,7 +214,7 @@ function eventCard(vhost, e) {
     : h('span', { class: 'muted' }, `from ${e.origin}`);
   const preview = payload.json ?? payload.text ?? payload.base64();
   const cut = e.payload_bytes > payload.bytes.length;
-  const props = e.properties_truncated ? { note: 'properties larger than 16 KiB: not kept' } : e.properties;
+  const shortView = h('pre', { dataset: { test: 'payload' } }, preview, cut ? `\n… (${fmt.bytes(e.payload_bytes)} in all)` : '');
   return h('article', {
     class: 'panel',
     style: { margin: '.5em 0', padding: '.5em .8em', borderLeft: `4px solid var(${e.unroutable ? '--danger' : deliver ? '--c4' : '--ok'})` },
@@ -226,8 +227,21 @@ function eventCard(vhost, e) {
     h('span', null, h('span', { class: 'muted' }, 'exchange '), exchangeName(e.exchange)),
     h('span', null, h('span', { class: 'muted' }, 'key '), h('code', { dataset: { test: 'routing-key' } }, e.routing_key)),
     where, from),
-  h('pre', { dataset: { test: 'payload' } }, preview, cut ? `\n… (${fmt.bytes(e.payload_bytes)} in all)` : ''),
-  h('details', null, h('summary', null, 'Properties'), h('pre', null, JSON.stringify(props, null, 2))));
+  shortView,
+  details(vhost, e, shortView));
+}
+
+/** Properties, headers and the payload as hex or base64, drawn (by message.js) only
+ *  when opened: a page of 500 events stays light. Open, it replaces the short view. */
+function details(vhost, e, shortView) {
+  const el = h('details', { dataset: { test: 'trace-details' } }, h('summary', null, 'Properties, headers, hex'));
+  el.addEventListener('toggle', () => {
+    shortView.hidden = el.open;
+    if (!el.open || el.children.length > 1) return;
+    if (e.properties_truncated) el.append(h('p', { class: 'muted' }, 'The properties were larger than 16 KiB: not kept.'));
+    el.append(renderMessage(e, { vhost }));
+  });
+  return el;
 }
 
 export const routes = [
