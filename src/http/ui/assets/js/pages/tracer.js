@@ -210,8 +210,8 @@ function eventCard(vhost, e) {
       e.routed_count > e.routed_to.length ? ` and ${fmt.num(e.routed_count - e.routed_to.length)} more` : '');
   }
   const from = e.connection
-    ? h('span', { class: 'muted' }, 'from ', h('a', { href: href('connections', e.connection) }, e.connection), ` channel ${e.channel}`)
-    : h('span', { class: 'muted' }, `from ${e.origin}`);
+    ? h('span', { class: 'muted' }, 'via ', h('a', { href: href('connections', e.connection) }, e.connection), ` channel ${e.channel}`)
+    : h('span', { class: 'muted' }, `via ${e.origin}`);
   const preview = payload.json ?? payload.text ?? payload.base64();
   const cut = e.payload_bytes > payload.bytes.length;
   const shortView = h('pre', { dataset: { test: 'payload' } }, preview, cut ? `\n… (${fmt.bytes(e.payload_bytes)} in all)` : '');
