@@ -63,6 +63,7 @@ pub mod testing {
     pub use crate::codec::fieldscan::MAX_DEPTH;
     #[cfg(feature = "test-hooks")]
     pub use crate::connection::test_hooks::{PANIC_IN_RELEASE_QUEUE, PANIC_QUEUE};
+    pub use crate::stats::history::HISTORY_LEN;
     pub use crate::stats::Stats;
 }
 

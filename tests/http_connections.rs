@@ -163,7 +163,15 @@ async fn connections_channels_and_consumers_have_rabbitmqs_shapes() {
         ))
         .await;
     assert_eq!(single.status, StatusCode::OK);
-    assert_eq!(single.json()["name"], json!(chan_name));
+    let single = single.json();
+    assert_eq!(single["name"], json!(chan_name));
+    // As RabbitMQ's: the one channel lists its consumers, as /api/consumers shows them.
+    assert_eq!(
+        single["consumer_details"],
+        http.get("/api/consumers").await.json()
+    );
+    assert_eq!(single["deliveries"], json!([]));
+    assert_eq!(single["publishes"], json!([]));
     for path in ["/api/channels", "/api/vhosts/%2F/channels"] {
         assert_eq!(
             http.get(path).await.json().as_array().map(Vec::len),

@@ -52,6 +52,18 @@ impl Channel {
                 number,
             });
         self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
+        if targets.is_empty() {
+            // The unroutable path only: a routed publish never takes this lock.
+            if let Some(stats) = ctx.vhost.stats() {
+                stats.diagnostics.unroutable(
+                    &ctx.vhost.name,
+                    msg.exchange(),
+                    msg.routing_key(),
+                    &self.stats.name,
+                    publish.mandatory,
+                );
+            }
+        }
         if targets.is_empty() && publish.mandatory {
             codec::encode_return(
                 ctx.out,

@@ -11,6 +11,7 @@ pub const DELIVERY_MODE: u16 = 1 << 12;
 pub const PRIORITY: u16 = 1 << 11;
 pub const REPLY_TO: u16 = 1 << 9;
 pub const EXPIRATION: u16 = 1 << 8;
+pub const MESSAGE_ID: u16 = 1 << 7;
 pub const USER_ID: u16 = 1 << 4;
 
 /// Property flag bits in list order, with the encoded size rule of each field.

@@ -49,7 +49,7 @@ fn not_yours() -> ApiError {
 }
 
 /// Whether `caller` sees connection `c` (and its channels) in lists.
-fn sees(caller: &Caller, c: &ConnStats) -> bool {
+pub(crate) fn sees(caller: &Caller, c: &ConnStats) -> bool {
     caller.is_monitoring() || c.info.user == caller.name
 }
 
@@ -248,7 +248,19 @@ async fn get_channel(
             if !sees(&caller, &c) {
                 return Err(not_yours());
             }
-            let v = views::channel(stats, &api.node.name, &c, &ch);
+            let mut v = views::channel(stats, &api.node.name, &c, &ch);
+            // The single channel also lists its consumers, as RabbitMQ's does; the
+            // per-queue and per-exchange lists are empty in basic statistics mode.
+            let consumers: Vec<Value> = ch
+                .consumers()
+                .iter()
+                .map(|consumer| views::consumer(&api.node.name, &c, &ch, consumer))
+                .collect();
+            if let Value::Object(m) = &mut v {
+                m.insert("consumer_details".into(), Value::Array(consumers));
+                m.insert("deliveries".into(), Value::Array(Vec::new()));
+                m.insert("publishes".into(), Value::Array(Vec::new()));
+            }
             return Ok(Json(q.cut_one(v)));
         }
     }

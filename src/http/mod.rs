@@ -10,12 +10,15 @@
 pub mod admin;
 pub mod auth;
 pub mod connections;
+pub mod diagnostics;
 pub mod error;
+pub mod finder;
 pub mod list;
 pub mod objects;
 pub mod overview;
 pub mod policies;
 pub mod prometheus;
+pub mod ranges;
 pub mod tracer;
 pub mod ui;
 pub mod views;
@@ -108,6 +111,8 @@ pub fn router(api: Api) -> Router {
         .merge(objects::routes())
         .merge(connections::routes())
         .merge(overview::routes())
+        .merge(finder::routes())
+        .merge(diagnostics::routes())
         .merge(tracer::routes())
         .merge(ui::routes())
         .fallback(ui::fallback)

@@ -10,9 +10,11 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::list::ListQuery;
+use super::ranges::Ranges;
 use super::Api;
 use crate::stats::collector::key;
-use crate::stats::{json as sj, Counts, CHURN_NAMES};
+use crate::stats::history::VhostCharts;
+use crate::stats::{json as sj, Counts, Stats, CHURN_NAMES};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -37,7 +39,9 @@ async fn overview(
     caller: Caller,
     State(api): State<Api>,
     Query(q): Query<ListQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
+    let ranges = Ranges::parse(&pairs)?;
     let stats = &api.broker.stats;
     let monitor = caller.is_monitoring();
     let mut m = json!({
@@ -137,7 +141,30 @@ async fn overview(
         map.insert("contexts".into(), contexts(&api));
     }
     map.insert("object_totals".into(), objects);
+    let names: Vec<&str> = vhosts.iter().map(|v| v.name.as_str()).collect();
+    add_history(map, &names, stats, ranges);
     Ok(Json(q.cut_one(m)))
+}
+
+/// The `samples` asked for: message rates and queued messages over the vhosts the
+/// caller sees; churn (the broker's) only when both are asked, as RabbitMQ answers.
+fn add_history(map: &mut Map<String, Value>, vhosts: &[&str], stats: &Stats, ranges: Ranges) {
+    let charts = VhostCharts {
+        history: stats.history(),
+        vhosts,
+        now_ms: crate::stats::now_ms(),
+    };
+    if let (Some(r), Some(Value::Object(ms))) = (ranges.msg_rates, map.get_mut("message_stats")) {
+        charts.message_stats(ms, r);
+    }
+    if let (Some(r), Some(Value::Object(t))) = (ranges.lengths, map.get_mut("queue_totals")) {
+        charts.totals(t, r);
+    }
+    if let (Some(_), Some(r), Some(Value::Object(c))) =
+        (ranges.msg_rates, ranges.lengths, map.get_mut("churn_rates"))
+    {
+        charts.churn(c, r);
+    }
 }
 
 /// The HTTP listeners, as `contexts` lists them.
@@ -204,6 +231,10 @@ fn node_json(api: &Api) -> Value {
         "mem_limit": memory.limit(),
         "mem_alarm": mem_alarm,
         "mem_calculation_strategy": "rss",
+        // warren's own: what queued messages hold against the --queue-memory budget,
+        // past which queues page their tails to disk.
+        "queue_memory_used": memory.used(),
+        "queue_memory_limit": node.config.queue_memory,
         "disk_free": disk_free,
         "disk_free_limit": node.config.disk_free_limit,
         "disk_free_alarm": disk_alarm,

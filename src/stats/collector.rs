@@ -253,13 +253,21 @@ fn with_deliver_get(c: &Counts) -> Vec<u64> {
 /// Samples every `interval` until `shutdown`; the first sample at once, so rates exist
 /// after one interval.
 pub async fn run(broker: Arc<Broker>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    let interval = interval.max(Duration::from_millis(10));
+    broker
+        .stats
+        .diagnostics
+        .set_interval(interval.as_millis() as u64);
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
                 let values = sample(&broker);
+                broker.stats.history.record(super::now_ms(), &values);
+                // Before the sample counts: whoever waits on it sees this tick's findings.
+                super::diagnostics::tick(&broker);
                 broker.stats.rates.record(Instant::now(), values);
             }
         }

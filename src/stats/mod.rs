@@ -11,7 +11,9 @@
 
 pub mod collector;
 pub mod counters;
+pub mod diagnostics;
 pub mod fieldtable;
+pub mod history;
 pub mod json;
 pub mod registry;
 
@@ -59,6 +61,10 @@ pub struct Stats {
     churn: [AtomicU64; 7],
     /// The collector's latest rates and how many samples it took.
     rates: collector::Rates,
+    /// Developer diagnostics (unroutable publishes, churn, growth, poison messages).
+    pub diagnostics: diagnostics::Diagnostics,
+    /// The last minutes of samples, for charts (`history`).
+    history: history::History,
 }
 
 impl Stats {
@@ -74,6 +80,11 @@ impl Stats {
     /// Samples the collector has taken (tests wait on it rather than sleeping).
     pub fn samples(&self) -> u64 {
         self.rates.samples()
+    }
+
+    /// The recent samples kept for charts.
+    pub fn history(&self) -> &history::History {
+        &self.history
     }
 }
 

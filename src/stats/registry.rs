@@ -364,6 +364,7 @@ impl Drop for Registration {
         v[1] += b[Bytes::SendOct as usize];
         drop(retired);
         self.stats.churn(super::Churn::ConnectionClosed);
+        self.stats.diagnostics.connection_closed(&self.conn.info);
     }
 }
 

@@ -8,10 +8,12 @@
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
 
+pub mod browse;
 mod figures;
 mod outstanding;
 pub mod pagedir;
 pub mod paging;
+mod poison;
 mod readback;
 mod ready;
 
@@ -28,6 +30,7 @@ use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
 pub use figures::QueueFigures;
+pub use poison::{Poisoned, POISON_DELIVERIES};
 use readback::read_back_waker;
 pub use readback::Get;
 use ready::Ready;
@@ -67,6 +70,15 @@ const DELIVERY_COUNT: &str = "x-delivery-count";
 /// A copy's accounted cost, as `Queued::cost` holds it.
 fn msg_cost(msg: &Message, sharers: usize) -> u32 {
     u32::try_from(msg.share_cost(sharers)).unwrap_or(u32::MAX)
+}
+
+/// A message as a consumer gets it: from a quorum queue, with how often it went before.
+fn as_delivered(quorum: bool, mut item: Queued) -> Queued {
+    if quorum {
+        let count = AMQPValue::LongLongInt(i64::from(item.deliveries));
+        item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
+    }
+    item
 }
 
 /// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
@@ -137,6 +149,8 @@ struct QueueState {
     limits: Limits,
     /// The policies applied, when any (boxed: most queues have none).
     applied: Option<Box<Applied>>,
+    /// Messages sent back over and over (diagnostics; empty in nearly every queue).
+    poison: poison::PoisonList,
 }
 
 /// x-max-length, x-max-length-bytes, x-overflow and the others, read from the effective
@@ -311,6 +325,7 @@ impl Queue {
                 deleted: false,
                 limits,
                 applied: (applied != Applied::default()).then(|| Box::new(applied)),
+                poison: Default::default(),
             }),
         })
     }
@@ -533,11 +548,26 @@ impl Queue {
     pub fn acked(&self, item: &Queued) {
         self.returned.settled(item);
         self.settled(item);
+        self.forget_poison(item);
+    }
+
+    /// A message sent back over and over left for good: it is poison no more. Takes the
+    /// queue lock, so only for such messages and never from under it.
+    fn forget_poison(&self, item: &Queued) {
+        if item.deliveries >= POISON_DELIVERIES {
+            self.lock().poison.forget(item.seq);
+        }
+    }
+
+    /// The messages of this queue sent back over and over (see `poison`).
+    pub fn poisoned(&self) -> Vec<Poisoned> {
+        self.lock().poison.list()
     }
 
     /// A message a client had to acknowledge is rejected or nacked without requeue.
     pub fn rejected(&self, item: Queued) {
         self.returned.settled(&item);
+        self.forget_poison(&item);
         self.dead_letter(item, Reason::Rejected);
     }
 
@@ -571,12 +601,8 @@ impl Queue {
     }
 
     /// A message leaving for a client: a quorum queue tells how often it went before.
-    fn outgoing(&self, mut item: Queued) -> Queued {
-        if self.quorum {
-            let count = AMQPValue::LongLongInt(i64::from(item.deliveries));
-            item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
-        }
-        item
+    fn outgoing(&self, item: Queued) -> Queued {
+        as_delivered(self.quorum, item)
     }
 
     /// Puts back messages a client had to acknowledge (nack or reject with requeue,
@@ -616,15 +642,21 @@ impl Queue {
                 st.handed.back(&item);
             }
             item.redelivered |= redelivered;
-            if redelivered && self.quorum {
+            if redelivered {
+                // Counted in every queue (poison diagnostics); only quorum queues show it
+                // to consumers and enforce a limit on it.
                 item.deliveries = item.deliveries.saturating_add(1);
                 if st
                     .limits
                     .delivery_limit
                     .is_some_and(|limit| u64::from(item.deliveries) > limit)
                 {
+                    st.poison.forget(item.seq);
                     self.dead_letter(item, Reason::DeliveryLimit);
                     continue;
+                }
+                if item.deliveries >= POISON_DELIVERIES {
+                    st.poison.returned(&item);
                 }
             }
             st.ready.insert_in_order(item);
@@ -759,6 +791,7 @@ impl Queue {
         let mut st = self.lock();
         let n = st.ready.len() as u32;
         let (items, tails) = st.ready.take_all();
+        st.poison.clear();
         for item in items {
             self.settled(&item);
         }

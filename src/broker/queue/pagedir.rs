@@ -375,6 +375,18 @@ impl PageFile {
         }
     }
 
+    /// What a browse needs to read this file's unread records later, off the queue lock
+    /// (`FileView`). Holding the slot keeps the file open even if the tail deletes it.
+    pub(super) fn view(&self) -> FileView {
+        FileView {
+            slot: self.slot.clone(),
+            pending: self.pending.iter().cloned().collect(),
+            start: self.read,
+            end: self.written,
+            messages: self.messages,
+        }
+    }
+
     /// Bytes of chunks held in memory (in flight, failed, or written and not forgotten).
     #[cfg(test)]
     pub(super) fn held_bytes(&self) -> usize {
@@ -384,6 +396,53 @@ impl PageFile {
     #[cfg(test)]
     pub(super) fn file(&self) -> Option<&File> {
         self.slot.file.get()
+    }
+}
+
+/// A page file's unread records as they were when a browse looked (`PageFile::view`):
+/// read later, on a blocking thread, never under the queue lock. Written bytes never
+/// change and the open handle outlives a delete, so what it reads is what was there.
+pub(crate) struct FileView {
+    slot: Arc<FileSlot>,
+    /// Chunks that were not known to be on disk: read from memory.
+    pending: Vec<Arc<Chunk>>,
+    pub(super) start: u64,
+    pub(super) end: u64,
+    /// Unread messages between `start` and `end`.
+    pub(super) messages: usize,
+}
+
+impl FileView {
+    /// `len` bytes at `at` (within `start..end`): from the chunks held in memory where
+    /// they cover it, else from the file (on the caller's thread: not a runtime worker).
+    pub(super) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len);
+        let mut pos = at;
+        let end = at + len as u64;
+        while pos < end {
+            let next = self.pending.iter().find(|c| c.end() > pos);
+            match next {
+                Some(c) if c.offset <= pos => {
+                    let from = (pos - c.offset) as usize;
+                    let upto = (end.min(c.end()) - c.offset) as usize;
+                    out.extend_from_slice(&c.data[from..upto]);
+                    pos = c.offset + upto as u64;
+                }
+                _ => {
+                    let upto = next.map_or(end, |c| c.offset.min(end));
+                    let file = self
+                        .slot
+                        .file
+                        .get()
+                        .ok_or_else(|| io::Error::other("page file was never created"))?;
+                    let mut buf = vec![0u8; (upto - pos) as usize];
+                    file.read_exact_at(&mut buf, pos)?;
+                    out.extend_from_slice(&buf);
+                    pos = upto;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -21,6 +21,7 @@
 //! fails keeps its records in memory, readable from there; a read that fails drops the
 //! rest of that file and logs how many messages went with it.
 
+use super::browse::TailView;
 pub use super::pagedir::{PageDir, Wake};
 use super::pagedir::{PageFile, ReadAhead};
 use super::{msg_cost, Queued};
@@ -63,7 +64,6 @@ pub struct Tail {
 }
 
 impl Tail {
-    #[cfg(test)] // tests look; the broker does not need to
     pub fn len(&self) -> usize {
         self.len
     }
@@ -311,6 +311,28 @@ impl Tail {
         }
     }
 
+    /// What a browse reads of messages `skip..skip + take` of this tail, later and off
+    /// the queue lock: the page files that hold them (files wholly before are left out)
+    /// and a copy of the write buffer when the range reaches it. Changes nothing.
+    pub fn view(&self, skip: usize, take: usize) -> TailView {
+        let mut view = TailView::default();
+        let (mut base, end) = (0, skip.saturating_add(take));
+        for f in &self.files {
+            if base >= end {
+                return view;
+            }
+            if skip < base + f.messages {
+                view.files.push((base, skip.saturating_sub(base), f.view()));
+            }
+            base += f.messages;
+        }
+        if base < end && skip < base + self.buffer_messages {
+            // Bounded: the buffer goes to a file once it passes FLUSH_BYTES.
+            view.buffer = Some((base, skip.saturating_sub(base), self.buffer.clone()));
+        }
+        view
+    }
+
     /// Every message left, oldest first, read back one chunk at a time (a purge that has
     /// store ids to settle). Consumes the tail; its files go as they are read.
     pub fn drain(mut self) -> impl Iterator<Item = Queued> {
@@ -332,7 +354,7 @@ pub(super) fn record_len(data: &[u8]) -> Option<usize> {
 
 /// Decodes the record at the start of `data`: the item and the bytes it took. `None` when
 /// the record is incomplete or damaged.
-fn decode(data: &[u8]) -> Option<(Queued, usize)> {
+pub(super) fn decode(data: &[u8]) -> Option<(Queued, usize)> {
     let end = record_len(data)?;
     if end < HEADER || end > data.len() {
         return None;

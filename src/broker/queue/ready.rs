@@ -6,6 +6,7 @@
 //! Order holds because a level with a non-empty tail appends there, and requeued
 //! messages (which were at the head once) are older than anything in the tail.
 
+use super::browse::Part;
 use super::paging::Tail;
 use super::Queued;
 use super::{read_back_waker, Queue};
@@ -153,6 +154,36 @@ impl Ready {
         self.len -= 1;
         self.bytes -= item.msg.body().len() as u64;
         Some(item)
+    }
+
+    /// Messages `from..from + take` in delivery order, for a browse to read later off
+    /// the queue lock: copies of those in memory (a copy is a reference count), views
+    /// of the paged ones. Changes nothing: no refill, no paging, no accounting.
+    pub(super) fn view(&self, from: usize, take: usize) -> Vec<Part> {
+        let end = from.saturating_add(take);
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for level in self.levels.iter().rev() {
+            if at >= end {
+                break;
+            }
+            let h = level.head.len();
+            if from < at + h {
+                let first = from.saturating_sub(at);
+                let upto = (end - at).min(h);
+                let items = level.head.range(first..upto).cloned().collect();
+                parts.push(Part::Memory(at + first, items));
+            }
+            at += h;
+            let t = level.tail.len();
+            if from < at + t && at < end {
+                let skip = from.saturating_sub(at);
+                let upto = (end - at).min(t);
+                parts.push(Part::Paged(at, level.tail.view(skip, upto - skip)));
+            }
+            at += t;
+        }
+        parts
     }
 
     /// Everything: the in-memory messages head first, and the paged tails (dropping a

@@ -164,6 +164,11 @@ impl VHost {
         let _ = self.stats.set(stats);
     }
 
+    /// The broker's statistics, once the broker set them.
+    pub fn stats(&self) -> Option<&Arc<crate::stats::Stats>> {
+        self.stats.get()
+    }
+
     /// One queue declared, created or deleted, for `churn_rates`.
     fn churn(&self, what: crate::stats::Churn) {
         if let Some(s) = self.stats.get() {

@@ -9,10 +9,12 @@
 use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiResult};
 use super::super::list::ListQuery;
+use super::super::ranges::Ranges;
 use super::super::Api;
 use super::{object_body, put_status, tags_field};
 use crate::broker::vhost::VhostMetadata;
 use crate::broker::vhosts::VhostInfo;
+use crate::stats::history::VhostCharts;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -74,16 +76,27 @@ async fn one(
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     caller.require_administrator()?;
+    let ranges = Ranges::parse(&pairs)?;
     let info = api
         .broker
         .vhost_info(&name)
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(q.cut_one(vhost_json(&api, &info))))
+    let mut v = vhost_json(&api, &info);
+    if let Value::Object(m) = &mut v {
+        let charts = VhostCharts {
+            history: api.broker.stats.history(),
+            vhosts: &[info.name.as_str()],
+            now_ms: crate::stats::now_ms(),
+        };
+        charts.vhost(m, ranges.msg_rates, ranges.lengths, ranges.data_rates);
+    }
+    Ok(Json(q.cut_one(v)))
 }
 
-/// Creates the vhost (201) or replaces its description and tags (204). RabbitMQ 3.10
+/// Creates the vhost (201, its creator given full permissions in it) or replaces its description and tags (204). RabbitMQ 3.10
 /// reads the default queue type from `defaultqueuetype`; `default_queue_type` (the
 /// later versions' key) is taken too.
 async fn put(
@@ -110,7 +123,13 @@ async fn put(
         .broker
         .add_vhost(&name, metadata.clone())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !created {
+    if created {
+        // As RabbitMQ's management plugin: whoever creates a vhost may use it at once
+        // (full permissions for the creator), so a UI can go on to add a policy in it.
+        api.broker
+            .set_permissions(&caller.name, &name, ".*", ".*", ".*")
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    } else {
         let vhost = api.broker.vhost(&name).ok_or_else(ApiError::not_found)?;
         let old = vhost.metadata();
         vhost.set_metadata(VhostMetadata {

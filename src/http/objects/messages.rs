@@ -164,7 +164,7 @@ impl Drop for Taken {
 }
 
 /// A get the broker refused, as the management plugin answers it.
-fn get_refused(e: Exception) -> ApiError {
+pub(crate) fn get_refused(e: Exception) -> ApiError {
     match e.code {
         ReplyCode::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.text),
         ReplyCode::AccessRefused => ApiError::not_authorised(e.text),
@@ -260,7 +260,9 @@ async fn get(
             redelivered: item.redelivered,
             origin: Origin::Management,
         });
-        answer.push(message_json(&item, remaining, truncate, base64_always));
+        let mut json = message_json(&item, truncate, base64_always);
+        json.insert("message_count".into(), json!(remaining));
+        answer.push(Value::Object(json));
         if mode == AckMode::Requeue {
             queue.delivered(&item);
         }
@@ -275,13 +277,12 @@ async fn get(
     Ok(Json(Value::Array(answer)))
 }
 
-/// One message as `get` answers it.
-fn message_json(
+/// One message as `get` answers it, less `message_count` (a browse shows the same).
+pub(crate) fn message_json(
     item: &Queued,
-    remaining: u32,
     truncate: Option<u64>,
     base64_always: bool,
-) -> Value {
+) -> Map<String, Value> {
     let body = item.msg.body();
     let shown = match truncate {
         Some(t) if (t as usize) < body.len() => &body[..t as usize],
@@ -298,14 +299,13 @@ fn message_json(
         .msg
         .decode_properties()
         .map_or_else(|| json!({}), |p| properties::decode(&p));
-    json!({
-        "payload_bytes": body.len(),
-        "redelivered": item.redelivered,
-        "exchange": item.msg.exchange(),
-        "routing_key": item.msg.routing_key(),
-        "message_count": remaining,
-        "properties": props,
-        "payload": payload,
-        "payload_encoding": encoding,
-    })
+    let mut m = Map::new();
+    m.insert("payload_bytes".into(), json!(body.len()));
+    m.insert("redelivered".into(), json!(item.redelivered));
+    m.insert("exchange".into(), json!(item.msg.exchange()));
+    m.insert("routing_key".into(), json!(item.msg.routing_key()));
+    m.insert("properties".into(), props);
+    m.insert("payload".into(), json!(payload));
+    m.insert("payload_encoding".into(), json!(encoding));
+    m
 }

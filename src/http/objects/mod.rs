@@ -20,6 +20,8 @@ mod queues;
 // policies are added: `exchanges::exchange_json`, `queues::queue_json`,
 // `bindings::binding_json`.
 use bindings::binding_json;
+// A browse answers messages and refusals as a get does.
+pub(crate) use messages::{get_refused, message_json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
