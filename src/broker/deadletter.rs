@@ -8,6 +8,7 @@
 use super::message::Message;
 use super::persist::store_message;
 use super::queue::Queue;
+use super::tracer::Origin;
 use super::vhost::VHost;
 use crate::codec::ShortStr;
 use amq_protocol::frame::WriteContext;
@@ -77,6 +78,9 @@ pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>
                 !cycle
             });
         }
+        vhost
+            .tracing
+            .published(&msg, &targets, || Origin::DeadLetter);
         let store_id = store_message(&msg, &targets, None);
         let sharers = targets.len();
         for q in targets.drain(..) {

@@ -12,6 +12,7 @@ use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
+use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
@@ -43,6 +44,13 @@ impl Channel {
             self.route_buf = targets;
             return Err(e.on(60, 40));
         }
+        let (stats, number) = (&self.stats, self.id);
+        ctx.vhost
+            .tracing
+            .published(&msg, &targets, || Origin::Channel {
+                name: &stats.name,
+                number,
+            });
         self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
         if targets.is_empty() {
             // The unroutable path only: a routed publish never takes this lock.
@@ -356,6 +364,15 @@ impl Channel {
             self.stats.counters.bump(Key::Redeliver, 1);
             queue.stats.add(Key::Redeliver, 1);
         }
+        let (stats, number) = (&self.stats, self.id);
+        ctx.vhost.tracing.delivered(&queue, &item.msg, || Delivery {
+            consumer_tag: None,
+            redelivered: item.redelivered,
+            origin: Origin::Channel {
+                name: &stats.name,
+                number,
+            },
+        });
         let tag = self.next_tag();
         codec::encode_get_ok(
             ctx.out,

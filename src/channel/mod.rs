@@ -20,6 +20,7 @@ use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
 use crate::broker::message::{Message, MessageBuilder};
 use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
+use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
@@ -522,6 +523,15 @@ impl Channel {
             item.msg.body(),
             ctx.frame_max,
         );
+        let (stats, number) = (&self.stats, self.id);
+        ctx.vhost.tracing.delivered(&queue, &item.msg, || Delivery {
+            consumer_tag: Some(consumer.tag.as_str()),
+            redelivered: item.redelivered,
+            origin: Origin::Channel {
+                name: &stats.name,
+                number,
+            },
+        });
         // Written: the window opens again (prefetch, if any, waits for the ack).
         consumer.written();
         self.credit_returned = true;

@@ -19,6 +19,7 @@ pub mod overview;
 pub mod policies;
 pub mod prometheus;
 pub mod ranges;
+pub mod tracer;
 pub mod ui;
 pub mod views;
 
@@ -112,6 +113,7 @@ pub fn router(api: Api) -> Router {
         .merge(overview::routes())
         .merge(finder::routes())
         .merge(diagnostics::routes())
+        .merge(tracer::routes())
         .merge(ui::routes())
         .fallback(ui::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -81,6 +81,8 @@ pub struct VHost {
     policies: RwLock<Arc<Policies>>,
     /// The broker's statistics (queue churn), set once by the broker that made it.
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
+    /// Message traces on this vhost's exchanges and queues (see `tracer`).
+    pub tracing: crate::broker::tracer::Tracing,
 }
 
 #[derive(Debug, Default)]
@@ -153,6 +155,7 @@ impl VHost {
             metadata: Mutex::new(VhostMetadata::default()),
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
+            tracing: Default::default(),
         }
     }
 
@@ -340,6 +343,8 @@ impl VHost {
                 topo.dirty |= x.durable;
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
+                drop(topo);
+                self.tracing.exchange_deleted(name);
                 Ok(())
             }
         }

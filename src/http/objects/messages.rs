@@ -17,6 +17,7 @@ use crate::broker::consumer::ConnectionHandle;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{Get, Queue, Queued};
+use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::canonical_exchange;
 use crate::error::{Exception, ReplyCode};
 use crate::http::auth::Caller;
@@ -119,6 +120,7 @@ async fn publish(
     let mut targets: Vec<Arc<Queue>> = Vec::new();
     v.route(exchange, &msg, &mut targets)
         .map_err(publish_refused)?;
+    v.tracing.published(&msg, &targets, || Origin::Management);
     let routed = !targets.is_empty();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let done = Done::new(move |id| {
@@ -253,6 +255,11 @@ async fn get(
                 continue;
             }
         };
+        v.tracing.delivered(&queue, &item.msg, || Delivery {
+            consumer_tag: None,
+            redelivered: item.redelivered,
+            origin: Origin::Management,
+        });
         let mut json = message_json(&item, truncate, base64_always);
         json.insert("message_count".into(), json!(remaining));
         answer.push(Value::Object(json));

@@ -13,7 +13,7 @@
 mod bindings;
 mod exchanges;
 mod messages;
-mod properties;
+pub(crate) mod properties;
 mod queues;
 
 // The JSON of each object kind is built in one function, where statistics and

@@ -82,7 +82,7 @@ pub(super) fn encode(props: &Map<String, Value>) -> ApiResult<Vec<u8>> {
 }
 
 /// The properties a message carries, as `get` answers them (only those set).
-pub(super) fn decode(p: &AMQPProperties) -> Value {
+pub(crate) fn decode(p: &AMQPProperties) -> Value {
     let mut m = Map::new();
     let mut text = |name: &str, v: &Option<ShortString>| {
         if let Some(s) = v {
