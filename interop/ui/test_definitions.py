@@ -14,14 +14,18 @@ NEW = "ui-core-defs-new"
 def test_download_holds_a_queue_and_upload_adds_one(warren, page, wait_for, shot):
     assert warren.api("PUT", f"/api/queues/%2F/{Q}", {"durable": True})[0] in (201, 204)
     d = page("definitions")
+    # The download lands in a folder of the test's own (the page's CSP keeps a script
+    # from reading the blob: URL back, so read the file the browser saved).
+    saved = tempfile.mkdtemp()
+    d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": saved})
     wait_for('[data-test="download-definitions"]').click()
     link = wait_for('[data-test="definitions-link"]')
-    assert link.get_attribute("download").startswith("rabbit_")
-    assert link.get_attribute("download").endswith(".json")
-    text = d.execute_async_script(
-        "const done = arguments[1]; fetch(arguments[0]).then(r => r.text()).then(done)",
-        link.get_attribute("href"))
-    defs = json.loads(text)
+    name = link.get_attribute("download")
+    assert name.startswith("rabbit_") and name.endswith(".json"), name
+    path = os.path.join(saved, name)
+    wait_until(lambda: os.path.exists(path), 10, f"the download {path}")
+    with open(path) as f:
+        defs = json.load(f)
     assert any(q["name"] == Q for q in defs["queues"])
     shot("definitions")
 

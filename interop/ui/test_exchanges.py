@@ -5,7 +5,7 @@ the exchange page."""
 
 import json
 
-from conftest import quote, wait_until
+from conftest import accept_alert, quote, wait_until
 from ui_forms import choose, click, fill, helper, press
 
 PREFIX = "ui-ex-"
@@ -75,7 +75,7 @@ def test_add_bind_publish_delete(warren, browser, page, wait_for, wait_gone, sho
     assert warren.api("GET", f"/api/exchanges/%2F/{quote(exchange)}/bindings/source")[1] == []
     press(browser, browser, "delete-if-unused")
     press(browser, browser, "delete-exchange")
-    browser.switch_to.alert.accept()
+    accept_alert(browser)
     wait_until(lambda: browser.execute_script("return location.hash") == "#/exchanges", what="back to the list")
     assert warren.api("GET", f"/api/exchanges/%2F/{quote(exchange)}")[0] == 404
     assert warren.api("DELETE", f"/api/queues/%2F/{quote(queue)}")[0] == 204

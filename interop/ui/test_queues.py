@@ -5,7 +5,7 @@ the queue page and of a got message."""
 
 import json
 
-from conftest import quote, wait_until
+from conftest import accept_alert, quote, wait_until
 from ui_forms import choose, click, fill, helper, press
 
 PREFIX = "ui-q-"
@@ -71,11 +71,11 @@ def test_queue_page(warren, browser, page, wait_for, shot):
 
     # Purge, then delete.
     press(browser, browser, "purge-queue")
-    browser.switch_to.alert.accept()
+    accept_alert(browser)
     warren.wait_api(f"/api/queues/%2F/{quote(name)}", lambda q: q["messages"] == 0)
     press(browser, browser, "delete-if-empty")
     press(browser, browser, "delete-queue")
-    browser.switch_to.alert.accept()
+    accept_alert(browser)
     wait_until(lambda: browser.execute_script("return location.hash") == "#/queues", what="back to the list")
     assert warren.api("GET", f"/api/queues/%2F/{quote(name)}")[0] == 404
 

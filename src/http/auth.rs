@@ -2,8 +2,9 @@
 //! let them do, as RabbitMQ's management plugin decides it.
 //!
 //! Every handler that needs a login takes a `Caller` argument; the extractor answers
-//! 401 (with `WWW-Authenticate`) for missing or wrong credentials, for `loopback_users`
-//! calling from another machine, and for users without a management tag. The checks
+//! 401 for missing or wrong credentials and for `loopback_users` calling from another
+//! machine (with `WWW-Authenticate`, except to the web UI: `login_failed`), and for
+//! users without a management tag (without it, as RabbitMQ). The checks
 //! by tag and by vhost are methods here, so every endpoint words its refusals alike.
 //! Never holds a lock of the broker beyond the user lookup.
 
@@ -100,7 +101,7 @@ impl FromRequestParts<Api> for Caller {
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         let Some((name, password)) = basic_credentials(parts) else {
             api.broker.auth_attempts.record(Protocol::Http, false);
-            return Err(ApiError::login_failed());
+            return Err(login_failed(parts));
         };
         let peer = parts
             .extensions
@@ -113,7 +114,7 @@ impl FromRequestParts<Api> for Caller {
         api.broker
             .auth_attempts
             .record(Protocol::Http, login.is_ok());
-        login.map_err(|_| ApiError::login_failed())?;
+        login.map_err(|_| login_failed(parts))?;
         let tags = api
             .broker
             .users()
@@ -125,6 +126,22 @@ impl FromRequestParts<Api> for Caller {
             return Err(ApiError::not_authorised("Not management user"));
         }
         Ok(caller)
+    }
+}
+
+/// A failed login's 401. A script in a page (the web UI sends `X-Requested-With:
+/// XMLHttpRequest`, as jQuery and RabbitMQ's own UI frameworks did) gets it without the
+/// `WWW-Authenticate` challenge: with it, a browser opens its native login dialog over
+/// the page's own form on a wrong password (and headless Chromium holds the request
+/// forever). Every other client gets RabbitMQ's challenge.
+fn login_failed(parts: &Parts) -> ApiError {
+    let from_page = parts
+        .headers
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
+    ApiError {
+        challenge: !from_page,
+        ..ApiError::login_failed()
     }
 }
 

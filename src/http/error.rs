@@ -1,6 +1,7 @@
 //! The management API's errors, as RabbitMQ's management plugin writes them: a status
-//! code and a JSON body `{"error": ..., "reason": ...}`; a 401 also carries the
-//! `WWW-Authenticate` header that makes a browser or a client ask for credentials.
+//! code and a JSON body `{"error": ..., "reason": ...}`; a failed login's 401 also
+//! carries the `WWW-Authenticate` header that makes a browser or a client ask for
+//! credentials (a refusal of a logged-in user does not, as in RabbitMQ).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,9 @@ pub struct ApiError {
     /// Where RabbitMQ sends an Erlang term as the reason (`["not_boolean", "yes"]`):
     /// that term, sent instead of `reason`.
     pub term: Option<Value>,
+    /// Send `WWW-Authenticate` (a failed login): a browser then opens its own login
+    /// dialog, so the web UI's calls go without it (`auth::login_failed`).
+    pub challenge: bool,
 }
 
 impl ApiError {
@@ -27,6 +31,7 @@ impl ApiError {
             error: error.into(),
             reason: reason.into(),
             term: None,
+            challenge: false,
         }
     }
 
@@ -71,7 +76,10 @@ impl ApiError {
 
     /// 401 for a failed login (RabbitMQ spells this one "not_authorized").
     pub fn login_failed() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "not_authorized", "Login failed")
+        ApiError {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "not_authorized", "Login failed")
+        }
     }
 
     /// 500 for a failure inside the broker (a write that failed, ...): the reason says
@@ -86,7 +94,7 @@ impl IntoResponse for ApiError {
         let reason = self.term.unwrap_or(Value::String(self.reason));
         let body = json!({"error": self.error, "reason": reason});
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"RabbitMQ Management\""),

@@ -84,6 +84,16 @@ async fn asset(path: &str, headers: &HeaderMap) -> Response {
     );
     // Revalidate every time (the ETag makes that a 304): a new binary's UI is seen at once.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    secure(h);
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The headers that confine what a page may load and run, on every file served (from
+/// disk too, so the dev loop meets the same CSP as the binary's users).
+fn secure(h: &mut HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -93,10 +103,6 @@ async fn asset(path: &str, headers: &HeaderMap) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, value);
-    }
-    response
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -135,5 +141,6 @@ async fn from_disk(path: &str) -> Option<Response> {
         HeaderValue::from_static(content_type(relative)),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    secure(h);
     Some(response)
 }

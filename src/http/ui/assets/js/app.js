@@ -70,6 +70,8 @@ async function runRefreshers(view) {
     }));
   } finally {
     view.running = false;
+    // Counts the refreshes that ran to the end: browser tests wait on it (interop/ui).
+    document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
   }
 }
 
