@@ -82,6 +82,9 @@ done
 for d in "$HERE"/*/; do
   l="$(basename "$d")"
   case " $ORDER " in *" $l "*) continue ;; esac
+  # interop/ui is the web UI's browser suite, not a client column: .ci/run runs it on
+  # its own (interop/ui/README.md).
+  [ "$l" = ui ] && continue
   [ -f "$HERE/$l/run.sh" ] && selected "$l" && COLUMNS_LIST+=("$l")
 done
 HAVE_RUST=0

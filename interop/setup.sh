@@ -19,6 +19,9 @@ for l in $ORDER; do [ -f "$HERE/$l/setup.sh" ] && langs+=("$l"); done
 for d in "$HERE"/*/; do
   l="$(basename "$d")"
   case " $ORDER " in *" $l "*) continue ;; esac
+  # interop/ui is the web UI's browser suite, not a client column: .ci/run runs it on
+  # its own (interop/ui/README.md).
+  [ "$l" = ui ] && continue
   [ -f "$HERE/$l/setup.sh" ] && langs+=("$l")
 done
 
