@@ -28,17 +28,18 @@ const INDEX: &str = "index.html";
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// The UI's routes: `/` and one per embedded file.
+/// One embedded file: its path under assets/, its bytes, and its content hash (ETag).
+type Asset = (&'static str, &'static [u8], u64);
+
+/// The UI's routes: `/` (index.html) and one per embedded file, each holding its file.
 pub fn routes() -> Router<Api> {
-    let mut router = Router::new().route(
-        "/",
-        get(|headers: HeaderMap| async move { asset(INDEX, &headers).await }),
-    );
-    for (path, _, _) in embedded::ASSETS {
-        router = router.route(
-            &format!("/{path}"),
-            get(move |headers: HeaderMap| async move { asset(path, &headers).await }),
-        );
+    let mut router = Router::new();
+    for file in embedded::ASSETS {
+        let serve = get(move |headers: HeaderMap| async move { asset(file, &headers).await });
+        if file.0 == INDEX {
+            router = router.route("/", serve.clone());
+        }
+        router = router.route(&format!("/{}", file.0), serve);
     }
     router
 }
@@ -59,14 +60,12 @@ pub async fn fallback(uri: Uri) -> Response {
 }
 
 /// One embedded file, or 304 when the browser's copy is current.
-async fn asset(path: &str, headers: &HeaderMap) -> Response {
+async fn asset(file: &'static Asset, headers: &HeaderMap) -> Response {
+    let (path, bytes, tag) = *file;
     #[cfg(debug_assertions)]
     if let Some(response) = from_disk(path).await {
         return response;
     }
-    let Some((_, bytes, tag)) = embedded::ASSETS.iter().find(|(p, _, _)| *p == path) else {
-        return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
-    };
     let etag = format!("\"{tag:x}\"");
     let current = headers
         .get(header::IF_NONE_MATCH)
@@ -75,25 +74,26 @@ async fn asset(path: &str, headers: &HeaderMap) -> Response {
     let mut response = if current {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (StatusCode::OK, *bytes).into_response()
+        (StatusCode::OK, bytes).into_response()
     };
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(path)),
-    );
     // Revalidate every time (the ETag makes that a 304): a new binary's UI is seen at once.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    secure(h);
+    file_headers(h, path, "no-cache");
     if let Ok(value) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, value);
     }
     response
 }
 
-/// The headers that confine what a page may load and run, on every file served (from
-/// disk too, so the dev loop meets the same CSP as the binary's users).
-fn secure(h: &mut HeaderMap) {
+/// The headers of every file served (from disk too, so the dev loop meets the same CSP
+/// as the binary's users): its type, how long it may be cached, and those that confine
+/// what a page may load and run.
+fn file_headers(h: &mut HeaderMap, path: &str, cache: &'static str) {
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -135,12 +135,6 @@ async fn from_disk(path: &str) -> Option<Response> {
         .ok()?
         .ok()?;
     let mut response = (StatusCode::OK, bytes).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(relative)),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    secure(h);
+    file_headers(response.headers_mut(), relative, "no-store");
     Some(response)
 }
