@@ -8,6 +8,7 @@
 //! owned snapshots (`Arc`s and names, no JSON of everything); only the hits become
 //! JSON, and a queue's lock is taken only for a hit's counts.
 
+use crate::broker::vhost::VHost;
 use crate::http::auth::Caller;
 use crate::http::connections::sees;
 use crate::http::error::{ApiError, ApiResult};
@@ -18,6 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The most hits of each kind one answer holds.
 pub const MAX_LIMIT: usize = 100;
@@ -82,51 +84,46 @@ async fn search(
     })))
 }
 
+/// Every object `list` gives of each vhost the caller sees, vhost by vhost, with the
+/// vhost's name; lazily, so a search that reached its limit lists no further vhost.
+fn in_seen_vhosts<'a, T: 'a>(
+    api: &'a Api,
+    caller: &Caller,
+    list: impl Fn(&VHost) -> Vec<T> + 'a,
+) -> impl Iterator<Item = (Arc<str>, T)> + 'a {
+    caller
+        .seen_vhosts(api)
+        .into_iter()
+        .filter_map(|vhost| api.broker.vhost(&vhost.name))
+        .flat_map(move |v| {
+            let name: Arc<str> = Arc::from(v.name.as_str());
+            list(&v).into_iter().map(move |item| (name.clone(), item))
+        })
+}
+
 fn queues(api: &Api, caller: &Caller, text: &Text, limit: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    for vhost in caller.seen_vhosts(api) {
-        let Some(v) = api.broker.vhost(&vhost.name) else {
-            continue;
-        };
-        for q in v.queue_list() {
-            if out.len() >= limit {
-                return out;
-            }
-            if text.finds(q.name.as_str()) {
-                let (messages, consumers) = q.counts();
-                out.push(json!({
-                    "vhost": vhost.name,
-                    "name": q.name.as_str(),
-                    "messages": messages,
-                    "consumers": consumers,
-                }));
-            }
-        }
-    }
-    out
+    in_seen_vhosts(api, caller, VHost::queue_list)
+        .filter(|(_, q)| text.finds(q.name.as_str()))
+        .take(limit)
+        .map(|(vhost, q)| {
+            let (messages, consumers) = q.counts();
+            json!({
+                "vhost": &*vhost,
+                "name": q.name.as_str(),
+                "messages": messages,
+                "consumers": consumers,
+            })
+        })
+        .collect()
 }
 
 fn exchanges(api: &Api, caller: &Caller, text: &Text, limit: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    for vhost in caller.seen_vhosts(api) {
-        let Some(v) = api.broker.vhost(&vhost.name) else {
-            continue;
-        };
-        for x in v.exchange_infos() {
-            if out.len() >= limit {
-                return out;
-            }
-            // The default exchange has no name to find it by.
-            if !x.name.is_empty() && text.finds(&x.name) {
-                out.push(json!({
-                    "vhost": vhost.name,
-                    "name": x.name,
-                    "type": x.kind.name(),
-                }));
-            }
-        }
-    }
-    out
+    in_seen_vhosts(api, caller, VHost::exchange_infos)
+        // The default exchange has no name to find it by.
+        .filter(|(_, x)| !x.name.is_empty() && text.finds(&x.name))
+        .take(limit)
+        .map(|(vhost, x)| json!({"vhost": &*vhost, "name": x.name, "type": x.kind.name()}))
+        .collect()
 }
 
 fn connections(api: &Api, caller: &Caller, text: &Text, limit: usize) -> Vec<Value> {
