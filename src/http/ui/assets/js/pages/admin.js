@@ -7,6 +7,7 @@ import * as api from '../api.js';
 import { h, fill, fmt, kv, link, act, rate } from '../dom.js';
 import { serverTable, table } from '../table.js';
 import { form, field, input, argumentsEditor } from '../form.js';
+import { vhostSelect } from '../vhosts.js';
 
 const TAGS = ['administrator', 'monitoring', 'policymaker', 'management', 'impersonator'];
 const VHOST_LIMITS = ['max-connections', 'max-queues'];
@@ -52,17 +53,6 @@ function rowButton(view, label, test, question, fn) {
     act(b, async () => { await fn(); await view.refresh(); }, `${label}: done.`);
   });
   return b;
-}
-
-async function vhostOptions(select, selected) {
-  const vs = await api.get('/vhosts', { columns: 'name' });
-  fill(select, vs.map((v) => h('option', { value: v.name, selected: v.name === (selected || api.session.vhost || '/') }, v.name)));
-}
-
-function vhostSelect(test) {
-  const s = h('select', { name: 'vhost', dataset: { test } });
-  vhostOptions(s).catch(() => {});
-  return s;
 }
 
 function tagsField(value = '') {

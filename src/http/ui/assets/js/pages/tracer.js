@@ -10,6 +10,7 @@ import { h, fill, fmt, href, link, act, decodePayload, toast } from '../dom.js';
 import { table, hashParams } from '../table.js';
 import { form, field, input } from '../form.js';
 import { renderMessage } from '../message.js';
+import { vhostSelect } from '../vhosts.js';
 
 /** Events a trace page keeps (oldest dropped first): the page never grows past it. */
 const KEEP = 500;
@@ -63,12 +64,7 @@ function list(view) {
 function startForm() {
   const pre = hashParams();
   const kind = pre.has('queue') ? 'queue' : 'exchange';
-  const vhosts = h('select', { name: 'vhost', dataset: { test: 'tracer-vhost' } });
-  const preVhost = pre.get('vhost') || api.session.vhost || '/';
-  vhosts.append(h('option', { value: preVhost, selected: true }, preVhost));
-  api.get('/vhosts', { columns: 'name' }).then((vs) => {
-    fill(vhosts, vs.map((v) => h('option', { value: v.name, selected: v.name === preVhost }, v.name)));
-  }).catch(() => {});
+  const vhosts = vhostSelect('tracer-vhost', pre.get('vhost') || api.session.vhost || '/');
   const kindSelect = input('kind', { options: [['exchange', 'Exchange'], ['queue', 'Queue']], value: kind, test: 'tracer-kind' });
   const names = h('datalist', { id: 'tracer-names' });
   const name = input('name', { value: pre.get(kind) ?? '', placeholder: 'name', test: 'tracer-name' });
