@@ -566,5 +566,14 @@ async fn management_lists_the_types_and_definitions_carry_them() {
     let props = BasicProperties::default().with_correlation_id("c1".into());
     send(&ch, "m.ch", "k", b"x", props).await;
     assert_eq!(drain(&ch, "m.q").await.len(), 1);
+
+    // An import is checked as a declare is: refused whole, nothing created.
+    let bad = json!({"exchanges": [{"name": "m.imported", "vhost": "/", "type": RECENT,
+        "durable": true, "auto_delete": false, "internal": false,
+        "arguments": {"x-recent-history-length": 0}}]});
+    let reply = http.post("/api/definitions", &bad).await;
+    assert!(reply.status.is_client_error(), "{reply:?}");
+    assert!(reply.text().contains("'x-recent-history-length' must be a positive integer"));
+    assert!(http.get("/api/exchanges/%2f/m.imported").await.status.is_client_error());
     broker.stop().await;
 }
