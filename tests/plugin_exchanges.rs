@@ -117,7 +117,9 @@ async fn placement(
 async fn consistent_hash_follows_weights_and_keeps_each_key_on_one_queue() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    exchange(&ch, "ch.w", CH, FieldTable::default()).await.unwrap();
+    exchange(&ch, "ch.w", CH, FieldTable::default())
+        .await
+        .unwrap();
     for (q, weight) in [("ch.w.a", "1"), ("ch.w.b", "3")] {
         queue(&ch, q, false).await;
         bind(&ch, q, "ch.w", weight).await.unwrap();
@@ -126,7 +128,10 @@ async fn consistent_hash_follows_weights_and_keeps_each_key_on_one_queue() {
     let first = placement(&ch, "ch.w", &keys, &["ch.w.a", "ch.w.b"]).await;
     let on_b = first.values().filter(|q| *q == "ch.w.b").count();
     // Expected 1500 of 2000 (sd ~19): the hash is deterministic, the bound is generous.
-    assert!((1350..=1650).contains(&on_b), "{on_b} of 2000 on the weight-3 queue");
+    assert!(
+        (1350..=1650).contains(&on_b),
+        "{on_b} of 2000 on the weight-3 queue"
+    );
 
     // The same keys again: each lands where it did.
     let again = placement(&ch, "ch.w", &keys, &["ch.w.a", "ch.w.b"]).await;
@@ -138,7 +143,11 @@ async fn consistent_hash_follows_weights_and_keeps_each_key_on_one_queue() {
     let grown = placement(&ch, "ch.w", &keys, &["ch.w.a", "ch.w.b", "ch.w.c"]).await;
     let moved: Vec<_> = keys.iter().filter(|k| grown[*k] != first[*k]).collect();
     assert!(moved.iter().all(|k| grown[*k] == "ch.w.c"));
-    assert!((250..=550).contains(&moved.len()), "{} keys moved", moved.len());
+    assert!(
+        (250..=550).contains(&moved.len()),
+        "{} keys moved",
+        moved.len()
+    );
 
     // Unbinding b sends its keys elsewhere; a's keys stay put.
     within(ch.queue_unbind(
@@ -187,15 +196,29 @@ async fn consistent_hash_on_a_header_or_a_property() {
     let mut home: HashMap<String, &str> = HashMap::new();
     for q in queues {
         for (_, user) in drain(&ch, q).await {
-            assert_eq!(*home.entry(user).or_insert(q), q, "a user's messages stay together");
+            assert_eq!(
+                *home.entry(user).or_insert(q),
+                q,
+                "a user's messages stay together"
+            );
         }
     }
     assert_eq!(home.len(), 30);
-    assert!(queues.iter().all(|q| home.values().any(|h| h == q)), "{home:?}");
+    assert!(
+        queues.iter().all(|q| home.values().any(|h| h == q)),
+        "{home:?}"
+    );
 
     // Messages without the header all go to one queue (the plugin hashes "undefined").
     for i in 0..20 {
-        send(&ch, "ch.h", &format!("k{i}"), b"", BasicProperties::default()).await;
+        send(
+            &ch,
+            "ch.h",
+            &format!("k{i}"),
+            b"",
+            BasicProperties::default(),
+        )
+        .await;
     }
     let mut counts = Vec::new();
     for q in queues {
@@ -210,7 +233,10 @@ async fn consistent_hash_on_a_header_or_a_property() {
             "ch.p",
             BasicProperties::default().with_message_id("id-7".into()),
         ),
-        ("ch.t", BasicProperties::default().with_timestamp(1_700_000_000)),
+        (
+            "ch.t",
+            BasicProperties::default().with_timestamp(1_700_000_000),
+        ),
     ] {
         for i in 0..10 {
             send(&ch, x, &format!("k{i}"), b"", props.clone()).await;
@@ -233,7 +259,10 @@ async fn consistent_hash_refusals_match_the_plugin() {
     let fresh = || async move { within(conn.create_channel()).await.unwrap() };
     let pf = |t: &str| (406u16, format!("PRECONDITION_FAILED - {t}"));
 
-    let both = args(&[("hash-header", text("h")), ("hash-property", text("message_id"))]);
+    let both = args(&[
+        ("hash-header", text("h")),
+        ("hash-property", text("message_id")),
+    ]);
     assert_eq!(
         refusal(exchange(&fresh().await, "ch.r1", CH, both).await),
         pf("hash-header and hash-property are mutually exclusive")
@@ -250,7 +279,10 @@ async fn consistent_hash_refusals_match_the_plugin() {
         refusal(exchange(&fresh().await, "ch.r3", CH, number).await),
         pf("Invalid argument 5, 'hash-header' must be a string")
     );
-    let table = args(&[("hash-property", AMQPValue::FieldTable(FieldTable::default()))]);
+    let table = args(&[(
+        "hash-property",
+        AMQPValue::FieldTable(FieldTable::default()),
+    )]);
     assert_eq!(
         refusal(exchange(&fresh().await, "ch.r4", CH, table).await),
         pf("Invalid argument [], 'hash-property' must be a string")
@@ -258,7 +290,9 @@ async fn consistent_hash_refusals_match_the_plugin() {
     assert!(conn.status().connected());
 
     let ch = fresh().await;
-    exchange(&ch, "ch.r", CH, FieldTable::default()).await.unwrap();
+    exchange(&ch, "ch.r", CH, FieldTable::default())
+        .await
+        .unwrap();
     queue(&ch, "ch.r.q", false).await;
     for (key, expected) in [
         ("abc", "The binding key must be an integer: <<\"abc\">>"),
@@ -270,7 +304,11 @@ async fn consistent_hash_refusals_match_the_plugin() {
         ("4294967296", "The binding key must be at most 4294967295"),
     ] {
         let ch = fresh().await;
-        assert_eq!(refusal(bind(&ch, "ch.r.q", "ch.r", key).await), pf(expected), "{key:?}");
+        assert_eq!(
+            refusal(bind(&ch, "ch.r.q", "ch.r", key).await),
+            pf(expected),
+            "{key:?}"
+        );
     }
     // Erlang's list_to_integer reads a sign; the binding holds.
     bind(&ch, "ch.r.q", "ch.r", "+3").await.unwrap();
@@ -283,7 +321,9 @@ async fn consistent_hash_refusals_match_the_plugin() {
 async fn random_reaches_every_binding_and_sends_each_message_once() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    exchange(&ch, "rnd", RANDOM, FieldTable::default()).await.unwrap();
+    exchange(&ch, "rnd", RANDOM, FieldTable::default())
+        .await
+        .unwrap();
     // Nothing bound: unroutable, as with the plugin.
     send(&ch, "rnd", "k", b"", BasicProperties::default()).await;
     let queues = ["rnd.1", "rnd.2", "rnd.3"];
@@ -293,7 +333,14 @@ async fn random_reaches_every_binding_and_sends_each_message_once() {
         bind(&ch, q, "rnd", q).await.unwrap();
     }
     for i in 0..300 {
-        send(&ch, "rnd", "whatever", i.to_string().as_bytes(), BasicProperties::default()).await;
+        send(
+            &ch,
+            "rnd",
+            "whatever",
+            i.to_string().as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
     }
     let mut seen = HashSet::new();
     for q in queues {
@@ -307,7 +354,9 @@ async fn random_reaches_every_binding_and_sends_each_message_once() {
     assert_eq!(seen.len(), 300);
 
     // Through an exchange-to-exchange binding: the chosen binding may be an exchange.
-    exchange(&ch, "rnd.fan", "fanout", FieldTable::default()).await.unwrap();
+    exchange(&ch, "rnd.fan", "fanout", FieldTable::default())
+        .await
+        .unwrap();
     within(ch.exchange_bind(
         "rnd.fan".into(),
         "rnd".into(),
@@ -341,8 +390,10 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
     for i in 0..6 {
         // Only the boolean true keeps a message out of the history.
         let props = match i {
-            2 => BasicProperties::default()
-                .with_headers(args(&[("x-recent-history-no-store", AMQPValue::Boolean(true))])),
+            2 => BasicProperties::default().with_headers(args(&[(
+                "x-recent-history-no-store",
+                AMQPValue::Boolean(true),
+            )])),
             3 => BasicProperties::default()
                 .with_headers(args(&[("x-recent-history-no-store", text("true"))])),
             _ => BasicProperties::default(),
@@ -392,9 +443,18 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
     assert!(routed.is_empty());
 
     // The default length is 20.
-    exchange(&ch, "rh.default", RECENT, FieldTable::default()).await.unwrap();
+    exchange(&ch, "rh.default", RECENT, FieldTable::default())
+        .await
+        .unwrap();
     for i in 0..25 {
-        send(&ch, "rh.default", "k", i.to_string().as_bytes(), BasicProperties::default()).await;
+        send(
+            &ch,
+            "rh.default",
+            "k",
+            i.to_string().as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
     }
     queue(&ch, "rh.q4", false).await;
     bind(&ch, "rh.q4", "rh.default", "").await.unwrap();
@@ -406,7 +466,9 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
     within(ch.exchange_delete("rh.default".into(), ExchangeDeleteOptions::default()))
         .await
         .unwrap();
-    exchange(&ch, "rh.default", RECENT, FieldTable::default()).await.unwrap();
+    exchange(&ch, "rh.default", RECENT, FieldTable::default())
+        .await
+        .unwrap();
     bind(&ch, "rh.q4", "rh.default", "again").await.unwrap();
     assert!(drain(&ch, "rh.q4").await.is_empty());
     broker.stop().await;
@@ -430,13 +492,19 @@ async fn recent_history_length_refusals_match_the_plugin() {
         (text("abc"), "<<\"abc\">>"),
         (AMQPValue::Boolean(true), "true"),
         (
-            AMQPValue::DecimalValue(lapin::types::DecimalValue { scale: 1, value: 15 }),
+            AMQPValue::DecimalValue(lapin::types::DecimalValue {
+                scale: 1,
+                value: 15,
+            }),
             "{1,15}",
         ),
     ] {
         let ch = within(conn.create_channel()).await.unwrap();
         let a = args(&[("x-recent-history-length", value)]);
-        assert_eq!(refusal(exchange(&ch, "rh.bad", RECENT, a).await), refused(shown));
+        assert_eq!(
+            refusal(exchange(&ch, "rh.bad", RECENT, a).await),
+            refused(shown)
+        );
     }
     // Accepted: the signed integer types, however large (the plugin sets no maximum).
     let ch = within(conn.create_channel()).await.unwrap();
@@ -449,7 +517,9 @@ async fn recent_history_length_refusals_match_the_plugin() {
     .enumerate()
     {
         let a = args(&[("x-recent-history-length", v)]);
-        exchange(&ch, &format!("rh.ok{i}"), RECENT, a).await.unwrap();
+        exchange(&ch, &format!("rh.ok{i}"), RECENT, a)
+            .await
+            .unwrap();
     }
     broker.stop().await;
 }
@@ -463,9 +533,15 @@ async fn durable_plugin_exchanges_survive_a_restart() {
         ..Default::default()
     };
     let by_header = args(&[("hash-header", text("h"))]);
-    exchange_with(&ch, "d.ch", CH, durable, by_header.clone()).await.unwrap();
-    exchange_with(&ch, "d.rnd", RANDOM, durable, FieldTable::default()).await.unwrap();
-    exchange_with(&ch, "d.rh", RECENT, durable, FieldTable::default()).await.unwrap();
+    exchange_with(&ch, "d.ch", CH, durable, by_header.clone())
+        .await
+        .unwrap();
+    exchange_with(&ch, "d.rnd", RANDOM, durable, FieldTable::default())
+        .await
+        .unwrap();
+    exchange_with(&ch, "d.rh", RECENT, durable, FieldTable::default())
+        .await
+        .unwrap();
     for (q, w) in [("d.q1", "1"), ("d.q2", "2")] {
         queue(&ch, q, true).await;
         bind(&ch, q, "d.ch", w).await.unwrap();
@@ -489,8 +565,11 @@ async fn durable_plugin_exchanges_survive_a_restart() {
     let broker = TestBroker::start_on(broker.restart_later().await, |c| c).await;
     let (_conn, ch) = broker.channel().await;
     // The same type and arguments redeclare; another type is inequivalent.
-    exchange_with(&ch, "d.ch", CH, durable, by_header).await.unwrap();
-    let (code, _) = refusal(exchange_with(&ch, "d.rnd", "fanout", durable, FieldTable::default()).await);
+    exchange_with(&ch, "d.ch", CH, durable, by_header)
+        .await
+        .unwrap();
+    let (code, _) =
+        refusal(exchange_with(&ch, "d.rnd", "fanout", durable, FieldTable::default()).await);
     assert_eq!(code, 406);
     let (_c, ch) = broker.channel().await;
     for v in &values {
@@ -539,11 +618,21 @@ async fn management_lists_the_types_and_definitions_carry_them() {
         )
         .await;
     assert!(bad.status.is_client_error(), "{bad:?}");
-    assert!(bad.text().contains("Unsupported property: nope"), "{}", bad.text());
-    http.put("/api/exchanges/%2f/m.rh", &json!({"type": RECENT, "durable": true}))
-        .await;
+    assert!(
+        bad.text().contains("Unsupported property: nope"),
+        "{}",
+        bad.text()
+    );
+    http.put(
+        "/api/exchanges/%2f/m.rh",
+        &json!({"type": RECENT, "durable": true}),
+    )
+    .await;
     assert_eq!(http.get("/api/exchanges/%2f/m.ch").await.json()["type"], CH);
-    assert_eq!(http.get("/api/exchanges/%2f/m.rh").await.json()["type"], RECENT);
+    assert_eq!(
+        http.get("/api/exchanges/%2f/m.rh").await.json()["type"],
+        RECENT
+    );
 
     let (_conn, ch) = broker.channel().await;
     queue(&ch, "m.q", true).await;
@@ -573,7 +662,13 @@ async fn management_lists_the_types_and_definitions_carry_them() {
         "arguments": {"x-recent-history-length": 0}}]});
     let reply = http.post("/api/definitions", &bad).await;
     assert!(reply.status.is_client_error(), "{reply:?}");
-    assert!(reply.text().contains("'x-recent-history-length' must be a positive integer"));
-    assert!(http.get("/api/exchanges/%2f/m.imported").await.status.is_client_error());
+    assert!(reply
+        .text()
+        .contains("'x-recent-history-length' must be a positive integer"));
+    assert!(http
+        .get("/api/exchanges/%2f/m.imported")
+        .await
+        .status
+        .is_client_error());
     broker.stop().await;
 }

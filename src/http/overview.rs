@@ -40,7 +40,10 @@ fn exchange_types() -> Value {
         t("headers"),
         t("topic"),
         plugin("x-consistent-hash", "Consistent Hashing Exchange"),
-        plugin("x-random", "Randomly picks a binding (queue) to route via (to)."),
+        plugin(
+            "x-random",
+            "Randomly picks a binding (queue) to route via (to)."
+        ),
         plugin("x-recent-history", "Recent History Exchange."),
     ])
 }

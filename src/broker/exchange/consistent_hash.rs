@@ -103,9 +103,7 @@ pub fn weight(key: &str) -> Result<u32, Exception> {
         ));
     }
     significant.parse::<u32>().map_err(|_| {
-        Exception::precondition_failed(format!(
-            "The binding key must be at most {MAX_WEIGHT}"
-        ))
+        Exception::precondition_failed(format!("The binding key must be at most {MAX_WEIGHT}"))
     })
 }
 
