@@ -58,6 +58,19 @@ async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Re
     .await
 }
 
+/// exchange.bind: messages routed by `source` also go through `destination`.
+async fn bind_exchange(ch: &Channel, destination: &str, source: &str) {
+    within(ch.exchange_bind(
+        destination.into(),
+        source.into(),
+        "".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("exchange.bind");
+}
+
 async fn send(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
     within(ch.basic_publish(
         exchange.into(),
@@ -357,15 +370,7 @@ async fn random_reaches_every_binding_and_sends_each_message_once() {
     exchange(&ch, "rnd.fan", "fanout", FieldTable::default())
         .await
         .unwrap();
-    within(ch.exchange_bind(
-        "rnd.fan".into(),
-        "rnd".into(),
-        "".into(),
-        ExchangeBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    bind_exchange(&ch, "rnd.fan", "rnd").await;
     queue(&ch, "rnd.behind", false).await;
     bind(&ch, "rnd.behind", "rnd.fan", "").await.unwrap();
     for _ in 0..200 {
@@ -429,15 +434,7 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
         .unwrap();
     queue(&ch, "rh.q3", false).await;
     bind(&ch, "rh.q3", "rh.inner", "").await.unwrap();
-    within(ch.exchange_bind(
-        "rh.inner".into(),
-        "rh".into(),
-        "".into(),
-        ExchangeBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    bind_exchange(&ch, "rh.inner", "rh").await;
     assert_eq!(bodies(drain(&ch, "rh.q3").await), ["4", "5", "6"]);
     let routed = drain(&ch, "rh.q3").await;
     assert!(routed.is_empty());
