@@ -126,6 +126,16 @@ async fn placement(
     at
 }
 
+/// How many messages each of `queues` held (drained), smallest first.
+async fn spread(ch: &Channel, queues: &[&str]) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for q in queues {
+        counts.push(drain(ch, q).await.len());
+    }
+    counts.sort_unstable();
+    counts
+}
+
 #[tokio::test]
 async fn consistent_hash_follows_weights_and_keeps_each_key_on_one_queue() {
     let broker = TestBroker::start().await;
@@ -222,23 +232,24 @@ async fn consistent_hash_on_a_header_or_a_property() {
         "{home:?}"
     );
 
-    // Messages without the header all go to one queue (the plugin hashes "undefined").
-    for i in 0..20 {
-        send(
-            &ch,
-            "ch.h",
-            &format!("k{i}"),
-            b"",
-            BasicProperties::default(),
-        )
-        .await;
+    // Messages without the header all go to one queue (the plugin hashes "undefined");
+    // a value of another type hashes too, the same value to the same queue.
+    let nested = args(&[("deep", AMQPValue::FieldTable(args(&[("x", text("y"))])))]);
+    for value in [
+        None,
+        Some(AMQPValue::LongInt(7)),
+        Some(AMQPValue::Boolean(false)),
+        Some(AMQPValue::FieldTable(nested)),
+    ] {
+        for i in 0..20 {
+            let props = match &value {
+                Some(v) => BasicProperties::default().with_headers(args(&[("user", v.clone())])),
+                None => BasicProperties::default(),
+            };
+            send(&ch, "ch.h", &format!("k{i}"), b"", props).await;
+        }
+        assert_eq!(spread(&ch, &queues).await, [0, 0, 20], "{value:?}");
     }
-    let mut counts = Vec::new();
-    for q in queues {
-        counts.push(drain(&ch, q).await.len());
-    }
-    counts.sort_unstable();
-    assert_eq!(counts, [0, 0, 20]);
 
     // message_id and timestamp: the same value, the same queue, whatever the key.
     for (x, props) in [
@@ -254,12 +265,7 @@ async fn consistent_hash_on_a_header_or_a_property() {
         for i in 0..10 {
             send(&ch, x, &format!("k{i}"), b"", props.clone()).await;
         }
-        let mut counts = Vec::new();
-        for q in queues {
-            counts.push(drain(&ch, q).await.len());
-        }
-        counts.sort_unstable();
-        assert_eq!(counts, [0, 0, 10], "{x}");
+        assert_eq!(spread(&ch, &queues).await, [0, 0, 10], "{x}");
     }
     broker.stop().await;
 }

@@ -263,9 +263,16 @@ mod tests {
                 Some("PRECONDITION_FAILED - The binding key must be greater than 0")
             );
         }
+        for k in ["4294967296", &"9".repeat(250)] {
+            assert_eq!(
+                text(k).as_deref(),
+                Some("PRECONDITION_FAILED - The binding key must be at most 4294967295")
+            );
+        }
+        // Printable latin-1 bytes are echoed in the quotes, as Erlang's ~tp does.
         assert_eq!(
-            text("4294967296").as_deref(),
-            Some("PRECONDITION_FAILED - The binding key must be at most 4294967295")
+            text("é").as_deref(),
+            Some("PRECONDITION_FAILED - The binding key must be an integer: <<\"é\">>")
         );
     }
 }
