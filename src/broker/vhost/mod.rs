@@ -851,7 +851,6 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
     }
 }
 
-/// RabbitMQ accepts `amq.default` as another name of the default exchange.
 /// Why a message is routed: a publish, a probe that must change nothing, or a
 /// recent-history exchange's replay into a new binding (which may lead through an
 /// internal exchange, as RabbitMQ's replay does).
@@ -862,6 +861,7 @@ enum Routing {
     Replay,
 }
 
+/// RabbitMQ accepts `amq.default` as another name of the default exchange.
 pub(crate) fn canonical_exchange(name: &str) -> &str {
     if name == "amq.default" {
         ""
