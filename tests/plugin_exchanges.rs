@@ -1,6 +1,6 @@
 //! The exchange types RabbitMQ 3.10 ships as plugins, on by default in warren:
 //! `x-consistent-hash` (weights, routing key / hash-header / hash-property, the same key to
-//! the same queue, few keys moving when a binding is added), `x-random` (every binding
+//! the same queue and to the queue RabbitMQ picks, few keys moving when a binding is added), `x-random` (every binding
 //! reached), `x-recent-history` (the last N messages replayed to a new binding, the
 //! no-store header, the length bound), their refusals with the reference's codes and
 //! texts, wrong-typed arguments, restarts of durable ones, and the management API.
@@ -187,6 +187,28 @@ async fn consistent_hash_follows_weights_and_keeps_each_key_on_one_queue() {
         .iter()
         .filter(|k| grown[*k] == "ch.w.a")
         .all(|k| shrunk[k] == "ch.w.a"));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn consistent_hash_places_keys_where_rabbitmq_does() {
+    let broker = TestBroker::start().await;
+    let (_conn, ch) = broker.channel().await;
+    exchange(&ch, "ch.pin", CH, FieldTable::default())
+        .await
+        .unwrap();
+    let queues = ["ch.pin.0", "ch.pin.1", "ch.pin.2"];
+    for (i, q) in queues.iter().enumerate() {
+        queue(&ch, q, false).await;
+        bind(&ch, q, "ch.pin", &(i + 1).to_string()).await.unwrap();
+    }
+    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
+    let at = placement(&ch, "ch.pin", &keys, &queues).await;
+    // RabbitMQ 3.10.8 with the plugin, the same bindings made in the same order.
+    let rabbitmq = [2, 1, 2, 1, 2, 1, 2, 2, 2, 0, 0, 2, 0, 1, 1, 1, 2, 0, 2, 2];
+    for (key, expected) in keys.iter().zip(rabbitmq) {
+        assert_eq!(at[key], queues[expected], "{key}");
+    }
     broker.stop().await;
 }
 

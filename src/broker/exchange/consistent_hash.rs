@@ -8,15 +8,16 @@
 //! message under the topology read lock. Routing allocates nothing for a routing-key
 //! hash and never takes a lock.
 //!
-//! The plugin hashes with `erlang:phash2` and jumps with Erlang's `rand` (exs1024) seeded
-//! by it; reproducing both bit for bit would tie us to ERTS internals, so keys land on
-//! queues by a different, equally stable rule: a 64-bit FNV-1a hash finished with
-//! splitmix64's mixer, then Lamping and Veach's jump consistent hash over the total
-//! points. Like the plugin, the same key goes to the same binding while bindings stay the
-//! same, shares follow the weights, and adding a binding moves only the keys it takes.
+//! Keys land where they land on RabbitMQ 3.10: the value is hashed with
+//! `erlang:phash2` and placed with the plugin's jump consistent hash (`erlang_hash`), and
+//! bindings take their points in the order they were made, as the plugin numbers its
+//! buckets. A header of a type other than a string, an integer or a boolean still goes
+//! to one binding per value, but not necessarily RabbitMQ's.
 
-use super::headers::{term_text, write_binary, write_term};
+use super::erlang_hash::{self, Term};
+use super::headers::{term_text, type_atom, write_binary};
 use super::{Binding, Destination};
+use crate::broker::arguments::as_int;
 use crate::broker::message::Message;
 use crate::codec::properties as props;
 use crate::error::Exception;
@@ -143,83 +144,58 @@ impl HashRing {
         if self.total == 0 {
             return;
         }
-        let point = jump(self.hash(msg), self.total);
+        let point = erlang_hash::jump(self.hash(msg), self.total);
         let at = self.owners.partition_point(|(end, _)| *end <= point);
         if let Some((_, d)) = self.owners.get(at) {
             out(d);
         }
     }
 
-    /// The hash of what this exchange hashes on. A message without that header or
-    /// property hashes as "absent": all of them go to one binding, as with the plugin.
-    fn hash(&self, msg: &Message) -> u64 {
+    /// `erlang:phash2` of what the plugin hashes: the routing key, the header as
+    /// `{Type, Value}`, or the property; `undefined` when the message lacks it, so all
+    /// such messages go to one binding, as with the plugin.
+    fn hash(&self, msg: &Message) -> u32 {
         let p = msg.properties();
+        let undefined = Term::Atom("undefined");
         match &self.on {
-            HashOn::RoutingKey => Hasher::of(1, msg.routing_key().as_bytes()),
+            HashOn::RoutingKey => erlang_hash::phash2(&Term::Binary(msg.routing_key().as_bytes())),
             HashOn::MessageId => short(props::short_bytes(p, props::MESSAGE_ID)),
             HashOn::CorrelationId => short(props::short_bytes(p, props::CORRELATION_ID)),
             // The plugin hashes the timestamp's decimal text.
             HashOn::Timestamp => match props::timestamp(p) {
-                Some(t) => Hasher::of(1, t.to_string().as_bytes()),
-                None => Hasher::of(0, &[]),
+                Some(t) => erlang_hash::phash2(&Term::Binary(t.to_string().as_bytes())),
+                None => erlang_hash::phash2(&undefined),
             },
             HashOn::Header(name) => {
                 let headers = msg.headers();
-                match headers.as_ref().and_then(|h| h.inner().get(name.as_str())) {
-                    None => Hasher::of(0, &[]),
-                    Some(AMQPValue::LongString(s)) => Hasher::of(1, s.as_bytes()),
-                    Some(AMQPValue::ShortString(s)) => Hasher::of(1, s.as_str().as_bytes()),
-                    // Other types hash by their printed term: equal values of one type
-                    // always land together, and a number never collides with its text.
-                    Some(other) => {
-                        let mut text = Vec::new();
-                        write_term(&mut text, other);
-                        Hasher::of(2, &text)
-                    }
-                }
+                let Some(value) = headers.as_ref().and_then(|h| h.inner().get(name.as_str()))
+                else {
+                    return erlang_hash::phash2(&undefined);
+                };
+                let text;
+                let inner = match value {
+                    AMQPValue::LongString(s) => Term::Binary(s.as_bytes()),
+                    AMQPValue::ShortString(s) => Term::Binary(s.as_str().as_bytes()),
+                    AMQPValue::Boolean(b) => Term::Atom(if *b { "true" } else { "false" }),
+                    AMQPValue::Timestamp(t) => Term::Int(i64::try_from(*t).unwrap_or(i64::MAX)),
+                    other => match as_int(other) {
+                        Some(i) => Term::Int(i64::try_from(i).unwrap_or(i64::MAX)),
+                        // Floats, decimals, tables, arrays, byte arrays: by their printed
+                        // term, stable but not RabbitMQ's placement.
+                        None => {
+                            text = term_text(other);
+                            Term::Binary(text.as_bytes())
+                        }
+                    },
+                };
+                erlang_hash::phash2(&Term::Pair(type_atom(value), &inner))
             }
         }
     }
 }
 
-fn short(bytes: Option<&[u8]>) -> u64 {
-    match bytes {
-        Some(b) => Hasher::of(1, b),
-        None => Hasher::of(0, &[]),
-    }
-}
-
-/// FNV-1a over a tag byte and the bytes, finished with splitmix64's mixer so that keys
-/// differing in one byte spread over all 64 bits (jump hashing reads the high bits).
-struct Hasher;
-
-impl Hasher {
-    fn of(tag: u8, bytes: &[u8]) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in std::iter::once(&tag).chain(bytes) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= h >> 30;
-        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 27;
-        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
-    }
-}
-
-/// Jump consistent hash (Lamping and Veach, 2014): a point in [0, points) for `key`;
-/// growing `points` moves a key only to one of the new points. Takes O(ln points) steps.
-fn jump(mut key: u64, points: u64) -> u64 {
-    let (mut at, mut next) = (0u64, 0u64);
-    while next < points {
-        at = next;
-        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
-        let step = (1u64 << 31) as f64 / ((key >> 33) + 1) as f64;
-        // Saturating float-to-int cast: a huge jump simply ends the walk.
-        next = ((at + 1) as f64 * step) as u64;
-    }
-    at
+fn short(bytes: Option<&[u8]>) -> u32 {
+    erlang_hash::phash2(&bytes.map_or(Term::Atom("undefined"), Term::Binary))
 }
 
 #[cfg(test)]
@@ -229,9 +205,9 @@ mod tests {
     #[test]
     fn jump_stays_in_range_and_moves_few_keys_when_growing() {
         let mut moved = 0;
-        for k in 0..10_000u64 {
-            let key = Hasher::of(1, &k.to_be_bytes());
-            let (a, b) = (jump(key, 10), jump(key, 11));
+        for k in 0..10_000u32 {
+            let key = erlang_hash::phash2(&Term::Binary(&k.to_be_bytes()));
+            let (a, b) = (erlang_hash::jump(key, 10), erlang_hash::jump(key, 11));
             assert!(a < 10 && b < 11);
             if a != b {
                 assert_eq!(b, 10, "a key only moves to the new point");
@@ -240,7 +216,7 @@ mod tests {
         }
         // About 1/11 of the keys move; far from all of them.
         assert!((500..1500).contains(&moved), "{moved}");
-        assert_eq!(jump(42, 1), 0);
+        assert_eq!(erlang_hash::jump(42, 1), 0);
     }
 
     #[test]

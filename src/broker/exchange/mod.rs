@@ -9,6 +9,7 @@
 //! and cost nothing unless such an exchange is declared.
 
 pub mod consistent_hash;
+mod erlang_hash;
 pub mod headers;
 pub mod random;
 pub mod recent;
