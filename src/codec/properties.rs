@@ -7,6 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub const HEADERS: u16 = 1 << 13;
 pub const DELIVERY_MODE: u16 = 1 << 12;
 pub const PRIORITY: u16 = 1 << 11;
 pub const REPLY_TO: u16 = 1 << 9;
@@ -76,6 +77,11 @@ fn span(props: &[u8], bit: u16) -> Option<(usize, usize)> {
         pos += len;
     }
     None
+}
+
+/// The byte range of the headers table (its 4-byte length first), if set.
+pub fn headers_span(props: &[u8]) -> Option<(usize, usize)> {
+    span(props, HEADERS)
 }
 
 /// The priority property, if set.

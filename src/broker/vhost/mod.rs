@@ -13,7 +13,7 @@ use super::arguments::{
     COMPARED_QUEUE_ARGS,
 };
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
-use super::exchange::{Destination, Exchange, ExchangeKind};
+use super::exchange::{sender, Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::{Persistence, QueueStore};
@@ -666,30 +666,47 @@ impl VHost {
         Ok(())
     }
 
-    /// Routes a message published to `exchange`; `out` gets each target queue once.
+    /// Routes a message published to `exchange`; `out` gets each target queue once. The
+    /// extra keys of its CC and BCC headers, if it has any, route it too.
     pub fn route(
         &self,
         exchange: &str,
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
+        let extra = sender::routes(msg.properties());
+        self.route_keys(exchange, msg, &extra, out)
+    }
+
+    /// Routes a message with its routing key and the `extra` keys (CC and BCC, which the
+    /// publishing channel read already), as one routing: `out` gets each queue once.
+    pub fn route_keys(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        extra: &[String],
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
-            let key = msg.routing_key();
-            if let Some(q) = topo.queues.get(key) {
-                out.push(q.clone());
-            } else if key.starts_with(REPLY_PREFIX) {
-                drop(topo);
-                if let Some(q) = self
-                    .replies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(key)
-                {
+            let mut replies = Vec::new();
+            for key in std::iter::once(msg.routing_key()).chain(extra.iter().map(String::as_str)) {
+                if let Some(q) = topo.queues.get(key) {
                     out.push(q.clone());
+                } else if key.starts_with(REPLY_PREFIX) {
+                    replies.push(key);
                 }
+            }
+            drop(topo);
+            if !replies.is_empty() {
+                let live = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+                out.extend(replies.into_iter().filter_map(|key| live.get(key).cloned()));
+            }
+            if out.len() > 1 {
+                out.sort_unstable_by_key(|q| q.id);
+                out.dedup_by_key(|q| q.id);
             }
             return Ok(());
         }
@@ -710,13 +727,17 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            current.route(msg, &mut |d| {
+            let mut reached = |d: &Destination| {
                 routed = true;
                 match d {
                     Destination::Queue(q) => out.push(q.clone()),
                     Destination::Exchange(name) => pending.push(name.clone()),
                 }
-            });
+            };
+            current.route(msg, &mut reached);
+            for key in extra {
+                current.route_key(key, &mut reached);
+            }
             if !routed {
                 if let Some(ae) = &current.alternate {
                     pending.push(ae.clone());
