@@ -169,9 +169,8 @@ mod tests {
             .with_content_type("text/plain".into())
             .with_headers(table)
             .with_delivery_mode(2);
-        gen_properties(&props)(WriteContext::from(Vec::new()))
-            .map(|c| c.write)
-            .unwrap_or_default()
+        let written = gen_properties(&props)(WriteContext::from(Vec::new()));
+        written.map(|c| c.write).unwrap_or_default()
     }
 
     fn strs(keys: &[&str]) -> AMQPValue {
@@ -198,9 +197,9 @@ mod tests {
             ("BCC", strs(&["k3"])),
             ("z", AMQPValue::Boolean(true)),
         ]);
-        let routes = scan(&props).expect("accepted").expect("routes");
-        assert_eq!(routes.keys, ["k2", "k4", "k3"]);
-        let stripped = routes.stripped.expect("BCC cut");
+        let found = scan(&props).expect("accepted").expect("routes");
+        assert_eq!(found.keys, ["k2", "k4", "k3"]);
+        let stripped = found.stripped.expect("BCC cut");
         let (_, parsed) = parse_properties(&stripped[..]).expect("still parses");
         let headers = parsed.headers().clone().unwrap_or_default();
         let names: Vec<&str> = headers.inner().keys().map(|k| k.as_str()).collect();
