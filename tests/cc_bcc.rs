@@ -248,6 +248,27 @@ async fn cc_or_bcc_that_is_not_an_array_closes_the_channel_with_406() {
             ),
         );
     }
+    // RabbitMQ looks the exchange up first: a missing one is the refusal.
+    let missing = conn.create_channel().await.unwrap();
+    let err = channel_close_error(&missing, async {
+        missing.basic_publish(
+            "cc.missing".into(),
+            "k".into(),
+            BasicPublishOptions::default(),
+            b"bad",
+            BasicProperties::default().with_headers(table(&[("CC", s("k"))])),
+        )
+        .await
+        .map(|_| ())
+    })
+    .await;
+    common::assert_channel_error(
+        &conn,
+        &missing,
+        &err,
+        404,
+        "NOT_FOUND - no exchange 'cc.missing' in vhost '/'",
+    );
     // An array of anything is accepted (no key in it).
     let ints = AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongInt(1)]));
     send(&ch, "", "cc.bad", table(&[("CC", ints)])).await;

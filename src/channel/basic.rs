@@ -123,6 +123,7 @@ impl Channel {
     pub(super) fn check_properties(
         &mut self,
         ctx: &Ctx,
+        exchange: &str,
         mut properties: Bytes,
     ) -> Result<Bytes, Exception> {
         let flags = props::flags(&properties);
@@ -151,7 +152,8 @@ impl Channel {
         // RabbitMQ reads CC and BCC last, when it builds the message.
         self.sender_keys.clear();
         if flags & props::HEADERS != 0 {
-            if let Some(routes) = sender::scan(&properties)? {
+            let scanned = sender::scan(&properties).map_err(|e| lookup_first(ctx, exchange, e));
+            if let Some(routes) = scanned? {
                 self.sender_keys = routes.keys;
                 properties = routes.stripped.unwrap_or(properties);
             }
@@ -488,5 +490,15 @@ impl Channel {
         self.credit_returned = true;
         requeue_entries(self.unacked.take_all());
         Ok(())
+    }
+}
+
+/// RabbitMQ looks the exchange up before it reads CC and BCC: a missing or internal
+/// exchange is the refusal then, not the header's type. Only on that refusal's path.
+fn lookup_first(ctx: &Ctx, exchange: &str, refusal: Exception) -> Exception {
+    let probe = Message::new(exchange, "", &[0, 0], b"");
+    match ctx.vhost.route(exchange, &probe, &mut Vec::new()) {
+        Err(lookup) => lookup,
+        Ok(()) => refusal,
     }
 }
