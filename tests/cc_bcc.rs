@@ -411,3 +411,33 @@ async fn bcc_is_not_stored_and_cc_routes_survive_a_restart() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn the_management_api_publish_honours_cc_and_bcc_and_refuses_as_rabbitmq() {
+    let broker = TestBroker::start_with_management().await;
+    let (_c, ch) = broker.channel().await;
+    for q in ["cc.h1", "cc.h2", "cc.h3"] {
+        queue(&ch, q, FieldTable::default()).await;
+    }
+    let http = broker.http();
+    let publish = |headers: serde_json::Value| {
+        serde_json::json!({"properties": {"headers": headers}, "routing_key": "cc.h1",
+                           "payload": "x", "payload_encoding": "string"})
+    };
+    let path = "/api/exchanges/%2F/amq.default/publish";
+    let reply = http
+        .post(path, &publish(serde_json::json!({"CC": ["cc.h2"], "BCC": ["cc.h3"]})))
+        .await;
+    assert_eq!(reply.json(), serde_json::json!({"routed": true}));
+    for q in ["cc.h1", "cc.h2", "cc.h3"] {
+        assert_eq!(headers_of(&ch, q).await, table(&[("CC", keys(&["cc.h2"]))]), "{q}");
+    }
+    let reply = http.post(path, &publish(serde_json::json!({"CC": "cc.h2"}))).await;
+    assert_eq!(reply.status.as_u16(), 400);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"error": "bad_request",
+            "reason": "406 PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}"})
+    );
+    broker.stop().await;
+}
