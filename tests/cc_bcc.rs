@@ -4,9 +4,7 @@
 //! from the reference broker with the same pika calls.
 mod common;
 
-use common::{
-    channel_close_error, declare, get_eventually, table, within, TestBroker,
-};
+use common::{channel_close_error, declare, get_eventually, table, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, ExchangeKind};
@@ -167,8 +165,16 @@ async fn cc_works_on_the_default_topic_fanout_and_through_exchange_bindings() {
     .unwrap();
     send(&ch, "cc.e2e", "k9", table(&[("CC", keys(&["k2"]))])).await;
     send(&ch, "cc.e2e", "k1", table(&[("CC", keys(&["k9"]))])).await;
-    assert_eq!(ready(&ch, "cc.b").await, 1, "k9 reached cc.d, k2 routed there");
-    assert_eq!(ready(&ch, "cc.a").await, 1, "k9 (CC) reached cc.d, k1 routed there");
+    assert_eq!(
+        ready(&ch, "cc.b").await,
+        1,
+        "k9 reached cc.d, k2 routed there"
+    );
+    assert_eq!(
+        ready(&ch, "cc.a").await,
+        1,
+        "k9 (CC) reached cc.d, k1 routed there"
+    );
     broker.stop().await;
 }
 
@@ -199,7 +205,11 @@ async fn mandatory_returns_only_when_no_key_routes() {
     assert_eq!(returned.len(), 1);
     let r = &returned[0];
     assert_eq!(
-        (r.reply_code, r.reply_text.as_str(), r.delivery.data.as_slice()),
+        (
+            r.reply_code,
+            r.reply_text.as_str(),
+            r.delivery.data.as_slice()
+        ),
         (312, "NO_ROUTE", &b"return"[..])
     );
     assert_eq!(
@@ -251,15 +261,16 @@ async fn cc_or_bcc_that_is_not_an_array_closes_the_channel_with_406() {
     // RabbitMQ looks the exchange up first: a missing one is the refusal.
     let missing = conn.create_channel().await.unwrap();
     let err = channel_close_error(&missing, async {
-        missing.basic_publish(
-            "cc.missing".into(),
-            "k".into(),
-            BasicPublishOptions::default(),
-            b"bad",
-            BasicProperties::default().with_headers(table(&[("CC", s("k"))])),
-        )
-        .await
-        .map(|_| ())
+        missing
+            .basic_publish(
+                "cc.missing".into(),
+                "k".into(),
+                BasicPublishOptions::default(),
+                b"bad",
+                BasicProperties::default().with_headers(table(&[("CC", s("k"))])),
+            )
+            .await
+            .map(|_| ())
     })
     .await;
     common::assert_channel_error(
@@ -272,7 +283,11 @@ async fn cc_or_bcc_that_is_not_an_array_closes_the_channel_with_406() {
     // An array of anything is accepted (no key in it).
     let ints = AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongInt(1)]));
     send(&ch, "", "cc.bad", table(&[("CC", ints)])).await;
-    assert_eq!(ready(&ch, "cc.bad").await, 1, "nothing refused reached the queue before");
+    assert_eq!(
+        ready(&ch, "cc.bad").await,
+        1,
+        "nothing refused reached the queue before"
+    );
     broker.stop().await;
 }
 
@@ -321,7 +336,12 @@ async fn dead_lettering_lists_cc_keys_and_drops_cc_with_a_dead_letter_routing_ke
     bind(&ch, "cc.a", "cc.dlx", "k1").await;
     bind(&ch, "cc.b", "cc.dlx", "b").await;
     bind(&ch, "cc.r", "cc.dlx", "r").await;
-    queue(&ch, "cc.src", table(&[("x-dead-letter-exchange", s("cc.dlx"))])).await;
+    queue(
+        &ch,
+        "cc.src",
+        table(&[("x-dead-letter-exchange", s("cc.dlx"))]),
+    )
+    .await;
     queue(
         &ch,
         "cc.src2",
@@ -364,7 +384,11 @@ async fn dead_lettering_lists_cc_keys_and_drops_cc_with_a_dead_letter_routing_ke
     assert_eq!(death_keys(&headers), Some(keys(&["k1", "b", "k1"])));
     assert!(headers.inner().get("CC").is_none());
     for q in ["cc.a", "cc.b"] {
-        assert_eq!(ready(&ch, q).await, 0, "{q}: the dead-letter routing key alone");
+        assert_eq!(
+            ready(&ch, q).await,
+            0,
+            "{q}: the dead-letter routing key alone"
+        );
     }
     broker.stop().await;
 }
@@ -426,13 +450,22 @@ async fn the_management_api_publish_honours_cc_and_bcc_and_refuses_as_rabbitmq()
     };
     let path = "/api/exchanges/%2F/amq.default/publish";
     let reply = http
-        .post(path, &publish(serde_json::json!({"CC": ["cc.h2"], "BCC": ["cc.h3"]})))
+        .post(
+            path,
+            &publish(serde_json::json!({"CC": ["cc.h2"], "BCC": ["cc.h3"]})),
+        )
         .await;
     assert_eq!(reply.json(), serde_json::json!({"routed": true}));
     for q in ["cc.h1", "cc.h2", "cc.h3"] {
-        assert_eq!(headers_of(&ch, q).await, table(&[("CC", keys(&["cc.h2"]))]), "{q}");
+        assert_eq!(
+            headers_of(&ch, q).await,
+            table(&[("CC", keys(&["cc.h2"]))]),
+            "{q}"
+        );
     }
-    let reply = http.post(path, &publish(serde_json::json!({"CC": "cc.h2"}))).await;
+    let reply = http
+        .post(path, &publish(serde_json::json!({"CC": "cc.h2"})))
+        .await;
     assert_eq!(reply.status.as_u16(), 400);
     assert_eq!(
         reply.json(),

@@ -135,7 +135,12 @@ async fn the_delivery_limit_still_applies_after_a_restart() {
     get_and_requeue(&ch, "qd.c", 2).await;
     let dead = get_eventually(&ch, "qd.c.dead").await;
     assert_eq!(dead.delivery.data, b"poison");
-    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    let headers = dead
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
     assert!(headers.inner().get("x-delivery-count").is_none());
     assert_eq!(
         headers.inner().get("x-first-death-reason"),
@@ -208,7 +213,10 @@ async fn what_counts_as_a_return() {
     ch3.basic_qos(1, BasicQosOptions::default()).await.unwrap();
     let mut consumer = common::consume(&ch3, "qd.e", BasicConsumeOptions::default()).await;
     use futures::StreamExt;
-    let d = within(consumer.next()).await.expect("delivery").expect("ok");
+    let d = within(consumer.next())
+        .await
+        .expect("delivery")
+        .expect("ok");
     assert_eq!(count_of(&d.properties), Some(3));
     within(ch3.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
         .await

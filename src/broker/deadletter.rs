@@ -208,4 +208,3 @@ fn rewrite(dl: &DeadLetter) -> (Message, Vec<AMQPValue>) {
         deaths,
     )
 }
-

@@ -200,14 +200,11 @@ fn live_set(ix: &Index, delivered: &IdTimes, ends: &HashMap<u64, u64>, dir: &Pat
             if !delivered.is_empty() {
                 for o in offs.iter_mut() {
                     let id = first_id + u64::from(*o);
-                    match delivered.get(&(*q, id)) {
-                        Some(&n) => {
-                            *o |= DELIVERED;
-                            if n > 1 {
-                                times.insert((*q, id), n);
-                            }
+                    if let Some(&n) = delivered.get(&(*q, id)) {
+                        *o |= DELIVERED;
+                        if n > 1 {
+                            times.insert((*q, id), n);
                         }
-                        None => {}
                     }
                 }
             }

@@ -629,7 +629,10 @@ type Streamed = Vec<(u64, String, Vec<(String, bool)>)>;
 fn stream_all(r: Recovered) -> Streamed {
     let mut out = Vec::new();
     r.stream(|rec, holders| {
-        let mut hs: Vec<(String, bool)> = holders.iter().map(|&(k, d)| (k.to_owned(), d > 0)).collect();
+        let mut hs: Vec<(String, bool)> = holders
+            .iter()
+            .map(|&(k, d)| (k.to_owned(), d > 0))
+            .collect();
         hs.sort();
         out.push((rec.id, String::from_utf8_lossy(rec.body).into_owned(), hs));
     });

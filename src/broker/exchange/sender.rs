@@ -186,7 +186,11 @@ mod tests {
         assert_eq!(scan(&[0, 0]), Ok(None));
         let props = encode(vec![("x", AMQPValue::LongInt(1))]);
         assert_eq!(scan(&props), Ok(None));
-        assert_eq!(scan(&[0x20, 0, 0, 0]), Ok(None), "a truncated table is no route");
+        assert_eq!(
+            scan(&[0x20, 0, 0, 0]),
+            Ok(None),
+            "a truncated table is no route"
+        );
     }
 
     #[test]
@@ -225,7 +229,11 @@ mod tests {
     #[test]
     fn wrong_types_are_refused_naming_the_type() {
         let cases = [
-            ("CC", AMQPValue::LongString(LongString::from("k2")), "longstr"),
+            (
+                "CC",
+                AMQPValue::LongString(LongString::from("k2")),
+                "longstr",
+            ),
             ("BCC", AMQPValue::LongInt(5), "signedint"),
             ("CC", AMQPValue::FieldTable(FieldTable::default()), "table"),
             ("BCC", AMQPValue::Void, "void"),
