@@ -60,6 +60,31 @@ async fn send(ch: &Channel, exchange: &str, key: &str, headers: FieldTable) {
     .expect("basic.publish");
 }
 
+/// Publishes with `headers` on a new channel of `conn` to `exchange` (key "cc.bad") and
+/// checks the broker closes that channel with `code` and `text`, the connection staying.
+async fn refused(
+    conn: &lapin::Connection,
+    exchange: &str,
+    headers: FieldTable,
+    code: u16,
+    text: &str,
+) {
+    let ch = conn.create_channel().await.unwrap();
+    let err = channel_close_error(&ch, async {
+        ch.basic_publish(
+            exchange.into(),
+            "cc.bad".into(),
+            BasicPublishOptions::default(),
+            b"bad",
+            BasicProperties::default().with_headers(headers),
+        )
+        .await
+        .map(|_| ())
+    })
+    .await;
+    common::assert_channel_error(conn, &ch, &err, code, text);
+}
+
 /// Messages ready in `queue`, after a round trip that follows the publishes.
 async fn ready(ch: &Channel, queue: &str) -> u32 {
     common::ready(ch, queue).await
@@ -235,51 +260,14 @@ async fn cc_or_bcc_that_is_not_an_array_closes_the_channel_with_406() {
         ("BCC", AMQPValue::LongLongInt(1), "long"),
     ];
     for (name, value, atom) in cases {
-        let ch = conn.create_channel().await.unwrap();
-        let err = channel_close_error(&ch, async {
-            ch.basic_publish(
-                "".into(),
-                "cc.bad".into(),
-                BasicPublishOptions::default(),
-                b"bad",
-                BasicProperties::default().with_headers(table(&[(name, value)])),
-            )
-            .await
-            .map(|_| ())
-        })
-        .await;
-        common::assert_channel_error(
-            &conn,
-            &ch,
-            &err,
-            406,
-            &format!(
-                "PRECONDITION_FAILED - invalid message: {{unacceptable_type_in_header,\"{name}\",{atom}}}"
-            ),
+        let text = format!(
+            "PRECONDITION_FAILED - invalid message: {{unacceptable_type_in_header,\"{name}\",{atom}}}"
         );
+        refused(&conn, "", table(&[(name, value)]), 406, &text).await;
     }
     // RabbitMQ looks the exchange up first: a missing one is the refusal.
-    let missing = conn.create_channel().await.unwrap();
-    let err = channel_close_error(&missing, async {
-        missing
-            .basic_publish(
-                "cc.missing".into(),
-                "k".into(),
-                BasicPublishOptions::default(),
-                b"bad",
-                BasicProperties::default().with_headers(table(&[("CC", s("k"))])),
-            )
-            .await
-            .map(|_| ())
-    })
-    .await;
-    common::assert_channel_error(
-        &conn,
-        &missing,
-        &err,
-        404,
-        "NOT_FOUND - no exchange 'cc.missing' in vhost '/'",
-    );
+    let text = "NOT_FOUND - no exchange 'cc.missing' in vhost '/'";
+    refused(&conn, "cc.missing", table(&[("CC", s("k"))]), 404, text).await;
     // An array of anything is accepted (no key in it).
     let ints = AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongInt(1)]));
     send(&ch, "", "cc.bad", table(&[("CC", ints)])).await;

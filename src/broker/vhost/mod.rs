@@ -691,20 +691,19 @@ impl VHost {
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
-            let mut replies = Vec::new();
-            for key in std::iter::once(msg.routing_key()).chain(extra.iter().map(String::as_str)) {
-                if let Some(q) = topo.queues.get(key) {
-                    out.push(q.clone());
-                } else if key.starts_with(REPLY_PREFIX) {
-                    replies.push(key);
-                }
+            let reply = named_queue(&topo, msg.routing_key(), out);
+            // Empty (no allocation) unless CC or BCC name direct reply-to queues.
+            let mut replies: Vec<&str> = Vec::new();
+            for key in extra {
+                replies.extend(named_queue(&topo, key, out));
             }
             drop(topo);
-            if !replies.is_empty() {
+            if reply.is_some() || !replies.is_empty() {
                 let live = self.replies.lock().unwrap_or_else(|e| e.into_inner());
-                out.extend(replies.into_iter().filter_map(|key| live.get(key).cloned()));
+                let keys = reply.into_iter().chain(replies);
+                out.extend(keys.filter_map(|key| live.get(key).cloned()));
             }
-            if out.len() > 1 {
+            if !extra.is_empty() && out.len() > 1 {
                 out.sort_unstable_by_key(|q| q.id);
                 out.dedup_by_key(|q| q.id);
             }
@@ -783,6 +782,17 @@ impl VHost {
             tracing::debug!(queue = %q.name, "queue expired (x-expires)");
             self.remove_queue(&q);
         }
+    }
+}
+
+/// The default exchange's routing for one key: the queue of that name, pushed to `out`;
+/// a direct reply-to name is handed back, to look up after the topology lock is released.
+fn named_queue<'k>(topo: &Topology, key: &'k str, out: &mut Vec<Arc<Queue>>) -> Option<&'k str> {
+    if let Some(q) = topo.queues.get(key) {
+        out.push(q.clone());
+        None
+    } else {
+        key.starts_with(REPLY_PREFIX).then_some(key)
     }
 }
 
