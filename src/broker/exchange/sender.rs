@@ -214,6 +214,28 @@ mod tests {
     }
 
     #[test]
+    fn damaged_bytes_never_panic() {
+        let props = encode(vec![
+            ("CC", strs(&["k2", "k4"])),
+            ("BCC", strs(&["k3"])),
+            ("z", AMQPValue::Boolean(true)),
+        ]);
+        for cut in 0..props.len() {
+            let _ = scan(&props[..cut]);
+            let _ = cc_keys(&props[..cut]);
+        }
+        // Every byte changed in turn, to each value that a length or type could take.
+        for at in 2..props.len() {
+            for b in [0u8, 1, 0x7f, 0xff, b'A', b'S', b'F'] {
+                let mut bad = props.clone();
+                bad[at] = b;
+                let _ = scan(&bad);
+                let _ = cc_keys(&bad);
+            }
+        }
+    }
+
+    #[test]
     fn members_that_are_not_long_strings_are_ignored() {
         let mixed = AMQPValue::FieldArray(FieldArray::from(vec![
             AMQPValue::LongInt(1),
