@@ -787,6 +787,7 @@ impl VHost {
 
 /// The default exchange's routing for one key: the queue of that name, pushed to `out`;
 /// a direct reply-to name is handed back, to look up after the topology lock is released.
+#[inline]
 fn named_queue<'k>(topo: &Topology, key: &'k str, out: &mut Vec<Arc<Queue>>) -> Option<&'k str> {
     if let Some(q) = topo.queues.get(key) {
         out.push(q.clone());
