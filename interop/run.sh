@@ -177,7 +177,7 @@ declare -A NOTE=()    # col -> why the whole column may be missing
 # HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 # Issue 14's rows, reported by some columns only: row -> the columns that must report it.
-declare -A ROW_COLUMNS=([21]="python node")
+declare -A ROW_COLUMNS=([21]="python node" [23]="python node" [24]="python node")
 EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report

@@ -185,7 +185,7 @@ impl Broker {
         let mut messages = 0usize;
         recovered.stream(|rec, holders| {
             let mut msg: Option<Message> = None;
-            for &(key, redelivered) in holders {
+            for &(key, delivered) in holders {
                 if let Some(q) = targets.get(key) {
                     // One message however many queues hold it; each gets a cheap clone.
                     let m = msg
@@ -193,7 +193,7 @@ impl Broker {
                             Message::new(rec.exchange, rec.routing_key, rec.properties, rec.body)
                         })
                         .clone();
-                    q.recover_one(m, rec.id, redelivered, holders.len());
+                    q.recover_one(m, rec.id, delivered, holders.len());
                     messages += 1;
                 }
             }

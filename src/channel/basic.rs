@@ -9,6 +9,7 @@ use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Hel
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
+use crate::broker::exchange::sender;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
@@ -39,7 +40,9 @@ impl Channel {
         msg: Message,
     ) -> Result<(), Exception> {
         let mut targets = std::mem::take(&mut self.route_buf);
-        let routed = ctx.vhost.route(msg.exchange(), &msg, &mut targets);
+        let routed = ctx
+            .vhost
+            .route_keys(msg.exchange(), &msg, &self.sender_keys, &mut targets);
         if let Err(e) = routed {
             self.route_buf = targets;
             return Err(e.on(60, 40));
@@ -114,12 +117,14 @@ impl Channel {
         Ok(())
     }
 
-    /// RabbitMQ's checks of user_id, and direct reply-to's rewrite of reply_to. Most
-    /// messages set neither flag and pass untouched.
+    /// RabbitMQ's checks of user_id, CC and BCC (their keys kept for routing, BCC cut
+    /// out), and direct reply-to's rewrite of reply_to. Most messages set none of these
+    /// flags and pass untouched.
     pub(super) fn check_properties(
-        &self,
+        &mut self,
         ctx: &Ctx,
-        properties: Bytes,
+        exchange: &str,
+        mut properties: Bytes,
     ) -> Result<Bytes, Exception> {
         let flags = props::flags(&properties);
         if flags & props::USER_ID != 0 {
@@ -140,10 +145,18 @@ impl Channel {
             let queue = self.reply_queue.as_ref().ok_or_else(|| {
                 Exception::precondition_failed("fast reply consumer does not exist")
             })?;
-            return Ok(
+            properties =
                 props::replace_short_str(&properties, props::REPLY_TO, queue.name.as_str())
-                    .unwrap_or(properties),
-            );
+                    .unwrap_or(properties);
+        }
+        // RabbitMQ reads CC and BCC last, when it builds the message.
+        self.sender_keys.clear();
+        if flags & props::HEADERS != 0 {
+            let scanned = sender::scan(&properties).map_err(|e| lookup_first(ctx, exchange, e));
+            if let Some(routes) = scanned? {
+                self.sender_keys = routes.keys;
+                properties = routes.stripped.unwrap_or(properties);
+            }
         }
         Ok(properties)
     }
@@ -477,5 +490,15 @@ impl Channel {
         self.credit_returned = true;
         requeue_entries(self.unacked.take_all());
         Ok(())
+    }
+}
+
+/// RabbitMQ looks the exchange up before it reads CC and BCC: a missing or internal
+/// exchange is the refusal then, not the header's type. Only on that refusal's path.
+fn lookup_first(ctx: &Ctx, exchange: &str, refusal: Exception) -> Exception {
+    let probe = Message::new(exchange, "", &[0, 0], b"");
+    match ctx.vhost.probe_route(exchange, &probe, &mut Vec::new()) {
+        Err(lookup) => lookup,
+        Ok(()) => refusal,
     }
 }

@@ -152,6 +152,8 @@ pub struct Channel {
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
     route_buf: Vec<Arc<Queue>>,
+    /// The CC and BCC keys of the message being assembled (empty without those headers).
+    sender_keys: Vec<String>,
     /// Credit came back (ack, reject, a delivery written): queues should dispatch again.
     credit_returned: bool,
     /// The user's permissions in this vhost and the answers given lately.
@@ -185,6 +187,7 @@ impl Channel {
             waiting_get: None,
             reply_queue: None,
             route_buf: Vec::new(),
+            sender_keys: Vec::new(),
             credit_returned: false,
             access: AccessCache::default(),
             stats,
@@ -344,7 +347,7 @@ impl Channel {
         if let Err(e) = self.authorize_publish(ctx, &publish) {
             return self.discard(size, Some(e.on(60, 40)));
         }
-        let properties = match self.check_properties(ctx, properties) {
+        let properties = match self.check_properties(ctx, publish.exchange.as_str(), properties) {
             Ok(properties) => properties,
             // Refused once the whole message is in, as RabbitMQ does: the channel closes
             // at a frame boundary, with no body frames left to arrive on it.

@@ -13,7 +13,7 @@ use super::arguments::{
     COMPARED_QUEUE_ARGS,
 };
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
-use super::exchange::{Destination, Exchange, ExchangeKind};
+use super::exchange::{sender, Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::{Persistence, QueueStore};
@@ -676,14 +676,28 @@ impl VHost {
         Ok(())
     }
 
-    /// Routes a message published to `exchange`; `out` gets each target queue once.
+    /// Routes a message published to `exchange`; `out` gets each target queue once. The
+    /// extra keys of its CC and BCC headers, if it has any, route it too.
     pub fn route(
         &self,
         exchange: &str,
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
-        self.route_as(exchange, msg, out, Routing::Publish)
+        let extra = sender::routes(msg.properties());
+        self.route_as(exchange, msg, &extra, out, Routing::Publish)
+    }
+
+    /// Routes a message with its routing key and the `extra` keys (CC and BCC, which the
+    /// publishing channel read already), as one routing: `out` gets each queue once.
+    pub fn route_keys(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        extra: &[String],
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, extra, out, Routing::Publish)
     }
 
     /// Where a message published to `exchange` would go, changing nothing (a
@@ -694,13 +708,14 @@ impl VHost {
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
-        self.route_as(exchange, msg, out, Routing::Probe)
+        self.route_as(exchange, msg, &[], out, Routing::Probe)
     }
 
     fn route_as(
         &self,
         exchange: &str,
         msg: &Message,
+        extra: &[String],
         out: &mut Vec<Arc<Queue>>,
         how: Routing,
     ) -> Result<(), Exception> {
@@ -708,19 +723,21 @@ impl VHost {
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
-            let key = msg.routing_key();
-            if let Some(q) = topo.queues.get(key) {
-                out.push(q.clone());
-            } else if key.starts_with(REPLY_PREFIX) {
-                drop(topo);
-                if let Some(q) = self
-                    .replies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(key)
-                {
-                    out.push(q.clone());
-                }
+            let reply = named_queue(&topo, msg.routing_key(), out);
+            // Empty (no allocation) unless CC or BCC name direct reply-to queues.
+            let mut replies: Vec<&str> = Vec::new();
+            for key in extra {
+                replies.extend(named_queue(&topo, key, out));
+            }
+            drop(topo);
+            if reply.is_some() || !replies.is_empty() {
+                let live = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+                let keys = reply.into_iter().chain(replies);
+                out.extend(keys.filter_map(|key| live.get(key).cloned()));
+            }
+            if !extra.is_empty() && out.len() > 1 {
+                out.sort_unstable_by_key(|q| q.id);
+                out.dedup_by_key(|q| q.id);
             }
             return Ok(());
         }
@@ -741,13 +758,17 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            current.route(msg, how != Routing::Probe, &mut |d| {
+            let mut reached = |d: &Destination| {
                 routed = true;
                 match d {
                     Destination::Queue(q) => out.push(q.clone()),
                     Destination::Exchange(name) => pending.push(name.clone()),
                 }
-            });
+            };
+            current.route(msg, how != Routing::Probe, &mut reached);
+            for key in extra {
+                current.route_key(key, &mut reached);
+            }
             if !routed {
                 if let Some(ae) = &current.alternate {
                     pending.push(ae.clone());
@@ -793,6 +814,18 @@ impl VHost {
             tracing::debug!(queue = %q.name, "queue expired (x-expires)");
             self.remove_queue(&q);
         }
+    }
+}
+
+/// The default exchange's routing for one key: the queue of that name, pushed to `out`;
+/// a direct reply-to name is handed back, to look up after the topology lock is released.
+#[inline]
+fn named_queue<'k>(topo: &Topology, key: &'k str, out: &mut Vec<Arc<Queue>>) -> Option<&'k str> {
+    if let Some(q) = topo.queues.get(key) {
+        out.push(q.clone());
+        None
+    } else {
+        key.starts_with(REPLY_PREFIX).then_some(key)
     }
 }
 
