@@ -13,6 +13,7 @@ use super::arguments::{
     COMPARED_QUEUE_ARGS,
 };
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
+use super::events::{self, Events};
 use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
@@ -33,6 +34,7 @@ mod connections;
 mod durable;
 mod limits;
 mod meta;
+mod notify;
 mod policies;
 mod snapshot;
 mod teardown;
@@ -83,6 +85,8 @@ pub struct VHost {
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
     /// Message traces on this vhost's exchanges and queues (see `tracer`).
     pub tracing: crate::broker::tracer::Tracing,
+    /// The event exchange's publisher, set once with `--event-exchange` (see `events`).
+    events: std::sync::OnceLock<Arc<Events>>,
 }
 
 #[derive(Debug, Default)]
@@ -156,7 +160,33 @@ impl VHost {
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
             tracing: Default::default(),
+            events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where this vhost reports its events (with `--event-exchange` only).
+    pub fn set_events(&self, events: Arc<Events>) {
+        let _ = self.events.set(events);
+    }
+
+    /// The event publisher, when the event exchange is on: each hook's one branch.
+    pub fn events(&self) -> Option<&Events> {
+        self.events.get().map(|e| &**e)
+    }
+
+    /// Declares `amq.rabbitmq.event` as the plugin does: a durable internal topic
+    /// exchange, kept out of the definitions (it exists while the flag is on).
+    pub fn declare_event_exchange(&self) {
+        let x = Exchange::new(
+            events::EXCHANGE,
+            ExchangeKind::Topic,
+            true,
+            false,
+            true,
+            FieldTable::default(),
+        )
+        .charged(&self.memory);
+        self.write().exchanges.insert(events::EXCHANGE.to_owned(), x);
     }
 
     /// Where this vhost counts queue churn (the broker's statistics).
@@ -318,6 +348,9 @@ impl VHost {
         )
         .charged(&self.memory);
         policies::apply_to_exchange(&mut x, &self.policies());
+        if let Some(e) = self.events() {
+            e.exchange_created(&self.name, &x);
+        }
         topo.exchanges.insert(name.to_owned(), x);
         Ok(())
     }
@@ -340,6 +373,9 @@ impl VHost {
                 format!("{} in use", self.describe_exchange(name)),
             )),
             Some(x) => {
+                if let Some(e) = self.events() {
+                    self.notify_exchange_deleted(e, &topo, x);
+                }
                 topo.dirty |= x.durable;
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
@@ -435,6 +471,9 @@ impl VHost {
             (settings.applied, &settings.effective),
         );
         topo.dirty |= queue.store.is_some();
+        if let Some(e) = self.events() {
+            e.queue_created(&self.name, &queue);
+        }
         topo.queues.insert(name.to_owned(), queue.clone());
         self.churn(crate::stats::Churn::QueueDeclared);
         self.churn(crate::stats::Churn::QueueCreated);
@@ -494,6 +533,10 @@ impl VHost {
             )));
         }
         self.churn(crate::stats::Churn::QueueDeleted);
+        if let Some(e) = self.events() {
+            e.queue_deleted(&self.name, name, false);
+            self.notify_unbound(e, &topo, &Destination::Queue(queue.clone()));
+        }
         Ok(remove_queue_locked(&mut topo, &queue))
     }
 
@@ -534,6 +577,10 @@ impl VHost {
         match topo.queues.get(queue.name.as_str()) {
             Some(q) if q.id == queue.id => {
                 self.churn(crate::stats::Churn::QueueDeleted);
+                if let Some(e) = self.events() {
+                    e.queue_deleted(&self.name, &queue.name, true);
+                    self.notify_unbound(e, &topo, &Destination::Queue(queue.clone()));
+                }
                 remove_queue_locked(&mut topo, queue)
             }
             _ => 0,
@@ -573,8 +620,13 @@ impl VHost {
             .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
         let durable = x.durable && q.store.is_some();
-        x.bind(&Destination::Queue(q), key, arguments)?;
+        let (before, dest) = (x.bindings().len(), Destination::Queue(q));
+        x.bind(&dest, key, arguments)?;
+        let added = x.bindings().len() > before;
         topo.dirty |= durable;
+        if let Some(e) = self.events().filter(|_| added) {
+            self.notify_binding(e, true, exchange, &dest, key, arguments);
+        }
         Ok(())
     }
 
@@ -599,13 +651,14 @@ impl VHost {
             .exchanges
             .get_mut(source)
             .ok_or_else(|| self.no_exchange(source))?;
-        let durable = x.durable;
-        x.bind(
-            &Destination::Exchange(Arc::from(destination)),
-            key,
-            arguments,
-        )?;
+        let (durable, before) = (x.durable, x.bindings().len());
+        let dest = Destination::Exchange(Arc::from(destination));
+        x.bind(&dest, key, arguments)?;
+        let added = x.bindings().len() > before;
         topo.dirty |= durable;
+        if let Some(e) = self.events().filter(|_| added) {
+            self.notify_binding(e, true, source, &dest, key, arguments);
+        }
         Ok(())
     }
 
@@ -624,14 +677,14 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(source) else {
             return Ok(());
         };
-        let removed = x.unbind(
-            &Destination::Exchange(Arc::from(destination)),
-            key,
-            arguments,
-        );
-        let durable = x.durable;
-        if x.auto_delete && !x.has_bindings() {
-            topo.exchanges.remove(source);
+        let dest = Destination::Exchange(Arc::from(destination));
+        let removed = x.unbind(&dest, key, arguments);
+        let (durable, emptied) = (x.durable, x.auto_delete && !x.has_bindings());
+        if let Some(e) = self.events().filter(|_| removed) {
+            self.notify_binding(e, false, source, &dest, key, arguments);
+        }
+        if emptied {
+            self.remove_emptied(&mut topo, source);
         }
         topo.dirty |= removed && durable;
         Ok(())
@@ -658,9 +711,14 @@ impl VHost {
             return Ok(());
         };
         let durable = x.durable && q.store.is_some();
-        let removed = x.unbind(&Destination::Queue(q), key, arguments);
-        if x.auto_delete && !x.has_bindings() {
-            topo.exchanges.remove(exchange);
+        let dest = Destination::Queue(q);
+        let removed = x.unbind(&dest, key, arguments);
+        let emptied = x.auto_delete && !x.has_bindings();
+        if let Some(e) = self.events().filter(|_| removed) {
+            self.notify_binding(e, false, exchange, &dest, key, arguments);
+        }
+        if emptied {
+            self.remove_emptied(&mut topo, exchange);
         }
         topo.dirty |= removed && durable;
         Ok(())
@@ -672,6 +730,27 @@ impl VHost {
         exchange: &str,
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_from(exchange, msg, out, false)
+    }
+
+    /// Routes an event the broker publishes to its internal event exchange.
+    pub fn route_event(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_from(exchange, msg, out, true)
+    }
+
+    /// `broker`: the broker itself publishes, so an internal exchange takes the message.
+    fn route_from(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        broker: bool,
     ) -> Result<(), Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
@@ -697,7 +776,7 @@ impl VHost {
             .exchanges
             .get(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        if x.internal {
+        if x.internal && !broker {
             return Err(Exception::access_refused(format!(
                 "cannot publish to internal {}",
                 self.describe_exchange(exchange)
