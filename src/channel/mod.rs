@@ -592,7 +592,8 @@ impl Channel {
             panic!("test hook: a channel's release panics on purpose");
         }
         self.reply_queue = None;
-        for (tag, c) in self.consumers.drain() {
+        for (tag, c) in std::mem::take(&mut self.consumers) {
+            self.consumer_deleted_event(ctx, &c.queue, tag.as_str());
             if c.queue
                 .remove_consumer(ctx.connection, self.id, tag.as_str())
                 == ConsumerRemoved::RemovedLastOfAutoDelete

@@ -94,6 +94,7 @@ impl Connection {
                     None => crate::stats::ChannelStats::detached(channel),
                 };
                 self.channels.insert(channel, Channel::new(channel, stats));
+                self.channel_event(channel, true);
                 self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
                 Ok(())
             }
@@ -149,6 +150,7 @@ impl Connection {
     /// A closed channel leaves the connection and its user's channel count.
     fn forget_channel(&mut self, channel: u16) {
         if self.channels.remove(&channel).is_some() {
+            self.channel_event(channel, false);
             if let Some(slot) = &mut self.user_slot {
                 slot.close_channel();
             }

@@ -111,6 +111,7 @@ impl Connection {
             contained("releasing a channel", || {
                 self.with_channel(id, |ch, ctx| ch.release(ctx));
             });
+            self.channel_event(id, false);
         }
         self.channels.clear();
         // Out of the management API's lists; the channels' counts join the totals.
@@ -135,6 +136,7 @@ impl Connection {
         // user's count of connections and channels.
         self.vhost_slot = None;
         self.user_slot = None;
+        self.closed_event();
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }

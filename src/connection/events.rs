@@ -1,0 +1,80 @@
+//! The connection's side of the event exchange: logins, connection.created/closed and
+//! channel.created/closed, and who acts while a channel's method runs.
+//!
+//! Called by the handshake, the channel open/close paths and `release`. With the event
+//! exchange off (`Broker::events` is `None`) each hook is one branch and nothing is
+//! kept; when on, the facts RabbitMQ reports about a connection are kept from
+//! connection.open to the end, for connection.closed and the channel events.
+
+use super::registry::connection_name;
+use super::Connection;
+use crate::broker::events::{ConnectionFacts, LoginFacts};
+use amq_protocol::types::FieldTable;
+
+impl Connection {
+    /// user.authentication.success, or .failure with RabbitMQ's reason.
+    pub(super) fn login_event(&self, user: &str, mechanism: &str, failure: Option<&str>) {
+        let Some(e) = &self.broker.events else { return };
+        let local = self.local.unwrap_or(self.peer);
+        let name = connection_name(self.peer, local);
+        let facts = LoginFacts {
+            user,
+            peer: self.peer,
+            local,
+            connection_name: &name,
+            ssl: self.tls.is_some(),
+            mechanism,
+        };
+        e.login(facts, failure);
+    }
+
+    /// Keeps what start-ok said about the client, for connection.created (only when the
+    /// event exchange is on).
+    pub(super) fn keep_client_properties(&mut self, props: &FieldTable) {
+        if self.broker.events.is_some() {
+            self.client_table = props.clone();
+        }
+    }
+
+    /// connection.open succeeded: connection.created.
+    pub(super) fn opened_event(&mut self, vhost: &str) {
+        let Some(e) = &self.broker.events else { return };
+        let local = self.local.unwrap_or(self.peer);
+        let facts = ConnectionFacts {
+            id: self.id,
+            name: connection_name(self.peer, local),
+            peer: self.peer,
+            local,
+            user: self.user.clone(),
+            vhost: vhost.to_owned(),
+            ssl: self.tls.is_some(),
+            auth_mechanism: self.auth_mechanism.clone(),
+            client_properties: std::mem::take(&mut self.client_table),
+            channel_max: self.channel_max,
+            frame_max: self.frame_max,
+            timeout: self.heartbeat,
+            connected_at: crate::stats::now_ms(),
+        };
+        e.connection_created(&facts);
+        self.event_facts = Some(Box::new(facts));
+    }
+
+    /// channel.created (`open`) or channel.closed.
+    pub(super) fn channel_event(&self, number: u16, open: bool) {
+        let (Some(e), Some(facts)) = (&self.broker.events, &self.event_facts) else {
+            return;
+        };
+        if open {
+            e.channel_created(facts, number);
+        } else {
+            e.channel_closed(facts, number);
+        }
+    }
+
+    /// The connection ends: connection.closed, once.
+    pub(super) fn closed_event(&mut self) {
+        if let (Some(e), Some(facts)) = (&self.broker.events, self.event_facts.take()) {
+            e.connection_closed(&facts);
+        }
+    }
+}
