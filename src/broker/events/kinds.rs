@@ -299,10 +299,15 @@ impl Events {
     pub fn vhost_created(&self, name: &str, description: &str, tags: &[String]) {
         let mut state = FieldTable::default();
         state.insert(self.node.as_str().into(), text("running"));
-        let tag_terms: Vec<String> = tags.iter().map(|t| format!("<<\"{t}\">>")).collect();
+        // Erlang's map as RabbitMQ prints it: tags are atoms, the description a binary.
+        let description_term = if description.is_empty() {
+            "<<>>".to_owned()
+        } else {
+            format!("<<\"{description}\">>")
+        };
         let metadata = format!(
-            "#{{description => <<\"{description}\">>,tags => [{}]}}",
-            tag_terms.join(",")
+            "#{{description => {description_term},tags => [{}]}}",
+            tags.join(",")
         );
         let h = Headers::new()
             .value("tags", strings(tags))
@@ -415,6 +420,11 @@ impl Events {
     pub fn vhost_limits(&self, vhost: &str, limits: Option<&serde_json::Value>) {
         let h = Headers::new().acted();
         let (key, h) = match limits {
+            // An emptied limits object is an empty Erlang list: an array.
+            Some(serde_json::Value::Object(m)) if m.is_empty() => (
+                "parameter.set",
+                h.value("value", AMQPValue::FieldArray(FieldArray::default())),
+            ),
             Some(v) => ("parameter.set", h.value("value", json_to_value(v))),
             None => ("parameter.cleared", h),
         };

@@ -38,6 +38,19 @@ impl VHost {
         }
     }
 
+    /// exchange.created (`created`) or exchange.deleted for each of this vhost's
+    /// exchanges: the vhost was created or is being deleted.
+    pub fn notify_exchanges(&self, e: &Events, created: bool) {
+        let topo = self.read();
+        for x in topo.exchanges.values() {
+            if created {
+                e.exchange_created(&self.name, x);
+            } else {
+                e.exchange_deleted(&self.name, &x.name);
+            }
+        }
+    }
+
     /// An auto-delete exchange lost its last binding: it goes (exchange.deleted).
     pub(super) fn remove_emptied(&self, topo: &mut Topology, name: &str) {
         if let Some(x) = topo.exchanges.remove(name) {
