@@ -229,3 +229,54 @@ impl Headers {
         self.value(key, AMQPValue::LongLongInt(v))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_backlog_events_are_dropped_and_counted() {
+        // No runtime: nothing drains the channel, so it fills up to the bound.
+        let events = Events::new("/", "rabbit@test");
+        for _ in 0..BACKLOG {
+            events.emit("queue.created", FieldTable::default());
+        }
+        assert_eq!(events.dropped(), 0);
+        events.emit("queue.created", FieldTable::default());
+        events.emit("queue.deleted", FieldTable::default());
+        assert_eq!(events.dropped(), 2);
+    }
+
+    #[test]
+    fn the_actor_is_the_guarded_user_then_rmq_internal_again() {
+        let text = |v: AMQPValue| match v {
+            AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            _ => String::new(),
+        };
+        assert_eq!(text(actor()), INTERNAL_ACTOR);
+        {
+            let _acting = acting_as("alice");
+            assert_eq!(text(actor()), "alice");
+        }
+        assert_eq!(text(actor()), INTERNAL_ACTOR);
+    }
+
+    #[test]
+    fn an_event_is_a_persistent_empty_message_with_its_time() {
+        let msg = message(Event {
+            key: "queue.created",
+            headers: Headers::new().str("name", "q").0,
+            at_ms: 1_796_457_617_474,
+        });
+        assert_eq!((msg.exchange(), msg.routing_key()), (EXCHANGE, "queue.created"));
+        assert!(msg.body().is_empty());
+        let props = msg.decode_properties().expect("properties");
+        assert_eq!(props.delivery_mode(), &Some(2));
+        assert_eq!(props.timestamp(), &Some(1_796_457_617));
+        let headers = props.headers().clone().unwrap_or_default();
+        assert_eq!(
+            headers.inner().get("timestamp_in_ms"),
+            Some(&AMQPValue::LongLongInt(1_796_457_617_474))
+        );
+    }
+}
