@@ -6,7 +6,7 @@
 #
 # Without --url it builds warren (cargo build --release), starts
 # target/release/warren --port 0 --bind 127.0.0.1 --definitions interop/definitions.json
-# (scenario 17's user `interop` and vhost `interop-vh`), waits (30 s at most) for the
+# (scenario 17's user `interop` and vhost `interop-vh`) --event-exchange (scenario 22), waits (30 s at most) for the
 # stdout line `warren <version> ready on amqp://HOST:PORT` and uses
 # amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
 # also on Ctrl-C or error. Its management API (--management-port on a free port, the line
@@ -26,6 +26,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
+EVENT_COLUMNS="python node"        # the columns with scenario 22 (the event exchange)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -127,7 +128,7 @@ if [ -z "$URL" ]; then
   HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 15672)"
   "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
     --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
-    --definitions "$HERE/definitions.json" \
+    --definitions "$HERE/definitions.json" --event-exchange \
     >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!
   PORT=""
@@ -184,6 +185,7 @@ rows_of() {  # rows_of COL -> the rows this column must report
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
   case " $HTTP_COLUMNS " in *" $1 "*) echo 18 ;; esac
+  case " $EVENT_COLUMNS " in *" $1 "*) echo 22 ;; esac
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
 }
 
@@ -237,7 +239,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS 18 tls celery admin"
+ALL_ROWS="$SCENARIO_ROWS 18 22 tls celery admin"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 
