@@ -102,6 +102,7 @@ impl Connection {
                 Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id))
             }
             AMQPClass::Channel(Ch::Close(_)) => {
+                let _acting = self.acting();
                 self.with_channel(channel, |ch, ctx| {
                     ch.expect_method()?;
                     ch.release(ctx);
@@ -116,11 +117,13 @@ impl Connection {
             AMQPClass::Channel(Ch::CloseOk(_)) => {
                 Err(Exception::command_invalid("unimplemented method").on(class_id, method_id))
             }
-            other => self
-                .with_channel(channel, |ch, ctx| {
+            other => {
+                let _acting = self.acting();
+                self.with_channel(channel, |ch, ctx| {
                     ch.handle_method(ctx, Method::Other(Box::new(other)))
                 })
-                .unwrap_or(Ok(())),
+                .unwrap_or(Ok(()))
+            }
         }
     }
 

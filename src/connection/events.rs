@@ -59,6 +59,16 @@ impl Connection {
         self.event_facts = Some(Box::new(facts));
     }
 
+    /// While the guard lives, events name this connection's user as the actor; `None`
+    /// with the event exchange off. Taken around the methods that change things (not
+    /// publish, ack or qos: the hot path pays nothing).
+    pub(super) fn acting(&self) -> Option<crate::broker::events::Acting> {
+        self.broker
+            .events
+            .as_ref()
+            .map(|_| crate::broker::events::acting_as(&self.user))
+    }
+
     /// channel.created (`open`) or channel.closed.
     pub(super) fn channel_event(&self, number: u16, open: bool) {
         let (Some(e), Some(facts)) = (&self.broker.events, &self.event_facts) else {

@@ -584,12 +584,6 @@ impl Connection {
         id: u16,
         f: impl FnOnce(&mut Channel, &mut Ctx) -> R,
     ) -> Option<R> {
-        // With the event exchange on, events name this connection's user as the actor.
-        let _acting = self
-            .broker
-            .events
-            .as_ref()
-            .map(|_| crate::broker::events::acting_as(&self.user));
         let (channels, mut ctx) = self.split()?;
         let ch = channels.get_mut(&id)?;
         Some(f(ch, &mut ctx))

@@ -107,12 +107,14 @@ impl Connection {
             return;
         }
         let ids: Vec<u16> = self.channels.keys().copied().collect();
+        let acting = self.acting();
         for id in ids {
             contained("releasing a channel", || {
                 self.with_channel(id, |ch, ctx| ch.release(ctx));
             });
             self.channel_event(id, false);
         }
+        drop(acting);
         self.channels.clear();
         // Out of the management API's lists; the channels' counts join the totals.
         self.registration = None;
