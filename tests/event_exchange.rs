@@ -619,3 +619,58 @@ async fn a_declare_and_delete_storm_with_a_consumer_on_everything_does_not_hang(
         }
     }
 }
+
+#[tokio::test]
+async fn deleting_a_consumed_queue_tells_of_its_consumer_twice_as_rabbitmq_does() {
+    let broker = with_events().await;
+    let (_l, _lch, mut events) = listen(&broker, "#").await;
+    let (_c, ch) = broker.channel().await;
+    common::declare(&ch, "ev-gone", QueueDeclareOptions::default()).await;
+    // Kept: lapin cancels a consumer it drops.
+    let _consumer = within(ch.basic_consume(
+        "ev-gone".into(),
+        "ev-gone-tag".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let (_c2, ch2) = broker.channel().await;
+    within(ch2.queue_delete("ev-gone".into(), QueueDeleteOptions::default()))
+        .await
+        .unwrap();
+    // Only the events about this queue (the other connections tell theirs too).
+    let mut about = Vec::new();
+    while about.len() < 5 {
+        let Ok(Some(Ok(d))) =
+            tokio::time::timeout(std::time::Duration::from_secs(3), events.next()).await
+        else {
+            panic!("only {about:?}");
+        };
+        let e = Ev {
+            key: d.routing_key.as_str().to_owned(),
+            headers: d.properties.headers().clone().unwrap_or_default(),
+            props: d.properties.clone(),
+            body: d.data.clone(),
+        };
+        let mine = ["queue", "name"]
+            .iter()
+            .any(|k| e.headers.inner().get(*k) == Some(&s("ev-gone")));
+        if mine {
+            let actor = e.headers.inner().get("user_who_performed_action").cloned();
+            about.push((e.key, actor));
+        }
+    }
+    let guest = Some(s("guest"));
+    assert_eq!(
+        about,
+        [
+            ("queue.created".to_owned(), guest.clone()),
+            ("consumer.created".to_owned(), guest.clone()),
+            // The queue tells (as the deleting user), then the consumer's channel (no actor).
+            ("consumer.deleted".to_owned(), guest.clone()),
+            ("queue.deleted".to_owned(), guest),
+            ("consumer.deleted".to_owned(), None),
+        ]
+    );
+}

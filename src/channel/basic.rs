@@ -503,7 +503,7 @@ impl Channel {
         if let Some(e) = ctx.vhost.events() {
             if !queue.name.starts_with(crate::broker::vhost::REPLY_PREFIX) {
                 let at = self.event_ref(ctx);
-                e.consumer_deleted(&ctx.vhost.name, &queue.name, at, tag);
+                e.consumer_deleted(&ctx.vhost.name, &queue.name, at, tag, true);
             }
         }
     }

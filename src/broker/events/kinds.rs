@@ -173,9 +173,22 @@ impl Events {
         self.emit("consumer.created", h.0);
     }
 
-    pub fn consumer_deleted(&self, vhost: &str, queue: &str, channel: ChannelRef, tag: &str) {
-        let h = Headers::new()
-            .acted()
+    /// consumer.deleted; `acted`: with `user_who_performed_action` (RabbitMQ leaves it
+    /// out when the channel hears that the queue of its consumer was deleted).
+    pub fn consumer_deleted(
+        &self,
+        vhost: &str,
+        queue: &str,
+        channel: ChannelRef,
+        tag: &str,
+        acted: bool,
+    ) {
+        let h = if acted {
+            Headers::new().acted()
+        } else {
+            Headers::new()
+        };
+        let h = h
             .str("queue", queue)
             .str("vhost", vhost)
             .str("channel", &self.pid(channel.connection, channel.number))

@@ -534,8 +534,7 @@ impl VHost {
         }
         self.churn(crate::stats::Churn::QueueDeleted);
         if let Some(e) = self.events() {
-            e.queue_deleted(&self.name, name, false);
-            self.notify_unbound(e, &topo, &Destination::Queue(queue.clone()));
+            self.notify_queue_deleted(e, &topo, &queue, false);
         }
         Ok(remove_queue_locked(&mut topo, &queue))
     }
@@ -578,8 +577,7 @@ impl VHost {
             Some(q) if q.id == queue.id => {
                 self.churn(crate::stats::Churn::QueueDeleted);
                 if let Some(e) = self.events() {
-                    e.queue_deleted(&self.name, &queue.name, true);
-                    self.notify_unbound(e, &topo, &Destination::Queue(queue.clone()));
+                    self.notify_queue_deleted(e, &topo, queue, true);
                 }
                 remove_queue_locked(&mut topo, queue)
             }

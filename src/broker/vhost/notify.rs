@@ -7,7 +7,8 @@
 //! (`VHost::events` is `None`).
 
 use super::{Topology, VHost};
-use crate::broker::events::Events;
+use crate::broker::events::{ChannelRef, Events};
+use crate::broker::queue::Queue;
 use crate::broker::exchange::{Destination, Exchange};
 use amq_protocol::types::FieldTable;
 
@@ -49,6 +50,24 @@ impl VHost {
                 e.exchange_deleted(&self.name, &x.name);
             }
         }
+    }
+
+    /// The queue goes: consumer.deleted for each of its consumers, queue.deleted, and
+    /// binding.deleted for each binding to it (RabbitMQ's order). `internal`: the broker
+    /// deletes it by itself.
+    pub(super) fn notify_queue_deleted(
+        &self,
+        e: &Events,
+        topo: &Topology,
+        queue: &std::sync::Arc<Queue>,
+        internal: bool,
+    ) {
+        for (connection, number, tag) in queue.consumer_refs() {
+            let at = ChannelRef { connection, number };
+            e.consumer_deleted(&self.name, &queue.name, at, &tag, true);
+        }
+        e.queue_deleted(&self.name, &queue.name, internal);
+        self.notify_unbound(e, topo, &Destination::Queue(queue.clone()));
     }
 
     /// An auto-delete exchange lost its last binding: it goes (exchange.deleted).
