@@ -169,7 +169,10 @@ async fn without_the_flag_there_is_no_event_exchange() {
 #[tokio::test]
 async fn the_exchange_is_a_durable_internal_topic_that_clients_cannot_touch() {
     let broker = with_events().await;
-    let x = broker.http().get("/api/exchanges/%2F/amq.rabbitmq.event").await;
+    let x = broker
+        .http()
+        .get("/api/exchanges/%2F/amq.rabbitmq.event")
+        .await;
     let x = x.json();
     assert_eq!(
         (&x["type"], &x["durable"], &x["internal"], &x["auto_delete"]),
@@ -325,14 +328,9 @@ async fn topology_events_carry_rabbitmqs_headers() {
         ["ev-x", "exchange", "ev-q", "queue", "rk", "/"]
     );
     assert_eq!(e.strings("arguments"), [r#"{<<"a">>,signedint,1}"#]);
-    within(ch.queue_unbind(
-        "ev-q".into(),
-        "ev-x".into(),
-        "rk".into(),
-        bargs,
-    ))
-    .await
-    .unwrap();
+    within(ch.queue_unbind("ev-q".into(), "ev-x".into(), "rk".into(), bargs))
+        .await
+        .unwrap();
     let e = next_of(&mut events, "binding.deleted").await;
     assert_eq!(e.text("destination_name"), "ev-q");
 
@@ -355,21 +353,35 @@ async fn topology_events_carry_rabbitmqs_headers() {
         .await
         .unwrap();
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("routing_key")), ("binding.deleted", "rk2".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("routing_key")),
+        ("binding.deleted", "rk2".into())
+    );
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("name")), ("exchange.deleted", "ev-x".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("name")),
+        ("exchange.deleted", "ev-x".into())
+    );
     assert_eq!(e.text("user_who_performed_action"), "guest");
 
     within(ch.queue_delete("ev-q".into(), QueueDeleteOptions::default()))
         .await
         .unwrap();
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("name")), ("queue.deleted", "ev-q".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("name")),
+        ("queue.deleted", "ev-q".into())
+    );
     let mut keys = e.keys();
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["name", "timestamp_in_ms", "user_who_performed_action", "vhost"]
+        [
+            "name",
+            "timestamp_in_ms",
+            "user_who_performed_action",
+            "vhost"
+        ]
     );
 }
 
@@ -378,7 +390,9 @@ async fn connection_channel_and_consumer_events() {
     let broker = with_events().await;
     let (_l, _lch, mut events) = listen(&broker, "#").await;
     let props = ConnectionProperties::default().with_connection_name("ev-conn".into());
-    let conn = within(Connection::connect(&broker.url(), props)).await.unwrap();
+    let conn = within(Connection::connect(&broker.url(), props))
+        .await
+        .unwrap();
 
     let login = next_of(&mut events, "user.authentication.success").await;
     assert_eq!(login.text("name"), "guest");
@@ -386,7 +400,11 @@ async fn connection_channel_and_consumer_events() {
     assert_eq!(login.text("connection_type"), "network");
     assert_eq!(login.text("peer_host"), "{127,0,0,1}");
     assert!(!login.flag("ssl"));
-    assert!(login.headers.inner().get("user_who_performed_action").is_none());
+    assert!(login
+        .headers
+        .inner()
+        .get("user_who_performed_action")
+        .is_none());
 
     let created = next_of(&mut events, "connection.created").await;
     assert_eq!(created.text("user_provided_name"), "ev-conn");
@@ -428,12 +446,18 @@ async fn connection_channel_and_consumer_events() {
     );
     assert!(e.flag("ack_required") && !e.flag("exclusive"));
     assert_eq!(e.long("prefetch_count"), 0);
-    assert_eq!(e.strings("arguments"), [r#"{<<"x-priority">>,signedint,3}"#]);
+    assert_eq!(
+        e.strings("arguments"),
+        [r#"{<<"x-priority">>,signedint,3}"#]
+    );
     within(ch.basic_cancel(c.tag().as_str().into(), BasicCancelOptions::default()))
         .await
         .unwrap();
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("consumer_tag")), ("consumer.deleted", "ev-tag".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("consumer_tag")),
+        ("consumer.deleted", "ev-tag".into())
+    );
 
     // An exclusive queue goes with its connection, deleted by "rmq-internal".
     common::declare(&ch, "ev-excl", common::exclusive()).await;
@@ -445,11 +469,18 @@ async fn connection_channel_and_consumer_events() {
     within(conn.close(200, "bye".into())).await.unwrap();
     let e = next(&mut events).await;
     assert_eq!(
-        (e.key.as_str(), e.text("name"), e.text("user_who_performed_action")),
+        (
+            e.key.as_str(),
+            e.text("name"),
+            e.text("user_who_performed_action")
+        ),
         ("queue.deleted", "ev-excl".into(), "rmq-internal".into())
     );
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("pid")), ("connection.closed", conn_pid));
+    assert_eq!(
+        (e.key.as_str(), e.text("pid")),
+        ("connection.closed", conn_pid)
+    );
     assert_eq!(e.text("user_provided_name"), "ev-conn");
 }
 
@@ -482,7 +513,13 @@ async fn events_of_every_vhost_are_published_in_the_default_vhost() {
     let broker = with_events().await;
     let (_l, _lch, mut events) = listen(&broker, "queue.*").await;
     let http = broker.http();
-    assert_eq!(http.put("/api/vhosts/ev-other", &json!({})).await.status.as_u16(), 201);
+    assert_eq!(
+        http.put("/api/vhosts/ev-other", &json!({}))
+            .await
+            .status
+            .as_u16(),
+        201
+    );
     let url = format!("amqp://guest:guest@{}/ev-other", broker.addr);
     let conn = Connection::connect(&url, ConnectionProperties::default())
         .await
@@ -521,21 +558,30 @@ async fn management_api_changes_name_their_caller() {
     let broker = with_events().await;
     let (_l, _lch, mut events) = listen(&broker, "#").await;
     let http = broker.http();
-    http.put("/api/users/ev-u", &json!({"password": "p", "tags": "management"}))
-        .await;
+    http.put(
+        "/api/users/ev-u",
+        &json!({"password": "p", "tags": "management"}),
+    )
+    .await;
     let e = next_of(&mut events, "user.created").await;
     assert_eq!(
         (e.text("name"), e.text("user_who_performed_action")),
         ("ev-u".into(), "guest".into())
     );
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.strings("tags")), ("user.tags.set", vec!["management".into()]));
+    assert_eq!(
+        (e.key.as_str(), e.strings("tags")),
+        ("user.tags.set", vec!["management".into()])
+    );
     http.put("/api/users/ev-u", &json!({"password": "p2", "tags": ""}))
         .await;
     let e = next(&mut events).await;
     assert_eq!(e.key, "user.password.changed");
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.strings("tags")), ("user.tags.set", vec![]));
+    assert_eq!(
+        (e.key.as_str(), e.strings("tags")),
+        ("user.tags.set", vec![])
+    );
 
     http.put(
         "/api/permissions/%2F/ev-u",
@@ -544,12 +590,20 @@ async fn management_api_changes_name_their_caller() {
     .await;
     let e = next(&mut events).await;
     assert_eq!(
-        (e.key.as_str(), e.text("user"), e.text("read"), e.text("configure")),
+        (
+            e.key.as_str(),
+            e.text("user"),
+            e.text("read"),
+            e.text("configure")
+        ),
         ("permission.created", "ev-u".into(), "".into(), ".*".into())
     );
     http.delete("/api/permissions/%2F/ev-u").await;
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("user")), ("permission.deleted", "ev-u".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("user")),
+        ("permission.deleted", "ev-u".into())
+    );
 
     http.put(
         "/api/policies/%2F/ev-pol",
@@ -557,15 +611,24 @@ async fn management_api_changes_name_their_caller() {
     )
     .await;
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("pattern")), ("policy.set", "^ev-".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("pattern")),
+        ("policy.set", "^ev-".into())
+    );
     assert_eq!(e.long("priority"), 1);
     let AMQPValue::FieldTable(def) = e.get("definition") else {
         panic!("definition is not a table");
     };
-    assert_eq!(def.inner().get("max-length"), Some(&AMQPValue::LongLongInt(5)));
+    assert_eq!(
+        def.inner().get("max-length"),
+        Some(&AMQPValue::LongLongInt(5))
+    );
     http.delete("/api/policies/%2F/ev-pol").await;
     let e = next(&mut events).await;
-    assert_eq!((e.key.as_str(), e.text("name")), ("policy.cleared", "ev-pol".into()));
+    assert_eq!(
+        (e.key.as_str(), e.text("name")),
+        ("policy.cleared", "ev-pol".into())
+    );
 
     // Topology through the API: the caller acts.
     http.put("/api/queues/%2F/ev-apiq", &json!({})).await;

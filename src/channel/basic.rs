@@ -9,9 +9,9 @@ use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Hel
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
+use crate::broker::events::ChannelRef;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
-use crate::broker::events::ChannelRef;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
 use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
@@ -273,7 +273,15 @@ impl Channel {
             let flags = (!m.no_ack, m.exclusive);
             let prefetch = self.consumer_prefetch.min(u16::MAX.into()) as u16;
             let at = self.event_ref(ctx);
-            e.consumer_created(&ctx.vhost.name, &name, at, &tag, flags, prefetch, &m.arguments);
+            e.consumer_created(
+                &ctx.vhost.name,
+                &name,
+                at,
+                &tag,
+                flags,
+                prefetch,
+                &m.arguments,
+            );
         }
         // consume-ok still goes out before the first delivery: deliveries wait in the
         // outbox until the connection drains it, after this handler returns.

@@ -252,7 +252,9 @@ impl super::Connection {
                     .auth_attempts
                     .record(Protocol::Amqp, login.is_ok());
                 if !attempted.is_empty() {
-                    let failure = login.is_err().then(|| format!("user '{attempted}' - invalid credentials"));
+                    let failure = login
+                        .is_err()
+                        .then(|| format!("user '{attempted}' - invalid credentials"));
                     self.login_event(&attempted, m.mechanism.as_str(), failure.as_deref());
                 }
                 let client = match login {

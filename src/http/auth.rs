@@ -39,7 +39,11 @@ impl Caller {
     }
 
     /// Reports events this caller caused, with the event exchange on.
-    pub fn notify(&self, broker: &crate::broker::Broker, f: impl FnOnce(&crate::broker::events::Events)) {
+    pub fn notify(
+        &self,
+        broker: &crate::broker::Broker,
+        f: impl FnOnce(&crate::broker::events::Events),
+    ) {
         if let Some(e) = &broker.events {
             let _acting = crate::broker::events::acting_as(&self.name);
             f(e);

@@ -79,7 +79,10 @@ impl Events {
     }
 
     pub fn queue_created(&self, vhost: &str, q: &Queue) {
-        let owner = q.exclusive_owner.map(|c| self.pid(c, 0)).unwrap_or_default();
+        let owner = q
+            .exclusive_owner
+            .map(|c| self.pid(c, 0))
+            .unwrap_or_default();
         let h = Headers::new()
             .acted()
             .bool("exclusive", q.exclusive_owner.is_some())
@@ -137,7 +140,10 @@ impl Events {
             .str("vhost", vhost)
             .value("arguments", table_entries(arguments))
             .str("routing_key", routing_key)
-            .str("destination_kind", if to_queue { "queue" } else { "exchange" })
+            .str(
+                "destination_kind",
+                if to_queue { "queue" } else { "exchange" },
+            )
             .str("destination_name", destination)
             .str("source_kind", "exchange")
             .str("source_name", source);

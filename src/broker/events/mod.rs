@@ -268,7 +268,10 @@ mod tests {
             headers: Headers::new().str("name", "q").0,
             at_ms: 1_796_457_617_474,
         });
-        assert_eq!((msg.exchange(), msg.routing_key()), (EXCHANGE, "queue.created"));
+        assert_eq!(
+            (msg.exchange(), msg.routing_key()),
+            (EXCHANGE, "queue.created")
+        );
         assert!(msg.body().is_empty());
         let props = msg.decode_properties().expect("properties");
         assert_eq!(props.delivery_mode(), &Some(2));

@@ -186,7 +186,9 @@ impl VHost {
             FieldTable::default(),
         )
         .charged(&self.memory);
-        self.write().exchanges.insert(events::EXCHANGE.to_owned(), x);
+        self.write()
+            .exchanges
+            .insert(events::EXCHANGE.to_owned(), x);
     }
 
     /// Where this vhost counts queue churn (the broker's statistics).

@@ -8,8 +8,8 @@
 
 use super::{Topology, VHost};
 use crate::broker::events::{ChannelRef, Events};
-use crate::broker::queue::Queue;
 use crate::broker::exchange::{Destination, Exchange};
+use crate::broker::queue::Queue;
 use amq_protocol::types::FieldTable;
 
 impl VHost {
