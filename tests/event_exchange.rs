@@ -140,12 +140,10 @@ fn s(v: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(v))
 }
 
-#[tokio::test]
-async fn without_the_flag_there_is_no_event_exchange() {
-    let broker = TestBroker::start().await;
-    let (_c, ch) = broker.channel().await;
-    let err = refusal(
-        ch.exchange_declare(
+/// A passive exchange.declare of the event exchange: its refusal.
+async fn passive_event_exchange(ch: &Channel) -> (u16, String) {
+    let declared = ch
+        .exchange_declare(
             EXCHANGE.into(),
             ExchangeKind::Topic,
             ExchangeDeclareOptions {
@@ -154,8 +152,15 @@ async fn without_the_flag_there_is_no_event_exchange() {
             },
             FieldTable::default(),
         )
-        .await,
-    );
+        .await;
+    refusal(declared)
+}
+
+#[tokio::test]
+async fn without_the_flag_there_is_no_event_exchange() {
+    let broker = TestBroker::start().await;
+    let (_c, ch) = broker.channel().await;
+    let err = passive_event_exchange(&ch).await;
     assert_eq!(
         err,
         (
@@ -532,18 +537,7 @@ async fn events_of_every_vhost_are_published_in_the_default_vhost() {
         ("queue.created", "ev-elsewhere".into(), "ev-other".into())
     );
     // Only the default vhost has the exchange.
-    let err = refusal(
-        ch.exchange_declare(
-            EXCHANGE.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await,
-    );
+    let err = passive_event_exchange(&ch).await;
     assert_eq!(
         err,
         (

@@ -9,6 +9,7 @@
 use super::registry::connection_name;
 use super::Connection;
 use crate::broker::events::{ConnectionFacts, LoginFacts};
+use crate::stats::ConnInfo;
 use amq_protocol::types::FieldTable;
 
 impl Connection {
@@ -36,24 +37,13 @@ impl Connection {
         }
     }
 
-    /// connection.open succeeded: connection.created.
-    pub(super) fn opened_event(&mut self, vhost: &str) {
+    /// connection.open succeeded: connection.created, from what the registry is told.
+    pub(super) fn opened_event(&mut self, info: &ConnInfo) {
         let Some(e) = &self.broker.events else { return };
-        let local = self.local.unwrap_or(self.peer);
         let facts = ConnectionFacts {
             id: self.id,
-            name: connection_name(self.peer, local),
-            peer: self.peer,
-            local,
-            user: self.user.clone(),
-            vhost: vhost.to_owned(),
-            ssl: self.tls.is_some(),
-            auth_mechanism: self.auth_mechanism.clone(),
+            info: info.clone(),
             client_properties: std::mem::take(&mut self.client_table),
-            channel_max: self.channel_max,
-            frame_max: self.frame_max,
-            timeout: self.heartbeat,
-            connected_at: crate::stats::now_ms(),
         };
         e.connection_created(&facts);
         self.event_facts = Some(Box::new(facts));

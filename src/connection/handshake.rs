@@ -326,6 +326,7 @@ impl super::Connection {
                     .map_err(|e| e.on(10, 40))?;
                 self.user_slot = Some(user_slot);
                 let info = self.conn_info(name);
+                self.opened_event(&info);
                 let registration =
                     self.broker
                         .stats
@@ -333,7 +334,6 @@ impl super::Connection {
                 self.registration = Some(registration);
                 tracing::Span::current().record("vhost", name);
                 self.vhost = Some(vhost);
-                self.opened_event(name);
                 codec::encode_method(&mut self.out, 0, &open_ok());
                 self.phase = Phase::Running;
                 Ok(())

@@ -12,26 +12,18 @@ use super::{text, Events, Headers};
 use crate::broker::exchange::Exchange;
 use crate::broker::policy::{Policy, PolicyKind};
 use crate::broker::queue::Queue;
+use crate::stats::ConnInfo;
 use crate::store::fieldvalue::json_to_value;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
 use std::net::{IpAddr, SocketAddr};
 
-/// What RabbitMQ tells about a connection in connection.created.
+/// What RabbitMQ tells about a connection in connection.created: what the registry
+/// knows, and the client's properties with their AMQP types (the registry keeps JSON).
 #[derive(Debug, Clone)]
 pub struct ConnectionFacts {
     pub id: u64,
-    pub name: String,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub user: String,
-    pub vhost: String,
-    pub ssl: bool,
-    pub auth_mechanism: String,
+    pub info: ConnInfo,
     pub client_properties: FieldTable,
-    pub channel_max: u16,
-    pub frame_max: u32,
-    pub timeout: u16,
-    pub connected_at: u64,
 }
 
 /// A channel, as consumer events name it.
@@ -203,12 +195,13 @@ impl Events {
     }
 
     /// connection.created, as the reader of RabbitMQ's connection sees it once open.
-    pub fn connection_created(&self, c: &ConnectionFacts) {
+    pub fn connection_created(&self, facts: &ConnectionFacts) {
+        let c = &facts.info;
         let mut h = Headers::new()
             .str("user_who_performed_action", &c.user)
             .str("node", &self.node)
             .long("connected_at", c.connected_at as i64)
-            .value("client_properties", table_entries(&c.client_properties))
+            .value("client_properties", table_entries(&facts.client_properties))
             .long("channel_max", i64::from(c.channel_max))
             .long("frame_max", i64::from(c.frame_max))
             .long("timeout", i64::from(c.timeout))
@@ -234,9 +227,9 @@ impl Events {
             .long("peer_port", i64::from(c.peer.port()))
             .long("port", i64::from(c.local.port()))
             .str("name", &c.name)
-            .str("pid", &self.pid(c.id, 0))
+            .str("pid", &self.pid(facts.id, 0))
             .str("type", "network");
-        if let Some(n) = user_provided_name(&c.client_properties) {
+        if let Some(n) = user_provided_name(&facts.client_properties) {
             h = h.str("user_provided_name", &n);
         }
         self.emit("connection.created", h.0);
@@ -247,7 +240,7 @@ impl Events {
             .value("client_properties", table_entries(&c.client_properties))
             .str("node", &self.node)
             .str("pid", &self.pid(c.id, 0))
-            .str("name", &c.name);
+            .str("name", &c.info.name);
         if let Some(n) = user_provided_name(&c.client_properties) {
             h = h.str("user_provided_name", &n);
         }
@@ -256,19 +249,19 @@ impl Events {
 
     pub fn channel_created(&self, c: &ConnectionFacts, number: u16) {
         let h = Headers::new()
-            .str("user_who_performed_action", &c.user)
-            .str("vhost", &c.vhost)
-            .str("user", &c.user)
+            .str("user_who_performed_action", &c.info.user)
+            .str("vhost", &c.info.vhost)
+            .str("user", &c.info.user)
             .long("number", i64::from(number))
             .str("connection", &self.pid(c.id, 0))
-            .str("name", &format!("{} ({number})", c.name))
+            .str("name", &format!("{} ({number})", c.info.name))
             .str("pid", &self.pid(c.id, number));
         self.emit("channel.created", h.0);
     }
 
     pub fn channel_closed(&self, c: &ConnectionFacts, number: u16) {
         let h = Headers::new()
-            .str("user_who_performed_action", &c.user)
+            .str("user_who_performed_action", &c.info.user)
             .str("pid", &self.pid(c.id, number));
         self.emit("channel.closed", h.0);
     }
@@ -344,15 +337,28 @@ impl Events {
         self.emit("vhost.deleted", Headers::new().acted().str("name", name).0);
     }
 
-    pub fn permission_created(&self, user: &str, vhost: &str, (c, w, r): (&str, &str, &str)) {
+    /// permission.created (`scope` is `("configure", pattern)`) or
+    /// topic.permission.created (`scope` is `("exchange", name)`).
+    pub fn permission_created(
+        &self,
+        user: &str,
+        vhost: &str,
+        scope: (&str, &str),
+        (w, r): (&str, &str),
+    ) {
         let h = Headers::new()
             .acted()
             .str("read", r)
             .str("write", w)
-            .str("configure", c)
+            .str(scope.0, scope.1)
             .str("vhost", vhost)
             .str("user", user);
-        self.emit("permission.created", h.0);
+        let key = if scope.0 == "exchange" {
+            "topic.permission.created"
+        } else {
+            "permission.created"
+        };
+        self.emit(key, h.0);
     }
 
     /// permission.deleted or topic.permission.deleted.
@@ -364,22 +370,6 @@ impl Events {
             "permission.deleted"
         };
         self.emit(key, h.0);
-    }
-
-    pub fn topic_permission_created(
-        &self,
-        user: &str,
-        vhost: &str,
-        (exchange, w, r): (&str, &str, &str),
-    ) {
-        let h = Headers::new()
-            .acted()
-            .str("read", r)
-            .str("write", w)
-            .str("exchange", exchange)
-            .str("vhost", vhost)
-            .str("user", user);
-        self.emit("topic.permission.created", h.0);
     }
 
     /// policy.set; an operator policy is first a parameter.set, as in RabbitMQ.

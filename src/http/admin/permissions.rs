@@ -120,7 +120,7 @@ async fn put(
         .set_permissions(&user, &vhost, configure, write, read)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     caller.notify(&api.broker, |e| {
-        e.permission_created(&user, &vhost, (configure, write, read));
+        e.permission_created(&user, &vhost, ("configure", configure), (write, read));
     });
     Ok(put_status(created))
 }
@@ -192,7 +192,7 @@ async fn put_topic(
         .set_topic_permissions(&user, &vhost, exchange, write, read)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     caller.notify(&api.broker, |e| {
-        e.topic_permission_created(&user, &vhost, (exchange, write, read));
+        e.permission_created(&user, &vhost, ("exchange", exchange), (write, read));
     });
     Ok(put_status(created))
 }
