@@ -731,3 +731,62 @@ async fn deleting_a_consumed_queue_tells_of_its_consumer_twice_as_rabbitmq_does(
         ]
     );
 }
+
+#[tokio::test]
+async fn a_huge_argument_table_is_cut_in_the_event_and_the_listener_lives_on() {
+    let broker = with_events().await;
+    let (_l, lch, mut events) = listen(&broker, "queue.created").await;
+    let (_c, ch) = broker.channel().await;
+    let huge = AMQPValue::LongString(LongString::from(vec![b'x'; 100_000]));
+    let args = table(&[("a-small", AMQPValue::LongInt(1)), ("b-huge", huge)]);
+    within(ch.queue_declare("ev-huge".into(), QueueDeclareOptions::default(), args))
+        .await
+        .unwrap();
+    let e = next(&mut events).await;
+    assert_eq!(e.text("name"), "ev-huge");
+    assert_eq!(e.strings("arguments"), [r#"{<<"a-small">>,signedint,1}"#]);
+    // The listener's channel still works.
+    common::declare(&lch, "ev-after", QueueDeclareOptions::default()).await;
+}
+
+#[tokio::test]
+async fn a_durable_queue_keeps_its_binding_and_persistent_events_across_a_restart() {
+    let broker = with_events().await;
+    let (_c, ch) = broker.channel().await;
+    common::declare(&ch, "ev-durable", common::durable()).await;
+    within(ch.queue_bind(
+        "ev-durable".into(),
+        EXCHANGE.into(),
+        "queue.deleted".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    common::declare(&ch, "ev-short", QueueDeclareOptions::default()).await;
+    within(ch.queue_delete("ev-short".into(), QueueDeleteOptions::default()))
+        .await
+        .unwrap();
+    common::wait_until("the event is queued", || async {
+        common::ready(&ch, "ev-durable").await == 1
+    })
+    .await;
+    drop((ch, _c));
+    let dir = broker.restart_later().await;
+    let broker = TestBroker::start_on(dir, |c| warren::Config {
+        event_exchange: true,
+        ..c
+    })
+    .await;
+    let (_c, ch) = broker.channel().await;
+    // The persistent event survived, and the binding still routes new ones.
+    let m = common::get_eventually(&ch, "ev-durable").await;
+    assert_eq!(m.delivery.routing_key.as_str(), "queue.deleted");
+    common::declare(&ch, "ev-short2", QueueDeclareOptions::default()).await;
+    within(ch.queue_delete("ev-short2".into(), QueueDeleteOptions::default()))
+        .await
+        .unwrap();
+    let m = common::get_eventually(&ch, "ev-durable").await;
+    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+    assert_eq!(headers.inner().get("name"), Some(&s("ev-short2")));
+}

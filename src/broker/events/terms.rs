@@ -2,23 +2,31 @@
 //! table (queue or binding arguments, client properties) into a header as an array of
 //! strings, each entry printed as an Erlang term, `{<<"x-max-length">>,signedint,10}`.
 //!
-//! Called by `kinds` only; pure formatting, bounded by the input (which the codec has
-//! already bounded in size and depth).
+//! Called by `kinds` only; pure formatting. Bounded: a client's table can be as large as
+//! a frame (and nested 120 deep), but one table's entries in an event take at most
+//! `MAX_TABLE_TEXT` bytes; the entries past it are left out, so an event's header frame
+//! stays small whatever a client declared.
 
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
 use std::fmt::Write;
 
-/// A table as the header value the plugin writes: one string per entry.
+/// The most text one table's entries take in an event.
+pub const MAX_TABLE_TEXT: usize = 8192;
+
+/// A table as the header value the plugin writes: one string per entry, as many as fit
+/// `MAX_TABLE_TEXT`.
 pub fn table_entries(table: &FieldTable) -> AMQPValue {
-    let entries = table
-        .inner()
-        .iter()
-        .map(|(k, v)| {
-            let mut s = String::new();
-            entry(&mut s, k.as_str().as_bytes(), v);
-            super::text(&s)
-        })
-        .collect::<Vec<_>>();
+    let mut entries = Vec::new();
+    let mut used = 0;
+    for (k, v) in table.inner() {
+        let mut s = String::new();
+        entry(&mut s, k.as_str().as_bytes(), v);
+        used += s.len();
+        if used > MAX_TABLE_TEXT {
+            break;
+        }
+        entries.push(super::text(&s));
+    }
     AMQPValue::FieldArray(FieldArray::from(entries))
 }
 
@@ -168,5 +176,39 @@ mod tests {
             one("b", AMQPValue::LongString(LongString::from(vec![0u8, 255]))),
             r#"{<<"b">>,longstr,<<0,255>>}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use amq_protocol::types::LongString;
+
+    #[test]
+    fn a_huge_table_is_cut_to_the_bound() {
+        let mut t = FieldTable::default();
+        t.insert("a-small".into(), AMQPValue::LongInt(1));
+        t.insert(
+            "b-huge".into(),
+            AMQPValue::LongString(LongString::from(vec![b'x'; 100_000])),
+        );
+        t.insert("c-small".into(), AMQPValue::LongInt(2));
+        let AMQPValue::FieldArray(a) = table_entries(&t) else {
+            panic!("not an array");
+        };
+        // The huge entry would pass the bound: it and what follows are left out.
+        assert_eq!(a.as_slice().len(), 1);
+        let mut nested = AMQPValue::Void;
+        for _ in 0..120 {
+            let mut t = FieldTable::default();
+            t.insert("n".into(), nested);
+            nested = AMQPValue::FieldTable(t);
+        }
+        let mut deep = FieldTable::default();
+        deep.insert("deep".into(), nested);
+        let AMQPValue::FieldArray(a) = table_entries(&deep) else {
+            panic!("not an array");
+        };
+        assert_eq!(a.as_slice().len(), 1);
     }
 }
