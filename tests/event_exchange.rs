@@ -790,3 +790,45 @@ async fn a_durable_queue_keeps_its_binding_and_persistent_events_across_a_restar
     let headers = m.delivery.properties.headers().clone().unwrap_or_default();
     assert_eq!(headers.inner().get("name"), Some(&s("ev-short2")));
 }
+
+#[tokio::test]
+async fn a_vhost_tells_its_creation_limits_and_deletion_in_rabbitmqs_order() {
+    let broker = with_events().await;
+    let (_l, _lch, mut events) = listen(&broker, "#").await;
+    let http = broker.http();
+    assert_eq!(
+        http.put("/api/vhosts/ev-v", &json!({}))
+            .await
+            .status
+            .as_u16(),
+        201
+    );
+    let limit = json!({"value": 5});
+    http.put("/api/vhost-limits/ev-v/max-connections", &limit)
+        .await;
+    assert_eq!(http.delete("/api/vhosts/ev-v").await.status.as_u16(), 204);
+    let mut keys = Vec::new();
+    while keys.last().map(String::as_str) != Some("vhost.down") {
+        let e = next(&mut events).await;
+        let about = ["vhost", "name"]
+            .iter()
+            .any(|k| e.headers.inner().get(*k) == Some(&s("ev-v")));
+        if about {
+            keys.push(e.key);
+        }
+    }
+    let x7 = |k: &str| vec![k.to_owned(); 7];
+    let expected: Vec<String> = [
+        x7("exchange.created"),
+        vec!["vhost.created".into(), "permission.created".into()],
+        vec!["parameter.set".into(), "permission.deleted".into()],
+        x7("exchange.deleted"),
+        vec![
+            "vhost.deleted".into(),
+            "parameter.cleared".into(),
+            "vhost.down".into(),
+        ],
+    ]
+    .concat();
+    assert_eq!(keys, expected);
+}

@@ -333,8 +333,18 @@ impl Events {
         self.emit("vhost.created", h.0);
     }
 
-    pub fn vhost_deleted(&self, name: &str) {
+    /// vhost.deleted, then (as RabbitMQ) its limits' parameter.cleared if it had any,
+    /// and vhost.down from the node.
+    pub fn vhost_deleted(&self, name: &str, had_limits: bool) {
         self.emit("vhost.deleted", Headers::new().acted().str("name", name).0);
+        if had_limits {
+            self.vhost_limits(name, None);
+        }
+        let h = Headers::new()
+            .str("user_who_performed_action", super::INTERNAL_ACTOR)
+            .str("node", &self.node)
+            .str("name", name);
+        self.emit("vhost.down", h.0);
     }
 
     /// permission.created (`scope` is `("configure", pattern)`) or

@@ -135,6 +135,9 @@ async fn put(
         api.broker
             .set_permissions(&caller.name, &name, ".*", ".*", ".*")
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        caller.notify(&api.broker, |e| {
+            e.permission_created(&caller.name, &name, ("configure", ".*"), (".*", ".*"));
+        });
     } else {
         let vhost = api.broker.vhost(&name).ok_or_else(ApiError::not_found)?;
         let old = vhost.metadata();
@@ -154,6 +157,7 @@ async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
+    let had_limits = matches!(api.broker.vhost_limits(&name), Ok(Some(_)));
     // What goes with the vhost, told before it goes (as RabbitMQ orders these events).
     caller.notify(&api.broker, |e| {
         for p in api.broker.list_vhost_permissions(&name).unwrap_or_default() {
@@ -167,7 +171,7 @@ async fn delete(
         .delete_vhost(&name)
         .await
         .map_err(|_| ApiError::not_found())?;
-    caller.notify(&api.broker, |e| e.vhost_deleted(&name));
+    caller.notify(&api.broker, |e| e.vhost_deleted(&name, had_limits));
     Ok(StatusCode::NO_CONTENT)
 }
 
