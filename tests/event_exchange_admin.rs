@@ -197,3 +197,37 @@ async fn a_vhost_tells_its_creation_limits_and_deletion_in_rabbitmqs_order() {
     .concat();
     assert_eq!(keys, expected);
 }
+
+#[tokio::test]
+async fn a_global_parameter_is_set_and_cleared_as_parameter_set_as_rabbitmq_tells_it() {
+    let broker = with_events().await;
+    let (_l, _lch, mut events) = listen(&broker, "parameter.*").await;
+    let http = broker.http();
+    let status = http
+        .put("/api/global-parameters/ev-gp", &json!({"value": {"a": 1}}))
+        .await
+        .status;
+    assert_eq!(status.as_u16(), 201);
+    let e = next(&mut events).await;
+    assert_eq!(
+        (e.key.as_str(), e.text("name"), e.text("component")),
+        ("parameter.set", "ev-gp".into(), "global".into())
+    );
+    let AMQPValue::FieldTable(value) = e.get("value") else {
+        panic!("value is not a table");
+    };
+    assert_eq!(value.inner().get("a"), Some(&AMQPValue::LongLongInt(1)));
+    assert_eq!(
+        http.delete("/api/global-parameters/ev-gp")
+            .await
+            .status
+            .as_u16(),
+        204
+    );
+    let e = next(&mut events).await;
+    assert_eq!(
+        (e.key.as_str(), e.text("name")),
+        ("parameter.set", "ev-gp".into())
+    );
+    assert!(e.headers.inner().get("value").is_none());
+}

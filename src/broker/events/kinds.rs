@@ -434,6 +434,17 @@ impl Events {
         self.emit(key, h.0);
     }
 
+    /// A global parameter set, or cleared (`None`): RabbitMQ 3.10.8 reports both as
+    /// parameter.set, the clearing one without a value.
+    pub fn global_parameter(&self, name: &str, value: Option<&serde_json::Value>) {
+        let mut h = Headers::new().acted();
+        if let Some(v) = value {
+            h = h.value("value", json_to_value(v));
+        }
+        let h = h.str("name", name).str("component", "global");
+        self.emit("parameter.set", h.0);
+    }
+
     /// A vhost's limits set (parameter.set of component vhost-limits; `None` when they
     /// were removed, which RabbitMQ reports as parameter.cleared).
     pub fn vhost_limits(&self, vhost: &str, limits: Option<&serde_json::Value>) {
