@@ -138,6 +138,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub stats_interval: u64,
 
+    /// The event exchange (RabbitMQ's rabbitmq_event_exchange plugin): declares
+    /// `amq.rabbitmq.event` in the default vhost and publishes broker events to it
+    /// (queues, exchanges, bindings, connections, channels, consumers, users, vhosts,
+    /// permissions, policies). Off by default: it costs on every event.
+    #[arg(long, env = "WARREN_EVENT_EXCHANGE")]
+    pub event_exchange: bool,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -171,6 +178,7 @@ impl Config {
             management_port: ListenerPort::Off,
             prometheus_port: ListenerPort::Off,
             stats_interval: crate::stats::DEFAULT_INTERVAL_MS,
+            event_exchange: false,
             log: "warn".into(),
         }
     }

@@ -67,6 +67,9 @@ pub async fn start(config: Config) -> io::Result<Server> {
     )?;
     broker.max_message_size = config.max_message_size;
     broker.auth_mechanisms = config.auth_mechanisms.clone();
+    if let Some(events) = &broker.events {
+        events.start();
+    }
     let broker = Arc::new(broker);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;

@@ -631,6 +631,43 @@ scenarios['17'] = async () => {
   assert.match(refused.message, /^Expected ConnectionOpenOk; got <ConnectionClose channel:0>/);
 };
 
+// 22 the event exchange (warren --event-exchange, RabbitMQ's rabbitmq_event_exchange): a
+// queue bound to amq.rabbitmq.event with `queue.*` hears queue.created and queue.deleted
+// of a queue declared and deleted, its name in the `name` header.
+scenarios['22'] = async () => {
+  const q = `${P}22.${RUN_ID}`;
+  const conn = await connect();
+  const check = await channel(conn);
+  try {
+    await check.checkExchange('amq.rabbitmq.event');
+  } catch (e) {
+    throw new Error(`no amq.rabbitmq.event (${e.message}): is the event exchange on?`);
+  }
+  const ch = await channel(conn);
+  const { queue: events } = await ch.assertQueue('', { exclusive: true });
+  await ch.bindQueue(events, 'amq.rabbitmq.event', 'queue.*');
+  const got = [];
+  await ch.consume(
+    events,
+    (m) => {
+      const headers = m.properties.headers || {};
+      // On a shared broker other queues come and go too: only ours count.
+      if (String(headers.name) === q) {
+        got.push([m.fields.routingKey, m.content.length, String(headers.vhost)]);
+      }
+    },
+    { noAck: true },
+  );
+  const other = await channel(conn);
+  await other.assertQueue(q);
+  await other.deleteQueue(q);
+  await waitFor(() => got.length >= 2, 10000, 'queue.created and queue.deleted');
+  assert.deepEqual(got, [
+    ['queue.created', 0, '/'],
+    ['queue.deleted', 0, '/'],
+  ]);
+};
+
 scenarios['18'] = require('./http.js')({
   api: (process.env.WARREN_INTEROP_HTTP_URL || '').replace(/\/+$/, ''),
   amqpUrl: URL_ARG,

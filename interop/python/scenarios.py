@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The interop scenarios 01..15, 17 and 19 on (see interop/README.md) with pika's BlockingConnection,
 18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
+set, 22 (the event exchange), and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
+Usage: scenarios.py URL            run 01..15, 17, 18, 22 and tls, one line each on stdout
 Usage: scenarios.py URL            run 01..15, 17, 18 and tls, one line each on stdout
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
@@ -602,6 +604,40 @@ def s18(url):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import http_api
     http_api.scenario(url, api.rstrip("/"), connect, check, P)
+
+
+def s22(url):
+    """The event exchange (warren --event-exchange, RabbitMQ's rabbitmq_event_exchange):
+    a queue bound to amq.rabbitmq.event with `queue.*` hears queue.created and
+    queue.deleted of a queue declared and deleted, its name in the `name` header."""
+    q = P + "22"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        try:
+            ch.exchange_declare(exchange="amq.rabbitmq.event", passive=True)
+        except pexc.ChannelClosedByBroker as e:
+            raise Fail("no amq.rabbitmq.event (%s %s): is the event exchange on?"
+                       % (e.reply_code, e.reply_text))
+        ch = conn.channel()
+        events = ch.queue_declare(queue="", exclusive=True).method.queue
+        ch.queue_bind(queue=events, exchange="amq.rabbitmq.event", routing_key="queue.*")
+        got = []
+
+        def on_message(c, method, props, body):
+            headers = props.headers or {}
+            # On a shared broker other queues come and go too: only ours count.
+            if headers.get("name") == q:
+                got.append((method.routing_key, body, headers.get("vhost")))
+        ch.basic_consume(queue=events, on_message_callback=on_message, auto_ack=True)
+        other = conn.channel()
+        other.queue_declare(queue=q)
+        other.queue_delete(queue=q)
+        check(wait_until(conn, lambda: len(got) >= 2, 10), "events heard: %r" % got)
+        check(got == [("queue.created", b"", "/"), ("queue.deleted", b"", "/")],
+              "events heard: %r" % got)
+    finally:
+        conn.close()
 
 
 def s21(url):

@@ -10,9 +10,10 @@ use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::exchange::sender;
+use crate::broker::events::ChannelRef;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
-use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
+use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
 use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
@@ -281,6 +282,20 @@ impl Channel {
             priority,
         };
         queue.add_consumer(consumer)?;
+        if let Some(e) = ctx.vhost.events().filter(|_| name.as_str() != REPLY_TO) {
+            let flags = (!m.no_ack, m.exclusive);
+            let prefetch = self.consumer_prefetch.min(u16::MAX.into()) as u16;
+            let at = self.event_ref(ctx);
+            e.consumer_created(
+                &ctx.vhost.name,
+                &name,
+                at,
+                &tag,
+                flags,
+                prefetch,
+                &m.arguments,
+            );
+        }
         // consume-ok still goes out before the first delivery: deliveries wait in the
         // outbox until the connection drains it, after this handler returns.
         if !m.nowait {
@@ -307,6 +322,7 @@ impl Channel {
         let tag = m.consumer_tag.as_str();
         if let Some(c) = self.consumers.remove(tag) {
             self.stats.remove_consumer(tag);
+            self.consumer_deleted_event(ctx, &c.queue, tag);
             if c.queue.remove_consumer(ctx.connection, self.id, tag)
                 == ConsumerRemoved::RemovedLastOfAutoDelete
             {
@@ -490,6 +506,27 @@ impl Channel {
         self.credit_returned = true;
         requeue_entries(self.unacked.take_all());
         Ok(())
+    }
+}
+
+impl Channel {
+    /// This channel as consumer events name it.
+    fn event_ref(&self, ctx: &Ctx) -> ChannelRef {
+        ChannelRef {
+            connection: ctx.connection,
+            number: self.id,
+        }
+    }
+
+    /// consumer.deleted, with the event exchange on (not for direct reply-to, which
+    /// RabbitMQ does not report either).
+    pub(super) fn consumer_deleted_event(&self, ctx: &Ctx, queue: &Queue, tag: &str) {
+        if let Some(e) = ctx.vhost.events() {
+            if !queue.name.starts_with(crate::broker::vhost::REPLY_PREFIX) {
+                let at = self.event_ref(ctx);
+                e.consumer_deleted(&ctx.vhost.name, &queue.name, at, tag, true);
+            }
+        }
     }
 }
 

@@ -569,10 +569,15 @@ impl Channel {
     /// The server cancels a consumer whose queue was deleted.
     pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
         self.stats.remove_consumer(consumer_tag.as_str());
-        if self.consumers.remove(&consumer_tag).is_some()
-            && notify
-            && self.state == ChannelState::Open
-        {
+        let removed = self.consumers.remove(&consumer_tag);
+        if let (Some(c), Some(e)) = (&removed, ctx.vhost.events()) {
+            let at = crate::broker::events::ChannelRef {
+                connection: ctx.connection,
+                number: self.id,
+            };
+            e.consumer_deleted(&ctx.vhost.name, &c.queue.name, at, &consumer_tag, false);
+        }
+        if removed.is_some() && notify && self.state == ChannelState::Open {
             ctx.send(
                 self.id,
                 AMQPClass::Basic(amqp_basic::AMQPMethod::Cancel(amqp_basic::Cancel {
@@ -595,7 +600,8 @@ impl Channel {
             panic!("test hook: a channel's release panics on purpose");
         }
         self.reply_queue = None;
-        for (tag, c) in self.consumers.drain() {
+        for (tag, c) in std::mem::take(&mut self.consumers) {
+            self.consumer_deleted_event(ctx, &c.queue, tag.as_str());
             if c.queue
                 .remove_consumer(ctx.connection, self.id, tag.as_str())
                 == ConsumerRemoved::RemovedLastOfAutoDelete

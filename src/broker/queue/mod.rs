@@ -846,6 +846,16 @@ impl Queue {
         (st.ready.len() as u32, st.consumers.len() as u32)
     }
 
+    /// Each consumer's (connection, channel, tag), for the event exchange's
+    /// consumer.deleted when the queue goes.
+    pub fn consumer_refs(&self) -> Vec<(u64, u16, ShortStr)> {
+        let st = self.lock();
+        st.consumers
+            .iter()
+            .map(|c| (c.connection.id, c.info.channel, c.info.tag.clone()))
+            .collect()
+    }
+
     /// Marks the queue deleted, drops its messages and tells its consumers (on other
     /// connections too) that they are cancelled. Returns the number of messages dropped.
     pub fn mark_deleted(&self) -> u32 {

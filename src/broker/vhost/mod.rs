@@ -13,6 +13,7 @@ use super::arguments::{
     COMPARED_QUEUE_ARGS,
 };
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
+use super::events::{self, Events};
 use super::exchange::{sender, Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
@@ -33,6 +34,7 @@ mod connections;
 mod durable;
 mod limits;
 mod meta;
+mod notify;
 mod policies;
 mod replay;
 mod snapshot;
@@ -84,6 +86,8 @@ pub struct VHost {
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
     /// Message traces on this vhost's exchanges and queues (see `tracer`).
     pub tracing: crate::broker::tracer::Tracing,
+    /// The event exchange's publisher, set once with `--event-exchange` (see `events`).
+    events: std::sync::OnceLock<Arc<Events>>,
 }
 
 #[derive(Debug, Default)]
@@ -157,7 +161,35 @@ impl VHost {
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
             tracing: Default::default(),
+            events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where this vhost reports its events (with `--event-exchange` only).
+    pub fn set_events(&self, events: Arc<Events>) {
+        let _ = self.events.set(events);
+    }
+
+    /// The event publisher, when the event exchange is on: each hook's one branch.
+    pub fn events(&self) -> Option<&Events> {
+        self.events.get().map(|e| &**e)
+    }
+
+    /// Declares `amq.rabbitmq.event` as the plugin does: a durable internal topic
+    /// exchange, kept out of the definitions (it exists while the flag is on).
+    pub fn declare_event_exchange(&self) {
+        let x = Exchange::new(
+            events::EXCHANGE,
+            ExchangeKind::Topic,
+            true,
+            false,
+            true,
+            FieldTable::default(),
+        )
+        .charged(&self.memory);
+        self.write()
+            .exchanges
+            .insert(events::EXCHANGE.to_owned(), x);
     }
 
     /// Where this vhost counts queue churn (the broker's statistics).
@@ -320,6 +352,9 @@ impl VHost {
         )
         .charged(&self.memory);
         policies::apply_to_exchange(&mut x, &self.policies());
+        if let Some(e) = self.events() {
+            e.exchange_created(&self.name, &x);
+        }
         topo.exchanges.insert(name.to_owned(), x);
         Ok(())
     }
@@ -342,6 +377,9 @@ impl VHost {
                 format!("{} in use", self.describe_exchange(name)),
             )),
             Some(x) => {
+                if let Some(e) = self.events() {
+                    self.notify_exchange_deleted(e, &topo, x);
+                }
                 topo.dirty |= x.durable;
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
@@ -437,6 +475,9 @@ impl VHost {
             (settings.applied, &settings.effective),
         );
         topo.dirty |= queue.store.is_some();
+        if let Some(e) = self.events() {
+            e.queue_created(&self.name, &queue);
+        }
         topo.queues.insert(name.to_owned(), queue.clone());
         self.churn(crate::stats::Churn::QueueDeclared);
         self.churn(crate::stats::Churn::QueueCreated);
@@ -496,6 +537,9 @@ impl VHost {
             )));
         }
         self.churn(crate::stats::Churn::QueueDeleted);
+        if let Some(e) = self.events() {
+            self.notify_queue_deleted(e, &topo, &queue, false);
+        }
         Ok(remove_queue_locked(&mut topo, &queue))
     }
 
@@ -536,6 +580,9 @@ impl VHost {
         match topo.queues.get(queue.name.as_str()) {
             Some(q) if q.id == queue.id => {
                 self.churn(crate::stats::Churn::QueueDeleted);
+                if let Some(e) = self.events() {
+                    self.notify_queue_deleted(e, &topo, queue, true);
+                }
                 remove_queue_locked(&mut topo, queue)
             }
             _ => 0,
@@ -579,6 +626,9 @@ impl VHost {
         let added = x.bind(&dest, key, arguments)?;
         let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        if let Some(e) = self.events().filter(|_| added) {
+            self.notify_binding(e, true, exchange, &dest, key, arguments);
+        }
         drop(topo);
         if let Some(messages) = history {
             self.replay(&dest, messages);
@@ -612,6 +662,9 @@ impl VHost {
         let added = x.bind(&dest, key, arguments)?;
         let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        if let Some(e) = self.events().filter(|_| added) {
+            self.notify_binding(e, true, source, &dest, key, arguments);
+        }
         drop(topo);
         if let Some(messages) = history {
             self.replay(&dest, messages);
@@ -634,14 +687,14 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(source) else {
             return Ok(());
         };
-        let removed = x.unbind(
-            &Destination::Exchange(Arc::from(destination)),
-            key,
-            arguments,
-        );
-        let durable = x.durable;
-        if x.auto_delete && !x.has_bindings() {
-            topo.exchanges.remove(source);
+        let dest = Destination::Exchange(Arc::from(destination));
+        let removed = x.unbind(&dest, key, arguments);
+        let (durable, emptied) = (x.durable, x.auto_delete && !x.has_bindings());
+        if let Some(e) = self.events().filter(|_| removed) {
+            self.notify_binding(e, false, source, &dest, key, arguments);
+        }
+        if emptied {
+            self.remove_emptied(&mut topo, source);
         }
         topo.dirty |= removed && durable;
         Ok(())
@@ -668,9 +721,14 @@ impl VHost {
             return Ok(());
         };
         let durable = x.durable && q.store.is_some();
-        let removed = x.unbind(&Destination::Queue(q), key, arguments);
-        if x.auto_delete && !x.has_bindings() {
-            topo.exchanges.remove(exchange);
+        let dest = Destination::Queue(q);
+        let removed = x.unbind(&dest, key, arguments);
+        let emptied = x.auto_delete && !x.has_bindings();
+        if let Some(e) = self.events().filter(|_| removed) {
+            self.notify_binding(e, false, exchange, &dest, key, arguments);
+        }
+        if emptied {
+            self.remove_emptied(&mut topo, exchange);
         }
         topo.dirty |= removed && durable;
         Ok(())
@@ -698,6 +756,16 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
         self.route_as(exchange, msg, extra, out, Routing::Publish)
+    }
+
+    /// Routes an event the broker publishes to its internal event exchange.
+    pub fn route_event(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, &[], out, Routing::Event)
     }
 
     /// Where a message published to `exchange` would go, changing nothing (a
@@ -745,7 +813,9 @@ impl VHost {
             .exchanges
             .get(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        if x.internal && how != Routing::Replay {
+        // The broker itself may route into an internal exchange: a replay of kept
+        // messages, an event into amq.rabbitmq.event.
+        if x.internal && !matches!(how, Routing::Replay | Routing::Event) {
             return Err(Exception::access_refused(format!(
                 "cannot publish to internal {}",
                 self.describe_exchange(exchange)
@@ -884,14 +954,16 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
     }
 }
 
-/// Why a message is routed: a publish, a probe that must change nothing, or a
+/// Why a message is routed: a publish, a probe that must change nothing, a
 /// recent-history exchange's replay into a new binding (which may lead through an
-/// internal exchange, as RabbitMQ's replay does).
+/// internal exchange, as RabbitMQ's replay does), or an event the broker publishes into
+/// its internal event exchange.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Routing {
     Publish,
     Probe,
     Replay,
+    Event,
 }
 
 /// RabbitMQ accepts `amq.default` as another name of the default exchange.
