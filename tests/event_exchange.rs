@@ -8,7 +8,7 @@
 mod common;
 
 use common::events::{listen, next, next_of, passive_event_exchange, s, with_events, Ev, EXCHANGE};
-use common::{refusal, table, within, TestBroker};
+use common::{amqp_error, channel_close_error, refusal, table, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions,
@@ -59,20 +59,19 @@ async fn the_exchange_is_a_durable_internal_topic_that_clients_cannot_touch() {
     ))
     .await
     .expect("redeclare");
-    let publish = ch
-        .basic_publish(
+    // The refusal closes the channel asynchronously; a watcher on it sees the close.
+    let publish = async {
+        ch.basic_publish(
             EXCHANGE.into(),
             "queue.created".into(),
             BasicPublishOptions::default(),
             b"",
             BasicProperties::default(),
         )
-        .await;
-    // The refusal closes the channel; a later call reports it.
-    let err = match publish {
-        Ok(confirm) => refusal(confirm.await.and(ch.basic_qos(1, Default::default()).await)),
-        Err(e) => refusal::<()>(Err(e)),
+        .await
+        .map(drop)
     };
+    let err = amqp_error(&channel_close_error(&ch, publish).await);
     assert_eq!(
         err,
         (
