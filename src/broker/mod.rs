@@ -16,6 +16,7 @@ pub mod persist;
 pub mod policy;
 pub mod queue;
 pub mod records;
+pub mod stream;
 pub mod tracer;
 pub mod vhost;
 pub mod vhosts;
