@@ -158,6 +158,14 @@ impl VHost {
             }
             let arguments = typed_table(&q.arguments, &q.extra);
             let settings = self.queue_settings(&policies, &q.name, &arguments);
+            let (store, stream) = match self.queue_engine(&q.name, q.durable, false, &arguments) {
+                Ok(engine) => engine,
+                Err(e) => {
+                    // The queue is left out rather than served without its log.
+                    tracing::error!(queue = %q.name, vhost = %self.name, error = %e.text, "stream queue not recovered");
+                    continue;
+                }
+            };
             let queue = Queue::new(
                 ShortStr::from(q.name.as_str()),
                 &self.name,
@@ -165,7 +173,8 @@ impl VHost {
                 None,
                 q.auto_delete,
                 arguments.clone(),
-                self.queue_store(&q.name, q.durable, false),
+                store,
+                stream,
                 self.memory.clone(),
                 settings.dead_letter,
                 (settings.applied, &settings.effective),

@@ -19,6 +19,7 @@ use super::message::Message;
 use super::persist::{Persistence, QueueStore};
 use super::policy::{Applied, Policies};
 use super::queue::Queue;
+use super::stream_queue::StreamQueue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use crate::hash::NameMap;
@@ -219,6 +220,29 @@ impl VHost {
     fn queue_store(&self, name: &str, durable: bool, exclusive: bool) -> Option<QueueStore> {
         let p = self.persist.as_ref().filter(|_| durable && !exclusive)?;
         Some(QueueStore::new(p, &self.name, name))
+    }
+
+    /// A new or recovered queue's storage: a stream's log (and no message store: its
+    /// entries live in the log), or the message store for a durable classic or quorum
+    /// queue.
+    fn queue_engine(
+        &self,
+        name: &str,
+        durable: bool,
+        exclusive: bool,
+        arguments: &FieldTable,
+    ) -> Result<(Option<QueueStore>, Option<Arc<StreamQueue>>), Exception> {
+        let stream = crate::broker::stream_queue::open_for(
+            self.persist.as_deref().map(|p| p.data_dir()),
+            self.persist.as_ref().map(|p| p.definitions().clone()),
+            &self.name,
+            name,
+            arguments,
+        )?;
+        match stream {
+            Some(s) => Ok((None, Some(s))),
+            None => Ok((self.queue_store(name, durable, exclusive), None)),
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Topology> {
@@ -422,6 +446,7 @@ impl VHost {
         }
         self.check_queue_limit(topo.queues.len(), name)?;
         let settings = self.queue_settings(&self.policies(), name, d.arguments);
+        let (store, stream) = self.queue_engine(name, d.durable, d.exclusive, d.arguments)?;
         let queue = Queue::new(
             ShortStr::from(name),
             &self.name,
@@ -429,7 +454,8 @@ impl VHost {
             d.exclusive.then_some(connection),
             d.auto_delete,
             d.arguments.clone(),
-            self.queue_store(name, d.durable, d.exclusive),
+            store,
+            stream,
             self.memory.clone(),
             settings.dead_letter,
             (settings.applied, &settings.effective),
@@ -509,6 +535,7 @@ impl VHost {
             true,
             FieldTable::default(),
             None,
+            None,
             self.memory.clone(),
             None,
             (Applied::default(), &FieldTable::default()),
@@ -541,7 +568,14 @@ impl VHost {
     }
 
     pub fn purge_queue(&self, name: &str, connection: u64) -> Result<u32, Exception> {
-        Ok(self.queue(name, connection)?.purge())
+        let queue = self.queue(name, connection)?;
+        if queue.stream.is_some() {
+            return Err(Exception::not_implemented(format!(
+                "queue.purge not supported by stream queues {}",
+                self.describe_queue(name)
+            )));
+        }
+        Ok(queue.purge())
     }
 
     pub fn bind_queue(
