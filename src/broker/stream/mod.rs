@@ -25,9 +25,24 @@
 //! what it reads from disk (damage ends the log there, logged), and never lose an entry
 //! that `sync` covered.
 
+mod chunks;
+mod format;
+mod index;
+mod log;
+mod reader;
+mod recovery;
+mod retention;
+mod segment;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use log::StreamLog;
+pub use reader::StreamReader;
+pub use writer::{Durability, OnAppended, StreamWriter};
+
 use bytes::Bytes;
 use std::io;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -120,157 +135,10 @@ fn name_hash(name: &str) -> String {
         .collect()
 }
 
-/// One stream's log. Send + Sync; every method takes `&self` (internal locking).
-#[derive(Debug)]
-pub struct StreamLog {
-    dir: PathBuf,
-    config: StreamConfig,
-}
-
 impl StreamLog {
-    /// Opens (recovering) or creates the log in `dir`. Only the segment list and a
-    /// sparse index are kept in memory. Recovery checks the last segment's tail and
-    /// truncates a torn or corrupt end; damage elsewhere ends the log there (logged).
-    pub fn open(dir: &Path, config: StreamConfig) -> io::Result<StreamLog> {
-        std::fs::create_dir_all(dir)?;
-        Ok(StreamLog {
-            dir: dir.to_path_buf(),
-            config,
-        })
-    }
-
-    /// The configuration the log was opened with.
-    pub fn config(&self) -> &StreamConfig {
-        &self.config
-    }
-
-    /// Appends one entry (one chunk); returns its offset. Written, not yet durable.
-    pub fn append(&self, timestamp_ms: i64, entry: &[u8]) -> io::Result<u64> {
-        self.append_batch(&[(timestamp_ms, entry)]).map(|r| r.start)
-    }
-
-    /// Appends a batch as one chunk (split only past ~1 MiB) with one write; returns the
-    /// offsets given. Written, not yet durable. An entry over `MAX_ENTRY_BYTES` refuses
-    /// the whole batch (`InvalidInput`), nothing written.
-    pub fn append_batch(&self, entries: &[(i64, &[u8])]) -> io::Result<Range<u64>> {
-        let _ = entries;
-        Err(io::Error::other("stream log: not implemented yet"))
-    }
-
-    /// Makes everything appended so far durable (fdatasync); returns the first offset
-    /// not yet durable afterwards. Concurrent callers share one sync. Blocking.
-    pub fn sync(&self) -> io::Result<u64> {
-        Ok(0)
-    }
-
-    /// The first offset still in the log (after retention).
-    pub fn first_offset(&self) -> u64 {
-        0
-    }
-
-    /// The offset the next entry will get.
-    pub fn next_offset(&self) -> u64 {
-        0
-    }
-
-    /// The first offset of the last chunk (`next_offset` when the log is empty).
-    pub fn last_chunk_offset(&self) -> u64 {
-        0
-    }
-
-    pub fn stats(&self) -> StreamStats {
-        StreamStats::default()
-    }
-
-    /// Where a consumer starts, in RabbitMQ's terms (see `StartAt`). A timestamp may
-    /// read a segment's index file: call it off the runtime workers.
-    pub fn resolve(&self, start: StartAt) -> u64 {
-        let _ = start;
-        0
-    }
-
     /// A reader from `from` (clamped as `StartAt::Offset`): entries in order, from
-    /// disk, with a buffer of at most ~1 MiB or one chunk.
+    /// disk, with a buffer of at most ~256 KiB or one chunk. Opens a file: blocking.
     pub fn reader(&self, from: u64) -> io::Result<StreamReader> {
-        Ok(StreamReader { next: from })
-    }
-
-    /// Applies retention (max_age against `now_ms`, max_length_bytes): deletes whole
-    /// oldest segments, never the active one. Appends evaluate it themselves when a
-    /// segment rolls over (as RabbitMQ does); housekeeping may call it too.
-    pub fn enforce_retention(&self, now_ms: i64) -> io::Result<RetentionOutcome> {
-        let _ = now_ms;
-        Ok(RetentionOutcome::default())
-    }
-
-    /// Starts this stream's writer thread (see the module doc). The log is shared with
-    /// it; readers keep using the log itself.
-    pub fn spawn_writer(self: &std::sync::Arc<Self>) -> io::Result<StreamWriter> {
-        Ok(StreamWriter { log: self.clone() })
-    }
-
-    /// Deletes the log's files and directory (queue.delete). Open readers keep reading
-    /// what they hold open; a writer must have been dropped first.
-    pub fn destroy(self) -> io::Result<()> {
-        std::fs::remove_dir_all(&self.dir)
-    }
-}
-
-/// Reads entries in order from an offset. Not Sync; one per consumer.
-#[derive(Debug)]
-pub struct StreamReader {
-    next: u64,
-}
-
-impl StreamReader {
-    /// The next entry, or `None` at the end of what is written now (call again after
-    /// more was appended). An `InvalidData` error means a damaged chunk on disk.
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> io::Result<Option<Entry>> {
-        Ok(None)
-    }
-
-    /// The offset the next `next()` returns (when there is one).
-    pub fn position(&self) -> u64 {
-        self.next
-    }
-}
-
-/// Whether a submitted batch needs to be on disk before its callback runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fdatasync before the callback (publisher confirms).
-    Synced,
-    /// Written to the file (readable by consumers), no sync of its own.
-    Written,
-}
-
-/// Called on the writer thread once a batch is written (and synced when asked): its
-/// offsets, or the error that refused it. Must not block (send, wake, return).
-pub type OnAppended = Box<dyn FnOnce(io::Result<Range<u64>>) + Send>;
-
-/// The handle to a stream's writer thread. Dropping it stops the thread after the
-/// batches already submitted.
-#[derive(Debug)]
-pub struct StreamWriter {
-    log: std::sync::Arc<StreamLog>,
-}
-
-impl StreamWriter {
-    /// Hands a batch (timestamp, entry) to the writer thread; never blocks on I/O.
-    /// Batches are appended in submission order, each as one chunk.
-    pub fn submit(
-        &self,
-        entries: Vec<(i64, Bytes)>,
-        durability: Durability,
-        on_appended: OnAppended,
-    ) {
-        let _ = (entries, durability);
-        on_appended(Err(io::Error::other("stream log: not implemented yet")));
-    }
-
-    /// The log this writer appends to.
-    pub fn log(&self) -> &std::sync::Arc<StreamLog> {
-        &self.log
+        StreamReader::new(self.clone(), from)
     }
 }
