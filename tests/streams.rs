@@ -12,9 +12,8 @@ use common::*;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    QueuePurgeOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, Consumer};
@@ -282,7 +281,12 @@ async fn rabbitmq_refusals_for_streams() {
     expect_channel_error(
         &conn,
         &c,
-        c.basic_consume("s.r".into(), "".into(), BasicConsumeOptions::default(), FieldTable::default()),
+        c.basic_consume(
+            "s.r".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
         406,
         "PRECONDITION_FAILED - consumer prefetch count is not set for 'queue 's.r' in vhost '/''",
     )
@@ -298,7 +302,9 @@ async fn rabbitmq_refusals_for_streams() {
         ..Default::default()
     };
     assert_eq!(
-        refusal(within(c.basic_consume("s.r".into(), "".into(), no_ack, FieldTable::default())).await),
+        refusal(
+            within(c.basic_consume("s.r".into(), "".into(), no_ack, FieldTable::default())).await
+        ),
         hard("automatic acknowledgement not supported by stream queues queue 's.r' in vhost '/'")
     );
     let conn = broker.connect().await;
@@ -314,7 +320,13 @@ async fn rabbitmq_refusals_for_streams() {
         hard("queue.purge not supported by stream queues queue 's.r' in vhost '/'")
     );
     // A value of x-stream-offset RabbitMQ cannot read: its bare INTERNAL_ERROR.
-    for bad in [text("foo"), AMQPValue::Boolean(true), text(""), text("-1s"), AMQPValue::Double(1.5)] {
+    for bad in [
+        text("foo"),
+        AMQPValue::Boolean(true),
+        text(""),
+        text("-1s"),
+        AMQPValue::Double(1.5),
+    ] {
         let conn = broker.connect().await;
         let c = conn.create_channel().await.unwrap();
         c.basic_qos(10, BasicQosOptions::default()).await.unwrap();
@@ -340,7 +352,12 @@ async fn rabbitmq_refusals_for_streams() {
         if reject {
             let _ = d.reject(BasicRejectOptions { requeue: true }).await;
         } else {
-            let _ = d.nack(BasicNackOptions { multiple: false, requeue: false }).await;
+            let _ = d
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: false,
+                })
+                .await;
         }
         let err = next_error(&mut events).await;
         assert_eq!(
@@ -372,7 +389,10 @@ async fn a_huge_prefetch_and_a_consumer_that_never_acks_are_bounded_by_credit() 
     let got = take_acked(&mut big, 300).await;
     assert!(got.iter().enumerate().all(|(i, g)| g.0 == i as i64));
     let early = tokio::time::timeout(std::time::Duration::from_millis(100), lazy.next()).await;
-    assert!(early.is_err(), "the consumer that never acks got nothing more");
+    assert!(
+        early.is_err(),
+        "the consumer that never acks got nothing more"
+    );
     broker.stop().await;
 }
 
@@ -387,14 +407,20 @@ async fn offsets_and_contents_survive_a_restart() {
     let dir = broker.restart_later().await;
     let broker = TestBroker::start_on(dir, |c| c).await;
     let conn = broker.connect().await;
-    let (_c, mut from50) = stream_consumer(&conn, "s.restart", 50, Some(AMQPValue::LongLongInt(50))).await;
+    let (_c, mut from50) =
+        stream_consumer(&conn, "s.restart", 50, Some(AMQPValue::LongLongInt(50))).await;
     let got = take_acked(&mut from50, 50).await;
-    let want: Vec<(i64, Vec<u8>)> = (50..100).map(|i| (i as i64, format!("m{i}").into_bytes())).collect();
+    let want: Vec<(i64, Vec<u8>)> = (50..100)
+        .map(|i| (i as i64, format!("m{i}").into_bytes()))
+        .collect();
     assert_eq!(got, want);
     // Appends continue after the last offset.
     let ch = confirming_channel(&conn).await;
     publish_confirmed(&ch, "s.restart", bodies(100..101)).await;
-    assert_eq!(take_acked(&mut from50, 1).await, vec![(100, b"m100".to_vec())]);
+    assert_eq!(
+        take_acked(&mut from50, 1).await,
+        vec![(100, b"m100".to_vec())]
+    );
     let (_c2, mut first) = stream_consumer(&conn, "s.restart", 200, Some(text("first"))).await;
     assert_eq!(take_acked(&mut first, 101).await.len(), 101);
     broker.stop().await;
@@ -409,7 +435,10 @@ async fn retention_drops_whole_old_segments() {
         &ch,
         "s.ret",
         &[
-            ("x-stream-max-segment-size-bytes", AMQPValue::LongInt(10_000)),
+            (
+                "x-stream-max-segment-size-bytes",
+                AMQPValue::LongInt(10_000),
+            ),
             ("x-max-length-bytes", AMQPValue::LongInt(30_000)),
         ],
     )
@@ -446,7 +475,10 @@ async fn deleting_a_stream_removes_its_log_and_a_new_one_starts_empty() {
         .flatten()
         .map(|vhost| std::fs::read_dir(vhost.path()).unwrap().count())
         .sum();
-    assert!(logs <= 2, "one live log (a deleted one may still be on its way out)");
+    assert!(
+        logs <= 2,
+        "one live log (a deleted one may still be on its way out)"
+    );
     broker.stop().await;
 }
 

@@ -341,6 +341,12 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the definitions file holds this queue: a durable queue with a data
+    /// directory (its messages in the store, or its log for a stream).
+    pub fn persisted(&self) -> bool {
+        self.store.is_some() || self.stream.is_some()
+    }
+
     /// "queue 'q' in vhost '/'", as RabbitMQ names a queue in its texts.
     pub fn describe(&self) -> String {
         format!("queue '{}' in vhost '{}'", self.name, self.vhost)

@@ -46,7 +46,7 @@ impl VHost {
         let topo = self.read();
         let durable_queue = |q: &Queue| match transient {
             true => q.exclusive_owner.is_none(),
-            false => q.store.is_some(),
+            false => q.persisted(),
         };
         let durable_exchange = |x: &Exchange| x.durable || transient;
         for x in topo.exchanges.values() {

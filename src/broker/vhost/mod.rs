@@ -460,7 +460,7 @@ impl VHost {
             settings.dead_letter,
             (settings.applied, &settings.effective),
         );
-        topo.dirty |= queue.store.is_some();
+        topo.dirty |= queue.persisted();
         topo.queues.insert(name.to_owned(), queue.clone());
         self.churn(crate::stats::Churn::QueueDeclared);
         self.churn(crate::stats::Churn::QueueCreated);
@@ -606,7 +606,7 @@ impl VHost {
             .get_mut(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
-        let durable = x.durable && q.store.is_some();
+        let durable = x.durable && q.persisted();
         x.bind(&Destination::Queue(q), key, arguments)?;
         topo.dirty |= durable;
         Ok(())
@@ -691,7 +691,7 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(exchange) else {
             return Ok(());
         };
-        let durable = x.durable && q.store.is_some();
+        let durable = x.durable && q.persisted();
         let removed = x.unbind(&Destination::Queue(q), key, arguments);
         if x.auto_delete && !x.has_bindings() {
             topo.exchanges.remove(exchange);
@@ -833,7 +833,7 @@ impl Drop for TopologyWrite<'_> {
 
 fn remove_queue_locked(topo: &mut Topology, queue: &Arc<Queue>) -> u32 {
     topo.queues.remove(queue.name.as_str());
-    topo.dirty |= queue.store.is_some();
+    topo.dirty |= queue.persisted();
     remove_destination_locked(topo, &Destination::Queue(queue.clone()));
     queue.mark_deleted()
 }
