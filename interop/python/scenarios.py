@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The interop scenarios 01..15 and 17 (see interop/README.md) with pika's BlockingConnection,
+"""The interop scenarios 01..15, 17 and 19 (see interop/README.md) with pika's BlockingConnection,
 18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
 set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
-Usage: scenarios.py URL            run 01..15, 17, 18 and tls, one line each on stdout
+Usage: scenarios.py URL            run 01..15, 17, 18, 19 and tls, one line each on stdout
+       ONLY=19r scenarios.py URL   19r (19's stream after a restart) runs only when named
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
 Each scenario runs in its own child process with a hard timeout, so a hanging
@@ -604,8 +605,24 @@ def s18(url):
     http_api.scenario(url, api.rstrip("/"), connect, check, P)
 
 
+def s19(url):
+    """A stream queue (streams.py); leaves its stream for 19r."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import streams
+    streams.scenario(url, connect, check, P)
+
+
+def s19r(url):
+    """19's stream after a broker restart (run by interop/run.sh only, via ONLY=19r)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import streams
+    streams.after_restart(url, connect, check, P)
+
+
 SCENARIOS = ([("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
-             + [("17", s17), ("18", s18), ("tls", stls)])
+             + [("17", s17), ("18", s18), ("19", s19), ("tls", stls)])
+# Run only when asked for by name (ONLY=19r): it needs the restart run.sh makes.
+ON_REQUEST = [("19r", s19r)]
 
 
 def short(e):
@@ -621,7 +638,7 @@ def short(e):
 
 
 def run_one(url, nn):
-    fn = dict(SCENARIOS)[nn]
+    fn = dict(SCENARIOS + ON_REQUEST)[nn]
     try:
         fn(url)
         return "%s pass" % nn
@@ -642,8 +659,9 @@ def main(argv):
     only = os.environ.get("ONLY")
     wanted = set(only.split(",")) if only else None
     print("pika %s, python %s" % (pika.__version__, sys.version.split()[0]), file=sys.stderr)
-    for nn, _ in SCENARIOS:
-        if wanted and nn not in wanted:
+    on_request = dict(ON_REQUEST)
+    for nn, _ in SCENARIOS + ON_REQUEST:
+        if (wanted and nn not in wanted) or (not wanted and nn in on_request):
             continue
         t0 = time.time()
         try:
