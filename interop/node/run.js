@@ -1,6 +1,6 @@
 'use strict';
-// warren interop scenarios 01..15, 17 and 18 (http.js: the management HTTP API) with
-// amqplib (promise API).
+// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API) and 19
+// (streams.js; 19r only when named) with amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
 const amqp = require('amqplib');
@@ -639,6 +639,12 @@ scenarios['18'] = require('./http.js')({
   track: (c) => openConns.push(c),
 });
 
+const streams = require('./streams.js')({ connect, channel, waitFor, prefix: P });
+scenarios['19'] = streams.scenario19;
+// 19r reads 19's stream after interop/run.sh restarted the broker: run only when named.
+scenarios['19r'] = streams.scenario19r;
+const ON_REQUEST = ['19r'];
+
 const NA = {};
 if (!process.env.WARREN_INTEROP_TLS_URL) NA.tls = 'no amqps URL (WARREN_INTEROP_TLS_URL)';
 if (!process.env.WARREN_INTEROP_HTTP_URL) NA['18'] = 'no management API URL (WARREN_INTEROP_HTTP_URL)';
@@ -673,8 +679,8 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', 'tls'];
-  for (const n of nums) {
+  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', '19', 'tls'];
+  for (const n of nums.concat(ON_REQUEST.filter((n) => ONLY.includes(n)))) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);
     process.stdout.write(`${line}\n`);
