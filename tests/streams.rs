@@ -530,3 +530,84 @@ async fn a_long_log_is_replayed_in_order() {
         .expect("replayed within 5 minutes");
     broker.stop().await;
 }
+
+/// The warren binary on `data` (port 0 = a free one, or the port it had); its port.
+async fn spawn_warren(data: &std::path::Path, port: u16) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--log",
+            "warn",
+            "--management-port",
+            "0",
+        ])
+        .args([
+            "--prometheus-port",
+            "0",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+        ])
+        .arg(data)
+        .env_remove("WARREN_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn warren");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(stdout);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reader.read_line(&mut line),
+    )
+    .await
+    .expect("a ready line within 30 s")
+    .expect("read the ready line");
+    // "warren <version> ready on amqp://HOST:PORT"
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+    // The pipe stays open (the broker never writes to a closed one).
+    tokio::spawn(
+        async move { while reader.read_line(&mut String::new()).await.unwrap_or(0) > 0 {} },
+    );
+    (child, port.unwrap_or_else(|| panic!("no port in {line:?}")))
+}
+
+#[tokio::test]
+async fn confirmed_entries_survive_kill_9() {
+    let data = std::env::temp_dir().join(format!("warren-streams-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut warren, port) = spawn_warren(&data, 0).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let conn = Connection::connect(&url, Default::default())
+        .await
+        .expect("connect");
+    let ch = confirming_channel(&conn).await;
+    declare_stream(
+        &ch,
+        "s.kill",
+        &[(
+            "x-stream-max-segment-size-bytes",
+            AMQPValue::LongInt(20_000),
+        )],
+    )
+    .await;
+    publish_confirmed(&ch, "s.kill", bodies(0..1000)).await;
+    warren.start_kill().expect("kill -9");
+    let _ = warren.wait().await;
+    let (_warren, _) = spawn_warren(&data, port).await;
+    let conn = Connection::connect(&url, Default::default())
+        .await
+        .expect("connect again");
+    let (_c, mut first) = stream_consumer(&conn, "s.kill", 500, Some(text("first"))).await;
+    let got = take_acked(&mut first, 1000).await;
+    let want: Vec<(i64, Vec<u8>)> = (0..1000)
+        .map(|i| (i as i64, format!("m{i}").into_bytes()))
+        .collect();
+    assert_eq!(got, want);
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&data);
+}

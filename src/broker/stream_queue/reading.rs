@@ -136,7 +136,10 @@ pub async fn run(
                 Ok((r, Ok(entries))) => {
                     reader = Some(r);
                     pending = entries;
-                    continue;
+                    if !pending.is_empty() {
+                        continue;
+                    }
+                    // Nothing readable below the durable end yet: wait rather than spin.
                 }
                 Ok((_, Err(e))) => {
                     return warn!(error = %e, "a stream consumer's read failed; it stops here")
