@@ -320,3 +320,20 @@ proptest! {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn bytes_trailing_a_complete_older_segment_are_cut_without_losing_the_next() {
+    let dir = temp("trailing");
+    let log = StreamLog::open(&dir, small_segments(1000)).expect("open");
+    fill(&log, 0, 60, 1);
+    let stats = log.stats();
+    drop(log);
+    let b = bases(&dir);
+    let seg = segment_path(&dir, b[1]);
+    let len = std::fs::metadata(&seg).expect("meta").len();
+    append_bytes(&seg, &[0u8; 100]);
+    let log = StreamLog::open(&dir, small_segments(1000)).expect("reopen");
+    assert_eq!(log.stats(), stats);
+    assert_eq!(std::fs::metadata(&seg).expect("meta").len(), len);
+    check_entries(&read_all(&log, 0), 0, 60);
+}
