@@ -33,7 +33,7 @@ pub struct StreamLog {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub dir: PathBuf,
-    pub config: StreamConfig,
+    config: Mutex<StreamConfig>,
     appender: Mutex<Appender>,
     sync_lock: Mutex<()>,
     pub meta: Mutex<Meta>,
@@ -116,7 +116,7 @@ impl StreamLog {
         let log = StreamLog {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
-                config,
+                config: Mutex::new(config),
                 appender: Mutex::new(appender),
                 sync_lock: Mutex::new(()),
                 durable: AtomicU64::new(active.end),
@@ -130,8 +130,18 @@ impl StreamLog {
         Ok(log)
     }
 
-    pub fn config(&self) -> &StreamConfig {
-        &self.shared.config
+    pub fn config(&self) -> StreamConfig {
+        self.shared
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes retention and segment size (a policy changed); applies from the next
+    /// append (segment size) and the next retention run.
+    pub fn set_config(&self, config: StreamConfig) {
+        *self.shared.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
     /// The directory holding the log's files.
@@ -164,6 +174,7 @@ impl StreamLog {
             return Err(destroyed());
         }
         let start = app.next;
+        let max_segment = self.config().max_segment_size_bytes;
         let mut rolled = false;
         let mut pending: Vec<(IndexRecord, u64)> = Vec::new();
         let mut at = 0;
@@ -176,7 +187,7 @@ impl StreamLog {
                     .map(|(_, d)| ENTRY_HEADER + d.len())
                     .sum::<usize>()) as u64;
             let end = app.pos + app.out.len() as u64;
-            if end > SEGMENT_HEADER && end + len > self.shared.config.max_segment_size_bytes {
+            if end > SEGMENT_HEADER && end + len > max_segment {
                 self.flush(&mut app, &mut pending)?;
                 self.roll(&mut app)?;
                 rolled = true;
@@ -360,11 +371,12 @@ impl StreamLog {
 
     /// Applies retention now (see `mod.rs`).
     pub fn enforce_retention(&self, now_ms: i64) -> io::Result<RetentionOutcome> {
+        let config = self.config();
         let (gone, first) = {
             let mut meta = self.meta();
             let sizes: Vec<(u64, Option<i64>)> =
                 meta.segments.iter().map(|s| (s.size, s.max_ts)).collect();
-            let n = retention::segments_to_delete(&sizes, &self.shared.config, now_ms);
+            let n = retention::segments_to_delete(&sizes, &config, now_ms);
             let gone: Vec<Segment> = meta.segments.drain(..n).collect();
             (gone, meta.first_offset())
         };

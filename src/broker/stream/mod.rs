@@ -35,6 +35,8 @@ mod retention;
 mod segment;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_damage;
 mod writer;
 
 pub use log::StreamLog;

@@ -6,8 +6,9 @@
 //! segment only the chunk the last index record points at and whatever follows it: so a
 //! clean log costs its index files plus one chunk per segment, and after kill -9 only the
 //! last segment's tail is scanned. The first torn or corrupt chunk ends that segment (the
-//! file is cut there and the index rewritten); damage in an older segment ends the whole
-//! log there (newer segments are deleted, since offsets must stay consecutive). Every
+//! file is cut there and the index rewritten); damage that cuts an older segment short
+//! ends the whole log there (newer segments are deleted, since offsets must stay
+//! consecutive). Every
 //! drop is logged with what was lost. Never panics on what it reads.
 
 use super::chunks::{ChunkSource, Next};
@@ -58,13 +59,10 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             .create(true)
             .truncate(false)
             .open(index_path(dir, base))?;
-        let (seg, damaged) = recover_segment(dir, base, &file, &index)?;
-        segments.push_back(seg);
+        // A segment cut short by damage leaves a gap before the next one, which ends
+        // the log there (above); bytes merely trailing a complete segment do not.
+        segments.push_back(recover_segment(dir, base, &file, &index)?);
         opened = Some((file, index));
-        if damaged && i + 1 < bases.len() {
-            drop_from(dir, &bases[i + 1..])?;
-            break;
-        }
     }
     let Some((active, active_index)) = opened else {
         return Err(io::Error::other("stream recovery found no segment"));
@@ -104,14 +102,9 @@ fn drop_from(dir: &Path, bases: &[u64]) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// One segment: its good index prefix, then its chunks from the last indexed one on.
-/// Returns it and whether it was cut short.
-fn recover_segment(
-    dir: &Path,
-    base: u64,
-    file: &File,
-    index: &File,
-) -> io::Result<(Segment, bool)> {
+/// One segment: its good index prefix, then its chunks from the last indexed one on;
+/// cut after its last good chunk.
+fn recover_segment(dir: &Path, base: u64, file: &File, index: &File) -> io::Result<Segment> {
     let len = file.metadata()?.len();
     let mut magic = [0u8; 8];
     if read_up_to(file, &mut magic, 0)? < magic.len() || magic != SEGMENT_MAGIC {
@@ -119,7 +112,7 @@ fn recover_segment(
         file.set_len(0)?;
         file.write_all_at(&SEGMENT_MAGIC, 0)?;
         reset_index(index)?;
-        return Ok((Segment::empty(base), len > SEGMENT_HEADER));
+        return Ok(Segment::empty(base));
     }
     let mut seg = Segment::empty(base);
     let mut prev: Option<IndexRecord> = None;
@@ -165,7 +158,7 @@ fn recover_segment(
         file.set_len(end)?;
         file.sync_data()?;
     }
-    Ok((seg, end < len))
+    Ok(seg)
 }
 
 /// The length of the chunk `r` points at, if it is there whole, checks, and matches `r`.
