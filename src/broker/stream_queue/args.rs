@@ -178,7 +178,7 @@ mod tests {
             AMQPValue::Double(1.5),
             AMQPValue::FieldTable(FieldTable::default()),
         ] {
-            let e = with(bad).err().expect("refused");
+            let e = with(bad).expect_err("refused");
             assert_eq!(e.code, ReplyCode::InternalError);
         }
     }
