@@ -18,13 +18,26 @@
 //!
 //! Semantics follow RabbitMQ's streams (osiris): offsets start at 0 and are consecutive;
 //! entries are written in chunks (one chunk per `append_batch`/`submit`, split only to
-//! keep a chunk near 1 MiB); `StartAt::Last` is the first offset of the last chunk;
-//! retention deletes whole segments, oldest first, never the active one.
+//! keep a chunk near 1 MiB); `StartAt::Last` is the first offset of the last chunk and
+//! `StartAt::Timestamp` the first chunk whose (newest) timestamp reaches it; a reader
+//! starts exactly at the offset it is given (RabbitMQ attaches at the chunk and skips the
+//! entries before it: the same entries arrive). Retention deletes whole segments, oldest
+//! first, never the active one, when a segment rolls over (and when asked).
+//!
+//! On disk (`<dir>/<first offset, 20 digits>.segment` and `.index`): segments of
+//! CRC-32C-checked chunks (`format`), one index record per chunk (`index`). In memory:
+//! the segment list and a sparse index of one 32-byte point per 4096 entries or 4 MiB
+//! per segment (`segment`). Opening reads the index files and checks each segment's last
+//! chunk and what follows it (`recovery`), so after kill -9 only the tail is scanned.
 //!
 //! It must never keep entries in memory beyond a reader's bounded buffer, never panic on
-//! what it reads from disk (damage ends the log there, logged), and never lose an entry
-//! that `sync` covered.
+//! what it reads from disk, and never lose an entry that `sync` covered. Damage found at
+//! open ends the log there (cut, logged with what was dropped); damage inside what an
+//! index vouches for is found by the reader that reaches it (`InvalidData`), never handed
+//! out as entries.
 
+#[cfg(test)]
+mod bench;
 mod chunks;
 mod format;
 mod index;

@@ -57,7 +57,7 @@ impl StreamReader {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> io::Result<Option<Entry>> {
         loop {
-            if let Some(entry) = self.from_chunk() {
+            if let Some(entry) = self.next_in_chunk() {
                 return Ok(Some(entry));
             }
             let (limit, sealed) = match self.visible() {
@@ -99,7 +99,7 @@ impl StreamReader {
     }
 
     /// The next entry of the current chunk at or after `next`.
-    fn from_chunk(&mut self) -> Option<Entry> {
+    fn next_in_chunk(&mut self) -> Option<Entry> {
         let c = self.chunk.as_mut()?;
         let body = &c.bytes[CHUNK_HEADER..];
         let mut entries = Entries::resume(body, c.at, c.left);
@@ -179,3 +179,9 @@ fn damaged(base: u64, why: &str) -> io::Error {
         format!("stream segment {base}: {why}"),
     )
 }
+
+/// A reader moves to whichever blocking thread serves its consumer.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<StreamReader>();
+};

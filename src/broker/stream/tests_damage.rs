@@ -34,6 +34,13 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
         .expect("write");
 }
 
+/// The file position of chunk `n` of segment 0, from its index file.
+fn chunk_pos(dir: &Path, n: usize) -> u64 {
+    let idx = std::fs::read(index_path(dir, 0)).expect("index");
+    let at = 8 + n * 32 + 16;
+    u64::from_le_bytes(idx[at..at + 8].try_into().expect("8 bytes"))
+}
+
 fn flip(path: &Path, at: u64) {
     let mut b = std::fs::read(path).expect("read");
     b[at as usize] ^= 0x5a;
@@ -92,16 +99,8 @@ fn a_flipped_byte_in_the_tail_ends_the_log_at_the_chunk_before_it() {
     fill(&log, 0, 10, 1);
     drop(log);
     let seg = segment_path(&dir, 0);
-    let pos = |n: usize| {
-        let idx = std::fs::read(index_path(&dir, 0)).expect("index");
-        u64::from_le_bytes(
-            idx[8 + n * 32 + 16..8 + n * 32 + 24]
-                .try_into()
-                .expect("8 bytes"),
-        )
-    };
     // The last chunk (the one recovery checks) damaged: the log ends before it.
-    let pos9 = pos(9);
+    let pos9 = chunk_pos(&dir, 9);
     flip(&seg, pos9 + 40);
     let log = StreamLog::open(&dir, StreamConfig::default()).expect("reopen");
     assert_eq!(log.next_offset(), 9);
@@ -115,12 +114,7 @@ fn a_flipped_byte_the_index_vouched_for_is_found_by_readers() {
     let log = StreamLog::open(&dir, StreamConfig::default()).expect("open");
     fill(&log, 0, 10, 1);
     drop(log);
-    let idx = std::fs::read(index_path(&dir, 0)).expect("index");
-    let pos6 = u64::from_le_bytes(
-        idx[8 + 6 * 32 + 16..8 + 6 * 32 + 24]
-            .try_into()
-            .expect("8 bytes"),
-    );
+    let pos6 = chunk_pos(&dir, 6);
     flip(&segment_path(&dir, 0), pos6 + 40);
     // Opening reads only index files and the last chunk, so the log still says 10; a
     // reader stops at the damaged chunk with InvalidData rather than hand out bad bytes.
