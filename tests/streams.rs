@@ -453,6 +453,39 @@ async fn retention_drops_whole_old_segments() {
 }
 
 #[tokio::test]
+async fn a_max_age_policy_drops_old_segments() {
+    let broker = TestBroker::start_with_management().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let segment = (
+        "x-stream-max-segment-size-bytes",
+        AMQPValue::LongInt(10_000),
+    );
+    declare_stream(&ch, "s.pol", &[segment]).await;
+    let policy = serde_json::json!({
+        "pattern": "^s\\.pol$", "apply-to": "queues", "definition": {"max-age": "1s"}
+    });
+    let reply = broker
+        .http()
+        .put("/api/policies/%2F/s.pol.age", &policy)
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.text());
+    let body = vec![b'x'; 1000];
+    publish_confirmed(&ch, "s.pol", (0..50).map(|_| body.clone())).await;
+    // Real time is what is under test: the entries must be older than max-age.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // New segments roll over, and retention (evaluated then) drops the aged ones.
+    publish_confirmed(&ch, "s.pol", (0..30).map(|_| body.clone())).await;
+    let (_c, mut first) = stream_consumer(&conn, "s.pol", 100, Some(text("first"))).await;
+    let start = offset_of(&next_delivery(&mut first).await);
+    assert!(
+        start >= 40,
+        "segments older than max-age were dropped: first is {start}"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn deleting_a_stream_removes_its_log_and_a_new_one_starts_empty() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;

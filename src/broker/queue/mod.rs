@@ -451,6 +451,10 @@ impl Queue {
         if unchanged || st.deleted {
             return;
         }
+        if let Some(stream) = &self.stream {
+            // Retention (max-age, max-length-bytes) follows the policies; memory only.
+            stream.reconfigure(effective);
+        }
         let limits = Limits::from_arguments(effective);
         let drops = !st.limits.reject_publish;
         if limits.expires != st.limits.expires {

@@ -163,6 +163,12 @@ impl StreamQueue {
         }
     }
 
+    /// The queue's effective arguments changed (a policy): retention follows them from
+    /// the next segment roll-over on. Memory only (the log's configuration).
+    pub fn reconfigure(&self, effective: &amq_protocol::types::FieldTable) {
+        self.log.set_config(args::config(effective));
+    }
+
     /// Entries, bytes and offsets of the log now.
     pub fn stats(&self) -> StreamStats {
         self.log.stats()

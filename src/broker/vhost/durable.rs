@@ -158,7 +158,12 @@ impl VHost {
             }
             let arguments = typed_table(&q.arguments, &q.extra);
             let settings = self.queue_settings(&policies, &q.name, &arguments);
-            let (store, stream) = match self.queue_engine(&q.name, q.durable, false, &arguments) {
+            let (store, stream) = match self.queue_engine(
+                &q.name,
+                q.durable,
+                false,
+                &settings.effective,
+            ) {
                 Ok(engine) => engine,
                 Err(e) => {
                     // The queue is left out rather than served without its log.

@@ -224,7 +224,7 @@ impl VHost {
 
     /// A new or recovered queue's storage: a stream's log (and no message store: its
     /// entries live in the log), or the message store for a durable classic or quorum
-    /// queue.
+    /// queue. `arguments`: the effective ones (declared, with the policies' settings).
     fn queue_engine(
         &self,
         name: &str,
@@ -446,7 +446,8 @@ impl VHost {
         }
         self.check_queue_limit(topo.queues.len(), name)?;
         let settings = self.queue_settings(&self.policies(), name, d.arguments);
-        let (store, stream) = self.queue_engine(name, d.durable, d.exclusive, d.arguments)?;
+        let (store, stream) =
+            self.queue_engine(name, d.durable, d.exclusive, &settings.effective)?;
         let queue = Queue::new(
             ShortStr::from(name),
             &self.name,
