@@ -51,6 +51,12 @@ impl ChunkSource {
         self.pos
     }
 
+    /// Goes on reading from `pos` (dropping what is buffered).
+    pub(crate) fn seek(&mut self, pos: u64) {
+        self.buf = BytesMut::new();
+        self.pos = pos;
+    }
+
     /// Bytes held in the buffer (for the bounded-memory tests).
     pub(crate) fn buffered(&self) -> usize {
         self.buf.capacity()

@@ -34,7 +34,7 @@
 //! what it reads from disk, and never lose an entry that `sync` covered. Damage found at
 //! open ends the log there (cut, logged with what was dropped); damage inside what an
 //! index vouches for is found by the reader that reaches it (`InvalidData`), never handed
-//! out as entries.
+//! out as entries; `StreamReader::skip_damaged` then goes on after that chunk.
 
 #[cfg(test)]
 mod bench;

@@ -9,8 +9,9 @@
 
 use super::chunks::{ChunkSource, Next};
 use super::format::{Entries, CHUNK_HEADER};
+use super::index;
 use super::log::{destroyed, StreamLog};
-use super::segment::segment_path;
+use super::segment::{index_path, segment_path};
 use super::Entry;
 use bytes::Bytes;
 use std::fs::File;
@@ -86,6 +87,51 @@ impl StreamReader {
                 Next::Bad(why) => return Err(damaged(self.base, why)),
             }
         }
+    }
+
+    /// After `next()` said `InvalidData`: moves past the damaged chunk to the next one
+    /// the segment's index knows (or to the next segment), so a consumer loses that
+    /// chunk's entries but is not stuck. Returns the offset reading goes on from.
+    pub fn skip_damaged(&mut self) -> io::Result<u64> {
+        let Some(at) = self.source.as_ref().map(|s| s.pos()) else {
+            return Ok(self.next);
+        };
+        let stretch = {
+            let meta = self.log.meta();
+            meta.segments
+                .iter()
+                .find(|s| s.base == self.base)
+                .map(|seg| {
+                    let i = seg.points.partition_point(|p| p.pos <= at);
+                    // From the stretch holding `at` to the first record of the next one.
+                    let from = i.checked_sub(1).map_or(0, |i| seg.points[i].record);
+                    let to = seg.points.get(i).map_or(seg.records, |p| p.record + 1);
+                    (from, to, seg.end)
+                })
+        };
+        let Some((from, to, end)) = stretch else {
+            self.locate()?;
+            return Ok(self.next);
+        };
+        let records = index::read_range(
+            &File::open(index_path(self.log.dir(), self.base))?,
+            from,
+            to,
+        )?;
+        match (records.iter().find(|r| r.pos > at), self.source.as_mut()) {
+            (Some(r), Some(source)) => {
+                self.chunk = None;
+                self.next = self.next.max(r.first_offset);
+                source.seek(r.pos);
+            }
+            _ => {
+                self.next = self.next.max(end);
+                self.locate()?;
+            }
+        }
+        tracing::warn!(dir = %self.log.dir().display(), segment = self.base, at, resume = self.next,
+            "stream reader skipped a damaged chunk");
+        Ok(self.next)
     }
 
     /// The offset the next `next()` returns (when there is one).
