@@ -486,6 +486,61 @@ async fn a_max_age_policy_drops_old_segments() {
 }
 
 #[tokio::test]
+async fn a_consumer_reads_past_a_damaged_chunk() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let segment = (
+        "x-stream-max-segment-size-bytes",
+        AMQPValue::LongInt(10_000),
+    );
+    declare_stream(&ch, "s.dmg", &[segment]).await;
+    let body = vec![b'x'; 1000];
+    publish_confirmed(&ch, "s.dmg", (0..60).map(|_| body.clone())).await;
+    drop(conn);
+    let dir = broker.restart_later().await;
+    // Flip a byte in the middle of the first (not the last) segment.
+    let streams = std::fs::read_dir(dir.join("streams"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let log = std::fs::read_dir(streams.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let mut segments: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "segment"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() > 2, "small segments: {segments:?}");
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&segments[0], bytes).unwrap();
+    let broker = TestBroker::start_on(dir, |c| c).await;
+    let conn = broker.connect().await;
+    let (_c, mut first) = stream_consumer(&conn, "s.dmg", 100, Some(text("first"))).await;
+    let mut offsets = Vec::new();
+    while offsets.last() != Some(&59) {
+        let d = next_delivery(&mut first).await;
+        offsets.push(offset_of(&d));
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    assert!(
+        offsets.len() < 60,
+        "the damaged chunk's entries are skipped: {offsets:?}"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn deleting_a_stream_removes_its_log_and_a_new_one_starts_empty() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;

@@ -159,23 +159,36 @@ pub async fn run(
     }
 }
 
-/// Up to `max` entries, stopping after the last one below `committed`.
+/// Damaged chunks skipped in one batch at most (each skip moves forward).
+const MAX_SKIPS: usize = 1000;
+
+/// Up to `max` entries, stopping after the last one below `committed`. A chunk damaged
+/// on disk is skipped (its entries are lost to this consumer, logged), as RabbitMQ's
+/// readers skip what fails its checksum rather than stop.
 fn read_batch(
     reader: &mut StreamReader,
     max: usize,
     committed: u64,
 ) -> std::io::Result<VecDeque<Entry>> {
     let mut out = VecDeque::with_capacity(max);
-    while out.len() < max {
-        match reader.next()? {
-            Some(e) => {
+    let mut skips = 0;
+    while out.len() < max && reader.position() < committed {
+        match reader.next() {
+            Ok(Some(e)) => {
                 let last = e.offset + 1 >= committed;
                 out.push_back(e);
                 if last {
                     break;
                 }
             }
-            None => break,
+            Ok(None) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData && skips < MAX_SKIPS => {
+                skips += 1;
+                let at = reader.position();
+                let from = reader.skip_damaged()?;
+                warn!(error = %e, at, from, "a stream consumer skips a damaged chunk");
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(out)
