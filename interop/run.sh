@@ -26,6 +26,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
+STREAM_COLUMNS="python node"       # the columns with scenarios 19 and 19r (streams)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -106,6 +107,31 @@ if [ ${#COLUMNS_LIST[@]} -eq 0 ]; then
 fi
 
 # ---------------------------------------------------------------- the broker
+# launch_broker AMQP_PORT: starts $BIN on $LOGDIR/warren-data (0: a free port), waits for
+# its ready line; sets BROKER_PID, PORT and line. Called again on the same port and data
+# for the restart before 19r.
+launch_broker() {
+  "$BIN" --port "$1" --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
+    --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
+    --definitions "$HERE/definitions.json" --event-exchange \
+    >"$LOGDIR/warren.out" 2>>"$LOGDIR/warren.err" </dev/null &
+  BROKER_PID=$!
+  PORT=""
+  for _ in $(seq 1 300); do  # 30 s
+    line="$(grep -m1 -E '^warren [^ ]+ ready on amqp://[^ ]+:[0-9]+' "$LOGDIR/warren.out" 2>/dev/null)"
+    if [ -n "$line" ]; then
+      PORT="$(printf '%s\n' "$line" | sed -E 's|.*ready on amqp://[^ ]*:([0-9]+).*|\1|')"
+      return 0
+    fi
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "warren did not report 'ready' within 30 s (stdout/stderr in $LOGDIR):" >&2
+  tail -n 20 "$LOGDIR/warren.out" "$LOGDIR/warren.err" >&2
+  return 1
+}
+
+EXTERNAL=0; [ -n "$URL" ] && EXTERNAL=1
 if [ -z "$URL" ]; then
   echo "building warren (cargo build --release) ..." >&2
   if ! (cd "$ROOT" && cargo build --release) >"$LOGDIR/build.log" 2>&1; then
@@ -125,26 +151,7 @@ if [ -z "$URL" ]; then
   fi
   # --management-port 0 turns the API off: take a free port (released just before).
   HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 15672)"
-  "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
-    --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
-    --definitions "$HERE/definitions.json" --event-exchange \
-    >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
-  BROKER_PID=$!
-  PORT=""
-  for _ in $(seq 1 300); do  # 30 s
-    line="$(grep -m1 -E '^warren [^ ]+ ready on amqp://[^ ]+:[0-9]+' "$LOGDIR/warren.out" 2>/dev/null)"
-    if [ -n "$line" ]; then
-      PORT="$(printf '%s\n' "$line" | sed -E 's|.*ready on amqp://[^ ]*:([0-9]+).*|\1|')"
-      break
-    fi
-    kill -0 "$BROKER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$PORT" ]; then
-    echo "warren did not report 'ready' within 30 s (stdout/stderr in $LOGDIR):" >&2
-    tail -n 20 "$LOGDIR/warren.out" "$LOGDIR/warren.err" >&2
-    exit 2
-  fi
+  launch_broker 0 || exit 2
   URL="amqp://guest:guest@127.0.0.1:$PORT/%2f"
   TLS_PORT="$(printf '%s\n' "$line" | sed -nE 's|.* and amqps://[^ ]*:([0-9]+).*|\1|p')"
   if [ -n "$TLS_PORT" ]; then
@@ -177,7 +184,9 @@ declare -A NOTE=()    # col -> why the whole column may be missing
 # HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 # Issue 14's rows, reported by some columns only: row -> the columns that must report it.
-declare -A ROW_COLUMNS=([21]="python node" [22]="python node" [23]="python node" [24]="python node")
+# Rows 19 and 19r (a stream, then the same stream after a kill -9 and restart) come from
+# the STREAM_COLUMNS.
+declare -A ROW_COLUMNS=([19]="$STREAM_COLUMNS" [19r]="$STREAM_COLUMNS" [21]="python node" [22]="python node" [23]="python node" [24]="python node")
 EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report
@@ -198,7 +207,7 @@ collect() {  # collect COL FILE: read result lines from FILE
   local col="$1" file="$2" row status reason
   while IFS= read -r line; do
     line="${line%$'\r'}"
-    if [[ "$line" =~ ^([0-9][0-9]|celery|tls|admin)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
+    if [[ "$line" =~ ^([0-9][0-9]|19r|celery|tls|admin)\ (pass|FAIL|n/a)(\ (.*))?$ ]]; then
       row="${BASH_REMATCH[1]}"; status="${BASH_REMATCH[2]}"; reason="${BASH_REMATCH[4]}"
       [ -n "${RES[$col|$row]+x}" ] && continue  # first line wins
       RES[$col|$row]="$status"
@@ -239,6 +248,35 @@ for col in "${COLUMNS_LIST[@]}"; do
     *) NOTE[$col]="exited with status $RC" ;;
   esac
   echo "   $col: done in $(( $(date +%s) - start ))s${NOTE[$col]:+ (${NOTE[$col]})}; stderr: $LOGDIR/$col.err" >&2
+done
+
+# ---------------------------------------------------------------- 19r: after a restart
+# The stream columns' scenario 19 left a stream each: warren is killed (kill -9, so only
+# what it confirmed is there), started again on the same data and port, and each column
+# reads its stream back (19r). An external broker (--url) is not ours to restart.
+for col in "${COLUMNS_LIST[@]}"; do
+  case " $STREAM_COLUMNS " in *" $col "*) ;; *) continue ;; esac
+  if [ "$EXTERNAL" = 1 ]; then
+    RES[$col|19r]="n/a"; REASON[$col|19r]="external broker (--url): no restart"
+    continue
+  fi
+  if [ -z "${RESTARTED:-}" ]; then
+    RESTARTED=1
+    echo "== restarting warren (kill -9) for 19r" >&2
+    kill -KILL "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null
+    launch_broker "$PORT" || { BROKER_PID=""; RESTARTED=failed; }
+  fi
+  if [ "$RESTARTED" = failed ]; then
+    RES[$col|19r]="FAIL"; REASON[$col|19r]="warren did not start again on its data"
+    continue
+  fi
+  case "$col" in
+    python) run_with_timeout "$LANG_TIMEOUT" "$LOGDIR/$col.19r.out" "$LOGDIR/$col.19r.err" \
+              env ONLY=19r bash "$HERE/$col/run.sh" "$URL" ;;
+    *) run_with_timeout "$LANG_TIMEOUT" "$LOGDIR/$col.19r.out" "$LOGDIR/$col.19r.err" \
+         bash "$HERE/$col/run.sh" "$URL" 19r ;;
+  esac
+  collect "$col" "$LOGDIR/$col.19r.out"
 done
 
 cleanup  # stop the broker before printing

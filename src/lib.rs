@@ -57,6 +57,8 @@ pub mod testing {
     pub use crate::access::permissions::{PermissionEntry, TopicPermissionEntry};
     pub use crate::access::{LoginRefused, UserError, Users};
     pub use crate::broker::memory::Memory;
+    /// The stream log, driven directly by the kill -9 tests.
+    pub use crate::broker::stream;
     pub use crate::broker::vhost::{VhostLimits, VhostMetadata};
     pub use crate::broker::vhosts::{VhostError, VhostInfo};
     pub use crate::broker::Broker;

@@ -1,6 +1,6 @@
 'use strict';
-// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API) and 19 on with
-// amqplib (promise API).
+// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API) and 19 on
+// (19: streams.js; 19r only when named) with amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
 const amqp = require('amqplib');
@@ -825,6 +825,12 @@ scenarios['24'] = async () => {
   await conn.close();
 };
 
+const streams = require('./streams.js')({ connect, channel, waitFor, prefix: P });
+scenarios['19'] = streams.scenario19;
+// 19r reads 19's stream after interop/run.sh restarted the broker: run only when named.
+scenarios['19r'] = streams.scenario19r;
+const ON_REQUEST = ['19r'];
+
 const NA = {};
 if (!process.env.WARREN_INTEROP_TLS_URL) NA.tls = 'no amqps URL (WARREN_INTEROP_TLS_URL)';
 if (!process.env.WARREN_INTEROP_HTTP_URL) NA['18'] = 'no management API URL (WARREN_INTEROP_HTTP_URL)';
@@ -860,7 +866,7 @@ process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ?
 
 (async () => {
   const nums = [...Object.keys(scenarios).filter((k) => /^\d\d$/.test(k)).sort(), 'tls'];
-  for (const n of nums) {
+  for (const n of nums.concat(ON_REQUEST.filter((n) => ONLY.includes(n)))) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);
     process.stdout.write(`${line}\n`);

@@ -626,6 +626,47 @@ def case_ack_on_noack_delivery(e):
     return c.sync(1)
 
 
+def _stream(e, qos=True):
+    """A connection with a stream declared on channel 1 (and prefetch 10 unless not qos)."""
+    c = e.conn()
+    declare_q(c, 1, Q("s.stream"), durable=True, arguments={"x-queue-type": "stream"})
+    if qos:
+        c.ok(1, spec.Basic.Qos(prefetch_count=10))
+    return c
+
+
+def case_stream_consume_without_prefetch(e):
+    c = _stream(e, qos=False)
+    return c.do(1, spec.Basic.Consume(queue=Q("s.stream"), consumer_tag="t"))
+
+
+def case_stream_consume_no_ack(e):
+    c = _stream(e)
+    return c.do(1, spec.Basic.Consume(queue=Q("s.stream"), consumer_tag="t", no_ack=True))
+
+
+def case_stream_get(e):
+    c = _stream(e)
+    return c.do(1, spec.Basic.Get(queue=Q("s.stream")))
+
+
+def case_stream_purge(e):
+    c = _stream(e)
+    return c.do(1, spec.Queue.Purge(queue=Q("s.stream")))
+
+
+def case_stream_bad_offset(e):
+    c = _stream(e)
+    return c.do(1, spec.Basic.Consume(queue=Q("s.stream"), consumer_tag="t",
+                                      arguments={"x-stream-offset": "soon"}))
+
+
+def case_stream_bad_max_age(e):
+    c = e.conn()
+    return c.do(1, spec.Queue.Declare(queue=Q("s.age"), durable=True, arguments={
+        "x-queue-type": "stream", "x-max-age": "7d"}))
+
+
 def case_delete_if_unused(e):
     c = e.conn()
     declare_q(c, 1, Q("q.inuse"))
@@ -1295,6 +1336,18 @@ ROWS = [
      No, 0, "Connection.Start", ""),
     ("truncated protocol header 'AMQ'", case_bad_header_short,
      By, 0, "b'', still open", ""),
+    ("stream: consume without a prefetch", case_stream_consume_without_prefetch,
+     Ch, 406, "PRECONDITION_FAILED - consumer prefetch count is not set for '" + QN + "s.stream" + VH + "'", "Basic.Consume"),
+    ("stream: consume with no-ack", case_stream_consume_no_ack,
+     Co, 540, "NOT_IMPLEMENTED - automatic acknowledgement not supported by stream queues " + QN + "s.stream" + VH, "Basic.Consume"),
+    ("stream: basic.get", case_stream_get,
+     Co, 540, "NOT_IMPLEMENTED - basic.get not supported by stream queues " + QN + "s.stream" + VH, "Basic.Get"),
+    ("stream: queue.purge", case_stream_purge,
+     Co, 540, "NOT_IMPLEMENTED - queue.purge not supported by stream queues " + QN + "s.stream" + VH, "Queue.Purge"),
+    ("stream: x-stream-offset it cannot read", case_stream_bad_offset,
+     Co, 541, "INTERNAL_ERROR", ""),
+    ("stream: x-max-age with an unknown unit", case_stream_bad_max_age,
+     Ch, 406, "PRECONDITION_FAILED - invalid arg 'x-max-age' for " + QN + "s.age" + VH + ": invalid_max_age", "Queue.Declare"),
 ]
 
 
@@ -1313,7 +1366,7 @@ def cleanup(url):
                   "q.negarg", "q.badttl", "q.passargs", "q.acktwice", "q.ackmulti",
                   "q.noackget", "q.inuse", "q.notempty", "q.bind1", "q.binddef",
                   "q.unbinddef", "q.unbind", "q.unbind2", "q.xinuse", "q.headers", "q.imm",
-                  "q.dupctag", "q.xcons1", "q.xcons2", "q.ch"):
+                  "q.dupctag", "q.xcons1", "q.xcons2", "q.ch", "s.stream"):
             out = c.do(1, spec.Queue.Delete(queue=Q(n)))
             if out.closes != "none":
                 c = e.conn()

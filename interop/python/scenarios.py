@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """The interop scenarios 01..15, 17 and 19 on (see interop/README.md) with pika's BlockingConnection,
 18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
-set, 22 (the event exchange), and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
-Usage: scenarios.py URL            run 01..15, 17, 18, 22 and tls, one line each on stdout
-Usage: scenarios.py URL            run 01..15, 17, 18 and tls, one line each on stdout
+Usage: scenarios.py URL            run 01..15, 17, 18, 19 on and tls, one line each on stdout
+       ONLY=19r scenarios.py URL   19r (19's stream after a restart) runs only when named
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
 Each scenario runs in its own child process with a hard timeout, so a hanging
@@ -606,6 +605,20 @@ def s18(url):
     http_api.scenario(url, api.rstrip("/"), connect, check, P)
 
 
+def s19(url):
+    """A stream queue (streams.py); leaves its stream for 19r."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import streams
+    streams.scenario(url, connect, check, P)
+
+
+def s19r(url):
+    """19's stream after a broker restart (run by interop/run.sh only, via ONLY=19r)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import streams
+    streams.after_restart(url, connect, check, P)
+
+
 def s22(url):
     """The event exchange (warren --event-exchange, RabbitMQ's rabbitmq_event_exchange):
     a queue bound to amq.rabbitmq.event with `queue.*` hears queue.created and
@@ -778,6 +791,8 @@ def s24(url):
 
 SCENARIOS = ([(n[1:], f) for n, f in sorted(globals().items())
               if len(n) == 3 and n[0] == "s" and n[1:].isdigit()] + [("tls", stls)])
+# Run only when asked for by name (ONLY=19r): it needs the restart run.sh makes.
+ON_REQUEST = [("19r", s19r)]
 
 
 def short(e):
@@ -793,7 +808,7 @@ def short(e):
 
 
 def run_one(url, nn):
-    fn = dict(SCENARIOS)[nn]
+    fn = dict(SCENARIOS + ON_REQUEST)[nn]
     try:
         fn(url)
         return "%s pass" % nn
@@ -814,8 +829,9 @@ def main(argv):
     only = os.environ.get("ONLY")
     wanted = set(only.split(",")) if only else None
     print("pika %s, python %s" % (pika.__version__, sys.version.split()[0]), file=sys.stderr)
-    for nn, _ in SCENARIOS:
-        if wanted and nn not in wanted:
+    on_request = dict(ON_REQUEST)
+    for nn, _ in SCENARIOS + ON_REQUEST:
+        if (wanted and nn not in wanted) or (not wanted and nn in on_request):
             continue
         t0 = time.time()
         try:

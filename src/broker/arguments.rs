@@ -8,7 +8,7 @@ use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
 
 /// Queue arguments RabbitMQ compares when a queue is declared again.
-pub const COMPARED_QUEUE_ARGS: [&str; 17] = [
+pub const COMPARED_QUEUE_ARGS: [&str; 18] = [
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -26,6 +26,7 @@ pub const COMPARED_QUEUE_ARGS: [&str; 17] = [
     "x-delivery-limit",
     "x-queue-master-locator",
     "x-queue-leader-locator",
+    "x-max-age",
 ];
 
 /// What RabbitMQ requires of each argument it knows.
@@ -39,8 +40,10 @@ enum Rule {
     Priority,
 }
 
-const VALIDATED_QUEUE_ARGS: [(&str, Rule); 5] = [
+const VALIDATED_QUEUE_ARGS: [(&str, Rule); 7] = [
     ("x-expires", Rule::Positive),
+    ("x-initial-cluster-size", Rule::Positive),
+    ("x-stream-max-segment-size-bytes", Rule::NonNegative),
     ("x-message-ttl", Rule::NonNegative),
     ("x-max-length", Rule::NonNegative),
     ("x-max-length-bytes", Rule::NonNegative),
@@ -132,9 +135,9 @@ const REFUSED_BY_TYPE: [(&str, &[QueueType]); 19] = {
 
 /// What a queue type does not allow, with RabbitMQ's texts: quorum and stream queues
 /// must be durable, named, not exclusive and not auto-delete; each type refuses the
-/// arguments of the others. (warren serves quorum and stream queues as classic queues,
-/// quorum ones with their delivery count; a declaration RabbitMQ refuses is refused here
-/// too.)
+/// arguments of the others. (warren serves quorum queues as classic queues with their
+/// delivery count, and stream queues as logs, `stream_queue`; a declaration RabbitMQ
+/// refuses is refused here too.)
 pub fn validate_queue_type(
     args: &FieldTable,
     flags: &DeclaredFlags,
@@ -249,6 +252,22 @@ fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception
             return Err(invalid(
                 "x-queue-type",
                 format!("\"unsupported queue type '{kind}'\""),
+            ));
+        }
+    }
+    if let Some(age) = text("x-max-age")? {
+        if crate::broker::stream_queue::args::parse_interval(&age).is_none() {
+            return Err(invalid("x-max-age", "invalid_max_age".into()));
+        }
+    }
+    if let Some(locator) = text("x-queue-leader-locator")? {
+        if !matches!(
+            locator.as_str(),
+            "client-local" | "balanced" | "random" | "least-leaders"
+        ) {
+            return Err(invalid(
+                "x-queue-leader-locator",
+                "invalid_queue_locator_arg".into(),
             ));
         }
     }

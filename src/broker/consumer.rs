@@ -107,7 +107,8 @@ impl ConsumerInfo {
             && (self.no_ack || (self.credit.has_room() && self.channel_credit.has_room()))
     }
 
-    fn try_take(&self) -> bool {
+    /// Takes one delivery's credit (window, prefetch, channel prefetch) if all allow it.
+    pub(super) fn try_take(&self) -> bool {
         if !self.window.try_take() {
             return false;
         }

@@ -89,6 +89,12 @@ impl Message {
         &self.data
     }
 
+    /// The layout `raw` gives, as shared `Bytes` without a copy (a stream's writer
+    /// thread appends it to the log after the publisher moved on).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self.data.clone())
+    }
+
     /// A message from bytes `raw` gave, checked so that a damaged page file yields
     /// `None` rather than a message whose accessors would read out of bounds.
     pub fn from_raw(raw: &[u8]) -> Option<Message> {

@@ -17,6 +17,8 @@ pub mod persist;
 pub mod policy;
 pub mod queue;
 pub mod records;
+pub mod stream;
+pub mod stream_queue;
 pub mod tracer;
 pub mod vhost;
 pub mod vhosts;

@@ -103,6 +103,11 @@ impl Persistence {
         self.defs.handle().request();
     }
 
+    /// The data directory (where the definitions file lives), for stream logs.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.defs_path.parent().unwrap_or(std::path::Path::new("."))
+    }
+
     /// The definitions writer, for waiting on it.
     pub fn definitions(&self) -> &DefinitionsHandle {
         self.defs.handle()

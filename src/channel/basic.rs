@@ -14,12 +14,16 @@ use crate::broker::events::ChannelRef;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
+use crate::broker::stream::StartAt;
+use crate::broker::stream_queue::args::{start_at, wall_ms};
+use crate::broker::stream_queue::split_done;
 use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
 use crate::codec::{self, Publish, ShortStr};
 use crate::error::{Exception, ReplyCode};
 use crate::stats::{ConsumerView, Gauge, Key};
+use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, AMQPClass};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -94,10 +98,19 @@ impl Channel {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.
             let done = seq.map(|seq| ctx.answer_from_store(self.id, seq));
+            // Streams answer a confirm once their log is durable, beside the store.
+            let streams = targets.iter().filter(|q| q.stream.is_some()).count();
+            let (done, mut stream_done) = match done {
+                Some(d) if streams > 0 => confirm_parts(d, streams, &msg, &targets),
+                d => (d, Vec::new()),
+            };
             let store_id = store_message(&msg, &targets, done);
-            stored = store_id != 0;
+            stored = store_id != 0 || (streams > 0 && seq.is_some());
             let sharers = targets.len();
             for queue in targets.drain(..) {
+                if queue.stream_publish(&msg, stream_done.pop()) {
+                    continue;
+                }
                 refused |= queue.publish(msg.clone(), store_id, sharers) == Enqueued::Refused;
             }
         }
@@ -269,6 +282,11 @@ impl Channel {
             self.consumer_prefetch,
             self.channel_credit.clone(),
         ));
+        // A stream consumer starts where x-stream-offset says; RabbitMQ's refusals first.
+        let start = match &queue.stream {
+            Some(_) => Some(self.stream_start(&queue, &m)?),
+            None => None,
+        };
         let priority = m
             .arguments
             .inner()
@@ -296,6 +314,9 @@ impl Channel {
                 &m.arguments,
             );
         }
+        if let (Some(stream), Some(start)) = (&queue.stream, start) {
+            stream.start_reading(queue.clone(), info.clone(), ctx.handle.clone(), start);
+        }
         // consume-ok still goes out before the first delivery: deliveries wait in the
         // outbox until the connection drains it, after this handler returns.
         if !m.nowait {
@@ -316,6 +337,24 @@ impl Channel {
         });
         self.consumers.insert(tag, ChannelConsumer { info, queue });
         Ok(())
+    }
+
+    /// Where a stream consumer starts, after RabbitMQ's checks: manual acks and a
+    /// prefetch are required (credit is what bounds a reader), x-stream-offset must read.
+    fn stream_start(&self, queue: &Queue, m: &amqp_basic::Consume) -> Result<StartAt, Exception> {
+        if m.no_ack {
+            return Err(Exception::not_implemented(format!(
+                "automatic acknowledgement not supported by stream queues {}",
+                queue.describe()
+            )));
+        }
+        if self.consumer_prefetch == 0 {
+            return Err(Exception::precondition_failed(format!(
+                "consumer prefetch count is not set for '{}'",
+                queue.describe()
+            )));
+        }
+        start_at(&m.arguments, wall_ms())
     }
 
     pub(super) fn cancel(&mut self, ctx: &mut Ctx, m: amqp_basic::Cancel) -> Result<(), Exception> {
@@ -367,6 +406,12 @@ impl Channel {
         let name = self.queue_name(m.queue.as_str())?;
         self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
         let queue = ctx.vhost.queue(&name, ctx.connection)?;
+        if queue.stream.is_some() {
+            return Err(Exception::not_implemented(format!(
+                "basic.get not supported by stream queues {}",
+                queue.describe()
+            )));
+        }
         let (item, remaining) = match queue.get(ctx.handle, self.id, !m.no_ack) {
             Get::Message(item, remaining) => (item, remaining),
             Get::Empty => {
@@ -458,6 +503,15 @@ impl Channel {
             .unacked
             .take(tag, multiple)
             .ok_or_else(|| Self::unknown_tag(tag))?;
+        if let Some((_, e)) = entries.iter().find(|(_, e)| e.queue.stream.is_some()) {
+            let refusal = Exception::not_implemented(format!(
+                "basic.nack and basic.reject not supported by stream queues {}",
+                e.queue.describe()
+            ));
+            // The connection closes: what was taken goes back as on any close.
+            requeue_entries(entries);
+            return Err(refusal);
+        }
         self.settle(
             entries,
             if requeue {
@@ -538,4 +592,20 @@ fn lookup_first(ctx: &Ctx, exchange: &str, refusal: Exception) -> Exception {
         Err(lookup) => lookup,
         Ok(()) => refusal,
     }
+}
+
+/// A confirm for a message routed to `streams` stream queues among `targets`: one part
+/// for each stream's log and, if the message store will hold it too, one for the store
+/// (returned first); the publisher is answered when all parts are.
+fn confirm_parts(
+    done: Done,
+    streams: usize,
+    msg: &Message,
+    targets: &[Arc<Queue>],
+) -> (Option<Done>, Vec<Done>) {
+    let to_store = props::delivery_mode(msg.properties()) == Some(2)
+        && targets.iter().any(|q| q.store.is_some());
+    let mut parts = split_done(done, streams + usize::from(to_store));
+    let store = if to_store { parts.pop() } else { None };
+    (store, parts)
 }

@@ -155,6 +155,7 @@ mod tests {
             false,
             FieldTable::default(),
             None,
+            None,
             crate::broker::memory::Memory::new(u64::MAX),
             None,
             (Default::default(), &FieldTable::default()),

@@ -158,7 +158,7 @@ impl Applied {
 
 /// The queue settings a policy can give, as the x- argument each one stands for, and
 /// whether the smaller of argument and policy wins (else the argument wins).
-const QUEUE_KEYS: [(&str, &str, bool); 9] = [
+const QUEUE_KEYS: [(&str, &str, bool); 10] = [
     ("expires", "x-expires", true),
     ("message-ttl", "x-message-ttl", true),
     ("max-length", "x-max-length", true),
@@ -172,6 +172,8 @@ const QUEUE_KEYS: [(&str, &str, bool); 9] = [
     ),
     ("overflow", "x-overflow", false),
     ("queue-mode", "x-queue-mode", false),
+    // Streams' retention by age (a string such as "7D"); only streams read it.
+    ("max-age", "x-max-age", false),
 ];
 
 impl Policies {

@@ -61,11 +61,19 @@ impl Queue {
             .then(|| consumers.first().map(|c| c.tag.clone()))
             .flatten();
         let (messages_unacked, bytes_unacked) = st.handed.unacked(&self.returned);
+        // A stream's messages are its log's entries (RabbitMQ shows them as ready).
+        let (messages_ready, bytes_ready) = match &self.stream {
+            Some(s) => {
+                let stats = s.stats();
+                (stats.entries, stats.bytes)
+            }
+            None => (st.ready.len() as u64, st.ready.bytes),
+        };
         QueueFigures {
             messages_unacked,
             bytes_unacked,
-            messages_ready: st.ready.len() as u64,
-            bytes_ready: st.ready.bytes,
+            messages_ready,
+            bytes_ready,
             consumers,
             single_active_tag,
             last_used_ms: wall_clock_ms(self.last_used.load(Ordering::Relaxed)),

@@ -25,6 +25,7 @@ use super::message::Message;
 use super::persist::QueueStore;
 use super::policy::Applied;
 use super::records;
+use super::stream_queue::StreamQueue;
 use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -103,6 +104,8 @@ pub struct Queue {
     pub arguments: FieldTable,
     /// Durable queues with a data directory record their persistent messages here.
     pub store: Option<QueueStore>,
+    /// A stream queue's engine (its log and readers); `None` for every other queue.
+    pub stream: Option<Arc<StreamQueue>>,
     memory: Arc<Memory>,
     /// What the record takes in the memory accounting, given back when it drops.
     record_bytes: u32,
@@ -284,6 +287,7 @@ impl Queue {
         auto_delete: bool,
         arguments: FieldTable,
         store: Option<QueueStore>,
+        stream: Option<Arc<StreamQueue>>,
         memory: Arc<Memory>,
         dead_letter: Option<DeadLetterTarget>,
         policy: (Applied, &FieldTable),
@@ -304,6 +308,7 @@ impl Queue {
             auto_delete,
             arguments,
             store,
+            stream,
             memory: memory.clone(),
             record_bytes,
             dead_letter: RwLock::new(dead_letter),
@@ -336,6 +341,17 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the definitions file holds this queue: a durable queue with a data
+    /// directory (its messages in the store, or its log for a stream).
+    pub fn persisted(&self) -> bool {
+        self.store.is_some() || self.stream.is_some()
+    }
+
+    /// "queue 'q' in vhost '/'", as RabbitMQ names a queue in its texts.
+    pub fn describe(&self) -> String {
+        format!("queue '{}' in vhost '{}'", self.name, self.vhost)
+    }
+
     /// RESOURCE_LOCKED unless `connection` may use this queue.
     pub fn check_exclusive(&self, connection: u64) -> Result<(), Exception> {
         match self.exclusive_owner {
@@ -359,6 +375,10 @@ impl Queue {
     /// message store's id when the message is persistent (ignored by transient queues);
     /// `sharers` is how many queues it was routed to (memory accounting counts it once).
     pub fn publish(self: &Arc<Self>, msg: Message, store_id: u64, sharers: usize) -> Enqueued {
+        // Transactions, dead letters and the API publish to a stream without a confirm.
+        if self.stream_publish(&msg, None) {
+            return Enqueued::Yes;
+        }
         let store_id = if self.store.is_some() { store_id } else { 0 };
         let mut st = self.lock();
         if st.deleted {
@@ -385,6 +405,17 @@ impl Queue {
         self.dispatch_locked(&mut st);
         self.drop_head(&mut st);
         Enqueued::Yes
+    }
+
+    /// Appends to this queue's log if it is a stream (`done`: the publisher's confirm,
+    /// answered once the entry is durable); false for other queues.
+    pub fn stream_publish(&self, msg: &Message, done: Option<crate::store::Done>) -> bool {
+        let Some(stream) = &self.stream else {
+            return false;
+        };
+        self.stats.add(crate::stats::Key::Publish, 1);
+        stream.publish(msg, done);
+        true
     }
 
     /// x-overflow drop-head: the oldest ready messages make room.
@@ -419,6 +450,10 @@ impl Queue {
         };
         if unchanged || st.deleted {
             return;
+        }
+        if let Some(stream) = &self.stream {
+            // Retention (max-age, max-length-bytes) follows the policies; memory only.
+            stream.reconfigure(effective);
         }
         let limits = Limits::from_arguments(effective);
         let drops = !st.limits.reject_publish;
@@ -556,6 +591,10 @@ impl Queue {
 
     /// A message a client had to acknowledge is acked (or the API's get settles it).
     pub fn acked(&self, item: &Queued) {
+        if self.stream.is_some() {
+            // A stream keeps its entries: an ack only gave credit back (the channel did).
+            return;
+        }
         self.returned.settled(item);
         self.settled(item);
         self.forget_poison(item);
@@ -643,6 +682,10 @@ impl Queue {
         redelivered: bool,
         counted: bool,
     ) {
+        if self.stream.is_some() {
+            // Nothing goes back into a stream: the entries never left it.
+            return;
+        }
         let mut st = self.lock();
         if st.deleted {
             // Nowhere to go back to: the messages are gone with their queue.
@@ -704,6 +747,9 @@ impl Queue {
 
     pub fn remove_consumer(&self, connection: u64, channel: u16, tag: &str) -> ConsumerRemoved {
         self.touch();
+        if let Some(stream) = &self.stream {
+            stream.stop_reading(connection, channel, &ShortStr::from(tag));
+        }
         let mut st = self.lock();
         let Some(at) = st.consumers.iter().position(|c| {
             c.connection.id == connection && c.info.channel == channel && c.info.tag.as_str() == tag
@@ -724,6 +770,9 @@ impl Queue {
 
     /// Feeds consumers that got credit back.
     pub fn dispatch(self: &Arc<Self>) {
+        if let Some(stream) = &self.stream {
+            return stream.wake();
+        }
         let mut st = self.lock();
         self.dispatch_locked(&mut st);
     }
@@ -859,6 +908,9 @@ impl Queue {
     /// Marks the queue deleted, drops its messages and tells its consumers (on other
     /// connections too) that they are cancelled. Returns the number of messages dropped.
     pub fn mark_deleted(&self) -> u32 {
+        if let Some(stream) = &self.stream {
+            stream.delete();
+        }
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready.len() as u32;

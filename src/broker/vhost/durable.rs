@@ -46,7 +46,7 @@ impl VHost {
         let topo = self.read();
         let durable_queue = |q: &Queue| match transient {
             true => q.exclusive_owner.is_none(),
-            false => q.store.is_some(),
+            false => q.persisted(),
         };
         let durable_exchange = |x: &Exchange| x.durable || transient;
         for x in topo.exchanges.values() {
@@ -159,6 +159,19 @@ impl VHost {
             }
             let arguments = typed_table(&q.arguments, &q.extra);
             let settings = self.queue_settings(&policies, &q.name, &arguments);
+            let (store, stream) = match self.queue_engine(
+                &q.name,
+                q.durable,
+                false,
+                &settings.effective,
+            ) {
+                Ok(engine) => engine,
+                Err(e) => {
+                    // The queue is left out rather than served without its log.
+                    tracing::error!(queue = %q.name, vhost = %self.name, error = %e.text, "stream queue not recovered");
+                    continue;
+                }
+            };
             let queue = Queue::new(
                 ShortStr::from(q.name.as_str()),
                 &self.name,
@@ -166,7 +179,8 @@ impl VHost {
                 None,
                 q.auto_delete,
                 arguments.clone(),
-                self.queue_store(&q.name, q.durable, false),
+                store,
+                stream,
                 self.memory.clone(),
                 settings.dead_letter,
                 (settings.applied, &settings.effective),

@@ -20,6 +20,7 @@ use super::message::Message;
 use super::persist::{Persistence, QueueStore};
 use super::policy::{Applied, Policies};
 use super::queue::Queue;
+use super::stream_queue::StreamQueue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use crate::hash::NameMap;
@@ -254,6 +255,29 @@ impl VHost {
         Some(QueueStore::new(p, &self.name, name))
     }
 
+    /// A new or recovered queue's storage: a stream's log (and no message store: its
+    /// entries live in the log), or the message store for a durable classic or quorum
+    /// queue. `arguments`: the effective ones (declared, with the policies' settings).
+    fn queue_engine(
+        &self,
+        name: &str,
+        durable: bool,
+        exclusive: bool,
+        arguments: &FieldTable,
+    ) -> Result<(Option<QueueStore>, Option<Arc<StreamQueue>>), Exception> {
+        let stream = crate::broker::stream_queue::open_for(
+            self.persist.as_deref().map(|p| p.data_dir()),
+            self.persist.as_ref().map(|p| p.definitions().clone()),
+            &self.name,
+            name,
+            arguments,
+        )?;
+        match stream {
+            Some(s) => Ok((None, Some(s))),
+            None => Ok((self.queue_store(name, durable, exclusive), None)),
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Topology> {
         // Poisoning would need a panic inside a short critical section; the topology is
         // still consistent (each change is made whole before the guard drops).
@@ -462,6 +486,8 @@ impl VHost {
         }
         self.check_queue_limit(topo.queues.len(), name)?;
         let settings = self.queue_settings(&self.policies(), name, d.arguments);
+        let (store, stream) =
+            self.queue_engine(name, d.durable, d.exclusive, &settings.effective)?;
         let queue = Queue::new(
             ShortStr::from(name),
             &self.name,
@@ -469,12 +495,13 @@ impl VHost {
             d.exclusive.then_some(connection),
             d.auto_delete,
             d.arguments.clone(),
-            self.queue_store(name, d.durable, d.exclusive),
+            store,
+            stream,
             self.memory.clone(),
             settings.dead_letter,
             (settings.applied, &settings.effective),
         );
-        topo.dirty |= queue.store.is_some();
+        topo.dirty |= queue.persisted();
         if let Some(e) = self.events() {
             e.queue_created(&self.name, &queue);
         }
@@ -555,6 +582,7 @@ impl VHost {
             true,
             FieldTable::default(),
             None,
+            None,
             self.memory.clone(),
             None,
             (Applied::default(), &FieldTable::default()),
@@ -590,7 +618,14 @@ impl VHost {
     }
 
     pub fn purge_queue(&self, name: &str, connection: u64) -> Result<u32, Exception> {
-        Ok(self.queue(name, connection)?.purge())
+        let queue = self.queue(name, connection)?;
+        if queue.stream.is_some() {
+            return Err(Exception::not_implemented(format!(
+                "queue.purge not supported by stream queues {}",
+                self.describe_queue(name)
+            )));
+        }
+        Ok(queue.purge())
     }
 
     pub fn bind_queue(
@@ -621,7 +656,7 @@ impl VHost {
             .get_mut(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
-        let durable = x.durable && q.store.is_some();
+        let durable = x.durable && q.persisted();
         let dest = Destination::Queue(q);
         let added = x.bind(&dest, key, arguments)?;
         let history = x.recent_history().filter(|_| added);
@@ -720,7 +755,7 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(exchange) else {
             return Ok(());
         };
-        let durable = x.durable && q.store.is_some();
+        let durable = x.durable && q.persisted();
         let dest = Destination::Queue(q);
         let removed = x.unbind(&dest, key, arguments);
         let emptied = x.auto_delete && !x.has_bindings();
@@ -933,7 +968,7 @@ impl Drop for TopologyWrite<'_> {
 
 fn remove_queue_locked(topo: &mut Topology, queue: &Arc<Queue>) -> u32 {
     topo.queues.remove(queue.name.as_str());
-    topo.dirty |= queue.store.is_some();
+    topo.dirty |= queue.persisted();
     remove_destination_locked(topo, &Destination::Queue(queue.clone()));
     queue.mark_deleted()
 }

@@ -108,6 +108,14 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
     put("single_active_consumer_tag", json!(f.single_active_tag));
     put("head_message_timestamp", Value::Null);
     put("recoverable_slaves", Value::Null);
+    if let Some(stream) = &q.stream {
+        // RabbitMQ's stream fields on one node: the members, those online, and how many
+        // readers (consumers) each member serves.
+        let node = api.node.name.clone();
+        put("members", json!([node]));
+        put("online", json!([node]));
+        put("readers", json!({ node: stream.readers() }));
+    }
     q.applied_policy().queue_fields(&mut m);
     crate::stats::json::fill_queue(&api.broker.stats, q, &mut m);
     m
