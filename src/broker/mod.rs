@@ -6,6 +6,7 @@
 pub mod arguments;
 pub mod consumer;
 pub mod deadletter;
+pub mod delayed;
 pub mod definitions;
 pub mod disk;
 pub mod exchange;
@@ -58,6 +59,8 @@ pub struct Broker {
     pub auth_attempts: crate::access::attempts::AuthAttempts,
     /// Connections, channels and message counters as the management API shows them.
     pub stats: Arc<crate::stats::Stats>,
+    /// Messages delayed exchanges hold, and the task that routes them when due.
+    pub delayed: Arc<delayed::Scheduler>,
 }
 
 impl Default for Broker {
@@ -182,10 +185,14 @@ impl Broker {
                 }
             }
         }
+        let mut held = delayed::recover::Recovering::new(&broker, &persist.store);
         let mut messages = 0usize;
         recovered.stream(|rec, holders| {
             let mut msg: Option<Message> = None;
             for &(key, redelivered) in holders {
+                if held.take(key, rec) {
+                    continue;
+                }
                 if let Some(q) = targets.get(key) {
                     // One message however many queues hold it; each gets a cheap clone.
                     let m = msg
@@ -227,6 +234,7 @@ impl Broker {
             p.register_users(&users);
             p.register_globals(&globals);
         }
+        let delayed = delayed::Scheduler::new(memory.clone());
         Broker {
             vhosts: RwLock::new(HashMap::new()),
             users,
@@ -243,6 +251,7 @@ impl Broker {
             globals,
             auth_attempts: Default::default(),
             stats: Arc::default(),
+            delayed,
         }
     }
 

@@ -39,11 +39,16 @@ impl Channel {
         msg: Message,
     ) -> Result<(), Exception> {
         let mut targets = std::mem::take(&mut self.route_buf);
-        let routed = ctx.vhost.route(msg.exchange(), &msg, &mut targets);
-        if let Err(e) = routed {
-            self.route_buf = targets;
-            return Err(e.on(60, 40));
-        }
+        let held = match ctx.vhost.route(msg.exchange(), &msg, &mut targets) {
+            Ok(held) => held,
+            Err(e) => {
+                self.route_buf = targets;
+                return Err(e.on(60, 40));
+            }
+        };
+        // A delayed exchange that took it routes it later: not unroutable now, and never
+        // returned (as with RabbitMQ's plugin, mandatory cannot apply to it then).
+        let unroutable = targets.is_empty() && held.count == 0;
         let (stats, number) = (&self.stats, self.id);
         ctx.vhost
             .tracing
@@ -51,8 +56,8 @@ impl Channel {
                 name: &stats.name,
                 number,
             });
-        self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
-        if targets.is_empty() {
+        self.count_publish(&publish.exchange, !unroutable, publish.mandatory);
+        if unroutable {
             // The unroutable path only: a routed publish never takes this lock.
             if let Some(stats) = ctx.vhost.stats() {
                 stats.diagnostics.unroutable(
@@ -64,7 +69,7 @@ impl Channel {
                 );
             }
         }
-        if targets.is_empty() && publish.mandatory {
+        if unroutable && publish.mandatory {
             codec::encode_return(
                 ctx.out,
                 self.id,
@@ -83,15 +88,21 @@ impl Channel {
         }
         let seq = self.confirms.as_mut().map(Confirms::next);
         let (mut stored, mut refused) = (false, false);
-        if targets.is_empty() {
+        if targets.is_empty() && !held.stored {
         } else if let Some(tx) = &mut self.tx {
             tx.publishes.push((msg, std::mem::take(&mut targets)));
         } else {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.
             let done = seq.map(|seq| ctx.answer_from_store(self.id, seq));
-            let store_id = store_message(&msg, &targets, done);
+            // Held and written by a delayed exchange: one sync after both writes covers it.
+            let (for_queues, for_held) = if held.stored { (None, done) } else { (done, None) };
+            let store_id = store_message(&msg, &targets, for_queues);
             stored = store_id != 0;
+            if let Some(done) = for_held {
+                ctx.vhost.after_held_stored(done);
+                stored = true;
+            }
             let sharers = targets.len();
             for queue in targets.drain(..) {
                 refused |= queue.publish(msg.clone(), store_id, sharers) == Enqueued::Refused;

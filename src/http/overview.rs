@@ -32,7 +32,8 @@ pub fn routes() -> Router<Api> {
 
 fn exchange_types() -> Value {
     let t = |name: &str| json!({"name": name, "description": "AMQP ".to_owned() + name + " exchange, as per the AMQP specification", "enabled": true});
-    json!([t("direct"), t("fanout"), t("headers"), t("topic")])
+    let delayed = json!({"name": "x-delayed-message", "description": "Delayed Message Exchange.", "enabled": true});
+    json!([t("direct"), t("fanout"), t("headers"), t("topic"), delayed])
 }
 
 async fn overview(

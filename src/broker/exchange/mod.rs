@@ -26,6 +26,9 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// `x-delayed-message`: routes as its `x-delayed-type` after each message's
+    /// `x-delay` (see `broker::delayed`).
+    Delayed,
 }
 
 impl ExchangeKind {
@@ -35,6 +38,7 @@ impl ExchangeKind {
             "fanout" => Some(ExchangeKind::Fanout),
             "topic" => Some(ExchangeKind::Topic),
             "headers" => Some(ExchangeKind::Headers),
+            crate::broker::delayed::delay::TYPE_NAME => Some(ExchangeKind::Delayed),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::Delayed => crate::broker::delayed::delay::TYPE_NAME,
         }
     }
 }
@@ -110,8 +115,15 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
-        let routes = match kind {
-            ExchangeKind::Direct => Routes::Direct(NameMap::default()),
+        // A delayed exchange routes as its x-delayed-type (checked at declare).
+        let routing = match kind {
+            ExchangeKind::Delayed => {
+                crate::broker::delayed::delay::routing_kind(&arguments).unwrap_or(kind)
+            }
+            _ => kind,
+        };
+        let routes = match routing {
+            ExchangeKind::Direct | ExchangeKind::Delayed => Routes::Direct(NameMap::default()),
             ExchangeKind::Fanout => Routes::Fanout(Vec::new()),
             ExchangeKind::Topic => Routes::Topic(TopicTable::new()),
             ExchangeKind::Headers => Routes::Headers(Vec::new()),
@@ -276,6 +288,15 @@ impl Exchange {
             Routes::Headers(list) => list.retain(|(_, d)| d != dest),
         }
         before - self.bindings.len()
+    }
+
+    /// The delay a message published to this exchange waits for (delayed exchanges
+    /// only: every other kind pays this one comparison).
+    pub fn delay(&self, msg: &Message) -> Option<u64> {
+        if self.kind != ExchangeKind::Delayed {
+            return None;
+        }
+        crate::broker::delayed::delay::delay_of(msg.headers().as_ref())
     }
 
     /// Reports the destinations this message goes to (possibly with repeats: the caller

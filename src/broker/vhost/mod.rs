@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 
 mod connections;
+mod delayed;
 mod durable;
 mod limits;
 mod meta;
@@ -38,6 +39,7 @@ mod snapshot;
 mod teardown;
 
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
+pub use delayed::Held;
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
 pub use snapshot::{BindingInfo, ExchangeInfo};
@@ -83,6 +85,8 @@ pub struct VHost {
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
     /// Message traces on this vhost's exchanges and queues (see `tracer`).
     pub tracing: crate::broker::tracer::Tracing,
+    /// Where delayed exchanges hold their messages (set once by the broker).
+    delayed: std::sync::OnceLock<delayed::DelayedHandle>,
 }
 
 #[derive(Debug, Default)]
@@ -156,6 +160,7 @@ impl VHost {
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
             tracing: Default::default(),
+            delayed: std::sync::OnceLock::new(),
         }
     }
 
@@ -272,6 +277,9 @@ impl VHost {
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
+        if kind == ExchangeKind::Delayed {
+            crate::broker::delayed::delay::check_type(d.arguments)?;
+        }
         let mut topo = self.write();
         self.check_alive(&topo)?;
         if let Some(x) = topo.exchanges.get(name) {
@@ -340,7 +348,11 @@ impl VHost {
                 format!("{} in use", self.describe_exchange(name)),
             )),
             Some(x) => {
+                let delayed = x.kind == ExchangeKind::Delayed;
                 topo.dirty |= x.durable;
+                if delayed {
+                    self.drop_held(name);
+                }
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
                 drop(topo);
@@ -666,13 +678,14 @@ impl VHost {
         Ok(())
     }
 
-    /// Routes a message published to `exchange`; `out` gets each target queue once.
+    /// Routes a message published to `exchange`; `out` gets each target queue once. What
+    /// delayed exchanges on the way took is held by them and reported.
     pub fn route(
         &self,
         exchange: &str,
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), Exception> {
+    ) -> Result<Held, Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         self.check_alive(&topo)?;
@@ -691,7 +704,7 @@ impl VHost {
                     out.push(q.clone());
                 }
             }
-            return Ok(());
+            return Ok(Held::default());
         }
         let x = topo
             .exchanges
@@ -703,6 +716,26 @@ impl VHost {
                 self.describe_exchange(exchange)
             )));
         }
+        let mut held = Held::default();
+        self.route_from(&topo, exchange, x, msg, out, &mut held);
+        drop(topo);
+        if out.len() > 1 {
+            out.sort_unstable_by_key(|q| q.id);
+            out.dedup_by_key(|q| q.id);
+        }
+        Ok(held)
+    }
+
+    /// Routing from exchange `x` (named `exchange`) on, under the topology read lock.
+    fn route_from<'t>(
+        &self,
+        topo: &'t Topology,
+        exchange: &str,
+        x: &'t Exchange,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        held: &mut Held,
+    ) {
         // Exchange-to-exchange bindings and alternate exchanges: visit each exchange once
         // (bindings may form cycles). Both vectors stay empty, unallocated, without them.
         let mut pending: Vec<Arc<str>> = Vec::new();
@@ -710,13 +743,18 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            current.route(msg, &mut |d| {
+            if let Some(delay) = self.delay_at(current, msg) {
+                self.hold(current, msg, delay, held);
                 routed = true;
-                match d {
-                    Destination::Queue(q) => out.push(q.clone()),
-                    Destination::Exchange(name) => pending.push(name.clone()),
-                }
-            });
+            } else {
+                current.route(msg, &mut |d| {
+                    routed = true;
+                    match d {
+                        Destination::Queue(q) => out.push(q.clone()),
+                        Destination::Exchange(name) => pending.push(name.clone()),
+                    }
+                });
+            }
             if !routed {
                 if let Some(ae) = &current.alternate {
                     pending.push(ae.clone());
@@ -739,12 +777,6 @@ impl VHost {
                 None => break,
             }
         }
-        drop(topo);
-        if out.len() > 1 {
-            out.sort_unstable_by_key(|q| q.id);
-            out.dedup_by_key(|q| q.id);
-        }
-        Ok(())
     }
 
     /// The sweep: drops expired messages at the heads of this vhost's queues, and deletes

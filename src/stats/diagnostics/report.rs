@@ -50,7 +50,7 @@ fn unroutable(broker: &Broker) -> Vec<Finding> {
         let probe = Message::new(&e.exchange, &e.routing_key, &[0, 0], &[]);
         targets.clear();
         match vhost.route(&e.exchange, &probe, &mut targets) {
-            Ok(()) if targets.is_empty() => {
+            Ok(held) if targets.is_empty() && held.count == 0 => {
                 let open = broker.stats.connection(&e.connection).is_some();
                 out.push(unroutable_finding(&e, open));
             }
