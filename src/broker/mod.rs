@@ -6,8 +6,8 @@
 pub mod arguments;
 pub mod consumer;
 pub mod deadletter;
-pub mod delayed;
 pub mod definitions;
+pub mod delayed;
 pub mod disk;
 pub mod exchange;
 pub mod globals;

@@ -96,7 +96,11 @@ impl Channel {
             // its confirm waits for the fdatasync that covers it.
             let done = seq.map(|seq| ctx.answer_from_store(self.id, seq));
             // Held and written by a delayed exchange: one sync after both writes covers it.
-            let (for_queues, for_held) = if held.stored { (None, done) } else { (done, None) };
+            let (for_queues, for_held) = if held.stored {
+                (None, done)
+            } else {
+                (done, None)
+            };
             let store_id = store_message(&msg, &targets, for_queues);
             stored = store_id != 0;
             if let Some(done) = for_held {

@@ -130,17 +130,25 @@ mod tests {
         assert_eq!(d(AMQPValue::Double(f64::NAN)), None);
         assert_eq!(d(AMQPValue::Double(f64::INFINITY)), Some(i64::MAX as u64));
         assert_eq!(
-            d(AMQPValue::DecimalValue(DecimalValue { scale: 1, value: 1234 })),
+            d(AMQPValue::DecimalValue(DecimalValue {
+                scale: 1,
+                value: 1234
+            })),
             Some(123)
         );
         assert_eq!(
-            d(AMQPValue::DecimalValue(DecimalValue { scale: 255, value: 1 })),
+            d(AMQPValue::DecimalValue(DecimalValue {
+                scale: 255,
+                value: 1
+            })),
             None
         );
         assert_eq!(d(AMQPValue::LongString(LongString::from("450"))), Some(450));
         assert_eq!(d(AMQPValue::ShortString(ShortString::from("+7"))), Some(7));
         assert_eq!(
-            d(AMQPValue::LongString(LongString::from("99999999999999999999999"))),
+            d(AMQPValue::LongString(LongString::from(
+                "99999999999999999999999"
+            ))),
             Some(i64::MAX as u64)
         );
         assert_eq!(d(AMQPValue::LongString(LongString::from("12a"))), None);
@@ -156,9 +164,6 @@ mod tests {
     #[test]
     fn routed_header_is_minus_the_delay() {
         assert_eq!(routed_header(300), AMQPValue::LongInt(-300));
-        assert_eq!(
-            routed_header(u64::MAX),
-            AMQPValue::LongLongInt(-i64::MAX)
-        );
+        assert_eq!(routed_header(u64::MAX), AMQPValue::LongLongInt(-i64::MAX));
     }
 }

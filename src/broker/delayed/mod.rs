@@ -128,7 +128,10 @@ impl Drop for Scheduler {
 /// The store key of a delayed exchange's held messages. Its shape ("delayed:" before a
 /// queue key) never parses as a queue key, so no queue ever meets it.
 pub fn store_key(vhost: &str, exchange: &str) -> Arc<str> {
-    Arc::from(format!("delayed:{}", crate::store::queue_key(vhost, exchange)))
+    Arc::from(format!(
+        "delayed:{}",
+        crate::store::queue_key(vhost, exchange)
+    ))
 }
 
 /// The (vhost, exchange) a key made by `store_key` names.
@@ -327,7 +330,9 @@ async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>) {
             tokio::task::yield_now().await;
             continue;
         }
-        let wait = next.map_or(MAX_SLEEP_MS, |t| t.saturating_sub(now).clamp(0, MAX_SLEEP_MS));
+        let wait = next.map_or(MAX_SLEEP_MS, |t| {
+            t.saturating_sub(now).clamp(0, MAX_SLEEP_MS)
+        });
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}

@@ -60,9 +60,7 @@ impl<'a> Recovering<'a> {
             return true;
         };
         let msg = Message::new(published_to, rec.routing_key, rec.properties, rec.body);
-        self.broker
-            .delayed
-            .hold(target.clone(), msg, due, rec.id);
+        self.broker.delayed.hold(target.clone(), msg, due, rec.id);
         self.held += 1;
         true
     }
