@@ -26,6 +26,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
+DELAYED_COLUMNS="python node"     # the columns with scenario 20 (the delayed-message exchange)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -184,6 +185,7 @@ rows_of() {  # rows_of COL -> the rows this column must report
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
   case " $HTTP_COLUMNS " in *" $1 "*) echo 18 ;; esac
+  case " $DELAYED_COLUMNS " in *" $1 "*) echo 20 ;; esac
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
 }
 
@@ -237,7 +239,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS 18 tls celery admin"
+ALL_ROWS="$SCENARIO_ROWS 18 20 tls celery admin"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 
