@@ -745,3 +745,64 @@ async fn many_pending_messages_are_held_and_counted_in_memory() {
         .unwrap();
     broker.stop().await;
 }
+
+/// The warren binary on `dir`, and its AMQP port from the ready line.
+async fn spawn_warren(dir: &std::path::Path) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["--port", "0", "--bind", "127.0.0.1", "--log", "warn"])
+        .args([
+            "--management-port",
+            "0",
+            "--prometheus-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env_remove("WARREN_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn warren");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    within(tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("ready line");
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+    (child, port.unwrap_or_else(|| panic!("no port in {line:?}")))
+}
+
+#[tokio::test]
+async fn confirmed_held_messages_survive_kill_9() {
+    let dir = std::env::temp_dir().join(format!("warren-delayed-kill9-{}", std::process::id()));
+    let (mut child, port) = spawn_warren(&dir).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let conn = within(lapin::Connection::connect(&url, Default::default()))
+        .await
+        .unwrap();
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .unwrap();
+    durable_setup(&ch).await;
+    for i in 0..20u8 {
+        confirmed(&ch, &[i], persistent_delay(300 + i32::from(i))).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    let _ = within(child.wait()).await;
+    let (_child, port) = spawn_warren(&dir).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let conn = within(lapin::Connection::connect(&url, Default::default()))
+        .await
+        .unwrap();
+    let ch = within(conn.create_channel()).await.unwrap();
+    for i in 0..20u8 {
+        let m = common::get_eventually(&ch, "dq").await;
+        assert_eq!(m.delivery.data, [i]);
+    }
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
+}
