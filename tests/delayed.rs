@@ -806,3 +806,47 @@ async fn confirmed_held_messages_survive_kill_9() {
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn past_the_memory_budget_held_messages_spill_to_disk_and_come_back_in_order() {
+    // A budget the process itself already fills: every far enough message spills.
+    let broker = TestBroker::start_with(|c| warren::Config {
+        queue_memory: 1 << 20,
+        ..c
+    })
+    .await;
+    let (_conn, ch) = broker.channel().await;
+    declare_delayed(&ch, "dx", "direct", false).await;
+    bound(&ch, "dq", "dx", "k", FieldTable::default()).await;
+    let n = 3000u32;
+    let body = |i: u32| format!("message {i} {}", "x".repeat(200)).into_bytes();
+    for i in 0..n {
+        // Due in about 2.5 s, in publish order (a few share a millisecond).
+        send(
+            &ch,
+            "dx",
+            "k",
+            &body(i),
+            with_delay(Some(AMQPValue::LongInt(2500))),
+        )
+        .await;
+    }
+    let spill = broker.data_dir.join("pages").join("delayed.spill");
+    common::wait_until("the spill file", || async {
+        std::fs::metadata(&spill).is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    assert_eq!(ready(&ch, "dq").await, 0);
+    let mut c = consumer(&ch, "dq").await;
+    for i in 0..n {
+        let d = next(&mut c).await;
+        assert_eq!(d.data, body(i), "message {i}");
+        assert_eq!(header(&d, "x-delay"), Some(AMQPValue::LongInt(-2500)));
+    }
+    // Nothing left in it: emptied.
+    common::wait_until("the spill file emptied", || async {
+        std::fs::metadata(&spill).is_ok_and(|m| m.len() == 0)
+    })
+    .await;
+    broker.stop().await;
+}

@@ -21,11 +21,13 @@
 pub mod clock;
 pub mod delay;
 pub mod recover;
+mod spill;
 
 use super::memory::Memory;
 use super::message::Message;
 use super::vhost::VHost;
 use crate::store::StoreHandle;
+use spill::{Spill, Spilled};
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,10 +75,31 @@ struct Entry {
     seq: u64,
     target: Arc<Target>,
     /// Already carrying `x-delay: -delay`, as it will be routed.
-    msg: Message,
+    body: Body,
     /// Its id in the message store (0: not stored).
     store_id: u64,
 }
+
+/// Where a waiting message's bytes are.
+#[derive(Debug)]
+enum Body {
+    Memory(Message),
+    Spilled(Spilled),
+}
+
+impl Body {
+    /// What it counts in the memory accounting.
+    fn cost(&self) -> usize {
+        match self {
+            Body::Memory(m) => m.size() + ENTRY_BYTES,
+            Body::Spilled(_) => ENTRY_BYTES,
+        }
+    }
+}
+
+/// Messages due within this many ms are kept in memory even past the budget: writing
+/// them out would not pay.
+const SPILL_AFTER_MS: i64 = 2_000;
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
@@ -101,13 +124,25 @@ struct State {
     /// Each delayed exchange with messages (or once had some), by (vhost, exchange).
     targets: HashMap<(String, String), Arc<Target>>,
     seq: u64,
+    /// Messages past the budget (made when the page directory is first needed).
+    spill: Option<Spill>,
 }
 
-/// A message that is due, to be routed by its vhost.
-pub struct Due {
-    pub target: Arc<Target>,
-    pub msg: Message,
-    pub store_id: u64,
+/// A message that is due, to be routed by its vhost (`None`: its bytes come from the
+/// spill file's read, in order).
+struct Due {
+    target: Arc<Target>,
+    msg: Option<Message>,
+    store_id: u64,
+}
+
+/// What `take_due` found.
+struct Taken {
+    due: Vec<Due>,
+    /// The spilled ones' bytes, in order, once the I/O thread read them.
+    spilled: Option<tokio::sync::oneshot::Receiver<Vec<Option<Message>>>>,
+    /// When the next one is due (None: nothing waits).
+    next: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -191,9 +226,10 @@ impl Scheduler {
     /// Holds `msg` for `target` until `due` (Unix ms). `store_id` is its record in the
     /// message store, if it was written there. Starts the firing task on first use.
     pub fn hold(self: &Arc<Self>, target: Arc<Target>, msg: Message, due: i64, store_id: u64) {
-        self.memory.add(msg.size() + ENTRY_BYTES);
         target.pending.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
+        let body = self.place(&mut st, msg, due);
+        self.memory.add(body.cost());
         let earliest = st.heap.peek().is_none_or(|Reverse(e)| due < e.due);
         st.seq += 1;
         let seq = st.seq;
@@ -201,7 +237,7 @@ impl Scheduler {
             due,
             seq,
             target,
-            msg,
+            body,
             store_id,
         }));
         drop(st);
@@ -241,22 +277,42 @@ impl Scheduler {
         self.drop_where(&mut st, |t| t.vhost_name == vhost)
     }
 
+    /// Where a new message waits: in memory, or past the memory budget (and not due
+    /// soon) in the spill file.
+    fn place(&self, st: &mut State, msg: Message, due: i64) -> Body {
+        let Some(dir) = self.memory.paging() else {
+            return Body::Memory(msg);
+        };
+        if due.saturating_sub(clock::now_unix_ms()) < SPILL_AFTER_MS {
+            return Body::Memory(msg);
+        }
+        let spill = st.spill.get_or_insert_with(|| Spill::new(dir));
+        match spill.write(dir, &msg) {
+            Some(at) => Body::Spilled(at),
+            None => Body::Memory(msg),
+        }
+    }
+
     fn drop_where(&self, st: &mut State, gone: impl Fn(&Arc<Target>) -> bool) -> u64 {
-        let mut dropped = 0;
+        let (mut dropped, mut spilled) = (0, 0);
         st.heap.retain(|Reverse(e)| {
             if !gone(&e.target) {
                 return true;
             }
             dropped += 1;
+            spilled += u64::from(matches!(e.body, Body::Spilled(_)));
             self.settle(e);
             false
         });
+        if let (Some(spill), Some(dir)) = (&mut st.spill, self.memory.page_dir()) {
+            spill.forget(dir, spilled);
+        }
         dropped
     }
 
     /// A message leaves the scheduler (routed or dropped).
     fn settle(&self, e: &Entry) {
-        self.memory.sub(e.msg.size() + ENTRY_BYTES);
+        self.memory.sub(e.body.cost());
         e.target.pending.fetch_sub(1, Ordering::Relaxed);
         if let (Some((store, key)), id @ 1..) = (&e.target.store, e.store_id) {
             store.ack(key, id);
@@ -265,9 +321,10 @@ impl Scheduler {
 
     /// Takes up to `BATCH` messages due at `now`, in due order; and when the next one
     /// is due (None: nothing waits).
-    fn take_due(&self, now: i64) -> (Vec<Due>, Option<i64>) {
+    fn take_due(&self, now: i64) -> Taken {
         let mut st = self.lock();
         let mut due = Vec::new();
+        let mut spilled = Vec::new();
         while due.len() < BATCH {
             match st.heap.peek() {
                 Some(Reverse(e)) if e.due <= now => {}
@@ -277,16 +334,31 @@ impl Scheduler {
                 break;
             };
             // Counted out here; the store record is settled once the vhost routed it.
-            self.memory.sub(e.msg.size() + ENTRY_BYTES);
+            self.memory.sub(e.body.cost());
             e.target.pending.fetch_sub(1, Ordering::Relaxed);
+            let msg = match e.body {
+                Body::Memory(m) => Some(m),
+                Body::Spilled(at) => {
+                    spilled.push(at);
+                    None
+                }
+            };
             due.push(Due {
                 target: e.target,
-                msg: e.msg,
+                msg,
                 store_id: e.store_id,
             });
         }
-        let next = st.heap.peek().map(|Reverse(e)| e.due);
-        (due, next)
+        // Queued under the lock: before any later write reuses the emptied file.
+        let spilled = match (&mut st.spill, self.memory.page_dir()) {
+            (Some(spill), Some(dir)) if !spilled.is_empty() => Some(spill.read(dir, spilled)),
+            _ => None,
+        };
+        Taken {
+            due,
+            spilled,
+            next: st.heap.peek().map(|Reverse(e)| e.due),
+        }
     }
 
     /// Starts the firing task if it is not running and a runtime is at hand (at start,
@@ -313,12 +385,26 @@ async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>) {
             return;
         };
         let now = clock::now_unix_ms();
-        let (due, next) = s.take_due(now);
+        let Taken { due, spilled, next } = s.take_due(now);
         let full = due.len() == BATCH;
         drop(s);
+        let mut read_back = match spilled {
+            Some(rx) => rx.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+        .into_iter();
         for d in due {
-            if let Some(vhost) = d.target.vhost.upgrade() {
-                vhost.route_due(&d.target.exchange, &d.msg);
+            let msg = match d.msg {
+                Some(m) => Some(m),
+                None => read_back.next().flatten(),
+            };
+            match (msg, d.target.vhost.upgrade()) {
+                (Some(msg), Some(vhost)) => vhost.route_due(&d.target.exchange, &msg),
+                (None, _) => tracing::warn!(
+                    exchange = %d.target.exchange,
+                    "a held message could not be read back from the spill file: dropped"
+                ),
+                _ => {}
             }
             if let (Some((store, key)), id @ 1..) = (&d.target.store, d.store_id) {
                 // After the routed copies were sent to the store: the writer keeps

@@ -45,6 +45,9 @@ impl VHost {
 
     /// The delay exchange `x` gives `msg`, if it takes it (never without a scheduler).
     pub(super) fn delay_at(&self, x: &Exchange, msg: &Message) -> Option<u64> {
+        if x.kind != ExchangeKind::Delayed {
+            return None;
+        }
         self.delayed.get()?;
         x.delay(msg)
     }
