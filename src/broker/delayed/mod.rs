@@ -425,3 +425,25 @@ async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heap_entry_stays_small() {
+        // due, arrival, target, body (a message or a spill position), store id.
+        assert!(std::mem::size_of::<Entry>() <= 56, "{}", std::mem::size_of::<Entry>());
+    }
+
+    #[test]
+    fn store_keys_and_fields_round_trip_and_never_look_like_queue_keys() {
+        let key = store_key("/", "dx");
+        assert_eq!(split_store_key(&key), Some(("/", "dx")));
+        assert_eq!(crate::store::split_queue_key(&key), None);
+        assert_eq!(split_store_key(&crate::store::queue_key("/", "dx")), None);
+        let field = stored_exchange(i64::MAX, "a:b");
+        assert_eq!(split_stored_exchange(&field), Some((i64::MAX, "a:b")));
+        assert_eq!(split_stored_exchange("x:y"), None);
+    }
+}
