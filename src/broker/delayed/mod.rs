@@ -433,7 +433,11 @@ mod tests {
     #[test]
     fn a_heap_entry_stays_small() {
         // due, arrival, target, body (a message or a spill position), store id.
-        assert!(std::mem::size_of::<Entry>() <= 56, "{}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 56,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]

@@ -130,11 +130,6 @@ impl PageDir {
             pending: VecDeque::new(),
         }
     }
-
-    #[cfg(test)]
-    pub(super) fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for PageDir {
