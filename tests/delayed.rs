@@ -54,6 +54,41 @@ async fn bound(ch: &Channel, queue: &str, exchange: &str, key: &str, args: Field
     .expect("queue.bind");
 }
 
+async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
+    within(ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("queue.bind");
+}
+
+async fn confirm_mode(ch: &Channel) {
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .expect("confirm.select");
+}
+
+async fn drop_exchange(ch: &Channel, name: &str) {
+    within(ch.exchange_delete(name.into(), ExchangeDeleteOptions::default()))
+        .await
+        .expect("exchange.delete");
+}
+
+/// The body of the next message in `queue`, waiting for one.
+async fn got(ch: &Channel, queue: &str) -> Vec<u8> {
+    common::get_eventually(ch, queue).await.delivery.data
+}
+
+/// Stops gracefully and starts again on the same data directory.
+async fn restart(broker: TestBroker) -> TestBroker {
+    let dir = broker.restart_later().await;
+    TestBroker::start_on(dir, |c| c).await
+}
+
 fn with_delay(delay: Option<AMQPValue>) -> BasicProperties {
     match delay {
         Some(v) => BasicProperties::default().with_headers(table(&[("x-delay", v)])),
@@ -368,15 +403,7 @@ async fn routing_happens_at_due_time_with_the_bindings_then() {
     )
     .await;
     // Bound after the publish, before it is due: the message still gets there.
-    within(ch.queue_bind(
-        "late".into(),
-        "dx".into(),
-        "k".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    bind(&ch, "late", "dx", "k").await;
     let m = common::get_eventually(&ch, "late").await;
     assert_eq!(m.delivery.data, b"m");
     broker.stop().await;
@@ -445,14 +472,8 @@ async fn exchange_to_exchange_bindings_and_alternate_exchanges_apply_when_due() 
     .await;
     // Held: the alternate exchange is not used at publish time (unlike the plugin).
     assert_eq!(ready(&ch, "ae-q").await, 0);
-    assert_eq!(
-        common::get_eventually(&ch, "dq").await.delivery.data,
-        b"via-front"
-    );
-    assert_eq!(
-        common::get_eventually(&ch, "ae-q").await.delivery.data,
-        b"to-ae"
-    );
+    assert_eq!(got(&ch, "dq").await, b"via-front");
+    assert_eq!(got(&ch, "ae-q").await, b"to-ae");
     broker.stop().await;
 }
 
@@ -460,9 +481,7 @@ async fn exchange_to_exchange_bindings_and_alternate_exchanges_apply_when_due() 
 async fn a_held_mandatory_message_is_not_returned_and_is_confirmed() {
     let broker = TestBroker::start().await;
     let (_conn, ch) = broker.channel().await;
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .unwrap();
+    confirm_mode(&ch).await;
     declare_delayed(&ch, "dx", "direct", true).await;
     let confirm = within(ch.basic_publish(
         "dx".into(),
@@ -541,19 +560,9 @@ async fn the_api_counts_held_messages_and_deleting_the_exchange_drops_them() {
         .iter()
         .any(|t| t["name"] == "x-delayed-message"));
     // Deleted with what it held: redeclared and bound again, nothing arrives.
-    within(ch.exchange_delete("dx".into(), ExchangeDeleteOptions::default()))
-        .await
-        .unwrap();
+    drop_exchange(&ch, "dx").await;
     declare_delayed(&ch, "dx", "direct", false).await;
-    within(ch.queue_bind(
-        "dq".into(),
-        "dx".into(),
-        "k".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    bind(&ch, "dq", "dx", "k").await;
     let x = http.get("/api/exchanges/%2F/dx").await.json();
     assert_eq!(x["messages_delayed"], 0);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -600,15 +609,7 @@ async fn durable_setup(ch: &Channel) {
     ))
     .await
     .unwrap();
-    within(ch.queue_bind(
-        "dq".into(),
-        "dx".into(),
-        "k".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    bind(&ch, "dq", "dx", "k").await;
 }
 
 async fn confirmed(ch: &Channel, body: &[u8], props: BasicProperties) {
@@ -628,9 +629,7 @@ async fn confirmed(ch: &Channel, body: &[u8], props: BasicProperties) {
 async fn persistent_held_messages_survive_a_restart_before_they_are_due() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .unwrap();
+    confirm_mode(&ch).await;
     durable_setup(&ch).await;
     let sent = Instant::now();
     confirmed(&ch, b"persistent", persistent_delay(1500)).await;
@@ -641,16 +640,14 @@ async fn persistent_held_messages_survive_a_restart_before_they_are_due() {
     )
     .await;
     drop(conn);
-    let dir = broker.restart_later().await;
-    let broker = TestBroker::start_on(dir, |c| c).await;
+    let broker = restart(broker).await;
     let (_conn, ch) = broker.channel().await;
     let m = common::get_eventually(&ch, "dq").await;
     assert!(sent.elapsed() >= Duration::from_millis(1500));
     assert_eq!(m.delivery.data, b"persistent");
     // Routed, then settled: not held again after another restart, and the transient
     // one is gone.
-    let dir = broker.restart_later().await;
-    let broker = TestBroker::start_on(dir, |c| c).await;
+    let broker = restart(broker).await;
     let (_conn, ch) = broker.channel().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(ready(&ch, "dq").await, 0);
@@ -661,9 +658,7 @@ async fn persistent_held_messages_survive_a_restart_before_they_are_due() {
 async fn overdue_messages_are_routed_at_start_in_due_order() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .unwrap();
+    confirm_mode(&ch).await;
     durable_setup(&ch).await;
     confirmed(&ch, b"second", persistent_delay(300)).await;
     confirmed(&ch, b"first", persistent_delay(200)).await;
@@ -675,14 +670,8 @@ async fn overdue_messages_are_routed_at_start_in_due_order() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let broker = TestBroker::start_on(dir, |c| c).await;
     let (_conn, ch) = broker.channel().await;
-    assert_eq!(
-        common::get_eventually(&ch, "dq").await.delivery.data,
-        b"first"
-    );
-    assert_eq!(
-        common::get_eventually(&ch, "dq").await.delivery.data,
-        b"second"
-    );
+    assert_eq!(got(&ch, "dq").await, b"first");
+    assert_eq!(got(&ch, "dq").await, b"second");
     broker.stop().await;
 }
 
@@ -690,27 +679,14 @@ async fn overdue_messages_are_routed_at_start_in_due_order() {
 async fn a_deleted_durable_exchange_leaves_nothing_to_recover() {
     let broker = TestBroker::start().await;
     let (conn, ch) = broker.channel().await;
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .unwrap();
+    confirm_mode(&ch).await;
     durable_setup(&ch).await;
     confirmed(&ch, b"m", persistent_delay(200)).await;
-    within(ch.exchange_delete("dx".into(), ExchangeDeleteOptions::default()))
-        .await
-        .unwrap();
+    drop_exchange(&ch, "dx").await;
     declare_delayed(&ch, "dx", "direct", true).await;
-    within(ch.queue_bind(
-        "dq".into(),
-        "dx".into(),
-        "k".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    bind(&ch, "dq", "dx", "k").await;
     drop(conn);
-    let dir = broker.restart_later().await;
-    let broker = TestBroker::start_on(dir, |c| c).await;
+    let broker = restart(broker).await;
     let (_conn, ch) = broker.channel().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(ready(&ch, "dq").await, 0);
@@ -740,9 +716,7 @@ async fn many_pending_messages_are_held_and_counted_in_memory() {
         http.get("/api/exchanges/%2F/dx").await.json()["messages_delayed"] == n
     })
     .await;
-    within(ch.exchange_delete("dx".into(), ExchangeDeleteOptions::default()))
-        .await
-        .unwrap();
+    drop_exchange(&ch, "dx").await;
     broker.stop().await;
 }
 
@@ -784,9 +758,7 @@ async fn confirmed_held_messages_survive_kill_9() {
         .await
         .unwrap();
     let ch = within(conn.create_channel()).await.unwrap();
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .unwrap();
+    confirm_mode(&ch).await;
     durable_setup(&ch).await;
     for i in 0..20u8 {
         confirmed(&ch, &[i], persistent_delay(300 + i32::from(i))).await;

@@ -150,6 +150,8 @@ pub struct Scheduler {
     state: Mutex<State>,
     wake: Arc<Notify>,
     started: AtomicBool,
+    /// Shutting down: the task routes nothing more.
+    stopped: Arc<AtomicBool>,
     memory: Arc<Memory>,
 }
 
@@ -192,6 +194,7 @@ impl Scheduler {
             state: Mutex::default(),
             wake: Arc::new(Notify::new()),
             started: AtomicBool::new(false),
+            stopped: Arc::default(),
             memory,
         })
     }
@@ -224,8 +227,9 @@ impl Scheduler {
     }
 
     /// Holds `msg` for `target` until `due` (Unix ms). `store_id` is its record in the
-    /// message store, if it was written there. Starts the firing task on first use.
-    pub fn hold(self: &Arc<Self>, target: Arc<Target>, msg: Message, due: i64, store_id: u64) {
+    /// message store, if it was written there. Does not start the firing task (recovery
+    /// holds everything first; see `start`).
+    pub fn hold(&self, target: Arc<Target>, msg: Message, due: i64, store_id: u64) {
         target.pending.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         let body = self.place(&mut st, msg, due);
@@ -244,7 +248,6 @@ impl Scheduler {
         if earliest {
             self.wake.notify_one();
         }
-        self.start();
     }
 
     /// How many messages `exchange` of `vhost` holds now.
@@ -361,8 +364,9 @@ impl Scheduler {
         }
     }
 
-    /// Starts the firing task if it is not running and a runtime is at hand (at start,
-    /// before the runtime, recovery only holds; the first `hold` or the server starts it).
+    /// Starts the firing task if it is not running and a runtime is at hand: called by
+    /// the server once recovery is done, and by each publish that holds a message (for
+    /// a broker used without the server).
     pub fn start(self: &Arc<Self>) {
         if self.started.load(Ordering::Relaxed) {
             return;
@@ -373,15 +377,29 @@ impl Scheduler {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        rt.spawn(run(Arc::downgrade(self), self.wake.clone()));
+        rt.spawn(run(
+            Arc::downgrade(self),
+            self.wake.clone(),
+            self.stopped.clone(),
+        ));
+    }
+
+    /// The broker is stopping: the firing task ends without routing anything more
+    /// (before the store's last flush, so nothing it routes can miss it).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 }
 
 /// The firing task: route what is due, then sleep until the next due time or until an
 /// earlier message arrives.
-async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>) {
+async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>, stopped: Arc<AtomicBool>) {
     loop {
-        let Some(s) = scheduler.upgrade() else {
+        let Some(s) = scheduler
+            .upgrade()
+            .filter(|_| !stopped.load(Ordering::Acquire))
+        else {
             return;
         };
         let now = clock::now_unix_ms();
@@ -393,6 +411,9 @@ async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>) {
             None => Vec::new(),
         }
         .into_iter();
+        if stopped.load(Ordering::Acquire) {
+            return;
+        }
         for d in due {
             let msg = match d.msg {
                 Some(m) => Some(m),

@@ -79,6 +79,7 @@ impl VHost {
         }
         held.count += 1;
         h.scheduler.hold(target, routed, due, store_id);
+        h.scheduler.start();
     }
 
     fn target(&self, x: &Exchange) -> Option<Arc<Target>> {
