@@ -722,7 +722,6 @@ async fn many_pending_messages_are_held_and_counted_in_memory() {
 
 /// The warren binary on `dir`, and its AMQP port from the ready line.
 async fn spawn_warren(dir: &std::path::Path) -> (tokio::process::Child, u16) {
-    use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
         .args(["--port", "0", "--bind", "127.0.0.1", "--log", "warn"])
         .args([
@@ -740,13 +739,8 @@ async fn spawn_warren(dir: &std::path::Path) -> (tokio::process::Child, u16) {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn warren");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    within(tokio::io::BufReader::new(stdout).read_line(&mut line))
-        .await
-        .expect("ready line");
-    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-    (child, port.unwrap_or_else(|| panic!("no port in {line:?}")))
+    let port = common::ready_port(&mut child).await;
+    (child, port)
 }
 
 #[tokio::test]
