@@ -89,7 +89,7 @@ async fn overview_has_every_key_the_reference_returns() {
     assert_eq!(o["management_version"], "3.10.8");
     assert_eq!(o["product_name"], "warren");
     assert_eq!(o["rates_mode"], "basic");
-    assert_eq!(o["exchange_types"].as_array().map(Vec::len), Some(4));
+    assert_eq!(o["exchange_types"].as_array().map(Vec::len), Some(5)); // direct, fanout, headers, topic, x-delayed-message
     assert_eq!(
         keys(&o["object_totals"]),
         [
