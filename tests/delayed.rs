@@ -609,7 +609,7 @@ async fn durable_setup(ch: &Channel) {
     ))
     .await
     .unwrap();
-    bind(&ch, "dq", "dx", "k").await;
+    bind(ch, "dq", "dx", "k").await;
 }
 
 async fn confirmed(ch: &Channel, body: &[u8], props: BasicProperties) {
