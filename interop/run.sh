@@ -26,7 +26,6 @@ ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
-DELAYED_COLUMNS="python node"     # the columns with scenario 20 (the delayed-message exchange)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -177,6 +176,9 @@ declare -A NOTE=()    # col -> why the whole column may be missing
 # and celery). Row 18 (the management HTTP API as that ecosystem uses it) comes from the
 # HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
+# Issue 14's rows, reported by some columns only: row -> the columns that must report it.
+declare -A ROW_COLUMNS=([20]="python node" [21]="python node")
+EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report
   case "$1" in
@@ -185,7 +187,10 @@ rows_of() {  # rows_of COL -> the rows this column must report
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
   case " $HTTP_COLUMNS " in *" $1 "*) echo 18 ;; esac
-  case " $DELAYED_COLUMNS " in *" $1 "*) echo 20 ;; esac
+  local row
+  for row in $EXTRA_ROWS; do
+    case " ${ROW_COLUMNS[$row]} " in *" $1 "*) echo "$row" ;; esac
+  done
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
 }
 
@@ -239,7 +244,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS 18 20 tls celery admin"
+ALL_ROWS="$SCENARIO_ROWS 18 $EXTRA_ROWS tls celery admin"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 

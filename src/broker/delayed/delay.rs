@@ -12,20 +12,16 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 /// The exchange type name clients declare.
 pub const TYPE_NAME: &str = "x-delayed-message";
 
-/// The type a delayed exchange routes with, from its `x-delayed-type` argument, if it
-/// is one the delayed exchange can proxy.
+/// The type a delayed exchange routes with, from its `x-delayed-type` argument: any
+/// exchange type but itself (the plugin kinds too, as the plugin allows).
 pub fn routing_kind(arguments: &FieldTable) -> Option<ExchangeKind> {
-    match text(arguments.inner().get("x-delayed-type")?)?.as_str() {
-        "direct" => Some(ExchangeKind::Direct),
-        "fanout" => Some(ExchangeKind::Fanout),
-        "topic" => Some(ExchangeKind::Topic),
-        "headers" => Some(ExchangeKind::Headers),
-        _ => None,
-    }
+    let t = text(arguments.inner().get("x-delayed-type")?)?;
+    ExchangeKind::parse(&t).filter(|k| *k != ExchangeKind::Delayed)
 }
 
 /// The plugin's checks of `x-delayed-type` at exchange.declare, with its reply texts: a
-/// string naming an existing exchange type other than `x-delayed-message`.
+/// string naming an existing exchange type other than `x-delayed-message`, whose own
+/// checks of the arguments then apply.
 pub fn check_type(arguments: &FieldTable) -> Result<(), Exception> {
     let Some(t) = arguments.inner().get("x-delayed-type").and_then(text) else {
         return Err(Exception::precondition_failed(
@@ -37,13 +33,13 @@ pub fn check_type(arguments: &FieldTable) -> Result<(), Exception> {
             "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'",
         ));
     }
-    if routing_kind(arguments).is_none() {
+    match routing_kind(arguments) {
+        Some(kind) => kind.validate(arguments),
         // RabbitMQ's own check of an exchange type (rabbit_exchange:check_type).
-        return Err(Exception::command_invalid(format!(
+        None => Err(Exception::command_invalid(format!(
             "invalid exchange type '{t}'"
-        )));
+        ))),
     }
-    Ok(())
 }
 
 fn text(v: &AMQPValue) -> Option<String> {

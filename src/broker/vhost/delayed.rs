@@ -6,7 +6,7 @@
 //! to the store only); `route_due` takes the lock itself and pushes into queues after
 //! releasing it, like a channel's publish. Never waits on disk.
 
-use super::{Topology, VHost};
+use super::{Routing, Topology, VHost};
 use crate::broker::delayed::{self, clock, delay, Scheduler, Target};
 use crate::broker::exchange::{Exchange, ExchangeKind};
 use crate::broker::message::Message;
@@ -107,7 +107,14 @@ impl VHost {
                 return;
             };
             let mut held = Held::default();
-            self.route_from(&topo, exchange, x, msg, &mut targets, &mut held);
+            self.route_from(
+                &topo,
+                (exchange, x),
+                msg,
+                &mut targets,
+                Routing::Publish,
+                &mut held,
+            );
         }
         if targets.len() > 1 {
             targets.sort_unstable_by_key(|q| q.id);

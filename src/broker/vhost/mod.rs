@@ -35,6 +35,7 @@ mod durable;
 mod limits;
 mod meta;
 mod policies;
+mod replay;
 mod snapshot;
 mod teardown;
 
@@ -277,9 +278,6 @@ impl VHost {
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
-        if kind == ExchangeKind::Delayed {
-            crate::broker::delayed::delay::check_type(d.arguments)?;
-        }
         let mut topo = self.write();
         self.check_alive(&topo)?;
         if let Some(x) = topo.exchanges.get(name) {
@@ -315,6 +313,7 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        kind.validate(d.arguments)?;
         topo.dirty |= d.durable;
         let mut x = Exchange::new(
             name,
@@ -585,8 +584,14 @@ impl VHost {
             .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
         let durable = x.durable && q.store.is_some();
-        x.bind(&Destination::Queue(q), key, arguments)?;
+        let dest = Destination::Queue(q);
+        let added = x.bind(&dest, key, arguments)?;
+        let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        drop(topo);
+        if let Some(messages) = history {
+            self.replay(&dest, messages);
+        }
         Ok(())
     }
 
@@ -612,12 +617,14 @@ impl VHost {
             .get_mut(source)
             .ok_or_else(|| self.no_exchange(source))?;
         let durable = x.durable;
-        x.bind(
-            &Destination::Exchange(Arc::from(destination)),
-            key,
-            arguments,
-        )?;
+        let dest = Destination::Exchange(Arc::from(destination));
+        let added = x.bind(&dest, key, arguments)?;
+        let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        drop(topo);
+        if let Some(messages) = history {
+            self.replay(&dest, messages);
+        }
         Ok(())
     }
 
@@ -686,6 +693,28 @@ impl VHost {
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<Held, Exception> {
+        self.route_as(exchange, msg, out, Routing::Publish)
+    }
+
+    /// Where a message published to `exchange` would go, changing nothing (a
+    /// recent-history exchange keeps nothing of it, a delayed exchange holds nothing).
+    pub fn probe_route(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, out, Routing::Probe)
+            .map(|_| ())
+    }
+
+    fn route_as(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        how: Routing,
+    ) -> Result<Held, Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         self.check_alive(&topo)?;
@@ -710,14 +739,14 @@ impl VHost {
             .exchanges
             .get(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        if x.internal {
+        if x.internal && how != Routing::Replay {
             return Err(Exception::access_refused(format!(
                 "cannot publish to internal {}",
                 self.describe_exchange(exchange)
             )));
         }
         let mut held = Held::default();
-        self.route_from(&topo, exchange, x, msg, out, &mut held);
+        self.route_from(&topo, (exchange, x), msg, out, how, &mut held);
         drop(topo);
         if out.len() > 1 {
             out.sort_unstable_by_key(|q| q.id);
@@ -730,10 +759,10 @@ impl VHost {
     fn route_from<'t>(
         &self,
         topo: &'t Topology,
-        exchange: &str,
-        x: &'t Exchange,
+        (exchange, x): (&str, &'t Exchange),
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
+        how: Routing,
         held: &mut Held,
     ) {
         // Exchange-to-exchange bindings and alternate exchanges: visit each exchange once
@@ -743,11 +772,14 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            if let Some(delay) = self.delay_at(current, msg) {
+            let delay = self
+                .delay_at(current, msg)
+                .filter(|_| how != Routing::Probe);
+            if let Some(delay) = delay {
                 self.hold(current, msg, delay, held);
                 routed = true;
             } else {
-                current.route(msg, &mut |d| {
+                current.route(msg, how != Routing::Probe, &mut |d| {
                     routed = true;
                     match d {
                         Destination::Queue(q) => out.push(q.clone()),
@@ -850,6 +882,16 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
         }
         remove_destination_locked(topo, &Destination::Exchange(Arc::from(name.as_str())));
     }
+}
+
+/// Why a message is routed: a publish, a probe that must change nothing, or a
+/// recent-history exchange's replay into a new binding (which may lead through an
+/// internal exchange, as RabbitMQ's replay does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Routing {
+    Publish,
+    Probe,
+    Replay,
 }
 
 /// RabbitMQ accepts `amq.default` as another name of the default exchange.
