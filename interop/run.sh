@@ -186,7 +186,7 @@ SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 # Issue 14's rows, reported by some columns only: row -> the columns that must report it.
 # Rows 19 and 19r (a stream, then the same stream after a kill -9 and restart) come from
 # the STREAM_COLUMNS.
-declare -A ROW_COLUMNS=([19]="$STREAM_COLUMNS" [19r]="$STREAM_COLUMNS" [21]="python node" [22]="python node" [23]="python node" [24]="python node")
+declare -A ROW_COLUMNS=([19]="$STREAM_COLUMNS" [19r]="$STREAM_COLUMNS" [20]="python node" [21]="python node" [22]="python node" [23]="python node" [24]="python node")
 EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report

@@ -121,6 +121,8 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let management = serve_http(management, http::router)?;
     let prometheus = serve_http(prometheus, http::prometheus::router)?;
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
+    // After recovery: what fell due while the broker was down is routed now, in order.
+    broker.delayed.start();
     // Detached: it ends with the shutdown signal.
     tokio::spawn(crate::stats::collector::run(
         broker.clone(),
@@ -335,6 +337,8 @@ impl Server {
     /// Closes every connection with CONNECTION_FORCED and waits for them to end.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Nothing is routed from now on: held persistent messages stay in the store.
+        self.broker.delayed.stop();
         let _ = self.accept_loop.await;
         let _ = self.sweeper.await;
         for (_, task) in self.management.into_iter().chain(self.prometheus) {

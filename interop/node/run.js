@@ -676,6 +676,31 @@ scenarios['18'] = require('./http.js')({
   track: (c) => openConns.push(c),
 });
 
+// 20 the delayed-message exchange: x-delay 300 comes after an undelayed message
+scenarios['20'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn);
+  const x = `${P}20.x`;
+  const q = `${P}20.q.${RUN_ID}`;
+  await ch.assertExchange(x, 'x-delayed-message', { arguments: { 'x-delayed-type': 'direct' } });
+  await ch.assertQueue(q, { exclusive: true });
+  await ch.bindQueue(q, x, 'k');
+  const got = [];
+  await ch.consume(q, (m) => {
+    got.push({ body: m.content.toString(), at: Date.now(), delay: (m.properties.headers || {})['x-delay'] });
+  }, { noAck: true });
+  const sent = Date.now();
+  ch.publish(x, 'k', Buffer.from('later'), { headers: { 'x-delay': 300 } });
+  ch.publish(x, 'k', Buffer.from('now'));
+  await waitFor(() => got.length === 2, 10000, 'two deliveries');
+  assert.deepEqual(got.map((g) => g.body), ['now', 'later']);
+  assert.ok(got[0].at - sent < 300, `the undelayed one took ${got[0].at - sent} ms`);
+  assert.ok(got[1].at - sent >= 300, `the delayed one came after ${got[1].at - sent} ms`);
+  assert.equal(got[1].delay, -300, `x-delay on delivery ${got[1].delay}`);
+  await ch.deleteExchange(x);
+  await conn.close();
+};
+
 // 21 the plugin exchange types: x-consistent-hash (weights 1 and 3, 400 distinct keys,
 // each queue gets some, the same key goes to the same queue again), x-random (every
 // queue gets some), x-recent-history (5 published, a queue bound later gets all 5).

@@ -709,6 +709,35 @@ def s21(url):
         conn.close()
 
 
+def s20(url):
+    """The delayed-message exchange: x-delay 300 comes after an undelayed message."""
+    x, q = P + "20.x", P + "20.q"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange=x, exchange_type="x-delayed-message",
+                            arguments={"x-delayed-type": "direct"})
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.queue_bind(queue=q, exchange=x, routing_key="k")
+        got = []
+
+        def on_message(c, method, props, body):
+            got.append((body, time.time(), (props.headers or {}).get("x-delay")))
+        ch.basic_consume(queue=q, on_message_callback=on_message, auto_ack=True)
+        sent = time.time()
+        ch.basic_publish(exchange=x, routing_key="k", body=b"later",
+                         properties=pika.BasicProperties(headers={"x-delay": 300}))
+        ch.basic_publish(exchange=x, routing_key="k", body=b"now")
+        check(wait_until(conn, lambda: len(got) == 2, 10), "got %r" % got)
+        check([g[0] for g in got] == [b"now", b"later"], "order %r" % got)
+        check(got[0][1] - sent < 0.3, "the undelayed one took %.3fs" % (got[0][1] - sent))
+        check(got[1][1] - sent >= 0.3, "the delayed one came after %.3fs" % (got[1][1] - sent))
+        check(got[1][2] == -300, "x-delay on delivery %r" % got[1][2])
+        ch.exchange_delete(exchange=x)
+    finally:
+        conn.close()
+
+
 def drain_bodies(ch, q):
     out = []
     while True:

@@ -7,6 +7,7 @@ pub mod arguments;
 pub mod consumer;
 pub mod deadletter;
 pub mod definitions;
+pub mod delayed;
 pub mod disk;
 pub mod events;
 pub mod exchange;
@@ -63,6 +64,8 @@ pub struct Broker {
     pub stats: Arc<crate::stats::Stats>,
     /// The event exchange's publisher, with `--event-exchange` only (see `events`).
     pub events: Option<Arc<events::Events>>,
+    /// Messages delayed exchanges hold, and the task that routes them when due.
+    pub delayed: Arc<delayed::Scheduler>,
 }
 
 impl Default for Broker {
@@ -191,10 +194,14 @@ impl Broker {
                 }
             }
         }
+        let mut held = delayed::recover::Recovering::new(&broker, &persist.store);
         let mut messages = 0usize;
         recovered.stream(|rec, holders| {
             let mut msg: Option<Message> = None;
             for &(key, delivered) in holders {
+                if held.take(key, rec) {
+                    continue;
+                }
                 if let Some(q) = targets.get(key) {
                     // One message however many queues hold it; each gets a cheap clone.
                     let m = msg
@@ -236,6 +243,7 @@ impl Broker {
             p.register_users(&users);
             p.register_globals(&globals);
         }
+        let delayed = delayed::Scheduler::new(memory.clone());
         Broker {
             vhosts: RwLock::new(HashMap::new()),
             users,
@@ -253,6 +261,7 @@ impl Broker {
             auth_attempts: Default::default(),
             stats: Arc::default(),
             events: None,
+            delayed,
         }
     }
 

@@ -73,6 +73,7 @@ impl Broker {
         let vhost = Arc::new(VHost::new(name, self.persist.clone(), self.memory.clone()));
         vhost.set_metadata(metadata);
         vhost.set_stats(self.stats.clone());
+        vhost.set_delayed(self.delayed.clone());
         if let Some(p) = &self.persist {
             p.register(&vhost);
         }
@@ -113,6 +114,7 @@ impl Broker {
             p.unregister(&vhost);
         }
         let (closed, queues) = vhost.delete_contents();
+        self.delayed.drop_vhost(name);
         tracing::info!(vhost = name, connections = closed, queues, "vhost deleted");
         self.flush().await;
         Ok(closed)

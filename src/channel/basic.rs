@@ -48,10 +48,16 @@ impl Channel {
         let routed = ctx
             .vhost
             .route_keys(msg.exchange(), &msg, &self.sender_keys, &mut targets);
-        if let Err(e) = routed {
-            self.route_buf = targets;
-            return Err(e.on(60, 40));
-        }
+        let held = match routed {
+            Ok(held) => held,
+            Err(e) => {
+                self.route_buf = targets;
+                return Err(e.on(60, 40));
+            }
+        };
+        // A delayed exchange that took it routes it later: not unroutable now, and never
+        // returned (as with RabbitMQ's plugin, mandatory cannot apply to it then).
+        let unroutable = targets.is_empty() && held.count == 0;
         let (stats, number) = (&self.stats, self.id);
         ctx.vhost
             .tracing
@@ -59,8 +65,8 @@ impl Channel {
                 name: &stats.name,
                 number,
             });
-        self.count_publish(&publish.exchange, !targets.is_empty(), publish.mandatory);
-        if targets.is_empty() {
+        self.count_publish(&publish.exchange, !unroutable, publish.mandatory);
+        if unroutable {
             // The unroutable path only: a routed publish never takes this lock.
             if let Some(stats) = ctx.vhost.stats() {
                 stats.diagnostics.unroutable(
@@ -72,7 +78,7 @@ impl Channel {
                 );
             }
         }
-        if targets.is_empty() && publish.mandatory {
+        if unroutable && publish.mandatory {
             codec::encode_return(
                 ctx.out,
                 self.id,
@@ -91,7 +97,7 @@ impl Channel {
         }
         let seq = self.confirms.as_mut().map(Confirms::next);
         let (mut stored, mut refused) = (false, false);
-        if targets.is_empty() {
+        if targets.is_empty() && !held.stored {
         } else if let Some(tx) = &mut self.tx {
             tx.publishes.push((msg, std::mem::take(&mut targets)));
         } else {
@@ -101,11 +107,24 @@ impl Channel {
             // Streams answer a confirm once their log is durable, beside the store.
             let streams = targets.iter().filter(|q| q.stream.is_some()).count();
             let (done, mut stream_done) = match done {
-                Some(d) if streams > 0 => confirm_parts(d, streams, &msg, &targets),
+                Some(d) if streams > 0 => {
+                    let to_store = held.stored || in_store(&msg, &targets);
+                    confirm_parts(d, streams, to_store)
+                }
                 d => (d, Vec::new()),
             };
-            let store_id = store_message(&msg, &targets, done);
+            // Held and written by a delayed exchange: one sync after both writes covers it.
+            let (for_queues, for_held) = if held.stored {
+                (None, done)
+            } else {
+                (done, None)
+            };
+            let store_id = store_message(&msg, &targets, for_queues);
             stored = store_id != 0 || (streams > 0 && seq.is_some());
+            if let Some(done) = for_held {
+                ctx.vhost.after_held_stored(done);
+                stored = true;
+            }
             let sharers = targets.len();
             for queue in targets.drain(..) {
                 if queue.stream_publish(&msg, stream_done.pop()) {
@@ -594,17 +613,15 @@ fn lookup_first(ctx: &Ctx, exchange: &str, refusal: Exception) -> Exception {
     }
 }
 
-/// A confirm for a message routed to `streams` stream queues among `targets`: one part
-/// for each stream's log and, if the message store will hold it too, one for the store
-/// (returned first); the publisher is answered when all parts are.
-fn confirm_parts(
-    done: Done,
-    streams: usize,
-    msg: &Message,
-    targets: &[Arc<Queue>],
-) -> (Option<Done>, Vec<Done>) {
-    let to_store = props::delivery_mode(msg.properties()) == Some(2)
-        && targets.iter().any(|q| q.store.is_some());
+/// Whether the message store will hold this message for one of its target queues.
+fn in_store(msg: &Message, targets: &[Arc<Queue>]) -> bool {
+    props::delivery_mode(msg.properties()) == Some(2) && targets.iter().any(|q| q.store.is_some())
+}
+
+/// A confirm for a message routed to `streams` stream queues: one part for each stream's
+/// log and, if the message store holds it too (`to_store`), one for the store (returned
+/// first); the publisher is answered when all parts are.
+fn confirm_parts(done: Done, streams: usize, to_store: bool) -> (Option<Done>, Vec<Done>) {
     let mut parts = split_done(done, streams + usize::from(to_store));
     let store = if to_store { parts.pop() } else { None };
     (store, parts)

@@ -45,6 +45,7 @@ fn exchange_types() -> Value {
             "Randomly picks a binding (queue) to route via (to)."
         ),
         plugin("x-recent-history", "Recent History Exchange."),
+        plugin("x-delayed-message", "Delayed Message Exchange."),
     ])
 }
 

@@ -118,6 +118,19 @@ impl TestBroker {
     }
 }
 
+/// The AMQP port in the ready line ("warren <version> ready on amqp://HOST:PORT") a
+/// spawned `warren` binary prints first on its piped stdout.
+pub async fn ready_port(child: &mut tokio::process::Child) -> u16 {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut line = String::new();
+    within(tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("ready line");
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+    port.unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
 /// Fails the test instead of hanging when `fut` takes longer than 10 s.
 pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), fut)

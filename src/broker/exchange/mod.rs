@@ -39,6 +39,9 @@ pub enum ExchangeKind {
     ConsistentHash,
     Random,
     RecentHistory,
+    /// `x-delayed-message`: routes as its `x-delayed-type` after each message's
+    /// `x-delay` (see `broker::delayed`).
+    Delayed,
 }
 
 impl ExchangeKind {
@@ -51,6 +54,7 @@ impl ExchangeKind {
             "x-consistent-hash" => Some(ExchangeKind::ConsistentHash),
             "x-random" => Some(ExchangeKind::Random),
             "x-recent-history" => Some(ExchangeKind::RecentHistory),
+            crate::broker::delayed::delay::TYPE_NAME => Some(ExchangeKind::Delayed),
             _ => None,
         }
     }
@@ -64,6 +68,7 @@ impl ExchangeKind {
             ExchangeKind::ConsistentHash => "x-consistent-hash",
             ExchangeKind::Random => "x-random",
             ExchangeKind::RecentHistory => "x-recent-history",
+            ExchangeKind::Delayed => crate::broker::delayed::delay::TYPE_NAME,
         }
     }
 
@@ -73,6 +78,7 @@ impl ExchangeKind {
         match self {
             ExchangeKind::ConsistentHash => consistent_hash::validate(arguments),
             ExchangeKind::RecentHistory => recent::validate(arguments),
+            ExchangeKind::Delayed => crate::broker::delayed::delay::check_type(arguments),
             _ => Ok(()),
         }
     }
@@ -142,8 +148,15 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
-        let routes = match kind {
-            ExchangeKind::Direct => Routes::Direct(NameMap::default()),
+        // A delayed exchange routes as its x-delayed-type (checked at declare).
+        let routing = match kind {
+            ExchangeKind::Delayed => {
+                crate::broker::delayed::delay::routing_kind(&arguments).unwrap_or(kind)
+            }
+            _ => kind,
+        };
+        let routes = match routing {
+            ExchangeKind::Direct | ExchangeKind::Delayed => Routes::Direct(NameMap::default()),
             ExchangeKind::Fanout => Routes::Fanout(Vec::new()),
             ExchangeKind::Topic => Routes::Topic(TopicTable::new()),
             ExchangeKind::Headers => Routes::Headers(Vec::new()),
@@ -353,6 +366,15 @@ impl Exchange {
             Routes::Topic(trie) => trie.route(key, out),
             _ => {}
         }
+    }
+
+    /// The delay a message published to this exchange waits for (delayed exchanges
+    /// only: every other kind pays this one comparison).
+    pub fn delay(&self, msg: &Message) -> Option<u64> {
+        if self.kind != ExchangeKind::Delayed {
+            return None;
+        }
+        crate::broker::delayed::delay::delay_of(msg.headers().as_ref())
     }
 
     /// Reports the destinations this message goes to (possibly with repeats: the caller

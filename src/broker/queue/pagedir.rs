@@ -81,6 +81,11 @@ impl PageDir {
         })
     }
 
+    /// The directory (for files of other page users, such as delayed messages' spill).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn sender(&self) -> Option<Sender<Job>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -124,11 +129,6 @@ impl PageDir {
             body_bytes: 0,
             pending: VecDeque::new(),
         }
-    }
-
-    #[cfg(test)]
-    pub(super) fn path(&self) -> &Path {
-        &self.path
     }
 }
 

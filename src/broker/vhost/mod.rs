@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 
 mod connections;
+mod delayed;
 mod durable;
 mod limits;
 mod meta;
@@ -42,6 +43,7 @@ mod snapshot;
 mod teardown;
 
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
+pub use delayed::Held;
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
 pub use snapshot::{BindingInfo, ExchangeInfo};
@@ -89,6 +91,8 @@ pub struct VHost {
     pub tracing: crate::broker::tracer::Tracing,
     /// The event exchange's publisher, set once with `--event-exchange` (see `events`).
     events: std::sync::OnceLock<Arc<Events>>,
+    /// Where delayed exchanges hold their messages (set once by the broker).
+    delayed: std::sync::OnceLock<delayed::DelayedHandle>,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +167,7 @@ impl VHost {
             stats: std::sync::OnceLock::new(),
             tracing: Default::default(),
             events: std::sync::OnceLock::new(),
+            delayed: std::sync::OnceLock::new(),
         }
     }
 
@@ -404,7 +409,11 @@ impl VHost {
                 if let Some(e) = self.events() {
                     self.notify_exchange_deleted(e, &topo, x);
                 }
+                let delayed = x.kind == ExchangeKind::Delayed;
                 topo.dirty |= x.durable;
+                if delayed {
+                    self.drop_held(name);
+                }
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
                 drop(topo);
@@ -770,13 +779,14 @@ impl VHost {
     }
 
     /// Routes a message published to `exchange`; `out` gets each target queue once. The
-    /// extra keys of its CC and BCC headers, if it has any, route it too.
+    /// extra keys of its CC and BCC headers, if it has any, route it too. What delayed
+    /// exchanges on the way took is held by them and reported.
     pub fn route(
         &self,
         exchange: &str,
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), Exception> {
+    ) -> Result<Held, Exception> {
         let extra = sender::routes(msg.properties());
         self.route_as(exchange, msg, &extra, out, Routing::Publish)
     }
@@ -789,7 +799,7 @@ impl VHost {
         msg: &Message,
         extra: &[String],
         out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), Exception> {
+    ) -> Result<Held, Exception> {
         self.route_as(exchange, msg, extra, out, Routing::Publish)
     }
 
@@ -801,10 +811,11 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
         self.route_as(exchange, msg, &[], out, Routing::Event)
+            .map(|_| ())
     }
 
     /// Where a message published to `exchange` would go, changing nothing (a
-    /// recent-history exchange keeps nothing of it).
+    /// recent-history exchange keeps nothing of it, a delayed exchange holds nothing).
     pub fn probe_route(
         &self,
         exchange: &str,
@@ -812,6 +823,7 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
         self.route_as(exchange, msg, &[], out, Routing::Probe)
+            .map(|_| ())
     }
 
     fn route_as(
@@ -821,7 +833,7 @@ impl VHost {
         extra: &[String],
         out: &mut Vec<Arc<Queue>>,
         how: Routing,
-    ) -> Result<(), Exception> {
+    ) -> Result<Held, Exception> {
         let exchange = canonical_exchange(exchange);
         let topo = self.read();
         self.check_alive(&topo)?;
@@ -842,7 +854,7 @@ impl VHost {
                 out.sort_unstable_by_key(|q| q.id);
                 out.dedup_by_key(|q| q.id);
             }
-            return Ok(());
+            return Ok(Held::default());
         }
         let x = topo
             .exchanges
@@ -856,6 +868,26 @@ impl VHost {
                 self.describe_exchange(exchange)
             )));
         }
+        let mut held = Held::default();
+        self.route_from(&topo, (exchange, x), (msg, extra), out, how, &mut held);
+        drop(topo);
+        if out.len() > 1 {
+            out.sort_unstable_by_key(|q| q.id);
+            out.dedup_by_key(|q| q.id);
+        }
+        Ok(held)
+    }
+
+    /// Routing from exchange `x` (named `exchange`) on, under the topology read lock.
+    fn route_from<'t>(
+        &self,
+        topo: &'t Topology,
+        (exchange, x): (&str, &'t Exchange),
+        (msg, extra): (&Message, &[String]),
+        out: &mut Vec<Arc<Queue>>,
+        how: Routing,
+        held: &mut Held,
+    ) {
         // Exchange-to-exchange bindings and alternate exchanges: visit each exchange once
         // (bindings may form cycles). Both vectors stay empty, unallocated, without them.
         let mut pending: Vec<Arc<str>> = Vec::new();
@@ -863,16 +895,24 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            let mut reached = |d: &Destination| {
+            let delay = self
+                .delay_at(current, msg)
+                .filter(|_| how != Routing::Probe);
+            if let Some(delay) = delay {
+                self.hold(current, msg, delay, held);
                 routed = true;
-                match d {
-                    Destination::Queue(q) => out.push(q.clone()),
-                    Destination::Exchange(name) => pending.push(name.clone()),
+            } else {
+                let mut reached = |d: &Destination| {
+                    routed = true;
+                    match d {
+                        Destination::Queue(q) => out.push(q.clone()),
+                        Destination::Exchange(name) => pending.push(name.clone()),
+                    }
+                };
+                current.route(msg, how != Routing::Probe, &mut reached);
+                for key in extra {
+                    current.route_key(key, &mut reached);
                 }
-            };
-            current.route(msg, how != Routing::Probe, &mut reached);
-            for key in extra {
-                current.route_key(key, &mut reached);
             }
             if !routed {
                 if let Some(ae) = &current.alternate {
@@ -896,12 +936,6 @@ impl VHost {
                 None => break,
             }
         }
-        drop(topo);
-        if out.len() > 1 {
-            out.sort_unstable_by_key(|q| q.id);
-            out.dedup_by_key(|q| q.id);
-        }
-        Ok(())
     }
 
     /// The sweep: drops expired messages at the heads of this vhost's queues, and deletes
@@ -994,7 +1028,7 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
 /// internal exchange, as RabbitMQ's replay does), or an event the broker publishes into
 /// its internal event exchange.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Routing {
+pub(super) enum Routing {
     Publish,
     Probe,
     Replay,

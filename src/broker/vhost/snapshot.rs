@@ -23,6 +23,8 @@ pub struct ExchangeInfo {
     pub arguments: FieldTable,
     /// The policy applied to it, if any.
     pub policy: Option<String>,
+    /// Messages it holds (delayed exchanges only).
+    pub messages_delayed: Option<u64>,
 }
 
 /// One binding, named as RabbitMQ lists it.
@@ -46,19 +48,28 @@ impl ExchangeInfo {
             internal: x.internal,
             arguments: x.arguments.clone(),
             policy: x.policy.clone(),
+            messages_delayed: None,
         }
     }
 }
 
 impl VHost {
+    fn info_of(&self, topo: &super::Topology, x: &Exchange) -> ExchangeInfo {
+        ExchangeInfo {
+            messages_delayed: self.held_count(topo, &x.name),
+            ..ExchangeInfo::of(x)
+        }
+    }
+
     /// Every exchange, by name.
     pub fn exchange_infos(&self) -> Vec<ExchangeInfo> {
-        let mut out: Vec<ExchangeInfo> = self
-            .read()
+        let topo = self.read();
+        let mut out: Vec<ExchangeInfo> = topo
             .exchanges
             .values()
-            .map(ExchangeInfo::of)
+            .map(|x| self.info_of(&topo, x))
             .collect();
+        drop(topo);
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         out
     }
@@ -67,7 +78,7 @@ impl VHost {
     pub fn exchange_info(&self, name: &str) -> Option<ExchangeInfo> {
         let topo = self.read();
         let x = topo.exchanges.get(super::canonical_exchange(name))?;
-        Some(ExchangeInfo::of(x))
+        Some(self.info_of(&topo, x))
     }
 
     /// Every queue (reply-to queues are not listed), by name.

@@ -67,6 +67,10 @@ pub fn exchange_json(api: &Api, vhost: &str, x: &ExchangeInfo) -> Map<String, Va
     m.insert("auto_delete".into(), json!(x.auto_delete));
     m.insert("internal".into(), json!(x.internal));
     m.insert("arguments".into(), table_to_json(&x.arguments));
+    // As RabbitMQ's delayed-message plugin adds it to its exchanges.
+    if let Some(n) = x.messages_delayed {
+        m.insert("messages_delayed".into(), json!(n));
+    }
     // RabbitMQ shows `policy` only when one applies.
     if let Some(policy) = &x.policy {
         m.insert("policy".into(), json!(policy));

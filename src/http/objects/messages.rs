@@ -124,10 +124,12 @@ async fn publish(
     let raw = routes.stripped.map_or(raw, |b| b.to_vec());
     let msg = Message::new(exchange, &key, &raw, &payload);
     let mut targets: Vec<Arc<Queue>> = Vec::new();
-    v.route_keys(exchange, &msg, &routes.keys, &mut targets)
+    let held = v
+        .route_keys(exchange, &msg, &routes.keys, &mut targets)
         .map_err(publish_refused)?;
     v.tracing.published(&msg, &targets, || Origin::Management);
-    let routed = !targets.is_empty();
+    // A delayed exchange that took it routes it later: routed, as far as the caller knows.
+    let routed = !targets.is_empty() || held.count > 0;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let done = Done::new(move |id| {
         let _ = tx.send(id.is_some());

@@ -85,6 +85,7 @@ function details(x) {
     ['Internal', fmt.bool(x.internal)],
     ['Arguments', args.length ? h('span', { class: 'mono' }, args.map(([k, v]) => `${k}: ${valueText(v)}`).join(', ')) : 'none'],
     ['Policy', x.policy || 'none'],
+    ...(x.messages_delayed === undefined ? [] : [['Messages delayed', fmt.num(x.messages_delayed)]]),
     ['Published in', `${fmt.num(x.message_stats?.publish_in ?? 0)} (${fmt.rate(rate(x.message_stats, 'publish_in'))})`],
     ['Routed out', `${fmt.num(x.message_stats?.publish_out ?? 0)} (${fmt.rate(rate(x.message_stats, 'publish_out'))})`],
   ]);
