@@ -258,6 +258,42 @@ fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception
     }
 }
 
+/// basic.consume's arguments RabbitMQ type-checks before the consumer is added:
+/// `x-priority` an integer, `x-cancel-on-ha-failover` a boolean. `describe` names the
+/// queue ("queue 'q' in vhost '/'").
+pub fn validate_consumer_args(args: &FieldTable, describe: &str) -> Result<(), Exception> {
+    let invalid = |key: &str, problem: String| {
+        Exception::precondition_failed(format!("invalid arg '{key}' for {describe}: {problem}"))
+    };
+    if let Some(v) = args.inner().get("x-priority") {
+        if as_int(v).is_none() {
+            return Err(invalid(
+                "x-priority",
+                format!("\"expected integer, got {}\"", type_name(v)),
+            ));
+        }
+    }
+    match args.inner().get("x-cancel-on-ha-failover") {
+        None | Some(AMQPValue::Boolean(_)) => Ok(()),
+        Some(v) => Err(invalid(
+            "x-cancel-on-ha-failover",
+            format!("{{unacceptable_type,{}}}", type_name(v)),
+        )),
+    }
+}
+
+/// A new exchange's `alternate-exchange` must be a string (RabbitMQ checks it only when
+/// the exchange is created). `describe` names the exchange.
+pub fn validate_alternate_exchange(args: &FieldTable, describe: &str) -> Result<(), Exception> {
+    match args.inner().get("alternate-exchange") {
+        None | Some(AMQPValue::LongString(_) | AMQPValue::ShortString(_)) => Ok(()),
+        Some(v) => Err(Exception::precondition_failed(format!(
+            "invalid type '{}' for arg 'alternate-exchange' in {describe}",
+            type_name(v)
+        ))),
+    }
+}
+
 /// The expiration property: milliseconds as a decimal string, as RabbitMQ accepts it.
 pub fn parse_expiration(text: &str) -> Result<u64, Exception> {
     let invalid =

@@ -246,7 +246,12 @@ impl Channel {
             queue
         } else {
             self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
-            ctx.vhost.queue(&name, ctx.connection)?
+            let queue = ctx.vhost.queue(&name, ctx.connection)?;
+            crate::broker::arguments::validate_consumer_args(
+                &m.arguments,
+                &ctx.vhost.describe_queue(&name),
+            )?;
+            queue
         };
         let info = Arc::new(ConsumerInfo::new(
             tag.clone(),

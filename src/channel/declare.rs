@@ -5,7 +5,7 @@
 
 use super::{Channel, Ctx};
 use crate::access::permissions::{Permission, Resource};
-use crate::broker::vhost::{server_generated_name, ExchangeDeclare, QueueDeclare};
+use crate::broker::vhost::{server_generated_name, ExchangeDeclare, QueueDeclare, REPLY_TO};
 use crate::error::Exception;
 use amq_protocol::protocol::{exchange as amqp_exchange, queue as amqp_queue, AMQPClass};
 
@@ -78,6 +78,16 @@ impl Channel {
     ) -> Result<(), Exception> {
         use amqp_queue::AMQPMethod as Q;
         let (reply, nowait) = match method {
+            // RabbitMQ answers any declare of the direct reply-to pseudo-queue, passive
+            // or not, with these fixed counts, before any check (clients probe it so).
+            Q::Declare(m) if m.queue.as_str() == REPLY_TO => (
+                Q::DeclareOk(amqp_queue::DeclareOk {
+                    queue: REPLY_TO.into(),
+                    message_count: 0,
+                    consumer_count: 1,
+                }),
+                m.nowait,
+            ),
             Q::Declare(m) => {
                 let (passive_name, generated);
                 let server_named = !m.passive && m.queue.as_str().is_empty();

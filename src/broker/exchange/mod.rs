@@ -8,6 +8,7 @@
 
 pub mod headers;
 pub mod topic;
+pub mod unknown_type;
 
 use super::memory::Memory;
 use super::message::Message;

@@ -234,7 +234,7 @@ impl VHost {
         }
     }
 
-    fn describe_queue(&self, name: &str) -> String {
+    pub(crate) fn describe_queue(&self, name: &str) -> String {
         format!("queue '{name}' in vhost '{}'", self.name)
     }
 
@@ -266,9 +266,8 @@ impl VHost {
                 Err(self.no_exchange(name))
             };
         }
-        let kind = ExchangeKind::parse(d.kind).ok_or_else(|| {
-            Exception::command_invalid(format!("invalid exchange type '{}'", d.kind))
-        })?;
+        let kind = ExchangeKind::parse(d.kind)
+            .ok_or_else(|| crate::broker::exchange::unknown_type::refusal(d.kind))?;
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -307,6 +306,10 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        crate::broker::arguments::validate_alternate_exchange(
+            d.arguments,
+            &self.describe_exchange(name),
+        )?;
         topo.dirty |= d.durable;
         let mut x = Exchange::new(
             name,
