@@ -64,28 +64,19 @@ impl Channel {
                 );
             }
         }
-        if targets.is_empty() && publish.mandatory {
-            codec::encode_return(
-                ctx.out,
-                self.id,
-                ReplyCode::NoRoute as u16,
-                "NO_ROUTE",
-                msg.exchange(),
-                msg.routing_key(),
-            );
-            codec::encode_content(
-                ctx.out,
-                self.id,
-                msg.properties(),
-                msg.body(),
-                ctx.frame_max,
-            );
-        }
         let seq = self.confirms.as_mut().map(Confirms::next);
         let (mut stored, mut refused) = (false, false);
-        if targets.is_empty() {
-        } else if let Some(tx) = &mut self.tx {
-            tx.publishes.push((msg, std::mem::take(&mut targets)));
+        if let Some(tx) = &mut self.tx {
+            // In a transaction RabbitMQ returns an unroutable mandatory message at
+            // commit, just before commit-ok (and never, after a rollback): it waits in
+            // the transaction with no queues.
+            if !targets.is_empty() || publish.mandatory {
+                tx.publishes.push((msg, std::mem::take(&mut targets)));
+            }
+        } else if targets.is_empty() {
+            if publish.mandatory {
+                self.send_return(ctx, &msg);
+            }
         } else {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.
@@ -112,6 +103,25 @@ impl Channel {
             }
         }
         Ok(())
+    }
+
+    /// basic.return of an unroutable mandatory message, with its content.
+    pub(super) fn send_return(&self, ctx: &mut Ctx, msg: &Message) {
+        codec::encode_return(
+            ctx.out,
+            self.id,
+            ReplyCode::NoRoute as u16,
+            "NO_ROUTE",
+            msg.exchange(),
+            msg.routing_key(),
+        );
+        codec::encode_content(
+            ctx.out,
+            self.id,
+            msg.properties(),
+            msg.body(),
+            ctx.frame_max,
+        );
     }
 
     /// RabbitMQ's checks of user_id, and direct reply-to's rewrite of reply_to. Most
