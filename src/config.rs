@@ -138,6 +138,24 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub stats_interval: u64,
 
+    /// The `product` connection.start advertises (RabbitMQ's server_properties); some
+    /// client test suites want "RabbitMQ". Default: warren.
+    #[arg(long, env = "WARREN_SERVER_PRODUCT")]
+    pub server_product: Option<String>,
+
+    /// The advertised `version`. Default: warren's version.
+    #[arg(long, env = "WARREN_SERVER_VERSION")]
+    pub server_version: Option<String>,
+
+    /// The advertised `platform`. Default: Rust.
+    #[arg(long, env = "WARREN_SERVER_PLATFORM")]
+    pub server_platform: Option<String>,
+
+    /// Another advertised server property, KEY=VALUE (repeatable; e.g. information,
+    /// copyright, cluster_name); replaces a default of the same name.
+    #[arg(long = "server-property", value_name = "KEY=VALUE")]
+    pub server_properties: Vec<String>,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -171,6 +189,10 @@ impl Config {
             management_port: ListenerPort::Off,
             prometheus_port: ListenerPort::Off,
             stats_interval: crate::stats::DEFAULT_INTERVAL_MS,
+            server_product: None,
+            server_version: None,
+            server_platform: None,
+            server_properties: Vec::new(),
             log: "warn".into(),
         }
     }
@@ -210,6 +232,18 @@ impl Config {
         self.tls_cert
             .as_ref()
             .map(|_| self.tls_port.unwrap_or(DEFAULT_TLS_PORT))
+    }
+
+    /// What connection.start advertises, or why the flags are refused.
+    pub fn server_properties(
+        &self,
+    ) -> Result<crate::connection::server_properties::ServerProperties, String> {
+        crate::connection::server_properties::ServerProperties::configured(
+            self.server_product.as_deref(),
+            self.server_version.as_deref(),
+            self.server_platform.as_deref(),
+            &self.server_properties,
+        )
     }
 
     /// The TLS files, when a certificate is configured.

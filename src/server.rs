@@ -43,7 +43,10 @@ pub struct Server {
 
 /// Starts a broker as `config` says and returns once it accepts connections.
 pub async fn start(config: Config) -> io::Result<Server> {
-    // TLS settings are checked before anything is opened or created.
+    // Settings are checked before anything is opened or created.
+    let server_properties = config
+        .server_properties()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let tls = match config.tls_files() {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None if config.tls_port.is_some() => {
@@ -67,6 +70,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
     )?;
     broker.max_message_size = config.max_message_size;
     broker.auth_mechanisms = config.auth_mechanisms.clone();
+    broker.server_properties = server_properties;
     let broker = Arc::new(broker);
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let addr = listener.local_addr()?;

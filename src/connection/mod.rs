@@ -15,6 +15,7 @@ mod mechanism;
 mod name;
 mod outbox;
 mod registry;
+pub mod server_properties;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 mod transport;
@@ -503,7 +504,12 @@ impl Connection {
             }
             let _ = inbuf.split_to(8);
             let mechanisms = mechanism::offered(&self.broker.auth_mechanisms, self.tls.is_some());
-            codec::encode_method(&mut self.out, 0, &handshake::start(&mechanisms));
+            let start = handshake::start(
+                &mechanisms,
+                &self.broker.server_properties,
+                &self.broker.cluster_name(),
+            );
+            codec::encode_method(&mut self.out, 0, &start);
             self.phase = Phase::StartOk;
         }
         while !matches!(self.phase, Phase::Done) {
