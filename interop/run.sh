@@ -5,7 +5,8 @@
 # Usage: interop/run.sh [--url URL] [--only lang,lang] [--timeout SECONDS]
 #
 # Without --url it builds warren (cargo build --release), starts
-# target/release/warren --port 0 --bind 127.0.0.1 --definitions interop/definitions.json
+# target/release/warren --port 0 --bind 127.0.0.1 [--bind ::1 where the machine has IPv6]
+# --definitions interop/definitions.json
 # (scenario 17's user `interop` and vhost `interop-vh`), waits (30 s at most) for the
 # stdout line `warren <version> ready on amqp://HOST:PORT` and uses
 # amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
@@ -26,6 +27,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
+COMPAT_COLUMNS="python node"       # the columns with scenario 25 (localhost/[::1], server properties)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -125,7 +127,13 @@ if [ -z "$URL" ]; then
   fi
   # --management-port 0 turns the API off: take a free port (released just before).
   HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 15672)"
-  "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
+  # Loopback only (a shared CI machine), over IPv4 and, where the machine has it, IPv6:
+  # scenario 25 connects to [::1] too.
+  BIND_ARGS=(--bind 127.0.0.1)
+  if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    BIND_ARGS+=(--bind ::1)
+  fi
+  "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 "${BIND_ARGS[@]}" \
     --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
     --definitions "$HERE/definitions.json" \
     >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
@@ -185,6 +193,7 @@ rows_of() {  # rows_of COL -> the rows this column must report
   esac
   case " $HTTP_COLUMNS " in *" $1 "*) echo 18 ;; esac
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
+  case " $COMPAT_COLUMNS " in *" $1 "*) echo 25 ;; esac
 }
 
 collect() {  # collect COL FILE: read result lines from FILE

@@ -12,9 +12,12 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "warren", version, about, long_about = None)]
 pub struct Config {
-    /// Address to listen on (0.0.0.0 for every IPv4 interface, 127.0.0.1 for local only).
-    #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    /// Address to listen on, for AMQP, amqps, management and Prometheus alike;
+    /// repeatable (or comma-separated), e.g. `--bind 127.0.0.1 --bind ::1` for local
+    /// clients over IPv4 and IPv6. Default, as RabbitMQ: every interface, IPv6 and
+    /// IPv4 ([::], and 0.0.0.0 where [::] takes no IPv4; IPv4 only without IPv6).
+    #[arg(long, env = "WARREN_BIND", value_delimiter = ',')]
+    pub bind: Vec<IpAddr>,
 
     /// AMQP port; 0 picks a free port (the ready line says which).
     #[arg(long, env = "WARREN_PORT", default_value_t = 5672)]
@@ -166,7 +169,7 @@ impl Config {
     /// what tests and embedders usually want.
     pub fn local(data_dir: impl Into<PathBuf>) -> Self {
         Config {
-            bind: IpAddr::from([127, 0, 0, 1]),
+            bind: vec![IpAddr::from([127, 0, 0, 1])],
             port: 0,
             data_dir: data_dir.into(),
             memory_limit: None,

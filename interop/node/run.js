@@ -1,5 +1,5 @@
 'use strict';
-// warren interop scenarios 01..15, 17 and 18 (http.js: the management HTTP API) with
+// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API) and 25 with
 // amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
@@ -639,6 +639,46 @@ scenarios['18'] = require('./http.js')({
   track: (c) => openConns.push(c),
 });
 
+// 25 localhost and [::1] (when the machine has IPv6) reach the broker; server_properties.
+function hasIpv6() {
+  const { execFileSync } = require('node:child_process');
+  try {
+    // A synchronous probe: can this machine bind ::1?
+    execFileSync(process.execPath, ['-e',
+      "const s=require('net').createServer();s.on('error',()=>process.exit(1));s.listen(0,'::1',()=>s.close())"],
+    { stdio: 'ignore', timeout: 5000 });
+    return true;
+  } catch (_e) {
+    return false;
+  }
+}
+
+scenarios['25'] = async () => {
+  const hosts = ['localhost', ...(hasIpv6() ? ['[::1]'] : [])];
+  for (const host of hosts) {
+    const u = new URL(URL_ARG);
+    u.hostname = host;
+    let conn;
+    try {
+      conn = await amqp.connect(u.toString());
+    } catch (e) {
+      throw new Error(`no connection to ${host}:${u.port} (${e.message})`);
+    }
+    conn.on('error', (e) => log('connection error:', e.message));
+    openConns.push(conn);
+    const props = conn.connection.serverProperties;
+    for (const key of ['product', 'version', 'platform']) {
+      assert.ok(typeof props[key] === 'string' && props[key].length > 0,
+        `${host}: server property ${key} is ${JSON.stringify(props[key])}`);
+    }
+    assert.equal(props.capabilities && props.capabilities.publisher_confirms, true,
+      `${host}: capabilities ${JSON.stringify(props.capabilities)}`);
+    const ch = await channel(conn);
+    await ch.assertQueue('', { exclusive: true });
+    await conn.close();
+  }
+};
+
 const NA = {};
 if (!process.env.WARREN_INTEROP_TLS_URL) NA.tls = 'no amqps URL (WARREN_INTEROP_TLS_URL)';
 if (!process.env.WARREN_INTEROP_HTTP_URL) NA['18'] = 'no management API URL (WARREN_INTEROP_HTTP_URL)';
@@ -673,7 +713,7 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', 'tls'];
+  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', 'tls', '25'];
   for (const n of nums) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The interop scenarios 01..15 and 17 (see interop/README.md) with pika's BlockingConnection,
+"""The interop scenarios 01..15, 17 and 25 (see interop/README.md) with pika's BlockingConnection,
 18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
 set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
@@ -604,8 +604,46 @@ def s18(url):
     http_api.scenario(url, api.rstrip("/"), connect, check, P)
 
 
+def has_ipv6():
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def s25(url):
+    """localhost and [::1] (when the machine has IPv6) reach the broker; connection.start's
+    server_properties carry product, version, platform and the capabilities."""
+    import urllib.parse
+    u = urllib.parse.urlparse(url)
+    port = u.port or 5672
+    hosts = ["localhost"] + (["[::1]"] if has_ipv6() else [])
+    for host in hosts:
+        other = u._replace(netloc="%s@%s:%d" % (u.netloc.rpartition("@")[0], host, port))
+        try:
+            conn = connect(urllib.parse.urlunparse(other))
+        except pexc.AMQPConnectionError as e:
+            raise Fail("no connection to %s:%d (%s)" % (host, port, short(e)))
+        try:
+            props = conn._impl.server_properties
+            for key in ("product", "version", "platform"):
+                value = props.get(key)
+                check(isinstance(value, (str, bytes)) and len(value) > 0,
+                      "%s: server property %s is %r" % (host, key, value))
+            caps = props.get("capabilities") or {}
+            check(caps.get("publisher_confirms") is True,
+                  "%s: capabilities %r" % (host, caps))
+            ch = conn.channel()
+            ch.queue_declare(queue="", exclusive=True)
+        finally:
+            conn.close()
+
+
 SCENARIOS = ([("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
-             + [("17", s17), ("18", s18), ("tls", stls)])
+             + [("17", s17), ("18", s18), ("tls", stls), ("25", s25)])
 
 
 def short(e):

@@ -253,7 +253,7 @@ impl Connection {
         match stream {
             Stream::Plain(mut tcp) => {
                 let _ = tcp.set_nodelay(true);
-                self.local = tcp.local_addr().ok();
+                self.local = tcp.local_addr().ok().map(crate::listen::canonical);
                 let (mut reader, mut writer) = tcp.split();
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, false)
@@ -266,7 +266,7 @@ impl Connection {
                 result
             }
             Stream::Tls(tls) => {
-                self.local = tls.get_ref().0.local_addr().ok();
+                self.local = tls.get_ref().0.local_addr().ok().map(crate::listen::canonical);
                 let (mut reader, mut writer) = tokio::io::split(*tls);
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, true)
