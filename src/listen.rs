@@ -121,7 +121,9 @@ mod tests {
     async fn the_default_takes_ipv4_and_ipv6_clients() {
         let listeners = bind_all(&[], 0).await.expect("bound");
         let port = listeners[0].local_addr().unwrap().port();
-        assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+        assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok());
         if listeners[0].local_addr().unwrap().is_ipv6() {
             assert!(tokio::net::TcpStream::connect(("::1", port)).await.is_ok());
         }

@@ -266,7 +266,12 @@ impl Connection {
                 result
             }
             Stream::Tls(tls) => {
-                self.local = tls.get_ref().0.local_addr().ok().map(crate::listen::canonical);
+                self.local = tls
+                    .get_ref()
+                    .0
+                    .local_addr()
+                    .ok()
+                    .map(crate::listen::canonical);
                 let (mut reader, mut writer) = tokio::io::split(*tls);
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, true)
