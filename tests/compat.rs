@@ -2,7 +2,8 @@
 //! one test each, with the codes and texts the reference gave: argument types on
 //! basic.consume and exchange.declare, the unknown exchange type's wording, basic.return
 //! inside a transaction, declaring amq.rabbitmq.reply-to, the missed-heartbeat drop,
-//! configurable server properties, and listening on IPv6 beside IPv4.
+//! configurable server properties, listening on IPv6 beside IPv4, `amq.default` (no
+//! alias over AMQP), a passive declare of '', access.request, and the TTL bound.
 
 mod common;
 
@@ -373,5 +374,140 @@ async fn several_bind_addresses_share_the_port() {
     amqp_open_over(broker.addr).await;
     // A guest from ::1 is on loopback; the peer it shows is written plainly.
     let (_conn, _ch) = broker.channel().await;
+    broker.stop().await;
+}
+
+/// Over AMQP, RabbitMQ 3.10.8 knows no `amq.default` alias of the default exchange
+/// (only its HTTP API uses that name): a publish or bind to it is a 404, a declare a
+/// reserved-prefix 403, a delete a system-exchange 403.
+#[tokio::test]
+async fn amq_default_is_no_alias_over_amqp() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    let err = channel_close_error(&ch, async {
+        ch.basic_publish(
+            "amq.default".into(),
+            "compat.q".into(),
+            Default::default(),
+            b"x",
+            Default::default(),
+        )
+        .await
+        .map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        amqp_error(&err),
+        (
+            404,
+            "NOT_FOUND - no exchange 'amq.default' in vhost '/'".to_owned()
+        )
+    );
+    let ch = conn.create_channel().await.expect("channel");
+    let passive = ch.exchange_declare(
+        "amq.default".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    );
+    let text = "NOT_FOUND - no exchange 'amq.default' in vhost '/'";
+    expect_channel_error(&conn, &ch, passive, 404, text).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let active = ch.exchange_declare(
+        "amq.default".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    );
+    let text = "ACCESS_REFUSED - exchange name 'amq.default' contains reserved prefix 'amq.*'";
+    expect_channel_error(&conn, &ch, active, 403, text).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let delete = ch.exchange_delete("amq.default".into(), Default::default());
+    let text =
+        "ACCESS_REFUSED - deletion of system exchange 'amq.default' in vhost '/' not allowed";
+    expect_channel_error(&conn, &ch, delete, 403, text).await;
+    let ch = conn.create_channel().await.expect("channel");
+    declare(&ch, "compat.bound", exclusive()).await;
+    let bind = ch.queue_bind(
+        "compat.bound".into(),
+        "amq.default".into(),
+        "k".into(),
+        Default::default(),
+        FieldTable::default(),
+    );
+    let text = "NOT_FOUND - no exchange 'amq.default' in vhost '/'";
+    expect_channel_error(&conn, &ch, bind, 404, text).await;
+    broker.stop().await;
+}
+
+/// A passive declare of '' is a 404 for the queue '', even after a queue was declared on
+/// the channel (other methods with '' still mean the last one).
+#[tokio::test]
+async fn a_passive_declare_of_the_empty_name_is_not_the_last_queue() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = broker.channel().await;
+    declare(&ch, "compat.last", exclusive()).await;
+    let passive = ch.queue_declare("".into(), passive(), FieldTable::default());
+    expect_channel_error(
+        &conn,
+        &ch,
+        passive,
+        404,
+        "NOT_FOUND - no queue '' in vhost '/'",
+    )
+    .await;
+    broker.stop().await;
+}
+
+/// The deprecated access.request is answered with request-ok, as RabbitMQ does.
+#[tokio::test]
+async fn access_request_is_answered() {
+    use amq_protocol::protocol::access;
+    let broker = TestBroker::start().await;
+    let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
+    let request = access::Request {
+        realm: "/data".into(),
+        exclusive: false,
+        passive: false,
+        active: true,
+        write: false,
+        read: true,
+    };
+    raw.send(1, AMQPClass::Access(access::AMQPMethod::Request(request)))
+        .await;
+    assert!(matches!(
+        raw.method().await,
+        (1, AMQPClass::Access(access::AMQPMethod::RequestOk(_)))
+    ));
+    raw.open_channel(2).await;
+    broker.stop().await;
+}
+
+/// x-message-ttl and x-expires stop at ten years (315360000000 ms), as in RabbitMQ.
+#[tokio::test]
+async fn ttl_and_expiry_arguments_are_bounded() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    for key in ["x-message-ttl", "x-expires"] {
+        let ch = conn.create_channel().await.expect("channel");
+        let name = format!("compat.{key}");
+        let args = table(&[(key, AMQPValue::LongLongInt(315_360_000_000))]);
+        within(ch.queue_declare(name.as_str().into(), exclusive(), args))
+            .await
+            .expect("ten years is accepted");
+        let args = table(&[(key, AMQPValue::LongLongInt(315_360_000_001))]);
+        let declare = ch.queue_declare("compat.too-long".into(), exclusive(), args);
+        let text = format!(
+            "PRECONDITION_FAILED - invalid arg '{key}' for queue 'compat.too-long' in vhost '/': {{value_too_large,315360000001}}"
+        );
+        expect_channel_error(&conn, &ch, declare, 406, &text).await;
+    }
     broker.stop().await;
 }

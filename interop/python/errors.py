@@ -759,6 +759,45 @@ def case_reply_to_declare(e):
     return c.do(1, spec.Queue.Declare(queue="amq.rabbitmq.reply-to", durable=True))
 
 
+def case_publish_amq_default(e):
+    c = e.conn()
+    c.publish(1, "amq.default", Q("missing"))
+    return c.sync(1)
+
+
+def case_passive_amq_default(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange="amq.default", passive=True))
+
+
+def case_delete_amq_default(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Delete(exchange="amq.default"))
+
+
+def case_bind_amq_default(e):
+    c = e.conn()
+    declare_q(c, 1, Q("q.cargs"), auto_delete=True)
+    return c.do(1, spec.Queue.Bind(queue=Q("q.cargs"), exchange="amq.default", routing_key="k"))
+
+
+def case_passive_empty_name_after_declare(e):
+    c = e.conn()
+    declare_q(c, 1, Q("q.cargs"), auto_delete=True)
+    return c.do(1, spec.Queue.Declare(queue="", passive=True))
+
+
+def case_access_request(e):
+    c = e.conn()
+    return c.do(1, spec.Access.Request(realm="/data", active=True, read=True))
+
+
+def case_ttl_too_large(e):
+    c = e.conn()
+    return c.do(1, spec.Queue.Declare(queue=Q("q.bigttl"),
+                                      arguments={"x-message-ttl": 315360000001}))
+
+
 def case_queue_amq_prefix(e):
     c = e.conn()
     return c.do(1, spec.Queue.Declare(queue="amq.foo"))
@@ -1196,6 +1235,20 @@ ROWS = [
      No, 0, "Queue.DeclareOk", ""),
     ("declare amq.rabbitmq.reply-to (no error)", case_reply_to_declare,
      No, 0, "Queue.DeclareOk", ""),
+    ("publish to amq.default (no alias over AMQP)", case_publish_amq_default,
+     Ch, 404, "NOT_FOUND - no exchange 'amq.default" + VH, "Basic.Publish"),
+    ("passive declare amq.default", case_passive_amq_default,
+     Ch, 404, "NOT_FOUND - no exchange 'amq.default" + VH, "Exchange.Declare"),
+    ("exchange.delete amq.default", case_delete_amq_default,
+     Ch, 403, "ACCESS_REFUSED - deletion of system exchange 'amq.default" + VH + " not allowed", "Exchange.Delete"),
+    ("queue.bind to amq.default", case_bind_amq_default,
+     Ch, 404, "NOT_FOUND - no exchange 'amq.default" + VH, "Queue.Bind"),
+    ("passive declare of '' after a declare", case_passive_empty_name_after_declare,
+     Ch, 404, "NOT_FOUND - no queue ''" + VH[1:], "Queue.Declare"),
+    ("access.request (no error)", case_access_request,
+     No, 0, "Access.RequestOk", ""),
+    ("queue x-message-ttl above ten years", case_ttl_too_large,
+     Ch, 406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for " + QN + "q.bigttl" + VH + ": {value_too_large,315360000001}", "Queue.Declare"),
     ("queue.declare name starting with amq.", case_queue_amq_prefix,
      Ch, 403, "ACCESS_REFUSED - queue name 'amq.foo' contains reserved prefix 'amq.*'", "Queue.Declare"),
     ("queue.declare passive name starting with amq. (missing)", case_queue_amq_prefix_passive,
@@ -1298,7 +1351,7 @@ def cleanup(url):
                   "q.negarg", "q.badttl", "q.passargs", "q.acktwice", "q.ackmulti",
                   "q.noackget", "q.inuse", "q.notempty", "q.bind1", "q.binddef",
                   "q.unbinddef", "q.unbind", "q.unbind2", "q.xinuse", "q.headers", "q.imm",
-                  "q.dupctag", "q.xcons1", "q.xcons2", "q.cargs"):
+                  "q.dupctag", "q.xcons1", "q.xcons2", "q.cargs", "q.bigttl"):
             out = c.do(1, spec.Queue.Delete(queue=Q(n)))
             if out.closes != "none":
                 c = e.conn()

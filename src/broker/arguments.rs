@@ -31,17 +31,23 @@ pub const COMPARED_QUEUE_ARGS: [&str; 17] = [
 /// What RabbitMQ requires of each argument it knows.
 #[derive(Clone, Copy)]
 enum Rule {
-    /// An integer above zero.
-    Positive,
     /// An integer, zero or more.
     NonNegative,
     /// An integer from 0 to 255.
     Priority,
+    /// Milliseconds, above zero and at most `MAX_TIMER`.
+    PositiveTimer,
+    /// Milliseconds, zero or more and at most `MAX_TIMER`.
+    NonNegativeTimer,
 }
 
+/// The longest TTL or expiry RabbitMQ 3.10.8 accepts: ten years, in milliseconds
+/// (observed: one more is `{value_too_large,315360000001}`).
+pub const MAX_TIMER: i128 = 315_360_000_000;
+
 const VALIDATED_QUEUE_ARGS: [(&str, Rule); 5] = [
-    ("x-expires", Rule::Positive),
-    ("x-message-ttl", Rule::NonNegative),
+    ("x-expires", Rule::PositiveTimer),
+    ("x-message-ttl", Rule::NonNegativeTimer),
     ("x-max-length", Rule::NonNegative),
     ("x-max-length-bytes", Rule::NonNegative),
     ("x-max-priority", Rule::Priority),
@@ -57,7 +63,10 @@ pub fn validate_queue_args(args: &FieldTable, describe: &str) -> Result<(), Exce
         let problem = match (as_int(value), rule) {
             (None, _) => format!("\"expected integer, got {}\"", type_name(value)),
             (Some(n), _) if n < 0 => format!("{{value_negative,{n}}}"),
-            (Some(0), Rule::Positive) => "{value_zero,0}".to_owned(),
+            (Some(0), Rule::PositiveTimer) => "{value_zero,0}".to_owned(),
+            (Some(n), Rule::PositiveTimer | Rule::NonNegativeTimer) if n > MAX_TIMER => {
+                format!("{{value_too_large,{n}}}")
+            }
             (Some(n), Rule::Priority) if n > 255 => format!("{{max_value_exceeded,{n}}}"),
             _ => continue,
         };

@@ -89,12 +89,11 @@ impl Channel {
                 m.nowait,
             ),
             Q::Declare(m) => {
-                let (passive_name, generated);
+                let generated;
                 let server_named = !m.passive && m.queue.as_str().is_empty();
-                let name = if m.passive && m.queue.as_str().is_empty() {
-                    passive_name = self.queue_name("")?;
-                    passive_name.as_str()
-                } else if server_named {
+                // A passive declare of '' names no queue, not the channel's last one:
+                // RabbitMQ answers 404 "no queue ''".
+                let name = if server_named {
                     // Named here: the configure permission is checked on this name.
                     generated = server_generated_name("amq.gen-");
                     generated.as_str()

@@ -255,7 +255,7 @@ impl VHost {
     }
 
     pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
-        let name = canonical_exchange(d.name);
+        let name = d.name;
         if d.passive {
             if name.is_empty() {
                 return Err(Self::default_exchange_refused());
@@ -326,7 +326,6 @@ impl VHost {
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
-        let name = canonical_exchange(name);
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -555,7 +554,6 @@ impl VHost {
         arguments: &FieldTable,
         connection: u64,
     ) -> Result<(), Exception> {
-        let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -589,7 +587,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -619,7 +616,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -647,7 +643,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -676,7 +671,6 @@ impl VHost {
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
-        let exchange = canonical_exchange(exchange);
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
@@ -823,7 +817,9 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
     }
 }
 
-/// RabbitMQ accepts `amq.default` as another name of the default exchange.
+/// The management HTTP API names the default exchange `amq.default` (in paths and
+/// bodies); over AMQP 0-9-1 RabbitMQ 3.10 knows no such alias (publishing to
+/// `amq.default` is a 404 there), so only the API's lookups go through this.
 pub(crate) fn canonical_exchange(name: &str) -> &str {
     if name == "amq.default" {
         ""
