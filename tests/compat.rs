@@ -511,3 +511,59 @@ async fn ttl_and_expiry_arguments_are_bounded() {
     }
     broker.stop().await;
 }
+
+/// RabbitMQ strips CR and LF from the names of declare, delete, bind and unbind (not of
+/// publish, consume or get): "compat\nx" declares "compatx".
+#[tokio::test]
+async fn declare_delete_and_bind_strip_cr_and_lf_from_names() {
+    let broker = TestBroker::start().await;
+    let (conn, ch) = broker.channel().await;
+    within(ch.exchange_declare(
+        "compat\nx".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("declared");
+    declare(&ch, "compat\r\nq", QueueDeclareOptions::default()).await;
+    let ok = within(ch.queue_declare("compatq".into(), passive(), FieldTable::default()))
+        .await
+        .expect("the queue is named without CR/LF");
+    assert_eq!(ok.name().as_str(), "compatq");
+    within(ch.queue_bind(
+        "compat\nq".into(),
+        "compat\nx".into(),
+        "k".into(),
+        Default::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("bound through the stripped names");
+    publish(&ch, "compatx", "k", b"routed").await;
+    assert_eq!(ready(&ch, "compatq").await, 1);
+    // Consume does not strip: "compat\nq" is another (missing) queue there.
+    let consume = ch.basic_consume(
+        "compat\nq".into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    );
+    expect_channel_error(
+        &conn,
+        &ch,
+        consume,
+        404,
+        "NOT_FOUND - no queue 'compat\nq' in vhost '/'",
+    )
+    .await;
+    let ch = conn.create_channel().await.expect("channel");
+    within(ch.queue_delete("compat\nq".into(), Default::default()))
+        .await
+        .expect("deleted");
+    within(ch.exchange_delete("compat\nx".into(), Default::default()))
+        .await
+        .expect("deleted");
+    assert!(!queue_exists(&conn, "compatq").await);
+    broker.stop().await;
+}

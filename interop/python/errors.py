@@ -798,6 +798,12 @@ def case_ttl_too_large(e):
                                       arguments={"x-message-ttl": 315360000001}))
 
 
+def case_declare_name_with_newline(e):
+    c = e.conn()
+    declare_q(c, 1, P + "q.new\nline", auto_delete=True)
+    return c.do(1, spec.Queue.Declare(queue=Q("q.newline"), passive=True))
+
+
 def case_queue_amq_prefix(e):
     c = e.conn()
     return c.do(1, spec.Queue.Declare(queue="amq.foo"))
@@ -1249,6 +1255,8 @@ ROWS = [
      No, 0, "Access.RequestOk", ""),
     ("queue x-message-ttl above ten years", case_ttl_too_large,
      Ch, 406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for " + QN + "q.bigttl" + VH + ": {value_too_large,315360000001}", "Queue.Declare"),
+    ("queue.declare 'a\\nb' then passive 'ab': CR/LF stripped (no error)", case_declare_name_with_newline,
+     No, 0, "Queue.DeclareOk", ""),
     ("queue.declare name starting with amq.", case_queue_amq_prefix,
      Ch, 403, "ACCESS_REFUSED - queue name 'amq.foo' contains reserved prefix 'amq.*'", "Queue.Declare"),
     ("queue.declare passive name starting with amq. (missing)", case_queue_amq_prefix_passive,
@@ -1351,7 +1359,7 @@ def cleanup(url):
                   "q.negarg", "q.badttl", "q.passargs", "q.acktwice", "q.ackmulti",
                   "q.noackget", "q.inuse", "q.notempty", "q.bind1", "q.binddef",
                   "q.unbinddef", "q.unbind", "q.unbind2", "q.xinuse", "q.headers", "q.imm",
-                  "q.dupctag", "q.xcons1", "q.xcons2", "q.cargs", "q.bigttl"):
+                  "q.dupctag", "q.xcons1", "q.xcons2", "q.cargs", "q.bigttl", "q.newline"):
             out = c.do(1, spec.Queue.Delete(queue=Q(n)))
             if out.closes != "none":
                 c = e.conn()
