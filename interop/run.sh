@@ -182,7 +182,8 @@ declare -A NOTE=()    # col -> why the whole column may be missing
 
 # Scenario rows: 01..15, and 17 (a non-guest user on its own vhost: every language column
 # and celery). Row 18 (the management HTTP API as that ecosystem uses it) comes from the
-# HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
+# HTTP_COLUMNS, row 25 (localhost and [::1], server properties) from the COMPAT_COLUMNS,
+# row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 
 rows_of() {  # rows_of COL -> the rows this column must report
@@ -246,7 +247,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS 18 tls celery admin"
+ALL_ROWS="$SCENARIO_ROWS 18 25 tls celery admin"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 
