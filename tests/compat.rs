@@ -8,7 +8,7 @@
 mod common;
 
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{basic, connection, tx, AMQPClass};
+use amq_protocol::protocol::{basic, tx, AMQPClass};
 use common::raw::{body_frame, header_frame, method_frame, Next, Raw};
 use common::*;
 use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions};
@@ -312,19 +312,9 @@ fn has_ipv6() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
 }
 
+/// A full handshake and a channel over `addr` (the socket is dropped after).
 async fn amqp_open_over(addr: SocketAddr) {
-    let mut raw = Raw::open(addr).await;
-    raw.open_channel(1).await;
-    raw.send(
-        0,
-        AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-            reply_code: 200,
-            reply_text: "bye".into(),
-            class_id: 0,
-            method_id: 0,
-        })),
-    )
-    .await;
+    Raw::open_with_channel(addr, 131_072).await;
 }
 
 /// With no --bind, warren listens as RabbitMQ does: IPv4 and IPv6 (where the machine has

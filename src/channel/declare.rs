@@ -42,25 +42,17 @@ impl Channel {
                 (X::DeleteOk(amqp_exchange::DeleteOk {}), m.nowait)
             }
             X::Bind(m) => {
-                let (to, from) = (
-                    strip_cr_lf(m.destination.as_str()),
-                    strip_cr_lf(m.source.as_str()),
-                );
                 let key = m.routing_key.as_str();
-                self.authorize_binding(ctx, (Resource::Exchange, &to), &from, key)?;
-                ctx.vhost
-                    .bind_exchange(&to, &from, m.routing_key.as_str(), &m.arguments)?;
+                let (to, from) =
+                    self.exchange_binding(ctx, m.destination.as_str(), m.source.as_str(), key)?;
+                ctx.vhost.bind_exchange(&to, &from, key, &m.arguments)?;
                 (X::BindOk(amqp_exchange::BindOk {}), m.nowait)
             }
             X::Unbind(m) => {
-                let (to, from) = (
-                    strip_cr_lf(m.destination.as_str()),
-                    strip_cr_lf(m.source.as_str()),
-                );
                 let key = m.routing_key.as_str();
-                self.authorize_binding(ctx, (Resource::Exchange, &to), &from, key)?;
-                ctx.vhost
-                    .unbind_exchange(&to, &from, m.routing_key.as_str(), &m.arguments)?;
+                let (to, from) =
+                    self.exchange_binding(ctx, m.destination.as_str(), m.source.as_str(), key)?;
+                ctx.vhost.unbind_exchange(&to, &from, key, &m.arguments)?;
                 (X::UnbindOk(amqp_exchange::UnbindOk {}), m.nowait)
             }
             other => return Err(unexpected(AMQPClass::Exchange(other))),
@@ -69,6 +61,20 @@ impl Channel {
             ctx.send(self.id, AMQPClass::Exchange(reply));
         }
         Ok(())
+    }
+
+    /// exchange.bind / unbind: the destination and source names (CR/LF stripped) once
+    /// the access checks passed.
+    fn exchange_binding<'a>(
+        &mut self,
+        ctx: &Ctx,
+        destination: &'a str,
+        source: &'a str,
+        key: &str,
+    ) -> Result<(Cow<'a, str>, Cow<'a, str>), Exception> {
+        let (to, from) = (strip_cr_lf(destination), strip_cr_lf(source));
+        self.authorize_binding(ctx, (Resource::Exchange, &to), &from, key)?;
+        Ok((to, from))
     }
 
     pub(super) fn queue_method(

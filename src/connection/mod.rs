@@ -471,7 +471,7 @@ impl Connection {
                 // two silent looks in a row; a client that goes quiet right after
                 // connection.open is dropped 3 intervals after tune-ok, not 2.
                 self.heartbeat_ticks = self.heartbeat_ticks.wrapping_add(1);
-                if self.heartbeat_ticks % 2 == 0 {
+                if self.heartbeat_ticks.is_multiple_of(2) {
                     let heard = self.last_read > self.last_check;
                     self.last_check = now;
                     self.silent_checks = if heard { 0 } else { self.silent_checks + 1 };
