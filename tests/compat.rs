@@ -8,7 +8,7 @@
 mod common;
 
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{basic, tx, AMQPClass};
+use amq_protocol::protocol::{basic, connection, tx, AMQPClass};
 use common::raw::{body_frame, header_frame, method_frame, Next, Raw};
 use common::*;
 use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueDeclareOptions};
@@ -555,5 +555,27 @@ async fn declare_delete_and_bind_strip_cr_and_lf_from_names() {
         .await
         .expect("deleted");
     assert!(!queue_exists(&conn, "compatq").await);
+    broker.stop().await;
+}
+
+/// connection.start's cluster_name is the cluster name parameter once one is set (as
+/// RabbitMQ advertises its cluster's name), "warren" before.
+#[tokio::test]
+async fn the_advertised_cluster_name_follows_the_parameter() {
+    let broker = TestBroker::start_with_management().await;
+    let cluster_name =
+        |start: connection::Start| start.server_properties.inner().get("cluster_name").cloned();
+    let (_raw, start) = Raw::start(broker.addr).await;
+    assert_eq!(cluster_name(start), Some(text("warren")));
+    let reply = broker
+        .http()
+        .put(
+            "/api/cluster-name",
+            &serde_json::json!({"name": "compat-cluster"}),
+        )
+        .await;
+    assert_eq!(reply.status, 204);
+    let (_raw, start) = Raw::start(broker.addr).await;
+    assert_eq!(cluster_name(start), Some(text("compat-cluster")));
     broker.stop().await;
 }
