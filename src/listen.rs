@@ -41,7 +41,15 @@ async fn bind_default(port: u16) -> io::Result<Vec<TcpListener>> {
     let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
     let v6 = match TcpListener::bind((any6, port)).await {
         Ok(listener) => listener,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Err(e),
+        // A port in use or not ours to take fails the same way over IPv4.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return Err(e)
+        }
         Err(e) => {
             info!(error = %e, port, "no IPv6 here: listening on IPv4 (0.0.0.0) only");
             return Ok(vec![TcpListener::bind((any4, port)).await?]);
