@@ -27,7 +27,6 @@ ROOT="$(cd "$HERE/.." && pwd)"
 ORDER="python celery node go java ruby php c rabbitmqadmin"
 TLS_COLUMNS="python node go rust"  # the columns with a `tls` row
 HTTP_COLUMNS="python go node ruby" # the columns with scenario 18 (the HTTP API)
-COMPAT_COLUMNS="python node"       # the columns with scenario 25 (localhost/[::1], server properties)
 LANG_TIMEOUT=300
 RUST_TIMEOUT=900
 URL=""
@@ -182,9 +181,11 @@ declare -A NOTE=()    # col -> why the whole column may be missing
 
 # Scenario rows: 01..15, and 17 (a non-guest user on its own vhost: every language column
 # and celery). Row 18 (the management HTTP API as that ecosystem uses it) comes from the
-# HTTP_COLUMNS, row 25 (localhost and [::1], server properties) from the COMPAT_COLUMNS,
-# row admin from the rabbitmqadmin column alone.
+# HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
+# Issue 14's rows, reported by some columns only: row -> the columns that must report it.
+declare -A ROW_COLUMNS=([21]="python node" [25]="python node")
+EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report
   case "$1" in
@@ -193,8 +194,11 @@ rows_of() {  # rows_of COL -> the rows this column must report
     *) printf '%s\n' $SCENARIO_ROWS ;;
   esac
   case " $HTTP_COLUMNS " in *" $1 "*) echo 18 ;; esac
+  local row
+  for row in $EXTRA_ROWS; do
+    case " ${ROW_COLUMNS[$row]} " in *" $1 "*) echo "$row" ;; esac
+  done
   case " $TLS_COLUMNS " in *" $1 "*) echo tls ;; esac
-  case " $COMPAT_COLUMNS " in *" $1 "*) echo 25 ;; esac
 }
 
 collect() {  # collect COL FILE: read result lines from FILE
@@ -247,7 +251,7 @@ done
 cleanup  # stop the broker before printing
 
 # ---------------------------------------------------------------- report
-ALL_ROWS="$SCENARIO_ROWS 18 25 tls celery admin"
+ALL_ROWS="$SCENARIO_ROWS 18 $EXTRA_ROWS tls celery admin"
 w=6
 for col in "${COLUMNS_LIST[@]}"; do [ ${#col} -gt $w ] && w=${#col}; done
 

@@ -1,5 +1,5 @@
 'use strict';
-// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API) and 25 with
+// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API), 21 and 25 with
 // amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
@@ -639,6 +639,76 @@ scenarios['18'] = require('./http.js')({
   track: (c) => openConns.push(c),
 });
 
+// 21 the plugin exchange types: x-consistent-hash (weights 1 and 3, 400 distinct keys,
+// each queue gets some, the same key goes to the same queue again), x-random (every
+// queue gets some), x-recent-history (5 published, a queue bound later gets all 5).
+async function drainAll(ch, q) {
+  const out = [];
+  for (;;) {
+    const m = await ch.get(q, { noAck: true });
+    if (m === false) return out;
+    out.push(m.content.toString());
+  }
+}
+
+async function waitCount(ch, queues, n, what) {
+  const end = Date.now() + 10000;
+  for (;;) {
+    let total = 0;
+    for (const q of queues) total += (await ch.checkQueue(q)).messageCount;
+    if (total === n) return;
+    if (Date.now() > end) throw new Error(`${what}: ${total} of ${n} routed`);
+    await sleep(10);
+  }
+}
+
+scenarios['21'] = async () => {
+  const conn = await connect();
+  openConns.push(conn);
+  const ch = await channel(conn);
+  const x = `${P}21.hash.${RUN_ID}`;
+  const [qa, qb] = [`${x}.a`, `${x}.b`];
+  await ch.assertExchange(x, 'x-consistent-hash', { durable: false });
+  await ch.assertQueue(qa, { exclusive: true });
+  await ch.assertQueue(qb, { exclusive: true });
+  await ch.bindQueue(qa, x, '1');
+  await ch.bindQueue(qb, x, '3');
+  const place = async () => {
+    for (let i = 0; i < 400; i++) ch.publish(x, `key-${i}`, Buffer.from(String(i)));
+    await waitCount(ch, [qa, qb], 400, 'consistent-hash');
+    return { a: (await drainAll(ch, qa)).sort(), b: (await drainAll(ch, qb)).sort() };
+  };
+  const first = await place();
+  assert.ok(first.a.length > 0 && first.b.length > 0, `a queue got nothing: ${first.a.length} / ${first.b.length}`);
+  assert.ok(first.b.length > first.a.length, `weight 3 got ${first.b.length}, weight 1 got ${first.a.length}`);
+  assert.deepEqual(await place(), first, 'the same keys went to other queues');
+  await ch.deleteExchange(x);
+
+  const xr = `${P}21.random.${RUN_ID}`;
+  const [q1, q2] = [`${xr}.1`, `${xr}.2`];
+  await ch.assertExchange(xr, 'x-random', { durable: false });
+  for (const q of [q1, q2]) {
+    await ch.assertQueue(q, { exclusive: true });
+    await ch.bindQueue(q, xr, '');
+  }
+  for (let i = 0; i < 100; i++) ch.publish(xr, 'k', Buffer.from(String(i)));
+  await waitCount(ch, [q1, q2], 100, 'random');
+  const [n1, n2] = [(await ch.checkQueue(q1)).messageCount, (await ch.checkQueue(q2)).messageCount];
+  assert.ok(n1 > 0 && n2 > 0, `random: ${n1} / ${n2}`);
+  await ch.deleteExchange(xr);
+
+  const xh = `${P}21.recent.${RUN_ID}`;
+  const qh = `${xh}.q`;
+  await ch.assertExchange(xh, 'x-recent-history', { durable: false });
+  for (let i = 0; i < 5; i++) ch.publish(xh, 'k', Buffer.from(`h${i}`));
+  await ch.assertQueue(qh, { exclusive: true });
+  await ch.bindQueue(qh, xh, '');
+  await waitCount(ch, [qh], 5, 'history');
+  assert.deepEqual(await drainAll(ch, qh), ['h0', 'h1', 'h2', 'h3', 'h4']);
+  await ch.deleteExchange(xh);
+  await conn.close();
+};
+
 // 25 localhost and [::1] (when the machine has IPv6) reach the broker; server_properties.
 function hasIpv6() {
   const { execFileSync } = require('node:child_process');
@@ -713,7 +783,7 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', 'tls', '25'];
+  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', '21', 'tls', '25'];
   for (const n of nums) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);

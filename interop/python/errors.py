@@ -375,6 +375,45 @@ def case_unknown_exchange_type(e):
     return c.do(1, spec.Exchange.Declare(exchange=Q("x.badtype"), type="foo"))
 
 
+def case_ch_header_and_property(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange=Q("x.ch"), type="x-consistent-hash",
+                                         arguments={"hash-header": "h",
+                                                    "hash-property": "message_id"}))
+
+
+def case_ch_unsupported_property(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange=Q("x.ch"), type="x-consistent-hash",
+                                         arguments={"hash-property": "app_id"}))
+
+
+def case_ch_key_not_integer(e):
+    c = e.conn()
+    declare_x(c, 1, Q("x.ch"), "x-consistent-hash")
+    declare_q(c, 1, Q("q.ch"))
+    return c.do(1, spec.Queue.Bind(queue=Q("q.ch"), exchange=Q("x.ch"), routing_key="abc"))
+
+
+def case_ch_key_zero(e):
+    c = e.conn()
+    declare_x(c, 1, Q("x.ch"), "x-consistent-hash")
+    declare_q(c, 1, Q("q.ch"))
+    return c.do(1, spec.Queue.Bind(queue=Q("q.ch"), exchange=Q("x.ch"), routing_key="0"))
+
+
+def case_rh_length_zero(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange=Q("x.rh"), type="x-recent-history",
+                                         arguments={"x-recent-history-length": 0}))
+
+
+def case_rh_length_string(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange=Q("x.rh"), type="x-recent-history",
+                                         arguments={"x-recent-history-length": "abc"}))
+
+
 def case_redeclare_queue_durable(e):
     c = e.conn()
     declare_q(c, 1, Q("q.durable"))
@@ -1119,6 +1158,18 @@ ROWS = [
      Ch, 406, "PRECONDITION_FAILED - inequivalent arg 'alternate-exchange' for " + XN + "x.args" + VH + ": received the value 'amq.fanout' of type 'longstr' but current is none", "Exchange.Declare"),
     ("unknown exchange type", case_unknown_exchange_type,
      Co, 503, "COMMAND_INVALID - invalid exchange type 'foo'", "Exchange.Declare"),
+    ("consistent-hash: hash-header and hash-property", case_ch_header_and_property,
+     Ch, 406, "PRECONDITION_FAILED - hash-header and hash-property are mutually exclusive", "Exchange.Declare"),
+    ("consistent-hash: unsupported hash-property", case_ch_unsupported_property,
+     Ch, 406, "PRECONDITION_FAILED - Unsupported property: app_id", "Exchange.Declare"),
+    ("consistent-hash: binding key not an integer", case_ch_key_not_integer,
+     Ch, 406, "PRECONDITION_FAILED - The binding key must be an integer: <<\"abc\">>", "Queue.Bind"),
+    ("consistent-hash: binding key 0", case_ch_key_zero,
+     Ch, 406, "PRECONDITION_FAILED - The binding key must be greater than 0", "Queue.Bind"),
+    ("recent-history: length 0", case_rh_length_zero,
+     Ch, 406, "PRECONDITION_FAILED - Invalid argument 0, 'x-recent-history-length' must be a positive integer", "Exchange.Declare"),
+    ("recent-history: length a string", case_rh_length_string,
+     Ch, 406, "PRECONDITION_FAILED - Invalid argument <<\"abc\">>, 'x-recent-history-length' must be a positive integer", "Exchange.Declare"),
     ("redeclare queue with different durable", case_redeclare_queue_durable,
      Ch, 406, "PRECONDITION_FAILED - inequivalent arg 'durable' for " + QN + "q.durable" + VH + ": received 'true' but current is 'false'", "Queue.Declare"),
     ("redeclare queue non-exclusive as exclusive", case_redeclare_queue_exclusive,
@@ -1350,7 +1401,8 @@ def cleanup(url):
     try:
         c = e.conn()
         names = [r for r in ("x.type", "x.durable", "x.ad", "x.int", "x.args", "x.badtype",
-                             "x.inuse", "x.internal", "x.headers", "x.e2e", "x.aetype")]
+                             "x.inuse", "x.internal", "x.headers", "x.e2e", "x.ch", "x.rh",
+                             "x.aetype")]
         for n in names:
             out = c.do(1, spec.Exchange.Delete(exchange=Q(n)))
             if out.closes != "none":
@@ -1359,7 +1411,8 @@ def cleanup(url):
                   "q.negarg", "q.badttl", "q.passargs", "q.acktwice", "q.ackmulti",
                   "q.noackget", "q.inuse", "q.notempty", "q.bind1", "q.binddef",
                   "q.unbinddef", "q.unbind", "q.unbind2", "q.xinuse", "q.headers", "q.imm",
-                  "q.dupctag", "q.xcons1", "q.xcons2", "q.cargs", "q.bigttl", "q.newline"):
+                  "q.dupctag", "q.xcons1", "q.xcons2", "q.ch", "q.cargs", "q.bigttl",
+                  "q.newline"):
             out = c.do(1, spec.Queue.Delete(queue=Q(n)))
             if out.closes != "none":
                 c = e.conn()
@@ -1499,6 +1552,11 @@ Notes (RabbitMQ 3.10.8, also checked by hand with timings):
   nothing is sent, the socket is closed after 10 s (handshake timeout).
 - Publishing to a missing queue through the default exchange is not an error
   (message dropped, or basic.return 312 if mandatory).
+- The plugin exchange types (rows `consistent-hash: ...`, `recent-history: ...`) need
+  rabbitmq_consistent_hash_exchange and rabbitmq_recent_history_exchange enabled on the
+  reference. A non-string `hash-header` or `hash-property` makes RabbitMQ 3.10.8 crash
+  (541 `INTERNAL_ERROR`, connection closed); warren refuses it on the channel with 406
+  `PRECONDITION_FAILED - Invalid argument 5, 'hash-header' must be a string` instead.
 - An exchange type that does not exist: `unknown exchange type 'T'` when T is no atom
   in the Erlang node (any made-up name), `invalid exchange type 'T'` when it is one
   (e.g. '', 'foo', 'test'); 503, connection close, either way.

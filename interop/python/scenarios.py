@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The interop scenarios 01..15, 17 and 25 (see interop/README.md) with pika's BlockingConnection,
+"""The interop scenarios 01..15, 17, 21 and 25 (see interop/README.md) with pika's BlockingConnection,
 18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
 set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
@@ -604,6 +604,71 @@ def s18(url):
     http_api.scenario(url, api.rstrip("/"), connect, check, P)
 
 
+def s21(url):
+    """The plugin exchange types: x-consistent-hash (weights 1 and 3, 400 distinct keys,
+    each queue gets some, the same key goes to the same queue again), x-random (every
+    queue gets some), x-recent-history (5 published, a queue bound later gets all 5)."""
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        x, qa, qb = P + "21.hash", P + "21.hash.a", P + "21.hash.b"
+        ch.exchange_delete(exchange=x)
+        ch.exchange_declare(exchange=x, exchange_type="x-consistent-hash")
+        for q, weight in ((qa, "1"), (qb, "3")):
+            ch.queue_declare(queue=q, exclusive=True)
+            ch.queue_bind(queue=q, exchange=x, routing_key=weight)
+
+        def place():
+            for i in range(400):
+                ch.basic_publish(exchange=x, routing_key="key-%d" % i, body=b"%d" % i)
+            check(wait_until(conn, lambda: count(ch, qa) + count(ch, qb) == 400, 10),
+                  "consistent-hash routed %d of 400" % (count(ch, qa) + count(ch, qb)))
+            return {q: set(drain_bodies(ch, q)) for q in (qa, qb)}
+        first = place()
+        check(first[qa] and first[qb], "a queue got nothing: %d / %d"
+              % (len(first[qa]), len(first[qb])))
+        check(len(first[qb]) > len(first[qa]), "weight 3 got %d, weight 1 got %d"
+              % (len(first[qb]), len(first[qa])))
+        check(place() == first, "the same keys went to other queues")
+        ch.exchange_delete(exchange=x)
+
+        x, q1, q2 = P + "21.random", P + "21.random.1", P + "21.random.2"
+        ch.exchange_delete(exchange=x)
+        ch.exchange_declare(exchange=x, exchange_type="x-random")
+        for q in (q1, q2):
+            ch.queue_declare(queue=q, exclusive=True)
+            ch.queue_bind(queue=q, exchange=x, routing_key="")
+        for i in range(100):
+            ch.basic_publish(exchange=x, routing_key="k", body=b"%d" % i)
+        check(wait_until(conn, lambda: count(ch, q1) + count(ch, q2) == 100, 10),
+              "random routed %d of 100" % (count(ch, q1) + count(ch, q2)))
+        check(count(ch, q1) and count(ch, q2), "random: %d / %d" % (count(ch, q1), count(ch, q2)))
+        ch.exchange_delete(exchange=x)
+
+        x, q = P + "21.recent", P + "21.recent.q"
+        ch.exchange_delete(exchange=x)
+        ch.exchange_declare(exchange=x, exchange_type="x-recent-history")
+        for i in range(5):
+            ch.basic_publish(exchange=x, routing_key="k", body=b"h%d" % i)
+        ch.queue_declare(queue=q, exclusive=True)
+        ch.queue_bind(queue=q, exchange=x, routing_key="")
+        check(wait_until(conn, lambda: count(ch, q) == 5, 10), "history: %d of 5" % count(ch, q))
+        got = drain_bodies(ch, q)
+        check(got == [b"h0", b"h1", b"h2", b"h3", b"h4"], "history replayed %r" % got)
+        ch.exchange_delete(exchange=x)
+    finally:
+        conn.close()
+
+
+def drain_bodies(ch, q):
+    out = []
+    while True:
+        method, _, body = ch.basic_get(queue=q, auto_ack=True)
+        if method is None:
+            return out
+        out.append(body)
+
+
 def has_ipv6():
     import socket
     try:
@@ -643,7 +708,7 @@ def s25(url):
 
 
 SCENARIOS = ([("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
-             + [("17", s17), ("18", s18), ("tls", stls), ("25", s25)])
+             + [("17", s17), ("18", s18), ("21", s21), ("tls", stls), ("25", s25)])
 
 
 def short(e):

@@ -20,6 +20,7 @@ use crate::broker::exchange::ExchangeKind;
 use crate::broker::policy::validate;
 use crate::broker::policy::PolicyKind;
 use crate::store::definitions::{Definitions, VHOST_LIMITS};
+use crate::store::fieldvalue::typed_table;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashSet};
 
@@ -176,12 +177,20 @@ impl Broker {
         }
         for x in &defs.exchanges {
             vhost(&x.vhost)?;
-            if ExchangeKind::parse(&x.kind).is_none() {
+            let Some(kind) = ExchangeKind::parse(&x.kind) else {
                 return Err(ImportError::text(format!(
                     "invalid type '{}' for exchange '{}' in vhost '{}'",
                     x.kind, x.name, x.vhost
                 )));
-            }
+            };
+            // A plugin kind's arguments, checked as exchange.declare checks them.
+            kind.validate(&typed_table(&x.arguments, &x.extra))
+                .map_err(|e| {
+                    ImportError::text(format!(
+                        "exchange '{}' in vhost '{}': {}",
+                        x.name, x.vhost, e.text
+                    ))
+                })?;
         }
         for b in &defs.bindings {
             vhost(&b.vhost)?;

@@ -7,11 +7,14 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub const HEADERS: u16 = 1 << 13;
 pub const DELIVERY_MODE: u16 = 1 << 12;
 pub const PRIORITY: u16 = 1 << 11;
+pub const CORRELATION_ID: u16 = 1 << 10;
 pub const REPLY_TO: u16 = 1 << 9;
 pub const EXPIRATION: u16 = 1 << 8;
 pub const MESSAGE_ID: u16 = 1 << 7;
+pub const TIMESTAMP: u16 = 1 << 6;
 pub const USER_ID: u16 = 1 << 4;
 
 /// Property flag bits in list order, with the encoded size rule of each field.
@@ -94,6 +97,18 @@ pub fn delivery_mode(props: &[u8]) -> Option<u8> {
 pub fn short_str(props: &[u8], bit: u16) -> Option<&str> {
     let (start, end) = span(props, bit)?;
     std::str::from_utf8(&props[start + 1..end]).ok()
+}
+
+/// A short-string property's raw bytes (UTF-8 or not), if set.
+pub fn short_bytes(props: &[u8], bit: u16) -> Option<&[u8]> {
+    let (start, end) = span(props, bit)?;
+    props.get(start + 1..end)
+}
+
+/// The timestamp property, if set.
+pub fn timestamp(props: &[u8]) -> Option<u64> {
+    let (start, end) = span(props, TIMESTAMP)?;
+    Some(u64::from_be_bytes(props.get(start..end)?.try_into().ok()?))
 }
 
 /// The same properties with a short-string field replaced; everything else verbatim.

@@ -32,7 +32,20 @@ pub fn routes() -> Router<Api> {
 
 fn exchange_types() -> Value {
     let t = |name: &str| json!({"name": name, "description": "AMQP ".to_owned() + name + " exchange, as per the AMQP specification", "enabled": true});
-    json!([t("direct"), t("fanout"), t("headers"), t("topic")])
+    // The plugin kinds, with the descriptions RabbitMQ's plugins give them.
+    let plugin = |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
+    json!([
+        t("direct"),
+        t("fanout"),
+        t("headers"),
+        t("topic"),
+        plugin("x-consistent-hash", "Consistent Hashing Exchange"),
+        plugin(
+            "x-random",
+            "Randomly picks a binding (queue) to route via (to)."
+        ),
+        plugin("x-recent-history", "Recent History Exchange."),
+    ])
 }
 
 async fn overview(

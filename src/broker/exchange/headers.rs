@@ -173,7 +173,7 @@ fn term(value: &AMQPValue) -> Term<'_> {
 }
 
 /// The type atom RabbitMQ tags the value with (`rabbit_binary_parser`).
-fn type_atom(value: &AMQPValue) -> &'static str {
+pub(super) fn type_atom(value: &AMQPValue) -> &'static str {
     match value {
         AMQPValue::Boolean(_) => "bool",
         AMQPValue::ShortShortInt(_) => "byte",
@@ -234,10 +234,17 @@ fn int_equals_float(i: i128, f: f64) -> bool {
     f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 && f as i128 == i
 }
 
+/// `value` as Erlang's `~tp` prints it (see `write_term`), for refusal texts.
+pub(super) fn term_text(value: &AMQPValue) -> String {
+    let mut out = Vec::new();
+    write_term(&mut out, value);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Writes `value` as Erlang's `~tp` prints the parsed term, on one line: RabbitMQ's
 /// pretty-printer would break a table or array running past column 80 over several lines,
 /// which only matters for an x-match given as a long table or array.
-fn write_term(out: &mut Vec<u8>, value: &AMQPValue) {
+pub(super) fn write_term(out: &mut Vec<u8>, value: &AMQPValue) {
     match term(value) {
         Term::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
         Term::Float(f) => out.extend_from_slice(erlang_float(f).as_bytes()),
@@ -281,7 +288,7 @@ fn write_term(out: &mut Vec<u8>, value: &AMQPValue) {
 /// A binary as `~tp` prints it under Erlang's default latin1 printable range: as a quoted
 /// string when every byte is printable latin1 (bytes 160-255 are then echoed raw, which is
 /// why UTF-8 "é" comes back intact while "日" does not), else as a list of byte values.
-fn write_binary(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn write_binary(out: &mut Vec<u8>, bytes: &[u8]) {
     let printable = |b: u8| matches!(b, 32..=126 | 160..=255 | b'\n' | b'\r' | b'\t' | 0x0B | 0x08 | 0x0C | 0x1B);
     out.extend_from_slice(b"<<");
     if bytes.iter().all(|&b| printable(b)) {

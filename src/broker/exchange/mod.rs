@@ -5,8 +5,14 @@
 //! any queue is touched. Each kind keeps a routing index shaped for it: a hash map by key
 //! (direct), a list (fanout), a trie (topic), parsed argument matchers (headers). The
 //! binding list keeps identity (queue, key, arguments) for idempotent bind and unbind.
+//! The plugin kinds (consistent hash, random, recent history) each live in their own file
+//! and cost nothing unless such an exchange is declared.
 
+pub mod consistent_hash;
+mod erlang_hash;
 pub mod headers;
+pub mod random;
+pub mod recent;
 pub mod topic;
 pub mod unknown_type;
 
@@ -17,7 +23,9 @@ use super::records::{self, RecordCharge};
 use crate::error::Exception;
 use crate::hash::NameMap;
 use amq_protocol::types::{AMQPValue, FieldTable};
+use consistent_hash::HashRing;
 use headers::HeadersBinding;
+use recent::RecentHistory;
 use std::sync::Arc;
 use topic::TopicTable;
 
@@ -27,6 +35,10 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// `x-consistent-hash`, `x-random`, `x-recent-history`: RabbitMQ's plugin kinds.
+    ConsistentHash,
+    Random,
+    RecentHistory,
 }
 
 impl ExchangeKind {
@@ -36,6 +48,9 @@ impl ExchangeKind {
             "fanout" => Some(ExchangeKind::Fanout),
             "topic" => Some(ExchangeKind::Topic),
             "headers" => Some(ExchangeKind::Headers),
+            "x-consistent-hash" => Some(ExchangeKind::ConsistentHash),
+            "x-random" => Some(ExchangeKind::Random),
+            "x-recent-history" => Some(ExchangeKind::RecentHistory),
             _ => None,
         }
     }
@@ -46,6 +61,19 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
+            ExchangeKind::Random => "x-random",
+            ExchangeKind::RecentHistory => "x-recent-history",
+        }
+    }
+
+    /// Checks a new exchange's arguments as the kind's plugin does (the built-in kinds
+    /// take any).
+    pub fn validate(self, arguments: &FieldTable) -> Result<(), Exception> {
+        match self {
+            ExchangeKind::ConsistentHash => consistent_hash::validate(arguments),
+            ExchangeKind::RecentHistory => recent::validate(arguments),
+            _ => Ok(()),
         }
     }
 }
@@ -80,6 +108,9 @@ enum Routes {
     Fanout(Vec<Destination>),
     Topic(TopicTable<Destination>),
     Headers(Vec<(HeadersBinding, Destination)>),
+    ConsistentHash(HashRing),
+    Random(Vec<Destination>),
+    RecentHistory(Vec<Destination>, RecentHistory),
 }
 
 #[derive(Debug)]
@@ -116,6 +147,11 @@ impl Exchange {
             ExchangeKind::Fanout => Routes::Fanout(Vec::new()),
             ExchangeKind::Topic => Routes::Topic(TopicTable::new()),
             ExchangeKind::Headers => Routes::Headers(Vec::new()),
+            ExchangeKind::ConsistentHash => Routes::ConsistentHash(HashRing::new(&arguments)),
+            ExchangeKind::Random => Routes::Random(Vec::new()),
+            ExchangeKind::RecentHistory => {
+                Routes::RecentHistory(Vec::new(), RecentHistory::new(&arguments))
+            }
         };
         let alternate = match arguments.inner().get("alternate-exchange") {
             Some(AMQPValue::LongString(s)) => {
@@ -144,6 +180,9 @@ impl Exchange {
     pub fn charged(mut self, memory: &Arc<Memory>) -> Self {
         let bytes = records::EXCHANGE_BYTES + records::named(&self.name, &self.arguments);
         self.charge = Some(RecordCharge::new(memory.clone(), bytes));
+        if let Routes::RecentHistory(_, history) = &self.routes {
+            history.charge_to(memory);
+        }
         self
     }
 
@@ -167,19 +206,26 @@ impl Exchange {
         &self.bindings
     }
 
-    /// Adds a binding; binding the same (destination, key, arguments) again changes nothing.
+    /// Adds a binding; binding the same (destination, key, arguments) again changes
+    /// nothing. Returns whether the binding is new.
     pub fn bind(
         &mut self,
         dest: &Destination,
         key: &str,
         arguments: &FieldTable,
-    ) -> Result<(), Exception> {
+    ) -> Result<bool, Exception> {
         if self.find(dest, key, arguments).is_some() {
-            return Ok(());
+            return Ok(false);
         }
         match &mut self.routes {
             Routes::Direct(map) => map.entry(key.to_owned()).or_default().push(dest.clone()),
-            Routes::Fanout(list) => list.push(dest.clone()),
+            Routes::Fanout(list) | Routes::Random(list) | Routes::RecentHistory(list, _) => {
+                list.push(dest.clone())
+            }
+            // Laid out again below, once the binding is in the list.
+            Routes::ConsistentHash(_) => {
+                consistent_hash::weight(key)?;
+            }
             Routes::Topic(trie) => trie.bind(key, dest.clone()),
             Routes::Headers(list) => {
                 let matcher = HeadersBinding::parse(arguments).map_err(|text| {
@@ -196,7 +242,19 @@ impl Exchange {
         };
         self.bindings_changed(Self::binding_bytes(&binding));
         self.bindings.push(binding);
-        Ok(())
+        if let Routes::ConsistentHash(ring) = &mut self.routes {
+            ring.rebuild(&self.bindings);
+        }
+        Ok(true)
+    }
+
+    /// What a recent-history exchange delivers to a new binding: its kept messages,
+    /// oldest first (`None` for the other kinds).
+    pub fn recent_history(&self) -> Option<Vec<Message>> {
+        match &self.routes {
+            Routes::RecentHistory(_, history) => Some(history.kept()),
+            _ => None,
+        }
     }
 
     fn find(&self, dest: &Destination, key: &str, arguments: &FieldTable) -> Option<usize> {
@@ -223,11 +281,12 @@ impl Exchange {
                     }
                 }
             }
-            Routes::Fanout(list) => {
+            Routes::Fanout(list) | Routes::Random(list) | Routes::RecentHistory(list, _) => {
                 if let Some(i) = list.iter().position(|d| d == dest) {
                     list.swap_remove(i);
                 }
             }
+            Routes::ConsistentHash(ring) => ring.rebuild(&self.bindings),
             Routes::Topic(trie) => {
                 trie.unbind(key, dest);
             }
@@ -270,7 +329,10 @@ impl Exchange {
                     !list.is_empty()
                 });
             }
-            Routes::Fanout(list) => list.retain(|d| d != dest),
+            Routes::Fanout(list) | Routes::Random(list) | Routes::RecentHistory(list, _) => {
+                list.retain(|d| d != dest)
+            }
+            Routes::ConsistentHash(ring) => ring.rebuild(&self.bindings),
             Routes::Topic(trie) => {
                 trie.remove_destination(dest);
             }
@@ -280,8 +342,9 @@ impl Exchange {
     }
 
     /// Reports the destinations this message goes to (possibly with repeats: the caller
-    /// de-duplicates).
-    pub fn route(&self, msg: &Message, out: &mut dyn FnMut(&Destination)) {
+    /// de-duplicates). `remember` is false for a probe that only asks where a message
+    /// would go: a recent-history exchange then keeps nothing.
+    pub fn route(&self, msg: &Message, remember: bool, out: &mut dyn FnMut(&Destination)) {
         match &self.routes {
             Routes::Direct(map) => {
                 for d in map.get(msg.routing_key()).into_iter().flatten() {
@@ -300,6 +363,14 @@ impl Exchange {
                         out(d);
                     }
                 }
+            }
+            Routes::ConsistentHash(ring) => ring.route(msg, out),
+            Routes::Random(list) => random::route(list, out),
+            Routes::RecentHistory(list, history) => {
+                if remember {
+                    history.remember(msg);
+                }
+                list.iter().for_each(out);
             }
         }
     }

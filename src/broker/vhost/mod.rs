@@ -34,6 +34,7 @@ mod durable;
 mod limits;
 mod meta;
 mod policies;
+mod replay;
 mod snapshot;
 mod teardown;
 
@@ -306,10 +307,13 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        // RabbitMQ checks the alternate exchange's type before the exchange type's own
+        // argument checks.
         crate::broker::arguments::validate_alternate_exchange(
             d.arguments,
             &self.describe_exchange(name),
         )?;
+        kind.validate(d.arguments)?;
         topo.dirty |= d.durable;
         let mut x = Exchange::new(
             name,
@@ -574,8 +578,14 @@ impl VHost {
             .ok_or_else(|| self.no_exchange(exchange))?;
         q.check_exclusive(connection)?;
         let durable = x.durable && q.store.is_some();
-        x.bind(&Destination::Queue(q), key, arguments)?;
+        let dest = Destination::Queue(q);
+        let added = x.bind(&dest, key, arguments)?;
+        let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        drop(topo);
+        if let Some(messages) = history {
+            self.replay(&dest, messages);
+        }
         Ok(())
     }
 
@@ -600,12 +610,14 @@ impl VHost {
             .get_mut(source)
             .ok_or_else(|| self.no_exchange(source))?;
         let durable = x.durable;
-        x.bind(
-            &Destination::Exchange(Arc::from(destination)),
-            key,
-            arguments,
-        )?;
+        let dest = Destination::Exchange(Arc::from(destination));
+        let added = x.bind(&dest, key, arguments)?;
+        let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        drop(topo);
+        if let Some(messages) = history {
+            self.replay(&dest, messages);
+        }
         Ok(())
     }
 
@@ -671,6 +683,27 @@ impl VHost {
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, out, Routing::Publish)
+    }
+
+    /// Where a message published to `exchange` would go, changing nothing (a
+    /// recent-history exchange keeps nothing of it).
+    pub fn probe_route(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, out, Routing::Probe)
+    }
+
+    fn route_as(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        how: Routing,
+    ) -> Result<(), Exception> {
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
@@ -694,7 +727,7 @@ impl VHost {
             .exchanges
             .get(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        if x.internal {
+        if x.internal && how != Routing::Replay {
             return Err(Exception::access_refused(format!(
                 "cannot publish to internal {}",
                 self.describe_exchange(exchange)
@@ -707,7 +740,7 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            current.route(msg, &mut |d| {
+            current.route(msg, how != Routing::Probe, &mut |d| {
                 routed = true;
                 match d {
                     Destination::Queue(q) => out.push(q.clone()),
@@ -815,6 +848,16 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
         }
         remove_destination_locked(topo, &Destination::Exchange(Arc::from(name.as_str())));
     }
+}
+
+/// Why a message is routed: a publish, a probe that must change nothing, or a
+/// recent-history exchange's replay into a new binding (which may lead through an
+/// internal exchange, as RabbitMQ's replay does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Routing {
+    Publish,
+    Probe,
+    Replay,
 }
 
 /// The management HTTP API names the default exchange `amq.default` (in paths and

@@ -49,7 +49,7 @@ fn unroutable(broker: &Broker) -> Vec<Finding> {
         // do with it now (a headers exchange, which looks at headers, stays listed).
         let probe = Message::new(&e.exchange, &e.routing_key, &[0, 0], &[]);
         targets.clear();
-        match vhost.route(&e.exchange, &probe, &mut targets) {
+        match vhost.probe_route(&e.exchange, &probe, &mut targets) {
             Ok(()) if targets.is_empty() => {
                 let open = broker.stats.connection(&e.connection).is_some();
                 out.push(unroutable_finding(&e, open));
