@@ -7,7 +7,7 @@
 # Without --url it builds warren (cargo build --release), starts
 # target/release/warren --port 0 --bind 127.0.0.1 [--bind ::1 where the machine has IPv6]
 # --definitions interop/definitions.json
-# (scenario 17's user `interop` and vhost `interop-vh`), waits (30 s at most) for the
+# (scenario 17's user `interop` and vhost `interop-vh`) --event-exchange (scenario 22), waits (30 s at most) for the
 # stdout line `warren <version> ready on amqp://HOST:PORT` and uses
 # amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
 # also on Ctrl-C or error. Its management API (--management-port on a free port, the line
@@ -134,7 +134,7 @@ if [ -z "$URL" ]; then
   fi
   "$BIN" --port 0 --management-port "$HTTP_PORT" --prometheus-port 0 "${BIND_ARGS[@]}" \
     --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
-    --definitions "$HERE/definitions.json" \
+    --definitions "$HERE/definitions.json" --event-exchange \
     >"$LOGDIR/warren.out" 2>"$LOGDIR/warren.err" </dev/null &
   BROKER_PID=$!
   PORT=""
@@ -184,7 +184,7 @@ declare -A NOTE=()    # col -> why the whole column may be missing
 # HTTP_COLUMNS, row admin from the rabbitmqadmin column alone.
 SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 # Issue 14's rows, reported by some columns only: row -> the columns that must report it.
-declare -A ROW_COLUMNS=([21]="python node" [25]="python node")
+declare -A ROW_COLUMNS=([21]="python node" [22]="python node" [23]="python node" [24]="python node" [25]="python node")
 EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report

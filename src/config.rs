@@ -159,6 +159,13 @@ pub struct Config {
     #[arg(long = "server-property", value_name = "KEY=VALUE")]
     pub server_properties: Vec<String>,
 
+    /// The event exchange (RabbitMQ's rabbitmq_event_exchange plugin): declares
+    /// `amq.rabbitmq.event` in the default vhost and publishes broker events to it
+    /// (queues, exchanges, bindings, connections, channels, consumers, users, vhosts,
+    /// permissions, policies). Off by default: it costs on every event.
+    #[arg(long, env = "WARREN_EVENT_EXCHANGE")]
+    pub event_exchange: bool,
+
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -196,6 +203,7 @@ impl Config {
             server_version: None,
             server_platform: None,
             server_properties: Vec::new(),
+            event_exchange: false,
             log: "warn".into(),
         }
     }

@@ -73,6 +73,9 @@ pub async fn start(config: Config) -> io::Result<Server> {
     broker.max_message_size = config.max_message_size;
     broker.auth_mechanisms = config.auth_mechanisms.clone();
     broker.server_properties = server_properties;
+    if let Some(events) = &broker.events {
+        events.start();
+    }
     let broker = Arc::new(broker);
     let plain = listen::bind_all(&config.bind, config.port).await?;
     let addr = first_addr(&plain)?;

@@ -1,5 +1,5 @@
 'use strict';
-// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API), 21 and 25 with
+// warren interop scenarios 01..15, 17, 18 (http.js: the management HTTP API) and 19 on (25: localhost and [::1]) with
 // amqplib (promise API).
 // stdout: exactly one line per scenario; everything else goes to stderr.
 
@@ -631,6 +631,43 @@ scenarios['17'] = async () => {
   assert.match(refused.message, /^Expected ConnectionOpenOk; got <ConnectionClose channel:0>/);
 };
 
+// 22 the event exchange (warren --event-exchange, RabbitMQ's rabbitmq_event_exchange): a
+// queue bound to amq.rabbitmq.event with `queue.*` hears queue.created and queue.deleted
+// of a queue declared and deleted, its name in the `name` header.
+scenarios['22'] = async () => {
+  const q = `${P}22.${RUN_ID}`;
+  const conn = await connect();
+  const check = await channel(conn);
+  try {
+    await check.checkExchange('amq.rabbitmq.event');
+  } catch (e) {
+    throw new Error(`no amq.rabbitmq.event (${e.message}): is the event exchange on?`);
+  }
+  const ch = await channel(conn);
+  const { queue: events } = await ch.assertQueue('', { exclusive: true });
+  await ch.bindQueue(events, 'amq.rabbitmq.event', 'queue.*');
+  const got = [];
+  await ch.consume(
+    events,
+    (m) => {
+      const headers = m.properties.headers || {};
+      // On a shared broker other queues come and go too: only ours count.
+      if (String(headers.name) === q) {
+        got.push([m.fields.routingKey, m.content.length, String(headers.vhost)]);
+      }
+    },
+    { noAck: true },
+  );
+  const other = await channel(conn);
+  await other.assertQueue(q);
+  await other.deleteQueue(q);
+  await waitFor(() => got.length >= 2, 10000, 'queue.created and queue.deleted');
+  assert.deepEqual(got, [
+    ['queue.created', 0, '/'],
+    ['queue.deleted', 0, '/'],
+  ]);
+};
+
 scenarios['18'] = require('./http.js')({
   api: (process.env.WARREN_INTEROP_HTTP_URL || '').replace(/\/+$/, ''),
   amqpUrl: URL_ARG,
@@ -709,6 +746,85 @@ scenarios['21'] = async () => {
   await conn.close();
 };
 
+// 23 CC and BCC: one publish with CC [k2] and BCC [k3] reaches the queues bound with k1,
+// k2 and k3 once each; BCC is removed, CC stays.
+scenarios['23'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn, true);
+  const x = `${P}23.${RUN_ID}`;
+  const keys = ['k1', 'k2', 'k3'];
+  await ch.assertExchange(x, 'direct', { autoDelete: true, durable: false });
+  for (const k of keys) {
+    const q = `${x}.${k}`;
+    await ch.assertQueue(q, { exclusive: true });
+    await ch.bindQueue(q, x, k);
+  }
+  ch.publish(x, 'k1', Buffer.from('cc'), { headers: { CC: ['k2'], BCC: ['k3'], n: 'one' } });
+  await ch.waitForConfirms();
+  for (const k of keys) {
+    const q = `${x}.${k}`;
+    const m = await ch.get(q, { noAck: true });
+    assert.ok(m, `${q}: nothing`);
+    assert.equal(m.content.toString(), 'cc');
+    assert.equal(m.fields.routingKey, 'k1');
+    assert.deepEqual(m.properties.headers, { CC: ['k2'], n: 'one' }, `${q} headers`);
+    assert.equal(m.fields.messageCount, 0, `${q}: more than one copy`);
+  }
+  await conn.close();
+};
+
+// 24 a quorum queue with x-delivery-limit 2: x-delivery-count 0, 1, 2, then the third nack
+// with requeue dead-letters it with reason delivery_limit.
+scenarios['24'] = async () => {
+  const conn = await connect();
+  const ch = await channel(conn, true);
+  const q = `${P}24.${RUN_ID}`;
+  const dlx = `${q}.dlx`;
+  const dlq = `${q}.dead`;
+  await ch.assertExchange(dlx, 'fanout', { autoDelete: true, durable: false });
+  await ch.assertQueue(dlq, { exclusive: true });
+  await ch.bindQueue(dlq, dlx, '');
+  await ch.assertQueue(q, {
+    durable: true,
+    arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 2, 'x-dead-letter-exchange': dlx },
+  });
+  try {
+    ch.sendToQueue(q, Buffer.from('poison'), { persistent: true });
+    await ch.waitForConfirms();
+    const getOne = async (queue, noAck) => {
+      const end = Date.now() + 5000;
+      for (;;) {
+        const m = await ch.get(queue, { noAck });
+        if (m || Date.now() > end) return m;
+        await sleep(10);
+      }
+    };
+    for (let n = 0; n < 3; n++) {
+      const m = await getOne(q, false);
+      assert.ok(m, `delivery ${n} missing`);
+      assert.equal(Number(m.properties.headers['x-delivery-count']), n, `delivery ${n} count`);
+      assert.equal(m.fields.redelivered, n > 0);
+      ch.nack(m, false, true);
+    }
+    const dead = await getOne(dlq, true);
+    assert.ok(dead, 'not dead-lettered');
+    assert.equal(dead.content.toString(), 'poison');
+    const h = dead.properties.headers;
+    const death = h['x-death'][0];
+    assert.equal(death.reason, 'delivery_limit');
+    assert.equal(death.queue, q);
+    assert.equal(Number(death.count), 1);
+    assert.deepEqual(death['routing-keys'], [q]);
+    assert.equal(h['x-first-death-reason'], 'delivery_limit');
+    assert.ok(!('x-delivery-count' in h), 'x-delivery-count travelled');
+    const ok = await ch.checkQueue(q);
+    assert.equal(ok.messageCount, 0, 'still in the quorum queue');
+  } finally {
+    await ch.deleteQueue(q);
+  }
+  await conn.close();
+};
+
 // 25 localhost and [::1] (when the machine has IPv6) reach the broker; server_properties.
 function hasIpv6() {
   const { execFileSync } = require('node:child_process');
@@ -783,7 +899,7 @@ process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.messa
 process.on('uncaughtException', (e) => log('uncaught exception:', e && e.stack ? e.stack : e));
 
 (async () => {
-  const nums = [...Array.from({ length: 15 }, (_, i) => String(i + 1).padStart(2, '0')), '17', '18', '21', 'tls', '25'];
+  const nums = [...Object.keys(scenarios).filter((k) => /^\d\d$/.test(k)).sort(), 'tls'];
   for (const n of nums) {
     if (ONLY.length && !ONLY.includes(n)) continue;
     const line = await runOne(n);

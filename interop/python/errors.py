@@ -920,6 +920,14 @@ def case_publish_negative_expiration(e):
     return c.sync(1)
 
 
+def case_publish_cc(headers, exchange="amq.direct"):
+    def case(e):
+        c = e.conn()
+        c.publish(1, exchange, "nokey", props=spec.BasicProperties(headers=headers))
+        return c.sync(1)
+    return case
+
+
 def case_reply_to_no_consumer(e):
     c = e.conn()
     c.publish(1, "amq.direct", "nokey", props=spec.BasicProperties(reply_to="amq.rabbitmq.reply-to"))
@@ -1336,6 +1344,18 @@ ROWS = [
      Ch, 406, "PRECONDITION_FAILED - invalid expiration 'abc': no_integer", "Basic.Publish"),
     ("publish with expiration '-1'", case_publish_negative_expiration,
      Ch, 406, "PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}", "Basic.Publish"),
+    ("publish with CC as a string", case_publish_cc({"CC": "k"}),
+     Ch, 406, 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",longstr}', "Basic.Publish"),
+    ("publish with BCC as an int", case_publish_cc({"BCC": 5}),
+     Ch, 406, 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"BCC",signedint}', "Basic.Publish"),
+    ("publish with BCC as a 64-bit int", case_publish_cc({"BCC": 1 << 40}),
+     Ch, 406, 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"BCC",long}', "Basic.Publish"),
+    ("publish with CC as a table", case_publish_cc({"CC": {"k": "v"}}),
+     Ch, 406, 'PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"CC",table}', "Basic.Publish"),
+    ("publish with CC as an array of ints (no error)", case_publish_cc({"CC": [1, 2]}),
+     No, 0, "Exchange.DeclareOk", ""),
+    ("publish with a bad CC to a missing exchange", case_publish_cc({"CC": "k"}, P + "missing"),
+     Ch, 404, "NOT_FOUND - no exchange '%smissing' in vhost '/'" % P, "Basic.Publish"),
     ("publish reply_to=amq.rabbitmq.reply-to without consuming it", case_reply_to_no_consumer,
      Ch, 406, "PRECONDITION_FAILED - fast reply consumer does not exist", "Basic.Publish"),
     ("consume amq.rabbitmq.reply-to with no_ack=false", case_reply_to_consume_with_ack,

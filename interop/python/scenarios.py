@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""The interop scenarios 01..15, 17, 21 and 25 (see interop/README.md) with pika's BlockingConnection,
+"""The interop scenarios 01..15, 17 and 19 on (see interop/README.md) with pika's BlockingConnection,
 18 (the management HTTP API with requests, http_api.py) when WARREN_INTEROP_HTTP_URL is
+set, 22 (the event exchange), and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 set, and `tls` (amqps, EXTERNAL) when WARREN_INTEROP_TLS_URL is set.
 
+Usage: scenarios.py URL            run 01..15, 17, 18, 22 and tls, one line each on stdout
 Usage: scenarios.py URL            run 01..15, 17, 18 and tls, one line each on stdout
        scenarios.py URL --one NN   run one scenario in this process (used internally)
 
@@ -604,6 +606,40 @@ def s18(url):
     http_api.scenario(url, api.rstrip("/"), connect, check, P)
 
 
+def s22(url):
+    """The event exchange (warren --event-exchange, RabbitMQ's rabbitmq_event_exchange):
+    a queue bound to amq.rabbitmq.event with `queue.*` hears queue.created and
+    queue.deleted of a queue declared and deleted, its name in the `name` header."""
+    q = P + "22"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        try:
+            ch.exchange_declare(exchange="amq.rabbitmq.event", passive=True)
+        except pexc.ChannelClosedByBroker as e:
+            raise Fail("no amq.rabbitmq.event (%s %s): is the event exchange on?"
+                       % (e.reply_code, e.reply_text))
+        ch = conn.channel()
+        events = ch.queue_declare(queue="", exclusive=True).method.queue
+        ch.queue_bind(queue=events, exchange="amq.rabbitmq.event", routing_key="queue.*")
+        got = []
+
+        def on_message(c, method, props, body):
+            headers = props.headers or {}
+            # On a shared broker other queues come and go too: only ours count.
+            if headers.get("name") == q:
+                got.append((method.routing_key, body, headers.get("vhost")))
+        ch.basic_consume(queue=events, on_message_callback=on_message, auto_ack=True)
+        other = conn.channel()
+        other.queue_declare(queue=q)
+        other.queue_delete(queue=q)
+        check(wait_until(conn, lambda: len(got) >= 2, 10), "events heard: %r" % got)
+        check(got == [("queue.created", b"", "/"), ("queue.deleted", b"", "/")],
+              "events heard: %r" % got)
+    finally:
+        conn.close()
+
+
 def s21(url):
     """The plugin exchange types: x-consistent-hash (weights 1 and 3, 400 distinct keys,
     each queue gets some, the same key goes to the same queue again), x-random (every
@@ -669,6 +705,77 @@ def drain_bodies(ch, q):
         out.append(body)
 
 
+def s23(url):
+    """CC and BCC: one publish with CC [k2] and BCC [k3] reaches the queues bound with
+    k1, k2 and k3 once each; BCC is removed, CC stays."""
+    x, qs = P + "23", [P + "23." + k for k in ("k1", "k2", "k3")]
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange=x, exchange_type="direct", auto_delete=True)
+        for q, k in zip(qs, ("k1", "k2", "k3")):
+            ch.queue_declare(queue=q, exclusive=True)
+            ch.queue_bind(queue=q, exchange=x, routing_key=k)
+        ch.confirm_delivery()
+        ch.basic_publish(exchange=x, routing_key="k1", body=b"cc",
+                         properties=pika.BasicProperties(
+                             headers={"CC": ["k2"], "BCC": ["k3"], "n": 1}))
+        for q in qs:
+            m, props, body = ch.basic_get(queue=q, auto_ack=True)
+            check(m is not None and body == b"cc", "%s: nothing" % q)
+            check(m.routing_key == "k1", "%s: routing key %r" % (q, m.routing_key))
+            check(props.headers == {"CC": ["k2"], "n": 1}, "%s: headers %r" % (q, props.headers))
+            check(count(ch, q) == 0, "%s: more than one copy" % q)
+    finally:
+        conn.close()
+
+
+def s24(url):
+    """A quorum queue with x-delivery-limit 2: deliveries carry x-delivery-count 0, 1, 2;
+    the third nack with requeue dead-letters it with reason delivery_limit."""
+    q, dlx, dlq = P + "24", P + "24.dlx", P + "24.dead"
+    conn = connect(url)
+    try:
+        ch = conn.channel()
+        ch.queue_delete(queue=q)
+        ch.exchange_declare(exchange=dlx, exchange_type="fanout", auto_delete=True)
+        ch.queue_declare(queue=dlq, exclusive=True)
+        ch.queue_bind(queue=dlq, exchange=dlx)
+        ch.queue_declare(queue=q, durable=True, arguments={
+            "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": dlx})
+        ch.confirm_delivery()
+        ch.basic_publish(exchange="", routing_key=q, body=b"poison",
+                         properties=pika.BasicProperties(delivery_mode=2))
+        for n in range(3):
+            m = None
+            end = time.time() + 5
+            while m is None and time.time() < end:
+                m, props, _ = ch.basic_get(queue=q)
+            check(m is not None, "delivery %d missing" % n)
+            got = (props.headers or {}).get("x-delivery-count")
+            check(got == n, "delivery %d: x-delivery-count %r" % (n, got))
+            check(m.redelivered == (n > 0), "delivery %d: redelivered %r" % (n, m.redelivered))
+            ch.basic_nack(m.delivery_tag, requeue=True)
+        m = None
+        end = time.time() + 5
+        while m is None and time.time() < end:
+            m, props, body = ch.basic_get(queue=dlq, auto_ack=True)
+        check(m is not None and body == b"poison", "not dead-lettered")
+        h = props.headers or {}
+        death = (h.get("x-death") or [{}])[0]
+        check(death.get("reason") == "delivery_limit" and death.get("queue") == q
+              and death.get("count") == 1 and death.get("routing-keys") == [q],
+              "x-death %r" % death)
+        check(h.get("x-first-death-reason") == "delivery_limit", "headers %r" % h)
+        check("x-delivery-count" not in h, "x-delivery-count travelled: %r" % h)
+        check(count(ch, q) == 0, "still in the quorum queue")
+    finally:
+        try:
+            conn.channel().queue_delete(queue=q)
+        finally:
+            conn.close()
+
+
 def has_ipv6():
     import socket
     try:
@@ -707,8 +814,8 @@ def s25(url):
             conn.close()
 
 
-SCENARIOS = ([("%02d" % i, globals()["s%02d" % i]) for i in range(1, 16)]
-             + [("17", s17), ("18", s18), ("21", s21), ("tls", stls), ("25", s25)])
+SCENARIOS = ([(n[1:], f) for n, f in sorted(globals().items())
+              if len(n) == 3 and n[0] == "s" and n[1:].isdigit()] + [("tls", stls)])
 
 
 def short(e):

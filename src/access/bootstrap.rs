@@ -27,6 +27,8 @@ pub struct Bootstrap {
     pub definitions: Option<PathBuf>,
     /// RabbitMQ's `loopback_users`.
     pub loopback_users: Vec<String>,
+    /// `--event-exchange`: `amq.rabbitmq.event` in the default vhost (see `events`).
+    pub event_exchange: bool,
 }
 
 impl Default for Bootstrap {
@@ -38,6 +40,7 @@ impl Default for Bootstrap {
             default_vhost: "/".into(),
             definitions: None,
             loopback_users: vec!["guest".into()],
+            event_exchange: false,
         }
     }
 }
@@ -51,6 +54,7 @@ impl Bootstrap {
             default_vhost: config.default_vhost.clone().unwrap_or(d.default_vhost),
             definitions: config.definitions.clone(),
             loopback_users: crate::config::loopback_users(&config.loopback_users),
+            event_exchange: config.event_exchange,
         }
     }
 

@@ -380,7 +380,7 @@ fn describe_value(v: Option<&AMQPValue>) -> String {
 }
 
 /// RabbitMQ's name for a field type.
-fn type_name(v: &AMQPValue) -> &'static str {
+pub(crate) fn type_name(v: &AMQPValue) -> &'static str {
     match v {
         AMQPValue::Boolean(_) => "bool",
         AMQPValue::ShortShortInt(_) => "byte",

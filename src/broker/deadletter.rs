@@ -5,7 +5,8 @@
 //! channel (a non-blocking send, so it is allowed under a queue lock); the task builds
 //! the new message and routes it like a publish, after every lock was released.
 
-use super::message::Message;
+use super::exchange::sender;
+use super::message::{without_header, Message};
 use super::persist::store_message;
 use super::queue::Queue;
 use super::tracer::Origin;
@@ -150,9 +151,15 @@ fn rewrite(dl: &DeadLetter) -> (Message, Vec<AMQPValue>) {
     entry.insert("queue".into(), s(&dl.queue));
     entry.insert("time".into(), AMQPValue::Timestamp(now));
     entry.insert("exchange".into(), s(dl.msg.exchange()));
+    // The routing key, then the CC keys (BCC was cut out at publish), as RabbitMQ lists
+    // them: duplicates kept.
+    let keys = std::iter::once(dl.msg.routing_key().to_owned())
+        .chain(sender::cc_keys(dl.msg.properties()))
+        .map(|k| s(&k))
+        .collect::<Vec<_>>();
     entry.insert(
         "routing-keys".into(),
-        AMQPValue::FieldArray(FieldArray::from(vec![s(dl.msg.routing_key())])),
+        AMQPValue::FieldArray(FieldArray::from(keys)),
     );
     if let Some(exp) = props.expiration() {
         entry.insert("original-expiration".into(), s(exp.as_str()));
@@ -168,6 +175,11 @@ fn rewrite(dl: &DeadLetter) -> (Message, Vec<AMQPValue>) {
         headers.insert("x-first-death-exchange".into(), s(dl.msg.exchange()));
     }
 
+    if dl.routing_key.is_some() {
+        // Dead-lettered with x-dead-letter-routing-key: that key alone routes it, so its
+        // CC keys go (RabbitMQ removes the header).
+        headers = without_header(&headers, "CC");
+    }
     let mut rebuilt = AMQPProperties::default().with_headers(headers);
     macro_rules! keep {
         ($get:ident, $with:ident) => {

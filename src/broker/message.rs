@@ -143,15 +143,7 @@ impl Message {
             Some(v) => {
                 headers.insert(name.into(), v);
             }
-            None if headers.contains_key(name) => {
-                let mut kept = amq_protocol::types::FieldTable::default();
-                for (k, v) in headers.inner() {
-                    if k.as_str() != name {
-                        kept.insert(k.clone(), v.clone());
-                    }
-                }
-                headers = kept;
-            }
+            None if headers.contains_key(name) => headers = without_header(&headers, name),
             None => return self.clone(),
         }
         let props = props.with_headers(headers);
@@ -166,6 +158,17 @@ impl Message {
     pub fn headers(&self) -> Option<FieldTable> {
         self.decode_properties().and_then(|p| p.headers().clone())
     }
+}
+
+/// A headers table without its entry `name`, the others in their order.
+pub fn without_header(headers: &FieldTable, name: &str) -> FieldTable {
+    let mut kept = FieldTable::default();
+    for (k, v) in headers.inner() {
+        if k.as_str() != name {
+            kept.insert(k.clone(), v.clone());
+        }
+    }
+    kept
 }
 
 impl fmt::Debug for Message {

@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod deadletter;
 pub mod definitions;
 pub mod disk;
+pub mod events;
 pub mod exchange;
 pub mod globals;
 pub mod memory;
@@ -60,6 +61,8 @@ pub struct Broker {
     pub auth_attempts: crate::access::attempts::AuthAttempts,
     /// Connections, channels and message counters as the management API shows them.
     pub stats: Arc<crate::stats::Stats>,
+    /// The event exchange's publisher, with `--event-exchange` only (see `events`).
+    pub events: Option<Arc<events::Events>>,
 }
 
 impl Default for Broker {
@@ -142,6 +145,10 @@ impl Broker {
         let mut broker = Self::build(Some(persist.clone()), users, memory, permissions);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
+        // Before the vhosts: the exchange exists when bindings to it are restored.
+        if boot.event_exchange {
+            broker.enable_events(&boot.default_vhost);
+        }
         for v in &defs.vhosts {
             broker.create_vhost(&v.name, vhost::VhostMetadata::default());
         }
@@ -187,7 +194,7 @@ impl Broker {
         let mut messages = 0usize;
         recovered.stream(|rec, holders| {
             let mut msg: Option<Message> = None;
-            for &(key, redelivered) in holders {
+            for &(key, delivered) in holders {
                 if let Some(q) = targets.get(key) {
                     // One message however many queues hold it; each gets a cheap clone.
                     let m = msg
@@ -195,7 +202,7 @@ impl Broker {
                             Message::new(rec.exchange, rec.routing_key, rec.properties, rec.body)
                         })
                         .clone();
-                    q.recover_one(m, rec.id, redelivered, holders.len());
+                    q.recover_one(m, rec.id, delivered, holders.len());
                     messages += 1;
                 }
             }
@@ -246,6 +253,7 @@ impl Broker {
             globals,
             auth_attempts: Default::default(),
             stats: Arc::default(),
+            events: None,
         }
     }
 
@@ -256,6 +264,19 @@ impl Broker {
             Some(serde_json::Value::String(name)) => name,
             _ => "warren".to_owned(),
         }
+    }
+
+    /// Turns the event exchange on (`--event-exchange`): `amq.rabbitmq.event` is declared
+    /// in `vhost` (now, or when it is created) and every vhost reports its events.
+    /// Call before the broker is shared; `Events::start` then starts publishing.
+    pub fn enable_events(&mut self, vhost: &str) -> Arc<events::Events> {
+        let node = format!("rabbit@{}", crate::http::hostname());
+        let events = events::Events::new(vhost, &node);
+        for v in self.all_vhosts() {
+            events.attach(&v);
+        }
+        self.events = Some(events.clone());
+        events
     }
 
     /// Whether `name` is a user (set_permissions refuses unknown users).

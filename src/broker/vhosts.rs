@@ -77,6 +77,9 @@ impl Broker {
             p.register(&vhost);
         }
         vhost.start_dead_lettering();
+        if let Some(e) = &self.events {
+            e.attach(&vhost);
+        }
         vhosts.insert(name.to_owned(), vhost.clone());
         Some(vhost)
     }

@@ -9,9 +9,11 @@ use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Hel
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
+use crate::broker::events::ChannelRef;
+use crate::broker::exchange::sender;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
-use crate::broker::queue::{ConsumerRemoved, Enqueued, Get};
+use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
 use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::properties as props;
@@ -39,7 +41,9 @@ impl Channel {
         msg: Message,
     ) -> Result<(), Exception> {
         let mut targets = std::mem::take(&mut self.route_buf);
-        let routed = ctx.vhost.route(msg.exchange(), &msg, &mut targets);
+        let routed = ctx
+            .vhost
+            .route_keys(msg.exchange(), &msg, &self.sender_keys, &mut targets);
         if let Err(e) = routed {
             self.route_buf = targets;
             return Err(e.on(60, 40));
@@ -124,12 +128,14 @@ impl Channel {
         );
     }
 
-    /// RabbitMQ's checks of user_id, and direct reply-to's rewrite of reply_to. Most
-    /// messages set neither flag and pass untouched.
+    /// RabbitMQ's checks of user_id, CC and BCC (their keys kept for routing, BCC cut
+    /// out), and direct reply-to's rewrite of reply_to. Most messages set none of these
+    /// flags and pass untouched.
     pub(super) fn check_properties(
-        &self,
+        &mut self,
         ctx: &Ctx,
-        properties: Bytes,
+        exchange: &str,
+        mut properties: Bytes,
     ) -> Result<Bytes, Exception> {
         let flags = props::flags(&properties);
         if flags & props::USER_ID != 0 {
@@ -150,10 +156,18 @@ impl Channel {
             let queue = self.reply_queue.as_ref().ok_or_else(|| {
                 Exception::precondition_failed("fast reply consumer does not exist")
             })?;
-            return Ok(
+            properties =
                 props::replace_short_str(&properties, props::REPLY_TO, queue.name.as_str())
-                    .unwrap_or(properties),
-            );
+                    .unwrap_or(properties);
+        }
+        // RabbitMQ reads CC and BCC last, when it builds the message.
+        self.sender_keys.clear();
+        if flags & props::HEADERS != 0 {
+            let scanned = sender::scan(&properties).map_err(|e| lookup_first(ctx, exchange, e));
+            if let Some(routes) = scanned? {
+                self.sender_keys = routes.keys;
+                properties = routes.stripped.unwrap_or(properties);
+            }
         }
         Ok(properties)
     }
@@ -283,6 +297,20 @@ impl Channel {
             priority,
         };
         queue.add_consumer(consumer)?;
+        if let Some(e) = ctx.vhost.events().filter(|_| name.as_str() != REPLY_TO) {
+            let flags = (!m.no_ack, m.exclusive);
+            let prefetch = self.consumer_prefetch.min(u16::MAX.into()) as u16;
+            let at = self.event_ref(ctx);
+            e.consumer_created(
+                &ctx.vhost.name,
+                &name,
+                at,
+                &tag,
+                flags,
+                prefetch,
+                &m.arguments,
+            );
+        }
         // consume-ok still goes out before the first delivery: deliveries wait in the
         // outbox until the connection drains it, after this handler returns.
         if !m.nowait {
@@ -309,6 +337,7 @@ impl Channel {
         let tag = m.consumer_tag.as_str();
         if let Some(c) = self.consumers.remove(tag) {
             self.stats.remove_consumer(tag);
+            self.consumer_deleted_event(ctx, &c.queue, tag);
             if c.queue.remove_consumer(ctx.connection, self.id, tag)
                 == ConsumerRemoved::RemovedLastOfAutoDelete
             {
@@ -492,5 +521,36 @@ impl Channel {
         self.credit_returned = true;
         requeue_entries(self.unacked.take_all());
         Ok(())
+    }
+}
+
+impl Channel {
+    /// This channel as consumer events name it.
+    fn event_ref(&self, ctx: &Ctx) -> ChannelRef {
+        ChannelRef {
+            connection: ctx.connection,
+            number: self.id,
+        }
+    }
+
+    /// consumer.deleted, with the event exchange on (not for direct reply-to, which
+    /// RabbitMQ does not report either).
+    pub(super) fn consumer_deleted_event(&self, ctx: &Ctx, queue: &Queue, tag: &str) {
+        if let Some(e) = ctx.vhost.events() {
+            if !queue.name.starts_with(crate::broker::vhost::REPLY_PREFIX) {
+                let at = self.event_ref(ctx);
+                e.consumer_deleted(&ctx.vhost.name, &queue.name, at, tag, true);
+            }
+        }
+    }
+}
+
+/// RabbitMQ looks the exchange up before it reads CC and BCC: a missing or internal
+/// exchange is the refusal then, not the header's type. Only on that refusal's path.
+fn lookup_first(ctx: &Ctx, exchange: &str, refusal: Exception) -> Exception {
+    let probe = Message::new(exchange, "", &[0, 0], b"");
+    match ctx.vhost.probe_route(exchange, &probe, &mut Vec::new()) {
+        Err(lookup) => lookup,
+        Ok(()) => refusal,
     }
 }

@@ -152,6 +152,8 @@ pub struct Channel {
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
     route_buf: Vec<Arc<Queue>>,
+    /// The CC and BCC keys of the message being assembled (empty without those headers).
+    sender_keys: Vec<String>,
     /// Credit came back (ack, reject, a delivery written): queues should dispatch again.
     credit_returned: bool,
     /// The user's permissions in this vhost and the answers given lately.
@@ -185,6 +187,7 @@ impl Channel {
             waiting_get: None,
             reply_queue: None,
             route_buf: Vec::new(),
+            sender_keys: Vec::new(),
             credit_returned: false,
             access: AccessCache::default(),
             stats,
@@ -355,7 +358,7 @@ impl Channel {
         if let Err(e) = self.authorize_publish(ctx, &publish) {
             return self.discard(size, Some(e.on(60, 40)));
         }
-        let properties = match self.check_properties(ctx, properties) {
+        let properties = match self.check_properties(ctx, publish.exchange.as_str(), properties) {
             Ok(properties) => properties,
             // Refused once the whole message is in, as RabbitMQ does: the channel closes
             // at a frame boundary, with no body frames left to arrive on it.
@@ -577,10 +580,15 @@ impl Channel {
     /// The server cancels a consumer whose queue was deleted.
     pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
         self.stats.remove_consumer(consumer_tag.as_str());
-        if self.consumers.remove(&consumer_tag).is_some()
-            && notify
-            && self.state == ChannelState::Open
-        {
+        let removed = self.consumers.remove(&consumer_tag);
+        if let (Some(c), Some(e)) = (&removed, ctx.vhost.events()) {
+            let at = crate::broker::events::ChannelRef {
+                connection: ctx.connection,
+                number: self.id,
+            };
+            e.consumer_deleted(&ctx.vhost.name, &c.queue.name, at, &consumer_tag, false);
+        }
+        if removed.is_some() && notify && self.state == ChannelState::Open {
             ctx.send(
                 self.id,
                 AMQPClass::Basic(amqp_basic::AMQPMethod::Cancel(amqp_basic::Cancel {
@@ -603,7 +611,8 @@ impl Channel {
             panic!("test hook: a channel's release panics on purpose");
         }
         self.reply_queue = None;
-        for (tag, c) in self.consumers.drain() {
+        for (tag, c) in std::mem::take(&mut self.consumers) {
+            self.consumer_deleted_event(ctx, &c.queue, tag.as_str());
             if c.queue
                 .remove_consumer(ctx.connection, self.id, tag.as_str())
                 == ConsumerRemoved::RemovedLastOfAutoDelete

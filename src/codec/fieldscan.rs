@@ -119,6 +119,25 @@ pub fn table_end(bytes: &[u8], pos: usize) -> Result<usize, Invalid> {
     }
 }
 
+/// Where the field value whose type byte is at `at` ends, at most at `limit`. Nested
+/// tables and arrays are skipped whole, not walked: for bytes a check above accepted.
+pub fn value_end(bytes: &[u8], at: usize, limit: usize) -> Result<usize, Invalid> {
+    let kind = *bytes
+        .get(at)
+        .filter(|_| at < limit)
+        .ok_or(Invalid::Truncated)?;
+    match kind {
+        b'A' | b'F' | b'S' | b'x' => block_end(bytes, at + 1, limit),
+        other => {
+            let end = at + 1 + fixed_size(other).ok_or(Invalid::UnknownType(other))?;
+            match end <= limit {
+                true => Ok(end),
+                false => Err(Invalid::Truncated),
+            }
+        }
+    }
+}
+
 /// Checks a whole field table (4-byte length first) with nothing after it.
 pub fn check_table(bytes: &[u8]) -> Result<(), Invalid> {
     match table_end(bytes, 0)? {

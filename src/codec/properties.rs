@@ -81,6 +81,11 @@ fn span(props: &[u8], bit: u16) -> Option<(usize, usize)> {
     None
 }
 
+/// The byte range of the headers table (its 4-byte length first), if set.
+pub fn headers_span(props: &[u8]) -> Option<(usize, usize)> {
+    span(props, HEADERS)
+}
+
 /// The priority property, if set.
 pub fn priority(props: &[u8]) -> Option<u8> {
     let (start, _) = span(props, PRIORITY)?;

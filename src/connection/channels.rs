@@ -94,6 +94,7 @@ impl Connection {
                     None => crate::stats::ChannelStats::detached(channel),
                 };
                 self.channels.insert(channel, Channel::new(channel, stats));
+                self.channel_event(channel, true);
                 self.with_channel(channel, |_, ctx| channel_open_ok(ctx, channel));
                 Ok(())
             }
@@ -101,6 +102,7 @@ impl Connection {
                 Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id))
             }
             AMQPClass::Channel(Ch::Close(_)) => {
+                let _acting = self.acting();
                 self.with_channel(channel, |ch, ctx| {
                     ch.expect_method()?;
                     ch.release(ctx);
@@ -115,11 +117,13 @@ impl Connection {
             AMQPClass::Channel(Ch::CloseOk(_)) => {
                 Err(Exception::command_invalid("unimplemented method").on(class_id, method_id))
             }
-            other => self
-                .with_channel(channel, |ch, ctx| {
+            other => {
+                let _acting = self.acting();
+                self.with_channel(channel, |ch, ctx| {
                     ch.handle_method(ctx, Method::Other(Box::new(other)))
                 })
-                .unwrap_or(Ok(())),
+                .unwrap_or(Ok(()))
+            }
         }
     }
 
@@ -149,6 +153,7 @@ impl Connection {
     /// A closed channel leaves the connection and its user's channel count.
     fn forget_channel(&mut self, channel: u16) {
         if self.channels.remove(&channel).is_some() {
+            self.channel_event(channel, false);
             if let Some(slot) = &mut self.user_slot {
                 slot.close_channel();
             }

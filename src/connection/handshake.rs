@@ -64,11 +64,12 @@ pub struct ClientInfo {
 
 /// Checks start-ok: mechanism (one offered on this connection), credentials, and the
 /// guest-from-loopback rule. `tls` is what the TLS handshake told, on a TLS connection.
+/// `attempted` gets the user name the client gave, once known (for the login events).
 pub fn start_ok(
     broker: &Broker,
     m: &amqp_connection::StartOk,
-    peer: IpAddr,
-    tls: Option<&TlsPeer>,
+    (peer, tls): (IpAddr, Option<&TlsPeer>),
+    attempted: &mut String,
 ) -> Result<ClientInfo, Exception> {
     let name = m.mechanism.as_str();
     let refused = || {
@@ -104,6 +105,7 @@ pub fn start_ok(
                 parse_amqplain(m.response.as_bytes())
             }
             .ok_or_else(refused)?;
+            attempted.clone_from(&user);
             match broker.authenticate(&user, &password, peer) {
                 Ok(()) => {}
                 Err(LoginRefused::BadCredentials) => return Err(refused()),
@@ -226,10 +228,22 @@ impl super::Connection {
         };
         match (&self.phase, class) {
             (Phase::StartOk, AMQPClass::Connection(C::StartOk(m))) => {
-                let login = start_ok(&self.broker, &m, self.peer.ip(), self.tls.as_ref());
+                let mut attempted = String::new();
+                let login = start_ok(
+                    &self.broker,
+                    &m,
+                    (self.peer.ip(), self.tls.as_ref()),
+                    &mut attempted,
+                );
                 self.broker
                     .auth_attempts
                     .record(Protocol::Amqp, login.is_ok());
+                if !attempted.is_empty() {
+                    let failure = login
+                        .is_err()
+                        .then(|| format!("user '{attempted}' - invalid credentials"));
+                    self.login_event(&attempted, m.mechanism.as_str(), failure.as_deref());
+                }
                 let client = match login {
                     Ok(client) => client,
                     // RabbitMQ tells only clients that announce authentication_failure_close;
@@ -251,6 +265,7 @@ impl super::Connection {
                 self.blocked_notify = client.connection_blocked;
                 self.user = client.user;
                 self.client_properties = crate::stats::fieldtable::to_json(&m.client_properties);
+                self.keep_client_properties(&m.client_properties);
                 self.auth_mechanism = m.mechanism.to_string();
                 codec::encode_method(&mut self.out, 0, &tune());
                 self.phase = Phase::TuneOk;
@@ -298,6 +313,7 @@ impl super::Connection {
                     .map_err(|e| e.on(10, 40))?;
                 self.user_slot = Some(user_slot);
                 let info = self.conn_info(name);
+                self.opened_event(&info);
                 let registration =
                     self.broker
                         .stats

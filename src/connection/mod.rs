@@ -9,6 +9,7 @@
 //! drop guard (`Drop for Connection`), so also when the task panics.
 
 mod channels;
+mod events;
 mod flow;
 mod handshake;
 mod mechanism;
@@ -153,6 +154,10 @@ struct Connection {
     /// What start-ok said, kept for the registry.
     client_properties: serde_json::Value,
     auth_mechanism: String,
+    /// start-ok's client properties, kept only with the event exchange on.
+    client_table: amq_protocol::types::FieldTable,
+    /// What connection.created told, with the event exchange on (see `events`).
+    event_facts: Option<Box<crate::broker::events::ConnectionFacts>>,
 }
 
 /// Serves one client until it leaves, fails, or the broker shuts down; on the TLS
@@ -228,6 +233,8 @@ pub async fn serve(
             local: None,
             client_properties: serde_json::Value::Null,
             auth_mechanism: String::new(),
+            client_table: Default::default(),
+            event_facts: None,
         };
         debug!("accepted");
         match conn.run(stream, shutdown, close_requests).await {

@@ -107,11 +107,14 @@ impl Connection {
             return;
         }
         let ids: Vec<u16> = self.channels.keys().copied().collect();
+        let acting = self.acting();
         for id in ids {
             contained("releasing a channel", || {
                 self.with_channel(id, |ch, ctx| ch.release(ctx));
             });
+            self.channel_event(id, false);
         }
+        drop(acting);
         self.channels.clear();
         // Out of the management API's lists; the channels' counts join the totals.
         self.registration = None;
@@ -135,6 +138,7 @@ impl Connection {
         // user's count of connections and channels.
         self.vhost_slot = None;
         self.user_slot = None;
+        self.closed_event();
         if !matches!(self.phase, Phase::Done | Phase::CloseOkSent(_)) {
             debug!("connection released without an orderly close");
         }

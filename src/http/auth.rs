@@ -29,6 +29,27 @@ pub struct Caller {
 const MANAGEMENT_TAGS: [&str; 4] = ["management", "policymaker", "monitoring", "administrator"];
 
 impl Caller {
+    /// While the guard lives (never across an `.await`), events name this caller as
+    /// `user_who_performed_action`; `None` with the event exchange off.
+    pub fn acting(&self, broker: &crate::broker::Broker) -> Option<crate::broker::events::Acting> {
+        broker
+            .events
+            .as_ref()
+            .map(|_| crate::broker::events::acting_as(&self.name))
+    }
+
+    /// Reports events this caller caused, with the event exchange on.
+    pub fn notify(
+        &self,
+        broker: &crate::broker::Broker,
+        f: impl FnOnce(&crate::broker::events::Events),
+    ) {
+        if let Some(e) = &broker.events {
+            let _acting = crate::broker::events::acting_as(&self.name);
+            f(e);
+        }
+    }
+
     fn has(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
     }

@@ -154,6 +154,7 @@ fn put_one(
     let body = json_body(body)?;
     let policy = validate::parse(kind, name, &body)
         .map_err(|e| ApiError::bad_request(e.reason(kind == PolicyKind::Policy)))?;
+    caller.notify(&api.broker, |e| e.policy_set(vhost, kind, &policy));
     let existed = v.set_policy(kind, policy);
     Ok(match existed {
         true => StatusCode::NO_CONTENT,
@@ -166,7 +167,10 @@ fn delete_one(api: &Api, caller: &Caller, vhost: &str, name: &str, kind: PolicyK
     let v = api.broker.vhost(vhost).ok_or_else(ApiError::not_found)?;
     may_manage(api, caller, vhost, kind)?;
     match v.clear_policy(kind, name) {
-        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        true => {
+            caller.notify(&api.broker, |e| e.policy_cleared(vhost, kind, name));
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         false => Err(ApiError::not_found()),
     }
 }

@@ -114,7 +114,7 @@ fn nacked_message_can_still_be_acked_and_later_ids_are_stored() {
     assert!(rx.blocking_recv().is_err());
     // Its copy in memory is consumed and acked as usual: the ack of a record that is
     // not on disk is harmless.
-    h.delivered(&Arc::from("q"), b);
+    h.delivered(&Arc::from("q"), b, 1);
     h.ack(&Arc::from("q"), b);
     put(&h, "c", &["q"]);
     let (h, got) = restart(h, &dir);

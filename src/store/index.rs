@@ -29,7 +29,8 @@ pub(crate) type QueueOffsets = Vec<(u32, Vec<u32>)>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Carried {
     Ack(u32, u64),
-    Delivered(u32, u64),
+    /// Queue, message id, times handed out.
+    Delivered(u32, u64, u16),
     Drop(u32, u64),
 }
 
@@ -285,7 +286,7 @@ impl Index {
     /// Remembers that segment `segno` holds `c`, if `c` concerns an older segment.
     pub(crate) fn note(&mut self, segno: u64, c: Carried) {
         let keep = match c {
-            Carried::Ack(_, id) | Carried::Delivered(_, id) => {
+            Carried::Ack(_, id) | Carried::Delivered(_, id, _) => {
                 self.segment_of(id).is_some_and(|t| t < segno)
             }
             Carried::Drop(..) => self.segments.range(..segno).next().is_some(),
@@ -317,7 +318,7 @@ impl Index {
                 .into_iter()
                 .filter(|c| match *c {
                     Carried::Ack(_, id) => self.segment_of(id).is_some_and(|t| t != segno),
-                    Carried::Delivered(q, id) => self.is_live(q, id),
+                    Carried::Delivered(q, id, _) => self.is_live(q, id),
                     Carried::Drop(..) => self.segments.range(..segno).next().is_some(),
                 })
                 .collect();
@@ -434,14 +435,14 @@ mod tests {
         ix.add_message(3, &[q]);
         assert!(ix.settle(q, 1));
         ix.note(2, Carried::Ack(q, 1));
-        ix.note(2, Carried::Delivered(q, 2));
+        ix.note(2, Carried::Delivered(q, 2, 1));
         ix.note(2, Carried::Ack(q, 3)); // same segment: not kept
         ix.open_segment(3, 4);
         assert!(ix.settle(q, 3));
         let del = ix.take_deletable();
         assert_eq!(
             del,
-            vec![(2, vec![Carried::Ack(q, 1), Carried::Delivered(q, 2)])]
+            vec![(2, vec![Carried::Ack(q, 1), Carried::Delivered(q, 2, 1)])]
         );
     }
 }

@@ -85,6 +85,9 @@ pub struct Recovered {
     queues: Vec<(Box<str>, usize)>,
     /// Segments holding live messages, oldest first.
     segments: Vec<recovery::LiveSegment>,
+    /// (queue number, id) -> times delivered, for messages delivered more than once
+    /// (quorum queues' redeliveries); once is the "delivered" bit of the offsets.
+    times: std::collections::HashMap<(u32, u64), u16>,
 }
 
 /// One recovered message, borrowing from the segment being read (see
@@ -296,12 +299,15 @@ impl StoreHandle {
         });
     }
 
-    /// Message `id` was handed to a consumer of `queue`; after a restart it comes back
-    /// with redelivered=true unless acked. Needed only the first time it is delivered.
-    pub fn delivered(&self, queue: &Arc<str>, id: u64) {
+    /// Message `id` was handed to a consumer of `queue` for the `times`th time; after a
+    /// restart it comes back with redelivered=true unless acked, and with this count.
+    /// Needed the first time it is delivered, and again only where the count matters
+    /// (quorum queues' x-delivery-count). The highest count recorded wins.
+    pub fn delivered(&self, queue: &Arc<str>, id: u64, times: u16) {
         let _ = self.inner.tx.send(Request::Delivered {
             queue: queue.clone(),
             id,
+            times,
         });
     }
 

@@ -14,7 +14,8 @@
 //!                   | queue count u16 | (u16 len + queue key)* | properties (u32 len + bytes)
 //!                   | body (the rest)
 //! Ack       kind 2: id u64 | queue key (the rest)
-//! Delivered kind 3: id u64 | queue key (the rest)
+//! Delivered kind 3: id u64 | queue key (the rest)           handed out once
+//! Deliveries kind 5: id u64 | times u16 | queue key (the rest)   handed out `times` times
 //! Drop      kind 4: up_to u64 | queue key (the rest)   settles every message id <= up_to
 //! ```
 //! All integers little-endian. `first_id` in the header is no larger than any message id
@@ -35,6 +36,7 @@ const KIND_MESSAGE: u8 = 1;
 const KIND_ACK: u8 = 2;
 const KIND_DELIVERED: u8 = 3;
 const KIND_DROP: u8 = 4;
+const KIND_DELIVERIES: u8 = 5;
 
 /// A decoded record, borrowing from the segment bytes.
 #[derive(Debug, PartialEq)]
@@ -51,9 +53,12 @@ pub(crate) enum Record<'a> {
         queue: &'a str,
         id: u64,
     },
+    /// Handed to a client `times` times so far (quorum queues count redeliveries; kind 3
+    /// records mean once).
     Delivered {
         queue: &'a str,
         id: u64,
+        times: u16,
     },
     Drop {
         queue: &'a str,
@@ -158,8 +163,18 @@ pub(crate) fn encode_ack(out: &mut Vec<u8>, queue: &str, id: u64) {
     encode_queue_op(out, KIND_ACK, queue, id);
 }
 
-pub(crate) fn encode_delivered(out: &mut Vec<u8>, queue: &str, id: u64) {
-    encode_queue_op(out, KIND_DELIVERED, queue, id);
+/// A delivered mark: the short kind 3 record for a first delivery, kind 5 with the
+/// count for later ones.
+pub(crate) fn encode_delivered(out: &mut Vec<u8>, queue: &str, id: u64, times: u16) {
+    if times <= 1 {
+        return encode_queue_op(out, KIND_DELIVERED, queue, id);
+    }
+    encode_with(out, |out| {
+        out.push(KIND_DELIVERIES);
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&times.to_le_bytes());
+        out.extend_from_slice(queue.as_bytes());
+    });
 }
 
 pub(crate) fn encode_drop(out: &mut Vec<u8>, queue: &str, up_to: u64) {
@@ -273,9 +288,19 @@ fn decode_payload(body: &[u8]) -> Option<Record<'_>> {
             let queue = c.rest_str()?;
             Some(match kind {
                 KIND_ACK => Record::Ack { queue, id: n },
-                KIND_DELIVERED => Record::Delivered { queue, id: n },
+                KIND_DELIVERED => Record::Delivered {
+                    queue,
+                    id: n,
+                    times: 1,
+                },
                 _ => Record::Drop { queue, up_to: n },
             })
+        }
+        KIND_DELIVERIES => {
+            let id = c.u64()?;
+            let times = c.u16()?;
+            let queue = c.rest_str()?;
+            Some(Record::Delivered { queue, id, times })
         }
         _ => None,
     }
@@ -303,7 +328,8 @@ mod tests {
         encode_message(&mut buf, 42, &sample(), &queues);
         assert_eq!(buf.len() - HEADER_LEN, message_len(&sample(), &queues));
         encode_ack(&mut buf, "q2", 42);
-        encode_delivered(&mut buf, "3:/vhq1", 42);
+        encode_delivered(&mut buf, "3:/vhq1", 42, 1);
+        encode_delivered(&mut buf, "q2", 42, 7);
         encode_drop(&mut buf, "q2", 99);
         assert_eq!(decode_header(&buf), Some(42));
         let mut pos = HEADER_LEN;
@@ -335,7 +361,13 @@ mod tests {
                 },
                 Record::Delivered {
                     queue: "3:/vhq1",
-                    id: 42
+                    id: 42,
+                    times: 1
+                },
+                Record::Delivered {
+                    queue: "q2",
+                    id: 42,
+                    times: 7
                 },
                 Record::Drop {
                     queue: "q2",

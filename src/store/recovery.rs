@@ -28,7 +28,7 @@ use super::index::{Carried, Index, QueueOffsets};
 use super::record::{self, Next, Record};
 use super::segment;
 use super::{Recovered, RecoveredRecord};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::path::Path;
@@ -79,13 +79,14 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdSet = HashSet<(u32, u64), BuildHasherDefault<IdHasher>>;
+/// Delivered marks: (queue, id) -> times handed out (the highest count recorded).
+type IdTimes = HashMap<(u32, u64), u16, BuildHasherDefault<IdHasher>>;
 
 /// Pass 1: replays every segment of `dir` into an index, copying no message body.
 pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
     let (segnos, highest) = segment::list(dir)?;
     let mut ix = Index::default();
-    let mut delivered = IdSet::default();
+    let mut delivered = IdTimes::default();
     // Where reading each segment stopped.
     let mut ends: HashMap<u64, u64> = HashMap::new();
     let mut next_id: u64 = 1;
@@ -185,18 +186,25 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
 }
 
 /// What pass 2 needs, taken from the index after pass 1.
-fn live_set(ix: &Index, delivered: &IdSet, ends: &HashMap<u64, u64>, dir: &Path) -> Recovered {
+fn live_set(ix: &Index, delivered: &IdTimes, ends: &HashMap<u64, u64>, dir: &Path) -> Recovered {
     // Queue numbers of the index are reused as they are; only the names of queues that
     // hold something are kept (empty names for the others cost 16 bytes each).
     let mut counts: HashMap<u32, usize> = HashMap::new();
     let mut segments = Vec::new();
+    // Counts above one (quorum queues' redeliveries): rare, so kept apart from the
+    // offsets, whose one spare bit says "delivered".
+    let mut times = HashMap::new();
     for (segno, first_id, mut queues) in ix.live_by_segment() {
         for (q, offs) in &mut queues {
             *counts.entry(*q).or_default() += offs.len();
             if !delivered.is_empty() {
                 for o in offs.iter_mut() {
-                    if delivered.contains(&(*q, first_id + u64::from(*o))) {
+                    let id = first_id + u64::from(*o);
+                    if let Some(&n) = delivered.get(&(*q, id)) {
                         *o |= DELIVERED;
+                        if n > 1 {
+                            times.insert((*q, id), n);
+                        }
                     }
                 }
             }
@@ -217,6 +225,7 @@ fn live_set(ix: &Index, delivered: &IdSet, ends: &HashMap<u64, u64>, dir: &Path)
         dir: dir.to_owned(),
         queues: names,
         segments,
+        times,
     }
 }
 
@@ -227,7 +236,7 @@ fn apply(
     ix: &mut Index,
     segno: u64,
     rec: Record<'_>,
-    delivered: &mut IdSet,
+    delivered: &mut IdTimes,
     next_id: &mut u64,
     counts: &mut [u64; 4],
 ) -> bool {
@@ -253,12 +262,13 @@ fn apply(
             }
             ix.note(segno, Carried::Ack(q, id));
         }
-        Record::Delivered { queue, id } => {
+        Record::Delivered { queue, id, times } => {
             counts[2] += 1;
             let q = ix.queue_id(queue);
             if ix.is_live(q, id) {
-                delivered.insert((q, id));
-                ix.note(segno, Carried::Delivered(q, id));
+                let n = delivered.entry((q, id)).or_default();
+                *n = (*n).max(times);
+                ix.note(segno, Carried::Delivered(q, id, times));
             }
         }
         Record::Drop { queue, up_to } => {
@@ -294,6 +304,7 @@ impl Recovered {
                     + 64
             })
             .sum::<usize>() as u64
+            + self.times.capacity() as u64 * 24
     }
 
     /// Total live (message, queue) pairs.
@@ -303,16 +314,18 @@ impl Recovered {
 
     /// Pass 2: reads the segments holding live messages, in order, and calls `each` once
     /// per stored message that some queue still holds, in ascending id order, with the
-    /// queues holding it (queue key, redelivered flag). At most one segment is in memory
+    /// queues holding it (queue key, times delivered before: 0 for none, so redelivered
+    /// when above 0). At most one segment is in memory
     /// at a time. A segment that vanished or no longer reads is logged and skipped (never
     /// a panic, never an error that stops the broker).
-    pub fn stream(self, mut each: impl FnMut(&RecoveredRecord<'_>, &[(&str, bool)])) {
+    pub fn stream(self, mut each: impl FnMut(&RecoveredRecord<'_>, &[(&str, u16)])) {
         let Recovered {
             dir,
             queues: names,
             segments,
+            times,
         } = self;
-        let mut holders: Vec<(&str, bool)> = Vec::new();
+        let mut holders: Vec<(&str, u16)> = Vec::new();
         for seg in segments {
             let want: usize = seg.queues.iter().map(|(_, o)| o.len()).sum();
             let mut reader = match segment::Reader::open(&dir, seg.segno, seg.end)
@@ -398,7 +411,11 @@ impl Recovered {
                 holders.clear();
                 while let Some(&(o, q)) = live.get(at).filter(|&&(o, _)| o & !DELIVERED == off) {
                     let name = names.get(q as usize).map_or("", |(k, _)| &**k);
-                    holders.push((name, o & DELIVERED != 0));
+                    let delivered = match o & DELIVERED != 0 {
+                        true => times.get(&(q, id)).copied().unwrap_or(1),
+                        false => 0,
+                    };
+                    holders.push((name, delivered));
                     at += 1;
                 }
                 handed += holders.len();

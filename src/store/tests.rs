@@ -43,6 +43,8 @@ pub(super) struct Msg {
     id: u64,
     msg: StoredMessage,
     redelivered: bool,
+    /// Times delivered before the restart.
+    times: u16,
 }
 
 /// Streams `r`, checking what every stream must satisfy: ids strictly ascending, each
@@ -60,7 +62,7 @@ pub(super) fn read_all(r: Recovered) -> Got {
         for (i, (k, _)) in holders.iter().enumerate() {
             assert!(!holders[..i].iter().any(|(j, _)| j == k), "{k} twice");
         }
-        for &(k, redelivered) in holders {
+        for &(k, times) in holders {
             got.queues.entry(k.to_owned()).or_default().push(Msg {
                 id: rec.id,
                 msg: StoredMessage {
@@ -69,7 +71,8 @@ pub(super) fn read_all(r: Recovered) -> Got {
                     properties: Bytes::copy_from_slice(rec.properties),
                     body: Bytes::copy_from_slice(rec.body),
                 },
-                redelivered,
+                redelivered: times > 0,
+                times,
             });
         }
     });
@@ -217,10 +220,10 @@ fn redelivered_flags_follow_delivered_and_unacked() {
     let m1 = put(&h, "m1", &["q", "r"]);
     let m2 = put(&h, "m2", &["q"]);
     let _m3 = put(&h, "m3", &["q"]);
-    h.delivered(&"q".into(), m1);
-    h.delivered(&"q".into(), m2);
+    h.delivered(&"q".into(), m1, 1);
+    h.delivered(&"q".into(), m2, 1);
     h.ack(&"q".into(), m2);
-    h.delivered(&"nosuchqueue".into(), m1);
+    h.delivered(&"nosuchqueue".into(), m1, 1);
     let (h, r) = restart(h, &dir);
     assert_eq!(
         bodies(&r, "q"),
@@ -237,6 +240,43 @@ fn redelivered_flags_follow_delivered_and_unacked() {
         bodies(&r, "q"),
         vec![("m1".into(), true), ("m3".into(), false)]
     );
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn delivery_counts_survive_restarts_and_segment_deletion() {
+    let dir = temp("times");
+    let (h, _) = open_small(&dir);
+    let m1 = put(&h, "m1", &["q", "r"]);
+    let m2 = put(&h, "m2", &["q"]);
+    // The marks land in a segment of settled fillers: deleting it carries them forward.
+    let filler = "x".repeat(1000);
+    for _ in 0..8 {
+        let id = put(&h, &filler, &["f"]);
+        h.ack(&"f".into(), id);
+    }
+    h.delivered(&"q".into(), m1, 1);
+    h.delivered(&"q".into(), m1, 3);
+    // A lower count recorded later (a duplicate carried forward) does not lower it.
+    h.delivered(&"q".into(), m1, 2);
+    h.delivered(&"r".into(), m1, 1);
+    h.delivered(&"q".into(), m2, 1);
+    // Fill segments and settle them so that the marks are carried forward.
+    for _ in 0..40 {
+        let id = put(&h, &filler, &["f"]);
+        h.ack(&"f".into(), id);
+    }
+    let mut h = h;
+    for _ in 0..2 {
+        h.flush_blocking().expect("flush");
+        h.close();
+        let (again, got) = open_small(&dir);
+        let times = |q: &str| -> Vec<u16> { got.queues[q].iter().map(|m| m.times).collect() };
+        assert_eq!(times("q"), [3, 1]);
+        assert_eq!(times("r"), [1]);
+        h = again;
+    }
     h.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -277,7 +317,7 @@ fn acks_survive_deletion_of_the_segment_holding_them() {
     let ids: Vec<u64> = (0..30)
         .map(|i| put(&h, &format!("{i:02}{body}"), &["q"]))
         .collect();
-    h.delivered(&"q".into(), ids[0]);
+    h.delivered(&"q".into(), ids[0], 1);
     for &id in &ids[1..] {
         h.ack(&"q".into(), id);
         put(&h, "filler", &["f"]);
@@ -531,7 +571,7 @@ fn random_run(mut seed: u64, steps: usize) {
                 if let Some(e) = live.get_mut(&id) {
                     e.1 = true;
                 }
-                h.delivered(&qn.into(), id);
+                h.delivered(&qn.into(), id, 1);
             }
         } else if op < 94 {
             model.entry(qn).or_default().clear();
@@ -589,7 +629,10 @@ type Streamed = Vec<(u64, String, Vec<(String, bool)>)>;
 fn stream_all(r: Recovered) -> Streamed {
     let mut out = Vec::new();
     r.stream(|rec, holders| {
-        let mut hs: Vec<(String, bool)> = holders.iter().map(|&(k, d)| (k.to_owned(), d)).collect();
+        let mut hs: Vec<(String, bool)> = holders
+            .iter()
+            .map(|&(k, d)| (k.to_owned(), d > 0))
+            .collect();
         hs.sort();
         out.push((rec.id, String::from_utf8_lossy(rec.body).into_owned(), hs));
     });
@@ -630,7 +673,7 @@ fn recovery_streams_ids_queues_and_flags_in_order() {
                 h.ack(&(*q).into(), id);
                 holders.remove(*q);
             } else if (n + 2 * k) % 5 == 0 {
-                h.delivered(&(*q).into(), id);
+                h.delivered(&(*q).into(), id, 1);
                 holders.insert(q.to_string(), true);
             }
         }

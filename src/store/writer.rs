@@ -59,6 +59,7 @@ pub(crate) enum Request {
     Delivered {
         queue: Arc<str>,
         id: u64,
+        times: u16,
     },
     Drop {
         queue: Arc<str>,
@@ -133,7 +134,7 @@ struct Batch {
     flushes: Vec<super::Done>,
     /// Delivered marks, written at the end of the batch unless an ack in the same batch
     /// made them pointless (the common case for a consumer that keeps up).
-    delivered: Vec<(u32, u64)>,
+    delivered: Vec<(u32, u64, u16)>,
     /// The first write error: the batch ends there (deferred requests that follow it
     /// are deferred again).
     failed: Option<io::Error>,
@@ -285,9 +286,9 @@ impl Writer {
                     self.append_carried(Carried::Ack(q, id));
                 }
             }
-            Request::Delivered { queue, id } => {
+            Request::Delivered { queue, id, times } => {
                 if let Some(q) = self.ix.find_queue(&queue) {
-                    batch.delivered.push((q, id));
+                    batch.delivered.push((q, id, times));
                 }
             }
             Request::Drop { queue, up_to } => {
@@ -322,8 +323,8 @@ impl Writer {
             Carried::Ack(q, id) => {
                 record::encode_ack(&mut self.seg.buf, self.ix.queue_name(*q), *id)
             }
-            Carried::Delivered(q, id) => {
-                record::encode_delivered(&mut self.seg.buf, self.ix.queue_name(*q), *id)
+            Carried::Delivered(q, id, times) => {
+                record::encode_delivered(&mut self.seg.buf, self.ix.queue_name(*q), *id, *times)
             }
             Carried::Drop(q, up_to) => {
                 record::encode_drop(&mut self.seg.buf, self.ix.queue_name(*q), *up_to)
@@ -375,7 +376,7 @@ impl Writer {
                 // Not written yet: the marks go with the redo.
                 let marks = batch.delivered.iter();
                 self.redo
-                    .extend(marks.map(|&(q, id)| Carried::Delivered(q, id)));
+                    .extend(marks.map(|&(q, id, times)| Carried::Delivered(q, id, times)));
                 Err(e)
             }
             None => self.write_out_batch(&batch, &mut deleted),
@@ -425,11 +426,11 @@ impl Writer {
         }
     }
 
-    fn write_delivered(&mut self, marks: &[(u32, u64)]) -> std::io::Result<()> {
-        for &(q, id) in marks {
+    fn write_delivered(&mut self, marks: &[(u32, u64, u16)]) -> std::io::Result<()> {
+        for &(q, id, times) in marks {
             if self.ix.is_live(q, id) {
-                self.make_room(record::RECORD_HEAD + 9 + self.ix.queue_name(q).len(), None)?;
-                self.append_carried(Carried::Delivered(q, id));
+                self.make_room(record::RECORD_HEAD + 11 + self.ix.queue_name(q).len(), None)?;
+                self.append_carried(Carried::Delivered(q, id, times));
             }
         }
         Ok(())
@@ -448,12 +449,12 @@ impl Writer {
     /// Appends the records waiting in `redo` (a delivered mark only if still useful).
     fn write_redo(&mut self) -> std::io::Result<()> {
         while let Some(c) = self.redo.pop() {
-            if let Carried::Delivered(q, id) = c {
+            if let Carried::Delivered(q, id, _) = c {
                 if !self.ix.is_live(q, id) {
                     continue;
                 }
             }
-            if let Err(e) = self.make_room(record::RECORD_HEAD + 9 + 255, None) {
+            if let Err(e) = self.make_room(record::RECORD_HEAD + 11 + 255, None) {
                 self.redo.push(c);
                 return Err(e);
             }

@@ -2,6 +2,7 @@
 //! AMQP client (`raw`, typed frames; `wire`, bytes) and a TCP proxy that can cut (`proxy`).
 #![allow(dead_code)]
 
+pub mod events;
 pub mod http;
 pub mod login;
 pub mod objects;

@@ -173,7 +173,7 @@ fn term(value: &AMQPValue) -> Term<'_> {
 }
 
 /// The type atom RabbitMQ tags the value with (`rabbit_binary_parser`).
-pub(super) fn type_atom(value: &AMQPValue) -> &'static str {
+pub(crate) fn type_atom(value: &AMQPValue) -> &'static str {
     match value {
         AMQPValue::Boolean(_) => "bool",
         AMQPValue::ShortShortInt(_) => "byte",

@@ -13,6 +13,7 @@ mod erlang_hash;
 pub mod headers;
 pub mod random;
 pub mod recent;
+pub mod sender;
 pub mod topic;
 pub mod unknown_type;
 
@@ -339,6 +340,20 @@ impl Exchange {
             Routes::Headers(list) => list.retain(|(_, d)| d != dest),
         }
         before - self.bindings.len()
+    }
+
+    /// Reports the destinations an extra routing key (a CC or BCC key) reaches: only the
+    /// kinds that route by key look at it; the others routed the message already.
+    pub fn route_key(&self, key: &str, out: &mut dyn FnMut(&Destination)) {
+        match &self.routes {
+            Routes::Direct(map) => {
+                for d in map.get(key).into_iter().flatten() {
+                    out(d);
+                }
+            }
+            Routes::Topic(trie) => trie.route(key, out),
+            _ => {}
+        }
     }
 
     /// Reports the destinations this message goes to (possibly with repeats: the caller

@@ -525,13 +525,23 @@ impl Queue {
         item
     }
 
-    /// One message read back from the store at start, held by `sharers` queues; call in
-    /// id order.
-    pub fn recover_one(&self, msg: Message, store_id: u64, redelivered: bool, sharers: usize) {
+    /// One message read back from the store at start, held by `sharers` queues, handed
+    /// out `delivered` times before (each of those deliveries came back, the last by the
+    /// restart); call in id order. A quorum queue dead-letters it now if that passes its
+    /// x-delivery-limit, as the return at the restart would have.
+    pub fn recover_one(&self, msg: Message, store_id: u64, delivered: u16, sharers: usize) {
         let mut st = self.lock();
         let mut item = self.new_item(&mut st, msg, store_id, sharers);
-        item.redelivered = redelivered;
-        item.deliveries = u16::from(redelivered);
+        item.redelivered = delivered > 0;
+        item.deliveries = delivered;
+        if st
+            .limits
+            .delivery_limit
+            .is_some_and(|limit| u64::from(delivered) > limit)
+        {
+            self.dead_letter(item, Reason::DeliveryLimit);
+            return;
+        }
         st.ready.push_back(item);
     }
 
@@ -592,11 +602,18 @@ impl Queue {
         }
     }
 
-    /// A message goes to a client for the first time: after a restart it comes back
-    /// with redelivered=true unless acked.
+    /// A message goes to a client: the first time, the store marks it so that after a
+    /// restart it comes back with redelivered=true unless acked; a quorum queue's store
+    /// also counts every later delivery (one small record per redelivery, synced with the
+    /// next batch), so x-delivery-count and x-delivery-limit survive restarts.
     pub fn delivered(&self, item: &Queued) {
-        if let (Some(s), id @ 1.., false) = (&self.store, item.store_id, item.redelivered) {
-            s.store.delivered(&s.key, id);
+        if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
+            if !item.redelivered {
+                s.store.delivered(&s.key, id, 1);
+            } else if self.quorum {
+                s.store
+                    .delivered(&s.key, id, item.deliveries.saturating_add(1));
+            }
         }
     }
 
@@ -827,6 +844,16 @@ impl Queue {
     pub fn counts(&self) -> (u32, u32) {
         let st = self.lock();
         (st.ready.len() as u32, st.consumers.len() as u32)
+    }
+
+    /// Each consumer's (connection, channel, tag), for the event exchange's
+    /// consumer.deleted when the queue goes.
+    pub fn consumer_refs(&self) -> Vec<(u64, u16, ShortStr)> {
+        let st = self.lock();
+        st.consumers
+            .iter()
+            .map(|c| (c.connection.id, c.info.channel, c.info.tag.clone()))
+            .collect()
     }
 
     /// Marks the queue deleted, drops its messages and tells its consumers (on other

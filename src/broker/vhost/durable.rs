@@ -53,6 +53,7 @@ impl VHost {
             if durable_exchange(x)
                 && !x.name.is_empty()
                 && !PREDECLARED.iter().any(|(n, _)| *n == x.name)
+                && x.name != crate::broker::events::EXCHANGE
             {
                 defs.exchanges.push(ExchangeDef {
                     name: x.name.clone(),

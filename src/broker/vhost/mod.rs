@@ -13,7 +13,8 @@ use super::arguments::{
     COMPARED_QUEUE_ARGS,
 };
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
-use super::exchange::{Destination, Exchange, ExchangeKind};
+use super::events::{self, Events};
+use super::exchange::{sender, Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::message::Message;
 use super::persist::{Persistence, QueueStore};
@@ -33,6 +34,7 @@ mod connections;
 mod durable;
 mod limits;
 mod meta;
+mod notify;
 mod policies;
 mod replay;
 mod snapshot;
@@ -84,6 +86,8 @@ pub struct VHost {
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
     /// Message traces on this vhost's exchanges and queues (see `tracer`).
     pub tracing: crate::broker::tracer::Tracing,
+    /// The event exchange's publisher, set once with `--event-exchange` (see `events`).
+    events: std::sync::OnceLock<Arc<Events>>,
 }
 
 #[derive(Debug, Default)]
@@ -157,7 +161,35 @@ impl VHost {
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
             tracing: Default::default(),
+            events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where this vhost reports its events (with `--event-exchange` only).
+    pub fn set_events(&self, events: Arc<Events>) {
+        let _ = self.events.set(events);
+    }
+
+    /// The event publisher, when the event exchange is on: each hook's one branch.
+    pub fn events(&self) -> Option<&Events> {
+        self.events.get().map(|e| &**e)
+    }
+
+    /// Declares `amq.rabbitmq.event` as the plugin does: a durable internal topic
+    /// exchange, kept out of the definitions (it exists while the flag is on).
+    pub fn declare_event_exchange(&self) {
+        let x = Exchange::new(
+            events::EXCHANGE,
+            ExchangeKind::Topic,
+            true,
+            false,
+            true,
+            FieldTable::default(),
+        )
+        .charged(&self.memory);
+        self.write()
+            .exchanges
+            .insert(events::EXCHANGE.to_owned(), x);
     }
 
     /// Where this vhost counts queue churn (the broker's statistics).
@@ -325,6 +357,9 @@ impl VHost {
         )
         .charged(&self.memory);
         policies::apply_to_exchange(&mut x, &self.policies());
+        if let Some(e) = self.events() {
+            e.exchange_created(&self.name, &x);
+        }
         topo.exchanges.insert(name.to_owned(), x);
         Ok(())
     }
@@ -346,6 +381,9 @@ impl VHost {
                 format!("{} in use", self.describe_exchange(name)),
             )),
             Some(x) => {
+                if let Some(e) = self.events() {
+                    self.notify_exchange_deleted(e, &topo, x);
+                }
                 topo.dirty |= x.durable;
                 topo.exchanges.remove(name);
                 remove_destination_locked(&mut topo, &Destination::Exchange(Arc::from(name)));
@@ -441,6 +479,9 @@ impl VHost {
             (settings.applied, &settings.effective),
         );
         topo.dirty |= queue.store.is_some();
+        if let Some(e) = self.events() {
+            e.queue_created(&self.name, &queue);
+        }
         topo.queues.insert(name.to_owned(), queue.clone());
         self.churn(crate::stats::Churn::QueueDeclared);
         self.churn(crate::stats::Churn::QueueCreated);
@@ -500,6 +541,9 @@ impl VHost {
             )));
         }
         self.churn(crate::stats::Churn::QueueDeleted);
+        if let Some(e) = self.events() {
+            self.notify_queue_deleted(e, &topo, &queue, false);
+        }
         Ok(remove_queue_locked(&mut topo, &queue))
     }
 
@@ -540,6 +584,9 @@ impl VHost {
         match topo.queues.get(queue.name.as_str()) {
             Some(q) if q.id == queue.id => {
                 self.churn(crate::stats::Churn::QueueDeleted);
+                if let Some(e) = self.events() {
+                    self.notify_queue_deleted(e, &topo, queue, true);
+                }
                 remove_queue_locked(&mut topo, queue)
             }
             _ => 0,
@@ -582,6 +629,9 @@ impl VHost {
         let added = x.bind(&dest, key, arguments)?;
         let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        if let Some(e) = self.events().filter(|_| added) {
+            self.notify_binding(e, true, exchange, &dest, key, arguments);
+        }
         drop(topo);
         if let Some(messages) = history {
             self.replay(&dest, messages);
@@ -614,6 +664,9 @@ impl VHost {
         let added = x.bind(&dest, key, arguments)?;
         let history = x.recent_history().filter(|_| added);
         topo.dirty |= durable;
+        if let Some(e) = self.events().filter(|_| added) {
+            self.notify_binding(e, true, source, &dest, key, arguments);
+        }
         drop(topo);
         if let Some(messages) = history {
             self.replay(&dest, messages);
@@ -635,14 +688,14 @@ impl VHost {
         let Some(x) = topo.exchanges.get_mut(source) else {
             return Ok(());
         };
-        let removed = x.unbind(
-            &Destination::Exchange(Arc::from(destination)),
-            key,
-            arguments,
-        );
-        let durable = x.durable;
-        if x.auto_delete && !x.has_bindings() {
-            topo.exchanges.remove(source);
+        let dest = Destination::Exchange(Arc::from(destination));
+        let removed = x.unbind(&dest, key, arguments);
+        let (durable, emptied) = (x.durable, x.auto_delete && !x.has_bindings());
+        if let Some(e) = self.events().filter(|_| removed) {
+            self.notify_binding(e, false, source, &dest, key, arguments);
+        }
+        if emptied {
+            self.remove_emptied(&mut topo, source);
         }
         topo.dirty |= removed && durable;
         Ok(())
@@ -668,22 +721,51 @@ impl VHost {
             return Ok(());
         };
         let durable = x.durable && q.store.is_some();
-        let removed = x.unbind(&Destination::Queue(q), key, arguments);
-        if x.auto_delete && !x.has_bindings() {
-            topo.exchanges.remove(exchange);
+        let dest = Destination::Queue(q);
+        let removed = x.unbind(&dest, key, arguments);
+        let emptied = x.auto_delete && !x.has_bindings();
+        if let Some(e) = self.events().filter(|_| removed) {
+            self.notify_binding(e, false, exchange, &dest, key, arguments);
+        }
+        if emptied {
+            self.remove_emptied(&mut topo, exchange);
         }
         topo.dirty |= removed && durable;
         Ok(())
     }
 
-    /// Routes a message published to `exchange`; `out` gets each target queue once.
+    /// Routes a message published to `exchange`; `out` gets each target queue once. The
+    /// extra keys of its CC and BCC headers, if it has any, route it too.
     pub fn route(
         &self,
         exchange: &str,
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
-        self.route_as(exchange, msg, out, Routing::Publish)
+        let extra = sender::routes(msg.properties());
+        self.route_as(exchange, msg, &extra, out, Routing::Publish)
+    }
+
+    /// Routes a message with its routing key and the `extra` keys (CC and BCC, which the
+    /// publishing channel read already), as one routing: `out` gets each queue once.
+    pub fn route_keys(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        extra: &[String],
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, extra, out, Routing::Publish)
+    }
+
+    /// Routes an event the broker publishes to its internal event exchange.
+    pub fn route_event(
+        &self,
+        exchange: &str,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), Exception> {
+        self.route_as(exchange, msg, &[], out, Routing::Event)
     }
 
     /// Where a message published to `exchange` would go, changing nothing (a
@@ -694,32 +776,35 @@ impl VHost {
         msg: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), Exception> {
-        self.route_as(exchange, msg, out, Routing::Probe)
+        self.route_as(exchange, msg, &[], out, Routing::Probe)
     }
 
     fn route_as(
         &self,
         exchange: &str,
         msg: &Message,
+        extra: &[String],
         out: &mut Vec<Arc<Queue>>,
         how: Routing,
     ) -> Result<(), Exception> {
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
-            let key = msg.routing_key();
-            if let Some(q) = topo.queues.get(key) {
-                out.push(q.clone());
-            } else if key.starts_with(REPLY_PREFIX) {
-                drop(topo);
-                if let Some(q) = self
-                    .replies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(key)
-                {
-                    out.push(q.clone());
-                }
+            let reply = named_queue(&topo, msg.routing_key(), out);
+            // Empty (no allocation) unless CC or BCC name direct reply-to queues.
+            let mut replies: Vec<&str> = Vec::new();
+            for key in extra {
+                replies.extend(named_queue(&topo, key, out));
+            }
+            drop(topo);
+            if reply.is_some() || !replies.is_empty() {
+                let live = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+                let keys = reply.into_iter().chain(replies);
+                out.extend(keys.filter_map(|key| live.get(key).cloned()));
+            }
+            if !extra.is_empty() && out.len() > 1 {
+                out.sort_unstable_by_key(|q| q.id);
+                out.dedup_by_key(|q| q.id);
             }
             return Ok(());
         }
@@ -727,7 +812,9 @@ impl VHost {
             .exchanges
             .get(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        if x.internal && how != Routing::Replay {
+        // The broker itself may route into an internal exchange: a replay of kept
+        // messages, an event into amq.rabbitmq.event.
+        if x.internal && !matches!(how, Routing::Replay | Routing::Event) {
             return Err(Exception::access_refused(format!(
                 "cannot publish to internal {}",
                 self.describe_exchange(exchange)
@@ -740,13 +827,17 @@ impl VHost {
         let mut current = x;
         loop {
             let mut routed = false;
-            current.route(msg, how != Routing::Probe, &mut |d| {
+            let mut reached = |d: &Destination| {
                 routed = true;
                 match d {
                     Destination::Queue(q) => out.push(q.clone()),
                     Destination::Exchange(name) => pending.push(name.clone()),
                 }
-            });
+            };
+            current.route(msg, how != Routing::Probe, &mut reached);
+            for key in extra {
+                current.route_key(key, &mut reached);
+            }
             if !routed {
                 if let Some(ae) = &current.alternate {
                     pending.push(ae.clone());
@@ -792,6 +883,18 @@ impl VHost {
             tracing::debug!(queue = %q.name, "queue expired (x-expires)");
             self.remove_queue(&q);
         }
+    }
+}
+
+/// The default exchange's routing for one key: the queue of that name, pushed to `out`;
+/// a direct reply-to name is handed back, to look up after the topology lock is released.
+#[inline]
+fn named_queue<'k>(topo: &Topology, key: &'k str, out: &mut Vec<Arc<Queue>>) -> Option<&'k str> {
+    if let Some(q) = topo.queues.get(key) {
+        out.push(q.clone());
+        None
+    } else {
+        key.starts_with(REPLY_PREFIX).then_some(key)
     }
 }
 
@@ -850,14 +953,16 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
     }
 }
 
-/// Why a message is routed: a publish, a probe that must change nothing, or a
+/// Why a message is routed: a publish, a probe that must change nothing, a
 /// recent-history exchange's replay into a new binding (which may lead through an
-/// internal exchange, as RabbitMQ's replay does).
+/// internal exchange, as RabbitMQ's replay does), or an event the broker publishes into
+/// its internal event exchange.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Routing {
     Publish,
     Probe,
     Replay,
+    Event,
 }
 
 /// The management HTTP API names the default exchange `amq.default` (in paths and

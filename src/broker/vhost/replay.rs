@@ -21,7 +21,7 @@ impl VHost {
                 // A destination exchange deleted meanwhile routes nowhere; RabbitMQ's
                 // plugin closes the connection with an internal error here instead.
                 Destination::Exchange(name) => {
-                    let _ = self.route_as(name, &msg, &mut targets, Routing::Replay);
+                    let _ = self.route_as(name, &msg, &[], &mut targets, Routing::Replay);
                 }
             }
             let store_id = store_message(&msg, &targets, None);

@@ -94,9 +94,11 @@ async fn vhost_put(
         _ => Map::new(),
     };
     merged.insert(name, value);
+    let merged = Value::Object(merged);
     api.broker
-        .set_vhost_limits(&vhost, &Value::Object(merged))
+        .set_vhost_limits(&vhost, &merged)
         .map_err(|e| ApiError::bad_request(format!("{e}\n")))?;
+    caller.notify(&api.broker, |e| e.vhost_limits(&vhost, Some(&merged)));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,12 +121,15 @@ async fn vhost_delete(
         return Ok(StatusCode::NO_CONTENT);
     };
     left.remove(&name);
-    let result = if left.is_empty() {
+    let left = Value::Object(left);
+    let result = if left.as_object().is_some_and(Map::is_empty) {
         api.broker.clear_vhost_limits(&vhost)
     } else {
-        api.broker.set_vhost_limits(&vhost, &Value::Object(left))
+        api.broker.set_vhost_limits(&vhost, &left)
     };
     result.map_err(|_| ApiError::not_found())?;
+    // RabbitMQ keeps the emptied parameter: parameter.set, with what is left.
+    caller.notify(&api.broker, |e| e.vhost_limits(&vhost, Some(&left)));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -148,8 +148,9 @@ async fn put_global(
     let body = object_body(&body)?;
     require_keys(&body, &["value"])?;
     let value = body.get("value").cloned().unwrap_or(Value::Null);
-    let created = api.broker.globals.set(&name, value);
+    let created = api.broker.globals.set(&name, value.clone());
     api.broker.definitions_changed();
+    caller.notify(&api.broker, |e| e.global_parameter(&name, Some(&value)));
     Ok(put_status(created))
 }
 
@@ -161,6 +162,7 @@ async fn delete_global(
     require_parameters(&caller)?;
     if api.broker.globals.clear(&name) {
         api.broker.definitions_changed();
+        caller.notify(&api.broker, |e| e.global_parameter(&name, None));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
@@ -301,6 +303,7 @@ async fn put(
     api.broker
         .set_vhost_limits(&vhost, &value)
         .map_err(|e| ApiError::bad_request(format!("{e}\n")))?;
+    caller.notify(&api.broker, |e| e.vhost_limits(&vhost, Some(&value)));
     Ok(put_status(created))
 }
 
@@ -316,5 +319,6 @@ async fn delete(
     api.broker
         .clear_vhost_limits(&vhost)
         .map_err(|_| ApiError::not_found())?;
+    caller.notify(&api.broker, |e| e.vhost_limits(&vhost, None));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -119,6 +119,9 @@ async fn put(
     api.broker
         .set_permissions(&user, &vhost, configure, write, read)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    caller.notify(&api.broker, |e| {
+        e.permission_created(&user, &vhost, ("configure", configure), (write, read));
+    });
     Ok(put_status(created))
 }
 
@@ -132,6 +135,7 @@ async fn delete(
     api.broker
         .clear_permissions(&user, &vhost)
         .map_err(|_| ApiError::not_found())?;
+    caller.notify(&api.broker, |e| e.permission_deleted(false, &user, &vhost));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -187,6 +191,9 @@ async fn put_topic(
     api.broker
         .set_topic_permissions(&user, &vhost, exchange, write, read)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    caller.notify(&api.broker, |e| {
+        e.permission_created(&user, &vhost, ("exchange", exchange), (write, read));
+    });
     Ok(put_status(created))
 }
 
@@ -202,5 +209,6 @@ async fn delete_topic(
     api.broker
         .clear_topic_permissions(&user, &vhost, None)
         .map_err(|_| ApiError::not_found())?;
+    caller.notify(&api.broker, |e| e.permission_deleted(true, &user, &vhost));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -145,8 +145,22 @@ async fn put(
     let created = api
         .broker
         .users()
-        .put(&name, hash, algorithm.to_owned(), tags)
+        .put(&name, hash, algorithm.to_owned(), tags.clone())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // As RabbitMQ: an update by password hash tells nothing.
+    let told = if created {
+        Some("user.created")
+    } else if body.contains_key("password") {
+        Some("user.password.changed")
+    } else {
+        None
+    };
+    if let Some(key) = told {
+        caller.notify(&api.broker, |e| {
+            e.user(key, &name);
+            e.user_tags_set(&name, &tags);
+        });
+    }
     Ok(put_status(created).into_response())
 }
 
@@ -168,6 +182,7 @@ async fn delete(
         .users()
         .delete(&name)
         .map_err(|_| ApiError::not_found())?;
+    caller.notify(&api.broker, |e| e.user("user.deleted", &name));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,6 +210,7 @@ async fn bulk_delete(State(api): State<Api>, caller: Caller, body: Bytes) -> Api
         if api.broker.users().delete(name).is_err() {
             return Err(ApiError::bad_request_term("no_such_user", json!(name)));
         }
+        caller.notify(&api.broker, |e| e.user("user.deleted", name));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -124,11 +124,20 @@ async fn put(
         .add_vhost(&name, metadata.clone())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if created {
+        caller.notify(&api.broker, |e| {
+            if let Some(v) = api.broker.vhost(&name) {
+                v.notify_exchanges(e, true);
+            }
+            e.vhost_created(&name, &metadata.description, &metadata.tags);
+        });
         // As RabbitMQ's management plugin: whoever creates a vhost may use it at once
         // (full permissions for the creator), so a UI can go on to add a policy in it.
         api.broker
             .set_permissions(&caller.name, &name, ".*", ".*", ".*")
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        caller.notify(&api.broker, |e| {
+            e.permission_created(&caller.name, &name, ("configure", ".*"), (".*", ".*"));
+        });
     } else {
         let vhost = api.broker.vhost(&name).ok_or_else(ApiError::not_found)?;
         let old = vhost.metadata();
@@ -148,10 +157,21 @@ async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_administrator()?;
+    let had_limits = matches!(api.broker.vhost_limits(&name), Ok(Some(_)));
+    // What goes with the vhost, told before it goes (as RabbitMQ orders these events).
+    caller.notify(&api.broker, |e| {
+        for p in api.broker.list_vhost_permissions(&name).unwrap_or_default() {
+            e.permission_deleted(false, &p.user, &name);
+        }
+        if let Some(v) = api.broker.vhost(&name) {
+            v.notify_exchanges(e, false);
+        }
+    });
     api.broker
         .delete_vhost(&name)
         .await
         .map_err(|_| ApiError::not_found())?;
+    caller.notify(&api.broker, |e| e.vhost_deleted(&name, had_limits));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -234,6 +234,7 @@ async fn bind(
     };
     let args = json_to_table(&super::arguments(&body)?);
     permit_binding(&api, &v, &caller, &ends, &key)?;
+    let acting = caller.acting(&api.broker);
     if ends.to_queue {
         v.bind_queue(
             &ends.destination,
@@ -246,6 +247,7 @@ async fn bind(
         v.bind_exchange(&ends.destination, &ends.source, &key, &args)
     }
     .map_err(refused)?;
+    drop(acting);
     let location = format!(
         "../../../../{}/e/{}/{}/{}/{}",
         encode_segment(&ends.vhost),
@@ -297,6 +299,7 @@ async fn unbind(
     let v = acting_vhost(&api, &caller, &ends.vhost)?;
     let b = find(&v, &ends, &props)?;
     permit_binding(&api, &v, &caller, &ends, &b.routing_key)?;
+    let _acting = caller.acting(&api.broker);
     if ends.to_queue {
         v.unbind_queue(&b.destination, &b.source, &b.routing_key, &b.arguments)
     } else {

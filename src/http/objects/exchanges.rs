@@ -160,6 +160,7 @@ async fn declare(
     if let (false, Some(ae)) = (existed, exchange_argument(&args, "alternate-exchange")) {
         permit_named_exchange(&api, &caller, &vhost, Resource::Exchange, canonical, ae)?;
     }
+    let _acting = caller.acting(&api.broker);
     v.declare_exchange(&ExchangeDeclare {
         name: canonical,
         kind: &kind,
@@ -203,6 +204,7 @@ async fn delete(
         canonical,
         Permission::Configure,
     )?;
+    let _acting = caller.acting(&api.broker);
     v.delete_exchange(canonical, query_flag(&query, "if-unused"))
         .map_err(refused)?;
     Ok(StatusCode::NO_CONTENT.into_response())

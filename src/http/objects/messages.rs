@@ -14,6 +14,7 @@ use super::properties;
 use super::{object_body, permit, permit_topic, required, segments};
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::consumer::ConnectionHandle;
+use crate::broker::exchange::sender;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{Get, Queue, Queued};
@@ -116,9 +117,14 @@ async fn publish(
     if let Some(expiration) = props.get("expiration").and_then(Value::as_str) {
         crate::broker::arguments::parse_expiration(expiration).map_err(publish_refused)?;
     }
+    // CC and BCC as on a channel: checked, BCC cut out, all of them routing.
+    let routes = sender::scan(&raw)
+        .map_err(publish_refused)?
+        .unwrap_or_default();
+    let raw = routes.stripped.map_or(raw, |b| b.to_vec());
     let msg = Message::new(exchange, &key, &raw, &payload);
     let mut targets: Vec<Arc<Queue>> = Vec::new();
-    v.route(exchange, &msg, &mut targets)
+    v.route_keys(exchange, &msg, &routes.keys, &mut targets)
         .map_err(publish_refused)?;
     v.tracing.published(&msg, &targets, || Origin::Management);
     let routed = !targets.is_empty();

@@ -288,6 +288,7 @@ async fn declare(
     if let (false, Some(dlx)) = (existed, exchange_argument(&args, "x-dead-letter-exchange")) {
         permit_named_exchange(&api, &caller, &vhost, Resource::Queue, &name, dlx)?;
     }
+    let _acting = caller.acting(&api.broker);
     v.declare_queue(
         &QueueDeclare {
             name: &name,
@@ -323,6 +324,7 @@ async fn delete_queue(
     )?;
     // The API is no connection: another connection's exclusive queue is locked to it,
     // as RabbitMQ answers.
+    let _acting = caller.acting(&api.broker);
     v.delete_queue(
         &name,
         query_flag(&query, "if-unused"),
