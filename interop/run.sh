@@ -5,7 +5,8 @@
 # Usage: interop/run.sh [--url URL] [--only lang,lang] [--timeout SECONDS]
 #
 # Without --url it builds warren (cargo build --release), starts
-# target/release/warren --port 0 --bind 127.0.0.1 --definitions interop/definitions.json
+# target/release/warren --port 0 --bind 127.0.0.1 [--bind ::1 where the machine has IPv6]
+# --definitions interop/definitions.json
 # (scenario 17's user `interop` and vhost `interop-vh`) --event-exchange (scenario 22), waits (30 s at most) for the
 # stdout line `warren <version> ready on amqp://HOST:PORT` and uses
 # amqp://guest:guest@127.0.0.1:PORT/%2f; the broker is stopped (by PID) at exit,
@@ -111,7 +112,7 @@ fi
 # its ready line; sets BROKER_PID, PORT and line. Called again on the same port and data
 # for the restart before 19r.
 launch_broker() {
-  "$BIN" --port "$1" --management-port "$HTTP_PORT" --prometheus-port 0 --bind 127.0.0.1 \
+  "$BIN" --port "$1" --management-port "$HTTP_PORT" --prometheus-port 0 "${BIND_ARGS[@]}" \
     --data-dir "$LOGDIR/warren-data" "${TLS_ARGS[@]}" \
     --definitions "$HERE/definitions.json" --event-exchange \
     >"$LOGDIR/warren.out" 2>>"$LOGDIR/warren.err" </dev/null &
@@ -151,6 +152,12 @@ if [ -z "$URL" ]; then
   fi
   # --management-port 0 turns the API off: take a free port (released just before).
   HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 15672)"
+  # Loopback only (a shared CI machine), over IPv4 and, where the machine has it, IPv6:
+  # scenario 25 connects to [::1] too.
+  BIND_ARGS=(--bind 127.0.0.1)
+  if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    BIND_ARGS+=(--bind ::1)
+  fi
   launch_broker 0 || exit 2
   URL="amqp://guest:guest@127.0.0.1:$PORT/%2f"
   TLS_PORT="$(printf '%s\n' "$line" | sed -nE 's|.* and amqps://[^ ]*:([0-9]+).*|\1|p')"
@@ -186,7 +193,7 @@ SCENARIO_ROWS="$(seq -f '%02g' 1 15) 17"
 # Issue 14's rows, reported by some columns only: row -> the columns that must report it.
 # Rows 19 and 19r (a stream, then the same stream after a kill -9 and restart) come from
 # the STREAM_COLUMNS.
-declare -A ROW_COLUMNS=([19]="$STREAM_COLUMNS" [19r]="$STREAM_COLUMNS" [20]="python node" [21]="python node" [22]="python node" [23]="python node" [24]="python node")
+declare -A ROW_COLUMNS=([19]="$STREAM_COLUMNS" [19r]="$STREAM_COLUMNS" [20]="python node" [21]="python node" [22]="python node" [23]="python node" [24]="python node" [25]="python node")
 EXTRA_ROWS="$(printf '%s\n' "${!ROW_COLUMNS[@]}" | sort)"
 
 rows_of() {  # rows_of COL -> the rows this column must report

@@ -12,9 +12,12 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "warren", version, about, long_about = None)]
 pub struct Config {
-    /// Address to listen on (0.0.0.0 for every IPv4 interface, 127.0.0.1 for local only).
-    #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    /// Address to listen on, for AMQP, amqps, management and Prometheus alike;
+    /// repeatable (or comma-separated), e.g. `--bind 127.0.0.1 --bind ::1` for local
+    /// clients over IPv4 and IPv6. Default, as RabbitMQ: every interface, IPv6 and
+    /// IPv4 ([::], and 0.0.0.0 where [::] takes no IPv4; IPv4 only without IPv6).
+    #[arg(long, env = "WARREN_BIND", value_delimiter = ',')]
+    pub bind: Vec<IpAddr>,
 
     /// AMQP port; 0 picks a free port (the ready line says which).
     #[arg(long, env = "WARREN_PORT", default_value_t = 5672)]
@@ -138,6 +141,24 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub stats_interval: u64,
 
+    /// The `product` connection.start advertises (RabbitMQ's server_properties); some
+    /// client test suites want "RabbitMQ". Default: warren.
+    #[arg(long, env = "WARREN_SERVER_PRODUCT")]
+    pub server_product: Option<String>,
+
+    /// The advertised `version`. Default: warren's version.
+    #[arg(long, env = "WARREN_SERVER_VERSION")]
+    pub server_version: Option<String>,
+
+    /// The advertised `platform`. Default: Rust.
+    #[arg(long, env = "WARREN_SERVER_PLATFORM")]
+    pub server_platform: Option<String>,
+
+    /// Another advertised server property, KEY=VALUE (repeatable; e.g. information,
+    /// copyright, cluster_name); replaces a default of the same name.
+    #[arg(long = "server-property", value_name = "KEY=VALUE")]
+    pub server_properties: Vec<String>,
+
     /// The event exchange (RabbitMQ's rabbitmq_event_exchange plugin): declares
     /// `amq.rabbitmq.event` in the default vhost and publishes broker events to it
     /// (queues, exchanges, bindings, connections, channels, consumers, users, vhosts,
@@ -155,7 +176,7 @@ impl Config {
     /// what tests and embedders usually want.
     pub fn local(data_dir: impl Into<PathBuf>) -> Self {
         Config {
-            bind: IpAddr::from([127, 0, 0, 1]),
+            bind: vec![IpAddr::from([127, 0, 0, 1])],
             port: 0,
             data_dir: data_dir.into(),
             memory_limit: None,
@@ -178,6 +199,10 @@ impl Config {
             management_port: ListenerPort::Off,
             prometheus_port: ListenerPort::Off,
             stats_interval: crate::stats::DEFAULT_INTERVAL_MS,
+            server_product: None,
+            server_version: None,
+            server_platform: None,
+            server_properties: Vec::new(),
             event_exchange: false,
             log: "warn".into(),
         }
@@ -218,6 +243,18 @@ impl Config {
         self.tls_cert
             .as_ref()
             .map(|_| self.tls_port.unwrap_or(DEFAULT_TLS_PORT))
+    }
+
+    /// What connection.start advertises, or why the flags are refused.
+    pub fn server_properties(
+        &self,
+    ) -> Result<crate::connection::server_properties::ServerProperties, String> {
+        crate::connection::server_properties::ServerProperties::configured(
+            self.server_product.as_deref(),
+            self.server_version.as_deref(),
+            self.server_platform.as_deref(),
+            &self.server_properties,
+        )
     }
 
     /// The TLS files, when a certificate is configured.

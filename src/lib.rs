@@ -37,6 +37,7 @@ pub(crate) mod ctl;
 pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod http;
+pub(crate) mod listen;
 pub(crate) mod server;
 pub(crate) mod stats;
 pub(crate) mod store;
@@ -45,6 +46,7 @@ pub(crate) mod tls;
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
 pub use ctl::run_ctl;
+pub use listen::url_host;
 pub use server::{start, Server};
 pub use tls::Verify as TlsVerify;
 

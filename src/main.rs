@@ -53,11 +53,8 @@ fn main() -> ExitCode {
             }
         };
         let addr = server.local_addr();
-        let host = if addr.ip().is_unspecified() {
-            "localhost".to_owned()
-        } else {
-            addr.ip().to_string()
-        };
+        // A URL a client can use: `[::1]` for IPv6, `localhost` for every interface.
+        let host = warren::url_host(addr.ip());
         // Scripts read the plain port from this line's start; the amqps one follows.
         let tls = server
             .tls_addr()

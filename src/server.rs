@@ -15,6 +15,7 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection::{self, Accepted, ConnectionName};
 use crate::http;
+use crate::listen;
 use crate::tls::Tls;
 use std::collections::HashMap;
 use std::io;
@@ -35,15 +36,19 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     accept_loop: tokio::task::JoinHandle<()>,
     sweeper: tokio::task::JoinHandle<()>,
-    /// The management listener's address and task, when it is on.
-    management: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    /// The management listener's (first) address and its tasks (one per socket), when
+    /// it is on.
+    management: Option<(SocketAddr, Vec<tokio::task::JoinHandle<()>>)>,
     /// The Prometheus listener's, when it is on.
-    prometheus: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    prometheus: Option<(SocketAddr, Vec<tokio::task::JoinHandle<()>>)>,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
 pub async fn start(config: Config) -> io::Result<Server> {
-    // TLS settings are checked before anything is opened or created.
+    // Settings are checked before anything is opened or created.
+    let server_properties = config
+        .server_properties()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let tls = match config.tls_files() {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None if config.tls_port.is_some() => {
@@ -67,40 +72,39 @@ pub async fn start(config: Config) -> io::Result<Server> {
     )?;
     broker.max_message_size = config.max_message_size;
     broker.auth_mechanisms = config.auth_mechanisms.clone();
+    broker.server_properties = server_properties;
     if let Some(events) = &broker.events {
         events.start();
     }
     let broker = Arc::new(broker);
-    let listener = TcpListener::bind((config.bind, config.port)).await?;
-    let addr = listener.local_addr()?;
+    let plain = listen::bind_all(&config.bind, config.port).await?;
+    let addr = first_addr(&plain)?;
     let tls = match (tls, config.tls_listener_port()) {
-        (Some(tls), Some(port)) => Some((TcpListener::bind((config.bind, port)).await?, tls)),
+        (Some(tls), Some(port)) => Some((listen::bind_all(&config.bind, port).await?, tls)),
         _ => None,
     };
     let tls_addr = match &tls {
-        Some((listener, config)) => Some((listener.local_addr()?, config.clone())),
+        Some((listeners, config)) => Some((first_addr(listeners)?, config.clone())),
         None => None,
     };
-    let management = bind_optional(config.bind, config.management_port).await?;
-    let prometheus = bind_optional(config.bind, config.prometheus_port).await?;
-    let mut listeners = vec![http::Listener {
-        protocol: "amqp",
-        ip: config.bind,
-        port: addr.port(),
-    }];
-    if let Some((tls_addr, _)) = &tls_addr {
-        listeners.push(http::Listener {
-            protocol: "amqp/ssl",
-            ip: config.bind,
-            port: tls_addr.port(),
-        });
-    }
-    for (listener, protocol) in [(&management, "http"), (&prometheus, "http/prometheus")] {
-        if let Some(listener) = listener {
+    let management = bind_optional(&config.bind, config.management_port).await?;
+    let prometheus = bind_optional(&config.bind, config.prometheus_port).await?;
+    // One row per socket, as the management API lists listeners.
+    let mut listeners = Vec::new();
+    let no_tls = Vec::new();
+    let tls_sockets = tls.as_ref().map_or(&no_tls, |(l, _)| l);
+    for (sockets, protocol) in [
+        (&plain, "amqp"),
+        (tls_sockets, "amqp/ssl"),
+        (&management, "http"),
+        (&prometheus, "http/prometheus"),
+    ] {
+        for socket in sockets {
+            let local = socket.local_addr()?;
             listeners.push(http::Listener {
                 protocol,
-                ip: config.bind,
-                port: listener.local_addr()?.port(),
+                ip: local.ip(),
+                port: local.port(),
             });
         }
     }
@@ -109,14 +113,15 @@ pub async fn start(config: Config) -> io::Result<Server> {
         node: Arc::new(http::Node::new(config.clone(), listeners)),
     };
     let (shutdown, rx) = watch::channel(false);
-    let serve_http = |listener: Option<TcpListener>, router: fn(http::Api) -> axum::Router| {
-        listener
-            .map(|listener| -> io::Result<_> {
-                let addr = listener.local_addr()?;
-                let task = tokio::spawn(http::serve(listener, router(api.clone()), rx.clone()));
-                Ok((addr, task))
-            })
-            .transpose()
+    let serve_http = |sockets: Vec<TcpListener>, router: fn(http::Api) -> axum::Router| {
+        let Some(addr) = sockets.first().map(TcpListener::local_addr).transpose()? else {
+            return Ok::<_, io::Error>(None);
+        };
+        let tasks = sockets
+            .into_iter()
+            .map(|socket| tokio::spawn(http::serve(socket, router(api.clone()), rx.clone())))
+            .collect();
+        Ok(Some((addr, tasks)))
     };
     let management = serve_http(management, http::router)?;
     let prometheus = serve_http(prometheus, http::prometheus::router)?;
@@ -129,10 +134,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
         Duration::from_millis(config.stats_interval),
         rx.clone(),
     ));
-    let listeners = Listeners {
-        plain: listener,
-        tls,
-    };
+    let listeners = Listeners { plain, tls };
     let accept_loop = tokio::spawn(accept(
         listeners,
         broker.clone(),
@@ -151,15 +153,23 @@ pub async fn start(config: Config) -> io::Result<Server> {
     })
 }
 
-/// A listener on `port` of `bind` when it is on.
+/// The listeners on `port` of the `bind` addresses when it is on (none when off).
 async fn bind_optional(
-    bind: std::net::IpAddr,
+    bind: &[std::net::IpAddr],
     port: crate::config::ListenerPort,
-) -> io::Result<Option<TcpListener>> {
+) -> io::Result<Vec<TcpListener>> {
     match port.port() {
-        Some(port) => Ok(Some(TcpListener::bind((bind, port)).await?)),
-        None => Ok(None),
+        Some(port) => listen::bind_all(bind, port).await,
+        None => Ok(Vec::new()),
     }
+}
+
+/// The address of the first of `listeners` (there is always one).
+fn first_addr(listeners: &[TcpListener]) -> io::Result<SocketAddr> {
+    listeners
+        .first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no listener"))?
+        .local_addr()
 }
 
 /// How often queues drop messages whose TTL passed while nobody consumed them.
@@ -199,27 +209,27 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// The listeners one accept loop serves.
+/// The listeners one accept loop serves: a socket per bound address.
 struct Listeners {
-    plain: TcpListener,
-    tls: Option<(TcpListener, Arc<Tls>)>,
+    plain: Vec<TcpListener>,
+    tls: Option<(Vec<TcpListener>, Arc<Tls>)>,
 }
 
 impl Listeners {
-    /// The next client on either listener, with the TLS acceptor for one on the amqps
-    /// port (the configuration current at accept time). Cancel-safe.
+    /// The next client on any listener, with the TLS acceptor for one on an amqps
+    /// socket (the configuration current at accept time). Cancel-safe: every accept is.
     async fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
         let tls = async {
             match &self.tls {
-                Some((listener, tls)) => {
-                    let (stream, peer) = listener.accept().await?;
+                Some((listeners, tls)) => {
+                    let (stream, peer) = accept_any(listeners).await?;
                     Ok((Accepted::Tls(stream, tls.acceptor()), peer))
                 }
                 None => std::future::pending().await,
             }
         };
         let plain = async {
-            let (stream, peer): (TcpStream, SocketAddr) = self.plain.accept().await?;
+            let (stream, peer) = accept_any(&self.plain).await?;
             Ok((Accepted::Plain(stream), peer))
         };
         tokio::select! {
@@ -227,6 +237,20 @@ impl Listeners {
             accepted = tls => accepted,
         }
     }
+}
+
+/// The next client on any of `listeners`; one listener (the usual case) needs no
+/// allocation.
+async fn accept_any(listeners: &[TcpListener]) -> io::Result<(TcpStream, SocketAddr)> {
+    let (stream, peer) = match listeners {
+        [] => std::future::pending().await,
+        [one] => one.accept().await,
+        many => {
+            let accepts = many.iter().map(|l| Box::pin(l.accept()));
+            futures::future::select_all(accepts).await.0
+        }
+    }?;
+    Ok((stream, listen::canonical(peer)))
 }
 
 async fn accept(
@@ -341,8 +365,10 @@ impl Server {
         self.broker.delayed.stop();
         let _ = self.accept_loop.await;
         let _ = self.sweeper.await;
-        for (_, task) in self.management.into_iter().chain(self.prometheus) {
-            let _ = task.await;
+        for (_, tasks) in self.management.into_iter().chain(self.prometheus) {
+            for task in tasks {
+                let _ = task.await;
+            }
         }
         self.broker.flush().await;
         info!("stopped");

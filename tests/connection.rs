@@ -243,7 +243,7 @@ async fn guest_is_refused_from_a_non_loopback_address() {
         std::process::id()
     ));
     let config = warren::Config {
-        bind: "0.0.0.0".parse().unwrap(),
+        bind: vec!["0.0.0.0".parse().unwrap()],
         ..warren::Config::local(&dir)
     };
     let server = warren::start(config)

@@ -110,7 +110,7 @@ async fn loopback_users_are_refused_from_another_address() {
     };
     let on_all = |users: &'static str| {
         move |c: warren::Config| warren::Config {
-            bind: "0.0.0.0".parse().unwrap(),
+            bind: vec!["0.0.0.0".parse().unwrap()],
             loopback_users: users.into(),
             ..c
         }

@@ -850,6 +850,46 @@ scenarios['24'] = async () => {
   await conn.close();
 };
 
+// 25 localhost and [::1] (when the machine has IPv6) reach the broker; server_properties.
+function hasIpv6() {
+  const { execFileSync } = require('node:child_process');
+  try {
+    // A synchronous probe: can this machine bind ::1?
+    execFileSync(process.execPath, ['-e',
+      "const s=require('net').createServer();s.on('error',()=>process.exit(1));s.listen(0,'::1',()=>s.close())"],
+    { stdio: 'ignore', timeout: 5000 });
+    return true;
+  } catch (_e) {
+    return false;
+  }
+}
+
+scenarios['25'] = async () => {
+  const hosts = ['localhost', ...(hasIpv6() ? ['[::1]'] : [])];
+  for (const host of hosts) {
+    const u = new URL(URL_ARG);
+    u.hostname = host;
+    let conn;
+    try {
+      conn = await amqp.connect(u.toString());
+    } catch (e) {
+      throw new Error(`no connection to ${host}:${u.port} (${e.message})`);
+    }
+    conn.on('error', (e) => log('connection error:', e.message));
+    openConns.push(conn);
+    const props = conn.connection.serverProperties;
+    for (const key of ['product', 'version', 'platform']) {
+      assert.ok(typeof props[key] === 'string' && props[key].length > 0,
+        `${host}: server property ${key} is ${JSON.stringify(props[key])}`);
+    }
+    assert.equal(props.capabilities && props.capabilities.publisher_confirms, true,
+      `${host}: capabilities ${JSON.stringify(props.capabilities)}`);
+    const ch = await channel(conn);
+    await ch.assertQueue('', { exclusive: true });
+    await conn.close();
+  }
+};
+
 const streams = require('./streams.js')({ connect, channel, waitFor, prefix: P });
 scenarios['19'] = streams.scenario19;
 // 19r reads 19's stream after interop/run.sh restarted the broker: run only when named.

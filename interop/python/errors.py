@@ -797,6 +797,93 @@ def case_headers_bad_xmatch(e):
                                    arguments={"x-match": "foo", "a": "1"}))
 
 
+def case_headers_xmatch_wrong_type(e):
+    c = e.conn()
+    declare_x(c, 1, Q("x.headers"), "headers")
+    declare_q(c, 1, Q("q.headers"), auto_delete=True)
+    return c.do(1, spec.Queue.Bind(queue=Q("q.headers"), exchange=Q("x.headers"), routing_key="",
+                                   arguments={"x-match": 1}))
+
+
+def case_consume_priority_wrong_type(e):
+    c = e.conn()
+    declare_q(c, 1, Q("q.cargs"), auto_delete=True)
+    return c.do(1, spec.Basic.Consume(queue=Q("q.cargs"), arguments={"x-priority": "high"}))
+
+
+def case_consume_cancel_on_failover_wrong_type(e):
+    c = e.conn()
+    declare_q(c, 1, Q("q.cargs"), auto_delete=True)
+    return c.do(1, spec.Basic.Consume(queue=Q("q.cargs"),
+                                      arguments={"x-cancel-on-ha-failover": "yes"}))
+
+
+def case_alternate_exchange_wrong_type(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange=Q("x.aetype"), type="direct",
+                                         arguments={"alternate-exchange": 5}))
+
+
+def case_unknown_exchange_type_made_up(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange=Q("x.badtype"), type="interop-bogus"))
+
+
+def case_reply_to_declare_passive(e):
+    c = e.conn()
+    return c.do(1, spec.Queue.Declare(queue="amq.rabbitmq.reply-to", passive=True))
+
+
+def case_reply_to_declare(e):
+    c = e.conn()
+    return c.do(1, spec.Queue.Declare(queue="amq.rabbitmq.reply-to", durable=True))
+
+
+def case_publish_amq_default(e):
+    c = e.conn()
+    c.publish(1, "amq.default", Q("missing"))
+    return c.sync(1)
+
+
+def case_passive_amq_default(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Declare(exchange="amq.default", passive=True))
+
+
+def case_delete_amq_default(e):
+    c = e.conn()
+    return c.do(1, spec.Exchange.Delete(exchange="amq.default"))
+
+
+def case_bind_amq_default(e):
+    c = e.conn()
+    declare_q(c, 1, Q("q.cargs"), auto_delete=True)
+    return c.do(1, spec.Queue.Bind(queue=Q("q.cargs"), exchange="amq.default", routing_key="k"))
+
+
+def case_passive_empty_name_after_declare(e):
+    c = e.conn()
+    declare_q(c, 1, Q("q.cargs"), auto_delete=True)
+    return c.do(1, spec.Queue.Declare(queue="", passive=True))
+
+
+def case_access_request(e):
+    c = e.conn()
+    return c.do(1, spec.Access.Request(realm="/data", active=True, read=True))
+
+
+def case_ttl_too_large(e):
+    c = e.conn()
+    return c.do(1, spec.Queue.Declare(queue=Q("q.bigttl"),
+                                      arguments={"x-message-ttl": 315360000001}))
+
+
+def case_declare_name_with_newline(e):
+    c = e.conn()
+    declare_q(c, 1, P + "q.new\nline", auto_delete=True)
+    return c.do(1, spec.Queue.Declare(queue=Q("q.newline"), passive=True))
+
+
 def case_queue_amq_prefix(e):
     c = e.conn()
     return c.do(1, spec.Queue.Declare(queue="amq.foo"))
@@ -1240,6 +1327,36 @@ ROWS = [
      Ch, 404, "NOT_FOUND - no " + QN + "missing" + VH, "Basic.Get"),
     ("headers binding with invalid x-match", case_headers_bad_xmatch,
      Ch, 406, "PRECONDITION_FAILED - Invalid x-match field value <<\"foo\">>; expected all, any, all-with-x, or any-with-x", "Queue.Bind"),
+    ("headers binding with x-match of type signedint", case_headers_xmatch_wrong_type,
+     Ch, 406, "PRECONDITION_FAILED - Invalid x-match field type signedint (value 1); expected longstr", "Queue.Bind"),
+    ("basic.consume x-priority of type longstr", case_consume_priority_wrong_type,
+     Ch, 406, "PRECONDITION_FAILED - invalid arg 'x-priority' for " + QN + "q.cargs" + VH + ": \"expected integer, got longstr\"", "Basic.Consume"),
+    ("basic.consume x-cancel-on-ha-failover of type longstr", case_consume_cancel_on_failover_wrong_type,
+     Ch, 406, "PRECONDITION_FAILED - invalid arg 'x-cancel-on-ha-failover' for " + QN + "q.cargs" + VH + ": {unacceptable_type,longstr}", "Basic.Consume"),
+    ("exchange alternate-exchange of type signedint", case_alternate_exchange_wrong_type,
+     Ch, 406, "PRECONDITION_FAILED - invalid type 'signedint' for arg 'alternate-exchange' in " + XN + "x.aetype" + VH, "Exchange.Declare"),
+    ("made-up exchange type (no Erlang atom)", case_unknown_exchange_type_made_up,
+     Co, 503, "COMMAND_INVALID - unknown exchange type 'interop-bogus'", "Exchange.Declare"),
+    ("passive declare amq.rabbitmq.reply-to (no error)", case_reply_to_declare_passive,
+     No, 0, "Queue.DeclareOk", ""),
+    ("declare amq.rabbitmq.reply-to (no error)", case_reply_to_declare,
+     No, 0, "Queue.DeclareOk", ""),
+    ("publish to amq.default (no alias over AMQP)", case_publish_amq_default,
+     Ch, 404, "NOT_FOUND - no exchange 'amq.default" + VH, "Basic.Publish"),
+    ("passive declare amq.default", case_passive_amq_default,
+     Ch, 404, "NOT_FOUND - no exchange 'amq.default" + VH, "Exchange.Declare"),
+    ("exchange.delete amq.default", case_delete_amq_default,
+     Ch, 403, "ACCESS_REFUSED - deletion of system exchange 'amq.default" + VH + " not allowed", "Exchange.Delete"),
+    ("queue.bind to amq.default", case_bind_amq_default,
+     Ch, 404, "NOT_FOUND - no exchange 'amq.default" + VH, "Queue.Bind"),
+    ("passive declare of '' after a declare", case_passive_empty_name_after_declare,
+     Ch, 404, "NOT_FOUND - no queue ''" + VH[1:], "Queue.Declare"),
+    ("access.request (no error)", case_access_request,
+     No, 0, "Access.RequestOk", ""),
+    ("queue x-message-ttl above ten years", case_ttl_too_large,
+     Ch, 406, "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for " + QN + "q.bigttl" + VH + ": {value_too_large,315360000001}", "Queue.Declare"),
+    ("queue.declare 'a\\nb' then passive 'ab': CR/LF stripped (no error)", case_declare_name_with_newline,
+     No, 0, "Queue.DeclareOk", ""),
     ("queue.declare name starting with amq.", case_queue_amq_prefix,
      Ch, 403, "ACCESS_REFUSED - queue name 'amq.foo' contains reserved prefix 'amq.*'", "Queue.Declare"),
     ("queue.declare passive name starting with amq. (missing)", case_queue_amq_prefix_passive,
@@ -1357,7 +1474,8 @@ def cleanup(url):
     try:
         c = e.conn()
         names = [r for r in ("x.type", "x.durable", "x.ad", "x.int", "x.args", "x.badtype",
-                             "x.inuse", "x.internal", "x.headers", "x.e2e", "x.ch", "x.rh")]
+                             "x.inuse", "x.internal", "x.headers", "x.e2e", "x.ch", "x.rh",
+                             "x.aetype")]
         for n in names:
             out = c.do(1, spec.Exchange.Delete(exchange=Q(n)))
             if out.closes != "none":
@@ -1366,7 +1484,8 @@ def cleanup(url):
                   "q.negarg", "q.badttl", "q.passargs", "q.acktwice", "q.ackmulti",
                   "q.noackget", "q.inuse", "q.notempty", "q.bind1", "q.binddef",
                   "q.unbinddef", "q.unbind", "q.unbind2", "q.xinuse", "q.headers", "q.imm",
-                  "q.dupctag", "q.xcons1", "q.xcons2", "q.ch", "s.stream"):
+                  "q.dupctag", "q.xcons1", "q.xcons2", "q.ch", "q.cargs", "q.bigttl",
+                  "q.newline", "s.stream"):
             out = c.do(1, spec.Queue.Delete(queue=Q(n)))
             if out.closes != "none":
                 c = e.conn()
@@ -1511,6 +1630,17 @@ Notes (RabbitMQ 3.10.8, also checked by hand with timings):
   reference. A non-string `hash-header` or `hash-property` makes RabbitMQ 3.10.8 crash
   (541 `INTERNAL_ERROR`, connection closed); warren refuses it on the channel with 406
   `PRECONDITION_FAILED - Invalid argument 5, 'hash-header' must be a string` instead.
+- An exchange type that does not exist: `unknown exchange type 'T'` when T is no atom
+  in the Erlang node (any made-up name), `invalid exchange type 'T'` when it is one
+  (e.g. '', 'foo', 'test'); 503, connection close, either way.
+- A mandatory unroutable publish inside a transaction: nothing at publish time; the
+  basic.return (with its content) goes out at tx.commit, just before commit-ok; none
+  after tx.rollback.
+- queue.declare of `amq.rabbitmq.reply-to`, passive or not, whatever the flags:
+  declare-ok with message_count 0 and consumer_count 1.
+- Heartbeat negotiated, client silent after connection.open: the broker sends
+  heartbeats every interval/2 and resets the socket (no close method) 3 intervals
+  after tune-ok (it looks once per interval, gives up after 2 silent looks).
 """
 
 

@@ -818,6 +818,44 @@ def s24(url):
             conn.close()
 
 
+def has_ipv6():
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def s25(url):
+    """localhost and [::1] (when the machine has IPv6) reach the broker; connection.start's
+    server_properties carry product, version, platform and the capabilities."""
+    import urllib.parse
+    u = urllib.parse.urlparse(url)
+    port = u.port or 5672
+    hosts = ["localhost"] + (["[::1]"] if has_ipv6() else [])
+    for host in hosts:
+        other = u._replace(netloc="%s@%s:%d" % (u.netloc.rpartition("@")[0], host, port))
+        try:
+            conn = connect(urllib.parse.urlunparse(other))
+        except pexc.AMQPConnectionError as e:
+            raise Fail("no connection to %s:%d (%s)" % (host, port, short(e)))
+        try:
+            props = conn._impl.server_properties
+            for key in ("product", "version", "platform"):
+                value = props.get(key)
+                check(isinstance(value, (str, bytes)) and len(value) > 0,
+                      "%s: server property %s is %r" % (host, key, value))
+            caps = props.get("capabilities") or {}
+            check(caps.get("publisher_confirms") is True,
+                  "%s: capabilities %r" % (host, caps))
+            ch = conn.channel()
+            ch.queue_declare(queue="", exclusive=True)
+        finally:
+            conn.close()
+
+
 SCENARIOS = ([(n[1:], f) for n, f in sorted(globals().items())
               if len(n) == 3 and n[0] == "s" and n[1:].isdigit()] + [("tls", stls)])
 # Run only when asked for by name (ONLY=19r): it needs the restart run.sh makes.

@@ -38,13 +38,21 @@ enum Rule {
     NonNegative,
     /// An integer from 0 to 255.
     Priority,
+    /// Milliseconds, above zero and at most `MAX_TIMER`.
+    PositiveTimer,
+    /// Milliseconds, zero or more and at most `MAX_TIMER`.
+    NonNegativeTimer,
 }
 
+/// The longest TTL or expiry RabbitMQ 3.10.8 accepts: ten years, in milliseconds
+/// (observed: one more is `{value_too_large,315360000001}`).
+pub const MAX_TIMER: i128 = 315_360_000_000;
+
 const VALIDATED_QUEUE_ARGS: [(&str, Rule); 7] = [
-    ("x-expires", Rule::Positive),
+    ("x-expires", Rule::PositiveTimer),
     ("x-initial-cluster-size", Rule::Positive),
     ("x-stream-max-segment-size-bytes", Rule::NonNegative),
-    ("x-message-ttl", Rule::NonNegative),
+    ("x-message-ttl", Rule::NonNegativeTimer),
     ("x-max-length", Rule::NonNegative),
     ("x-max-length-bytes", Rule::NonNegative),
     ("x-max-priority", Rule::Priority),
@@ -60,7 +68,10 @@ pub fn validate_queue_args(args: &FieldTable, describe: &str) -> Result<(), Exce
         let problem = match (as_int(value), rule) {
             (None, _) => format!("\"expected integer, got {}\"", type_name(value)),
             (Some(n), _) if n < 0 => format!("{{value_negative,{n}}}"),
-            (Some(0), Rule::Positive) => "{value_zero,0}".to_owned(),
+            (Some(0), Rule::Positive | Rule::PositiveTimer) => "{value_zero,0}".to_owned(),
+            (Some(n), Rule::PositiveTimer | Rule::NonNegativeTimer) if n > MAX_TIMER => {
+                format!("{{value_too_large,{n}}}")
+            }
             (Some(n), Rule::Priority) if n > 255 => format!("{{max_value_exceeded,{n}}}"),
             _ => continue,
         };
@@ -274,6 +285,42 @@ fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception
     match get("x-single-active-consumer") {
         None | Some(AMQPValue::Boolean(_)) => Ok(()),
         Some(v) => Err(unacceptable("x-single-active-consumer", v)),
+    }
+}
+
+/// basic.consume's arguments RabbitMQ type-checks before the consumer is added:
+/// `x-priority` an integer, `x-cancel-on-ha-failover` a boolean. `describe` names the
+/// queue ("queue 'q' in vhost '/'").
+pub fn validate_consumer_args(args: &FieldTable, describe: &str) -> Result<(), Exception> {
+    let invalid = |key: &str, problem: String| {
+        Exception::precondition_failed(format!("invalid arg '{key}' for {describe}: {problem}"))
+    };
+    if let Some(v) = args.inner().get("x-priority") {
+        if as_int(v).is_none() {
+            return Err(invalid(
+                "x-priority",
+                format!("\"expected integer, got {}\"", type_name(v)),
+            ));
+        }
+    }
+    match args.inner().get("x-cancel-on-ha-failover") {
+        None | Some(AMQPValue::Boolean(_)) => Ok(()),
+        Some(v) => Err(invalid(
+            "x-cancel-on-ha-failover",
+            format!("{{unacceptable_type,{}}}", type_name(v)),
+        )),
+    }
+}
+
+/// A new exchange's `alternate-exchange` must be a string (RabbitMQ checks it only when
+/// the exchange is created). `describe` names the exchange.
+pub fn validate_alternate_exchange(args: &FieldTable, describe: &str) -> Result<(), Exception> {
+    match args.inner().get("alternate-exchange") {
+        None | Some(AMQPValue::LongString(_) | AMQPValue::ShortString(_)) => Ok(()),
+        Some(v) => Err(Exception::precondition_failed(format!(
+            "invalid type '{}' for arg 'alternate-exchange' in {describe}",
+            type_name(v)
+        ))),
     }
 }
 

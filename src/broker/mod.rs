@@ -54,6 +54,8 @@ pub struct Broker {
     pub max_message_size: u64,
     /// SASL mechanisms offered (`--auth-mechanisms`).
     pub auth_mechanisms: Vec<crate::connection::Mechanism>,
+    /// What connection.start advertises (`--server-product` and the like).
+    pub server_properties: crate::connection::server_properties::ServerProperties,
     /// Who may do what in which vhost (see `access`).
     pub(crate) permissions: Arc<Permissions>,
     /// Global runtime parameters (cluster_name, ...; see `globals`).
@@ -256,12 +258,22 @@ impl Broker {
                 crate::connection::Mechanism::Plain,
                 crate::connection::Mechanism::Amqplain,
             ],
+            server_properties: Default::default(),
             permissions,
             globals,
             auth_attempts: Default::default(),
             stats: Arc::default(),
             events: None,
             delayed,
+        }
+    }
+
+    /// The cluster's name as connection.start advertises it: the `cluster_name`
+    /// parameter when set (rabbitmqctl set_cluster_name, the HTTP API), else "warren".
+    pub fn cluster_name(&self) -> String {
+        match self.globals.get(globals::CLUSTER_NAME) {
+            Some(serde_json::Value::String(name)) => name,
+            _ => "warren".to_owned(),
         }
     }
 

@@ -11,7 +11,7 @@ use super::{Channel, Ctx};
 use crate::access::cache::Who;
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::exchange::ExchangeKind;
-use crate::broker::vhost::{canonical_exchange as canonical, VHost};
+use crate::broker::vhost::VHost;
 use crate::codec::Publish;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -68,7 +68,7 @@ impl Channel {
         if self.access.publish_allowed(ctx.permissions, sent) {
             return Ok(());
         }
-        let exchange = canonical(publish.exchange.as_str());
+        let exchange = publish.exchange.as_str();
         self.authorize(ctx, Resource::Exchange, exchange, Permission::Write)?;
         let key = publish.routing_key.as_str();
         self.authorize_topic(ctx, exchange, key, Permission::Write)?;
@@ -112,7 +112,7 @@ impl Channel {
         if let Some(dlx) = exchange_argument(arguments, "x-dead-letter-exchange") {
             if !ctx.vhost.has_queue(name) {
                 self.authorize(ctx, Resource::Queue, name, Permission::Read)?;
-                self.authorize(ctx, Resource::Exchange, canonical(dlx), Permission::Write)?;
+                self.authorize(ctx, Resource::Exchange, dlx, Permission::Write)?;
             }
         }
         Ok(())
@@ -128,7 +128,6 @@ impl Channel {
         kind: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let name = canonical(name);
         if ExchangeKind::parse(kind).is_none() || name.is_empty() {
             return Ok(());
         }
@@ -136,7 +135,7 @@ impl Channel {
         if let Some(ae) = exchange_argument(arguments, "alternate-exchange") {
             if !name.starts_with("amq.") && ctx.vhost.exchange_kind(name).is_none() {
                 self.authorize(ctx, Resource::Exchange, name, Permission::Read)?;
-                self.authorize(ctx, Resource::Exchange, canonical(ae), Permission::Write)?;
+                self.authorize(ctx, Resource::Exchange, ae, Permission::Write)?;
             }
         }
         Ok(())
@@ -149,7 +148,6 @@ impl Channel {
         ctx: &Ctx,
         name: &str,
     ) -> Result<(), Exception> {
-        let name = canonical(name);
         if name.is_empty() || name.starts_with("amq.") {
             return Ok(());
         }

@@ -9,8 +9,8 @@ use super::{requeue_entries, Channel, ChannelConsumer, Confirms, Ctx, Entry, Hel
 use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::{as_int, parse_expiration};
 use crate::broker::consumer::{Consumer, ConsumerInfo};
-use crate::broker::exchange::sender;
 use crate::broker::events::ChannelRef;
+use crate::broker::exchange::sender;
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
@@ -78,28 +78,19 @@ impl Channel {
                 );
             }
         }
-        if unroutable && publish.mandatory {
-            codec::encode_return(
-                ctx.out,
-                self.id,
-                ReplyCode::NoRoute as u16,
-                "NO_ROUTE",
-                msg.exchange(),
-                msg.routing_key(),
-            );
-            codec::encode_content(
-                ctx.out,
-                self.id,
-                msg.properties(),
-                msg.body(),
-                ctx.frame_max,
-            );
-        }
         let seq = self.confirms.as_mut().map(Confirms::next);
         let (mut stored, mut refused) = (false, false);
-        if targets.is_empty() && !held.stored {
-        } else if let Some(tx) = &mut self.tx {
-            tx.publishes.push((msg, std::mem::take(&mut targets)));
+        if let Some(tx) = &mut self.tx {
+            // In a transaction RabbitMQ returns an unroutable mandatory message at
+            // commit, just before commit-ok (and never, after a rollback): it waits in
+            // the transaction with no queues.
+            if !targets.is_empty() || (unroutable && publish.mandatory) {
+                tx.publishes.push((msg, std::mem::take(&mut targets)));
+            }
+        } else if targets.is_empty() && !held.stored {
+            if unroutable && publish.mandatory {
+                self.send_return(ctx, &msg);
+            }
         } else {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.
@@ -148,6 +139,25 @@ impl Channel {
             }
         }
         Ok(())
+    }
+
+    /// basic.return of an unroutable mandatory message, with its content.
+    pub(super) fn send_return(&self, ctx: &mut Ctx, msg: &Message) {
+        codec::encode_return(
+            ctx.out,
+            self.id,
+            ReplyCode::NoRoute as u16,
+            "NO_ROUTE",
+            msg.exchange(),
+            msg.routing_key(),
+        );
+        codec::encode_content(
+            ctx.out,
+            self.id,
+            msg.properties(),
+            msg.body(),
+            ctx.frame_max,
+        );
     }
 
     /// RabbitMQ's checks of user_id, CC and BCC (their keys kept for routing, BCC cut
@@ -292,7 +302,12 @@ impl Channel {
             queue
         } else {
             self.authorize(ctx, Resource::Queue, &name, Permission::Read)?;
-            ctx.vhost.queue(&name, ctx.connection)?
+            let queue = ctx.vhost.queue(&name, ctx.connection)?;
+            crate::broker::arguments::validate_consumer_args(
+                &m.arguments,
+                &ctx.vhost.describe_queue(&name),
+            )?;
+            queue
         };
         let info = Arc::new(ConsumerInfo::new(
             tag.clone(),

@@ -5,9 +5,10 @@
 
 use super::{Channel, Ctx};
 use crate::access::permissions::{Permission, Resource};
-use crate::broker::vhost::{server_generated_name, ExchangeDeclare, QueueDeclare};
+use crate::broker::vhost::{server_generated_name, ExchangeDeclare, QueueDeclare, REPLY_TO};
 use crate::error::Exception;
 use amq_protocol::protocol::{exchange as amqp_exchange, queue as amqp_queue, AMQPClass};
+use std::borrow::Cow;
 
 impl Channel {
     pub(super) fn exchange_method(
@@ -18,12 +19,13 @@ impl Channel {
         use amqp_exchange::AMQPMethod as X;
         let (reply, nowait) = match method {
             X::Declare(m) => {
+                let name = strip_cr_lf(m.exchange.as_str());
                 if !m.passive {
-                    let (name, kind) = (m.exchange.as_str(), m.kind.as_str());
-                    self.authorize_exchange_declare(ctx, name, kind, &m.arguments)?;
+                    let kind = m.kind.as_str();
+                    self.authorize_exchange_declare(ctx, &name, kind, &m.arguments)?;
                 }
                 ctx.vhost.declare_exchange(&ExchangeDeclare {
-                    name: m.exchange.as_str(),
+                    name: &name,
                     kind: m.kind.as_str(),
                     passive: m.passive,
                     durable: m.durable,
@@ -34,33 +36,23 @@ impl Channel {
                 (X::DeclareOk(amqp_exchange::DeclareOk {}), m.nowait)
             }
             X::Delete(m) => {
-                self.authorize_exchange_delete(ctx, m.exchange.as_str())?;
-                ctx.vhost
-                    .delete_exchange(m.exchange.as_str(), m.if_unused)?;
+                let name = strip_cr_lf(m.exchange.as_str());
+                self.authorize_exchange_delete(ctx, &name)?;
+                ctx.vhost.delete_exchange(&name, m.if_unused)?;
                 (X::DeleteOk(amqp_exchange::DeleteOk {}), m.nowait)
             }
             X::Bind(m) => {
-                let destination = (Resource::Exchange, m.destination.as_str());
-                let (source, key) = (m.source.as_str(), m.routing_key.as_str());
-                self.authorize_binding(ctx, destination, source, key)?;
-                ctx.vhost.bind_exchange(
-                    m.destination.as_str(),
-                    m.source.as_str(),
-                    m.routing_key.as_str(),
-                    &m.arguments,
-                )?;
+                let key = m.routing_key.as_str();
+                let (to, from) =
+                    self.exchange_binding(ctx, m.destination.as_str(), m.source.as_str(), key)?;
+                ctx.vhost.bind_exchange(&to, &from, key, &m.arguments)?;
                 (X::BindOk(amqp_exchange::BindOk {}), m.nowait)
             }
             X::Unbind(m) => {
-                let destination = (Resource::Exchange, m.destination.as_str());
-                let (source, key) = (m.source.as_str(), m.routing_key.as_str());
-                self.authorize_binding(ctx, destination, source, key)?;
-                ctx.vhost.unbind_exchange(
-                    m.destination.as_str(),
-                    m.source.as_str(),
-                    m.routing_key.as_str(),
-                    &m.arguments,
-                )?;
+                let key = m.routing_key.as_str();
+                let (to, from) =
+                    self.exchange_binding(ctx, m.destination.as_str(), m.source.as_str(), key)?;
+                ctx.vhost.unbind_exchange(&to, &from, key, &m.arguments)?;
                 (X::UnbindOk(amqp_exchange::UnbindOk {}), m.nowait)
             }
             other => return Err(unexpected(AMQPClass::Exchange(other))),
@@ -71,6 +63,20 @@ impl Channel {
         Ok(())
     }
 
+    /// exchange.bind / unbind: the destination and source names (CR/LF stripped) once
+    /// the access checks passed.
+    fn exchange_binding<'a>(
+        &mut self,
+        ctx: &Ctx,
+        destination: &'a str,
+        source: &'a str,
+        key: &str,
+    ) -> Result<(Cow<'a, str>, Cow<'a, str>), Exception> {
+        let (to, from) = (strip_cr_lf(destination), strip_cr_lf(source));
+        self.authorize_binding(ctx, (Resource::Exchange, &to), &from, key)?;
+        Ok((to, from))
+    }
+
     pub(super) fn queue_method(
         &mut self,
         ctx: &mut Ctx,
@@ -78,18 +84,28 @@ impl Channel {
     ) -> Result<(), Exception> {
         use amqp_queue::AMQPMethod as Q;
         let (reply, nowait) = match method {
+            // RabbitMQ answers any declare of the direct reply-to pseudo-queue, passive
+            // or not, with these fixed counts, before any check (clients probe it so).
+            Q::Declare(m) if m.queue.as_str() == REPLY_TO => (
+                Q::DeclareOk(amqp_queue::DeclareOk {
+                    queue: REPLY_TO.into(),
+                    message_count: 0,
+                    consumer_count: 1,
+                }),
+                m.nowait,
+            ),
             Q::Declare(m) => {
-                let (passive_name, generated);
+                let generated;
+                let given = strip_cr_lf(m.queue.as_str());
                 let server_named = !m.passive && m.queue.as_str().is_empty();
-                let name = if m.passive && m.queue.as_str().is_empty() {
-                    passive_name = self.queue_name("")?;
-                    passive_name.as_str()
-                } else if server_named {
+                // A passive declare of '' names no queue, not the channel's last one:
+                // RabbitMQ answers 404 "no queue ''".
+                let name = if server_named {
                     // Named here: the configure permission is checked on this name.
                     generated = server_generated_name("amq.gen-");
                     generated.as_str()
                 } else {
-                    m.queue.as_str()
+                    &given
                 };
                 if !m.passive {
                     self.authorize_queue_declare(ctx, name, server_named, &m.arguments)?;
@@ -125,12 +141,12 @@ impl Channel {
                 )
             }
             Q::Bind(m) => {
-                let name = self.queue_name(m.queue.as_str())?;
-                let (source, key) = (m.exchange.as_str(), m.routing_key.as_str());
-                self.authorize_binding(ctx, (Resource::Queue, &name), source, key)?;
+                let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+                let (source, key) = (strip_cr_lf(m.exchange.as_str()), m.routing_key.as_str());
+                self.authorize_binding(ctx, (Resource::Queue, &name), &source, key)?;
                 ctx.vhost.bind_queue(
                     &name,
-                    m.exchange.as_str(),
+                    &source,
                     m.routing_key.as_str(),
                     &m.arguments,
                     ctx.connection,
@@ -138,15 +154,11 @@ impl Channel {
                 (Q::BindOk(amqp_queue::BindOk {}), m.nowait)
             }
             Q::Unbind(m) => {
-                let name = self.queue_name(m.queue.as_str())?;
-                let (source, key) = (m.exchange.as_str(), m.routing_key.as_str());
-                self.authorize_binding(ctx, (Resource::Queue, &name), source, key)?;
-                ctx.vhost.unbind_queue(
-                    &name,
-                    m.exchange.as_str(),
-                    m.routing_key.as_str(),
-                    &m.arguments,
-                )?;
+                let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
+                let (source, key) = (strip_cr_lf(m.exchange.as_str()), m.routing_key.as_str());
+                self.authorize_binding(ctx, (Resource::Queue, &name), &source, key)?;
+                ctx.vhost
+                    .unbind_queue(&name, &source, m.routing_key.as_str(), &m.arguments)?;
                 (Q::UnbindOk(amqp_queue::UnbindOk {}), false)
             }
             Q::Purge(m) => {
@@ -156,7 +168,7 @@ impl Channel {
                 (Q::PurgeOk(amqp_queue::PurgeOk { message_count }), m.nowait)
             }
             Q::Delete(m) => {
-                let name = self.queue_name(m.queue.as_str())?;
+                let name = self.queue_name(&strip_cr_lf(m.queue.as_str()))?;
                 self.authorize(ctx, Resource::Queue, &name, Permission::Configure)?;
                 let message_count =
                     ctx.vhost
@@ -173,6 +185,17 @@ impl Channel {
             ctx.send(self.id, AMQPClass::Queue(reply));
         }
         Ok(())
+    }
+}
+
+/// RabbitMQ strips CR and LF from the exchange and queue names of declare, delete, bind
+/// and unbind (not of publish, consume, get or purge): "a\nb" declares, finds and
+/// deletes "ab". A name without them is borrowed as it is.
+fn strip_cr_lf(name: &str) -> Cow<'_, str> {
+    if name.contains(['\r', '\n']) {
+        Cow::Owned(name.replace(['\r', '\n'], ""))
+    } else {
+        Cow::Borrowed(name)
     }
 }
 

@@ -295,6 +295,17 @@ impl Channel {
                 }
                 Ok(())
             }
+            // The access class is gone from 0-9-1, but RabbitMQ still answers it (old
+            // clients send it): request-ok (amq-protocol writes ticket 1), nothing checked.
+            AMQPClass::Access(amq_protocol::protocol::access::AMQPMethod::Request(_)) => {
+                ctx.send(
+                    self.id,
+                    AMQPClass::Access(amq_protocol::protocol::access::AMQPMethod::RequestOk(
+                        amq_protocol::protocol::access::RequestOk {},
+                    )),
+                );
+                Ok(())
+            }
             other => Err(Exception::command_invalid(format!(
                 "unexpected method {}.{} on channel {}",
                 other.get_amqp_class_id(),

@@ -1,8 +1,8 @@
 //! Transactions on a channel: tx.select, commit and rollback.
 //!
 //! Called by `Channel::dispatch`. While a channel is transactional, publishes are routed
-//! at once (so a missing exchange fails at once, as in RabbitMQ) but enqueued only at
-//! commit, and acks / nacks / rejects are taken out of the unacked set at once but
+//! at once (so a missing exchange fails at once, as in RabbitMQ) but enqueued (or, when
+//! unroutable and mandatory, returned) only at commit, and acks / nacks / rejects are taken out of the unacked set at once but
 //! applied only at commit; a rollback discards the publishes and puts the settled
 //! deliveries back as unacked.
 //!
@@ -55,6 +55,10 @@ impl Channel {
                 let work = std::mem::take(tx);
                 let mut store = None;
                 for (msg, queues) in work.publishes {
+                    if queues.is_empty() {
+                        self.send_return(ctx, &msg);
+                        continue;
+                    }
                     let store_id = store_message(&msg, &queues, None);
                     if store_id != 0 && store.is_none() {
                         store = queues.iter().find_map(|q| q.store.clone());

@@ -6,6 +6,7 @@
 //! does not explain end the connection silently, after its delay.
 
 use super::mechanism::{self, Mechanism};
+use super::server_properties::ServerProperties;
 use super::{Phase, TlsPeer};
 use crate::access::attempts::Protocol;
 use crate::access::LoginRefused;
@@ -14,7 +15,7 @@ use crate::codec::{self, Frame, Method};
 use crate::error::Exception;
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
 use amq_protocol::types::parsing::parse_field_table;
-use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use std::net::IpAddr;
 use tracing::info;
 
@@ -37,31 +38,17 @@ const CAPABILITIES: [&str; 9] = [
     "per_consumer_qos",
 ];
 
-fn s(v: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(v))
-}
-
-/// connection.start, offering `mechanisms` (space-separated).
-pub fn start(mechanisms: &str) -> AMQPClass {
+/// connection.start, offering `mechanisms` (space-separated), advertising
+/// `properties` and the capabilities.
+pub fn start(mechanisms: &str, properties: &ServerProperties, cluster_name: &str) -> AMQPClass {
     let mut capabilities = FieldTable::default();
     for c in CAPABILITIES {
         capabilities.insert(ShortString::from(c), AMQPValue::Boolean(true));
     }
-    let mut props = FieldTable::default();
-    props.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
-    props.insert("cluster_name".into(), s("warren"));
-    props.insert("copyright".into(), s("Copyright (c) the warren authors"));
-    props.insert(
-        "information".into(),
-        s("Licensed under the Apache License 2.0"),
-    );
-    props.insert("platform".into(), s("Rust"));
-    props.insert("product".into(), s("warren"));
-    props.insert("version".into(), s(env!("CARGO_PKG_VERSION")));
     AMQPClass::Connection(amqp_connection::AMQPMethod::Start(amqp_connection::Start {
         version_major: 0,
         version_minor: 9,
-        server_properties: props,
+        server_properties: properties.table(cluster_name, capabilities),
         mechanisms: mechanisms.into(),
         locales: "en_US".into(),
     }))

@@ -16,6 +16,7 @@ mod mechanism;
 mod name;
 mod outbox;
 mod registry;
+pub mod server_properties;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 mod transport;
@@ -139,6 +140,11 @@ struct Connection {
     started: Instant,
     last_read: Instant,
     last_write: Instant,
+    /// The heartbeat monitor: ticks since heartbeats were negotiated, when it last
+    /// looked for input, and how many looks in a row found none.
+    heartbeat_ticks: u32,
+    last_check: Instant,
+    silent_checks: u8,
     /// `release` ran: what the connection held is given back.
     released: bool,
     /// This connection in the management API's registry, from connection.open.
@@ -218,6 +224,9 @@ pub async fn serve(
             held_bytes: 0,
             started: now,
             last_read: now,
+            heartbeat_ticks: 0,
+            last_check: now,
+            silent_checks: 0,
             last_write: now,
             released: false,
             registration: None,
@@ -251,7 +260,7 @@ impl Connection {
         match stream {
             Stream::Plain(mut tcp) => {
                 let _ = tcp.set_nodelay(true);
-                self.local = tcp.local_addr().ok();
+                self.local = tcp.local_addr().ok().map(crate::listen::canonical);
                 let (mut reader, mut writer) = tcp.split();
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, false)
@@ -264,7 +273,12 @@ impl Connection {
                 result
             }
             Stream::Tls(tls) => {
-                self.local = tls.get_ref().0.local_addr().ok();
+                self.local = tls
+                    .get_ref()
+                    .0
+                    .local_addr()
+                    .ok()
+                    .map(crate::listen::canonical);
                 let (mut reader, mut writer) = tokio::io::split(*tls);
                 let result = self
                     .pump(&mut reader, &mut writer, shutdown, close_requests, true)
@@ -282,7 +296,12 @@ impl Connection {
     /// Releases what the connection held; true when the socket should end with a reset.
     fn ends_with_reset(&mut self, result: &Result<(), ConnectionError>) -> bool {
         self.release();
-        self.reset || matches!(result, Err(ConnectionError::UnknownMethod))
+        // RabbitMQ also resets the socket of a client that missed its heartbeats.
+        self.reset
+            || matches!(
+                result,
+                Err(ConnectionError::UnknownMethod | ConnectionError::MissedHeartbeats)
+            )
     }
 
     /// The connection loop over a stream's two halves. With `flushes` (TLS), a write that
@@ -454,8 +473,18 @@ impl Connection {
                 if self.flow_blocked() || self.throttled() || self.holding_too_much() {
                     self.last_read = now;
                 }
-                if now - self.last_read > interval * 2 {
-                    return Err(ConnectionError::MissedHeartbeats);
+                // As RabbitMQ's heartbeat monitor: every interval (every second tick) it
+                // looks whether anything arrived since its last look, and gives up after
+                // two silent looks in a row; a client that goes quiet right after
+                // connection.open is dropped 3 intervals after tune-ok, not 2.
+                self.heartbeat_ticks = self.heartbeat_ticks.wrapping_add(1);
+                if self.heartbeat_ticks.is_multiple_of(2) {
+                    let heard = self.last_read > self.last_check;
+                    self.last_check = now;
+                    self.silent_checks = if heard { 0 } else { self.silent_checks + 1 };
+                    if self.silent_checks >= 2 {
+                        return Err(ConnectionError::MissedHeartbeats);
+                    }
                 }
                 // Send when nothing else went out for about half the interval.
                 if self.out.is_empty() && now - self.last_write >= interval / 2 - interval / 10 {
@@ -487,7 +516,12 @@ impl Connection {
             }
             let _ = inbuf.split_to(8);
             let mechanisms = mechanism::offered(&self.broker.auth_mechanisms, self.tls.is_some());
-            codec::encode_method(&mut self.out, 0, &handshake::start(&mechanisms));
+            let start = handshake::start(
+                &mechanisms,
+                &self.broker.server_properties,
+                &self.broker.cluster_name(),
+            );
+            codec::encode_method(&mut self.out, 0, &start);
             self.phase = Phase::StartOk;
         }
         while !matches!(self.phase, Phase::Done) {

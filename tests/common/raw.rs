@@ -194,6 +194,23 @@ impl Raw {
         t0.elapsed()
     }
 
+    /// Reads (heartbeats and all) until the server ends the socket, within `bound`:
+    /// true when it ended with a reset (ECONNRESET), false with an orderly EOF.
+    pub async fn ended_by_reset(&mut self, bound: Duration) -> bool {
+        let ended = tokio::time::timeout(bound, async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.sock.read(&mut chunk).await {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+                }
+            }
+        })
+        .await;
+        ended.unwrap_or_else(|_| panic!("the server did not end the socket within {bound:?}"))
+    }
+
     /// Every byte the server sends until it closes the socket, which must happen within `bound`.
     pub async fn all_bytes_until_closed(&mut self, bound: Duration) -> Vec<u8> {
         let mut got = std::mem::take(&mut self.buf);

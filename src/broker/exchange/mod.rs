@@ -15,6 +15,7 @@ pub mod random;
 pub mod recent;
 pub mod sender;
 pub mod topic;
+pub mod unknown_type;
 
 use super::memory::Memory;
 use super::message::Message;

@@ -296,7 +296,7 @@ impl VHost {
         }
     }
 
-    fn describe_queue(&self, name: &str) -> String {
+    pub(crate) fn describe_queue(&self, name: &str) -> String {
         format!("queue '{name}' in vhost '{}'", self.name)
     }
 
@@ -317,7 +317,7 @@ impl VHost {
     }
 
     pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<(), Exception> {
-        let name = canonical_exchange(d.name);
+        let name = d.name;
         if d.passive {
             if name.is_empty() {
                 return Err(Self::default_exchange_refused());
@@ -328,9 +328,8 @@ impl VHost {
                 Err(self.no_exchange(name))
             };
         }
-        let kind = ExchangeKind::parse(d.kind).ok_or_else(|| {
-            Exception::command_invalid(format!("invalid exchange type '{}'", d.kind))
-        })?;
+        let kind = ExchangeKind::parse(d.kind)
+            .ok_or_else(|| crate::broker::exchange::unknown_type::refusal(d.kind))?;
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -369,6 +368,12 @@ impl VHost {
                 "exchange name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        // RabbitMQ checks the alternate exchange's type before the exchange type's own
+        // argument checks.
+        crate::broker::arguments::validate_alternate_exchange(
+            d.arguments,
+            &self.describe_exchange(name),
+        )?;
         kind.validate(d.arguments)?;
         topo.dirty |= d.durable;
         let mut x = Exchange::new(
@@ -389,7 +394,6 @@ impl VHost {
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), Exception> {
-        let name = canonical_exchange(name);
         if name.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -645,7 +649,6 @@ impl VHost {
         arguments: &FieldTable,
         connection: u64,
     ) -> Result<(), Exception> {
-        let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -688,7 +691,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -723,7 +725,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let (destination, source) = (canonical_exchange(destination), canonical_exchange(source));
         if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -751,7 +752,6 @@ impl VHost {
         key: &str,
         arguments: &FieldTable,
     ) -> Result<(), Exception> {
-        let exchange = canonical_exchange(exchange);
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -834,7 +834,6 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
         how: Routing,
     ) -> Result<Held, Exception> {
-        let exchange = canonical_exchange(exchange);
         let topo = self.read();
         self.check_alive(&topo)?;
         if exchange.is_empty() {
@@ -1035,7 +1034,9 @@ pub(super) enum Routing {
     Event,
 }
 
-/// RabbitMQ accepts `amq.default` as another name of the default exchange.
+/// The management HTTP API names the default exchange `amq.default` (in paths and
+/// bodies); over AMQP 0-9-1 RabbitMQ 3.10 knows no such alias (publishing to
+/// `amq.default` is a 404 there), so only the API's lookups go through this.
 pub(crate) fn canonical_exchange(name: &str) -> &str {
     if name == "amq.default" {
         ""
