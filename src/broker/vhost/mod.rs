@@ -14,9 +14,8 @@ use super::arguments::{
 };
 use super::deadletter::{self, DeadLetter, DeadLetterTarget};
 use super::events::{self, Events};
-use super::exchange::{sender, Destination, Exchange, ExchangeKind};
+use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::memory::Memory;
-use super::message::Message;
 use super::persist::{Persistence, QueueStore};
 use super::policy::{Applied, Policies};
 use super::queue::Queue;
@@ -39,11 +38,12 @@ mod meta;
 mod notify;
 mod policies;
 mod replay;
+mod routing;
+use routing::Routing;
 mod snapshot;
 mod teardown;
 
 pub use connections::{CloseListener, CloseSignal, ConnectionSlot};
-pub use delayed::Held;
 pub use limits::VhostLimits;
 pub use meta::VhostMetadata;
 pub use snapshot::{BindingInfo, ExchangeInfo};
@@ -778,165 +778,6 @@ impl VHost {
         Ok(())
     }
 
-    /// Routes a message published to `exchange`; `out` gets each target queue once. The
-    /// extra keys of its CC and BCC headers, if it has any, route it too. What delayed
-    /// exchanges on the way took is held by them and reported.
-    pub fn route(
-        &self,
-        exchange: &str,
-        msg: &Message,
-        out: &mut Vec<Arc<Queue>>,
-    ) -> Result<Held, Exception> {
-        let extra = sender::routes(msg.properties());
-        self.route_as(exchange, msg, &extra, out, Routing::Publish)
-    }
-
-    /// Routes a message with its routing key and the `extra` keys (CC and BCC, which the
-    /// publishing channel read already), as one routing: `out` gets each queue once.
-    pub fn route_keys(
-        &self,
-        exchange: &str,
-        msg: &Message,
-        extra: &[String],
-        out: &mut Vec<Arc<Queue>>,
-    ) -> Result<Held, Exception> {
-        self.route_as(exchange, msg, extra, out, Routing::Publish)
-    }
-
-    /// Routes an event the broker publishes to its internal event exchange.
-    pub fn route_event(
-        &self,
-        exchange: &str,
-        msg: &Message,
-        out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), Exception> {
-        self.route_as(exchange, msg, &[], out, Routing::Event)
-            .map(|_| ())
-    }
-
-    /// Where a message published to `exchange` would go, changing nothing (a
-    /// recent-history exchange keeps nothing of it, a delayed exchange holds nothing).
-    pub fn probe_route(
-        &self,
-        exchange: &str,
-        msg: &Message,
-        out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), Exception> {
-        self.route_as(exchange, msg, &[], out, Routing::Probe)
-            .map(|_| ())
-    }
-
-    fn route_as(
-        &self,
-        exchange: &str,
-        msg: &Message,
-        extra: &[String],
-        out: &mut Vec<Arc<Queue>>,
-        how: Routing,
-    ) -> Result<Held, Exception> {
-        let topo = self.read();
-        self.check_alive(&topo)?;
-        if exchange.is_empty() {
-            let reply = named_queue(&topo, msg.routing_key(), out);
-            // Empty (no allocation) unless CC or BCC name direct reply-to queues.
-            let mut replies: Vec<&str> = Vec::new();
-            for key in extra {
-                replies.extend(named_queue(&topo, key, out));
-            }
-            drop(topo);
-            if reply.is_some() || !replies.is_empty() {
-                let live = self.replies.lock().unwrap_or_else(|e| e.into_inner());
-                let keys = reply.into_iter().chain(replies);
-                out.extend(keys.filter_map(|key| live.get(key).cloned()));
-            }
-            if !extra.is_empty() && out.len() > 1 {
-                out.sort_unstable_by_key(|q| q.id);
-                out.dedup_by_key(|q| q.id);
-            }
-            return Ok(Held::default());
-        }
-        let x = topo
-            .exchanges
-            .get(exchange)
-            .ok_or_else(|| self.no_exchange(exchange))?;
-        // The broker itself may route into an internal exchange: a replay of kept
-        // messages, an event into amq.rabbitmq.event.
-        if x.internal && !matches!(how, Routing::Replay | Routing::Event) {
-            return Err(Exception::access_refused(format!(
-                "cannot publish to internal {}",
-                self.describe_exchange(exchange)
-            )));
-        }
-        let mut held = Held::default();
-        self.route_from(&topo, (exchange, x), (msg, extra), out, how, &mut held);
-        drop(topo);
-        if out.len() > 1 {
-            out.sort_unstable_by_key(|q| q.id);
-            out.dedup_by_key(|q| q.id);
-        }
-        Ok(held)
-    }
-
-    /// Routing from exchange `x` (named `exchange`) on, under the topology read lock.
-    fn route_from<'t>(
-        &self,
-        topo: &'t Topology,
-        (exchange, x): (&str, &'t Exchange),
-        (msg, extra): (&Message, &[String]),
-        out: &mut Vec<Arc<Queue>>,
-        how: Routing,
-        held: &mut Held,
-    ) {
-        // Exchange-to-exchange bindings and alternate exchanges: visit each exchange once
-        // (bindings may form cycles). Both vectors stay empty, unallocated, without them.
-        let mut pending: Vec<Arc<str>> = Vec::new();
-        let mut visited: Vec<Arc<str>> = Vec::new();
-        let mut current = x;
-        loop {
-            let mut routed = false;
-            let delay = self
-                .delay_at(current, msg)
-                .filter(|_| how != Routing::Probe);
-            if let Some(delay) = delay {
-                self.hold(current, msg, delay, held);
-                routed = true;
-            } else {
-                let mut reached = |d: &Destination| {
-                    routed = true;
-                    match d {
-                        Destination::Queue(q) => out.push(q.clone()),
-                        Destination::Exchange(name) => pending.push(name.clone()),
-                    }
-                };
-                current.route(msg, how != Routing::Probe, &mut reached);
-                for key in extra {
-                    current.route_key(key, &mut reached);
-                }
-            }
-            if !routed {
-                if let Some(ae) = &current.alternate {
-                    pending.push(ae.clone());
-                }
-            }
-            let next = loop {
-                let Some(name) = pending.pop() else {
-                    break None;
-                };
-                if name.as_ref() == exchange || visited.contains(&name) {
-                    continue;
-                }
-                visited.push(name.clone());
-                if let Some(x) = topo.exchanges.get(name.as_ref()) {
-                    break Some(x);
-                }
-            };
-            match next {
-                Some(x) => current = x,
-                None => break,
-            }
-        }
-    }
-
     /// The sweep: drops expired messages at the heads of this vhost's queues, and deletes
     /// queues whose x-expires lease ran out.
     pub fn expire_messages(&self) {
@@ -952,18 +793,6 @@ impl VHost {
             tracing::debug!(queue = %q.name, "queue expired (x-expires)");
             self.remove_queue(&q);
         }
-    }
-}
-
-/// The default exchange's routing for one key: the queue of that name, pushed to `out`;
-/// a direct reply-to name is handed back, to look up after the topology lock is released.
-#[inline]
-fn named_queue<'k>(topo: &Topology, key: &'k str, out: &mut Vec<Arc<Queue>>) -> Option<&'k str> {
-    if let Some(q) = topo.queues.get(key) {
-        out.push(q.clone());
-        None
-    } else {
-        key.starts_with(REPLY_PREFIX).then_some(key)
     }
 }
 
@@ -1020,18 +849,6 @@ fn remove_destination_locked(topo: &mut Topology, dest: &Destination) {
         }
         remove_destination_locked(topo, &Destination::Exchange(Arc::from(name.as_str())));
     }
-}
-
-/// Why a message is routed: a publish, a probe that must change nothing, a
-/// recent-history exchange's replay into a new binding (which may lead through an
-/// internal exchange, as RabbitMQ's replay does), or an event the broker publishes into
-/// its internal event exchange.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Routing {
-    Publish,
-    Probe,
-    Replay,
-    Event,
 }
 
 /// The management HTTP API names the default exchange `amq.default` (in paths and
