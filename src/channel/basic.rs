@@ -166,7 +166,7 @@ impl Channel {
     pub(super) fn check_properties(
         &mut self,
         ctx: &Ctx,
-        exchange: &str,
+        exchange: &ShortStr,
         mut properties: Bytes,
     ) -> Result<Bytes, Exception> {
         let flags = props::flags(&properties);
@@ -195,7 +195,8 @@ impl Channel {
         // RabbitMQ reads CC and BCC last, when it builds the message.
         self.sender_keys.clear();
         if flags & props::HEADERS != 0 {
-            let scanned = sender::scan(&properties).map_err(|e| lookup_first(ctx, exchange, e));
+            let scanned =
+                sender::scan(&properties).map_err(|e| lookup_first(ctx, exchange.as_str(), e));
             if let Some(routes) = scanned? {
                 self.sender_keys = routes.keys;
                 properties = routes.stripped.unwrap_or(properties);

@@ -358,7 +358,7 @@ impl Channel {
         if let Err(e) = self.authorize_publish(ctx, &publish) {
             return self.discard(size, Some(e.on(60, 40)));
         }
-        let properties = match self.check_properties(ctx, publish.exchange.as_str(), properties) {
+        let properties = match self.check_properties(ctx, &publish.exchange, properties) {
             Ok(properties) => properties,
             // Refused once the whole message is in, as RabbitMQ does: the channel closes
             // at a frame boundary, with no body frames left to arrive on it.

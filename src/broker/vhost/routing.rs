@@ -75,6 +75,15 @@ impl VHost {
         self.check_alive(&topo)?;
         if exchange.is_empty() {
             let reply = named_queue(&topo, msg.routing_key(), out);
+            if extra.is_empty() {
+                // The common case, kept as short as it was before CC and BCC.
+                drop(topo);
+                if let Some(key) = reply {
+                    let live = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+                    out.extend(live.get(key).cloned());
+                }
+                return Ok(Held::default());
+            }
             // Empty (no allocation) unless CC or BCC name direct reply-to queues.
             let mut replies: Vec<&str> = Vec::new();
             for key in extra {
@@ -86,7 +95,7 @@ impl VHost {
                 let keys = reply.into_iter().chain(replies);
                 out.extend(keys.filter_map(|key| live.get(key).cloned()));
             }
-            if !extra.is_empty() && out.len() > 1 {
+            if out.len() > 1 {
                 out.sort_unstable_by_key(|q| q.id);
                 out.dedup_by_key(|q| q.id);
             }
@@ -177,7 +186,7 @@ impl VHost {
 
 /// The default exchange's routing for one key: the queue of that name, pushed to `out`;
 /// a direct reply-to name is handed back, to look up after the topology lock is released.
-#[inline]
+#[inline(always)]
 fn named_queue<'k>(topo: &Topology, key: &'k str, out: &mut Vec<Arc<Queue>>) -> Option<&'k str> {
     if let Some(q) = topo.queues.get(key) {
         out.push(q.clone());
