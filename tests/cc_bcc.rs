@@ -4,7 +4,10 @@
 //! from the reference broker with the same pika calls.
 mod common;
 
-use common::{channel_close_error, declare, get_eventually, table, within, TestBroker};
+use common::{
+    bind_queue, channel_close_error, declare, get_eventually, publish_with, table, within,
+    TestBroker,
+};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, ExchangeKind};
@@ -36,28 +39,9 @@ async fn queue(ch: &Channel, name: &str, args: FieldTable) {
         .expect("queue.declare");
 }
 
-async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
-    within(ch.queue_bind(
-        queue.into(),
-        exchange.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("queue.bind");
-}
-
 async fn send(ch: &Channel, exchange: &str, key: &str, headers: FieldTable) {
-    within(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        b"m",
-        BasicProperties::default().with_headers(headers),
-    ))
-    .await
-    .expect("basic.publish");
+    let props = BasicProperties::default().with_headers(headers);
+    publish_with(ch, exchange, key, b"m", props).await;
 }
 
 /// Publishes with `headers` on a new channel of `conn` to `exchange` (key "cc.bad") and
@@ -104,10 +88,10 @@ async fn cc_and_bcc_route_once_to_each_queue_and_bcc_is_removed() {
     for q in ["cc.q1", "cc.q2", "cc.q3"] {
         queue(&ch, q, FieldTable::default()).await;
     }
-    bind(&ch, "cc.q1", "cc.d", "k1").await;
-    bind(&ch, "cc.q1", "cc.d", "k2").await;
-    bind(&ch, "cc.q2", "cc.d", "k2").await;
-    bind(&ch, "cc.q3", "cc.d", "k3").await;
+    bind_queue(&ch, "cc.q1", "cc.d", "k1").await;
+    bind_queue(&ch, "cc.q1", "cc.d", "k2").await;
+    bind_queue(&ch, "cc.q2", "cc.d", "k2").await;
+    bind_queue(&ch, "cc.q3", "cc.d", "k3").await;
     let h = table(&[
         ("x", AMQPValue::LongInt(1)),
         ("CC", keys(&["k2"])),
@@ -155,8 +139,8 @@ async fn cc_works_on_the_default_topic_fanout_and_through_exchange_bindings() {
     }
     // Topic: each CC key is matched against the patterns.
     exchange(&ch, "cc.t", ExchangeKind::Topic).await;
-    bind(&ch, "cc.b", "cc.t", "a.*").await;
-    bind(&ch, "cc.a", "cc.t", "#").await;
+    bind_queue(&ch, "cc.b", "cc.t", "a.*").await;
+    bind_queue(&ch, "cc.a", "cc.t", "#").await;
     send(&ch, "cc.t", "zzz", table(&[("CC", keys(&["a.b", "a.c"]))])).await;
     assert_eq!(ready(&ch, "cc.b").await, 1, "two CC keys match: once");
     assert_eq!(ready(&ch, "cc.a").await, 1);
@@ -168,7 +152,7 @@ async fn cc_works_on_the_default_topic_fanout_and_through_exchange_bindings() {
         .unwrap();
     // Fanout ignores keys: one copy.
     exchange(&ch, "cc.f", ExchangeKind::Fanout).await;
-    bind(&ch, "cc.c", "cc.f", "").await;
+    bind_queue(&ch, "cc.c", "cc.f", "").await;
     send(&ch, "cc.f", "x", table(&[("CC", keys(&["y", "z"]))])).await;
     assert_eq!(ready(&ch, "cc.c").await, 1);
     within(ch.queue_purge("cc.c".into(), QueuePurgeOptions::default()))
@@ -177,8 +161,8 @@ async fn cc_works_on_the_default_topic_fanout_and_through_exchange_bindings() {
     // Exchange-to-exchange: the keys travel on to the next exchange.
     exchange(&ch, "cc.d", ExchangeKind::Direct).await;
     exchange(&ch, "cc.e2e", ExchangeKind::Direct).await;
-    bind(&ch, "cc.a", "cc.d", "k1").await;
-    bind(&ch, "cc.b", "cc.d", "k2").await;
+    bind_queue(&ch, "cc.a", "cc.d", "k1").await;
+    bind_queue(&ch, "cc.b", "cc.d", "k2").await;
     within(ch.exchange_bind(
         "cc.d".into(),
         "cc.e2e".into(),
@@ -209,7 +193,7 @@ async fn mandatory_returns_only_when_no_key_routes() {
     let (_c, ch) = broker.channel().await;
     exchange(&ch, "cc.m", ExchangeKind::Direct).await;
     queue(&ch, "cc.m3", FieldTable::default()).await;
-    bind(&ch, "cc.m3", "cc.m", "k3").await;
+    bind_queue(&ch, "cc.m3", "cc.m", "k3").await;
     let mandatory = BasicPublishOptions {
         mandatory: true,
         ..Default::default()
@@ -321,9 +305,9 @@ async fn dead_lettering_lists_cc_keys_and_drops_cc_with_a_dead_letter_routing_ke
     for q in ["cc.a", "cc.b", "cc.r"] {
         queue(&ch, q, FieldTable::default()).await;
     }
-    bind(&ch, "cc.a", "cc.dlx", "k1").await;
-    bind(&ch, "cc.b", "cc.dlx", "b").await;
-    bind(&ch, "cc.r", "cc.dlx", "r").await;
+    bind_queue(&ch, "cc.a", "cc.dlx", "k1").await;
+    bind_queue(&ch, "cc.b", "cc.dlx", "b").await;
+    bind_queue(&ch, "cc.r", "cc.dlx", "r").await;
     queue(
         &ch,
         "cc.src",
@@ -339,8 +323,8 @@ async fn dead_lettering_lists_cc_keys_and_drops_cc_with_a_dead_letter_routing_ke
         ]),
     )
     .await;
-    bind(&ch, "cc.src", "cc.dd", "k1").await;
-    bind(&ch, "cc.src2", "cc.dd", "k1").await;
+    bind_queue(&ch, "cc.src", "cc.dd", "k1").await;
+    bind_queue(&ch, "cc.src2", "cc.dd", "k1").await;
     let h = table(&[("CC", keys(&["b", "k1"])), ("BCC", keys(&["c"]))]);
     send(&ch, "cc.dd", "k1", h).await;
     let death_keys = |headers: &FieldTable| match headers.inner().get("x-death") {

@@ -6,7 +6,7 @@
 //! kill -9) with persistent held messages, delays past any cap, and many pending.
 mod common;
 
-use common::{refusal, table, within, TestBroker};
+use common::{bind_queue, publish_with, refusal, table, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -54,18 +54,6 @@ async fn bound(ch: &Channel, queue: &str, exchange: &str, key: &str, args: Field
     .expect("queue.bind");
 }
 
-async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
-    within(ch.queue_bind(
-        queue.into(),
-        exchange.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("queue.bind");
-}
-
 async fn confirm_mode(ch: &Channel) {
     within(ch.confirm_select(ConfirmSelectOptions::default()))
         .await
@@ -94,18 +82,6 @@ fn with_delay(delay: Option<AMQPValue>) -> BasicProperties {
         Some(v) => BasicProperties::default().with_headers(table(&[("x-delay", v)])),
         None => BasicProperties::default(),
     }
-}
-
-async fn send(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
-    within(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body,
-        props,
-    ))
-    .await
-    .expect("basic.publish");
 }
 
 async fn consumer(ch: &Channel, queue: &str) -> Consumer {
@@ -149,7 +125,7 @@ async fn a_delayed_message_is_routed_after_its_delay_and_an_undelayed_one_at_onc
     bound(&ch, "dq", "dx", "k", FieldTable::default()).await;
     let mut c = consumer(&ch, "dq").await;
     let sent = Instant::now();
-    send(
+    publish_with(
         &ch,
         "dx",
         "k",
@@ -157,7 +133,7 @@ async fn a_delayed_message_is_routed_after_its_delay_and_an_undelayed_one_at_onc
         with_delay(Some(AMQPValue::LongInt(300))),
     )
     .await;
-    send(&ch, "dx", "k", b"now", with_delay(None)).await;
+    publish_with(&ch, "dx", "k", b"now", with_delay(None)).await;
     let first = next(&mut c).await;
     assert_eq!(first.data, b"now");
     assert!(sent.elapsed() < Duration::from_millis(300));
@@ -189,7 +165,7 @@ async fn zero_negative_and_unreadable_delays_route_at_once() {
         AMQPValue::FieldTable(FieldTable::default()),
     ];
     for v in &immediate {
-        send(&ch, "dx", "", b"x", with_delay(Some(v.clone()))).await;
+        publish_with(&ch, "dx", "", b"x", with_delay(Some(v.clone()))).await;
     }
     assert_eq!(ready(&ch, "dq").await, immediate.len() as u32);
     broker.stop().await;
@@ -213,9 +189,9 @@ async fn delays_of_other_types_are_read_as_the_plugin_reads_them() {
         AMQPValue::LongLongInt(200),
     ];
     for v in &delayed {
-        send(&ch, "dx", "", b"x", with_delay(Some(v.clone()))).await;
+        publish_with(&ch, "dx", "", b"x", with_delay(Some(v.clone()))).await;
     }
-    send(&ch, "dx", "", b"marker", with_delay(None)).await;
+    publish_with(&ch, "dx", "", b"marker", with_delay(None)).await;
     assert_eq!(next(&mut c).await.data, b"marker");
     for _ in &delayed {
         let d = next(&mut c).await;
@@ -249,11 +225,11 @@ async fn each_delayed_type_routes_as_that_type() {
     ]);
     bound(&ch, "q-headers", "d-headers", "", match_args).await;
     let delay = || AMQPValue::LongInt(100);
-    send(&ch, "d-direct", "a", b"hit", with_delay(Some(delay()))).await;
-    send(&ch, "d-direct", "b", b"miss", with_delay(Some(delay()))).await;
-    send(&ch, "d-fanout", "zz", b"hit", with_delay(Some(delay()))).await;
-    send(&ch, "d-topic", "a.b", b"hit", with_delay(Some(delay()))).await;
-    send(&ch, "d-topic", "b.a", b"miss", with_delay(Some(delay()))).await;
+    publish_with(&ch, "d-direct", "a", b"hit", with_delay(Some(delay()))).await;
+    publish_with(&ch, "d-direct", "b", b"miss", with_delay(Some(delay()))).await;
+    publish_with(&ch, "d-fanout", "zz", b"hit", with_delay(Some(delay()))).await;
+    publish_with(&ch, "d-topic", "a.b", b"hit", with_delay(Some(delay()))).await;
+    publish_with(&ch, "d-topic", "b.a", b"miss", with_delay(Some(delay()))).await;
     let red = BasicProperties::default().with_headers(table(&[
         ("x-delay", delay()),
         ("color", AMQPValue::LongString("red".into())),
@@ -262,8 +238,8 @@ async fn each_delayed_type_routes_as_that_type() {
         ("x-delay", delay()),
         ("color", AMQPValue::LongString("blue".into())),
     ]));
-    send(&ch, "d-headers", "", b"hit", red).await;
-    send(&ch, "d-headers", "", b"miss", blue).await;
+    publish_with(&ch, "d-headers", "", b"hit", red).await;
+    publish_with(&ch, "d-headers", "", b"miss", blue).await;
     for q in ["q-direct", "q-fanout", "q-topic", "q-headers"] {
         assert_eq!(ready(&ch, q).await, 0, "{q} before the delay");
     }
@@ -354,7 +330,7 @@ async fn equal_due_times_keep_publish_order_and_earlier_due_go_first() {
     bound(&ch, "dq", "dx", "", FieldTable::default()).await;
     let mut c = consumer(&ch, "dq").await;
     // A far one first, then a near one: the near one still comes first.
-    send(
+    publish_with(
         &ch,
         "dx",
         "",
@@ -364,7 +340,7 @@ async fn equal_due_times_keep_publish_order_and_earlier_due_go_first() {
     .await;
     for i in 0..50u32 {
         // The same x-delay published in one burst: mostly the same due millisecond.
-        send(
+        publish_with(
             &ch,
             "dx",
             "",
@@ -396,7 +372,7 @@ async fn routing_happens_at_due_time_with_the_bindings_then() {
     ))
     .await
     .unwrap();
-    send(
+    publish_with(
         &ch,
         "dx",
         "k",
@@ -405,7 +381,7 @@ async fn routing_happens_at_due_time_with_the_bindings_then() {
     )
     .await;
     // Bound after the publish, before it is due: the message still gets there.
-    bind(&ch, "late", "dx", "k").await;
+    bind_queue(&ch, "late", "dx", "k").await;
     let m = common::get_eventually(&ch, "late").await;
     assert_eq!(m.delivery.data, b"m");
     broker.stop().await;
@@ -456,7 +432,7 @@ async fn exchange_to_exchange_bindings_and_alternate_exchanges_apply_when_due() 
     .await
     .unwrap();
     bound(&ch, "dq", "dx", "k", FieldTable::default()).await;
-    send(
+    publish_with(
         &ch,
         "front",
         "k",
@@ -464,7 +440,7 @@ async fn exchange_to_exchange_bindings_and_alternate_exchanges_apply_when_due() 
         with_delay(Some(AMQPValue::LongInt(150))),
     )
     .await;
-    send(
+    publish_with(
         &ch,
         "dx",
         "nobody",
@@ -530,7 +506,7 @@ async fn the_api_counts_held_messages_and_deleting_the_exchange_drops_them() {
     declare_delayed(&ch, "dx", "direct", false).await;
     bound(&ch, "dq", "dx", "k", FieldTable::default()).await;
     for _ in 0..3 {
-        send(
+        publish_with(
             &ch,
             "dx",
             "k",
@@ -564,7 +540,7 @@ async fn the_api_counts_held_messages_and_deleting_the_exchange_drops_them() {
     // Deleted with what it held: redeclared and bound again, nothing arrives.
     drop_exchange(&ch, "dx").await;
     declare_delayed(&ch, "dx", "direct", false).await;
-    bind(&ch, "dq", "dx", "k").await;
+    bind_queue(&ch, "dq", "dx", "k").await;
     let x = http.get("/api/exchanges/%2F/dx").await.json();
     assert_eq!(x["messages_delayed"], 0);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -587,7 +563,7 @@ async fn delays_past_any_cap_are_held() {
         // Past year 9999.
         AMQPValue::LongLongInt(300_000_000_000_000),
     ] {
-        send(&ch, "dx", "", b"m", with_delay(Some(v))).await;
+        publish_with(&ch, "dx", "", b"m", with_delay(Some(v))).await;
     }
     let x = http.get("/api/exchanges/%2F/dx").await.json();
     assert_eq!(x["messages_delayed"], 5);
@@ -611,7 +587,7 @@ async fn durable_setup(ch: &Channel) {
     ))
     .await
     .unwrap();
-    bind(ch, "dq", "dx", "k").await;
+    bind_queue(ch, "dq", "dx", "k").await;
 }
 
 async fn confirmed(ch: &Channel, body: &[u8], props: BasicProperties) {
@@ -686,7 +662,7 @@ async fn a_deleted_durable_exchange_leaves_nothing_to_recover() {
     confirmed(&ch, b"m", persistent_delay(200)).await;
     drop_exchange(&ch, "dx").await;
     declare_delayed(&ch, "dx", "direct", true).await;
-    bind(&ch, "dq", "dx", "k").await;
+    bind_queue(&ch, "dq", "dx", "k").await;
     drop(conn);
     let broker = restart(broker).await;
     let (_conn, ch) = broker.channel().await;
@@ -790,7 +766,7 @@ async fn past_the_memory_budget_held_messages_spill_to_disk_and_come_back_in_ord
     let body = |i: u32| format!("message {i} {}", "x".repeat(200)).into_bytes();
     for i in 0..n {
         // Due in about 2.5 s, in publish order (a few share a millisecond).
-        send(
+        publish_with(
             &ch,
             "dx",
             "k",

@@ -6,7 +6,7 @@
 //! texts, wrong-typed arguments, restarts of durable ones, and the management API.
 mod common;
 
-use common::{refusal, within, TestBroker};
+use common::{publish_with, refusal, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, ExchangeKind};
@@ -71,18 +71,6 @@ async fn bind_exchange(ch: &Channel, destination: &str, source: &str) {
     .expect("exchange.bind");
 }
 
-async fn send(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
-    within(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body,
-        props,
-    ))
-    .await
-    .expect("basic.publish");
-}
-
 /// Every message in `queue`, as (routing key, body), taken with basic.get.
 async fn drain(ch: &Channel, queue: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -114,7 +102,7 @@ async fn placement(
     queues: &[&str],
 ) -> HashMap<String, String> {
     for k in keys {
-        send(ch, exchange, k, b"", BasicProperties::default()).await;
+        publish_with(ch, exchange, k, b"", BasicProperties::default()).await;
     }
     let mut at = HashMap::new();
     for q in queues {
@@ -235,7 +223,7 @@ async fn consistent_hash_on_a_header_or_a_property() {
             let headers = args(&[("user", text(&format!("u{user}")))]);
             let props = BasicProperties::default().with_headers(headers);
             let key = format!("r{round}-{user}");
-            send(&ch, "ch.h", &key, format!("u{user}").as_bytes(), props).await;
+            publish_with(&ch, "ch.h", &key, format!("u{user}").as_bytes(), props).await;
         }
     }
     let mut home: HashMap<String, &str> = HashMap::new();
@@ -268,7 +256,7 @@ async fn consistent_hash_on_a_header_or_a_property() {
                 Some(v) => BasicProperties::default().with_headers(args(&[("user", v.clone())])),
                 None => BasicProperties::default(),
             };
-            send(&ch, "ch.h", &format!("k{i}"), b"", props).await;
+            publish_with(&ch, "ch.h", &format!("k{i}"), b"", props).await;
         }
         assert_eq!(spread(&ch, &queues).await, [0, 0, 20], "{value:?}");
     }
@@ -285,7 +273,7 @@ async fn consistent_hash_on_a_header_or_a_property() {
         ),
     ] {
         for i in 0..10 {
-            send(&ch, x, &format!("k{i}"), b"", props.clone()).await;
+            publish_with(&ch, x, &format!("k{i}"), b"", props.clone()).await;
         }
         assert_eq!(spread(&ch, &queues).await, [0, 0, 10], "{x}");
     }
@@ -353,7 +341,7 @@ async fn consistent_hash_refusals_match_the_plugin() {
     }
     // Erlang's list_to_integer reads a sign; the binding holds.
     bind(&ch, "ch.r.q", "ch.r", "+3").await.unwrap();
-    send(&ch, "ch.r", "anything", b"m", BasicProperties::default()).await;
+    publish_with(&ch, "ch.r", "anything", b"m", BasicProperties::default()).await;
     assert_eq!(drain(&ch, "ch.r.q").await.len(), 1);
     broker.stop().await;
 }
@@ -366,7 +354,7 @@ async fn random_reaches_every_binding_and_sends_each_message_once() {
         .await
         .unwrap();
     // Nothing bound: unroutable, as with the plugin.
-    send(&ch, "rnd", "k", b"", BasicProperties::default()).await;
+    publish_with(&ch, "rnd", "k", b"", BasicProperties::default()).await;
     let queues = ["rnd.1", "rnd.2", "rnd.3"];
     for q in queues {
         queue(&ch, q, false).await;
@@ -374,7 +362,7 @@ async fn random_reaches_every_binding_and_sends_each_message_once() {
         bind(&ch, q, "rnd", q).await.unwrap();
     }
     for i in 0..300 {
-        send(
+        publish_with(
             &ch,
             "rnd",
             "whatever",
@@ -402,7 +390,7 @@ async fn random_reaches_every_binding_and_sends_each_message_once() {
     queue(&ch, "rnd.behind", false).await;
     bind(&ch, "rnd.behind", "rnd.fan", "").await.unwrap();
     for _ in 0..200 {
-        send(&ch, "rnd", "k", b"", BasicProperties::default()).await;
+        publish_with(&ch, "rnd", "k", b"", BasicProperties::default()).await;
     }
     let behind = drain(&ch, "rnd.behind").await.len();
     let mut direct = 0;
@@ -431,7 +419,7 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
                 .with_headers(args(&[("x-recent-history-no-store", text("true"))])),
             _ => BasicProperties::default(),
         };
-        send(&ch, "rh", &format!("r{i}"), i.to_string().as_bytes(), props).await;
+        publish_with(&ch, "rh", &format!("r{i}"), i.to_string().as_bytes(), props).await;
     }
     let bodies = |got: Vec<(String, String)>| got.into_iter().map(|(_, b)| b).collect::<Vec<_>>();
     queue(&ch, "rh.q1", false).await;
@@ -448,7 +436,7 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
     queue(&ch, "rh.q2", false).await;
     bind(&ch, "rh.q2", "rh", "").await.unwrap();
     assert_eq!(drain(&ch, "rh.q2").await.len(), 3);
-    send(&ch, "rh", "live", b"6", BasicProperties::default()).await;
+    publish_with(&ch, "rh", "live", b"6", BasicProperties::default()).await;
     assert_eq!(bodies(drain(&ch, "rh.q1").await), ["6"]);
     assert_eq!(bodies(drain(&ch, "rh.q2").await), ["6"]);
 
@@ -472,7 +460,7 @@ async fn recent_history_replays_the_last_messages_to_new_bindings() {
         .await
         .unwrap();
     for i in 0..25 {
-        send(
+        publish_with(
             &ch,
             "rh.default",
             "k",
@@ -576,14 +564,14 @@ async fn durable_plugin_exchanges_survive_a_restart() {
     let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
     let mut before = HashMap::new();
     for v in &values {
-        send(&ch, "d.ch", "k", v.as_bytes(), keyed(v)).await;
+        publish_with(&ch, "d.ch", "k", v.as_bytes(), keyed(v)).await;
     }
     for q in ["d.q1", "d.q2"] {
         for (_, v) in drain(&ch, q).await {
             before.insert(v, q);
         }
     }
-    send(&ch, "d.rh", "k", b"kept before", BasicProperties::default()).await;
+    publish_with(&ch, "d.rh", "k", b"kept before", BasicProperties::default()).await;
     drop(ch);
     conn.close(200, "bye".into()).await.ok();
 
@@ -598,14 +586,14 @@ async fn durable_plugin_exchanges_survive_a_restart() {
     assert_eq!(code, 406);
     let (_c, ch) = broker.channel().await;
     for v in &values {
-        send(&ch, "d.ch", "k", v.as_bytes(), keyed(v)).await;
+        publish_with(&ch, "d.ch", "k", v.as_bytes(), keyed(v)).await;
     }
     for q in ["d.q1", "d.q2"] {
         for (_, v) in drain(&ch, q).await {
             assert_eq!(before[&v], q, "{v} lands where it did before the restart");
         }
     }
-    send(&ch, "d.rnd", "k", b"r", BasicProperties::default()).await;
+    publish_with(&ch, "d.rnd", "k", b"r", BasicProperties::default()).await;
     let n = drain(&ch, "d.q1").await.len() + drain(&ch, "d.q2").await.len();
     assert_eq!(n, 1);
     // The history lives in memory only, as the plugin's RAM table does.
@@ -678,7 +666,7 @@ async fn management_lists_the_types_and_definitions_carry_them() {
     let reply = http.post("/api/definitions", &defs).await;
     assert!(reply.status.is_success(), "{reply:?}");
     let props = BasicProperties::default().with_correlation_id("c1".into());
-    send(&ch, "m.ch", "k", b"x", props).await;
+    publish_with(&ch, "m.ch", "k", b"x", props).await;
     assert_eq!(drain(&ch, "m.q").await.len(), 1);
 
     // An import is checked as a declare is: refused whole, nothing created.

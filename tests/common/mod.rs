@@ -226,15 +226,39 @@ pub async fn declare(ch: &Channel, queue: &str, options: QueueDeclareOptions) ->
 }
 
 pub async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
+    publish_with(ch, exchange, key, body, BasicProperties::default()).await;
+}
+
+/// basic.publish with `props`, waiting for the request to be written.
+pub async fn publish_with(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) {
     within(ch.basic_publish(
         exchange.into(),
         key.into(),
         BasicPublishOptions::default(),
         body,
-        BasicProperties::default(),
+        props,
     ))
     .await
     .expect("basic.publish");
+}
+
+/// queue.bind of `queue` to `exchange` with `key` and no arguments.
+pub async fn bind_queue(ch: &Channel, queue: &str, exchange: &str, key: &str) {
+    within(ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        lapin::options::QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("queue.bind");
 }
 
 /// basic.consume with a server-generated tag.
