@@ -176,6 +176,12 @@ impl QueueStore {
 /// once the definitions current now (which hold `targets` and the bindings that led
 /// there) are on disk. Returns 0 when nothing was stored (`done` is dropped unused and
 /// callers confirm at once).
+/// Whether `store_message` will write this message: persistent, and at least one target
+/// queue keeps its messages in the store.
+pub fn will_store(msg: &Message, targets: &[Arc<Queue>]) -> bool {
+    props::delivery_mode(msg.properties()) == Some(2) && targets.iter().any(|q| q.store.is_some())
+}
+
 pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) -> u64 {
     if props::delivery_mode(msg.properties()) != Some(2) {
         return 0;

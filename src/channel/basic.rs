@@ -12,7 +12,7 @@ use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::events::ChannelRef;
 use crate::broker::exchange::sender;
 use crate::broker::message::Message;
-use crate::broker::persist::store_message;
+use crate::broker::persist::{store_message, will_store};
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
 use crate::broker::stream::StartAt;
 use crate::broker::stream_queue::args::{start_at, wall_ms};
@@ -99,7 +99,7 @@ impl Channel {
             let streams = targets.iter().filter(|q| q.stream.is_some()).count();
             let (done, mut stream_done) = match done {
                 Some(d) if streams > 0 => {
-                    let to_store = held.stored || in_store(&msg, &targets);
+                    let to_store = held.stored || will_store(&msg, &targets);
                     confirm_parts(d, streams, to_store)
                 }
                 d => (d, Vec::new()),
@@ -627,11 +627,6 @@ fn lookup_first(ctx: &Ctx, exchange: &str, refusal: Exception) -> Exception {
         Err(lookup) => lookup,
         Ok(()) => refusal,
     }
-}
-
-/// Whether the message store will hold this message for one of its target queues.
-fn in_store(msg: &Message, targets: &[Arc<Queue>]) -> bool {
-    props::delivery_mode(msg.properties()) == Some(2) && targets.iter().any(|q| q.store.is_some())
 }
 
 /// A confirm for a message routed to `streams` stream queues: one part for each stream's

@@ -727,16 +727,11 @@ impl Queue {
     pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), Exception> {
         self.touch();
         let mut st = self.lock();
-        if st.consumers.iter().any(|c| c.exclusive) {
+        let taken = st.consumers.iter().any(|c| c.exclusive);
+        if taken || (consumer.exclusive && !st.consumers.is_empty()) {
             return Err(Exception::access_refused(format!(
-                "queue '{}' in vhost '{}' in exclusive use",
-                self.name, self.vhost
-            )));
-        }
-        if consumer.exclusive && !st.consumers.is_empty() {
-            return Err(Exception::access_refused(format!(
-                "queue '{}' in vhost '{}' in exclusive use",
-                self.name, self.vhost
+                "{} in exclusive use",
+                self.describe()
             )));
         }
         st.consumers.push(consumer);
