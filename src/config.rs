@@ -27,6 +27,16 @@ pub struct Config {
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
     pub data_dir: PathBuf,
 
+    /// Keep everything in memory and touch no file: durable queues, exchanges and
+    /// persistent messages live until the process ends (for tests).
+    #[arg(long, env = "WARREN_IN_MEMORY")]
+    pub in_memory: bool,
+
+    /// The clock every time-based feature reads: real, or manual (for tests only: time
+    /// stands still until `warren ctl clock advance` moves it).
+    #[arg(long, env = "WARREN_CLOCK", value_parser = parse_clock, default_value = "real")]
+    pub clock: crate::clock::Clock,
+
     /// Memory high watermark: above it, publishers are blocked until consumers catch up
     /// (RabbitMQ's vm_memory_high_watermark). Bytes, or with a unit: 2GiB, 512MB.
     /// Default: 40% of the machine's memory.
@@ -179,6 +189,8 @@ impl Config {
             bind: vec![IpAddr::from([127, 0, 0, 1])],
             port: 0,
             data_dir: data_dir.into(),
+            in_memory: false,
+            clock: crate::clock::Clock::real(),
             memory_limit: None,
             queue_memory: crate::broker::memory::DEFAULT_QUEUE_MEMORY,
             disk_free_limit: crate::broker::disk::DEFAULT_FREE_LIMIT,
@@ -222,6 +234,15 @@ impl Config {
             }
         }
         self
+    }
+}
+
+/// `--clock`: real or manual.
+fn parse_clock(text: &str) -> Result<crate::clock::Clock, String> {
+    match text {
+        "real" => Ok(crate::clock::Clock::real()),
+        "manual" => Ok(crate::clock::Clock::manual()),
+        _ => Err(format!("'{text}' is not a clock: real or manual")),
     }
 }
 

@@ -30,6 +30,7 @@
 pub(crate) mod access;
 pub(crate) mod broker;
 pub(crate) mod channel;
+pub(crate) mod clock;
 pub(crate) mod codec;
 pub(crate) mod config;
 pub(crate) mod connection;
@@ -43,6 +44,7 @@ pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod tls;
 
+pub use clock::{Clock, ClockError};
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
 pub use ctl::run_ctl;
