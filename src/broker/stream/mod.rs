@@ -52,6 +52,8 @@ mod storage;
 mod tests;
 #[cfg(test)]
 mod tests_damage;
+#[cfg(test)]
+mod tests_memory;
 mod writer;
 
 pub use log::StreamLog;
