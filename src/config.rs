@@ -420,7 +420,10 @@ mod tests {
             parse(&["--data-dir", "./none"]).disk_data_dir(),
             Some(std::path::Path::new("./none"))
         );
-        assert_eq!(parse(&["--in-memory", "--data-dir", "d"]).disk_data_dir(), None);
+        assert_eq!(
+            parse(&["--in-memory", "--data-dir", "d"]).disk_data_dir(),
+            None
+        );
         let mut local = Config::local("d");
         local.in_memory = true;
         assert_eq!(local.disk_data_dir(), None);

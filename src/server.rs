@@ -66,7 +66,13 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let mut broker = match config.disk_data_dir() {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
-            Broker::open(dir, limit, config.queue_memory, config.disk_free_limit, &boot)?
+            Broker::open(
+                dir,
+                limit,
+                config.queue_memory,
+                config.disk_free_limit,
+                &boot,
+            )?
         }
         None => Broker::in_memory(limit, config.queue_memory, &boot)?,
     };

@@ -77,7 +77,11 @@ pub(crate) fn record_pos(n: u64) -> u64 {
 /// that decode, with consecutive offsets from `base` and increasing positions. What
 /// follows the prefix is ignored (the caller rebuilds it from the segment). A file
 /// without the magic has no records. Returns how many records were good.
-pub(crate) fn load(file: &impl ReadAt, base: u64, mut each: impl FnMut(IndexRecord)) -> io::Result<u64> {
+pub(crate) fn load(
+    file: &impl ReadAt,
+    base: u64,
+    mut each: impl FnMut(IndexRecord),
+) -> io::Result<u64> {
     let mut magic = [0u8; 8];
     if read_up_to(file, &mut magic, 0)? < magic.len() || magic != INDEX_MAGIC {
         return Ok(0);

@@ -225,7 +225,6 @@ impl fmt::Display for Home {
 }
 
 impl Home {
-
     /// The directory, for a home on disk.
     pub(crate) fn dir(&self) -> Option<&Path> {
         match self {

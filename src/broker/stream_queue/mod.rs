@@ -20,6 +20,7 @@ pub mod args;
 mod reading;
 
 use super::consumer::{ConnectionHandle, ConsumerInfo};
+use super::memory::Memory;
 use super::message::Message;
 use super::queue::Queue;
 use super::stream::{Durability, StartAt, StreamLog, StreamStats, StreamWriter};
@@ -27,7 +28,6 @@ use crate::codec::ShortStr;
 use crate::store::defwriter::DefinitionsHandle;
 use crate::store::Done;
 use reading::Reading;
-use super::memory::Memory;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -281,10 +281,9 @@ pub fn open_for(
     }
     let config = args::config(arguments);
     let log = match data_dir {
-        Some(data_dir) => StreamLog::open(
-            &super::stream::stream_dir(data_dir, vhost, queue),
-            config,
-        ),
+        Some(data_dir) => {
+            StreamLog::open(&super::stream::stream_dir(data_dir, vhost, queue), config)
+        }
         None => Ok(StreamLog::in_memory(config, Some(memory.clone()))),
     };
     log.and_then(|log| StreamQueue::open(log, definitions))
