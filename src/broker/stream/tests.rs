@@ -100,7 +100,11 @@ fn a_reader_waits_at_the_end_and_sees_later_appends_across_segments() {
 #[test]
 fn resolve_gives_rabbitmq_start_offsets() {
     let dir = temp("resolve");
-    let log = StreamLog::open(&dir, StreamConfig::default()).expect("open");
+    start_points_as_rabbitmq(&StreamLog::open(&dir, StreamConfig::default()).expect("open"));
+}
+
+/// Where consumers start on `log` (empty, unsegmented), as RabbitMQ's streams say.
+pub(super) fn start_points_as_rabbitmq(log: &StreamLog) {
     for s in [
         StartAt::First,
         StartAt::Last,

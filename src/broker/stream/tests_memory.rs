@@ -2,7 +2,7 @@
 //! entries, offsets, start points, retention and readers as on disk, its blocks counted
 //! in the memory accounting and given back by retention and deletion.
 
-use super::tests::{body, check_entries, fill, read_all, small_segments};
+use super::tests::{body, check_entries, fill, read_all, small_segments, start_points_as_rabbitmq};
 use super::*;
 use crate::broker::memory::Memory;
 use std::sync::mpsc;
@@ -34,22 +34,7 @@ fn entries_read_back_in_order_across_segments_and_readers_follow_appends() {
 
 #[test]
 fn start_points_are_the_same_as_on_disk() {
-    let (log, _) = in_memory(StreamConfig::default());
-    assert_eq!(log.resolve(StartAt::Last), 0);
-    let bodies: Vec<Vec<u8>> = (0..20).map(body).collect();
-    let batch =
-        |r: std::ops::Range<usize>, ts| bodies[r].iter().map(|b| (ts, &b[..])).collect::<Vec<_>>();
-    log.append_batch(&batch(0..10, 1000)).expect("chunk");
-    log.append_batch(&batch(10..15, 2000)).expect("chunk");
-    log.append_batch(&batch(15..20, 3000)).expect("chunk");
-    assert_eq!(log.resolve(StartAt::First), 0);
-    assert_eq!(log.resolve(StartAt::Last), 15);
-    assert_eq!(log.resolve(StartAt::Next), 20);
-    assert_eq!(log.resolve(StartAt::Offset(7)), 7);
-    assert_eq!(log.resolve(StartAt::Offset(99)), 20);
-    assert_eq!(log.resolve(StartAt::Timestamp(1001)), 10);
-    assert_eq!(log.resolve(StartAt::Timestamp(2500)), 15);
-    assert_eq!(log.resolve(StartAt::Timestamp(3001)), 20);
+    start_points_as_rabbitmq(&in_memory(StreamConfig::default()).0);
 }
 
 #[test]
