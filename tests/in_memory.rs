@@ -588,3 +588,50 @@ async fn a_publish_routed_to_a_classic_queue_then_a_stream_is_confirmed_with_an_
     on_disk.stop().await;
     stop_and_check_untouched(memory).await;
 }
+
+#[tokio::test]
+async fn a_stream_past_the_memory_budget_blocks_publishers_until_it_is_deleted() {
+    let dir = unused_dir("stream-budget");
+    let broker = in_memory(&dir, |c| warren::Config {
+        queue_memory: 512 * 1024,
+        ..c
+    })
+    .await;
+    let publisher = broker.connect().await;
+    let pch = publisher.create_channel().await.expect("channel");
+    within(pch.queue_declare("big".into(), durable(), stream_args(&[])))
+        .await
+        .expect("stream");
+    // A stream keeps what it is given, whoever reads it: only retention or deletion
+    // gives its memory back. 100 x 8 KiB is past the budget.
+    let publishing = tokio::spawn({
+        let pch = pch.clone();
+        async move {
+            for _ in 0..100 {
+                pch.basic_publish(
+                    "".into(),
+                    "big".into(),
+                    Default::default(),
+                    &[1u8; 8 * 1024],
+                    BasicProperties::default(),
+                )
+                .await?;
+            }
+            lapin::Result::Ok(())
+        }
+    });
+    wait_until("connection.blocked", || async { publisher.status().blocked() }).await;
+    let (_admin, ach) = broker.channel().await;
+    within(ach.queue_delete("big".into(), Default::default()))
+        .await
+        .expect("delete the stream");
+    wait_until("connection.unblocked", || async {
+        !publisher.status().blocked()
+    })
+    .await;
+    within(publishing)
+        .await
+        .expect("join")
+        .expect("the rest went out");
+    stop_and_check_untouched(broker).await;
+}
