@@ -620,7 +620,10 @@ async fn a_stream_past_the_memory_budget_blocks_publishers_until_it_is_deleted()
             lapin::Result::Ok(())
         }
     });
-    wait_until("connection.blocked", || async { publisher.status().blocked() }).await;
+    wait_until("connection.blocked", || async {
+        publisher.status().blocked()
+    })
+    .await;
     let (_admin, ach) = broker.channel().await;
     within(ach.queue_delete("big".into(), Default::default()))
         .await
