@@ -323,6 +323,25 @@ async fn delayed_messages_are_held_in_memory_and_routed_when_due() {
     stop_and_check_untouched(broker).await;
 }
 
+/// Publishes `n` persistent copies of `body` to `queue` on a task of its own: once the
+/// broker stops reading the connection (an alarm), the client's writes stall there.
+fn publish_in_background(
+    ch: &Channel,
+    queue: &str,
+    n: usize,
+    body: &[u8],
+) -> tokio::task::JoinHandle<lapin::Result<()>> {
+    let (ch, queue, body) = (ch.clone(), queue.to_owned(), body.to_vec());
+    tokio::spawn(async move {
+        for _ in 0..n {
+            let routing = queue.as_str().into();
+            ch.basic_publish("".into(), routing, Default::default(), &body, persistent())
+                .await?;
+        }
+        Ok(())
+    })
+}
+
 #[tokio::test]
 async fn past_the_memory_budget_publishers_are_blocked_until_consumers_drain() {
     let dir = unused_dir("budget");
@@ -340,22 +359,7 @@ async fn past_the_memory_budget_publishers_are_blocked_until_consumers_drain() {
     // 64 x 8 KiB is twice the budget: the alarm goes off part way, and the publisher's
     // writes stall once the broker stops reading it.
     let body = vec![7u8; 8 * 1024];
-    let publishing = tokio::spawn({
-        let (pch, body) = (pch.clone(), body.clone());
-        async move {
-            for _ in 0..64 {
-                pch.basic_publish(
-                    "".into(),
-                    "backlog".into(),
-                    Default::default(),
-                    &body,
-                    persistent(),
-                )
-                .await?;
-            }
-            lapin::Result::Ok(())
-        }
-    });
+    let publishing = publish_in_background(&pch, "backlog", 64, &body);
     wait_until("connection.blocked", || async {
         publisher.status().blocked()
     })
@@ -604,22 +608,7 @@ async fn a_stream_past_the_memory_budget_blocks_publishers_until_it_is_deleted()
         .expect("stream");
     // A stream keeps what it is given, whoever reads it: only retention or deletion
     // gives its memory back. 100 x 8 KiB is past the budget.
-    let publishing = tokio::spawn({
-        let pch = pch.clone();
-        async move {
-            for _ in 0..100 {
-                pch.basic_publish(
-                    "".into(),
-                    "big".into(),
-                    Default::default(),
-                    &[1u8; 8 * 1024],
-                    BasicProperties::default(),
-                )
-                .await?;
-            }
-            lapin::Result::Ok(())
-        }
-    });
+    let publishing = publish_in_background(&pch, "big", 100, &[1u8; 8 * 1024]);
     wait_until("connection.blocked", || async {
         publisher.status().blocked()
     })
