@@ -2,7 +2,10 @@
 //! entries, offsets, start points, retention and readers as on disk, its blocks counted
 //! in the memory accounting and given back by retention and deletion.
 
-use super::tests::{body, check_entries, fill, read_all, small_segments, start_points_as_rabbitmq};
+use super::tests::{
+    body, check_entries, fill, read_all, reader_follows_appends, small_segments,
+    start_points_as_rabbitmq,
+};
 use super::*;
 use crate::broker::memory::Memory;
 use std::sync::mpsc;
@@ -17,14 +20,7 @@ fn in_memory(config: StreamConfig) -> (StreamLog, Arc<Memory>) {
 fn entries_read_back_in_order_across_segments_and_readers_follow_appends() {
     let (log, memory) = in_memory(small_segments(600));
     assert_eq!(log.dir(), None);
-    let mut r = log.reader(0).expect("reader");
-    assert_eq!(r.next().expect("next"), None);
-    for i in 0..100u64 {
-        log.append(i as i64 * 10, &body(i)).expect("append");
-        let e = r.next().expect("next").expect("the entry just written");
-        assert_eq!((e.offset, &e.data[..]), (i, &body(i)[..]));
-    }
-    assert!(log.stats().segments > 5, "{:?}", log.stats());
+    reader_follows_appends(&log);
     fill(&log, 100, 500, 7);
     check_entries(&read_all(&log, 0), 0, 500);
     check_entries(&read_all(&log, 321), 321, 500);
