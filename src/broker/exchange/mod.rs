@@ -152,9 +152,7 @@ impl Exchange {
     ) -> Self {
         // A delayed exchange routes as its x-delayed-type (checked at declare).
         let routing = match kind {
-            ExchangeKind::Delayed => {
-                delay::routing_kind(&arguments).unwrap_or(kind)
-            }
+            ExchangeKind::Delayed => delay::routing_kind(&arguments).unwrap_or(kind),
             _ => kind,
         };
         let routes = match routing {

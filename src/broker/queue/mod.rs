@@ -14,7 +14,6 @@ mod expiry;
 mod figures;
 mod limits;
 mod outstanding;
-pub mod pagedir;
 pub mod paging;
 mod poison;
 mod readback;
