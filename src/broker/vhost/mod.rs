@@ -8,7 +8,7 @@
 //! numbered under the write lock and written by the definitions writer thread, never
 //! here (see `TopologyWrite`).
 
-use super::deadletter::{self, DeadLetter};
+use super::deadletter::DeadLetter;
 use super::events::{self, Events};
 use super::exchange::{Exchange, ExchangeKind};
 use super::memory::Memory;
@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 mod bindings;
 mod connections;
+mod dead_letters;
 mod delayed;
 mod durable;
 mod exchanges;
@@ -233,7 +234,7 @@ impl VHost {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let (Some(rx), Ok(rt)) = (rx, tokio::runtime::Handle::try_current()) {
-            rt.spawn(deadletter::run(Arc::downgrade(self), rx));
+            rt.spawn(dead_letters::run(Arc::downgrade(self), rx));
         }
     }
 
