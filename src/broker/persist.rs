@@ -3,15 +3,16 @@
 //! Built by `Broker::open` when the broker has a data directory. Vhosts call
 //! `definitions_changed` when durable topology changed, under their topology write lock
 //! (so that no publish can route to a new queue before its change is numbered); queues
-//! hold a `QueueStore` to record what happens to their persistent messages. Disk work
-//! happens on the store's threads only: messages on the writer thread, the definitions
-//! file on the definitions writer (`store::defwriter`), which coalesces a burst of
-//! changes into a few rewrites. A confirm for a persistent message waits for both the
-//! fdatasync of the message and the definitions generation current when it was routed.
+//! hold a `QueueStore` (`queue::store`, made here by `queue_store`) to record what
+//! happens to their persistent messages. Disk work happens on the store's threads only:
+//! messages on the writer thread, the definitions file on the definitions writer
+//! (`store::defwriter`), which coalesces a burst of changes into a few rewrites. A
+//! confirm for a persistent message waits for both the fdatasync of the message and the
+//! definitions generation current when it was routed.
 
 use super::globals::GlobalParameters;
 use super::message::Message;
-use super::queue::Queue;
+use super::queue::{Queue, QueueStore};
 use super::vhost::VHost;
 use crate::access::permissions::Permissions;
 use crate::access::Users;
@@ -112,6 +113,15 @@ impl Persistence {
     pub fn definitions(&self) -> &DefinitionsHandle {
         self.defs.handle()
     }
+
+    /// The store handle of durable queue `name` of `vhost`.
+    pub fn queue_store(&self, vhost: &str, name: &str) -> QueueStore {
+        QueueStore {
+            store: self.store.clone(),
+            key: queue_key(vhost, name),
+            definitions: self.definitions().clone(),
+        }
+    }
 }
 
 /// Every vhost's durable topology, as the definitions file holds it. `None` if a vhost
@@ -141,34 +151,6 @@ fn snapshot(
         defs.global_parameters = g.definitions();
     }
     Some(defs)
-}
-
-/// A durable queue's handle on the message store.
-#[derive(Clone)]
-pub struct QueueStore {
-    pub store: StoreHandle,
-    /// The store's key for this queue (vhost and name).
-    pub key: Arc<str>,
-    /// Confirms of its messages also wait for the definitions that hold it.
-    pub definitions: DefinitionsHandle,
-}
-
-impl std::fmt::Debug for QueueStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueStore")
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-impl QueueStore {
-    pub fn new(persist: &Persistence, vhost: &str, name: &str) -> QueueStore {
-        QueueStore {
-            store: persist.store.clone(),
-            key: queue_key(vhost, name),
-            definitions: persist.definitions().clone(),
-        }
-    }
 }
 
 /// Writes `msg` to the message store if it is persistent (delivery mode 2) and reached

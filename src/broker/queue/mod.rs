@@ -19,12 +19,12 @@ mod poison;
 mod readback;
 mod ready;
 mod settle;
+mod store;
 
 use super::consumer::{ConnectionHandle, Consumer, Outgoing};
 use super::deadletter::{DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
-use super::persist::QueueStore;
 use super::policy::Applied;
 use super::records;
 use super::stream_queue::StreamQueue;
@@ -41,6 +41,7 @@ pub use readback::Get;
 use ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+pub use store::QueueStore;
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -13,9 +13,8 @@ use crate::broker::arguments::{
 };
 use crate::broker::deadletter::DeadLetterTarget;
 use crate::broker::exchange::Destination;
-use crate::broker::persist::QueueStore;
 use crate::broker::policy::Applied;
-use crate::broker::queue::Queue;
+use crate::broker::queue::{Queue, QueueStore};
 use crate::broker::stream_queue::StreamQueue;
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -40,7 +39,7 @@ impl VHost {
     /// The store handle for a new queue that is durable and not exclusive.
     fn queue_store(&self, name: &str, durable: bool, exclusive: bool) -> Option<QueueStore> {
         let p = self.persist.as_ref().filter(|_| durable && !exclusive)?;
-        Some(QueueStore::new(p, &self.name, name))
+        Some(p.queue_store(&self.name, name))
     }
 
     /// A new or recovered queue's storage: a stream's log (and no message store: its
