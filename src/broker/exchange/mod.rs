@@ -411,3 +411,14 @@ impl Exchange {
         }
     }
 }
+
+/// The management HTTP API names the default exchange `amq.default` (in paths and
+/// bodies); over AMQP 0-9-1 RabbitMQ 3.10 knows no such alias (publishing to
+/// `amq.default` is a 404 there), so only the API's lookups go through this.
+pub(crate) fn canonical_exchange(name: &str) -> &str {
+    if name == "amq.default" {
+        ""
+    } else {
+        name
+    }
+}

@@ -10,6 +10,7 @@
 
 use super::deadletter::DeadLetter;
 use super::events::{self, Events};
+pub(crate) use super::exchange::canonical_exchange;
 use super::exchange::{Exchange, ExchangeKind};
 use super::memory::Memory;
 use super::persist::Persistence;
@@ -301,17 +302,6 @@ impl Drop for TopologyWrite<'_> {
                 p.definitions_changed();
             }
         }
-    }
-}
-
-/// The management HTTP API names the default exchange `amq.default` (in paths and
-/// bodies); over AMQP 0-9-1 RabbitMQ 3.10 knows no such alias (publishing to
-/// `amq.default` is a 404 there), so only the API's lookups go through this.
-pub(crate) fn canonical_exchange(name: &str) -> &str {
-    if name == "amq.default" {
-        ""
-    } else {
-        name
     }
 }
 
