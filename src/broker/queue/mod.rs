@@ -20,6 +20,8 @@ mod readback;
 mod ready;
 mod settle;
 mod store;
+#[cfg(test)]
+mod tests;
 
 use super::consumer::{ConnectionHandle, Consumer, Outgoing};
 use super::deadletter::{DeadLetterTarget, Reason};
