@@ -15,9 +15,10 @@
 //! queue + consumer + stream_queue                a queue, its paging, its consumers, dispatch
 //! exchange                                       exchange kinds and their bindings, routing a key
 //! tracer                                         the firehose and message traces
-//! vhost + persist + delayed + events             topology, routing, dead-letter re-routing
-//!                                                (vhost::dead_letters), durability glue, delayed
-//!                                                messages, the event exchange
+//! persist                                        durability glue: the store, the definitions file
+//! vhost + delayed + events                       topology, routing, dead-letter re-routing
+//!                                                (vhost::dead_letters), delayed messages, the
+//!                                                event exchange (both route back through a vhost)
 //! definitions, vhosts, disk                      import/export, the vhost registry, the disk alarm
 //! Broker (this file)
 //! ```
@@ -25,8 +26,9 @@
 //! The seams that keep it one-way: a queue dead-letters into the unbounded sink its
 //! `DeadLetterTarget` holds (the vhost keeps the receiving end and re-routes); a durable
 //! queue holds a `queue::QueueStore` that `Persistence::queue_store` made; the vhost hands
-//! a queue its memory accounting and policy settings at construction. Nothing below the
-//! vhost names a vhost.
+//! a queue its memory accounting and policy settings at construction; the definitions
+//! writer asks each vhost for its part through `persist::DurableTopology`. Nothing below
+//! the vhost's group names a vhost.
 
 pub mod arguments;
 pub mod consumer;

@@ -13,7 +13,6 @@
 use super::globals::GlobalParameters;
 use super::message::Message;
 use super::queue::{Queue, QueueStore};
-use super::vhost::VHost;
 use crate::access::permissions::Permissions;
 use crate::access::Users;
 use crate::codec::properties as props;
@@ -25,11 +24,21 @@ use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+/// A vhost as the definitions file sees it: its part of the durable topology. `VHost`
+/// implements it; the file's writer asks each registered vhost through it (a dyn call
+/// per vhost and rewrite, off every hot path), so that this module never names the vhost
+/// and sits below it in the broker's chain.
+pub trait DurableTopology: Send + Sync {
+    /// Appends this vhost's durable part (itself, its exchanges, queues, bindings,
+    /// policies) to `defs`.
+    fn durable_definitions(&self, defs: &mut Definitions);
+}
+
 pub struct Persistence {
     pub store: StoreHandle,
     defs_path: PathBuf,
     defs: DefinitionsWriter,
-    vhosts: Arc<Mutex<Vec<Weak<VHost>>>>,
+    vhosts: Arc<Mutex<Vec<Weak<dyn DurableTopology>>>>,
     users: Arc<OnceLock<Weak<Users>>>,
     globals: Arc<OnceLock<Weak<GlobalParameters>>>,
 }
@@ -50,7 +59,7 @@ impl Persistence {
         defs_path: PathBuf,
         permissions: Arc<Permissions>,
     ) -> std::io::Result<Arc<Persistence>> {
-        let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
+        let vhosts: Arc<Mutex<Vec<Weak<dyn DurableTopology>>>> = Arc::default();
         let users: Arc<OnceLock<Weak<Users>>> = Arc::default();
         let globals: Arc<OnceLock<Weak<GlobalParameters>>> = Arc::default();
         let snapshot = {
@@ -78,19 +87,21 @@ impl Persistence {
         let _ = self.globals.set(Arc::downgrade(globals));
     }
 
-    pub fn register(&self, vhost: &Arc<VHost>) {
+    pub fn register<V: DurableTopology + 'static>(&self, vhost: &Arc<V>) {
+        let vhost: Weak<V> = Arc::downgrade(vhost);
+        let vhost: Weak<dyn DurableTopology> = vhost;
         self.vhosts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(vhost));
+            .push(vhost);
     }
 
     /// A deleted vhost leaves the definitions file with the next write (asked for here).
-    pub fn unregister(&self, vhost: &Arc<VHost>) {
+    pub fn unregister<V: DurableTopology + 'static>(&self, vhost: &Arc<V>) {
         self.vhosts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|v| !std::ptr::eq(v.as_ptr(), Arc::as_ptr(vhost)));
+            .retain(|v| !std::ptr::addr_eq(v.as_ptr(), Arc::as_ptr(vhost)));
         self.definitions_changed();
     }
 
@@ -127,12 +138,12 @@ impl Persistence {
 /// Every vhost's durable topology, as the definitions file holds it. `None` if a vhost
 /// is already gone (the broker is being dropped): a partial file must not be written.
 fn snapshot(
-    vhosts: &Mutex<Vec<Weak<VHost>>>,
+    vhosts: &Mutex<Vec<Weak<dyn DurableTopology>>>,
     users: &OnceLock<Weak<Users>>,
     globals: &OnceLock<Weak<GlobalParameters>>,
     permissions: &Permissions,
 ) -> Option<Definitions> {
-    let vhosts: Vec<Arc<VHost>> = vhosts
+    let vhosts: Vec<Arc<dyn DurableTopology>> = vhosts
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
