@@ -6,6 +6,10 @@
 //! Handlers return `Result<_, Exception>`; the connection decides what an error closes.
 //! A channel never blocks and never awaits: what it sends is appended to the write buffer
 //! in order, what it asks of other connections goes through their outboxes.
+//!
+//! This file holds the channel's state and method dispatch; beside it: `content` (header
+//! and body frames), `publish`, `basic` (consume, get, acks), `delivery` (deliveries in,
+//! release on close), `declare`, `confirms`, `tx`, `unacked`, `authorize`.
 
 pub(crate) mod authorize;
 mod basic;

@@ -7,6 +7,10 @@
 //! high-water mark: that is the backpressure. The task never blocks and never holds a
 //! lock across an `.await`; on every exit path it gives back what it holds, through a
 //! drop guard (`Drop for Connection`), so also when the task panics.
+//!
+//! This file holds the task's state and its loop (`serve`, `run`, `pump`); beside it:
+//! `input` (frames in, to where they belong), `control` (channel 0 once open, closing,
+//! the tick), `handshake`, `channels`, `outbox`, `flow`, `events`.
 
 mod channels;
 mod control;

@@ -7,6 +7,13 @@
 //! only thing done to the outside world is a non-blocking send into a consumer's outbox.
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
+//!
+//! This file holds the queue's record, publish, policies, purge and deletion; beside it:
+//! `limits` (its effective settings), `expiry` (TTL and x-expires), `dispatch`
+//! (consumers and handing out), `settle` (acks, rejects, dead letters, requeues),
+//! `store` (its handle on the message store), `ready`/`paging` (the messages), `readback`
+//! and `browse` (reading paged tails). It uses nothing above it in the broker's chain
+//! (see `broker`): no vhost, exchange or persistence; `tests` builds one on its own.
 
 pub mod browse;
 mod dispatch;

@@ -7,6 +7,11 @@
 //! for short reads and for marking a queue deleted). A change to durable topology is
 //! numbered under the write lock and written by the definitions writer thread, never
 //! here (see `TopologyWrite`).
+//!
+//! This file holds the vhost's record, its construction and the topology guards; the
+//! operations sit beside it by object: `exchanges`, `queues`, `bindings`, `routing`,
+//! `policies`, `durable` (the definitions file), `dead_letters` (re-routing), `delayed`,
+//! `connections`, `limits`, `teardown`.
 
 use super::deadletter::DeadLetter;
 use super::events::{self, Events};
