@@ -2,6 +2,33 @@
 //!
 //! Built once at start and shared as `Arc<Broker>`. It owns no socket and no task; the
 //! connection tasks call into it. Users live in its `access::Users` store.
+//!
+//! The modules below form a one-way chain: each uses only those before it (modules in
+//! one group may use each other), so a lower one can be built and tested without the
+//! ones above it; `tests/seams.rs` checks this on the source.
+//!
+//! ```text
+//! message, arguments, globals, stream, policy   what a message and an argument are; the stream log
+//! deadletter                                     what a dead letter is (Reason, DeadLetterTarget)
+//! memory (+ memory::pagedir)                     the budget, the alarm, the page directory
+//! records                                        what topology records cost in memory
+//! queue + consumer + stream_queue                a queue, its paging, its consumers, dispatch
+//! exchange                                       exchange kinds and their bindings, routing a key
+//! tracer                                         the firehose and message traces
+//! persist                                        durability glue: the store, the definitions file
+//! vhost + delayed + events                       topology, routing, dead-letter re-routing
+//!                                                (vhost::dead_letters), delayed messages, the
+//!                                                event exchange (both route back through a vhost)
+//! definitions, vhosts, disk                      import/export, the vhost registry, the disk alarm
+//! Broker (this file)
+//! ```
+//!
+//! The seams that keep it one-way: a queue dead-letters into the unbounded sink its
+//! `DeadLetterTarget` holds (the vhost keeps the receiving end and re-routes); a durable
+//! queue holds a `queue::QueueStore` that `Persistence::queue_store` made; the vhost hands
+//! a queue its memory accounting and policy settings at construction; the definitions
+//! writer asks each vhost for its part through `persist::DurableTopology`. Nothing below
+//! the vhost's group names a vhost.
 
 pub mod arguments;
 pub mod consumer;
@@ -27,10 +54,10 @@ pub mod vhosts;
 use crate::access::permissions::Permissions;
 use crate::access::{Bootstrap, LoginRefused, Users};
 use crate::store::{split_queue_key, StoreHandle};
+use memory::pagedir::PageDir;
 use memory::Memory;
 use message::Message;
 use persist::Persistence;
-use queue::paging::PageDir;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
