@@ -8,9 +8,10 @@
 //! ones above it; `tests/seams.rs` checks this on the source.
 //!
 //! ```text
-//! message, arguments, globals, stream, policy   what a message and an argument are; the stream log
+//! message, arguments, globals, policy           what a message and an argument are
 //! deadletter                                     what a dead letter is (Reason, DeadLetterTarget)
 //! memory (+ memory::pagedir)                     the budget, the alarm, the page directory
+//! stream                                         the stream log (in memory, its blocks count)
 //! records                                        what topology records cost in memory
 //! queue + consumer + stream_queue                a queue, its paging, its consumers, dispatch
 //! exchange                                       exchange kinds and their bindings, routing a key
