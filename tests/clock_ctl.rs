@@ -363,3 +363,35 @@ async fn the_binary_refuses_a_manual_clock_on_a_data_directory() {
     );
     assert!(!dir.exists(), "nothing was created");
 }
+
+// ---- statistics ----
+
+#[tokio::test]
+async fn statistics_sample_once_per_move_with_rates_over_clock_time() {
+    let clock = manual_clock();
+    let broker = broker_on(&clock, true).await;
+    let stats = broker.server.broker().stats.clone();
+    common::wait_until("the first sample", || {
+        let n = stats.samples();
+        async move { n >= 1 }
+    })
+    .await;
+    let (_c, ch) = broker.channel().await;
+    common::declare_queue(&ch, "q").await;
+    for _ in 0..100 {
+        common::publish(&ch, "", "q", b"m").await;
+    }
+    // Answered after the publishes: they are counted.
+    assert_eq!(common::ready(&ch, "q").await, 100);
+    let before = stats.samples();
+    advance(&clock, Duration::from_secs(10)).await;
+    common::wait_until("a sample after the move", || {
+        let n = stats.samples();
+        async move { n > before }
+    })
+    .await;
+    let overview = broker.http().get("/api/overview").await.json();
+    // 100 publishes over 10 s of clock time, however little real time went by.
+    assert_eq!(overview["message_stats"]["publish_details"]["rate"], 10.0);
+    assert_eq!(stats.samples(), before + 1, "one sample for one move");
+}
