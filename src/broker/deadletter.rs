@@ -9,6 +9,8 @@
 
 use super::message::Message;
 use crate::codec::ShortStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Why a message was dead-lettered, as x-death's `reason` names it.
@@ -38,7 +40,44 @@ impl Reason {
 pub struct DeadLetterTarget {
     pub exchange: String,
     pub routing_key: Option<String>,
-    pub sink: mpsc::UnboundedSender<DeadLetter>,
+    pub sink: DeadLetterSink,
+}
+
+/// The sending end of a vhost's dead-letter channel, counting what was sent and not
+/// yet routed: a manual clock waits for that count to reach 0 before it moves on (see
+/// `broker::timed`), so a dead letter is routed at the time it died.
+#[derive(Clone, Debug)]
+pub struct DeadLetterSink {
+    tx: mpsc::UnboundedSender<DeadLetter>,
+    pending: Arc<AtomicU64>,
+}
+
+/// A dead-letter channel: its sink and the receiving end the task (`run`) drains.
+pub fn channel() -> (DeadLetterSink, mpsc::UnboundedReceiver<DeadLetter>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::default();
+    (DeadLetterSink { tx, pending }, rx)
+}
+
+impl DeadLetterSink {
+    /// Hands a dead letter to the task; never blocks (allowed under a queue lock).
+    pub fn send(&self, dl: DeadLetter) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(dl).is_err() {
+            // The task is gone (its vhost too): nothing will route it.
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Dead letters sent and not yet routed.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// One dead letter was routed (or dropped) by the task that drains the channel.
+    pub fn routed(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One message on its way from a queue to its dead-letter exchange: the message as it

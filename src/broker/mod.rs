@@ -48,6 +48,7 @@ pub mod queue;
 pub mod records;
 pub mod stream;
 pub mod stream_queue;
+pub mod timed;
 pub mod tracer;
 pub mod vhost;
 pub mod vhosts;
@@ -96,6 +97,9 @@ pub struct Broker {
     pub events: Option<Arc<events::Events>>,
     /// Messages delayed exchanges hold, and the task that routes them when due.
     pub delayed: Arc<delayed::Scheduler>,
+    /// The one clock everything time-based reads (`--clock`; see `timed` for what a
+    /// manual clock fires).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for Broker {
@@ -142,7 +146,7 @@ impl Broker {
             None,
             permissions.clone(),
         );
-        let mut broker = Self::build(None, users, memory, permissions);
+        let mut broker = Self::build(None, users, memory, permissions, boot.clock.clone());
         broker.restore(boot, defs);
         broker
     }
@@ -215,7 +219,13 @@ impl Broker {
             Some(persist.clone()),
             permissions.clone(),
         );
-        let mut broker = Self::build(Some(persist.clone()), users, memory, permissions);
+        let mut broker = Self::build(
+            Some(persist.clone()),
+            users,
+            memory,
+            permissions,
+            boot.clock.clone(),
+        );
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         broker.restore(boot, &defs);
@@ -295,6 +305,7 @@ impl Broker {
         users: Users,
         memory: Arc<Memory>,
         permissions: Arc<Permissions>,
+        clock: crate::clock::Clock,
     ) -> Self {
         let users = Arc::new(users);
         let globals: Arc<globals::GlobalParameters> = Arc::default();
@@ -302,7 +313,7 @@ impl Broker {
             p.register_users(&users);
             p.register_globals(&globals);
         }
-        let delayed = delayed::Scheduler::new(memory.clone());
+        let delayed = delayed::Scheduler::new(memory.clone(), clock.clone());
         Broker {
             vhosts: RwLock::new(HashMap::new()),
             users,
@@ -319,9 +330,10 @@ impl Broker {
             permissions,
             globals,
             auth_attempts: Default::default(),
-            stats: Arc::default(),
+            stats: Arc::new(crate::stats::Stats::with_clock(clock.clone())),
             events: None,
             delayed,
+            clock,
         }
     }
 
@@ -339,7 +351,7 @@ impl Broker {
     /// Call before the broker is shared; `Events::start` then starts publishing.
     pub fn enable_events(&mut self, vhost: &str) -> Arc<events::Events> {
         let node = format!("rabbit@{}", crate::http::hostname());
-        let events = events::Events::new(vhost, &node);
+        let events = events::Events::new(vhost, &node, self.clock.clone());
         for v in self.all_vhosts() {
             events.attach(&v);
         }

@@ -12,7 +12,7 @@ use crate::broker::consumer::{Consumer, ConsumerInfo};
 use crate::broker::events::ChannelRef;
 use crate::broker::queue::{ConsumerRemoved, Get, Queue};
 use crate::broker::stream::StartAt;
-use crate::broker::stream_queue::args::{start_at, wall_ms};
+use crate::broker::stream_queue::args::start_at;
 use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
 use crate::codec::{self, ShortStr};
@@ -106,7 +106,7 @@ impl Channel {
         ));
         // A stream consumer starts where x-stream-offset says; RabbitMQ's refusals first.
         let start = match &queue.stream {
-            Some(_) => Some(self.stream_start(&queue, &m)?),
+            Some(_) => Some(self.stream_start(&queue, &m, ctx.vhost.clock.unix_ms())?),
             None => None,
         };
         let priority = m
@@ -163,7 +163,13 @@ impl Channel {
 
     /// Where a stream consumer starts, after RabbitMQ's checks: manual acks and a
     /// prefetch are required (credit is what bounds a reader), x-stream-offset must read.
-    fn stream_start(&self, queue: &Queue, m: &amqp_basic::Consume) -> Result<StartAt, Exception> {
+    /// `now`: the broker clock's Unix ms (an interval offset counts back from it).
+    fn stream_start(
+        &self,
+        queue: &Queue,
+        m: &amqp_basic::Consume,
+        now: i64,
+    ) -> Result<StartAt, Exception> {
         if m.no_ack {
             return Err(Exception::not_implemented(format!(
                 "automatic acknowledgement not supported by stream queues {}",
@@ -176,7 +182,7 @@ impl Channel {
                 queue.describe()
             )));
         }
-        start_at(&m.arguments, wall_ms())
+        start_at(&m.arguments, now)
     }
 
     pub(super) fn cancel(&mut self, ctx: &mut Ctx, m: amqp_basic::Cancel) -> Result<(), Exception> {

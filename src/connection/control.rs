@@ -12,13 +12,15 @@ use crate::channel::Channel;
 use crate::codec::{self, Method};
 use crate::error::{ConnectionError, Exception};
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
-use std::time::Duration;
 use tokio::time::Instant;
 use tracing::info;
 
 impl Connection {
     pub(super) fn on_tick(&mut self) -> Result<(), ConnectionError> {
+        // Close deadlines are I/O safety timers, on real time; the handshake timeout and
+        // heartbeats follow the broker's clock.
         let now = Instant::now();
+        let clock_now = self.broker.clock.now_ms();
         // Summed on the tick, not per delivery: a walk over the channels.
         self.unacked_bytes = self.channels.values().map(Channel::unacked_bytes).sum();
         self.channels.values_mut().for_each(Channel::tick);
@@ -32,31 +34,24 @@ impl Connection {
                 self.phase = Phase::Done;
             }
             Phase::ProtocolHeader | Phase::StartOk | Phase::TuneOk | Phase::Open
-                if now - self.started >= HANDSHAKE_TIMEOUT =>
+                if clock_now.saturating_sub(self.started)
+                    >= HANDSHAKE_TIMEOUT.as_millis() as u64 =>
             {
                 return Err(ConnectionError::HandshakeTimeout);
             }
             Phase::Running if self.heartbeat > 0 => {
-                let interval = Duration::from_secs(self.heartbeat as u64);
+                let interval = u64::from(self.heartbeat) * 1000;
                 // A blocked connection is not read, so its heartbeats go unseen.
                 if self.flow_blocked() || self.throttled() || self.holding_too_much() {
-                    self.last_read = now;
+                    self.monitor.heard();
                 }
-                // As RabbitMQ's heartbeat monitor: every interval (every second tick) it
-                // looks whether anything arrived since its last look, and gives up after
-                // two silent looks in a row; a client that goes quiet right after
-                // connection.open is dropped 3 intervals after tune-ok, not 2.
-                self.heartbeat_ticks = self.heartbeat_ticks.wrapping_add(1);
-                if self.heartbeat_ticks.is_multiple_of(2) {
-                    let heard = self.last_read > self.last_check;
-                    self.last_check = now;
-                    self.silent_checks = if heard { 0 } else { self.silent_checks + 1 };
-                    if self.silent_checks >= 2 {
-                        return Err(ConnectionError::MissedHeartbeats);
-                    }
+                if self.monitor.missed(clock_now) {
+                    return Err(ConnectionError::MissedHeartbeats);
                 }
                 // Send when nothing else went out for about half the interval.
-                if self.out.is_empty() && now - self.last_write >= interval / 2 - interval / 10 {
+                if self.out.is_empty()
+                    && clock_now.saturating_sub(self.last_write) >= interval / 2 - interval / 10
+                {
                     codec::encode_heartbeat(&mut self.out);
                 }
             }

@@ -17,6 +17,7 @@ mod control;
 mod events;
 mod flow;
 mod handshake;
+mod heartbeat;
 mod input;
 mod mechanism;
 mod name;
@@ -141,14 +142,12 @@ struct Connection {
     /// Wire bytes of the frames channels hold behind a pending tx.commit; past
     /// `HIGH_WATER` the socket is not read until commits are answered.
     held_bytes: usize,
-    started: Instant,
-    last_read: Instant,
-    last_write: Instant,
-    /// The heartbeat monitor: ticks since heartbeats were negotiated, when it last
-    /// looked for input, and how many looks in a row found none.
-    heartbeat_ticks: u32,
-    last_check: Instant,
-    silent_checks: u8,
+    /// When it was accepted and when it last wrote, on the broker clock's `now_ms`
+    /// (the handshake timeout and heartbeats follow that clock, manual or real).
+    started: u64,
+    last_write: u64,
+    /// Whether the client went silent for too long (heartbeats).
+    monitor: heartbeat::Monitor,
     /// `release` ran: what the connection held is given back.
     released: bool,
     /// This connection in the management API's registry, from connection.open.
@@ -190,7 +189,7 @@ pub async fn serve(
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let (close_signal, close_requests) = CloseSignal::new();
-        let now = Instant::now();
+        let now = broker.clock.now_ms();
         let client_memory = ClientMemory::new(broker.memory.clone());
         let mut conn = Connection {
             id,
@@ -227,11 +226,8 @@ pub async fn serve(
             exclusive_queues: NameMap::default(),
             held_bytes: 0,
             started: now,
-            last_read: now,
-            heartbeat_ticks: 0,
-            last_check: now,
-            silent_checks: 0,
             last_write: now,
+            monitor: Default::default(),
             released: false,
             registration: None,
             local: None,
@@ -330,6 +326,8 @@ impl Connection {
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut unflushed = false;
+        // A manual clock wakes the connection after each move (None: the real clock).
+        let mut moves = self.broker.clock.moves();
         loop {
             // Heartbeats are checked twice per interval once negotiated; the handshake
             // timeout and the close deadline need only a coarse tick.
@@ -337,6 +335,11 @@ impl Connection {
                 0 => Duration::from_secs(1),
                 hb => Duration::from_millis(hb as u64 * 500),
             };
+            if self.heartbeat > 0 && !self.monitor.is_on() {
+                // Heartbeats were just negotiated (tune-ok).
+                let interval_ms = u64::from(self.heartbeat) * 1000;
+                self.monitor.start(self.broker.clock.now_ms(), interval_ms);
+            }
             if period != tick_period {
                 tick_period = period;
                 tick = tokio::time::interval_at(Instant::now() + period, period);
@@ -396,7 +399,7 @@ impl Connection {
                             if let Some(r) = &self.registration {
                                 r.conn.count(StatBytes::SendOct, n);
                             }
-                            self.last_write = Instant::now();
+                            self.last_write = self.broker.clock.now_ms();
                             unflushed = flushes;
                         }
                         Ok(None) => unflushed = false,
@@ -417,7 +420,7 @@ impl Connection {
                             if let Some(r) = &self.registration {
                                 r.conn.count(StatBytes::RecvOct, n);
                             }
-                            self.last_read = Instant::now();
+                            self.monitor.heard();
                             if let Err(e) = self.process_input(&mut inbuf) {
                                 break Err(e);
                             }
@@ -436,6 +439,11 @@ impl Connection {
                 _ = alarm.changed() => {}
                 _ = tokio::time::sleep(THROTTLE_RECHECK), if throttled => {}
                 _ = tick.tick() => {
+                    if let Err(e) = self.on_tick() {
+                        break Err(e);
+                    }
+                }
+                Some(()) = clock_moved(&mut moves) => {
                     if let Err(e) = self.on_tick() {
                         break Err(e);
                     }
@@ -491,5 +499,13 @@ async fn write_or_flush<W: AsyncWrite + Unpin>(
         writer.flush().await.map(|()| None)
     } else {
         writer.write_buf(out).await.map(Some)
+    }
+}
+
+/// The next move of a manual clock (never, on the real clock). Cancel-safe.
+async fn clock_moved(moves: &mut Option<watch::Receiver<u64>>) -> Option<()> {
+    match moves {
+        Some(rx) => rx.changed().await.ok(),
+        None => std::future::pending().await,
     }
 }

@@ -6,7 +6,7 @@
 //! arrive. Runs under the queue lock; the only thing it does to the outside world is a
 //! non-blocking send into a consumer connection's outbox.
 
-use super::{now_ms, ConsumerRemoved, Queue, QueueState};
+use super::{ConsumerRemoved, Queue, QueueState};
 use crate::broker::consumer::{Consumer, Delivery, Outgoing};
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -64,7 +64,7 @@ impl Queue {
 
     pub(super) fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
         let now = if self.may_expire.load(Ordering::Relaxed) {
-            now_ms()
+            self.clock.now_ms()
         } else {
             0
         };

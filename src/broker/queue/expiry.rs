@@ -1,5 +1,6 @@
-//! Time in a queue: the monotonic milliseconds it counts in, message expiry (x-message-ttl
-//! and the expiration property) and the x-expires lease.
+//! Time in a queue: message expiry (x-message-ttl and the expiration property) and the
+//! x-expires lease, in the broker clock's monotonic milliseconds (`Clock::now_ms`, which
+//! starts at 1: 0 means "never" in `expires_at`).
 //!
 //! Called by publish (a new message's expiry), by dispatch (expired heads are dropped
 //! before handing out) and by the vhost's periodic sweep. Works under the queue lock the
@@ -10,16 +11,6 @@ use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
 use crate::codec::properties as props;
 use std::sync::atomic::Ordering;
-
-/// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
-pub fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-        + 1
-}
 
 impl Queue {
     /// When a message published now expires: the shorter of the queue's x-message-ttl
@@ -37,7 +28,7 @@ impl Queue {
             },
         };
         self.may_expire.store(true, Ordering::Relaxed);
-        now_ms().saturating_add(ttl)
+        self.clock.now_ms().saturating_add(ttl)
     }
 
     /// Drops expired messages from the head, as RabbitMQ does: a message expires when it
@@ -55,17 +46,46 @@ impl Queue {
     }
 
     /// The periodic sweep: expire what reached its time at the head, with or without
-    /// consumers. Cheap for queues that never saw a TTL.
+    /// consumers. Cheap for queues that never saw a TTL. A message is due at its expiry
+    /// time itself (`+ 1`: `drop_expired` drops what is strictly before), so that a manual
+    /// clock moved by exactly the TTL expires it; dispatch keeps the strict test, so a
+    /// message with TTL 0 still reaches a consumer that is ready at once.
     pub fn expire(&self) {
         if self.may_expire.load(Ordering::Relaxed) {
             let mut st = self.lock();
-            self.drop_expired(&mut st, now_ms());
+            self.drop_expired(&mut st, self.clock.now_ms() + 1);
         }
+    }
+
+    /// When the message at the head falls due (the sweep's time for this queue), on the
+    /// clock's `now_ms`; None when it never expires (see `timed`).
+    pub fn head_due(&self) -> Option<u64> {
+        if !self.may_expire.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.lock()
+            .ready
+            .front()
+            .map(|q| q.expires_at)
+            .filter(|&at| at != 0)
+    }
+
+    /// When the x-expires lease runs out (None: no x-expires, or consumers hold it).
+    pub fn lease_due(&self) -> Option<u64> {
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 || !self.lock().consumers.is_empty() {
+            return None;
+        }
+        Some(
+            self.last_used
+                .load(Ordering::Relaxed)
+                .saturating_add(expires),
+        )
     }
 
     /// Renews the x-expires lease: a declare, a basic.get, a consumer coming or going.
     pub fn touch(&self) {
-        self.last_used.store(now_ms(), Ordering::Relaxed);
+        self.last_used.store(self.clock.now_ms(), Ordering::Relaxed);
     }
 
     /// Whether x-expires has run out: no consumers and unused for that long.

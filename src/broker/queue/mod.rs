@@ -41,7 +41,6 @@ use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
-pub use expiry::now_ms;
 pub use figures::QueueFigures;
 use limits::Limits;
 pub use poison::{Poisoned, POISON_DELIVERIES};
@@ -63,7 +62,8 @@ pub struct Queued {
     pub redelivered: bool,
     /// The message store's id when this copy is persistent in a durable queue, else 0.
     pub store_id: u64,
-    /// When it expires, in `now_ms` time (x-message-ttl, expiration); 0: never.
+    /// When it expires, on the broker clock's `now_ms` (x-message-ttl, expiration), which
+    /// starts at 1; 0: never.
     pub expires_at: u64,
     /// Its priority level in a queue with x-max-priority (0 elsewhere).
     pub priority: u8,
@@ -111,6 +111,8 @@ pub struct Queue {
     /// A stream queue's engine (its log and readers); `None` for every other queue.
     pub stream: Option<Arc<StreamQueue>>,
     memory: Arc<Memory>,
+    /// The broker's clock: message expiry and the x-expires lease.
+    clock: crate::clock::Clock,
     /// What the record takes in the memory accounting, given back when it drops.
     record_bytes: u32,
     /// x-dead-letter-exchange: where rejected, expired and dropped messages go. Set
@@ -222,6 +224,7 @@ impl Queue {
         store: Option<QueueStore>,
         stream: Option<Arc<StreamQueue>>,
         memory: Arc<Memory>,
+        clock: crate::clock::Clock,
         dead_letter: Option<DeadLetterTarget>,
         policy: (Applied, &FieldTable),
     ) -> Arc<Queue> {
@@ -243,13 +246,14 @@ impl Queue {
             store,
             stream,
             memory: memory.clone(),
+            last_used: AtomicU64::new(clock.now_ms()),
+            clock,
             record_bytes,
             dead_letter: RwLock::new(dead_letter),
             quorum: limits.quorum,
             max_priority: limits.max_priority,
             expires: AtomicU64::new(limits.expires.unwrap_or(0)),
             may_expire: std::sync::atomic::AtomicBool::new(false),
-            last_used: AtomicU64::new(now_ms()),
             stats: Default::default(),
             returned: Default::default(),
             state: Mutex::new(QueueState {

@@ -61,7 +61,7 @@ impl Queue {
                 true => item.msg.with_header(DELIVERY_COUNT, None),
                 false => item.msg,
             };
-            let _ = t.sink.send(DeadLetter {
+            t.sink.send(DeadLetter {
                 msg,
                 queue: self.name.clone(),
                 reason,
@@ -146,7 +146,7 @@ impl Queue {
                     continue;
                 }
                 if item.deliveries >= POISON_DELIVERIES {
-                    st.poison.returned(&item);
+                    st.poison.returned(&item, self.clock.unix_ms_u64());
                 }
             }
             st.ready.insert_in_order(item);

@@ -4,7 +4,7 @@
 
 use super::{Enqueued, Queue};
 use crate::broker::consumer::{ConnectionHandle, Consumer, ConsumerInfo, Credit, Outgoing};
-use crate::broker::deadletter::{DeadLetter, DeadLetterTarget, Reason};
+use crate::broker::deadletter::{self, DeadLetter, DeadLetterTarget, Reason};
 use crate::broker::memory::Memory;
 use crate::broker::message::Message;
 use crate::broker::policy::Applied;
@@ -16,7 +16,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 /// A transient queue named `q` whose dead letters go to `dlx` with key `retry`, into the
 /// returned receiver (where a vhost would hold it).
 fn queue(memory: &Arc<Memory>, args: FieldTable) -> (Arc<Queue>, UnboundedReceiver<DeadLetter>) {
-    let (sink, dead) = mpsc::unbounded_channel();
+    let (sink, dead) = deadletter::channel();
     let target = DeadLetterTarget {
         exchange: "dlx".into(),
         routing_key: Some("retry".into()),
@@ -33,6 +33,7 @@ fn queue(memory: &Arc<Memory>, args: FieldTable) -> (Arc<Queue>, UnboundedReceiv
         None,
         None,
         memory.clone(),
+        crate::clock::Clock::real(),
         Some(target),
         (Applied::default(), &effective),
     );

@@ -48,6 +48,8 @@ pub struct StreamQueue {
     readings: Mutex<Vec<Arc<Reading>>>,
     /// Entries published (the management API's publish count is the queue's own).
     appended: AtomicU64,
+    /// The broker's clock: each entry's timestamp (x-stream-offset by time, max-age).
+    clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for StreamQueue {
@@ -63,6 +65,7 @@ impl StreamQueue {
     pub fn open(
         log: StreamLog,
         definitions: Option<DefinitionsHandle>,
+        clock: crate::clock::Clock,
     ) -> std::io::Result<Arc<StreamQueue>> {
         let log = Arc::new(log);
         let writer = log.spawn_writer()?;
@@ -74,6 +77,7 @@ impl StreamQueue {
             definitions,
             readings: Mutex::default(),
             appended: AtomicU64::new(0),
+            clock,
         }))
     }
 
@@ -91,7 +95,7 @@ impl StreamQueue {
         };
         self.appended.fetch_add(1, Ordering::Relaxed);
         let committed = self.committed.clone();
-        let entry = vec![(args::wall_ms(), msg.to_bytes())];
+        let entry = vec![(self.clock.unix_ms(), msg.to_bytes())];
         writer.submit(
             entry,
             Durability::Synced,
@@ -274,6 +278,7 @@ pub fn open_for(
     vhost: &str,
     queue: &str,
     arguments: &amq_protocol::types::FieldTable,
+    clock: &crate::clock::Clock,
 ) -> Result<Option<Arc<StreamQueue>>, crate::error::Exception> {
     use super::arguments::QueueType;
     if QueueType::of(arguments) != QueueType::Stream {
@@ -286,7 +291,7 @@ pub fn open_for(
         }
         None => Ok(StreamLog::in_memory(config, Some(memory.clone()))),
     };
-    log.and_then(|log| StreamQueue::open(log, definitions))
+    log.and_then(|log| StreamQueue::open(log, definitions, clock.clone()))
         .map(Some)
         .map_err(|e| {
             crate::error::Exception::internal_error(format!(

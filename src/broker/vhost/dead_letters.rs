@@ -8,7 +8,7 @@
 //! every lock was released. Started by `VHost::start_dead_lettering`.
 
 use super::VHost;
-use crate::broker::deadletter::{DeadLetter, Reason};
+use crate::broker::deadletter::{DeadLetter, DeadLetterSink, Reason};
 use crate::broker::exchange::sender;
 use crate::broker::message::{without_header, Message};
 use crate::broker::persist::store_message;
@@ -18,40 +18,50 @@ use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use std::sync::{Arc, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-/// The vhost's dead-letter task: routes each dead letter as a new publish.
-pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>) {
+/// The vhost's dead-letter task: routes each dead letter as a new publish, and tells
+/// `sink` each one is done (a manual clock waits for none to be pending).
+pub async fn run(
+    vhost: Weak<VHost>,
+    mut rx: mpsc::UnboundedReceiver<DeadLetter>,
+    sink: DeadLetterSink,
+) {
     let mut targets: Vec<Arc<Queue>> = Vec::new();
     while let Some(dl) = rx.recv().await {
         let Some(vhost) = vhost.upgrade() else { return };
-        let (msg, deaths) = rewrite(&dl);
-        targets.clear();
-        // A missing dead-letter exchange drops the message, as in RabbitMQ.
-        if vhost.route(&dl.exchange, &msg, &mut targets).is_err() {
-            continue;
-        }
-        // A message that died automatically all the way round back to a queue it died in
-        // before would circle forever: RabbitMQ drops it for that queue. A rejection in
-        // the cycle means a client decided, so the message goes on.
-        if dl.reason != Reason::Rejected {
-            targets.retain(|q| {
-                let cycle = is_automatic_cycle(&q.name, &deaths);
-                if cycle {
-                    tracing::debug!(queue = %q.name, "dead-letter cycle: message dropped");
-                }
-                !cycle
-            });
-        }
-        vhost
-            .tracing
-            .published(&msg, &targets, || Origin::DeadLetter);
-        let store_id = store_message(&msg, &targets, None);
-        let sharers = targets.len();
-        for q in targets.drain(..) {
-            q.publish(msg.clone(), store_id, sharers);
-        }
+        route_one(&vhost, dl, &mut targets);
+        sink.routed();
+    }
+}
+
+/// Routes one dead letter as a new publish (`targets`: a reused buffer).
+fn route_one(vhost: &VHost, dl: DeadLetter, targets: &mut Vec<Arc<Queue>>) {
+    let (msg, deaths) = rewrite(&dl, vhost.clock.unix_ms());
+    targets.clear();
+    // A missing dead-letter exchange drops the message, as in RabbitMQ.
+    if vhost.route(&dl.exchange, &msg, targets).is_err() {
+        return;
+    }
+    // A message that died automatically all the way round back to a queue it died in
+    // before would circle forever: RabbitMQ drops it for that queue. A rejection in
+    // the cycle means a client decided, so the message goes on.
+    if dl.reason != Reason::Rejected {
+        targets.retain(|q| {
+            let cycle = is_automatic_cycle(&q.name, &deaths);
+            if cycle {
+                tracing::debug!(queue = %q.name, "dead-letter cycle: message dropped");
+            }
+            !cycle
+        });
+    }
+    vhost
+        .tracing
+        .published(&msg, targets, || Origin::DeadLetter);
+    let store_id = store_message(&msg, targets, None);
+    let sharers = targets.len();
+    for q in targets.drain(..) {
+        q.publish(msg.clone(), store_id, sharers);
     }
 }
 
@@ -79,17 +89,15 @@ fn is_automatic_cycle(queue: &str, deaths: &[AMQPValue]) -> bool {
 
 /// The dead-lettered copy (same body, headers with the x-death history, no expiration)
 /// and that history, newest death first.
-fn rewrite(dl: &DeadLetter) -> (Message, Vec<AMQPValue>) {
+/// `now_ms`: the broker clock's Unix ms (x-death's `time`, in seconds).
+fn rewrite(dl: &DeadLetter, now_ms: i64) -> (Message, Vec<AMQPValue>) {
     let props = dl.msg.decode_properties().unwrap_or_default();
     let mut headers = props.headers().clone().unwrap_or_default();
     let routing_key = dl
         .routing_key
         .clone()
         .unwrap_or_else(|| dl.msg.routing_key().to_owned());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = u64::try_from(now_ms / 1000).unwrap_or(0);
     let s = |v: &str| AMQPValue::LongString(LongString::from(v));
 
     let mut deaths: Vec<AMQPValue> = match headers.inner().get("x-death") {

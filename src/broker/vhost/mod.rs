@@ -79,7 +79,7 @@ pub struct VHost {
     persist: Option<Arc<Persistence>>,
     memory: Arc<Memory>,
     /// Dead letters from this vhost's queues, to the task that republishes them.
-    dead_letters: mpsc::UnboundedSender<DeadLetter>,
+    dead_letters: crate::broker::deadletter::DeadLetterSink,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
     /// max-connections and max-queues.
     limits: limits::Limits,
@@ -91,6 +91,8 @@ pub struct VHost {
     policies: RwLock<Arc<Policies>>,
     /// The broker's statistics (queue churn), set once by the broker that made it.
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
+    /// The broker's clock (its queues read it for TTL and x-expires).
+    pub clock: crate::clock::Clock,
     /// Message traces on this vhost's exchanges and queues (see `tracer`).
     pub tracing: crate::broker::tracer::Tracing,
     /// The event exchange's publisher, set once with `--event-exchange` (see `events`).
@@ -145,8 +147,13 @@ pub struct Declared {
 }
 
 impl VHost {
-    pub fn new(name: &str, persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
-        let (dead_letters, dead_letter_rx) = mpsc::unbounded_channel();
+    pub fn new(
+        name: &str,
+        persist: Option<Arc<Persistence>>,
+        memory: Arc<Memory>,
+        clock: crate::clock::Clock,
+    ) -> Self {
+        let (dead_letters, dead_letter_rx) = crate::broker::deadletter::channel();
         let mut topology = Topology::default();
         for (ex, kind) in PREDECLARED {
             let internal = ex == "amq.rabbitmq.trace";
@@ -169,7 +176,8 @@ impl VHost {
             metadata: Mutex::new(VhostMetadata::default()),
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
-            tracing: Default::default(),
+            tracing: crate::broker::tracer::Tracing::new(clock.clone()),
+            clock,
             events: std::sync::OnceLock::new(),
             delayed: std::sync::OnceLock::new(),
         }
@@ -240,8 +248,14 @@ impl VHost {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let (Some(rx), Ok(rt)) = (rx, tokio::runtime::Handle::try_current()) {
-            rt.spawn(dead_letters::run(Arc::downgrade(self), rx));
+            let sink = self.dead_letters.clone();
+            rt.spawn(dead_letters::run(Arc::downgrade(self), rx, sink));
         }
+    }
+
+    /// Dead letters sent and not routed yet (a manual clock waits for none).
+    pub fn dead_letters_pending(&self) -> u64 {
+        self.dead_letters.pending()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Topology> {

@@ -59,6 +59,7 @@ impl VHost {
             &self.name,
             name,
             arguments,
+            &self.clock,
         )?;
         match stream {
             Some(s) => Ok((None, Some(s))),
@@ -150,6 +151,7 @@ impl VHost {
             store,
             stream,
             self.memory.clone(),
+            self.clock.clone(),
             settings.dead_letter,
             (settings.applied, &settings.effective),
         );
@@ -229,6 +231,7 @@ impl VHost {
             None,
             None,
             self.memory.clone(),
+            self.clock.clone(),
             None,
             (Applied::default(), &FieldTable::default()),
         );
@@ -273,10 +276,21 @@ impl VHost {
         Ok(queue.purge())
     }
 
+    /// When the sweep next has something to do here (`timed`, for a manual clock): the
+    /// earliest head-message expiry or x-expires lease of this vhost's queues.
+    pub fn next_due(&self) -> Option<u64> {
+        let queues: Vec<Arc<Queue>> = self.read().queues.values().cloned().collect();
+        queues
+            .iter()
+            .flat_map(|q| [q.head_due(), q.lease_due()])
+            .flatten()
+            .min()
+    }
+
     /// The sweep: drops expired messages at the heads of this vhost's queues, and deletes
     /// queues whose x-expires lease ran out.
     pub fn expire_messages(&self) {
-        let now = crate::broker::queue::now_ms();
+        let now = self.clock.now_ms();
         let mut unused = Vec::new();
         for q in self.read().queues.values() {
             q.expire();
