@@ -362,8 +362,8 @@ async fn the_binary_refuses_a_manual_clock_on_a_data_directory() {
         format!(
             "warren: cannot start: --clock manual is for tests: it is refused with a data \
              directory ({dir_text}), whose delayed messages and stream entries would keep the \
-             manual clock's dates. Add --in-memory, or --allow-manual-clock-with-data to use \
-             the directory anyway\n"
+             manual clock's dates. Add --in-memory (or --data-dir none), or \
+             --allow-manual-clock-with-data to use the directory anyway\n"
         )
     );
     assert!(!dir.exists(), "nothing was created");

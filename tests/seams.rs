@@ -30,6 +30,7 @@ const LAYERS: &[&[&str]] = &[
     &["definitions"],
     &["vhosts"],
     &["disk"],
+    &["timed"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

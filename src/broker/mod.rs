@@ -21,6 +21,7 @@
 //!                                                (vhost::dead_letters), delayed messages, the
 //!                                                event exchange (both route back through a vhost)
 //! definitions, vhosts, disk                      import/export, the vhost registry, the disk alarm
+//! timed                                          what a manual clock fires (the Broker's sweeps)
 //! Broker (this file)
 //! ```
 //!
