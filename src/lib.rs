@@ -25,21 +25,28 @@
 //! Embedding: `warren::start(Config::local(dir)).await?` returns a [`Server`] with the bound
 //! address and a shutdown handle.
 
+#![warn(missing_docs)]
+
 // Everything is crate-internal but what an embedding application, the tests and the
 // fuzz targets use: so the compiler reports code nothing reaches.
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod access;
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod broker;
 pub(crate) mod channel;
 pub(crate) mod clock;
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod codec;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod ctl;
+pub(crate) mod embed;
 pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod http;
 pub(crate) mod listen;
 pub(crate) mod server;
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod tls;
@@ -48,6 +55,7 @@ pub use clock::{Clock, ClockError};
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
 pub use ctl::run_ctl;
+pub use embed::{Builder, Counters, QueueCounters};
 pub use listen::url_host;
 pub use server::{start, Server};
 pub use tls::Verify as TlsVerify;

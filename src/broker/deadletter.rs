@@ -45,6 +45,8 @@ pub struct DeadLetterTarget {
     pub exchange: String,
     pub routing_key: Option<String>,
     pub sink: mpsc::UnboundedSender<DeadLetter>,
+    /// The vhost's count of messages dead-lettered (the embedding API's counters).
+    pub counted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug)]

@@ -126,6 +126,9 @@ pub struct Queue {
     /// publish, deliver, get, ack, redeliver of this queue (the management API's
     /// message_stats), bumped beside the work on the queue.
     pub stats: crate::stats::Counters,
+    /// Messages that left for the dead-letter exchange (not a `message_stats` key in
+    /// RabbitMQ 3.10: the embedding API's counters read it).
+    pub dead_lettered: AtomicU64,
     /// Messages acked or rejected for good by clients, counted without the queue lock
     /// (`outstanding`).
     returned: outstanding::Returned,
@@ -318,6 +321,7 @@ impl Queue {
             may_expire: std::sync::atomic::AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             stats: Default::default(),
+            dead_lettered: AtomicU64::new(0),
             returned: Default::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels, memory.clone(), lazy, me.clone()),
@@ -626,6 +630,8 @@ impl Queue {
         self.settled(&item);
         let target = self.dead_letter.read().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = target.as_ref() {
+            self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            t.counted.fetch_add(1, Ordering::Relaxed);
             // The delivery count is added on the way to consumers; it does not travel on.
             let msg = match self.quorum {
                 true => item.msg.with_header(DELIVERY_COUNT, None),

@@ -77,6 +77,8 @@ pub struct VHost {
     /// Dead letters from this vhost's queues, to the task that republishes them.
     dead_letters: mpsc::UnboundedSender<DeadLetter>,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
+    /// Messages this vhost's queues dead-lettered so far (queues gone included).
+    dead_lettered: Arc<std::sync::atomic::AtomicU64>,
     /// max-connections and max-queues.
     limits: limits::Limits,
     /// The connections open now, each with its close signal.
@@ -160,6 +162,7 @@ impl VHost {
             memory,
             dead_letters,
             dead_letter_rx: Mutex::new(Some(dead_letter_rx)),
+            dead_lettered: Arc::default(),
             limits: limits::Limits::default(),
             connections: connections::Connections::default(),
             metadata: Mutex::new(VhostMetadata::default()),
@@ -251,7 +254,14 @@ impl VHost {
             exchange: text("x-dead-letter-exchange")?,
             routing_key: text("x-dead-letter-routing-key"),
             sink: self.dead_letters.clone(),
+            counted: self.dead_lettered.clone(),
         })
+    }
+
+    /// Messages this vhost's queues dead-lettered so far, deleted queues included.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store handle for a new queue that is durable and not exclusive.
