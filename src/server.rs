@@ -423,8 +423,15 @@ impl Drop for Server {
             return;
         }
         let tasks = self.stop();
+        // The signal's sender lives until the tasks end: a connection waiting for its
+        // close-ok would read a dropped sender as a new signal, again and again.
+        let signal = std::mem::replace(&mut self.shutdown, watch::channel(true).0);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(finish(tasks, self.broker.clone()));
+            let broker = self.broker.clone();
+            runtime.spawn(async move {
+                finish(tasks, broker).await;
+                drop(signal);
+            });
         }
     }
 }
