@@ -447,3 +447,16 @@ async fn a_data_directory_keeps_durable_state_across_a_restart() {
     broker.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_readme_shows_the_embedded_example_as_it_is() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/examples/embedded_test.rs")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let body = &example[example.find("#[tokio::main]").expect("a main")..];
+    let section = &readme[readme.find("## Use it in your tests").expect("the section")..];
+    assert!(
+        section.contains(&format!("```rust\n{body}```")),
+        "README.md's lapin example differs from examples/embedded_test.rs"
+    );
+}

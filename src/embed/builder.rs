@@ -27,8 +27,9 @@ use std::time::Duration;
 /// permissions on vhost `/`). Each setting has a method; [`Builder::config`] reaches
 /// every other [`Config`] field.
 ///
-/// ```no_run
-/// # async fn demo() -> std::io::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
 /// let broker = warren::Server::builder()
 ///     .user("app", "secret", &["management"])
 ///     .permissions("app", "/", ".*", ".*", ".*")
