@@ -104,6 +104,7 @@ pub(crate) async fn start_with(
         events.start();
     }
     let broker = Arc::new(broker);
+    broker.register_with_clock();
     let plain = listen::bind_all(&config.bind, config.port).await?;
     let addr = first_addr(&plain)?;
     let tls = match (tls, config.tls_listener_port()) {

@@ -35,6 +35,8 @@ pub struct Bootstrap {
     pub loopback_users: Vec<String>,
     /// `--event-exchange`: `amq.rabbitmq.event` in the default vhost (see `events`).
     pub event_exchange: bool,
+    /// The clock the broker reads for everything time-based (`--clock`).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for Bootstrap {
@@ -49,6 +51,7 @@ impl Default for Bootstrap {
             extra: None,
             loopback_users: vec!["guest".into()],
             event_exchange: false,
+            clock: crate::clock::Clock::real(),
         }
     }
 }
@@ -65,6 +68,7 @@ impl Bootstrap {
             extra: None,
             loopback_users: crate::config::loopback_users(&config.loopback_users),
             event_exchange: config.event_exchange,
+            clock: config.clock.clone(),
         }
     }
 
