@@ -118,7 +118,10 @@ impl Channel {
             }
             let sharers = targets.len();
             for queue in targets.drain(..) {
-                if queue.stream_publish(&msg, stream_done.pop()) {
+                // Only a stream takes a stream part: one popped for a classic queue
+                // routed before a stream would be dropped, a nack for a routed message.
+                let part = queue.stream.as_ref().and_then(|_| stream_done.pop());
+                if queue.stream_publish(&msg, part) {
                     continue;
                 }
                 refused |= queue.publish(msg.clone(), store_id, sharers) == Enqueued::Refused;

@@ -10,7 +10,7 @@
 use crate::access::pattern::Pattern;
 use crate::access::Bootstrap;
 use crate::clock::Clock;
-use crate::config::{Config, ListenerPort};
+use crate::config::{Config, ListenerPort, IN_MEMORY_DATA_DIR};
 use crate::server::Server;
 use crate::store::definitions::{Definitions, PermissionDef, UserDef, VhostDef};
 use serde_json::{Map, Value};
@@ -73,7 +73,7 @@ impl Server {
 impl Builder {
     /// A builder with a test's defaults (see [`Builder`]).
     pub fn new() -> Builder {
-        let mut config = Config::local(scratch_dir());
+        let mut config = Config::local(IN_MEMORY_DATA_DIR);
         config.in_memory = true;
         Builder {
             config,
@@ -114,12 +114,13 @@ impl Builder {
     /// until the broker stops.
     pub fn in_memory(mut self) -> Self {
         self.config.in_memory = true;
-        self.config.data_dir = scratch_dir();
+        self.config.data_dir = IN_MEMORY_DATA_DIR.into();
         self
     }
 
     /// The memory budget for queued messages (`--queue-memory`): past it, queues page
-    /// their tails to the data directory (in memory, they have nowhere to page to).
+    /// their tails to the data directory; in memory, publishers are blocked there
+    /// instead (connection.blocked) until consumers catch up.
     pub fn queue_memory(mut self, bytes: u64) -> Self {
         self.config.queue_memory = bytes;
         self
@@ -336,16 +337,4 @@ fn install_log(filter: &str) -> io::Result<()> {
         .with_test_writer()
         .try_init();
     Ok(())
-}
-
-/// A data directory nobody else uses, named for the in-memory mode's `Config` (it
-/// needs a path; an in-memory broker never opens it).
-fn scratch_dir() -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "warren-embedded-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
 }

@@ -410,7 +410,11 @@ impl Scheduler {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (me, wake, stopped) = (Arc::downgrade(self), self.wake.clone(), self.stopped.clone());
+        let (me, wake, stopped) = (
+            Arc::downgrade(self),
+            self.wake.clone(),
+            self.stopped.clone(),
+        );
         if self.clock.is_manual() {
             rt.spawn(run_manual(me, wake, stopped));
         } else {

@@ -296,6 +296,7 @@ impl VHost {
     ) -> Result<(Option<QueueStore>, Option<Arc<StreamQueue>>), Exception> {
         let stream = crate::broker::stream_queue::open_for(
             self.persist.as_deref().map(|p| p.data_dir()),
+            &self.memory,
             self.persist.as_ref().map(|p| p.definitions().clone()),
             &self.name,
             name,
