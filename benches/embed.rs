@@ -1,7 +1,8 @@
 //! What an embedded broker costs a test suite: how long `Server::builder().start()` takes
 //! in-process (median and p90 of 100 starts, each followed by a graceful shutdown), and
 //! the resident memory each extra idle broker adds (50 started side by side, RSS delta /
-//! 50); in memory (the builder's default) and with a data directory, for comparison.
+//! 50, measured in a fresh child process per mode); in memory (the builder's default)
+//! and with a data directory, for comparison.
 //!
 //! `cargo bench --bench embed` (a release build). Not a test: nothing asserts on speed.
 //! Linux only for the memory figure (it reads /proc/self/statm).
@@ -12,20 +13,33 @@ use warren::{Builder, Server};
 const STARTS: usize = 100;
 const SIDE_BY_SIDE: usize = 50;
 
+/// Marks the child process that measures memory for one mode (`in-memory` or
+/// `data-directory`): each gets a fresh heap, which earlier brokers' freed memory would
+/// otherwise fill and hide.
+const CHILD: &str = "--embed-memory";
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let root = std::env::temp_dir().join(format!("warren-bench-embed-{}", std::process::id()));
-    // One start first: the runtime's workers, lazily built statics and the allocator's
-    // arenas are the process's, not a broker's.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == CHILD) {
+        let on_disk = args.get(at + 1).is_some_and(|m| m == "data-directory");
+        let result = memory_per_broker(&root, on_disk).await;
+        let _ = std::fs::remove_dir_all(&root);
+        println!("{}", result? / 1024);
+        return Ok(());
+    }
+    // One start first: the runtime's workers and lazily built statics are the
+    // process's, not a broker's.
     Server::builder().start().await?.shutdown().await;
-    for (label, on_disk) in [("in memory", false), ("data directory", true)] {
-        let builder = |i: usize| match on_disk {
-            true => Server::builder().data_dir(root.join(format!("{label}-{i}"))),
-            false => Server::builder(),
-        };
+    for (label, mode) in [
+        ("in memory", "in-memory"),
+        ("data directory", "data-directory"),
+    ] {
+        let on_disk = mode == "data-directory";
         let mut times = Vec::with_capacity(STARTS);
         for i in 0..STARTS {
-            let b: Builder = builder(i);
+            let b = builder(&root, on_disk, i);
             let began = Instant::now();
             let server = b.start().await?;
             times.push(began.elapsed());
@@ -33,28 +47,45 @@ async fn main() -> std::io::Result<()> {
         }
         times.sort();
         let (median, p90) = (times[STARTS / 2], times[STARTS * 9 / 10]);
-        let before = resident_bytes();
-        let mut brokers = Vec::with_capacity(SIDE_BY_SIDE);
-        for i in 0..SIDE_BY_SIDE {
-            brokers.push(builder(STARTS + i).start().await?);
-        }
-        // Let each broker's tasks run once (their first ticks allocate what they keep).
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let after = resident_bytes();
-        for b in brokers {
-            b.shutdown().await;
-        }
-        let per_broker = after.saturating_sub(before) / SIDE_BY_SIDE as u64;
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args([CHILD, mode])
+            .output()?;
+        let kib = String::from_utf8_lossy(&child.stdout).trim().to_owned();
         println!(
             "{label}: start median {:.2} ms, p90 {:.2} ms ({STARTS} starts); \
-             {} KiB resident per extra idle broker ({SIDE_BY_SIDE} side by side)",
+             {kib} KiB resident per extra idle broker ({SIDE_BY_SIDE} side by side)",
             ms(median),
             ms(p90),
-            per_broker / 1024
         );
     }
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
+}
+
+/// A builder in memory, or on a directory of its own under `root`.
+fn builder(root: &std::path::Path, on_disk: bool, i: usize) -> Builder {
+    match on_disk {
+        true => Server::builder().data_dir(root.join(format!("broker-{i}"))),
+        false => Server::builder(),
+    }
+}
+
+/// Resident bytes each of `SIDE_BY_SIDE` idle brokers adds, in a process that ran one
+/// broker before (runtime and statics warm).
+async fn memory_per_broker(root: &std::path::Path, on_disk: bool) -> std::io::Result<u64> {
+    builder(root, on_disk, 0).start().await?.shutdown().await;
+    let before = resident_bytes();
+    let mut brokers = Vec::with_capacity(SIDE_BY_SIDE);
+    for i in 0..SIDE_BY_SIDE {
+        brokers.push(builder(root, on_disk, 1 + i).start().await?);
+    }
+    // Let each broker's tasks run once (their first ticks allocate what they keep).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = resident_bytes();
+    for b in brokers {
+        b.shutdown().await;
+    }
+    Ok(after.saturating_sub(before) / SIDE_BY_SIDE as u64)
 }
 
 fn ms(d: Duration) -> f64 {

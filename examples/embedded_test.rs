@@ -3,7 +3,7 @@
 //! consumes through it, and the broker's counters confirm what happened.
 //!
 //! Run with `cargo run --example embedded_test`: it exits 0 when every assertion holds.
-//! README.md's "Use it in your tests" shows this file from `#[tokio::main]` on (a test
+//! README.md's "Use it in your tests" shows this file from its first `use` on (a test
 //! in tests/embed.rs keeps the two the same).
 
 use futures::StreamExt;

@@ -453,7 +453,7 @@ fn the_readme_shows_the_embedded_example_as_it_is() {
     let root = env!("CARGO_MANIFEST_DIR");
     let example = std::fs::read_to_string(format!("{root}/examples/embedded_test.rs")).unwrap();
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
-    let body = &example[example.find("#[tokio::main]").expect("a main")..];
+    let body = &example[example.find("\nuse ").expect("a use line") + 1..];
     let section = &readme[readme.find("## Use it in your tests").expect("the section")..];
     assert!(
         section.contains(&format!("```rust\n{body}```")),
