@@ -1,6 +1,67 @@
-//! warren: an AMQP 0-9-1 message broker that speaks the protocol exactly as RabbitMQ does.
+//! warren: an AMQP 0-9-1 message broker that speaks the protocol exactly as RabbitMQ 3.x
+//! does (same reply codes and texts), so existing RabbitMQ clients work against it
+//! unchanged. It runs as a program (`warren`), or inside another program's process: the
+//! usual case being an application's test suite, which gets a real broker in a
+//! millisecond, without a container, a disk, or waiting for time to pass.
 //!
-//! How a message flows:
+//! # Use it in your tests
+//!
+//! [`Server::builder`] starts a broker on the caller's tokio runtime and returns its
+//! handle, a [`Server`]. The defaults are a test's: 127.0.0.1 on a free port, everything
+//! in memory, the management API off, the real clock, no log output, and RabbitMQ's
+//! `guest`/`guest` user on vhost `/`. [`Server::amqp_url`] is the URL to give a client;
+//! [`Server::counters`] and [`Server::queue_counters`] tell what the broker did.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
+//! use lapin::{options::QueueDeclareOptions, types::FieldTable, BasicProperties};
+//! use lapin::{Connection, ConnectionProperties};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = warren::Server::builder().start().await?;
+//! let conn = Connection::connect(&broker.amqp_url(), ConnectionProperties::default()).await?;
+//! let ch = conn.create_channel().await?;
+//! ch.queue_declare("jobs".into(), QueueDeclareOptions::default(), FieldTable::default())
+//!     .await?;
+//! let props = BasicProperties::default();
+//! ch.basic_publish("".into(), "jobs".into(), BasicPublishOptions::default(), b"hi", props)
+//!     .await?;
+//! let options = BasicConsumeOptions::default();
+//! let mut jobs = ch
+//!     .basic_consume("jobs".into(), "worker".into(), options, FieldTable::default())
+//!     .await?;
+//! let job = jobs.next().await.expect("a delivery")?;
+//! assert_eq!(job.data, b"hi");
+//! job.ack(BasicAckOptions::default()).await?;
+//! // channel.close-ok follows everything the broker did for the channel before it.
+//! ch.close(200, "done".into()).await?;
+//!
+//! let counts = broker.queue_counters("/", "jobs").expect("the queue exists");
+//! assert_eq!((counts.published, counts.delivered, counts.acked), (1, 1, 1));
+//! broker.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Time is an input: with [`Clock::manual`] (see [`Builder::clock`]) time stands still
+//! until the test moves it with [`Server::clock`]`().advance(..)`, which fires every
+//! message TTL, queue expiry and delayed message that falls due on the way, in due order,
+//! before it returns; a retry-after-an-hour flow is tested in milliseconds
+//! (`examples/retry_with_manual_clock.rs`).
+//!
+//! Several brokers can run in one process; each has its own ports, users, vhosts,
+//! queues, statistics, memory accounting and clock. [`Server::shutdown`] stops one
+//! gracefully; dropping the handle stops it too (see [`Server`]).
+//!
+//! Logging goes through `tracing`. The library installs no subscriber unless asked
+//! ([`Builder::log`]), and then only if the application has none.
+//!
+//! [`start`] with a [`Config`] (every setting of the command line) is the older entry
+//! point; the builder fills a `Config` too ([`Builder::config`] reaches all of it).
+//!
+//! # How a message flows
 //!
 //! ```text
 //! socket -> read buffer -> codec::decode (frames split by hand; publish/ack parsed by hand)
@@ -21,25 +82,29 @@
 //! for the definitions generation current when its message was routed, as it waits for
 //! the fdatasync), `warren-pages` (page-file writes, read-aheads, deletes, settling purged
 //! paged messages) and `warren-trim` (giving freed memory back, one trim at a time).
-//!
-//! Embedding: `warren::start(Config::local(dir)).await?` returns a [`Server`] with the bound
-//! address and a shutdown handle.
+
+#![warn(missing_docs)]
 
 // Everything is crate-internal but what an embedding application, the tests and the
 // fuzz targets use: so the compiler reports code nothing reaches.
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod access;
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod broker;
 pub(crate) mod channel;
 pub(crate) mod clock;
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod codec;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod ctl;
+pub(crate) mod embed;
 pub(crate) mod error;
 pub(crate) mod hash;
 pub(crate) mod http;
 pub(crate) mod listen;
 pub(crate) mod server;
+#[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod tls;
@@ -48,6 +113,7 @@ pub use clock::{Clock, ClockError};
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
 pub use ctl::run_ctl;
+pub use embed::{Builder, Counters, QueueCounters};
 pub use listen::url_host;
 pub use server::{start, Server};
 pub use tls::Verify as TlsVerify;

@@ -2,7 +2,9 @@
 //!
 //! `start` binds the listener, spawns the accept loop and returns a `Server` with the
 //! bound address and a shutdown handle. Shutdown stops accepting, asks every connection
-//! to close with 320 CONNECTION_FORCED, and waits (bounded) for them to finish. A
+//! to close with 320 CONNECTION_FORCED, and waits (bounded) for them to finish; dropping
+//! the `Server` does the same, with the waiting and the last flush left to a task on the
+//! runtime it was dropped on (the embedding API's `Drop`, see `embed`). A
 //! connection task that panics is logged here by name and the broker goes on (its drop
 //! guard released what it held).
 //! With `--max-connections`, the loop stops accepting while that many connections are
@@ -27,24 +29,49 @@ use tokio::sync::watch;
 use tokio::task::{self, JoinError, JoinSet};
 use tracing::{error, info, warn};
 
-/// A running broker.
+/// A running broker: its addresses, its clock, counters for assertions (see
+/// [`Server::counters`]) and its shutdown.
+///
+/// [`Server::shutdown`] stops it gracefully and waits until it has stopped. Dropping it
+/// without that stops it too: it stops accepting at once and asks every connection to
+/// close (320 CONNECTION_FORCED); waiting for the connections and the last flush of the
+/// message store then run in a task on the tokio runtime it is dropped on (when there is
+/// none, or that runtime ends first, the message store still syncs what it was given when
+/// the broker's last reference goes, and releases its data directory).
 pub struct Server {
     addr: SocketAddr,
     /// The amqps listener's address and TLS configuration, when one is on.
     tls: Option<(SocketAddr, Arc<Tls>)>,
     broker: Arc<Broker>,
     shutdown: watch::Sender<bool>,
-    accept_loop: tokio::task::JoinHandle<()>,
-    sweeper: tokio::task::JoinHandle<()>,
-    /// The management listener's (first) address and its tasks (one per socket), when
-    /// it is on.
-    management: Option<(SocketAddr, Vec<tokio::task::JoinHandle<()>>)>,
+    /// Every task that must end before the last flush: the accept loop, housekeeping,
+    /// one per HTTP socket. Empty once the broker was told to stop.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The management listener's (first) address, when it is on.
+    management: Option<SocketAddr>,
     /// The Prometheus listener's, when it is on.
-    prometheus: Option<(SocketAddr, Vec<tokio::task::JoinHandle<()>>)>,
+    prometheus: Option<SocketAddr>,
+    /// The clock the broker reads (`Config::clock`).
+    pub(crate) clock: crate::clock::Clock,
+    /// Who `amqp_url` logs in as, and where (see `embed::handle`).
+    pub(crate) login: crate::embed::Login,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
+///
+/// The library's first entry point, kept for applications that build a [`Config`]
+/// themselves; [`Server::builder`] starts one with a test's defaults.
 pub async fn start(config: Config) -> io::Result<Server> {
+    let boot = crate::access::Bootstrap::from_config(&config);
+    start_with(config, boot).await
+}
+
+/// `start`, with the users, vhosts and definitions to begin from given apart from the
+/// configuration (the builder adds its own).
+pub(crate) async fn start_with(
+    config: Config,
+    boot: crate::access::Bootstrap,
+) -> io::Result<Server> {
     // Settings are checked before anything is opened or created.
     let server_properties = config
         .server_properties()
@@ -62,7 +89,6 @@ pub async fn start(config: Config) -> io::Result<Server> {
     let limit = config
         .memory_limit
         .unwrap_or_else(crate::broker::memory::default_limit);
-    let boot = crate::access::Bootstrap::from_config(&config);
     let mut broker = match config.disk_data_dir() {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
@@ -120,19 +146,21 @@ pub async fn start(config: Config) -> io::Result<Server> {
         node: Arc::new(http::Node::new(config.clone(), listeners)),
     };
     let (shutdown, rx) = watch::channel(false);
-    let serve_http = |sockets: Vec<TcpListener>, router: fn(http::Api) -> axum::Router| {
-        let Some(addr) = sockets.first().map(TcpListener::local_addr).transpose()? else {
-            return Ok::<_, io::Error>(None);
-        };
-        let tasks = sockets
-            .into_iter()
-            .map(|socket| tokio::spawn(http::serve(socket, router(api.clone()), rx.clone())))
-            .collect();
-        Ok(Some((addr, tasks)))
+    let mut tasks = Vec::new();
+    let mut serve_http = |sockets: Vec<TcpListener>, router: fn(http::Api) -> axum::Router| {
+        let addr = sockets.first().map(TcpListener::local_addr).transpose()?;
+        for socket in sockets {
+            tasks.push(tokio::spawn(http::serve(
+                socket,
+                router(api.clone()),
+                rx.clone(),
+            )));
+        }
+        Ok::<_, io::Error>(addr)
     };
     let management = serve_http(management, http::router)?;
     let prometheus = serve_http(prometheus, http::prometheus::router)?;
-    let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
+    tasks.push(tokio::spawn(housekeeping(broker.clone(), rx.clone())));
     // After recovery: what fell due while the broker was down is routed now, in order.
     broker.delayed.start();
     // Detached: it ends with the shutdown signal.
@@ -142,21 +170,22 @@ pub async fn start(config: Config) -> io::Result<Server> {
         rx.clone(),
     ));
     let listeners = Listeners { plain, tls };
-    let accept_loop = tokio::spawn(accept(
+    tasks.push(tokio::spawn(accept(
         listeners,
         broker.clone(),
         config.max_connections,
         rx,
-    ));
+    )));
     Ok(Server {
         addr,
         tls: tls_addr,
         broker,
         shutdown,
-        accept_loop,
-        sweeper,
+        tasks,
         management,
         prometheus,
+        login: crate::embed::Login::from_config(&config),
+        clock: config.clock,
     })
 }
 
@@ -353,31 +382,62 @@ impl Server {
 
     /// The management API's address, when its listener is on.
     pub fn management_addr(&self) -> Option<SocketAddr> {
-        self.management.as_ref().map(|(addr, _)| *addr)
+        self.management
     }
 
     /// The Prometheus listener's address, when it is on.
     pub fn prometheus_addr(&self) -> Option<SocketAddr> {
-        self.prometheus.as_ref().map(|(addr, _)| *addr)
+        self.prometheus
     }
 
+    /// The broker itself, for warren's own tests. Not an API.
+    #[doc(hidden)]
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }
 
-    /// Closes every connection with CONNECTION_FORCED and waits for them to end.
-    pub async fn shutdown(self) {
+    /// Closes every connection with CONNECTION_FORCED, waits for them to end and for
+    /// everything persistent to be on disk.
+    pub async fn shutdown(mut self) {
+        let tasks = self.stop();
+        finish(tasks, self.broker.clone()).await;
+    }
+
+    /// Tells every task to stop (once): returns the tasks to wait for.
+    fn stop(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
         let _ = self.shutdown.send(true);
         // Nothing is routed from now on: held persistent messages stay in the store.
         self.broker.delayed.stop();
-        let _ = self.accept_loop.await;
-        let _ = self.sweeper.await;
-        for (_, tasks) in self.management.into_iter().chain(self.prometheus) {
-            for task in tasks {
-                let _ = task.await;
-            }
+        std::mem::take(&mut self.tasks)
+    }
+}
+
+/// Waits for the broker's tasks to end (the accept loop closes its connections first),
+/// then for the last flush.
+async fn finish(tasks: Vec<tokio::task::JoinHandle<()>>, broker: Arc<Broker>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+    broker.flush().await;
+    info!("stopped");
+}
+
+impl Drop for Server {
+    /// Stops the broker unless `shutdown` did: see the type's documentation.
+    fn drop(&mut self) {
+        if self.tasks.is_empty() {
+            return;
         }
-        self.broker.flush().await;
-        info!("stopped");
+        let tasks = self.stop();
+        // The signal's sender lives until the tasks end: a connection waiting for its
+        // close-ok would read a dropped sender as a new signal, again and again.
+        let signal = std::mem::replace(&mut self.shutdown, watch::channel(true).0);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let broker = self.broker.clone();
+            runtime.spawn(async move {
+                finish(tasks, broker).await;
+                drop(signal);
+            });
+        }
     }
 }

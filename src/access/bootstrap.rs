@@ -1,7 +1,8 @@
 //! What a broker starts from: the data directory's definitions, a definitions file
-//! imported at every start (`--definitions`), or, on a first start without one,
-//! RabbitMQ's default vhost and user (`--default-user`, `--default-pass`,
-//! `--default-vhost`).
+//! imported at every start (`--definitions`, or the builder's JSON), or, on a first start
+//! without one, RabbitMQ's default vhost and user (`--default-user`, `--default-pass`,
+//! `--default-vhost`); then the users, vhosts and permissions an embedding application
+//! named in the builder, which never stop the defaults from being created.
 //!
 //! Called once by `Broker::open`, before anything is restored: the result goes through
 //! the usual restore paths. As RabbitMQ 3.10 (`maybe_insert_default_data`): the
@@ -25,6 +26,11 @@ pub struct Bootstrap {
     pub default_vhost: String,
     /// A RabbitMQ definitions file imported at every start.
     pub definitions: Option<PathBuf>,
+    /// Definitions JSON given in code (the builder), imported as the file is (after it).
+    pub definitions_json: Option<Vec<u8>>,
+    /// Users, vhosts and permissions given in code (the builder): merged last, over
+    /// whatever else the broker starts from.
+    pub extra: Option<Definitions>,
     /// RabbitMQ's `loopback_users`.
     pub loopback_users: Vec<String>,
     /// `--event-exchange`: `amq.rabbitmq.event` in the default vhost (see `events`).
@@ -41,6 +47,8 @@ impl Default for Bootstrap {
             default_pass: "guest".into(),
             default_vhost: "/".into(),
             definitions: None,
+            definitions_json: None,
+            extra: None,
             loopback_users: vec!["guest".into()],
             event_exchange: false,
             clock: crate::clock::Clock::real(),
@@ -56,6 +64,8 @@ impl Bootstrap {
             default_pass: config.default_pass.clone().unwrap_or(d.default_pass),
             default_vhost: config.default_vhost.clone().unwrap_or(d.default_vhost),
             definitions: config.definitions.clone(),
+            definitions_json: None,
+            extra: None,
             loopback_users: crate::config::loopback_users(&config.loopback_users),
             event_exchange: config.event_exchange,
             clock: config.clock.clone(),
@@ -64,6 +74,7 @@ impl Bootstrap {
 
     /// The definitions to restore from, given those the data directory holds.
     pub fn prepare(&self, mut defs: Definitions) -> io::Result<Definitions> {
+        let mut imported = false;
         if let Some(path) = &self.definitions {
             // Unlike the data directory's file, this one was asked for: a missing file
             // is an error, not an empty start.
@@ -73,23 +84,21 @@ impl Bootstrap {
                     format!("definitions file {}: {e}", path.display()),
                 )
             })?;
-            let mut file = definitions::parse(&text).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("definitions file {}: {e}", path.display()),
-                )
-            })?;
-            users::normalize(&mut file, &defs.users).map_err(io::Error::other)?;
-            tracing::info!(
-                path = %path.display(),
-                users = file.users.len(),
-                vhosts = file.vhosts.len(),
-                queues = file.queues.len(),
-                "importing definitions"
-            );
-            import::merge(&mut defs, file);
-        } else if needs_default_data(&defs) {
+            let what = format!("definitions file {}", path.display());
+            import_text(&mut defs, &text, &what)?;
+            imported = true;
+        }
+        if let Some(text) = &self.definitions_json {
+            import_text(&mut defs, text, "definitions")?;
+            imported = true;
+        }
+        if !imported && needs_default_data(&defs) {
             self.seed(&mut defs)?;
+        }
+        if let Some(extra) = &self.extra {
+            let mut extra = extra.clone();
+            users::normalize(&mut extra, &defs.users).map_err(io::Error::other)?;
+            import::merge(&mut defs, extra);
         }
         Ok(defs)
     }
@@ -134,6 +143,23 @@ impl Bootstrap {
         });
         Ok(())
     }
+}
+
+/// Merges the definitions JSON `text` into `defs`, as RabbitMQ imports a file; `what`
+/// names it in errors and in the log.
+fn import_text(defs: &mut Definitions, text: &[u8], what: &str) -> io::Result<()> {
+    let mut file = definitions::parse(text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")))?;
+    users::normalize(&mut file, &defs.users).map_err(io::Error::other)?;
+    tracing::info!(
+        what,
+        users = file.users.len(),
+        vhosts = file.vhosts.len(),
+        queues = file.queues.len(),
+        "importing definitions"
+    );
+    import::merge(defs, file);
+    Ok(())
 }
 
 /// RabbitMQ's `needs_default_data`: no users, permissions or vhosts at all (a new data

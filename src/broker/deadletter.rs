@@ -41,6 +41,8 @@ pub struct DeadLetterTarget {
     pub exchange: String,
     pub routing_key: Option<String>,
     pub sink: DeadLetterSink,
+    /// The vhost's count of messages dead-lettered (the embedding API's counters).
+    pub counted: Arc<AtomicU64>,
 }
 
 /// The sending end of a vhost's dead-letter channel, counting what was sent and not

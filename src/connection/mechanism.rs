@@ -28,6 +28,7 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// The mechanism's name on the wire and in RabbitMQ's `auth_mechanisms`.
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
@@ -36,6 +37,7 @@ impl Mechanism {
         }
     }
 
+    /// The mechanism called `name` (case matters, as on the wire).
     pub fn from_name(name: &str) -> Option<Mechanism> {
         [Mechanism::Plain, Mechanism::Amqplain, Mechanism::External]
             .into_iter()

@@ -27,7 +27,7 @@ struct Cli {
     /// Scenario(s), comma separated: publish, noack, ack, confirm, fanout, latency,
     /// connections, backlog, sink (the generator's own ceiling), all (everything but sink and
     /// the following). Large backlog across a restart: fill (persistent + confirms into the
-    /// durable queue <prefix>backlog-durable, kept), recover (wait until that queue reports
+    /// durable queue `<prefix>backlog-durable`, kept), recover (wait until that queue reports
     /// --messages again), drain (consume it all, check count and order, delete it).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     scenario: Vec<String>,

@@ -193,10 +193,16 @@ impl Memory {
     pub fn give_back_now(&self) {
         let used = self.used();
         self.peak_since_trim.store(used, Ordering::Relaxed);
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only walks the allocator's own free lists.
-        unsafe {
-            libc::malloc_trim(0);
+        // Brokers in one process share one allocator: one trim walks the heap for all,
+        // and a second at the same time would only wait for the allocator's locks.
+        static TRIMMING_PROCESS: AtomicBool = AtomicBool::new(false);
+        if !TRIMMING_PROCESS.swap(true, Ordering::AcqRel) {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            TRIMMING_PROCESS.store(false, Ordering::Release);
         }
         let resident = resident_bytes().unwrap_or(0);
         self.resident_after_trim.store(resident, Ordering::Relaxed);

@@ -132,6 +132,9 @@ pub struct Queue {
     /// publish, deliver, get, ack, redeliver of this queue (the management API's
     /// message_stats), bumped beside the work on the queue.
     pub stats: crate::stats::Counters,
+    /// Messages that left for the dead-letter exchange (not a `message_stats` key in
+    /// RabbitMQ 3.10: the embedding API's counters read it).
+    pub dead_lettered: AtomicU64,
     /// Messages acked or rejected for good by clients, counted without the queue lock
     /// (`outstanding`).
     returned: outstanding::Returned,
@@ -255,6 +258,7 @@ impl Queue {
             expires: AtomicU64::new(limits.expires.unwrap_or(0)),
             may_expire: std::sync::atomic::AtomicBool::new(false),
             stats: Default::default(),
+            dead_lettered: AtomicU64::new(0),
             returned: Default::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels, memory.clone(), lazy, me.clone()),

@@ -7,6 +7,7 @@
 
 use super::{as_delivered, Poisoned, Queue, Queued, DELIVERY_COUNT, POISON_DELIVERIES};
 use crate::broker::deadletter::{DeadLetter, Reason};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Queue {
@@ -56,6 +57,8 @@ impl Queue {
         self.settled(&item);
         let target = self.dead_letter.read().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = target.as_ref() {
+            self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            t.counted.fetch_add(1, Ordering::Relaxed);
             // The delivery count is added on the way to consumers; it does not travel on.
             let msg = match self.quorum {
                 true => item.msg.with_header(DELIVERY_COUNT, None),

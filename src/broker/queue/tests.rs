@@ -21,6 +21,7 @@ fn queue(memory: &Arc<Memory>, args: FieldTable) -> (Arc<Queue>, UnboundedReceiv
         exchange: "dlx".into(),
         routing_key: Some("retry".into()),
         sink,
+        counted: Arc::default(),
     };
     let effective = args.clone();
     let q = Queue::new(

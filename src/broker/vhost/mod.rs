@@ -81,6 +81,8 @@ pub struct VHost {
     /// Dead letters from this vhost's queues, to the task that republishes them.
     dead_letters: crate::broker::deadletter::DeadLetterSink,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
+    /// Messages this vhost's queues dead-lettered so far (queues gone included).
+    dead_lettered: Arc<std::sync::atomic::AtomicU64>,
     /// max-connections and max-queues.
     limits: limits::Limits,
     /// The connections open now, each with its close signal.
@@ -171,6 +173,7 @@ impl VHost {
             memory,
             dead_letters,
             dead_letter_rx: Mutex::new(Some(dead_letter_rx)),
+            dead_lettered: Arc::default(),
             limits: limits::Limits::default(),
             connections: connections::Connections::default(),
             metadata: Mutex::new(VhostMetadata::default()),
@@ -251,6 +254,12 @@ impl VHost {
             let sink = self.dead_letters.clone();
             rt.spawn(dead_letters::run(Arc::downgrade(self), rx, sink));
         }
+    }
+
+    /// Messages this vhost's queues dead-lettered so far, deleted queues included.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Dead letters sent and not routed yet (a manual clock waits for none).

@@ -33,6 +33,7 @@ impl VHost {
             exchange: text("x-dead-letter-exchange")?,
             routing_key: text("x-dead-letter-routing-key"),
             sink: self.dead_letters.clone(),
+            counted: self.dead_lettered.clone(),
         })
     }
 
