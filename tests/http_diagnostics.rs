@@ -15,7 +15,6 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 async fn broker(interval_ms: u64) -> TestBroker {
     TestBroker::start_with(|c| warren::Config {
@@ -35,12 +34,7 @@ const TREND_MS: u64 = 200;
 async fn samples(broker: &TestBroker, n: u64) {
     let stats = &broker.server.broker().stats;
     let target = stats.samples() + n;
-    within(async {
-        while stats.samples() < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    common::wait_until("the collector's samples", || async { stats.samples() >= target }).await;
 }
 
 /// The findings of `kind` now.
@@ -58,17 +52,11 @@ async fn findings(broker: &TestBroker, kind: &str) -> Vec<Value> {
 
 /// Polls until findings of `kind` exist (`want`) or none do; fails after 10 s.
 async fn eventually(broker: &TestBroker, kind: &str, want: bool, what: &str) -> Vec<Value> {
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let found = findings(broker, kind).await;
-            if found.is_empty() != want {
-                break found;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    common::eventually(what, || async {
+        let found = findings(broker, kind).await;
+        (found.is_empty() != want).then_some(found)
     })
-    .await;
-    waited.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    .await
 }
 
 /// The object of `kind` a finding names.

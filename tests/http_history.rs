@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{declare_queue, publish, within, TestBroker};
+use common::{declare_queue, publish, TestBroker};
 use hyper::StatusCode;
 use serde_json::{json, Value};
-use std::time::Duration;
 use warren::testing::HISTORY_LEN;
 
 async fn broker(interval_ms: u64) -> TestBroker {
@@ -25,16 +24,11 @@ async fn broker(interval_ms: u64) -> TestBroker {
 /// Polls `path` until `done` holds for its JSON, and returns that JSON.
 async fn until(broker: &TestBroker, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let http = broker.http();
-    within(async {
-        loop {
-            let r = http.get(path).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-            let v = r.json();
-            if done(&v) {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    common::eventually(path, || async {
+        let r = http.get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let v = r.json();
+        done(&v).then_some(v)
     })
     .await
 }
@@ -220,12 +214,7 @@ async fn the_ring_holds_at_most_its_bound_and_answers_only_what_it_holds() {
     let broker = broker(10).await;
     let stats = &broker.server.broker().stats;
     let target = HISTORY_LEN as u64 + 20;
-    within(async {
-        while stats.samples() < target {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    common::wait_until("the ring filled", || async { stats.samples() >= target }).await;
     assert_eq!(stats.history().len(), HISTORY_LEN);
     // 121 entries 10 ms apart cover about 1.2 s: an answer for the last 500 s holds
     // only the seconds the ring knows, not 501 invented samples.

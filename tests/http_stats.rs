@@ -38,12 +38,7 @@ async fn broker(interval_ms: u64) -> TestBroker {
 async fn samples(broker: &TestBroker, n: u64) {
     let stats = &broker.server.broker().stats;
     let target = stats.samples() + n;
-    within(async {
-        while stats.samples() < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    common::wait_until("the collector's samples", || async { stats.samples() >= target }).await;
 }
 
 fn keys(v: &Value) -> Vec<String> {
