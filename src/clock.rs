@@ -31,7 +31,19 @@ pub(crate) trait Timed: Send + Sync {
     fn next_due_ms(&self) -> Option<u64>;
     /// Does everything due at or before `now_ms` (monotonic).
     fn fire(&self, now_ms: u64);
+    /// Whether work `fire` started is still finishing on another task (dead letters on
+    /// their way): the clock waits for it before it looks for the next due time.
+    fn busy(&self) -> bool {
+        false
+    }
 }
+
+/// How many times in a row the clock fires at one millisecond before it decides the
+/// work there never ends (a dead-letter loop with TTL 0, say) and moves on.
+const MAX_FIRES_AT_ONCE: u32 = 10_000;
+/// How many times the clock lets other tasks run while fired work finishes before it
+/// gives up waiting (a dead-letter task that is not running).
+const MAX_BUSY_YIELDS: u32 = 100_000;
 
 /// Why a manual clock refused to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +89,8 @@ struct Manual {
     now_unix_ms: AtomicI64,
     /// The current monotonic millisecond, for tasks that sleep on this clock.
     tick: watch::Sender<u64>,
+    /// Moves completed so far (`advance`, `set`), for tasks that act once per move.
+    moves: watch::Sender<u64>,
     /// What fires at deadlines; dead entries are dropped as they are found.
     timed: Mutex<Vec<Weak<dyn Timed>>>,
     /// One move at a time: two concurrent `advance` calls must not interleave steps.
@@ -162,11 +176,13 @@ impl Clock {
     pub fn manual_at(at: SystemTime) -> Clock {
         let start = to_unix_ms(at);
         let (tick, _) = watch::channel(1);
+        let (moves, _) = watch::channel(0);
         Clock {
             manual: Some(Arc::new(Manual {
                 start_unix_ms: start,
                 now_unix_ms: AtomicI64::new(start),
                 tick,
+                moves,
                 timed: Mutex::new(Vec::new()),
                 moving: tokio::sync::Mutex::new(()),
             })),
@@ -199,13 +215,43 @@ impl Clock {
         from_unix_ms(self.unix_ms())
     }
 
+    /// Wall-clock Unix milliseconds as a `u64` (0 before 1970), as statistics keep them.
+    pub fn unix_ms_u64(&self) -> u64 {
+        u64::try_from(self.unix_ms()).unwrap_or(0)
+    }
+
+    /// The wall-clock Unix millisecond at monotonic millisecond `mono` (`now_ms` time),
+    /// for showing a monotonic time as a date.
+    pub(crate) fn unix_at(&self, mono: u64) -> i64 {
+        let ago = i64::try_from(self.now_ms().saturating_sub(mono)).unwrap_or(i64::MAX);
+        self.unix_ms().saturating_sub(ago)
+    }
+
+    /// The monotonic millisecond (`now_ms` time) at wall-clock Unix millisecond `unix`:
+    /// when a date stored as Unix ms falls due on this clock.
+    pub(crate) fn mono_at(&self, unix: i64) -> u64 {
+        let ahead = unix.saturating_sub(self.unix_ms());
+        let now = self.now_ms();
+        if ahead >= 0 {
+            now.saturating_add(ahead as u64)
+        } else {
+            now.saturating_sub(ahead.unsigned_abs())
+        }
+    }
+
     /// Registers work that falls due on this clock (a no-op on the real clock, where
     /// the work's own timers fire it). Held weakly: dropping it unregisters it.
-    #[allow(dead_code)] // the broker registers its timed work (issue 15, in progress)
     pub(crate) fn register(&self, timed: Weak<dyn Timed>) {
         if let Some(m) = &self.manual {
             lock(&m.timed).push(timed);
         }
+    }
+
+    /// On a manual clock, a receiver that sees each completed move (`advance`, `set`);
+    /// None on the real clock. For work that must look once a move is over: the
+    /// connections' heartbeat monitor, statistics sampling.
+    pub(crate) fn moves(&self) -> Option<watch::Receiver<u64>> {
+        self.manual.as_ref().map(|m| m.moves.subscribe())
     }
 
     /// Waits `d` on this clock: real time, or until a manual clock has moved past it.
@@ -269,6 +315,7 @@ impl Manual {
     /// Steps to each deadline up to `to` (Unix ms) in turn, firing what is due there.
     async fn walk_to(&self, to: i64) {
         let target = self.mono_ms(to);
+        let (mut last_step, mut repeats) = (0, 0u32);
         loop {
             let timed: Vec<Arc<dyn Timed>> = {
                 let mut list = lock(&self.timed);
@@ -277,10 +324,19 @@ impl Manual {
             };
             let next = timed.iter().filter_map(|t| t.next_due_ms()).min();
             let now = self.mono_ms(self.now_unix_ms.load(Ordering::Acquire));
-            let step = match next {
+            let mut step = match next {
                 Some(due) if due <= target => due.max(now),
                 _ => target,
             };
+            repeats = if step == last_step { repeats + 1 } else { 0 };
+            if repeats > MAX_FIRES_AT_ONCE {
+                tracing::warn!(
+                    "work due on the manual clock keeps falling due at the same time; \
+                     moving on to the end of the step"
+                );
+                step = target;
+            }
+            last_step = step;
             let step_unix = self.start_unix_ms.saturating_add((step - 1) as i64);
             self.now_unix_ms.store(
                 step_unix.max(self.now_unix_ms.load(Ordering::Acquire)),
@@ -290,14 +346,21 @@ impl Manual {
             for t in &timed {
                 t.fire(step);
             }
-            // Tasks woken by the tick (heartbeats, timers) run before the next step.
+            // Tasks woken by the tick (heartbeats, timers) run before the next step, and
+            // what fired finishes (dead letters routed at this time).
             tokio::task::yield_now().await;
+            let mut yields = 0;
+            while timed.iter().any(|t| t.busy()) && yields < MAX_BUSY_YIELDS {
+                tokio::task::yield_now().await;
+                yields += 1;
+            }
             if step >= target {
                 break;
             }
         }
         // Exactly `to`, even where a millisecond rounding left it short.
         self.now_unix_ms.fetch_max(to, Ordering::AcqRel);
+        self.moves.send_modify(|n| *n += 1);
     }
 }
 

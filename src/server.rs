@@ -77,6 +77,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
         events.start();
     }
     let broker = Arc::new(broker);
+    broker.register_with_clock();
     let plain = listen::bind_all(&config.bind, config.port).await?;
     let addr = first_addr(&plain)?;
     let tls = match (tls, config.tls_listener_port()) {

@@ -29,6 +29,8 @@ pub struct Bootstrap {
     pub loopback_users: Vec<String>,
     /// `--event-exchange`: `amq.rabbitmq.event` in the default vhost (see `events`).
     pub event_exchange: bool,
+    /// The clock the broker reads for everything time-based (`--clock`).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for Bootstrap {
@@ -41,6 +43,7 @@ impl Default for Bootstrap {
             definitions: None,
             loopback_users: vec!["guest".into()],
             event_exchange: false,
+            clock: crate::clock::Clock::real(),
         }
     }
 }
@@ -55,6 +58,7 @@ impl Bootstrap {
             definitions: config.definitions.clone(),
             loopback_users: crate::config::loopback_users(&config.loopback_users),
             event_exchange: config.event_exchange,
+            clock: config.clock.clone(),
         }
     }
 

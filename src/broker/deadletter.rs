@@ -15,8 +15,8 @@ use crate::codec::ShortStr;
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,39 @@ impl Reason {
 pub struct DeadLetterTarget {
     pub exchange: String,
     pub routing_key: Option<String>,
-    pub sink: mpsc::UnboundedSender<DeadLetter>,
+    pub sink: DeadLetterSink,
+}
+
+/// The sending end of a vhost's dead-letter channel, counting what was sent and not
+/// yet routed: a manual clock waits for that count to reach 0 before it moves on (see
+/// `broker::timed`), so a dead letter is routed at the time it died.
+#[derive(Clone, Debug)]
+pub struct DeadLetterSink {
+    tx: mpsc::UnboundedSender<DeadLetter>,
+    pending: Arc<AtomicU64>,
+}
+
+/// A dead-letter channel: its sink and the receiving end the task (`run`) drains.
+pub fn channel() -> (DeadLetterSink, mpsc::UnboundedReceiver<DeadLetter>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::default();
+    (DeadLetterSink { tx, pending }, rx)
+}
+
+impl DeadLetterSink {
+    /// Hands a dead letter to the task; never blocks (allowed under a queue lock).
+    pub fn send(&self, dl: DeadLetter) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(dl).is_err() {
+            // The task is gone (its vhost too): nothing will route it.
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Dead letters sent and not yet routed.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug)]
@@ -57,36 +89,46 @@ pub struct DeadLetter {
 }
 
 /// The vhost's dead-letter task: routes each dead letter as a new publish.
-pub async fn run(vhost: Weak<VHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>) {
+pub async fn run(
+    vhost: Weak<VHost>,
+    mut rx: mpsc::UnboundedReceiver<DeadLetter>,
+    sink: DeadLetterSink,
+) {
     let mut targets: Vec<Arc<Queue>> = Vec::new();
     while let Some(dl) = rx.recv().await {
         let Some(vhost) = vhost.upgrade() else { return };
-        let (msg, deaths) = rewrite(&dl);
-        targets.clear();
-        // A missing dead-letter exchange drops the message, as in RabbitMQ.
-        if vhost.route(&dl.exchange, &msg, &mut targets).is_err() {
-            continue;
-        }
-        // A message that died automatically all the way round back to a queue it died in
-        // before would circle forever: RabbitMQ drops it for that queue. A rejection in
-        // the cycle means a client decided, so the message goes on.
-        if dl.reason != Reason::Rejected {
-            targets.retain(|q| {
-                let cycle = is_automatic_cycle(&q.name, &deaths);
-                if cycle {
-                    tracing::debug!(queue = %q.name, "dead-letter cycle: message dropped");
-                }
-                !cycle
-            });
-        }
-        vhost
-            .tracing
-            .published(&msg, &targets, || Origin::DeadLetter);
-        let store_id = store_message(&msg, &targets, None);
-        let sharers = targets.len();
-        for q in targets.drain(..) {
-            q.publish(msg.clone(), store_id, sharers);
-        }
+        route_one(&vhost, dl, &mut targets);
+        sink.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Routes one dead letter as a new publish (`targets`: a reused buffer).
+fn route_one(vhost: &VHost, dl: DeadLetter, targets: &mut Vec<Arc<Queue>>) {
+    let (msg, deaths) = rewrite(&dl, vhost.clock.unix_ms());
+    targets.clear();
+    // A missing dead-letter exchange drops the message, as in RabbitMQ.
+    if vhost.route(&dl.exchange, &msg, targets).is_err() {
+        return;
+    }
+    // A message that died automatically all the way round back to a queue it died in
+    // before would circle forever: RabbitMQ drops it for that queue. A rejection in
+    // the cycle means a client decided, so the message goes on.
+    if dl.reason != Reason::Rejected {
+        targets.retain(|q| {
+            let cycle = is_automatic_cycle(&q.name, &deaths);
+            if cycle {
+                tracing::debug!(queue = %q.name, "dead-letter cycle: message dropped");
+            }
+            !cycle
+        });
+    }
+    vhost
+        .tracing
+        .published(&msg, targets, || Origin::DeadLetter);
+    let store_id = store_message(&msg, targets, None);
+    let sharers = targets.len();
+    for q in targets.drain(..) {
+        q.publish(msg.clone(), store_id, sharers);
     }
 }
 
@@ -114,17 +156,15 @@ fn is_automatic_cycle(queue: &str, deaths: &[AMQPValue]) -> bool {
 
 /// The dead-lettered copy (same body, headers with the x-death history, no expiration)
 /// and that history, newest death first.
-fn rewrite(dl: &DeadLetter) -> (Message, Vec<AMQPValue>) {
+/// `now_ms`: the broker clock's Unix ms (x-death's `time`, in seconds).
+fn rewrite(dl: &DeadLetter, now_ms: i64) -> (Message, Vec<AMQPValue>) {
     let props = dl.msg.decode_properties().unwrap_or_default();
     let mut headers = props.headers().clone().unwrap_or_default();
     let routing_key = dl
         .routing_key
         .clone()
         .unwrap_or_else(|| dl.msg.routing_key().to_owned());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = u64::try_from(now_ms / 1000).unwrap_or(0);
     let s = |v: &str| AMQPValue::LongString(LongString::from(v));
 
     let mut deaths: Vec<AMQPValue> = match headers.inner().get("x-death") {

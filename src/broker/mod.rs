@@ -20,6 +20,7 @@ pub mod queue;
 pub mod records;
 pub mod stream;
 pub mod stream_queue;
+pub mod timed;
 pub mod tracer;
 pub mod vhost;
 pub mod vhosts;
@@ -68,6 +69,9 @@ pub struct Broker {
     pub events: Option<Arc<events::Events>>,
     /// Messages delayed exchanges hold, and the task that routes them when due.
     pub delayed: Arc<delayed::Scheduler>,
+    /// The one clock everything time-based reads (`--clock`; see `timed` for what a
+    /// manual clock fires).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for Broker {
@@ -91,6 +95,7 @@ impl Broker {
             users,
             Memory::new(memory::default_limit()),
             permissions,
+            boot.clock.clone(),
         );
         broker.create_vhost(&boot.default_vhost, vhost::VhostMetadata::default_vhost());
         broker
@@ -147,7 +152,13 @@ impl Broker {
             Some(persist.clone()),
             permissions.clone(),
         );
-        let mut broker = Self::build(Some(persist.clone()), users, memory, permissions);
+        let mut broker = Self::build(
+            Some(persist.clone()),
+            users,
+            memory,
+            permissions,
+            boot.clock.clone(),
+        );
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
         // Before the vhosts: the exchange exists when bindings to it are restored.
@@ -238,6 +249,7 @@ impl Broker {
         users: Users,
         memory: Arc<Memory>,
         permissions: Arc<Permissions>,
+        clock: crate::clock::Clock,
     ) -> Self {
         let users = Arc::new(users);
         let globals: Arc<globals::GlobalParameters> = Arc::default();
@@ -245,7 +257,7 @@ impl Broker {
             p.register_users(&users);
             p.register_globals(&globals);
         }
-        let delayed = delayed::Scheduler::new(memory.clone());
+        let delayed = delayed::Scheduler::new(memory.clone(), clock.clone());
         Broker {
             vhosts: RwLock::new(HashMap::new()),
             users,
@@ -262,9 +274,10 @@ impl Broker {
             permissions,
             globals,
             auth_attempts: Default::default(),
-            stats: Arc::default(),
+            stats: Arc::new(crate::stats::Stats::with_clock(clock.clone())),
             events: None,
             delayed,
+            clock,
         }
     }
 
@@ -282,7 +295,7 @@ impl Broker {
     /// Call before the broker is shared; `Events::start` then starts publishing.
     pub fn enable_events(&mut self, vhost: &str) -> Arc<events::Events> {
         let node = format!("rabbit@{}", crate::http::hostname());
-        let events = events::Events::new(vhost, &node);
+        let events = events::Events::new(vhost, &node, self.clock.clone());
         for v in self.all_vhosts() {
             events.attach(&v);
         }

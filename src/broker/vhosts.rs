@@ -70,7 +70,12 @@ impl Broker {
         if vhosts.contains_key(name) {
             return None;
         }
-        let vhost = Arc::new(VHost::new(name, self.persist.clone(), self.memory.clone()));
+        let vhost = Arc::new(VHost::new(
+            name,
+            self.persist.clone(),
+            self.memory.clone(),
+            self.clock.clone(),
+        ));
         vhost.set_metadata(metadata);
         vhost.set_stats(self.stats.clone());
         vhost.set_delayed(self.delayed.clone());

@@ -15,7 +15,7 @@ use crate::broker::message::Message;
 use crate::broker::persist::{store_message, will_store};
 use crate::broker::queue::{ConsumerRemoved, Enqueued, Get, Queue};
 use crate::broker::stream::StartAt;
-use crate::broker::stream_queue::args::{start_at, wall_ms};
+use crate::broker::stream_queue::args::start_at;
 use crate::broker::stream_queue::split_done;
 use crate::broker::tracer::{Delivery, Origin};
 use crate::broker::vhost::{server_generated_name, REPLY_TO};
@@ -319,7 +319,7 @@ impl Channel {
         ));
         // A stream consumer starts where x-stream-offset says; RabbitMQ's refusals first.
         let start = match &queue.stream {
-            Some(_) => Some(self.stream_start(&queue, &m)?),
+            Some(_) => Some(self.stream_start(&queue, &m, ctx.vhost.clock.unix_ms())?),
             None => None,
         };
         let priority = m
@@ -376,7 +376,13 @@ impl Channel {
 
     /// Where a stream consumer starts, after RabbitMQ's checks: manual acks and a
     /// prefetch are required (credit is what bounds a reader), x-stream-offset must read.
-    fn stream_start(&self, queue: &Queue, m: &amqp_basic::Consume) -> Result<StartAt, Exception> {
+    /// `now`: the broker clock's Unix ms (an interval offset counts back from it).
+    fn stream_start(
+        &self,
+        queue: &Queue,
+        m: &amqp_basic::Consume,
+        now: i64,
+    ) -> Result<StartAt, Exception> {
         if m.no_ack {
             return Err(Exception::not_implemented(format!(
                 "automatic acknowledgement not supported by stream queues {}",
@@ -389,7 +395,7 @@ impl Channel {
                 queue.describe()
             )));
         }
-        start_at(&m.arguments, wall_ms())
+        start_at(&m.arguments, now)
     }
 
     pub(super) fn cancel(&mut self, ctx: &mut Ctx, m: amqp_basic::Cancel) -> Result<(), Exception> {

@@ -157,6 +157,7 @@ mod tests {
             None,
             None,
             crate::broker::memory::Memory::new(u64::MAX),
+            crate::clock::Clock::real(),
             None,
             (Default::default(), &FieldTable::default()),
         )

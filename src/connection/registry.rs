@@ -40,7 +40,7 @@ impl Connection {
             channel_max: self.channel_max,
             frame_max: self.frame_max,
             timeout: self.heartbeat,
-            connected_at: crate::stats::now_ms(),
+            connected_at: self.broker.clock.unix_ms_u64(),
         }
     }
 }

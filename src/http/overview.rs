@@ -166,7 +166,7 @@ fn add_history(map: &mut Map<String, Value>, vhosts: &[&str], stats: &Stats, ran
     let charts = VhostCharts {
         history: stats.history(),
         vhosts,
-        now_ms: crate::stats::now_ms(),
+        now_ms: stats.now_ms(),
     };
     if let (Some(r), Some(Value::Object(ms))) = (ranges.msg_rates, map.get_mut("message_stats")) {
         charts.message_stats(ms, r);

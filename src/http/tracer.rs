@@ -141,13 +141,13 @@ async fn start(
         let id = server_generated_name("trace-");
         v.tracing.start(id, &vhost, target, bounds)
     };
-    let snapshot = trace.read(u64::MAX, crate::broker::queue::now_ms(), &mut |_| {});
+    let snapshot = trace.read(u64::MAX, api.broker.clock.now_ms(), &mut |_| {});
     let body = trace_json(&trace, &snapshot);
     Ok((StatusCode::CREATED, Json(Value::Object(body))).into_response())
 }
 
 async fn list(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Value>> {
-    let now = crate::broker::queue::now_ms();
+    let now = api.broker.clock.now_ms();
     let mut all = Vec::new();
     for info in caller.seen_vhosts(&api) {
         let Some(v) = api.broker.vhost(&info.name) else {
@@ -191,7 +191,7 @@ async fn read(
     check_target(&v, &trace);
     let mut events = Vec::new();
     let (mut bytes, mut more) = (0, false);
-    let snapshot = trace.read(since, crate::broker::queue::now_ms(), &mut |e| {
+    let snapshot = trace.read(since, api.broker.clock.now_ms(), &mut |e| {
         let full = events.len() >= MAX_EVENTS_PER_READ
             || (!events.is_empty() && bytes + e.payload.len() > MAX_PAYLOAD_PER_READ);
         if more || full {

@@ -16,7 +16,7 @@ use crate::broker::Broker;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The keys objects are sampled under.
@@ -56,7 +56,8 @@ pub struct Rates {
 
 #[derive(Debug, Default)]
 struct Inner {
-    at: Option<Instant>,
+    /// When it was taken, on the broker clock's `now_ms`.
+    at: Option<u64>,
     values: HashMap<String, Vec<u64>>,
     rates: HashMap<String, Vec<f64>>,
 }
@@ -76,12 +77,13 @@ impl Rates {
         lock(&self.inner).values.get(key).cloned()
     }
 
-    /// A new sample taken at `at`: rates against the previous one.
-    pub fn record(&self, at: Instant, values: HashMap<String, Vec<u64>>) {
+    /// A new sample taken at `at` (the clock's `now_ms`): rates against the previous
+    /// one, per second of clock time.
+    pub fn record(&self, at: u64, values: HashMap<String, Vec<u64>>) {
         let mut inner = lock(&self.inner);
         let mut rates = HashMap::with_capacity(values.len());
         if let Some(prev_at) = inner.at {
-            let secs = at.duration_since(prev_at).as_secs_f64();
+            let secs = at.saturating_sub(prev_at) as f64 / 1000.0;
             if secs > 0.0 {
                 for (k, now) in &values {
                     let Some(before) = inner.values.get(k) else {
@@ -251,27 +253,50 @@ fn with_deliver_get(c: &Counts) -> Vec<u64> {
 }
 
 /// Samples every `interval` until `shutdown`; the first sample at once, so rates exist
-/// after one interval.
+/// after one interval. On a manual clock: once at start, then at most once per move of
+/// the clock (after it, not at each of its steps), when the move took the clock at
+/// least `interval` past the last sample; rates are per second of clock time.
 pub async fn run(broker: Arc<Broker>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     let interval = interval.max(Duration::from_millis(10));
-    broker
-        .stats
-        .diagnostics
-        .set_interval(interval.as_millis() as u64);
+    let interval_ms = interval.as_millis() as u64;
+    broker.stats.diagnostics.set_interval(interval_ms);
+    if let Some(mut moves) = broker.clock.moves() {
+        take_sample(&broker);
+        let mut last = broker.clock.now_ms();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                moved = moves.changed() => {
+                    if moved.is_err() {
+                        break;
+                    }
+                    let now = broker.clock.now_ms();
+                    if now.saturating_sub(last) >= interval_ms {
+                        take_sample(&broker);
+                        last = now;
+                    }
+                }
+            }
+        }
+        return;
+    }
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = tick.tick() => {
-                let values = sample(&broker);
-                broker.stats.history.record(super::now_ms(), &values);
-                // Before the sample counts: whoever waits on it sees this tick's findings.
-                super::diagnostics::tick(&broker);
-                broker.stats.rates.record(Instant::now(), values);
-            }
+            _ = tick.tick() => take_sample(&broker),
         }
     }
+}
+
+/// One sample: history, diagnostics, rates.
+fn take_sample(broker: &Broker) {
+    let values = sample(broker);
+    broker.stats.history.record(broker.stats.now_ms(), &values);
+    // Before the sample counts: whoever waits on it sees this tick's findings.
+    super::diagnostics::tick(broker);
+    broker.stats.rates.record(broker.clock.now_ms(), values);
 }
 
 #[cfg(test)]

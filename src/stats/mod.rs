@@ -65,9 +65,25 @@ pub struct Stats {
     pub diagnostics: diagnostics::Diagnostics,
     /// The last minutes of samples, for charts (`history`).
     history: history::History,
+    /// The broker's clock: dates (connected_at, idle_since) and sampling times.
+    pub clock: crate::clock::Clock,
 }
 
 impl Stats {
+    /// Statistics dated by `clock` (the broker's).
+    pub fn with_clock(clock: crate::clock::Clock) -> Self {
+        Stats {
+            diagnostics: diagnostics::Diagnostics::with_clock(clock.clone()),
+            clock,
+            ..Default::default()
+        }
+    }
+
+    /// Now, in Unix ms on the broker's clock (how statistics date things).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.unix_ms_u64()
+    }
+
     /// One object created or closed.
     pub fn churn(&self, what: Churn) {
         self.churn[what as usize].fetch_add(1, Ordering::Relaxed);
@@ -88,9 +104,3 @@ impl Stats {
     }
 }
 
-/// Milliseconds since the Unix epoch (connected_at, idle_since).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

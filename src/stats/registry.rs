@@ -82,6 +82,8 @@ pub struct ConnStats {
     channels: Mutex<BTreeMap<u16, Arc<ChannelStats>>>,
     /// Closes the connection (DELETE /api/connections/{name}).
     pub close: Arc<CloseSignal>,
+    /// The broker's clock, which its channels date their activity by.
+    clock: crate::clock::Clock,
 }
 
 impl ConnStats {
@@ -108,7 +110,7 @@ impl ConnStats {
 
     /// channel.open: the channel's shared stats, which its `Channel` holds.
     pub fn open_channel(&self, number: u16) -> Arc<ChannelStats> {
-        let ch = Arc::new(ChannelStats::new(number, &self.info.name));
+        let ch = Arc::new(ChannelStats::new(number, &self.info.name, self.clock.clone()));
         lock(&self.channels).insert(number, ch.clone());
         ch
     }
@@ -180,10 +182,11 @@ pub struct ChannelStats {
     consumers: Mutex<Vec<ConsumerView>>,
     /// When the channel last did something, ms since the epoch (per batch).
     idle_since: AtomicU64,
+    clock: crate::clock::Clock,
 }
 
 impl ChannelStats {
-    fn new(number: u16, connection: &str) -> Self {
+    fn new(number: u16, connection: &str, clock: crate::clock::Clock) -> Self {
         ChannelStats {
             number,
             name: format!("{connection} ({number})"),
@@ -191,13 +194,14 @@ impl ChannelStats {
             gauges: Default::default(),
             exchanges: Mutex::default(),
             consumers: Mutex::default(),
-            idle_since: AtomicU64::new(super::now_ms()),
+            idle_since: AtomicU64::new(clock.unix_ms_u64()),
+            clock,
         }
     }
 
     /// A detached channel (tests and channels driven without a connection).
     pub fn detached(number: u16) -> Arc<Self> {
-        Arc::new(Self::new(number, ""))
+        Arc::new(Self::new(number, "", crate::clock::Clock::real()))
     }
 
     #[inline]
@@ -210,7 +214,7 @@ impl ChannelStats {
     }
 
     pub fn touch(&self) {
-        self.idle_since.store(super::now_ms(), Ordering::Relaxed);
+        self.idle_since.store(self.clock.unix_ms_u64(), Ordering::Relaxed);
     }
 
     pub fn idle_since(&self) -> u64 {
@@ -273,6 +277,7 @@ impl Stats {
             bytes: Default::default(),
             channels: Mutex::default(),
             close,
+            clock: self.clock.clone(),
         });
         lock(&self.connections).insert(id, conn.clone());
         self.churn(super::Churn::ConnectionCreated);

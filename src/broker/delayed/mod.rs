@@ -26,6 +26,7 @@ mod spill;
 use super::memory::Memory;
 use super::message::Message;
 use super::vhost::VHost;
+use crate::clock::Clock;
 use crate::store::StoreHandle;
 use spill::{Spill, Spilled};
 use std::cmp::{Ordering as CmpOrdering, Reverse};
@@ -153,6 +154,11 @@ pub struct Scheduler {
     /// Shutting down: the task routes nothing more.
     stopped: Arc<AtomicBool>,
     memory: Arc<Memory>,
+    /// The broker's clock (due times are its Unix ms).
+    pub clock: Clock,
+    /// Held while due messages are taken and routed by `fire`, so that the task and a
+    /// manual clock's step never interleave two batches.
+    firing: Mutex<()>,
 }
 
 impl Drop for Scheduler {
@@ -189,14 +195,41 @@ pub fn split_stored_exchange(field: &str) -> Option<(i64, &str)> {
 }
 
 impl Scheduler {
-    pub fn new(memory: Arc<Memory>) -> Arc<Scheduler> {
+    pub fn new(memory: Arc<Memory>, clock: Clock) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             state: Mutex::default(),
             wake: Arc::new(Notify::new()),
             started: AtomicBool::new(false),
             stopped: Arc::default(),
             memory,
+            clock,
+            firing: Mutex::new(()),
         })
+    }
+
+    /// When the first waiting message is due (Unix ms on the clock), if any.
+    pub fn next_due(&self) -> Option<i64> {
+        self.lock().heap.peek().map(|Reverse(e)| e.due)
+    }
+
+    /// Routes every message due at `now` (Unix ms), in due order, before returning: a
+    /// manual clock's step (see `broker::timed`), and the task on such a clock. Nothing
+    /// is spilled on a manual clock (`place`), so no read-back is awaited here.
+    pub fn fire(&self, now: i64) {
+        let _one = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            let Taken { due, spilled, .. } = self.take_due(now);
+            if due.is_empty() {
+                return;
+            }
+            // Only a message spilled before the clock was manual could be here: one
+            // that cannot be read back without waiting is dropped with a warning.
+            drop(spilled);
+            route(due, Vec::new());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -283,10 +316,10 @@ impl Scheduler {
     /// Where a new message waits: in memory, or past the memory budget (and not due
     /// soon) in the spill file.
     fn place(&self, st: &mut State, msg: Message, due: i64) -> Body {
-        let Some(dir) = self.memory.paging() else {
+        let Some(dir) = self.memory.paging().filter(|_| !self.clock.is_manual()) else {
             return Body::Memory(msg);
         };
-        if due.saturating_sub(clock::now_unix_ms()) < SPILL_AFTER_MS {
+        if due.saturating_sub(self.clock.unix_ms()) < SPILL_AFTER_MS {
             return Body::Memory(msg);
         }
         let spill = st.spill.get_or_insert_with(|| Spill::new(dir));
@@ -377,11 +410,12 @@ impl Scheduler {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        rt.spawn(run(
-            Arc::downgrade(self),
-            self.wake.clone(),
-            self.stopped.clone(),
-        ));
+        let (me, wake, stopped) = (Arc::downgrade(self), self.wake.clone(), self.stopped.clone());
+        if self.clock.is_manual() {
+            rt.spawn(run_manual(me, wake, stopped));
+        } else {
+            rt.spawn(run(me, wake, stopped));
+        }
     }
 
     /// The broker is stopping: the firing task ends without routing anything more
@@ -402,37 +436,18 @@ async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>, stopped: Arc<AtomicB
         else {
             return;
         };
-        let now = clock::now_unix_ms();
+        let now = s.clock.unix_ms();
         let Taken { due, spilled, next } = s.take_due(now);
         let full = due.len() == BATCH;
         drop(s);
-        let mut read_back = match spilled {
+        let read_back = match spilled {
             Some(rx) => rx.await.unwrap_or_default(),
             None => Vec::new(),
-        }
-        .into_iter();
+        };
         if stopped.load(Ordering::Acquire) {
             return;
         }
-        for d in due {
-            let msg = match d.msg {
-                Some(m) => Some(m),
-                None => read_back.next().flatten(),
-            };
-            match (msg, d.target.vhost.upgrade()) {
-                (Some(msg), Some(vhost)) => vhost.route_due(&d.target.exchange, &msg),
-                (None, _) => tracing::warn!(
-                    exchange = %d.target.exchange,
-                    "a held message could not be read back from the spill file: dropped"
-                ),
-                _ => {}
-            }
-            if let (Some((store, key)), id @ 1..) = (&d.target.store, d.store_id) {
-                // After the routed copies were sent to the store: the writer keeps
-                // order, so a crash never loses the message (at worst routes it twice).
-                store.ack(key, id);
-            }
-        }
+        route(due, read_back);
         if full {
             tokio::task::yield_now().await;
             continue;
@@ -444,6 +459,48 @@ async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>, stopped: Arc<AtomicB
             _ = wake.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}
         }
+    }
+}
+
+/// Routes due messages in order; spilled ones take their bytes from `read_back`, in
+/// order. Settles each in the store once routed.
+fn route(due: Vec<Due>, read_back: Vec<Option<Message>>) {
+    let mut read_back = read_back.into_iter();
+    for d in due {
+        let msg = match d.msg {
+            Some(m) => Some(m),
+            None => read_back.next().flatten(),
+        };
+        match (msg, d.target.vhost.upgrade()) {
+            (Some(msg), Some(vhost)) => vhost.route_due(&d.target.exchange, &msg),
+            (None, _) => tracing::warn!(
+                exchange = %d.target.exchange,
+                "a held message could not be read back from the spill file: dropped"
+            ),
+            _ => {}
+        }
+        if let (Some((store, key)), id @ 1..) = (&d.target.store, d.store_id) {
+            // After the routed copies were sent to the store: the writer keeps
+            // order, so a crash never loses the message (at worst routes it twice).
+            store.ack(key, id);
+        }
+    }
+}
+
+/// The firing task on a manual clock: routes what is due at the clock's time whenever
+/// a message arrives (a delay of 0 or less is due at once); the clock's moves fire the
+/// rest themselves (`fire`, from `broker::timed`), so no timer is needed.
+async fn run_manual(scheduler: Weak<Scheduler>, wake: Arc<Notify>, stopped: Arc<AtomicBool>) {
+    loop {
+        let Some(s) = scheduler
+            .upgrade()
+            .filter(|_| !stopped.load(Ordering::Acquire))
+        else {
+            return;
+        };
+        s.fire(s.clock.unix_ms());
+        drop(s);
+        wake.notified().await;
     }
 }
 

@@ -64,10 +64,12 @@ pub struct Events {
     /// The vhost holding the exchange, once created (and again after it was recreated).
     target: Mutex<Weak<VHost>>,
     dropped: AtomicU64,
+    /// The broker's clock (each event's `timestamp_in_ms`).
+    clock: crate::clock::Clock,
 }
 
 impl Events {
-    pub fn new(vhost: &str, node: &str) -> Arc<Events> {
+    pub fn new(vhost: &str, node: &str, clock: crate::clock::Clock) -> Arc<Events> {
         let (tx, rx) = mpsc::channel(BACKLOG);
         Arc::new(Events {
             vhost: vhost.to_owned(),
@@ -76,6 +78,7 @@ impl Events {
             rx: Mutex::new(Some(rx)),
             target: Mutex::new(Weak::new()),
             dropped: AtomicU64::new(0),
+            clock,
         })
     }
 
@@ -103,7 +106,7 @@ impl Events {
         let event = Event {
             key,
             headers,
-            at_ms: crate::stats::now_ms(),
+            at_ms: self.clock.unix_ms_u64(),
         };
         if self.tx.try_send(event).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(
@@ -237,7 +240,7 @@ mod tests {
     #[test]
     fn past_the_backlog_events_are_dropped_and_counted() {
         // No runtime: nothing drains the channel, so it fills up to the bound.
-        let events = Events::new("/", "rabbit@test");
+        let events = Events::new("/", "rabbit@test", crate::clock::Clock::real());
         for _ in 0..BACKLOG {
             events.emit("queue.created", FieldTable::default());
         }

@@ -76,15 +76,12 @@ impl Queue {
             bytes_ready,
             consumers,
             single_active_tag,
-            last_used_ms: wall_clock_ms(self.last_used.load(Ordering::Relaxed)),
+            last_used_ms: u64::try_from(
+                self.clock
+                    .unix_at(self.last_used.load(Ordering::Relaxed)),
+            )
+            .unwrap_or(0),
         }
     }
 }
 
-/// A time on the queue's monotonic clock (`now_ms`) as wall-clock ms since the epoch.
-fn wall_clock_ms(monotonic: u64) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    now.saturating_sub(super::now_ms().saturating_sub(monotonic))
-}

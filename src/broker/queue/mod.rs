@@ -49,7 +49,8 @@ pub struct Queued {
     pub redelivered: bool,
     /// The message store's id when this copy is persistent in a durable queue, else 0.
     pub store_id: u64,
-    /// When it expires, in `now_ms` time (x-message-ttl, expiration); 0: never.
+    /// When it expires, on the broker clock's `now_ms` (x-message-ttl, expiration), which
+    /// starts at 1; 0: never.
     pub expires_at: u64,
     /// Its priority level in a queue with x-max-priority (0 elsewhere).
     pub priority: u8,
@@ -82,16 +83,6 @@ fn as_delivered(quorum: bool, mut item: Queued) -> Queued {
     item
 }
 
-/// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
-pub fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-        + 1
-}
-
 #[derive(Debug)]
 pub struct Queue {
     pub id: u64,
@@ -107,6 +98,8 @@ pub struct Queue {
     /// A stream queue's engine (its log and readers); `None` for every other queue.
     pub stream: Option<Arc<StreamQueue>>,
     memory: Arc<Memory>,
+    /// The broker's clock: message expiry and the x-expires lease.
+    clock: crate::clock::Clock,
     /// What the record takes in the memory accounting, given back when it drops.
     record_bytes: u32,
     /// x-dead-letter-exchange: where rejected, expired and dropped messages go. Set
@@ -289,6 +282,7 @@ impl Queue {
         store: Option<QueueStore>,
         stream: Option<Arc<StreamQueue>>,
         memory: Arc<Memory>,
+        clock: crate::clock::Clock,
         dead_letter: Option<DeadLetterTarget>,
         policy: (Applied, &FieldTable),
     ) -> Arc<Queue> {
@@ -310,13 +304,14 @@ impl Queue {
             store,
             stream,
             memory: memory.clone(),
+            last_used: AtomicU64::new(clock.now_ms()),
+            clock,
             record_bytes,
             dead_letter: RwLock::new(dead_letter),
             quorum: limits.quorum,
             max_priority: limits.max_priority,
             expires: AtomicU64::new(limits.expires.unwrap_or(0)),
             may_expire: std::sync::atomic::AtomicBool::new(false),
-            last_used: AtomicU64::new(now_ms()),
             stats: Default::default(),
             returned: Default::default(),
             state: Mutex::new(QueueState {
@@ -492,7 +487,7 @@ impl Queue {
             },
         };
         self.may_expire.store(true, Ordering::Relaxed);
-        now_ms().saturating_add(ttl)
+        self.clock.now_ms().saturating_add(ttl)
     }
 
     /// The message's priority level, clamped to x-max-priority (0 without it).
@@ -518,17 +513,42 @@ impl Queue {
     }
 
     /// The periodic sweep: expire what reached its time at the head, with or without
-    /// consumers. Cheap for queues that never saw a TTL.
+    /// consumers. Cheap for queues that never saw a TTL. A message is due at its expiry
+    /// time itself (`+ 1`: `drop_expired` drops what is strictly before), so that a manual
+    /// clock moved by exactly the TTL expires it; dispatch keeps the strict test, so a
+    /// message with TTL 0 still reaches a consumer that is ready at once.
     pub fn expire(&self) {
         if self.may_expire.load(Ordering::Relaxed) {
             let mut st = self.lock();
-            self.drop_expired(&mut st, now_ms());
+            self.drop_expired(&mut st, self.clock.now_ms() + 1);
         }
+    }
+
+    /// When the message at the head falls due (the sweep's time for this queue), on the
+    /// clock's `now_ms`; None when it never expires (see `timed`).
+    pub fn head_due(&self) -> Option<u64> {
+        if !self.may_expire.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.lock()
+            .ready
+            .front()
+            .map(|q| q.expires_at)
+            .filter(|&at| at != 0)
+    }
+
+    /// When the x-expires lease runs out (None: no x-expires, or consumers hold it).
+    pub fn lease_due(&self) -> Option<u64> {
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 || !self.lock().consumers.is_empty() {
+            return None;
+        }
+        Some(self.last_used.load(Ordering::Relaxed).saturating_add(expires))
     }
 
     /// Renews the x-expires lease: a declare, a basic.get, a consumer coming or going.
     pub fn touch(&self) {
-        self.last_used.store(now_ms(), Ordering::Relaxed);
+        self.last_used.store(self.clock.now_ms(), Ordering::Relaxed);
     }
 
     /// Whether x-expires has run out: no consumers and unused for that long.
@@ -631,7 +651,7 @@ impl Queue {
                 true => item.msg.with_header(DELIVERY_COUNT, None),
                 false => item.msg,
             };
-            let _ = t.sink.send(DeadLetter {
+            t.sink.send(DeadLetter {
                 msg,
                 queue: self.name.clone(),
                 reason,
@@ -716,7 +736,7 @@ impl Queue {
                     continue;
                 }
                 if item.deliveries >= POISON_DELIVERIES {
-                    st.poison.returned(&item);
+                    st.poison.returned(&item, self.clock.unix_ms_u64());
                 }
             }
             st.ready.insert_in_order(item);
@@ -774,7 +794,7 @@ impl Queue {
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
         let now = if self.may_expire.load(Ordering::Relaxed) {
-            now_ms()
+            self.clock.now_ms()
         } else {
             0
         };

@@ -43,8 +43,8 @@ pub(super) struct PoisonList(Option<Box<Vec<Poisoned>>>);
 
 impl PoisonList {
     /// `item` came back with `deliveries` at or past the threshold.
-    pub(super) fn returned(&mut self, item: &Queued) {
-        let now = crate::stats::now_ms();
+    /// `now`: the broker clock's Unix ms.
+    pub(super) fn returned(&mut self, item: &Queued, now: u64) {
         let list = self.0.get_or_insert_with(Box::default);
         if let Some(p) = list.iter_mut().find(|p| p.seq == item.seq) {
             p.deliveries = item.deliveries;
@@ -111,10 +111,10 @@ mod tests {
     fn keeps_at_most_per_queue_and_forgets_settled_ones() {
         let mut list = PoisonList::default();
         for seq in 0..PER_QUEUE as u64 + 3 {
-            list.returned(&item(seq, POISON_DELIVERIES));
+            list.returned(&item(seq, POISON_DELIVERIES), seq);
         }
         assert_eq!(list.list().len(), PER_QUEUE);
-        list.returned(&item(5, POISON_DELIVERIES + 1));
+        list.returned(&item(5, POISON_DELIVERIES + 1), 100);
         let five = list.list().into_iter().find(|p| p.seq == 5).expect("seq 5");
         assert_eq!((five.deliveries, five.routing_key.as_str()), (11, "k"));
         list.forget(5);

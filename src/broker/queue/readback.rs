@@ -7,7 +7,7 @@
 //! (`read_back`). Never blocks: the waker only spawns a task.
 
 use super::paging::Wake;
-use super::{now_ms, Queue, QueueState, Queued};
+use super::{Queue, QueueState, Queued};
 use crate::broker::consumer::{ConnectionHandle, Outgoing};
 use std::sync::{Arc, Weak};
 
@@ -51,7 +51,7 @@ impl Queue {
     pub fn get(&self, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
         self.touch();
         let mut st = self.lock();
-        self.drop_expired(&mut st, now_ms());
+        self.drop_expired(&mut st, self.clock.now_ms());
         match st.ready.pop_front() {
             Some(item) => {
                 if ack {

@@ -101,13 +101,6 @@ pub fn start_at(args: &FieldTable, now_ms: i64) -> Result<StartAt, Exception> {
     })
 }
 
-/// Milliseconds since the Unix epoch on the wall clock (entry timestamps, intervals).
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

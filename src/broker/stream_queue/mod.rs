@@ -48,6 +48,8 @@ pub struct StreamQueue {
     readings: Mutex<Vec<Arc<Reading>>>,
     /// Entries published (the management API's publish count is the queue's own).
     appended: AtomicU64,
+    /// The broker's clock: each entry's timestamp (x-stream-offset by time, max-age).
+    clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for StreamQueue {
@@ -64,6 +66,7 @@ impl StreamQueue {
         dir: &Path,
         config: StreamConfig,
         definitions: Option<DefinitionsHandle>,
+        clock: crate::clock::Clock,
     ) -> std::io::Result<Arc<StreamQueue>> {
         let log = Arc::new(StreamLog::open(dir, config)?);
         let writer = log.spawn_writer()?;
@@ -76,6 +79,7 @@ impl StreamQueue {
             definitions,
             readings: Mutex::default(),
             appended: AtomicU64::new(0),
+            clock,
         }))
     }
 
@@ -93,7 +97,7 @@ impl StreamQueue {
         };
         self.appended.fetch_add(1, Ordering::Relaxed);
         let committed = self.committed.clone();
-        let entry = vec![(args::wall_ms(), msg.to_bytes())];
+        let entry = vec![(self.clock.unix_ms(), msg.to_bytes())];
         writer.submit(
             entry,
             Durability::Synced,
@@ -268,13 +272,14 @@ pub fn open_for(
     vhost: &str,
     queue: &str,
     arguments: &amq_protocol::types::FieldTable,
+    clock: &crate::clock::Clock,
 ) -> Result<Option<Arc<StreamQueue>>, crate::error::Exception> {
     use super::arguments::QueueType;
     let Some(data_dir) = data_dir.filter(|_| QueueType::of(arguments) == QueueType::Stream) else {
         return Ok(None);
     };
     let dir = super::stream::stream_dir(data_dir, vhost, queue);
-    StreamQueue::open(&dir, args::config(arguments), definitions)
+    StreamQueue::open(&dir, args::config(arguments), definitions, clock.clone())
         .map(Some)
         .map_err(|e| {
             crate::error::Exception::internal_error(format!(

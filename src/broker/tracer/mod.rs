@@ -14,7 +14,8 @@ mod trace;
 pub use trace::{Bounds, Event, Kind, Snapshot, Stop, Target, Trace};
 
 use crate::broker::message::Message;
-use crate::broker::queue::{now_ms, Queue};
+use crate::broker::queue::Queue;
+use crate::clock::Clock;
 use crate::broker::vhost::canonical_exchange;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,9 +69,24 @@ pub struct Tracing {
     /// Traces in this vhost still capturing: the publish path's only check.
     active: AtomicUsize,
     traces: Mutex<Vec<Arc<Trace>>>,
+    /// The broker's clock: trace lifetimes and event times.
+    clock: Clock,
 }
 
 impl Tracing {
+    /// No traces yet, reading `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Tracing {
+            clock,
+            ..Default::default()
+        }
+    }
+
+    /// Now on the broker's monotonic clock (trace lifetimes).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     fn list(&self) -> MutexGuard<'_, Vec<Arc<Trace>>> {
         self.traces.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -127,7 +143,7 @@ impl Tracing {
         // exchange or queue costs this vhost's publishes a lock and a scan, no more.
         let mut clock = None;
         for t in self.list().iter().filter(|t| watches(t)) {
-            let now = *clock.get_or_insert_with(now_ms);
+            let now = *clock.get_or_insert_with(|| self.clock.now_ms());
             if t.expire(now) || record(t, now) {
                 self.active.fetch_sub(1, Ordering::Relaxed);
             }
@@ -144,7 +160,7 @@ impl Tracing {
     /// Ends traces whose lifetime ran out and drops those stopped long ago; the traces
     /// left (for listing and counting).
     pub fn sweep(&self) -> Vec<Arc<Trace>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut list = self.list();
         for t in list.iter() {
             if t.expire(now) {
@@ -157,7 +173,7 @@ impl Tracing {
 
     /// Starts a trace. The caller has checked the bounds and the broker-wide count.
     pub fn start(&self, id: String, vhost: &str, target: Target, bounds: Bounds) -> Arc<Trace> {
-        let t = Arc::new(Trace::new(id, vhost, target, bounds, now_ms()));
+        let t = Arc::new(Trace::new(id, vhost, target, bounds, &self.clock));
         let mut list = self.list();
         list.push(t.clone());
         self.active.fetch_add(1, Ordering::Relaxed);
@@ -171,7 +187,7 @@ impl Tracing {
     /// Ends a trace whose exchange or queue is gone (`alive` says whether it still is).
     pub fn check_target(&self, t: &Trace, alive: bool) {
         if !alive {
-            self.stop(t, Stop::Deleted, now_ms());
+            self.stop(t, Stop::Deleted, self.clock.now_ms());
         }
     }
 
@@ -182,7 +198,7 @@ impl Tracing {
             return false;
         };
         let t = list.remove(at);
-        self.stop(&t, Stop::Stopped, now_ms());
+        self.stop(&t, Stop::Stopped, self.clock.now_ms());
         true
     }
 
@@ -192,7 +208,7 @@ impl Tracing {
         if self.active.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for t in self.list().iter() {
             if matches!(&t.target, Target::Exchange(x) if x == name) {
                 self.stop(t, Stop::Deleted, now);

@@ -101,7 +101,7 @@ pub struct Event {
 #[derive(Debug, Default)]
 struct State {
     events: Vec<Event>,
-    /// Set once, when capturing ends: why, and when (ms, `queue::now_ms`).
+    /// Set once, when capturing ends: why, and when (ms, the clock's `now_ms`).
     stopped: Option<(Stop, u64)>,
 }
 
@@ -113,8 +113,10 @@ pub struct Trace {
     pub bounds: Bounds,
     /// Wall clock at start, ms since the epoch.
     pub started: u64,
-    /// When its lifetime ends (`queue::now_ms`).
+    /// When its lifetime ends (the clock's `now_ms`).
     deadline: u64,
+    /// The broker's clock, for each event's date.
+    clock: crate::clock::Clock,
     state: Mutex<State>,
 }
 
@@ -128,13 +130,21 @@ pub struct Snapshot {
 }
 
 impl Trace {
-    pub(super) fn new(id: String, vhost: &str, target: Target, bounds: Bounds, now: u64) -> Self {
+    pub(super) fn new(
+        id: String,
+        vhost: &str,
+        target: Target,
+        bounds: Bounds,
+        clock: &crate::clock::Clock,
+    ) -> Self {
+        let now = clock.now_ms();
         Trace {
             id,
             vhost: vhost.to_owned(),
             target,
             bounds,
-            started: crate::stats::now_ms(),
+            started: clock.unix_ms_u64(),
+            clock: clock.clone(),
             deadline: now.saturating_add(bounds.seconds.saturating_mul(1000)),
             state: Mutex::default(),
         }
@@ -197,7 +207,7 @@ impl Trace {
         let mut event = Event {
             seq: 0,
             kind,
-            timestamp: crate::stats::now_ms(),
+            timestamp: self.clock.unix_ms_u64(),
             exchange: exchange.to_owned(),
             routing_key: msg.routing_key().to_owned(),
             properties: (props.len() <= MAX_PROPERTY_BYTES).then(|| props.to_vec()),

@@ -62,7 +62,7 @@ impl VHost {
             return;
         };
         let routed = msg.with_header("x-delay", Some(delay::routed_header(delay)));
-        let due = clock::due_after(delay);
+        let due = clock::due_after(&h.scheduler.clock, delay);
         let mut store_id = 0;
         if let (Some((store, key)), Some(2)) =
             (target.store(), props::delivery_mode(msg.properties()))

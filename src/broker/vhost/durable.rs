@@ -182,6 +182,7 @@ impl VHost {
                 store,
                 stream,
                 self.memory.clone(),
+                self.clock.clone(),
                 settings.dead_letter,
                 (settings.applied, &settings.effective),
             );

@@ -311,6 +311,7 @@ mod tests {
             "v",
             None,
             crate::broker::memory::Memory::new(u64::MAX),
+            crate::clock::Clock::real(),
         ));
         let (signal, _listener) = CloseSignal::new();
         let first = vhost.admit_connection("guest", 1, &signal);

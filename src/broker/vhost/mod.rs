@@ -75,7 +75,7 @@ pub struct VHost {
     persist: Option<Arc<Persistence>>,
     memory: Arc<Memory>,
     /// Dead letters from this vhost's queues, to the task that republishes them.
-    dead_letters: mpsc::UnboundedSender<DeadLetter>,
+    dead_letters: deadletter::DeadLetterSink,
     dead_letter_rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
     /// max-connections and max-queues.
     limits: limits::Limits,
@@ -87,6 +87,8 @@ pub struct VHost {
     policies: RwLock<Arc<Policies>>,
     /// The broker's statistics (queue churn), set once by the broker that made it.
     stats: std::sync::OnceLock<Arc<crate::stats::Stats>>,
+    /// The broker's clock (its queues read it for TTL and x-expires).
+    pub clock: crate::clock::Clock,
     /// Message traces on this vhost's exchanges and queues (see `tracer`).
     pub tracing: crate::broker::tracer::Tracing,
     /// The event exchange's publisher, set once with `--event-exchange` (see `events`).
@@ -141,8 +143,13 @@ pub struct Declared {
 }
 
 impl VHost {
-    pub fn new(name: &str, persist: Option<Arc<Persistence>>, memory: Arc<Memory>) -> Self {
-        let (dead_letters, dead_letter_rx) = mpsc::unbounded_channel();
+    pub fn new(
+        name: &str,
+        persist: Option<Arc<Persistence>>,
+        memory: Arc<Memory>,
+        clock: crate::clock::Clock,
+    ) -> Self {
+        let (dead_letters, dead_letter_rx) = deadletter::channel();
         let mut topology = Topology::default();
         for (ex, kind) in PREDECLARED {
             let internal = ex == "amq.rabbitmq.trace";
@@ -165,7 +172,8 @@ impl VHost {
             metadata: Mutex::new(VhostMetadata::default()),
             policies: RwLock::new(Arc::default()),
             stats: std::sync::OnceLock::new(),
-            tracing: Default::default(),
+            tracing: crate::broker::tracer::Tracing::new(clock.clone()),
+            clock,
             events: std::sync::OnceLock::new(),
             delayed: std::sync::OnceLock::new(),
         }
@@ -236,8 +244,14 @@ impl VHost {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let (Some(rx), Ok(rt)) = (rx, tokio::runtime::Handle::try_current()) {
-            rt.spawn(deadletter::run(Arc::downgrade(self), rx));
+            let sink = self.dead_letters.clone();
+            rt.spawn(deadletter::run(Arc::downgrade(self), rx, sink));
         }
+    }
+
+    /// Dead letters sent and not routed yet (a manual clock waits for none).
+    pub fn dead_letters_pending(&self) -> u64 {
+        self.dead_letters.pending()
     }
 
     /// The dead-letter settings of a new queue, from its arguments.
@@ -276,6 +290,7 @@ impl VHost {
             &self.name,
             name,
             arguments,
+            &self.clock,
         )?;
         match stream {
             Some(s) => Ok((None, Some(s))),
@@ -511,6 +526,7 @@ impl VHost {
             store,
             stream,
             self.memory.clone(),
+            self.clock.clone(),
             settings.dead_letter,
             (settings.applied, &settings.effective),
         );
@@ -597,6 +613,7 @@ impl VHost {
             None,
             None,
             self.memory.clone(),
+            self.clock.clone(),
             None,
             (Applied::default(), &FieldTable::default()),
         );
@@ -778,10 +795,21 @@ impl VHost {
         Ok(())
     }
 
+    /// When the sweep next has something to do here (`timed`, for a manual clock): the
+    /// earliest head-message expiry or x-expires lease of this vhost's queues.
+    pub fn next_due(&self) -> Option<u64> {
+        let queues: Vec<Arc<Queue>> = self.read().queues.values().cloned().collect();
+        queues
+            .iter()
+            .flat_map(|q| [q.head_due(), q.lease_due()])
+            .flatten()
+            .min()
+    }
+
     /// The sweep: drops expired messages at the heads of this vhost's queues, and deletes
     /// queues whose x-expires lease ran out.
     pub fn expire_messages(&self) {
-        let now = crate::broker::queue::now_ms();
+        let now = self.clock.now_ms();
         let mut unused = Vec::new();
         for q in self.read().queues.values() {
             q.expire();

@@ -89,7 +89,7 @@ async fn one(
         let charts = VhostCharts {
             history: api.broker.stats.history(),
             vhosts: &[info.name.as_str()],
-            now_ms: crate::stats::now_ms(),
+            now_ms: api.broker.stats.now_ms(),
         };
         charts.vhost(m, ranges.msg_rates, ranges.lengths, ranges.data_rates);
     }

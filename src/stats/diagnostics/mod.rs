@@ -98,6 +98,8 @@ pub struct Diagnostics {
     ticked: Mutex<Vec<Finding>>,
     /// The collector's interval (ms): windows are counted in samples of it.
     interval_ms: AtomicU64,
+    /// The broker's clock (when things happened).
+    clock: crate::clock::Clock,
 }
 
 impl Default for Diagnostics {
@@ -108,11 +110,20 @@ impl Default for Diagnostics {
             trends: Mutex::default(),
             ticked: Mutex::default(),
             interval_ms: AtomicU64::new(super::DEFAULT_INTERVAL_MS),
+            clock: crate::clock::Clock::real(),
         }
     }
 }
 
 impl Diagnostics {
+    /// Diagnostics dated by `clock`.
+    pub fn with_clock(clock: crate::clock::Clock) -> Self {
+        Diagnostics {
+            clock,
+            ..Default::default()
+        }
+    }
+
     /// An unroutable publish on `channel` (named "<connection> (<n>)").
     pub fn unroutable(
         &self,
@@ -131,13 +142,13 @@ impl Diagnostics {
             routing_key,
             connection,
         };
-        let now = super::now_ms();
+        let now = self.clock.unix_ms_u64();
         lock(&self.unroutable).record(&key, channel, mandatory, now);
     }
 
     /// A connection closed: short-lived ones are counted by group.
     pub fn connection_closed(&self, info: &super::ConnInfo) {
-        let now = super::now_ms();
+        let now = self.clock.unix_ms_u64();
         let lifetime = now.saturating_sub(info.connected_at);
         if lifetime >= churn::SHORT_LIVED_MS {
             return;

@@ -11,7 +11,6 @@ use super::{object, Finding, Severity};
 use crate::broker::message::Message;
 use crate::broker::queue::Poisoned;
 use crate::broker::Broker;
-use crate::stats::now_ms;
 use crate::stats::registry::lock;
 use serde_json::{json, Value};
 
@@ -38,7 +37,7 @@ pub fn findings(broker: &Broker) -> Vec<Finding> {
 /// or whose exchange or vhost is gone are forgotten.
 fn unroutable(broker: &Broker) -> Vec<Finding> {
     let d = &broker.stats.diagnostics;
-    let entries = lock(&d.unroutable).list(now_ms());
+    let entries = lock(&d.unroutable).list(broker.stats.now_ms());
     let (mut out, mut gone, mut targets) = (Vec::new(), Vec::new(), Vec::new());
     for (hash, e) in entries {
         let Some(vhost) = broker.vhost(&e.vhost) else {

@@ -13,7 +13,7 @@ use super::{churn, object, Finding, Severity};
 use crate::broker::Broker;
 use crate::stats::registry::lock;
 use crate::stats::registry::ConnStats;
-use crate::stats::{now_ms, Gauge};
+use crate::stats::Gauge;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ enum Context {
 
 /// One tick: trends and churn to findings.
 pub fn tick(broker: &Broker) {
-    let now = now_ms();
+    let now = broker.stats.now_ms();
     let candidates = candidates(broker);
     let d = &broker.stats.diagnostics;
     let mut findings = Vec::new();
