@@ -51,7 +51,10 @@ async fn fill(broker: &TestBroker, ch: &Channel, queue: &str, n: u32, size: usiz
     }
     let mut publisher = Wire::open(broker).await;
     publisher.bytes(&frames).await;
-    common::wait_until("every message queued", || async { ready(ch, queue).await >= n }).await;
+    common::wait_until("every message queued", || async {
+        ready(ch, queue).await >= n
+    })
+    .await;
 }
 
 /// A connection with channel 1 open whose socket buffers little: what the broker writes

@@ -145,13 +145,13 @@ async fn a_delayed_message_is_routed_after_its_delay_and_an_undelayed_one_at_onc
     broker.advance(299).await;
     assert_eq!(ready(&ch, "dq").await, 0, "held until its delay has passed");
     broker.advance(1).await;
-    let second = get_now(&ch, "dq").await.expect("routed at its delay").delivery;
+    let second = get_now(&ch, "dq")
+        .await
+        .expect("routed at its delay")
+        .delivery;
     assert_eq!(second.data, b"later");
     // As the plugin does: x-delay comes out as minus the delay.
-    assert_eq!(
-        header(&second, "x-delay"),
-        Some(AMQPValue::LongInt(-300))
-    );
+    assert_eq!(header(&second, "x-delay"), Some(AMQPValue::LongInt(-300)));
     assert_eq!(second.exchange.as_str(), "dx");
     assert_eq!(second.routing_key.as_str(), "k");
     broker.stop().await;
@@ -666,7 +666,10 @@ async fn overdue_messages_are_routed_at_start_in_due_order() {
     // Down while they fall due (a graceful stop does not route them).
     let clock = broker.clock.clone();
     let dir = broker.restart_later().await;
-    clock.advance(Duration::from_millis(400)).await.expect("manual");
+    clock
+        .advance(Duration::from_millis(400))
+        .await
+        .expect("manual");
     let broker = TestBroker::start_on(dir, |c| warren::Config { clock, ..c }).await;
     let (_conn, ch) = broker.channel().await;
     assert_eq!(got(&ch, "dq").await, b"first");

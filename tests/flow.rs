@@ -66,8 +66,7 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
             .await
         }
     });
-    common::assert_still_pending(&mut pending, "a blocked publisher's request was answered")
-        .await;
+    common::assert_still_pending(&mut pending, "a blocked publisher's request was answered").await;
 
     // A consumer on another connection drains; the publisher is then read again and
     // every message it sent arrives.

@@ -459,7 +459,9 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     // The reload is asynchronous: wait for the first handshake that trusts only ca2.
     common::wait_until("a handshake trusting only ca2", || async {
-        tls_connect(addr, client_config(&ca2, None, &[])).await.is_ok()
+        tls_connect(addr, client_config(&ca2, None, &[]))
+            .await
+            .is_ok()
     })
     .await;
     assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended warren");

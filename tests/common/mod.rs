@@ -28,6 +28,8 @@ pub struct TestBroker {
     pub data_dir: PathBuf,
     /// The broker's clock (a clone: moving it moves the broker's time when manual).
     pub clock: warren::Clock,
+    /// The statistics collector's interval (`--stats-interval`), in milliseconds.
+    pub stats_interval: u64,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -53,7 +55,7 @@ impl TestBroker {
         adjust: impl FnOnce(warren::Config) -> warren::Config,
     ) -> TestBroker {
         let config = adjust(warren::Config::local(&data_dir));
-        let clock = config.clock.clone();
+        let (clock, stats_interval) = (config.clock.clone(), config.stats_interval);
         let server = warren::start(config).await.expect("start broker");
         let addr = server.local_addr();
         TestBroker {
@@ -61,14 +63,13 @@ impl TestBroker {
             addr,
             data_dir,
             clock,
+            stats_interval,
         }
     }
 
     /// A broker on a manual clock, with the settings `adjust` makes: its time stands
     /// still until the test moves it (`advance`), so waits for time take no time.
-    pub async fn start_manual(
-        adjust: impl FnOnce(warren::Config) -> warren::Config,
-    ) -> TestBroker {
+    pub async fn start_manual(adjust: impl FnOnce(warren::Config) -> warren::Config) -> TestBroker {
         Self::start_with(|c| {
             adjust(warren::Config {
                 clock: warren::Clock::manual(),
@@ -131,6 +132,44 @@ impl TestBroker {
     pub async fn stop(self) {
         let dir = self.restart_later().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Waits until the statistics collector has taken `n` more samples. On a manual
+    /// clock the collector samples when the clock has moved an interval, so this moves
+    /// it one interval per sample.
+    pub async fn samples(&self, n: u64) {
+        let stats = &self.server.broker().stats;
+        for _ in 0..n {
+            let target = stats.samples() + 1;
+            if self.clock.is_manual() {
+                self.advance(self.stats_interval).await;
+            }
+            wait_until("the collector's next sample", || async {
+                stats.samples() >= target
+            })
+            .await;
+        }
+    }
+
+    /// What `attempt` returns once it returns `Some`, trying again after each sample of
+    /// the statistics collector (what the management API derives from samples changes
+    /// only then); fails the test after 10 s, naming `what`.
+    pub async fn sampled_until<T, F, Fut>(&self, what: &str, mut attempt: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let waited = tokio::time::timeout(EVENTUALLY, async {
+            loop {
+                if let Some(done) = attempt().await {
+                    return done;
+                }
+                self.samples(1).await;
+            }
+        });
+        waited
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
     /// Stops gracefully and starts again on the same data directory and the same clock
