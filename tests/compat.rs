@@ -204,6 +204,8 @@ async fn a_mandatory_publish_in_a_transaction_is_returned_at_commit() {
         ["return 312 NO_ROUTE", "header", "body", "commit-ok"],
         "the return goes out at commit, before commit-ok"
     );
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     broker.stop().await;
 }
 
@@ -477,6 +479,8 @@ async fn access_request_is_answered() {
         (1, AMQPClass::Access(access::AMQPMethod::RequestOk(_)))
     ));
     raw.open_channel(2).await;
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     broker.stop().await;
 }
 

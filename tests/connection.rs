@@ -193,6 +193,8 @@ async fn amqplain_login_works() {
         .await
         .expect("AMQPLAIN login");
     within(conn.create_channel()).await.unwrap();
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     broker.stop().await;
 }
 
@@ -572,6 +574,8 @@ async fn frames_on_a_closing_channel_are_discarded_until_close_ok() {
         ),
         other => panic!("expected the declare made while closing to be dropped, got {other:?}"),
     }
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     broker.stop().await;
 }
 
