@@ -13,6 +13,8 @@
 //! Who reads it: the broker (queues, delayed messages, statistics) and the connection
 //! tasks. It never blocks and takes no lock on the real path.
 
+pub mod text;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -32,10 +32,18 @@ pub struct Config {
     #[arg(long, env = "WARREN_IN_MEMORY")]
     pub in_memory: bool,
 
-    /// The clock every time-based feature reads: real, or manual (for tests only: time
-    /// stands still until `warren ctl clock advance` moves it).
+    /// The clock every time-based feature reads (message TTL, x-expires, delayed
+    /// messages, heartbeats, the handshake timeout, statistics): real, or manual. FOR
+    /// TESTS ONLY: a manual clock stands still until `warren ctl clock advance 90m` (or
+    /// POST /api/warren/clock/advance) moves it. Refused with a data directory unless
+    /// --in-memory or --allow-manual-clock-with-data is given.
     #[arg(long, env = "WARREN_CLOCK", value_parser = parse_clock, default_value = "real")]
     pub clock: crate::clock::Clock,
+
+    /// Run --clock manual on a data directory anyway: persistent messages, delayed
+    /// messages and stream entries are then stored with the manual clock's dates.
+    #[arg(long, env = "WARREN_ALLOW_MANUAL_CLOCK_WITH_DATA")]
+    pub allow_manual_clock_with_data: bool,
 
     /// Memory high watermark: above it, publishers are blocked until consumers catch up
     /// (RabbitMQ's vm_memory_high_watermark). Bytes, or with a unit: 2GiB, 512MB.
@@ -191,6 +199,7 @@ impl Config {
             data_dir: data_dir.into(),
             in_memory: false,
             clock: crate::clock::Clock::real(),
+            allow_manual_clock_with_data: false,
             memory_limit: None,
             queue_memory: crate::broker::memory::DEFAULT_QUEUE_MEMORY,
             disk_free_limit: crate::broker::disk::DEFAULT_FREE_LIMIT,
@@ -218,6 +227,21 @@ impl Config {
             event_exchange: false,
             log: "warn".into(),
         }
+    }
+
+    /// Why the binary refuses to start with these settings' clock, if it does: a manual
+    /// clock is for tests, and a data directory would keep what it dated (delayed
+    /// messages' due times, stream timestamps) into runs on the real clock. The library
+    /// does not ask: a test that passes a manual clock chose it.
+    pub fn manual_clock_refusal(&self) -> Option<String> {
+        (self.clock.is_manual() && !self.in_memory && !self.allow_manual_clock_with_data).then(|| {
+            format!(
+                "--clock manual is for tests: it is refused with a data directory ({}), whose \
+                 delayed messages and stream entries would keep the manual clock's dates. Add \
+                 --in-memory, or --allow-manual-clock-with-data to use the directory anyway",
+                self.data_dir.display()
+            )
+        })
     }
 
     /// Fills the default user, password and vhost not given by flag or `WARREN_*`

@@ -14,6 +14,10 @@ fn main() -> ExitCode {
         return warren::run_ctl(argv.collect());
     }
     let config = Config::parse().with_rabbitmq_env(|var| std::env::var(var).ok());
+    if let Some(refusal) = config.manual_clock_refusal() {
+        eprintln!("warren: cannot start: {refusal}");
+        return ExitCode::from(2);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -122,7 +122,7 @@ mod tests {
     fn queues_exchanges_and_bindings_are_counted_until_they_go() {
         use crate::broker::vhost::{ExchangeDeclare, QueueDeclare, VHost};
         let m = Memory::new(u64::MAX);
-        let vhost = VHost::new("v", None, m.clone());
+        let vhost = VHost::new("v", None, m.clone(), crate::clock::Clock::real());
         let empty = m.used();
         assert!(
             empty >= 7 * EXCHANGE_BYTES,

@@ -167,11 +167,14 @@ fn client_capability(props: &FieldTable, name: &str) -> bool {
     }
 }
 
-pub fn tune() -> AMQPClass {
+/// connection.tune. On a manual clock warren suggests no heartbeats: a client's own
+/// timer runs on real time, so it would send none while a test moves the clock an hour
+/// and be dropped for it; a client that asks for heartbeats gets them, on the clock.
+pub fn tune(manual_clock: bool) -> AMQPClass {
     AMQPClass::Connection(amqp_connection::AMQPMethod::Tune(amqp_connection::Tune {
         channel_max: CHANNEL_MAX,
         frame_max: FRAME_MAX,
-        heartbeat: HEARTBEAT,
+        heartbeat: if manual_clock { 0 } else { HEARTBEAT },
     }))
 }
 
@@ -267,7 +270,7 @@ impl super::Connection {
                 self.client_properties = crate::stats::fieldtable::to_json(&m.client_properties);
                 self.keep_client_properties(&m.client_properties);
                 self.auth_mechanism = m.mechanism.to_string();
-                codec::encode_method(&mut self.out, 0, &tune());
+                codec::encode_method(&mut self.out, 0, &tune(self.broker.clock.is_manual()));
                 self.phase = Phase::TuneOk;
                 Ok(())
             }

@@ -12,6 +12,7 @@ mod channels;
 mod events;
 mod flow;
 mod handshake;
+mod heartbeat;
 mod mechanism;
 mod name;
 mod outbox;
@@ -137,14 +138,12 @@ struct Connection {
     /// Wire bytes of the frames channels hold behind a pending tx.commit; past
     /// `HIGH_WATER` the socket is not read until commits are answered.
     held_bytes: usize,
-    started: Instant,
-    last_read: Instant,
-    last_write: Instant,
-    /// The heartbeat monitor: ticks since heartbeats were negotiated, when it last
-    /// looked for input, and how many looks in a row found none.
-    heartbeat_ticks: u32,
-    last_check: Instant,
-    silent_checks: u8,
+    /// When it was accepted and when it last wrote, on the broker clock's `now_ms`
+    /// (the handshake timeout and heartbeats follow that clock, manual or real).
+    started: u64,
+    last_write: u64,
+    /// Whether the client went silent for too long (heartbeats).
+    monitor: heartbeat::Monitor,
     /// `release` ran: what the connection held is given back.
     released: bool,
     /// This connection in the management API's registry, from connection.open.
@@ -186,7 +185,7 @@ pub async fn serve(
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let (close_signal, close_requests) = CloseSignal::new();
-        let now = Instant::now();
+        let now = broker.clock.now_ms();
         let client_memory = ClientMemory::new(broker.memory.clone());
         let mut conn = Connection {
             id,
@@ -223,11 +222,8 @@ pub async fn serve(
             exclusive_queues: NameMap::default(),
             held_bytes: 0,
             started: now,
-            last_read: now,
-            heartbeat_ticks: 0,
-            last_check: now,
-            silent_checks: 0,
             last_write: now,
+            monitor: Default::default(),
             released: false,
             registration: None,
             local: None,
@@ -326,6 +322,8 @@ impl Connection {
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut unflushed = false;
+        // A manual clock wakes the connection after each move (None: the real clock).
+        let mut moves = self.broker.clock.moves();
         loop {
             // Heartbeats are checked twice per interval once negotiated; the handshake
             // timeout and the close deadline need only a coarse tick.
@@ -335,6 +333,9 @@ impl Connection {
             };
             if period != tick_period {
                 tick_period = period;
+                // Heartbeats were just negotiated (tune-ok).
+                let interval_ms = u64::from(self.heartbeat) * 1000;
+                self.monitor.start(self.broker.clock.now_ms(), interval_ms);
                 tick = tokio::time::interval_at(Instant::now() + period, period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
@@ -392,7 +393,7 @@ impl Connection {
                             if let Some(r) = &self.registration {
                                 r.conn.count(StatBytes::SendOct, n);
                             }
-                            self.last_write = Instant::now();
+                            self.last_write = self.broker.clock.now_ms();
                             unflushed = flushes;
                         }
                         Ok(None) => unflushed = false,
@@ -413,7 +414,7 @@ impl Connection {
                             if let Some(r) = &self.registration {
                                 r.conn.count(StatBytes::RecvOct, n);
                             }
-                            self.last_read = Instant::now();
+                            self.monitor.heard();
                             if let Err(e) = self.process_input(&mut inbuf) {
                                 break Err(e);
                             }
@@ -436,6 +437,11 @@ impl Connection {
                         break Err(e);
                     }
                 }
+                Some(()) = clock_moved(&mut moves) => {
+                    if let Err(e) = self.on_tick() {
+                        break Err(e);
+                    }
+                }
             }
         }
     }
@@ -449,7 +455,10 @@ impl Connection {
     }
 
     fn on_tick(&mut self) -> Result<(), ConnectionError> {
+        // Close deadlines are I/O safety timers, on real time; the handshake timeout and
+        // heartbeats follow the broker's clock.
         let now = Instant::now();
+        let clock_now = self.broker.clock.now_ms();
         // Summed on the tick, not per delivery: a walk over the channels.
         self.unacked_bytes = self.channels.values().map(Channel::unacked_bytes).sum();
         self.channels.values_mut().for_each(Channel::tick);
@@ -463,31 +472,23 @@ impl Connection {
                 self.phase = Phase::Done;
             }
             Phase::ProtocolHeader | Phase::StartOk | Phase::TuneOk | Phase::Open
-                if now - self.started >= HANDSHAKE_TIMEOUT =>
+                if clock_now.saturating_sub(self.started) >= HANDSHAKE_TIMEOUT.as_millis() as u64 =>
             {
                 return Err(ConnectionError::HandshakeTimeout);
             }
             Phase::Running if self.heartbeat > 0 => {
-                let interval = Duration::from_secs(self.heartbeat as u64);
+                let interval = u64::from(self.heartbeat) * 1000;
                 // A blocked connection is not read, so its heartbeats go unseen.
                 if self.flow_blocked() || self.throttled() || self.holding_too_much() {
-                    self.last_read = now;
+                    self.monitor.heard();
                 }
-                // As RabbitMQ's heartbeat monitor: every interval (every second tick) it
-                // looks whether anything arrived since its last look, and gives up after
-                // two silent looks in a row; a client that goes quiet right after
-                // connection.open is dropped 3 intervals after tune-ok, not 2.
-                self.heartbeat_ticks = self.heartbeat_ticks.wrapping_add(1);
-                if self.heartbeat_ticks.is_multiple_of(2) {
-                    let heard = self.last_read > self.last_check;
-                    self.last_check = now;
-                    self.silent_checks = if heard { 0 } else { self.silent_checks + 1 };
-                    if self.silent_checks >= 2 {
-                        return Err(ConnectionError::MissedHeartbeats);
-                    }
+                if self.monitor.missed(clock_now) {
+                    return Err(ConnectionError::MissedHeartbeats);
                 }
                 // Send when nothing else went out for about half the interval.
-                if self.out.is_empty() && now - self.last_write >= interval / 2 - interval / 10 {
+                if self.out.is_empty()
+                    && clock_now.saturating_sub(self.last_write) >= interval / 2 - interval / 10
+                {
                     codec::encode_heartbeat(&mut self.out);
                 }
             }
@@ -789,5 +790,13 @@ fn frame_channel(frame: &Frame) -> u16 {
         | Frame::Header { channel, .. }
         | Frame::Body { channel, .. }
         | Frame::Heartbeat { channel } => *channel,
+    }
+}
+
+/// The next move of a manual clock (never, on the real clock). Cancel-safe.
+async fn clock_moved(moves: &mut Option<watch::Receiver<u64>>) -> Option<()> {
+    match moves {
+        Some(rx) => rx.changed().await.ok(),
+        None => std::future::pending().await,
     }
 }

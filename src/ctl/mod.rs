@@ -12,6 +12,7 @@
 mod access;
 mod args;
 mod client;
+mod clock;
 mod lists;
 mod ops;
 mod output;
@@ -98,6 +99,7 @@ async fn run(argv: &[String]) -> Result<(), CtlError> {
     if lists::run(&args, &client).await?
         || access::run(&args, &client).await?
         || ops::run(&args, &client).await?
+        || clock::run(&args, &client).await?
     {
         return Ok(());
     }

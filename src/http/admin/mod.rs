@@ -2,7 +2,7 @@
 //! users, permissions and topic permissions, vhost and user limits, definitions export
 //! and import, the aliveness test and health checks, and runtime parameters
 //! (`/api/parameters`, `/api/global-parameters`, `/api/cluster-name`, `/api/auth`,
-//! `/api/extensions`).
+//! `/api/extensions`), and warren's own clock (`/api/warren/clock`).
 //!
 //! `routes()` is merged by `http::router`; each group is a submodule. Handlers call the
 //! broker's in-process API (`Broker::add_vhost`, `Users::put`, `Broker::set_permissions`,
@@ -10,6 +10,7 @@
 //! JSON and texts. The helpers here are the body checks those endpoints share. Nothing
 //! here holds a broker lock across an `.await`.
 
+mod clock;
 pub(crate) mod definitions;
 mod health;
 mod limits;
@@ -35,6 +36,7 @@ pub fn routes() -> Router<Api> {
         .merge(definitions::routes())
         .merge(health::routes())
         .merge(parameters::routes())
+        .merge(clock::routes())
 }
 
 /// A PUT's answer: 201 for a new object, 204 for one that was replaced.
