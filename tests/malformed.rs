@@ -188,7 +188,10 @@ async fn handshake_times_out_after_10_seconds() {
     common::assert_still_pending(&mut early, "closed before the 10 s handshake timeout").await;
     broker.advance(100).await;
     let (silent, partial) = within(early).await;
-    assert!(silent.is_empty() && partial.is_empty(), "no reply: {silent:?} {partial:?}");
+    assert!(
+        silent.is_empty() && partial.is_empty(),
+        "no reply: {silent:?} {partial:?}"
+    );
     assert_healthy(&broker).await;
     broker.stop().await;
 }

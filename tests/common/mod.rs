@@ -154,22 +154,14 @@ impl TestBroker {
     /// What `attempt` returns once it returns `Some`, trying again after each sample of
     /// the statistics collector (what the management API derives from samples changes
     /// only then); fails the test after 10 s, naming `what`.
-    pub async fn sampled_until<T, F, Fut>(&self, what: &str, mut attempt: F) -> T
+    pub async fn sampled_until<T, F, Fut>(&self, what: &str, attempt: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let waited = tokio::time::timeout(EVENTUALLY, async {
-            loop {
-                if let Some(done) = attempt().await {
-                    return done;
-                }
-                self.samples(1).await;
-            }
-        });
-        waited
+        retry_within(EVENTUALLY, attempt, || self.samples(1))
             .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap_or_else(|| panic!("timed out waiting for {what}"))
     }
 
     /// Stops gracefully and starts again on the same data directory and the same clock
@@ -504,20 +496,39 @@ pub const EVENTUALLY: Duration = Duration::from_secs(10);
 /// ends as soon as the effect shows. Waits for time use the manual clock instead
 /// (`TestBroker::start_manual`), and waits for something the client hears (a delivery,
 /// a confirm, connection.blocked) await it directly.
-pub async fn poll_within<T, F, Fut>(bound: Duration, mut attempt: F) -> Option<T>
+pub async fn poll_within<T, F, Fut>(bound: Duration, attempt: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let polled = tokio::time::timeout(bound, async {
+    retry_within(bound, attempt, || {
+        tokio::time::sleep(Duration::from_millis(5))
+    })
+    .await
+}
+
+/// Tries `attempt` until it returns `Some`, awaiting `between` after each miss, for at
+/// most `bound`; `None` when it never did.
+async fn retry_within<T, F, Fut, B, BFut>(
+    bound: Duration,
+    mut attempt: F,
+    mut between: B,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+    B: FnMut() -> BFut,
+    BFut: std::future::Future<Output = ()>,
+{
+    let tried = tokio::time::timeout(bound, async {
         loop {
             if let Some(done) = attempt().await {
                 return done;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            between().await;
         }
     });
-    polled.await.ok()
+    tried.await.ok()
 }
 
 /// What `attempt` returns once it returns `Some`; fails the test, naming `what`, after

@@ -125,7 +125,12 @@ impl Raw {
 
     /// Moves the broker's manual `clock` by `step`, `n` times, expecting a heartbeat from
     /// the server after each: its witness that it saw that time pass and still serves.
-    pub async fn heartbeat_after_each_step(&mut self, clock: &warren::Clock, step: Duration, n: u32) {
+    pub async fn heartbeat_after_each_step(
+        &mut self,
+        clock: &warren::Clock,
+        step: Duration,
+        n: u32,
+    ) {
         for i in 0..n {
             within(clock.advance(step)).await.expect("a manual clock");
             match within(self.next()).await {
