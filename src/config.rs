@@ -234,14 +234,16 @@ impl Config {
     /// messages' due times, stream timestamps) into runs on the real clock. The library
     /// does not ask: a test that passes a manual clock chose it.
     pub fn manual_clock_refusal(&self) -> Option<String> {
-        (self.clock.is_manual() && !self.in_memory && !self.allow_manual_clock_with_data).then(|| {
-            format!(
-                "--clock manual is for tests: it is refused with a data directory ({}), whose \
+        (self.clock.is_manual() && !self.in_memory && !self.allow_manual_clock_with_data).then(
+            || {
+                format!(
+                    "--clock manual is for tests: it is refused with a data directory ({}), whose \
                  delayed messages and stream entries would keep the manual clock's dates. Add \
                  --in-memory, or --allow-manual-clock-with-data to use the directory anyway",
-                self.data_dir.display()
-            )
-        })
+                    self.data_dir.display()
+                )
+            },
+        )
     }
 
     /// Fills the default user, password and vhost not given by flag or `WARREN_*`

@@ -39,7 +39,10 @@ async fn ttl_queue(ch: &Channel, name: &str, ttl_ms: i32, next: &str) {
     let args = table(&[
         ("x-message-ttl", AMQPValue::LongInt(ttl_ms)),
         ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
-        ("x-dead-letter-routing-key", AMQPValue::LongString(next.into())),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString(next.into()),
+        ),
     ]);
     within(ch.queue_declare(name.into(), QueueDeclareOptions::default(), args))
         .await
@@ -120,7 +123,10 @@ async fn a_chain_of_ttl_queues_resolves_in_one_advance_in_due_order() {
     assert_eq!(ready(&ch, "end").await, 2);
     let b = get(&ch, "end").await;
     let a = get(&ch, "end").await;
-    assert_eq!((b.data.as_slice(), a.data.as_slice()), (&b"b"[..], &b"a"[..]));
+    assert_eq!(
+        (b.data.as_slice(), a.data.as_slice()),
+        (&b"b"[..], &b"a"[..])
+    );
     assert_eq!(
         deaths(&b),
         [("second".to_owned(), "expired".to_owned(), start + 20 * 60)]
@@ -183,7 +189,11 @@ async fn delayed_messages_are_routed_in_due_order_as_the_clock_moves() {
     .expect("declare the delayed exchange");
     declare_queue(&ch, "q").await;
     bind_queue(&ch, "q", "later", "k").await;
-    for (body, delay) in [("in 30 s", 30_000), ("in 10 s", 10_000), ("in 20 s", 20_000)] {
+    for (body, delay) in [
+        ("in 30 s", 30_000),
+        ("in 10 s", 10_000),
+        ("in 20 s", 20_000),
+    ] {
         let headers = table(&[("x-delay", AMQPValue::LongInt(delay))]);
         publish_with(
             &ch,
@@ -198,13 +208,21 @@ async fn delayed_messages_are_routed_in_due_order_as_the_clock_moves() {
     advance(&clock, Duration::from_secs(10)).await;
     assert_eq!(ready(&ch, "q").await, 1);
     advance(&clock, Duration::from_secs(25)).await;
-    let bodies: Vec<Vec<u8>> = [get(&ch, "q").await, get(&ch, "q").await, get(&ch, "q").await]
-        .into_iter()
-        .map(|m| m.data.clone())
-        .collect();
+    let bodies: Vec<Vec<u8>> = [
+        get(&ch, "q").await,
+        get(&ch, "q").await,
+        get(&ch, "q").await,
+    ]
+    .into_iter()
+    .map(|m| m.data.clone())
+    .collect();
     assert_eq!(
         bodies,
-        [b"in 10 s".to_vec(), b"in 20 s".to_vec(), b"in 30 s".to_vec()]
+        [
+            b"in 10 s".to_vec(),
+            b"in 20 s".to_vec(),
+            b"in 30 s".to_vec()
+        ]
     );
 }
 
@@ -222,7 +240,11 @@ async fn two_brokers_keep_two_clocks() {
     }
     advance(&clock_one, MINUTE).await;
     assert_eq!(ready(&ch1, "gone-later").await, 1);
-    assert_eq!(ready(&ch2, "wait").await, 1, "the other broker's clock did not move");
+    assert_eq!(
+        ready(&ch2, "wait").await,
+        1,
+        "the other broker's clock did not move"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +263,10 @@ async fn the_manual_clock_only_moves_forward_and_the_real_one_not_at_all() {
     let real = Clock::real();
     assert_eq!(
         real.advance(MINUTE).await.map_err(|e| e.to_string()),
-        Err("the broker runs on the real clock; only a manual clock (--clock manual) can be moved".to_owned())
+        Err(
+            "the broker runs on the real clock; only a manual clock (--clock manual) can be moved"
+                .to_owned()
+        )
     );
     assert!(real.now() >= SystemTime::now() - MINUTE);
 }

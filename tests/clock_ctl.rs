@@ -5,11 +5,11 @@
 //! causes.
 mod common;
 
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{channel, AMQPClass};
 use common::http::Http;
 use common::raw::{encode, Next, Raw};
 use common::TestBroker;
-use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{channel, AMQPClass};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::time::{Duration, UNIX_EPOCH};
@@ -144,7 +144,10 @@ async fn the_clock_endpoint_shows_and_moves_a_manual_clock() {
     assert_eq!(set.status, StatusCode::OK, "{}", set.text());
     assert_eq!(set.json()["now"], "2030-01-02T00:00:00.000Z");
     let set = http
-        .put("/api/warren/clock", &json!({"now": START_MS + 2 * 86_400_000}))
+        .put(
+            "/api/warren/clock",
+            &json!({"now": START_MS + 2 * 86_400_000}),
+        )
         .await;
     assert_eq!(set.json()["now"], "2030-01-03T00:00:00.000Z");
     assert_eq!(clock.unix_ms(), START_MS + 2 * 86_400_000);
@@ -192,10 +195,19 @@ async fn the_clock_endpoint_refuses_what_it_cannot_do() {
             "advance" => http.post("/api/warren/clock/advance", &body).await,
             _ => http.put("/api/warren/clock", &body).await,
         };
-        assert_eq!((reply.status, reply.json()), (status, refused(status, reason)), "{body}");
+        assert_eq!(
+            (reply.status, reply.json()),
+            (status, refused(status, reason)),
+            "{body}"
+        );
     }
     let not_json = http
-        .request(hyper::Method::POST, "/api/warren/clock/advance", &[], Some(b"{".to_vec()))
+        .request(
+            hyper::Method::POST,
+            "/api/warren/clock/advance",
+            &[],
+            Some(b"{".to_vec()),
+        )
         .await;
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
     assert_eq!(clock.unix_ms(), START_MS, "no refused move moved it");
@@ -208,7 +220,9 @@ async fn the_clock_endpoint_refuses_what_it_cannot_do() {
     let watcher = http.as_user(Some(("watcher", "pw")));
     for reply in [
         watcher.get("/api/warren/clock").await,
-        watcher.post("/api/warren/clock/advance", &json!({"by": "1s"})).await,
+        watcher
+            .post("/api/warren/clock/advance", &json!({"by": "1s"}))
+            .await,
     ] {
         assert_eq!(
             (reply.status, reply.json()),
@@ -291,7 +305,15 @@ async fn warren_ctl_clock_shows_advances_and_sets() {
             START_MS + 5_400_000
         )
     );
-    let set = ctl(&["-q", "--formatter", "json", "clock", "set", "2030-01-02T00:00:00Z"]).await;
+    let set = ctl(&[
+        "-q",
+        "--formatter",
+        "json",
+        "clock",
+        "set",
+        "2030-01-02T00:00:00Z",
+    ])
+    .await;
     assert_eq!(set.code, 0, "{}", set.stderr);
     assert_eq!(
         set.stdout,
@@ -309,10 +331,18 @@ async fn warren_ctl_clock_shows_advances_and_sets() {
     );
     let typo = ctl(&["clock", "advance", "90"]).await;
     assert_eq!(typo.code, 64);
-    assert!(typo.stderr.contains("'90' is not a duration"), "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("'90' is not a duration"),
+        "{}",
+        typo.stderr
+    );
     let unknown = ctl(&["clock", "rewind", "1h"]).await;
     assert_eq!(unknown.code, 64);
-    assert!(unknown.stderr.contains("clock takes show, advance"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("clock takes show, advance"),
+        "{}",
+        unknown.stderr
+    );
     assert_eq!(clock.unix_ms(), START_MS + 86_400_000);
 }
 
@@ -332,4 +362,36 @@ async fn the_binary_refuses_a_manual_clock_on_a_data_directory() {
         )
     );
     assert!(!dir.exists(), "nothing was created");
+}
+
+// ---- statistics ----
+
+#[tokio::test]
+async fn statistics_sample_once_per_move_with_rates_over_clock_time() {
+    let clock = manual_clock();
+    let broker = broker_on(&clock, true).await;
+    let stats = broker.server.broker().stats.clone();
+    common::wait_until("the first sample", || {
+        let n = stats.samples();
+        async move { n >= 1 }
+    })
+    .await;
+    let (_c, ch) = broker.channel().await;
+    common::declare_queue(&ch, "q").await;
+    for _ in 0..100 {
+        common::publish(&ch, "", "q", b"m").await;
+    }
+    // Answered after the publishes: they are counted.
+    assert_eq!(common::ready(&ch, "q").await, 100);
+    let before = stats.samples();
+    advance(&clock, Duration::from_secs(10)).await;
+    common::wait_until("a sample after the move", || {
+        let n = stats.samples();
+        async move { n > before }
+    })
+    .await;
+    let overview = broker.http().get("/api/overview").await.json();
+    // 100 publishes over 10 s of clock time, however little real time went by.
+    assert_eq!(overview["message_stats"]["publish_details"]["rate"], 10.0);
+    assert_eq!(stats.samples(), before + 1, "one sample for one move");
 }

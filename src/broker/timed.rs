@@ -19,10 +19,7 @@ use std::sync::{Arc, Weak};
 
 impl Timed for Broker {
     fn next_due_ms(&self) -> Option<u64> {
-        let delayed = self
-            .delayed
-            .next_due()
-            .map(|unix| self.clock.mono_at(unix));
+        let delayed = self.delayed.next_due().map(|unix| self.clock.mono_at(unix));
         self.all_vhosts()
             .iter()
             .filter_map(|v| v.next_due())

@@ -100,14 +100,16 @@ fn rfc3339_ms(text: &str) -> Option<i64> {
     }
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let (h, mi, s) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60
-    {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let mut at = 19;
     let mut millis = 0;
     if sep(at, b".") {
-        let digits = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         if digits == 0 {
             return None;
         }
@@ -177,13 +179,27 @@ mod tests {
     #[test]
     fn bad_durations_are_refused_by_name() {
         for bad in [
-            "", "90", "m", "10 s", "-5s", "1.5h", "5y", "10S", "1h30", "h1", "1hh",
-            "99999999999999999999d", "18446744073709551615d",
+            "",
+            "90",
+            "m",
+            "10 s",
+            "-5s",
+            "1.5h",
+            "5y",
+            "10S",
+            "1h30",
+            "h1",
+            "1hh",
+            "99999999999999999999d",
+            "18446744073709551615d",
         ] {
             let e = parse_duration(bad).expect_err(bad);
             assert!(e.contains(&quoted(bad)), "{e}");
         }
-        assert!(parse_duration(&"1s".repeat(40)).is_err(), "over the length bound");
+        assert!(
+            parse_duration(&"1s".repeat(40)).is_err(),
+            "over the length bound"
+        );
         assert_eq!(
             parse_duration("36700d").unwrap_err(),
             "'36700d' is too long a move: at most 100 years at once"
@@ -197,13 +213,19 @@ mod tests {
             parse_time(t).map(|d| d.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).ok())
         };
         assert_eq!(ms("2027-01-01T00:00:00Z"), Ok(Some(1_798_761_600_000)));
-        assert_eq!(ms("2027-01-01T01:00:00.250+01:00"), Ok(Some(1_798_761_600_250)));
+        assert_eq!(
+            ms("2027-01-01T01:00:00.250+01:00"),
+            Ok(Some(1_798_761_600_250))
+        );
         assert_eq!(ms("2026-12-31T23:30:00-00:30"), Ok(Some(1_798_761_600_000)));
         assert_eq!(ms("2000-02-29T00:00:00.1234Z"), Ok(Some(951_782_400_123)));
         assert_eq!(ms("1798761600000"), Ok(Some(1_798_761_600_000)));
         for text in ["2027-01-01T00:00:00Z", "2000-02-29T12:34:56.789Z"] {
             let t = parse_time(text).expect(text);
-            let unix = t.duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as i64;
+            let unix = t
+                .duration_since(UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as i64;
             assert_eq!(crate::clock::rfc3339(unix).replace(".000", ""), text);
         }
     }
@@ -211,10 +233,19 @@ mod tests {
     #[test]
     fn bad_dates_are_refused_by_name() {
         for bad in [
-            "", "2027-01-01", "2027-13-01T00:00:00Z", "2027-02-29T00:00:00Z",
-            "2027-01-01T24:00:00Z", "2027-01-01T00:00:00", "2027-01-01T00:00:00+1",
-            "2027-01-01T00:00:00.Z", "tomorrow", "-5", "99999999999999999999999",
-            "2027-01-01T00:00:00Zjunk", "1969-12-31T23:59:59Z",
+            "",
+            "2027-01-01",
+            "2027-13-01T00:00:00Z",
+            "2027-02-29T00:00:00Z",
+            "2027-01-01T24:00:00Z",
+            "2027-01-01T00:00:00",
+            "2027-01-01T00:00:00+1",
+            "2027-01-01T00:00:00.Z",
+            "tomorrow",
+            "-5",
+            "99999999999999999999999",
+            "2027-01-01T00:00:00Zjunk",
+            "1969-12-31T23:59:59Z",
         ] {
             let e = parse_time(bad).expect_err(bad);
             assert!(e.contains(&quoted(bad)), "{e}");

@@ -472,7 +472,8 @@ impl Connection {
                 self.phase = Phase::Done;
             }
             Phase::ProtocolHeader | Phase::StartOk | Phase::TuneOk | Phase::Open
-                if clock_now.saturating_sub(self.started) >= HANDSHAKE_TIMEOUT.as_millis() as u64 =>
+                if clock_now.saturating_sub(self.started)
+                    >= HANDSHAKE_TIMEOUT.as_millis() as u64 =>
             {
                 return Err(ConnectionError::HandshakeTimeout);
             }

@@ -34,7 +34,9 @@ pub(crate) async fn run(args: &Args, client: &Client) -> Result<bool, CtlError> 
         ["set", to] => {
             parse_time(to).map_err(|e| CtlError::new(EX_USAGE, e))?;
             out.info(&format!("Setting the clock to {to} ..."));
-            client.put("/api/warren/clock", &json!({ "now": to })).await?
+            client
+                .put("/api/warren/clock", &json!({ "now": to }))
+                .await?
         }
         _ => {
             return Err(super::args::usage(

@@ -110,7 +110,11 @@ impl ConnStats {
 
     /// channel.open: the channel's shared stats, which its `Channel` holds.
     pub fn open_channel(&self, number: u16) -> Arc<ChannelStats> {
-        let ch = Arc::new(ChannelStats::new(number, &self.info.name, self.clock.clone()));
+        let ch = Arc::new(ChannelStats::new(
+            number,
+            &self.info.name,
+            self.clock.clone(),
+        ));
         lock(&self.channels).insert(number, ch.clone());
         ch
     }
@@ -214,7 +218,8 @@ impl ChannelStats {
     }
 
     pub fn touch(&self) {
-        self.idle_since.store(self.clock.unix_ms_u64(), Ordering::Relaxed);
+        self.idle_since
+            .store(self.clock.unix_ms_u64(), Ordering::Relaxed);
     }
 
     pub fn idle_since(&self) -> u64 {

@@ -410,7 +410,11 @@ impl Scheduler {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (me, wake, stopped) = (Arc::downgrade(self), self.wake.clone(), self.stopped.clone());
+        let (me, wake, stopped) = (
+            Arc::downgrade(self),
+            self.wake.clone(),
+            self.stopped.clone(),
+        );
         if self.clock.is_manual() {
             rt.spawn(run_manual(me, wake, stopped));
         } else {
@@ -426,14 +430,18 @@ impl Scheduler {
     }
 }
 
+/// The scheduler, unless it is gone or stopping (the firing task then ends).
+fn live(scheduler: &Weak<Scheduler>, stopped: &AtomicBool) -> Option<Arc<Scheduler>> {
+    scheduler
+        .upgrade()
+        .filter(|_| !stopped.load(Ordering::Acquire))
+}
+
 /// The firing task: route what is due, then sleep until the next due time or until an
 /// earlier message arrives.
 async fn run(scheduler: Weak<Scheduler>, wake: Arc<Notify>, stopped: Arc<AtomicBool>) {
     loop {
-        let Some(s) = scheduler
-            .upgrade()
-            .filter(|_| !stopped.load(Ordering::Acquire))
-        else {
+        let Some(s) = live(&scheduler, &stopped) else {
             return;
         };
         let now = s.clock.unix_ms();
@@ -492,10 +500,7 @@ fn route(due: Vec<Due>, read_back: Vec<Option<Message>>) {
 /// rest themselves (`fire`, from `broker::timed`), so no timer is needed.
 async fn run_manual(scheduler: Weak<Scheduler>, wake: Arc<Notify>, stopped: Arc<AtomicBool>) {
     loop {
-        let Some(s) = scheduler
-            .upgrade()
-            .filter(|_| !stopped.load(Ordering::Acquire))
-        else {
+        let Some(s) = live(&scheduler, &stopped) else {
             return;
         };
         s.fire(s.clock.unix_ms());

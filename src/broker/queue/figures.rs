@@ -76,12 +76,8 @@ impl Queue {
             bytes_ready,
             consumers,
             single_active_tag,
-            last_used_ms: u64::try_from(
-                self.clock
-                    .unix_at(self.last_used.load(Ordering::Relaxed)),
-            )
-            .unwrap_or(0),
+            last_used_ms: u64::try_from(self.clock.unix_at(self.last_used.load(Ordering::Relaxed)))
+                .unwrap_or(0),
         }
     }
 }
-

@@ -543,7 +543,11 @@ impl Queue {
         if expires == 0 || !self.lock().consumers.is_empty() {
             return None;
         }
-        Some(self.last_used.load(Ordering::Relaxed).saturating_add(expires))
+        Some(
+            self.last_used
+                .load(Ordering::Relaxed)
+                .saturating_add(expires),
+        )
     }
 
     /// Renews the x-expires lease: a declare, a basic.get, a consumer coming or going.

@@ -15,8 +15,8 @@ pub use trace::{Bounds, Event, Kind, Snapshot, Stop, Target, Trace};
 
 use crate::broker::message::Message;
 use crate::broker::queue::Queue;
-use crate::clock::Clock;
 use crate::broker::vhost::canonical_exchange;
+use crate::clock::Clock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -61,7 +61,9 @@ async fn set(State(api): State<Api>, caller: Caller, body: Bytes) -> ApiResult<J
         Some(Value::String(text)) => parse_time(text),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(ms) => parse_time(&ms.to_string()),
-            None => Err(format!("{n} is not a date: Unix milliseconds are whole and not negative")),
+            None => Err(format!(
+                "{n} is not a date: Unix milliseconds are whole and not negative"
+            )),
         },
         Some(other) => Err(format!("'now' must be a string or a number, not {other}")),
         None => Err("say where to set the clock: {\"now\": \"2027-01-01T00:00:00Z\"}".to_owned()),
@@ -76,15 +78,25 @@ async fn set(State(api): State<Api>, caller: Caller, body: Bytes) -> ApiResult<J
 fn how_far(body: &Map<String, Value>) -> Result<Duration, ApiError> {
     let by = match (body.get("by"), body.get("ms")) {
         (Some(Value::String(text)), None) => parse_duration(text),
-        (Some(other), None) => Err(format!("'by' must be a string such as \"90m\", not {other}")),
+        (Some(other), None) => Err(format!(
+            "'by' must be a string such as \"90m\", not {other}"
+        )),
         (None, Some(Value::Number(n))) => match n.as_u64() {
             Some(ms) if Duration::from_millis(ms) <= MAX_MOVE => Ok(Duration::from_millis(ms)),
-            Some(_) => Err(format!("{n} ms is too long a move: at most 100 years at once")),
-            None => Err(format!("'ms' must be a whole number of milliseconds, not {n}")),
+            Some(_) => Err(format!(
+                "{n} ms is too long a move: at most 100 years at once"
+            )),
+            None => Err(format!(
+                "'ms' must be a whole number of milliseconds, not {n}"
+            )),
         },
-        (None, Some(other)) => Err(format!("'ms' must be a whole number of milliseconds, not {other}")),
+        (None, Some(other)) => Err(format!(
+            "'ms' must be a whole number of milliseconds, not {other}"
+        )),
         (Some(_), Some(_)) => Err("give 'by' or 'ms', not both".to_owned()),
-        (None, None) => Err("say how far to move the clock: {\"by\": \"90m\"} or {\"ms\": 5400000}".to_owned()),
+        (None, None) => {
+            Err("say how far to move the clock: {\"by\": \"90m\"} or {\"ms\": 5400000}".to_owned())
+        }
     };
     by.map_err(ApiError::bad_request)
 }
