@@ -214,6 +214,8 @@ async fn deep_queue_arguments_are_a_frame_error() {
     let text = format!("FRAME_ERROR - cannot decode <<{},...>>", shown.join(","));
     expect_connection_close(&mut wire, 501, &text, (50, 10)).await;
     assert_serving(&broker).await;
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(wire);
     broker.stop().await;
 }
 
@@ -512,6 +514,8 @@ async fn a_long_name_is_cut_on_a_character_boundary() {
         Ok(&*"a".repeat(254))
     );
     within(conn.close(200, "bye".into())).await.unwrap();
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(wire);
     broker.stop().await;
 }
 
