@@ -1,5 +1,11 @@
 //! Shared test support: a broker started in-process on 127.0.0.1:0, lapin helpers, a raw
 //! AMQP client (`raw`, typed frames; `wire`, bytes) and a TCP proxy that can cut (`proxy`).
+//!
+//! Tests do not sleep. A wait for time runs on the broker's manual clock
+//! (`TestBroker::start_manual`, `advance`, `samples`); a wait for something the client
+//! hears awaits it; a wait for another task's effect goes through `eventually` /
+//! `wait_until` (`poll_within`, the one short pause); an absence is checked with
+//! `assert_still_pending`, the one real-time window.
 #![allow(dead_code)]
 
 pub mod events;
