@@ -10,8 +10,12 @@
 //!   message that expires into a queue with its own TTL expires again within the same
 //!   step, as it would have in real time.
 //!
-//! Who reads it: the broker (queues, delayed messages, statistics) and the connection
-//! tasks. It never blocks and takes no lock on the real path.
+//! Who reads it: the broker (queues, delayed messages, dead letters, statistics, events,
+//! traces, streams) and the connection tasks; the broker registers its timed work with a
+//! manual clock (`broker::timed`), the connections and the statistics collector watch
+//! its moves (`moves`). Moved by tests, `warren ctl clock` and `/api/warren/clock`, which
+//! read durations and dates with `text`. It never blocks and takes no lock on the real
+//! path: a real clock is one branch in front of the system's clock.
 
 pub mod text;
 

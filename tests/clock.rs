@@ -6,6 +6,7 @@
 mod common;
 
 use common::{bind_queue, declare_queue, publish, publish_with, ready, table, within, TestBroker};
+use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
@@ -269,4 +270,54 @@ async fn the_manual_clock_only_moves_forward_and_the_real_one_not_at_all() {
         )
     );
     assert!(real.now() >= SystemTime::now() - MINUTE);
+}
+
+#[tokio::test]
+async fn stream_entries_are_dated_by_the_clock() {
+    let (broker, clock) = broker_on_manual_clock().await;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .expect("confirms");
+    let args = table(&[("x-queue-type", AMQPValue::LongString("stream".into()))]);
+    within(ch.queue_declare("log".into(), common::durable(), args))
+        .await
+        .expect("declare a stream");
+    let confirmed = |body: &'static [u8]| {
+        let ch = ch.clone();
+        async move {
+            let confirm = within(ch.basic_publish(
+                "".into(),
+                "log".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            ))
+            .await
+            .expect("publish");
+            assert!(within(confirm).await.expect("confirm").is_ack());
+        }
+    };
+    confirmed(b"two hours ago").await;
+    advance(&clock, 2 * 60 * MINUTE).await;
+    confirmed(b"just now").await;
+    // "The last hour" counts back from the clock's time.
+    within(ch.basic_qos(10, BasicQosOptions::default()))
+        .await
+        .expect("qos");
+    let offset = table(&[("x-stream-offset", AMQPValue::LongString("1h".into()))]);
+    let mut consumer = within(ch.basic_consume(
+        "log".into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        offset,
+    ))
+    .await
+    .expect("consume");
+    let first = within(consumer.next())
+        .await
+        .expect("a delivery")
+        .expect("delivery");
+    assert_eq!(first.data, b"just now");
 }

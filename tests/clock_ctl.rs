@@ -61,6 +61,11 @@ async fn a_client_silent_for_three_heartbeat_intervals_of_clock_time_is_dropped(
     let mut raw = Raw::open_tuned(broker.addr, 2047, 131_072, 10).await;
     advance(&clock, Duration::from_secs(30)).await;
     raw.expect_closed_within(BOUND).await;
+    // Two seconds: half of it is the connection's one-second tick before heartbeats,
+    // and the monitor must start all the same.
+    let mut raw = Raw::open_tuned(broker.addr, 2047, 131_072, 2).await;
+    advance(&clock, Duration::from_secs(6)).await;
+    raw.expect_closed_within(BOUND).await;
 }
 
 #[tokio::test]

@@ -29,6 +29,11 @@ impl Monitor {
         self.next_look = now.saturating_add(self.interval);
     }
 
+    /// Whether `start` was called.
+    pub(super) fn is_on(&self) -> bool {
+        self.next_look != 0
+    }
+
     /// Something arrived from the client (or the connection is not being read, so
     /// nothing could).
     #[inline]

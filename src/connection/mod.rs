@@ -331,11 +331,13 @@ impl Connection {
                 0 => Duration::from_secs(1),
                 hb => Duration::from_millis(hb as u64 * 500),
             };
-            if period != tick_period {
-                tick_period = period;
+            if self.heartbeat > 0 && !self.monitor.is_on() {
                 // Heartbeats were just negotiated (tune-ok).
                 let interval_ms = u64::from(self.heartbeat) * 1000;
                 self.monitor.start(self.broker.clock.now_ms(), interval_ms);
+            }
+            if period != tick_period {
+                tick_period = period;
                 tick = tokio::time::interval_at(Instant::now() + period, period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
