@@ -11,7 +11,6 @@ mod common;
 use common::wire::{encode_frame, encode_method, short_str, Wire};
 use common::{declare_queue, ready, within, TestBroker};
 use lapin::Channel;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
@@ -52,10 +51,8 @@ async fn fill(broker: &TestBroker, ch: &Channel, queue: &str, n: u32, size: usiz
     }
     let mut publisher = Wire::open(broker).await;
     publisher.bytes(&frames).await;
-    within(async {
-        while ready(ch, queue).await < n {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    common::wait_until("every message queued", || async {
+        ready(ch, queue).await >= n
     })
     .await;
 }
@@ -69,17 +66,19 @@ async fn slow_reader(broker: &TestBroker) -> Wire {
     Wire::open_on(stream, 1).await
 }
 
-/// The ready count of `queue` once it stopped moving (the same over several looks).
+/// The ready count of `queue` once it stopped moving: the same over 20 looks in a row.
+/// The broker gives no event for "stopped taking from the queue" (that is the absence
+/// of one), so quiescence is what is observed: each look is a round trip to the broker.
 async fn settled_ready(ch: &Channel, queue: &str) -> u32 {
-    let mut last = ready(ch, queue).await;
-    let mut same = 0;
-    while same < 5 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let looks = std::cell::Cell::new((u32::MAX, 0u32));
+    common::eventually("the ready count to settle", || async {
         let now = ready(ch, queue).await;
-        same = if now == last { same + 1 } else { 0 };
-        last = now;
-    }
-    last
+        let (last, same) = looks.get();
+        let same = if now == last { same + 1 } else { 0 };
+        looks.set((now, same));
+        (same >= 20).then_some(now)
+    })
+    .await
 }
 
 /// basic.consume arguments: manual ack, no qos (prefetch 0), server-named tag.
@@ -231,10 +230,8 @@ async fn one_old_delivery_kept_unacked_does_not_grow_the_unacked_table() {
     // The connections' share of the broker's memory (their buffers and unacked tables,
     // measured on their tick) comes back down to their buffers: two entries are unacked.
     // (Without compaction the table would hold 50,000 slots, over 3 MiB.)
-    within(async {
-        while memory.clients() > before + (1 << 20) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    common::wait_until("the connections' memory back down", || async {
+        memory.clients() <= before + (1 << 20)
     })
     .await;
     // And both are still there to settle, once.

@@ -9,9 +9,8 @@ use common::{amqp_error, declare, exclusive, ready, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, Consumer};
+use lapin::{BasicProperties, Channel, Consumer};
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -27,28 +26,6 @@ async fn publish(ch: &Channel, queue: &str, body: &str) {
     ))
     .await
     .expect("basic.publish");
-}
-
-async fn exists(conn: &Connection, queue: &str) -> bool {
-    let ch = within(conn.create_channel()).await.unwrap();
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    within(ch.queue_declare(queue.into(), passive, FieldTable::default()))
-        .await
-        .is_ok()
-}
-
-/// Waits until the broker has torn down a dropped connection: its exclusive `marker` queue is
-/// gone (polled, bounded: the broker notices the EOF asynchronously).
-async fn wait_gone(conn: &Connection, marker: &str) {
-    within(async {
-        while exists(conn, marker).await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
 }
 
 /// Gets `n` messages with acknowledgement mode (unacked on `ch`), in order.
@@ -527,7 +504,7 @@ async fn connection_dropped_in_a_confirm_window_keeps_every_confirmed_message() 
     writer.abort();
     let _ = writer.await;
     drop(r); // both halves gone: the socket closes without any AMQP close
-    wait_gone(&conn, "confirms.window.marker").await;
+    common::wait_queue_gone(&conn, "confirms.window.marker").await;
 
     let n = ready(&ch, "confirms.window").await;
     let mut got = Vec::new();
@@ -675,7 +652,7 @@ async fn connection_dropped_in_a_transaction_applies_nothing() {
         .unwrap();
     assert_eq!(ready(&och, "tx.drop").await, 0);
     proxy.cut();
-    wait_gone(&conn, &marker).await;
+    common::wait_queue_gone(&conn, &marker).await;
     drain(&och, "tx.drop", &[("m1", true), ("m2", true), ("m3", true)]).await;
     broker.stop().await;
 }

@@ -335,6 +335,8 @@ async fn body_above_128_mib_is_refused_406() {
         "PRECONDITION_FAILED - message size 134217729 is larger than configured max size 134217728"
     );
     assert_eq!(failing, (60, 40));
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     broker.stop().await;
 }
 
@@ -383,5 +385,7 @@ async fn header_table_bytes_come_back_unchanged() {
     let (kind, _, payload) = raw.next_frame().await;
     assert_eq!(kind, 2, "content header");
     assert_eq!(&payload[12..], &properties[..], "property bytes");
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     broker.stop().await;
 }

@@ -6,7 +6,6 @@ use common::{within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, ExchangeKind};
-use std::time::Duration;
 
 fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
     let mut t = FieldTable::default();
@@ -55,19 +54,7 @@ async fn setup(ch: &lapin::Channel, source: &str, extra: &[(&str, AMQPValue)]) {
 
 /// Waits for the dead letter in "dlq" (dead-lettering is asynchronous, as in RabbitMQ).
 async fn dead_letter(ch: &lapin::Channel) -> lapin::message::BasicGetMessage {
-    within(async {
-        loop {
-            if let Some(m) = ch
-                .basic_get("dlq".into(), BasicGetOptions { no_ack: true })
-                .await
-                .unwrap()
-            {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
+    common::get_eventually(ch, "dlq").await
 }
 
 fn death(m: &lapin::message::BasicGetMessage) -> (FieldTable, FieldTable) {
@@ -125,7 +112,7 @@ async fn rejected_message_is_dead_lettered_with_its_history() {
 
 #[tokio::test]
 async fn expired_message_is_dead_lettered_without_its_expiration() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_manual(|c| c).await;
     let (_c, ch) = broker.channel().await;
     setup(&ch, "delay", &[("x-dead-letter-routing-key", s("retry"))]).await;
     let props = BasicProperties::default().with_expiration("100".into());
@@ -138,6 +125,8 @@ async fn expired_message_is_dead_lettered_without_its_expiration() {
     )
     .await
     .unwrap();
+    common::synced(&ch).await;
+    broker.advance(100).await;
     let m = dead_letter(&ch).await;
     assert_eq!(
         m.delivery.routing_key.as_str(),
@@ -175,7 +164,7 @@ async fn message_dropped_by_max_length_is_dead_lettered() {
 
 #[tokio::test]
 async fn automatic_dead_letter_cycles_are_dropped_rejections_are_not() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_manual(|c| c).await;
     let (_c, ch) = broker.channel().await;
     let declare = |name: &'static str, to: &'static str, ttl: bool| {
         let ch = ch.clone();
@@ -213,7 +202,9 @@ async fn automatic_dead_letter_cycles_are_dropped_rejections_are_not() {
     declare("cyc.b", "cyc.a", true).await;
     publish("cyc.self").await;
     publish("cyc.a").await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    common::synced(&ch).await;
+    // Each expiry (every 20 ms, in turn) happens within this one step of the clock.
+    broker.advance(200).await;
     assert_eq!(common::ready(&ch, "cyc.self").await, 0);
     assert_eq!(common::ready(&ch, "cyc.a").await, 0);
     assert_eq!(common::ready(&ch, "cyc.b").await, 0);

@@ -4,6 +4,8 @@
 //! routing at due time (bindings made later count), mandatory and confirms, the pending
 //! count in the management API, deletion dropping what is held, restarts (graceful and
 //! kill -9) with persistent held messages, delays past any cap, and many pending.
+//! Delays pass on the broker's manual clock, moved by the test (`advance`): what falls
+//! due has been routed when `advance` returns.
 mod common;
 
 use common::{bind_queue, publish_with, refusal, table, within, TestBroker};
@@ -11,7 +13,7 @@ use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Consumer, ExchangeKind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn delayed_kind() -> ExchangeKind {
     ExchangeKind::Custom("x-delayed-message".into())
@@ -71,10 +73,16 @@ async fn got(ch: &Channel, queue: &str) -> Vec<u8> {
     common::get_eventually(ch, queue).await.delivery.data
 }
 
-/// Stops gracefully and starts again on the same data directory.
-async fn restart(broker: TestBroker) -> TestBroker {
-    let dir = broker.restart_later().await;
-    TestBroker::start_on(dir, |c| c).await
+/// A broker on a manual clock.
+async fn manual() -> TestBroker {
+    TestBroker::start_manual(|c| c).await
+}
+
+/// The message basic.get takes from `queue` now, if any.
+async fn get_now(ch: &Channel, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+    within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
+        .await
+        .expect("basic.get")
 }
 
 fn with_delay(delay: Option<AMQPValue>) -> BasicProperties {
@@ -119,12 +127,10 @@ async fn ready(ch: &Channel, queue: &str) -> u32 {
 
 #[tokio::test]
 async fn a_delayed_message_is_routed_after_its_delay_and_an_undelayed_one_at_once() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_conn, ch) = broker.channel().await;
     declare_delayed(&ch, "dx", "direct", false).await;
     bound(&ch, "dq", "dx", "k", FieldTable::default()).await;
-    let mut c = consumer(&ch, "dq").await;
-    let sent = Instant::now();
     publish_with(
         &ch,
         "dx",
@@ -134,11 +140,15 @@ async fn a_delayed_message_is_routed_after_its_delay_and_an_undelayed_one_at_onc
     )
     .await;
     publish_with(&ch, "dx", "k", b"now", with_delay(None)).await;
-    let first = next(&mut c).await;
-    assert_eq!(first.data, b"now");
-    assert!(sent.elapsed() < Duration::from_millis(300));
-    let second = next(&mut c).await;
-    assert!(sent.elapsed() >= Duration::from_millis(300));
+    let first = get_now(&ch, "dq").await.expect("routed at once");
+    assert_eq!(first.delivery.data, b"now");
+    broker.advance(299).await;
+    assert_eq!(ready(&ch, "dq").await, 0, "held until its delay has passed");
+    broker.advance(1).await;
+    let second = get_now(&ch, "dq")
+        .await
+        .expect("routed at its delay")
+        .delivery;
     assert_eq!(second.data, b"later");
     // As the plugin does: x-delay comes out as minus the delay.
     assert_eq!(header(&second, "x-delay"), Some(AMQPValue::LongInt(-300)));
@@ -173,12 +183,10 @@ async fn zero_negative_and_unreadable_delays_route_at_once() {
 
 #[tokio::test]
 async fn delays_of_other_types_are_read_as_the_plugin_reads_them() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_conn, ch) = broker.channel().await;
     declare_delayed(&ch, "dx", "fanout", false).await;
     bound(&ch, "dq", "dx", "", FieldTable::default()).await;
-    let mut c = consumer(&ch, "dq").await;
-    let sent = Instant::now();
     // Strings as integers, floats truncated, every integer width.
     let delayed = [
         AMQPValue::LongString(LongString::from("200")),
@@ -192,10 +200,14 @@ async fn delays_of_other_types_are_read_as_the_plugin_reads_them() {
         publish_with(&ch, "dx", "", b"x", with_delay(Some(v.clone()))).await;
     }
     publish_with(&ch, "dx", "", b"marker", with_delay(None)).await;
-    assert_eq!(next(&mut c).await.data, b"marker");
+    let marker = get_now(&ch, "dq").await.expect("the marker, at once");
+    assert_eq!(marker.delivery.data, b"marker");
+    broker.advance(199).await;
+    assert_eq!(ready(&ch, "dq").await, 0, "every one is held 200 ms");
+    broker.advance(1).await;
+    assert_eq!(ready(&ch, "dq").await, delayed.len() as u32);
     for _ in &delayed {
-        let d = next(&mut c).await;
-        assert!(sent.elapsed() >= Duration::from_millis(200));
+        let d = get_now(&ch, "dq").await.expect("routed").delivery;
         assert_eq!(header(&d, "x-delay"), Some(AMQPValue::LongInt(-200)));
     }
     broker.stop().await;
@@ -203,7 +215,7 @@ async fn delays_of_other_types_are_read_as_the_plugin_reads_them() {
 
 #[tokio::test]
 async fn each_delayed_type_routes_as_that_type() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_conn, ch) = broker.channel().await;
     declare_delayed(&ch, "d-direct", "direct", false).await;
     declare_delayed(&ch, "d-fanout", "fanout", false).await;
@@ -243,12 +255,12 @@ async fn each_delayed_type_routes_as_that_type() {
     for q in ["q-direct", "q-fanout", "q-topic", "q-headers"] {
         assert_eq!(ready(&ch, q).await, 0, "{q} before the delay");
     }
+    broker.advance(100).await;
     for q in ["q-direct", "q-fanout", "q-topic", "q-headers"] {
-        let m = common::get_eventually(&ch, q).await;
+        let m = get_now(&ch, q).await.expect("routed when due");
         assert_eq!(m.delivery.data, b"hit", "{q}");
     }
     // The misses went nowhere (no alternate exchange).
-    tokio::time::sleep(Duration::from_millis(150)).await;
     for q in ["q-direct", "q-fanout", "q-topic", "q-headers"] {
         assert_eq!(ready(&ch, q).await, 0, "{q} after");
     }
@@ -324,7 +336,7 @@ async fn x_delayed_type_is_refused_as_the_plugin_refuses_it() {
 
 #[tokio::test]
 async fn equal_due_times_keep_publish_order_and_earlier_due_go_first() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_conn, ch) = broker.channel().await;
     declare_delayed(&ch, "dx", "fanout", false).await;
     bound(&ch, "dq", "dx", "", FieldTable::default()).await;
@@ -339,7 +351,7 @@ async fn equal_due_times_keep_publish_order_and_earlier_due_go_first() {
     )
     .await;
     for i in 0..50u32 {
-        // The same x-delay published in one burst: mostly the same due millisecond.
+        // The same x-delay on a clock that stands still: the same due millisecond.
         publish_with(
             &ch,
             "dx",
@@ -349,6 +361,9 @@ async fn equal_due_times_keep_publish_order_and_earlier_due_go_first() {
         )
         .await;
     }
+    // One step over both due times: they still fall due in order.
+    common::synced(&ch).await;
+    broker.advance(400).await;
     let mut last = None;
     for _ in 0..50 {
         let d = next(&mut c).await;
@@ -362,7 +377,7 @@ async fn equal_due_times_keep_publish_order_and_earlier_due_go_first() {
 
 #[tokio::test]
 async fn routing_happens_at_due_time_with_the_bindings_then() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_conn, ch) = broker.channel().await;
     declare_delayed(&ch, "dx", "direct", false).await;
     within(ch.queue_declare(
@@ -381,15 +396,18 @@ async fn routing_happens_at_due_time_with_the_bindings_then() {
     )
     .await;
     // Bound after the publish, before it is due: the message still gets there.
+    common::synced(&ch).await;
+    broker.advance(200).await;
     bind_queue(&ch, "late", "dx", "k").await;
-    let m = common::get_eventually(&ch, "late").await;
+    broker.advance(50).await;
+    let m = get_now(&ch, "late").await.expect("routed when due");
     assert_eq!(m.delivery.data, b"m");
     broker.stop().await;
 }
 
 #[tokio::test]
 async fn exchange_to_exchange_bindings_and_alternate_exchanges_apply_when_due() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_conn, ch) = broker.channel().await;
     // fanout "front" -> delayed "dx" -> queue; unroutable at due time -> alternate "ae".
     within(ch.exchange_declare(
@@ -450,6 +468,7 @@ async fn exchange_to_exchange_bindings_and_alternate_exchanges_apply_when_due() 
     .await;
     // Held: the alternate exchange is not used at publish time (unlike the plugin).
     assert_eq!(ready(&ch, "ae-q").await, 0);
+    broker.advance(150).await;
     assert_eq!(got(&ch, "dq").await, b"via-front");
     assert_eq!(got(&ch, "ae-q").await, b"to-ae");
     broker.stop().await;
@@ -500,7 +519,7 @@ async fn a_held_mandatory_message_is_not_returned_and_is_confirmed() {
 
 #[tokio::test]
 async fn the_api_counts_held_messages_and_deleting_the_exchange_drops_them() {
-    let broker = TestBroker::start_with_management().await;
+    let broker = TestBroker::start_manual(common::with_management).await;
     let http = broker.http();
     let (_conn, ch) = broker.channel().await;
     declare_delayed(&ch, "dx", "direct", false).await;
@@ -543,7 +562,7 @@ async fn the_api_counts_held_messages_and_deleting_the_exchange_drops_them() {
     bind_queue(&ch, "dq", "dx", "k").await;
     let x = http.get("/api/exchanges/%2F/dx").await.json();
     assert_eq!(x["messages_delayed"], 0);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    broker.advance(400).await;
     assert_eq!(ready(&ch, "dq").await, 0);
     broker.stop().await;
 }
@@ -605,11 +624,10 @@ async fn confirmed(ch: &Channel, body: &[u8], props: BasicProperties) {
 
 #[tokio::test]
 async fn persistent_held_messages_survive_a_restart_before_they_are_due() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (conn, ch) = broker.channel().await;
     confirm_mode(&ch).await;
     durable_setup(&ch).await;
-    let sent = Instant::now();
     confirmed(&ch, b"persistent", persistent_delay(1500)).await;
     confirmed(
         &ch,
@@ -618,23 +636,27 @@ async fn persistent_held_messages_survive_a_restart_before_they_are_due() {
     )
     .await;
     drop(conn);
-    let broker = restart(broker).await;
+    // The same clock goes on across the restart, still short of the due time.
+    broker.advance(1000).await;
+    let broker = broker.restart().await;
     let (_conn, ch) = broker.channel().await;
-    let m = common::get_eventually(&ch, "dq").await;
-    assert!(sent.elapsed() >= Duration::from_millis(1500));
+    broker.advance(499).await;
+    assert_eq!(ready(&ch, "dq").await, 0, "held until due");
+    broker.advance(1).await;
+    let m = get_now(&ch, "dq").await.expect("routed when due");
     assert_eq!(m.delivery.data, b"persistent");
     // Routed, then settled: not held again after another restart, and the transient
     // one is gone.
-    let broker = restart(broker).await;
+    let broker = broker.restart().await;
     let (_conn, ch) = broker.channel().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    broker.advance(2000).await;
     assert_eq!(ready(&ch, "dq").await, 0);
     broker.stop().await;
 }
 
 #[tokio::test]
 async fn overdue_messages_are_routed_at_start_in_due_order() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (conn, ch) = broker.channel().await;
     confirm_mode(&ch).await;
     durable_setup(&ch).await;
@@ -642,11 +664,13 @@ async fn overdue_messages_are_routed_at_start_in_due_order() {
     confirmed(&ch, b"first", persistent_delay(200)).await;
     drop(conn);
     // Down while they fall due (a graceful stop does not route them).
-    let server = broker.server;
-    let dir = broker.data_dir;
-    server.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let broker = TestBroker::start_on(dir, |c| c).await;
+    let clock = broker.clock.clone();
+    let dir = broker.restart_later().await;
+    clock
+        .advance(Duration::from_millis(400))
+        .await
+        .expect("manual");
+    let broker = TestBroker::start_on(dir, |c| warren::Config { clock, ..c }).await;
     let (_conn, ch) = broker.channel().await;
     assert_eq!(got(&ch, "dq").await, b"first");
     assert_eq!(got(&ch, "dq").await, b"second");
@@ -655,7 +679,7 @@ async fn overdue_messages_are_routed_at_start_in_due_order() {
 
 #[tokio::test]
 async fn a_deleted_durable_exchange_leaves_nothing_to_recover() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (conn, ch) = broker.channel().await;
     confirm_mode(&ch).await;
     durable_setup(&ch).await;
@@ -664,9 +688,9 @@ async fn a_deleted_durable_exchange_leaves_nothing_to_recover() {
     declare_delayed(&ch, "dx", "direct", true).await;
     bind_queue(&ch, "dq", "dx", "k").await;
     drop(conn);
-    let broker = restart(broker).await;
+    let broker = broker.restart().await;
     let (_conn, ch) = broker.channel().await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    broker.advance(400).await;
     assert_eq!(ready(&ch, "dq").await, 0);
     broker.stop().await;
 }
@@ -754,6 +778,8 @@ async fn confirmed_held_messages_survive_kill_9() {
 #[tokio::test]
 async fn past_the_memory_budget_held_messages_spill_to_disk_and_come_back_in_order() {
     // A budget the process itself already fills: every far enough message spills.
+    // On the real clock: a manual clock fires due messages synchronously, so it never
+    // spills them; the messages wait 2.5 s of real time here.
     let broker = TestBroker::start_with(|c| warren::Config {
         queue_memory: 1 << 20,
         ..c

@@ -13,7 +13,6 @@ use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions}
 use lapin::Confirmation;
 use lapin::{BasicProperties, Channel};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 fn set_file_size_limit(bytes: u64) {
     let lim = libc::rlimit {
@@ -61,15 +60,6 @@ async fn publish(ch: &Channel, ids: std::ops::Range<u32>) -> (Vec<u32>, Vec<u32>
     (acked, nacked)
 }
 
-async fn wait_blocked(conn: &lapin::Connection, blocked: bool) {
-    within(async {
-        while conn.status().blocked() != blocked {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_nacks_blocks_and_resumes_without_losing_a_confirmed_message() {
     // SAFETY: ignoring a signal installs no handler code; writes past the limit then
@@ -81,6 +71,7 @@ async fn a_full_disk_nacks_blocks_and_resumes_without_losing_a_confirmed_message
     })
     .await;
     let (conn, ch) = broker.channel().await;
+    let mut events = Box::pin(conn.events_listener());
     declare(
         &ch,
         "diskfull",
@@ -103,12 +94,12 @@ async fn a_full_disk_nacks_blocks_and_resumes_without_losing_a_confirmed_message
         let ch = ch.clone();
         async move { publish(&ch, 10..40).await }
     });
-    wait_blocked(&conn, true).await;
+    next_blocked(&mut events, true).await;
     assert!(broker.server.broker().memory.alarmed());
 
     // Space is back: the next probe write clears the alarm and publishing resumes.
     set_file_size_limit(libc::RLIM_INFINITY);
-    wait_blocked(&conn, false).await;
+    next_blocked(&mut events, false).await;
     let (acked, nacked) = within(publishing).await.expect("publishing task");
     assert!(!nacked.is_empty(), "writes past the limit are nacked");
     confirmed.extend(acked);

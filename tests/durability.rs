@@ -17,9 +17,7 @@ use lapin::{
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -631,11 +629,11 @@ fn crash_seq(body: &str) -> u64 {
 
 /// Publishes persistent messages 0, 1, 2... with at most `window` confirms outstanding,
 /// until the connection fails. Returns (published count, sequence numbers the broker
-/// acked). `confirmed` counts the acks seen so far, for the caller to watch.
+/// acked). `confirmed` counts the acks seen so far, for the caller to await.
 async fn publish_until_failure(
     ch: Channel,
     window: usize,
-    confirmed: Arc<AtomicU64>,
+    confirmed: tokio::sync::watch::Sender<u64>,
 ) -> (u64, Vec<u64>) {
     let mut pending: VecDeque<(u64, PublisherConfirm)> = VecDeque::new();
     let mut acked = Vec::new();
@@ -664,7 +662,7 @@ async fn publish_until_failure(
             match tokio::time::timeout(Duration::from_secs(10), confirm).await {
                 Ok(Ok(c)) if c.is_ack() => {
                     acked.push(seq);
-                    confirmed.fetch_add(1, Ordering::Relaxed);
+                    confirmed.send_modify(|n| *n += 1);
                 }
                 Ok(Ok(_nack)) => {}
                 _ => {
@@ -694,17 +692,16 @@ async fn kill_9_during_confirmed_publishing_keeps_every_confirmed_message_once_i
     let (conn, ch) = warren.confirm_channel().await;
     declare_queue(&ch, "dur.crash", durable(), FieldTable::default()).await;
 
-    let confirmed = Arc::new(AtomicU64::new(0));
-    let publisher = tokio::spawn(publish_until_failure(ch, 1000, confirmed.clone()));
-    let waited = Instant::now();
-    while confirmed.load(Ordering::Relaxed) < 5_000 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(90),
-            "only {} confirms in 90 s",
-            confirmed.load(Ordering::Relaxed)
-        );
-        assert!(!publisher.is_finished(), "the publisher stopped early");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let (confirmed, mut confirms) = tokio::sync::watch::channel(0u64);
+    let publisher = tokio::spawn(publish_until_failure(ch, 1000, confirmed));
+    // An error: the publisher ended (and dropped its sender) before 5,000 confirms.
+    let reached = tokio::time::timeout(Duration::from_secs(90), async {
+        confirms.wait_for(|n| *n >= 5_000).await.is_ok()
+    });
+    match reached.await {
+        Ok(true) => {}
+        Ok(false) => panic!("the publisher stopped early"),
+        Err(_) => panic!("only {} confirms in 90 s", *confirms.borrow()),
     }
     assert!(
         !publisher.is_finished(),

@@ -6,7 +6,6 @@ use common::within;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use std::time::Duration;
 
 #[tokio::test]
 async fn memory_alarm_blocks_publishers_until_consumers_drain() {
@@ -20,6 +19,7 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
     let publisher = within(Connection::connect(&url, ConnectionProperties::default()))
         .await
         .unwrap();
+    let mut events = Box::pin(publisher.events_listener());
     let pch = publisher.create_channel().await.unwrap();
     pch.queue_declare(
         "flow".into(),
@@ -48,16 +48,11 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
             lapin::Result::Ok(())
         }
     });
-    within(async {
-        while !publisher.status().blocked() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    common::next_blocked(&mut events, true).await;
     assert!(server.broker().memory.alarmed());
 
     // The blocked connection is not read: a request on it waits.
-    let pending = tokio::spawn({
+    let mut pending = tokio::spawn({
         let pch = pch.clone();
         async move {
             pch.queue_declare(
@@ -71,11 +66,7 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
             .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !pending.is_finished(),
-        "a blocked publisher's request was answered"
-    );
+    common::assert_still_pending(&mut pending, "a blocked publisher's request was answered").await;
 
     // A consumer on another connection drains; the publisher is then read again and
     // every message it sent arrives.
@@ -83,23 +74,11 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
         .await
         .unwrap();
     let cch = consumer.create_channel().await.unwrap();
-    let mut got = 0;
-    within(async {
-        while got < 64 {
-            match cch
-                .basic_get("flow".into(), BasicGetOptions { no_ack: true })
-                .await
-                .unwrap()
-            {
-                Some(m) => {
-                    assert_eq!(m.delivery.data.len(), body.len());
-                    got += 1;
-                }
-                None => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await;
+    // The publisher's last messages arrive once it is read again, after the first gets.
+    for _ in 0..64 {
+        let m = common::get_eventually(&cch, "flow").await;
+        assert_eq!(m.delivery.data.len(), body.len());
+    }
     within(pending)
         .await
         .expect("join")
@@ -109,12 +88,7 @@ async fn memory_alarm_blocks_publishers_until_consumers_drain() {
         .expect("join")
         .expect("every publish went out");
     assert!(!server.broker().memory.alarmed());
-    within(async {
-        while publisher.status().blocked() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    common::next_blocked(&mut events, false).await;
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -141,6 +115,7 @@ async fn low_disk_blocks_publishers_but_not_consumers() {
     .expect("a connection that has not published is served");
 
     let publisher = b.connect().await;
+    let mut events = Box::pin(publisher.events_listener());
     let pch = publisher.create_channel().await.unwrap();
     pch.basic_publish(
         "".into(),
@@ -151,12 +126,7 @@ async fn low_disk_blocks_publishers_but_not_consumers() {
     )
     .await
     .unwrap();
-    within(async {
-        while !publisher.status().blocked() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    common::next_blocked(&mut events, true).await;
     // The message read before the block is delivered; the consumer is not blocked.
     let got = common::get_eventually(&cch, "disk").await;
     assert_eq!(got.delivery.data, b"one");

@@ -214,6 +214,8 @@ async fn deep_queue_arguments_are_a_frame_error() {
     let text = format!("FRAME_ERROR - cannot decode <<{},...>>", shown.join(","));
     expect_connection_close(&mut wire, 501, &text, (50, 10)).await;
     assert_serving(&broker).await;
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(wire);
     broker.stop().await;
 }
 
@@ -496,26 +498,24 @@ async fn a_long_name_is_cut_on_a_character_boundary() {
     let mut get = vec![0, 0];
     get.extend(short_str("hostile.cut.sink"));
     get.push(1);
-    let routing_key = within(async {
-        loop {
-            wire.method(1, 60, 70, &get).await;
-            let (_, class, method, args) = wire.next_method().await;
-            if (class, method) == (60, 72) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            assert_eq!((class, method), (60, 71), "basic.get-ok");
-            // delivery tag, redelivered, exchange, then the routing key.
-            let at = 9 + 1 + args[9] as usize;
-            break args[at + 1..at + 1 + args[at] as usize].to_vec();
-        }
+    // Dead-lettered by the queue after the publish: there once the sink counts it.
+    common::wait_until("the dead letter in the sink", || async {
+        common::ready(&ch, "hostile.cut.sink").await == 1
     })
     .await;
+    wire.method(1, 60, 70, &get).await;
+    let (_, class, method, args) = wire.next_method().await;
+    assert_eq!((class, method), (60, 71), "basic.get-ok");
+    // delivery tag, redelivered, exchange, then the routing key.
+    let at = 9 + 1 + args[9] as usize;
+    let routing_key = args[at + 1..at + 1 + args[at] as usize].to_vec();
     assert_eq!(
         String::from_utf8(routing_key).as_deref(),
         Ok(&*"a".repeat(254))
     );
     within(conn.close(200, "bye".into())).await.unwrap();
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(wire);
     broker.stop().await;
 }
 

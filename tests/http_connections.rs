@@ -39,17 +39,11 @@ async fn connect_as(broker: &TestBroker, user: &str, password: &str) -> Connecti
 /// The one connection of `user` the API lists, once it is registered.
 async fn connection_of(broker: &TestBroker, user: &str) -> Value {
     let http = broker.http();
-    within(async {
-        loop {
-            let list = http.get("/api/connections").await.json();
-            if let Some(c) = list
-                .as_array()
-                .and_then(|l| l.iter().find(|c| c["user"] == user))
-            {
-                return c.clone();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    common::eventually(&format!("a connection of {user}"), || async {
+        let list = http.get("/api/connections").await.json();
+        list.as_array()
+            .and_then(|l| l.iter().find(|c| c["user"] == user))
+            .cloned()
     })
     .await
 }

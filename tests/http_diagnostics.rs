@@ -1,7 +1,7 @@
 //! Developer diagnostics (`/api/diagnostics`): each kind driven with lapin against the
-//! broker in-process, seen with its objects, then gone once its cause is gone. A short
-//! --stats-interval; waits on the collector's sample counter and on events, never on a
-//! fixed sleep.
+//! broker in-process, seen with its objects, then gone once its cause is gone. The
+//! broker runs on a manual clock: each sample is the clock moved one --stats-interval
+//! (`TestBroker::samples`), and waits are on the sample counter and on events.
 
 mod common;
 
@@ -15,10 +15,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 async fn broker(interval_ms: u64) -> TestBroker {
-    TestBroker::start_with(|c| warren::Config {
+    TestBroker::start_manual(|c| warren::Config {
         management_port: warren::ListenerPort::On(0),
         stats_interval: interval_ms,
         ..c
@@ -33,14 +32,7 @@ const TREND_MS: u64 = 200;
 /// Waits until the collector has taken `n` more samples than now. Two samples after a
 /// change make sure one was taken wholly after it (one may have been under way).
 async fn samples(broker: &TestBroker, n: u64) {
-    let stats = &broker.server.broker().stats;
-    let target = stats.samples() + n;
-    within(async {
-        while stats.samples() < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    broker.samples(n).await;
 }
 
 /// The findings of `kind` now.
@@ -56,19 +48,15 @@ async fn findings(broker: &TestBroker, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Polls until findings of `kind` exist (`want`) or none do; fails after 10 s.
+/// Findings of `kind` once some exist (`want`) or none do, looking again after each
+/// sample (findings change when the collector samples); fails after 10 s with `what`.
 async fn eventually(broker: &TestBroker, kind: &str, want: bool, what: &str) -> Vec<Value> {
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
+    broker
+        .sampled_until(what, || async {
             let found = findings(broker, kind).await;
-            if found.is_empty() != want {
-                break found;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    waited.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            (found.is_empty() != want).then_some(found)
+        })
+        .await
 }
 
 /// The object of `kind` a finding names.

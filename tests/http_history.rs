@@ -2,19 +2,18 @@
 //! `data_rates_`, `node_stats_`) on /api/overview and /api/vhosts/{name}: `samples`
 //! arrays (newest first) with `avg_rate` and `avg`, which parameters count, the 400s
 //! RabbitMQ 3.10.8 answers (compared with the reference), the ring's bound, and the
-//! caller's vhosts only. A short --stats-interval; waits poll the API or the sample
-//! counter, never a fixed sleep.
+//! caller's vhosts only. On a manual clock: each sample is the clock moved one
+//! --stats-interval; waits look at the API again after each sample.
 
 mod common;
 
-use common::{declare_queue, publish, within, TestBroker};
+use common::{declare_queue, publish, TestBroker};
 use hyper::StatusCode;
 use serde_json::{json, Value};
-use std::time::Duration;
 use warren::testing::HISTORY_LEN;
 
 async fn broker(interval_ms: u64) -> TestBroker {
-    TestBroker::start_with(|c| warren::Config {
+    TestBroker::start_manual(|c| warren::Config {
         management_port: warren::ListenerPort::On(0),
         stats_interval: interval_ms,
         ..c
@@ -22,21 +21,17 @@ async fn broker(interval_ms: u64) -> TestBroker {
     .await
 }
 
-/// Polls `path` until `done` holds for its JSON, and returns that JSON.
+/// Looks at `path` after each sample until `done` holds for its JSON; that JSON.
 async fn until(broker: &TestBroker, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let http = broker.http();
-    within(async {
-        loop {
+    broker
+        .sampled_until(path, || async {
             let r = http.get(path).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.text());
             let v = r.json();
-            if done(&v) {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
+            done(&v).then_some(v)
+        })
+        .await
 }
 
 fn samples(details: &Value) -> Vec<(u64, u64)> {
@@ -219,13 +214,7 @@ async fn bad_ranges_are_refused_as_rabbitmq_refuses_them() {
 async fn the_ring_holds_at_most_its_bound_and_answers_only_what_it_holds() {
     let broker = broker(10).await;
     let stats = &broker.server.broker().stats;
-    let target = HISTORY_LEN as u64 + 20;
-    within(async {
-        while stats.samples() < target {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    broker.samples(HISTORY_LEN as u64 + 20).await;
     assert_eq!(stats.history().len(), HISTORY_LEN);
     // 121 entries 10 ms apart cover about 1.2 s: an answer for the last 500 s holds
     // only the seconds the ring knows, not 501 invented samples.
@@ -286,7 +275,7 @@ async fn a_vhost_has_its_own_samples_and_the_overview_only_the_callers_vhosts() 
 
 #[tokio::test]
 async fn nodes_say_the_queue_memory_budget_and_its_use() {
-    let broker = TestBroker::start_with(|c| warren::Config {
+    let broker = TestBroker::start_manual(|c| warren::Config {
         management_port: warren::ListenerPort::On(0),
         queue_memory: 64 << 20,
         ..c

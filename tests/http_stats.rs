@@ -1,7 +1,7 @@
 //! Statistics in the management API: /api/overview and /api/nodes in RabbitMQ 3.10.8's
 //! shapes (keys compared side by side with the reference), per-tag visibility, and
-//! counts and rates that move when messages flow (a short --stats-interval; waits on
-//! the collector's sample counter and on events, never on a fixed sleep).
+//! counts and rates that move when messages flow (on a manual clock: each sample is the
+//! clock moved one --stats-interval; waits on the sample counter and on events).
 
 mod common;
 
@@ -15,10 +15,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 async fn broker(interval_ms: u64) -> TestBroker {
-    let broker = TestBroker::start_with(|c| warren::Config {
+    let broker = TestBroker::start_manual(|c| warren::Config {
         management_port: warren::ListenerPort::On(0),
         stats_interval: interval_ms,
         ..c
@@ -36,14 +35,7 @@ async fn broker(interval_ms: u64) -> TestBroker {
 
 /// Waits until the collector has taken `n` more samples than now.
 async fn samples(broker: &TestBroker, n: u64) {
-    let stats = &broker.server.broker().stats;
-    let target = stats.samples() + n;
-    within(async {
-        while stats.samples() < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    broker.samples(n).await;
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -350,33 +342,21 @@ async fn counts_move_and_rates_follow_when_messages_flow() {
     assert_eq!(consuming["message_stats"]["deliver"], 4);
     assert_eq!(consuming["message_stats"]["ack"], 4);
     assert_eq!(consuming["message_stats"]["publish"], 0);
-    // Rates: a publisher keeps publishing until a sample shows a publish rate above 0
-    // (in the overview and on the connection's byte counters).
+    // Rates: publishes between two samples show as a publish rate above 0 in the next
+    // one (in the overview and on the connection's byte counters): 10 messages in one
+    // interval of clock time (50 ms) are 200 a second.
     let publisher = within(conn.create_channel()).await.expect("channel");
-    let flowing = tokio::spawn(async move {
-        loop {
-            if publish_once(&publisher).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    });
-    within(async {
-        loop {
-            samples(&broker, 1).await;
-            let o = http.get("/api/overview").await.json();
-            let c = http.get("/api/connections").await.json();
-            let publish_rate = o["message_stats"]["publish_details"]["rate"]
-                .as_f64()
-                .unwrap_or(0.0);
-            let recv_rate = c[0]["recv_oct_details"]["rate"].as_f64().unwrap_or(0.0);
-            if publish_rate > 0.0 && recv_rate > 0.0 {
-                break;
-            }
-        }
-    })
-    .await;
-    flowing.abort();
+    for _ in 0..10 {
+        publish_once(&publisher).await.expect("publish");
+    }
+    common::synced(&publisher).await;
+    samples(&broker, 1).await;
+    let o = http.get("/api/overview").await.json();
+    let c = http.get("/api/connections").await.json();
+    let publish_rate = o["message_stats"]["publish_details"]["rate"].as_f64();
+    assert_eq!(publish_rate, Some(200.0), "{}", o["message_stats"]);
+    let recv_rate = c[0]["recv_oct_details"]["rate"].as_f64().unwrap_or(0.0);
+    assert!(recv_rate > 0.0, "{}", c[0]);
     within(ch.queue_delete("flow".into(), Default::default()))
         .await
         .expect("delete");

@@ -64,21 +64,17 @@ fn expected(ready: u64, unacked: u64) -> Value {
 /// the broker handles them a little after the client sent them).
 async fn shows(http: &Http, queue: &str, ready: u64, unacked: u64) {
     let want = expected(ready, unacked);
-    let seen = std::sync::Mutex::new(Value::Null);
-    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            let now = figures(http, queue).await;
-            if now == want {
-                return;
-            }
-            *seen.lock().unwrap() = now;
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    let seen = std::cell::RefCell::new(Value::Null);
+    let found = common::poll_within(common::EVENTUALLY, || async {
+        let now = figures(http, queue).await;
+        let done = now == want;
+        *seen.borrow_mut() = now;
+        done.then_some(())
     })
     .await;
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.into_inner();
     assert!(
-        found.is_ok(),
+        found.is_some(),
         "{queue}: wanted {want}, the API shows {seen}"
     );
 }

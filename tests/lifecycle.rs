@@ -14,7 +14,6 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use std::time::Duration;
 
 // ---- helpers ----
 
@@ -96,13 +95,6 @@ async fn exchange_exists(conn: &Connection, name: &str) -> bool {
     }
 }
 
-async fn wait_queue_gone(conn: &Connection, queue: &str) {
-    wait_until(&format!("queue {queue} is gone"), || async {
-        !queue_exists(conn, queue).await
-    })
-    .await
-}
-
 async fn wait_exchange_gone(conn: &Connection, name: &str) {
     wait_until(&format!("exchange {name} is gone"), || async {
         !exchange_exists(conn, name).await
@@ -137,8 +129,8 @@ async fn server_named_queues_follow_their_flags_when_the_connection_drops() {
     let (watcher, wch) = broker.channel().await;
     assert_eq!(counts(&wch, &ad_consumed).await, (0, 1));
     proxy.cut();
-    wait_queue_gone(&watcher, &excl).await;
-    wait_queue_gone(&watcher, &ad_consumed).await;
+    common::wait_queue_gone(&watcher, &excl).await;
+    common::wait_queue_gone(&watcher, &ad_consumed).await;
     assert!(
         queue_exists(&watcher, &ad_idle).await,
         "auto-delete without ever a consumer stays"
@@ -204,7 +196,7 @@ async fn exclusive_queue_dies_with_its_owner_dropped_abruptly_while_others_consu
     // The owner's unacked shared message goes to the other consumer, redelivered.
     let d = within(theirs.next()).await.unwrap().unwrap();
     assert_eq!((d.data.as_slice(), d.redelivered), (&b"s1"[..], true));
-    wait_queue_gone(&other, "lifecycle.excl").await;
+    common::wait_queue_gone(&other, "lifecycle.excl").await;
     // The name is free again; its messages died with it.
     let ch3 = within(other.create_channel()).await.unwrap();
     declare(&ch3, "lifecycle.excl", QueueDeclareOptions::default()).await;
@@ -243,7 +235,7 @@ async fn auto_delete_queue_lives_until_its_last_consumer_goes_by_any_path() {
     within(c_ch.basic_cancel(c.tag(), BasicCancelOptions::default()))
         .await
         .unwrap();
-    wait_queue_gone(&conn, "lifecycle.ad").await;
+    common::wait_queue_gone(&conn, "lifecycle.ad").await;
     broker.stop().await;
 }
 
@@ -264,7 +256,7 @@ async fn closing_the_declaring_channel_keeps_exclusive_queues_and_ends_auto_dele
         .expect("delivery");
     within(ch.close(200, "bye".into())).await.unwrap();
     // exclusivity belongs to the connection, not to the channel
-    wait_queue_gone(&conn, &ad).await;
+    common::wait_queue_gone(&conn, &ad).await;
     let ch2 = within(conn.create_channel()).await.unwrap();
     wait_until("the closed channel's delivery is requeued", || async {
         counts(&ch2, &excl).await == (1, 0)
@@ -301,9 +293,9 @@ async fn auto_delete_queue_never_consumed_outlives_its_connection() {
     .expect("get-ok");
     let marker = declare(&ch, "", exclusive()).await;
     proxy.cut();
-    // The broker has handled the drop once that connection's exclusive queue is gone.
-    wait_queue_gone(&watcher, &marker).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The broker has handled the drop once that connection's exclusive queue is gone
+    // (its channels, and their consumers, are released before its exclusive queues).
+    common::wait_queue_gone(&watcher, &marker).await;
     assert!(queue_exists(&watcher, "lifecycle.ad.clean").await);
     assert!(queue_exists(&watcher, "lifecycle.ad.dropped").await);
     broker.stop().await;
@@ -476,7 +468,8 @@ async fn auto_delete_exchange_goes_with_its_last_queue_binding() {
     bind_q(&dch, &q, "lifecycle.adx.3", "").await;
     proxy.cut();
     wait_exchange_gone(&conn, "lifecycle.adx.3").await;
-    // never bound: it stays
+    // never bound: it stays (an auto-delete exchange goes only in the handler that
+    // removes its last binding, before that handler answers)
     exchange(
         &ch,
         "lifecycle.adx.4",
@@ -484,7 +477,6 @@ async fn auto_delete_exchange_goes_with_its_last_queue_binding() {
         auto_delete_x(),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(exchange_exists(&conn, "lifecycle.adx.4").await);
     broker.stop().await;
 }
@@ -550,7 +542,7 @@ async fn auto_delete_exchange_goes_with_its_last_exchange_binding_as_source_only
     ))
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // (unbind-ok came after anything the unbind removed)
     assert!(exchange_exists(&conn, "lifecycle.e2e.dst3").await);
     // a chain cascades: a -> b -> queue; deleting the queue removes b, then a
     exchange(

@@ -475,6 +475,8 @@ async fn max_message_size_is_configurable() {
         1,
         "the one at the limit went in"
     );
+    // Gone before the stop: the shutdown would wait for its close-ok (3 s).
+    drop(raw);
     b.stop().await;
 }
 

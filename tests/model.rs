@@ -282,14 +282,15 @@ impl Real {
     /// asynchronous methods everywhere (RabbitMQ answers it with priority, and requeues after a
     /// channel close land a moment later), so the counts are polled until they match, bounded.
     async fn settled_counts(&self, want: (u32, u32)) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let got = self.counts().await?;
-            if got == want || tokio::time::Instant::now() >= deadline {
-                return check("(ready, consumers)", got, want);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let last = std::cell::RefCell::new(Err("no look".to_string()));
+        common::poll_within(WAIT, || async {
+            let got = self.counts().await;
+            let done = got.as_ref().map_or(true, |got| *got == want);
+            *last.borrow_mut() = got;
+            done.then_some(())
+        })
+        .await;
+        check("(ready, consumers)", last.into_inner()?, want)
     }
 
     /// Receives exactly `expected.len()` deliveries on the consumer and compares them.

@@ -11,7 +11,6 @@ use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use std::time::Duration;
 
 const BUDGET: u64 = 256 * 1024;
 
@@ -242,7 +241,11 @@ async fn requeued_messages_go_back_before_the_paged_tail() {
 
 #[tokio::test]
 async fn paged_messages_expire_and_length_limits_count_them() {
-    let b = small_budget().await;
+    let b = TestBroker::start_manual(|c| warren::Config {
+        queue_memory: BUDGET,
+        ..c
+    })
+    .await;
     let (_c, ch) = b.channel().await;
     let ttl = table(&[("x-message-ttl", AMQPValue::LongUInt(300))]);
     ch.queue_declare("ttl".into(), QueueDeclareOptions::default(), ttl)
@@ -266,16 +269,14 @@ async fn paged_messages_expire_and_length_limits_count_them() {
         "drop-head kept the newest"
     );
 
-    // The sweep expires the whole paged backlog once its time has passed.
-    let mut left = u32::MAX;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = ready(&ch, "ttl").await;
-        if left == 0 {
-            break;
-        }
-    }
-    assert_eq!(left, 0, "expired messages are dropped, paged ones too");
+    // The sweep expires the whole paged backlog once its time has passed (what is on
+    // disk is dropped as the page I/O thread gets to it).
+    assert_eq!(ready(&ch, "ttl").await, 4000, "not yet expired");
+    b.advance(400).await;
+    common::wait_until("expired messages dropped, paged ones too", || async {
+        ready(&ch, "ttl").await == 0
+    })
+    .await;
     assert_eq!(page_files(&b).await, 0);
     b.stop().await;
 }
@@ -463,7 +464,7 @@ async fn basic_get_waits_for_a_read_back_instead_of_answering_empty() {
     let n = 3000u32;
     let release = paged_with_disk_held(&b, &ch, "getwait", n).await;
     let (_c2, getter) = b.channel().await;
-    let getting = tokio::spawn(async move {
+    let mut getting = tokio::spawn(async move {
         for i in 0..n {
             let m = getter
                 .basic_get("getwait".into(), BasicGetOptions { no_ack: true })
@@ -484,11 +485,7 @@ async fn basic_get_waits_for_a_read_back_instead_of_answering_empty() {
         passive_count().await < n - 64
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !getting.is_finished(),
-        "gets went on while the disk was held"
-    );
+    common::assert_still_pending(&mut getting, "gets went on while the disk was held").await;
     assert!(passive_count().await > n - 1000);
     release.send(()).unwrap();
     within(getting).await.unwrap();

@@ -10,8 +10,7 @@ use common::{
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, Consumer, Queue};
-use std::time::Duration;
+use lapin::{Channel, Consumer, Queue};
 
 async fn declare(ch: &Channel, name: &str, options: QueueDeclareOptions) -> lapin::Result<Queue> {
     declare_with(ch, name, options, FieldTable::default()).await
@@ -57,17 +56,6 @@ async fn consume(ch: &Channel, queue: &str, tag: &str) -> lapin::Result<Consumer
 async fn get(ch: &Channel, queue: &str) -> lapin::Result<Option<Vec<u8>>> {
     let got = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await?;
     Ok(got.map(|m| m.delivery.data))
-}
-
-/// RabbitMQ removes exclusive and auto-delete queues just after the event that ends them
-/// (the queue process stops on its own), so a client may briefly still see them: poll.
-async fn wait_until_gone(conn: &Connection, queue: &str) {
-    within(async {
-        while queue_exists(conn, queue).await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
 }
 
 fn not_found(queue: &str) -> String {
@@ -387,7 +375,7 @@ async fn exclusive_queue_dies_with_its_connection() {
     )
     .await;
     within(owner.close(200, "bye".into())).await.unwrap();
-    wait_until_gone(&watcher, "queues.excl").await;
+    common::wait_queue_gone(&watcher, "queues.excl").await;
     // The name is free again, for anyone.
     let ch = watcher.create_channel().await.unwrap();
     declare(&ch, "queues.excl", QueueDeclareOptions::default())
@@ -405,10 +393,10 @@ async fn auto_delete_queue_dies_with_its_last_consumer_only() {
         ..Default::default()
     };
     declare(&ch, "queues.ad", auto_delete).await.unwrap();
-    // Never consumed: it stays, whatever else happens to it.
+    // Never consumed: it stays, whatever else happens to it (nothing but a consumer's
+    // cancel deletes it, in the handler that answers: no later task could).
     publish(&ch, "", "queues.ad", b"m").await;
     assert!(get(&ch, "queues.ad").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(queue_exists(&conn, "queues.ad").await);
     let _c1 = consume(&ch, "queues.ad", "c1").await.unwrap();
     let _c2 = consume(&ch, "queues.ad", "c2").await.unwrap();
@@ -422,7 +410,7 @@ async fn auto_delete_queue_dies_with_its_last_consumer_only() {
     within(ch.basic_cancel("c2".into(), BasicCancelOptions::default()))
         .await
         .unwrap();
-    wait_until_gone(&conn, "queues.ad").await;
+    common::wait_queue_gone(&conn, "queues.ad").await;
     broker.stop().await;
 }
 
@@ -438,7 +426,7 @@ async fn auto_delete_queue_dies_when_its_consumers_channel_closes() {
     let consumer_ch = conn.create_channel().await.unwrap();
     let _c = consume(&consumer_ch, "queues.ad2", "c").await.unwrap();
     within(consumer_ch.close(200, "bye".into())).await.unwrap();
-    wait_until_gone(&conn, "queues.ad2").await;
+    common::wait_queue_gone(&conn, "queues.ad2").await;
     broker.stop().await;
 }
 

@@ -454,7 +454,7 @@ async fn retention_drops_whole_old_segments() {
 
 #[tokio::test]
 async fn a_max_age_policy_drops_old_segments() {
-    let broker = TestBroker::start_with_management().await;
+    let broker = TestBroker::start_manual(common::with_management).await;
     let conn = broker.connect().await;
     let ch = confirming_channel(&conn).await;
     let segment = (
@@ -472,8 +472,8 @@ async fn a_max_age_policy_drops_old_segments() {
     assert!(reply.status.is_success(), "{:?}", reply.text());
     let body = vec![b'x'; 1000];
     publish_confirmed(&ch, "s.pol", (0..50).map(|_| body.clone())).await;
-    // Real time is what is under test: the entries must be older than max-age.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The entries must be older than max-age on the broker's clock.
+    broker.advance(1100).await;
     // New segments roll over, and retention (evaluated then) drops the aged ones.
     publish_confirmed(&ch, "s.pol", (0..30).map(|_| body.clone())).await;
     let (_c, mut first) = stream_consumer(&conn, "s.pol", 100, Some(text("first"))).await;

@@ -321,9 +321,8 @@ async fn max_connections_counts_both_listeners() {
     let first = setup.broker.connect().await;
     // The TLS client waits, unanswered, until the plain one leaves.
     let config = client_config(&setup.ca, None, &[]);
-    let waiting = tokio::spawn(tls_connect(setup.tls_addr(), config));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "handshake served over the limit");
+    let mut waiting = tokio::spawn(tls_connect(setup.tls_addr(), config));
+    common::assert_still_pending(&mut waiting, "handshake served over the limit").await;
     within(first.close(200, "bye".into())).await.unwrap();
     let mut tls = within(waiting)
         .await
@@ -459,13 +458,10 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     // The reload is asynchronous: wait for the first handshake that trusts only ca2.
-    within(async {
-        while tls_connect(addr, client_config(&ca2, None, &[]))
+    common::wait_until("a handshake trusting only ca2", || async {
+        tls_connect(addr, client_config(&ca2, None, &[]))
             .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            .is_ok()
     })
     .await;
     assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended warren");

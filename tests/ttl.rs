@@ -1,12 +1,13 @@
 //! Message TTL: the queue's x-message-ttl and the per-message expiration property; expired
-//! messages leave from the head of the queue, whether or not anyone consumes.
+//! messages leave from the head of the queue, whether or not anyone consumes. Time is
+//! the broker's manual clock, moved by the test: what falls due has happened when
+//! `advance` returns.
 mod common;
 
 use common::{within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
-use std::time::Duration;
 
 async fn count(ch: &lapin::Channel, q: &str) -> u32 {
     within(ch.queue_declare(
@@ -34,19 +35,13 @@ async fn publish(ch: &lapin::Channel, q: &str, body: &[u8], props: BasicProperti
     .unwrap();
 }
 
-/// Polls until the queue holds `n` messages (the sweep runs every 200 ms).
-async fn until_count(ch: &lapin::Channel, q: &str, n: u32) {
-    within(async {
-        while count(ch, q).await != n {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+async fn manual() -> TestBroker {
+    TestBroker::start_manual(|c| c).await
 }
 
 #[tokio::test]
 async fn queue_ttl_expires_messages_nobody_consumed() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_c, ch) = broker.channel().await;
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-message-ttl"), AMQPValue::LongInt(300));
@@ -55,7 +50,10 @@ async fn queue_ttl_expires_messages_nobody_consumed() {
         .unwrap();
     publish(&ch, "ttl.q", b"old", BasicProperties::default()).await;
     assert_eq!(count(&ch, "ttl.q").await, 1);
-    until_count(&ch, "ttl.q", 0).await;
+    broker.advance(250).await;
+    assert_eq!(count(&ch, "ttl.q").await, 1, "not yet expired");
+    broker.advance(100).await;
+    assert_eq!(count(&ch, "ttl.q").await, 0, "expired");
     publish(&ch, "ttl.q", b"fresh", BasicProperties::default()).await;
     let got = within(ch.basic_get("ttl.q".into(), BasicGetOptions { no_ack: true }))
         .await
@@ -66,7 +64,7 @@ async fn queue_ttl_expires_messages_nobody_consumed() {
 
 #[tokio::test]
 async fn expiration_property_expires_a_message_and_the_shorter_ttl_wins() {
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_c, ch) = broker.channel().await;
     let mut args = FieldTable::default();
     args.insert(
@@ -84,7 +82,11 @@ async fn expiration_property_expires_a_message_and_the_shorter_ttl_wins() {
     )
     .await;
     publish(&ch, "exp.q", b"long", BasicProperties::default()).await;
-    until_count(&ch, "exp.q", 1).await;
+    common::synced(&ch).await;
+    broker.advance(150).await;
+    assert_eq!(count(&ch, "exp.q").await, 2, "not yet expired");
+    broker.advance(100).await;
+    assert_eq!(count(&ch, "exp.q").await, 1, "the shorter TTL expired");
     let got = within(ch.basic_get("exp.q".into(), BasicGetOptions { no_ack: true }))
         .await
         .unwrap();
@@ -95,7 +97,7 @@ async fn expiration_property_expires_a_message_and_the_shorter_ttl_wins() {
 #[tokio::test]
 async fn an_expired_message_behind_a_live_head_waits_for_it() {
     // RabbitMQ expires messages only at the head of the queue.
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_c, ch) = broker.channel().await;
     ch.queue_declare(
         "head.q".into(),
@@ -112,7 +114,8 @@ async fn an_expired_message_behind_a_live_head_waits_for_it() {
         BasicProperties::default().with_expiration("100".into()),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    common::synced(&ch).await;
+    broker.advance(500).await;
     assert_eq!(
         count(&ch, "head.q").await,
         2,
@@ -163,7 +166,7 @@ async fn ttl_zero_still_reaches_a_waiting_consumer() {
 #[tokio::test]
 async fn x_expires_deletes_a_queue_left_unused() {
     use futures::StreamExt;
-    let broker = TestBroker::start().await;
+    let broker = manual().await;
     let (_c, ch) = broker.channel().await;
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-expires"), AMQPValue::LongInt(400));
@@ -184,15 +187,15 @@ async fn x_expires_deletes_a_queue_left_unused() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    broker.advance(800).await;
     assert_eq!(count(&ch, "lease.q").await, 0, "still there while consumed");
     ch.basic_cancel("c".into(), BasicCancelOptions::default())
         .await
         .unwrap();
     assert!(consumer.next().await.is_none());
     // Unused from now on: gone after the lease (a passive declare would renew it, as
-    // in RabbitMQ, so look only once, after the lease and a sweep).
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // in RabbitMQ, so look only once, after the lease).
+    broker.advance(900).await;
     let (_c2, watcher) = broker.channel().await;
     let passive = QueueDeclareOptions {
         passive: true,

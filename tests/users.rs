@@ -176,7 +176,7 @@ async fn user_max_connections_refuses_with_530_at_connection_open() {
         users.connection_count("u") == 0
     })
     .await;
-    let _again = login(broker.addr, "u", "pw").await.expect("room again");
+    let again = login(broker.addr, "u", "pw").await.expect("room again");
     // 0: no connection at all; negative: no limit (as RabbitMQ).
     users
         .set_limits("u", &json!({"max-connections": 0}))
@@ -189,7 +189,9 @@ async fn user_max_connections_refuses_with_530_at_connection_open() {
     users
         .set_limits("u", &json!({"max-connections": -1}))
         .expect("-1");
-    let _more = login(broker.addr, "u", "pw").await.expect("no limit");
+    let more = login(broker.addr, "u", "pw").await.expect("no limit");
+    // Gone before the stop: the shutdown would wait for their close-ok (3 s).
+    drop((first, again, more));
     broker.stop().await;
 }
 
@@ -233,6 +235,8 @@ async fn user_max_channels_counts_every_connection_of_the_user() {
     let mut c = login(broker.addr, "u", "pw").await.expect("c");
     c.channel_open(1).await;
     assert_eq!(c.expect_connection_close().await.reply_code, 530);
+    // Gone before the stop: the shutdown would wait for their close-ok (3 s).
+    drop((a, b, c));
     broker.stop().await;
 }
 
@@ -272,5 +276,7 @@ async fn deleting_a_user_closes_their_connections_with_320() {
         users.delete("doomed"),
         Err(UserError::NoSuchUser("doomed".into()))
     );
+    // Gone before the stop: the shutdown would wait for their close-ok (3 s).
+    drop((one, two, other));
     broker.stop().await;
 }

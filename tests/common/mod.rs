@@ -1,5 +1,11 @@
 //! Shared test support: a broker started in-process on 127.0.0.1:0, lapin helpers, a raw
 //! AMQP client (`raw`, typed frames; `wire`, bytes) and a TCP proxy that can cut (`proxy`).
+//!
+//! Tests do not sleep. A wait for time runs on the broker's manual clock
+//! (`TestBroker::start_manual`, `advance`, `samples`); a wait for something the client
+//! hears awaits it; a wait for another task's effect goes through `eventually` /
+//! `wait_until` (`poll_within`, the one short pause); an absence is checked with
+//! `assert_still_pending`, the one real-time window.
 #![allow(dead_code)]
 
 pub mod events;
@@ -26,6 +32,10 @@ pub struct TestBroker {
     pub server: warren::Server,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The broker's clock (a clone: moving it moves the broker's time when manual).
+    pub clock: warren::Clock,
+    /// The statistics collector's interval (`--stats-interval`), in milliseconds.
+    pub stats_interval: u64,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -50,24 +60,43 @@ impl TestBroker {
         data_dir: PathBuf,
         adjust: impl FnOnce(warren::Config) -> warren::Config,
     ) -> TestBroker {
-        let server = warren::start(adjust(warren::Config::local(&data_dir)))
-            .await
-            .expect("start broker");
+        let config = adjust(warren::Config::local(&data_dir));
+        let (clock, stats_interval) = (config.clock.clone(), config.stats_interval);
+        let server = warren::start(config).await.expect("start broker");
         let addr = server.local_addr();
         TestBroker {
             server,
             addr,
             data_dir,
+            clock,
+            stats_interval,
         }
+    }
+
+    /// A broker on a manual clock, with the settings `adjust` makes: its time stands
+    /// still until the test moves it (`advance`), so waits for time take no time.
+    pub async fn start_manual(adjust: impl FnOnce(warren::Config) -> warren::Config) -> TestBroker {
+        Self::start_with(|c| {
+            adjust(warren::Config {
+                clock: warren::Clock::manual(),
+                ..c
+            })
+        })
+        .await
+    }
+
+    /// Moves the broker's manual clock forward by `ms` milliseconds; everything that
+    /// fell due on the way (expiries, delayed messages, samples) has fired on return.
+    pub async fn advance(&self, ms: u64) {
+        self.clock
+            .advance(Duration::from_millis(ms))
+            .await
+            .expect("the broker runs on a manual clock");
     }
 
     /// A broker with its management listener on (a free port): `http()` calls it.
     pub async fn start_with_management() -> TestBroker {
-        Self::start_with(|c| warren::Config {
-            management_port: warren::ListenerPort::On(0),
-            ..c
-        })
-        .await
+        Self::start_with(with_management).await
     }
 
     /// The management API as guest/guest (the broker must have its listener on).
@@ -111,10 +140,56 @@ impl TestBroker {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Waits until the statistics collector has taken `n` more samples. On a manual
+    /// clock the collector samples when the clock has moved an interval, so this moves
+    /// it one interval per sample.
+    pub async fn samples(&self, n: u64) {
+        let stats = &self.server.broker().stats;
+        for _ in 0..n {
+            let target = stats.samples() + 1;
+            if self.clock.is_manual() {
+                self.advance(self.stats_interval).await;
+            }
+            wait_until("the collector's next sample", || async {
+                stats.samples() >= target
+            })
+            .await;
+        }
+    }
+
+    /// What `attempt` returns once it returns `Some`, trying again after each sample of
+    /// the statistics collector (what the management API derives from samples changes
+    /// only then); fails the test after 10 s, naming `what`.
+    pub async fn sampled_until<T, F, Fut>(&self, what: &str, attempt: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        retry_within(EVENTUALLY, attempt, || self.samples(1))
+            .await
+            .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+    }
+
+    /// Stops gracefully and starts again on the same data directory and the same clock
+    /// (a manual clock stays where the test left it).
+    pub async fn restart(self) -> TestBroker {
+        let clock = self.clock.clone();
+        let dir = self.restart_later().await;
+        Self::start_on(dir, |c| warren::Config { clock, ..c }).await
+    }
+
     /// Shuts down gracefully and keeps the data directory for `start_on`.
     pub async fn restart_later(self) -> PathBuf {
         self.server.shutdown().await;
         self.data_dir
+    }
+}
+
+/// `config` with the management listener on a free port (`TestBroker::http()`).
+pub fn with_management(config: warren::Config) -> warren::Config {
+    warren::Config {
+        management_port: warren::ListenerPort::On(0),
+        ..config
     }
 }
 
@@ -150,17 +225,10 @@ pub async fn get_eventually_with(
     queue: &str,
     no_ack: bool,
 ) -> lapin::message::BasicGetMessage {
-    within(async {
-        loop {
-            let got = ch
-                .basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack })
-                .await
-                .expect("basic.get");
-            if let Some(m) = got {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    eventually(&format!("a message in {queue}"), || async {
+        ch.basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack })
+            .await
+            .expect("basic.get")
     })
     .await
 }
@@ -266,6 +334,23 @@ pub async fn consume(ch: &Channel, queue: &str, options: BasicConsumeOptions) ->
     within(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default()))
         .await
         .expect("basic.consume")
+}
+
+/// A round trip on `ch` (a passive declare of amq.direct): when it returns, the broker
+/// has handled everything sent before it on that connection (it handles a connection's
+/// frames in order), e.g. the publishes a test sent before it moves the clock.
+pub async fn synced(ch: &Channel) {
+    within(ch.exchange_declare(
+        "amq.direct".into(),
+        lapin::ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .expect("passive exchange.declare");
 }
 
 /// Ready messages of `queue`, by a passive declare.
@@ -405,20 +490,107 @@ where
     closed_with(watcher).await
 }
 
-/// Polls `done` every 10 ms until it holds, failing after 10 s with `what`. For effects
-/// that follow an event asynchronously (RabbitMQ, too, removes exclusive and auto-delete
-/// entities just after the event that ends them), so a client may briefly still see the
-/// old state.
+// ---- waiting for another task's effect ----
+
+/// How long `eventually` and `wait_until` wait before failing the test.
+pub const EVENTUALLY: Duration = Duration::from_secs(10);
+
+/// Tries `attempt` until it returns `Some`, for at most `bound`; `None` when it never
+/// did. This is the one place the test suite pauses, between tries: it waits for
+/// another task's effect (a connection's teardown, a dead letter's routing, the
+/// collector's next sample), not for time, so each pause is short (5 ms) and the wait
+/// ends as soon as the effect shows. Waits for time use the manual clock instead
+/// (`TestBroker::start_manual`), and waits for something the client hears (a delivery,
+/// a confirm, connection.blocked) await it directly.
+pub async fn poll_within<T, F, Fut>(bound: Duration, attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    retry_within(bound, attempt, || {
+        tokio::time::sleep(Duration::from_millis(5))
+    })
+    .await
+}
+
+/// Tries `attempt` until it returns `Some`, awaiting `between` after each miss, for at
+/// most `bound`; `None` when it never did.
+async fn retry_within<T, F, Fut, B, BFut>(
+    bound: Duration,
+    mut attempt: F,
+    mut between: B,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+    B: FnMut() -> BFut,
+    BFut: std::future::Future<Output = ()>,
+{
+    let tried = tokio::time::timeout(bound, async {
+        loop {
+            if let Some(done) = attempt().await {
+                return done;
+            }
+            between().await;
+        }
+    });
+    tried.await.ok()
+}
+
+/// What `attempt` returns once it returns `Some`; fails the test, naming `what`, after
+/// 10 s (see `poll_within`).
+pub async fn eventually<T, F, Fut>(what: &str, attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll_within(EVENTUALLY, attempt)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Waits until `done` holds, failing after 10 s with `what`. For effects that follow an
+/// event asynchronously (RabbitMQ, too, removes exclusive and auto-delete entities just
+/// after the event that ends them), so a client may briefly still see the old state.
 pub async fn wait_until<F, Fut>(what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        while !done().await {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually(what, || {
+        let check = done();
+        async move { check.await.then_some(()) }
     })
-    .await;
-    assert!(waited.is_ok(), "timed out waiting for {what}");
+    .await
+}
+
+/// Asserts `fut` has not completed after a short real-time window (100 ms). For checks
+/// that something does NOT happen (a blocked connection is not read, a handshake over
+/// the connection limit is not answered, a get waits for the disk): only time passing
+/// can witness an absence, so this window is real time on purpose, and short (a wrong
+/// answer would come at once).
+pub async fn assert_still_pending<F: std::future::Future + Unpin>(fut: &mut F, what: &str) {
+    let window = tokio::time::timeout(Duration::from_millis(100), fut).await;
+    assert!(window.is_err(), "{what}");
+}
+
+/// Waits until `queue` no longer exists (see `queue_exists`): its removal follows the
+/// event that ends it asynchronously (a connection's teardown, a last consumer gone).
+pub async fn wait_queue_gone(conn: &Connection, queue: &str) {
+    wait_until(&format!("queue {queue} gone"), || async {
+        !queue_exists(conn, queue).await
+    })
+    .await
+}
+
+/// Waits for connection.blocked (`blocked`) or connection.unblocked among a
+/// connection's `events` (`conn.events_listener()`, taken before the broker sends it).
+pub async fn next_blocked(events: &mut (impl Stream<Item = Event> + Unpin), blocked: bool) {
+    loop {
+        match within(events.next()).await.expect("events stream ended") {
+            Event::ConnectionBlocked(_) if blocked => return,
+            Event::ConnectionUnblocked if !blocked => return,
+            _ => {}
+        }
+    }
 }

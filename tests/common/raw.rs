@@ -123,6 +123,23 @@ impl Raw {
         }
     }
 
+    /// Moves the broker's manual `clock` by `step`, `n` times, expecting a heartbeat from
+    /// the server after each: its witness that it saw that time pass and still serves.
+    pub async fn heartbeat_after_each_step(
+        &mut self,
+        clock: &warren::Clock,
+        step: Duration,
+        n: u32,
+    ) {
+        for i in 0..n {
+            within(clock.advance(step)).await.expect("a manual clock");
+            match within(self.next()).await {
+                Next::Frame(AMQPFrame::Heartbeat) => {}
+                other => panic!("expected a heartbeat after step {}, got {other:?}", i + 1),
+            }
+        }
+    }
+
     /// The next frame that is not a heartbeat (bounded by 10 s).
     pub async fn recv(&mut self) -> Next {
         within(async {
