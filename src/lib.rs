@@ -25,6 +25,12 @@
 //! Embedding: `warren::start(Config::local(dir)).await?` returns a [`Server`] with the bound
 //! address and a shutdown handle.
 
+// Without the management API nothing reads some of what the broker keeps for it
+// (statistics as JSON, diagnostics reports, certificate validity, trace snapshots):
+// still built and kept current, so the default build, where all of it is read, is the
+// one that reports dead code.
+#![cfg_attr(not(feature = "management"), allow(dead_code, unused_imports))]
+
 // Everything is crate-internal but what an embedding application, the tests and the
 // fuzz targets use: so the compiler reports code nothing reaches.
 pub(crate) mod access;
@@ -34,11 +40,14 @@ pub(crate) mod clock;
 pub(crate) mod codec;
 pub(crate) mod config;
 pub(crate) mod connection;
+#[cfg(feature = "cli")]
 pub(crate) mod ctl;
 pub(crate) mod error;
 pub(crate) mod hash;
+#[cfg(feature = "management")]
 pub(crate) mod http;
 pub(crate) mod listen;
+pub(crate) mod node;
 pub(crate) mod server;
 pub(crate) mod stats;
 pub(crate) mod store;
@@ -47,6 +56,7 @@ pub(crate) mod tls;
 pub use clock::{Clock, ClockError};
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
+#[cfg(feature = "cli")]
 pub use ctl::run_ctl;
 pub use listen::url_host;
 pub use server::{start, Server};
@@ -127,6 +137,7 @@ pub mod fuzzing {
     /// What the management listener parses itself (hyper parses HTTP, serde the JSON):
     /// the first line of `data` as an `Authorization` value and as a content type, the
     /// rest as a form upload's body (the content type's boundary, or `XyZ`).
+    #[cfg(feature = "management")]
     pub fn parse_http(data: &[u8]) {
         let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
         let (head, body) = (

@@ -14,7 +14,6 @@
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection::{self, Accepted, ConnectionName};
-use crate::http;
 use crate::listen;
 use crate::tls::Tls;
 use std::collections::HashMap;
@@ -27,6 +26,9 @@ use tokio::sync::watch;
 use tokio::task::{self, JoinError, JoinSet};
 use tracing::{error, info, warn};
 
+/// An HTTP listener being served: its (first) address and one task per socket.
+pub(crate) type Served = (SocketAddr, Vec<tokio::task::JoinHandle<()>>);
+
 /// A running broker.
 pub struct Server {
     addr: SocketAddr,
@@ -38,9 +40,9 @@ pub struct Server {
     sweeper: tokio::task::JoinHandle<()>,
     /// The management listener's (first) address and its tasks (one per socket), when
     /// it is on.
-    management: Option<(SocketAddr, Vec<tokio::task::JoinHandle<()>>)>,
+    management: Option<Served>,
     /// The Prometheus listener's, when it is on.
-    prometheus: Option<(SocketAddr, Vec<tokio::task::JoinHandle<()>>)>,
+    prometheus: Option<Served>,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
@@ -48,6 +50,9 @@ pub async fn start(config: Config) -> io::Result<Server> {
     // Settings are checked before anything is opened or created.
     let server_properties = config
         .server_properties()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    config
+        .check_build()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let tls = match config.tls_files() {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
@@ -87,44 +92,21 @@ pub async fn start(config: Config) -> io::Result<Server> {
         Some((listeners, config)) => Some((first_addr(listeners)?, config.clone())),
         None => None,
     };
-    let management = bind_optional(&config.bind, config.management_port).await?;
-    let prometheus = bind_optional(&config.bind, config.prometheus_port).await?;
-    // One row per socket, as the management API lists listeners.
-    let mut listeners = Vec::new();
-    let no_tls = Vec::new();
-    let tls_sockets = tls.as_ref().map_or(&no_tls, |(l, _)| l);
-    for (sockets, protocol) in [
-        (&plain, "amqp"),
-        (tls_sockets, "amqp/ssl"),
-        (&management, "http"),
-        (&prometheus, "http/prometheus"),
-    ] {
-        for socket in sockets {
-            let local = socket.local_addr()?;
-            listeners.push(http::Listener {
-                protocol,
-                ip: local.ip(),
-                port: local.port(),
-            });
-        }
-    }
-    let api = http::Api {
-        broker: broker.clone(),
-        node: Arc::new(http::Node::new(config.clone(), listeners)),
-    };
     let (shutdown, rx) = watch::channel(false);
-    let serve_http = |sockets: Vec<TcpListener>, router: fn(http::Api) -> axum::Router| {
-        let Some(addr) = sockets.first().map(TcpListener::local_addr).transpose()? else {
-            return Ok::<_, io::Error>(None);
-        };
-        let tasks = sockets
-            .into_iter()
-            .map(|socket| tokio::spawn(http::serve(socket, router(api.clone()), rx.clone())))
-            .collect();
-        Ok(Some((addr, tasks)))
+    // The HTTP listeners: the one place the `management` feature decides (config's
+    // check_build has refused their ports already when it is off).
+    #[cfg(feature = "management")]
+    let (management, prometheus) = {
+        let no_tls = Vec::new();
+        let tls_sockets = tls.as_ref().map_or(&no_tls, |(l, _)| l);
+        let amqp = [
+            (plain.as_slice(), "amqp"),
+            (tls_sockets.as_slice(), "amqp/ssl"),
+        ];
+        crate::http::listeners::start(&config, &broker, amqp, &rx).await?
     };
-    let management = serve_http(management, http::router)?;
-    let prometheus = serve_http(prometheus, http::prometheus::router)?;
+    #[cfg(not(feature = "management"))]
+    let (management, prometheus) = (None, None);
     let sweeper = tokio::spawn(housekeeping(broker.clone(), rx.clone()));
     // After recovery: what fell due while the broker was down is routed now, in order.
     broker.delayed.start();
@@ -151,17 +133,6 @@ pub async fn start(config: Config) -> io::Result<Server> {
         management,
         prometheus,
     })
-}
-
-/// The listeners on `port` of the `bind` addresses when it is on (none when off).
-async fn bind_optional(
-    bind: &[std::net::IpAddr],
-    port: crate::config::ListenerPort,
-) -> io::Result<Vec<TcpListener>> {
-    match port.port() {
-        Some(port) => listen::bind_all(bind, port).await,
-        None => Ok(Vec::new()),
-    }
 }
 
 /// The address of the first of `listeners` (there is always one).
