@@ -13,7 +13,7 @@
 //! ```
 
 use super::format::{u32_at, u64_at, ChunkHeader};
-use crate::store::crc::crc32c;
+use crc32c::crc32c;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
