@@ -14,7 +14,7 @@ pub struct Config {
     /// Address to listen on, for AMQP, amqps, management and Prometheus alike;
     /// repeatable (or comma-separated), e.g. `--bind 127.0.0.1 --bind ::1` for local
     /// clients over IPv4 and IPv6. Default, as RabbitMQ: every interface, IPv6 and
-    /// IPv4 ([::], and 0.0.0.0 where [::] takes no IPv4; IPv4 only without IPv6).
+    /// IPv4 (`[::]`, and `0.0.0.0` where `[::]` takes no IPv4; IPv4 only without IPv6).
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_BIND", value_delimiter = ','))]
     pub bind: Vec<IpAddr>,
 
@@ -50,7 +50,7 @@ pub struct Config {
 
     /// Memory budget for the backlog (queued messages, the message store's index,
     /// connection buffers and unacked tables, the process itself): beyond it, queues keep only a short head in memory and page the
-    /// rest to <data-dir>/pages, read back in order. Bytes, or with a unit.
+    /// rest to `<data-dir>/pages`, read back in order. Bytes, or with a unit.
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_QUEUE_MEMORY", value_parser = parse_bytes,
           default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY))]
     pub queue_memory: u64,
