@@ -25,15 +25,19 @@ pub struct Config {
     )]
     pub port: u16,
 
-    /// Directory for durable state; created if missing.
+    /// Directory for durable state; created if missing. `none` keeps everything in
+    /// memory, as --in-memory does (write `./none` for a directory of that name).
     #[cfg_attr(
         feature = "cli",
         arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")
     )]
     pub data_dir: PathBuf,
 
-    /// Keep everything in memory and touch no file: durable queues, exchanges and
-    /// persistent messages live until the process ends (for tests).
+    /// Keep everything in memory and touch no file (for tests): durable exchanges,
+    /// queues, users and persistent messages live until the process ends, confirms go
+    /// out at once, streams keep their logs in memory. Queues cannot page: publishers
+    /// are blocked past --queue-memory (or --memory-limit if lower) until consumers
+    /// drain. The data directory is ignored (neither created nor read).
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_IN_MEMORY"))]
     pub in_memory: bool,
 
@@ -50,7 +54,8 @@ pub struct Config {
 
     /// Memory budget for the backlog (queued messages, the message store's index,
     /// connection buffers and unacked tables, the process itself): beyond it, queues keep only a short head in memory and page the
-    /// rest to `<data-dir>/pages`, read back in order. Bytes, or with a unit.
+    /// rest to `<data-dir>/pages`, read back in order (in memory, publishers are blocked
+    /// there instead). Bytes, or with a unit.
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_QUEUE_MEMORY", value_parser = parse_bytes,
           default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY))]
     pub queue_memory: u64,
@@ -284,6 +289,19 @@ pub fn loopback_users(text: &str) -> Vec<String> {
 }
 
 impl Config {
+    /// The data directory, or `None` when the broker keeps everything in memory
+    /// (`in_memory`, or a data directory of `none`).
+    pub fn disk_data_dir(&self) -> Option<&std::path::Path> {
+        let none = self.data_dir.as_os_str() == IN_MEMORY_DATA_DIR;
+        (!self.in_memory && !none).then_some(self.data_dir.as_path())
+    }
+
+    /// The free disk space under which publishers are blocked: `disk_free_limit`, or 0
+    /// in memory, where no disk is used (so no tool reads free space under a limit).
+    pub fn disk_free_limit_in_use(&self) -> u64 {
+        self.disk_data_dir().map_or(0, |_| self.disk_free_limit)
+    }
+
     /// The amqps port, when a TLS listener is configured (RabbitMQ's 5671 unless set).
     pub fn tls_listener_port(&self) -> Option<u16> {
         self.tls_cert
@@ -383,6 +401,9 @@ fn parse_listener_port(text: &str) -> Result<ListenerPort, String> {
     }
 }
 
+/// `--data-dir none`: no data directory, everything in memory.
+pub const IN_MEMORY_DATA_DIR: &str = "none";
+
 /// RabbitMQ's amqps port.
 pub const DEFAULT_TLS_PORT: u16 = 5671;
 
@@ -477,6 +498,30 @@ mod tests {
         // The command line's defaults follow the build: on with the listeners.
         let parsed = Config::try_parse_from(["warren"]).expect("parsed");
         assert_eq!(parsed.check_build(), Ok(()));
+    }
+
+    #[test]
+    fn data_dir_none_and_in_memory_mean_no_data_directory() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("warren").chain(args.iter().copied()))
+                .expect("parse")
+        };
+        assert_eq!(
+            parse(&[]).disk_data_dir(),
+            Some(std::path::Path::new("warren-data"))
+        );
+        assert_eq!(parse(&["--data-dir", "none"]).disk_data_dir(), None);
+        assert_eq!(
+            parse(&["--data-dir", "./none"]).disk_data_dir(),
+            Some(std::path::Path::new("./none"))
+        );
+        assert_eq!(
+            parse(&["--in-memory", "--data-dir", "d"]).disk_data_dir(),
+            None
+        );
+        let mut local = Config::local("d");
+        local.in_memory = true;
+        assert_eq!(local.disk_data_dir(), None);
     }
 
     #[test]

@@ -64,17 +64,23 @@ pub async fn start(config: Config) -> io::Result<Server> {
         }
         None => None,
     };
-    std::fs::create_dir_all(&config.data_dir)?;
     let limit = config
         .memory_limit
         .unwrap_or_else(crate::broker::memory::default_limit);
-    let mut broker = Broker::open(
-        &config.data_dir,
-        limit,
-        config.queue_memory,
-        config.disk_free_limit,
-        &crate::access::Bootstrap::from_config(&config),
-    )?;
+    let boot = crate::access::Bootstrap::from_config(&config);
+    let mut broker = match config.disk_data_dir() {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Broker::open(
+                dir,
+                limit,
+                config.queue_memory,
+                config.disk_free_limit,
+                &boot,
+            )?
+        }
+        None => Broker::in_memory(limit, config.queue_memory, &boot)?,
+    };
     broker.max_message_size = config.max_message_size;
     broker.auth_mechanisms = config.auth_mechanisms.clone();
     broker.server_properties = server_properties;

@@ -6,6 +6,7 @@
 
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
+use std::time::Duration;
 
 /// Queue arguments RabbitMQ compares when a queue is declared again.
 pub const COMPARED_QUEUE_ARGS: [&str; 18] = [
@@ -267,7 +268,7 @@ fn validate_text_args(args: &FieldTable, describe: &str) -> Result<(), Exception
         }
     }
     if let Some(age) = text("x-max-age")? {
-        if crate::broker::stream_queue::args::parse_interval(&age).is_none() {
+        if parse_interval(&age).is_none() {
             return Err(invalid("x-max-age", "invalid_max_age".into()));
         }
     }
@@ -322,6 +323,28 @@ pub fn validate_alternate_exchange(args: &FieldTable, describe: &str) -> Result<
             type_name(v)
         ))),
     }
+}
+
+/// An interval as x-max-age writes it: a positive number and one unit (Y = 365 days,
+/// M = 30 days, D, h, m, s, as RabbitMQ counts them). `None` for anything else.
+pub fn parse_interval(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let digits = &text[..text.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let seconds = match unit {
+        'Y' => 365 * 24 * 3600,
+        'M' => 30 * 24 * 3600,
+        'D' => 24 * 3600,
+        'h' => 3600,
+        'm' => 60,
+        's' => 1,
+        _ => return None,
+    };
+    let total = n.checked_mul(seconds)?;
+    (total > 0).then(|| Duration::from_secs(total))
 }
 
 /// The expiration property: milliseconds as a decimal string, as RabbitMQ accepts it.

@@ -2,6 +2,34 @@
 //!
 //! Built once at start and shared as `Arc<Broker>`. It owns no socket and no task; the
 //! connection tasks call into it. Users live in its `access::Users` store.
+//!
+//! The modules below form a one-way chain: each uses only those before it (modules in
+//! one group may use each other), so a lower one can be built and tested without the
+//! ones above it; `tests/seams.rs` checks this on the source.
+//!
+//! ```text
+//! message, arguments, globals, policy           what a message and an argument are
+//! deadletter                                     what a dead letter is (Reason, DeadLetterTarget)
+//! memory (+ memory::pagedir)                     the budget, the alarm, the page directory
+//! stream                                         the stream log (in memory, its blocks count)
+//! records                                        what topology records cost in memory
+//! queue + consumer + stream_queue                a queue, its paging, its consumers, dispatch
+//! exchange                                       exchange kinds and their bindings, routing a key
+//! tracer                                         the firehose and message traces
+//! persist                                        durability glue: the store, the definitions file
+//! vhost + delayed + events                       topology, routing, dead-letter re-routing
+//!                                                (vhost::dead_letters), delayed messages, the
+//!                                                event exchange (both route back through a vhost)
+//! definitions, vhosts, disk                      import/export, the vhost registry, the disk alarm
+//! Broker (this file)
+//! ```
+//!
+//! The seams that keep it one-way: a queue dead-letters into the unbounded sink its
+//! `DeadLetterTarget` holds (the vhost keeps the receiving end and re-routes); a durable
+//! queue holds a `queue::QueueStore` that `Persistence::queue_store` made; the vhost hands
+//! a queue its memory accounting and policy settings at construction; the definitions
+//! writer asks each vhost for its part through `persist::DurableTopology`. Nothing below
+//! the vhost's group names a vhost.
 
 pub mod arguments;
 pub mod consumer;
@@ -27,10 +55,10 @@ pub mod vhosts;
 use crate::access::permissions::Permissions;
 use crate::access::{Bootstrap, LoginRefused, Users};
 use crate::store::{split_queue_key, StoreHandle};
+use memory::pagedir::PageDir;
 use memory::Memory;
 use message::Message;
 use persist::Persistence;
-use queue::paging::PageDir;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -77,23 +105,63 @@ impl Default for Broker {
 }
 
 impl Broker {
-    /// A broker with RabbitMQ's defaults: vhost `/` and user guest/guest (loopback only).
+    /// A broker in memory with RabbitMQ's defaults: vhost `/` and user guest/guest
+    /// (loopback only).
     pub fn new() -> Self {
         let boot = Bootstrap::default();
         let defs = boot
             .prepare(crate::store::definitions::Definitions::default())
             .unwrap_or_default();
+        Self::from_definitions(Memory::new(memory::default_limit()), &boot, &defs)
+    }
+
+    /// A broker that keeps everything in memory and touches no file (the in-memory mode,
+    /// `--in-memory` or `--data-dir none`): durable exchanges, queues, bindings, users,
+    /// vhosts, policies and persistent messages live until the process ends, publisher
+    /// confirms go out at once, stream queues keep their logs in memory, and delayed
+    /// messages stay in the scheduler's heap. With no disk to page to, queues never page:
+    /// publishers are blocked (the memory alarm, connection.blocked) once queued messages
+    /// pass the lower of `memory_limit` and `queue_memory`, until consumers drain them.
+    /// `boot` says what to create or import; the only file read is its definitions file.
+    pub fn in_memory(memory_limit: u64, queue_memory: u64, boot: &Bootstrap) -> io::Result<Self> {
+        let defs = boot.prepare(crate::store::definitions::Definitions::default())?;
+        let memory = Memory::new(memory_limit.min(queue_memory));
+        Ok(Self::from_definitions(memory, boot, &defs))
+    }
+
+    /// A broker without a data directory, holding what `defs` define.
+    fn from_definitions(
+        memory: Arc<Memory>,
+        boot: &Bootstrap,
+        defs: &crate::store::definitions::Definitions,
+    ) -> Self {
         let permissions: Arc<Permissions> = Arc::default();
-        permissions.restore(&defs);
-        let users = Users::new(&defs.users, boot.loopback_users, None, permissions.clone());
-        let broker = Self::build(
+        let users = Users::new(
+            &defs.users,
+            boot.loopback_users.clone(),
             None,
-            users,
-            Memory::new(memory::default_limit()),
-            permissions,
+            permissions.clone(),
         );
-        broker.create_vhost(&boot.default_vhost, vhost::VhostMetadata::default_vhost());
+        let mut broker = Self::build(None, users, memory, permissions);
+        broker.restore(boot, defs);
         broker
+    }
+
+    /// Creates the event exchange (when asked for), the vhosts and everything in them,
+    /// the permissions and the global parameters `defs` hold: before any client comes.
+    fn restore(&mut self, boot: &Bootstrap, defs: &crate::store::definitions::Definitions) {
+        // Before the vhosts: the exchange exists when bindings to it are restored.
+        if boot.event_exchange {
+            self.enable_events(&boot.default_vhost);
+        }
+        for v in &defs.vhosts {
+            self.create_vhost(&v.name, vhost::VhostMetadata::default());
+        }
+        for vhost in self.all_vhosts() {
+            vhost.restore(defs);
+        }
+        self.permissions.restore(defs);
+        self.globals.restore(&defs.global_parameters);
     }
 
     /// A broker whose durable topology and persistent messages live in `data_dir`: it
@@ -150,18 +218,7 @@ impl Broker {
         let mut broker = Self::build(Some(persist.clone()), users, memory, permissions);
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
-        // Before the vhosts: the exchange exists when bindings to it are restored.
-        if boot.event_exchange {
-            broker.enable_events(&boot.default_vhost);
-        }
-        for v in &defs.vhosts {
-            broker.create_vhost(&v.name, vhost::VhostMetadata::default());
-        }
-        for vhost in broker.all_vhosts() {
-            vhost.restore(&defs);
-        }
-        broker.permissions.restore(&defs);
-        broker.globals.restore(&defs.global_parameters);
+        broker.restore(boot, &defs);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
         let mut targets: HashMap<String, Arc<queue::Queue>> = HashMap::new();

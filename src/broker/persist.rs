@@ -3,16 +3,16 @@
 //! Built by `Broker::open` when the broker has a data directory. Vhosts call
 //! `definitions_changed` when durable topology changed, under their topology write lock
 //! (so that no publish can route to a new queue before its change is numbered); queues
-//! hold a `QueueStore` to record what happens to their persistent messages. Disk work
-//! happens on the store's threads only: messages on the writer thread, the definitions
-//! file on the definitions writer (`store::defwriter`), which coalesces a burst of
-//! changes into a few rewrites. A confirm for a persistent message waits for both the
-//! fdatasync of the message and the definitions generation current when it was routed.
+//! hold a `QueueStore` (`queue::store`, made here by `queue_store`) to record what
+//! happens to their persistent messages. Disk work happens on the store's threads only:
+//! messages on the writer thread, the definitions file on the definitions writer
+//! (`store::defwriter`), which coalesces a burst of changes into a few rewrites. A
+//! confirm for a persistent message waits for both the fdatasync of the message and the
+//! definitions generation current when it was routed.
 
 use super::globals::GlobalParameters;
 use super::message::Message;
-use super::queue::Queue;
-use super::vhost::VHost;
+use super::queue::{Queue, QueueStore};
 use crate::access::permissions::Permissions;
 use crate::access::Users;
 use crate::codec::properties as props;
@@ -24,11 +24,21 @@ use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+/// A vhost as the definitions file sees it: its part of the durable topology. `VHost`
+/// implements it; the file's writer asks each registered vhost through it (a dyn call
+/// per vhost and rewrite, off every hot path), so that this module never names the vhost
+/// and sits below it in the broker's chain.
+pub trait DurableTopology: Send + Sync {
+    /// Appends this vhost's durable part (itself, its exchanges, queues, bindings,
+    /// policies) to `defs`.
+    fn durable_definitions(&self, defs: &mut Definitions);
+}
+
 pub struct Persistence {
     pub store: StoreHandle,
     defs_path: PathBuf,
     defs: DefinitionsWriter,
-    vhosts: Arc<Mutex<Vec<Weak<VHost>>>>,
+    vhosts: Arc<Mutex<Vec<Weak<dyn DurableTopology>>>>,
     users: Arc<OnceLock<Weak<Users>>>,
     globals: Arc<OnceLock<Weak<GlobalParameters>>>,
 }
@@ -49,7 +59,7 @@ impl Persistence {
         defs_path: PathBuf,
         permissions: Arc<Permissions>,
     ) -> std::io::Result<Arc<Persistence>> {
-        let vhosts: Arc<Mutex<Vec<Weak<VHost>>>> = Arc::default();
+        let vhosts: Arc<Mutex<Vec<Weak<dyn DurableTopology>>>> = Arc::default();
         let users: Arc<OnceLock<Weak<Users>>> = Arc::default();
         let globals: Arc<OnceLock<Weak<GlobalParameters>>> = Arc::default();
         let snapshot = {
@@ -77,19 +87,21 @@ impl Persistence {
         let _ = self.globals.set(Arc::downgrade(globals));
     }
 
-    pub fn register(&self, vhost: &Arc<VHost>) {
+    pub fn register<V: DurableTopology + 'static>(&self, vhost: &Arc<V>) {
+        let vhost: Weak<V> = Arc::downgrade(vhost);
+        let vhost: Weak<dyn DurableTopology> = vhost;
         self.vhosts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(vhost));
+            .push(vhost);
     }
 
     /// A deleted vhost leaves the definitions file with the next write (asked for here).
-    pub fn unregister(&self, vhost: &Arc<VHost>) {
+    pub fn unregister<V: DurableTopology + 'static>(&self, vhost: &Arc<V>) {
         self.vhosts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|v| !std::ptr::eq(v.as_ptr(), Arc::as_ptr(vhost)));
+            .retain(|v| !std::ptr::addr_eq(v.as_ptr(), Arc::as_ptr(vhost)));
         self.definitions_changed();
     }
 
@@ -112,17 +124,26 @@ impl Persistence {
     pub fn definitions(&self) -> &DefinitionsHandle {
         self.defs.handle()
     }
+
+    /// The store handle of durable queue `name` of `vhost`.
+    pub fn queue_store(&self, vhost: &str, name: &str) -> QueueStore {
+        QueueStore {
+            store: self.store.clone(),
+            key: queue_key(vhost, name),
+            definitions: self.definitions().clone(),
+        }
+    }
 }
 
 /// Every vhost's durable topology, as the definitions file holds it. `None` if a vhost
 /// is already gone (the broker is being dropped): a partial file must not be written.
 fn snapshot(
-    vhosts: &Mutex<Vec<Weak<VHost>>>,
+    vhosts: &Mutex<Vec<Weak<dyn DurableTopology>>>,
     users: &OnceLock<Weak<Users>>,
     globals: &OnceLock<Weak<GlobalParameters>>,
     permissions: &Permissions,
 ) -> Option<Definitions> {
-    let vhosts: Vec<Arc<VHost>> = vhosts
+    let vhosts: Vec<Arc<dyn DurableTopology>> = vhosts
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
@@ -141,34 +162,6 @@ fn snapshot(
         defs.global_parameters = g.definitions();
     }
     Some(defs)
-}
-
-/// A durable queue's handle on the message store.
-#[derive(Clone)]
-pub struct QueueStore {
-    pub store: StoreHandle,
-    /// The store's key for this queue (vhost and name).
-    pub key: Arc<str>,
-    /// Confirms of its messages also wait for the definitions that hold it.
-    pub definitions: DefinitionsHandle,
-}
-
-impl std::fmt::Debug for QueueStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueStore")
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-impl QueueStore {
-    pub fn new(persist: &Persistence, vhost: &str, name: &str) -> QueueStore {
-        QueueStore {
-            store: persist.store.clone(),
-            key: queue_key(vhost, name),
-            definitions: persist.definitions().clone(),
-        }
-    }
 }
 
 /// Writes `msg` to the message store if it is persistent (delivery mode 2) and reached

@@ -6,11 +6,18 @@
 //! Handlers return `Result<_, Exception>`; the connection decides what an error closes.
 //! A channel never blocks and never awaits: what it sends is appended to the write buffer
 //! in order, what it asks of other connections goes through their outboxes.
+//!
+//! This file holds the channel's state and method dispatch; beside it: `content` (header
+//! and body frames), `publish`, `basic` (consume, get, acks), `delivery` (deliveries in,
+//! release on close), `declare`, `confirms`, `tx`, `unacked`, `authorize`.
 
 pub(crate) mod authorize;
 mod basic;
 mod confirms;
+mod content;
 mod declare;
+mod delivery;
+mod publish;
 mod tx;
 mod unacked;
 
@@ -19,16 +26,15 @@ use crate::access::permissions::Permissions;
 use crate::broker::consumer::Outgoing;
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Credit};
 use crate::broker::message::{Message, MessageBuilder};
-use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
-use crate::broker::tracer::{Delivery, Origin};
+use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::codec::{self, Method, Publish, ShortStr};
 use crate::error::Exception;
 use crate::hash::NameMap;
-use crate::stats::{ChannelStats, ExchangeTally, Gauge, Key};
+use crate::stats::{ChannelStats, ExchangeTally, Gauge};
 use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use confirms::Confirms;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -315,138 +321,6 @@ impl Channel {
         }
     }
 
-    /// A content header frame.
-    pub fn handle_header(
-        &mut self,
-        ctx: &mut Ctx,
-        class_id: u16,
-        size: u64,
-        properties: Bytes,
-    ) -> Result<(), Exception> {
-        let publish = match std::mem::take(&mut self.content) {
-            Content::Header(publish) => publish,
-            Content::Idle => {
-                return Err(Exception::unexpected_frame(
-                    "expected method frame, got non method frame instead",
-                ))
-            }
-            other => {
-                self.content = other;
-                return Err(self.content_expected().on(60, 40));
-            }
-        };
-        if class_id != 60 {
-            return Err(Exception::unexpected_frame(format!(
-                "expected content header for class 60, got one for class {class_id} instead"
-            )));
-        }
-        if self.state == ChannelState::Closing {
-            // Framed, then dropped: nothing is published on a closing channel.
-            return self.discard(size, None);
-        }
-        if size > ctx.max_message_size {
-            // RabbitMQ 3.10 reads the whole body before refusing it; we drop it as it
-            // comes, so it costs no memory.
-            let error = Exception::precondition_failed(format!(
-                "message size {size} is larger than configured max size {}",
-                ctx.max_message_size
-            ))
-            .on(60, 40);
-            return self.discard(size, Some(error));
-        }
-        // RabbitMQ checks the write permission after the size, before the properties.
-        if let Err(e) = self.authorize_publish(ctx, &publish) {
-            return self.discard(size, Some(e.on(60, 40)));
-        }
-        let properties = match self.check_properties(ctx, &publish.exchange, properties) {
-            Ok(properties) => properties,
-            // Refused once the whole message is in, as RabbitMQ does: the channel closes
-            // at a frame boundary, with no body frames left to arrive on it.
-            Err(e) => return self.discard(size, Some(e.on(60, 40))),
-        };
-        let message = MessageBuilder::new(
-            publish.exchange.as_str(),
-            publish.routing_key.as_str(),
-            &properties,
-            size as usize,
-        );
-        if size == 0 {
-            return self.publish(ctx, publish, message.finish());
-        }
-        self.content = Content::Body { publish, message };
-        Ok(())
-    }
-
-    /// Reads and drops the `size` body bytes to come, then raises `error` (if any).
-    fn discard(&mut self, size: u64, error: Option<Exception>) -> Result<(), Exception> {
-        if size == 0 {
-            return error.map_or(Ok(()), Err);
-        }
-        self.content = Content::Discard {
-            remaining: size,
-            error,
-        };
-        Ok(())
-    }
-
-    /// A method frame on a closing channel. RabbitMQ's frame assembler runs whatever the
-    /// channel's state: a publish must still be followed by its content, which is then
-    /// dropped. Returns the other methods for the
-    /// connection to look at (close, close-ok, open); they do nothing here.
-    pub fn skip_method(&mut self, method: Method) -> Result<Option<AMQPClass>, Exception> {
-        self.expect_method()?;
-        match method {
-            Method::Publish(publish) => self.content = Content::Header(publish),
-            Method::Other(class) => return Ok(Some(*class)),
-            Method::Ack { .. } | Method::Qos { .. } => {}
-        }
-        Ok(None)
-    }
-
-    /// A content body frame.
-    pub fn handle_body(&mut self, ctx: &mut Ctx, payload: Bytes) -> Result<(), Exception> {
-        match &mut self.content {
-            Content::Body { .. } => {}
-            Content::Discard { remaining, error } => {
-                *remaining = remaining.saturating_sub(payload.len() as u64);
-                if *remaining == 0 {
-                    let error = error.take();
-                    self.content = Content::Idle;
-                    return error.map_or(Ok(()), Err);
-                }
-                return Ok(());
-            }
-            Content::Idle => {
-                return Err(Exception::unexpected_frame(
-                    "expected method frame, got non method frame instead",
-                ))
-            }
-            Content::Header(_) => return Err(self.content_expected().on(60, 40)),
-        }
-        let Content::Body {
-            publish,
-            mut message,
-        } = std::mem::take(&mut self.content)
-        else {
-            return Ok(());
-        };
-        if payload.len() > message.remaining() {
-            // Not an error by itself in RabbitMQ: the message never completes and the next
-            // method frame is refused.
-            self.content = Content::Discard {
-                remaining: u64::MAX,
-                error: None,
-            };
-            return Ok(());
-        }
-        message.push_body(&payload);
-        if message.remaining() > 0 {
-            self.content = Content::Body { publish, message };
-            return Ok(());
-        }
-        self.publish(ctx, publish, message.finish())
-    }
-
     /// After a batch of frames or deliveries: feed the queues whose consumers on this
     /// channel got credit back, and write coalesced confirms.
     pub fn flush(&mut self, ctx: &mut Ctx) {
@@ -501,155 +375,6 @@ impl Channel {
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
         tag
-    }
-
-    /// A delivery from one of this channel's consumers' queues. Returns it when the
-    /// consumer is gone (cancelled, channel closing) so the caller puts it back.
-    pub fn deliver(
-        &mut self,
-        ctx: &mut Ctx,
-        consumer: Arc<ConsumerInfo>,
-        queue: Arc<Queue>,
-        item: Queued,
-    ) -> Result<(), (Arc<Queue>, Queued)> {
-        let current = self
-            .consumers
-            .get(&consumer.tag)
-            .is_some_and(|c| Arc::ptr_eq(&c.info, &consumer));
-        if self.state != ChannelState::Open || !current {
-            consumer.give_back();
-            return Err((queue, item));
-        }
-        let tag = self.next_tag();
-        codec::encode_deliver(
-            ctx.out,
-            self.id,
-            consumer.tag.as_str(),
-            tag,
-            item.redelivered,
-            item.msg.exchange(),
-            item.msg.routing_key(),
-        );
-        codec::encode_content(
-            ctx.out,
-            self.id,
-            item.msg.properties(),
-            item.msg.body(),
-            ctx.frame_max,
-        );
-        let (stats, number) = (&self.stats, self.id);
-        ctx.vhost.tracing.delivered(&queue, &item.msg, || Delivery {
-            consumer_tag: Some(consumer.tag.as_str()),
-            redelivered: item.redelivered,
-            origin: Origin::Channel {
-                name: &stats.name,
-                number,
-            },
-        });
-        // Written: the window opens again (prefetch, if any, waits for the ack).
-        consumer.written();
-        self.credit_returned = true;
-        self.active = true;
-        let key = if consumer.no_ack {
-            Key::DeliverNoAck
-        } else {
-            Key::Deliver
-        };
-        self.stats.counters.bump(key, 1);
-        queue.stats.add(key, 1);
-        if item.redelivered {
-            self.stats.counters.bump(Key::Redeliver, 1);
-            queue.stats.add(Key::Redeliver, 1);
-        }
-        if consumer.no_ack {
-            queue.settled(&item);
-        } else {
-            queue.delivered(&item);
-            self.unacked.push(
-                tag,
-                Entry {
-                    queue,
-                    item,
-                    consumer: Some(consumer),
-                },
-            );
-        }
-        Ok(())
-    }
-
-    /// The server cancels a consumer whose queue was deleted.
-    pub fn server_cancel(&mut self, ctx: &mut Ctx, consumer_tag: ShortStr, notify: bool) {
-        self.stats.remove_consumer(consumer_tag.as_str());
-        let removed = self.consumers.remove(&consumer_tag);
-        if let (Some(c), Some(e)) = (&removed, ctx.vhost.events()) {
-            let at = crate::broker::events::ChannelRef {
-                connection: ctx.connection,
-                number: self.id,
-            };
-            e.consumer_deleted(&ctx.vhost.name, &c.queue.name, at, &consumer_tag, false);
-        }
-        if removed.is_some() && notify && self.state == ChannelState::Open {
-            ctx.send(
-                self.id,
-                AMQPClass::Basic(amqp_basic::AMQPMethod::Cancel(amqp_basic::Cancel {
-                    consumer_tag: consumer_tag.as_str().into(),
-                    nowait: true,
-                })),
-            );
-        }
-    }
-
-    /// Releases everything the channel holds: consumers are cancelled, unacked messages
-    /// go back to their queues in order, auto-delete queues left without consumers go.
-    pub fn release(&mut self, ctx: &mut Ctx) {
-        #[cfg(feature = "test-hooks")]
-        if self
-            .consumers
-            .values()
-            .any(|c| c.queue.name.as_str() == crate::connection::test_hooks::PANIC_IN_RELEASE_QUEUE)
-        {
-            panic!("test hook: a channel's release panics on purpose");
-        }
-        self.reply_queue = None;
-        for (tag, c) in std::mem::take(&mut self.consumers) {
-            self.consumer_deleted_event(ctx, &c.queue, tag.as_str());
-            if c.queue
-                .remove_consumer(ctx.connection, self.id, tag.as_str())
-                == ConsumerRemoved::RemovedLastOfAutoDelete
-            {
-                ctx.vhost.remove_queue(&c.queue);
-            }
-        }
-        if let Some(tx) = self.tx.take() {
-            // Settlements of an unfinished transaction never happened.
-            for (entries, _) in tx.settles {
-                self.unacked.restore(entries);
-            }
-        }
-        requeue_entries(self.unacked.take_all());
-        self.content = Content::Idle;
-    }
-}
-
-/// Gives credit back and puts settled-by-requeue entries back in their queues, one call
-/// per run of entries from the same queue (they arrive in tag order).
-fn requeue_entries(entries: Vec<(u64, Entry)>) {
-    let mut run: Vec<Queued> = Vec::new();
-    let mut run_queue: Option<Arc<Queue>> = None;
-    for (_, e) in entries {
-        if let Some(c) = &e.consumer {
-            c.settled();
-        }
-        if run_queue.as_ref().is_some_and(|q| q.id != e.queue.id) {
-            if let Some(q) = run_queue.take() {
-                q.requeue(std::mem::take(&mut run));
-            }
-        }
-        run_queue.get_or_insert(e.queue);
-        run.push(e.item);
-    }
-    if let Some(q) = run_queue {
-        q.requeue(run);
     }
 }
 

@@ -7,11 +7,17 @@
 //! high-water mark: that is the backpressure. The task never blocks and never holds a
 //! lock across an `.await`; on every exit path it gives back what it holds, through a
 //! drop guard (`Drop for Connection`), so also when the task panics.
+//!
+//! This file holds the task's state and its loop (`serve`, `run`, `pump`); beside it:
+//! `input` (frames in, to where they belong), `control` (channel 0 once open, closing,
+//! the tick), `handshake`, `channels`, `outbox`, `flow`, `events`.
 
 mod channels;
+mod control;
 mod events;
 mod flow;
 mod handshake;
+mod input;
 mod mechanism;
 mod name;
 mod outbox;
@@ -32,13 +38,11 @@ use crate::broker::memory::ClientMemory;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::{CloseListener, CloseSignal, ConnectionSlot, VHost};
 use crate::broker::Broker;
-use crate::channel::{Channel, Ctx, Held};
-use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
+use crate::channel::{Channel, Ctx};
 use crate::error::{ConnectionError, Exception};
 use crate::hash::{IdMap, NameMap};
 use crate::stats::registry::Bytes as StatBytes;
 use crate::stats::Registration;
-use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -448,170 +452,6 @@ impl Connection {
         }
     }
 
-    fn on_tick(&mut self) -> Result<(), ConnectionError> {
-        let now = Instant::now();
-        // Summed on the tick, not per delivery: a walk over the channels.
-        self.unacked_bytes = self.channels.values().map(Channel::unacked_bytes).sum();
-        self.channels.values_mut().for_each(Channel::tick);
-        match self.phase {
-            Phase::Closing(deadline) if now >= deadline => {
-                self.phase = Phase::Done;
-                self.out.clear();
-            }
-            Phase::CloseOkSent(deadline) if now >= deadline => {
-                self.reset = true;
-                self.phase = Phase::Done;
-            }
-            Phase::ProtocolHeader | Phase::StartOk | Phase::TuneOk | Phase::Open
-                if now - self.started >= HANDSHAKE_TIMEOUT =>
-            {
-                return Err(ConnectionError::HandshakeTimeout);
-            }
-            Phase::Running if self.heartbeat > 0 => {
-                let interval = Duration::from_secs(self.heartbeat as u64);
-                // A blocked connection is not read, so its heartbeats go unseen.
-                if self.flow_blocked() || self.throttled() || self.holding_too_much() {
-                    self.last_read = now;
-                }
-                // As RabbitMQ's heartbeat monitor: every interval (every second tick) it
-                // looks whether anything arrived since its last look, and gives up after
-                // two silent looks in a row; a client that goes quiet right after
-                // connection.open is dropped 3 intervals after tune-ok, not 2.
-                self.heartbeat_ticks = self.heartbeat_ticks.wrapping_add(1);
-                if self.heartbeat_ticks.is_multiple_of(2) {
-                    let heard = self.last_read > self.last_check;
-                    self.last_check = now;
-                    self.silent_checks = if heard { 0 } else { self.silent_checks + 1 };
-                    if self.silent_checks >= 2 {
-                        return Err(ConnectionError::MissedHeartbeats);
-                    }
-                }
-                // Send when nothing else went out for about half the interval.
-                if self.out.is_empty() && now - self.last_write >= interval / 2 - interval / 10 {
-                    codec::encode_heartbeat(&mut self.out);
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Parses and handles the complete frames in the read buffer, until the write buffer
-    /// reaches the high-water mark: replies (basic.get-ok with its message, say) to
-    /// frames a client pipelines without reading wait in the read buffer instead
-    /// (`input_pending`), and the socket is not read meanwhile.
-    fn process_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnectionError> {
-        self.input_pending = false;
-        if self.phase == Phase::ProtocolHeader {
-            if inbuf.len() < PROTOCOL_HEADER.len() {
-                return if b"AMQP".starts_with(&inbuf[..inbuf.len().min(4)]) {
-                    Ok(())
-                } else {
-                    self.refuse_header()
-                };
-            }
-            // RabbitMQ also accepts the legacy 0-9 header `AMQP 1 1 0 9`.
-            if &inbuf[..8] != PROTOCOL_HEADER && &inbuf[..8] != b"AMQP\x01\x01\x00\x09" {
-                return self.refuse_header();
-            }
-            let _ = inbuf.split_to(8);
-            let mechanisms = mechanism::offered(&self.broker.auth_mechanisms, self.tls.is_some());
-            let start = handshake::start(
-                &mechanisms,
-                &self.broker.server_properties,
-                &self.broker.cluster_name(),
-            );
-            codec::encode_method(&mut self.out, 0, &start);
-            self.phase = Phase::StartOk;
-        }
-        while !matches!(self.phase, Phase::Done) {
-            if self.out.len() >= HIGH_WATER {
-                self.input_pending = !inbuf.is_empty();
-                break;
-            }
-            let before = inbuf.len();
-            let frame = match codec::decode(inbuf, self.frame_max) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                // decode() answers COMMAND_INVALID only for unknown class/method ids, which
-                // RabbitMQ answers by dropping the connection.
-                Err(e) if e.code == crate::error::ReplyCode::CommandInvalid => {
-                    debug!(text = %e.text, "unknown method");
-                    return Err(ConnectionError::UnknownMethod);
-                }
-                Err(e) => {
-                    // The stream cannot be resynchronised after a framing error.
-                    inbuf.clear();
-                    if matches!(self.phase, Phase::StartOk | Phase::TuneOk | Phase::Open) {
-                        // As RabbitMQ: no close method before the connection is open.
-                        info!(text = %e.text, "bad frame during the handshake");
-                        self.silent_close();
-                    } else {
-                        self.close_connection(e);
-                    }
-                    break;
-                }
-            };
-            self.frame(frame, before - inbuf.len());
-        }
-        self.flush_channels();
-        Ok(())
-    }
-
-    /// One frame from the client, `size` bytes on the wire: handled now, or held by its
-    /// channel behind a tx.commit that waits for the store (or a basic.get that waits
-    /// for a page file).
-    fn frame(&mut self, frame: Frame, size: usize) {
-        let channel = frame_channel(&frame);
-        if self.phase == Phase::Running && !matches!(frame, Frame::Heartbeat { .. }) {
-            if let Some(ch) = self.channels.get_mut(&channel).filter(|c| c.is_waiting()) {
-                ch.hold(frame, size);
-                self.held_bytes += size;
-                return;
-            }
-        }
-        if let Err(e) = self.handle_frame(frame) {
-            self.fail(channel, e);
-        }
-    }
-
-    /// Frames held behind a commit that has now been answered, handled in order (a
-    /// later commit among them holds the rest again).
-    fn release_held(&mut self, held: Held) {
-        for (frame, size) in held {
-            self.held_bytes = self.held_bytes.saturating_sub(size);
-            self.frame(frame, size);
-        }
-    }
-
-    fn refuse_header(&mut self) -> Result<(), ConnectionError> {
-        self.out.extend_from_slice(PROTOCOL_HEADER);
-        self.phase = Phase::Done;
-        debug!("refused protocol header");
-        Ok(())
-    }
-
-    fn close_connection(&mut self, e: Exception) {
-        if matches!(
-            self.phase,
-            Phase::Closing(_) | Phase::Done | Phase::CloseOkSent(_)
-        ) {
-            return;
-        }
-        info!(code = e.code as u16, text = %e.text, "closing connection");
-        codec::encode_method(
-            &mut self.out,
-            0,
-            &AMQPClass::Connection(amqp_connection::AMQPMethod::Close(amqp_connection::Close {
-                reply_code: e.code as u16,
-                reply_text: e.text.as_str().into(),
-                class_id: e.class_id,
-                method_id: e.method_id,
-            })),
-        );
-        self.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
-    }
-
     /// Runs `f` on one channel with a context borrowed from the connection's other fields.
     fn with_channel<R>(
         &mut self,
@@ -640,135 +480,6 @@ impl Connection {
         };
         Some((&mut self.channels, ctx))
     }
-
-    fn handle_frame(&mut self, frame: Frame) -> Result<(), Exception> {
-        match self.phase {
-            Phase::Running => {}
-            Phase::Closing(_) => {
-                if let Frame::Method {
-                    channel: 0,
-                    method: Method::Other(class),
-                } = frame
-                {
-                    match *class {
-                        AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(_)) => {
-                            self.phase = Phase::Done
-                        }
-                        AMQPClass::Connection(amqp_connection::AMQPMethod::Close(_)) => {
-                            self.send_close_ok();
-                        }
-                        _ => {}
-                    }
-                }
-                return Ok(());
-            }
-            Phase::Done | Phase::ProtocolHeader | Phase::CloseOkSent(_) => return Ok(()),
-            Phase::StartOk | Phase::TuneOk | Phase::Open => {
-                let result = self.handshake_frame(frame);
-                if let (Phase::Running, Some(vhost)) = (&self.phase, &self.vhost) {
-                    self.name.logged_in(&self.user, &vhost.name);
-                }
-                return result;
-            }
-        }
-        match frame {
-            Frame::Heartbeat { .. } => Ok(()),
-            Frame::Method { channel: 0, method } => self.connection_method(method),
-            Frame::Method { channel, method } => {
-                self.publisher |= matches!(method, Method::Publish(_));
-                let created = crate::broker::records::created_here();
-                let result = self.channel_method(channel, method);
-                if crate::broker::records::created_here() != created {
-                    self.creator_held |= self.broker.memory.crowded();
-                }
-                result
-            }
-            Frame::Header {
-                channel: 0,
-                class_id,
-                body_size,
-                properties,
-            } => {
-                let mut octets = Vec::with_capacity(12 + properties.len());
-                octets.extend_from_slice(&class_id.to_be_bytes());
-                octets.extend_from_slice(&[0, 0]);
-                octets.extend_from_slice(&body_size.to_be_bytes());
-                octets.extend_from_slice(&properties);
-                Err(Exception::unexpected_frame(format!(
-                    "type 2, all octets = {}",
-                    codec::erlang_binary(&octets)
-                )))
-            }
-            Frame::Body {
-                channel: 0,
-                payload,
-            } => Err(Exception::unexpected_frame(format!(
-                "type 3, all octets = {}",
-                codec::erlang_binary(&payload)
-            ))),
-            Frame::Header {
-                channel,
-                class_id,
-                body_size,
-                properties,
-            } => self.open_channel_frame(channel, |ch, ctx| {
-                ch.handle_header(ctx, class_id, body_size, properties)
-            }),
-            Frame::Body { channel, payload } => {
-                self.open_channel_frame(channel, |ch, ctx| ch.handle_body(ctx, payload))
-            }
-        }
-    }
-
-    /// Drops the client after RabbitMQ's delay, with no close method.
-    fn silent_close(&mut self) {
-        self.reset = true;
-        self.phase = Phase::Closing(Instant::now() + SILENT_CLOSE_DELAY);
-    }
-
-    fn send_close_ok(&mut self) {
-        codec::encode_method(
-            &mut self.out,
-            0,
-            &AMQPClass::Connection(amqp_connection::AMQPMethod::CloseOk(
-                amqp_connection::CloseOk {},
-            )),
-        );
-        self.phase = Phase::CloseOkSent(Instant::now() + CLOSE_OK_LINGER);
-    }
-
-    fn connection_method(&mut self, method: Method) -> Result<(), Exception> {
-        use amqp_connection::AMQPMethod as C;
-        let (class_id, method_id) = method.ids();
-        let Method::Other(class) = method else {
-            return Err(
-                Exception::channel_error("unexpected method in connection state running")
-                    .on(class_id, method_id),
-            );
-        };
-        match *class {
-            AMQPClass::Connection(C::Close(_)) => {
-                self.send_close_ok();
-                Ok(())
-            }
-            AMQPClass::Connection(C::CloseOk(_)) => Ok(()),
-            // RabbitMQ 3.10 with its internal user database accepts any new secret (the
-            // internal backend keeps no expiring credential to refresh); so do we.
-            AMQPClass::Connection(C::UpdateSecret(m)) => {
-                info!(reason = %m.reason, "secret updated");
-                codec::encode_method(
-                    &mut self.out,
-                    0,
-                    &AMQPClass::Connection(C::UpdateSecretOk(amqp_connection::UpdateSecretOk {})),
-                );
-                Ok(())
-            }
-            _ => Err(
-                Exception::channel_error("unexpected method in connection state running")
-                    .on(class_id, method_id),
-            ),
-        }
-    }
 }
 
 /// Writes what the buffer holds (Some(bytes written)), or flushes when it is empty (None).
@@ -780,14 +491,5 @@ async fn write_or_flush<W: AsyncWrite + Unpin>(
         writer.flush().await.map(|()| None)
     } else {
         writer.write_buf(out).await.map(Some)
-    }
-}
-
-fn frame_channel(frame: &Frame) -> u16 {
-    match frame {
-        Frame::Method { channel, .. }
-        | Frame::Header { channel, .. }
-        | Frame::Body { channel, .. }
-        | Frame::Heartbeat { channel } => *channel,
     }
 }

@@ -232,13 +232,20 @@ fn node_json(api: &Api) -> Value {
     let reason = memory.alarm_reason();
     let mem_alarm = alarmed && reason.contains("memory");
     let disk_alarm = alarmed && reason.contains("disk");
-    let disk_free = crate::broker::disk::free_bytes(&node.config.data_dir).unwrap_or(0);
+    // In memory there is no data directory to ask: no free space is reported, and no
+    // limit, so the node reads as a RAM node with no disk alarm (RabbitMQ's type "ram").
+    let data_dir = node.config.disk_data_dir();
+    let disk_free = data_dir
+        .and_then(crate::broker::disk::free_bytes)
+        .unwrap_or(0);
     let fd_total = fd_limit();
     let connections = stats.connections().len();
     let (workers, tasks) = runtime_figures();
     let mut m = json!({
         "name": node.name,
-        "type": "disc",
+        "type": if data_dir.is_some() { "disc" } else { "ram" },
+        // warren's own: where durable state is kept, "disk" or "memory".
+        "storage": if data_dir.is_some() { "disk" } else { "memory" },
         "running": true,
         "os_pid": std::process::id().to_string(),
         "mem_used": crate::broker::memory::resident_bytes().unwrap_or_else(|| memory.used()),
@@ -250,7 +257,7 @@ fn node_json(api: &Api) -> Value {
         "queue_memory_used": memory.used(),
         "queue_memory_limit": node.config.queue_memory,
         "disk_free": disk_free,
-        "disk_free_limit": node.config.disk_free_limit,
+        "disk_free_limit": node.config.disk_free_limit_in_use(),
         "disk_free_alarm": disk_alarm,
         "fd_used": fd_used(),
         "fd_total": fd_total,
@@ -265,7 +272,10 @@ fn node_json(api: &Api) -> Value {
         "net_ticktime": 60,
         "partitions": [],
         "cluster_links": [],
-        "db_dir": node.config.data_dir.display().to_string(),
+        "db_dir": data_dir.map_or_else(
+            || crate::config::IN_MEMORY_DATA_DIR.to_owned(),
+            |d| d.display().to_string(),
+        ),
         "config_files": [],
         "log_files": [],
         "enabled_plugins": ["rabbitmq_management"],

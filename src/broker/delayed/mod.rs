@@ -19,7 +19,6 @@
 //! scheduler's state; nothing here takes a queue lock or waits under the lock.
 
 pub mod clock;
-pub mod delay;
 pub mod recover;
 mod spill;
 

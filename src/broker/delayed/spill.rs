@@ -10,8 +10,8 @@
 //! messages are in the message store as well. The file is emptied each time no spilled
 //! message is left in it.
 
+use crate::broker::memory::pagedir::PageDir;
 use crate::broker::message::Message;
-use crate::broker::queue::pagedir::PageDir;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;

@@ -9,6 +9,7 @@
 //! and cost nothing unless such an exchange is declared.
 
 pub mod consistent_hash;
+pub mod delay;
 mod erlang_hash;
 pub mod headers;
 pub mod random;
@@ -55,7 +56,7 @@ impl ExchangeKind {
             "x-consistent-hash" => Some(ExchangeKind::ConsistentHash),
             "x-random" => Some(ExchangeKind::Random),
             "x-recent-history" => Some(ExchangeKind::RecentHistory),
-            crate::broker::delayed::delay::TYPE_NAME => Some(ExchangeKind::Delayed),
+            delay::TYPE_NAME => Some(ExchangeKind::Delayed),
             _ => None,
         }
     }
@@ -69,7 +70,7 @@ impl ExchangeKind {
             ExchangeKind::ConsistentHash => "x-consistent-hash",
             ExchangeKind::Random => "x-random",
             ExchangeKind::RecentHistory => "x-recent-history",
-            ExchangeKind::Delayed => crate::broker::delayed::delay::TYPE_NAME,
+            ExchangeKind::Delayed => delay::TYPE_NAME,
         }
     }
 
@@ -79,7 +80,7 @@ impl ExchangeKind {
         match self {
             ExchangeKind::ConsistentHash => consistent_hash::validate(arguments),
             ExchangeKind::RecentHistory => recent::validate(arguments),
-            ExchangeKind::Delayed => crate::broker::delayed::delay::check_type(arguments),
+            ExchangeKind::Delayed => delay::check_type(arguments),
             _ => Ok(()),
         }
     }
@@ -151,9 +152,7 @@ impl Exchange {
     ) -> Self {
         // A delayed exchange routes as its x-delayed-type (checked at declare).
         let routing = match kind {
-            ExchangeKind::Delayed => {
-                crate::broker::delayed::delay::routing_kind(&arguments).unwrap_or(kind)
-            }
+            ExchangeKind::Delayed => delay::routing_kind(&arguments).unwrap_or(kind),
             _ => kind,
         };
         let routes = match routing {
@@ -375,7 +374,7 @@ impl Exchange {
         if self.kind != ExchangeKind::Delayed {
             return None;
         }
-        crate::broker::delayed::delay::delay_of(msg.headers().as_ref())
+        delay::delay_of(msg.headers().as_ref())
     }
 
     /// Reports the destinations this message goes to (possibly with repeats: the caller
@@ -410,5 +409,16 @@ impl Exchange {
                 list.iter().for_each(out);
             }
         }
+    }
+}
+
+/// The management HTTP API names the default exchange `amq.default` (in paths and
+/// bodies); over AMQP 0-9-1 RabbitMQ 3.10 knows no such alias (publishing to
+/// `amq.default` is a 404 there), so only the API's lookups go through this.
+pub(crate) fn canonical_exchange(name: &str) -> &str {
+    if name == "amq.default" {
+        ""
+    } else {
+        name
     }
 }

@@ -10,9 +10,9 @@
 //! on the caller's thread, which must be a blocking one (never a runtime worker, never
 //! under a lock). A page file deleted meanwhile is still read through its open handle.
 
-use super::pagedir::FileView;
-use super::paging::{decode, record_len};
+use super::paging::decode;
 use super::{as_delivered, Queue, Queued};
+use crate::broker::memory::pagedir::{record_len, FileView};
 
 /// The most messages one browse covers (a search's scan included): bounds what is
 /// copied under the queue lock and what is read from disk.

@@ -7,22 +7,33 @@
 //! only thing done to the outside world is a non-blocking send into a consumer's outbox.
 //! Lock order: the vhost topology lock, if held, is taken before this one; never two queue
 //! locks at once.
+//!
+//! This file holds the queue's record, publish, policies, purge and deletion; beside it:
+//! `limits` (its effective settings), `expiry` (TTL and x-expires), `dispatch`
+//! (consumers and handing out), `settle` (acks, rejects, dead letters, requeues),
+//! `store` (its handle on the message store), `ready`/`paging` (the messages), `readback`
+//! and `browse` (reading paged tails). It uses nothing above it in the broker's chain
+//! (see `broker`): no vhost, exchange or persistence; `tests` builds one on its own.
 
 pub mod browse;
+mod dispatch;
+mod expiry;
 mod figures;
+mod limits;
 mod outstanding;
-pub mod pagedir;
 pub mod paging;
 mod poison;
 mod readback;
 mod ready;
+mod settle;
+mod store;
+#[cfg(test)]
+mod tests;
 
-use super::arguments::{as_int, text_arg, QueueType};
-use super::consumer::{ConnectionHandle, Consumer, Delivery, Outgoing};
-use super::deadletter::{DeadLetter, DeadLetterTarget, Reason};
+use super::consumer::{ConnectionHandle, Consumer, Outgoing};
+use super::deadletter::{DeadLetterTarget, Reason};
 use super::memory::Memory;
 use super::message::Message;
-use super::persist::QueueStore;
 use super::policy::Applied;
 use super::records;
 use super::stream_queue::StreamQueue;
@@ -30,13 +41,16 @@ use crate::codec::properties as props;
 use crate::codec::ShortStr;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
+pub use expiry::now_ms;
 pub use figures::QueueFigures;
+use limits::Limits;
 pub use poison::{Poisoned, POISON_DELIVERIES};
 use readback::read_back_waker;
 pub use readback::Get;
 use ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+pub use store::QueueStore;
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -80,16 +94,6 @@ fn as_delivered(quorum: bool, mut item: Queued) -> Queued {
         item.msg = item.msg.with_header(DELIVERY_COUNT, Some(count));
     }
     item
-}
-
-/// Milliseconds on a monotonic clock, starting at 1 (0 means "never" in `expires_at`).
-pub fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-        + 1
 }
 
 #[derive(Debug)]
@@ -154,77 +158,6 @@ struct QueueState {
     applied: Option<Box<Applied>>,
     /// Messages sent back over and over (diagnostics; empty in nearly every queue).
     poison: poison::PoisonList,
-}
-
-/// x-max-length, x-max-length-bytes, x-overflow and the others, read from the effective
-/// arguments (the declared ones with the policies' settings, `policy::effective_queue_arguments`).
-#[derive(Debug, Default)]
-struct Limits {
-    max_length: Option<u64>,
-    max_bytes: Option<u64>,
-    /// x-overflow reject-publish(-dlx): refuse new messages instead of dropping old ones.
-    reject_publish: bool,
-    /// x-overflow reject-publish-dlx: and dead-letter what was refused.
-    dead_letter_refused: bool,
-    /// x-queue-mode lazy: page past a short head whatever the memory budget says.
-    lazy: bool,
-    /// x-single-active-consumer: only the earliest registered consumer is served; the
-    /// next one takes over when it goes (RabbitMQ 3.10 ignores x-priority here).
-    single_active: bool,
-    /// x-queue-type quorum: deliveries carry x-delivery-count.
-    quorum: bool,
-    /// x-delivery-limit (quorum queues): a message returned more often than this is
-    /// dead-lettered (reason delivery_limit) or dropped.
-    delivery_limit: Option<u64>,
-    /// x-message-ttl in milliseconds.
-    message_ttl: Option<u64>,
-    /// x-expires: the queue is deleted after this many milliseconds unused.
-    expires: Option<u64>,
-    /// x-max-priority: messages are served by their priority property, up to this.
-    max_priority: Option<u8>,
-}
-
-impl Limits {
-    fn from_arguments(args: &FieldTable) -> Limits {
-        let int = |key: &str| {
-            args.inner()
-                .get(key)
-                .and_then(as_int)
-                .and_then(|n| u64::try_from(n).ok())
-        };
-        let text = |key: &str| text_arg(args, key).unwrap_or_default();
-        let overflow = text("x-overflow");
-        let quorum = QueueType::of(args) == QueueType::Quorum;
-        Limits {
-            max_length: int("x-max-length"),
-            max_bytes: int("x-max-length-bytes"),
-            reject_publish: overflow.starts_with(b"reject-publish"),
-            dead_letter_refused: overflow == b"reject-publish-dlx",
-            lazy: text("x-queue-mode") == b"lazy",
-            single_active: matches!(
-                args.inner().get("x-single-active-consumer"),
-                Some(AMQPValue::Boolean(true))
-            ),
-            quorum,
-            delivery_limit: int("x-delivery-limit").filter(|_| quorum),
-            message_ttl: int("x-message-ttl"),
-            expires: int("x-expires"),
-            max_priority: int("x-max-priority").map(|p| p.min(255) as u8),
-        }
-    }
-
-    fn over(&self, ready: &Ready) -> bool {
-        self.max_length.is_some_and(|m| ready.len() as u64 > m)
-            || self.max_bytes.is_some_and(|m| ready.bytes > m)
-    }
-
-    /// Whether one more message of `body` bytes would not fit.
-    fn full_for(&self, ready: &Ready, body: usize) -> bool {
-        self.max_length.is_some_and(|m| ready.len() as u64 + 1 > m)
-            || self
-                .max_bytes
-                .is_some_and(|m| ready.bytes + body as u64 > m)
-    }
 }
 
 /// What became of a published message in one queue.
@@ -477,68 +410,12 @@ impl Queue {
         self.lock().applied.as_deref().cloned().unwrap_or_default()
     }
 
-    /// When a message published now expires: the shorter of the queue's x-message-ttl
-    /// and the message's expiration property; 0 when neither is set.
-    fn expiry(&self, message_ttl: Option<u64>, msg: &Message) -> u64 {
-        let own = match props::short_str(msg.properties(), props::EXPIRATION) {
-            Some(text) => text.parse::<u64>().ok(),
-            None => None,
-        };
-        let ttl = match (message_ttl, own) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => return 0,
-            },
-        };
-        self.may_expire.store(true, Ordering::Relaxed);
-        now_ms().saturating_add(ttl)
-    }
-
     /// The message's priority level, clamped to x-max-priority (0 without it).
     fn priority(&self, msg: &Message) -> u8 {
         match self.max_priority {
             Some(max) => props::priority(msg.properties()).unwrap_or(0).min(max),
             None => 0,
         }
-    }
-
-    /// Drops expired messages from the head, as RabbitMQ does: a message expires when it
-    /// is at the head and its time is past (ones behind an unexpired head wait for it).
-    fn drop_expired(&self, st: &mut QueueState, now: u64) {
-        while st
-            .ready
-            .front()
-            .is_some_and(|q| q.expires_at != 0 && q.expires_at < now)
-        {
-            if let Some(item) = st.ready.pop_front() {
-                self.dead_letter(item, Reason::Expired);
-            }
-        }
-    }
-
-    /// The periodic sweep: expire what reached its time at the head, with or without
-    /// consumers. Cheap for queues that never saw a TTL.
-    pub fn expire(&self) {
-        if self.may_expire.load(Ordering::Relaxed) {
-            let mut st = self.lock();
-            self.drop_expired(&mut st, now_ms());
-        }
-    }
-
-    /// Renews the x-expires lease: a declare, a basic.get, a consumer coming or going.
-    pub fn touch(&self) {
-        self.last_used.store(now_ms(), Ordering::Relaxed);
-    }
-
-    /// Whether x-expires has run out: no consumers and unused for that long.
-    pub fn lease_expired(&self, now: u64) -> bool {
-        let expires = self.expires.load(Ordering::Relaxed);
-        if expires == 0 {
-            return false;
-        }
-        now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= expires
-            && self.lock().consumers.is_empty()
     }
 
     /// An entry for `msg` at the back of the queue: the next sequence number, its
@@ -578,273 +455,6 @@ impl Queue {
             return;
         }
         st.ready.push_back(item);
-    }
-
-    /// A message of this queue is settled for good (acked, rejected without requeue,
-    /// delivered with no-ack, purged): the store forgets it.
-    pub fn settled(&self, item: &Queued) {
-        self.memory.sub(item.cost());
-        if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
-            s.store.ack(&s.key, id);
-        }
-    }
-
-    /// A message a client had to acknowledge is acked (or the API's get settles it).
-    pub fn acked(&self, item: &Queued) {
-        if self.stream.is_some() {
-            // A stream keeps its entries: an ack only gave credit back (the channel did).
-            return;
-        }
-        self.returned.settled(item);
-        self.settled(item);
-        self.forget_poison(item);
-    }
-
-    /// A message sent back over and over left for good: it is poison no more. Takes the
-    /// queue lock, so only for such messages and never from under it.
-    fn forget_poison(&self, item: &Queued) {
-        if item.deliveries >= POISON_DELIVERIES {
-            self.lock().poison.forget(item.seq);
-        }
-    }
-
-    /// The messages of this queue sent back over and over (see `poison`).
-    pub fn poisoned(&self) -> Vec<Poisoned> {
-        self.lock().poison.list()
-    }
-
-    /// A message a client had to acknowledge is rejected or nacked without requeue.
-    pub fn rejected(&self, item: Queued) {
-        self.returned.settled(&item);
-        self.forget_poison(&item);
-        self.dead_letter(item, Reason::Rejected);
-    }
-
-    /// A message leaves for good without being consumed (rejected without requeue,
-    /// expired, dropped by a length limit): settled, and dead-lettered if configured.
-    pub fn dead_letter(&self, item: Queued, reason: Reason) {
-        self.settled(&item);
-        let target = self.dead_letter.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = target.as_ref() {
-            // The delivery count is added on the way to consumers; it does not travel on.
-            let msg = match self.quorum {
-                true => item.msg.with_header(DELIVERY_COUNT, None),
-                false => item.msg,
-            };
-            let _ = t.sink.send(DeadLetter {
-                msg,
-                queue: self.name.clone(),
-                reason,
-                exchange: t.exchange.clone(),
-                routing_key: t.routing_key.clone(),
-            });
-        }
-    }
-
-    /// A message goes to a client: the first time, the store marks it so that after a
-    /// restart it comes back with redelivered=true unless acked; a quorum queue's store
-    /// also counts every later delivery (one small record per redelivery, synced with the
-    /// next batch), so x-delivery-count and x-delivery-limit survive restarts.
-    pub fn delivered(&self, item: &Queued) {
-        if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
-            if !item.redelivered {
-                s.store.delivered(&s.key, id, 1);
-            } else if self.quorum {
-                s.store
-                    .delivered(&s.key, id, item.deliveries.saturating_add(1));
-            }
-        }
-    }
-
-    /// A message leaving for a client: a quorum queue tells how often it went before.
-    fn outgoing(&self, item: Queued) -> Queued {
-        as_delivered(self.quorum, item)
-    }
-
-    /// Puts back messages a client had to acknowledge (nack or reject with requeue,
-    /// basic.recover, its channel or connection gone): they come back redelivered.
-    pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = Queued>) {
-        self.put_back(items, true, true);
-    }
-
-    /// Puts back a delivery that never reached its client (its consumer or connection
-    /// went first); `counted`: it was for a manual-ack consumer.
-    pub fn unsent(self: &Arc<Self>, item: Queued, counted: bool) {
-        self.put_back([item], false, counted);
-    }
-
-    /// Puts messages back where their sequence numbers place them; `redelivered` marks
-    /// those a client has seen; `counted`: they were handed out for acknowledgement.
-    /// Then feeds consumers.
-    fn put_back(
-        self: &Arc<Self>,
-        items: impl IntoIterator<Item = Queued>,
-        redelivered: bool,
-        counted: bool,
-    ) {
-        if self.stream.is_some() {
-            // Nothing goes back into a stream: the entries never left it.
-            return;
-        }
-        let mut st = self.lock();
-        if st.deleted {
-            // Nowhere to go back to: the messages are gone with their queue.
-            for item in items {
-                if counted {
-                    st.handed.back(&item);
-                }
-                self.memory.sub(item.cost());
-            }
-            return;
-        }
-        for mut item in items {
-            if counted {
-                st.handed.back(&item);
-            }
-            item.redelivered |= redelivered;
-            if redelivered {
-                // Counted in every queue (poison diagnostics); only quorum queues show it
-                // to consumers and enforce a limit on it.
-                item.deliveries = item.deliveries.saturating_add(1);
-                if st
-                    .limits
-                    .delivery_limit
-                    .is_some_and(|limit| u64::from(item.deliveries) > limit)
-                {
-                    st.poison.forget(item.seq);
-                    self.dead_letter(item, Reason::DeliveryLimit);
-                    continue;
-                }
-                if item.deliveries >= POISON_DELIVERIES {
-                    st.poison.returned(&item);
-                }
-            }
-            st.ready.insert_in_order(item);
-        }
-        self.dispatch_locked(&mut st);
-    }
-
-    pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), Exception> {
-        self.touch();
-        let mut st = self.lock();
-        let taken = st.consumers.iter().any(|c| c.exclusive);
-        if taken || (consumer.exclusive && !st.consumers.is_empty()) {
-            return Err(Exception::access_refused(format!(
-                "{} in exclusive use",
-                self.describe()
-            )));
-        }
-        st.consumers.push(consumer);
-        st.consumers_changed(&self.memory);
-        self.dispatch_locked(&mut st);
-        Ok(())
-    }
-
-    pub fn remove_consumer(&self, connection: u64, channel: u16, tag: &str) -> ConsumerRemoved {
-        self.touch();
-        if let Some(stream) = &self.stream {
-            stream.stop_reading(connection, channel, &ShortStr::from(tag));
-        }
-        let mut st = self.lock();
-        let Some(at) = st.consumers.iter().position(|c| {
-            c.connection.id == connection && c.info.channel == channel && c.info.tag.as_str() == tag
-        }) else {
-            return ConsumerRemoved::NotFound;
-        };
-        st.consumers.remove(at);
-        st.consumers_changed(&self.memory);
-        if st.next_consumer > at {
-            st.next_consumer -= 1;
-        }
-        if self.auto_delete && st.consumers.is_empty() && !st.deleted {
-            ConsumerRemoved::RemovedLastOfAutoDelete
-        } else {
-            ConsumerRemoved::Removed
-        }
-    }
-
-    /// Feeds consumers that got credit back.
-    pub fn dispatch(self: &Arc<Self>) {
-        if let Some(stream) = &self.stream {
-            return stream.wake();
-        }
-        let mut st = self.lock();
-        self.dispatch_locked(&mut st);
-    }
-
-    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
-        let now = if self.may_expire.load(Ordering::Relaxed) {
-            now_ms()
-        } else {
-            0
-        };
-        while !st.ready.is_empty() && !st.consumers.is_empty() {
-            if now != 0 {
-                self.drop_expired(st, now);
-            }
-            // Nothing left, or the head waits for a read-back from a page file (it wakes
-            // the queue when done): no credit is taken for nothing.
-            if st.ready.front().is_none() {
-                return;
-            }
-            let n = st.consumers.len();
-            let idx = if st.limits.single_active {
-                // Consumers stay in registration order: the first is the active one.
-                if !st.consumers[0].try_take_credit() {
-                    return;
-                }
-                0
-            } else {
-                let start = st.next_consumer % n;
-                // Consumer priorities: only the highest priority that has room is served,
-                // round-robin among its consumers.
-                let Some(top) = st
-                    .consumers
-                    .iter()
-                    .filter(|c| c.has_room())
-                    .map(|c| c.priority)
-                    .max()
-                else {
-                    return;
-                };
-                let Some(idx) = (0..n).map(|i| (start + i) % n).find(|&i| {
-                    st.consumers[i].priority == top && st.consumers[i].try_take_credit()
-                }) else {
-                    return;
-                };
-                st.next_consumer = (idx + 1) % n;
-                idx
-            };
-            let Some(item) = st.ready.pop_front() else {
-                return;
-            };
-            let item = self.outgoing(item);
-            // Counted before the send moves it, and taken back if the send fails.
-            let counted = !st.consumers[idx].info.no_ack;
-            if counted {
-                st.handed.out(&item);
-            }
-            let consumer = &st.consumers[idx];
-            let delivery = Delivery {
-                consumer: consumer.info.clone(),
-                queue: self.clone(),
-                item,
-            };
-            if let Err(failed) = consumer.connection.outbox.send(Outgoing::Deliver(delivery)) {
-                // The consumer's connection is gone without cancelling: take the message
-                // back and forget the consumer; its connection cleanup finds nothing left.
-                consumer.info.give_back();
-                if let Outgoing::Deliver(d) = failed.0 {
-                    if counted {
-                        st.handed.back(&d.item);
-                    }
-                    st.ready.push_front(d.item);
-                }
-                st.consumers.remove(idx);
-                st.consumers_changed(&self.memory);
-                st.next_consumer = 0;
-            }
-        }
     }
 
     /// Drops every ready message; returns how many there were.

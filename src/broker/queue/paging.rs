@@ -4,7 +4,7 @@
 //! back as they are published while memory is over budget, read back from the front in
 //! chunks when the head runs dry. Records go into a write buffer and from there, a few
 //! hundred KiB at a time, to the page directory's I/O thread, which writes them into
-//! page files under `<data_dir>/pages` (see `pagedir`); a file is deleted as soon as it
+//! page files under `<data_dir>/pages` (see `memory::pagedir`); a file is deleted as soon as it
 //! has been read through, so disk use follows the backlog.
 //!
 //! Page files are a cache, not a store: they are wiped at start. Persistent messages are
@@ -22,9 +22,9 @@
 //! rest of that file and logs how many messages went with it.
 
 use super::browse::TailView;
-pub use super::pagedir::{PageDir, Wake};
-use super::pagedir::{PageFile, ReadAhead};
 use super::{msg_cost, Queued};
+use crate::broker::memory::pagedir::{record_len, PageFile, ReadAhead};
+pub use crate::broker::memory::pagedir::{PageDir, Wake};
 use crate::broker::memory::Memory;
 use crate::broker::message::Message;
 use std::collections::VecDeque;
@@ -344,12 +344,6 @@ impl Tail {
             chunk.pop_front()
         })
     }
-}
-
-/// The length of the record at the start of `data`, when its length field is there.
-pub(super) fn record_len(data: &[u8]) -> Option<usize> {
-    let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
-    Some(4 + len)
 }
 
 /// Decodes the record at the start of `data`: the item and the bytes it took. `None` when

@@ -70,7 +70,7 @@ fn bench_append_and_read() {
         read_run(&log, size);
         let t = Instant::now();
         let stats = log.stats();
-        let dir = log.dir().to_path_buf();
+        let dir = log.dir().expect("on disk").to_path_buf();
         drop(log);
         let again = StreamLog::open(&dir, small_segments(64 * 1024 * 1024)).expect("reopen");
         assert_eq!(again.stats(), stats);

@@ -9,8 +9,8 @@
 
 use super::format::{decode_header, verify, Bad, ChunkHeader, CHUNK_HEADER};
 use super::index::read_up_to;
+use super::storage::SegFile;
 use bytes::{Bytes, BytesMut};
-use std::fs::File;
 use std::io;
 
 /// Bytes read from the file at a time (when a chunk is smaller).
@@ -31,14 +31,14 @@ pub(crate) enum Next {
 
 #[derive(Debug)]
 pub(crate) struct ChunkSource {
-    file: File,
+    file: SegFile,
     /// File position of `buf[0]`.
     pos: u64,
     buf: BytesMut,
 }
 
 impl ChunkSource {
-    pub(crate) fn new(file: File, pos: u64) -> Self {
+    pub(crate) fn new(file: SegFile, pos: u64) -> Self {
         ChunkSource {
             file,
             pos,

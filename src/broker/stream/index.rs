@@ -13,10 +13,9 @@
 //! ```
 
 use super::format::{u32_at, u64_at, ChunkHeader};
+use super::storage::ReadAt;
 use crc32c::crc32c;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 pub(crate) const INDEX_MAGIC: [u8; 8] = *b"WSTRIDX1";
 pub(crate) const INDEX_HEADER: u64 = 8;
@@ -78,7 +77,11 @@ pub(crate) fn record_pos(n: u64) -> u64 {
 /// that decode, with consecutive offsets from `base` and increasing positions. What
 /// follows the prefix is ignored (the caller rebuilds it from the segment). A file
 /// without the magic has no records. Returns how many records were good.
-pub(crate) fn load(file: &File, base: u64, mut each: impl FnMut(IndexRecord)) -> io::Result<u64> {
+pub(crate) fn load(
+    file: &impl ReadAt,
+    base: u64,
+    mut each: impl FnMut(IndexRecord),
+) -> io::Result<u64> {
     let mut magic = [0u8; 8];
     if read_up_to(file, &mut magic, 0)? < magic.len() || magic != INDEX_MAGIC {
         return Ok(0);
@@ -109,7 +112,7 @@ pub(crate) fn load(file: &File, base: u64, mut each: impl FnMut(IndexRecord)) ->
 
 /// Reads records `from..to` (record numbers) of an index file; stops early at a record
 /// that does not decode.
-pub(crate) fn read_range(file: &File, from: u64, to: u64) -> io::Result<Vec<IndexRecord>> {
+pub(crate) fn read_range(file: &impl ReadAt, from: u64, to: u64) -> io::Result<Vec<IndexRecord>> {
     let n = to.saturating_sub(from) as usize;
     let mut bytes = vec![0u8; n * RECORD];
     let got = read_up_to(file, &mut bytes, record_pos(from))?;
@@ -120,7 +123,7 @@ pub(crate) fn read_range(file: &File, from: u64, to: u64) -> io::Result<Vec<Inde
 }
 
 /// Reads as much of `buf` as the file has from `pos`.
-pub(crate) fn read_up_to(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+pub(crate) fn read_up_to(file: &impl ReadAt, buf: &mut [u8], pos: u64) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match file.read_at(&mut buf[got..], pos + got as u64) {

@@ -8,18 +8,17 @@
 //! find their entries covered), `meta` (segment list and offsets: memory only, held for
 //! a few field reads; readers take nothing else). No file I/O ever happens under `meta`.
 
-use super::format::{
-    cut_chunks, encode_chunk, CHUNK_HEADER, ENTRY_HEADER, SEGMENT_HEADER, SEGMENT_MAGIC,
-};
-use super::index::{self, IndexRecord, INDEX_MAGIC};
-use super::segment::{index_path, segment_path, Segment};
+use super::format::{cut_chunks, encode_chunk, CHUNK_HEADER, ENTRY_HEADER, SEGMENT_HEADER};
+use super::index::{self, IndexRecord};
+use super::segment::Segment;
+use super::storage::{Home, MemDir, SegFile};
 use super::{retention, RetentionOutcome, StartAt, StreamConfig, StreamStats, MAX_ENTRY_BYTES};
+use crate::broker::memory::Memory;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,7 +31,8 @@ pub struct StreamLog {
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub dir: PathBuf,
+    /// Where the segment and index files are: a directory, or memory.
+    pub home: Home,
     config: Mutex<StreamConfig>,
     appender: Mutex<Appender>,
     sync_lock: Mutex<()>,
@@ -47,7 +47,7 @@ pub(crate) struct Meta {
     /// Oldest first; the last is the active one. Never empty.
     pub segments: VecDeque<Segment>,
     /// The active segment's file, for `sync`.
-    active_file: Arc<File>,
+    active_file: Arc<SegFile>,
     pub destroyed: bool,
 }
 
@@ -64,8 +64,8 @@ impl Meta {
 /// The writing side: the active segment's files and where the next chunk goes.
 #[derive(Debug)]
 struct Appender {
-    file: Arc<File>,
-    index: File,
+    file: Arc<SegFile>,
+    index: SegFile,
     base: u64,
     /// File position of the next chunk.
     pos: u64,
@@ -96,15 +96,36 @@ impl StreamLog {
     /// Opens (recovering) or creates the log in `dir`; see `mod.rs`.
     pub fn open(dir: &Path, config: StreamConfig) -> io::Result<StreamLog> {
         let r = super::recovery::recover(dir)?;
-        let active = r
-            .segments
+        let home = Home::Dir(dir.to_path_buf());
+        let (file, index) = (SegFile::Disk(r.active), SegFile::Disk(r.active_index));
+        Ok(Self::build(home, config, r.segments, file, index))
+    }
+
+    /// An empty log whose segments are kept in memory (the broker's in-memory mode),
+    /// their blocks counted in `memory` when given. The same log in every other way:
+    /// chunks, offsets, readers, retention; `sync` has nothing to do.
+    pub fn in_memory(config: StreamConfig, memory: Option<Arc<Memory>>) -> StreamLog {
+        let dir = MemDir::new(memory);
+        let (file, index) = dir.create_segment(0);
+        let segments = VecDeque::from([Segment::empty(0)]);
+        Self::build(Home::Memory(dir), config, segments, file, index)
+    }
+
+    fn build(
+        home: Home,
+        config: StreamConfig,
+        segments: VecDeque<Segment>,
+        file: SegFile,
+        index: SegFile,
+    ) -> StreamLog {
+        let active = segments
             .back()
             .cloned()
             .unwrap_or_else(|| Segment::empty(0));
-        let file = Arc::new(r.active);
+        let file = Arc::new(file);
         let appender = Appender {
             file: file.clone(),
-            index: r.active_index,
+            index,
             base: active.base,
             pos: active.size,
             next: active.end,
@@ -113,21 +134,20 @@ impl StreamLog {
             out: Vec::new(),
             idx_out: Vec::new(),
         };
-        let log = StreamLog {
+        StreamLog {
             shared: Arc::new(Shared {
-                dir: dir.to_path_buf(),
+                home,
                 config: Mutex::new(config),
                 appender: Mutex::new(appender),
                 sync_lock: Mutex::new(()),
                 durable: AtomicU64::new(active.end),
                 meta: Mutex::new(Meta {
-                    segments: r.segments,
+                    segments,
                     active_file: file,
                     destroyed: false,
                 }),
             }),
-        };
-        Ok(log)
+        }
     }
 
     pub fn config(&self) -> StreamConfig {
@@ -144,9 +164,9 @@ impl StreamLog {
         *self.shared.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
-    /// The directory holding the log's files.
-    pub fn dir(&self) -> &Path {
-        &self.shared.dir
+    /// The directory holding the log's files; `None` for a log in memory.
+    pub fn dir(&self) -> Option<&Path> {
+        self.shared.home.dir()
     }
 
     /// Appends one entry as one chunk; returns its offset. Written, not yet durable.
@@ -211,7 +231,7 @@ impl StreamLog {
             // newest timestamp as "now" (the caller's clock).
             let now = entries.iter().map(|(t, _)| *t).max().unwrap_or(0);
             if let Err(e) = self.enforce_retention(now) {
-                tracing::warn!(dir = %self.shared.dir.display(), error = %e, "stream retention failed");
+                tracing::warn!(home = %self.shared.home, error = %e, "stream retention failed");
             }
         }
         Ok(range)
@@ -242,7 +262,7 @@ impl StreamLog {
             .index
             .write_all_at(&app.idx_out, index::record_pos(app.records))
         {
-            tracing::warn!(dir = %self.shared.dir.display(), error = %e, "stream index write failed");
+            tracing::warn!(home = %self.shared.home, error = %e, "stream index write failed");
         }
         app.records += pending.len() as u64;
         let mut meta = self.meta();
@@ -260,7 +280,7 @@ impl StreamLog {
     fn roll(&self, app: &mut Appender) -> io::Result<()> {
         app.file.sync_data()?;
         app.index.sync_data()?;
-        let (file, index) = create_segment(&self.shared.dir, app.next)?;
+        let (file, index) = self.shared.home.create_segment(app.next)?;
         let file = Arc::new(file);
         app.file = file.clone();
         app.index = index;
@@ -357,7 +377,7 @@ impl StreamLog {
         let Some((base, (from, to, stretch_first))) = found else {
             return next;
         };
-        let records = File::open(index_path(&self.shared.dir, base))
+        let records = (self.shared.home.open(base, true))
             .and_then(|f| index::read_range(&f, from, to))
             .unwrap_or_default();
         // An index that cannot be read gives the start of the stretch: chunk-exact
@@ -385,27 +405,24 @@ impl StreamLog {
             ..Default::default()
         };
         for seg in &gone {
-            remove_if_there(&segment_path(&self.shared.dir, seg.base))?;
-            remove_if_there(&index_path(&self.shared.dir, seg.base))?;
+            self.shared.home.remove_segment(seg.base)?;
             outcome.segments_deleted += 1;
             outcome.bytes_deleted += seg.size;
         }
         if !gone.is_empty() {
-            tracing::debug!(dir = %self.shared.dir.display(), segments = gone.len(), first, "stream retention");
+            tracing::debug!(home = %self.shared.home, segments = gone.len(), first, "stream retention");
         }
         Ok(outcome)
     }
 
-    /// Deletes the log's files and directory. Every handle to the log (the writer
-    /// thread's too) refuses appends from then on; readers end with `NotFound`.
+    /// Deletes the log's files and directory (in memory: gives its memory back). Every
+    /// handle to the log (the writer thread's too) refuses appends from then on;
+    /// readers end with `NotFound`.
     pub fn destroy(self) -> io::Result<()> {
         let mut app = self.appender();
         app.destroyed = true;
         self.meta().destroyed = true;
-        match std::fs::remove_dir_all(&self.shared.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        self.shared.home.destroy()
     }
 
     fn appender(&self) -> MutexGuard<'_, Appender> {
@@ -422,35 +439,4 @@ impl StreamLog {
 
 pub(crate) fn destroyed() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "stream deleted")
-}
-
-fn remove_if_there(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// Creates an empty segment and its index at `base` (headers written, directory synced).
-pub(crate) fn create_segment(dir: &Path, base: u64) -> io::Result<(File, File)> {
-    let open = |p: PathBuf| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(p)
-    };
-    let file = open(segment_path(dir, base))?;
-    file.write_all_at(&SEGMENT_MAGIC, 0)?;
-    let index = open(index_path(dir, base))?;
-    index.write_all_at(&INDEX_MAGIC, 0)?;
-    file.sync_data()?;
-    index.sync_data()?;
-    sync_dir(dir)?;
-    Ok((file, index))
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

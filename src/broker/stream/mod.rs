@@ -1,7 +1,8 @@
 //! Stream queues' storage: an append-only log on disk, in segments, with its recovery,
 //! retention and readers (`x-queue-type: stream`).
 //!
-//! Owns the files of one stream in one directory (`stream_dir`). The AMQP side (declare,
+//! Owns the files of one stream in one directory (`stream_dir`), or, for a broker in
+//! memory, the same files kept in memory (`StreamLog::in_memory`, see `storage`). The AMQP side (declare,
 //! publish, consume with `x-stream-offset`) calls it; nothing here knows AMQP: an entry is
 //! opaque bytes the caller encodes, plus a timestamp in ms since the Unix epoch.
 //!
@@ -46,10 +47,13 @@ mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod storage;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_damage;
+#[cfg(test)]
+mod tests_memory;
 mod writer;
 
 pub use log::StreamLog;

@@ -11,10 +11,8 @@ use super::chunks::{ChunkSource, Next};
 use super::format::{Entries, CHUNK_HEADER};
 use super::index;
 use super::log::{destroyed, StreamLog};
-use super::segment::{index_path, segment_path};
 use super::Entry;
 use bytes::Bytes;
-use std::fs::File;
 use std::io;
 
 /// Reads entries in order from an offset. One per consumer; Send.
@@ -113,11 +111,7 @@ impl StreamReader {
             self.locate()?;
             return Ok(self.next);
         };
-        let records = index::read_range(
-            &File::open(index_path(self.log.dir(), self.base))?,
-            from,
-            to,
-        )?;
+        let records = index::read_range(&self.log.shared.home.open(self.base, true)?, from, to)?;
         match (records.iter().find(|r| r.pos > at), self.source.as_mut()) {
             (Some(r), Some(source)) => {
                 self.chunk = None;
@@ -129,7 +123,7 @@ impl StreamReader {
                 self.locate()?;
             }
         }
-        tracing::warn!(dir = %self.log.dir().display(), segment = self.base, at, resume = self.next,
+        tracing::warn!(home = %self.log.shared.home, segment = self.base, at, resume = self.next,
             "stream reader skipped a damaged chunk");
         Ok(self.next)
     }
@@ -203,7 +197,7 @@ impl StreamReader {
                 };
                 (seg.base, seg.seek(next))
             };
-            match File::open(segment_path(self.log.dir(), base)) {
+            match self.log.shared.home.open(base, false) {
                 Ok(file) => {
                     self.base = base;
                     self.source = Some(ChunkSource::new(file, pos));

@@ -14,8 +14,9 @@
 use super::chunks::{ChunkSource, Next};
 use super::format::{decode_header, verify, SEGMENT_HEADER, SEGMENT_MAGIC};
 use super::index::{self, read_up_to, IndexRecord, INDEX_MAGIC};
-use super::log::{create_segment, sync_dir, Recovered};
+use super::log::Recovered;
 use super::segment::{index_path, parse_name, segment_path, FileKind, Segment};
+use super::storage::{create_segment_files as create_segment, sync_dir, SegFile};
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -189,7 +190,7 @@ fn scan(
     index: &File,
     kept: u64,
 ) -> io::Result<(u64, Option<&'static str>)> {
-    let mut source = ChunkSource::new(file.try_clone()?, from);
+    let mut source = ChunkSource::new(SegFile::Disk(file.try_clone()?), from);
     let mut out = Vec::new();
     let mut written = kept;
     if kept == 0 {

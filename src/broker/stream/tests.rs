@@ -85,7 +85,11 @@ fn append_then_read_in_order() {
 #[test]
 fn a_reader_waits_at_the_end_and_sees_later_appends_across_segments() {
     let dir = temp("follow");
-    let log = StreamLog::open(&dir, small_segments(600)).expect("open");
+    reader_follows_appends(&StreamLog::open(&dir, small_segments(600)).expect("open"));
+}
+
+/// On an empty `log` of 600-byte segments: a reader at the end sees each append.
+pub(super) fn reader_follows_appends(log: &StreamLog) {
     let mut r = log.reader(0).expect("reader");
     assert_eq!(r.next().expect("next"), None);
     for i in 0..100u64 {
@@ -100,7 +104,11 @@ fn a_reader_waits_at_the_end_and_sees_later_appends_across_segments() {
 #[test]
 fn resolve_gives_rabbitmq_start_offsets() {
     let dir = temp("resolve");
-    let log = StreamLog::open(&dir, StreamConfig::default()).expect("open");
+    start_points_as_rabbitmq(&StreamLog::open(&dir, StreamConfig::default()).expect("open"));
+}
+
+/// Where consumers start on `log` (empty, unsegmented), as RabbitMQ's streams say.
+pub(super) fn start_points_as_rabbitmq(log: &StreamLog) {
     for s in [
         StartAt::First,
         StartAt::Last,

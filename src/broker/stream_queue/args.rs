@@ -2,14 +2,14 @@
 //! x-stream-offset ("7D", "30m": digits and one unit of Y M D h m s), the log's
 //! configuration from the declared arguments, and where a consumer starts.
 //!
-//! Pure functions, called by `arguments` (declare-time validation), the vhost (opening a
-//! stream) and channels (basic.consume). Never touch the log here.
+//! Pure functions, called by the vhost (opening a stream) and channels (basic.consume);
+//! the interval form itself is read by `arguments::parse_interval`, which declare-time
+//! validation also uses. Never touch the log here.
 
-use crate::broker::arguments::{as_int, text_arg};
+use crate::broker::arguments::{as_int, parse_interval, text_arg};
 use crate::broker::stream::{StartAt, StreamConfig};
 use crate::error::{Exception, ReplyCode};
 use amq_protocol::types::{AMQPValue, FieldTable};
-use std::time::Duration;
 
 /// The segment size when x-stream-max-segment-size-bytes is not given (RabbitMQ's).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 500_000_000;
@@ -17,28 +17,6 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 500_000_000;
 /// The smallest segment warren accepts: RabbitMQ takes 0 and any tiny size; a segment
 /// per entry would only cost file handles, so a smaller value is raised to this.
 const MIN_SEGMENT_BYTES: u64 = 4096;
-
-/// An interval as x-max-age writes it: a positive number and one unit (Y = 365 days,
-/// M = 30 days, D, h, m, s, as RabbitMQ counts them). `None` for anything else.
-pub fn parse_interval(text: &str) -> Option<Duration> {
-    let unit = text.chars().last()?;
-    let digits = &text[..text.len() - unit.len_utf8()];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    let seconds = match unit {
-        'Y' => 365 * 24 * 3600,
-        'M' => 30 * 24 * 3600,
-        'D' => 24 * 3600,
-        'h' => 3600,
-        'm' => 60,
-        's' => 1,
-        _ => return None,
-    };
-    let total = n.checked_mul(seconds)?;
-    (total > 0).then(|| Duration::from_secs(total))
-}
 
 /// The log's configuration from a stream's declared arguments (already validated).
 pub fn config(args: &FieldTable) -> StreamConfig {
@@ -111,6 +89,7 @@ pub fn wall_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn intervals_read_like_rabbitmq() {

@@ -20,14 +20,15 @@ pub mod args;
 mod reading;
 
 use super::consumer::{ConnectionHandle, ConsumerInfo};
+use super::memory::Memory;
 use super::message::Message;
 use super::queue::Queue;
-use super::stream::{Durability, StartAt, StreamConfig, StreamLog, StreamStats, StreamWriter};
+use super::stream::{Durability, StartAt, StreamLog, StreamStats, StreamWriter};
 use crate::codec::ShortStr;
 use crate::store::defwriter::DefinitionsHandle;
 use crate::store::Done;
 use reading::Reading;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -37,7 +38,6 @@ use tracing::warn;
 /// entries are durable (and so visible to consumers), and its consumers' readers.
 pub struct StreamQueue {
     log: Arc<StreamLog>,
-    dir: PathBuf,
     /// `None` once the queue is deleted.
     writer: Mutex<Option<StreamWriter>>,
     /// The next offset after the durable entries: consumers read below it and wait on it.
@@ -53,24 +53,22 @@ pub struct StreamQueue {
 impl std::fmt::Debug for StreamQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamQueue")
-            .field("dir", &self.dir)
+            .field("dir", &self.log.dir())
             .finish()
     }
 }
 
 impl StreamQueue {
-    /// Opens (recovering) or creates the log in `dir` and starts its writer thread.
+    /// Serves `log` (opened or recovered) and starts its writer thread.
     pub fn open(
-        dir: &Path,
-        config: StreamConfig,
+        log: StreamLog,
         definitions: Option<DefinitionsHandle>,
     ) -> std::io::Result<Arc<StreamQueue>> {
-        let log = Arc::new(StreamLog::open(dir, config)?);
+        let log = Arc::new(log);
         let writer = log.spawn_writer()?;
         let (committed, _) = watch::channel(log.next_offset());
         Ok(Arc::new(StreamQueue {
             log,
-            dir: dir.to_path_buf(),
             writer: Mutex::new(Some(writer)),
             committed: Arc::new(committed),
             definitions,
@@ -196,18 +194,25 @@ impl StreamQueue {
         }
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(writer) = writer else { return };
+        let Some(dir) = self.log.dir() else {
+            // In memory: the writer thread ends once it has drained, and the log's
+            // memory comes back now (readers still holding it end with NotFound).
+            drop(writer);
+            let _ = StreamLog::clone(&self.log).destroy();
+            return;
+        };
         static DELETED: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "deleted-{}-{}",
             std::process::id(),
             DELETED.fetch_add(1, Ordering::Relaxed)
         );
-        let trash = self.dir.with_file_name(name);
-        let doomed = match std::fs::rename(&self.dir, &trash) {
+        let trash = dir.with_file_name(name);
+        let doomed = match std::fs::rename(dir, &trash) {
             Ok(()) => trash,
             Err(e) => {
-                warn!(error = %e, dir = %self.dir.display(), "could not move a deleted stream's files away");
-                self.dir.clone()
+                warn!(error = %e, dir = %dir.display(), "could not move a deleted stream's files away");
+                dir.to_path_buf()
             }
         };
         let spawned = std::thread::Builder::new()
@@ -261,20 +266,27 @@ pub fn split_done(done: Done, parts: usize) -> Vec<Done> {
 
 /// The engine for a queue declared (or recovered) with `arguments`: a stream queue's log
 /// in its directory under `data_dir`, or `None` for the other types. Without a data
-/// directory warren has nowhere to keep a log, and serves the stream as a classic queue.
+/// directory (a broker in memory) the log is kept in memory, counted in `memory`.
 pub fn open_for(
     data_dir: Option<&Path>,
+    memory: &Arc<Memory>,
     definitions: Option<DefinitionsHandle>,
     vhost: &str,
     queue: &str,
     arguments: &amq_protocol::types::FieldTable,
 ) -> Result<Option<Arc<StreamQueue>>, crate::error::Exception> {
     use super::arguments::QueueType;
-    let Some(data_dir) = data_dir.filter(|_| QueueType::of(arguments) == QueueType::Stream) else {
+    if QueueType::of(arguments) != QueueType::Stream {
         return Ok(None);
+    }
+    let config = args::config(arguments);
+    let log = match data_dir {
+        Some(data_dir) => {
+            StreamLog::open(&super::stream::stream_dir(data_dir, vhost, queue), config)
+        }
+        None => Ok(StreamLog::in_memory(config, Some(memory.clone()))),
     };
-    let dir = super::stream::stream_dir(data_dir, vhost, queue);
-    StreamQueue::open(&dir, args::config(arguments), definitions)
+    log.and_then(|log| StreamQueue::open(log, definitions))
         .map(Some)
         .map_err(|e| {
             crate::error::Exception::internal_error(format!(

@@ -13,9 +13,9 @@ mod trace;
 
 pub use trace::{Bounds, Event, Kind, Snapshot, Stop, Target, Trace};
 
+use crate::broker::exchange::canonical_exchange;
 use crate::broker::message::Message;
 use crate::broker::queue::{now_ms, Queue};
-use crate::broker::vhost::canonical_exchange;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 

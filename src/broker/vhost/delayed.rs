@@ -7,8 +7,8 @@
 //! releasing it, like a channel's publish. Never waits on disk.
 
 use super::{Routing, Topology, VHost};
-use crate::broker::delayed::{self, clock, delay, Scheduler, Target};
-use crate::broker::exchange::{Exchange, ExchangeKind};
+use crate::broker::delayed::{self, clock, Scheduler, Target};
+use crate::broker::exchange::{delay, Exchange, ExchangeKind};
 use crate::broker::message::Message;
 use crate::broker::persist::store_message;
 use crate::codec::properties as props;

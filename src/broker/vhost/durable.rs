@@ -10,6 +10,7 @@
 use super::VhostMetadata;
 use super::{VHost, PREDECLARED};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
+use crate::broker::persist::DurableTopology;
 use crate::broker::queue::Queue;
 use crate::codec::ShortStr;
 use crate::store::definitions::{
@@ -19,13 +20,16 @@ use crate::store::fieldvalue::{table_to_json, typed_extra, typed_table};
 use serde_json::Map;
 use std::sync::Arc;
 
-impl VHost {
+/// The definitions writer asks each vhost for its part through this trait.
+impl DurableTopology for VHost {
     /// Appends this vhost, with its metadata and limits, and its durable exchanges,
     /// queues and bindings to `defs` (the definitions file).
-    pub fn durable_definitions(&self, defs: &mut Definitions) {
+    fn durable_definitions(&self, defs: &mut Definitions) {
         self.definitions(defs, false);
     }
+}
 
+impl VHost {
     /// The same with transient exchanges and queues too, exclusive queues aside: what
     /// RabbitMQ's `GET /api/definitions` exports.
     pub fn exported_definitions(&self, defs: &mut Definitions) {

@@ -21,14 +21,6 @@ pub struct VhostMetadata {
 }
 
 impl VhostMetadata {
-    /// What RabbitMQ gives the vhost it creates at first start.
-    pub fn default_vhost() -> VhostMetadata {
-        VhostMetadata {
-            description: "Default virtual host".to_owned(),
-            ..VhostMetadata::default()
-        }
-    }
-
     /// Refuses a default queue type RabbitMQ does not know, with its error.
     pub fn check(&self) -> Result<(), &'static str> {
         match &self.default_queue_type {

@@ -83,7 +83,7 @@ pub fn write(api: &Api, out: &mut Exposition) {
         (
             "rabbitmq_disk_space_available_limit_bytes",
             "Free space under which publishers are blocked, bytes",
-            api.node.config.disk_free_limit as f64,
+            api.node.config.disk_free_limit_in_use() as f64,
         ),
     ];
     for (name, help, value) in gauges {

@@ -123,7 +123,9 @@ function render(view) {
       n.queue_memory_limit !== undefined ? meter('Queue memory budget', n.queue_memory_used, n.queue_memory_limit, 'node-queue-memory') : null,
       h('div', { class: 'meter', dataset: { test: 'node-disk' } },
         h('div', { class: 'row' }, h('span', null, 'Disk free'), h('span', { class: 'spacer' }),
-          h('span', { class: diskAlarm ? 'error' : 'muted' }, `${fmt.bytes(n.disk_free)} free, limit ${fmt.bytes(n.disk_free_limit)}`))),
+          h('span', { class: diskAlarm ? 'error' : 'muted' }, n.storage === 'memory'
+            ? 'not used: everything is in memory'
+            : `${fmt.bytes(n.disk_free)} free, limit ${fmt.bytes(n.disk_free_limit)}`))),
       kv([
         ['Node', n.name],
         ...facts,

@@ -16,7 +16,7 @@
 //!
 //! Page files are a cache, not a store: the directory is wiped at start.
 
-use crate::broker::memory::Memory;
+use super::Memory;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -114,7 +114,7 @@ impl PageDir {
     }
 
     /// A new page file: numbered now, created on disk by its first write.
-    pub(super) fn new_file(&self) -> PageFile {
+    pub(crate) fn new_file(&self) -> PageFile {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         PageFile {
             slot: Arc::new(FileSlot {
@@ -200,15 +200,15 @@ impl Chunk {
 
 /// One page file as its tail sees it. Dropping it deletes the file (on the I/O thread,
 /// after its writes).
-pub(super) struct PageFile {
+pub(crate) struct PageFile {
     slot: Arc<FileSlot>,
     jobs: Option<Sender<Job>>,
     /// Bytes handed to the I/O thread (the file's length once they are written).
-    pub(super) written: u64,
-    pub(super) read: u64,
+    pub(crate) written: u64,
+    pub(crate) read: u64,
     /// Messages written to this file and not read back yet, and their body bytes.
-    pub(super) messages: usize,
-    pub(super) body_bytes: u64,
+    pub(crate) messages: usize,
+    pub(crate) body_bytes: u64,
     /// Chunks not known to be on disk yet, in offset order.
     pending: VecDeque<Arc<Chunk>>,
 }
@@ -224,13 +224,13 @@ impl std::fmt::Debug for PageFile {
 }
 
 impl PageFile {
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.slot.path
     }
 
     /// Hands `data` (whole records) to the I/O thread, to go at the end of the file. Its
     /// bytes count in `memory` until they are written.
-    pub(super) fn append(&mut self, data: Vec<u8>, memory: &Arc<Memory>) {
+    pub(crate) fn append(&mut self, data: Vec<u8>, memory: &Arc<Memory>) {
         // Chunks written since the last call give their memory back now: a tail that is
         // only appended to (no consumer) must not keep its whole backlog in memory.
         self.forget_written();
@@ -285,7 +285,7 @@ impl PageFile {
 
     /// How many bytes from `at` can be read in one piece: to the end of the chunk still
     /// in memory that holds `at`, or on disk up to the next such chunk (or the end).
-    pub(super) fn span(&mut self, at: u64) -> u64 {
+    pub(crate) fn span(&mut self, at: u64) -> u64 {
         self.forget_written();
         match self.pending.iter().find(|c| c.end() > at) {
             Some(c) if c.offset <= at => c.end() - at,
@@ -296,13 +296,13 @@ impl PageFile {
 
     /// Whether the bytes at `at` are still in memory (their write is in flight or failed);
     /// call after `span`.
-    pub(super) fn in_memory(&self, at: u64) -> bool {
+    pub(crate) fn in_memory(&self, at: u64) -> bool {
         self.pending.iter().any(|c| c.offset <= at && at < c.end())
     }
 
     /// Reads `len` bytes at `at` (within `span(at)`): from memory if they are not on
     /// disk yet, else from the file (only on the I/O thread, or when `in_memory(at)`).
-    pub(super) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
         if let Some(c) = self.pending.iter().find(|c| c.offset <= at && at < c.end()) {
             let start = (at - c.offset) as usize;
             return c
@@ -325,7 +325,7 @@ impl PageFile {
     /// `span(at)` when asked), or the whole first record there if it is longer and ends
     /// within `max`, so that the refill that needs them finds them in memory (see
     /// `ReadAhead`); `wake` is called once they are there.
-    pub(super) fn read_ahead(
+    pub(crate) fn read_ahead(
         &self,
         at: u64,
         (len, max): (usize, u64),
@@ -350,7 +350,7 @@ impl PageFile {
                         .and_then(|f| f.read_exact_at(&mut buf, at))
                         .map(|()| buf)
                 };
-                let result = read(len).and_then(|buf| match super::paging::record_len(&buf) {
+                let result = read(len).and_then(|buf| match record_len(&buf) {
                     // A record larger than the chunk: read exactly that record.
                     Some(need) if need > buf.len() && need as u64 <= max => read(need),
                     _ => Ok(buf),
@@ -377,7 +377,7 @@ impl PageFile {
 
     /// What a browse needs to read this file's unread records later, off the queue lock
     /// (`FileView`). Holding the slot keeps the file open even if the tail deletes it.
-    pub(super) fn view(&self) -> FileView {
+    pub(crate) fn view(&self) -> FileView {
         FileView {
             slot: self.slot.clone(),
             pending: self.pending.iter().cloned().collect(),
@@ -389,12 +389,12 @@ impl PageFile {
 
     /// Bytes of chunks held in memory (in flight, failed, or written and not forgotten).
     #[cfg(test)]
-    pub(super) fn held_bytes(&self) -> usize {
+    pub(crate) fn held_bytes(&self) -> usize {
         self.pending.iter().map(|c| c.data.len()).sum()
     }
 
     #[cfg(test)]
-    pub(super) fn file(&self) -> Option<&File> {
+    pub(crate) fn file(&self) -> Option<&File> {
         self.slot.file.get()
     }
 }
@@ -406,16 +406,16 @@ pub(crate) struct FileView {
     slot: Arc<FileSlot>,
     /// Chunks that were not known to be on disk: read from memory.
     pending: Vec<Arc<Chunk>>,
-    pub(super) start: u64,
-    pub(super) end: u64,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
     /// Unread messages between `start` and `end`.
-    pub(super) messages: usize,
+    pub(crate) messages: usize,
 }
 
 impl FileView {
     /// `len` bytes at `at` (within `start..end`): from the chunks held in memory where
     /// they cover it, else from the file (on the caller's thread: not a runtime worker).
-    pub(super) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(len);
         let mut pos = at;
         let end = at + len as u64;
@@ -479,7 +479,7 @@ struct AheadCell {
 
 /// A read of a page file done ahead of time on the I/O thread. The bytes count in the
 /// memory budget from the read until they are taken (or the read-ahead is dropped).
-pub(super) struct ReadAhead {
+pub(crate) struct ReadAhead {
     slot: Arc<FileSlot>,
     at: u64,
     cell: Arc<Mutex<AheadCell>>,
@@ -494,12 +494,12 @@ impl std::fmt::Debug for ReadAhead {
 
 impl ReadAhead {
     /// Whether it reads `file` at `at`.
-    pub(super) fn is_for(&self, file: &PageFile, at: u64) -> bool {
+    pub(crate) fn is_for(&self, file: &PageFile, at: u64) -> bool {
         Arc::ptr_eq(&self.slot, &file.slot) && self.at == at
     }
 
     /// What was read, once the read is done (`None` until then).
-    pub(super) fn take(&self) -> Option<io::Result<Vec<u8>>> {
+    pub(crate) fn take(&self) -> Option<io::Result<Vec<u8>>> {
         let done = self
             .cell
             .lock()
@@ -535,4 +535,10 @@ impl Drop for PageFile {
             }),
         );
     }
+}
+
+/// The length of the record at the start of `data`, when its length field is there.
+pub(crate) fn record_len(data: &[u8]) -> Option<usize> {
+    let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
+    Some(4 + len)
 }

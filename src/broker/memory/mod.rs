@@ -26,7 +26,9 @@
 //! sooner instead of the process growing past it. It is not counted towards the alarm,
 //! which blocks publishers and would not help against a consumer that stops reading.
 
-use super::queue::paging::PageDir;
+pub mod pagedir;
+
+use pagedir::PageDir;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;

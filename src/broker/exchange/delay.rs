@@ -5,7 +5,7 @@
 //! over field tables: they never fail on a client's value with a panic; a value of a
 //! type the plugin does not read means "no delay", as in the plugin.
 
-use crate::broker::exchange::ExchangeKind;
+use super::ExchangeKind;
 use crate::error::Exception;
 use amq_protocol::types::{AMQPValue, FieldTable};
 
