@@ -65,7 +65,7 @@ pick() { for f in "$@"; do [ -x "$f" ] && { echo "$f"; return; }; done; echo "$1
 bench=${BENCH_BIN:-$(pick "$tdir/release/warren-bench" "$root/target/release/warren-bench")}
 warren=${WARREN_BIN:-$(pick "$tdir/release/warren" "$root/target/release/warren")}
 for b in "$bench" $([ "$use_warren" = 1 ] && echo "$warren"); do
-  [ -x "$b" ] || { echo "missing $b: cargo build --release first" >&2; exit 1; }
+  [ -x "$b" ] || { echo "missing $b: cargo build --release && cargo build --release -p warren-tools first" >&2; exit 1; }
 done
 rabbit_url=${RABBIT_URL:-amqp://guest:guest@127.0.0.1:5682/%2f}
 rabbit_port=$(echo "$rabbit_url" | sed -E 's#^amqps?://([^@/]*@)?[^:/]*:?([0-9]*).*#\2#')

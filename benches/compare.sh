@@ -54,7 +54,7 @@ pick() { for f in "$@"; do [ -x "$f" ] && { echo "$f"; return; }; done; echo "$1
 bench=${BENCH_BIN:-$(pick "$tdir/release/warren-bench" "$root/target/release/warren-bench")}
 if [ ! -x "$bench" ]; then
   echo "building warren-bench..." >&2
-  (cd "$root" && cargo build --release --bin warren-bench >&2)
+  (cd "$root" && cargo build --release -p warren-tools --bin warren-bench >&2)
 fi
 warren=${WARREN_BIN:-$(pick "$root/target/release/warren" "$tdir/release/warren")}
 if [ "$use_warren" = 1 ] && [ ! -x "$warren" ]; then

@@ -42,7 +42,7 @@ bench=${BENCH_BIN:-$tdir/release/warren-bench}
 warren=${WARREN_BIN:-$tdir/release/warren}
 if [ ! -x "$bench" ] || [ ! -x "$warren" ]; then
   echo "building warren and warren-bench (release)..." >&2
-  (cd "$root" && cargo build --release --bin warren --bin warren-bench >&2)
+  (cd "$root" && cargo build --release --bin warren >&2 && cargo build --release -p warren-tools --bin warren-bench >&2)
 fi
 
 certs=$out/certs

@@ -4,28 +4,33 @@
 
 pub use crate::connection::Mechanism;
 pub use crate::tls::Verify;
-use clap::Parser;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// warren: an AMQP 0-9-1 message broker that speaks the protocol as RabbitMQ does.
-#[derive(Clone, Debug, Parser)]
-#[command(name = "warren", version, about, long_about = None)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Parser), command(name = "warren", version, about, long_about = None))]
 pub struct Config {
     /// Address to listen on, for AMQP, amqps, management and Prometheus alike;
     /// repeatable (or comma-separated), e.g. `--bind 127.0.0.1 --bind ::1` for local
     /// clients over IPv4 and IPv6. Default, as RabbitMQ: every interface, IPv6 and
     /// IPv4 (`[::]`, and 0.0.0.0 where `[::]` takes no IPv4; IPv4 only without IPv6).
-    #[arg(long, env = "WARREN_BIND", value_delimiter = ',')]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_BIND", value_delimiter = ','))]
     pub bind: Vec<IpAddr>,
 
     /// AMQP port; 0 picks a free port (the ready line says which).
-    #[arg(long, env = "WARREN_PORT", default_value_t = 5672)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_PORT", default_value_t = 5672)
+    )]
     pub port: u16,
 
     /// Directory for durable state; created if missing. `none` keeps everything in
     /// memory, as --in-memory does (write `./none` for a directory of that name).
-    #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")
+    )]
     pub data_dir: PathBuf,
 
     /// Keep everything in memory and touch no file (for tests): durable exchanges,
@@ -33,7 +38,7 @@ pub struct Config {
     /// out at once, streams keep their logs in memory. Queues cannot page: publishers
     /// are blocked past --queue-memory (or --memory-limit if lower) until consumers
     /// drain. The data directory is ignored (neither created nor read).
-    #[arg(long, env = "WARREN_IN_MEMORY")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_IN_MEMORY"))]
     pub in_memory: bool,
 
     /// The clock every time-based feature reads (message TTL, x-expires, delayed
@@ -41,156 +46,175 @@ pub struct Config {
     /// TESTS ONLY: a manual clock stands still until `warren ctl clock advance 90m` (or
     /// POST /api/warren/clock/advance) moves it. Refused with a data directory unless
     /// --in-memory or --allow-manual-clock-with-data is given.
-    #[arg(long, env = "WARREN_CLOCK", value_parser = parse_clock, default_value = "real")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_CLOCK", value_parser = parse_clock, default_value = "real"))]
     pub clock: crate::clock::Clock,
 
     /// Run --clock manual on a data directory anyway: persistent messages, delayed
     /// messages and stream entries are then stored with the manual clock's dates.
-    #[arg(long, env = "WARREN_ALLOW_MANUAL_CLOCK_WITH_DATA")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_ALLOW_MANUAL_CLOCK_WITH_DATA"))]
     pub allow_manual_clock_with_data: bool,
 
     /// Memory high watermark: above it, publishers are blocked until consumers catch up
     /// (RabbitMQ's vm_memory_high_watermark). Bytes, or with a unit: 2GiB, 512MB.
     /// Default: 40% of the machine's memory.
-    #[arg(long, env = "WARREN_MEMORY_LIMIT", value_parser = parse_bytes)]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_MEMORY_LIMIT", value_parser = parse_bytes))]
     pub memory_limit: Option<u64>,
 
     /// Memory budget for the backlog (queued messages, the message store's index,
     /// connection buffers and unacked tables, the process itself): beyond it, queues keep only a short head in memory and page the
     /// rest to `<data-dir>/pages`, read back in order (in memory, publishers are blocked
     /// there instead). Bytes, or with a unit.
-    #[arg(long, env = "WARREN_QUEUE_MEMORY", value_parser = parse_bytes,
-          default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY)]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_QUEUE_MEMORY", value_parser = parse_bytes,
+          default_value_t = crate::broker::memory::DEFAULT_QUEUE_MEMORY))]
     pub queue_memory: u64,
 
     /// Free disk space limit for the data directory: below it, publishers are blocked
     /// (RabbitMQ's disk_free_limit). Bytes, or with a unit.
-    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", value_parser = parse_bytes,
-          default_value_t = crate::broker::disk::DEFAULT_FREE_LIMIT)]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_DISK_FREE_LIMIT", value_parser = parse_bytes,
+          default_value_t = crate::broker::disk::DEFAULT_FREE_LIMIT))]
     pub disk_free_limit: u64,
 
     /// Most client connections served at once (RabbitMQ's connection_max); further
     /// clients wait, unanswered, until one leaves. Default: no limit.
-    #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_MAX_CONNECTIONS"))]
     pub max_connections: Option<usize>,
 
     /// Largest message body accepted (RabbitMQ's max_message_size, at most 512 MiB):
     /// a larger one is read, dropped and refused with 406 PRECONDITION_FAILED.
     /// Bytes, or with a unit.
-    #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", value_parser = parse_message_size,
-          default_value_t = crate::channel::MAX_MESSAGE_SIZE)]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_MAX_MESSAGE_SIZE", value_parser = parse_message_size,
+          default_value_t = crate::channel::MAX_MESSAGE_SIZE))]
     pub max_message_size: u64,
 
     /// amqps port (RabbitMQ's ssl listener). Default: 5671 when --tls-cert is given, no
     /// TLS listener otherwise; 0 picks a free port. The plain port stays open beside it.
-    #[arg(long, env = "WARREN_TLS_PORT")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_TLS_PORT"))]
     pub tls_port: Option<u16>,
 
     /// Server certificate chain, PEM (RabbitMQ's ssl_options.certfile).
-    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// The certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1 (ssl_options.keyfile).
-    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// CA certificates that client certificates must chain to, PEM
     /// (ssl_options.cacertfile); needed by --tls-verify peer.
-    #[arg(long, env = "WARREN_TLS_CA")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_TLS_CA"))]
     pub tls_ca: Option<PathBuf>,
 
     /// Client certificates: none (not asked for) or peer (asked for and verified
     /// against --tls-ca); RabbitMQ's ssl_options.verify.
-    #[arg(long, env = "WARREN_TLS_VERIFY", value_enum, default_value_t = Verify::None)]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_TLS_VERIFY", value_enum, default_value_t = Verify::None))]
     pub tls_verify: Verify,
 
     /// With --tls-verify peer, refuse the TLS handshake of a client that sends no
     /// certificate (ssl_options.fail_if_no_peer_cert); without it such a client is let in.
-    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT"))]
     pub tls_fail_if_no_peer_cert: bool,
 
     /// SASL mechanisms offered, in order (RabbitMQ's auth_mechanisms): PLAIN, AMQPLAIN,
     /// EXTERNAL. EXTERNAL (login as the client certificate's CN) is offered on TLS
     /// connections only.
-    #[arg(
-        long,
-        env = "WARREN_AUTH_MECHANISMS",
-        value_delimiter = ',',
-        ignore_case = true,
-        default_value = "PLAIN,AMQPLAIN"
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "WARREN_AUTH_MECHANISMS",
+            value_delimiter = ',',
+            ignore_case = true,
+            default_value = "PLAIN,AMQPLAIN"
+        )
     )]
     pub auth_mechanisms: Vec<Mechanism>,
     /// User created on first start (empty data directory, no --definitions), with the
     /// administrator tag and full permissions on the default vhost. Also read from
     /// RABBITMQ_DEFAULT_USER (WARREN_DEFAULT_USER wins). Default: guest.
-    #[arg(long, env = "WARREN_DEFAULT_USER")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_DEFAULT_USER"))]
     pub default_user: Option<String>,
 
     /// Password of the default user. Also RABBITMQ_DEFAULT_PASS. Default: guest.
-    #[arg(long, env = "WARREN_DEFAULT_PASS", hide_env_values = true)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_DEFAULT_PASS", hide_env_values = true)
+    )]
     pub default_pass: Option<String>,
 
     /// Vhost created on first start. Also RABBITMQ_DEFAULT_VHOST. Default: /.
-    #[arg(long, env = "WARREN_DEFAULT_VHOST")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_DEFAULT_VHOST"))]
     pub default_vhost: Option<String>,
 
     /// A RabbitMQ definitions file (as rabbitmqctl export_definitions writes) imported
     /// at every start: its users, vhosts, permissions, queues, exchanges, bindings,
     /// policies and parameters are created or updated; what the data directory holds
     /// besides is kept. When set, no default user or vhost is created.
-    #[arg(long, env = "WARREN_DEFINITIONS")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_DEFINITIONS"))]
     pub definitions: Option<PathBuf>,
 
     /// Users that may log in from the local machine only (RabbitMQ's loopback_users):
     /// a comma-separated list; "" or "none" for none.
-    #[arg(long, env = "WARREN_LOOPBACK_USERS", default_value = "guest")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_LOOPBACK_USERS", default_value = "guest")
+    )]
     pub loopback_users: String,
 
     /// Management HTTP API (RabbitMQ's rabbitmq_management listener); 0 turns it off.
-    /// Listens on --bind, as AMQP does.
-    #[arg(long, env = "WARREN_MANAGEMENT_PORT", value_parser = parse_listener_port,
-          default_value = "15672")]
+    /// Listens on --bind, as AMQP does. Off, and refused when set, in a build without
+    /// the `management` feature.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_MANAGEMENT_PORT", value_parser = parse_listener_port,
+          default_value = http_default("15672")))]
     pub management_port: ListenerPort,
 
     /// Prometheus metrics at /metrics (RabbitMQ's rabbitmq_prometheus listener); 0 turns
-    /// it off. Listens on --bind.
-    #[arg(long, env = "WARREN_PROMETHEUS_PORT", value_parser = parse_listener_port,
-          default_value = "15692")]
+    /// it off. Listens on --bind. Off, and refused when set, without `management`.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_PROMETHEUS_PORT", value_parser = parse_listener_port,
+          default_value = http_default("15692")))]
     pub prometheus_port: ListenerPort,
 
     /// How often the management statistics are sampled for rates, in milliseconds
     /// (RabbitMQ's collect_statistics_interval).
-    #[arg(long, env = "WARREN_STATS_INTERVAL", default_value_t = crate::stats::DEFAULT_INTERVAL_MS,
-          value_parser = clap::value_parser!(u64).range(10..))]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_STATS_INTERVAL", default_value_t = crate::stats::DEFAULT_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(10..)))]
     pub stats_interval: u64,
 
     /// The `product` connection.start advertises (RabbitMQ's server_properties); some
     /// client test suites want "RabbitMQ". Default: warren.
-    #[arg(long, env = "WARREN_SERVER_PRODUCT")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_SERVER_PRODUCT"))]
     pub server_product: Option<String>,
 
     /// The advertised `version`. Default: warren's version.
-    #[arg(long, env = "WARREN_SERVER_VERSION")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_SERVER_VERSION"))]
     pub server_version: Option<String>,
 
     /// The advertised `platform`. Default: Rust.
-    #[arg(long, env = "WARREN_SERVER_PLATFORM")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_SERVER_PLATFORM"))]
     pub server_platform: Option<String>,
 
     /// Another advertised server property, KEY=VALUE (repeatable; e.g. information,
     /// copyright, cluster_name); replaces a default of the same name.
-    #[arg(long = "server-property", value_name = "KEY=VALUE")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "server-property", value_name = "KEY=VALUE")
+    )]
     pub server_properties: Vec<String>,
 
     /// The event exchange (RabbitMQ's rabbitmq_event_exchange plugin): declares
     /// `amq.rabbitmq.event` in the default vhost and publishes broker events to it
     /// (queues, exchanges, bindings, connections, channels, consumers, users, vhosts,
     /// permissions, policies). Off by default: it costs on every event.
-    #[arg(long, env = "WARREN_EVENT_EXCHANGE")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_EVENT_EXCHANGE"))]
     pub event_exchange: bool,
 
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
-    #[arg(long, env = "WARREN_LOG", default_value = "info")]
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_LOG", default_value = "info"))]
     pub log: String,
 }
 
@@ -269,6 +293,7 @@ impl Config {
 }
 
 /// `--clock`: real or manual.
+#[cfg(feature = "cli")]
 fn parse_clock(text: &str) -> Result<crate::clock::Clock, String> {
     match text {
         "real" => Ok(crate::clock::Clock::real()),
@@ -322,6 +347,34 @@ impl Config {
         )
     }
 
+    /// Refuses what this build cannot serve: an HTTP listener (management, Prometheus)
+    /// in a warren built without the `management` feature.
+    pub(crate) fn check_build(&self) -> Result<(), String> {
+        self.check_listeners(cfg!(feature = "management"))
+    }
+
+    /// `check_build` for a build with or without the HTTP listeners.
+    fn check_listeners(&self, management: bool) -> Result<(), String> {
+        if management {
+            return Ok(());
+        }
+        for (port, name, flag) in [
+            (self.management_port, "management", "--management-port"),
+            (self.prometheus_port, "Prometheus", "--prometheus-port"),
+        ] {
+            let asked = match port.port() {
+                None => continue,
+                Some(0) => "a free port".to_owned(),
+                Some(port) => format!("port {port}"),
+            };
+            return Err(format!(
+                "the {name} listener is asked for ({asked}), but this warren was built \
+                 without the `management` feature: turn it off ({flag} 0)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The TLS files, when a certificate is configured.
     pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
         Some(crate::tls::TlsFiles {
@@ -353,7 +406,19 @@ impl ListenerPort {
     }
 }
 
+/// An HTTP listener's default port on the command line: RabbitMQ's, or 0 (none) in a
+/// build without the listeners.
+#[cfg(feature = "cli")]
+const fn http_default(port: &'static str) -> &'static str {
+    if cfg!(feature = "management") {
+        port
+    } else {
+        "0"
+    }
+}
+
 /// A listener's port on the command line: a number, 0 for no listener.
+#[cfg(feature = "cli")]
 fn parse_listener_port(text: &str) -> Result<ListenerPort, String> {
     match text.trim().parse::<u16>() {
         Ok(0) => Ok(ListenerPort::Off),
@@ -370,6 +435,7 @@ pub const DEFAULT_TLS_PORT: u16 = 5671;
 
 /// A size in bytes: a plain number, or one with a unit (k, M, G, T; KB/MB/GB/TB are
 /// powers of 1000, KiB/MiB/GiB/TiB and the single letters powers of 1024).
+#[cfg(feature = "cli")]
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
@@ -395,8 +461,10 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 }
 
 /// RabbitMQ refuses a max_message_size above 512 MiB.
+#[cfg(feature = "cli")]
 pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 << 20;
 
+#[cfg(feature = "cli")]
 fn parse_message_size(text: &str) -> Result<u64, String> {
     let size = parse_bytes(text)?;
     if size > MAX_MESSAGE_SIZE_CAP {
@@ -407,7 +475,8 @@ fn parse_message_size(text: &str) -> Result<u64, String> {
     Ok(size)
 }
 
-#[cfg(test)]
+// Each test reads the command line (or its value parsers).
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use super::{loopback_users, parse_bytes, parse_message_size, Config};
     use clap::Parser;
@@ -429,6 +498,32 @@ mod tests {
         );
         let none = Config::local("d").with_rabbitmq_env(|_| None);
         assert_eq!(none.default_user, None);
+    }
+
+    #[test]
+    fn http_listeners_are_refused_in_a_build_without_them() {
+        use super::ListenerPort;
+        let mut config = Config::local("d");
+        assert_eq!(config.check_listeners(false), Ok(()));
+        config.prometheus_port = ListenerPort::On(0);
+        assert_eq!(
+            config.check_listeners(false),
+            Err(
+                "the Prometheus listener is asked for (a free port), but this warren was \
+                 built without the `management` feature: turn it off (--prometheus-port 0)"
+                    .into()
+            )
+        );
+        config.management_port = ListenerPort::On(15672);
+        let refused = config.check_listeners(false).expect_err("refused");
+        assert!(
+            refused.starts_with("the management listener is asked for (port 15672), "),
+            "{refused}"
+        );
+        assert_eq!(config.check_listeners(true), Ok(()));
+        // The command line's defaults follow the build: on with the listeners.
+        let parsed = Config::try_parse_from(["warren"]).expect("parsed");
+        assert_eq!(parsed.check_build(), Ok(()));
     }
 
     #[test]

@@ -85,6 +85,12 @@
 
 #![warn(missing_docs)]
 
+// Without the management API nothing reads some of what the broker keeps for it
+// (statistics as JSON, diagnostics reports, certificate validity, trace snapshots):
+// still built and kept current, so the default build, where all of it is read, is the
+// one that reports dead code.
+#![cfg_attr(not(feature = "management"), allow(dead_code, unused_imports))]
+
 // Everything is crate-internal but what an embedding application, the tests and the
 // fuzz targets use: so the compiler reports code nothing reaches.
 #[allow(missing_docs)] // reached from outside only through the hidden `testing`
@@ -97,12 +103,15 @@ pub(crate) mod clock;
 pub(crate) mod codec;
 pub(crate) mod config;
 pub(crate) mod connection;
+#[cfg(feature = "cli")]
 pub(crate) mod ctl;
 pub(crate) mod embed;
 pub(crate) mod error;
 pub(crate) mod hash;
+#[cfg(feature = "management")]
 pub(crate) mod http;
 pub(crate) mod listen;
+pub(crate) mod node;
 pub(crate) mod server;
 #[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod stats;
@@ -112,6 +121,7 @@ pub(crate) mod tls;
 pub use clock::{Clock, ClockError};
 pub use config::{Config, ListenerPort};
 pub use connection::Mechanism;
+#[cfg(feature = "cli")]
 pub use ctl::run_ctl;
 pub use embed::{Builder, Counters, QueueCounters};
 pub use listen::url_host;
@@ -193,6 +203,7 @@ pub mod fuzzing {
     /// What the management listener parses itself (hyper parses HTTP, serde the JSON):
     /// the first line of `data` as an `Authorization` value and as a content type, the
     /// rest as a form upload's body (the content type's boundary, or `XyZ`).
+    #[cfg(feature = "management")]
     pub fn parse_http(data: &[u8]) {
         let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
         let (head, body) = (

@@ -16,7 +16,6 @@
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection::{self, Accepted, ConnectionName};
-use crate::http;
 use crate::listen;
 use crate::tls::Tls;
 use std::collections::HashMap;
@@ -28,6 +27,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{self, JoinError, JoinSet};
 use tracing::{error, info, warn};
+
+/// An HTTP listener being served: its (first) address and one task per socket.
+pub(crate) type Served = (SocketAddr, Vec<tokio::task::JoinHandle<()>>);
 
 /// A running broker: its addresses, its clock, counters for assertions (see
 /// [`Server::counters`]) and its shutdown.
@@ -76,6 +78,9 @@ pub(crate) async fn start_with(
     let server_properties = config
         .server_properties()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    config
+        .check_build()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let tls = match config.tls_files() {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None if config.tls_port.is_some() => {
@@ -120,46 +125,31 @@ pub(crate) async fn start_with(
         Some((listeners, config)) => Some((first_addr(listeners)?, config.clone())),
         None => None,
     };
-    let management = bind_optional(&config.bind, config.management_port).await?;
-    let prometheus = bind_optional(&config.bind, config.prometheus_port).await?;
-    // One row per socket, as the management API lists listeners.
-    let mut listeners = Vec::new();
-    let no_tls = Vec::new();
-    let tls_sockets = tls.as_ref().map_or(&no_tls, |(l, _)| l);
-    for (sockets, protocol) in [
-        (&plain, "amqp"),
-        (tls_sockets, "amqp/ssl"),
-        (&management, "http"),
-        (&prometheus, "http/prometheus"),
-    ] {
-        for socket in sockets {
-            let local = socket.local_addr()?;
-            listeners.push(http::Listener {
-                protocol,
-                ip: local.ip(),
-                port: local.port(),
-            });
-        }
-    }
-    let api = http::Api {
-        broker: broker.clone(),
-        node: Arc::new(http::Node::new(config.clone(), listeners)),
-    };
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let mut serve_http = |sockets: Vec<TcpListener>, router: fn(http::Api) -> axum::Router| {
-        let addr = sockets.first().map(TcpListener::local_addr).transpose()?;
-        for socket in sockets {
-            tasks.push(tokio::spawn(http::serve(
-                socket,
-                router(api.clone()),
-                rx.clone(),
-            )));
-        }
-        Ok::<_, io::Error>(addr)
+    // The HTTP listeners: the one place the `management` feature decides (config's
+    // check_build has refused their ports already when it is off).
+    #[cfg(feature = "management")]
+    let (management, prometheus) = {
+        let no_tls = Vec::new();
+        let tls_sockets = tls.as_ref().map_or(&no_tls, |(l, _)| l);
+        let amqp = [
+            (plain.as_slice(), "amqp"),
+            (tls_sockets.as_slice(), "amqp/ssl"),
+        ];
+        let (management, prometheus) =
+            crate::http::listeners::start(&config, &broker, amqp, &rx).await?;
+        // Their tasks join the others that must end before the last flush.
+        let mut addr_of = |served: Option<Served>| {
+            served.map(|(addr, served_by)| {
+                tasks.extend(served_by);
+                addr
+            })
+        };
+        (addr_of(management), addr_of(prometheus))
     };
-    let management = serve_http(management, http::router)?;
-    let prometheus = serve_http(prometheus, http::prometheus::router)?;
+    #[cfg(not(feature = "management"))]
+    let (management, prometheus) = (None, None);
     tasks.push(tokio::spawn(housekeeping(broker.clone(), rx.clone())));
     // After recovery: what fell due while the broker was down is routed now, in order.
     broker.delayed.start();
@@ -187,17 +177,6 @@ pub(crate) async fn start_with(
         login: crate::embed::Login::from_config(&config),
         clock: config.clock,
     })
-}
-
-/// The listeners on `port` of the `bind` addresses when it is on (none when off).
-async fn bind_optional(
-    bind: &[std::net::IpAddr],
-    port: crate::config::ListenerPort,
-) -> io::Result<Vec<TcpListener>> {
-    match port.port() {
-        Some(port) => listen::bind_all(bind, port).await,
-        None => Ok(Vec::new()),
-    }
 }
 
 /// The address of the first of `listeners` (there is always one).

@@ -351,7 +351,7 @@ impl Broker {
     /// in `vhost` (now, or when it is created) and every vhost reports its events.
     /// Call before the broker is shared; `Events::start` then starts publishing.
     pub fn enable_events(&mut self, vhost: &str) -> Arc<events::Events> {
-        let node = format!("rabbit@{}", crate::http::hostname());
+        let node = crate::node::name();
         let events = events::Events::new(vhost, &node, self.clock.clone());
         for v in self.all_vhosts() {
             events.attach(&v);

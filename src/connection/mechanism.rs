@@ -14,16 +14,17 @@ use std::net::IpAddr;
 use tracing::info;
 
 /// A SASL mechanism warren knows (RabbitMQ's names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Mechanism {
     /// User name and password.
-    #[value(name = "PLAIN")]
+    #[cfg_attr(feature = "cli", value(name = "PLAIN"))]
     Plain,
     /// User name and password in a field table (RabbitMQ's own).
-    #[value(name = "AMQPLAIN")]
+    #[cfg_attr(feature = "cli", value(name = "AMQPLAIN"))]
     Amqplain,
     /// The TLS client certificate's CN names the user; no password.
-    #[value(name = "EXTERNAL")]
+    #[cfg_attr(feature = "cli", value(name = "EXTERNAL"))]
     External,
 }
 

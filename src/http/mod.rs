@@ -14,6 +14,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod finder;
 pub mod list;
+pub(crate) mod listeners;
 pub mod objects;
 pub mod overview;
 pub mod policies;
@@ -70,7 +71,7 @@ pub struct Listener {
 impl Node {
     pub fn new(config: Config, listeners: Vec<Listener>) -> Self {
         Node {
-            name: format!("rabbit@{}", hostname()),
+            name: crate::node::name(),
             started: SystemTime::now(),
             listeners,
             config,
@@ -81,20 +82,6 @@ impl Node {
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().map_or(0, |d| d.as_millis() as u64)
     }
-}
-
-/// The machine's short host name, as Erlang's node names use it.
-pub(crate) fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = if rc == 0 {
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".to_owned()
-    };
-    name.split('.').next().unwrap_or("localhost").to_owned()
 }
 
 /// The largest request body read (RabbitMQ's management.http.max_body_size default): a

@@ -25,7 +25,6 @@
 //! it went to; each queue settles it with `ack` (or all at once with `drop_queue`), and a
 //! segment file is deleted once everything in it is settled.
 
-pub(crate) mod crc;
 pub mod definitions;
 pub mod defwriter;
 pub mod fieldvalue;

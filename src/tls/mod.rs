@@ -23,7 +23,8 @@ use tokio_rustls::rustls::{version, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 /// RabbitMQ's `ssl_options.verify`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Verify {
     /// Ask no client certificate (verify_none, RabbitMQ's default).
     #[default]

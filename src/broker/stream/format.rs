@@ -16,7 +16,7 @@
 //! is kept near `CHUNK_TARGET` bytes unless one entry alone is larger, which is what
 //! bounds a reader's buffer.
 
-use crate::store::crc::{crc32c, Crc32c};
+use crc32c::crc32c;
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"WSTRSEG1";
 pub(crate) const SEGMENT_HEADER: u64 = 8;
@@ -89,9 +89,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<ChunkHeader, Bad> {
 pub(crate) fn verify(header: &ChunkHeader, bytes: &[u8]) -> Result<(), Bad> {
     let total = header.total_len() as usize;
     let chunk = bytes.get(..total).ok_or(Bad::Short)?;
-    let mut crc = Crc32c::new();
-    crc.update(&chunk[8..]);
-    if crc.finish() != header.crc {
+    if crc32c(&chunk[8..]) != header.crc {
         return Err(Bad::Corrupt("chunk checksum mismatch"));
     }
     let mut entries = Entries::new(&chunk[CHUNK_HEADER..], header.count);

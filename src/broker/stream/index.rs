@@ -14,7 +14,7 @@
 
 use super::format::{u32_at, u64_at, ChunkHeader};
 use super::storage::ReadAt;
-use crate::store::crc::crc32c;
+use crc32c::crc32c;
 use std::io;
 
 pub(crate) const INDEX_MAGIC: [u8; 8] = *b"WSTRIDX1";
