@@ -51,7 +51,10 @@ pub struct Config {
 
     /// Run --clock manual on a data directory anyway: persistent messages, delayed
     /// messages and stream entries are then stored with the manual clock's dates.
-    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_ALLOW_MANUAL_CLOCK_WITH_DATA"))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "WARREN_ALLOW_MANUAL_CLOCK_WITH_DATA")
+    )]
     pub allow_manual_clock_with_data: bool,
 
     /// Memory high watermark: above it, publishers are blocked until consumers catch up

@@ -84,7 +84,6 @@
 //! paged messages) and `warren-trim` (giving freed memory back, one trim at a time).
 
 #![warn(missing_docs)]
-
 // Without the management API nothing reads some of what the broker keeps for it
 // (statistics as JSON, diagnostics reports, certificate validity, trace snapshots):
 // still built and kept current, so the default build, where all of it is read, is the
