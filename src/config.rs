@@ -353,6 +353,9 @@ impl Config {
     /// Refuses what this build cannot serve: an HTTP listener (management, Prometheus)
     /// in a warren built without the `management` feature.
     pub(crate) fn check_build(&self) -> Result<(), String> {
+        // The command line checks it as it parses; a Config built in code (the
+        // library's builder, `config(|c| ..)`) is checked here.
+        check_message_size(self.max_message_size)?;
         self.check_listeners(cfg!(feature = "management"))
     }
 
@@ -464,12 +467,15 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 }
 
 /// RabbitMQ refuses a max_message_size above 512 MiB.
-#[cfg(feature = "cli")]
 pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 << 20;
 
 #[cfg(feature = "cli")]
 fn parse_message_size(text: &str) -> Result<u64, String> {
-    let size = parse_bytes(text)?;
+    check_message_size(parse_bytes(text)?)
+}
+
+/// `size` as a largest message size, or why it is refused (above RabbitMQ's 512 MiB cap).
+fn check_message_size(size: u64) -> Result<u64, String> {
     if size > MAX_MESSAGE_SIZE_CAP {
         return Err(format!(
             "{size} is above the largest message size allowed ({MAX_MESSAGE_SIZE_CAP})"

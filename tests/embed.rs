@@ -209,6 +209,19 @@ async fn what_cannot_start_is_refused_before_anything_is_opened() {
     );
     let e = start_error(Server::builder().stats_interval(Duration::from_millis(9))).await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    // RabbitMQ's cap on max_message_size holds in code as on the command line.
+    let too_large = Server::builder().config(|c| warren::Config {
+        max_message_size: (512 << 20) + 1,
+        ..c
+    });
+    let e = start_error(too_large).await;
+    assert_eq!(
+        (e.kind(), e.to_string()),
+        (
+            ErrorKind::InvalidInput,
+            "536870913 is above the largest message size allowed (536870912)".into()
+        )
+    );
     let e = start_error(Server::builder().log("warren=[")).await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().starts_with("log filter 'warren=[': "), "{e}");
