@@ -268,6 +268,44 @@ async fn acks_only_give_credit_back() {
     broker.stop().await;
 }
 
+/// "next" is fixed when basic.consume is handled, as on RabbitMQ: a publish the client
+/// sends after basic.consume on the same channel (here in the same write, before
+/// consume-ok) reaches the consumer. It was resolved later, in the reader task, so such
+/// a publish could land before the start and never be delivered (seen under load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_is_fixed_when_the_consume_is_handled() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    declare_stream(&ch, "s.next", &[]).await;
+    for round in 0..20usize {
+        let cch = conn.create_channel().await.unwrap();
+        cch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
+        let body = format!("r{round}").into_bytes();
+        let (consumer, published) = tokio::join!(
+            cch.basic_consume(
+                "s.next".into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                offset_arg(text("next")),
+            ),
+            cch.basic_publish(
+                "".into(),
+                "s.next".into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            )
+        );
+        published.expect("publish");
+        let mut c = consumer.expect("basic.consume");
+        let d = next_delivery(&mut c).await;
+        assert_eq!((offset_of(&d), d.data), (round as i64, body));
+        cch.close(200, "next round".into()).await.unwrap();
+    }
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn rabbitmq_refusals_for_streams() {
     let broker = TestBroker::start().await;

@@ -132,6 +132,14 @@ impl StreamQueue {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(reading.clone());
+        // Fixed now, before consume-ok goes out, as RabbitMQ does: resolved later in the
+        // reader task, "next" (or "last") could land after entries the client published
+        // once it had consume-ok, and the consumer would never see them. Only a
+        // timestamp reads an index file, so only it is left to the reader's blocking call.
+        let start = match start {
+            StartAt::Timestamp(_) => start,
+            _ => StartAt::Offset(self.log.resolve(start)),
+        };
         let source = reading::Source {
             log: self.log.clone(),
             committed: self.committed.subscribe(),
