@@ -87,14 +87,19 @@ impl Channel {
         } else {
             // A persistent message in durable queues is written once, for all of them;
             // its confirm waits for the fdatasync that covers it.
-            let done = seq.map(|seq| ctx.answer_from_store(self.id, seq));
             // Streams answer a confirm once their log is durable, beside the store.
             let streams = targets.iter().filter(|q| q.stream.is_some()).count();
+            let to_store = held.stored || will_store(&msg, &targets);
+            // Only a confirm that waits gets a completion: one made for a transient
+            // message was dropped unused, and its drop sent an answer to be ignored
+            // through the outbox, an allocation and a send per publish that piled up
+            // there faster than the connection read them (issue 16: hundreds of MB
+            // after a burst of transient confirms, left to the allocator).
+            let done = seq
+                .filter(|_| to_store || streams > 0)
+                .map(|seq| ctx.answer_from_store(self.id, seq));
             let (done, mut stream_done) = match done {
-                Some(d) if streams > 0 => {
-                    let to_store = held.stored || will_store(&msg, &targets);
-                    confirm_parts(d, streams, to_store)
-                }
+                Some(d) if streams > 0 => confirm_parts(d, streams, to_store),
                 d => (d, Vec::new()),
             };
             // Held and written by a delayed exchange: one sync after both writes covers it.

@@ -50,6 +50,12 @@ const _: () = assert!(CROWDED_PERCENT + 10 <= ALARM_CLEAR_PERCENT);
 /// Freed memory is given back to the system after usage fell this much.
 const TRIM_AFTER_DROP: u64 = 16 << 20;
 
+/// The process counts as busy since its last trim once it spent this much CPU time ...
+const BUSY_CPU_MICROS: u64 = 200_000;
+/// ... and as quiet again when a resident check (about once a second) finds it spent
+/// less than this since the previous one: then it trims once (see `give_back_freed`).
+const QUIET_CPU_MICROS: u64 = 20_000;
+
 /// Default paging budget: what queued messages may take in memory before queues page.
 pub const DEFAULT_QUEUE_MEMORY: u64 = 128 * 1024 * 1024;
 
@@ -82,6 +88,11 @@ pub struct Memory {
     /// Resident memory right after freed memory was last given back: what is left then
     /// (connection buffers, fragmentation) is not retried until it grows.
     resident_after_trim: AtomicU64,
+    /// The process's CPU time (microseconds) at the last resident check and at the
+    /// last trim: a process that was busy since its last trim and is quiet now trims
+    /// once (see `give_back_freed`).
+    cpu_at_check: AtomicU64,
+    cpu_at_trim: AtomicU64,
     /// A trim is running on its thread: the next one waits for a later call.
     trimming: AtomicBool,
     /// The last trim thread started (tests join it).
@@ -123,6 +134,8 @@ impl Memory {
             clients: AtomicU64::new(0),
             peak_since_trim: AtomicU64::new(0),
             resident_after_trim: AtomicU64::new(0),
+            cpu_at_check: AtomicU64::new(0),
+            cpu_at_trim: AtomicU64::new(0),
             trimming: AtomicBool::new(false),
             trim_thread: Mutex::new(None),
         })
@@ -148,8 +161,14 @@ impl Memory {
     }
 
     /// Gives freed memory back to the system once usage fell well below its last peak,
-    /// or (with `check_resident`) once the process holds much more than it accounts for:
-    /// glibc keeps freed memory otherwise, and a drained backlog would stay resident.
+    /// or (with `check_resident`) once the process holds much more than it accounts for,
+    /// or (with `check_resident` too) once the process goes quiet after work: glibc keeps
+    /// freed memory otherwise, and a drained backlog would stay resident. The last rule
+    /// is the one that brings an idle broker back near its idle figure (issue 16): what
+    /// a burst leaves behind (allocator free lists, buffers of closed connections,
+    /// memory nobody accounts) is often below the other two thresholds, and a baseline
+    /// taken while memory was still live hides it from the second. Busy and quiet are
+    /// read from the process's CPU time (`getrusage`), never from the publish path.
     /// Called by the broker's housekeeping task, a few times a second. The trim itself
     /// runs on a thread of its own, one at a time: `malloc_trim` walks the whole heap
     /// under the allocator's locks (tens of milliseconds for a large heap), which a
@@ -170,7 +189,8 @@ impl Memory {
                 rss > accounted + 2 * TRIM_AFTER_DROP
                     && rss > self.resident_after_trim.load(Ordering::Relaxed) + TRIM_AFTER_DROP
             });
-        if (dropped || bloated) && !self.trimming.swap(true, Ordering::AcqRel) {
+        let settled = check_resident && self.quiet_after_work(process_cpu_micros());
+        if (dropped || bloated || settled) && !self.trimming.swap(true, Ordering::AcqRel) {
             let me = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("warren-trim".into())
@@ -188,11 +208,25 @@ impl Memory {
         }
     }
 
+    /// Whether the process, at CPU time `cpu` (microseconds), is quiet since the previous
+    /// resident check and was busy since its last trim. Records `cpu` as this check's.
+    fn quiet_after_work(&self, cpu: Option<u64>) -> bool {
+        let Some(cpu) = cpu else { return false };
+        let last = self.cpu_at_check.swap(cpu, Ordering::Relaxed);
+        let quiet = cpu.saturating_sub(last) < QUIET_CPU_MICROS;
+        let worked =
+            cpu.saturating_sub(self.cpu_at_trim.load(Ordering::Relaxed)) >= BUSY_CPU_MICROS;
+        quiet && worked
+    }
+
     /// Gives freed memory back to the system now, on the calling thread (after recovery,
     /// before clients come, and on `give_back_freed`'s thread).
     pub fn give_back_now(&self) {
         let used = self.used();
         self.peak_since_trim.store(used, Ordering::Relaxed);
+        if let Some(cpu) = process_cpu_micros() {
+            self.cpu_at_trim.store(cpu, Ordering::Relaxed);
+        }
         // Brokers in one process share one allocator: one trim walks the heap for all,
         // and a second at the same time would only wait for the allocator's locks.
         static TRIMMING_PROCESS: AtomicBool = AtomicBool::new(false);
@@ -402,6 +436,22 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * u64::try_from(page).ok().filter(|&p| p > 0)?)
 }
 
+/// CPU time the whole process spent so far (user and system), in microseconds.
+pub fn process_cpu_micros() -> Option<u64> {
+    // SAFETY: getrusage writes the struct we pass and nothing else.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return None;
+        }
+        usage
+    };
+    let micros = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+    };
+    Some(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
 /// 40% of the machine's memory (from /proc/meminfo), or 1 GiB where that is unknown.
 pub fn default_limit() -> u64 {
     let total_kb = std::fs::read_to_string("/proc/meminfo")
@@ -481,6 +531,32 @@ mod tests {
         assert_eq!(m.alarm_reason(), "low on disk");
         m.set_disk_low(false, 3, 2);
         assert!(!m.alarmed());
+    }
+
+    #[test]
+    fn a_process_that_goes_quiet_after_work_trims_once() {
+        let m = Memory::new(u64::MAX);
+        assert!(!m.quiet_after_work(None), "no CPU time, no rule");
+        assert!(!m.quiet_after_work(Some(0)), "no work since the last trim");
+        assert!(!m.quiet_after_work(Some(900_000)), "busy now");
+        assert!(!m.quiet_after_work(Some(1_800_000)), "still busy");
+        assert!(m.quiet_after_work(Some(1_805_000)), "quiet after work");
+        m.cpu_at_trim.store(1_805_000, Ordering::Relaxed); // what the trim records
+        assert!(
+            !m.quiet_after_work(Some(1_810_000)),
+            "quiet, but trimmed since"
+        );
+        assert!(
+            !m.quiet_after_work(Some(1_900_000)),
+            "a little work, not busy"
+        );
+        assert!(!m.quiet_after_work(Some(2_100_000)), "busy again");
+        assert!(
+            m.quiet_after_work(Some(2_101_000)),
+            "and quiet again: one more trim"
+        );
+        let cpu = process_cpu_micros().expect("getrusage works here");
+        assert!(process_cpu_micros().unwrap() >= cpu);
     }
 
     fn take_trim_thread(m: &Memory) -> Option<std::thread::JoinHandle<()>> {
