@@ -17,6 +17,7 @@
 //! read durations and dates with `text`. It never blocks and takes no lock on the real
 //! path: a real clock is one branch in front of the system's clock.
 
+pub mod calendar;
 pub mod text;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -140,31 +141,17 @@ fn from_unix_ms(ms: i64) -> SystemTime {
 
 /// `ms` Unix milliseconds as an RFC 3339 UTC date, e.g. `2026-12-05T11:08:03.000Z`.
 pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let d = calendar::civil(ms.div_euclid(1000));
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        d.year,
+        d.month,
+        d.day,
+        d.hour,
+        d.minute,
+        d.second,
+        ms.rem_euclid(1000)
     )
-}
-
-/// Days since 1970-01-01 as a proleptic Gregorian (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 impl Clock {
