@@ -94,8 +94,6 @@ struct Manual {
     start_unix_ms: i64,
     /// Where the clock is now, Unix milliseconds; only grows.
     now_unix_ms: AtomicI64,
-    /// The current monotonic millisecond, for tasks that sleep on this clock.
-    tick: watch::Sender<u64>,
     /// Moves completed so far (`advance`, `set`), for tasks that act once per move.
     moves: watch::Sender<u64>,
     /// What fires at deadlines; dead entries are dropped as they are found.
@@ -168,13 +166,11 @@ impl Clock {
     /// A clock that stands at `at` until moved.
     pub fn manual_at(at: SystemTime) -> Clock {
         let start = to_unix_ms(at);
-        let (tick, _) = watch::channel(1);
         let (moves, _) = watch::channel(0);
         Clock {
             manual: Some(Arc::new(Manual {
                 start_unix_ms: start,
                 now_unix_ms: AtomicI64::new(start),
-                tick,
                 moves,
                 timed: Mutex::new(Vec::new()),
                 moving: tokio::sync::Mutex::new(()),
@@ -247,31 +243,6 @@ impl Clock {
         self.manual.as_ref().map(|m| m.moves.subscribe())
     }
 
-    /// Waits `d` on this clock: real time, or until a manual clock has moved past it.
-    pub async fn sleep(&self, d: Duration) {
-        let deadline = self
-            .now_ms()
-            .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.sleep_until_ms(deadline).await
-    }
-
-    /// Waits until `now_ms()` reaches `deadline` (monotonic milliseconds).
-    pub async fn sleep_until_ms(&self, deadline: u64) {
-        match &self.manual {
-            None => {
-                let left = deadline.saturating_sub(self.now_ms());
-                tokio::time::sleep(Duration::from_millis(left)).await
-            }
-            Some(m) => {
-                let mut rx = m.tick.subscribe();
-                // An error means the clock is gone (the broker is shutting down): never wake.
-                if rx.wait_for(|now| *now >= deadline).await.is_err() {
-                    std::future::pending::<()>().await
-                }
-            }
-        }
-    }
-
     /// Moves a manual clock forward by `by`, firing everything that falls due on the
     /// way, in due order; returns the new time.
     pub async fn advance(&self, by: Duration) -> Result<SystemTime, ClockError> {
@@ -335,12 +306,10 @@ impl Manual {
                 step_unix.max(self.now_unix_ms.load(Ordering::Acquire)),
                 Ordering::Release,
             );
-            self.tick.send_replace(step);
             for t in &timed {
                 t.fire(step);
             }
-            // Tasks woken by the tick (heartbeats, timers) run before the next step, and
-            // what fired finishes (dead letters routed at this time).
+            // What fired finishes before the next step (dead letters routed at this time).
             tokio::task::yield_now().await;
             let mut yields = 0;
             while timed.iter().any(|t| t.busy()) && yields < MAX_BUSY_YIELDS {
