@@ -240,4 +240,16 @@ mod tests {
             assert!(e.contains(&quoted(bad)), "{e}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever text a client sends (ctl, the HTTP endpoint), both parsers answer
+        /// Ok or a refusal, never a panic: near-miss dates and durations included.
+        #[test]
+        fn any_text_is_answered_never_a_panic(
+            text in "[0-9dhmsTZz:.+ -]{0,40}|\\PC{0,40}"
+        ) {
+            let _ = parse_duration(&text);
+            let _ = parse_time(&text);
+        }
+    }
 }
