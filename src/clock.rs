@@ -17,6 +17,7 @@
 //! read durations and dates with `text`. It never blocks and takes no lock on the real
 //! path: a real clock is one branch in front of the system's clock.
 
+pub mod calendar;
 pub mod text;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -93,8 +94,6 @@ struct Manual {
     start_unix_ms: i64,
     /// Where the clock is now, Unix milliseconds; only grows.
     now_unix_ms: AtomicI64,
-    /// The current monotonic millisecond, for tasks that sleep on this clock.
-    tick: watch::Sender<u64>,
     /// Moves completed so far (`advance`, `set`), for tasks that act once per move.
     moves: watch::Sender<u64>,
     /// What fires at deadlines; dead entries are dropped as they are found.
@@ -140,31 +139,17 @@ fn from_unix_ms(ms: i64) -> SystemTime {
 
 /// `ms` Unix milliseconds as an RFC 3339 UTC date, e.g. `2026-12-05T11:08:03.000Z`.
 pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let d = calendar::civil(ms.div_euclid(1000));
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        d.year,
+        d.month,
+        d.day,
+        d.hour,
+        d.minute,
+        d.second,
+        ms.rem_euclid(1000)
     )
-}
-
-/// Days since 1970-01-01 as a proleptic Gregorian (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 impl Clock {
@@ -181,13 +166,11 @@ impl Clock {
     /// A clock that stands at `at` until moved.
     pub fn manual_at(at: SystemTime) -> Clock {
         let start = to_unix_ms(at);
-        let (tick, _) = watch::channel(1);
         let (moves, _) = watch::channel(0);
         Clock {
             manual: Some(Arc::new(Manual {
                 start_unix_ms: start,
                 now_unix_ms: AtomicI64::new(start),
-                tick,
                 moves,
                 timed: Mutex::new(Vec::new()),
                 moving: tokio::sync::Mutex::new(()),
@@ -260,31 +243,6 @@ impl Clock {
         self.manual.as_ref().map(|m| m.moves.subscribe())
     }
 
-    /// Waits `d` on this clock: real time, or until a manual clock has moved past it.
-    pub async fn sleep(&self, d: Duration) {
-        let deadline = self
-            .now_ms()
-            .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.sleep_until_ms(deadline).await
-    }
-
-    /// Waits until `now_ms()` reaches `deadline` (monotonic milliseconds).
-    pub async fn sleep_until_ms(&self, deadline: u64) {
-        match &self.manual {
-            None => {
-                let left = deadline.saturating_sub(self.now_ms());
-                tokio::time::sleep(Duration::from_millis(left)).await
-            }
-            Some(m) => {
-                let mut rx = m.tick.subscribe();
-                // An error means the clock is gone (the broker is shutting down): never wake.
-                if rx.wait_for(|now| *now >= deadline).await.is_err() {
-                    std::future::pending::<()>().await
-                }
-            }
-        }
-    }
-
     /// Moves a manual clock forward by `by`, firing everything that falls due on the
     /// way, in due order; returns the new time.
     pub async fn advance(&self, by: Duration) -> Result<SystemTime, ClockError> {
@@ -348,12 +306,10 @@ impl Manual {
                 step_unix.max(self.now_unix_ms.load(Ordering::Acquire)),
                 Ordering::Release,
             );
-            self.tick.send_replace(step);
             for t in &timed {
                 t.fire(step);
             }
-            // Tasks woken by the tick (heartbeats, timers) run before the next step, and
-            // what fired finishes (dead letters routed at this time).
+            // What fired finishes before the next step (dead letters routed at this time).
             tokio::task::yield_now().await;
             let mut yields = 0;
             while timed.iter().any(|t| t.busy()) && yields < MAX_BUSY_YIELDS {

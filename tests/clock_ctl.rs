@@ -353,7 +353,8 @@ async fn warren_ctl_clock_shows_advances_and_sets() {
 
 #[tokio::test]
 async fn the_binary_refuses_a_manual_clock_on_a_data_directory() {
-    let dir = std::env::temp_dir().join(format!("warren-clock-refusal-{}", std::process::id()));
+    let scratch = common::scratch_dir("clock-refusal");
+    let dir = scratch.join("data");
     let dir_text = dir.to_string_lossy().into_owned();
     let run = warren(&["--clock", "manual", "--port", "0", "--data-dir", &dir_text]).await;
     assert_eq!(run.code, 2, "{}", run.stdout);
@@ -367,6 +368,7 @@ async fn the_binary_refuses_a_manual_clock_on_a_data_directory() {
         )
     );
     assert!(!dir.exists(), "nothing was created");
+    let _ = std::fs::remove_dir_all(scratch);
 }
 
 // ---- statistics ----

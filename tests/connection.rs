@@ -240,10 +240,7 @@ async fn guest_is_refused_from_a_non_loopback_address() {
         eprintln!("no non-loopback IPv4 address here: end-to-end part skipped");
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "warren-test-connection-remote-{}",
-        std::process::id()
-    ));
+    let dir = common::scratch_dir("test-connection-remote");
     let config = warren::Config {
         bind: vec!["0.0.0.0".parse().unwrap()],
         ..warren::Config::local(&dir)

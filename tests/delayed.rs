@@ -747,7 +747,7 @@ async fn spawn_warren(dir: &std::path::Path) -> (tokio::process::Child, u16) {
 
 #[tokio::test]
 async fn confirmed_held_messages_survive_kill_9() {
-    let dir = std::env::temp_dir().join(format!("warren-delayed-kill9-{}", std::process::id()));
+    let dir = common::scratch_dir("delayed-kill9");
     let (mut child, port) = spawn_warren(&dir).await;
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let conn = within(lapin::Connection::connect(&url, Default::default()))

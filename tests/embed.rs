@@ -164,8 +164,7 @@ async fn definitions_load_from_json_as_from_a_file_and_leave_out_guest() {
     broker.shutdown().await;
 
     // The same as text, and from a file, with a builder user on top.
-    let dir = std::env::temp_dir().join(format!("warren-embed-defs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("embed-defs");
     let file = dir.join("defs.json");
     std::fs::write(&file, definitions.to_string()).unwrap();
     let broker = Server::builder()
@@ -422,7 +421,7 @@ async fn the_management_listener_is_on_when_asked_and_serves_the_api() {
 
 #[tokio::test]
 async fn a_data_directory_keeps_durable_state_across_a_restart() {
-    let dir = std::env::temp_dir().join(format!("warren-embed-dir-{}", std::process::id()));
+    let dir = scratch_dir("embed-dir");
     let broker = Server::builder()
         .data_dir(&dir)
         .start()

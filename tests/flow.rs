@@ -9,7 +9,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 #[tokio::test]
 async fn memory_alarm_blocks_publishers_until_consumers_drain() {
-    let dir = std::env::temp_dir().join(format!("warren-flow-{}", std::process::id()));
+    let dir = common::scratch_dir("flow");
     let config = warren::Config {
         memory_limit: Some(256 * 1024),
         ..warren::Config::local(&dir)

@@ -249,13 +249,7 @@ async fn max_connections_holds_further_clients_until_one_leaves() {
 /// A data directory whose definitions give vhost `limited` these limits (the parameter
 /// as RabbitMQ 3.10's export writes it).
 fn limited_vhost_dir(limits: serde_json::Value) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "warren-limits-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("limits");
     // A data directory with vhosts has its users too (none are made up at start, as in
     // RabbitMQ): guest/guest, hashed as RabbitMQ 3.10 exported it.
     let defs = serde_json::json!({

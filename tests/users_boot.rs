@@ -20,8 +20,7 @@ fn reference_export() -> PathBuf {
 /// `defs` written to a definitions file of its own (in a directory `remove_file_dir`
 /// removes).
 fn write_definitions(name: &str, defs: serde_json::Value) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("warren-users-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = common::scratch_dir(&format!("users-{name}"));
     let file = dir.join("defs.json");
     std::fs::write(&file, defs.to_string()).expect("write");
     file

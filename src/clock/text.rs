@@ -6,6 +6,7 @@
 //! endpoint (which decides). Pure functions over bounded text: anything else is an
 //! error naming the text, never a panic.
 
+use super::calendar::days_from_civil;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longer texts are refused before they are looked at.
@@ -148,18 +149,6 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
-/// `clock::civil_from_days`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +238,18 @@ mod tests {
         ] {
             let e = parse_time(bad).expect_err(bad);
             assert!(e.contains(&quoted(bad)), "{e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever text a client sends (ctl, the HTTP endpoint), both parsers answer
+        /// Ok or a refusal, never a panic: near-miss dates and durations included.
+        #[test]
+        fn any_text_is_answered_never_a_panic(
+            text in "[0-9dhmsTZz:.+ -]{0,40}|\\PC{0,40}"
+        ) {
+            let _ = parse_duration(&text);
+            let _ = parse_time(&text);
         }
     }
 }

@@ -121,7 +121,7 @@ pub fn consumer(node: &str, c: &ConnStats, ch: &ChannelStats, v: &ConsumerView) 
 /// Milliseconds since the epoch as RabbitMQ writes `idle_since`:
 /// "2026-12-05T02:21:46.881+00:00".
 pub fn iso8601(ms: u64) -> String {
-    let c = crate::tls::validity::civil((ms / 1000) as i64);
+    let c = crate::clock::calendar::civil((ms / 1000) as i64);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00",
         c.year,

@@ -177,13 +177,7 @@ pub async fn open_on(b: &TestBroker, vhost: &str) -> Raw {
 
 /// A data directory whose definitions.json is `defs`.
 pub fn data_dir_with(defs: serde_json::Value) -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "warren-permissions-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("permissions");
     std::fs::write(dir.join("definitions.json"), defs.to_string()).unwrap();
     dir
 }

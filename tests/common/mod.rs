@@ -47,12 +47,7 @@ impl TestBroker {
 
     /// A broker on a fresh data directory, with the settings `adjust` makes.
     pub async fn start_with(adjust: impl FnOnce(warren::Config) -> warren::Config) -> TestBroker {
-        let data_dir = std::env::temp_dir().join(format!(
-            "warren-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        Self::start_on(data_dir, adjust).await
+        Self::start_on(scratch_dir("test"), adjust).await
     }
 
     /// A broker on `data_dir` (kept from an earlier broker, to test a restart).
@@ -183,6 +178,26 @@ impl TestBroker {
         self.server.shutdown().await;
         self.data_dir
     }
+}
+
+/// A new empty directory under the system's temporary folder, named
+/// `warren-{name}-{pid}-{n}`. A process ID comes round again on a busy machine, so what an
+/// earlier test process with this ID left there is removed first: a test never starts on
+/// another run's data.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "warren-{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot clear {}: {e}", dir.display()),
+    }
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
 }
 
 /// `config` with the management listener on a free port (`TestBroker::http()`).

@@ -391,6 +391,8 @@ mod tests {
     fn dir(name: &str) -> PageDir {
         let path =
             std::env::temp_dir().join(format!("warren-paging-{name}-{}", std::process::id()));
+        // An earlier test process with this ID may have left pages here.
+        let _ = std::fs::remove_dir_all(&path);
         PageDir::create(&path).unwrap()
     }
 
