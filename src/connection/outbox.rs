@@ -57,6 +57,8 @@ impl Connection {
                 // After our connection.close nothing but close-ok may go out.
                 Outgoing::Stored { .. } if self.phase != Phase::Running => {}
                 Outgoing::Stored { channel, seq, ok } => {
+                    #[cfg(feature = "test-hooks")]
+                    self.client_memory.store_answer();
                     let answer = self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
                     self.answered(channel, answer);
                 }

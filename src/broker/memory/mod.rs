@@ -27,14 +27,13 @@
 //! which blocks publishers and would not help against a consumer that stops reading.
 
 pub mod pagedir;
+mod process;
 
 use pagedir::PageDir;
+pub use process::{default_limit, process_cpu_micros, resident_bytes};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-
-/// RabbitMQ's default high watermark: 40% of the machine's memory.
-const DEFAULT_FRACTION: f64 = 0.4;
 
 /// At most this much of the paging budget is left as headroom (see `Memory::paging`).
 const MAX_HEADROOM: u64 = 16 << 20;
@@ -97,6 +96,12 @@ pub struct Memory {
     trimming: AtomicBool,
     /// The last trim thread started (tests join it).
     trim_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Test builds only (feature `test-hooks`): store answers (`Outgoing::Stored`)
+    /// connections took from their outboxes, so a test can prove that a publish whose
+    /// confirm waits for no store sends none (issue 16: one per transient confirm piled
+    /// up in the outbox, hundreds of MB after a burst, kept by the allocator).
+    #[cfg(feature = "test-hooks")]
+    store_answers: AtomicU64,
 }
 
 impl std::fmt::Debug for Memory {
@@ -138,6 +143,8 @@ impl Memory {
             cpu_at_trim: AtomicU64::new(0),
             trimming: AtomicBool::new(false),
             trim_thread: Mutex::new(None),
+            #[cfg(feature = "test-hooks")]
+            store_answers: AtomicU64::new(0),
         })
     }
 
@@ -308,6 +315,12 @@ impl Memory {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// Test builds only: store answers connections took from their outboxes so far.
+    #[cfg(feature = "test-hooks")]
+    pub fn store_answers(&self) -> u64 {
+        self.store_answers.load(Ordering::Relaxed)
+    }
+
     pub fn limit(&self) -> u64 {
         self.limit
     }
@@ -421,50 +434,17 @@ impl ClientMemory {
     }
 }
 
-impl Drop for ClientMemory {
-    fn drop(&mut self) {
-        self.set(0);
+#[cfg(feature = "test-hooks")]
+impl ClientMemory {
+    /// Test builds only: the connection took a store answer from its outbox.
+    pub fn store_answer(&self) {
+        self.memory.store_answers.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// This process's resident memory now (from /proc/self/statm), if the system says.
-pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok().filter(|&p| p > 0)?)
-}
-
-/// CPU time the whole process spent so far (user and system), in microseconds.
-pub fn process_cpu_micros() -> Option<u64> {
-    // SAFETY: getrusage writes the struct we pass and nothing else.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return None;
-        }
-        usage
-    };
-    let micros = |t: libc::timeval| {
-        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
-    };
-    Some(micros(usage.ru_utime) + micros(usage.ru_stime))
-}
-
-/// 40% of the machine's memory (from /proc/meminfo), or 1 GiB where that is unknown.
-pub fn default_limit() -> u64 {
-    let total_kb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<u64>().ok())
-        });
-    match total_kb {
-        Some(kb) => (kb as f64 * 1024.0 * DEFAULT_FRACTION) as u64,
-        None => 1 << 30,
+impl Drop for ClientMemory {
+    fn drop(&mut self) {
+        self.set(0);
     }
 }
 
