@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: warren vs the reference RabbitMQ, every scenario of issue 5,
-# alternating brokers, N repetitions; prints medians, ratios warren/RabbitMQ and each
-# broker's resident memory (VmRSS) idle, with 1000 connections and with the 1M backlog.
+# Side-by-side benchmark: warren vs the reference RabbitMQ and, when given, LavinMQ:
+# every scenario of issues 5 and 16, alternating brokers, N repetitions; prints medians,
+# ratios warren/LavinMQ and warren/RabbitMQ and each broker's resident memory (VmRSS)
+# idle, with 1000 connections and with the 1M backlog.
 #
-#   benches/compare.sh [--quick] [--reps N] [--no-warren] [--no-rabbit] [--out DIR]
+#   benches/compare.sh [--quick] [--reps N] [--no-warren] [--no-rabbit] [--no-lavinmq]
+#                      [--out DIR]
 #
 # Environment:
 #   WARREN_BIN   warren binary            (default: target/release/warren, built if missing)
@@ -11,8 +13,13 @@
 #                                          target/release/warren-bench, built if missing)
 #   RABBIT_URL   reference RabbitMQ       (default: amqp://guest:guest@127.0.0.1:5682/%2f)
 #   RABBIT_PID   its beam.smp process id  (default: found from its pid file or listening socket)
+#   LAVINMQ      a lavinmq binary: adds LavinMQ as a third broker (how it was built here:
+#                ../shared/notes/lavinmq.md). The script starts it on a data directory of
+#                its own under --out and free loopback ports, restarts it before the memory
+#                scenarios as it does warren, and stops it by PID at the end.
 #
-# Defaults take about 10-15 minutes on 2 cores (581 s measured); --quick about 1.5-3.
+# Defaults take about 15-20 minutes on 2 cores with two brokers; --quick about 3-5.
+# LavinMQ adds half as much again.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +28,9 @@ reps=3
 quick=0
 use_warren=1
 use_rabbit=1
+use_lavin=0
+lavinmq=${LAVINMQ:-}
+[ -n "$lavinmq" ] && use_lavin=1
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,8 +38,9 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift ;;
     --no-warren) use_warren=0 ;;
     --no-rabbit) use_rabbit=0 ;;
+    --no-lavinmq) use_lavin=0 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -38,8 +49,10 @@ done
 if [ "$quick" = 1 ]; then
   [ "$reps" = 3 ] && reps=1
   secs=2; lat_secs=3; hold=2; backlog=200000; backlog_secs=30; sink_secs=1
+  mib_msgs=1000; mib16_msgs=60
 else
   secs=5; lat_secs=10; hold=3; backlog=1000000; backlog_secs=60; sink_secs=3
+  mib_msgs=5000; mib16_msgs=300
 fi
 
 out=${out:-$(mktemp -d "${TMPDIR:-/tmp}/warren-compare.XXXXXX")}
@@ -107,7 +120,18 @@ stop_warren() {
     warren_pid=""
   fi
 }
-trap stop_warren EXIT
+lavin_pid=""
+lavin_url=""
+stop_lavin() {
+  if [ -n "$lavin_pid" ]; then
+    kill "$lavin_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$lavin_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$lavin_pid" 2>/dev/null || true
+    wait "$lavin_pid" 2>/dev/null || true
+    lavin_pid=""
+  fi
+}
+trap 'stop_warren; stop_lavin' EXIT
 # (Re)start warren; sets warren_pid, warren_url, startup_ms. Returns 1 if it does not come up.
 start_warren() {
   stop_warren
@@ -130,30 +154,66 @@ start_warren() {
   echo "$startup_ms" >>"$out/startup_ms"
   warren_url="amqp://guest:guest@127.0.0.1:$port/%2f"
 }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# (Re)start LavinMQ on a new data directory and free ports; sets lavin_pid, lavin_url.
+start_lavin() {
+  stop_lavin
+  local port http
+  port=$(free_port); http=$(free_port)
+  rm -rf "$out/lavinmq-data"; mkdir -p "$out/lavinmq-data"
+  "$lavinmq" --data-dir "$out/lavinmq-data" --bind 127.0.0.1 --amqp-port "$port" \
+    --http-port "$http" --http-unix-path "$out/lavinmq-data/http.sock" >>"$out/lavinmq.log" 2>&1 &
+  lavin_pid=$!
+  for _ in $(seq 300); do
+    answers "$port" && break
+    kill -0 "$lavin_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! answers "$port"; then
+    echo "LavinMQ did not answer on port $port; see $out/lavinmq.log" >&2
+    stop_lavin
+    return 1
+  fi
+  lavin_url="amqp://guest:guest@127.0.0.1:$port/%2f"
+}
 if [ "$use_warren" = 1 ]; then
   start_warren || use_warren=0
 fi
-[ "$use_warren" = 1 ] || [ "$use_rabbit" = 1 ] || { echo "no broker to measure" >&2; exit 1; }
+if [ "$use_lavin" = 1 ]; then
+  if [ ! -x "$lavinmq" ]; then
+    echo "LAVINMQ=$lavinmq is not an executable: skipping LavinMQ" >&2
+    use_lavin=0
+  else
+    start_lavin || use_lavin=0
+  fi
+fi
+[ "$use_warren" = 1 ] || [ "$use_rabbit" = 1 ] || [ "$use_lavin" = 1 ] || { echo "no broker to measure" >&2; exit 1; }
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 sleep 1
-idle_warren=""; idle_rabbit=""
+idle_warren=""; idle_rabbit=""; idle_lavin=""
 [ "$use_warren" = 1 ] && idle_warren=$(rss "$warren_pid")
+[ "$use_lavin" = 1 ] && idle_lavin=$(rss "$lavin_pid")
 [ "$use_rabbit" = 1 ] && [ -n "$rabbit_pid" ] && idle_rabbit=$(rss "$rabbit_pid")
 
 # --- runs ------------------------------------------------------------------------------
 # one line per scenario: extra arguments to warren-bench. Scenarios marked "fresh:" run against
-# a freshly started warren, so its memory figures are not inflated by earlier scenarios
-# (the shared reference RabbitMQ cannot be restarted; its "idle" is whatever it holds then).
+# a freshly started warren (and LavinMQ), so their memory figures are not inflated by earlier
+# scenarios (the shared reference RabbitMQ cannot be restarted; its "idle" is whatever it
+# holds then). The 1 MiB and 16 MiB runs are bounded in messages too: an unpaced publisher
+# of large bodies would otherwise queue gigabytes in a slower broker.
 scenarios=(
   "--scenario publish --size 16 --seconds $secs"
   "--scenario noack --size 16 --seconds $secs"
   "--scenario ack --size 16 --seconds $secs"
   "--scenario confirm --size 16 --seconds $secs"
   "--scenario confirm --persistent --size 16 --seconds $secs"
+  "--scenario confirm --persistent --consumer --size 16 --seconds $secs"
   "--scenario fanout --size 16 --seconds $secs"
   "--scenario noack --size 4096 --seconds $secs"
   "--scenario noack --size 65536 --seconds $secs"
+  "--scenario noack --size 1048576 --messages $mib_msgs --seconds $secs"
+  "--scenario noack --size 16777216 --messages $mib16_msgs --seconds $secs"
   "--scenario latency --size 16 --seconds $lat_secs"
   "fresh: --scenario connections --connections 1000 --seconds $hold"
   "fresh: --scenario backlog --size 16 --messages $backlog --seconds $backlog_secs"
@@ -162,7 +222,11 @@ scenarios=(
 run_one() { # broker rep args...
   local broker=$1 rep=$2; shift 2
   local url pid
-  if [ "$broker" = warren ]; then url=$warren_url; pid=$warren_pid; else url=$rabbit_url; pid=$rabbit_pid; fi
+  case "$broker" in
+    warren) url=$warren_url; pid=$warren_pid ;;
+    lavinmq) url=$lavin_url; pid=$lavin_pid ;;
+    *) url=$rabbit_url; pid=$rabbit_pid ;;
+  esac
   local pidarg=()
   [ -n "$pid" ] && pidarg=(--broker-pid "$pid")
   echo "  [$broker rep $rep] $*" >&2
@@ -180,12 +244,17 @@ for rep in $(seq "$reps"); do
   for sc in "${scenarios[@]}"; do
     fresh=0
     case "$sc" in fresh:*) fresh=1; sc=${sc#fresh: } ;; esac
-    # alternate which broker goes first, per scenario and per repetition
-    if [ $(( (rep + i) % 2 )) = 0 ]; then order="warren rabbitmq"; else order="rabbitmq warren"; fi
-    for b in $order; do
+    # rotate which broker goes first, per scenario and per repetition
+    brokers=(warren lavinmq rabbitmq)
+    k=$(( (rep + i) % 3 ))
+    for b in "${brokers[@]:k}" "${brokers[@]:0:k}"; do
       if [ "$b" = warren ] && [ "$use_warren" = 1 ]; then
         if [ "$fresh" = 1 ]; then start_warren && sleep 0.5 || { echo "    warren restart failed" >&2; continue; }; fi
         run_one warren "$rep" $sc
+      fi
+      if [ "$b" = lavinmq ] && [ "$use_lavin" = 1 ]; then
+        if [ "$fresh" = 1 ]; then start_lavin && sleep 0.5 || { echo "    LavinMQ restart failed" >&2; continue; }; fi
+        run_one lavinmq "$rep" $sc
       fi
       if [ "$b" = rabbitmq ] && [ "$use_rabbit" = 1 ]; then run_one rabbitmq "$rep" $sc; fi
     done
@@ -195,9 +264,10 @@ done
 elapsed=$(( $(date +%s) - started ))
 
 # --- summary ---------------------------------------------------------------------------
-python3 - "$results" "$idle_warren" "$idle_rabbit" "$out/startup_ms" "$elapsed" "$reps" <<'PY'
+python3 - "$results" "$idle_warren" "$idle_lavin" "$idle_rabbit" "$out/startup_ms" "$elapsed" "$reps" \
+  "$use_lavin" <<'PY'
 import json, os, statistics, sys
-path, idle_w, idle_r, startup_file, elapsed, reps = sys.argv[1:7]
+path, idle_w, idle_l, idle_r, startup_file, elapsed, reps, use_l = sys.argv[1:9]
 starts = [int(l) for l in open(startup_file)] if os.path.exists(startup_file) else []
 rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
 def med(label, scen, size, field="rate"):
@@ -210,18 +280,35 @@ def fmt(v, unit=""):
     return f"{v:.1f}{unit}"
 def ratio(w, r):
     return f"{w / r:.2f}x" if w is not None and r else "-"
+# LavinMQ's column is shown when it was asked for; RabbitMQ's always (as before).
+brokers = [("warren", "warren")] + ([("lavinmq", "LavinMQ")] if use_l == "1" else []) \
+    + [("rabbitmq", "RabbitMQ")]
+others = brokers[1:]
+def header(first):
+    cols = "".join(f" {title:>14}" for _, title in brokers)
+    rats = "".join(f" {'w/' + title[:6]:>9}" for _, title in others)
+    return f"{first:<32}{cols}{rats}"
+def row(name, values):
+    cols = "".join(f" {fmt(v):>14}" for v in values)
+    rats = "".join(f" {ratio(values[0], v):>9}" for v in values[1:])
+    return f"{name:<32}{cols}{rats}"
 errors = [r for r in rows if "error" in r]
-print(f"\nwarren vs RabbitMQ: medians of {reps} repetition(s), run took {elapsed}s")
-print(f"{'scenario':<30} {'warren':>14} {'RabbitMQ':>14} {'ratio':>8}")
+names = " vs ".join(title for _, title in brokers)
+print(f"\n{names}: medians of {reps} repetition(s), run took {elapsed}s")
+print("(ratios are warren / the other: above 1x is better for rates, below 1x for latency and time)")
+print(header("scenario"))
 lines = [
     ("publish-only 16 B (msg/s)", "publish", 16, "rate"),
     ("1->1 no-ack 16 B (msg/s)", "noack", 16, "rate"),
     ("1->1 ack pf1000 16 B (msg/s)", "ack", 16, "rate"),
     ("confirms w1000 16 B (msg/s)", "confirm", 16, "rate"),
-    ("confirms persistent (msg/s)", "confirm-persistent", 16, "rate"),
+    ("confirms persistent (msg/s)", "confirm-persistent-consumed", 16, "rate"),
+    ("  the same, no consumer", "confirm-persistent", 16, "rate"),
     ("fanout x10 16 B (deliv/s)", "fanout", 16, "rate"),
     ("1->1 no-ack 4 KiB (msg/s)", "noack", 4096, "rate"),
     ("1->1 no-ack 64 KiB (msg/s)", "noack", 65536, "rate"),
+    ("1->1 no-ack 1 MiB (msg/s)", "noack", 1048576, "rate"),
+    ("1->1 no-ack 16 MiB (msg/s)", "noack", 16777216, "rate"),
     ("latency p50 @10k/s (us)", "latency", 16, "p50_us"),
     ("latency p99 @10k/s (us)", "latency", 16, "p99_us"),
     ("latency p99.9 @10k/s (us)", "latency", 16, "p999_us"),
@@ -231,17 +318,18 @@ lines = [
     ("backlog drain 16 B (msg/s)", "backlog-drain", 16, "rate"),
 ]
 for name, scen, size, field in lines:
-    w, r = med("warren", scen, size, field), med("rabbitmq", scen, size, field)
-    print(f"{name:<30} {fmt(w):>14} {fmt(r):>14} {ratio(w, r):>8}")
+    print(row(name, [med(label, scen, size, field) for label, _ in brokers]))
 def mb(kb): return None if kb in (None, "") else float(kb) / 1024
+idle = {"warren": idle_w, "lavinmq": idle_l, "rabbitmq": idle_r}
 print(f"\nresident memory (VmRSS, MB)")
-print(f"{'state':<30} {'warren':>14} {'RabbitMQ':>14}")
-print(f"{'idle (at start)':<30} {fmt(mb(idle_w)):>14} {fmt(mb(idle_r)):>14}")
-for name, scen, size in [("with 1000 connections", "connections", 0), ("with the backlog", "backlog-publish", 16)]:
-    w, r = mb(med("warren", scen, size, "rss_kb")), mb(med("rabbitmq", scen, size, "rss_kb"))
-    print(f"{name:<30} {fmt(w):>14} {fmt(r):>14}")
-w, r = mb(med("warren", "connections", 0, "rss_delta_kb")), mb(med("rabbitmq", "connections", 0, "rss_delta_kb"))
-print(f"{'1000 connections minus idle':<30} {fmt(w):>14} {fmt(r):>14}")
+print(header("state"))
+print(row("idle (at start)", [mb(idle[label]) for label, _ in brokers]))
+for name, scen, size, field in [
+    ("with 1000 connections", "connections", 0, "rss_kb"),
+    ("with the backlog", "backlog-publish", 16, "rss_kb"),
+    ("1000 connections minus idle", "connections", 0, "rss_delta_kb"),
+]:
+    print(row(name, [mb(med(label, scen, size, field)) for label, _ in brokers]))
 if starts:
     print(f"\nwarren start to first accepted connection (from the shell, {len(starts)} starts): "
           f"median {statistics.median(starts):.0f} ms, min {min(starts)} ms")
