@@ -82,7 +82,7 @@ pub struct Memory {
     also_counted: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
     /// Bytes held by connections (`ClientMemory`), counted against the paging budget.
     clients: AtomicU64,
-    /// The highest `used` since freed memory was last given back.
+    /// The highest `used` plus `clients` since freed memory was last given back.
     peak_since_trim: AtomicU64,
     /// Resident memory right after freed memory was last given back: what is left then
     /// (connection buffers, fragmentation) is not retried until it grows.
@@ -184,7 +184,9 @@ impl Memory {
         if self.trimming.load(Ordering::Acquire) {
             return;
         }
-        let used = self.used();
+        // Connections' buffers count too: a thousand connections closing free tens of
+        // MB, with too little work for the quiet rule to call the process busy.
+        let used = self.used() + self.clients();
         let peak = self
             .peak_since_trim
             .fetch_max(used, Ordering::Relaxed)
@@ -229,7 +231,7 @@ impl Memory {
     /// Gives freed memory back to the system now, on the calling thread (after recovery,
     /// before clients come, and on `give_back_freed`'s thread).
     pub fn give_back_now(&self) {
-        let used = self.used();
+        let used = self.used() + self.clients();
         self.peak_since_trim.store(used, Ordering::Relaxed);
         if let Some(cpu) = process_cpu_micros() {
             self.cpu_at_trim.store(cpu, Ordering::Relaxed);
@@ -569,6 +571,30 @@ mod tests {
             0,
             "the peak restarts from usage at the trim"
         );
+        m.give_back_freed(false);
+        assert!(take_trim_thread(&m).is_none(), "no new drop, no new trim");
+    }
+
+    #[test]
+    fn connections_that_close_give_their_buffers_back() {
+        let m = Memory::new(u64::MAX);
+        let mut clients: Vec<ClientMemory> =
+            (0..1000).map(|_| ClientMemory::new(m.clone())).collect();
+        for c in &mut clients {
+            c.set(32 << 10);
+        }
+        m.give_back_freed(false);
+        assert!(take_trim_thread(&m).is_none(), "nothing was freed yet");
+        clients.truncate(600);
+        m.give_back_freed(false);
+        assert!(
+            take_trim_thread(&m).is_none(),
+            "12.5 MB freed: under the threshold"
+        );
+        clients.clear();
+        m.give_back_freed(false);
+        let trim = take_trim_thread(&m).expect("31 MB of connection buffers freed: a trim");
+        trim.join().unwrap();
         m.give_back_freed(false);
         assert!(take_trim_thread(&m).is_none(), "no new drop, no new trim");
     }
