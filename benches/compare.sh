@@ -108,29 +108,21 @@ if [ "$use_rabbit" = 1 ] && [ -z "$rabbit_pid" ]; then
   [ -n "$rabbit_pid" ] || echo "cannot find the RabbitMQ process: no memory figures for it" >&2
 fi
 
+# Stops a broker this script started: by its PID, TERM then KILL after 10 s.
+stop_pid() {
+  [ -n "$1" ] || return 0
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 warren_pid=""
 warren_url=""
 startup_ms=""
-stop_warren() {
-  if [ -n "$warren_pid" ]; then
-    kill "$warren_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$warren_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$warren_pid" 2>/dev/null || true
-    wait "$warren_pid" 2>/dev/null || true
-    warren_pid=""
-  fi
-}
+stop_warren() { stop_pid "$warren_pid"; warren_pid=""; }
 lavin_pid=""
 lavin_url=""
-stop_lavin() {
-  if [ -n "$lavin_pid" ]; then
-    kill "$lavin_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$lavin_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$lavin_pid" 2>/dev/null || true
-    wait "$lavin_pid" 2>/dev/null || true
-    lavin_pid=""
-  fi
-}
+stop_lavin() { stop_pid "$lavin_pid"; lavin_pid=""; }
 trap 'stop_warren; stop_lavin' EXIT
 # (Re)start warren; sets warren_pid, warren_url, startup_ms. Returns 1 if it does not come up.
 start_warren() {

@@ -84,10 +84,6 @@ pub struct Memory {
     /// once (see `give_back_freed`).
     cpu_at_check: AtomicU64,
     cpu_at_trim: AtomicU64,
-    /// The last trim was for a drop or bloat, not for quiet: it may have come while
-    /// memory was still being freed (connections closing), so the next quiet check
-    /// trims once more, however little work came since.
-    trim_owed: AtomicBool,
     /// A trim is running on its thread: the next one waits for a later call.
     trimming: AtomicBool,
     /// The last trim thread started (tests join it).
@@ -137,7 +133,6 @@ impl Memory {
             resident_after_trim: AtomicU64::new(0),
             cpu_at_check: AtomicU64::new(0),
             cpu_at_trim: AtomicU64::new(0),
-            trim_owed: AtomicBool::new(false),
             trimming: AtomicBool::new(false),
             trim_thread: Mutex::new(None),
             #[cfg(feature = "test-hooks")]

@@ -54,7 +54,6 @@ impl Memory {
             });
         let settled = check_resident && self.quiet_after_work(process_cpu_micros());
         if (dropped || bloated || settled) && !self.trimming.swap(true, Ordering::AcqRel) {
-            self.trim_owed.store(!settled, Ordering::Relaxed);
             let me = self.clone();
             let spawned = std::thread::Builder::new()
                 .name("warren-trim".into())
@@ -73,15 +72,14 @@ impl Memory {
     }
 
     /// Whether the process, at CPU time `cpu` (microseconds), is quiet since the previous
-    /// resident check and was busy since its last trim (or that trim was not for quiet).
-    /// Records `cpu` as this check's.
+    /// resident check and was busy since its last trim. Records `cpu` as this check's.
     fn quiet_after_work(&self, cpu: Option<u64>) -> bool {
         let Some(cpu) = cpu else { return false };
         let last = self.cpu_at_check.swap(cpu, Ordering::Relaxed);
         let quiet = cpu.saturating_sub(last) < QUIET_CPU_MICROS;
         let worked =
             cpu.saturating_sub(self.cpu_at_trim.load(Ordering::Relaxed)) >= BUSY_CPU_MICROS;
-        quiet && (worked || self.trim_owed.load(Ordering::Relaxed))
+        quiet && worked
     }
 
     /// Gives freed memory back to the system now, on the calling thread (after recovery,
@@ -172,27 +170,6 @@ mod tests {
         );
         m.give_back_freed(false);
         assert!(take_trim_thread(&m).is_none(), "no new drop, no new trim");
-    }
-
-    #[test]
-    fn a_trim_for_a_drop_owes_one_more_once_quiet() {
-        let m = Memory::new(u64::MAX);
-        m.add(64 << 20);
-        m.give_back_freed(false);
-        m.sub(64 << 20);
-        m.give_back_freed(false);
-        take_trim_thread(&m)
-            .expect("a trim for the drop")
-            .join()
-            .unwrap();
-        let cpu = m.cpu_at_trim.load(Ordering::Relaxed);
-        m.cpu_at_check.store(cpu, Ordering::Relaxed);
-        assert!(
-            m.quiet_after_work(Some(cpu + 1_000)),
-            "quiet, little work: owed"
-        );
-        m.trim_owed.store(false, Ordering::Relaxed); // what the quiet trim records
-        assert!(!m.quiet_after_work(Some(cpu + 2_000)), "paid");
     }
 
     #[test]
