@@ -44,11 +44,13 @@ async fn transient_confirms_queue_nothing_for_their_connection() {
     let returned = within(ch.wait_for_confirms()).await.expect("confirm");
     assert!(returned.is_empty());
 
-    let memory = &b.server.broker().memory;
-    assert_eq!(
-        memory.store_answers(),
-        1,
-        "only the stored message's confirm went through the outbox"
+    // Its own answer counts once (none if it comes in another kind of outbox item, as
+    // a store that answers a whole sync at once may send); one per transient confirm
+    // would make thousands.
+    let answers = b.server.broker().memory.store_answers();
+    assert!(
+        answers <= 1,
+        "{answers} store answers went through the outbox: only the stored message's may"
     );
     assert_eq!(b.server.counters().confirmed, 3 * BURST + 1);
     assert_eq!(

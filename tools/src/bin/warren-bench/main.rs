@@ -48,11 +48,6 @@ struct Cli {
     /// confirm: delivery mode 2 into a durable queue.
     #[arg(long)]
     persistent: bool,
-    /// confirm: one consumer on the queue meanwhile (manual acks, --prefetch and
-    /// --ack-every), as in the "confirms with a consumer" row; the scenario is
-    /// then named confirm-consumed (confirm-persistent-consumed).
-    #[arg(long)]
-    consumer: bool,
     /// ack, drain: basic.qos prefetch count.
     #[arg(long, default_value_t = 1000)]
     prefetch: u16,
@@ -170,7 +165,6 @@ fn main() {
         messages: cli.messages,
         seconds: cli.seconds,
         persistent: cli.persistent,
-        consumer: cli.consumer,
         prefetch: cli.prefetch,
         ack_every: cli.ack_every.max(1),
         window: cli.window.max(1),

@@ -21,8 +21,6 @@ pub struct Opts {
     pub messages: Option<u64>,
     pub seconds: Option<f64>,
     pub persistent: bool,
-    /// confirm: a manual-ack consumer on the queue meanwhile.
-    pub consumer: bool,
     pub prefetch: u16,
     pub ack_every: u64,
     pub window: u64,
@@ -190,7 +188,14 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
-        let cs = consumer_spec(o, &q, no_ack);
+        let cs = ConsSpec {
+            queue: q.clone(),
+            no_ack,
+            prefetch: o.prefetch,
+            ack_every: o.ack_every,
+            latency: None,
+            check_seq: false,
+        };
         let c = start_consumer(&o.target, &cs).await?;
         let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
         pub_and_consume(o, spec, vec![(c, cs)], secs).await
@@ -221,31 +226,19 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
 }
 
 async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
-    let name = match (o.persistent, o.consumer) {
-        (false, false) => "confirm",
-        (true, false) => "confirm-persistent",
-        (false, true) => "confirm-consumed",
-        (true, true) => "confirm-persistent-consumed",
+    let name = if o.persistent {
+        "confirm-persistent"
+    } else {
+        "confirm"
     };
     let q = o.name(name);
-    let secs = o.secs(10.0);
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, o.persistent).await?;
-    let mut spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
+    let mut spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), o.secs(10.0));
     spec.window = Some(o.window);
     spec.persistent = o.persistent;
     spec.sync_queue = Some(q.clone());
-    let r = if o.consumer {
-        async {
-            let cs = consumer_spec(o, &q, false);
-            let c = start_consumer(&o.target, &cs).await?;
-            pub_and_consume(o, spec, vec![(c, cs)], secs).await
-        }
-        .await
-        .map(|(p, _)| p)
-    } else {
-        run_publisher(&o.target, spec).await
-    };
+    let r = run_publisher(&o.target, spec).await;
     admin.delete_queue(&q).await?;
     admin.close().await;
     let r = r?;
@@ -258,19 +251,6 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
         extra: vec![("window", o.window as f64), ("nacked", r.nacked as f64)],
         problem: None,
     }])
-}
-
-/// A consumer of `queue` as 1 -> 1 runs it: no_ack, or manual acks with --prefetch and
-/// --ack-every.
-fn consumer_spec(o: &Opts, queue: &str, no_ack: bool) -> ConsSpec {
-    ConsSpec {
-        queue: queue.into(),
-        no_ack,
-        prefetch: o.prefetch,
-        ack_every: o.ack_every,
-        latency: None,
-        check_seq: false,
-    }
 }
 
 async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
