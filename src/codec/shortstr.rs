@@ -38,9 +38,14 @@ impl ShortStr {
     }
 
     pub fn as_str(&self) -> &str {
-        // Every constructor checked (or received a `str`), so this never falls back; the
-        // check again costs nanoseconds per name and keeps the type free of `unsafe`.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // Checked once, where the value is built: every message's names are read several
+        // times on the publish path (authorisation, routing, statistics), and checking
+        // again each time was a tenth of a publish's instructions.
+        // SAFETY: the bytes are valid UTF-8. The field is private and never mutated
+        // (`Bytes` is immutable); the constructors are `from_bytes`, which checks with
+        // `from_utf8`, and `from_static`, `From<&str>` and `From<String>`, whose bytes
+        // come from a `str`.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
