@@ -29,7 +29,10 @@ pub struct ShortStr(Bytes);
 impl ShortStr {
     /// Wraps bytes that must be valid UTF-8; `None` when they are not.
     pub fn from_bytes(bytes: Bytes) -> Option<Self> {
-        std::str::from_utf8(&bytes).ok()?;
+        // Names are nearly always ASCII, which is checked a word at a time.
+        if !bytes.is_ascii() {
+            std::str::from_utf8(&bytes).ok()?;
+        }
         Some(ShortStr(bytes))
     }
 
