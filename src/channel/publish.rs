@@ -85,16 +85,28 @@ impl Channel {
                 self.send_return(ctx, &msg);
             }
         } else {
-            // A persistent message in durable queues is written once, for all of them;
-            // its confirm waits for the fdatasync that covers it.
-            let done = seq.map(|seq| ctx.answer_from_store(self.id, seq));
             // Streams answer a confirm once their log is durable, beside the store.
             let streams = targets.iter().filter(|q| q.stream.is_some()).count();
-            let (done, mut stream_done) = match done {
-                Some(d) if streams > 0 => {
-                    let to_store = held.stored || will_store(&msg, &targets);
-                    confirm_parts(d, streams, to_store)
+            let to_store = held.stored || will_store(&msg, &targets);
+            if !to_store && streams == 0 && targets.len() == 1 {
+                // Transient for one queue: pushed with the channel's next messages for it,
+                // its confirm settled then (a nack if the queue refuses it).
+                if let Some(queue) = targets.pop() {
+                    self.batch(queue, msg, seq);
                 }
+                self.route_buf = targets;
+                return Ok(());
+            }
+            // Anything else goes in now, after what waits for a queue.
+            self.push_batch();
+            // A persistent message in durable queues is written once, for all of them;
+            // its confirm waits for the fdatasync that covers it. Only a write (to the
+            // store or a stream's log) answers later: nothing to allocate otherwise.
+            let done = seq
+                .filter(|_| to_store || streams > 0)
+                .map(|seq| ctx.answer_from_store(self.id, seq));
+            let (done, mut stream_done) = match done {
+                Some(d) if streams > 0 => confirm_parts(d, streams, to_store),
                 d => (d, Vec::new()),
             };
             // Held and written by a delayed exchange: one sync after both writes covers it.

@@ -164,6 +164,14 @@ impl Connection {
                 return result;
             }
         }
+        if self.publisher && matches!(&frame, Frame::Method { method, .. } if !matches!(method, Method::Publish(_)))
+        {
+            // Whatever a method does may observe a queue (a get, a declare's count, a
+            // purge): the publishes before it are in their queues first.
+            for ch in self.channels.values_mut() {
+                ch.push_batch();
+            }
+        }
         match frame {
             Frame::Heartbeat { .. } => Ok(()),
             Frame::Method { channel: 0, method } => self.connection_method(method),
