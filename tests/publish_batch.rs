@@ -25,7 +25,10 @@ fn publish_to(channel: u16, exchange: &str, key: &str, mandatory: bool, body: &[
         mandatory,
         ..Default::default()
     };
-    let mut out = method_frame(channel, AMQPClass::Basic(basic::AMQPMethod::Publish(publish)));
+    let mut out = method_frame(
+        channel,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(publish)),
+    );
     out.extend(header_frame(channel, body.len() as u64));
     out.extend(body_frame(channel, body));
     out
@@ -76,12 +79,16 @@ async fn read_until(raw: &mut Raw, until: impl Fn(&[Seen]) -> bool) -> Vec<Seen>
                         Vec::new(),
                     ))
                 }
-                basic::AMQPMethod::GetOk(g) => pending = Some(Seen::Got(Vec::new(), g.message_count)),
+                basic::AMQPMethod::GetOk(g) => {
+                    pending = Some(Seen::Got(Vec::new(), g.message_count))
+                }
                 other => panic!("unexpected {other:?}"),
             },
             AMQPFrame::Header(1, _) => {}
             AMQPFrame::Body(1, data) => match pending.take() {
-                Some(Seen::Return(code, text, key, _)) => seen.push(Seen::Return(code, text, key, data)),
+                Some(Seen::Return(code, text, key, _)) => {
+                    seen.push(Seen::Return(code, text, key, data))
+                }
                 Some(Seen::Got(_, count)) => seen.push(Seen::Got(data, count)),
                 other => panic!("a body after {other:?}"),
             },
@@ -115,7 +122,11 @@ fn outcomes(seen: &[Seen], last: u64) -> (Vec<u64>, Vec<u64>) {
             _ => {}
         }
     }
-    assert_eq!(answered.len() as u64, last, "every publish answered: {seen:?}");
+    assert_eq!(
+        answered.len() as u64,
+        last,
+        "every publish answered: {seen:?}"
+    );
     acked.sort_unstable();
     (acked, nacked)
 }
@@ -135,11 +146,25 @@ fn answered(seen: &[Seen], last: u64) -> bool {
     (1..=last).all(|seq| seq <= upto || alone.contains(&seq))
 }
 
+/// Every message left in `queue`, in order (taken with basic.get).
+async fn bodies(ch: &lapin::Channel, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap()
+    {
+        out.push(String::from_utf8(m.delivery.data).unwrap());
+    }
+    out
+}
+
 async fn confirming(broker: &TestBroker) -> Raw {
     let mut raw = Raw::open_with_channel(broker.addr, 131_072).await;
     raw.send(
         1,
-        AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false })),
+        AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
+            nowait: false,
+        })),
     )
     .await;
     match raw.method().await {
@@ -200,7 +225,10 @@ async fn one_write_of_publishes_keeps_each_outcome_and_order() {
         .iter()
         .position(|s| matches!(s, Seen::Ack(t, m) if *t == 5 || (*m && *t > 5)))
         .expect("5 is acked");
-    assert!(returned < ack_of_5, "the return comes before its ack: {seen:?}");
+    assert!(
+        returned < ack_of_5,
+        "the return comes before its ack: {seen:?}"
+    );
     let got: Vec<&Seen> = seen.iter().filter(|s| matches!(s, Seen::Got(..))).collect();
     assert_eq!(
         got,
@@ -208,21 +236,8 @@ async fn one_write_of_publishes_keeps_each_outcome_and_order() {
     );
 
     // What is left, in publish order.
-    let left = |q: &'static str| {
-        let ch = ch.clone();
-        async move {
-            let mut out = Vec::new();
-            while let Some(m) = within(ch.basic_get(q.into(), BasicGetOptions { no_ack: true }))
-                .await
-                .unwrap()
-            {
-                out.push(String::from_utf8(m.delivery.data).unwrap());
-            }
-            out
-        }
-    };
-    assert_eq!(left("full").await, ["f2"]);
-    assert_eq!(left("open").await, ["o2", "o3"]);
+    assert_eq!(bodies(&ch, "full").await, ["f2"]);
+    assert_eq!(bodies(&ch, "open").await, ["o2", "o3"]);
 }
 
 #[tokio::test]
@@ -251,15 +266,8 @@ async fn publishes_before_a_channel_error_in_the_same_write_are_kept() {
         }
         other => panic!("expected channel.close, got {other:?}"),
     }
-    let mut bodies = Vec::new();
-    while let Some(m) = within(ch.basic_get("kept".into(), BasicGetOptions { no_ack: true }))
-        .await
-        .unwrap()
-    {
-        bodies.push(String::from_utf8(m.delivery.data).unwrap());
-    }
     let expected: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
-    assert_eq!(bodies, expected);
+    assert_eq!(bodies(&ch, "kept").await, expected);
 }
 
 #[tokio::test]
@@ -292,24 +300,27 @@ async fn a_batch_alternating_between_queues_and_channels_keeps_every_queue_in_or
         }
         other => panic!("expected declare-ok, got {other:?}"),
     }
-    for (queue, residues) in [("q1", [0, 1, 2, 3].as_slice()), ("q2", [4, 5, 6].as_slice())] {
-        let mut got = Vec::new();
-        while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
-            .await
-            .unwrap()
-        {
-            got.push(String::from_utf8(m.delivery.data).unwrap());
-        }
+    for (queue, residues) in [
+        ("q1", [0, 1, 2, 3].as_slice()),
+        ("q2", [4, 5, 6].as_slice()),
+    ] {
+        let got = bodies(&ch, queue).await;
         // Per channel, publish order; between channels any interleaving.
         for channel in [1, 2] {
-            let mine: Vec<&String> =
-                got.iter().filter(|b| b.starts_with(&format!("{channel}-"))).collect();
+            let mine: Vec<&String> = got
+                .iter()
+                .filter(|b| b.starts_with(&format!("{channel}-")))
+                .collect();
             let expected: Vec<String> = (0..700)
                 .filter(|i| residues.contains(&(i % 7)))
                 .filter(|i| (if [3, 6].contains(&(i % 7)) { 2 } else { 1 }) == channel)
                 .map(|i| format!("{channel}-{i}"))
                 .collect();
-            assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "{queue} channel {channel}");
+            assert_eq!(
+                mine,
+                expected.iter().collect::<Vec<_>>(),
+                "{queue} channel {channel}"
+            );
         }
     }
 }

@@ -15,6 +15,7 @@
 use super::Channel;
 use crate::broker::message::Message;
 use crate::broker::queue::{Enqueued, Queue};
+use crate::stats::Key;
 use std::sync::Arc;
 
 /// The most messages a batch holds before it is pushed: bounds what sits outside the
@@ -32,8 +33,7 @@ pub(super) struct Batch {
 impl Batch {
     /// Whether a message for `queue` may join this batch.
     fn takes(&self, queue: &Arc<Queue>) -> bool {
-        self.messages.len() < MAX_BATCH
-            && self.queue.as_ref().is_none_or(|q| Arc::ptr_eq(q, queue))
+        self.messages.len() < MAX_BATCH && self.queue.as_ref().is_none_or(|q| Arc::ptr_eq(q, queue))
     }
 }
 
@@ -57,6 +57,10 @@ impl Channel {
             return;
         };
         let mut seqs = std::mem::take(&mut self.batch.seqs);
+        if !seqs.is_empty() {
+            // Counted when settled, as a publish alone is.
+            self.stats.counters.bump(Key::Confirm, seqs.len() as u64);
+        }
         let mut confirms = self.confirms.as_mut();
         let mut answers = seqs.drain(..);
         queue.publish_many(self.batch.messages.drain(..), |outcome| {

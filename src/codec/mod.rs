@@ -20,7 +20,7 @@ pub use hot::{
     encode_ack, encode_content, encode_deliver, encode_get_ok, encode_heartbeat, encode_method,
     encode_nack, encode_return, Publish,
 };
-pub use shortstr::{truncate, ShortStr};
+pub use shortstr::{same_name, truncate, ShortStr};
 
 use crate::error::{Exception, ReplyCode};
 use amq_protocol::protocol::{parse_class, AMQPClass};
@@ -113,8 +113,7 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
 pub fn whole_frames(buf: &[u8], frame_max: u32) -> usize {
     let mut at = 0;
     while let Some(total) = buf.get(at..).and_then(announced_len) {
-        if (frame_max != 0 && total - FRAME_OVERHEAD > frame_max as usize)
-            || at + total > buf.len()
+        if (frame_max != 0 && total - FRAME_OVERHEAD > frame_max as usize) || at + total > buf.len()
         {
             break;
         }

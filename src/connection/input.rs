@@ -164,7 +164,8 @@ impl Connection {
                 return result;
             }
         }
-        if self.publisher && matches!(&frame, Frame::Method { method, .. } if !matches!(method, Method::Publish(_)))
+        if self.publisher
+            && matches!(&frame, Frame::Method { method, .. } if !matches!(method, Method::Publish(_)))
         {
             // Whatever a method does may observe a queue (a get, a declare's count, a
             // purge): the publishes before it are in their queues first.
