@@ -38,7 +38,6 @@ fn get_frame(channel: u16, queue: &str) -> Vec<u8> {
     let get = basic::Get {
         queue: queue.into(),
         no_ack: true,
-        ..Default::default()
     };
     method_frame(channel, AMQPClass::Basic(basic::AMQPMethod::Get(get)))
 }
@@ -283,7 +282,7 @@ async fn a_batch_alternating_between_queues_and_channels_keeps_every_queue_in_or
     // Runs of different lengths (longer than one batch too) on two channels.
     for i in 0..700 {
         let (channel, queue) = match i % 7 {
-            0 | 1 | 2 => (1, "q1"),
+            0..=2 => (1, "q1"),
             3 => (2, "q1"),
             4 | 5 => (1, "q2"),
             _ => (2, "q2"),

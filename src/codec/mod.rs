@@ -211,7 +211,7 @@ fn parse_method(data: &Bytes, range: Range<usize>) -> Result<Method, Exception> 
     if payload.len() < 4 {
         return Err(Exception::frame_error(format!(
             "type 1, all octets = {}: unknown_frame",
-            erlang_binary(&payload)
+            erlang_binary(payload)
         )));
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
@@ -221,7 +221,7 @@ fn parse_method(data: &Bytes, range: Range<usize>) -> Result<Method, Exception> 
         (60, 80) => hot::parse_ack(&payload[4..]),
         (60, 10) => hot::parse_qos(&payload[4..]),
         // The depth walk first: amq-protocol's parser recurses once per nested table.
-        _ if fieldscan::check_method(&payload).is_err() => None,
+        _ if fieldscan::check_method(payload).is_err() => None,
         _ => match parse_class(payload) {
             Ok((&[], class)) => Some(Method::Other(Box::new(class))),
             Ok(_) => None,

@@ -57,11 +57,10 @@ impl Connection {
                 let before = inbuf.len();
                 codec::decode(inbuf, self.frame_max).map(|f| f.map(|f| (f, before - inbuf.len())))
             } else {
-                codec::decode_first(&chunk, self.frame_max).map(|decoded| {
-                    if let Some((_, size)) = &decoded {
+                codec::decode_first(&chunk, self.frame_max).inspect(|decoded| {
+                    if let Some((_, size)) = decoded {
                         chunk.advance(*size);
                     }
-                    decoded
                 })
             };
             let (frame, size) = match decoded {
