@@ -113,7 +113,9 @@ impl AccessCache {
     /// Whether a publish to `exchange` (the name as the client sent it) is allowed as the
     /// last one to it was, permissions unchanged since.
     pub(crate) fn publish_allowed(&self, permissions: &Permissions, exchange: &[u8]) -> bool {
-        self.last_publish.as_deref() == Some(exchange)
+        self.last_publish
+            .as_deref()
+            .is_some_and(|last| crate::codec::same_name(last, exchange))
             && self.generation == permissions.generation()
     }
 

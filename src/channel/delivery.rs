@@ -122,6 +122,8 @@ impl Channel {
         {
             panic!("test hook: a channel's release panics on purpose");
         }
+        // Publishes accepted before the channel closes still go in.
+        self.push_batch();
         self.reply_queue = None;
         for (tag, c) in std::mem::take(&mut self.consumers) {
             self.consumer_deleted_event(ctx, &c.queue, tag.as_str());

@@ -13,6 +13,7 @@
 
 pub(crate) mod authorize;
 mod basic;
+mod batch;
 mod confirms;
 mod content;
 mod declare;
@@ -158,6 +159,8 @@ pub struct Channel {
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
     route_buf: Vec<Arc<Queue>>,
+    /// Transient publishes for one queue, pushed together (`batch`).
+    batch: batch::Batch,
     /// The CC and BCC keys of the message being assembled (empty without those headers).
     sender_keys: Vec<String>,
     /// Credit came back (ack, reject, a delivery written): queues should dispatch again.
@@ -193,6 +196,7 @@ impl Channel {
             waiting_get: None,
             reply_queue: None,
             route_buf: Vec::new(),
+            batch: batch::Batch::default(),
             sender_keys: Vec::new(),
             credit_returned: false,
             access: AccessCache::default(),
@@ -324,6 +328,7 @@ impl Channel {
     /// After a batch of frames or deliveries: feed the queues whose consumers on this
     /// channel got credit back, and write coalesced confirms.
     pub fn flush(&mut self, ctx: &mut Ctx) {
+        self.push_batch();
         if std::mem::take(&mut self.credit_returned) {
             for c in self.consumers.values() {
                 c.queue.dispatch();

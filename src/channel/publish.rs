@@ -85,16 +85,25 @@ impl Channel {
                 self.send_return(ctx, &msg);
             }
         } else {
-            // A persistent message in durable queues is written once, for all of them;
-            // its confirm waits for the fdatasync that covers it.
             // Streams answer a confirm once their log is durable, beside the store.
             let streams = targets.iter().filter(|q| q.stream.is_some()).count();
             let to_store = held.stored || will_store(&msg, &targets);
-            // Only a confirm that waits gets a completion: one made for a transient
-            // message was dropped unused, and its drop sent an answer to be ignored
-            // through the outbox, an allocation and a send per publish that piled up
-            // there faster than the connection read them (issue 16: hundreds of MB
-            // after a burst of transient confirms, left to the allocator).
+            if !to_store && streams == 0 && targets.len() == 1 {
+                // Transient for one queue: pushed with the channel's next messages for it,
+                // its confirm settled then (a nack if the queue refuses it).
+                if let Some(queue) = targets.pop() {
+                    self.batch(queue, msg, seq);
+                }
+                self.route_buf = targets;
+                return Ok(());
+            }
+            // Anything else goes in now, after what waits for a queue.
+            self.push_batch();
+            // A persistent message in durable queues is written once, for all of them;
+            // its confirm waits for the fdatasync that covers it. Only a write (to the
+            // store or a stream's log) answers later: a completion made for anything else
+            // was dropped unused, and its drop sent an ignored answer through the outbox
+            // per publish (issue 16: hundreds of MB after a burst of transient confirms).
             let done = seq
                 .filter(|_| to_store || streams > 0)
                 .map(|seq| ctx.answer_from_store(self.id, seq));

@@ -21,24 +21,26 @@ pub struct Publish {
     pub immediate: bool,
 }
 
-fn short_str(payload: &Bytes, pos: &mut usize) -> Option<ShortStr> {
-    let len = *payload.get(*pos)? as usize;
+fn short_str(data: &Bytes, pos: &mut usize, end: usize) -> Option<ShortStr> {
+    let len = *data[..end].get(*pos)? as usize;
     let start = *pos + 1;
-    let end = start + len;
-    if end > payload.len() {
+    let stop = start + len;
+    if stop > end {
         return None;
     }
-    *pos = end;
-    ShortStr::from_bytes(payload.slice(start..end))
+    *pos = stop;
+    ShortStr::from_bytes(data.slice(start..stop))
 }
 
-/// `payload` is the whole method payload, class and method ids included.
-pub(super) fn parse_publish(payload: &Bytes) -> Option<Publish> {
-    let mut pos = 6; // class, method, reserved ticket
-    let exchange = short_str(payload, &mut pos)?;
-    let routing_key = short_str(payload, &mut pos)?;
-    let flags = *payload.get(pos)?;
-    if pos + 1 != payload.len() {
+/// The method payload is `data[range]`, class and method ids included; the names are
+/// slices of `data`.
+pub(super) fn parse_publish(data: &Bytes, range: std::ops::Range<usize>) -> Option<Publish> {
+    let end = range.end;
+    let mut pos = range.start + 6; // class, method, reserved ticket
+    let exchange = short_str(data, &mut pos, end)?;
+    let routing_key = short_str(data, &mut pos, end)?;
+    let flags = *data[..end].get(pos)?;
+    if pos + 1 != end {
         return None;
     }
     Some(Publish {

@@ -6,7 +6,9 @@
 //! basic.ack, content header and body in; basic.deliver / get-ok / return, confirms and
 //! content out) is parsed and written by hand in `hot`; every other method goes through
 //! amq-protocol. Payloads come out as `Bytes` slices of the read buffer (no copy here;
-//! the channel copies a body once, into its message). This module
+//! the channel copies a body once, into its message): the connection splits all the
+//! whole frames of a read off its buffer at once (`whole_frames`) and `decode_first`
+//! slices each frame's parts out of that one shared buffer. This module
 //! never touches broker state and never panics on input.
 
 pub mod fieldscan;
@@ -18,11 +20,12 @@ pub use hot::{
     encode_ack, encode_content, encode_deliver, encode_get_ok, encode_heartbeat, encode_method,
     encode_nack, encode_return, Publish,
 };
-pub use shortstr::{truncate, ShortStr};
+pub use shortstr::{same_name, truncate, ShortStr};
 
 use crate::error::{Exception, ReplyCode};
 use amq_protocol::protocol::{parse_class, AMQPClass};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use std::ops::Range;
 
 pub const FRAME_METHOD: u8 = 1;
 pub const FRAME_HEADER: u8 = 2;
@@ -92,14 +95,47 @@ impl Method {
 /// Takes one complete frame off the front of `buf`, or returns `Ok(None)` when more bytes
 /// are needed (having reserved room for the rest of the frame).
 pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Exception> {
-    if buf.len() < FRAME_HEADER_SIZE {
+    let Some(total) = frame_len(buf, frame_max)? else {
+        if let Some(total) = announced_len(buf) {
+            buf.reserve(total.saturating_sub(buf.len()));
+        }
         return Ok(None);
+    };
+    let one = buf.split_to(total).freeze();
+    decode_first(&one, frame_max).map(|decoded| decoded.map(|(frame, _)| frame))
+}
+
+/// How many bytes at the front of `buf` are whole frames, judged by their headers alone
+/// (size within `frame_max`, all bytes there): the connection splits them off the read
+/// buffer at once and decodes them with `decode_first`, one shared buffer for a whole
+/// read instead of a split per frame. Stops before a frame that is cut short or too
+/// large (`decode` reports the latter).
+pub fn whole_frames(buf: &[u8], frame_max: u32) -> usize {
+    let mut at = 0;
+    while let Some(total) = buf.get(at..).and_then(announced_len) {
+        if (frame_max != 0 && total - FRAME_OVERHEAD > frame_max as usize) || at + total > buf.len()
+        {
+            break;
+        }
+        at += total;
     }
-    let kind = buf[0];
-    let channel = u16::from_be_bytes([buf[1], buf[2]]);
-    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    // RabbitMQ accepts a payload of up to frame_max bytes (it allows the 8 bytes of
-    // framing as slack); anything above is refused before we wait for it.
+    at
+}
+
+/// The frame size a header announces, framing included, if the header is all there.
+fn announced_len(buf: &[u8]) -> Option<usize> {
+    let size = buf.get(3..FRAME_HEADER_SIZE)?;
+    Some(u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize + FRAME_OVERHEAD)
+}
+
+/// The length of the first frame of `buf`, framing included, once it is all there;
+/// `Ok(None)` while bytes are missing. A size over `frame_max` is refused before the
+/// payload is awaited, a bad end byte before anything is parsed.
+fn frame_len(buf: &[u8], frame_max: u32) -> Result<Option<usize>, Exception> {
+    let Some(total) = announced_len(buf) else {
+        return Ok(None);
+    };
+    let (kind, size) = (buf[0], total - FRAME_OVERHEAD);
     // RabbitMQ accepts a payload of frame_max bytes (it allows the framing as slack) but
     // names frame_max - 8 as the limit when it refuses one.
     let max_payload = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
@@ -108,9 +144,7 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
             "type {kind}, all octets = <<>>: {{frame_too_large,{size},{max_payload}}}"
         )));
     }
-    let total = size + FRAME_OVERHEAD;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
@@ -120,16 +154,30 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
             buf[total - 1]
         )));
     }
-    buf.advance(FRAME_HEADER_SIZE);
-    let payload = buf.split_to(size).freeze();
-    buf.advance(1);
+    Ok(Some(total))
+}
+
+/// The first frame of `data` and its length on the wire (framing included), or
+/// `Ok(None)` when it is not all there. Nothing is split or copied: a frame keeps what it
+/// needs of `data` as slices (a publish's names, a header's properties, a body), so a
+/// frame costs one reference count per slice it keeps and nothing else.
+pub fn decode_first(data: &Bytes, frame_max: u32) -> Result<Option<(Frame, usize)>, Exception> {
+    let Some(total) = frame_len(data, frame_max)? else {
+        return Ok(None);
+    };
+    let kind = data[0];
+    let channel = u16::from_be_bytes([data[1], data[2]]);
+    let payload = FRAME_HEADER_SIZE..total - 1;
     let frame = match kind {
         FRAME_METHOD => Frame::Method {
             channel,
-            method: parse_method(payload)?,
+            method: parse_method(data, payload)?,
         },
-        FRAME_HEADER => parse_header(channel, payload)?,
-        FRAME_BODY => Frame::Body { channel, payload },
+        FRAME_HEADER => parse_header(channel, data, payload)?,
+        FRAME_BODY => Frame::Body {
+            channel,
+            payload: data.slice(payload),
+        },
         FRAME_HEARTBEAT if channel == 0 => Frame::Heartbeat { channel },
         FRAME_HEARTBEAT => {
             return Err(Exception::unexpected_frame(format!(
@@ -142,7 +190,7 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
             )))
         }
     };
-    Ok(Some(frame))
+    Ok(Some((frame, total)))
 }
 
 /// Bytes as Erlang prints a binary, as RabbitMQ's frame errors show them.
@@ -157,22 +205,24 @@ pub fn erlang_binary(bytes: &[u8]) -> String {
     format!("<<{}{more}>>", list.join(","))
 }
 
-fn parse_method(payload: Bytes) -> Result<Method, Exception> {
+/// The method frame payload `data[range]`.
+fn parse_method(data: &Bytes, range: Range<usize>) -> Result<Method, Exception> {
+    let payload = &data[range.clone()];
     if payload.len() < 4 {
         return Err(Exception::frame_error(format!(
             "type 1, all octets = {}: unknown_frame",
-            erlang_binary(&payload)
+            erlang_binary(payload)
         )));
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let method_id = u16::from_be_bytes([payload[2], payload[3]]);
     let parsed = match (class_id, method_id) {
-        (60, 40) => hot::parse_publish(&payload).map(Method::Publish),
+        (60, 40) => hot::parse_publish(data, range).map(Method::Publish),
         (60, 80) => hot::parse_ack(&payload[4..]),
         (60, 10) => hot::parse_qos(&payload[4..]),
         // The depth walk first: amq-protocol's parser recurses once per nested table.
-        _ if fieldscan::check_method(&payload).is_err() => None,
-        _ => match parse_class(&payload[..]) {
+        _ if fieldscan::check_method(payload).is_err() => None,
+        _ => match parse_class(payload) {
             Ok((&[], class)) => Some(Method::Other(Box::new(class))),
             Ok(_) => None,
             Err(_) if !is_known_method(class_id, method_id) => {
@@ -226,7 +276,9 @@ fn is_known_method(class_id: u16, method_id: u16) -> bool {
     }
 }
 
-fn parse_header(channel: u16, payload: Bytes) -> Result<Frame, Exception> {
+/// The content header frame payload `data[range]`.
+fn parse_header(channel: u16, data: &Bytes, range: Range<usize>) -> Result<Frame, Exception> {
+    let payload = &data[range.clone()];
     // class id, weight, body size, property flags
     if payload.len() < 14 {
         return Err(Exception::frame_error("content header frame too short"));
@@ -242,11 +294,10 @@ fn parse_header(channel: u16, payload: Bytes) -> Result<Frame, Exception> {
         payload[10],
         payload[11],
     ]);
-    let properties = payload.slice(12..);
     // Properties travel verbatim and are decoded later (headers exchange, dead-lettering):
     // refuse here what could not be decoded then. RabbitMQ fails to decode such a header
     // and closes the connection with a bare INTERNAL_ERROR.
-    if class_id == 60 && fieldscan::check_properties(&properties).is_err() {
+    if class_id == 60 && fieldscan::check_properties(&payload[12..]).is_err() {
         return Err(Exception {
             code: ReplyCode::InternalError,
             text: ReplyCode::InternalError.name().to_owned(),
@@ -258,7 +309,7 @@ fn parse_header(channel: u16, payload: Bytes) -> Result<Frame, Exception> {
         channel,
         class_id,
         body_size,
-        properties,
+        properties: data.slice(range.start + 12..range.end),
     })
 }
 

@@ -261,3 +261,80 @@ fn truncated_method_is_a_frame_error_and_unknown_method_command_invalid() {
         crate::error::ReplyCode::CommandInvalid
     );
 }
+
+#[test]
+fn whole_frames_is_the_prefix_of_complete_frames_and_decodes_alike() {
+    let mut stream = Vec::new();
+    let mut ends = vec![0];
+    let publish = basic::Publish {
+        exchange: "x".into(),
+        routing_key: "é.key".into(),
+        mandatory: true,
+        immediate: false,
+    };
+    for frame in [
+        AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Publish(publish))),
+        AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: 3,
+                properties: props(),
+            },
+        ),
+        AMQPFrame::Body(1, vec![1, 2, 3]),
+        AMQPFrame::Body(1, Vec::new()),
+        AMQPFrame::Heartbeat,
+    ] {
+        stream.extend(generated(&frame));
+        ends.push(stream.len());
+    }
+    for cut in 0..=stream.len() {
+        let whole = whole_frames(&stream[..cut], 131072);
+        let expected = ends.iter().copied().filter(|&e| e <= cut).max().unwrap();
+        assert_eq!(whole, expected, "cut at {cut}");
+    }
+    // The frames sliced from one shared buffer are the frames decoded one at a time.
+    let mut chunk = Bytes::from(stream.clone());
+    let mut one_by_one = BytesMut::from(&stream[..]);
+    while !chunk.is_empty() {
+        let (frame, size) = decode_first(&chunk, 131072).unwrap().unwrap();
+        bytes::Buf::advance(&mut chunk, size);
+        let alone = decode(&mut one_by_one, 131072).unwrap().unwrap();
+        assert_eq!(format!("{frame:?}"), format!("{alone:?}"));
+    }
+    assert!(one_by_one.is_empty());
+}
+
+#[test]
+fn whole_frames_stops_before_a_frame_over_frame_max() {
+    let small = generated(&AMQPFrame::Body(1, vec![7; 10]));
+    let large = generated(&AMQPFrame::Body(1, vec![7; 100]));
+    let mut stream = small.clone();
+    stream.extend(&large);
+    stream.extend(&small);
+    // 100 bytes are over a frame_max of 50: only the first frame is whole and allowed,
+    assert_eq!(whole_frames(&stream, 50), small.len());
+    // and decode refuses the next one, as before.
+    let mut rest = BytesMut::from(&stream[small.len()..]);
+    assert_eq!(
+        decode(&mut rest, 50).expect_err("too large").code,
+        crate::error::ReplyCode::FrameError
+    );
+    // frame_max 0: no limit.
+    assert_eq!(whole_frames(&stream, 0), stream.len());
+    // A header announcing 4 GiB waits (or is refused), never overflows.
+    let huge = [3u8, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2];
+    assert_eq!(whole_frames(&huge, 0), 0);
+    assert_eq!(whole_frames(&huge, 131072), 0);
+}
+
+#[test]
+fn a_bad_end_byte_in_a_shared_buffer_is_a_frame_error() {
+    let mut bytes = generated(&AMQPFrame::Body(1, vec![1, 2, 3]));
+    let last = bytes.len() - 1;
+    bytes[last] = 0;
+    assert_eq!(whole_frames(&bytes, 131072), bytes.len());
+    let err = decode_first(&Bytes::from(bytes), 131072).expect_err("bad end");
+    assert_eq!(err.code, crate::error::ReplyCode::FrameError);
+}

@@ -10,7 +10,7 @@ use crate::channel::Held;
 use crate::codec::{self, Frame, Method, PROTOCOL_HEADER};
 use crate::error::{ConnectionError, Exception};
 use amq_protocol::protocol::{connection as amqp_connection, AMQPClass};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tracing::{debug, info};
 
 impl Connection {
@@ -42,14 +42,29 @@ impl Connection {
             codec::encode_method(&mut self.out, 0, &start);
             self.phase = Phase::StartOk;
         }
+        // The whole frames of this read, split off the buffer at once: each frame takes
+        // slices of this one shared buffer instead of a split of its own.
+        let whole = codec::whole_frames(inbuf, self.frame_max);
+        let mut chunk = inbuf.split_to(whole).freeze();
         while !matches!(self.phase, Phase::Done) {
             if self.out.len() >= HIGH_WATER {
-                self.input_pending = !inbuf.is_empty();
+                self.input_pending = !chunk.is_empty() || !inbuf.is_empty();
                 break;
             }
-            let before = inbuf.len();
-            let frame = match codec::decode(inbuf, self.frame_max) {
-                Ok(Some(frame)) => frame,
+            // After the whole frames, the rest of the buffer: a frame still cut short, or
+            // one too large (refused here before its payload arrives).
+            let decoded = if chunk.is_empty() {
+                let before = inbuf.len();
+                codec::decode(inbuf, self.frame_max).map(|f| f.map(|f| (f, before - inbuf.len())))
+            } else {
+                codec::decode_first(&chunk, self.frame_max).inspect(|decoded| {
+                    if let Some((_, size)) = decoded {
+                        chunk.advance(*size);
+                    }
+                })
+            };
+            let (frame, size) = match decoded {
+                Ok(Some(decoded)) => decoded,
                 Ok(None) => break,
                 // decode() answers COMMAND_INVALID only for unknown class/method ids, which
                 // RabbitMQ answers by dropping the connection.
@@ -60,6 +75,7 @@ impl Connection {
                 Err(e) => {
                     // The stream cannot be resynchronised after a framing error.
                     inbuf.clear();
+                    chunk.clear();
                     if matches!(self.phase, Phase::StartOk | Phase::TuneOk | Phase::Open) {
                         // As RabbitMQ: no close method before the connection is open.
                         info!(text = %e.text, "bad frame during the handshake");
@@ -70,7 +86,15 @@ impl Connection {
                     break;
                 }
             };
-            self.frame(frame, before - inbuf.len());
+            self.frame(frame, size);
+        }
+        if !chunk.is_empty() {
+            // Frames left for later (the write buffer is full, or the connection is done):
+            // back in front of the rest, a copy only on this rare path.
+            let mut rest = BytesMut::with_capacity(chunk.len() + inbuf.len());
+            rest.extend_from_slice(&chunk);
+            rest.extend_from_slice(inbuf);
+            *inbuf = rest;
         }
         self.flush_channels();
         Ok(())
@@ -137,6 +161,15 @@ impl Connection {
                     self.name.logged_in(&self.user, &vhost.name);
                 }
                 return result;
+            }
+        }
+        if self.publisher
+            && matches!(&frame, Frame::Method { method, .. } if !matches!(method, Method::Publish(_)))
+        {
+            // Whatever a method does may observe a queue (a get, a declare's count, a
+            // purge): the publishes before it are in their queues first.
+            for ch in self.channels.values_mut() {
+                ch.push_batch();
             }
         }
         match frame {

@@ -322,6 +322,37 @@ impl Queue {
         }
         let store_id = if self.store.is_some() { store_id } else { 0 };
         let mut st = self.lock();
+        self.publish_locked(&mut st, msg, store_id, sharers)
+    }
+
+    /// Transient messages from one publisher for this queue alone, in order, under one
+    /// take of the lock; `each` gets each one's outcome, in order. Each is enqueued
+    /// exactly as `publish` would (limits, reject-publish, TTL, dispatch, drop-head).
+    pub fn publish_many(
+        self: &Arc<Self>,
+        msgs: impl Iterator<Item = Message>,
+        mut each: impl FnMut(Enqueued),
+    ) {
+        if self.stream.is_some() {
+            for msg in msgs {
+                self.stream_publish(&msg, None);
+                each(Enqueued::Yes);
+            }
+            return;
+        }
+        let mut st = self.lock();
+        for msg in msgs {
+            each(self.publish_locked(&mut st, msg, 0, 1));
+        }
+    }
+
+    fn publish_locked(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        msg: Message,
+        store_id: u64,
+        sharers: usize,
+    ) -> Enqueued {
         if st.deleted {
             // Stored after the deletion settled this queue in the store (the publish
             // routed before it): settle it too, or its segment is never reclaimed.
@@ -332,7 +363,7 @@ impl Queue {
         }
         // Beside the queue lock this publish already holds.
         self.stats.add(crate::stats::Key::Publish, 1);
-        let mut item = self.new_item(&mut st, msg, store_id, sharers);
+        let mut item = self.new_item(st, msg, store_id, sharers);
         item.expires_at = self.expiry(st.limits.message_ttl, &item.msg);
         if st.limits.reject_publish && st.limits.full_for(&st.ready, item.msg.body().len()) {
             if st.limits.dead_letter_refused {
@@ -343,8 +374,8 @@ impl Queue {
             return Enqueued::Refused;
         }
         st.ready.push_back(item);
-        self.dispatch_locked(&mut st);
-        self.drop_head(&mut st);
+        self.dispatch_locked(st);
+        self.drop_head(st);
         Enqueued::Yes
     }
 
