@@ -215,9 +215,12 @@ impl Message {
         let written = gen_properties(&props)(WriteContext::from(Vec::new())).map(|c| c.write);
         match written {
             Ok(raw) => match &self.shared {
-                Some(body) => {
-                    Message::with_body(self.exchange(), self.routing_key(), &raw, Bytes::clone(body))
-                }
+                Some(body) => Message::with_body(
+                    self.exchange(),
+                    self.routing_key(),
+                    &raw,
+                    Bytes::clone(body),
+                ),
                 None => Message::new(self.exchange(), self.routing_key(), &raw, self.body()),
             },
             Err(_) => self.clone(),
@@ -453,7 +456,11 @@ mod tests {
         let mut b = MessageBuilder::new("x", "rk", &[0x10, 0], part.len());
         b.push_body(part.clone());
         let m = b.finish();
-        assert_eq!(m.body().as_ptr(), part.as_ptr(), "the body is the received slice");
+        assert_eq!(
+            m.body().as_ptr(),
+            part.as_ptr(),
+            "the body is the received slice"
+        );
         assert_eq!(m.shared_body().map(|b| b.as_ptr()), Some(part.as_ptr()));
         assert_eq!(m.size(), joined(&m).len());
         // Page files read it back whole, as one small-or-large-agnostic layout.
@@ -461,7 +468,10 @@ mod tests {
         assert_eq!((back.routing_key(), back.body()), ("rk", &part[..]));
         assert_eq!(&m.to_bytes()[..], &joined(&m)[..]);
         // A header added on delivery keeps the body shared.
-        let h = m.with_header("x-delivery-count", Some(amq_protocol::types::AMQPValue::LongInt(1)));
+        let h = m.with_header(
+            "x-delivery-count",
+            Some(amq_protocol::types::AMQPValue::LongInt(1)),
+        );
         assert_eq!(h.body().as_ptr(), part.as_ptr());
     }
 
@@ -484,6 +494,8 @@ mod tests {
         assert_eq!(m.body().len(), size);
         assert_eq!(&m.body()[..3], b"ab\0");
         // Below the threshold the body stays inline.
-        assert!(Message::new("", "q", &[], &[1; SHARED_BODY_MIN - 1]).shared_body().is_none());
+        assert!(Message::new("", "q", &[], &[1; SHARED_BODY_MIN - 1])
+            .shared_body()
+            .is_none());
     }
 }

@@ -187,10 +187,17 @@ pub fn encode_content(
     frame_max: u32,
 ) {
     buf.reserve(body.len());
-    encode_content_with(buf, channel, properties, body.len(), frame_max, |buf, part| {
-        // The one copy of a small body on its way out: into the consumer's write buffer.
-        buf.put_slice(&body[part]);
-    });
+    encode_content_with(
+        buf,
+        channel,
+        properties,
+        body.len(),
+        frame_max,
+        |buf, part| {
+            // The one copy of a small body on its way out: into the consumer's write buffer.
+            buf.put_slice(&body[part]);
+        },
+    );
 }
 
 /// The content header and the framing of a body of `body_len` bytes in body frames that

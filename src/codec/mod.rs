@@ -15,8 +15,8 @@ pub mod properties;
 mod shortstr;
 
 pub use hot::{
-    encode_ack, encode_content, encode_content_with, encode_deliver, encode_get_ok, encode_heartbeat, encode_method,
-    encode_nack, encode_return, Publish,
+    encode_ack, encode_content, encode_content_with, encode_deliver, encode_get_ok,
+    encode_heartbeat, encode_method, encode_nack, encode_return, Publish,
 };
 pub use shortstr::{truncate, ShortStr};
 

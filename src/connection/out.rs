@@ -80,18 +80,31 @@ impl Out {
     /// slices of itself; a small one is copied into the inline buffer.
     pub fn put_content(&mut self, channel: u16, msg: &Message, frame_max: u32) {
         let Some(body) = msg.shared_body() else {
-            codec::encode_content(&mut self.inline, channel, msg.properties(), msg.body(), frame_max);
+            codec::encode_content(
+                &mut self.inline,
+                channel,
+                msg.properties(),
+                msg.body(),
+                frame_max,
+            );
             return;
         };
         let (spliced, taken, shared) = (&mut self.spliced, self.taken, &mut self.shared);
         let properties = msg.properties();
-        codec::encode_content_with(&mut self.inline, channel, properties, body.len(), frame_max, |buf, part| {
-            *shared += part.len();
-            spliced.push_back(Splice {
-                at: taken + buf.len() as u64,
-                body: body.slice(part),
-            });
-        });
+        codec::encode_content_with(
+            &mut self.inline,
+            channel,
+            properties,
+            body.len(),
+            frame_max,
+            |buf, part| {
+                *shared += part.len();
+                spliced.push_back(Splice {
+                    at: taken + buf.len() as u64,
+                    body: body.slice(part),
+                });
+            },
+        );
     }
 
     /// Fills `dst` with the next bytes to write, in order; returns how many slices.
@@ -152,7 +165,10 @@ impl Out {
 
     /// One write of what is waiting (vectored when bodies are spliced in); the bytes
     /// written are consumed. Cancel-safe: nothing is consumed unless the write completed.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> std::io::Result<usize> {
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<usize> {
         let written = if self.spliced.is_empty() {
             // The common case (small messages): a plain write of the inline buffer.
             writer.write(&self.inline).await?
