@@ -1,5 +1,5 @@
 //! Large messages, which the broker keeps as shared slices of what it received and writes
-//! to consumers without copying (vectored writes): bodies either side of the 4 KiB
+//! to consumers without copying (vectored writes): bodies either side of the 16 KiB
 //! threshold, 64 KiB, 1 MiB and 16 MiB delivered to consumers intact and in order,
 //! interleaved on several channels, through clients with a small frame_max, to a reader
 //! slower than the broker (its writes stop part-way through a body and resume), over TLS,
@@ -91,9 +91,9 @@ async fn bodies_of_every_size_reach_a_consumer_intact_and_in_order() {
     let sizes = [
         0,
         1,
-        4 * KIB - 1,
-        4 * KIB,
-        4 * KIB + 1,
+        16 * KIB - 1,
+        16 * KIB,
+        16 * KIB + 1,
         64 * KIB,
         128 * KIB - 8,
         128 * KIB,
@@ -160,7 +160,7 @@ async fn a_client_with_a_small_frame_max_sends_and_gets_large_bodies() {
     // out split into frames of the consumer's size, slices of the one shared body.
     let url = format!("{}?frame_max=4096", broker.url());
     let (_small, small) = connect(&url).await;
-    let bodies: Vec<Vec<u8>> = [5 * KIB, 64 * KIB, MIB + 3]
+    let bodies: Vec<Vec<u8>> = [20 * KIB, 64 * KIB, MIB + 3]
         .iter()
         .enumerate()
         .map(|(n, s)| body(n, *s))

@@ -381,8 +381,10 @@ impl Connection {
             }
             // Reuse the block when nothing received in it is still held (the common case:
             // small bodies are copied out of it), else take a new, larger one.
+            // A new block is always READ_BLOCK bytes: one size, which the allocator
+            // learns to recycle rather than map and unmap each time.
             if inbuf.capacity() - inbuf.len() < 4096 && !inbuf.try_reclaim(4096) {
-                inbuf.reserve(READ_BLOCK);
+                inbuf.reserve(READ_BLOCK.saturating_sub(inbuf.len()).max(4096));
             }
             tokio::select! {
                 biased;

@@ -23,7 +23,7 @@ use std::ops::{Deref, DerefMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Most slices one write hands the socket: 64 × 16 bytes of iovec on the task's state;
-/// with bodies of 4 KiB or more that is 128 KiB or more per syscall, as much as a socket
+/// with shared bodies of 16 KiB or more that is 512 KiB or more per syscall, more than a socket
 /// buffer takes at once.
 const MAX_SLICES: usize = 64;
 
@@ -199,6 +199,7 @@ impl DerefMut for Out {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::message::SHARED_BODY_MIN;
     use bytes::BufMut;
 
     /// Everything `out` would send, drained through writes of at most `step` bytes.
@@ -226,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_shared_body_goes_out_as_its_own_bytes() {
-        let body = vec![9u8; 10_000];
+        let body = vec![9u8; SHARED_BODY_MIN + 10];
         let msg = large(&body);
         let mut out = Out::default();
         out.put_content(1, &msg, 131_072);
@@ -242,7 +243,7 @@ mod tests {
 
     #[test]
     fn bytes_come_out_as_the_copying_encoder_writes_them_whatever_the_partial_writes() {
-        let bodies: Vec<Vec<u8>> = [5000usize, 4096, 300_000, 10, 70_000]
+        let bodies: Vec<Vec<u8>> = [5000usize, SHARED_BODY_MIN, 300_000, 10, 70_000]
             .iter()
             .enumerate()
             .map(|(i, n)| (0..*n).map(|b| (b * 7 + i) as u8).collect())
@@ -304,7 +305,7 @@ mod tests {
         let mut out = Out::default();
         let mut expected = BytesMut::new();
         for _ in 0..MAX_SLICES {
-            let msg = large(&[3u8; 4096]);
+            let msg = large(&[3u8; SHARED_BODY_MIN]);
             out.put_content(1, &msg, 131_072);
             codec::encode_content(&mut expected, 1, msg.properties(), msg.body(), 131_072);
         }
