@@ -89,6 +89,9 @@ impl Method {
     }
 }
 
+/// The most a read buffer block grows to for large frames (see `decode`).
+const LARGE_FRAME_BLOCK: usize = 512 * 1024;
+
 /// Takes one complete frame off the front of `buf`, or returns `Ok(None)` when more bytes
 /// are needed (having reserved room for the rest of the frame).
 pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Exception> {
@@ -110,7 +113,15 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     }
     let total = size + FRAME_OVERHEAD;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        let more = total - buf.len();
+        // A frame that does not fit what the buffer can take (its block is too small, or
+        // still held by a large body cut from it): take a block for several frames of its
+        // size, so that the frames after it (large ones come in runs) arrive whole in the
+        // same block. A frame split across two blocks costs a copy of its first part.
+        if !buf.try_reclaim(more) {
+            let block = (4 * total).min(LARGE_FRAME_BLOCK);
+            buf.reserve(more.max(block.saturating_sub(buf.len())));
+        }
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
