@@ -24,6 +24,21 @@ fn body(n: usize, size: usize) -> Vec<u8> {
     (0..size).map(|i| (i / 7 + n * 31) as u8).collect()
 }
 
+/// One body of each size, each saying which it is.
+fn bodies_of(sizes: &[usize]) -> Vec<Vec<u8>> {
+    sizes.iter().enumerate().map(|(n, s)| body(n, *s)).collect()
+}
+
+/// Publishes `bodies` to `queue` (transient) and consumes them back from it, checked.
+async fn round_trip(ch: &Channel, queue: &str, bodies: &[Vec<u8>]) {
+    within_secs(
+        60,
+        publish_all(ch, queue, bodies, BasicProperties::default()),
+    )
+    .await;
+    consume_all(ch, queue, bodies).await;
+}
+
 /// Like `within`, for transfers of many MiB on a loaded machine.
 async fn within_secs<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), fut)
@@ -59,20 +74,19 @@ async fn publish_all(ch: &Channel, queue: &str, bodies: &[Vec<u8>], props: Basic
     }
 }
 
-/// Consumes `expected.len()` messages from `queue` and checks them, in order.
-async fn consume_all(ch: &Channel, queue: &str, expected: &[Vec<u8>]) {
-    let mut consumer = ch
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
+/// A no-ack consumer on `queue`.
+async fn no_ack_consumer(ch: &Channel, queue: &str) -> lapin::Consumer {
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    ch.basic_consume(queue.into(), "".into(), options, Default::default())
         .await
-        .expect("consume");
+        .expect("consume")
+}
+
+/// The next `expected.len()` deliveries are `expected`, in order.
+async fn expect_bodies(consumer: &mut lapin::Consumer, queue: &str, expected: &[Vec<u8>]) {
     for (n, want) in expected.iter().enumerate() {
         let d = within_secs(60, consumer.next())
             .await
@@ -81,6 +95,11 @@ async fn consume_all(ch: &Channel, queue: &str, expected: &[Vec<u8>]) {
         assert_eq!(d.data.len(), want.len(), "message {n} of {queue}: length");
         assert!(d.data == *want, "message {n} of {queue}: body differs");
     }
+}
+
+/// Consumes `expected.len()` messages from `queue` and checks them, in order.
+async fn consume_all(ch: &Channel, queue: &str, expected: &[Vec<u8>]) {
+    expect_bodies(&mut no_ack_consumer(ch, queue).await, queue, expected).await;
 }
 
 #[tokio::test]
@@ -100,13 +119,7 @@ async fn bodies_of_every_size_reach_a_consumer_intact_and_in_order() {
         MIB,
         16 * MIB,
     ];
-    let bodies: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(n, s)| body(n, *s)).collect();
-    within_secs(
-        60,
-        publish_all(&ch, &q, &bodies, BasicProperties::default()),
-    )
-    .await;
-    consume_all(&ch, &q, &bodies).await;
+    round_trip(&ch, &q, &bodies_of(&sizes)).await;
     broker.stop().await;
 }
 
@@ -126,26 +139,12 @@ async fn large_and_small_deliveries_interleave_on_channels_in_order() {
             .collect();
         publish_all(&ch, &q, &bodies, BasicProperties::default()).await;
         let cch = within(consumer_conn.create_channel()).await.unwrap();
-        let consumer = cch
-            .basic_consume(
-                q.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        let consumer = no_ack_consumer(&cch, &q).await;
         consumers.push((cch, consumer));
         expected.push(bodies);
     }
     for ((_, mut consumer), bodies) in consumers.into_iter().zip(expected) {
-        for (n, want) in bodies.iter().enumerate() {
-            let d = within_secs(30, consumer.next()).await.unwrap().unwrap();
-            assert!(d.data == *want, "message {n} differs");
-        }
+        expect_bodies(&mut consumer, "large.mix", &bodies).await;
     }
     within(conn.close(200, "bye".into())).await.unwrap();
     broker.stop().await;
@@ -160,17 +159,8 @@ async fn a_client_with_a_small_frame_max_sends_and_gets_large_bodies() {
     // out split into frames of the consumer's size, slices of the one shared body.
     let url = format!("{}?frame_max=4096", broker.url());
     let (_small, small) = connect(&url).await;
-    let bodies: Vec<Vec<u8>> = [20 * KIB, 64 * KIB, MIB + 3]
-        .iter()
-        .enumerate()
-        .map(|(n, s)| body(n, *s))
-        .collect();
-    within_secs(
-        60,
-        publish_all(&small, &q, &bodies, BasicProperties::default()),
-    )
-    .await;
-    consume_all(&small, &q, &bodies).await;
+    let bodies = bodies_of(&[20 * KIB, 64 * KIB, MIB + 3]);
+    round_trip(&small, &q, &bodies).await;
     // Received whole in one frame, sent in 4 KiB frames.
     let one_frame = vec![body(9, 64 * KIB)];
     publish_all(&ch, &q, &one_frame, BasicProperties::default()).await;
@@ -318,17 +308,8 @@ async fn large_bodies_go_both_ways_over_tls() {
     let proxy = TlsProxy::start(tls, client_config(&ca, None, &[])).await;
     let (_conn, ch) = connect(&proxy.url()).await;
     let q = declare(&ch, "large.tls", Default::default()).await;
-    let bodies: Vec<Vec<u8>> = [64 * KIB, 5 * KIB, 3 * MIB]
-        .iter()
-        .enumerate()
-        .map(|(n, s)| body(n, *s))
-        .collect();
-    within_secs(
-        60,
-        publish_all(&ch, &q, &bodies, BasicProperties::default()),
-    )
-    .await;
-    consume_all(&ch, &q, &bodies).await;
+    let bodies = bodies_of(&[64 * KIB, 5 * KIB, 3 * MIB]);
+    round_trip(&ch, &q, &bodies).await;
     broker.stop().await;
     let _ = std::fs::remove_dir_all(&files.dir);
 }

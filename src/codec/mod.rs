@@ -114,12 +114,18 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     let total = size + FRAME_OVERHEAD;
     if buf.len() < total {
         let more = total - buf.len();
-        // A frame that does not fit what the buffer can take (its block is too small, or
-        // still held by a large body cut from it): take a block for several frames of its
-        // size, so that the frames after it (large ones come in runs) arrive whole in the
-        // same block. A frame split across two blocks costs a copy of its first part.
+        // A frame that does not fit what its block has left, in a block that cannot be
+        // reused because a large body cut from it is still held: take a block for several
+        // frames of its size, so that the frames after it (large ones come in runs) arrive
+        // whole in the same block; a frame split across two blocks costs a copy of its
+        // first part. A block merely too small grows as before, for this frame.
         if !buf.try_reclaim(more) {
-            let block = (4 * total).min(LARGE_FRAME_BLOCK);
+            let held = buf.capacity() >= total;
+            let block = if held {
+                (4 * total).min(LARGE_FRAME_BLOCK)
+            } else {
+                0
+            };
             buf.reserve(more.max(block.saturating_sub(buf.len())));
         }
         return Ok(None);
