@@ -114,18 +114,15 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Excep
     let total = size + FRAME_OVERHEAD;
     if buf.len() < total {
         let more = total - buf.len();
-        // A frame that does not fit what its block has left, in a block that cannot be
-        // reused because a large body cut from it is still held: take a block for several
-        // frames of its size, so that the frames after it (large ones come in runs) arrive
-        // whole in the same block; a frame split across two blocks costs a copy of its
-        // first part. A block merely too small grows as before, for this frame.
+        // A frame that does not fit what its block has left, when the block cannot be
+        // reused (a large body cut from it is still held) or is too small: take a block
+        // for several frames of its size, so that the frames after it (large ones come in
+        // runs) arrive whole in the same block; a frame split across two blocks costs a
+        // copy of its first part. (BytesMut cannot tell held from too small; a
+        // connection that sent a large frame may keep up to LARGE_FRAME_BLOCK, which
+        // memory accounting counts.)
         if !buf.try_reclaim(more) {
-            let held = buf.capacity() >= total;
-            let block = if held {
-                (4 * total).min(LARGE_FRAME_BLOCK)
-            } else {
-                0
-            };
+            let block = (4 * total).min(LARGE_FRAME_BLOCK);
             buf.reserve(more.max(block.saturating_sub(buf.len())));
         }
         return Ok(None);
