@@ -161,7 +161,9 @@ async fn a_client_with_a_small_frame_max_sends_and_gets_large_bodies() {
     let (_small, small) = connect(&url).await;
     let bodies = bodies_of(&[20 * KIB, 64 * KIB, MIB + 3]);
     round_trip(&small, &q, &bodies).await;
-    // Received whole in one frame, sent in 4 KiB frames.
+    // Received whole in one frame, sent in 4 KiB frames (another queue: the consumer
+    // above is still there).
+    let q = declare(&ch, "large.frames.get", Default::default()).await;
     let one_frame = vec![body(9, 64 * KIB)];
     publish_all(&ch, &q, &one_frame, BasicProperties::default()).await;
     let got = within(small.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }))
