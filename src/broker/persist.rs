@@ -194,7 +194,8 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
         routing_key: msg.routing_key().to_owned(),
         // The store keeps its own copy: it writes on another thread, after we moved on.
         properties: Bytes::copy_from_slice(msg.properties()),
-        body: Bytes::copy_from_slice(msg.body()),
+        // A large body is shared, not copied (`Message::body_bytes`).
+        body: msg.body_bytes(),
     };
     store.store.append(stored, keys, done)
 }

@@ -285,13 +285,7 @@ impl Channel {
             item.msg.routing_key(),
             remaining,
         );
-        codec::encode_content(
-            ctx.out,
-            self.id,
-            item.msg.properties(),
-            item.msg.body(),
-            ctx.frame_max,
-        );
+        ctx.out.put_content(self.id, &item.msg, ctx.frame_max);
         if m.no_ack {
             queue.settled(&item);
         } else {

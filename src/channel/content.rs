@@ -137,7 +137,7 @@ impl Channel {
             };
             return Ok(());
         }
-        message.push_body(&payload);
+        message.push_body(payload);
         if message.remaining() > 0 {
             self.content = Content::Body { publish, message };
             return Ok(());

@@ -42,13 +42,7 @@ impl Channel {
             item.msg.exchange(),
             item.msg.routing_key(),
         );
-        codec::encode_content(
-            ctx.out,
-            self.id,
-            item.msg.properties(),
-            item.msg.body(),
-            ctx.frame_max,
-        );
+        ctx.out.put_content(self.id, &item.msg, ctx.frame_max);
         let (stats, number) = (&self.stats, self.id);
         ctx.vhost.tracing.delivered(&queue, &item.msg, || Delivery {
             consumer_tag: Some(consumer.tag.as_str()),

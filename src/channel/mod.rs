@@ -35,7 +35,6 @@ use crate::hash::NameMap;
 use crate::stats::{ChannelStats, ExchangeTally, Gauge};
 use crate::store::Done;
 use amq_protocol::protocol::{basic as amqp_basic, channel as amqp_channel, AMQPClass};
-use bytes::BytesMut;
 use confirms::Confirms;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +51,7 @@ pub struct Ctx<'a> {
     /// The authenticated user (publishers' user_id must match it).
     pub user: &'a str,
     pub vhost: &'a Arc<VHost>,
-    pub out: &'a mut BytesMut,
+    pub out: &'a mut crate::connection::out::Out,
     pub frame_max: u32,
     /// Largest message body accepted (`Broker::max_message_size`).
     pub max_message_size: u64,

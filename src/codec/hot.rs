@@ -188,26 +188,55 @@ pub fn encode_content(
     body: &[u8],
     frame_max: u32,
 ) {
+    buf.reserve(body.len());
+    encode_content_with(
+        buf,
+        channel,
+        properties,
+        body.len(),
+        frame_max,
+        |buf, part| {
+            // The one copy of a small body on its way out: into the consumer's write buffer.
+            buf.put_slice(&body[part]);
+        },
+    );
+}
+
+/// The content header and the framing of a body of `body_len` bytes in body frames that
+/// fit `frame_max`; each frame's part of the body (a range of it) is put by `put_body`,
+/// between the frame's header and its end byte, which this writes. Large bodies go out
+/// as shared slices between these bytes (`connection::out`) rather than copied.
+pub fn encode_content_with(
+    buf: &mut BytesMut,
+    channel: u16,
+    properties: &[u8],
+    body_len: usize,
+    frame_max: u32,
+    mut put_body: impl FnMut(&mut BytesMut, std::ops::Range<usize>),
+) {
     let chunk = if frame_max == 0 {
         usize::MAX
     } else {
         frame_max as usize - FRAME_OVERHEAD
-    };
-    let frames = body.len().div_ceil(chunk.max(1));
-    buf.reserve(FRAME_OVERHEAD + 12 + properties.len() + body.len() + frames * FRAME_OVERHEAD);
+    }
+    .max(1);
+    let frames = body_len.div_ceil(chunk);
+    buf.reserve(FRAME_OVERHEAD + 12 + properties.len() + frames * FRAME_OVERHEAD);
     let at = begin_frame(buf, FRAME_HEADER, channel);
     buf.put_u16(60);
     buf.put_u16(0);
-    buf.put_u64(body.len() as u64);
+    buf.put_u64(body_len as u64);
     buf.put_slice(properties);
     end_frame(buf, at);
-    for part in body.chunks(chunk) {
+    let mut start = 0;
+    while start < body_len {
+        let end = body_len.min(start.saturating_add(chunk));
         buf.put_u8(FRAME_BODY);
         buf.put_u16(channel);
-        buf.put_u32(part.len() as u32);
-        // The one copy of a body on its way out: into the consumer's write buffer.
-        buf.put_slice(part);
+        buf.put_u32((end - start) as u32);
+        put_body(buf, start..end);
         buf.put_u8(FRAME_END);
+        start = end;
     }
 }
 

@@ -17,8 +17,8 @@ pub mod properties;
 mod shortstr;
 
 pub use hot::{
-    encode_ack, encode_content, encode_deliver, encode_get_ok, encode_heartbeat, encode_method,
-    encode_nack, encode_return, Publish,
+    encode_ack, encode_content, encode_content_with, encode_deliver, encode_get_ok,
+    encode_heartbeat, encode_method, encode_nack, encode_return, Publish,
 };
 pub use shortstr::{same_name, truncate, ShortStr};
 
@@ -92,17 +92,34 @@ impl Method {
     }
 }
 
+/// The most a read buffer block grows to for large frames (see `decode`).
+const LARGE_FRAME_BLOCK: usize = 512 * 1024;
+
 /// Takes one complete frame off the front of `buf`, or returns `Ok(None)` when more bytes
 /// are needed (having reserved room for the rest of the frame).
 pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, Exception> {
     let Some(total) = frame_len(buf, frame_max)? else {
         if let Some(total) = announced_len(buf) {
-            buf.reserve(total.saturating_sub(buf.len()));
+            reserve_for(buf, total);
         }
         return Ok(None);
     };
     let one = buf.split_to(total).freeze();
     decode_first(&one, frame_max).map(|decoded| decoded.map(|(frame, _)| frame))
+}
+
+/// Room in `buf` for the rest of a frame of `total` bytes whose start it holds. When the
+/// block cannot be reused (a large body cut from it is still held) or is too small, the
+/// new block takes several frames of its size, so that the frames after it (large ones
+/// come in runs) arrive whole in the same block: a frame split across two blocks costs a
+/// copy of its first part. (BytesMut cannot tell held from too small; a connection that
+/// sent a large frame may keep up to LARGE_FRAME_BLOCK, which memory accounting counts.)
+fn reserve_for(buf: &mut BytesMut, total: usize) {
+    let more = total.saturating_sub(buf.len());
+    if more > 0 && !buf.try_reclaim(more) {
+        let block = (4 * total).min(LARGE_FRAME_BLOCK);
+        buf.reserve(more.max(block.saturating_sub(buf.len())));
+    }
 }
 
 /// How many bytes at the front of `buf` are whole frames, judged by their headers alone

@@ -27,11 +27,12 @@ impl Connection {
     /// gives back a write buffer that a large message left oversized).
     pub(super) fn count_memory(&mut self, inbuf: &BytesMut) {
         if self.out.is_empty() && self.out_allocated > OUT_KEEP {
-            self.out = BytesMut::with_capacity(OUT_INITIAL);
+            self.out = super::out::Out::with_capacity(OUT_INITIAL);
             self.out_allocated = 0;
         }
         self.out_allocated = self.out_allocated.max(self.out.capacity());
         let bytes = self.out_allocated
+            + self.out.shared_len()
             + inbuf.capacity()
             + self.unacked_bytes
             + self.held_bytes

@@ -21,6 +21,7 @@ mod heartbeat;
 mod input;
 mod mechanism;
 mod name;
+pub mod out;
 mod outbox;
 mod registry;
 pub mod server_properties;
@@ -58,6 +59,12 @@ use tracing::{debug, info, Instrument};
 /// deliveries until the socket drains.
 const HIGH_WATER: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer block taken when the last one cannot be reused because a large body
+/// received in it is still alive (a message body is a slice of the block it arrived in,
+/// `Message::shared_body`). Larger than `READ_CHUNK` so that fewer frames straddle two
+/// blocks (the part of a frame already read is copied to the new block, up to one frame
+/// per block) and one read takes more; not so large that one waiting message pins much.
+pub const READ_BLOCK: usize = 256 * 1024;
 /// The write buffer a connection starts with.
 const OUT_INITIAL: usize = 16 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,7 +134,7 @@ struct Connection {
     input_pending: bool,
     /// Taken from the outbox, not handled yet: the write buffer was full.
     pending: VecDeque<Outgoing>,
-    out: BytesMut,
+    out: out::Out,
     /// The most the write buffer held since it was last replaced: its allocation, as far
     /// as `BytesMut` lets us see it.
     out_allocated: usize,
@@ -217,7 +224,7 @@ pub async fn serve(
             reset: false,
             input_pending: false,
             pending: VecDeque::new(),
-            out: BytesMut::with_capacity(OUT_INITIAL),
+            out: out::Out::with_capacity(OUT_INITIAL),
             out_allocated: 0,
             client_memory,
             unacked_bytes: 0,
@@ -372,8 +379,12 @@ impl Connection {
                 self.after_input();
                 continue;
             }
-            if inbuf.capacity() - inbuf.len() < 4096 {
-                inbuf.reserve(READ_CHUNK);
+            // Reuse the block when nothing received in it is still held (the common case:
+            // small bodies are copied out of it), else take a new, larger one.
+            // A new block is always READ_BLOCK bytes: one size, which the allocator
+            // learns to recycle rather than map and unmap each time.
+            if inbuf.capacity() - inbuf.len() < 4096 && !inbuf.try_reclaim(4096) {
+                inbuf.reserve(READ_BLOCK.saturating_sub(inbuf.len()).max(4096));
             }
             tokio::select! {
                 biased;
@@ -493,12 +504,12 @@ impl Connection {
 /// Writes what the buffer holds (Some(bytes written)), or flushes when it is empty (None).
 async fn write_or_flush<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    out: &mut BytesMut,
+    out: &mut out::Out,
 ) -> std::io::Result<Option<usize>> {
     if out.is_empty() {
         writer.flush().await.map(|()| None)
     } else {
-        writer.write_buf(out).await.map(Some)
+        out.write_to(writer).await.map(Some)
     }
 }
 

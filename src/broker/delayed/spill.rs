@@ -59,7 +59,7 @@ impl Spill {
 
     /// Hands `msg`'s bytes to the I/O thread; where they will be.
     pub fn write(&mut self, dir: &PageDir, msg: &Message) -> Option<Spilled> {
-        let len = u32::try_from(msg.raw().len()).ok()?;
+        let len = u32::try_from(msg.size()).ok()?;
         let at = self.end;
         self.end += u64::from(len);
         self.live += 1;
@@ -75,9 +75,13 @@ impl Spill {
                     .open(&path)
                     .ok();
             }
-            let written = s.file.as_ref().map(|f| f.write_all_at(msg.raw(), at));
+            let (head, body) = msg.raw_parts();
+            let written = s.file.as_ref().map(|f| {
+                f.write_all_at(head, at)?;
+                f.write_all_at(body, at + head.len() as u64)
+            });
             if !matches!(written, Some(Ok(()))) {
-                s.unwritten.insert(at, msg.raw().to_vec());
+                s.unwritten.insert(at, [head, body].concat());
             }
         });
         Some(Spilled { at, len })

@@ -93,8 +93,8 @@ impl Tail {
         memory: &Arc<Memory>,
         wake: &dyn Fn() -> Option<Wake>,
     ) {
-        let raw = item.msg.raw();
-        let len = (HEADER - 4 + raw.len()) as u32;
+        let (head, body) = item.msg.raw_parts();
+        let len = (HEADER - 4 + head.len() + body.len()) as u32;
         self.buffer.extend_from_slice(&len.to_be_bytes());
         self.buffer.extend_from_slice(&item.seq.to_be_bytes());
         self.buffer.extend_from_slice(&item.store_id.to_be_bytes());
@@ -105,7 +105,8 @@ impl Tail {
         self.buffer.push(item.priority);
         self.buffer
             .extend_from_slice(&item.deliveries.to_be_bytes());
-        self.buffer.extend_from_slice(raw);
+        self.buffer.extend_from_slice(head);
+        self.buffer.extend_from_slice(body);
         let body = item.msg.body().len() as u64;
         self.buffer_messages += 1;
         self.buffer_body_bytes += body;
