@@ -16,6 +16,8 @@ use crate::amqp::*;
 use crate::client::*;
 use crate::sink::{self, SinkMode};
 
+mod pairs;
+
 pub struct Opts {
     pub target: Target,
     pub messages: Option<u64>,
@@ -33,6 +35,8 @@ pub struct Opts {
     pub prefix: String,
     /// drain: consume with no_ack instead of manual acks.
     pub no_ack: bool,
+    /// noack and ack: independent publisher -> queue -> consumer pairs run at once.
+    pub pairs: usize,
 }
 
 pub struct Record {
@@ -182,6 +186,9 @@ async fn pub_and_consume(
 }
 
 async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
+    if o.pairs > 1 {
+        return pairs::many_pairs(o, size, no_ack).await;
+    }
     let name = if no_ack { "noack" } else { "ack" };
     let q = o.name(name);
     let secs = o.secs(10.0);
