@@ -35,7 +35,7 @@ pub(super) async fn many_pairs(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<R
             let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
             pub_and_consume(o, spec, vec![(c, cs)], secs)
         });
-        futures::future::join_all(runs).await
+        Ok::<_, std::io::Error>(futures::future::join_all(runs).await)
     }
     .await;
     for q in &queues {
