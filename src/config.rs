@@ -225,6 +225,13 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_WORKERS",
           value_parser = clap::value_parser!(u16).range(1..=1024)))]
     pub workers: Option<u16>,
+
+    /// Serve connections on N threads of their own, one single-threaded runtime each,
+    /// given to connections in turn: a connection never moves between cores. 0 (the
+    /// default): connections share the work-stealing runtime.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_CONNECTION_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024)))]
+    pub connection_threads: u16,
 }
 
 impl Config {
@@ -265,6 +272,7 @@ impl Config {
             event_exchange: false,
             log: "warn".into(),
             workers: None,
+            connection_threads: 0,
         }
     }
 

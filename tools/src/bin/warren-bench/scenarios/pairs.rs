@@ -11,7 +11,9 @@ use super::*;
 pub(super) async fn many_pairs(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     let name = if no_ack { "noack" } else { "ack" };
     let secs = o.secs(10.0);
-    let queues: Vec<String> = (0..o.pairs).map(|i| o.name(&format!("{name}.{i}"))).collect();
+    let queues: Vec<String> = (0..o.pairs)
+        .map(|i| o.name(&format!("{name}.{i}")))
+        .collect();
     let mut admin = Admin::open(&o.target).await?;
     for q in &queues {
         admin.declare_queue(q, false).await?;
