@@ -185,6 +185,18 @@ async fn pub_and_consume(
     Ok((pr?, outs))
 }
 
+/// The consumer of `noack` and `ack` (one per pair with `--pairs`).
+fn one_to_one_consumer(o: &Opts, queue: &str, no_ack: bool) -> ConsSpec {
+    ConsSpec {
+        queue: queue.into(),
+        no_ack,
+        prefetch: o.prefetch,
+        ack_every: o.ack_every,
+        latency: None,
+        check_seq: false,
+    }
+}
+
 async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     if o.pairs > 1 {
         return pairs::many_pairs(o, size, no_ack).await;
@@ -195,14 +207,7 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
-        let cs = ConsSpec {
-            queue: q.clone(),
-            no_ack,
-            prefetch: o.prefetch,
-            ack_every: o.ack_every,
-            latency: None,
-            check_seq: false,
-        };
+        let cs = one_to_one_consumer(o, &q, no_ack);
         let c = start_consumer(&o.target, &cs).await?;
         let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
         pub_and_consume(o, spec, vec![(c, cs)], secs).await

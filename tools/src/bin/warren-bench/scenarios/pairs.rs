@@ -22,14 +22,7 @@ pub(super) async fn many_pairs(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<R
         // Every consumer subscribes before any publisher starts.
         let mut subscribed = Vec::new();
         for q in &queues {
-            let cs = ConsSpec {
-                queue: q.clone(),
-                no_ack,
-                prefetch: o.prefetch,
-                ack_every: o.ack_every,
-                latency: None,
-                check_seq: false,
-            };
+            let cs = one_to_one_consumer(o, q, no_ack);
             let c = start_consumer(&o.target, &cs).await?;
             subscribed.push((q.clone(), c, cs));
         }
