@@ -219,6 +219,19 @@ pub struct Config {
     /// Log level or filter (error, warn, info, debug, trace, or e.g. "warren=debug").
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_LOG", default_value = "info"))]
     pub log: String,
+
+    /// Runtime worker threads of the `warren` binary (1-1024). Default: one per core.
+    /// An embedded broker runs on its caller's runtime and ignores this.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=1024)))]
+    pub workers: Option<u16>,
+
+    /// Serve connections on N threads of their own, one single-threaded runtime each,
+    /// given to connections in turn: a connection never moves between cores. 0 (the
+    /// default): connections share the work-stealing runtime.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_CONNECTION_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024)))]
+    pub connection_threads: u16,
 }
 
 impl Config {
@@ -258,6 +271,8 @@ impl Config {
             server_properties: Vec::new(),
             event_exchange: false,
             log: "warn".into(),
+            workers: None,
+            connection_threads: 0,
         }
     }
 

@@ -112,6 +112,7 @@ pub(crate) mod http;
 pub(crate) mod listen;
 pub(crate) mod node;
 pub(crate) mod server;
+pub(crate) mod shards;
 #[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod stats;
 pub(crate) mod store;

@@ -17,6 +17,7 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection::{self, Accepted, ConnectionName};
 use crate::listen;
+use crate::shards::{Detached, Shards};
 use crate::tls::Tls;
 use std::collections::HashMap;
 use std::io;
@@ -160,10 +161,15 @@ pub(crate) async fn start_with(
         rx.clone(),
     ));
     let listeners = Listeners { plain, tls };
+    let shards = match config.connection_threads {
+        0 => None,
+        n => Some(Shards::start(usize::from(n))?),
+    };
     tasks.push(tokio::spawn(accept(
         listeners,
         broker.clone(),
         config.max_connections,
+        shards,
         rx,
     )));
     Ok(Server {
@@ -272,6 +278,7 @@ async fn accept(
     listeners: Listeners,
     broker: Arc<Broker>,
     max_connections: Option<usize>,
+    shards: Option<Shards>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -284,8 +291,10 @@ async fn accept(
             accepted = listeners.accept(), if room => match accepted {
                 Ok((accepted, peer)) => {
                     let name = Arc::new(ConnectionName::new(broker.next_connection_id(), peer));
-                    let serve = connection::serve(accepted, name.clone(), broker.clone(), shutdown.clone());
-                    names.insert(connections.spawn(serve).id(), name);
+                    let id = spawn(&mut connections, shards.as_ref(), accepted, name.clone(), broker.clone(), shutdown.clone());
+                    if let Some(id) = id {
+                        names.insert(id, name);
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
@@ -311,6 +320,36 @@ async fn accept(
         warn!("connections did not close in time; aborting them");
         connections.abort_all();
     }
+}
+
+/// Starts a connection's task: on the caller's runtime, or with connection threads on
+/// the next one of them, its socket moved to that thread's I/O driver first.
+fn spawn(
+    connections: &mut JoinSet<()>,
+    shards: Option<&Shards>,
+    accepted: Accepted,
+    name: Arc<ConnectionName>,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<task::Id> {
+    let Some(shards) = shards else {
+        let serve = connection::serve(accepted, name, broker, shutdown);
+        return Some(connections.spawn(serve).id());
+    };
+    let detached = match Detached::from(accepted) {
+        Ok(detached) => detached,
+        Err(e) => {
+            warn!(error = %e, "cannot move a connection to its thread");
+            return None;
+        }
+    };
+    let serve = async move {
+        match detached.attach() {
+            Ok(accepted) => connection::serve(accepted, name, broker, shutdown).await,
+            Err(e) => warn!(error = %e, "cannot move a connection to its thread"),
+        }
+    };
+    Some(connections.spawn_on(serve, shards.next()).id())
 }
 
 /// A connection task ended. A panic is logged with the connection's name; its drop guard

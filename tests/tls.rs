@@ -103,6 +103,29 @@ async fn lapin_over_tls_declares_publishes_and_gets() {
 }
 
 #[tokio::test]
+async fn tls_connections_move_to_connection_threads_after_accept() {
+    let setup = Setup::start(|c| warren::Config {
+        connection_threads: 2,
+        ..c
+    })
+    .await;
+    let proxy = setup.proxy(None).await;
+    let (publisher, consumer) = (lapin(&proxy.url()).await, lapin(&proxy.url()).await);
+    let (pch, cch) = (
+        within(publisher.create_channel()).await.unwrap(),
+        within(consumer.create_channel()).await.unwrap(),
+    );
+    declare_queue(&pch, "tls.threads").await;
+    let body = vec![9u8; 200_000];
+    publish(&pch, "", "tls.threads", &body).await;
+    assert_eq!(
+        get_eventually(&cch, "tls.threads").await.delivery.data,
+        body
+    );
+    setup.stop().await;
+}
+
+#[tokio::test]
 async fn plain_and_tls_listeners_serve_the_same_broker() {
     let setup = Setup::start(|c| c).await;
     assert_ne!(setup.tls_addr().port(), setup.broker.addr.port());

@@ -46,6 +46,7 @@ use crate::hash::{IdMap, NameMap};
 use crate::stats::registry::Bytes as StatBytes;
 use crate::stats::Registration;
 use bytes::BytesMut;
+use futures::FutureExt;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -404,17 +405,8 @@ impl Connection {
                     }
                 }
                 written = write_or_flush(writer, &mut self.out), if !self.out.is_empty() || unflushed => {
-                    match written {
-                        Ok(Some(0)) => break Err(ConnectionError::PeerClosed),
-                        Ok(Some(n)) => {
-                            if let Some(r) = &self.registration {
-                                r.conn.count(StatBytes::SendOct, n);
-                            }
-                            self.last_write = self.broker.clock.now_ms();
-                            unflushed = flushes;
-                        }
-                        Ok(None) => unflushed = false,
-                        Err(e) => break Err(e.into()),
+                    if let Err(e) = self.wrote(written, flushes, &mut unflushed) {
+                        break Err(e);
                     }
                 }
                 read = reader.read_buf(&mut inbuf), if reading => {
@@ -436,6 +428,9 @@ impl Connection {
                                 break Err(e);
                             }
                             self.after_input();
+                            if let Err(e) = self.write_now(writer, flushes, &mut unflushed) {
+                                break Err(e);
+                            }
                         }
                         Err(e) => break Err(e.into()),
                     }
@@ -445,10 +440,15 @@ impl Connection {
                     if n > 0 {
                         self.pending.extend(batch.drain(..));
                         self.process_outbox();
+                        if let Err(e) = self.write_now(writer, flushes, &mut unflushed) {
+                            break Err(e);
+                        }
                     }
                 }
                 _ = alarm.changed() => {}
-                _ = tokio::time::sleep(THROTTLE_RECHECK), if throttled => {}
+                // In an async block so the timer is made only when throttled: the arm's
+                // expression is evaluated on every turn, also when disabled.
+                _ = async { tokio::time::sleep(THROTTLE_RECHECK).await }, if throttled => {}
                 _ = tick.tick() => {
                     if let Err(e) = self.on_tick() {
                         break Err(e);
@@ -460,6 +460,46 @@ impl Connection {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts a write (or flush) that returned; an error ends the connection.
+    fn wrote(
+        &mut self,
+        written: std::io::Result<Option<usize>>,
+        flushes: bool,
+        unflushed: &mut bool,
+    ) -> Result<(), ConnectionError> {
+        match written? {
+            Some(0) => return Err(ConnectionError::PeerClosed),
+            Some(n) => {
+                if let Some(r) = &self.registration {
+                    r.conn.count(StatBytes::SendOct, n);
+                }
+                self.last_write = self.broker.clock.now_ms();
+                *unflushed = flushes;
+            }
+            None => *unflushed = false,
+        }
+        Ok(())
+    }
+
+    /// Writes what this wake-up produced at once when the socket takes it, instead of on
+    /// the loop's next turn: a delivery leaves in the wake-up that made it, without the
+    /// turn that rebuilds every arm of the select first (latency). When the socket is
+    /// full nothing is written and the loop's write arm waits for it as before.
+    fn write_now<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+        flushes: bool,
+        unflushed: &mut bool,
+    ) -> Result<(), ConnectionError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match write_or_flush(writer, &mut self.out).now_or_never() {
+            Some(written) => self.wrote(written, flushes, unflushed),
+            None => Ok(()),
         }
     }
 

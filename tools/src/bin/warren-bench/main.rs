@@ -82,6 +82,10 @@ struct Cli {
     /// amqps: the CA certificate (PEM) that signed the broker's certificate.
     #[arg(long)]
     tls_ca: Option<std::path::PathBuf>,
+    /// noack, ack: run K independent publisher -> queue -> consumer pairs at once and
+    /// report their total deliveries per second.
+    #[arg(long, default_value_t = 1)]
+    pairs: usize,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -174,6 +178,7 @@ fn main() {
         broker_pid: cli.broker_pid,
         prefix: cli.prefix.clone(),
         no_ack: cli.no_ack,
+        pairs: cli.pairs.max(1),
         run_id: format!("{}.{:x}", std::process::id(), nanos % 0xffff_ffff),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

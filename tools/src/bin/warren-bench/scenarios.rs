@@ -16,6 +16,8 @@ use crate::amqp::*;
 use crate::client::*;
 use crate::sink::{self, SinkMode};
 
+mod pairs;
+
 pub struct Opts {
     pub target: Target,
     pub messages: Option<u64>,
@@ -33,6 +35,8 @@ pub struct Opts {
     pub prefix: String,
     /// drain: consume with no_ack instead of manual acks.
     pub no_ack: bool,
+    /// noack and ack: independent publisher -> queue -> consumer pairs run at once.
+    pub pairs: usize,
 }
 
 pub struct Record {
@@ -181,21 +185,29 @@ async fn pub_and_consume(
     Ok((pr?, outs))
 }
 
+/// The consumer of `noack` and `ack` (one per pair with `--pairs`).
+fn one_to_one_consumer(o: &Opts, queue: &str, no_ack: bool) -> ConsSpec {
+    ConsSpec {
+        queue: queue.into(),
+        no_ack,
+        prefetch: o.prefetch,
+        ack_every: o.ack_every,
+        latency: None,
+        check_seq: false,
+    }
+}
+
 async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
+    if o.pairs > 1 {
+        return pairs::many_pairs(o, size, no_ack).await;
+    }
     let name = if no_ack { "noack" } else { "ack" };
     let q = o.name(name);
     let secs = o.secs(10.0);
     let mut admin = Admin::open(&o.target).await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
-        let cs = ConsSpec {
-            queue: q.clone(),
-            no_ack,
-            prefetch: o.prefetch,
-            ack_every: o.ack_every,
-            latency: None,
-            check_seq: false,
-        };
+        let cs = one_to_one_consumer(o, &q, no_ack);
         let c = start_consumer(&o.target, &cs).await?;
         let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
         pub_and_consume(o, spec, vec![(c, cs)], secs).await
