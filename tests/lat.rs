@@ -7,7 +7,7 @@ mod common;
 
 use clap::Parser;
 use common::raw::Raw;
-use common::{consume, declare_queue, publish, refusal, within, TestBroker};
+use common::{consume, declare_queue, publish, refusal, wait_until, within, TestBroker};
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 
@@ -32,10 +32,11 @@ fn thread_named(name: &str) -> bool {
 #[tokio::test]
 async fn a_pair_across_connection_threads_delivers_everything_in_order() {
     let broker = threaded(2).await;
-    assert!(
-        thread_named("warren-conn-1"),
-        "the broker serves connections on threads of their own"
-    );
+    // A thread names itself once it runs, which may be just after the broker started.
+    wait_until("the broker's connection threads", || async {
+        thread_named("warren-conn-1")
+    })
+    .await;
     // Consecutive connections go to different threads: the consumer's on one, the
     // publisher's on the other, the queue between them.
     let (_cc, consumer_ch) = within(broker.channel()).await;
