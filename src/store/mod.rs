@@ -33,6 +33,7 @@ mod index;
 mod record;
 mod recovery;
 mod segment;
+mod syncer;
 mod writer;
 
 #[cfg(test)]
@@ -226,6 +227,9 @@ impl StoreHandle {
             deferred: Vec::new(),
             unlink_later: Vec::new(),
             must_roll: false,
+            inflight: None,
+            syncer: None,
+            nack_later: Vec::new(),
         };
         // Settled segments left by the previous run go now, before anything new arrives.
         let mut dels = Vec::new();
