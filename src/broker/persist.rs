@@ -189,12 +189,24 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
     }
     let Some(store) = store else { return 0 };
     let done = done.map(|d| store.definitions.cover(d));
+    // The store shares the message's allocation (no copy of properties or body): it
+    // writes on another thread, after we moved on, and the bytes never change.
+    let raw = msg.to_bytes();
     let stored = StoredMessage {
         exchange: msg.exchange().to_owned(),
         routing_key: msg.routing_key().to_owned(),
-        // The store keeps its own copy: it writes on another thread, after we moved on.
-        properties: Bytes::copy_from_slice(msg.properties()),
-        body: Bytes::copy_from_slice(msg.body()),
+        properties: shared_part(&raw, msg.properties()),
+        body: shared_part(&raw, msg.body()),
     };
     store.store.append(stored, keys, done)
+}
+
+/// `part` (a slice of the bytes `raw` shares) as a `Bytes` sharing them; a copy only if
+/// it were not inside `raw` (it always is: `Message::to_bytes` shares its allocation).
+fn shared_part(raw: &Bytes, part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= raw.len() => raw.slice(start..end),
+        _ => Bytes::copy_from_slice(part),
+    }
 }

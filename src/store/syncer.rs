@@ -51,9 +51,7 @@ impl Job {
         if shared.failed.swap(false, Ordering::Relaxed) {
             tracing::info!("message store: writes succeed again");
         }
-        for (done, id) in self.appended {
-            done.complete(id);
-        }
+        Done::complete_all(self.appended);
         for done in self.flushes {
             done.complete(0);
         }

@@ -137,6 +137,8 @@ pub(crate) struct Writer {
     pub(crate) syncer: Option<Syncer>,
     /// Completions of a failed sync: dropped (nacked) once the failure is handled.
     pub(crate) nack_later: Vec<super::Done>,
+    /// Reused for each append's queue numbers.
+    pub(crate) scratch_queues: Vec<u32>,
 }
 
 /// What the writer must do once the sync in flight is done.
@@ -324,10 +326,15 @@ impl Writer {
                 } = *a;
                 let len = record::message_len(&msg, &queues);
                 self.make_room(len, Some(id))?;
-                let mut qs: Vec<u32> = queues.iter().map(|q| self.ix.queue_id(q)).collect();
+                // A scratch list kept across appends: no allocation per message.
+                let mut qs = std::mem::take(&mut self.scratch_queues);
+                qs.clear();
+                qs.extend(queues.iter().map(|q| self.ix.queue_id(q)));
                 qs.sort_unstable();
                 qs.dedup();
-                if !self.ix.add_message(id, &qs) {
+                let added = self.ix.add_message(id, &qs);
+                self.scratch_queues = qs;
+                if !added {
                     // Ids reach the writer in order (the handle assigns them under its
                     // send lock), so this means a bug, not bad input.
                     tracing::error!(
