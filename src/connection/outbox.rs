@@ -64,8 +64,7 @@ impl Connection {
                 Outgoing::StoredMany { tags, ok } => {
                     for tag in tags {
                         let (channel, seq) = (tag as u16, tag >> 16);
-                        let answer =
-                            self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
+                        let answer = self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
                         self.answered(channel, answer);
                     }
                 }

@@ -51,17 +51,31 @@ impl Job {
         if shared.failed.swap(false, Ordering::Relaxed) {
             tracing::info!("message store: writes succeed again");
         }
-        Done::complete_all(self.appended);
-        for done in self.flushes {
-            done.complete(0);
+        // A completion that panicked must not stop the thread: the writer would take the
+        // lost result for a failed sync and cut back records already confirmed.
+        let fire = std::panic::AssertUnwindSafe(move || {
+            Done::complete_all(self.appended);
+            for done in self.flushes {
+                done.complete(0);
+            }
+        });
+        if std::panic::catch_unwind(fire).is_err() {
+            tracing::error!("message store: a completion panicked; the sync stands");
         }
         Ok(())
     }
 }
 
+/// The sync thread: where jobs go, where results come back, the thread.
+type Thread = (
+    Sender<Job>,
+    Receiver<Result<(), Failed>>,
+    std::thread::JoinHandle<()>,
+);
+
 pub(crate) struct Syncer {
     /// `None` when the thread could not be started: jobs run inline.
-    thread: Option<(Sender<Job>, Receiver<Result<(), Failed>>, std::thread::JoinHandle<()>)>,
+    thread: Option<Thread>,
     /// The result of an inline job, not collected yet.
     inline: Option<Result<(), Failed>>,
     /// A job was submitted and its result not collected yet.
@@ -102,15 +116,15 @@ impl Syncer {
     pub(crate) fn submit(&mut self, job: Job) {
         debug_assert!(!self.pending);
         self.pending = true;
-        if let Some((jobs, _, _)) = &self.thread {
-            match jobs.send(job) {
+        let job = match &self.thread {
+            Some((jobs, _, _)) => match jobs.send(job) {
                 Ok(()) => return,
-                // The thread is gone (it cannot panic, so only at teardown): run inline.
-                Err(mpsc::SendError(job)) => self.inline = Some(job.run(&self.shared)),
-            }
-        } else {
-            self.inline = Some(job.run(&self.shared));
-        }
+                // The thread is gone (only at teardown): run inline.
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        self.inline = Some(job.run(&self.shared));
     }
 
     /// Waits for the submitted job (if any) and returns its result.
@@ -122,11 +136,12 @@ impl Syncer {
             return Some(r);
         }
         let (_, results, _) = self.thread.as_ref()?;
-        Some(
-            results
-                .recv()
-                .unwrap_or_else(|_| Err((io::Error::other("message store sync thread stopped"), Vec::new()))),
-        )
+        Some(results.recv().unwrap_or_else(|_| {
+            Err((
+                io::Error::other("message store sync thread stopped"),
+                Vec::new(),
+            ))
+        }))
     }
 }
 

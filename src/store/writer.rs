@@ -233,7 +233,10 @@ impl Writer {
         };
         let result = match self.syncer.as_mut().and_then(Syncer::wait) {
             Some(r) => r,
-            None => Err((io::Error::other("message store: sync result lost"), Vec::new())),
+            None => Err((
+                io::Error::other("message store: sync result lost"),
+                Vec::new(),
+            )),
         };
         match result {
             Ok(()) => {

@@ -319,7 +319,10 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let sent: u64 = outs.iter().map(|r| r.sent).sum();
     let nacked: u64 = outs.iter().map(|r| r.nacked).sum();
     let secs = outs.iter().map(|r| r.secs).fold(1e-9, f64::max);
-    let mut lat: Vec<(u64, u64)> = outs.iter().flat_map(|r| r.confirm_lat.iter().copied()).collect();
+    let mut lat: Vec<(u64, u64)> = outs
+        .iter()
+        .flat_map(|r| r.confirm_lat.iter().copied())
+        .collect();
     lat.sort_unstable();
     let mut extra = vec![
         ("window", o.window as f64),
