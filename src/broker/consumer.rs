@@ -175,12 +175,9 @@ pub struct StoreAnswers {
 }
 
 impl crate::store::Answers for StoreAnswers {
-    fn answer(&self, tags: &[u64], ok: bool) {
+    fn answer(&self, tags: Vec<u64>, ok: bool) {
         // A closed outbox means the connection is gone: nobody to answer.
-        let _ = self.outbox.send(Outgoing::StoredMany {
-            tags: tags.to_vec(),
-            ok,
-        });
+        let _ = self.outbox.send(Outgoing::StoredMany { tags, ok });
     }
 }
 

@@ -120,7 +120,7 @@ enum Kind {
 /// per sync, whatever the number of its messages that sync covered.
 pub trait Answers: Send + Sync {
     /// The appends with these tags are durable (`ok`), or failed.
-    fn answer(&self, tags: &[u64], ok: bool);
+    fn answer(&self, tags: Vec<u64>, ok: bool);
 }
 
 impl Done {
@@ -136,15 +136,16 @@ impl Done {
     pub(crate) fn complete(mut self, id: u64) {
         match std::mem::replace(&mut self.0, Kind::Spent) {
             Kind::Call(f) => f(Some(id)),
-            Kind::Tagged(to, tag) => to.answer(&[tag], true),
+            Kind::Tagged(to, tag) => to.answer(vec![tag], true),
             Kind::Spent => {}
         }
     }
 
-    /// Completes them all, with one `answer` call per receiver of tagged ones.
-    pub(crate) fn complete_all(all: Vec<(Done, u64)>) {
+    /// Completes them all (leaving `all` empty), with one `answer` call per receiver of
+    /// tagged ones.
+    pub(crate) fn complete_all(all: &mut Vec<(Done, u64)>) {
         let mut groups: Vec<(Arc<dyn Answers>, Vec<u64>)> = Vec::new();
-        for (mut done, id) in all {
+        for (mut done, id) in all.drain(..) {
             match std::mem::replace(&mut done.0, Kind::Spent) {
                 Kind::Tagged(to, tag) => {
                     let same = |(g, _): &&mut (Arc<dyn Answers>, Vec<u64>)| {
@@ -160,7 +161,7 @@ impl Done {
             }
         }
         for (to, tags) in groups {
-            to.answer(&tags, true);
+            to.answer(tags, true);
         }
     }
 }
@@ -169,7 +170,7 @@ impl Drop for Done {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.0, Kind::Spent) {
             Kind::Call(f) => f(None),
-            Kind::Tagged(to, tag) => to.answer(&[tag], false),
+            Kind::Tagged(to, tag) => to.answer(vec![tag], false),
             Kind::Spent => {}
         }
     }
@@ -278,6 +279,7 @@ impl StoreHandle {
             syncer: None,
             nack_later: Vec::new(),
             scratch_queues: Vec::new(),
+            spare_appended: Vec::new(),
         };
         // Settled segments left by the previous run go now, before anything new arrives.
         let mut dels = Vec::new();

@@ -33,8 +33,10 @@ pub(crate) struct Job {
 pub(crate) type Failed = (io::Error, Vec<Done>);
 
 impl Job {
-    /// Syncs and fires the completions; on failure hands them back.
-    fn run(self, shared: &Shared) -> Result<(), Failed> {
+    /// Syncs and fires the completions; on failure hands them back. On success returns
+    /// the emptied list of appends, for the writer to fill again (no allocation per
+    /// batch).
+    fn run(mut self, shared: &Shared) -> Result<Vec<(Done, u64)>, Failed> {
         shared.syncs.fetch_add(1, Ordering::Relaxed);
         let result = if self.inject_failure {
             Err(io::Error::from_raw_os_error(libc::EIO))
@@ -53,23 +55,25 @@ impl Job {
         }
         // A completion that panicked must not stop the thread: the writer would take the
         // lost result for a failed sync and cut back records already confirmed.
-        let fire = std::panic::AssertUnwindSafe(move || {
-            Done::complete_all(self.appended);
+        let mut appended = std::mem::take(&mut self.appended);
+        let fire = std::panic::AssertUnwindSafe(|| {
+            Done::complete_all(&mut appended);
             for done in self.flushes {
                 done.complete(0);
             }
         });
         if std::panic::catch_unwind(fire).is_err() {
             tracing::error!("message store: a completion panicked; the sync stands");
+            appended = Vec::new();
         }
-        Ok(())
+        Ok(appended)
     }
 }
 
 /// The sync thread: where jobs go, where results come back, the thread.
 type Thread = (
     Sender<Job>,
-    Receiver<Result<(), Failed>>,
+    Receiver<Result<Vec<(Done, u64)>, Failed>>,
     std::thread::JoinHandle<()>,
 );
 
@@ -77,7 +81,7 @@ pub(crate) struct Syncer {
     /// `None` when the thread could not be started: jobs run inline.
     thread: Option<Thread>,
     /// The result of an inline job, not collected yet.
-    inline: Option<Result<(), Failed>>,
+    inline: Option<Result<Vec<(Done, u64)>, Failed>>,
     /// A job was submitted and its result not collected yet.
     pending: bool,
     shared: Arc<Shared>,
@@ -128,7 +132,7 @@ impl Syncer {
     }
 
     /// Waits for the submitted job (if any) and returns its result.
-    pub(crate) fn wait(&mut self) -> Option<Result<(), Failed>> {
+    pub(crate) fn wait(&mut self) -> Option<Result<Vec<(Done, u64)>, Failed>> {
         if !std::mem::replace(&mut self.pending, false) {
             return None;
         }

@@ -104,6 +104,9 @@ pub(crate) struct Shared {
 /// though it holds only acks: bounds that memory when nothing else syncs.
 const MAX_UNSYNCED_RECORDS: usize = 65_536;
 
+/// The largest list of completions kept for the next batch (a flood's is dropped).
+const SPARE_APPENDED: usize = 16_384;
+
 /// Batches between two measurements of the index (a walk over its segments).
 const MEASURE_EVERY: u32 = 32;
 
@@ -139,6 +142,8 @@ pub(crate) struct Writer {
     pub(crate) nack_later: Vec<super::Done>,
     /// Reused for each append's queue numbers.
     pub(crate) scratch_queues: Vec<u32>,
+    /// A batch's list of completions, back from the sync thread emptied, for the next one.
+    pub(crate) spare_appended: Vec<(super::Done, u64)>,
 }
 
 /// What the writer must do once the sync in flight is done.
@@ -239,7 +244,11 @@ impl Writer {
             )),
         };
         match result {
-            Ok(()) => {
+            Ok(spare) => {
+                // Kept unless a flood made it large (that memory goes back).
+                if spare.capacity() <= SPARE_APPENDED {
+                    self.spare_appended = spare;
+                }
                 if self.seg.segno == f.segno {
                     self.seg.synced_to(f.len);
                 }
@@ -266,6 +275,7 @@ impl Writer {
     fn begin_batch(&mut self) -> Batch {
         let mut batch = Batch {
             sync: self.has_leftovers(),
+            appended: std::mem::take(&mut self.spare_appended),
             ..Batch::default()
         };
         for req in std::mem::take(&mut self.deferred) {
