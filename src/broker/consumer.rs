@@ -150,6 +150,35 @@ impl ConsumerInfo {
 pub struct ConnectionHandle {
     pub id: u64,
     pub outbox: UnboundedSender<Outgoing>,
+    /// The store's batched answers to this connection (`Outgoing::StoredMany`).
+    pub answers: Arc<StoreAnswers>,
+}
+
+impl ConnectionHandle {
+    pub fn new(id: u64, outbox: UnboundedSender<Outgoing>) -> ConnectionHandle {
+        let answers = Arc::new(StoreAnswers {
+            outbox: outbox.clone(),
+        });
+        ConnectionHandle {
+            id,
+            outbox,
+            answers,
+        }
+    }
+}
+
+/// Sends a connection the store's answers for many of its publishes at once: one outbox
+/// item (one wake-up) per sync, not one per message. A tag is `seq << 16 | channel`.
+#[derive(Debug)]
+pub struct StoreAnswers {
+    outbox: UnboundedSender<Outgoing>,
+}
+
+impl crate::store::Answers for StoreAnswers {
+    fn answer(&self, tags: Vec<u64>, ok: bool) {
+        // A closed outbox means the connection is gone: nobody to answer.
+        let _ = self.outbox.send(Outgoing::StoredMany { tags, ok });
+    }
 }
 
 /// A queue's entry for one consumer.
@@ -188,6 +217,11 @@ pub enum Outgoing {
     Stored {
         channel: u16,
         seq: u64,
+        ok: bool,
+    },
+    /// `Stored` for many publishes (tags: `seq << 16 | channel`), from one sync.
+    StoredMany {
+        tags: Vec<u64>,
         ok: bool,
     },
     /// A basic.get on `channel` waited for a read-back from a page file: ask again.

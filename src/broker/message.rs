@@ -171,6 +171,18 @@ impl Message {
         self.shared.as_deref()
     }
 
+    /// The properties and the body as `Bytes` that share the message's allocations, with
+    /// no copy: the store's writer thread encodes them after the publisher moved on.
+    pub fn shared_parts(&self) -> (Bytes, Bytes) {
+        let head = Bytes::from_owner(self.data.clone());
+        let (start, end) = self.properties_range();
+        let body = match &self.shared {
+            Some(body) => Bytes::clone(body),
+            None => head.slice(end..),
+        };
+        (head.slice(start..end), body)
+    }
+
     /// The body as `Bytes`: shared for a large body, copied for a small one.
     pub fn body_bytes(&self) -> Bytes {
         match &self.shared {

@@ -189,13 +189,15 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
     }
     let Some(store) = store else { return 0 };
     let done = done.map(|d| store.definitions.cover(d));
+    // The store shares the message's allocations (no copy of properties or body): it
+    // writes on another thread, after we moved on, and the bytes never change.
+    let (properties, body) = msg.shared_parts();
     let stored = StoredMessage {
         exchange: msg.exchange().to_owned(),
         routing_key: msg.routing_key().to_owned(),
-        // The store keeps its own copy: it writes on another thread, after we moved on.
-        properties: Bytes::copy_from_slice(msg.properties()),
-        // A large body is shared, not copied (`Message::body_bytes`).
-        body: msg.body_bytes(),
+        properties,
+        body,
     };
     store.store.append(stored, keys, done)
 }
+

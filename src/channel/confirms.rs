@@ -9,13 +9,18 @@
 
 use crate::codec;
 use bytes::BytesMut;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 #[derive(Debug)]
 pub struct Confirms {
     next_seq: u64,
-    /// Published and waiting for the message store.
-    pending: BTreeSet<u64>,
+    /// Published and waiting for the message store, in increasing order, with whether the
+    /// store answered: answered ones leave from the front. The store answers in about
+    /// publish order, so this is a queue (no tree node per publish); an answer out of
+    /// order is found by binary search.
+    pending: VecDeque<(u64, bool)>,
+    /// Entries of `pending` not answered yet.
+    waiting: usize,
     /// Settled since the last flush: (sequence number, stored/enqueued).
     ready: Vec<(u64, bool)>,
     /// Every sequence number up to this one has been answered.
@@ -28,7 +33,8 @@ impl Default for Confirms {
     fn default() -> Self {
         Confirms {
             next_seq: 1,
-            pending: BTreeSet::new(),
+            pending: VecDeque::new(),
+            waiting: 0,
             ready: Vec::new(),
             answered_upto: 0,
             answered_above: BTreeSet::new(),
@@ -52,18 +58,42 @@ impl Confirms {
 
     /// Publishes not answered yet (the management API's messages_unconfirmed).
     pub fn unconfirmed(&self) -> usize {
-        self.pending.len()
+        self.waiting
     }
 
     /// The publish waits for the message store.
     pub fn wait_for_store(&mut self, seq: u64) {
-        self.pending.insert(seq);
+        // Sequence numbers only grow, so this is a push at the back.
+        match self.pending.back() {
+            Some(&(last, _)) if last >= seq => {
+                if let Err(at) = self.pending.binary_search_by_key(&seq, |&(s, _)| s) {
+                    self.pending.insert(at, (seq, false));
+                    self.waiting += 1;
+                }
+            }
+            _ => {
+                self.pending.push_back((seq, false));
+                self.waiting += 1;
+            }
+        }
     }
 
     /// The store answered for `seq`.
     pub fn stored(&mut self, seq: u64, ok: bool) {
-        if self.pending.remove(&seq) {
-            self.ready.push((seq, ok));
+        let at = match self.pending.front() {
+            Some(&(first, false)) if first == seq => 0,
+            _ => match self.pending.binary_search_by_key(&seq, |&(s, _)| s) {
+                Ok(at) => at,
+                Err(_) => return,
+            },
+        };
+        if std::mem::replace(&mut self.pending[at].1, true) {
+            return;
+        }
+        self.waiting -= 1;
+        self.ready.push((seq, ok));
+        while self.pending.front().is_some_and(|&(_, answered)| answered) {
+            self.pending.pop_front();
         }
     }
 
@@ -157,5 +187,28 @@ mod tests {
         c.settle_now(g, true);
         c.stored(f, false);
         assert_eq!(written(&mut c), vec![(false, 6, false), (true, 7, false)]);
+    }
+
+    #[test]
+    fn store_answers_out_of_order_and_twice_are_counted_once() {
+        let mut c = Confirms::default();
+        let seqs: Vec<u64> = (0..5).map(|_| c.next()).collect();
+        for &s in &seqs {
+            c.wait_for_store(s);
+        }
+        assert_eq!(c.unconfirmed(), 5);
+        c.stored(seqs[2], true);
+        c.stored(seqs[2], true);
+        c.stored(99, true);
+        assert_eq!(c.unconfirmed(), 4);
+        assert_eq!(written(&mut c), vec![(true, 3, false)]);
+        c.stored(seqs[0], true);
+        c.stored(seqs[1], true);
+        assert_eq!(written(&mut c), vec![(true, 3, true)]);
+        c.stored(seqs[4], false);
+        c.stored(seqs[3], true);
+        assert_eq!(c.unconfirmed(), 0);
+        assert_eq!(written(&mut c), vec![(true, 4, false), (false, 5, false)]);
+        assert!(c.pending.is_empty());
     }
 }

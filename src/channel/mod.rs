@@ -67,9 +67,14 @@ impl Ctx<'_> {
         codec::encode_method(self.out, channel, &method);
     }
 
-    /// A store completion that reports back to this connection as `Outgoing::Stored`
-    /// for `channel` (a confirm's sequence number, or a commit's number).
+    /// A store completion that reports back to this connection as `Outgoing::StoredMany`
+    /// (batched per sync) or `Outgoing::Stored` for `channel` (a confirm's sequence
+    /// number, or a commit's number).
     fn answer_from_store(&self, channel: u16, seq: u64) -> Done {
+        if seq < 1 << 48 {
+            let to: Arc<dyn crate::store::Answers> = self.handle.answers.clone();
+            return Done::tagged(to, (seq << 16) | u64::from(channel));
+        }
         let outbox = self.handle.outbox.clone();
         Done::new(move |id| {
             // A closed outbox means the connection is gone: nobody to answer.

@@ -229,7 +229,7 @@ pub async fn serve(
             out_allocated: 0,
             client_memory,
             unacked_bytes: 0,
-            handle: ConnectionHandle { id, outbox: tx },
+            handle: ConnectionHandle::new(id, tx),
             outbox: rx,
             exclusive_queues: NameMap::default(),
             held_bytes: 0,

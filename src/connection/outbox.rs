@@ -62,6 +62,16 @@ impl Connection {
                     let answer = self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
                     self.answered(channel, answer);
                 }
+                Outgoing::StoredMany { .. } if self.phase != Phase::Running => {}
+                Outgoing::StoredMany { tags, ok } => {
+                    #[cfg(feature = "test-hooks")]
+                    self.client_memory.store_answer();
+                    for tag in tags {
+                        let (channel, seq) = (tag as u16, tag >> 16);
+                        let answer = self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
+                        self.answered(channel, answer);
+                    }
+                }
                 Outgoing::GetReady { .. } if self.phase != Phase::Running => {}
                 Outgoing::GetReady { channel } => {
                     let answer = self.with_channel(channel, |ch, ctx| ch.get_ready(ctx));

@@ -33,6 +33,7 @@ mod index;
 mod record;
 mod recovery;
 mod segment;
+mod syncer;
 mod writer;
 
 #[cfg(test)]
@@ -105,24 +106,72 @@ pub struct RecoveredRecord<'a> {
 /// What to do once an append is durable: called with the message id after the
 /// fdatasync that covers it, or with `None` if its write or sync failed (a full disk; the
 /// caller nacks). Dropping it uncalled counts as `None`, so no path forgets a publisher.
-pub struct Done(Option<Box<dyn FnOnce(Option<u64>) + Send>>);
+pub struct Done(Kind);
+
+enum Kind {
+    Spent,
+    Call(Box<dyn FnOnce(Option<u64>) + Send>),
+    /// Answered through `Answers`, batched with the other tags for the same receiver that
+    /// one sync covers (no allocation per message).
+    Tagged(Arc<dyn Answers>, u64),
+}
+
+/// A receiver of many store answers at once (a connection's publisher confirms): one call
+/// per sync, whatever the number of its messages that sync covered.
+pub trait Answers: Send + Sync {
+    /// The appends with these tags are durable (`ok`), or failed.
+    fn answer(&self, tags: Vec<u64>, ok: bool);
+}
 
 impl Done {
     pub fn new(f: impl FnOnce(Option<u64>) + Send + 'static) -> Done {
-        Done(Some(Box::new(f)))
+        Done(Kind::Call(Box::new(f)))
+    }
+
+    /// Answered by `to.answer(&[tag, ...], ok)`, batched per sync.
+    pub fn tagged(to: Arc<dyn Answers>, tag: u64) -> Done {
+        Done(Kind::Tagged(to, tag))
     }
 
     pub(crate) fn complete(mut self, id: u64) {
-        if let Some(f) = self.0.take() {
-            f(Some(id));
+        match std::mem::replace(&mut self.0, Kind::Spent) {
+            Kind::Call(f) => f(Some(id)),
+            Kind::Tagged(to, tag) => to.answer(vec![tag], true),
+            Kind::Spent => {}
+        }
+    }
+
+    /// Completes them all (leaving `all` empty), with one `answer` call per receiver of
+    /// tagged ones.
+    pub(crate) fn complete_all(all: &mut Vec<(Done, u64)>) {
+        let mut groups: Vec<(Arc<dyn Answers>, Vec<u64>)> = Vec::new();
+        for (mut done, id) in all.drain(..) {
+            match std::mem::replace(&mut done.0, Kind::Spent) {
+                Kind::Tagged(to, tag) => {
+                    let same = |(g, _): &&mut (Arc<dyn Answers>, Vec<u64>)| {
+                        std::ptr::addr_eq(Arc::as_ptr(g), Arc::as_ptr(&to))
+                    };
+                    match groups.iter_mut().find(same) {
+                        Some((_, tags)) => tags.push(tag),
+                        None => groups.push((to, vec![tag])),
+                    }
+                }
+                Kind::Call(f) => f(Some(id)),
+                Kind::Spent => {}
+            }
+        }
+        for (to, tags) in groups {
+            to.answer(tags, true);
         }
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f(None);
+        match std::mem::replace(&mut self.0, Kind::Spent) {
+            Kind::Call(f) => f(None),
+            Kind::Tagged(to, tag) => to.answer(vec![tag], false),
+            Kind::Spent => {}
         }
     }
 }
@@ -226,6 +275,11 @@ impl StoreHandle {
             deferred: Vec::new(),
             unlink_later: Vec::new(),
             must_roll: false,
+            inflight: None,
+            syncer: None,
+            nack_later: Vec::new(),
+            scratch_queues: Vec::new(),
+            spare_appended: Vec::new(),
         };
         // Settled segments left by the previous run go now, before anything new arrives.
         let mut dels = Vec::new();

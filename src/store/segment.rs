@@ -173,7 +173,8 @@ impl Reader {
 /// hands them to the kernel, `sync` makes them durable.
 pub(crate) struct OpenSegment {
     pub(crate) segno: u64,
-    file: File,
+    /// Shared with the sync thread while a sync of it is in flight.
+    file: std::sync::Arc<File>,
     pub(crate) buf: Vec<u8>,
     /// Bytes in the file plus bytes still in `buf`.
     pub(crate) len: u64,
@@ -241,7 +242,7 @@ impl OpenSegment {
         record::encode_header(&mut buf, first_id);
         Ok(OpenSegment {
             segno,
-            file,
+            file: std::sync::Arc::new(file),
             buf,
             len: record::HEADER_LEN as u64,
             unsynced: false,
@@ -278,10 +279,10 @@ impl OpenSegment {
             .is_some_and(|f| Faults::take(&f.writes))
         {
             self.unsynced = true;
-            self.file.write_all(&self.buf[..self.buf.len() / 2])?;
+            (&*self.file).write_all(&self.buf[..self.buf.len() / 2])?;
             return Err(no_space());
         }
-        self.file.write_all(&self.buf)?;
+        (&*self.file).write_all(&self.buf)?;
         self.unsynced = true;
         self.buf.clear();
         // A huge body made the buffer huge; do not keep that memory for small records.
@@ -318,7 +319,25 @@ impl OpenSegment {
         // Synced again next time, so the new length is durable before anything after it.
         self.unsynced = true;
         self.file.set_len(self.synced_len)?;
-        self.file.seek(SeekFrom::Start(self.synced_len))?;
+        (&*self.file).seek(SeekFrom::Start(self.synced_len))?;
         Ok(())
+    }
+
+    /// Writes out what is buffered and returns what a sync on another thread needs: the
+    /// file, and the length that sync makes durable (pass it to [`OpenSegment::synced_to`]
+    /// once it succeeded), and whether a test injected a failure into it.
+    pub(crate) fn start_sync(&mut self) -> io::Result<(std::sync::Arc<File>, u64, bool)> {
+        self.write_out()?;
+        self.unsynced = false;
+        #[cfg(test)]
+        let inject = self.faults.as_ref().is_some_and(|f| Faults::take(&f.syncs));
+        #[cfg(not(test))]
+        let inject = false;
+        Ok((self.file.clone(), self.len, inject))
+    }
+
+    /// A sync started by [`OpenSegment::start_sync`] at length `len` succeeded.
+    pub(crate) fn synced_to(&mut self, len: u64) {
+        self.synced_len = self.synced_len.max(len);
     }
 }

@@ -817,3 +817,38 @@ fn index_and_recovery_plan_report_memory_that_grows_with_the_backlog() {
     h.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Records every `answer` call.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Vec<u64>, bool)>>);
+
+impl Answers for Recorder {
+    fn answer(&self, tags: Vec<u64>, ok: bool) {
+        self.0.lock().expect("lock").push((tags, ok));
+    }
+}
+
+#[test]
+fn tagged_completions_are_answered_once_per_receiver_and_dropped_ones_fail() {
+    let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let (ta, tb): (Arc<dyn Answers>, Arc<dyn Answers>) = (a.clone(), b.clone());
+    let called = Arc::new(Mutex::new(None));
+    let seen = called.clone();
+    let mut all = vec![
+        (Done::tagged(ta.clone(), 1), 10),
+        (Done::tagged(tb.clone(), 7), 11),
+        (
+            Done::new(move |id| *seen.lock().expect("lock") = Some(id)),
+            12,
+        ),
+        (Done::tagged(ta.clone(), 2), 13),
+        (Done::tagged(tb.clone(), 8), 14),
+    ];
+    Done::complete_all(&mut all);
+    assert!(all.is_empty());
+    assert_eq!(*a.0.lock().expect("lock"), vec![(vec![1, 2], true)]);
+    assert_eq!(*b.0.lock().expect("lock"), vec![(vec![7, 8], true)]);
+    assert_eq!(*called.lock().expect("lock"), Some(Some(12)));
+    drop(Done::tagged(ta, 3));
+    assert_eq!(a.0.lock().expect("lock").last(), Some(&(vec![3], false)));
+}

@@ -2,10 +2,16 @@
 //!
 //! `StoreHandle`s send it requests over a channel. It wakes on the first, takes every
 //! request already waiting, encodes them all into the current segment's buffer (writing
-//! it out in 1 MiB chunks), fdatasyncs once for the whole batch if the batch holds a
-//! message, a flush or a deletion, and only then fires the completions. Acks and
-//! delivered marks alone never cost a sync: losing one in a crash only means a message
-//! comes back (at-least-once), and the next sync covers them anyway.
+//! it out in 1 MiB chunks), and has the batch fdatasynced once if it holds a message, a
+//! flush or a deletion; the completions fire only after that sync. Acks and delivered
+//! marks alone never cost a sync: losing one in a crash only means a message comes back
+//! (at-least-once), and the next sync covers them anyway.
+//!
+//! Pipelined: the fdatasync runs on the sync thread (`syncer`) while the writer takes and
+//! writes the next batch; the writer waits for it only before it submits the next sync,
+//! rolls or cuts a segment, or deletes one (at most one sync in flight, so a segment is
+//! never cut or deleted under it). A batch written while the previous sync was in flight
+//! lies after that sync's length: if that sync fails, both are cut and both fail.
 //!
 //! It also rolls segments at 64 MiB and deletes settled ones. It never blocks on anything
 //! but its own disk I/O and never panics.
@@ -27,12 +33,13 @@
 use super::index::{Carried, Index};
 use super::record;
 use super::segment::{self, OpenSegment, WRITE_CHUNK};
+use super::syncer::{Job, Syncer};
 use super::StoredMessage;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -97,6 +104,9 @@ pub(crate) struct Shared {
 /// though it holds only acks: bounds that memory when nothing else syncs.
 const MAX_UNSYNCED_RECORDS: usize = 65_536;
 
+/// The largest list of completions kept for the next batch (a flood's is dropped).
+const SPARE_APPENDED: usize = 16_384;
+
 /// Batches between two measurements of the index (a walk over its segments).
 const MEASURE_EVERY: u32 = 32;
 
@@ -124,6 +134,27 @@ pub(crate) struct Writer {
     /// The current segment could not be cut back after a failure: nothing more may be
     /// appended to it.
     pub(crate) must_roll: bool,
+    /// The sync in flight (`syncer` runs it), if any.
+    pub(crate) inflight: Option<Inflight>,
+    /// Started by `run`.
+    pub(crate) syncer: Option<Syncer>,
+    /// Completions of a failed sync: dropped (nacked) once the failure is handled.
+    pub(crate) nack_later: Vec<super::Done>,
+    /// Reused for each append's queue numbers.
+    pub(crate) scratch_queues: Vec<u32>,
+    /// A batch's list of completions, back from the sync thread emptied, for the next one.
+    pub(crate) spare_appended: Vec<(super::Done, u64)>,
+}
+
+/// What the writer must do once the sync in flight is done.
+pub(crate) struct Inflight {
+    segno: u64,
+    /// The segment length that sync makes durable.
+    len: u64,
+    /// Settlement records written before `len` since the previous sync (a redo on failure).
+    written: Vec<Carried>,
+    /// Segments to unlink once it succeeded.
+    deleted: Vec<u64>,
 }
 
 /// Completions waiting for the batch's sync.
@@ -142,11 +173,25 @@ struct Batch {
 
 impl Writer {
     pub(crate) fn run(mut self, rx: Receiver<Request>) {
+        self.syncer = Some(Syncer::start(self.shared.clone()));
         let mut batches = 0u32;
         loop {
+            // With a sync in flight, what is waiting becomes the next batch; with nothing
+            // waiting, collect that sync before sleeping (its deletions, its failure).
+            let first = if self.inflight.is_some() {
+                match rx.try_recv() {
+                    Ok(req) => Some(req),
+                    Err(TryRecvError::Empty) => {
+                        if let Err(e) = self.collect() {
+                            self.fail_batch(Batch::default(), e);
+                        }
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
             // With work left by a failed batch, try again after a while even if no
             // request comes.
-            let first = if self.has_leftovers() {
+            } else if self.has_leftovers() {
                 match rx.recv_timeout(RETRY) {
                     Ok(req) => Some(req),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -179,6 +224,46 @@ impl Writer {
         let mut last = self.begin_batch();
         last.sync = true;
         self.finish_batch(last);
+        if let Err(e) = self.collect() {
+            self.fail_batch(Batch::default(), e);
+        }
+    }
+
+    /// Waits for the sync in flight. On success: its length is durable, its deletions
+    /// happen. On failure (its completions were dropped): its settlement records and
+    /// deletions join this batch's, which fails too (the caller cuts the segment back).
+    fn collect(&mut self) -> io::Result<()> {
+        let Some(f) = self.inflight.take() else {
+            return Ok(());
+        };
+        let result = match self.syncer.as_mut().and_then(Syncer::wait) {
+            Some(r) => r,
+            None => Err((
+                io::Error::other("message store: sync result lost"),
+                Vec::new(),
+            )),
+        };
+        match result {
+            Ok(spare) => {
+                // Kept unless a flood made it large (that memory goes back).
+                if spare.capacity() <= SPARE_APPENDED {
+                    self.spare_appended = spare;
+                }
+                if self.seg.segno == f.segno {
+                    self.seg.synced_to(f.len);
+                }
+                self.unlink(f.deleted);
+                Ok(())
+            }
+            Err((e, nack)) => {
+                self.nack_later.extend(nack);
+                let mut written = f.written;
+                written.append(&mut self.written);
+                self.written = written;
+                self.unlink_later.extend(f.deleted);
+                Err(e)
+            }
+        }
     }
 
     fn has_leftovers(&self) -> bool {
@@ -190,6 +275,7 @@ impl Writer {
     fn begin_batch(&mut self) -> Batch {
         let mut batch = Batch {
             sync: self.has_leftovers(),
+            appended: std::mem::take(&mut self.spare_appended),
             ..Batch::default()
         };
         for req in std::mem::take(&mut self.deferred) {
@@ -253,10 +339,15 @@ impl Writer {
                 } = *a;
                 let len = record::message_len(&msg, &queues);
                 self.make_room(len, Some(id))?;
-                let mut qs: Vec<u32> = queues.iter().map(|q| self.ix.queue_id(q)).collect();
+                // A scratch list kept across appends: no allocation per message.
+                let mut qs = std::mem::take(&mut self.scratch_queues);
+                qs.clear();
+                qs.extend(queues.iter().map(|q| self.ix.queue_id(q)));
                 qs.sort_unstable();
                 qs.dedup();
-                if !self.ix.add_message(id, &qs) {
+                let added = self.ix.add_message(id, &qs);
+                self.scratch_queues = qs;
+                if !added {
                     // Ids reach the writer in order (the handle assigns them under its
                     // send lock), so this means a bug, not bad input.
                     tracing::error!(
@@ -345,6 +436,8 @@ impl Writer {
         if !(full || misfit || self.must_roll) {
             return Ok(());
         }
+        // The segment is synced (or abandoned) and replaced: not under a pending sync.
+        self.collect()?;
         // The old segment's records become durable now; their completions still wait for
         // the batch's own sync, which comes after. One that could not be cut back after
         // a failure is left as it is: recovery stops reading it at the damage.
@@ -372,58 +465,76 @@ impl Writer {
     fn finish_batch(&mut self, mut batch: Batch) {
         let mut deleted = std::mem::take(&mut self.unlink_later);
         let result = match batch.failed.take() {
-            Some(e) => {
-                // Not written yet: the marks go with the redo.
-                let marks = batch.delivered.iter();
-                self.redo
-                    .extend(marks.map(|&(q, id, times)| Carried::Delivered(q, id, times)));
-                Err(e)
-            }
-            None => self.write_out_batch(&batch, &mut deleted),
+            Some(e) => Err(e),
+            None => self.write_out_batch(&mut batch, &mut deleted),
         };
-        match result {
-            Ok(synced) => {
-                if synced {
-                    self.written.clear();
-                    if self.shared.failed.swap(false, Ordering::Relaxed) {
-                        tracing::info!("message store: writes succeed again");
-                    }
-                }
-                for (done, id) in batch.appended {
-                    done.complete(id);
-                }
-                for done in batch.flushes {
-                    done.complete(0);
-                }
-                self.unlink(deleted);
-            }
-            Err(e) => {
-                self.note_failure(&e);
-                if let Err(e) = self.seg.cut_back() {
-                    tracing::error!(segment = self.seg.segno, error = %e, "message store: cannot cut a segment back after a failed write; starting a new one");
-                    self.must_roll = true;
-                }
-                self.redo.append(&mut self.written);
-                self.unlink_later = deleted;
-                // Dropping `batch` drops its completions.
-            }
+        if let Err(e) = result {
+            self.unlink_later.append(&mut deleted);
+            self.fail_batch(batch, e);
         }
     }
 
-    /// The end of a batch that has not failed so far: delivered marks, records carried
-    /// forward, then the sync (or only a write when nothing needs one). Returns whether
-    /// it synced.
-    fn write_out_batch(&mut self, batch: &Batch, deleted: &mut Vec<u64>) -> io::Result<bool> {
-        self.write_delivered(&batch.delivered)?;
-        self.carry_forward(deleted)?;
-        if batch.sync || !deleted.is_empty() || self.written.len() >= MAX_UNSYNCED_RECORDS {
-            self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-            self.seg.sync()?;
-            Ok(true)
-        } else {
-            self.seg.write_out()?;
-            Ok(false)
+    /// A batch failed (or the sync before it did): raise the alarm, cut the segment back
+    /// to its last good sync, keep the settlement records and deletions for the next
+    /// batch. Dropping `batch` drops its completions.
+    fn fail_batch(&mut self, batch: Batch, e: io::Error) {
+        // Not written yet: the marks go with the redo.
+        let marks = batch.delivered.iter();
+        self.redo
+            .extend(marks.map(|&(q, id, times)| Carried::Delivered(q, id, times)));
+        // Nothing may be cut under a pending sync; its failure (if it failed too) is
+        // already this one.
+        if let Err(e2) = self.collect() {
+            tracing::debug!(error = %e2, "message store: the sync in flight failed too");
         }
+        self.note_failure(&e);
+        if let Err(e) = self.seg.cut_back() {
+            tracing::error!(segment = self.seg.segno, error = %e, "message store: cannot cut a segment back after a failed write; starting a new one");
+            self.must_roll = true;
+        }
+        self.redo.append(&mut self.written);
+        // Nacked only now: the alarm is up and the segment cut when a publisher hears.
+        self.nack_later.clear();
+        drop(batch);
+    }
+
+    /// The end of a batch that has not failed so far: delivered marks, records carried
+    /// forward, the write (while the previous sync may still run), then, once that sync
+    /// is collected, this batch's sync is handed to the sync thread with its completions
+    /// (when nothing needs a sync, only the write).
+    fn write_out_batch(&mut self, batch: &mut Batch, deleted: &mut Vec<u64>) -> io::Result<()> {
+        self.write_delivered(&batch.delivered)?;
+        // Written: a failure from here on redoes them from `written`.
+        batch.delivered.clear();
+        self.carry_forward(deleted)?;
+        if !(batch.sync || !deleted.is_empty() || self.written.len() >= MAX_UNSYNCED_RECORDS) {
+            return self.seg.write_out();
+        }
+        self.seg.write_out()?;
+        self.collect()?;
+        let (file, len, inject_failure) = self.seg.start_sync()?;
+        self.inflight = Some(Inflight {
+            segno: self.seg.segno,
+            len,
+            written: std::mem::take(&mut self.written),
+            deleted: std::mem::take(deleted),
+        });
+        let job = Job {
+            file,
+            appended: std::mem::take(&mut batch.appended),
+            flushes: std::mem::take(&mut batch.flushes),
+            inject_failure,
+        };
+        match self.syncer.as_mut() {
+            Some(s) => s.submit(job),
+            None => {
+                // Outside `run` (never in practice): no pipeline.
+                let mut s = Syncer::start(self.shared.clone());
+                s.submit(job);
+                self.syncer = Some(s);
+            }
+        }
+        Ok(())
     }
 
     fn write_delivered(&mut self, marks: &[(u32, u64, u16)]) -> std::io::Result<()> {

@@ -64,7 +64,7 @@ fn a_queue_without_a_vhost_delivers_in_order_and_dead_letters_a_rejection() {
     ));
     q.add_consumer(Consumer {
         info,
-        connection: ConnectionHandle { id: 7, outbox },
+        connection: ConnectionHandle::new(7, outbox),
         exclusive: false,
         priority: 0,
     })

@@ -241,10 +241,7 @@ async fn get(
     // Like basic.get on a connection of the API's own: another connection's exclusive
     // queue is locked.
     let (outbox, mut ready) = tokio::sync::mpsc::unbounded_channel();
-    let handle = ConnectionHandle {
-        id: api.broker.next_connection_id(),
-        outbox,
-    };
+    let handle = ConnectionHandle::new(api.broker.next_connection_id(), outbox);
     queue.check_exclusive(handle.id).map_err(get_refused)?;
     let mut taken = Taken {
         queue: queue.clone(),

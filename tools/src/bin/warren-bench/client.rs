@@ -137,6 +137,8 @@ pub struct PubSpec {
     /// Number the messages: the first 8 body bytes carry this value plus the message's index
     /// (big endian), so a consumer with `check_seq` can tell loss and reordering apart.
     pub seq_from: Option<u64>,
+    /// With a window: measure publish-to-confirm latency (`PubOut::confirm_lat`).
+    pub confirm_latency: bool,
 }
 
 pub struct PubOut {
@@ -146,6 +148,9 @@ pub struct PubOut {
     pub secs: f64,
     pub nacked: u64,
     pub queued: Option<u32>,
+    /// (microseconds from the write of a batch of publishes to the confirm of its last
+    /// message, messages in the batch), with `confirm_latency`.
+    pub confirm_lat: Vec<(u64, u64)>,
 }
 
 struct Confirms {
@@ -153,6 +158,28 @@ struct Confirms {
     nacked: AtomicU64,
     dead: AtomicBool,
     notify: Notify,
+    /// With `confirm_latency`: (last sequence number of a written batch, when, how many),
+    /// oldest first; the reader turns them into samples once confirmed.
+    sent_at: Option<std::sync::Mutex<std::collections::VecDeque<(u64, Instant, u64)>>>,
+    samples: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl Confirms {
+    /// Every sequence number up to `floor` is confirmed: batches sent up to there are
+    /// samples now.
+    fn confirmed_up_to(&self, floor: u64) {
+        let Some(sent) = &self.sent_at else { return };
+        let now = Instant::now();
+        let mut sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(last, at, n)) = sent.front() {
+            if last > floor {
+                break;
+            }
+            sent.pop_front();
+            samples.push((now.saturating_duration_since(at).as_micros() as u64, n));
+        }
+    }
 }
 
 /// Reads everything the broker sends a publisher: confirms are counted, other methods are
@@ -199,6 +226,7 @@ async fn publisher_reader(
                 while singles.remove(&(floor + 1)) {
                     floor += 1;
                 }
+                sh.confirmed_up_to(floor);
                 if cm == 120 {
                     sh.nacked.fetch_add(newly, Relaxed);
                 }
@@ -272,6 +300,9 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
         nacked: AtomicU64::new(0),
         dead: AtomicBool::new(false),
         notify: Notify::new(),
+        sent_at: (spec.confirm_latency && spec.window.is_some())
+            .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
+        samples: std::sync::Mutex::new(Vec::new()),
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(publisher_reader(rd, sh.clone(), tx));
@@ -324,6 +355,10 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
             for i in 0..n {
                 batch.stamp(i as usize, base + sent + i);
             }
+        }
+        if let Some(q) = &sh.sent_at {
+            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+            q.push_back((sent + n, Instant::now(), n));
         }
         wr.write_all(batch.bytes(n as usize)).await?;
         sent += n;
@@ -404,12 +439,14 @@ pub async fn run_publisher(t: &Target, spec: PubSpec) -> Res<PubOut> {
     let _ = wr.write_all(&out).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
     reader.abort();
+    let confirm_lat = std::mem::take(&mut *sh.samples.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(PubOut {
         sent,
         start,
         secs,
         nacked,
         queued,
+        confirm_lat,
     })
 }
 

@@ -57,6 +57,15 @@ struct Cli {
     /// confirm, fill: unconfirmed messages allowed in flight.
     #[arg(long, default_value_t = 1000)]
     window: u64,
+    /// confirm: publisher connections publishing at once (each with its own window).
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// confirm: one queue per publisher instead of one queue for all.
+    #[arg(long)]
+    queue_each: bool,
+    /// confirm: a no-ack consumer on each queue while publishing.
+    #[arg(long)]
+    consume: bool,
     /// latency: fixed publish rate in messages per second.
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
@@ -172,6 +181,9 @@ fn main() {
         prefetch: cli.prefetch,
         ack_every: cli.ack_every.max(1),
         window: cli.window.max(1),
+        publishers: cli.publishers.clamp(1, 1024),
+        queue_each: cli.queue_each,
+        consume: cli.consume,
         rate: cli.rate,
         connections: cli.connections,
         queues: cli.queues.max(1),

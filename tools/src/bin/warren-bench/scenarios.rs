@@ -26,6 +26,10 @@ pub struct Opts {
     pub prefetch: u16,
     pub ack_every: u64,
     pub window: u64,
+    /// confirm: publishers at once, one queue each or all into one, and a consumer.
+    pub publishers: usize,
+    pub queue_each: bool,
+    pub consume: bool,
     pub rate: f64,
     pub connections: usize,
     pub queues: usize,
@@ -131,6 +135,7 @@ fn pub_spec(_o: &Opts, exchange: &str, key: &str, size: usize, max: u64, secs: f
         sync_queue: None,
         done: None,
         seq_from: None,
+        confirm_latency: false,
     }
 }
 
@@ -237,32 +242,134 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     }])
 }
 
+/// `--publishers` connections with confirms (each its own window) into one queue or one
+/// each, with `--consume` a no-ack consumer per queue. Rate = messages confirmed / the
+/// longest publisher's time; publish-to-confirm latency from every publisher's samples.
 async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let name = if o.persistent {
         "confirm-persistent"
     } else {
         "confirm"
     };
-    let q = o.name(name);
+    let n = o.publishers.max(1);
+    let queues: Vec<String> = if o.queue_each {
+        (0..n).map(|i| o.name(&format!("{name}.{i}"))).collect()
+    } else {
+        vec![o.name(name)]
+    };
     let mut admin = Admin::open(&o.target).await?;
-    admin.declare_queue(&q, o.persistent).await?;
-    let mut spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), o.secs(10.0));
-    spec.window = Some(o.window);
-    spec.persistent = o.persistent;
-    spec.sync_queue = Some(q.clone());
-    let r = run_publisher(&o.target, spec).await;
-    admin.delete_queue(&q).await?;
+    for q in &queues {
+        admin.declare_queue(q, o.persistent).await?;
+    }
+    let secs = o.secs(10.0);
+    let res = async {
+        let hard = Instant::now() + Duration::from_secs_f64(secs + secs.max(10.0) + 5.0);
+        // One counter per queue: its consumer stops once it has everything sent to it.
+        let targets: Vec<Arc<AtomicU64>> = queues
+            .iter()
+            .map(|_| Arc::new(AtomicU64::new(u64::MAX)))
+            .collect();
+        let mut consumers = Vec::new();
+        if o.consume {
+            for (q, target) in queues.iter().zip(&targets) {
+                let cs = ConsSpec {
+                    queue: q.clone(),
+                    no_ack: true,
+                    prefetch: o.prefetch,
+                    ack_every: o.ack_every,
+                    latency: None,
+                    check_seq: false,
+                };
+                let c = start_consumer(&o.target, &cs).await?;
+                consumers.push(tokio::spawn(consume(c, cs, target.clone(), hard)));
+            }
+        }
+        let mut pubs = Vec::new();
+        for i in 0..n {
+            let q = queues[i % queues.len()].clone();
+            let mut spec = pub_spec(o, "", &q, size, o.msgs(50_000_000) / n as u64, secs);
+            spec.window = Some(o.window);
+            spec.persistent = o.persistent;
+            spec.sync_queue = Some(q);
+            spec.confirm_latency = true;
+            let t = o.target.clone();
+            pubs.push(tokio::spawn(async move { run_publisher(&t, spec).await }));
+        }
+        let mut outs = Vec::new();
+        let mut failed = None;
+        for p in pubs {
+            match p.await.map_err(|e| err(e.to_string())).and_then(|r| r) {
+                Ok(r) => outs.push(r),
+                Err(e) => failed = Some(e),
+            }
+        }
+        // Tell each consumer how many its queue got (0 on failure: stop now).
+        for (qi, target) in targets.iter().enumerate() {
+            let sent: u64 = outs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| failed.is_none() && i % queues.len() == qi)
+                .map(|(_, r)| r.sent)
+                .sum();
+            target.store(sent, Relaxed);
+        }
+        let mut received = 0;
+        for c in consumers {
+            received += c.await.map_err(|e| err(e.to_string()))??.received;
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((outs, received)),
+        }
+    }
+    .await;
+    for q in &queues {
+        admin.delete_queue(q).await?;
+    }
     admin.close().await;
-    let r = r?;
+    let (outs, received) = res?;
+    let sent: u64 = outs.iter().map(|r| r.sent).sum();
+    let nacked: u64 = outs.iter().map(|r| r.nacked).sum();
+    let secs = outs.iter().map(|r| r.secs).fold(1e-9, f64::max);
+    let mut lat: Vec<(u64, u64)> = outs
+        .iter()
+        .flat_map(|r| r.confirm_lat.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    let mut extra = vec![
+        ("window", o.window as f64),
+        ("nacked", nacked as f64),
+        ("publishers", n as f64),
+        ("queues", queues.len() as f64),
+        ("confirm_p50_us", weighted_percentile(&lat, 0.50)),
+        ("confirm_p99_us", weighted_percentile(&lat, 0.99)),
+    ];
+    if o.consume {
+        extra.push(("consumed", received as f64));
+    }
     Ok(vec![Record {
         scenario: name.into(),
         size,
-        msgs: r.sent,
-        secs: r.secs,
-        rate: r.sent as f64 / r.secs,
-        extra: vec![("window", o.window as f64), ("nacked", r.nacked as f64)],
+        msgs: sent,
+        secs,
+        rate: sent as f64 / secs,
+        extra,
         problem: None,
     }])
+}
+
+/// Percentile `p` of (microseconds, messages) samples sorted by microseconds.
+fn weighted_percentile(sorted: &[(u64, u64)], p: f64) -> f64 {
+    let total: u64 = sorted.iter().map(|&(_, n)| n).sum();
+    let want = (total as f64 * p).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for &(us, n) in sorted {
+        seen += n;
+        if seen >= want {
+            return us as f64;
+        }
+    }
+    0.0
 }
 
 async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
