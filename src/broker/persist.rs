@@ -20,7 +20,6 @@ use crate::store::definitions::{self, Definitions};
 use crate::store::defwriter::{DefinitionsHandle, DefinitionsWriter};
 use crate::store::{queue_key, StoreHandle};
 use crate::store::{Done, StoredMessage};
-use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -200,4 +199,3 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
     };
     store.store.append(stored, keys, done)
 }
-
