@@ -24,7 +24,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-reps=3
+reps=""
 quick=0
 use_warren=1
 use_rabbit=1
@@ -47,11 +47,11 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$quick" = 1 ]; then
-  [ "$reps" = 3 ] && reps=1
+  reps=${reps:-1}
   secs=2; lat_secs=3; hold=2; backlog=200000; backlog_secs=30; sink_secs=1
   mib_msgs=1000; mib16_msgs=60
 else
-  secs=5; lat_secs=10; hold=3; backlog=1000000; backlog_secs=60; sink_secs=3
+  reps=${reps:-3}; secs=5; lat_secs=10; hold=3; backlog=1000000; backlog_secs=60; sink_secs=3
   mib_msgs=5000; mib16_msgs=300
 fi
 
