@@ -167,8 +167,19 @@ impl ConnectionHandle {
     }
 }
 
+/// The tag a store answer carries for `seq` on `channel` (`Outgoing::StoredMany`), when
+/// `seq` fits in 48 bits.
+pub fn store_tag(channel: u16, seq: u64) -> Option<u64> {
+    (seq < 1 << 48).then(|| (seq << 16) | u64::from(channel))
+}
+
+/// The channel and sequence number `store_tag` packed.
+pub fn untag(tag: u64) -> (u16, u64) {
+    (tag as u16, tag >> 16)
+}
+
 /// Sends a connection the store's answers for many of its publishes at once: one outbox
-/// item (one wake-up) per sync, not one per message. A tag is `seq << 16 | channel`.
+/// item (one wake-up) per sync, not one per message (tags: `store_tag`).
 #[derive(Debug)]
 pub struct StoreAnswers {
     outbox: UnboundedSender<Outgoing>,
@@ -219,7 +230,7 @@ pub enum Outgoing {
         seq: u64,
         ok: bool,
     },
-    /// `Stored` for many publishes (tags: `seq << 16 | channel`), from one sync.
+    /// `Stored` for many publishes (tags: `store_tag`), from one sync.
     StoredMany {
         tags: Vec<u64>,
         ok: bool,

@@ -183,14 +183,6 @@ impl Message {
         (head.slice(start..end), body)
     }
 
-    /// The body as `Bytes`: shared for a large body, copied for a small one.
-    pub fn body_bytes(&self) -> Bytes {
-        match &self.shared {
-            Some(body) => Bytes::clone(body),
-            None => Bytes::copy_from_slice(self.body()),
-        }
-    }
-
     /// Decodes the properties; `None` when the publisher sent bytes that do not decode.
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
         // The codec walked these bytes when they arrived; walking them again (no

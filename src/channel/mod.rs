@@ -71,9 +71,9 @@ impl Ctx<'_> {
     /// (batched per sync) or `Outgoing::Stored` for `channel` (a confirm's sequence
     /// number, or a commit's number).
     fn answer_from_store(&self, channel: u16, seq: u64) -> Done {
-        if seq < 1 << 48 {
+        if let Some(tag) = crate::broker::consumer::store_tag(channel, seq) {
             let to: Arc<dyn crate::store::Answers> = self.handle.answers.clone();
-            return Done::tagged(to, (seq << 16) | u64::from(channel));
+            return Done::tagged(to, tag);
         }
         let outbox = self.handle.outbox.clone();
         Done::new(move |id| {

@@ -67,7 +67,7 @@ impl Connection {
                     #[cfg(feature = "test-hooks")]
                     self.client_memory.store_answer();
                     for tag in tags {
-                        let (channel, seq) = (tag as u16, tag >> 16);
+                        let (channel, seq) = crate::broker::consumer::untag(tag);
                         let answer = self.with_channel(channel, |ch, ctx| ch.stored(ctx, seq, ok));
                         self.answered(channel, answer);
                     }

@@ -134,9 +134,14 @@ impl Done {
     }
 
     pub(crate) fn complete(mut self, id: u64) {
+        self.finish(Some(id));
+    }
+
+    /// Answers once: the message id when durable, `None` when it failed (or was dropped).
+    fn finish(&mut self, id: Option<u64>) {
         match std::mem::replace(&mut self.0, Kind::Spent) {
-            Kind::Call(f) => f(Some(id)),
-            Kind::Tagged(to, tag) => to.answer(vec![tag], true),
+            Kind::Call(f) => f(id),
+            Kind::Tagged(to, tag) => to.answer(vec![tag], id.is_some()),
             Kind::Spent => {}
         }
     }
@@ -168,11 +173,7 @@ impl Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.0, Kind::Spent) {
-            Kind::Call(f) => f(None),
-            Kind::Tagged(to, tag) => to.answer(vec![tag], false),
-            Kind::Spent => {}
-        }
+        self.finish(None);
     }
 }
 

@@ -7,9 +7,9 @@
 //! before it submits another sync, rolls or cuts a segment, or deletes one, so a segment is
 //! never cut back or deleted under a pending sync. A failed sync hands the job's
 //! completions back to the writer, which drops them (publishers are nacked) only after it
-//! raised the alarm and cut the segment back. Never touches the index or the segment's bookkeeping, never panics; if the
-//! thread cannot be started, jobs run inline on the writer thread (the old, unpipelined
-//! behaviour).
+//! raised the alarm and cut the segment back. Never touches the index or the segment's
+//! bookkeeping, never panics; if the thread cannot be started, jobs run inline on the
+//! writer thread (the old, unpipelined behaviour).
 
 use super::writer::Shared;
 use super::Done;

@@ -334,9 +334,9 @@ impl Queue {
         mut each: impl FnMut(Enqueued),
     ) {
         if self.stream.is_some() {
+            // Not batched by channels (a stream answers confirms itself); one at a time.
             for msg in msgs {
-                self.stream_publish(&msg, None);
-                each(Enqueued::Yes);
+                each(self.publish(msg, 0, 1));
             }
             return;
         }

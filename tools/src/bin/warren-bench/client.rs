@@ -462,6 +462,20 @@ pub struct ConsSpec {
     pub check_seq: bool,
 }
 
+impl ConsSpec {
+    /// A no-ack consumer on `queue` without prefetch, latency or sequence checks.
+    pub fn no_ack(queue: &str) -> ConsSpec {
+        ConsSpec {
+            queue: queue.into(),
+            no_ack: true,
+            prefetch: 0,
+            ack_every: 1,
+            latency: None,
+            check_seq: false,
+        }
+    }
+}
+
 pub struct ConsOut {
     pub received: u64,
     pub first: Option<Instant>,

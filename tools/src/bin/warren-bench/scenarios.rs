@@ -190,7 +190,8 @@ async fn pub_and_consume(
     Ok((pr?, outs))
 }
 
-/// The consumer of `noack` and `ack` (one per pair with `--pairs`).
+/// The consumer of `noack` and `ack` (one per pair with `--pairs`), and of `confirm
+/// --consume` (no-ack).
 fn one_to_one_consumer(o: &Opts, queue: &str, no_ack: bool) -> ConsSpec {
     ConsSpec {
         queue: queue.into(),
@@ -272,14 +273,7 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
         let mut consumers = Vec::new();
         if o.consume {
             for (q, target) in queues.iter().zip(&targets) {
-                let cs = ConsSpec {
-                    queue: q.clone(),
-                    no_ack: true,
-                    prefetch: o.prefetch,
-                    ack_every: o.ack_every,
-                    latency: None,
-                    check_seq: false,
-                };
+                let cs = one_to_one_consumer(o, q, true);
                 let c = start_consumer(&o.target, &cs).await?;
                 consumers.push(tokio::spawn(consume(c, cs, target.clone(), hard)));
             }
@@ -385,14 +379,7 @@ async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
         for q in &qs {
             admin.declare_queue(q, false).await?;
             admin.bind(q, &x, "").await?;
-            let cs = ConsSpec {
-                queue: q.clone(),
-                no_ack: true,
-                prefetch: 0,
-                ack_every: 1,
-                latency: None,
-                check_seq: false,
-            };
+            let cs = ConsSpec::no_ack(q);
             consumers.push((start_consumer(&o.target, &cs).await?, cs));
         }
         let spec = pub_spec(o, &x, "", size, o.msgs(50_000_000), secs);
@@ -444,12 +431,8 @@ async fn latency(o: &Opts, size: usize) -> Res<Vec<Record>> {
     admin.declare_queue(&q, false).await?;
     let res = async {
         let cs = ConsSpec {
-            queue: q.clone(),
-            no_ack: true,
-            prefetch: 0,
-            ack_every: 1,
             latency: Some(epoch),
-            check_seq: false,
+            ..ConsSpec::no_ack(&q)
         };
         let c = start_consumer(&o.target, &cs).await?;
         let mut spec = pub_spec(o, "", &q, size, o.msgs((o.rate * secs) as u64), secs);
@@ -571,14 +554,7 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss1 = o.broker_pid.and_then(rss_kb);
-        let cs = ConsSpec {
-            queue: q.clone(),
-            no_ack: true,
-            prefetch: 0,
-            ack_every: 1,
-            latency: None,
-            check_seq: false,
-        };
+        let cs = ConsSpec::no_ack(&q);
         let drain_start = Instant::now();
         let c = start_consumer(&o.target, &cs).await?;
         let target = Arc::new(AtomicU64::new(queued));
@@ -637,14 +613,7 @@ async fn sink_ceiling(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let total = o.msgs(500_000_000);
     let port = sink::start(SinkMode::Stream { msgs: total, size }).await?;
     let t = sink_target(port);
-    let cs = ConsSpec {
-        queue: "sink".into(),
-        no_ack: true,
-        prefetch: 0,
-        ack_every: 1,
-        latency: None,
-        check_seq: false,
-    };
+    let cs = ConsSpec::no_ack("sink");
     let c = start_consumer(&t, &cs).await?;
     let start = Instant::now();
     let d = consume(
