@@ -217,16 +217,17 @@ impl Message {
         let props = props.with_headers(headers);
         let written = gen_properties(&props)(WriteContext::from(Vec::new())).map(|c| c.write);
         match written {
-            Ok(raw) => match &self.shared {
-                Some(body) => Message::with_body(
-                    self.exchange(),
-                    self.routing_key(),
-                    &raw,
-                    Bytes::clone(body),
-                ),
-                None => Message::new(self.exchange(), self.routing_key(), &raw, self.body()),
-            },
+            Ok(raw) => self.reheaded(self.exchange(), self.routing_key(), &raw),
             Err(_) => self.clone(),
+        }
+    }
+
+    /// This message's body under a new exchange, routing key and properties (a
+    /// dead-lettered or re-headed copy): a large body is shared, not copied.
+    pub fn reheaded(&self, exchange: &str, routing_key: &str, properties: &[u8]) -> Message {
+        match &self.shared {
+            Some(body) => Message::with_body(exchange, routing_key, properties, Bytes::clone(body)),
+            None => Message::new(exchange, routing_key, properties, self.body()),
         }
     }
 
@@ -488,6 +489,14 @@ mod tests {
             Some(amq_protocol::types::AMQPValue::LongInt(1)),
         );
         assert_eq!(h.body().as_ptr(), part.as_ptr());
+        // So does a dead-lettered copy under new names, and the store's record of it.
+        let d = m.reheaded("dlx", "dead", &[0x10, 0]);
+        assert_eq!((d.exchange(), d.routing_key()), ("dlx", "dead"));
+        assert_eq!(d.body().as_ptr(), part.as_ptr());
+        assert_eq!(d.shared_parts().1.as_ptr(), part.as_ptr());
+        // A small body is copied with its head (one allocation for both).
+        let small = Message::new("x", "rk", &[0x10, 0], b"tiny").reheaded("dlx", "dead", &[0, 0]);
+        assert_eq!((small.routing_key(), small.body()), ("dead", &b"tiny"[..]));
     }
 
     #[test]

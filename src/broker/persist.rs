@@ -188,14 +188,20 @@ pub fn store_message(msg: &Message, targets: &[Arc<Queue>], done: Option<Done>) 
     }
     let Some(store) = store else { return 0 };
     let done = done.map(|d| store.definitions.cover(d));
-    // The store shares the message's allocations (no copy of properties or body): it
-    // writes on another thread, after we moved on, and the bytes never change.
+    store
+        .store
+        .append(record(msg, msg.exchange().to_owned()), keys, done)
+}
+
+/// The store record of `msg`, under `exchange` (for a delayed message, a name that carries its due time).
+/// It shares the message's allocations (no copy of properties or body): the store writes
+/// on another thread, after the publisher moved on, and the bytes never change.
+pub fn record(msg: &Message, exchange: String) -> StoredMessage {
     let (properties, body) = msg.shared_parts();
-    let stored = StoredMessage {
-        exchange: msg.exchange().to_owned(),
+    StoredMessage {
+        exchange,
         routing_key: msg.routing_key().to_owned(),
         properties,
         body,
-    };
-    store.store.append(stored, keys, done)
+    }
 }

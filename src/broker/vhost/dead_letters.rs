@@ -176,8 +176,5 @@ fn rewrite(dl: &DeadLetter, now_ms: i64) -> (Message, Vec<AMQPValue>) {
     let raw = gen_properties(&rebuilt)(WriteContext::from(Vec::new()))
         .map(|c| c.write)
         .unwrap_or_else(|_| vec![0, 0]);
-    (
-        Message::new(&dl.exchange, &routing_key, &raw, dl.msg.body()),
-        deaths,
-    )
+    (dl.msg.reheaded(&dl.exchange, &routing_key, &raw), deaths)
 }

@@ -10,10 +10,9 @@ use super::{Routing, Topology, VHost};
 use crate::broker::delayed::{self, clock, Scheduler, Target};
 use crate::broker::exchange::{delay, Exchange, ExchangeKind};
 use crate::broker::message::Message;
-use crate::broker::persist::store_message;
+use crate::broker::persist::{record, store_message};
 use crate::codec::properties as props;
-use crate::store::{Done, StoredMessage};
-use bytes::Bytes;
+use crate::store::Done;
 use std::sync::{Arc, Weak};
 
 /// The broker's scheduler and this vhost's own weak handle (for the scheduler's
@@ -67,13 +66,7 @@ impl VHost {
         if let (Some((store, key)), Some(2)) =
             (target.store(), props::delivery_mode(msg.properties()))
         {
-            let record = StoredMessage {
-                exchange: delayed::stored_exchange(due, routed.exchange()),
-                routing_key: routed.routing_key().to_owned(),
-                // The store keeps its own copy: it writes on another thread.
-                properties: Bytes::copy_from_slice(routed.properties()),
-                body: Bytes::copy_from_slice(routed.body()),
-            };
+            let record = record(&routed, delayed::stored_exchange(due, routed.exchange()));
             store_id = store.append(record, vec![key.clone()], None);
             held.stored = true;
         }
