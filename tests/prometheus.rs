@@ -3,17 +3,22 @@
 
 mod common;
 
-use common::TestBroker;
+use common::{declare, durable, publish_with, within, TestBroker};
 use hyper::StatusCode;
+use lapin::options::ConfirmSelectOptions;
+use lapin::BasicProperties;
 use std::collections::HashMap;
 
 async fn broker_with_metrics() -> TestBroker {
-    TestBroker::start_with(|c| warren::Config {
+    TestBroker::start_with(with_metrics).await
+}
+
+fn with_metrics(c: warren::Config) -> warren::Config {
+    warren::Config {
         prometheus_port: warren::ListenerPort::On(0),
         management_port: warren::ListenerPort::On(0),
         ..c
-    })
-    .await
+    }
 }
 
 /// The scrape as (sample line without value → value), and each family's kind.
@@ -218,5 +223,77 @@ async fn queues_channels_connections_and_global_counters_are_exported() {
         samples["rabbitmq_global_messages_delivered_consume_manual_ack_total{protocol=\"amqp091\",queue_type=\"rabbit_classic_queue\"}"],
         4.0
     );
+    broker.stop().await;
+}
+
+/// The message store's file I/O, under RabbitMQ's names in the scrape and in /api/nodes:
+/// each persistent message written, the writes and fdatasyncs that made it durable, and
+/// at a restart the messages and bytes read back. A broker in memory does no file I/O.
+#[tokio::test]
+async fn message_store_io_is_counted() {
+    const BODY: usize = 1000;
+    let broker = broker_with_metrics().await;
+    let (_conn, ch) = broker.channel().await;
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .expect("confirm.select");
+    declare(&ch, "io-q", durable()).await;
+    for _ in 0..10 {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        publish_with(&ch, "", "io-q", &[7; BODY], props).await;
+    }
+    assert!(within(ch.wait_for_confirms())
+        .await
+        .expect("confirms")
+        .is_empty());
+    let (samples, kinds) = scrape(&broker, "/metrics").await;
+    for family in [
+        "rabbitmq_io_write_ops_total",
+        "rabbitmq_io_sync_ops_total",
+        "rabbitmq_io_sync_time_seconds_total",
+        "rabbitmq_msg_store_write_total",
+        "rabbitmq_msg_store_read_total",
+    ] {
+        assert_eq!(
+            kinds.get(family).map(String::as_str),
+            Some("counter"),
+            "{family}"
+        );
+    }
+    assert_eq!(samples["rabbitmq_msg_store_write_total"], 10.0);
+    assert!(samples["rabbitmq_io_write_bytes_total"] >= (10 * BODY) as f64);
+    assert!(samples["rabbitmq_io_sync_ops_total"] >= 1.0);
+    assert_eq!(samples["rabbitmq_msg_store_read_total"], 0.0);
+    let node = &broker.http().get("/api/nodes").await.json()[0];
+    assert_eq!(node["msg_store_write_count"], 10);
+    assert!(node["io_sync_count"].as_u64().expect("count") >= 1);
+    assert!(node["io_sync_avg_time"].as_f64().expect("ms") > 0.0);
+    assert!(node["io_write_bytes"].as_u64().expect("bytes") >= (10 * BODY) as u64);
+
+    let dir = broker.restart_later().await;
+    let broker = TestBroker::start_on(dir, with_metrics).await;
+    let (samples, _) = scrape(&broker, "/metrics").await;
+    assert_eq!(samples["rabbitmq_msg_store_read_total"], 10.0);
+    assert!(samples["rabbitmq_io_read_bytes_total"] >= (10 * BODY) as f64);
+    assert_eq!(samples["rabbitmq_msg_store_write_total"], 0.0);
+    broker.stop().await;
+
+    let broker = TestBroker::start_with(|c| warren::Config {
+        in_memory: true,
+        ..with_metrics(c)
+    })
+    .await;
+    let (_conn, ch) = broker.channel().await;
+    declare(&ch, "io-q", durable()).await;
+    let props = BasicProperties::default().with_delivery_mode(2);
+    publish_with(&ch, "", "io-q", b"kept in memory", props).await;
+    common::synced(&ch).await;
+    let (samples, _) = scrape(&broker, "/metrics").await;
+    for family in [
+        "rabbitmq_io_write_ops_total",
+        "rabbitmq_msg_store_write_total",
+    ] {
+        assert_eq!(samples[family], 0.0, "{family}");
+    }
     broker.stop().await;
 }

@@ -110,6 +110,14 @@ impl Default for Broker {
 }
 
 impl Broker {
+    /// The message store's and page files' file I/O so far (all zero in memory).
+    pub fn io_figures(&self) -> crate::store::iostats::IoFigures {
+        self.persist
+            .as_ref()
+            .map(|p| p.store.io().figures())
+            .unwrap_or_default()
+    }
+
     /// A broker in memory with RabbitMQ's defaults: vhost `/` and user guest/guest
     /// (loopback only).
     pub fn new() -> Self {

@@ -72,8 +72,8 @@ fn bench_group_commit() {
             total,
             secs,
             total as f64 / secs,
-            h.sync_count(),
-            total as f64 / h.sync_count().max(1) as f64
+            h.io().figures().sync.count,
+            total as f64 / h.io().figures().sync.count.max(1) as f64
         );
     });
         h.close();

@@ -30,6 +30,7 @@ pub mod defwriter;
 pub mod fieldvalue;
 pub mod import;
 mod index;
+pub mod iostats;
 mod record;
 mod recovery;
 mod segment;
@@ -44,6 +45,7 @@ mod faults_tests;
 mod tests;
 
 use bytes::Bytes;
+pub use iostats::IoStats;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
@@ -88,6 +90,8 @@ pub struct Recovered {
     /// (queue number, id) -> times delivered, for messages delivered more than once
     /// (quorum queues' redeliveries); once is the "delivered" bit of the offsets.
     times: std::collections::HashMap<(u32, u64), u16>,
+    /// The broker's file I/O counters (reads and messages read back count there).
+    io: Arc<IoStats>,
 }
 
 /// One recovered message, borrowing from the segment being read (see
@@ -193,12 +197,15 @@ impl From<oneshot::Sender<u64>> for Done {
 pub struct StoreOptions {
     /// A segment file is closed and a new one started past this size (default 64 MiB).
     pub segment_bytes: u64,
+    /// Where the store counts its file I/O (shared with the page files).
+    pub io: Arc<IoStats>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             segment_bytes: segment::SEGMENT_BYTES,
+            io: Arc::default(),
         }
     }
 }
@@ -250,12 +257,16 @@ impl StoreHandle {
         let msgs = data_dir.join("msgs");
         std::fs::create_dir_all(&msgs)?;
         let lock = lock_dir(data_dir)?;
-        let rep = recovery::replay(&msgs)?;
-        let seg = segment::OpenSegment::create(&msgs, rep.next_segno, rep.next_id)?;
+        let rep = recovery::replay(&msgs, &opts.io)?;
+        let seg =
+            segment::OpenSegment::create(&msgs, rep.next_segno, rep.next_id, opts.io.clone())?;
         let mut ix = rep.index;
         ix.open_segment(seg.segno, rep.next_id);
         ix.collect_empty();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            io: opts.io.clone(),
+            ..Shared::default()
+        });
         #[cfg(test)]
         let seg = {
             let mut seg = seg;
@@ -446,9 +457,9 @@ impl StoreHandle {
         self.inner.shared.index_bytes.load(Ordering::Relaxed)
     }
 
-    /// Batch fdatasyncs done so far (a metric; appends per sync is the mean batch size).
-    pub fn sync_count(&self) -> u64 {
-        self.inner.shared.syncs.load(Ordering::Relaxed)
+    /// The file I/O counters this store adds to.
+    pub fn io(&self) -> &Arc<IoStats> {
+        &self.inner.shared.io
     }
 
     /// Drops this handle; if it was the last one, waits (blocking) for the writer to sync

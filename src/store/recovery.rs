@@ -25,6 +25,7 @@
 //! returns an error only when the directory itself cannot be read or written.
 
 use super::index::{Carried, Index, QueueOffsets};
+use super::iostats::IoStats;
 use super::record::{self, Next, Record};
 use super::segment;
 use super::{Recovered, RecoveredRecord};
@@ -32,6 +33,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Marks, in a live offset handed to pass 2, a message delivered before the restart.
 const DELIVERED: u32 = 1 << 31;
@@ -83,7 +85,7 @@ impl Hasher for IdHasher {
 type IdTimes = HashMap<(u32, u64), u16, BuildHasherDefault<IdHasher>>;
 
 /// Pass 1: replays every segment of `dir` into an index, copying no message body.
-pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
+pub(crate) fn replay(dir: &Path, io: &Arc<IoStats>) -> io::Result<Replayed> {
     let (segnos, highest) = segment::list(dir)?;
     let mut ix = Index::default();
     let mut delivered = IdTimes::default();
@@ -95,7 +97,7 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
     for &segno in &segnos {
         let is_last = Some(segno) == last;
         let file_len = std::fs::metadata(segment::path(dir, segno))?.len();
-        let mut reader = segment::Reader::open(dir, segno, u64::MAX)?;
+        let mut reader = segment::Reader::open(dir, segno, u64::MAX, io.clone())?;
         let first_id = match reader.header()? {
             Some(id) if id >= next_id => id,
             found => {
@@ -175,7 +177,7 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
         }
     }
 
-    let recovered = live_set(&ix, &delivered, &ends, dir);
+    let recovered = live_set(&ix, &delivered, &ends, dir, io);
     let next_segno = highest.max(last.unwrap_or(0)) + 1;
     Ok(Replayed {
         index: ix,
@@ -186,7 +188,13 @@ pub(crate) fn replay(dir: &Path) -> io::Result<Replayed> {
 }
 
 /// What pass 2 needs, taken from the index after pass 1.
-fn live_set(ix: &Index, delivered: &IdTimes, ends: &HashMap<u64, u64>, dir: &Path) -> Recovered {
+fn live_set(
+    ix: &Index,
+    delivered: &IdTimes,
+    ends: &HashMap<u64, u64>,
+    dir: &Path,
+    io: &Arc<IoStats>,
+) -> Recovered {
     // Queue numbers of the index are reused as they are; only the names of queues that
     // hold something are kept (empty names for the others cost 16 bytes each).
     let mut counts: HashMap<u32, usize> = HashMap::new();
@@ -226,6 +234,7 @@ fn live_set(ix: &Index, delivered: &IdTimes, ends: &HashMap<u64, u64>, dir: &Pat
         queues: names,
         segments,
         times,
+        io: io.clone(),
     }
 }
 
@@ -324,11 +333,12 @@ impl Recovered {
             queues: names,
             segments,
             times,
+            io,
         } = self;
         let mut holders: Vec<(&str, u16)> = Vec::new();
         for seg in segments {
             let want: usize = seg.queues.iter().map(|(_, o)| o.len()).sum();
-            let mut reader = match segment::Reader::open(&dir, seg.segno, seg.end)
+            let mut reader = match segment::Reader::open(&dir, seg.segno, seg.end, io.clone())
                 .and_then(|mut r| r.header().map(|h| (r, h)))
             {
                 Ok((r, Some(first))) if first == seg.first_id => r,
@@ -427,6 +437,7 @@ impl Recovered {
                         properties,
                         body,
                     };
+                    io.recovered(1);
                     each(&rec, &holders);
                 }
             }

@@ -8,6 +8,7 @@
 //! changes are truncating a torn tail (at recovery, or by the writer after a failed write
 //! or sync: `OpenSegment::cut_back`), renaming a damaged file aside, and unlinking.
 
+use super::iostats::IoStats;
 use super::record;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -67,6 +68,8 @@ pub(crate) fn truncate(dir: &Path, segno: u64, len: u64) -> io::Result<()> {
 /// Reads a segment's records in order through a buffer of about [`READ_CHUNK`] bytes (more
 /// only while one record is larger), so recovery never holds a whole segment.
 pub(crate) struct Reader {
+    /// The broker's file I/O counters.
+    io: std::sync::Arc<IoStats>,
     file: io::Take<File>,
     /// Bytes read and not yet consumed start at `start`.
     buf: Vec<u8>,
@@ -83,10 +86,16 @@ pub(crate) const READ_CHUNK: usize = 1 << 20;
 
 impl Reader {
     /// Opens segment `segno`, reading no further than `limit` bytes into it.
-    pub(crate) fn open(dir: &Path, segno: u64, limit: u64) -> io::Result<Reader> {
+    pub(crate) fn open(
+        dir: &Path,
+        segno: u64,
+        limit: u64,
+        io: std::sync::Arc<IoStats>,
+    ) -> io::Result<Reader> {
         let file = File::open(path(dir, segno))?;
         let len = file.metadata()?.len().min(limit);
         Ok(Reader {
+            io,
             file: file.take(limit),
             buf: Vec::new(),
             start: 0,
@@ -151,7 +160,8 @@ impl Reader {
         let mut filled = self.buf.len();
         self.buf.resize(target, 0);
         while filled < n {
-            match self.file.read(&mut self.buf[filled..]) {
+            let (file, buf) = (&mut self.file, &mut self.buf[filled..]);
+            match self.io.read(|| file.read(buf)) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -183,6 +193,8 @@ pub(crate) struct OpenSegment {
     /// The file's length at the last successful sync: everything before it is whole
     /// records, durable. A failed write or sync cuts the file back to it.
     synced_len: u64,
+    /// The broker's file I/O counters.
+    io: std::sync::Arc<IoStats>,
     /// Failures to inject (tests only; see `faults_tests`).
     #[cfg(test)]
     pub(crate) faults: Option<std::sync::Arc<Faults>>,
@@ -216,8 +228,13 @@ impl OpenSegment {
     /// before this returns, so the id counter in the header survives a crash.
     /// A file that could not be completed (a full disk) is removed again, so the same
     /// number can be tried later.
-    pub(crate) fn create(dir: &Path, segno: u64, first_id: u64) -> io::Result<OpenSegment> {
-        Self::open_new(dir, segno, first_id)?.made_durable(dir)
+    pub(crate) fn create(
+        dir: &Path,
+        segno: u64,
+        first_id: u64,
+        io: std::sync::Arc<IoStats>,
+    ) -> io::Result<OpenSegment> {
+        Self::open_new(dir, segno, first_id, io)?.made_durable(dir)
     }
 
     /// `create`, with failures injected from the start.
@@ -227,13 +244,19 @@ impl OpenSegment {
         segno: u64,
         first_id: u64,
         faults: std::sync::Arc<Faults>,
+        io: std::sync::Arc<IoStats>,
     ) -> io::Result<OpenSegment> {
-        let mut seg = Self::open_new(dir, segno, first_id)?;
+        let mut seg = Self::open_new(dir, segno, first_id, io)?;
         seg.faults = Some(faults);
         seg.made_durable(dir)
     }
 
-    fn open_new(dir: &Path, segno: u64, first_id: u64) -> io::Result<OpenSegment> {
+    fn open_new(
+        dir: &Path,
+        segno: u64,
+        first_id: u64,
+        io: std::sync::Arc<IoStats>,
+    ) -> io::Result<OpenSegment> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -247,6 +270,7 @@ impl OpenSegment {
             len: record::HEADER_LEN as u64,
             unsynced: false,
             synced_len: 0,
+            io,
             #[cfg(test)]
             faults: None,
         })
@@ -282,7 +306,8 @@ impl OpenSegment {
             (&*self.file).write_all(&self.buf[..self.buf.len() / 2])?;
             return Err(no_space());
         }
-        (&*self.file).write_all(&self.buf)?;
+        self.io
+            .write(self.buf.len(), || (&*self.file).write_all(&self.buf))?;
         self.unsynced = true;
         self.buf.clear();
         // A huge body made the buffer huge; do not keep that memory for small records.
@@ -301,7 +326,7 @@ impl OpenSegment {
             if self.faults.as_ref().is_some_and(|f| Faults::take(&f.syncs)) {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
-            self.file.sync_data()?;
+            self.io.sync(|| self.file.sync_data())?;
             self.unsynced = false;
         }
         self.synced_len = self.len;

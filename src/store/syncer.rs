@@ -37,11 +37,10 @@ impl Job {
     /// the emptied list of appends, for the writer to fill again (no allocation per
     /// batch).
     fn run(mut self, shared: &Shared) -> Result<Vec<(Done, u64)>, Failed> {
-        shared.syncs.fetch_add(1, Ordering::Relaxed);
         let result = if self.inject_failure {
             Err(io::Error::from_raw_os_error(libc::EIO))
         } else {
-            self.file.sync_data()
+            shared.io.sync(|| self.file.sync_data())
         };
         if let Err(e) = result {
             let mut nack: Vec<Done> = self.appended.into_iter().map(|(d, _)| d).collect();

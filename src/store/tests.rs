@@ -95,6 +95,7 @@ pub(super) fn open_small_raw(dir: &Path) -> (StoreHandle, Recovered) {
         dir,
         StoreOptions {
             segment_bytes: 4096,
+            ..StoreOptions::default()
         },
     )
     .expect("open")

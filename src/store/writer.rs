@@ -94,8 +94,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Arc<super::segment::Faults>,
     /// Memory of the appends sent to the writer and not yet written (`queued_cost`).
     pub(crate) queued_bytes: AtomicU64,
-    /// fdatasyncs done for batches (a metric: appends / syncs = mean batch size).
-    pub(crate) syncs: AtomicU64,
+    /// The broker's file I/O counters (syncs, writes, messages stored).
+    pub(crate) io: Arc<super::iostats::IoStats>,
     /// The index's heap bytes, refreshed every `MEASURE_EVERY` batches.
     pub(crate) index_bytes: AtomicU64,
 }
@@ -358,6 +358,7 @@ impl Writer {
                     return Ok(());
                 }
                 record::encode_message(&mut self.seg.buf, id, &msg, &queues);
+                self.shared.io.stored(1);
                 self.seg.note_appended(len);
                 self.next_id = self.next_id.max(id + 1);
                 batch.sync = true;
@@ -448,9 +449,15 @@ impl Writer {
         let segno = self.next_segno;
         let first_id = id.map_or(self.next_id, |id| id.max(self.next_id));
         #[cfg(not(test))]
-        let new = OpenSegment::create(&self.dir, segno, first_id)?;
+        let new = OpenSegment::create(&self.dir, segno, first_id, self.shared.io.clone())?;
         #[cfg(test)]
-        let new = OpenSegment::create_with(&self.dir, segno, first_id, self.shared.faults.clone())?;
+        let new = OpenSegment::create_with(
+            &self.dir,
+            segno,
+            first_id,
+            self.shared.faults.clone(),
+            self.shared.io.clone(),
+        )?;
         self.next_segno += 1;
         self.must_roll = false;
         self.seg = new;
