@@ -58,6 +58,8 @@ pub struct Tail {
     body_bytes: u64,
     /// Messages with a store id (persistent in a durable queue): a purge must ack them.
     stored: usize,
+    /// Their body bytes.
+    stored_bytes: u64,
     /// The next read-back, done ahead on the I/O thread so that a refill finds it in
     /// memory instead of reading under the queue lock.
     ahead: Option<ReadAhead>,
@@ -77,9 +79,14 @@ impl Tail {
     }
 
     /// Body bytes of the messages held.
-    #[cfg(test)] // tests look; the broker does not need to
     pub fn body_bytes(&self) -> u64 {
         self.body_bytes
+    }
+
+    /// Messages held that are not in the message store, and their body bytes: what
+    /// RabbitMQ calls paged out (persistent ones on disk are in the store).
+    pub fn transient(&self) -> (usize, u64) {
+        (self.len - self.stored, self.body_bytes - self.stored_bytes)
     }
 
     /// Whether some message here is in the message store.
@@ -121,7 +128,10 @@ impl Tail {
         self.buffer_body_bytes += body;
         self.len += 1;
         self.body_bytes += body;
-        self.stored += usize::from(item.store_id != 0);
+        if item.store_id != 0 {
+            self.stored += 1;
+            self.stored_bytes += body;
+        }
         if self.memory.is_none() {
             self.memory = Some(memory.clone());
             self.wake = wake();
@@ -340,15 +350,18 @@ impl Tail {
     fn took(&mut self, item: &Queued) {
         self.len -= 1;
         self.body_bytes -= item.msg.body().len() as u64;
-        self.stored -= usize::from(item.store_id != 0);
+        if item.store_id != 0 {
+            self.stored -= 1;
+            self.stored_bytes -= item.msg.body().len() as u64;
+        }
     }
 
     fn lost(&mut self, messages: usize, body_bytes: u64) {
         self.len = self.len.saturating_sub(messages);
         self.body_bytes = self.body_bytes.saturating_sub(body_bytes);
-        if self.len == 0 {
-            self.stored = 0;
-        }
+        // Which of the lost were stored is not known: keep the figures within bounds.
+        self.stored = self.stored.min(self.len);
+        self.stored_bytes = self.stored_bytes.min(self.body_bytes);
     }
 
     /// What a browse reads of messages `skip..skip + take` of this tail, later and off
