@@ -48,6 +48,27 @@ struct IoState {
     failing: AtomicBool,
     /// Bytes handed to the thread and not written yet.
     in_flight: AtomicU64,
+    /// Read-aheads, run before the next job in line: a consumer waiting for one must
+    /// not wait behind the writes of a publisher that outruns it (tens of MB of them),
+    /// and reading only bytes already written, it needs no place in their order.
+    reads: Mutex<VecDeque<Job>>,
+}
+
+impl IoState {
+    /// On the I/O thread (or inline once it is gone): the read-aheads waiting.
+    fn run_reads(&self) {
+        loop {
+            let next = self
+                .reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match next {
+                Some(job) => job(),
+                None => return,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PageDir {
@@ -67,19 +88,23 @@ impl PageDir {
         }
         std::fs::create_dir_all(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let io = Arc::<IoState>::default();
+        let thread_io = io.clone();
         let thread = std::thread::Builder::new()
             .name("warren-pages".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
+                    thread_io.run_reads();
                     job();
                 }
+                thread_io.run_reads();
             })?;
         Ok(PageDir {
             path: path.to_owned(),
             next: AtomicU64::new(1),
             jobs: Mutex::new(Some(tx)),
             thread: Some(thread),
-            io: Arc::default(),
+            io,
         })
     }
 
@@ -393,45 +418,55 @@ impl PageFile {
     ) -> ReadAhead {
         let cell = Arc::new(Mutex::new(AheadCell::default()));
         let (slot, weak, memory2) = (self.slot.clone(), Arc::downgrade(&cell), memory.clone());
-        run_on(
-            self.jobs.as_ref(),
-            Box::new(move || {
-                // Whatever happens, the queue is woken: a basic.get waiting for this read
-                // must be answered even if the tail went (a purge) or moved on.
-                let _wake = WakeOnDrop(wake);
-                // Nobody waits for it any more (the tail moved on or went): skip the read.
-                let Some(cell) = weak.upgrade() else { return };
-                let read = |len: usize| {
-                    let mut buf = vec![0u8; len];
-                    slot.file
-                        .get()
-                        .ok_or_else(|| io::Error::other("page file was never created"))
-                        .and_then(|f| f.read_exact_at(&mut buf, at))
-                        .map(|()| buf)
-                };
-                let result = read(len).and_then(|buf| match record_len(&buf) {
-                    // A record larger than the chunk: read exactly that record.
-                    Some(need) if need > buf.len() && need as u64 <= max => read(need),
-                    _ => Ok(buf),
-                });
-                {
-                    let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
-                    if c.cancelled {
-                        return;
-                    }
-                    if let Ok(buf) = &result {
-                        memory2.add(buf.len());
-                    }
-                    c.done = Some(result);
+        self.read_first(Box::new(move || {
+            // Whatever happens, the queue is woken: a basic.get waiting for this read
+            // must be answered even if the tail went (a purge) or moved on.
+            let _wake = WakeOnDrop(wake);
+            // Nobody waits for it any more (the tail moved on or went): skip the read.
+            let Some(cell) = weak.upgrade() else { return };
+            let read = |len: usize| {
+                let mut buf = vec![0u8; len];
+                slot.file
+                    .get()
+                    .ok_or_else(|| io::Error::other("page file was never created"))
+                    .and_then(|f| f.read_exact_at(&mut buf, at))
+                    .map(|()| buf)
+            };
+            let result = read(len).and_then(|buf| match record_len(&buf) {
+                // A record larger than the chunk: read exactly that record.
+                Some(need) if need > buf.len() && need as u64 <= max => read(need),
+                _ => Ok(buf),
+            });
+            {
+                let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+                if c.cancelled {
+                    return;
                 }
-            }),
-        );
+                if let Ok(buf) = &result {
+                    memory2.add(buf.len());
+                }
+                c.done = Some(result);
+            }
+        }));
         ReadAhead {
             slot: self.slot.clone(),
             at,
             cell,
             memory: memory.clone(),
         }
+    }
+
+    /// Hands `job` to the I/O thread ahead of the writes in line (see
+    /// `IoState::reads`); the job sent after it wakes the thread if it sleeps, and runs
+    /// it inline once the thread is gone.
+    fn read_first(&self, job: Job) {
+        let io = &self.slot.io;
+        io.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        let io = io.clone();
+        run_on(self.jobs.as_ref(), Box::new(move || io.run_reads()));
     }
 
     /// What a browse needs to read this file's unread records later, off the queue lock
