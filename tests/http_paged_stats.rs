@@ -33,14 +33,6 @@ async fn publish(ch: &Channel, queue: &str, n: u64, persistent: bool) {
     within(ch.wait_for_confirms()).await.unwrap();
 }
 
-/// The queue's figure `key`.
-async fn figure(http: &Http, queue: &str, key: &str) -> u64 {
-    let q: Value = http.get(&format!("/api/queues/%2f/{queue}")).await.json();
-    q[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} missing: {q}"))
-}
-
 /// Every figure of these tests, in one read.
 async fn figures(http: &Http, queue: &str) -> Value {
     http.get(&format!("/api/queues/%2f/{queue}")).await.json()
@@ -54,12 +46,7 @@ fn n(q: &Value, key: &str) -> u64 {
 
 #[tokio::test]
 async fn paged_out_ram_and_persistent_figures_add_up_past_the_paging_budget() {
-    let b = TestBroker::start_with(|c| warren::Config {
-        queue_memory: 256 * 1024,
-        management_port: warren::ListenerPort::On(0),
-        ..c
-    })
-    .await;
+    let b = TestBroker::start_paging(256 * 1024).await;
     let http = b.http();
     let (_c, ch) = b.channel().await;
     common::declare(&ch, "deep", durable()).await;
@@ -88,7 +75,7 @@ async fn paged_out_ram_and_persistent_figures_add_up_past_the_paging_budget() {
     assert_eq!(n(&q, "messages_unacknowledged_ram"), 2);
     let ready_ram = n(&q, "messages_ready_ram");
     let paged_out = n(&q, "messages_paged_out");
-    assert!(ready_ram >= 1 && ready_ram < 1000, "a short head: {q}");
+    assert!((1..1000).contains(&ready_ram), "a short head: {q}");
     assert!(paged_out > 2000, "most transient messages are on disk: {q}");
     // Ready: in memory, or on disk (transient: paged out; persistent: in the store).
     assert_eq!(ready_ram + paged_out + persistent, total - 2, "{q}");
@@ -128,6 +115,7 @@ async fn paged_out_ram_and_persistent_figures_add_up_past_the_paging_budget() {
     }
     last.unwrap().ack(Default::default()).await.unwrap();
     common::synced(&ch).await;
-    assert_eq!(figure(&http, "deep", "messages_persistent").await, 0);
+    let q = figures(&http, "deep").await;
+    assert_eq!(n(&q, "messages_persistent"), 0, "{q}");
     b.stop().await;
 }

@@ -466,6 +466,16 @@ mod tests {
         rx.recv().unwrap();
     }
 
+    /// Holds the I/O thread (every job handed to it queues behind) until the returned
+    /// sender sends or drops.
+    fn hold(d: &PageDir) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        d.background(move || {
+            let _ = held.recv();
+        });
+        release
+    }
+
     /// `refill`, waiting for the I/O thread when the tail waits for a read-ahead.
     fn refill_waiting(t: &mut Tail, d: &PageDir, out: &mut VecDeque<Queued>) -> usize {
         loop {
@@ -656,10 +666,7 @@ mod tests {
         let d = dir("inflight");
         let m = Memory::new(u64::MAX);
         // Hold the I/O thread: every write queues behind this job.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        d.background(move || {
-            let _ = held.recv();
-        });
+        let release = hold(&d);
         let mut t = Tail::default();
         for seq in 0..2000 {
             t.push(&item(seq, &[4u8; 1000]), &d, &m, &|| None);
@@ -749,10 +756,7 @@ mod tests {
         }
         settle(&d);
         // Hold the I/O thread: the read-ahead the first refill starts queues behind this.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        d.background(move || {
-            let _ = held.recv();
-        });
+        let release = hold(&d);
         let mut out = VecDeque::new();
         let first = t.refill(&mut out);
         assert!(first > 0, "the front was read ahead already");
@@ -815,10 +819,7 @@ mod tests {
         let m = Memory::new(u64::MAX);
         // Hold the I/O thread while a flood of several files is appended: every chunk is
         // in flight when its file fills up (what a disk behind a fast publisher does).
-        let (release, held_io) = std::sync::mpsc::channel::<()>();
-        d.background(move || {
-            let _ = held_io.recv();
-        });
+        let release = hold(&d);
         let mut t = Tail::default();
         let body = vec![4u8; 64 * 1024];
         for seq in 0..300 {
