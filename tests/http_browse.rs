@@ -186,12 +186,7 @@ async fn page_files(b: &TestBroker) -> usize {
 
 #[tokio::test]
 async fn paged_out_messages_are_read_back_for_the_view_and_stay_paged() {
-    let b = TestBroker::start_with(|c| warren::Config {
-        queue_memory: 256 * 1024,
-        management_port: warren::ListenerPort::On(0),
-        ..c
-    })
-    .await;
+    let b = TestBroker::start_paging(256 * 1024).await;
     let http = b.http();
     let (_c, ch) = b.channel().await;
     declare(&ch, "deep", FieldTable::default()).await;
@@ -229,12 +224,7 @@ async fn paged_out_messages_are_read_back_for_the_view_and_stay_paged() {
 
 #[tokio::test]
 async fn paged_priority_levels_and_requeued_messages_show_as_consumers_get_them() {
-    let b = TestBroker::start_with(|c| warren::Config {
-        queue_memory: 256 * 1024,
-        management_port: warren::ListenerPort::On(0),
-        ..c
-    })
-    .await;
+    let b = TestBroker::start_paging(256 * 1024).await;
     let http = b.http();
     let (_c, ch) = b.channel().await;
     declare(

@@ -19,6 +19,11 @@ use tokio::sync::mpsc::UnboundedSender;
 /// The window of deliveries a consumer may have in its connection's outbox, not yet
 /// written into the connection's write buffer.
 pub const WRITE_WINDOW: u32 = 2000;
+/// ... and their body bytes: 2000 large messages would be 128 MiB at 64 KiB each, taken
+/// out of the queue's memory accounting (and, read back from a page file, each an
+/// allocation of its own) while they wait for the socket. Past this, no more go out
+/// until some are written (one message may pass it, so any size gets through).
+pub const WRITE_WINDOW_BYTES: u32 = 8 << 20;
 
 /// A bounded count of in-flight deliveries; limit 0 means unbounded.
 #[derive(Debug, Default)]
@@ -59,6 +64,11 @@ impl Credit {
             .is_ok()
     }
 
+    /// Counts `n` units taken whatever the limit (checked before with `has_room`).
+    pub fn add(&self, n: u32) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
     pub fn give_back(&self, n: u32) {
         let _ = self
             .used
@@ -81,6 +91,14 @@ pub struct ConsumerInfo {
     pub channel_credit: Arc<Credit>,
     /// Deliveries in the outbox not yet written (`WRITE_WINDOW`); back once written.
     pub window: Credit,
+    /// Their body bytes (`WRITE_WINDOW_BYTES`): added once the message is chosen
+    /// (`sent`), back once written.
+    pub window_bytes: Credit,
+}
+
+/// A delivery's bytes as the byte window counts them.
+pub fn window_size(item: &crate::broker::queue::Queued) -> u32 {
+    u32::try_from(item.msg.body().len()).unwrap_or(u32::MAX)
 }
 
 impl ConsumerInfo {
@@ -98,18 +116,20 @@ impl ConsumerInfo {
             credit: Credit::new(if no_ack { 0 } else { prefetch }),
             channel_credit,
             window: Credit::new(WRITE_WINDOW),
+            window_bytes: Credit::new(WRITE_WINDOW_BYTES),
         }
     }
 
     /// Whether one more delivery fits (without taking it).
     fn has_room(&self) -> bool {
         self.window.has_room()
+            && self.window_bytes.has_room()
             && (self.no_ack || (self.credit.has_room() && self.channel_credit.has_room()))
     }
 
     /// Takes one delivery's credit (window, prefetch, channel prefetch) if all allow it.
     pub(super) fn try_take(&self) -> bool {
-        if !self.window.try_take() {
+        if !self.window_bytes.has_room() || !self.window.try_take() {
             return false;
         }
         if self.no_ack {
@@ -125,9 +145,16 @@ impl ConsumerInfo {
         false
     }
 
-    /// A delivery was written into the connection's write buffer: the window opens.
-    pub fn written(&self) {
+    /// The delivery that credit was taken for is `bytes` large (see `window_bytes`).
+    pub fn sent(&self, bytes: u32) {
+        self.window_bytes.add(bytes);
+    }
+
+    /// A delivery of `bytes` was written into the connection's write buffer: the window
+    /// opens.
+    pub fn written(&self, bytes: u32) {
         self.window.give_back(1);
+        self.window_bytes.give_back(bytes);
     }
 
     /// A written delivery was settled (acked, rejected, requeued): prefetch opens.
@@ -138,9 +165,9 @@ impl ConsumerInfo {
         }
     }
 
-    /// A delivery goes back unwritten: everything it took comes back.
-    pub fn give_back(&self) {
-        self.written();
+    /// A delivery of `bytes` goes back unwritten: everything it took comes back.
+    pub fn give_back(&self, bytes: u32) {
+        self.written(bytes);
         self.settled();
     }
 }
@@ -244,4 +271,35 @@ pub enum Outgoing {
         channel: u16,
         consumer_tag: ShortStr,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_window_closes_on_bytes_as_well_as_on_deliveries() {
+        let info = ConsumerInfo::new("c".into(), 1, true, 0, Arc::new(Credit::new(0)));
+        // Large deliveries: the byte window closes long before the count window.
+        let big = 1 << 20;
+        let mut out = 0;
+        while info.try_take() {
+            info.sent(big);
+            out += 1;
+        }
+        assert_eq!(out, WRITE_WINDOW_BYTES / big);
+        assert!(!info.has_room());
+        info.written(big);
+        assert!(info.try_take(), "one written: room for one more");
+        info.sent(big);
+        // A delivery larger than the whole window still goes when nothing is out.
+        for _ in 0..out {
+            info.give_back(big);
+        }
+        assert!(info.try_take());
+        info.sent(4 * WRITE_WINDOW_BYTES);
+        assert!(!info.try_take());
+        info.written(4 * WRITE_WINDOW_BYTES);
+        assert!(info.has_room());
+    }
 }

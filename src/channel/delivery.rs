@@ -6,6 +6,7 @@
 //! the connection's write buffer; never blocks, never awaits.
 
 use super::{Channel, ChannelState, Content, Ctx, Entry};
+use crate::broker::consumer::window_size;
 use crate::broker::consumer::ConsumerInfo;
 use crate::broker::queue::{ConsumerRemoved, Queue, Queued};
 use crate::broker::tracer::{Delivery, Origin};
@@ -29,7 +30,7 @@ impl Channel {
             .get(&consumer.tag)
             .is_some_and(|c| Arc::ptr_eq(&c.info, &consumer));
         if self.state != ChannelState::Open || !current {
-            consumer.give_back();
+            consumer.give_back(window_size(&item));
             return Err((queue, item));
         }
         let tag = self.next_tag();
@@ -53,7 +54,7 @@ impl Channel {
             },
         });
         // Written: the window opens again (prefetch, if any, waits for the ack).
-        consumer.written();
+        consumer.written(window_size(&item));
         self.credit_returned = true;
         self.active = true;
         let key = if consumer.no_ack {

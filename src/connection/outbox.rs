@@ -12,6 +12,7 @@
 //! would turn one bad connection into a dead broker.
 
 use super::{Connection, Phase, HIGH_WATER};
+use crate::broker::consumer::window_size;
 use crate::broker::consumer::Outgoing;
 use crate::channel::Held;
 use crate::error::Exception;
@@ -46,7 +47,7 @@ impl Connection {
                         Some(Ok(())) => None,
                         Some(Err(back)) => Some(back),
                         None => {
-                            consumer.give_back();
+                            consumer.give_back(window_size(&queued));
                             Some((queue, queued))
                         }
                     };
@@ -178,7 +179,7 @@ fn contained(step: &str, f: impl FnOnce()) {
 /// An outbox item that will never be handled: a delivery goes back to its queue.
 pub(super) fn give_back(item: Outgoing) {
     if let Outgoing::Deliver(d) = item {
-        d.consumer.give_back();
+        d.consumer.give_back(window_size(&d.item));
         d.queue.unsent(d.item, !d.consumer.no_ack);
     }
 }

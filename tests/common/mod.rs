@@ -90,6 +90,16 @@ impl TestBroker {
     }
 
     /// A broker with its management listener on (a free port): `http()` calls it.
+    /// A broker with the management API whose queues page past `queue_memory` bytes.
+    pub async fn start_paging(queue_memory: u64) -> TestBroker {
+        TestBroker::start_with(|c| warren::Config {
+            queue_memory,
+            management_port: warren::ListenerPort::On(0),
+            ..c
+        })
+        .await
+    }
+
     pub async fn start_with_management() -> TestBroker {
         Self::start_with(with_management).await
     }

@@ -4,11 +4,13 @@
 //! Used by `paging::Tail` under the queue lock, so nothing here touches the disk on the
 //! caller's thread: reads are `ReadAhead`s done on the I/O thread, which wake the queue
 //! when they are done (`PageFile::read_at` reads the file directly only for
-//! `Tail::drain`, which runs on the I/O thread itself). A write is handed to the I/O thread as a `Chunk` (whole
-//! records, at the offset they will have in the file) that stays in memory until it is
-//! on disk: a read-back of that range meanwhile is served from the chunk, and a chunk
-//! whose write failed stays in memory until it is read (messages are never lost for a
-//! full disk, only kept in memory). Bytes in flight count against the memory budget
+//! `Tail::drain`, which runs on the I/O thread itself). A write is handed to the I/O
+//! thread as a `Chunk` (whole records, at the offset they will have in the file) that
+//! stays in memory until it is on disk, and no longer: the write job owns it and frees
+//! it when done, the file only keeps a weak reference (a read-back of that range
+//! meanwhile is served from the chunk). A chunk whose write failed is kept by its file
+//! until it is read past (messages are never lost for a full disk, only kept in
+//! memory). Bytes in flight count against the memory budget
 //! until they are written, and in the disk backlog that slows publishers down (as the
 //! message store's does), so a disk that falls behind throttles publishers instead of
 //! growing the heap unseen. Deleting a file (read through, purged, queue deleted) is
@@ -22,9 +24,9 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -46,6 +48,27 @@ struct IoState {
     failing: AtomicBool,
     /// Bytes handed to the thread and not written yet.
     in_flight: AtomicU64,
+    /// Read-aheads, run before the next job in line: a consumer waiting for one must
+    /// not wait behind the writes of a publisher that outruns it (tens of MB of them),
+    /// and reading only bytes already written, it needs no place in their order.
+    reads: Mutex<VecDeque<Job>>,
+}
+
+impl IoState {
+    /// On the I/O thread (or inline once it is gone): the read-aheads waiting.
+    fn run_reads(&self) {
+        loop {
+            let next = self
+                .reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match next {
+                Some(job) => job(),
+                None => return,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PageDir {
@@ -65,19 +88,23 @@ impl PageDir {
         }
         std::fs::create_dir_all(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let io = Arc::<IoState>::default();
+        let thread_io = io.clone();
         let thread = std::thread::Builder::new()
             .name("warren-pages".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
+                    thread_io.run_reads();
                     job();
                 }
+                thread_io.run_reads();
             })?;
         Ok(PageDir {
             path: path.to_owned(),
             next: AtomicU64::new(1),
             jobs: Mutex::new(Some(tx)),
             thread: Some(thread),
-            io: Arc::default(),
+            io,
         })
     }
 
@@ -121,6 +148,8 @@ impl PageDir {
                 path: self.path.join(format!("{n:010}.page")),
                 file: OnceLock::new(),
                 io: self.io.clone(),
+                failed: Mutex::default(),
+                any_failed: AtomicBool::new(false),
             }),
             jobs: self.sender(),
             written: 0,
@@ -164,6 +193,11 @@ struct FileSlot {
     /// Set by the I/O thread when its first write creates the file.
     file: OnceLock<File>,
     io: Arc<IoState>,
+    /// Chunks whose write failed, in offset order: the only place that keeps them
+    /// alive, until the tail reads past them (a leaf lock, taken only when one failed).
+    failed: Mutex<Vec<Arc<Chunk>>>,
+    /// Whether `failed` may hold something (spares the lock on every read).
+    any_failed: AtomicBool,
 }
 
 impl FileSlot {
@@ -179,22 +213,48 @@ impl FileSlot {
             .open(&self.path)?;
         Ok(self.file.get_or_init(|| f))
     }
+
+    /// On the I/O thread: keeps a chunk whose write failed, so it can still be read.
+    fn keep_failed(&self, chunk: Arc<Chunk>) {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.push(chunk);
+        self.any_failed.store(true, Ordering::Release);
+    }
+
+    /// Lets failed chunks that end at or before `read` go: their records were taken.
+    fn release_failed(&self, read: u64) {
+        if !self.any_failed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.retain(|c| c.end() > read);
+        self.any_failed.store(!failed.is_empty(), Ordering::Release);
+    }
 }
 
-const IN_FLIGHT: u8 = 0;
-const WRITTEN: u8 = 1;
-const FAILED: u8 = 2;
-
-/// Whole records handed to the I/O thread, kept until they are on disk.
+/// Whole records handed to the I/O thread, alive until they are on disk (owned by the
+/// write job; by the file's `failed` list if the write fails).
 struct Chunk {
     offset: u64,
     data: Vec<u8>,
-    state: AtomicU8,
 }
 
 impl Chunk {
     fn end(&self) -> u64 {
         self.offset + self.data.len() as u64
+    }
+}
+
+/// A chunk as its file remembers it: where it lies, and the chunk while it is alive.
+struct Pending {
+    offset: u64,
+    end: u64,
+    chunk: Weak<Chunk>,
+}
+
+impl Pending {
+    fn covers(&self, at: u64) -> bool {
+        self.offset <= at && at < self.end
     }
 }
 
@@ -209,8 +269,10 @@ pub(crate) struct PageFile {
     /// Messages written to this file and not read back yet, and their body bytes.
     pub(crate) messages: usize,
     pub(crate) body_bytes: u64,
-    /// Chunks not known to be on disk yet, in offset order.
-    pending: VecDeque<Arc<Chunk>>,
+    /// Chunks not known to be on disk yet, in offset order. Weak: a chunk's memory goes
+    /// back the moment its write is done, whichever file it is in (a file in the middle
+    /// of a long tail is neither appended to nor read for a long time).
+    pending: VecDeque<Pending>,
 }
 
 impl std::fmt::Debug for PageFile {
@@ -229,20 +291,21 @@ impl PageFile {
     }
 
     /// Hands `data` (whole records) to the I/O thread, to go at the end of the file. Its
-    /// bytes count in `memory` until they are written.
+    /// allocation counts in `memory` until it is written and freed.
     pub(crate) fn append(&mut self, data: Vec<u8>, memory: &Arc<Memory>) {
-        // Chunks written since the last call give their memory back now: a tail that is
-        // only appended to (no consumer) must not keep its whole backlog in memory.
         self.forget_written();
-        let len = data.len();
+        let (len, held) = (data.len(), data.capacity());
         let chunk = Arc::new(Chunk {
             offset: self.written,
             data,
-            state: AtomicU8::new(IN_FLIGHT),
         });
         self.written += len as u64;
-        self.pending.push_back(chunk.clone());
-        memory.add(len);
+        self.pending.push_back(Pending {
+            offset: chunk.offset,
+            end: chunk.end(),
+            chunk: Arc::downgrade(&chunk),
+        });
+        memory.add(held);
         self.slot
             .io
             .in_flight
@@ -257,53 +320,74 @@ impl PageFile {
                 let failing = &slot.io.failing;
                 match result {
                     Ok(()) => {
-                        chunk.state.store(WRITTEN, Ordering::Release);
                         if failing.swap(false, Ordering::Relaxed) {
                             tracing::info!("page files writable again");
                         }
                     }
                     Err(e) => {
-                        chunk.state.store(FAILED, Ordering::Release);
                         // The chunk stays in memory: stop publishers before that grows.
                         memory.disk_write_failed();
                         if !failing.swap(true, Ordering::Relaxed) {
                             tracing::error!(error = %e, "cannot write a page file; keeping messages in memory");
                         }
+                        slot.keep_failed(chunk.clone());
                     }
                 }
-                memory.sub(len);
+                // Written: the last strong reference goes here, and the memory with it.
+                drop(chunk);
+                memory.sub(held);
                 slot.io.in_flight.fetch_sub(len as u64, Ordering::Relaxed);
             }),
         );
     }
 
-    /// Forgets the chunks that are on disk now.
+    /// Forgets the chunks that are gone (on disk now), and failed ones read past `read`.
     fn forget_written(&mut self) {
-        self.pending
-            .retain(|c| c.state.load(Ordering::Acquire) != WRITTEN);
+        self.pending.retain(|p| p.chunk.strong_count() > 0);
+        self.slot.release_failed(self.read);
     }
 
     /// How many bytes from `at` can be read in one piece: to the end of the chunk still
     /// in memory that holds `at`, or on disk up to the next such chunk (or the end).
     pub(crate) fn span(&mut self, at: u64) -> u64 {
         self.forget_written();
-        match self.pending.iter().find(|c| c.end() > at) {
-            Some(c) if c.offset <= at => c.end() - at,
-            Some(c) => c.offset - at,
+        match self.pending.iter().find(|p| p.end > at) {
+            Some(p) if p.offset <= at => p.end - at,
+            Some(p) => p.offset - at,
             None => self.written.saturating_sub(at),
         }
     }
 
-    /// Whether the bytes at `at` are still in memory (their write is in flight or failed);
-    /// call after `span`.
+    /// The chunk that holds the bytes at `at` while they are still in memory (their
+    /// write is in flight or failed); `None` once they are on disk. Call after `span`.
+    fn chunk_at(&self, at: u64) -> Option<Arc<Chunk>> {
+        self.pending
+            .iter()
+            .find(|p| p.covers(at))
+            .and_then(|p| p.chunk.upgrade())
+    }
+
+    /// Whether the bytes at `at` are still in memory (see `chunk_at`).
     pub(crate) fn in_memory(&self, at: u64) -> bool {
-        self.pending.iter().any(|c| c.offset <= at && at < c.end())
+        self.pending
+            .iter()
+            .any(|p| p.covers(at) && p.chunk.strong_count() > 0)
+    }
+
+    /// Reads up to `len` bytes at `at` (within `span(at)`, and more if the first record
+    /// there is longer and ends in the same chunk) when they are still in memory;
+    /// `None` when they are on disk (then they need a read-ahead).
+    pub(crate) fn read_in_memory(&self, at: u64, len: usize) -> Option<Vec<u8>> {
+        let c = self.chunk_at(at)?;
+        let rest = c.data.get((at - c.offset) as usize..)?;
+        let len = record_len(rest).map_or(len, |need| need.max(len));
+        Some(rest[..len.min(rest.len())].to_vec())
     }
 
     /// Reads `len` bytes at `at` (within `span(at)`): from memory if they are not on
-    /// disk yet, else from the file (only on the I/O thread, or when `in_memory(at)`).
+    /// disk yet, else from the file (only on the I/O thread).
     pub(crate) fn read_at(&self, at: u64, len: usize) -> io::Result<Vec<u8>> {
-        if let Some(c) = self.pending.iter().find(|c| c.offset <= at && at < c.end()) {
+        if let Some(c) = self.chunk_at(at) {
             let start = (at - c.offset) as usize;
             return c
                 .data
@@ -334,39 +418,36 @@ impl PageFile {
     ) -> ReadAhead {
         let cell = Arc::new(Mutex::new(AheadCell::default()));
         let (slot, weak, memory2) = (self.slot.clone(), Arc::downgrade(&cell), memory.clone());
-        run_on(
-            self.jobs.as_ref(),
-            Box::new(move || {
-                // Whatever happens, the queue is woken: a basic.get waiting for this read
-                // must be answered even if the tail went (a purge) or moved on.
-                let _wake = WakeOnDrop(wake);
-                // Nobody waits for it any more (the tail moved on or went): skip the read.
-                let Some(cell) = weak.upgrade() else { return };
-                let read = |len: usize| {
-                    let mut buf = vec![0u8; len];
-                    slot.file
-                        .get()
-                        .ok_or_else(|| io::Error::other("page file was never created"))
-                        .and_then(|f| f.read_exact_at(&mut buf, at))
-                        .map(|()| buf)
-                };
-                let result = read(len).and_then(|buf| match record_len(&buf) {
-                    // A record larger than the chunk: read exactly that record.
-                    Some(need) if need > buf.len() && need as u64 <= max => read(need),
-                    _ => Ok(buf),
-                });
-                {
-                    let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
-                    if c.cancelled {
-                        return;
-                    }
-                    if let Ok(buf) = &result {
-                        memory2.add(buf.len());
-                    }
-                    c.done = Some(result);
+        self.read_first(Box::new(move || {
+            // Whatever happens, the queue is woken: a basic.get waiting for this read
+            // must be answered even if the tail went (a purge) or moved on.
+            let _wake = WakeOnDrop(wake);
+            // Nobody waits for it any more (the tail moved on or went): skip the read.
+            let Some(cell) = weak.upgrade() else { return };
+            let read = |len: usize| {
+                let mut buf = vec![0u8; len];
+                slot.file
+                    .get()
+                    .ok_or_else(|| io::Error::other("page file was never created"))
+                    .and_then(|f| f.read_exact_at(&mut buf, at))
+                    .map(|()| buf)
+            };
+            let result = read(len).and_then(|buf| match record_len(&buf) {
+                // A record larger than the chunk: read exactly that record.
+                Some(need) if need > buf.len() && need as u64 <= max => read(need),
+                _ => Ok(buf),
+            });
+            {
+                let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+                if c.cancelled {
+                    return;
                 }
-            }),
-        );
+                if let Ok(buf) = &result {
+                    memory2.add(buf.len());
+                }
+                c.done = Some(result);
+            }
+        }));
         ReadAhead {
             slot: self.slot.clone(),
             at,
@@ -375,22 +456,43 @@ impl PageFile {
         }
     }
 
+    /// Hands `job` to the I/O thread ahead of the writes in line (see
+    /// `IoState::reads`); the job sent after it wakes the thread if it sleeps, and runs
+    /// it inline once the thread is gone.
+    fn read_first(&self, job: Job) {
+        let io = &self.slot.io;
+        io.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        let io = io.clone();
+        run_on(self.jobs.as_ref(), Box::new(move || io.run_reads()));
+    }
+
     /// What a browse needs to read this file's unread records later, off the queue lock
     /// (`FileView`). Holding the slot keeps the file open even if the tail deletes it.
     pub(crate) fn view(&self) -> FileView {
         FileView {
             slot: self.slot.clone(),
-            pending: self.pending.iter().cloned().collect(),
+            pending: self
+                .pending
+                .iter()
+                .filter_map(|p| p.chunk.upgrade())
+                .collect(),
             start: self.read,
             end: self.written,
             messages: self.messages,
         }
     }
 
-    /// Bytes of chunks held in memory (in flight, failed, or written and not forgotten).
+    /// Bytes of chunks still in memory (in flight, or failed and not read past).
     #[cfg(test)]
     pub(crate) fn held_bytes(&self) -> usize {
-        self.pending.iter().map(|c| c.data.len()).sum()
+        self.pending
+            .iter()
+            .filter_map(|p| p.chunk.upgrade())
+            .map(|c| c.data.capacity())
+            .sum()
     }
 
     #[cfg(test)]

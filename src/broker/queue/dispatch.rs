@@ -7,6 +7,7 @@
 //! non-blocking send into a consumer connection's outbox.
 
 use super::{ConsumerRemoved, Queue, QueueState};
+use crate::broker::consumer::window_size;
 use crate::broker::consumer::{Consumer, Delivery, Outgoing};
 use crate::codec::ShortStr;
 use crate::error::Exception;
@@ -109,6 +110,7 @@ impl Queue {
                 return;
             };
             let item = self.outgoing(item);
+            st.consumers[idx].info.sent(window_size(&item));
             // Counted before the send moves it, and taken back if the send fails.
             let counted = !st.consumers[idx].info.no_ack;
             if counted {
@@ -123,8 +125,8 @@ impl Queue {
             if let Err(failed) = consumer.connection.outbox.send(Outgoing::Deliver(delivery)) {
                 // The consumer's connection is gone without cancelling: take the message
                 // back and forget the consumer; its connection cleanup finds nothing left.
-                consumer.info.give_back();
                 if let Outgoing::Deliver(d) = failed.0 {
+                    consumer.info.give_back(window_size(&d.item));
                     if counted {
                         st.handed.back(&d.item);
                     }

@@ -31,6 +31,15 @@ pub struct QueueFigures {
     /// Messages out with clients waiting for an acknowledgement, and their body bytes.
     pub messages_unacked: u64,
     pub bytes_unacked: u64,
+    /// Ready messages on disk (paged), and their body bytes.
+    pub messages_paged: u64,
+    pub bytes_paged: u64,
+    /// Of those, the ones not in the message store (RabbitMQ's messages_paged_out).
+    pub messages_paged_out: u64,
+    pub bytes_paged_out: u64,
+    /// Ready and unacked messages in the message store (persistent in a durable queue).
+    pub messages_persistent: u64,
+    pub bytes_persistent: u64,
     pub consumers: Vec<ConsumerFigures>,
     /// With x-single-active-consumer, the active one's tag.
     pub single_active_tag: Option<String>,
@@ -69,9 +78,19 @@ impl Queue {
             }
             None => (st.ready.len() as u64, st.ready.bytes),
         };
+        let (unacked_stored, ready_stored) =
+            (st.handed.unacked_stored(&self.returned), st.ready.stored());
+        let ((messages_paged, bytes_paged), (messages_paged_out, bytes_paged_out)) =
+            st.ready.paged();
         QueueFigures {
             messages_unacked,
             bytes_unacked,
+            messages_paged,
+            bytes_paged,
+            messages_paged_out,
+            bytes_paged_out,
+            messages_persistent: ready_stored.0 + unacked_stored.0,
+            bytes_persistent: ready_stored.1 + unacked_stored.1,
             messages_ready,
             bytes_ready,
             consumers,

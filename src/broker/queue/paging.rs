@@ -35,7 +35,8 @@ const FLUSH_BYTES: usize = 256 * 1024;
 /// A refill reads about this much from a page file.
 const READ_BYTES: usize = 256 * 1024;
 /// A page file takes no more appends past this size; the next write starts a new one.
-const FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// (Smaller in unit tests, so that a few MB make a tail of several files.)
+const FILE_BYTES: u64 = if cfg!(test) { 4 << 20 } else { 64 << 20 };
 /// Record header: length (u32), seq, store id, expires_at (u64 each), flags, priority,
 /// deliveries (u16).
 const HEADER: usize = 4 + 8 + 8 + 8 + 1 + 1 + 2;
@@ -48,12 +49,17 @@ pub struct Tail {
     files: VecDeque<PageFile>,
     /// Encoded records after the end of the last file, not yet written.
     buffer: Vec<u8>,
+    /// The buffer's capacity as counted in `memory` (its messages left the accounting
+    /// when they came here: the buffer counts instead).
+    buffer_counted: usize,
     buffer_messages: usize,
     buffer_body_bytes: u64,
     len: usize,
     body_bytes: u64,
     /// Messages with a store id (persistent in a durable queue): a purge must ack them.
     stored: usize,
+    /// Their body bytes.
+    stored_bytes: u64,
     /// The next read-back, done ahead on the I/O thread so that a refill finds it in
     /// memory instead of reading under the queue lock.
     ahead: Option<ReadAhead>,
@@ -73,9 +79,14 @@ impl Tail {
     }
 
     /// Body bytes of the messages held.
-    #[cfg(test)] // tests look; the broker does not need to
     pub fn body_bytes(&self) -> u64 {
         self.body_bytes
+    }
+
+    /// Messages held that are not in the message store, and their body bytes: what
+    /// RabbitMQ calls paged out (persistent ones on disk are in the store).
+    pub fn transient(&self) -> (usize, u64) {
+        (self.len - self.stored, self.body_bytes - self.stored_bytes)
     }
 
     /// Whether some message here is in the message store.
@@ -95,6 +106,11 @@ impl Tail {
     ) {
         let (head, body) = item.msg.raw_parts();
         let len = (HEADER - 4 + head.len() + body.len()) as u32;
+        if self.buffer.capacity() == 0 {
+            // Room for a flush's worth at once: no reallocation (and copy) on the way.
+            self.buffer
+                .reserve_exact(FLUSH_BYTES + HEADER + len as usize);
+        }
         self.buffer.extend_from_slice(&len.to_be_bytes());
         self.buffer.extend_from_slice(&item.seq.to_be_bytes());
         self.buffer.extend_from_slice(&item.store_id.to_be_bytes());
@@ -112,7 +128,10 @@ impl Tail {
         self.buffer_body_bytes += body;
         self.len += 1;
         self.body_bytes += body;
-        self.stored += usize::from(item.store_id != 0);
+        if item.store_id != 0 {
+            self.stored += 1;
+            self.stored_bytes += body;
+        }
         if self.memory.is_none() {
             self.memory = Some(memory.clone());
             self.wake = wake();
@@ -120,6 +139,19 @@ impl Tail {
         if self.buffer.len() >= FLUSH_BYTES {
             self.flush(dir, memory);
         }
+        self.count_buffer();
+    }
+
+    /// Brings the buffer's share of the memory accounting up to its capacity now.
+    fn count_buffer(&mut self) {
+        let Some(memory) = &self.memory else { return };
+        let now = self.buffer.capacity();
+        match now.cmp(&self.buffer_counted) {
+            std::cmp::Ordering::Greater => memory.add(now - self.buffer_counted),
+            std::cmp::Ordering::Less => memory.sub(self.buffer_counted - now),
+            std::cmp::Ordering::Equal => {}
+        }
+        self.buffer_counted = now;
     }
 
     /// Hands the buffer to the last page file (a new one when there is none or it is
@@ -131,7 +163,11 @@ impl Tail {
         let Some(f) = self.files.back_mut() else {
             return;
         };
-        f.append(std::mem::take(&mut self.buffer), memory);
+        let mut data = std::mem::take(&mut self.buffer);
+        // The file counts the chunk from here, by its capacity: give back the room it
+        // was reserved with and did not use.
+        data.shrink_to_fit();
+        f.append(data, memory);
         f.messages += self.buffer_messages;
         f.body_bytes += self.buffer_body_bytes;
         self.buffer_messages = 0;
@@ -210,6 +246,11 @@ impl Tail {
             }
         }
         self.buffer.drain(..pos);
+        if self.buffer.is_empty() {
+            // Read through: a tail that stops paging keeps no buffer.
+            self.buffer = Vec::new();
+        }
+        self.count_buffer();
     }
 
     /// Reads the next records of the front file into `out`; false when they are on disk
@@ -230,11 +271,20 @@ impl Tail {
             }
             return true;
         }
-        let result = if f.in_memory(f.read) || on_io_thread {
-            // In a chunk whose write is in flight or failed (memory), or on this thread
-            // that may touch the disk.
+        let len = left.min(READ_BYTES as u64) as usize;
+        let in_memory = if on_io_thread {
+            None
+        } else {
+            // In a chunk whose write is in flight or failed.
+            f.read_in_memory(f.read, len)
+        };
+        let result = if let Some(bytes) = in_memory {
             self.ahead = None;
-            f.read_at(f.read, left.min(READ_BYTES as u64) as usize)
+            Ok(bytes)
+        } else if on_io_thread {
+            // On this thread that may touch the disk.
+            self.ahead = None;
+            f.read_at(f.read, len)
                 .and_then(|chunk| match record_len(&chunk) {
                     // A record larger than the chunk: read exactly that record.
                     Some(need) if need > chunk.len() && need as u64 <= left => {
@@ -244,7 +294,6 @@ impl Tail {
                 })
         } else {
             let Some(ahead) = self.ahead.take().filter(|a| a.is_for(f, f.read)) else {
-                let len = left.min(READ_BYTES as u64) as usize;
                 let memory = self.memory.clone().unwrap_or_else(|| Memory::new(u64::MAX));
                 self.ahead = Some(f.read_ahead(f.read, (len, left), &memory, self.wake.clone()));
                 return false;
@@ -301,15 +350,18 @@ impl Tail {
     fn took(&mut self, item: &Queued) {
         self.len -= 1;
         self.body_bytes -= item.msg.body().len() as u64;
-        self.stored -= usize::from(item.store_id != 0);
+        if item.store_id != 0 {
+            self.stored -= 1;
+            self.stored_bytes -= item.msg.body().len() as u64;
+        }
     }
 
     fn lost(&mut self, messages: usize, body_bytes: u64) {
         self.len = self.len.saturating_sub(messages);
         self.body_bytes = self.body_bytes.saturating_sub(body_bytes);
-        if self.len == 0 {
-            self.stored = 0;
-        }
+        // Which of the lost were stored is not known: keep the figures within bounds.
+        self.stored = self.stored.min(self.len);
+        self.stored_bytes = self.stored_bytes.min(self.body_bytes);
     }
 
     /// What a browse reads of messages `skip..skip + take` of this tail, later and off
@@ -344,6 +396,16 @@ impl Tail {
             }
             chunk.pop_front()
         })
+    }
+}
+
+impl Drop for Tail {
+    /// The write buffer leaves the accounting with it (files and read-aheads see to
+    /// their own).
+    fn drop(&mut self) {
+        if let Some(memory) = &self.memory {
+            memory.sub(self.buffer_counted);
+        }
     }
 }
 
@@ -402,6 +464,16 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         d.background(move || tx.send(()).unwrap());
         rx.recv().unwrap();
+    }
+
+    /// Holds the I/O thread (every job handed to it queues behind) until the returned
+    /// sender sends or drops.
+    fn hold(d: &PageDir) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        d.background(move || {
+            let _ = held.recv();
+        });
+        release
     }
 
     /// `refill`, waiting for the I/O thread when the tail waits for a read-ahead.
@@ -594,10 +666,7 @@ mod tests {
         let d = dir("inflight");
         let m = Memory::new(u64::MAX);
         // Hold the I/O thread: every write queues behind this job.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        d.background(move || {
-            let _ = held.recv();
-        });
+        let release = hold(&d);
         let mut t = Tail::default();
         for seq in 0..2000 {
             t.push(&item(seq, &[4u8; 1000]), &d, &m, &|| None);
@@ -610,7 +679,11 @@ mod tests {
             m.used() >= FLUSH_BYTES as u64,
             "bytes in flight count as memory"
         );
-        assert_eq!(d.in_flight(), m.used(), "and as disk backlog");
+        assert_eq!(
+            d.in_flight() + t.buffer.capacity() as u64,
+            m.used(),
+            "and as disk backlog (the write buffer counts in memory only)"
+        );
         let mut out = VecDeque::new();
         let mut next = 0;
         while next < 1000 {
@@ -624,7 +697,7 @@ mod tests {
         settle(&d);
         assert_eq!(d.in_flight(), 0);
         assert!(
-            m.used() <= READ_BYTES as u64,
+            m.used() <= (READ_BYTES + t.buffer.capacity()) as u64,
             "written: no longer counted (only the next read-ahead is)"
         );
         // The rest comes from the file now, still in order.
@@ -647,8 +720,8 @@ mod tests {
         settle(&d);
         assert_eq!(
             m.used(),
-            READ_BYTES as u64,
-            "written; the front read ahead, counted"
+            (READ_BYTES + t.buffer.capacity()) as u64,
+            "written; the front read ahead and the write buffer, counted"
         );
         // Spoil what was read ahead on disk: the refill does not read the disk.
         let file = t.files.front().unwrap().file().unwrap();
@@ -660,7 +733,7 @@ mod tests {
         assert!(out.iter().all(|q| q.msg.body() == [6u8; 1000]));
         // The refill started the next read-ahead; dropping the tail gives it back.
         settle(&d);
-        assert_eq!(m.used(), READ_BYTES as u64);
+        assert_eq!(m.used(), (READ_BYTES + t.buffer.capacity()) as u64);
         drop(t);
         assert_eq!(m.used(), 0);
         assert_eq!(files_in(&d), 0);
@@ -683,10 +756,7 @@ mod tests {
         }
         settle(&d);
         // Hold the I/O thread: the read-ahead the first refill starts queues behind this.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        d.background(move || {
-            let _ = held.recv();
-        });
+        let release = hold(&d);
         let mut out = VecDeque::new();
         let first = t.refill(&mut out);
         assert!(first > 0, "the front was read ahead already");
@@ -736,5 +806,39 @@ mod tests {
             "{held} bytes of a 20 MB backlog still in memory"
         );
         assert_eq!(t.drain().count(), 20_000);
+    }
+
+    /// What the tail holds in memory: its write buffer and the chunks not freed yet.
+    fn held(t: &Tail) -> usize {
+        t.buffer.capacity() + t.files.iter().map(PageFile::held_bytes).sum::<usize>()
+    }
+
+    #[test]
+    fn written_chunks_are_freed_in_every_file_and_the_accounting_says_what_is_held() {
+        let d = dir("flood");
+        let m = Memory::new(u64::MAX);
+        // Hold the I/O thread while a flood of several files is appended: every chunk is
+        // in flight when its file fills up (what a disk behind a fast publisher does).
+        let release = hold(&d);
+        let mut t = Tail::default();
+        let body = vec![4u8; 64 * 1024];
+        for seq in 0..300 {
+            t.push(&item(seq, &body), &d, &m, &|| None);
+        }
+        assert!(t.files.len() >= 4, "{} files", t.files.len());
+        assert_eq!(m.used() as usize, held(&t), "in flight: counted as held");
+        release.send(()).unwrap();
+        settle(&d);
+        // Files in the middle of the tail are neither appended to nor read: their chunks
+        // must go all the same (they used to stay until the file was read).
+        let chunks: usize = t.files.iter().map(PageFile::held_bytes).sum();
+        assert_eq!(chunks, 0, "written chunks still in memory");
+        let ahead = m.used() as usize - held(&t);
+        assert!(
+            ahead <= READ_BYTES + HEADER + body.len(),
+            "beyond the buffer, only the front's read-ahead is counted: {ahead}"
+        );
+        drop(t);
+        assert_eq!(m.used(), 0, "a dropped tail gives back all it counted");
     }
 }

@@ -32,6 +32,9 @@ pub(super) struct Ready {
     /// Messages and their body bytes, paged ones included (x-max-length, -bytes).
     len: usize,
     pub(super) bytes: u64,
+    /// Of those, the ones in the message store (persistent in a durable queue).
+    stored: usize,
+    stored_bytes: u64,
     memory: Arc<Memory>,
     /// x-queue-mode lazy: page past `HEAD_MIN` even under the memory budget.
     lazy: bool,
@@ -46,6 +49,8 @@ impl Ready {
             levels: (0..levels.max(1)).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
+            stored: 0,
+            stored_bytes: 0,
             memory,
             lazy,
             me,
@@ -69,7 +74,28 @@ impl Ready {
     fn count_in(&mut self, item: &Queued) -> usize {
         self.len += 1;
         self.bytes += item.msg.body().len() as u64;
+        if item.store_id != 0 {
+            self.stored += 1;
+            self.stored_bytes += item.msg.body().len() as u64;
+        }
         (item.priority as usize).min(self.levels.len() - 1)
+    }
+
+    /// Messages in the message store and their body bytes.
+    pub(super) fn stored(&self) -> (u64, u64) {
+        (self.stored as u64, self.stored_bytes)
+    }
+
+    /// Messages on disk (in tails) and their body bytes: all of them, and those not in
+    /// the message store.
+    pub(super) fn paged(&self) -> ((u64, u64), (u64, u64)) {
+        let (mut all, mut transient) = ((0, 0), (0, 0));
+        for tail in self.levels.iter().map(|l| &l.tail) {
+            let (n, b) = tail.transient();
+            all = (all.0 + tail.len() as u64, all.1 + tail.body_bytes());
+            transient = (transient.0 + n as u64, transient.1 + b);
+        }
+        (all, transient)
     }
 
     /// Appends a new message: to disk if its level already pages (to stay in order), or
@@ -153,6 +179,10 @@ impl Ready {
         let item = self.top()?.head.pop_front()?;
         self.len -= 1;
         self.bytes -= item.msg.body().len() as u64;
+        if item.store_id != 0 {
+            self.stored -= 1;
+            self.stored_bytes -= item.msg.body().len() as u64;
+        }
         Some(item)
     }
 
@@ -191,6 +221,8 @@ impl Ready {
     pub(super) fn take_all(&mut self) -> (VecDeque<Queued>, Vec<Tail>) {
         self.len = 0;
         self.bytes = 0;
+        self.stored = 0;
+        self.stored_bytes = 0;
         let mut all = VecDeque::new();
         let mut tails = Vec::new();
         for level in self.levels.iter_mut().rev() {

@@ -9,6 +9,7 @@
 //! consumer's prefetch) besides what credit lets into the connection's outbox. It must
 //! never deliver an entry that is not durable yet, and never remove anything.
 
+use crate::broker::consumer::window_size;
 use crate::broker::consumer::{ConnectionHandle, ConsumerInfo, Delivery, Outgoing};
 use crate::broker::message::Message;
 use crate::broker::queue::{Queue, Queued};
@@ -106,13 +107,15 @@ pub async fn run(
                 break;
             };
             let Some(item) = delivery_item(&entry) else {
-                consumer.give_back();
+                consumer.give_back(0);
                 warn!(
                     offset = entry.offset,
                     "skipping a stream entry that does not decode"
                 );
                 continue;
             };
+            let bytes = window_size(&item);
+            consumer.sent(bytes);
             let delivery = Delivery {
                 consumer: consumer.clone(),
                 queue: queue.clone(),
@@ -120,7 +123,7 @@ pub async fn run(
             };
             if connection.outbox.send(Outgoing::Deliver(delivery)).is_err() {
                 // The connection is gone; its cleanup cancels the consumer.
-                consumer.give_back();
+                consumer.give_back(bytes);
                 return;
             }
         }

@@ -82,17 +82,21 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
     put("messages_ready_details", rate());
     put("messages_unacknowledged", json!(f.messages_unacked));
     put("messages_unacknowledged_details", rate());
-    put("messages_ram", json!(messages));
-    put("messages_ready_ram", json!(f.messages_ready));
+    // As RabbitMQ's classic queues: in RAM is what is not on disk (unacked messages
+    // always are), paged out is what is on disk and not in the message store.
+    let ready_ram = f.messages_ready.saturating_sub(f.messages_paged);
+    let bytes_ram = f.bytes_ready.saturating_sub(f.bytes_paged) + f.bytes_unacked;
+    put("messages_ram", json!(ready_ram + f.messages_unacked));
+    put("messages_ready_ram", json!(ready_ram));
     put("messages_unacknowledged_ram", json!(f.messages_unacked));
-    put("messages_persistent", json!(0));
-    put("messages_paged_out", json!(0));
+    put("messages_persistent", json!(f.messages_persistent));
+    put("messages_paged_out", json!(f.messages_paged_out));
     put("message_bytes", json!(bytes));
     put("message_bytes_ready", json!(f.bytes_ready));
     put("message_bytes_unacknowledged", json!(f.bytes_unacked));
-    put("message_bytes_ram", json!(bytes));
-    put("message_bytes_persistent", json!(0));
-    put("message_bytes_paged_out", json!(0));
+    put("message_bytes_ram", json!(bytes_ram));
+    put("message_bytes_persistent", json!(f.bytes_persistent));
+    put("message_bytes_paged_out", json!(f.bytes_paged_out));
     put("consumers", json!(consumers));
     let utilisation = if consumers > 0 { json!(1.0) } else { json!(0) };
     put("consumer_capacity", utilisation.clone());
