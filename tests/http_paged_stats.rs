@@ -85,6 +85,10 @@ async fn paged_out_ram_and_persistent_figures_add_up_past_the_paging_budget() {
     assert_eq!(n(&q, "messages_persistent"), persistent);
     assert_eq!(n(&q, "message_bytes_persistent"), persistent * SIZE);
     assert_eq!(n(&q, "message_bytes"), total * SIZE);
+    // The page files' writes count in the node's file I/O figures, beside the store's.
+    let node = &http.get("/api/nodes").await.json()[0];
+    assert!(n(node, "io_write_bytes") >= paged_out * SIZE, "{node}");
+    let writes_before = n(node, "io_write_count");
 
     // Drained but for the last persistent message, taken and not acked: it counts as
     // persistent and in memory, nothing is paged out.
@@ -102,6 +106,10 @@ async fn paged_out_ram_and_persistent_figures_add_up_past_the_paging_budget() {
         }
     }
     common::synced(&ch).await;
+    // Reading the paged messages back counted their bytes as file reads.
+    let node = &http.get("/api/nodes").await.json()[0];
+    assert!(n(node, "io_read_bytes") >= paged_out * SIZE, "{node}");
+    assert!(n(node, "io_write_count") >= writes_before, "{node}");
     let q = figures(&http, "deep").await;
     for (key, want) in [
         ("messages", 1),

@@ -201,7 +201,7 @@ impl Broker {
         )?;
         let defs = boot.prepare(persist.load_definitions()?)?;
         // After the store's lock: a second broker on this directory must not wipe them.
-        let pages = PageDir::create(&data_dir.join("pages"))?;
+        let pages = PageDir::create(&data_dir.join("pages"), persist.store.io().clone())?;
         let memory = Memory::with_paging(memory_limit, queue_memory, Some(pages));
         // The budget is for the whole process: what it took before any message (code,
         // runtime, buffers; at most 16 MiB, as an application embedding the broker is not

@@ -19,6 +19,7 @@
 //! Page files are a cache, not a store: the directory is wiped at start.
 
 use super::Memory;
+use crate::store::IoStats;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -48,6 +49,8 @@ struct IoState {
     failing: AtomicBool,
     /// Bytes handed to the thread and not written yet.
     in_flight: AtomicU64,
+    /// The broker's file I/O counters (shared with the message store).
+    counters: Arc<IoStats>,
     /// Read-aheads, run before the next job in line: a consumer waiting for one must
     /// not wait behind the writes of a publisher that outruns it (tens of MB of them),
     /// and reading only bytes already written, it needs no place in their order.
@@ -80,7 +83,7 @@ impl std::fmt::Debug for PageDir {
 impl PageDir {
     /// Empties (or creates) `path` (pages left by an earlier run belong to nobody) and
     /// starts the I/O thread.
-    pub fn create(path: &Path) -> io::Result<PageDir> {
+    pub fn create(path: &Path, counters: Arc<IoStats>) -> io::Result<PageDir> {
         match std::fs::remove_dir_all(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -88,7 +91,10 @@ impl PageDir {
         }
         std::fs::create_dir_all(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
-        let io = Arc::<IoState>::default();
+        let io = Arc::new(IoState {
+            counters,
+            ..IoState::default()
+        });
         let thread_io = io.clone();
         let thread = std::thread::Builder::new()
             .name("warren-pages".into())
@@ -314,9 +320,10 @@ impl PageFile {
         run_on(
             self.jobs.as_ref(),
             Box::new(move || {
-                let result = slot
-                    .open()
-                    .and_then(|f| f.write_all_at(&chunk.data, chunk.offset));
+                let result = slot.open().and_then(|f| {
+                    let write = || f.write_all_at(&chunk.data, chunk.offset);
+                    slot.io.counters.write(chunk.data.len(), write)
+                });
                 let failing = &slot.io.failing;
                 match result {
                     Ok(()) => {
@@ -401,7 +408,7 @@ impl PageFile {
             .get()
             .ok_or_else(|| io::Error::other("page file was never created"))?;
         let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, at)?;
+        read_counted(&self.slot.io, file, &mut buf, at)?;
         Ok(buf)
     }
 
@@ -429,7 +436,7 @@ impl PageFile {
                 slot.file
                     .get()
                     .ok_or_else(|| io::Error::other("page file was never created"))
-                    .and_then(|f| f.read_exact_at(&mut buf, at))
+                    .and_then(|f| read_counted(&slot.io, f, &mut buf, at))
                     .map(|()| buf)
             };
             let result = read(len).and_then(|buf| match record_len(&buf) {
@@ -538,7 +545,7 @@ impl FileView {
                         .get()
                         .ok_or_else(|| io::Error::other("page file was never created"))?;
                     let mut buf = vec![0u8; (upto - pos) as usize];
-                    file.read_exact_at(&mut buf, pos)?;
+                    read_counted(&self.slot.io, file, &mut buf, pos)?;
                     out.extend_from_slice(&buf);
                     pos = upto;
                 }
@@ -643,4 +650,12 @@ impl Drop for PageFile {
 pub(crate) fn record_len(data: &[u8]) -> Option<usize> {
     let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
     Some(4 + len)
+}
+
+/// Fills `buf` from `file` at `at`, counted in the broker's file I/O figures.
+fn read_counted(io: &IoState, file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    let len = buf.len();
+    io.counters
+        .read(|| file.read_exact_at(buf, at).map(|()| len))
+        .map(drop)
 }

@@ -456,7 +456,7 @@ mod tests {
             std::env::temp_dir().join(format!("warren-paging-{name}-{}", std::process::id()));
         // An earlier test process with this ID may have left pages here.
         let _ = std::fs::remove_dir_all(&path);
-        PageDir::create(&path).unwrap()
+        PageDir::create(&path, Default::default()).unwrap()
     }
 
     /// Waits for the I/O thread to run everything handed to it so far.
