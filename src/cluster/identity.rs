@@ -165,8 +165,11 @@ fn names(peers: &[PeerAddr]) -> Vec<&str> {
 /// is dropped (an editor's newline must not make two nodes' cookies differ).
 pub fn read_cookie(path: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
-    let meta = fs::metadata(path).map_err(|_| {
-        format!("cluster cookie file '{shown}' not found: every node of a cluster needs the same cookie")
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "cluster cookie file '{shown}' not found: every node of a cluster needs the same cookie"
+        ),
+        _ => format!("cluster cookie file '{shown}' cannot be read: {e}"),
     })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(

@@ -29,8 +29,10 @@ pub(crate) async fn run(
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                // Out of descriptors and the like: the peers retry.
+                // Out of descriptors and the like: the peers retry; a pause rather than a
+                // loop spinning on the same error.
                 tracing::warn!("cluster listener: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };

@@ -159,8 +159,8 @@ impl Links for MemLinks {
             sent?;
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(_)) => Err(LinkError::Timeout),
-                Err(_) => Err(LinkError::Timeout),
+                // Lost (answered across a cut) or never answered in time.
+                Ok(Err(_)) | Err(_) => Err(LinkError::Timeout),
             }
         }
     }

@@ -169,4 +169,6 @@ impl Default for Timers {
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;

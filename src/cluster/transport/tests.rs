@@ -278,3 +278,20 @@ async fn mem_links_deliver_answer_cut_and_heal() {
         Err(LinkError::Unknown(1))
     );
 }
+
+#[tokio::test]
+async fn bind_listens_on_this_nodes_own_address() {
+    let peers =
+        crate::cluster::identity::parse_peers("rabbit@n1=127.0.0.1:0,rabbit@n2=127.0.0.2:1")
+            .unwrap();
+    let (t, _) = Transport::bind(config(1, &peers, b"cookie")).await.unwrap();
+    assert_eq!(t.local_addr().ip().to_string(), "127.0.0.1");
+    assert_ne!(t.local_addr().port(), 0);
+    t.shutdown().await;
+    let stranger = TransportConfig {
+        node: "rabbit@n9".into(),
+        ..config(1, &peers, b"cookie")
+    };
+    let err = Transport::bind(stranger).await.err().unwrap();
+    assert_eq!(err.to_string(), "node 'rabbit@n9' is not one of its peers");
+}
