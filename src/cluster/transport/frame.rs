@@ -222,6 +222,9 @@ pub enum Refusal {
     Name(String),
     /// The dialer belongs to another cluster; the listener's cluster id.
     ClusterId([u8; 16]),
+    /// The dialer presents no cluster id but group 0 records it as a member of this
+    /// cluster (the listener's id): it lost its data directory and must not vote.
+    LostData([u8; 16]),
 }
 
 /// Why a frame could not be read or written.
@@ -257,17 +260,20 @@ impl From<io::Error> for FrameError {
 }
 
 /// `wire` as a frame, length included; refused when above `limit` (the peer would close
-/// the link on it).
+/// the link on it). The size is counted first, so a frame too long is refused without
+/// being copied, and the bodies are then copied whole into a buffer of the right size.
 pub fn encode(wire: &Wire, limit: u32) -> Result<Vec<u8>, FrameError> {
-    let mut buf = postcard::to_extend(wire, vec![0u8; 4]).map_err(FrameError::Malformed)?;
-    let len = buf.len() - 4;
+    let size = postcard::ser_flavors::Size::default();
+    let len: usize = postcard::serialize_with_flavor(wire, size).map_err(FrameError::Malformed)?;
     if len > limit as usize {
         return Err(FrameError::TooLong {
             len: u32::try_from(len).unwrap_or(u32::MAX),
             limit,
         });
     }
+    let mut buf = vec![0u8; 4 + len];
     buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    postcard::to_slice(wire, &mut buf[4..]).map_err(FrameError::Malformed)?;
     Ok(buf)
 }
 

@@ -13,11 +13,13 @@
 //! the cookie learns nothing about the cluster (not even why it is refused, beyond the
 //! cookie).
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use ring::{digest, hmac, rand::SecureRandom};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 
 use super::frame::{self, FrameError, Hello, Refusal, Wire};
 use super::{NodeId, PeerAddr, Timers};
@@ -36,6 +38,12 @@ pub(crate) struct Local {
     pub boot: u64,
     /// Unknown until this node applies group 0's `Meta::ClusterId`.
     pub cluster_id: Mutex<Option<[u8; 16]>>,
+    /// The members group 0 records as joined (`Meta::Joined`): one of them dialling
+    /// without a cluster id lost its data.
+    pub joined: Mutex<BTreeSet<NodeId>>,
+    /// Set when a peer refused this node because it lost its data: the cluster id it was
+    /// a member of. The start-up stops the node with `identity::lost_data_refusal`.
+    pub lost_data: watch::Sender<Option<[u8; 16]>>,
     pub limit: u32,
     pub timers: Timers,
 }
@@ -47,6 +55,9 @@ pub(crate) enum HandshakeError {
     Frame(FrameError),
     /// The other side is not part of this cluster; the reason, as the log shows it.
     Refused(String),
+    /// The dialer is refused because it lost its data directory (a member of this cluster
+    /// id): fatal for the dialer, which must stop (`identity::lost_data_refusal`).
+    LostData([u8; 16]),
 }
 
 impl From<FrameError> for HandshakeError {
@@ -81,6 +92,8 @@ impl Local {
             key: hmac::Key::new(hmac::HMAC_SHA256, cookie),
             boot,
             cluster_id: Mutex::new(cluster_id),
+            joined: Mutex::new(BTreeSet::new()),
+            lost_data: watch::Sender::new(None),
             limit,
             timers,
         })
@@ -88,6 +101,11 @@ impl Local {
 
     fn cluster_id(&self) -> Option<[u8; 16]> {
         *self.cluster_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn has_joined(&self, id: NodeId) -> bool {
+        let joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        joined.contains(&id)
     }
 
     fn sign(&self, role: Role, hello: &Hello, nonce_l: &[u8; 32]) -> hmac::Tag {
@@ -163,6 +181,7 @@ pub(crate) async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     match frame::read(s, local.limit).await? {
         _ if !listener_ok => Err(HandshakeError::Refused("cookie mismatch".into())),
         Wire::Welcome { boot } => Ok(boot),
+        Wire::Refused(Refusal::LostData(id)) => Err(HandshakeError::LostData(id)),
         Wire::Refused(r) => Err(HandshakeError::Refused(dialer_reason(&r, local))),
         other => Err(out_of_turn(&other)),
     }
@@ -218,6 +237,7 @@ fn check_hello(hello: &Hello, local: &Local) -> Result<NodeId, Refusal> {
     };
     match (hello.cluster_id, local.cluster_id()) {
         (Some(theirs), Some(ours)) if theirs != ours => Err(Refusal::ClusterId(ours)),
+        (None, Some(ours)) if local.has_joined(from) => Err(Refusal::LostData(ours)),
         _ => Ok(from),
     }
 }
@@ -235,6 +255,8 @@ fn dialer_reason(r: &Refusal, local: &Local) -> String {
                 .map_or_else(|| "unknown".into(), |id| hex(&id));
             format!("it belongs to cluster {} (ours {ours})", hex(theirs))
         }
+        // Not a log line: the dialer stops with identity::lost_data_refusal's text.
+        Refusal::LostData(id) => format!("it records this node as a member of cluster {}", hex(id)),
     }
 }
 
@@ -261,6 +283,12 @@ fn listener_reason(r: &Refusal, hello: &Hello, local: &Local) -> String {
                 hex(ours)
             )
         }
+        Refusal::LostData(ours) => format!(
+            "{} lost its data directory but is a member of cluster {}: it cannot rejoin in \
+             phase 1",
+            hello.from,
+            hex(ours)
+        ),
     }
 }
 

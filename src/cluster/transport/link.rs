@@ -155,6 +155,16 @@ pub(crate) async fn run(
                     last_refusal = Some(reason);
                 }
             }
+            Err(HandshakeError::LostData(id)) => {
+                tracing::error!(
+                    "cluster link to {} ({}) refused: this node lost its data directory but \
+                     was a member of cluster {}",
+                    link.peer.name,
+                    link.peer.addr,
+                    crate::cluster::identity::hex(&id)
+                );
+                local.lost_data.send_replace(Some(id));
+            }
             Err(HandshakeError::Frame(e)) => {
                 tracing::debug!(
                     "cluster link to {} ({}): {e}",

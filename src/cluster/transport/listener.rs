@@ -63,8 +63,9 @@ async fn serve(
             }
             return;
         }
-        Ok(Err(HandshakeError::Frame(e))) => {
-            tracing::debug!("cluster link from {addr}: {e}");
+        // A listener refuses with the reason; only a dialer learns it lost its data.
+        Ok(Err(e @ (HandshakeError::Frame(_) | HandshakeError::LostData(_)))) => {
+            tracing::debug!("cluster link from {addr}: {e:?}");
             return;
         }
         Err(_) => {

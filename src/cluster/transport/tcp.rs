@@ -145,6 +145,20 @@ impl Transport {
             .unwrap_or_else(|e| e.into_inner()) = Some(id);
     }
 
+    /// Records that group 0 applied `Meta::Joined { node }`: from now on that node dialling
+    /// without a cluster id (an empty data directory) is refused.
+    pub fn set_joined(&self, node: NodeId) {
+        let mut joined = self.local.joined.lock().unwrap_or_else(|e| e.into_inner());
+        joined.insert(node);
+    }
+
+    /// Becomes `Some(cluster id)` when a peer refused this node because group 0 records it
+    /// as a member and its data directory is empty: the node must stop, with
+    /// `identity::lost_data_refusal`'s text.
+    pub fn lost_data(&self) -> watch::Receiver<Option<[u8; 16]>> {
+        self.local.lost_data.subscribe()
+    }
+
     /// Stops every task and waits until the listener's socket is closed (so that a test
     /// can bind its port again).
     pub async fn shutdown(self) {

@@ -295,3 +295,22 @@ async fn bind_listens_on_this_nodes_own_address() {
     let err = Transport::bind(stranger).await.err().unwrap();
     assert_eq!(err.to_string(), "node 'rabbit@n9' is not one of its peers");
 }
+
+#[tokio::test]
+async fn a_joined_member_without_data_learns_it_must_stop() {
+    let (ls, peers) = listeners(2).await;
+    let mut ls = ls.into_iter();
+    let id = [0x5f; 16];
+    let n1 = TransportConfig {
+        cluster_id: Some(id),
+        ..config(1, &peers, b"cookie")
+    };
+    let (n1, _) = Transport::start(n1, ls.next().unwrap()).unwrap();
+    n1.set_joined(2);
+    let (n2, _) = Transport::start(config(2, &peers, b"cookie"), ls.next().unwrap()).unwrap();
+    let mut lost = n2.lost_data();
+    assert_eq!(*lost.wait_for(Option::is_some).await.unwrap(), Some(id));
+    assert!(!n2.is_up(1));
+    n1.shutdown().await;
+    n2.shutdown().await;
+}

@@ -152,3 +152,25 @@ async fn a_frame_out_of_turn_ends_the_handshake() {
     let (_, got) = tokio::join!(send, accept(&mut l, &n1));
     assert!(matches!(got, Err(HandshakeError::Frame(_))));
 }
+
+#[tokio::test]
+async fn a_member_that_lost_its_data_is_refused() {
+    let n1 = node("rabbit@n1", PEERS, b"cookie", Some([0x5f; 16]));
+    let n2 = node("rabbit@n2", PEERS, b"cookie", None);
+    // Not recorded as joined yet (the very first start): it links and catches up.
+    assert!(shake(&n2, "rabbit@n1", &n1).await.0.is_ok());
+    n1.joined.lock().unwrap().insert(2);
+    let (d, l) = shake(&n2, "rabbit@n1", &n1).await;
+    assert!(matches!(d, Err(HandshakeError::LostData(id)) if id == [0x5f; 16]));
+    assert_eq!(
+        refusal(l),
+        format!(
+            "rabbit@n2 lost its data directory but is a member of cluster {}: it cannot \
+             rejoin in phase 1",
+            "5f".repeat(16)
+        )
+    );
+    // With its data (its cluster id), the same member links.
+    *n2.cluster_id.lock().unwrap() = Some([0x5f; 16]);
+    assert!(shake(&n2, "rabbit@n1", &n1).await.0.is_ok());
+}
