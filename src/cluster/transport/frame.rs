@@ -227,6 +227,10 @@ pub enum Refusal {
     LostData([u8; 16]),
 }
 
+/// `Wire::Ping` and `Wire::Pong` as frames, ready to write (a test checks them).
+pub const PING: [u8; 5] = [0, 0, 0, 1, 5];
+pub const PONG: [u8; 5] = [0, 0, 0, 1, 6];
+
 /// Why a frame could not be read or written.
 #[derive(Debug)]
 pub enum FrameError {

@@ -143,14 +143,14 @@ fn peers_digest(peers: &[PeerAddr]) -> [u8; 32] {
     out
 }
 
-/// Random bytes from the system's generator (nonces, boot ids).
-pub(crate) fn random<const N: usize>() -> [u8; N] {
+/// Random bytes from the system's generator (nonces, boot ids); fails only if the OS
+/// has no entropy source at all.
+pub(crate) fn random<const N: usize>() -> std::io::Result<[u8; N]> {
     let mut b = [0u8; N];
-    // The system generator fails only if the OS has no entropy source at all.
     ring::rand::SystemRandom::new()
         .fill(&mut b)
-        .expect("the system's random generator");
-    b
+        .map_err(|_| std::io::Error::other("the system's random generator failed"))?;
+    Ok(b)
 }
 
 /// The dialer's side, on a fresh connection to `to`. Returns the listener's boot.
@@ -164,7 +164,7 @@ pub(crate) async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
         from: local.name.clone(),
         to: to.name.clone(),
         boot: local.boot,
-        nonce_d: random(),
+        nonce_d: random().map_err(FrameError::Io)?,
         peers_digest: local.digest,
         cluster_id: local.cluster_id(),
     };
@@ -196,7 +196,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         Wire::Hello(h) => h,
         other => return Err(out_of_turn(&other)),
     };
-    let nonce_l = random();
+    let nonce_l = random().map_err(FrameError::Io)?;
     let proof_l = Bytes::copy_from_slice(local.sign(Role::Listener, &hello, &nonce_l).as_ref());
     frame::write(s, &Wire::Challenge { nonce_l, proof_l }, local.limit).await?;
     let proof_d = match frame::read(s, local.limit).await? {

@@ -221,7 +221,6 @@ async fn serve(
             }
         }
     };
-    let ping = frame::encode(&Wire::Ping, local.limit).expect("a ping fits any limit");
     let writer = async {
         let mut tick = tokio::time::interval(timers.ping);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -231,7 +230,7 @@ async fn serve(
                     Some(b) => b,
                     None => return Err::<(), _>("transport stopped".to_owned()),
                 },
-                _ = tick.tick() => ping.clone(),
+                _ = tick.tick() => frame::PING.to_vec(),
             };
             wr.write_all(&bytes).await.map_err(|e| e.to_string())?;
         }

@@ -102,8 +102,7 @@ async fn relay(
                 .map_err(|e| e.to_string())?;
             let (frame, reply) = match wire {
                 Wire::Ping => {
-                    let pong = frame::encode(&Wire::Pong, limit).expect("a pong fits any limit");
-                    let _ = tx.send(pong);
+                    let _ = tx.send(frame::PONG.to_vec());
                     continue;
                 }
                 Wire::Send(frame) => (frame, None),
@@ -111,16 +110,33 @@ async fn relay(
                 other => return Err(format!("unexpected frame {other:?}")),
             };
             let incoming = Incoming { from, frame, reply };
-            // Waiting here stops reading the socket: a slow node slows its peers' links.
-            inbound
-                .send(incoming)
-                .await
-                .map_err(|_| "node stopped".to_owned())?;
+            hand_over(&inbound, incoming, &tx, local).await?;
         }
     };
     tokio::select! {
         r = reader => r,
         w = writer => w,
+    }
+}
+
+/// Gives a frame to the node. Waiting for room stops reading the socket, so a slow node
+/// slows its peers' links (backpressure); meanwhile a pong every ping interval tells the
+/// dialer that this node is alive, only busy, so it does not declare the link down.
+async fn hand_over(
+    inbound: &mpsc::Sender<Incoming>,
+    incoming: Incoming,
+    tx: &mpsc::UnboundedSender<Vec<u8>>,
+    local: &Local,
+) -> Result<(), String> {
+    let send = inbound.send(incoming);
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            sent = &mut send => return sent.map_err(|_| "node stopped".to_owned()),
+            _ = tokio::time::sleep(local.timers.ping) => {
+                let _ = tx.send(frame::PONG.to_vec());
+            }
+        }
     }
 }
 

@@ -84,7 +84,7 @@ impl Transport {
     ) -> io::Result<(Transport, mpsc::Receiver<Incoming>)> {
         let local_addr = listener.local_addr()?;
         let limit = frame::frame_limit(cfg.max_message_size);
-        let boot = u64::from_be_bytes(random());
+        let boot = u64::from_be_bytes(random()?);
         let local = Local::new(
             &cfg.node,
             cfg.peers.clone(),

@@ -73,8 +73,8 @@ fn the_kind_byte_follows_the_length() {
     assert_eq!(bytes[..4], 2u32.to_be_bytes());
     assert_eq!(bytes[4], 7, "Wire::Send is the 8th kind");
     assert_eq!(bytes[5], 22, "Frame::NodeInfo is the 23rd frame kind");
-    let pong = encode(&Wire::Pong, LIMIT).unwrap();
-    assert_eq!(pong, [0, 0, 0, 1, 6]);
+    assert_eq!(encode(&Wire::Ping, LIMIT).unwrap(), PING);
+    assert_eq!(encode(&Wire::Pong, LIMIT).unwrap(), PONG);
 }
 
 #[test]
