@@ -98,6 +98,8 @@ pub(crate) mod access;
 pub(crate) mod broker;
 pub(crate) mod channel;
 pub(crate) mod clock;
+/// Clustering (issue 17): library pieces, not yet used by the broker.
+pub mod cluster;
 #[allow(missing_docs)] // reached from outside only through the hidden `testing`
 pub(crate) mod codec;
 pub(crate) mod config;
