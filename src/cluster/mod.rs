@@ -6,6 +6,9 @@
 //!   one group per quorum queue, doc 3.3).
 //! - [`Command`], the payload of a log entry: one [`Batch`] of a proposer's commands
 //!   (doc 3.5); [`Reply`], what applying it answers.
+//! - [`log`]: the Raft log of a group ([`log::GroupLog`], openraft's `RaftLogStorage`).
+
+pub mod log;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
