@@ -9,9 +9,9 @@
 //! after the sync that covers the entries, and only then does openraft hear that they are
 //! flushed (`LogFlushed::log_io_completed`), which is what Raft's safety rests on.
 //!
-//! [`MemDisk`] is the in-memory disk: durable for as long as the value lives, so tests
-//! (and the helpers who build state machines before the store side lands) can reopen a
-//! group from it as a restart would.
+//! [`StoreDisk`] is the disk on warren's message store (`stored`). [`MemDisk`] is an
+//! in-memory one: durable for as long as the value lives, so state machine tests can
+//! reopen a group from it as a restart would, without files.
 //!
 //! The encodings the store's records will carry are here too, so both sides agree:
 //! [`encode_payload`]/[`decode_payload`] (an entry's payload, postcard) and
@@ -374,6 +374,9 @@ impl LogDisk for MemDisk {
         rec
     }
 }
+
+mod stored;
+pub use stored::StoreDisk;
 
 #[cfg(test)]
 mod tests;

@@ -123,6 +123,34 @@ fn openraft_conformance_suite() {
     Suite::test_all(Fresh).expect("openraft's storage suite passes");
 }
 
+/// A fresh message store in a directory of its own for each of the suite's tests; the
+/// guard removes the directory.
+struct FreshStore(std::sync::atomic::AtomicU32);
+
+/// Removes a test's store directory when the suite is done with it.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl StoreBuilder<Tc, GroupLog, Machine, RemoveDir> for FreshStore {
+    async fn build(&self) -> Result<(RemoveDir, GroupLog, Machine), StorageError<NodeId>> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = temp(&format!("suite-{n}"));
+        let disk = StoreDisk::open(&dir).map_err(|e| StorageIOError::read(&e))?;
+        Ok((RemoveDir(dir), GroupLog::open(7, disk), Machine::default()))
+    }
+}
+
+#[test]
+fn openraft_conformance_suite_on_the_store() {
+    let builder = FreshStore(std::sync::atomic::AtomicU32::new(0));
+    Suite::test_all(builder).expect("openraft's storage suite passes on the store");
+}
+
 fn log_id(term: u64, index: u64) -> LogId<NodeId> {
     LogId::new(CommittedLeaderId::new(term, 0), index)
 }
@@ -159,9 +187,12 @@ fn membership(term: u64, index: u64) -> Entry<Tc> {
     }
 }
 
-#[tokio::test]
-async fn vote_committed_purge_and_cut_survive_reopen() {
-    let disk = MemDisk::new();
+/// Appends, votes, commits, purges and cuts on group 3, reopens the disk with `reopen`
+/// (a restart), and checks that group 3 reads back as it was and group 4 is untouched.
+async fn survives_reopen(
+    disk: Arc<dyn LogDisk>,
+    reopen: impl FnOnce(Arc<dyn LogDisk>) -> Arc<dyn LogDisk>,
+) {
     let mut log = GroupLog::open(3, disk.clone());
     let entries = vec![
         membership(1, 1),
@@ -180,6 +211,7 @@ async fn vote_committed_purge_and_cut_survive_reopen() {
     log.truncate(log_id(2, 6)).await.unwrap();
     drop(log);
 
+    let disk = reopen(disk);
     let mut again = GroupLog::open(3, disk.clone());
     assert_eq!(again.read_vote().await.unwrap(), Some(vote));
     assert_eq!(again.read_committed().await.unwrap(), Some(log_id(2, 4)));
@@ -191,10 +223,112 @@ async fn vote_committed_purge_and_cut_survive_reopen() {
         read,
         vec![normal(1, 3, 1), normal(2, 4, 2), normal(2, 5, 3)]
     );
-    // Another group on the same disk saw none of it.
     let mut other = GroupLog::open(4, disk);
     assert_eq!(other.get_log_state().await.unwrap().last_log_id, None);
     assert_eq!(other.read_vote().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn vote_committed_purge_and_cut_survive_reopen() {
+    survives_reopen(MemDisk::new(), |d| d).await;
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("warren-raftlog-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Drops `disk` (the store's writer syncs and lets the directory go) and opens `dir`
+/// again.
+fn restart(disk: Arc<dyn LogDisk>, dir: &std::path::Path) -> Arc<dyn LogDisk> {
+    drop(disk);
+    StoreDisk::open(dir).expect("store reopens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn on_the_store_vote_committed_purge_and_cut_survive_reopen() {
+    let dir = temp("reopen");
+    let disk = StoreDisk::open(&dir).unwrap();
+    survives_reopen(disk, |d| restart(d, &dir)).await;
+    // The same again after a second restart (recovery settled what it dropped).
+    let disk = restart(StoreDisk::open(&dir).unwrap(), &dir);
+    let mut log = GroupLog::open(3, disk);
+    let read = log.try_get_log_entries(0..100).await.unwrap();
+    assert_eq!(
+        read,
+        vec![normal(1, 3, 1), normal(2, 4, 2), normal(2, 5, 3)]
+    );
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_failed_write_fails_the_append_and_leaves_no_torn_entry() {
+    let dir = temp("torn");
+    let disk = StoreDisk::open(&dir).unwrap();
+    let mut log = GroupLog::open(5, disk.clone());
+    log.blocking_append([blank(1, 1), normal(1, 2, 1)])
+        .await
+        .unwrap();
+    // Half the next write reaches the file, then the disk is full: the store cuts it
+    // back and the append is answered with an error (openraft stops the group).
+    disk.store
+        .faults()
+        .writes
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    let failed = log
+        .blocking_append([normal(1, 3, 2), normal(1, 4, 3)])
+        .await;
+    assert!(failed.is_err(), "a cut write is not flushed: {failed:?}");
+    drop(log);
+    let mut again = GroupLog::open(5, restart(disk, &dir));
+    let read = again.try_get_log_entries(0..100).await.unwrap();
+    assert_eq!(read, vec![blank(1, 1), normal(1, 2, 1)]);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A classic persistent message and two groups' entries sent while the writer is held
+/// are written as one batch: one fdatasync covers all of them.
+#[test]
+fn one_sync_covers_classic_messages_and_two_groups_entries() {
+    let dir = temp("onesync");
+    let disk = StoreDisk::open(&dir).unwrap();
+    let syncs = || disk.store.io().figures().sync.count;
+    let (tx, rx) = std::sync::mpsc::channel::<&str>();
+    let before = syncs();
+    {
+        let _held = disk.store.hold_writer();
+        let classic = crate::store::StoredMessage {
+            exchange: "amq.direct".into(),
+            routing_key: "k".into(),
+            properties: bytes::Bytes::new(),
+            body: bytes::Bytes::from_static(b"classic"),
+        };
+        let t = tx.clone();
+        let done = crate::store::Done::new(move |id| {
+            t.send(if id.is_some() { "classic" } else { "nack" })
+                .unwrap()
+        });
+        disk.store
+            .append(classic, vec![crate::store::queue_key("/", "q")], Some(done));
+        for group in [1, 2] {
+            let t = tx.clone();
+            let entries = vec![blank(1, 1), normal(1, 2, 1)];
+            disk.append(
+                group,
+                entries,
+                Box::new(move |r| t.send(if r.is_ok() { "raft" } else { "failed" }).unwrap()),
+            );
+        }
+    }
+    let mut answers: Vec<&str> = (0..3).map(|_| rx.recv().unwrap()).collect();
+    answers.sort_unstable();
+    assert_eq!(answers, ["classic", "raft", "raft"]);
+    assert_eq!(syncs() - before, 1, "one fdatasync for the whole batch");
+    drop(disk);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
