@@ -381,3 +381,60 @@ fn payloads_round_trip_and_garbage_is_an_error() {
     assert!(decode_payload(log_id(1, 1), &[0xff, 0xff, 0xff]).is_err());
     assert!(decode_payload(log_id(1, 1), &[]).is_err());
 }
+
+/// Appends `per_group` entries to `group`, one at a time as openraft does (the next
+/// once the previous is durable), then sends on `finished`.
+fn append_chain(
+    disk: Arc<StoreDisk>,
+    group: GroupId,
+    index: u64,
+    per_group: u64,
+    finished: std::sync::mpsc::Sender<()>,
+) {
+    let next = disk.clone();
+    let entries = vec![normal(1, index, index)];
+    disk.append(
+        group,
+        entries,
+        Box::new(move |r| {
+            r.expect("durable");
+            if index == per_group {
+                let _ = finished.send(());
+            } else {
+                append_chain(next, group, index + 1, per_group, finished);
+            }
+        }),
+    );
+}
+
+/// Entries per second through the store when every group has one append in flight
+/// (openraft's leader waits for each flush), and the entries one fdatasync covers.
+/// `cargo test --release --lib -- --ignored --nocapture bench_raft_appends`
+#[test]
+#[ignore]
+fn bench_raft_appends() {
+    for groups in [1u64, 16, 256] {
+        let dir = temp(&format!("bench-{groups}"));
+        let disk = StoreDisk::open(&dir).unwrap();
+        let per_group = (20_000 / groups).max(200);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let syncs = disk.store.io().figures().sync.count;
+        let start = std::time::Instant::now();
+        for g in 1..=groups {
+            append_chain(disk.clone(), g, 1, per_group, tx.clone());
+        }
+        for _ in 0..groups {
+            rx.recv().unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let syncs = disk.store.io().figures().sync.count - syncs;
+        let total = groups * per_group;
+        println!(
+            "{groups} groups x {per_group} entries: {:.0} entries/s, {syncs} syncs, {:.1} entries per sync",
+            total as f64 / secs,
+            total as f64 / syncs.max(1) as f64
+        );
+        drop(disk);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
