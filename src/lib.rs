@@ -100,6 +100,7 @@ pub(crate) mod channel;
 pub(crate) mod clock;
 // Issue 17's building blocks (docs/clustering.md), public until the broker uses them so
 // that the compiler does not call them dead; not an API yet, so kept out of the docs.
+#[cfg(feature = "cluster")]
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod cluster;

@@ -13,18 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A node's number in every Raft group: its 1-based position in the sorted peer names,
-/// the same on every node.
-pub type NodeId = u64;
-
-/// One member of the cluster: its name (`rabbit@n1`) and its node-to-node address.
-/// Addresses may change between restarts; names may not.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerAddr {
-    pub name: String,
-    /// `HOST:PORT`, as given to `--peers` (a host name is resolved when dialled).
-    pub addr: String,
-}
+pub use super::{NodeId, PeerAddr};
 
 /// The cookie: 1 to 255 bytes, as RabbitMQ's Erlang cookie.
 const COOKIE_MAX: usize = 255;

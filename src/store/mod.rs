@@ -445,6 +445,13 @@ impl StoreHandle {
         &self.inner.shared.faults
     }
 
+    /// Holds the writer before its next batch until the guard is dropped (tests only):
+    /// what is sent meanwhile is written and synced as one batch.
+    #[cfg(test)]
+    pub(crate) fn hold_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.inner.shared.hold)
+    }
+
     /// Memory taken by messages handed to `append` and not yet written: the signal for
     /// publisher flow control when the disk falls behind.
     pub fn queued_bytes(&self) -> u64 {

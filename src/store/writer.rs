@@ -98,6 +98,10 @@ pub(crate) struct Shared {
     pub(crate) io: Arc<super::iostats::IoStats>,
     /// The index's heap bytes, refreshed every `MEASURE_EVERY` batches.
     pub(crate) index_bytes: AtomicU64,
+    /// Taken by the writer after the first request of each batch (tests only): a test
+    /// that holds it makes everything it sends meanwhile one batch.
+    #[cfg(test)]
+    pub(crate) hold: std::sync::Mutex<()>,
 }
 
 /// Settlement records kept for a redo (`Writer::written`) before a batch syncs even
@@ -203,6 +207,8 @@ impl Writer {
                     Err(_) => break,
                 }
             };
+            #[cfg(test)]
+            drop(super::lock(&self.shared.hold));
             let mut batch = self.begin_batch();
             let mut next = first;
             let mut n = 0;

@@ -15,11 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// A Raft group: 0 is the metadata group, each quorum queue has its own.
-pub type GroupId = u64;
-
-/// The metadata group, on every node.
-pub const META: GroupId = 0;
+pub use crate::cluster::{GroupId, META};
 
 /// Frames may be this much longer than the largest message body (Raft batches of up to
 /// 1 MiB, snapshot chunks, headers).
