@@ -4,8 +4,9 @@
 //! cookie, pings for liveness.
 //!
 //! The rest of the cluster sees it through [`Links`]: [`Transport`] over TCP, and
-//! [`mem::MemLinks`] between nodes of one process for tests (with cut/heal). Frames
-//! arriving for this node come out of the [`Incoming`] receiver each constructor returns.
+//! `mem::MemLinks` between nodes of one process (with cut/heal; built for tests and the
+//! `test-hooks` feature only). Frames arriving for this node come out of the
+//! [`Incoming`] receiver each constructor returns.
 
 use std::collections::BTreeMap;
 use std::future::Future;
