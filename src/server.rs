@@ -437,8 +437,6 @@ impl Server {
         self.prometheus
     }
 
-    /// The broker itself, for warren's own tests. Not an API.
-    #[doc(hidden)]
     /// This broker's cluster node, when it was started with `--peers` (tests look at
     /// its leader and members).
     #[cfg(feature = "cluster")]
@@ -447,6 +445,8 @@ impl Server {
         self.cluster.as_ref()
     }
 
+    /// The broker itself, for warren's own tests. Not an API.
+    #[doc(hidden)]
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }

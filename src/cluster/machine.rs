@@ -88,7 +88,7 @@ impl Machine {
         }
         self.shared.set_serving(serving, leader);
         if serving {
-            for ((vhost, name), _) in &self.queues {
+            for (vhost, name) in self.queues.keys() {
                 if let Some(q) = local_queue(&broker, vhost, name) {
                     q.dispatch();
                 }
@@ -196,15 +196,14 @@ impl Machine {
         };
         let mut reply = applied.reply;
         match (&method, &mut reply) {
-            (AMQPClass::Queue(Q::Declare(_)), AMQPClass::Queue(Q::DeclareOk(ok))) => {
+            (AMQPClass::Queue(Q::Declare(_)), AMQPClass::Queue(Q::DeclareOk(ok)))
                 if applied
                     .queue
                     .as_ref()
-                    .is_some_and(|q| q.replica().is_some())
-                {
-                    let held = self.queues.entry(key(ok.queue.as_str())).or_default();
-                    ok.message_count = held.len() as u32;
-                }
+                    .is_some_and(|q| q.replica().is_some()) =>
+            {
+                let held = self.queues.entry(key(ok.queue.as_str())).or_default();
+                ok.message_count = held.len() as u32;
             }
             (AMQPClass::Queue(Q::Purge(m)), AMQPClass::Queue(Q::PurgeOk(ok))) => {
                 if let Some(held) = self.queues.get_mut(&key(m.queue.as_str())) {
