@@ -33,6 +33,9 @@ pub trait Replica: Send + Sync + Debug {
     fn settled(&self, queue: &Queue, id: u64);
     /// A message of `queue` came back from a client: it was delivered `deliveries` times.
     fn returned(&self, queue: &Queue, id: u64, deliveries: u16);
+    /// The leader's name, every member's, and those this node is linked to now (the
+    /// management API's `leader`, `members` and `online`).
+    fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
     /// Whether this node's copy of the queue is the one that serves (this node leads).
     fn serves(&self) -> bool;
     /// On a node that does not serve: `items` go back to the leader's queue

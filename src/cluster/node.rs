@@ -649,6 +649,10 @@ impl Replica for Shared {
         self.serving.load(Ordering::Acquire)
     }
 
+    fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>) {
+        (self.leader_name(), self.members(), self.online())
+    }
+
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
         let m = Mirror::Requeue {
             vhost: queue.vhost.clone(),

@@ -71,7 +71,7 @@ pub struct Listener {
 impl Node {
     pub fn new(config: Config, listeners: Vec<Listener>) -> Self {
         Node {
-            name: crate::node::name(),
+            name: config.node_name.clone().unwrap_or_else(crate::node::name),
             started: SystemTime::now(),
             listeners,
             config,
