@@ -754,6 +754,16 @@ impl Run {
         });
         let proxies = self.proxies.as_ref().ok_or("no proxies")?;
         proxies.isolate(k, true);
+        // The cut counts from the moment every connection of the cut pairs is gone.
+        let t = Instant::now();
+        while !proxies.idle(k) && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !proxies.idle(k) {
+            return Err(format!(
+                "partition {kind}: the proxies of {name} still forward 2 s after the cut"
+            ));
+        }
         let cut_at = Instant::now();
         if let Some(c) = self.sh.side().cut.as_mut() {
             c.at = Some(cut_at);

@@ -72,8 +72,8 @@ pub struct CutWatch {
     pub confirmed_during: u64,
     pub nacked: u64,
     pub confirmed_after_heal: u64,
-    /// The majority side: first confirm of a message sent after the cut (publisher 0 on
-    /// another node).
+    /// The majority side: first confirm of a message sent after the cut by a regular
+    /// publisher on another node.
     pub majority_confirm: Option<Duration>,
     pub examples: Vec<String>,
 }
@@ -203,7 +203,7 @@ impl Books for ClusterBooks<'_> {
                 }
             }
             if ok
-                && self.p == 0
+                && self.p < PINNED
                 && c.node != self.node
                 && sent_at > cut_at
                 && c.majority_confirm.is_none()

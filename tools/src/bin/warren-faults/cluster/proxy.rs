@@ -22,6 +22,8 @@ pub struct Proxy {
     /// Connections accepted while healed, and those closed at once while cut.
     pub accepted: Arc<AtomicU64>,
     pub refused: Arc<AtomicU64>,
+    /// Connections being forwarded now.
+    active: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,7 +40,8 @@ impl Proxy {
         let (tx, rx) = watch::channel(false);
         let accepted = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
-        let (a, r) = (accepted.clone(), refused.clone());
+        let active = Arc::new(AtomicU64::new(0));
+        let (a, r, act) = (accepted.clone(), refused.clone(), active.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = l.accept().await else {
@@ -50,7 +53,13 @@ impl Proxy {
                     continue;
                 }
                 a.fetch_add(1, Relaxed);
-                tokio::spawn(forward(sock, target, rx.clone()));
+                act.fetch_add(1, Relaxed);
+                let act = act.clone();
+                let rx = rx.clone();
+                tokio::spawn(async move {
+                    forward(sock, target, rx).await;
+                    act.fetch_sub(1, Relaxed);
+                });
             }
         });
         Ok(Proxy {
@@ -60,6 +69,7 @@ impl Proxy {
             cut: tx,
             accepted,
             refused,
+            active,
             task,
         })
     }
@@ -126,6 +136,15 @@ impl Proxies {
                 p.set_cut(cut);
             }
         }
+    }
+
+    /// Whether every proxy of a pair involving `node` has dropped all its connections
+    /// (a cut takes effect when the forwarding tasks next run).
+    pub fn idle(&self, node: usize) -> bool {
+        self.all
+            .iter()
+            .filter(|p| p.from == node || p.to == node)
+            .all(|p| p.active.load(Relaxed) == 0)
     }
 
     pub fn heal_all(&self) {
@@ -248,6 +267,9 @@ mod tests {
         assert_eq!(round_trip(&mut ok).await.unwrap(), b"ping");
         let mut cut = TcpStream::connect(ps.addr(1, 2).unwrap()).await.unwrap();
         assert!(ends(&mut cut).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(ps.idle(2));
+        assert!(!ps.idle(0), "the 0 -> 1 connection is still open");
         ps.heal_all();
         let mut back = TcpStream::connect(ps.addr(2, 0).unwrap()).await.unwrap();
         assert_eq!(round_trip(&mut back).await.unwrap(), b"ping");
