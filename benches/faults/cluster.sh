@@ -9,6 +9,7 @@
 #
 #   benches/faults/cluster.sh [--cycles N] [--quick] [--partitions 0|1|2] [--cut-secs S]
 #                             [--budget SECS] [--port-base P] [--seed S] [--rate R]
+#                             [--broker-arg=--cluster-heartbeat-ms=200 ...]
 #
 # Default 20 cycles and both partitions within a 10 min budget; --quick (CI): 3 cycles,
 # both partitions, 5 s cuts, 4 min budget. Environment: see lib.sh. The nodes' logs are
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
     --budget) budget=$2; shift ;;
     --partitions|--cut-secs|--port-base|--seed|--rate)
       args+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --broker-arg=*) args+=("$1") ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
