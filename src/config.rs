@@ -232,6 +232,28 @@ pub struct Config {
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_CONNECTION_THREADS", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(0..=1024)))]
     pub connection_threads: u16,
+
+    /// This node's name in a cluster, as RabbitMQ names nodes (rabbit@host). Default:
+    /// rabbit@<short host name>.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_NODE_NAME"))]
+    pub node_name: Option<String>,
+
+    /// Every member of a cluster, this node included: NAME=HOST:PORT,... (the node-to-node
+    /// listener of each; this node binds its own entry's address). Without it the broker
+    /// is a single node. Only the names must be the same on every node.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_PEERS"))]
+    pub peers: Option<String>,
+
+    /// The cluster's shared secret (1-255 bytes, readable by its owner only), the same
+    /// file on every node. Default: $HOME/.warren.cookie.
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_CLUSTER_COOKIE_FILE"))]
+    pub cluster_cookie_file: Option<PathBuf>,
+
+    /// Raft heartbeat interval in milliseconds; elections start after 3 to 6 of them
+    /// without a leader (RabbitMQ's Ra: about 1-2 s).
+    #[cfg_attr(feature = "cli", arg(long, env = "WARREN_CLUSTER_HEARTBEAT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..=60000)))]
+    pub cluster_heartbeat_ms: u64,
 }
 
 impl Config {
@@ -273,6 +295,10 @@ impl Config {
             log: "warn".into(),
             workers: None,
             connection_threads: 0,
+            node_name: None,
+            peers: None,
+            cluster_cookie_file: None,
+            cluster_heartbeat_ms: 500,
         }
     }
 

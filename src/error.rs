@@ -31,6 +31,33 @@ pub enum ReplyCode {
 }
 
 impl ReplyCode {
+    /// The code with this number, if it is one.
+    pub fn from_u16(n: u16) -> Option<ReplyCode> {
+        use ReplyCode::*;
+        [
+            ContentTooLarge,
+            NoRoute,
+            NoConsumers,
+            ConnectionForced,
+            InvalidPath,
+            AccessRefused,
+            NotFound,
+            ResourceLocked,
+            PreconditionFailed,
+            FrameError,
+            SyntaxError,
+            CommandInvalid,
+            ChannelError,
+            UnexpectedFrame,
+            ResourceError,
+            NotAllowed,
+            NotImplemented,
+            InternalError,
+        ]
+        .into_iter()
+        .find(|c| *c as u16 == n)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ReplyCode::ContentTooLarge => "CONTENT_TOO_LARGE",

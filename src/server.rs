@@ -58,6 +58,9 @@ pub struct Server {
     pub(crate) clock: crate::clock::Clock,
     /// Who `amqp_url` logs in as, and where (see `embed::handle`).
     pub(crate) login: crate::embed::Login,
+    /// This broker's cluster node, when it was started with `--peers`.
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::node::Node>,
 }
 
 /// Starts a broker as `config` says and returns once it accepts connections.
@@ -73,7 +76,7 @@ pub async fn start(config: Config) -> io::Result<Server> {
 /// configuration (the builder adds its own).
 pub(crate) async fn start_with(
     config: Config,
-    boot: crate::access::Bootstrap,
+    #[allow(unused_mut)] mut boot: crate::access::Bootstrap,
 ) -> io::Result<Server> {
     // Settings are checked before anything is opened or created.
     let server_properties = config
@@ -92,6 +95,13 @@ pub(crate) async fn start_with(
         }
         None => None,
     };
+    // A cluster node's identity is checked before anything is opened (doc 3.1).
+    #[cfg(feature = "cluster")]
+    let cluster = crate::cluster::start::identity(&config)?;
+    #[cfg(feature = "cluster")]
+    if let Some((_, shared, _)) = &cluster {
+        boot.replica = Some(shared.clone());
+    }
     let limit = config
         .memory_limit
         .unwrap_or_else(crate::broker::memory::default_limit);
@@ -116,6 +126,23 @@ pub(crate) async fn start_with(
     }
     let broker = Arc::new(broker);
     broker.register_with_clock();
+    // The group starts once the broker exists (its machine applies to it), and the node
+    // waits for a leader before it opens its listeners.
+    #[cfg(feature = "cluster")]
+    let cluster = match cluster {
+        Some((identity, shared, settings)) => Some(
+            crate::cluster::node::start(
+                shared,
+                &broker,
+                &identity,
+                &settings,
+                config.max_message_size,
+                None,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let plain = listen::bind_all(&config.bind, config.port).await?;
     let addr = first_addr(&plain)?;
     let tls = match (tls, config.tls_listener_port()) {
@@ -182,6 +209,8 @@ pub(crate) async fn start_with(
         prometheus,
         login: crate::embed::Login::from_config(&config),
         clock: config.clock,
+        #[cfg(feature = "cluster")]
+        cluster,
     })
 }
 
@@ -408,6 +437,14 @@ impl Server {
         self.prometheus
     }
 
+    /// This broker's cluster node, when it was started with `--peers` (tests look at
+    /// its leader and members).
+    #[cfg(feature = "cluster")]
+    #[doc(hidden)]
+    pub fn cluster(&self) -> Option<&crate::cluster::node::Node> {
+        self.cluster.as_ref()
+    }
+
     /// The broker itself, for warren's own tests. Not an API.
     #[doc(hidden)]
     pub fn broker(&self) -> &Arc<Broker> {
@@ -418,6 +455,10 @@ impl Server {
     /// everything persistent to be on disk.
     pub async fn shutdown(mut self) {
         let tasks = self.stop();
+        #[cfg(feature = "cluster")]
+        if let Some(node) = self.cluster.take() {
+            node.shutdown().await;
+        }
         finish(tasks, self.broker.clone()).await;
     }
 

@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["memory"],
     &["stream"],
     &["records"],
-    &["queue", "consumer", "stream_queue"],
+    &["queue", "consumer", "stream_queue", "replica"],
     &["exchange"],
     &["tracer"],
     &["persist"],

@@ -37,6 +37,9 @@ pub struct Bootstrap {
     pub event_exchange: bool,
     /// The clock the broker reads for everything time-based (`--clock`).
     pub clock: crate::clock::Clock,
+    /// On a cluster node: the Raft log its quorum queues go through (from the first
+    /// queue restored on).
+    pub replica: Option<std::sync::Arc<dyn crate::broker::replica::Replica>>,
 }
 
 impl Default for Bootstrap {
@@ -52,6 +55,7 @@ impl Default for Bootstrap {
             loopback_users: vec!["guest".into()],
             event_exchange: false,
             clock: crate::clock::Clock::real(),
+            replica: None,
         }
     }
 }
@@ -69,6 +73,7 @@ impl Bootstrap {
             loopback_users: crate::config::loopback_users(&config.loopback_users),
             event_exchange: config.event_exchange,
             clock: config.clock.clone(),
+            replica: None,
         }
     }
 

@@ -266,6 +266,13 @@ pub enum Outgoing {
     GetReady {
         channel: u16,
     },
+    /// The cluster applied a method `channel` proposed (its -ok reply, sent unless
+    /// `nowait`), or refused it.
+    Replicated {
+        channel: u16,
+        result: Result<amq_protocol::protocol::AMQPClass, crate::error::Exception>,
+        nowait: bool,
+    },
     /// The server cancels a consumer (its queue was deleted).
     Cancel {
         channel: u16,

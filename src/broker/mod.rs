@@ -13,7 +13,8 @@
 //! memory (+ memory::pagedir)                     the budget, the alarm, the page directory
 //! stream                                         the stream log (in memory, its blocks count)
 //! records                                        what topology records cost in memory
-//! queue + consumer + stream_queue                a queue, its paging, its consumers, dispatch
+//! queue + consumer + stream_queue + replica      a queue, its paging, its consumers, dispatch,
+//!                                                its way to the cluster's log (replica)
 //! exchange                                       exchange kinds and their bindings, routing a key
 //! tracer                                         the firehose and message traces
 //! persist                                        durability glue: the store, the definitions file
@@ -47,6 +48,7 @@ pub mod persist;
 pub mod policy;
 pub mod queue;
 pub mod records;
+pub mod replica;
 pub mod stream;
 pub mod stream_queue;
 pub mod timed;
@@ -101,6 +103,9 @@ pub struct Broker {
     /// The one clock everything time-based reads (`--clock`; see `timed` for what a
     /// manual clock fires).
     pub clock: crate::clock::Clock,
+    /// On a cluster node: the Raft log its quorum queues go through (every vhost gets
+    /// it; see `replica`).
+    replica: Option<Arc<dyn replica::Replica>>,
 }
 
 impl Default for Broker {
@@ -237,6 +242,7 @@ impl Broker {
         );
         broker.disk = Some(disk::DiskMonitor::new(data_dir, disk_free_limit));
         broker.check_disk();
+        broker.replica = boot.replica.clone();
         broker.restore(boot, &defs);
         // Each stored queue is looked up once; messages of vhosts or queues that no
         // longer exist are dropped with one warning per queue.
@@ -343,6 +349,7 @@ impl Broker {
             events: None,
             delayed,
             clock,
+            replica: None,
         }
     }
 

@@ -79,6 +79,9 @@ impl Broker {
         vhost.set_metadata(metadata);
         vhost.set_stats(self.stats.clone());
         vhost.set_delayed(self.delayed.clone());
+        if let Some(r) = &self.replica {
+            vhost.set_replica(r.clone());
+        }
         if let Some(p) = &self.persist {
             p.register(&vhost);
         }

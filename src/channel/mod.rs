@@ -16,7 +16,7 @@ mod basic;
 mod batch;
 mod confirms;
 mod content;
-mod declare;
+pub(crate) mod declare;
 mod delivery;
 mod publish;
 mod tx;
@@ -159,6 +159,9 @@ pub struct Channel {
     /// A basic.get waiting for a read-back from a page file, with the frames held
     /// behind it.
     waiting_get: Option<(amqp_basic::Get, Held)>,
+    /// A method proposed to the cluster's log, with the frames held behind it until
+    /// this node applied it.
+    waiting_cluster: Option<Held>,
     /// The hidden queue of this channel's direct reply-to consumer.
     reply_queue: Option<Arc<Queue>>,
     /// Reused routing buffer: no allocation per publish.
@@ -198,6 +201,7 @@ impl Channel {
             commits: 0,
             commit: None,
             waiting_get: None,
+            waiting_cluster: None,
             reply_queue: None,
             route_buf: Vec::new(),
             batch: batch::Batch::default(),

@@ -85,8 +85,9 @@ impl Channel {
                 self.send_return(ctx, &msg);
             }
         } else {
-            // Streams answer a confirm once their log is durable, beside the store.
-            let streams = targets.iter().filter(|q| q.stream.is_some()).count();
+            // Streams answer a confirm once their log is durable, and replicated queues
+            // once the cluster's log committed it, beside the store.
+            let streams = targets.iter().filter(|q| q.confirms_itself()).count();
             let to_store = held.stored || will_store(&msg, &targets);
             if !to_store && streams == 0 && targets.len() == 1 {
                 // Transient for one queue: pushed with the channel's next messages for it,
@@ -125,9 +126,10 @@ impl Channel {
             }
             let sharers = targets.len();
             for queue in targets.drain(..) {
-                // Only a stream takes a stream part: one popped for a classic queue
-                // routed before a stream would be dropped, a nack for a routed message.
-                let part = queue.stream.as_ref().and_then(|_| stream_done.pop());
+                // Only a stream or a replicated queue takes a part: one popped for a
+                // classic queue routed before it would be dropped, a nack for a routed
+                // message.
+                let part = queue.confirms_itself().then(|| stream_done.pop()).flatten();
                 if queue.stream_publish(&msg, part) {
                     continue;
                 }

@@ -115,7 +115,7 @@ impl Channel {
     /// A commit waits for the store (or a basic.get for a page file, see `basic`):
     /// frames for this channel must be held.
     pub fn is_waiting(&self) -> bool {
-        self.commit.is_some() || self.waiting_get.is_some()
+        self.commit.is_some() || self.waiting_get.is_some() || self.waiting_cluster.is_some()
     }
 
     /// Keeps a frame until the pending commit (or basic.get) is answered.
@@ -123,6 +123,8 @@ impl Channel {
         if let Some(c) = &mut self.commit {
             c.held.push_back((frame, size));
         } else if let Some((_, held)) = &mut self.waiting_get {
+            held.push_back((frame, size));
+        } else if let Some(held) = &mut self.waiting_cluster {
             held.push_back((frame, size));
         }
     }

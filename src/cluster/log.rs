@@ -375,7 +375,7 @@ impl LogDisk for MemDisk {
     }
 }
 
-mod stored;
+pub(crate) mod stored;
 pub use stored::StoreDisk;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Clustering (issue 17, docs/clustering.md): the contracts every part of it compiles
-//! against. Nothing in the broker uses this module yet; it is built as library pieces
-//! with their own tests and wired in later (doc 5.2).
+//! Clustering (issue 17, docs/clustering.md): nodes started with `--peers` share one Raft
+//! group (openraft) whose log carries the definitions every node shares (exchanges,
+//! bindings, quorum queues) and every quorum queue's messages; the node that leads the
+//! group serves the quorum queues (`node`, `machine`, `network`).
 //!
 //! - [`Tc`], openraft's type config: one for every group (group 0 holds definitions,
 //!   one group per quorum queue, doc 3.3).
@@ -12,6 +13,10 @@
 
 pub mod identity;
 pub mod log;
+mod machine;
+mod network;
+pub mod node;
+pub mod start;
 pub mod transport;
 
 use bytes::Bytes;
@@ -51,6 +56,8 @@ pub struct ClusterConfig {
     pub cookie: Bytes,
     /// The Raft timers of its groups.
     pub timers: Timers,
+    /// The transport's ping, liveness and reconnect timers.
+    pub link_timers: transport::Timers,
 }
 
 /// The Raft timers of every group (doc 3.3: 500 ms heartbeats, 1.5-3 s elections).
@@ -99,23 +106,47 @@ pub struct Batch<T> {
     pub cmds: Vec<T>,
 }
 
-/// A metadata command (doc 3.6). Empty until `cluster::meta` brings its commands; it
-/// then replaces this type.
+/// A command of the cluster's log: a change of the definitions every node shares, or of
+/// a quorum queue's messages (phase 1 keeps both in group 0: see `machine`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Meta {}
-
-/// A quorum queue command (doc 3.7). Empty until `cluster::quorum` brings its commands;
-/// it then replaces this type.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum QueueCmd {}
+pub enum Meta {
+    /// An exchange or queue method (amq-protocol's encoding of the method, access
+    /// already checked on the proposing node), applied to the vhost on every node.
+    Method {
+        vhost: String,
+        method: Bytes,
+        /// A queue.declare whose name the broker chose.
+        server_named: bool,
+    },
+    /// A message for a quorum queue.
+    Enqueue {
+        vhost: String,
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        properties: Bytes,
+        body: Bytes,
+    },
+    /// Messages that left a quorum queue for good (ids: `Queued::store_id`).
+    Settle {
+        vhost: String,
+        queue: String,
+        ids: Vec<u64>,
+    },
+    /// A message came back from a client: its delivery count.
+    Returned {
+        vhost: String,
+        queue: String,
+        id: u64,
+        deliveries: u16,
+    },
+}
 
 /// The application payload of a log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Group 0's: definitions.
+    /// One proposer's commands.
     Meta(Batch<Meta>),
-    /// A quorum queue group's.
-    Queue(Batch<QueueCmd>),
 }
 
 /// What applying an entry answers to its proposer.
@@ -129,10 +160,18 @@ pub enum Reply {
     OutOfOrder,
 }
 
-/// The result of one command. Its variants come with the machines (doc 5.1: helpers C
-/// and D fill them).
+/// The result of one command, as the leader's apply found it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CmdResult {}
+pub enum CmdResult {
+    /// A method's -ok reply (amq-protocol's encoding).
+    Reply(Bytes),
+    /// A method every node refused (the same exception everywhere).
+    Refused(WireException),
+    /// A message went into its queue (false: the queue refused it, x-overflow).
+    Enqueued(bool),
+    /// Nothing to answer.
+    Done,
+}
 
 /// An AMQP exception carried between nodes: what a channel on the proposing node sends
 /// its client (the same code and text as on a single node).

@@ -211,6 +211,27 @@ pub fn decode_first(data: &Bytes, frame_max: u32) -> Result<Option<(Frame, usize
 }
 
 /// Bytes as Erlang prints a binary, as RabbitMQ's frame errors show them.
+/// A method's payload (class id, method id, arguments) as the wire carries it: how the
+/// cluster's log carries an exchange or queue method between nodes. `None` only for a
+/// value that cannot be represented (an over-long short string).
+pub fn method_bytes(method: &AMQPClass) -> Option<Vec<u8>> {
+    let ctx = amq_protocol::protocol::gen_class(method)(amq_protocol::frame::WriteContext::from(
+        Vec::with_capacity(64),
+    ))
+    .ok()?;
+    Some(ctx.write)
+}
+
+/// The method `method_bytes` encoded; `None` for bytes that are not one whole method
+/// (nested tables are checked for depth first, as for a client's frames).
+pub fn method_from_bytes(payload: &[u8]) -> Option<AMQPClass> {
+    fieldscan::check_method(payload).ok()?;
+    match parse_class(payload) {
+        Ok((&[], class)) => Some(class),
+        _ => None,
+    }
+}
+
 pub fn erlang_binary(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(32)];
     let list: Vec<String> = shown.iter().map(|b| b.to_string()).collect();

@@ -73,6 +73,16 @@ impl Connection {
                         self.answered(channel, answer);
                     }
                 }
+                Outgoing::Replicated { .. } if self.phase != Phase::Running => {}
+                Outgoing::Replicated {
+                    channel,
+                    result,
+                    nowait,
+                } => {
+                    let answer =
+                        self.with_channel(channel, |ch, ctx| ch.replicated(ctx, result, nowait));
+                    self.answered(channel, answer);
+                }
                 Outgoing::GetReady { .. } if self.phase != Phase::Running => {}
                 Outgoing::GetReady { channel } => {
                     let answer = self.with_channel(channel, |ch, ctx| ch.get_ready(ctx));

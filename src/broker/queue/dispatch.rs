@@ -25,10 +25,34 @@ impl Queue {
                 self.describe()
             )));
         }
+        if let Some(r) = self.replica() {
+            r.consumer_added(self, &consumer);
+        }
         st.consumers.push(consumer);
         st.consumers_changed(&self.memory);
         self.dispatch_locked(&mut st);
         Ok(())
+    }
+
+    /// The connection and record of one consumer of this queue, if it is here.
+    pub fn find_consumer(
+        &self,
+        connection: u64,
+        channel: u16,
+        tag: &str,
+    ) -> Option<(
+        super::ConnectionHandle,
+        Arc<crate::broker::consumer::ConsumerInfo>,
+    )> {
+        let st = self.lock();
+        st.consumers
+            .iter()
+            .find(|c| {
+                c.connection.id == connection
+                    && c.info.channel == channel
+                    && c.info.tag.as_str() == tag
+            })
+            .map(|c| (c.connection.clone(), c.info.clone()))
     }
 
     pub fn remove_consumer(&self, connection: u64, channel: u16, tag: &str) -> ConsumerRemoved {
@@ -43,6 +67,9 @@ impl Queue {
             return ConsumerRemoved::NotFound;
         };
         st.consumers.remove(at);
+        if let Some(r) = self.replica() {
+            r.consumer_removed(self, connection, channel, tag);
+        }
         st.consumers_changed(&self.memory);
         if st.next_consumer > at {
             st.next_consumer -= 1;

@@ -36,6 +36,7 @@ use super::memory::Memory;
 use super::message::Message;
 use super::policy::Applied;
 use super::records;
+use super::replica::Replica;
 use super::stream_queue::StreamQueue;
 use crate::codec::properties as props;
 use crate::codec::ShortStr;
@@ -110,6 +111,9 @@ pub struct Queue {
     pub store: Option<QueueStore>,
     /// A stream queue's engine (its log and readers); `None` for every other queue.
     pub stream: Option<Arc<StreamQueue>>,
+    /// A quorum queue on a cluster node: its messages go through the Raft log (set once
+    /// by the vhost that declared it; see `replica`).
+    replica: std::sync::OnceLock<Arc<dyn Replica>>,
     memory: Arc<Memory>,
     /// The broker's clock: message expiry and the x-expires lease.
     clock: crate::clock::Clock,
@@ -248,6 +252,7 @@ impl Queue {
             arguments,
             store,
             stream,
+            replica: std::sync::OnceLock::new(),
             memory: memory.clone(),
             last_used: AtomicU64::new(clock.now_ms()),
             clock,
@@ -379,15 +384,56 @@ impl Queue {
         Enqueued::Yes
     }
 
-    /// Appends to this queue's log if it is a stream (`done`: the publisher's confirm,
-    /// answered once the entry is durable); false for other queues.
+    /// Appends to this queue's log if it is a stream, or proposes it to the cluster's log
+    /// if the queue is replicated (`done`: the publisher's confirm, answered once the
+    /// entry is durable, on a majority for a replicated queue); false for other queues.
     pub fn stream_publish(&self, msg: &Message, done: Option<crate::store::Done>) -> bool {
+        if let Some(replica) = self.replica() {
+            replica.enqueue(self, msg, done);
+            return true;
+        }
         let Some(stream) = &self.stream else {
             return false;
         };
         self.stats.add(crate::stats::Key::Publish, 1);
         stream.publish(msg, done);
         true
+    }
+
+    /// Whether a publish's confirm waits for this queue's own log (a stream, or a
+    /// replicated queue).
+    pub fn confirms_itself(&self) -> bool {
+        self.stream.is_some() || self.replica.get().is_some()
+    }
+
+    /// The cluster's handle when this is a replicated (quorum) queue on a cluster node.
+    pub fn replica(&self) -> Option<&Arc<dyn Replica>> {
+        self.replica.get()
+    }
+
+    /// Makes this queue replicated (the vhost, right after declaring it on a cluster node).
+    pub fn set_replica(&self, replica: Arc<dyn Replica>) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// A message the cluster's log committed for this queue, with its id in the log
+    /// (`store_id`): enqueued here on the node that serves the queue.
+    pub fn apply_enqueue(self: &Arc<Self>, msg: Message, id: u64) -> Enqueued {
+        let mut st = self.lock();
+        self.publish_locked(&mut st, msg, id, 1)
+    }
+
+    /// This node stopped serving a replicated queue: its ready messages are dropped here
+    /// without telling the log (they stay in the log for the new leader). Returns how many.
+    pub fn drop_replica_copy(&self) -> usize {
+        let mut st = self.lock();
+        let (items, tails) = st.ready.take_all();
+        let n = items.len();
+        for item in items {
+            self.memory.sub(item.cost());
+        }
+        drop(tails);
+        n
     }
 
     /// x-overflow drop-head: the oldest ready messages make room.

@@ -18,6 +18,9 @@ impl Queue {
         if let (Some(s), id @ 1..) = (&self.store, item.store_id) {
             s.store.ack(&s.key, id);
         }
+        if let (Some(r), id @ 1..) = (self.replica(), item.store_id) {
+            r.settled(self, id);
+        }
     }
 
     /// A message a client had to acknowledge is acked (or the API's get settles it).
@@ -119,6 +122,18 @@ impl Queue {
             // Nothing goes back into a stream: the entries never left it.
             return;
         }
+        if let Some(r) = self.replica().filter(|r| !r.serves()) {
+            // This node's copy only passes deliveries on: they go back to the leader's.
+            let items: Vec<Queued> = items.into_iter().collect();
+            if counted {
+                let mut st = self.lock();
+                for item in &items {
+                    st.handed.back(item);
+                }
+            }
+            r.put_back(self, items, redelivered);
+            return;
+        }
         let mut st = self.lock();
         if st.deleted {
             // Nowhere to go back to: the messages are gone with their queue.
@@ -150,6 +165,9 @@ impl Queue {
                 }
                 if item.deliveries >= POISON_DELIVERIES {
                     st.poison.returned(&item, self.clock.unix_ms_u64());
+                }
+                if let (Some(r), id @ 1..) = (self.replica(), item.store_id) {
+                    r.returned(self, id, item.deliveries);
                 }
             }
             st.ready.insert_in_order(item);

@@ -190,6 +190,7 @@ impl VHost {
                 settings.dead_letter,
                 (settings.applied, &settings.effective),
             );
+            self.adopt(&queue, false);
             topo.queues.insert(q.name.clone(), queue);
         }
         super::policies::apply_to_exchanges(&mut topo, &policies);

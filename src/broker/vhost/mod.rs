@@ -13,6 +13,7 @@
 //! `policies`, `durable` (the definitions file), `dead_letters` (re-routing), `delayed`,
 //! `connections`, `limits`, `teardown`.
 
+use super::arguments::QueueType;
 use super::deadletter::DeadLetter;
 use super::events::{self, Events};
 pub(crate) use super::exchange::canonical_exchange;
@@ -101,6 +102,9 @@ pub struct VHost {
     events: std::sync::OnceLock<Arc<Events>>,
     /// Where delayed exchanges hold their messages (set once by the broker).
     delayed: std::sync::OnceLock<delayed::DelayedHandle>,
+    /// On a cluster node: the Raft log its quorum queues go through (set once by the
+    /// broker, before any queue is declared).
+    replica: std::sync::OnceLock<Arc<dyn crate::broker::replica::Replica>>,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +187,7 @@ impl VHost {
             clock,
             events: std::sync::OnceLock::new(),
             delayed: std::sync::OnceLock::new(),
+            replica: std::sync::OnceLock::new(),
         }
     }
 
@@ -214,6 +219,31 @@ impl VHost {
     }
 
     /// Where this vhost counts queue churn (the broker's statistics).
+    /// Makes this a cluster node's vhost: its quorum queues are replicated.
+    pub fn set_replica(&self, replica: Arc<dyn crate::broker::replica::Replica>) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// Whether this vhost's quorum queues are replicated (a cluster node).
+    pub fn replicated(&self) -> bool {
+        self.replica.get().is_some()
+    }
+
+    /// The cluster this vhost's shared definitions go through (a cluster node).
+    pub fn cluster(&self) -> Option<&Arc<dyn crate::broker::replica::Replica>> {
+        self.replica.get()
+    }
+
+    /// A new or recovered queue joins the cluster's log if it is a quorum queue on a
+    /// cluster node (never an exclusive one: those stay with their connection).
+    pub(super) fn adopt(&self, queue: &Queue, exclusive: bool) {
+        if let Some(r) = self.replica.get() {
+            if !exclusive && QueueType::of(&queue.arguments) == QueueType::Quorum {
+                queue.set_replica(r.clone());
+            }
+        }
+    }
+
     pub fn set_stats(&self, stats: Arc<crate::stats::Stats>) {
         let _ = self.stats.set(stats);
     }

@@ -8,7 +8,7 @@
 use super::bindings::remove_destination_locked;
 use super::{server_generated_name, Declared, QueueDeclare, Topology, VHost, REPLY_PREFIX};
 use crate::broker::arguments::{
-    assert_args_equivalent, validate_queue_args, validate_queue_type, DeclaredFlags,
+    assert_args_equivalent, validate_queue_args, validate_queue_type, DeclaredFlags, QueueType,
     COMPARED_QUEUE_ARGS,
 };
 use crate::broker::deadletter::DeadLetterTarget;
@@ -64,6 +64,13 @@ impl VHost {
         )?;
         match stream {
             Some(s) => Ok((None, Some(s))),
+            // A replicated queue's messages live in the cluster's log, not in the store.
+            None if self.replicated()
+                && !exclusive
+                && QueueType::of(arguments) == QueueType::Quorum =>
+            {
+                Ok((None, None))
+            }
             None => Ok((self.queue_store(name, durable, exclusive), None)),
         }
     }
@@ -156,6 +163,7 @@ impl VHost {
             settings.dead_letter,
             (settings.applied, &settings.effective),
         );
+        self.adopt(&queue, d.exclusive);
         topo.dirty |= queue.persisted();
         if let Some(e) = self.events() {
             e.queue_created(&self.name, &queue);

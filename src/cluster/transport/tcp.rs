@@ -59,7 +59,7 @@ pub struct Transport {
     links: BTreeMap<NodeId, Arc<Link>>,
     states: Arc<watch::Sender<PeerStates>>,
     local_addr: SocketAddr,
-    accept: JoinHandle<()>,
+    accept: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Dropped to stop every task of this transport.
     stop: watch::Sender<()>,
 }
@@ -115,7 +115,7 @@ impl Transport {
             links,
             states,
             local_addr,
-            accept,
+            accept: std::sync::Mutex::new(Some(accept)),
             stop,
         };
         Ok((transport, inbox))
@@ -162,9 +162,16 @@ impl Transport {
     /// Stops every task and waits until the listener's socket is closed (so that a test
     /// can bind its port again).
     pub async fn shutdown(self) {
-        let Transport { stop, accept, .. } = self;
-        drop(stop);
-        let _ = accept.await;
+        self.stop().await;
+    }
+
+    /// What `shutdown` does, through a shared handle (the node's parts all hold one).
+    pub async fn stop(&self) {
+        let _ = self.stop.send(());
+        let accept = self.accept.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(accept) = accept {
+            let _ = accept.await;
+        }
     }
 
     fn link(&self, to: NodeId) -> Result<&Link, LinkError> {

@@ -1,0 +1,45 @@
+//! A replicated (quorum) queue's way out to the cluster: what a queue on a cluster node
+//! tells the Raft log instead of keeping to itself (docs/clustering.md 3.7).
+//!
+//! On a node started with `--peers`, every quorum queue holds a `Replica` (the cluster
+//! module implements it; this layer only names it, so a queue never depends on the
+//! cluster). A message for the queue is proposed to the log and only enters the queue of
+//! the node that leads when the log applies it; what leaves the queue for good (acked,
+//! rejected, expired, dropped) is proposed as settled; a requeue on a node that does not
+//! lead goes to the leader, whose queue serves every node's consumers. Every call is a
+//! non-blocking send: queues call in under their own lock.
+
+use super::consumer::Consumer;
+use super::message::Message;
+use super::queue::{Queue, Queued};
+use crate::error::Exception;
+use crate::store::Done;
+use amq_protocol::protocol::AMQPClass;
+use std::fmt::Debug;
+
+/// What a proposed exchange or queue method answers: its -ok reply once this node
+/// applied it, or the exception every node's apply raised.
+pub type MethodDone = Box<dyn FnOnce(Result<AMQPClass, Exception>) + Send>;
+
+/// The cluster's side of one node's replicated queues.
+pub trait Replica: Send + Sync + Debug {
+    /// Proposes an exchange or queue method of `vhost` (access already checked; a
+    /// queue.declare's name was chosen by the broker if `server_named`).
+    fn propose_method(&self, vhost: &str, method: &AMQPClass, server_named: bool, done: MethodDone);
+    /// Proposes `msg` for `queue`; `done` (a publisher's confirm) completes once the log
+    /// committed it on a majority, and is dropped (a nack) if it cannot be.
+    fn enqueue(&self, queue: &Queue, msg: &Message, done: Option<Done>);
+    /// These messages left `queue` for good (their ids are `Queued::store_id`).
+    fn settled(&self, queue: &Queue, id: u64);
+    /// A message of `queue` came back from a client: it was delivered `deliveries` times.
+    fn returned(&self, queue: &Queue, id: u64, deliveries: u16);
+    /// Whether this node's copy of the queue is the one that serves (this node leads).
+    fn serves(&self) -> bool;
+    /// On a node that does not serve: `items` go back to the leader's queue
+    /// (`redelivered`: a client saw them).
+    fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool);
+    /// A consumer started on this node's copy of `queue`.
+    fn consumer_added(&self, queue: &Queue, consumer: &Consumer);
+    /// A consumer of this node's copy of `queue` stopped.
+    fn consumer_removed(&self, queue: &Queue, connection: u64, channel: u16, tag: &str);
+}

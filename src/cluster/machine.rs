@@ -1,0 +1,318 @@
+//! The state machine of the cluster's group: what applying a log entry does on a node.
+//!
+//! Every node applies the same entries in the same order. A method entry runs
+//! `channel::declare::apply` on the node's own vhost (so exchanges, bindings and quorum
+//! queues are the same everywhere, with the same answers); a quorum queue's messages are
+//! kept here, per queue, as the log made them (enqueued, settled, returned). The node
+//! whose own entries are being applied leads: it serves the quorum queues, so its copy of
+//! each queue holds the messages and feeds every node's consumers; when leadership moves,
+//! the new leader fills its queues from what this machine holds and the old one empties
+//! its own (doc 3.7). Applying never blocks and never waits on a connection.
+//!
+//! Phase 1 takes no snapshots: a node replays the log from its start when it restarts.
+
+use super::node::Shared;
+use super::{Batch, CmdResult, Command, Meta, NodeId, PeerAddr, Reply, Tc, WireException};
+use crate::broker::message::Message;
+use crate::broker::queue::{Enqueued, Queue};
+use crate::codec::method_from_bytes;
+use crate::error::{Exception, ReplyCode};
+use amq_protocol::protocol::{queue as amqp_queue, AMQPClass};
+use bytes::Bytes;
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Commands one entry may carry: a message's id is its entry's index times this, plus
+/// its place in the entry.
+pub const MAX_BATCH: usize = 4096;
+
+/// A message of a quorum queue as the log holds it, and how often it went out.
+struct Held {
+    msg: Message,
+    deliveries: u16,
+}
+
+/// What the machine holds: the last entry applied, the membership, each proposer's last
+/// batch, and the messages of every quorum queue.
+pub struct Machine {
+    shared: Arc<Shared>,
+    last: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, PeerAddr>,
+    /// Proposer (node, boot) -> its last applied batch number: a batch resent after a
+    /// leader change is applied once.
+    proposers: HashMap<(NodeId, u64), u64>,
+    /// (vhost, queue) -> messages by id, in log order.
+    queues: HashMap<(String, String), BTreeMap<u64, Held>>,
+    /// Whether this node's queues serve (its own entries are being applied).
+    serving: bool,
+}
+
+impl Machine {
+    pub fn new(shared: Arc<Shared>) -> Machine {
+        Machine {
+            shared,
+            last: None,
+            membership: StoredMembership::default(),
+            proposers: HashMap::new(),
+            queues: HashMap::new(),
+            serving: false,
+        }
+    }
+
+    /// Leadership as the log shows it: the entries a node proposed as leader are
+    /// applied on every node in the same order, so every node switches at the same entry.
+    fn lead(&mut self, leader: NodeId) {
+        let serving = leader == self.shared.me;
+        if serving == self.serving {
+            self.shared.set_leader(leader);
+            return;
+        }
+        self.serving = serving;
+        let Some(broker) = self.shared.broker() else {
+            return;
+        };
+        for ((vhost, name), held) in &self.queues {
+            let Some(q) = local_queue(&broker, vhost, name) else {
+                continue;
+            };
+            q.drop_replica_copy();
+            if serving {
+                for (&id, h) in held {
+                    q.recover_one(h.msg.clone(), id, h.deliveries, 1);
+                }
+            }
+        }
+        self.shared.set_serving(serving, leader);
+        if serving {
+            for (vhost, name) in self.queues.keys() {
+                if let Some(q) = local_queue(&broker, vhost, name) {
+                    q.dispatch();
+                }
+            }
+        }
+    }
+
+    fn apply_batch(&mut self, index: u64, batch: Batch<Meta>) -> Reply {
+        let last = self.proposers.entry(batch.proposer).or_insert(0);
+        if batch.seq <= *last {
+            return Reply::Duplicate;
+        }
+        *last = batch.seq;
+        let results = batch
+            .cmds
+            .into_iter()
+            .enumerate()
+            .map(|(i, cmd)| self.apply_cmd(index * MAX_BATCH as u64 + i as u64, cmd))
+            .collect();
+        Reply::Results(results)
+    }
+
+    fn apply_cmd(&mut self, id: u64, cmd: Meta) -> CmdResult {
+        let Some(broker) = self.shared.broker() else {
+            return CmdResult::Done;
+        };
+        match cmd {
+            Meta::Method {
+                vhost,
+                method,
+                server_named,
+            } => self.apply_method(&broker, &vhost, &method, server_named),
+            Meta::Enqueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                properties,
+                body,
+            } => {
+                let Some(q) = local_queue(&broker, &vhost, &queue) else {
+                    // Deleted after the publish routed to it: nothing to keep.
+                    return CmdResult::Enqueued(true);
+                };
+                let msg = Message::with_body(&exchange, &routing_key, &properties, body);
+                self.queues.entry((vhost, queue)).or_default().insert(
+                    id,
+                    Held {
+                        msg: msg.clone(),
+                        deliveries: 0,
+                    },
+                );
+                let enqueued = !self.serving || q.apply_enqueue(msg, id) != Enqueued::Refused;
+                CmdResult::Enqueued(enqueued)
+            }
+            Meta::Settle { vhost, queue, ids } => {
+                if let Some(held) = self.queues.get_mut(&(vhost, queue)) {
+                    for id in ids {
+                        held.remove(&id);
+                    }
+                }
+                CmdResult::Done
+            }
+            Meta::Returned {
+                vhost,
+                queue,
+                id,
+                deliveries,
+            } => {
+                if let Some(h) = self
+                    .queues
+                    .get_mut(&(vhost, queue))
+                    .and_then(|held| held.get_mut(&id))
+                {
+                    h.deliveries = h.deliveries.max(deliveries);
+                }
+                CmdResult::Done
+            }
+        }
+    }
+
+    fn apply_method(
+        &mut self,
+        broker: &crate::broker::Broker,
+        vhost: &str,
+        method: &[u8],
+        server_named: bool,
+    ) -> CmdResult {
+        use amqp_queue::AMQPMethod as Q;
+        let Some(method) = method_from_bytes(method) else {
+            return refused(Exception::internal_error(
+                "a replicated method did not decode",
+            ));
+        };
+        let Some(v) = broker.vhost(vhost) else {
+            return refused(Exception::new(
+                ReplyCode::NotFound,
+                format!("no vhost '{vhost}'"),
+            ));
+        };
+        let key = |name: &str| (vhost.to_owned(), name.to_owned());
+        let applied = match crate::channel::declare::apply(&v, &method, 0, server_named) {
+            Ok(applied) => applied,
+            Err(e) => return refused(e),
+        };
+        let mut reply = applied.reply;
+        match (&method, &mut reply) {
+            (AMQPClass::Queue(Q::Declare(_)), AMQPClass::Queue(Q::DeclareOk(ok)))
+                if applied
+                    .queue
+                    .as_ref()
+                    .is_some_and(|q| q.replica().is_some()) =>
+            {
+                let held = self.queues.entry(key(ok.queue.as_str())).or_default();
+                ok.message_count = held.len() as u32;
+            }
+            (AMQPClass::Queue(Q::Purge(m)), AMQPClass::Queue(Q::PurgeOk(ok))) => {
+                if let Some(held) = self.queues.get_mut(&key(m.queue.as_str())) {
+                    ok.message_count = held.len() as u32;
+                    held.clear();
+                }
+            }
+            (AMQPClass::Queue(Q::Delete(m)), AMQPClass::Queue(Q::DeleteOk(ok))) => {
+                if let Some(held) = self.queues.remove(&key(m.queue.as_str())) {
+                    ok.message_count = held.len() as u32;
+                }
+            }
+            _ => {}
+        }
+        match crate::codec::method_bytes(&reply) {
+            Some(bytes) => CmdResult::Reply(Bytes::from(bytes)),
+            None => refused(Exception::internal_error("a reply did not encode")),
+        }
+    }
+}
+
+fn refused(e: Exception) -> CmdResult {
+    CmdResult::Refused(WireException {
+        code: e.code as u16,
+        text: e.text,
+        class: e.class_id,
+        method: e.method_id,
+    })
+}
+
+/// This node's copy of a replicated queue.
+fn local_queue(broker: &crate::broker::Broker, vhost: &str, name: &str) -> Option<Arc<Queue>> {
+    broker
+        .vhost(vhost)?
+        .queue(name, 0)
+        .ok()
+        .filter(|q| q.replica().is_some())
+}
+
+/// No snapshots in phase 1 (`SnapshotPolicy::Never`): a builder that is never asked.
+pub struct NoSnapshots;
+
+impl RaftSnapshotBuilder<Tc> for NoSnapshots {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<Tc>, StorageError<NodeId>> {
+        Err(StorageIOError::read_state_machine(&std::io::Error::other(
+            "phase 1 takes no snapshots",
+        ))
+        .into())
+    }
+}
+
+impl RaftStateMachine<Tc> for Machine {
+    type SnapshotBuilder = NoSnapshots;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, PeerAddr>), StorageError<NodeId>>
+    {
+        Ok((self.last, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<Tc>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut replies = Vec::new();
+        for e in entries {
+            self.last = Some(e.log_id);
+            self.lead(e.log_id.leader_id.node_id);
+            let reply = match e.payload {
+                EntryPayload::Blank => Reply::Results(Vec::new()),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(e.log_id), m);
+                    Reply::Results(Vec::new())
+                }
+                EntryPayload::Normal(Command::Meta(batch)) => {
+                    self.apply_batch(e.log_id.index, batch)
+                }
+            };
+            replies.push(reply);
+        }
+        self.shared.applied(self.last.map_or(0, |l| l.index));
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> NoSnapshots {
+        NoSnapshots
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<super::GroupSnapshot>, StorageError<NodeId>> {
+        Ok(Box::default())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta<NodeId, PeerAddr>,
+        _snapshot: Box<super::GroupSnapshot>,
+    ) -> Result<(), StorageError<NodeId>> {
+        Err(StorageIOError::write_snapshot(
+            None,
+            &std::io::Error::other("phase 1 takes no snapshots"),
+        )
+        .into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Tc>>, StorageError<NodeId>> {
+        Ok(None)
+    }
+}
