@@ -123,6 +123,11 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// On a cluster node: the cluster's log, for what every node shares.
+    pub fn cluster(&self) -> Option<&Arc<dyn replica::Replica>> {
+        self.replica.as_ref()
+    }
+
     /// On a cluster node: the log's leader, every member and those linked to now.
     pub fn cluster_placement(&self) -> Option<(Option<String>, Vec<String>, Vec<String>)> {
         self.replica.as_ref().map(|r| r.placement())
