@@ -67,6 +67,21 @@ impl Cluster {
         }
     }
 
+    /// Stops every node and starts them again on their data directories.
+    async fn restart_all(&mut self) {
+        for node in self.nodes.iter_mut() {
+            if let Some(n) = node.take() {
+                n.shutdown().await;
+            }
+        }
+        let (a, b, c) = tokio::join!(
+            warren::start(self.configs[0].clone()),
+            warren::start(self.configs[1].clone()),
+            warren::start(self.configs[2].clone()),
+        );
+        self.nodes = vec![Some(a.unwrap()), Some(b.unwrap()), Some(c.unwrap())];
+    }
+
     fn http(&self, i: usize) -> common::http::Http {
         common::http::Http::new(self.node(i).management_addr().expect("management on"))
     }
@@ -204,7 +219,6 @@ async fn definitions_and_quorum_queues_are_shared_by_every_node() {
     .unwrap();
     let bodies: Vec<Vec<u8>> = (0..200).map(|i| format!("m{i}").into_bytes()).collect();
     publish_confirmed(&ch2, "x", "k", &bodies).await;
-    eprintln!("leader: n{}", cluster.leader(2) + 1);
     let got = consume_n(&ch3, "q1", bodies.len()).await;
     let mut sorted = got.clone();
     sorted.sort();
@@ -237,8 +251,6 @@ async fn definitions_and_quorum_queues_are_shared_by_every_node() {
     assert_eq!(sorted, want, "confirmed messages survive the leader");
     let after: Vec<Vec<u8>> = vec![b"after".to_vec()];
     publish_confirmed(&ch5, "", "q1", &after).await;
-    let _ = cluster.configs.len();
-    tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,4 +336,61 @@ async fn management_writes_are_replayed_on_every_node() {
             "node {i}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_cluster_comes_back_from_its_snapshots() {
+    let mut cluster = Cluster::start("cluster-snapshot").await;
+    let (c1, ch1) = cluster.channel(0).await;
+    within(ch1.queue_declare("sq".into(), durable(), quorum()))
+        .await
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = (0..300).map(|i| format!("s{i}").into_bytes()).collect();
+    publish_confirmed(&ch1, "", "sq", &bodies).await;
+    let (c2, ch2) = cluster.channel(1).await;
+    let first = consume_n(&ch2, "sq", 100).await;
+    // The acks are settled in the log: every node counts the other 200.
+    for i in 0..3 {
+        let http = cluster.http(i);
+        let settled = common::poll_within(Duration::from_secs(10), || async {
+            (http.get("/api/queues/%2F/sq").await.json()["messages"] == 200).then_some(())
+        })
+        .await;
+        assert!(settled.is_some(), "the acks are settled on node {i}");
+    }
+    // Every node snapshots and purges its log: what is left is in the snapshots.
+    for i in 0..3 {
+        let raft = cluster.node(i).cluster().unwrap().raft().clone();
+        raft.trigger().snapshot().await.unwrap();
+        let mut metrics = raft.metrics();
+        let index = metrics.borrow().last_applied.map(|l| l.index).unwrap();
+        within(metrics.wait_for(|m| m.snapshot.is_some_and(|s| s.index >= index)))
+            .await
+            .unwrap();
+        raft.trigger().purge_log(index).await.unwrap();
+        within(metrics.wait_for(|m| m.purged.is_some_and(|p| p.index >= index)))
+            .await
+            .unwrap();
+    }
+    drop((c1, c2));
+    cluster.restart_all().await;
+    let (_c3, ch3) = cluster.channel(2).await;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let ok = within(ch3.queue_declare("sq".into(), passive, FieldTable::default()))
+        .await
+        .expect("the quorum queue came back from the snapshot");
+    let _ = ok;
+    let rest = consume_n(&ch3, "sq", bodies.len() - first.len()).await;
+    let mut all = first;
+    all.extend(rest);
+    all.sort();
+    let mut want = bodies;
+    want.sort();
+    assert_eq!(
+        all, want,
+        "every confirmed message, once, after the restart"
+    );
 }

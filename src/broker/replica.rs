@@ -71,6 +71,9 @@ pub trait Replica: Send + Sync + Debug {
     /// The leader's name, every member's, and those this node is linked to now (the
     /// management API's `leader`, `members` and `online`).
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
+    /// How many messages the log holds for `queue` (what a node that does not serve
+    /// shows for it: its own copy is empty).
+    fn held(&self, queue: &Queue) -> u64;
     /// Whether this node's copy of the queue is the one that serves (this node leads).
     fn serves(&self) -> bool;
     /// On a node that does not serve: `items` go back to the leader's queue

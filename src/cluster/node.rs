@@ -46,8 +46,14 @@ use tokio::task::JoinHandle;
 const PROPOSAL_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one try of a forwarded proposal waits for the leader's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a definitions change waits for the other nodes to apply it before its
+/// answer goes anyway (a node that slow is about to be seen as down).
+const APPLIED_WAIT: Duration = Duration::from_secs(2);
 /// Body bytes one entry may carry (besides `MAX_BATCH` commands).
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Entries between snapshots: the log before a snapshot (less the last 100 entries) is
+/// purged, so the log holds at most about this many entries.
+const SNAPSHOT_EVERY: u64 = 5000;
 /// Proxy connection ids: far above the broker's own connection ids.
 const PROXY_IDS: u64 = 1 << 62;
 
@@ -94,6 +100,9 @@ enum Mirror {
         queue: String,
         ids: Vec<u64>,
     },
+    /// The leader's link to the receiver came up: send your consumers again (what went
+    /// out while it was down was put back, and its consumers dropped).
+    Resend,
     /// Deliveries back to the leader's queue.
     Requeue {
         vhost: String,
@@ -164,6 +173,8 @@ pub struct Shared {
     links: OnceLock<Arc<Transport>>,
     /// This node's API, which replays management writes.
     http: OnceLock<HttpReplayer>,
+    /// Messages the log holds per quorum queue (vhost, name), as of the last apply.
+    pub(super) counts: Mutex<HashMap<(String, String), u64>>,
     local: Mutex<Vec<LocalConsumer>>,
     proxies: Mutex<Proxies>,
     next_proxy: AtomicU64,
@@ -198,6 +209,7 @@ impl Shared {
             proposals_rx: Mutex::new(Some(rx)),
             links: OnceLock::new(),
             http: OnceLock::new(),
+            counts: Mutex::new(HashMap::new()),
             local: Mutex::new(Vec::new()),
             proxies: Mutex::new(Proxies::default()),
             next_proxy: AtomicU64::new(PROXY_IDS),
@@ -262,6 +274,12 @@ impl Shared {
     pub(super) fn set_serving(&self, serving: bool, leader: NodeId) {
         self.serving.store(serving, Ordering::Release);
         self.set_leader(leader);
+        if serving {
+            // Every node sends its consumers here now.
+            for n in (1..=self.peers.len() as NodeId).filter(|&n| n != self.me) {
+                self.send(n, &Mirror::Resend);
+            }
+        }
         if !serving {
             // Another node serves now: what this one served for others goes (the new
             // leader has every unsettled message).
@@ -287,6 +305,17 @@ impl Shared {
 
     fn leader(&self) -> NodeId {
         *self.leader.borrow()
+    }
+
+    /// Waits (at most `APPLIED_WAIT`) until every peer linked now has applied `index`.
+    async fn applied_everywhere(&self, index: u64) {
+        let Some(links) = self.links.get() else {
+            return;
+        };
+        let asks = (1..=self.peers.len() as NodeId)
+            .filter(|&n| n != self.me && links.is_up(n))
+            .map(|n| links.request(n, Frame::MetaApplied { index }, APPLIED_WAIT));
+        futures::future::join_all(asks).await;
     }
 
     /// Sends every consumer of this node to `leader` (it has just become the leader, or
@@ -449,6 +478,11 @@ impl Shared {
                     );
                 }
             }
+            Mirror::Resend => {
+                if from == self.leader() && !self.serves() {
+                    self.mirror_all(from);
+                }
+            }
             Mirror::Requeue {
                 ids, redelivered, ..
             } => {
@@ -507,6 +541,14 @@ impl Shared {
                     body: Bytes::copy_from_slice(msg.body()),
                 };
                 d.consumer.written(window_size(&d.item));
+                if !shared.links.get().is_some_and(|l| l.is_up(node)) {
+                    // Nowhere to go: back in the queue, and the node's consumers stop
+                    // until its link is up again (then it sends them again: `Resend`).
+                    d.consumer.settled();
+                    d.queue.unsent(d.item, true);
+                    shared.node_down(node);
+                    continue;
+                }
                 lock(&shared.proxies).in_flight.insert(
                     (node, id),
                     InFlight {
@@ -681,6 +723,11 @@ impl Replica for Shared {
         self.serving.load(Ordering::Acquire)
     }
 
+    fn held(&self, queue: &Queue) -> u64 {
+        let key = (queue.vhost.clone(), queue.name.as_str().to_owned());
+        lock(&self.counts).get(&key).copied().unwrap_or(0)
+    }
+
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>) {
         (self.leader_name(), self.members(), self.online())
     }
@@ -755,11 +802,19 @@ impl Node {
 
     /// Stops the group and the transport: peers see this node go down.
     pub async fn shutdown(mut self) {
-        for t in self.tasks.drain(..) {
+        for t in &self.tasks {
             t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
         }
         let _ = self.raft.shutdown().await;
         self.transport.stop().await;
+        // What it served for others holds queues (and through them the store): let go
+        // now, so that the broker's data directory is free once the broker is.
+        let served = std::mem::take(&mut *lock(&self.shared.proxies));
+        drop(served);
+        lock(&self.shared.local).clear();
     }
 }
 
@@ -771,7 +826,8 @@ fn raft_config(timers: Timers) -> io::Result<Arc<openraft::Config>> {
         heartbeat_interval: ms(timers.heartbeat),
         election_timeout_min: ms(timers.election_min),
         election_timeout_max: ms(timers.election_max),
-        snapshot_policy: openraft::SnapshotPolicy::Never,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
+        max_in_snapshot_log_to_keep: 100,
         max_payload_entries: 64,
         ..Default::default()
     };
@@ -808,7 +864,7 @@ pub async fn start(
         me: shared.me,
         links: links.clone(),
     };
-    let machine = Machine::new(shared.clone());
+    let machine = Machine::new(shared.clone(), identity.data_dir.join("raft"))?;
     let raft = Raft::new(
         shared.me,
         raft_config(cluster.timers)?,
@@ -936,6 +992,17 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
                     }
                 });
             }
+            Frame::MetaApplied { index } => {
+                // Answered once this node applied `index` (or its wait is over).
+                let mut applied = shared.applied.subscribe();
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(APPLIED_WAIT, applied.wait_for(|&a| a >= index)).await;
+                    if let Some(reply) = reply {
+                        reply.send(Frame::MetaApplied { index });
+                    }
+                });
+            }
             Frame::RemoteConsume { body } => match body.decode::<Mirror>() {
                 Ok(m) => shared.mirrored(from, m),
                 Err(e) => tracing::warn!(from, error = %e, "cluster: bad consumer frame"),
@@ -958,6 +1025,9 @@ async fn watch_peers(shared: Arc<Shared>, mut peers: watch::Receiver<PeerStates>
             let before = was.get(&n).is_some_and(|s| s.is_up());
             if before && !state.is_up() {
                 shared.node_down(n);
+            }
+            if !before && state.is_up() && shared.serves() {
+                shared.send(n, &Mirror::Resend);
             }
         }
         was = now.clone();
@@ -1016,11 +1086,19 @@ async fn propose_loop(
             seq,
             cmds,
         };
+        let shared_change = batch
+            .cmds
+            .iter()
+            .any(|c| matches!(c, Meta::Method { .. } | Meta::Http { .. }));
         let outcome = submit(&shared, &raft, batch).await;
         match outcome {
             Some((index, reply)) => {
                 let _ = tokio::time::timeout(PROPOSAL_DEADLINE, applied.wait_for(|&a| a >= index))
                     .await;
+                if shared_change {
+                    // Definitions: visible on every node that is up when the answer goes.
+                    shared.applied_everywhere(index).await;
+                }
                 answer(answers, reply, index);
             }
             None => answers.into_iter().for_each(fail),

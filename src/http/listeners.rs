@@ -70,11 +70,8 @@ pub(crate) fn replayer(
     config: &Config,
     broker: &Arc<Broker>,
 ) -> crate::broker::replica::HttpReplayer {
-    let api = Api {
-        broker: broker.clone(),
-        node: Arc::new(Node::new(config.clone(), Vec::new())),
-    };
-    super::replicate::replayer(api)
+    let node = Arc::new(Node::new(config.clone(), Vec::new()));
+    super::replicate::replayer(Arc::downgrade(broker), node)
 }
 
 /// The listeners on `port` of the `bind` addresses when it is on (none when off).

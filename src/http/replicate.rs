@@ -11,13 +11,14 @@
 use super::auth::Caller;
 use super::{Api, MAX_BODY};
 use crate::broker::replica::{HttpAnswer, HttpCall, HttpReplayer};
+use crate::broker::Broker;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Marks a request the cluster's log replays: its handler runs for `user`.
 #[derive(Clone, Debug)]
@@ -115,12 +116,16 @@ fn respond(answer: HttpAnswer) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// How the cluster's log replays a write on this node: through the API's own router.
-pub fn replayer(api: Api) -> HttpReplayer {
-    let router = super::router(api);
+/// How the cluster's log replays a write on this node: through the API's own router,
+/// built for each write (the replayer lives in the broker: it must not hold it).
+pub fn replayer(broker: Weak<Broker>, node: Arc<super::Node>) -> HttpReplayer {
     Arc::new(move |call: HttpCall| {
-        let router = router.clone();
+        let (broker, node) = (broker.upgrade(), node.clone());
         Box::pin(async move {
+            let Some(broker) = broker else {
+                return answer(StatusCode::SERVICE_UNAVAILABLE, Bytes::new(), None);
+            };
+            let router = super::router(Api { broker, node });
             let mut builder = Request::builder()
                 .method(call.method.as_str())
                 .uri(call.uri.as_str())
@@ -131,7 +136,8 @@ pub fn replayer(api: Api) -> HttpReplayer {
             let Ok(req) = builder.body(Body::from(call.body)) else {
                 return answer(StatusCode::BAD_REQUEST, Bytes::new(), None);
             };
-            let response = match tower_service::Service::call(&mut router.clone(), req).await {
+            let response = match tower_service::Service::call(&mut router.into_service(), req).await
+            {
                 Ok(r) => r,
                 Err(never) => match never {},
             };

@@ -124,6 +124,12 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
         // A quorum queue on a cluster node: where it is led, its members and those
         // this node is linked to, as RabbitMQ's quorum queues show them.
         let (leader, members, online) = r.placement();
+        if !r.serves() {
+            // This node's copy passes deliveries on; the log holds the messages.
+            let held = r.held(q);
+            m.insert("messages".into(), json!(held));
+            m.insert("messages_ready".into(), json!(held));
+        }
         if let Some(leader) = &leader {
             m.insert("node".into(), json!(leader));
         }
