@@ -1,7 +1,7 @@
 //! A cluster node: its Raft group, the transport to its peers, the proposer that carries
 //! this node's commands to the leader, and the consumers it serves for other nodes.
 //!
-//! [`Shared`] is what the broker sees (the queues' [`Replica`]): a method or a message is
+//! [`Shared`] is what the broker sees (the queues' `Replica`): a method or a message is
 //! proposed and answered when the log commits it; what a queue's copy on a node that does
 //! not lead would keep (acks, requeues, consumers) goes to the leader over the transport.
 //! [`start`] builds the rest once the broker exists and returns the running [`Node`].

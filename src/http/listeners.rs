@@ -66,6 +66,7 @@ pub(crate) async fn start(
 
 /// How a cluster node's log replays management writes on this node: the API's router,
 /// ready before the log replays anything (the listeners open later).
+#[cfg(feature = "cluster")]
 pub(crate) fn replayer(
     config: &Config,
     broker: &Arc<Broker>,

@@ -10,15 +10,12 @@
 
 use super::auth::Caller;
 use super::{Api, MAX_BODY};
-use crate::broker::replica::{HttpAnswer, HttpCall, HttpReplayer};
-use crate::broker::Broker;
+use crate::broker::replica::{HttpAnswer, HttpCall};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use std::sync::{Arc, Weak};
 
 /// Marks a request the cluster's log replays: its handler runs for `user`.
 #[derive(Clone, Debug)]
@@ -116,14 +113,18 @@ fn respond(answer: HttpAnswer) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+#[cfg(feature = "cluster")]
 /// How the cluster's log replays a write on this node: through the API's own router,
 /// built for each write (the replayer lives in the broker: it must not hold it).
-pub fn replayer(broker: Weak<Broker>, node: Arc<super::Node>) -> HttpReplayer {
-    Arc::new(move |call: HttpCall| {
+pub fn replayer(
+    broker: std::sync::Weak<crate::broker::Broker>,
+    node: std::sync::Arc<super::Node>,
+) -> crate::broker::replica::HttpReplayer {
+    std::sync::Arc::new(move |call: HttpCall| {
         let (broker, node) = (broker.upgrade(), node.clone());
         Box::pin(async move {
             let Some(broker) = broker else {
-                return answer(StatusCode::SERVICE_UNAVAILABLE, Bytes::new(), None);
+                return answer(StatusCode::SERVICE_UNAVAILABLE, bytes::Bytes::new(), None);
             };
             let router = super::router(Api { broker, node });
             let mut builder = Request::builder()
@@ -134,7 +135,7 @@ pub fn replayer(broker: Weak<Broker>, node: Arc<super::Node>) -> HttpReplayer {
                 builder = builder.header(header::CONTENT_TYPE, ct);
             }
             let Ok(req) = builder.body(Body::from(call.body)) else {
-                return answer(StatusCode::BAD_REQUEST, Bytes::new(), None);
+                return answer(StatusCode::BAD_REQUEST, bytes::Bytes::new(), None);
             };
             let response = match tower_service::Service::call(&mut router.into_service(), req).await
             {
@@ -155,7 +156,8 @@ pub fn replayer(broker: Weak<Broker>, node: Arc<super::Node>) -> HttpReplayer {
     })
 }
 
-fn answer(status: StatusCode, body: Bytes, content_type: Option<String>) -> HttpAnswer {
+#[cfg(feature = "cluster")]
+fn answer(status: StatusCode, body: bytes::Bytes, content_type: Option<String>) -> HttpAnswer {
     HttpAnswer {
         status: status.as_u16(),
         content_type,

@@ -70,12 +70,15 @@ fn shared_definitions(broker: &Broker) -> Definitions {
     defs
 }
 
+/// A queue's messages as a builder holds them: (vhost, queue, [(id, deliveries, message)]).
+type QueueCopy = (String, String, Vec<(u64, u16, Message)>);
+
 /// Takes the machine's state now (cheap: messages are shared), to encode off its task.
 pub struct Builder {
     last: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, PeerAddr>,
     proposers: Vec<((NodeId, u64), u64)>,
-    queues: Vec<(String, String, Vec<(u64, u16, Message)>)>,
+    queues: Vec<QueueCopy>,
     definitions: Option<Definitions>,
     path: PathBuf,
     built: u64,
