@@ -394,3 +394,56 @@ async fn a_restarted_cluster_comes_back_from_its_snapshots() {
         "every confirmed message, once, after the restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_get_on_a_node_that_does_not_lead_reads_the_leaders_queue() {
+    let cluster = Cluster::start("cluster-get").await;
+    let leader = cluster.leader(0);
+    let follower = (leader + 1) % 3;
+    let (_c1, ch1) = cluster.channel(leader).await;
+    within(ch1.queue_declare("gq".into(), durable(), quorum()))
+        .await
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = (0..3).map(|i| format!("g{i}").into_bytes()).collect();
+    publish_confirmed(&ch1, "", "gq", &bodies).await;
+    let (_c2, ch2) = cluster.channel(follower).await;
+    let get = |ch: Channel| async move {
+        within(ch.basic_get("gq".into(), BasicGetOptions::default()))
+            .await
+            .unwrap()
+    };
+    // The first one back, unacked: it comes again, redelivered.
+    let first = get(ch2.clone()).await.expect("a message");
+    assert_eq!(first.delivery.data, b"g0");
+    assert_eq!(first.message_count, 2);
+    first
+        .delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let Some(m) = get(ch2.clone()).await else {
+            break;
+        };
+        if m.delivery.data == b"g0" {
+            assert!(m.delivery.redelivered, "requeued through the leader");
+        }
+        seen.push(m.delivery.data.clone());
+        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    seen.sort();
+    assert_eq!(seen, bodies, "every message once, then get-empty");
+    // Acked through the leader: nothing left anywhere.
+    for i in 0..3 {
+        let http = cluster.http(i);
+        let empty = common::poll_within(Duration::from_secs(10), || async {
+            (http.get("/api/queues/%2F/gq").await.json()["messages"] == 0).then_some(())
+        })
+        .await;
+        assert!(empty.is_some(), "node {i} counts no message");
+    }
+}

@@ -11,7 +11,8 @@
 
 use super::consumer::Consumer;
 use super::message::Message;
-use super::queue::{Queue, Queued};
+use super::consumer::ConnectionHandle;
+use super::queue::{Get, Queue, Queued};
 use crate::error::Exception;
 use crate::store::Done;
 use amq_protocol::protocol::AMQPClass;
@@ -79,6 +80,9 @@ pub trait Replica: Send + Sync + Debug {
     /// On a node that does not serve: `items` go back to the leader's queue
     /// (`redelivered`: a client saw them).
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool);
+    /// basic.get on a node that does not serve: the leader's queue is asked; `Wait` until
+    /// its answer is here (`getter` is told to ask again, `Outgoing::GetReady`).
+    fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get;
     /// A consumer started on this node's copy of `queue`.
     fn consumer_added(&self, queue: &Queue, consumer: &Consumer);
     /// A consumer of this node's copy of `queue` stopped.

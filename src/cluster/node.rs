@@ -23,7 +23,7 @@ use crate::broker::consumer::{
     window_size, ConnectionHandle, Consumer, ConsumerInfo, Credit, Delivery, Outgoing, WRITE_WINDOW,
 };
 use crate::broker::message::Message;
-use crate::broker::queue::{Queue, Queued};
+use crate::broker::queue::{Get, Queue, Queued};
 use crate::broker::replica::{HttpAnswer, HttpCall, HttpDone, HttpReplayer, MethodDone, Replica};
 use crate::broker::Broker;
 use crate::error::{Exception, ReplyCode};
@@ -112,6 +112,30 @@ enum Mirror {
     },
 }
 
+/// basic.get on the leader's queue for another node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct GetRequest {
+    vhost: String,
+    queue: String,
+    ack: bool,
+}
+
+/// The leader's answer to a `GetRequest`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum GetAnswer {
+    Empty,
+    Message {
+        id: u64,
+        redelivered: bool,
+        deliveries: u16,
+        remaining: u32,
+        exchange: String,
+        routing_key: String,
+        properties: Bytes,
+        body: Bytes,
+    },
+}
+
 /// A consumer of a replicated queue on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct LocalConsumer {
@@ -125,9 +149,10 @@ struct LocalConsumer {
     priority: i64,
 }
 
-/// A delivery the leader sent to another node's consumer, until it is settled.
+/// A delivery the leader sent to another node's consumer (or basic.get), until it is
+/// settled.
 struct InFlight {
-    consumer: Arc<ConsumerInfo>,
+    consumer: Option<Arc<ConsumerInfo>>,
     queue: Arc<Queue>,
     item: Queued,
 }
@@ -160,6 +185,8 @@ enum Answer {
 
 /// The part of a node the broker and the machine share.
 pub struct Shared {
+    /// Itself, for the tasks its calls start.
+    this: Weak<Shared>,
     pub(super) me: NodeId,
     boot: u64,
     peers: Vec<PeerAddr>,
@@ -173,6 +200,8 @@ pub struct Shared {
     links: OnceLock<Arc<Transport>>,
     /// This node's API, which replays management writes.
     http: OnceLock<HttpReplayer>,
+    /// basic.gets asked of the leader, by (connection, channel): `None` until answered.
+    gets: Mutex<HashMap<(u64, u16), Option<Get>>>,
     /// Messages the log holds per quorum queue (vhost, name), as of the last apply.
     pub(super) counts: Mutex<HashMap<(String, String), u64>>,
     local: Mutex<Vec<LocalConsumer>>,
@@ -197,7 +226,8 @@ impl Shared {
     /// as its queues' `Replica`).
     pub fn new(identity: &Identity) -> Arc<Shared> {
         let (proposals, rx) = mpsc::unbounded_channel();
-        Arc::new(Shared {
+        Arc::new_cyclic(|this| Shared {
+            this: this.clone(),
             me: identity.id,
             boot: rand_u64(),
             peers: identity.peers.clone(),
@@ -210,10 +240,15 @@ impl Shared {
             links: OnceLock::new(),
             http: OnceLock::new(),
             counts: Mutex::new(HashMap::new()),
+            gets: Mutex::new(HashMap::new()),
             local: Mutex::new(Vec::new()),
             proxies: Mutex::new(Proxies::default()),
             next_proxy: AtomicU64::new(PROXY_IDS),
         })
+    }
+
+    fn weak(&self) -> Weak<Shared> {
+        self.this.clone()
     }
 
     pub(super) fn broker(&self) -> Option<Arc<Broker>> {
@@ -459,7 +494,9 @@ impl Shared {
                     let entry = lock(&self.proxies).in_flight.remove(&(from, id));
                     match entry {
                         Some(f) => {
-                            f.consumer.settled();
+                            if let Some(c) = &f.consumer {
+                                c.settled();
+                            }
                             f.queue.acked(&f.item);
                             f.queue.dispatch();
                         }
@@ -489,7 +526,9 @@ impl Shared {
                 for id in ids {
                     let entry = lock(&self.proxies).in_flight.remove(&(from, id));
                     if let Some(f) = entry {
-                        f.consumer.settled();
+                        if let Some(c) = &f.consumer {
+                            c.settled();
+                        }
                         if redelivered {
                             f.queue.requeue([f.item]);
                         } else {
@@ -552,7 +591,7 @@ impl Shared {
                 lock(&shared.proxies).in_flight.insert(
                     (node, id),
                     InFlight {
-                        consumer: d.consumer,
+                        consumer: Some(d.consumer),
                         queue: d.queue,
                         item: d.item,
                     },
@@ -586,9 +625,56 @@ impl Shared {
             queue.remove_consumer(connection, channel, &tag);
         }
         for f in in_flight {
-            f.consumer.settled();
+            if let Some(c) = &f.consumer {
+                c.settled();
+            }
             f.queue.requeue([f.item]);
         }
+    }
+
+    /// basic.get for another node on this node's copy (the leader's).
+    fn remote_get(&self, from: NodeId, req: GetRequest) -> GetAnswer {
+        let Some(broker) = self.broker() else {
+            return GetAnswer::Empty;
+        };
+        let Some(q) = replicated(&broker, &req.vhost, &req.queue) else {
+            return GetAnswer::Empty;
+        };
+        if !self.serves() {
+            return GetAnswer::Empty;
+        }
+        // No page-file wait for a remote getter: its head is read back for the next one.
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let getter = ConnectionHandle::new(self.next_proxy.fetch_add(1, Ordering::Relaxed), tx);
+        let (item, remaining) = match q.get(&getter, 0, req.ack) {
+            crate::broker::queue::Get::Message(item, remaining) => (item, remaining),
+            _ => return GetAnswer::Empty,
+        };
+        let msg = &item.msg;
+        let answer = GetAnswer::Message {
+            id: item.store_id,
+            redelivered: item.redelivered,
+            deliveries: item.deliveries,
+            remaining,
+            exchange: msg.exchange().to_owned(),
+            routing_key: msg.routing_key().to_owned(),
+            properties: Bytes::copy_from_slice(msg.properties()),
+            body: Bytes::copy_from_slice(msg.body()),
+        };
+        if req.ack {
+            let id = item.store_id;
+            lock(&self.proxies).in_flight.insert(
+                (from, id),
+                InFlight {
+                    consumer: None,
+                    queue: q,
+                    item,
+                },
+            );
+        } else {
+            q.settled(&item);
+        }
+        answer
     }
 
     fn is_proxy(&self, connection: u64) -> bool {
@@ -740,6 +826,75 @@ impl Replica for Shared {
             redelivered,
         };
         self.send(self.leader(), &m);
+    }
+
+    fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
+        let key = (getter.id, channel);
+        {
+            let mut gets = lock(&self.gets);
+            match gets.remove(&key) {
+                Some(Some(answer)) => return answer,
+                Some(None) => {
+                    // Asked already; the answer is on its way.
+                    gets.insert(key, None);
+                    return Get::Wait;
+                }
+                None => {
+                    gets.insert(key, None);
+                }
+            }
+        }
+        let req = GetRequest {
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            ack,
+        };
+        let (leader, links, me) = (self.leader(), self.links.get().cloned(), self.weak());
+        let getter = getter.clone();
+        tokio::spawn(async move {
+            let answer = match (links, Payload::encode(&req)) {
+                (Some(links), Ok(body)) => links
+                    .request(leader, Frame::RemoteGet { body }, FORWARD_TIMEOUT)
+                    .await
+                    .ok(),
+                _ => None,
+            };
+            let got = match answer {
+                Some(Frame::RemoteGet { body }) => body.decode::<GetAnswer>().ok(),
+                _ => None,
+            };
+            let get = match got {
+                Some(GetAnswer::Message {
+                    id,
+                    redelivered,
+                    deliveries,
+                    remaining,
+                    exchange,
+                    routing_key,
+                    properties,
+                    body,
+                }) => {
+                    let msg = Message::with_body(&exchange, &routing_key, &properties, body);
+                    let item = Queued {
+                        seq: id,
+                        msg,
+                        redelivered,
+                        store_id: id,
+                        expires_at: 0,
+                        priority: 0,
+                        cost: 0,
+                        deliveries,
+                    };
+                    Get::Message(item, remaining)
+                }
+                _ => Get::Empty,
+            };
+            if let Some(me) = me.upgrade() {
+                lock(&me.gets).insert(key, Some(get));
+            }
+            let _ = getter.outbox.send(Outgoing::GetReady { channel });
+        });
+        Get::Wait
     }
 
     fn consumer_added(&self, queue: &Queue, consumer: &Consumer) {
@@ -991,6 +1146,15 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
                         reply.send(Frame::ProposeResult { group, result });
                     }
                 });
+            }
+            Frame::RemoteGet { body } => {
+                let answer = match body.decode::<GetRequest>() {
+                    Ok(req) => shared.remote_get(from, req),
+                    Err(_) => GetAnswer::Empty,
+                };
+                if let (Some(reply), Ok(body)) = (reply, Payload::encode(&answer)) {
+                    reply.send(Frame::RemoteGet { body });
+                }
             }
             Frame::MetaApplied { index } => {
                 // Answered once this node applied `index` (or its wait is over).
