@@ -326,6 +326,45 @@ async fn management_writes_are_replayed_on_every_node() {
             .all(|n| n["running"] == true),
         "{nodes}"
     );
+    // warren ctl cluster_status, as rabbitmqctl's: every node, every one running.
+    let api = format!("http://{}", cluster.node(1).management_addr().unwrap());
+    let run = within(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["ctl", "--url", &api, "cluster_status"])
+            .output(),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{text}");
+    assert!(
+        text.contains("Cluster status of node rabbit@n2 ..."),
+        "{text}"
+    );
+    let running = text.split("Running Nodes").nth(1).unwrap_or_default();
+    for n in ["rabbit@n1", "rabbit@n2", "rabbit@n3"] {
+        assert!(running.contains(n), "{n} running: {text}");
+    }
+    let run = within(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args([
+                "ctl",
+                "--url",
+                &api,
+                "cluster_status",
+                "--formatter",
+                "json",
+            ])
+            .output(),
+    )
+    .await
+    .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        status["disk_nodes"],
+        json!(["rabbit@n1", "rabbit@n2", "rabbit@n3"])
+    );
+    assert_eq!(status["running_nodes"].as_array().map(Vec::len), Some(3));
     // Deleted on one node: gone from all.
     let del = cluster.http(0).delete("/api/users/bob").await;
     assert_eq!(del.status, 204, "{}", del.text());

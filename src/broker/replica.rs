@@ -9,9 +9,9 @@
 //! lead goes to the leader, whose queue serves every node's consumers. Every call is a
 //! non-blocking send: queues call in under their own lock.
 
+use super::consumer::ConnectionHandle;
 use super::consumer::Consumer;
 use super::message::Message;
-use super::consumer::ConnectionHandle;
 use super::queue::{Get, Queue, Queued};
 use crate::error::Exception;
 use crate::store::Done;
