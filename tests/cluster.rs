@@ -486,3 +486,66 @@ async fn basic_get_on_a_node_that_does_not_lead_reads_the_leaders_queue() {
         assert!(empty.is_some(), "node {i} counts no message");
     }
 }
+
+/// The configuration of a lone member of a three-node cluster on `dir` (nothing else
+/// started: each refusal comes before any listener opens).
+fn member(dir: &Path, node: &str, cookie: &Path) -> warren::Config {
+    let mut c = warren::Config::local(dir.join("data"));
+    c.node_name = Some(node.to_owned());
+    let (a, b, d) = (free_port(), free_port(), free_port());
+    c.peers = Some(format!(
+        "rabbit@n1=127.0.0.1:{a},rabbit@n2=127.0.0.1:{b},rabbit@n3=127.0.0.1:{d}"
+    ));
+    c.cluster_cookie_file = Some(cookie.to_owned());
+    c
+}
+
+async fn refusal(config: warren::Config) -> String {
+    match warren::start(config).await {
+        Ok(_) => panic!("the node started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_node_refuses_to_start_with_a_wrong_identity() {
+    let dir = scratch_dir("cluster-refusals");
+    let good = cookie(&dir);
+    let text = refusal(member(&dir, "rabbit@n4", &good)).await;
+    assert_eq!(
+        text,
+        "--node-name 'rabbit@n4' is not one of --peers (rabbit@n1, rabbit@n2, rabbit@n3)"
+    );
+    let mut in_memory = member(&dir, "rabbit@n1", &good);
+    in_memory.in_memory = true;
+    let text = refusal(in_memory).await;
+    assert_eq!(
+        text,
+        "--peers needs a data directory: a cluster node keeps its Raft log on disk"
+    );
+    let open = dir.join("open-cookie");
+    std::fs::write(&open, "secret").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = refusal(member(&dir, "rabbit@n1", &open)).await;
+    assert!(text.contains("readable by its owner only"), "{text}");
+    let mut twice = member(&dir, "rabbit@n1", &good);
+    twice.peers = Some("rabbit@n1=127.0.0.1:1,rabbit@n1=127.0.0.1:2".to_owned());
+    assert_eq!(refusal(twice).await, "--peers: 'rabbit@n1' is listed twice");
+    // A cluster node's data directory (written at its first start, which then waits
+    // for its peers) is refused to a single node and to another node name.
+    let first = tokio::time::timeout(
+        Duration::from_millis(300),
+        warren::start(member(&dir, "rabbit@n1", &good)),
+    )
+    .await;
+    assert!(first.is_err(), "a lone member waits for a majority");
+    let mut single = warren::Config::local(dir.join("data"));
+    single.peers = None;
+    let text = refusal(single).await;
+    assert!(
+        text.contains("belongs to cluster node 'rabbit@n1'"),
+        "{text}"
+    );
+    let text = refusal(member(&dir, "rabbit@n2", &good)).await;
+    assert!(text.contains("belongs to node 'rabbit@n1'"), "{text}");
+}

@@ -72,6 +72,9 @@ pub trait Replica: Send + Sync + Debug {
     /// The leader's name, every member's, and those this node is linked to now (the
     /// management API's `leader`, `members` and `online`).
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
+    /// Bytes of messages proposed and not yet committed (publishers are read no faster
+    /// than the log commits, as with the store's backlog).
+    fn backlog(&self) -> u64;
     /// How many messages the log holds for `queue` (what a node that does not serve
     /// shows for it: its own copy is empty).
     fn held(&self, queue: &Queue) -> u64;

@@ -200,6 +200,8 @@ pub struct Shared {
     links: OnceLock<Arc<Transport>>,
     /// This node's API, which replays management writes.
     http: OnceLock<HttpReplayer>,
+    /// Message bytes proposed and not answered yet.
+    backlog: AtomicU64,
     /// basic.gets asked of the leader, by (connection, channel): `None` until answered.
     gets: Mutex<HashMap<(u64, u16), Option<Get>>>,
     /// Messages the log holds per quorum queue (vhost, name), as of the last apply.
@@ -241,6 +243,7 @@ impl Shared {
             http: OnceLock::new(),
             counts: Mutex::new(HashMap::new()),
             gets: Mutex::new(HashMap::new()),
+            backlog: AtomicU64::new(0),
             local: Mutex::new(Vec::new()),
             proxies: Mutex::new(Proxies::default()),
             next_proxy: AtomicU64::new(PROXY_IDS),
@@ -326,6 +329,8 @@ impl Shared {
     }
 
     fn propose(&self, cmd: Meta, done: Answer) {
+        self.backlog
+            .fetch_add(cmd_bytes(&cmd) as u64, Ordering::Relaxed);
         if let Err(e) = self.proposals.send(Proposal { cmd, done }) {
             // The node is stopping: nobody will answer.
             fail(e.0.done);
@@ -809,6 +814,10 @@ impl Replica for Shared {
         self.serving.load(Ordering::Acquire)
     }
 
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
     fn held(&self, queue: &Queue) -> u64 {
         let key = (queue.vhost.clone(), queue.name.as_str().to_owned());
         lock(&self.counts).get(&key).copied().unwrap_or(0)
@@ -1235,10 +1244,7 @@ async fn propose_loop(
         let mut bytes = 0usize;
         let mut next = Some(first);
         while let Some(p) = next.take() {
-            bytes += match &p.cmd {
-                Meta::Enqueue { body, .. } | Meta::Http { body, .. } => body.len(),
-                _ => 64,
-            };
+            bytes += cmd_bytes(&p.cmd);
             push(&mut cmds, &mut answers, p);
             if cmds.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 next = rx.try_recv().ok();
@@ -1267,6 +1273,15 @@ async fn propose_loop(
             }
             None => answers.into_iter().for_each(fail),
         }
+        shared.backlog.fetch_sub(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// What a command counts in a batch's size and in the backlog.
+fn cmd_bytes(cmd: &Meta) -> usize {
+    match cmd {
+        Meta::Enqueue { body, .. } | Meta::Http { body, .. } => body.len(),
+        _ => 64,
     }
 }
 
