@@ -549,3 +549,69 @@ async fn a_node_refuses_to_start_with_a_wrong_identity() {
     let text = refusal(member(&dir, "rabbit@n2", &good)).await;
     assert!(text.contains("belongs to node 'rabbit@n1'"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_queue_is_reached_from_every_node() {
+    let cluster = Cluster::start("cluster-classic").await;
+    let (_c1, ch1) = cluster.channel(0).await;
+    let (_c2, ch2) = cluster.channel(1).await;
+    let (_c3, ch3) = cluster.channel(2).await;
+    // Declared on n1: it lives there; the others reach it.
+    within(ch1.queue_declare("cq".into(), durable(), FieldTable::default()))
+        .await
+        .unwrap();
+    within(ch2.queue_bind(
+        "cq".into(),
+        "amq.direct".into(),
+        "ck".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let bodies: Vec<Vec<u8>> = (0..100).map(|i| format!("c{i}").into_bytes()).collect();
+    publish_confirmed(&ch2, "", "cq", &bodies[..50]).await;
+    publish_confirmed(&ch3, "amq.direct", "ck", &bodies[50..]).await;
+    for i in 0..3 {
+        let q = cluster.http(i).get("/api/queues/%2F/cq").await.json();
+        assert_eq!(q["node"], "rabbit@n1", "node {i}: {q}");
+        assert_eq!(q["arguments"], json!({}), "node {i}: {q}");
+    }
+    let home = cluster.http(0);
+    let held = common::poll_within(Duration::from_secs(10), || async {
+        (home.get("/api/queues/%2F/cq").await.json()["messages"] == 100).then_some(())
+    })
+    .await;
+    assert!(
+        held.is_some(),
+        "the home node holds every confirmed message"
+    );
+    // A get on n2, a consumer on n3: both through n1's queue.
+    let got = within(ch2.basic_get("cq".into(), BasicGetOptions::default()))
+        .await
+        .unwrap()
+        .expect("a message");
+    got.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    let mut all = vec![got.delivery.data.clone()];
+    all.extend(consume_n(&ch3, "cq", 99).await);
+    all.sort();
+    let mut want = bodies;
+    want.sort();
+    assert_eq!(all, want, "every message once");
+    let empty = common::poll_within(Duration::from_secs(10), || async {
+        (home.get("/api/queues/%2F/cq").await.json()["messages"] == 0).then_some(())
+    })
+    .await;
+    assert!(empty.is_some(), "acked on the home node");
+    // Deleted from n3: gone everywhere.
+    within(ch3.queue_delete("cq".into(), QueueDeleteOptions::default()))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            cluster.http(i).get("/api/queues/%2F/cq").await.status,
+            404,
+            "node {i}"
+        );
+    }
+}

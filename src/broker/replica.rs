@@ -48,6 +48,10 @@ pub type HttpReplayer = std::sync::Arc<
         + Sync,
 >;
 
+/// The argument a cluster node adds to a classic queue it declares (non-exclusive): the
+/// node that holds it. Every other node keeps a stub that reaches it.
+pub const HOME_ARG: &str = "x-warren-home";
+
 /// What a proposed exchange or queue method answers: its -ok reply once this node
 /// applied it, or the exception every node's apply raised.
 pub type MethodDone = Box<dyn FnOnce(Result<AMQPClass, Exception>) + Send>;
@@ -72,6 +76,11 @@ pub trait Replica: Send + Sync + Debug {
     /// The leader's name, every member's, and those this node is linked to now (the
     /// management API's `leader`, `members` and `online`).
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
+    /// This node's name.
+    fn node_name(&self) -> String;
+    /// The way to a classic queue homed on node `home` (declared there): a stub here
+    /// that passes publishes, consumers, gets and acks to the home node's queue.
+    fn stub(&self, home: &str) -> Option<std::sync::Arc<dyn Replica>>;
     /// Bytes of messages proposed and not yet committed (publishers are read no faster
     /// than the log commits, as with the store's backlog).
     fn backlog(&self) -> u64;

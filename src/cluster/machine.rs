@@ -306,13 +306,13 @@ fn refused(e: Exception) -> CmdResult {
     })
 }
 
-/// This node's copy of a replicated queue.
+/// This node's copy of a quorum queue.
 fn local_queue(broker: &crate::broker::Broker, vhost: &str, name: &str) -> Option<Arc<Queue>> {
-    broker
-        .vhost(vhost)?
-        .queue(name, 0)
-        .ok()
-        .filter(|q| q.replica().is_some())
+    broker.vhost(vhost)?.queue(name, 0).ok().filter(|q| {
+        q.replica().is_some()
+            && crate::broker::arguments::QueueType::of(&q.arguments)
+                == crate::broker::arguments::QueueType::Quorum
+    })
 }
 
 impl RaftStateMachine<Tc> for Machine {

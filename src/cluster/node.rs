@@ -136,9 +136,24 @@ enum GetAnswer {
     },
 }
 
-/// A consumer of a replicated queue on this node.
+/// A publish to a classic queue homed on the receiver.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PublishRequest {
+    /// Answered with `RemotePublished` when not 0 (the publisher waits for a confirm).
+    id: u64,
+    vhost: String,
+    queue: String,
+    exchange: String,
+    routing_key: String,
+    properties: Bytes,
+    body: Bytes,
+}
+
+/// A consumer of a replicated queue (or of a stub of another node's queue) on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct LocalConsumer {
+    /// The node whose queue serves it: `None` for a quorum queue (its leader).
+    home: Option<NodeId>,
     vhost: String,
     queue: String,
     connection: u64,
@@ -202,6 +217,12 @@ pub struct Shared {
     http: OnceLock<HttpReplayer>,
     /// Message bytes proposed and not answered yet.
     backlog: AtomicU64,
+    /// Ids of deliveries from classic queues homed here to other nodes.
+    next_delivery: AtomicU64,
+    /// Publishes to classic queues homed elsewhere waiting for their confirm: id ->
+    /// (home, confirm).
+    publishes: Mutex<HashMap<u64, (NodeId, Done)>>,
+    next_publish: AtomicU64,
     /// basic.gets asked of the leader, by (connection, channel): `None` until answered.
     gets: Mutex<HashMap<(u64, u16), Option<Get>>>,
     /// Messages the log holds per quorum queue (vhost, name), as of the last apply.
@@ -244,6 +265,9 @@ impl Shared {
             counts: Mutex::new(HashMap::new()),
             gets: Mutex::new(HashMap::new()),
             backlog: AtomicU64::new(0),
+            next_delivery: AtomicU64::new(1 << 63),
+            publishes: Mutex::new(HashMap::new()),
+            next_publish: AtomicU64::new(1),
             local: Mutex::new(Vec::new()),
             proxies: Mutex::new(Proxies::default()),
             next_proxy: AtomicU64::new(PROXY_IDS),
@@ -319,10 +343,19 @@ impl Shared {
             }
         }
         if !serving {
-            // Another node serves now: what this one served for others goes (the new
-            // leader has every unsettled message).
-            let gone = std::mem::take(&mut *lock(&self.proxies));
-            for (_, queue, connection, channel, tag) in gone.consumers {
+            // Another node serves now: what this one served for others of its quorum
+            // queues goes (the new leader has every unsettled message); its classic
+            // queues keep theirs.
+            let gone = {
+                let mut p = lock(&self.proxies);
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut p.consumers)
+                    .into_iter()
+                    .partition(|c| c.1.replica().is_some());
+                p.consumers = kept;
+                p.in_flight.retain(|_, f| f.queue.replica().is_none());
+                gone
+            };
+            for (_, queue, connection, channel, tag) in gone {
                 queue.remove_consumer(connection, channel, &tag);
             }
         }
@@ -362,8 +395,149 @@ impl Shared {
     /// its link came back).
     fn mirror_all(&self, leader: NodeId) {
         let all = lock(&self.local).clone();
-        for c in all {
-            self.send(leader, &consume(&c));
+        for c in all.iter().filter(|c| c.home.is_none()) {
+            self.send(leader, &consume(c));
+        }
+    }
+
+    /// Sends the consumers of queues homed on `home` there again (its link came back).
+    fn mirror_home(&self, home: NodeId) {
+        let all = lock(&self.local).clone();
+        for c in all.iter().filter(|c| c.home == Some(home)) {
+            self.send(home, &consume(c));
+        }
+    }
+
+    /// The node whose queue serves a consumer or a settlement: `home`, or the leader.
+    fn target(&self, home: Option<NodeId>) -> NodeId {
+        home.unwrap_or_else(|| self.leader())
+    }
+
+    /// A node's id by its name.
+    fn node_of(&self, name: &str) -> Option<NodeId> {
+        (1..)
+            .zip(&self.peers)
+            .find(|(_, p)| p.name == name)
+            .map(|(n, _)| n)
+    }
+
+    fn send_publish(&self, to: NodeId, req: &PublishRequest) {
+        let up = self.links.get().is_some_and(|l| l.is_up(to));
+        match Payload::encode(req) {
+            Ok(body) if up => {
+                if let Some(links) = self.links.get() {
+                    links.send(to, Frame::RemotePublish { body });
+                }
+            }
+            // Not sent: a waiting publisher gets its nack now.
+            _ => drop(lock(&self.publishes).remove(&req.id)),
+        }
+    }
+
+    /// The home node answered a publish (`ok`: enqueued, and stored if persistent).
+    fn published(&self, id: u64, ok: bool) {
+        let done = lock(&self.publishes).remove(&id);
+        if let (Some((_, done)), true) = (done, ok) {
+            done.complete(1);
+        }
+    }
+
+    fn forward_ack(&self, to: NodeId, queue: &Queue, id: u64) {
+        let m = Mirror::Ack {
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            ids: vec![id],
+        };
+        self.send(to, &m);
+    }
+
+    fn forward_requeue(&self, to: NodeId, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
+        let m = Mirror::Requeue {
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            ids: items.iter().map(|i| i.store_id).collect(),
+            redelivered,
+        };
+        self.send(to, &m);
+    }
+
+    /// A consumer started here on a queue served by `home` (None: the leader).
+    fn add_local(&self, home: Option<NodeId>, queue: &Queue, consumer: &Consumer) {
+        if self.is_proxy(consumer.connection.id) {
+            return;
+        }
+        let c = LocalConsumer {
+            home,
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            connection: consumer.connection.id,
+            channel: consumer.info.channel,
+            tag: consumer.info.tag.as_str().to_owned(),
+            prefetch: consumer.info.credit.limit(),
+            exclusive: consumer.exclusive,
+            priority: consumer.priority,
+        };
+        if home.is_some() || !self.serves() {
+            self.send(self.target(home), &consume(&c));
+        }
+        lock(&self.local).push(c);
+    }
+
+    fn remove_local(
+        &self,
+        home: Option<NodeId>,
+        queue: &Queue,
+        connection: u64,
+        channel: u16,
+        tag: &str,
+    ) {
+        if self.is_proxy(connection) {
+            return;
+        }
+        lock(&self.local).retain(|c| {
+            !(c.connection == connection
+                && c.channel == channel
+                && c.tag == tag
+                && c.queue == queue.name.as_str()
+                && c.vhost == queue.vhost)
+        });
+        if home.is_some() || !self.serves() {
+            let m = Mirror::Cancel {
+                vhost: queue.vhost.clone(),
+                queue: queue.name.as_str().to_owned(),
+                connection,
+                channel,
+                tag: tag.to_owned(),
+            };
+            self.send(self.target(home), &m);
+        }
+    }
+
+    /// A publish to a classic queue homed here, from another node: enqueued (stored
+    /// first if persistent); `answer` gets whether it went in, after the store's sync.
+    fn remote_publish(&self, req: PublishRequest, answer: impl FnOnce(bool) + Send + 'static) {
+        let Some(q) = self
+            .broker()
+            .and_then(|b| shared_queue(&b, &req.vhost, &req.queue))
+        else {
+            // Deleted meanwhile: as a publish routed to a queue that went.
+            answer(true);
+            return;
+        };
+        let msg = Message::with_body(&req.exchange, &req.routing_key, &req.properties, req.body);
+        let targets = [q.clone()];
+        if crate::broker::persist::will_store(&msg, &targets) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let done = Done::new(move |id| {
+                let _ = tx.send(id.is_some());
+            });
+            let id = crate::broker::persist::store_message(&msg, &targets, Some(done));
+            let enqueued = q.publish(msg, id, 1) != crate::broker::queue::Enqueued::Refused;
+            tokio::spawn(async move {
+                answer(enqueued && rx.await.unwrap_or(false));
+            });
+        } else {
+            answer(q.publish(msg, 0, 1) != crate::broker::queue::Enqueued::Refused);
         }
     }
 
@@ -381,7 +555,7 @@ impl Shared {
                 exclusive,
                 priority,
             } => {
-                let Some(q) = replicated(&broker, &vhost, &queue) else {
+                let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
                 let handle = self.proxy(from, connection, &broker);
@@ -420,7 +594,7 @@ impl Shared {
                 channel,
                 tag,
             } => {
-                let Some(q) = replicated(&broker, &vhost, &queue) else {
+                let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
                 let id = lock(&self.proxies)
@@ -448,7 +622,7 @@ impl Shared {
                 properties,
                 body,
             } => {
-                let Some(q) = replicated(&broker, &vhost, &queue) else {
+                let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
                 let msg = Message::with_body(&exchange, &routing_key, &properties, body);
@@ -508,7 +682,9 @@ impl Shared {
                         None => unknown.push(id),
                     }
                 }
-                if !unknown.is_empty() {
+                let quorum = shared_queue(&broker, &vhost, &queue)
+                    .is_some_and(|q| q.replica().is_some_and(|r| r.serves()));
+                if !unknown.is_empty() && quorum {
                     // Delivered by an earlier leader: settled in the log all the same.
                     self.propose(
                         Meta::Settle {
@@ -524,6 +700,7 @@ impl Shared {
                 if from == self.leader() && !self.serves() {
                     self.mirror_all(from);
                 }
+                self.mirror_home(from);
             }
             Mirror::Requeue {
                 ids, redelivered, ..
@@ -569,7 +746,13 @@ impl Shared {
             while let Some(out) = rx.recv().await {
                 let Some(shared) = me.upgrade() else { return };
                 let Outgoing::Deliver(d) = out else { continue };
-                let (msg, id) = (&d.item.msg, d.item.store_id);
+                // A quorum queue's messages have their log id; a classic queue's get one
+                // for the trip (a transient message has no store id).
+                let id = match d.queue.replica() {
+                    Some(_) => d.item.store_id,
+                    None => shared.next_delivery.fetch_add(1, Ordering::Relaxed),
+                };
+                let msg = &d.item.msg;
                 let m = Mirror::Deliver {
                     vhost: d.queue.vhost.clone(),
                     queue: d.queue.name.as_str().to_owned(),
@@ -629,6 +812,8 @@ impl Shared {
         for (_, queue, connection, channel, tag) in consumers {
             queue.remove_consumer(connection, channel, &tag);
         }
+        // Publishes it had not answered: their publishers get a nack.
+        lock(&self.publishes).retain(|_, (home, _)| *home != node);
         for f in in_flight {
             if let Some(c) = &f.consumer {
                 c.settled();
@@ -642,10 +827,10 @@ impl Shared {
         let Some(broker) = self.broker() else {
             return GetAnswer::Empty;
         };
-        let Some(q) = replicated(&broker, &req.vhost, &req.queue) else {
+        let Some(q) = shared_queue(&broker, &req.vhost, &req.queue) else {
             return GetAnswer::Empty;
         };
-        if !self.serves() {
+        if q.replica().is_some_and(|r| !r.serves()) {
             return GetAnswer::Empty;
         }
         // No page-file wait for a remote getter: its head is read back for the next one.
@@ -655,9 +840,13 @@ impl Shared {
             crate::broker::queue::Get::Message(item, remaining) => (item, remaining),
             _ => return GetAnswer::Empty,
         };
+        let id = match q.replica() {
+            Some(_) => item.store_id,
+            None => self.next_delivery.fetch_add(1, Ordering::Relaxed),
+        };
         let msg = &item.msg;
         let answer = GetAnswer::Message {
-            id: item.store_id,
+            id,
             redelivered: item.redelivered,
             deliveries: item.deliveries,
             remaining,
@@ -667,7 +856,6 @@ impl Shared {
             body: Bytes::copy_from_slice(msg.body()),
         };
         if req.ack {
-            let id = item.store_id;
             lock(&self.proxies).in_flight.insert(
                 (from, id),
                 InFlight {
@@ -700,12 +888,12 @@ fn consume(c: &LocalConsumer) -> Mirror {
     }
 }
 
-fn replicated(broker: &Broker, vhost: &str, queue: &str) -> Option<Arc<Queue>> {
-    broker
-        .vhost(vhost)?
-        .queue(queue, 0)
-        .ok()
-        .filter(|q| q.replica().is_some())
+/// A queue other nodes reach here: a quorum queue (or a stub of a classic queue homed
+/// elsewhere), or a classic queue homed on this node.
+fn shared_queue(broker: &Broker, vhost: &str, queue: &str) -> Option<Arc<Queue>> {
+    let q = broker.vhost(vhost)?.queue(queue, 0).ok()?;
+    let home = crate::broker::arguments::text_arg(&q.arguments, crate::broker::replica::HOME_ARG);
+    (q.replica().is_some() || home.is_some()).then_some(q)
 }
 
 fn rand_u64() -> u64 {
@@ -782,21 +970,15 @@ impl Replica for Shared {
     }
 
     fn settled(&self, queue: &Queue, id: u64) {
-        let (vhost, name) = (queue.vhost.clone(), queue.name.as_str().to_owned());
         if self.serves() {
             let cmd = Meta::Settle {
-                vhost,
-                queue: name,
+                vhost: queue.vhost.clone(),
+                queue: queue.name.as_str().to_owned(),
                 ids: vec![id],
             };
             self.propose(cmd, Answer::None);
         } else {
-            let m = Mirror::Ack {
-                vhost,
-                queue: name,
-                ids: vec![id],
-            };
-            self.send(self.leader(), &m);
+            self.forward_ack(self.leader(), queue, id);
         }
     }
 
@@ -828,16 +1010,42 @@ impl Replica for Shared {
     }
 
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
-        let m = Mirror::Requeue {
-            vhost: queue.vhost.clone(),
-            queue: queue.name.as_str().to_owned(),
-            ids: items.iter().map(|i| i.store_id).collect(),
-            redelivered,
-        };
-        self.send(self.leader(), &m);
+        self.forward_requeue(self.leader(), queue, items, redelivered);
     }
 
     fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
+        self.ask_get(self.leader(), queue, getter, channel, ack)
+    }
+
+    fn node_name(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn stub(&self, home: &str) -> Option<Arc<dyn Replica>> {
+        let home = self.node_of(home)?;
+        let shared = self.this.upgrade()?;
+        Some(Arc::new(Stub { shared, home }))
+    }
+
+    fn consumer_added(&self, queue: &Queue, consumer: &Consumer) {
+        self.add_local(None, queue, consumer);
+    }
+
+    fn consumer_removed(&self, queue: &Queue, connection: u64, channel: u16, tag: &str) {
+        self.remove_local(None, queue, connection, channel, tag);
+    }
+}
+
+impl Shared {
+    /// basic.get on a node that does not hold the queue: `to`'s copy is asked.
+    fn ask_get(
+        &self,
+        to: NodeId,
+        queue: &Queue,
+        getter: &ConnectionHandle,
+        channel: u16,
+        ack: bool,
+    ) -> Get {
         let key = (getter.id, channel);
         {
             let mut gets = lock(&self.gets);
@@ -858,7 +1066,7 @@ impl Replica for Shared {
             queue: queue.name.as_str().to_owned(),
             ack,
         };
-        let (leader, links, me) = (self.leader(), self.links.get().cloned(), self.weak());
+        let (leader, links, me) = (to, self.links.get().cloned(), self.weak());
         let getter = getter.clone();
         tokio::spawn(async move {
             let answer = match (links, Payload::encode(&req)) {
@@ -905,48 +1113,110 @@ impl Replica for Shared {
         });
         Get::Wait
     }
+}
 
-    fn consumer_added(&self, queue: &Queue, consumer: &Consumer) {
-        if self.is_proxy(consumer.connection.id) {
-            return;
-        }
-        let c = LocalConsumer {
+/// A classic queue homed on another node, as this node's copy reaches it: publishes,
+/// consumers, gets, acks and requeues go to the home node's queue.
+#[derive(Debug)]
+struct Stub {
+    shared: Arc<Shared>,
+    home: NodeId,
+}
+
+impl Replica for Stub {
+    fn propose_http(&self, call: HttpCall, done: HttpDone) {
+        self.shared.propose_http(call, done);
+    }
+
+    fn set_http(&self, replayer: HttpReplayer) {
+        self.shared.set_http(replayer);
+    }
+
+    fn propose_method(
+        &self,
+        vhost: &str,
+        method: &AMQPClass,
+        server_named: bool,
+        done: MethodDone,
+    ) {
+        self.shared
+            .propose_method(vhost, method, server_named, done);
+    }
+
+    fn enqueue(&self, queue: &Queue, msg: &Message, done: Option<Done>) {
+        queue.stats.add(crate::stats::Key::Publish, 1);
+        let (_, body) = msg.shared_parts();
+        let req = PublishRequest {
+            id: 0,
             vhost: queue.vhost.clone(),
             queue: queue.name.as_str().to_owned(),
-            connection: consumer.connection.id,
-            channel: consumer.info.channel,
-            tag: consumer.info.tag.as_str().to_owned(),
-            prefetch: consumer.info.credit.limit(),
-            exclusive: consumer.exclusive,
-            priority: consumer.priority,
+            exchange: msg.exchange().to_owned(),
+            routing_key: msg.routing_key().to_owned(),
+            properties: Bytes::copy_from_slice(msg.properties()),
+            body,
         };
-        if !self.serves() {
-            self.send(self.leader(), &consume(&c));
+        let mut req = req;
+        if let Some(done) = done {
+            req.id = self.shared.next_publish.fetch_add(1, Ordering::Relaxed);
+            lock(&self.shared.publishes).insert(req.id, (self.home, done));
         }
-        lock(&self.local).push(c);
+        // One-way and in order: the home answers confirmed ones with `RemotePublished`.
+        self.shared.send_publish(self.home, &req);
+    }
+
+    fn settled(&self, queue: &Queue, id: u64) {
+        self.shared.forward_ack(self.home, queue, id);
+    }
+
+    fn returned(&self, _queue: &Queue, _id: u64, _deliveries: u16) {}
+
+    fn serves(&self) -> bool {
+        false
+    }
+
+    fn node_name(&self) -> String {
+        self.shared.node_name()
+    }
+
+    fn stub(&self, home: &str) -> Option<Arc<dyn Replica>> {
+        self.shared.stub(home)
+    }
+
+    fn backlog(&self) -> u64 {
+        0
+    }
+
+    fn held(&self, _queue: &Queue) -> u64 {
+        0
+    }
+
+    fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>) {
+        let home = self.shared.peers[(self.home - 1) as usize].name.clone();
+        let online = self.shared.online();
+        let up = online.contains(&home);
+        (
+            Some(home.clone()),
+            vec![home.clone()],
+            if up { vec![home] } else { Vec::new() },
+        )
+    }
+
+    fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
+        self.shared
+            .forward_requeue(self.home, queue, items, redelivered);
+    }
+
+    fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
+        self.shared.ask_get(self.home, queue, getter, channel, ack)
+    }
+
+    fn consumer_added(&self, queue: &Queue, consumer: &Consumer) {
+        self.shared.add_local(Some(self.home), queue, consumer);
     }
 
     fn consumer_removed(&self, queue: &Queue, connection: u64, channel: u16, tag: &str) {
-        if self.is_proxy(connection) {
-            return;
-        }
-        lock(&self.local).retain(|c| {
-            !(c.connection == connection
-                && c.channel == channel
-                && c.tag == tag
-                && c.queue == queue.name.as_str()
-                && c.vhost == queue.vhost)
-        });
-        if !self.serves() {
-            let m = Mirror::Cancel {
-                vhost: queue.vhost.clone(),
-                queue: queue.name.as_str().to_owned(),
-                connection,
-                channel,
-                tag: tag.to_owned(),
-            };
-            self.send(self.leader(), &m);
-        }
+        self.shared
+            .remove_local(Some(self.home), queue, connection, channel, tag);
     }
 }
 
@@ -1156,6 +1426,25 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
                     }
                 });
             }
+            Frame::RemotePublish { body } => match body.decode::<PublishRequest>() {
+                Ok(req) => {
+                    let (id, back) = (req.id, shared.clone());
+                    shared.remote_publish(req, move |ok| {
+                        if id != 0 {
+                            if let (Some(links), Ok(body)) =
+                                (back.links.get(), Payload::encode(&(id, ok)))
+                            {
+                                links.send(from, Frame::RemotePublished { body });
+                            }
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(from, error = %e, "cluster: bad publish frame"),
+            },
+            Frame::RemotePublished { body } => match body.decode::<(u64, bool)>() {
+                Ok((id, ok)) => shared.published(id, ok),
+                Err(e) => tracing::warn!(from, error = %e, "cluster: bad publish answer"),
+            },
             Frame::RemoteGet { body } => {
                 let answer = match body.decode::<GetRequest>() {
                     Ok(req) => shared.remote_get(from, req),
@@ -1199,7 +1488,10 @@ async fn watch_peers(shared: Arc<Shared>, mut peers: watch::Receiver<PeerStates>
             if before && !state.is_up() {
                 shared.node_down(n);
             }
-            if !before && state.is_up() && shared.serves() {
+            if !before && state.is_up() {
+                // A peer linked anew may have restarted: it gets this node's consumers of
+                // its queues again, and is asked for its consumers of this node's.
+                shared.mirror_home(n);
                 shared.send(n, &Mirror::Resend);
             }
         }

@@ -10,7 +10,7 @@
 
 use super::auth::Caller;
 use super::{Api, MAX_BODY};
-use crate::broker::replica::{HttpAnswer, HttpCall};
+use crate::broker::replica::{HttpAnswer, HttpCall, HOME_ARG};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -71,6 +71,7 @@ pub async fn write(State(api): State<Api>, req: Request, next: Next) -> Response
         Ok(body) => body,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
+    let body = home_of_new_queue(&parts.method, parts.uri.path(), body, &cluster.node_name());
     let call = HttpCall {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -100,6 +101,36 @@ pub async fn write(State(api): State<Api>, req: Request, next: Next) -> Response
         )
             .into_response(),
     }
+}
+
+/// A classic queue declared through the API lives on the node that was asked: its
+/// arguments say so (`HOME_ARG`), as a channel's declare does, so every other node keeps a
+/// stub of it. Any other body is passed on as it came.
+fn home_of_new_queue(method: &Method, path: &str, body: bytes::Bytes, node: &str) -> bytes::Bytes {
+    let segments = path.trim_start_matches("/api/queues/").split('/').count();
+    if *method != Method::PUT || !path.starts_with("/api/queues/") || segments != 2 {
+        return body;
+    }
+    let Ok(serde_json::Value::Object(mut m)) = serde_json::from_slice(&body) else {
+        return body;
+    };
+    let args = m
+        .entry("arguments")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    let Some(args) = args.as_object_mut() else {
+        return body;
+    };
+    let kind = args
+        .get("x-queue-type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("classic");
+    if kind != "classic" {
+        return body;
+    }
+    args.insert(HOME_ARG.into(), serde_json::Value::String(node.to_owned()));
+    serde_json::to_vec(&m)
+        .map(bytes::Bytes::from)
+        .unwrap_or(body)
 }
 
 fn respond(answer: HttpAnswer) -> Response {

@@ -50,8 +50,9 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// The definitions every node shares: all but classic and exclusive queues (and the
-/// bindings to them), which stay on their node.
+/// The definitions every node shares: all but exclusive queues, streams and classic
+/// queues declared before the node joined (and the bindings to them), which stay on their
+/// node.
 fn shared_definitions(broker: &Broker) -> Definitions {
     let mut defs = broker.export_definitions();
     let quorum = |args: &serde_json::Value| {
