@@ -128,11 +128,6 @@ impl Broker {
         self.replica.as_ref()
     }
 
-    /// On a cluster node: the log's leader, every member and those linked to now.
-    pub fn cluster_placement(&self) -> Option<(Option<String>, Vec<String>, Vec<String>)> {
-        self.replica.as_ref().map(|r| r.placement())
-    }
-
     /// A broker in memory with RabbitMQ's defaults: vhost `/` and user guest/guest
     /// (loopback only).
     pub fn new() -> Self {

@@ -52,6 +52,15 @@ pub type HttpReplayer = std::sync::Arc<
 /// node that holds it. Every other node keeps a stub that reaches it.
 pub const HOME_ARG: &str = "x-warren-home";
 
+/// This node's `/api/nodes` entry, as JSON bytes (set by the management listener).
+pub type NodeInfo = std::sync::Arc<dyn Fn() -> Option<bytes::Bytes> + Send + Sync>;
+
+/// Every other member: its name, whether this node is linked to it, and its own
+/// `/api/nodes` entry if it answered.
+pub type PeerInfos = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Vec<(String, bool, Option<bytes::Bytes>)>> + Send>,
+>;
+
 /// What a proposed exchange or queue method answers: its -ok reply once this node
 /// applied it, or the exception every node's apply raised.
 pub type MethodDone = Box<dyn FnOnce(Result<AMQPClass, Exception>) + Send>;
@@ -78,6 +87,10 @@ pub trait Replica: Send + Sync + Debug {
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
     /// This node's name.
     fn node_name(&self) -> String;
+    /// How this node describes itself to the others' `/api/nodes`.
+    fn set_node_info(&self, info: NodeInfo);
+    /// The other members as they describe themselves (asked now, each within a second).
+    fn peer_infos(&self) -> PeerInfos;
     /// The way to a classic queue homed on node `home` (declared there): a stub here
     /// that passes publishes, consumers, gets and acks to the home node's queue.
     fn stub(&self, home: &str) -> Option<std::sync::Arc<dyn Replica>>;

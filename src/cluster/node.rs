@@ -24,7 +24,9 @@ use crate::broker::consumer::{
 };
 use crate::broker::message::Message;
 use crate::broker::queue::{Get, Queue, Queued};
-use crate::broker::replica::{HttpAnswer, HttpCall, HttpDone, HttpReplayer, MethodDone, Replica};
+use crate::broker::replica::{
+    HttpAnswer, HttpCall, HttpDone, HttpReplayer, MethodDone, NodeInfo, PeerInfos, Replica,
+};
 use crate::broker::Broker;
 use crate::error::{Exception, ReplyCode};
 use crate::store::Done;
@@ -215,6 +217,8 @@ pub struct Shared {
     links: OnceLock<Arc<Transport>>,
     /// This node's API, which replays management writes.
     http: OnceLock<HttpReplayer>,
+    /// This node's `/api/nodes` entry, for the other nodes' API.
+    info: OnceLock<NodeInfo>,
     /// Message bytes proposed and not answered yet.
     backlog: AtomicU64,
     /// Ids of deliveries from classic queues homed here to other nodes.
@@ -262,6 +266,7 @@ impl Shared {
             proposals_rx: Mutex::new(Some(rx)),
             links: OnceLock::new(),
             http: OnceLock::new(),
+            info: OnceLock::new(),
             counts: Mutex::new(HashMap::new()),
             gets: Mutex::new(HashMap::new()),
             backlog: AtomicU64::new(0),
@@ -1021,6 +1026,37 @@ impl Replica for Shared {
         self.name().to_owned()
     }
 
+    fn set_node_info(&self, info: NodeInfo) {
+        let _ = self.info.set(info);
+    }
+
+    fn peer_infos(&self) -> PeerInfos {
+        let links = self.links.get().cloned();
+        let peers: Vec<(NodeId, String)> = (1..)
+            .zip(&self.peers)
+            .filter(|(n, _)| *n != self.me)
+            .map(|(n, p)| (n, p.name.clone()))
+            .collect();
+        Box::pin(async move {
+            let asks = peers.into_iter().map(|(n, name)| {
+                let links = links.clone();
+                async move {
+                    let Some(links) = links.filter(|l| l.is_up(n)) else {
+                        return (name, false, None);
+                    };
+                    let answer = links
+                        .request(n, Frame::NodeInfo, Duration::from_secs(1))
+                        .await;
+                    match answer {
+                        Ok(Frame::NodeInfoReply { info }) => (name, true, Some(info.0)),
+                        _ => (name, true, None),
+                    }
+                }
+            });
+            futures::future::join_all(asks).await
+        })
+    }
+
     fn stub(&self, home: &str) -> Option<Arc<dyn Replica>> {
         let home = self.node_of(home)?;
         let shared = self.this.upgrade()?;
@@ -1180,6 +1216,14 @@ impl Replica for Stub {
 
     fn stub(&self, home: &str) -> Option<Arc<dyn Replica>> {
         self.shared.stub(home)
+    }
+
+    fn set_node_info(&self, info: NodeInfo) {
+        self.shared.set_node_info(info);
+    }
+
+    fn peer_infos(&self) -> PeerInfos {
+        self.shared.peer_infos()
     }
 
     fn backlog(&self) -> u64 {
@@ -1445,6 +1489,14 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
                 Ok((id, ok)) => shared.published(id, ok),
                 Err(e) => tracing::warn!(from, error = %e, "cluster: bad publish answer"),
             },
+            Frame::NodeInfo => {
+                let info = shared.info.get().and_then(|f| f());
+                if let (Some(reply), Some(info)) = (reply, info) {
+                    reply.send(Frame::NodeInfoReply {
+                        info: Payload(info),
+                    });
+                }
+            }
             Frame::RemoteGet { body } => {
                 let answer = match body.decode::<GetRequest>() {
                     Ok(req) => shared.remote_get(from, req),

@@ -48,6 +48,21 @@ pub(crate) async fn start(
         broker: broker.clone(),
         node: Arc::new(Node::new(config.clone(), listeners)),
     };
+    if let Some(cluster) = broker.cluster() {
+        // The other nodes' /api/nodes show this node as it shows itself (built on call:
+        // the broker holds this, so it must not hold the broker).
+        let (weak, node) = (Arc::downgrade(broker), api.node.clone());
+        cluster.set_node_info(Arc::new(move || {
+            let broker = weak.upgrade()?;
+            let api = Api {
+                broker,
+                node: node.clone(),
+            };
+            serde_json::to_vec(&super::overview::node_json(&api))
+                .ok()
+                .map(bytes::Bytes::from)
+        }));
+    }
     let serve_all = |sockets: Vec<TcpListener>, router: fn(Api) -> axum::Router| {
         let Some(addr) = sockets.first().map(TcpListener::local_addr).transpose()? else {
             return Ok::<_, io::Error>(None);

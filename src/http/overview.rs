@@ -207,15 +207,14 @@ async fn nodes(
 ) -> ApiResult<Json<Value>> {
     caller.require_monitoring()?;
     let mut all = vec![node_json(&api)];
-    if let Some((_, members, online)) = api.broker.cluster_placement() {
-        // The other members of the cluster: their names and whether this node is
-        // linked to them (their own figures stay on their own API in phase 1).
-        for name in members.iter().filter(|n| **n != api.node.name) {
-            all.push(serde_json::json!({
-                "name": name,
-                "running": online.contains(name),
-                "type": "disc",
-            }));
+    if let Some(cluster) = api.broker.cluster() {
+        // The other members as they describe themselves; one this node cannot reach
+        // is listed not running, as RabbitMQ lists a stopped node.
+        for (name, running, info) in cluster.peer_infos().await {
+            let known = info.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            all.push(known.unwrap_or_else(
+                || serde_json::json!({"name": name, "running": running, "type": "disc"}),
+            ));
         }
         all.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     }
@@ -229,15 +228,26 @@ async fn node(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_monitoring()?;
-    // RabbitMQ 3.10 answers 500 for a node it does not know; 404 says what happened.
-    if name != api.node.name {
-        return Err(ApiError::not_found());
+    if name == api.node.name {
+        return Ok(Json(q.cut_one(node_json(&api))));
     }
-    Ok(Json(q.cut_one(node_json(&api))))
+    // Another member, as it describes itself.
+    if let Some(cluster) = api.broker.cluster() {
+        let found = cluster.peer_infos().await.into_iter().find(|p| p.0 == name);
+        if let Some((_, running, info)) = found {
+            let known = info.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            let entry = known.unwrap_or_else(
+                || serde_json::json!({"name": name, "running": running, "type": "disc"}),
+            );
+            return Ok(Json(q.cut_one(entry)));
+        }
+    }
+    // RabbitMQ 3.10 answers 500 for a node it does not know; 404 says what happened.
+    Err(ApiError::not_found())
 }
 
 /// This node's figures, as `/api/nodes` shows a node.
-fn node_json(api: &Api) -> Value {
+pub(crate) fn node_json(api: &Api) -> Value {
     let broker = &api.broker;
     let stats = &broker.stats;
     let node = &api.node;
