@@ -19,8 +19,14 @@ fn main() -> ExitCode {
         eprintln!("warren: cannot start: {refusal}");
         return ExitCode::from(2);
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // openraft narrates every election and snapshot at info: its warnings are what an
+    // operator needs, unless the filter names it.
+    let log = match config.log.contains("openraft") {
+        true => config.log.clone(),
+        false => format!("{},openraft=warn", config.log),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
