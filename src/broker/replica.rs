@@ -85,6 +85,8 @@ pub trait Replica: Send + Sync + Debug {
     /// The leader's name, every member's, and those this node is linked to now (the
     /// management API's `leader`, `members` and `online`).
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
+    /// The Raft term its leader was elected in (0: not a replicated queue).
+    fn term(&self) -> u64;
     /// This node's name.
     fn node_name(&self) -> String;
     /// How this node describes itself to the others' `/api/nodes`.

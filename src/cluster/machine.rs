@@ -333,6 +333,7 @@ impl RaftStateMachine<Tc> for Machine {
         let mut replies = Vec::new();
         for e in entries {
             self.last = Some(e.log_id);
+            self.shared.set_term(e.log_id.leader_id.term);
             self.lead(e.log_id.leader_id.node_id);
             let reply = match e.payload {
                 EntryPayload::Blank => Reply::Results(Vec::new()),

@@ -221,6 +221,8 @@ pub struct Shared {
     info: OnceLock<NodeInfo>,
     /// Message bytes proposed and not answered yet.
     backlog: AtomicU64,
+    /// The term of the entries applied last (the API's `warren_raft`).
+    term: AtomicU64,
     /// Ids of deliveries from classic queues homed here to other nodes.
     next_delivery: AtomicU64,
     /// Publishes to classic queues homed elsewhere waiting for their confirm: id ->
@@ -270,6 +272,7 @@ impl Shared {
             counts: Mutex::new(HashMap::new()),
             gets: Mutex::new(HashMap::new()),
             backlog: AtomicU64::new(0),
+            term: AtomicU64::new(0),
             next_delivery: AtomicU64::new(1 << 63),
             publishes: Mutex::new(HashMap::new()),
             next_publish: AtomicU64::new(1),
@@ -1014,6 +1017,10 @@ impl Replica for Shared {
         (self.leader_name(), self.members(), self.online())
     }
 
+    fn term(&self) -> u64 {
+        self.term.load(Ordering::Relaxed)
+    }
+
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
         self.forward_requeue(self.leader(), queue, items, redelivered);
     }
@@ -1231,6 +1238,10 @@ impl Replica for Stub {
     }
 
     fn held(&self, _queue: &Queue) -> u64 {
+        0
+    }
+
+    fn term(&self) -> u64 {
         0
     }
 

@@ -142,6 +142,10 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
         m.insert("leader".into(), json!(leader));
         m.insert("members".into(), json!(members));
         m.insert("online".into(), json!(online));
+        if r.term() != 0 {
+            // warren's own: the Raft term of the leader (one more per election).
+            m.insert("warren_raft".into(), json!({"raft_term": r.term()}));
+        }
     }
     q.applied_policy().queue_fields(&mut m);
     crate::stats::json::fill_queue(&api.broker.stats, q, &mut m);
