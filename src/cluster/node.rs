@@ -336,8 +336,25 @@ impl Shared {
 
     /// The log shows `leader` leading (no change of who serves here).
     pub(super) fn set_leader(&self, leader: NodeId) {
-        self.leader
+        let changed = self
+            .leader
             .send_if_modified(|l| std::mem::replace(l, leader) != leader);
+        if changed {
+            let name = (leader as usize)
+                .checked_sub(1)
+                .and_then(|i| self.peers.get(i))
+                .map_or("none", |p| p.name.as_str());
+            tracing::info!(
+                leader = name,
+                term = self.term.load(Ordering::Relaxed),
+                "cluster: the log's leader changed"
+            );
+        }
+    }
+
+    /// The term of the entries applied last.
+    pub(super) fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Relaxed);
     }
 
     /// The log's leader changed to `leader`; this node serves if it is the one.
