@@ -451,10 +451,33 @@ async fn basic_get_on_a_node_that_does_not_lead_reads_the_leaders_queue() {
             .await
             .unwrap()
     };
+    // A transaction on the follower: commit-ok once the log committed its messages.
+    within(ch2.tx_select()).await.unwrap();
+    for body in [b"t0", b"t1"] {
+        ch2.basic_publish(
+            "".into(),
+            "gq".into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap();
+    }
+    within(ch2.tx_commit()).await.unwrap();
+    for i in [leader, follower] {
+        let q = cluster.http(i).get("/api/queues/%2F/gq").await.json();
+        assert_eq!(q["messages"], 5, "node {i} after commit-ok: {q}");
+    }
+    let (_c3, ch2) = cluster.channel(follower).await;
+    let bodies: Vec<Vec<u8>> = ["g0", "g1", "g2", "t0", "t1"]
+        .iter()
+        .map(|b| b.as_bytes().to_vec())
+        .collect();
     // The first one back, unacked: it comes again, redelivered.
     let first = get(ch2.clone()).await.expect("a message");
     assert_eq!(first.delivery.data, b"g0");
-    assert_eq!(first.message_count, 2);
+    assert_eq!(first.message_count, 4);
     first
         .delivery
         .nack(BasicNackOptions {

@@ -15,7 +15,8 @@
 //! the connection's other channels carry on.
 
 use super::{Channel, Ctx, Transaction};
-use crate::broker::persist::store_message;
+use crate::broker::persist::{store_message, will_store};
+use crate::broker::stream_queue::split_done;
 use crate::codec::Frame;
 use crate::error::Exception;
 use amq_protocol::protocol::{tx as amqp_tx, AMQPClass};
@@ -53,19 +54,49 @@ impl Channel {
             T::Commit(_) => {
                 let tx = self.tx.as_mut().ok_or_else(not_transactional)?;
                 let work = std::mem::take(tx);
-                let mut store = None;
+                // What commit-ok waits for: the store's flush if a message was stored,
+                // and the cluster's log for each message to a replicated queue.
+                let store = work
+                    .publishes
+                    .iter()
+                    .filter(|(msg, queues)| will_store(msg, queues))
+                    .find_map(|(_, queues)| queues.iter().find_map(|q| q.store.clone()));
+                let replicated: usize = work
+                    .publishes
+                    .iter()
+                    .map(|(_, queues)| queues.iter().filter(|q| q.replica().is_some()).count())
+                    .sum();
+                let mut waits = Vec::new();
+                let mut number = None;
+                if store.is_some() || replicated > 0 {
+                    self.commits += 1;
+                    number = Some(self.commits);
+                    let done = ctx.answer_from_store(self.id, self.commits);
+                    // Like a confirm, commit-ok also waits for the definitions that hold
+                    // the queues and bindings these messages went through.
+                    let done = match &store {
+                        Some(s) => s.definitions.cover(done),
+                        None => done,
+                    };
+                    waits = match replicated {
+                        0 => vec![done],
+                        n => split_done(done, n + usize::from(store.is_some())),
+                    };
+                }
+                let store_wait = store.as_ref().and_then(|_| waits.pop());
                 for (msg, queues) in work.publishes {
                     if queues.is_empty() {
                         self.send_return(ctx, &msg);
                         continue;
                     }
                     let store_id = store_message(&msg, &queues, None);
-                    if store_id != 0 && store.is_none() {
-                        store = queues.iter().find_map(|q| q.store.clone());
-                    }
                     let sharers = queues.len();
                     for queue in queues {
-                        queue.publish(msg.clone(), store_id, sharers);
+                        if queue.replica().is_some() {
+                            queue.stream_publish(&msg, waits.pop());
+                        } else {
+                            queue.publish(msg.clone(), store_id, sharers);
+                        }
                     }
                 }
                 // Applied outside the transaction: `settle` would only buffer them again.
@@ -74,16 +105,11 @@ impl Channel {
                     self.settle(entries, how);
                 }
                 self.tx = tx;
-                if let Some(store) = store {
-                    // One flush covers the appends above and the acks they settled; like a
-                    // confirm, commit-ok also waits for the definitions that hold the
-                    // queues and bindings these messages went through.
-                    self.commits += 1;
-                    let number = self.commits;
-                    let done = store
-                        .definitions
-                        .cover(ctx.answer_from_store(self.id, number));
-                    store.store.flush_then(done);
+                if let Some(number) = number {
+                    if let (Some(store), Some(wait)) = (store, store_wait) {
+                        // One flush covers the appends above and the acks they settled.
+                        store.store.flush_then(wait);
+                    }
                     self.commit = Some(PendingCommit {
                         number,
                         held: Held::new(),

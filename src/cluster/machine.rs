@@ -96,7 +96,8 @@ impl Machine {
             };
             q.drop_replica_copy();
             for (&id, h) in held {
-                q.recover_one(h.msg.clone(), id, h.deliveries, 1);
+                // The node that served before may have delivered it: redelivered.
+                q.refill_one(h.msg.clone(), id, h.deliveries);
             }
             q.dispatch();
         }

@@ -51,6 +51,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a definitions change waits for the other nodes to apply it before its
 /// answer goes anyway (a node that slow is about to be seen as down).
 const APPLIED_WAIT: Duration = Duration::from_secs(2);
+/// A peer down longer than this is not waited for by a definitions change.
+const DOWN_LONG: Duration = Duration::from_secs(5);
 /// Body bytes one entry may carry (besides `MAX_BATCH` commands).
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Entries between snapshots: the log before a snapshot (less the last 100 entries) is
@@ -410,9 +412,31 @@ impl Shared {
         let Some(links) = self.links.get() else {
             return;
         };
-        let asks = (1..=self.peers.len() as NodeId)
-            .filter(|&n| n != self.me && links.is_up(n))
-            .map(|n| links.request(n, Frame::MetaApplied { index }, APPLIED_WAIT));
+        let deadline = Instant::now() + APPLIED_WAIT;
+        let states = links.watch().borrow().clone();
+        // A peer down for a while is not waited for; one whose link is only coming up
+        // (a cluster starting, a node restarting) is, until the deadline.
+        let waited = (1..=self.peers.len() as NodeId).filter(|&n| {
+            n != self.me
+                && match states.get(&n) {
+                    Some(super::transport::PeerState::Down { since }) => {
+                        since.elapsed() < DOWN_LONG
+                    }
+                    _ => true,
+                }
+        });
+        let asks = waited.map(|n| async move {
+            while Instant::now() < deadline {
+                if links.is_up(n) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ask = links.request(n, Frame::MetaApplied { index }, left);
+                    if matches!(ask.await, Ok(Frame::MetaApplied { .. })) {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
         futures::future::join_all(asks).await;
     }
 
@@ -1430,9 +1454,27 @@ async fn wait_for_leader(node: &Node) {
         let _ = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
     }
     // This node's own apply must have reached the leader's blank entry, so that the
-    // definitions replayed before it serves clients.
+    // definitions replayed before it serves clients...
     let mut leader = node.shared.leader.subscribe();
     let _ = tokio::time::timeout(Duration::from_secs(30), leader.wait_for(|l| *l != 0)).await;
+    // ... and what the leader had applied when asked: a client's first publish must not
+    // find a queue missing that the cluster declared before this node was up.
+    let l = node.raft.metrics().borrow().current_leader;
+    if let Some(l) = l.filter(|&l| l != node.shared.me) {
+        let ask = node
+            .transport
+            .request(l, Frame::ReadIndex { group: META }, FORWARD_TIMEOUT);
+        if let Ok(Frame::ReadIndexReply { rpc, .. }) = ask.await {
+            if let Ok(index) = rpc.decode::<u64>() {
+                let mut applied = node.shared.applied.subscribe();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    applied.wait_for(|&a| a >= index),
+                )
+                .await;
+            }
+        }
+    }
 }
 
 /// Frames from peers: Raft's RPCs, forwarded proposals and mirrored consumers.
@@ -1532,6 +1574,13 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
                 };
                 if let (Some(reply), Ok(body)) = (reply, Payload::encode(&answer)) {
                     reply.send(Frame::RemoteGet { body });
+                }
+            }
+            Frame::ReadIndex { group } => {
+                // What this node applied: a node starting waits until it has as much.
+                let index = *shared.applied.borrow();
+                if let (Some(reply), Ok(rpc)) = (reply, Payload::encode(&index)) {
+                    reply.send(Frame::ReadIndexReply { group, rpc });
                 }
             }
             Frame::MetaApplied { index } => {
@@ -1692,9 +1741,13 @@ async fn submit(shared: &Shared, raft: &Raft<Tc>, batch: Batch<Meta>) -> Option<
         match leader {
             Some(l) if l == shared.me => {
                 let cmd = command.clone()?;
-                match raft.client_write(cmd).await {
-                    Ok(r) => return Some((r.log_id.index, r.data)),
-                    Err(e) => tracing::debug!(error = %e, "cluster: proposal refused"),
+                // A leader cut off from its majority never commits: bounded by the
+                // deadline (a batch that commits after all is applied once, `Duplicate`).
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, raft.client_write(cmd)).await {
+                    Ok(Ok(r)) => return Some((r.log_id.index, r.data)),
+                    Ok(Err(e)) => tracing::debug!(error = %e, "cluster: proposal refused"),
+                    Err(_) => return None,
                 }
             }
             Some(l) => {

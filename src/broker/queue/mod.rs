@@ -527,9 +527,27 @@ impl Queue {
     /// restart); call in id order. A quorum queue dead-letters it now if that passes its
     /// x-delivery-limit, as the return at the restart would have.
     pub fn recover_one(&self, msg: Message, store_id: u64, delivered: u16, sharers: usize) {
+        self.put_recovered(msg, store_id, delivered, sharers, delivered > 0);
+    }
+
+    /// A replicated queue's message as the cluster's log holds it, for the node that now
+    /// serves the queue (`recover_one`'s rules; redelivered, as the node that served
+    /// before may have delivered it).
+    pub fn refill_one(&self, msg: Message, id: u64, delivered: u16) {
+        self.put_recovered(msg, id, delivered, 1, true);
+    }
+
+    fn put_recovered(
+        &self,
+        msg: Message,
+        store_id: u64,
+        delivered: u16,
+        sharers: usize,
+        redelivered: bool,
+    ) {
         let mut st = self.lock();
         let mut item = self.new_item(&mut st, msg, store_id, sharers);
-        item.redelivered = delivered > 0;
+        item.redelivered = redelivered;
         item.deliveries = delivered;
         if st
             .limits
