@@ -100,6 +100,15 @@ pub struct Opts {
 
 type Outcome = Result<(bool, String, Vec<String>), String>;
 
+/// A queue's leader as the management API shows it.
+enum Leader {
+    Node(usize),
+    /// No answer, or no leader at the moment.
+    Unknown,
+    /// The API has no `leader` field for the queue: the script picks a node itself.
+    NotShown,
+}
+
 /// Leader changes of the test's queues, as the management API shows them.
 #[derive(Default)]
 struct Elections {
@@ -126,6 +135,8 @@ struct Figures {
     restart_ms: Vec<f64>,
     online_ms: Vec<f64>,
     recover_timeouts: u32,
+    /// Kills and cuts whose target was picked without the API's `leader`.
+    leader_not_shown: u32,
     cycles_done: u32,
     partitions: Vec<String>,
     partition_failures: Vec<String>,
@@ -274,6 +285,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         restart_ms: Vec::new(),
         online_ms: Vec::new(),
         recover_timeouts: 0,
+        leader_not_shown: 0,
         cycles_done: 0,
         partitions: Vec::new(),
         partition_failures: Vec::new(),
@@ -332,7 +344,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             "\"unknown\":{},\"corrupt\":{},\"reconnects\":{},",
             "\"recover_confirm_ms\":{},\"recover_delivery_ms\":{},\"recover_timeouts\":{},",
             "\"restart_ms\":{},\"online_ms\":{},",
-            "\"leader_changes\":{},\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
+            "\"leader_not_shown\":{},\"leader_changes\":{},\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
             "\"partitions\":[{}],\"graceful_stop\":{},\"error\":{:?}}}"
         ),
         r.o.nodes,
@@ -356,6 +368,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         fig.recover_timeouts,
         stats(&fig.restart_ms),
         stats(&fig.online_ms),
+        fig.leader_not_shown,
         el.changes.len(),
         terms.join(","),
         r.proxies.as_ref().map(|p| p.accepted()).unwrap_or(0),
@@ -489,24 +502,37 @@ impl Run {
     }
 
     /// The leader of queue `q` as a node index (one node: that node).
-    fn leader(&self, q: usize) -> Option<usize> {
-        let (_, j) = self.queue_info(q, None)?;
-        match j.get("leader").and_then(Json::str) {
-            Some(name) => self.node_index(name),
-            None if self.nodes.len() == 1 => Some(0),
-            None => None,
+    fn leader(&self, q: usize) -> Leader {
+        let Some((_, j)) = self.queue_info(q, None) else {
+            return Leader::Unknown;
+        };
+        match j.get("leader") {
+            Some(Json::Str(name)) => self.node_index(name).map_or(Leader::Unknown, Leader::Node),
+            Some(_) => Leader::Unknown,
+            None if self.nodes.len() == 1 => Leader::Node(0),
+            None => Leader::NotShown,
         }
     }
 
-    /// Whether every queue lists all nodes in `online` (always, with one node).
+    /// Whether every queue lists all nodes in `online` (always, with one node). When the
+    /// API shows no `online` for a quorum queue: every node running and answering for it.
     fn all_online(&self) -> bool {
+        let n = self.nodes.len();
         (0..self.sh.queues.len()).all(|q| match self.queue_info(q, None) {
             Some((_, j)) => match j.get("online") {
                 Some(on) => {
-                    on.strings().len() == self.nodes.len()
-                        && j.get("leader").and_then(Json::str).is_some()
+                    on.strings().len() == n && j.get("leader").and_then(Json::str).is_some()
                 }
-                None => self.nodes.len() == 1,
+                None if n == 1 => true,
+                None => {
+                    let path = format!("/api/queues/%2F/{}", self.sh.queues[q]);
+                    self.nodes.iter().all(|nd| {
+                        matches!(
+                            self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))),
+                            Ok((200, _))
+                        )
+                    })
+                }
             },
             None => false,
         })
@@ -647,8 +673,14 @@ impl Run {
         let t = Instant::now();
         let leader = loop {
             self.check()?;
-            if let Some(l) = self.leader(0) {
-                break l;
+            match self.leader(0) {
+                Leader::Node(l) => break l,
+                Leader::NotShown => {
+                    // Not the leader on purpose, then: every node in turn.
+                    fig.leader_not_shown += 1;
+                    break (cycle as usize - 1) % self.nodes.len();
+                }
+                Leader::Unknown => {}
             }
             if t.elapsed() > Duration::from_secs(30) {
                 return Err(format!(
@@ -725,9 +757,21 @@ impl Run {
     /// try a declare on it, heal, and check what it confirmed.
     fn partition(&mut self, round: u32, fig: &mut Figures) -> Result<(), String> {
         let kind = if round == 0 { "follower" } else { "leader" };
-        let leader = self
-            .leader(0)
-            .ok_or_else(|| format!("partition {kind}: no leader of queue 1"))?;
+        let t = Instant::now();
+        let leader = loop {
+            self.check()?;
+            match self.leader(0) {
+                Leader::Node(l) => break l,
+                Leader::NotShown => {
+                    fig.leader_not_shown += 1;
+                    break 0;
+                }
+                Leader::Unknown if t.elapsed() > Duration::from_secs(30) => {
+                    return Err(format!("partition {kind}: no leader of queue 1 for 30 s"))
+                }
+                Leader::Unknown => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
         let k = if round == 0 {
             (leader + 1) % self.nodes.len()
         } else {
