@@ -386,10 +386,12 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             .take(10)
             .cloned(),
     );
-    if ok && !r.o.keep && r.o.work_dir.is_none() {
-        let _ = std::fs::remove_dir_all(&work);
-    } else {
-        notes.push(format!("work directory kept: {}", work.display()));
+    if r.o.work_dir.is_none() {
+        if ok && !r.o.keep {
+            let _ = std::fs::remove_dir_all(&work);
+        } else {
+            notes.push(format!("work directory kept: {}", work.display()));
+        }
     }
     Ok((ok, line, notes))
 }
