@@ -137,6 +137,7 @@ struct Figures {
     recover_timeouts: u32,
     /// Kills and cuts whose target was picked without the API's `leader`.
     leader_not_shown: u32,
+    last_kill: String,
     cycles_done: u32,
     partitions: Vec<String>,
     partition_failures: Vec<String>,
@@ -286,6 +287,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         online_ms: Vec::new(),
         recover_timeouts: 0,
         leader_not_shown: 0,
+        last_kill: String::new(),
         cycles_done: 0,
         partitions: Vec::new(),
         partition_failures: Vec::new(),
@@ -394,6 +396,21 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         }
     }
     Ok((ok, line, notes))
+}
+
+/// The time of day (UTC, HH:MM:SS.mmm), to find a moment in the nodes' logs.
+fn utc_now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = t.as_millis() % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// {"median":..,"max":..,"n":..} of a list of milliseconds (nulls when empty).
@@ -635,8 +652,9 @@ impl Run {
             fig.cycles_done = cycle;
             let l = self.sh.ledger();
             eprintln!(
-                "cluster: cycle {cycle}/{} after {:.0} s: {} sent, {} confirmed, {} deliveries; recover {:?} / {:?} ms",
+                "cluster: cycle {cycle}/{} after {:.0} s ({}): {} sent, {} confirmed, {} deliveries; recover {:?} / {:?} ms",
                 self.o.cycles,
+                fig.last_kill,
                 run_start.elapsed().as_secs_f64(),
                 l.sent,
                 l.confirmed(),
@@ -699,6 +717,7 @@ impl Run {
         }
         self.excluded[leader].store(true, SeqCst);
         let at = Instant::now();
+        fig.last_kill = format!("{} killed at {}", self.names[leader], utc_now());
         self.nodes[leader].kill9();
         self.sh.epoch.fetch_add(1, SeqCst);
         self.sh.watch_kill(at);
@@ -760,12 +779,14 @@ impl Run {
     fn partition(&mut self, round: u32, fig: &mut Figures) -> Result<(), String> {
         let kind = if round == 0 { "follower" } else { "leader" };
         let t = Instant::now();
+        let mut leader_known = true;
         let leader = loop {
             self.check()?;
             match self.leader(0) {
                 Leader::Node(l) => break l,
                 Leader::NotShown => {
                     fig.leader_not_shown += 1;
+                    leader_known = false;
                     break 0;
                 }
                 Leader::Unknown if t.elapsed() > Duration::from_secs(30) => {
@@ -780,6 +801,7 @@ impl Run {
             leader
         };
         let name = self.names[k].clone();
+        eprintln!("cluster: partition at {}", utc_now());
         eprintln!(
             "cluster: partition: cutting off {name} ({kind} of q1) for {} s",
             self.o.cut_secs
@@ -897,11 +919,12 @@ impl Run {
         };
         fig.partitions.push(format!(
             concat!(
-                "{{\"cut\":\"{}\",\"node\":\"{}\",\"secs\":{},\"sent_to_cut_node\":{},\"confirmed_during_cut\":{},",
+                "{{\"cut\":\"{}\",\"leader_known\":{},\"node\":\"{}\",\"secs\":{},\"sent_to_cut_node\":{},\"confirmed_during_cut\":{},",
                 "\"nacked\":{},\"confirmed_after_heal\":{},\"majority_confirm_ms\":{},\"declare\":{:?},",
                 "\"leader_changes_during\":{},\"leader_changes_after_heal\":{},\"online_after_heal_ms\":{}}}"
             ),
             kind,
+            leader_known,
             name,
             self.o.cut_secs,
             c.sent_during,
@@ -921,6 +944,22 @@ impl Run {
         Ok(())
     }
 
+    /// `messages` of queue `q` on every node (None: no answer).
+    fn messages(&self, q: usize) -> Vec<Option<f64>> {
+        let path = format!("/api/queues/%2F/{}", self.sh.queues[q]);
+        self.nodes
+            .iter()
+            .map(
+                |nd| match self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))) {
+                    Ok((200, body)) => Json::parse(&body)
+                        .ok()
+                        .and_then(|j| j.get("messages").and_then(Json::num)),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
     /// Wait until the queues are empty, every delivery's ack was handled and nothing new
     /// arrived for 2 s.
     fn drain(&self) -> Result<(), String> {
@@ -930,13 +969,7 @@ impl Run {
             self.check()?;
             if t.elapsed() > Duration::from_secs(120) {
                 let left: Vec<String> = (0..self.sh.queues.len())
-                    .map(|q| {
-                        format!(
-                            "{:?}",
-                            self.queue_info(q, None)
-                                .and_then(|(_, j)| j.get("messages").and_then(Json::num))
-                        )
-                    })
+                    .map(|q| format!("q{}: {:?} (per node)", q + 1, self.messages(q)))
                     .collect();
                 return Err(format!(
                     "queues not drained within 120 s (messages {})",
@@ -944,11 +977,9 @@ impl Run {
                 ));
             }
             std::thread::sleep(Duration::from_millis(300));
-            let empty = (0..self.sh.queues.len()).all(|q| {
-                self.queue_info(q, None)
-                    .and_then(|(_, j)| j.get("messages").and_then(Json::num))
-                    == Some(0.0)
-            });
+            // Every node's copy: a node that does not serve may show an empty one.
+            let empty =
+                (0..self.sh.queues.len()).all(|q| self.messages(q).iter().all(|m| *m == Some(0.0)));
             let seen = self.sh.ledger().deliveries;
             let idle = empty && self.sh.outstanding.load(SeqCst) == 0;
             quiet = match quiet {
