@@ -654,8 +654,8 @@ impl Run {
             eprintln!(
                 "cluster: cycle {cycle}/{} after {:.0} s ({}): {} sent, {} confirmed, {} deliveries; recover {:?} / {:?} ms",
                 self.o.cycles,
-                fig.last_kill,
                 run_start.elapsed().as_secs_f64(),
+                fig.last_kill,
                 l.sent,
                 l.confirmed(),
                 l.deliveries,
