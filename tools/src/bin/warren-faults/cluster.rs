@@ -22,6 +22,7 @@ mod http;
 mod load;
 mod nodes;
 mod proxy;
+mod raftlog;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -105,7 +106,9 @@ enum Leader {
     Node(usize),
     /// No answer, or no leader at the moment.
     Unknown,
-    /// The API has no `leader` field for the queue: the script picks a node itself.
+    /// The API has no `leader` field: taken from the nodes' logs (raftlog).
+    FromLog(usize),
+    /// Neither shows one: the script picks a node itself.
     NotShown,
 }
 
@@ -137,7 +140,11 @@ struct Figures {
     recover_timeouts: u32,
     /// Kills and cuts whose target was picked without the API's `leader`.
     leader_not_shown: u32,
+    /// ... and those whose leader came from the nodes' logs.
+    leader_from_log: u32,
     last_kill: String,
+    /// Log stamps: load started, first kill, kill loop over.
+    stamps: [String; 3],
     cycles_done: u32,
     partitions: Vec<String>,
     partition_failures: Vec<String>,
@@ -155,6 +162,8 @@ struct Run {
     excluded: Arc<Vec<AtomicBool>>,
     elections: Arc<Mutex<Elections>>,
     pid_file: PathBuf,
+    /// The nodes' log files (elections and leaders when the API shows none).
+    logs: Vec<PathBuf>,
     deadline: Instant,
     interrupted: Arc<AtomicBool>,
 }
@@ -266,6 +275,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             ..Elections::default()
         })),
         pid_file: work.join("pids"),
+        logs: nodes.iter().map(|nd| nd.spec.log.clone()).collect(),
         nodes,
         names,
         proxies,
@@ -287,7 +297,9 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         online_ms: Vec::new(),
         recover_timeouts: 0,
         leader_not_shown: 0,
+        leader_from_log: 0,
         last_kill: String::new(),
+        stamps: Default::default(),
         cycles_done: 0,
         partitions: Vec::new(),
         partition_failures: Vec::new(),
@@ -331,6 +343,15 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         + v.redelivered_ack_in_flight
         + v.redelivered_ack_unsynced
         + v.duplicated;
+    let log_terms = raftlog::committed_terms(&r.logs);
+    let log_el = |from: &str, to: &str| {
+        if to.is_empty() {
+            "null".to_string()
+        } else {
+            raftlog::elections(&log_terms, from, to).to_string()
+        }
+    };
+    let cut_delivered = r.sh.side().cut_delivered;
     let el = r.elections.lock().unwrap_or_else(|p| p.into_inner());
     let terms: Vec<String> = (0..2)
         .map(|q| match (el.first_term[q], el.term[q]) {
@@ -346,7 +367,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             "\"unknown\":{},\"corrupt\":{},\"reconnects\":{},",
             "\"recover_confirm_ms\":{},\"recover_delivery_ms\":{},\"recover_timeouts\":{},",
             "\"restart_ms\":{},\"online_ms\":{},",
-            "\"leader_not_shown\":{},\"leader_changes\":{},\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
+            "\"leader_not_shown\":{},\"leader_from_log\":{},\"leader_changes\":{},\"elections\":{{\"setup\":{},\"kills\":{},\"partitions\":{}}},\"minority_delivered\":[{},{}],\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
             "\"partitions\":[{}],\"graceful_stop\":{},\"error\":{:?}}}"
         ),
         r.o.nodes,
@@ -371,7 +392,13 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         stats(&fig.restart_ms),
         stats(&fig.online_ms),
         fig.leader_not_shown,
+        fig.leader_from_log,
         el.changes.len(),
+        log_el("", &fig.stamps[1]),
+        log_el(&fig.stamps[1], &fig.stamps[2]),
+        log_el(&fig.stamps[2], "9"),
+        cut_delivered[0],
+        cut_delivered[1],
         terms.join(","),
         r.proxies.as_ref().map(|p| p.accepted()).unwrap_or(0),
         r.proxies.as_ref().map(|p| p.refused()).unwrap_or(0),
@@ -529,7 +556,12 @@ impl Run {
             Some(Json::Str(name)) => self.node_index(name).map_or(Leader::Unknown, Leader::Node),
             Some(_) => Leader::Unknown,
             None if self.nodes.len() == 1 => Leader::Node(0),
-            None => Leader::NotShown,
+            None => match raftlog::leader(&self.logs) {
+                Some(id) if (1..=self.nodes.len() as u64).contains(&id) => {
+                    Leader::FromLog(id as usize - 1)
+                }
+                _ => Leader::NotShown,
+            },
         }
     }
 
@@ -647,6 +679,7 @@ impl Run {
             },
         )?;
         let run_start = Instant::now();
+        fig.stamps[0] = raftlog::stamp_now();
         for cycle in 1..=self.o.cycles {
             self.kill_cycle(cycle, &mut rng, fig)?;
             fig.cycles_done = cycle;
@@ -663,6 +696,7 @@ impl Run {
                 fig.delivery_ms.last().map(|x| *x as u64),
             );
         }
+        fig.stamps[2] = raftlog::stamp_now();
         if n == 3 {
             for round in 0..self.o.partitions.min(2) {
                 self.partition(round, fig)?;
@@ -695,6 +729,10 @@ impl Run {
             self.check()?;
             match self.leader(0) {
                 Leader::Node(l) => break l,
+                Leader::FromLog(l) => {
+                    fig.leader_from_log += 1;
+                    break l;
+                }
                 Leader::NotShown => {
                     // Not the leader on purpose, then: every node in turn.
                     fig.leader_not_shown += 1;
@@ -718,6 +756,9 @@ impl Run {
         self.excluded[leader].store(true, SeqCst);
         let at = Instant::now();
         fig.last_kill = format!("{} killed at {}", self.names[leader], utc_now());
+        if fig.stamps[1].is_empty() {
+            fig.stamps[1] = raftlog::stamp_now();
+        }
         self.nodes[leader].kill9();
         self.sh.epoch.fetch_add(1, SeqCst);
         self.sh.watch_kill(at);
@@ -784,6 +825,10 @@ impl Run {
             self.check()?;
             match self.leader(0) {
                 Leader::Node(l) => break l,
+                Leader::FromLog(l) => {
+                    fig.leader_from_log += 1;
+                    break l;
+                }
                 Leader::NotShown => {
                     fig.leader_not_shown += 1;
                     leader_known = false;
@@ -815,7 +860,16 @@ impl Run {
             self.o.pinned_rate,
             stop.clone(),
         ));
+        // And one on a node of the majority side, for its first confirm after the cut.
+        let majority = self.rt_handle.spawn(load::pinned_publisher(
+            self.sh.clone(),
+            PINNED + 10 + round,
+            (k + 1) % self.nodes.len(),
+            self.o.pinned_rate,
+            stop.clone(),
+        ));
         self.sleep(Duration::from_millis(1500))?;
+        self.sh.side().round = round as usize;
         self.sh.side().cut = Some(CutWatch {
             node: k,
             ..CutWatch::default()
@@ -833,6 +887,7 @@ impl Run {
             ));
         }
         let cut_at = Instant::now();
+        let cut_stamp = raftlog::stamp_now();
         if let Some(c) = self.sh.side().cut.as_mut() {
             c.at = Some(cut_at);
         }
@@ -855,6 +910,7 @@ impl Run {
         self.sleep(cut)?;
         proxies.isolate(k, false);
         let healed = Instant::now();
+        let heal_stamp = raftlog::stamp_now();
         if let Some(c) = self.sh.side().cut.as_mut() {
             c.healed = Some(healed);
         }
@@ -889,21 +945,31 @@ impl Run {
         self.sleep(Duration::from_secs(3))?;
         stop.store(true, SeqCst);
         let stall = self.sh.stall + Duration::from_secs(5);
-        let _ = self.block_on(async { tokio::time::timeout(stall, pinned).await });
+        self.block_on(async {
+            let _ = tokio::time::timeout(stall, pinned).await;
+            let _ = tokio::time::timeout(stall, majority).await;
+        });
         let online = self.wait_for(
             &format!("partition {kind}: all members online after the heal"),
             Duration::from_secs(60),
             |r| r.all_online(),
         )?;
-        // Leader changes: during the cut, and in the 5 s after the heal.
-        self.sleep(Duration::from_secs(5).saturating_sub(healed.elapsed()))?;
+        // Leader changes (API) and elections (logs): during the cut, and in the 10 s
+        // after the heal (a node back from a cut calls elections at a higher term).
+        self.sleep(Duration::from_secs(10).saturating_sub(healed.elapsed()))?;
         let (during, after) = {
             let el = self.elections.lock().unwrap_or_else(|p| p.into_inner());
             (
                 el.count(cut_at, healed),
-                el.count(healed, healed + Duration::from_secs(5)),
+                el.count(healed, healed + Duration::from_secs(10)),
             )
         };
+        let terms = raftlog::committed_terms(&self.logs);
+        let end_stamp = raftlog::stamp_now();
+        let (el_during, el_after) = (
+            raftlog::elections(&terms, &cut_stamp, &heal_stamp),
+            raftlog::elections(&terms, &heal_stamp, &end_stamp),
+        );
         let c = self.sh.side().cut.take().unwrap_or_default();
         if c.confirmed_during > 0 {
             fig.partition_failures.push(format!(
@@ -921,7 +987,7 @@ impl Run {
             concat!(
                 "{{\"cut\":\"{}\",\"leader_known\":{},\"node\":\"{}\",\"secs\":{},\"sent_to_cut_node\":{},\"confirmed_during_cut\":{},",
                 "\"nacked\":{},\"confirmed_after_heal\":{},\"majority_confirm_ms\":{},\"declare\":{:?},",
-                "\"leader_changes_during\":{},\"leader_changes_after_heal\":{},\"online_after_heal_ms\":{}}}"
+                "\"leader_changes_during\":{},\"leader_changes_after_heal\":{},\"elections_during\":{},\"elections_after_heal\":{},\"online_after_heal_ms\":{}}}"
             ),
             kind,
             leader_known,
@@ -935,6 +1001,8 @@ impl Run {
             declare,
             during,
             after,
+            el_during,
+            el_after,
             online.as_millis()
         ));
         eprintln!(

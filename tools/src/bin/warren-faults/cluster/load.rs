@@ -72,8 +72,8 @@ pub struct CutWatch {
     pub confirmed_during: u64,
     pub nacked: u64,
     pub confirmed_after_heal: u64,
-    /// The majority side: first confirm of a message sent after the cut by a regular
-    /// publisher on another node.
+    /// The majority side: first confirm of a message sent after the cut by a publisher
+    /// on another node.
     pub majority_confirm: Option<Duration>,
     pub examples: Vec<String>,
 }
@@ -82,6 +82,11 @@ pub struct CutWatch {
 pub struct Side {
     pub kill: Option<KillWatch>,
     pub cut: Option<CutWatch>,
+    /// Ids written to a cut node during a cut, with the partition round; and how many
+    /// of them were delivered (first deliveries), per round.
+    pub cut_ids: std::collections::HashMap<u64, usize>,
+    pub cut_delivered: [u64; 2],
+    pub round: usize,
 }
 
 impl Shared {
@@ -163,10 +168,13 @@ impl Books for ClusterBooks<'_> {
         if let Some(n) = self.sh.next_seq.get(self.p as usize) {
             n.fetch_add(1, SeqCst);
         }
-        let mut side = self.sh.side();
+        let mut guard = self.sh.side();
+        let side = &mut *guard;
         if let Some(c) = side.cut.as_mut() {
             if c.node == self.node && c.at.is_some() && c.healed.is_none() {
                 c.sent_during += 1;
+                let round = side.round;
+                side.cut_ids.insert(id, round);
             }
         }
     }
@@ -202,12 +210,7 @@ impl Books for ClusterBooks<'_> {
                     (true, Some(_)) => c.confirmed_after_heal += 1,
                 }
             }
-            if ok
-                && self.p < PINNED
-                && c.node != self.node
-                && sent_at > cut_at
-                && c.majority_confirm.is_none()
-            {
+            if ok && c.node != self.node && sent_at > cut_at && c.majority_confirm.is_none() {
                 c.majority_confirm = Some(now - cut_at);
             }
         }
@@ -480,6 +483,12 @@ fn handle(
             Some(id) => {
                 sh.ledger().delivered(id, epoch, m.redelivered);
                 chans[m.ch].pending.push((m.tag, id));
+                if m.ch == 0 {
+                    let mut side = sh.side();
+                    if let Some(round) = side.cut_ids.remove(&id) {
+                        side.cut_delivered[round.min(1)] += 1;
+                    }
+                }
                 if m.ch == 0 && id >> 48 == 0 {
                     let mut side = sh.side();
                     if let Some(k) = side.kill.as_mut() {
