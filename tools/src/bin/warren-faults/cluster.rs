@@ -148,6 +148,8 @@ struct Figures {
     cycles_done: u32,
     partitions: Vec<String>,
     partition_failures: Vec<String>,
+    /// Findings that are not failures.
+    notes: Vec<String>,
 }
 
 /// Everything the run holds; dropping it kills every node still running.
@@ -303,6 +305,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         cycles_done: 0,
         partitions: Vec::new(),
         partition_failures: Vec::new(),
+        notes: Vec::new(),
     };
     let started = Instant::now();
     let result = r.scenario(seed, &mut fig);
@@ -322,6 +325,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
     let v = r.sh.ledger().verdict();
     let mut notes: Vec<String> = v.examples.clone();
     notes.extend(fig.partition_failures.iter().cloned());
+    notes.extend(fig.notes.iter().cloned());
     let mut ok = v.lost == 0
         && v.corrupt == 0
         && v.unknown_ids == 0
@@ -858,6 +862,9 @@ impl Run {
             PINNED + round,
             k,
             self.o.pinned_rate,
+            // It stays on the cut node through the cut and well after the heal, to see
+            // every confirm or nack the node still sends.
+            self.sh.stall + Duration::from_secs_f64(self.o.cut_secs),
             stop.clone(),
         ));
         // And one on a node of the majority side, for its first confirm after the cut.
@@ -866,6 +873,7 @@ impl Run {
             PINNED + 10 + round,
             (k + 1) % self.nodes.len(),
             self.o.pinned_rate,
+            self.sh.stall,
             stop.clone(),
         ));
         self.sleep(Duration::from_millis(1500))?;
@@ -944,7 +952,7 @@ impl Run {
         // confirmed then: that is allowed), then stops.
         self.sleep(Duration::from_secs(3))?;
         stop.store(true, SeqCst);
-        let stall = self.sh.stall + Duration::from_secs(5);
+        let stall = self.sh.stall + Duration::from_secs_f64(self.o.cut_secs + 5.0);
         self.block_on(async {
             let _ = tokio::time::timeout(stall, pinned).await;
             let _ = tokio::time::timeout(stall, majority).await;
@@ -964,6 +972,15 @@ impl Run {
                 el.count(healed, healed + Duration::from_secs(10)),
             )
         };
+        // A declare the cut node refused (541 after its deadline) must not be applied
+        // later: does the queue exist now?
+        let minority_q = format!("faults.cluster.minority.{round}");
+        let exists_after = self.queue_exists(&minority_q);
+        if declare.starts_with("refused") && exists_after {
+            fig.notes.push(format!(
+                "partition {kind}: the declare of {minority_q} on the cut node was refused ({declare}) but the queue exists after the heal"
+            ));
+        }
         let terms = raftlog::committed_terms(&self.logs);
         let end_stamp = raftlog::stamp_now();
         let (el_during, el_after) = (
@@ -986,7 +1003,7 @@ impl Run {
         fig.partitions.push(format!(
             concat!(
                 "{{\"cut\":\"{}\",\"leader_known\":{},\"node\":\"{}\",\"secs\":{},\"sent_to_cut_node\":{},\"confirmed_during_cut\":{},",
-                "\"nacked\":{},\"confirmed_after_heal\":{},\"majority_confirm_ms\":{},\"declare\":{:?},",
+                "\"nacked\":{},\"confirmed_after_heal\":{},\"majority_confirm_ms\":{},\"declare\":{:?},\"declared_queue_exists_after_heal\":{},",
                 "\"leader_changes_during\":{},\"leader_changes_after_heal\":{},\"elections_during\":{},\"elections_after_heal\":{},\"online_after_heal_ms\":{}}}"
             ),
             kind,
@@ -999,6 +1016,7 @@ impl Run {
             c.confirmed_after_heal,
             ms(c.majority_confirm),
             declare,
+            exists_after,
             during,
             after,
             el_during,
@@ -1010,6 +1028,17 @@ impl Run {
             fig.partitions.last().map(String::as_str).unwrap_or("")
         );
         Ok(())
+    }
+
+    /// Whether any node's API answers 200 for queue `name`.
+    fn queue_exists(&self, name: &str) -> bool {
+        let path = format!("/api/queues/%2F/{name}");
+        self.nodes.iter().any(|nd| {
+            matches!(
+                self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))),
+                Ok((200, _))
+            )
+        })
     }
 
     /// `messages` of queue `q` on every node (None: no answer).

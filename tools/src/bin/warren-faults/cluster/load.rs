@@ -238,7 +238,7 @@ pub async fn publisher(sh: Arc<Shared>, p: u32, home: usize) {
     while !sh.stop_publishing.load(SeqCst) {
         let node = nodes[i % nodes.len()];
         sh.pub_node[p as usize].store(node, SeqCst);
-        let r = publish_session(&sh, p, node, &q, &mut seq, rate, || {
+        let r = publish_session(&sh, p, node, &q, &mut seq, rate, sh.stall, || {
             sh.stop_publishing.load(SeqCst)
         })
         .await;
@@ -264,12 +264,16 @@ pub async fn pinned_publisher(
     p: u32,
     node: usize,
     rate: f64,
+    stall: Duration,
     stop: Arc<AtomicBool>,
 ) {
     let mut seq = 0u64;
     let q = sh.queues[0].clone();
     while !stop.load(SeqCst) {
-        let r = publish_session(&sh, p, node, &q, &mut seq, rate, || stop.load(SeqCst)).await;
+        let r = publish_session(&sh, p, node, &q, &mut seq, rate, stall, || {
+            stop.load(SeqCst)
+        })
+        .await;
         match r {
             Ok(true) => return,
             Ok(false) => {}
@@ -289,6 +293,7 @@ async fn publish_session(
     q: &str,
     seq: &mut u64,
     rate: f64,
+    stall: Duration,
     stopping: impl Fn() -> bool,
 ) -> Res<bool> {
     let first = crate::ledger::message_id(p, *seq);
@@ -308,7 +313,6 @@ async fn publish_session(
         sent: 0,
     };
     let began = Instant::now();
-    let stall = sh.stall;
     let mut gave_up = false;
     let r = pubr
         .pump(
