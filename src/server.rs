@@ -128,6 +128,10 @@ pub(crate) async fn start_with(
     broker.register_with_clock();
     // The group starts once the broker exists (its machine applies to it), and the node
     // waits for a leader before it opens its listeners.
+    #[cfg(all(feature = "cluster", feature = "management"))]
+    if let Some(r) = broker.cluster() {
+        r.set_http(crate::http::listeners::replayer(&config, &broker));
+    }
     #[cfg(feature = "cluster")]
     let cluster = match cluster {
         Some((identity, shared, settings)) => Some(

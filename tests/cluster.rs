@@ -10,6 +10,7 @@ use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -52,7 +53,7 @@ impl Cluster {
                 c.peers = Some(peers.clone());
                 c.cluster_cookie_file = Some(cookie.clone());
                 c.cluster_heartbeat_ms = 100;
-                c
+                common::with_management(c)
             })
             .collect();
         let (a, b, c) = tokio::join!(
@@ -64,6 +65,10 @@ impl Cluster {
             nodes: vec![Some(a.unwrap()), Some(b.unwrap()), Some(c.unwrap())],
             configs,
         }
+    }
+
+    fn http(&self, i: usize) -> common::http::Http {
+        common::http::Http::new(self.node(i).management_addr().expect("management on"))
     }
 
     fn node(&self, i: usize) -> &warren::Server {
@@ -234,4 +239,89 @@ async fn definitions_and_quorum_queues_are_shared_by_every_node() {
     publish_confirmed(&ch5, "", "q1", &after).await;
     let _ = cluster.configs.len();
     tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_writes_are_replayed_on_every_node() {
+    let cluster = Cluster::start("cluster-http").await;
+    // A user, a vhost and a permission made on three different nodes.
+    let put = cluster
+        .http(0)
+        .put(
+            "/api/users/bob",
+            &json!({"password": "secret", "tags": "administrator"}),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let put = cluster.http(1).put("/api/vhosts/v2", &json!({})).await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let perm = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    let put = cluster.http(2).put("/api/permissions/v2/bob", &perm).await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    for i in 0..3 {
+        let http = cluster.http(i);
+        assert_eq!(http.get("/api/users/bob").await.status, 200, "node {i}");
+        assert_eq!(http.get("/api/vhosts/v2").await.status, 200, "node {i}");
+        assert_eq!(
+            http.get("/api/permissions/v2/bob").await.status,
+            200,
+            "node {i}"
+        );
+    }
+    // The same refusal everywhere: a second PUT of a vhost is 204, a bad body 400.
+    let bad = cluster
+        .http(2)
+        .put("/api/users/eve", &json!({"tags": 7}))
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    // bob logs in on every node, into v2: the password hash was made on each node.
+    for i in 0..3 {
+        let url = format!("amqp://bob:secret@{}/v2", cluster.node(i).local_addr());
+        let conn = within(Connection::connect(&url, ConnectionProperties::default()))
+            .await
+            .unwrap_or_else(|e| panic!("bob on node {i}: {e}"));
+        drop(conn);
+    }
+    // A quorum queue declared through the API on n2 is a replicated queue everywhere,
+    // with its leader and members.
+    let q = json!({"durable": true, "arguments": {"x-queue-type": "quorum"}});
+    let put = cluster.http(1).put("/api/queues/v2/hq", &q).await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let leader = format!("rabbit@n{}", cluster.leader(0) + 1);
+    for i in 0..3 {
+        let got = cluster.http(i).get("/api/queues/v2/hq").await.json();
+        assert_eq!(got["type"], "quorum", "node {i}");
+        assert_eq!(got["leader"], json!(leader), "node {i}");
+        assert_eq!(
+            got["members"],
+            json!(["rabbit@n1", "rabbit@n2", "rabbit@n3"]),
+            "node {i}"
+        );
+    }
+    let nodes = cluster.http(2).get("/api/nodes").await.json();
+    let names: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{nodes}");
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["running"] == true),
+        "{nodes}"
+    );
+    // Deleted on one node: gone from all.
+    let del = cluster.http(0).delete("/api/users/bob").await;
+    assert_eq!(del.status, 204, "{}", del.text());
+    for i in 0..3 {
+        assert_eq!(
+            cluster.http(i).get("/api/users/bob").await.status,
+            404,
+            "node {i}"
+        );
+    }
 }

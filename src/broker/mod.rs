@@ -123,6 +123,16 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// On a cluster node: the cluster's log, for what every node shares.
+    pub fn cluster(&self) -> Option<&Arc<dyn replica::Replica>> {
+        self.replica.as_ref()
+    }
+
+    /// On a cluster node: the log's leader, every member and those linked to now.
+    pub fn cluster_placement(&self) -> Option<(Option<String>, Vec<String>, Vec<String>)> {
+        self.replica.as_ref().map(|r| r.placement())
+    }
+
     /// A broker in memory with RabbitMQ's defaults: vhost `/` and user guest/guest
     /// (loopback only).
     pub fn new() -> Self {

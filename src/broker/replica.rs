@@ -17,6 +17,36 @@ use crate::store::Done;
 use amq_protocol::protocol::AMQPClass;
 use std::fmt::Debug;
 
+/// A management API write (users, vhosts, permissions, policies, parameters, objects,
+/// imports), replayed by every node's own API when the cluster's log applies it.
+#[derive(Clone, Debug)]
+pub struct HttpCall {
+    pub method: String,
+    pub uri: String,
+    /// The user the proposing node authenticated.
+    pub user: String,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+/// What the API answered to a replayed write.
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+/// A proposed write's answer (this node's apply), or `None` without a majority.
+pub type HttpDone = Box<dyn FnOnce(Option<HttpAnswer>) + Send>;
+
+/// Replays a write on this node's API (set by the management listener's start).
+pub type HttpReplayer = std::sync::Arc<
+    dyn Fn(HttpCall) -> std::pin::Pin<Box<dyn std::future::Future<Output = HttpAnswer> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What a proposed exchange or queue method answers: its -ok reply once this node
 /// applied it, or the exception every node's apply raised.
 pub type MethodDone = Box<dyn FnOnce(Result<AMQPClass, Exception>) + Send>;
@@ -26,6 +56,11 @@ pub trait Replica: Send + Sync + Debug {
     /// Proposes an exchange or queue method of `vhost` (access already checked; a
     /// queue.declare's name was chosen by the broker if `server_named`).
     fn propose_method(&self, vhost: &str, method: &AMQPClass, server_named: bool, done: MethodDone);
+    /// Proposes a management API write; `done` gets this node's answer once it applied
+    /// it.
+    fn propose_http(&self, call: HttpCall, done: HttpDone);
+    /// How this node replays management API writes.
+    fn set_http(&self, replayer: HttpReplayer);
     /// Proposes `msg` for `queue`; `done` (a publisher's confirm) completes once the log
     /// committed it on a majority, and is dropped (a nack) if it cannot be.
     fn enqueue(&self, queue: &Queue, msg: &Message, done: Option<Done>);
@@ -33,6 +68,9 @@ pub trait Replica: Send + Sync + Debug {
     fn settled(&self, queue: &Queue, id: u64);
     /// A message of `queue` came back from a client: it was delivered `deliveries` times.
     fn returned(&self, queue: &Queue, id: u64, deliveries: u16);
+    /// The leader's name, every member's, and those this node is linked to now (the
+    /// management API's `leader`, `members` and `online`).
+    fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
     /// Whether this node's copy of the queue is the one that serves (this node leads).
     fn serves(&self) -> bool;
     /// On a node that does not serve: `items` go back to the leader's queue

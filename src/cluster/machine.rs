@@ -15,6 +15,7 @@ use super::node::Shared;
 use super::{Batch, CmdResult, Command, Meta, NodeId, PeerAddr, Reply, Tc, WireException};
 use crate::broker::message::Message;
 use crate::broker::queue::{Enqueued, Queue};
+use crate::broker::replica::HttpCall;
 use crate::codec::method_from_bytes;
 use crate::error::{Exception, ReplyCode};
 use amq_protocol::protocol::{queue as amqp_queue, AMQPClass};
@@ -96,19 +97,51 @@ impl Machine {
         }
     }
 
-    fn apply_batch(&mut self, index: u64, batch: Batch<Meta>) -> Reply {
+    async fn apply_batch(&mut self, index: u64, batch: Batch<Meta>) -> Reply {
         let last = self.proposers.entry(batch.proposer).or_insert(0);
         if batch.seq <= *last {
             return Reply::Duplicate;
         }
         *last = batch.seq;
-        let results = batch
-            .cmds
-            .into_iter()
-            .enumerate()
-            .map(|(i, cmd)| self.apply_cmd(index * MAX_BATCH as u64 + i as u64, cmd))
-            .collect();
+        let mut results = Vec::with_capacity(batch.cmds.len());
+        for (i, cmd) in batch.cmds.into_iter().enumerate() {
+            let result = match cmd {
+                Meta::Http {
+                    method,
+                    uri,
+                    user,
+                    content_type,
+                    body,
+                } => {
+                    let call = HttpCall {
+                        method,
+                        uri,
+                        user,
+                        content_type,
+                        body,
+                    };
+                    let answer = self.shared.replay(call).await;
+                    self.forget_deleted();
+                    CmdResult::Http {
+                        status: answer.status,
+                        content_type: answer.content_type,
+                        body: answer.body,
+                    }
+                }
+                cmd => self.apply_cmd(index * MAX_BATCH as u64 + i as u64, cmd),
+            };
+            results.push(result);
+        }
         Reply::Results(results)
+    }
+
+    /// An API write may have deleted quorum queues (or their vhost): their messages go.
+    fn forget_deleted(&mut self) {
+        let Some(broker) = self.shared.broker() else {
+            return;
+        };
+        self.queues
+            .retain(|(vhost, name), _| local_queue(&broker, vhost, name).is_some());
     }
 
     fn apply_cmd(&mut self, id: u64, cmd: Meta) -> CmdResult {
@@ -152,6 +185,8 @@ impl Machine {
                 }
                 CmdResult::Done
             }
+            // Replayed by `apply_batch` (it awaits the API).
+            Meta::Http { .. } => CmdResult::Done,
             Meta::Returned {
                 vhost,
                 queue,
@@ -281,7 +316,7 @@ impl RaftStateMachine<Tc> for Machine {
                     Reply::Results(Vec::new())
                 }
                 EntryPayload::Normal(Command::Meta(batch)) => {
-                    self.apply_batch(e.log_id.index, batch)
+                    self.apply_batch(e.log_id.index, batch).await
                 }
             };
             replies.push(reply);

@@ -133,6 +133,14 @@ pub enum Meta {
         queue: String,
         ids: Vec<u64>,
     },
+    /// A management API write, replayed by every node's API (see `broker::replica`).
+    Http {
+        method: String,
+        uri: String,
+        user: String,
+        content_type: Option<String>,
+        body: Bytes,
+    },
     /// A message came back from a client: its delivery count.
     Returned {
         vhost: String,
@@ -167,6 +175,12 @@ pub enum CmdResult {
     Reply(Bytes),
     /// A method every node refused (the same exception everywhere).
     Refused(WireException),
+    /// The API's answer to a replayed write.
+    Http {
+        status: u16,
+        content_type: Option<String>,
+        body: Bytes,
+    },
     /// A message went into its queue (false: the queue refused it, x-overflow).
     Enqueued(bool),
     /// Nothing to answer.

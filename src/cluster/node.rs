@@ -24,7 +24,7 @@ use crate::broker::consumer::{
 };
 use crate::broker::message::Message;
 use crate::broker::queue::{Queue, Queued};
-use crate::broker::replica::{MethodDone, Replica};
+use crate::broker::replica::{HttpAnswer, HttpCall, HttpDone, HttpReplayer, MethodDone, Replica};
 use crate::broker::Broker;
 use crate::error::{Exception, ReplyCode};
 use crate::store::Done;
@@ -146,6 +146,7 @@ enum Answer {
     None,
     Method(MethodDone),
     Confirm(Option<Done>),
+    Http(HttpDone),
 }
 
 /// The part of a node the broker and the machine share.
@@ -161,6 +162,8 @@ pub struct Shared {
     proposals: mpsc::UnboundedSender<Proposal>,
     proposals_rx: Mutex<Option<mpsc::UnboundedReceiver<Proposal>>>,
     links: OnceLock<Arc<Transport>>,
+    /// This node's API, which replays management writes.
+    http: OnceLock<HttpReplayer>,
     local: Mutex<Vec<LocalConsumer>>,
     proxies: Mutex<Proxies>,
     next_proxy: AtomicU64,
@@ -194,6 +197,7 @@ impl Shared {
             proposals,
             proposals_rx: Mutex::new(Some(rx)),
             links: OnceLock::new(),
+            http: OnceLock::new(),
             local: Mutex::new(Vec::new()),
             proxies: Mutex::new(Proxies::default()),
             next_proxy: AtomicU64::new(PROXY_IDS),
@@ -202,6 +206,18 @@ impl Shared {
 
     pub(super) fn broker(&self) -> Option<Arc<Broker>> {
         self.broker.get()?.upgrade()
+    }
+
+    /// Replays a management API write on this node (503 without the API).
+    pub(super) async fn replay(&self, call: HttpCall) -> HttpAnswer {
+        match self.http.get() {
+            Some(replay) => replay(call).await,
+            None => HttpAnswer {
+                status: 503,
+                content_type: None,
+                body: Bytes::from_static(b"this node has no management API"),
+            },
+        }
     }
 
     /// This node's name.
@@ -573,11 +589,27 @@ fn fail(done: Answer) {
             "timed out waiting for a majority of the cluster",
         ))),
         Answer::Confirm(done) => drop(done),
+        Answer::Http(done) => done(None),
         Answer::None => {}
     }
 }
 
 impl Replica for Shared {
+    fn propose_http(&self, call: HttpCall, done: HttpDone) {
+        let cmd = Meta::Http {
+            method: call.method,
+            uri: call.uri,
+            user: call.user,
+            content_type: call.content_type,
+            body: call.body,
+        };
+        self.propose(cmd, Answer::Http(done));
+    }
+
+    fn set_http(&self, replayer: HttpReplayer) {
+        let _ = self.http.set(replayer);
+    }
+
     fn propose_method(
         &self,
         vhost: &str,
@@ -647,6 +679,10 @@ impl Replica for Shared {
 
     fn serves(&self) -> bool {
         self.serving.load(Ordering::Acquire)
+    }
+
+    fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>) {
+        (self.leader_name(), self.members(), self.online())
     }
 
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
@@ -966,7 +1002,7 @@ async fn propose_loop(
         let mut next = Some(first);
         while let Some(p) = next.take() {
             bytes += match &p.cmd {
-                Meta::Enqueue { body, .. } => body.len(),
+                Meta::Enqueue { body, .. } | Meta::Http { body, .. } => body.len(),
                 _ => 64,
             };
             push(&mut cmds, &mut answers, p);
@@ -1076,6 +1112,22 @@ fn answer(answers: Vec<Answer>, reply: Reply, index: u64) {
                     }
                 }
             },
+            Answer::Http(done) => done(match r {
+                Some(CmdResult::Http {
+                    status,
+                    content_type,
+                    body,
+                }) => Some(HttpAnswer {
+                    status,
+                    content_type,
+                    body,
+                }),
+                _ => Some(HttpAnswer {
+                    status: 500,
+                    content_type: None,
+                    body: Bytes::from_static(b"the cluster applied this write before"),
+                }),
+            }),
             Answer::Method(done) => done(match r {
                 Some(CmdResult::Reply(bytes)) => crate::codec::method_from_bytes(&bytes)
                     .ok_or_else(|| Exception::internal_error("a reply did not decode")),

@@ -120,6 +120,19 @@ impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        if let Some(r) = parts.extensions.get::<super::replicate::Replayed>() {
+            // A write the cluster's log replays: the proposing node authenticated it.
+            let tags = api
+                .broker
+                .users()
+                .get(&r.user)
+                .map(|u| u.tags)
+                .unwrap_or_default();
+            return Ok(Caller {
+                name: r.user.clone(),
+                tags,
+            });
+        }
         let Some((name, password)) = basic_credentials(parts) else {
             api.broker.auth_attempts.record(Protocol::Http, false);
             return Err(login_failed(parts));

@@ -64,6 +64,19 @@ pub(crate) async fn start(
     ))
 }
 
+/// How a cluster node's log replays management writes on this node: the API's router,
+/// ready before the log replays anything (the listeners open later).
+pub(crate) fn replayer(
+    config: &Config,
+    broker: &Arc<Broker>,
+) -> crate::broker::replica::HttpReplayer {
+    let api = Api {
+        broker: broker.clone(),
+        node: Arc::new(Node::new(config.clone(), Vec::new())),
+    };
+    super::replicate::replayer(api)
+}
+
 /// The listeners on `port` of the `bind` addresses when it is on (none when off).
 async fn bind_optional(bind: &[IpAddr], port: ListenerPort) -> io::Result<Vec<TcpListener>> {
     match port.port() {

@@ -20,6 +20,7 @@ pub mod overview;
 pub mod policies;
 pub mod prometheus;
 pub mod ranges;
+pub mod replicate;
 pub mod tracer;
 pub mod ui;
 pub mod views;
@@ -71,7 +72,7 @@ pub struct Listener {
 impl Node {
     pub fn new(config: Config, listeners: Vec<Listener>) -> Self {
         Node {
-            name: crate::node::name(),
+            name: config.node_name.clone().unwrap_or_else(crate::node::name),
             started: SystemTime::now(),
             listeners,
             config,
@@ -103,6 +104,10 @@ pub fn router(api: Api) -> Router {
         .merge(tracer::routes())
         .merge(ui::routes())
         .fallback(ui::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            replicate::write,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
 }

@@ -206,7 +206,19 @@ async fn nodes(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require_monitoring()?;
-    Ok(Json(q.respond(vec![node_json(&api)])?))
+    let mut all = vec![node_json(&api)];
+    if let Some((_, members, online)) = api.broker.cluster_placement() {
+        // The other members of the cluster: their names and whether this node is
+        // linked to them (their own figures stay on their own API in phase 1).
+        for name in members.iter().filter(|n| **n != api.node.name) {
+            all.push(serde_json::json!({
+                "name": name,
+                "running": online.contains(name),
+                "type": "disc",
+            }));
+        }
+    }
+    Ok(Json(q.respond(all)?))
 }
 
 async fn node(

@@ -120,6 +120,17 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
         put("online", json!([node]));
         put("readers", json!({ node: stream.readers() }));
     }
+    if let Some(r) = q.replica() {
+        // A quorum queue on a cluster node: where it is led, its members and those
+        // this node is linked to, as RabbitMQ's quorum queues show them.
+        let (leader, members, online) = r.placement();
+        if let Some(leader) = &leader {
+            m.insert("node".into(), json!(leader));
+        }
+        m.insert("leader".into(), json!(leader));
+        m.insert("members".into(), json!(members));
+        m.insert("online".into(), json!(online));
+    }
     q.applied_policy().queue_fields(&mut m);
     crate::stats::json::fill_queue(&api.broker.stats, q, &mut m);
     m
