@@ -166,6 +166,9 @@ struct Run {
     pid_file: PathBuf,
     /// The nodes' log files (elections and leaders when the API shows none).
     logs: Vec<PathBuf>,
+    /// Leader look-ups where live nodes named different leaders, and a few of them.
+    disagreements: AtomicU64,
+    disagree_examples: Mutex<Vec<String>>,
     deadline: Instant,
     interrupted: Arc<AtomicBool>,
 }
@@ -278,6 +281,8 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         })),
         pid_file: work.join("pids"),
         logs: nodes.iter().map(|nd| nd.spec.log.clone()).collect(),
+        disagreements: AtomicU64::new(0),
+        disagree_examples: Mutex::new(Vec::new()),
         nodes,
         names,
         proxies,
@@ -326,6 +331,13 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
     let mut notes: Vec<String> = v.examples.clone();
     notes.extend(fig.partition_failures.iter().cloned());
     notes.extend(fig.notes.iter().cloned());
+    notes.extend(
+        r.disagree_examples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned(),
+    );
     let mut ok = v.lost == 0
         && v.corrupt == 0
         && v.unknown_ids == 0
@@ -371,7 +383,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             "\"unknown\":{},\"corrupt\":{},\"reconnects\":{},",
             "\"recover_confirm_ms\":{},\"recover_delivery_ms\":{},\"recover_timeouts\":{},",
             "\"restart_ms\":{},\"online_ms\":{},",
-            "\"leader_not_shown\":{},\"leader_from_log\":{},\"leader_changes\":{},\"elections\":{{\"setup\":{},\"kills\":{},\"partitions\":{}}},\"minority_delivered\":[{},{}],\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
+            "\"leader_not_shown\":{},\"leader_from_log\":{},\"leader_disagreements\":{},\"leader_changes\":{},\"elections\":{{\"setup\":{},\"kills\":{},\"partitions\":{}}},\"minority_delivered\":[{},{}],\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
             "\"partitions\":[{}],\"graceful_stop\":{},\"error\":{:?}}}"
         ),
         r.o.nodes,
@@ -397,6 +409,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         stats(&fig.online_ms),
         fig.leader_not_shown,
         fig.leader_from_log,
+        r.disagreements.load(SeqCst),
         el.changes.len(),
         log_el("", &fig.stamps[1]),
         log_el(&fig.stamps[1], &fig.stamps[2]),
@@ -427,6 +440,32 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         }
     }
     Ok((ok, line, notes))
+}
+
+/// The leader most of the answering nodes name (`answers[i]`: node i's `leader`); on a
+/// tie, the one named by a node other than itself (a restarted node may name itself from
+/// its persisted vote until it hears from the real leader). Also whether they disagreed.
+fn agreed_leader(names: &[String], answers: &[Option<String>]) -> (Option<String>, bool) {
+    let named: Vec<(usize, &String)> = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.as_ref().map(|a| (i, a)))
+        .collect();
+    let disagree = named.windows(2).any(|w| w[0].1 != w[1].1);
+    let score = |l: &String| {
+        let votes = named.iter().filter(|(_, a)| *a == l).count();
+        let by_others = named
+            .iter()
+            .filter(|(i, a)| *a == l && names.get(*i) != Some(l))
+            .count();
+        (votes, by_others)
+    };
+    let best = named
+        .iter()
+        .map(|(_, l)| *l)
+        .max_by_key(|l| score(l))
+        .cloned();
+    (best, disagree)
 }
 
 /// The time of day (UTC, HH:MM:SS.mmm), to find a moment in the nodes' logs.
@@ -557,8 +596,42 @@ impl Run {
             return Leader::Unknown;
         };
         match j.get("leader") {
-            Some(Json::Str(name)) => self.node_index(name).map_or(Leader::Unknown, Leader::Node),
-            Some(_) => Leader::Unknown,
+            Some(_) => {
+                // Every live node's view; the one most of them share.
+                let path = format!("/api/queues/%2F/{}", self.sh.queues[q]);
+                let answers: Vec<Option<String>> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, nd)| {
+                        if self.excluded[i].load(SeqCst) {
+                            return None;
+                        }
+                        match self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))) {
+                            Ok((200, body)) => Json::parse(&body).ok().and_then(|j| {
+                                j.get("leader").and_then(Json::str).map(str::to_string)
+                            }),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+                let (best, disagree) = agreed_leader(&self.names, &answers);
+                if disagree {
+                    self.disagreements.fetch_add(1, SeqCst);
+                    let mut ex = self
+                        .disagree_examples
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if ex.len() < 3 {
+                        ex.push(format!(
+                            "{} leader per node: {answers:?}",
+                            raftlog::stamp_now()
+                        ));
+                    }
+                }
+                best.and_then(|n| self.node_index(&n))
+                    .map_or(Leader::Unknown, Leader::Node)
+            }
             None if self.nodes.len() == 1 => Leader::Node(0),
             None => match raftlog::leader(&self.logs) {
                 Some(id) if (1..=self.nodes.len() as u64).contains(&id) => {
@@ -1100,10 +1173,13 @@ impl Run {
         let excluded = self.excluded.clone();
         let el = self.elections.clone();
         let sh = self.sh.clone();
+        let names = self.names.clone();
         self.rt_handle.spawn(async move {
             while !sh.stop_consuming.load(SeqCst) {
                 for (q, name) in queues.iter().enumerate() {
                     let path = format!("/api/queues/%2F/{name}");
+                    let mut answers = vec![None; mgmt.len()];
+                    let mut term = None;
                     for (i, a) in mgmt.iter().enumerate() {
                         if excluded[i].load(SeqCst) {
                             continue;
@@ -1114,26 +1190,52 @@ impl Run {
                             continue;
                         };
                         let Ok(j) = Json::parse(&body) else { continue };
-                        let leader = j.get("leader").and_then(Json::str).map(str::to_string);
-                        let term = j.find_num("raft_term");
-                        let mut e = el.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(t) = term {
-                            if e.first_term[q].is_none() {
-                                e.first_term[q] = Some(t);
-                            }
-                            e.term[q] = Some(t);
+                        answers[i] = j.get("leader").and_then(Json::str).map(str::to_string);
+                        term = term.or(j.find_num("raft_term"));
+                    }
+                    let (leader, _) = agreed_leader(&names, &answers);
+                    let mut e = el.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(t) = term {
+                        if e.first_term[q].is_none() {
+                            e.first_term[q] = Some(t);
                         }
-                        if let Some(l) = leader {
-                            if e.last[q].as_ref().is_some_and(|p| *p != l) {
-                                e.changes.push((Instant::now(), q, l.clone()));
-                            }
-                            e.last[q] = Some(l);
+                        e.term[q] = Some(t);
+                    }
+                    if let Some(l) = leader {
+                        if e.last[q].as_ref().is_some_and(|p| *p != l) {
+                            e.changes.push((Instant::now(), q, l.clone()));
                         }
-                        break;
+                        e.last[q] = Some(l);
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agreed_leader;
+
+    #[test]
+    fn the_leader_most_nodes_name() {
+        let names: Vec<String> = (1..=3).map(|k| format!("rabbit@n{k}")).collect();
+        let s = |x: &str| Some(x.to_string());
+        // n1 restarted and names itself; n2 and n3 agree on n3.
+        assert_eq!(
+            agreed_leader(&names, &[s("rabbit@n1"), s("rabbit@n3"), s("rabbit@n3")]),
+            (s("rabbit@n3"), true)
+        );
+        // One each: the one named by another node wins over a node naming itself.
+        assert_eq!(
+            agreed_leader(&names, &[s("rabbit@n1"), s("rabbit@n3"), None]).0,
+            s("rabbit@n3")
+        );
+        assert_eq!(
+            agreed_leader(&names, &[s("rabbit@n2"), s("rabbit@n2"), None]),
+            (s("rabbit@n2"), false)
+        );
+        assert_eq!(agreed_leader(&names, &[None, None, None]), (None, false));
     }
 }
