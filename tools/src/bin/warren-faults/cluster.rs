@@ -143,6 +143,8 @@ struct Figures {
     /// ... and those whose leader came from the nodes' logs.
     leader_from_log: u32,
     last_kill: String,
+    /// What started each epoch (a kill, a cut, a heal) and when.
+    epochs: Vec<String>,
     /// Log stamps: load started, first kill, kill loop over.
     stamps: [String; 3],
     cycles_done: u32,
@@ -306,6 +308,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         leader_not_shown: 0,
         leader_from_log: 0,
         last_kill: String::new(),
+        epochs: Vec::new(),
         stamps: Default::default(),
         cycles_done: 0,
         partitions: Vec::new(),
@@ -328,7 +331,11 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
     }
     nodes::write_pids(&r.pid_file, &mut r.nodes);
     let v = r.sh.ledger().verdict();
-    let mut notes: Vec<String> = v.examples.clone();
+    let mut notes: Vec<String> = load::lost_ranges(&r.sh.side());
+    if !fig.epochs.is_empty() {
+        notes.push(format!("epochs: {}", fig.epochs.join("; ")));
+    }
+    notes.extend(v.examples.iter().cloned());
     notes.extend(fig.partition_failures.iter().cloned());
     notes.extend(fig.notes.iter().cloned());
     notes.extend(
@@ -837,7 +844,8 @@ impl Run {
             fig.stamps[1] = raftlog::stamp_now();
         }
         self.nodes[leader].kill9();
-        self.sh.epoch.fetch_add(1, SeqCst);
+        let e = self.sh.epoch.fetch_add(1, SeqCst) + 1;
+        fig.epochs.push(format!("{e}: {}", fig.last_kill));
         self.sh.watch_kill(at);
         self.pids();
         // Recovery: a confirm and a delivery of messages published after the kill.
@@ -973,7 +981,8 @@ impl Run {
             c.at = Some(cut_at);
         }
         self.excluded[k].store(true, SeqCst);
-        self.sh.epoch.fetch_add(1, SeqCst);
+        let e = self.sh.epoch.fetch_add(1, SeqCst) + 1;
+        fig.epochs.push(format!("{e}: {name} cut at {cut_stamp}"));
         // A declare on the cut node must not succeed while it is cut off.
         let cut = Duration::from_secs_f64(self.o.cut_secs);
         let target = self.sh.targets[k].clone();
@@ -996,7 +1005,9 @@ impl Run {
             c.healed = Some(healed);
         }
         self.excluded[k].store(false, SeqCst);
-        self.sh.epoch.fetch_add(1, SeqCst);
+        let e = self.sh.epoch.fetch_add(1, SeqCst) + 1;
+        fig.epochs
+            .push(format!("{e}: {name} healed at {heal_stamp}"));
         let declare = match self.block_on(declare) {
             Ok((t, Ok(Ok(m)))) => {
                 let accepted = matches!(

@@ -87,6 +87,10 @@ pub struct Side {
     pub cut_ids: std::collections::HashMap<u64, usize>,
     pub cut_delivered: [u64; 2],
     pub round: usize,
+    /// Every confirmed id with the epoch it was confirmed in, and every id delivered:
+    /// to describe lost messages (ranges, epochs) beyond the ledger's count.
+    pub confirmed: std::collections::HashMap<u64, u32>,
+    pub delivered: std::collections::HashSet<u64>,
 }
 
 impl Shared {
@@ -184,6 +188,9 @@ impl Books for ClusterBooks<'_> {
         self.sh.ledger().settled(id, ok, self.epoch, sent_at);
         let now = Instant::now();
         let mut side = self.sh.side();
+        if ok {
+            side.confirmed.insert(id, self.sh.epoch.load(SeqCst));
+        }
         if ok && self.p == 0 {
             if let Some(k) = side.kill.as_mut() {
                 if k.confirm.is_none() && sent_at > k.at {
@@ -487,6 +494,7 @@ fn handle(
             Some(id) => {
                 sh.ledger().delivered(id, epoch, m.redelivered);
                 chans[m.ch].pending.push((m.tag, id));
+                sh.side().delivered.insert(id);
                 if m.ch == 0 {
                     let mut side = sh.side();
                     if let Some(round) = side.cut_ids.remove(&id) {
@@ -510,4 +518,38 @@ fn handle(
         }
     }
     Ok(())
+}
+
+/// Confirmed ids never delivered, as runs of consecutive sequence numbers per publisher:
+/// "publisher P seq A-B (n, confirmed in epochs E..F)".
+pub fn lost_ranges(side: &Side) -> Vec<String> {
+    let mut lost: Vec<(u64, u32)> = side
+        .confirmed
+        .iter()
+        .filter(|(id, _)| !side.delivered.contains(id))
+        .map(|(id, e)| (*id, *e))
+        .collect();
+    lost.sort_unstable();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lost.len() {
+        let (first, e0) = lost[i];
+        let (mut last, mut e1) = (first, e0);
+        let mut j = i + 1;
+        while j < lost.len() && lost[j].0 == last + 1 {
+            last = lost[j].0;
+            e1 = e1.max(lost[j].1);
+            j += 1;
+        }
+        let mask = (1u64 << 48) - 1;
+        out.push(format!(
+            "lost: publisher {} seq {}-{} ({} messages, confirmed in epochs {e0}..{e1})",
+            first >> 48,
+            first & mask,
+            last & mask,
+            j - i
+        ));
+        i = j;
+    }
+    out
 }
