@@ -143,6 +143,8 @@ struct Figures {
     /// ... and those whose leader came from the nodes' logs.
     leader_from_log: u32,
     last_kill: String,
+    /// Nodes that did not know the queues right after declare-ok on node 1.
+    declare_not_everywhere: u32,
     /// What started each epoch (a kill, a cut, a heal) and when.
     epochs: Vec<String>,
     /// Log stamps: load started, first kill, kill loop over.
@@ -309,6 +311,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         leader_from_log: 0,
         last_kill: String::new(),
         epochs: Vec::new(),
+        declare_not_everywhere: 0,
         stamps: Default::default(),
         cycles_done: 0,
         partitions: Vec::new(),
@@ -390,7 +393,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             "\"unknown\":{},\"corrupt\":{},\"reconnects\":{},",
             "\"recover_confirm_ms\":{},\"recover_delivery_ms\":{},\"recover_timeouts\":{},",
             "\"restart_ms\":{},\"online_ms\":{},",
-            "\"leader_not_shown\":{},\"leader_from_log\":{},\"leader_disagreements\":{},\"leader_changes\":{},\"elections\":{{\"setup\":{},\"kills\":{},\"partitions\":{}}},\"minority_delivered\":[{},{}],\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
+            "\"declare_not_everywhere\":{},\"leader_not_shown\":{},\"leader_from_log\":{},\"leader_disagreements\":{},\"leader_changes\":{},\"elections\":{{\"setup\":{},\"kills\":{},\"partitions\":{}}},\"minority_delivered\":[{},{}],\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
             "\"partitions\":[{}],\"graceful_stop\":{},\"error\":{:?}}}"
         ),
         r.o.nodes,
@@ -414,6 +417,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         fig.recover_timeouts,
         stats(&fig.restart_ms),
         stats(&fig.online_ms),
+        fig.declare_not_everywhere,
         fig.leader_not_shown,
         fig.leader_from_log,
         r.disagreements.load(SeqCst),
@@ -718,6 +722,25 @@ impl Run {
                     return Err(format!("declaring the quorum queues: {e}"))
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        // Right after declare-ok, the other nodes must know the queues: a publish routed
+        // there before they applied the declare would be unroutable (confirmed, dropped).
+        let probes: Vec<_> = (1..self.nodes.len())
+            .map(|i| {
+                let t = self.sh.targets[i].clone();
+                let qs = self.sh.queues.clone();
+                self.rt_handle
+                    .spawn(async move { (i, load::passive_all(&t, &qs).await) })
+            })
+            .collect();
+        for p in probes {
+            if let Ok((i, Err(e))) = self.block_on(p) {
+                fig.notes.push(format!(
+                    "passive queue.declare on {} right after declare-ok on rabbit@n1: {e}",
+                    self.names[i]
+                ));
+                fig.declare_not_everywhere += 1;
             }
         }
         let took = self.wait_for(

@@ -132,6 +132,30 @@ pub async fn declare_quorum(t: &Target, names: &[String]) -> Res<()> {
     Ok(())
 }
 
+/// Passive declares of `names` on one node (an error: the first that failed).
+pub async fn passive_all(t: &Target, names: &[String]) -> Res<()> {
+    let mut c = Conn::open(t, 1 << 16).await?;
+    c.open_channel(1).await?;
+    for q in names {
+        let m = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: q.as_str().into(),
+            passive: true,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        }));
+        match c.rpc(1, m).await {
+            Ok(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => {}
+            Ok(m) => return Err(err(format!("{q}: expected queue.declare-ok, got {m:?}"))),
+            Err(e) => return Err(err(format!("{q}: {e}"))),
+        }
+    }
+    c.close().await;
+    Ok(())
+}
+
 pub fn quorum_declare(name: &str) -> AMQPClass {
     let mut args = FieldTable::default();
     args.insert(
