@@ -234,7 +234,7 @@ pub struct Config {
     pub connection_threads: u16,
 
     /// This node's name in a cluster, as RabbitMQ names nodes (rabbit@host). Default:
-    /// rabbit@<short host name>.
+    /// `rabbit@<short host name>`.
     #[cfg_attr(feature = "cli", arg(long, env = "WARREN_NODE_NAME"))]
     pub node_name: Option<String>,
 

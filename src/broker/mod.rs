@@ -436,7 +436,8 @@ impl Broker {
     /// slowly (see the connection loop).
     pub fn store_backlog(&self) -> u64 {
         let pages = self.memory.page_dir().map_or(0, PageDir::in_flight);
-        pages + self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
+        let log = self.replica.as_ref().map_or(0, |r| r.backlog());
+        pages + log + self.persist.as_ref().map_or(0, |p| p.store.queued_bytes())
     }
 
     /// Waits until every persistent message and settlement so far is on disk, and the

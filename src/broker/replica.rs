@@ -9,9 +9,10 @@
 //! lead goes to the leader, whose queue serves every node's consumers. Every call is a
 //! non-blocking send: queues call in under their own lock.
 
+use super::consumer::ConnectionHandle;
 use super::consumer::Consumer;
 use super::message::Message;
-use super::queue::{Queue, Queued};
+use super::queue::{Get, Queue, Queued};
 use crate::error::Exception;
 use crate::store::Done;
 use amq_protocol::protocol::AMQPClass;
@@ -47,6 +48,10 @@ pub type HttpReplayer = std::sync::Arc<
         + Sync,
 >;
 
+/// The argument a cluster node adds to a classic queue it declares (non-exclusive): the
+/// node that holds it. Every other node keeps a stub that reaches it.
+pub const HOME_ARG: &str = "x-warren-home";
+
 /// What a proposed exchange or queue method answers: its -ok reply once this node
 /// applied it, or the exception every node's apply raised.
 pub type MethodDone = Box<dyn FnOnce(Result<AMQPClass, Exception>) + Send>;
@@ -71,11 +76,25 @@ pub trait Replica: Send + Sync + Debug {
     /// The leader's name, every member's, and those this node is linked to now (the
     /// management API's `leader`, `members` and `online`).
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>);
+    /// This node's name.
+    fn node_name(&self) -> String;
+    /// The way to a classic queue homed on node `home` (declared there): a stub here
+    /// that passes publishes, consumers, gets and acks to the home node's queue.
+    fn stub(&self, home: &str) -> Option<std::sync::Arc<dyn Replica>>;
+    /// Bytes of messages proposed and not yet committed (publishers are read no faster
+    /// than the log commits, as with the store's backlog).
+    fn backlog(&self) -> u64;
+    /// How many messages the log holds for `queue` (what a node that does not serve
+    /// shows for it: its own copy is empty).
+    fn held(&self, queue: &Queue) -> u64;
     /// Whether this node's copy of the queue is the one that serves (this node leads).
     fn serves(&self) -> bool;
     /// On a node that does not serve: `items` go back to the leader's queue
     /// (`redelivered`: a client saw them).
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool);
+    /// basic.get on a node that does not serve: the leader's queue is asked; `Wait` until
+    /// its answer is here (`getter` is told to ask again, `Outgoing::GetReady`).
+    fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get;
     /// A consumer started on this node's copy of `queue`.
     fn consumer_added(&self, queue: &Queue, consumer: &Consumer);
     /// A consumer of this node's copy of `queue` stopped.

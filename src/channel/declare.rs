@@ -12,9 +12,11 @@ use crate::access::permissions::{Permission, Resource};
 use crate::broker::arguments::QueueType;
 use crate::broker::consumer::Outgoing;
 use crate::broker::queue::Queue;
+use crate::broker::replica::HOME_ARG;
 use crate::broker::vhost::{server_generated_name, ExchangeDeclare, QueueDeclare, VHost, REPLY_TO};
 use crate::error::Exception;
 use amq_protocol::protocol::{exchange as amqp_exchange, queue as amqp_queue, AMQPClass};
+use amq_protocol::types::AMQPValue;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -152,7 +154,8 @@ impl Channel {
             }
             other => return Err(unexpected(AMQPClass::Queue(other))),
         };
-        if ctx.vhost.replicated() && replicated_queue_method(ctx, &method) {
+        let mut method = method;
+        if ctx.vhost.replicated() && replicated_queue_method(ctx, &mut method) {
             return self.replicate(ctx, AMQPClass::Queue(method), server_named);
         }
         let method = AMQPClass::Queue(method);
@@ -235,16 +238,30 @@ impl Channel {
     }
 }
 
-/// Whether a queue method changes a replicated queue: a declare of a quorum queue that
-/// is not exclusive, or anything else on a queue that is replicated here.
-fn replicated_queue_method(ctx: &Ctx, method: &amqp_queue::AMQPMethod) -> bool {
+/// Whether a queue method changes what every node of the cluster shares: a declare of a
+/// quorum queue, or of a classic queue (which then lives on this node: its declare says
+/// so in `HOME_ARG`, and every other node keeps a stub of it), never an exclusive one or
+/// a stream; or anything else on a queue every node knows.
+fn replicated_queue_method(ctx: &Ctx, method: &mut amqp_queue::AMQPMethod) -> bool {
     use amqp_queue::AMQPMethod as Q;
     let name = match method {
-        Q::Declare(m) if m.passive => return false,
+        Q::Declare(m) if m.passive || m.exclusive => return false,
         Q::Declare(m) => {
-            return !m.exclusive
-                && QueueType::of(&m.arguments) == QueueType::Quorum
-                && !ctx.vhost.has_queue(m.queue.as_str());
+            if ctx.vhost.has_queue(m.queue.as_str()) {
+                return false;
+            }
+            return match QueueType::of(&m.arguments) {
+                QueueType::Quorum => true,
+                QueueType::Stream => false,
+                QueueType::Classic => {
+                    let Some(cluster) = ctx.vhost.cluster() else {
+                        return false;
+                    };
+                    let home = AMQPValue::LongString(cluster.node_name().into());
+                    m.arguments.insert(HOME_ARG.into(), home);
+                    true
+                }
+            };
         }
         Q::Bind(m) => m.queue.as_str(),
         Q::Unbind(m) => m.queue.as_str(),
@@ -252,9 +269,10 @@ fn replicated_queue_method(ctx: &Ctx, method: &amqp_queue::AMQPMethod) -> bool {
         Q::Delete(m) => m.queue.as_str(),
         _ => return false,
     };
-    ctx.vhost
-        .queue(name, ctx.connection)
-        .is_ok_and(|q| q.replica().is_some())
+    ctx.vhost.queue(name, ctx.connection).is_ok_and(|q| {
+        q.replica().is_some()
+            || crate::broker::arguments::text_arg(&q.arguments, HOME_ARG).is_some()
+    })
 }
 
 fn nowait(method: &AMQPClass) -> bool {

@@ -273,7 +273,7 @@ fn write_cluster_file(dir: &Path, file: &ClusterFile) -> Result<(), String> {
 /// file, fsync, rename, fsync of the directory (which makes the rename durable).
 // TODO(issue 17): the same steps as store::definitions::save; one helper once
 // store/atomic.rs (i17log) lands.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("json.tmp");
     let mut f = OpenOptions::new()

@@ -9,7 +9,8 @@
 //! the new leader fills its queues from what this machine holds and the old one empties
 //! its own (doc 3.7). Applying never blocks and never waits on a connection.
 //!
-//! Phase 1 takes no snapshots: a node replays the log from its start when it restarts.
+//! Snapshots (`snapshot`) hold the machine and the shared definitions, so the log before
+//! them can be purged and a restarted node starts from the last one.
 
 use super::node::Shared;
 use super::{Batch, CmdResult, Command, Meta, NodeId, PeerAddr, Reply, Tc, WireException};
@@ -20,7 +21,7 @@ use crate::codec::method_from_bytes;
 use crate::error::{Exception, ReplyCode};
 use amq_protocol::protocol::{queue as amqp_queue, AMQPClass};
 use bytes::Bytes;
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
@@ -30,6 +31,8 @@ use std::sync::Arc;
 /// Commands one entry may carry: a message's id is its entry's index times this, plus
 /// its place in the entry.
 pub const MAX_BATCH: usize = 4096;
+
+mod snapshot;
 
 /// A message of a quorum queue as the log holds it, and how often it went out.
 struct Held {
@@ -50,17 +53,52 @@ pub struct Machine {
     queues: HashMap<(String, String), BTreeMap<u64, Held>>,
     /// Whether this node's queues serve (its own entries are being applied).
     serving: bool,
+    /// Where the current snapshot is written (`<data_dir>/raft`).
+    dir: std::path::PathBuf,
+    /// Snapshots built so far (their ids).
+    built: u64,
+    /// The current snapshot's meta, if there is one.
+    snapshot: Option<SnapshotMeta<NodeId, PeerAddr>>,
 }
 
 impl Machine {
-    pub fn new(shared: Arc<Shared>) -> Machine {
-        Machine {
+    /// The machine of a node whose log and snapshot live in `dir`: what the last
+    /// snapshot holds, or empty.
+    pub fn new(shared: Arc<Shared>, dir: std::path::PathBuf) -> std::io::Result<Machine> {
+        let mut m = Machine {
             shared,
             last: None,
             membership: StoredMembership::default(),
             proposers: HashMap::new(),
             queues: HashMap::new(),
             serving: false,
+            dir,
+            built: 0,
+            snapshot: None,
+        };
+        if let Some((meta, data)) = m.load()? {
+            m.restore(&meta, &data)?;
+        }
+        Ok(m)
+    }
+
+    /// The serving node's copies of its queues become what the machine holds.
+    fn refill(&self) {
+        if !self.serving {
+            return;
+        }
+        let Some(broker) = self.shared.broker() else {
+            return;
+        };
+        for ((vhost, name), held) in &self.queues {
+            let Some(q) = local_queue(&broker, vhost, name) else {
+                continue;
+            };
+            q.drop_replica_copy();
+            for (&id, h) in held {
+                q.recover_one(h.msg.clone(), id, h.deliveries, 1);
+            }
+            q.dispatch();
         }
     }
 
@@ -73,28 +111,17 @@ impl Machine {
             return;
         }
         self.serving = serving;
-        let Some(broker) = self.shared.broker() else {
-            return;
-        };
-        for ((vhost, name), held) in &self.queues {
-            let Some(q) = local_queue(&broker, vhost, name) else {
-                continue;
-            };
-            q.drop_replica_copy();
-            if serving {
-                for (&id, h) in held {
-                    q.recover_one(h.msg.clone(), id, h.deliveries, 1);
+        if !serving {
+            if let Some(broker) = self.shared.broker() {
+                for (vhost, name) in self.queues.keys() {
+                    if let Some(q) = local_queue(&broker, vhost, name) {
+                        q.drop_replica_copy();
+                    }
                 }
             }
         }
         self.shared.set_serving(serving, leader);
-        if serving {
-            for (vhost, name) in self.queues.keys() {
-                if let Some(q) = local_queue(&broker, vhost, name) {
-                    q.dispatch();
-                }
-            }
-        }
+        self.refill();
     }
 
     async fn apply_batch(&mut self, index: u64, batch: Batch<Meta>) -> Reply {
@@ -133,6 +160,16 @@ impl Machine {
             results.push(result);
         }
         Reply::Results(results)
+    }
+
+    /// What each queue holds, for the API of a node that does not serve it.
+    pub(super) fn publish_counts(&self) {
+        let counts = self
+            .queues
+            .iter()
+            .map(|(k, held)| (k.clone(), held.len() as u64))
+            .collect();
+        *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
     }
 
     /// An API write may have deleted quorum queues (or their vhost): their messages go.
@@ -269,29 +306,17 @@ fn refused(e: Exception) -> CmdResult {
     })
 }
 
-/// This node's copy of a replicated queue.
+/// This node's copy of a quorum queue.
 fn local_queue(broker: &crate::broker::Broker, vhost: &str, name: &str) -> Option<Arc<Queue>> {
-    broker
-        .vhost(vhost)?
-        .queue(name, 0)
-        .ok()
-        .filter(|q| q.replica().is_some())
-}
-
-/// No snapshots in phase 1 (`SnapshotPolicy::Never`): a builder that is never asked.
-pub struct NoSnapshots;
-
-impl RaftSnapshotBuilder<Tc> for NoSnapshots {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<Tc>, StorageError<NodeId>> {
-        Err(StorageIOError::read_state_machine(&std::io::Error::other(
-            "phase 1 takes no snapshots",
-        ))
-        .into())
-    }
+    broker.vhost(vhost)?.queue(name, 0).ok().filter(|q| {
+        q.replica().is_some()
+            && crate::broker::arguments::QueueType::of(&q.arguments)
+                == crate::broker::arguments::QueueType::Quorum
+    })
 }
 
 impl RaftStateMachine<Tc> for Machine {
-    type SnapshotBuilder = NoSnapshots;
+    type SnapshotBuilder = snapshot::Builder;
 
     async fn applied_state(
         &mut self,
@@ -321,12 +346,13 @@ impl RaftStateMachine<Tc> for Machine {
             };
             replies.push(reply);
         }
+        self.publish_counts();
         self.shared.applied(self.last.map_or(0, |l| l.index));
         Ok(replies)
     }
 
-    async fn get_snapshot_builder(&mut self) -> NoSnapshots {
-        NoSnapshots
+    async fn get_snapshot_builder(&mut self) -> snapshot::Builder {
+        self.builder()
     }
 
     async fn begin_receiving_snapshot(
@@ -337,17 +363,23 @@ impl RaftStateMachine<Tc> for Machine {
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<NodeId, PeerAddr>,
-        _snapshot: Box<super::GroupSnapshot>,
+        meta: &SnapshotMeta<NodeId, PeerAddr>,
+        snapshot: Box<super::GroupSnapshot>,
     ) -> Result<(), StorageError<NodeId>> {
-        Err(StorageIOError::write_snapshot(
-            None,
-            &std::io::Error::other("phase 1 takes no snapshots"),
-        )
-        .into())
+        let error = |e: std::io::Error| StorageIOError::write_snapshot(Some(meta.signature()), &e);
+        self.save(meta, &snapshot).map_err(error)?;
+        self.restore(meta, &snapshot).map_err(error)?;
+        self.shared.applied(self.last.map_or(0, |l| l.index));
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Tc>>, StorageError<NodeId>> {
-        Ok(None)
+        let loaded = self
+            .load()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(loaded.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(data),
+        }))
     }
 }

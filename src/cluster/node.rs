@@ -1,7 +1,7 @@
 //! A cluster node: its Raft group, the transport to its peers, the proposer that carries
 //! this node's commands to the leader, and the consumers it serves for other nodes.
 //!
-//! [`Shared`] is what the broker sees (the queues' [`Replica`]): a method or a message is
+//! [`Shared`] is what the broker sees (the queues' `Replica`): a method or a message is
 //! proposed and answered when the log commits it; what a queue's copy on a node that does
 //! not lead would keep (acks, requeues, consumers) goes to the leader over the transport.
 //! [`start`] builds the rest once the broker exists and returns the running [`Node`].
@@ -23,7 +23,7 @@ use crate::broker::consumer::{
     window_size, ConnectionHandle, Consumer, ConsumerInfo, Credit, Delivery, Outgoing, WRITE_WINDOW,
 };
 use crate::broker::message::Message;
-use crate::broker::queue::{Queue, Queued};
+use crate::broker::queue::{Get, Queue, Queued};
 use crate::broker::replica::{HttpAnswer, HttpCall, HttpDone, HttpReplayer, MethodDone, Replica};
 use crate::broker::Broker;
 use crate::error::{Exception, ReplyCode};
@@ -46,8 +46,14 @@ use tokio::task::JoinHandle;
 const PROPOSAL_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one try of a forwarded proposal waits for the leader's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a definitions change waits for the other nodes to apply it before its
+/// answer goes anyway (a node that slow is about to be seen as down).
+const APPLIED_WAIT: Duration = Duration::from_secs(2);
 /// Body bytes one entry may carry (besides `MAX_BATCH` commands).
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Entries between snapshots: the log before a snapshot (less the last 100 entries) is
+/// purged, so the log holds at most about this many entries.
+const SNAPSHOT_EVERY: u64 = 5000;
 /// Proxy connection ids: far above the broker's own connection ids.
 const PROXY_IDS: u64 = 1 << 62;
 
@@ -94,6 +100,9 @@ enum Mirror {
         queue: String,
         ids: Vec<u64>,
     },
+    /// The leader's link to the receiver came up: send your consumers again (what went
+    /// out while it was down was put back, and its consumers dropped).
+    Resend,
     /// Deliveries back to the leader's queue.
     Requeue {
         vhost: String,
@@ -103,9 +112,48 @@ enum Mirror {
     },
 }
 
-/// A consumer of a replicated queue on this node.
+/// basic.get on the leader's queue for another node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct GetRequest {
+    vhost: String,
+    queue: String,
+    ack: bool,
+}
+
+/// The leader's answer to a `GetRequest`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum GetAnswer {
+    Empty,
+    Message {
+        id: u64,
+        redelivered: bool,
+        deliveries: u16,
+        remaining: u32,
+        exchange: String,
+        routing_key: String,
+        properties: Bytes,
+        body: Bytes,
+    },
+}
+
+/// A publish to a classic queue homed on the receiver.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PublishRequest {
+    /// Answered with `RemotePublished` when not 0 (the publisher waits for a confirm).
+    id: u64,
+    vhost: String,
+    queue: String,
+    exchange: String,
+    routing_key: String,
+    properties: Bytes,
+    body: Bytes,
+}
+
+/// A consumer of a replicated queue (or of a stub of another node's queue) on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct LocalConsumer {
+    /// The node whose queue serves it: `None` for a quorum queue (its leader).
+    home: Option<NodeId>,
     vhost: String,
     queue: String,
     connection: u64,
@@ -116,9 +164,10 @@ struct LocalConsumer {
     priority: i64,
 }
 
-/// A delivery the leader sent to another node's consumer, until it is settled.
+/// A delivery the leader sent to another node's consumer (or basic.get), until it is
+/// settled.
 struct InFlight {
-    consumer: Arc<ConsumerInfo>,
+    consumer: Option<Arc<ConsumerInfo>>,
     queue: Arc<Queue>,
     item: Queued,
 }
@@ -151,6 +200,8 @@ enum Answer {
 
 /// The part of a node the broker and the machine share.
 pub struct Shared {
+    /// Itself, for the tasks its calls start.
+    this: Weak<Shared>,
     pub(super) me: NodeId,
     boot: u64,
     peers: Vec<PeerAddr>,
@@ -164,6 +215,18 @@ pub struct Shared {
     links: OnceLock<Arc<Transport>>,
     /// This node's API, which replays management writes.
     http: OnceLock<HttpReplayer>,
+    /// Message bytes proposed and not answered yet.
+    backlog: AtomicU64,
+    /// Ids of deliveries from classic queues homed here to other nodes.
+    next_delivery: AtomicU64,
+    /// Publishes to classic queues homed elsewhere waiting for their confirm: id ->
+    /// (home, confirm).
+    publishes: Mutex<HashMap<u64, (NodeId, Done)>>,
+    next_publish: AtomicU64,
+    /// basic.gets asked of the leader, by (connection, channel): `None` until answered.
+    gets: Mutex<HashMap<(u64, u16), Option<Get>>>,
+    /// Messages the log holds per quorum queue (vhost, name), as of the last apply.
+    pub(super) counts: Mutex<HashMap<(String, String), u64>>,
     local: Mutex<Vec<LocalConsumer>>,
     proxies: Mutex<Proxies>,
     next_proxy: AtomicU64,
@@ -186,7 +249,8 @@ impl Shared {
     /// as its queues' `Replica`).
     pub fn new(identity: &Identity) -> Arc<Shared> {
         let (proposals, rx) = mpsc::unbounded_channel();
-        Arc::new(Shared {
+        Arc::new_cyclic(|this| Shared {
+            this: this.clone(),
             me: identity.id,
             boot: rand_u64(),
             peers: identity.peers.clone(),
@@ -198,10 +262,20 @@ impl Shared {
             proposals_rx: Mutex::new(Some(rx)),
             links: OnceLock::new(),
             http: OnceLock::new(),
+            counts: Mutex::new(HashMap::new()),
+            gets: Mutex::new(HashMap::new()),
+            backlog: AtomicU64::new(0),
+            next_delivery: AtomicU64::new(1 << 63),
+            publishes: Mutex::new(HashMap::new()),
+            next_publish: AtomicU64::new(1),
             local: Mutex::new(Vec::new()),
             proxies: Mutex::new(Proxies::default()),
             next_proxy: AtomicU64::new(PROXY_IDS),
         })
+    }
+
+    fn weak(&self) -> Weak<Shared> {
+        self.this.clone()
     }
 
     pub(super) fn broker(&self) -> Option<Arc<Broker>> {
@@ -262,17 +336,34 @@ impl Shared {
     pub(super) fn set_serving(&self, serving: bool, leader: NodeId) {
         self.serving.store(serving, Ordering::Release);
         self.set_leader(leader);
+        if serving {
+            // Every node sends its consumers here now.
+            for n in (1..=self.peers.len() as NodeId).filter(|&n| n != self.me) {
+                self.send(n, &Mirror::Resend);
+            }
+        }
         if !serving {
-            // Another node serves now: what this one served for others goes (the new
-            // leader has every unsettled message).
-            let gone = std::mem::take(&mut *lock(&self.proxies));
-            for (_, queue, connection, channel, tag) in gone.consumers {
+            // Another node serves now: what this one served for others of its quorum
+            // queues goes (the new leader has every unsettled message); its classic
+            // queues keep theirs.
+            let gone = {
+                let mut p = lock(&self.proxies);
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut p.consumers)
+                    .into_iter()
+                    .partition(|c| c.1.replica().is_some());
+                p.consumers = kept;
+                p.in_flight.retain(|_, f| f.queue.replica().is_none());
+                gone
+            };
+            for (_, queue, connection, channel, tag) in gone {
                 queue.remove_consumer(connection, channel, &tag);
             }
         }
     }
 
     fn propose(&self, cmd: Meta, done: Answer) {
+        self.backlog
+            .fetch_add(cmd_bytes(&cmd) as u64, Ordering::Relaxed);
         if let Err(e) = self.proposals.send(Proposal { cmd, done }) {
             // The node is stopping: nobody will answer.
             fail(e.0.done);
@@ -289,12 +380,164 @@ impl Shared {
         *self.leader.borrow()
     }
 
+    /// Waits (at most `APPLIED_WAIT`) until every peer linked now has applied `index`.
+    async fn applied_everywhere(&self, index: u64) {
+        let Some(links) = self.links.get() else {
+            return;
+        };
+        let asks = (1..=self.peers.len() as NodeId)
+            .filter(|&n| n != self.me && links.is_up(n))
+            .map(|n| links.request(n, Frame::MetaApplied { index }, APPLIED_WAIT));
+        futures::future::join_all(asks).await;
+    }
+
     /// Sends every consumer of this node to `leader` (it has just become the leader, or
     /// its link came back).
     fn mirror_all(&self, leader: NodeId) {
         let all = lock(&self.local).clone();
-        for c in all {
-            self.send(leader, &consume(&c));
+        for c in all.iter().filter(|c| c.home.is_none()) {
+            self.send(leader, &consume(c));
+        }
+    }
+
+    /// Sends the consumers of queues homed on `home` there again (its link came back).
+    fn mirror_home(&self, home: NodeId) {
+        let all = lock(&self.local).clone();
+        for c in all.iter().filter(|c| c.home == Some(home)) {
+            self.send(home, &consume(c));
+        }
+    }
+
+    /// The node whose queue serves a consumer or a settlement: `home`, or the leader.
+    fn target(&self, home: Option<NodeId>) -> NodeId {
+        home.unwrap_or_else(|| self.leader())
+    }
+
+    /// A node's id by its name.
+    fn node_of(&self, name: &str) -> Option<NodeId> {
+        (1..)
+            .zip(&self.peers)
+            .find(|(_, p)| p.name == name)
+            .map(|(n, _)| n)
+    }
+
+    fn send_publish(&self, to: NodeId, req: &PublishRequest) {
+        let up = self.links.get().is_some_and(|l| l.is_up(to));
+        match Payload::encode(req) {
+            Ok(body) if up => {
+                if let Some(links) = self.links.get() {
+                    links.send(to, Frame::RemotePublish { body });
+                }
+            }
+            // Not sent: a waiting publisher gets its nack now.
+            _ => drop(lock(&self.publishes).remove(&req.id)),
+        }
+    }
+
+    /// The home node answered a publish (`ok`: enqueued, and stored if persistent).
+    fn published(&self, id: u64, ok: bool) {
+        let done = lock(&self.publishes).remove(&id);
+        if let (Some((_, done)), true) = (done, ok) {
+            done.complete(1);
+        }
+    }
+
+    fn forward_ack(&self, to: NodeId, queue: &Queue, id: u64) {
+        let m = Mirror::Ack {
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            ids: vec![id],
+        };
+        self.send(to, &m);
+    }
+
+    fn forward_requeue(&self, to: NodeId, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
+        let m = Mirror::Requeue {
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            ids: items.iter().map(|i| i.store_id).collect(),
+            redelivered,
+        };
+        self.send(to, &m);
+    }
+
+    /// A consumer started here on a queue served by `home` (None: the leader).
+    fn add_local(&self, home: Option<NodeId>, queue: &Queue, consumer: &Consumer) {
+        if self.is_proxy(consumer.connection.id) {
+            return;
+        }
+        let c = LocalConsumer {
+            home,
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            connection: consumer.connection.id,
+            channel: consumer.info.channel,
+            tag: consumer.info.tag.as_str().to_owned(),
+            prefetch: consumer.info.credit.limit(),
+            exclusive: consumer.exclusive,
+            priority: consumer.priority,
+        };
+        if home.is_some() || !self.serves() {
+            self.send(self.target(home), &consume(&c));
+        }
+        lock(&self.local).push(c);
+    }
+
+    fn remove_local(
+        &self,
+        home: Option<NodeId>,
+        queue: &Queue,
+        connection: u64,
+        channel: u16,
+        tag: &str,
+    ) {
+        if self.is_proxy(connection) {
+            return;
+        }
+        lock(&self.local).retain(|c| {
+            !(c.connection == connection
+                && c.channel == channel
+                && c.tag == tag
+                && c.queue == queue.name.as_str()
+                && c.vhost == queue.vhost)
+        });
+        if home.is_some() || !self.serves() {
+            let m = Mirror::Cancel {
+                vhost: queue.vhost.clone(),
+                queue: queue.name.as_str().to_owned(),
+                connection,
+                channel,
+                tag: tag.to_owned(),
+            };
+            self.send(self.target(home), &m);
+        }
+    }
+
+    /// A publish to a classic queue homed here, from another node: enqueued (stored
+    /// first if persistent); `answer` gets whether it went in, after the store's sync.
+    fn remote_publish(&self, req: PublishRequest, answer: impl FnOnce(bool) + Send + 'static) {
+        let Some(q) = self
+            .broker()
+            .and_then(|b| shared_queue(&b, &req.vhost, &req.queue))
+        else {
+            // Deleted meanwhile: as a publish routed to a queue that went.
+            answer(true);
+            return;
+        };
+        let msg = Message::with_body(&req.exchange, &req.routing_key, &req.properties, req.body);
+        let targets = [q.clone()];
+        if crate::broker::persist::will_store(&msg, &targets) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let done = Done::new(move |id| {
+                let _ = tx.send(id.is_some());
+            });
+            let id = crate::broker::persist::store_message(&msg, &targets, Some(done));
+            let enqueued = q.publish(msg, id, 1) != crate::broker::queue::Enqueued::Refused;
+            tokio::spawn(async move {
+                answer(enqueued && rx.await.unwrap_or(false));
+            });
+        } else {
+            answer(q.publish(msg, 0, 1) != crate::broker::queue::Enqueued::Refused);
         }
     }
 
@@ -312,7 +555,7 @@ impl Shared {
                 exclusive,
                 priority,
             } => {
-                let Some(q) = replicated(&broker, &vhost, &queue) else {
+                let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
                 let handle = self.proxy(from, connection, &broker);
@@ -351,7 +594,7 @@ impl Shared {
                 channel,
                 tag,
             } => {
-                let Some(q) = replicated(&broker, &vhost, &queue) else {
+                let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
                 let id = lock(&self.proxies)
@@ -379,7 +622,7 @@ impl Shared {
                 properties,
                 body,
             } => {
-                let Some(q) = replicated(&broker, &vhost, &queue) else {
+                let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
                 let msg = Message::with_body(&exchange, &routing_key, &properties, body);
@@ -430,14 +673,18 @@ impl Shared {
                     let entry = lock(&self.proxies).in_flight.remove(&(from, id));
                     match entry {
                         Some(f) => {
-                            f.consumer.settled();
+                            if let Some(c) = &f.consumer {
+                                c.settled();
+                            }
                             f.queue.acked(&f.item);
                             f.queue.dispatch();
                         }
                         None => unknown.push(id),
                     }
                 }
-                if !unknown.is_empty() {
+                let quorum = shared_queue(&broker, &vhost, &queue)
+                    .is_some_and(|q| q.replica().is_some_and(|r| r.serves()));
+                if !unknown.is_empty() && quorum {
                     // Delivered by an earlier leader: settled in the log all the same.
                     self.propose(
                         Meta::Settle {
@@ -449,13 +696,21 @@ impl Shared {
                     );
                 }
             }
+            Mirror::Resend => {
+                if from == self.leader() && !self.serves() {
+                    self.mirror_all(from);
+                }
+                self.mirror_home(from);
+            }
             Mirror::Requeue {
                 ids, redelivered, ..
             } => {
                 for id in ids {
                     let entry = lock(&self.proxies).in_flight.remove(&(from, id));
                     if let Some(f) = entry {
-                        f.consumer.settled();
+                        if let Some(c) = &f.consumer {
+                            c.settled();
+                        }
                         if redelivered {
                             f.queue.requeue([f.item]);
                         } else {
@@ -491,7 +746,13 @@ impl Shared {
             while let Some(out) = rx.recv().await {
                 let Some(shared) = me.upgrade() else { return };
                 let Outgoing::Deliver(d) = out else { continue };
-                let (msg, id) = (&d.item.msg, d.item.store_id);
+                // A quorum queue's messages have their log id; a classic queue's get one
+                // for the trip (a transient message has no store id).
+                let id = match d.queue.replica() {
+                    Some(_) => d.item.store_id,
+                    None => shared.next_delivery.fetch_add(1, Ordering::Relaxed),
+                };
+                let msg = &d.item.msg;
                 let m = Mirror::Deliver {
                     vhost: d.queue.vhost.clone(),
                     queue: d.queue.name.as_str().to_owned(),
@@ -507,10 +768,18 @@ impl Shared {
                     body: Bytes::copy_from_slice(msg.body()),
                 };
                 d.consumer.written(window_size(&d.item));
+                if !shared.links.get().is_some_and(|l| l.is_up(node)) {
+                    // Nowhere to go: back in the queue, and the node's consumers stop
+                    // until its link is up again (then it sends them again: `Resend`).
+                    d.consumer.settled();
+                    d.queue.unsent(d.item, true);
+                    shared.node_down(node);
+                    continue;
+                }
                 lock(&shared.proxies).in_flight.insert(
                     (node, id),
                     InFlight {
-                        consumer: d.consumer,
+                        consumer: Some(d.consumer),
                         queue: d.queue,
                         item: d.item,
                     },
@@ -543,10 +812,62 @@ impl Shared {
         for (_, queue, connection, channel, tag) in consumers {
             queue.remove_consumer(connection, channel, &tag);
         }
+        // Publishes it had not answered: their publishers get a nack.
+        lock(&self.publishes).retain(|_, (home, _)| *home != node);
         for f in in_flight {
-            f.consumer.settled();
+            if let Some(c) = &f.consumer {
+                c.settled();
+            }
             f.queue.requeue([f.item]);
         }
+    }
+
+    /// basic.get for another node on this node's copy (the leader's).
+    fn remote_get(&self, from: NodeId, req: GetRequest) -> GetAnswer {
+        let Some(broker) = self.broker() else {
+            return GetAnswer::Empty;
+        };
+        let Some(q) = shared_queue(&broker, &req.vhost, &req.queue) else {
+            return GetAnswer::Empty;
+        };
+        if q.replica().is_some_and(|r| !r.serves()) {
+            return GetAnswer::Empty;
+        }
+        // No page-file wait for a remote getter: its head is read back for the next one.
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let getter = ConnectionHandle::new(self.next_proxy.fetch_add(1, Ordering::Relaxed), tx);
+        let (item, remaining) = match q.get(&getter, 0, req.ack) {
+            crate::broker::queue::Get::Message(item, remaining) => (item, remaining),
+            _ => return GetAnswer::Empty,
+        };
+        let id = match q.replica() {
+            Some(_) => item.store_id,
+            None => self.next_delivery.fetch_add(1, Ordering::Relaxed),
+        };
+        let msg = &item.msg;
+        let answer = GetAnswer::Message {
+            id,
+            redelivered: item.redelivered,
+            deliveries: item.deliveries,
+            remaining,
+            exchange: msg.exchange().to_owned(),
+            routing_key: msg.routing_key().to_owned(),
+            properties: Bytes::copy_from_slice(msg.properties()),
+            body: Bytes::copy_from_slice(msg.body()),
+        };
+        if req.ack {
+            lock(&self.proxies).in_flight.insert(
+                (from, id),
+                InFlight {
+                    consumer: None,
+                    queue: q,
+                    item,
+                },
+            );
+        } else {
+            q.settled(&item);
+        }
+        answer
     }
 
     fn is_proxy(&self, connection: u64) -> bool {
@@ -567,12 +888,12 @@ fn consume(c: &LocalConsumer) -> Mirror {
     }
 }
 
-fn replicated(broker: &Broker, vhost: &str, queue: &str) -> Option<Arc<Queue>> {
-    broker
-        .vhost(vhost)?
-        .queue(queue, 0)
-        .ok()
-        .filter(|q| q.replica().is_some())
+/// A queue other nodes reach here: a quorum queue (or a stub of a classic queue homed
+/// elsewhere), or a classic queue homed on this node.
+fn shared_queue(broker: &Broker, vhost: &str, queue: &str) -> Option<Arc<Queue>> {
+    let q = broker.vhost(vhost)?.queue(queue, 0).ok()?;
+    let home = crate::broker::arguments::text_arg(&q.arguments, crate::broker::replica::HOME_ARG);
+    (q.replica().is_some() || home.is_some()).then_some(q)
 }
 
 fn rand_u64() -> u64 {
@@ -649,21 +970,15 @@ impl Replica for Shared {
     }
 
     fn settled(&self, queue: &Queue, id: u64) {
-        let (vhost, name) = (queue.vhost.clone(), queue.name.as_str().to_owned());
         if self.serves() {
             let cmd = Meta::Settle {
-                vhost,
-                queue: name,
+                vhost: queue.vhost.clone(),
+                queue: queue.name.as_str().to_owned(),
                 ids: vec![id],
             };
             self.propose(cmd, Answer::None);
         } else {
-            let m = Mirror::Ack {
-                vhost,
-                queue: name,
-                ids: vec![id],
-            };
-            self.send(self.leader(), &m);
+            self.forward_ack(self.leader(), queue, id);
         }
     }
 
@@ -681,61 +996,227 @@ impl Replica for Shared {
         self.serving.load(Ordering::Acquire)
     }
 
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    fn held(&self, queue: &Queue) -> u64 {
+        let key = (queue.vhost.clone(), queue.name.as_str().to_owned());
+        lock(&self.counts).get(&key).copied().unwrap_or(0)
+    }
+
     fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>) {
         (self.leader_name(), self.members(), self.online())
     }
 
     fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
-        let m = Mirror::Requeue {
-            vhost: queue.vhost.clone(),
-            queue: queue.name.as_str().to_owned(),
-            ids: items.iter().map(|i| i.store_id).collect(),
-            redelivered,
-        };
-        self.send(self.leader(), &m);
+        self.forward_requeue(self.leader(), queue, items, redelivered);
+    }
+
+    fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
+        self.ask_get(self.leader(), queue, getter, channel, ack)
+    }
+
+    fn node_name(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn stub(&self, home: &str) -> Option<Arc<dyn Replica>> {
+        let home = self.node_of(home)?;
+        let shared = self.this.upgrade()?;
+        Some(Arc::new(Stub { shared, home }))
     }
 
     fn consumer_added(&self, queue: &Queue, consumer: &Consumer) {
-        if self.is_proxy(consumer.connection.id) {
-            return;
-        }
-        let c = LocalConsumer {
-            vhost: queue.vhost.clone(),
-            queue: queue.name.as_str().to_owned(),
-            connection: consumer.connection.id,
-            channel: consumer.info.channel,
-            tag: consumer.info.tag.as_str().to_owned(),
-            prefetch: consumer.info.credit.limit(),
-            exclusive: consumer.exclusive,
-            priority: consumer.priority,
-        };
-        if !self.serves() {
-            self.send(self.leader(), &consume(&c));
-        }
-        lock(&self.local).push(c);
+        self.add_local(None, queue, consumer);
     }
 
     fn consumer_removed(&self, queue: &Queue, connection: u64, channel: u16, tag: &str) {
-        if self.is_proxy(connection) {
-            return;
+        self.remove_local(None, queue, connection, channel, tag);
+    }
+}
+
+impl Shared {
+    /// basic.get on a node that does not hold the queue: `to`'s copy is asked.
+    fn ask_get(
+        &self,
+        to: NodeId,
+        queue: &Queue,
+        getter: &ConnectionHandle,
+        channel: u16,
+        ack: bool,
+    ) -> Get {
+        let key = (getter.id, channel);
+        {
+            let mut gets = lock(&self.gets);
+            match gets.remove(&key) {
+                Some(Some(answer)) => return answer,
+                Some(None) => {
+                    // Asked already; the answer is on its way.
+                    gets.insert(key, None);
+                    return Get::Wait;
+                }
+                None => {
+                    gets.insert(key, None);
+                }
+            }
         }
-        lock(&self.local).retain(|c| {
-            !(c.connection == connection
-                && c.channel == channel
-                && c.tag == tag
-                && c.queue == queue.name.as_str()
-                && c.vhost == queue.vhost)
-        });
-        if !self.serves() {
-            let m = Mirror::Cancel {
-                vhost: queue.vhost.clone(),
-                queue: queue.name.as_str().to_owned(),
-                connection,
-                channel,
-                tag: tag.to_owned(),
+        let req = GetRequest {
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            ack,
+        };
+        let (leader, links, me) = (to, self.links.get().cloned(), self.weak());
+        let getter = getter.clone();
+        tokio::spawn(async move {
+            let answer = match (links, Payload::encode(&req)) {
+                (Some(links), Ok(body)) => links
+                    .request(leader, Frame::RemoteGet { body }, FORWARD_TIMEOUT)
+                    .await
+                    .ok(),
+                _ => None,
             };
-            self.send(self.leader(), &m);
+            let got = match answer {
+                Some(Frame::RemoteGet { body }) => body.decode::<GetAnswer>().ok(),
+                _ => None,
+            };
+            let get = match got {
+                Some(GetAnswer::Message {
+                    id,
+                    redelivered,
+                    deliveries,
+                    remaining,
+                    exchange,
+                    routing_key,
+                    properties,
+                    body,
+                }) => {
+                    let msg = Message::with_body(&exchange, &routing_key, &properties, body);
+                    let item = Queued {
+                        seq: id,
+                        msg,
+                        redelivered,
+                        store_id: id,
+                        expires_at: 0,
+                        priority: 0,
+                        cost: 0,
+                        deliveries,
+                    };
+                    Get::Message(item, remaining)
+                }
+                _ => Get::Empty,
+            };
+            if let Some(me) = me.upgrade() {
+                lock(&me.gets).insert(key, Some(get));
+            }
+            let _ = getter.outbox.send(Outgoing::GetReady { channel });
+        });
+        Get::Wait
+    }
+}
+
+/// A classic queue homed on another node, as this node's copy reaches it: publishes,
+/// consumers, gets, acks and requeues go to the home node's queue.
+#[derive(Debug)]
+struct Stub {
+    shared: Arc<Shared>,
+    home: NodeId,
+}
+
+impl Replica for Stub {
+    fn propose_http(&self, call: HttpCall, done: HttpDone) {
+        self.shared.propose_http(call, done);
+    }
+
+    fn set_http(&self, replayer: HttpReplayer) {
+        self.shared.set_http(replayer);
+    }
+
+    fn propose_method(
+        &self,
+        vhost: &str,
+        method: &AMQPClass,
+        server_named: bool,
+        done: MethodDone,
+    ) {
+        self.shared
+            .propose_method(vhost, method, server_named, done);
+    }
+
+    fn enqueue(&self, queue: &Queue, msg: &Message, done: Option<Done>) {
+        queue.stats.add(crate::stats::Key::Publish, 1);
+        let (_, body) = msg.shared_parts();
+        let req = PublishRequest {
+            id: 0,
+            vhost: queue.vhost.clone(),
+            queue: queue.name.as_str().to_owned(),
+            exchange: msg.exchange().to_owned(),
+            routing_key: msg.routing_key().to_owned(),
+            properties: Bytes::copy_from_slice(msg.properties()),
+            body,
+        };
+        let mut req = req;
+        if let Some(done) = done {
+            req.id = self.shared.next_publish.fetch_add(1, Ordering::Relaxed);
+            lock(&self.shared.publishes).insert(req.id, (self.home, done));
         }
+        // One-way and in order: the home answers confirmed ones with `RemotePublished`.
+        self.shared.send_publish(self.home, &req);
+    }
+
+    fn settled(&self, queue: &Queue, id: u64) {
+        self.shared.forward_ack(self.home, queue, id);
+    }
+
+    fn returned(&self, _queue: &Queue, _id: u64, _deliveries: u16) {}
+
+    fn serves(&self) -> bool {
+        false
+    }
+
+    fn node_name(&self) -> String {
+        self.shared.node_name()
+    }
+
+    fn stub(&self, home: &str) -> Option<Arc<dyn Replica>> {
+        self.shared.stub(home)
+    }
+
+    fn backlog(&self) -> u64 {
+        0
+    }
+
+    fn held(&self, _queue: &Queue) -> u64 {
+        0
+    }
+
+    fn placement(&self) -> (Option<String>, Vec<String>, Vec<String>) {
+        let home = self.shared.peers[(self.home - 1) as usize].name.clone();
+        let online = self.shared.online();
+        let up = online.contains(&home);
+        (
+            Some(home.clone()),
+            vec![home.clone()],
+            if up { vec![home] } else { Vec::new() },
+        )
+    }
+
+    fn put_back(&self, queue: &Queue, items: Vec<Queued>, redelivered: bool) {
+        self.shared
+            .forward_requeue(self.home, queue, items, redelivered);
+    }
+
+    fn get(&self, queue: &Queue, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
+        self.shared.ask_get(self.home, queue, getter, channel, ack)
+    }
+
+    fn consumer_added(&self, queue: &Queue, consumer: &Consumer) {
+        self.shared.add_local(Some(self.home), queue, consumer);
+    }
+
+    fn consumer_removed(&self, queue: &Queue, connection: u64, channel: u16, tag: &str) {
+        self.shared
+            .remove_local(Some(self.home), queue, connection, channel, tag);
     }
 }
 
@@ -755,11 +1236,19 @@ impl Node {
 
     /// Stops the group and the transport: peers see this node go down.
     pub async fn shutdown(mut self) {
-        for t in self.tasks.drain(..) {
+        for t in &self.tasks {
             t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
         }
         let _ = self.raft.shutdown().await;
         self.transport.stop().await;
+        // What it served for others holds queues (and through them the store): let go
+        // now, so that the broker's data directory is free once the broker is.
+        let served = std::mem::take(&mut *lock(&self.shared.proxies));
+        drop(served);
+        lock(&self.shared.local).clear();
     }
 }
 
@@ -771,7 +1260,8 @@ fn raft_config(timers: Timers) -> io::Result<Arc<openraft::Config>> {
         heartbeat_interval: ms(timers.heartbeat),
         election_timeout_min: ms(timers.election_min),
         election_timeout_max: ms(timers.election_max),
-        snapshot_policy: openraft::SnapshotPolicy::Never,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
+        max_in_snapshot_log_to_keep: 100,
         max_payload_entries: 64,
         ..Default::default()
     };
@@ -808,7 +1298,7 @@ pub async fn start(
         me: shared.me,
         links: links.clone(),
     };
-    let machine = Machine::new(shared.clone());
+    let machine = Machine::new(shared.clone(), identity.data_dir.join("raft"))?;
     let raft = Raft::new(
         shared.me,
         raft_config(cluster.timers)?,
@@ -936,6 +1426,45 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
                     }
                 });
             }
+            Frame::RemotePublish { body } => match body.decode::<PublishRequest>() {
+                Ok(req) => {
+                    let (id, back) = (req.id, shared.clone());
+                    shared.remote_publish(req, move |ok| {
+                        if id != 0 {
+                            if let (Some(links), Ok(body)) =
+                                (back.links.get(), Payload::encode(&(id, ok)))
+                            {
+                                links.send(from, Frame::RemotePublished { body });
+                            }
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(from, error = %e, "cluster: bad publish frame"),
+            },
+            Frame::RemotePublished { body } => match body.decode::<(u64, bool)>() {
+                Ok((id, ok)) => shared.published(id, ok),
+                Err(e) => tracing::warn!(from, error = %e, "cluster: bad publish answer"),
+            },
+            Frame::RemoteGet { body } => {
+                let answer = match body.decode::<GetRequest>() {
+                    Ok(req) => shared.remote_get(from, req),
+                    Err(_) => GetAnswer::Empty,
+                };
+                if let (Some(reply), Ok(body)) = (reply, Payload::encode(&answer)) {
+                    reply.send(Frame::RemoteGet { body });
+                }
+            }
+            Frame::MetaApplied { index } => {
+                // Answered once this node applied `index` (or its wait is over).
+                let mut applied = shared.applied.subscribe();
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(APPLIED_WAIT, applied.wait_for(|&a| a >= index)).await;
+                    if let Some(reply) = reply {
+                        reply.send(Frame::MetaApplied { index });
+                    }
+                });
+            }
             Frame::RemoteConsume { body } => match body.decode::<Mirror>() {
                 Ok(m) => shared.mirrored(from, m),
                 Err(e) => tracing::warn!(from, error = %e, "cluster: bad consumer frame"),
@@ -958,6 +1487,12 @@ async fn watch_peers(shared: Arc<Shared>, mut peers: watch::Receiver<PeerStates>
             let before = was.get(&n).is_some_and(|s| s.is_up());
             if before && !state.is_up() {
                 shared.node_down(n);
+            }
+            if !before && state.is_up() {
+                // A peer linked anew may have restarted: it gets this node's consumers of
+                // its queues again, and is asked for its consumers of this node's.
+                shared.mirror_home(n);
+                shared.send(n, &Mirror::Resend);
             }
         }
         was = now.clone();
@@ -1001,10 +1536,7 @@ async fn propose_loop(
         let mut bytes = 0usize;
         let mut next = Some(first);
         while let Some(p) = next.take() {
-            bytes += match &p.cmd {
-                Meta::Enqueue { body, .. } | Meta::Http { body, .. } => body.len(),
-                _ => 64,
-            };
+            bytes += cmd_bytes(&p.cmd);
             push(&mut cmds, &mut answers, p);
             if cmds.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 next = rx.try_recv().ok();
@@ -1016,15 +1548,32 @@ async fn propose_loop(
             seq,
             cmds,
         };
+        let shared_change = batch
+            .cmds
+            .iter()
+            .any(|c| matches!(c, Meta::Method { .. } | Meta::Http { .. }));
         let outcome = submit(&shared, &raft, batch).await;
         match outcome {
             Some((index, reply)) => {
                 let _ = tokio::time::timeout(PROPOSAL_DEADLINE, applied.wait_for(|&a| a >= index))
                     .await;
+                if shared_change {
+                    // Definitions: visible on every node that is up when the answer goes.
+                    shared.applied_everywhere(index).await;
+                }
                 answer(answers, reply, index);
             }
             None => answers.into_iter().for_each(fail),
         }
+        shared.backlog.fetch_sub(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// What a command counts in a batch's size and in the backlog.
+fn cmd_bytes(cmd: &Meta) -> usize {
+    match cmd {
+        Meta::Enqueue { body, .. } | Meta::Http { body, .. } => body.len(),
+        _ => 64,
     }
 }
 

@@ -211,6 +211,7 @@ pub fn decode_first(data: &Bytes, frame_max: u32) -> Result<Option<(Frame, usize
 }
 
 /// Bytes as Erlang prints a binary, as RabbitMQ's frame errors show them.
+#[cfg(feature = "cluster")]
 /// A method's payload (class id, method id, arguments) as the wire carries it: how the
 /// cluster's log carries an exchange or queue method between nodes. `None` only for a
 /// value that cannot be represented (an over-long short string).
@@ -222,6 +223,7 @@ pub fn method_bytes(method: &AMQPClass) -> Option<Vec<u8>> {
     Some(ctx.write)
 }
 
+#[cfg(feature = "cluster")]
 /// The method `method_bytes` encoded; `None` for bytes that are not one whole method
 /// (nested tables are checked for depth first, as for a client's frames).
 pub fn method_from_bytes(payload: &[u8]) -> Option<AMQPClass> {

@@ -58,6 +58,7 @@ Commands, as rabbitmqctl's:
   close_connection NAME REASON
   export_definitions FILE|-       import_definitions FILE|-
   status                          await_startup [--timeout SECONDS]
+  cluster_status
 warren's own:
   clock show                      clock advance DURATION (250ms, 10s, 90m, 1h30m, 2d)
   clock set DATE (2027-01-01T00:00:00Z or Unix ms; a manual clock only: --clock manual)

@@ -1,6 +1,6 @@
 //! The operational commands: purge_queue, delete_queue, close_connection,
-//! export_definitions, import_definitions, status and await_startup, with rabbitmqctl's
-//! lines and exit codes.
+//! export_definitions, import_definitions, status, cluster_status and await_startup, with
+//! rabbitmqctl's lines and exit codes.
 //!
 //! Called by `ctl::run`. Files are read and written here with std::fs: this is the
 //! CLI's own single-threaded runtime, not the broker's, so a short blocking write holds
@@ -24,6 +24,7 @@ pub(crate) async fn run(args: &Args, client: &Client) -> Result<bool, CtlError> 
         "export_definitions" => export_definitions(args, client, &out).await?,
         "import_definitions" => import_definitions(args, client, &out).await?,
         "status" => status(args, client, &out).await?,
+        "cluster_status" => cluster_status(args, client, &out).await?,
         "await_startup" => await_startup(args, client).await?,
         _ => return Ok(false),
     }
@@ -287,4 +288,134 @@ async fn await_startup(args: &Args, client: &Client) -> Result<(), CtlError> {
             Duration::from_millis(200).min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
     }
+}
+
+/// `cluster_status`: rabbitmqctl's sections (basics, disk and running nodes, versions,
+/// maintenance, alarms, partitions, listeners), from `/api/overview` and `/api/nodes`.
+async fn cluster_status(args: &Args, client: &Client, out: &Out<'_>) -> Result<(), CtlError> {
+    let overview = client.get_json("/api/overview").await?;
+    let nodes = client.get_json("/api/nodes").await?;
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let node = text(&overview, "node");
+    let cluster_name = text(&overview, "cluster_name");
+    let version = text(&overview, "rabbitmq_version");
+    let nodes = nodes.as_array().cloned().unwrap_or_default();
+    let names: Vec<String> = nodes.iter().map(|n| text(n, "name")).collect();
+    let running: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.get("running").and_then(Value::as_bool) == Some(true))
+        .map(|n| text(n, "name"))
+        .collect();
+    // Alarms as rabbitmqctl names them: resource, node.
+    let mut alarms = Vec::new();
+    for n in &nodes {
+        let name = text(n, "name");
+        if n.get("mem_alarm").and_then(Value::as_bool) == Some(true) {
+            alarms.push(("memory", name.clone()));
+        }
+        if n.get("disk_free_alarm").and_then(Value::as_bool) == Some(true) {
+            alarms.push(("disk", name));
+        }
+    }
+    let listeners: Vec<Value> = overview
+        .get("listeners")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if args.format == super::args::Format::Json {
+        let versions: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| {
+                let v = json!({"rabbitmq_name": "RabbitMQ", "rabbitmq_version": version});
+                (n.clone(), v)
+            })
+            .collect();
+        let maintenance: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| (n.clone(), json!("not under maintenance")))
+            .collect();
+        let by_node: Vec<Value> = listeners
+            .iter()
+            .map(|l| {
+                json!({
+                    "interface": l.get("ip_address"),
+                    "node": node,
+                    "port": l.get("port"),
+                    "protocol": l.get("protocol"),
+                })
+            })
+            .collect();
+        let summary = json!({
+            "alarms": alarms.iter().map(|(r, n)| json!({"node": n, "resource": r})).collect::<Vec<_>>(),
+            "cluster_name": cluster_name,
+            "disk_nodes": names,
+            "ram_nodes": [],
+            "running_nodes": running,
+            "versions": versions,
+            "maintenance_status": maintenance,
+            "partitions": {},
+            "listeners": { node.clone(): by_node },
+        });
+        println!("{summary}");
+        return Ok(());
+    }
+    out.info(&format!("Cluster status of node {node} ..."));
+    let mut lines = vec![
+        "Basics".to_owned(),
+        String::new(),
+        format!("Cluster name: {cluster_name}"),
+        String::new(),
+        "Disk Nodes".to_owned(),
+        String::new(),
+    ];
+    lines.extend(names.iter().cloned());
+    lines.extend([String::new(), "Running Nodes".to_owned(), String::new()]);
+    lines.extend(running.iter().cloned());
+    lines.extend([String::new(), "Versions".to_owned(), String::new()]);
+    lines.extend(
+        names
+            .iter()
+            .map(|n| format!("{n}: RabbitMQ {version} on warren")),
+    );
+    lines.extend([
+        String::new(),
+        "Maintenance status".to_owned(),
+        String::new(),
+    ]);
+    lines.extend(
+        names
+            .iter()
+            .map(|n| format!("Node: {n}, status: not under maintenance")),
+    );
+    lines.extend([String::new(), "Alarms".to_owned(), String::new()]);
+    if alarms.is_empty() {
+        lines.push("(none)".to_owned());
+    }
+    for (resource, n) in &alarms {
+        lines.push(format!("Node {n} reported an alarm: {resource}"));
+    }
+    lines.extend([
+        String::new(),
+        "Network Partitions".to_owned(),
+        String::new(),
+        "(none)".to_owned(),
+        String::new(),
+        "Listeners".to_owned(),
+        String::new(),
+    ]);
+    for l in &listeners {
+        let field = |k: &str| match l.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
+        lines.push(format!(
+            "Node: {node}, interface: {}, port: {}, protocol: {}",
+            field("ip_address"),
+            field("port"),
+            field("protocol")
+        ));
+    }
+    println!("{}", lines.join("\n"));
+    Ok(())
 }

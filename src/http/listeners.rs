@@ -66,15 +66,13 @@ pub(crate) async fn start(
 
 /// How a cluster node's log replays management writes on this node: the API's router,
 /// ready before the log replays anything (the listeners open later).
+#[cfg(feature = "cluster")]
 pub(crate) fn replayer(
     config: &Config,
     broker: &Arc<Broker>,
 ) -> crate::broker::replica::HttpReplayer {
-    let api = Api {
-        broker: broker.clone(),
-        node: Arc::new(Node::new(config.clone(), Vec::new())),
-    };
-    super::replicate::replayer(api)
+    let node = Arc::new(Node::new(config.clone(), Vec::new()));
+    super::replicate::replayer(Arc::downgrade(broker), node)
 }
 
 /// The listeners on `port` of the `bind` addresses when it is on (none when off).

@@ -217,6 +217,7 @@ async fn nodes(
                 "type": "disc",
             }));
         }
+        all.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     }
     Ok(Json(q.respond(all)?))
 }

@@ -10,14 +10,12 @@
 
 use super::auth::Caller;
 use super::{Api, MAX_BODY};
-use crate::broker::replica::{HttpAnswer, HttpCall, HttpReplayer};
+use crate::broker::replica::{HttpAnswer, HttpCall, HOME_ARG};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use std::sync::Arc;
 
 /// Marks a request the cluster's log replays: its handler runs for `user`.
 #[derive(Clone, Debug)]
@@ -73,6 +71,7 @@ pub async fn write(State(api): State<Api>, req: Request, next: Next) -> Response
         Ok(body) => body,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
+    let body = home_of_new_queue(&parts.method, parts.uri.path(), body, &cluster.node_name());
     let call = HttpCall {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -104,6 +103,36 @@ pub async fn write(State(api): State<Api>, req: Request, next: Next) -> Response
     }
 }
 
+/// A classic queue declared through the API lives on the node that was asked: its
+/// arguments say so (`HOME_ARG`), as a channel's declare does, so every other node keeps a
+/// stub of it. Any other body is passed on as it came.
+fn home_of_new_queue(method: &Method, path: &str, body: bytes::Bytes, node: &str) -> bytes::Bytes {
+    let segments = path.trim_start_matches("/api/queues/").split('/').count();
+    if *method != Method::PUT || !path.starts_with("/api/queues/") || segments != 2 {
+        return body;
+    }
+    let Ok(serde_json::Value::Object(mut m)) = serde_json::from_slice(&body) else {
+        return body;
+    };
+    let args = m
+        .entry("arguments")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    let Some(args) = args.as_object_mut() else {
+        return body;
+    };
+    let kind = args
+        .get("x-queue-type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("classic");
+    if kind != "classic" {
+        return body;
+    }
+    args.insert(HOME_ARG.into(), serde_json::Value::String(node.to_owned()));
+    serde_json::to_vec(&m)
+        .map(bytes::Bytes::from)
+        .unwrap_or(body)
+}
+
 fn respond(answer: HttpAnswer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = Response::builder().status(status);
@@ -115,12 +144,20 @@ fn respond(answer: HttpAnswer) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// How the cluster's log replays a write on this node: through the API's own router.
-pub fn replayer(api: Api) -> HttpReplayer {
-    let router = super::router(api);
-    Arc::new(move |call: HttpCall| {
-        let router = router.clone();
+#[cfg(feature = "cluster")]
+/// How the cluster's log replays a write on this node: through the API's own router,
+/// built for each write (the replayer lives in the broker: it must not hold it).
+pub fn replayer(
+    broker: std::sync::Weak<crate::broker::Broker>,
+    node: std::sync::Arc<super::Node>,
+) -> crate::broker::replica::HttpReplayer {
+    std::sync::Arc::new(move |call: HttpCall| {
+        let (broker, node) = (broker.upgrade(), node.clone());
         Box::pin(async move {
+            let Some(broker) = broker else {
+                return answer(StatusCode::SERVICE_UNAVAILABLE, bytes::Bytes::new(), None);
+            };
+            let router = super::router(Api { broker, node });
             let mut builder = Request::builder()
                 .method(call.method.as_str())
                 .uri(call.uri.as_str())
@@ -129,9 +166,10 @@ pub fn replayer(api: Api) -> HttpReplayer {
                 builder = builder.header(header::CONTENT_TYPE, ct);
             }
             let Ok(req) = builder.body(Body::from(call.body)) else {
-                return answer(StatusCode::BAD_REQUEST, Bytes::new(), None);
+                return answer(StatusCode::BAD_REQUEST, bytes::Bytes::new(), None);
             };
-            let response = match tower_service::Service::call(&mut router.clone(), req).await {
+            let response = match tower_service::Service::call(&mut router.into_service(), req).await
+            {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
@@ -149,7 +187,8 @@ pub fn replayer(api: Api) -> HttpReplayer {
     })
 }
 
-fn answer(status: StatusCode, body: Bytes, content_type: Option<String>) -> HttpAnswer {
+#[cfg(feature = "cluster")]
+fn answer(status: StatusCode, body: bytes::Bytes, content_type: Option<String>) -> HttpAnswer {
     HttpAnswer {
         status: status.as_u16(),
         content_type,

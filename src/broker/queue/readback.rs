@@ -49,6 +49,10 @@ impl Queue {
     /// once it is done, to ask again. `ack`: the message waits for an acknowledgement
     /// (counted as unacked until then).
     pub fn get(&self, getter: &ConnectionHandle, channel: u16, ack: bool) -> Get {
+        if let Some(r) = self.replica().filter(|r| !r.serves()) {
+            // The leader's copy holds the messages.
+            return r.get(self, getter, channel, ack);
+        }
         self.touch();
         let mut st = self.lock();
         self.drop_expired(&mut st, self.clock.now_ms());

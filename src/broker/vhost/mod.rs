@@ -237,11 +237,29 @@ impl VHost {
     /// A new or recovered queue joins the cluster's log if it is a quorum queue on a
     /// cluster node (never an exclusive one: those stay with their connection).
     pub(super) fn adopt(&self, queue: &Queue, exclusive: bool) {
-        if let Some(r) = self.replica.get() {
-            if !exclusive && QueueType::of(&queue.arguments) == QueueType::Quorum {
-                queue.set_replica(r.clone());
-            }
+        let Some(r) = self.replica.get() else {
+            return;
+        };
+        if exclusive {
+            return;
         }
+        if QueueType::of(&queue.arguments) == QueueType::Quorum {
+            queue.set_replica(r.clone());
+        } else if let Some(stub) = self
+            .home_elsewhere(&queue.arguments)
+            .and_then(|h| r.stub(&h))
+        {
+            queue.set_replica(stub);
+        }
+    }
+
+    /// The node a classic queue declared with these arguments lives on, when it is
+    /// another node than this one (a cluster node keeps a stub for it).
+    pub(super) fn home_elsewhere(&self, arguments: &FieldTable) -> Option<String> {
+        let r = self.replica.get()?;
+        let home = crate::broker::arguments::text_arg(arguments, crate::broker::replica::HOME_ARG)?;
+        let home = String::from_utf8_lossy(home).into_owned();
+        (home != r.node_name()).then_some(home)
     }
 
     pub fn set_stats(&self, stats: Arc<crate::stats::Stats>) {

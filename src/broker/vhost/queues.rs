@@ -64,10 +64,12 @@ impl VHost {
         )?;
         match stream {
             Some(s) => Ok((None, Some(s))),
-            // A replicated queue's messages live in the cluster's log, not in the store.
+            // A replicated queue's messages live in the cluster's log, and a stub's on
+            // its home node: neither is in this node's store.
             None if self.replicated()
                 && !exclusive
-                && QueueType::of(arguments) == QueueType::Quorum =>
+                && (QueueType::of(arguments) == QueueType::Quorum
+                    || self.home_elsewhere(arguments).is_some()) =>
             {
                 Ok((None, None))
             }

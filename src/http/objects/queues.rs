@@ -68,7 +68,13 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
     put("durable", json!(q.durable));
     put("auto_delete", json!(q.auto_delete));
     put("exclusive", json!(q.exclusive_owner.is_some()));
-    put("arguments", table_to_json(&q.arguments));
+    // A cluster node's own bookkeeping (where a classic queue lives) is not an argument
+    // a client gave: the API shows it as the queue's node.
+    let mut arguments = table_to_json(&q.arguments);
+    if let Some(a) = arguments.as_object_mut() {
+        a.remove(crate::broker::replica::HOME_ARG);
+    }
+    put("arguments", arguments);
     put("type", json!(kind));
     put("state", json!("running"));
     put("node", json!(api.node.name));
@@ -124,6 +130,12 @@ pub fn queue_json(api: &Api, q: &Queue, f: &QueueFigures) -> Map<String, Value> 
         // A quorum queue on a cluster node: where it is led, its members and those
         // this node is linked to, as RabbitMQ's quorum queues show them.
         let (leader, members, online) = r.placement();
+        if !r.serves() {
+            // This node's copy passes deliveries on; the log holds the messages.
+            let held = r.held(q);
+            m.insert("messages".into(), json!(held));
+            m.insert("messages_ready".into(), json!(held));
+        }
         if let Some(leader) = &leader {
             m.insert("node".into(), json!(leader));
         }
