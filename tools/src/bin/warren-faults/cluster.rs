@@ -22,6 +22,7 @@ mod http;
 mod load;
 mod nodes;
 mod proxy;
+mod raftlog;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -100,6 +101,17 @@ pub struct Opts {
 
 type Outcome = Result<(bool, String, Vec<String>), String>;
 
+/// A queue's leader as the management API shows it.
+enum Leader {
+    Node(usize),
+    /// No answer, or no leader at the moment.
+    Unknown,
+    /// The API has no `leader` field: taken from the nodes' logs (raftlog).
+    FromLog(usize),
+    /// Neither shows one: the script picks a node itself.
+    NotShown,
+}
+
 /// Leader changes of the test's queues, as the management API shows them.
 #[derive(Default)]
 struct Elections {
@@ -126,9 +138,22 @@ struct Figures {
     restart_ms: Vec<f64>,
     online_ms: Vec<f64>,
     recover_timeouts: u32,
+    /// Kills and cuts whose target was picked without the API's `leader`.
+    leader_not_shown: u32,
+    /// ... and those whose leader came from the nodes' logs.
+    leader_from_log: u32,
+    last_kill: String,
+    /// Nodes that did not know the queues right after declare-ok on node 1.
+    declare_not_everywhere: u32,
+    /// What started each epoch (a kill, a cut, a heal) and when.
+    epochs: Vec<String>,
+    /// Log stamps: load started, first kill, kill loop over.
+    stamps: [String; 3],
     cycles_done: u32,
     partitions: Vec<String>,
     partition_failures: Vec<String>,
+    /// Findings that are not failures.
+    notes: Vec<String>,
 }
 
 /// Everything the run holds; dropping it kills every node still running.
@@ -143,6 +168,11 @@ struct Run {
     excluded: Arc<Vec<AtomicBool>>,
     elections: Arc<Mutex<Elections>>,
     pid_file: PathBuf,
+    /// The nodes' log files (elections and leaders when the API shows none).
+    logs: Vec<PathBuf>,
+    /// Leader look-ups where live nodes named different leaders, and a few of them.
+    disagreements: AtomicU64,
+    disagree_examples: Mutex<Vec<String>>,
     deadline: Instant,
     interrupted: Arc<AtomicBool>,
 }
@@ -254,6 +284,9 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             ..Elections::default()
         })),
         pid_file: work.join("pids"),
+        logs: nodes.iter().map(|nd| nd.spec.log.clone()).collect(),
+        disagreements: AtomicU64::new(0),
+        disagree_examples: Mutex::new(Vec::new()),
         nodes,
         names,
         proxies,
@@ -274,9 +307,16 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         restart_ms: Vec::new(),
         online_ms: Vec::new(),
         recover_timeouts: 0,
+        leader_not_shown: 0,
+        leader_from_log: 0,
+        last_kill: String::new(),
+        epochs: Vec::new(),
+        declare_not_everywhere: 0,
+        stamps: Default::default(),
         cycles_done: 0,
         partitions: Vec::new(),
         partition_failures: Vec::new(),
+        notes: Vec::new(),
     };
     let started = Instant::now();
     let result = r.scenario(seed, &mut fig);
@@ -294,8 +334,20 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
     }
     nodes::write_pids(&r.pid_file, &mut r.nodes);
     let v = r.sh.ledger().verdict();
-    let mut notes: Vec<String> = v.examples.clone();
+    let mut notes: Vec<String> = load::lost_ranges(&r.sh.side());
+    if !fig.epochs.is_empty() {
+        notes.push(format!("epochs: {}", fig.epochs.join("; ")));
+    }
+    notes.extend(v.examples.iter().cloned());
     notes.extend(fig.partition_failures.iter().cloned());
+    notes.extend(fig.notes.iter().cloned());
+    notes.extend(
+        r.disagree_examples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned(),
+    );
     let mut ok = v.lost == 0
         && v.corrupt == 0
         && v.unknown_ids == 0
@@ -317,6 +369,15 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         + v.redelivered_ack_in_flight
         + v.redelivered_ack_unsynced
         + v.duplicated;
+    let log_terms = raftlog::committed_terms(&r.logs);
+    let log_el = |from: &str, to: &str| {
+        if to.is_empty() {
+            "null".to_string()
+        } else {
+            raftlog::elections(&log_terms, from, to).to_string()
+        }
+    };
+    let cut_delivered = r.sh.side().cut_delivered;
     let el = r.elections.lock().unwrap_or_else(|p| p.into_inner());
     let terms: Vec<String> = (0..2)
         .map(|q| match (el.first_term[q], el.term[q]) {
@@ -332,7 +393,7 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             "\"unknown\":{},\"corrupt\":{},\"reconnects\":{},",
             "\"recover_confirm_ms\":{},\"recover_delivery_ms\":{},\"recover_timeouts\":{},",
             "\"restart_ms\":{},\"online_ms\":{},",
-            "\"leader_changes\":{},\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
+            "\"declare_not_everywhere\":{},\"leader_not_shown\":{},\"leader_from_log\":{},\"leader_disagreements\":{},\"leader_changes\":{},\"elections\":{{\"setup\":{},\"kills\":{},\"partitions\":{}}},\"minority_delivered\":[{},{}],\"term_delta\":[{}],\"proxy_connections\":{},\"proxy_refused\":{},",
             "\"partitions\":[{}],\"graceful_stop\":{},\"error\":{:?}}}"
         ),
         r.o.nodes,
@@ -356,7 +417,16 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
         fig.recover_timeouts,
         stats(&fig.restart_ms),
         stats(&fig.online_ms),
+        fig.declare_not_everywhere,
+        fig.leader_not_shown,
+        fig.leader_from_log,
+        r.disagreements.load(SeqCst),
         el.changes.len(),
+        log_el("", &fig.stamps[1]),
+        log_el(&fig.stamps[1], &fig.stamps[2]),
+        log_el(&fig.stamps[2], "9"),
+        cut_delivered[0],
+        cut_delivered[1],
         terms.join(","),
         r.proxies.as_ref().map(|p| p.accepted()).unwrap_or(0),
         r.proxies.as_ref().map(|p| p.refused()).unwrap_or(0),
@@ -373,12 +443,55 @@ pub fn run(o: Opts, cmd: BrokerCmd, seed: u64, rt: &tokio::runtime::Runtime) -> 
             .take(10)
             .cloned(),
     );
-    if ok && !r.o.keep && r.o.work_dir.is_none() {
-        let _ = std::fs::remove_dir_all(&work);
-    } else {
-        notes.push(format!("work directory kept: {}", work.display()));
+    if r.o.work_dir.is_none() {
+        if ok && !r.o.keep {
+            let _ = std::fs::remove_dir_all(&work);
+        } else {
+            notes.push(format!("work directory kept: {}", work.display()));
+        }
     }
     Ok((ok, line, notes))
+}
+
+/// The leader most of the answering nodes name (`answers[i]`: node i's `leader`); on a
+/// tie, the one named by a node other than itself (a restarted node may name itself from
+/// its persisted vote until it hears from the real leader). Also whether they disagreed.
+fn agreed_leader(names: &[String], answers: &[Option<String>]) -> (Option<String>, bool) {
+    let named: Vec<(usize, &String)> = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.as_ref().map(|a| (i, a)))
+        .collect();
+    let disagree = named.windows(2).any(|w| w[0].1 != w[1].1);
+    let score = |l: &String| {
+        let votes = named.iter().filter(|(_, a)| *a == l).count();
+        let by_others = named
+            .iter()
+            .filter(|(i, a)| *a == l && names.get(*i) != Some(l))
+            .count();
+        (votes, by_others)
+    };
+    let best = named
+        .iter()
+        .map(|(_, l)| *l)
+        .max_by_key(|l| score(l))
+        .cloned();
+    (best, disagree)
+}
+
+/// The time of day (UTC, HH:MM:SS.mmm), to find a moment in the nodes' logs.
+fn utc_now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = t.as_millis() % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// {"median":..,"max":..,"n":..} of a list of milliseconds (nulls when empty).
@@ -489,24 +602,76 @@ impl Run {
     }
 
     /// The leader of queue `q` as a node index (one node: that node).
-    fn leader(&self, q: usize) -> Option<usize> {
-        let (_, j) = self.queue_info(q, None)?;
-        match j.get("leader").and_then(Json::str) {
-            Some(name) => self.node_index(name),
-            None if self.nodes.len() == 1 => Some(0),
-            None => None,
+    fn leader(&self, q: usize) -> Leader {
+        let Some((_, j)) = self.queue_info(q, None) else {
+            return Leader::Unknown;
+        };
+        match j.get("leader") {
+            Some(_) => {
+                // Every live node's view; the one most of them share.
+                let path = format!("/api/queues/%2F/{}", self.sh.queues[q]);
+                let answers: Vec<Option<String>> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, nd)| {
+                        if self.excluded[i].load(SeqCst) {
+                            return None;
+                        }
+                        match self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))) {
+                            Ok((200, body)) => Json::parse(&body).ok().and_then(|j| {
+                                j.get("leader").and_then(Json::str).map(str::to_string)
+                            }),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+                let (best, disagree) = agreed_leader(&self.names, &answers);
+                if disagree {
+                    self.disagreements.fetch_add(1, SeqCst);
+                    let mut ex = self
+                        .disagree_examples
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if ex.len() < 3 {
+                        ex.push(format!(
+                            "{} leader per node: {answers:?}",
+                            raftlog::stamp_now()
+                        ));
+                    }
+                }
+                best.and_then(|n| self.node_index(&n))
+                    .map_or(Leader::Unknown, Leader::Node)
+            }
+            None if self.nodes.len() == 1 => Leader::Node(0),
+            None => match raftlog::leader(&self.logs) {
+                Some(id) if (1..=self.nodes.len() as u64).contains(&id) => {
+                    Leader::FromLog(id as usize - 1)
+                }
+                _ => Leader::NotShown,
+            },
         }
     }
 
-    /// Whether every queue lists all nodes in `online` (always, with one node).
+    /// Whether every queue lists all nodes in `online` (always, with one node). When the
+    /// API shows no `online` for a quorum queue: every node running and answering for it.
     fn all_online(&self) -> bool {
+        let n = self.nodes.len();
         (0..self.sh.queues.len()).all(|q| match self.queue_info(q, None) {
             Some((_, j)) => match j.get("online") {
                 Some(on) => {
-                    on.strings().len() == self.nodes.len()
-                        && j.get("leader").and_then(Json::str).is_some()
+                    on.strings().len() == n && j.get("leader").and_then(Json::str).is_some()
                 }
-                None => self.nodes.len() == 1,
+                None if n == 1 => true,
+                None => {
+                    let path = format!("/api/queues/%2F/{}", self.sh.queues[q]);
+                    self.nodes.iter().all(|nd| {
+                        matches!(
+                            self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))),
+                            Ok((200, _))
+                        )
+                    })
+                }
             },
             None => false,
         })
@@ -559,6 +724,25 @@ impl Run {
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
             }
         }
+        // Right after declare-ok, the other nodes must know the queues: a publish routed
+        // there before they applied the declare would be unroutable (confirmed, dropped).
+        let probes: Vec<_> = (1..self.nodes.len())
+            .map(|i| {
+                let t = self.sh.targets[i].clone();
+                let qs = self.sh.queues.clone();
+                self.rt_handle
+                    .spawn(async move { (i, load::passive_all(&t, &qs).await) })
+            })
+            .collect();
+        for p in probes {
+            if let Ok((i, Err(e))) = self.block_on(p) {
+                fig.notes.push(format!(
+                    "passive queue.declare on {} right after declare-ok on rabbit@n1: {e}",
+                    self.names[i]
+                ));
+                fig.declare_not_everywhere += 1;
+            }
+        }
         let took = self.wait_for(
             "queues with a leader and every member online",
             Duration::from_secs(60),
@@ -602,14 +786,16 @@ impl Run {
             },
         )?;
         let run_start = Instant::now();
+        fig.stamps[0] = raftlog::stamp_now();
         for cycle in 1..=self.o.cycles {
             self.kill_cycle(cycle, &mut rng, fig)?;
             fig.cycles_done = cycle;
             let l = self.sh.ledger();
             eprintln!(
-                "cluster: cycle {cycle}/{} after {:.0} s: {} sent, {} confirmed, {} deliveries; recover {:?} / {:?} ms",
+                "cluster: cycle {cycle}/{} after {:.0} s ({}): {} sent, {} confirmed, {} deliveries; recover {:?} / {:?} ms",
                 self.o.cycles,
                 run_start.elapsed().as_secs_f64(),
+                fig.last_kill,
                 l.sent,
                 l.confirmed(),
                 l.deliveries,
@@ -617,6 +803,7 @@ impl Run {
                 fig.delivery_ms.last().map(|x| *x as u64),
             );
         }
+        fig.stamps[2] = raftlog::stamp_now();
         if n == 3 {
             for round in 0..self.o.partitions.min(2) {
                 self.partition(round, fig)?;
@@ -647,8 +834,18 @@ impl Run {
         let t = Instant::now();
         let leader = loop {
             self.check()?;
-            if let Some(l) = self.leader(0) {
-                break l;
+            match self.leader(0) {
+                Leader::Node(l) => break l,
+                Leader::FromLog(l) => {
+                    fig.leader_from_log += 1;
+                    break l;
+                }
+                Leader::NotShown => {
+                    // Not the leader on purpose, then: every node in turn.
+                    fig.leader_not_shown += 1;
+                    break (cycle as usize - 1) % self.nodes.len();
+                }
+                Leader::Unknown => {}
             }
             if t.elapsed() > Duration::from_secs(30) {
                 return Err(format!(
@@ -665,8 +862,13 @@ impl Run {
         }
         self.excluded[leader].store(true, SeqCst);
         let at = Instant::now();
+        fig.last_kill = format!("{} killed at {}", self.names[leader], utc_now());
+        if fig.stamps[1].is_empty() {
+            fig.stamps[1] = raftlog::stamp_now();
+        }
         self.nodes[leader].kill9();
-        self.sh.epoch.fetch_add(1, SeqCst);
+        let e = self.sh.epoch.fetch_add(1, SeqCst) + 1;
+        fig.epochs.push(format!("{e}: {}", fig.last_kill));
         self.sh.watch_kill(at);
         self.pids();
         // Recovery: a confirm and a delivery of messages published after the kill.
@@ -725,15 +927,34 @@ impl Run {
     /// try a declare on it, heal, and check what it confirmed.
     fn partition(&mut self, round: u32, fig: &mut Figures) -> Result<(), String> {
         let kind = if round == 0 { "follower" } else { "leader" };
-        let leader = self
-            .leader(0)
-            .ok_or_else(|| format!("partition {kind}: no leader of queue 1"))?;
+        let t = Instant::now();
+        let mut leader_known = true;
+        let leader = loop {
+            self.check()?;
+            match self.leader(0) {
+                Leader::Node(l) => break l,
+                Leader::FromLog(l) => {
+                    fig.leader_from_log += 1;
+                    break l;
+                }
+                Leader::NotShown => {
+                    fig.leader_not_shown += 1;
+                    leader_known = false;
+                    break 0;
+                }
+                Leader::Unknown if t.elapsed() > Duration::from_secs(30) => {
+                    return Err(format!("partition {kind}: no leader of queue 1 for 30 s"))
+                }
+                Leader::Unknown => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
         let k = if round == 0 {
             (leader + 1) % self.nodes.len()
         } else {
             leader
         };
         let name = self.names[k].clone();
+        eprintln!("cluster: partition at {}", utc_now());
         eprintln!(
             "cluster: partition: cutting off {name} ({kind} of q1) for {} s",
             self.o.cut_secs
@@ -745,9 +966,22 @@ impl Run {
             PINNED + round,
             k,
             self.o.pinned_rate,
+            // It stays on the cut node through the cut and well after the heal, to see
+            // every confirm or nack the node still sends.
+            self.sh.stall + Duration::from_secs_f64(self.o.cut_secs),
+            stop.clone(),
+        ));
+        // And one on a node of the majority side, for its first confirm after the cut.
+        let majority = self.rt_handle.spawn(load::pinned_publisher(
+            self.sh.clone(),
+            PINNED + 10 + round,
+            (k + 1) % self.nodes.len(),
+            self.o.pinned_rate,
+            self.sh.stall,
             stop.clone(),
         ));
         self.sleep(Duration::from_millis(1500))?;
+        self.sh.side().round = round as usize;
         self.sh.side().cut = Some(CutWatch {
             node: k,
             ..CutWatch::default()
@@ -765,11 +999,13 @@ impl Run {
             ));
         }
         let cut_at = Instant::now();
+        let cut_stamp = raftlog::stamp_now();
         if let Some(c) = self.sh.side().cut.as_mut() {
             c.at = Some(cut_at);
         }
         self.excluded[k].store(true, SeqCst);
-        self.sh.epoch.fetch_add(1, SeqCst);
+        let e = self.sh.epoch.fetch_add(1, SeqCst) + 1;
+        fig.epochs.push(format!("{e}: {name} cut at {cut_stamp}"));
         // A declare on the cut node must not succeed while it is cut off.
         let cut = Duration::from_secs_f64(self.o.cut_secs);
         let target = self.sh.targets[k].clone();
@@ -787,11 +1023,14 @@ impl Run {
         self.sleep(cut)?;
         proxies.isolate(k, false);
         let healed = Instant::now();
+        let heal_stamp = raftlog::stamp_now();
         if let Some(c) = self.sh.side().cut.as_mut() {
             c.healed = Some(healed);
         }
         self.excluded[k].store(false, SeqCst);
-        self.sh.epoch.fetch_add(1, SeqCst);
+        let e = self.sh.epoch.fetch_add(1, SeqCst) + 1;
+        fig.epochs
+            .push(format!("{e}: {name} healed at {heal_stamp}"));
         let declare = match self.block_on(declare) {
             Ok((t, Ok(Ok(m)))) => {
                 let accepted = matches!(
@@ -820,22 +1059,41 @@ impl Run {
         // confirmed then: that is allowed), then stops.
         self.sleep(Duration::from_secs(3))?;
         stop.store(true, SeqCst);
-        let stall = self.sh.stall + Duration::from_secs(5);
-        let _ = self.block_on(async { tokio::time::timeout(stall, pinned).await });
+        let stall = self.sh.stall + Duration::from_secs_f64(self.o.cut_secs + 5.0);
+        self.block_on(async {
+            let _ = tokio::time::timeout(stall, pinned).await;
+            let _ = tokio::time::timeout(stall, majority).await;
+        });
         let online = self.wait_for(
             &format!("partition {kind}: all members online after the heal"),
             Duration::from_secs(60),
             |r| r.all_online(),
         )?;
-        // Leader changes: during the cut, and in the 5 s after the heal.
-        self.sleep(Duration::from_secs(5).saturating_sub(healed.elapsed()))?;
+        // Leader changes (API) and elections (logs): during the cut, and in the 10 s
+        // after the heal (a node back from a cut calls elections at a higher term).
+        self.sleep(Duration::from_secs(10).saturating_sub(healed.elapsed()))?;
         let (during, after) = {
             let el = self.elections.lock().unwrap_or_else(|p| p.into_inner());
             (
                 el.count(cut_at, healed),
-                el.count(healed, healed + Duration::from_secs(5)),
+                el.count(healed, healed + Duration::from_secs(10)),
             )
         };
+        // A declare the cut node refused (541 after its deadline) must not be applied
+        // later: does the queue exist now?
+        let minority_q = format!("faults.cluster.minority.{round}");
+        let exists_after = self.queue_exists(&minority_q);
+        if declare.starts_with("refused") && exists_after {
+            fig.notes.push(format!(
+                "partition {kind}: the declare of {minority_q} on the cut node was refused ({declare}) but the queue exists after the heal"
+            ));
+        }
+        let terms = raftlog::committed_terms(&self.logs);
+        let end_stamp = raftlog::stamp_now();
+        let (el_during, el_after) = (
+            raftlog::elections(&terms, &cut_stamp, &heal_stamp),
+            raftlog::elections(&terms, &heal_stamp, &end_stamp),
+        );
         let c = self.sh.side().cut.take().unwrap_or_default();
         if c.confirmed_during > 0 {
             fig.partition_failures.push(format!(
@@ -851,11 +1109,12 @@ impl Run {
         };
         fig.partitions.push(format!(
             concat!(
-                "{{\"cut\":\"{}\",\"node\":\"{}\",\"secs\":{},\"sent_to_cut_node\":{},\"confirmed_during_cut\":{},",
-                "\"nacked\":{},\"confirmed_after_heal\":{},\"majority_confirm_ms\":{},\"declare\":{:?},",
-                "\"leader_changes_during\":{},\"leader_changes_after_heal\":{},\"online_after_heal_ms\":{}}}"
+                "{{\"cut\":\"{}\",\"leader_known\":{},\"node\":\"{}\",\"secs\":{},\"sent_to_cut_node\":{},\"confirmed_during_cut\":{},",
+                "\"nacked\":{},\"confirmed_after_heal\":{},\"majority_confirm_ms\":{},\"declare\":{:?},\"declared_queue_exists_after_heal\":{},",
+                "\"leader_changes_during\":{},\"leader_changes_after_heal\":{},\"elections_during\":{},\"elections_after_heal\":{},\"online_after_heal_ms\":{}}}"
             ),
             kind,
+            leader_known,
             name,
             self.o.cut_secs,
             c.sent_during,
@@ -864,8 +1123,11 @@ impl Run {
             c.confirmed_after_heal,
             ms(c.majority_confirm),
             declare,
+            exists_after,
             during,
             after,
+            el_during,
+            el_after,
             online.as_millis()
         ));
         eprintln!(
@@ -873,6 +1135,33 @@ impl Run {
             fig.partitions.last().map(String::as_str).unwrap_or("")
         );
         Ok(())
+    }
+
+    /// Whether any node's API answers 200 for queue `name`.
+    fn queue_exists(&self, name: &str) -> bool {
+        let path = format!("/api/queues/%2F/{name}");
+        self.nodes.iter().any(|nd| {
+            matches!(
+                self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))),
+                Ok((200, _))
+            )
+        })
+    }
+
+    /// `messages` of queue `q` on every node (None: no answer).
+    fn messages(&self, q: usize) -> Vec<Option<f64>> {
+        let path = format!("/api/queues/%2F/{}", self.sh.queues[q]);
+        self.nodes
+            .iter()
+            .map(
+                |nd| match self.block_on(http::get(nd.mgmt, &path, Duration::from_secs(2))) {
+                    Ok((200, body)) => Json::parse(&body)
+                        .ok()
+                        .and_then(|j| j.get("messages").and_then(Json::num)),
+                    _ => None,
+                },
+            )
+            .collect()
     }
 
     /// Wait until the queues are empty, every delivery's ack was handled and nothing new
@@ -884,13 +1173,7 @@ impl Run {
             self.check()?;
             if t.elapsed() > Duration::from_secs(120) {
                 let left: Vec<String> = (0..self.sh.queues.len())
-                    .map(|q| {
-                        format!(
-                            "{:?}",
-                            self.queue_info(q, None)
-                                .and_then(|(_, j)| j.get("messages").and_then(Json::num))
-                        )
-                    })
+                    .map(|q| format!("q{}: {:?} (per node)", q + 1, self.messages(q)))
                     .collect();
                 return Err(format!(
                     "queues not drained within 120 s (messages {})",
@@ -898,11 +1181,9 @@ impl Run {
                 ));
             }
             std::thread::sleep(Duration::from_millis(300));
-            let empty = (0..self.sh.queues.len()).all(|q| {
-                self.queue_info(q, None)
-                    .and_then(|(_, j)| j.get("messages").and_then(Json::num))
-                    == Some(0.0)
-            });
+            // Every node's copy: a node that does not serve may show an empty one.
+            let empty =
+                (0..self.sh.queues.len()).all(|q| self.messages(q).iter().all(|m| *m == Some(0.0)));
             let seen = self.sh.ledger().deliveries;
             let idle = empty && self.sh.outstanding.load(SeqCst) == 0;
             quiet = match quiet {
@@ -926,10 +1207,13 @@ impl Run {
         let excluded = self.excluded.clone();
         let el = self.elections.clone();
         let sh = self.sh.clone();
+        let names = self.names.clone();
         self.rt_handle.spawn(async move {
             while !sh.stop_consuming.load(SeqCst) {
                 for (q, name) in queues.iter().enumerate() {
                     let path = format!("/api/queues/%2F/{name}");
+                    let mut answers = vec![None; mgmt.len()];
+                    let mut term = None;
                     for (i, a) in mgmt.iter().enumerate() {
                         if excluded[i].load(SeqCst) {
                             continue;
@@ -940,26 +1224,52 @@ impl Run {
                             continue;
                         };
                         let Ok(j) = Json::parse(&body) else { continue };
-                        let leader = j.get("leader").and_then(Json::str).map(str::to_string);
-                        let term = j.find_num("raft_term");
-                        let mut e = el.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(t) = term {
-                            if e.first_term[q].is_none() {
-                                e.first_term[q] = Some(t);
-                            }
-                            e.term[q] = Some(t);
+                        answers[i] = j.get("leader").and_then(Json::str).map(str::to_string);
+                        term = term.or(j.find_num("raft_term"));
+                    }
+                    let (leader, _) = agreed_leader(&names, &answers);
+                    let mut e = el.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(t) = term {
+                        if e.first_term[q].is_none() {
+                            e.first_term[q] = Some(t);
                         }
-                        if let Some(l) = leader {
-                            if e.last[q].as_ref().is_some_and(|p| *p != l) {
-                                e.changes.push((Instant::now(), q, l.clone()));
-                            }
-                            e.last[q] = Some(l);
+                        e.term[q] = Some(t);
+                    }
+                    if let Some(l) = leader {
+                        if e.last[q].as_ref().is_some_and(|p| *p != l) {
+                            e.changes.push((Instant::now(), q, l.clone()));
                         }
-                        break;
+                        e.last[q] = Some(l);
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agreed_leader;
+
+    #[test]
+    fn the_leader_most_nodes_name() {
+        let names: Vec<String> = (1..=3).map(|k| format!("rabbit@n{k}")).collect();
+        let s = |x: &str| Some(x.to_string());
+        // n1 restarted and names itself; n2 and n3 agree on n3.
+        assert_eq!(
+            agreed_leader(&names, &[s("rabbit@n1"), s("rabbit@n3"), s("rabbit@n3")]),
+            (s("rabbit@n3"), true)
+        );
+        // One each: the one named by another node wins over a node naming itself.
+        assert_eq!(
+            agreed_leader(&names, &[s("rabbit@n1"), s("rabbit@n3"), None]).0,
+            s("rabbit@n3")
+        );
+        assert_eq!(
+            agreed_leader(&names, &[s("rabbit@n2"), s("rabbit@n2"), None]),
+            (s("rabbit@n2"), false)
+        );
+        assert_eq!(agreed_leader(&names, &[None, None, None]), (None, false));
     }
 }

@@ -72,8 +72,8 @@ pub struct CutWatch {
     pub confirmed_during: u64,
     pub nacked: u64,
     pub confirmed_after_heal: u64,
-    /// The majority side: first confirm of a message sent after the cut by a regular
-    /// publisher on another node.
+    /// The majority side: first confirm of a message sent after the cut by a publisher
+    /// on another node.
     pub majority_confirm: Option<Duration>,
     pub examples: Vec<String>,
 }
@@ -82,6 +82,15 @@ pub struct CutWatch {
 pub struct Side {
     pub kill: Option<KillWatch>,
     pub cut: Option<CutWatch>,
+    /// Ids written to a cut node during a cut, with the partition round; and how many
+    /// of them were delivered (first deliveries), per round.
+    pub cut_ids: std::collections::HashMap<u64, usize>,
+    pub cut_delivered: [u64; 2],
+    pub round: usize,
+    /// Every confirmed id with the epoch it was confirmed in, and every id delivered:
+    /// to describe lost messages (ranges, epochs) beyond the ledger's count.
+    pub confirmed: std::collections::HashMap<u64, u32>,
+    pub delivered: std::collections::HashSet<u64>,
 }
 
 impl Shared {
@@ -117,6 +126,30 @@ pub async fn declare_quorum(t: &Target, names: &[String]) -> Res<()> {
         match c.rpc(1, quorum_declare(q)).await? {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)) => {}
             m => return Err(err(format!("expected queue.declare-ok, got {m:?}"))),
+        }
+    }
+    c.close().await;
+    Ok(())
+}
+
+/// Passive declares of `names` on one node (an error: the first that failed).
+pub async fn passive_all(t: &Target, names: &[String]) -> Res<()> {
+    let mut c = Conn::open(t, 1 << 16).await?;
+    c.open_channel(1).await?;
+    for q in names {
+        let m = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: q.as_str().into(),
+            passive: true,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        }));
+        match c.rpc(1, m).await {
+            Ok(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))) => {}
+            Ok(m) => return Err(err(format!("{q}: expected queue.declare-ok, got {m:?}"))),
+            Err(e) => return Err(err(format!("{q}: {e}"))),
         }
     }
     c.close().await;
@@ -163,10 +196,13 @@ impl Books for ClusterBooks<'_> {
         if let Some(n) = self.sh.next_seq.get(self.p as usize) {
             n.fetch_add(1, SeqCst);
         }
-        let mut side = self.sh.side();
+        let mut guard = self.sh.side();
+        let side = &mut *guard;
         if let Some(c) = side.cut.as_mut() {
             if c.node == self.node && c.at.is_some() && c.healed.is_none() {
                 c.sent_during += 1;
+                let round = side.round;
+                side.cut_ids.insert(id, round);
             }
         }
     }
@@ -176,6 +212,9 @@ impl Books for ClusterBooks<'_> {
         self.sh.ledger().settled(id, ok, self.epoch, sent_at);
         let now = Instant::now();
         let mut side = self.sh.side();
+        if ok {
+            side.confirmed.insert(id, self.sh.epoch.load(SeqCst));
+        }
         if ok && self.p == 0 {
             if let Some(k) = side.kill.as_mut() {
                 if k.confirm.is_none() && sent_at > k.at {
@@ -202,12 +241,7 @@ impl Books for ClusterBooks<'_> {
                     (true, Some(_)) => c.confirmed_after_heal += 1,
                 }
             }
-            if ok
-                && self.p < PINNED
-                && c.node != self.node
-                && sent_at > cut_at
-                && c.majority_confirm.is_none()
-            {
+            if ok && c.node != self.node && sent_at > cut_at && c.majority_confirm.is_none() {
                 c.majority_confirm = Some(now - cut_at);
             }
         }
@@ -235,7 +269,7 @@ pub async fn publisher(sh: Arc<Shared>, p: u32, home: usize) {
     while !sh.stop_publishing.load(SeqCst) {
         let node = nodes[i % nodes.len()];
         sh.pub_node[p as usize].store(node, SeqCst);
-        let r = publish_session(&sh, p, node, &q, &mut seq, rate, || {
+        let r = publish_session(&sh, p, node, &q, &mut seq, rate, sh.stall, || {
             sh.stop_publishing.load(SeqCst)
         })
         .await;
@@ -261,12 +295,16 @@ pub async fn pinned_publisher(
     p: u32,
     node: usize,
     rate: f64,
+    stall: Duration,
     stop: Arc<AtomicBool>,
 ) {
     let mut seq = 0u64;
     let q = sh.queues[0].clone();
     while !stop.load(SeqCst) {
-        let r = publish_session(&sh, p, node, &q, &mut seq, rate, || stop.load(SeqCst)).await;
+        let r = publish_session(&sh, p, node, &q, &mut seq, rate, stall, || {
+            stop.load(SeqCst)
+        })
+        .await;
         match r {
             Ok(true) => return,
             Ok(false) => {}
@@ -286,6 +324,7 @@ async fn publish_session(
     q: &str,
     seq: &mut u64,
     rate: f64,
+    stall: Duration,
     stopping: impl Fn() -> bool,
 ) -> Res<bool> {
     let first = crate::ledger::message_id(p, *seq);
@@ -305,7 +344,6 @@ async fn publish_session(
         sent: 0,
     };
     let began = Instant::now();
-    let stall = sh.stall;
     let mut gave_up = false;
     let r = pubr
         .pump(
@@ -480,6 +518,13 @@ fn handle(
             Some(id) => {
                 sh.ledger().delivered(id, epoch, m.redelivered);
                 chans[m.ch].pending.push((m.tag, id));
+                sh.side().delivered.insert(id);
+                if m.ch == 0 {
+                    let mut side = sh.side();
+                    if let Some(round) = side.cut_ids.remove(&id) {
+                        side.cut_delivered[round.min(1)] += 1;
+                    }
+                }
                 if m.ch == 0 && id >> 48 == 0 {
                     let mut side = sh.side();
                     if let Some(k) = side.kill.as_mut() {
@@ -497,4 +542,38 @@ fn handle(
         }
     }
     Ok(())
+}
+
+/// Confirmed ids never delivered, as runs of consecutive sequence numbers per publisher:
+/// "publisher P seq A-B (n, confirmed in epochs E..F)".
+pub fn lost_ranges(side: &Side) -> Vec<String> {
+    let mut lost: Vec<(u64, u32)> = side
+        .confirmed
+        .iter()
+        .filter(|(id, _)| !side.delivered.contains(id))
+        .map(|(id, e)| (*id, *e))
+        .collect();
+    lost.sort_unstable();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lost.len() {
+        let (first, e0) = lost[i];
+        let (mut last, mut e1) = (first, e0);
+        let mut j = i + 1;
+        while j < lost.len() && lost[j].0 == last + 1 {
+            last = lost[j].0;
+            e1 = e1.max(lost[j].1);
+            j += 1;
+        }
+        let mask = (1u64 << 48) - 1;
+        out.push(format!(
+            "lost: publisher {} seq {}-{} ({} messages, confirmed in epochs {e0}..{e1})",
+            first >> 48,
+            first & mask,
+            last & mask,
+            j - i
+        ));
+        i = j;
+    }
+    out
 }
