@@ -59,6 +59,8 @@ pub struct Machine {
     built: u64,
     /// The current snapshot's meta, if there is one.
     snapshot: Option<SnapshotMeta<NodeId, PeerAddr>>,
+    /// Message bytes applied since the last snapshot was asked for.
+    since_snapshot: u64,
 }
 
 impl Machine {
@@ -75,6 +77,7 @@ impl Machine {
             dir,
             built: 0,
             snapshot: None,
+            since_snapshot: 0,
         };
         if let Some((meta, data)) = m.load()? {
             m.restore(&meta, &data)?;
@@ -204,6 +207,11 @@ impl Machine {
                     // Deleted after the publish routed to it: nothing to keep.
                     return CmdResult::Enqueued(true);
                 };
+                self.since_snapshot += body.len() as u64;
+                if self.since_snapshot >= super::node::SNAPSHOT_BYTES {
+                    self.since_snapshot = 0;
+                    self.shared.snapshot_wanted.notify_one();
+                }
                 let msg = Message::with_body(&exchange, &routing_key, &properties, body);
                 self.queues.entry((vhost, queue)).or_default().insert(
                     id,

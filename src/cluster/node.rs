@@ -54,10 +54,16 @@ const APPLIED_WAIT: Duration = Duration::from_secs(2);
 /// A peer down longer than this is not waited for by a definitions change.
 const DOWN_LONG: Duration = Duration::from_secs(5);
 /// Body bytes one entry may carry (besides `MAX_BATCH` commands).
-const MAX_BATCH_BYTES: usize = 4 << 20;
-/// Entries between snapshots: the log before a snapshot (less the last 100 entries) is
-/// purged, so the log holds at most about this many entries.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Entries between snapshots: the log before a snapshot (less the last
+/// `KEPT_AFTER_SNAPSHOT` entries) is purged, so the log holds at most about this many
+/// entries...
 const SNAPSHOT_EVERY: u64 = 5000;
+/// ... or about this many message bytes (the log keeps its entries in memory until they
+/// are purged: a burst of large messages asks for a snapshot sooner).
+pub(super) const SNAPSHOT_BYTES: u64 = 64 << 20;
+/// Entries kept behind a snapshot, for a follower a moment behind (up to 1 MiB each).
+const KEPT_AFTER_SNAPSHOT: u64 = 32;
 /// Proxy connection ids: far above the broker's own connection ids.
 const PROXY_IDS: u64 = 1 << 62;
 
@@ -225,6 +231,8 @@ pub struct Shared {
     backlog: AtomicU64,
     /// The term of the entries applied last (the API's `warren_raft`).
     term: AtomicU64,
+    /// The machine applied `SNAPSHOT_BYTES` of messages since the last snapshot.
+    pub(super) snapshot_wanted: tokio::sync::Notify,
     /// Ids of deliveries from classic queues homed here to other nodes.
     next_delivery: AtomicU64,
     /// Publishes to classic queues homed elsewhere waiting for their confirm: id ->
@@ -275,6 +283,7 @@ impl Shared {
             gets: Mutex::new(HashMap::new()),
             backlog: AtomicU64::new(0),
             term: AtomicU64::new(0),
+            snapshot_wanted: tokio::sync::Notify::new(),
             next_delivery: AtomicU64::new(1 << 63),
             publishes: Mutex::new(HashMap::new()),
             next_publish: AtomicU64::new(1),
@@ -1357,7 +1366,7 @@ fn raft_config(timers: Timers) -> io::Result<Arc<openraft::Config>> {
         election_timeout_min: ms(timers.election_min),
         election_timeout_max: ms(timers.election_max),
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
-        max_in_snapshot_log_to_keep: 100,
+        max_in_snapshot_log_to_keep: KEPT_AFTER_SNAPSHOT,
         max_payload_entries: 64,
         ..Default::default()
     };
@@ -1411,6 +1420,15 @@ pub async fn start(
         tasks.push(tokio::spawn(propose_loop(shared.clone(), raft.clone(), rx)));
     }
     tasks.push(tokio::spawn(watch_peers(shared.clone(), links.watch())));
+    tasks.push(tokio::spawn({
+        let (shared, raft) = (shared.clone(), raft.clone());
+        async move {
+            loop {
+                shared.snapshot_wanted.notified().await;
+                let _ = raft.trigger().snapshot().await;
+            }
+        }
+    }));
     if shared.me == 1 && !raft.is_initialized().await.unwrap_or(true) {
         let members: BTreeMap<NodeId, PeerAddr> =
             (1..).zip(identity.peers.iter().cloned()).collect();
