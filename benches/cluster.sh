@@ -117,9 +117,8 @@ for n in 1 2 3; do wait_ready "$tmp/n$n.log" "${node_pid[$n]}"; done
 echo "cluster ready in $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s" >&2
 wait_ready "$tmp/single.log" "$single_pid"
 
-url() { echo "amqp://guest:guest@$1/%2f"; }
-n1=$(url 127.0.0.1:27211); n2=$(url 127.0.0.2:27212); n3=$(url 127.0.0.3:27213)
-single=$(url 127.0.0.1:27220)
+url() { echo "amqp://guest:guest@127.0.0.$1:2721$1/%2f"; }
+single=amqp://guest:guest@127.0.0.1:27220/%2f
 api() { echo "http://127.0.0.$1:2715$1"; }
 
 rabbit_url=${RABBIT_URL:-amqp://guest:guest@127.0.0.1:5682/%2f}
@@ -182,6 +181,23 @@ fi
 [ "$do_bench" = 1 ] || { cat "$memory"; exit 0; }
 
 # --- throughput ------------------------------------------------------------------------
+# Which node leads a quorum queue: declare a probe through n1's API, read its `leader`,
+# delete it. The runs declare their queue on that node (L), publish on a follower (F1)
+# for confirm-follower and ack, and consume on the other follower (F2) for ack.
+declare_http "$(api 1)" probe-leader || { echo "cannot declare a quorum queue through the API" >&2; exit 1; }
+leader=$(curl -sf -u guest:guest "$(api 1)/api/queues/%2F/probe-leader" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin).get("leader",""))')
+delete_http "$(api 1)" probe-leader
+case "$leader" in
+  rabbit@n1) L=1; F1=2; F2=3 ;;
+  rabbit@n2) L=2; F1=3; F2=1 ;;
+  rabbit@n3) L=3; F1=1; F2=2 ;;
+  *) echo "probe queue's leader is '$leader', not one of rabbit@n1..n3" >&2; exit 1 ;;
+esac
+echo "quorum queue leader: $leader (declare on n$L, follower publisher on n$F1, consumer on n$F2)" |
+  tee "$leaders" >&2
+nL=$(url $L); nF1=$(url $F1); nF2=$(url $F2)
+
 # While a cluster run goes, read its queue's leader from n1's API once, 1.5 s in.
 watch_leader() { # tag
   sleep 1.5
@@ -198,9 +214,9 @@ run() {
     ack) args=(--scenario ack --persistent --confirm --window 1000 --prefetch 1000 --ack-every 100) ;;
   esac
   case "$broker:$sc" in
-    cluster:confirm-leader) args+=(--url "$n1" --declare-url "$n1" --queue-type quorum) ;;
-    cluster:confirm-follower) args+=(--url "$n2" --declare-url "$n1" --queue-type quorum) ;;
-    cluster:ack) args+=(--url "$n2" --declare-url "$n1" --consumer-url "$n3" --queue-type quorum) ;;
+    cluster:confirm-leader) args+=(--url "$nL" --declare-url "$nL" --queue-type quorum) ;;
+    cluster:confirm-follower) args+=(--url "$nF1" --declare-url "$nL" --queue-type quorum) ;;
+    cluster:ack) args+=(--url "$nF1" --declare-url "$nL" --consumer-url "$nF2" --queue-type quorum) ;;
     single-classic:*) args+=(--url "$single") ;;
     single-quorum:*) args+=(--url "$single" --queue-type quorum) ;;
     rabbit-quorum:*) args+=(--url "$rabbit_url" --queue-type quorum) ;;
@@ -213,6 +229,15 @@ run() {
   [ -z "$w" ] || wait "$w" 2>/dev/null || true
 }
 
+# RSS of every warren every 0.5 s while the runs go (pid rss_kb per line).
+( while :; do
+    for p in "${node_pid[1]}" "${node_pid[2]}" "${node_pid[3]}" "$single_pid"; do
+      echo "$p $(rss_kb "$p")"
+    done
+    sleep 0.5
+  done ) >"$out/rss-samples.txt" 2>/dev/null &
+sampler=$!
+pids+=("$sampler")
 brokers=(cluster single-classic single-quorum)
 [ "$use_rabbit" = 1 ] && brokers+=(rabbit-quorum)
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/load.txt" >&2
@@ -230,8 +255,16 @@ for rep in $(seq 1 "$reps"); do
   done
   echo "rep $rep done; load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt" >&2
 done
-for n in 1 2 3; do echo "n$n rss_kb after runs: $(rss_kb "${node_pid[$n]}")" | tee -a "$memory" >&2; done
-echo "single rss_kb after runs: $(rss_kb "$single_pid")" | tee -a "$memory" >&2
+kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+after() { # name pid
+  local peak
+  peak=$(awk -v p="$2" '$1 == p && $2 > m {m = $2} END {print m + 0}' "$out/rss-samples.txt")
+  echo "$1 rss_kb after runs: $(rss_kb "$2"), highest sampled during runs: $peak, VmHWM: $(hwm_kb "$2")" |
+    tee -a "$memory" >&2
+}
+for n in 1 2 3; do after "n$n" "${node_pid[$n]}"; done
+after single "$single_pid"
 
 # --- summary ---------------------------------------------------------------------------
 python3 - "$results" <<'EOF'

@@ -87,6 +87,13 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// An admin with no queue arguments (warren-faults' entry; warren-bench's scenarios
+    /// go through `open_with`).
+    #[allow(dead_code)]
+    pub async fn open(t: &Target) -> Res<Admin> {
+        Admin::open_with(t, QueueArgs::default()).await
+    }
+
     /// An admin whose (non-passive) queue declares carry `args`.
     pub async fn open_with(t: &Target, args: QueueArgs) -> Res<Admin> {
         let mut conn = Conn::open(t, 64 * 1024).await?;
