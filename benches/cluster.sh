@@ -71,11 +71,13 @@ memory=$out/memory.txt
 : >"$results"; : >"$leaders"; : >"$memory"
 
 pids=()
-stop_pid() {
+stop_pid() { # TERM, then KILL after 10 s (said on stderr: a broker should stop by then)
+  local t0=$SECONDS
   kill "$1" 2>/dev/null || true
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null || true
+  if kill -9 "$1" 2>/dev/null; then echo "pid $1 still running 10 s after SIGTERM: killed" >&2; fi
   wait "$1" 2>/dev/null || true
+  [ $((SECONDS - t0)) -lt 3 ] || echo "pid $1 took $((SECONDS - t0)) s to stop" >&2
 }
 cleanup() {
   for p in "${pids[@]}"; do stop_pid "$p"; done
@@ -265,6 +267,9 @@ after() { # name pid
 }
 for n in 1 2 3; do after "n$n" "${node_pid[$n]}"; done
 after single "$single_pid"
+sleep 10
+for n in 1 2 3; do echo "n$n rss_kb 10 s later: $(rss_kb "${node_pid[$n]}")" | tee -a "$memory" >&2; done
+echo "single rss_kb 10 s later: $(rss_kb "$single_pid")" | tee -a "$memory" >&2
 
 # --- summary ---------------------------------------------------------------------------
 python3 - "$results" <<'EOF'
