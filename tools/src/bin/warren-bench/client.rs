@@ -7,22 +7,98 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{basic, confirm, exchange, queue, AMQPClass};
-use amq_protocol::types::FieldTable;
+use amq_protocol::types::{AMQPValue, FieldTable};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, Notify};
 
 use crate::amqp::*;
 
+/// Queue arguments given on the command line (`--queue-type`, `--queue-arg KEY=VALUE`):
+/// every queue.declare a scenario sends carries them.
+#[derive(Clone, Debug, Default)]
+pub struct QueueArgs {
+    /// (key, value) in command-line order; a later key replaces an earlier one.
+    pub entries: Vec<(String, QueueArgValue)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueueArgValue {
+    /// A long string (`S`), e.g. `x-queue-type=quorum`.
+    Str(String),
+    /// A signed 64-bit integer (`l`), e.g. `x-max-length=1000` (values that parse as one).
+    Int(i64),
+}
+
+impl QueueArgs {
+    /// Parses `KEY=VALUE`: a value that parses as an integer is sent as one (RabbitMQ wants
+    /// `x-max-length` and friends as numbers), anything else as a long string.
+    pub fn push(&mut self, arg: &str) -> Result<(), String> {
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("--queue-arg {arg:?}: expected KEY=VALUE"))?;
+        if k.is_empty() || k.len() > 255 {
+            return Err(format!("--queue-arg {arg:?}: the key must be 1-255 bytes"));
+        }
+        let v = match v.parse::<i64>() {
+            Ok(n) => QueueArgValue::Int(n),
+            Err(_) => QueueArgValue::Str(v.to_string()),
+        };
+        self.set(k, v);
+        Ok(())
+    }
+
+    /// Sets `key` (replacing an earlier value).
+    pub fn set(&mut self, key: &str, v: QueueArgValue) {
+        self.entries.retain(|(k, _)| k != key);
+        self.entries.push((key.to_string(), v));
+    }
+
+    /// `x-queue-type`, when given.
+    pub fn queue_type(&self) -> Option<&str> {
+        self.entries.iter().find_map(|(k, v)| match v {
+            QueueArgValue::Str(s) if k == "x-queue-type" => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Quorum queues and streams must be durable (RabbitMQ refuses a transient one with
+    /// 406), so their declares are durable whatever the scenario asks.
+    pub fn forces_durable(&self) -> bool {
+        matches!(self.queue_type(), Some("quorum") | Some("stream"))
+    }
+
+    pub fn table(&self) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in &self.entries {
+            let v = match v {
+                QueueArgValue::Str(s) => AMQPValue::LongString(s.as_str().into()),
+                QueueArgValue::Int(n) => AMQPValue::LongLongInt(*n),
+            };
+            t.insert(k.as_str().into(), v);
+        }
+        t
+    }
+}
+
 /// Declares and deletes queues/exchanges on its own connection.
 pub struct Admin {
     conn: Conn,
+    args: QueueArgs,
 }
 
 impl Admin {
+    /// An admin with no queue arguments (warren-faults' entry; warren-bench's scenarios
+    /// go through `open_with`).
+    #[allow(dead_code)]
     pub async fn open(t: &Target) -> Res<Admin> {
+        Admin::open_with(t, QueueArgs::default()).await
+    }
+
+    /// An admin whose (non-passive) queue declares carry `args`.
+    pub async fn open_with(t: &Target, args: QueueArgs) -> Res<Admin> {
         let mut conn = Conn::open(t, 64 * 1024).await?;
         conn.open_channel(1).await?;
-        Ok(Admin { conn })
+        Ok(Admin { conn, args })
     }
 
     pub async fn declare_queue(&mut self, name: &str, durable: bool) -> Res<()> {
@@ -40,6 +116,12 @@ impl Admin {
     }
 
     async fn queue_declare(&mut self, name: &str, durable: bool, passive: bool) -> Res<u32> {
+        // A passive declare only checks the queue exists: no arguments, as clients send it.
+        let (durable, arguments) = if passive {
+            (durable, FieldTable::default())
+        } else {
+            (durable || self.args.forces_durable(), self.args.table())
+        };
         let m = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
             queue: name.into(),
             passive,
@@ -47,7 +129,7 @@ impl Admin {
             exclusive: false,
             auto_delete: false,
             nowait: false,
-            arguments: FieldTable::default(),
+            arguments,
         }));
         match self.conn.rpc(1, m).await? {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Ok(ok.message_count),

@@ -45,9 +45,27 @@ struct Cli {
     /// One JSON object per result line instead of a table.
     #[arg(long)]
     json: bool,
-    /// confirm: delivery mode 2 into a durable queue.
+    /// confirm, noack, ack: delivery mode 2 into a durable queue.
     #[arg(long)]
     persistent: bool,
+    /// noack, ack: the publisher uses confirms with --window messages in flight.
+    #[arg(long)]
+    confirm: bool,
+    /// Queue type of every queue the scenarios declare: `x-queue-type` (a long string) in
+    /// queue.declare's arguments. quorum and stream queues are declared durable.
+    #[arg(long)]
+    queue_type: Option<String>,
+    /// A queue.declare argument KEY=VALUE (repeatable); a VALUE that parses as an integer
+    /// is sent as a signed 64-bit one, anything else as a long string.
+    #[arg(long = "queue-arg", value_name = "KEY=VALUE")]
+    queue_arg: Vec<String>,
+    /// Broker the admin connection declares and deletes the queues on (default: --url).
+    /// A quorum queue's leader is normally the node that declared it.
+    #[arg(long)]
+    declare_url: Option<String>,
+    /// Broker the consumers connect to (default: --url; publishers always use --url).
+    #[arg(long)]
+    consumer_url: Option<String>,
     /// ack, drain: basic.qos prefetch count.
     #[arg(long, default_value_t = 1000)]
     prefetch: u16,
@@ -161,6 +179,28 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let other = |url: &Option<String>| match url {
+        None => Ok(target.clone()),
+        Some(u) => amqp::Target::parse_with_ca(u, cli.tls_ca.as_deref()),
+    };
+    let (declare_target, consumer_target) =
+        match (other(&cli.declare_url), other(&cli.consumer_url)) {
+            (Ok(d), Ok(c)) => (d, c),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("warren-bench: {e}");
+                std::process::exit(2);
+            }
+        };
+    let mut queue_args = client::QueueArgs::default();
+    for a in &cli.queue_arg {
+        if let Err(e) = queue_args.push(a) {
+            eprintln!("warren-bench: {e}");
+            std::process::exit(2);
+        }
+    }
+    if let Some(t) = &cli.queue_type {
+        queue_args.set("x-queue-type", client::QueueArgValue::Str(t.clone()));
+    }
     let mut list: Vec<String> = Vec::new();
     for s in &cli.scenario {
         if s == "all" {
@@ -175,6 +215,10 @@ fn main() {
         .unwrap_or(0);
     let opts = Opts {
         target,
+        declare_target,
+        consumer_target,
+        queue_args,
+        confirm: cli.confirm,
         messages: cli.messages,
         seconds: cli.seconds,
         persistent: cli.persistent,

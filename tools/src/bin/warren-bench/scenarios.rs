@@ -19,7 +19,17 @@ use crate::sink::{self, SinkMode};
 mod pairs;
 
 pub struct Opts {
+    /// Where publishers connect (and everything else unless named below).
     pub target: Target,
+    /// Where the admin connection declares and deletes the scenario's queues (a quorum
+    /// queue's leader is usually the declaring node).
+    pub declare_target: Target,
+    /// Where consumers connect.
+    pub consumer_target: Target,
+    /// Arguments of every queue.declare (`--queue-type`, `--queue-arg`).
+    pub queue_args: QueueArgs,
+    /// noack, ack: the publisher uses confirms with `window` unconfirmed messages.
+    pub confirm: bool,
     pub messages: Option<u64>,
     pub seconds: Option<f64>,
     pub persistent: bool,
@@ -98,6 +108,10 @@ impl Opts {
     fn name(&self, what: &str) -> String {
         format!("warren-bench.{}.{}", self.run_id, what)
     }
+    /// The admin connection: on the declare target, its declares carrying the queue args.
+    async fn admin(&self) -> Res<Admin> {
+        Admin::open_with(&self.declare_target, self.queue_args.clone()).await
+    }
 }
 
 pub async fn run(o: &Opts, scenario: &str, size: usize) -> Res<Vec<Record>> {
@@ -141,7 +155,7 @@ fn pub_spec(_o: &Opts, exchange: &str, key: &str, size: usize, max: u64, secs: f
 
 async fn publish_only(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let q = o.name("publish");
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     admin.declare_queue(&q, false).await?;
     let mut spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), o.secs(10.0));
     spec.sync_queue = Some(q.clone());
@@ -190,6 +204,28 @@ async fn pub_and_consume(
     Ok((pr?, outs))
 }
 
+/// The publisher of `noack` and `ack` (one per pair): `--persistent` makes its messages
+/// persistent (into a durable queue), `--confirm` gives it confirms with `--window`.
+fn one_to_one_publisher(o: &Opts, queue: &str, size: usize, secs: f64) -> PubSpec {
+    let mut spec = pub_spec(o, "", queue, size, o.msgs(50_000_000), secs);
+    spec.persistent = o.persistent;
+    if o.confirm {
+        spec.window = Some(o.window);
+    }
+    spec
+}
+
+/// What `noack`/`ack` add to their line with `--persistent` or `--confirm`.
+fn one_to_one_extra(o: &Opts, p: &PubOut, extra: &mut Vec<(&'static str, f64)>) {
+    if o.persistent {
+        extra.push(("persistent", 1.0));
+    }
+    if o.confirm {
+        extra.push(("window", o.window as f64));
+        extra.push(("nacked", p.nacked as f64));
+    }
+}
+
 /// The consumer of `noack` and `ack` (one per pair with `--pairs`), and of `confirm
 /// --consume` (no-ack).
 fn one_to_one_consumer(o: &Opts, queue: &str, no_ack: bool) -> ConsSpec {
@@ -210,12 +246,12 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
     let name = if no_ack { "noack" } else { "ack" };
     let q = o.name(name);
     let secs = o.secs(10.0);
-    let mut admin = Admin::open(&o.target).await?;
-    admin.declare_queue(&q, false).await?;
+    let mut admin = o.admin().await?;
+    admin.declare_queue(&q, o.persistent).await?;
     let res = async {
         let cs = one_to_one_consumer(o, &q, no_ack);
-        let c = start_consumer(&o.target, &cs).await?;
-        let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
+        let c = start_consumer(&o.consumer_target, &cs).await?;
+        let spec = one_to_one_publisher(o, &q, size, secs);
         pub_and_consume(o, spec, vec![(c, cs)], secs).await
     }
     .await;
@@ -232,6 +268,7 @@ async fn one_to_one(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<Record>> {
         extra.push(("prefetch", o.prefetch as f64));
         extra.push(("ack_every", o.ack_every as f64));
     }
+    one_to_one_extra(o, &p, &mut extra);
     Ok(vec![Record {
         scenario: name.into(),
         size,
@@ -258,7 +295,7 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
     } else {
         vec![o.name(name)]
     };
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     for q in &queues {
         admin.declare_queue(q, o.persistent).await?;
     }
@@ -274,7 +311,7 @@ async fn confirms(o: &Opts, size: usize) -> Res<Vec<Record>> {
         if o.consume {
             for (q, target) in queues.iter().zip(&targets) {
                 let cs = one_to_one_consumer(o, q, true);
-                let c = start_consumer(&o.target, &cs).await?;
+                let c = start_consumer(&o.consumer_target, &cs).await?;
                 consumers.push(tokio::spawn(consume(c, cs, target.clone(), hard)));
             }
         }
@@ -372,7 +409,7 @@ async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let qs: Vec<String> = (0..o.queues)
         .map(|i| o.name(&format!("fanout.{i}")))
         .collect();
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     admin.declare_exchange(&x, "fanout").await?;
     let res = async {
         let mut consumers = Vec::new();
@@ -380,7 +417,7 @@ async fn fanout(o: &Opts, size: usize) -> Res<Vec<Record>> {
             admin.declare_queue(q, false).await?;
             admin.bind(q, &x, "").await?;
             let cs = ConsSpec::no_ack(q);
-            consumers.push((start_consumer(&o.target, &cs).await?, cs));
+            consumers.push((start_consumer(&o.consumer_target, &cs).await?, cs));
         }
         let spec = pub_spec(o, &x, "", size, o.msgs(50_000_000), secs);
         pub_and_consume(o, spec, consumers, secs).await
@@ -427,14 +464,14 @@ async fn latency(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let q = o.name("latency");
     let secs = o.secs(10.0);
     let epoch = Instant::now();
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
         let cs = ConsSpec {
             latency: Some(epoch),
             ..ConsSpec::no_ack(&q)
         };
-        let c = start_consumer(&o.target, &cs).await?;
+        let c = start_consumer(&o.consumer_target, &cs).await?;
         let mut spec = pub_spec(o, "", &q, size, o.msgs((o.rate * secs) as u64), secs);
         spec.rate = Some(o.rate);
         spec.stamp = Some(epoch);
@@ -539,7 +576,7 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let q = o.name("backlog");
     let secs = o.secs(120.0);
     let rss0 = o.broker_pid.and_then(rss_kb);
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     admin.declare_queue(&q, false).await?;
     let res = async {
         let mut spec = pub_spec(o, "", &q, size, o.msgs(1_000_000), secs);
@@ -556,7 +593,7 @@ async fn backlog(o: &Opts, size: usize) -> Res<Vec<Record>> {
         let rss1 = o.broker_pid.and_then(rss_kb);
         let cs = ConsSpec::no_ack(&q);
         let drain_start = Instant::now();
-        let c = start_consumer(&o.target, &cs).await?;
+        let c = start_consumer(&o.consumer_target, &cs).await?;
         let target = Arc::new(AtomicU64::new(queued));
         let hard = Instant::now() + Duration::from_secs_f64(secs);
         let d = consume(c, cs, target, hard).await?;
@@ -698,7 +735,7 @@ fn mem_extras(pid: Option<u32>, rss: &'static str, hwm: &'static str) -> Vec<(&'
 /// kept. Extras: what the queue reports afterwards, nacks, the broker's memory.
 async fn fill(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let q = backlog_queue(o);
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     let before = admin.declare_queue_count(&q, true).await? as u64;
     let mut extra = mem_extras(o.broker_pid, "rss_before_kb", "hwm_before_kb");
     let watch = o.broker_pid.map(RssWatch::start);
@@ -764,7 +801,7 @@ async fn recover(o: &Opts) -> Res<Vec<Record>> {
     loop {
         attempts += 1;
         if admin.is_none() {
-            match tokio::time::timeout(Duration::from_secs(5), Admin::open(&o.target)).await {
+            match tokio::time::timeout(Duration::from_secs(5), o.admin()).await {
                 Ok(Ok(a)) => {
                     first_connect.get_or_insert_with(unix_ms);
                     admin = Some(a);
@@ -826,7 +863,7 @@ async fn recover(o: &Opts) -> Res<Vec<Record>> {
 /// reported arrived, in publish order, then delete the queue.
 async fn drain(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let q = backlog_queue(o);
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     let held = admin.queue_count(&q).await? as u64;
     let cs = ConsSpec {
         queue: q.clone(),
@@ -839,7 +876,7 @@ async fn drain(o: &Opts, size: usize) -> Res<Vec<Record>> {
     let res = async {
         let watch = o.broker_pid.map(RssWatch::start);
         let start = Instant::now();
-        let c = start_consumer(&o.target, &cs).await?;
+        let c = start_consumer(&o.consumer_target, &cs).await?;
         let hard = start + Duration::from_secs_f64(o.secs(600.0));
         let d = consume(c, cs, Arc::new(AtomicU64::new(held)), hard).await?;
         Ok::<_, std::io::Error>((start, d, watch.map(RssWatch::stop)))

@@ -14,20 +14,20 @@ pub(super) async fn many_pairs(o: &Opts, size: usize, no_ack: bool) -> Res<Vec<R
     let queues: Vec<String> = (0..o.pairs)
         .map(|i| o.name(&format!("{name}.{i}")))
         .collect();
-    let mut admin = Admin::open(&o.target).await?;
+    let mut admin = o.admin().await?;
     for q in &queues {
-        admin.declare_queue(q, false).await?;
+        admin.declare_queue(q, o.persistent).await?;
     }
     let res = async {
         // Every consumer subscribes before any publisher starts.
         let mut subscribed = Vec::new();
         for q in &queues {
             let cs = one_to_one_consumer(o, q, no_ack);
-            let c = start_consumer(&o.target, &cs).await?;
+            let c = start_consumer(&o.consumer_target, &cs).await?;
             subscribed.push((q.clone(), c, cs));
         }
         let runs = subscribed.into_iter().map(|(q, c, cs)| {
-            let spec = pub_spec(o, "", &q, size, o.msgs(50_000_000), secs);
+            let spec = one_to_one_publisher(o, &q, size, secs);
             pub_and_consume(o, spec, vec![(c, cs)], secs)
         });
         Ok::<_, std::io::Error>(futures::future::join_all(runs).await)
