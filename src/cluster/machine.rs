@@ -195,24 +195,17 @@ impl Machine {
                 method,
                 server_named,
             } => self.apply_method(&broker, &vhost, &method, server_named),
-            Meta::Enqueue {
-                vhost,
-                queue,
-                exchange,
-                routing_key,
-                properties,
-                body,
-            } => {
+            Meta::Enqueue { vhost, queue, msg } => {
                 let Some(q) = local_queue(&broker, &vhost, &queue) else {
                     // Deleted after the publish routed to it: nothing to keep.
                     return CmdResult::Enqueued(true);
                 };
-                self.since_snapshot += body.len() as u64;
+                self.since_snapshot += msg.body_len() as u64;
                 if self.since_snapshot >= super::node::SNAPSHOT_BYTES {
                     self.since_snapshot = 0;
                     self.shared.snapshot_wanted.notify_one();
                 }
-                let msg = Message::with_body(&exchange, &routing_key, &properties, body);
+                let msg = msg.into_message();
                 self.queues.entry((vhost, queue)).or_default().insert(
                     id,
                     Held {

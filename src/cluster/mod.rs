@@ -122,10 +122,7 @@ pub enum Meta {
     Enqueue {
         vhost: String,
         queue: String,
-        exchange: String,
-        routing_key: String,
-        properties: Bytes,
-        body: Bytes,
+        msg: WireMessage,
     },
     /// Messages that left a quorum queue for good (ids: `Queued::store_id`).
     Settle {
@@ -148,6 +145,44 @@ pub enum Meta {
         id: u64,
         deliveries: u16,
     },
+}
+
+/// A message as it crosses between nodes and lives in the log: what routing gave it and
+/// its raw properties and body (shared with the message it came from, not copied).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireMessage {
+    pub exchange: String,
+    pub routing_key: String,
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+impl WireMessage {
+    /// `msg` on its way out.
+    pub fn of(msg: &crate::broker::message::Message) -> WireMessage {
+        let (_, body) = msg.shared_parts();
+        WireMessage {
+            exchange: msg.exchange().to_owned(),
+            routing_key: msg.routing_key().to_owned(),
+            properties: Bytes::copy_from_slice(msg.properties()),
+            body,
+        }
+    }
+
+    /// The broker's message again.
+    pub fn into_message(self) -> crate::broker::message::Message {
+        crate::broker::message::Message::with_body(
+            &self.exchange,
+            &self.routing_key,
+            &self.properties,
+            self.body,
+        )
+    }
+
+    /// Body bytes (what a batch and the backlog count).
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
 }
 
 /// The application payload of a log entry.

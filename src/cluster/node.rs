@@ -18,7 +18,10 @@ use super::network::{FullSnapshot, Network};
 use super::transport::{
     Frame, Incoming, Links, Payload, PeerStates, Transport, TransportConfig, META,
 };
-use super::{Batch, ClusterConfig, CmdResult, Command, Meta, NodeId, PeerAddr, Reply, Tc, Timers};
+use super::{
+    Batch, ClusterConfig, CmdResult, Command, Meta, NodeId, PeerAddr, Reply, Tc, Timers,
+    WireMessage,
+};
 use crate::broker::consumer::{
     window_size, ConnectionHandle, Consumer, ConsumerInfo, Credit, Delivery, Outgoing, WRITE_WINDOW,
 };
@@ -99,10 +102,7 @@ enum Mirror {
         id: u64,
         redelivered: bool,
         deliveries: u16,
-        exchange: String,
-        routing_key: String,
-        properties: Bytes,
-        body: Bytes,
+        msg: WireMessage,
     },
     /// Deliveries settled for good on the consumer's node.
     Ack {
@@ -139,10 +139,7 @@ enum GetAnswer {
         redelivered: bool,
         deliveries: u16,
         remaining: u32,
-        exchange: String,
-        routing_key: String,
-        properties: Bytes,
-        body: Bytes,
+        msg: WireMessage,
     },
 }
 
@@ -153,10 +150,7 @@ struct PublishRequest {
     id: u64,
     vhost: String,
     queue: String,
-    exchange: String,
-    routing_key: String,
-    properties: Bytes,
-    body: Bytes,
+    msg: WireMessage,
 }
 
 /// A consumer of a replicated queue (or of a stub of another node's queue) on this node.
@@ -582,7 +576,7 @@ impl Shared {
             answer(true);
             return;
         };
-        let msg = Message::with_body(&req.exchange, &req.routing_key, &req.properties, req.body);
+        let msg = req.msg.into_message();
         let targets = [q.clone()];
         if crate::broker::persist::will_store(&msg, &targets) {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -675,25 +669,12 @@ impl Shared {
                 id,
                 redelivered,
                 deliveries,
-                exchange,
-                routing_key,
-                properties,
-                body,
+                msg,
             } => {
                 let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
-                let msg = Message::with_body(&exchange, &routing_key, &properties, body);
-                let item = Queued {
-                    seq: id,
-                    msg,
-                    redelivered,
-                    store_id: id,
-                    expires_at: 0,
-                    priority: 0,
-                    cost: 0,
-                    deliveries,
-                };
+                let item = remote_item(id, redelivered, deliveries, msg);
                 let Some((handle, info)) = q.find_consumer(connection, channel, &tag) else {
                     self.send(
                         from,
@@ -806,11 +787,7 @@ impl Shared {
                 let Outgoing::Deliver(d) = out else { continue };
                 // A quorum queue's messages have their log id; a classic queue's get one
                 // for the trip (a transient message has no store id).
-                let id = match d.queue.replica() {
-                    Some(_) => d.item.store_id,
-                    None => shared.next_delivery.fetch_add(1, Ordering::Relaxed),
-                };
-                let msg = &d.item.msg;
+                let id = shared.delivery_id(&d.queue, &d.item);
                 let m = Mirror::Deliver {
                     vhost: d.queue.vhost.clone(),
                     queue: d.queue.name.as_str().to_owned(),
@@ -820,10 +797,7 @@ impl Shared {
                     id,
                     redelivered: d.item.redelivered,
                     deliveries: d.item.deliveries,
-                    exchange: msg.exchange().to_owned(),
-                    routing_key: msg.routing_key().to_owned(),
-                    properties: Bytes::copy_from_slice(msg.properties()),
-                    body: Bytes::copy_from_slice(msg.body()),
+                    msg: WireMessage::of(&d.item.msg),
                 };
                 d.consumer.written(window_size(&d.item));
                 if !shared.links.get().is_some_and(|l| l.is_up(node)) {
@@ -898,20 +872,13 @@ impl Shared {
             crate::broker::queue::Get::Message(item, remaining) => (item, remaining),
             _ => return GetAnswer::Empty,
         };
-        let id = match q.replica() {
-            Some(_) => item.store_id,
-            None => self.next_delivery.fetch_add(1, Ordering::Relaxed),
-        };
-        let msg = &item.msg;
+        let id = self.delivery_id(&q, &item);
         let answer = GetAnswer::Message {
             id,
             redelivered: item.redelivered,
             deliveries: item.deliveries,
             remaining,
-            exchange: msg.exchange().to_owned(),
-            routing_key: msg.routing_key().to_owned(),
-            properties: Bytes::copy_from_slice(msg.properties()),
-            body: Bytes::copy_from_slice(msg.body()),
+            msg: WireMessage::of(&item.msg),
         };
         if req.ack {
             lock(&self.proxies).in_flight.insert(
@@ -926,6 +893,15 @@ impl Shared {
             q.settled(&item);
         }
         answer
+    }
+
+    /// The id a delivery to another node travels with: a quorum queue's message keeps its
+    /// log id; a classic queue's gets one for the trip (a transient one has no store id).
+    fn delivery_id(&self, queue: &Queue, item: &Queued) -> u64 {
+        match queue.replica() {
+            Some(_) => item.store_id,
+            None => self.next_delivery.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     fn is_proxy(&self, connection: u64) -> bool {
@@ -943,6 +919,21 @@ fn consume(c: &LocalConsumer) -> Mirror {
         prefetch: c.prefetch,
         exclusive: c.exclusive,
         priority: c.priority,
+    }
+}
+
+/// A delivery from another node's queue, as this node's copy hands it to a channel (it
+/// costs this node's memory accounting nothing: the other node counts it).
+fn remote_item(id: u64, redelivered: bool, deliveries: u16, msg: WireMessage) -> Queued {
+    Queued {
+        seq: id,
+        msg: msg.into_message(),
+        redelivered,
+        store_id: id,
+        expires_at: 0,
+        priority: 0,
+        cost: 0,
+        deliveries,
     }
 }
 
@@ -1012,16 +1003,11 @@ impl Replica for Shared {
 
     fn enqueue(&self, queue: &Queue, msg: &Message, done: Option<Done>) {
         queue.stats.add(crate::stats::Key::Publish, 1);
-        let (head, body) = msg.shared_parts();
-        let _ = head;
         self.propose(
             Meta::Enqueue {
                 vhost: queue.vhost.clone(),
                 queue: queue.name.as_str().to_owned(),
-                exchange: msg.exchange().to_owned(),
-                routing_key: msg.routing_key().to_owned(),
-                properties: Bytes::copy_from_slice(msg.properties()),
-                body,
+                msg: WireMessage::of(msg),
             },
             Answer::Confirm(done),
         );
@@ -1179,24 +1165,8 @@ impl Shared {
                     redelivered,
                     deliveries,
                     remaining,
-                    exchange,
-                    routing_key,
-                    properties,
-                    body,
-                }) => {
-                    let msg = Message::with_body(&exchange, &routing_key, &properties, body);
-                    let item = Queued {
-                        seq: id,
-                        msg,
-                        redelivered,
-                        store_id: id,
-                        expires_at: 0,
-                        priority: 0,
-                        cost: 0,
-                        deliveries,
-                    };
-                    Get::Message(item, remaining)
-                }
+                    msg,
+                }) => Get::Message(remote_item(id, redelivered, deliveries, msg), remaining),
                 _ => Get::Empty,
             };
             if let Some(me) = me.upgrade() {
@@ -1238,17 +1208,12 @@ impl Replica for Stub {
 
     fn enqueue(&self, queue: &Queue, msg: &Message, done: Option<Done>) {
         queue.stats.add(crate::stats::Key::Publish, 1);
-        let (_, body) = msg.shared_parts();
-        let req = PublishRequest {
+        let mut req = PublishRequest {
             id: 0,
             vhost: queue.vhost.clone(),
             queue: queue.name.as_str().to_owned(),
-            exchange: msg.exchange().to_owned(),
-            routing_key: msg.routing_key().to_owned(),
-            properties: Bytes::copy_from_slice(msg.properties()),
-            body,
+            msg: WireMessage::of(msg),
         };
-        let mut req = req;
         if let Some(done) = done {
             req.id = self.shared.next_publish.fetch_add(1, Ordering::Relaxed);
             lock(&self.shared.publishes).insert(req.id, (self.home, done));
@@ -1495,6 +1460,29 @@ async fn wait_for_leader(node: &Node) {
     }
 }
 
+/// A Raft RPC from a peer, on a task of its own: decoded, run on this node's Raft, and
+/// its result (openraft's own error included) sent back in `answer`'s frame.
+fn rpc_call<Req, Resp, Fut>(
+    rpc: Payload,
+    reply: Option<super::transport::Reply>,
+    answer: impl FnOnce(Payload) -> Frame + Send + 'static,
+    run: impl FnOnce(Req) -> Fut + Send + 'static,
+) where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: Serialize,
+    Fut: std::future::Future<Output = Resp> + Send,
+{
+    tokio::spawn(async move {
+        let result = match rpc.decode::<Req>() {
+            Ok(req) => Payload::encode(&run(req).await),
+            Err(e) => Err(e),
+        };
+        if let (Some(reply), Ok(rpc)) = (reply, result) {
+            reply.send(answer(rpc));
+        }
+    });
+}
+
 /// Frames from peers: Raft's RPCs, forwarded proposals and mirrored consumers.
 async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<Incoming>) {
     while let Some(incoming) = inbox.recv().await {
@@ -1502,27 +1490,20 @@ async fn serve(shared: Arc<Shared>, raft: Raft<Tc>, mut inbox: mpsc::Receiver<In
         match frame {
             Frame::AppendEntries { group, rpc } => {
                 let raft = raft.clone();
-                tokio::spawn(async move {
-                    let answer = match rpc.decode() {
-                        Ok(req) => Payload::encode(&raft.append_entries(req).await),
-                        Err(e) => Err(e),
-                    };
-                    if let (Some(reply), Ok(rpc)) = (reply, answer) {
-                        reply.send(Frame::AppendEntriesReply { group, rpc });
-                    }
+                let answer = move |rpc| Frame::AppendEntriesReply { group, rpc };
+                rpc_call(rpc, reply, answer, |req| async move {
+                    raft.append_entries(req).await
                 });
             }
             Frame::Vote { group, rpc } => {
                 let raft = raft.clone();
-                tokio::spawn(async move {
-                    let answer = match rpc.decode() {
-                        Ok(req) => Payload::encode(&raft.vote(req).await),
-                        Err(e) => Err(e),
-                    };
-                    if let (Some(reply), Ok(rpc)) = (reply, answer) {
-                        reply.send(Frame::VoteReply { group, rpc });
-                    }
-                });
+                let answer = move |rpc| Frame::VoteReply { group, rpc };
+                rpc_call(
+                    rpc,
+                    reply,
+                    answer,
+                    |req| async move { raft.vote(req).await },
+                );
             }
             Frame::SnapshotBegin { group, rpc } => {
                 let raft = raft.clone();
@@ -1719,7 +1700,8 @@ async fn propose_loop(
 /// What a command counts in a batch's size and in the backlog.
 fn cmd_bytes(cmd: &Meta) -> usize {
     match cmd {
-        Meta::Enqueue { body, .. } | Meta::Http { body, .. } => body.len(),
+        Meta::Enqueue { msg, .. } => msg.body_len(),
+        Meta::Http { body, .. } => body.len(),
         _ => 64,
     }
 }

@@ -12,7 +12,7 @@
 use super::{Held, Machine};
 use crate::broker::message::Message;
 use crate::broker::Broker;
-use crate::cluster::{GroupSnapshot, NodeId, PeerAddr, Tc};
+use crate::cluster::{GroupSnapshot, NodeId, PeerAddr, Tc, WireMessage};
 use crate::store::definitions::{Definitions, DestinationType};
 use bytes::Bytes;
 use openraft::storage::{RaftSnapshotBuilder, Snapshot};
@@ -26,8 +26,8 @@ use std::path::PathBuf;
 struct QueueImage {
     vhost: String,
     queue: String,
-    /// (id, deliveries, exchange, routing key, properties, body)
-    messages: Vec<(u64, u16, String, String, Bytes, Bytes)>,
+    /// (id, deliveries, message)
+    messages: Vec<(u64, u16, WireMessage)>,
 }
 
 /// The machine at one entry.
@@ -134,12 +134,10 @@ impl Machine {
             let held: BTreeMap<u64, Held> = q
                 .messages
                 .into_iter()
-                .map(
-                    |(id, deliveries, exchange, routing_key, properties, body)| {
-                        let msg = Message::with_body(&exchange, &routing_key, &properties, body);
-                        (id, Held { msg, deliveries })
-                    },
-                )
+                .map(|(id, deliveries, msg)| {
+                    let msg = msg.into_message();
+                    (id, Held { msg, deliveries })
+                })
                 .collect();
             self.queues.insert((q.vhost, q.queue), held);
         }
@@ -205,17 +203,7 @@ impl RaftSnapshotBuilder<Tc> for Builder {
                     queue,
                     messages: msgs
                         .into_iter()
-                        .map(|(id, deliveries, m)| {
-                            let (_, body) = m.shared_parts();
-                            (
-                                id,
-                                deliveries,
-                                m.exchange().to_owned(),
-                                m.routing_key().to_owned(),
-                                Bytes::copy_from_slice(m.properties()),
-                                body,
-                            )
-                        })
+                        .map(|(id, deliveries, m)| (id, deliveries, WireMessage::of(&m)))
                         .collect(),
                 })
                 .collect(),
