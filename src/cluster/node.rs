@@ -74,17 +74,8 @@ const PROXY_IDS: u64 = 1 << 62;
 /// what their clients settle.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Mirror {
-    /// A consumer on the sender's node: the leader serves it.
-    Consume {
-        vhost: String,
-        queue: String,
-        connection: u64,
-        channel: u16,
-        tag: String,
-        prefetch: u32,
-        exclusive: bool,
-        priority: i64,
-    },
+    /// A consumer on the sender's node: the receiver's queue serves it.
+    Consume(Wanted),
     Cancel {
         vhost: String,
         queue: String,
@@ -158,6 +149,12 @@ struct PublishRequest {
 struct LocalConsumer {
     /// The node whose queue serves it: `None` for a quorum queue (its leader).
     home: Option<NodeId>,
+    wanted: Wanted,
+}
+
+/// A consumer as the node that serves its queue needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Wanted {
     vhost: String,
     queue: String,
     connection: u64,
@@ -448,7 +445,7 @@ impl Shared {
     fn mirror_all(&self, leader: NodeId) {
         let all = lock(&self.local).clone();
         for c in all.iter().filter(|c| c.home.is_none()) {
-            self.send(leader, &consume(c));
+            self.send(leader, &Mirror::Consume(c.wanted.clone()));
         }
     }
 
@@ -456,7 +453,7 @@ impl Shared {
     fn mirror_home(&self, home: NodeId) {
         let all = lock(&self.local).clone();
         for c in all.iter().filter(|c| c.home == Some(home)) {
-            self.send(home, &consume(c));
+            self.send(home, &Mirror::Consume(c.wanted.clone()));
         }
     }
 
@@ -518,8 +515,7 @@ impl Shared {
         if self.is_proxy(consumer.connection.id) {
             return;
         }
-        let c = LocalConsumer {
-            home,
+        let wanted = Wanted {
             vhost: queue.vhost.clone(),
             queue: queue.name.as_str().to_owned(),
             connection: consumer.connection.id,
@@ -530,9 +526,9 @@ impl Shared {
             priority: consumer.priority,
         };
         if home.is_some() || !self.serves() {
-            self.send(self.target(home), &consume(&c));
+            self.send(self.target(home), &Mirror::Consume(wanted.clone()));
         }
-        lock(&self.local).push(c);
+        lock(&self.local).push(LocalConsumer { home, wanted });
     }
 
     fn remove_local(
@@ -547,11 +543,12 @@ impl Shared {
             return;
         }
         lock(&self.local).retain(|c| {
-            !(c.connection == connection
-                && c.channel == channel
-                && c.tag == tag
-                && c.queue == queue.name.as_str()
-                && c.vhost == queue.vhost)
+            let w = &c.wanted;
+            !(w.connection == connection
+                && w.channel == channel
+                && w.tag == tag
+                && w.queue == queue.name.as_str()
+                && w.vhost == queue.vhost)
         });
         if home.is_some() || !self.serves() {
             let m = Mirror::Cancel {
@@ -597,7 +594,7 @@ impl Shared {
     fn mirrored(self: &Arc<Self>, from: NodeId, m: Mirror) {
         let Some(broker) = self.broker() else { return };
         match m {
-            Mirror::Consume {
+            Mirror::Consume(Wanted {
                 vhost,
                 queue,
                 connection,
@@ -606,7 +603,7 @@ impl Shared {
                 prefetch,
                 exclusive,
                 priority,
-            } => {
+            }) => {
                 let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
@@ -906,19 +903,6 @@ impl Shared {
 
     fn is_proxy(&self, connection: u64) -> bool {
         connection >= PROXY_IDS
-    }
-}
-
-fn consume(c: &LocalConsumer) -> Mirror {
-    Mirror::Consume {
-        vhost: c.vhost.clone(),
-        queue: c.queue.clone(),
-        connection: c.connection,
-        channel: c.channel,
-        tag: c.tag.clone(),
-        prefetch: c.prefetch,
-        exclusive: c.exclusive,
-        priority: c.priority,
     }
 }
 
