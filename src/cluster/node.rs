@@ -1610,7 +1610,8 @@ async fn watch_peers(shared: Arc<Shared>, mut peers: watch::Receiver<PeerStates>
         was = now.clone();
         let l = *leader.borrow_and_update();
         if l != 0 && l != shared.me && !shared.serves() {
-            // Mirrored again on every new link to the leader (its boot tells a new run).
+            // Mirrored again on every new link to the leader (a link up since another
+            // instant is a new connection: the leader may have dropped our consumers).
             let link = now.get(&l).and_then(|s| match s {
                 super::transport::PeerState::Up { since, .. } => Some(*since),
                 _ => None,
