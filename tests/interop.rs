@@ -425,6 +425,10 @@ async fn s01_connect(url: String) -> R<Outcome> {
             "lapin reports a connection error after close-ok: {e}"
         ));
     }
+    // lapin moves to Closed on its own task once it handled close-ok: on a loaded
+    // machine that can come a moment after close() returned (CI saw `Closing` once).
+    let closed = common::poll_within(QUIET, || async { conn.status().closed().then_some(()) });
+    closed.await;
     ensure!(
         conn.status().closed(),
         "connection state after close-ok: {:?}",
