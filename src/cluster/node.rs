@@ -38,7 +38,7 @@ use bytes::Bytes;
 use openraft::storage::Snapshot;
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -178,8 +178,6 @@ struct InFlight {
 struct Proxies {
     /// (node, its connection) -> the proxy connection their deliveries go through.
     connections: HashMap<(NodeId, u64), ConnectionHandle>,
-    /// The proxies' connection ids (the queue's hooks ignore their consumers).
-    ids: HashSet<u64>,
     /// (node, message id) -> the delivery.
     in_flight: HashMap<(NodeId, u64), InFlight>,
     /// Proxy consumers: (node, queue, proxy connection id, channel, tag).
@@ -607,7 +605,7 @@ impl Shared {
                 let Some(q) = shared_queue(&broker, &vhost, &queue) else {
                     return;
                 };
-                let handle = self.proxy(from, connection, &broker);
+                let handle = self.proxy(from, connection);
                 if q.find_consumer(handle.id, channel, &tag).is_some() {
                     return;
                 }
@@ -760,12 +758,7 @@ impl Shared {
 
     /// The proxy connection for `node`'s connection `connection`, started if new: its
     /// deliveries go to that node.
-    fn proxy(
-        self: &Arc<Self>,
-        node: NodeId,
-        connection: u64,
-        broker: &Arc<Broker>,
-    ) -> ConnectionHandle {
+    fn proxy(self: &Arc<Self>, node: NodeId, connection: u64) -> ConnectionHandle {
         let mut p = lock(&self.proxies);
         if let Some(h) = p.connections.get(&(node, connection)) {
             return h.clone();
@@ -774,10 +767,8 @@ impl Shared {
         let id = self.next_proxy.fetch_add(1, Ordering::Relaxed);
         let handle = ConnectionHandle::new(id, tx);
         p.connections.insert((node, connection), handle.clone());
-        p.ids.insert(id);
         drop(p);
         let me = Arc::downgrade(self);
-        let _ = broker;
         tokio::spawn(async move {
             while let Some(out) = rx.recv().await {
                 let Some(shared) = me.upgrade() else { return };
